@@ -1,0 +1,196 @@
+//! [`Policy::to_toml`]: a resolved policy written back in the policy format.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use crate::model::{NetPolicy, Policy};
+use crate::resolve::GLOB_CHARS;
+use crate::size::format_size;
+
+impl Policy {
+    /// The resolved policy as a self-contained policy file: canonical paths,
+    /// variables substituted, no `extends`. Loading it again (with
+    /// [`crate::load_str`]) and resolving it gives an equal `Policy`, as long
+    /// as the file system has not changed. The output is deterministic.
+    ///
+    /// Paths that were absent at resolution are written as `deny` entries:
+    /// re-checking then reports them absent again, and anything created
+    /// there later stays protected rather than silently allowed.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("# Policy {}, resolved by sluice.\n", quote(&self.name)));
+        out.push_str("# Paths are canonical and variables substituted: this file stands alone.\n");
+        self.write_filesystem(&mut out);
+        self.write_network(&mut out);
+        self.write_limits(&mut out);
+        self.write_environment(&mut out);
+        let layers: Vec<_> = self.layers.best_effort.iter().map(|l| quote(l.as_str())).collect();
+        out.push_str("\n[layers]\n");
+        writeln!(out, "best_effort = [{}]", layers.join(", ")).unwrap();
+        out
+    }
+
+    fn write_filesystem(&self, out: &mut String) {
+        let fs = &self.filesystem;
+        out.push_str("\n[filesystem]\n");
+        write_paths(out, "read", &fs.read, false);
+        write_paths(out, "write", &fs.write, false);
+        write_paths(out, "execute", &fs.execute, false);
+        write_paths(out, "read_only", &fs.read_only, true);
+        if fs.absent.is_empty() {
+            write_paths(out, "deny", &fs.deny, true);
+            return;
+        }
+        out.push_str("deny = [\n");
+        for path in &fs.deny {
+            writeln!(out, "    {},", quote_path(path, true)).unwrap();
+        }
+        out.push_str("    # Absent when resolved (optional allows, deny and read_only targets).\n");
+        for path in &fs.absent {
+            // Written as resolution recorded them: glob patterns stay globs.
+            writeln!(out, "    {},", quote_path(path, false)).unwrap();
+        }
+        out.push_str("]\n");
+    }
+
+    fn write_network(&self, out: &mut String) {
+        out.push_str("\n[network]\n");
+        match &self.network {
+            NetPolicy::None => out.push_str("mode = \"none\"\n"),
+            NetPolicy::All => out.push_str("mode = \"all\"\n"),
+            NetPolicy::Tcp { connect, bind } => {
+                let list = |ports: &std::collections::BTreeSet<u16>| {
+                    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+                };
+                out.push_str("mode = \"tcp\"\n");
+                writeln!(out, "connect = [{}]", list(connect)).unwrap();
+                writeln!(out, "bind = [{}]", list(bind)).unwrap();
+            }
+        }
+    }
+
+    fn write_limits(&self, out: &mut String) {
+        let limits = &self.limits;
+        out.push_str("\n[limits]\n# Limits not listed are inherited from sluice.\n");
+        let sizes = [
+            ("address_space", limits.address_space),
+            ("file_size", limits.file_size),
+        ];
+        for (key, value) in sizes {
+            if let Some(bytes) = value {
+                writeln!(out, "{key} = {}", quote(&format_size(bytes))).unwrap();
+            }
+        }
+        let counts = [
+            ("open_files", limits.open_files),
+            ("processes", limits.processes),
+            ("cpu_seconds", limits.cpu_seconds),
+        ];
+        for (key, value) in counts {
+            if let Some(count) = value {
+                writeln!(out, "{key} = {count}").unwrap();
+            }
+        }
+    }
+
+    fn write_environment(&self, out: &mut String) {
+        out.push_str("\n[environment]\n");
+        out.push_str("pass = [");
+        for name in &self.env.pass {
+            write!(out, "\n    {},", quote(name)).unwrap();
+        }
+        out.push_str(if self.env.pass.is_empty() { "]\n" } else { "\n]\n" });
+        out.push_str("\n[environment.set]\n");
+        for (name, value) in &self.env.set {
+            writeln!(out, "{} = {}", key(name), quote(&value.replace('$', "$$"))).unwrap();
+        }
+    }
+}
+
+fn write_paths(out: &mut String, key: &str, paths: &[PathBuf], escape_globs: bool) {
+    if paths.is_empty() {
+        writeln!(out, "{key} = []").unwrap();
+        return;
+    }
+    writeln!(out, "{key} = [").unwrap();
+    for path in paths {
+        writeln!(out, "    {},", quote_path(path, escape_globs)).unwrap();
+    }
+    out.push_str("]\n");
+}
+
+/// A path as a TOML string that reads back as the same path: `$` doubled,
+/// and, where the last component would be taken for a glob, its glob
+/// characters put in brackets (`[*]`).
+fn quote_path(path: &Path, escape_globs: bool) -> String {
+    let text = path.to_string_lossy().replace('$', "$$");
+    let (dir, last) = text.rsplit_once('/').unwrap_or(("", &text));
+    if !escape_globs || !last.contains(GLOB_CHARS) {
+        return quote(&text);
+    }
+    let mut escaped = format!("{dir}/");
+    for c in last.chars() {
+        if GLOB_CHARS.contains(&c) || c == ']' || c == '}' {
+            write!(escaped, "[{c}]").unwrap();
+        } else {
+            escaped.push(c);
+        }
+    }
+    quote(&escaped)
+}
+
+/// A bare key where TOML allows one, else a quoted key.
+fn key(name: &str) -> String {
+    let bare = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare && !name.is_empty() {
+        name.to_string()
+    } else {
+        quote(name)
+    }
+}
+
+/// A TOML basic string.
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => write!(out, "\\u{:04X}", c as u32).unwrap(),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_toml_strings() {
+        assert_eq!(quote("plain"), "\"plain\"");
+        assert_eq!(quote("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
+
+    #[test]
+    fn escapes_paths_that_would_be_read_differently() {
+        assert_eq!(quote_path(Path::new("/a/$x"), false), "\"/a/$$x\"");
+        assert_eq!(quote_path(Path::new("/a[1]/b*"), false), "\"/a[1]/b*\"");
+        assert_eq!(quote_path(Path::new("/a[1]/b*"), true), "\"/a[1]/b[*]\"");
+        assert_eq!(quote_path(Path::new("/a/f[1]"), true), "\"/a/f[[][1][]]\"");
+    }
+
+    #[test]
+    fn keys_are_bare_where_possible() {
+        assert_eq!(key("EDITOR"), "EDITOR");
+        assert_eq!(key("A.B"), "\"A.B\"");
+    }
+}

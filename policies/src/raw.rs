@@ -1,0 +1,245 @@
+//! The policy file as serde sees it: one struct per table, unknown keys
+//! rejected, and spans kept on every value a later step may complain about.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::{Layer, Limits, NetPolicy};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    #[serde(default)]
+    pub extends: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub filesystem: RawFilesystem,
+    pub network: Option<RawNetwork>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub environment: RawEnvironment,
+    #[serde(default)]
+    pub layers: RawLayers,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFilesystem {
+    #[serde(default)]
+    pub read: Vec<Spanned<RawPath>>,
+    #[serde(default)]
+    pub write: Vec<Spanned<RawPath>>,
+    #[serde(default)]
+    pub execute: Vec<Spanned<RawPath>>,
+    #[serde(default)]
+    pub read_only: Vec<Spanned<RawPath>>,
+    #[serde(default)]
+    pub deny: Vec<Spanned<RawPath>>,
+}
+
+/// `"PATH"` or `{ path = "PATH", optional = true }`.
+#[derive(Debug)]
+pub(crate) struct RawPath {
+    pub path: String,
+    pub optional: bool,
+}
+
+/// `[network]`, checked as a whole: ports only make sense with `mode = "tcp"`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "NetworkFields")]
+pub(crate) struct RawNetwork(pub NetPolicy);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkFields {
+    mode: NetMode,
+    #[serde(default)]
+    connect: Vec<u16>,
+    #[serde(default)]
+    bind: Vec<u16>,
+}
+
+#[derive(Debug)]
+enum NetMode {
+    None,
+    All,
+    Tcp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub address_space: Option<Size>,
+    pub open_files: Option<u64>,
+    pub processes: Option<u64>,
+    pub cpu_seconds: Option<u64>,
+    pub file_size: Option<Size>,
+}
+
+/// Bytes: an integer, or a string that [`Limits::parse_size`] accepts.
+#[derive(Debug)]
+pub(crate) struct Size(pub u64);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEnvironment {
+    #[serde(default)]
+    pub pass: Vec<EnvPattern>,
+    #[serde(default)]
+    pub set: BTreeMap<EnvName, Spanned<String>>,
+}
+
+/// A variable name or a glob over names (`LC_*`).
+#[derive(Debug)]
+pub(crate) struct EnvPattern(pub String);
+
+/// A name that can be put in an environment: not empty, no `=`, no NUL.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct EnvName(pub String);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLayers {
+    #[serde(default)]
+    pub best_effort: Vec<LayerName>,
+}
+
+#[derive(Debug)]
+pub(crate) struct LayerName(pub Layer);
+
+impl TryFrom<NetworkFields> for RawNetwork {
+    type Error = String;
+
+    fn try_from(fields: NetworkFields) -> Result<Self, String> {
+        let has_ports = !fields.connect.is_empty() || !fields.bind.is_empty();
+        Ok(RawNetwork(match fields.mode {
+            NetMode::None | NetMode::All if has_ports => {
+                return Err("'connect' and 'bind' need mode = \"tcp\"".to_string())
+            }
+            NetMode::None => NetPolicy::None,
+            NetMode::All => NetPolicy::All,
+            NetMode::Tcp => NetPolicy::Tcp {
+                connect: fields.connect.into_iter().collect(),
+                bind: fields.bind.into_iter().collect(),
+            },
+        }))
+    }
+}
+
+/// Deserialises a string, then checks or converts it with `parse`.
+fn parse_string<'de, D, T>(
+    deserializer: D,
+    parse: impl FnOnce(String) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let text = String::deserialize(deserializer)?;
+    parse(text).map_err(de::Error::custom)
+}
+
+impl<'de> Deserialize<'de> for NetMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, |mode| match mode.as_str() {
+            "none" => Ok(NetMode::None),
+            "all" => Ok(NetMode::All),
+            "tcp" => Ok(NetMode::Tcp),
+            _ => Err(format!(
+                "unknown network mode '{mode}' (expected none, all or tcp)"
+            )),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, |pattern| {
+            globset::Glob::new(&pattern)
+                .map_err(|e| format!("invalid pattern '{pattern}': {}", e.kind()))?;
+            Ok(EnvPattern(pattern))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, |name| {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                Err(format!(
+                    "invalid environment variable name '{}'",
+                    name.escape_debug()
+                ))
+            } else {
+                Ok(EnvName(name))
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for LayerName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, |name| name.parse().map(LayerName))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size: an integer, or a string such as \"8GiB\"")
+            }
+            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Size, E> {
+                Ok(Size(bytes))
+            }
+            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Size, E> {
+                u64::try_from(bytes)
+                    .map(Size)
+                    .map_err(|_| E::custom(format!("size {bytes} is negative")))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Size, E> {
+                Limits::parse_size(text).map(Size).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+/// Accepts the short form `"PATH"` as well as the table.
+impl<'de> Deserialize<'de> for RawPath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PathTable {
+            path: String,
+            #[serde(default)]
+            optional: bool,
+        }
+        struct PathVisitor;
+        impl<'de> Visitor<'de> for PathVisitor {
+            type Value = RawPath;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a path, or a table { path = \"...\", optional = true }")
+            }
+            fn visit_str<E: de::Error>(self, path: &str) -> Result<RawPath, E> {
+                Ok(RawPath {
+                    path: path.to_string(),
+                    optional: false,
+                })
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<RawPath, M::Error> {
+                let table = PathTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawPath {
+                    path: table.path,
+                    optional: table.optional,
+                })
+            }
+        }
+        deserializer.deserialize_any(PathVisitor)
+    }
+}

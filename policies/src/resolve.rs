@@ -1,0 +1,226 @@
+//! [`PolicySpec::resolve`]: variables substituted, globs expanded, paths
+//! canonicalised and checked.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::hash::Hash;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use globset::GlobBuilder;
+
+use crate::error::{Location, PolicyError};
+use crate::model::{EnvPolicy, FsPolicy, Layers, Policy};
+use crate::spec::{FsList, PathEntry, PolicySpec};
+use crate::vars::{VarError, Vars};
+
+/// Characters that make the last component of a `deny` or `read_only` entry a glob.
+pub(crate) const GLOB_CHARS: [char; 4] = ['*', '?', '[', '{'];
+
+impl PolicySpec {
+    /// Substitutes variables, expands globs in the last component of `deny`
+    /// and `read_only` entries (one directory listing per entry),
+    /// canonicalises every path and checks that it exists.
+    ///
+    /// A missing `read`, `write` or `execute` path is an error unless the
+    /// entry is optional; missing optional entries and missing `deny` or
+    /// `read_only` targets are recorded in [`FsPolicy::absent`]. Each list is
+    /// de-duplicated, keeping the first occurrence. `[environment] set`
+    /// values have their variables substituted too.
+    pub fn resolve(&self, vars: &Vars) -> Result<Policy, PolicyError> {
+        let mut filesystem = FsPolicy::default();
+        for list in FsList::ALL {
+            for entry in self.list(list) {
+                resolve_entry(list, entry, vars, &mut filesystem)?;
+            }
+        }
+        for paths in [
+            &mut filesystem.read,
+            &mut filesystem.write,
+            &mut filesystem.execute,
+            &mut filesystem.read_only,
+            &mut filesystem.deny,
+            &mut filesystem.absent,
+        ] {
+            dedupe(paths);
+        }
+        let mut pass = self.env_pass.clone();
+        dedupe(&mut pass);
+        let mut set = BTreeMap::new();
+        for (name, value) in &self.env_set {
+            let key = format!("environment.set.{name}");
+            let resolved = substitute(&value.written, &value.location, &key, vars)?
+                .into_string()
+                .ok()
+                .filter(|text| !text.contains('\0'))
+                .ok_or_else(|| invalid(&value.location, &key, "value is not valid text"))?;
+            set.insert(name.clone(), resolved);
+        }
+        Ok(Policy {
+            name: self.name.clone(),
+            filesystem,
+            network: self.network.clone().unwrap_or_default(),
+            limits: self.limits,
+            env: EnvPolicy { pass, set },
+            layers: Layers {
+                best_effort: self.best_effort.clone(),
+            },
+        })
+    }
+}
+
+/// Where the resolved paths of one entry go.
+fn output(filesystem: &mut FsPolicy, list: FsList) -> &mut Vec<PathBuf> {
+    match list {
+        FsList::Read => &mut filesystem.read,
+        FsList::Write => &mut filesystem.write,
+        FsList::Execute => &mut filesystem.execute,
+        FsList::ReadOnly => &mut filesystem.read_only,
+        FsList::Deny => &mut filesystem.deny,
+    }
+}
+
+fn resolve_entry(
+    list: FsList,
+    entry: &PathEntry,
+    vars: &Vars,
+    filesystem: &mut FsPolicy,
+) -> Result<(), PolicyError> {
+    let key = list.key();
+    let path = substitute_path(entry, &key, vars)?;
+    let written_last = entry.written.rsplit('/').next().unwrap_or_default();
+    if list.narrows() && written_last.contains(GLOB_CHARS) {
+        return expand_glob(list, entry, &path, filesystem);
+    }
+    match fs::canonicalize(&path) {
+        Ok(canonical) => output(filesystem, list).push(canonical),
+        Err(error) if is_missing(&error) && (entry.optional || list.narrows()) => {
+            filesystem.absent.push(path)
+        }
+        Err(error) if is_missing(&error) => {
+            return Err(PolicyError::MissingPath {
+                location: entry.location.clone(),
+                key,
+                written: entry.written.clone(),
+                resolved: path,
+            })
+        }
+        Err(error) => return Err(path_io(entry, &key, path, error)),
+    }
+    Ok(())
+}
+
+/// Adds every existing entry of the parent directory whose name matches
+/// the last component of `pattern`; records the pattern as absent if none does.
+fn expand_glob(
+    list: FsList,
+    entry: &PathEntry,
+    pattern: &Path,
+    filesystem: &mut FsPolicy,
+) -> Result<(), PolicyError> {
+    let key = list.key();
+    let (Some(parent), Some(glob)) = (pattern.parent(), pattern.file_name()) else {
+        return Err(invalid(&entry.location, &key, "a glob needs a parent directory"));
+    };
+    let glob = glob.to_string_lossy();
+    let matcher = GlobBuilder::new(&glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| invalid(&entry.location, &key, &format!("invalid glob '{glob}': {}", e.kind())))?
+        .compile_matcher();
+    let parent = match fs::canonicalize(parent) {
+        Ok(parent) => parent,
+        Err(error) if is_missing(&error) => {
+            filesystem.absent.push(pattern.to_path_buf());
+            return Ok(());
+        }
+        Err(error) => return Err(path_io(entry, &key, parent.to_path_buf(), error)),
+    };
+    let listing_error = |error| path_io(entry, &key, parent.clone(), error);
+    let mut matches = Vec::new();
+    for child in fs::read_dir(&parent).map_err(listing_error)? {
+        let name = child.map_err(listing_error)?.file_name();
+        if matcher.is_match(Path::new(&name)) {
+            matches.push(parent.join(name));
+        }
+    }
+    matches.sort();
+    if matches.is_empty() {
+        filesystem.absent.push(parent.join(&*glob));
+    }
+    for found in matches {
+        match fs::canonicalize(&found) {
+            Ok(canonical) => output(filesystem, list).push(canonical),
+            // A dangling symlink, or removed since the listing.
+            Err(error) if is_missing(&error) => filesystem.absent.push(found),
+            Err(error) => return Err(path_io(entry, &key, found, error)),
+        }
+    }
+    Ok(())
+}
+
+/// The entry's path with variables substituted; it must be absolute.
+fn substitute_path(entry: &PathEntry, key: &str, vars: &Vars) -> Result<PathBuf, PolicyError> {
+    let written = &entry.written;
+    let anchored = written.starts_with(['/', '$']) || written == "~" || written.starts_with("~/");
+    if !anchored {
+        let message = format!("path '{written}' is relative; start it with /, ~ or a variable");
+        return Err(invalid(&entry.location, key, &message));
+    }
+    let path = PathBuf::from(substitute(written, &entry.location, key, vars)?);
+    if !path.is_absolute() {
+        let message = format!(
+            "path '{written}' ({}) is relative; variables must hold absolute paths",
+            path.display()
+        );
+        return Err(invalid(&entry.location, key, &message));
+    }
+    Ok(path)
+}
+
+fn substitute(
+    text: &str,
+    location: &Location,
+    key: &str,
+    vars: &Vars,
+) -> Result<std::ffi::OsString, PolicyError> {
+    vars.substitute(text).map_err(|error| match error {
+        VarError::Unknown(variable) => PolicyError::UnknownVariable {
+            location: location.clone(),
+            key: key.to_string(),
+            variable,
+        },
+        VarError::Malformed(message) => invalid(location, key, &message),
+    })
+}
+
+fn is_missing(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+fn invalid(location: &Location, key: &str, message: &str) -> PolicyError {
+    PolicyError::InvalidValue {
+        location: location.clone(),
+        key: key.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn path_io(entry: &PathEntry, key: &str, resolved: PathBuf, error: io::Error) -> PolicyError {
+    PolicyError::PathIo {
+        location: entry.location.clone(),
+        key: key.to_string(),
+        written: entry.written.clone(),
+        resolved,
+        error,
+    }
+}
+
+/// Removes repeats, keeping the first occurrence of each item in place.
+fn dedupe<T: Clone + Eq + Hash>(items: &mut Vec<T>) {
+    let mut seen = HashSet::new();
+    items.retain(|item| seen.insert(item.clone()));
+}

@@ -1,0 +1,153 @@
+//! [`PolicySpec`]: a policy merged over its `extends`, before variables are
+//! substituted and paths checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::Location;
+use crate::model::{Layer, Limits, NetPolicy};
+
+/// One of the lists of `[filesystem]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FsList {
+    Read,
+    Write,
+    Execute,
+    ReadOnly,
+    Deny,
+}
+
+impl FsList {
+    pub(crate) const ALL: [FsList; 5] = [
+        FsList::Read,
+        FsList::Write,
+        FsList::Execute,
+        FsList::ReadOnly,
+        FsList::Deny,
+    ];
+
+    /// The key in a policy file, within `[filesystem]`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FsList::Read => "read",
+            FsList::Write => "write",
+            FsList::Execute => "execute",
+            FsList::ReadOnly => "read_only",
+            FsList::Deny => "deny",
+        }
+    }
+
+    /// The dotted key named in error messages.
+    pub(crate) fn key(self) -> String {
+        format!("filesystem.{}", self.name())
+    }
+
+    /// Whether an entry of this list is "deny-within-allow": it may be
+    /// missing, and its last component may be a glob.
+    pub(crate) fn narrows(self) -> bool {
+        matches!(self, FsList::ReadOnly | FsList::Deny)
+    }
+}
+
+/// A path as written, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PathEntry {
+    pub written: String,
+    pub optional: bool,
+    pub location: Location,
+}
+
+/// An `[environment] set` value as written, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EnvValue {
+    pub written: String,
+    pub location: Location,
+}
+
+/// The merged, unresolved policy: paths still hold variables and have not
+/// been checked. Make one with [`crate::load`] or [`crate::load_str`], adjust
+/// it with the command-line overrides, then [`resolve`](PolicySpec::resolve) it.
+#[derive(Debug, Clone)]
+pub struct PolicySpec {
+    pub(crate) name: String,
+    /// Indexed by `FsList as usize`.
+    pub(crate) filesystem: [Vec<PathEntry>; 5],
+    /// `None`: no policy in the chain has a `[network]` table.
+    pub(crate) network: Option<NetPolicy>,
+    pub(crate) limits: Limits,
+    pub(crate) env_pass: Vec<String>,
+    pub(crate) env_set: BTreeMap<String, EnvValue>,
+    pub(crate) best_effort: BTreeSet<Layer>,
+}
+
+impl PolicySpec {
+    /// An empty policy: nothing allowed.
+    pub(crate) fn new(name: &str) -> Self {
+        PolicySpec {
+            name: name.to_string(),
+            filesystem: Default::default(),
+            network: None,
+            limits: Limits::default(),
+            env_pass: Vec::new(),
+            env_set: BTreeMap::new(),
+            best_effort: BTreeSet::new(),
+        }
+    }
+
+    /// The built-in name or file path the policy was loaded from.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a tree that may be read (same syntax as a policy path; a missing
+    /// path is an error at [`resolve`](PolicySpec::resolve)).
+    pub fn allow_read(&mut self, path: &str) {
+        self.push_override(FsList::Read, path);
+    }
+
+    /// Adds a tree that may be read and written.
+    pub fn allow_write(&mut self, path: &str) {
+        self.push_override(FsList::Write, path);
+    }
+
+    /// Replaces the network policy.
+    pub fn set_network(&mut self, net: NetPolicy) {
+        self.network = Some(net);
+    }
+
+    fn push_override(&mut self, list: FsList, path: &str) {
+        self.list_mut(list).push(PathEntry {
+            written: path.to_string(),
+            optional: false,
+            location: Location::CommandLine,
+        });
+    }
+
+    pub(crate) fn list(&self, list: FsList) -> &[PathEntry] {
+        &self.filesystem[list as usize]
+    }
+
+    pub(crate) fn list_mut(&mut self, list: FsList) -> &mut Vec<PathEntry> {
+        &mut self.filesystem[list as usize]
+    }
+
+    /// Layers `child` over `self` (the parent): lists concatenate, parent
+    /// first; `[network]` replaces as a whole; each limit and each `set`
+    /// variable overrides; best-effort layers union. The name stays `self`'s.
+    pub(crate) fn merge(&mut self, child: PolicySpec) {
+        for (mine, theirs) in self.filesystem.iter_mut().zip(child.filesystem) {
+            mine.extend(theirs);
+        }
+        if child.network.is_some() {
+            self.network = child.network;
+        }
+        let (limits, theirs) = (&mut self.limits, child.limits);
+        limits.address_space = theirs.address_space.or(limits.address_space);
+        limits.open_files = theirs.open_files.or(limits.open_files);
+        limits.processes = theirs.processes.or(limits.processes);
+        limits.cpu_seconds = theirs.cpu_seconds.or(limits.cpu_seconds);
+        limits.file_size = theirs.file_size.or(limits.file_size);
+        self.env_pass.extend(child.env_pass);
+        self.env_set.extend(child.env_set);
+        self.best_effort.extend(child.best_effort);
+    }
+}

@@ -1,0 +1,237 @@
+//! Every form of error message, with exact positions.
+
+use std::path::Path;
+
+use super::{load_error, resolve_error, spec, vars_in, TempDir};
+use crate::{load, load_str, PolicyError};
+
+#[test]
+fn unknown_keys_name_line_column_and_key() {
+    let error = load_str("dev.toml", "# dev\n\n[filesystem]\nwirte = []\n", Path::new("/"))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "policy 'dev.toml', line 4, column 1: unknown key 'wirte'"
+    );
+    assert!(matches!(
+        error,
+        PolicyError::Parse {
+            line: 4,
+            column: 1,
+            ..
+        }
+    ));
+    assert_eq!(
+        load_error("extend = []"),
+        "policy 'p.toml', line 1, column 1: unknown key 'extend'"
+    );
+    assert_eq!(
+        load_error("[filesystem]\nread = [\"/a\", { path = \"/b\", optinal = true }]"),
+        "policy 'p.toml', line 2, column 30: unknown key 'optinal'"
+    );
+    assert_eq!(
+        load_error("[limits]\n  processes = 1\n  memory = 1"),
+        "policy 'p.toml', line 3, column 3: unknown key 'memory'"
+    );
+    assert_eq!(
+        load_error("[sandbox]\n"),
+        "policy 'p.toml', line 1, column 2: unknown key 'sandbox'"
+    );
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    assert_eq!(
+        load_error("[limits]\nopen_files = 1\nprocesses = \"x\""),
+        "policy 'p.toml', line 3, column 13: key 'limits.processes': \
+         expected an integer, found string \"x\""
+    );
+    assert_eq!(
+        load_error("[limits]\ncpu_seconds = -1"),
+        "policy 'p.toml', line 2, column 15: key 'limits.cpu_seconds': \
+         expected a non-negative integer, found integer `-1`"
+    );
+    assert_eq!(
+        load_error("[filesystem]\nread = [\"/a\", 1]"),
+        "policy 'p.toml', line 2, column 14: key 'filesystem.read': \
+         expected a path, or a table { path = \"...\", optional = true }, found integer `1`"
+    );
+    assert_eq!(
+        load_error("[filesystem]\nread = \"/usr\""),
+        "policy 'p.toml', line 2, column 8: key 'filesystem.read': \
+         expected an array, found string \"/usr\""
+    );
+    assert_eq!(
+        load_error("extends = \"default\""),
+        "policy 'p.toml', line 1, column 11: key 'extends': \
+         expected an array, found string \"default\""
+    );
+    assert_eq!(
+        load_error("filesystem = 3"),
+        "policy 'p.toml', line 1, column 14: key 'filesystem': expected a table, found integer `3`"
+    );
+    assert_eq!(
+        load_error("[environment]\nset = { EDITOR = 1 }"),
+        "policy 'p.toml', line 2, column 18: key 'environment.set.EDITOR': \
+         expected a string, found integer `1`"
+    );
+    assert_eq!(
+        load_error("[filesystem]\nread = [{ optional = true }]"),
+        "policy 'p.toml', line 2, column 9: key 'filesystem.read': missing key 'path'"
+    );
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    assert_eq!(
+        load_error("[limits]\naddress_space = \"8XB\""),
+        "policy 'p.toml', line 2, column 17: key 'limits.address_space': invalid size '8XB' \
+         (expected a number of bytes, optionally with K, M, G, T or KiB, MiB, GiB, TiB)"
+    );
+    assert_eq!(
+        load_error("[limits]\nfile_size = -5"),
+        "policy 'p.toml', line 2, column 13: key 'limits.file_size': size -5 is negative"
+    );
+    assert_eq!(
+        load_error("[network]\nmode = \"some\""),
+        "policy 'p.toml', line 2, column 8: key 'network.mode': \
+         unknown network mode 'some' (expected none, all or tcp)"
+    );
+    assert_eq!(
+        load_error("[network]\nmode = \"none\"\nconnect = [443]"),
+        "policy 'p.toml', line 1, column 1: key 'network': 'connect' and 'bind' need mode = \"tcp\""
+    );
+    assert_eq!(
+        load_error("network = { mode = \"tcp\", bind = [70000] }"),
+        "policy 'p.toml', line 1, column 35: key 'network.bind': \
+         expected a port number (0 to 65535), found integer `70000`"
+    );
+    assert_eq!(
+        load_error("[network]\nconnect = [443]"),
+        "policy 'p.toml', line 1, column 1: key 'network': missing key 'mode'"
+    );
+    assert_eq!(
+        load_error("[layers]\nbest_effort = [\"landlock\"]"),
+        "policy 'p.toml', line 2, column 16: key 'layers.best_effort': unknown layer 'landlock' \
+         (expected one of filesystem, network, scopes, syscalls, namespaces, no_new_privs, \
+         capabilities, limits)"
+    );
+    assert_eq!(
+        load_error("[environment]\npass = [\"LC_[\"]"),
+        "policy 'p.toml', line 2, column 9: key 'environment.pass': \
+         invalid pattern 'LC_[': unclosed character class; missing ']'"
+    );
+    assert_eq!(
+        load_error("[environment.set]\n\"A=B\" = \"x\""),
+        "policy 'p.toml', line 2, column 1: key 'environment.set.A=B': \
+         invalid environment variable name 'A=B'"
+    );
+}
+
+#[test]
+fn syntax_errors_keep_the_parser_words() {
+    assert_eq!(
+        load_error("[filesystem\n"),
+        "policy 'p.toml', line 1, column 12: unclosed table, expected `]`"
+    );
+    assert_eq!(
+        load_error("[limits]\nprocesses = = 1"),
+        "policy 'p.toml', line 2, column 13: extra `=`, expected nothing"
+    );
+}
+
+#[test]
+fn resolve_errors_name_line_and_key() {
+    let root = TempDir::new();
+    let vars = vars_in(&root);
+    let text = "[filesystem]\nread = [\n  \"/\",\n  \"$FOO/x\",\n]";
+    assert_eq!(
+        resolve_error(text, &vars),
+        "policy 'p.toml', line 4, key 'filesystem.read': unknown variable '$FOO'"
+    );
+    assert_eq!(
+        resolve_error("[environment]\nset = { X = \"${BAR}\" }", &vars),
+        "policy 'p.toml', line 2, key 'environment.set.X': unknown variable '${BAR}'"
+    );
+    let ws = vars.workspace.display();
+    let text = "[filesystem]\nread = [\"/\"]\n\nwrite = [\"$WORKSPACE/build\"]";
+    assert_eq!(
+        resolve_error(text, &vars),
+        format!(
+            "policy 'p.toml', line 4, key 'filesystem.write': path '$WORKSPACE/build' \
+             ({ws}/build) does not exist; mark it optional or create it"
+        )
+    );
+    assert_eq!(
+        resolve_error("[filesystem]\nexecute = [\"bin\"]", &vars),
+        "policy 'p.toml', line 2, key 'filesystem.execute': \
+         path 'bin' is relative; start it with /, ~ or a variable"
+    );
+    assert_eq!(
+        resolve_error("[filesystem]\nread = [\"~root/x\"]", &vars),
+        "policy 'p.toml', line 2, key 'filesystem.read': \
+         path '~root/x' is relative; start it with /, ~ or a variable"
+    );
+    assert_eq!(
+        resolve_error("[filesystem]\ndeny = [\"/a/$\"]", &vars),
+        "policy 'p.toml', line 2, key 'filesystem.deny': \
+         '$' in '/a/$' starts no variable (write '$$' for a literal '$')"
+    );
+}
+
+#[test]
+fn relative_variables_are_rejected() {
+    let root = TempDir::new();
+    let mut vars = vars_in(&root);
+    vars.workspace = "ws".into();
+    assert_eq!(
+        resolve_error("[filesystem]\nwrite = [\"$WORKSPACE\"]", &vars),
+        "policy 'p.toml', line 2, key 'filesystem.write': \
+         path '$WORKSPACE' (ws) is relative; variables must hold absolute paths"
+    );
+}
+
+#[test]
+fn command_line_overrides_are_named() {
+    let root = TempDir::new();
+    let vars = vars_in(&root);
+    let mut spec = spec("");
+    spec.allow_read("/nonexistent/policies-test");
+    assert_eq!(
+        spec.resolve(&vars).unwrap_err().to_string(),
+        "command line, key 'filesystem.read': path '/nonexistent/policies-test' \
+         (/nonexistent/policies-test) does not exist"
+    );
+}
+
+#[test]
+fn loading_errors() {
+    assert_eq!(
+        load("x").unwrap_err().to_string(),
+        "unknown built-in policy 'x' (built-ins: default, readonly)"
+    );
+    assert_eq!(
+        load("policies-test-missing.toml").unwrap_err().to_string(),
+        "cannot read policy 'policies-test-missing.toml': No such file or directory"
+    );
+    assert_eq!(
+        load_error("# base\nextends = [\"x\"]"),
+        "policy 'p.toml', line 2, key 'extends': \
+         unknown built-in policy 'x' (built-ins: default, readonly)"
+    );
+    let root = TempDir::new();
+    let error = load_str("p.toml", "extends = [\"gone.toml\"]", root.path()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "policy 'p.toml', line 1, key 'extends': cannot read policy '{}': \
+             No such file or directory",
+            root.path().join("gone.toml").display()
+        )
+    );
+    let error = load(&root.path().display().to_string()).unwrap_err();
+    assert!(
+        error.to_string().ends_with("': Is a directory"),
+        "{error}"
+    );
+}

@@ -1,0 +1,160 @@
+//! The Landlock ruleset, built in the supervisor before fork.
+//!
+//! The child only calls `landlock_restrict_self` on the prepared descriptor.
+//! Rules attach to inodes, not path names, so they keep holding inside the
+//! child's private mount namespace.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use landlock::{
+    Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, Scope, ABI,
+};
+use policies::{NetPolicy, Policy};
+
+use crate::report::{Layer, LayerReport, Status};
+
+/// The newest ABI sluice knows how to use; every right up to it is handled.
+pub const TARGET_ABI: ABI = ABI::V7;
+const TARGET_ABI_NUM: i32 = 7;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesetError {
+    #[error("cannot open '{path}' for a Landlock rule: {source}")]
+    Path {
+        path: String,
+        #[source]
+        source: landlock::PathFdError,
+    },
+    #[error("building the Landlock ruleset: {0}")]
+    Ruleset(#[from] landlock::RulesetError),
+}
+
+/// The kernel's Landlock ABI version; 0 when Landlock is missing or disabled.
+pub fn kernel_abi() -> i32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: the version query takes a null attribute pointer and size 0.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if v < 0 {
+        0
+    } else {
+        v as i32
+    }
+}
+
+fn read_access() -> BitFlags<AccessFs> {
+    AccessFs::ReadFile | AccessFs::ReadDir
+}
+
+fn write_access() -> BitFlags<AccessFs> {
+    AccessFs::from_write(TARGET_ABI) | read_access()
+}
+
+fn exec_access() -> BitFlags<AccessFs> {
+    read_access() | AccessFs::Execute
+}
+
+fn add_path(
+    ruleset: landlock::RulesetCreated,
+    path: &Path,
+    access: BitFlags<AccessFs>,
+) -> Result<landlock::RulesetCreated, RulesetError> {
+    let fd = PathFd::new(path).map_err(|source| RulesetError::Path {
+        path: path.display().to_string(),
+        source,
+    })?;
+    // Directory-only rights make no sense on a file; keep what applies.
+    let access = if path.is_dir() {
+        access
+    } else {
+        access & AccessFs::from_file(TARGET_ABI)
+    };
+    Ok(ruleset.add_rule(PathBeneath::new(fd, access))?)
+}
+
+/// Builds the ruleset for `policy` and returns its descriptor (close-on-exec),
+/// or `None` when the kernel has no Landlock at all.
+pub fn build(policy: &Policy) -> Result<Option<OwnedFd>, RulesetError> {
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(TARGET_ABI))?
+        .scope(Scope::from_all(TARGET_ABI))?;
+    if policy.network != NetPolicy::All {
+        ruleset = ruleset.handle_access(AccessNet::from_all(TARGET_ABI))?;
+    }
+    let mut created = ruleset.create()?;
+    let fs = &policy.filesystem;
+    for p in &fs.read {
+        created = add_path(created, p, read_access())?;
+    }
+    for p in &fs.execute {
+        created = add_path(created, p, exec_access())?;
+    }
+    for p in &fs.write {
+        created = add_path(created, p, write_access())?;
+    }
+    if let NetPolicy::Tcp { connect, bind } = &policy.network {
+        for &port in connect {
+            created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+        }
+        for &port in bind {
+            created = created.add_rule(NetPort::new(port, AccessNet::BindTcp))?;
+        }
+    }
+    Ok(created.into())
+}
+
+/// The report lines for the layers Landlock carries, given the kernel ABI.
+pub fn layer_reports(policy: &Policy, abi: i32) -> [LayerReport; 2] {
+    let required = |l| policy.layers.is_required(l);
+    let fs = match abi {
+        0 => (Status::NotEnforced, "Landlock unavailable".to_string()),
+        // ABI 5 completes the file-system rights sluice handles (IOCTL_DEV);
+        // 6 and 7 add scopes and logging.
+        1..=4 => (
+            Status::Partial,
+            format!("landlock ABI {abi}: file rights of ABI 5 missing"),
+        ),
+        _ => (Status::Enforced, format!("landlock ABI {abi}")),
+    };
+    let scopes = match abi {
+        0..=5 => (
+            Status::NotEnforced,
+            format!("landlock ABI {abi}: scopes need ABI 6"),
+        ),
+        _ => (
+            Status::Enforced,
+            format!("landlock ABI {abi}: abstract unix sockets, signals"),
+        ),
+    };
+    [
+        LayerReport {
+            layer: Layer::Filesystem,
+            status: fs.0,
+            required: required(Layer::Filesystem),
+            detail: if abi > TARGET_ABI_NUM {
+                format!("{}; sluice targets ABI {TARGET_ABI_NUM}", fs.1)
+            } else {
+                fs.1
+            },
+        },
+        LayerReport {
+            layer: Layer::Scopes,
+            status: scopes.0,
+            required: required(Layer::Scopes),
+            detail: scopes.1,
+        },
+    ]
+}
+
+/// Whether the kernel can enforce Landlock's TCP rules.
+pub fn supports_tcp(abi: i32) -> bool {
+    abi >= 4
+}

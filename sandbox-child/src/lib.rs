@@ -1,0 +1,66 @@
+//! What runs between fork and exec: the Linux sandbox of a `sluice run` child.
+//!
+//! The supervisor resolves a policy, then calls [`prepare`] before forking. That
+//! builds everything the child will need (the Landlock ruleset descriptor, the
+//! seccomp program, C strings for exec and mounts) and says what the sandbox
+//! will enforce on this kernel ([`EnforcementReport`]). After `fork()` the child
+//! calls [`exec_child`], which makes raw system calls only:
+//!
+//! 1. keep the handed-over descriptors, close every other inherited one;
+//! 2. parent-death signal; reset signal dispositions and mask;
+//! 3. join the session cgroup (process limit);
+//! 4. if deny-within-allow needs it: a private user + mount namespace and the
+//!    protective mounts ([`mounts`]);
+//! 5. drop every capability (securebits, bounding, ambient, effective, permitted,
+//!    inheritable);
+//! 6. no_new_privs; 7. resource limits; 8. Landlock; 9. seccomp; 10. exec.
+//!
+//! A step that fails is written to the launch pipe as a [`StepRecord`]; if the
+//! layer it serves is required, the child exits with 125 before exec.
+//!
+//! ```no_run
+//! # fn demo(policy: &policies::Policy, ctx: sandbox_child::LaunchContext) {
+//! let (plan, report) = sandbox_child::prepare(policy, ctx).unwrap();
+//! assert!(report.blocking().next().is_none(), "{report}");
+//! // SAFETY: single-threaded here; the child only runs the prepared plan.
+//! match unsafe { libc::fork() } {
+//!     0 => unsafe { sandbox_child::exec_child(&plan) },
+//!     pid => { /* read the launch pipe, wait for pid */ }
+//! }
+//! # }
+//! ```
+//!
+//! # Compatibility
+//! Linux only. Every layer is designed for Landlock ABI 7 (Linux 6.15+): ABI 5 for
+//! all file rights, 4 for TCP, 6 for scopes. On older kernels the report says
+//! which layers are partial, and a policy that requires them refuses to launch.
+//!
+//! # Security
+//! Protected: files outside the policy (Landlock), deny-within-allow paths even
+//! after renames (mount points cannot be renamed or removed), TCP ports, abstract
+//! unix sockets and signals out of the sandbox (Landlock scopes), the system calls
+//! the seccomp filter denies, privilege gain through setuid or file capabilities.
+//! Not protected: connecting to *named* unix sockets the file system lets the
+//! program reach (Landlock ABI 7 has no right for that), hard links to denied
+//! files made before launch, and anything the policy allows.
+
+#[cfg(target_os = "linux")]
+mod child;
+#[cfg(target_os = "linux")]
+mod landlock_rules;
+pub mod mounts;
+#[cfg(target_os = "linux")]
+mod plan;
+pub mod report;
+#[cfg(target_os = "linux")]
+pub mod seccomp;
+#[cfg(target_os = "linux")]
+mod sys;
+
+#[cfg(target_os = "linux")]
+pub use child::{exec_child, EXIT_SETUP_FAILED};
+#[cfg(target_os = "linux")]
+pub use landlock_rules::kernel_abi as landlock_abi;
+#[cfg(target_os = "linux")]
+pub use plan::{prepare, LaunchContext, PrepareError, Prepared};
+pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};

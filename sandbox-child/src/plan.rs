@@ -1,0 +1,416 @@
+//! Everything the child needs, prepared before fork.
+//!
+//! [`prepare`] turns a resolved [`Policy`] and the launch context into a
+//! [`Prepared`] plan (C strings, the Landlock ruleset descriptor, the seccomp
+//! program, mount targets) and the [`EnforcementReport`] that plan achieves on
+//! this kernel. After fork the child only reads the plan and makes raw system
+//! calls ([`crate::child`]).
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::raw::c_char;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use policies::{Layer, NetPolicy, Policy};
+
+use crate::landlock_rules;
+use crate::mounts::{self, MountKind};
+use crate::report::{EnforcementReport, LayerReport, Status};
+use crate::seccomp::{self, NetSyscalls, SyscallRules};
+
+/// What the supervisor decided about this launch, beyond the policy.
+pub struct LaunchContext {
+    /// The program to execute: an absolute path, already looked up in PATH.
+    pub program: PathBuf,
+    /// argv, including argv[0] as the user typed it.
+    pub argv: Vec<OsString>,
+    /// The complete environment of the child.
+    pub env: Vec<(OsString, OsString)>,
+    /// The working directory (entered again after the mounts).
+    pub cwd: PathBuf,
+    /// A directory only the supervisor can reach, for deny placeholders.
+    pub placeholder_dir: PathBuf,
+    /// `cgroup.procs` of the session cgroup, opened for writing, when there is one.
+    pub cgroup_procs: Option<OwnedFd>,
+    /// Descriptors handed to the program: (descriptor here, number in the child).
+    pub handover: Vec<(OwnedFd, RawFd)>,
+    /// The write end of the launch pipe (close-on-exec).
+    pub report_pipe: OwnedFd,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Landlock(#[from] landlock_rules::RulesetError),
+    #[error("preparing the placeholder for '{path}': {source}")]
+    Placeholder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("'{0}' contains a NUL byte")]
+    Nul(String),
+    #[error("reading {what}: {source}")]
+    Probe {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One mount, with its strings ready for the raw syscalls.
+pub(crate) struct PreparedMount {
+    pub kind: MountKind,
+    pub target: CString,
+    /// The bind source: the target itself, or a placeholder for `Deny`.
+    pub source: CString,
+}
+
+pub(crate) struct IdMaps {
+    pub uid_map: Vec<u8>,
+    pub gid_map: Vec<u8>,
+}
+
+/// The plan the child executes. Immutable after fork.
+pub struct Prepared {
+    pub(crate) program: CString,
+    _argv: Vec<CString>,
+    pub(crate) argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    pub(crate) envp_ptrs: Vec<*const c_char>,
+    pub(crate) cwd: CString,
+    pub(crate) handover: Vec<(OwnedFd, RawFd)>,
+    /// Sorted descriptors that survive the close-everything step.
+    pub(crate) keep_fds: Vec<RawFd>,
+    pub(crate) report_pipe: OwnedFd,
+    pub(crate) parent_pid: libc::pid_t,
+    pub(crate) cgroup_procs: Option<OwnedFd>,
+    pub(crate) id_maps: Option<IdMaps>,
+    pub(crate) mounts: Vec<PreparedMount>,
+    pub(crate) cap_last: u32,
+    /// Whether capabilities are held that must be dropped (bounding set and
+    /// securebits need CAP_SETPCAP).
+    pub(crate) drop_bounding: bool,
+    pub(crate) rlimits: Vec<(libc::c_int, u64)>,
+    pub(crate) landlock: Option<OwnedFd>,
+    pub(crate) seccomp: seccomp::Program,
+    /// Per layer: does a failure stop the launch?
+    pub(crate) fatal: [bool; Layer::ALL.len()],
+}
+
+// SAFETY: the raw pointers in argv_ptrs/envp_ptrs point into the CStrings
+// owned by the same struct, which are never mutated.
+unsafe impl Send for Prepared {}
+
+impl Prepared {
+    pub(crate) fn is_fatal(&self, layer: Option<Layer>) -> bool {
+        match layer {
+            Some(l) => self.fatal[Layer::ALL.iter().position(|x| *x == l).unwrap()],
+            None => true,
+        }
+    }
+
+    pub fn report_fd(&self) -> RawFd {
+        self.report_pipe.as_raw_fd()
+    }
+}
+
+fn cstring(s: &OsStr) -> Result<CString, PrepareError> {
+    CString::new(s.as_bytes()).map_err(|_| PrepareError::Nul(s.to_string_lossy().into_owned()))
+}
+
+fn null_terminated(v: &[CString]) -> Vec<*const c_char> {
+    v.iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+fn read_proc(path: &str, what: &'static str) -> Result<String, PrepareError> {
+    std::fs::read_to_string(path).map_err(|source| PrepareError::Probe { what, source })
+}
+
+/// The capability sets this process holds (CapPrm), from /proc.
+fn permitted_caps() -> Result<u64, PrepareError> {
+    let status = read_proc("/proc/self/status", "/proc/self/status")?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapPrm:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0))
+}
+
+/// Placeholders are mode 000 and mounted read-only, so neither their content
+/// (empty anyway) nor their mode can be used.
+fn placeholder(dir: &Path, is_dir: bool) -> Result<PathBuf, PrepareError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(if is_dir { "deny-dir" } else { "deny-file" });
+    let err = |source| PrepareError::Placeholder {
+        path: path.clone(),
+        source,
+    };
+    if !path.exists() {
+        if is_dir {
+            std::fs::create_dir(&path).map_err(err)?;
+        } else {
+            std::fs::File::create(&path).map_err(err)?;
+        }
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0)).map_err(err)?;
+    Ok(path)
+}
+
+fn prepare_mounts(
+    policy: &Policy,
+    placeholder_dir: &Path,
+) -> Result<Vec<PreparedMount>, PrepareError> {
+    let ops = mounts::plan(&policy.filesystem, |p| p.is_dir());
+    ops.into_iter()
+        .map(|op| {
+            let source = match op.kind {
+                MountKind::Deny { dir } => placeholder(placeholder_dir, dir)?,
+                MountKind::Pin | MountKind::ReadOnly => op.path.clone(),
+            };
+            Ok(PreparedMount {
+                kind: op.kind,
+                target: cstring(op.path.as_os_str())?,
+                source: cstring(source.as_os_str())?,
+            })
+        })
+        .collect()
+}
+
+fn rlimits(policy: &Policy) -> Vec<(libc::c_int, u64)> {
+    let l = &policy.limits;
+    [
+        (libc::RLIMIT_AS as libc::c_int, l.address_space),
+        (libc::RLIMIT_NOFILE as libc::c_int, l.open_files),
+        (libc::RLIMIT_NPROC as libc::c_int, l.processes),
+        (libc::RLIMIT_CPU as libc::c_int, l.cpu_seconds),
+        (libc::RLIMIT_FSIZE as libc::c_int, l.file_size),
+    ]
+    .into_iter()
+    .filter_map(|(r, v)| v.map(|v| (r, clamp_to_hard_limit(r, v))))
+    .collect()
+}
+
+/// A limit can only be lowered: where the inherited hard limit is already
+/// below the policy's, keep the stricter inherited one.
+fn clamp_to_hard_limit(resource: libc::c_int, value: u64) -> u64 {
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: cur is a valid out-pointer.
+    if unsafe { libc::getrlimit(resource as _, &mut cur) } == 0 {
+        value.min(cur.rlim_max)
+    } else {
+        value
+    }
+}
+
+fn syscall_rules(policy: &Policy) -> SyscallRules {
+    SyscallRules {
+        net: match policy.network {
+            NetPolicy::None => NetSyscalls::UnixOnly,
+            NetPolicy::Tcp { .. } => NetSyscalls::TcpOnly,
+            NetPolicy::All => NetSyscalls::All,
+        },
+        // sluice's own namespace, if any, is made before the filter.
+        deny_user_namespaces: true,
+    }
+}
+
+/// Prepares the launch of `ctx.program` under `policy`, and reports what that
+/// launch will enforce on this kernel.
+pub fn prepare(
+    policy: &Policy,
+    ctx: LaunchContext,
+) -> Result<(Prepared, EnforcementReport), PrepareError> {
+    let abi = landlock_rules::kernel_abi();
+    let mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
+    let userns = !mounts.is_empty();
+    // SAFETY: getuid/getgid/getpid cannot fail.
+    let (uid, gid, pid) = unsafe { (libc::getuid(), libc::getgid(), libc::getpid()) };
+    let caps = permitted_caps()?;
+    let cap_last: u32 = read_proc("/proc/sys/kernel/cap_last_cap", "cap_last_cap")?
+        .trim()
+        .parse()
+        .unwrap_or(40);
+    let landlock = if abi > 0 {
+        landlock_rules::build(policy)?
+    } else {
+        None
+    };
+    let rules = syscall_rules(policy);
+    let seccomp = seccomp::Program::deny_filter(&rules);
+
+    let argv: Vec<CString> = ctx
+        .argv
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = ctx
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            cstring(&kv)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut keep_fds: Vec<RawFd> = ctx.handover.iter().map(|(_, dst)| *dst).collect();
+    keep_fds.push(ctx.report_pipe.as_raw_fd());
+    keep_fds.extend(landlock.as_ref().map(|f| f.as_raw_fd()));
+    keep_fds.extend(ctx.cgroup_procs.as_ref().map(|f| f.as_raw_fd()));
+    keep_fds.sort_unstable();
+
+    let report = report_for(policy, abi, &ctx, userns, &rules, uid, caps);
+    let fatal = Layer::ALL.map(|l| policy.layers.is_required(l));
+    let prepared = Prepared {
+        program: cstring(ctx.program.as_os_str())?,
+        argv_ptrs: null_terminated(&argv),
+        _argv: argv,
+        envp_ptrs: null_terminated(&envp),
+        _envp: envp,
+        cwd: cstring(ctx.cwd.as_os_str())?,
+        handover: ctx.handover,
+        keep_fds,
+        report_pipe: ctx.report_pipe,
+        parent_pid: pid,
+        cgroup_procs: ctx.cgroup_procs,
+        id_maps: userns.then(|| IdMaps {
+            uid_map: format!("{uid} {uid} 1\n").into_bytes(),
+            gid_map: format!("{gid} {gid} 1\n").into_bytes(),
+        }),
+        mounts,
+        cap_last,
+        drop_bounding: userns || uid == 0 || caps != 0,
+        rlimits: rlimits(policy),
+        landlock,
+        seccomp,
+        fatal,
+    };
+    Ok((prepared, report))
+}
+
+fn report_for(
+    policy: &Policy,
+    abi: i32,
+    ctx: &LaunchContext,
+    userns: bool,
+    rules: &SyscallRules,
+    uid: libc::uid_t,
+    caps: u64,
+) -> EnforcementReport {
+    let required = |l| policy.layers.is_required(l);
+    let layer = |layer, status, detail: String| LayerReport {
+        layer,
+        status,
+        required: required(layer),
+        detail,
+    };
+    let [fs, scopes] = landlock_rules::layer_reports(policy, abi);
+    let network = match &policy.network {
+        NetPolicy::All => layer(Layer::Network, Status::NotNeeded, "network: all".into()),
+        NetPolicy::None => layer(
+            Layer::Network,
+            if abi >= 4 {
+                Status::Enforced
+            } else {
+                Status::Partial
+            },
+            "AF_UNIX sockets only (seccomp), TCP denied (landlock)".into(),
+        ),
+        NetPolicy::Tcp { connect, bind } => layer(
+            Layer::Network,
+            if landlock_rules::supports_tcp(abi) {
+                Status::Enforced
+            } else {
+                Status::NotEnforced
+            },
+            format!(
+                "TCP connect {:?}, bind {:?} (landlock); no UDP or raw sockets (seccomp)",
+                connect, bind
+            ),
+        ),
+    };
+    let namespaces = if userns {
+        let n = mounts::plan(&policy.filesystem, |p| p.is_dir()).len();
+        layer(
+            Layer::Namespaces,
+            Status::Enforced,
+            format!("private mount namespace, {n} protective mounts"),
+        )
+    } else {
+        layer(
+            Layer::Namespaces,
+            Status::NotNeeded,
+            "no deny-within-allow paths exist".into(),
+        )
+    };
+    let caps_detail = if userns || uid == 0 || caps != 0 {
+        "all sets dropped, bounding and ambient included; securebits locked".to_string()
+    } else {
+        "none held; bounding set kept (no CAP_SETPCAP), no_new_privs stops any gain".to_string()
+    };
+    let denied = seccomp::denied_syscall_names(rules).len();
+    EnforcementReport {
+        landlock_abi: abi,
+        layers: vec![
+            fs,
+            network,
+            scopes,
+            layer(
+                Layer::Syscalls,
+                Status::Enforced,
+                format!("seccomp: {denied} system calls denied, foreign ABIs killed"),
+            ),
+            namespaces,
+            layer(Layer::NoNewPrivs, Status::Enforced, "set".into()),
+            layer(Layer::Capabilities, Status::Enforced, caps_detail),
+            limits_report(policy, uid, ctx.cgroup_procs.is_some()),
+        ],
+    }
+}
+
+fn limits_report(policy: &Policy, uid: libc::uid_t, cgroup: bool) -> LayerReport {
+    let l = &policy.limits;
+    let mut parts = Vec::new();
+    let mut status = Status::Enforced;
+    for (name, v) in [
+        ("address space", l.address_space),
+        ("open files", l.open_files),
+        ("cpu seconds", l.cpu_seconds),
+        ("file size", l.file_size),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{name} {v}"));
+        }
+    }
+    if let Some(n) = l.processes {
+        match (cgroup, uid) {
+            (true, _) => parts.push(format!("processes {n} (cgroup pids)")),
+            // The kernel never applies RLIMIT_NPROC to real uid 0.
+            (false, 0) => {
+                status = Status::Partial;
+                parts.push(format!(
+                    "processes {n} NOT enforced: running as root and no writable cgroup pids controller"
+                ));
+            }
+            (false, _) => parts.push(format!("processes {n} (rlimit)")),
+        }
+    }
+    if parts.is_empty() {
+        status = Status::NotNeeded;
+        parts.push("none set".into());
+    }
+    LayerReport {
+        layer: Layer::Limits,
+        status,
+        required: policy.layers.is_required(Layer::Limits),
+        detail: parts.join(", "),
+    }
+}

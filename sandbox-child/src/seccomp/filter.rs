@@ -1,0 +1,213 @@
+//! The sluice deny filter: the syscalls an untrusted program never needs and
+//! that widen the kernel's attack surface or escape the other layers of the
+//! sandbox, as a [`FilterSpec`].
+
+use super::spec::{Action, ArgCheck, Check, Clause, FilterSpec, SyscallRule, Test};
+use super::{NetSyscalls, SyscallRules};
+
+const EPERM: Action = Action::Errno(libc::EPERM as u16);
+
+/// A syscall's name and native number, taken from one `libc::SYS_*` path so
+/// the two cannot disagree.
+#[derive(Clone, Copy, Debug)]
+struct Sys {
+    raw_name: &'static str,
+    nr: libc::c_long,
+}
+
+impl Sys {
+    fn name(self) -> &'static str {
+        self.raw_name.trim_start_matches("SYS_")
+    }
+
+    fn rule(self, check: Check) -> SyscallRule {
+        SyscallRule {
+            name: self.name(),
+            nr: self.nr,
+            check,
+        }
+    }
+}
+
+macro_rules! sys {
+    ($name:ident) => {
+        Sys {
+            raw_name: stringify!($name),
+            nr: libc::$name,
+        }
+    };
+}
+
+/// Refused with EPERM on every architecture: debugging other processes,
+/// io_uring (which bypasses this filter), file handles (which bypass path
+/// checks), mounts, eBPF and perf, keyrings, module loading and other
+/// host-administration calls.
+const DENIED_EVERYWHERE: &[Sys] = &[
+    sys!(SYS_ptrace),
+    sys!(SYS_process_vm_readv),
+    sys!(SYS_process_vm_writev),
+    sys!(SYS_pidfd_getfd),
+    sys!(SYS_io_uring_setup),
+    sys!(SYS_io_uring_enter),
+    sys!(SYS_io_uring_register),
+    sys!(SYS_open_by_handle_at),
+    sys!(SYS_name_to_handle_at),
+    sys!(SYS_mount),
+    sys!(SYS_umount2),
+    sys!(SYS_pivot_root),
+    sys!(SYS_move_mount),
+    sys!(SYS_open_tree),
+    sys!(SYS_fsopen),
+    sys!(SYS_fsconfig),
+    sys!(SYS_fsmount),
+    sys!(SYS_fspick),
+    sys!(SYS_mount_setattr),
+    sys!(SYS_bpf),
+    sys!(SYS_perf_event_open),
+    sys!(SYS_keyctl),
+    sys!(SYS_add_key),
+    sys!(SYS_request_key),
+    sys!(SYS_userfaultfd),
+    sys!(SYS_kexec_load),
+    sys!(SYS_kexec_file_load),
+    sys!(SYS_init_module),
+    sys!(SYS_finit_module),
+    sys!(SYS_delete_module),
+    sys!(SYS_acct),
+    sys!(SYS_swapon),
+    sys!(SYS_swapoff),
+    sys!(SYS_reboot),
+    sys!(SYS_sethostname),
+    sys!(SYS_setdomainname),
+    sys!(SYS_quotactl),
+    sys!(SYS_quotactl_fd),
+    sys!(SYS_fanotify_init),
+    sys!(SYS_lookup_dcookie),
+    sys!(SYS_vhangup),
+    sys!(SYS_syslog),
+    sys!(SYS_settimeofday),
+    sys!(SYS_clock_settime),
+    sys!(SYS_clock_adjtime),
+    sys!(SYS_adjtimex),
+    sys!(SYS_chroot),
+    sys!(SYS_nfsservctl),
+];
+
+/// Refused with EPERM where the architecture has them: x86 port I/O and the
+/// a.out loader do not exist on aarch64.
+#[cfg(target_arch = "x86_64")]
+const DENIED_ON_THIS_ARCH: &[Sys] = &[sys!(SYS_iopl), sys!(SYS_ioperm), sys!(SYS_uselib)];
+#[cfg(not(target_arch = "x86_64"))]
+const DENIED_ON_THIS_ARCH: &[Sys] = &[];
+
+/// The deny filter for `rules`.
+pub fn deny_spec(rules: &SyscallRules) -> FilterSpec {
+    let outright = DENIED_EVERYWHERE.iter().chain(DENIED_ON_THIS_ARCH);
+    let mut table: Vec<SyscallRule> = outright.map(|sys| sys.rule(Check::Always(EPERM))).collect();
+    table.push(sys!(SYS_memfd_create).rule(memfd_check()));
+    table.push(sys!(SYS_ioctl).rule(ioctl_check()));
+    table.extend(socket_rules(&rules.net));
+    if rules.deny_user_namespaces {
+        table.extend(user_namespace_rules());
+    }
+    FilterSpec {
+        rules: table,
+        default: Action::Allow,
+    }
+}
+
+/// `memfd_create` only with `MFD_NOEXEC_SEAL`: an executable memfd would
+/// let the program run code that never touched the (Landlock-checked)
+/// filesystem.
+fn memfd_check() -> Check {
+    let flags = ArgCheck::low(1, Test::NoneSet(libc::MFD_NOEXEC_SEAL));
+    deny_if(flags)
+}
+
+/// `ioctl` without `TIOCSTI` (push input into the terminal, i.e. type
+/// commands into the supervisor's shell) or `TIOCLINUX` (which can do the
+/// same on a virtual console). The kernel takes the request as an
+/// `unsigned int`, so only the low word is compared.
+fn ioctl_check() -> Check {
+    let requests = vec![libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
+    deny_if(ArgCheck::low(1, Test::OneOf(requests)))
+}
+
+/// The socket family rules for `net`; none at all for `NetSyscalls::All`.
+fn socket_rules(net: &NetSyscalls) -> Vec<SyscallRule> {
+    let socket_clauses = match net {
+        NetSyscalls::All => return Vec::new(),
+        NetSyscalls::UnixOnly => vec![unix_domain()],
+        NetSyscalls::TcpOnly => vec![unix_domain(), tcp_over_ip()],
+    };
+    // A socketpair is always local, so the only useful family is AF_UNIX.
+    vec![
+        sys!(SYS_socket).rule(allow_only(socket_clauses)),
+        sys!(SYS_socketpair).rule(allow_only(vec![unix_domain()])),
+    ]
+}
+
+/// `domain == AF_UNIX`
+fn unix_domain() -> Clause {
+    Clause {
+        all_of: vec![ArgCheck::low(0, one_of(&[libc::AF_UNIX]))],
+        action: Action::Allow,
+    }
+}
+
+/// An IPv4 or IPv6 stream socket with the default or TCP protocol. The type
+/// is masked with `SOCK_TYPE_MASK` (0xf) so `SOCK_NONBLOCK`/`SOCK_CLOEXEC`
+/// are accepted; there is no other way to get a non-TCP stream over IP.
+fn tcp_over_ip() -> Clause {
+    Clause {
+        all_of: vec![
+            ArgCheck::low(0, one_of(&[libc::AF_INET, libc::AF_INET6])),
+            ArgCheck::low(1, one_of(&[libc::SOCK_STREAM])).masked(0xf),
+            ArgCheck::low(2, one_of(&[0, libc::IPPROTO_TCP])),
+        ],
+        action: Action::Allow,
+    }
+}
+
+/// No new user namespaces: inside one, an unprivileged program gains every
+/// capability over it and reaches kernel code (mounts, netfilter, ...) that
+/// is otherwise root-only, a steady source of privilege escalations.
+fn user_namespace_rules() -> Vec<SyscallRule> {
+    let newuser = || deny_if(ArgCheck::low(0, Test::AnySet(libc::CLONE_NEWUSER as u32)));
+    // clone3 passes its flags in a struct in memory, which BPF cannot read.
+    // ENOSYS (not EPERM) makes glibc and others fall back to clone, whose
+    // flags this filter can check.
+    let enosys = Action::Errno(libc::ENOSYS as u16);
+    vec![
+        // clone's flags are args[0] on both x86_64 and aarch64.
+        sys!(SYS_clone).rule(newuser()),
+        sys!(SYS_unshare).rule(newuser()),
+        sys!(SYS_clone3).rule(Check::Always(enosys)),
+        // Entering an existing namespace is just as much of a way out.
+        sys!(SYS_setns).rule(Check::Always(EPERM)),
+    ]
+}
+
+/// EPERM if `check` holds, allowed otherwise.
+fn deny_if(check: ArgCheck) -> Check {
+    Check::Args {
+        clauses: vec![Clause {
+            all_of: vec![check],
+            action: EPERM,
+        }],
+        otherwise: Action::Allow,
+    }
+}
+
+/// Allowed if one of `clauses` matches, EPERM otherwise.
+fn allow_only(clauses: Vec<Clause>) -> Check {
+    Check::Args {
+        clauses,
+        otherwise: EPERM,
+    }
+}
+
+/// `Test::OneOf` from libc's `c_int` constants, which are all non-negative.
+fn one_of(values: &[libc::c_int]) -> Test {
+    Test::OneOf(values.iter().map(|&v| v as u32).collect())
+}

@@ -1,0 +1,191 @@
+//! Seccomp: a hand-built BPF filter that refuses the syscalls an untrusted
+//! program has no business making.
+//!
+//! The filter is compiled in ordinary code before `fork` ([`Program`]); the
+//! child only hands the finished instructions to the kernel ([`install`]),
+//! which is async-signal-safe.
+//!
+//! ```no_run
+//! use sandbox_child::seccomp::{install, NetSyscalls, Program, SyscallRules};
+//!
+//! let rules = SyscallRules { net: NetSyscalls::UnixOnly, deny_user_namespaces: true };
+//! let program = Program::deny_filter(&rules);
+//! let fprog = program.as_fprog();
+//! // ... fork; in the child, after prctl(PR_SET_NO_NEW_PRIVS, 1):
+//! install(&fprog, 0).expect("seccomp filter");
+//! ```
+//!
+//! # What the deny filter does
+//!
+//! - A syscall from a foreign architecture (e.g. i386 `int 0x80` on x86_64)
+//!   or the x32 ABI kills the process: the table's numbers do not apply there.
+//! - [`denied_syscall_names`] fail with `EPERM`, some only with certain
+//!   arguments (`ioctl(TIOCSTI)`, `memfd_create` without `MFD_NOEXEC_SEAL`,
+//!   non-Unix sockets, `CLONE_NEWUSER`); `clone3` fails with `ENOSYS` when
+//!   user namespaces are denied, so libc falls back to `clone`.
+//! - Everything else is allowed, including `seccomp`, `prctl` and Landlock, so
+//!   a nested sandbox can restrict itself further.
+//!
+//! # Security
+//!
+//! Arguments that are pointers (paths, `clone3`'s struct) cannot be checked
+//! by seccomp: file access is Landlock's job. Filters stack: a filter
+//! installed later by the program can only add refusals.
+//!
+//! # Compatibility
+//!
+//! x86_64 and aarch64 Linux. `SECCOMP_RET_KILL_PROCESS` needs Linux 4.14;
+//! `MFD_NOEXEC_SEAL` needs 6.3 (older kernels reject it with `EINVAL`, so
+//! `memfd_create` is then unusable in the sandbox).
+
+mod bpf;
+mod filter;
+#[cfg(test)]
+mod interp;
+mod spec;
+#[cfg(test)]
+mod tests;
+
+use std::os::fd::RawFd;
+
+pub use bpf::{AsmError, Half};
+pub use spec::{
+    Action, ArgCheck, BuildError, Check, Clause, FilterSpec, SyscallRule, Test, NATIVE_AUDIT_ARCH,
+};
+
+pub const SECCOMP_FILTER_FLAG_TSYNC: libc::c_ulong = libc::SECCOMP_FILTER_FLAG_TSYNC;
+pub const SECCOMP_FILTER_FLAG_LOG: libc::c_ulong = libc::SECCOMP_FILTER_FLAG_LOG;
+pub const SECCOMP_FILTER_FLAG_SPEC_ALLOW: libc::c_ulong = libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+pub const SECCOMP_FILTER_FLAG_TSYNC_ESRCH: libc::c_ulong = libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+
+/// Which syscalls the deny filter refuses, beyond the fixed list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyscallRules {
+    pub net: NetSyscalls,
+    /// deny creating user namespaces: clone/unshare with CLONE_NEWUSER → EPERM,
+    /// clone3 → ENOSYS (so libc falls back to clone, whose flags a filter can
+    /// read), setns → EPERM
+    pub deny_user_namespaces: bool,
+}
+
+/// Which sockets the program may create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetSyscalls {
+    /// socket()/socketpair() only with AF_UNIX; anything else EPERM
+    UnixOnly,
+    /// AF_UNIX, plus AF_INET/AF_INET6 only with type (masked with 0xf, i.e.
+    /// without SOCK_NONBLOCK/SOCK_CLOEXEC) == SOCK_STREAM and protocol 0 or
+    /// IPPROTO_TCP; socketpair only AF_UNIX
+    TcpOnly,
+    /// no socket filtering
+    All,
+}
+
+/// A compiled program; owns its instructions.
+#[derive(Clone, Debug)]
+pub struct Program {
+    insns: Vec<libc::sock_filter>,
+}
+
+impl Program {
+    /// The sluice deny filter for `rules`.
+    pub fn deny_filter(rules: &SyscallRules) -> Program {
+        // The table is fixed apart from the choices in `rules`, and the unit
+        // tests compile every combination, so a failure here is a bug.
+        Program::build(&filter::deny_spec(rules)).expect("the deny filter table is valid")
+    }
+
+    /// Compiles any rule table, e.g. a user-notification filter.
+    pub fn build(spec: &FilterSpec) -> Result<Program, BuildError> {
+        spec::compile(spec).map(|insns| Program { insns })
+    }
+
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+
+    pub fn instructions(&self) -> &[libc::sock_filter] {
+        &self.insns
+    }
+
+    /// A sock_fprog pointing into self (valid while self lives, must not move).
+    pub fn as_fprog(&self) -> libc::sock_fprog {
+        libc::sock_fprog {
+            // build() caps programs at BPF_MAXINSNS (4096), so this never truncates.
+            len: self.insns.len() as libc::c_ushort,
+            // The kernel only reads the program; the field is `*mut` in C.
+            filter: self.insns.as_ptr().cast_mut(),
+        }
+    }
+}
+
+/// The names of every syscall the deny filter refuses, for reports and docs:
+/// those refused outright and those refused for some arguments.
+pub fn denied_syscall_names(rules: &SyscallRules) -> Vec<&'static str> {
+    filter::deny_spec(rules)
+        .rules
+        .iter()
+        .filter(|rule| rule.check.can_refuse())
+        .map(|rule| rule.name)
+        .collect()
+}
+
+/// Install a prepared filter on the calling thread: seccomp(SECCOMP_SET_MODE_FILTER, flags, prog) via raw syscall.
+///
+/// Async-signal-safe: no allocation, no locks (it runs between fork and exec).
+/// Returns Err(errno) on failure. Requires no_new_privs already set (or
+/// CAP_SYS_ADMIN).
+///
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` is refused with `EINVAL` because the
+/// listener fd would be lost: use [`install_with_listener`]. With
+/// `SECCOMP_FILTER_FLAG_TSYNC` (and without `_TSYNC_ESRCH`), the kernel
+/// reports a thread it could not synchronise by returning that thread's id;
+/// this is returned as `Err(ESRCH)`.
+pub fn install(prog: &libc::sock_fprog, flags: libc::c_ulong) -> Result<(), i32> {
+    if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
+        return Err(libc::EINVAL);
+    }
+    match seccomp_set_mode_filter(prog, flags)? {
+        0 => Ok(()),
+        _thread_id => Err(libc::ESRCH),
+    }
+}
+
+/// Like [`install`], with `SECCOMP_FILTER_FLAG_NEW_LISTENER` added: returns
+/// the fd on which the supervisor receives `SECCOMP_RET_USER_NOTIF`
+/// notifications. With TSYNC, the kernel requires `_TSYNC_ESRCH` as well.
+/// Async-signal-safe.
+pub fn install_with_listener(prog: &libc::sock_fprog, flags: libc::c_ulong) -> Result<RawFd, i32> {
+    let fd = seccomp_set_mode_filter(prog, flags | SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
+    RawFd::try_from(fd).map_err(|_| libc::EOVERFLOW)
+}
+
+/// The raw syscall: libc has no wrapper, and `prctl(PR_SET_SECCOMP)` cannot
+/// pass flags.
+fn seccomp_set_mode_filter(prog: &libc::sock_fprog, flags: libc::c_ulong) -> Result<i64, i32> {
+    // SAFETY: `prog` is a valid reference for the duration of the call and
+    // the kernel only reads it and the `len` instructions it points to, which
+    // the caller keeps alive (see `Program::as_fprog`). The other arguments
+    // are plain integers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            prog as *const libc::sock_fprog,
+        )
+    };
+    if rc < 0 {
+        // Reading errno neither allocates nor locks.
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL))
+    } else {
+        Ok(rc)
+    }
+}

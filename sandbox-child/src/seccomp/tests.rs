@@ -1,0 +1,505 @@
+//! The deny filter's behaviour, checked in the BPF interpreter.
+
+use super::bpf;
+use super::interp::{self, Syscall};
+use super::spec::{self, ArgCheck, Clause};
+use super::*;
+
+const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+
+/// A garbage upper word, as a caller may leave in a 64-bit register that
+/// holds an `int` argument.
+const HIGH_GARBAGE: u64 = 0xdead_beef_0000_0000;
+
+fn rules(net: NetSyscalls, deny_user_namespaces: bool) -> SyscallRules {
+    SyscallRules {
+        net,
+        deny_user_namespaces,
+    }
+}
+
+fn strict() -> Program {
+    Program::deny_filter(&rules(NetSyscalls::UnixOnly, true))
+}
+
+fn eval(prog: &Program, nr: libc::c_long, args: &[u64]) -> u32 {
+    interp::run(prog.instructions(), Syscall::native(nr, args))
+}
+
+fn every_rule_combination() -> Vec<SyscallRules> {
+    let nets = [
+        NetSyscalls::UnixOnly,
+        NetSyscalls::TcpOnly,
+        NetSyscalls::All,
+    ];
+    nets.iter()
+        .flat_map(|net| [rules(net.clone(), false), rules(net.clone(), true)])
+        .collect()
+}
+
+fn nr_of(name: &str) -> libc::c_long {
+    filter::deny_spec(&rules(NetSyscalls::UnixOnly, true))
+        .rules
+        .iter()
+        .find(|rule| rule.name == name)
+        .unwrap_or_else(|| panic!("{name} is not in the table"))
+        .nr
+}
+
+#[test]
+fn every_combination_compiles_to_a_valid_program() {
+    for rules in every_rule_combination() {
+        let prog = Program::deny_filter(&rules);
+        interp::validate(prog.instructions());
+        assert!(prog.len() <= libc::BPF_MAXINSNS as usize);
+        assert!(!prog.is_empty());
+        let fprog = prog.as_fprog();
+        assert_eq!(usize::from(fprog.len), prog.len());
+        assert_eq!(fprog.filter.cast_const(), prog.instructions().as_ptr());
+    }
+}
+
+#[test]
+fn fixed_denials_return_eperm_whatever_the_arguments() {
+    let prog = strict();
+    let names = [
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "pidfd_getfd",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "open_by_handle_at",
+        "name_to_handle_at",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "move_mount",
+        "open_tree",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "mount_setattr",
+        "bpf",
+        "perf_event_open",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "userfaultfd",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "acct",
+        "swapon",
+        "swapoff",
+        "reboot",
+        "sethostname",
+        "setdomainname",
+        "quotactl",
+        "quotactl_fd",
+        "fanotify_init",
+        "lookup_dcookie",
+        "vhangup",
+        "syslog",
+        "settimeofday",
+        "clock_settime",
+        "clock_adjtime",
+        "adjtimex",
+        "chroot",
+        "nfsservctl",
+        #[cfg(target_arch = "x86_64")]
+        "iopl",
+        #[cfg(target_arch = "x86_64")]
+        "ioperm",
+        #[cfg(target_arch = "x86_64")]
+        "uselib",
+    ];
+    for name in names {
+        let nr = nr_of(name);
+        assert_eq!(eval(&prog, nr, &[]), EPERM, "{name}");
+        assert_eq!(eval(&prog, nr, &[u64::MAX; 6]), EPERM, "{name}");
+    }
+}
+
+#[test]
+fn table_numbers_match_libc() {
+    let expected = [
+        ("ptrace", libc::SYS_ptrace),
+        ("io_uring_setup", libc::SYS_io_uring_setup),
+        ("mount_setattr", libc::SYS_mount_setattr),
+        ("nfsservctl", libc::SYS_nfsservctl),
+        ("clone3", libc::SYS_clone3),
+    ];
+    for (name, nr) in expected {
+        assert_eq!(nr_of(name), nr, "{name}");
+    }
+}
+
+#[test]
+fn denied_names_cover_every_refusing_rule() {
+    for rules in every_rule_combination() {
+        let names = denied_syscall_names(&rules);
+        let spec = filter::deny_spec(&rules);
+        assert_eq!(
+            names.len(),
+            spec.rules.len(),
+            "every rule in the table refuses something"
+        );
+        for must in ["ptrace", "mount", "memfd_create", "ioctl"] {
+            assert!(names.contains(&must), "{must}");
+        }
+        let net_filtered = rules.net != NetSyscalls::All;
+        assert_eq!(names.contains(&"socket"), net_filtered);
+        assert_eq!(names.contains(&"socketpair"), net_filtered);
+        for userns in ["clone", "clone3", "unshare", "setns"] {
+            assert_eq!(
+                names.contains(&userns),
+                rules.deny_user_namespaces,
+                "{userns}"
+            );
+        }
+        for nested in ["seccomp", "prctl", "landlock_restrict_self", "read"] {
+            assert!(!names.contains(&nested), "{nested}");
+        }
+    }
+}
+
+#[test]
+fn common_syscalls_are_allowed() {
+    let prog = strict();
+    let calls: &[(libc::c_long, &[u64])] = &[
+        (libc::SYS_read, &[0, 0, 0]),
+        (libc::SYS_write, &[1, 0, 0]),
+        (libc::SYS_openat, &[libc::AT_FDCWD as u64, 0, 0]),
+        (libc::SYS_close, &[3]),
+        (libc::SYS_execve, &[]),
+        (libc::SYS_mmap, &[0, 4096, 3, 0x22, u64::MAX, 0]),
+        (
+            libc::SYS_clone,
+            &[(libc::CLONE_VM | libc::CLONE_THREAD) as u64],
+        ),
+        (libc::SYS_clone, &[libc::SIGCHLD as u64]),
+        (
+            libc::SYS_socket,
+            &[libc::AF_UNIX as u64, libc::SOCK_STREAM as u64, 0],
+        ),
+        (libc::SYS_getpid, &[]),
+        (libc::SYS_exit_group, &[0]),
+        (libc::SYS_seccomp, &[1, 0, 0]),
+        (libc::SYS_prctl, &[libc::PR_SET_NO_NEW_PRIVS as u64, 1]),
+        (libc::SYS_landlock_create_ruleset, &[]),
+        (libc::SYS_landlock_add_rule, &[]),
+        (libc::SYS_landlock_restrict_self, &[]),
+    ];
+    for &(nr, args) in calls {
+        assert_eq!(eval(&prog, nr, args), ALLOW, "syscall {nr} {args:?}");
+    }
+}
+
+#[test]
+fn foreign_architecture_is_killed() {
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+    let prog = strict();
+    for nr in [libc::SYS_getpid, libc::SYS_ptrace, 20] {
+        let call = Syscall {
+            arch: AUDIT_ARCH_I386,
+            ..Syscall::native(nr, &[])
+        };
+        assert_eq!(interp::run(prog.instructions(), call), KILL);
+    }
+}
+
+#[test]
+fn x32_abi_is_killed_on_x86_64() {
+    let prog = strict();
+    let x32 = |nr: libc::c_long| Syscall {
+        nr: 0x4000_0000 | nr as i32,
+        ..Syscall::native(0, &[])
+    };
+    let expected = if cfg!(target_arch = "x86_64") {
+        KILL
+    } else {
+        ALLOW
+    };
+    for nr in [libc::SYS_getpid, libc::SYS_read] {
+        assert_eq!(interp::run(prog.instructions(), x32(nr)), expected);
+    }
+    // A negative number is above the x32 bit as an unsigned word.
+    let negative = Syscall {
+        nr: -1,
+        ..Syscall::native(0, &[])
+    };
+    assert_eq!(interp::run(prog.instructions(), negative), expected);
+}
+
+#[test]
+fn memfd_create_needs_noexec_seal() {
+    let prog = strict();
+    let seal = u64::from(libc::MFD_NOEXEC_SEAL);
+    let cloexec = u64::from(libc::MFD_CLOEXEC);
+    let memfd = |flags: u64| eval(&prog, libc::SYS_memfd_create, &[0x1000, flags]);
+    assert_eq!(memfd(0), EPERM);
+    assert_eq!(memfd(cloexec), EPERM);
+    assert_eq!(memfd(u64::from(libc::MFD_EXEC)), EPERM);
+    // The flag must be in the word the kernel reads, not the upper half.
+    assert_eq!(memfd(seal << 32), EPERM);
+    assert_eq!(memfd(seal), ALLOW);
+    assert_eq!(memfd(seal | cloexec | HIGH_GARBAGE), ALLOW);
+}
+
+#[test]
+fn ioctl_refuses_terminal_injection_only() {
+    let prog = strict();
+    let ioctl = |request: u64| eval(&prog, libc::SYS_ioctl, &[0, request, 0]);
+    for request in [libc::TIOCSTI as u32 as u64, libc::TIOCLINUX as u32 as u64] {
+        assert_eq!(ioctl(request), EPERM, "{request:#x}");
+        // The kernel truncates the request to an unsigned int.
+        assert_eq!(ioctl(request | 1 << 32), EPERM, "{request:#x}");
+        assert_eq!(ioctl(request | HIGH_GARBAGE), EPERM, "{request:#x}");
+    }
+    assert_eq!(ioctl(0x5412_u64 << 32), ALLOW);
+    for request in [
+        libc::TCGETS as u32 as u64,
+        libc::FIONREAD as u32 as u64,
+        libc::TIOCGWINSZ as u32 as u64,
+    ] {
+        assert_eq!(ioctl(request), ALLOW, "{request:#x}");
+    }
+}
+
+fn socket(prog: &Program, domain: i32, ty: i32, protocol: i32) -> u32 {
+    let args = [domain as u64, ty as u64, protocol as u64];
+    eval(prog, libc::SYS_socket, &args)
+}
+
+fn socketpair(prog: &Program, domain: i32, ty: i32) -> u32 {
+    eval(
+        prog,
+        libc::SYS_socketpair,
+        &[domain as u64, ty as u64, 0, 0],
+    )
+}
+
+#[test]
+fn unix_only_allows_just_unix_sockets() {
+    let prog = Program::deny_filter(&rules(NetSyscalls::UnixOnly, false));
+    for ty in [
+        libc::SOCK_STREAM,
+        libc::SOCK_DGRAM,
+        libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+    ] {
+        assert_eq!(socket(&prog, libc::AF_UNIX, ty, 0), ALLOW);
+        assert_eq!(socketpair(&prog, libc::AF_UNIX, ty), ALLOW);
+    }
+    let unix_with_garbage = [
+        libc::AF_UNIX as u64 | HIGH_GARBAGE,
+        libc::SOCK_STREAM as u64,
+    ];
+    assert_eq!(eval(&prog, libc::SYS_socket, &unix_with_garbage), ALLOW);
+    for domain in [
+        libc::AF_INET,
+        libc::AF_INET6,
+        libc::AF_NETLINK,
+        libc::AF_PACKET,
+    ] {
+        assert_eq!(socket(&prog, domain, libc::SOCK_STREAM, 0), EPERM);
+        assert_eq!(socketpair(&prog, domain, libc::SOCK_STREAM), EPERM);
+    }
+    // AF_UNIX in the upper half of the register is not AF_UNIX to the kernel.
+    let unix_high = [(libc::AF_UNIX as u64) << 32 | libc::AF_INET as u64];
+    assert_eq!(eval(&prog, libc::SYS_socket, &unix_high), EPERM);
+}
+
+#[test]
+fn tcp_only_allows_unix_and_tcp_streams() {
+    let prog = Program::deny_filter(&rules(NetSyscalls::TcpOnly, false));
+    let (stream, tcp) = (libc::SOCK_STREAM, libc::IPPROTO_TCP);
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    assert_eq!(socket(&prog, libc::AF_UNIX, libc::SOCK_DGRAM, 0), ALLOW);
+    for domain in [libc::AF_INET, libc::AF_INET6] {
+        assert_eq!(socket(&prog, domain, stream, 0), ALLOW);
+        assert_eq!(socket(&prog, domain, stream, tcp), ALLOW);
+        assert_eq!(socket(&prog, domain, stream | flags, tcp), ALLOW);
+        assert_eq!(socket(&prog, domain, libc::SOCK_DGRAM, 0), EPERM);
+        assert_eq!(socket(&prog, domain, libc::SOCK_RAW, 0), EPERM);
+        assert_eq!(socket(&prog, domain, stream, libc::IPPROTO_SCTP), EPERM);
+        assert_eq!(socket(&prog, domain, stream, libc::IPPROTO_MPTCP), EPERM);
+        assert_eq!(socketpair(&prog, domain, stream), EPERM);
+        let garbage = [
+            domain as u64 | HIGH_GARBAGE,
+            stream as u64 | HIGH_GARBAGE,
+            HIGH_GARBAGE,
+        ];
+        assert_eq!(eval(&prog, libc::SYS_socket, &garbage), ALLOW);
+    }
+    for domain in [libc::AF_NETLINK, libc::AF_PACKET, libc::AF_VSOCK] {
+        assert_eq!(socket(&prog, domain, stream, 0), EPERM);
+    }
+    assert_eq!(socketpair(&prog, libc::AF_UNIX, stream), ALLOW);
+}
+
+#[test]
+fn all_leaves_sockets_alone() {
+    let prog = Program::deny_filter(&rules(NetSyscalls::All, false));
+    assert_eq!(socket(&prog, libc::AF_PACKET, libc::SOCK_RAW, 0), ALLOW);
+    assert_eq!(socket(&prog, libc::AF_INET, libc::SOCK_DGRAM, 0), ALLOW);
+    assert_eq!(socketpair(&prog, libc::AF_INET, libc::SOCK_STREAM), ALLOW);
+}
+
+#[test]
+fn user_namespaces_are_denied_when_asked() {
+    let newuser = libc::CLONE_NEWUSER as u64;
+    let plain = libc::SIGCHLD as u64 | libc::CLONE_NEWNS as u64;
+    for deny in [true, false] {
+        let prog = Program::deny_filter(&rules(NetSyscalls::All, deny));
+        let refused = |ret: u32| if deny { ret } else { ALLOW };
+        for nr in [libc::SYS_clone, libc::SYS_unshare] {
+            assert_eq!(eval(&prog, nr, &[newuser]), refused(EPERM));
+            assert_eq!(
+                eval(&prog, nr, &[newuser | plain | HIGH_GARBAGE]),
+                refused(EPERM)
+            );
+            assert_eq!(eval(&prog, nr, &[plain]), ALLOW);
+            assert_eq!(eval(&prog, nr, &[plain | HIGH_GARBAGE]), ALLOW);
+            // Only args[0] holds the flags.
+            assert_eq!(eval(&prog, nr, &[plain, newuser, newuser]), ALLOW);
+        }
+        assert_eq!(eval(&prog, libc::SYS_clone3, &[0, 88]), refused(ENOSYS));
+        assert_eq!(eval(&prog, libc::SYS_setns, &[3, 0]), refused(EPERM));
+    }
+}
+
+/// A table long enough that dispatch spans far more than 255 instructions,
+/// with the argument checks at the end reached from the start.
+#[test]
+fn long_tables_assemble_and_dispatch_correctly() {
+    let nrs: Vec<libc::c_long> = (1000..1400).collect();
+    let mut rules: Vec<SyscallRule> = nrs
+        .iter()
+        .map(|&nr| SyscallRule::always("filler", nr, Action::Errno(nr as u16)))
+        .collect();
+    rules.insert(0, spec_rule_with_args(1));
+    rules.push(spec_rule_with_args(2));
+    let spec = FilterSpec {
+        rules,
+        default: Action::Allow,
+    };
+    let prog = Program::build(&spec).unwrap();
+    assert!(prog.len() > 3 * 255, "{}", prog.len());
+    interp::validate(prog.instructions());
+    for nr in nrs {
+        assert_eq!(eval(&prog, nr, &[]), libc::SECCOMP_RET_ERRNO | nr as u32);
+    }
+    for nr in [1, 2] {
+        assert_eq!(eval(&prog, nr, &[7]), libc::SECCOMP_RET_USER_NOTIF);
+        assert_eq!(eval(&prog, nr, &[8]), KILL);
+    }
+    assert_eq!(eval(&prog, 999, &[]), ALLOW);
+}
+
+fn spec_rule_with_args(nr: libc::c_long) -> SyscallRule {
+    SyscallRule {
+        name: "checked",
+        nr,
+        check: Check::Args {
+            clauses: vec![Clause {
+                all_of: vec![ArgCheck::low(0, Test::OneOf(vec![7]))],
+                action: Action::UserNotif,
+            }],
+            otherwise: Action::KillProcess,
+        },
+    }
+}
+
+#[test]
+fn tables_beyond_the_kernel_limit_are_refused() {
+    let rules = (0..2100)
+        .map(|nr| SyscallRule::always("filler", nr, Action::Allow))
+        .collect();
+    let spec = FilterSpec {
+        rules,
+        default: Action::Allow,
+    };
+    let error = Program::build(&spec).unwrap_err();
+    assert!(
+        matches!(error, BuildError::Assembly(AsmError::TooLong { .. })),
+        "{error}"
+    );
+}
+
+#[test]
+fn table_mistakes_are_reported() {
+    let spec = |rules| FilterSpec {
+        rules,
+        default: Action::Allow,
+    };
+    let dup = vec![
+        SyscallRule::always("a", 1, Action::Allow),
+        SyscallRule::always("b", 1, Action::Allow),
+    ];
+    assert_eq!(
+        spec::compile(&spec(dup)).unwrap_err(),
+        BuildError::DuplicateSyscall { name: "b" }
+    );
+    let negative = vec![SyscallRule::always("neg", -1, Action::Allow)];
+    let err = spec::compile(&spec(negative)).unwrap_err();
+    assert_eq!(
+        err,
+        BuildError::BadSyscallNumber {
+            name: "neg",
+            nr: -1
+        }
+    );
+    let mut empty = spec_rule_with_args(1);
+    if let Check::Args { clauses, .. } = &mut empty.check {
+        clauses[0].all_of[0].test = Test::OneOf(Vec::new());
+    }
+    let err = spec::compile(&spec(vec![empty])).unwrap_err();
+    assert_eq!(err, BuildError::EmptyTest { name: "checked" });
+}
+
+/// The shape of the user-notification filter the supervisor will need.
+#[test]
+fn a_user_notification_filter_can_be_built() {
+    let opens = [libc::SYS_openat, libc::SYS_openat2];
+    let rules = opens
+        .iter()
+        .map(|&nr| SyscallRule::always("open", nr, Action::UserNotif))
+        .collect();
+    let prog = Program::build(&FilterSpec {
+        rules,
+        default: Action::Allow,
+    })
+    .unwrap();
+    for nr in opens {
+        assert_eq!(eval(&prog, nr, &[]), libc::SECCOMP_RET_USER_NOTIF);
+    }
+    assert_eq!(eval(&prog, libc::SYS_read, &[]), ALLOW);
+}
+
+#[test]
+fn all_jumps_land_inside_the_program() {
+    // Also checked by validate(), but stated on its own: every jump offset
+    // the assembler resolved lands on a later instruction of the program.
+    for rules in every_rule_combination() {
+        let prog = Program::deny_filter(&rules);
+        let insns = prog.instructions();
+        for (pc, insn) in insns.iter().enumerate() {
+            let offsets = match u32::from(insn.code) & 0x07 {
+                _ if insn.code == bpf::JMP_JA => vec![insn.k as usize],
+                class if class == libc::BPF_JMP => vec![insn.jt.into(), insn.jf.into()],
+                _ => continue,
+            };
+            for offset in offsets {
+                assert!(pc + 1 + offset < insns.len(), "pc {pc}");
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Raw system calls used between fork and exec.
+//!
+//! Everything here is async-signal-safe: no allocation, no locks, no std I/O.
+//! Each wrapper returns `Err(errno)` so the child sequence can report exactly
+//! which step failed and why.
+
+use std::os::raw::{c_char, c_int, c_ulong, c_void};
+
+/// The calling thread's errno.
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location always returns a valid thread-local pointer.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Maps a libc return value (-1 on error) to `Result`.
+pub fn check(ret: libc::c_long) -> Result<libc::c_long, i32> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+pub fn prctl(option: c_int, arg2: c_ulong) -> Result<(), i32> {
+    // SAFETY: prctl with integer arguments only; no pointers are passed.
+    check(unsafe { libc::prctl(option, arg2, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) } as _)
+        .map(drop)
+}
+
+pub fn write_all(fd: c_int, mut buf: &[u8]) -> Result<(), i32> {
+    while !buf.is_empty() {
+        // SAFETY: buf is a valid slice for its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast::<c_void>(), buf.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Opens `path` (a NUL-terminated C string prepared before fork) and writes
+/// `data` to it: how `/proc/self/uid_map` and friends are filled in.
+pub fn write_file(path: &[u8], data: &[u8]) -> Result<(), i32> {
+    debug_assert_eq!(path.last(), Some(&0));
+    // SAFETY: path is NUL-terminated (prepared before fork).
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr().cast::<c_char>(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let res = write_all(fd, data);
+    // SAFETY: fd was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    res
+}
+
+/// Closes every descriptor from 3 upward except those in `keep`, which must be
+/// sorted ascending.
+pub fn close_all_except(keep: &[c_int]) -> Result<(), i32> {
+    let mut lo: u32 = 3;
+    for &fd in keep {
+        let fd = fd as u32;
+        if fd < lo {
+            continue;
+        }
+        if fd > lo {
+            close_range(lo, fd - 1)?;
+        }
+        lo = fd + 1;
+    }
+    close_range(lo, u32::MAX)
+}
+
+fn close_range(lo: u32, hi: u32) -> Result<(), i32> {
+    // SAFETY: close_range takes integers only.
+    check(unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) }).map(drop)
+}
+
+/// `mount(2)` with C strings prepared before fork (null pointers allowed).
+pub fn mount(
+    src: *const c_char,
+    target: *const c_char,
+    fstype: *const c_char,
+    flags: c_ulong,
+) -> Result<(), i32> {
+    // SAFETY: the caller passes NUL-terminated strings or null, prepared before fork.
+    check(unsafe { libc::mount(src, target, fstype, flags, std::ptr::null()) } as _).map(drop)
+}
+
+/// The kernel's `struct mount_attr`.
+#[repr(C)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+const AT_RECURSIVE: u32 = 0x8000;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// Sets attributes on the mount at `path` without touching the others, so
+/// flags the kernel locked when the mount namespace was copied (nosuid,
+/// nodev, ...) are kept, which a classic `MS_REMOUNT` would have to repeat.
+pub fn mount_setattr(path: *const c_char, attr: &MountAttr) -> Result<(), i32> {
+    // SAFETY: path is NUL-terminated; attr is a valid struct of the given size.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path,
+            // Submounts too: a read-only tree stays read-only all the way down.
+            AT_RECURSIVE,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Linux capability header and data for `capset(2)`, version 3 (64-bit sets).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Clears the effective, permitted and inheritable sets of the calling thread.
+pub fn capset_clear() -> Result<(), i32> {
+    let header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and data are valid for capset v3 (two data elements).
+    check(unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) })
+        .map(drop)
+}
+
+pub fn landlock_restrict_self(ruleset_fd: c_int) -> Result<(), i32> {
+    // SAFETY: integers only.
+    check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset_fd, 0u32) }).map(drop)
+}
+
+pub fn setrlimit(resource: c_int, value: u64) -> Result<(), i32> {
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: lim is a valid rlimit.
+    check(unsafe { libc::setrlimit(resource as _, &lim) } as _).map(drop)
+}
+
+/// Resets every catchable signal to its default disposition and unblocks all
+/// signals: ignored signals and the signal mask survive exec, and the
+/// supervisor blocks some and Rust ignores SIGPIPE.
+pub fn reset_signals() -> Result<(), i32> {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid disposition. Failures for
+        // signals glibc reserves internally are expected and harmless.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty set built on the stack.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        check(libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) as _).map(drop)
+    }
+}
+
+/// Exits the child at once, without running destructors or atexit handlers.
+pub fn exit(code: c_int) -> ! {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,113 @@
+//! Command-line parsing: raw arguments into one of the subcommands.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+use crate::exit;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Run untrusted programs in a sealed sandbox; let file handles through by policy."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a command inside the sandbox.
+    Run(RunArgs),
+    /// Check, show and list policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A built-in policy name or a policy file.
+    #[arg(long, default_value = "default", value_name = "NAME|FILE")]
+    pub policy: String,
+    /// The workspace ($WORKSPACE); defaults to the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Also allow reading this tree.
+    #[arg(long = "allow-read", value_name = "PATH")]
+    pub allow_read: Vec<String>,
+    /// Also allow reading and writing this tree.
+    #[arg(long = "allow-write", value_name = "PATH")]
+    pub allow_write: Vec<String>,
+    /// Network: none, all, or tcp:PORTS (e.g. tcp:443,8080,bind:8000).
+    #[arg(long, value_name = "none|all|tcp:PORTS")]
+    pub net: Option<String>,
+    /// Print the enforcement report on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Parse and resolve a policy file; report the first error.
+    Check {
+        file: String,
+        #[arg(long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
+    },
+    /// Print the fully resolved policy (after extends and variables).
+    Show {
+        #[arg(default_value = "default")]
+        name: String,
+        #[arg(long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
+    },
+    /// List the built-in policies.
+    List,
+}
+
+/// Runs sluice and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::ERROR } else { 0 };
+        }
+    };
+    init_tracing();
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Policy(cmd) => commands::policy::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err
+                .downcast_ref::<exit::Exit>()
+                .map_or(exit::ERROR, |e| e.code);
+            eprintln!("sluice: {err:#}");
+            code
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

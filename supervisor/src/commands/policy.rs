@@ -1,0 +1,54 @@
+//! `sluice policy check | show | list`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use policies::Vars;
+
+use crate::cli::PolicyCommand;
+use crate::launch::{self, SessionDir};
+
+pub fn run(cmd: PolicyCommand) -> Result<i32> {
+    match cmd {
+        PolicyCommand::Check { file, workspace } => {
+            let policy = resolve(&file, workspace)?;
+            println!("policy '{file}': ok ({})", policy.name);
+            Ok(0)
+        }
+        PolicyCommand::Show { name, workspace } => {
+            print!("{}", resolve(&name, workspace)?.to_toml());
+            Ok(0)
+        }
+        PolicyCommand::List => {
+            for name in policies::builtin_names() {
+                let about = policies::builtin_source(name)
+                    .and_then(|src| src.lines().next())
+                    .map(|l| l.trim_start_matches('#').trim())
+                    .unwrap_or("");
+                println!("{name:<10} {about}");
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Resolves a policy the way `sluice run` would, against a throwaway session
+/// directory (so `$TMPDIR` shows a real, canonical path).
+fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<policies::Policy> {
+    let spec = policies::load(name)?;
+    let ws = match workspace {
+        Some(ws) => ws,
+        None => std::env::current_dir()?,
+    };
+    let dir = SessionDir::create(&launch::new_session_id()?)?;
+    let vars = Vars {
+        home: std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .context("HOME is not set")?,
+        workspace: ws
+            .canonicalize()
+            .with_context(|| format!("workspace '{}'", ws.display()))?,
+        tmpdir: dir.tmp(),
+    };
+    Ok(spec.resolve(&vars)?)
+}

@@ -1,0 +1,290 @@
+//! Preparing a session and forking the sandboxed child.
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use policies::Policy;
+use sandbox_child::{EnforcementReport, LaunchContext, Step, StepRecord};
+
+use crate::cgroup::SessionCgroup;
+use crate::exit;
+
+/// A random session id: 16 hex digits from the kernel's CSPRNG.
+pub fn new_session_id() -> Result<String> {
+    let mut buf = [0u8; 8];
+    // SAFETY: buf is valid for its length.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    anyhow::ensure!(n == buf.len() as isize, "getrandom failed");
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The session's private directory: `tmp/` is the sandbox's TMPDIR, `private/`
+/// holds what only the supervisor may touch (deny placeholders). Removed when
+/// the session ends.
+pub struct SessionDir {
+    root: PathBuf,
+}
+
+impl SessionDir {
+    pub fn create(session: &str) -> Result<SessionDir> {
+        let root = std::env::temp_dir().join(format!("sluice-{session}"));
+        let mut b = std::fs::DirBuilder::new();
+        b.mode(0o700);
+        b.create(&root)
+            .with_context(|| format!("creating the session directory {}", root.display()))?;
+        let dir = SessionDir {
+            root: root.canonicalize()?,
+        };
+        b.create(dir.tmp())?;
+        b.create(dir.private())?;
+        Ok(dir)
+    }
+
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn private(&self) -> PathBuf {
+        self.root.join("private")
+    }
+}
+
+impl Drop for SessionDir {
+    fn drop(&mut self) {
+        // The program may have left unreadable directories behind: open them up.
+        make_removable(&self.root);
+        if let Err(e) = std::fs::remove_dir_all(&self.root) {
+            tracing::warn!(dir = %self.root.display(), "removing the session directory: {e}");
+        }
+    }
+}
+
+fn make_removable(dir: &Path) {
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                make_removable(&e.path());
+            }
+        }
+    }
+}
+
+/// The child's environment: the policy's pass list filtered from ours, then
+/// its fixed values, then sluice's own variables.
+pub fn child_env(policy: &Policy, extra: &[(&str, &OsStr)]) -> Result<Vec<(OsString, OsString)>> {
+    let mut b = globset::GlobSetBuilder::new();
+    for pat in &policy.env.pass {
+        b.add(globset::Glob::new(pat).with_context(|| format!("environment pattern '{pat}'"))?);
+    }
+    let pass = b.build()?;
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| k.to_str().is_some_and(|k| pass.is_match(k)))
+        .collect();
+    let mut set = |k: OsString, v: OsString| {
+        env.retain(|(ek, _)| *ek != k);
+        env.push((k, v));
+    };
+    for (k, v) in &policy.env.set {
+        set(k.into(), v.into());
+    }
+    for (k, v) in extra {
+        set(k.into(), (*v).to_owned());
+    }
+    env.sort();
+    Ok(env)
+}
+
+/// Finds `cmd` as execvp would, in the child's PATH.
+pub fn find_program(cmd: &OsStr, env: &[(OsString, OsString)], cwd: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+    };
+    if cmd.as_bytes().contains(&b'/') {
+        let p = cwd.join(cmd);
+        if !p.exists() {
+            return Err(exit::with_code(
+                exit::NOT_FOUND,
+                format!("{}: No such file or directory", cmd.to_string_lossy()),
+            ));
+        }
+        if !executable(&p) {
+            return Err(exit::with_code(
+                exit::CANNOT_EXECUTE,
+                format!("{}: Permission denied", cmd.to_string_lossy()),
+            ));
+        }
+        return Ok(p);
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| cwd.join(dir).join(cmd))
+        .find(|p| executable(p))
+        .ok_or_else(|| {
+            exit::with_code(
+                exit::NOT_FOUND,
+                format!("{}: command not found", cmd.to_string_lossy()),
+            )
+        })
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("creating the launch pipe");
+    }
+    // SAFETY: pipe2 returned two fresh descriptors that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// What the caller hands to [`spawn`].
+pub struct Launch {
+    pub program: PathBuf,
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: PathBuf,
+    pub placeholder_dir: PathBuf,
+    pub cgroup: Option<(SessionCgroup, OwnedFd)>,
+}
+
+/// A child that passed every required step and exec'd the program.
+pub struct Spawned {
+    pub pid: libc::pid_t,
+    pub report: EnforcementReport,
+    pub cgroup: Option<SessionCgroup>,
+}
+
+/// Prepares the sandbox, refuses to launch if a required layer cannot be
+/// enforced, forks, and waits for the child to exec (or to report why not).
+pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
+    let (read_end, write_end) = pipe()?;
+    let (cgroup, cgroup_procs) = match launch.cgroup {
+        Some((cg, fd)) => (Some(cg), Some(fd)),
+        None => (None, None),
+    };
+    let ctx = LaunchContext {
+        program: launch.program,
+        argv: launch.argv,
+        env: launch.env,
+        cwd: launch.cwd,
+        placeholder_dir: launch.placeholder_dir,
+        cgroup_procs,
+        handover: Vec::new(),
+        report_pipe: write_end,
+    };
+    let (plan, mut report) =
+        sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
+    refuse_if_blocked(&report)?;
+    // SAFETY: sluice is single-threaded here (no runtime started yet), and the
+    // child runs only the prepared plan's raw system calls.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).context("fork");
+    }
+    if pid == 0 {
+        // SAFETY: in the child right after fork, single-threaded.
+        unsafe { sandbox_child::exec_child(&plan) }
+    }
+    drop(plan); // our copies of the pipe's write end, ruleset and cgroup fds
+    let records = read_records(&read_end)?;
+    for rec in &records {
+        let what = describe(rec);
+        if rec.fatal {
+            let mut status = 0;
+            // SAFETY: reaping our own child, which exits after a fatal record.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let code = match rec.step {
+                Step::Exec if rec.errno == libc::ENOENT => exit::NOT_FOUND,
+                Step::Exec => exit::CANNOT_EXECUTE,
+                _ => exit::ERROR,
+            };
+            return Err(exit::with_code(code, what));
+        }
+        if let Some(layer) = rec.step.layer() {
+            report.degrade(layer, what);
+        }
+    }
+    Ok(Spawned {
+        pid,
+        report,
+        cgroup,
+    })
+}
+
+fn refuse_if_blocked(report: &EnforcementReport) -> Result<()> {
+    let blocked: Vec<String> = report
+        .blocking()
+        .map(|l| format!("{}: {} ({})", l.layer, l.status.as_str(), l.detail))
+        .collect();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(exit::with_code(
+        exit::ERROR,
+        format!(
+            "refusing to launch: the policy requires layers this system cannot enforce:\n  {}\n\
+             (list a layer under [layers] best_effort to run without it)",
+            blocked.join("\n  ")
+        ),
+    ))
+}
+
+fn describe(rec: &StepRecord) -> String {
+    let err = std::io::Error::from_raw_os_error(rec.errno);
+    let item = if rec.index > 0 {
+        format!(" (item {})", rec.index)
+    } else {
+        String::new()
+    };
+    match rec.step.layer() {
+        Some(layer) if rec.fatal => format!(
+            "{}{item} failed: {err}; the required layer '{layer}' is not enforced",
+            rec.step.describe()
+        ),
+        _ => format!("{}{item} failed: {err}", rec.step.describe()),
+    }
+}
+
+/// Reads step records until EOF: EOF arrives when the child execs (the pipe is
+/// close-on-exec) or exits.
+fn read_records(fd: &OwnedFd) -> Result<Vec<StepRecord>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; StepRecord::SIZE];
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            // SAFETY: reading into the unfilled tail of buf.
+            let n = unsafe {
+                libc::read(
+                    fd.as_raw_fd(),
+                    buf[filled..].as_mut_ptr().cast(),
+                    buf.len() - filled,
+                )
+            };
+            match n {
+                0 if filled == 0 => return Ok(out),
+                0 => anyhow::bail!("launch pipe: truncated record"),
+                n if n < 0 => {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(e).context("reading the launch pipe");
+                    }
+                }
+                n => filled += n as usize,
+            }
+        }
+        let rec = StepRecord::decode(&buf).context("launch pipe: unknown record")?;
+        out.push(rec);
+    }
+}

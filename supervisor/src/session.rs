@@ -1,0 +1,181 @@
+//! Supervising a running child: signals in, exit status out.
+//!
+//! The supervisor blocks the signals it handles before forking (the child
+//! unblocks them before exec) and reads them from a signalfd, so no signal
+//! handler runs and none is lost. It is the child subreaper: orphans of the
+//! program are reparented to it, and when the program exits, whatever it left
+//! behind is killed and reaped.
+
+use std::io;
+
+use crate::cgroup::SessionCgroup;
+use crate::exit;
+
+/// Signals the supervisor forwards to the program when another process sends
+/// them to sluice.
+const FORWARDED: [libc::c_int; 5] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGWINCH,
+];
+
+fn handled_set() -> libc::sigset_t {
+    // SAFETY: sigset operations on a zeroed local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Blocks the handled signals in this thread (and threads created later), and
+/// makes sluice a subreaper that cannot be inspected by the program.
+pub fn prepare_supervisor() -> io::Result<()> {
+    let set = handled_set();
+    // SAFETY: set is a valid signal set.
+    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Non-dumpable: /proc/<sluice>/{mem,environ,root,...} and ptrace are
+    // closed to processes without CAP_SYS_PTRACE, whatever else holds.
+    // SAFETY: integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits for `child` to exit while forwarding signals; then kills and reaps
+/// everything it left behind. Returns the shell-style exit status.
+pub fn supervise(child: libc::pid_t, cgroup: Option<&SessionCgroup>) -> io::Result<i32> {
+    let set = handled_set();
+    // SAFETY: set is valid; signalfd returns a new descriptor or -1.
+    let sfd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) };
+    if sfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: sfd was just created and is owned here.
+    let sfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd) };
+    let status = loop {
+        if let Some(status) = reap(child)? {
+            break status;
+        }
+        let info = read_signal(&sfd)?;
+        let sig = info.ssi_signo as libc::c_int;
+        // A signal the terminal generated (SI_KERNEL) already reached the
+        // program, which shares our process group; forward only those that
+        // another process sent to sluice itself.
+        if sig != libc::SIGCHLD && info.ssi_code <= 0 {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child, sig) };
+        }
+    };
+    kill_leftovers(cgroup);
+    Ok(exit::from_wait_status(status))
+}
+
+fn read_signal(sfd: &std::os::fd::OwnedFd) -> io::Result<libc::signalfd_siginfo> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: an all-zero signalfd_siginfo is valid; read fills it.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reading one struct into info.
+        let n = unsafe {
+            libc::read(
+                sfd.as_raw_fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size,
+            )
+        };
+        if n == size as isize {
+            return Ok(info);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Reaps every exited child; returns the main child's status once it exits.
+fn reap(child: libc::pid_t) -> io::Result<Option<libc::c_int>> {
+    let mut main = None;
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        match pid {
+            0 => return Ok(main),
+            p if p == child => main = Some(status),
+            p if p > 0 => {}
+            _ => {
+                let e = io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    Some(libc::ECHILD) => Ok(main),
+                    Some(libc::EINTR) => continue,
+                    _ => Err(e),
+                };
+            }
+        }
+    }
+}
+
+/// Kills what the program left running and reaps it. With a session cgroup
+/// the cgroup is emptied; otherwise our remaining children (orphans are
+/// reparented to us as subreaper) are killed until none is left.
+fn kill_leftovers(cgroup: Option<&SessionCgroup>) {
+    if let Some(cg) = cgroup {
+        cg.kill_all();
+    }
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            continue;
+        }
+        if pid < 0 {
+            return; // ECHILD: nothing left
+        }
+        for child in our_children() {
+            // SAFETY: signalling a process whose parent is sluice.
+            unsafe { libc::kill(child, libc::SIGKILL) };
+        }
+        // SAFETY: blocking wait for any child; returns -1/ECHILD when none.
+        if unsafe { libc::waitpid(-1, &mut status, 0) } < 0 {
+            return;
+        }
+    }
+}
+
+/// Processes whose parent is sluice, from /proc.
+fn our_children() -> Vec<libc::pid_t> {
+    // SAFETY: getpid cannot fail.
+    let me = unsafe { libc::getpid() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    // The command name may hold spaces and parentheses: skip past the last ')'.
+                    let rest = &s[s.rfind(')')? + 2..];
+                    rest.split(' ').nth(1)?.parse::<libc::pid_t>().ok()
+                })
+                == Some(me)
+        })
+        .collect()
+}

@@ -1,0 +1,502 @@
+//! Harness for the sluice integration and escape tests.
+//!
+//! Each test builds a [`Fixture`]: a fresh temporary tree with a workspace (a
+//! `.git` with hooks and config, a `.env` holding a secret, ordinary files), a fake
+//! home (an SSH key, AWS credentials, a shell history) and a directory outside every
+//! policy. It then runs the `sluice-probe` binary once inside `sluice run` (the
+//! attack) and once without sluice or on an allowed path (the control), and checks
+//! from outside that nothing protected changed.
+//!
+//! ```no_run
+//! let fx = sluice_tests::fixture!();
+//! fx.sluice(&[], &["read", &fx.home(".ssh/id_rsa")]).assert_blocked();
+//! fx.direct(&["read", &fx.home(".ssh/id_rsa")]).assert_ok();
+//! ```
+//!
+//! # Compatibility
+//!
+//! Linux only. The escape tests expect what CI has: root, Landlock ABI 7
+//! (`SLUICE_EXPECT_LANDLOCK_ABI` overrides), seccomp user notification,
+//! unprivileged user namespaces and util-linux `setpriv`/`unshare`. A missing
+//! feature fails the tests; nothing is skipped.
+//!
+//! # Security
+//!
+//! The probe is copied into the workspace of each fixture and run from there: the
+//! workspace is executable under the built-in `default` policy, so the attacks run
+//! under exactly that policy, with no extra `execute` rule that could mask a
+//! difference. Every secret written by the fixture contains [`SECRET_MARK`]; an
+//! attack's output must never contain it.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr};
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Every secret in a fixture contains this; no blocked attack may print it.
+pub const SECRET_MARK: &str = "SECRET-";
+pub const SSH_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRET-ssh-key\n";
+pub const AWS_CREDENTIALS: &str = "[default]\naws_secret_access_key = SECRET-aws\n";
+pub const SHELL_HISTORY: &str = "export TOKEN=SECRET-history\n";
+pub const DOTENV: &str = "API_TOKEN=SECRET-dotenv\n";
+pub const DOTENV_LOCAL: &str = "DB_PASSWORD=SECRET-dotenv-local\n";
+pub const OUTSIDE_SECRET: &str = "SECRET-outside-every-policy\n";
+pub const HOOK: &str = "#!/bin/sh\n# the original pre-commit hook\nexit 0\n";
+pub const GIT_CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n";
+pub const README: &str = "hello from the workspace\n";
+/// Set in sluice's own environment on every run; must never reach the sandbox.
+pub const CANARY_VAR: &str = "SLUICE_TEST_CANARY";
+pub const CANARY_VALUE: &str = "SECRET-supervisor-environment";
+
+/// Liveness guard only, not a speed assertion: a hung sluice must not hang CI.
+const HANG_GUARD: Duration = Duration::from_secs(300);
+
+/// `Fixture::new` with the probe this test crate built.
+#[macro_export]
+macro_rules! fixture {
+    () => {
+        $crate::Fixture::new(env!("CARGO_BIN_EXE_sluice-probe"))
+    };
+}
+
+/// The `sluice` binary: `$SLUICE_BIN`, else `target/<profile>/sluice` next to the
+/// running test executable (`target/<profile>/deps/<test>`).
+pub fn sluice_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SLUICE_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable is in target/<profile>/deps");
+    let bin = profile_dir.join("sluice");
+    assert!(
+        bin.is_file(),
+        "sluice binary not found at {}: run `cargo build --workspace` first (or set SLUICE_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// The Landlock ABI the tests expect the kernel (and sluice's report) to have.
+pub fn expected_landlock_abi() -> u32 {
+    match std::env::var("SLUICE_EXPECT_LANDLOCK_ABI") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("SLUICE_EXPECT_LANDLOCK_ABI={v:?} is not a number")),
+        Err(_) => 7,
+    }
+}
+
+/// A directory under /tmp, removed on drop (kept if `SLUICE_TEST_KEEP` is set).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let template = CString::new(format!("/tmp/sluice-test-{tag}-XXXXXX")).unwrap();
+        let mut buf = template.into_bytes_with_nul();
+        // SAFETY: buf is a writable NUL-terminated template ending in XXXXXX.
+        let ret = unsafe { libc::mkdtemp(buf.as_mut_ptr().cast()) };
+        assert!(
+            !ret.is_null(),
+            "mkdtemp: {}",
+            std::io::Error::last_os_error()
+        );
+        buf.pop();
+        TempDir(PathBuf::from(OsStr::from_bytes(&buf)))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("SLUICE_TEST_KEEP").is_none() {
+            // Best effort: a failed cleanup must not mask the test's own result.
+            fs::remove_dir_all(&self.0).ok();
+        }
+    }
+}
+
+/// A fresh workspace, fake home and outside directory, plus a probe copy.
+pub struct Fixture {
+    root: TempDir,
+    pub ws_dir: PathBuf,
+    pub home_dir: PathBuf,
+    pub outside_dir: PathBuf,
+    /// The probe, copied into the workspace (`$WS/bin/sluice-probe`).
+    pub probe: PathBuf,
+}
+
+fn write_file(path: &Path, data: &str, mode: u32) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    fs::write(path, data).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+impl Fixture {
+    pub fn new(probe_src: &str) -> Fixture {
+        let root = TempDir::new("fx");
+        let ws_dir = root.path().join("ws");
+        let home_dir = root.path().join("home");
+        let outside_dir = root.path().join("outside");
+
+        write_file(&ws_dir.join("README.md"), README, 0o644);
+        write_file(&ws_dir.join("src/main.rs"), "fn main() {}\n", 0o644);
+        write_file(&ws_dir.join(".env"), DOTENV, 0o644);
+        write_file(&ws_dir.join(".env.local"), DOTENV_LOCAL, 0o644);
+        write_file(&ws_dir.join(".git/HEAD"), "ref: refs/heads/main\n", 0o644);
+        write_file(&ws_dir.join(".git/config"), GIT_CONFIG, 0o644);
+        write_file(&ws_dir.join(".git/hooks/pre-commit"), HOOK, 0o755);
+
+        write_file(&home_dir.join(".ssh/id_rsa"), SSH_KEY, 0o600);
+        write_file(&home_dir.join(".aws/credentials"), AWS_CREDENTIALS, 0o600);
+        write_file(&home_dir.join(".bash_history"), SHELL_HISTORY, 0o600);
+        write_file(
+            &home_dir.join(".gnupg/private-keys-v1.d/key"),
+            "SECRET-gpg\n",
+            0o600,
+        );
+        write_file(&home_dir.join("notes.txt"), "SECRET-home-notes\n", 0o644);
+
+        write_file(&outside_dir.join("secret.txt"), OUTSIDE_SECRET, 0o644);
+
+        let probe = ws_dir.join("bin/sluice-probe");
+        fs::create_dir_all(probe.parent().unwrap()).unwrap();
+        fs::copy(probe_src, &probe)
+            .unwrap_or_else(|e| panic!("copy probe {probe_src} into the workspace: {e}"));
+        Fixture {
+            root,
+            ws_dir,
+            home_dir,
+            outside_dir,
+            probe,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A path inside the workspace, as a string for the probe's arguments.
+    pub fn ws(&self, rel: &str) -> String {
+        join(&self.ws_dir, rel)
+    }
+
+    pub fn home(&self, rel: &str) -> String {
+        join(&self.home_dir, rel)
+    }
+
+    pub fn outside(&self, rel: &str) -> String {
+        join(&self.outside_dir, rel)
+    }
+
+    pub fn probe_path(&self) -> String {
+        self.probe.to_string_lossy().into_owned()
+    }
+
+    /// Writes a policy file next to (not inside) the workspace; returns its path.
+    pub fn write_policy(&self, name: &str, body: &str) -> String {
+        let path = self.root().join(name);
+        fs::write(&path, body).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    /// `sluice run --workspace WS SLUICE_ARGS -- PROGRAM...`, from the workspace,
+    /// with HOME the fake home, the canary variable set and stdin from /dev/null.
+    pub fn sluice_command(&self, sluice_args: &[&str], program: &[&str]) -> Command {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.arg("run")
+            .arg("--workspace")
+            .arg(&self.ws_dir)
+            .args(sluice_args)
+            .arg("--")
+            .args(program);
+        self.environment(&mut cmd);
+        cmd
+    }
+
+    /// The probe inside sluice.
+    pub fn sluice(&self, sluice_args: &[&str], action: &[&str]) -> Outcome {
+        let mut program = vec![self.probe.to_str().unwrap()];
+        program.extend_from_slice(action);
+        execute(self.sluice_command(sluice_args, &program))
+    }
+
+    /// The probe without sluice, same environment and working directory.
+    pub fn direct_command(&self, action: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.probe);
+        cmd.args(action);
+        self.environment(&mut cmd);
+        cmd
+    }
+
+    pub fn direct(&self, action: &[&str]) -> Outcome {
+        execute(self.direct_command(action))
+    }
+
+    fn environment(&self, cmd: &mut Command) {
+        cmd.current_dir(&self.ws_dir)
+            .env("HOME", &self.home_dir)
+            .env(CANARY_VAR, CANARY_VALUE)
+            .stdin(Stdio::null());
+    }
+
+    /// Everything the default policy protects, read from outside: `.git`, `.env*`
+    /// and the home secrets, with contents and modes.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot::new();
+        for rel in [".git", ".env", ".env.local"] {
+            walk(&self.ws_dir.join(rel), &mut snap);
+        }
+        for rel in [".ssh", ".aws", ".gnupg", ".bash_history"] {
+            walk(&self.home_dir.join(rel), &mut snap);
+        }
+        snap
+    }
+
+    /// Panics, naming every difference, if anything protected changed.
+    #[track_caller]
+    pub fn assert_unchanged(&self, before: &Snapshot) {
+        let after = self.snapshot();
+        let diff = diff(before, &after);
+        assert!(
+            diff.is_empty(),
+            "protected files changed behind the sandbox:\n{}",
+            diff.join("\n")
+        );
+    }
+
+    /// Panics if nothing protected changed: the control attack did take effect.
+    #[track_caller]
+    pub fn assert_changed(&self, before: &Snapshot) {
+        assert!(
+            !diff(before, &self.snapshot()).is_empty(),
+            "the control attack left the protected files unchanged: the check proves nothing"
+        );
+    }
+
+    /// Makes the whole tree usable by another uid (the setuid test drops to 65534).
+    pub fn give_to(&self, uid: u32, gid: u32) {
+        fs::set_permissions(self.root(), fs::Permissions::from_mode(0o755)).unwrap();
+        for dir in [&self.ws_dir, &self.home_dir] {
+            chown_tree(dir, uid, gid);
+        }
+    }
+}
+
+fn join(base: &Path, rel: &str) -> String {
+    if rel.is_empty() {
+        base.to_string_lossy().into_owned()
+    } else {
+        base.join(rel).to_string_lossy().into_owned()
+    }
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+    if fs::symlink_metadata(path).unwrap().is_dir() {
+        for entry in fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid, gid);
+        }
+    }
+}
+
+/// One file-system object as seen from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Missing,
+    Dir { mode: u32 },
+    File { mode: u32, data: Vec<u8> },
+    Symlink(PathBuf),
+    Other,
+}
+
+pub type Snapshot = BTreeMap<PathBuf, Node>;
+
+fn walk(path: &Path, snap: &mut Snapshot) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        snap.insert(path.to_owned(), Node::Missing);
+        return;
+    };
+    let mode = meta.mode() & 0o7777;
+    let node = if meta.is_dir() {
+        let mut children: Vec<PathBuf> = fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        children.sort();
+        for child in children {
+            walk(&child, snap);
+        }
+        Node::Dir { mode }
+    } else if meta.is_file() {
+        Node::File {
+            mode,
+            data: fs::read(path).unwrap(),
+        }
+    } else if meta.is_symlink() {
+        Node::Symlink(fs::read_link(path).unwrap())
+    } else {
+        Node::Other
+    };
+    snap.insert(path.to_owned(), node);
+}
+
+fn diff(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, old) in before {
+        match after.get(path) {
+            Some(new) if new == old => {}
+            Some(new) => out.push(format!("  changed {}: {old:?} -> {new:?}", path.display())),
+            None => out.push(format!("  gone    {}", path.display())),
+        }
+    }
+    for (path, new) in after {
+        if !before.contains_key(path) {
+            out.push(format!("  new     {}: {new:?}", path.display()));
+        }
+    }
+    out
+}
+
+/// What one command did.
+pub struct Outcome {
+    pub command: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The exit code; `128 + N` when the process was killed by signal N.
+    pub fn code(&self) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        match (self.status.code(), self.status.signal()) {
+            (Some(code), _) => code,
+            (None, Some(sig)) => 128 + sig,
+            _ => unreachable!("an exit status has a code or a signal"),
+        }
+    }
+
+    /// The probe's last `OK ...`/`BLOCKED ...` line, or "" if there is none.
+    pub fn status_line(&self) -> &str {
+        self.stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("OK ") || l.starts_with("BLOCKED "))
+            .unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert!(
+            self.code() == 0 && self.status_line().starts_with("OK "),
+            "expected the action to succeed (exit 0, OK)\n{self}"
+        );
+        self
+    }
+
+    /// Exit 1 with a BLOCKED line, and no secret in the output.
+    #[track_caller]
+    pub fn assert_blocked(&self) -> &Self {
+        assert!(
+            self.code() == 1 && self.status_line().starts_with("BLOCKED "),
+            "expected the attack to be BLOCKED (exit 1)\n{self}"
+        );
+        self.assert_no_secret()
+    }
+
+    #[track_caller]
+    pub fn assert_no_secret(&self) -> &Self {
+        assert!(
+            !self.stdout.contains(SECRET_MARK) && !self.stderr.contains(SECRET_MARK),
+            "a secret leaked into the output\n{self}"
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), code, "unexpected exit status\n{self}");
+        self
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "command: {}", self.command)?;
+        writeln!(f, "status:  {} ({})", self.code(), self.status)?;
+        writeln!(f, "stdout:\n{}", indent(&self.stdout))?;
+        write!(f, "stderr:\n{}", indent(&self.stderr))
+    }
+}
+
+fn indent(text: &str) -> String {
+    if text.is_empty() {
+        return "    (empty)".to_owned();
+    }
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// Runs `cmd` to completion, capturing stdout and stderr. The caller sets stdin.
+pub fn execute(mut cmd: Command) -> Outcome {
+    let command = format!("{cmd:?}");
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+    let (tx, rx) = mpsc::channel();
+    let pipes: [Box<dyn Read + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for (index, mut pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            pipe.read_to_end(&mut buf).ok();
+            tx.send((index, buf)).ok();
+        });
+    }
+    let deadline = Instant::now() + HANG_GUARD;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("{command} did not finish within {HANG_GUARD:?}: hung");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let mut out = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (index, buf) = rx.recv_timeout(left).unwrap_or_else(|_| {
+            panic!("{command} exited but something it started still holds its output")
+        });
+        out[index] = buf;
+    }
+    let [stdout, stderr] = out.map(|b| String::from_utf8_lossy(&b).into_owned());
+    Outcome {
+        command,
+        status,
+        stdout,
+        stderr,
+    }
+}
