@@ -26,7 +26,10 @@ pub fn load_str(name: &str, text: &str, base_dir: &Path) -> Result<PolicySpec, P
 enum Source {
     Builtin(&'static str, &'static str),
     /// `display` is the path as messages show it; `path` is what is opened.
-    File { display: String, path: PathBuf },
+    File {
+        display: String,
+        path: PathBuf,
+    },
 }
 
 /// What makes two loads the same policy, for cycle detection.
@@ -90,11 +93,13 @@ impl Loader {
         identity: Option<Identity>,
         base_dir: Option<&Path>,
     ) -> Result<PolicySpec, PolicyError> {
-        if let Some(start) = identity
-            .as_ref()
-            .and_then(|id| self.stack.iter().position(|(seen, _)| seen.as_ref() == Some(id)))
-        {
-            let mut chain: Vec<String> = self.stack[start..].iter().map(|(_, n)| n.clone()).collect();
+        if let Some(start) = identity.as_ref().and_then(|id| {
+            self.stack
+                .iter()
+                .position(|(seen, _)| seen.as_ref() == Some(id))
+        }) {
+            let mut chain: Vec<String> =
+                self.stack[start..].iter().map(|(_, n)| n.clone()).collect();
             chain.push(name.to_string());
             return Err(PolicyError::Cycle {
                 policy: chain[0].clone(),

@@ -77,7 +77,15 @@ mod tests {
                 "invalid port '70000' in network policy 'tcp:443,70000' ({EXPECTED})"
             ))
         );
-        for bad in ["tcp:", "tcp:443,", "tcp:bind:", "tcp:x", "tcp: 443", "NONE", ""] {
+        for bad in [
+            "tcp:",
+            "tcp:443,",
+            "tcp:bind:",
+            "tcp:x",
+            "tcp: 443",
+            "NONE",
+            "",
+        ] {
             assert!(bad.parse::<NetPolicy>().is_err(), "{bad}");
         }
     }

@@ -204,8 +204,17 @@ mod tests {
         let text = "[filesystem]\nread = [\"/a\", 3]\n[limits]\nprocesses = \"x\"\n";
         let document = DeTable::parse(text).unwrap();
         let table = document.get_ref();
-        assert_eq!(key_at(table, text.find('3').unwrap()), Some("filesystem.read".into()));
-        assert_eq!(key_at(table, text.find("\"x\"").unwrap()), Some("limits.processes".into()));
-        assert_eq!(key_at(table, text.find("[limits]").unwrap()), Some("limits".into()));
+        assert_eq!(
+            key_at(table, text.find('3').unwrap()),
+            Some("filesystem.read".into())
+        );
+        assert_eq!(
+            key_at(table, text.find("\"x\"").unwrap()),
+            Some("limits.processes".into())
+        );
+        assert_eq!(
+            key_at(table, text.find("[limits]").unwrap()),
+            Some("limits".into())
+        );
     }
 }

@@ -18,13 +18,21 @@ impl Policy {
     /// there later stays protected rather than silently allowed.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
-        out.push_str(&format!("# Policy {}, resolved by sluice.\n", quote(&self.name)));
+        out.push_str(&format!(
+            "# Policy {}, resolved by sluice.\n",
+            quote(&self.name)
+        ));
         out.push_str("# Paths are canonical and variables substituted: this file stands alone.\n");
         self.write_filesystem(&mut out);
         self.write_network(&mut out);
         self.write_limits(&mut out);
         self.write_environment(&mut out);
-        let layers: Vec<_> = self.layers.best_effort.iter().map(|l| quote(l.as_str())).collect();
+        let layers: Vec<_> = self
+            .layers
+            .best_effort
+            .iter()
+            .map(|l| quote(l.as_str()))
+            .collect();
         out.push_str("\n[layers]\n");
         writeln!(out, "best_effort = [{}]", layers.join(", ")).unwrap();
         out
@@ -60,7 +68,11 @@ impl Policy {
             NetPolicy::All => out.push_str("mode = \"all\"\n"),
             NetPolicy::Tcp { connect, bind } => {
                 let list = |ports: &std::collections::BTreeSet<u16>| {
-                    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+                    ports
+                        .iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 out.push_str("mode = \"tcp\"\n");
                 writeln!(out, "connect = [{}]", list(connect)).unwrap();
@@ -99,7 +111,14 @@ impl Policy {
         for name in &self.env.pass {
             write!(out, "\n    {},", quote(name)).unwrap();
         }
-        out.push_str(if self.env.pass.is_empty() { "]\n" } else { "\n]\n" });
+        out.push_str(if self.env.pass.is_empty() {
+            "]\n"
+        } else {
+            "\n]\n"
+        });
+        if self.env.set.is_empty() {
+            return;
+        }
         out.push_str("\n[environment.set]\n");
         for (name, value) in &self.env.set {
             writeln!(out, "{} = {}", key(name), quote(&value.replace('$', "$$"))).unwrap();
@@ -185,7 +204,7 @@ mod tests {
         assert_eq!(quote_path(Path::new("/a/$x"), false), "\"/a/$$x\"");
         assert_eq!(quote_path(Path::new("/a[1]/b*"), false), "\"/a[1]/b*\"");
         assert_eq!(quote_path(Path::new("/a[1]/b*"), true), "\"/a[1]/b[*]\"");
-        assert_eq!(quote_path(Path::new("/a/f[1]"), true), "\"/a/f[[][1][]]\"");
+        assert_eq!(quote_path(Path::new("/a/f[1]"), true), "\"/a/f[[]1[]]\"");
     }
 
     #[test]

@@ -130,21 +130,31 @@ impl TryFrom<NetworkFields> for RawNetwork {
     }
 }
 
-/// Deserialises a string, then checks or converts it with `parse`.
+/// Deserialises a string and checks or converts it with `parse`. The check
+/// runs inside the visitor so that the error carries the string's own span.
 fn parse_string<'de, D, T>(
     deserializer: D,
-    parse: impl FnOnce(String) -> Result<T, String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
 {
-    let text = String::deserialize(deserializer)?;
-    parse(text).map_err(de::Error::custom)
+    struct ParseVisitor<F>(F);
+    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for ParseVisitor<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+            (self.0)(text).map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_str(ParseVisitor(parse))
 }
 
 impl<'de> Deserialize<'de> for NetMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        parse_string(deserializer, |mode| match mode.as_str() {
+        parse_string(deserializer, |mode| match mode {
             "none" => Ok(NetMode::None),
             "all" => Ok(NetMode::All),
             "tcp" => Ok(NetMode::Tcp),
@@ -158,9 +168,9 @@ impl<'de> Deserialize<'de> for NetMode {
 impl<'de> Deserialize<'de> for EnvPattern {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         parse_string(deserializer, |pattern| {
-            globset::Glob::new(&pattern)
+            globset::Glob::new(pattern)
                 .map_err(|e| format!("invalid pattern '{pattern}': {}", e.kind()))?;
-            Ok(EnvPattern(pattern))
+            Ok(EnvPattern(pattern.to_string()))
         })
     }
 }
@@ -174,7 +184,7 @@ impl<'de> Deserialize<'de> for EnvName {
                     name.escape_debug()
                 ))
             } else {
-                Ok(EnvName(name))
+                Ok(EnvName(name.to_string()))
             }
         })
     }

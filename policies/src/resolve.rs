@@ -120,13 +120,23 @@ fn expand_glob(
 ) -> Result<(), PolicyError> {
     let key = list.key();
     let (Some(parent), Some(glob)) = (pattern.parent(), pattern.file_name()) else {
-        return Err(invalid(&entry.location, &key, "a glob needs a parent directory"));
+        return Err(invalid(
+            &entry.location,
+            &key,
+            "a glob needs a parent directory",
+        ));
     };
     let glob = glob.to_string_lossy();
     let matcher = GlobBuilder::new(&glob)
         .literal_separator(true)
         .build()
-        .map_err(|e| invalid(&entry.location, &key, &format!("invalid glob '{glob}': {}", e.kind())))?
+        .map_err(|e| {
+            invalid(
+                &entry.location,
+                &key,
+                &format!("invalid glob '{glob}': {}", e.kind()),
+            )
+        })?
         .compile_matcher();
     let parent = match fs::canonicalize(parent) {
         Ok(parent) => parent,

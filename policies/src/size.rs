@@ -49,9 +49,7 @@ impl Limits {
             .ok_or_else(invalid)?;
         let too_large = || format!("size '{text}' is too large");
         let number: u64 = digits.parse().map_err(|_| too_large())?;
-        number
-            .checked_mul(1u64 << shift)
-            .ok_or_else(too_large)
+        number.checked_mul(1u64 << shift).ok_or_else(too_large)
     }
 }
 
@@ -87,7 +85,10 @@ mod tests {
     fn rejects_bad_sizes() {
         for bad in ["", "GiB", "8GB", "8 gib", "-1", "1.5G", "8GiB ", " 8"] {
             let error = Limits::parse_size(bad).unwrap_err();
-            assert!(error.starts_with(&format!("invalid size '{bad}'")), "{error}");
+            assert!(
+                error.starts_with(&format!("invalid size '{bad}'")),
+                "{error}"
+            );
         }
         assert_eq!(
             Limits::parse_size("99999999999T"),

@@ -65,10 +65,7 @@ impl Vars {
 
 /// Splits `after` (the text following a `$`) into the variable's name, the
 /// variable as written (with its `$`), and the text after it.
-fn split_variable<'a>(
-    text: &str,
-    after: &'a str,
-) -> Result<(&'a str, String, &'a str), VarError> {
+fn split_variable<'a>(text: &str, after: &'a str) -> Result<(&'a str, String, &'a str), VarError> {
     if let Some(braced) = after.strip_prefix('{') {
         let close = braced
             .find('}')

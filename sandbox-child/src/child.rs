@@ -130,6 +130,10 @@ impl Runner<'_> {
             return;
         }
         let ok = self.step(Step::IdMaps, 0, || {
+            // The supervisor is non-dumpable and we inherited that; it makes
+            // /proc/self/* owned by root, so an unprivileged user could not
+            // write its own maps. exec resets the flag anyway.
+            sys::prctl(libc::PR_SET_DUMPABLE, 1)?;
             sys::write_file(b"/proc/self/setgroups\0", b"deny")?;
             sys::write_file(b"/proc/self/uid_map\0", &maps.uid_map)?;
             sys::write_file(b"/proc/self/gid_map\0", &maps.gid_map)

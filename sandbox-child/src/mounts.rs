@@ -155,8 +155,8 @@ mod tests {
             got,
             vec![
                 (MountKind::Deny { dir: false }, p("/etc/shadow")),
-                (MountKind::Pin, p("/ws/.git")),
                 (MountKind::Deny { dir: false }, p("/ws/.env")),
+                (MountKind::Pin, p("/ws/.git")),
                 (MountKind::ReadOnly, p("/ws/.git/config")),
                 (MountKind::ReadOnly, p("/ws/.git/hooks")),
             ]

@@ -157,7 +157,7 @@ fn placeholder(dir: &Path, is_dir: bool) -> Result<PathBuf, PrepareError> {
             std::fs::File::create(&path).map_err(err)?;
         }
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0)).map_err(err)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).map_err(err)?;
     Ok(path)
 }
 

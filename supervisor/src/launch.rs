@@ -55,6 +55,9 @@ impl SessionDir {
 
 impl Drop for SessionDir {
     fn drop(&mut self) {
+        if std::fs::remove_dir_all(&self.root).is_ok() {
+            return;
+        }
         // The program may have left unreadable directories behind: open them up.
         make_removable(&self.root);
         if let Err(e) = std::fs::remove_dir_all(&self.root) {

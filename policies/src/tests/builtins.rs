@@ -1,0 +1,194 @@
+//! The built-in policies, and `to_toml` round trips.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{resolve, vars_in, TempDir};
+use crate::{builtin_names, builtin_source, load, load_str, Layer, NetPolicy, Policy, Vars};
+
+#[test]
+fn builtins_are_listed_and_embedded() {
+    assert_eq!(builtin_names(), ["default", "readonly"]);
+    for name in builtin_names() {
+        let text = builtin_source(name).unwrap();
+        assert!(text.contains(&format!("Built-in policy \"{name}\"")));
+        // The first line is the summary that `sluice policy list` shows.
+        assert!(text.starts_with("# ") && text.lines().next().unwrap().len() > 20);
+    }
+    assert_eq!(builtin_source("x"), None);
+}
+
+/// A home with the things the built-ins mention, some present, some not.
+fn populated(root: &TempDir) -> Vars {
+    let vars = vars_in(root);
+    root.mkdir("home/.ssh");
+    root.mkdir("home/.cargo/bin");
+    root.write("home/.gitconfig", "");
+    root.write("home/.bash_history", "");
+    root.mkdir("ws/.git/hooks");
+    root.write("ws/.git/config", "");
+    root.write("ws/.env.local", "");
+    vars
+}
+
+#[test]
+fn default_resolves() {
+    let root = TempDir::new();
+    let vars = populated(&root);
+    let policy = load("default").unwrap().resolve(&vars).unwrap();
+    let fs = &policy.filesystem;
+    let (home, ws, tmp) = (&vars.home, &vars.workspace, &vars.tmpdir);
+    assert_eq!(policy.name, "default");
+    assert!(fs.execute.contains(&PathBuf::from("/usr")));
+    assert!(fs.execute.contains(ws) && fs.execute.contains(tmp));
+    assert!(fs.execute.contains(&home.join(".cargo/bin")));
+    assert!(fs.absent.contains(&home.join(".rustup")));
+    assert!(fs.read.contains(&PathBuf::from("/etc")));
+    assert!(fs.read.contains(&home.join(".gitconfig")));
+    assert!(!fs.read.contains(home));
+    assert!(fs.write.contains(ws) && fs.write.contains(tmp));
+    assert!(fs.write.contains(&PathBuf::from("/dev/null")));
+    assert_eq!(
+        fs.read_only,
+        [ws.join(".git/hooks"), ws.join(".git/config")]
+    );
+    for denied in [
+        home.join(".ssh"),
+        home.join(".bash_history"),
+        ws.join(".env.local"),
+    ] {
+        assert!(fs.deny.contains(&denied), "{}", denied.display());
+    }
+    assert!(fs.absent.contains(&home.join(".aws")));
+    assert!(fs.deny.contains(&PathBuf::from("/etc/shadow")));
+    assert_eq!(policy.network, NetPolicy::None);
+    assert_eq!(policy.limits.open_files, Some(4096));
+    assert_eq!(policy.limits.processes, Some(4096));
+    assert_eq!(policy.limits.address_space, None);
+    assert!(policy.env.pass.iter().any(|name| name == "LC_*"));
+    assert!(policy.env.set.is_empty());
+    assert!(Layer::ALL
+        .iter()
+        .all(|layer| policy.layers.is_required(*layer)));
+}
+
+#[test]
+fn readonly_resolves() {
+    let root = TempDir::new();
+    let vars = populated(&root);
+    let policy = load("readonly").unwrap().resolve(&vars).unwrap();
+    let default = load("default").unwrap().resolve(&vars).unwrap();
+    let fs = &policy.filesystem;
+    let (ws, tmp) = (&vars.workspace, &vars.tmpdir);
+    assert!(fs.execute.contains(ws));
+    assert!(!fs.execute.contains(tmp));
+    assert!(!fs.write.contains(ws));
+    assert!(fs.write.contains(tmp));
+    assert_eq!(fs.deny, default.filesystem.deny);
+    assert_eq!(fs.read, default.filesystem.read);
+    let devices = |p: &Policy| -> Vec<PathBuf> {
+        let write = p.filesystem.write.iter();
+        write
+            .filter(|path| path.starts_with("/dev"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(devices(&policy), devices(&default));
+    assert_eq!(policy.network, NetPolicy::None);
+    assert_eq!(policy.env, default.env);
+}
+
+#[test]
+fn builtins_resolve_for_the_invoking_user() {
+    // As on the target machines: the real home (root's /root under CI).
+    let root = TempDir::new();
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
+    let vars = Vars {
+        home,
+        ..vars_in(&root)
+    };
+    for name in builtin_names() {
+        let policy = load(name).unwrap().resolve(&vars);
+        assert!(policy.is_ok(), "{name}: {}", policy.unwrap_err());
+    }
+}
+
+/// `to_toml`, loaded and resolved again, gives the same policy.
+fn assert_round_trip(policy: &Policy, vars: &Vars) {
+    let text = policy.to_toml();
+    assert_eq!(text, policy.to_toml(), "deterministic");
+    let reloaded = load_str(&policy.name, &text, Path::new("/"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .resolve(vars)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(&reloaded, policy, "{text}");
+}
+
+#[test]
+fn builtins_round_trip_through_to_toml() {
+    let root = TempDir::new();
+    let vars = populated(&root);
+    for name in builtin_names() {
+        let policy = load(name).unwrap().resolve(&vars).unwrap();
+        let text = policy.to_toml();
+        assert!(
+            text.starts_with(&format!("# Policy \"{name}\", resolved by sluice.\n")),
+            "{text}"
+        );
+        assert!(!text.contains("extends"));
+        assert_round_trip(&policy, &vars);
+    }
+}
+
+#[test]
+fn everything_round_trips_through_to_toml() {
+    let root = TempDir::new();
+    let vars = vars_in(&root);
+    for name in ["f[1]", "a$b", "odd*{x}?", "quote\"back\\slash"] {
+        root.write(&format!("ws/{name}"), "");
+    }
+    let policy = resolve(
+        r#"
+        [filesystem]
+        read = ["$WORKSPACE/a$$b", { path = "/missing/policies-test", optional = true }]
+        write = ["$WORKSPACE/quote\"back\\slash"]
+        execute = ["$WORKSPACE/odd*{x}?"]
+        read_only = ["$WORKSPACE/f*"]
+        deny = ["$WORKSPACE/*[[]*", "$WORKSPACE/none.*", "$WORKSPACE/odd*"]
+        [network]
+        mode = "tcp"
+        connect = [443, 80]
+        bind = [8000]
+        [limits]
+        address_space = "8GiB"
+        file_size = 1000
+        open_files = 64
+        processes = 32
+        cpu_seconds = 60
+        [environment]
+        pass = ["PATH", "LC_*"]
+        set = { "X.Y" = "$$1 \"q\"", EDITOR = "vi", TMP = "$TMPDIR" }
+        [layers]
+        best_effort = ["scopes", "network"]
+        "#,
+        &vars,
+    );
+    let ws = &vars.workspace;
+    assert_eq!(
+        policy.filesystem.deny,
+        [ws.join("f[1]"), ws.join("odd*{x}?")]
+    );
+    assert_eq!(policy.limits.address_space, Some(8 << 30));
+    assert_eq!(
+        policy.layers.best_effort,
+        BTreeSet::from([Layer::Network, Layer::Scopes])
+    );
+    assert_round_trip(&policy, &vars);
+
+    for network in ["none", "all", "tcp:1"] {
+        let text = format!("[filesystem]\nread = [\"/\"]\n[network]\nmode = \"{network}\"");
+        let text = text.replace("\"tcp:1\"", "\"tcp\"\nconnect = [1]");
+        assert_round_trip(&resolve(&text, &vars), &vars);
+    }
+    assert_round_trip(&resolve("", &vars), &vars);
+}

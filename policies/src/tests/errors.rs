@@ -7,8 +7,12 @@ use crate::{load, load_str, PolicyError};
 
 #[test]
 fn unknown_keys_name_line_column_and_key() {
-    let error = load_str("dev.toml", "# dev\n\n[filesystem]\nwirte = []\n", Path::new("/"))
-        .unwrap_err();
+    let error = load_str(
+        "dev.toml",
+        "# dev\n\n[filesystem]\nwirte = []\n",
+        Path::new("/"),
+    )
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         "policy 'dev.toml', line 4, column 1: unknown key 'wirte'"
@@ -53,7 +57,7 @@ fn wrong_types_name_the_key() {
     );
     assert_eq!(
         load_error("[filesystem]\nread = [\"/a\", 1]"),
-        "policy 'p.toml', line 2, column 14: key 'filesystem.read': \
+        "policy 'p.toml', line 2, column 15: key 'filesystem.read': \
          expected a path, or a table { path = \"...\", optional = true }, found integer `1`"
     );
     assert_eq!(
@@ -230,8 +234,5 @@ fn loading_errors() {
         )
     );
     let error = load(&root.path().display().to_string()).unwrap_err();
-    assert!(
-        error.to_string().ends_with("': Is a directory"),
-        "{error}"
-    );
+    assert!(error.to_string().ends_with("': Is a directory"), "{error}");
 }
