@@ -11,12 +11,16 @@ use crate::launch::{self, SessionDir};
 pub fn run(cmd: PolicyCommand) -> Result<i32> {
     match cmd {
         PolicyCommand::Check { file, workspace } => {
-            let policy = resolve(&file, workspace)?;
+            let (policy, _) = resolve(&file, workspace)?;
             println!("policy '{file}': ok ({})", policy.name);
             Ok(0)
         }
         PolicyCommand::Show { name, workspace } => {
-            print!("{}", resolve(&name, workspace)?.to_toml());
+            // $TMPDIR is different in every session: print the variable, so
+            // the output is itself a policy that resolves later.
+            let (policy, tmpdir) = resolve(&name, workspace)?;
+            let tmpdir = format!("\"{}", tmpdir.display());
+            print!("{}", policy.to_toml().replace(&tmpdir, "\"$TMPDIR"));
             Ok(0)
         }
         PolicyCommand::List => {
@@ -34,7 +38,7 @@ pub fn run(cmd: PolicyCommand) -> Result<i32> {
 
 /// Resolves a policy the way `sluice run` would, against a throwaway session
 /// directory (so `$TMPDIR` shows a real, canonical path).
-fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<policies::Policy> {
+fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<(policies::Policy, PathBuf)> {
     let spec = policies::load(name)?;
     let ws = match workspace {
         Some(ws) => ws,
@@ -50,5 +54,5 @@ fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<policies::Policy> {
             .with_context(|| format!("workspace '{}'", ws.display()))?,
         tmpdir: dir.tmp(),
     };
-    Ok(spec.resolve(&vars)?)
+    Ok((spec.resolve(&vars)?, dir.tmp()))
 }

@@ -1,0 +1,147 @@
+//! The supervisor's duties toward a running program: forwarding signals that
+//! are sent to sluice, and leaving no process of the sandbox behind.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-sup-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn spawn(ws: &PathBuf, script: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--workspace"])
+        .arg(ws)
+        .args(["--", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads stdout lines until one equals `want`; returns every line read.
+fn read_until(reader: &mut impl BufRead, want: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for line in reader.lines() {
+        let line = line.unwrap();
+        let done = line == want;
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+    panic!("stdout ended before {want:?}: {lines:?}");
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); look at its state too.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn wait_gone(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn signals_sent_to_sluice_reach_the_program() {
+    for (sig, name) in [
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGINT, "INT"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGWINCH, "WINCH"),
+    ] {
+        let ws = workspace(name);
+        let script = format!(
+            "trap 'echo got-{name}; exit 3' {name}; echo ready; while :; do sleep 0.02; done"
+        );
+        let mut child = spawn(&ws, &script);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        read_until(&mut out, "ready");
+        // SAFETY: signalling the sluice process we spawned.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        read_until(&mut out, &format!("got-{name}"));
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(3), "SIG{name}: {status}");
+        let _ = std::fs::remove_dir_all(ws);
+    }
+}
+
+#[test]
+fn control_unforwarded_signal_kills_sluice_not_the_trap() {
+    // SIGUSR1 is not forwarded: it ends sluice itself (default action), and
+    // the program dies with it (parent-death signal) without running its trap.
+    let ws = workspace("usr1");
+    let mut child = spawn(
+        &ws,
+        "trap 'echo got-USR1; exit 3' USR1; echo ready; echo $$; while :; do sleep 0.02; done",
+    );
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let lines = read_until(&mut out, "ready");
+    assert_eq!(lines, ["ready"]);
+    let mut pid = String::new();
+    out.read_line(&mut pid).unwrap();
+    let pid: i32 = pid.trim().parse().unwrap();
+    // SAFETY: signalling the sluice process we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "sluice died of the signal");
+    assert!(wait_gone(pid), "the program outlived its supervisor");
+    let rest: Vec<String> = out.lines().map(|l| l.unwrap()).collect();
+    assert!(!rest.iter().any(|l| l == "got-USR1"), "{rest:?}");
+}
+
+#[test]
+fn background_and_daemonised_processes_are_killed_when_the_program_exits() {
+    let ws = workspace("reap");
+    let child = spawn(
+        &ws,
+        "sleep 300 & echo $!; setsid sleep 301 & echo $!; (sleep 302 &) ; exit 0",
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    for pid in pids {
+        assert!(wait_gone(pid), "pid {pid} survived the session");
+    }
+    // The subshell's sleep 302 has no printed pid: look for any survivor.
+    let survivors = Command::new("pgrep")
+        .args(["-f", "^sleep 30[0-2]$"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(survivors.trim().is_empty(), "survivors: {survivors}");
+    let _ = std::fs::remove_dir_all(ws);
+}
+
+#[test]
+fn control_background_process_outlives_a_bare_shell() {
+    // Without sluice the same background sleep survives its shell: the test
+    // above proves sluice, not the shell, ended it.
+    let out = Command::new("sh")
+        .args(["-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!"])
+        .output()
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(alive(pid));
+    // SAFETY: cleaning up the process we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
