@@ -159,11 +159,18 @@ pub struct Launch {
     pub cwd: PathBuf,
     pub placeholder_dir: PathBuf,
     pub cgroup: Option<(SessionCgroup, OwnedFd)>,
+    /// Print the enforcement report (before the program starts).
+    pub verbose: bool,
+    /// For the report's first line.
+    pub banner: String,
 }
 
 /// A child that passed every required step and exec'd the program.
 pub struct Spawned {
     pub pid: libc::pid_t,
+    /// What was enforced after the child's steps; the audit record's session
+    /// start (broker issue) is its reader.
+    #[allow(dead_code)]
     pub report: EnforcementReport,
     pub cgroup: Option<SessionCgroup>,
 }
@@ -189,6 +196,12 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
     refuse_if_blocked(&report)?;
+    if launch.verbose {
+        eprintln!("sluice: {}", launch.banner);
+        for line in report.to_string().lines() {
+            eprintln!("sluice: {line}");
+        }
+    }
     // SAFETY: sluice is single-threaded here (no runtime started yet), and the
     // child runs only the prepared plan's raw system calls.
     let pid = unsafe { libc::fork() };
@@ -214,6 +227,8 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
             };
             return Err(exit::with_code(code, what));
         }
+        // A best-effort layer failed in the child: say so whatever -v says.
+        eprintln!("sluice: warning: {what}");
         if let Some(layer) = rec.step.layer() {
             report.degrade(layer, what);
         }

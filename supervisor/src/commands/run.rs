@@ -93,14 +93,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
             cwd,
             placeholder_dir: s.dir.private(),
             cgroup,
+            verbose: args.verbose,
+            banner: format!("session {} with policy '{}'", s.id, s.policy.name),
         },
     )?;
-    if args.verbose {
-        eprintln!("sluice: session {} with policy '{}'", s.id, s.policy.name);
-        for line in spawned.report.to_string().lines() {
-            eprintln!("sluice: {line}");
-        }
-    }
     let code = session::supervise(spawned.pid, spawned.cgroup.as_ref())
         .context("supervising the program")?;
     drop(spawned.cgroup);
