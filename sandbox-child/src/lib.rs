@@ -40,9 +40,10 @@
 //! after renames (mount points cannot be renamed or removed), TCP ports, abstract
 //! unix sockets and signals out of the sandbox (Landlock scopes), the system calls
 //! the seccomp filter denies, privilege gain through setuid or file capabilities.
-//! Not protected: connecting to *named* unix sockets the file system lets the
-//! program reach (Landlock ABI 7 has no right for that), hard links to denied
-//! files made before launch, and anything the policy allows.
+//! Not protected: connecting to *named* unix sockets anywhere the program can
+//! name (Landlock ABI 7 has no right for that, and does not restrict path walks;
+//! see ARCHITECTURE.md: a real escape route until the policy-built root lands),
+//! hard links to denied files made before launch, and anything the policy allows.
 
 #[cfg(target_os = "linux")]
 mod child;
