@@ -8,9 +8,11 @@
 //! from outside that nothing protected changed.
 //!
 //! ```no_run
-//! let fx = sluice_tests::fixture!();
-//! fx.sluice(&[], &["read", &fx.home(".ssh/id_rsa")]).assert_blocked();
-//! fx.direct(&["read", &fx.home(".ssh/id_rsa")]).assert_ok();
+//! // In an integration test of this crate:
+//! const PROBE: &str = "target/debug/sluice-probe"; // env!("CARGO_BIN_EXE_sluice-probe")
+//! let fx = sluice_tests::Fixture::new(PROBE);
+//! fx.direct(&["read", &fx.home(".ssh/id_rsa")]).assert_ok(); // control
+//! fx.sluice(&[], &["read", &fx.home(".ssh/id_rsa")]).assert_blocked(); // attack
 //! ```
 //!
 //! # Compatibility
@@ -56,16 +58,9 @@ pub const README: &str = "hello from the workspace\n";
 pub const CANARY_VAR: &str = "SLUICE_TEST_CANARY";
 pub const CANARY_VALUE: &str = "SECRET-supervisor-environment";
 
+/// Set `SLUICE_TEST_TRACE=1` (with `--nocapture`) to print every command's status.
 /// Liveness guard only, not a speed assertion: a hung sluice must not hang CI.
 const HANG_GUARD: Duration = Duration::from_secs(300);
-
-/// `Fixture::new` with the probe this test crate built.
-#[macro_export]
-macro_rules! fixture {
-    () => {
-        $crate::Fixture::new(env!("CARGO_BIN_EXE_sluice-probe"))
-    };
-}
 
 /// The `sluice` binary: `$SLUICE_BIN`, else `target/<profile>/sluice` next to the
 /// running test executable (`target/<profile>/deps/<test>`).
@@ -175,9 +170,7 @@ impl Fixture {
         write_file(&outside_dir.join("secret.txt"), OUTSIDE_SECRET, 0o644);
 
         let probe = ws_dir.join("bin/sluice-probe");
-        fs::create_dir_all(probe.parent().unwrap()).unwrap();
-        fs::copy(probe_src, &probe)
-            .unwrap_or_else(|e| panic!("copy probe {probe_src} into the workspace: {e}"));
+        install_executable(Path::new(probe_src), &probe);
         Fixture {
             root,
             ws_dir,
@@ -296,6 +289,97 @@ impl Fixture {
             chown_tree(dir, uid, gid);
         }
     }
+}
+
+/// A multi-step attack on the protected workspace files, built for a fixture: one
+/// probe invocation whose steps run in order (joined with `+`).
+pub type Attack = dyn Fn(&Fixture) -> Vec<Vec<String>>;
+
+/// Joins probe steps into one invocation: `a x + b y`.
+pub fn chain(steps: Vec<Vec<String>>) -> Vec<String> {
+    let mut out = Vec::new();
+    for step in steps {
+        if !out.is_empty() {
+            out.push("+".to_owned());
+        }
+        out.extend(step);
+    }
+    out
+}
+
+/// Deny-within-allow must survive `attack`: without sluice (on a fixture of its
+/// own) the attack succeeds and changes the protected files, which proves the
+/// check; inside sluice it is BLOCKED, nothing protected changed, and a later
+/// session still finds `.env` unreadable and the hooks and config unwritable.
+#[track_caller]
+pub fn assert_held(probe_src: &str, attack: &Attack) {
+    let control = Fixture::new(probe_src);
+    let before = control.snapshot();
+    control.direct(&strs(&chain(attack(&control)))).assert_ok();
+    control.assert_changed(&before);
+
+    let fx = Fixture::new(probe_src);
+    let before = fx.snapshot();
+    fx.sluice(&[], &strs(&chain(attack(&fx)))).assert_blocked();
+    fx.assert_unchanged(&before);
+    fx.sluice(&[], &["read", &fx.ws(".env")]).assert_blocked();
+    fx.sluice(&[], &["append", &fx.ws(".git/hooks/pre-commit")])
+        .assert_blocked();
+    fx.sluice(&[], &["write", &fx.ws(".git/hooks/post-checkout")])
+        .assert_blocked();
+    fx.sluice(&[], &["append", &fx.ws(".git/config")])
+        .assert_blocked();
+    fx.assert_unchanged(&before);
+}
+
+/// `argv!["rename", fx.ws(".env"), "x"]`: a `Vec<String>` from strings of
+/// either kind.
+#[macro_export]
+macro_rules! argv {
+    ($($arg:expr),* $(,)?) => {
+        vec![$(::std::string::ToString::to_string(&$arg)),*]
+    };
+}
+
+/// Borrows a `Vec<String>` as the `&[&str]` the runners take.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Copies an executable to `dst` (mode 0755) without this process ever holding a
+/// writable descriptor to it. Test threads fork concurrently, and a child that
+/// inherited such a descriptor between fork and exec makes executing the copy
+/// fail with ETXTBSY; so the copy is written by a `cp` child process.
+pub fn install_executable(src: &Path, dst: &Path) {
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(src)
+        .arg(dst)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cp: {e}"));
+    assert!(
+        status.success(),
+        "cp {} {}: {status}",
+        src.display(),
+        dst.display()
+    );
+    fs::set_permissions(dst, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Writes a script to `path` (mode 0755) the same ETXTBSY-safe way.
+pub fn install_script(path: &Path, contents: &str) {
+    let status = Command::new("/bin/sh")
+        .args(["-c", "printf '%s' \"$1\" > \"$2\"", "sh", contents])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run sh: {e}"));
+    assert!(status.success(), "writing {}: {status}", path.display());
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn join(base: &Path, rel: &str) -> String {
@@ -493,10 +577,19 @@ pub fn execute(mut cmd: Command) -> Outcome {
         out[index] = buf;
     }
     let [stdout, stderr] = out.map(|b| String::from_utf8_lossy(&b).into_owned());
-    Outcome {
+    let outcome = Outcome {
         command,
         status,
         stdout,
         stderr,
+    };
+    if std::env::var_os("SLUICE_TEST_TRACE").is_some() {
+        eprintln!(
+            "[{}] {}\n    => {}",
+            outcome.code(),
+            outcome.command,
+            outcome.status_line()
+        );
     }
+    outcome
 }

@@ -141,9 +141,26 @@ fn socket_rules(net: &NetSyscalls) -> Vec<SyscallRule> {
         NetSyscalls::TcpOnly => vec![unix_domain(), tcp_over_ip()],
     };
     // A socketpair is always local, so the only useful family is AF_UNIX.
-    vec![
+    let mut rules = vec![
         sys!(SYS_socket).rule(allow_only(socket_clauses)),
         sys!(SYS_socketpair).rule(allow_only(vec![unix_domain()])),
+    ];
+    if *net == NetSyscalls::TcpOnly {
+        rules.extend(fast_open_rules());
+    }
+    rules
+}
+
+/// No `MSG_FASTOPEN`: a TCP Fast Open send connects without calling
+/// `connect()`, so Landlock's connect-port check never runs and any port
+/// would be reachable. The flags are args[3] of sendto/sendmmsg and args[2]
+/// of sendmsg.
+fn fast_open_rules() -> Vec<SyscallRule> {
+    let fast_open = |arg| deny_if(ArgCheck::low(arg, Test::AnySet(libc::MSG_FASTOPEN as u32)));
+    vec![
+        sys!(SYS_sendto).rule(fast_open(3)),
+        sys!(SYS_sendmsg).rule(fast_open(2)),
+        sys!(SYS_sendmmsg).rule(fast_open(3)),
     ]
 }
 

@@ -503,3 +503,24 @@ fn all_jumps_land_inside_the_program() {
         }
     }
 }
+
+#[test]
+fn tcp_only_refuses_fast_open_sends_which_skip_connect() {
+    let tcp = Program::deny_filter(&rules(NetSyscalls::TcpOnly, false));
+    let fo = libc::MSG_FASTOPEN as u64;
+    let other = libc::MSG_NOSIGNAL as u64 | libc::MSG_DONTWAIT as u64;
+    // sendto(fd, buf, len, flags, addr, addrlen) / sendmmsg(fd, vec, n, flags)
+    for nr in [libc::SYS_sendto, libc::SYS_sendmmsg] {
+        assert_eq!(eval(&tcp, nr, &[3, 0, 1, fo | other]), EPERM);
+        assert_eq!(eval(&tcp, nr, &[3, 0, 1, other]), ALLOW);
+    }
+    // sendmsg(fd, msg, flags)
+    assert_eq!(eval(&tcp, libc::SYS_sendmsg, &[3, 0, fo]), EPERM);
+    assert_eq!(eval(&tcp, libc::SYS_sendmsg, &[3, 0, other]), ALLOW);
+    // Other modes need no such rule: no TCP socket exists (none) or every
+    // port is allowed anyway (all).
+    for net in [NetSyscalls::UnixOnly, NetSyscalls::All] {
+        let prog = Program::deny_filter(&rules(net, false));
+        assert_eq!(eval(&prog, libc::SYS_sendto, &[3, 0, 1, fo]), ALLOW);
+    }
+}

@@ -1,0 +1,167 @@
+//! Files: reads, writes, links, renames, exec and memfd exec.
+
+use std::ffi::{c_char, c_int};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::{blocked, cstring, describe, last_error, preview, usage, Fail, Step};
+
+pub(crate) fn read(path: &str) -> Step {
+    let data = fs::read(path).map_err(|e| blocked(&format!("read {path}"), &e))?;
+    Ok(format!(
+        "read {} bytes from {path}: {}",
+        data.len(),
+        preview(&data)
+    ))
+}
+
+pub(crate) fn write(path: &str, append: bool) -> Step {
+    let mut options = OpenOptions::new();
+    if append {
+        options.append(true);
+    } else {
+        options.write(true).create(true).truncate(true);
+    }
+    let what = if append { "append" } else { "write" };
+    let mut file = options
+        .open(path)
+        .map_err(|e| blocked(&format!("open {path} for {what}"), &e))?;
+    file.write_all(b"pwned")
+        .map_err(|e| blocked(&format!("{what} {path}"), &e))?;
+    Ok(format!("{what} {path}"))
+}
+
+pub(crate) fn ls(dir: &str) -> Step {
+    let entries = fs::read_dir(dir).map_err(|e| blocked(&format!("opendir {dir}"), &e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| blocked(&format!("readdir {dir}"), &e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(format!(
+        "{} entries in {dir}: {}",
+        names.len(),
+        names.join(" ")
+    ))
+}
+
+pub(crate) fn symlink(target: &str, link: &str) -> Step {
+    std::os::unix::fs::symlink(target, link)
+        .map(|()| format!("symlink {link} -> {target}"))
+        .map_err(|e| blocked(&format!("symlink {link} -> {target}"), &e))
+}
+
+pub(crate) fn hardlink(target: &str, link: &str) -> Step {
+    fs::hard_link(target, link)
+        .map(|()| format!("hardlink {link} = {target}"))
+        .map_err(|e| blocked(&format!("link {target} {link}"), &e))
+}
+
+/// Opens `path` with O_PATH (which needs no read right), then reopens the
+/// descriptor through /proc/self/fd for reading.
+pub(crate) fn read_via_opath(path: &str) -> Step {
+    let c_path = cstring(path)?;
+    // SAFETY: c_path is a valid NUL-terminated string.
+    let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(last_error(&format!("open {path} O_PATH")));
+    }
+    // SAFETY: fd was just returned by open and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    read(&format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+pub(crate) fn exec(path: &str, rest: &[&str]) -> Step {
+    let c_path = cstring(path)?;
+    let mut argv = vec![c_path.clone()];
+    for arg in rest {
+        argv.push(cstring(arg)?);
+    }
+    let mut ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    io::stdout().flush().ok();
+    // SAFETY: path and argv are NUL-terminated and the argv array ends in NULL;
+    // execv only returns on failure.
+    unsafe { libc::execv(c_path.as_ptr(), ptrs.as_ptr()) };
+    Err(last_error(&format!("execv {path}")))
+}
+
+/// Copies this very binary into a memfd and executes it from there (the copy
+/// prints an OK marker), first as a plain memfd, then with MFD_EXEC; or, when
+/// `sealed`, with MFD_NOEXEC_SEAL, where the kernel itself must refuse the exec.
+pub(crate) fn memfd_exec(sealed: bool) -> Step {
+    let image = fs::read("/proc/self/exe")
+        .map_err(|e| usage(&format!("cannot read /proc/self/exe: {e}")))?;
+    let attempts: &[(libc::c_uint, &str)] = if sealed {
+        &[(libc::MFD_CLOEXEC | libc::MFD_NOEXEC_SEAL, "MFD_NOEXEC_SEAL")]
+    } else {
+        &[
+            (libc::MFD_CLOEXEC, "plain"),
+            (libc::MFD_CLOEXEC | libc::MFD_EXEC, "MFD_EXEC"),
+        ]
+    };
+    let mut notes = Vec::new();
+    for &(flags, label) in attempts {
+        // SAFETY: the name is a valid C string; memfd_create has no other inputs.
+        let fd = unsafe { libc::syscall(libc::SYS_memfd_create, c"probe".as_ptr(), flags) };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            notes.push(format!("memfd_create({label}): {}", describe(&err)));
+            continue;
+        }
+        // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
+        let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd as c_int) });
+        if let Err(e) = file.write_all(&image) {
+            notes.push(format!("write memfd({label}): {}", describe(&e)));
+            continue;
+        }
+        let argv = [
+            c"sluice-probe".as_ptr(),
+            c"marker".as_ptr(),
+            c"executed from a memfd".as_ptr(),
+            std::ptr::null(),
+        ];
+        io::stdout().flush().ok();
+        // SAFETY: the fd is open, the path is the empty string (AT_EMPTY_PATH), argv
+        // is NULL-terminated and environ is the process's own environment.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                argv.as_ptr(),
+                libc::environ,
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        let err = io::Error::last_os_error();
+        notes.push(format!("execveat({label}): {}", describe(&err)));
+    }
+    Err(Fail::Blocked(notes.join("; ")))
+}
+
+pub(crate) fn mkdir(path: &str) -> Step {
+    fs::create_dir(path)
+        .map(|()| format!("created {path}"))
+        .map_err(|e| blocked(&format!("mkdir {path}"), &e))
+}
+
+pub(crate) fn rename(from: &str, to: &str) -> Step {
+    fs::rename(from, to)
+        .map(|()| format!("renamed {from} to {to}"))
+        .map_err(|e| blocked(&format!("rename {from} {to}"), &e))
+}
+
+pub(crate) fn unlink(path: &str) -> Step {
+    fs::remove_file(path)
+        .map(|()| format!("unlinked {path}"))
+        .map_err(|e| blocked(&format!("unlink {path}"), &e))
+}
+
+pub(crate) fn rmdir(path: &str) -> Step {
+    fs::remove_dir(path)
+        .map(|()| format!("removed {path}"))
+        .map_err(|e| blocked(&format!("rmdir {path}"), &e))
+}

@@ -1,0 +1,233 @@
+//! `sluice-probe`: performs one attack (or its control) per invocation, so a test
+//! can run the same action inside sluice and outside it and compare.
+//!
+//! Usage: `sluice-probe ACTION ARGS... [+ ACTION ARGS...]...`
+//!
+//! Each step prints one line, `OK <detail>` when the action succeeded or
+//! `BLOCKED <errno/detail>` when the kernel refused it. Steps joined by `+` run in
+//! order and stop at the first one that does not succeed, so a multi-step attack
+//! (rename a protected directory away, recreate it, write into it) is one
+//! invocation. Exit status: 0 every step succeeded, 1 a step was blocked, 2 usage or
+//! setup error (the probe itself could not do its job: neither OK nor BLOCKED).
+//!
+//! In arguments, `{ppid}` is replaced by the probe's parent pid (under sluice, the
+//! supervisor), `{pid}` by its own pid and `{tmpdir}` by `$TMPDIR`: the test does
+//! not need a shell inside the sandbox to name those.
+//!
+//! Actions (see `run` for the exact arguments):
+//! - files: `read`, `write`, `append`, `mkdir`, `ls`, `rename`, `unlink`, `rmdir`,
+//!   `symlink`, `hardlink`, `read-via-symlink`, `write-via-symlink`,
+//!   `read-via-hardlink`, `read-via-opath`, `exec`, `memfd-exec`,
+//!   `memfd-exec-sealed`, `marker` (prints OK: the target of exec tests);
+//! - processes: `proc-read` (`.../mem` reads memory at mapped addresses),
+//!   `proc-root-ls`, `ppid`, `ptrace-attach`, `signal`, `pidfd-signal` (a pid, or
+//!   `child` for a child the probe forks), `fork-bomb CAP`, `mem-bomb BYTES`,
+//!   `caps`, `whoami`, `setuid-check`, `env`, `fds`, `cgroup-escape`,
+//!   `daemon PIDFILE`;
+//! - kernel: `io-uring`, `handle`, `open-by-handle`, `tiocsti`, `userns`,
+//!   `userns-clone`, `userns-clone3`, `int80`, `setns`, `mount-tmpfs`, `umount`,
+//!   `chroot`;
+//! - network: `tcp-connect`, `tcp-fastopen`, `udp-send`, `tcp-bind`,
+//!   `tcp-listen-unbound`, `socket KIND`, `abstract-connect`, `abstract-self`,
+//!   `unix-connect`.
+//!
+//! Every failure of the attacked operation counts as BLOCKED whatever the errno
+//! (a denied file may show as EACCES, ENOENT when hidden, EROFS, EBUSY, ...); the
+//! tests' controls (the same action outside the sandbox succeeding) are what rule
+//! out a typo.
+
+mod files;
+mod kernel;
+mod net;
+mod process;
+
+use std::ffi::CString;
+use std::io;
+use std::process::exit;
+
+/// Why a step did not succeed.
+pub(crate) enum Fail {
+    /// The attacked operation failed: the sandbox (or the kernel) refused it.
+    Blocked(String),
+    /// The probe was misused or could not set itself up.
+    Usage(String),
+}
+
+pub(crate) type Step = Result<String, Fail>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).map(|a| substitute(&a)).collect();
+    if args.is_empty() {
+        eprintln!("usage: sluice-probe ACTION ARGS... [+ ACTION ARGS...]...");
+        exit(2);
+    }
+    for step in args.split(|a| a == "+") {
+        match run(step) {
+            Ok(detail) => println!("OK {detail}"),
+            Err(Fail::Blocked(detail)) => {
+                println!("BLOCKED {detail}");
+                exit(1);
+            }
+            Err(Fail::Usage(message)) => {
+                eprintln!("sluice-probe: {message}");
+                exit(2);
+            }
+        }
+    }
+}
+
+fn substitute(arg: &str) -> String {
+    // SAFETY: getppid and getpid cannot fail and have no preconditions.
+    let (ppid, pid) = unsafe { (libc::getppid(), libc::getpid()) };
+    let tmpdir = std::env::var("TMPDIR").unwrap_or_default();
+    arg.replace("{ppid}", &ppid.to_string())
+        .replace("{pid}", &pid.to_string())
+        .replace("{tmpdir}", &tmpdir)
+}
+
+fn run(step: &[String]) -> Step {
+    let Some((action, args)) = step.split_first() else {
+        return Err(usage("empty step"));
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match (action.as_str(), args.as_slice()) {
+        ("read", [path]) => files::read(path),
+        ("write", [path]) => files::write(path, false),
+        ("append", [path]) => files::write(path, true),
+        ("mkdir", [path]) => files::mkdir(path),
+        ("ls", [dir]) => files::ls(dir),
+        ("rename", [from, to]) => files::rename(from, to),
+        ("unlink", [path]) => files::unlink(path),
+        ("rmdir", [path]) => files::rmdir(path),
+        ("symlink", [target, link]) => files::symlink(target, link),
+        ("hardlink", [target, link]) => files::hardlink(target, link),
+        ("read-via-symlink", [target, link]) => {
+            files::symlink(target, link).and_then(|_| files::read(link))
+        }
+        ("write-via-symlink", [target, link]) => {
+            files::symlink(target, link).and_then(|_| files::write(link, false))
+        }
+        ("read-via-hardlink", [target, link]) => {
+            files::hardlink(target, link).and_then(|_| files::read(link))
+        }
+        ("read-via-opath", [path]) => files::read_via_opath(path),
+        ("exec", [path, rest @ ..]) => files::exec(path, rest),
+        ("memfd-exec", []) => files::memfd_exec(false),
+        ("memfd-exec-sealed", []) => files::memfd_exec(true),
+        ("marker", words) => Ok(format!("marker {}", words.join(" "))),
+
+        ("proc-read", [path]) if path.ends_with("/mem") => process::proc_mem(path),
+        ("proc-read", [path]) => files::read(path),
+        ("proc-root-ls", [pid]) => files::ls(&format!("/proc/{pid}/root/")),
+        ("ppid", []) => process::ppid(),
+        ("ptrace-attach", [target]) => process::ptrace_attach(target),
+        ("signal", [target, sig]) => process::signal(target, sig),
+        ("fork-bomb", [cap]) => process::fork_bomb(parse_num(cap)?),
+        ("mem-bomb", [bytes]) => process::mem_bomb(parse_num(bytes)?),
+        ("caps", []) => process::caps(),
+        ("whoami", []) => Ok(process::whoami()),
+        ("setuid-check", []) => process::setuid_check(),
+        ("env", []) => process::env(),
+        ("pidfd-signal", [target, sig]) => process::pidfd_signal(target, sig),
+        ("fds", []) => process::fds(),
+        ("cgroup-escape", []) => process::cgroup_escape(),
+        ("daemon", [pidfile]) => process::daemon(pidfile),
+
+        ("io-uring", []) => kernel::io_uring(),
+        ("handle", [path]) => kernel::handle(path).map(|h| format!("handle {h}")),
+        ("open-by-handle", [path]) => kernel::open_by_own_handle(path),
+        ("open-by-handle", [mount_dir, handle]) => kernel::open_by_handle(mount_dir, handle),
+        ("tiocsti", []) => kernel::tiocsti(),
+        ("userns", []) => kernel::unshare_userns(),
+        ("mount-tmpfs", [dir]) => kernel::mount_tmpfs(dir),
+        ("umount", [dir]) => kernel::umount(dir),
+        ("chroot", [dir]) => kernel::chroot(dir),
+        ("setns", [path]) => kernel::setns(path),
+        ("userns-clone", []) => kernel::userns_by_clone(false),
+        ("userns-clone3", []) => kernel::userns_by_clone(true),
+        ("int80", [name]) => kernel::int80(name),
+
+        ("tcp-connect", [host, port]) => net::tcp_connect(host, port),
+        ("udp-send", [host, port]) => net::udp_send(host, port),
+        ("tcp-bind", [port]) => net::tcp_bind(port),
+        ("tcp-fastopen", [host, port]) => net::tcp_fastopen(host, port, "sendto"),
+        ("tcp-fastopen", [host, port, via]) => net::tcp_fastopen(host, port, via),
+        ("tcp-listen-unbound", []) => net::tcp_listen_unbound(),
+        ("socket", [kind]) => net::socket_of(kind),
+        ("abstract-connect", [name]) => net::abstract_connect(name),
+        ("abstract-self", [name]) => net::abstract_self(name),
+        ("unix-connect", [path]) => net::path_connect(path),
+        _ => Err(usage(&format!(
+            "unknown action or wrong arguments: {}",
+            step.join(" ")
+        ))),
+    }
+}
+
+pub(crate) fn usage(message: &str) -> Fail {
+    Fail::Usage(message.to_owned())
+}
+
+pub(crate) fn blocked(what: &str, err: &io::Error) -> Fail {
+    Fail::Blocked(format!("{what}: {}", describe(err)))
+}
+
+pub(crate) fn last_error(what: &str) -> Fail {
+    blocked(what, &io::Error::last_os_error())
+}
+
+/// `EACCES (Permission denied)`: the symbolic name first, so tests can match it.
+pub(crate) fn describe(err: &io::Error) -> String {
+    let Some(code) = err.raw_os_error() else {
+        return err.to_string();
+    };
+    let name = match code {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::EMFILE => "EMFILE",
+        libc::ENOTTY => "ENOTTY",
+        libc::EROFS => "EROFS",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ELOOP => "ELOOP",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ESTALE => "ESTALE",
+        _ => "E?",
+    };
+    let text = io::Error::from_raw_os_error(code).to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
+    format!("{name} ({text})")
+}
+
+pub(crate) fn cstring(s: &str) -> Result<CString, Fail> {
+    CString::new(s).map_err(|_| usage(&format!("argument contains NUL: {s:?}")))
+}
+
+pub(crate) fn parse_num(s: &str) -> Result<u64, Fail> {
+    s.parse().map_err(|_| usage(&format!("not a number: {s}")))
+}
+
+/// The first bytes of `data`, escaped, so the test can see what leaked.
+pub(crate) fn preview(data: &[u8]) -> String {
+    let head = &data[..data.len().min(4096)];
+    String::from_utf8_lossy(head).escape_debug().to_string()
+}

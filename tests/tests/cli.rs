@@ -1,0 +1,185 @@
+//! The `sluice` command line: exit statuses, policy errors, the enforcement
+//! report and the `policy` subcommands.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use sluice_tests::{execute, expected_landlock_abi, install_script, sluice_bin, Fixture, Outcome};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+const LAYERS: [&str; 8] = [
+    "filesystem",
+    "network",
+    "scopes",
+    "syscalls",
+    "namespaces",
+    "no_new_privs",
+    "capabilities",
+    "limits",
+];
+
+fn run(fx: &Fixture, sluice_args: &[&str], program: &[&str]) -> Outcome {
+    execute(fx.sluice_command(sluice_args, program))
+}
+
+fn sluice(args: &[&str]) -> Outcome {
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(args).stdin(Stdio::null());
+    execute(cmd)
+}
+
+#[test]
+fn missing_command_exits_127() {
+    let fx = Fixture::new(PROBE);
+    run(&fx, &[], &["/usr/bin/true"]).assert_code(0);
+    run(&fx, &[], &["/nonexistent/sluice-no-such-command"]).assert_code(127);
+    run(&fx, &[], &["sluice-no-such-command"]).assert_code(127);
+}
+
+#[test]
+fn non_executable_file_exits_126() {
+    let fx = Fixture::new(PROBE);
+    let script = fx.ws("script.sh");
+    install_script(Path::new(&script), "#!/bin/sh\nexit 0\n");
+    run(&fx, &[], &[&script]).assert_code(0);
+
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+    run(&fx, &[], &[&script]).assert_code(126);
+    run(&fx, &[], &[&fx.ws("src")]).assert_code(126);
+}
+
+#[test]
+fn the_programs_exit_status_passes_through() {
+    let fx = Fixture::new(PROBE);
+    for code in [0, 1, 7, 125, 126, 127, 255] {
+        let script = format!("exit {code}");
+        run(&fx, &[], &["/bin/sh", "-c", &script]).assert_code(code);
+    }
+}
+
+#[test]
+fn death_by_signal_exits_128_plus_n() {
+    let fx = Fixture::new(PROBE);
+    run(&fx, &[], &["/bin/sh", "-c", "kill -9 $$"]).assert_code(137);
+    run(&fx, &[], &["/bin/sh", "-c", "kill -15 $$"]).assert_code(143);
+}
+
+#[test]
+fn standard_streams_pass_through() {
+    let fx = Fixture::new(PROBE);
+    let out = run(
+        &fx,
+        &[],
+        &["/bin/sh", "-c", "echo to-stdout; echo to-stderr >&2"],
+    );
+    out.assert_code(0);
+    assert!(out.stdout.contains("to-stdout"), "{out}");
+    assert!(out.stderr.contains("to-stderr"), "{out}");
+}
+
+#[test]
+fn workspace_defaults_to_the_current_directory() {
+    let fx = Fixture::new(PROBE);
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(["run", "--"])
+        .arg(&fx.probe)
+        .args(["write", &fx.ws("from-cwd.txt")])
+        .current_dir(&fx.ws_dir)
+        .env("HOME", &fx.home_dir)
+        .stdin(Stdio::null());
+    execute(cmd).assert_ok();
+    assert_eq!(fs::read_to_string(fx.ws("from-cwd.txt")).unwrap(), "pwned");
+}
+
+#[test]
+fn bad_policy_file_exits_125_naming_file_and_line() {
+    let fx = Fixture::new(PROBE);
+    let good = fx.write_policy("good.toml", "extends = [\"default\"]\n");
+    run(&fx, &["--policy", &good], &["/usr/bin/true"]).assert_code(0);
+    sluice(&["policy", "check", &good]).assert_code(0);
+
+    let bad = fx.write_policy(
+        "bad.toml",
+        "extends = [\"default\"]\n\n[filesystem]\nwirte = [\"/tmp\"]\n",
+    );
+    for out in [
+        run(&fx, &["--policy", &bad], &["/usr/bin/true"]),
+        sluice(&["policy", "check", &bad]),
+    ] {
+        out.assert_code(125);
+        assert!(out.stderr.contains("bad.toml"), "file not named\n{out}");
+        assert!(out.stderr.contains("line 4"), "line not named\n{out}");
+        assert!(out.stderr.contains("wirte"), "key not named\n{out}");
+    }
+
+    let missing = fx.root().join("no-such-policy.toml");
+    run(
+        &fx,
+        &["--policy", missing.to_str().unwrap()],
+        &["/usr/bin/true"],
+    )
+    .assert_code(125);
+}
+
+#[test]
+fn verbose_report_shows_every_layer_enforced() {
+    let fx = Fixture::new(PROBE);
+    let out = run(&fx, &["-v"], &["/usr/bin/true"]);
+    out.assert_code(0);
+    for layer in LAYERS {
+        let prefix = format!("sluice: {layer}: ");
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no report line for {layer}\n{out}"));
+        assert!(
+            line[prefix.len()..].starts_with("enforced"),
+            "{layer} is not enforced: {line}\n{out}"
+        );
+    }
+    // Pinned, never skipped: a different ABI must fail the run.
+    let abi = format!("landlock ABI {}", expected_landlock_abi());
+    let fs_line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("sluice: filesystem: "))
+        .unwrap();
+    assert!(
+        fs_line.contains(&format!("{abi})")) || fs_line.ends_with(&abi),
+        "expected {abi} (set SLUICE_EXPECT_LANDLOCK_ABI to change): {fs_line}"
+    );
+}
+
+#[test]
+fn policy_list_shows_the_builtins() {
+    let out = sluice(&["policy", "list"]);
+    out.assert_code(0);
+    let names: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for builtin in ["default", "readonly"] {
+        assert!(names.contains(&builtin), "{builtin} not listed\n{out}");
+    }
+}
+
+#[test]
+fn policy_show_prints_toml() {
+    let out = sluice(&["policy", "show", "default"]);
+    out.assert_code(0);
+    let table: toml::Table = out
+        .stdout
+        .parse()
+        .unwrap_or_else(|e| panic!("`policy show default` is not TOML: {e}\n{out}"));
+    for section in ["filesystem", "network", "limits"] {
+        assert!(table.contains_key(section), "no [{section}]\n{out}");
+    }
+
+    let unknown = sluice(&["policy", "show", "no-such-builtin"]);
+    assert_ne!(unknown.code(), 0, "{unknown}");
+}

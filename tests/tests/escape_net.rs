@@ -1,0 +1,279 @@
+//! Network escapes: TCP, UDP and other socket families under `--net none`;
+//! unlisted ports under `--net tcp:...`, for connect(2), TCP Fast Open (which
+//! connects without connect(2)), bind(2) and listen(2) without bind (which binds
+//! an ephemeral port); and AF_UNIX sockets that live outside the sandbox
+//! (abstract names, and socket files outside the policy).
+//!
+//! Every listener is opened by the test on an ephemeral loopback port (or a unique
+//! socket name), so tests run in parallel. After a blocked attempt the listener is
+//! checked from outside: nothing may have arrived.
+
+use std::io::ErrorKind;
+use std::net::{TcpListener, UdpSocket};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
+
+use sluice_tests::Fixture;
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+fn tcp_listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    (listener, port)
+}
+
+/// A port that was free a moment ago (for binding from inside the sandbox).
+fn free_port() -> String {
+    tcp_listener().1
+}
+
+/// Accepts everything pending; loopback connects complete before connect returns.
+fn drain_tcp(listener: &TcpListener) -> usize {
+    let mut count = 0;
+    loop {
+        match listener.accept() {
+            Ok(_) => count += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return count,
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+fn drain_unix(listener: &UnixListener) -> usize {
+    let mut count = 0;
+    loop {
+        match listener.accept() {
+            Ok(_) => count += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return count,
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+fn udp_socket() -> (UdpSocket, String) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let port = socket.local_addr().unwrap().port().to_string();
+    (socket, port)
+}
+
+fn drain_udp(socket: &UdpSocket) -> usize {
+    let mut buf = [0u8; 64];
+    let mut count = 0;
+    loop {
+        match socket.recv(&mut buf) {
+            Ok(_) => count += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return count,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+}
+
+#[test]
+fn tcp_is_blocked_by_default() {
+    let fx = Fixture::new(PROBE);
+    let (listener, port) = tcp_listener();
+    fx.direct(&["tcp-connect", "127.0.0.1", &port]).assert_ok();
+    fx.sluice(&["--net", "all"], &["tcp-connect", "127.0.0.1", &port])
+        .assert_ok();
+    assert_eq!(drain_tcp(&listener), 2, "controls did not arrive");
+
+    fx.sluice(&[], &["tcp-connect", "127.0.0.1", &port])
+        .assert_blocked();
+    fx.sluice(&["--net", "none"], &["tcp-connect", "127.0.0.1", &port])
+        .assert_blocked();
+    assert_eq!(drain_tcp(&listener), 0, "a connection got through");
+}
+
+#[test]
+fn udp_is_blocked_by_default() {
+    let fx = Fixture::new(PROBE);
+    let (socket, port) = udp_socket();
+    fx.direct(&["udp-send", "127.0.0.1", &port]).assert_ok();
+    fx.sluice(&["--net", "all"], &["udp-send", "127.0.0.1", &port])
+        .assert_ok();
+    drain_udp(&socket);
+
+    fx.sluice(&[], &["udp-send", "127.0.0.1", &port])
+        .assert_blocked();
+    assert_eq!(drain_udp(&socket), 0, "a datagram got through");
+}
+
+#[test]
+fn tcp_mode_connects_only_to_listed_ports() {
+    let fx = Fixture::new(PROBE);
+    let (allowed, allowed_port) = tcp_listener();
+    let (other, other_port) = tcp_listener();
+    let net = format!("tcp:{allowed_port}");
+    fx.direct(&["tcp-connect", "127.0.0.1", &other_port])
+        .assert_ok();
+    fx.sluice(
+        &["--net", &net],
+        &["tcp-connect", "127.0.0.1", &allowed_port],
+    )
+    .assert_ok();
+    assert_eq!(drain_tcp(&allowed), 1, "the listed port did not connect");
+    drain_tcp(&other);
+
+    fx.sluice(&["--net", &net], &["tcp-connect", "127.0.0.1", &other_port])
+        .assert_blocked();
+    assert_eq!(drain_tcp(&other), 0, "a connection got through");
+}
+
+#[test]
+fn udp_is_blocked_in_tcp_mode() {
+    let fx = Fixture::new(PROBE);
+    let (socket, port) = udp_socket();
+    fx.sluice(&["--net", "all"], &["udp-send", "127.0.0.1", &port])
+        .assert_ok();
+    drain_udp(&socket);
+
+    // Even to the very port listed for TCP.
+    let net = format!("tcp:{port}");
+    fx.sluice(&["--net", &net], &["udp-send", "127.0.0.1", &port])
+        .assert_blocked();
+    assert_eq!(drain_udp(&socket), 0, "a datagram got through");
+}
+
+#[test]
+fn tcp_mode_binds_only_listed_ports() {
+    let fx = Fixture::new(PROBE);
+    let (bind_ok, bind_other, connect) = (free_port(), free_port(), free_port());
+    let net = format!("tcp:{connect},bind:{bind_ok}");
+    fx.direct(&["tcp-bind", &bind_other]).assert_ok();
+    fx.sluice(&["--net", &net], &["tcp-bind", &bind_ok])
+        .assert_ok();
+
+    fx.sluice(&["--net", &net], &["tcp-bind", &bind_other])
+        .assert_blocked();
+    fx.sluice(&["--net", &net], &["tcp-bind", "0"])
+        .assert_blocked();
+    fx.sluice(&[], &["tcp-bind", &bind_ok]).assert_blocked();
+}
+
+/// KNOWN GAP, not yet fixed: listen(2) on an unbound TCP socket makes the
+/// kernel bind an ephemeral port without bind(2), so Landlock's bind-port
+/// check never runs (an open upstream Landlock issue). seccomp cannot tell a
+/// TCP listen from an AF_UNIX one. Run with `cargo test -- --ignored`.
+#[test]
+#[ignore = "known gap: listen() autobinds an ephemeral TCP port past Landlock (ARCHITECTURE.md)"]
+fn tcp_mode_refuses_listen_without_bind() {
+    let fx = Fixture::new(PROBE);
+    let net = format!("tcp:{},bind:{}", free_port(), free_port());
+    fx.direct(&["tcp-listen-unbound"]).assert_ok();
+    fx.sluice(&["--net", &net], &["tcp-listen-unbound"])
+        .assert_blocked();
+}
+
+#[test]
+fn tcp_fast_open_to_an_unlisted_port_is_blocked() {
+    let fx = Fixture::new(PROBE);
+    let (allowed, allowed_port) = tcp_listener();
+    let (other, other_port) = tcp_listener();
+    let net = format!("tcp:{allowed_port}");
+    // MSG_FASTOPEN connects without connect(2), through any of these calls,
+    // so Landlock never sees the port. sluice refuses the flag in tcp mode
+    // (seccomp cannot read the destination); a plain connect to a listed port
+    // is the in-sandbox control.
+    for via in ["sendto", "sendmsg", "sendmmsg"] {
+        fx.direct(&["tcp-fastopen", "127.0.0.1", &other_port, via])
+            .assert_ok();
+        fx.sluice(
+            &["--net", &net],
+            &["tcp-connect", "127.0.0.1", &allowed_port],
+        )
+        .assert_ok();
+        assert_eq!(drain_tcp(&allowed), 1, "the listed port did not connect");
+        fx.sluice(
+            &["--net", &net],
+            &["tcp-fastopen", "127.0.0.1", &allowed_port, via],
+        )
+        .assert_blocked();
+        assert_eq!(drain_tcp(&allowed), 0, "fast open got through ({via})");
+        assert_eq!(drain_tcp(&other), 1, "the control did not arrive");
+
+        fx.sluice(
+            &["--net", &net],
+            &["tcp-fastopen", "127.0.0.1", &other_port, via],
+        )
+        .assert_blocked();
+        assert_eq!(drain_tcp(&other), 0, "a connection got through ({via})");
+    }
+}
+
+#[test]
+fn other_socket_families_are_refused() {
+    let fx = Fixture::new(PROBE);
+    let tcp_mode = format!("tcp:{}", free_port());
+    for kind in ["inet6-stream", "netlink", "packet", "inet-raw"] {
+        fx.direct(&["socket", kind]).assert_ok();
+        fx.sluice(&[], &["socket", kind]).assert_blocked();
+    }
+    // TCP mode grants TCP over IPv4 and IPv6, nothing else.
+    fx.sluice(&["--net", &tcp_mode], &["socket", "inet6-stream"])
+        .assert_ok();
+    for kind in ["netlink", "packet", "inet-raw"] {
+        fx.sluice(&["--net", &tcp_mode], &["socket", kind])
+            .assert_blocked();
+    }
+}
+
+#[test]
+fn abstract_unix_socket_outside_is_blocked() {
+    let fx = Fixture::new(PROBE);
+    let name = format!("sluice-test-{}-abstract", fx.root().display());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = UnixListener::bind_addr(&addr).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    fx.direct(&["abstract-connect", &name]).assert_ok();
+    assert_eq!(drain_unix(&listener), 1, "the control did not arrive");
+    // AF_UNIX itself works inside: an abstract socket of the sandbox's own.
+    let own = format!("{name}-own");
+    fx.sluice(&[], &["abstract-self", &own]).assert_ok();
+
+    fx.sluice(&[], &["abstract-connect", &name])
+        .assert_blocked();
+    fx.sluice(&["--net", "all"], &["abstract-connect", &name])
+        .assert_blocked();
+    assert_eq!(drain_unix(&listener), 0, "a connection got through");
+}
+
+/// KNOWN GAP, not yet fixed: Landlock ABI 7 has no right for connecting to a
+/// socket file, so a socket anywhere the program can name is reachable. The
+/// planned fix builds the child's root from the policy (ARCHITECTURE.md).
+/// Run with `cargo test -- --ignored`.
+#[test]
+#[ignore = "known gap: named unix sockets outside the policy are connectable (ARCHITECTURE.md)"]
+fn unix_socket_files_outside_the_policy_are_blocked() {
+    let fx = Fixture::new(PROBE);
+    let inside_path = fx.ws("ok.sock");
+    let inside = UnixListener::bind(&inside_path).unwrap();
+    inside.set_nonblocking(true).unwrap();
+    let targets = [fx.outside("agent.sock"), fx.home(".gnupg/S.gpg-agent")];
+    let listeners: Vec<UnixListener> = targets
+        .iter()
+        .map(|path| {
+            let listener = UnixListener::bind(path).unwrap();
+            listener.set_nonblocking(true).unwrap();
+            listener
+        })
+        .collect();
+    for path in &targets {
+        fx.direct(&["unix-connect", path]).assert_ok();
+    }
+    fx.sluice(&[], &["unix-connect", &inside_path]).assert_ok();
+    for listener in &listeners {
+        assert_eq!(drain_unix(listener), 1, "a control did not arrive");
+    }
+
+    for (path, listener) in targets.iter().zip(&listeners) {
+        fx.sluice(&[], &["unix-connect", path]).assert_blocked();
+        assert_eq!(
+            drain_unix(listener),
+            0,
+            "a connection to {path} got through"
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! Process and kernel-surface escapes: the supervisor's /proc entries, ptrace and
+//! signals (also through pidfds) to it, joining its namespaces, io_uring,
+//! open_by_handle_at, memfd execution, TIOCSTI, user namespaces (unshare, clone,
+//! clone3, and the i386 `int 0x80` entry point), mount and chroot, capabilities,
+//! the environment, leaked descriptors, daemons outliving the session and setuid
+//! binaries.
+//!
+//! The supervisor is the probe's parent, which the probe names `{ppid}` itself.
+//! The outside controls run the probe under `sh`, so that `{ppid}` is a process
+//! the probe may inspect when unconfined.
+
+use std::fs;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use sluice_tests::{
+    execute, install_executable, sluice_bin, Fixture, Outcome, CANARY_VALUE, CANARY_VAR,
+};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+/// The probe as a child (not an exec) of `sh`, outside the sandbox: `{ppid}` is
+/// then that shell, which carries the canary variable like sluice does.
+fn under_shell(fx: &Fixture, action: &[&str]) -> Outcome {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("\"$0\" \"$@\"; exit $?")
+        .arg(&fx.probe)
+        .args(action)
+        .current_dir(&fx.ws_dir)
+        .env("HOME", &fx.home_dir)
+        .env(CANARY_VAR, CANARY_VALUE)
+        .stdin(Stdio::null());
+    execute(cmd)
+}
+
+/// Sanity for every `{ppid}` attack below: the sandboxed program's parent is the
+/// supervisor itself, not some helper.
+#[test]
+fn the_supervisor_is_the_parent() {
+    let fx = Fixture::new(PROBE);
+    let out = fx.sluice(&[], &["ppid"]);
+    out.assert_ok();
+    assert!(
+        out.status_line().ends_with("comm=sluice"),
+        "the sandboxed program's parent is not sluice\n{out}"
+    );
+}
+
+#[test]
+fn supervisor_environment_is_unreadable() {
+    let fx = Fixture::new(PROBE);
+    let control = under_shell(&fx, &["proc-read", "/proc/{ppid}/environ"]);
+    control.assert_ok();
+    assert!(control.stdout.contains(CANARY_VALUE), "{control}");
+
+    fx.sluice(&[], &["proc-read", "/proc/{ppid}/environ"])
+        .assert_blocked();
+}
+
+#[test]
+fn supervisor_memory_is_unreadable() {
+    let fx = Fixture::new(PROBE);
+    under_shell(&fx, &["proc-read", "/proc/{ppid}/mem"]).assert_ok();
+
+    fx.sluice(&[], &["proc-read", "/proc/{ppid}/mem"])
+        .assert_blocked();
+    fx.sluice(&[], &["proc-read", "/proc/{ppid}/maps"])
+        .assert_blocked();
+}
+
+#[test]
+fn supervisor_root_and_cwd_are_unreachable() {
+    let fx = Fixture::new(PROBE);
+    // The supervisor's root and cwd are outside the sandbox's mount namespace,
+    // where `.env` is not masked.
+    let env_via_root = format!("/proc/{{ppid}}/root{}", fx.ws(".env"));
+    under_shell(&fx, &["proc-root-ls", "{ppid}"]).assert_ok();
+    under_shell(&fx, &["read", &env_via_root]).assert_ok();
+    under_shell(&fx, &["read", "/proc/{ppid}/cwd/.env"]).assert_ok();
+
+    fx.sluice(&[], &["proc-root-ls", "{ppid}"]).assert_blocked();
+    fx.sluice(&[], &["read", &env_via_root]).assert_blocked();
+    fx.sluice(&[], &["read", "/proc/{ppid}/cwd/.env"])
+        .assert_blocked();
+}
+
+#[test]
+fn ptrace_is_refused() {
+    let fx = Fixture::new(PROBE);
+    under_shell(&fx, &["ptrace-attach", "{ppid}"]).assert_ok();
+    fx.direct(&["ptrace-attach", "child"]).assert_ok();
+
+    fx.sluice(&[], &["ptrace-attach", "{ppid}"])
+        .assert_blocked();
+    // sluice's syscall filter refuses ptrace outright, even of the program's own
+    // children (stricter than Landlock's scoping, which would allow those).
+    fx.sluice(&[], &["ptrace-attach", "child"]).assert_blocked();
+}
+
+#[test]
+fn signals_to_the_supervisor_are_blocked() {
+    let fx = Fixture::new(PROBE);
+    let test_pid = std::process::id().to_string();
+    under_shell(&fx, &["signal", "{ppid}", "0"]).assert_ok();
+    fx.direct(&["signal", &test_pid, "0"]).assert_ok();
+    fx.sluice(&[], &["signal", "child", "0"]).assert_ok();
+    fx.sluice(&[], &["signal", "child", "15"]).assert_ok();
+
+    fx.sluice(&[], &["signal", "{ppid}", "0"]).assert_blocked();
+    // SIGCONT: harmless if it got through, which the status would show.
+    fx.sluice(&[], &["signal", "{ppid}", "18"]).assert_blocked();
+    fx.sluice(&[], &["signal", &test_pid, "0"]).assert_blocked();
+
+    // The same through a pidfd.
+    under_shell(&fx, &["pidfd-signal", "{ppid}", "0"]).assert_ok();
+    fx.sluice(&[], &["pidfd-signal", "child", "0"]).assert_ok();
+    fx.sluice(&[], &["pidfd-signal", "{ppid}", "0"])
+        .assert_blocked();
+}
+
+#[test]
+fn io_uring_is_blocked() {
+    let fx = Fixture::new(PROBE);
+    fx.direct(&["io-uring"]).assert_ok();
+    fx.sluice(&[], &["io-uring"]).assert_blocked();
+}
+
+#[test]
+fn open_by_handle_is_blocked() {
+    let fx = Fixture::new(PROBE);
+    // The handle is computed outside; inside, the workspace names the file system.
+    let out = fx.direct(&["handle", &fx.home(".ssh/id_rsa")]);
+    out.assert_ok();
+    let handle = out
+        .status_line()
+        .trim_start_matches("OK handle ")
+        .to_owned();
+    let control = fx.direct(&["open-by-handle", &fx.ws(""), &handle]);
+    control.assert_ok();
+    assert!(control.stdout.contains("SECRET-ssh-key"), "{control}");
+
+    fx.sluice(&[], &["open-by-handle", &fx.ws(""), &handle])
+        .assert_blocked();
+    fx.sluice(&[], &["open-by-handle", &fx.ws("README.md")])
+        .assert_blocked();
+}
+
+#[test]
+fn memfd_execution_is_blocked() {
+    let fx = Fixture::new(PROBE);
+    fx.direct(&["memfd-exec"]).assert_ok();
+    // The kernel itself refuses a sealed memfd; the sandbox must not undo that.
+    fx.direct(&["memfd-exec-sealed"]).assert_blocked();
+
+    fx.sluice(&[], &["memfd-exec"]).assert_blocked();
+    fx.sluice(&[], &["memfd-exec-sealed"]).assert_blocked();
+}
+
+fn open_pty() -> (OwnedFd, OwnedFd) {
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: the out-pointers are valid; name, termios and winsize may be null.
+    let ret = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(ret, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty returned two fresh descriptors that nothing else owns.
+    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+}
+
+/// Runs `cmd` in a new session whose controlling terminal (and stdin) is the pty.
+fn on_pty(mut cmd: Command, slave: &OwnedFd) -> Outcome {
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()));
+    // SAFETY: setsid and ioctl are async-signal-safe; nothing else runs here.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    execute(cmd)
+}
+
+#[test]
+fn tiocsti_injection_is_blocked() {
+    let fx = Fixture::new(PROBE);
+    let (_master, slave) = open_pty();
+    on_pty(fx.direct_command(&["tiocsti"]), &slave).assert_ok();
+
+    let program = [fx.probe_path(), "tiocsti".to_owned()];
+    let program: Vec<&str> = program.iter().map(String::as_str).collect();
+    on_pty(fx.sluice_command(&[], &program), &slave).assert_blocked();
+}
+
+#[test]
+fn user_namespaces_are_refused() {
+    let fx = Fixture::new(PROBE);
+    for way in ["userns", "userns-clone", "userns-clone3"] {
+        fx.direct(&[way]).assert_ok();
+        fx.sluice(&[], &[way]).assert_blocked();
+    }
+}
+
+/// Refused (exit 1) or killed by the filter (SIGSYS): anything but success.
+#[track_caller]
+fn assert_refused_or_killed(out: &Outcome) {
+    let killed = 128 + libc::SIGSYS;
+    if out.code() != killed {
+        out.assert_blocked();
+    }
+}
+
+#[test]
+fn i386_system_calls_do_not_bypass_the_filter() {
+    let fx = Fixture::new(PROBE);
+    fx.direct(&["int80", "getpid"]).assert_ok();
+    fx.direct(&["int80", "unshare-userns"]).assert_ok();
+
+    // unshare is 310 on i386 but 272 on x86_64: a filter that checks only
+    // native numbers lets it through.
+    assert_refused_or_killed(&fx.sluice(&[], &["int80", "unshare-userns"]));
+}
+
+#[test]
+fn namespaces_of_the_supervisor_cannot_be_joined() {
+    let fx = Fixture::new(PROBE);
+    for ns in ["mnt", "net", "ipc", "uts"] {
+        let path = format!("/proc/{{ppid}}/ns/{ns}");
+        under_shell(&fx, &["setns", &path]).assert_ok();
+        fx.sluice(&[], &["setns", &path]).assert_blocked();
+    }
+}
+
+#[test]
+fn no_descriptors_leak_into_the_sandbox() {
+    let fx = Fixture::new(PROBE);
+    // Control: the probe does see an inherited descriptor.
+    let secret = fs::File::open(fx.outside("secret.txt")).unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&secret);
+    let mut cmd = fx.direct_command(&["fds"]);
+    // SAFETY: dup2 is async-signal-safe; fd 9 is left without CLOEXEC.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let control = execute(cmd);
+    control.assert_ok();
+    assert!(control.status_line().contains(" 9="), "{control}");
+
+    let out = fx.sluice(&[], &["fds"]);
+    out.assert_ok();
+    let fds: Vec<&str> = out
+        .status_line()
+        .trim_start_matches("OK fds ")
+        .split_whitespace()
+        .map(|entry| entry.split('=').next().unwrap())
+        .collect();
+    assert_eq!(fds, ["0", "1", "2"], "descriptors beyond stdio\n{out}");
+}
+
+/// Whether `pid` is still a live (not zombie) copy of the probe.
+fn probe_alive(pid: &str, probe: &std::path::Path) -> bool {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+    let needle = probe.as_os_str().as_encoded_bytes();
+    cmdline.windows(needle.len()).any(|w| w == needle) && !state.starts_with('Z')
+}
+
+fn kill(pid: &str) {
+    // SAFETY: kill has no memory arguments.
+    unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+}
+
+#[test]
+fn no_process_outlives_the_session() {
+    let fx = Fixture::new(PROBE);
+    let control_pidfile = fx.ws("control.pid");
+    fx.direct(&["daemon", &control_pidfile]).assert_ok();
+    let pid = fs::read_to_string(&control_pidfile).unwrap();
+    let survived = probe_alive(&pid, &fx.probe);
+    kill(&pid);
+    assert!(
+        survived,
+        "control: the daemon {pid} should outlive the probe"
+    );
+
+    let pidfile = fx.ws("inside.pid");
+    fx.sluice(&[], &["daemon", &pidfile]).assert_ok();
+    let pid = fs::read_to_string(&pidfile).unwrap();
+    if probe_alive(&pid, &fx.probe) {
+        kill(&pid);
+        panic!("the daemon {pid} outlived its sluice session");
+    }
+}
+
+#[test]
+fn mount_umount_and_chroot_are_refused() {
+    let fx = Fixture::new(PROBE);
+    let mnt = fx.ws("mnt");
+    fs::create_dir(&mnt).unwrap();
+    // Control in a throwaway mount namespace, so nothing leaks onto the host.
+    let mut unshare = Command::new("unshare");
+    unshare
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(&fx.probe)
+        .args(["mount-tmpfs", &mnt, "+", "umount", &mnt])
+        .stdin(Stdio::null());
+    execute(unshare).assert_ok();
+    fx.direct(&["chroot", &fx.ws("")]).assert_ok();
+
+    fx.sluice(&[], &["mount-tmpfs", &mnt]).assert_blocked();
+    fx.sluice(&[], &["chroot", &fx.ws("")]).assert_blocked();
+    // Undoing the sandbox's own mounts would undo deny-within-allow.
+    let before = fx.snapshot();
+    fx.sluice(
+        &[],
+        &[
+            "umount",
+            &fx.ws(".git/hooks"),
+            "+",
+            "write",
+            &fx.ws(".git/hooks/pre-commit"),
+        ],
+    )
+    .assert_blocked();
+    fx.sluice(
+        &[],
+        &["umount", &fx.ws(".env"), "+", "read", &fx.ws(".env")],
+    )
+    .assert_blocked();
+    fx.assert_unchanged(&before);
+}
+
+/// Parses the probe's `caps` line into (field, value) pairs.
+fn status_fields(out: &Outcome) -> Vec<(String, String)> {
+    out.status_line()
+        .trim_start_matches("OK ")
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn capabilities_are_dropped_with_no_new_privs() {
+    let fx = Fixture::new(PROBE);
+    let outside = fx.direct(&["caps"]);
+    outside.assert_ok();
+    let fields = status_fields(&outside);
+    let cap_eff = fields.iter().find(|(k, _)| k == "CapEff").unwrap();
+    assert_ne!(
+        cap_eff.1, "0000000000000000",
+        "control: root outside has capabilities\n{outside}"
+    );
+
+    let inside = fx.sluice(&[], &["caps"]);
+    inside.assert_ok();
+    let fields = status_fields(&inside);
+    assert_eq!(fields.len(), 7, "{inside}");
+    for (key, value) in &fields {
+        let expected = match key.as_str() {
+            "NoNewPrivs" => "1",
+            "Seccomp" => "2",
+            _ => "0000000000000000",
+        };
+        assert_eq!(value, expected, "{key} inside the sandbox\n{inside}");
+    }
+}
+
+#[test]
+fn environment_is_filtered() {
+    let fx = Fixture::new(PROBE);
+    let outside = fx.direct(&["env"]);
+    outside.assert_ok();
+    assert!(outside.stdout.contains(CANARY_VALUE), "{outside}");
+
+    let inside = fx.sluice(&[], &["env"]);
+    inside.assert_ok();
+    inside.assert_no_secret();
+    let vars: Vec<(&str, &str)> = inside
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let get = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    assert!(get(CANARY_VAR).is_none(), "{inside}");
+    assert!(
+        get("SLUICE_SESSION").is_some_and(|v| !v.is_empty()),
+        "SLUICE_SESSION missing\n{inside}"
+    );
+    assert_eq!(get("HOME"), fx.home_dir.to_str(), "{inside}");
+    assert!(get("PATH").is_some(), "PATH not passed\n{inside}");
+}
+
+#[test]
+fn setuid_binaries_gain_no_privileges() {
+    const NOBODY: u32 = 65534;
+    let fx = Fixture::new(PROBE);
+    fx.give_to(NOBODY, NOBODY);
+    // A setuid-root copy of the probe in a directory the policy makes executable.
+    let suid_dir = fx.root().join("suid");
+    fs::create_dir(&suid_dir).unwrap();
+    fs::set_permissions(&suid_dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let suid_probe = suid_dir.join("sluice-probe");
+    install_executable(std::path::Path::new(PROBE), &suid_probe);
+    std::os::unix::fs::chown(&suid_probe, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&suid_probe, fs::Permissions::from_mode(0o4755)).unwrap();
+    let policy = fx.write_policy(
+        "suid.toml",
+        &format!(
+            "extends = [\"default\"]\n\n[filesystem]\nexecute = [\"{}\"]\n",
+            suid_dir.display()
+        ),
+    );
+
+    let as_nobody = |program: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(program)
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .stdin(Stdio::null());
+        execute(cmd)
+    };
+    let suid = suid_probe.to_str().unwrap();
+    as_nobody(&[suid, "setuid-check"]).assert_ok();
+
+    let sluice = sluice_bin();
+    let ws = fx.ws("");
+    as_nobody(&[
+        sluice.to_str().unwrap(),
+        "run",
+        "--workspace",
+        &ws,
+        "--policy",
+        &policy,
+        "--",
+        suid,
+        "setuid-check",
+    ])
+    .assert_blocked();
+}
