@@ -103,6 +103,7 @@ fn control_unforwarded_signal_kills_sluice_not_the_trap() {
     assert!(wait_gone(pid), "the program outlived its supervisor");
     let rest: Vec<String> = out.lines().map(|l| l.unwrap()).collect();
     assert!(!rest.iter().any(|l| l == "got-USR1"), "{rest:?}");
+    let _ = std::fs::remove_dir_all(ws);
 }
 
 #[test]
