@@ -166,10 +166,18 @@ fn prepare_mounts(
     placeholder_dir: &Path,
 ) -> Result<Vec<PreparedMount>, PrepareError> {
     let ops = mounts::plan(&policy.filesystem, |p| p.is_dir());
+    // One placeholder of each kind serves every denied path of that kind.
+    let (mut file, mut dir) = (None, None);
     ops.into_iter()
         .map(|op| {
             let source = match op.kind {
-                MountKind::Deny { dir } => placeholder(placeholder_dir, dir)?,
+                MountKind::Deny { dir: is_dir } => {
+                    let slot = if is_dir { &mut dir } else { &mut file };
+                    match slot {
+                        Some(path) => PathBuf::clone(path),
+                        None => slot.insert(placeholder(placeholder_dir, is_dir)?).clone(),
+                    }
+                }
                 MountKind::Pin | MountKind::ReadOnly => op.path.clone(),
             };
             Ok(PreparedMount {
@@ -267,7 +275,10 @@ pub fn prepare(
     keep_fds.extend(ctx.cgroup_procs.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.sort_unstable();
 
-    let report = report_for(policy, abi, &ctx, userns, &rules, uid, caps);
+    // Bounding set and securebits need CAP_SETPCAP, which root and the user
+    // namespace give; without any capability there is nothing to drop.
+    let drop_bounding = userns || uid == 0 || caps != 0;
+    let report = report_for(policy, abi, &ctx, mounts.len(), &rules, uid, drop_bounding);
     let fatal = Layer::ALL.map(|l| policy.layers.is_required(l));
     let prepared = Prepared {
         program: cstring(ctx.program.as_os_str())?,
@@ -287,7 +298,7 @@ pub fn prepare(
         }),
         mounts,
         cap_last,
-        drop_bounding: userns || uid == 0 || caps != 0,
+        drop_bounding,
         rlimits: rlimits(policy),
         landlock,
         seccomp,
@@ -300,10 +311,10 @@ fn report_for(
     policy: &Policy,
     abi: i32,
     ctx: &LaunchContext,
-    userns: bool,
+    mount_count: usize,
     rules: &SyscallRules,
     uid: libc::uid_t,
-    caps: u64,
+    drop_bounding: bool,
 ) -> EnforcementReport {
     let required = |l| policy.layers.is_required(l);
     let layer = |layer, status, detail: String| LayerReport {
@@ -337,12 +348,11 @@ fn report_for(
             ),
         ),
     };
-    let namespaces = if userns {
-        let n = mounts::plan(&policy.filesystem, |p| p.is_dir()).len();
+    let namespaces = if mount_count > 0 {
         layer(
             Layer::Namespaces,
             Status::Enforced,
-            format!("private mount namespace, {n} protective mounts"),
+            format!("private mount namespace, {mount_count} protective mounts"),
         )
     } else {
         layer(
@@ -351,7 +361,7 @@ fn report_for(
             "no deny-within-allow paths exist".into(),
         )
     };
-    let caps_detail = if userns || uid == 0 || caps != 0 {
+    let caps_detail = if drop_bounding {
         "all sets dropped, bounding and ambient included; securebits locked".to_string()
     } else {
         "none held; bounding set kept (no CAP_SETPCAP), no_new_privs stops any gain".to_string()
