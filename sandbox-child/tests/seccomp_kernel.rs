@@ -238,9 +238,8 @@ mod foreign_abi {
     /// A 32-bit syscall through the i386 entry point.
     fn int80(nr: u64) -> u64 {
         let mut rax = nr;
-        // SAFETY: `int 0x80` enters the kernel's i386 syscall path; getpid
-        // takes no arguments and touches no memory. The kernel clobbers only
-        // rax (the result) and r8-r11, which are declared.
+        // `int 0x80` is the i386 syscall path; it clobbers rax and r8-r11.
+        // SAFETY: getpid touches no memory, and every clobber is declared.
         unsafe {
             core::arch::asm!(
                 "int 0x80",
@@ -367,9 +366,8 @@ fn fork_child(child: impl FnOnce(RawFd) -> i32) -> (i32, Vec<i64>) {
     // SAFETY: pipe2 writes two descriptors into the array we own.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     let [read_end, write_end] = fds;
-    // SAFETY: the child only runs async-signal-safe code (raw syscalls on
-    // stack data, see `child`) and leaves with _exit, never returning into
-    // the test harness.
+    // The child runs raw syscalls on stack data only (see `child`).
+    // SAFETY: it is async-signal-safe and leaves with _exit, never returning.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
@@ -502,9 +500,8 @@ fn close_fd(rc: libc::c_long) -> Outcome {
 fn ioctl_on_memfd(request: u64) -> Outcome {
     let fd = check(memfd(libc::MFD_NOEXEC_SEAL))?;
     let byte = b'x';
-    // SAFETY: TIOCSTI reads one byte through the pointer, which is valid; on
-    // a memfd the kernel refuses before reading it. Raw syscall so the upper
-    // half of the request reaches the kernel (and the filter) unchanged.
+    // Raw syscall so the upper half of `request` reaches the filter unchanged.
+    // SAFETY: TIOCSTI reads at most one byte through a valid pointer.
     let rc = unsafe { libc::syscall(libc::SYS_ioctl, fd, request, &byte as *const u8) };
     let outcome = check(rc);
     // SAFETY: we created this descriptor above.

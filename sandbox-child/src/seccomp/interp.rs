@@ -37,9 +37,8 @@ impl Syscall {
             instruction_pointer: 0x7fff_dead_beef,
             args: self.args,
         };
-        // SAFETY: seccomp_data is a repr(C) struct of integers with no
-        // padding (4 + 4 + 8 + 6 * 8 bytes), so all 64 bytes are initialised
-        // and any bit pattern is a valid [u8; 64]; the sizes are equal.
+        // seccomp_data is repr(C) integers with no padding (4+4+8+6*8 bytes).
+        // SAFETY: all 64 bytes are initialised; any bit pattern is a valid [u8; 64].
         unsafe { std::mem::transmute(data) }
     }
 }

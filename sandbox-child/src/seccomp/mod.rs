@@ -168,10 +168,8 @@ pub fn install_with_listener(prog: &libc::sock_fprog, flags: libc::c_ulong) -> R
 /// The raw syscall: libc has no wrapper, and `prctl(PR_SET_SECCOMP)` cannot
 /// pass flags.
 fn seccomp_set_mode_filter(prog: &libc::sock_fprog, flags: libc::c_ulong) -> Result<i64, i32> {
-    // SAFETY: `prog` is a valid reference for the duration of the call and
-    // the kernel only reads it and the `len` instructions it points to, which
-    // the caller keeps alive (see `Program::as_fprog`). The other arguments
-    // are plain integers.
+    // The kernel only reads `prog` and the `len` instructions it points to.
+    // SAFETY: both stay alive for the call (see `Program::as_fprog`).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_seccomp,

@@ -246,9 +246,8 @@ pub(crate) fn int80(name: &str) -> Step {
         _ => return Err(usage(&format!("unknown int80 call {name}"))),
     };
     let ret: i32;
-    // SAFETY: the i386 ABI takes the number in eax and the first argument in
-    // ebx, returns in eax and (on a 64-bit kernel) clobbers r8-r11; neither call
-    // reads or writes user memory.
+    // i386 ABI: number in eax, first argument in ebx; clobbers r8-r11.
+    // SAFETY: neither call reads or writes user memory; clobbers are declared.
     unsafe {
         // rbx is reserved by LLVM: swap the argument in and back out.
         std::arch::asm!(

@@ -203,9 +203,8 @@ pub(crate) fn tcp_fastopen(host: &str, port: &str, via: &str) -> Step {
     hdr.msg_iov = &mut iov;
     hdr.msg_iovlen = 1;
     let fd = fd.as_raw_fd();
-    // SAFETY (all three): the buffers, the iovec and the address outlive the
-    // call and are valid for the lengths given.
     let sent = match via {
+        // SAFETY: the buffer and address outlive the call, valid for their lengths.
         "sendto" => unsafe {
             libc::sendto(
                 fd,
@@ -216,12 +215,14 @@ pub(crate) fn tcp_fastopen(host: &str, port: &str, via: &str) -> Step {
                 addr.len,
             )
         },
+        // SAFETY: hdr, its iovec and the address outlive the call.
         "sendmsg" => unsafe { libc::sendmsg(fd, &hdr, libc::MSG_FASTOPEN) },
         "sendmmsg" => {
             let mut mmsg = libc::mmsghdr {
                 msg_hdr: hdr,
                 msg_len: 0,
             };
+            // SAFETY: mmsg, its iovec and the address outlive the call.
             let n = unsafe { libc::sendmmsg(fd, &mut mmsg, 1, libc::MSG_FASTOPEN as _) };
             if n == 1 {
                 mmsg.msg_len as isize

@@ -70,8 +70,8 @@ fn spawn_sleeper() -> Result<libc::pid_t, Fail> {
             "fork: {}",
             describe(&io::Error::last_os_error())
         ))),
+        // SAFETY: plain syscalls in the freshly forked child.
         0 => unsafe {
-            // SAFETY (block): plain syscalls in the freshly forked child.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             if libc::getppid() != parent {
                 libc::_exit(0);
