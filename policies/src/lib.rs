@@ -9,6 +9,12 @@
 //! every path, giving a [`Policy`]. [`Policy::to_toml`] writes the result
 //! back in the same format, so it can be saved and checked again.
 //!
+//! A policy also holds the broker's decision rules (`[broker]`), resolved
+//! into a [`BrokerPolicy`]: for each file the program asks sluice to open,
+//! [`BrokerPolicy::decide`] picks the most specific rule covering its real
+//! path and answers allow, ask (a person decides) or deny, with the rule and
+//! a reason for the audit log.
+//!
 //! ```
 //! use std::path::Path;
 //! use policies::{NetPolicy, Vars};
@@ -37,6 +43,34 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The broker's rules:
+//!
+//! ```
+//! use std::path::Path;
+//! use policies::{Vars, Verdict, Want};
+//!
+//! let text = r#"
+//!     [broker]
+//!     ask = ["/"]
+//!     ask_write = ["~"]
+//!     deny = ["~/.ssh", "**/*.pem"]
+//! "#;
+//! let vars = Vars { home: "/home/u".into(), workspace: "/ws".into(), tmpdir: "/tmp/s".into() };
+//! let mut policy = policies::load_str("example.toml", text, Path::new("/"))?.resolve(&vars)?;
+//! let broker = &mut policy.broker;
+//! broker.protect("/home/u/.sluice/audit.log".into(), "sluice's audit log");
+//!
+//! let decision = broker.decide(Path::new("/home/u/.ssh/id_rsa"), Want::Read);
+//! assert_eq!(decision.verdict, Verdict::Deny);
+//! assert_eq!(decision.reason, r#"denied by rule deny "~/.ssh" (example.toml:5)"#);
+//! let decision = broker.decide(Path::new("/etc/hosts"), Want::Write);
+//! assert_eq!(decision.reason, r#"rule ask "/" (example.toml:3) grants read only"#);
+//! assert_eq!(broker.decide(Path::new("/home/u/notes"), Want::Write).verdict, Verdict::Ask);
+//! let decision = broker.decide(Path::new("/home/u/.sluice/audit.log"), Want::Read);
+//! assert_eq!((decision.verdict, decision.rule), (Verdict::Deny, None));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Compatibility
 //!
 //! Parsing and merging are portable. Resolution uses `std::fs` only
@@ -53,7 +87,17 @@
 //! [`FsPolicy::absent`] for the enforcement report). Errors are never
 //! softened: a required path that is missing, an unknown key or an unknown
 //! variable stops the load.
+//!
+//! The broker's rules are decided on the path they are given, which must be
+//! the real path of the file (the caller resolves it); a relative path, or
+//! one with `.`, `..` or empty components, is denied. A broker `deny` is not
+//! absolute: a more specific rule inside it wins, as `FORMAT.md` describes.
+//! Only [`BrokerPolicy::protect`]ed paths are denied before any rule. sluice
+//! serves brokered files with its own rights, so the broker can hand out what
+//! the sandbox itself cannot reach; the built-in policies deny through the
+//! broker what their `[filesystem]` lists deny or keep read-only.
 
+mod broker;
 mod error;
 mod load;
 pub mod model;
@@ -69,6 +113,7 @@ mod vars;
 #[cfg(test)]
 mod tests;
 
+pub use broker::{BrokerPolicy, BrokerRule, Decision, Verdict, Want};
 pub use error::{Location, PolicyError};
 pub use load::{load, load_str};
 pub use model::*;

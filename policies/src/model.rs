@@ -9,6 +9,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::broker::BrokerPolicy;
+
 /// A fully resolved policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -19,6 +21,8 @@ pub struct Policy {
     pub limits: Limits,
     pub env: EnvPolicy,
     pub layers: Layers,
+    /// Which file opens the broker serves, asks about or refuses (`[broker]`).
+    pub broker: BrokerPolicy,
 }
 
 /// File-system access. Later lists narrow earlier ones: `read_only` and `deny`

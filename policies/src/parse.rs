@@ -9,7 +9,7 @@ use toml::Spanned;
 use crate::error::{Location, PolicyError};
 use crate::model::Limits;
 use crate::raw::{RawPath, RawPolicy};
-use crate::spec::{EnvValue, FsList, PathEntry, PolicySpec};
+use crate::spec::{BrokerList, EnvValue, FsList, PathEntry, PatternEntry, PolicySpec};
 
 /// A policy file's own content, and what it extends.
 pub(crate) struct Parsed {
@@ -44,6 +44,20 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Parsed, PolicyError> {
             }
         });
         spec.list_mut(list).extend(entries);
+    }
+    let broker = raw.broker;
+    for (list, entries) in [
+        (BrokerList::Allow, broker.allow),
+        (BrokerList::AllowWrite, broker.allow_write),
+        (BrokerList::Ask, broker.ask),
+        (BrokerList::AskWrite, broker.ask_write),
+        (BrokerList::Deny, broker.deny),
+    ] {
+        let entries = entries.into_iter().map(|entry| PatternEntry {
+            location: at(entry.span()),
+            written: entry.into_inner().0,
+        });
+        spec.broker_list_mut(list).extend(entries);
     }
     spec.network = raw.network.map(|network| network.0);
     let limits = raw.limits;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::model::{NetPolicy, Policy};
 use crate::resolve::GLOB_CHARS;
 use crate::size::format_size;
+use crate::spec::BrokerList;
 
 impl Policy {
     /// The resolved policy as a self-contained policy file: canonical paths,
@@ -35,7 +36,23 @@ impl Policy {
             .collect();
         out.push_str("\n[layers]\n");
         writeln!(out, "best_effort = [{}]", layers.join(", ")).unwrap();
+        self.write_broker(&mut out);
         out
+    }
+
+    /// Resolved patterns: canonical prefixes, variables substituted (and
+    /// escaped), so that they resolve to themselves again.
+    fn write_broker(&self, out: &mut String) {
+        out.push_str("\n[broker]\n");
+        for list in BrokerList::ALL {
+            let patterns = self
+                .broker
+                .rules()
+                .iter()
+                .filter(|rule| BrokerList::of(rule.verdict, rule.grants_write) == list)
+                .map(|rule| quote(&rule.resolved.replace('$', "$$")));
+            write_list(out, list.name(), patterns);
+        }
     }
 
     fn write_filesystem(&self, out: &mut String) {
@@ -127,13 +144,20 @@ impl Policy {
 }
 
 fn write_paths(out: &mut String, key: &str, paths: &[PathBuf], escape_globs: bool) {
-    if paths.is_empty() {
+    let quoted = paths.iter().map(|path| quote_path(path, escape_globs));
+    write_list(out, key, quoted);
+}
+
+/// `key = [...]`, one quoted item per line.
+fn write_list(out: &mut String, key: &str, quoted: impl Iterator<Item = String>) {
+    let mut quoted = quoted.peekable();
+    if quoted.peek().is_none() {
         writeln!(out, "{key} = []").unwrap();
         return;
     }
     writeln!(out, "{key} = [").unwrap();
-    for path in paths {
-        writeln!(out, "    {},", quote_path(path, escape_globs)).unwrap();
+    for item in quoted {
+        writeln!(out, "    {item},").unwrap();
     }
     out.push_str("]\n");
 }

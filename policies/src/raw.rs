@@ -24,6 +24,8 @@ pub(crate) struct RawPolicy {
     pub environment: RawEnvironment,
     #[serde(default)]
     pub layers: RawLayers,
+    #[serde(default)]
+    pub broker: RawBroker,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +42,26 @@ pub(crate) struct RawFilesystem {
     #[serde(default)]
     pub deny: Vec<Spanned<RawPath>>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBroker {
+    #[serde(default)]
+    pub allow: Vec<Spanned<BrokerPattern>>,
+    #[serde(default)]
+    pub allow_write: Vec<Spanned<BrokerPattern>>,
+    #[serde(default)]
+    pub ask: Vec<Spanned<BrokerPattern>>,
+    #[serde(default)]
+    pub ask_write: Vec<Spanned<BrokerPattern>>,
+    #[serde(default)]
+    pub deny: Vec<Spanned<BrokerPattern>>,
+}
+
+/// A `[broker]` pattern, checked as far as it can be before its variables
+/// are known (see [`crate::broker::check_written`]).
+#[derive(Debug)]
+pub(crate) struct BrokerPattern(pub String);
 
 /// `"PATH"` or `{ path = "PATH", optional = true }`.
 #[derive(Debug)]
@@ -171,6 +193,15 @@ impl<'de> Deserialize<'de> for EnvPattern {
             globset::Glob::new(pattern)
                 .map_err(|e| format!("invalid pattern '{pattern}': {}", e.kind()))?;
             Ok(EnvPattern(pattern.to_string()))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for BrokerPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, |pattern| {
+            crate::broker::check_written(pattern)?;
+            Ok(BrokerPattern(pattern.to_string()))
         })
     }
 }

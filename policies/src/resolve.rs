@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobBuilder;
 
+use crate::broker::resolve_broker;
 use crate::error::{Location, PolicyError};
 use crate::model::{EnvPolicy, FsPolicy, Layers, Policy};
 use crate::spec::{FsList, PathEntry, PolicySpec};
@@ -27,6 +28,11 @@ impl PolicySpec {
     /// `read_only` targets are recorded in [`FsPolicy::absent`]. Each list is
     /// de-duplicated, keeping the first occurrence. `[environment] set`
     /// values have their variables substituted too.
+    ///
+    /// `[broker]` patterns need not exist: each has its variables
+    /// substituted and its longest existing literal prefix canonicalised, and
+    /// is compiled for [`crate::BrokerPolicy::decide`]. Repeats within a
+    /// `[broker]` list are dropped too.
     pub fn resolve(&self, vars: &Vars) -> Result<Policy, PolicyError> {
         let mut filesystem = FsPolicy::default();
         for list in FsList::ALL {
@@ -65,6 +71,7 @@ impl PolicySpec {
             layers: Layers {
                 best_effort: self.best_effort.clone(),
             },
+            broker: resolve_broker(self, vars)?,
         })
     }
 }
@@ -201,6 +208,10 @@ fn substitute(
             variable,
         },
         VarError::Malformed(message) => invalid(location, key, &message),
+        // Only pattern substitution needs text.
+        VarError::NotText(variable) => {
+            invalid(location, key, &format!("'{variable}' is not valid UTF-8"))
+        }
     })
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::broker::Verdict;
 use crate::error::Location;
 use crate::model::{Layer, Limits, NetPolicy};
 
@@ -48,6 +49,73 @@ impl FsList {
     }
 }
 
+/// One of the lists of `[broker]`, in the order rules are kept and printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BrokerList {
+    Allow,
+    AllowWrite,
+    Ask,
+    AskWrite,
+    Deny,
+}
+
+impl BrokerList {
+    pub(crate) const ALL: [BrokerList; 5] = [
+        BrokerList::Allow,
+        BrokerList::AllowWrite,
+        BrokerList::Ask,
+        BrokerList::AskWrite,
+        BrokerList::Deny,
+    ];
+
+    /// The key in a policy file, within `[broker]`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BrokerList::Allow => "allow",
+            BrokerList::AllowWrite => "allow_write",
+            BrokerList::Ask => "ask",
+            BrokerList::AskWrite => "ask_write",
+            BrokerList::Deny => "deny",
+        }
+    }
+
+    /// The dotted key named in error messages.
+    pub(crate) fn key(self) -> String {
+        format!("broker.{}", self.name())
+    }
+
+    pub(crate) fn verdict(self) -> Verdict {
+        match self {
+            BrokerList::Allow | BrokerList::AllowWrite => Verdict::Allow,
+            BrokerList::Ask | BrokerList::AskWrite => Verdict::Ask,
+            BrokerList::Deny => Verdict::Deny,
+        }
+    }
+
+    /// Whether a request that writes may be served (or asked) under this list.
+    pub(crate) fn grants_write(self) -> bool {
+        matches!(self, BrokerList::AllowWrite | BrokerList::AskWrite)
+    }
+
+    /// The list a rule came from.
+    pub(crate) fn of(verdict: Verdict, grants_write: bool) -> BrokerList {
+        match (verdict, grants_write) {
+            (Verdict::Allow, false) => BrokerList::Allow,
+            (Verdict::Allow, true) => BrokerList::AllowWrite,
+            (Verdict::Ask, false) => BrokerList::Ask,
+            (Verdict::Ask, true) => BrokerList::AskWrite,
+            (Verdict::Deny, _) => BrokerList::Deny,
+        }
+    }
+}
+
+/// A `[broker]` pattern as written, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PatternEntry {
+    pub written: String,
+    pub location: Location,
+}
+
 /// A path as written, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PathEntry {
@@ -77,6 +145,8 @@ pub struct PolicySpec {
     pub(crate) env_pass: Vec<String>,
     pub(crate) env_set: BTreeMap<String, EnvValue>,
     pub(crate) best_effort: BTreeSet<Layer>,
+    /// Indexed by `BrokerList as usize`.
+    pub(crate) broker: [Vec<PatternEntry>; 5],
 }
 
 impl PolicySpec {
@@ -90,6 +160,7 @@ impl PolicySpec {
             env_pass: Vec::new(),
             env_set: BTreeMap::new(),
             best_effort: BTreeSet::new(),
+            broker: Default::default(),
         }
     }
 
@@ -130,11 +201,22 @@ impl PolicySpec {
         &mut self.filesystem[list as usize]
     }
 
-    /// Layers `child` over `self` (the parent): lists concatenate, parent
-    /// first; `[network]` replaces as a whole; each limit and each `set`
+    pub(crate) fn broker_list(&self, list: BrokerList) -> &[PatternEntry] {
+        &self.broker[list as usize]
+    }
+
+    pub(crate) fn broker_list_mut(&mut self, list: BrokerList) -> &mut Vec<PatternEntry> {
+        &mut self.broker[list as usize]
+    }
+
+    /// Layers `child` over `self` (the parent): lists (`[filesystem]` and
+    /// `[broker]`) concatenate, parent first; `[network]` replaces as a whole; each limit and each `set`
     /// variable overrides; best-effort layers union. The name stays `self`'s.
     pub(crate) fn merge(&mut self, child: PolicySpec) {
         for (mine, theirs) in self.filesystem.iter_mut().zip(child.filesystem) {
+            mine.extend(theirs);
+        }
+        for (mine, theirs) in self.broker.iter_mut().zip(child.broker) {
             mine.extend(theirs);
         }
         if child.network.is_some() {

@@ -1,7 +1,7 @@
 //! Variables in paths and `[environment] set` values.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The values of the variables a policy may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub(crate) enum VarError {
     Unknown(String),
     /// A `$` that starts no variable, or an unterminated `${`.
     Malformed(String),
+    /// A variable whose value is not UTF-8, in a `[broker]` pattern (which
+    /// is text); holds the variable as written.
+    NotText(String),
 }
 
 impl Vars {
@@ -37,10 +40,36 @@ impl Vars {
     /// Substitutes `~` (the whole value, or at the start followed by `/`),
     /// `$NAME` and `${NAME}`; `$$` is a literal `$`.
     pub(crate) fn substitute(&self, text: &str) -> Result<OsString, VarError> {
+        self.substitute_with(text, |out, value, _| {
+            out.push(value);
+            Ok(())
+        })
+    }
+
+    /// Like [`substitute`](Vars::substitute), for a `[broker]` glob pattern:
+    /// each value is inserted escaped, so that it matches only itself.
+    pub(crate) fn substitute_pattern(&self, text: &str) -> Result<String, VarError> {
+        let substituted = self.substitute_with(text, |out, value, written| {
+            let value = value
+                .to_str()
+                .ok_or_else(|| VarError::NotText(written.to_string()))?;
+            out.push(crate::broker::escape(value));
+            Ok(())
+        })?;
+        // Every piece pushed was a `str`.
+        Ok(substituted.into_string().expect("pattern pieces are UTF-8"))
+    }
+
+    /// Substitutes, inserting each value with `push(out, value, written)`.
+    fn substitute_with(
+        &self,
+        text: &str,
+        mut push: impl FnMut(&mut OsString, &Path, &str) -> Result<(), VarError>,
+    ) -> Result<OsString, VarError> {
         let mut out = OsString::new();
         let mut rest = text;
         if rest == "~" || rest.starts_with("~/") {
-            out.push(&self.home);
+            push(&mut out, &self.home, "~")?;
             rest = &rest[1..];
         }
         while let Some(dollar) = rest.find('$') {
@@ -54,8 +83,8 @@ impl Vars {
             let (name, written, tail) = split_variable(text, after)?;
             let value = self
                 .get(name)
-                .ok_or_else(|| VarError::Unknown(written.to_string()))?;
-            out.push(value);
+                .ok_or_else(|| VarError::Unknown(written.clone()))?;
+            push(&mut out, value, &written)?;
             rest = tail;
         }
         out.push(rest);
@@ -118,6 +147,31 @@ mod tests {
         // `~` is only special at the start, and only as a whole component.
         assert_eq!(sub("/a/~").unwrap(), "/a/~");
         assert_eq!(sub("~user").unwrap(), "~user");
+    }
+
+    #[test]
+    fn pattern_values_are_escaped() {
+        let vars = Vars {
+            home: "/home/we*rd[1]".into(),
+            ..vars()
+        };
+        assert_eq!(
+            vars.substitute_pattern("~/**/*.pem").unwrap(),
+            "/home/we[*]rd[[]1[]]/**/*.pem"
+        );
+        assert_eq!(vars.substitute_pattern("$$HOME").unwrap(), "$HOME");
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let vars = Vars {
+                tmpdir: std::ffi::OsStr::from_bytes(b"/t\xff").into(),
+                ..vars
+            };
+            assert_eq!(
+                vars.substitute_pattern("${TMPDIR}/x"),
+                Err(VarError::NotText("${TMPDIR}".into()))
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,12 @@
 //!   (`SCM_RIGHTS`, sent in the same `sendmsg` as the frame carrying
 //!   [`messages::ResponseBody::Opened`]).
 //!
-//! This crate does no I/O; the supervisor and the client SDK own the sockets.
+//! - [`socket`] (Unix): the only I/O here — one frame per `SOCK_SEQPACKET`
+//!   record with its descriptors, blocking or not, shared by the client SDK
+//!   and the supervisor's event loop.
+//!
+//! Framing is pure; connections, buffers and policy belong to the SDK and
+//! the supervisor.
 //!
 //! # Example
 //!
@@ -75,7 +80,8 @@
 //! - **No panics, no out-of-bounds reads.** [`frame::check`] and
 //!   [`frame::parse`] accept arbitrary bytes, never read past the frame they
 //!   report, and never panic (fuzzed with arbitrary inputs in
-//!   `tests/decode_fuzz.rs`). The crate has no `unsafe` outside tests.
+//!   `tests/decode_fuzz.rs`). The only `unsafe` is the `sendmsg`/`recvmsg`
+//!   plumbing of [`socket`].
 //! - **Bounded allocation.** Every decoded string or byte vector lives inside
 //!   one frame, so decoding allocates at most about the frame's size.
 //! - **Incomplete is not malformed.** [`FrameError::Incomplete`] only means
@@ -94,14 +100,18 @@
 //! resolution, rate limiting ([`ErrorKind::TooManyRequests`]) and timeouts
 //! belong to the supervisor.
 
-// Tests call `fcntl` to prove descriptors were closed.
-#![cfg_attr(not(test), forbid(unsafe_code))]
+// `socket` calls sendmsg/recvmsg; tests call `fcntl` to prove descriptors
+// were closed. Nothing else may use `unsafe`.
+#![cfg_attr(not(test), deny(unsafe_code))]
 #![warn(missing_docs)]
 
 #[cfg(unix)]
 pub mod fd;
 pub mod frame;
 pub mod messages;
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub mod socket;
 
 pub use frame::{FrameError, MAX_FRAME_LEN};
 pub use messages::{

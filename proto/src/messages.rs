@@ -33,6 +33,24 @@ pub enum ClientMessage {
     },
     /// A request, valid only after [`ServerMessage::Welcome`].
     Request(Request),
+    /// Open a private connection: exactly one descriptor travels with this
+    /// frame, one end of a `SOCK_SEQPACKET` socket pair the client made; the
+    /// client keeps the other end and says [`ClientMessage::Hello`] on it.
+    ///
+    /// Sent only on the shared socket a sandboxed program inherits
+    /// (`SLUICE_BROKER_FD`), and the only frame that socket takes: every
+    /// process of the sandbox may hold that socket, so answers sent on it
+    /// could be read by the wrong process. Nothing is answered on the shared
+    /// socket; a refused connection is closed.
+    Connect,
+}
+
+impl ClientMessage {
+    /// Whether exactly one descriptor travels with this frame: true only for
+    /// [`ClientMessage::Connect`].
+    pub fn expects_fd(&self) -> bool {
+        matches!(self, ClientMessage::Connect)
+    }
 }
 
 /// A frame sent by the supervisor to the client.
@@ -185,6 +203,12 @@ pub enum ResponseBody {
     },
     /// Answer to [`RequestBody::Ping`].
     Pong,
+    /// Answer to [`RequestBody::Query`]: an `Open` would be put to a person,
+    /// who may allow or deny it.
+    WouldAsk {
+        /// The policy rule that asks.
+        rule: Option<String>,
+    },
 }
 
 /// Category of a [`ResponseBody::Error`].
@@ -266,6 +290,7 @@ mod tests {
             id: 3,
             body: RequestBody::Ping,
         }));
+        out.push(ClientMessage::Connect);
         out
     }
 
@@ -296,6 +321,9 @@ mod tests {
                 rule: Some("read /usr".into()),
             }),
             response(ResponseBody::Pong),
+            response(ResponseBody::WouldAsk {
+                rule: Some("ask /".into()),
+            }),
         ];
         for kind in [
             ErrorKind::Malformed,
@@ -338,6 +366,14 @@ mod tests {
                 })
             );
             assert_eq!(msg.expects_fd(), opened, "{msg:?}");
+        }
+    }
+
+    #[test]
+    fn only_connect_carries_a_descriptor_to_the_supervisor() {
+        for msg in all_client_messages() {
+            let connect = matches!(msg, ClientMessage::Connect);
+            assert_eq!(msg.expects_fd(), connect, "{msg:?}");
         }
     }
 
@@ -391,5 +427,6 @@ mod tests {
             },
         });
         assert_eq!(encode(&err).unwrap(), [5, 0, 0, 0, 2, 1, 3, 5, 0]);
+        assert_eq!(encode(&ClientMessage::Connect).unwrap(), [1, 0, 0, 0, 2]);
     }
 }

@@ -113,6 +113,11 @@ fn seeds() -> Vec<Vec<u8>> {
             message: "slow down".into(),
         }))
         .unwrap(),
+        frame::encode(&response(ResponseBody::WouldAsk {
+            rule: Some("ask /".into()),
+        }))
+        .unwrap(),
+        frame::encode(&ClientMessage::Connect).unwrap(),
     ]
 }
 

@@ -26,6 +26,10 @@ enum Command {
     /// Check, show and list policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Review the audit record: list, show, verify, stats, tail.
+    Audit(commands::audit::AuditCommand),
+    /// Inside the sandbox: read, write or query a file through the broker.
+    Open(commands::open::OpenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +49,13 @@ pub struct RunArgs {
     /// Network: none, all, or tcp:PORTS (e.g. tcp:443,8080,bind:8000).
     #[arg(long, value_name = "none|all|tcp:PORTS")]
     pub net: Option<String>,
+    /// How requests under an `ask` rule are answered when no person can be
+    /// asked.
+    #[arg(long, value_enum, default_value = "deny", value_name = "deny|allow")]
+    pub approve: Approve,
+    /// Where the audit record goes (default $XDG_STATE_HOME/sluice/audit).
+    #[arg(long, value_name = "DIR")]
+    pub audit_dir: Option<PathBuf>,
     /// Print the enforcement report on stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -56,6 +67,13 @@ pub struct RunArgs {
         value_name = "CMD"
     )]
     pub command: Vec<OsString>,
+}
+
+/// The answer to `ask` rules when nobody is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Approve {
+    Deny,
+    Allow,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +108,8 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Policy(cmd) => commands::policy::run(cmd),
+        Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Open(args) => commands::open::run(args),
     };
     match result {
         Ok(code) => code,

@@ -159,6 +159,9 @@ pub struct Launch {
     pub cwd: PathBuf,
     pub placeholder_dir: PathBuf,
     pub cgroup: Option<(SessionCgroup, OwnedFd)>,
+    /// Descriptors the program inherits, at the same numbers (the broker's
+    /// shared socket).
+    pub inherit: Vec<OwnedFd>,
     /// Print the enforcement report (before the program starts).
     pub verbose: bool,
     /// For the report's first line.
@@ -168,9 +171,7 @@ pub struct Launch {
 /// A child that passed every required step and exec'd the program.
 pub struct Spawned {
     pub pid: libc::pid_t,
-    /// What was enforced after the child's steps; the audit record's session
-    /// start (broker issue) is its reader.
-    #[allow(dead_code)]
+    /// What was enforced after the child's steps (for the audit record).
     pub report: EnforcementReport,
     pub cgroup: Option<SessionCgroup>,
 }
@@ -190,7 +191,14 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         cwd: launch.cwd,
         placeholder_dir: launch.placeholder_dir,
         cgroup_procs,
-        handover: Vec::new(),
+        handover: launch
+            .inherit
+            .into_iter()
+            .map(|fd| {
+                let n = fd.as_raw_fd();
+                (fd, n)
+            })
+            .collect(),
         report_pipe: write_end,
     };
     let (plan, mut report) =

@@ -136,6 +136,8 @@ fn builtins_round_trip_through_to_toml() {
             "{text}"
         );
         assert!(!text.contains("extends"));
+        assert!(text.contains("\n[broker]\n"), "{text}");
+        assert!(!policy.broker.is_empty());
         assert_round_trip(&policy, &vars);
     }
 }
@@ -170,6 +172,12 @@ fn everything_round_trips_through_to_toml() {
         set = { "X.Y" = "$$1 \"q\"", EDITOR = "vi", TMP = "$TMPDIR" }
         [layers]
         best_effort = ["scopes", "network"]
+        [broker]
+        allow = ["$WORKSPACE/f[[]1]", "$WORKSPACE/a$$b/*.log"]
+        allow_write = ["$TMPDIR", "$WORKSPACE/missing/**"]
+        ask = ["/"]
+        ask_write = ["~", "$WORKSPACE/odd[*]{[{]x}?"]
+        deny = ["**/*.pem", "~/.ssh", "$WORKSPACE/quote\"back\\\\slash/**/x"]
         "#,
         &vars,
     );
@@ -182,6 +190,12 @@ fn everything_round_trips_through_to_toml() {
     assert_eq!(
         policy.layers.best_effort,
         BTreeSet::from([Layer::Network, Layer::Scopes])
+    );
+    assert_eq!(policy.broker.len(), 10);
+    // An escaped backslash names the existing directory, which is canonical.
+    assert_eq!(
+        policy.broker.rules()[9].resolved,
+        format!("{}/quote\"back\\\\slash/**/x", ws.display())
     );
     assert_round_trip(&policy, &vars);
 

@@ -1,6 +1,8 @@
 //! Tests over the public API, with real files in private temporary directories.
 
+mod broker;
 mod builtins;
+mod decide;
 mod errors;
 mod extends;
 mod resolve;

@@ -1,4 +1,6 @@
 //! One module per subcommand.
 
+pub mod audit;
+pub mod open;
 pub mod policy;
 pub mod run;

@@ -3,11 +3,16 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use policies::{NetPolicy, Policy, Vars};
 
+use crate::audit::{self, AuditLog, StartRecord};
+use crate::broker::{Approvals, Broker, Shared};
 use crate::cgroup::SessionCgroup;
-use crate::cli::RunArgs;
+use crate::cli::{Approve, RunArgs};
 use crate::launch::{self, Launch, SessionDir};
 use crate::session;
 
@@ -67,13 +72,51 @@ fn open_session(args: &RunArgs) -> Result<Session> {
 }
 
 pub fn run(args: RunArgs) -> Result<i32> {
-    let s = open_session(&args)?;
+    let mut s = open_session(&args)?;
+    let audit_dir = match &args.audit_dir {
+        Some(dir) => dir.clone(),
+        None => AuditLog::default_dir()?,
+    };
+    let config_dir = config_dir()?;
+    // sluice's own state exists before the program starts, so it can be
+    // denied to it, and is never writable from inside whatever the policy says.
+    for dir in [&audit_dir, &config_dir] {
+        audit::ensure_private_dir(dir)?;
+    }
+    let audit_dir = audit_dir.canonicalize()?;
+    let config_dir = config_dir.canonicalize()?;
+    let protected = vec![
+        (audit_dir.clone(), "sluice's audit record"),
+        (config_dir.clone(), "sluice's configuration"),
+        (s.dir.private(), "sluice's session state"),
+        (
+            PathBuf::from("/proc"),
+            "process internals (of the supervisor too)",
+        ),
+        (PathBuf::from("/sys"), "kernel state"),
+    ];
+    deny_in_sandbox(&mut s.policy, &[&audit_dir, &config_dir]);
+    // `$SLUICE_BIN open PATH` works from inside: the binary itself is
+    // executable in every sandbox (it holds nothing secret).
+    let sluice_bin = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .context("locating the sluice binary")?;
+    let execute = &mut s.policy.filesystem.execute;
+    if !execute.iter().any(|root| sluice_bin.starts_with(root)) {
+        execute.push(sluice_bin.clone());
+    }
+
+    let (broker_ours, broker_theirs) =
+        proto::socket::seqpacket_pair().context("creating the broker socket")?;
+    let broker_fd = broker_theirs.as_raw_fd().to_string();
     let tmp = s.dir.tmp();
     let env = launch::child_env(
         &s.policy,
         &[
             ("TMPDIR", tmp.as_os_str()),
             ("SLUICE_SESSION", OsStr::new(&s.id)),
+            ("SLUICE_BROKER_FD", OsStr::new(&broker_fd)),
+            ("SLUICE_BIN", sluice_bin.as_os_str()),
         ],
     )?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| s.workspace.clone());
@@ -93,13 +136,94 @@ pub fn run(args: RunArgs) -> Result<i32> {
             cwd,
             placeholder_dir: s.dir.private(),
             cgroup,
+            inherit: vec![broker_theirs],
             verbose: args.verbose,
             banner: format!("session {} with policy '{}'", s.id, s.policy.name),
         },
     )?;
-    let code = session::supervise(spawned.pid, spawned.cgroup.as_ref())
-        .context("supervising the program")?;
+    let start = StartRecord {
+        sluice_version: env!("CARGO_PKG_VERSION").to_owned(),
+        policy: s.policy.name.clone(),
+        policy_digest: audit::chain::sha256_hex(s.policy.to_toml().as_bytes()),
+        enforcement: serde_json::from_str(&spawned.report.to_json())
+            .unwrap_or(serde_json::Value::Null),
+        argv: args.command.clone(),
+        workspace: s.workspace.clone(),
+        supervisor_pid: std::process::id(),
+        child_pid: spawned.pid as u32,
+    };
+    let audit = match AuditLog::open(&audit_dir, &s.id, &start) {
+        Ok(log) => log,
+        Err(e) => {
+            // No record, no broker: stop the program rather than run it
+            // with decisions nobody can review.
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(spawned.pid, libc::SIGKILL) };
+            let _ = session::supervise(spawned.pid, spawned.cgroup.as_ref());
+            return Err(e).context("opening the audit record");
+        }
+    };
+    let approvals = Approvals::NonInteractive {
+        allow: args.approve == Approve::Allow,
+    };
+    let shared = Arc::new(Shared::new(
+        s.id.clone(),
+        s.policy.clone(),
+        approvals,
+        Some(audit),
+        protected,
+    ));
+    let broker = Broker::start(broker_ours, shared.clone())?;
+    let code =
+        session::supervise(spawned.pid, spawned.cgroup.as_ref()).context("supervising the program");
+    broker.stop();
+    if let Some(audit) = &shared.audit {
+        let exit = match &code {
+            Ok(code) => describe_exit(*code),
+            Err(e) => format!("supervision failed: {e}"),
+        };
+        if let Err(e) = audit.finish(&exit) {
+            tracing::error!("audit: cannot write the end record: {e}");
+        }
+    }
     drop(spawned.cgroup);
     drop(s.dir);
-    Ok(code)
+    code
+}
+
+fn describe_exit(code: i32) -> String {
+    if code > 128 && code < 128 + 65 {
+        format!("signal {}", code - 128)
+    } else {
+        format!("exit {code}")
+    }
+}
+
+/// `$XDG_CONFIG_HOME/sluice` or `~/.config/sluice`: approvals remembered
+/// for later sessions live there.
+fn config_dir() -> Result<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    Ok(match base {
+        Some(b) => b.join("sluice"),
+        None => home_dir()?.join(".config/sluice"),
+    })
+}
+
+/// Denies `paths` to the sandbox wherever the policy would let it reach
+/// them (deny-within-allow), so no policy can expose sluice's own state.
+fn deny_in_sandbox(policy: &mut Policy, paths: &[&PathBuf]) {
+    let fs = &mut policy.filesystem;
+    for path in paths {
+        let reachable = fs
+            .read
+            .iter()
+            .chain(&fs.write)
+            .chain(&fs.execute)
+            .any(|root| path.starts_with(root));
+        if reachable && !fs.deny.contains(path) {
+            fs.deny.push((*path).clone());
+        }
+    }
 }

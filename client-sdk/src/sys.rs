@@ -1,0 +1,108 @@
+//! The few system calls std does not wrap. The only `unsafe` in the crate.
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Duplicates descriptor number `raw` (close-on-exec, numbered 3 or above),
+/// leaving the original and its flags as they are. `EBADF` if `raw` is not
+/// open.
+///
+/// Working on a copy means the client never depends on a number it does not
+/// own staying open, and never changes the inherited descriptor's flags.
+pub(crate) fn dup_raw(raw: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and touches no
+    // memory; on a number that is not open it fails with EBADF.
+    let new = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` was just created by fcntl and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `SO_DOMAIN` and `SO_TYPE` of a socket (`ENOTSOCK` for anything else).
+pub(crate) fn socket_domain_and_type(fd: BorrowedFd<'_>) -> io::Result<(i32, i32)> {
+    Ok((
+        int_sockopt(fd, libc::SO_DOMAIN)?,
+        int_sockopt(fd, libc::SO_TYPE)?,
+    ))
+}
+
+fn int_sockopt(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, which is a
+    // c_int of exactly that size, and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+/// Waits until `fd` can be written (or has an error to report).
+///
+/// For the inherited socket, which another process of the sandbox may have
+/// made non-blocking: its file status flags are shared, so we wait instead
+/// of changing them.
+pub(crate) fn wait_writable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: poll reads and writes exactly the one pollfd it is given.
+        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Shuts a connection down both ways, so the broker sees the end of it at
+/// once even while this process still holds the descriptor.
+pub(crate) fn shutdown(fd: BorrowedFd<'_>) {
+    // A failure means the connection is already gone, which is what was
+    // wanted; the descriptor itself is closed when its owner drops it.
+    // SAFETY: shutdown takes an integer and a flag and touches no memory.
+    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+}
+
+/// Registers a connection with the current tokio runtime's reactor.
+///
+/// Panics outside a runtime with I/O enabled, as tokio does.
+#[cfg(feature = "tokio")]
+pub(crate) fn register(fd: OwnedFd) -> io::Result<::tokio::io::unix::AsyncFd<OwnedFd>> {
+    use ::tokio::io::{unix::AsyncFd, Interest};
+    let interest = Interest::READABLE | Interest::WRITABLE;
+    // SAFETY: an OwnedFd is an open descriptor that stays open, under the
+    // same number, until it is dropped; the AsyncFd owns it from here on and
+    // drops it only after deregistering.
+    let registered = unsafe { AsyncFd::register_with_interest(fd, interest) };
+    Ok(registered?)
+}
+
+/// A pipe, for tests that need a descriptor that is not a socket.
+#[cfg(test)]
+pub(crate) fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [-1; 2];
+    // SAFETY: pipe2 writes two new descriptors into the two-element array.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}

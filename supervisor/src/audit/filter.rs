@@ -1,0 +1,67 @@
+//! Which records the commands show: `--session`, `--path GLOB`,
+//! `--decision`, `--since`.
+
+use globset::{Glob, GlobMatcher};
+
+use super::escape::escape_os;
+use super::record::{Decision, Entry};
+
+/// A selection of records. The default selects everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// A session id or a prefix of one.
+    pub session: Option<String>,
+    /// Any of these decisions (empty: any).
+    pub decisions: Vec<Decision>,
+    /// Records at or after this time (microseconds since the epoch).
+    pub since: Option<i64>,
+    path: Option<GlobMatcher>,
+}
+
+impl Filter {
+    /// Selects decisions whose asked or opened path matches `glob` (matched
+    /// against the stored text of the path; `*` also matches `/`).
+    pub fn set_path_glob(&mut self, glob: &str) -> Result<(), String> {
+        let glob = Glob::new(glob).map_err(|e| format!("--path: {e}"))?;
+        self.path = Some(glob.compile_matcher());
+        Ok(())
+    }
+
+    pub fn session_matches(&self, session: &str) -> bool {
+        self.session
+            .as_deref()
+            .is_none_or(|want| session.starts_with(want))
+    }
+
+    /// Whether only decision records can match (a path or decision filter
+    /// is set): start and end records have neither.
+    pub fn decisions_only(&self) -> bool {
+        self.path.is_some() || !self.decisions.is_empty()
+    }
+
+    pub fn matches(&self, entry: &Entry) -> bool {
+        if !self.session_matches(&entry.session) {
+            return false;
+        }
+        if let Some(since) = self.since {
+            if entry.micros().is_none_or(|t| t < since) {
+                return false;
+            }
+        }
+        let Some(d) = entry.decision() else {
+            return !self.decisions_only();
+        };
+        if !self.decisions.is_empty() && !self.decisions.contains(&d.decision) {
+            return false;
+        }
+        match &self.path {
+            None => true,
+            Some(glob) => {
+                glob.is_match(&*escape_os(d.path_asked.as_os_str()))
+                    || d.path_opened
+                        .as_ref()
+                        .is_some_and(|p| glob.is_match(&*escape_os(p.as_os_str())))
+            }
+        }
+    }
+}

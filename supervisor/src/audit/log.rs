@@ -1,0 +1,230 @@
+//! The writer: one file per session, one `write(2)` per record.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use super::chain::{self, Hex};
+use super::record::{Counts, DecisionRecord, EndRecord, StartRecord};
+use super::time::{self, Rfc3339};
+
+/// The audit log of one session. `append` may be called from any thread;
+/// records get their `seq` in the order they are appended.
+pub struct AuditLog {
+    path: PathBuf,
+    session: String,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    file: File,
+    /// The seq of the next record.
+    seq: u64,
+    prev: Hex,
+    /// The line being built, reused so that appending does not allocate.
+    buf: Vec<u8>,
+    counts: Counts,
+    finished: bool,
+    /// Set when a record was only partly written: the file no longer ends
+    /// on a record boundary, so nothing more may be appended.
+    broken: bool,
+}
+
+/// Session ids become file names: keep them to a harmless alphabet.
+fn check_session_id(session: &str) -> io::Result<()> {
+    let ok = !session.is_empty()
+        && session.len() <= 128
+        && !session.starts_with('.')
+        && session
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("session id {session:?} cannot name an audit file"),
+        ))
+    }
+}
+
+impl AuditLog {
+    /// `$XDG_STATE_HOME/sluice/audit` or `~/.local/state/sluice/audit`.
+    pub fn default_dir() -> io::Result<PathBuf> {
+        super::dir::default_dir()
+    }
+
+    /// Creates `dir` (0700) if needed, refuses it if someone else could
+    /// change it, creates `<dir>/<session>.jsonl` (0600; it must not exist
+    /// yet) and writes the start record.
+    pub fn open(dir: &Path, session: &str, start: &StartRecord) -> io::Result<AuditLog> {
+        check_session_id(session)?;
+        super::dir::ensure_private_dir(dir)?;
+        let path = dir.join(format!("{session}.jsonl"));
+        // O_APPEND so that every write(2) lands whole at the end; O_EXCL
+        // (create_new) so that we never continue someone else's chain, nor
+        // follow a planted symlink. std adds O_CLOEXEC.
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("creating the audit file {}: {e}", path.display()),
+                )
+            })?;
+        let log = AuditLog {
+            path,
+            session: session.to_owned(),
+            inner: Mutex::new(Inner {
+                file,
+                seq: 0,
+                prev: chain::GENESIS,
+                buf: Vec::with_capacity(1024),
+                counts: Counts::default(),
+                finished: false,
+                broken: false,
+            }),
+        };
+        log.write(&mut log.lock(), "start", start)?;
+        Ok(log)
+    }
+
+    /// Appends one decision. Cheap (one SHA-256 and one `write(2)` under a
+    /// lock) and synchronous. An error means the decision is *not* recorded;
+    /// the broker should then refuse the request rather than let it through
+    /// unaudited.
+    pub fn append(&self, record: &DecisionRecord) -> io::Result<()> {
+        let mut inner = self.lock();
+        self.write(&mut inner, "decision", record)?;
+        inner.counts.add(record.decision);
+        Ok(())
+    }
+
+    /// Writes the end record, with the decision counts, and flushes the file
+    /// to disk. Nothing can be appended after it.
+    pub fn finish(&self, exit: &str) -> io::Result<()> {
+        let mut inner = self.lock();
+        let end = EndRecord {
+            exit: exit.to_owned(),
+            counts: inner.counts,
+        };
+        self.write(&mut inner, "end", &end)?;
+        inner.finished = true;
+        inner.file.sync_data()
+    }
+
+    /// The session's audit file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The state is only updated after a complete write, so it is
+        // consistent even if a thread panicked while holding the lock.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Builds the whole line in the buffer, then writes it with one
+    /// `write(2)`, under the caller's lock.
+    fn write<T: Serialize>(&self, inner: &mut Inner, kind: &str, body: &T) -> io::Result<()> {
+        if inner.finished || inner.broken {
+            return Err(io::Error::other(format!(
+                "the audit log {} is {}",
+                self.path.display(),
+                if inner.broken {
+                    "broken by an earlier failed write"
+                } else {
+                    "finished"
+                }
+            )));
+        }
+        // The time is taken under the lock, so it never goes back as seq
+        // goes up (unless the clock itself is stepped back).
+        let buf = &mut inner.buf;
+        buf.clear();
+        write!(
+            buf,
+            r#"{{"kind":"{kind}","seq":{},"time":"{}","session":"{}""#,
+            inner.seq,
+            Rfc3339(time::now_micros()),
+            self.session
+        )?;
+        // The body is `{...}`: its `{` becomes the `,` after the envelope
+        // and its `}` gives way to `prev` and the hash.
+        let at = buf.len();
+        serde_json::to_writer(&mut *buf, body)?;
+        debug_assert!(buf[at] == b'{' && buf.len() > at + 2 && buf.ends_with(b"}"));
+        buf[at] = b',';
+        buf.pop();
+        buf.extend_from_slice(br#","prev":""#);
+        buf.extend_from_slice(&inner.prev);
+        buf.push(b'"');
+        let hash = chain::seal(buf);
+        if let Err((partial, e)) = write_record(&inner.file, buf) {
+            inner.broken |= partial;
+            return Err(e);
+        }
+        inner.seq += 1;
+        inner.prev = hash;
+        Ok(())
+    }
+}
+
+/// One `write(2)`. On a regular file a short write only happens when the
+/// disk or a limit is hit; finish the line if possible, else report it. The
+/// error says whether part of the line reached the file.
+fn write_record(mut file: &File, line: &[u8]) -> Result<(), (bool, io::Error)> {
+    let n = loop {
+        match file.write(line) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err((false, e)),
+        }
+    };
+    if n == line.len() {
+        return Ok(());
+    }
+    file.write_all(&line[n..]).map_err(|e| {
+        let e = io::Error::new(
+            e.kind(),
+            format!(
+                "a record was written only in part ({n} of {} bytes): {e}",
+                line.len()
+            ),
+        );
+        (n > 0, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_must_be_plain_names() {
+        for ok in ["3f9a2c1d4e5b6a7f", "a", "test-1_x.y"] {
+            assert!(check_session_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "../x",
+            "a b",
+            "é",
+            &"x".repeat(129),
+        ] {
+            assert!(check_session_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! What a record holds. The log adds the envelope (`kind`, `seq`, `time`,
+//! `session` first; `prev` and `hash` last); the caller fills in the body.
+//! Field order here is the order on disk.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::escape;
+
+/// The first record of a session (seq 0): what ran, under which policy, and
+/// what the kernel actually enforced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartRecord {
+    pub sluice_version: String,
+    pub policy: String,
+    /// SHA-256 (hex) of the resolved policy's TOML text ([`super::chain::sha256_hex`]).
+    pub policy_digest: String,
+    /// The enforcement report of the launch, as JSON.
+    pub enforcement: serde_json::Value,
+    #[serde(with = "escape::os_strings")]
+    pub argv: Vec<OsString>,
+    #[serde(with = "escape::path")]
+    pub workspace: PathBuf,
+    pub supervisor_pid: u32,
+    pub child_pid: u32,
+}
+
+/// One brokered decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The requesting process.
+    pub pid: u32,
+    /// Its executable (`/proc/<pid>/exe`), when it could be read.
+    #[serde(with = "escape::opt_path")]
+    pub exe: Option<PathBuf>,
+    /// The name the client gave itself: untrusted.
+    pub client: String,
+    pub via: Via,
+    /// The id of the request on its connection.
+    pub request_id: u64,
+    pub op: Op,
+    #[serde(with = "escape::path")]
+    pub path_asked: PathBuf,
+    /// What was actually opened (after resolution), when something was.
+    #[serde(with = "escape::opt_path")]
+    pub path_opened: Option<PathBuf>,
+    pub access: Access,
+    pub flags: Flags,
+    pub decision: Decision,
+    pub by: By,
+    /// The deciding rule's display text, when a rule decided.
+    pub rule: Option<String>,
+    pub reason: Option<String>,
+    /// From the request's arrival to the decision, in microseconds.
+    pub latency_us: u64,
+}
+
+/// The last record of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndRecord {
+    /// How the program ended: `exit 0`, `signal 9`, ...
+    pub exit: String,
+    /// The decisions recorded in this session (filled in by the log).
+    pub counts: Counts,
+}
+
+/// Decisions per outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub allowed: u64,
+    pub denied: u64,
+    pub error: u64,
+    /// Queries answered "a person would be asked" (left out when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub would_ask: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Counts {
+    pub fn add(&mut self, d: Decision) {
+        match d {
+            Decision::Allowed => self.allowed += 1,
+            Decision::Denied => self.denied += 1,
+            Decision::Error => self.error += 1,
+            Decision::WouldAsk => self.would_ask += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.allowed + self.denied + self.error + self.would_ask
+    }
+}
+
+/// A record as read back: the body of any kind.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Record {
+    Start(StartRecord),
+    Decision(DecisionRecord),
+    End(EndRecord),
+}
+
+/// A record with its envelope, as read back from a file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// RFC 3339, UTC, microseconds.
+    pub time: String,
+    pub session: String,
+    #[serde(flatten)]
+    pub record: Record,
+    pub prev: String,
+    pub hash: String,
+}
+
+impl Entry {
+    /// The record's time in microseconds since the epoch (`None` if the
+    /// text is not a valid time).
+    pub fn micros(&self) -> Option<i64> {
+        super::time::parse_rfc3339(&self.time).ok()
+    }
+
+    pub fn decision(&self) -> Option<&DecisionRecord> {
+        match &self.record {
+            Record::Decision(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| {
+                        let all: Vec<_> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        format!("'{s}' is not one of {}", all.join(", "))
+                    })
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// How the request reached the broker.
+    Via {
+        /// The client SDK, over the broker socket.
+        Sdk = "sdk",
+        /// An `openat` intercepted by seccomp user notification.
+        SeccompOpenat = "seccomp:openat",
+    }
+);
+
+text_enum!(
+    /// What was asked.
+    Op {
+        /// Open and pass a descriptor.
+        Open = "open",
+        /// Would an open be allowed?
+        Query = "query",
+    }
+);
+
+text_enum!(
+    Access {
+        Read = "read",
+        Write = "write",
+        ReadWrite = "read-write",
+    }
+);
+
+text_enum!(
+    Decision {
+        Allowed = "allowed",
+        Denied = "denied",
+        /// The request could not be carried out (not a policy refusal).
+        Error = "error",
+        /// A query's answer: an open would be put to a person.
+        WouldAsk = "would-ask",
+    }
+);
+
+text_enum!(
+    /// Who or what decided.
+    By {
+        Rule = "rule",
+        /// A person, asked at the prompt.
+        Person = "person",
+        /// Nobody answered the prompt in time.
+        Timeout = "timeout",
+        /// No one could be asked; the session's default applied.
+        NonInteractiveDefault = "non-interactive-default",
+        /// A path sluice never lets through, whatever the policy says.
+        Protected = "protected",
+        Error = "error",
+    }
+);
+
+impl From<proto::messages::Access> for Access {
+    fn from(a: proto::messages::Access) -> Access {
+        match a {
+            proto::messages::Access::Read => Access::Read,
+            proto::messages::Access::Write => Access::Write,
+            proto::messages::Access::ReadWrite => Access::ReadWrite,
+        }
+    }
+}
+
+/// The `open(2)` flags of a request that matter to a reviewer, stored as a
+/// list of names: `["create","truncate"]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub create: bool,
+    pub truncate: bool,
+    pub append: bool,
+    pub directory: bool,
+}
+
+impl Flags {
+    const NAMES: [&'static str; 4] = ["create", "truncate", "append", "directory"];
+
+    fn bits(&self) -> [bool; 4] {
+        [self.create, self.truncate, self.append, self.directory]
+    }
+
+    /// The names of the flags that are set.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        let bits = self.bits();
+        Self::NAMES
+            .into_iter()
+            .zip(bits)
+            .filter_map(|(n, on)| on.then_some(n))
+    }
+}
+
+impl Serialize for Flags {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for name in self.names() {
+            seq.serialize_element(name)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Flags {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Flags, D::Error> {
+        struct FlagsVisitor;
+
+        impl<'de> Visitor<'de> for FlagsVisitor {
+            type Value = Flags;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of open flags")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Flags, A::Error> {
+                let mut flags = Flags::default();
+                while let Some(name) = seq.next_element::<std::borrow::Cow<str>>()? {
+                    match &*name {
+                        "create" => flags.create = true,
+                        "truncate" => flags.truncate = true,
+                        "append" => flags.append = true,
+                        "directory" => flags.directory = true,
+                        other => {
+                            return Err(de::Error::unknown_variant(other, &Flags::NAMES));
+                        }
+                    }
+                }
+                Ok(flags)
+            }
+        }
+
+        d.deserialize_seq(FlagsVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_read_and_print_as_their_record_text() {
+        assert_eq!("read-write".parse::<Access>(), Ok(Access::ReadWrite));
+        assert_eq!(
+            By::NonInteractiveDefault.to_string(),
+            "non-interactive-default"
+        );
+        assert_eq!(
+            serde_json::to_string(&Via::SeccompOpenat).unwrap(),
+            "\"seccomp:openat\""
+        );
+        let err = "maybe".parse::<Decision>().unwrap_err();
+        assert_eq!(err, "'maybe' is not one of allowed, denied, error, would-ask");
+    }
+
+    #[test]
+    fn flags_are_a_list_of_names() {
+        let f = Flags {
+            create: true,
+            directory: true,
+            ..Flags::default()
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert_eq!(text, r#"["create","directory"]"#);
+        assert_eq!(serde_json::from_str::<Flags>(&text).unwrap(), f);
+        assert_eq!(serde_json::to_string(&Flags::default()).unwrap(), "[]");
+        assert!(serde_json::from_str::<Flags>(r#"["sideways"]"#).is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! One private connection: the handshake, then requests read in a loop and
+//! served each in its own task, answered as they finish.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::socket::{self, recv_frame, Blocking, SocketError, RECV_BUF_LEN};
+use proto::{
+    ClientMessage, ErrorKind, PolicySummary, Request, Response, ResponseBody, ServerMessage,
+    PROTOCOL_VERSION,
+};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::handler::{self, Requester};
+use super::peer::Peer;
+use super::{Shared, MAX_IN_FLIGHT_PER_CONNECTION};
+
+/// The id of an error response to a frame that could not be decoded (and so
+/// has no id of its own).
+pub const NO_ID: u64 = u64::MAX;
+/// How long a new connection may take to say `Hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Undecodable frames tolerated on one connection before it is closed.
+const MAX_MALFORMED: u32 = 64;
+
+type Sock = Arc<AsyncFd<OwnedFd>>;
+
+/// Sends `Refused` on a connection that will not be served, without
+/// waiting (a full socket just loses the courtesy), and closes it.
+pub fn refuse(sock: OwnedFd, reason: &str) {
+    let msg = ServerMessage::Refused {
+        reason: reason.to_owned(),
+    };
+    let _ = socket::send_message(sock.as_fd(), &msg, None, Blocking::No);
+}
+
+pub async fn run(
+    sock: OwnedFd,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let peer = match Peer::of(sock.as_fd()) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            tracing::debug!("broker: no credentials for a connection: {e}");
+            return;
+        }
+    };
+    let sock: Sock = match super::watch(sock) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::warn!("broker: cannot watch a connection: {e}");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; RECV_BUF_LEN];
+    let client = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        hello = tokio::time::timeout(HELLO_TIMEOUT, handshake(&sock, &shared, &mut buf)) => {
+            match hello {
+                Ok(Some(client)) => Arc::<str>::from(client),
+                Ok(None) => return,
+                Err(_) => {
+                    let _ = send(&sock, &refused("no Hello within 10 seconds"), None).await;
+                    return;
+                }
+            }
+        }
+    };
+    tracing::debug!(pid = peer.pid, uid = peer.uid, client = %client, "broker: connection");
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION));
+    let mut malformed = 0;
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = recv(&sock, &mut buf) => r,
+        };
+        let req = match received {
+            Ok((ClientMessage::Request(req), _)) => req,
+            Ok((other, _)) => {
+                let what = match other {
+                    ClientMessage::Hello { .. } => "Hello after the handshake",
+                    _ => "Connect on a private connection",
+                };
+                if reply_malformed(&sock, NO_ID, what, &mut malformed).await {
+                    return;
+                }
+                continue;
+            }
+            Err(SocketError::Closed) => return,
+            Err(SocketError::Io(e)) => {
+                tracing::debug!(pid = peer.pid, "broker: connection failed: {e}");
+                return;
+            }
+            Err(e @ (SocketError::Frame(_) | SocketError::Fd(_))) => {
+                if reply_malformed(&sock, NO_ID, &e.to_string(), &mut malformed).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let permits = (
+            in_flight.clone().try_acquire_owned(),
+            shared.in_flight.clone().try_acquire_owned(),
+        );
+        let (Ok(mine), Ok(all)) = permits else {
+            let busy = response(
+                req.id,
+                ResponseBody::Error {
+                    kind: ErrorKind::TooManyRequests,
+                    message: "too many requests in flight; wait for answers".into(),
+                },
+            );
+            if send(&sock, &busy, None).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let (sock, shared, peer, client) =
+            (sock.clone(), shared.clone(), peer.clone(), client.clone());
+        tracker.spawn(async move {
+            serve_request(&sock, &shared, &peer, &client, req).await;
+            drop((mine, all));
+        });
+    }
+}
+
+async fn serve_request(sock: &Sock, shared: &Shared, peer: &Peer, client: &str, req: Request) {
+    let who = Requester { peer, client };
+    let mut handled = handler::handle(shared, &who, &req.body).await;
+    if let (Some(audit), Some(mut record)) = (&shared.audit, handled.audit.take()) {
+        record.request_id = req.id;
+        if let Err(e) = audit.append(&record) {
+            // No record, no descriptor: a decision nobody can review is
+            // not carried out.
+            tracing::error!("audit: cannot append a record: {e}");
+            handled.fd = None;
+            handled.body = ResponseBody::Error {
+                kind: ErrorKind::Internal,
+                message: format!("the audit record cannot be written ({e}); nothing was opened"),
+            };
+        }
+    }
+    let msg = response(req.id, handled.body);
+    if let Err(e) = send(sock, &msg, handled.fd.as_ref().map(|f| f.as_fd())).await {
+        tracing::debug!(pid = peer.pid, "broker: answer not delivered: {e}");
+    }
+    // handled.fd, our copy of the descriptor, closes here.
+}
+
+/// Waits for `Hello` and answers it. Returns the client's name, or `None`
+/// when the connection is to be closed.
+async fn handshake(sock: &Sock, shared: &Shared, buf: &mut [u8]) -> Option<String> {
+    let reply = match recv(sock, buf).await {
+        Ok((
+            ClientMessage::Hello {
+                protocol: PROTOCOL_VERSION,
+                client,
+            },
+            _,
+        )) => {
+            let welcome = ServerMessage::Welcome {
+                session: shared.session.clone(),
+                policy: PolicySummary {
+                    name: shared.policy.name.clone(),
+                    broker_rules: u32::try_from(shared.policy.broker.len()).unwrap_or(u32::MAX),
+                },
+            };
+            return send(sock, &welcome, None).await.ok().map(|()| client);
+        }
+        Ok((ClientMessage::Hello { protocol, .. }, _)) => refused(&format!(
+            "unsupported protocol version {protocol}: this sluice speaks version {PROTOCOL_VERSION}"
+        )),
+        Ok(_) => refused("the first frame on a connection must be Hello"),
+        Err(SocketError::Closed | SocketError::Io(_)) => return None,
+        Err(e) => refused(&format!("bad Hello: {e}")),
+    };
+    let _ = send(sock, &reply, None).await;
+    None
+}
+
+/// Answers an undecodable or out-of-place frame; true when the connection
+/// has sent too many of them and is to be closed.
+async fn reply_malformed(sock: &Sock, id: u64, what: &str, count: &mut u32) -> bool {
+    *count += 1;
+    let msg = response(
+        id,
+        ResponseBody::Error {
+            kind: ErrorKind::Malformed,
+            message: what.to_owned(),
+        },
+    );
+    send(sock, &msg, None).await.is_err() || *count >= MAX_MALFORMED
+}
+
+fn refused(reason: &str) -> ServerMessage {
+    ServerMessage::Refused {
+        reason: reason.to_owned(),
+    }
+}
+
+fn response(id: u64, body: ResponseBody) -> ServerMessage {
+    ServerMessage::Response(Response { id, body })
+}
+
+async fn recv(
+    sock: &Sock,
+    buf: &mut [u8],
+) -> Result<(ClientMessage, Option<OwnedFd>), SocketError> {
+    loop {
+        let mut guard = sock.readable().await?;
+        match guard.try_io(|fd| recv_frame(fd.as_fd(), buf, Blocking::No)) {
+            Ok(got) => {
+                let got = got?;
+                let len = got.len;
+                return socket::decode_received(&buf[..len], got, |m: &ClientMessage| {
+                    m.expects_fd()
+                });
+            }
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+async fn send(sock: &Sock, msg: &ServerMessage, fd: Option<BorrowedFd<'_>>) -> std::io::Result<()> {
+    let bytes = proto::frame::encode(msg)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    loop {
+        let mut guard = sock.writable().await?;
+        match guard.try_io(|s| socket::send_frame(s.as_fd(), &bytes, fd, Blocking::No)) {
+            Ok(result) => return result,
+            Err(_would_block) => continue,
+        }
+    }
+}

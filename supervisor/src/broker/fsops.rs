@@ -1,0 +1,615 @@
+//! Opening files for a requester without being fooled by it.
+//!
+//! The requester controls the path bytes and, through the workspace it may
+//! write, the symlinks and renames along the way. So the broker never decides
+//! on the name it was given: it resolves the name first (an `O_PATH`
+//! descriptor, with `openat2(RESOLVE_NO_MAGICLINKS)` so `/proc/*/fd` and
+//! `/proc/*/root` links cannot jump anywhere), asks the kernel which file that
+//! descriptor really is (`/proc/self/fd/N`), decides on that path, and only
+//! then reopens *the same descriptor* with the access granted. Whatever the
+//! requester swaps after the resolution changes nothing: the file that was
+//! judged is the file that is opened.
+//!
+//! Only regular files and directories are served: a FIFO would block the
+//! broker on open, and device files are not the broker's business.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// What kind of file a resolved path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Directory,
+    /// A FIFO, socket or device: never served.
+    Other,
+}
+
+/// A path resolved to a file that exists: an `O_PATH` descriptor and the
+/// kernel's name for it.
+#[derive(Debug)]
+pub struct Resolved {
+    pub fd: OwnedFd,
+    /// Absolute, canonical: symlinks followed, `..` applied.
+    pub real: PathBuf,
+    pub kind: Kind,
+}
+
+/// A path whose last component does not exist (yet): its parent directory,
+/// resolved, and the name to create in it.
+#[derive(Debug)]
+pub struct Missing {
+    pub parent: Option<Resolved>,
+    pub name: Vec<u8>,
+    /// `parent.real/name` when the parent resolved, else the lexically
+    /// normalised absolute path: what a policy decides on.
+    pub real: PathBuf,
+}
+
+/// The outcome of resolving a requested path.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(Resolved),
+    Missing(Missing),
+}
+
+impl Lookup {
+    /// The path the policy decides on.
+    pub fn real(&self) -> &Path {
+        match self {
+            Lookup::Found(r) => &r.real,
+            Lookup::Missing(m) => &m.real,
+        }
+    }
+}
+
+/// Makes a requested path absolute: relative paths are taken against the
+/// requester's working directory. Empty paths and paths with NUL bytes are
+/// refused (`InvalidInput`).
+pub fn absolute(asked: &[u8], cwd: impl FnOnce() -> io::Result<PathBuf>) -> io::Result<PathBuf> {
+    if asked.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty path"));
+    }
+    if asked.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path contains a NUL byte",
+        ));
+    }
+    let path = Path::new(OsStr::from_bytes(asked));
+    if path.is_absolute() {
+        Ok(path.to_path_buf())
+    } else {
+        Ok(cwd()?.join(path))
+    }
+}
+
+/// `path` with `.` and `..` applied lexically (no file-system access). Used
+/// only to decide about paths that do not exist; `..` above `/` stays at `/`.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// Resolves an absolute path to the file it names now.
+///
+/// Symlinks are followed (a requester may legitimately use them) but magic
+/// links are not. When the last component is missing, the parent is
+/// resolved instead, so the caller can decide on the real location of a
+/// file to create; when the parent is missing too, the lexical path is used.
+pub fn lookup(path: &Path) -> io::Result<Lookup> {
+    match resolve(libc::AT_FDCWD, path.as_os_str().as_bytes(), 0) {
+        Ok(found) => Ok(Lookup::Found(found)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Lookup::Missing(missing(path))),
+        Err(e) => Err(e),
+    }
+}
+
+fn missing(path: &Path) -> Missing {
+    let lexical = normalize(path);
+    let name = path
+        .file_name()
+        .map(|n| n.as_bytes().to_vec())
+        .unwrap_or_default();
+    // `a/b/..` or `a/.`: no name to create; decide on the lexical path.
+    let parent = match (path.parent(), name.is_empty()) {
+        (Some(parent), false) => resolve(
+            libc::AT_FDCWD,
+            parent.as_os_str().as_bytes(),
+            libc::O_DIRECTORY,
+        )
+        .ok(),
+        _ => None,
+    };
+    let real = match &parent {
+        Some(p) => p.real.join(OsStr::from_bytes(&name)),
+        None => lexical,
+    };
+    Missing { parent, name, real }
+}
+
+/// `openat2(dirfd, path, O_PATH | extra, RESOLVE_NO_MAGICLINKS)` and the
+/// real path and kind of what it opened.
+fn resolve(dirfd: libc::c_int, path: &[u8], extra: libc::c_int) -> io::Result<Resolved> {
+    let fd = openat2(
+        dirfd,
+        path,
+        libc::O_PATH | libc::O_CLOEXEC | extra,
+        0,
+        libc::RESOLVE_NO_MAGICLINKS,
+    )?;
+    describe(fd)
+}
+
+fn describe(fd: OwnedFd) -> io::Result<Resolved> {
+    let real = real_path(&fd)?;
+    let kind = kind_of(&fd)?;
+    Ok(Resolved { fd, real, kind })
+}
+
+/// The kernel's current name of the file behind `fd`.
+pub fn real_path(fd: &OwnedFd) -> io::Result<PathBuf> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    // A file removed since it was opened reads back as "PATH (deleted)";
+    // a file in no reachable mount does not start with '/'. Neither can be
+    // decided on by name.
+    if !link.is_absolute() || link.as_os_str().as_bytes().ends_with(b" (deleted)") {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("'{}' has no usable path", link.display()),
+        ));
+    }
+    Ok(link)
+}
+
+fn kind_of(fd: &OwnedFd) -> io::Result<Kind> {
+    // SAFETY: an all-zero stat is a valid out-buffer for fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open for the duration of the call; st is writable.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => Kind::File,
+        libc::S_IFDIR => Kind::Directory,
+        _ => Kind::Other,
+    })
+}
+
+/// How to open a file that was judged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mode {
+    pub read: bool,
+    pub write: bool,
+    pub append: bool,
+    pub truncate: bool,
+    pub directory: bool,
+}
+
+impl Mode {
+    fn flags(self) -> libc::c_int {
+        let access = match (self.read, self.write) {
+            (_, false) => libc::O_RDONLY,
+            (false, true) => libc::O_WRONLY,
+            (true, true) => libc::O_RDWR,
+        };
+        let mut flags = access | libc::O_CLOEXEC | libc::O_NOCTTY;
+        if self.append {
+            flags |= libc::O_APPEND;
+        }
+        if self.truncate {
+            flags |= libc::O_TRUNC;
+        }
+        if self.directory {
+            flags |= libc::O_DIRECTORY;
+        }
+        flags
+    }
+}
+
+/// Opens the judged file behind `found` with exactly `mode`: a reopen of the
+/// same `O_PATH` descriptor through `/proc/self/fd`, so no path is walked
+/// again. The file's kind is checked against the mode.
+pub fn reopen(found: &Resolved, mode: Mode) -> io::Result<OwnedFd> {
+    match found.kind {
+        Kind::Other => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "only regular files and directories are served",
+            ))
+        }
+        Kind::Directory if mode.write => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
+        Kind::File if mode.directory => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+        _ => {}
+    }
+    let proc_path = format!("/proc/self/fd/{}", found.fd.as_raw_fd());
+    // The magic link is ours: resolve it with a plain open.
+    let c = CString::new(proc_path).expect("no NUL in a formatted number");
+    retry(|| {
+        // SAFETY: c is a valid NUL-terminated string; open returns a new
+        // descriptor or -1.
+        unsafe { libc::open(c.as_ptr(), mode.flags()) }
+    })
+}
+
+/// Creates `missing.name` in its (resolved) parent, exclusively and without
+/// following a symlink at the name, and opens it with `mode`.
+///
+/// `EEXIST` means something appeared at the name since the lookup: the
+/// caller looks the path up again and decides again.
+pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
+    let Some(parent) = &missing.parent else {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    };
+    if parent.kind != Kind::Directory {
+        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    if mode.directory {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot create a directory with open",
+        ));
+    }
+    // The parent is an O_PATH descriptor: openat works relative to it. The
+    // name is one component (no '/'), so nothing but the name is walked.
+    let flags = mode.flags() | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let name = CString::new(missing.name.clone())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // Never create set-id or sticky files on someone's behalf.
+    let perm = perm & 0o777;
+    retry(|| {
+        // SAFETY: the parent descriptor is open; name is NUL-terminated.
+        unsafe {
+            libc::openat(
+                parent.fd.as_raw_fd(),
+                name.as_ptr(),
+                flags,
+                perm as libc::c_uint,
+            )
+        }
+    })
+}
+
+fn openat2(
+    dirfd: libc::c_int,
+    path: &[u8],
+    flags: libc::c_int,
+    mode: u64,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let c = CString::new(path)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: an all-zero open_how is valid; the fields are set below.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.mode = mode;
+    how.resolve = resolve;
+    retry(|| {
+        // SAFETY: c and how are valid for the call; openat2 returns a new
+        // descriptor or -1.
+        unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd,
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            ) as libc::c_int
+        }
+    })
+}
+
+/// Runs a descriptor-returning call, retrying on EINTR.
+fn retry(mut call: impl FnMut() -> libc::c_int) -> io::Result<OwnedFd> {
+    loop {
+        let fd = call();
+        if fd >= 0 {
+            // SAFETY: the call just returned this new descriptor.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::io::{Read, Write};
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            let p = std::env::temp_dir().join(format!(
+                "sluice-fsops-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).unwrap();
+            Dir(p.canonicalize().unwrap())
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn read_all(fd: OwnedFd) -> String {
+        let mut s = String::new();
+        fs::File::from(fd).read_to_string(&mut s).unwrap();
+        s
+    }
+
+    fn found(l: Lookup) -> Resolved {
+        match l {
+            Lookup::Found(r) => r,
+            Lookup::Missing(m) => panic!("missing: {}", m.real.display()),
+        }
+    }
+
+    #[test]
+    fn relative_paths_join_the_requesters_cwd() {
+        let cwd = || Ok(PathBuf::from("/work/ws"));
+        assert_eq!(absolute(b"a/b", cwd).unwrap(), Path::new("/work/ws/a/b"));
+        assert_eq!(absolute(b"/etc/x", cwd).unwrap(), Path::new("/etc/x"));
+        assert!(absolute(b"", cwd).is_err());
+        assert!(absolute(b"/a\0b", cwd).is_err());
+    }
+
+    #[test]
+    fn normalize_is_lexical_and_stops_at_root() {
+        assert_eq!(normalize(Path::new("/a/./b/../c")), Path::new("/a/c"));
+        assert_eq!(normalize(Path::new("/../../x")), Path::new("/x"));
+        assert_eq!(normalize(Path::new("/a/b/..")), Path::new("/a"));
+    }
+
+    #[test]
+    fn symlinks_resolve_to_the_file_actually_named() {
+        let d = Dir::new("symlink");
+        fs::create_dir(d.0.join("secret")).unwrap();
+        fs::write(d.0.join("secret/key"), "k").unwrap();
+        symlink(d.0.join("secret/key"), d.0.join("innocent")).unwrap();
+        symlink("secret", d.0.join("dirlink")).unwrap();
+        let r = found(lookup(&d.0.join("innocent")).unwrap());
+        assert_eq!(r.real, d.0.join("secret/key"));
+        assert_eq!(r.kind, Kind::File);
+        let r = found(lookup(&d.0.join("dirlink/../secret/./key")).unwrap());
+        assert_eq!(r.real, d.0.join("secret/key"));
+        let r = found(lookup(&d.0.join("dirlink")).unwrap());
+        assert_eq!((r.real, r.kind), (d.0.join("secret"), Kind::Directory));
+    }
+
+    #[test]
+    fn magic_links_are_not_followed() {
+        let f = fs::File::open("/etc/hostname")
+            .or_else(|_| fs::File::open("/etc/passwd"))
+            .unwrap();
+        let path = format!("/proc/self/fd/{}", f.as_raw_fd());
+        let err = lookup(Path::new(&path)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+        let err = lookup(Path::new("/proc/self/root/etc")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+        let err = lookup(Path::new("/proc/self/cwd")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+    }
+
+    #[test]
+    fn reopen_gives_exactly_the_access_asked() {
+        let d = Dir::new("reopen");
+        let p = d.0.join("f");
+        fs::write(&p, "hello").unwrap();
+        let r = found(lookup(&p).unwrap());
+        let fd = reopen(
+            &r,
+            Mode {
+                read: true,
+                ..Mode::default()
+            },
+        )
+        .unwrap();
+        // SAFETY: F_GETFL/F_GETFD read flags only.
+        let (fl, fdfl) = unsafe {
+            (
+                libc::fcntl(fd.as_raw_fd(), libc::F_GETFL),
+                libc::fcntl(fd.as_raw_fd(), libc::F_GETFD),
+            )
+        };
+        assert_eq!(fl & libc::O_ACCMODE, libc::O_RDONLY);
+        assert_eq!(fdfl & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        let mut file = fs::File::from(fd);
+        assert!(file.write_all(b"x").is_err(), "read-only descriptor wrote");
+        let mut s = String::new();
+        file.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello");
+
+        let fd = reopen(
+            &r,
+            Mode {
+                write: true,
+                append: true,
+                ..Mode::default()
+            },
+        )
+        .unwrap();
+        // SAFETY: F_GETFL reads flags only.
+        let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(fl & libc::O_ACCMODE, libc::O_WRONLY);
+        assert_ne!(fl & libc::O_APPEND, 0);
+        fs::File::from(fd).write_all(b" world").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "hello world");
+
+        let fd = reopen(
+            &r,
+            Mode {
+                read: true,
+                write: true,
+                truncate: true,
+                ..Mode::default()
+            },
+        )
+        .unwrap();
+        drop(fd);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "");
+    }
+
+    #[test]
+    fn the_judged_file_is_the_opened_file_even_after_a_swap() {
+        let d = Dir::new("swap");
+        fs::write(d.0.join("allowed"), "allowed").unwrap();
+        fs::write(d.0.join("denied"), "denied").unwrap();
+        symlink(d.0.join("allowed"), d.0.join("link")).unwrap();
+        let r = found(lookup(&d.0.join("link")).unwrap());
+        assert_eq!(r.real, d.0.join("allowed"));
+        // The requester swaps the link after the decision...
+        fs::remove_file(d.0.join("link")).unwrap();
+        symlink(d.0.join("denied"), d.0.join("link")).unwrap();
+        // ...and still gets the file that was judged.
+        let fd = reopen(
+            &r,
+            Mode {
+                read: true,
+                ..Mode::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(read_all(fd), "allowed");
+    }
+
+    #[test]
+    fn kinds_are_checked_against_the_mode() {
+        let d = Dir::new("kinds");
+        fs::write(d.0.join("f"), "").unwrap();
+        let dir = found(lookup(&d.0).unwrap());
+        let err = reopen(
+            &dir,
+            Mode {
+                write: true,
+                ..Mode::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EISDIR));
+        let fd = reopen(
+            &dir,
+            Mode {
+                read: true,
+                directory: true,
+                ..Mode::default()
+            },
+        )
+        .unwrap();
+        let names: Vec<_> = fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f"]);
+        let file = found(lookup(&d.0.join("f")).unwrap());
+        let err = reopen(
+            &file,
+            Mode {
+                read: true,
+                directory: true,
+                ..Mode::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR));
+        // A FIFO is never opened (it would block the broker).
+        let fifo = d.0.join("fifo");
+        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: c is a valid path string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let r = found(lookup(&fifo).unwrap());
+        assert_eq!(r.kind, Kind::Other);
+        let err = reopen(
+            &r,
+            Mode {
+                read: true,
+                ..Mode::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn missing_files_are_judged_where_they_would_be_created() {
+        let d = Dir::new("create");
+        fs::create_dir(d.0.join("real")).unwrap();
+        symlink(d.0.join("real"), d.0.join("via")).unwrap();
+        let Lookup::Missing(m) = lookup(&d.0.join("via/new")).unwrap() else {
+            panic!("exists");
+        };
+        assert_eq!(m.real, d.0.join("real/new"));
+        let fd = create(
+            &m,
+            Mode {
+                write: true,
+                ..Mode::default()
+            },
+            0o4755,
+        )
+        .unwrap();
+        drop(fd);
+        let meta = fs::metadata(d.0.join("real/new")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7000, 0, "set-id bit created");
+        // A second create of the same name is EEXIST (decide again), never
+        // an open of whatever appeared there.
+        let err = create(
+            &m,
+            Mode {
+                write: true,
+                ..Mode::default()
+            },
+            0o600,
+        )
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
+        // A dangling symlink planted at the name is not followed.
+        symlink(d.0.join("elsewhere"), d.0.join("real/dangling")).unwrap();
+        let Lookup::Missing(m) = lookup(&d.0.join("real/dangling")).unwrap() else {
+            panic!("dangling link resolved");
+        };
+        let err = create(
+            &m,
+            Mode {
+                write: true,
+                ..Mode::default()
+            },
+            0o600,
+        )
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
+        assert!(!d.0.join("elsewhere").exists());
+    }
+
+    #[test]
+    fn a_missing_parent_is_judged_lexically() {
+        let d = Dir::new("lexical");
+        let Lookup::Missing(m) = lookup(&d.0.join("no/such/../file")).unwrap() else {
+            panic!("exists");
+        };
+        assert!(m.parent.is_none());
+        assert_eq!(m.real, d.0.join("no/file"));
+    }
+}

@@ -1,0 +1,344 @@
+//! One request, start to finish: resolve, decide, open, and say what
+//! happened for the audit record.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use policies::{Verdict, Want};
+use proto::{Access, ErrorKind, RequestBody, ResponseBody};
+
+use super::approve::{AnsweredBy, Question};
+use super::fsops::{self, Lookup, Mode};
+use super::peer::Peer;
+use super::Shared;
+use crate::audit::{self, By, DecisionRecord, Op};
+
+/// How many times an exclusive create is retried when a file appears at
+/// the name between the decision and the create.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// The answer to a request, its descriptor, and the audit record's body
+/// (`None` for requests that decide nothing, such as `Ping`).
+pub struct Handled {
+    pub body: ResponseBody,
+    pub fd: Option<OwnedFd>,
+    pub audit: Option<DecisionRecord>,
+}
+
+/// Who is asking, as the connection knows it.
+pub struct Requester<'a> {
+    pub peer: &'a Peer,
+    pub client: &'a str,
+}
+
+/// An open or query, flattened.
+struct Ask<'a> {
+    path: &'a [u8],
+    access: Access,
+    create: bool,
+    truncate: bool,
+    append: bool,
+    directory: bool,
+    mode: u32,
+}
+
+impl Ask<'_> {
+    fn writes(&self) -> bool {
+        self.access.wants_write() || self.create || self.truncate || self.append
+    }
+
+    fn want(&self) -> Want {
+        match (self.access.wants_read(), self.writes()) {
+            (true, true) => Want::ReadWrite,
+            (false, true) => Want::Write,
+            _ => Want::Read,
+        }
+    }
+
+    fn open_mode(&self) -> Mode {
+        Mode {
+            read: self.access.wants_read(),
+            write: self.access.wants_write(),
+            append: self.append,
+            truncate: self.truncate,
+            directory: self.directory,
+        }
+    }
+}
+
+/// What the broker concluded, before it is turned into a response and a
+/// record.
+struct Outcome {
+    body: ResponseBody,
+    fd: Option<OwnedFd>,
+    opened: Option<PathBuf>,
+    by: By,
+    rule: Option<String>,
+    reason: Option<String>,
+}
+
+impl Outcome {
+    fn error(kind: ErrorKind, message: String) -> Outcome {
+        Outcome {
+            reason: Some(message.clone()),
+            body: ResponseBody::Error { kind, message },
+            fd: None,
+            opened: None,
+            by: By::Error,
+            rule: None,
+        }
+    }
+
+    fn io(path: &Path, e: &io::Error) -> Outcome {
+        let kind = match e.kind() {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::InvalidInput => ErrorKind::Malformed,
+            _ => ErrorKind::Io,
+        };
+        Outcome::error(kind, format!("{}: {e}", path.display()))
+    }
+
+    fn denied(by: By, rule: Option<String>, reason: String) -> Outcome {
+        Outcome {
+            body: ResponseBody::Denied {
+                reason: reason.clone(),
+                rule: rule.clone(),
+            },
+            fd: None,
+            opened: None,
+            by,
+            rule,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// Serves one request.
+pub async fn handle(shared: &Shared, who: &Requester<'_>, body: &RequestBody) -> Handled {
+    let started = Instant::now();
+    let (op, ask) = match body {
+        RequestBody::Ping => {
+            return Handled {
+                body: ResponseBody::Pong,
+                fd: None,
+                audit: None,
+            }
+        }
+        RequestBody::Open {
+            path,
+            access,
+            create,
+            truncate,
+            append,
+            directory,
+            mode,
+        } => (
+            Op::Open,
+            Ask {
+                path,
+                access: *access,
+                create: *create,
+                truncate: *truncate,
+                append: *append,
+                directory: *directory,
+                mode: *mode,
+            },
+        ),
+        RequestBody::Query { path, access } => (
+            Op::Query,
+            Ask {
+                path,
+                access: *access,
+                create: false,
+                truncate: false,
+                append: false,
+                directory: false,
+                mode: 0,
+            },
+        ),
+    };
+    let outcome = match op {
+        Op::Open => open(shared, who, &ask).await,
+        _ => query(shared, who, &ask),
+    };
+    let decision = match &outcome.body {
+        ResponseBody::Opened | ResponseBody::Allowed { .. } => audit::Decision::Allowed,
+        ResponseBody::Error { .. } => audit::Decision::Error,
+        ResponseBody::WouldAsk { .. } => audit::Decision::WouldAsk,
+        _ => audit::Decision::Denied,
+    };
+    let record = DecisionRecord {
+        pid: who.peer.pid as u32,
+        exe: who.peer.exe.clone(),
+        client: who.client.to_owned(),
+        via: audit::Via::Sdk,
+        request_id: 0,
+        op,
+        path_asked: PathBuf::from(OsStr::from_bytes(ask.path)),
+        path_opened: outcome.opened,
+        access: ask.access.into(),
+        flags: audit::Flags {
+            create: ask.create,
+            truncate: ask.truncate,
+            append: ask.append,
+            directory: ask.directory,
+        },
+        decision,
+        by: outcome.by,
+        rule: outcome.rule,
+        reason: outcome.reason,
+        latency_us: started.elapsed().as_micros() as u64,
+    };
+    Handled {
+        body: outcome.body,
+        fd: outcome.fd,
+        audit: Some(record),
+    }
+}
+
+/// Checks the flags make sense together, as open(2) would.
+fn malformed(ask: &Ask<'_>) -> Option<String> {
+    if (ask.truncate || ask.append) && !ask.access.wants_write() {
+        return Some("truncate and append need write access".into());
+    }
+    if ask.directory && (ask.create || ask.access.wants_write()) {
+        return Some("a directory can only be opened for reading".into());
+    }
+    None
+}
+
+fn absolute(who: &Requester<'_>, ask: &Ask<'_>) -> Result<PathBuf, Box<Outcome>> {
+    fsops::absolute(ask.path, || who.peer.cwd())
+        .map_err(|e| Box::new(Outcome::io(Path::new(OsStr::from_bytes(ask.path)), &e)))
+}
+
+/// The rule's verdict (and display) for `path`, with sluice's protected
+/// paths applied first by the policy.
+fn judge(shared: &Shared, path: &Path, want: Want) -> (Verdict, Option<String>, String, By) {
+    let d = shared.policy.broker.decide(path, want);
+    let by = if d.rule.is_none() && d.verdict == Verdict::Deny && shared.is_protected(path) {
+        By::Protected
+    } else {
+        By::Rule
+    };
+    (d.verdict, d.rule.map(|r| r.to_string()), d.reason, by)
+}
+
+async fn open(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
+    if let Some(why) = malformed(ask) {
+        return Outcome::error(ErrorKind::Malformed, why);
+    }
+    let path = match absolute(who, ask) {
+        Ok(p) => p,
+        Err(o) => return *o,
+    };
+    let want = ask.want();
+    for _ in 0..CREATE_ATTEMPTS {
+        let lookup = match fsops::lookup(&path) {
+            Ok(l) => l,
+            Err(e) => return refuse_or_error(shared, &path, want, &e),
+        };
+        let (verdict, rule, reason, by) = judge(shared, lookup.real(), want);
+        if let (Lookup::Missing(_), false) = (&lookup, ask.create) {
+            // Say "denied" where the policy denies, so a missing file there
+            // is indistinguishable from a present one; else "not found".
+            if verdict == Verdict::Deny {
+                return Outcome::denied(by, rule, reason);
+            }
+            let e = io::Error::from_raw_os_error(libc::ENOENT);
+            return Outcome::io(&path, &e);
+        }
+        let by = match verdict {
+            Verdict::Deny => return Outcome::denied(by, rule, reason),
+            Verdict::Allow => By::Rule,
+            Verdict::Ask => {
+                let question = Question {
+                    pid: who.peer.pid,
+                    exe: who.peer.exe.as_deref(),
+                    path: lookup.real(),
+                    write: ask.writes(),
+                    rule: rule.clone(),
+                };
+                let answer = shared.approvals.ask(&question).await;
+                let by = match answer.by {
+                    AnsweredBy::NonInteractiveDefault => By::NonInteractiveDefault,
+                };
+                if !answer.allow {
+                    let reason = format!("{reason}; the answer was deny ({})", by.as_str());
+                    return Outcome::denied(by, rule, reason);
+                }
+                by
+            }
+        };
+        let real = lookup.real().to_path_buf();
+        let opened = match &lookup {
+            Lookup::Found(found) => fsops::reopen(found, ask.open_mode()),
+            Lookup::Missing(missing) => match fsops::create(missing, ask.open_mode(), ask.mode) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                other => other,
+            },
+        };
+        return match opened {
+            Ok(fd) => Outcome {
+                body: ResponseBody::Opened,
+                fd: Some(fd),
+                opened: Some(real),
+                by,
+                rule,
+                reason: None,
+            },
+            Err(e) => Outcome::io(&real, &e),
+        };
+    }
+    Outcome::error(
+        ErrorKind::Io,
+        format!(
+            "{}: the file kept changing while it was being created",
+            path.display()
+        ),
+    )
+}
+
+/// A path that cannot be resolved (a magic link, a loop, a permission
+/// error): denied if the policy denies its lexical form, else the error.
+fn refuse_or_error(shared: &Shared, path: &Path, want: Want, e: &io::Error) -> Outcome {
+    let lexical = fsops::normalize(path);
+    let (verdict, rule, reason, by) = judge(shared, &lexical, want);
+    if verdict == Verdict::Deny {
+        return Outcome::denied(by, rule, reason);
+    }
+    Outcome::io(path, e)
+}
+
+fn query(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
+    let path = match absolute(who, ask) {
+        Ok(p) => p,
+        Err(o) => return *o,
+    };
+    let want = ask.want();
+    let real = match fsops::lookup(&path) {
+        Ok(lookup) => lookup.real().to_path_buf(),
+        Err(_) => fsops::normalize(&path),
+    };
+    let (verdict, rule, reason, by) = judge(shared, &real, want);
+    let body = match verdict {
+        Verdict::Allow => ResponseBody::Allowed { rule: rule.clone() },
+        Verdict::Ask => ResponseBody::WouldAsk { rule: rule.clone() },
+        Verdict::Deny => ResponseBody::Denied {
+            reason: reason.clone(),
+            rule: rule.clone(),
+        },
+    };
+    Outcome {
+        body,
+        fd: None,
+        opened: None,
+        by,
+        rule,
+        reason: (verdict != Verdict::Allow).then_some(reason),
+    }
+}

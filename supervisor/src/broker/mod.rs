@@ -1,0 +1,269 @@
+//! The broker: file handles for the sandboxed program, by policy, over a
+//! Unix socket.
+//!
+//! The shape is tokio's mini-redis: a listener ([`serve`]) accepts
+//! connections, a [`connection`] task per connection reads requests and
+//! spawns a task per request, and a cancellation token plus a task tracker
+//! give a graceful shutdown when the program exits.
+//!
+//! The program inherits one end of a `SOCK_SEQPACKET` pair (the *shared*
+//! socket, `SLUICE_BROKER_FD`). Every process of the sandbox may hold it, so
+//! answers are never sent on it: the only frame it takes is
+//! `Connect`, carrying one end of a socket pair the client made, which
+//! becomes a private connection. Requests on a connection are answered as
+//! they finish, out of order, so a request waiting for a person never holds
+//! up the others.
+//!
+//! Decisions are made on the file actually opened, never on the name asked
+//! ([`fsops`]); every decision is appended to the audit record.
+
+mod approve;
+mod connection;
+mod fsops;
+mod handler;
+mod peer;
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use policies::Policy;
+use proto::socket::{decode_received, recv_frame, Blocking};
+use proto::ClientMessage;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use approve::Approvals;
+
+use crate::audit::AuditLog;
+
+/// Connections served at once; a `Connect` beyond this is refused.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Requests of one connection being served at once (including answers
+/// waiting to be sent); beyond this a request is answered `TooManyRequests`.
+/// The client SDK keeps well below it.
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 128;
+/// Requests being served at once over all connections: bounds the
+/// descriptors the broker holds for answers not yet sent.
+pub const MAX_IN_FLIGHT: usize = 4096;
+
+/// What every connection and request shares.
+pub struct Shared {
+    pub session: String,
+    pub policy: Policy,
+    pub approvals: Approvals,
+    pub audit: Option<AuditLog>,
+    /// Paths the policy was told to protect (for the audit's "by").
+    protected: Vec<PathBuf>,
+    connections: Arc<Semaphore>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// `protected`: sluice's own state (audit log, approvals, session
+    /// directory, `/proc`...). They are added to the policy's broker rules
+    /// as paths no rule can open.
+    pub fn new(
+        session: String,
+        mut policy: Policy,
+        approvals: Approvals,
+        audit: Option<AuditLog>,
+        protected: Vec<(PathBuf, &str)>,
+    ) -> Shared {
+        let mut paths = Vec::new();
+        for (path, why) in protected {
+            policy.broker.protect(path.clone(), why);
+            paths.push(path);
+        }
+        Shared {
+            session,
+            policy,
+            approvals,
+            audit,
+            protected: paths,
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        }
+    }
+
+    pub fn is_protected(&self, path: &Path) -> bool {
+        self.protected.iter().any(|p| path.starts_with(p))
+    }
+}
+
+/// The broker running on its own threads while the main thread supervises
+/// the program.
+pub struct Broker {
+    runtime: tokio::runtime::Runtime,
+    server: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+    descriptors_at_start: usize,
+}
+
+impl Broker {
+    /// Starts serving `listener` (our end of the shared socket). Called
+    /// after the fork: the runtime's threads must not exist in the child.
+    pub fn start(listener: OwnedFd, shared: Arc<Shared>) -> io::Result<Broker> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("sluice-broker")
+            .enable_all()
+            .build()?;
+        let descriptors_at_start = open_descriptors();
+        let shutdown = CancellationToken::new();
+        let server = runtime.spawn(serve(listener, shared, shutdown.clone()));
+        Ok(Broker {
+            runtime,
+            server,
+            shutdown,
+            descriptors_at_start,
+        })
+    }
+
+    /// Stops accepting, lets requests in progress finish (briefly), and
+    /// reports descriptors the broker failed to close.
+    pub fn stop(self) {
+        self.shutdown.cancel();
+        let finished = self.runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.server)
+                .await
+                .is_ok()
+        });
+        if !finished {
+            tracing::warn!("broker: requests still in progress after 5 seconds; dropped");
+        }
+        self.runtime
+            .shutdown_timeout(std::time::Duration::from_secs(1));
+        // The listener and every connection are closed now: the count is
+        // back where it started unless a descriptor leaked.
+        let now = open_descriptors();
+        tracing::debug!(
+            at_start = self.descriptors_at_start,
+            at_end = now,
+            "broker: supervisor descriptors"
+        );
+        if now > self.descriptors_at_start {
+            tracing::warn!(
+                "broker: {} descriptor(s) more than at start",
+                now - self.descriptors_at_start
+            );
+        }
+    }
+}
+
+/// Serves the shared socket until `shutdown` is cancelled, then waits for
+/// the connections and requests in progress to finish.
+///
+/// The shared socket reaching end of file (every process of the sandbox
+/// closed it) stops accepting, not serving.
+pub async fn serve(listener: OwnedFd, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let tracker = TaskTracker::new();
+    if let Err(e) = accept_loop(listener, &shared, &shutdown, &tracker).await {
+        tracing::warn!("broker: the shared socket failed: {e}");
+    }
+    shutdown.cancelled().await;
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn accept_loop(
+    listener: OwnedFd,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> io::Result<()> {
+    let listener = watch(listener)?;
+    // A Connect frame is five bytes; anything that does not fit is not one.
+    let mut buf = [0u8; 64];
+    loop {
+        let got = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            ready = listener.readable() => {
+                let mut guard = ready?;
+                match guard.try_io(|fd| recv_frame(fd.as_fd(), &mut buf, Blocking::No)) {
+                    Ok(got) => got?,
+                    Err(_would_block) => continue,
+                }
+            }
+        };
+        if got.len == 0 && got.fds.is_empty() && !got.truncated {
+            tracing::debug!("broker: every holder of the shared socket closed it");
+            return Ok(());
+        }
+        let len = got.len.min(buf.len());
+        let sock = match decode_received::<ClientMessage>(&buf[..len], got, |m| m.expects_fd()) {
+            Ok((ClientMessage::Connect, Some(sock))) => sock,
+            Ok((other, _)) => {
+                tracing::debug!("broker: ignored {other:?} on the shared socket");
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!("broker: ignored a bad frame on the shared socket: {e}");
+                continue;
+            }
+        };
+        if let Err(e) = check_seqpacket(sock.as_fd()) {
+            tracing::debug!("broker: refused a connection: {e}");
+            continue;
+        }
+        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+            connection::refuse(sock, "too many connections to the broker");
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let spawner = tracker.clone();
+        tracker.spawn(async move {
+            connection::run(sock, shared, shutdown, spawner).await;
+            drop(permit);
+        });
+    }
+}
+
+/// A private connection must be a Unix `SOCK_SEQPACKET` socket: anything
+/// else (a file, a TCP socket, a stream) is not spoken to.
+fn check_seqpacket(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let get = |opt| -> io::Result<libc::c_int> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: v and len are valid out-pointers of the stated size.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            Ok(v)
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    if get(libc::SO_DOMAIN)? == libc::AF_UNIX && get(libc::SO_TYPE)? == libc::SOCK_SEQPACKET {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a unix seqpacket socket",
+        ))
+    }
+}
+
+/// Registers a socket with the runtime's reactor.
+fn watch(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: an OwnedFd keeps its descriptor open, under the same number,
+    // until it is dropped, and the AsyncFd owns it for its whole life.
+    Ok(unsafe { AsyncFd::register(fd) }?)
+}
+
+/// The number of descriptors this process has open (for leak checks).
+pub fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}

@@ -1,0 +1,178 @@
+//! Who is asking: the kernel's word for the process behind a connection.
+//!
+//! A private connection is a socket pair the client made; `SO_PEERCRED`
+//! names the process that made it (the kernel records it at `socketpair`),
+//! and `SO_PEERPIDFD` gives a pidfd for that process, so a later look at
+//! `/proc/<pid>` can be checked against pid reuse. Nothing the client says
+//! about itself (its `Hello` name) is trusted for attribution.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// The process at the other end of a connection.
+#[derive(Debug)]
+pub struct Peer {
+    pub pid: libc::pid_t,
+    pub uid: libc::uid_t,
+    /// Its executable when the connection was made, if it could be read.
+    pub exe: Option<PathBuf>,
+    /// A pidfd of `pid`, when the kernel gives one (Linux 6.5+).
+    pidfd: Option<OwnedFd>,
+}
+
+impl Peer {
+    /// The credentials the kernel recorded for the peer of `sock`.
+    pub fn of(sock: BorrowedFd<'_>) -> io::Result<Peer> {
+        // SAFETY: an all-zero ucred is valid; getsockopt fills it.
+        let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: cred and len are valid out-pointers of the stated size.
+        let rc = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&mut cred as *mut libc::ucred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let pidfd = peer_pidfd(sock);
+        let mut peer = Peer {
+            pid: cred.pid,
+            uid: cred.uid,
+            exe: None,
+            pidfd,
+        };
+        peer.exe = peer
+            .proc_link("exe")
+            .ok()
+            .filter(|p| p.is_absolute())
+            .map(strip_deleted);
+        Ok(peer)
+    }
+
+    /// The peer's current working directory (for relative paths): read from
+    /// `/proc/<pid>/cwd`, then checked to belong to the same process (the
+    /// pidfd still refers to a live process, so the pid was not reused).
+    pub fn cwd(&self) -> io::Result<PathBuf> {
+        let cwd = self.proc_link("cwd")?;
+        if !cwd.is_absolute() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the requester's working directory has no usable path",
+            ));
+        }
+        Ok(cwd)
+    }
+
+    fn proc_link(&self, name: &str) -> io::Result<PathBuf> {
+        let link = std::fs::read_link(format!("/proc/{}/{name}", self.pid))?;
+        self.check_alive()?;
+        Ok(link)
+    }
+
+    /// Fails when the peer process has exited (its pid may now be another's).
+    fn check_alive(&self) -> io::Result<()> {
+        let Some(pidfd) = &self.pidfd else {
+            return Ok(());
+        };
+        // SAFETY: pidfd_send_signal with signal 0 only checks the process
+        // exists; the pidfd is open; the null siginfo is allowed.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the requesting process has exited",
+            ))
+        }
+    }
+}
+
+fn peer_pidfd(sock: BorrowedFd<'_>) -> Option<OwnedFd> {
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: fd and len are valid out-pointers of the stated size.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERPIDFD,
+            (&mut fd as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: on success the kernel installed a new pidfd we now own.
+    (rc == 0 && fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn strip_deleted(p: PathBuf) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = p.as_os_str().as_bytes();
+    match bytes.strip_suffix(b" (deleted)") {
+        Some(rest) => PathBuf::from(std::ffi::OsStr::from_bytes(rest)),
+        None => p,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_socketpair_names_its_creator() {
+        let (a, _b) = proto::socket::seqpacket_pair().unwrap();
+        let peer = Peer::of(a.as_fd()).unwrap();
+        assert_eq!(peer.pid, std::process::id() as libc::pid_t);
+        // SAFETY: getuid cannot fail.
+        assert_eq!(peer.uid, unsafe { libc::getuid() });
+        assert_eq!(peer.exe, Some(std::env::current_exe().unwrap()));
+        assert_eq!(peer.cwd().unwrap(), std::env::current_dir().unwrap());
+        assert!(peer.pidfd.is_some(), "SO_PEERPIDFD (Linux 6.5+) missing");
+    }
+
+    #[test]
+    fn a_dead_peer_is_detected() {
+        use proto::socket::{recv_frame, send_frame, Blocking};
+        let (ours, theirs) = proto::socket::seqpacket_pair().unwrap();
+        // SAFETY: the child makes only raw system calls (no allocation)
+        // and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let mut fds = [-1; 2];
+            // SAFETY: socketpair writes two descriptors into the array.
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr()) };
+            // SAFETY: fds[0] was just created by this process.
+            let end = unsafe { BorrowedFd::borrow_raw(fds[0]) };
+            let _ = send_frame(theirs.as_fd(), b"x", Some(end), Blocking::Yes);
+            // SAFETY: leaving the forked child without running destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut buf = [0u8; 16];
+        let got = recv_frame(ours.as_fd(), &mut buf, Blocking::Yes).unwrap();
+        let sock = got.fds.into_iter().next().expect("a socket from the child");
+        let peer = Peer::of(sock.as_fd()).unwrap();
+        assert_eq!(
+            peer.pid, pid,
+            "attributed to the process that made the pair"
+        );
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        let err = peer.cwd().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    }
+}

@@ -1,0 +1,578 @@
+//! `sluice audit list | show | verify | stats | tail`: review the audit
+//! record (see [`crate::audit`]).
+//!
+//! Everything printed that a sandboxed program could have chosen (paths,
+//! its client name, reasons) goes through [`for_terminal`] first.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use crate::audit::escape::{escape_os, for_terminal};
+use crate::audit::filter::Filter;
+use crate::audit::read::{self, Follower, Line, SessionFile, SessionLog};
+use crate::audit::verify::{self, Report};
+use crate::audit::{stats, time, AuditLog, Counts, Decision, Entry, Record};
+
+#[derive(Debug, Args)]
+pub struct AuditCommand {
+    /// The audit directory [default: $XDG_STATE_HOME/sluice/audit, or
+    /// ~/.local/state/sluice/audit].
+    #[arg(long, value_name = "DIR", global = true)]
+    dir: Option<PathBuf>,
+    /// Print JSON (one object or record per line) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// One line per session: start, policy, decisions, exit, whether its
+    /// chain verifies.
+    List(SelectArgs),
+    /// The records of one session (--json: the lines as stored).
+    Show {
+        /// A session id, or a prefix that names one session.
+        session: String,
+        #[command(flatten)]
+        records: RecordArgs,
+    },
+    /// Check the hash chains of every session, or of one; exit 1 if any
+    /// record was edited, removed or reordered.
+    Verify {
+        /// A session id, or a prefix that names one session.
+        session: Option<String>,
+    },
+    /// Decisions counted by outcome, by rule or person, by path, by session.
+    Stats {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// How many of the most asked-for paths to show.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        top: usize,
+    },
+    /// The most recent records, across sessions.
+    Tail {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// How many records.
+        #[arg(short = 'n', long = "lines", default_value_t = 10, value_name = "N")]
+        lines: usize,
+        /// Keep printing records as they are appended.
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SelectArgs {
+    /// Only this session (an id or a prefix of one).
+    #[arg(long, value_name = "ID")]
+    session: Option<String>,
+    #[command(flatten)]
+    records: RecordArgs,
+}
+
+#[derive(Debug, Args)]
+struct RecordArgs {
+    /// Only decisions about a path (asked or opened) matching this glob;
+    /// `*` matches `/` too.
+    #[arg(long, value_name = "GLOB")]
+    path: Option<String>,
+    /// Only these decisions: allowed, denied, error (repeat the option or
+    /// separate with commas).
+    #[arg(long, value_name = "DECISION", value_delimiter = ',')]
+    decision: Vec<Decision>,
+    /// Only records since TIME: RFC 3339 (2026-11-23T14:00:00Z) or a
+    /// duration back from now (30s, 10m, 2h, 3d, 1w).
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    since: Option<i64>,
+}
+
+fn parse_since(text: &str) -> Result<i64, time::TimeError> {
+    time::parse_since(text, time::now_micros())
+}
+
+impl SelectArgs {
+    fn filter(&self) -> Result<Filter> {
+        let mut f = self.records.filter()?;
+        f.session = self.session.clone();
+        Ok(f)
+    }
+}
+
+impl RecordArgs {
+    fn filter(&self) -> Result<Filter> {
+        let mut f = Filter::default();
+        f.decisions = self.decision.clone();
+        f.since = self.since;
+        if let Some(glob) = &self.path {
+            f.set_path_glob(glob).map_err(anyhow::Error::msg)?;
+        }
+        Ok(f)
+    }
+}
+
+pub fn run(cmd: AuditCommand) -> Result<i32> {
+    let dir = match cmd.dir {
+        Some(dir) => dir,
+        None => AuditLog::default_dir()?,
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let json = cmd.json;
+    let result = match &cmd.action {
+        Action::List(select) => list(&mut out, &dir, &select.filter()?, json),
+        Action::Show { session, records } => {
+            show(&mut out, &dir, session, &records.filter()?, json)
+        }
+        Action::Verify { session } => verify(&mut out, &dir, session.as_deref(), json),
+        Action::Stats { select, top } => stats(&mut out, &dir, &select.filter()?, *top, json),
+        Action::Tail {
+            select,
+            lines,
+            follow,
+        } => tail(&mut out, &dir, &select.filter()?, *lines, *follow, json),
+    };
+    let result = result.and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
+    match result {
+        // `sluice audit show ... | head` is not an error.
+        Err(e) if is_broken_pipe(&e) => Ok(0),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+type Out<'a> = io::BufWriter<io::StdoutLock<'a>>;
+
+/// Session files in `dir` whose id the filter selects.
+fn files(dir: &Path, filter: &Filter) -> Result<Vec<SessionFile>> {
+    let mut files = read::session_files(dir)?;
+    files.retain(|f| filter.session_matches(&f.session));
+    Ok(files)
+}
+
+/// The session named by an id or by a prefix of exactly one id.
+fn resolve(dir: &Path, id: &str) -> Result<SessionFile> {
+    let all = read::session_files(dir)?;
+    if let Some(exact) = all.iter().find(|f| f.session == id) {
+        return Ok(exact.clone());
+    }
+    let matching: Vec<_> = all.iter().filter(|f| f.session.starts_with(id)).collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("no session '{}' in {}", for_terminal(id), dir.display()),
+        many => {
+            let ids: Vec<_> = many.iter().map(|f| f.session.as_str()).collect();
+            bail!(
+                "'{}' names several sessions: {}",
+                for_terminal(id),
+                ids.join(", ")
+            )
+        }
+    }
+}
+
+/// Loads sessions, oldest start first (sessions without a start record last).
+fn load(files: &[SessionFile]) -> Result<Vec<SessionLog>> {
+    let mut logs = files
+        .iter()
+        .map(SessionLog::load)
+        .collect::<io::Result<Vec<_>>>()?;
+    logs.sort_by_cached_key(|log| {
+        let started = log.start().map(|(e, _)| e.time.clone());
+        (started.is_none(), started, log.session.clone())
+    });
+    Ok(logs)
+}
+
+fn nothing_in(out: &mut Out, dir: &Path, json: bool) -> Result<i32> {
+    if !json {
+        writeln!(out, "no audit records in {}", dir.display())?;
+    }
+    Ok(0)
+}
+
+fn list(out: &mut Out, dir: &Path, filter: &Filter, json: bool) -> Result<i32> {
+    let logs = load(&files(dir, filter)?)?;
+    if logs.is_empty() {
+        return nothing_in(out, dir, json);
+    }
+    let narrowed = filter.decisions_only() || filter.since.is_some();
+    if !json {
+        writeln!(
+            out,
+            "{:<18} {:<27} {:<12} {:>7} {:>6} {:>5}  {:<10} CHAIN",
+            "SESSION", "STARTED", "POLICY", "ALLOWED", "DENIED", "ERROR", "EXIT"
+        )?;
+    }
+    for log in &logs {
+        let selected: Vec<&Line> = log
+            .lines
+            .iter()
+            .filter(|l| filter.matches(&l.entry))
+            .collect();
+        if narrowed && selected.is_empty() {
+            continue;
+        }
+        let mut counts = Counts::default();
+        for d in selected.iter().filter_map(|l| l.entry.decision()) {
+            counts.add(d.decision);
+        }
+        let start = log.start();
+        let exit = log.end().and_then(|e| match &e.record {
+            Record::End(end) => Some(end.exit.clone()),
+            _ => None,
+        });
+        let report = verify::verify_file(&SessionFile {
+            session: log.session.clone(),
+            path: log.path.clone(),
+        })?;
+        let chain = chain_word(&report);
+        if json {
+            let value = serde_json::json!({
+                "session": log.session,
+                "started": start.map(|(e, _)| &e.time),
+                "policy": start.map(|(_, s)| &s.policy),
+                "policy_digest": start.map(|(_, s)| &s.policy_digest),
+                "counts": counts,
+                "exit": exit,
+                "records": log.lines.len(),
+                "chain": chain,
+            });
+            writeln!(out, "{value}")?;
+        } else {
+            writeln!(
+                out,
+                "{:<18} {:<27} {:<12} {:>7} {:>6} {:>5}  {:<10} {chain}",
+                log.session,
+                start.map_or("-", |(e, _)| e.time.as_str()),
+                for_terminal(start.map_or("-", |(_, s)| s.policy.as_str())),
+                counts.allowed,
+                counts.denied,
+                counts.error,
+                for_terminal(exit.as_deref().unwrap_or("-")),
+            )?;
+        }
+    }
+    Ok(0)
+}
+
+/// `ok`, `ok (torn)` or `FAILED`.
+fn chain_word(report: &Report) -> &'static str {
+    match (report.ok(), report.torn_line.is_some()) {
+        (false, _) => "FAILED",
+        (true, true) => "ok (torn)",
+        (true, false) => "ok",
+    }
+}
+
+fn show(out: &mut Out, dir: &Path, id: &str, filter: &Filter, json: bool) -> Result<i32> {
+    let file = resolve(dir, id)?;
+    let log = SessionLog::load(&file)?;
+    let selected = log.lines.iter().filter(|l| filter.matches(&l.entry));
+    if json {
+        for line in selected {
+            writeln!(out, "{}", line.text)?;
+        }
+        return Ok(0);
+    }
+    writeln!(out, "session {}  ({})", log.session, log.path.display())?;
+    if let Some((entry, start)) = log.start() {
+        let argv: Vec<_> = start.argv.iter().map(|a| escape_os(a)).collect();
+        writeln!(
+            out,
+            "  started {}  policy '{}' (sha256 {})  sluice {}",
+            entry.time,
+            for_terminal(&start.policy),
+            for_terminal(&start.policy_digest),
+            for_terminal(&start.sluice_version)
+        )?;
+        writeln!(out, "  command: {}", for_terminal(&argv.join(" ")))?;
+        writeln!(
+            out,
+            "  workspace: {}  supervisor pid {}, program pid {}",
+            for_terminal(&escape_os(start.workspace.as_os_str())),
+            start.supervisor_pid,
+            start.child_pid
+        )?;
+        writeln!(
+            out,
+            "  enforcement: {}",
+            for_terminal(&start.enforcement.to_string())
+        )?;
+    }
+    writeln!(out)?;
+    for line in selected {
+        writeln!(out, "{}", row(&line.entry))?;
+    }
+    if log.unreadable > 0 || log.torn {
+        writeln!(
+            out,
+            "\n({} unreadable line(s){}; see `sluice audit verify {}`)",
+            log.unreadable,
+            if log.torn { ", torn final record" } else { "" },
+            log.session
+        )?;
+    }
+    Ok(0)
+}
+
+/// One record as a line of text: seq, time, then what happened.
+fn row(e: &Entry) -> String {
+    let what = match &e.record {
+        Record::Start(s) => format!(
+            "start    policy '{}' (sha256 {:.12}...)",
+            for_terminal(&s.policy),
+            for_terminal(&s.policy_digest)
+        ),
+        Record::End(end) => format!(
+            "end      {}: {} allowed, {} denied, {} error",
+            for_terminal(&end.exit),
+            end.counts.allowed,
+            end.counts.denied,
+            end.counts.error
+        ),
+        Record::Decision(d) => {
+            let mut text = format!(
+                "{:<8} {:<10} {}",
+                d.decision,
+                d.access,
+                for_terminal(&escape_os(d.path_asked.as_os_str()))
+            );
+            if let Some(opened) = d.path_opened.as_ref().filter(|p| **p != d.path_asked) {
+                text += &format!(" -> {}", for_terminal(&escape_os(opened.as_os_str())));
+            }
+            let flags: Vec<_> = d.flags.names().collect();
+            if !flags.is_empty() {
+                text += &format!(" ({})", flags.join(","));
+            }
+            text += &format!("  [{}", d.by);
+            if let Some(rule) = &d.rule {
+                text += &format!(": {}", for_terminal(rule));
+            }
+            text += "]";
+            if let Some(reason) = &d.reason {
+                text += &format!(" {}", for_terminal(reason));
+            }
+            let exe = d
+                .exe
+                .as_ref()
+                .map_or("?".into(), |p| escape_os(p.as_os_str()).into_owned());
+            text += &format!(
+                "  pid {} {} ({} via {}, request {})  {}us",
+                d.pid,
+                for_terminal(&exe),
+                for_terminal(&d.client),
+                d.via,
+                d.request_id,
+                d.latency_us
+            );
+            text
+        }
+    };
+    format!("{:>6}  {}  {what}", e.seq, e.time)
+}
+
+fn verify(out: &mut Out, dir: &Path, id: Option<&str>, json: bool) -> Result<i32> {
+    let files = match id {
+        Some(id) => vec![resolve(dir, id)?],
+        None => read::session_files(dir)?,
+    };
+    if files.is_empty() {
+        return nothing_in(out, dir, json);
+    }
+    let mut failed = 0;
+    for file in &files {
+        let report = verify::verify_file(file)?;
+        if !report.ok() {
+            failed += 1;
+        }
+        if json {
+            writeln!(out, "{}", report_json(&report))?;
+        } else {
+            write_report(out, &report)?;
+        }
+    }
+    if !json {
+        writeln!(
+            out,
+            "{} session(s) verified, {} failed",
+            files.len() - failed,
+            failed
+        )?;
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn write_report(out: &mut Out, r: &Report) -> Result<()> {
+    if r.ok() {
+        write!(out, "ok      {}  {} records", r.session, r.records)?;
+        if let Some(line) = r.torn_line {
+            write!(
+                out,
+                "; torn final record at line {line} (crash during append)"
+            )?;
+        }
+        if !r.ended && r.records > 0 {
+            write!(out, "; no end record (still running, or ended abnormally)")?;
+        }
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "FAILED  {}  {}", r.session, r.path.display())?;
+    for f in &r.findings {
+        let seq = f.seq.map_or(String::new(), |s| format!(", seq {s}"));
+        writeln!(out, "  line {}{seq}: {f}", f.line)?;
+    }
+    if let Some(line) = r.torn_line {
+        writeln!(
+            out,
+            "  torn final record at line {line} (crash during append)"
+        )?;
+    }
+    Ok(())
+}
+
+fn report_json(r: &Report) -> serde_json::Value {
+    let problems: Vec<_> = r
+        .findings
+        .iter()
+        .map(|f| serde_json::json!({"line": f.line, "seq": f.seq, "problem": f.to_string()}))
+        .collect();
+    serde_json::json!({
+        "session": r.session,
+        "file": r.path,
+        "ok": r.ok(),
+        "records": r.records,
+        "torn_line": r.torn_line,
+        "ended": r.ended,
+        "problems": problems,
+    })
+}
+
+fn stats(out: &mut Out, dir: &Path, filter: &Filter, top: usize, json: bool) -> Result<i32> {
+    let logs = load(&files(dir, filter)?)?;
+    let decisions = logs.iter().flat_map(|log| {
+        log.lines
+            .iter()
+            .filter(|l| filter.matches(&l.entry))
+            .filter_map(|l| Some((log.session.as_str(), l.entry.decision()?)))
+    });
+    let s = stats::collect(decisions, top);
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&s)?)?;
+        return Ok(0);
+    }
+    let c = &s.decisions;
+    writeln!(
+        out,
+        "decisions: {} ({} allowed, {} denied, {} error)",
+        c.total(),
+        c.allowed,
+        c.denied,
+        c.error
+    )?;
+    let head = format!(
+        "{:>7} {:>7} {:>6} {:>5}",
+        "TOTAL", "ALLOWED", "DENIED", "ERROR"
+    );
+    let nums = |c: &Counts| {
+        format!(
+            "{:>7} {:>7} {:>6} {:>5}",
+            c.total(),
+            c.allowed,
+            c.denied,
+            c.error
+        )
+    };
+    writeln!(out, "\nby rule or person:\n  {head}  BY")?;
+    for d in &s.deciders {
+        let rule = d.rule.as_deref().map(|r| format!(": {}", for_terminal(r)));
+        writeln!(
+            out,
+            "  {}  {}{}",
+            nums(&d.counts),
+            d.by,
+            rule.unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "\ntop paths:\n  {head}  PATH")?;
+    for p in &s.top_paths {
+        writeln!(out, "  {}  {}", nums(&p.counts), for_terminal(&p.path))?;
+    }
+    writeln!(out, "\nsessions:\n  {head}  SESSION")?;
+    for t in &s.sessions {
+        writeln!(out, "  {}  {}", nums(&t.counts), t.session)?;
+    }
+    Ok(0)
+}
+
+fn tail(
+    out: &mut Out,
+    dir: &Path,
+    filter: &Filter,
+    n: usize,
+    follow: bool,
+    json: bool,
+) -> Result<i32> {
+    let mut followers: Vec<Follower> = files(dir, filter)?.into_iter().map(Follower::new).collect();
+    let mut recent = read_new(&mut followers, filter)?;
+    recent.drain(..recent.len().saturating_sub(n));
+    print_tail(out, &recent, json)?;
+    if !follow {
+        return Ok(0);
+    }
+    loop {
+        out.flush()?;
+        std::thread::sleep(Duration::from_millis(250));
+        for file in files(dir, filter)? {
+            if !followers.iter().any(|f| f.file == file) {
+                followers.push(Follower::new(file));
+            }
+        }
+        let new = read_new(&mut followers, filter)?;
+        print_tail(out, &new, json)?;
+    }
+}
+
+/// What the followers read since their last call, selected, oldest first.
+fn read_new(followers: &mut [Follower], filter: &Filter) -> Result<Vec<Line>> {
+    let mut lines = Vec::new();
+    for f in followers {
+        let new = f
+            .read_new()
+            .with_context(|| format!("reading {}", f.file.path.display()))?;
+        lines.extend(new.into_iter().filter(|l| filter.matches(&l.entry)));
+    }
+    lines.sort_by(|a, b| {
+        (&a.entry.time, &a.entry.session, a.entry.seq).cmp(&(
+            &b.entry.time,
+            &b.entry.session,
+            b.entry.seq,
+        ))
+    });
+    Ok(lines)
+}
+
+fn print_tail(out: &mut Out, lines: &[Line], json: bool) -> Result<()> {
+    for line in lines {
+        if json {
+            writeln!(out, "{}", line.text)?;
+        } else {
+            writeln!(out, "{}  {}", line.entry.session, row(&line.entry))?;
+        }
+    }
+    Ok(())
+}
