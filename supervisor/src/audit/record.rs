@@ -327,7 +327,10 @@ mod tests {
             "\"seccomp:openat\""
         );
         let err = "maybe".parse::<Decision>().unwrap_err();
-        assert_eq!(err, "'maybe' is not one of allowed, denied, error, would-ask");
+        assert_eq!(
+            err,
+            "'maybe' is not one of allowed, denied, error, would-ask"
+        );
     }
 
     #[test]
