@@ -89,9 +89,8 @@ pub(crate) fn shutdown(fd: BorrowedFd<'_>) {
 pub(crate) fn register(fd: OwnedFd) -> io::Result<::tokio::io::unix::AsyncFd<OwnedFd>> {
     use ::tokio::io::{unix::AsyncFd, Interest};
     let interest = Interest::READABLE | Interest::WRITABLE;
-    // SAFETY: an OwnedFd is an open descriptor that stays open, under the
-    // same number, until it is dropped; the AsyncFd owns it from here on and
-    // drops it only after deregistering.
+    // SAFETY: an OwnedFd stays open under the same number until dropped;
+    // the AsyncFd owns it from here on and drops it after deregistering.
     let registered = unsafe { AsyncFd::register_with_interest(fd, interest) };
     Ok(registered?)
 }

@@ -99,8 +99,8 @@ pub fn send_frame(
         };
         msg.msg_control = control.as_mut_ptr();
         msg.msg_controllen = space as _;
-        // SAFETY: the control buffer is larger than CMSG_SPACE(one fd) and
-        // aligned for cmsghdr, so CMSG_FIRSTHDR is non-null and the header
+        // The control buffer is larger than CMSG_SPACE(one fd) and aligned
+        // for cmsghdr. SAFETY: so CMSG_FIRSTHDR is non-null, and the header
         // and its one-descriptor payload lie inside the buffer.
         unsafe {
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
@@ -111,10 +111,10 @@ pub fn send_frame(
         }
     }
     loop {
+        let flags = libc::MSG_NOSIGNAL | blocking.flag();
         // SAFETY: msg points at iov and control, which outlive the call;
         // sendmsg only reads them.
-        let n =
-            unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | blocking.flag()) };
+        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) };
         if n >= 0 {
             // A SOCK_SEQPACKET record is sent whole or not at all.
             debug_assert_eq!(n as usize, bytes.len());
@@ -203,10 +203,10 @@ pub fn recv_frame(
 /// Takes ownership of every descriptor in the control messages of `msg`.
 fn take_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
     let mut fds = Vec::new();
-    // SAFETY: msg was filled in by a successful recvmsg; CMSG_FIRSTHDR and
-    // CMSG_NXTHDR walk the control buffer within msg_controllen, and each
-    // SCM_RIGHTS payload holds (cmsg_len - CMSG_LEN(0)) / 4 descriptors that
-    // the kernel just installed in this process and nobody else owns.
+    // msg was filled in by a successful recvmsg: CMSG_FIRSTHDR/CMSG_NXTHDR
+    // walk the control buffer within msg_controllen. SAFETY: each SCM_RIGHTS
+    // payload holds (cmsg_len - CMSG_LEN(0)) / 4 descriptors that the kernel
+    // just installed in this process and nobody else owns.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {

@@ -7,6 +7,11 @@
 //! attack) and once without sluice or on an allowed path (the control), and checks
 //! from outside that nothing protected changed.
 //!
+//! Every command gets `XDG_STATE_HOME` and `XDG_CONFIG_HOME` inside the fixture, so
+//! sluice's audit record and configuration never touch the real home and tests run
+//! in parallel. [`broker`] adds the files only the broker can hand out and a policy
+//! for them; [`audit`] reads the audit record back through `sluice audit`.
+//!
 //! ```no_run
 //! // In an integration test of this crate:
 //! const PROBE: &str = "target/debug/sluice-probe"; // env!("CARGO_BIN_EXE_sluice-probe")
@@ -43,6 +48,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod audit;
+pub mod broker;
+
 /// Every secret in a fixture contains this; no blocked attack may print it.
 pub const SECRET_MARK: &str = "SECRET-";
 pub const SSH_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRET-ssh-key\n";
@@ -77,6 +85,39 @@ pub fn sluice_bin() -> PathBuf {
     assert!(
         bin.is_file(),
         "sluice binary not found at {}: run `cargo build --workspace` first (or set SLUICE_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// An example of the client SDK, `target/<profile>/examples/NAME`. `cargo test
+/// --workspace` builds the examples; when this one is missing (the tests crate
+/// was built alone), it is built here with the profile the tests run with.
+pub fn example_bin(name: &str) -> PathBuf {
+    let profile_dir = sluice_bin()
+        .parent()
+        .expect("sluice is in target/<profile>")
+        .to_path_buf();
+    let bin = profile_dir.join("examples").join(name);
+    if bin.is_file() {
+        return bin;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "client-sdk", "--example", name])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .stdin(Stdio::null());
+    if profile_dir.file_name() == Some(OsStr::new("release")) {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the example {name}: {e}"));
+    assert!(
+        status.success() && bin.is_file(),
+        "building the example {name} failed ({status}); expected {}",
         bin.display()
     );
     bin
@@ -244,8 +285,40 @@ impl Fixture {
     fn environment(&self, cmd: &mut Command) {
         cmd.current_dir(&self.ws_dir)
             .env("HOME", &self.home_dir)
+            .env("XDG_STATE_HOME", self.state_dir())
+            .env("XDG_CONFIG_HOME", self.config_home())
+            // Plain log lines, for the tests that parse sluice's debug output.
+            .env("NO_COLOR", "1")
             .env(CANARY_VAR, CANARY_VALUE)
             .stdin(Stdio::null());
+    }
+
+    /// `XDG_STATE_HOME` of every command: sluice's audit record goes beneath it.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root().join("state")
+    }
+
+    /// `XDG_CONFIG_HOME` of every command.
+    pub fn config_home(&self) -> PathBuf {
+        self.root().join("config")
+    }
+
+    /// sluice's default audit directory for this fixture's commands.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.state_dir().join("sluice/audit")
+    }
+
+    /// sluice's configuration directory for this fixture's commands.
+    pub fn config_dir(&self) -> PathBuf {
+        self.config_home().join("sluice")
+    }
+
+    /// A `sluice ARGS...` command (not `run`) with the fixture's environment.
+    pub fn sluice_cli_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.args(args);
+        self.environment(&mut cmd);
+        cmd
     }
 
     /// Everything the default policy protects, read from outside: `.git`, `.env*`
@@ -476,13 +549,62 @@ impl Outcome {
         }
     }
 
-    /// The probe's last `OK ...`/`BLOCKED ...` line, or "" if there is none.
+    /// The probe's last status line (`OK`, `BLOCKED`, `NOTFOUND`, `ERROR` or
+    /// `FAIL`, see the probe's documentation), or "" if there is none.
     pub fn status_line(&self) -> &str {
+        const STATUSES: [&str; 5] = ["OK ", "BLOCKED ", "NOTFOUND ", "ERROR ", "FAIL "];
         self.stdout
             .lines()
             .rev()
-            .find(|l| l.starts_with("OK ") || l.starts_with("BLOCKED "))
+            .find(|l| STATUSES.iter().any(|s| l.starts_with(s)))
             .unwrap_or("")
+    }
+
+    /// The value of a `key=value` word of the status line (the broker race and
+    /// flood print their totals that way).
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.status_line().split_whitespace().find_map(|word| {
+            word.strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix('='))
+        })
+    }
+
+    /// [`Outcome::field`] as a number; panics, showing the outcome, if it is not one.
+    #[track_caller]
+    pub fn count(&self, key: &str) -> u64 {
+        self.field(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no number {key}= in the status line\n{self}"))
+    }
+
+    /// Exit 3 with a NOTFOUND line: the broker said the file does not exist.
+    #[track_caller]
+    pub fn assert_not_found(&self) -> &Self {
+        assert!(
+            self.code() == 3 && self.status_line().starts_with("NOTFOUND "),
+            "expected the broker to answer not found (exit 3)\n{self}"
+        );
+        self.assert_no_secret()
+    }
+
+    /// Exit 4 with an ERROR line: the broker failed the request (not a denial).
+    #[track_caller]
+    pub fn assert_broker_error(&self) -> &Self {
+        assert!(
+            self.code() == 4 && self.status_line().starts_with("ERROR "),
+            "expected the broker to fail the request (exit 4)\n{self}"
+        );
+        self.assert_no_secret()
+    }
+
+    /// The status line contains `text`.
+    #[track_caller]
+    pub fn assert_says(&self, text: &str) -> &Self {
+        assert!(
+            self.status_line().contains(text),
+            "expected the status line to say {text:?}\n{self}"
+        );
+        self
     }
 
     #[track_caller]

@@ -263,13 +263,27 @@ fn no_descriptors_leak_into_the_sandbox() {
 
     let out = fx.sluice(&[], &["fds"]);
     out.assert_ok();
-    let fds: Vec<&str> = out
-        .status_line()
+    let line = out.status_line();
+    let entries: Vec<(&str, &str)> = line
         .trim_start_matches("OK fds ")
         .split_whitespace()
-        .map(|entry| entry.split('=').next().unwrap())
+        .map(|entry| entry.split_once('=').unwrap())
         .collect();
-    assert_eq!(fds, ["0", "1", "2"], "descriptors beyond stdio\n{out}");
+    // Stdio, and the broker's shared socket (inherited on purpose, named
+    // by SLUICE_BROKER_FD): nothing else of the supervisor's.
+    let (fds, broker) = entries.split_at(entries.len() - 1);
+    let broker = broker[0];
+    assert_eq!(broker.0, "broker", "{out}");
+    let numbers: Vec<&str> = fds.iter().map(|(fd, _)| *fd).collect();
+    assert_eq!(
+        numbers,
+        ["0", "1", "2", broker.1],
+        "descriptors beyond stdio\n{out}"
+    );
+    assert!(
+        fds[3].1.starts_with("socket:"),
+        "the broker fd is not a socket\n{out}"
+    );
 }
 
 /// Whether `pid` is still a live (not zombie) copy of the probe.

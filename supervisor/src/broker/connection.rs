@@ -104,11 +104,11 @@ pub async fn run(
                 continue;
             }
         };
-        let permits = (
-            in_flight.clone().try_acquire_owned(),
-            shared.in_flight.clone().try_acquire_owned(),
-        );
-        let (Ok(mine), Ok(all)) = permits else {
+        // Past its own bound a connection is told to slow down (the SDK
+        // stays well below it); the bound over all connections instead
+        // makes this connection wait, so well-behaved clients are never
+        // refused because of others.
+        let Ok(mine) = in_flight.clone().try_acquire_owned() else {
             let busy = response(
                 req.id,
                 ResponseBody::Error {
@@ -120,6 +120,13 @@ pub async fn run(
                 return;
             }
             continue;
+        };
+        let all = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            permit = shared.in_flight.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_closed) => return,
+            },
         };
         let (sock, shared, peer, client) =
             (sock.clone(), shared.clone(), peer.clone(), client.clone());

@@ -47,7 +47,8 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// The client SDK keeps well below it.
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 128;
 /// Requests being served at once over all connections: bounds the
-/// descriptors the broker holds for answers not yet sent.
+/// descriptors the broker holds for answers not yet sent. A connection that
+/// finds it full waits (stops reading) rather than being refused.
 pub const MAX_IN_FLIGHT: usize = 4096;
 
 /// What every connection and request shares.
@@ -107,13 +108,19 @@ impl Broker {
     /// Starts serving `listener` (our end of the shared socket). Called
     /// after the fork: the runtime's threads must not exist in the child.
     pub fn start(listener: OwnedFd, shared: Arc<Shared>) -> io::Result<Broker> {
+        // Before the runtime's own descriptors exist; the listener is
+        // counted and is closed again by the time `stop` counts.
+        let descriptors_at_start = open_descriptors();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name("sluice-broker")
-            .enable_all()
+            // No signal driver (tokio's "signal" feature is off): it would
+            // make process-wide descriptors that outlive the runtime, and
+            // the main thread reads signals from a signalfd anyway.
+            .enable_io()
+            .enable_time()
             .build()?;
-        let descriptors_at_start = open_descriptors();
         let shutdown = CancellationToken::new();
         let server = runtime.spawn(serve(listener, shared, shutdown.clone()));
         Ok(Broker {
@@ -138,19 +145,19 @@ impl Broker {
         }
         self.runtime
             .shutdown_timeout(std::time::Duration::from_secs(1));
-        // The listener and every connection are closed now: the count is
-        // back where it started unless a descriptor leaked.
+        // The runtime, the listener and every connection are closed now:
+        // one descriptor (the listener) fewer than at start, unless one
+        // leaked.
         let now = open_descriptors();
+        let leaked = (now + 1).saturating_sub(self.descriptors_at_start);
         tracing::debug!(
             at_start = self.descriptors_at_start,
             at_end = now,
+            leaked,
             "broker: supervisor descriptors"
         );
-        if now > self.descriptors_at_start {
-            tracing::warn!(
-                "broker: {} descriptor(s) more than at start",
-                now - self.descriptors_at_start
-            );
+        if leaked > 0 {
+            tracing::warn!("broker: {leaked} descriptor(s) left open");
         }
     }
 }

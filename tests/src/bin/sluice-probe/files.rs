@@ -165,3 +165,63 @@ pub(crate) fn rmdir(path: &str) -> Step {
         .map(|()| format!("removed {path}"))
         .map_err(|e| blocked(&format!("rmdir {path}"), &e))
 }
+
+/// Changes `path`'s metadata by name: mode 0777, owner (to itself), times
+/// (to the epoch), an extended attribute. OK lists what worked; BLOCKED when
+/// nothing did.
+pub(crate) fn meta(path: &str) -> Step {
+    let c_path = cstring(path)?;
+    let meta = fs::metadata(path).map_err(|e| blocked(&format!("stat {path}"), &e))?;
+    let (uid, gid) = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.uid(), meta.gid())
+    };
+    let mut worked = Vec::new();
+    let mut refused = Vec::new();
+    let mut note = |name: &str, rc: c_int| {
+        if rc == 0 {
+            worked.push(name.to_owned());
+        } else {
+            refused.push(format!("{name}: {}", describe(&io::Error::last_os_error())));
+        }
+    };
+    let times = [libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    }; 2];
+    let value = b"planted";
+    // SAFETY: each call takes a NUL-terminated path and plain values or
+    // pointers to locals that outlive it.
+    unsafe {
+        note("chmod 0777", libc::chmod(c_path.as_ptr(), 0o777));
+        note(
+            "chown (unchanged owner)",
+            libc::chown(c_path.as_ptr(), uid, gid),
+        );
+        note(
+            "utimensat (epoch)",
+            libc::utimensat(libc::AT_FDCWD, c_path.as_ptr(), times.as_ptr(), 0),
+        );
+        note(
+            "setxattr user.sluice",
+            libc::setxattr(
+                c_path.as_ptr(),
+                c"user.sluice".as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            ),
+        );
+    }
+    let refused = refused.join("; ");
+    if worked.is_empty() {
+        Err(Fail::Blocked(format!(
+            "metadata of {path} unchanged: {refused}"
+        )))
+    } else {
+        Ok(format!(
+            "changed {path} by name: {}; refused: {refused}",
+            worked.join(", ")
+        ))
+    }
+}

@@ -4,21 +4,30 @@
 //! Usage: `sluice-probe ACTION ARGS... [+ ACTION ARGS...]...`
 //!
 //! Each step prints one line, `OK <detail>` when the action succeeded or
-//! `BLOCKED <errno/detail>` when the kernel refused it. Steps joined by `+` run in
-//! order and stop at the first one that does not succeed, so a multi-step attack
-//! (rename a protected directory away, recreate it, write into it) is one
-//! invocation. Exit status: 0 every step succeeded, 1 a step was blocked, 2 usage or
-//! setup error (the probe itself could not do its job: neither OK nor BLOCKED).
+//! `BLOCKED <errno/detail>` when the kernel (or the broker) refused it. Steps joined
+//! by `+` run in order and stop at the first one that does not succeed, so a
+//! multi-step attack (rename a protected directory away, recreate it, write into
+//! it) is one invocation. Exit status:
+//!
+//! | status | line | meaning |
+//! |---|---|---|
+//! | 0 | `OK` | every step succeeded (a brokered file was served) |
+//! | 1 | `BLOCKED` | a step was refused (a brokered request was denied) |
+//! | 2 | (stderr) | usage or setup error: the probe could not do its job |
+//! | 3 | `NOTFOUND` | the broker answered that the file does not exist |
+//! | 4 | `ERROR` | the broker failed the request for another reason, or broke the protocol |
+//! | 5 | `FAIL` | a broker action's own check failed: protected content received, an answer lost, a descriptor with more access than asked |
 //!
 //! In arguments, `{ppid}` is replaced by the probe's parent pid (under sluice, the
-//! supervisor), `{pid}` by its own pid and `{tmpdir}` by `$TMPDIR`: the test does
-//! not need a shell inside the sandbox to name those.
+//! supervisor), `{pid}` by its own pid, `{tmpdir}` by `$TMPDIR` and `{session}` by
+//! `$SLUICE_SESSION`: the test does not need a shell inside the sandbox to name those.
 //!
 //! Actions (see `run` for the exact arguments):
 //! - files: `read`, `write`, `append`, `mkdir`, `ls`, `rename`, `unlink`, `rmdir`,
 //!   `symlink`, `hardlink`, `read-via-symlink`, `write-via-symlink`,
 //!   `read-via-hardlink`, `read-via-opath`, `exec`, `memfd-exec`,
-//!   `memfd-exec-sealed`, `marker` (prints OK: the target of exec tests);
+//!   `memfd-exec-sealed`, `marker` (prints OK: the target of exec tests), `meta`
+//!   (chmod, chown, utimes, setxattr by name);
 //! - processes: `proc-read` (`.../mem` reads memory at mapped addresses),
 //!   `proc-root-ls`, `ppid`, `ptrace-attach`, `signal`, `pidfd-signal` (a pid, or
 //!   `child` for a child the probe forks), `fork-bomb CAP`, `mem-bomb BYTES`,
@@ -29,17 +38,23 @@
 //!   `chroot`;
 //! - network: `tcp-connect`, `tcp-fastopen`, `udp-send`, `tcp-bind`,
 //!   `tcp-listen-unbound`, `socket KIND`, `abstract-connect`, `abstract-self`,
-//!   `unix-connect`.
+//!   `unix-connect`;
+//! - broker (through the client SDK unless noted): `broker-read`, `broker-read-as`, `broker-write`,
+//!   `broker-query`, `broker-race`, `broker-race-write`, `broker-openat`,
+//!   `broker-meta`, `broker-flood`, and on the raw wire
+//!   `broker-garbage`, `broker-die-mid-request` (see `broker.rs` and `wire.rs`).
 //!
 //! Every failure of the attacked operation counts as BLOCKED whatever the errno
 //! (a denied file may show as EACCES, ENOENT when hidden, EROFS, EBUSY, ...); the
 //! tests' controls (the same action outside the sandbox succeeding) are what rule
 //! out a typo.
 
+mod broker;
 mod files;
 mod kernel;
 mod net;
 mod process;
+mod wire;
 
 use std::ffi::CString;
 use std::io;
@@ -51,6 +66,26 @@ pub(crate) enum Fail {
     Blocked(String),
     /// The probe was misused or could not set itself up.
     Usage(String),
+    /// The broker answered that the file does not exist.
+    NotFound(String),
+    /// The broker failed the request for a reason other than policy, or broke
+    /// the protocol.
+    Error(String),
+    /// A broker action's own check failed (see the module docs).
+    Failed(String),
+}
+
+impl Fail {
+    /// The detail, whatever the kind.
+    pub(crate) fn into_message(self) -> String {
+        match self {
+            Fail::Blocked(m)
+            | Fail::Usage(m)
+            | Fail::NotFound(m)
+            | Fail::Error(m)
+            | Fail::Failed(m) => m,
+        }
+    }
 }
 
 pub(crate) type Step = Result<String, Fail>;
@@ -72,6 +107,18 @@ fn main() {
                 eprintln!("sluice-probe: {message}");
                 exit(2);
             }
+            Err(Fail::NotFound(detail)) => {
+                println!("NOTFOUND {detail}");
+                exit(3);
+            }
+            Err(Fail::Error(detail)) => {
+                println!("ERROR {detail}");
+                exit(4);
+            }
+            Err(Fail::Failed(detail)) => {
+                println!("FAIL {detail}");
+                exit(5);
+            }
         }
     }
 }
@@ -80,9 +127,11 @@ fn substitute(arg: &str) -> String {
     // SAFETY: getppid and getpid cannot fail and have no preconditions.
     let (ppid, pid) = unsafe { (libc::getppid(), libc::getpid()) };
     let tmpdir = std::env::var("TMPDIR").unwrap_or_default();
+    let session = std::env::var("SLUICE_SESSION").unwrap_or_default();
     arg.replace("{ppid}", &ppid.to_string())
         .replace("{pid}", &pid.to_string())
         .replace("{tmpdir}", &tmpdir)
+        .replace("{session}", &session)
 }
 
 fn run(step: &[String]) -> Step {
@@ -115,6 +164,7 @@ fn run(step: &[String]) -> Step {
         ("memfd-exec", []) => files::memfd_exec(false),
         ("memfd-exec-sealed", []) => files::memfd_exec(true),
         ("marker", words) => Ok(format!("marker {}", words.join(" "))),
+        ("meta", [path]) => files::meta(path),
 
         ("proc-read", [path]) if path.ends_with("/mem") => process::proc_mem(path),
         ("proc-read", [path]) => files::read(path),
@@ -157,6 +207,25 @@ fn run(step: &[String]) -> Step {
         ("abstract-connect", [name]) => net::abstract_connect(name),
         ("abstract-self", [name]) => net::abstract_self(name),
         ("unix-connect", [path]) => net::path_connect(path),
+
+        ("broker-read", [path]) => broker::read(path),
+        ("broker-read-as", [name, path]) => broker::read_as(Some(name), path),
+        ("broker-write", [path, text, flags @ ..]) => broker::write(path, text, flags),
+        ("broker-query", [path, access]) => broker::query(path, access),
+        ("broker-race", [link, good, bad, n]) => broker::race(link, good, bad, parse_num(n)?, link),
+        ("broker-race", [link, good, bad, n, request]) => {
+            broker::race(link, good, bad, parse_num(n)?, request)
+        }
+        ("broker-race-write", [link, good, bad, n, request, mode]) => {
+            broker::race_write(link, good, bad, parse_num(n)?, request, mode)
+        }
+        ("broker-openat", [dir, rel]) => broker::openat(dir, rel),
+        ("broker-meta", [path]) => broker::meta(path),
+        ("broker-flood", [clients, requests, path]) => {
+            broker::flood(parse_num(clients)?, parse_num(requests)?, path)
+        }
+        ("broker-garbage", [path]) => wire::garbage(path),
+        ("broker-die-mid-request", [path, n]) => wire::die_mid_request(path, parse_num(n)?),
         _ => Err(usage(&format!(
             "unknown action or wrong arguments: {}",
             step.join(" ")

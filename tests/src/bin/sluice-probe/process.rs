@@ -147,8 +147,8 @@ pub(crate) fn fork_bomb(cap: u64) -> Step {
     while (children.len() as u64) < cap {
         match spawn_sleeper() {
             Ok(pid) => children.push(pid),
-            Err(Fail::Usage(message)) | Err(Fail::Blocked(message)) => {
-                failure = Some(message);
+            Err(fail) => {
+                failure = Some(fail.into_message());
                 break;
             }
         }
@@ -304,7 +304,9 @@ pub(crate) fn fds() -> Step {
             open.push(format!("{fd}={target}"));
         }
     }
-    Ok(format!("fds {}", open.join(" ")))
+    // The broker's shared socket is inherited on purpose; say which it is.
+    let broker = std::env::var("SLUICE_BROKER_FD").unwrap_or_else(|_| "-".into());
+    Ok(format!("fds {} broker={broker}", open.join(" ")))
 }
 
 /// Moves this process into the root of its pids (v1) or unified (v2) cgroup
