@@ -204,9 +204,9 @@ pub fn recv_frame(
 fn take_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
     let mut fds = Vec::new();
     // msg was filled in by a successful recvmsg: CMSG_FIRSTHDR/CMSG_NXTHDR
-    // walk the control buffer within msg_controllen. SAFETY: each SCM_RIGHTS
-    // payload holds (cmsg_len - CMSG_LEN(0)) / 4 descriptors that the kernel
-    // just installed in this process and nobody else owns.
+    // walk the control buffer within msg_controllen, and each SCM_RIGHTS
+    // SAFETY: payload holds (cmsg_len - CMSG_LEN(0)) / 4 descriptors that
+    // the kernel just installed in this process and nobody else owns.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
