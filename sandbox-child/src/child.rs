@@ -150,6 +150,17 @@ impl Runner<'_> {
                 (libc::MS_REC | libc::MS_PRIVATE) as c_ulong,
             )
         });
+        // Everything read-only, all the way down; the writable trees are
+        // bound back read-write by the first mounts of the plan.
+        self.step(Step::Mounts, 0, || {
+            let attr = MountAttr {
+                attr_set: sys::MOUNT_ATTR_RDONLY,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            sys::mount_setattr(c"/".as_ptr(), &attr, true)
+        });
         for (i, m) in plan.mounts.iter().enumerate() {
             self.step(Step::Mounts, i as u16 + 1, || mount_one(m));
         }
@@ -214,6 +225,17 @@ fn mount_one(m: &crate::plan::PreparedMount) -> Result<(), i32> {
     sys::mount(m.source.as_ptr(), m.target.as_ptr(), std::ptr::null(), bind)?;
     let attr_set = match m.kind {
         MountKind::Pin => return Ok(()),
+        MountKind::Writable => {
+            // Only this mount: a submount the host keeps read-only is locked
+            // that way, and stays so.
+            let attr = MountAttr {
+                attr_set: 0,
+                attr_clr: sys::MOUNT_ATTR_RDONLY,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            return sys::mount_setattr(m.target.as_ptr(), &attr, false);
+        }
         MountKind::ReadOnly => sys::MOUNT_ATTR_RDONLY,
         MountKind::Deny { .. } => {
             sys::MOUNT_ATTR_RDONLY
@@ -228,5 +250,5 @@ fn mount_one(m: &crate::plan::PreparedMount) -> Result<(), i32> {
         propagation: 0,
         userns_fd: 0,
     };
-    sys::mount_setattr(m.target.as_ptr(), &attr)
+    sys::mount_setattr(m.target.as_ptr(), &attr, true)
 }

@@ -22,9 +22,14 @@ use policies::FsPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountKind {
+    /// A writable tree bound onto itself and made writable again after the
+    /// whole mount tree was made read-only (see [`writable_roots`]).
+    Writable,
     Pin,
     ReadOnly,
-    Deny { dir: bool },
+    Deny {
+        dir: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,10 +102,36 @@ pub fn plan(fs: &FsPolicy, is_dir: impl Fn(&Path) -> bool) -> Vec<MountOp> {
     normalise(ops)
 }
 
+/// The writable trees to bind back read-write once every mount of the
+/// child's namespace has been made read-only: the policy's `write` entries
+/// that are directories or regular files (device nodes are written whatever
+/// the mount says), outermost only, shallowest first.
+///
+/// Everything else is then read-only at the mount level, which is what stops
+/// `chmod`, `chown`, `utimensat` and xattr changes by path outside the
+/// writable trees: Landlock (ABI 7) has no right for them, and seccomp cannot
+/// see their path arguments.
+pub fn writable_roots(fs: &FsPolicy, bindable: impl Fn(&Path) -> bool) -> Vec<MountOp> {
+    let mut roots: Vec<&PathBuf> = fs.write.iter().filter(|p| bindable(p)).collect();
+    roots.sort_by_key(|p| (p.components().count(), p.as_path()));
+    roots.dedup();
+    let mut out: Vec<MountOp> = Vec::new();
+    for root in roots {
+        if !out.iter().any(|o| root.starts_with(&o.path)) {
+            out.push(MountOp {
+                kind: MountKind::Writable,
+                path: root.clone(),
+            });
+        }
+    }
+    out
+}
+
 /// Drops pins made redundant by a stronger mount on the same path, and orders
 /// shallowest first (ties: pins, then read-only, then deny).
 fn normalise(mut ops: Vec<MountOp>) -> Vec<MountOp> {
     let rank = |k: MountKind| match k {
+        MountKind::Writable => -1,
         MountKind::Pin => 0,
         MountKind::ReadOnly => 1,
         MountKind::Deny { .. } => 2,
@@ -199,6 +230,22 @@ mod tests {
             ..FsPolicy::default()
         };
         assert!(plan(&fs, |_| false).is_empty());
+    }
+
+    #[test]
+    fn writable_roots_are_the_outermost_bindable_write_entries() {
+        let fs = FsPolicy {
+            write: vec![p("/h/ws"), p("/dev/null"), p("/h"), p("/tmp/s"), p("/h/ws")],
+            ..FsPolicy::default()
+        };
+        let got: Vec<PathBuf> = writable_roots(&fs, |p| !p.starts_with("/dev"))
+            .into_iter()
+            .map(|o| {
+                assert_eq!(o.kind, MountKind::Writable);
+                o.path
+            })
+            .collect();
+        assert_eq!(got, [p("/h"), p("/tmp/s")]);
     }
 
     #[test]

@@ -165,7 +165,11 @@ fn prepare_mounts(
     policy: &Policy,
     placeholder_dir: &Path,
 ) -> Result<Vec<PreparedMount>, PrepareError> {
-    let ops = mounts::plan(&policy.filesystem, |p| p.is_dir());
+    // Directories and regular files only: a device node is written through
+    // whatever its mount says, and binding one would be pointless.
+    let bindable = |p: &Path| p.metadata().is_ok_and(|m| m.is_dir() || m.is_file());
+    let mut ops = mounts::writable_roots(&policy.filesystem, bindable);
+    ops.extend(mounts::plan(&policy.filesystem, |p| p.is_dir()));
     // One placeholder of each kind serves every denied path of that kind.
     let (mut file, mut dir) = (None, None);
     ops.into_iter()
@@ -178,7 +182,7 @@ fn prepare_mounts(
                         None => slot.insert(placeholder(placeholder_dir, is_dir)?).clone(),
                     }
                 }
-                MountKind::Pin | MountKind::ReadOnly => op.path.clone(),
+                MountKind::Writable | MountKind::Pin | MountKind::ReadOnly => op.path.clone(),
             };
             Ok(PreparedMount {
                 kind: op.kind,
@@ -238,7 +242,8 @@ pub fn prepare(
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
     let mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
-    let userns = !mounts.is_empty();
+    // Always: outside the writable trees every mount is made read-only.
+    let userns = true;
     // SAFETY: getuid/getgid/getpid cannot fail.
     let (uid, gid, pid) = unsafe { (libc::getuid(), libc::getgid(), libc::getpid()) };
     let caps = permitted_caps()?;
@@ -348,19 +353,15 @@ fn report_for(
             ),
         ),
     };
-    let namespaces = if mount_count > 0 {
-        layer(
-            Layer::Namespaces,
-            Status::Enforced,
-            format!("private mount namespace, {mount_count} protective mounts"),
-        )
-    } else {
-        layer(
-            Layer::Namespaces,
-            Status::NotNeeded,
-            "no deny-within-allow paths exist".into(),
-        )
-    };
+    // The namespace is always made: every mount in it is read-only but the
+    // writable trees (mount_count counts their binds and the protective mounts).
+    let namespaces = layer(
+        Layer::Namespaces,
+        Status::Enforced,
+        format!(
+            "private mount namespace, read-only outside the writable trees, {mount_count} mounts"
+        ),
+    );
     let caps_detail = if drop_bounding {
         "all sets dropped, bounding and ambient included; securebits locked".to_string()
     } else {

@@ -114,15 +114,17 @@ pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 /// Sets attributes on the mount at `path` without touching the others, so
 /// flags the kernel locked when the mount namespace was copied (nosuid,
 /// nodev, ...) are kept, which a classic `MS_REMOUNT` would have to repeat.
-pub fn mount_setattr(path: *const c_char, attr: &MountAttr) -> Result<(), i32> {
+/// `recursive`: submounts too (a read-only tree stays read-only all the way
+/// down).
+pub fn mount_setattr(path: *const c_char, attr: &MountAttr, recursive: bool) -> Result<(), i32> {
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: path is NUL-terminated; attr is a valid struct of the given size.
     check(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
             path,
-            // Submounts too: a read-only tree stays read-only all the way down.
-            AT_RECURSIVE,
+            flags,
             attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

@@ -5,8 +5,8 @@
 //! - the default policy in an empty workspace (user + mount namespace, since
 //!   the built-in policy protects `.git/hooks` and friends when present);
 //! - the same in a workspace of 10,000 files (launch cost must not grow with it);
-//! - a policy with nothing to protect inside allowed trees (Landlock +
-//!   seccomp only, no namespace).
+//! - a small policy with nothing to protect inside allowed trees (only the
+//!   read-only mount view, no protective mounts).
 //!
 //! `cargo bench -p supervisor --bench launch` (SLUICE_BENCH_ITERS to change
 //! the sample count).
@@ -109,7 +109,7 @@ fn main() {
         "[filesystem]\nread = [\"/usr\", \"/etc\", \"/dev/null\"]\nexecute = [\"/usr\"]\nwrite = [\"$WORKSPACE\", \"$TMPDIR\"]\n",
     )
     .unwrap();
-    bench("landlock+seccomp, no namespace", iters, &mut || {
+    bench("small policy, no protective mounts", iters, &mut || {
         let mut c = Command::new(sluice);
         c.arg("run")
             .arg("--policy")

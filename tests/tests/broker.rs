@@ -546,8 +546,6 @@ fn a_read_only_descriptor_from_the_broker_cannot_change_the_files_metadata() {
 }
 
 #[test]
-#[ignore = "known gap (ARCHITECTURE.md, What is not protected): Landlock ABI 7 has no \
-            right for chmod, chown, utimes or xattrs; planned: a read-only mount view"]
 fn files_the_broker_refuses_keep_their_metadata() {
     // Not the broker's doing, but what its `deny` rules are worth: the
     // sandbox must not change by name the mode, times or attributes of files
