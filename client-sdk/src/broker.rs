@@ -62,7 +62,7 @@ pub(crate) fn adopt_shared(shared: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
 /// Only an `AF_UNIX` `SOCK_SEQPACKET` socket can be the broker's.
 fn check_seqpacket(fd: BorrowedFd<'_>, what: &str) -> Result<(), Error> {
     let not_under = |why: String| Error::NotUnderSluice { why };
-    match sys::socket_domain_and_type(fd) {
+    match proto::socket::domain_and_type(fd) {
         Ok((libc::AF_UNIX, libc::SOCK_SEQPACKET)) => Ok(()),
         Ok(_) => Err(not_under(format!(
             "{what} is a socket, but not a unix seqpacket socket"

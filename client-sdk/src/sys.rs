@@ -1,7 +1,6 @@
 //! The few system calls std does not wrap. The only `unsafe` in the crate.
 
 use std::io;
-use std::mem;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Duplicates descriptor number `raw` (close-on-exec, numbered 3 or above),
@@ -19,34 +18,6 @@ pub(crate) fn dup_raw(raw: RawFd) -> io::Result<OwnedFd> {
     }
     // SAFETY: `new` was just created by fcntl and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-/// `SO_DOMAIN` and `SO_TYPE` of a socket (`ENOTSOCK` for anything else).
-pub(crate) fn socket_domain_and_type(fd: BorrowedFd<'_>) -> io::Result<(i32, i32)> {
-    Ok((
-        int_sockopt(fd, libc::SO_DOMAIN)?,
-        int_sockopt(fd, libc::SO_TYPE)?,
-    ))
-}
-
-fn int_sockopt(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `value`, which is a
-    // c_int of exactly that size, and updates `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(value)
 }
 
 /// Waits until `fd` can be written (or has an error to report).

@@ -69,6 +69,34 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// `SO_DOMAIN` and `SO_TYPE` of a socket (`ENOTSOCK` for anything else).
+pub fn domain_and_type(fd: BorrowedFd<'_>) -> io::Result<(i32, i32)> {
+    Ok((
+        int_sockopt(fd, libc::SO_DOMAIN)?,
+        int_sockopt(fd, libc::SO_TYPE)?,
+    ))
+}
+
+fn int_sockopt(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, which is a
+    // c_int of exactly that size, and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
 /// Sends `bytes` (one whole frame) as one record, with `fd` attached as
 /// `SCM_RIGHTS` when given. Never raises `SIGPIPE` (`MSG_NOSIGNAL`); a gone
 /// peer is `BrokenPipe`.

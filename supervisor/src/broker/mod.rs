@@ -24,7 +24,7 @@ mod handler;
 mod peer;
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -234,32 +234,12 @@ async fn accept_loop(
 /// A private connection must be a Unix `SOCK_SEQPACKET` socket: anything
 /// else (a file, a TCP socket, a stream) is not spoken to.
 fn check_seqpacket(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let get = |opt| -> io::Result<libc::c_int> {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: v and len are valid out-pointers of the stated size.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            Ok(v)
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    if get(libc::SO_DOMAIN)? == libc::AF_UNIX && get(libc::SO_TYPE)? == libc::SOCK_SEQPACKET {
-        Ok(())
-    } else {
-        Err(io::Error::new(
+    match proto::socket::domain_and_type(fd)? {
+        (libc::AF_UNIX, libc::SOCK_SEQPACKET) => Ok(()),
+        _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a unix seqpacket socket",
-        ))
+        )),
     }
 }
 
