@@ -17,3 +17,4 @@ mod commands;
 pub mod exit;
 mod launch;
 mod session;
+mod xdg;

@@ -8,23 +8,7 @@ use std::path::{Path, PathBuf};
 /// `$XDG_STATE_HOME/sluice/audit`, or `~/.local/state/sluice/audit` when
 /// `XDG_STATE_HOME` is unset or not absolute (as the XDG spec says).
 pub fn default_dir() -> io::Result<PathBuf> {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute());
-    let state = match state {
-        Some(s) => s,
-        None => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .filter(|h| h.is_absolute())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "neither XDG_STATE_HOME nor HOME is set: no place for the audit log",
-                )
-            })?
-            .join(".local/state"),
-    };
-    Ok(state.join("sluice").join("audit"))
+    Ok(crate::xdg::base_dir("XDG_STATE_HOME", ".local/state")?.join("sluice/audit"))
 }
 
 fn euid() -> u32 {

@@ -202,13 +202,7 @@ fn describe_exit(code: i32) -> String {
 /// `$XDG_CONFIG_HOME/sluice` or `~/.config/sluice`: approvals remembered
 /// for later sessions live there.
 fn config_dir() -> Result<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute());
-    Ok(match base {
-        Some(b) => b.join("sluice"),
-        None => home_dir()?.join(".config/sluice"),
-    })
+    Ok(crate::xdg::base_dir("XDG_CONFIG_HOME", ".config")?.join("sluice"))
 }
 
 /// Denies `paths` to the sandbox wherever the policy would let it reach
