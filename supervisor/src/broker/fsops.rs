@@ -333,6 +333,19 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::fs::{symlink, PermissionsExt};
 
+    const READ: Mode = Mode {
+        read: true,
+        write: false,
+        append: false,
+        truncate: false,
+        directory: false,
+    };
+    const WRITE: Mode = Mode {
+        read: false,
+        write: true,
+        ..READ
+    };
+
     struct Dir(PathBuf);
 
     impl Dir {
@@ -419,14 +432,7 @@ mod tests {
         let p = d.0.join("f");
         fs::write(&p, "hello").unwrap();
         let r = found(lookup(&p).unwrap());
-        let fd = reopen(
-            &r,
-            Mode {
-                read: true,
-                ..Mode::default()
-            },
-        )
-        .unwrap();
+        let fd = reopen(&r, READ).unwrap();
         // SAFETY: F_GETFL/F_GETFD read flags only.
         let (fl, fdfl) = unsafe {
             (
@@ -484,14 +490,7 @@ mod tests {
         fs::remove_file(d.0.join("link")).unwrap();
         symlink(d.0.join("denied"), d.0.join("link")).unwrap();
         // ...and still gets the file that was judged.
-        let fd = reopen(
-            &r,
-            Mode {
-                read: true,
-                ..Mode::default()
-            },
-        )
-        .unwrap();
+        let fd = reopen(&r, READ).unwrap();
         assert_eq!(read_all(fd), "allowed");
     }
 
@@ -500,14 +499,7 @@ mod tests {
         let d = Dir::new("kinds");
         fs::write(d.0.join("f"), "").unwrap();
         let dir = found(lookup(&d.0).unwrap());
-        let err = reopen(
-            &dir,
-            Mode {
-                write: true,
-                ..Mode::default()
-            },
-        )
-        .unwrap_err();
+        let err = reopen(&dir, WRITE).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EISDIR));
         let fd = reopen(
             &dir,
@@ -541,14 +533,7 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let r = found(lookup(&fifo).unwrap());
         assert_eq!(r.kind, Kind::Other);
-        let err = reopen(
-            &r,
-            Mode {
-                read: true,
-                ..Mode::default()
-            },
-        )
-        .unwrap_err();
+        let err = reopen(&r, READ).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
     }
 
@@ -561,44 +546,20 @@ mod tests {
             panic!("exists");
         };
         assert_eq!(m.real, d.0.join("real/new"));
-        let fd = create(
-            &m,
-            Mode {
-                write: true,
-                ..Mode::default()
-            },
-            0o4755,
-        )
-        .unwrap();
+        let fd = create(&m, WRITE, 0o4755).unwrap();
         drop(fd);
         let meta = fs::metadata(d.0.join("real/new")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o7000, 0, "set-id bit created");
         // A second create of the same name is EEXIST (decide again), never
         // an open of whatever appeared there.
-        let err = create(
-            &m,
-            Mode {
-                write: true,
-                ..Mode::default()
-            },
-            0o600,
-        )
-        .unwrap_err();
+        let err = create(&m, WRITE, 0o600).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
         // A dangling symlink planted at the name is not followed.
         symlink(d.0.join("elsewhere"), d.0.join("real/dangling")).unwrap();
         let Lookup::Missing(m) = lookup(&d.0.join("real/dangling")).unwrap() else {
             panic!("dangling link resolved");
         };
-        let err = create(
-            &m,
-            Mode {
-                write: true,
-                ..Mode::default()
-            },
-            0o600,
-        )
-        .unwrap_err();
+        let err = create(&m, WRITE, 0o600).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
         assert!(!d.0.join("elsewhere").exists());
     }
