@@ -139,9 +139,8 @@ pub async fn run(
 
 async fn serve_request(sock: &Sock, shared: &Shared, peer: &Peer, client: &str, req: Request) {
     let who = Requester { peer, client };
-    let mut handled = handler::handle(shared, &who, &req.body).await;
-    if let (Some(audit), Some(mut record)) = (&shared.audit, handled.audit.take()) {
-        record.request_id = req.id;
+    let mut handled = handler::handle(shared, &who, &req).await;
+    if let (Some(audit), Some(record)) = (&shared.audit, handled.audit.take()) {
         if let Err(e) = audit.append(&record) {
             // No record, no descriptor: a decision nobody can review is
             // not carried out.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use policies::{Verdict, Want};
-use proto::{Access, ErrorKind, RequestBody, ResponseBody};
+use proto::{Access, ErrorKind, Request, RequestBody, ResponseBody};
 
 use super::approve::{AnsweredBy, Question};
 use super::fsops::{self, Lookup, Mode};
@@ -118,7 +118,8 @@ impl Outcome {
 }
 
 /// Serves one request.
-pub async fn handle(shared: &Shared, who: &Requester<'_>, body: &RequestBody) -> Handled {
+pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> Handled {
+    let body = &request.body;
     let started = Instant::now();
     let (op, ask) = match body {
         RequestBody::Ping => {
@@ -176,7 +177,7 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, body: &RequestBody) ->
         exe: who.peer.exe.clone(),
         client: who.client.to_owned(),
         via: audit::Via::Sdk,
-        request_id: 0,
+        request_id: request.id,
         op,
         path_asked: PathBuf::from(OsStr::from_bytes(ask.path)),
         path_opened: outcome.opened,
