@@ -21,6 +21,8 @@ pub struct Policy {
     pub limits: Limits,
     pub env: EnvPolicy,
     pub layers: Layers,
+    /// What `sluice run` does when it is itself inside a sluice sandbox.
+    pub nested: Nested,
     /// Which file opens the broker serves, asks about or refuses (`[broker]`).
     pub broker: BrokerPolicy,
 }
@@ -153,13 +155,96 @@ impl FromStr for Layer {
 
 /// Which layers must be enforced for the launch to go ahead. Every layer is
 /// required unless the policy lists it as best effort.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layers {
     pub best_effort: BTreeSet<Layer>,
+    /// Also best effort when the sandbox is stacked inside another sluice
+    /// sandbox, whose own version of the layer still holds over the whole
+    /// process tree (its mount view, its process cgroup).
+    pub nested_best_effort: BTreeSet<Layer>,
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Layers {
+            best_effort: BTreeSet::new(),
+            nested_best_effort: Layers::DEFAULT_NESTED_BEST_EFFORT.into_iter().collect(),
+        }
+    }
 }
 
 impl Layers {
+    /// What the outer sandbox makes impossible inside it: Landlock forbids
+    /// every mount to a sandboxed process, and the session cgroup is not
+    /// writable from inside.
+    pub const DEFAULT_NESTED_BEST_EFFORT: [Layer; 2] = [Layer::Namespaces, Layer::Limits];
+
     pub fn is_required(&self, layer: Layer) -> bool {
         !self.best_effort.contains(&layer)
+    }
+
+    /// The layers as they apply to a sandbox stacked inside another one.
+    pub fn when_nested(&self) -> Layers {
+        Layers {
+            best_effort: self
+                .best_effort
+                .union(&self.nested_best_effort)
+                .copied()
+                .collect(),
+            nested_best_effort: self.nested_best_effort.clone(),
+        }
+    }
+}
+
+/// What `sluice run` does when started inside a sluice sandbox (`nested`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nested {
+    /// Apply this policy on top of the outer sandbox: Landlock and seccomp
+    /// only ever narrow, so the program gets the intersection of both.
+    Stack,
+    /// Run the command directly, relying on the outer sandbox.
+    Skip,
+    /// Like `Skip`, with a one-line notice on stderr.
+    Warn,
+    /// Refuse to start (exit 125).
+    Error,
+}
+
+impl Nested {
+    pub const ALL: [Nested; 4] = [Nested::Stack, Nested::Skip, Nested::Warn, Nested::Error];
+
+    /// `stack` on Linux, where layers stack; `skip` on macOS, where
+    /// Seatbelt cannot apply a profile inside a sandboxed process.
+    pub const PLATFORM_DEFAULT: Nested = if cfg!(target_os = "macos") {
+        Nested::Skip
+    } else {
+        Nested::Stack
+    };
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nested::Stack => "stack",
+            Nested::Skip => "skip",
+            Nested::Warn => "warn",
+            Nested::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Nested {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Nested {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Nested::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown nested mode '{s}' (expected stack, skip, warn or error)")
+            })
     }
 }

@@ -80,6 +80,11 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Parsed, PolicyError> {
         })
         .collect();
     spec.best_effort = raw.layers.best_effort.into_iter().map(|l| l.0).collect();
+    spec.nested_best_effort = raw
+        .layers
+        .nested_best_effort
+        .map(|layers| layers.into_iter().map(|l| l.0).collect());
+    spec.nested = raw.nested.map(|mode| mode.0);
     let extends = raw
         .extends
         .into_iter()

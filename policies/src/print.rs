@@ -1,9 +1,10 @@
 //! [`Policy::to_toml`]: a resolved policy written back in the policy format.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crate::model::{NetPolicy, Policy};
+use crate::model::{Layer, NetPolicy, Policy};
 use crate::resolve::GLOB_CHARS;
 use crate::size::format_size;
 use crate::spec::BrokerList;
@@ -24,18 +25,23 @@ impl Policy {
             quote(&self.name)
         ));
         out.push_str("# Paths are canonical and variables substituted: this file stands alone.\n");
+        writeln!(out, "\nnested = {}", quote(self.nested.as_str())).unwrap();
         self.write_filesystem(&mut out);
         self.write_network(&mut out);
         self.write_limits(&mut out);
         self.write_environment(&mut out);
-        let layers: Vec<_> = self
-            .layers
-            .best_effort
-            .iter()
-            .map(|l| quote(l.as_str()))
-            .collect();
+        let names = |layers: &BTreeSet<Layer>| -> String {
+            let quoted: Vec<_> = layers.iter().map(|l| quote(l.as_str())).collect();
+            quoted.join(", ")
+        };
         out.push_str("\n[layers]\n");
-        writeln!(out, "best_effort = [{}]", layers.join(", ")).unwrap();
+        writeln!(out, "best_effort = [{}]", names(&self.layers.best_effort)).unwrap();
+        writeln!(
+            out,
+            "nested_best_effort = [{}]",
+            names(&self.layers.nested_best_effort)
+        )
+        .unwrap();
         self.write_broker(&mut out);
         out
     }

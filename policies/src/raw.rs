@@ -8,13 +8,14 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Layer, Limits, NetPolicy};
+use crate::model::{Layer, Limits, Nested, NetPolicy};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
     #[serde(default)]
     pub extends: Vec<Spanned<String>>,
+    pub nested: Option<NestedMode>,
     #[serde(default)]
     pub filesystem: RawFilesystem,
     pub network: Option<RawNetwork>,
@@ -128,10 +129,14 @@ pub(crate) struct EnvName(pub String);
 pub(crate) struct RawLayers {
     #[serde(default)]
     pub best_effort: Vec<LayerName>,
+    pub nested_best_effort: Option<Vec<LayerName>>,
 }
 
 #[derive(Debug)]
 pub(crate) struct LayerName(pub Layer);
+
+#[derive(Debug)]
+pub(crate) struct NestedMode(pub Nested);
 
 impl TryFrom<NetworkFields> for RawNetwork {
     type Error = String;
@@ -224,6 +229,12 @@ impl<'de> Deserialize<'de> for EnvName {
 impl<'de> Deserialize<'de> for LayerName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         parse_string(deserializer, |name| name.parse().map(LayerName))
+    }
+}
+
+impl<'de> Deserialize<'de> for NestedMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, |mode| mode.parse().map(NestedMode))
     }
 }
 

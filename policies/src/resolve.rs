@@ -11,7 +11,7 @@ use globset::GlobBuilder;
 
 use crate::broker::resolve_broker;
 use crate::error::{Location, PolicyError};
-use crate::model::{EnvPolicy, FsPolicy, Layers, Policy};
+use crate::model::{EnvPolicy, FsPolicy, Layers, Nested, Policy};
 use crate::spec::{FsList, PathEntry, PolicySpec};
 use crate::vars::{VarError, Vars};
 
@@ -70,7 +70,12 @@ impl PolicySpec {
             env: EnvPolicy { pass, set },
             layers: Layers {
                 best_effort: self.best_effort.clone(),
+                nested_best_effort: self
+                    .nested_best_effort
+                    .clone()
+                    .unwrap_or_else(|| Layers::DEFAULT_NESTED_BEST_EFFORT.into_iter().collect()),
             },
+            nested: self.nested.unwrap_or(Nested::PLATFORM_DEFAULT),
             broker: resolve_broker(self, vars)?,
         })
     }

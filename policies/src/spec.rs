@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::broker::Verdict;
 use crate::error::Location;
-use crate::model::{Layer, Limits, NetPolicy};
+use crate::model::{Layer, Limits, Nested, NetPolicy};
 
 /// One of the lists of `[filesystem]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +145,9 @@ pub struct PolicySpec {
     pub(crate) env_pass: Vec<String>,
     pub(crate) env_set: BTreeMap<String, EnvValue>,
     pub(crate) best_effort: BTreeSet<Layer>,
+    /// `None`: no policy in the chain sets it (the default applies).
+    pub(crate) nested_best_effort: Option<BTreeSet<Layer>>,
+    pub(crate) nested: Option<Nested>,
     /// Indexed by `BrokerList as usize`.
     pub(crate) broker: [Vec<PatternEntry>; 5],
 }
@@ -160,6 +163,8 @@ impl PolicySpec {
             env_pass: Vec::new(),
             env_set: BTreeMap::new(),
             best_effort: BTreeSet::new(),
+            nested_best_effort: None,
+            nested: None,
             broker: Default::default(),
         }
     }
@@ -178,6 +183,17 @@ impl PolicySpec {
     /// Adds a tree that may be read and written.
     pub fn allow_write(&mut self, path: &str) {
         self.push_override(FsList::Write, path);
+    }
+
+    /// What happens inside another sluice sandbox: the policy's `nested`,
+    /// or the platform's default.
+    pub fn nested(&self) -> Nested {
+        self.nested.unwrap_or(Nested::PLATFORM_DEFAULT)
+    }
+
+    /// Sets what happens inside another sluice sandbox (`--nested`).
+    pub fn set_nested(&mut self, nested: Nested) {
+        self.nested = Some(nested);
     }
 
     /// Replaces the network policy.
@@ -211,7 +227,8 @@ impl PolicySpec {
 
     /// Layers `child` over `self` (the parent): lists (`[filesystem]` and
     /// `[broker]`) concatenate, parent first; `[network]` replaces as a whole; each limit and each `set`
-    /// variable overrides; best-effort layers union. The name stays `self`'s.
+    /// variable overrides; best-effort layers union; `nested` and
+    /// `nested_best_effort` replace. The name stays `self`'s.
     pub(crate) fn merge(&mut self, child: PolicySpec) {
         for (mine, theirs) in self.filesystem.iter_mut().zip(child.filesystem) {
             mine.extend(theirs);
@@ -231,5 +248,9 @@ impl PolicySpec {
         self.env_pass.extend(child.env_pass);
         self.env_set.extend(child.env_set);
         self.best_effort.extend(child.best_effort);
+        if child.nested_best_effort.is_some() {
+            self.nested_best_effort = child.nested_best_effort;
+        }
+        self.nested = child.nested.or(self.nested);
     }
 }

@@ -39,10 +39,8 @@ pub unsafe fn exec_child(plan: &Prepared) -> ! {
     if let Some(fd) = &plan.cgroup_procs {
         run.step(Step::Cgroup, 0, || sys::write_all(fd.as_raw_fd(), b"0"));
     }
-    if plan.id_maps.is_some() {
-        run.namespaces();
-    }
-    run.drop_capabilities();
+    let in_new_userns = plan.id_maps.is_some() && run.namespaces();
+    run.drop_capabilities(in_new_userns);
     run.step(Step::NoNewPrivs, 0, || {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
     });
@@ -118,7 +116,9 @@ impl Runner<'_> {
         });
     }
 
-    fn namespaces(&mut self) {
+    /// Returns whether the user namespace was entered (the process then
+    /// holds every capability in it, to be dropped).
+    fn namespaces(&mut self) -> bool {
         let plan = self.plan;
         let maps = plan.id_maps.as_ref().expect("checked by the caller");
         // SAFETY: unshare takes flags only; the process is single-threaded.
@@ -127,7 +127,7 @@ impl Runner<'_> {
                 .map(drop)
         });
         if !ok {
-            return;
+            return false;
         }
         let ok = self.step(Step::IdMaps, 0, || {
             // The supervisor is non-dumpable and we inherited that; it makes
@@ -139,7 +139,7 @@ impl Runner<'_> {
             sys::write_file(b"/proc/self/gid_map\0", &maps.gid_map)
         });
         if !ok {
-            return;
+            return true;
         }
         self.step(Step::Mounts, 0, || {
             // Nothing mounted here may propagate back to the host.
@@ -169,11 +169,17 @@ impl Runner<'_> {
         self.step(Step::Chdir, 0, || {
             sys::check(unsafe { libc::chdir(plan.cwd.as_ptr()) } as _).map(drop)
         });
+        true
     }
 
-    fn drop_capabilities(&mut self) {
+    /// `in_new_userns`: the namespace step entered a new user namespace.
+    /// Without it (inside another sandbox that forbids namespaces) only
+    /// capabilities actually held need dropping: securebits and the
+    /// bounding set cannot be changed without CAP_SETPCAP, and the outer
+    /// sandbox already locked and emptied them.
+    fn drop_capabilities(&mut self, in_new_userns: bool) {
         let plan = self.plan;
-        if plan.drop_bounding {
+        if plan.drop_bounding && (in_new_userns || plan.caps_held) {
             // Root keeps no special powers across exec, and cannot undo this.
             let bits = SECBIT_NOROOT
                 | SECBIT_NOROOT_LOCKED

@@ -51,6 +51,8 @@ mod child;
 mod landlock_rules;
 pub mod mounts;
 #[cfg(target_os = "linux")]
+pub mod nesting;
+#[cfg(target_os = "linux")]
 mod plan;
 pub mod report;
 #[cfg(target_os = "linux")]

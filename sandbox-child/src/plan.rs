@@ -92,6 +92,8 @@ pub struct Prepared {
     /// Whether capabilities are held that must be dropped (bounding set and
     /// securebits need CAP_SETPCAP).
     pub(crate) drop_bounding: bool,
+    /// Capabilities are held before any namespace is entered.
+    pub(crate) caps_held: bool,
     pub(crate) rlimits: Vec<(libc::c_int, u64)>,
     pub(crate) landlock: Option<OwnedFd>,
     pub(crate) seccomp: seccomp::Program,
@@ -304,6 +306,7 @@ pub fn prepare(
         mounts,
         cap_last,
         drop_bounding,
+        caps_held: caps != 0,
         rlimits: rlimits(policy),
         landlock,
         seccomp,

@@ -10,7 +10,7 @@
 use std::os::fd::RawFd;
 
 use sandbox_child::seccomp::{
-    install, install_with_listener, Action, FilterSpec, NetSyscalls, Program, SyscallRule,
+    self, install, install_with_listener, Action, FilterSpec, NetSyscalls, Program, SyscallRule,
     SyscallRules, SECCOMP_FILTER_FLAG_NEW_LISTENER,
 };
 
@@ -62,6 +62,12 @@ const PROBES: &[Probe] = &[
         call: |_| check(raw_prctl(libc::PR_GET_SECCOMP, 0)),
         filtered: Expect::Returns(libc::SECCOMP_MODE_FILTER as libc::c_long),
         unfiltered: Expect::Returns(0),
+    },
+    Probe {
+        name: "prctl(NESTING_MARKER_OPTION)",
+        call: |_| check(raw_prctl(seccomp::NESTING_MARKER_OPTION as libc::c_int, 0)),
+        filtered: Expect::Fails(seccomp::NESTING_MARKER_ERRNO as i32),
+        unfiltered: Expect::Fails(libc::EINVAL),
     },
     Probe {
         name: "memfd_create(\"x\", MFD_CLOEXEC)",

@@ -53,6 +53,11 @@ pub struct RunArgs {
     /// asked.
     #[arg(long, value_enum, default_value = "deny", value_name = "deny|allow")]
     pub approve: Approve,
+    /// Inside another sluice sandbox: apply this one on top (stack), run the
+    /// command directly (skip; warn also says so), or refuse (error).
+    /// Default: the policy's `nested`, else stack.
+    #[arg(long, value_name = "stack|skip|warn|error")]
+    pub nested: Option<policies::Nested>,
     /// Where the audit record goes (default $XDG_STATE_HOME/sluice/audit).
     #[arg(long, value_name = "DIR")]
     pub audit_dir: Option<PathBuf>,

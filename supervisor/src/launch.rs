@@ -166,6 +166,8 @@ pub struct Launch {
     pub verbose: bool,
     /// For the report's first line.
     pub banner: String,
+    /// Stacked inside another sluice sandbox (which explains some failures).
+    pub nested: bool,
 }
 
 /// A child that passed every required step and exec'd the program.
@@ -203,7 +205,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     };
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
-    refuse_if_blocked(&report)?;
+    refuse_if_blocked(&report, launch.nested)?;
     if launch.verbose {
         eprintln!("sluice: {}", launch.banner);
         for line in report.to_string().lines() {
@@ -236,6 +238,11 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
             return Err(exit::with_code(code, what));
         }
         // A best-effort layer failed in the child: say so whatever -v says.
+        let what = if launch.nested {
+            format!("{what} (the enclosing sluice sandbox forbids it; its own layer still applies)")
+        } else {
+            what
+        };
         eprintln!("sluice: warning: {what}");
         if let Some(layer) = rec.step.layer() {
             report.degrade(layer, what);
@@ -248,7 +255,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     })
 }
 
-fn refuse_if_blocked(report: &EnforcementReport) -> Result<()> {
+fn refuse_if_blocked(report: &EnforcementReport, nested: bool) -> Result<()> {
     let blocked: Vec<String> = report
         .blocking()
         .map(|l| format!("{}: {} ({})", l.layer, l.status.as_str(), l.detail))
@@ -256,11 +263,16 @@ fn refuse_if_blocked(report: &EnforcementReport) -> Result<()> {
     if blocked.is_empty() {
         return Ok(());
     }
+    let hint = if nested {
+        "inside another sluice sandbox: list the layer under [layers] nested_best_effort, \
+         or set nested = \"skip\""
+    } else {
+        "list a layer under [layers] best_effort to run without it"
+    };
     Err(exit::with_code(
         exit::ERROR,
         format!(
-            "refusing to launch: the policy requires layers this system cannot enforce:\n  {}\n\
-             (list a layer under [layers] best_effort to run without it)",
+            "refusing to launch: the policy requires layers this system cannot enforce:\n  {}\n({hint})",
             blocked.join("\n  ")
         ),
     ))

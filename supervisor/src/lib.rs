@@ -16,5 +16,6 @@ pub mod cli;
 mod commands;
 pub mod exit;
 mod launch;
+mod nesting;
 mod session;
 mod xdg;

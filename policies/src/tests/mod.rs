@@ -5,6 +5,7 @@ mod builtins;
 mod decide;
 mod errors;
 mod extends;
+mod nested;
 mod resolve;
 
 use std::fs;

@@ -106,6 +106,7 @@ pub fn deny_spec(rules: &SyscallRules) -> FilterSpec {
     let mut table: Vec<SyscallRule> = outright.map(|sys| sys.rule(Check::Always(EPERM))).collect();
     table.push(sys!(SYS_memfd_create).rule(memfd_check()));
     table.push(sys!(SYS_ioctl).rule(ioctl_check()));
+    table.push(sys!(SYS_prctl).rule(nesting_marker()));
     table.extend(socket_rules(&rules.net));
     if rules.deny_user_namespaces {
         table.extend(user_namespace_rules());
@@ -131,6 +132,28 @@ fn memfd_check() -> Check {
 fn ioctl_check() -> Check {
     let requests = vec![libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
     deny_if(ArgCheck::low(1, Test::OneOf(requests)))
+}
+
+/// The syscall carrying the nesting marker: it refuses nothing.
+pub(super) const MARKER_SYSCALL: &str = "prctl";
+
+/// `prctl(NESTING_MARKER_OPTION)` fails with `NESTING_MARKER_ERRNO`
+/// instead of the kernel's EINVAL: how a `sluice run` started inside the
+/// sandbox knows it is nested, whatever its environment says. Filters
+/// cannot be removed, so the program cannot hide the marker; a process
+/// outside sluice could fake it only with a filter of its own, which buys it
+/// nothing (see `crate::nesting`).
+fn nesting_marker() -> Check {
+    Check::Args {
+        clauses: vec![Clause {
+            all_of: vec![ArgCheck::low(
+                0,
+                Test::OneOf(vec![super::NESTING_MARKER_OPTION]),
+            )],
+            action: Action::Errno(super::NESTING_MARKER_ERRNO),
+        }],
+        otherwise: Action::Allow,
+    }
 }
 
 /// The socket family rules for `net`; none at all for `NetSyscalls::All`.

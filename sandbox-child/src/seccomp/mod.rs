@@ -59,6 +59,13 @@ pub const SECCOMP_FILTER_FLAG_SPEC_ALLOW: libc::c_ulong = libc::SECCOMP_FILTER_F
 pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
 pub const SECCOMP_FILTER_FLAG_TSYNC_ESRCH: libc::c_ulong = libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
 
+/// The `prctl` option the deny filter answers with [`NESTING_MARKER_ERRNO`]
+/// ("SLUC"; no real option is near it, and the kernel answers EINVAL to
+/// unknown ones). See [`crate::nesting`].
+pub const NESTING_MARKER_OPTION: u32 = 0x534c_5543;
+/// The errno of the nesting marker.
+pub const NESTING_MARKER_ERRNO: u16 = libc::ENOTRECOVERABLE as u16;
+
 /// Which syscalls the deny filter refuses, beyond the fixed list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyscallRules {
@@ -130,7 +137,7 @@ pub fn denied_syscall_names(rules: &SyscallRules) -> Vec<&'static str> {
     filter::deny_spec(rules)
         .rules
         .iter()
-        .filter(|rule| rule.check.can_refuse())
+        .filter(|rule| rule.check.can_refuse() && rule.name != filter::MARKER_SYSCALL)
         .map(|rule| rule.name)
         .collect()
 }

@@ -148,10 +148,11 @@ fn denied_names_cover_every_refusing_rule() {
         let names = denied_syscall_names(&rules);
         let spec = filter::deny_spec(&rules);
         assert_eq!(
-            names.len(),
+            names.len() + 1,
             spec.rules.len(),
-            "every rule in the table refuses something"
+            "every rule in the table but the nesting marker refuses something"
         );
+        assert!(!names.contains(&"prctl"), "the marker refuses nothing");
         for must in ["ptrace", "mount", "memfd_create", "ioctl"] {
             assert!(names.contains(&must), "{must}");
         }
@@ -237,6 +238,29 @@ fn x32_abi_is_killed_on_x86_64() {
         ..Syscall::native(0, &[])
     };
     assert_eq!(interp::run(prog.instructions(), negative), expected);
+}
+
+#[test]
+fn prctl_answers_the_nesting_marker_and_nothing_else() {
+    let marker = u64::from(super::NESTING_MARKER_OPTION);
+    for rules in every_rule_combination() {
+        let prog = Program::deny_filter(&rules);
+        let errno = libc::SECCOMP_RET_ERRNO | u32::from(super::NESTING_MARKER_ERRNO);
+        assert_eq!(eval(&prog, libc::SYS_prctl, &[marker]), errno);
+        assert_eq!(
+            eval(&prog, libc::SYS_prctl, &[marker | HIGH_GARBAGE]),
+            errno
+        );
+        for option in [
+            libc::PR_SET_NO_NEW_PRIVS,
+            libc::PR_GET_SECCOMP,
+            libc::PR_SET_PDEATHSIG,
+        ] {
+            let option = option as u64;
+            assert_eq!(eval(&prog, libc::SYS_prctl, &[option]), ALLOW);
+            assert_eq!(eval(&prog, libc::SYS_prctl, &[marker + 1]), ALLOW);
+        }
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::broker::{Approvals, Broker, Shared};
 use crate::cgroup::SessionCgroup;
 use crate::cli::{Approve, RunArgs};
 use crate::launch::{self, Launch, SessionDir};
-use crate::session;
+use crate::{nesting, session};
 
 /// The resolved inputs of one session.
 struct Session {
@@ -22,6 +22,8 @@ struct Session {
     dir: SessionDir,
     policy: Policy,
     workspace: PathBuf,
+    /// The enclosing sluice sandbox, when stacking inside one.
+    outer: Option<nesting::Outer>,
 }
 
 fn home_dir() -> Result<PathBuf> {
@@ -54,6 +56,14 @@ fn open_session(args: &RunArgs) -> Result<Session> {
             .map_err(|e| anyhow::anyhow!("--net '{net}': {e}"))?;
         spec.set_network(net);
     }
+    if let Some(mode) = args.nested {
+        spec.set_nested(mode);
+    }
+    // Before anything is created: skip and warn execute the command here.
+    let outer = match nesting::decide(spec.nested(), &args.command)? {
+        nesting::Decision::Launch => None,
+        nesting::Decision::Stack(outer) => Some(outer),
+    };
     let workspace = workspace(args.workspace.clone())?;
     let id = launch::new_session_id()?;
     let dir = SessionDir::create(&id)?;
@@ -62,22 +72,30 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         workspace: workspace.clone(),
         tmpdir: dir.tmp(),
     };
-    let policy = spec.resolve(&vars)?;
+    let mut policy = spec.resolve(&vars)?;
+    if outer.is_some() {
+        policy.layers = policy.layers.when_nested();
+    }
     Ok(Session {
         id,
         dir,
         policy,
         workspace,
+        outer,
     })
 }
 
 pub fn run(args: RunArgs) -> Result<i32> {
     let mut s = open_session(&args)?;
-    let audit_dir = match &args.audit_dir {
-        Some(dir) => dir.clone(),
-        None => AuditLog::default_dir()?,
+    let (audit_dir, config_dir) = match &s.outer {
+        // Stacked: the outer sandbox lets sluice write nowhere else.
+        Some(_) => {
+            let state = nesting::state_dir();
+            (state.join("audit"), state.join("config"))
+        }
+        None => (AuditLog::default_dir()?, config_dir()?),
     };
-    let config_dir = config_dir()?;
+    let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
     // sluice's own state exists before the program starts, so it can be
     // denied to it, and is never writable from inside whatever the policy says.
     for dir in [&audit_dir, &config_dir] {
@@ -138,7 +156,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
             cgroup,
             inherit: vec![broker_theirs],
             verbose: args.verbose,
-            banner: format!("session {} with policy '{}'", s.id, s.policy.name),
+            banner: banner(&s),
+            nested: s.outer.is_some(),
         },
     )?;
     let start = StartRecord {
@@ -189,6 +208,14 @@ pub fn run(args: RunArgs) -> Result<i32> {
     drop(spawned.cgroup);
     drop(s.dir);
     code
+}
+
+fn banner(s: &Session) -> String {
+    let mut banner = format!("session {} with policy '{}'", s.id, s.policy.name);
+    if let Some(outer) = &s.outer {
+        banner.push_str(&format!(", stacked inside {}", outer.describe()));
+    }
+    banner
 }
 
 fn describe_exit(code: i32) -> String {
