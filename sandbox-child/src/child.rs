@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::raw::c_ulong;
 
 use crate::mounts::MountKind;
-use crate::plan::Prepared;
+use crate::plan::{Prepared, RootEntry};
 use crate::report::{Step, StepRecord};
 use crate::seccomp;
 use crate::sys::{self, MountAttr};
@@ -164,12 +164,50 @@ impl Runner<'_> {
         for (i, m) in plan.mounts.iter().enumerate() {
             self.step(Step::Mounts, i as u16 + 1, || mount_one(m));
         }
+        self.build_root();
         // The old working directory may sit beneath a path just covered.
         // SAFETY: cwd is NUL-terminated.
         self.step(Step::Chdir, 0, || {
             sys::check(unsafe { libc::chdir(plan.cwd.as_ptr()) } as _).map(drop)
         });
         true
+    }
+
+    /// Fills a tmpfs with the policy's trees and makes it the root
+    /// ([`crate::root`]). Every step is fatal to the root: a half-built one
+    /// is never entered.
+    fn build_root(&mut self) {
+        let root = &self.plan.root;
+        let ok = self.step(Step::Root, 0, || {
+            sys::mount(
+                c"tmpfs".as_ptr(),
+                root.dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong,
+            )
+        });
+        if !ok {
+            return;
+        }
+        let mut sealed = false;
+        for (i, entry) in root.entries.iter().enumerate() {
+            let index = i as u16 + 1;
+            if !sealed && matches!(entry, RootEntry::Bind { .. }) {
+                // The skeleton itself is read-only; the binds bring their
+                // own mounts (and flags).
+                if !self.step(Step::Root, index, || seal(&root.dir)) {
+                    return;
+                }
+                sealed = true;
+            }
+            if !self.step(Step::Root, index, || make_entry(entry)) {
+                return;
+            }
+        }
+        if !sealed && !self.step(Step::Root, 0, || seal(&root.dir)) {
+            return;
+        }
+        self.step(Step::Root, 0, || pivot_into(&root.dir));
     }
 
     /// `in_new_userns`: the namespace step entered a new user namespace.
@@ -216,6 +254,56 @@ impl Runner<'_> {
         });
         self.step(Step::Capset, 0, sys::capset_clear);
     }
+}
+
+fn seal(dir: &std::ffi::CStr) -> Result<(), i32> {
+    let attr = MountAttr {
+        attr_set: sys::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    sys::mount_setattr(dir.as_ptr(), &attr, false)
+}
+
+fn make_entry(entry: &RootEntry) -> Result<(), i32> {
+    match entry {
+        // SAFETY: path is NUL-terminated, prepared before fork.
+        RootEntry::Dir(path) => {
+            sys::check(unsafe { libc::mkdir(path.as_ptr(), 0o755) } as _).map(drop)
+        }
+        RootEntry::File(path) => {
+            let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC;
+            // SAFETY: path is NUL-terminated; the descriptor is closed at once.
+            let fd = sys::check(unsafe { libc::open(path.as_ptr(), flags, 0o644) } as _)?;
+            // SAFETY: closing the descriptor just opened.
+            unsafe { libc::close(fd as libc::c_int) };
+            Ok(())
+        }
+        RootEntry::Symlink { target, link } => {
+            // SAFETY: both strings are NUL-terminated, prepared before fork.
+            sys::check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) } as _).map(drop)
+        }
+        RootEntry::Bind { source, target } => {
+            let flags = (libc::MS_BIND | libc::MS_REC) as c_ulong;
+            sys::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), flags)
+        }
+    }
+}
+
+/// `pivot_root(".", ".")` from inside the new root, then detach the old
+/// root that now sits on top of it: the host's tree is gone from this
+/// namespace.
+fn pivot_into(dir: &std::ffi::CStr) -> Result<(), i32> {
+    // SAFETY: dir is NUL-terminated, prepared before fork.
+    sys::check(unsafe { libc::chdir(dir.as_ptr()) } as _)?;
+    let dot = c".".as_ptr();
+    // SAFETY: both arguments are the NUL-terminated string ".".
+    sys::check(unsafe { libc::syscall(libc::SYS_pivot_root, dot, dot) })?;
+    // SAFETY: "." is NUL-terminated.
+    sys::check(unsafe { libc::umount2(dot, libc::MNT_DETACH) } as _)?;
+    // SAFETY: "/" is NUL-terminated.
+    sys::check(unsafe { libc::chdir(c"/".as_ptr()) } as _).map(drop)
 }
 
 const SECBIT_NOROOT: c_ulong = 1 << 0;

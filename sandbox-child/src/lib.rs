@@ -9,8 +9,8 @@
 //! 1. keep the handed-over descriptors, close every other inherited one;
 //! 2. parent-death signal; reset signal dispositions and mask;
 //! 3. join the session cgroup (process limit);
-//! 4. if deny-within-allow needs it: a private user + mount namespace and the
-//!    protective mounts ([`mounts`]);
+//! 4. a private user + mount namespace, the protective mounts ([`mounts`])
+//!    and a root holding only the policy's trees ([`root`]);
 //! 5. drop every capability (securebits, bounding, ambient, effective, permitted,
 //!    inheritable);
 //! 6. no_new_privs; 7. resource limits; 8. Landlock; 9. seccomp; 10. exec.
@@ -40,10 +40,11 @@
 //! after renames (mount points cannot be renamed or removed), TCP ports, abstract
 //! unix sockets and signals out of the sandbox (Landlock scopes), the system calls
 //! the seccomp filter denies, privilege gain through setuid or file capabilities.
-//! Not protected: connecting to *named* unix sockets anywhere the program can
-//! name (Landlock ABI 7 has no right for that, and does not restrict path walks;
-//! see ARCHITECTURE.md: a real escape route until the policy-built root lands),
-//! hard links to denied files made before launch, and anything the policy allows.
+//! Named unix sockets outside the allowed trees are out of reach because the
+//! child's root is built from the policy ([`root`]): they do not exist there.
+//! Not protected: connecting to a socket file *inside* a tree the policy lets
+//! the program read (Landlock ABI 7 has no right for connect), hard links to
+//! denied files made before launch, and anything the policy allows.
 
 #[cfg(target_os = "linux")]
 mod child;
@@ -55,6 +56,7 @@ pub mod nesting;
 #[cfg(target_os = "linux")]
 mod plan;
 pub mod report;
+pub mod root;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
 #[cfg(target_os = "linux")]

@@ -17,6 +17,7 @@ use policies::{Layer, NetPolicy, Policy};
 use crate::landlock_rules;
 use crate::mounts::{self, MountKind};
 use crate::report::{EnforcementReport, LayerReport, Status};
+use crate::root;
 use crate::seccomp::{self, NetSyscalls, SyscallRules};
 
 /// What the supervisor decided about this launch, beyond the policy.
@@ -67,6 +68,21 @@ pub(crate) struct PreparedMount {
     pub source: CString,
 }
 
+/// One step of building the policy's root ([`crate::root`]), with its
+/// paths already under the new root.
+pub(crate) enum RootEntry {
+    Dir(CString),
+    File(CString),
+    Symlink { target: CString, link: CString },
+    Bind { source: CString, target: CString },
+}
+
+/// The new root: a tmpfs mounted on `dir`, filled by `entries`.
+pub(crate) struct PreparedRoot {
+    pub dir: CString,
+    pub entries: Vec<RootEntry>,
+}
+
 pub(crate) struct IdMaps {
     pub uid_map: Vec<u8>,
     pub gid_map: Vec<u8>,
@@ -88,6 +104,7 @@ pub struct Prepared {
     pub(crate) cgroup_procs: Option<OwnedFd>,
     pub(crate) id_maps: Option<IdMaps>,
     pub(crate) mounts: Vec<PreparedMount>,
+    pub(crate) root: PreparedRoot,
     pub(crate) cap_last: u32,
     /// Whether capabilities are held that must be dropped (bounding set and
     /// securebits need CAP_SETPCAP).
@@ -195,6 +212,63 @@ fn prepare_mounts(
         .collect()
 }
 
+/// The skeleton of the child's root, under `placeholder_dir/root` (made
+/// here, empty; the child mounts a tmpfs on it).
+fn prepare_root(
+    policy: &Policy,
+    placeholder_dir: &Path,
+    cwd: &Path,
+) -> Result<PreparedRoot, PrepareError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = placeholder_dir.join("root");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })
+        .map_err(|source| PrepareError::Placeholder {
+            path: dir.clone(),
+            source,
+        })?;
+    let kind = |p: &Path| {
+        p.metadata().ok().map(|m| {
+            if m.is_dir() {
+                root::Kind::Dir
+            } else {
+                root::Kind::File
+            }
+        })
+    };
+    let links = root::host_top_symlinks();
+    let under = |p: &Path| -> Result<CString, PrepareError> {
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        cstring(dir.join(rel).as_os_str())
+    };
+    let entries = root::skeleton(&policy.filesystem, cwd, &links, kind)
+        .into_iter()
+        .map(|entry| {
+            Ok(match entry {
+                root::Entry::Dir(p) => RootEntry::Dir(under(&p)?),
+                root::Entry::File(p) => RootEntry::File(under(&p)?),
+                root::Entry::Symlink { path, target } => RootEntry::Symlink {
+                    target: cstring(target.as_os_str())?,
+                    link: under(&path)?,
+                },
+                root::Entry::Bind { path, .. } => RootEntry::Bind {
+                    source: cstring(path.as_os_str())?,
+                    target: under(&path)?,
+                },
+            })
+        })
+        .collect::<Result<_, PrepareError>>()?;
+    Ok(PreparedRoot {
+        dir: cstring(dir.as_os_str())?,
+        entries,
+    })
+}
+
 fn rlimits(policy: &Policy) -> Vec<(libc::c_int, u64)> {
     let l = &policy.limits;
     [
@@ -244,6 +318,7 @@ pub fn prepare(
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
     let mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
+    let root = prepare_root(policy, &ctx.placeholder_dir, &ctx.cwd)?;
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
     // SAFETY: getuid/getgid/getpid cannot fail.
@@ -285,7 +360,13 @@ pub fn prepare(
     // Bounding set and securebits need CAP_SETPCAP, which root and the user
     // namespace give; without any capability there is nothing to drop.
     let drop_bounding = userns || uid == 0 || caps != 0;
-    let report = report_for(policy, abi, &ctx, mounts.len(), &rules, uid, drop_bounding);
+    let trees = root
+        .entries
+        .iter()
+        .filter(|e| matches!(e, RootEntry::Bind { .. }))
+        .count();
+    let mount_count = (mounts.len(), trees);
+    let report = report_for(policy, abi, &ctx, mount_count, &rules, uid, drop_bounding);
     let fatal = Layer::ALL.map(|l| policy.layers.is_required(l));
     let prepared = Prepared {
         program: cstring(ctx.program.as_os_str())?,
@@ -304,6 +385,7 @@ pub fn prepare(
             gid_map: format!("{gid} {gid} 1\n").into_bytes(),
         }),
         mounts,
+        root,
         cap_last,
         drop_bounding,
         caps_held: caps != 0,
@@ -319,7 +401,7 @@ fn report_for(
     policy: &Policy,
     abi: i32,
     ctx: &LaunchContext,
-    mount_count: usize,
+    (mount_count, trees): (usize, usize),
     rules: &SyscallRules,
     uid: libc::uid_t,
     drop_bounding: bool,
@@ -362,7 +444,8 @@ fn report_for(
         Layer::Namespaces,
         Status::Enforced,
         format!(
-            "private mount namespace, read-only outside the writable trees, {mount_count} mounts"
+            "private mount namespace, read-only outside the writable trees, {mount_count} mounts; \
+             a root of the policy's {trees} trees"
         ),
     );
     let caps_detail = if drop_bounding {

@@ -154,10 +154,11 @@ pub enum Step {
     Seccomp,
     Signals,
     Exec,
+    Root,
 }
 
 impl Step {
-    const ALL: [Step; 17] = [
+    const ALL: [Step; 18] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -175,6 +176,7 @@ impl Step {
         Step::Seccomp,
         Step::Signals,
         Step::Exec,
+        Step::Root,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -185,7 +187,7 @@ impl Step {
     pub fn layer(self) -> Option<Layer> {
         match self {
             Step::Cgroup | Step::Rlimit => Some(Layer::Limits),
-            Step::UserNamespace | Step::IdMaps | Step::Mounts | Step::Chdir => {
+            Step::UserNamespace | Step::IdMaps | Step::Mounts | Step::Root | Step::Chdir => {
                 Some(Layer::Namespaces)
             }
             Step::SecureBits | Step::BoundingSet | Step::Ambient | Step::Capset => {
@@ -206,6 +208,7 @@ impl Step {
             Step::UserNamespace => "creating the user and mount namespaces",
             Step::IdMaps => "writing the user namespace id maps",
             Step::Mounts => "mounting deny-within-allow protections",
+            Step::Root => "building the root from the policy's trees",
             Step::Chdir => "entering the working directory",
             Step::SecureBits => "locking the securebits",
             Step::BoundingSet => "dropping the capability bounding set",

@@ -487,3 +487,35 @@ fn executing_outside_the_policy_is_blocked() {
     fx.sluice(&[], &["exec", &home_bin, "marker", "ran"])
         .assert_blocked();
 }
+
+/// The sandbox's root is built from the policy: outside the allowed trees
+/// nothing exists, not even to `lstat` (so nothing there can be named,
+/// connected to or probed for). The way to an allowed tree and the host's
+/// top-level symlinks (`/bin -> usr/bin`) are there.
+#[test]
+fn outside_the_allowed_trees_nothing_exists() {
+    let fx = Fixture::new(PROBE);
+    let hidden = [
+        fx.outside("secret.txt"),
+        fx.outside(""),
+        fx.home("notes.txt"),
+        fx.home(".ssh"),
+        "/var".to_owned(),
+        "/boot".to_owned(),
+    ];
+    for path in &hidden {
+        if Path::new(path).exists() {
+            fx.direct(&["exists", path]).assert_ok();
+            fx.sluice(&[], &["exists", path]).assert_not_found();
+        }
+    }
+    assert!(Path::new("/var").exists(), "the host has /var");
+    for path in [
+        fx.ws("README.md"),
+        "/usr/bin".to_owned(),
+        "/bin/sh".to_owned(),
+        fx.root().display().to_string(),
+    ] {
+        fx.sluice(&[], &["exists", &path]).assert_ok();
+    }
+}

@@ -240,12 +240,10 @@ fn abstract_unix_socket_outside_is_blocked() {
     assert_eq!(drain_unix(&listener), 0, "a connection got through");
 }
 
-/// KNOWN GAP, not yet fixed: Landlock ABI 7 has no right for connecting to a
-/// socket file, so a socket anywhere the program can name is reachable. The
-/// planned fix builds the child's root from the policy (ARCHITECTURE.md).
-/// Run with `cargo test -- --ignored`.
+/// Landlock ABI 7 has no right for connecting to a socket file; what stops
+/// these connects is the policy-built root: outside the allowed trees the
+/// socket files do not exist in the sandbox (`sandbox-child/src/root.rs`).
 #[test]
-#[ignore = "known gap: named unix sockets outside the policy are connectable (ARCHITECTURE.md)"]
 fn unix_socket_files_outside_the_policy_are_blocked() {
     let fx = Fixture::new(PROBE);
     let inside_path = fx.ws("ok.sock");

@@ -72,18 +72,25 @@ fn stack_applies_the_inner_policy_on_top_of_the_outer_one() {
     )
     .assert_blocked();
     assert!(!Path::new(&fx.ws("inner.txt")).exists());
-    // ...and cannot widen: the outer still refuses what the inner allows.
-    let outside = fx.outside("");
+    // ...and cannot widen: an inner policy without the outer's deny of
+    // `.env` still cannot read it.
+    fs::write(fx.ws("wide.toml"), WIDE).unwrap();
+    let wide = fx.ws("wide.toml");
+    fx.sluice(&["--policy", &wide], &["read", &fx.ws(".env")])
+        .assert_ok();
     nested(
         &fx,
         &[],
         false,
-        &["--nested", "stack", "--allow-read", &outside],
-        &["read", &fx.outside("secret.txt")],
+        &["--nested", "stack", "--policy", &wide],
+        &["read", &fx.ws(".env")],
     )
-    .assert_blocked()
-    .assert_no_secret();
+    .assert_blocked();
 }
+
+/// Only the workspace (readable, executable for the probe) and /usr, with
+/// no deny rule.
+const WIDE: &str = "[filesystem]\nexecute = [\"$WORKSPACE\", \"/usr\"]\n";
 
 #[test]
 fn stack_is_the_default_on_linux_and_says_what_it_could_not_apply() {
@@ -166,17 +173,16 @@ fn skip_leaves_the_outer_broker_in_reach() {
         out.code() == 0 && out.stdout.contains(OUTSIDE_SECRET.trim()),
         "{out}"
     );
-    // Control: stacked, the request goes to the inner broker, whose own
-    // `--approve` default is deny.
-    nested(
+    // Control: stacked, the request goes to the inner broker, which runs
+    // inside the outer sandbox: the file does not exist in its view.
+    let out = nested(
         &fx,
         &["--approve", "allow"],
         false,
         &["--nested", "stack"],
         &["broker-read", &fx.outside("secret.txt")],
-    )
-    .assert_blocked()
-    .assert_no_secret();
+    );
+    out.assert_not_found().assert_no_secret();
 }
 
 #[test]

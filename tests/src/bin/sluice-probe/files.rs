@@ -32,6 +32,18 @@ pub(crate) fn write(path: &str, append: bool) -> Step {
     Ok(format!("{what} {path}"))
 }
 
+/// `exists PATH`: lstat, no access needed beyond walking the path. OK if
+/// the path exists, NOTFOUND if not, BLOCKED for any other refusal.
+pub(crate) fn exists(path: &str) -> Step {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(format!("{path} exists ({:?})", meta.file_type())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(crate::Fail::NotFound(format!("lstat {path}: {e}")))
+        }
+        Err(e) => Err(blocked(&format!("lstat {path}"), &e)),
+    }
+}
+
 pub(crate) fn ls(dir: &str) -> Step {
     let entries = fs::read_dir(dir).map_err(|e| blocked(&format!("opendir {dir}"), &e))?;
     let mut names = Vec::new();

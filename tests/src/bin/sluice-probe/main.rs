@@ -145,6 +145,7 @@ fn run(step: &[String]) -> Step {
         ("append", [path]) => files::write(path, true),
         ("mkdir", [path]) => files::mkdir(path),
         ("ls", [dir]) => files::ls(dir),
+        ("exists", [path]) => files::exists(path),
         ("rename", [from, to]) => files::rename(from, to),
         ("unlink", [path]) => files::unlink(path),
         ("rmdir", [path]) => files::rmdir(path),
