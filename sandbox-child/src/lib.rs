@@ -53,6 +53,7 @@ pub mod mounts;
 #[cfg(target_os = "linux")]
 mod plan;
 pub mod report;
+pub mod seatbelt;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
 #[cfg(target_os = "linux")]

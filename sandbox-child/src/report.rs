@@ -154,10 +154,13 @@ pub enum Step {
     Seccomp,
     Signals,
     Exec,
+    /// macOS: `sandbox_init` on the Seatbelt profile. Its record's `index`
+    /// is the length of the error message that follows it on the pipe.
+    Seatbelt,
 }
 
 impl Step {
-    const ALL: [Step; 17] = [
+    const ALL: [Step; 18] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -175,6 +178,7 @@ impl Step {
         Step::Seccomp,
         Step::Signals,
         Step::Exec,
+        Step::Seatbelt,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -194,7 +198,10 @@ impl Step {
             Step::NoNewPrivs => Some(Layer::NoNewPrivs),
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
-            Step::SetupFds | Step::DeathSignal | Step::Signals | Step::Exec => None,
+            // The whole sandbox on macOS: always fatal.
+            Step::SetupFds | Step::DeathSignal | Step::Signals | Step::Exec | Step::Seatbelt => {
+                None
+            }
         }
     }
 
@@ -217,6 +224,7 @@ impl Step {
             Step::Seccomp => "installing the seccomp filter",
             Step::Signals => "resetting signal dispositions",
             Step::Exec => "executing the program",
+            Step::Seatbelt => "applying the Seatbelt profile",
         }
     }
 }
