@@ -18,13 +18,13 @@ extern "C" {
 }
 
 /// Applies `profile` to this process. On failure, writes the error string
-/// to `report_fd` (the launch pipe, see [`failure`]) and returns `Err`;
-/// the caller must then exit without exec.
+/// to `report_fd` (the launch pipe, see [`failure`]) and returns `Err`
+/// with the errno; the caller must then exit without exec.
 ///
 /// # Safety
 /// Must be called in the child after `fork()` and before `exec`, with
 /// `report_fd` the write end of the launch pipe.
-pub unsafe fn apply_in_child(profile: &CStr, report_fd: RawFd) -> Result<(), ()> {
+pub unsafe fn apply_in_child(profile: &CStr, report_fd: RawFd) -> Result<(), i32> {
     let mut error: *mut c_char = std::ptr::null_mut();
     // SAFETY: profile is NUL-terminated and outlives the call; error is a
     // valid out-pointer that sandbox_init sets on failure only.
@@ -54,5 +54,5 @@ pub unsafe fn apply_in_child(profile: &CStr, report_fd: RawFd) -> Result<(), ()>
         // SAFETY: error came from sandbox_init and is freed once.
         unsafe { sandbox_free_error(error) };
     }
-    Err(())
+    Err(errno)
 }
