@@ -12,8 +12,8 @@
 
 use super::path::SbplPath;
 use super::sbpl::{
-    global_name, ipc_posix_name, literal, same_sandbox, subpath, sysctl_name,
-    sysctl_name_prefix, Rule, Section,
+    global_name, ipc_posix_name, literal, same_sandbox, subpath, sysctl_name, sysctl_name_prefix,
+    Rule, Section,
 };
 
 /// Kernel settings read through `sysctl`: hardware (CPU count and features,
@@ -58,35 +58,45 @@ pub fn sections() -> Vec<Section> {
     sysctls.extend(SYSCTL_NAMES.map(sysctl_name));
     vec![
         Section::new(
-            &["Processes: shells, build tools and test runners start other programs.",
-              "Which programs may run is decided by process-exec* per path below."],
+            &[
+                "Processes: shells, build tools and test runners start other programs.",
+                "Which programs may run is decided by process-exec* per path below.",
+            ],
             vec![Rule::allow(&["process-fork"], vec![])],
         ),
         Section::new(
-            &["Signals and process information only within this sandbox (its own",
-              "processes and their children): like Landlock's signal scope on Linux,",
-              "the program cannot signal or inspect anything it did not start."],
+            &[
+                "Signals and process information only within this sandbox (its own",
+                "processes and their children): like Landlock's signal scope on Linux,",
+                "the program cannot signal or inspect anything it did not start.",
+            ],
             vec![
                 Rule::allow(&["signal"], vec![same_sandbox()]),
                 Rule::allow(&["process-info*"], vec![same_sandbox()]),
             ],
         ),
         Section::new(
-            &["The dynamic loader and the shared cache of system libraries, read and",
-              "mapped executable by every program before main(). A policy deny below",
-              "still wins over this."],
+            &[
+                "The dynamic loader and the shared cache of system libraries, read and",
+                "mapped executable by every program before main(). A policy deny below",
+                "still wins over this.",
+            ],
             vec![Rule::allow(&["file-read*", "file-map-executable"], dyld)],
         ),
         Section::new(
-            &["sysctl: read only, and only hardware, CPU and OS-version names (thread",
-              "pool sizes, uname(3), CPU feature checks). No process table, no writes."],
+            &[
+                "sysctl: read only, and only hardware, CPU and OS-version names (thread",
+                "pool sizes, uname(3), CPU feature checks). No process table, no writes.",
+            ],
             vec![Rule::allow(&["sysctl-read"], sysctls)],
         ),
         Section::new(
-            &["Mach services libSystem itself calls: notify(3) (time zone and",
-              "configuration change notices), user and group names for getpwuid(3)",
-              "and getgrgid(3) (ls -l, git, shells), and logging (os_log, asl).",
-              "Nothing that publishes, stores or hands out data beyond that."],
+            &[
+                "Mach services libSystem itself calls: notify(3) (time zone and",
+                "configuration change notices), user and group names for getpwuid(3)",
+                "and getgrgid(3) (ls -l, git, shells), and logging (os_log, asl).",
+                "Nothing that publishes, stores or hands out data beyond that.",
+            ],
             vec![Rule::allow(
                 &["mach-lookup"],
                 [

@@ -100,7 +100,10 @@ mod tests {
         assert_eq!(n, MAX_ENCODED);
         assert_eq!(decode(&buf[..n]).unwrap().0.message.len(), MAX_MESSAGE);
         let n = encode(0, b"a\nb\xff\x1b[2J", &mut buf);
-        assert_eq!(decode(&buf[..n]).unwrap().0.message, "a\\nb\u{fffd}\\u{1b}[2J");
+        assert_eq!(
+            decode(&buf[..n]).unwrap().0.message,
+            "a\\nb\u{fffd}\\u{1b}[2J"
+        );
     }
 
     #[test]

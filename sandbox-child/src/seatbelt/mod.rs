@@ -127,10 +127,18 @@ impl SupervisorState {
     pub fn entries(&self) -> Vec<(&Path, Guard, &'static str)> {
         let mut out = vec![
             (self.audit_dir.as_path(), Guard::Hidden, "the audit record"),
-            (self.config_dir.as_path(), Guard::Hidden, "the configuration and approvals"),
+            (
+                self.config_dir.as_path(),
+                Guard::Hidden,
+                "the configuration and approvals",
+            ),
         ];
         if let Some(dir) = &self.session_dir {
-            out.push((dir.as_path(), Guard::Hidden, "the session's private directory"));
+            out.push((
+                dir.as_path(),
+                Guard::Hidden,
+                "the session's private directory",
+            ));
         }
         for file in &self.policy_files {
             out.push((file.as_path(), Guard::Unwritable, "a policy file"));

@@ -24,8 +24,10 @@ use super::sbpl::{global_name, literal, local_tcp, remote_tcp, subpath, Rule, Se
 pub fn sections(net: &NetPolicy, writable: &[SbplPath]) -> Vec<Section> {
     let unix: Vec<String> = writable.iter().map(subpath).collect();
     let mut sections = vec![Section::new(
-        &["Unix sockets: connect to and create sockets only within the writable",
-          "trees (the program's own servers); no other socket of the system."],
+        &[
+            "Unix sockets: connect to and create sockets only within the writable",
+            "trees (the program's own servers); no other socket of the system.",
+        ],
         if unix.is_empty() {
             vec![]
         } else {
@@ -34,8 +36,10 @@ pub fn sections(net: &NetPolicy, writable: &[SbplPath]) -> Vec<Section> {
     )];
     match net {
         NetPolicy::None => sections.push(Section::new(
-            &["Network: none. No IP socket connects, binds or accepts: nothing",
-              "below allows network-outbound or network-bind for an address."],
+            &[
+                "Network: none. No IP socket connects, binds or accepts: nothing",
+                "below allows network-outbound or network-bind for an address.",
+            ],
             vec![],
         )),
         NetPolicy::All => {
@@ -79,11 +83,13 @@ pub fn sections(net: &NetPolicy, writable: &[SbplPath]) -> Vec<Section> {
 /// and reads the resolver configuration from configd; Security.framework
 /// checks certificate chains through trustd.
 fn name_resolution() -> Section {
-    let socket = SbplPath::new(std::path::Path::new("/private/var/run/mDNSResponder"))
-        .expect("fixed path");
+    let socket =
+        SbplPath::new(std::path::Path::new("/private/var/run/mDNSResponder")).expect("fixed path");
     Section::new(
-        &["Name resolution (mDNSResponder, the resolver configuration) and TLS",
-          "certificate checks (trustd): a host name is of little use without them."],
+        &[
+            "Name resolution (mDNSResponder, the resolver configuration) and TLS",
+            "certificate checks (trustd): a host name is of little use without them.",
+        ],
         vec![
             Rule::allow(&["network-outbound"], vec![literal(&socket)]),
             Rule::allow(

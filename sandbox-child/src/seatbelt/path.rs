@@ -76,12 +76,18 @@ impl SbplPath {
                 Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
             }
         }
-        if parts.first().is_some_and(|top| PRIVATE_ALIASES.contains(top)) {
+        if parts
+            .first()
+            .is_some_and(|top| PRIVATE_ALIASES.contains(top))
+        {
             parts.insert(0, "private");
         }
         let joined = format!("/{}", parts.join("/"));
         if joined.len() >= MAX_PATH_BYTES {
-            let cut = (0..=64).rev().find(|&i| joined.is_char_boundary(i)).unwrap_or(0);
+            let cut = (0..=64)
+                .rev()
+                .find(|&i| joined.is_char_boundary(i))
+                .unwrap_or(0);
             return Err(PathError::TooLong {
                 path: joined[..cut].to_string(),
                 len: joined.len(),

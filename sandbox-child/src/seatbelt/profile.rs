@@ -88,14 +88,18 @@ pub fn generate(policy: &Policy, state: &SupervisorState) -> Result<Profile, Sea
         allow_each(&["process-exec*", "file-map-executable"], &execute),
     ));
     sections.push(Section::new(
-        &["[filesystem] read_only: never writable, even inside a writable tree",
-          "(after the allows: Seatbelt applies the last matching rule)."],
+        &[
+            "[filesystem] read_only: never writable, even inside a writable tree",
+            "(after the allows: Seatbelt applies the last matching rule).",
+        ],
         deny_each(DENY_WRITE, &read_only),
     ));
     sections.push(Section::new(
-        &["[filesystem] deny, and paths absent at resolution (optional entries and",
-          "missing deny or read_only targets): nothing at all, even inside an allowed",
-          "tree; the program cannot create them either."],
+        &[
+            "[filesystem] deny, and paths absent at resolution (optional entries and",
+            "missing deny or read_only targets): nothing at all, even inside an allowed",
+            "tree; the program cannot create them either.",
+        ],
         deny_each(DENY_ALL, &denied),
     ));
     sections.extend(protected(state)?);
@@ -127,8 +131,10 @@ fn ancestors(roots: &[SbplPath]) -> Section {
     let above: BTreeSet<SbplPath> = roots.iter().flat_map(SbplPath::ancestors).collect();
     let filters: Vec<String> = above.iter().map(literal).collect();
     Section::new(
-        &["The directories above each allowed tree: metadata only (stat, for path",
-          "lookups, getcwd(3) and realpath(3)), not their listings or files."],
+        &[
+            "The directories above each allowed tree: metadata only (stat, for path",
+            "lookups, getcwd(3) and realpath(3)), not their listings or files.",
+        ],
         if filters.is_empty() {
             vec![]
         } else {
@@ -157,10 +163,8 @@ fn deny_each(operations: &'static [&'static str], paths: &[SbplPath]) -> Vec<Rul
 fn protected(state: &SupervisorState) -> Result<Vec<Section>, SeatbeltError> {
     let mut sections = Vec::new();
     for (path, guard, what) in state.entries() {
-        let path = SbplPath::new(path).map_err(|source: PathError| SeatbeltError::Path {
-            list: what,
-            source,
-        })?;
+        let path = SbplPath::new(path)
+            .map_err(|source: PathError| SeatbeltError::Path { list: what, source })?;
         let (operations, effect) = match guard {
             Guard::Hidden => (DENY_ALL, "neither readable nor writable"),
             Guard::Unwritable => (DENY_WRITE, "readable, never writable"),

@@ -39,9 +39,8 @@ fn compare(name: &str, text: &str) {
         std::fs::write(&path, text).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("{}: {e} (SLUICE_BLESS=1 writes it)", path.display())
-    });
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (SLUICE_BLESS=1 writes it)", path.display()));
     if expected != text {
         panic!(
             "{name}: the profile differs from {}; if the change is intended, \
@@ -72,7 +71,10 @@ fn golden_network_variants() {
         connect: [443, 8080].into(),
         bind: [8000].into(),
     };
-    for (name, net) in [("default-net-tcp", tcp), ("default-net-all", NetPolicy::All)] {
+    for (name, net) in [
+        ("default-net-tcp", tcp),
+        ("default-net-all", NetPolicy::All),
+    ] {
         let policy = machine.builtin("default", Some(net));
         compare(name, generate(&policy, &state()).unwrap().text());
     }

@@ -45,8 +45,16 @@ impl Machine {
             root: root.canonicalize().unwrap(),
         };
         for dir in [
-            "usr", "bin", "sbin", "proc", "sys", "etc/ssh", "etc/ssl",
-            "Users/alice/.ssh", "Users/alice/.cargo/bin", "Users/alice/.config",
+            "usr",
+            "bin",
+            "sbin",
+            "proc",
+            "sys",
+            "etc/ssh",
+            "etc/ssl",
+            "Users/alice/.ssh",
+            "Users/alice/.cargo/bin",
+            "Users/alice/.config",
             "Users/alice/src/app/.git/hooks",
         ] {
             fs::create_dir_all(machine.root.join(dir)).unwrap();
@@ -55,10 +63,18 @@ impl Machine {
             fs::create_dir_all(machine.path(SESSION).join(dir)).unwrap();
         }
         for file in [
-            "etc/sudoers", "etc/ssh/ssh_host_ed25519_key", "etc/ssh/ssh_host_ed25519_key.pub",
-            "dev/urandom", "dev/random", "dev/null", "dev/zero", "dev/tty",
-            "Users/alice/.gitconfig", "Users/alice/.bash_history",
-            "Users/alice/src/app/.git/config", "Users/alice/src/app/.env",
+            "etc/sudoers",
+            "etc/ssh/ssh_host_ed25519_key",
+            "etc/ssh/ssh_host_ed25519_key.pub",
+            "dev/urandom",
+            "dev/random",
+            "dev/null",
+            "dev/zero",
+            "dev/tty",
+            "Users/alice/.gitconfig",
+            "Users/alice/.bash_history",
+            "Users/alice/src/app/.git/config",
+            "Users/alice/src/app/.env",
             "Users/alice/src/app/.env.local",
         ] {
             let path = machine.root.join(file);
@@ -125,9 +141,9 @@ impl Machine {
                 _ => {}
             }
         }
-        let inside = normal.strip_prefix(&self.root).unwrap_or_else(|_| {
-            panic!("{} escaped the synthetic machine", path.display())
-        });
+        let inside = normal
+            .strip_prefix(&self.root)
+            .unwrap_or_else(|_| panic!("{} escaped the synthetic machine", path.display()));
         Path::new("/").join(inside)
     }
 }

@@ -19,7 +19,11 @@ fn rules(policy: &Policy, state: &SupervisorState) -> Vec<ReadRule> {
 fn all_builtins(machine: &Machine) -> Vec<Policy> {
     let mut out = Vec::new();
     for name in policies::builtin_names() {
-        for net in [None, Some(NetPolicy::All), Some("tcp:443,bind:8000".parse().unwrap())] {
+        for net in [
+            None,
+            Some(NetPolicy::All),
+            Some("tcp:443,bind:8000".parse().unwrap()),
+        ] {
             out.push(machine.builtin(name, net));
         }
     }
@@ -45,7 +49,11 @@ fn assert_denies_follow_allows(rules: &[ReadRule]) {
             });
             let shares_path = deny.filters.iter().filter_map(filter_path).any(|dp| {
                 allow.filters.is_empty()
-                    || allow.filters.iter().filter_map(filter_path).any(|ap| overlap(dp, ap))
+                    || allow
+                        .filters
+                        .iter()
+                        .filter_map(filter_path)
+                        .any(|ap| overlap(dp, ap))
             });
             assert!(
                 !(shares_op && shares_path) || a < d,
@@ -82,23 +90,52 @@ fn each_list_has_its_effect() {
     // read_only: readable, not writable.
     assert!(allows(&rules, "file-read-data", &ws("/.git/config")));
     assert!(!allows(&rules, "file-write-data", &ws("/.git/config")));
-    assert!(!allows(&rules, "file-write-create", &ws("/.git/hooks/pre-commit")));
+    assert!(!allows(
+        &rules,
+        "file-write-create",
+        &ws("/.git/hooks/pre-commit")
+    ));
     // deny, inside the writable workspace, and what the glob found.
-    for path in [ws("/.env"), ws("/.env.local"), "/Users/alice/.ssh/id_rsa".into()] {
-        for op in ["file-read-data", "file-write-data", "process-exec", "network-outbound"] {
+    for path in [
+        ws("/.env"),
+        ws("/.env.local"),
+        "/Users/alice/.ssh/id_rsa".into(),
+    ] {
+        for op in [
+            "file-read-data",
+            "file-write-data",
+            "process-exec",
+            "network-outbound",
+        ] {
             assert!(!allows(&rules, op, &path), "{op} {path}");
         }
     }
     // Absent at resolution: cannot be created later.
-    assert!(!allows(&rules, "file-write-create", "/Users/alice/.aws/credentials"));
+    assert!(!allows(
+        &rules,
+        "file-write-create",
+        "/Users/alice/.aws/credentials"
+    ));
     // Nothing else: the home directory, other system paths, /etc secrets.
     assert!(!allows(&rules, "file-read-data", "/Users/alice/notes.txt"));
     assert!(!allows(&rules, "file-read-data", "/Users/alice"));
     assert!(!allows(&rules, "file-read-data", "/private/etc/sudoers"));
-    assert!(!allows(&rules, "file-read-data", "/private/etc/ssh/ssh_host_ed25519_key"));
-    assert!(allows(&rules, "file-read-data", "/private/etc/ssh/ssh_host_ed25519_key.pub"));
+    assert!(!allows(
+        &rules,
+        "file-read-data",
+        "/private/etc/ssh/ssh_host_ed25519_key"
+    ));
+    assert!(allows(
+        &rules,
+        "file-read-data",
+        "/private/etc/ssh/ssh_host_ed25519_key.pub"
+    ));
     assert!(!allows(&rules, "file-write-data", "/usr/bin/env"));
-    assert!(!allows(&rules, "network-outbound", "/private/var/run/mDNSResponder"));
+    assert!(!allows(
+        &rules,
+        "network-outbound",
+        "/private/var/run/mDNSResponder"
+    ));
 }
 
 #[test]
@@ -118,23 +155,41 @@ fn protected_state_holds_whatever_the_policy_allows() {
     let rules = rules(&policy, &state);
     assert_denies_follow_allows(&rules);
     // Control: the policy really does allow writing everywhere else.
-    assert!(allows(&rules, "file-write-data", "/Users/alice/.local/state/other"));
+    assert!(allows(
+        &rules,
+        "file-write-data",
+        "/Users/alice/.local/state/other"
+    ));
     for hidden in [
         "/Users/alice/.local/state/sluice/audit/s.jsonl",
         "/Users/alice/.config/sluice/approvals.toml",
         &format!("/private{SESSION}/private/deny-file"),
     ] {
-        for op in ["file-read-data", "file-write-data", "file-write-unlink", "process-exec"] {
+        for op in [
+            "file-read-data",
+            "file-write-data",
+            "file-write-unlink",
+            "process-exec",
+        ] {
             assert!(!allows(&rules, op, hidden), "{op} {hidden}");
         }
     }
     for unwritable in ["/Users/alice/p.toml", "/private/tmp/sluice.sock"] {
         assert!(allows(&rules, "file-read-data", unwritable), "{unwritable}");
-        for op in ["file-write-data", "file-write-unlink", "file-write-create", "network-bind"] {
+        for op in [
+            "file-write-data",
+            "file-write-unlink",
+            "file-write-create",
+            "network-bind",
+        ] {
             assert!(!allows(&rules, op, unwritable), "{op} {unwritable}");
         }
     }
-    assert!(allows(&rules, "network-outbound", "/private/tmp/sluice.sock"));
+    assert!(allows(
+        &rules,
+        "network-outbound",
+        "/private/tmp/sluice.sock"
+    ));
 }
 
 #[test]
@@ -143,7 +198,15 @@ fn the_profile_is_sealed() {
     for policy in all_builtins(&machine) {
         let text = generate(&policy, &state()).unwrap().text().to_string();
         let code: String = text.lines().filter(|l| !l.starts_with(";;")).collect();
-        for word in ["extension", "(with", "import", "param", "define", "#\"", "default)"] {
+        for word in [
+            "extension",
+            "(with",
+            "import",
+            "param",
+            "define",
+            "#\"",
+            "default)",
+        ] {
             let count = code.matches(word).count();
             let allowed = usize::from(word == "default)"); // (deny default) only
             assert_eq!(count, allowed, "{word} in\n{text}");
@@ -155,7 +218,10 @@ fn the_profile_is_sealed() {
 fn unwritable_paths_are_refused_with_the_list_named() {
     let machine = Machine::new();
     let mut policy = machine.builtin("readonly", None);
-    policy.filesystem.write.push(PathBuf::from("/Users/alice/a\nb"));
+    policy
+        .filesystem
+        .write
+        .push(PathBuf::from("/Users/alice/a\nb"));
     let err = generate(&policy, &state()).unwrap_err().to_string();
     assert_eq!(
         err,
@@ -165,7 +231,11 @@ fn unwritable_paths_are_refused_with_the_list_named() {
     let mut bad_state = state();
     bad_state.config_dir = PathBuf::from("/Users/alice/\u{7f}");
     let err = generate(&machine.builtin("readonly", None), &bad_state).unwrap_err();
-    assert!(err.to_string().starts_with("the configuration and approvals: "), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("the configuration and approvals: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -175,8 +245,10 @@ fn large_policies_stay_small() {
     // 20,000 entries beneath trees the policy already allows: merged away.
     for i in 0..10_000 {
         let fs = &mut policy.filesystem;
-        fs.read.push(PathBuf::from(format!("{WORKSPACE}/src/module{i}/file.rs")));
-        fs.write.push(PathBuf::from(format!("{WORKSPACE}/target/out{i}")));
+        fs.read
+            .push(PathBuf::from(format!("{WORKSPACE}/src/module{i}/file.rs")));
+        fs.write
+            .push(PathBuf::from(format!("{WORKSPACE}/target/out{i}")));
     }
     let base = generate(&machine.builtin("default", None), &state()).unwrap();
     let merged = generate(&policy, &state()).unwrap();
@@ -185,8 +257,10 @@ fn large_policies_stay_small() {
     let long = "d".repeat(200);
     for i in 0..5_000 {
         let fs = &mut policy.filesystem;
-        fs.read.push(PathBuf::from(format!("/Volumes/data{i}/{long}")));
-        fs.deny.push(PathBuf::from(format!("/Volumes/data{i}/{long}/secret")));
+        fs.read
+            .push(PathBuf::from(format!("/Volumes/data{i}/{long}")));
+        fs.deny
+            .push(PathBuf::from(format!("/Volumes/data{i}/{long}/secret")));
     }
     let text = generate(&policy, &state()).unwrap().text().to_string();
     let rules = reader::check(&text).unwrap();
@@ -198,7 +272,11 @@ fn large_policies_stay_small() {
         .unwrap();
     assert!(longest < 1024, "{longest}");
     // Linear in the separate trees: about 4 short lines per tree.
-    assert!(text.len() < base.text().len() + 5_000 * 3 * 260, "{}", text.len());
+    assert!(
+        text.len() < base.text().len() + 5_000 * 3 * 260,
+        "{}",
+        text.len()
+    );
     assert_denies_follow_allows(&rules);
 }
 
@@ -212,8 +290,19 @@ fn readonly() -> &'static Policy {
 fn hostile_name() -> impl Strategy<Value = String> {
     proptest::collection::vec(
         prop_oneof![
-            Just('"'), Just('\\'), Just('('), Just(')'), Just(';'), Just('#'), Just(' '),
-            Just('|'), Just('\''), Just('*'), Just('é'), Just('日'), Just('.'),
+            Just('"'),
+            Just('\\'),
+            Just('('),
+            Just(')'),
+            Just(';'),
+            Just('#'),
+            Just(' '),
+            Just('|'),
+            Just('\''),
+            Just('*'),
+            Just('é'),
+            Just('日'),
+            Just('.'),
             proptest::char::range('!', '~'),
         ],
         1..40,

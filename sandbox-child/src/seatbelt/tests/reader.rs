@@ -19,9 +19,7 @@ pub fn read(text: &str) -> Result<Vec<Sexp>, String> {
     let mut stack: Vec<Vec<Sexp>> = vec![Vec::new()];
     while let Some((at, c)) = chars.next() {
         match c {
-            ';' => {
-                while chars.next_if(|&(_, c)| c != '\n').is_some() {}
-            }
+            ';' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
             c if c.is_whitespace() => {}
             '(' => stack.push(Vec::new()),
             ')' => {
@@ -37,7 +35,9 @@ pub fn read(text: &str) -> Result<Vec<Sexp>, String> {
                         Some((_, '"')) => break,
                         Some((_, '\\')) => match chars.next() {
                             Some((_, e @ ('"' | '\\'))) => s.push(e),
-                            other => return Err(format!("unknown escape {other:?} in string at {at}")),
+                            other => {
+                                return Err(format!("unknown escape {other:?} in string at {at}"))
+                            }
                         },
                         Some((i, c)) if c.is_control() => {
                             return Err(format!("raw control character {c:?} in string at {i}"))
@@ -71,10 +71,23 @@ pub fn read(text: &str) -> Result<Vec<Sexp>, String> {
 
 /// The operations a generated profile may name.
 pub const OPERATIONS: &[&str] = &[
-    "file-read*", "file-read-metadata", "file-write*", "file-ioctl", "file-map-executable",
-    "process-exec*", "process-fork", "process-info*", "signal", "sysctl-read", "mach-lookup",
-    "ipc-posix-shm-read-data", "network*", "network-outbound", "network-bind",
-    "network-inbound", "system-socket",
+    "file-read*",
+    "file-read-metadata",
+    "file-write*",
+    "file-ioctl",
+    "file-map-executable",
+    "process-exec*",
+    "process-fork",
+    "process-info*",
+    "signal",
+    "sysctl-read",
+    "mach-lookup",
+    "ipc-posix-shm-read-data",
+    "network*",
+    "network-outbound",
+    "network-bind",
+    "network-inbound",
+    "system-socket",
 ];
 
 /// One allow or deny rule, read back.
@@ -118,7 +131,11 @@ fn rule(form: &Sexp) -> Result<ReadRule, String> {
                 operations.push(op.clone())
             }
             Sexp::List(filter) => filters.push(check_filter(filter)?),
-            other => return Err(format!("unknown operation or stray atom {other:?} in {form:?}")),
+            other => {
+                return Err(format!(
+                    "unknown operation or stray atom {other:?} in {form:?}"
+                ))
+            }
         }
     }
     if operations.is_empty() {
@@ -140,9 +157,10 @@ fn check_filter(filter: &[Sexp]) -> Result<(String, Vec<Sexp>), String> {
         ("literal" | "subpath", [Sexp::Str(p)]) => {
             Path::new(p).is_absolute() && !p.contains("//") && (p == "/" || !p.ends_with('/'))
         }
-        ("global-name" | "sysctl-name" | "sysctl-name-prefix" | "ipc-posix-name", [Sexp::Str(s)]) => {
-            !s.is_empty()
-        }
+        (
+            "global-name" | "sysctl-name" | "sysctl-name-prefix" | "ipc-posix-name",
+            [Sexp::Str(s)],
+        ) => !s.is_empty(),
         ("remote" | "local", [Sexp::Symbol(proto), Sexp::Str(addr)]) => {
             proto == "tcp"
                 && addr
@@ -200,10 +218,7 @@ pub fn allows(rules: &[ReadRule], op: &str, path: &str) -> bool {
 fn the_reader_refuses_what_the_generator_must_never_write() {
     let ok = "(version 1)\n(deny default)\n(allow file-read* (subpath \"/a \\\"b\\\" \\\\ (c)\"))";
     let rules = check(ok).unwrap();
-    assert_eq!(
-        rules[0].filters[0].1,
-        [Sexp::Str("/a \"b\" \\ (c)".into())]
-    );
+    assert_eq!(rules[0].filters[0].1, [Sexp::Str("/a \"b\" \\ (c)".into())]);
     let head = "(version 1)\n(deny default)\n";
     for bad in [
         "(allow file-read* (subpath \"/a\")",
