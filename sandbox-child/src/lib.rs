@@ -30,8 +30,11 @@
 //! # }
 //! ```
 //!
+//! On macOS the sandbox is a Seatbelt profile generated from the same policy
+//! ([`seatbelt`]); that module is portable, except for the `sandbox_init` call.
+//!
 //! # Compatibility
-//! Linux only. Every layer is designed for Landlock ABI 7 (Linux 6.15+): ABI 5 for
+//! Linux only, but for [`seatbelt`]. Every layer is designed for Landlock ABI 7 (Linux 6.15+): ABI 5 for
 //! all file rights, 4 for TCP, 6 for scopes. On older kernels the report says
 //! which layers are partial, and a policy that requires them refuses to launch.
 //!
@@ -51,12 +54,12 @@ mod child;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
 pub mod mounts;
-#[cfg(target_os = "linux")]
 pub mod nesting;
 #[cfg(target_os = "linux")]
 mod plan;
 pub mod report;
 pub mod root;
+pub mod seatbelt;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
 #[cfg(target_os = "linux")]

@@ -155,10 +155,13 @@ pub enum Step {
     Signals,
     Exec,
     Root,
+    /// macOS: `sandbox_init` on the Seatbelt profile. Its record's `index`
+    /// is the length of the error message that follows it on the pipe.
+    Seatbelt,
 }
 
 impl Step {
-    const ALL: [Step; 18] = [
+    const ALL: [Step; 19] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -177,6 +180,7 @@ impl Step {
         Step::Signals,
         Step::Exec,
         Step::Root,
+        Step::Seatbelt,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -196,7 +200,10 @@ impl Step {
             Step::NoNewPrivs => Some(Layer::NoNewPrivs),
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
-            Step::SetupFds | Step::DeathSignal | Step::Signals | Step::Exec => None,
+            // The whole sandbox on macOS: always fatal.
+            Step::SetupFds | Step::DeathSignal | Step::Signals | Step::Exec | Step::Seatbelt => {
+                None
+            }
         }
     }
 
@@ -220,6 +227,7 @@ impl Step {
             Step::Seccomp => "installing the seccomp filter",
             Step::Signals => "resetting signal dispositions",
             Step::Exec => "executing the program",
+            Step::Seatbelt => "applying the Seatbelt profile",
         }
     }
 }

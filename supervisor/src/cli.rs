@@ -95,6 +95,9 @@ pub enum PolicyCommand {
         name: String,
         #[arg(long, value_name = "DIR")]
         workspace: Option<PathBuf>,
+        /// Print the macOS Seatbelt profile generated from it instead.
+        #[arg(long)]
+        seatbelt: bool,
     },
     /// List the built-in policies.
     List,

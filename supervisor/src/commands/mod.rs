@@ -4,3 +4,4 @@ pub mod audit;
 pub mod open;
 pub mod policy;
 pub mod run;
+pub mod seatbelt;

@@ -15,10 +15,19 @@ pub fn run(cmd: PolicyCommand) -> Result<i32> {
             println!("policy '{file}': ok ({})", policy.name);
             Ok(0)
         }
-        PolicyCommand::Show { name, workspace } => {
+        PolicyCommand::Show {
+            name,
+            workspace,
+            seatbelt,
+        } => {
             // $TMPDIR is different in every session: print the variable, so
             // the output is itself a policy that resolves later.
             let (policy, tmpdir) = resolve(&name, workspace)?;
+            if seatbelt {
+                let session = tmpdir.parent().unwrap_or(&tmpdir).join("private");
+                print!("{}", super::seatbelt::profile(&name, &policy, &session)?);
+                return Ok(0);
+            }
             let tmpdir = format!("\"{}", tmpdir.display());
             print!("{}", policy.to_toml().replace(&tmpdir, "\"$TMPDIR"));
             Ok(0)
