@@ -37,6 +37,18 @@ pub struct LaunchContext {
     pub handover: Vec<(OwnedFd, RawFd)>,
     /// The write end of the launch pipe (close-on-exec).
     pub report_pipe: OwnedFd,
+    /// The program's own terminal, when the supervisor owns the person's.
+    pub terminal: Option<ChildTerminal>,
+}
+
+/// The slave side of a pseudo-terminal the supervisor made for the program.
+/// The child makes it its controlling terminal in a new session and its
+/// standard input and output, so it keeps no descriptor of the person's
+/// terminal.
+pub struct ChildTerminal {
+    pub slave: OwnedFd,
+    /// Standard error too (it was a terminal as well).
+    pub stderr: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +96,7 @@ pub struct Prepared {
     /// Sorted descriptors that survive the close-everything step.
     pub(crate) keep_fds: Vec<RawFd>,
     pub(crate) report_pipe: OwnedFd,
+    pub(crate) terminal: Option<ChildTerminal>,
     pub(crate) parent_pid: libc::pid_t,
     pub(crate) cgroup_procs: Option<OwnedFd>,
     pub(crate) id_maps: Option<IdMaps>,
@@ -278,6 +291,7 @@ pub fn prepare(
     keep_fds.push(ctx.report_pipe.as_raw_fd());
     keep_fds.extend(landlock.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.extend(ctx.cgroup_procs.as_ref().map(|f| f.as_raw_fd()));
+    keep_fds.extend(ctx.terminal.as_ref().map(|t| t.slave.as_raw_fd()));
     keep_fds.sort_unstable();
 
     // Bounding set and securebits need CAP_SETPCAP, which root and the user
@@ -295,6 +309,7 @@ pub fn prepare(
         handover: ctx.handover,
         keep_fds,
         report_pipe: ctx.report_pipe,
+        terminal: ctx.terminal,
         parent_pid: pid,
         cgroup_procs: ctx.cgroup_procs,
         id_maps: userns.then(|| IdMaps {

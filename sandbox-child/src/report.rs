@@ -154,10 +154,11 @@ pub enum Step {
     Seccomp,
     Signals,
     Exec,
+    Terminal,
 }
 
 impl Step {
-    const ALL: [Step; 17] = [
+    const ALL: [Step; 18] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -175,6 +176,7 @@ impl Step {
         Step::Seccomp,
         Step::Signals,
         Step::Exec,
+        Step::Terminal,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -194,7 +196,9 @@ impl Step {
             Step::NoNewPrivs => Some(Layer::NoNewPrivs),
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
-            Step::SetupFds | Step::DeathSignal | Step::Signals | Step::Exec => None,
+            Step::SetupFds | Step::DeathSignal | Step::Signals | Step::Exec | Step::Terminal => {
+                None
+            }
         }
     }
 
@@ -217,6 +221,7 @@ impl Step {
             Step::Seccomp => "installing the seccomp filter",
             Step::Signals => "resetting signal dispositions",
             Step::Exec => "executing the program",
+            Step::Terminal => "moving the program to its own terminal",
         }
     }
 }

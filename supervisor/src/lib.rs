@@ -16,5 +16,7 @@ pub mod cli;
 mod commands;
 pub mod exit;
 mod launch;
+pub mod prompt;
 mod session;
+pub mod tty;
 mod xdg;
