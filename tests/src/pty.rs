@@ -143,7 +143,7 @@ impl Terminal {
     pub fn expect(&mut self, text: &str) -> String {
         let (lock, cond) = &*self.transcript;
         let deadline = Instant::now() + GUARD;
-        let mut shared = lock.lock().unwrap();
+        let mut shared = lock.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let rest = &shared.bytes[self.seen..];
             if let Some(at) = find(rest, text.as_bytes()) {
@@ -166,7 +166,7 @@ impl Terminal {
 
     /// Everything shown so far, as text.
     pub fn transcript(&self) -> String {
-        let shared = self.transcript.0.lock().unwrap();
+        let shared = self.transcript.0.lock().unwrap_or_else(|p| p.into_inner());
         String::from_utf8_lossy(&shared.bytes).into_owned()
     }
 
@@ -238,7 +238,7 @@ fn read_all(fd: OwnedFd, transcript: &(Mutex<Shared>, Condvar)) {
             continue;
         }
         let (lock, cond) = transcript;
-        let mut shared = lock.lock().unwrap();
+        let mut shared = lock.lock().unwrap_or_else(|p| p.into_inner());
         if n <= 0 {
             shared.closed = true;
             cond.notify_all();
