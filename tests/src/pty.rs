@@ -53,6 +53,8 @@ pub struct Finished {
     pub code: i32,
     /// Everything the terminal showed, as text (lossy).
     pub transcript: String,
+    /// The terminal's local modes (`c_lflag`) after the command exited.
+    pub local_modes: libc::tcflag_t,
 }
 
 fn check(ret: libc::c_int, what: &str) -> libc::c_int {
@@ -186,6 +188,26 @@ impl Terminal {
         set_size(&self.master, rows, cols);
     }
 
+    /// The slave's name, `/dev/pts/N`: the terminal the command was given.
+    pub fn slave_name(&self) -> String {
+        let mut n: libc::c_uint = 0;
+        // SAFETY: TIOCGPTN writes one unsigned int.
+        check(
+            unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCGPTN, &mut n) },
+            "TIOCGPTN",
+        );
+        format!("/dev/pts/{n}")
+    }
+
+    /// The terminal's modes as the command left them (`c_lflag`).
+    pub fn local_modes(&self) -> libc::tcflag_t {
+        // SAFETY: an all-zero termios is valid; tcgetattr fills it.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: t is a valid out-pointer; a master reports its pty's modes.
+        check(unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) }, "tcgetattr");
+        t.c_lflag
+    }
+
     /// The pid of `sluice run`.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -215,6 +237,7 @@ impl Terminal {
         Finished {
             code,
             transcript: self.transcript(),
+            local_modes: self.local_modes(),
         }
     }
 }
