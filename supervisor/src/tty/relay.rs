@@ -23,8 +23,10 @@ use crate::prompt::Prompter;
 
 /// Input for the program held while it does not read it.
 const MAX_PENDING_INPUT: usize = 64 * 1024;
-/// How much of the program's output is read past a prompt's arrival to let
-/// an escape sequence it is writing finish.
+/// How much of what the program already wrote is shown before a prompt.
+const WRITTEN_BEFORE: usize = 64 * 1024;
+/// How much more of the program's output is read to let an escape sequence
+/// it is writing finish before a prompt.
 const SEQUENCE_GRACE: usize = 4096;
 
 pub(super) struct Pump {
@@ -263,8 +265,17 @@ impl Pump {
         // Keys typed before the prompt was on screen were meant for the
         // program: pass on what is already there.
         self.pass_typed_ahead();
-        // Let an escape sequence the program is writing finish, if its
-        // bytes are already here; `interrupt` cancels it otherwise.
+        // What the program wrote before it asked is shown before the
+        // question (up to a bound), and an escape sequence it is writing may
+        // finish if its bytes are already here; `interrupt` cancels it
+        // otherwise.
+        let mut before = WRITTEN_BEFORE;
+        while self.master_open && before > 0 {
+            match self.program_output(before) {
+                0 => break,
+                n => before -= n,
+            }
+        }
         let mut grace = SEQUENCE_GRACE;
         while self.master_open && self.screen.in_sequence() && grace > 0 {
             match self.program_output(grace.min(64)) {
