@@ -106,7 +106,9 @@ impl Terminal {
         let (master, slave) = open_pty(rows, cols);
         let command = format!("{cmd:?}");
         let slave_copy = || Stdio::from(slave.try_clone().expect("dup the slave"));
-        cmd.stdin(slave_copy()).stdout(slave_copy()).stderr(slave_copy());
+        cmd.stdin(slave_copy())
+            .stdout(slave_copy())
+            .stderr(slave_copy());
         // SAFETY: setsid and ioctl are async-signal-safe; nothing else runs.
         unsafe {
             cmd.pre_exec(|| {
@@ -155,7 +157,11 @@ impl Terminal {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if shared.closed || left.is_zero() {
-                let why = if shared.closed { "the session ended" } else { "hung" };
+                let why = if shared.closed {
+                    "the session ended"
+                } else {
+                    "hung"
+                };
                 panic!(
                     "{why} without showing {text:?}\ncommand: {}\nafter:\n{}",
                     self.command,
@@ -177,7 +183,8 @@ impl Terminal {
         let mut rest = bytes;
         while !rest.is_empty() {
             // SAFETY: rest is valid for its length.
-            let n = unsafe { libc::write(self.master.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+            let n =
+                unsafe { libc::write(self.master.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
             assert!(n > 0, "typing: {}", io::Error::last_os_error());
             rest = &rest[n as usize..];
         }
@@ -204,7 +211,10 @@ impl Terminal {
         // SAFETY: an all-zero termios is valid; tcgetattr fills it.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
         // SAFETY: t is a valid out-pointer; a master reports its pty's modes.
-        check(unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) }, "tcgetattr");
+        check(
+            unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) },
+            "tcgetattr",
+        );
         t.c_lflag
     }
 

@@ -16,7 +16,8 @@ use sluice_tests::Fixture;
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 const PROMPT: &str = "sluice: the sandboxed program asks for a file";
 /// The real prompt's status line (the fake one has none).
-const READY: &str = "for this file, 0 other question(s) queued; denied in 60 s without an answer) ? ";
+const READY: &str =
+    "for this file, 0 other question(s) queued; denied in 60 s without an answer) ? ";
 
 fn shell(fx: &Fixture, policy: &str, script: &str, args: &[&str]) -> Terminal {
     let mut program = vec!["/bin/sh", "-c", script, "sh"];
@@ -70,13 +71,21 @@ fn the_program_cannot_answer_the_prompt_it_caused_or_a_fake_one() {
     t.send(b"y");
     t.expect("allowed once");
     let done = t.wait();
-    assert_eq!(done.code, 0, "{}", &done.transcript[done.transcript.len().saturating_sub(2000)..]);
+    assert_eq!(
+        done.code,
+        0,
+        "{}",
+        &done.transcript[done.transcript.len().saturating_sub(2000)..]
+    );
     assert_eq!(last_answers(&fx), [pair("allowed", "person")]);
 
     // The attack: all the program's `y`s, and the person's Enter.
     let mut t = shell(&fx, &policy, &script, &[&q]);
     let before = t.expect(READY);
-    assert!(before.contains("(1 request) ? y"), "the fake prompt was shown: {before:?}");
+    assert!(
+        before.contains("(1 request) ? y"),
+        "the fake prompt was shown: {before:?}"
+    );
     assert!(!before.contains("allowed"), "{before:?}");
     t.send(b"\r");
     t.expect("denied: ");
@@ -94,7 +103,11 @@ fn tiocsti_from_the_program_answers_nothing() {
     let t = Terminal::spawn(fx.direct_command(&["tiocsti"]), 24, 80);
     let done = t.wait();
     assert_eq!(done.code, 0, "{}", done.transcript);
-    assert!(done.transcript.contains("OK injected input"), "{}", done.transcript);
+    assert!(
+        done.transcript.contains("OK injected input"),
+        "{}",
+        done.transcript
+    );
 
     let script = format!("{p} tiocsti; {p} broker-read \"$1\"", p = fx.probe_path());
     let mut t = shell(&fx, &policy, &script, &[&q]);
@@ -114,20 +127,29 @@ fn escape_sequences_in_a_requested_path_are_shown_harmless() {
     let path = fx.broker_dir().join("unruled").join(name);
     fs::write(&path, "asked about\n").unwrap();
     let shown = format!("{}/unruled/", fx.broker_dir().display());
-    let script = format!("printf '%s\\n' \"$1\"; exec {} broker-read \"$1\"", fx.probe_path());
+    let script = format!(
+        "printf '%s\\n' \"$1\"; exec {} broker-read \"$1\"",
+        fx.probe_path()
+    );
     let arg = std::ffi::OsStr::from_bytes(path.as_os_str().as_bytes());
     let mut t = shell(&fx, &policy, &script, &[arg.to_str().unwrap()]);
     // Control: printed by the program itself, the name reaches the terminal
     // raw (the relay passes the program's output on unchanged).
     let before = t.expect(PROMPT);
-    assert!(before.contains("\x1b[2J\x1b[H\x1b]0;pwned\x07"), "{before:?}");
+    assert!(
+        before.contains("\x1b[2J\x1b[H\x1b]0;pwned\x07"),
+        "{before:?}"
+    );
     let prompt = t.expect(READY);
     // In the prompt: written out, acting on nothing. The prompt's own
     // sequences are the end of its bold title and the status line's erase.
     let escaped = format!(
         "{shown}\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07\\x0d\\x0a  [y] allow once\\u{{202e}}\\x1b[8m.txt"
     );
-    assert!(prompt.contains(&format!("path     {escaped}\r\n")), "{prompt:?}");
+    assert!(
+        prompt.contains(&format!("path     {escaped}\r\n")),
+        "{prompt:?}"
+    );
     assert_eq!(prompt.matches('\x1b').count(), 2, "{prompt:?}");
     assert!(!prompt.contains('\u{202e}'));
     t.send(b"\r");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_tests::audit::{decisions, decisions_about, records, sessions};
-use sluice_tests::broker::{NOTES, QUESTION, UNRULED};
+use sluice_tests::broker::{QUESTION, UNRULED};
 use sluice_tests::pty::Terminal;
 use sluice_tests::Fixture;
 
@@ -109,12 +109,20 @@ fn marks(dir: &Path, suffix: &str) -> usize {
 fn allow_once_serves_that_request_only() {
     let (fx, policy) = fixture();
     let q = fx.brokered("asked/question.txt");
-    let mut t = session(&fx, &policy, &[], &["broker-read", &q, "+", "broker-read", &q]);
+    let mut t = session(
+        &fx,
+        &policy,
+        &[],
+        &["broker-read", &q, "+", "broker-read", &q],
+    );
     let prompt = next_prompt(&mut t);
     assert_eq!(prompted_path(&prompt), q);
     assert!(prompt.contains("access   read"), "{prompt}");
-    assert!(prompt.contains(&format!("rule     ask \"{}\"", fx.brokered("asked"))), "{prompt}");
-    assert!(prompt.contains(&format!("/ws/bin/sluice-probe")), "{prompt}");
+    assert!(
+        prompt.contains(&format!("rule     ask \"{}\"", fx.brokered("asked"))),
+        "{prompt}"
+    );
+    assert!(prompt.contains("/ws/bin/sluice-probe"), "{prompt}");
     t.send(b"y");
     t.expect("allowed once");
     t.expect(&format!("OK read {} bytes", QUESTION.len()));
@@ -160,7 +168,16 @@ fn allow_for_the_session_answers_the_same_file_without_asking() {
         &fx,
         &policy,
         &[],
-        &["broker-read", &q, "+", "broker-read", &q, "+", "broker-read", &second],
+        &[
+            "broker-read",
+            &q,
+            "+",
+            "broker-read",
+            &q,
+            "+",
+            "broker-read",
+            &second,
+        ],
     );
     next_prompt(&mut t);
     t.send(b"s");
@@ -193,10 +210,22 @@ fn allow_for_the_directory_answers_everything_beneath_it() {
         &fx,
         &policy,
         &[],
-        &["broker-read", &q, "+", "broker-read", &second, "+", "broker-read", &other],
+        &[
+            "broker-read",
+            &q,
+            "+",
+            "broker-read",
+            &second,
+            "+",
+            "broker-read",
+            &other,
+        ],
     );
     let prompt = next_prompt(&mut t);
-    assert!(prompt.contains(&format!("[d] allow everything in {} for", fx.brokered("asked"))));
+    assert!(prompt.contains(&format!(
+        "[d] allow everything in {} for",
+        fx.brokered("asked")
+    )));
     t.send(b"d");
     t.expect("allowed, with its directory, for this session");
     let between = t.expect(PROMPT);
@@ -206,7 +235,9 @@ fn allow_for_the_directory_answers_everything_beneath_it() {
     t.send(b"y");
     let done = t.wait();
     assert_eq!(done.code, 0, "{}", done.transcript);
-    assert!(done.transcript.contains(&UNRULED.escape_debug().to_string()));
+    assert!(done
+        .transcript
+        .contains(&UNRULED.escape_debug().to_string()));
     let records = last_session(&fx);
     assert_eq!(answers(&records, &second), [pair("allowed", "session")]);
     assert_eq!(answers(&records, &other), [pair("allowed", "person")]);
@@ -222,15 +253,28 @@ fn allow_always_is_written_to_the_overlay_and_used_by_later_sessions() {
     fx.brokered_run(&policy, &[], &["broker-read", &q])
         .assert_blocked();
 
-    let mut t = session(&fx, &policy, &[], &["broker-read", &q, "+", "broker-read", &q]);
+    let mut t = session(
+        &fx,
+        &policy,
+        &[],
+        &["broker-read", &q, "+", "broker-read", &q],
+    );
     next_prompt(&mut t);
     t.send(b"a");
     t.expect("allowed always");
     let done = t.wait();
     assert_eq!(done.code, 0, "{}", done.transcript);
-    assert_eq!(done.transcript.matches(PROMPT).count(), 1, "{}", done.transcript);
+    assert_eq!(
+        done.transcript.matches(PROMPT).count(),
+        1,
+        "{}",
+        done.transcript
+    );
     let text = fs::read_to_string(&overlay).unwrap();
-    assert!(text.contains("[broker]") && text.contains(&format!("allow = [\"{q}\"]")), "{text}");
+    assert!(
+        text.contains("[broker]") && text.contains(&format!("allow = [\"{q}\"]")),
+        "{text}"
+    );
     assert_eq!(
         answers(&last_session(&fx), &q),
         [pair("allowed", "person"), pair("allowed", "session")]
@@ -243,7 +287,13 @@ fn allow_always_is_written_to_the_overlay_and_used_by_later_sessions() {
     let records = last_session(&fx);
     let decided = decisions_about(&records, &q)[0];
     assert_eq!(decided["by"], "overlay", "{decided}");
-    assert!(decided["rule"].as_str().unwrap().starts_with(&format!("allow \"{q}\"")), "{decided}");
+    assert!(
+        decided["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("allow \"{q}\"")),
+        "{decided}"
+    );
     // On a terminal: no prompt either.
     let t = session(&fx, &policy, &[], &["broker-read", &q]);
     let done = t.wait();
@@ -251,8 +301,12 @@ fn allow_always_is_written_to_the_overlay_and_used_by_later_sessions() {
     assert!(!done.transcript.contains(PROMPT), "{}", done.transcript);
     // Only that file: its neighbour is still asked about (and denied here).
     fs::write(fx.brokered("asked/second.txt"), "x\n").unwrap();
-    fx.brokered_run(&policy, &[], &["broker-read", &fx.brokered("asked/second.txt")])
-        .assert_blocked();
+    fx.brokered_run(
+        &policy,
+        &[],
+        &["broker-read", &fx.brokered("asked/second.txt")],
+    )
+    .assert_blocked();
 }
 
 #[test]
@@ -262,7 +316,12 @@ fn deny_always_is_written_to_the_overlay_and_holds_against_approve_allow() {
     // Control: --approve allow serves it before the person says never.
     fx.brokered_run(&policy, &["--approve", "allow"], &["broker-read", &q])
         .assert_ok();
-    let mut t = session(&fx, &policy, &[], &["broker-read", &q, "+", "broker-read", &q]);
+    let mut t = session(
+        &fx,
+        &policy,
+        &[],
+        &["broker-read", &q, "+", "broker-read", &q],
+    );
     next_prompt(&mut t);
     t.send(b"v");
     t.expect("denied always");
@@ -281,13 +340,22 @@ fn an_unanswered_prompt_times_out_and_denies() {
     let (fx, policy) = fixture();
     let q = fx.brokered("asked/question.txt");
     // The test never types: the only way out is the timeout.
-    let mut t = session(&fx, &policy, &["--approve-timeout", "1"], &["broker-read", &q]);
+    let mut t = session(
+        &fx,
+        &policy,
+        &["--approve-timeout", "1"],
+        &["broker-read", &q],
+    );
     t.expect(PROMPT);
     t.expect("denied in 1 s without an answer");
     t.expect(&format!("{ANSWERED}denied: no answer in time"));
     let done = t.wait();
     assert_eq!(done.code, 1, "{}", done.transcript);
-    assert!(done.transcript.contains("the answer was deny (timeout)"), "{}", done.transcript);
+    assert!(
+        done.transcript.contains("the answer was deny (timeout)"),
+        "{}",
+        done.transcript
+    );
     assert_eq!(answers(&last_session(&fx), &q), [pair("denied", "timeout")]);
 }
 
@@ -296,7 +364,12 @@ fn identical_requests_share_one_prompt_and_others_queue_behind_it() {
     let (fx, policy) = fixture();
     let q = fx.brokered("asked/question.txt");
     let other = fx.brokered("unruled/other.txt");
-    let mut t = session(&fx, &policy, &[], &["broker-parallel", "-", &q, &q, &q, &other]);
+    let mut t = session(
+        &fx,
+        &policy,
+        &[],
+        &["broker-parallel", "-", &q, &q, &q, &other],
+    );
     // Which question comes first is up to the scheduler; each is answered
     // once every request has joined it.
     for round in 0..2 {
@@ -309,13 +382,20 @@ fn identical_requests_share_one_prompt_and_others_queue_behind_it() {
             (false, 0) => ("1 request", 1),
             (false, _) => ("1 request", 0),
         };
-        t.expect(&format!("({count} for this file, {behind} other question(s) queued"));
+        t.expect(&format!(
+            "({count} for this file, {behind} other question(s) queued"
+        ));
         t.send(if path == q { b"y" } else { b"n" });
     }
     t.expect("OK parallel served=3 denied=1 other=0");
     let done = t.wait();
     assert_eq!(done.code, 0, "{}", done.transcript);
-    assert_eq!(done.transcript.matches(PROMPT).count(), 2, "{}", done.transcript);
+    assert_eq!(
+        done.transcript.matches(PROMPT).count(),
+        2,
+        "{}",
+        done.transcript
+    );
     let records = last_session(&fx);
     assert_eq!(answers(&records, &q), vec![pair("allowed", "person"); 3]);
     assert_eq!(answers(&records, &other), [pair("denied", "person")]);
@@ -338,7 +418,11 @@ fn a_request_allowed_by_rule_is_served_while_a_prompt_waits() {
     // The prompt is open (the asked request has no answer), and the allowed
     // one is served meanwhile.
     wait_for_file(&marks_dir.join("1.served"));
-    assert_eq!(marks(&marks_dir, ""), 1, "the asked request was answered before the person");
+    assert_eq!(
+        marks(&marks_dir, ""),
+        1,
+        "the asked request was answered before the person"
+    );
     t.send(b"y");
     t.expect("OK parallel served=2 denied=0");
     let done = t.wait();
@@ -347,7 +431,6 @@ fn a_request_allowed_by_rule_is_served_while_a_prompt_waits() {
     let records = last_session(&fx);
     assert_eq!(answers(&records, &notes), [pair("allowed", "rule")]);
     assert_eq!(answers(&records, &q), [pair("allowed", "person")]);
-    let _ = NOTES;
 }
 
 #[test]
@@ -394,7 +477,13 @@ fn a_flood_of_questions_is_cut_by_the_rate_limit_and_counted() {
         .find(|r| r["by"] == "rate-limit")
         .unwrap();
     assert_eq!(limited["decision"], "denied");
-    assert!(limited["reason"].as_str().unwrap().contains("rate limit: 16 questions"), "{limited}");
+    assert!(
+        limited["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit: 16 questions"),
+        "{limited}"
+    );
     // `sluice audit stats` counts them.
     let stats = sluice_tests::audit::audit(&fx, &["stats"]);
     assert!(stats.stdout.contains("rate-limit"), "{stats}");

@@ -42,7 +42,13 @@ fn an_interactive_program_works_through_the_relay() {
 fn the_person_terminal_is_raw_during_the_session_and_restored_after() {
     let fx = Fixture::new(PROBE);
     // The program puts its own terminal in raw mode: not the person's.
-    let mut t = shell(&fx, &[], "echo started; read x; stty raw -echo; echo done", 24, 80);
+    let mut t = shell(
+        &fx,
+        &[],
+        "echo started; read x; stty raw -echo; echo done",
+        24,
+        80,
+    );
     let before = t.local_modes();
     // Control: before sluice takes it, the terminal is in cooked mode.
     let cooked = libc::ICANON | libc::ECHO | libc::ISIG;
@@ -60,7 +66,13 @@ fn the_person_terminal_is_raw_during_the_session_and_restored_after() {
 #[test]
 fn the_window_size_reaches_the_program_and_follows_resizes() {
     let fx = Fixture::new(PROBE);
-    let mut t = shell(&fx, &[], "stty size; read x; stty size; read y; stty size", 30, 100);
+    let mut t = shell(
+        &fx,
+        &[],
+        "stty size; read x; stty size; read y; stty size",
+        30,
+        100,
+    );
     t.expect("30 100");
     t.resize(40, 120);
     // sluice got SIGWINCH before this line was typed, and passes the size
@@ -86,7 +98,11 @@ fn the_program_holds_no_descriptor_of_the_persons_terminal() {
     let t = Terminal::spawn(cmd, 24, 80);
     let outer = t.slave_name();
     let done = t.wait();
-    assert!(done.transcript.contains(&format!("fd0={outer}\r\n")), "{}", done.transcript);
+    assert!(
+        done.transcript.contains(&format!("fd0={outer}\r\n")),
+        "{}",
+        done.transcript
+    );
 
     let t = shell(&fx, &[], script, 24, 80);
     let outer = t.slave_name();
@@ -95,12 +111,24 @@ fn the_program_holds_no_descriptor_of_the_persons_terminal() {
     let inner = done.transcript.lines().next().unwrap().trim().to_owned();
     assert!(inner.starts_with("/dev/pts/"), "{}", done.transcript);
     assert_ne!(inner, outer, "the program runs on the person's terminal");
-    assert!(!done.transcript.contains(&format!("{outer}\r")), "{}", done.transcript);
+    assert!(
+        !done.transcript.contains(&format!("{outer}\r")),
+        "{}",
+        done.transcript
+    );
     for fd in 0..3 {
-        assert!(done.transcript.contains(&format!("fd{fd}={inner}\r\n")), "{}", done.transcript);
+        assert!(
+            done.transcript.contains(&format!("fd{fd}={inner}\r\n")),
+            "{}",
+            done.transcript
+        );
     }
     // The shell holds no other terminal descriptor.
-    assert!(done.transcript.contains("terminals=3\r\n"), "{}", done.transcript);
+    assert!(
+        done.transcript.contains("terminals=3\r\n"),
+        "{}",
+        done.transcript
+    );
 }
 
 #[test]
@@ -109,7 +137,11 @@ fn all_output_reaches_the_terminal_when_the_program_exits_at_once() {
     let t = shell(&fx, &[], "seq 1 30000", 24, 80);
     let done = t.wait();
     assert_eq!(done.code, 0);
-    let numbers: Vec<&str> = done.transcript.split("\r\n").filter(|l| !l.is_empty()).collect();
+    let numbers: Vec<&str> = done
+        .transcript
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .collect();
     assert_eq!(numbers.len(), 30000, "lines lost or mangled");
     assert_eq!(numbers.last(), Some(&"30000"));
 }
@@ -136,11 +168,18 @@ fn output_waits_while_a_prompt_is_open_and_resumes_intact() {
     t.send(b"y");
     let done = t.wait();
     assert_eq!(done.code, 0, "{}", done.transcript);
-    assert!(!prompt.contains("line "), "output inside the prompt:\n{prompt}");
+    assert!(
+        !prompt.contains("line "),
+        "output inside the prompt:\n{prompt}"
+    );
     // Between the prompt's first line and its answer, nothing of the program.
     let start = done.transcript.find(PROMPT).unwrap();
     let end = start + done.transcript[start..].find("allowed once").unwrap();
-    assert!(!done.transcript[start..end].contains("line "), "{}", &done.transcript[start..end]);
+    assert!(
+        !done.transcript[start..end].contains("line "),
+        "{}",
+        &done.transcript[start..end]
+    );
     // Every line, in order, each once: nothing lost, nothing interleaved.
     let mut expected = 0;
     for l in done.transcript.split("\r\n") {
@@ -151,7 +190,11 @@ fn output_waits_while_a_prompt_is_open_and_resumes_intact() {
         }
     }
     assert!(expected > 0, "{}", done.transcript);
-    assert!(done.transcript.ends_with("finished\r\n"), "{}", done.transcript);
+    assert!(
+        done.transcript.ends_with("finished\r\n"),
+        "{}",
+        done.transcript
+    );
 }
 
 #[test]
@@ -165,10 +208,18 @@ fn a_line_cut_by_a_prompt_is_continued_after_it() {
     let mut t = shell(&fx, &["--policy", &policy], &script, 24, 80);
     let before = t.expect(PROMPT);
     // The prompt starts on a line of its own.
-    assert!(before.ends_with("half a line, \x1b[0m\r\n\x1b[1m"), "{before:?}");
+    assert!(
+        before.ends_with("half a line, \x1b[0m\r\n\x1b[1m"),
+        "{before:?}"
+    );
     t.expect(READY);
     t.send(b"n");
     t.expect("denied: ");
     let done = t.wait();
-    assert!(done.transcript.contains("\r\nhalf a line, and the rest\r\n"), "{:?}", done.transcript);
+    assert!(
+        done.transcript
+            .contains("\r\nhalf a line, and the rest\r\n"),
+        "{:?}",
+        done.transcript
+    );
 }

@@ -18,8 +18,8 @@ use crate::error::Location;
 use crate::spec::BrokerList;
 use pattern::{compile, literal_value, Pattern};
 
-pub(crate) use pattern::{check_written, escape};
 pub use pattern::literal_pattern;
+pub(crate) use pattern::{check_written, escape};
 pub(crate) use resolve::resolve_broker;
 
 /// What a rule says about the paths it covers.

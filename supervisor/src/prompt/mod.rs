@@ -94,7 +94,10 @@ impl Prompter {
     }
 
     fn fallback(&self) -> Answer {
-        Answer::new(self.settings.fallback_allow, AnsweredBy::NonInteractiveDefault)
+        Answer::new(
+            self.settings.fallback_allow,
+            AnsweredBy::NonInteractiveDefault,
+        )
     }
 
     /// Asks the person (or answers from the session's memory, or refuses
@@ -344,7 +347,10 @@ mod tests {
         assert!(refused.note.unwrap().contains("rate limit"));
         p.close();
         let closed = rt.block_on(first);
-        assert_eq!((closed.allow, closed.by), (false, AnsweredBy::NonInteractiveDefault));
+        assert_eq!(
+            (closed.allow, closed.by),
+            (false, AnsweredBy::NonInteractiveDefault)
+        );
         let after = rt.block_on(p.ask(&question(Path::new("/c"))));
         assert_eq!(after.by, AnsweredBy::NonInteractiveDefault);
     }

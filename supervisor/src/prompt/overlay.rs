@@ -56,7 +56,8 @@ impl Overlay {
         let shape = || format!("approvals overlay {}", file.display());
         check_shape(&text).with_context(shape)?;
         let dir = file.parent().unwrap_or(Path::new("/"));
-        let spec = policies::load_str(&file.display().to_string(), &text, dir).with_context(shape)?;
+        let spec =
+            policies::load_str(&file.display().to_string(), &text, dir).with_context(shape)?;
         let policy = spec.resolve(vars).with_context(shape)?;
         Ok(Overlay {
             rules: policy.broker,
@@ -179,7 +180,10 @@ mod tests {
     fn remembered_answers_load_in_the_next_session() {
         let dir = temp_dir("remember");
         let file = dir.join(FILE_NAME);
-        assert!(Overlay::load(&file, &vars(&dir)).unwrap().decide(&dir, false).is_none());
+        assert!(Overlay::load(&file, &vars(&dir))
+            .unwrap()
+            .decide(&dir, false)
+            .is_none());
         let odd = dir.join("we*rd [x] $HOME.txt");
         remember(&file, &odd, false, true).unwrap();
         remember(&file, &dir.join("rw.txt"), true, true).unwrap();
@@ -190,7 +194,9 @@ mod tests {
         assert!(got.allow, "{got:?}");
         assert!(got.rule.starts_with("allow "), "{got:?}");
         // Only the path itself: the pattern's characters are not wildcards.
-        assert!(overlay.decide(&dir.join("weird [x] $HOME.txt"), false).is_none());
+        assert!(overlay
+            .decide(&dir.join("weird [x] $HOME.txt"), false)
+            .is_none());
         // Read only: a write is still the person's to decide.
         assert!(overlay.decide(&odd, true).is_none());
         assert!(overlay.decide(&dir.join("rw.txt"), true).unwrap().allow);
@@ -215,7 +221,10 @@ mod tests {
             fs::write(&file, bad).unwrap();
             let err = Overlay::load(&file, &vars(&dir)).unwrap_err();
             assert!(format!("{err:#}").contains(FILE_NAME), "{bad}: {err:#}");
-            assert!(remember(&file, &dir.join("x"), false, true).is_err(), "{bad}");
+            assert!(
+                remember(&file, &dir.join("x"), false, true).is_err(),
+                "{bad}"
+            );
             assert_eq!(fs::read_to_string(&file).unwrap(), bad, "the file was kept");
         }
         fs::remove_dir_all(&dir).unwrap();

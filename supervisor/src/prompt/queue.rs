@@ -102,7 +102,13 @@ impl<Q, W> Queue<Q, W> {
 
     /// Queues `waiter` for the answer to `key`; gives `waiter` back when
     /// the question is refused.
-    pub fn put(&mut self, key: Key, question: Q, waiter: W, now: Instant) -> Result<Put, (W, Refused)> {
+    pub fn put(
+        &mut self,
+        key: Key,
+        question: Q,
+        waiter: W,
+        now: Instant,
+    ) -> Result<Put, (W, Refused)> {
         if let Some(item) = self.items.iter_mut().find(|i| i.key == key) {
             item.waiters.push(waiter);
             return Ok(Put::Joined(item.id));
@@ -218,7 +224,10 @@ mod tests {
         let now = Instant::now();
         q.put(key("/a"), (), 1, now).unwrap();
         q.put(key("/b"), (), 2, now).unwrap();
-        assert_eq!(q.put(key("/c"), (), 3, now), Err((3, Refused::TooManyPending)));
+        assert_eq!(
+            q.put(key("/c"), (), 3, now),
+            Err((3, Refused::TooManyPending))
+        );
         // Joining a waiting question is not a new question.
         assert_eq!(q.put(key("/b"), (), 4, now).unwrap(), Put::Joined(2));
         q.take(1);
@@ -230,7 +239,10 @@ mod tests {
         let mut q = queue(100, 3);
         let t0 = Instant::now();
         for (i, p) in ["/a", "/b", "/c"].into_iter().enumerate() {
-            let id = match q.put(key(p), (), 0, t0 + Duration::from_secs(i as u64)).unwrap() {
+            let id = match q
+                .put(key(p), (), 0, t0 + Duration::from_secs(i as u64))
+                .unwrap()
+            {
                 Put::New(id) => id,
                 other => panic!("{other:?}"),
             };
@@ -238,7 +250,9 @@ mod tests {
         }
         let refused = q.put(key("/d"), (), 9, t0 + Duration::from_secs(59));
         assert_eq!(refused, Err((9, Refused::TooManyPerMinute)));
-        assert!(q.put(key("/d"), (), 9, t0 + Duration::from_secs(60)).is_ok());
+        assert!(q
+            .put(key("/d"), (), 9, t0 + Duration::from_secs(60))
+            .is_ok());
     }
 
     #[test]

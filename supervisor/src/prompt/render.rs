@@ -89,7 +89,10 @@ pub fn shown(path: &Path) -> String {
 
 /// The prompt, from a fresh line; the cursor ends on its status line.
 pub fn prompt(v: &View) -> Vec<u8> {
-    let exe = v.exe.as_deref().map_or_else(|| "(unknown)".to_owned(), shown);
+    let exe = v
+        .exe
+        .as_deref()
+        .map_or_else(|| "(unknown)".to_owned(), shown);
     let rule = v
         .rule
         .as_deref()

@@ -29,7 +29,8 @@ pub fn in_foreground(fd: RawFd) -> bool {
 /// opened without becoming anyone's controlling terminal.
 pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: posix_openpt takes flags and returns a new descriptor or -1.
-    let master = check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    let master =
+        check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
     // SAFETY: the descriptor was just created and is owned here.
     let master = unsafe { OwnedFd::from_raw_fd(master) };
     // SAFETY: integer arguments; master is a pty master.

@@ -97,7 +97,10 @@ impl Pump {
                 pollfd(if self.input_open { STDIN } else { -1 }, libc::POLLIN),
                 pollfd(self.master_fd(), self.master_events()),
             ];
-            if self.input_open && self.prompt.is_none() && self.to_program.len() >= MAX_PENDING_INPUT {
+            if self.input_open
+                && self.prompt.is_none()
+                && self.to_program.len() >= MAX_PENDING_INPUT
+            {
                 fds[3].fd = -1;
             }
             poll(&mut fds, self.poll_timeout())?;
@@ -120,7 +123,11 @@ impl Pump {
             if ready(4) {
                 self.master_ready(fds[4].revents)?;
             }
-            if self.prompt.as_ref().is_some_and(|o| Instant::now() >= o.deadline) {
+            if self
+                .prompt
+                .as_ref()
+                .is_some_and(|o| Instant::now() >= o.deadline)
+            {
                 self.close_prompt(Choice::Timeout)?;
             }
             if ready(0) {

@@ -233,13 +233,26 @@ mod tests {
 
     #[test]
     fn an_unfinished_sequence_is_cancelled() {
-        for cut in [&b"x\x1b"[..], b"\x1b[3", b"\x1b]0;title", b"\x1bP1;2", b"\x1b(", b"\x1b]0;t\x1b"] {
+        for cut in [
+            &b"x\x1b"[..],
+            b"\x1b[3",
+            b"\x1b]0;title",
+            b"\x1bP1;2",
+            b"\x1b(",
+            b"\x1b]0;t\x1b",
+        ] {
             let mut s = tracked(cut);
             assert!(s.in_sequence(), "{cut:?}");
             assert!(s.interrupt().starts_with(b"\x18"), "{cut:?}");
             assert!(!s.in_sequence());
         }
-        for whole in [&b"\x1b[31m"[..], b"\x1b]0;title\x07", b"\x1b]0;t\x1b\\", b"\x1b(B", b"\x1b7"] {
+        for whole in [
+            &b"\x1b[31m"[..],
+            b"\x1b]0;title\x07",
+            b"\x1b]0;t\x1b\\",
+            b"\x1b(B",
+            b"\x1b7",
+        ] {
             assert!(!tracked(whole).in_sequence(), "{whole:?}");
         }
     }

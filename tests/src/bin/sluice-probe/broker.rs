@@ -652,7 +652,9 @@ pub(crate) fn parallel(marks: &str, paths: &[&str]) -> Step {
                     let got = client.open(&*path, OpenOptions::new().read(true)).await;
                     let kind = match &got {
                         Ok(_) => "served",
-                        Err(e) if matches!(Error::from_io(e), Some(Error::Denied { .. })) => "denied",
+                        Err(e) if matches!(Error::from_io(e), Some(Error::Denied { .. })) => {
+                            "denied"
+                        }
                         Err(_) => "other",
                     };
                     if let Some(dir) = marks {
@@ -668,7 +670,10 @@ pub(crate) fn parallel(marks: &str, paths: &[&str]) -> Step {
             .collect();
         let mut results = Vec::new();
         for task in tasks {
-            results.push(task.await.map_err(|e| usage(&format!("a task failed: {e}")))?);
+            results.push(
+                task.await
+                    .map_err(|e| usage(&format!("a task failed: {e}")))?,
+            );
         }
         Ok::<_, Fail>(results)
     })?;
