@@ -192,8 +192,15 @@ impl Pump {
             Err(_) => 0,
         };
         if n == 0 {
-            // The terminal hung up: no one can answer a prompt any more.
+            // The terminal hung up: no one can answer a prompt any more,
+            // and the program hears of it as it would on its own terminal
+            // (it is in a session of its own, out of reach of the hangup).
             self.input_open = false;
+            if self.master_open {
+                // SAFETY: TIOCSIG takes a signal number; it signals the
+                // foreground group of the pty's slave.
+                unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSIG, libc::SIGHUP) };
+            }
             if let Some(p) = &self.prompter {
                 p.close();
             }
