@@ -113,7 +113,7 @@ mod vars;
 #[cfg(test)]
 mod tests;
 
-pub use broker::{BrokerPolicy, BrokerRule, Decision, Verdict, Want};
+pub use broker::{literal_pattern, BrokerPolicy, BrokerRule, Decision, Verdict, Want};
 pub use error::{Location, PolicyError};
 pub use load::{load, load_str};
 pub use model::*;

@@ -26,6 +26,13 @@ pub const EXIT_SETUP_FAILED: i32 = 125;
 pub unsafe fn exec_child(plan: &Prepared) -> ! {
     let mut run = Runner { plan };
     run.setup_fds();
+    if let Some(t) = &plan.terminal {
+        // Before anything else: from here on the child holds no descriptor
+        // of the person's terminal, only its own pty.
+        run.step(Step::Terminal, 0, || {
+            sys::take_terminal(t.slave.as_raw_fd(), t.stderr)
+        });
+    }
     run.step(Step::DeathSignal, 0, || {
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong)?;
         // The supervisor may have died before the line above.

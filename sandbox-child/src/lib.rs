@@ -6,7 +6,9 @@
 //! will enforce on this kernel ([`EnforcementReport`]). After `fork()` the child
 //! calls [`exec_child`], which makes raw system calls only:
 //!
-//! 1. keep the handed-over descriptors, close every other inherited one;
+//! 1. keep the handed-over descriptors, close every other inherited one; when
+//!    the supervisor owns the person's terminal, a new session whose
+//!    controlling terminal (and stdin/stdout) is the program's own pty;
 //! 2. parent-death signal; reset signal dispositions and mask;
 //! 3. join the session cgroup (process limit);
 //! 4. a private user + mount namespace, the protective mounts ([`mounts`])
@@ -70,5 +72,5 @@ pub use child::{exec_child, EXIT_SETUP_FAILED};
 #[cfg(target_os = "linux")]
 pub use landlock_rules::kernel_abi as landlock_abi;
 #[cfg(target_os = "linux")]
-pub use plan::{prepare, LaunchContext, PrepareError, Prepared};
+pub use plan::{prepare, ChildTerminal, LaunchContext, PrepareError, Prepared};
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};

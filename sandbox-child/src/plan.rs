@@ -38,6 +38,18 @@ pub struct LaunchContext {
     pub handover: Vec<(OwnedFd, RawFd)>,
     /// The write end of the launch pipe (close-on-exec).
     pub report_pipe: OwnedFd,
+    /// The program's own terminal, when the supervisor owns the person's.
+    pub terminal: Option<ChildTerminal>,
+}
+
+/// The slave side of a pseudo-terminal the supervisor made for the program.
+/// The child makes it its controlling terminal in a new session and its
+/// standard input and output, so it keeps no descriptor of the person's
+/// terminal.
+pub struct ChildTerminal {
+    pub slave: OwnedFd,
+    /// Standard error too (it was a terminal as well).
+    pub stderr: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +112,7 @@ pub struct Prepared {
     /// Sorted descriptors that survive the close-everything step.
     pub(crate) keep_fds: Vec<RawFd>,
     pub(crate) report_pipe: OwnedFd,
+    pub(crate) terminal: Option<ChildTerminal>,
     pub(crate) parent_pid: libc::pid_t,
     pub(crate) cgroup_procs: Option<OwnedFd>,
     pub(crate) id_maps: Option<IdMaps>,
@@ -218,6 +231,7 @@ fn prepare_root(
     policy: &Policy,
     placeholder_dir: &Path,
     cwd: &Path,
+    terminal: Option<&ChildTerminal>,
 ) -> Result<PreparedRoot, PrepareError> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = placeholder_dir.join("root");
@@ -246,7 +260,13 @@ fn prepare_root(
         let rel = p.strip_prefix("/").unwrap_or(p);
         cstring(dir.join(rel).as_os_str())
     };
-    let entries = root::skeleton(&policy.filesystem, cwd, &links, kind)
+    // The program's own terminal exists in its view, so ttyname(3) works.
+    let also: Vec<PathBuf> = terminal
+        .and_then(|t| std::fs::read_link(format!("/proc/self/fd/{}", t.slave.as_raw_fd())).ok())
+        .filter(|p| p.is_absolute())
+        .into_iter()
+        .collect();
+    let entries = root::skeleton(&policy.filesystem, &also, cwd, &links, kind)
         .into_iter()
         .map(|entry| {
             Ok(match entry {
@@ -318,7 +338,12 @@ pub fn prepare(
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
     let mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
-    let root = prepare_root(policy, &ctx.placeholder_dir, &ctx.cwd)?;
+    let root = prepare_root(
+        policy,
+        &ctx.placeholder_dir,
+        &ctx.cwd,
+        ctx.terminal.as_ref(),
+    )?;
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
     // SAFETY: getuid/getgid/getpid cannot fail.
@@ -355,6 +380,7 @@ pub fn prepare(
     keep_fds.push(ctx.report_pipe.as_raw_fd());
     keep_fds.extend(landlock.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.extend(ctx.cgroup_procs.as_ref().map(|f| f.as_raw_fd()));
+    keep_fds.extend(ctx.terminal.as_ref().map(|t| t.slave.as_raw_fd()));
     keep_fds.sort_unstable();
 
     // Bounding set and securebits need CAP_SETPCAP, which root and the user
@@ -378,6 +404,7 @@ pub fn prepare(
         handover: ctx.handover,
         keep_fds,
         report_pipe: ctx.report_pipe,
+        terminal: ctx.terminal,
         parent_pid: pid,
         cgroup_procs: ctx.cgroup_procs,
         id_maps: userns.then(|| IdMaps {

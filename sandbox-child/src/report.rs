@@ -158,10 +158,11 @@ pub enum Step {
     /// macOS: `sandbox_init` on the Seatbelt profile. Its record's `index`
     /// is the length of the error message that follows it on the pipe.
     Seatbelt,
+    Terminal,
 }
 
 impl Step {
-    const ALL: [Step; 19] = [
+    const ALL: [Step; 20] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -181,6 +182,7 @@ impl Step {
         Step::Exec,
         Step::Root,
         Step::Seatbelt,
+        Step::Terminal,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -201,9 +203,12 @@ impl Step {
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
             // The whole sandbox on macOS: always fatal.
-            Step::SetupFds | Step::DeathSignal | Step::Signals | Step::Exec | Step::Seatbelt => {
-                None
-            }
+            Step::SetupFds
+            | Step::DeathSignal
+            | Step::Signals
+            | Step::Exec
+            | Step::Seatbelt
+            | Step::Terminal => None,
         }
     }
 
@@ -228,6 +233,7 @@ impl Step {
             Step::Signals => "resetting signal dispositions",
             Step::Exec => "executing the program",
             Step::Seatbelt => "applying the Seatbelt profile",
+            Step::Terminal => "moving the program to its own terminal",
         }
     }
 }

@@ -45,9 +45,13 @@ pub enum Entry {
 /// symlinks, then the binds, outermost allowed trees only. `kind` says what
 /// a path is on the host (`None`: missing, skipped). `cwd` gets empty
 /// directories if no allowed tree holds it, so the program can start there.
-/// `top_symlinks` are the host's `/NAME -> TARGET` links.
+/// `top_symlinks` are the host's `/NAME -> TARGET` links. `also` are paths
+/// that must exist in the view though the policy does not list them (the
+/// program's own terminal, so `ttyname` works); Landlock still decides
+/// whether they can be opened by name.
 pub fn skeleton(
     fs: &FsPolicy,
+    also: &[PathBuf],
     cwd: &Path,
     top_symlinks: &[(PathBuf, PathBuf)],
     kind: impl Fn(&Path) -> Option<Kind>,
@@ -57,6 +61,7 @@ pub fn skeleton(
         .iter()
         .chain(&fs.write)
         .chain(&fs.execute)
+        .chain(also)
         .filter_map(|p| kind(p).map(|k| (p, k)))
         .collect();
     roots.sort_by_key(|(p, _)| (p.components().count(), p.as_path()));
@@ -157,7 +162,7 @@ mod tests {
             ..FsPolicy::default()
         };
         let links = [(p("/bin"), p("usr/bin")), (p("/home"), p("elsewhere"))];
-        let got = skeleton(&fs, Path::new("/home/u/ws/src"), &links, kinds);
+        let got = skeleton(&fs, &[], Path::new("/home/u/ws/src"), &links, kinds);
         assert_eq!(
             got,
             vec![
@@ -201,12 +206,34 @@ mod tests {
     }
 
     #[test]
+    fn the_programs_terminal_is_in_the_view() {
+        let fs = FsPolicy {
+            read: vec![p("/usr")],
+            write: vec![p("/dev/null")],
+            ..FsPolicy::default()
+        };
+        let got = skeleton(&fs, &[p("/dev/pts/3")], Path::new("/usr"), &[], |p| {
+            Some(if p.starts_with("/dev") {
+                Kind::File
+            } else {
+                Kind::Dir
+            })
+        });
+        assert!(got.contains(&Entry::Dir(p("/dev/pts"))), "{got:?}");
+        assert!(got.contains(&Entry::File(p("/dev/pts/3"))), "{got:?}");
+        assert!(got.contains(&Entry::Bind {
+            path: p("/dev/pts/3"),
+            kind: Kind::File
+        }));
+    }
+
+    #[test]
     fn a_working_directory_outside_the_policy_gets_empty_directories() {
         let fs = FsPolicy {
             read: vec![p("/usr")],
             ..FsPolicy::default()
         };
-        let got = skeleton(&fs, Path::new("/srv/x"), &[], kinds);
+        let got = skeleton(&fs, &[], Path::new("/srv/x"), &[], kinds);
         assert_eq!(
             got,
             vec![
@@ -228,7 +255,13 @@ mod tests {
             write: vec![p("/tmp/s")],
             ..FsPolicy::default()
         };
-        let got = skeleton(&fs, Path::new("/tmp"), &[(p("/bin"), p("usr/bin"))], kinds);
+        let got = skeleton(
+            &fs,
+            &[p("/dev/pts/3")],
+            Path::new("/tmp"),
+            &[(p("/bin"), p("usr/bin"))],
+            kinds,
+        );
         assert_eq!(
             got,
             vec![Entry::Bind {

@@ -85,6 +85,27 @@ fn close_range(lo: u32, hi: u32) -> Result<(), i32> {
     check(unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) }).map(drop)
 }
 
+/// A new session whose controlling terminal is `slave`, which becomes
+/// standard input and output (and error with `stderr`); `slave` itself is
+/// then closed. Whatever stood at 0, 1 (and 2) before, the person's
+/// terminal, is gone from this process.
+pub fn take_terminal(slave: c_int, stderr: bool) -> Result<(), i32> {
+    // SAFETY: setsid takes no arguments; we are not a group leader (forked).
+    check(unsafe { libc::setsid() } as _)?;
+    // SAFETY: TIOCSCTTY takes an integer (0: do not steal from another session).
+    check(unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } as _)?;
+    let targets: &[c_int] = if stderr { &[0, 1, 2] } else { &[0, 1] };
+    for &fd in targets {
+        // SAFETY: dup2 on a descriptor we own onto a standard number.
+        check(unsafe { libc::dup2(slave, fd) } as _)?;
+    }
+    if slave > 2 {
+        // SAFETY: closing our own copy; 0..=2 now hold the terminal.
+        check(unsafe { libc::close(slave) } as _)?;
+    }
+    Ok(())
+}
+
 /// `mount(2)` with C strings prepared before fork (null pointers allowed).
 pub fn mount(
     src: *const c_char,

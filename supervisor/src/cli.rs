@@ -50,7 +50,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "none|all|tcp:PORTS")]
     pub net: Option<String>,
     /// How requests under an `ask` rule are answered when no person can be
-    /// asked.
+    /// asked (no terminal).
     #[arg(long, value_enum, default_value = "deny", value_name = "deny|allow")]
     pub approve: Approve,
     /// Inside another sluice sandbox: apply this one on top (stack), run the
@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// Default: the policy's `nested`, else stack.
     #[arg(long, value_name = "stack|skip|warn|error")]
     pub nested: Option<policies::Nested>,
+    /// Seconds a prompt waits for the person before it answers deny.
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub approve_timeout: u64,
     /// Where the audit record goes (default $XDG_STATE_HOME/sluice/audit).
     #[arg(long, value_name = "DIR")]
     pub audit_dir: Option<PathBuf>,

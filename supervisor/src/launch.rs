@@ -162,6 +162,9 @@ pub struct Launch {
     /// Descriptors the program inherits, at the same numbers (the broker's
     /// shared socket).
     pub inherit: Vec<OwnedFd>,
+    /// The program's own terminal (see [`crate::tty`]), when sluice owns
+    /// the person's.
+    pub terminal: Option<sandbox_child::ChildTerminal>,
     /// Print the enforcement report (before the program starts).
     pub verbose: bool,
     /// For the report's first line.
@@ -202,6 +205,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
             })
             .collect(),
         report_pipe: write_end,
+        terminal: launch.terminal,
     };
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;

@@ -17,5 +17,7 @@ mod commands;
 pub mod exit;
 mod launch;
 mod nesting;
+pub mod prompt;
 mod session;
+pub mod tty;
 mod xdg;

@@ -57,7 +57,21 @@ pub fn prepare_supervisor() -> io::Result<()> {
 /// Waits for `child` to exit while forwarding signals; then kills and reaps
 /// everything it left behind. Returns the shell-style exit status.
 pub fn supervise(child: libc::pid_t, cgroup: Option<&SessionCgroup>) -> io::Result<i32> {
-    let set = handled_set();
+    supervise_except(child, cgroup, &[])
+}
+
+/// [`supervise`], leaving the signals in `others` to another thread's
+/// signalfd (the terminal relay reads SIGWINCH itself).
+pub fn supervise_except(
+    child: libc::pid_t,
+    cgroup: Option<&SessionCgroup>,
+    others: &[libc::c_int],
+) -> io::Result<i32> {
+    let mut set = handled_set();
+    for sig in others {
+        // SAFETY: set is a valid signal set.
+        unsafe { libc::sigdelset(&mut set, *sig) };
+    }
     // SAFETY: set is valid; signalfd returns a new descriptor or -1.
     let sfd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) };
     if sfd < 0 {

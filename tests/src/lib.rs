@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 
 pub mod audit;
 pub mod broker;
+pub mod pty;
 
 /// Every secret in a fixture contains this; no blocked attack may print it.
 pub const SECRET_MARK: &str = "SECRET-";

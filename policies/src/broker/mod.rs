@@ -18,6 +18,7 @@ use crate::error::Location;
 use crate::spec::BrokerList;
 use pattern::{compile, literal_value, Pattern};
 
+pub use pattern::literal_pattern;
 pub(crate) use pattern::{check_written, escape};
 pub(crate) use resolve::resolve_broker;
 

@@ -149,6 +149,14 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
+/// A path written as a `[broker]` pattern that matches only that path: glob
+/// characters in classes, backslashes doubled, `$` written `$$` so no
+/// variable is substituted. For files sluice writes itself (the approvals
+/// overlay).
+pub fn literal_pattern(path: &str) -> String {
+    escape(path).replace('$', "$$")
+}
+
 /// One element of a component in pattern syntax.
 enum Piece {
     /// A character that matches itself (plain, `\x`, or a class `[x]` of one).

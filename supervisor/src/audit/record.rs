@@ -226,6 +226,13 @@ text_enum!(
         Timeout = "timeout",
         /// No one could be asked; the session's default applied.
         NonInteractiveDefault = "non-interactive-default",
+        /// An "always" answer the person gave in an earlier session (the
+        /// approvals overlay).
+        Overlay = "overlay",
+        /// An answer the person gave earlier in this session.
+        Session = "session",
+        /// Too many questions for the person: denied without asking.
+        RateLimit = "rate-limit",
         /// A path sluice never lets through, whatever the policy says.
         Protected = "protected",
         Error = "error",

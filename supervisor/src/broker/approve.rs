@@ -1,25 +1,70 @@
 //! Who answers a request that falls under an `ask` rule.
 //!
-//! Until sluice owns the person's terminal (the approvals issue), nobody is
-//! asked: `--approve allow|deny` answers every `ask`, and the audit record
-//! says the answer was the non-interactive default. The broker awaits the
-//! answer in the request's own task, so a slow answer never holds up other
-//! requests.
+//! In order: the person's remembered "always" answers (the overlay file,
+//! [`crate::prompt::overlay`]); then the person at the terminal when sluice
+//! owns one ([`crate::prompt::Prompter`]: session memory, queue, rate
+//! limit, timeout); else `--approve allow|deny`, which the audit record
+//! calls the non-interactive default. The broker awaits the answer in the
+//! request's own task, so a slow answer never holds up other requests.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::audit::By;
+use crate::prompt::overlay::Overlay;
+use crate::prompt::Prompter;
 
 /// Who or what gave an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnsweredBy {
     /// `--approve`, with no person to ask.
     NonInteractiveDefault,
+    /// The person, at the prompt.
+    Person,
+    /// The prompt timed out.
+    Timeout,
+    /// An "always" answer from the overlay file.
+    Overlay,
+    /// An answer the person gave earlier in this session.
+    Session,
+    /// Too many questions: denied without asking.
+    RateLimit,
+}
+
+impl From<AnsweredBy> for By {
+    fn from(by: AnsweredBy) -> By {
+        match by {
+            AnsweredBy::NonInteractiveDefault => By::NonInteractiveDefault,
+            AnsweredBy::Person => By::Person,
+            AnsweredBy::Timeout => By::Timeout,
+            AnsweredBy::Overlay => By::Overlay,
+            AnsweredBy::Session => By::Session,
+            AnsweredBy::RateLimit => By::RateLimit,
+        }
+    }
 }
 
 /// The answer to one question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub allow: bool,
     pub by: AnsweredBy,
+    /// The rule that answered, when it is not the `ask` rule (an overlay
+    /// entry).
+    pub rule: Option<String>,
+    /// Why, when there is more to say (the rate limit).
+    pub note: Option<String>,
+}
+
+impl Answer {
+    pub fn new(allow: bool, by: AnsweredBy) -> Answer {
+        Answer {
+            allow,
+            by,
+            rule: None,
+            note: None,
+        }
+    }
 }
 
 /// What a person would be shown.
@@ -33,30 +78,47 @@ pub struct Question<'a> {
 }
 
 /// The answerer for `ask` rules.
-#[derive(Debug, Clone)]
 pub enum Approvals {
-    /// No person to ask: every `ask` gets this answer.
+    /// No person to ask and nothing remembered: every `ask` gets this answer.
     NonInteractive { allow: bool },
+    /// The overlay's answers first; then the person if there is one, else
+    /// `allow`.
+    Layered {
+        overlay: Overlay,
+        person: Option<Arc<Prompter>>,
+        allow: bool,
+    },
 }
 
 impl Approvals {
     pub async fn ask(&self, q: &Question<'_>) -> Answer {
-        match self {
-            Approvals::NonInteractive { allow } => {
-                tracing::info!(
-                    pid = q.pid,
-                    exe = %q.exe.map_or_else(|| "?".into(), |e| e.display().to_string()),
-                    path = %q.path.display(),
-                    write = q.write,
-                    rule = q.rule.as_deref().unwrap_or("-"),
-                    allow,
-                    "ask rule answered by --approve (no terminal to ask on)"
-                );
-                Answer {
-                    allow: *allow,
-                    by: AnsweredBy::NonInteractiveDefault,
+        let (person, allow) = match self {
+            Approvals::NonInteractive { allow } => (None, *allow),
+            Approvals::Layered {
+                overlay,
+                person,
+                allow,
+            } => {
+                if let Some(r) = overlay.decide(q.path, q.write) {
+                    let mut answer = Answer::new(r.allow, AnsweredBy::Overlay);
+                    answer.rule = Some(r.rule);
+                    return answer;
                 }
+                (person.as_ref(), *allow)
             }
+        };
+        if let Some(person) = person {
+            return person.ask(q).await;
         }
+        tracing::info!(
+            pid = q.pid,
+            exe = %q.exe.map_or_else(|| "?".into(), |e| e.display().to_string()),
+            path = %q.path.display(),
+            write = q.write,
+            rule = q.rule.as_deref().unwrap_or("-"),
+            allow,
+            "ask rule answered by --approve (no terminal to ask on)"
+        );
+        Answer::new(allow, AnsweredBy::NonInteractiveDefault)
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use policies::{Verdict, Want};
 use proto::{Access, ErrorKind, Request, RequestBody, ResponseBody};
 
-use super::approve::{AnsweredBy, Question};
+use super::approve::Question;
 use super::fsops::{self, Lookup, Mode};
 use super::peer::Peer;
 use super::Shared;
@@ -243,7 +243,7 @@ async fn open(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
             Ok(l) => l,
             Err(e) => return refuse_or_error(shared, &path, want, &e),
         };
-        let (verdict, rule, reason, by) = judge(shared, lookup.real(), want);
+        let (verdict, mut rule, reason, by) = judge(shared, lookup.real(), want);
         if let (Lookup::Missing(_), false) = (&lookup, ask.create) {
             // Say "denied" where the policy denies, so a missing file there
             // is indistinguishable from a present one; else "not found".
@@ -265,11 +265,15 @@ async fn open(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
                     rule: rule.clone(),
                 };
                 let answer = shared.approvals.ask(&question).await;
-                let by = match answer.by {
-                    AnsweredBy::NonInteractiveDefault => By::NonInteractiveDefault,
-                };
+                let by = By::from(answer.by);
+                if answer.rule.is_some() {
+                    rule = answer.rule;
+                }
                 if !answer.allow {
-                    let reason = format!("{reason}; the answer was deny ({})", by.as_str());
+                    let mut reason = format!("{reason}; the answer was deny ({})", by.as_str());
+                    if let Some(note) = answer.note {
+                        reason = format!("{reason}: {note}");
+                    }
                     return Outcome::denied(by, rule, reason);
                 }
                 by

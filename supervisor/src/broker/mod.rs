@@ -17,7 +17,7 @@
 //! Decisions are made on the file actually opened, never on the name asked
 //! ([`fsops`]); every decision is appended to the audit record.
 
-mod approve;
+pub mod approve;
 mod connection;
 mod fsops;
 mod handler;

@@ -14,6 +14,8 @@ use crate::broker::{Approvals, Broker, Shared};
 use crate::cgroup::SessionCgroup;
 use crate::cli::{Approve, RunArgs};
 use crate::launch::{self, Launch, SessionDir};
+use crate::prompt::{self, overlay::Overlay, Prompter};
+use crate::tty::{self, Terminal};
 use crate::{nesting, session};
 
 /// The resolved inputs of one session.
@@ -103,6 +105,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
     }
     let audit_dir = audit_dir.canonicalize()?;
     let config_dir = config_dir.canonicalize()?;
+    let overlay_file = config_dir.join(prompt::overlay::FILE_NAME);
+    let vars = Vars {
+        home: home_dir()?,
+        workspace: s.workspace.clone(),
+        tmpdir: s.dir.tmp(),
+    };
+    let overlay = Overlay::load(&overlay_file, &vars)?;
     let protected = vec![
         (audit_dir.clone(), "sluice's audit record"),
         (config_dir.clone(), "sluice's configuration"),
@@ -144,6 +153,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .limits
         .processes
         .and_then(|n| SessionCgroup::create(&s.id, n));
+    let mut terminal = Terminal::take().context("giving the program its own terminal")?;
     session::prepare_supervisor().context("preparing the supervisor")?;
     let spawned = launch::spawn(
         &s.policy,
@@ -155,6 +165,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             placeholder_dir: s.dir.private(),
             cgroup,
             inherit: vec![broker_theirs],
+            terminal: terminal.as_mut().and_then(Terminal::child_side),
             verbose: args.verbose,
             banner: banner(&s),
             nested: s.outer.is_some(),
@@ -182,8 +193,20 @@ pub fn run(args: RunArgs) -> Result<i32> {
             return Err(e).context("opening the audit record");
         }
     };
-    let approvals = Approvals::NonInteractive {
-        allow: args.approve == Approve::Allow,
+    let allow = args.approve == Approve::Allow;
+    let prompter = match &terminal {
+        Some(_) => Some(Arc::new(Prompter::new(prompt::Settings {
+            timeout: std::time::Duration::from_secs(args.approve_timeout),
+            limits: prompt::queue::Limits::default(),
+            overlay_file: Some(overlay_file),
+            fallback_allow: allow,
+        })?)),
+        None => None,
+    };
+    let approvals = Approvals::Layered {
+        overlay,
+        person: prompter.clone(),
+        allow,
     };
     let shared = Arc::new(Shared::new(
         s.id.clone(),
@@ -193,8 +216,26 @@ pub fn run(args: RunArgs) -> Result<i32> {
         protected,
     ));
     let broker = Broker::start(broker_ours, shared.clone())?;
-    let code =
-        session::supervise(spawned.pid, spawned.cgroup.as_ref()).context("supervising the program");
+    let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
+        Ok(relay) => relay,
+        Err(e) => {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(spawned.pid, libc::SIGKILL) };
+            let _ = session::supervise(spawned.pid, spawned.cgroup.as_ref());
+            broker.stop();
+            return Err(e).context("relaying the terminal");
+        }
+    };
+    let relayed: &[libc::c_int] = if relay.is_some() {
+        &[tty::WINDOW_CHANGE]
+    } else {
+        &[]
+    };
+    let code = session::supervise_except(spawned.pid, spawned.cgroup.as_ref(), relayed)
+        .context("supervising the program");
+    if let Some(relay) = relay {
+        relay.finish();
+    }
     broker.stop();
     if let Some(audit) = &shared.audit {
         let exit = match &code {

@@ -625,3 +625,66 @@ pub(crate) fn race_write(
     }
     Ok(totals)
 }
+
+/// `broker-parallel MARKS PATH...`: asks for every PATH at once (reading),
+/// over one pipelined connection, so requests wait for the person side by
+/// side. As each answer arrives, the empty file `MARKS/<i>.served` or
+/// `MARKS/<i>.denied` (`<i>`: the PATH's index from 0; `.other` for any
+/// other answer) is created, so a test can see from outside which requests
+/// were answered while a prompt is still open (`-` for no marks). Prints one
+/// line per request, then `OK served=N denied=M other=K`.
+pub(crate) fn parallel(marks: &str, paths: &[&str]) -> Step {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(&format!("tokio runtime: {e}")))?;
+    let marks = (marks != "-").then(|| PathBuf::from(marks));
+    let results = runtime.block_on(async {
+        let client = client_sdk::tokio::Client::from_env()
+            .await
+            .map_err(|e| classify("connect to the broker", &e))?;
+        let tasks: Vec<_> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let (client, path, marks) = (client.clone(), path.to_string(), marks.clone());
+                tokio::spawn(async move {
+                    let got = client.open(&*path, OpenOptions::new().read(true)).await;
+                    let kind = match &got {
+                        Ok(_) => "served",
+                        Err(e) if matches!(Error::from_io(e), Some(Error::Denied { .. })) => {
+                            "denied"
+                        }
+                        Err(_) => "other",
+                    };
+                    if let Some(dir) = marks {
+                        let _ = File::create(dir.join(format!("{i}.{kind}")));
+                    }
+                    let detail = match got {
+                        Ok(_) => String::new(),
+                        Err(e) => format!(": {e}"),
+                    };
+                    (kind, format!("{kind} {i} {path}{detail}"))
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(
+                task.await
+                    .map_err(|e| usage(&format!("a task failed: {e}")))?,
+            );
+        }
+        Ok::<_, Fail>(results)
+    })?;
+    let count = |k: &str| results.iter().filter(|(kind, _)| *kind == k).count();
+    for (_, line) in &results {
+        println!("{line}");
+    }
+    Ok(format!(
+        "parallel served={} denied={} other={}",
+        count("served"),
+        count("denied"),
+        count("other")
+    ))
+}

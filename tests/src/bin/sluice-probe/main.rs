@@ -41,7 +41,7 @@
 //!   `unix-connect`;
 //! - broker (through the client SDK unless noted): `broker-read`, `broker-read-as`, `broker-write`,
 //!   `broker-query`, `broker-race`, `broker-race-write`, `broker-openat`,
-//!   `broker-meta`, `broker-flood`, and on the raw wire
+//!   `broker-meta`, `broker-flood`, `broker-parallel`, and on the raw wire
 //!   `broker-garbage`, `broker-die-mid-request` (see `broker.rs` and `wire.rs`).
 //!
 //! Every failure of the attacked operation counts as BLOCKED whatever the errno
@@ -224,6 +224,9 @@ fn run(step: &[String]) -> Step {
         ("broker-meta", [path]) => broker::meta(path),
         ("broker-flood", [clients, requests, path]) => {
             broker::flood(parse_num(clients)?, parse_num(requests)?, path)
+        }
+        ("broker-parallel", [marks, paths @ ..]) if !paths.is_empty() => {
+            broker::parallel(marks, paths)
         }
         ("broker-garbage", [path]) => wire::garbage(path),
         ("broker-die-mid-request", [path, n]) => wire::die_mid_request(path, parse_num(n)?),

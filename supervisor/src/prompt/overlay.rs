@@ -1,0 +1,232 @@
+//! The person's "always" answers: `$XDG_CONFIG_HOME/sluice/approvals.toml`.
+//!
+//! A policy file with a `[broker]` table and nothing else, holding `allow`,
+//! `allow_write` and `deny` patterns (see policies/FORMAT.md, "The approvals
+//! overlay"). It is read when a session starts and consulted only for
+//! requests the session's policy would put to a person (`ask` rules): it
+//! can answer a question, never widen what the policy allows or refuses.
+//! The configuration directory is denied to the sandbox and protected from
+//! the broker, so only the person (and sluice on their behalf) writes here.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use policies::{BrokerPolicy, Vars, Verdict, Want};
+
+/// The overlay's name in the configuration directory.
+pub const FILE_NAME: &str = "approvals.toml";
+
+const LISTS: [&str; 3] = ["allow", "allow_write", "deny"];
+
+const HEADER: &str = "\
+# sluice: answers given \"always\" at an approval prompt.
+# Read when a session starts; consulted only for requests the session's
+# policy would ask a person about. Edit freely (see policies/FORMAT.md,
+# \"The approvals overlay\"); sluice rewrites this file when it adds an answer.
+
+";
+
+/// The overlay as loaded for one session.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    rules: BrokerPolicy,
+}
+
+/// An answer the overlay gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered {
+    pub allow: bool,
+    /// The rule's text, e.g. `allow "/h/notes.txt" (approvals.toml:6)`.
+    pub rule: String,
+}
+
+impl Overlay {
+    /// Loads `file`; a missing file is an empty overlay. A file that is not
+    /// a `[broker]` table of the three lists is an error naming it: better
+    /// no session than answers the person did not give.
+    pub fn load(file: &Path, vars: &Vars) -> Result<Overlay> {
+        let text = match fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Overlay::default()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+        };
+        let shape = || format!("approvals overlay {}", file.display());
+        check_shape(&text).with_context(shape)?;
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        let spec =
+            policies::load_str(&file.display().to_string(), &text, dir).with_context(shape)?;
+        let policy = spec.resolve(vars).with_context(shape)?;
+        Ok(Overlay {
+            rules: policy.broker,
+        })
+    }
+
+    /// The remembered answer for a request the policy asks about, if any.
+    /// An `allow` entry (read only) leaves a write request to the person.
+    pub fn decide(&self, path: &Path, write: bool) -> Option<Remembered> {
+        let want = if write { Want::ReadWrite } else { Want::Read };
+        let d = self.rules.decide(path, want);
+        let rule = d.rule?;
+        match (d.verdict, rule.verdict) {
+            (Verdict::Allow, _) => Some(Remembered {
+                allow: true,
+                rule: rule.to_string(),
+            }),
+            (Verdict::Deny, Verdict::Deny) => Some(Remembered {
+                allow: false,
+                rule: rule.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Only `[broker]`, and in it only `allow`, `allow_write` and `deny`.
+fn check_shape(text: &str) -> Result<toml::Table> {
+    let table: toml::Table = text.parse().context("not valid TOML")?;
+    for (key, value) in &table {
+        if key != "broker" {
+            bail!("unexpected key '{key}': the overlay holds only a [broker] table");
+        }
+        let Some(broker) = value.as_table() else {
+            bail!("'broker' must be a table");
+        };
+        if let Some(key) = broker.keys().find(|k| !LISTS.contains(&k.as_str())) {
+            bail!("unexpected key 'broker.{key}': the overlay holds allow, allow_write and deny");
+        }
+    }
+    Ok(table)
+}
+
+/// Adds `path` to the overlay: `allow` (or `allow_write` for a request that
+/// writes) or `deny`. The file is rewritten whole through a new file renamed
+/// over it, so a crash leaves the old or the new overlay, never half of one.
+pub fn remember(file: &Path, path: &Path, write: bool, allow: bool) -> Result<()> {
+    let Some(text_path) = path.to_str() else {
+        bail!("{} is not UTF-8 text", path.display());
+    };
+    let old = match fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let mut table = check_shape(&old).with_context(|| format!("{} is damaged", file.display()))?;
+    let list = match (allow, write) {
+        (false, _) => "deny",
+        (true, false) => "allow",
+        (true, true) => "allow_write",
+    };
+    let broker = table
+        .entry("broker")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .expect("checked: broker is a table");
+    let entries = broker
+        .entry(list)
+        .or_insert_with(|| toml::Value::Array(Vec::new()));
+    let Some(entries) = entries.as_array_mut() else {
+        bail!("{}: broker.{list} is not a list", file.display());
+    };
+    let pattern = toml::Value::String(policies::literal_pattern(text_path));
+    if !entries.contains(&pattern) {
+        entries.push(pattern);
+    }
+    let body = toml::to_string(&table).context("writing the overlay")?;
+    replace(file, &format!("{HEADER}{body}"))
+}
+
+fn replace(file: &Path, text: &str) -> Result<()> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let temp: PathBuf = dir.join(format!(".{FILE_NAME}.{}", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&temp, file)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        anyhow::Error::new(e).context(format!("writing {}", file.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(dir: &Path) -> Vars {
+        Vars {
+            home: dir.to_path_buf(),
+            workspace: dir.to_path_buf(),
+            tmpdir: dir.to_path_buf(),
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sluice-overlay-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn remembered_answers_load_in_the_next_session() {
+        let dir = temp_dir("remember");
+        let file = dir.join(FILE_NAME);
+        assert!(Overlay::load(&file, &vars(&dir))
+            .unwrap()
+            .decide(&dir, false)
+            .is_none());
+        let odd = dir.join("we*rd [x] $HOME.txt");
+        remember(&file, &odd, false, true).unwrap();
+        remember(&file, &dir.join("rw.txt"), true, true).unwrap();
+        remember(&file, &dir.join("no.txt"), false, false).unwrap();
+        remember(&file, &odd, false, true).unwrap();
+        let overlay = Overlay::load(&file, &vars(&dir)).unwrap();
+        let got = overlay.decide(&odd, false).unwrap();
+        assert!(got.allow, "{got:?}");
+        assert!(got.rule.starts_with("allow "), "{got:?}");
+        // Only the path itself: the pattern's characters are not wildcards.
+        assert!(overlay
+            .decide(&dir.join("weird [x] $HOME.txt"), false)
+            .is_none());
+        // Read only: a write is still the person's to decide.
+        assert!(overlay.decide(&odd, true).is_none());
+        assert!(overlay.decide(&dir.join("rw.txt"), true).unwrap().allow);
+        assert!(!overlay.decide(&dir.join("no.txt"), true).unwrap().allow);
+        let text = fs::read_to_string(&file).unwrap();
+        assert_eq!(text.matches("we*rd").count(), 0, "{text}");
+        assert_eq!(text.matches("we[*]rd").count(), 1, "{text}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_overlay_with_anything_else_is_refused() {
+        let dir = temp_dir("shape");
+        let file = dir.join(FILE_NAME);
+        for bad in [
+            "[filesystem]\nread = [\"/\"]\n",
+            "extends = [\"default\"]\n",
+            "[broker]\nask = [\"/\"]\n",
+            "[broker]\nallow = \"/x\"\n",
+            "[broker\n",
+        ] {
+            fs::write(&file, bad).unwrap();
+            let err = Overlay::load(&file, &vars(&dir)).unwrap_err();
+            assert!(format!("{err:#}").contains(FILE_NAME), "{bad}: {err:#}");
+            assert!(
+                remember(&file, &dir.join("x"), false, true).is_err(),
+                "{bad}"
+            );
+            assert_eq!(fs::read_to_string(&file).unwrap(), bad, "the file was kept");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

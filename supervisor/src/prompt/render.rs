@@ -1,0 +1,197 @@
+//! The prompt as the person sees it, and the keys that answer it.
+//!
+//! Everything the sandboxed program chose (its executable's path, the path
+//! it asks for) is shown through [`shown`]: non-UTF-8 bytes as `\xNN`, and
+//! control characters, escape sequences and bidirectional overrides written
+//! out instead of acting on the terminal. The output is for a terminal in
+//! raw mode: lines end in `\r\n`.
+
+use std::path::{Path, PathBuf};
+
+use crate::audit::escape;
+
+/// The person's answer to one prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    AllowOnce,
+    /// This path, for the rest of the session.
+    AllowSession,
+    /// Everything beneath the directory, for the rest of the session.
+    AllowDirectory,
+    /// This path, now and in later sessions (the overlay file).
+    AllowAlways,
+    DenyOnce,
+    /// This path, now and in later sessions (the overlay file).
+    DenyAlways,
+    /// Nobody answered in time.
+    Timeout,
+}
+
+impl Choice {
+    /// The key pressed. Anything that is not a choice (Enter included)
+    /// denies once: the default is deny.
+    pub fn from_key(key: u8, can_remember: bool) -> Choice {
+        match key {
+            b'y' | b'Y' => Choice::AllowOnce,
+            b's' => Choice::AllowSession,
+            b'd' => Choice::AllowDirectory,
+            b'a' if can_remember => Choice::AllowAlways,
+            b'v' if can_remember => Choice::DenyAlways,
+            _ => Choice::DenyOnce,
+        }
+    }
+
+    pub fn allows(self) -> bool {
+        matches!(
+            self,
+            Choice::AllowOnce | Choice::AllowSession | Choice::AllowDirectory | Choice::AllowAlways
+        )
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Choice::AllowOnce => "allowed once",
+            Choice::AllowSession => "allowed for this session",
+            Choice::AllowDirectory => "allowed, with its directory, for this session",
+            Choice::AllowAlways => "allowed always",
+            Choice::DenyOnce => "denied",
+            Choice::DenyAlways => "denied always",
+            Choice::Timeout => "denied: no answer in time",
+        }
+    }
+}
+
+/// What a prompt shows.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub id: u64,
+    pub pid: libc::pid_t,
+    pub exe: Option<PathBuf>,
+    pub path: PathBuf,
+    pub write: bool,
+    pub rule: Option<String>,
+    /// The directory "allow this directory" would allow.
+    pub directory: PathBuf,
+    /// Whether "always" can be written down (the path is UTF-8 text).
+    pub can_remember: bool,
+    /// Requests waiting for this answer (identical ones joined).
+    pub waiting: usize,
+    /// Other questions queued behind this one.
+    pub behind: usize,
+    pub timeout_secs: u64,
+}
+
+/// Text a program chose, made harmless for the terminal.
+pub fn shown(path: &Path) -> String {
+    let stored = escape::escape_os(path.as_os_str());
+    escape::for_terminal(&stored).into_owned()
+}
+
+/// The prompt, from a fresh line; the cursor ends on its status line.
+pub fn prompt(v: &View) -> Vec<u8> {
+    let exe = v
+        .exe
+        .as_deref()
+        .map_or_else(|| "(unknown)".to_owned(), shown);
+    let rule = v
+        .rule
+        .as_deref()
+        .map_or_else(|| "-".to_owned(), |r| escape::for_terminal(r).into_owned());
+    let access = if v.write { "read and write" } else { "read" };
+    let mut text = String::new();
+    text += "\x1b[1msluice: the sandboxed program asks for a file\x1b[0m\r\n";
+    text += &format!("  program  pid {} {exe}\r\n", v.pid);
+    text += &format!("  path     {}\r\n", shown(&v.path));
+    text += &format!("  access   {access}\r\n");
+    text += &format!("  rule     {rule}\r\n");
+    text += "  [y] allow once   [s] allow this file for the session\r\n";
+    text += &format!(
+        "  [d] allow everything in {} for the session\r\n",
+        shown(&v.directory)
+    );
+    if v.can_remember {
+        text += "  [a] allow always   [n] deny once   [v] deny always   [Enter] deny\r\n";
+    } else {
+        text += "  [n] deny once   [Enter] deny   (this path cannot be remembered: not UTF-8)\r\n";
+    }
+    text += &status(v);
+    text.into_bytes()
+}
+
+/// The prompt's last line, redrawn in place as requests join or queue.
+pub fn status(v: &View) -> String {
+    let requests = if v.waiting == 1 {
+        "1 request".to_owned()
+    } else {
+        format!("{} requests", v.waiting)
+    };
+    format!(
+        "\r\x1b[K  ({requests} for this file, {} other question(s) queued; denied in {} s without an answer) ? ",
+        v.behind, v.timeout_secs
+    )
+}
+
+/// The line that replaces the status line once answered.
+pub fn answered(v: &View, choice: Choice, note: Option<&str>) -> Vec<u8> {
+    let mut text = format!(
+        "\r\x1b[K\x1b[1msluice:\x1b[0m {}: {}",
+        choice.describe(),
+        shown(&v.path)
+    );
+    if let Some(note) = note {
+        text += &format!(" ({})", escape::for_terminal(note));
+    }
+    text += "\r\n";
+    text.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn view(path: &[u8]) -> View {
+        View {
+            id: 1,
+            pid: 42,
+            exe: Some(PathBuf::from("/ws/bin/\x1b]0;evil\x07tool")),
+            path: PathBuf::from(OsStr::from_bytes(path)),
+            write: false,
+            rule: Some("ask \"/\" (default:57)".into()),
+            directory: PathBuf::from("/h"),
+            can_remember: true,
+            waiting: 2,
+            behind: 1,
+            timeout_secs: 60,
+        }
+    }
+
+    #[test]
+    fn nothing_the_program_chose_reaches_the_terminal_raw() {
+        let v = view(b"/h/\x1b[2J\x1b[1;1H\r\n  [y] allow? \xff\xe2\x80\xae");
+        let text = prompt(&v);
+        // The only escape sequences are the prompt's own: bold on and off,
+        // and erasing the status line.
+        let esc = text.iter().filter(|b| **b == 0x1b).count();
+        assert_eq!(esc, 3, "{}", String::from_utf8_lossy(&text));
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("/h/\\x1b[2J\\x1b[1;1H\\x0d\\x0a  [y] allow? \\xff\\u{202e}"));
+        assert!(text.contains("\\x1b]0;evil\\x07tool"));
+        assert!(text.contains("2 requests for this file, 1 other question(s) queued"));
+    }
+
+    #[test]
+    fn keys_choose_and_anything_else_denies() {
+        assert_eq!(Choice::from_key(b'y', true), Choice::AllowOnce);
+        assert_eq!(Choice::from_key(b's', true), Choice::AllowSession);
+        assert_eq!(Choice::from_key(b'd', true), Choice::AllowDirectory);
+        assert_eq!(Choice::from_key(b'a', true), Choice::AllowAlways);
+        assert_eq!(Choice::from_key(b'v', true), Choice::DenyAlways);
+        for key in [b'\r', b'\n', b'n', b'x', 0x1b, 0x03, b' '] {
+            assert_eq!(Choice::from_key(key, true), Choice::DenyOnce, "{key}");
+        }
+        // "always" cannot be chosen for a path that cannot be written down.
+        assert_eq!(Choice::from_key(b'a', false), Choice::DenyOnce);
+    }
+}

@@ -1,0 +1,184 @@
+//! The system calls behind terminal ownership: a new pseudo-terminal, the
+//! person's terminal modes and size, and a guard that puts the modes back.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+pub fn is_terminal(fd: RawFd) -> bool {
+    // SAFETY: isatty takes an integer and only reports.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// Whether this process's group is the terminal's foreground group: a
+/// background `sluice run &` must not take the terminal (changing its modes
+/// would stop it with SIGTTOU).
+pub fn in_foreground(fd: RawFd) -> bool {
+    // SAFETY: integer arguments only.
+    unsafe { libc::tcgetpgrp(fd) == libc::getpgrp() }
+}
+
+/// A new pseudo-terminal: (master, slave), both close-on-exec, the slave
+/// opened without becoming anyone's controlling terminal.
+pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: posix_openpt takes flags and returns a new descriptor or -1.
+    let master =
+        check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    // SAFETY: the descriptor was just created and is owned here.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    // SAFETY: integer arguments; master is a pty master.
+    check(unsafe { libc::grantpt(master.as_raw_fd()) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::unlockpt(master.as_raw_fd()) })?;
+    // TIOCGPTPEER opens the slave through the master itself: no path lookup
+    // in /dev/pts that another process could race.
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes open flags as an integer, returns a new fd.
+    let slave = check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) })?;
+    // SAFETY: a new descriptor owned here.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
+}
+
+pub fn get_termios(fd: RawFd) -> io::Result<libc::termios> {
+    // SAFETY: an all-zero termios is valid; tcgetattr fills it.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: t is a valid out-pointer.
+    check(unsafe { libc::tcgetattr(fd, &mut t) })?;
+    Ok(t)
+}
+
+pub fn set_termios(fd: RawFd, t: &libc::termios) -> io::Result<()> {
+    // SAFETY: t is a valid termios.
+    check(unsafe { libc::tcsetattr(fd, libc::TCSADRAIN, t) }).map(drop)
+}
+
+pub fn get_size(fd: RawFd) -> io::Result<libc::winsize> {
+    // SAFETY: an all-zero winsize is valid; the ioctl fills it.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize.
+    check(unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) })?;
+    Ok(ws)
+}
+
+pub fn set_size(fd: RawFd, ws: &libc::winsize) -> io::Result<()> {
+    // SAFETY: TIOCSWINSZ reads one winsize.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws) }).map(drop)
+}
+
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL with integer arguments.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}
+
+/// The person's terminal in raw mode until dropped, when the modes it had
+/// are put back (on every way out of `sluice run`, a panic included).
+pub struct RawMode {
+    fd: RawFd,
+    saved: libc::termios,
+}
+
+impl RawMode {
+    pub fn enter(fd: RawFd, saved: libc::termios) -> io::Result<RawMode> {
+        let mut raw = saved;
+        // SAFETY: raw is a valid termios; cfmakeraw only edits it.
+        unsafe { libc::cfmakeraw(&mut raw) };
+        set_termios(fd, &raw)?;
+        Ok(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Err(e) = set_termios(self.fd, &self.saved) {
+            eprintln!("sluice: could not restore the terminal's modes: {e} (try `stty sane`)");
+        }
+    }
+}
+
+/// `read(2)` into `buf`, retried on EINTR.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// `write(2)` once, retried on EINTR; returns how much was written.
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Writes all of `buf` to a blocking descriptor (the person's terminal).
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write(fd, buf)? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// A signalfd for `sig` (which must be blocked in every thread).
+pub fn signalfd(sig: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: sigset operations on a zeroed local set.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        set
+    };
+    // SAFETY: set is valid; returns a new descriptor or -1.
+    let fd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    // SAFETY: a new descriptor owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A non-blocking eventfd, for waking the relay thread.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments; returns a new descriptor or -1.
+    let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: a new descriptor owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd (wakes whoever polls it).
+pub fn notify(fd: BorrowedFd<'_>) {
+    let one: u64 = 1;
+    // An eventfd only fails to take a write when its counter would
+    // overflow, and then it is readable anyway.
+    let _ = write(fd.as_raw_fd(), &one.to_ne_bytes());
+}
+
+/// Empties a non-blocking eventfd or signalfd.
+pub fn drain(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 128];
+    while matches!(read(fd.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
+}

@@ -1,0 +1,393 @@
+//! The relay thread: one poll(2) loop over the person's terminal, the pty's
+//! master, the window-change signal, the prompter's wake-up and the stop
+//! request.
+//!
+//! Without a prompt open, the program's output goes to the person's
+//! terminal as it comes (watched by [`Screen`]) and the person's input goes
+//! to the program (buffered here, the master being non-blocking, so a
+//! program that does not read its input never stalls its output). With a
+//! prompt open, the master is not read: the program's output waits in the
+//! pty and the program blocks when it is full; the person's next key
+//! answers the prompt and reaches no one else.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::pty;
+use super::screen::Screen;
+use super::{STDIN, STDOUT};
+use crate::prompt::render::{self, Choice, View};
+use crate::prompt::Prompter;
+
+/// Input for the program held while it does not read it.
+const MAX_PENDING_INPUT: usize = 64 * 1024;
+/// How much of what the program already wrote is shown before a prompt.
+const WRITTEN_BEFORE: usize = 64 * 1024;
+/// How much more of the program's output is read to let an escape sequence
+/// it is writing finish before a prompt.
+const SEQUENCE_GRACE: usize = 4096;
+
+pub(super) struct Pump {
+    master: OwnedFd,
+    winch: OwnedFd,
+    stop: Arc<OwnedFd>,
+    prompter: Option<Arc<Prompter>>,
+    screen: Screen,
+    to_program: Vec<u8>,
+    /// The person's terminal still gives input / takes output.
+    input_open: bool,
+    output_open: bool,
+    /// Some process of the program still holds the pty.
+    master_open: bool,
+    prompt: Option<Open>,
+    /// After a prompt: the program's line and attributes are to be put back
+    /// before its next output (unless another prompt comes first).
+    resume_pending: bool,
+}
+
+struct Open {
+    view: View,
+    status: String,
+    deadline: Instant,
+}
+
+impl Pump {
+    pub(super) fn new(
+        master: OwnedFd,
+        stop: Arc<OwnedFd>,
+        prompter: Option<Arc<Prompter>>,
+    ) -> io::Result<Pump> {
+        pty::set_nonblocking(master.as_fd())?;
+        Ok(Pump {
+            master,
+            winch: pty::signalfd(super::WINDOW_CHANGE)?,
+            stop,
+            prompter,
+            screen: Screen::default(),
+            to_program: Vec::new(),
+            input_open: true,
+            output_open: true,
+            master_open: true,
+            prompt: None,
+            resume_pending: false,
+        })
+    }
+
+    pub(super) fn run(mut self) -> io::Result<()> {
+        let result = self.pump();
+        // Whatever happened, nobody answers from here on.
+        if let Some(p) = &self.prompter {
+            p.close();
+        }
+        result
+    }
+
+    fn pump(&mut self) -> io::Result<()> {
+        loop {
+            if self.prompt.is_none() {
+                self.open_prompt()?;
+            }
+            let wake = self.prompter.as_ref().map(|p| p.wake_fd().as_raw_fd());
+            let mut fds = [
+                pollfd(self.stop.as_raw_fd(), libc::POLLIN),
+                pollfd(self.winch.as_raw_fd(), libc::POLLIN),
+                pollfd(wake.unwrap_or(-1), libc::POLLIN),
+                pollfd(if self.input_open { STDIN } else { -1 }, libc::POLLIN),
+                pollfd(self.master_fd(), self.master_events()),
+            ];
+            if self.input_open
+                && self.prompt.is_none()
+                && self.to_program.len() >= MAX_PENDING_INPUT
+            {
+                fds[3].fd = -1;
+            }
+            poll(&mut fds, self.poll_timeout())?;
+            let ready = |i: usize| fds[i].revents != 0;
+            // The window change first: input typed after a resize must find
+            // the program's terminal resized.
+            if ready(1) {
+                pty::drain(self.winch.as_fd());
+                self.resize();
+            }
+            if ready(2) {
+                if let Some(p) = &self.prompter {
+                    pty::drain(p.wake_fd());
+                }
+                self.refresh_prompt()?;
+            }
+            if ready(3) {
+                self.person_input()?;
+            }
+            if ready(4) {
+                self.master_ready(fds[4].revents)?;
+            }
+            if self
+                .prompt
+                .as_ref()
+                .is_some_and(|o| Instant::now() >= o.deadline)
+            {
+                self.close_prompt(Choice::Timeout)?;
+            }
+            if ready(0) {
+                return self.finish();
+            }
+        }
+    }
+
+    fn master_fd(&self) -> RawFd {
+        // Not polled at all when nothing is wanted of it: a hung-up master
+        // reports POLLHUP whatever was asked, and would spin the loop.
+        if self.master_open && self.master_events() != 0 {
+            self.master.as_raw_fd()
+        } else {
+            -1
+        }
+    }
+
+    fn master_events(&self) -> libc::c_short {
+        let mut events = 0;
+        if self.prompt.is_none() {
+            events |= libc::POLLIN;
+        }
+        if !self.to_program.is_empty() {
+            events |= libc::POLLOUT;
+        }
+        events
+    }
+
+    fn poll_timeout(&self) -> libc::c_int {
+        match &self.prompt {
+            None => -1,
+            Some(open) => {
+                let left = open.deadline.saturating_duration_since(Instant::now());
+                // Rounded up, so the deadline has passed when poll returns.
+                left.as_millis().saturating_add(1).min(i32::MAX as u128) as libc::c_int
+            }
+        }
+    }
+
+    fn resize(&self) {
+        if let Ok(size) = pty::get_size(STDOUT) {
+            if let Err(e) = pty::set_size(self.master.as_raw_fd(), &size) {
+                tracing::debug!("terminal relay: resizing the program's terminal: {e}");
+            }
+        }
+    }
+
+    /// Writes to the person's terminal; once that fails (it hung up), the
+    /// rest is dropped so the program never blocks on it.
+    fn show(&mut self, bytes: &[u8]) {
+        if self.output_open && pty::write_all(STDOUT, bytes).is_err() {
+            self.output_open = false;
+        }
+    }
+
+    fn person_input(&mut self) -> io::Result<()> {
+        let mut buf = [0u8; 4096];
+        let n = match pty::read(STDIN, &mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(_) => 0,
+        };
+        if n == 0 {
+            // The terminal hung up: no one can answer a prompt any more,
+            // and the program hears of it as it would on its own terminal
+            // (it is in a session of its own, out of reach of the hangup).
+            self.input_open = false;
+            if self.master_open {
+                // SAFETY: TIOCSIG takes a signal number; it signals the
+                // foreground group of the pty's slave.
+                unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSIG, libc::SIGHUP) };
+            }
+            if let Some(p) = &self.prompter {
+                p.close();
+            }
+            self.prompt = None;
+            return Ok(());
+        }
+        match &self.prompt {
+            // One key answers; the rest of what came with it was typed at
+            // the prompt too, and goes nowhere.
+            Some(open) => {
+                let choice = Choice::from_key(buf[0], open.view.can_remember);
+                self.close_prompt(choice)?;
+            }
+            None if self.master_open => self.to_program.extend_from_slice(&buf[..n]),
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn master_ready(&mut self, revents: libc::c_short) -> io::Result<()> {
+        if revents & libc::POLLOUT != 0 {
+            match pty::write(self.master.as_raw_fd(), &self.to_program) {
+                Ok(n) => {
+                    self.to_program.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => self.to_program.clear(),
+            }
+        }
+        if self.prompt.is_none() && revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            self.program_output(usize::MAX);
+        }
+        Ok(())
+    }
+
+    /// Relays what the program wrote, up to `limit` bytes (or until it
+    /// would block). Returns how much was relayed.
+    fn program_output(&mut self, limit: usize) -> usize {
+        let mut buf = [0u8; 16 * 1024];
+        let want = buf.len().min(limit);
+        match pty::read(self.master.as_raw_fd(), &mut buf[..want]) {
+            Ok(0) => {
+                self.master_open = false;
+                0
+            }
+            Ok(n) => {
+                if std::mem::take(&mut self.resume_pending) {
+                    let resume = self.screen.resume();
+                    self.show(&resume);
+                }
+                self.screen.track(&buf[..n]);
+                self.show(&buf[..n]);
+                n
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            // EIO: every process of the program closed the pty.
+            Err(_) => {
+                self.master_open = false;
+                self.to_program.clear();
+                0
+            }
+        }
+    }
+
+    /// Shows the next question, if one waits.
+    fn open_prompt(&mut self) -> io::Result<()> {
+        let Some(prompter) = self.prompter.clone() else {
+            return Ok(());
+        };
+        if !self.input_open {
+            return Ok(());
+        }
+        let Some(view) = prompter.next() else {
+            return Ok(());
+        };
+        // Keys typed before the prompt was on screen were meant for the
+        // program: pass on what is already there.
+        self.pass_typed_ahead();
+        // What the program wrote before it asked is shown before the
+        // question (up to a bound), and an escape sequence it is writing may
+        // finish if its bytes are already here; `interrupt` cancels it
+        // otherwise.
+        let mut before = WRITTEN_BEFORE;
+        while self.master_open && before > 0 {
+            match self.program_output(before) {
+                0 => break,
+                n => before -= n,
+            }
+        }
+        let mut grace = SEQUENCE_GRACE;
+        while self.master_open && self.screen.in_sequence() && grace > 0 {
+            match self.program_output(grace.min(64)) {
+                0 => break,
+                n => grace = grace.saturating_sub(n),
+            }
+        }
+        let mut out = Vec::new();
+        if !std::mem::take(&mut self.resume_pending) {
+            out = self.screen.interrupt();
+        }
+        out.extend_from_slice(&render::prompt(&view));
+        self.show(&out);
+        self.prompt = Some(Open {
+            status: render::status(&view),
+            deadline: Instant::now() + prompter.timeout(),
+            view,
+        });
+        Ok(())
+    }
+
+    fn pass_typed_ahead(&mut self) {
+        let mut fds = [pollfd(STDIN, libc::POLLIN)];
+        while self.to_program.len() < MAX_PENDING_INPUT
+            && poll(&mut fds, 0).is_ok()
+            && fds[0].revents & libc::POLLIN != 0
+        {
+            let mut buf = [0u8; 4096];
+            match pty::read(STDIN, &mut buf) {
+                Ok(n) if n > 0 => self.to_program.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+    }
+
+    /// Redraws the open prompt's status line when requests joined it or
+    /// queued behind it.
+    fn refresh_prompt(&mut self) -> io::Result<()> {
+        let (Some(open), Some(p)) = (&self.prompt, &self.prompter) else {
+            return Ok(());
+        };
+        let Some(view) = p.refresh(open.view.id) else {
+            return Ok(());
+        };
+        let status = render::status(&view);
+        if status != open.status {
+            self.show(status.as_bytes());
+            if let Some(open) = &mut self.prompt {
+                open.status = status;
+                open.view = view;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_prompt(&mut self, choice: Choice) -> io::Result<()> {
+        let Some(open) = self.prompt.take() else {
+            return Ok(());
+        };
+        let note = self
+            .prompter
+            .as_ref()
+            .and_then(|p| p.answer(open.view.id, choice));
+        self.show(&render::answered(&open.view, choice, note.as_deref()));
+        self.resume_pending = true;
+        Ok(())
+    }
+
+    /// The program is gone: relay what it left in the pty, then say what
+    /// became of an open prompt.
+    fn finish(&mut self) -> io::Result<()> {
+        if self.prompt.take().is_some() {
+            self.show(b"\r\x1b[K\x1b[1msluice:\x1b[0m the program ended before the question was answered\r\n");
+            self.resume_pending = true;
+        }
+        while self.master_open && self.program_output(usize::MAX) > 0 {}
+        Ok(())
+    }
+}
+
+fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+fn poll(fds: &mut [libc::pollfd], timeout: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: fds is a valid array of pollfd for its length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The terminal relay: `sluice run` on a real pseudo-terminal
+//! ([`sluice_tests::pty`]) gives the program a pty of its own and relays
+//! bytes, modes, window size and Ctrl-C between it and the person's
+//! terminal; the program never holds a descriptor of the person's terminal.
+//! The output paused and restored around a prompt is tested here too.
+
+use sluice_tests::pty::Terminal;
+use sluice_tests::Fixture;
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+const PROMPT: &str = "sluice: the sandboxed program asks for a file";
+const READY: &str = "without an answer) ? ";
+
+/// `sh -c SCRIPT` inside `sluice run SLUICE_ARGS` on a terminal.
+fn shell(fx: &Fixture, sluice_args: &[&str], script: &str, rows: u16, cols: u16) -> Terminal {
+    let cmd = fx.sluice_command(sluice_args, &["/bin/sh", "-c", script]);
+    Terminal::spawn(cmd, rows, cols)
+}
+
+#[test]
+fn an_interactive_program_works_through_the_relay() {
+    let fx = Fixture::new(PROBE);
+    let script = r#"trap 'echo "caught INT"; exit 3' INT
+        while read line; do echo "got: $line"; done"#;
+    let mut t = shell(&fx, &[], script, 24, 80);
+    t.send(b"hello\r");
+    // The program's own terminal echoes (cooked mode, as the person's was)
+    // and the program reads whole lines.
+    t.expect("hello\r\n");
+    t.expect("got: hello");
+    t.send(b"second line\r");
+    t.expect("got: second line");
+    // Ctrl-C is a byte for sluice (raw mode) and a signal for the program,
+    // from its own terminal's line discipline.
+    t.send(b"\x03");
+    t.expect("caught INT");
+    let done = t.wait();
+    assert_eq!(done.code, 3, "{}", done.transcript);
+}
+
+#[test]
+fn the_person_terminal_is_raw_during_the_session_and_restored_after() {
+    let fx = Fixture::new(PROBE);
+    // The program puts its own terminal in raw mode: not the person's.
+    let mut t = shell(
+        &fx,
+        &[],
+        "echo started; read x; stty raw -echo; echo done",
+        24,
+        80,
+    );
+    let before = t.local_modes();
+    // Control: before sluice takes it, the terminal is in cooked mode.
+    let cooked = libc::ICANON | libc::ECHO | libc::ISIG;
+    assert_eq!(before & cooked, cooked, "{before:o}");
+    t.expect("started");
+    let during = t.local_modes();
+    assert_eq!(during & cooked, 0, "{during:o}");
+    t.send(b"\r");
+    t.expect("done");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    assert_eq!(done.local_modes, before, "the modes were not restored");
+}
+
+#[test]
+fn the_window_size_reaches_the_program_and_follows_resizes() {
+    let fx = Fixture::new(PROBE);
+    let mut t = shell(
+        &fx,
+        &[],
+        "stty size; read x; stty size; read y; stty size",
+        30,
+        100,
+    );
+    t.expect("30 100");
+    t.resize(40, 120);
+    // sluice got SIGWINCH before this line was typed, and passes the size
+    // on before it passes the line.
+    t.send(b"\r");
+    t.expect("40 120");
+    t.resize(12, 34);
+    t.send(b"\r");
+    t.expect("12 34");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+}
+
+#[test]
+fn the_program_holds_no_descriptor_of_the_persons_terminal() {
+    let fx = Fixture::new(PROBE);
+    let script = "tty; for fd in 0 1 2; do printf fd$fd=; readlink /proc/self/fd/$fd; done; \
+                  echo terminals=$(find /proc/$$/fd -lname '/dev/pts/*' | wc -l)";
+    // Control: without sluice, the shell's descriptors are the terminal
+    // the test gave it.
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", script]);
+    let t = Terminal::spawn(cmd, 24, 80);
+    let outer = t.slave_name();
+    let done = t.wait();
+    assert!(
+        done.transcript.contains(&format!("fd0={outer}\r\n")),
+        "{}",
+        done.transcript
+    );
+
+    let t = shell(&fx, &[], script, 24, 80);
+    let outer = t.slave_name();
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    let inner = done.transcript.lines().next().unwrap().trim().to_owned();
+    assert!(inner.starts_with("/dev/pts/"), "{}", done.transcript);
+    assert_ne!(inner, outer, "the program runs on the person's terminal");
+    assert!(
+        !done.transcript.contains(&format!("{outer}\r")),
+        "{}",
+        done.transcript
+    );
+    for fd in 0..3 {
+        assert!(
+            done.transcript.contains(&format!("fd{fd}={inner}\r\n")),
+            "{}",
+            done.transcript
+        );
+    }
+    // The shell holds no other terminal descriptor.
+    assert!(
+        done.transcript.contains("terminals=3\r\n"),
+        "{}",
+        done.transcript
+    );
+}
+
+#[test]
+fn all_output_reaches_the_terminal_when_the_program_exits_at_once() {
+    let fx = Fixture::new(PROBE);
+    let t = shell(&fx, &[], "seq 1 30000", 24, 80);
+    let done = t.wait();
+    assert_eq!(done.code, 0);
+    let numbers: Vec<&str> = done
+        .transcript
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(numbers.len(), 30000, "lines lost or mangled");
+    assert_eq!(numbers.last(), Some(&"30000"));
+}
+
+/// The broker fixture, and a shell script's path to the probe.
+fn broker_fixture() -> (Fixture, String) {
+    sluice_tests::broker::fixture(PROBE)
+}
+
+#[test]
+fn output_waits_while_a_prompt_is_open_and_resumes_intact() {
+    let (fx, policy) = broker_fixture();
+    let q = fx.brokered("asked/question.txt");
+    // A writer that never stops while the request waits: while the prompt
+    // is open its output must not reach the screen, and none may be lost.
+    let script = format!(
+        "{probe} broker-read {q} > /dev/null & pid=$!; i=0; \
+         while kill -0 $pid 2>/dev/null; do echo \"line $i\"; i=$((i+1)); done; echo finished",
+        probe = fx.probe.display()
+    );
+    let mut t = shell(&fx, &["--policy", &policy], &script, 24, 80);
+    t.expect(PROMPT);
+    let prompt = t.expect(READY);
+    t.send(b"y");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    assert!(
+        !prompt.contains("line "),
+        "output inside the prompt:\n{prompt}"
+    );
+    // Between the prompt's first line and its answer, nothing of the program.
+    let start = done.transcript.find(PROMPT).unwrap();
+    let end = start + done.transcript[start..].find("allowed once").unwrap();
+    assert!(
+        !done.transcript[start..end].contains("line "),
+        "{}",
+        &done.transcript[start..end]
+    );
+    // Every line, in order, each once: nothing lost, nothing interleaved.
+    let mut expected = 0;
+    for l in done.transcript.split("\r\n") {
+        let text = l.rsplit('\r').next().unwrap_or(l);
+        if let Some(n) = text.strip_prefix("line ") {
+            assert_eq!(n, expected.to_string(), "after line {}", expected);
+            expected += 1;
+        }
+    }
+    assert!(expected > 0, "{}", done.transcript);
+    assert!(
+        done.transcript.ends_with("finished\r\n"),
+        "{}",
+        done.transcript
+    );
+}
+
+#[test]
+fn a_line_cut_by_a_prompt_is_continued_after_it() {
+    let (fx, policy) = broker_fixture();
+    let q = fx.brokered("asked/question.txt");
+    let script = format!(
+        "printf 'half a line, '; {} broker-read {q} > /dev/null; echo 'and the rest'",
+        fx.probe.display()
+    );
+    let mut t = shell(&fx, &["--policy", &policy], &script, 24, 80);
+    let before = t.expect(PROMPT);
+    // The prompt starts on a line of its own.
+    assert!(
+        before.ends_with("half a line, \x1b[0m\r\n\x1b[1m"),
+        "{before:?}"
+    );
+    t.expect(READY);
+    t.send(b"n");
+    t.expect("denied: ");
+    let done = t.wait();
+    assert!(
+        done.transcript
+            .contains("\r\nhalf a line, and the rest\r\n"),
+        "{:?}",
+        done.transcript
+    );
+}
