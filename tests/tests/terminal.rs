@@ -223,3 +223,32 @@ fn a_line_cut_by_a_prompt_is_continued_after_it() {
         done.transcript
     );
 }
+
+/// A sluice stacked inside another one leaves the terminal to the outer
+/// session (whose program could write to it anyway): no pty of its own, no
+/// prompts, and the program still runs on the outer session's terminal.
+#[test]
+fn a_stacked_sluice_leaves_the_terminal_to_the_outer_session() {
+    let fx = Fixture::new(PROBE);
+    let sluice = sluice_tests::sluice_bin();
+    let inner = [
+        sluice.to_str().unwrap(),
+        "run",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo inner=$(tty)",
+    ];
+    let t = Terminal::spawn(fx.sluice_command(&[], &inner), 24, 80);
+    let person = t.slave_name();
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    let line = done
+        .transcript
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("inner="))
+        .unwrap_or_else(|| panic!("no inner line\n{}", done.transcript))
+        .to_owned();
+    assert!(line.starts_with("/dev/pts/"), "{}", done.transcript);
+    assert_ne!(line, person, "the program runs on the person's terminal");
+}

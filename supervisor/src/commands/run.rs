@@ -153,7 +153,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .limits
         .processes
         .and_then(|n| SessionCgroup::create(&s.id, n));
-    let mut terminal = Terminal::take().context("giving the program its own terminal")?;
+    // Stacked inside another sluice, the terminal belongs to the outer
+    // session (and the outer program can write to it): no pty, no prompts;
+    // `--approve` answers.
+    let mut terminal = match s.outer {
+        Some(_) => None,
+        None => Terminal::take().context("giving the program its own terminal")?,
+    };
     session::prepare_supervisor().context("preparing the supervisor")?;
     let spawned = launch::spawn(
         &s.policy,
