@@ -72,6 +72,7 @@ impl PolicySpec {
                 best_effort: self.best_effort.clone(),
             },
             broker: resolve_broker(self, vars)?,
+            transparent: self.transparent.unwrap_or(false),
         })
     }
 }

@@ -147,6 +147,8 @@ pub struct PolicySpec {
     pub(crate) best_effort: BTreeSet<Layer>,
     /// Indexed by `BrokerList as usize`.
     pub(crate) broker: [Vec<PatternEntry>; 5],
+    /// `[broker] transparent`; `None`: no policy in the chain says.
+    pub(crate) transparent: Option<bool>,
 }
 
 impl PolicySpec {
@@ -161,6 +163,7 @@ impl PolicySpec {
             env_set: BTreeMap::new(),
             best_effort: BTreeSet::new(),
             broker: Default::default(),
+            transparent: None,
         }
     }
 
@@ -178,6 +181,11 @@ impl PolicySpec {
     /// Adds a tree that may be read and written.
     pub fn allow_write(&mut self, path: &str) {
         self.push_override(FsList::Write, path);
+    }
+
+    /// Turns transparent brokering on (`sluice run --transparent`).
+    pub fn set_transparent(&mut self) {
+        self.transparent = Some(true);
     }
 
     /// Replaces the network policy.
@@ -219,6 +227,7 @@ impl PolicySpec {
         for (mine, theirs) in self.broker.iter_mut().zip(child.broker) {
             mine.extend(theirs);
         }
+        self.transparent = child.transparent.or(self.transparent);
         if child.network.is_some() {
             self.network = child.network;
         }
