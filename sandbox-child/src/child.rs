@@ -56,6 +56,13 @@ pub unsafe fn exec_child(plan: &Prepared) -> ! {
     }
     let fprog = plan.seccomp.as_fprog();
     run.step(Step::Seccomp, 0, || seccomp::install(&fprog, 0));
+    if let Some(notify) = &plan.notify {
+        let fprog = notify.program.as_fprog();
+        let socket = notify.socket.as_raw_fd();
+        run.step(Step::Transparent, 0, || {
+            crate::notify::install_and_hand_over(&fprog, socket)
+        });
+    }
     // SAFETY: program, argv and envp are NUL-terminated arrays prepared before fork.
     unsafe {
         libc::execve(

@@ -51,6 +51,8 @@ mod child;
 mod landlock_rules;
 pub mod mounts;
 #[cfg(target_os = "linux")]
+mod notify;
+#[cfg(target_os = "linux")]
 mod plan;
 pub mod report;
 #[cfg(target_os = "linux")]

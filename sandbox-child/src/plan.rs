@@ -37,6 +37,9 @@ pub struct LaunchContext {
     pub handover: Vec<(OwnedFd, RawFd)>,
     /// The write end of the launch pipe (close-on-exec).
     pub report_pipe: OwnedFd,
+    /// Transparent brokering: the child's end of a `SOCK_SEQPACKET` pair
+    /// (close-on-exec) on which it sends the user-notification listener.
+    pub notify_socket: Option<OwnedFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,8 @@ pub struct Prepared {
     pub(crate) rlimits: Vec<(libc::c_int, u64)>,
     pub(crate) landlock: Option<OwnedFd>,
     pub(crate) seccomp: seccomp::Program,
+    /// Transparent brokering (the second filter and its hand-over socket).
+    pub(crate) notify: Option<crate::notify::Notify>,
     /// Per layer: does a failure stop the launch?
     pub(crate) fatal: [bool; Layer::ALL.len()],
 }
@@ -278,6 +283,7 @@ pub fn prepare(
     keep_fds.push(ctx.report_pipe.as_raw_fd());
     keep_fds.extend(landlock.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.extend(ctx.cgroup_procs.as_ref().map(|f| f.as_raw_fd()));
+    keep_fds.extend(ctx.notify_socket.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.sort_unstable();
 
     // Bounding set and securebits need CAP_SETPCAP, which root and the user
@@ -307,6 +313,10 @@ pub fn prepare(
         rlimits: rlimits(policy),
         landlock,
         seccomp,
+        notify: ctx.notify_socket.map(|socket| crate::notify::Notify {
+            program: seccomp::Program::notify_filter(),
+            socket,
+        }),
         fatal,
     };
     Ok((prepared, report))
@@ -368,6 +378,11 @@ fn report_for(
         "none held; bounding set kept (no CAP_SETPCAP), no_new_privs stops any gain".to_string()
     };
     let denied = seccomp::denied_syscall_names(rules).len();
+    let notified = if ctx.notify_socket.is_some() {
+        "; open calls brokered (user notification)"
+    } else {
+        ""
+    };
     EnforcementReport {
         landlock_abi: abi,
         layers: vec![
@@ -377,7 +392,7 @@ fn report_for(
             layer(
                 Layer::Syscalls,
                 Status::Enforced,
-                format!("seccomp: {denied} system calls denied, foreign ABIs killed"),
+                format!("seccomp: {denied} system calls denied, foreign ABIs killed{notified}"),
             ),
             namespaces,
             layer(Layer::NoNewPrivs, Status::Enforced, "set".into()),

@@ -154,10 +154,12 @@ pub enum Step {
     Seccomp,
     Signals,
     Exec,
+    /// The user-notification filter and the hand-over of its listener.
+    Transparent,
 }
 
 impl Step {
-    const ALL: [Step; 17] = [
+    const ALL: [Step; 18] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -175,6 +177,7 @@ impl Step {
         Step::Seccomp,
         Step::Signals,
         Step::Exec,
+        Step::Transparent,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -194,7 +197,10 @@ impl Step {
             Step::NoNewPrivs => Some(Layer::NoNewPrivs),
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
-            Step::SetupFds | Step::DeathSignal | Step::Signals | Step::Exec => None,
+            // Always fatal: the supervisor waits for the listener.
+            Step::SetupFds | Step::DeathSignal | Step::Signals | Step::Exec | Step::Transparent => {
+                None
+            }
         }
     }
 
@@ -217,6 +223,7 @@ impl Step {
             Step::Seccomp => "installing the seccomp filter",
             Step::Signals => "resetting signal dispositions",
             Step::Exec => "executing the program",
+            Step::Transparent => "installing the transparent-brokering filter",
         }
     }
 }

@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// asked.
     #[arg(long, value_enum, default_value = "deny", value_name = "deny|allow")]
     pub approve: Approve,
+    /// Also broker the program's own open calls (seccomp user
+    /// notification), not only requests made with the SDK.
+    #[arg(long)]
+    pub transparent: bool,
     /// Where the audit record goes (default $XDG_STATE_HOME/sluice/audit).
     #[arg(long, value_name = "DIR")]
     pub audit_dir: Option<PathBuf>,

@@ -48,6 +48,9 @@ fn open_session(args: &RunArgs) -> Result<Session> {
     for p in &args.allow_write {
         spec.allow_write(p);
     }
+    if args.transparent {
+        spec.set_transparent();
+    }
     if let Some(net) = &args.net {
         let net: NetPolicy = net
             .parse()
@@ -139,6 +142,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             inherit: vec![broker_theirs],
             verbose: args.verbose,
             banner: format!("session {} with policy '{}'", s.id, s.policy.name),
+            transparent: s.policy.transparent,
         },
     )?;
     let start = StartRecord {
@@ -173,7 +177,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(audit),
         protected,
     ));
-    let broker = Broker::start(broker_ours, shared.clone())?;
+    let broker = Broker::start_with(broker_ours, shared.clone(), spawned.listener)?;
     let code =
         session::supervise(spawned.pid, spawned.cgroup.as_ref()).context("supervising the program");
     broker.stop();
