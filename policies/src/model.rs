@@ -25,6 +25,9 @@ pub struct Policy {
     pub nested: Nested,
     /// Which file opens the broker serves, asks about or refuses (`[broker]`).
     pub broker: BrokerPolicy,
+    /// Broker the program's own `open` calls too, not only the SDK's
+    /// requests (`[broker] transparent`, Linux: seccomp user notification).
+    pub transparent: bool,
 }
 
 /// File-system access. Later lists narrow earlier ones: `read_only` and `deny`

@@ -46,6 +46,7 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Parsed, PolicyError> {
         spec.list_mut(list).extend(entries);
     }
     let broker = raw.broker;
+    spec.transparent = broker.transparent;
     for (list, entries) in [
         (BrokerList::Allow, broker.allow),
         (BrokerList::AllowWrite, broker.allow_write),

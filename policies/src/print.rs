@@ -59,6 +59,9 @@ impl Policy {
                 .map(|rule| quote(&rule.resolved.replace('$', "$$")));
             write_list(out, list.name(), patterns);
         }
+        if self.transparent {
+            out.push_str("transparent = true\n");
+        }
     }
 
     fn write_filesystem(&self, out: &mut String) {

@@ -57,6 +57,8 @@ pub(crate) struct RawBroker {
     pub ask_write: Vec<Spanned<BrokerPattern>>,
     #[serde(default)]
     pub deny: Vec<Spanned<BrokerPattern>>,
+    /// Broker the program's own `open` calls too (seccomp user notification).
+    pub transparent: Option<bool>,
 }
 
 /// A `[broker]` pattern, checked as far as it can be before its variables

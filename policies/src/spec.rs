@@ -150,6 +150,8 @@ pub struct PolicySpec {
     pub(crate) nested: Option<Nested>,
     /// Indexed by `BrokerList as usize`.
     pub(crate) broker: [Vec<PatternEntry>; 5],
+    /// `[broker] transparent`; `None`: no policy in the chain says.
+    pub(crate) transparent: Option<bool>,
 }
 
 impl PolicySpec {
@@ -166,6 +168,7 @@ impl PolicySpec {
             nested_best_effort: None,
             nested: None,
             broker: Default::default(),
+            transparent: None,
         }
     }
 
@@ -194,6 +197,11 @@ impl PolicySpec {
     /// Sets what happens inside another sluice sandbox (`--nested`).
     pub fn set_nested(&mut self, nested: Nested) {
         self.nested = Some(nested);
+    }
+
+    /// Turns transparent brokering on (`sluice run --transparent`).
+    pub fn set_transparent(&mut self) {
+        self.transparent = Some(true);
     }
 
     /// Replaces the network policy.
@@ -236,6 +244,7 @@ impl PolicySpec {
         for (mine, theirs) in self.broker.iter_mut().zip(child.broker) {
             mine.extend(theirs);
         }
+        self.transparent = child.transparent.or(self.transparent);
         if child.network.is_some() {
             self.network = child.network;
         }

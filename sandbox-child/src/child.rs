@@ -61,6 +61,13 @@ pub unsafe fn exec_child(plan: &Prepared) -> ! {
     }
     let fprog = plan.seccomp.as_fprog();
     run.step(Step::Seccomp, 0, || seccomp::install(&fprog, 0));
+    if let Some(notify) = &plan.notify {
+        let fprog = notify.program.as_fprog();
+        let socket = notify.socket.as_raw_fd();
+        run.step(Step::Transparent, 0, || {
+            crate::notify::install_and_hand_over(&fprog, socket)
+        });
+    }
     // SAFETY: program, argv and envp are NUL-terminated arrays prepared before fork.
     unsafe {
         libc::execve(
@@ -184,7 +191,9 @@ impl Runner<'_> {
     /// ([`crate::root`]). Every step is fatal to the root: a half-built one
     /// is never entered.
     fn build_root(&mut self) {
-        let root = &self.plan.root;
+        let Some(root) = &self.plan.root else {
+            return;
+        };
         let ok = self.step(Step::Root, 0, || {
             sys::mount(
                 c"tmpfs".as_ptr(),

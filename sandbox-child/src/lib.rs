@@ -58,6 +58,8 @@ mod landlock_rules;
 pub mod mounts;
 pub mod nesting;
 #[cfg(target_os = "linux")]
+mod notify;
+#[cfg(target_os = "linux")]
 mod plan;
 pub mod report;
 pub mod root;

@@ -38,6 +38,9 @@ pub struct LaunchContext {
     pub handover: Vec<(OwnedFd, RawFd)>,
     /// The write end of the launch pipe (close-on-exec).
     pub report_pipe: OwnedFd,
+    /// Transparent brokering: the child's end of a `SOCK_SEQPACKET` pair
+    /// (close-on-exec) on which it sends the user-notification listener.
+    pub notify_socket: Option<OwnedFd>,
     /// The program's own terminal, when the supervisor owns the person's.
     pub terminal: Option<ChildTerminal>,
 }
@@ -117,7 +120,8 @@ pub struct Prepared {
     pub(crate) cgroup_procs: Option<OwnedFd>,
     pub(crate) id_maps: Option<IdMaps>,
     pub(crate) mounts: Vec<PreparedMount>,
-    pub(crate) root: PreparedRoot,
+    /// `None` under transparent brokering (see [`crate::root`]).
+    pub(crate) root: Option<PreparedRoot>,
     pub(crate) cap_last: u32,
     /// Whether capabilities are held that must be dropped (bounding set and
     /// securebits need CAP_SETPCAP).
@@ -127,6 +131,8 @@ pub struct Prepared {
     pub(crate) rlimits: Vec<(libc::c_int, u64)>,
     pub(crate) landlock: Option<OwnedFd>,
     pub(crate) seccomp: seccomp::Program,
+    /// Transparent brokering (the second filter and its hand-over socket).
+    pub(crate) notify: Option<crate::notify::Notify>,
     /// Per layer: does a failure stop the launch?
     pub(crate) fatal: [bool; Layer::ALL.len()],
 }
@@ -338,12 +344,18 @@ pub fn prepare(
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
     let mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
-    let root = prepare_root(
-        policy,
-        &ctx.placeholder_dir,
-        &ctx.cwd,
-        ctx.terminal.as_ref(),
-    )?;
+    // Transparent brokering serves the program's own opens of paths outside
+    // the policy, which it must first be able to name (stat, walk): the
+    // host's tree stays in view.
+    let root = match policy.transparent {
+        true => None,
+        false => Some(prepare_root(
+            policy,
+            &ctx.placeholder_dir,
+            &ctx.cwd,
+            ctx.terminal.as_ref(),
+        )?),
+    };
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
     // SAFETY: getuid/getgid/getpid cannot fail.
@@ -381,16 +393,18 @@ pub fn prepare(
     keep_fds.extend(landlock.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.extend(ctx.cgroup_procs.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.extend(ctx.terminal.as_ref().map(|t| t.slave.as_raw_fd()));
+    keep_fds.extend(ctx.notify_socket.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.sort_unstable();
 
     // Bounding set and securebits need CAP_SETPCAP, which root and the user
     // namespace give; without any capability there is nothing to drop.
     let drop_bounding = userns || uid == 0 || caps != 0;
-    let trees = root
-        .entries
-        .iter()
-        .filter(|e| matches!(e, RootEntry::Bind { .. }))
-        .count();
+    let trees = root.as_ref().map(|r| {
+        r.entries
+            .iter()
+            .filter(|e| matches!(e, RootEntry::Bind { .. }))
+            .count()
+    });
     let mount_count = (mounts.len(), trees);
     let report = report_for(policy, abi, &ctx, mount_count, &rules, uid, drop_bounding);
     let fatal = Layer::ALL.map(|l| policy.layers.is_required(l));
@@ -419,6 +433,10 @@ pub fn prepare(
         rlimits: rlimits(policy),
         landlock,
         seccomp,
+        notify: ctx.notify_socket.map(|socket| crate::notify::Notify {
+            program: seccomp::Program::notify_filter(),
+            socket,
+        }),
         fatal,
     };
     Ok((prepared, report))
@@ -428,7 +446,7 @@ fn report_for(
     policy: &Policy,
     abi: i32,
     ctx: &LaunchContext,
-    (mount_count, trees): (usize, usize),
+    (mount_count, trees): (usize, Option<usize>),
     rules: &SyscallRules,
     uid: libc::uid_t,
     drop_bounding: bool,
@@ -467,12 +485,16 @@ fn report_for(
     };
     // The namespace is always made: every mount in it is read-only but the
     // writable trees (mount_count counts their binds and the protective mounts).
+    let root = match trees {
+        Some(trees) => format!("a root of the policy's {trees} trees"),
+        None => "the host's tree in view (transparent brokering)".to_owned(),
+    };
     let namespaces = layer(
         Layer::Namespaces,
         Status::Enforced,
         format!(
             "private mount namespace, read-only outside the writable trees, {mount_count} mounts; \
-             a root of the policy's {trees} trees"
+             {root}"
         ),
     );
     let caps_detail = if drop_bounding {
@@ -481,6 +503,11 @@ fn report_for(
         "none held; bounding set kept (no CAP_SETPCAP), no_new_privs stops any gain".to_string()
     };
     let denied = seccomp::denied_syscall_names(rules).len();
+    let notified = if ctx.notify_socket.is_some() {
+        "; open calls brokered (user notification)"
+    } else {
+        ""
+    };
     EnforcementReport {
         landlock_abi: abi,
         layers: vec![
@@ -490,7 +517,7 @@ fn report_for(
             layer(
                 Layer::Syscalls,
                 Status::Enforced,
-                format!("seccomp: {denied} system calls denied, foreign ABIs killed"),
+                format!("seccomp: {denied} system calls denied, foreign ABIs killed{notified}"),
             ),
             namespaces,
             layer(Layer::NoNewPrivs, Status::Enforced, "set".into()),

@@ -159,10 +159,12 @@ pub enum Step {
     /// is the length of the error message that follows it on the pipe.
     Seatbelt,
     Terminal,
+    /// The user-notification filter and the hand-over of its listener.
+    Transparent,
 }
 
 impl Step {
-    const ALL: [Step; 20] = [
+    const ALL: [Step; 21] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -183,6 +185,7 @@ impl Step {
         Step::Root,
         Step::Seatbelt,
         Step::Terminal,
+        Step::Transparent,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -202,13 +205,15 @@ impl Step {
             Step::NoNewPrivs => Some(Layer::NoNewPrivs),
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
-            // The whole sandbox on macOS: always fatal.
+            // The whole sandbox on macOS; the supervisor waits for the
+            // listener: always fatal.
             Step::SetupFds
             | Step::DeathSignal
             | Step::Signals
             | Step::Exec
             | Step::Seatbelt
-            | Step::Terminal => None,
+            | Step::Terminal
+            | Step::Transparent => None,
         }
     }
 
@@ -234,6 +239,7 @@ impl Step {
             Step::Exec => "executing the program",
             Step::Seatbelt => "applying the Seatbelt profile",
             Step::Terminal => "moving the program to its own terminal",
+            Step::Transparent => "installing the transparent-brokering filter",
         }
     }
 }

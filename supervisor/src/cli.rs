@@ -62,6 +62,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 60, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub approve_timeout: u64,
+    /// Also broker the program's own open calls (seccomp user
+    /// notification), not only requests made with the SDK.
+    #[arg(long)]
+    pub transparent: bool,
     /// Where the audit record goes (default $XDG_STATE_HOME/sluice/audit).
     #[arg(long, value_name = "DIR")]
     pub audit_dir: Option<PathBuf>,

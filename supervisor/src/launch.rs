@@ -171,6 +171,8 @@ pub struct Launch {
     pub banner: String,
     /// Stacked inside another sluice sandbox (which explains some failures).
     pub nested: bool,
+    /// Broker the program's own open calls (seccomp user notification).
+    pub transparent: bool,
 }
 
 /// A child that passed every required step and exec'd the program.
@@ -179,12 +181,19 @@ pub struct Spawned {
     /// What was enforced after the child's steps (for the audit record).
     pub report: EnforcementReport,
     pub cgroup: Option<SessionCgroup>,
+    /// The seccomp user-notification listener, with `Launch::transparent`.
+    pub listener: Option<OwnedFd>,
 }
 
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
 /// enforced, forks, and waits for the child to exec (or to report why not).
 pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let (read_end, write_end) = pipe()?;
+    let notify = match launch.transparent {
+        true => Some(proto::socket::seqpacket_pair().context("creating the notification socket")?),
+        false => None,
+    };
+    let (notify_ours, notify_theirs) = notify.unzip();
     let (cgroup, cgroup_procs) = match launch.cgroup {
         Some((cg, fd)) => (Some(cg), Some(fd)),
         None => (None, None),
@@ -206,6 +215,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
             .collect(),
         report_pipe: write_end,
         terminal: launch.terminal,
+        notify_socket: notify_theirs,
     };
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
@@ -252,10 +262,25 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
             report.degrade(layer, what);
         }
     }
+    let listener = match notify_ours {
+        Some(sock) => match crate::broker::transparent::receive_listener(&sock) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                // SAFETY: signalling and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                return Err(e).context("receiving the transparent-brokering listener");
+            }
+        },
+        None => None,
+    };
     Ok(Spawned {
         pid,
         report,
         cgroup,
+        listener,
     })
 }
 

@@ -302,3 +302,35 @@ fn broker_round_trips_through_to_toml() {
         .protect(root.path().join("audit"), "sluice's audit log");
     assert_ne!(protected, policy);
 }
+
+#[test]
+fn transparent_is_off_unless_set_and_the_child_overrides() {
+    let root = TempDir::new();
+    let vars = vars_in(&root);
+    assert!(!resolve("", &vars).transparent);
+    assert!(!resolve("[broker]\ntransparent = false\n", &vars).transparent);
+    let on = resolve("[broker]\ntransparent = true\n", &vars);
+    assert!(on.transparent);
+    // It survives to_toml, and an off policy writes nothing for it.
+    let text = on.to_toml();
+    assert!(text.contains("\ntransparent = true\n"), "{text}");
+    let reloaded = load_str("p.toml", &text, Path::new("/")).unwrap();
+    assert_eq!(reloaded.resolve(&vars).unwrap(), on);
+    assert!(!resolve("", &vars).to_toml().contains("transparent"));
+    // A parent's setting is inherited; a child's replaces it.
+    root.write("on.toml", "[broker]\ntransparent = true\n");
+    let inherits = load_str("c.toml", "extends = [\"on.toml\"]\n", root.path()).unwrap();
+    assert!(inherits.resolve(&vars).unwrap().transparent);
+    let text = "extends = [\"on.toml\"]\n[broker]\ntransparent = false\n";
+    let overrides = load_str("c.toml", text, root.path()).unwrap();
+    assert!(!overrides.resolve(&vars).unwrap().transparent);
+    // The command line turns it on whatever the policy says.
+    let mut spec = overrides;
+    spec.set_transparent();
+    assert!(spec.resolve(&vars).unwrap().transparent);
+    assert_eq!(
+        load_error("[broker]\ntransparent = \"yes\""),
+        "policy 'p.toml', line 2, column 15: key 'broker.transparent': \
+         expected a boolean, found string \"yes\""
+    );
+}

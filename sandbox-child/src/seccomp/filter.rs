@@ -228,6 +228,20 @@ fn user_namespace_rules() -> Vec<SyscallRule> {
     ]
 }
 
+/// The system calls that open a file by name, each handed to the supervisor
+/// (transparent brokering). `open` and `creat` exist only on x86_64; on
+/// aarch64 libc uses `openat` for both.
+pub fn notify_spec() -> FilterSpec {
+    let notify = |sys: Sys| sys.rule(Check::Always(Action::UserNotif));
+    let mut rules = vec![notify(sys!(SYS_openat)), notify(sys!(SYS_openat2))];
+    #[cfg(target_arch = "x86_64")]
+    rules.extend([notify(sys!(SYS_open)), notify(sys!(SYS_creat))]);
+    FilterSpec {
+        rules,
+        default: Action::Allow,
+    }
+}
+
 /// EPERM if `check` holds, allowed otherwise.
 fn deny_if(check: ArgCheck) -> Check {
     Check::Args {

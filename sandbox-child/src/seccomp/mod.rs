@@ -103,6 +103,18 @@ impl Program {
         Program::build(&filter::deny_spec(rules)).expect("the deny filter table is valid")
     }
 
+    /// The transparent-brokering filter: after the same foreign-ABI guard,
+    /// `open`, `openat`, `openat2` and `creat` return `SECCOMP_RET_USER_NOTIF`;
+    /// everything else is allowed (the deny filter still applies).
+    pub fn notify_filter() -> Program {
+        Program::build(&filter::notify_spec()).expect("the notify filter table is valid")
+    }
+
+    /// The names of the system calls [`Program::notify_filter`] notifies.
+    pub fn notified_syscall_names() -> Vec<&'static str> {
+        filter::notify_spec().rules.iter().map(|r| r.name).collect()
+    }
+
     /// Compiles any rule table, e.g. a user-notification filter.
     pub fn build(spec: &FilterSpec) -> Result<Program, BuildError> {
         spec::compile(spec).map(|insns| Program { insns })

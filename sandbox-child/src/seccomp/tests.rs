@@ -509,6 +509,41 @@ fn a_user_notification_filter_can_be_built() {
 }
 
 #[test]
+fn the_notify_filter_notifies_opens_only_and_guards_the_abi() {
+    let prog = Program::notify_filter();
+    interp::validate(prog.instructions());
+    let mut opens = vec![libc::SYS_openat, libc::SYS_openat2];
+    #[cfg(target_arch = "x86_64")]
+    opens.extend([libc::SYS_open, libc::SYS_creat]);
+    for &nr in &opens {
+        assert_eq!(eval(&prog, nr, &[]), libc::SECCOMP_RET_USER_NOTIF, "{nr}");
+    }
+    assert_eq!(Program::notified_syscall_names().len(), opens.len());
+    for nr in [
+        libc::SYS_read,
+        libc::SYS_close,
+        libc::SYS_execve,
+        libc::SYS_statx,
+    ] {
+        assert_eq!(eval(&prog, nr, &[]), ALLOW, "{nr}");
+    }
+    // i386 `open` is 5, and the x32 openat is the bit plus 257: both kill,
+    // never reach the supervisor with numbers it would misread.
+    let i386_open = Syscall {
+        arch: 0x4000_0003,
+        ..Syscall::native(5, &[])
+    };
+    assert_eq!(interp::run(prog.instructions(), i386_open), KILL);
+    if cfg!(target_arch = "x86_64") {
+        let x32_openat = Syscall {
+            nr: 0x4000_0000 | libc::SYS_openat as i32,
+            ..Syscall::native(0, &[])
+        };
+        assert_eq!(interp::run(prog.instructions(), x32_openat), KILL);
+    }
+}
+
+#[test]
 fn all_jumps_land_inside_the_program() {
     // Also checked by validate(), but stated on its own: every jump offset
     // the assembler resolved lands on a later instruction of the program.

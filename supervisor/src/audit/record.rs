@@ -182,8 +182,12 @@ text_enum!(
     Via {
         /// The client SDK, over the broker socket.
         Sdk = "sdk",
-        /// An `openat` intercepted by seccomp user notification.
+        /// The program's own system call, intercepted by seccomp user
+        /// notification (transparent brokering), one value per call.
+        SeccompOpen = "seccomp:open",
         SeccompOpenat = "seccomp:openat",
+        SeccompOpenat2 = "seccomp:openat2",
+        SeccompCreat = "seccomp:creat",
     }
 );
 

@@ -110,7 +110,15 @@ pub fn normalize(path: &Path) -> PathBuf {
 /// resolved instead, so the caller can decide on the real location of a
 /// file to create; when the parent is missing too, the lexical path is used.
 pub fn lookup(path: &Path) -> io::Result<Lookup> {
-    match resolve(libc::AT_FDCWD, path.as_os_str().as_bytes(), 0) {
+    lookup_with(path, false)
+}
+
+/// [`lookup`], optionally without following a symlink as the last
+/// component (`O_NOFOLLOW`): the link itself is then found, a kind never
+/// served.
+pub fn lookup_with(path: &Path, nofollow: bool) -> io::Result<Lookup> {
+    let extra = if nofollow { libc::O_NOFOLLOW } else { 0 };
+    match resolve(libc::AT_FDCWD, path.as_os_str().as_bytes(), extra) {
         Ok(found) => Ok(Lookup::Found(found)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Lookup::Missing(missing(path))),
         Err(e) => Err(e),

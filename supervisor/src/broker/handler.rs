@@ -35,19 +35,32 @@ pub struct Requester<'a> {
     pub client: &'a str,
 }
 
+/// Who asks, as the approver and the audit record name them.
+pub struct Asker<'a> {
+    pub pid: libc::pid_t,
+    pub exe: Option<&'a Path>,
+    /// The client's own name (untrusted), or how the request arrived.
+    pub client: &'a str,
+    pub via: audit::Via,
+}
+
 /// An open or query, flattened.
-struct Ask<'a> {
-    path: &'a [u8],
-    access: Access,
-    create: bool,
-    truncate: bool,
-    append: bool,
-    directory: bool,
-    mode: u32,
+pub struct Ask<'a> {
+    pub path: &'a [u8],
+    pub access: Access,
+    pub create: bool,
+    pub truncate: bool,
+    pub append: bool,
+    pub directory: bool,
+    pub mode: u32,
+    /// `O_CREAT|O_EXCL`: an existing file is `EEXIST`, not opened.
+    pub exclusive: bool,
+    /// `O_NOFOLLOW`: a symlink as the last component is not followed.
+    pub nofollow: bool,
 }
 
 impl Ask<'_> {
-    fn writes(&self) -> bool {
+    pub fn writes(&self) -> bool {
         self.access.wants_write() || self.create || self.truncate || self.append
     }
 
@@ -72,13 +85,15 @@ impl Ask<'_> {
 
 /// What the broker concluded, before it is turned into a response and a
 /// record.
-struct Outcome {
-    body: ResponseBody,
-    fd: Option<OwnedFd>,
-    opened: Option<PathBuf>,
-    by: By,
-    rule: Option<String>,
-    reason: Option<String>,
+pub struct Outcome {
+    pub body: ResponseBody,
+    pub fd: Option<OwnedFd>,
+    pub opened: Option<PathBuf>,
+    pub by: By,
+    pub rule: Option<String>,
+    pub reason: Option<String>,
+    /// For an error from the kernel: its errno.
+    pub errno: Option<i32>,
 }
 
 impl Outcome {
@@ -90,6 +105,7 @@ impl Outcome {
             opened: None,
             by: By::Error,
             rule: None,
+            errno: None,
         }
     }
 
@@ -99,7 +115,10 @@ impl Outcome {
             io::ErrorKind::InvalidInput => ErrorKind::Malformed,
             _ => ErrorKind::Io,
         };
-        Outcome::error(kind, format!("{}: {e}", path.display()))
+        Outcome {
+            errno: e.raw_os_error(),
+            ..Outcome::error(kind, format!("{}: {e}", path.display()))
+        }
     }
 
     fn denied(by: By, rule: Option<String>, reason: String) -> Outcome {
@@ -113,6 +132,7 @@ impl Outcome {
             by,
             rule,
             reason: Some(reason),
+            errno: None,
         }
     }
 }
@@ -147,6 +167,8 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
                 append: *append,
                 directory: *directory,
                 mode: *mode,
+                exclusive: false,
+                nofollow: false,
             },
         ),
         RequestBody::Query { path, access } => (
@@ -159,28 +181,54 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
                 append: false,
                 directory: false,
                 mode: 0,
+                exclusive: false,
+                nofollow: false,
             },
         ),
     };
-    let outcome = match op {
-        Op::Open => open(shared, who, &ask).await,
+    let asker = Asker {
+        pid: who.peer.pid,
+        exe: who.peer.exe.as_deref(),
+        client: who.client,
+        via: audit::Via::Sdk,
+    };
+    let mut outcome = match op {
+        Op::Open => open(shared, who, &asker, &ask).await,
         _ => query(shared, who, &ask),
     };
+    let record = record(&asker, request.id, op, &ask, &mut outcome, started);
+    Handled {
+        body: outcome.body,
+        fd: outcome.fd,
+        audit: Some(record),
+    }
+}
+
+/// The audit record of a decision (taking the outcome's path, rule and
+/// reason; the body and descriptor stay).
+pub fn record(
+    asker: &Asker<'_>,
+    request_id: u64,
+    op: Op,
+    ask: &Ask<'_>,
+    outcome: &mut Outcome,
+    started: Instant,
+) -> DecisionRecord {
     let decision = match &outcome.body {
         ResponseBody::Opened | ResponseBody::Allowed { .. } => audit::Decision::Allowed,
         ResponseBody::Error { .. } => audit::Decision::Error,
         ResponseBody::WouldAsk { .. } => audit::Decision::WouldAsk,
         _ => audit::Decision::Denied,
     };
-    let record = DecisionRecord {
-        pid: who.peer.pid as u32,
-        exe: who.peer.exe.clone(),
-        client: who.client.to_owned(),
-        via: audit::Via::Sdk,
-        request_id: request.id,
+    DecisionRecord {
+        pid: asker.pid as u32,
+        exe: asker.exe.map(Path::to_path_buf),
+        client: asker.client.to_owned(),
+        via: asker.via,
+        request_id,
         op,
         path_asked: PathBuf::from(OsStr::from_bytes(ask.path)),
-        path_opened: outcome.opened,
+        path_opened: outcome.opened.take(),
         access: ask.access.into(),
         flags: audit::Flags {
             create: ask.create,
@@ -190,14 +238,9 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
         },
         decision,
         by: outcome.by,
-        rule: outcome.rule,
-        reason: outcome.reason,
+        rule: outcome.rule.take(),
+        reason: outcome.reason.take(),
         latency_us: started.elapsed().as_micros() as u64,
-    };
-    Handled {
-        body: outcome.body,
-        fd: outcome.fd,
-        audit: Some(record),
     }
 }
 
@@ -229,7 +272,7 @@ fn judge(shared: &Shared, path: &Path, want: Want) -> (Verdict, Option<String>, 
     (d.verdict, d.rule.map(|r| r.to_string()), d.reason, by)
 }
 
-async fn open(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
+async fn open(shared: &Shared, who: &Requester<'_>, asker: &Asker<'_>, ask: &Ask<'_>) -> Outcome {
     if let Some(why) = malformed(ask) {
         return Outcome::error(ErrorKind::Malformed, why);
     }
@@ -237,9 +280,16 @@ async fn open(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
         Ok(p) => p,
         Err(o) => return *o,
     };
+    open_path(shared, asker, &path, ask).await
+}
+
+/// Resolves, decides and opens `path` (absolute) for `ask`: the core that
+/// SDK requests and transparent brokering share.
+pub async fn open_path(shared: &Shared, asker: &Asker<'_>, path: &Path, ask: &Ask<'_>) -> Outcome {
+    let path = path.to_path_buf();
     let want = ask.want();
     for _ in 0..CREATE_ATTEMPTS {
-        let lookup = match fsops::lookup(&path) {
+        let lookup = match fsops::lookup_with(&path, ask.nofollow) {
             Ok(l) => l,
             Err(e) => return refuse_or_error(shared, &path, want, &e),
         };
@@ -258,8 +308,8 @@ async fn open(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
             Verdict::Allow => By::Rule,
             Verdict::Ask => {
                 let question = Question {
-                    pid: who.peer.pid,
-                    exe: who.peer.exe.as_deref(),
+                    pid: asker.pid,
+                    exe: asker.exe,
                     path: lookup.real(),
                     write: ask.writes(),
                     rule: rule.clone(),
@@ -281,6 +331,7 @@ async fn open(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
         };
         let real = lookup.real().to_path_buf();
         let opened = match &lookup {
+            Lookup::Found(_) if ask.exclusive => Err(io::Error::from_raw_os_error(libc::EEXIST)),
             Lookup::Found(found) => fsops::reopen(found, ask.open_mode()),
             Lookup::Missing(missing) => match fsops::create(missing, ask.open_mode(), ask.mode) {
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
@@ -295,6 +346,7 @@ async fn open(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
                 by,
                 rule,
                 reason: None,
+                errno: None,
             },
             Err(e) => Outcome::io(&real, &e),
         };
@@ -345,5 +397,6 @@ fn query(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
         by,
         rule,
         reason: (verdict != Verdict::Allow).then_some(reason),
+        errno: None,
     }
 }

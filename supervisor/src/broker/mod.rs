@@ -22,6 +22,7 @@ mod connection;
 mod fsops;
 mod handler;
 mod peer;
+pub mod transparent;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -102,14 +103,26 @@ pub struct Broker {
     server: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     descriptors_at_start: usize,
+    /// Transparent brokering, when the program's open calls are notified.
+    transparent: Option<transparent::Transparent>,
 }
 
 impl Broker {
     /// Starts serving `listener` (our end of the shared socket). Called
     /// after the fork: the runtime's threads must not exist in the child.
     pub fn start(listener: OwnedFd, shared: Arc<Shared>) -> io::Result<Broker> {
-        // Before the runtime's own descriptors exist; the listener is
-        // counted and is closed again by the time `stop` counts.
+        Broker::start_with(listener, shared, None)
+    }
+
+    /// [`Broker::start`], and with `notify` (the seccomp listener of the
+    /// program's open calls) transparent brokering too.
+    pub fn start_with(
+        listener: OwnedFd,
+        shared: Arc<Shared>,
+        notify: Option<OwnedFd>,
+    ) -> io::Result<Broker> {
+        // Before the runtime's own descriptors exist; the listeners are
+        // counted and are closed again by the time `stop` counts.
         let descriptors_at_start = open_descriptors();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -122,18 +135,35 @@ impl Broker {
             .enable_time()
             .build()?;
         let shutdown = CancellationToken::new();
+        let transparent = match notify {
+            Some(fd) => Some(transparent::Transparent::start(
+                fd,
+                shared.clone(),
+                runtime.handle().clone(),
+            )?),
+            None => None,
+        };
         let server = runtime.spawn(serve(listener, shared, shutdown.clone()));
         Ok(Broker {
             runtime,
             server,
             shutdown,
             descriptors_at_start,
+            transparent,
         })
     }
 
     /// Stops accepting, lets requests in progress finish (briefly), and
     /// reports descriptors the broker failed to close.
-    pub fn stop(self) {
+    pub fn stop(mut self) {
+        // Its listener closes here: one more descriptor than the broker's own.
+        let listeners = match self.transparent.take() {
+            Some(t) => {
+                t.stop(&self.runtime);
+                2
+            }
+            None => 1,
+        };
         self.shutdown.cancel();
         let finished = self.runtime.block_on(async {
             tokio::time::timeout(std::time::Duration::from_secs(5), self.server)
@@ -145,11 +175,10 @@ impl Broker {
         }
         self.runtime
             .shutdown_timeout(std::time::Duration::from_secs(1));
-        // The runtime, the listener and every connection are closed now:
-        // one descriptor (the listener) fewer than at start, unless one
-        // leaked.
+        // The runtime, the listeners and every connection are closed now:
+        // one descriptor per listener fewer than at start, unless one leaked.
         let now = open_descriptors();
-        let leaked = (now + 1).saturating_sub(self.descriptors_at_start);
+        let leaked = (now + listeners).saturating_sub(self.descriptors_at_start);
         tracing::debug!(
             at_start = self.descriptors_at_start,
             at_end = now,

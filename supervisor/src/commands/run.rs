@@ -52,6 +52,9 @@ fn open_session(args: &RunArgs) -> Result<Session> {
     for p in &args.allow_write {
         spec.allow_write(p);
     }
+    if args.transparent {
+        spec.set_transparent();
+    }
     if let Some(net) = &args.net {
         let net: NetPolicy = net
             .parse()
@@ -175,6 +178,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             verbose: args.verbose,
             banner: banner(&s),
             nested: s.outer.is_some(),
+            transparent: s.policy.transparent,
         },
     )?;
     let start = StartRecord {
@@ -221,7 +225,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(audit),
         protected,
     ));
-    let broker = Broker::start(broker_ours, shared.clone())?;
+    let broker = Broker::start_with(broker_ours, shared.clone(), spawned.listener)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
         Err(e) => {

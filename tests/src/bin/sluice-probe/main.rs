@@ -39,6 +39,8 @@
 //! - network: `tcp-connect`, `tcp-fastopen`, `udp-send`, `tcp-bind`,
 //!   `tcp-listen-unbound`, `socket KIND`, `abstract-connect`, `abstract-self`,
 //!   `unix-connect`;
+//! - transparent brokering (plain `open` calls): `open-race`, `open-and-die`,
+//!   `openat-dirfd`, `int80-open`;
 //! - broker (through the client SDK unless noted): `broker-read`, `broker-read-as`, `broker-write`,
 //!   `broker-query`, `broker-race`, `broker-race-write`, `broker-openat`,
 //!   `broker-meta`, `broker-flood`, `broker-parallel`, and on the raw wire
@@ -54,6 +56,7 @@ mod files;
 mod kernel;
 mod net;
 mod process;
+mod transparent;
 mod wire;
 
 use std::ffi::CString;
@@ -197,6 +200,13 @@ fn run(step: &[String]) -> Step {
         ("userns-clone", []) => kernel::userns_by_clone(false),
         ("userns-clone3", []) => kernel::userns_by_clone(true),
         ("int80", [name]) => kernel::int80(name),
+        ("int80-open", [path]) => transparent::int80_open(path),
+
+        ("open-race", [paths @ .., n]) if paths.len() >= 2 => {
+            transparent::open_race(paths, parse_num(n)?)
+        }
+        ("open-and-die", [path, threads]) => transparent::open_and_die(path, parse_num(threads)?),
+        ("openat-dirfd", [dir, name]) => transparent::openat_dirfd(dir, name),
 
         ("tcp-connect", [host, port]) => net::tcp_connect(host, port),
         ("udp-send", [host, port]) => net::udp_send(host, port),

@@ -1,0 +1,75 @@
+//! Transparent brokering, child side: the user-notification filter and the
+//! hand-over of its listener to the supervisor.
+//!
+//! The filter is installed last, after the deny filter: the kernel runs every
+//! filter and keeps the most severe result, so an `ERRNO` or `KILL` from the
+//! deny filter always wins over `USER_NOTIF`, and the foreign-ABI guard at the
+//! start of both kills an `int 0x80` before anything is notified. The
+//! listener goes to the supervisor over a socket pair made for it alone
+//! (close-on-exec, so the program never holds it), then is closed here: the
+//! program cannot answer its own notifications.
+
+use std::os::raw::c_int;
+
+use crate::seccomp;
+use crate::sys;
+
+/// What the child needs for transparent brokering, prepared before fork.
+pub(crate) struct Notify {
+    pub program: seccomp::Program,
+    /// The child's end of the hand-over socket pair (close-on-exec).
+    pub socket: std::os::fd::OwnedFd,
+}
+
+/// Installs the notification filter and sends its listener over `socket`.
+/// Async-signal-safe.
+pub(crate) fn install_and_hand_over(fprog: &libc::sock_fprog, socket: c_int) -> Result<(), i32> {
+    // WAIT_KILLABLE_RECV: once the supervisor has received a notification,
+    // only a fatal signal interrupts the waiting call, so an approval that
+    // takes a while is not restarted over and over by harmless signals.
+    let listener =
+        seccomp::install_with_listener(fprog, libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)?;
+    let sent = send_fd(socket, listener);
+    // SAFETY: closing the listener this function was just given.
+    unsafe { libc::close(listener) };
+    sent
+}
+
+/// One byte with `fd` attached (`SCM_RIGHTS`), on a `SOCK_SEQPACKET` socket.
+fn send_fd(socket: c_int, fd: c_int) -> Result<(), i32> {
+    let mut byte = [b'L'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // Room for one cmsghdr and one descriptor, aligned for cmsghdr.
+    let mut control = [0u64; 4];
+    // SAFETY: an all-zero msghdr is a valid "no name, no iov, no control".
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    let fd_size = std::mem::size_of::<c_int>() as u32;
+    // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic; CMSG_SPACE(4) is 24
+    // bytes here, inside the 32-byte buffer, so the first header and its
+    // payload lie in `control`.
+    unsafe {
+        msg.msg_controllen = libc::CMSG_SPACE(fd_size) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(fd_size) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), fd);
+    }
+    loop {
+        // SAFETY: msg points at iov and control, alive for the call.
+        let n = unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let e = sys::errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The seccomp user-notification listener: receive, check, answer.
+//!
+//! Thin wrappers over the `SECCOMP_IOCTL_NOTIF_*` ioctls (seccomp_unotify(2)).
+//! Every answer names the notification by its id; the kernel refuses an
+//! answer to a notification that is no longer pending (`ENOENT`: the thread
+//! was killed, or its call interrupted), so a late answer never reaches
+//! another call.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+/// A notification as received: which thread, which call, which arguments.
+pub type Notif = libc::seccomp_notif;
+
+/// The supervisor's end of the program's notification filter.
+#[derive(Debug)]
+pub struct Listener(OwnedFd);
+
+impl Listener {
+    /// Wraps a listener descriptor, after checking that the kernel's
+    /// structures are no larger than this build's (the kernel writes its
+    /// own size into the buffer it is given).
+    pub fn new(fd: OwnedFd) -> io::Result<Listener> {
+        let mut sizes = libc::seccomp_notif_sizes {
+            seccomp_notif: 0,
+            seccomp_notif_resp: 0,
+            seccomp_data: 0,
+        };
+        // SAFETY: SECCOMP_GET_NOTIF_SIZES writes one seccomp_notif_sizes.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_GET_NOTIF_SIZES,
+                0,
+                &mut sizes as *mut libc::seccomp_notif_sizes,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ours = (
+            std::mem::size_of::<Notif>(),
+            std::mem::size_of::<libc::seccomp_notif_resp>(),
+        );
+        if usize::from(sizes.seccomp_notif) > ours.0
+            || usize::from(sizes.seccomp_notif_resp) > ours.1
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "the kernel's notification structures {sizes:?} outgrew this build's {ours:?}"
+                ),
+            ));
+        }
+        Ok(Listener(fd))
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.0.as_fd()
+    }
+
+    /// Waits for the next notification. `ENOENT` means the call it was for
+    /// went away before it could be received (the thread was interrupted or
+    /// killed): the caller goes on waiting. `EINTR` is retried here.
+    pub fn recv(&self) -> io::Result<Notif> {
+        loop {
+            // SAFETY: the kernel requires a zeroed buffer; all-zero is valid.
+            let mut notif: Notif = unsafe { std::mem::zeroed() };
+            // SAFETY: RECV writes one seccomp_notif into `notif`.
+            let rc = unsafe {
+                libc::ioctl(
+                    self.0.as_raw_fd(),
+                    libc::SECCOMP_IOCTL_NOTIF_RECV,
+                    &mut notif as *mut Notif,
+                )
+            };
+            if rc == 0 {
+                return Ok(notif);
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Whether notification `id` is still pending: after this returns true,
+    /// whatever was read about its thread before the call (memory, `/proc`
+    /// links) was read from that thread, not from a reused pid.
+    pub fn is_valid(&self, id: u64) -> bool {
+        let mut id = id;
+        // SAFETY: ID_VALID reads one u64.
+        let rc = unsafe {
+            libc::ioctl(
+                self.0.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+                &mut id as *mut u64,
+            )
+        };
+        rc == 0
+    }
+
+    /// Lets the call run in the kernel as if it had not been intercepted;
+    /// the program's other layers (Landlock, the mount view) decide.
+    pub fn allow_kernel(&self, id: u64) -> io::Result<()> {
+        self.send(id, 0, 0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32)
+    }
+
+    /// Fails the call with `errno`.
+    pub fn fail(&self, id: u64, errno: i32) -> io::Result<()> {
+        self.send(id, 0, -errno, 0)
+    }
+
+    fn send(&self, id: u64, val: i64, error: i32, flags: u32) -> io::Result<()> {
+        let mut resp = libc::seccomp_notif_resp {
+            id,
+            val,
+            error,
+            flags,
+        };
+        // SAFETY: SEND reads one seccomp_notif_resp.
+        let rc = unsafe {
+            libc::ioctl(
+                self.0.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                &mut resp as *mut libc::seccomp_notif_resp,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Places a copy of `fd` in the program and answers the call with its
+    /// number, in one step (`SECCOMP_ADDFD_FLAG_SEND`): the program gets the
+    /// descriptor as the result of its own `open`. Our copy stays ours.
+    pub fn add_fd_and_answer(&self, id: u64, fd: BorrowedFd<'_>, cloexec: bool) -> io::Result<i32> {
+        let mut addfd = libc::seccomp_notif_addfd {
+            id,
+            flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+            srcfd: fd.as_raw_fd() as u32,
+            newfd: 0,
+            newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+        };
+        // SAFETY: ADDFD reads one seccomp_notif_addfd; srcfd is open.
+        let rc = unsafe {
+            libc::ioctl(
+                self.0.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_ADDFD,
+                &mut addfd as *mut libc::seccomp_notif_addfd,
+            )
+        };
+        if rc >= 0 {
+            Ok(rc)
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Attacks on transparent brokering (`sluice run --transparent`): plain
+//! `open` calls, no SDK.
+
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crate::{blocked, preview, usage, Fail, Step};
+
+/// The shared path buffer of `open-race`: one thread rewrites it while
+/// another passes it to `open`.
+static RACE_PATH: [AtomicU8; 512] = [const { AtomicU8::new(0) }; 512];
+
+fn store_path(path: &[u8]) {
+    for (slot, &b) in RACE_PATH.iter().zip(path.iter().chain(&[0])) {
+        slot.store(b, Ordering::Relaxed);
+    }
+}
+
+fn read_fd(fd: libc::c_int) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: reading into a local buffer from a descriptor we own.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+}
+
+/// `open-race PATH... N`: a thread cycles the shared buffer through the
+/// paths while this one opens whatever it holds, N times. Every content
+/// read is printed once; the test decides which ones must never appear.
+pub(crate) fn open_race(paths: &[&str], iterations: u64) -> Step {
+    if paths.iter().any(|p| p.len() >= RACE_PATH.len()) {
+        return Err(usage("path too long for the race buffer"));
+    }
+    store_path(paths[0].as_bytes());
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let paths: Vec<Vec<u8>> = paths.iter().map(|p| p.as_bytes().to_vec()).collect();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                store_path(&paths[i % paths.len()]);
+                i += 1;
+            }
+        })
+    };
+    let mut seen = std::collections::BTreeMap::<Vec<u8>, u64>::new();
+    let mut refused = 0u64;
+    for _ in 0..iterations {
+        // SAFETY: the buffer is static and always NUL-terminated (its last
+        // byte is never written); the kernel and the supervisor read it.
+        let fd = unsafe { libc::open(RACE_PATH.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            refused += 1;
+            continue;
+        }
+        *seen.entry(read_fd(fd)).or_default() += 1;
+        // SAFETY: closing the descriptor just opened.
+        unsafe { libc::close(fd) };
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().map_err(|_| usage("swapper panicked"))?;
+    let mut report = format!("{iterations} opens, {refused} refused");
+    for (content, n) in &seen {
+        report += &format!("; {n}x {}", preview(content));
+    }
+    Ok(report)
+}
+
+/// `open-and-die PATH THREADS`: threads open PATH in a loop; once each has
+/// opened it 50 times, the process kills itself with SIGKILL, with calls
+/// in flight in the supervisor.
+pub(crate) fn open_and_die(path: &str, threads: u64) -> Step {
+    let c = CString::new(path).map_err(|_| usage("NUL in path"))?;
+    let opened = Arc::new(AtomicU64::new(0));
+    for _ in 0..threads {
+        let (c, opened) = (c.clone(), opened.clone());
+        std::thread::spawn(move || loop {
+            // SAFETY: c is a valid C string.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            if fd >= 0 {
+                // SAFETY: closing the descriptor just opened.
+                unsafe { libc::close(fd) };
+                opened.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let mut spins = 0u64;
+    while opened.load(Ordering::Relaxed) < 50 * threads {
+        spins += 1;
+        if spins > 200_000_000 {
+            return Err(Fail::Blocked(format!("{path}: the opens do not succeed")));
+        }
+        std::hint::spin_loop();
+    }
+    // SAFETY: killing ourselves.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    unreachable!("SIGKILL returned")
+}
+
+/// `openat-dirfd DIR NAME`: opens DIR, then NAME relative to it.
+pub(crate) fn openat_dirfd(dir: &str, name: &str) -> Step {
+    let cdir = CString::new(dir).map_err(|_| usage("NUL in path"))?;
+    let cname = CString::new(name).map_err(|_| usage("NUL in path"))?;
+    // SAFETY: valid C string; a new descriptor or -1.
+    let dfd = unsafe {
+        libc::open(
+            cdir.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dfd < 0 {
+        return Err(blocked(
+            &format!("open {dir}"),
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: dfd is open; cname is a valid C string.
+    let fd = unsafe { libc::openat(dfd, cname.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: closing our directory descriptor.
+    unsafe { libc::close(dfd) };
+    if fd < 0 {
+        return Err(blocked(&format!("openat {dir} {name}"), &err));
+    }
+    let data = read_fd(fd);
+    // SAFETY: closing the descriptor just opened.
+    unsafe { libc::close(fd) };
+    Ok(format!(
+        "read {} bytes from {dir} {name}: {}",
+        data.len(),
+        preview(&data)
+    ))
+}
+
+/// `int80-open PATH`: the i386 `open` (number 5) through `int 0x80`, with
+/// the path copied below 4 GiB where a 32-bit pointer can name it.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn int80_open(path: &str) -> Step {
+    // SAFETY: an anonymous private mapping; MAP_32BIT keeps it below 2 GiB.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED || path.len() >= 4096 {
+        return Err(usage("no low page for the path"));
+    }
+    // SAFETY: the page is ours, writable and larger than path + NUL
+    // (zero-filled, so the NUL is there already).
+    unsafe { std::ptr::copy_nonoverlapping(path.as_ptr(), page.cast::<u8>(), path.len()) };
+    let ret: i32;
+    // i386 ABI: number in eax, arguments in ebx, ecx, edx.
+    // SAFETY: open reads the path from our page; clobbers are declared.
+    unsafe {
+        std::arch::asm!(
+            "xchg {arg}, rbx",
+            "int 0x80",
+            "xchg {arg}, rbx",
+            arg = inout(reg) page as u64 => _,
+            inlateout("eax") 5 => ret,
+            in("ecx") libc::O_RDONLY,
+            in("edx") 0,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        let err = std::io::Error::from_raw_os_error(-ret);
+        return Err(blocked(&format!("open {path} via int 0x80"), &err));
+    }
+    let data = read_fd(ret);
+    Ok(format!("open {path} via int 0x80: {}", preview(&data)))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn int80_open(_path: &str) -> Step {
+    Err(usage("int 0x80 exists only on x86_64"))
+}

@@ -1,0 +1,321 @@
+//! Transparent brokering end to end (`sluice run --transparent`): unmodified
+//! tools (`cat`, `cp`, `git`, `python3`, `sh`) and plain `open` calls from the
+//! probe get brokered files without the SDK, through seccomp user
+//! notification.
+//!
+//! Every test has its control: the same command without `--transparent` (or
+//! without the broker rule) fails, so a success really came from the broker;
+//! and what the broker refuses fails exactly as it does without it. These
+//! tests need seccomp user notification with ADDFD (Linux 5.14+) and
+//! WAIT_KILLABLE_RECV (5.19+): where it is missing they fail, not skip.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use sluice_tests::broker::{assert_file, logged_descriptors, DENIED_SECRET, NOTES, UNRULED};
+use sluice_tests::{execute, Fixture, Outcome, DOTENV, README, SECRET_MARK};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+fn fixture() -> (Fixture, String) {
+    sluice_tests::broker::fixture(PROBE)
+}
+
+/// `sluice run --policy POLICY [--transparent] -- PROGRAM...`, with the
+/// broker logging at debug level.
+fn run(fx: &Fixture, policy: &str, transparent: bool, program: &[&str]) -> Outcome {
+    let mut args = vec!["--policy", policy];
+    if transparent {
+        args.push("--transparent");
+    }
+    let mut cmd = fx.sluice_command(&args, program);
+    cmd.env("SLUICE_LOG", "supervisor::broker=debug");
+    execute(cmd)
+}
+
+/// Every decision record of the fixture's sessions, one JSON line each.
+fn decisions(fx: &Fixture) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(fx.audit_dir()).unwrap() {
+        let text = fs::read_to_string(entry.unwrap().path()).unwrap();
+        out.extend(
+            text.lines()
+                .filter(|l| l.contains("\"kind\":\"decision\""))
+                .map(str::to_owned),
+        );
+    }
+    out
+}
+
+#[track_caller]
+fn assert_recorded(fx: &Fixture, via: &str, decision: &str, path: &str) {
+    let all = decisions(fx);
+    let needle = format!("\"path_opened\":\"{path}\"");
+    let found = all.iter().any(|l| {
+        l.contains(&format!("\"via\":\"{via}\""))
+            && l.contains(&format!("\"decision\":\"{decision}\""))
+            && (l.contains(&needle) || l.contains(&format!("\"path_asked\":\"{path}\"")))
+    });
+    assert!(
+        found,
+        "no {via} {decision} record for {path} in\n{}",
+        all.join("\n")
+    );
+}
+
+#[test]
+fn cat_reads_an_approved_file_outside_the_workspace() {
+    let (fx, policy) = fixture();
+    let notes = fx.brokered("allowed/notes.txt");
+    let out = run(&fx, &policy, true, &["cat", &notes]);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(out.stdout, NOTES, "{out}");
+    assert_recorded(&fx, "seccomp:openat", "allowed", &notes);
+    // Controls: without --transparent the sandbox refuses the same cat, and
+    // with it but without the rule the broker does.
+    let out = run(&fx, &policy, false, &["cat", &notes]);
+    assert_eq!(out.code(), 1, "{out}");
+    // Not in the sandbox's view at all without --transparent.
+    assert!(out.stderr.contains("No such file or directory"), "{out}");
+    let out = run(&fx, "default", true, &["cat", &notes]);
+    assert_eq!(out.code(), 1, "{out}");
+    assert!(out.stderr.contains("Permission denied"), "{out}");
+    assert!(!out.stdout.contains(NOTES.trim()), "{out}");
+}
+
+#[test]
+fn transparent_can_be_set_in_the_policy() {
+    let (fx, policy) = fixture();
+    let text = fs::read_to_string(&policy).unwrap() + "transparent = true\n";
+    let policy = fx.write_policy("transparent.toml", &text);
+    let notes = fx.brokered("allowed/notes.txt");
+    let out = run(&fx, &policy, false, &["cat", &notes]);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, NOTES), "{out}");
+}
+
+#[test]
+fn cp_writes_into_an_approved_directory() {
+    let (fx, policy) = fixture();
+    let readme = fx.ws("README.md");
+    let copy = fx.brokered("writable/copy.txt");
+    let out = run(&fx, &policy, true, &["cp", &readme, &copy]);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_file(&copy, README);
+    assert_recorded(&fx, "seccomp:openat", "allowed", &copy);
+    // Controls: a read-only rule does not let cp write, nor does the
+    // sandbox without --transparent.
+    let refused = fx.brokered("allowed/copy.txt");
+    let out = run(&fx, &policy, true, &["cp", &readme, &refused]);
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(!Path::new(&refused).exists(), "cp created {refused}");
+    let other = fx.brokered("writable/other.txt");
+    let out = run(&fx, &policy, false, &["cp", &readme, &other]);
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(!Path::new(&other).exists(), "cp created {other}");
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = execute({
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(dir).args(args);
+        cmd.env("GIT_CONFIG_NOSYSTEM", "1").env("HOME", dir);
+        cmd.stdin(std::process::Stdio::null());
+        cmd
+    });
+    assert_eq!(out.code(), 0, "{out}");
+}
+
+#[test]
+fn git_status_works_in_a_repository_approved_read_only() {
+    let (fx, _) = fixture();
+    let repo = fx.root().join("repo");
+    fs::create_dir_all(repo.join("src")).unwrap();
+    fs::write(repo.join("src/lib.rs"), "pub fn f() {}\n").unwrap();
+    fs::write(repo.join("README"), "repo\n").unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    let who = ["-c", "user.name=t", "-c", "user.email=t@example.com"];
+    git(&repo, &[&who[..], &["commit", "-qm", "first"]].concat());
+    fs::write(repo.join("src/lib.rs"), "pub fn g() {}\n").unwrap();
+    fs::write(repo.join("new.txt"), "untracked\n").unwrap();
+    let repo_s = repo.to_str().unwrap();
+    let policy = fx.write_policy(
+        "git.toml",
+        &format!("extends = [\"default\"]\n[broker]\nallow = [{repo_s:?}]\n"),
+    );
+    let status = ["git", "-C", repo_s, "status", "--porcelain"];
+    let out = run(&fx, &policy, true, &status);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(out.stdout, " M src/lib.rs\n?? new.txt\n", "{out}");
+    // Control: without --transparent git cannot read the repository.
+    let out = run(&fx, &policy, false, &status);
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(!out.stdout.contains("src/lib.rs"), "{out}");
+}
+
+#[test]
+fn scripts_open_through_relative_paths_and_directory_descriptors() {
+    let (fx, policy) = fixture();
+    let allowed = fx.brokered("allowed");
+    let script = format!(
+        "import os\n\
+         os.chdir({allowed:?})\n\
+         print(open('notes.txt').read(), end='')\n\
+         d = os.open('.', os.O_RDONLY | os.O_DIRECTORY)\n\
+         f = os.open('same.txt', os.O_RDONLY, dir_fd=d)\n\
+         print(os.read(f, 100).decode(), end='')\n\
+         try:\n\
+         \x20   open('../denied/secret.txt').read()\n\
+         \x20   print('LEAK')\n\
+         except PermissionError:\n\
+         \x20   print('refused')\n"
+    );
+    let py = ["/usr/bin/python3", "-S", "-c", &script];
+    let out = run(&fx, &policy, true, &py);
+    assert_eq!(out.code(), 0, "{out}");
+    let expected = format!("{NOTES}{}refused\n", sluice_tests::broker::ALLOWED_SAME);
+    assert_eq!(out.stdout, expected, "{out}");
+    // The shell's relative path, through its working directory.
+    let sh = format!("cd {allowed} && cat notes.txt ../unruled/other.txt");
+    let out = run(&fx, &policy, true, &["sh", "-c", &sh]);
+    assert_eq!(out.stdout, NOTES, "{out}");
+    assert!(out.stderr.contains("Permission denied"), "{out}");
+    assert!(!out.stdout.contains(UNRULED.trim()), "{out}");
+    // The probe's openat with a brokered directory descriptor.
+    let probe = fx.probe_path();
+    let out = run(
+        &fx,
+        &policy,
+        true,
+        &[&probe, "openat-dirfd", &allowed, "notes.txt"],
+    );
+    out.assert_ok();
+    // Control: without --transparent none of it works.
+    let out = run(&fx, &policy, false, &py);
+    assert_ne!(out.code(), 0, "{out}");
+    let out = run(
+        &fx,
+        &policy,
+        false,
+        &[&probe, "openat-dirfd", &allowed, "notes.txt"],
+    );
+    out.assert_blocked();
+}
+
+#[test]
+fn refused_files_fail_as_landlock_would_in_the_hosts_view() {
+    let (fx, policy) = fixture();
+    let probe = fx.probe_path();
+    let paths = [
+        fx.brokered("denied/secret.txt"),
+        fx.brokered("denied/missing.txt"),
+        fx.brokered("unruled/other.txt"),
+        fx.brokered("unruled/missing.txt"),
+        fx.brokered("no-such-dir/file"),
+        fx.ws(".env"),
+        fx.home(".ssh/id_rsa"),
+        fx.outside("secret.txt"),
+    ];
+    // Without --transparent these paths are not even in the sandbox's view
+    // (the policy-built root); with it the host's tree is, so the answer to
+    // compare with is Landlock's there: EACCES for a file that exists,
+    // ENOENT for one that does not. Nothing more is revealed.
+    for path in &paths {
+        let exists = Path::new(path).exists();
+        let expected = if exists { "EACCES" } else { "ENOENT" };
+        let with = run(&fx, &policy, true, &[&probe, "read", path]);
+        with.assert_blocked().assert_no_secret();
+        assert!(with.stdout.contains(expected), "{path}: {with}");
+        let before = fs::read(path).ok();
+        let write = run(&fx, &policy, true, &[&probe, "write", path]);
+        write.assert_blocked();
+        assert_eq!(fs::read(path).ok(), before, "{path} changed: {write}");
+    }
+    assert_recorded(
+        &fx,
+        "seccomp:openat",
+        "denied",
+        &fx.brokered("denied/secret.txt"),
+    );
+    // Control: the probe reads what the broker allows, and what the sandbox does.
+    run(
+        &fx,
+        &policy,
+        true,
+        &[&probe, "read", &fx.brokered("allowed/notes.txt")],
+    )
+    .assert_ok();
+    run(&fx, &policy, true, &[&probe, "read", &fx.ws("README.md")]).assert_ok();
+    assert!(DOTENV.contains(SECRET_MARK) && DENIED_SECRET.contains(SECRET_MARK));
+}
+
+#[test]
+fn swapping_the_path_while_it_is_checked_never_opens_a_refused_file() {
+    let (fx, policy) = fixture();
+    let probe = fx.probe_path();
+    // Cycled by one thread while another opens: a file the sandbox allows
+    // (left to the kernel), one the broker allows (opened by the broker),
+    // one the broker denies and one under [filesystem] deny.
+    let readme = fx.ws("README.md");
+    let notes = fx.brokered("allowed/notes.txt");
+    let denied = fx.brokered("denied/secret.txt");
+    let dotenv = fx.ws(".env");
+    let args = [
+        &probe,
+        "open-race",
+        &readme,
+        &notes,
+        &denied,
+        &dotenv,
+        "4000",
+    ];
+    let out = run(&fx, &policy, true, &args);
+    out.assert_ok().assert_no_secret();
+    // Control: both allowed files were opened in the race, and the denied
+    // ones are readable outside the sandbox (so "never" means something).
+    let line = out.status_line();
+    assert!(line.contains(&README.escape_debug().to_string()), "{out}");
+    assert!(line.contains(&NOTES.escape_debug().to_string()), "{out}");
+    fx.direct(&["read", &denied]).assert_ok();
+    fx.direct(&["read", &dotenv]).assert_ok();
+}
+
+#[test]
+fn a_program_killed_mid_call_leaves_the_supervisor_whole() {
+    let (fx, policy) = fixture();
+    let probe = fx.probe_path();
+    let notes = fx.brokered("allowed/notes.txt");
+    // The reference: one brokered open, same policy and mode.
+    let reference = run(&fx, &policy, true, &[&probe, "read", &notes]);
+    reference.assert_ok();
+    let reference = logged_descriptors(&reference);
+    for _ in 0..3 {
+        let out = run(&fx, &policy, true, &[&probe, "open-and-die", &notes, "4"]);
+        assert_eq!(out.code(), 128 + libc::SIGKILL, "{out}");
+        assert!(!out.stderr.contains("still in progress"), "{out}");
+        let got = logged_descriptors(&out);
+        assert_eq!(got.leaked, 0, "{out}");
+        assert_eq!(got, reference, "{out}");
+    }
+    // The record is whole: every session verifies.
+    let mut cmd = fx.sluice_cli_command(&["audit", "verify"]);
+    cmd.env("SLUICE_LOG", "warn");
+    let verify = execute(cmd);
+    assert_eq!(verify.code(), 0, "{verify}");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_32_bit_open_is_killed_not_brokered() {
+    let (fx, policy) = fixture();
+    let probe = fx.probe_path();
+    let notes = fx.brokered("allowed/notes.txt");
+    let out = run(&fx, &policy, true, &[&probe, "int80-open", &notes]);
+    assert_eq!(out.code(), 128 + libc::SIGSYS, "{out}");
+    assert!(!out.stdout.contains(NOTES.trim()), "{out}");
+    // Control: the 64-bit open of the same file is brokered, and outside
+    // the sandbox the 32-bit open works.
+    run(&fx, &policy, true, &[&probe, "read", &notes]).assert_ok();
+    fx.direct(&["int80-open", &notes]).assert_ok();
+}
