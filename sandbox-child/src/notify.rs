@@ -50,9 +50,9 @@ fn send_fd(socket: c_int, fd: c_int) -> Result<(), i32> {
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     let fd_size = std::mem::size_of::<c_int>() as u32;
-    // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic; CMSG_SPACE(4) is 24
-    // bytes here, inside the 32-byte buffer, so the first header and its
-    // payload lie in `control`.
+    // The first header and its payload lie in `control`: CMSG_SPACE(4) is
+    // 24 bytes here, inside the 32-byte buffer.
+    // SAFETY: CMSG_* are arithmetic on msg, whose control buffer is above.
     unsafe {
         msg.msg_controllen = libc::CMSG_SPACE(fd_size) as _;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);

@@ -16,6 +16,8 @@
 //! `cargo bench -p supervisor --bench broker` (SLUICE_BENCH_ITERS, default
 //! 20000, sets the samples for the latency cases).
 
+mod common;
+
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -25,8 +27,7 @@ use std::time::{Duration, Instant};
 
 use client_sdk::{Client, OpenOptions};
 use proto::socket::{recv_frame, send_frame, seqpacket_pair, Blocking};
-use supervisor::audit::{AuditLog, StartRecord};
-use supervisor::broker::{self, Approvals, Shared};
+use supervisor::broker;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -115,24 +116,7 @@ fn policy(dir: &Path) -> policies::Policy {
 fn start_broker(dir: &Path) -> (OwnedFd, broker::Broker) {
     let (ours, theirs) = seqpacket_pair().unwrap();
     let policy = policy(dir);
-    let start = StartRecord {
-        sluice_version: "bench".into(),
-        policy: "bench".into(),
-        policy_digest: String::new(),
-        enforcement: serde_json::Value::Null,
-        argv: Vec::new(),
-        workspace: dir.to_path_buf(),
-        supervisor_pid: std::process::id(),
-        child_pid: 0,
-    };
-    let audit = AuditLog::open(&dir.join("audit"), "bench", &start).unwrap();
-    let shared = Arc::new(Shared::new(
-        "bench".into(),
-        policy,
-        Approvals::NonInteractive { allow: false },
-        Some(audit),
-        Vec::new(),
-    ));
+    let shared = common::audited_shared(dir, policy);
     (theirs, broker::Broker::start(ours, shared).unwrap())
 }
 

@@ -16,18 +16,18 @@
 //! `cargo bench -p supervisor --bench transparent` (SLUICE_BENCH_ITERS for
 //! the per-call sample count, SLUICE_BENCH_RUNS for the workload's).
 
+mod common;
+
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proto::socket::{recv_frame, send_frame, seqpacket_pair, Blocking};
-use supervisor::audit::{AuditLog, StartRecord};
-use supervisor::broker::{self, Approvals, Shared};
+use supervisor::broker;
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -113,24 +113,7 @@ fn start_broker(
     listener: OwnedFd,
 ) -> (OwnedFd, broker::Broker) {
     let (ours, theirs) = seqpacket_pair().unwrap();
-    let start = StartRecord {
-        sluice_version: "bench".into(),
-        policy: "bench".into(),
-        policy_digest: String::new(),
-        enforcement: serde_json::Value::Null,
-        argv: Vec::new(),
-        workspace: dir.to_path_buf(),
-        supervisor_pid: std::process::id(),
-        child_pid: 0,
-    };
-    let audit = AuditLog::open(&dir.join("audit"), "bench", &start).unwrap();
-    let shared = Arc::new(Shared::new(
-        "bench".into(),
-        policy,
-        Approvals::NonInteractive { allow: false },
-        Some(audit),
-        Vec::new(),
-    ));
+    let shared = common::audited_shared(dir, policy);
     let b = broker::Broker::start_with(ours, shared, Some(listener)).unwrap();
     (theirs, b)
 }
