@@ -191,25 +191,7 @@ pub(crate) fn race(link: &str, good: &str, bad: &str, n: u64, request: &str) -> 
     let mut client = connect()?;
     let expected = read_served(&mut client, &format!("{good}{suffix}"))?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let flips = Arc::new(AtomicU64::new(0));
-    let link_path = PathBuf::from(link);
-    point(&link_path, Path::new(good))
-        .map_err(|e| usage(&format!("cannot make the link {link}: {}", describe(&e))))?;
-    let flipper = {
-        let (stop, flips) = (stop.clone(), flips.clone());
-        let targets = [PathBuf::from(bad), PathBuf::from(good)];
-        thread::spawn(move || -> io::Result<()> {
-            for target in targets.iter().cycle() {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                point(&link_path, target)?;
-                flips.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(())
-        })
-    };
+    let flipper = Flipper::start(link, good, bad)?;
 
     let (mut served_good, mut denied, mut other) = (0u64, 0u64, 0u64);
     let mut leaked: Vec<String> = Vec::new();
@@ -240,17 +222,13 @@ pub(crate) fn race(link: &str, good: &str, bad: &str, n: u64, request: &str) -> 
             },
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let flipped = flipper
-        .join()
-        .map_err(|_| usage("the flipping thread panicked"))?;
-    flipped.map_err(|e| usage(&format!("flipping {link}: {}", describe(&e))))?;
+    let flips = flipper.finish()?;
 
     let mut totals = format!(
         "race requests={n} served_good={served_good} denied={denied} other={other} \
          leaked={} flips={}",
         leaked.len(),
-        flips.load(Ordering::Relaxed)
+        flips
     );
     if let Some(first) = first_other {
         write!(totals, " first_other={first:?}").ok();
@@ -260,6 +238,56 @@ pub(crate) fn race(link: &str, good: &str, bad: &str, n: u64, request: &str) -> 
         Some(first) => Err(Fail::Failed(format!(
             "{totals}: content other than {good}{suffix}'s was served; first: {first}"
         ))),
+    }
+}
+
+/// A thread that keeps pointing `link` at `bad`, then `good`, until
+/// [`finish`](Flipper::finish).
+struct Flipper {
+    link: String,
+    stop: Arc<AtomicBool>,
+    flips: Arc<AtomicU64>,
+    thread: thread::JoinHandle<io::Result<()>>,
+}
+
+impl Flipper {
+    /// Points `link` at `good`, then starts flipping.
+    fn start(link: &str, good: &str, bad: &str) -> Result<Flipper, Fail> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flips = Arc::new(AtomicU64::new(0));
+        let link_path = PathBuf::from(link);
+        point(&link_path, Path::new(good))
+            .map_err(|e| usage(&format!("cannot make the link {link}: {}", describe(&e))))?;
+        let thread = {
+            let (stop, flips) = (stop.clone(), flips.clone());
+            let targets = [PathBuf::from(bad), PathBuf::from(good)];
+            thread::spawn(move || -> io::Result<()> {
+                for target in targets.iter().cycle() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    point(&link_path, target)?;
+                    flips.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        };
+        Ok(Flipper {
+            link: link.to_owned(),
+            stop,
+            flips,
+            thread,
+        })
+    }
+
+    /// Stops flipping; returns how many flips were made.
+    fn finish(self) -> Result<u64, Fail> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| usage("the flipping thread panicked"))?
+            .map_err(|e| usage(&format!("flipping {}: {}", self.link, describe(&e))))?;
+        Ok(self.flips.load(Ordering::Relaxed))
     }
 }
 
@@ -561,25 +589,7 @@ pub(crate) fn race_write(
         other => return Err(usage(&format!("broker-race-write: unknown mode {other}"))),
     };
     let mut client = connect()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flips = Arc::new(AtomicU64::new(0));
-    let link_path = PathBuf::from(link);
-    point(&link_path, Path::new(good))
-        .map_err(|e| usage(&format!("cannot make the link {link}: {}", describe(&e))))?;
-    let flipper = {
-        let (stop, flips) = (stop.clone(), flips.clone());
-        let targets = [PathBuf::from(bad), PathBuf::from(good)];
-        thread::spawn(move || -> io::Result<()> {
-            for target in targets.iter().cycle() {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                point(&link_path, target)?;
-                flips.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(())
-        })
-    };
+    let flipper = Flipper::start(link, good, bad)?;
     let (mut served, mut denied, mut other) = (0u64, 0u64, 0u64);
     let mut first_other = None;
     for i in 0..n {
@@ -611,14 +621,10 @@ pub(crate) fn race_write(
             },
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    flipper
-        .join()
-        .map_err(|_| usage("the flipping thread panicked"))?
-        .map_err(|e| usage(&format!("flipping {link}: {}", describe(&e))))?;
+    let flips = flipper.finish()?;
     let mut totals = format!(
         "race-write requests={n} served={served} denied={denied} other={other} flips={}",
-        flips.load(Ordering::Relaxed)
+        flips
     );
     if let Some(first) = first_other {
         write!(totals, " first_other={first:?}").ok();
