@@ -197,9 +197,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Err(e) => {
             // No record, no broker: stop the program rather than run it
             // with decisions nobody can review.
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(spawned.pid, libc::SIGKILL) };
-            let _ = session::supervise(spawned.pid, spawned.cgroup.as_ref());
+            abandon(spawned.pid, spawned.cgroup.as_ref());
             return Err(e).context("opening the audit record");
         }
     };
@@ -229,9 +227,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
         Err(e) => {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(spawned.pid, libc::SIGKILL) };
-            let _ = session::supervise(spawned.pid, spawned.cgroup.as_ref());
+            abandon(spawned.pid, spawned.cgroup.as_ref());
             broker.stop();
             return Err(e).context("relaying the terminal");
         }
@@ -259,6 +255,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
     drop(spawned.cgroup);
     drop(s.dir);
     code
+}
+
+/// Kills a program sluice cannot serve after all, and reaps what it left.
+fn abandon(pid: libc::pid_t, cgroup: Option<&SessionCgroup>) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = session::supervise(pid, cgroup);
 }
 
 fn banner(s: &Session) -> String {
