@@ -286,71 +286,155 @@ async fn open(shared: &Shared, who: &Requester<'_>, asker: &Asker<'_>, ask: &Ask
 /// Resolves, decides and opens `path` (absolute) for `ask`: the core that
 /// SDK requests and transparent brokering share.
 pub async fn open_path(shared: &Shared, asker: &Asker<'_>, path: &Path, ask: &Ask<'_>) -> Outcome {
-    let path = path.to_path_buf();
-    let want = ask.want();
     for _ in 0..CREATE_ATTEMPTS {
-        let lookup = match fsops::lookup_with(&path, ask.nofollow) {
-            Ok(l) => l,
-            Err(e) => return refuse_or_error(shared, &path, want, &e),
+        let (lookup, judged) = match judge_lookup(shared, path, ask) {
+            Ok(both) => both,
+            Err(done) => return *done,
         };
-        let (verdict, mut rule, reason, by) = judge(shared, lookup.real(), want);
-        if let (Lookup::Missing(_), false) = (&lookup, ask.create) {
-            // Say "denied" where the policy denies, so a missing file there
-            // is indistinguishable from a present one; else "not found".
-            if verdict == Verdict::Deny {
-                return Outcome::denied(by, rule, reason);
-            }
-            let e = io::Error::from_raw_os_error(libc::ENOENT);
-            return Outcome::io(&path, &e);
-        }
-        let by = match verdict {
-            Verdict::Deny => return Outcome::denied(by, rule, reason),
-            Verdict::Allow => By::Rule,
+        let (by, rule) = match judged.verdict {
+            Verdict::Deny => return judged.denied(),
+            Verdict::Allow => (By::Rule, judged.rule),
             Verdict::Ask => {
                 let question = Question {
                     pid: asker.pid,
                     exe: asker.exe,
                     path: lookup.real(),
                     write: ask.writes(),
-                    rule: rule.clone(),
+                    rule: judged.rule.clone(),
                 };
                 let answer = shared.approvals.ask(&question).await;
                 let by = By::from(answer.by);
-                if answer.rule.is_some() {
-                    rule = answer.rule;
-                }
+                let rule = answer.rule.or(judged.rule);
                 if !answer.allow {
-                    let mut reason = format!("{reason}; the answer was deny ({})", by.as_str());
+                    let mut reason =
+                        format!("{}; the answer was deny ({})", judged.reason, by.as_str());
                     if let Some(note) = answer.note {
                         reason = format!("{reason}: {note}");
                     }
                     return Outcome::denied(by, rule, reason);
                 }
-                by
+                (by, rule)
             }
         };
-        let real = lookup.real().to_path_buf();
-        let opened = match &lookup {
-            Lookup::Found(_) if ask.exclusive => Err(io::Error::from_raw_os_error(libc::EEXIST)),
-            Lookup::Found(found) => fsops::reopen(found, ask.open_mode()),
-            Lookup::Missing(missing) => match fsops::create(missing, ask.open_mode(), ask.mode) {
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-                other => other,
-            },
-        };
-        return match opened {
-            Ok(fd) => Outcome {
-                body: ResponseBody::Opened,
-                fd: Some(fd),
-                opened: Some(real),
-                by,
-                rule,
-                reason: None,
-                errno: None,
-            },
-            Err(e) => Outcome::io(&real, &e),
-        };
+        if let Some(done) = open_judged(&lookup, ask, by, rule) {
+            return done;
+        }
     }
+    kept_changing(path)
+}
+
+/// What [`open_path_now`] did.
+pub enum Now {
+    Done(Outcome),
+    /// The file resolved to one `sandbox_allows`: not the broker's call.
+    Sandbox,
+    /// A person must answer: the caller runs [`open_path`], which asks.
+    Person,
+}
+
+/// [`open_path`] without waiting, on the caller's thread: what the rules
+/// decide is done here. A file that resolves to one `sandbox_allows` (for
+/// the access asked) is left alone.
+pub fn open_path_now(
+    shared: &Shared,
+    path: &Path,
+    ask: &Ask<'_>,
+    sandbox_allows: impl Fn(&Path, bool) -> bool,
+) -> Now {
+    for _ in 0..CREATE_ATTEMPTS {
+        let (lookup, judged) = match judge_lookup(shared, path, ask) {
+            Ok(both) => both,
+            Err(done) => return Now::Done(*done),
+        };
+        if sandbox_allows(lookup.real(), ask.writes()) {
+            return Now::Sandbox;
+        }
+        match judged.verdict {
+            Verdict::Deny => return Now::Done(judged.denied()),
+            Verdict::Ask => return Now::Person,
+            Verdict::Allow => {}
+        }
+        if let Some(done) = open_judged(&lookup, ask, By::Rule, judged.rule) {
+            return Now::Done(done);
+        }
+    }
+    Now::Done(kept_changing(path))
+}
+
+/// A rule's verdict on a resolved path.
+struct Judged {
+    verdict: Verdict,
+    rule: Option<String>,
+    reason: String,
+    by: By,
+}
+
+impl Judged {
+    fn denied(self) -> Outcome {
+        Outcome::denied(self.by, self.rule, self.reason)
+    }
+}
+
+/// Resolves `path` and judges the file it names; `Err` when that already
+/// settles the request (it cannot be resolved, or is missing and not to be
+/// created).
+fn judge_lookup(
+    shared: &Shared,
+    path: &Path,
+    ask: &Ask<'_>,
+) -> Result<(Lookup, Judged), Box<Outcome>> {
+    let want = ask.want();
+    let lookup = match fsops::lookup_with(path, ask.nofollow) {
+        Ok(l) => l,
+        Err(e) => return Err(Box::new(refuse_or_error(shared, path, want, &e))),
+    };
+    let (verdict, rule, reason, by) = judge(shared, lookup.real(), want);
+    let judged = Judged {
+        verdict,
+        rule,
+        reason,
+        by,
+    };
+    if let (Lookup::Missing(_), false) = (&lookup, ask.create) {
+        // Say "denied" where the policy denies, so a missing file there
+        // is indistinguishable from a present one; else "not found".
+        if judged.verdict == Verdict::Deny {
+            return Err(Box::new(judged.denied()));
+        }
+        let e = io::Error::from_raw_os_error(libc::ENOENT);
+        return Err(Box::new(Outcome::io(path, &e)));
+    }
+    Ok((lookup, judged))
+}
+
+/// Opens (or creates) the file judged and allowed; `None` when a file
+/// appeared at the name of one to be created, and the lookup must be done
+/// again.
+fn open_judged(lookup: &Lookup, ask: &Ask<'_>, by: By, rule: Option<String>) -> Option<Outcome> {
+    let real = lookup.real().to_path_buf();
+    let opened = match lookup {
+        Lookup::Found(_) if ask.exclusive => Err(io::Error::from_raw_os_error(libc::EEXIST)),
+        Lookup::Found(found) => fsops::reopen(found, ask.open_mode()),
+        Lookup::Missing(missing) => match fsops::create(missing, ask.open_mode(), ask.mode) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return None,
+            other => other,
+        },
+    };
+    Some(match opened {
+        Ok(fd) => Outcome {
+            body: ResponseBody::Opened,
+            fd: Some(fd),
+            opened: Some(real),
+            by,
+            rule,
+            reason: None,
+            errno: None,
+        },
+        Err(e) => Outcome::io(&real, &e),
+    })
+}
+
+fn kept_changing(path: &Path) -> Outcome {
     Outcome::error(
         ErrorKind::Io,
         format!(

@@ -7,7 +7,10 @@
 //! another call.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+/// From linux/seccomp.h (`libc` has the ioctl but not its flag).
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
 
 /// A notification as received: which thread, which call, which arguments.
 pub type Notif = libc::seccomp_notif;
@@ -15,6 +18,12 @@ pub type Notif = libc::seccomp_notif;
 /// The supervisor's end of the program's notification filter.
 #[derive(Debug)]
 pub struct Listener(OwnedFd);
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
 
 impl Listener {
     /// Wraps a listener descriptor, after checking that the kernel's
@@ -52,37 +61,67 @@ impl Listener {
                 ),
             ));
         }
-        Ok(Listener(fd))
+        let listener = Listener(fd);
+        if let Err(e) = listener.wake_on_current_cpu() {
+            // Correct without it, only slower (Linux < 6.6).
+            tracing::debug!("transparent: no synchronous wake-ups: {e}");
+        }
+        Ok(listener)
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.0.as_fd()
+    /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6): the program's
+    /// thread and the thread serving it hand the CPU to each other instead
+    /// of waking one another on different CPUs. Both sides of a
+    /// notification wait for the other, so nothing runs less in parallel;
+    /// the round trip costs a fraction (see `benches/transparent.rs`).
+    fn wake_on_current_cpu(&self) -> io::Result<()> {
+        // SAFETY: SET_FLAGS takes its flags by value and touches no memory.
+        let rc = unsafe {
+            libc::ioctl(
+                self.0.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     /// Waits for the next notification. `ENOENT` means the call it was for
     /// went away before it could be received (the thread was interrupted or
-    /// killed): the caller goes on waiting. `EINTR` is retried here.
+    /// killed), or that no thread is left to notify ([`Listener::hung_up`]
+    /// tells which). `EINTR`: a signal interrupted the wait.
     pub fn recv(&self) -> io::Result<Notif> {
-        loop {
-            // SAFETY: the kernel requires a zeroed buffer; all-zero is valid.
-            let mut notif: Notif = unsafe { std::mem::zeroed() };
-            // SAFETY: RECV writes one seccomp_notif into `notif`.
-            let rc = unsafe {
-                libc::ioctl(
-                    self.0.as_raw_fd(),
-                    libc::SECCOMP_IOCTL_NOTIF_RECV,
-                    &mut notif as *mut Notif,
-                )
-            };
-            if rc == 0 {
-                return Ok(notif);
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
-            }
+        // SAFETY: the kernel requires a zeroed buffer; all-zero is valid.
+        let mut notif: Notif = unsafe { std::mem::zeroed() };
+        // SAFETY: RECV writes one seccomp_notif into `notif`.
+        let rc = unsafe {
+            libc::ioctl(
+                self.0.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_RECV,
+                &mut notif as *mut Notif,
+            )
+        };
+        if rc == 0 {
+            Ok(notif)
+        } else {
+            Err(io::Error::last_os_error())
         }
+    }
+
+    /// Whether every thread the filter could notify has exited (`POLLHUP`).
+    pub fn hung_up(&self) -> bool {
+        let mut fd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout never waits.
+        let n = unsafe { libc::poll(&mut fd, 1, 0) };
+        n == 1 && fd.revents & (libc::POLLHUP | libc::POLLERR) != 0
     }
 
     /// Whether notification `id` is still pending: after this returns true,
@@ -135,12 +174,23 @@ impl Listener {
     }
 
     /// Places a copy of `fd` in the program and answers the call with its
-    /// number, in one step (`SECCOMP_ADDFD_FLAG_SEND`): the program gets the
-    /// descriptor as the result of its own `open`. Our copy stays ours.
+    /// number: the program gets the descriptor as the result of its own
+    /// `open`. Our copy stays ours.
+    ///
+    /// Two steps (`ADDFD`, then `SEND` with the number) rather than one
+    /// (`SECCOMP_ADDFD_FLAG_SEND`): with the flag, the thread returns to
+    /// user space on its own CPU while the supervisor is woken elsewhere,
+    /// two cross-CPU wake-ups that cost ~10x the whole round trip on a
+    /// virtual machine (`benches/transparent.rs`). What the flag protects
+    /// against, a signal restarting the call between the two steps and
+    /// leaving the descriptor behind, cannot happen here: the filter is
+    /// installed with `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, so once
+    /// received, the call waits for our answer through every signal but a
+    /// fatal one (after which nothing of the process is left to leak into).
     pub fn add_fd_and_answer(&self, id: u64, fd: BorrowedFd<'_>, cloexec: bool) -> io::Result<i32> {
         let mut addfd = libc::seccomp_notif_addfd {
             id,
-            flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+            flags: 0,
             srcfd: fd.as_raw_fd() as u32,
             newfd: 0,
             newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
@@ -153,10 +203,10 @@ impl Listener {
                 &mut addfd as *mut libc::seccomp_notif_addfd,
             )
         };
-        if rc >= 0 {
-            Ok(rc)
-        } else {
-            Err(io::Error::last_os_error())
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
         }
+        self.send(id, i64::from(rc), 0, 0)?;
+        Ok(rc)
     }
 }

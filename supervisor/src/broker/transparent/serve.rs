@@ -1,12 +1,14 @@
-//! One notification, start to finish: a first look on the reader thread
-//! (which never waits for anything), then, only for calls the broker
-//! serves, a task that decides, opens, records and answers.
+//! One notification, start to finish, on the reader thread: a first look
+//! (answered at once when the sandbox is who decides), then for calls the
+//! broker serves, the rules' decision, the open, the record and the answer.
+//! Only a call a person must answer leaves the thread, for a task that
+//! waits for the answer while the reader goes on.
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,10 +18,9 @@ use tokio_util::task::TaskTracker;
 use super::call::OpenCall;
 use super::notif::{Listener, Notif};
 use super::target::{Target, Unreadable};
-use super::view::SandboxView;
+use super::view::{self, SandboxView};
 use crate::audit::Op;
-use crate::broker::fsops;
-use crate::broker::handler::{self, Ask, Asker};
+use crate::broker::handler::{self, Ask, Asker, Now, Outcome};
 use crate::broker::Shared;
 
 /// What every notification shares.
@@ -40,6 +41,44 @@ struct Brokered {
     absolute: PathBuf,
 }
 
+/// A brokered call with everything read from its thread, validated.
+struct Request {
+    id: u64,
+    tid: libc::pid_t,
+    b: Brokered,
+    access: Access,
+    /// The mode to create with: the call's, less the thread's umask.
+    mode: u32,
+    exe: Option<PathBuf>,
+    started: Instant,
+}
+
+impl Request {
+    fn ask(&self) -> Ask<'_> {
+        let call = &self.b.call;
+        Ask {
+            path: &self.b.asked,
+            access: self.access,
+            create: call.create(),
+            truncate: call.truncate(),
+            append: call.append(),
+            directory: call.directory(),
+            mode: self.mode,
+            exclusive: call.exclusive(),
+            nofollow: call.nofollow(),
+        }
+    }
+
+    fn asker(&self) -> Asker<'_> {
+        Asker {
+            pid: self.tid,
+            exe: self.exe.as_deref(),
+            client: "transparent",
+            via: self.b.call.via,
+        }
+    }
+}
+
 /// How a call is answered.
 enum Reply {
     /// Run it in the kernel: the sandbox decides, as without the broker.
@@ -48,29 +87,52 @@ enum Reply {
     Descriptor(OwnedFd),
 }
 
-/// Handles one notification: answers it at once when the broker has no
-/// part in it, or hands it to a task.
+/// Handles one notification: answers it, or hands it to a task when a
+/// person must decide.
 pub fn dispatch(ctx: &Arc<Context>, notif: Notif) {
+    let started = Instant::now();
     let target = Target {
         listener: &ctx.listener,
         id: notif.id,
         tid: notif.pid as libc::pid_t,
     };
-    let reply = match first_look(&ctx.view, &target, &notif.data) {
-        Ok(Some(brokered)) => {
-            let (ctx2, id, tid) = (ctx.clone(), notif.id, target.tid);
-            let task = async move { serve(&ctx2, id, tid, brokered).await };
-            ctx.tracker.spawn_on(task, &ctx.runtime);
-            return;
-        }
+    let brokered = match first_look(&ctx.view, &target, &notif.data) {
+        Ok(Some(brokered)) => brokered,
         Err(Unreadable::Gone) => return,
-        Ok(None) | Err(Unreadable::Kernel) => Reply::Kernel,
+        Ok(None) | Err(Unreadable::Kernel) => {
+            return answer(&ctx.listener, notif.id, Reply::Kernel, None);
+        }
     };
-    answer(&ctx.listener, notif.id, reply, None);
+    let request = match prepare(&target, brokered, started) {
+        Ok(request) => request,
+        Err(Unreadable::Gone) => return,
+        Err(Unreadable::Kernel) => return answer(&ctx.listener, notif.id, Reply::Kernel, None),
+    };
+    let sandbox_allows = |real: &Path, write| ctx.view.allows(real, write);
+    let ask = request.ask();
+    match handler::open_path_now(&ctx.shared, &request.b.absolute, &ask, sandbox_allows) {
+        Now::Done(outcome) => return finish(ctx, &request, outcome),
+        // Through symlinks, a file the sandbox allows after all.
+        Now::Sandbox => return answer(&ctx.listener, request.id, Reply::Kernel, None),
+        Now::Person => {}
+    }
+    let ctx2 = ctx.clone();
+    let task = async move {
+        let outcome = handler::open_path(
+            &ctx2.shared,
+            &request.asker(),
+            &request.b.absolute,
+            &request.ask(),
+        )
+        .await;
+        finish(&ctx2, &request, outcome);
+    };
+    ctx.tracker.spawn_on(task, &ctx.runtime);
 }
 
 /// Reads the call's arguments and decides whether the broker serves it
-/// (`Some`) or the kernel does (`None`).
+/// (`Some`) or the kernel does (`None`). Not validated: for the kernel's
+/// calls it need not be.
 fn first_look(
     view: &SandboxView,
     target: &Target<'_>,
@@ -88,22 +150,29 @@ fn first_look(
     if asked.is_empty() {
         return Err(Unreadable::Kernel);
     }
-    let absolute = if asked[0] == b'/' {
-        PathBuf::from(OsStr::from_bytes(&asked))
+    let base = if asked[0] == b'/' {
+        None
     } else {
-        let base = match call.dirfd {
+        Some(match call.dirfd {
             None | Some(libc::AT_FDCWD) => target.directory("cwd")?,
             Some(fd) if fd >= 0 => target.directory(&format!("fd/{fd}"))?,
             Some(_) => return Err(Unreadable::Kernel),
-        };
-        base.join(OsStr::from_bytes(&asked))
+        })
     };
-    let lexical = fsops::normalize(&absolute);
+    let lexical = match &base {
+        None => view::lexical(&[&asked]),
+        Some(base) => view::lexical(&[base.as_os_str().as_bytes(), &asked]),
+    };
     // The program's own /proc is the kernel's to show it: looked up here,
     // /proc/self would be the supervisor.
-    if lexical.starts_with("/proc") || view.allows(&view.unalias(&lexical), call.writes()) {
+    let proc = lexical.starts_with(b"/proc/") || lexical == b"/proc";
+    if proc || view.allows_bytes(&view.unalias(&lexical), call.writes()) {
         return Ok(None);
     }
+    let absolute = match base {
+        None => PathBuf::from(OsStr::from_bytes(&asked)),
+        Some(base) => base.join(OsStr::from_bytes(&asked)),
+    };
     Ok(Some(Brokered {
         call,
         asked,
@@ -111,51 +180,36 @@ fn first_look(
     }))
 }
 
-/// Decides and opens through the broker's core, records, then answers.
-async fn serve(ctx: &Context, id: u64, tid: libc::pid_t, b: Brokered) {
-    let started = Instant::now();
-    let target = Target {
-        listener: &ctx.listener,
-        id,
-        tid,
-    };
+/// Reads the rest of what the broker needs from the thread, then checks
+/// that everything read came from it. `Err(Kernel)` for calls that are the
+/// sandbox's after all.
+fn prepare(target: &Target<'_>, b: Brokered, started: Instant) -> Result<Request, Unreadable> {
     let call = b.call;
     let (Some(access), true) = (access_of(&call), servable(&call)) else {
-        return answer(&ctx.listener, id, Reply::Kernel, None);
+        return Err(Unreadable::Kernel);
     };
-    // Through symlinks, the file may be one the sandbox allows after all:
-    // then it is no decision of the broker's.
-    if let Ok(lookup) = fsops::lookup_with(&b.absolute, call.nofollow()) {
-        if ctx.view.allows(lookup.real(), call.writes()) {
-            return answer(&ctx.listener, id, Reply::Kernel, None);
-        }
-    }
     let umask = match call.create().then(|| target.umask()) {
         None => 0,
         Some(Ok(umask)) => umask,
-        Some(Err(Unreadable::Gone)) => return,
+        Some(Err(Unreadable::Gone)) => return Err(Unreadable::Gone),
         // Unknown: the strictest usual one.
         Some(Err(Unreadable::Kernel)) => 0o077,
     };
     let exe = target.exe();
-    let ask = Ask {
-        path: &b.asked,
-        access,
-        create: call.create(),
-        truncate: call.truncate(),
-        append: call.append(),
-        directory: call.directory(),
+    target.valid()?;
+    Ok(Request {
+        id: target.id,
+        tid: target.tid,
         mode: call.mode & !umask & 0o7777,
-        exclusive: call.exclusive(),
-        nofollow: call.nofollow(),
-    };
-    let asker = Asker {
-        pid: tid,
-        exe: exe.as_deref(),
-        client: "transparent",
-        via: call.via,
-    };
-    let mut outcome = handler::open_path(&ctx.shared, &asker, &b.absolute, &ask).await;
+        b,
+        access,
+        exe,
+        started,
+    })
+}
+
+/// Records the decision, then answers the call.
+fn finish(ctx: &Context, request: &Request, mut outcome: Outcome) {
     let mut reply = match (&outcome.body, outcome.fd.take(), outcome.errno) {
         (ResponseBody::Opened, Some(fd), _) => Reply::Descriptor(fd),
         (ResponseBody::Error { .. }, _, Some(errno)) => Reply::Errno(errno),
@@ -163,7 +217,15 @@ async fn serve(ctx: &Context, id: u64, tid: libc::pid_t, b: Brokered) {
         // device): the sandbox answers, exactly as without the broker.
         _ => Reply::Kernel,
     };
-    let record = handler::record(&asker, id, Op::Open, &ask, &mut outcome, started);
+    let (asker, ask) = (request.asker(), request.ask());
+    let record = handler::record(
+        &asker,
+        request.id,
+        Op::Open,
+        &ask,
+        &mut outcome,
+        request.started,
+    );
     if let Some(audit) = &ctx.shared.audit {
         if let Err(e) = audit.append(&record) {
             // No record, no descriptor.
@@ -171,7 +233,7 @@ async fn serve(ctx: &Context, id: u64, tid: libc::pid_t, b: Brokered) {
             reply = Reply::Kernel;
         }
     }
-    answer(&ctx.listener, id, reply, Some(&call));
+    answer(&ctx.listener, request.id, reply, Some(&request.b.call));
 }
 
 /// The access an open asks for; `None` for the invalid access mode 3.

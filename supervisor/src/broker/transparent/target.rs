@@ -4,10 +4,16 @@
 //!
 //! The thread is paused in its system call, but its other threads are not:
 //! they may rewrite the path buffer at any time. So whatever is read is read
-//! once, into the supervisor's memory, and only that copy is used. Every
-//! read is followed by `SECCOMP_IOCTL_NOTIF_ID_VALID`: if the notification
-//! is gone, the thread may be gone and its pid reused, and what was read may
-//! belong to another process: the caller then drops the notification.
+//! once, into the supervisor's memory, and only that copy is used.
+//!
+//! If the notification is gone, the thread may be gone and its pid reused,
+//! and what was read may belong to another process. So before anything read
+//! here is acted on, [`Target::valid`] (`SECCOMP_IOCTL_NOTIF_ID_VALID`)
+//! confirms the notification is still pending: one check after the last
+//! read covers every read before it. A read that fails is checked at once,
+//! to tell a vanished thread from a bad argument. A call answered with
+//! `CONTINUE` needs no check: what was read only chose who answers, and the
+//! kernel answers a `CONTINUE` for whichever thread is really waiting.
 
 use std::ffi::OsStr;
 use std::io;
@@ -18,6 +24,9 @@ use super::notif::Listener;
 
 /// Longest path the kernel accepts, NUL included.
 pub const PATH_MAX: usize = libc::PATH_MAX as usize;
+
+/// How much of a path the first read takes.
+const FIRST_READ: usize = 256;
 
 /// Why the thread's state could not be read.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,7 +48,9 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn valid(&self) -> Result<(), Unreadable> {
+    /// Whether the notification is still pending: everything read before
+    /// this returned `Ok` was read from the notifying thread.
+    pub fn valid(&self) -> Result<(), Unreadable> {
         if self.listener.is_valid(self.id) {
             Ok(())
         } else {
@@ -70,15 +81,18 @@ impl Target<'_> {
 
     /// The NUL-terminated string at `addr`, read a page at a time (a read
     /// never crosses into a page the string does not reach, which may be
-    /// unmapped) and at most `PATH_MAX` bytes in all.
+    /// unmapped) and at most `PATH_MAX` bytes in all. Not yet validated.
     pub fn read_path(&self, addr: u64) -> Result<Vec<u8>, Unreadable> {
         let page = page_size();
         let mut out = Vec::new();
-        let mut chunk = vec![0u8; page];
+        let mut chunk = [0u8; PATH_MAX];
         let mut at = addr;
         while out.len() < PATH_MAX {
             let to_page_end = page - (at as usize & (page - 1));
-            let want = to_page_end.min(PATH_MAX - out.len());
+            // Most paths are short: a first read of a few hundred bytes
+            // copies less than one to the end of the page.
+            let first = if out.is_empty() { FIRST_READ } else { PATH_MAX };
+            let want = to_page_end.min(PATH_MAX - out.len()).min(first);
             let n = match self.read_memory(at, &mut chunk[..want]) {
                 Ok(0) | Err(_) => {
                     // EFAULT from the kernel, unless the thread is gone.
@@ -89,7 +103,6 @@ impl Target<'_> {
             };
             if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
                 out.extend_from_slice(&chunk[..nul]);
-                self.valid()?;
                 return Ok(out);
             }
             out.extend_from_slice(&chunk[..n]);
@@ -100,24 +113,30 @@ impl Target<'_> {
         Err(Unreadable::Kernel)
     }
 
-    /// Exactly `len` bytes at `addr` (an `open_how`).
+    /// Exactly `len` bytes at `addr` (an `open_how`). Not yet validated.
     pub fn read_struct(&self, addr: u64, len: usize) -> Result<Vec<u8>, Unreadable> {
         let mut buf = vec![0u8; len];
-        let n = self.read_memory(addr, &mut buf);
-        self.valid()?;
-        match n {
+        match self.read_memory(addr, &mut buf) {
             Ok(n) if n == len => Ok(buf),
-            _ => Err(Unreadable::Kernel),
+            _ => {
+                self.valid()?;
+                Err(Unreadable::Kernel)
+            }
         }
     }
 
     /// `/proc/<tid>/<name>` read as a link, for the directory a relative
     /// path starts from: `cwd` or `fd/N`. Only an absolute path of an
-    /// existing file will do (not `pipe:[...]`, not `... (deleted)`).
+    /// existing file will do (not `pipe:[...]`, not `... (deleted)`). Not
+    /// yet validated.
     pub fn directory(&self, name: &str) -> Result<PathBuf, Unreadable> {
-        let link = std::fs::read_link(format!("/proc/{}/{name}", self.tid));
-        self.valid()?;
-        let link = link.map_err(|_| Unreadable::Kernel)?;
+        let link = match std::fs::read_link(format!("/proc/{}/{name}", self.tid)) {
+            Ok(link) => link,
+            Err(_) => {
+                self.valid()?;
+                return Err(Unreadable::Kernel);
+            }
+        };
         let bytes = link.as_os_str().as_bytes();
         if !link.is_absolute() || bytes.ends_with(b" (deleted)") {
             return Err(Unreadable::Kernel);
@@ -125,25 +144,31 @@ impl Target<'_> {
         Ok(link)
     }
 
-    /// The executable, for the approver and the record (best effort).
+    /// The executable, for the approver and the record (best effort). Not
+    /// yet validated.
     pub fn exe(&self) -> Option<PathBuf> {
         let link = std::fs::read_link(format!("/proc/{}/exe", self.tid)).ok()?;
-        self.valid().ok()?;
         let bytes = link.as_os_str().as_bytes();
         let bytes = bytes.strip_suffix(b" (deleted)").unwrap_or(bytes);
         Some(PathBuf::from(OsStr::from_bytes(bytes)))
     }
 
-    /// The thread's umask (for files created on its behalf).
+    /// The thread's umask (for files created on its behalf). Not yet
+    /// validated.
     pub fn umask(&self) -> Result<u32, Unreadable> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.tid));
-        self.valid()?;
-        status
+        let umask = status
             .ok()
             .as_deref()
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:")))
-            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-            .ok_or(Unreadable::Kernel)
+            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
+        match umask {
+            Some(umask) => Ok(umask),
+            None => {
+                self.valid()?;
+                Err(Unreadable::Kernel)
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! program would get what it gets without transparent brokering, or what
 //! the broker's rules grant: never more.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use policies::FsPolicy;
@@ -39,10 +40,13 @@ impl SandboxView {
     }
 
     /// `path` with a leading top-level symlink replaced by its target.
-    pub fn unalias<'a>(&self, path: &'a Path) -> std::borrow::Cow<'a, Path> {
+    pub fn unalias<'a>(&self, path: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
         for (link, target) in &self.aliases {
-            if let Ok(rest) = path.strip_prefix(link) {
-                return target.join(rest).into();
+            let link = link.as_os_str().as_bytes();
+            if beneath(path, link) {
+                let mut out = target.as_os_str().as_bytes().to_vec();
+                out.extend_from_slice(&path[link.len()..]);
+                return out.into();
             }
         }
         path.into()
@@ -51,7 +55,16 @@ impl SandboxView {
     /// Whether the sandbox itself lets the program open `path` (absolute,
     /// lexically normal) for reading, or for writing too when `write`.
     pub fn allows(&self, path: &Path, write: bool) -> bool {
-        let under = |roots: &[PathBuf]| roots.iter().any(|r| path.starts_with(r));
+        self.allows_bytes(path.as_os_str().as_bytes(), write)
+    }
+
+    /// [`SandboxView::allows`] on the path's bytes.
+    pub fn allows_bytes(&self, path: &[u8], write: bool) -> bool {
+        let under = |roots: &[PathBuf]| {
+            roots
+                .iter()
+                .any(|r| beneath(path, r.as_os_str().as_bytes()))
+        };
         if under(&self.denied) {
             return false;
         }
@@ -61,6 +74,39 @@ impl SandboxView {
             under(&self.readable)
         }
     }
+}
+
+/// Whether `path` is `root` or beneath it; both absolute and lexically
+/// normal (what `Path::starts_with` answers, on bytes, without parsing).
+fn beneath(path: &[u8], root: &[u8]) -> bool {
+    match path.strip_prefix(root) {
+        Some(rest) => rest.is_empty() || rest[0] == b'/' || root.ends_with(b"/"),
+        None => false,
+    }
+}
+
+/// `parts` joined and made lexically normal: `.` and empty components
+/// dropped, `..` applied (never above `/`). The first part must be
+/// absolute. One pass, one allocation: this runs for every notified call.
+pub fn lexical(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for name in parts.iter().flat_map(|p| p.split(|&b| b == b'/')) {
+        match name {
+            b"" | b"." => {}
+            b".." => {
+                let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(cut);
+            }
+            _ => {
+                out.push(b'/');
+                out.extend_from_slice(name);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
 }
 
 /// The symlinks in `/`, each with its canonical target.
@@ -94,13 +140,11 @@ mod tests {
     fn top_level_symlinks_are_seen_through() {
         let mut v = view();
         v.aliases = vec![("/lib".into(), "/usr/lib".into())];
-        let lib = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
-        assert_eq!(
-            v.unalias(lib),
-            Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6")
-        );
-        assert!(v.allows(&v.unalias(lib), false));
-        assert_eq!(v.unalias(Path::new("/library/x")), Path::new("/library/x"));
+        let lib = b"/lib/x86_64-linux-gnu/libc.so.6";
+        assert_eq!(&*v.unalias(lib), b"/usr/lib/x86_64-linux-gnu/libc.so.6");
+        assert!(v.allows_bytes(&v.unalias(lib), false));
+        assert_eq!(&*v.unalias(b"/library/x"), b"/library/x");
+        assert_eq!(&*v.unalias(b"/lib"), b"/usr/lib");
     }
 
     #[test]
@@ -128,5 +172,34 @@ mod tests {
                 "{path} write={write}"
             );
         }
+    }
+
+    #[test]
+    fn lexical_joins_and_normalises_like_the_path_type() {
+        for (parts, want) in [
+            (&[&b"/ws"[..], b"tree/d1/f1"][..], "/ws/tree/d1/f1"),
+            (&[&b"/ws"[..], b"./a//b/"][..], "/ws/a/b"),
+            (&[&b"/ws/x"[..], b"../../../etc/passwd"][..], "/etc/passwd"),
+            (&[&b"/"[..], b".."][..], "/"),
+            (&[&b"/a/b/.."[..]][..], "/a"),
+            (&[&b"/"[..]][..], "/"),
+        ] {
+            let got = lexical(parts);
+            assert_eq!(std::str::from_utf8(&got).unwrap(), want, "{parts:?}");
+            let joined: PathBuf = parts
+                .iter()
+                .map(|p| std::str::from_utf8(p).unwrap())
+                .collect();
+            assert_eq!(crate::broker::fsops::normalize(&joined), Path::new(want));
+        }
+    }
+
+    #[test]
+    fn beneath_is_by_whole_components() {
+        assert!(beneath(b"/ws", b"/ws"));
+        assert!(beneath(b"/ws/a", b"/ws"));
+        assert!(!beneath(b"/wsx", b"/ws"));
+        assert!(beneath(b"/anything", b"/"));
+        assert!(!beneath(b"/w", b"/ws"));
     }
 }
