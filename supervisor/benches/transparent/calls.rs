@@ -37,6 +37,60 @@ const ROUNDS: usize = 7;
 /// Tells a [`Notified`] child to exit.
 const QUIT: u8 = 0xff;
 
+/// Runs `sh -c script` in `dir` under the notification filter, with a
+/// listener that answers every call `CONTINUE` at once: the kernel's part
+/// of transparent brokering, for a whole workload. Call with no other
+/// thread running (this forks).
+pub fn time_under_bare_listener(script: &str, dir: &Path) -> Duration {
+    let c = |s: &str| CString::new(s).unwrap();
+    let (sh, dash_c, script, dir) = (c("/bin/sh"), c("-c"), c(script), c(dir.to_str().unwrap()));
+    let argv = [
+        sh.as_ptr(),
+        dash_c.as_ptr(),
+        script.as_ptr(),
+        std::ptr::null(),
+    ];
+    let (ours, theirs) = seqpacket_pair().unwrap();
+    let start = Instant::now();
+    // SAFETY: the caller runs no other thread; the child execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        drop(ours);
+        let prog = sandbox_child::seccomp::Program::notify_filter();
+        // SAFETY: chdir with a valid C string; prctl with integers.
+        unsafe {
+            libc::chdir(dir.as_ptr());
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        }
+        let fd = sandbox_child::seccomp::install_with_listener(
+            &prog.as_fprog(),
+            libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+        )
+        .expect("notify filter");
+        // SAFETY: the kernel just gave us this descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        send_frame(theirs.as_fd(), b"L", Some(fd.as_fd()), Blocking::Yes).unwrap();
+        drop((fd, theirs));
+        // SAFETY: argv is a NULL-terminated array of valid C strings.
+        unsafe {
+            libc::execv(sh.as_ptr(), argv.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    drop(theirs);
+    let mut buf = [0u8; 8];
+    let got = recv_frame(ours.as_fd(), &mut buf, Blocking::Yes).unwrap();
+    let listener = got.fds.into_iter().next().expect("the child's listener");
+    let server = std::thread::spawn(move || raw_server(listener, None, Arc::default()));
+    let mut status = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    server.join().unwrap();
+    let elapsed = start.elapsed();
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    elapsed
+}
+
 /// Opens and closes `path` `iters` times; the mean time per open.
 pub fn open_loop(path: &CString, iters: usize) -> Duration {
     let start = Instant::now();
@@ -136,17 +190,16 @@ impl Drop for Notified {
     }
 }
 
-/// How the raw listener places its descriptor.
-#[derive(Clone, Copy)]
-enum Raw {
+/// How the raw listener answers.
+enum Raw<'a> {
     Continue,
-    AddfdThenSend,
-    AddfdFlagSend,
+    AddfdThenSend(&'a OwnedFd),
+    AddfdFlagSend(&'a OwnedFd),
 }
 
-/// A listener that does nothing but answer, as `mode` says, until its
-/// child has exited.
-fn raw_server(listener: OwnedFd, src: OwnedFd, flag_send: Arc<AtomicBool>, continue_only: bool) {
+/// A listener that does nothing but answer (`CONTINUE`, or with `src` as
+/// `flag_send` says), until its child has exited.
+fn raw_server(listener: OwnedFd, src: Option<OwnedFd>, flag_send: Arc<AtomicBool>) {
     let listener = Listener::new(listener).unwrap();
     loop {
         let notif = match listener.recv() {
@@ -154,19 +207,17 @@ fn raw_server(listener: OwnedFd, src: OwnedFd, flag_send: Arc<AtomicBool>, conti
             Err(_) if listener.hung_up() => return,
             Err(_) => continue,
         };
-        let mode = if continue_only {
-            Raw::Continue
-        } else if flag_send.load(Ordering::Relaxed) {
-            Raw::AddfdFlagSend
-        } else {
-            Raw::AddfdThenSend
+        let mode = match &src {
+            None => Raw::Continue,
+            Some(src) if flag_send.load(Ordering::Relaxed) => Raw::AddfdFlagSend(src),
+            Some(src) => Raw::AddfdThenSend(src),
         };
         let _ = match mode {
             Raw::Continue => listener.allow_kernel(notif.id),
-            Raw::AddfdThenSend => listener
+            Raw::AddfdThenSend(src) => listener
                 .add_fd_and_answer(notif.id, src.as_fd(), true)
                 .map(drop),
-            Raw::AddfdFlagSend => addfd_flag_send(&listener, notif.id, &src),
+            Raw::AddfdFlagSend(src) => addfd_flag_send(&listener, notif.id, src),
         };
     }
 }
@@ -219,7 +270,9 @@ pub fn run(iters: usize, placement: &str) {
     }
     let (allowed_f, brokered_f) = (allowed.join("f"), brokered.join("f"));
     let c = |p: &Path| CString::new(p.to_str().unwrap()).unwrap();
-    let paths = [c(&allowed_f), c(&brokered_f)];
+    // The third: the first, relative to the children's working directory.
+    std::env::set_current_dir(&dir).unwrap();
+    let paths = [c(&allowed_f), c(&brokered_f), c(Path::new("allowed/f"))];
     let n = (iters / ROUNDS).max(100);
 
     // Children first: no thread may exist when they are forked.
@@ -228,10 +281,10 @@ pub fn run(iters: usize, placement: &str) {
     let (mut sluice, l3) = Notified::spawn(&paths, n);
 
     let flag_send = Arc::new(AtomicBool::new(false));
-    let servers = [(l1, true), (l2, false)].map(|(l, continue_only)| {
-        let src: OwnedFd = std::fs::File::open(&allowed_f).unwrap().into();
+    let servers = [(l1, false), (l2, true)].map(|(l, places)| {
+        let src = places.then(|| std::fs::File::open(&allowed_f).unwrap().into());
         let flag = flag_send.clone();
-        std::thread::spawn(move || raw_server(l, src, flag, continue_only))
+        std::thread::spawn(move || raw_server(l, src, flag))
     });
     let (ours, theirs) = seqpacket_pair().unwrap();
     let shared = common::audited_shared(&dir, policy(&dir, &allowed, &brokered));
@@ -253,7 +306,7 @@ pub fn run(iters: usize, placement: &str) {
         }
     });
 
-    const CASES: [&str; 8] = [
+    const CASES: [&str; 9] = [
         "open, no filter",
         "socketpair round trip with an fd",
         "kernel: CONTINUE, nothing else",
@@ -262,6 +315,7 @@ pub fn run(iters: usize, placement: &str) {
         "sluice: CONTINUE (sandbox allows)",
         "sluice: ADDFD (rule, recorded)",
         "SDK open, same file, same broker",
+        "sluice: CONTINUE, relative path",
     ];
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); CASES.len()];
     let mut buf = [0u8; 16];
@@ -286,6 +340,7 @@ pub fn run(iters: usize, placement: &str) {
             drop(client.open(&brokered_f, &read).unwrap());
         }
         samples[7].push(start.elapsed() / n as u32);
+        samples[8].push(sluice.run(2));
     }
     drop((
         raw_continue,
@@ -311,7 +366,7 @@ pub fn run(iters: usize, placement: &str) {
         }
         // Sluice's own work: over the kernel's mechanism alone.
         let under = match i {
-            5 => Some(m[2]),
+            5 | 8 => Some(m[2]),
             6 => Some(m[3]),
             _ => None,
         };

@@ -66,34 +66,53 @@ fn time(cmd: &mut Command) -> Duration {
 }
 
 /// One workload, run `runs` times in each mode, alternating.
+/// One workload, run `runs` times in each mode, alternating: bare, bare
+/// under a listener that answers `CONTINUE` at once (the kernel's part of
+/// transparent brokering, nothing of sluice's), then each sluice mode (the
+/// first is the Landlock-only baseline).
 fn workload(label: &str, runs: usize, script: &str, ws: &Path, modes: &[(&str, Vec<String>)]) {
     let sluice = env!("CARGO_BIN_EXE_sluice");
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); modes.len() + 1];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); modes.len() + 2];
     for _ in 0..runs {
         samples[0].push(time(
             Command::new("sh").args(["-c", script]).current_dir(ws),
         ));
+        samples[1].push(calls::time_under_bare_listener(script, ws));
         for (i, (_, args)) in modes.iter().enumerate() {
             let mut cmd = Command::new(sluice);
             cmd.arg("run").arg("--workspace").arg(ws).args(args);
             cmd.args(["--", "sh", "-c", script]).current_dir(ws);
-            samples[i + 1].push(time(&mut cmd));
+            samples[i + 2].push(time(&mut cmd));
         }
     }
-    let medians: Vec<Duration> = samples.into_iter().map(median).collect();
+    let m: Vec<Duration> = samples.into_iter().map(median).collect();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (bare, floor, landlock) = (m[0], m[1], m[2]);
     println!("{label} (median of {runs}):");
+    println!("  {:<36} {:>8.1} ms", "bare", ms(bare));
     println!(
-        "  bare                               {:>8.1} ms",
-        medians[0].as_secs_f64() * 1e3
+        "  {:<36} {:>8.1} ms  {:>5.2}x bare (+{:.1} ms: the kernel's round trips)",
+        "bare, every open notified, CONTINUE",
+        ms(floor),
+        ms(floor) / ms(bare),
+        ms(floor) - ms(bare)
     );
     for (i, (mode, _)) in modes.iter().enumerate() {
-        let m = medians[i + 1];
-        println!(
-            "  {mode:<34} {:>8.1} ms  {:>5.2}x bare, {:>5.2}x landlock-only",
-            m.as_secs_f64() * 1e3,
-            m.as_secs_f64() / medians[0].as_secs_f64(),
-            m.as_secs_f64() / medians[1].as_secs_f64()
+        let t = m[i + 2];
+        let mut line = format!(
+            "  {mode:<36} {:>8.1} ms  {:>5.2}x bare, {:>5.2}x landlock-only",
+            ms(t),
+            ms(t) / ms(bare),
+            ms(t) / ms(landlock)
         );
+        if i > 0 {
+            line += &format!(
+                " (+{:.1} ms, of which the kernel's round trips {:.1})",
+                ms(t) - ms(landlock),
+                ms(floor) - ms(bare)
+            );
+        }
+        println!("{line}");
     }
 }
 
