@@ -488,3 +488,68 @@ fn a_flood_of_questions_is_cut_by_the_rate_limit_and_counted() {
     let stats = sluice_tests::audit::audit(&fx, &["stats"]);
     assert!(stats.stdout.contains("rate-limit"), "{stats}");
 }
+
+#[test]
+fn under_transparent_a_question_holds_only_its_own_thread() {
+    // An unmodified program: one thread opens a file under an `ask` rule
+    // (a prompt), the other, once the prompt is up, one a rule allows.
+    let (fx, policy) = fixture();
+    let q = fx.brokered("asked/question.txt");
+    let notes = fx.brokered("allowed/notes.txt");
+    let marks_dir = fx.ws_dir.join("marks");
+    fs::create_dir(&marks_dir).unwrap();
+    let script = "import os, sys, threading, time\n\
+         marks, asked, allowed = sys.argv[1:4]\n\
+         def mark(name, text):\n\
+         \x20   open(os.path.join(marks, name), 'w').write(text)\n\
+         def ask():\n\
+         \x20   mark('asked.done', open(asked).read())\n\
+         t = threading.Thread(target=ask)\n\
+         t.start()\n\
+         while not os.path.exists(os.path.join(marks, 'go')):\n\
+         \x20   time.sleep(0.01)\n\
+         mark('allowed.done', open(allowed).read())\n\
+         t.join()\n";
+    let args = ["--policy", &policy, "--transparent"];
+    let program = [
+        "/usr/bin/python3",
+        "-S",
+        "-c",
+        script,
+        marks_dir.to_str().unwrap(),
+        &q,
+        &notes,
+    ];
+    let mut t = Terminal::spawn(fx.sluice_command(&args, &program), 24, 100);
+    assert_eq!(prompted_path(&next_prompt(&mut t)), q);
+    fs::write(marks_dir.join("go"), "").unwrap();
+    // Served while the question waits for its answer.
+    wait_for_file(&marks_dir.join("allowed.done"));
+    assert!(!marks_dir.join("asked.done").exists());
+    t.send(b"y");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    let read = |name: &str| fs::read_to_string(marks_dir.join(name)).unwrap();
+    assert_eq!(read("asked.done"), QUESTION);
+    assert_eq!(read("allowed.done"), sluice_tests::broker::NOTES);
+    let records = last_session(&fx);
+    assert_eq!(answers(&records, &notes), [pair("allowed", "rule")]);
+    assert_eq!(answers(&records, &q), [pair("allowed", "person")]);
+    // Control: answered no, the same open fails as the sandbox fails it
+    // (in its thread: the program itself exits 0).
+    for name in ["go", "asked.done", "allowed.done"] {
+        fs::remove_file(marks_dir.join(name)).unwrap();
+    }
+    let mut t = Terminal::spawn(fx.sluice_command(&args, &program), 24, 100);
+    next_prompt(&mut t);
+    fs::write(marks_dir.join("go"), "").unwrap();
+    t.send(b"n");
+    let done = t.wait();
+    assert!(!marks_dir.join("asked.done").exists());
+    assert!(marks_dir.join("allowed.done").exists());
+    assert!(
+        done.transcript.contains("PermissionError"),
+        "{}",
+        done.transcript
+    );
+}
