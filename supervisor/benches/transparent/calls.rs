@@ -37,6 +37,22 @@ const ROUNDS: usize = 7;
 /// Tells a [`Notified`] child to exit.
 const QUIT: u8 = 0xff;
 
+/// In a forked child: installs the transparent-brokering filter (as the
+/// sandbox child does) and sends its listener to the parent on `sock`.
+fn filter_and_send_listener(sock: OwnedFd) {
+    let prog = sandbox_child::seccomp::Program::notify_filter();
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    let fd = sandbox_child::seccomp::install_with_listener(
+        &prog.as_fprog(),
+        libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+    )
+    .expect("notify filter");
+    // SAFETY: the kernel just gave us this descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    send_frame(sock.as_fd(), b"L", Some(fd.as_fd()), Blocking::Yes).unwrap();
+}
+
 /// Runs `sh -c script` in `dir` under the notification filter, with a
 /// listener that answers every call `CONTINUE` at once: the kernel's part
 /// of transparent brokering, for a whole workload. Call with no other
@@ -56,21 +72,9 @@ pub fn time_under_bare_listener(script: &str, dir: &Path) -> Duration {
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         drop(ours);
-        let prog = sandbox_child::seccomp::Program::notify_filter();
-        // SAFETY: chdir with a valid C string; prctl with integers.
-        unsafe {
-            libc::chdir(dir.as_ptr());
-            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        }
-        let fd = sandbox_child::seccomp::install_with_listener(
-            &prog.as_fprog(),
-            libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-        )
-        .expect("notify filter");
-        // SAFETY: the kernel just gave us this descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        send_frame(theirs.as_fd(), b"L", Some(fd.as_fd()), Blocking::Yes).unwrap();
-        drop((fd, theirs));
+        // SAFETY: chdir with a valid C string.
+        unsafe { libc::chdir(dir.as_ptr()) };
+        filter_and_send_listener(theirs);
         // SAFETY: argv is a NULL-terminated array of valid C strings.
         unsafe {
             libc::execv(sh.as_ptr(), argv.as_ptr());
@@ -137,18 +141,7 @@ impl Notified {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             drop((ours, go_tx, res_rx));
-            let prog = sandbox_child::seccomp::Program::notify_filter();
-            // SAFETY: prctl with integer arguments.
-            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-            let fd = sandbox_child::seccomp::install_with_listener(
-                &prog.as_fprog(),
-                libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-            )
-            .expect("notify filter");
-            // SAFETY: the kernel just gave us this descriptor.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            send_frame(theirs.as_fd(), b"L", Some(fd.as_fd()), Blocking::Yes).unwrap();
-            drop(fd);
+            filter_and_send_listener(theirs);
             let mut which = [0u8];
             while go_rx.read_exact(&mut which).is_ok() && which[0] != QUIT {
                 let mean = open_loop(&paths[usize::from(which[0])], iters);

@@ -17,7 +17,7 @@ use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// What kind of file a resolved path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,15 +90,30 @@ pub fn absolute(asked: &[u8], cwd: impl FnOnce() -> io::Result<PathBuf>) -> io::
 /// `path` with `.` and `..` applied lexically (no file-system access). Used
 /// only to decide about paths that do not exist; `..` above `/` stays at `/`.
 pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                out.pop();
+    PathBuf::from(OsStr::from_bytes(&lexical(&[path.as_os_str().as_bytes()])))
+}
+
+/// `parts` joined and made lexically normal: `.` and empty components
+/// dropped, `..` applied (never above `/`). The first part is taken
+/// as absolute. One pass, one allocation: transparent brokering runs it
+/// for every notified call.
+pub fn lexical(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for name in parts.iter().flat_map(|p| p.split(|&b| b == b'/')) {
+        match name {
+            b"" | b"." => {}
+            b".." => {
+                let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(cut);
             }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            _ => {
+                out.push(b'/');
+                out.extend_from_slice(name);
+            }
         }
+    }
+    if out.is_empty() {
+        out.push(b'/');
     }
     out
 }
@@ -395,6 +410,21 @@ mod tests {
         assert_eq!(absolute(b"/etc/x", cwd).unwrap(), Path::new("/etc/x"));
         assert!(absolute(b"", cwd).is_err());
         assert!(absolute(b"/a\0b", cwd).is_err());
+    }
+
+    #[test]
+    fn lexical_joins_then_applies_dots() {
+        for (parts, want) in [
+            (&[&b"/ws"[..], b"tree/d1/f1"][..], "/ws/tree/d1/f1"),
+            (&[&b"/ws"[..], b"./a//b/"][..], "/ws/a/b"),
+            (&[&b"/ws/x"[..], b"../../../etc/passwd"][..], "/etc/passwd"),
+            (&[&b"/"[..], b".."][..], "/"),
+            (&[&b"/a/b/.."[..]][..], "/a"),
+            (&[&b"/"[..]][..], "/"),
+        ] {
+            let got = lexical(parts);
+            assert_eq!(std::str::from_utf8(&got).unwrap(), want, "{parts:?}");
+        }
     }
 
     #[test]

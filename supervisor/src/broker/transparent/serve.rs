@@ -18,8 +18,9 @@ use tokio_util::task::TaskTracker;
 use super::call::OpenCall;
 use super::notif::{Listener, Notif};
 use super::target::{Target, Unreadable};
-use super::view::{self, SandboxView};
+use super::view::SandboxView;
 use crate::audit::Op;
+use crate::broker::fsops;
 use crate::broker::handler::{self, Ask, Asker, Now, Outcome};
 use crate::broker::Shared;
 
@@ -90,7 +91,6 @@ enum Reply {
 /// Handles one notification: answers it, or hands it to a task when a
 /// person must decide.
 pub fn dispatch(ctx: &Arc<Context>, notif: Notif) {
-    let started = Instant::now();
     let target = Target {
         listener: &ctx.listener,
         id: notif.id,
@@ -103,6 +103,9 @@ pub fn dispatch(ctx: &Arc<Context>, notif: Notif) {
             return answer(&ctx.listener, notif.id, Reply::Kernel, None);
         }
     };
+    // The record's latency counts from here: a call answered `CONTINUE`
+    // (most) needs no clock.
+    let started = Instant::now();
     let request = match prepare(&target, brokered, started) {
         Ok(request) => request,
         Err(Unreadable::Gone) => return,
@@ -160,8 +163,8 @@ fn first_look(
         })
     };
     let lexical = match &base {
-        None => view::lexical(&[&asked]),
-        Some(base) => view::lexical(&[base.as_os_str().as_bytes(), &asked]),
+        None => fsops::lexical(&[&asked]),
+        Some(base) => fsops::lexical(&[base.as_os_str().as_bytes(), &asked]),
     };
     // The program's own /proc is the kernel's to show it: looked up here,
     // /proc/self would be the supervisor.

@@ -85,30 +85,6 @@ fn beneath(path: &[u8], root: &[u8]) -> bool {
     }
 }
 
-/// `parts` joined and made lexically normal: `.` and empty components
-/// dropped, `..` applied (never above `/`). The first part must be
-/// absolute. One pass, one allocation: this runs for every notified call.
-pub fn lexical(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for name in parts.iter().flat_map(|p| p.split(|&b| b == b'/')) {
-        match name {
-            b"" | b"." => {}
-            b".." => {
-                let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
-                out.truncate(cut);
-            }
-            _ => {
-                out.push(b'/');
-                out.extend_from_slice(name);
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
-}
-
 /// The symlinks in `/`, each with its canonical target.
 fn root_symlinks() -> Vec<(PathBuf, PathBuf)> {
     let Ok(entries) = std::fs::read_dir("/") else {
@@ -171,26 +147,6 @@ mod tests {
                 allowed,
                 "{path} write={write}"
             );
-        }
-    }
-
-    #[test]
-    fn lexical_joins_and_normalises_like_the_path_type() {
-        for (parts, want) in [
-            (&[&b"/ws"[..], b"tree/d1/f1"][..], "/ws/tree/d1/f1"),
-            (&[&b"/ws"[..], b"./a//b/"][..], "/ws/a/b"),
-            (&[&b"/ws/x"[..], b"../../../etc/passwd"][..], "/etc/passwd"),
-            (&[&b"/"[..], b".."][..], "/"),
-            (&[&b"/a/b/.."[..]][..], "/a"),
-            (&[&b"/"[..]][..], "/"),
-        ] {
-            let got = lexical(parts);
-            assert_eq!(std::str::from_utf8(&got).unwrap(), want, "{parts:?}");
-            let joined: PathBuf = parts
-                .iter()
-                .map(|p| std::str::from_utf8(p).unwrap())
-                .collect();
-            assert_eq!(crate::broker::fsops::normalize(&joined), Path::new(want));
         }
     }
 
