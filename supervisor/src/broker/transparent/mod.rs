@@ -34,7 +34,7 @@
 //! itself rather than in `poll`, a call answered with `CONTINUE` costs one
 //! memory read and (for a relative path) one `readlink` of the thread's
 //! working directory, and no call the rules decide leaves the reader
-//! thread. `benches/transparent.rs` measures each part.
+//! thread. `benches/transparent/` measures each part.
 //!
 //! # Security
 //!

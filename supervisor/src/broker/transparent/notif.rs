@@ -73,7 +73,7 @@ impl Listener {
     /// thread and the thread serving it hand the CPU to each other instead
     /// of waking one another on different CPUs. Both sides of a
     /// notification wait for the other, so nothing runs less in parallel;
-    /// the round trip costs a fraction (see `benches/transparent.rs`).
+    /// the round trip costs a fraction (see `benches/transparent/`).
     fn wake_on_current_cpu(&self) -> io::Result<()> {
         // SAFETY: SET_FLAGS takes its flags by value and touches no memory.
         let rc = unsafe {
@@ -181,7 +181,7 @@ impl Listener {
     /// (`SECCOMP_ADDFD_FLAG_SEND`): with the flag, the thread returns to
     /// user space on its own CPU while the supervisor is woken elsewhere,
     /// two cross-CPU wake-ups that cost ~10x the whole round trip on a
-    /// virtual machine (`benches/transparent.rs`). What the flag protects
+    /// virtual machine (`benches/transparent/`). What the flag protects
     /// against, a signal restarting the call between the two steps and
     /// leaving the descriptor behind, cannot happen here: the filter is
     /// installed with `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, so once
