@@ -203,6 +203,55 @@ fn scripts_open_through_relative_paths_and_directory_descriptors() {
     out.assert_blocked();
 }
 
+/// The supervisor remembers each thread's working directory between calls;
+/// every way a program changes it must be seen. Each round moves between
+/// the workspace (the sandbox's) and a brokered directory, by `chdir`,
+/// `fchdir`, from another thread and in a forked child, and opens a
+/// relative path that only the new directory has. A remembered directory
+/// left over from before a change sends the brokered open to the kernel,
+/// which refuses it.
+#[test]
+fn relative_opens_follow_every_change_of_working_directory() {
+    let (fx, policy) = fixture();
+    let allowed = fx.brokered("allowed");
+    let ws = fx.ws("");
+    let script = format!(
+        "import os, threading\n\
+         A, W = {allowed:?}, {ws:?}\n\
+         fa = os.open(A, os.O_RDONLY | os.O_DIRECTORY)\n\
+         fw = os.open(W, os.O_RDONLY | os.O_DIRECTORY)\n\
+         def check(where):\n\
+         \x20   if where == 'A':\n\
+         \x20       assert open('notes.txt').read().startswith('brokered'), 'A'\n\
+         \x20   else:\n\
+         \x20       assert open('README.md').read(), 'W'\n\
+         def other_thread(path):\n\
+         \x20   t = threading.Thread(target=os.chdir, args=(path,))\n\
+         \x20   t.start(); t.join()\n\
+         for i in range(150):\n\
+         \x20   os.chdir(W); check('W')\n\
+         \x20   os.chdir(A); check('A')\n\
+         \x20   os.fchdir(fw); check('W')\n\
+         \x20   os.fchdir(fa); check('A')\n\
+         \x20   other_thread(W); check('W')\n\
+         \x20   other_thread(A); check('A')\n\
+         \x20   os.chdir(W); check('W')\n\
+         \x20   pid = os.fork()\n\
+         \x20   if pid == 0:\n\
+         \x20       check('W'); os.chdir(A); check('A'); os._exit(0)\n\
+         \x20   assert os.waitpid(pid, 0)[1] == 0, 'child'\n\
+         \x20   check('W')\n\
+         print('ok')\n"
+    );
+    let py = ["/usr/bin/python3", "-S", "-c", &script];
+    let out = run(&fx, &policy, true, &py);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "ok\n"), "{out}");
+    // Control: without the broker the brokered directory's file is refused.
+    let out = run(&fx, &policy, false, &py);
+    assert!(!out.stdout.contains("ok"), "{out}");
+    assert_ne!(out.code(), 0, "{out}");
+}
+
 #[test]
 fn refused_files_fail_as_landlock_would_in_the_hosts_view() {
     let (fx, policy) = fixture();

@@ -228,14 +228,32 @@ fn user_namespace_rules() -> Vec<SyscallRule> {
     ]
 }
 
-/// The system calls that open a file by name, each handed to the supervisor
-/// (transparent brokering). `open` and `creat` exist only on x86_64; on
-/// aarch64 libc uses `openat` for both.
+/// The system calls handed to the supervisor for transparent brokering:
+/// those that open a file by name, and those after which a thread id may
+/// name another working directory (the supervisor remembers each thread's
+/// between calls, and forgets them all when one of these runs). Not
+/// `execve`: the program's own exec follows this filter, before the
+/// supervisor serves it. `open`,
+/// `creat`, `fork` and `vfork` exist only on x86_64; on aarch64 libc uses
+/// `openat` and `clone` for them.
 pub fn notify_spec() -> FilterSpec {
     let notify = |sys: Sys| sys.rule(Check::Always(Action::UserNotif));
     let mut rules = vec![notify(sys!(SYS_openat)), notify(sys!(SYS_openat2))];
     #[cfg(target_arch = "x86_64")]
     rules.extend([notify(sys!(SYS_open)), notify(sys!(SYS_creat))]);
+    rules.extend(
+        [
+            sys!(SYS_chdir),
+            sys!(SYS_fchdir),
+            sys!(SYS_clone),
+            sys!(SYS_clone3),
+            sys!(SYS_setns),
+            sys!(SYS_unshare),
+        ]
+        .map(notify),
+    );
+    #[cfg(target_arch = "x86_64")]
+    rules.extend([notify(sys!(SYS_fork)), notify(sys!(SYS_vfork))]);
     FilterSpec {
         rules,
         default: Action::Allow,

@@ -104,8 +104,9 @@ impl Program {
     }
 
     /// The transparent-brokering filter: after the same foreign-ABI guard,
-    /// `open`, `openat`, `openat2` and `creat` return `SECCOMP_RET_USER_NOTIF`;
-    /// everything else is allowed (the deny filter still applies).
+    /// the `open` family, and the calls that change what a thread id names
+    /// (`chdir`, `fchdir`, the `clone` family, `setns`, `unshare`), return `SECCOMP_RET_USER_NOTIF`; everything else is
+    /// allowed (the deny filter still applies, and its refusals win).
     pub fn notify_filter() -> Program {
         Program::build(&filter::notify_spec()).expect("the notify filter table is valid")
     }

@@ -509,21 +509,37 @@ fn a_user_notification_filter_can_be_built() {
 }
 
 #[test]
-fn the_notify_filter_notifies_opens_only_and_guards_the_abi() {
+fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi() {
     let prog = Program::notify_filter();
     interp::validate(prog.instructions());
-    let mut opens = vec![libc::SYS_openat, libc::SYS_openat2];
+    let mut notified = vec![
+        libc::SYS_openat,
+        libc::SYS_openat2,
+        libc::SYS_chdir,
+        libc::SYS_fchdir,
+        libc::SYS_clone,
+        libc::SYS_clone3,
+        libc::SYS_setns,
+        libc::SYS_unshare,
+    ];
     #[cfg(target_arch = "x86_64")]
-    opens.extend([libc::SYS_open, libc::SYS_creat]);
-    for &nr in &opens {
+    notified.extend([
+        libc::SYS_open,
+        libc::SYS_creat,
+        libc::SYS_fork,
+        libc::SYS_vfork,
+    ]);
+    for &nr in &notified {
         assert_eq!(eval(&prog, nr, &[]), libc::SECCOMP_RET_USER_NOTIF, "{nr}");
     }
-    assert_eq!(Program::notified_syscall_names().len(), opens.len());
+    assert_eq!(Program::notified_syscall_names().len(), notified.len());
     for nr in [
         libc::SYS_read,
         libc::SYS_close,
-        libc::SYS_execve,
         libc::SYS_statx,
+        libc::SYS_getcwd,
+        libc::SYS_execve,
+        libc::SYS_exit,
     ] {
         assert_eq!(eval(&prog, nr, &[]), ALLOW, "{nr}");
     }

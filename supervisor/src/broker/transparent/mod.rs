@@ -55,6 +55,7 @@ mod call;
 mod notif;
 mod serve;
 mod target;
+mod threads;
 mod view;
 
 use std::io;
@@ -173,9 +174,10 @@ fn read_loop(ctx: &Arc<Context>, stopping: &AtomicBool) {
         tracing::error!("transparent: cannot unblock the reader's wake-up signal: {e}");
         return;
     }
+    let mut threads = threads::Threads::default();
     while !stopping.load(Ordering::SeqCst) {
         match ctx.listener.recv() {
-            Ok(notif) => serve::dispatch(ctx, notif),
+            Ok(notif) => serve::dispatch(ctx, &mut threads, notif),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             // The call went away before it was received, or nobody is left
             // to notify (the kernel answers at once, then, every time).

@@ -15,9 +15,10 @@ use std::time::Instant;
 use proto::{Access, ResponseBody};
 use tokio_util::task::TaskTracker;
 
-use super::call::OpenCall;
+use super::call::{self, OpenCall};
 use super::notif::{Listener, Notif};
 use super::target::{Target, Unreadable};
+use super::threads::{Source, Threads};
 use super::view::SandboxView;
 use crate::audit::Op;
 use crate::broker::fsops;
@@ -90,13 +91,19 @@ enum Reply {
 
 /// Handles one notification: answers it, or hands it to a task when a
 /// person must decide.
-pub fn dispatch(ctx: &Arc<Context>, notif: Notif) {
+pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
     let target = Target {
         listener: &ctx.listener,
         id: notif.id,
         tid: notif.pid as libc::pid_t,
     };
-    let brokered = match first_look(&ctx.view, &target, &notif.data) {
+    threads.notified(target.tid);
+    let nr = libc::c_long::from(notif.data.nr);
+    if call::changes_directories(nr) {
+        threads.changing(target.tid, nr);
+        return answer(&ctx.listener, notif.id, Reply::Kernel, None);
+    }
+    let brokered = match first_look(&ctx.view, threads, &target, &notif.data) {
         Ok(Some(brokered)) => brokered,
         Err(Unreadable::Gone) => return,
         Ok(None) | Err(Unreadable::Kernel) => {
@@ -138,6 +145,7 @@ pub fn dispatch(ctx: &Arc<Context>, notif: Notif) {
 /// calls it need not be.
 fn first_look(
     view: &SandboxView,
+    threads: &mut Threads,
     target: &Target<'_>,
     data: &libc::seccomp_data,
 ) -> Result<Option<Brokered>, Unreadable> {
@@ -153,34 +161,48 @@ fn first_look(
     if asked.is_empty() {
         return Err(Unreadable::Kernel);
     }
-    let base = if asked[0] == b'/' {
-        None
-    } else {
-        Some(match call.dirfd {
-            None | Some(libc::AT_FDCWD) => target.directory("cwd")?,
-            Some(fd) if fd >= 0 => target.directory(&format!("fd/{fd}"))?,
-            Some(_) => return Err(Unreadable::Kernel),
-        })
-    };
-    let lexical = match &base {
-        None => fsops::lexical(&[&asked]),
-        Some(base) => fsops::lexical(&[base.as_os_str().as_bytes(), &asked]),
-    };
-    // The program's own /proc is the kernel's to show it: looked up here,
-    // /proc/self would be the supervisor.
-    let proc = lexical.starts_with(b"/proc/") || lexical == b"/proc";
-    if proc || view.allows_bytes(&view.unalias(&lexical), call.writes()) {
-        return Ok(None);
+    loop {
+        let (base, source) = if asked[0] == b'/' {
+            (None, Source::Read)
+        } else {
+            match call.dirfd {
+                None | Some(libc::AT_FDCWD) => {
+                    let (dir, source) = threads.cwd(target)?;
+                    (Some(dir), source)
+                }
+                Some(fd) if fd >= 0 => {
+                    let dir = target.directory(&format!("fd/{fd}"))?;
+                    (Some(dir.into()), Source::Read)
+                }
+                Some(_) => return Err(Unreadable::Kernel),
+            }
+        };
+        let lexical = match &base {
+            None => fsops::lexical(&[&asked]),
+            Some(base) => fsops::lexical(&[base, &asked]),
+        };
+        // The program's own /proc is the kernel's to show it: looked up
+        // here, /proc/self would be the supervisor.
+        let proc = lexical.starts_with(b"/proc/") || lexical == b"/proc";
+        if proc || view.allows_bytes(&view.unalias(&lexical), call.writes()) {
+            return Ok(None);
+        }
+        if source == Source::Remembered {
+            // The broker acts on what it reads now, never on what it
+            // remembers.
+            threads.forget(target.tid);
+            continue;
+        }
+        let absolute = match base {
+            None => PathBuf::from(OsStr::from_bytes(&asked)),
+            Some(base) => Path::new(OsStr::from_bytes(&base)).join(OsStr::from_bytes(&asked)),
+        };
+        return Ok(Some(Brokered {
+            call,
+            asked,
+            absolute,
+        }));
     }
-    let absolute = match base {
-        None => PathBuf::from(OsStr::from_bytes(&asked)),
-        Some(base) => base.join(OsStr::from_bytes(&asked)),
-    };
-    Ok(Some(Brokered {
-        call,
-        asked,
-        absolute,
-    }))
 }
 
 /// Reads the rest of what the broker needs from the thread, then checks

@@ -129,19 +129,19 @@ impl Target<'_> {
     /// path starts from: `cwd` or `fd/N`. Only an absolute path of an
     /// existing file will do (not `pipe:[...]`, not `... (deleted)`). Not
     /// yet validated.
-    pub fn directory(&self, name: &str) -> Result<PathBuf, Unreadable> {
-        let link = match std::fs::read_link(format!("/proc/{}/{name}", self.tid)) {
-            Ok(link) => link,
-            Err(_) => {
+    pub fn directory(&self, name: &str) -> Result<Vec<u8>, Unreadable> {
+        let mut buf = [0u8; PATH_MAX];
+        let link = match readlink(&format!("/proc/{}/{name}\0", self.tid), &mut buf) {
+            Some(link) => link,
+            None => {
                 self.valid()?;
                 return Err(Unreadable::Kernel);
             }
         };
-        let bytes = link.as_os_str().as_bytes();
-        if !link.is_absolute() || bytes.ends_with(b" (deleted)") {
+        if !link.starts_with(b"/") || link.ends_with(b" (deleted)") {
             return Err(Unreadable::Kernel);
         }
-        Ok(link)
+        Ok(link.to_vec())
     }
 
     /// The executable, for the approver and the record (best effort). Not
@@ -169,6 +169,19 @@ impl Target<'_> {
                 Err(Unreadable::Kernel)
             }
         }
+    }
+}
+
+/// `readlink` of `path` (NUL-terminated) into `buf`; `None` on an error or
+/// a link that does not fit.
+fn readlink<'b>(path: &str, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    debug_assert!(path.ends_with('\0'));
+    // SAFETY: `path` is NUL-terminated; readlink writes at most `buf.len()`
+    // bytes into `buf`.
+    let n = unsafe { libc::readlink(path.as_ptr().cast(), buf.as_mut_ptr().cast(), buf.len()) };
+    match usize::try_from(n) {
+        Ok(n) if n < buf.len() => Some(&buf[..n]),
+        _ => None,
     }
 }
 
