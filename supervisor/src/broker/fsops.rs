@@ -267,6 +267,48 @@ pub fn reopen(found: &Resolved, mode: Mode) -> io::Result<OwnedFd> {
     })
 }
 
+/// Opens `path` (absolute) with `mode` in one step, when nothing on the way
+/// can make the file opened another than the one `path` names: no `..`
+/// component (checked here) and no symlink (`RESOLVE_NO_SYMLINKS`, so the
+/// kernel refuses with `ELOOP`). The file is then the one at
+/// [`normalize`]`(path)`, which the caller has judged already. `Ok(None)`
+/// when `path` has a `..`; an error when the kernel refuses (a symlink, a
+/// missing file): the caller then takes the long way ([`lookup`]).
+///
+/// Opened with `O_NONBLOCK` (cleared after), so a FIFO cannot block; a file
+/// that is neither regular nor a directory is closed and refused, as
+/// [`reopen`] refuses it. Such a file can only be one that was there
+/// before: the sandbox cannot make special files where it cannot write,
+/// and where it can write the broker is not asked.
+pub fn open_plain(path: &Path, mode: Mode) -> io::Result<Option<OwnedFd>> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.split(|&b| b == b'/').any(|name| name == b"..") {
+        return Ok(None);
+    }
+    let fd = openat2(
+        libc::AT_FDCWD,
+        bytes,
+        mode.flags() | libc::O_NONBLOCK,
+        0,
+        libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    )?;
+    match kind_of(&fd)? {
+        Kind::Other => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "only regular files and directories are served",
+            ))
+        }
+        Kind::File | Kind::Directory => {}
+    }
+    let status = if mode.append { libc::O_APPEND } else { 0 };
+    // SAFETY: F_SETFL on a descriptor we own.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, status) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Some(fd))
+}
+
 /// Creates `missing.name` in its (resolved) parent, exclusively and without
 /// following a symlink at the name, and opens it with `mode`.
 ///
@@ -530,6 +572,47 @@ mod tests {
         // ...and still gets the file that was judged.
         let fd = reopen(&r, READ).unwrap();
         assert_eq!(read_all(fd), "allowed");
+    }
+
+    #[test]
+    fn plain_opens_take_no_symlink_and_no_dot_dot() {
+        let d = Dir::new("plain");
+        fs::create_dir(d.0.join("sub")).unwrap();
+        fs::write(d.0.join("sub/f"), "plain").unwrap();
+        symlink(d.0.join("sub"), d.0.join("link")).unwrap();
+        let fd = open_plain(&d.0.join("sub/f"), READ).unwrap().unwrap();
+        // O_NONBLOCK was only for the open.
+        // SAFETY: F_GETFL on a descriptor we own.
+        let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(fl & libc::O_NONBLOCK, 0);
+        assert_eq!(read_all(fd), "plain");
+        // Control: the same file through a symlink, or through `..`, is not
+        // opened here.
+        let e = open_plain(&d.0.join("link/f"), READ).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+        assert!(open_plain(&d.0.join("sub/../sub/f"), READ)
+            .unwrap()
+            .is_none());
+        // A FIFO neither blocks nor is served.
+        let fifo = CString::new(d.0.join("fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: fifo is NUL-terminated.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let e = open_plain(&d.0.join("fifo"), READ).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        // Append is kept; the access is exactly the one asked.
+        let append = Mode {
+            append: true,
+            ..WRITE
+        };
+        let fd = open_plain(&d.0.join("sub/f"), append).unwrap().unwrap();
+        // SAFETY: as above.
+        let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(
+            fl & (libc::O_APPEND | libc::O_ACCMODE),
+            libc::O_APPEND | libc::O_WRONLY
+        );
+        fs::File::from(fd).write_all(b"+").unwrap();
+        assert_eq!(fs::read_to_string(d.0.join("sub/f")).unwrap(), "plain+");
     }
 
     #[test]
