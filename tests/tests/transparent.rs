@@ -115,6 +115,59 @@ fn cp_writes_into_an_approved_directory() {
     assert!(!Path::new(&other).exists(), "cp created {other}");
 }
 
+/// A file the broker creates for the program gets the program's mode, less
+/// the program's umask and nothing else; `O_SYNC` and `O_DSYNC` (which
+/// cannot be set after an open) are on the brokered descriptor. The
+/// supervisor runs with umask 077 so its own mask would show.
+#[test]
+fn created_files_get_the_programs_mode_and_sync_flags_are_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let (fx, policy) = fixture();
+    let dir = fx.brokered("writable");
+    let script = format!(
+        "import os, fcntl\n\
+         os.chdir({dir:?})\n\
+         os.umask(0o002)\n\
+         os.close(os.open('g.txt', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o664))\n\
+         os.umask(0o022)\n\
+         os.close(os.open('h.txt', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))\n\
+         for flag in ('O_SYNC', 'O_DSYNC'):\n\
+         \x20   want = getattr(os, flag)\n\
+         \x20   fd = os.open('existing.txt', os.O_WRONLY | want)\n\
+         \x20   got = fcntl.fcntl(fd, fcntl.F_GETFL)\n\
+         \x20   print(flag, 'kept' if got & want == want else 'lost')\n\
+         \x20   os.close(fd)\n"
+    );
+    let py = ["/usr/bin/python3", "-S", "-c", &script];
+    let mut cmd = fx.sluice_command(&["--policy", &policy, "--transparent"], &py);
+    // SAFETY: umask is async-signal-safe and touches only this process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let out = execute(cmd);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(out.stdout, "O_SYNC kept\nO_DSYNC kept\n", "{out}");
+    let mode = |name: &str| {
+        fs::metadata(Path::new(&dir).join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("g.txt"), 0o664);
+    assert_eq!(mode("h.txt"), 0o644);
+    assert_recorded(
+        &fx,
+        "seccomp:openat",
+        "allowed",
+        &fx.brokered("writable/g.txt"),
+    );
+}
+
 fn git(dir: &Path, args: &[&str]) {
     let out = execute({
         let mut cmd = Command::new("git");

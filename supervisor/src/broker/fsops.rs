@@ -219,6 +219,11 @@ pub struct Mode {
     pub append: bool,
     pub truncate: bool,
     pub directory: bool,
+    /// `O_SYNC` and `O_DSYNC` as asked (they cannot be set after the open).
+    pub sync: libc::c_int,
+    /// A created file gets exactly the permissions asked: the requester's
+    /// umask is applied already, and the supervisor's own is undone.
+    pub exact_perm: bool,
 }
 
 impl Mode {
@@ -238,7 +243,7 @@ impl Mode {
         if self.directory {
             flags |= libc::O_DIRECTORY;
         }
-        flags
+        flags | (self.sync & (libc::O_SYNC | libc::O_DSYNC))
     }
 }
 
@@ -334,7 +339,7 @@ pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
     // Never create set-id or sticky files on someone's behalf.
     let perm = perm & 0o777;
-    retry(|| {
+    let fd = retry(|| {
         // SAFETY: the parent descriptor is open; name is NUL-terminated.
         unsafe {
             libc::openat(
@@ -344,7 +349,14 @@ pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
                 perm as libc::c_uint,
             )
         }
-    })
+    })?;
+    // The kernel applied the supervisor's umask too; a file made for a
+    // program (whose umask `perm` has already been through) gets its own.
+    // SAFETY: fchmod on the descriptor of the file just created.
+    if mode.exact_perm && unsafe { libc::fchmod(fd.as_raw_fd(), perm) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 fn openat2(
@@ -404,6 +416,8 @@ mod tests {
         append: false,
         truncate: false,
         directory: false,
+        sync: 0,
+        exact_perm: false,
     };
     const WRITE: Mode = Mode {
         read: false,

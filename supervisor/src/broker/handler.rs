@@ -57,6 +57,11 @@ pub struct Ask<'a> {
     pub exclusive: bool,
     /// `O_NOFOLLOW`: a symlink as the last component is not followed.
     pub nofollow: bool,
+    /// `O_SYNC` / `O_DSYNC`, as asked.
+    pub sync: i32,
+    /// `mode` is final (the requester's umask applied): see
+    /// [`Mode::exact_perm`].
+    pub exact_perm: bool,
 }
 
 impl Ask<'_> {
@@ -79,6 +84,8 @@ impl Ask<'_> {
             append: self.append,
             truncate: self.truncate,
             directory: self.directory,
+            sync: self.sync,
+            exact_perm: self.exact_perm,
         }
     }
 }
@@ -169,6 +176,8 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
                 mode: *mode,
                 exclusive: false,
                 nofollow: false,
+                sync: 0,
+                exact_perm: false,
             },
         ),
         RequestBody::Query { path, access } => (
@@ -183,6 +192,8 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
                 mode: 0,
                 exclusive: false,
                 nofollow: false,
+                sync: 0,
+                exact_perm: false,
             },
         ),
     };

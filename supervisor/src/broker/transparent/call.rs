@@ -136,10 +136,15 @@ impl OpenCall {
     }
 
     /// File status flags the program asked for that a reopen does not set
-    /// itself; applied with `F_SETFL` after the open (`O_SYNC` and `O_DSYNC`
-    /// cannot be, and are left out).
+    /// itself; applied with `F_SETFL` after the open.
     pub fn status_flags(&self) -> i32 {
         self.flags & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_NOATIME)
+    }
+
+    /// `O_SYNC` and `O_DSYNC` as asked: `F_SETFL` cannot set them, so the
+    /// broker opens with them.
+    pub fn sync_flags(&self) -> i32 {
+        self.flags & (libc::O_SYNC | libc::O_DSYNC)
     }
 }
 

@@ -68,6 +68,8 @@ impl Request {
             mode: self.mode,
             exclusive: call.exclusive(),
             nofollow: call.nofollow(),
+            sync: call.sync_flags(),
+            exact_perm: true,
         }
     }
 
