@@ -85,14 +85,20 @@ impl Target<'_> {
     pub fn read_path(&self, addr: u64) -> Result<Vec<u8>, Unreadable> {
         let page = page_size();
         let mut out = Vec::new();
-        let mut chunk = [0u8; PATH_MAX];
+        // Most paths are short: a first read of a few hundred bytes (into a
+        // small buffer) copies less than one to the end of the page.
+        let mut first = [0u8; FIRST_READ];
+        let mut rest = Vec::new();
         let mut at = addr;
         while out.len() < PATH_MAX {
             let to_page_end = page - (at as usize & (page - 1));
-            // Most paths are short: a first read of a few hundred bytes
-            // copies less than one to the end of the page.
-            let first = if out.is_empty() { FIRST_READ } else { PATH_MAX };
-            let want = to_page_end.min(PATH_MAX - out.len()).min(first);
+            let chunk: &mut [u8] = if out.is_empty() {
+                &mut first
+            } else {
+                rest.resize(PATH_MAX, 0);
+                &mut rest
+            };
+            let want = to_page_end.min(PATH_MAX - out.len()).min(chunk.len());
             let n = match self.read_memory(at, &mut chunk[..want]) {
                 Ok(0) | Err(_) => {
                     // EFAULT from the kernel, unless the thread is gone.
@@ -186,11 +192,120 @@ fn readlink<'b>(path: &str, buf: &'b mut [u8]) -> Option<&'b [u8]> {
 }
 
 fn page_size() -> usize {
-    // SAFETY: sysconf has no side effects.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 && (n as usize).is_power_of_two() {
-        n as usize
-    } else {
-        4096
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no side effects.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if n > 0 && (n as usize).is_power_of_two() {
+            n as usize
+        } else {
+            4096
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This process as the "thread": its memory is read with
+    /// `process_vm_readv` like a program's. The listener is not a real one,
+    /// so a failed read reports `Gone` (the notification cannot be
+    /// confirmed) where a real one would say `Kernel`.
+    fn with_self<T>(f: impl FnOnce(&Target<'_>) -> T) -> T {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let listener = Listener::new(null.into()).unwrap();
+        let target = Target {
+            listener: &listener,
+            id: 1,
+            // SAFETY: getpid has no side effects.
+            tid: unsafe { libc::getpid() },
+        };
+        f(&target)
+    }
+
+    /// Two pages, the second inaccessible, for strings that end at the
+    /// boundary. (A read that runs into it copies up to the fault on this
+    /// kernel, but is not relied on to: reads stop at page ends.)
+    struct Pages {
+        base: *mut u8,
+        page: usize,
+    }
+
+    impl Pages {
+        fn new() -> Pages {
+            let page = page_size();
+            // SAFETY: an anonymous private mapping of two pages; the second
+            // is then made inaccessible.
+            let base = unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    2 * page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert_ne!(p, libc::MAP_FAILED);
+                assert_eq!(libc::mprotect(p.add(page), page, libc::PROT_NONE), 0);
+                p.cast::<u8>()
+            };
+            Pages { base, page }
+        }
+
+        /// Writes `bytes` so that they end at the end of the first page.
+        fn at_end(&self, bytes: &[u8]) -> u64 {
+            let start = self.page - bytes.len();
+            // SAFETY: [start, page) lies in the first, writable page.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(start), bytes.len())
+            };
+            self.base as u64 + start as u64
+        }
+    }
+
+    impl Drop for Pages {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in `new`.
+            unsafe { libc::munmap(self.base.cast(), 2 * self.page) };
+        }
+    }
+
+    #[test]
+    fn paths_end_at_their_nul_even_against_an_inaccessible_page() {
+        let pages = Pages::new();
+        with_self(|t| {
+            // Ends exactly at the boundary.
+            let short = pages.at_end(b"/etc/hosts\0");
+            assert_eq!(t.read_path(short).unwrap(), b"/etc/hosts");
+            // Longer than the first read, still ending at the boundary.
+            let mut long = vec![b'a'; 1000];
+            long[0] = b'/';
+            long.push(0);
+            let addr = pages.at_end(&long);
+            assert_eq!(t.read_path(addr).unwrap(), &long[..1000]);
+            // No NUL before the unmapped page: refused, not read past.
+            let unterminated = pages.at_end(b"/no/nul/here");
+            assert_eq!(t.read_path(unterminated), Err(Unreadable::Gone));
+        });
+    }
+
+    #[test]
+    fn paths_cross_pages_and_stop_at_path_max() {
+        with_self(|t| {
+            // A path spanning pages of ordinary memory.
+            let mut path = vec![b'x'; 3 * page_size()];
+            path[0] = b'/';
+            let n = PATH_MAX - 1;
+            path[n] = 0;
+            assert_eq!(t.read_path(path.as_ptr() as u64).unwrap().len(), n);
+            // One byte more and there is no NUL within PATH_MAX.
+            path[n] = b'x';
+            path[n + 1] = 0;
+            assert_eq!(t.read_path(path.as_ptr() as u64), Err(Unreadable::Gone));
+            // An open_how-sized struct: exactly its length, or nothing.
+            let how = [7u8; 24];
+            assert_eq!(t.read_struct(how.as_ptr() as u64, 24).unwrap(), how);
+        });
     }
 }
