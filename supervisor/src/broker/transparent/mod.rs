@@ -2,7 +2,8 @@
 //! broker through seccomp user notification (seccomp_unotify(2)).
 //!
 //! The child installs a second seccomp filter whose only job is to hand
-//! `open`, `openat`, `openat2` and `creat` to the supervisor, and sends its
+//! `open`, `openat`, `openat2` and `creat` to the supervisor (and the calls
+//! that change a thread's working directory, for [`threads`]), and sends its
 //! listener here before exec ([`receive_listener`]). One reader thread
 //! receives the notifications ([`Transparent::start`]); for each it reads
 //! the call's arguments from the program (`process_vm_readv`, checked with
@@ -32,9 +33,9 @@
 //! The notifying thread and the reader hand the CPU to each other
 //! (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`), the reader waits in `RECV`
 //! itself rather than in `poll`, a call answered with `CONTINUE` costs one
-//! memory read and (for a relative path) one `readlink` of the thread's
-//! working directory, and no call the rules decide leaves the reader
-//! thread. `benches/transparent/` measures each part.
+//! memory read (each thread's working directory is remembered between
+//! calls), and no call the rules decide leaves the reader thread.
+//! `benches/transparent/` measures each part.
 //!
 //! # Security
 //!
