@@ -64,6 +64,9 @@ pub unsafe fn exec_child(plan: &Prepared) -> ! {
     if let Some(notify) = &plan.notify {
         let fprog = notify.program.as_fprog();
         let socket = notify.socket.as_raw_fd();
+        // In the program's Landlock domain and under the deny filter, but
+        // not notified: see `connector`.
+        run.step(Step::Connector, 0, || crate::connector::spawn(socket));
         run.step(Step::Transparent, 0, || {
             crate::notify::install_and_hand_over(&fprog, socket)
         });

@@ -53,6 +53,7 @@
 
 #[cfg(target_os = "linux")]
 mod child;
+pub mod connector;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
 pub mod mounts;

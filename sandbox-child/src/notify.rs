@@ -37,39 +37,5 @@ pub(crate) fn install_and_hand_over(fprog: &libc::sock_fprog, socket: c_int) -> 
 
 /// One byte with `fd` attached (`SCM_RIGHTS`), on a `SOCK_SEQPACKET` socket.
 fn send_fd(socket: c_int, fd: c_int) -> Result<(), i32> {
-    let mut byte = [b'L'];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // Room for one cmsghdr and one descriptor, aligned for cmsghdr.
-    let mut control = [0u64; 4];
-    // SAFETY: an all-zero msghdr is a valid "no name, no iov, no control".
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    let fd_size = std::mem::size_of::<c_int>() as u32;
-    // The first header and its payload lie in `control`: CMSG_SPACE(4) is
-    // 24 bytes here, inside the 32-byte buffer.
-    // SAFETY: CMSG_* are arithmetic on msg, whose control buffer is above.
-    unsafe {
-        msg.msg_controllen = libc::CMSG_SPACE(fd_size) as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(fd_size) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), fd);
-    }
-    loop {
-        // SAFETY: msg points at iov and control, alive for the call.
-        let n = unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(());
-        }
-        let e = sys::errno();
-        if e != libc::EINTR {
-            return Err(e);
-        }
-    }
+    sys::send_fds(socket, b"L", &[fd])
 }

@@ -161,10 +161,13 @@ pub enum Step {
     Terminal,
     /// The user-notification filter and the hand-over of its listener.
     Transparent,
+    /// The process that makes the program's `connect` calls for it under
+    /// transparent brokering.
+    Connector,
 }
 
 impl Step {
-    const ALL: [Step; 21] = [
+    const ALL: [Step; 22] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -186,6 +189,7 @@ impl Step {
         Step::Seatbelt,
         Step::Terminal,
         Step::Transparent,
+        Step::Connector,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -213,7 +217,8 @@ impl Step {
             | Step::Exec
             | Step::Seatbelt
             | Step::Terminal
-            | Step::Transparent => None,
+            | Step::Transparent
+            | Step::Connector => None,
         }
     }
 
@@ -240,6 +245,7 @@ impl Step {
             Step::Seatbelt => "applying the Seatbelt profile",
             Step::Terminal => "moving the program to its own terminal",
             Step::Transparent => "installing the transparent-brokering filter",
+            Step::Connector => "starting the connector for the program's connect calls",
         }
     }
 }

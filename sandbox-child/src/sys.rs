@@ -220,6 +220,110 @@ pub fn reset_signals() -> Result<(), i32> {
     }
 }
 
+/// Room for a control message of up to [`MAX_FDS`] descriptors, aligned for
+/// `cmsghdr` (CMSG_SPACE(12) is 32 bytes on 64-bit Linux).
+type Control = [u64; 6];
+
+/// The most descriptors [`send_fds`] and [`recv_fds`] carry at once.
+pub const MAX_FDS: usize = 3;
+
+/// A message of one buffer, `iov`, with room for control data in `control`
+/// (its length is the caller's to set).
+fn message(iov: &mut libc::iovec, control: &mut Control) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is a valid "no name, no iov, no control".
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg
+}
+
+/// Sends `data` with `fds` attached (`SCM_RIGHTS`, at most [`MAX_FDS`]) as
+/// one message on a `SOCK_SEQPACKET` socket. Async-signal-safe.
+pub fn send_fds(socket: c_int, data: &[u8], fds: &[c_int]) -> Result<(), i32> {
+    if fds.is_empty() || fds.len() > MAX_FDS {
+        return Err(libc::EINVAL);
+    }
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
+    };
+    let mut control: Control = [0; 6];
+    let mut msg = message(&mut iov, &mut control);
+    let size = std::mem::size_of_val(fds) as u32;
+    // SAFETY: CMSG_* are arithmetic on msg, whose control buffer holds
+    // CMSG_SPACE(size) bytes for up to MAX_FDS descriptors.
+    unsafe {
+        msg.msg_controllen = libc::CMSG_SPACE(size) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size) as _;
+        let at = libc::CMSG_DATA(cmsg).cast::<c_int>();
+        for (i, &fd) in fds.iter().enumerate() {
+            std::ptr::write_unaligned(at.add(i), fd);
+        }
+    }
+    loop {
+        // SAFETY: msg points at iov and control, alive for the call.
+        let n = unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Receives one message into `data` and up to [`MAX_FDS`] descriptors into
+/// `fds` (close-on-exec; unused slots stay -1); returns the data's length, 0
+/// at end of file. A message with more descriptors than fit loses them (the
+/// kernel closes them). Async-signal-safe.
+pub fn recv_fds(socket: c_int, data: &mut [u8], fds: &mut [c_int; MAX_FDS]) -> Result<usize, i32> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control: Control = [0; 6];
+    let mut msg = message(&mut iov, &mut control);
+    msg.msg_controllen = std::mem::size_of::<Control>() as _;
+    let n = loop {
+        // SAFETY: msg points at iov and control, alive for the call.
+        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    };
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let mut next = 0;
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let at = libc::CMSG_DATA(cmsg).cast::<c_int>();
+                for i in 0..bytes / std::mem::size_of::<c_int>() {
+                    let fd = std::ptr::read_unaligned(at.add(i));
+                    if next < MAX_FDS {
+                        fds[next] = fd;
+                        next += 1;
+                    } else {
+                        libc::close(fd);
+                    }
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(n)
+}
+
 /// Exits the child at once, without running destructors or atexit handlers.
 pub fn exit(code: c_int) -> ! {
     // SAFETY: _exit is async-signal-safe and never returns.

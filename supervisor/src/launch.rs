@@ -181,8 +181,9 @@ pub struct Spawned {
     /// What was enforced after the child's steps (for the audit record).
     pub report: EnforcementReport,
     pub cgroup: Option<SessionCgroup>,
-    /// The seccomp user-notification listener, with `Launch::transparent`.
-    pub listener: Option<OwnedFd>,
+    /// The seccomp user-notification listener and the connector's socket,
+    /// with `Launch::transparent`.
+    pub transparent: Option<crate::broker::transparent::Program>,
 }
 
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
@@ -262,9 +263,14 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
             report.degrade(layer, what);
         }
     }
-    let listener = match notify_ours {
+    // The hand-over socket goes on as the connector's: the child forked it
+    // holding the other end (`sandbox_child::connector`).
+    let transparent = match notify_ours {
         Some(sock) => match crate::broker::transparent::receive_listener(&sock) {
-            Ok(fd) => Some(fd),
+            Ok(fd) => Some(crate::broker::transparent::Program {
+                listener: fd,
+                connector: Some(sock),
+            }),
             Err(e) => {
                 // SAFETY: signalling and reaping our own child.
                 unsafe {
@@ -280,7 +286,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         pid,
         report,
         cgroup,
-        listener,
+        transparent,
     })
 }
 

@@ -2,7 +2,10 @@
 //! unlisted ports under `--net tcp:...`, for connect(2), TCP Fast Open (which
 //! connects without connect(2)), bind(2) and listen(2) without bind (which binds
 //! an ephemeral port); and AF_UNIX sockets that live outside the sandbox
-//! (abstract names, and socket files outside the policy).
+//! (abstract names, and socket files outside the policy). The connect tests
+//! run twice: as launched by default, and under `--transparent`, where every
+//! `connect` is made by the connector in the program's sandbox
+//! (`sandbox_child::connector`), named sockets judged by the supervisor.
 //!
 //! Every listener is opened by the test on an ephemeral loopback port (or a unique
 //! socket name), so tests run in parallel. After a blocked attempt the listener is
@@ -101,25 +104,37 @@ fn udp_is_blocked_by_default() {
     assert_eq!(drain_udp(&socket), 0, "a datagram got through");
 }
 
+/// The launch modes the connect tests run in.
+const MODES: [&[&str]; 2] = [&[], &["--transparent"]];
+
+/// `args` then the mode's own.
+fn with(mode: &[&'static str], args: &[&'static str]) -> Vec<&'static str> {
+    args.iter().chain(mode).copied().collect()
+}
+
 #[test]
 fn tcp_mode_connects_only_to_listed_ports() {
     let fx = Fixture::new(PROBE);
     let (allowed, allowed_port) = tcp_listener();
     let (other, other_port) = tcp_listener();
-    let net = format!("tcp:{allowed_port}");
+    let net: &'static str = format!("tcp:{allowed_port}").leak();
     fx.direct(&["tcp-connect", "127.0.0.1", &other_port])
         .assert_ok();
-    fx.sluice(
-        &["--net", &net],
-        &["tcp-connect", "127.0.0.1", &allowed_port],
-    )
-    .assert_ok();
-    assert_eq!(drain_tcp(&allowed), 1, "the listed port did not connect");
-    drain_tcp(&other);
+    for mode in MODES {
+        let args = with(mode, &["--net", net]);
+        fx.sluice(&args, &["tcp-connect", "127.0.0.1", &allowed_port])
+            .assert_ok();
+        assert_eq!(
+            drain_tcp(&allowed),
+            1,
+            "the listed port did not connect ({mode:?})"
+        );
+        drain_tcp(&other);
 
-    fx.sluice(&["--net", &net], &["tcp-connect", "127.0.0.1", &other_port])
-        .assert_blocked();
-    assert_eq!(drain_tcp(&other), 0, "a connection got through");
+        fx.sluice(&args, &["tcp-connect", "127.0.0.1", &other_port])
+            .assert_blocked();
+        assert_eq!(drain_tcp(&other), 0, "a connection got through ({mode:?})");
+    }
 }
 
 #[test]
@@ -229,20 +244,28 @@ fn abstract_unix_socket_outside_is_blocked() {
     listener.set_nonblocking(true).unwrap();
     fx.direct(&["abstract-connect", &name]).assert_ok();
     assert_eq!(drain_unix(&listener), 1, "the control did not arrive");
-    // AF_UNIX itself works inside: an abstract socket of the sandbox's own.
-    let own = format!("{name}-own");
-    fx.sluice(&[], &["abstract-self", &own]).assert_ok();
+    for mode in MODES {
+        // AF_UNIX itself works inside: an abstract socket of the sandbox's own.
+        let own = format!("{name}-own");
+        fx.sluice(mode, &["abstract-self", &own]).assert_ok();
 
-    fx.sluice(&[], &["abstract-connect", &name])
-        .assert_blocked();
-    fx.sluice(&["--net", "all"], &["abstract-connect", &name])
-        .assert_blocked();
-    assert_eq!(drain_unix(&listener), 0, "a connection got through");
+        fx.sluice(mode, &["abstract-connect", &name])
+            .assert_blocked();
+        fx.sluice(&with(mode, &["--net", "all"]), &["abstract-connect", &name])
+            .assert_blocked();
+        assert_eq!(
+            drain_unix(&listener),
+            0,
+            "a connection got through ({mode:?})"
+        );
+    }
 }
 
 /// Landlock ABI 7 has no right for connecting to a socket file; what stops
 /// these connects is the policy-built root: outside the allowed trees the
 /// socket files do not exist in the sandbox (`sandbox-child/src/root.rs`).
+/// Under `--transparent` the host's tree is in view, and the supervisor
+/// refuses them (`broker/transparent/connect.rs`).
 #[test]
 fn unix_socket_files_outside_the_policy_are_blocked() {
     let fx = Fixture::new(PROBE);
@@ -261,17 +284,110 @@ fn unix_socket_files_outside_the_policy_are_blocked() {
     for path in &targets {
         fx.direct(&["unix-connect", path]).assert_ok();
     }
-    fx.sluice(&[], &["unix-connect", &inside_path]).assert_ok();
     for listener in &listeners {
         assert_eq!(drain_unix(listener), 1, "a control did not arrive");
     }
-
-    for (path, listener) in targets.iter().zip(&listeners) {
-        fx.sluice(&[], &["unix-connect", path]).assert_blocked();
+    for mode in MODES {
+        fx.sluice(mode, &["unix-connect", &inside_path]).assert_ok();
         assert_eq!(
-            drain_unix(listener),
-            0,
-            "a connection to {path} got through"
+            drain_unix(&inside),
+            1,
+            "the control did not arrive ({mode:?})"
+        );
+        // Relative to the working directory (the workspace) as well.
+        fx.sluice(mode, &["unix-connect", "ok.sock"]).assert_ok();
+        assert_eq!(drain_unix(&inside), 1, "the relative control ({mode:?})");
+
+        for (path, listener) in targets.iter().zip(&listeners) {
+            fx.sluice(mode, &["unix-connect", path]).assert_blocked();
+            assert_eq!(
+                drain_unix(listener),
+                0,
+                "a connection to {path} got through ({mode:?})"
+            );
+        }
+    }
+    // Each refusal under --transparent is on the record.
+    let records: String = std::fs::read_dir(fx.audit_dir())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    for path in &targets {
+        assert!(
+            records
+                .lines()
+                .any(|l| l.contains(r#""via":"seccomp:connect""#)
+                    && l.contains(r#""decision":"denied""#)
+                    && l.contains(&format!(r#""path_opened":"{path}""#))),
+            "no refusal recorded for {path}"
         );
     }
+    // A symlink in the workspace to a socket outside is judged where it
+    // leads.
+    let link = fx.ws("agent-link.sock");
+    std::os::unix::fs::symlink(&targets[0], &link).unwrap();
+    fx.sluice(&["--transparent"], &["unix-connect", &link])
+        .assert_blocked();
+    assert_eq!(drain_unix(&listeners[0]), 0, "through the symlink");
+}
+
+/// Under `--transparent`, a thread rewrites the address between a socket
+/// inside the workspace and one outside while another connects: the check
+/// and the connect use one copy, so the outside one never gets a
+/// connection, and the inside one does (the control).
+#[test]
+fn under_transparent_a_swapped_socket_address_never_reaches_a_refused_socket() {
+    let fx = Fixture::new(PROBE);
+    let inside_path = fx.ws("in.sock");
+    let inside = UnixListener::bind(&inside_path).unwrap();
+    inside.set_nonblocking(true).unwrap();
+    let outside_path = fx.outside("race.sock");
+    let outside = UnixListener::bind(&outside_path).unwrap();
+    outside.set_nonblocking(true).unwrap();
+    let (mut reached_inside, mut reached_outside) = (0, 0);
+    // Drained between runs: the backlog is small.
+    for _ in 0..10 {
+        let out = fx.sluice(
+            &["--transparent"],
+            &["connect-race", &inside_path, &outside_path, "100"],
+        );
+        assert_eq!(out.code(), 0, "{out}");
+        reached_inside += drain_unix(&inside);
+        reached_outside += drain_unix(&outside);
+    }
+    assert_eq!(
+        reached_outside, 0,
+        "a swapped address reached the refused socket"
+    );
+    assert!(reached_inside > 0, "no connect reached the allowed socket");
+}
+
+/// Under `--transparent`, a thread keeps replacing the connecting
+/// descriptor (`dup2`) with a unix socket, then a TCP one, while another
+/// connects it to a socket file outside the policy: whichever socket the
+/// supervisor took is the one connected, so nothing reaches the file.
+#[test]
+fn under_transparent_a_swapped_descriptor_never_reaches_a_refused_socket() {
+    let fx = Fixture::new(PROBE);
+    let outside_path = fx.outside("fd-race.sock");
+    let outside = UnixListener::bind(&outside_path).unwrap();
+    outside.set_nonblocking(true).unwrap();
+    let net: &'static str = format!("tcp:{}", free_port()).leak();
+    let mut reached = 0;
+    for _ in 0..10 {
+        let out = fx.sluice(
+            &["--transparent", "--net", net],
+            &["connect-fd-race", &outside_path, "200"],
+        );
+        assert_eq!(out.code(), 0, "{out}");
+        reached += drain_unix(&outside);
+    }
+    assert_eq!(
+        reached, 0,
+        "a swapped descriptor reached the refused socket"
+    );
+    // Control: without the sandbox the same program does reach it.
+    let out = fx.direct(&["connect-fd-race", &outside_path, "200"]);
+    assert_eq!(out.code(), 0, "{out}");
+    assert!(drain_unix(&outside) > 0, "the control never connected");
 }

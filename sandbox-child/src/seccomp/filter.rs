@@ -229,7 +229,7 @@ fn user_namespace_rules() -> Vec<SyscallRule> {
 }
 
 /// The system calls handed to the supervisor for transparent brokering:
-/// those that open a file by name, and those after which a thread id may
+/// those that open a file by name, `connect`, and those after which a thread id may
 /// name another working directory (the supervisor remembers each thread's
 /// between calls, and forgets them all when one of these runs). Not
 /// `execve`: the program's own exec follows this filter, before the
@@ -241,6 +241,9 @@ pub fn notify_spec() -> FilterSpec {
     let mut rules = vec![notify(sys!(SYS_openat)), notify(sys!(SYS_openat2))];
     #[cfg(target_arch = "x86_64")]
     rules.extend([notify(sys!(SYS_open)), notify(sys!(SYS_creat))]);
+    // Named unix sockets, which Landlock does not cover: the supervisor
+    // decides, the connector connects (`crate::connector`).
+    rules.push(notify(sys!(SYS_connect)));
     rules.extend(
         [
             sys!(SYS_chdir),

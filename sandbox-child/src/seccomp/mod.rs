@@ -104,7 +104,7 @@ impl Program {
     }
 
     /// The transparent-brokering filter: after the same foreign-ABI guard,
-    /// the `open` family, and the calls that change what a thread id names
+    /// the `open` family, `connect`, and the calls that change what a thread id names
     /// (`chdir`, `fchdir`, the `clone` family, `setns`, `unshare`), return `SECCOMP_RET_USER_NOTIF`; everything else is
     /// allowed (the deny filter still applies, and its refusals win).
     pub fn notify_filter() -> Program {

@@ -515,6 +515,7 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
     let mut notified = vec![
         libc::SYS_openat,
         libc::SYS_openat2,
+        libc::SYS_connect,
         libc::SYS_chdir,
         libc::SYS_fchdir,
         libc::SYS_clone,

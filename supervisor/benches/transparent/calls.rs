@@ -281,7 +281,15 @@ pub fn run(iters: usize, placement: &str) {
     });
     let (ours, theirs) = seqpacket_pair().unwrap();
     let shared = common::audited_shared(&dir, policy(&dir, &allowed, &brokered));
-    let running = broker::Broker::start_with(ours, shared, Some(l3)).unwrap();
+    let running = broker::Broker::start_with(
+        ours,
+        shared,
+        Some(broker::transparent::Program {
+            listener: l3,
+            connector: None,
+        }),
+    )
+    .unwrap();
     let mut client = Client::connect(theirs.as_fd(), "bench").unwrap();
     let mut read = OpenOptions::new();
     read.read(true);

@@ -188,6 +188,7 @@ text_enum!(
         SeccompOpenat = "seccomp:openat",
         SeccompOpenat2 = "seccomp:openat2",
         SeccompCreat = "seccomp:creat",
+        SeccompConnect = "seccomp:connect",
     }
 );
 
@@ -198,6 +199,8 @@ text_enum!(
         Open = "open",
         /// Would an open be allowed?
         Query = "query",
+        /// Connect to a named unix socket (transparent brokering).
+        Connect = "connect",
     }
 );
 

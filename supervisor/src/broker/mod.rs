@@ -104,7 +104,8 @@ pub struct Broker {
     shutdown: CancellationToken,
     descriptors_at_start: usize,
     /// Transparent brokering, when the program's open calls are notified.
-    transparent: Option<transparent::Transparent>,
+    /// With how many descriptors it was given.
+    transparent: Option<(transparent::Transparent, usize)>,
 }
 
 impl Broker {
@@ -115,11 +116,11 @@ impl Broker {
     }
 
     /// [`Broker::start`], and with `notify` (the seccomp listener of the
-    /// program's open calls) transparent brokering too.
+    /// program's calls, and its connector) transparent brokering too.
     pub fn start_with(
         listener: OwnedFd,
         shared: Arc<Shared>,
-        notify: Option<OwnedFd>,
+        notify: Option<transparent::Program>,
     ) -> io::Result<Broker> {
         // Before the runtime's own descriptors exist; the listeners are
         // counted and are closed again by the time `stop` counts.
@@ -136,11 +137,15 @@ impl Broker {
             .build()?;
         let shutdown = CancellationToken::new();
         let transparent = match notify {
-            Some(fd) => Some(transparent::Transparent::start(
-                fd,
-                shared.clone(),
-                runtime.handle().clone(),
-            )?),
+            Some(program) => {
+                let held = program.descriptors();
+                let t = transparent::Transparent::start(
+                    program,
+                    shared.clone(),
+                    runtime.handle().clone(),
+                )?;
+                Some((t, held))
+            }
             None => None,
         };
         let server = runtime.spawn(serve(listener, shared, shutdown.clone()));
@@ -156,11 +161,11 @@ impl Broker {
     /// Stops accepting, lets requests in progress finish (briefly), and
     /// reports descriptors the broker failed to close.
     pub fn stop(mut self) {
-        // Its listener closes here: one more descriptor than the broker's own.
+        // Its descriptors close here, besides the broker's own listener.
         let listeners = match self.transparent.take() {
-            Some(t) => {
+            Some((t, held)) => {
                 t.stop(&self.runtime);
-                2
+                1 + held
             }
             None => 1,
         };

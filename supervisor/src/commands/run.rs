@@ -223,7 +223,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(audit),
         protected,
     ));
-    let broker = Broker::start_with(broker_ours, shared.clone(), spawned.listener)?;
+    let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
         Err(e) => {

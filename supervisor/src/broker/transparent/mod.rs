@@ -28,6 +28,11 @@
 //! A call waiting for a person holds only its own thread: other threads'
 //! calls are received and answered meanwhile.
 //!
+//! `connect` is notified too, and made by the connector in the program's
+//! own sandbox after the supervisor has judged a named socket ([`connect`]):
+//! without the policy-built root, Landlock alone would let the program
+//! reach any socket file it can name.
+//!
 //! # Speed
 //!
 //! The notifying thread and the reader hand the CPU to each other
@@ -53,6 +58,7 @@
 //! is 5.14).
 
 mod call;
+mod connect;
 mod notif;
 mod serve;
 mod target;
@@ -101,6 +107,23 @@ pub fn receive_listener(sock: &OwnedFd) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// The supervisor's ends of a program launched for transparent brokering.
+#[derive(Debug)]
+pub struct Program {
+    /// The seccomp user-notification listener.
+    pub listener: OwnedFd,
+    /// The socket of the connector (`sandbox_child::connector`), which makes
+    /// the program's `connect` calls; without it they fail with `EPERM`.
+    pub connector: Option<OwnedFd>,
+}
+
+impl Program {
+    /// How many descriptors this holds.
+    pub fn descriptors(&self) -> usize {
+        1 + usize::from(self.connector.is_some())
+    }
+}
+
 /// The running notification reader.
 pub struct Transparent {
     stopping: Arc<AtomicBool>,
@@ -112,11 +135,11 @@ impl Transparent {
     /// Starts the reader thread; calls a person must answer run as tasks
     /// on `runtime`.
     pub fn start(
-        listener: OwnedFd,
+        program: Program,
         shared: Arc<Shared>,
         runtime: tokio::runtime::Handle,
     ) -> io::Result<Transparent> {
-        let listener = Listener::new(listener)?;
+        let listener = Listener::new(program.listener)?;
         install_wake_handler()?;
         let tracker = TaskTracker::new();
         let stopping = Arc::new(AtomicBool::new(false));
@@ -126,6 +149,7 @@ impl Transparent {
             listener,
             runtime,
             tracker: tracker.clone(),
+            connector: program.connector,
         });
         let stop = stopping.clone();
         let reader = std::thread::Builder::new()

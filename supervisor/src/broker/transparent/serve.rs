@@ -32,6 +32,8 @@ pub struct Context {
     pub view: SandboxView,
     pub runtime: tokio::runtime::Handle,
     pub tracker: TaskTracker,
+    /// The supervisor's end of the connector's socket (`connect.rs`).
+    pub connector: Option<OwnedFd>,
 }
 
 /// A call the broker serves: its arguments, read once.
@@ -104,6 +106,9 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
     if call::changes_directories(nr) {
         threads.changing(target.tid, nr);
         return answer(&ctx.listener, notif.id, Reply::Kernel, None);
+    }
+    if nr == libc::SYS_connect {
+        return super::connect::serve(ctx, &target, notif.data.args);
     }
     let brokered = match first_look(&ctx.view, threads, &target, &notif.data) {
         Ok(Some(brokered)) => brokered,

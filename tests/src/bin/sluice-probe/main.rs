@@ -207,6 +207,10 @@ fn run(step: &[String]) -> Step {
         }
         ("open-and-die", [path, threads]) => transparent::open_and_die(path, parse_num(threads)?),
         ("openat-dirfd", [dir, name]) => transparent::openat_dirfd(dir, name),
+        ("connect-race", [allowed, denied, n]) => {
+            transparent::connect_race(allowed, denied, parse_num(n)?)
+        }
+        ("connect-fd-race", [denied, n]) => transparent::connect_fd_race(denied, parse_num(n)?),
 
         ("tcp-connect", [host, port]) => net::tcp_connect(host, port),
         ("udp-send", [host, port]) => net::udp_send(host, port),

@@ -188,3 +188,111 @@ pub(crate) fn int80_open(path: &str) -> Step {
 pub(crate) fn int80_open(_path: &str) -> Step {
     Err(usage("int 0x80 exists only on x86_64"))
 }
+
+/// The shared address of `connect-race`: a `sockaddr_un` one thread
+/// rewrites while another passes it to `connect`.
+static RACE_ADDR: [AtomicU8; 110] = [const { AtomicU8::new(0) }; 110];
+
+fn store_addr(path: &[u8]) {
+    let family = (libc::AF_UNIX as u16).to_ne_bytes();
+    for (slot, &b) in RACE_ADDR.iter().zip(family.iter().chain(path).chain(&[0])) {
+        slot.store(b, Ordering::Relaxed);
+    }
+}
+
+fn unix_stream() -> libc::c_int {
+    // SAFETY: socket has no memory arguments.
+    unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) }
+}
+
+/// `connect-race ALLOWED DENIED N`: a thread swaps the shared address
+/// between two socket paths while this one connects a new socket to
+/// whatever it holds, N times. The test counts what each server accepted.
+pub(crate) fn connect_race(allowed: &str, denied: &str, iterations: u64) -> Step {
+    if allowed.len().max(denied.len()) >= RACE_ADDR.len() - 3 {
+        return Err(usage("path too long for sockaddr_un"));
+    }
+    store_addr(allowed.as_bytes());
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let paths = [allowed.as_bytes().to_vec(), denied.as_bytes().to_vec()];
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                store_addr(&paths[i % 2]);
+                i += 1;
+            }
+        })
+    };
+    let mut connected = 0u64;
+    for _ in 0..iterations {
+        let fd = unix_stream();
+        // SAFETY: the buffer is static, 110 bytes, always NUL-terminated
+        // (its last byte is never written) and begins with AF_UNIX.
+        let rc = unsafe {
+            libc::connect(
+                fd,
+                RACE_ADDR.as_ptr().cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        connected += u64::from(rc == 0);
+        // SAFETY: closing the socket made above.
+        unsafe { libc::close(fd) };
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().map_err(|_| usage("swapper panicked"))?;
+    Ok(format!("{iterations} connects, {connected} connected"))
+}
+
+/// `connect-fd-race DENIED N`: connects descriptor T to the socket path
+/// DENIED, N times, while a thread keeps replacing T (`dup2`) with a new
+/// unix socket, then a new TCP socket. Whatever T is when the call is
+/// checked, it must never reach DENIED.
+pub(crate) fn connect_fd_race(denied: &str, iterations: u64) -> Step {
+    if denied.len() >= RACE_ADDR.len() - 3 {
+        return Err(usage("path too long for sockaddr_un"));
+    }
+    store_addr(denied.as_bytes());
+    let target = unix_stream();
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let fresh = if i % 2 == 0 {
+                    unix_stream()
+                } else {
+                    // SAFETY: socket has no memory arguments.
+                    unsafe {
+                        libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)
+                    }
+                };
+                // SAFETY: dup2 over the shared number, then closing the
+                // original of the new socket.
+                unsafe {
+                    libc::dup2(fresh, target);
+                    libc::close(fresh);
+                }
+                i += 1;
+            }
+        })
+    };
+    let mut connected = 0u64;
+    for _ in 0..iterations {
+        // SAFETY: as in `connect_race`.
+        let rc = unsafe {
+            libc::connect(
+                target,
+                RACE_ADDR.as_ptr().cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        connected += u64::from(rc == 0);
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().map_err(|_| usage("swapper panicked"))?;
+    Ok(format!("{iterations} connects, {connected} connected"))
+}
