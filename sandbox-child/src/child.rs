@@ -59,18 +59,21 @@ pub unsafe fn exec_child(plan: &Prepared) -> ! {
             sys::landlock_restrict_self(fd.as_raw_fd())
         });
     }
-    let fprog = plan.seccomp.as_fprog();
-    run.step(Step::Seccomp, 0, || seccomp::install(&fprog, 0));
+    let deny = plan.seccomp.as_fprog();
     if let Some(notify) = &plan.notify {
         let fprog = notify.program.as_fprog();
         let socket = notify.socket.as_raw_fd();
         // In the program's Landlock domain and under the deny filter, but
         // not notified: see `connector`.
-        run.step(Step::Connector, 0, || crate::connector::spawn(socket));
+        run.step(Step::Connector, 0, || {
+            crate::connector::spawn(socket, &deny)
+        });
+        // Before the deny filter, which refuses listeners to the program.
         run.step(Step::Transparent, 0, || {
             crate::notify::install_and_hand_over(&fprog, socket)
         });
     }
+    run.step(Step::Seccomp, 0, || seccomp::install(&deny, 0));
     // SAFETY: program, argv and envp are NUL-terminated arrays prepared before fork.
     unsafe {
         libc::execve(

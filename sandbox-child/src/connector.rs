@@ -11,10 +11,13 @@
 //! program's Landlock network rules and abstract-socket scope, which do not
 //! bind the supervisor.
 //!
-//! So the child forks this process after Landlock and the deny filter, but
-//! before the notify filter: it is in the program's Landlock domain (its
-//! TCP rules and abstract-socket scope are the program's) and under the
-//! same deny filter, and it is not notified. For each `connect`, the
+//! So the child forks this process after Landlock, before the notify filter
+//! and installs the deny filter in it: it is in the program's Landlock
+//! domain (its TCP rules and abstract-socket scope are the program's) and
+//! under the same deny filter, and it is not notified. The deny filter
+//! refuses the program a seccomp listener of its own: the newest filter to
+//! return `USER_NOTIF` takes the call, so one answering `connect` with
+//! `CONTINUE` would take it from the supervisor. For each `connect`, the
 //! supervisor takes the program's socket itself (`pidfd_getfd`, so no later
 //! `dup2` matters), reads the address once, decides on a named socket by the
 //! real path of the socket file it resolved, and sends this process the
@@ -72,9 +75,9 @@ pub fn send(socket: c_int, request: &[u8], fds: &[c_int]) -> Result<(), i32> {
     sys::send_fds(socket, request, fds)
 }
 
-/// Forks the connector, serving `socket`, and waits for the intermediate
-/// process to exit. Async-signal-safe.
-pub(crate) fn spawn(socket: c_int) -> Result<(), i32> {
+/// Forks the connector, serving `socket` under the deny filter `deny`, and
+/// waits for the intermediate process to exit. Async-signal-safe.
+pub(crate) fn spawn(socket: c_int, deny: &libc::sock_fprog) -> Result<(), i32> {
     // SAFETY: fork in a single-threaded process; both sides run raw
     // system calls only.
     let middle = unsafe { libc::fork() };
@@ -82,6 +85,10 @@ pub(crate) fn spawn(socket: c_int) -> Result<(), i32> {
         return Err(sys::errno());
     }
     if middle == 0 {
+        // The connector inherits the filter; a failure is the child's.
+        if crate::seccomp::install(deny, 0).is_err() {
+            sys::exit(2);
+        }
         // SAFETY: as above.
         let connector = unsafe { libc::fork() };
         if connector == 0 {
@@ -266,7 +273,19 @@ mod tests {
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
         };
         let (ours, theirs) = pair(libc::SOCK_SEQPACKET);
-        spawn(theirs.as_raw_fd()).unwrap();
+        // An allow-all filter stands in for the deny filter; no_new_privs
+        // (this thread's, inherited by the fork) lets it be installed.
+        let allow = crate::seccomp::Program::build(&crate::seccomp::FilterSpec {
+            rules: Vec::new(),
+            default: crate::seccomp::Action::Allow,
+        })
+        .unwrap();
+        // SAFETY: prctl with constant arguments, on this thread only.
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+            0
+        );
+        spawn(theirs.as_raw_fd(), &allow.as_fprog()).unwrap();
         drop(theirs);
         let ask = |kind: Kind, addr: &[u8], file: Option<&OwnedFd>| -> i32 {
             // SAFETY: a new unix stream socket.

@@ -1,10 +1,12 @@
 //! Transparent brokering, child side: the user-notification filter and the
 //! hand-over of its listener to the supervisor.
 //!
-//! The filter is installed last, after the deny filter: the kernel runs every
-//! filter and keeps the most severe result, so an `ERRNO` or `KILL` from the
-//! deny filter always wins over `USER_NOTIF`, and the foreign-ABI guard at the
-//! start of both kills an `int 0x80` before anything is notified. The
+//! The filter is installed just before the deny filter, which refuses the
+//! program a listener of its own (and so would refuse this one): the kernel
+//! runs every filter and keeps the most severe result, whatever their order,
+//! so an `ERRNO` or `KILL` from the deny filter always wins over
+//! `USER_NOTIF`, and the foreign-ABI guard at the start of both kills an
+//! `int 0x80` before anything is notified. The
 //! listener goes to the supervisor over a socket pair made for it alone
 //! (close-on-exec, so the program never holds it), then is closed here: the
 //! program cannot answer its own notifications.

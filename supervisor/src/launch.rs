@@ -250,6 +250,13 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
                 Step::Exec => exit::CANNOT_EXECUTE,
                 _ => exit::ERROR,
             };
+            let what = match rec.step {
+                Step::Transparent if launch.nested => format!(
+                    "{what}: --transparent cannot run inside another sluice sandbox, \
+                     which refuses seccomp listeners to the programs it runs"
+                ),
+                _ => what,
+            };
             return Err(exit::with_code(code, what));
         }
         // A best-effort layer failed in the child: say so whatever -v says.

@@ -331,6 +331,32 @@ fn unix_socket_files_outside_the_policy_are_blocked() {
     assert_eq!(drain_unix(&listeners[0]), 0, "through the symlink");
 }
 
+/// Under `--transparent`, the program installs a seccomp filter of its own
+/// that hands `connect` to a listener it holds and answers `CONTINUE`: the
+/// newest filter takes the call, so this would bypass the supervisor. The
+/// deny filter refuses the program any listener. Control: outside sluice
+/// the same program connects.
+#[test]
+fn a_listener_of_the_programs_own_cannot_take_its_connects() {
+    let fx = Fixture::new(PROBE);
+    let outside_path = fx.outside("own-listener.sock");
+    let outside = UnixListener::bind(&outside_path).unwrap();
+    outside.set_nonblocking(true).unwrap();
+    fx.direct(&["own-listener-connect", &outside_path])
+        .assert_ok();
+    assert_eq!(drain_unix(&outside), 1, "the control did not connect");
+    for mode in MODES {
+        let out = fx.sluice(mode, &["own-listener-connect", &outside_path]);
+        out.assert_blocked();
+        assert!(out.stdout.contains("seccomp(NEW_LISTENER)"), "{out}");
+        assert_eq!(
+            drain_unix(&outside),
+            0,
+            "a connection got through ({mode:?})"
+        );
+    }
+}
+
 /// Under `--transparent`, a thread rewrites the address between a socket
 /// inside the workspace and one outside while another connects: the check
 /// and the connect use one copy, so the outside one never gets a

@@ -88,6 +88,27 @@ fn stack_applies_the_inner_policy_on_top_of_the_outer_one() {
     .assert_blocked();
 }
 
+/// `--transparent` inside another sluice cannot hold a seccomp listener
+/// (the outer deny filter refuses it: one would let a program take its own
+/// `connect` calls from the supervisor), so it refuses to launch and says
+/// why. Control: the same inner run without `--transparent` works.
+#[test]
+fn transparent_inside_sluice_refuses_to_launch_and_says_why() {
+    let fx = Fixture::new(PROBE);
+    let read = ["read", &fx.ws("README.md")];
+    nested(&fx, &[], false, &["--nested", "stack"], &read).assert_ok();
+    let out = nested(
+        &fx,
+        &[],
+        false,
+        &["--nested", "stack", "--transparent"],
+        &read,
+    );
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(!out.stdout.contains("OK"), "{out}");
+    stderr_says(&out, "cannot run inside another sluice sandbox");
+}
+
 /// Only the workspace (readable, executable for the probe) and /usr, with
 /// no deny rule.
 const WIDE: &str = "[filesystem]\nexecute = [\"$WORKSPACE\", \"/usr\"]\n";

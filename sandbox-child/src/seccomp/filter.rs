@@ -107,6 +107,7 @@ pub fn deny_spec(rules: &SyscallRules) -> FilterSpec {
     table.push(sys!(SYS_memfd_create).rule(memfd_check()));
     table.push(sys!(SYS_ioctl).rule(ioctl_check()));
     table.push(sys!(SYS_prctl).rule(nesting_marker()));
+    table.push(sys!(SYS_seccomp).rule(listener_check()));
     table.extend(socket_rules(&rules.net));
     if rules.deny_user_namespaces {
         table.extend(user_namespace_rules());
@@ -132,6 +133,28 @@ fn memfd_check() -> Check {
 fn ioctl_check() -> Check {
     let requests = vec![libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
     deny_if(ArgCheck::low(1, Test::OneOf(requests)))
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER)` without `SECCOMP_FILTER_FLAG_NEW_LISTENER`:
+/// the program may restrict itself further, but not hold a listener of its
+/// own. The newest filter that returns `USER_NOTIF` takes the call, so a
+/// listener of the program's own, answering its `connect` with `CONTINUE`,
+/// would take it from the supervisor's (`crate::connector`). The flags
+/// are an `unsigned int`: the low word.
+fn listener_check() -> Check {
+    Check::Args {
+        clauses: vec![Clause {
+            all_of: vec![
+                ArgCheck::low(0, Test::OneOf(vec![libc::SECCOMP_SET_MODE_FILTER])),
+                ArgCheck::low(
+                    1,
+                    Test::AnySet(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32),
+                ),
+            ],
+            action: EPERM,
+        }],
+        otherwise: Action::Allow,
+    }
 }
 
 /// The syscall carrying the nesting marker: it refuses nothing.

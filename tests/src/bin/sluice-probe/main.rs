@@ -40,7 +40,8 @@
 //!   `tcp-listen-unbound`, `socket KIND`, `abstract-connect`, `abstract-self`,
 //!   `unix-connect`;
 //! - transparent brokering (plain `open` calls): `open-race`, `open-and-die`,
-//!   `openat-dirfd`, `int80-open`;
+//!   `openat-dirfd`, `int80-open`, `connect-race`, `connect-fd-race`,
+//!   `own-listener-connect`;
 //! - broker (through the client SDK unless noted): `broker-read`, `broker-read-as`, `broker-write`,
 //!   `broker-query`, `broker-race`, `broker-race-write`, `broker-openat`,
 //!   `broker-meta`, `broker-flood`, `broker-parallel`, and on the raw wire
@@ -211,6 +212,7 @@ fn run(step: &[String]) -> Step {
             transparent::connect_race(allowed, denied, parse_num(n)?)
         }
         ("connect-fd-race", [denied, n]) => transparent::connect_fd_race(denied, parse_num(n)?),
+        ("own-listener-connect", [path]) => transparent::own_listener_connect(path),
 
         ("tcp-connect", [host, port]) => net::tcp_connect(host, port),
         ("udp-send", [host, port]) => net::udp_send(host, port),

@@ -296,3 +296,76 @@ pub(crate) fn connect_fd_race(denied: &str, iterations: u64) -> Step {
     swapper.join().map_err(|_| usage("swapper panicked"))?;
     Ok(format!("{iterations} connects, {connected} connected"))
 }
+
+/// `own-listener-connect PATH`: installs a seccomp filter of its own that
+/// hands `connect` to a listener this process holds, answers every call
+/// with `CONTINUE` from a thread, and connects to the socket file PATH. The
+/// newest filter takes the call, so with such a listener the program, not
+/// the supervisor, would decide its own connects.
+pub(crate) fn own_listener_connect(path: &str) -> Step {
+    const LD_NR: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let insns = [
+        libc::sock_filter {
+            code: LD_NR,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: JEQ,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_connect as u32,
+        },
+        libc::sock_filter {
+            code: RET,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_USER_NOTIF,
+        },
+        libc::sock_filter {
+            code: RET,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: insns.len() as u16,
+        filter: insns.as_ptr().cast_mut(),
+    };
+    // SAFETY: prctl with constant arguments; seccomp reads `prog`, which
+    // points at `insns`, both alive for the call.
+    let listener = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if listener < 0 {
+        return Err(crate::last_error("seccomp(NEW_LISTENER)"));
+    }
+    let listener = listener as libc::c_int;
+    std::thread::spawn(move || loop {
+        // SAFETY: zeroed notification buffers, as the kernel requires.
+        let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: RECV writes one seccomp_notif.
+        if unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif) } != 0 {
+            continue;
+        }
+        let mut resp = libc::seccomp_notif_resp {
+            id: notif.id,
+            val: 0,
+            error: 0,
+            flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        };
+        // SAFETY: SEND reads one seccomp_notif_resp.
+        unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+    });
+    crate::net::path_connect(path)
+}
