@@ -141,7 +141,12 @@ fn plan(
     let absolute = if name.starts_with(b"/") {
         asked.clone()
     } else {
-        Path::new(OsStr::from_bytes(&target.directory("cwd")?)).join(&asked)
+        match target.directory("cwd") {
+            Ok(cwd) => Path::new(OsStr::from_bytes(&cwd)).join(&asked),
+            // A working directory that was removed: nothing to find there.
+            Err(Unreadable::Kernel) => return Ok(Plan::Refuse(libc::ENOENT, None)),
+            Err(gone) => return Err(gone),
+        }
     };
     let exe = target.exe();
     target.valid()?;
