@@ -21,10 +21,11 @@
 //!   or the x32 ABI kills the process: the table's numbers do not apply there.
 //! - [`denied_syscall_names`] fail with `EPERM`, some only with certain
 //!   arguments (`ioctl(TIOCSTI)`, `memfd_create` without `MFD_NOEXEC_SEAL`,
-//!   non-Unix sockets, `CLONE_NEWUSER`); `clone3` fails with `ENOSYS` when
-//!   user namespaces are denied, so libc falls back to `clone`.
-//! - Everything else is allowed, including `seccomp`, `prctl` and Landlock, so
-//!   a nested sandbox can restrict itself further.
+//!   non-Unix sockets, `CLONE_NEWUSER`, a `seccomp` filter with a listener
+//!   of the program's own); `clone3` fails with `ENOSYS` when user
+//!   namespaces are denied, so libc falls back to `clone`.
+//! - Everything else is allowed, including `seccomp` filters, `prctl` and
+//!   Landlock, so a nested sandbox can restrict itself further.
 //!
 //! # Security
 //!
