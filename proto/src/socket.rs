@@ -77,7 +77,9 @@ pub fn domain_and_type(fd: BorrowedFd<'_>) -> io::Result<(i32, i32)> {
     ))
 }
 
-fn int_sockopt(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
+/// A `SOL_SOCKET` option whose value is one `int` (`SO_DOMAIN`,
+/// `SO_PEERPIDFD`, ...).
+pub fn int_sockopt(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `value`, which is a

@@ -103,20 +103,9 @@ impl Peer {
 }
 
 fn peer_pidfd(sock: BorrowedFd<'_>) -> Option<OwnedFd> {
-    let mut fd: libc::c_int = -1;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: fd and len are valid out-pointers of the stated size.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERPIDFD,
-            (&mut fd as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
+    let fd = proto::socket::int_sockopt(sock, libc::SO_PEERPIDFD).ok()?;
     // SAFETY: on success the kernel installed a new pidfd we now own.
-    (rc == 0 && fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn strip_deleted(p: PathBuf) -> PathBuf {

@@ -19,7 +19,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,7 +118,8 @@ fn plan(
         return Ok(Plan::Refuse(libc::EINVAL, None));
     }
     let addr = target.read_struct(addr_at, len)?;
-    let family = match domain(&socket) {
+    // `ENOTSOCK` for a descriptor that is not a socket.
+    let family = match proto::socket::int_sockopt(socket.as_fd(), libc::SO_DOMAIN) {
         Ok(family) => family,
         Err(e) => {
             return Ok(Plan::Refuse(
@@ -222,28 +223,6 @@ fn take_socket(tid: libc::pid_t, fd: i32) -> io::Result<OwnedFd> {
     }
     // SAFETY: as above.
     Ok(unsafe { OwnedFd::from_raw_fd(got as i32) })
-}
-
-/// The socket's address family (`SO_DOMAIN`); `ENOTSOCK` for a descriptor
-/// that is not a socket.
-fn domain(socket: &OwnedFd) -> io::Result<i32> {
-    let mut value: libc::c_int = 0;
-    let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes one int into `value`.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_DOMAIN,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut size,
-        )
-    };
-    if rc == 0 {
-        Ok(value)
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Sends the connector a request; returns the socket its answer comes on.

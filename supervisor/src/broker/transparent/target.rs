@@ -153,8 +153,8 @@ impl Target<'_> {
     /// The executable, for the approver and the record (best effort). Not
     /// yet validated.
     pub fn exe(&self) -> Option<PathBuf> {
-        let link = std::fs::read_link(format!("/proc/{}/exe", self.tid)).ok()?;
-        let bytes = link.as_os_str().as_bytes();
+        let mut buf = [0u8; PATH_MAX];
+        let bytes = readlink(&format!("/proc/{}/exe\0", self.tid), &mut buf)?;
         let bytes = bytes.strip_suffix(b" (deleted)").unwrap_or(bytes);
         Some(PathBuf::from(OsStr::from_bytes(bytes)))
     }
