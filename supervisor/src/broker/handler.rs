@@ -64,7 +64,24 @@ pub struct Ask<'a> {
     pub exact_perm: bool,
 }
 
-impl Ask<'_> {
+impl<'a> Ask<'a> {
+    /// `path` with `access` and no flag: a query, or the base of an open.
+    pub fn plain(path: &'a [u8], access: Access) -> Ask<'a> {
+        Ask {
+            path,
+            access,
+            create: false,
+            truncate: false,
+            append: false,
+            directory: false,
+            mode: 0,
+            exclusive: false,
+            nofollow: false,
+            sync: 0,
+            exact_perm: false,
+        }
+    }
+
     pub fn writes(&self) -> bool {
         self.access.wants_write() || self.create || self.truncate || self.append
     }
@@ -167,35 +184,15 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
         } => (
             Op::Open,
             Ask {
-                path,
-                access: *access,
                 create: *create,
                 truncate: *truncate,
                 append: *append,
                 directory: *directory,
                 mode: *mode,
-                exclusive: false,
-                nofollow: false,
-                sync: 0,
-                exact_perm: false,
+                ..Ask::plain(path, *access)
             },
         ),
-        RequestBody::Query { path, access } => (
-            Op::Query,
-            Ask {
-                path,
-                access: *access,
-                create: false,
-                truncate: false,
-                append: false,
-                directory: false,
-                mode: 0,
-                exclusive: false,
-                nofollow: false,
-                sync: 0,
-                exact_perm: false,
-            },
-        ),
+        RequestBody::Query { path, access } => (Op::Query, Ask::plain(path, *access)),
     };
     let asker = Asker {
         pid: who.peer.pid,
