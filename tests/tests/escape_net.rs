@@ -44,6 +44,13 @@ fn drain_tcp(listener: &TcpListener) -> usize {
     }
 }
 
+/// A non-blocking listener on the socket file `path` (drained by the test).
+fn unix_listener(path: &str) -> UnixListener {
+    let listener = UnixListener::bind(path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    listener
+}
+
 fn drain_unix(listener: &UnixListener) -> usize {
     let mut count = 0;
     loop {
@@ -108,7 +115,7 @@ fn udp_is_blocked_by_default() {
 const MODES: [&[&str]; 2] = [&[], &["--transparent"]];
 
 /// `args` then the mode's own.
-fn with(mode: &[&'static str], args: &[&'static str]) -> Vec<&'static str> {
+fn with<'a>(mode: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
     args.iter().chain(mode).copied().collect()
 }
 
@@ -117,11 +124,11 @@ fn tcp_mode_connects_only_to_listed_ports() {
     let fx = Fixture::new(PROBE);
     let (allowed, allowed_port) = tcp_listener();
     let (other, other_port) = tcp_listener();
-    let net: &'static str = format!("tcp:{allowed_port}").leak();
+    let net = format!("tcp:{allowed_port}");
     fx.direct(&["tcp-connect", "127.0.0.1", &other_port])
         .assert_ok();
     for mode in MODES {
-        let args = with(mode, &["--net", net]);
+        let args = with(mode, &["--net", &net]);
         fx.sluice(&args, &["tcp-connect", "127.0.0.1", &allowed_port])
             .assert_ok();
         assert_eq!(
@@ -270,17 +277,9 @@ fn abstract_unix_socket_outside_is_blocked() {
 fn unix_socket_files_outside_the_policy_are_blocked() {
     let fx = Fixture::new(PROBE);
     let inside_path = fx.ws("ok.sock");
-    let inside = UnixListener::bind(&inside_path).unwrap();
-    inside.set_nonblocking(true).unwrap();
+    let inside = unix_listener(&inside_path);
     let targets = [fx.outside("agent.sock"), fx.home(".gnupg/S.gpg-agent")];
-    let listeners: Vec<UnixListener> = targets
-        .iter()
-        .map(|path| {
-            let listener = UnixListener::bind(path).unwrap();
-            listener.set_nonblocking(true).unwrap();
-            listener
-        })
-        .collect();
+    let listeners: Vec<UnixListener> = targets.iter().map(|path| unix_listener(path)).collect();
     for path in &targets {
         fx.direct(&["unix-connect", path]).assert_ok();
     }
@@ -340,8 +339,7 @@ fn unix_socket_files_outside_the_policy_are_blocked() {
 fn a_listener_of_the_programs_own_cannot_take_its_connects() {
     let fx = Fixture::new(PROBE);
     let outside_path = fx.outside("own-listener.sock");
-    let outside = UnixListener::bind(&outside_path).unwrap();
-    outside.set_nonblocking(true).unwrap();
+    let outside = unix_listener(&outside_path);
     fx.direct(&["own-listener-connect", &outside_path])
         .assert_ok();
     assert_eq!(drain_unix(&outside), 1, "the control did not connect");
@@ -365,11 +363,9 @@ fn a_listener_of_the_programs_own_cannot_take_its_connects() {
 fn under_transparent_a_swapped_socket_address_never_reaches_a_refused_socket() {
     let fx = Fixture::new(PROBE);
     let inside_path = fx.ws("in.sock");
-    let inside = UnixListener::bind(&inside_path).unwrap();
-    inside.set_nonblocking(true).unwrap();
+    let inside = unix_listener(&inside_path);
     let outside_path = fx.outside("race.sock");
-    let outside = UnixListener::bind(&outside_path).unwrap();
-    outside.set_nonblocking(true).unwrap();
+    let outside = unix_listener(&outside_path);
     let (mut reached_inside, mut reached_outside) = (0, 0);
     // Drained between runs: the backlog is small.
     for _ in 0..10 {
@@ -396,13 +392,12 @@ fn under_transparent_a_swapped_socket_address_never_reaches_a_refused_socket() {
 fn under_transparent_a_swapped_descriptor_never_reaches_a_refused_socket() {
     let fx = Fixture::new(PROBE);
     let outside_path = fx.outside("fd-race.sock");
-    let outside = UnixListener::bind(&outside_path).unwrap();
-    outside.set_nonblocking(true).unwrap();
-    let net: &'static str = format!("tcp:{}", free_port()).leak();
+    let outside = unix_listener(&outside_path);
+    let net = format!("tcp:{}", free_port());
     let mut reached = 0;
     for _ in 0..10 {
         let out = fx.sluice(
-            &["--transparent", "--net", net],
+            &["--transparent", "--net", &net],
             &["connect-fd-race", &outside_path, "200"],
         );
         assert_eq!(out.code(), 0, "{out}");
