@@ -11,14 +11,13 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use client_sdk::{Access, Client, Error, ErrorKind, OpenOptions, QueryAnswer};
 
-use crate::{describe, preview, usage, Fail, Step};
+use crate::{describe, preview, usage, Fail, Racer, Step};
 
 /// Requests each flood connection keeps waiting at once: twice what the SDK
 /// lets through, so its slot queue is exercised too.
@@ -245,49 +244,26 @@ pub(crate) fn race(link: &str, good: &str, bad: &str, n: u64, request: &str) -> 
 /// [`finish`](Flipper::finish).
 struct Flipper {
     link: String,
-    stop: Arc<AtomicBool>,
-    flips: Arc<AtomicU64>,
-    thread: thread::JoinHandle<io::Result<()>>,
+    racer: Racer,
 }
 
 impl Flipper {
     /// Points `link` at `good`, then starts flipping.
     fn start(link: &str, good: &str, bad: &str) -> Result<Flipper, Fail> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flips = Arc::new(AtomicU64::new(0));
         let link_path = PathBuf::from(link);
         point(&link_path, Path::new(good))
             .map_err(|e| usage(&format!("cannot make the link {link}: {}", describe(&e))))?;
-        let thread = {
-            let (stop, flips) = (stop.clone(), flips.clone());
-            let targets = [PathBuf::from(bad), PathBuf::from(good)];
-            thread::spawn(move || -> io::Result<()> {
-                for target in targets.iter().cycle() {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    point(&link_path, target)?;
-                    flips.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
-            })
-        };
+        let targets = [PathBuf::from(bad), PathBuf::from(good)];
+        let racer = Racer::start(move |i| point(&link_path, &targets[i as usize % 2]));
         Ok(Flipper {
             link: link.to_owned(),
-            stop,
-            flips,
-            thread,
+            racer,
         })
     }
 
-    /// Stops flipping; returns how many flips were made.
+    /// Stops flipping; how many flips there were.
     fn finish(self) -> Result<u64, Fail> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .join()
-            .map_err(|_| usage("the flipping thread panicked"))?
-            .map_err(|e| usage(&format!("flipping {}: {}", self.link, describe(&e))))?;
-        Ok(self.flips.load(Ordering::Relaxed))
+        self.racer.finish(&format!("flipping {}", self.link))
     }
 }
 

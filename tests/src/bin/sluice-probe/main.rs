@@ -63,6 +63,8 @@ mod wire;
 use std::ffi::CString;
 use std::io;
 use std::process::exit;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Why a step did not succeed.
 pub(crate) enum Fail {
@@ -250,6 +252,39 @@ fn run(step: &[String]) -> Step {
             "unknown action or wrong arguments: {}",
             step.join(" ")
         ))),
+    }
+}
+
+/// The other side of a race: `step` run over and over on a thread of its
+/// own (given how many times it ran before) until [`Racer::finish`].
+pub(crate) struct Racer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<io::Result<u64>>,
+}
+
+impl Racer {
+    pub(crate) fn start(mut step: impl FnMut(u64) -> io::Result<()> + Send + 'static) -> Racer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut runs = 0;
+            while !flag.load(Ordering::Relaxed) {
+                step(runs)?;
+                runs += 1;
+            }
+            Ok(runs)
+        });
+        Racer { stop, thread }
+    }
+
+    /// Stops the thread; how many times `step` ran. `what` names the race
+    /// in an error.
+    pub(crate) fn finish(self, what: &str) -> Result<u64, Fail> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| usage(&format!("{what}: the thread panicked")))?
+            .map_err(|e| usage(&format!("{what}: {}", describe(&e))))
     }
 }
 

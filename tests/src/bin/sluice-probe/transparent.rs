@@ -2,10 +2,10 @@
 //! `open` calls, no SDK.
 
 use std::ffi::CString;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use crate::{blocked, preview, usage, Fail, Step};
+use crate::{blocked, preview, usage, Fail, Racer, Step};
 
 /// The shared path buffer of `open-race`: one thread rewrites it while
 /// another passes it to `open`.
@@ -38,16 +38,11 @@ pub(crate) fn open_race(paths: &[&str], iterations: u64) -> Step {
         return Err(usage("path too long for the race buffer"));
     }
     store_path(paths[0].as_bytes());
-    let stop = Arc::new(AtomicBool::new(false));
     let swapper = {
-        let stop = stop.clone();
         let paths: Vec<Vec<u8>> = paths.iter().map(|p| p.as_bytes().to_vec()).collect();
-        std::thread::spawn(move || {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                store_path(&paths[i % paths.len()]);
-                i += 1;
-            }
+        Racer::start(move |i| {
+            store_path(&paths[i as usize % paths.len()]);
+            Ok(())
         })
     };
     let mut seen = std::collections::BTreeMap::<Vec<u8>, u64>::new();
@@ -64,8 +59,7 @@ pub(crate) fn open_race(paths: &[&str], iterations: u64) -> Step {
         // SAFETY: closing the descriptor just opened.
         unsafe { libc::close(fd) };
     }
-    stop.store(true, Ordering::Relaxed);
-    swapper.join().map_err(|_| usage("swapper panicked"))?;
+    swapper.finish("swapping the path")?;
     let mut report = format!("{iterations} opens, {refused} refused");
     for (content, n) in &seen {
         report += &format!("; {n}x {}", preview(content));
@@ -200,6 +194,20 @@ fn store_addr(path: &[u8]) {
     }
 }
 
+/// `connect(fd)` to whatever the shared address holds; whether it worked.
+fn connect_race_addr(fd: libc::c_int) -> bool {
+    // SAFETY: the buffer is static, 110 bytes, always NUL-terminated (its
+    // last byte is never written) and begins with AF_UNIX.
+    let rc = unsafe {
+        libc::connect(
+            fd,
+            RACE_ADDR.as_ptr().cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
 fn unix_stream() -> libc::c_int {
     // SAFETY: socket has no memory arguments.
     unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) }
@@ -213,36 +221,19 @@ pub(crate) fn connect_race(allowed: &str, denied: &str, iterations: u64) -> Step
         return Err(usage("path too long for sockaddr_un"));
     }
     store_addr(allowed.as_bytes());
-    let stop = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let stop = stop.clone();
-        let paths = [allowed.as_bytes().to_vec(), denied.as_bytes().to_vec()];
-        std::thread::spawn(move || {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                store_addr(&paths[i % 2]);
-                i += 1;
-            }
-        })
-    };
+    let paths = [allowed.as_bytes().to_vec(), denied.as_bytes().to_vec()];
+    let swapper = Racer::start(move |i| {
+        store_addr(&paths[i as usize % 2]);
+        Ok(())
+    });
     let mut connected = 0u64;
     for _ in 0..iterations {
         let fd = unix_stream();
-        // SAFETY: the buffer is static, 110 bytes, always NUL-terminated
-        // (its last byte is never written) and begins with AF_UNIX.
-        let rc = unsafe {
-            libc::connect(
-                fd,
-                RACE_ADDR.as_ptr().cast(),
-                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-            )
-        };
-        connected += u64::from(rc == 0);
+        connected += u64::from(connect_race_addr(fd));
         // SAFETY: closing the socket made above.
         unsafe { libc::close(fd) };
     }
-    stop.store(true, Ordering::Relaxed);
-    swapper.join().map_err(|_| usage("swapper panicked"))?;
+    swapper.finish("swapping the address")?;
     Ok(format!("{iterations} connects, {connected} connected"))
 }
 
@@ -256,44 +247,26 @@ pub(crate) fn connect_fd_race(denied: &str, iterations: u64) -> Step {
     }
     store_addr(denied.as_bytes());
     let target = unix_stream();
-    let stop = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let fresh = if i % 2 == 0 {
-                    unix_stream()
-                } else {
-                    // SAFETY: socket has no memory arguments.
-                    unsafe {
-                        libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)
-                    }
-                };
-                // SAFETY: dup2 over the shared number, then closing the
-                // original of the new socket.
-                unsafe {
-                    libc::dup2(fresh, target);
-                    libc::close(fresh);
-                }
-                i += 1;
-            }
-        })
-    };
+    let swapper = Racer::start(move |i| {
+        let fresh = if i % 2 == 0 {
+            unix_stream()
+        } else {
+            // SAFETY: socket has no memory arguments.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) }
+        };
+        // SAFETY: dup2 over the shared number, then closing the original
+        // of the new socket.
+        unsafe {
+            libc::dup2(fresh, target);
+            libc::close(fresh);
+        }
+        Ok(())
+    });
     let mut connected = 0u64;
     for _ in 0..iterations {
-        // SAFETY: as in `connect_race`.
-        let rc = unsafe {
-            libc::connect(
-                target,
-                RACE_ADDR.as_ptr().cast(),
-                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-            )
-        };
-        connected += u64::from(rc == 0);
+        connected += u64::from(connect_race_addr(target));
     }
-    stop.store(true, Ordering::Relaxed);
-    swapper.join().map_err(|_| usage("swapper panicked"))?;
+    swapper.finish("swapping the descriptor")?;
     Ok(format!("{iterations} connects, {connected} connected"))
 }
 
