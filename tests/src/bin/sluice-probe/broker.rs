@@ -495,20 +495,12 @@ pub(crate) fn meta(path: &str) -> Step {
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return Err(usage("fstat of the served descriptor"));
     }
-    let mut worked = Vec::new();
-    let mut refused = Vec::new();
-    let mut note = |name: &str, rc: libc::c_int| {
-        if rc == 0 {
-            worked.push(name.to_owned());
-        } else {
-            refused.push(format!("{name}: {}", describe(&io::Error::last_os_error())));
-        }
-    };
+    let mut tries = crate::files::Attempts::default();
     // SAFETY: each call takes the open descriptor and plain values or
     // pointers to locals that outlive it.
     unsafe {
-        note("fchmod 0777", libc::fchmod(fd, 0o777));
-        note(
+        tries.note("fchmod 0777", libc::fchmod(fd, 0o777));
+        tries.note(
             "fchown (unchanged owner)",
             libc::fchown(fd, st.st_uid, st.st_gid),
         );
@@ -516,9 +508,9 @@ pub(crate) fn meta(path: &str) -> Step {
             tv_sec: 0,
             tv_nsec: 0,
         }; 2];
-        note("futimens (epoch)", libc::futimens(fd, times.as_ptr()));
+        tries.note("futimens (epoch)", libc::futimens(fd, times.as_ptr()));
         let value = b"planted";
-        note(
+        tries.note(
             "fsetxattr user.sluice",
             libc::fsetxattr(
                 fd,
@@ -529,17 +521,10 @@ pub(crate) fn meta(path: &str) -> Step {
             ),
         );
     }
-    let refused = refused.join("; ");
-    if worked.is_empty() {
-        Err(Fail::Blocked(format!(
-            "metadata of {path} unchanged: {refused}"
-        )))
-    } else {
-        Ok(format!(
-            "changed through a read-only descriptor of {path}: {}; refused: {refused}",
-            worked.join(", ")
-        ))
-    }
+    tries.report(
+        path,
+        &format!("changed through a read-only descriptor of {path}"),
+    )
 }
 
 /// `broker-race-write LINK GOOD BAD N REQUEST create|truncate`: the race of

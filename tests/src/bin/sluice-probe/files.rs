@@ -188,15 +188,7 @@ pub(crate) fn meta(path: &str) -> Step {
         use std::os::unix::fs::MetadataExt;
         (meta.uid(), meta.gid())
     };
-    let mut worked = Vec::new();
-    let mut refused = Vec::new();
-    let mut note = |name: &str, rc: c_int| {
-        if rc == 0 {
-            worked.push(name.to_owned());
-        } else {
-            refused.push(format!("{name}: {}", describe(&io::Error::last_os_error())));
-        }
-    };
+    let mut tries = Attempts::default();
     let times = [libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -205,16 +197,16 @@ pub(crate) fn meta(path: &str) -> Step {
     // SAFETY: each call takes a NUL-terminated path and plain values or
     // pointers to locals that outlive it.
     unsafe {
-        note("chmod 0777", libc::chmod(c_path.as_ptr(), 0o777));
-        note(
+        tries.note("chmod 0777", libc::chmod(c_path.as_ptr(), 0o777));
+        tries.note(
             "chown (unchanged owner)",
             libc::chown(c_path.as_ptr(), uid, gid),
         );
-        note(
+        tries.note(
             "utimensat (epoch)",
             libc::utimensat(libc::AT_FDCWD, c_path.as_ptr(), times.as_ptr(), 0),
         );
-        note(
+        tries.note(
             "setxattr user.sluice",
             libc::setxattr(
                 c_path.as_ptr(),
@@ -225,15 +217,40 @@ pub(crate) fn meta(path: &str) -> Step {
             ),
         );
     }
-    let refused = refused.join("; ");
-    if worked.is_empty() {
-        Err(Fail::Blocked(format!(
-            "metadata of {path} unchanged: {refused}"
-        )))
-    } else {
-        Ok(format!(
-            "changed {path} by name: {}; refused: {refused}",
-            worked.join(", ")
-        ))
+    tries.report(path, &format!("changed {path} by name"))
+}
+
+/// Which of several ways to change a file's metadata worked.
+#[derive(Default)]
+pub(crate) struct Attempts {
+    worked: Vec<String>,
+    refused: Vec<String>,
+}
+
+impl Attempts {
+    /// The call `name` returned `rc` (0: it worked; else errno says why).
+    pub(crate) fn note(&mut self, name: &str, rc: c_int) {
+        if rc == 0 {
+            self.worked.push(name.to_owned());
+        } else {
+            let why = describe(&io::Error::last_os_error());
+            self.refused.push(format!("{name}: {why}"));
+        }
+    }
+
+    /// OK (`changed`, what worked, what was refused); BLOCKED when nothing
+    /// worked.
+    pub(crate) fn report(self, path: &str, changed: &str) -> Step {
+        let refused = self.refused.join("; ");
+        if self.worked.is_empty() {
+            Err(Fail::Blocked(format!(
+                "metadata of {path} unchanged: {refused}"
+            )))
+        } else {
+            Ok(format!(
+                "{changed}: {}; refused: {refused}",
+                self.worked.join(", ")
+            ))
+        }
     }
 }
