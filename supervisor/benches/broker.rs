@@ -21,7 +21,7 @@ mod common;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,25 +91,12 @@ fn echo_server(sock: OwnedFd, fd: OwnedFd) -> std::thread::JoinHandle<()> {
     })
 }
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-broker-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.canonicalize().unwrap()
-}
-
 fn policy(dir: &Path) -> policies::Policy {
     let text = format!(
         "[broker]\nallow = [\"{}\"]\ndeny = [\"~/.ssh\", \"**/*.pem\"]\nask = [\"/\"]\n",
         dir.display()
     );
-    let spec = policies::load_str("bench.toml", &text, dir).unwrap();
-    spec.resolve(&policies::Vars {
-        home: dir.to_path_buf(),
-        workspace: dir.to_path_buf(),
-        tmpdir: dir.to_path_buf(),
-    })
-    .unwrap()
+    common::policy(&text, dir)
 }
 
 /// The real broker, serving one shared socket, with an audit log.
@@ -155,7 +142,7 @@ fn main() -> io::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    let dir = temp_dir();
+    let dir = common::temp_dir("broker");
     let file = dir.join("served.txt");
     std::fs::write(&file, "content")?;
 

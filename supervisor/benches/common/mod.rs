@@ -1,7 +1,7 @@
 //! What the broker benches share: a broker state as `sluice run` builds it,
 //! with a real audit log, so every measured request pays for its record.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use supervisor::audit::{AuditLog, StartRecord};
@@ -27,4 +27,25 @@ pub fn audited_shared(dir: &Path, policy: policies::Policy) -> Arc<Shared> {
         Some(audit),
         Vec::new(),
     ))
+}
+
+/// A fresh directory `sluice-bench-<name>-<pid>` under the temporary
+/// directory, canonical.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.canonicalize().unwrap()
+}
+
+/// `text` as a policy file, with `$HOME`, `$WORKSPACE` and `$TMPDIR` all
+/// `dir`.
+pub fn policy(text: &str, dir: &Path) -> policies::Policy {
+    let spec = policies::load_str("bench.toml", text, dir).unwrap();
+    spec.resolve(&policies::Vars {
+        home: dir.to_path_buf(),
+        workspace: dir.to_path_buf(),
+        tmpdir: dir.to_path_buf(),
+    })
+    .unwrap()
 }

@@ -244,13 +244,7 @@ fn policy(dir: &Path, allowed: &Path, brokered: &Path) -> policies::Policy {
         allowed.display().to_string(),
         brokered.display().to_string()
     );
-    let spec = policies::load_str("bench.toml", &text, dir).unwrap();
-    spec.resolve(&policies::Vars {
-        home: dir.to_path_buf(),
-        workspace: dir.to_path_buf(),
-        tmpdir: dir.to_path_buf(),
-    })
-    .unwrap()
+    common::policy(&text, dir)
 }
 
 /// Measures every case in `ROUNDS` rounds; prints the medians.

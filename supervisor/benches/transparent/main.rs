@@ -30,10 +30,7 @@ fn env_num(name: &str, default: usize) -> usize {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-tp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.canonicalize().unwrap()
+    common::temp_dir(&format!("tp-{name}"))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
