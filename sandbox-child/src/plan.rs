@@ -333,6 +333,9 @@ fn syscall_rules(policy: &Policy) -> SyscallRules {
         },
         // sluice's own namespace, if any, is made before the filter.
         deny_user_namespaces: true,
+        // Without the policy-built root a datagram could be sent to any
+        // named socket on the host; `connect` is supervised instead.
+        unix_datagrams: !policy.transparent,
     }
 }
 

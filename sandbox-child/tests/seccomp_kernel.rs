@@ -160,6 +160,7 @@ fn strict_filter() -> Program {
     Program::deny_filter(&SyscallRules {
         net: NetSyscalls::UnixOnly,
         deny_user_namespaces: true,
+        unix_datagrams: true,
     })
 }
 

@@ -108,7 +108,7 @@ pub fn deny_spec(rules: &SyscallRules) -> FilterSpec {
     table.push(sys!(SYS_ioctl).rule(ioctl_check()));
     table.push(sys!(SYS_prctl).rule(nesting_marker()));
     table.push(sys!(SYS_seccomp).rule(listener_check()));
-    table.extend(socket_rules(&rules.net));
+    table.extend(socket_rules(rules));
     if rules.deny_user_namespaces {
         table.extend(user_namespace_rules());
     }
@@ -179,22 +179,31 @@ fn nesting_marker() -> Check {
     }
 }
 
-/// The socket family rules for `net`; none at all for `NetSyscalls::All`.
-fn socket_rules(net: &NetSyscalls) -> Vec<SyscallRule> {
-    let socket_clauses = match net {
-        NetSyscalls::All => return Vec::new(),
-        NetSyscalls::UnixOnly => vec![unix_domain()],
-        NetSyscalls::TcpOnly => vec![unix_domain(), tcp_over_ip()],
+/// The socket family rules for `rules.net` and `rules.unix_datagrams`;
+/// none at all for `NetSyscalls::All` with datagrams allowed.
+fn socket_rules(rules: &SyscallRules) -> Vec<SyscallRule> {
+    // AF_UNIX first: the first clause that holds decides.
+    let unix = match rules.unix_datagrams {
+        true => vec![unix_domain()],
+        false => vec![unix_connected_only(), refuse(unix_domain())],
     };
+    let (tcp, otherwise) = match rules.net {
+        NetSyscalls::All if rules.unix_datagrams => return Vec::new(),
+        NetSyscalls::All => (None, Action::Allow),
+        NetSyscalls::UnixOnly => (None, EPERM),
+        NetSyscalls::TcpOnly => (Some(tcp_over_ip()), EPERM),
+    };
+    let check = |clauses| Check::Args { clauses, otherwise };
+    let socket_clauses = unix.iter().cloned().chain(tcp.clone()).collect();
     // A socketpair is always local, so the only useful family is AF_UNIX.
-    let mut rules = vec![
-        sys!(SYS_socket).rule(allow_only(socket_clauses)),
-        sys!(SYS_socketpair).rule(allow_only(vec![unix_domain()])),
+    let mut table = vec![
+        sys!(SYS_socket).rule(check(socket_clauses)),
+        sys!(SYS_socketpair).rule(check(unix)),
     ];
-    if *net == NetSyscalls::TcpOnly {
-        rules.extend(fast_open_rules());
+    if tcp.is_some() {
+        table.extend(fast_open_rules());
     }
-    rules
+    table
 }
 
 /// No `MSG_FASTOPEN`: a TCP Fast Open send connects without calling
@@ -215,6 +224,24 @@ fn unix_domain() -> Clause {
     Clause {
         all_of: vec![ArgCheck::low(0, one_of(&[libc::AF_UNIX]))],
         action: Action::Allow,
+    }
+}
+
+/// An AF_UNIX socket that reaches a peer only through `connect` (or as a
+/// socketpair): `SOCK_STREAM` or `SOCK_SEQPACKET`, the type masked with
+/// `SOCK_TYPE_MASK` (0xf) so `SOCK_NONBLOCK`/`SOCK_CLOEXEC` are accepted.
+fn unix_connected_only() -> Clause {
+    let mut clause = unix_domain();
+    let types = one_of(&[libc::SOCK_STREAM, libc::SOCK_SEQPACKET]);
+    clause.all_of.push(ArgCheck::low(1, types).masked(0xf));
+    clause
+}
+
+/// `clause`'s checks, refused with EPERM.
+fn refuse(clause: Clause) -> Clause {
+    Clause {
+        action: EPERM,
+        ..clause
     }
 }
 
@@ -294,14 +321,6 @@ fn deny_if(check: ArgCheck) -> Check {
             action: EPERM,
         }],
         otherwise: Action::Allow,
-    }
-}
-
-/// Allowed if one of `clauses` matches, EPERM otherwise.
-fn allow_only(clauses: Vec<Clause>) -> Check {
-    Check::Args {
-        clauses,
-        otherwise: EPERM,
     }
 }
 

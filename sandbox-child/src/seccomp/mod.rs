@@ -8,7 +8,11 @@
 //! ```no_run
 //! use sandbox_child::seccomp::{install, NetSyscalls, Program, SyscallRules};
 //!
-//! let rules = SyscallRules { net: NetSyscalls::UnixOnly, deny_user_namespaces: true };
+//! let rules = SyscallRules {
+//!     net: NetSyscalls::UnixOnly,
+//!     deny_user_namespaces: true,
+//!     unix_datagrams: true,
+//! };
 //! let program = Program::deny_filter(&rules);
 //! let fprog = program.as_fprog();
 //! // ... fork; in the child, after prctl(PR_SET_NO_NEW_PRIVS, 1):
@@ -75,6 +79,15 @@ pub struct SyscallRules {
     /// clone3 → ENOSYS (so libc falls back to clone, whose flags a filter can
     /// read), setns → EPERM
     pub deny_user_namespaces: bool,
+    /// allow AF_UNIX datagram sockets (`SOCK_DGRAM`, and `SOCK_RAW`, which
+    /// the kernel makes a datagram socket); when false, socket/socketpair
+    /// of AF_UNIX only with `SOCK_STREAM` or `SOCK_SEQPACKET`, whatever
+    /// `net` says. A datagram can be sent to any named socket the program
+    /// can name (`sendto`, or `sendmsg` with the address in memory a filter
+    /// cannot read), without the `connect` that transparent brokering
+    /// supervises; stream and seqpacket sockets reach a peer only through
+    /// `connect`.
+    pub unix_datagrams: bool,
 }
 
 /// Which sockets the program may create.

@@ -18,6 +18,7 @@ fn rules(net: NetSyscalls, deny_user_namespaces: bool) -> SyscallRules {
     SyscallRules {
         net,
         deny_user_namespaces,
+        unix_datagrams: true,
     }
 }
 
@@ -35,8 +36,13 @@ fn every_rule_combination() -> Vec<SyscallRules> {
         NetSyscalls::TcpOnly,
         NetSyscalls::All,
     ];
+    let no_datagrams = |rules| SyscallRules {
+        unix_datagrams: false,
+        ..rules
+    };
     nets.iter()
         .flat_map(|net| [rules(net.clone(), false), rules(net.clone(), true)])
+        .flat_map(|rules| [rules.clone(), no_datagrams(rules)])
         .collect()
 }
 
@@ -156,7 +162,7 @@ fn denied_names_cover_every_refusing_rule() {
         for must in ["ptrace", "mount", "memfd_create", "ioctl"] {
             assert!(names.contains(&must), "{must}");
         }
-        let net_filtered = rules.net != NetSyscalls::All;
+        let net_filtered = rules.net != NetSyscalls::All || !rules.unix_datagrams;
         assert_eq!(names.contains(&"socket"), net_filtered);
         assert_eq!(names.contains(&"socketpair"), net_filtered);
         for userns in ["clone", "clone3", "unshare", "setns"] {
@@ -400,6 +406,49 @@ fn all_leaves_sockets_alone() {
     assert_eq!(socket(&prog, libc::AF_PACKET, libc::SOCK_RAW, 0), ALLOW);
     assert_eq!(socket(&prog, libc::AF_INET, libc::SOCK_DGRAM, 0), ALLOW);
     assert_eq!(socketpair(&prog, libc::AF_INET, libc::SOCK_STREAM), ALLOW);
+}
+
+#[test]
+fn without_unix_datagrams_only_stream_and_seqpacket_unix_sockets_are_made() {
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    for net in [
+        NetSyscalls::UnixOnly,
+        NetSyscalls::TcpOnly,
+        NetSyscalls::All,
+    ] {
+        let prog = Program::deny_filter(&SyscallRules {
+            unix_datagrams: false,
+            ..rules(net.clone(), true)
+        });
+        for ty in [libc::SOCK_STREAM, libc::SOCK_SEQPACKET] {
+            for ty in [ty, ty | flags] {
+                assert_eq!(socket(&prog, libc::AF_UNIX, ty, 0), ALLOW, "{net:?}");
+                assert_eq!(socketpair(&prog, libc::AF_UNIX, ty), ALLOW, "{net:?}");
+            }
+        }
+        // SOCK_RAW on AF_UNIX is a datagram socket to the kernel.
+        for ty in [libc::SOCK_DGRAM, libc::SOCK_RAW, libc::SOCK_RDM] {
+            for ty in [ty, ty | flags] {
+                assert_eq!(socket(&prog, libc::AF_UNIX, ty, 0), EPERM, "{net:?}");
+                assert_eq!(socketpair(&prog, libc::AF_UNIX, ty), EPERM, "{net:?}");
+            }
+        }
+        // A stream type in the upper half is not a stream to the kernel.
+        let dgram_high = [
+            libc::AF_UNIX as u64,
+            (libc::SOCK_STREAM as u64) << 32 | libc::SOCK_DGRAM as u64,
+        ];
+        assert_eq!(eval(&prog, libc::SYS_socket, &dgram_high), EPERM);
+        // The other families are as `net` says.
+        let udp = socket(&prog, libc::AF_INET, libc::SOCK_DGRAM, 0);
+        let tcp = socket(&prog, libc::AF_INET, libc::SOCK_STREAM, 0);
+        let (want_udp, want_tcp) = match net {
+            NetSyscalls::UnixOnly => (EPERM, EPERM),
+            NetSyscalls::TcpOnly => (EPERM, ALLOW),
+            NetSyscalls::All => (ALLOW, ALLOW),
+        };
+        assert_eq!((udp, tcp), (want_udp, want_tcp), "{net:?}");
+    }
 }
 
 #[test]

@@ -38,7 +38,7 @@
 //!   `chroot`;
 //! - network: `tcp-connect`, `tcp-fastopen`, `udp-send`, `tcp-bind`,
 //!   `tcp-listen-unbound`, `socket KIND`, `abstract-connect`, `abstract-self`,
-//!   `unix-connect`;
+//!   `unix-connect`, `unix-send PATH VIA`;
 //! - transparent brokering (plain `open` calls): `open-race`, `open-and-die`,
 //!   `openat-dirfd`, `int80-open`, `connect-race`, `connect-fd-race`,
 //!   `own-listener-connect`;
@@ -226,6 +226,7 @@ fn run(step: &[String]) -> Step {
         ("abstract-connect", [name]) => net::abstract_connect(name),
         ("abstract-self", [name]) => net::abstract_self(name),
         ("unix-connect", [path]) => net::path_connect(path),
+        ("unix-send", [path, via]) => net::unix_send(path, via),
 
         ("broker-read", [path]) => broker::read(path),
         ("broker-read-as", [name, path]) => broker::read_as(Some(name), path),

@@ -186,11 +186,9 @@ pub(crate) fn path_connect(path: &str) -> Step {
     unix_connect(&path_addr(path)?, path)
 }
 
-/// TCP Fast Open: `MSG_FASTOPEN` on sendto, sendmsg or sendmmsg connects
-/// implicitly, without connect(2) and so without the hook connect(2) passes.
-pub(crate) fn tcp_fastopen(host: &str, port: &str, via: &str) -> Step {
-    let addr = inet_addr(host, port)?;
-    let fd = socket(addr.family, libc::SOCK_STREAM)?;
+/// Sends "pwned" on `fd` to `addr` with `flags`, through `via`: `sendto`,
+/// `sendmsg` or `sendmmsg`; the bytes sent.
+fn send_to(fd: &OwnedFd, addr: &Addr, via: &str, flags: c_int) -> Result<isize, Fail> {
     let mut msg = *b"pwned";
     let mut iov = libc::iovec {
         iov_base: msg.as_mut_ptr().cast(),
@@ -203,27 +201,27 @@ pub(crate) fn tcp_fastopen(host: &str, port: &str, via: &str) -> Step {
     hdr.msg_iov = &mut iov;
     hdr.msg_iovlen = 1;
     let fd = fd.as_raw_fd();
-    let sent = match via {
+    Ok(match via {
         // SAFETY: the buffer and address outlive the call, valid for their lengths.
         "sendto" => unsafe {
             libc::sendto(
                 fd,
                 msg.as_ptr().cast(),
                 msg.len(),
-                libc::MSG_FASTOPEN,
+                flags,
                 addr.ptr(),
                 addr.len,
             )
         },
         // SAFETY: hdr, its iovec and the address outlive the call.
-        "sendmsg" => unsafe { libc::sendmsg(fd, &hdr, libc::MSG_FASTOPEN) },
+        "sendmsg" => unsafe { libc::sendmsg(fd, &hdr, flags) },
         "sendmmsg" => {
             let mut mmsg = libc::mmsghdr {
                 msg_hdr: hdr,
                 msg_len: 0,
             };
             // SAFETY: mmsg, its iovec and the address outlive the call.
-            let n = unsafe { libc::sendmmsg(fd, &mut mmsg, 1, libc::MSG_FASTOPEN as _) };
+            let n = unsafe { libc::sendmmsg(fd, &mut mmsg, 1, flags as _) };
             if n == 1 {
                 mmsg.msg_len as isize
             } else {
@@ -231,7 +229,15 @@ pub(crate) fn tcp_fastopen(host: &str, port: &str, via: &str) -> Step {
             }
         }
         _ => return Err(usage(&format!("unknown way to send: {via}"))),
-    };
+    })
+}
+
+/// TCP Fast Open: `MSG_FASTOPEN` on sendto, sendmsg or sendmmsg connects
+/// implicitly, without connect(2) and so without the hook connect(2) passes.
+pub(crate) fn tcp_fastopen(host: &str, port: &str, via: &str) -> Step {
+    let addr = inet_addr(host, port)?;
+    let fd = socket(addr.family, libc::SOCK_STREAM)?;
+    let sent = send_to(&fd, &addr, via, libc::MSG_FASTOPEN)?;
     if sent < 0 {
         return Err(last_error(&format!(
             "{via}(MSG_FASTOPEN) tcp {host}:{port}"
@@ -240,6 +246,37 @@ pub(crate) fn tcp_fastopen(host: &str, port: &str, via: &str) -> Step {
     Ok(format!(
         "{via} sent {sent} bytes to tcp {host}:{port} via TCP Fast Open"
     ))
+}
+
+/// `unix-send PATH VIA`: a datagram to the socket file PATH, which needs no
+/// `connect`. VIA is `sendto`, `sendmsg` or `sendmmsg` on a new
+/// `SOCK_DGRAM` socket; `raw` (`sendto` on `SOCK_RAW`, which AF_UNIX makes
+/// a datagram socket); or `pair` (`sendto` from one end of a datagram
+/// socketpair, whose address overrides its peer).
+pub(crate) fn unix_send(path: &str, via: &str) -> Step {
+    let addr = path_addr(path)?;
+    let (fd, call) = match via {
+        "raw" => (socket(libc::AF_UNIX, libc::SOCK_RAW)?, "sendto"),
+        "pair" => {
+            let mut fds = [0; 2];
+            let ty = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC;
+            // SAFETY: fds has room for the two descriptors.
+            if unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) } != 0 {
+                return Err(last_error("socketpair(AF_UNIX, SOCK_DGRAM)"));
+            }
+            // SAFETY: both were just returned by socketpair; the peer closes
+            // at once.
+            drop(unsafe { OwnedFd::from_raw_fd(fds[1]) });
+            // SAFETY: as above.
+            (unsafe { OwnedFd::from_raw_fd(fds[0]) }, "sendto")
+        }
+        _ => (socket(libc::AF_UNIX, libc::SOCK_DGRAM)?, via),
+    };
+    let sent = send_to(&fd, &addr, call, 0)?;
+    if sent < 0 {
+        return Err(last_error(&format!("{via} unix {path}")));
+    }
+    Ok(format!("{via} sent {sent} bytes to unix {path}"))
 }
 
 /// Creates a socket of a family other than the ones sluice's modes grant.
