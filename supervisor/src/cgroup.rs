@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub struct SessionCgroup {
     dir: PathBuf,
@@ -48,14 +48,19 @@ fn our_pids_cgroup() -> Option<(PathBuf, String, bool)> {
     Some((mount, path.to_string(), true))
 }
 
+/// `sluice-<session>` beneath our cgroup `path` in the hierarchy at `mount`.
+fn session_cgroup_dir(mount: &Path, path: &str, session: &str) -> PathBuf {
+    mount
+        .join(path.trim_start_matches('/'))
+        .join(format!("sluice-{session}"))
+}
+
 impl SessionCgroup {
     /// Creates the session's cgroup with `pids_max`, and opens its
     /// `cgroup.procs` for the child to join itself to (it writes "0").
     pub fn create(session: &str, pids_max: u64) -> Option<(SessionCgroup, OwnedFd)> {
         let (mount, path, v2) = our_pids_cgroup()?;
-        let dir = mount
-            .join(path.trim_start_matches('/'))
-            .join(format!("sluice-{session}"));
+        let dir = session_cgroup_dir(&mount, &path, session);
         fs::create_dir(&dir).ok()?;
         let cg = SessionCgroup { dir, v2 };
         // Without a pids.max file the controller is not enabled here.
@@ -65,6 +70,14 @@ impl SessionCgroup {
             .open(cg.dir.join("cgroup.procs"))
             .ok()?;
         Some((cg, procs.into()))
+    }
+
+    /// The cgroup of `session` if it exists (left behind by a supervisor
+    /// that died), to kill what is left in it and remove it on drop.
+    pub fn existing(session: &str) -> Option<SessionCgroup> {
+        let (mount, path, v2) = our_pids_cgroup()?;
+        let dir = session_cgroup_dir(&mount, &path, session);
+        dir.is_dir().then_some(SessionCgroup { dir, v2 })
     }
 
     fn members(&self) -> Vec<libc::pid_t> {

@@ -3,7 +3,6 @@
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -20,61 +19,6 @@ pub fn new_session_id() -> Result<String> {
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
     anyhow::ensure!(n == buf.len() as isize, "getrandom failed");
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// The session's private directory: `tmp/` is the sandbox's TMPDIR, `private/`
-/// holds what only the supervisor may touch (deny placeholders). Removed when
-/// the session ends.
-pub struct SessionDir {
-    root: PathBuf,
-}
-
-impl SessionDir {
-    pub fn create(session: &str) -> Result<SessionDir> {
-        let root = std::env::temp_dir().join(format!("sluice-{session}"));
-        let mut b = std::fs::DirBuilder::new();
-        b.mode(0o700);
-        b.create(&root)
-            .with_context(|| format!("creating the session directory {}", root.display()))?;
-        let dir = SessionDir {
-            root: root.canonicalize()?,
-        };
-        b.create(dir.tmp())?;
-        b.create(dir.private())?;
-        Ok(dir)
-    }
-
-    pub fn tmp(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-
-    pub fn private(&self) -> PathBuf {
-        self.root.join("private")
-    }
-}
-
-impl Drop for SessionDir {
-    fn drop(&mut self) {
-        if std::fs::remove_dir_all(&self.root).is_ok() {
-            return;
-        }
-        // The program may have left unreadable directories behind: open them up.
-        make_removable(&self.root);
-        if let Err(e) = std::fs::remove_dir_all(&self.root) {
-            tracing::warn!(dir = %self.root.display(), "removing the session directory: {e}");
-        }
-    }
-}
-
-fn make_removable(dir: &Path) {
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                make_removable(&e.path());
-            }
-        }
-    }
 }
 
 /// The child's environment: the policy's pass list filtered from ours, then

@@ -19,5 +19,6 @@ mod launch;
 mod nesting;
 pub mod prompt;
 mod session;
+mod session_dir;
 pub mod tty;
 mod xdg;

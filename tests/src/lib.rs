@@ -415,6 +415,38 @@ macro_rules! argv {
     };
 }
 
+/// The cgroup directories of `session` that exist (sluice makes
+/// `sluice-<session>` beside itself in the pids hierarchy: cgroup v1's
+/// `pids`, or v2's unified tree, wherever that is mounted).
+pub fn session_cgroups(session: &str) -> Vec<PathBuf> {
+    let ours = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut candidates = Vec::new();
+    for line in ours.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (
+            fields.next(),
+            fields.next().unwrap_or(""),
+            fields.next().unwrap_or(""),
+        );
+        let mounts: &[&str] = if controllers.split(',').any(|c| c == "pids") {
+            &["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+        } else if controllers.is_empty() {
+            &["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        } else {
+            continue;
+        };
+        for mount in mounts {
+            candidates.push(
+                Path::new(mount)
+                    .join(path.trim_start_matches('/'))
+                    .join(format!("sluice-{session}")),
+            );
+        }
+    }
+    candidates.retain(|d| d.is_dir());
+    candidates
+}
+
 /// Borrows a `Vec<String>` as the `&[&str]` the runners take.
 pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()

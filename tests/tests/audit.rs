@@ -16,7 +16,7 @@ use sluice_tests::audit::{
     audit, audit_in, decision_about, decisions, json_lines, only_session, pretty, records, sessions,
 };
 use sluice_tests::broker::NOTES;
-use sluice_tests::{execute, Fixture, Outcome};
+use sluice_tests::{execute, session_cgroups, Fixture, Outcome};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 /// Liveness guard for waiting on the record to grow: not a speed check.
@@ -355,36 +355,9 @@ fn every_decision_is_recorded_with_who_asked_and_who_decided() {
 /// Removes the session's cgroup, which a killed supervisor leaves behind,
 /// once the processes in it are gone (each got SIGKILL with its parent).
 fn remove_session_cgroup(session: &str) {
-    let ours = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mut candidates = Vec::new();
-    for line in ours.lines() {
-        let mut fields = line.splitn(3, ':');
-        let (_, controllers, path) = (
-            fields.next(),
-            fields.next().unwrap_or(""),
-            fields.next().unwrap_or(""),
-        );
-        let mount = if controllers.split(',').any(|c| c == "pids") {
-            PathBuf::from("/sys/fs/cgroup/pids")
-        } else if controllers.is_empty() {
-            PathBuf::from("/sys/fs/cgroup/unified")
-        } else {
-            continue;
-        };
-        candidates.push(
-            mount
-                .join(path.trim_start_matches('/'))
-                .join(format!("sluice-{session}")),
-        );
-        candidates.push(
-            Path::new("/sys/fs/cgroup")
-                .join(path.trim_start_matches('/'))
-                .join(format!("sluice-{session}")),
-        );
-    }
-    for dir in candidates.iter().filter(|d| d.is_dir()) {
+    for dir in session_cgroups(session) {
         let deadline = Instant::now() + PATIENCE;
-        while fs::remove_dir(dir).is_err() {
+        while fs::remove_dir(&dir).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "{} stayed busy: the program outlived its supervisor",

@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use policies::Vars;
 
 use crate::cli::PolicyCommand;
-use crate::launch::{self, SessionDir};
+use crate::launch;
+use crate::session_dir::SessionDir;
 
 pub fn run(cmd: PolicyCommand) -> Result<i32> {
     match cmd {

@@ -13,8 +13,9 @@ use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::{Approvals, Broker, Shared};
 use crate::cgroup::SessionCgroup;
 use crate::cli::{Approve, RunArgs};
-use crate::launch::{self, Launch, SessionDir};
+use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
+use crate::session_dir::{self, SessionDir};
 use crate::tty::{self, Terminal};
 use crate::{nesting, session};
 
@@ -70,6 +71,7 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         nesting::Decision::Stack(outer) => Some(outer),
     };
     let workspace = workspace(args.workspace.clone())?;
+    session_dir::sweep_stale();
     let id = launch::new_session_id()?;
     let dir = SessionDir::create(&id)?;
     let vars = Vars {

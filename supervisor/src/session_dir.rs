@@ -1,0 +1,240 @@
+//! The session's private directory, and the sweep of those whose supervisor
+//! died.
+//!
+//! A supervisor killed with SIGKILL runs no destructor: its directory under
+//! `$TMPDIR` and its cgroup stay behind (the program itself dies with it,
+//! through `PR_SET_PDEATHSIG`; what it left running stays in the cgroup). So
+//! each live session holds an `flock` on its directory, and every `sluice run`
+//! first sweeps the directories of this user whose lock is free: it kills
+//! what is left in the session's cgroup, removes the cgroup, and removes the
+//! directory.
+
+use std::fs::{self, File};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cgroup::SessionCgroup;
+
+/// `sluice-` and the session id: the names the sweep considers.
+const PREFIX: &str = "sluice-";
+
+/// The session's private directory: `tmp/` is the sandbox's TMPDIR, `private/`
+/// holds what only the supervisor may touch (deny placeholders). Removed when
+/// the session ends; locked while it lives.
+pub struct SessionDir {
+    root: PathBuf,
+    /// The directory itself, `flock`ed until this is dropped (after the
+    /// directory is removed).
+    _lock: File,
+}
+
+impl SessionDir {
+    pub fn create(session: &str) -> Result<SessionDir> {
+        let parent = std::env::temp_dir();
+        let root = parent.join(format!("{PREFIX}{session}"));
+        // Made and locked under a name the sweep ignores, then renamed: a
+        // directory the sweep can see is locked for as long as its session
+        // lives.
+        let staging = parent.join(format!(".{PREFIX}{session}"));
+        let mut b = fs::DirBuilder::new();
+        b.mode(0o700);
+        b.create(&staging)
+            .with_context(|| format!("creating the session directory {}", staging.display()))?;
+        let lock = open_dir(&staging)?;
+        anyhow::ensure!(try_lock(&lock), "locking {}", staging.display());
+        rename_noreplace(&staging, &root)
+            .with_context(|| format!("creating the session directory {}", root.display()))?;
+        let dir = SessionDir {
+            root: root.canonicalize()?,
+            _lock: lock,
+        };
+        b.create(dir.tmp())?;
+        b.create(dir.private())?;
+        Ok(dir)
+    }
+
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn private(&self) -> PathBuf {
+        self.root.join("private")
+    }
+}
+
+impl Drop for SessionDir {
+    fn drop(&mut self) {
+        remove(&self.root);
+    }
+}
+
+/// Removes what the sessions of this user under `$TMPDIR` whose supervisor
+/// is gone left behind (see the module's documentation). Directories of
+/// other users, and anything not a directory, are left alone.
+pub fn sweep_stale() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(session_id) else {
+            continue;
+        };
+        let path = entry.path();
+        // O_NOFOLLOW: a symlink by that name is not a session.
+        let Ok(dir) = open_dir(&path) else { continue };
+        if !dir.metadata().is_ok_and(|m| m.uid() == me) || !try_lock(&dir) {
+            continue;
+        }
+        // Ours, and its supervisor (the lock's holder) is gone.
+        if let Some(cgroup) = SessionCgroup::existing(id) {
+            cgroup.kill_all();
+        }
+        remove(&path);
+        tracing::debug!(session = id, "swept a session whose supervisor died");
+    }
+}
+
+/// The session id in a directory name `sluice-<16 hex digits>`.
+fn session_id(name: &str) -> Option<&str> {
+    let id = name.strip_prefix(PREFIX)?;
+    let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    (id.len() == 16 && id.chars().all(hex)).then_some(id)
+}
+
+fn open_dir(path: &Path) -> Result<File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// An exclusive `flock`, without waiting; whether it was taken.
+fn try_lock(file: &File) -> bool {
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: both are NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Removes `root` and everything in it.
+fn remove(root: &Path) {
+    if fs::remove_dir_all(root).is_ok() {
+        return;
+    }
+    // The program may have left unreadable directories behind: open them up.
+    make_removable(root);
+    if let Err(e) = fs::remove_dir_all(root) {
+        tracing::warn!(dir = %root.display(), "removing the session directory: {e}");
+    }
+}
+
+/// Gives the owner every right on `root` and every directory beneath it, so
+/// that it can be removed. Directory by directory through descriptors, none
+/// followed if it is a symlink: a program still running may swap a
+/// directory for a symlink meanwhile, and must not get a chmod of its target.
+fn make_removable(root: &Path) {
+    if let Ok(dir) = open_dir(root) {
+        open_up(dir, 0);
+    }
+}
+
+fn open_up(dir: File, depth: usize) {
+    let _ = dir.set_permissions(fs::Permissions::from_mode(0o700));
+    // Deeper than this is no tree a program made in earnest.
+    if depth > 64 {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(name) = std::ffi::CString::new(entry.file_name().as_encoded_bytes()) else {
+            continue;
+        };
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: a NUL-terminated name, relative to a directory we hold.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+        if fd >= 0 {
+            // SAFETY: openat just returned fd, owned by nothing else.
+            open_up(unsafe { File::from_raw_fd(fd) }, depth + 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sluice_and_sixteen_hex_digits_name_a_session() {
+        assert_eq!(
+            session_id("sluice-0123456789abcdef"),
+            Some("0123456789abcdef")
+        );
+        for name in [
+            "sluice-nested-state",
+            "sluice-0123456789ABCDEF",
+            "sluice-0123456789abcde",
+            "sluice-0123456789abcdef0",
+            ".sluice-0123456789abcdef",
+            "sluice-0123456789abcdeg",
+        ] {
+            assert_eq!(session_id(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn making_a_tree_removable_opens_its_directories_and_follows_no_symlink() {
+        let base =
+            std::env::temp_dir().join(format!("sluice-unit-removable-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let (tree, outside) = (base.join("tree"), base.join("outside"));
+        for dir in [tree.join("a/b"), outside.clone()] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        let file = outside.join("file");
+        fs::write(&file, "x").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(&file, tree.join("a/to-file")).unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("a/to-dir")).unwrap();
+        for dir in [tree.join("a/b"), tree.join("a")] {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o000)).unwrap();
+        }
+        make_removable(&tree);
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(&tree.join("a")), 0o700);
+        assert_eq!(mode(&tree.join("a/b")), 0o700);
+        assert_eq!(mode(&file), 0o644, "followed a symlink to a file");
+        assert_eq!(mode(&outside), 0o755, "followed a symlink to a directory");
+        fs::remove_dir_all(&base).unwrap();
+    }
+}
