@@ -62,6 +62,8 @@ pub mod nesting;
 mod notify;
 #[cfg(target_os = "linux")]
 mod plan;
+#[cfg(target_os = "linux")]
+pub mod readonly_root;
 pub mod report;
 pub mod root;
 pub mod seatbelt;

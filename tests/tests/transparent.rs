@@ -84,6 +84,33 @@ fn cat_reads_an_approved_file_outside_the_workspace() {
     assert!(!out.stdout.contains(NOTES.trim()), "{out}");
 }
 
+/// A file the broker answers a plain read-only `open` with comes from a
+/// read-only mount, so the program cannot change its mode, owner, times or
+/// attributes through it (`broker/readonly.rs`). Control: outside sluice
+/// the same program changes them.
+#[test]
+fn a_brokered_read_only_open_cannot_change_the_files_metadata() {
+    use std::os::unix::fs::MetadataExt;
+    let (fx, policy) = fixture();
+    let notes = fx.brokered("allowed/notes.txt");
+    let meta = || {
+        let m = fs::metadata(&notes).unwrap();
+        (m.mode(), m.mtime(), m.mtime_nsec())
+    };
+    let before = meta();
+    let out = run(&fx, &policy, true, &[&fx.probe_path(), "fd-meta", &notes]);
+    out.assert_blocked();
+    assert_eq!(
+        out.stdout.matches("Read-only file system").count(),
+        4,
+        "{out}"
+    );
+    assert_eq!(meta(), before, "metadata changed\n{out}");
+    assert_recorded(&fx, "seccomp:openat", "allowed", &notes);
+    fx.direct(&["fd-meta", &notes]).assert_ok();
+    assert_ne!(meta(), before, "the control changed nothing");
+}
+
 #[test]
 fn transparent_can_be_set_in_the_policy() {
     let (fx, policy) = fixture();

@@ -15,7 +15,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -198,17 +198,27 @@ pub fn real_path(fd: &OwnedFd) -> io::Result<PathBuf> {
 }
 
 fn kind_of(fd: &OwnedFd) -> io::Result<Kind> {
+    Ok(match stat(fd)?.st_mode & libc::S_IFMT {
+        libc::S_IFREG => Kind::File,
+        libc::S_IFDIR => Kind::Directory,
+        _ => Kind::Other,
+    })
+}
+
+/// The file behind `fd`: its device and inode.
+fn identity(fd: &OwnedFd) -> io::Result<(u64, u64)> {
+    let st = stat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+fn stat(fd: &OwnedFd) -> io::Result<libc::stat> {
     // SAFETY: an all-zero stat is a valid out-buffer for fstat.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fd is open for the duration of the call; st is writable.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG => Kind::File,
-        libc::S_IFDIR => Kind::Directory,
-        _ => Kind::Other,
-    })
+    Ok(st)
 }
 
 /// How to open a file that was judged.
@@ -250,17 +260,25 @@ impl Mode {
 /// Opens the judged file behind `found` with exactly `mode`: a reopen of the
 /// same `O_PATH` descriptor through `/proc/self/fd`, so no path is walked
 /// again. The file's kind is checked against the mode.
-pub fn reopen(found: &Resolved, mode: Mode) -> io::Result<OwnedFd> {
+///
+/// `within`: the root of a read-only copy of the mount tree
+/// ([`super::readonly`]) to open the file in instead, by its real path; what
+/// is opened there must be the very file judged (same device and inode),
+/// else `ESTALE`.
+pub fn reopen(found: &Resolved, mode: Mode, within: Option<BorrowedFd<'_>>) -> io::Result<OwnedFd> {
     match found.kind {
-        Kind::Other => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "only regular files and directories are served",
-            ))
-        }
+        Kind::Other => return Err(unsupported()),
         Kind::Directory if mode.write => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
         Kind::File if mode.directory => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
         _ => {}
+    }
+    if let Some(root) = within {
+        let bytes = found.real.as_os_str().as_bytes();
+        let fd = open_nonblocking(Some(root), bytes, mode)?;
+        if identity(&fd)? != identity(&found.fd)? {
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        return served(fd, mode);
     }
     let proc_path = format!("/proc/self/fd/{}", found.fd.as_raw_fd());
     // The magic link is ours: resolve it with a plain open.
@@ -279,39 +297,60 @@ pub fn reopen(found: &Resolved, mode: Mode) -> io::Result<OwnedFd> {
 /// [`normalize`]`(path)`, which the caller has judged already. `Ok(None)`
 /// when `path` has a `..`; an error when the kernel refuses (a symlink, a
 /// missing file): the caller then takes the long way ([`lookup`]).
+/// `within`: as for [`reopen`], the path taken from that root.
 ///
 /// Opened with `O_NONBLOCK` (cleared after), so a FIFO cannot block; a file
 /// that is neither regular nor a directory is closed and refused, as
 /// [`reopen`] refuses it. Such a file can only be one that was there
 /// before: the sandbox cannot make special files where it cannot write,
 /// and where it can write the broker is not asked.
-pub fn open_plain(path: &Path, mode: Mode) -> io::Result<Option<OwnedFd>> {
+pub fn open_plain(
+    path: &Path,
+    mode: Mode,
+    within: Option<BorrowedFd<'_>>,
+) -> io::Result<Option<OwnedFd>> {
     let bytes = path.as_os_str().as_bytes();
     if bytes.split(|&b| b == b'/').any(|name| name == b"..") {
         return Ok(None);
     }
-    let fd = openat2(
-        libc::AT_FDCWD,
-        bytes,
-        mode.flags() | libc::O_NONBLOCK,
-        0,
-        libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
-    )?;
-    match kind_of(&fd)? {
-        Kind::Other => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "only regular files and directories are served",
-            ))
-        }
-        Kind::File | Kind::Directory => {}
+    let fd = open_nonblocking(within, bytes, mode)?;
+    served(fd, mode).map(Some)
+}
+
+/// `openat2` of `path` with `mode` and `O_NONBLOCK`, following no symlink
+/// and no magic link; beneath `within` (as its root) when given.
+fn open_nonblocking(
+    within: Option<BorrowedFd<'_>>,
+    path: &[u8],
+    mode: Mode,
+) -> io::Result<OwnedFd> {
+    let resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    let (dirfd, resolve) = match within {
+        Some(root) => (root.as_raw_fd(), resolve | libc::RESOLVE_IN_ROOT),
+        None => (libc::AT_FDCWD, resolve),
+    };
+    openat2(dirfd, path, mode.flags() | libc::O_NONBLOCK, 0, resolve)
+}
+
+/// `fd`, opened without blocking, made what is served: a regular file or a
+/// directory, with the status flags of `mode` and no `O_NONBLOCK`.
+fn served(fd: OwnedFd, mode: Mode) -> io::Result<OwnedFd> {
+    if kind_of(&fd)? == Kind::Other {
+        return Err(unsupported());
     }
     let status = if mode.append { libc::O_APPEND } else { 0 };
     // SAFETY: F_SETFL on a descriptor we own.
     if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, status) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(Some(fd))
+    Ok(fd)
+}
+
+fn unsupported() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "only regular files and directories are served",
+    )
 }
 
 /// Creates `missing.name` in its (resolved) parent, exclusively and without
@@ -526,7 +565,7 @@ mod tests {
         let p = d.0.join("f");
         fs::write(&p, "hello").unwrap();
         let r = found(lookup(&p).unwrap());
-        let fd = reopen(&r, READ).unwrap();
+        let fd = reopen(&r, READ, None).unwrap();
         // SAFETY: F_GETFL/F_GETFD read flags only.
         let (fl, fdfl) = unsafe {
             (
@@ -549,6 +588,7 @@ mod tests {
                 append: true,
                 ..Mode::default()
             },
+            None,
         )
         .unwrap();
         // SAFETY: F_GETFL reads flags only.
@@ -566,6 +606,7 @@ mod tests {
                 truncate: true,
                 ..Mode::default()
             },
+            None,
         )
         .unwrap();
         drop(fd);
@@ -584,7 +625,7 @@ mod tests {
         fs::remove_file(d.0.join("link")).unwrap();
         symlink(d.0.join("denied"), d.0.join("link")).unwrap();
         // ...and still gets the file that was judged.
-        let fd = reopen(&r, READ).unwrap();
+        let fd = reopen(&r, READ, None).unwrap();
         assert_eq!(read_all(fd), "allowed");
     }
 
@@ -594,7 +635,7 @@ mod tests {
         fs::create_dir(d.0.join("sub")).unwrap();
         fs::write(d.0.join("sub/f"), "plain").unwrap();
         symlink(d.0.join("sub"), d.0.join("link")).unwrap();
-        let fd = open_plain(&d.0.join("sub/f"), READ).unwrap().unwrap();
+        let fd = open_plain(&d.0.join("sub/f"), READ, None).unwrap().unwrap();
         // O_NONBLOCK was only for the open.
         // SAFETY: F_GETFL on a descriptor we own.
         let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
@@ -602,23 +643,25 @@ mod tests {
         assert_eq!(read_all(fd), "plain");
         // Control: the same file through a symlink, or through `..`, is not
         // opened here.
-        let e = open_plain(&d.0.join("link/f"), READ).unwrap_err();
+        let e = open_plain(&d.0.join("link/f"), READ, None).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
-        assert!(open_plain(&d.0.join("sub/../sub/f"), READ)
+        assert!(open_plain(&d.0.join("sub/../sub/f"), READ, None)
             .unwrap()
             .is_none());
         // A FIFO neither blocks nor is served.
         let fifo = CString::new(d.0.join("fifo").as_os_str().as_bytes()).unwrap();
         // SAFETY: fifo is NUL-terminated.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        let e = open_plain(&d.0.join("fifo"), READ).unwrap_err();
+        let e = open_plain(&d.0.join("fifo"), READ, None).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::Unsupported);
         // Append is kept; the access is exactly the one asked.
         let append = Mode {
             append: true,
             ..WRITE
         };
-        let fd = open_plain(&d.0.join("sub/f"), append).unwrap().unwrap();
+        let fd = open_plain(&d.0.join("sub/f"), append, None)
+            .unwrap()
+            .unwrap();
         // SAFETY: as above.
         let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
         assert_eq!(
@@ -634,7 +677,7 @@ mod tests {
         let d = Dir::new("kinds");
         fs::write(d.0.join("f"), "").unwrap();
         let dir = found(lookup(&d.0).unwrap());
-        let err = reopen(&dir, WRITE).unwrap_err();
+        let err = reopen(&dir, WRITE, None).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EISDIR));
         let fd = reopen(
             &dir,
@@ -643,6 +686,7 @@ mod tests {
                 directory: true,
                 ..Mode::default()
             },
+            None,
         )
         .unwrap();
         let names: Vec<_> = fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))
@@ -658,6 +702,7 @@ mod tests {
                 directory: true,
                 ..Mode::default()
             },
+            None,
         )
         .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR));
@@ -668,7 +713,7 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let r = found(lookup(&fifo).unwrap());
         assert_eq!(r.kind, Kind::Other);
-        let err = reopen(&r, READ).unwrap_err();
+        let err = reopen(&r, READ, None).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
     }
 

@@ -3,9 +3,10 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use policies::{Verdict, Want};
@@ -327,7 +328,7 @@ pub async fn open_path(shared: &Shared, asker: &Asker<'_>, path: &Path, ask: &As
                 (by, rule)
             }
         };
-        if let Some(done) = open_judged(&lookup, ask, by, rule) {
+        if let Some(done) = open_judged(shared, &lookup, ask, by, rule) {
             return done;
         }
     }
@@ -370,7 +371,7 @@ pub fn open_path_now(
             Verdict::Ask => return Now::Person,
             Verdict::Allow => {}
         }
-        if let Some(done) = open_judged(&lookup, ask, By::Rule, judged.rule) {
+        if let Some(done) = open_judged(shared, &lookup, ask, By::Rule, judged.rule) {
             return Now::Done(done);
         }
     }
@@ -390,7 +391,9 @@ fn open_plain(shared: &Shared, path: &Path, ask: &Ask<'_>) -> Option<Outcome> {
     if verdict != Verdict::Allow {
         return None;
     }
-    let outcome = match fsops::open_plain(path, ask.open_mode()) {
+    let within = read_only_root(shared, ask).ok()?;
+    let within = within.as_deref().map(|fd| fd.as_fd());
+    let outcome = match fsops::open_plain(path, ask.open_mode(), within) {
         Ok(Some(fd)) => Outcome {
             body: ResponseBody::Opened,
             fd: Some(fd),
@@ -404,6 +407,16 @@ fn open_plain(shared: &Shared, path: &Path, ask: &Ask<'_>) -> Option<Outcome> {
         Ok(None) | Err(_) => return None,
     };
     Some(outcome)
+}
+
+/// The root of the read-only copy of the mount tree to open in, for an ask
+/// that writes nothing (`None` for one that does, or where there is no
+/// copy).
+fn read_only_root(shared: &Shared, ask: &Ask<'_>) -> io::Result<Option<Arc<OwnedFd>>> {
+    match &shared.readonly {
+        Some(view) if !ask.writes() => view.root().map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// A rule's verdict on a resolved path.
@@ -455,11 +468,23 @@ fn judge_lookup(
 /// Opens (or creates) the file judged and allowed; `None` when a file
 /// appeared at the name of one to be created, and the lookup must be done
 /// again.
-fn open_judged(lookup: &Lookup, ask: &Ask<'_>, by: By, rule: Option<String>) -> Option<Outcome> {
+fn open_judged(
+    shared: &Shared,
+    lookup: &Lookup,
+    ask: &Ask<'_>,
+    by: By,
+    rule: Option<String>,
+) -> Option<Outcome> {
     let real = lookup.real().to_path_buf();
     let opened = match lookup {
         Lookup::Found(_) if ask.exclusive => Err(io::Error::from_raw_os_error(libc::EEXIST)),
-        Lookup::Found(found) => fsops::reopen(found, ask.open_mode()),
+        Lookup::Found(found) => read_only_root(shared, ask).and_then(|within| {
+            fsops::reopen(
+                found,
+                ask.open_mode(),
+                within.as_deref().map(|fd| fd.as_fd()),
+            )
+        }),
         Lookup::Missing(missing) => match fsops::create(missing, ask.open_mode(), ask.mode) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return None,
             other => other,

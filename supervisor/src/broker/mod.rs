@@ -22,6 +22,7 @@ mod connection;
 mod fsops;
 mod handler;
 mod peer;
+mod readonly;
 pub mod transparent;
 
 use std::io;
@@ -62,6 +63,10 @@ pub struct Shared {
     protected: Vec<PathBuf>,
     connections: Arc<Semaphore>,
     in_flight: Arc<Semaphore>,
+    /// Where what is granted for reading only is opened; `None` where no
+    /// read-only copy of the mount tree could be made (then such
+    /// descriptors can change the file's metadata, and a warning says so).
+    readonly: Option<readonly::ReadOnlyView>,
 }
 
 impl Shared {
@@ -88,6 +93,14 @@ impl Shared {
             protected: paths,
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            readonly: readonly::ReadOnlyView::new()
+                .inspect_err(|e| {
+                    tracing::warn!(
+                        "no read-only copy of the mount tree ({e}): a descriptor served \
+                         for reading can change the file's mode, times and attributes"
+                    )
+                })
+                .ok(),
         }
     }
 

@@ -477,54 +477,19 @@ pub(crate) fn openat(dir: &str, rel: &str) -> Step {
     ))
 }
 
-/// `broker-meta PATH`: PATH opened read-only through the broker, then its
-/// metadata changed through that descriptor: mode, owner (to itself),
-/// times, an extended attribute. OK lists what worked; BLOCKED when nothing
-/// did.
-pub(crate) fn meta(path: &str) -> Step {
+/// `broker-meta PATH [write]`: PATH opened read-only (or for reading and
+/// writing) through the broker, then its metadata changed through that
+/// descriptor: mode, owner (to itself), times, an extended attribute. OK
+/// lists what worked; BLOCKED when nothing did.
+pub(crate) fn meta(path: &str, write: bool) -> Step {
     let mut client = connect()?;
     let what = format!("open {path} via the broker (pid {})", pid());
     let file = client
-        .open(path, OpenOptions::new().read(true))
+        .open(path, OpenOptions::new().read(true).write(write))
         .map_err(|e| refusal(&what, &e))?;
-    check_descriptor(&file, libc::O_RDONLY, &what)?;
-    let fd = file.as_raw_fd();
-    // SAFETY: an all-zero stat is a valid out-buffer; fd is open.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is open and st is writable.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(usage("fstat of the served descriptor"));
-    }
-    let mut tries = crate::files::Attempts::default();
-    // SAFETY: each call takes the open descriptor and plain values or
-    // pointers to locals that outlive it.
-    unsafe {
-        tries.note("fchmod 0777", libc::fchmod(fd, 0o777));
-        tries.note(
-            "fchown (unchanged owner)",
-            libc::fchown(fd, st.st_uid, st.st_gid),
-        );
-        let times = [libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        }; 2];
-        tries.note("futimens (epoch)", libc::futimens(fd, times.as_ptr()));
-        let value = b"planted";
-        tries.note(
-            "fsetxattr user.sluice",
-            libc::fsetxattr(
-                fd,
-                c"user.sluice".as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            ),
-        );
-    }
-    tries.report(
-        path,
-        &format!("changed through a read-only descriptor of {path}"),
-    )
+    let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
+    check_descriptor(&file, access, &what)?;
+    crate::files::change_metadata(file.as_raw_fd(), path)
 }
 
 /// `broker-race-write LINK GOOD BAD N REQUEST create|truncate`: the race of

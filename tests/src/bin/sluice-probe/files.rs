@@ -178,6 +178,53 @@ pub(crate) fn rmdir(path: &str) -> Step {
         .map_err(|e| blocked(&format!("rmdir {path}"), &e))
 }
 
+/// `fd-meta PATH`: PATH opened read-only with a plain `open` (under
+/// `--transparent`, one the broker may answer), then
+/// [`change_metadata`] through that descriptor.
+pub(crate) fn fd_meta(path: &str) -> Step {
+    let file = File::open(path).map_err(|e| blocked(&format!("open {path}"), &e))?;
+    change_metadata(file.as_raw_fd(), path)
+}
+
+/// Changes the metadata of the file behind `fd` (named `path`) through the
+/// descriptor: mode, owner (to itself), times, an extended attribute. OK
+/// lists what worked; BLOCKED when nothing did.
+pub(crate) fn change_metadata(fd: c_int, path: &str) -> Step {
+    // SAFETY: an all-zero stat is a valid out-buffer; fd is open.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open and st is writable.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(usage("fstat of the descriptor"));
+    }
+    let mut tries = Attempts::default();
+    // SAFETY: each call takes the open descriptor and plain values or
+    // pointers to locals that outlive it.
+    unsafe {
+        tries.note("fchmod 0777", libc::fchmod(fd, 0o777));
+        tries.note(
+            "fchown (unchanged owner)",
+            libc::fchown(fd, st.st_uid, st.st_gid),
+        );
+        let times = [libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }; 2];
+        tries.note("futimens (epoch)", libc::futimens(fd, times.as_ptr()));
+        let value = b"planted";
+        tries.note(
+            "fsetxattr user.sluice",
+            libc::fsetxattr(
+                fd,
+                c"user.sluice".as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            ),
+        );
+    }
+    tries.report(path, &format!("changed through a descriptor of {path}"))
+}
+
 /// Changes `path`'s metadata by name: mode 0777, owner (to itself), times
 /// (to the epoch), an extended attribute. OK lists what worked; BLOCKED when
 /// nothing did.

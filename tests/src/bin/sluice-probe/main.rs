@@ -27,7 +27,8 @@
 //!   `symlink`, `hardlink`, `read-via-symlink`, `write-via-symlink`,
 //!   `read-via-hardlink`, `read-via-opath`, `exec`, `memfd-exec`,
 //!   `memfd-exec-sealed`, `marker` (prints OK: the target of exec tests), `meta`
-//!   (chmod, chown, utimes, setxattr by name);
+//!   (chmod, chown, utimes, setxattr by name), `fd-meta` (the same through a
+//!   read-only descriptor);
 //! - processes: `proc-read` (`.../mem` reads memory at mapped addresses),
 //!   `proc-root-ls`, `ppid`, `ptrace-attach`, `signal`, `pidfd-signal` (a pid, or
 //!   `child` for a child the probe forks), `fork-bomb CAP`, `mem-bomb BYTES`,
@@ -172,6 +173,7 @@ fn run(step: &[String]) -> Step {
         ("memfd-exec-sealed", []) => files::memfd_exec(true),
         ("marker", words) => Ok(format!("marker {}", words.join(" "))),
         ("meta", [path]) => files::meta(path),
+        ("fd-meta", [path]) => files::fd_meta(path),
 
         ("proc-read", [path]) if path.ends_with("/mem") => process::proc_mem(path),
         ("proc-read", [path]) => files::read(path),
@@ -240,7 +242,8 @@ fn run(step: &[String]) -> Step {
             broker::race_write(link, good, bad, parse_num(n)?, request, mode)
         }
         ("broker-openat", [dir, rel]) => broker::openat(dir, rel),
-        ("broker-meta", [path]) => broker::meta(path),
+        ("broker-meta", [path]) => broker::meta(path, false),
+        ("broker-meta", [path, "write"]) => broker::meta(path, true),
         ("broker-flood", [clients, requests, path]) => {
             broker::flood(parse_num(clients)?, parse_num(requests)?, path)
         }

@@ -1,0 +1,163 @@
+//! Where the broker opens what it grants for reading only: a read-only copy
+//! of the mount tree (`sandbox_child::readonly_root`), so the descriptor
+//! served cannot change the file's mode, times or attributes either (the
+//! kernel checks those against the mount, not the descriptor's access).
+//!
+//! The copy is taken when the broker starts and again whenever the mount
+//! table has changed since (`/proc/self/mountinfo` reports a change to
+//! `poll` as `POLLPRI`), so a file system mounted later is found too. A file
+//! is opened in the copy by the path the broker judged, and, where the
+//! broker holds the judged file already, checked to be that same file.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use sandbox_child::readonly_root::clone_read_only_root;
+
+pub struct ReadOnlyView {
+    root: Mutex<Arc<OwnedFd>>,
+    /// Open before each copy is taken: a change after it shows in `poll`.
+    mounts: File,
+}
+
+impl ReadOnlyView {
+    pub fn new() -> io::Result<ReadOnlyView> {
+        // The thread's own: the same as the process's in sluice, whose
+        // threads share one mount namespace; the unit test's has its own.
+        let mounts = File::open("/proc/thread-self/mountinfo")?;
+        let root = clone_read_only_root()?;
+        Ok(ReadOnlyView {
+            root: Mutex::new(Arc::new(root)),
+            mounts,
+        })
+    }
+
+    /// The root of the copy, a fresh one if the mount table changed.
+    pub fn root(&self) -> io::Result<Arc<OwnedFd>> {
+        let mut root = self.root.lock().unwrap_or_else(|p| p.into_inner());
+        if self.mounts_changed() {
+            *root = Arc::new(clone_read_only_root()?);
+        }
+        Ok(root.clone())
+    }
+
+    /// Whether a mount was made or removed since the last look. `poll`
+    /// itself re-arms the notice.
+    fn mounts_changed(&self) -> bool {
+        let mut fds = [libc::pollfd {
+            fd: self.mounts.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd, no waiting.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+        n > 0 && fds[0].revents & (libc::POLLPRI | libc::POLLERR) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+    use std::os::fd::AsFd;
+    use std::path::Path;
+
+    use super::super::fsops::{self, Mode};
+    use super::*;
+
+    fn mount_tmpfs(dir: &Path) {
+        let dir = CString::new(dir.to_str().unwrap()).unwrap();
+        // SAFETY: NUL-terminated strings; no data.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "mount: {}", io::Error::last_os_error());
+    }
+
+    /// The long way opens the judged file again by its real path in the
+    /// copy: if another file has taken that name since, it is refused.
+    #[test]
+    fn a_file_swapped_after_it_was_judged_is_not_opened_in_the_copy() {
+        let dir = std::env::temp_dir().join(format!("sluice-unit-swap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (judged, other) = (dir.join("judged"), dir.join("other"));
+        std::fs::write(&judged, "judged").unwrap();
+        std::fs::write(&other, "other").unwrap();
+        let view = ReadOnlyView::new().unwrap();
+        let root = view.root().unwrap();
+        let read = Mode {
+            read: true,
+            ..Mode::default()
+        };
+        let found = |path: &Path| match fsops::lookup(path).unwrap() {
+            fsops::Lookup::Found(found) => found,
+            fsops::Lookup::Missing(_) => panic!("{} is missing", path.display()),
+        };
+        // Control: unswapped, the same file, from a read-only mount.
+        let fd = fsops::reopen(&found(&judged), read, Some(root.as_fd())).unwrap();
+        // SAFETY: fchmod on an open descriptor.
+        assert_eq!(unsafe { libc::fchmod(fd.as_raw_fd(), 0o600) }, -1);
+        assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EROFS));
+        let resolved = found(&judged);
+        std::fs::rename(&other, &judged).unwrap();
+        let e = fsops::reopen(&resolved, read, Some(root.as_fd())).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(e.raw_os_error(), Some(libc::ESTALE), "{e}");
+    }
+
+    /// In a mount namespace of this thread's own (made private, so nothing
+    /// reaches the host's): a tmpfs mounted after the view was made is
+    /// not in the old copy, and is in the copy the view gives after.
+    #[test]
+    fn a_file_system_mounted_later_is_in_the_next_copy() {
+        let dir = std::env::temp_dir().join(format!("sluice-unit-view-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let in_thread = dir.clone();
+        std::thread::spawn(move || {
+            let dir = in_thread;
+            // SAFETY: flags only; this thread alone changes namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
+            let rec_private = libc::MS_REC | libc::MS_PRIVATE;
+            // SAFETY: a static path; no source, type or data.
+            let rc = unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    rec_private,
+                    std::ptr::null(),
+                )
+            };
+            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            let view = ReadOnlyView::new().unwrap();
+            let before = view.root().unwrap();
+            mount_tmpfs(&dir);
+            let file = dir.join("later.txt");
+            std::fs::write(&file, "later").unwrap();
+            let read = Mode {
+                read: true,
+                ..Mode::default()
+            };
+            let old = fsops::open_plain(&file, read, Some(before.as_fd()));
+            assert_eq!(old.unwrap_err().raw_os_error(), Some(libc::ENOENT));
+            let after = view.root().unwrap();
+            let fd = fsops::open_plain(&file, read, Some(after.as_fd()))
+                .unwrap()
+                .unwrap();
+            // SAFETY: fchmod on an open descriptor.
+            assert_eq!(unsafe { libc::fchmod(fd.as_raw_fd(), 0o777) }, -1);
+            assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EROFS));
+        })
+        .join()
+        .unwrap();
+        // The tmpfs went with the thread's namespace.
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
