@@ -49,6 +49,11 @@ pub struct FsPolicy {
     /// Entries that did not exist when the policy was resolved: optional
     /// allows, and deny or read-only paths. Kept for the enforcement report.
     pub absent: Vec<PathBuf>,
+    /// The `read_only` entries among `absent` (no globs): no mount can
+    /// guard a path that does not exist, so a program that may write the
+    /// tree around one can create it. The supervisor checks them when the
+    /// session ends.
+    pub absent_read_only: Vec<PathBuf>,
 }
 
 /// Network access.

@@ -47,6 +47,7 @@ impl PolicySpec {
             &mut filesystem.read_only,
             &mut filesystem.deny,
             &mut filesystem.absent,
+            &mut filesystem.absent_read_only,
         ] {
             dedupe(paths);
         }
@@ -108,6 +109,9 @@ fn resolve_entry(
     match fs::canonicalize(&path) {
         Ok(canonical) => output(filesystem, list).push(canonical),
         Err(error) if is_missing(&error) && (entry.optional || list.narrows()) => {
+            if list == FsList::ReadOnly {
+                filesystem.absent_read_only.push(path.clone());
+            }
             filesystem.absent.push(path)
         }
         Err(error) if is_missing(&error) => {

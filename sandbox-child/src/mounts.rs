@@ -174,6 +174,7 @@ mod tests {
             read_only: vec![p("/ws/.git/hooks"), p("/ws/.git/config"), p("/usr/lib")],
             deny: vec![p("/ws/.env"), p("/etc/shadow"), p("/home/u/.ssh")],
             absent: vec![],
+            absent_read_only: vec![],
         }
     }
 

@@ -18,6 +18,7 @@ pub mod exit;
 mod launch;
 mod nesting;
 pub mod prompt;
+mod quarantine;
 mod session;
 mod session_dir;
 pub mod tty;

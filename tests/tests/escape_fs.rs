@@ -154,6 +154,57 @@ fn git_hooks_and_config_are_read_only() {
     }
 }
 
+/// A read-only path absent at launch has no mount to guard it: the program
+/// can create it (`.git/hooks` where the workspace is not yet a repository).
+/// When the session ends sluice moves it aside, says so and records it, so
+/// the person's next git command outside never runs those hooks. Controls:
+/// the program did create them (the gap is real while it runs), and the
+/// rest of what it made in `.git` stays.
+#[test]
+fn read_only_paths_absent_at_launch_that_the_program_creates_are_moved_aside() {
+    use sluice_tests::audit::{only_session, records};
+    let fx = Fixture::new(PROBE);
+    fs::remove_dir_all(fx.ws(".git")).unwrap();
+    let script = "mkdir -p .git/hooks .git/info && echo evil > .git/hooks/pre-commit \
+                  && echo '[core]' > .git/config && echo x > .git/info/exclude \
+                  && test -f .git/hooks/pre-commit && echo made";
+    let out = sluice_tests::execute(fx.sluice_command(&[], &["/bin/sh", "-c", script]));
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "made\n"), "{out}");
+    let session = only_session(&fx);
+    let aside = |rel: &str| fx.ws(&format!("{rel}.sluice-quarantine-{session}"));
+    for rel in [".git/hooks", ".git/config"] {
+        assert!(!Path::new(&fx.ws(rel)).exists(), "{rel} stayed\n{out}");
+        assert!(Path::new(&aside(rel)).exists(), "{rel} is not aside\n{out}");
+        assert!(
+            out.stderr.contains(&format!("moved to {}", aside(rel))),
+            "{out}"
+        );
+    }
+    let hook = fs::read_to_string(format!("{}/pre-commit", aside(".git/hooks"))).unwrap();
+    assert_eq!(hook, "evil\n");
+    assert_eq!(
+        fs::read_to_string(fx.ws(".git/info/exclude")).unwrap(),
+        "x\n"
+    );
+    let all = records(&fx, &session);
+    let end = all.last().unwrap();
+    assert_eq!(end["kind"], "end", "{end}");
+    let listed: Vec<&str> = end["quarantined"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{end}"))
+        .iter()
+        .map(|q| q["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [fx.ws(".git/hooks"), fx.ws(".git/config")], "{end}");
+    let shown = sluice_tests::audit::audit(&fx, &["show", &session]);
+    let line = format!(
+        "quarantined {} -> {}",
+        fx.ws(".git/hooks"),
+        aside(".git/hooks")
+    );
+    assert!(shown.stdout.contains(&line), "{shown}");
+}
+
 /// Rewrites a path of fixture `from` into the same path of fixture `to`.
 fn retarget(arg: &str, from: &Fixture, to: &Fixture) -> String {
     arg.replace(

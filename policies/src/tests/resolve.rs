@@ -123,6 +123,8 @@ fn missing_paths_are_absent_when_allowed_to_be() {
             home.join(".aws"),
         ]
     );
+    // Only the read-only one is for the supervisor to check at the end.
+    assert_eq!(policy.filesystem.absent_read_only, [ws.join(".git/hooks")]);
 }
 
 #[test]

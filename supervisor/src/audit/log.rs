@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::Serialize;
 
 use super::chain::{self, Hex};
-use super::record::{Counts, DecisionRecord, EndRecord, StartRecord};
+use super::record::{Counts, DecisionRecord, EndRecord, Quarantined, StartRecord};
 use super::time::{self, Rfc3339};
 
 /// The audit log of one session. `append` may be called from any thread;
@@ -111,10 +111,17 @@ impl AuditLog {
     /// Writes the end record, with the decision counts, and flushes the file
     /// to disk. Nothing can be appended after it.
     pub fn finish(&self, exit: &str) -> io::Result<()> {
+        self.finish_with(exit, Vec::new())
+    }
+
+    /// [`AuditLog::finish`], listing the paths the session ended by moving
+    /// aside.
+    pub fn finish_with(&self, exit: &str, quarantined: Vec<Quarantined>) -> io::Result<()> {
         let mut inner = self.lock();
         let end = EndRecord {
             exit: exit.to_owned(),
             counts: inner.counts,
+            quarantined,
         };
         self.write(&mut inner, "end", &end)?;
         inner.finished = true;

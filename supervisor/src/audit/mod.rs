@@ -54,6 +54,6 @@ pub mod verify;
 pub use dir::ensure_private_dir;
 pub use log::AuditLog;
 pub use record::{
-    Access, By, Counts, Decision, DecisionRecord, EndRecord, Entry, Flags, Op, Record, StartRecord,
-    Via,
+    Access, By, Counts, Decision, DecisionRecord, EndRecord, Entry, Flags, Op, Quarantined, Record,
+    StartRecord, Via,
 };

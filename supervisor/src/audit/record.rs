@@ -67,6 +67,20 @@ pub struct EndRecord {
     pub exit: String,
     /// The decisions recorded in this session (filled in by the log).
     pub counts: Counts,
+    /// Read-only paths absent at launch that the program created, and
+    /// where the supervisor moved each (`crate::quarantine`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// A path the policy keeps read-only, created by the program, moved aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    #[serde(with = "escape::path")]
+    pub path: PathBuf,
+    /// Where it is now; `None` if it could not be moved.
+    #[serde(with = "escape::opt_path")]
+    pub moved_to: Option<PathBuf>,
 }
 
 /// Decisions per outcome.

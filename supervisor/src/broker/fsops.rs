@@ -398,7 +398,7 @@ pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-fn openat2(
+pub(crate) fn openat2(
     dirfd: libc::c_int,
     path: &[u8],
     flags: libc::c_int,

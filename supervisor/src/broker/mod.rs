@@ -19,7 +19,7 @@
 
 pub mod approve;
 mod connection;
-mod fsops;
+pub(crate) mod fsops;
 mod handler;
 mod peer;
 mod readonly;

@@ -337,13 +337,27 @@ fn row(e: &Entry) -> String {
             for_terminal(&s.policy),
             for_terminal(&s.policy_digest)
         ),
-        Record::End(end) => format!(
-            "end      {}: {} allowed, {} denied, {} error",
-            for_terminal(&end.exit),
-            end.counts.allowed,
-            end.counts.denied,
-            end.counts.error
-        ),
+        Record::End(end) => {
+            let mut text = format!(
+                "end      {}: {} allowed, {} denied, {} error",
+                for_terminal(&end.exit),
+                end.counts.allowed,
+                end.counts.denied,
+                end.counts.error
+            );
+            for q in &end.quarantined {
+                let path = escape_os(q.path.as_os_str());
+                let path = for_terminal(&path);
+                text += &match &q.moved_to {
+                    Some(to) => format!(
+                        "; quarantined {path} -> {}",
+                        for_terminal(&escape_os(to.as_os_str()))
+                    ),
+                    None => format!("; could not quarantine {path}"),
+                };
+            }
+            text
+        }
         Record::Decision(d) => {
             let mut text = format!(
                 "{:<8} {:<10} {}",

@@ -15,6 +15,7 @@ use crate::cgroup::SessionCgroup;
 use crate::cli::{Approve, RunArgs};
 use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
+use crate::quarantine;
 use crate::session_dir::{self, SessionDir};
 use crate::tty::{self, Terminal};
 use crate::{nesting, session};
@@ -245,12 +246,16 @@ pub fn run(args: RunArgs) -> Result<i32> {
         relay.finish();
     }
     broker.stop();
+    // The program and all it left are gone: what it made of the read-only
+    // paths that had nothing to guard them can be moved aside.
+    let fs = &s.policy.filesystem;
+    let quarantined = quarantine::sweep(&fs.absent_read_only, &fs.write, &s.id);
     if let Some(audit) = &shared.audit {
         let exit = match &code {
             Ok(code) => describe_exit(*code),
             Err(e) => format!("supervision failed: {e}"),
         };
-        if let Err(e) = audit.finish(&exit) {
+        if let Err(e) = audit.finish_with(&exit, quarantined) {
             tracing::error!("audit: cannot write the end record: {e}");
         }
     }

@@ -109,6 +109,7 @@ mod tests {
             read_only: vec!["/ws/.git/hooks".into()],
             deny: vec!["/ws/.env".into(), "/etc/shadow".into()],
             absent: vec![],
+            absent_read_only: vec![],
         })
     }
 
