@@ -4,8 +4,8 @@
 //! A supervisor killed with SIGKILL runs no destructor: its directory under
 //! `$TMPDIR` and its cgroup stay behind (the program itself dies with it,
 //! through `PR_SET_PDEATHSIG`; what it left running stays in the cgroup). So
-//! each live session holds an `flock` on its directory, and every `sluice run`
-//! first sweeps the directories of this user whose lock is free: it kills
+//! each live session holds an `flock` on a file in its directory, and every
+//! `sluice run` first sweeps the directories of this user whose lock is free: it kills
 //! what is left in the session's cgroup, removes the cgroup, and removes the
 //! directory.
 
@@ -26,10 +26,15 @@ const PREFIX: &str = "sluice-";
 /// the session ends; locked while it lives.
 pub struct SessionDir {
     root: PathBuf,
-    /// The directory itself, `flock`ed until this is dropped (after the
+    /// Its [`LOCK`] file, `flock`ed until this is dropped (after the
     /// directory is removed).
     _lock: File,
 }
+
+/// The file in a session directory its supervisor holds an `flock` on. A
+/// directory without one (made by a sluice from before the sweep) is never
+/// swept: whether its supervisor lives cannot be told.
+const LOCK: &str = "lock";
 
 impl SessionDir {
     pub fn create(session: &str) -> Result<SessionDir> {
@@ -43,7 +48,12 @@ impl SessionDir {
         b.mode(0o700);
         b.create(&staging)
             .with_context(|| format!("creating the session directory {}", staging.display()))?;
-        let lock = open_dir(&staging)?;
+        let lock = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(staging.join(LOCK))
+            .with_context(|| format!("creating {}", staging.join(LOCK).display()))?;
         anyhow::ensure!(try_lock(&lock), "locking {}", staging.display());
         rename_noreplace(&staging, &root)
             .with_context(|| format!("creating the session directory {}", root.display()))?;
@@ -88,7 +98,11 @@ pub fn sweep_stale() {
         let path = entry.path();
         // O_NOFOLLOW: a symlink by that name is not a session.
         let Ok(dir) = open_dir(&path) else { continue };
-        if !dir.metadata().is_ok_and(|m| m.uid() == me) || !try_lock(&dir) {
+        if !dir.metadata().is_ok_and(|m| m.uid() == me) {
+            continue;
+        }
+        let Ok(lock) = open_lock(&dir) else { continue };
+        if !try_lock(&lock) {
             continue;
         }
         // Ours, and its supervisor (the lock's holder) is gone.
@@ -113,6 +127,19 @@ fn open_dir(path: &Path) -> Result<File> {
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))
+}
+
+/// The [`LOCK`] file in `dir`, not followed if it is a symlink.
+fn open_lock(dir: &File) -> std::io::Result<File> {
+    let name = std::ffi::CString::new(LOCK).expect("no NUL in the name");
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: a directory descriptor we hold and a NUL-terminated name.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned this descriptor.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// An exclusive `flock`, without waiting; whether it was taken.

@@ -323,12 +323,14 @@ fn no_process_outlives_the_session() {
     }
 }
 
-/// The session directories under `tmp`, by session id.
-fn session_dirs(tmp: &std::path::Path) -> Vec<String> {
+/// The session directories under `tmp` but `other`, by session id.
+fn session_dirs(tmp: &std::path::Path, other: &std::path::Path) -> Vec<String> {
     let mut ids: Vec<String> = fs::read_dir(tmp)
         .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
+        .map(|e| e.unwrap().path())
+        .filter(|path| path != other)
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?.to_owned();
             name.strip_prefix("sluice-").map(str::to_owned)
         })
         .collect();
@@ -392,6 +394,10 @@ fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not()
         cmd.spawn().unwrap()
     };
 
+    // A directory by a session's name without the lock file (an older
+    // sluice's): whether its supervisor lives cannot be told, so it stays.
+    let unknown = tmp.join("sluice-00000000000000ff");
+    fs::DirBuilder::new().mode(0o700).create(&unknown).unwrap();
     let mut left = Leftovers {
         probe: &fx.probe,
         sluices: vec![start(&fx.ws("killed.pid"))],
@@ -399,7 +405,7 @@ fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not()
     };
     let killed_daemon = wait_for_pid(&fx.ws("killed.pid"), &mut left.sluices[0]);
     left.daemons.push(killed_daemon.clone());
-    let [stale] = <[String; 1]>::try_from(session_dirs(&tmp)).unwrap();
+    let [stale] = <[String; 1]>::try_from(session_dirs(&tmp, &unknown)).unwrap();
     left.sluices[0].kill().unwrap(); // SIGKILL
     left.sluices[0].wait().unwrap();
     let remains = (
@@ -424,14 +430,15 @@ fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not()
         session_cgroups(&stale).is_empty(),
         "the stale cgroup stayed"
     );
-    let [current] = <[String; 1]>::try_from(session_dirs(&tmp)).unwrap();
+    let [current] = <[String; 1]>::try_from(session_dirs(&tmp, &unknown)).unwrap();
     assert_ne!(current, stale, "the stale directory stayed");
 
     // Another run sweeps again: the live session is untouched.
     let mut cmd = fx.sluice_command(&[], &["true"]);
     cmd.env("TMPDIR", &tmp);
     execute(cmd).assert_code(0);
-    assert_eq!(session_dirs(&tmp), std::slice::from_ref(&current));
+    assert_eq!(session_dirs(&tmp, &unknown), std::slice::from_ref(&current));
+    assert!(unknown.is_dir(), "a directory without a lock was swept");
     assert!(probe_alive(&live_daemon, &fx.probe), "the live daemon died");
     assert!(!session_cgroups(&current).is_empty());
     let live = &mut left.sluices[1];
@@ -440,7 +447,7 @@ fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not()
     unsafe { libc::kill(live.id() as libc::pid_t, libc::SIGTERM) };
     live.wait().unwrap();
     assert!(
-        session_dirs(&tmp).is_empty(),
+        session_dirs(&tmp, &unknown).is_empty(),
         "the live session did not clean up"
     );
 }
