@@ -142,6 +142,60 @@ fn cp_writes_into_an_approved_directory() {
     assert!(!Path::new(&other).exists(), "cp created {other}");
 }
 
+/// `mkdir` in an approved directory is done by the supervisor (the sandbox
+/// alone refuses it: the directory is not one of its write trees), so
+/// `cp -r` copies a whole tree there, and a new directory gets the
+/// program's mode less its umask. Controls: under a read-only rule, and
+/// without --transparent, the same `mkdir` fails as the sandbox has it.
+#[test]
+fn mkdir_and_cp_r_work_in_an_approved_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let (fx, policy) = fixture();
+    fs::create_dir_all(fx.ws("tree/sub/deeper")).unwrap();
+    fs::write(fx.ws("tree/sub/deeper/f.txt"), "deep\n").unwrap();
+    let copy = fx.brokered("writable/tree-copy");
+    let out = run(&fx, &policy, true, &["cp", "-r", &fx.ws("tree"), &copy]);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_file(&format!("{copy}/sub/deeper/f.txt"), "deep\n");
+    let made = |via: &str, path: &str| {
+        decisions(&fx).iter().any(|l| {
+            l.contains(&format!("\"via\":\"{via}\""))
+                && l.contains("\"op\":\"mkdir\"")
+                && l.contains("\"decision\":\"allowed\"")
+                && l.contains(&format!("\"path_opened\":\"{path}\""))
+        })
+    };
+    let sub = format!("{copy}/sub");
+    assert!(
+        made("seccomp:mkdir", &sub) || made("seccomp:mkdirat", &sub),
+        "no mkdir record for {sub}:\n{}",
+        decisions(&fx).join("\n")
+    );
+    // The program's mode less its umask, whatever the supervisor's is.
+    let dir = fx.brokered("writable/made");
+    let script = format!("umask 027; mkdir '{dir}' && mkdir '{dir}' 2>&1; echo $?");
+    let out = run(&fx, &policy, true, &["/bin/sh", "-c", &script]);
+    assert!(out.stdout.contains("File exists"), "{out}");
+    let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o750, "{out}");
+    // Controls.
+    for (path, transparent) in [
+        (fx.brokered("allowed/made"), true),
+        (fx.brokered("writable/other"), false),
+    ] {
+        let out = run(&fx, &policy, transparent, &["mkdir", &path]);
+        assert_ne!(out.code(), 0, "{out}");
+        assert!(!Path::new(&path).exists(), "mkdir made {path}");
+        // The sandbox's own answer: the host's view is read-only there,
+        // and without --transparent no such directory is in view at all.
+        let error = match transparent {
+            true => "Read-only file system",
+            false => "No such file or directory",
+        };
+        assert!(out.stderr.contains(error), "{out}");
+    }
+}
+
 /// A file the broker creates for the program gets the program's mode, less
 /// the program's umask and nothing else; `O_SYNC` and `O_DSYNC` (which
 /// cannot be set after an open) are on the brokered descriptor. The

@@ -279,18 +279,26 @@ fn user_namespace_rules() -> Vec<SyscallRule> {
 }
 
 /// The system calls handed to the supervisor for transparent brokering:
-/// those that open a file by name, `connect`, and those after which a thread id may
+/// those that open a file by name, `mkdir`, `connect`, and those after which a thread id may
 /// name another working directory (the supervisor remembers each thread's
 /// between calls, and forgets them all when one of these runs). Not
 /// `execve`: the program's own exec follows this filter, before the
 /// supervisor serves it. `open`,
-/// `creat`, `fork` and `vfork` exist only on x86_64; on aarch64 libc uses
-/// `openat` and `clone` for them.
+/// `creat`, `mkdir`, `fork` and `vfork` exist only on x86_64; on aarch64
+/// libc uses `openat`, `mkdirat` and `clone` for them.
 pub fn notify_spec() -> FilterSpec {
     let notify = |sys: Sys| sys.rule(Check::Always(Action::UserNotif));
-    let mut rules = vec![notify(sys!(SYS_openat)), notify(sys!(SYS_openat2))];
+    let mut rules = vec![
+        notify(sys!(SYS_openat)),
+        notify(sys!(SYS_openat2)),
+        notify(sys!(SYS_mkdirat)),
+    ];
     #[cfg(target_arch = "x86_64")]
-    rules.extend([notify(sys!(SYS_open)), notify(sys!(SYS_creat))]);
+    rules.extend([
+        notify(sys!(SYS_open)),
+        notify(sys!(SYS_creat)),
+        notify(sys!(SYS_mkdir)),
+    ]);
     // Named unix sockets, which Landlock does not cover: the supervisor
     // decides, the connector connects (`crate::connector`).
     rules.push(notify(sys!(SYS_connect)));

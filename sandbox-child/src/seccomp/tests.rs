@@ -589,6 +589,7 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
     let mut notified = vec![
         libc::SYS_openat,
         libc::SYS_openat2,
+        libc::SYS_mkdirat,
         libc::SYS_connect,
         libc::SYS_chdir,
         libc::SYS_fchdir,
@@ -601,6 +602,7 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
     notified.extend([
         libc::SYS_open,
         libc::SYS_creat,
+        libc::SYS_mkdir,
         libc::SYS_fork,
         libc::SYS_vfork,
     ]);

@@ -203,6 +203,8 @@ text_enum!(
         SeccompOpenat2 = "seccomp:openat2",
         SeccompCreat = "seccomp:creat",
         SeccompConnect = "seccomp:connect",
+        SeccompMkdir = "seccomp:mkdir",
+        SeccompMkdirat = "seccomp:mkdirat",
     }
 );
 
@@ -215,6 +217,8 @@ text_enum!(
         Query = "query",
         /// Connect to a named unix socket (transparent brokering).
         Connect = "connect",
+        /// Make a directory (transparent brokering).
+        Mkdir = "mkdir",
     }
 );
 

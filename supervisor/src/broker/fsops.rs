@@ -234,6 +234,8 @@ pub struct Mode {
     /// A created file gets exactly the permissions asked: the requester's
     /// umask is applied already, and the supervisor's own is undone.
     pub exact_perm: bool,
+    /// [`create`] makes a directory (and opens it for reading).
+    pub mkdir: bool,
 }
 
 impl Mode {
@@ -371,6 +373,9 @@ pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
             "cannot create a directory with open",
         ));
     }
+    if mode.mkdir {
+        return make_directory(&parent.fd, &missing.name, mode, perm);
+    }
     // The parent is an O_PATH descriptor: openat works relative to it. The
     // name is one component (no '/'), so nothing but the name is walked.
     let flags = mode.flags() | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
@@ -392,6 +397,27 @@ pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
     // The kernel applied the supervisor's umask too; a file made for a
     // program (whose umask `perm` has already been through) gets its own.
     // SAFETY: fchmod on the descriptor of the file just created.
+    if mode.exact_perm && unsafe { libc::fchmod(fd.as_raw_fd(), perm) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// `mkdirat` of `name` in `parent`, then the new directory opened for
+/// reading (never through a symlink), `fchmod`ed to `perm` when exact.
+fn make_directory(parent: &OwnedFd, name: &[u8], mode: Mode, perm: u32) -> io::Result<OwnedFd> {
+    let name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // Never set-id directories on someone's behalf; sticky is fine.
+    let perm = perm & 0o1777;
+    // SAFETY: the parent descriptor is open; name is NUL-terminated.
+    if unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), perm) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: as above; openat returns a new descriptor or -1.
+    let fd = retry(|| unsafe { libc::openat(parent.as_raw_fd(), name.as_ptr(), flags) })?;
+    // SAFETY: fchmod on the descriptor of the directory just made.
     if mode.exact_perm && unsafe { libc::fchmod(fd.as_raw_fd(), perm) } != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -457,6 +483,7 @@ mod tests {
         directory: false,
         sync: 0,
         exact_perm: false,
+        mkdir: false,
     };
     const WRITE: Mode = Mode {
         read: false,

@@ -63,6 +63,8 @@ pub struct Ask<'a> {
     /// `mode` is final (the requester's umask applied): see
     /// [`Mode::exact_perm`].
     pub exact_perm: bool,
+    /// Make a directory rather than a file (transparent `mkdir`).
+    pub mkdir: bool,
 }
 
 impl<'a> Ask<'a> {
@@ -80,6 +82,7 @@ impl<'a> Ask<'a> {
             nofollow: false,
             sync: 0,
             exact_perm: false,
+            mkdir: false,
         }
     }
 
@@ -104,6 +107,7 @@ impl<'a> Ask<'a> {
             directory: self.directory,
             sync: self.sync,
             exact_perm: self.exact_perm,
+            mkdir: self.mkdir,
         }
     }
 }

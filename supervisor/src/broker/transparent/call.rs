@@ -6,7 +6,13 @@ use crate::audit::Via;
 /// `open_how` as the kernel defines it (`flags`, `mode`, `resolve`).
 const OPEN_HOW_SIZE: usize = 24;
 
-/// An `open`-family call with its arguments, before the path is read.
+/// How a `mkdir` is served, in `open` terms: a new name (`O_CREAT |
+/// O_EXCL`, an existing one of any kind being `EEXIST`, a symlink too, so
+/// `O_NOFOLLOW`), for writing. [`OpenCall::mkdir`] tells the two apart.
+const MKDIR_FLAGS: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
+
+/// An `open`-family call (or `mkdir`) with its arguments, before the path
+/// is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenCall {
     pub via: Via,
@@ -49,6 +55,21 @@ impl OpenCall {
             }),
             #[cfg(target_arch = "x86_64")]
             libc::SYS_open => Some(call(Via::SeccompOpen, None, a[0], int(a[1]), a[2] as u32)),
+            libc::SYS_mkdirat => Some(call(
+                Via::SeccompMkdirat,
+                Some(int(a[0])),
+                a[1],
+                MKDIR_FLAGS,
+                a[2] as u32,
+            )),
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_mkdir => Some(call(
+                Via::SeccompMkdir,
+                None,
+                a[0],
+                MKDIR_FLAGS,
+                a[1] as u32,
+            )),
             #[cfg(target_arch = "x86_64")]
             libc::SYS_creat => Some(call(
                 Via::SeccompCreat,
@@ -80,6 +101,11 @@ impl OpenCall {
             mode: mode as u32,
             ..self
         })
+    }
+
+    /// A `mkdir` or `mkdirat`: a directory to make, answered with 0.
+    pub fn mkdir(&self) -> bool {
+        matches!(self.via, Via::SeccompMkdir | Via::SeccompMkdirat)
     }
 
     fn has(&self, flag: i32) -> bool {
@@ -179,7 +205,22 @@ mod tests {
     }
 
     #[test]
+    fn mkdirat_decodes_as_an_exclusive_create_that_follows_no_symlink() {
+        let call = OpenCall::decode(&data(libc::SYS_mkdirat, [7, 0x1000, 0o755, 0, 0, 0])).unwrap();
+        assert!(call.mkdir());
+        assert_eq!(
+            (call.dirfd, call.path_addr, call.mode),
+            (Some(7), 0x1000, 0o755)
+        );
+        assert!(call.exclusive() && call.nofollow() && call.write() && !call.read());
+        assert!(!call.directory() && !call.kernel_only());
+        let open = OpenCall::decode(&data(libc::SYS_openat, [7, 0x1000, 0, 0, 0, 0])).unwrap();
+        assert!(!open.mkdir());
+    }
+
+    #[test]
     fn every_notified_call_is_an_open_a_connect_or_a_directory_change() {
+        // (`mkdir` decodes as an open: see `MKDIR_FLAGS`.)
         // The filter's list, by name, against the decoders here: a call
         // added to the filter and not decoded would be answered CONTINUE
         // without the memory being emptied.
@@ -187,6 +228,9 @@ mod tests {
             match name {
                 "openat" => libc::SYS_openat,
                 "openat2" => libc::SYS_openat2,
+                "mkdirat" => libc::SYS_mkdirat,
+                #[cfg(target_arch = "x86_64")]
+                "mkdir" => libc::SYS_mkdir,
                 #[cfg(target_arch = "x86_64")]
                 "open" => libc::SYS_open,
                 #[cfg(target_arch = "x86_64")]

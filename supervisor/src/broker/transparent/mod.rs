@@ -2,7 +2,8 @@
 //! broker through seccomp user notification (seccomp_unotify(2)).
 //!
 //! The child installs a second seccomp filter whose only job is to hand
-//! `open`, `openat`, `openat2` and `creat` to the supervisor (and the calls
+//! `open`, `openat`, `openat2` and `creat` (and `mkdir`, `mkdirat`, served
+//! as an exclusive create: see `call::MKDIR_FLAGS`) to the supervisor (and the calls
 //! that change a thread's working directory, for [`threads`]), and sends its
 //! listener here before exec ([`receive_listener`]). One reader thread
 //! receives the notifications ([`Transparent::start`]); for each it reads

@@ -72,6 +72,7 @@ impl Request {
             nofollow: call.nofollow(),
             sync: call.sync_flags(),
             exact_perm: true,
+            mkdir: call.mkdir(),
         }
     }
 
@@ -91,6 +92,8 @@ enum Reply {
     Kernel,
     Errno(i32),
     Descriptor(OwnedFd),
+    /// Done by the supervisor: the call returns 0.
+    Done,
 }
 
 /// Handles one notification: answers it, or hands it to a task when a
@@ -242,7 +245,10 @@ fn prepare(target: &Target<'_>, b: Brokered, started: Instant) -> Result<Request
 
 /// Records the decision, then answers the call.
 fn finish(ctx: &Context, request: &Request, mut outcome: Outcome) {
+    let mkdir = request.b.call.mkdir();
     let mut reply = match (&outcome.body, outcome.fd.take(), outcome.errno) {
+        // The directory is made; the program gets 0, as from the kernel.
+        (ResponseBody::Opened, Some(_), _) if mkdir => Reply::Done,
         (ResponseBody::Opened, Some(fd), _) => Reply::Descriptor(fd),
         (ResponseBody::Error { .. }, _, Some(errno)) => Reply::Errno(errno),
         // Denied, or an error the kernel has no number for (a FIFO, a
@@ -250,14 +256,8 @@ fn finish(ctx: &Context, request: &Request, mut outcome: Outcome) {
         _ => Reply::Kernel,
     };
     let (asker, ask) = (request.asker(), request.ask());
-    let record = handler::record(
-        &asker,
-        request.id,
-        Op::Open,
-        &ask,
-        &mut outcome,
-        request.started,
-    );
+    let op = if mkdir { Op::Mkdir } else { Op::Open };
+    let record = handler::record(&asker, request.id, op, &ask, &mut outcome, request.started);
     if let Some(audit) = &ctx.shared.audit {
         if let Err(e) = audit.append(&record) {
             // No record, no descriptor.
@@ -291,6 +291,7 @@ fn answer(listener: &Listener, id: u64, reply: Reply, call: Option<&OpenCall>) {
     let result = match reply {
         Reply::Kernel => listener.allow_kernel(id),
         Reply::Errno(errno) => listener.fail(id, errno),
+        Reply::Done => listener.succeed(id),
         Reply::Descriptor(fd) => {
             let call = call.expect("a descriptor answers a decoded call");
             match set_status_flags(&fd, call.status_flags()) {
