@@ -258,3 +258,41 @@ fn a_stacked_sluice_leaves_the_terminal_to_the_outer_session() {
     assert!(line.starts_with("/dev/pts/"), "{}", done.transcript);
     assert_ne!(line, person, "the program runs on the person's terminal");
 }
+
+/// Ctrl-Z suspends the whole session, as it would the program on the
+/// person's own terminal: the program leads a session of its own (so its
+/// terminal alone cannot stop it), and sluice stops it and itself. The
+/// person's shell sees the job stopped and `fg` continues both, the program
+/// where it was. The shell here is `sh -c 'set -m ...'`: job control, so
+/// sluice runs in a process group of its own for the shell to continue.
+/// Control: the program's own stop, by its terminal, does not happen.
+#[test]
+fn ctrl_z_suspends_the_session_and_fg_continues_it() {
+    let fx = Fixture::new(PROBE);
+    let program = r#"echo ready; read line; echo "got $line""#;
+    let inner = fx.sluice_command(&[], &["/bin/sh", "-c", program]);
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(r#"set -m; "$@"; echo "the job stopped"; fg >/dev/null; echo "status=$?""#)
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    if let Some(dir) = inner.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            cmd.env(key, value);
+        }
+    }
+    let mut t = Terminal::spawn(cmd, 24, 80);
+    t.expect("ready");
+    t.send(b"\x1a");
+    // The shell's wait returned with sluice stopped; its `fg` continues it.
+    t.expect("the job stopped");
+    t.send(b"hello\r");
+    t.expect("got hello");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    assert!(done.transcript.contains("status=0"), "{}", done.transcript);
+}

@@ -87,9 +87,9 @@ impl Terminal {
     /// Puts the person's terminal in raw mode and starts relaying. With a
     /// prompter, its questions are shown on the person's terminal.
     pub fn relay(self, prompter: Option<Arc<Prompter>>) -> io::Result<Relay> {
-        let raw = pty::RawMode::enter(STDIN, self.saved)?;
+        let raw = Arc::new(pty::RawMode::enter(STDIN, self.saved)?);
         let stop = Arc::new(pty::eventfd()?);
-        let pump = relay::Pump::new(self.master, stop.clone(), prompter)?;
+        let pump = relay::Pump::new(self.master, stop.clone(), prompter, raw.clone())?;
         let thread = std::thread::Builder::new()
             .name("sluice-tty".into())
             .spawn(move || pump.run())?;
@@ -105,7 +105,9 @@ impl Terminal {
 pub struct Relay {
     thread: JoinHandle<io::Result<()>>,
     stop: Arc<OwnedFd>,
-    _raw: pty::RawMode,
+    /// Shared with the relay thread, which gives the terminal its modes
+    /// back while sluice is stopped.
+    _raw: Arc<pty::RawMode>,
 }
 
 impl Relay {
@@ -119,6 +121,6 @@ impl Relay {
             Ok(Err(e)) => tracing::warn!("terminal relay: {e}"),
             Err(_) => tracing::error!("terminal relay: the thread panicked"),
         }
-        // Dropping `_raw` restores the modes.
+        // Dropping the last `_raw` (the thread's is gone) restores the modes.
     }
 }

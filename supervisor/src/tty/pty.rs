@@ -85,6 +85,7 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub struct RawMode {
     fd: RawFd,
     saved: libc::termios,
+    raw: libc::termios,
 }
 
 impl RawMode {
@@ -93,7 +94,17 @@ impl RawMode {
         // SAFETY: raw is a valid termios; cfmakeraw only edits it.
         unsafe { libc::cfmakeraw(&mut raw) };
         set_termios(fd, &raw)?;
-        Ok(RawMode { fd, saved })
+        Ok(RawMode { fd, saved, raw })
+    }
+
+    /// The modes the terminal had, while sluice is stopped.
+    pub fn pause(&self) -> io::Result<()> {
+        set_termios(self.fd, &self.saved)
+    }
+
+    /// Raw mode again after [`RawMode::pause`].
+    pub fn resume(&self) -> io::Result<()> {
+        set_termios(self.fd, &self.raw)
     }
 }
 

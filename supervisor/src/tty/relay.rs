@@ -45,6 +45,7 @@ pub(super) struct Pump {
     /// After a prompt: the program's line and attributes are to be put back
     /// before its next output (unless another prompt comes first).
     resume_pending: bool,
+    raw: Arc<pty::RawMode>,
 }
 
 struct Open {
@@ -58,6 +59,7 @@ impl Pump {
         master: OwnedFd,
         stop: Arc<OwnedFd>,
         prompter: Option<Arc<Prompter>>,
+        raw: Arc<pty::RawMode>,
     ) -> io::Result<Pump> {
         pty::set_nonblocking(master.as_fd())?;
         Ok(Pump {
@@ -72,6 +74,7 @@ impl Pump {
             master_open: true,
             prompt: None,
             resume_pending: false,
+            raw,
         })
     }
 
@@ -214,10 +217,68 @@ impl Pump {
                 let choice = Choice::from_key(buf[0], open.view.can_remember);
                 self.close_prompt(choice)?;
             }
-            None if self.master_open => self.to_program.extend_from_slice(&buf[..n]),
+            None if self.master_open => {
+                let input = &buf[..n];
+                match self.suspend_key(input) {
+                    Some((at, group)) => {
+                        self.to_program.extend_from_slice(&input[..at]);
+                        self.suspend(group);
+                        self.to_program.extend_from_slice(&input[at + 1..]);
+                    }
+                    None => self.to_program.extend_from_slice(input),
+                }
+            }
             None => {}
         }
         Ok(())
+    }
+
+    /// Where in `input` the person asked to suspend the program, and the
+    /// program's process group, when its own terminal cannot do it: the
+    /// suspend character (`VSUSP`, Ctrl-Z) with signals on (`ISIG`), while
+    /// the foreground group is the program's own. The program leads a
+    /// session of its own, so that group is orphaned, and the kernel
+    /// discards a terminal's stop for it. (A job of a shell the program
+    /// runs is not orphaned: its shell stops it, and this stays out.)
+    fn suspend_key(&self, input: &[u8]) -> Option<(usize, libc::pid_t)> {
+        let master = self.master.as_raw_fd();
+        let modes = pty::get_termios(master).ok()?;
+        let key = modes.c_cc[libc::VSUSP];
+        if modes.c_lflag & libc::ISIG == 0 || key == 0 {
+            return None;
+        }
+        let at = input.iter().position(|&b| b == key)?;
+        // SAFETY: both ioctls write one pid_t of the slave's.
+        let (group, session) = unsafe {
+            let (mut group, mut session): (libc::pid_t, libc::pid_t) = (0, 0);
+            libc::ioctl(master, libc::TIOCGPGRP, &mut group);
+            libc::ioctl(master, libc::TIOCGSID, &mut session);
+            (group, session)
+        };
+        (group > 0 && group == session).then_some((at, group))
+    }
+
+    /// Suspends the whole session, as the person's terminal would have
+    /// without the relay: stops the program's group, gives the terminal its
+    /// modes back and stops sluice's own process group (`SIGTSTP`, which the
+    /// kernel discards for an orphaned group, so sluice never stops where no
+    /// shell could continue it). When continued: raw mode, the window size
+    /// checked, and the program continued.
+    fn suspend(&mut self, group: libc::pid_t) {
+        // SAFETY: signals, no memory arguments: the program's group, then
+        // our own (0).
+        unsafe { libc::kill(-group, libc::SIGSTOP) };
+        if let Err(e) = self.raw.pause() {
+            tracing::debug!("terminal relay: restoring the modes to stop: {e}");
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(0, libc::SIGTSTP) };
+        if let Err(e) = self.raw.resume() {
+            tracing::debug!("terminal relay: raw mode after a stop: {e}");
+        }
+        self.resize();
+        // SAFETY: as above.
+        unsafe { libc::kill(-group, libc::SIGCONT) };
     }
 
     fn master_ready(&mut self, revents: libc::c_short) -> io::Result<()> {
