@@ -296,3 +296,42 @@ fn ctrl_z_suspends_the_session_and_fg_continues_it() {
     assert_eq!(done.code, 0, "{}", done.transcript);
     assert!(done.transcript.contains("status=0"), "{}", done.transcript);
 }
+
+/// A prompt drawn over a full-screen program (in the alternate screen) is
+/// cleared by the program itself: after the answer its terminal's size
+/// changes and changes back, and it draws its screen again on SIGWINCH.
+/// Control: a program in the normal screen, where the prompt is a few
+/// lines of the scrollback, is left alone.
+#[test]
+fn a_full_screen_program_is_made_to_redraw_after_a_prompt() {
+    for alternate in [true, false] {
+        let (fx, policy) = broker_fixture();
+        let q = fx.brokered("asked/question.txt");
+        let (enter, leave) = match alternate {
+            true => (r"printf '\033[?1049h'", r"printf '\033[?1049l'"),
+            false => (":", ":"),
+        };
+        let script = format!(
+            "trap 'echo redrawn' WINCH; {enter}; echo drawn; \
+             {probe} broker-read {q} > /dev/null; sleep 0.2; {leave}; echo finished",
+            probe = fx.probe.display()
+        );
+        let mut t = shell(&fx, &["--policy", &policy], &script, 24, 80);
+        t.expect(PROMPT);
+        t.expect(READY);
+        t.send(b"y");
+        let done = t.wait();
+        assert_eq!(done.code, 0, "{}", done.transcript);
+        assert!(
+            done.transcript.ends_with("finished\r\n"),
+            "{}",
+            done.transcript
+        );
+        assert_eq!(
+            done.transcript.contains("redrawn"),
+            alternate,
+            "alternate screen: {alternate}\n{}",
+            done.transcript
+        );
+    }
+}

@@ -416,7 +416,32 @@ impl Pump {
             .and_then(|p| p.answer(open.view.id, choice));
         self.show(&render::answered(&open.view, choice, note.as_deref()));
         self.resume_pending = true;
+        if self.screen.alternate() {
+            self.redraw();
+        }
         Ok(())
+    }
+
+    /// Has a full-screen program draw its screen again over the prompt:
+    /// its terminal's size changed and changed back, two `SIGWINCH`es (the
+    /// kernel sends one only for a real change), the last at its size.
+    fn redraw(&self) {
+        let master = self.master.as_raw_fd();
+        let Ok(size) = pty::get_size(master) else {
+            return;
+        };
+        let nudged = libc::winsize {
+            ws_col: size.ws_col.saturating_sub(1).max(1),
+            ..size
+        };
+        if nudged.ws_col == size.ws_col {
+            return;
+        }
+        for size in [&nudged, &size] {
+            if let Err(e) = pty::set_size(master, size) {
+                tracing::debug!("terminal relay: redrawing the program's screen: {e}");
+            }
+        }
     }
 
     /// The program is gone: relay what it left in the pty, then say what

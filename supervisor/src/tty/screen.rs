@@ -45,6 +45,9 @@ pub struct Screen {
     /// The current line holds something that cannot be replayed safely.
     line_unreplayable: bool,
     sgr: Vec<Vec<u8>>,
+    /// In the alternate screen (a full-screen program): a prompt drawn
+    /// there is only cleared by the program drawing its screen again.
+    alternate: bool,
 }
 
 impl Default for Screen {
@@ -56,6 +59,7 @@ impl Default for Screen {
             mid_line: false,
             line_unreplayable: false,
             sgr: Vec::new(),
+            alternate: false,
         }
     }
 }
@@ -71,6 +75,11 @@ impl Screen {
     /// In the middle of an escape sequence.
     pub fn in_sequence(&self) -> bool {
         self.esc != Esc::Ground
+    }
+
+    /// In the alternate screen.
+    pub fn alternate(&self) -> bool {
+        self.alternate
     }
 
     fn byte(&mut self, b: u8) {
@@ -109,6 +118,7 @@ impl Screen {
                             self.sgr_done();
                         } else {
                             self.line_unreplayable = true;
+                            self.private_mode(b);
                         }
                     }
                     0x18 | 0x1a => self.esc = Esc::Ground,
@@ -153,6 +163,23 @@ impl Screen {
             // Other control characters (BEL, backspace...): the line can no
             // longer be replayed as it looks.
             _ => self.line_unreplayable = true,
+        }
+    }
+
+    /// `ESC [ ? N h` / `l`: the alternate screen (`1049`, `1047`, `47`)
+    /// entered or left.
+    fn private_mode(&mut self, last: u8) {
+        let Some(params) = self.sequence.strip_prefix(b"\x1b[?") else {
+            return;
+        };
+        let params = &params[..params.len() - 1];
+        let alternate = |p: &[u8]| matches!(p, b"1049" | b"1047" | b"47");
+        if params.split(|&b| b == b';').any(alternate) {
+            match last {
+                b'h' => self.alternate = true,
+                b'l' => self.alternate = false,
+                _ => {}
+            }
         }
     }
 
@@ -210,6 +237,23 @@ mod tests {
         let mut s = Screen::default();
         s.track(bytes);
         s
+    }
+
+    #[test]
+    fn the_alternate_screen_is_followed() {
+        let mut s = tracked(b"plain");
+        assert!(!s.alternate());
+        s.track(b"\x1b[?1049h\x1b[2J\x1b[Hfull screen");
+        assert!(s.alternate());
+        s.track(b"\x1b[?25l\x1b[?1049");
+        assert!(s.alternate(), "an unfinished sequence changes nothing");
+        s.track(b"l$ ");
+        assert!(!s.alternate());
+        for enter in [&b"\x1b[?47h"[..], b"\x1b[?1;1047h", b"\x1b[?1049;25h"] {
+            let s = tracked(enter);
+            assert!(s.alternate(), "{}", String::from_utf8_lossy(enter));
+        }
+        assert!(!tracked(b"\x1b[1049h").alternate(), "not a private mode");
     }
 
     #[test]
