@@ -82,22 +82,8 @@ impl Created {
     fn move_aside(&self, session: &str) -> io::Result<PathBuf> {
         let mut aside = OsString::from(OsStr::from_bytes(self.name.as_bytes()));
         aside.push(format!(".sluice-quarantine-{session}"));
-        let to = CString::new(aside.as_bytes()).map_err(io::Error::other)?;
-        let fd = self.parent.as_raw_fd();
-        // SAFETY: both names are NUL-terminated and relative to a directory
-        // descriptor we hold.
-        let rc = unsafe {
-            libc::renameat2(
-                fd,
-                self.name.as_ptr(),
-                fd,
-                to.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let from = self.name.as_bytes();
+        fsops::rename_noreplace(self.parent.as_raw_fd(), from, aside.as_bytes())?;
         Ok(self.path.with_file_name(aside))
     }
 }

@@ -10,12 +10,13 @@
 //! directory.
 
 use std::fs::{self, File};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::broker::fsops;
 use crate::cgroup::SessionCgroup;
 
 /// `sluice-` and the session id: the names the sweep considers.
@@ -55,7 +56,8 @@ impl SessionDir {
             .open(staging.join(LOCK))
             .with_context(|| format!("creating {}", staging.join(LOCK).display()))?;
         anyhow::ensure!(try_lock(&lock), "locking {}", staging.display());
-        rename_noreplace(&staging, &root)
+        let bytes = |p: &Path| p.as_os_str().as_encoded_bytes().to_vec();
+        fsops::rename_noreplace(libc::AT_FDCWD, &bytes(&staging), &bytes(&root))
             .with_context(|| format!("creating the session directory {}", root.display()))?;
         let dir = SessionDir {
             root: root.canonicalize()?,
@@ -131,41 +133,15 @@ fn open_dir(path: &Path) -> Result<File> {
 
 /// The [`LOCK`] file in `dir`, not followed if it is a symlink.
 fn open_lock(dir: &File) -> std::io::Result<File> {
-    let name = std::ffi::CString::new(LOCK).expect("no NUL in the name");
     let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: a directory descriptor we hold and a NUL-terminated name.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: openat just returned this descriptor.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+    fsops::openat2(dir.as_raw_fd(), LOCK.as_bytes(), flags, 0, resolve).map(File::from)
 }
 
 /// An exclusive `flock`, without waiting; whether it was taken.
 fn try_lock(file: &File) -> bool {
     // SAFETY: flock on a descriptor we own.
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-}
-
-fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
-    let (from, to) = (c(from)?, c(to)?);
-    // SAFETY: both are NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    match rc {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
 }
 
 /// Removes `root` and everything in it.
@@ -203,15 +179,12 @@ fn open_up(dir: File, depth: usize) {
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let Ok(name) = std::ffi::CString::new(entry.file_name().as_encoded_bytes()) else {
-            continue;
-        };
+        let name = entry.file_name();
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: a NUL-terminated name, relative to a directory we hold.
-        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
-        if fd >= 0 {
-            // SAFETY: openat just returned fd, owned by nothing else.
-            open_up(unsafe { File::from_raw_fd(fd) }, depth + 1);
+        let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+        if let Ok(fd) = fsops::openat2(dir.as_raw_fd(), name.as_encoded_bytes(), flags, 0, resolve)
+        {
+            open_up(File::from(fd), depth + 1);
         }
     }
 }

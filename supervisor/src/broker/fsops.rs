@@ -424,6 +424,23 @@ fn make_directory(parent: &OwnedFd, name: &[u8], mode: Mode, perm: u32) -> io::R
     Ok(fd)
 }
 
+/// `renameat2(RENAME_NOREPLACE)` of `from` to `to`, both relative to `dir`
+/// (`AT_FDCWD` for paths): an existing `to` is `EEXIST`, never replaced.
+pub(crate) fn rename_noreplace(dir: libc::c_int, from: &[u8], to: &[u8]) -> io::Result<()> {
+    let c = |p: &[u8]| {
+        CString::new(p).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: both are NUL-terminated and outlive the call; `dir` is open
+    // or AT_FDCWD.
+    let rc =
+        unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), libc::RENAME_NOREPLACE) };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 pub(crate) fn openat2(
     dirfd: libc::c_int,
     path: &[u8],
