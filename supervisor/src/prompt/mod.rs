@@ -175,8 +175,9 @@ impl Prompter {
     /// Answers question `id` for everyone waiting on it, remembers what the
     /// choice says to remember, and answers the waiting questions that the
     /// memory now covers. Returns a note for the person (an "always" that
-    /// could not be written down).
-    pub fn answer(&self, id: u64, choice: Choice) -> Option<String> {
+    /// could not be written down). `recorded` goes with the answer into the
+    /// audit record (input discarded before the question could be answered).
+    pub fn answer(&self, id: u64, choice: Choice, recorded: Option<&str>) -> Option<String> {
         let mut st = self.lock();
         let item = st.queue.take(id)?;
         let Key { path, write } = &item.key;
@@ -206,7 +207,9 @@ impl Prompter {
             AnsweredBy::Person
         };
         for waiter in item.waiters {
-            let _ = waiter.send(Answer::new(choice.allows(), by));
+            let mut answer = Answer::new(choice.allows(), by);
+            answer.note = recorded.map(str::to_owned);
+            let _ = waiter.send(answer);
         }
         sweep(&mut st);
         note
@@ -291,7 +294,7 @@ mod tests {
         });
         let view = p.next().unwrap();
         assert_eq!(view.waiting, 3);
-        assert_eq!(p.answer(view.id, Choice::AllowOnce), None);
+        assert_eq!(p.answer(view.id, Choice::AllowOnce, None), None);
         for a in asks {
             let answer = rt.block_on(a);
             assert!(answer.allow);
@@ -316,14 +319,14 @@ mod tests {
         });
         let view = p.next().unwrap();
         assert_eq!((view.path.as_path(), view.behind), (a, 2));
-        p.answer(view.id, Choice::AllowDirectory);
+        p.answer(view.id, Choice::AllowDirectory, None);
         assert_eq!(rt.block_on(fa).by, AnsweredBy::Person);
         let b_answer = rt.block_on(fb);
         assert!(b_answer.allow);
         assert_eq!(b_answer.by, AnsweredBy::Session);
         let view = p.next().unwrap();
         assert_eq!(view.path, c);
-        p.answer(view.id, Choice::Timeout);
+        p.answer(view.id, Choice::Timeout, None);
         let c_answer = rt.block_on(fc);
         assert!(!c_answer.allow);
         assert_eq!(c_answer.by, AnsweredBy::Timeout);

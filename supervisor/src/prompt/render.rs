@@ -87,7 +87,8 @@ pub fn shown(path: &Path) -> String {
     escape::for_terminal(&stored).into_owned()
 }
 
-/// The prompt, from a fresh line; the cursor ends on its status line.
+/// The prompt, from a fresh line, up to its status line ([`status`]),
+/// which is drawn once keys can answer it.
 pub fn prompt(v: &View) -> Vec<u8> {
     let exe = v
         .exe
@@ -114,20 +115,33 @@ pub fn prompt(v: &View) -> Vec<u8> {
     } else {
         text += "  [n] deny once   [Enter] deny   (this path cannot be remembered: not UTF-8)\r\n";
     }
-    text += &status(v);
     text.into_bytes()
 }
 
 /// The prompt's last line, redrawn in place as requests join or queue.
-pub fn status(v: &View) -> String {
+/// `discarded`: how many bytes of input that came before the question
+/// could answer were thrown away.
+pub fn status(v: &View, discarded: usize) -> String {
     let requests = if v.waiting == 1 {
         "1 request".to_owned()
     } else {
         format!("{} requests", v.waiting)
     };
+    let discarded = match discarded {
+        0 => String::new(),
+        n => format!("  {}\r\n", discarded_note(n)),
+    };
     format!(
-        "\r\x1b[K  ({requests} for this file, {} other question(s) queued; denied in {} s without an answer) ? ",
+        "\r\x1b[K{discarded}  ({requests} for this file, {} other question(s) queued; denied in {} s without an answer) ? ",
         v.behind, v.timeout_secs
+    )
+}
+
+/// Says that input pending when a question opened was thrown away.
+pub fn discarded_note(bytes: usize) -> String {
+    format!(
+        "{bytes} byte(s) of input that came before this question were discarded \
+         (typed ahead, or the terminal's replies to the program): only a key pressed now answers"
     )
 }
 
@@ -170,7 +184,8 @@ mod tests {
     #[test]
     fn nothing_the_program_chose_reaches_the_terminal_raw() {
         let v = view(b"/h/\x1b[2J\x1b[1;1H\r\n  [y] allow? \xff\xe2\x80\xae");
-        let text = prompt(&v);
+        let mut text = prompt(&v);
+        text.extend_from_slice(status(&v, 0).as_bytes());
         // The only escape sequences are the prompt's own: bold on and off,
         // and erasing the status line.
         let esc = text.iter().filter(|b| **b == 0x1b).count();

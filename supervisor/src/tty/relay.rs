@@ -9,12 +9,23 @@
 //! prompt open, the master is not read: the program's output waits in the
 //! pty and the program blocks when it is full; the person's next key
 //! answers the prompt and reaches no one else.
+//!
+//! Only a key pressed after the prompt was drawn answers it. The input is
+//! cut into keys ([`Keys`]): the bytes of an escape sequence (the
+//! terminal's replies to the program's queries among them) are never an
+//! answer. Input pending when the prompt opens, the program's unread
+//! type-ahead included, is discarded, and so is everything until the
+//! terminal answers a query of sluice's own written after the prompt (a
+//! fence: the terminal answers in order, so every reply to the program's
+//! earlier queries comes before it); the prompt says how much was
+//! discarded.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::keys::{Keys, Token};
 use super::pty;
 use super::screen::Screen;
 use super::{STDIN, STDOUT};
@@ -28,6 +39,15 @@ const WRITTEN_BEFORE: usize = 64 * 1024;
 /// How much more of the program's output is read to let an escape sequence
 /// it is writing finish before a prompt.
 const SEQUENCE_GRACE: usize = 4096;
+/// The fence: a primary device attributes query (DA1), which every
+/// terminal answers (`CSI ? ... c`).
+const FENCE_QUERY: &[u8] = b"\x1b[c";
+/// How long the fence waits for a terminal that never answers; then keys
+/// answer (the replies still in flight are escape sequences, never keys).
+const FENCE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most pending input read (and discarded) at once when a prompt opens; the
+/// rest is discarded as it comes, before the fence's reply.
+const DISCARD_AT_OPEN: usize = 256 * 1024;
 
 pub(super) struct Pump {
     master: OwnedFd,
@@ -35,6 +55,12 @@ pub(super) struct Pump {
     stop: Arc<OwnedFd>,
     prompter: Option<Arc<Prompter>>,
     screen: Screen,
+    /// The person's input, cut into keys.
+    keys: Keys,
+    /// Replies to the program's DA1 queries seen in the input: with
+    /// [`Screen::da1_queries`], how many are still to come before the
+    /// fence's own.
+    da1_replies: u64,
     to_program: Vec<u8>,
     /// The person's terminal still gives input / takes output.
     input_open: bool,
@@ -52,6 +78,12 @@ struct Open {
     view: View,
     status: String,
     deadline: Instant,
+    /// Until the terminal answers the fence: how many DA1 replies are
+    /// still to come (the program's, then sluice's own), and when to stop
+    /// waiting for them. `None`: keys answer.
+    fence: Option<(u64, Instant)>,
+    /// Bytes of input discarded since the prompt opened.
+    discarded: usize,
 }
 
 impl Pump {
@@ -68,6 +100,8 @@ impl Pump {
             stop,
             prompter,
             screen: Screen::default(),
+            keys: Keys::default(),
+            da1_replies: 0,
             to_program: Vec::new(),
             input_open: true,
             output_open: true,
@@ -129,6 +163,17 @@ impl Pump {
             if self
                 .prompt
                 .as_ref()
+                .and_then(|o| o.fence)
+                .is_some_and(|(_, until)| Instant::now() >= until)
+            {
+                // The terminal does not answer DA1 (or not in time): the
+                // replies it may still send are escape sequences, never keys.
+                self.da1_replies = self.screen.da1_queries();
+                self.fence_passed();
+            }
+            if self
+                .prompt
+                .as_ref()
                 .is_some_and(|o| Instant::now() >= o.deadline)
             {
                 self.close_prompt(Choice::Timeout)?;
@@ -164,7 +209,11 @@ impl Pump {
         match &self.prompt {
             None => -1,
             Some(open) => {
-                let left = open.deadline.saturating_duration_since(Instant::now());
+                let until = match open.fence {
+                    Some((_, fence)) => fence.min(open.deadline),
+                    None => open.deadline,
+                };
+                let left = until.saturating_duration_since(Instant::now());
                 // Rounded up, so the deadline has passed when poll returns.
                 left.as_millis().saturating_add(1).min(i32::MAX as u128) as libc::c_int
             }
@@ -210,13 +259,12 @@ impl Pump {
             self.prompt = None;
             return Ok(());
         }
+        if self.prompt.is_some() {
+            return self.prompt_input(&buf[..n]);
+        }
+        self.count_replies(&buf[..n]);
         match &self.prompt {
-            // One key answers; the rest of what came with it was typed at
-            // the prompt too, and goes nowhere.
-            Some(open) => {
-                let choice = Choice::from_key(buf[0], open.view.can_remember);
-                self.close_prompt(choice)?;
-            }
+            Some(_) => {}
             None if self.master_open => {
                 let input = &buf[..n];
                 match self.suspend_key(input) {
@@ -231,6 +279,62 @@ impl Pump {
             None => {}
         }
         Ok(())
+    }
+
+    /// Follows input that goes to the program (or is discarded), counting
+    /// the terminal's replies to the program's DA1 queries.
+    fn count_replies(&mut self, input: &[u8]) {
+        let mut replies = 0;
+        self.keys.feed(input, |t| {
+            replies += u64::from(t == Token::DeviceAttributes)
+        });
+        self.da1_replies += replies;
+    }
+
+    /// Input while a prompt is open: discarded until the fence's reply,
+    /// then the first key answers. The rest of what came with it was typed
+    /// at the prompt too, and goes nowhere.
+    fn prompt_input(&mut self, input: &[u8]) -> io::Result<()> {
+        for &b in input {
+            let token = self.keys.byte(b);
+            let Some(open) = &mut self.prompt else {
+                // Answered: what follows is only followed.
+                continue;
+            };
+            if let Some((left, _)) = &mut open.fence {
+                open.discarded += 1;
+                if token == Some(Token::DeviceAttributes) {
+                    if *left > 1 {
+                        *left -= 1;
+                        self.da1_replies += 1;
+                    } else {
+                        self.fence_passed();
+                    }
+                }
+                continue;
+            }
+            let choice = match token {
+                Some(Token::Key(key)) => Choice::from_key(key, open.view.can_remember),
+                // A character beyond ASCII or a paste: not a choice.
+                Some(Token::Text) => Choice::DenyOnce,
+                // A function key, a report, a late reply: not an answer.
+                Some(Token::Sequence | Token::DeviceAttributes) | None => continue,
+            };
+            self.close_prompt(choice)?;
+        }
+        Ok(())
+    }
+
+    /// The terminal answered the fence (or never will): the status line is
+    /// drawn, and the next key answers.
+    fn fence_passed(&mut self) {
+        let Some(open) = &mut self.prompt else {
+            return;
+        };
+        open.fence = None;
+        open.status = render::status(&open.view, open.discarded);
+        let status = open.status.clone();
+        self.show(status.as_bytes());
     }
 
     /// Where in `input` the person asked to suspend the program, and the
@@ -337,9 +441,10 @@ impl Pump {
         let Some(view) = prompter.next() else {
             return Ok(());
         };
-        // Keys typed before the prompt was on screen were meant for the
-        // program: pass on what is already there.
-        self.pass_typed_ahead();
+        // Input pending now came before the question: it answers nothing
+        // and, the person having no way to know which of it the program
+        // got, reaches no one.
+        let discarded = self.discard_pending();
         // What the program wrote before it asked is shown before the
         // question (up to a bound), and an escape sequence it is writing may
         // finish if its bytes are already here; `interrupt` cancels it
@@ -363,27 +468,40 @@ impl Pump {
             out = self.screen.interrupt();
         }
         out.extend_from_slice(&render::prompt(&view));
+        out.extend_from_slice(FENCE_QUERY);
         self.show(&out);
+        let now = Instant::now();
+        // The program's DA1 queries not answered yet are answered first.
+        let before = self.screen.da1_queries().saturating_sub(self.da1_replies);
         self.prompt = Some(Open {
-            status: render::status(&view),
-            deadline: Instant::now() + prompter.timeout(),
+            status: String::new(),
+            deadline: now + prompter.timeout(),
             view,
+            fence: Some((before + 1, now + FENCE_TIMEOUT)),
+            discarded,
         });
         Ok(())
     }
 
-    fn pass_typed_ahead(&mut self) {
+    /// Throws away the input that waits: the program's unread type-ahead
+    /// and what the person's terminal holds. Returns how many bytes.
+    fn discard_pending(&mut self) -> usize {
+        let mut discarded = std::mem::take(&mut self.to_program).len();
         let mut fds = [pollfd(STDIN, libc::POLLIN)];
-        while self.to_program.len() < MAX_PENDING_INPUT
+        while discarded < DISCARD_AT_OPEN
             && poll(&mut fds, 0).is_ok()
             && fds[0].revents & libc::POLLIN != 0
         {
             let mut buf = [0u8; 4096];
             match pty::read(STDIN, &mut buf) {
-                Ok(n) if n > 0 => self.to_program.extend_from_slice(&buf[..n]),
+                Ok(n) if n > 0 => {
+                    self.count_replies(&buf[..n]);
+                    discarded += n;
+                }
                 _ => break,
             }
         }
+        discarded
     }
 
     /// Redraws the open prompt's status line when requests joined it or
@@ -395,13 +513,16 @@ impl Pump {
         let Some(view) = p.refresh(open.view.id) else {
             return Ok(());
         };
-        let status = render::status(&view);
-        if status != open.status {
+        let status = render::status(&view, open.discarded);
+        let drawn = open.fence.is_none();
+        if status != open.status && drawn {
             self.show(status.as_bytes());
-            if let Some(open) = &mut self.prompt {
+        }
+        if let Some(open) = &mut self.prompt {
+            if drawn {
                 open.status = status;
-                open.view = view;
             }
+            open.view = view;
         }
         Ok(())
     }
@@ -410,10 +531,11 @@ impl Pump {
         let Some(open) = self.prompt.take() else {
             return Ok(());
         };
+        let discarded = (open.discarded > 0).then(|| render::discarded_note(open.discarded));
         let note = self
             .prompter
             .as_ref()
-            .and_then(|p| p.answer(open.view.id, choice));
+            .and_then(|p| p.answer(open.view.id, choice, discarded.as_deref()));
         self.show(&render::answered(&open.view, choice, note.as_deref()));
         self.resume_pending = true;
         if self.screen.alternate() {

@@ -5,37 +5,143 @@
 //! whether the last byte left the terminal in the middle of an escape
 //! sequence (a prompt written then would become part of it), the text of the
 //! current line so far (written again after the prompt, so the program's
-//! next bytes continue it), and the colours and attributes in force (SGR
-//! sequences since the last reset, replayed after the prompt).
+//! next bytes continue it), the colours and attributes in force (SGR
+//! sequences since the last reset, replayed after the prompt), and the
+//! terminal state that would garble or hide a prompt: the character set in
+//! use (G0's designation, the shift in GL, UTF-8 mode), the scroll region,
+//! origin mode, left and right margins, reverse video, insert mode,
+//! autowrap, the cursor's visibility, 8-bit replies, and the mouse, focus
+//! and paste reports that would send input while the prompt waits for a
+//! key. [`Screen::interrupt`] sets what differs from what a prompt needs,
+//! [`Screen::resume`] puts the program's settings back.
+//!
+//! Escape sequences are followed as a terminal reads them: control
+//! characters inside one act at once and are not part of it, 8-bit C1
+//! controls (raw, or UTF-8 encoded) start sequences like their `ESC`
+//! forms, and a sequence too long to keep is never replayed in part. A
+//! setting changed in a way not followed here (a soft reset, restored
+//! modes, a sequence too long to read) is *unknown*: the prompt resets it
+//! and does not restore it.
 
 /// Longest current line kept for replaying; a longer one is not replayed.
 const MAX_LINE: usize = 1024;
 /// Most SGR sequences kept since the last reset; older ones are dropped.
 const MAX_SGR: usize = 32;
-/// Longest escape sequence kept while it is being read.
-const MAX_SEQUENCE: usize = 64;
+/// Longest escape sequence kept while it is being read; a longer one is
+/// followed to its end but neither replayed nor interpreted.
+const MAX_SEQUENCE: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Esc {
     /// Ordinary text.
     Ground,
-    /// After ESC.
+    /// After ESC, and its intermediate bytes (0x20..=0x2f) if any.
     Escape,
-    /// After ESC and intermediate bytes (0x20..=0x2f).
-    Intermediate,
-    /// In a control sequence (ESC [ ...).
+    /// In a control sequence (ESC [ ..., or CSI).
     Csi,
-    /// In a string (OSC, DCS, SOS, PM, APC), until BEL or ESC \.
+    /// In a string (OSC, DCS, SOS, PM, APC), until BEL or ST.
     Str,
     /// In a string, after an ESC (maybe its terminator).
     StrEscape,
 }
 
+/// A setting the program may have changed: as it was set, or unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    On,
+    Off,
+    Unknown,
+}
+
+impl Mode {
+    fn of(on: bool) -> Mode {
+        if on {
+            Mode::On
+        } else {
+            Mode::Off
+        }
+    }
+}
+
+/// A mode a prompt needs in a given state: its number, whether it is a DEC
+/// private mode (`CSI ? N h`), its power-on value and the prompt's.
+struct Needed {
+    number: u16,
+    private: bool,
+    default: bool,
+    prompt: bool,
+}
+
+const fn private(number: u16, default: bool, prompt: bool) -> Needed {
+    Needed {
+        number,
+        private: true,
+        default,
+        prompt,
+    }
+}
+
+/// The modes set for a prompt and restored after it.
+const MODES: &[Needed] = &[
+    // Insert mode (IRM) would push the screen's text along the prompt.
+    Needed {
+        number: 4,
+        private: false,
+        default: false,
+        prompt: false,
+    },
+    private(5, false, false),  // reverse video (DECSCNM)
+    private(6, false, false),  // origin mode (DECOM)
+    private(7, true, true),    // autowrap (DECAWM): long lines stay visible
+    private(25, true, true),   // the cursor shown (DECTCEM)
+    private(69, false, false), // left and right margins (DECLRMM)
+    // Reports that would send input while the prompt waits for a key.
+    private(9, false, false),
+    private(1000, false, false),
+    private(1001, false, false),
+    private(1002, false, false),
+    private(1003, false, false),
+    private(1004, false, false),
+    private(1005, false, false),
+    private(1006, false, false),
+    private(1015, false, false),
+    private(1016, false, false),
+    // A paste comes bracketed, so it is one token, never an answer.
+    private(2004, false, true),
+];
+const ORIGIN: usize = 2;
+const MARGINS: usize = 5;
+
+/// What a character-set designation left in G0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Charset {
+    Ascii,
+    /// The designation's bytes after ESC (`(0`, `(%5`...).
+    Other(Vec<u8>),
+    Unknown,
+}
+
+/// What DECSC saves and DECRC restores (of what is followed here).
+#[derive(Debug, Clone)]
+struct Saved {
+    g0: Charset,
+    gl: Option<u8>,
+    origin: Mode,
+    sgr: Vec<Vec<u8>>,
+}
+
 #[derive(Debug)]
 pub struct Screen {
     esc: Esc,
-    /// The sequence being read (CSI only, for SGR).
+    /// The sequence being read, from its ESC (a C1 introducer is kept as
+    /// its ESC form), up to [`MAX_SEQUENCE`] bytes.
     sequence: Vec<u8>,
+    /// The sequence was longer than [`MAX_SEQUENCE`].
+    overlong: bool,
+    /// UTF-8 continuation bytes still expected, and the character's first
+    /// byte (a C1 control is `C2 80..9F`).
+    utf8_left: u8,
+    utf8_lead: u8,
     /// The current line since its start (or since a `\r`): text and SGR
     /// sequences, as written.
     line: Vec<u8>,
@@ -48,6 +154,25 @@ pub struct Screen {
     /// In the alternate screen (a full-screen program): a prompt drawn
     /// there is only cleared by the program drawing its screen again.
     alternate: bool,
+    modes: [Mode; MODES.len()],
+    g0: Charset,
+    /// Which of G0..G3 is shifted into GL (SI, SO, LS2, LS3); `None`:
+    /// unknown.
+    gl: Option<u8>,
+    /// A single shift (SS2, SS3) waits for the next character.
+    single_shift: bool,
+    utf8: Mode,
+    /// Replies in 8-bit C1 controls (S8C1T).
+    c1_replies: Mode,
+    /// The scroll region's parameters (`None`: the whole screen);
+    /// `Some(None)`: unknown.
+    region: Option<Option<Vec<u8>>>,
+    /// The left and right margins' parameters, as for `region`.
+    margins: Option<Option<Vec<u8>>>,
+    saved: Option<Saved>,
+    /// Primary device attributes queries written (DA1, DECID): each
+    /// makes the terminal send a reply into the person's input.
+    da1_queries: u64,
 }
 
 impl Default for Screen {
@@ -55,11 +180,24 @@ impl Default for Screen {
         Screen {
             esc: Esc::Ground,
             sequence: Vec::new(),
+            overlong: false,
+            utf8_left: 0,
+            utf8_lead: 0,
             line: Vec::new(),
             mid_line: false,
             line_unreplayable: false,
             sgr: Vec::new(),
             alternate: false,
+            modes: std::array::from_fn(|i| Mode::of(MODES[i].default)),
+            g0: Charset::Ascii,
+            gl: Some(0),
+            single_shift: false,
+            utf8: Mode::On,
+            c1_replies: Mode::Off,
+            region: None,
+            margins: None,
+            saved: None,
+            da1_queries: 0,
         }
     }
 }
@@ -82,52 +220,72 @@ impl Screen {
         self.alternate
     }
 
+    /// How many primary device attributes queries the program wrote.
+    pub fn da1_queries(&self) -> u64 {
+        self.da1_queries
+    }
+
     fn byte(&mut self, b: u8) {
+        // Control characters act inside a sequence too, without ending it
+        // (CAN and SUB cancel it; ESC starts another).
+        if b < 0x20 && !matches!(b, 0x18 | 0x1a | 0x1b) {
+            if matches!(self.esc, Esc::Str | Esc::StrEscape) {
+                if b == 0x07 {
+                    self.esc = Esc::Ground;
+                }
+                return;
+            }
+            self.control(b);
+            return;
+        }
+        // UTF-8: continuation bytes belong to their character; `C2 80..9F`
+        // and a lone 0x80..0x9F are C1 controls.
+        if self.utf8_left > 0 {
+            if (0x80..=0xbf).contains(&b) {
+                self.utf8_left -= 1;
+                if self.utf8_lead == 0xc2 && b <= 0x9f {
+                    if self.esc == Esc::Ground && self.line.last() == Some(&0xc2) {
+                        self.line.pop();
+                    }
+                    self.c1(b);
+                    return;
+                }
+                if self.esc == Esc::Ground {
+                    self.text(b);
+                }
+                return;
+            }
+            self.utf8_left = 0;
+        }
+        if (0x80..=0x9f).contains(&b) {
+            self.c1(b);
+            return;
+        }
+        if (0xc2..=0xf4).contains(&b) {
+            self.utf8_left = if b < 0xe0 {
+                1
+            } else if b < 0xf0 {
+                2
+            } else {
+                3
+            };
+            self.utf8_lead = b;
+        }
         match self.esc {
             Esc::Ground => self.ground(b),
-            Esc::Escape => match b {
-                b'[' => {
-                    self.esc = Esc::Csi;
-                    self.sequence = b"\x1b[".to_vec();
-                }
-                b']' | b'P' | b'X' | b'^' | b'_' => self.esc = Esc::Str,
-                0x20..=0x2f => {
-                    self.esc = Esc::Intermediate;
-                    self.line_unreplayable = true;
-                }
+            Esc::Escape => self.escape(b),
+            Esc::Csi => match b {
                 0x18 | 0x1a => self.esc = Esc::Ground,
-                0x1b => {}
-                _ => {
+                0x1b => self.start(Esc::Escape, b"\x1b"),
+                0x40..=0x7e => {
+                    self.keep(b);
                     self.esc = Esc::Ground;
-                    self.line_unreplayable = true;
+                    self.csi_done(b);
                 }
+                _ => self.keep(b),
             },
-            Esc::Intermediate => match b {
-                0x20..=0x2f => {}
-                0x1b => self.esc = Esc::Escape,
-                _ => self.esc = Esc::Ground,
-            },
-            Esc::Csi => {
-                if self.sequence.len() < MAX_SEQUENCE {
-                    self.sequence.push(b);
-                }
-                match b {
-                    0x40..=0x7e => {
-                        self.esc = Esc::Ground;
-                        if b == b'm' {
-                            self.sgr_done();
-                        } else {
-                            self.line_unreplayable = true;
-                            self.private_mode(b);
-                        }
-                    }
-                    0x18 | 0x1a => self.esc = Esc::Ground,
-                    0x1b => self.esc = Esc::Escape,
-                    _ => {}
-                }
-            }
             Esc::Str => match b {
-                0x07 | 0x18 | 0x1a => self.esc = Esc::Ground,
+                0x18 | 0x1a => self.esc = Esc::Ground,
                 0x1b => self.esc = Esc::StrEscape,
                 _ => {}
             },
@@ -139,10 +297,60 @@ impl Screen {
         }
     }
 
+    /// A C1 control, as its ESC form.
+    fn c1(&mut self, b: u8) {
+        match self.esc {
+            Esc::Str | Esc::StrEscape => {
+                if b == 0x9c {
+                    self.esc = Esc::Ground;
+                }
+            }
+            _ => {
+                self.esc = Esc::Escape;
+                self.sequence = b"\x1b".to_vec();
+                self.overlong = false;
+                self.escape(b - 0x40);
+            }
+        }
+    }
+
+    fn start(&mut self, esc: Esc, with: &[u8]) {
+        self.esc = esc;
+        self.sequence = with.to_vec();
+        self.overlong = false;
+    }
+
+    fn keep(&mut self, b: u8) {
+        if self.sequence.len() < MAX_SEQUENCE {
+            self.sequence.push(b);
+        } else {
+            self.overlong = true;
+        }
+    }
+
     fn ground(&mut self, b: u8) {
         match b {
-            0x1b => self.esc = Esc::Escape,
-            b'\n' => {
+            0x1b => self.start(Esc::Escape, b"\x1b"),
+            0x18 | 0x1a => self.control(b),
+            _ => self.text(b),
+        }
+    }
+
+    fn text(&mut self, b: u8) {
+        if b < 0x80 || self.utf8_left == 0 {
+            self.single_shift = false;
+        }
+        self.mid_line = true;
+        if self.line.len() < MAX_LINE {
+            self.line.push(b);
+        } else {
+            self.line_unreplayable = true;
+        }
+    }
+
+    fn control(&mut self, b: u8) {
+        match b {
+            b'\n' | 0x0b | 0x0c => {
                 self.line.clear();
                 self.line_unreplayable = false;
                 self.mid_line = false;
@@ -152,39 +360,187 @@ impl Screen {
                 self.line.clear();
                 self.line_unreplayable = false;
             }
-            b'\t' | 0x20.. => {
-                self.mid_line = true;
-                if self.line.len() < MAX_LINE {
-                    self.line.push(b);
-                } else {
-                    self.line_unreplayable = true;
-                }
-            }
+            b'\t' => self.text(b),
+            0x0e => self.gl = Some(1),
+            0x0f => self.gl = Some(0),
             // Other control characters (BEL, backspace...): the line can no
             // longer be replayed as it looks.
             _ => self.line_unreplayable = true,
         }
     }
 
-    /// `ESC [ ? N h` / `l`: the alternate screen (`1049`, `1047`, `47`)
-    /// entered or left.
-    fn private_mode(&mut self, last: u8) {
-        let Some(params) = self.sequence.strip_prefix(b"\x1b[?") else {
+    fn escape(&mut self, b: u8) {
+        let intermediates = self.sequence.len() > 1;
+        match b {
+            0x20..=0x2f => self.keep(b),
+            b'[' if !intermediates => self.start(Esc::Csi, b"\x1b["),
+            b']' | b'P' | b'X' | b'^' | b'_' if !intermediates => self.esc = Esc::Str,
+            0x18 | 0x1a => self.esc = Esc::Ground,
+            0x1b => self.start(Esc::Escape, b"\x1b"),
+            0x30..=0x7e => {
+                self.keep(b);
+                self.esc = Esc::Ground;
+                self.line_unreplayable = true;
+                self.esc_done();
+            }
+            // DEL is ignored; anything else ends the sequence.
+            0x7f => {}
+            _ => self.esc = Esc::Ground,
+        }
+    }
+
+    /// `ESC` (intermediates) final: character sets, resets, cursor saves.
+    fn esc_done(&mut self) {
+        let seq = std::mem::take(&mut self.sequence);
+        if self.overlong {
+            self.all_unknown();
+            return;
+        }
+        match &seq[1..] {
+            b"N" | b"O" => self.single_shift = true,
+            b"n" => self.gl = Some(2),
+            b"o" => self.gl = Some(3),
+            b"7" => self.save(),
+            b"8" => self.restore(),
+            b"Z" => self.da1_queries += 1,
+            b"c" => {
+                *self = Screen {
+                    da1_queries: self.da1_queries,
+                    ..Screen::default()
+                }
+            }
+            b"%G" | b"%8" => self.utf8 = Mode::On,
+            b"%@" => self.utf8 = Mode::Off,
+            b" F" => self.c1_replies = Mode::Off,
+            b" G" => self.c1_replies = Mode::On,
+            [b'(', rest @ ..] => {
+                self.g0 = if rest == b"B" {
+                    Charset::Ascii
+                } else {
+                    Charset::Other(seq[1..].to_vec())
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn save(&mut self) {
+        self.saved = Some(Saved {
+            g0: self.g0.clone(),
+            gl: self.gl,
+            origin: self.modes[ORIGIN],
+            sgr: self.sgr.clone(),
+        });
+    }
+
+    /// DECRC: what was saved, or the power-on state if nothing was.
+    fn restore(&mut self) {
+        let saved = self.saved.clone().unwrap_or(Saved {
+            g0: Charset::Ascii,
+            gl: Some(0),
+            origin: Mode::Off,
+            sgr: Vec::new(),
+        });
+        self.g0 = saved.g0;
+        self.gl = saved.gl;
+        self.modes[ORIGIN] = saved.origin;
+        self.sgr = saved.sgr;
+    }
+
+    fn all_unknown(&mut self) {
+        self.modes = [Mode::Unknown; MODES.len()];
+        self.g0 = Charset::Unknown;
+        self.gl = None;
+        self.utf8 = Mode::Unknown;
+        self.c1_replies = Mode::Unknown;
+        self.region = Some(None);
+        self.margins = Some(None);
+        self.line_unreplayable = true;
+    }
+
+    /// A control sequence ended with `last`.
+    fn csi_done(&mut self, last: u8) {
+        let seq = std::mem::take(&mut self.sequence);
+        let Some(parsed) = Parsed::new(&seq).filter(|_| !self.overlong) else {
+            // Too long to keep, or not a form any terminal acts on alike:
+            // nothing of it is replayed, and what it may have changed is
+            // unknown.
+            self.line_unreplayable = true;
+            if last != b'm' {
+                self.all_unknown();
+            }
             return;
         };
-        let params = &params[..params.len() - 1];
-        let alternate = |p: &[u8]| matches!(p, b"1049" | b"1047" | b"47");
-        if params.split(|&b| b == b';').any(alternate) {
-            match last {
-                b'h' => self.alternate = true,
-                b'l' => self.alternate = false,
-                _ => {}
+        if (parsed.prefix, parsed.intermediates, last) == (None, &b""[..], b'm') {
+            self.sgr_done(seq);
+            return;
+        }
+        self.line_unreplayable = true;
+        match (parsed.prefix, parsed.intermediates, last) {
+            (None, b"", b'c') if matches!(parsed.params, b"" | b"0") => self.da1_queries += 1,
+            (p @ (None | Some(b'?')), b"", b'h' | b'l') => {
+                self.set_modes(p.is_some(), parsed.params, last == b'h')
+            }
+            (Some(b'?'), b"", b'r') => {
+                // XTRESTORE: the listed modes are back as saved, unknown here.
+                for n in numbers(parsed.params) {
+                    match n.and_then(|n| MODES.iter().position(|m| m.private && m.number == n)) {
+                        Some(i) => self.modes[i] = Mode::Unknown,
+                        None if n.is_none() => self.all_unknown(),
+                        None => {}
+                    }
+                }
+            }
+            (None, b"", b'r') => {
+                self.region =
+                    (!matches!(parsed.params, b"" | b";" | b"0" | b"1" | b"0;0" | b"1;0"))
+                        .then(|| Some(parsed.params.to_vec()));
+            }
+            (None, b"", b's') if self.modes[MARGINS] == Mode::On => {
+                self.margins =
+                    (!matches!(parsed.params, b"" | b";")).then(|| Some(parsed.params.to_vec()));
+            }
+            (None, b"", b's') if parsed.params.is_empty() => self.save(),
+            (None, b"", b'u') if parsed.params.is_empty() => self.restore(),
+            // DECSTR, a soft reset: many settings, as each terminal sees it.
+            (None, b"!", b'p') => {
+                self.all_unknown();
+                self.sgr.clear();
+            }
+            _ => {}
+        }
+    }
+
+    /// `CSI [?] N;M h` / `l`.
+    fn set_modes(&mut self, private: bool, params: &[u8], on: bool) {
+        for n in numbers(params) {
+            let Some(n) = n else {
+                self.all_unknown();
+                return;
+            };
+            if private && matches!(n, 1049 | 1047 | 47) {
+                self.alternate = on;
+            }
+            if private && matches!(n, 1049 | 1048) {
+                if on {
+                    self.save();
+                } else {
+                    self.restore();
+                }
+            }
+            if let Some(i) = MODES
+                .iter()
+                .position(|m| m.private == private && m.number == n)
+            {
+                self.modes[i] = Mode::of(on);
+                if i == MARGINS && !on {
+                    self.margins = None;
+                }
             }
         }
     }
 
-    fn sgr_done(&mut self) {
-        let seq = std::mem::take(&mut self.sequence);
+    fn sgr_done(&mut self, seq: Vec<u8>) {
         if self.line.len() + seq.len() <= MAX_LINE {
             self.line.extend_from_slice(&seq);
         } else {
@@ -201,8 +557,10 @@ impl Screen {
     }
 
     /// What to write before a prompt: abandon an unfinished escape sequence
-    /// (CAN), reset the attributes, and start a new line if the cursor is in
-    /// the middle of one.
+    /// (CAN), reset the attributes, the character set and every mode the
+    /// prompt needs in another state, and start a new line if the cursor is
+    /// in the middle of one (or at the bottom of the screen if the scroll
+    /// region or origin mode had confined it).
     pub fn interrupt(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         if self.in_sequence() {
@@ -210,23 +568,158 @@ impl Screen {
             self.esc = Esc::Ground;
             self.line_unreplayable = true;
         }
+        self.utf8_left = 0;
+        if self.single_shift {
+            // Spent on a blank, not on the prompt's first letter.
+            out.push(b' ');
+            self.single_shift = false;
+            self.mid_line = true;
+            self.line_unreplayable = true;
+        }
         out.extend_from_slice(b"\x1b[0m");
-        if self.mid_line {
+        if self.g0 != Charset::Ascii {
+            out.extend_from_slice(b"\x1b(B");
+        }
+        if self.gl != Some(0) {
+            out.push(0x0f);
+        }
+        if self.utf8 != Mode::On {
+            out.extend_from_slice(b"\x1b%G");
+        }
+        if self.c1_replies != Mode::Off {
+            out.extend_from_slice(b"\x1b F");
+        }
+        let mut moved = false;
+        for (mode, &now) in MODES.iter().zip(&self.modes) {
+            if now != Mode::of(mode.prompt) {
+                set_mode(&mut out, mode, mode.prompt);
+                moved |= mode.number == 6 || mode.number == 69;
+            }
+        }
+        if self.region.is_some() {
+            out.extend_from_slice(b"\x1b[r");
+            moved = true;
+        }
+        if moved {
+            // Setting these moved the cursor home: the prompt goes below
+            // everything instead.
+            out.extend_from_slice(b"\x1b[999;1H\r\n");
+            self.line_unreplayable = true;
+        } else if self.mid_line {
             out.extend_from_slice(b"\r\n");
         }
         out
     }
 
     /// What to write after a prompt, so the program's next bytes land as if
-    /// nothing had come between: its attributes, and the current line's
-    /// text (unless it held cursor movements or other controls).
+    /// nothing had come between: its scroll region and modes (the cursor at
+    /// the bottom of its region), character set, attributes, and the
+    /// current line's text (unless it held cursor movements or other
+    /// controls). What is unknown stays as the prompt left it.
     pub fn resume(&self) -> Vec<u8> {
-        let mut out: Vec<u8> = self.sgr.concat();
-        if self.mid_line && !self.line_unreplayable {
+        let mut out = Vec::new();
+        let mut moved = false;
+        if let Some(Some(region)) = &self.region {
+            csi(&mut out, b"", region, b'r');
+            moved = true;
+        }
+        for (mode, &now) in MODES.iter().zip(&self.modes) {
+            if now != Mode::Unknown && now != Mode::of(mode.prompt) {
+                set_mode(&mut out, mode, now == Mode::On);
+                moved |= mode.number == 6 || mode.number == 69;
+            }
+        }
+        if let Some(Some(margins)) = &self.margins {
+            csi(&mut out, b"", margins, b's');
+            moved = true;
+        }
+        if moved {
+            let bottom = match (&self.region, self.modes[ORIGIN]) {
+                (Some(Some(region)), Mode::Off) => region
+                    .split(|&b| b == b';')
+                    .nth(1)
+                    .filter(|b| !b.is_empty())
+                    .map(<[u8]>::to_vec),
+                _ => None,
+            };
+            let bottom = bottom.unwrap_or_else(|| b"999".to_vec());
+            csi(&mut out, b"", &[&bottom[..], b";1"].concat(), b'H');
+        }
+        if let Charset::Other(designation) = &self.g0 {
+            out.push(0x1b);
+            out.extend_from_slice(designation);
+        }
+        match self.gl {
+            Some(1) => out.push(0x0e),
+            Some(2) => out.extend_from_slice(b"\x1bn"),
+            Some(3) => out.extend_from_slice(b"\x1bo"),
+            _ => {}
+        }
+        if self.utf8 == Mode::Off {
+            out.extend_from_slice(b"\x1b%@");
+        }
+        if self.c1_replies == Mode::On {
+            out.extend_from_slice(b"\x1b G");
+        }
+        out.extend(self.sgr.concat());
+        if self.mid_line && !self.line_unreplayable && !moved {
             out.extend_from_slice(&self.line);
         }
         out
     }
+}
+
+/// A control sequence's parts, when it has the form terminals agree on:
+/// `ESC [`, a private marker, parameters, intermediates, the final byte.
+struct Parsed<'a> {
+    prefix: Option<u8>,
+    params: &'a [u8],
+    intermediates: &'a [u8],
+}
+
+impl<'a> Parsed<'a> {
+    fn new(seq: &'a [u8]) -> Option<Parsed<'a>> {
+        let body = seq.strip_prefix(b"\x1b[")?;
+        let (_, body) = body.split_last()?;
+        let (prefix, body) = match body.first() {
+            Some(&p @ (b'?' | b'>' | b'<' | b'=')) => (Some(p), &body[1..]),
+            _ => (None, body),
+        };
+        let split = body
+            .iter()
+            .position(|b| !matches!(b, b'0'..=b'9' | b';' | b':'))
+            .unwrap_or(body.len());
+        let (params, intermediates) = body.split_at(split);
+        intermediates
+            .iter()
+            .all(|b| (0x20..=0x2f).contains(b))
+            .then_some(Parsed {
+                prefix,
+                params,
+                intermediates,
+            })
+    }
+}
+
+/// The numbers of a parameter list (`None` for one that is not a number).
+fn numbers(params: &[u8]) -> impl Iterator<Item = Option<u16>> + '_ {
+    params
+        .split(|&b| b == b';')
+        .filter(|p| !p.is_empty())
+        .map(|p| std::str::from_utf8(p).ok()?.parse().ok())
+}
+
+fn csi(out: &mut Vec<u8>, prefix: &[u8], params: &[u8], last: u8) {
+    out.extend_from_slice(b"\x1b[");
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(params);
+    out.push(last);
+}
+
+fn set_mode(out: &mut Vec<u8>, mode: &Needed, on: bool) {
+    let prefix: &[u8] = if mode.private { b"?" } else { b"" };
+    let last = if on { b'h' } else { b'l' };
+    csi(out, prefix, mode.number.to_string().as_bytes(), last);
 }
 
 #[cfg(test)]
@@ -237,6 +730,15 @@ mod tests {
         let mut s = Screen::default();
         s.track(bytes);
         s
+    }
+
+    /// What every prompt sets: attributes off, pastes bracketed.
+    const PROMPT: &[u8] = b"\x1b[0m\x1b[?2004h";
+    /// What is put back after every prompt: pastes as the program had them.
+    const BACK: &[u8] = b"\x1b[?2004l";
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
     }
 
     #[test]
@@ -260,19 +762,19 @@ mod tests {
     fn a_partial_line_is_replayed_after_the_prompt() {
         let mut s = tracked(b"done\nprogress: 40%");
         assert!(!s.in_sequence());
-        assert_eq!(s.interrupt(), b"\x1b[0m\r\n");
-        assert_eq!(s.resume(), b"progress: 40%");
+        assert_eq!(s.interrupt(), cat(&[PROMPT, b"\r\n"]));
+        assert_eq!(s.resume(), cat(&[BACK, b"progress: 40%"]));
         let mut s = tracked(b"a whole line\n");
-        assert_eq!(s.interrupt(), b"\x1b[0m");
-        assert_eq!(s.resume(), b"");
+        assert_eq!(s.interrupt(), PROMPT);
+        assert_eq!(s.resume(), BACK);
     }
 
     #[test]
     fn attributes_in_force_are_replayed() {
         let s = tracked(b"\x1b[1m\x1b[31mred bold\n");
-        assert_eq!(s.resume(), b"\x1b[1m\x1b[31m");
+        assert_eq!(s.resume(), cat(&[BACK, b"\x1b[1m\x1b[31m"]));
         let s = tracked(b"\x1b[31mred\x1b[0m plain\n");
-        assert_eq!(s.resume(), b"");
+        assert_eq!(s.resume(), BACK);
     }
 
     #[test]
@@ -304,21 +806,135 @@ mod tests {
     #[test]
     fn lines_with_controls_are_not_replayed() {
         let s = tracked(b"abc\x1b[2Kdef");
-        assert_eq!(s.resume(), b"");
+        assert_eq!(s.resume(), BACK);
         let s = tracked(b"abc\x08d");
-        assert_eq!(s.resume(), b"");
+        assert_eq!(s.resume(), BACK);
         // After a carriage return the line starts again, on a new line.
         let mut s = tracked(b"abc\x1b[K\r12");
-        assert_eq!(s.interrupt(), b"\x1b[0m\r\n");
-        assert_eq!(s.resume(), b"12");
+        assert_eq!(s.interrupt(), cat(&[PROMPT, b"\r\n"]));
+        assert_eq!(s.resume(), cat(&[BACK, b"12"]));
         let mut s = tracked(b"abc\r");
-        assert_eq!(s.interrupt(), b"\x1b[0m\r\n");
-        assert_eq!(s.resume(), b"");
+        assert_eq!(s.interrupt(), cat(&[PROMPT, b"\r\n"]));
+        assert_eq!(s.resume(), BACK);
     }
 
     #[test]
     fn a_coloured_line_is_replayed_with_its_colours() {
         let s = tracked(b"$ \x1b[32mgreen\x1b[0m> ");
-        assert_eq!(s.resume(), b"$ \x1b[32mgreen\x1b[0m> ");
+        assert_eq!(s.resume(), cat(&[BACK, b"$ \x1b[32mgreen\x1b[0m> "]));
+    }
+
+    /// Whether `out` holds `part`.
+    fn has(out: &[u8], part: &[u8]) -> bool {
+        out.windows(part.len()).any(|w| w == part)
+    }
+
+    #[test]
+    fn what_would_garble_a_prompt_is_reset_and_restored() {
+        // Each: what the program wrote, what the prompt must write before
+        // it, and what must be written after it.
+        let cases: &[(&[u8], &[u8], &[u8])] = &[
+            (b"\x1b(0", b"\x1b(B", b"\x1b(0"),
+            (b"\x0e", b"\x0f", b"\x0e"),
+            (b"\x1bn", b"\x0f", b"\x1bn"),
+            (b"\x1b%@", b"\x1b%G", b"\x1b%@"),
+            (b"\x1b G", b"\x1b F", b"\x1b G"),
+            (b"\x1b[?5h", b"\x1b[?5l", b"\x1b[?5h"),
+            (b"\x1b[4h", b"\x1b[4l", b"\x1b[4h"),
+            (b"\x1b[?7l", b"\x1b[?7h", b"\x1b[?7l"),
+            (b"\x1b[?25l", b"\x1b[?25h", b"\x1b[?25l"),
+            (
+                b"\x1b[?1000;1006h",
+                b"\x1b[?1000l\x1b[?1006l",
+                b"\x1b[?1000h\x1b[?1006h",
+            ),
+            (b"\x1b[3;10r", b"\x1b[r\x1b[999;1H\r\n", b"\x1b[3;10r"),
+            (b"\x1b[?6h", b"\x1b[?6l", b"\x1b[?6h"),
+            (b"\x1b[?69h\x1b[5;40s", b"\x1b[?69l", b"2004l\x1b[5;40s"),
+        ];
+        for (wrote, before, after) in cases {
+            let mut s = tracked(wrote);
+            let out = s.interrupt();
+            assert!(
+                has(&out, before),
+                "{wrote:?}: {:?}",
+                String::from_utf8_lossy(&out)
+            );
+            let back = s.resume();
+            assert!(
+                has(&back, after),
+                "{wrote:?}: {:?}",
+                String::from_utf8_lossy(&back)
+            );
+            // Undone, nothing is left to reset.
+            let mut s = tracked(&[&wrote[..], b"\x1bc"].concat());
+            assert_eq!(s.interrupt(), PROMPT, "{wrote:?}");
+        }
+        // The cursor goes to the bottom of the program's region again.
+        let mut s = tracked(b"\x1b[3;10r");
+        s.interrupt();
+        assert!(s.resume().ends_with(b"\x1b[10;1H"));
+        let mut s = tracked(b"\x1b[3;10r\x1b[?6h");
+        assert!(s.interrupt().ends_with(b"\x1b[999;1H\r\n"));
+        assert!(s.resume().ends_with(b"\x1b[999;1H"));
+        // Set back by the program itself: nothing to do.
+        let mut s = tracked(b"\x1b(0\x1b(B\x0e\x0f\x1b[?25l\x1b[?25h\x1b[5;9r\x1b[r");
+        assert_eq!(s.interrupt(), PROMPT);
+    }
+
+    #[test]
+    fn c1_controls_and_saved_cursors_are_followed() {
+        // 8-bit CSI, raw and UTF-8 encoded, and a UTF-8 character whose
+        // last byte is in the C1 range (not a control).
+        let mut s = tracked(b"\x9b?25l");
+        assert!(has(&s.interrupt(), b"\x1b[?25h"));
+        let mut s = tracked(b"\xc2\x9b?5h");
+        assert!(has(&s.interrupt(), b"\x1b[?5l"));
+        let s = tracked("“quoted”".as_bytes());
+        assert_eq!(s.resume(), cat(&[BACK, "“quoted”".as_bytes()]));
+        // DECRC brings back the character set DECSC saved.
+        let mut s = tracked(b"\x1b(0\x1b7\x1b(B\x1b8");
+        assert!(has(&s.interrupt(), b"\x1b(B"));
+        // A soft reset or restored modes: unknown, reset and not restored.
+        let mut s = tracked(b"\x1b[!p");
+        let out = s.interrupt();
+        assert!(has(&out, b"\x1b[?25h") && has(&out, b"\x1b[?7h") && has(&out, b"\x1b(B"));
+        assert!(!has(&s.resume(), b"\x1b[?25l"));
+        let mut s = tracked(b"\x1b[?25r");
+        assert!(has(&s.interrupt(), b"\x1b[?25h"));
+    }
+
+    #[test]
+    fn control_characters_inside_a_sequence_act_and_are_not_kept() {
+        // The newline acts at once: the line is new, the SGR holds.
+        let s = tracked(b"old\x1b[3\n1mnew");
+        assert_eq!(s.resume(), cat(&[BACK, b"\x1b[31m\x1b[31mnew"]));
+        let mut s = tracked(b"\x1b[?2\r5l");
+        assert!(has(&s.interrupt(), b"\x1b[?25h"));
+    }
+
+    #[test]
+    fn a_long_sequence_is_replayed_whole_or_not_at_all() {
+        let long = [&b"\x1b["[..], &[b'0'; 62], b"m"].concat();
+        let s = tracked(&[&b"\x1b[1m"[..], &long, b"text"].concat());
+        assert_eq!(
+            s.resume(),
+            cat(&[BACK, b"\x1b[1m", &long, b"\x1b[1m", &long, b"text"])
+        );
+        // Beyond what is kept: neither replayed nor cut.
+        let huge = [&b"\x1b[1"[..], &[b';'; 400], b"m"].concat();
+        let s = tracked(&[&huge[..], b"text"].concat());
+        assert_eq!(s.resume(), BACK);
+        // A mode hidden in an overlong sequence is unknown: reset.
+        let hidden = [&b"\x1b[?"[..], &[b'0'; 400], b";25l"].concat();
+        let mut s = tracked(&hidden);
+        assert!(has(&s.interrupt(), b"\x1b[?25h"));
+        assert!(!has(&s.resume(), b"\x1b[?25l"));
+    }
+
+    #[test]
+    fn device_attributes_queries_are_counted() {
+        let s = tracked(b"\x1b[c\x1b[0c\x1bZ\x1b[>c\x1b[?1$p\x9bc");
+        assert_eq!(s.da1_queries(), 4);
     }
 }
