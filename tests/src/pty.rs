@@ -10,6 +10,15 @@
 //! as the text is there; its guard only turns a hung session into a failure
 //! that shows the transcript.
 //!
+//! Like a real terminal, it answers the status queries written to it, in
+//! order and through the same input as the keys typed: primary device
+//! attributes (DA1), device status (DSR, cursor position) and mode requests
+//! (DECRQM), as xterm does, and ENQ with an answerback as PuTTY does
+//! ([`Replies::Xterm`]); or never
+//! ([`Replies::None`], [`Terminal::spawn_with`]). Typed keys and replies go
+//! through one writer thread, so a reply to output shown before a key was
+//! typed reaches the command before that key.
+//!
 //! ```no_run
 //! # fn demo(fx: &sluice_tests::Fixture) {
 //! let cmd = fx.sluice_command(&[], &["/bin/sh", "-c", "read x; echo got $x"]);
@@ -24,6 +33,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -38,11 +49,25 @@ struct Shared {
     closed: bool,
 }
 
+/// How the terminal answers the queries written to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replies {
+    /// As xterm does.
+    Xterm,
+    /// Never (a terminal without replies, or one that ignores them).
+    None,
+}
+
 pub struct Terminal {
     master: OwnedFd,
     child: Child,
     transcript: Arc<(Mutex<Shared>, Condvar)>,
     reader: Option<JoinHandle<()>>,
+    /// Input to the command: typed keys and replies, in order.
+    input: Option<mpsc::Sender<Vec<u8>>>,
+    writer: Option<JoinHandle<()>>,
+    /// How many queries were answered.
+    replied: Arc<AtomicUsize>,
     /// How far [`Terminal::expect`] has consumed the transcript.
     seen: usize,
     command: String,
@@ -102,7 +127,12 @@ fn set_size(master: &OwnedFd, rows: u16, cols: u16) {
 impl Terminal {
     /// Starts `cmd` on a new pty of `rows` x `cols`: its own session, the
     /// pty its controlling terminal and all three standard descriptors.
-    pub fn spawn(mut cmd: Command, rows: u16, cols: u16) -> Terminal {
+    pub fn spawn(cmd: Command, rows: u16, cols: u16) -> Terminal {
+        Terminal::spawn_with(cmd, rows, cols, Replies::Xterm)
+    }
+
+    /// [`Terminal::spawn`], answering queries as `replies` says.
+    pub fn spawn_with(mut cmd: Command, rows: u16, cols: u16, replies: Replies) -> Terminal {
         let (master, slave) = open_pty(rows, cols);
         let command = format!("{cmd:?}");
         let slave_copy = || Stdio::from(slave.try_clone().expect("dup the slave"));
@@ -126,16 +156,26 @@ impl Terminal {
         drop(cmd);
         drop(slave);
         let transcript = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
+        let (input, queue) = mpsc::channel::<Vec<u8>>();
+        let writer = {
+            let fd = master.try_clone().expect("dup the master");
+            thread::spawn(move || write_all(fd, queue))
+        };
+        let replied = Arc::new(AtomicUsize::new(0));
         let reader = {
             let fd = master.try_clone().expect("dup the master");
             let transcript = transcript.clone();
-            thread::spawn(move || read_all(fd, &transcript))
+            let answer = (replies == Replies::Xterm).then(|| (input.clone(), replied.clone()));
+            thread::spawn(move || read_all(fd, &transcript, answer))
         };
         Terminal {
             master,
             child,
             transcript,
             reader: Some(reader),
+            input: Some(input),
+            writer: Some(writer),
+            replied,
             seen: 0,
             command,
         }
@@ -178,16 +218,18 @@ impl Terminal {
         String::from_utf8_lossy(&shared.bytes).into_owned()
     }
 
-    /// Types `bytes` (in raw mode: `\r` is Enter).
+    /// Types `bytes` (in raw mode: `\r` is Enter), after the replies to
+    /// what the terminal showed so far; returns at once (the writer thread
+    /// types them as the command's side takes them).
     pub fn send(&mut self, bytes: &[u8]) {
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            // SAFETY: rest is valid for its length.
-            let n =
-                unsafe { libc::write(self.master.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
-            assert!(n > 0, "typing: {}", io::Error::last_os_error());
-            rest = &rest[n as usize..];
+        if let Some(input) = &self.input {
+            input.send(bytes.to_vec()).expect("the writer thread");
         }
+    }
+
+    /// How many queries the terminal answered so far.
+    pub fn replies(&self) -> usize {
+        self.replied.load(Ordering::SeqCst)
     }
 
     /// Resizes the window: the session's foreground group gets SIGWINCH.
@@ -240,6 +282,11 @@ impl Terminal {
         if let Some(reader) = self.reader.take() {
             reader.join().expect("the reader thread");
         }
+        // The reader held the last other sender: the writer ends.
+        drop(self.input.take());
+        if let Some(writer) = self.writer.take() {
+            writer.join().expect("the writer thread");
+        }
         use std::os::unix::process::ExitStatusExt;
         let code = status
             .code()
@@ -262,13 +309,129 @@ impl Drop for Terminal {
     }
 }
 
-fn read_all(fd: OwnedFd, transcript: &(Mutex<Shared>, Condvar)) {
+/// Writes what is queued, in order, until every sender is gone or the
+/// command's side is closed.
+fn write_all(fd: OwnedFd, queue: mpsc::Receiver<Vec<u8>>) {
+    for bytes in queue {
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            // SAFETY: rest is valid for its length.
+            let n = unsafe { libc::write(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                // The session is over: what is left has no one to read it.
+                return;
+            }
+            rest = &rest[n as usize..];
+        }
+    }
+}
+
+/// Finds the queries in what the terminal shows and answers them as xterm
+/// does. Strings (OSC, DCS...) are skipped; a sequence may be cut between
+/// two reads.
+#[derive(Default)]
+struct Answerer {
+    /// The control sequence being read, after `ESC [`.
+    csi: Option<Vec<u8>>,
+    after_escape: bool,
+    in_string: bool,
+}
+
+impl Answerer {
+    fn answer(&mut self, bytes: &[u8], mut reply: impl FnMut(Vec<u8>)) {
+        for &b in bytes {
+            if self.in_string {
+                // Until BEL or ESC \ (the ESC is taken below).
+                if b == 0x07 {
+                    self.in_string = false;
+                } else if b == 0x1b {
+                    self.in_string = false;
+                    self.after_escape = true;
+                }
+                continue;
+            }
+            if self.after_escape {
+                self.after_escape = false;
+                match b {
+                    b'[' => self.csi = Some(Vec::new()),
+                    b']' | b'P' | b'X' | b'^' | b'_' => self.in_string = true,
+                    b'Z' => reply(DA1.to_vec()),
+                    _ => {}
+                }
+                continue;
+            }
+            if let Some(csi) = &mut self.csi {
+                match b {
+                    0x40..=0x7e => {
+                        let params = std::mem::take(csi);
+                        self.csi = None;
+                        if let Some(r) = xterm_reply(&params, b) {
+                            reply(r);
+                        }
+                    }
+                    0x1b => {
+                        self.csi = None;
+                        self.after_escape = true;
+                    }
+                    0x18 | 0x1a => self.csi = None,
+                    _ if csi.len() < 64 => csi.push(b),
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                0x1b => self.after_escape = true,
+                0x05 => reply(ANSWERBACK.to_vec()),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The answerback to ENQ: plain text, not an escape sequence (PuTTY's;
+/// xterm's is empty unless configured).
+const ANSWERBACK: &[u8] = b"PuTTY";
+
+/// What xterm answers (as a VT420, its default).
+const DA1: &[u8] = b"\x1b[?64;1;2;6;9;15;16;17;18;21;22;28c";
+
+fn xterm_reply(params: &[u8], last: u8) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(params);
+    match (text.as_ref(), last) {
+        ("" | "0", b'c') => Some(DA1.to_vec()),
+        ("5", b'n') => Some(b"\x1b[0n".to_vec()),
+        ("6", b'n') => Some(b"\x1b[1;1R".to_vec()),
+        ("?6", b'n') => Some(b"\x1b[?1;1;1R".to_vec()),
+        // DECRQM: every mode reported reset (2).
+        (mode, b'p') => {
+            let mode = mode.strip_suffix('$')?;
+            Some(format!("\x1b[{mode};2$y").into_bytes())
+        }
+        _ => None,
+    }
+}
+
+type Answering = Option<(mpsc::Sender<Vec<u8>>, Arc<AtomicUsize>)>;
+
+fn read_all(fd: OwnedFd, transcript: &(Mutex<Shared>, Condvar), answering: Answering) {
     let mut buf = [0u8; 4096];
+    let mut answerer = Answerer::default();
     loop {
         // SAFETY: buf is valid for its length.
         let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
             continue;
+        }
+        if let (Some((input, replied)), true) = (&answering, n > 0) {
+            // Answered before the output is seen: what a test types after
+            // seeing it comes after the reply, as on a real terminal.
+            answerer.answer(&buf[..n as usize], |r| {
+                replied.fetch_add(1, Ordering::SeqCst);
+                let _ = input.send(r);
+            });
         }
         let (lock, cond) = transcript;
         let mut shared = lock.lock().unwrap_or_else(|p| p.into_inner());

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use serde_json::Value;
 use sluice_tests::audit::{decisions, records, sessions};
-use sluice_tests::pty::Terminal;
+use sluice_tests::pty::{Replies, Terminal};
 use sluice_tests::Fixture;
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
@@ -142,7 +142,8 @@ fn escape_sequences_in_a_requested_path_are_shown_harmless() {
     );
     let prompt = t.expect(READY);
     // In the prompt: written out, acting on nothing. The prompt's own
-    // sequences are the end of its bold title and the status line's erase.
+    // sequences are the end of its bold title, the fence's query and the
+    // status line's erase.
     let escaped = format!(
         "{shown}\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07\\x0d\\x0a  [y] allow once\\u{{202e}}\\x1b[8m.txt"
     );
@@ -150,7 +151,8 @@ fn escape_sequences_in_a_requested_path_are_shown_harmless() {
         prompt.contains(&format!("path     {escaped}\r\n")),
         "{prompt:?}"
     );
-    assert_eq!(prompt.matches('\x1b').count(), 2, "{prompt:?}");
+    assert_eq!(prompt.matches('\x1b').count(), 3, "{prompt:?}");
+    assert!(prompt.contains("\x1b[c\r\x1b[K  ("), "{prompt:?}");
     assert!(!prompt.contains('\u{202e}'));
     t.send(b"\r");
     let after = t.expect("\r\n");
@@ -158,4 +160,124 @@ fn escape_sequences_in_a_requested_path_are_shown_harmless() {
     let done = t.wait();
     assert_eq!(done.code, 1, "{}", done.transcript.escape_debug());
     assert_eq!(last_answers(&fx), [pair("denied", "person")]);
+}
+
+/// The decisions of the fixture's last session, whole.
+fn last_decisions(fx: &Fixture) -> Vec<Value> {
+    let all = sessions(fx);
+    let recs = records(fx, all.last().unwrap());
+    decisions(&recs).into_iter().cloned().collect()
+}
+
+/// What a prompt says when it discarded input.
+const DISCARDED: &str = "of input that came before this question were discarded";
+
+/// Floods the terminal with status queries whose replies end in letters
+/// that are answers (DECRQM's `$y`, DSR's `R`, DA1's `c`) or are plain
+/// text (ENQ's answerback, `PuTTY`), reading none of the replies, then asks
+/// for a file. First, as a control, it reads the
+/// reply to one query: the terminal answers, through the relay.
+const FLOOD_THEN_ASK: &str = r#"
+stty raw -echo
+printf '\033[?1$p'
+printf 'reply: %s\r\n' "$(head -c 8 | od -An -tx1 | tr -d ' \n')"
+i=0
+while [ $i -lt 3000 ]; do
+  printf '\033[?1$p\033[?25$p\033[6n\033[c\033[5n\005'
+  i=$((i+1))
+done
+exec "$0" broker-read "$1"
+"#;
+
+#[test]
+fn the_terminals_replies_to_the_programs_queries_never_answer_a_prompt() {
+    let (fx, policy) = sluice_tests::broker::fixture(PROBE);
+    let q = fx.brokered("asked/question.txt");
+    let script = FLOOD_THEN_ASK.replace("\"$0\"", &fx.probe_path());
+
+    // The attack: thousands of replies in flight when the prompt opens.
+    let mut t = shell(&fx, &policy, &script, &[&q]);
+    // Control: the program's queries are answered, through the relay.
+    t.expect("reply: 1b5b3f313b322479\r\n");
+    let prompt = t.expect(READY);
+    assert!(prompt.contains(PROMPT), "{prompt:?}");
+    // Whatever was still on its way has had time to arrive: nothing
+    // answered the prompt but the person.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        !t.transcript().contains("sluice:\x1b[0m "),
+        "answered without a key: {:?}",
+        &t.transcript()[t.transcript().len().saturating_sub(600)..]
+    );
+    assert!(prompt.contains(DISCARDED), "the prompt says so: {prompt:?}");
+    assert!(t.replies() > 10_000, "{} replies", t.replies());
+    t.send(b"\r");
+    t.expect("denied: ");
+    let done = t.wait();
+    assert_eq!(done.code, 1);
+    let decided = last_decisions(&fx);
+    assert_eq!(last_answers(&fx), [pair("denied", "person")]);
+    let reason = decided[0]["reason"].as_str().unwrap();
+    assert!(reason.contains(DISCARDED), "{reason}");
+
+    // Control: with the same flood, the person's own key answers.
+    let mut t = shell(&fx, &policy, &script, &[&q]);
+    t.expect(READY);
+    t.send(b"y");
+    t.expect("allowed once");
+    let done = t.wait();
+    assert_eq!(
+        done.code,
+        0,
+        "{}",
+        &done.transcript[done.transcript.len().saturating_sub(600)..]
+    );
+    assert_eq!(last_answers(&fx), [pair("allowed", "person")]);
+}
+
+#[test]
+fn type_ahead_is_discarded_when_a_prompt_opens_and_the_prompt_says_so() {
+    let (fx, policy) = sluice_tests::broker::fixture(PROBE);
+    let q = fx.brokered("asked/question.txt");
+    // The program reads none of its input; what the person types for it
+    // fills its terminal (raw: nothing is dropped there), then waits in the
+    // relay and in the person's terminal when it asks.
+    let script = format!(
+        "stty raw -echo; echo typing; sleep 1; exec {} broker-read \"$1\"",
+        fx.probe_path()
+    );
+    let mut t = shell(&fx, &policy, &script, &[&q]);
+    t.expect("typing");
+    t.send(&[b'y'; 200 * 1024]);
+    let prompt = t.expect(READY);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        !t.transcript().contains("sluice:\x1b[0m "),
+        "answered by type-ahead"
+    );
+    assert!(prompt.contains(DISCARDED), "the prompt says so: {prompt:?}");
+    t.send(b"n");
+    t.expect("denied: ");
+    let done = t.wait();
+    assert_eq!(done.code, 1);
+    assert_eq!(last_answers(&fx), [pair("denied", "person")]);
+}
+
+#[test]
+fn a_terminal_that_never_replies_still_gets_an_answerable_prompt() {
+    let (fx, policy) = sluice_tests::broker::fixture(PROBE);
+    let q = fx.brokered("asked/question.txt");
+    let script = format!("exec {} broker-read \"$1\"", fx.probe_path());
+    let mut program = vec!["/bin/sh", "-c", &script, "sh", &q];
+    let cmd = fx.sluice_command(&["--policy", &policy], &program.split_off(0));
+    let mut t = Terminal::spawn_with(cmd, 24, 100, Replies::None);
+    let prompt = t.expect(READY);
+    // The fence waited in vain, and says nothing about it.
+    assert!(!prompt.contains(DISCARDED), "{prompt:?}");
+    assert_eq!(t.replies(), 0);
+    t.send(b"y");
+    t.expect("allowed once");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    assert_eq!(last_answers(&fx), [pair("allowed", "person")]);
 }

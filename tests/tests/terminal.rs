@@ -10,6 +10,11 @@ use sluice_tests::Fixture;
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 const PROMPT: &str = "sluice: the sandboxed program asks for a file";
 const READY: &str = "without an answer) ? ";
+/// What sluice writes before every prompt: attributes off, pastes
+/// bracketed (so a paste is never an answer).
+const BEFORE_PROMPT: &str = "\x1b[0m\x1b[?2004h";
+/// And after it, before the program's next output: pastes as they were.
+const AFTER_PROMPT: &str = "\x1b[?2004l";
 
 /// `sh -c SCRIPT` inside `sluice run SLUICE_ARGS` on a terminal.
 fn shell(fx: &Fixture, sluice_args: &[&str], script: &str, rows: u16, cols: u16) -> Terminal {
@@ -186,9 +191,10 @@ fn output_waits_while_a_prompt_is_open_and_resumes_intact() {
     // program finishes it: that is the line that counts.
     let mut expected = 0;
     for l in done.transcript.split("\r\n") {
-        if l.ends_with("\x1b[0m") && l.contains("line ") {
+        if l.ends_with(BEFORE_PROMPT) && l.contains("line ") {
             continue;
         }
+        let l = l.strip_prefix(AFTER_PROMPT).unwrap_or(l);
         let text = l.rsplit('\r').next().unwrap_or(l);
         if let Some(n) = text.strip_prefix("line ") {
             assert_eq!(n, expected.to_string(), "after line {}", expected);
@@ -215,7 +221,7 @@ fn a_line_cut_by_a_prompt_is_continued_after_it() {
     let before = t.expect(PROMPT);
     // The prompt starts on a line of its own.
     assert!(
-        before.ends_with("half a line, \x1b[0m\r\n\x1b[1m"),
+        before.ends_with(&format!("half a line, {BEFORE_PROMPT}\r\n\x1b[1m")),
         "{before:?}"
     );
     t.expect(READY);
@@ -224,7 +230,7 @@ fn a_line_cut_by_a_prompt_is_continued_after_it() {
     let done = t.wait();
     assert!(
         done.transcript
-            .contains("\r\nhalf a line, and the rest\r\n"),
+            .contains(&format!("\r\n{AFTER_PROMPT}half a line, and the rest\r\n")),
         "{:?}",
         done.transcript
     );
@@ -334,4 +340,79 @@ fn a_full_screen_program_is_made_to_redraw_after_a_prompt() {
             done.transcript
         );
     }
+}
+
+#[test]
+fn what_the_program_left_that_garbles_a_prompt_is_reset_and_restored() {
+    let (fx, policy) = broker_fixture();
+    let q = fx.brokered("asked/question.txt");
+    // Line drawing in G0 and G1 shifted in, a scroll region of its own,
+    // origin mode, reverse video, the cursor hidden, autowrap off, insert
+    // mode, mouse reports on: each garbles, hides or answers a prompt.
+    let left =
+        "\\033(0\\033)0\\016\\033[3;20r\\033[?6h\\033[?5h\\033[?25l\\033[?7l\\033[4h\\033[?1000h";
+    let script = format!(
+        "printf '{left}'; printf half; {} broker-read {q} > /dev/null; printf 'after\\n'",
+        fx.probe.display()
+    );
+    let mut t = shell(&fx, &["--policy", &policy], &script, 24, 80);
+    let before = t.expect(PROMPT);
+    let written = &before[before.rfind("half").expect("the program's text") + 4..];
+    for reset in [
+        "\x1b(B",
+        "\x0f",
+        "\x1b[r",
+        "\x1b[?6l",
+        "\x1b[?5l",
+        "\x1b[?25h",
+        "\x1b[?7h",
+        "\x1b[4l",
+        "\x1b[?1000l",
+    ] {
+        assert!(written.contains(reset), "{reset:?} not in {written:?}");
+    }
+    // The prompt starts below everything, on a line of its own.
+    assert!(written.ends_with("\x1b[999;1H\r\n\x1b[1m"), "{written:?}");
+    t.expect(READY);
+    t.send(b"n");
+    t.expect("denied: ");
+    let back = t.expect("after");
+    for restore in [
+        "\x1b[3;20r",
+        "\x1b[?6h",
+        "\x1b[?5h",
+        "\x1b[?25l",
+        "\x1b[?7l",
+        "\x1b[4h",
+        "\x1b[?1000h",
+        "\x1b(0",
+        "\x0e",
+    ] {
+        assert!(back.contains(restore), "{restore:?} not in {back:?}");
+    }
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{:?}", done.transcript);
+}
+
+#[test]
+fn a_long_attribute_sequence_cut_by_a_prompt_is_replayed_whole() {
+    let (fx, policy) = broker_fixture();
+    let q = fx.brokered("asked/question.txt");
+    // ESC [ with 62 zeros and m: 65 bytes, one more than was once kept.
+    let sgr = format!("\x1b[{}m", "0".repeat(62));
+    let script = format!(
+        "printf '\\033[{}mpartial'; {} broker-read {q} > /dev/null; printf ' rest\\n'",
+        "0".repeat(62),
+        fx.probe.display()
+    );
+    let mut t = shell(&fx, &["--policy", &policy], &script, 24, 80);
+    t.expect(READY);
+    t.send(b"n");
+    t.expect("denied: ");
+    let back = t.expect(" rest");
+    assert!(
+        back.ends_with(&format!("{AFTER_PROMPT}{sgr}partial")),
+        "{back:?}"
+    );
+    t.wait();
 }

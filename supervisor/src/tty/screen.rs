@@ -546,7 +546,9 @@ impl Screen {
         } else {
             self.line_unreplayable = true;
         }
-        if seq == b"\x1b[m" || seq == b"\x1b[0m" {
+        // A reset (`CSI m`, `CSI 0 m`, `CSI 0;00 m`...) ends what came before.
+        let params = &seq[2..seq.len() - 1];
+        if params.iter().all(|&b| b == b'0' || b == b';') {
             self.sgr.clear();
             return;
         }
@@ -915,12 +917,14 @@ mod tests {
 
     #[test]
     fn a_long_sequence_is_replayed_whole_or_not_at_all() {
-        let long = [&b"\x1b["[..], &[b'0'; 62], b"m"].concat();
-        let s = tracked(&[&b"\x1b[1m"[..], &long, b"text"].concat());
-        assert_eq!(
-            s.resume(),
-            cat(&[BACK, b"\x1b[1m", &long, b"\x1b[1m", &long, b"text"])
-        );
+        // Bold, after 31 resets: 66 bytes.
+        let long = [&b"\x1b["[..], &b"0;".repeat(31), b"1m"].concat();
+        let s = tracked(&[&long[..], b"text"].concat());
+        assert_eq!(s.resume(), cat(&[BACK, &long, &long, b"text"]));
+        // A reset however long: the line keeps it, the attributes are none.
+        let reset = [&b"\x1b["[..], &[b'0'; 62], b"m"].concat();
+        let s = tracked(&[&b"\x1b[1m"[..], &reset, b"text"].concat());
+        assert_eq!(s.resume(), cat(&[BACK, b"\x1b[1m", &reset, b"text"]));
         // Beyond what is kept: neither replayed nor cut.
         let huge = [&b"\x1b[1"[..], &[b';'; 400], b"m"].concat();
         let s = tracked(&[&huge[..], b"text"].concat());
