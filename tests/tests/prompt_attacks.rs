@@ -153,6 +153,8 @@ fn escape_sequences_in_a_requested_path_are_shown_harmless() {
     );
     assert_eq!(prompt.matches('\x1b').count(), 3, "{prompt:?}");
     assert!(prompt.contains("\x1b[c\r\x1b[K  ("), "{prompt:?}");
+    // Nothing was pending: the prompt says nothing of discarded input.
+    assert!(!prompt.contains(DISCARDED), "{prompt:?}");
     assert!(!prompt.contains('\u{202e}'));
     t.send(b"\r");
     let after = t.expect("\r\n");

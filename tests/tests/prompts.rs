@@ -143,7 +143,7 @@ fn allow_once_serves_that_request_only() {
 fn deny_once_enter_and_any_other_key_deny() {
     let (fx, policy) = fixture();
     let q = fx.brokered("asked/question.txt");
-    for key in [&b"n"[..], b"\r", b"x", b"\x1b[A", b"\x03"] {
+    for key in [&b"n"[..], b"\r", b"x", b"\x03", "é".as_bytes()] {
         let mut t = session(&fx, &policy, &[], &["broker-read", &q]);
         next_prompt(&mut t);
         t.send(key);
@@ -152,6 +152,14 @@ fn deny_once_enter_and_any_other_key_deny() {
         assert_eq!(done.code, 1, "key {key:?}\n{}", done.transcript);
         assert_eq!(answers(&last_session(&fx), &q), [pair("denied", "person")]);
     }
+    // A function key (an escape sequence, as the terminal's replies are)
+    // answers nothing: the key after it does.
+    let mut t = session(&fx, &policy, &[], &["broker-read", &q]);
+    next_prompt(&mut t);
+    t.send(b"\x1b[A\x1bOP\x1b[15~y");
+    t.expect(&format!("{ANSWERED}allowed once: "));
+    assert_eq!(t.wait().code, 0);
+    assert_eq!(answers(&last_session(&fx), &q), [pair("allowed", "person")]);
     // Deny once is not remembered: the next session (no terminal) follows
     // --approve.
     fx.brokered_run(&policy, &["--approve", "allow"], &["broker-read", &q])

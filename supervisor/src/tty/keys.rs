@@ -63,6 +63,9 @@ pub struct Keys {
     lead: u8,
     /// How much of the paste terminator has been seen.
     paste_end: usize,
+    /// Bytes read since the last token, and the last token's length.
+    len: usize,
+    token_len: usize,
 }
 
 const PASTE_END: &[u8] = b"\x1b[201~";
@@ -75,6 +78,8 @@ impl Default for Keys {
             prev: 0,
             lead: 0,
             paste_end: 0,
+            len: 0,
+            token_len: 0,
         }
     }
 }
@@ -91,6 +96,21 @@ impl Keys {
 
     /// Feeds one byte: the token it completes, if any.
     pub fn byte(&mut self, b: u8) -> Option<Token> {
+        self.len += 1;
+        let token = self.next(b);
+        if token.is_some() {
+            self.token_len = std::mem::take(&mut self.len);
+        }
+        token
+    }
+
+    /// How many bytes the last token took (a token cut short by the byte
+    /// that starts the next counts that byte too).
+    pub fn token_len(&self) -> usize {
+        self.token_len
+    }
+
+    fn next(&mut self, b: u8) -> Option<Token> {
         match self.state {
             State::Ground => self.ground(b),
             State::Utf8(left) => {
@@ -388,6 +408,10 @@ mod tests {
             }
         }
         assert_eq!(tokens(&[b"\x1b[?62;22c"]), [Token::DeviceAttributes]);
+        let mut keys = Keys::default();
+        keys.feed(b"y\x1b[?62;", |_| {});
+        keys.feed(b"22c", |_| {});
+        assert_eq!(keys.token_len(), 9, "counted across reads");
         assert_eq!(tokens(&[b"\xc2\x9b?62c"]), [Token::DeviceAttributes]);
     }
 

@@ -308,6 +308,8 @@ impl Pump {
                         *left -= 1;
                         self.da1_replies += 1;
                     } else {
+                        // The fence's own reply was not input.
+                        open.discarded = open.discarded.saturating_sub(self.keys.token_len());
                         self.fence_passed();
                     }
                 }
