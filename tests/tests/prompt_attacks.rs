@@ -1,6 +1,7 @@
 //! Attacks on the approval prompt from inside the sandbox, each with its
 //! control: a fake prompt the program draws and answers itself, TIOCSTI,
-//! and escape sequences in the path it asks for. None of them grants
+//! escape sequences in the path it asks for, the person's terminal made to
+//! type by the program's queries, and type-ahead. None of them grants
 //! anything: the program writes only to its own pty, whose output is shown
 //! to the person but never read as the person's keys, and everything it
 //! chose is shown escaped in the prompt.

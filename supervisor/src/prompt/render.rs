@@ -119,22 +119,22 @@ pub fn prompt(v: &View) -> Vec<u8> {
 }
 
 /// The prompt's last line, redrawn in place as requests join or queue.
-/// `discarded`: how many bytes of input that came before the question
-/// could answer were thrown away.
-pub fn status(v: &View, discarded: usize) -> String {
+pub fn status(v: &View) -> String {
     let requests = if v.waiting == 1 {
         "1 request".to_owned()
     } else {
         format!("{} requests", v.waiting)
     };
-    let discarded = match discarded {
-        0 => String::new(),
-        n => format!("  {}\r\n", discarded_note(n)),
-    };
     format!(
-        "\r\x1b[K{discarded}  ({requests} for this file, {} other question(s) queued; denied in {} s without an answer) ? ",
+        "\r\x1b[K  ({requests} for this file, {} other question(s) queued; denied in {} s without an answer) ? ",
         v.behind, v.timeout_secs
     )
+}
+
+/// The line above the status line when input that came before the
+/// question could answer it was thrown away (`bytes` of it).
+pub fn discarded(bytes: usize) -> String {
+    format!("\r\x1b[K  {}\r\n", discarded_note(bytes))
 }
 
 /// Says that input pending when a question opened was thrown away.
@@ -185,7 +185,7 @@ mod tests {
     fn nothing_the_program_chose_reaches_the_terminal_raw() {
         let v = view(b"/h/\x1b[2J\x1b[1;1H\r\n  [y] allow? \xff\xe2\x80\xae");
         let mut text = prompt(&v);
-        text.extend_from_slice(status(&v, 0).as_bytes());
+        text.extend_from_slice(status(&v).as_bytes());
         // The only escape sequences are the prompt's own: bold on and off,
         // and erasing the status line.
         let esc = text.iter().filter(|b| **b == 0x1b).count();

@@ -334,9 +334,13 @@ impl Pump {
             return;
         };
         open.fence = None;
-        open.status = render::status(&open.view, open.discarded);
-        let status = open.status.clone();
-        self.show(status.as_bytes());
+        open.status = render::status(&open.view);
+        let mut shown = String::new();
+        if open.discarded > 0 {
+            shown = render::discarded(open.discarded);
+        }
+        shown += &open.status;
+        self.show(shown.as_bytes());
     }
 
     /// Where in `input` the person asked to suspend the program, and the
@@ -515,7 +519,7 @@ impl Pump {
         let Some(view) = p.refresh(open.view.id) else {
             return Ok(());
         };
-        let status = render::status(&view, open.discarded);
+        let status = render::status(&view);
         let drawn = open.fence.is_none();
         if status != open.status && drawn {
             self.show(status.as_bytes());
