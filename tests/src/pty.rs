@@ -54,6 +54,9 @@ struct Shared {
 pub enum Replies {
     /// As xterm does.
     Xterm,
+    /// As xterm does, over a slow link: each write (a reply, or keys)
+    /// waits a millisecond first.
+    SlowXterm,
     /// Never (a terminal without replies, or one that ignores them).
     None,
 }
@@ -159,13 +162,14 @@ impl Terminal {
         let (input, queue) = mpsc::channel::<Vec<u8>>();
         let writer = {
             let fd = master.try_clone().expect("dup the master");
-            thread::spawn(move || write_all(fd, queue))
+            let pace = (replies == Replies::SlowXterm).then_some(Duration::from_millis(1));
+            thread::spawn(move || write_all(fd, queue, pace))
         };
         let replied = Arc::new(AtomicUsize::new(0));
         let reader = {
             let fd = master.try_clone().expect("dup the master");
             let transcript = transcript.clone();
-            let answer = (replies == Replies::Xterm).then(|| (input.clone(), replied.clone()));
+            let answer = (replies != Replies::None).then(|| (input.clone(), replied.clone()));
             thread::spawn(move || read_all(fd, &transcript, answer))
         };
         Terminal {
@@ -311,8 +315,11 @@ impl Drop for Terminal {
 
 /// Writes what is queued, in order, until every sender is gone or the
 /// command's side is closed.
-fn write_all(fd: OwnedFd, queue: mpsc::Receiver<Vec<u8>>) {
+fn write_all(fd: OwnedFd, queue: mpsc::Receiver<Vec<u8>>, pace: Option<Duration>) {
     for bytes in queue {
+        if let Some(pace) = pace {
+            thread::sleep(pace);
+        }
         let mut rest = &bytes[..];
         while !rest.is_empty() {
             // SAFETY: rest is valid for its length.

@@ -284,3 +284,47 @@ fn a_terminal_that_never_replies_still_gets_an_answerable_prompt() {
     assert_eq!(done.code, 0, "{}", done.transcript);
     assert_eq!(last_answers(&fx), [pair("allowed", "person")]);
 }
+
+#[test]
+fn replies_still_coming_after_the_fence_timed_out_answer_nothing() {
+    let (fx, policy) = sluice_tests::broker::fixture(PROBE);
+    let q = fx.brokered("asked/question.txt");
+    // A DA1 query as a raw 8-bit C1 control, which this terminal (like
+    // xterm in UTF-8) ignores: sluice counts one reply more than will
+    // come, so its fence times out while the replies to the flood, sent
+    // slowly, are still on their way (plain-text answerbacks among them).
+    let script = format!(
+        r#"stty raw -echo
+printf '\233c'
+i=0
+while [ $i -lt 1000 ]; do
+  printf '\033[?1$p\033[c\005'
+  i=$((i+1))
+done
+exec {} broker-read "$1""#,
+        fx.probe_path()
+    );
+    for key in [&b"\r"[..], b"y"] {
+        let mut program = vec!["/bin/sh", "-c", &script, "sh", &q];
+        let cmd = fx.sluice_command(&["--policy", &policy], &program.split_off(0));
+        let mut t = Terminal::spawn_with(cmd, 24, 100, Replies::SlowXterm);
+        let prompt = t.expect(READY);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        assert!(
+            !t.transcript().contains("sluice:\x1b[0m "),
+            "answered without a key: {:?}",
+            &t.transcript()[t.transcript().len().saturating_sub(600)..]
+        );
+        assert!(prompt.contains(DISCARDED), "{prompt:?}");
+        t.send(key);
+        let done = t.wait();
+        // The attack: denied by the person's Enter; the control: the
+        // person's y allows.
+        let expected = if key == b"y" {
+            pair("allowed", "person")
+        } else {
+            pair("denied", "person")
+        };
+        assert_eq!(last_answers(&fx), [expected], "{:?}", done.transcript.len());
+    }
+}

@@ -17,8 +17,8 @@
 //! type-ahead included, is discarded, and so is everything until the
 //! terminal answers a query of sluice's own written after the prompt (a
 //! fence: the terminal answers in order, so every reply to the program's
-//! earlier queries comes before it); the prompt says how much was
-//! discarded.
+//! earlier queries comes before it) and the input is then quiet for a
+//! moment; the prompt says how much was discarded.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -42,9 +42,12 @@ const SEQUENCE_GRACE: usize = 4096;
 /// The fence: a primary device attributes query (DA1), which every
 /// terminal answers (`CSI ? ... c`).
 const FENCE_QUERY: &[u8] = b"\x1b[c";
-/// How long the fence waits for a terminal that never answers; then keys
-/// answer (the replies still in flight are escape sequences, never keys).
+/// How long the fence waits for a terminal that never answers.
 const FENCE_TIMEOUT: Duration = Duration::from_secs(2);
+/// After the fence (answered or timed out), how long the input must be
+/// quiet before keys answer: what the terminal still sends in a burst (a
+/// reply the fence was not told of, a held key) is discarded too.
+const QUIET: Duration = Duration::from_millis(200);
 /// Most pending input read (and discarded) at once when a prompt opens; the
 /// rest is discarded as it comes, before the fence's reply.
 const DISCARD_AT_OPEN: usize = 256 * 1024;
@@ -74,14 +77,31 @@ pub(super) struct Pump {
     raw: Arc<pty::RawMode>,
 }
 
+/// What the input must do before keys answer a prompt.
+#[derive(Debug, Clone, Copy)]
+struct Fence {
+    /// DA1 replies still to come (the program's, then sluice's own); 0:
+    /// the input must then be quiet for [`QUIET`].
+    replies: u64,
+    /// When to stop waiting for them, or the end of the quiet.
+    until: Instant,
+}
+
+impl Fence {
+    fn quiet() -> Fence {
+        Fence {
+            replies: 0,
+            until: Instant::now() + QUIET,
+        }
+    }
+}
+
 struct Open {
     view: View,
     status: String,
     deadline: Instant,
-    /// Until the terminal answers the fence: how many DA1 replies are
-    /// still to come (the program's, then sluice's own), and when to stop
-    /// waiting for them. `None`: keys answer.
-    fence: Option<(u64, Instant)>,
+    /// Until keys answer. `None`: they do.
+    fence: Option<Fence>,
     /// Bytes of input discarded since the prompt opened.
     discarded: usize,
 }
@@ -160,17 +180,7 @@ impl Pump {
             if ready(4) {
                 self.master_ready(fds[4].revents)?;
             }
-            if self
-                .prompt
-                .as_ref()
-                .and_then(|o| o.fence)
-                .is_some_and(|(_, until)| Instant::now() >= until)
-            {
-                // The terminal does not answer DA1 (or not in time): the
-                // replies it may still send are escape sequences, never keys.
-                self.da1_replies = self.screen.da1_queries();
-                self.fence_passed();
-            }
+            self.fence_timer();
             if self
                 .prompt
                 .as_ref()
@@ -210,7 +220,7 @@ impl Pump {
             None => -1,
             Some(open) => {
                 let until = match open.fence {
-                    Some((_, fence)) => fence.min(open.deadline),
+                    Some(fence) => fence.until.min(open.deadline),
                     None => open.deadline,
                 };
                 let left = until.saturating_duration_since(Instant::now());
@@ -301,17 +311,21 @@ impl Pump {
                 // Answered: what follows is only followed.
                 continue;
             };
-            if let Some((left, _)) = &mut open.fence {
+            if let Some(fence) = &mut open.fence {
                 open.discarded += 1;
-                if token == Some(Token::DeviceAttributes) {
-                    if *left > 1 {
-                        *left -= 1;
-                        self.da1_replies += 1;
-                    } else {
+                match (fence.replies, token) {
+                    // Input keeps coming: the quiet starts again.
+                    (0, _) => fence.until = Instant::now() + QUIET,
+                    (1, Some(Token::DeviceAttributes)) => {
                         // The fence's own reply was not input.
                         open.discarded = open.discarded.saturating_sub(self.keys.token_len());
-                        self.fence_passed();
+                        *fence = Fence::quiet();
                     }
+                    (_, Some(Token::DeviceAttributes)) => {
+                        fence.replies -= 1;
+                        self.da1_replies += 1;
+                    }
+                    _ => {}
                 }
                 continue;
             }
@@ -327,8 +341,27 @@ impl Pump {
         Ok(())
     }
 
-    /// The terminal answered the fence (or never will): the status line is
-    /// drawn, and the next key answers.
+    /// The fence's time ran out: a terminal that does not answer DA1 (or
+    /// not in time) has the input wait for the quiet; after the quiet, keys
+    /// answer.
+    fn fence_timer(&mut self) {
+        let Some(fence) = self.prompt.as_mut().and_then(|o| o.fence.as_mut()) else {
+            return;
+        };
+        if Instant::now() < fence.until {
+            return;
+        }
+        if fence.replies > 0 {
+            *fence = Fence::quiet();
+            self.da1_replies = self.screen.da1_queries();
+        } else {
+            self.fence_passed();
+        }
+    }
+
+    /// The terminal answered the fence and the input was quiet (or the
+    /// terminal never answers): the status line is drawn, and the next key
+    /// answers.
     fn fence_passed(&mut self) {
         let Some(open) = &mut self.prompt else {
             return;
@@ -483,7 +516,10 @@ impl Pump {
             status: String::new(),
             deadline: now + prompter.timeout(),
             view,
-            fence: Some((before + 1, now + FENCE_TIMEOUT)),
+            fence: Some(Fence {
+                replies: before + 1,
+                until: now + FENCE_TIMEOUT,
+            }),
             discarded,
         });
         Ok(())
