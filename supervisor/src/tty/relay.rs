@@ -272,21 +272,18 @@ impl Pump {
         if self.prompt.is_some() {
             return self.prompt_input(&buf[..n]);
         }
-        self.count_replies(&buf[..n]);
-        match &self.prompt {
-            Some(_) => {}
-            None if self.master_open => {
-                let input = &buf[..n];
-                match self.suspend_key(input) {
-                    Some((at, group)) => {
-                        self.to_program.extend_from_slice(&input[..at]);
-                        self.suspend(group);
-                        self.to_program.extend_from_slice(&input[at + 1..]);
-                    }
-                    None => self.to_program.extend_from_slice(input),
-                }
+        let input = &buf[..n];
+        self.count_replies(input);
+        if !self.master_open {
+            return Ok(());
+        }
+        match self.suspend_key(input) {
+            Some((at, group)) => {
+                self.to_program.extend_from_slice(&input[..at]);
+                self.suspend(group);
+                self.to_program.extend_from_slice(&input[at + 1..]);
             }
-            None => {}
+            None => self.to_program.extend_from_slice(input),
         }
         Ok(())
     }
