@@ -208,6 +208,18 @@ impl Runner<'_> {
                 (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong,
             )
         });
+        // Unbindable: a tree bound into the root below (`/tmp`, say, which
+        // holds the mount point) brings an empty directory, not the root
+        // itself again.
+        let ok = ok
+            && self.step(Step::Root, 0, || {
+                sys::mount(
+                    std::ptr::null(),
+                    root.dir.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_UNBINDABLE as c_ulong,
+                )
+            });
         if !ok {
             return;
         }
@@ -353,7 +365,7 @@ fn mount_one(m: &crate::plan::PreparedMount) -> Result<(), i32> {
             return sys::mount_setattr(m.target.as_ptr(), &attr, false);
         }
         MountKind::ReadOnly => sys::MOUNT_ATTR_RDONLY,
-        MountKind::Deny { .. } => {
+        MountKind::Deny { .. } | MountKind::Veil => {
             sys::MOUNT_ATTR_RDONLY
                 | sys::MOUNT_ATTR_NOEXEC
                 | sys::MOUNT_ATTR_NOSUID
@@ -366,5 +378,8 @@ fn mount_one(m: &crate::plan::PreparedMount) -> Result<(), i32> {
         propagation: 0,
         userns_fd: 0,
     };
-    sys::mount_setattr(m.target.as_ptr(), &attr, true)
+    // The veil's skeleton only: the session's own tmp/ bound into it keeps
+    // its flags.
+    let recursive = m.kind != MountKind::Veil;
+    sys::mount_setattr(m.target.as_ptr(), &attr, recursive)
 }

@@ -32,6 +32,9 @@ pub struct LaunchContext {
     pub cwd: PathBuf,
     /// A directory only the supervisor can reach, for deny placeholders.
     pub placeholder_dir: PathBuf,
+    /// The directory holding every session directory of this user, hidden
+    /// from the sandbox but for the session's own `tmp/` (see [`Veil`]).
+    pub veil: Option<Veil>,
     /// `cgroup.procs` of the session cgroup, opened for writing, when there is one.
     pub cgroup_procs: Option<OwnedFd>,
     /// Descriptors handed to the program: (descriptor here, number in the child).
@@ -43,6 +46,16 @@ pub struct LaunchContext {
     pub notify_socket: Option<OwnedFd>,
     /// The program's own terminal, when the supervisor owns the person's.
     pub terminal: Option<ChildTerminal>,
+}
+
+/// Every sluice session directory of the user lives under `parent`; in the
+/// sandbox `parent` is a read-only directory holding only `keep` (the
+/// session's own `tmp/`, beneath `parent`), so no sandbox reaches another
+/// session's directory, nor its own `private/`, even one made after it
+/// started. Both paths are canonical.
+pub struct Veil {
+    pub parent: PathBuf,
+    pub keep: PathBuf,
 }
 
 /// The slave side of a pseudo-terminal the supervisor made for the program.
@@ -220,7 +233,9 @@ fn prepare_mounts(
                         None => slot.insert(placeholder(placeholder_dir, is_dir)?).clone(),
                     }
                 }
-                MountKind::Writable | MountKind::Pin | MountKind::ReadOnly => op.path.clone(),
+                MountKind::Writable | MountKind::Pin | MountKind::ReadOnly | MountKind::Veil => {
+                    op.path.clone()
+                }
             };
             Ok(PreparedMount {
                 kind: op.kind,
@@ -229,6 +244,57 @@ fn prepare_mounts(
             })
         })
         .collect()
+}
+
+/// The veil's mounts (see [`Veil`]), made after every other mount: the
+/// session's own `tmp/` bound into a skeleton under `placeholder_dir/veil`,
+/// then the skeleton over the parent, read-only. The skeleton also holds the
+/// mount point of the policy-built root when that is beneath the parent.
+/// Nothing when the parent is denied anyway.
+fn prepare_veil(
+    policy: &Policy,
+    veil: &Veil,
+    placeholder_dir: &Path,
+    root_dir: Option<&Path>,
+) -> Result<Vec<PreparedMount>, PrepareError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if policy
+        .filesystem
+        .deny
+        .iter()
+        .any(|d| veil.parent.starts_with(d))
+    {
+        return Ok(Vec::new());
+    }
+    let skeleton = placeholder_dir.join("veil");
+    let rel = |p: &Path| p.strip_prefix(&veil.parent).ok().map(Path::to_path_buf);
+    let keep = rel(&veil.keep).ok_or_else(|| PrepareError::Placeholder {
+        path: veil.keep.clone(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not beneath {}", veil.parent.display()),
+        ),
+    })?;
+    for dir in std::iter::once(&keep).chain(root_dir.and_then(rel).as_ref()) {
+        let path = skeleton.join(dir);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&path)
+            .map_err(|source| PrepareError::Placeholder { path, source })?;
+    }
+    Ok(vec![
+        PreparedMount {
+            kind: MountKind::Pin,
+            target: cstring(skeleton.join(&keep).as_os_str())?,
+            source: cstring(veil.keep.as_os_str())?,
+        },
+        PreparedMount {
+            kind: MountKind::Veil,
+            target: cstring(veil.parent.as_os_str())?,
+            source: cstring(skeleton.as_os_str())?,
+        },
+    ])
 }
 
 /// The skeleton of the child's root, under `placeholder_dir/root` (made
@@ -346,7 +412,7 @@ pub fn prepare(
     ctx: LaunchContext,
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
-    let mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
+    let mut mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
     // Transparent brokering serves the program's own opens of paths outside
     // the policy, which it must first be able to name (stat, walk): the
     // host's tree stays in view.
@@ -359,6 +425,17 @@ pub fn prepare(
             ctx.terminal.as_ref(),
         )?),
     };
+    if let Some(veil) = &ctx.veil {
+        let root_dir = root
+            .as_ref()
+            .map(|r| PathBuf::from(OsStr::from_bytes(r.dir.as_bytes())));
+        mounts.extend(prepare_veil(
+            policy,
+            veil,
+            &ctx.placeholder_dir,
+            root_dir.as_deref(),
+        )?);
+    }
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
     // SAFETY: getuid/getgid/getpid cannot fail.

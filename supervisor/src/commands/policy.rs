@@ -54,7 +54,8 @@ fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<(policies::Policy, 
         Some(ws) => ws,
         None => std::env::current_dir()?,
     };
-    let dir = SessionDir::create(&launch::new_session_id()?)?;
+    let records = crate::session_dir::records_dir().context("the session records directory")?;
+    let dir = SessionDir::create(&launch::new_session_id()?, &records)?;
     let vars = Vars {
         home: std::env::var_os("HOME")
             .map(PathBuf::from)
