@@ -229,15 +229,18 @@ try sh -c "echo x > '$R/$A'"
 try rm "$R/$A"
 try "$PROBE" rename "$R" "$R.moved"
 try "$PROBE" rename "$P" "$P.moved"
+try "$PROBE" broker-read "$P/$A/tmp/secret"
+try "$PROBE" broker-write "$P/$A/tmp/planted" x --create
+"$PROBE" broker-read "$TMPDIR/mine" >/dev/null 2>&1 && echo own-tmp-served
 "#;
 
 /// A program with the whole of its TMPDIR's parent writable (as with
 /// `--allow-write /tmp`), and sluice's state directory inside what it may
 /// write, cannot see another live session's directory, read or write it,
 /// nor replace, remove or move the record that says it lives: the next run's
-/// sweep leaves that session alone. In the plain mode, under
-/// `--transparent` (no policy-built root), and with the broker told to
-/// allow everything. Controls: the same script outside sluice, against a
+/// sweep leaves that session alone; nor can the broker serve it. In the
+/// plain mode and under `--transparent` (no policy-built root), each with
+/// and without the broker told to allow everything. Controls: the same script outside sluice, against a
 /// copy of the layout, breaches every one of them; inside, the program
 /// writes its own TMPDIR and sees itself in the listing.
 #[test]
@@ -287,8 +290,9 @@ fn a_session_with_tmp_writable_cannot_make_another_live_session_look_dead_nor_re
     );
 
     let root = fx.root().to_str().unwrap().to_owned();
-    let modes: [&[&str]; 3] = [
+    let modes: [&[&str]; 4] = [
         &["--allow-write", &root],
+        &["--allow-write", &root, "--approve", "allow"],
         &["--allow-write", &root, "--transparent"],
         &[
             "--allow-write",
@@ -321,6 +325,12 @@ fn a_session_with_tmp_writable_cannot_make_another_live_session_look_dead_nor_re
             out.stdout.contains("own-tmp-written"),
             "{mode:?}: control: the program writes its own TMPDIR\n{out}"
         );
+        if mode.contains(&"allow") {
+            assert!(
+                out.stdout.contains("own-tmp-served"),
+                "{mode:?}: control: the broker serves the program's own TMPDIR\n{out}"
+            );
+        }
         let listing = out
             .stdout
             .lines()
