@@ -220,6 +220,7 @@ try ls "$P/$A"
 try test -e "$P/$A/tmp"
 try sh -c "echo x > '$P/$A/tmp/planted'"
 try cat "$P/$A/private/marker"
+try ls "$P/$(basename "$(dirname "$TMPDIR")")/private/veil"
 try "$PROBE" read "$P/$A/tmp/secret"
 try "$PROBE" symlink / "$P/$A.planted"
 try mkdir "$P/0123456789abcdef"
@@ -270,7 +271,7 @@ fn a_session_with_tmp_writable_cannot_make_another_live_session_look_dead_nor_re
     let decoy = fx.root().join("decoy");
     let (decoy_parent, decoy_records) = (decoy.join("sluice-0"), decoy.join("sessions"));
     private_dir(&decoy_parent.join(&live).join("tmp"));
-    private_dir(&decoy_parent.join(&live).join("private"));
+    private_dir(&decoy_parent.join(&live).join("private/veil"));
     private_dir(&decoy_records);
     fs::write(decoy_parent.join(&live).join("tmp/secret"), "x").unwrap();
     fs::write(decoy_parent.join(&live).join("private/marker"), "x").unwrap();
@@ -280,12 +281,12 @@ fn a_session_with_tmp_writable_cannot_make_another_live_session_look_dead_nor_re
         .args(["-c", AGAINST_ANOTHER_SESSION, "sh"])
         .args([&decoy_parent, &PathBuf::from(&live), &decoy_records])
         .arg(&fx.probe)
-        .env("TMPDIR", &decoy)
+        .env("TMPDIR", decoy_parent.join(&live).join("tmp"))
         .stdin(Stdio::null());
     let control = execute(control);
     let breaches = control.stdout.matches("BREACH").count();
     assert_eq!(
-        breaches, 13,
+        breaches, 14,
         "control: every attempt works outside\n{control}"
     );
 
