@@ -262,6 +262,39 @@ fn sweep_records(dir: &File, records: &Path) {
     }
 }
 
+/// The parents (`…/sluice-<uid>`) of the directories of live sessions
+/// recorded in `records` that were started with another `$TMPDIR` than
+/// `ours`, except those holding `ours`: the veil hides only `ours`, so a
+/// launch denies these to its sandbox too. (A session started later with yet
+/// another `$TMPDIR` is not covered: see ARCHITECTURE.md.)
+pub fn other_live_parents(records: &Path, ours: &Path) -> Vec<PathBuf> {
+    let (Ok(dir), Ok(entries)) = (open_dir(records), fs::read_dir(records)) else {
+        return Vec::new();
+    };
+    let mut parents: Vec<PathBuf> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(session_id) else {
+            continue;
+        };
+        let Ok(record) = open_beneath(&dir, id.as_bytes(), libc::O_RDONLY) else {
+            continue;
+        };
+        let record = File::from(record);
+        // SAFETY: flock on a descriptor we own.
+        let free = unsafe { libc::flock(record.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+        if free {
+            continue;
+        }
+        if let Some(parent) = recorded_parent(&record, id) {
+            if parent != ours && !ours.starts_with(&parent) && !parents.contains(&parent) {
+                parents.push(parent);
+            }
+        }
+    }
+    parents
+}
+
 /// The parent (`…/sluice-<uid>`) of the session directory a record names,
 /// if it names one of this session's: an absolute path ending in
 /// `sluice-<uid>/<id>`, with no `.` or `..`.

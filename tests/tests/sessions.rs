@@ -465,3 +465,72 @@ fn an_unprivileged_run_leaves_nothing_behind_and_warns_of_nothing() {
         "a session record was left behind"
     );
 }
+
+/// A live session started with another `$TMPDIR` (so under another parent,
+/// which the veil does not cover) is denied to a later session whose policy
+/// could write it: the same attempts as above all fail, and the next run's
+/// sweep leaves it alone. (The control for each attempt is in the test
+/// above.)
+#[test]
+fn a_live_session_under_another_tmpdir_is_out_of_reach_of_a_later_one() {
+    let fx = Fixture::new(PROBE);
+    let (tmp, other_tmp) = (fx.root().join("tmp"), fx.root().join("other-tmp"));
+    private_dir(&tmp);
+    private_dir(&other_tmp);
+    let records = fx.state_dir().join("sluice/sessions");
+    let mut left = Leftovers {
+        probe: &fx.probe,
+        sluices: vec![start_daemon_session(&fx, &other_tmp, &fx.ws("live.pid"))],
+        daemons: Vec::new(),
+    };
+    let daemon = wait_for_pid(&fx.ws("live.pid"), &mut left.sluices[0]);
+    left.daemons.push(daemon.clone());
+    let [live] = <[String; 1]>::try_from(session_dirs(&other_tmp, "")).unwrap();
+    let other_parent = sessions_parent(&other_tmp, euid());
+    fs::write(other_parent.join(&live).join("tmp/secret"), "SECRET\n").unwrap();
+
+    let root = fx.root().to_str().unwrap().to_owned();
+    for mode in [
+        &["--allow-write", &root][..],
+        &[
+            "--allow-write",
+            &root,
+            "--transparent",
+            "--approve",
+            "allow",
+        ][..],
+    ] {
+        let args = [
+            "/bin/sh",
+            "-c",
+            AGAINST_ANOTHER_SESSION,
+            "sh",
+            other_parent.to_str().unwrap(),
+            &live,
+            records.to_str().unwrap(),
+            &fx.probe_path(),
+        ];
+        let mut cmd = fx.sluice_command(mode, &args);
+        cmd.env("TMPDIR", &tmp);
+        let out = execute(cmd);
+        out.assert_code(0);
+        assert!(
+            !out.stdout.contains("BREACH"),
+            "{mode:?}: another session reached\n{out}"
+        );
+        assert!(out.stdout.contains("own-tmp-written"), "{mode:?}\n{out}");
+        assert!(
+            out.stdout.contains("listing: \n"),
+            "{mode:?}: the other parent is listed\n{out}"
+        );
+        let mut sweep = fx.sluice_command(&[], &["true"]);
+        sweep.env("TMPDIR", &tmp);
+        execute(sweep).assert_code(0);
+        assert!(probe_alive(&daemon, &fx.probe), "{mode:?}: the daemon died");
+        assert_eq!(
+            names(&other_parent.join(&live).join("tmp")),
+            ["secret"],
+            "{mode:?}"
+        );
+    }
+}

@@ -139,13 +139,21 @@ pub fn run(args: RunArgs) -> Result<i32> {
         (PathBuf::from("/sys"), "kernel state"),
     ];
     deny_in_sandbox(&mut s.policy, &[&audit_dir, &config_dir, &records]);
-    // Other sessions' directories: the broker serves nothing there (the
-    // child hides them, see `Veil`).
+    // Other sessions' directories: the child hides those under our parent
+    // (`Veil`), and the broker serves nothing there; live sessions started
+    // with another TMPDIR are denied like sluice's own state.
     s.policy.broker.protect_except(
         s.dir.parent().to_path_buf(),
         Some(s.dir.tmp()),
         "another sluice session's directory",
     );
+    let others = session_dir::other_live_parents(&records, s.dir.parent());
+    deny_in_sandbox(&mut s.policy, &others.iter().collect::<Vec<_>>());
+    for other in others {
+        s.policy
+            .broker
+            .protect(other, "another sluice session's directory");
+    }
     // `$SLUICE_BIN open PATH` works from inside: the binary itself is
     // executable in every sandbox (it holds nothing secret).
     let sluice_bin = std::env::current_exe()
