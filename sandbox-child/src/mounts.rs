@@ -30,11 +30,6 @@ pub enum MountKind {
     Deny {
         dir: bool,
     },
-    /// Every session directory of the user lives under one parent, covered
-    /// by a read-only skeleton that holds only the session's own `tmp/`
-    /// (bound into it first, as a `Pin`): the *veil*. Made last, by
-    /// [`crate::plan`], never by [`plan`].
-    Veil,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +135,6 @@ fn normalise(mut ops: Vec<MountOp>) -> Vec<MountOp> {
         MountKind::Pin => 0,
         MountKind::ReadOnly => 1,
         MountKind::Deny { .. } => 2,
-        MountKind::Veil => 3,
     };
     ops.sort_by(|a, b| {
         (a.path.components().count(), &a.path, rank(a.kind)).cmp(&(

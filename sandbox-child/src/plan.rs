@@ -96,6 +96,18 @@ pub(crate) struct PreparedMount {
     pub source: CString,
 }
 
+/// The veil's paths, for the child (see [`Veil`]).
+pub(crate) struct PreparedVeil {
+    /// Covered by a tmpfs.
+    pub parent: CString,
+    /// The session's own `tmp/`: cloned before the parent is covered, then
+    /// moved onto the same path in the tmpfs.
+    pub keep: CString,
+    /// Made in the tmpfs, parents first: the way to `keep` and to the
+    /// policy-built root's mount point.
+    pub dirs: Vec<CString>,
+}
+
 /// One step of building the policy's root ([`crate::root`]), with its
 /// paths already under the new root.
 pub(crate) enum RootEntry {
@@ -133,6 +145,8 @@ pub struct Prepared {
     pub(crate) cgroup_procs: Option<OwnedFd>,
     pub(crate) id_maps: Option<IdMaps>,
     pub(crate) mounts: Vec<PreparedMount>,
+    /// Drawn after `mounts` (see [`Veil`]).
+    pub(crate) veil: Option<PreparedVeil>,
     /// `None` under transparent brokering (see [`crate::root`]).
     pub(crate) root: Option<PreparedRoot>,
     pub(crate) cap_last: u32,
@@ -233,9 +247,7 @@ fn prepare_mounts(
                         None => slot.insert(placeholder(placeholder_dir, is_dir)?).clone(),
                     }
                 }
-                MountKind::Writable | MountKind::Pin | MountKind::ReadOnly | MountKind::Veil => {
-                    op.path.clone()
-                }
+                MountKind::Writable | MountKind::Pin | MountKind::ReadOnly => op.path.clone(),
             };
             Ok(PreparedMount {
                 kind: op.kind,
@@ -246,55 +258,60 @@ fn prepare_mounts(
         .collect()
 }
 
-/// The veil's mounts (see [`Veil`]), made after every other mount: the
-/// session's own `tmp/` bound into a skeleton under `placeholder_dir/veil`,
-/// then the skeleton over the parent, read-only. The skeleton also holds the
-/// mount point of the policy-built root when that is beneath the parent.
+/// The veil (see [`Veil`]), drawn after every other mount: a tmpfs over the
+/// parent holding `<id>/tmp` (the session's own tree, moved there) and, when
+/// the policy-built root's mount point is beneath the parent, the way to it.
+/// A tmpfs rather than a directory under `private/`, so that no directory on
+/// the host's disk is left a mount point of the child's namespace (removing
+/// those afterwards makes the kernel detach the mounts, which is slow).
 /// Nothing when the parent is denied anyway.
 fn prepare_veil(
     policy: &Policy,
     veil: &Veil,
-    placeholder_dir: &Path,
     root_dir: Option<&Path>,
-) -> Result<Vec<PreparedMount>, PrepareError> {
-    use std::os::unix::fs::DirBuilderExt;
+) -> Result<Option<PreparedVeil>, PrepareError> {
     if policy
         .filesystem
         .deny
         .iter()
         .any(|d| veil.parent.starts_with(d))
     {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let skeleton = placeholder_dir.join("veil");
-    let rel = |p: &Path| p.strip_prefix(&veil.parent).ok().map(Path::to_path_buf);
-    let keep = rel(&veil.keep).ok_or_else(|| PrepareError::Placeholder {
-        path: veil.keep.clone(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("not beneath {}", veil.parent.display()),
-        ),
-    })?;
-    for dir in std::iter::once(&keep).chain(root_dir.and_then(rel).as_ref()) {
-        let path = skeleton.join(dir);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .recursive(true)
-            .create(&path)
-            .map_err(|source| PrepareError::Placeholder { path, source })?;
+    if !veil.keep.starts_with(&veil.parent) || veil.keep == veil.parent {
+        return Err(PrepareError::Placeholder {
+            path: veil.keep.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not beneath {}", veil.parent.display()),
+            ),
+        });
     }
-    Ok(vec![
-        PreparedMount {
-            kind: MountKind::Pin,
-            target: cstring(skeleton.join(&keep).as_os_str())?,
-            source: cstring(veil.keep.as_os_str())?,
-        },
-        PreparedMount {
-            kind: MountKind::Veil,
-            target: cstring(veil.parent.as_os_str())?,
-            source: cstring(skeleton.as_os_str())?,
-        },
-    ])
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for target in std::iter::once(veil.keep.as_path()).chain(root_dir) {
+        if !target.starts_with(&veil.parent) || target == veil.parent {
+            continue;
+        }
+        let mut way: Vec<PathBuf> = target
+            .ancestors()
+            .take_while(|a| *a != veil.parent)
+            .map(Path::to_path_buf)
+            .collect();
+        way.reverse();
+        for dir in way {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    Ok(Some(PreparedVeil {
+        parent: cstring(veil.parent.as_os_str())?,
+        keep: cstring(veil.keep.as_os_str())?,
+        dirs: dirs
+            .iter()
+            .map(|d| cstring(d.as_os_str()))
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 /// The skeleton of the child's root, under `placeholder_dir/root` (made
@@ -412,7 +429,7 @@ pub fn prepare(
     ctx: LaunchContext,
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
-    let mut mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
+    let mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
     // Transparent brokering serves the program's own opens of paths outside
     // the policy, which it must first be able to name (stat, walk): the
     // host's tree stays in view.
@@ -425,17 +442,15 @@ pub fn prepare(
             ctx.terminal.as_ref(),
         )?),
     };
-    if let Some(veil) = &ctx.veil {
-        let root_dir = root
-            .as_ref()
-            .map(|r| PathBuf::from(OsStr::from_bytes(r.dir.as_bytes())));
-        mounts.extend(prepare_veil(
-            policy,
-            veil,
-            &ctx.placeholder_dir,
-            root_dir.as_deref(),
-        )?);
-    }
+    let veil = match &ctx.veil {
+        Some(veil) => {
+            let root_dir = root
+                .as_ref()
+                .map(|r| PathBuf::from(OsStr::from_bytes(r.dir.as_bytes())));
+            prepare_veil(policy, veil, root_dir.as_deref())?
+        }
+        None => None,
+    };
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
     // SAFETY: getuid/getgid/getpid cannot fail.
@@ -506,6 +521,7 @@ pub fn prepare(
             gid_map: format!("{gid} {gid} 1\n").into_bytes(),
         }),
         mounts,
+        veil,
         root,
         cap_last,
         drop_bounding,
