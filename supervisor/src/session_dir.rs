@@ -72,16 +72,17 @@ pub fn records_dir() -> io::Result<PathBuf> {
 /// [`records_dir`]) is alive: its record exists and its supervisor still
 /// holds the lock on it. A session without a record (ended, swept, or never
 /// started here) is not.
-// Used by `sluice audit verify` (a session still running is not torn).
-#[allow(dead_code)]
+#[allow(dead_code)] // for `sluice audit verify`: a running session's record is not torn
 pub fn is_live(id: &str) -> bool {
+    records_dir().is_ok_and(|records| is_live_in(&records, id))
+}
+
+/// [`is_live`] with the records in `records`.
+fn is_live_in(records: &Path, id: &str) -> bool {
     if session_id(id).is_none() {
         return false;
     }
-    let Ok(dir) = records_dir() else {
-        return false;
-    };
-    let Ok(dir) = open_dir(&dir) else {
+    let Ok(dir) = open_dir(records) else {
         return false;
     };
     let Ok(record) = open_beneath(&dir, id.as_bytes(), libc::O_RDONLY) else {
@@ -521,6 +522,24 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_session_is_live_while_its_directory_is_held_and_not_after() {
+        let records =
+            std::env::temp_dir().join(format!("sluice-unit-records-{}", std::process::id()));
+        let id = "00000000000000ee";
+        let dir = SessionDir::create(id, &records).unwrap();
+        assert!(is_live_in(&records, id));
+        assert!(!is_live_in(&records, "00000000000000ef"));
+        assert!(!is_live_in(&records, "../sessions"));
+        let tmp = dir.tmp();
+        assert!(tmp.is_dir());
+        drop(dir);
+        assert!(!is_live_in(&records, id));
+        assert!(!tmp.exists(), "the session directory stayed");
+        assert!(!records.join(id).exists(), "the record stayed");
+        fs::remove_dir(&records).unwrap();
     }
 
     #[test]

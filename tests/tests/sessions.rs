@@ -233,6 +233,8 @@ try "$PROBE" rename "$P" "$P.moved"
 try "$PROBE" broker-read "$P/$A/tmp/secret"
 try "$PROBE" broker-write "$P/$A/tmp/planted" x --create
 "$PROBE" broker-read "$TMPDIR/mine" >/dev/null 2>&1 && echo own-tmp-served
+# What an older sluice's sweep trusted: a free lock in `sluice-<id>`.
+mkdir -p "$(dirname "$P")/sluice-$A" && : > "$(dirname "$P")/sluice-$A/lock"
 "#;
 
 /// A program with the whole of its TMPDIR's parent writable (as with
@@ -533,4 +535,46 @@ fn a_live_session_under_another_tmpdir_is_out_of_reach_of_a_later_one() {
             "{mode:?}"
         );
     }
+}
+
+/// The parent of the session directories is refused, with a message naming
+/// it, when it is a symlink (a program that could write `$TMPDIR` before
+/// any session ran could plant one to steer sluice's directories and sweep
+/// elsewhere) or when others may enter it. Control: the same directory,
+/// made ours with mode 0700, is used.
+#[test]
+fn a_planted_parent_of_the_session_directories_is_refused() {
+    let fx = Fixture::new(PROBE);
+    let tmp = fx.root().join("tmp");
+    let elsewhere = fx.root().join("elsewhere");
+    private_dir(&tmp);
+    private_dir(&elsewhere);
+    let parent = sessions_parent(&tmp, euid());
+    let run = || {
+        let mut cmd = fx.sluice_command(&[], &["true"]);
+        cmd.env("TMPDIR", &tmp);
+        execute(cmd)
+    };
+
+    std::os::unix::fs::symlink(&elsewhere, &parent).unwrap();
+    let out = run();
+    assert_ne!(out.code(), 0, "a symlinked parent was used\n{out}");
+    assert!(
+        out.stderr.contains(parent.to_str().unwrap()),
+        "the message does not name it\n{out}"
+    );
+    assert!(
+        names(&elsewhere).is_empty(),
+        "sluice wrote through it\n{out}"
+    );
+    fs::remove_file(&parent).unwrap();
+
+    private_dir(&parent);
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run();
+    assert_ne!(out.code(), 0, "a parent others may enter was used\n{out}");
+    assert!(out.stderr.contains("mode 0700"), "{out}");
+
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o700)).unwrap();
+    run().assert_code(0);
 }
