@@ -429,7 +429,7 @@ pub fn prepare(
     ctx: LaunchContext,
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
-    let mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
+    let mut mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
     // Transparent brokering serves the program's own opens of paths outside
     // the policy, which it must first be able to name (stat, walk): the
     // host's tree stays in view.
@@ -447,7 +447,24 @@ pub fn prepare(
             let root_dir = root
                 .as_ref()
                 .map(|r| PathBuf::from(OsStr::from_bytes(r.dir.as_bytes())));
-            prepare_veil(policy, veil, root_dir.as_deref())?
+            let prepared = prepare_veil(policy, veil, root_dir.as_deref())?;
+            if prepared.is_some() {
+                // The veil's parent cannot be moved away with its ancestors
+                // and replaced by one that later sessions would use unveiled.
+                // Shallowest first, after the other mounts (recursive binds
+                // bring those along).
+                let mut pins = mounts::pins(&policy.filesystem, &veil.parent);
+                pins.reverse();
+                for pin in pins {
+                    let path = cstring(pin.path.as_os_str())?;
+                    mounts.push(PreparedMount {
+                        kind: MountKind::Pin,
+                        target: path.clone(),
+                        source: path,
+                    });
+                }
+            }
+            prepared
         }
         None => None,
     };
