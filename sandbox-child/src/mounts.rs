@@ -188,6 +188,24 @@ mod tests {
     }
 
     #[test]
+    fn pins_are_the_ancestors_below_the_shallowest_writable_tree() {
+        let fs = FsPolicy {
+            write: vec![p("/t"), p("/t/a/b")],
+            ..FsPolicy::default()
+        };
+        let got: Vec<_> = pins(&fs, &p("/t/a/b/sluice-0"))
+            .into_iter()
+            .map(|o| (o.kind, o.path))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(MountKind::Pin, p("/t/a/b")), (MountKind::Pin, p("/t/a"))]
+        );
+        assert!(pins(&fs, &p("/elsewhere/sluice-0")).is_empty());
+        assert!(pins(&fs, &p("/t/sluice-0")).is_empty());
+    }
+
+    #[test]
     fn protects_inside_writable_tree_with_pins() {
         let ops = plan(&fs(), |p| p.ends_with("hooks"));
         let got: Vec<_> = ops.iter().map(|o| (o.kind, o.path.clone())).collect();
