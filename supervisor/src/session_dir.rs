@@ -68,6 +68,16 @@ pub fn records_dir() -> io::Result<PathBuf> {
     Ok(crate::xdg::base_dir("XDG_STATE_HOME", ".local/state")?.join("sluice/sessions"))
 }
 
+/// Where a sluice keeps its session records: [`records_dir`], or, stacked
+/// inside another sluice sandbox (which lets it write nowhere else), beside
+/// its other state under the outer session's TMPDIR.
+pub fn records_dir_for(stacked: bool) -> io::Result<PathBuf> {
+    match stacked {
+        true => Ok(crate::nesting::state_dir().join("sessions")),
+        false => records_dir(),
+    }
+}
+
 /// Whether session `id` (started with the default records directory,
 /// [`records_dir`]) is alive: its record exists and its supervisor still
 /// holds the lock on it. A session without a record (ended, swept, or never

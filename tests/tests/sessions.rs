@@ -579,3 +579,16 @@ fn a_planted_parent_of_the_session_directories_is_refused() {
     fs::set_permissions(&parent, fs::Permissions::from_mode(0o700)).unwrap();
     run().assert_code(0);
 }
+
+/// `sluice policy check` inside a sandbox keeps its throwaway session's
+/// record where a stacked sluice keeps its state (the records directory of
+/// the person is denied there). Control: it runs outside too.
+#[test]
+fn policy_check_works_inside_a_sandbox_whose_records_are_denied() {
+    let fx = Fixture::new(PROBE);
+    let check = "\"$SLUICE_BIN\" policy check default >/dev/null && echo checked";
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", check]));
+    out.assert_code(0);
+    assert!(out.stdout.contains("checked"), "{out}");
+    execute(fx.sluice_cli_command(&["policy", "check", "default"])).assert_code(0);
+}

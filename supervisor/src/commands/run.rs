@@ -74,11 +74,8 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         nesting::Decision::Stack(outer) => Some(outer),
     };
     let workspace = workspace(args.workspace.clone())?;
-    let records = match &outer {
-        // Stacked: the outer sandbox lets sluice write nowhere else.
-        Some(_) => nesting::state_dir().join("sessions"),
-        None => session_dir::records_dir().context("the session records directory")?,
-    };
+    let records =
+        session_dir::records_dir_for(outer.is_some()).context("the session records directory")?;
     session_dir::sweep_stale(&records);
     let id = launch::new_session_id()?;
     let dir = SessionDir::create(&id, &records)?;
