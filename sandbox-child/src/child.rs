@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::raw::c_ulong;
 
 use crate::mounts::MountKind;
-use crate::plan::{Prepared, RootEntry};
+use crate::plan::{Prepared, PreparedVeil, RootEntry};
 use crate::report::{Step, StepRecord};
 use crate::seccomp;
 use crate::sys::{self, MountAttr};
@@ -184,6 +184,10 @@ impl Runner<'_> {
         for (i, m) in plan.mounts.iter().enumerate() {
             self.step(Step::Mounts, i as u16 + 1, || mount_one(m));
         }
+        if let Some(veil) = &plan.veil {
+            let index = plan.mounts.len() as u16 + 1;
+            self.step(Step::Mounts, index, || draw_veil(veil));
+        }
         self.build_root();
         // The old working directory may sit beneath a path just covered.
         // SAFETY: cwd is NUL-terminated.
@@ -208,6 +212,18 @@ impl Runner<'_> {
                 (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong,
             )
         });
+        // Unbindable: a tree bound into the root below (`/tmp`, say, which
+        // holds the mount point) brings an empty directory, not the root
+        // itself again.
+        let ok = ok
+            && self.step(Step::Root, 0, || {
+                sys::mount(
+                    std::ptr::null(),
+                    root.dir.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_UNBINDABLE as c_ulong,
+                )
+            });
         if !ok {
             return;
         }
@@ -335,6 +351,39 @@ const SECBIT_NO_SETUID_FIXUP_LOCKED: c_ulong = 1 << 3;
 const SECBIT_KEEP_CAPS_LOCKED: c_ulong = 1 << 5;
 const SECBIT_NO_CAP_AMBIENT_RAISE: c_ulong = 1 << 6;
 const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: c_ulong = 1 << 7;
+
+/// Covers the parent of every session directory with a tmpfs holding only
+/// the session's own `tmp/` (see [`crate::plan::Veil`]): the tree at `keep`
+/// is cloned first, since it no longer resolves once the parent is covered,
+/// then moved onto the same path in the tmpfs, which is made read-only (the
+/// moved tree keeps its own flags).
+fn draw_veil(veil: &PreparedVeil) -> Result<(), i32> {
+    let tree = sys::open_tree_clone(veil.keep.as_ptr())?;
+    let drawn = (|| {
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        sys::mount(
+            c"tmpfs".as_ptr(),
+            veil.parent.as_ptr(),
+            c"tmpfs".as_ptr(),
+            flags as c_ulong,
+        )?;
+        for dir in &veil.dirs {
+            // SAFETY: dir is NUL-terminated, prepared before fork.
+            sys::check(unsafe { libc::mkdir(dir.as_ptr(), 0o700) } as _)?;
+        }
+        sys::move_mount(tree, veil.keep.as_ptr())?;
+        let attr = MountAttr {
+            attr_set: sys::MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        sys::mount_setattr(veil.parent.as_ptr(), &attr, false)
+    })();
+    // SAFETY: closing the descriptor open_tree just returned.
+    unsafe { libc::close(tree) };
+    drawn
+}
 
 fn mount_one(m: &crate::plan::PreparedMount) -> Result<(), i32> {
     let bind = (libc::MS_BIND | libc::MS_REC) as c_ulong;

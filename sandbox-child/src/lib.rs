@@ -77,5 +77,5 @@ pub use child::{exec_child, EXIT_SETUP_FAILED};
 #[cfg(target_os = "linux")]
 pub use landlock_rules::kernel_abi as landlock_abi;
 #[cfg(target_os = "linux")]
-pub use plan::{prepare, ChildTerminal, LaunchContext, PrepareError, Prepared};
+pub use plan::{prepare, ChildTerminal, LaunchContext, PrepareError, Prepared, Veil};
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};

@@ -57,6 +57,22 @@ fn ancestors_below(path: &Path, root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The pins that keep `path` where it is: its ancestors strictly below the
+/// shallowest writable tree holding it (each of them could be renamed away),
+/// deepest first. `path` itself must be a mount point of its own.
+pub fn pins(fs: &FsPolicy, path: &Path) -> Vec<MountOp> {
+    let Some(root) = under_any(path, &fs.write) else {
+        return Vec::new();
+    };
+    ancestors_below(path, root)
+        .into_iter()
+        .map(|a| MountOp {
+            kind: MountKind::Pin,
+            path: a,
+        })
+        .collect()
+}
+
 /// The mounts that make `fs`'s `read_only` and `deny` entries hold inside the
 /// trees it allows, ordered shallowest first (a mount must exist before the
 /// mounts beneath it). `is_dir` tells directories from files.
@@ -70,14 +86,7 @@ pub fn plan(fs: &FsPolicy, is_dir: impl Fn(&Path) -> bool) -> Vec<MountOp> {
         .collect();
     let mut ops: Vec<MountOp> = Vec::new();
     let pin_below_writable = |path: &Path, ops: &mut Vec<MountOp>| {
-        if let Some(root) = under_any(path, &fs.write) {
-            for a in ancestors_below(path, root) {
-                ops.push(MountOp {
-                    kind: MountKind::Pin,
-                    path: a,
-                });
-            }
-        }
+        ops.extend(pins(fs, path));
     };
     for path in &fs.read_only {
         // Outside every writable tree, Landlock already keeps it read-only.
@@ -176,6 +185,24 @@ mod tests {
             absent: vec![],
             absent_read_only: vec![],
         }
+    }
+
+    #[test]
+    fn pins_are_the_ancestors_below_the_shallowest_writable_tree() {
+        let fs = FsPolicy {
+            write: vec![p("/t"), p("/t/a/b")],
+            ..FsPolicy::default()
+        };
+        let got: Vec<_> = pins(&fs, &p("/t/a/b/sluice-0"))
+            .into_iter()
+            .map(|o| (o.kind, o.path))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(MountKind::Pin, p("/t/a/b")), (MountKind::Pin, p("/t/a"))]
+        );
+        assert!(pins(&fs, &p("/elsewhere/sluice-0")).is_empty());
+        assert!(pins(&fs, &p("/t/sluice-0")).is_empty());
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct LaunchContext {
     pub cwd: PathBuf,
     /// A directory only the supervisor can reach, for deny placeholders.
     pub placeholder_dir: PathBuf,
+    /// The directory holding every session directory of this user, hidden
+    /// from the sandbox but for the session's own `tmp/` (see [`Veil`]).
+    pub veil: Option<Veil>,
     /// `cgroup.procs` of the session cgroup, opened for writing, when there is one.
     pub cgroup_procs: Option<OwnedFd>,
     /// Descriptors handed to the program: (descriptor here, number in the child).
@@ -43,6 +46,16 @@ pub struct LaunchContext {
     pub notify_socket: Option<OwnedFd>,
     /// The program's own terminal, when the supervisor owns the person's.
     pub terminal: Option<ChildTerminal>,
+}
+
+/// Every sluice session directory of the user lives under `parent`; in the
+/// sandbox `parent` is a read-only directory holding only `keep` (the
+/// session's own `tmp/`, beneath `parent`), so no sandbox reaches another
+/// session's directory, nor its own `private/`, even one made after it
+/// started. Both paths are canonical.
+pub struct Veil {
+    pub parent: PathBuf,
+    pub keep: PathBuf,
 }
 
 /// The slave side of a pseudo-terminal the supervisor made for the program.
@@ -83,6 +96,18 @@ pub(crate) struct PreparedMount {
     pub source: CString,
 }
 
+/// The veil's paths, for the child (see [`Veil`]).
+pub(crate) struct PreparedVeil {
+    /// Covered by a tmpfs.
+    pub parent: CString,
+    /// The session's own `tmp/`: cloned before the parent is covered, then
+    /// moved onto the same path in the tmpfs.
+    pub keep: CString,
+    /// Made in the tmpfs, parents first: the way to `keep` and to the
+    /// policy-built root's mount point.
+    pub dirs: Vec<CString>,
+}
+
 /// One step of building the policy's root ([`crate::root`]), with its
 /// paths already under the new root.
 pub(crate) enum RootEntry {
@@ -120,6 +145,8 @@ pub struct Prepared {
     pub(crate) cgroup_procs: Option<OwnedFd>,
     pub(crate) id_maps: Option<IdMaps>,
     pub(crate) mounts: Vec<PreparedMount>,
+    /// Drawn after `mounts` (see [`Veil`]).
+    pub(crate) veil: Option<PreparedVeil>,
     /// `None` under transparent brokering (see [`crate::root`]).
     pub(crate) root: Option<PreparedRoot>,
     pub(crate) cap_last: u32,
@@ -229,6 +256,62 @@ fn prepare_mounts(
             })
         })
         .collect()
+}
+
+/// The veil (see [`Veil`]), drawn after every other mount: a tmpfs over the
+/// parent holding `<id>/tmp` (the session's own tree, moved there) and, when
+/// the policy-built root's mount point is beneath the parent, the way to it.
+/// A tmpfs rather than a directory under `private/`, so that no directory on
+/// the host's disk is left a mount point of the child's namespace (removing
+/// those afterwards makes the kernel detach the mounts, which is slow).
+/// Nothing when the parent is denied anyway.
+fn prepare_veil(
+    policy: &Policy,
+    veil: &Veil,
+    root_dir: Option<&Path>,
+) -> Result<Option<PreparedVeil>, PrepareError> {
+    if policy
+        .filesystem
+        .deny
+        .iter()
+        .any(|d| veil.parent.starts_with(d))
+    {
+        return Ok(None);
+    }
+    if !veil.keep.starts_with(&veil.parent) || veil.keep == veil.parent {
+        return Err(PrepareError::Placeholder {
+            path: veil.keep.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not beneath {}", veil.parent.display()),
+            ),
+        });
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for target in std::iter::once(veil.keep.as_path()).chain(root_dir) {
+        if !target.starts_with(&veil.parent) || target == veil.parent {
+            continue;
+        }
+        let mut way: Vec<PathBuf> = target
+            .ancestors()
+            .take_while(|a| *a != veil.parent)
+            .map(Path::to_path_buf)
+            .collect();
+        way.reverse();
+        for dir in way {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    Ok(Some(PreparedVeil {
+        parent: cstring(veil.parent.as_os_str())?,
+        keep: cstring(veil.keep.as_os_str())?,
+        dirs: dirs
+            .iter()
+            .map(|d| cstring(d.as_os_str()))
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 /// The skeleton of the child's root, under `placeholder_dir/root` (made
@@ -346,7 +429,7 @@ pub fn prepare(
     ctx: LaunchContext,
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
-    let mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
+    let mut mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
     // Transparent brokering serves the program's own opens of paths outside
     // the policy, which it must first be able to name (stat, walk): the
     // host's tree stays in view.
@@ -358,6 +441,32 @@ pub fn prepare(
             &ctx.cwd,
             ctx.terminal.as_ref(),
         )?),
+    };
+    let veil = match &ctx.veil {
+        Some(veil) => {
+            let root_dir = root
+                .as_ref()
+                .map(|r| PathBuf::from(OsStr::from_bytes(r.dir.as_bytes())));
+            let prepared = prepare_veil(policy, veil, root_dir.as_deref())?;
+            if prepared.is_some() {
+                // The veil's parent cannot be moved away with its ancestors
+                // and replaced by one that later sessions would use unveiled.
+                // Shallowest first, after the other mounts (recursive binds
+                // bring those along).
+                let mut pins = mounts::pins(&policy.filesystem, &veil.parent);
+                pins.reverse();
+                for pin in pins {
+                    let path = cstring(pin.path.as_os_str())?;
+                    mounts.push(PreparedMount {
+                        kind: MountKind::Pin,
+                        target: path.clone(),
+                        source: path,
+                    });
+                }
+            }
+            prepared
+        }
+        None => None,
     };
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
@@ -429,6 +538,7 @@ pub fn prepare(
             gid_map: format!("{gid} {gid} 1\n").into_bytes(),
         }),
         mounts,
+        veil,
         root,
         cap_last,
         drop_bounding,

@@ -153,6 +153,35 @@ pub fn mount_setattr(path: *const c_char, attr: &MountAttr, recursive: bool) -> 
     .map(drop)
 }
 
+const OPEN_TREE_CLONE: u32 = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+
+/// `open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)`: a detached copy of the mount
+/// tree at `path` (close-on-exec), to be attached elsewhere by [`move_mount`]
+/// even once `path` no longer resolves.
+pub fn open_tree_clone(path: *const c_char) -> Result<c_int, i32> {
+    let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as u32;
+    // SAFETY: path is NUL-terminated, prepared before fork.
+    check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path, flags) })
+        .map(|fd| fd as c_int)
+}
+
+/// `move_mount` of the detached tree `fd` onto `target`.
+pub fn move_mount(fd: c_int, target: *const c_char) -> Result<(), i32> {
+    // SAFETY: "" and target are NUL-terminated; fd is a mount tree we opened.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target,
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
 /// Linux capability header and data for `capset(2)`, version 3 (64-bit sets).
 #[repr(C)]
 struct CapHeader {

@@ -102,6 +102,8 @@ pub struct Launch {
     pub env: Vec<(OsString, OsString)>,
     pub cwd: PathBuf,
     pub placeholder_dir: PathBuf,
+    /// Every session directory but the program's own `tmp/` hidden.
+    pub veil: Option<sandbox_child::Veil>,
     pub cgroup: Option<(SessionCgroup, OwnedFd)>,
     /// Descriptors the program inherits, at the same numbers (the broker's
     /// shared socket).
@@ -149,6 +151,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         env: launch.env,
         cwd: launch.cwd,
         placeholder_dir: launch.placeholder_dir,
+        veil: launch.veil,
         cgroup_procs,
         handover: launch
             .inherit

@@ -1,16 +1,37 @@
-//! The session's private directory, and the sweep of those whose supervisor
-//! died.
+//! The session's private directory, the record that says whether its
+//! session is alive, and the sweep of those whose supervisor died.
 //!
-//! A supervisor killed with SIGKILL runs no destructor: its directory under
-//! `$TMPDIR` and its cgroup stay behind (the program itself dies with it,
-//! through `PR_SET_PDEATHSIG`; what it left running stays in the cgroup). So
-//! each live session holds an `flock` on a file in its directory, and every
-//! `sluice run` first sweeps the directories of this user whose lock is free: it kills
-//! what is left in the session's cgroup, removes the cgroup, and removes the
-//! directory.
+//! Two places, kept apart because a sandbox must never decide for sluice
+//! whether another session lives:
+//!
+//! - **The liveness record**, `<records>/<id>` (`$XDG_STATE_HOME/sluice/sessions`,
+//!   beside the audit directory, 0700): a file its supervisor holds an
+//!   `flock` on for as long as the session lives, naming the session's
+//!   directory. The records directory is denied to every sandbox, like the
+//!   audit directory, so no program can replace a lock or point a record
+//!   elsewhere.
+//! - **The session directory**, `$TMPDIR/sluice-<uid>/<id>/` with `tmp/`
+//!   (the sandbox's TMPDIR) and `private/` (deny placeholders, the root's
+//!   mount point). Every session of a user lives under the one parent
+//!   `sluice-<uid>`, which every sandbox sees as a read-only directory
+//!   holding only its own `<id>/tmp` (the *veil*, made by the child), so no
+//!   session can reach another one's directory, even one started later.
+//!
+//! A supervisor killed with SIGKILL runs no destructor: its directory and its
+//! cgroup stay behind (the program itself dies with it, through
+//! `PR_SET_PDEATHSIG`; what it left running stays in the cgroup). So every
+//! `sluice run` first sweeps the records whose lock is free: it kills what is
+//! left in the session's cgroup, removes the cgroup and the directory the
+//! record names, then the record. Directories no record names are never
+//! acted on, except the leftovers of an older sluice (`$TMPDIR/sluice-<id>`
+//! with a free `lock` file inside), which are removed but whose cgroup is
+//! left alone: a sandbox that can write `$TMPDIR` could plant one of those.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::os::fd::AsRawFd;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -19,108 +40,338 @@ use anyhow::{Context, Result};
 use crate::broker::fsops;
 use crate::cgroup::SessionCgroup;
 
-/// `sluice-` and the session id: the names the sweep considers.
+/// `sluice-`: the per-user parent is `sluice-<uid>`; an older sluice made
+/// `sluice-<id>` directories.
 const PREFIX: &str = "sluice-";
 
-/// The session's private directory: `tmp/` is the sandbox's TMPDIR, `private/`
-/// holds what only the supervisor may touch (deny placeholders). Removed when
-/// the session ends; locked while it lives.
+/// The file an older sluice's session directory held its `flock` on.
+const LEGACY_LOCK: &str = "lock";
+
+/// A record names a path of at most this many bytes.
+const RECORD_MAX: u64 = 4096;
+
+/// The session's private directory: `tmp/` is the sandbox's TMPDIR,
+/// `private/` holds what only the supervisor may touch (deny placeholders).
+/// Removed when the session ends, then its liveness record.
 pub struct SessionDir {
-    root: PathBuf,
-    /// Its [`LOCK`] file, `flock`ed until this is dropped (after the
-    /// directory is removed).
+    id: String,
+    /// `$TMPDIR/sluice-<uid>`, canonical.
+    parent: PathBuf,
+    /// The liveness record, `flock`ed until this is dropped.
+    record: PathBuf,
     _lock: File,
 }
 
-/// The file in a session directory its supervisor holds an `flock` on. A
-/// directory without one (made by a sluice from before the sweep) is never
-/// swept: whether its supervisor lives cannot be told.
-const LOCK: &str = "lock";
+/// The directory of liveness records outside any sandbox:
+/// `$XDG_STATE_HOME/sluice/sessions` (or `~/.local/state/sluice/sessions`).
+pub fn records_dir() -> io::Result<PathBuf> {
+    Ok(crate::xdg::base_dir("XDG_STATE_HOME", ".local/state")?.join("sluice/sessions"))
+}
+
+/// Where a sluice keeps its session records: [`records_dir`], or, stacked
+/// inside another sluice sandbox (which lets it write nowhere else), beside
+/// its other state under the outer session's TMPDIR.
+pub fn records_dir_for(stacked: bool) -> io::Result<PathBuf> {
+    match stacked {
+        true => Ok(crate::nesting::state_dir().join("sessions")),
+        false => records_dir(),
+    }
+}
+
+/// Whether session `id` (started with the default records directory,
+/// [`records_dir`]) is alive: its record exists and its supervisor still
+/// holds the lock on it. A session without a record (ended, swept, or never
+/// started here) is not.
+#[allow(dead_code)] // for `sluice audit verify`: a running session's record is not torn
+pub fn is_live(id: &str) -> bool {
+    records_dir().is_ok_and(|records| is_live_in(&records, id))
+}
+
+/// [`is_live`] with the records in `records`.
+fn is_live_in(records: &Path, id: &str) -> bool {
+    if session_id(id).is_none() {
+        return false;
+    }
+    let Ok(dir) = open_dir(records) else {
+        return false;
+    };
+    let Ok(record) = open_beneath(&dir, id.as_bytes(), libc::O_RDONLY) else {
+        return false;
+    };
+    // A shared lock: if it is granted, no supervisor holds the exclusive one.
+    // SAFETY: flock on a descriptor we own.
+    let free = unsafe { libc::flock(record.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+    !free
+}
 
 impl SessionDir {
-    pub fn create(session: &str) -> Result<SessionDir> {
-        let parent = std::env::temp_dir();
-        let root = parent.join(format!("{PREFIX}{session}"));
-        // Made and locked under a name the sweep ignores, then renamed: a
-        // directory the sweep can see is locked for as long as its session
-        // lives.
-        let staging = parent.join(format!(".{PREFIX}{session}"));
-        let mut b = fs::DirBuilder::new();
-        b.mode(0o700);
-        b.create(&staging)
-            .with_context(|| format!("creating the session directory {}", staging.display()))?;
-        let lock = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(staging.join(LOCK))
-            .with_context(|| format!("creating {}", staging.join(LOCK).display()))?;
-        anyhow::ensure!(try_lock(&lock), "locking {}", staging.display());
-        let bytes = |p: &Path| p.as_os_str().as_encoded_bytes().to_vec();
-        fsops::rename_noreplace(libc::AT_FDCWD, &bytes(&staging), &bytes(&root))
-            .with_context(|| format!("creating the session directory {}", root.display()))?;
+    /// Writes the liveness record of `session` in `records` (created 0700
+    /// if missing) and locks it, then makes the session's directory.
+    pub fn create(session: &str, records: &Path) -> Result<SessionDir> {
+        anyhow::ensure!(
+            session_id(session).is_some(),
+            "session id {session:?} is not 16 hex digits"
+        );
+        crate::audit::ensure_private_dir(records)
+            .with_context(|| format!("the session records directory {}", records.display()))?;
+        let parent = sessions_parent()?;
+        let root = parent.join(session);
+        let lock = write_record(records, session, &root)?;
         let dir = SessionDir {
-            root: root.canonicalize()?,
+            id: session.to_owned(),
+            parent,
+            record: records.join(session),
             _lock: lock,
         };
-        b.create(dir.tmp())?;
-        b.create(dir.private())?;
+        let mut b = fs::DirBuilder::new();
+        b.mode(0o700);
+        for d in [dir.root(), dir.tmp(), dir.private()] {
+            b.create(&d)
+                .with_context(|| format!("creating the session directory {}", d.display()))?;
+        }
         Ok(dir)
     }
 
+    /// `$TMPDIR/sluice-<uid>`: every session directory of this user is in it.
+    pub fn parent(&self) -> &Path {
+        &self.parent
+    }
+
+    fn root(&self) -> PathBuf {
+        self.parent.join(&self.id)
+    }
+
     pub fn tmp(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.root().join("tmp")
     }
 
     pub fn private(&self) -> PathBuf {
-        self.root.join("private")
+        self.root().join("private")
     }
 }
 
 impl Drop for SessionDir {
     fn drop(&mut self) {
-        remove(&self.root);
+        // The record goes last, and only once the directory is gone: what
+        // could not be removed is found by a later sweep.
+        match remove_session(&self.parent, &self.id) {
+            Ok(()) => {
+                let _ = fs::remove_file(&self.record);
+            }
+            Err(e) => tracing::warn!(
+                dir = %self.root().display(),
+                "removing the session directory: {e:#}; the next `sluice run` tries again"
+            ),
+        }
     }
 }
 
-/// Removes what the sessions of this user under `$TMPDIR` whose supervisor
-/// is gone left behind (see the module's documentation). Directories of
-/// other users, and anything not a directory, are left alone.
-pub fn sweep_stale() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+/// `$TMPDIR/sluice-<uid>`, made 0700 if missing, and refused unless it is a
+/// directory (not a symlink) of ours that nobody else can enter: in a shared
+/// `/tmp` anyone could have made it first.
+fn sessions_parent() -> Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("{PREFIX}{}", euid()));
+    match fs::DirBuilder::new().mode(0o700).create(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+    let dir = open_dir(&path)?;
+    let meta = dir.metadata()?;
+    anyhow::ensure!(
+        meta.uid() == euid() && meta.mode() & 0o077 == 0,
+        "refusing {}: sluice keeps its sessions there, and it is owned by uid {} \
+         with mode {:o} (it must be yours, mode 0700): remove it, or set TMPDIR elsewhere",
+        path.display(),
+        meta.uid(),
+        meta.mode() & 0o7777
+    );
+    path.canonicalize()
+        .with_context(|| format!("resolving {}", path.display()))
+}
+
+/// Creates `<records>/<session>` naming `root`, locked, under a name the
+/// sweep ignores first (a record the sweep can see is always locked while
+/// its session lives).
+fn write_record(records: &Path, session: &str, root: &Path) -> Result<File> {
+    let staging = records.join(format!(".{session}"));
+    let mut lock = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&staging)
+        .with_context(|| format!("creating {}", staging.display()))?;
+    anyhow::ensure!(try_lock(&lock), "locking {}", staging.display());
+    let mut text = root.as_os_str().as_bytes().to_vec();
+    text.push(b'\n');
+    lock.write_all(&text)
+        .with_context(|| format!("writing {}", staging.display()))?;
+    let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
+    fsops::rename_noreplace(
+        libc::AT_FDCWD,
+        &bytes(&staging),
+        &bytes(&records.join(session)),
+    )
+    .with_context(|| format!("recording session {session} in {}", records.display()))?;
+    Ok(lock)
+}
+
+/// Removes what the sessions of this user whose supervisor is gone left
+/// behind: those with a record in `records` whose lock is free, then an
+/// older sluice's directories under `$TMPDIR` (see the module's
+/// documentation).
+pub fn sweep_stale(records: &Path) {
+    if let Ok(dir) = open_dir(records) {
+        sweep_records(&dir, records);
+    }
+    sweep_legacy();
+}
+
+fn sweep_records(dir: &File, records: &Path) {
+    let Ok(entries) = fs::read_dir(records) else {
         return;
     };
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(id) = name.to_str().and_then(session_id) else {
             continue;
         };
-        let path = entry.path();
-        // O_NOFOLLOW: a symlink by that name is not a session.
-        let Ok(dir) = open_dir(&path) else { continue };
-        if !dir.metadata().is_ok_and(|m| m.uid() == me) {
+        let Ok(record) = open_beneath(dir, id.as_bytes(), libc::O_RDONLY) else {
+            continue;
+        };
+        let record = File::from(record);
+        if !record
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.uid() == euid())
+            || !try_lock(&record)
+        {
             continue;
         }
-        let Ok(lock) = open_lock(&dir) else { continue };
-        if !try_lock(&lock) {
+        // Ours, and its supervisor (the lock's holder) is gone. Held locked
+        // while it is swept, so two sweeps do not race.
+        let Some(parent) = recorded_parent(&record, id) else {
+            tracing::warn!(
+                record = %records.join(id).display(),
+                "a session record that names no session directory of sluice's: left alone"
+            );
             continue;
-        }
-        // Ours, and its supervisor (the lock's holder) is gone.
+        };
         if let Some(cgroup) = SessionCgroup::existing(id) {
             cgroup.kill_all();
         }
-        remove(&path);
-        tracing::debug!(session = id, "swept a session whose supervisor died");
+        match remove_session(&parent, id) {
+            Ok(()) => {
+                let _ = fs::remove_file(records.join(id));
+                tracing::debug!(session = id, "swept a session whose supervisor died");
+            }
+            Err(e) => tracing::warn!(
+                dir = %parent.join(id).display(),
+                "sweeping a dead session's directory: {e:#}"
+            ),
+        }
     }
 }
 
-/// The session id in a directory name `sluice-<16 hex digits>`.
-fn session_id(name: &str) -> Option<&str> {
-    let id = name.strip_prefix(PREFIX)?;
+/// The parents (`…/sluice-<uid>`) of the directories of live sessions
+/// recorded in `records` that were started with another `$TMPDIR` than
+/// `ours`, except those holding `ours`: the veil hides only `ours`, so a
+/// launch denies these to its sandbox too. (A session started later with yet
+/// another `$TMPDIR` is not covered: see ARCHITECTURE.md.)
+pub fn other_live_parents(records: &Path, ours: &Path) -> Vec<PathBuf> {
+    let (Ok(dir), Ok(entries)) = (open_dir(records), fs::read_dir(records)) else {
+        return Vec::new();
+    };
+    let mut parents: Vec<PathBuf> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(session_id) else {
+            continue;
+        };
+        let Ok(record) = open_beneath(&dir, id.as_bytes(), libc::O_RDONLY) else {
+            continue;
+        };
+        let record = File::from(record);
+        // SAFETY: flock on a descriptor we own.
+        let free = unsafe { libc::flock(record.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+        if free {
+            continue;
+        }
+        if let Some(parent) = recorded_parent(&record, id) {
+            if parent != ours && !ours.starts_with(&parent) && !parents.contains(&parent) {
+                parents.push(parent);
+            }
+        }
+    }
+    parents
+}
+
+/// The parent (`…/sluice-<uid>`) of the session directory a record names,
+/// if it names one of this session's: an absolute path ending in
+/// `sluice-<uid>/<id>`, with no `.` or `..`.
+fn recorded_parent(record: &File, id: &str) -> Option<PathBuf> {
+    let mut text = Vec::new();
+    record.take(RECORD_MAX).read_to_end(&mut text).ok()?;
+    let line = text.strip_suffix(b"\n")?;
+    let path = Path::new(OsStr::from_bytes(line));
+    let plain = path.is_absolute()
+        && path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::RootDir
+            )
+        })
+        && !line.contains(&b'\n');
+    let parent = path.parent()?;
+    let named = path.file_name()? == OsStr::new(id)
+        && parent.file_name()? == OsStr::new(&format!("{PREFIX}{}", euid()));
+    (plain && named).then(|| parent.to_path_buf())
+}
+
+/// An older sluice's `$TMPDIR/sluice-<id>` directories whose `lock` is free.
+fn sweep_legacy() {
+    let tmp = std::env::temp_dir();
+    let Ok(entries) = fs::read_dir(&tmp) else {
+        return;
+    };
+    // TMPDIR itself may be a symlink (it is the person's own).
+    let Ok(tmp_fd) = File::open(&tmp) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        if session_id(id).is_none() {
+            continue;
+        }
+        let Ok(dir) = open_beneath(&tmp_fd, name.as_bytes(), libc::O_DIRECTORY) else {
+            continue;
+        };
+        let dir = File::from(dir);
+        if !dir.metadata().is_ok_and(|m| m.uid() == euid()) {
+            continue;
+        }
+        let Ok(lock) = open_beneath(&dir, LEGACY_LOCK.as_bytes(), libc::O_RDONLY) else {
+            continue;
+        };
+        if !try_lock(&File::from(lock)) {
+            continue;
+        }
+        if let Err(e) = remove_entry(&tmp_fd, name.as_bytes()) {
+            tracing::warn!(dir = %entry.path().display(), "sweeping a dead session's directory: {e:#}");
+        }
+    }
+}
+
+/// The session id itself when `id` is 16 lowercase hex digits.
+fn session_id(id: &str) -> Option<&str> {
     let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
     (id.len() == 16 && id.chars().all(hex)).then_some(id)
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 fn open_dir(path: &Path) -> Result<File> {
@@ -131,11 +382,12 @@ fn open_dir(path: &Path) -> Result<File> {
         .with_context(|| format!("opening {}", path.display()))
 }
 
-/// The [`LOCK`] file in `dir`, not followed if it is a symlink.
-fn open_lock(dir: &File) -> std::io::Result<File> {
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+/// `name` in `dir`, opened with `flags` (close-on-exec), following no
+/// symlink and never leaving `dir`.
+fn open_beneath(dir: &File, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
-    fsops::openat2(dir.as_raw_fd(), LOCK.as_bytes(), flags, 0, resolve).map(File::from)
+    fsops::openat2(dir.as_raw_fd(), name, flags, 0, resolve)
 }
 
 /// An exclusive `flock`, without waiting; whether it was taken.
@@ -144,35 +396,73 @@ fn try_lock(file: &File) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
-/// Removes `root` and everything in it.
-fn remove(root: &Path) {
-    if fs::remove_dir_all(root).is_ok() {
-        return;
+/// Removes the session directory `<parent>/<id>` and everything in it,
+/// walking by descriptors from `parent` (which must be a directory of ours,
+/// not a symlink). A directory that is already gone is not an error.
+fn remove_session(parent: &Path, id: &str) -> Result<()> {
+    let dir = match open_dir(parent) {
+        Ok(dir) => dir,
+        Err(_) if fs::symlink_metadata(parent).is_err() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let meta = dir.metadata()?;
+    anyhow::ensure!(
+        meta.uid() == euid(),
+        "{} is owned by uid {}, not by us",
+        parent.display(),
+        meta.uid()
+    );
+    remove_entry(&dir, id.as_bytes())
+}
+
+/// Removes the directory `name` in `dir` and everything in it, first
+/// opening up directories a program left unreadable (mode 000, such as a
+/// deny placeholder). A missing `name` is not an error; a symlink by that
+/// name is removed, never followed.
+fn remove_entry(dir: &File, name: &[u8]) -> Result<()> {
+    let shown = String::from_utf8_lossy(name).into_owned();
+    // std's remove_dir_all opens every directory with O_NOFOLLOW; the
+    // magic link of `dir` keeps the walk beneath the directory we opened.
+    let path =
+        PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(OsStr::from_bytes(name));
+    match fs::remove_dir_all(&path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
     }
-    // The program may have left unreadable directories behind: open them up.
-    make_removable(root);
-    if let Err(e) = fs::remove_dir_all(root) {
-        tracing::warn!(dir = %root.display(), "removing the session directory: {e}");
+    if let Ok(fd) = open_beneath(dir, name, libc::O_PATH | libc::O_DIRECTORY) {
+        open_up(fd, 0);
+    }
+    match fs::remove_dir_all(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {shown}")),
     }
 }
 
-/// Gives the owner every right on `root` and every directory beneath it, so
-/// that it can be removed. Directory by directory through descriptors, none
-/// followed if it is a symlink: a program still running may swap a
-/// directory for a symlink meanwhile, and must not get a chmod of its target.
-fn make_removable(root: &Path) {
-    if let Ok(dir) = open_dir(root) {
-        open_up(dir, 0);
-    }
-}
-
-fn open_up(dir: File, depth: usize) {
-    let _ = dir.set_permissions(fs::Permissions::from_mode(0o700));
+/// Gives the owner every right on the directory `dir` (an `O_PATH`
+/// descriptor, so that a mode-000 directory can be opened) and every
+/// directory beneath it, so that it can be removed. Directory by directory
+/// through descriptors, none followed if it is a symlink: a program still
+/// running may swap a directory for a symlink meanwhile, and must not get a
+/// chmod of its target.
+fn open_up(dir: OwnedFd, depth: usize) {
+    let magic = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    // chmod through the magic link changes the inode `dir` holds, which was
+    // opened as a directory without following a symlink.
+    let _ = fs::set_permissions(&magic, fs::Permissions::from_mode(0o700));
     // Deeper than this is no tree a program made in earnest.
     if depth > 64 {
         return;
     }
-    let Ok(entries) = fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else {
+    let Ok(readable) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(&magic)
+    else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(&magic) else {
         return;
     };
     for entry in entries.flatten() {
@@ -180,11 +470,8 @@ fn open_up(dir: File, depth: usize) {
             continue;
         }
         let name = entry.file_name();
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
-        if let Ok(fd) = fsops::openat2(dir.as_raw_fd(), name.as_encoded_bytes(), flags, 0, resolve)
-        {
-            open_up(File::from(fd), depth + 1);
+        if let Ok(fd) = open_beneath(&readable, name.as_bytes(), libc::O_PATH | libc::O_DIRECTORY) {
+            open_up(fd, depth + 1);
         }
     }
 }
@@ -194,47 +481,111 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_sluice_and_sixteen_hex_digits_name_a_session() {
-        assert_eq!(
-            session_id("sluice-0123456789abcdef"),
-            Some("0123456789abcdef")
-        );
-        for name in [
-            "sluice-nested-state",
-            "sluice-0123456789ABCDEF",
-            "sluice-0123456789abcde",
-            "sluice-0123456789abcdef0",
-            ".sluice-0123456789abcdef",
-            "sluice-0123456789abcdeg",
+    fn only_sixteen_lowercase_hex_digits_name_a_session() {
+        assert_eq!(session_id("0123456789abcdef"), Some("0123456789abcdef"));
+        for id in [
+            "nested-state",
+            "0123456789ABCDEF",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            ".0123456789abcdef",
+            "0123456789abcdeg",
         ] {
-            assert_eq!(session_id(name), None, "{name}");
+            assert_eq!(session_id(id), None, "{id}");
+        }
+    }
+
+    fn record_naming(text: &[u8]) -> File {
+        let path = std::env::temp_dir().join(format!(
+            "sluice-unit-record-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        fs::write(&path, text).unwrap();
+        let file = File::open(&path).unwrap();
+        fs::remove_file(&path).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_record_is_trusted_only_when_it_names_a_session_directory_of_sluice() {
+        let id = "0123456789abcdef";
+        let parent = format!("/tmp/{PREFIX}{}", euid());
+        let good = format!("{parent}/{id}\n");
+        assert_eq!(
+            recorded_parent(&record_naming(good.as_bytes()), id),
+            Some(PathBuf::from(&parent))
+        );
+        for bad in [
+            format!("{parent}/{id}"),
+            format!("{parent}/fedcba9876543210\n"),
+            format!("{parent}/../{id}\n"),
+            format!("/home/me/{id}\n"),
+            format!("tmp/{PREFIX}{}/{id}\n", euid()),
+            format!("/tmp/{PREFIX}{}/x/../{id}\n", euid()),
+            format!("/{id}\n"),
+            String::new(),
+        ] {
+            assert_eq!(
+                recorded_parent(&record_naming(bad.as_bytes()), id),
+                None,
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
-    fn making_a_tree_removable_opens_its_directories_and_follows_no_symlink() {
+    fn a_session_is_live_while_its_directory_is_held_and_not_after() {
+        let records =
+            std::env::temp_dir().join(format!("sluice-unit-records-{}", std::process::id()));
+        let id = "00000000000000ee";
+        let dir = SessionDir::create(id, &records).unwrap();
+        assert!(is_live_in(&records, id));
+        assert!(!is_live_in(&records, "00000000000000ef"));
+        assert!(!is_live_in(&records, "../sessions"));
+        let tmp = dir.tmp();
+        assert!(tmp.is_dir());
+        drop(dir);
+        assert!(!is_live_in(&records, id));
+        assert!(!tmp.exists(), "the session directory stayed");
+        assert!(!records.join(id).exists(), "the record stayed");
+        fs::remove_dir(&records).unwrap();
+    }
+
+    #[test]
+    fn removing_a_tree_opens_its_unreadable_directories_and_follows_no_symlink() {
         let base =
             std::env::temp_dir().join(format!("sluice-unit-removable-{}", std::process::id()));
         let _ = fs::remove_dir_all(&base);
         let (tree, outside) = (base.join("tree"), base.join("outside"));
-        for dir in [tree.join("a/b"), outside.clone()] {
+        for dir in [tree.join("a/b/c"), outside.join("d")] {
             fs::create_dir_all(dir).unwrap();
         }
         let file = outside.join("file");
         fs::write(&file, "x").unwrap();
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
-        fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(outside.join("d"), fs::Permissions::from_mode(0o000)).unwrap();
         std::os::unix::fs::symlink(&file, tree.join("a/to-file")).unwrap();
         std::os::unix::fs::symlink(&outside, tree.join("a/to-dir")).unwrap();
-        for dir in [tree.join("a/b"), tree.join("a")] {
+        std::os::unix::fs::symlink(outside.join("d"), tree.join("a/to-locked")).unwrap();
+        for dir in [tree.join("a/b/c"), tree.join("a/b"), tree.join("a")] {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o000)).unwrap();
         }
-        make_removable(&tree);
+        let base_dir = open_dir(&base).unwrap();
+        remove_entry(&base_dir, b"tree").unwrap();
+        assert!(
+            fs::symlink_metadata(&tree).is_err(),
+            "the tree is still there"
+        );
         let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
-        assert_eq!(mode(&tree.join("a")), 0o700);
-        assert_eq!(mode(&tree.join("a/b")), 0o700);
         assert_eq!(mode(&file), 0o644, "followed a symlink to a file");
-        assert_eq!(mode(&outside), 0o755, "followed a symlink to a directory");
+        assert_eq!(
+            mode(&outside.join("d")),
+            0o000,
+            "followed a symlink to a directory"
+        );
+        fs::set_permissions(outside.join("d"), fs::Permissions::from_mode(0o700)).unwrap();
+        remove_entry(&base_dir, b"tree").expect("a missing entry is not an error");
         fs::remove_dir_all(&base).unwrap();
     }
 }

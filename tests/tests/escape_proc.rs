@@ -11,13 +11,12 @@
 
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use sluice_tests::{
-    execute, install_executable, session_cgroups, sluice_bin, Fixture, Outcome, CANARY_VALUE,
-    CANARY_VAR,
+    execute, install_executable, sluice_bin, Fixture, Outcome, CANARY_VALUE, CANARY_VAR,
 };
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
@@ -321,135 +320,6 @@ fn no_process_outlives_the_session() {
         kill(&pid);
         panic!("the daemon {pid} outlived its sluice session");
     }
-}
-
-/// The session directories under `tmp` but `other`, by session id.
-fn session_dirs(tmp: &std::path::Path, other: &std::path::Path) -> Vec<String> {
-    let mut ids: Vec<String> = fs::read_dir(tmp)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|path| path != other)
-        .filter_map(|path| {
-            let name = path.file_name()?.to_str()?.to_owned();
-            name.strip_prefix("sluice-").map(str::to_owned)
-        })
-        .collect();
-    ids.sort();
-    ids
-}
-
-/// Waits for `path` to hold a pid (the probe's daemon wrote it).
-fn wait_for_pid(path: &str, sluice: &mut std::process::Child) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        if let Ok(pid) = fs::read_to_string(path) {
-            if !pid.is_empty() {
-                return pid;
-            }
-        }
-        assert!(sluice.try_wait().unwrap().is_none(), "sluice exited early");
-        assert!(std::time::Instant::now() < deadline, "no daemon started");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-/// What a test leaves running, killed when it ends however it ends: sluice
-/// processes it started, and daemons (by pid, killed only while they still
-/// are the probe).
-struct Leftovers<'a> {
-    probe: &'a std::path::Path,
-    sluices: Vec<std::process::Child>,
-    daemons: Vec<String>,
-}
-
-impl Drop for Leftovers<'_> {
-    fn drop(&mut self) {
-        for sluice in &mut self.sluices {
-            let _ = sluice.kill();
-            let _ = sluice.wait();
-        }
-        for pid in &self.daemons {
-            if probe_alive(pid, self.probe) {
-                kill(pid);
-            }
-        }
-    }
-}
-
-/// A supervisor killed with SIGKILL runs no clean-up: its session directory
-/// and cgroup stay, and so does a daemon its program left (the control).
-/// The next `sluice run` sweeps them: the daemon is killed, the cgroup and
-/// the directory removed. A live session is left alone by the sweep.
-#[test]
-fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not() {
-    let fx = Fixture::new(PROBE);
-    let tmp = fx.root().join("tmp");
-    fs::DirBuilder::new().mode(0o700).create(&tmp).unwrap();
-    let start = |pidfile: &str| {
-        let script = format!("\"$0\" daemon {pidfile} && exec sleep 600");
-        let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", &script, &fx.probe_path()]);
-        cmd.env("TMPDIR", &tmp)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        cmd.spawn().unwrap()
-    };
-
-    // A directory by a session's name without the lock file (an older
-    // sluice's): whether its supervisor lives cannot be told, so it stays.
-    let unknown = tmp.join("sluice-00000000000000ff");
-    fs::DirBuilder::new().mode(0o700).create(&unknown).unwrap();
-    let mut left = Leftovers {
-        probe: &fx.probe,
-        sluices: vec![start(&fx.ws("killed.pid"))],
-        daemons: Vec::new(),
-    };
-    let killed_daemon = wait_for_pid(&fx.ws("killed.pid"), &mut left.sluices[0]);
-    left.daemons.push(killed_daemon.clone());
-    let [stale] = <[String; 1]>::try_from(session_dirs(&tmp, &unknown)).unwrap();
-    left.sluices[0].kill().unwrap(); // SIGKILL
-    left.sluices[0].wait().unwrap();
-    let remains = (
-        probe_alive(&killed_daemon, &fx.probe),
-        tmp.join(format!("sluice-{stale}")).is_dir(),
-        !session_cgroups(&stale).is_empty(),
-    );
-    assert_eq!(
-        remains,
-        (true, true, true),
-        "control: what a killed sluice leaves"
-    );
-
-    left.sluices.push(start(&fx.ws("live.pid")));
-    let live_daemon = wait_for_pid(&fx.ws("live.pid"), &mut left.sluices[1]);
-    left.daemons.push(live_daemon.clone());
-    assert!(
-        !probe_alive(&killed_daemon, &fx.probe),
-        "the stale session's daemon {killed_daemon} survived the sweep"
-    );
-    assert!(
-        session_cgroups(&stale).is_empty(),
-        "the stale cgroup stayed"
-    );
-    let [current] = <[String; 1]>::try_from(session_dirs(&tmp, &unknown)).unwrap();
-    assert_ne!(current, stale, "the stale directory stayed");
-
-    // Another run sweeps again: the live session is untouched.
-    let mut cmd = fx.sluice_command(&[], &["true"]);
-    cmd.env("TMPDIR", &tmp);
-    execute(cmd).assert_code(0);
-    assert_eq!(session_dirs(&tmp, &unknown), std::slice::from_ref(&current));
-    assert!(unknown.is_dir(), "a directory without a lock was swept");
-    assert!(probe_alive(&live_daemon, &fx.probe), "the live daemon died");
-    assert!(!session_cgroups(&current).is_empty());
-    let live = &mut left.sluices[1];
-    assert!(live.try_wait().unwrap().is_none(), "the live sluice died");
-    // SAFETY: kill has no memory arguments.
-    unsafe { libc::kill(live.id() as libc::pid_t, libc::SIGTERM) };
-    live.wait().unwrap();
-    assert!(
-        session_dirs(&tmp, &unknown).is_empty(),
-        "the live session did not clean up"
-    );
 }
 
 #[test]

@@ -154,6 +154,8 @@ struct Rank {
 struct Protected {
     path: PathBuf,
     why: String,
+    /// A subtree of `path` that stays open to the rules.
+    except: Option<PathBuf>,
 }
 
 /// Why rules could not be compiled: the rule (if one is to blame) and a message.
@@ -238,6 +240,13 @@ impl BrokerPolicy {
     /// against the current directory) and with its longest existing prefix
     /// canonicalised, so that the real path the supervisor sees is covered.
     pub fn protect(&mut self, path: PathBuf, why: &str) {
+        self.protect_except(path, None, why);
+    }
+
+    /// [`protect`](Self::protect) `path` but for the subtree `except`
+    /// (canonical), which the rules decide as usual: every session
+    /// directory but the program's own `tmp/`.
+    pub fn protect_except(&mut self, path: PathBuf, except: Option<PathBuf>, why: &str) {
         let given = std::path::absolute(&path).unwrap_or(path);
         let canonical = resolve::canonical_prefix(&given);
         for path in [given, canonical] {
@@ -245,6 +254,7 @@ impl BrokerPolicy {
                 self.protected.push(Protected {
                     path,
                     why: why.to_string(),
+                    except: except.clone(),
                 });
             }
         }
@@ -259,11 +269,13 @@ impl BrokerPolicy {
             Ok(depth) => depth,
             Err(problem) => return refusal(format!("path {} {problem}", Shown(bytes))),
         };
-        if let Some(protected) = self
-            .protected
-            .iter()
-            .find(|p| is_within(bytes, p.path.as_os_str().as_bytes()))
-        {
+        if let Some(protected) = self.protected.iter().find(|p| {
+            is_within(bytes, p.path.as_os_str().as_bytes())
+                && !p
+                    .except
+                    .as_ref()
+                    .is_some_and(|e| is_within(bytes, e.as_os_str().as_bytes()))
+        }) {
             return refusal(protected.why.clone());
         }
         let Some(index) = self.winner(bytes, depth) else {

@@ -377,6 +377,24 @@ fn protected_paths_override_every_rule() {
 }
 
 #[test]
+fn a_protected_tree_can_leave_one_subtree_to_the_rules() {
+    let root = TempDir::new();
+    let vars = vars_in(&root);
+    let sessions = root.mkdir("sluice-1000");
+    let mut policy = resolve("[broker]\nallow_write = [\"/\"]", &vars);
+    let broker = &mut policy.broker;
+    let own = sessions.join("aaaa/tmp");
+    broker.protect_except(sessions.clone(), Some(own.clone()), "other sluice sessions");
+    let verdict = |path: PathBuf| broker.decide(&path, Want::Write).verdict;
+    assert_eq!(verdict(own.join("x")), Verdict::Allow);
+    assert_eq!(verdict(own.clone()), Verdict::Allow);
+    assert_eq!(verdict(sessions.clone()), Verdict::Deny);
+    for other in ["aaaa", "aaaa/private/x", "aaaa/tmp2", "bbbb/tmp/x"] {
+        assert_eq!(verdict(sessions.join(other)), Verdict::Deny, "{other}");
+    }
+}
+
+#[test]
 fn rules_display_for_reasons() {
     let policy = policy(EXAMPLE);
     let shown: Vec<String> = policy

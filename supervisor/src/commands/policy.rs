@@ -54,7 +54,10 @@ fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<(policies::Policy, 
         Some(ws) => ws,
         None => std::env::current_dir()?,
     };
-    let dir = SessionDir::create(&launch::new_session_id()?)?;
+    let stacked = crate::nesting::detect().is_some();
+    let records =
+        crate::session_dir::records_dir_for(stacked).context("the session records directory")?;
+    let dir = SessionDir::create(&launch::new_session_id()?, &records)?;
     let vars = Vars {
         home: std::env::var_os("HOME")
             .map(PathBuf::from)

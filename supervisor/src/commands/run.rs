@@ -28,6 +28,8 @@ struct Session {
     workspace: PathBuf,
     /// The enclosing sluice sandbox, when stacking inside one.
     outer: Option<nesting::Outer>,
+    /// Where the liveness records of sessions are (see `session_dir`).
+    records: PathBuf,
 }
 
 fn home_dir() -> Result<PathBuf> {
@@ -72,9 +74,11 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         nesting::Decision::Stack(outer) => Some(outer),
     };
     let workspace = workspace(args.workspace.clone())?;
-    session_dir::sweep_stale();
+    let records =
+        session_dir::records_dir_for(outer.is_some()).context("the session records directory")?;
+    session_dir::sweep_stale(&records);
     let id = launch::new_session_id()?;
-    let dir = SessionDir::create(&id)?;
+    let dir = SessionDir::create(&id, &records)?;
     let vars = Vars {
         home: home_dir()?,
         workspace: workspace.clone(),
@@ -90,6 +94,7 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         policy,
         workspace,
         outer,
+        records,
     })
 }
 
@@ -111,6 +116,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     }
     let audit_dir = audit_dir.canonicalize()?;
     let config_dir = config_dir.canonicalize()?;
+    let records = s.records.canonicalize()?;
     let overlay_file = config_dir.join(prompt::overlay::FILE_NAME);
     let vars = Vars {
         home: home_dir()?,
@@ -122,13 +128,29 @@ pub fn run(args: RunArgs) -> Result<i32> {
         (audit_dir.clone(), "sluice's audit record"),
         (config_dir.clone(), "sluice's configuration"),
         (s.dir.private(), "sluice's session state"),
+        (records.clone(), "sluice's session records"),
         (
             PathBuf::from("/proc"),
             "process internals (of the supervisor too)",
         ),
         (PathBuf::from("/sys"), "kernel state"),
     ];
-    deny_in_sandbox(&mut s.policy, &[&audit_dir, &config_dir]);
+    deny_in_sandbox(&mut s.policy, &[&audit_dir, &config_dir, &records]);
+    // Other sessions' directories: the child hides those under our parent
+    // (`Veil`), and the broker serves nothing there; live sessions started
+    // with another TMPDIR are denied like sluice's own state.
+    s.policy.broker.protect_except(
+        s.dir.parent().to_path_buf(),
+        Some(s.dir.tmp()),
+        "another sluice session's directory",
+    );
+    let others = session_dir::other_live_parents(&records, s.dir.parent());
+    deny_in_sandbox(&mut s.policy, &others.iter().collect::<Vec<_>>());
+    for other in others {
+        s.policy
+            .broker
+            .protect(other, "another sluice session's directory");
+    }
     // `$SLUICE_BIN open PATH` works from inside: the binary itself is
     // executable in every sandbox (it holds nothing secret).
     let sluice_bin = std::env::current_exe()
@@ -175,6 +197,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
             env,
             cwd,
             placeholder_dir: s.dir.private(),
+            veil: Some(sandbox_child::Veil {
+                parent: s.dir.parent().to_path_buf(),
+                keep: s.dir.tmp(),
+            }),
             cgroup,
             inherit: vec![broker_theirs],
             terminal: terminal.as_mut().and_then(Terminal::child_side),
