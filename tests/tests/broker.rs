@@ -853,3 +853,71 @@ fn a_served_directory_cannot_be_climbed_out_of() {
         }
     }
 }
+
+/// The served-directory attacks above, run by an unprivileged user
+/// (nobody): the view is built and handed over without privileges, in a
+/// user namespace of the session's own, and holds the same way.
+#[test]
+fn a_served_directory_reaches_only_what_the_sandbox_sees_for_an_unprivileged_user() {
+    use std::os::unix::fs::PermissionsExt;
+    const NOBODY: u32 = 65534;
+    let fx = Fixture::new(PROBE);
+    let tmp = fx.root().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    std::os::unix::fs::chown(&tmp, Some(NOBODY), Some(NOBODY)).unwrap();
+    fx.give_to(NOBODY, NOBODY);
+    let outside = fx.outside_dir.join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&outside).unwrap();
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o777)).unwrap();
+    let sluice = sluice_tests::sluice_bin();
+    let (ws, home) = (fx.ws(""), fx.home(""));
+    let as_nobody = |sluice_args: Option<&[&str]>, action: &[&str]| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        if let Some(args) = sluice_args {
+            cmd.arg(&sluice)
+                .args(["run", "--workspace", &ws])
+                .args(args)
+                .arg("--");
+        }
+        cmd.arg(&fx.probe)
+            .args(action)
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .env("TMPDIR", &tmp)
+            .env("XDG_STATE_HOME", fx.home_dir.join(".local/state"))
+            .env("XDG_CONFIG_HOME", fx.home_dir.join(".config"))
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        execute(cmd)
+    };
+    let attacks: [(&str, &[&str]); 4] = [
+        (&ws, &["openat", ".env"]),
+        (&ws, &["opath", ".env.local"]),
+        (&ws, &["climb-connect", "1", "outside/docker.sock"]),
+        (&home, &["opath", ".ssh/id_rsa"]),
+    ];
+    // Controls outside sluice, as nobody.
+    for (dir, rest) in attacks {
+        as_nobody(None, &dir_beneath("open", dir, rest)).assert_ok();
+    }
+    let allow_home = ["--approve", "allow", "--allow-read", home.as_str()];
+    for mode in MODES {
+        let mut args = allow_home.to_vec();
+        args.extend_from_slice(mode);
+        // Controls: what the sandbox sees beneath the served directories.
+        as_nobody(
+            Some(&args),
+            &dir_beneath("broker", &ws, &["openat", "README.md"]),
+        )
+        .assert_ok();
+        as_nobody(
+            Some(&args),
+            &dir_beneath("broker", &home, &["openat", "notes.txt"]),
+        )
+        .assert_ok();
+        for (dir, rest) in attacks {
+            as_nobody(Some(&args), &dir_beneath("broker", dir, rest)).assert_blocked();
+        }
+    }
+}
