@@ -773,6 +773,13 @@ fn a_served_home_reaches_neither_the_keys_nor_the_audit_record() {
     )
     .assert_blocked()
     .assert_says("ask for each file beneath it");
+    // A query gets the answer an open would.
+    run(&[], &["broker-query", &home, "read"])
+        .assert_blocked()
+        .assert_says("ask for each file beneath it");
+    run(&[], &["broker-query", &fx.home("notes.txt"), "read"])
+        .assert_ok()
+        .assert_says("would-ask");
     // Control outside sluice: the same descriptor reaches the key and an
     // audit record.
     let record = fs::read_dir(state.join("sluice/audit"))

@@ -584,11 +584,19 @@ fn query(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
         Err(o) => return *o,
     };
     let want = ask.want();
-    let real = match fsops::lookup(&path) {
-        Ok(lookup) => lookup.real().to_path_buf(),
-        Err(_) => fsops::normalize(&path),
+    let lookup = fsops::lookup(&path).ok();
+    let real = match &lookup {
+        Some(lookup) => lookup.real().to_path_buf(),
+        None => fsops::normalize(&path),
     };
     let (verdict, rule, reason, by) = judge(shared, &real, want);
+    // The answer an open would get: a directory that would not be served
+    // is refused whatever the rule says.
+    if let (Some(lookup), Verdict::Allow | Verdict::Ask) = (&lookup, verdict) {
+        if let Some(refused) = unservable(shared, lookup, ask, &rule) {
+            return refused;
+        }
+    }
     let body = match verdict {
         Verdict::Allow => ResponseBody::Allowed { rule: rule.clone() },
         Verdict::Ask => ResponseBody::WouldAsk { rule: rule.clone() },
