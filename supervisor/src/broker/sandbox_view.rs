@@ -155,6 +155,27 @@ mod tests {
         SandboxView::new(fd)
     }
 
+    /// The child's root is taken only as one directory with its frame:
+    /// nothing sent, or a file, is an error (the launch then stops).
+    #[test]
+    fn the_root_is_received_only_as_a_directory() {
+        use proto::socket::{send_frame, seqpacket_pair};
+        let send = |fd: Option<OwnedFd>| {
+            let (ours, theirs) = seqpacket_pair().unwrap();
+            if let Some(fd) = fd {
+                send_frame(theirs.as_fd(), b"R", Some(fd.as_fd()), Blocking::Yes).unwrap();
+            }
+            drop(theirs);
+            SandboxView::receive(&ours)
+        };
+        let open = |path: &[u8]| {
+            fsops::openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_CLOEXEC, 0, 0).unwrap()
+        };
+        assert!(send(Some(open(b"/"))).is_ok());
+        assert!(send(Some(open(b"/proc/self/exe"))).is_err());
+        assert!(send(None).is_err());
+    }
+
     /// A view rooted at `/` serves the judged directory itself; a view
     /// whose root lacks it, or holds another directory at that path,
     /// refuses it.
