@@ -928,3 +928,26 @@ fn a_served_directory_reaches_only_what_the_sandbox_sees_for_an_unprivileged_use
         }
     }
 }
+
+/// Stacked: the inner sluice can build no view of its own (the outer
+/// sandbox refuses mounts), so its child's root is the outer sandbox's
+/// view, and a directory the inner broker serves reaches beneath and above
+/// it only what the outer sandbox sees. (Before directories were served
+/// from the child's root this held too: the inner supervisor has no other
+/// view; the test keeps it so.)
+#[test]
+fn a_directory_served_by_a_stacked_sluice_reaches_only_the_outer_view() {
+    let fx = Fixture::new(PROBE);
+    let outside = fx.outside_dir.join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&outside).unwrap();
+    let (ws, probe) = (fx.ws(""), fx.probe_path());
+    let stacked = |rest: &str| {
+        let script = format!(
+            "\"$SLUICE_BIN\" run --workspace {ws} -- {probe} dir-beneath broker {ws} {rest}"
+        );
+        execute(fx.sluice_command(&[], &["/bin/sh", "-c", &script]))
+    };
+    stacked("openat README.md").assert_ok();
+    stacked("opath .env").assert_blocked();
+    stacked("climb-connect 1 outside/docker.sock").assert_blocked();
+}
