@@ -47,6 +47,11 @@ pub unsafe fn exec_child(plan: &Prepared) -> ! {
         run.step(Step::Cgroup, 0, || sys::write_all(fd.as_raw_fd(), b"0"));
     }
     let in_new_userns = plan.id_maps.is_some() && run.namespaces();
+    // The view is built (or, stacked, is the enclosing sandbox's): the
+    // broker serves directories from it.
+    run.step(Step::RootHandOver, 0, || {
+        hand_over_root(plan.root_socket.as_raw_fd())
+    });
     run.drop_capabilities(in_new_userns);
     run.step(Step::NoNewPrivs, 0, || {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
@@ -342,6 +347,23 @@ fn pivot_into(dir: &std::ffi::CStr) -> Result<(), i32> {
     sys::check(unsafe { libc::umount2(dot, libc::MNT_DETACH) } as _)?;
     // SAFETY: "/" is NUL-terminated.
     sys::check(unsafe { libc::chdir(c"/".as_ptr()) } as _).map(drop)
+}
+
+/// Sends an `O_PATH` descriptor of this process's root over `socket`, then
+/// closes both: the connector forked later must not hold the socket, and the
+/// program never holds either (the socket is close-on-exec too).
+fn hand_over_root(socket: libc::c_int) -> Result<(), i32> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // SAFETY: "/" is NUL-terminated; open returns a new descriptor or -1.
+    let root = sys::check(unsafe { libc::open(c"/".as_ptr(), flags) } as _)? as libc::c_int;
+    let sent = sys::send_fds(socket, b"R", &[root]);
+    // SAFETY: closing the descriptor just opened, and the socket, which the
+    // plan owns but nothing uses after this step (the child execs or exits).
+    unsafe {
+        libc::close(root);
+        libc::close(socket);
+    }
+    sent
 }
 
 const SECBIT_NOROOT: c_ulong = 1 << 0;

@@ -12,7 +12,9 @@
 //! 2. parent-death signal; reset signal dispositions and mask;
 //! 3. join the session cgroup (process limit);
 //! 4. a private user + mount namespace, the protective mounts ([`mounts`])
-//!    and a root holding only the policy's trees ([`root`]);
+//!    and a root holding only the policy's trees ([`root`]); an `O_PATH`
+//!    descriptor of that root sent to the supervisor, whose broker serves
+//!    directories from the sandbox's own view;
 //! 5. drop every capability (securebits, bounding, ambient, effective, permitted,
 //!    inheritable);
 //! 6. no_new_privs; 7. resource limits; 8. Landlock; 9. seccomp; 10. exec.

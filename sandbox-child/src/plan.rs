@@ -46,6 +46,10 @@ pub struct LaunchContext {
     pub notify_socket: Option<OwnedFd>,
     /// The program's own terminal, when the supervisor owns the person's.
     pub terminal: Option<ChildTerminal>,
+    /// The child's end of a `SOCK_SEQPACKET` pair (close-on-exec) on which
+    /// it sends an `O_PATH` descriptor of its root once its view is built:
+    /// the broker opens the directories it serves there.
+    pub root_socket: OwnedFd,
 }
 
 /// Every sluice session directory of the user lives under `parent`; in the
@@ -160,6 +164,8 @@ pub struct Prepared {
     pub(crate) seccomp: seccomp::Program,
     /// Transparent brokering (the second filter and its hand-over socket).
     pub(crate) notify: Option<crate::notify::Notify>,
+    /// Where the child sends its root (see [`LaunchContext::root_socket`]).
+    pub(crate) root_socket: OwnedFd,
     /// Per layer: does a failure stop the launch?
     pub(crate) fatal: [bool; Layer::ALL.len()],
 }
@@ -506,6 +512,7 @@ pub fn prepare(
     keep_fds.extend(ctx.cgroup_procs.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.extend(ctx.terminal.as_ref().map(|t| t.slave.as_raw_fd()));
     keep_fds.extend(ctx.notify_socket.as_ref().map(|f| f.as_raw_fd()));
+    keep_fds.push(ctx.root_socket.as_raw_fd());
     keep_fds.sort_unstable();
 
     // Bounding set and securebits need CAP_SETPCAP, which root and the user
@@ -550,6 +557,7 @@ pub fn prepare(
             program: seccomp::Program::notify_filter(),
             socket,
         }),
+        root_socket: ctx.root_socket,
         fatal,
     };
     Ok((prepared, report))

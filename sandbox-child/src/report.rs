@@ -164,10 +164,13 @@ pub enum Step {
     /// The process that makes the program's `connect` calls for it under
     /// transparent brokering.
     Connector,
+    /// The hand-over of the sandbox's root to the broker, which opens the
+    /// directories it serves there.
+    RootHandOver,
 }
 
 impl Step {
-    const ALL: [Step; 22] = [
+    const ALL: [Step; 23] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -190,6 +193,7 @@ impl Step {
         Step::Terminal,
         Step::Transparent,
         Step::Connector,
+        Step::RootHandOver,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -210,7 +214,7 @@ impl Step {
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
             // The whole sandbox on macOS; the supervisor waits for the
-            // listener: always fatal.
+            // listener and the root: always fatal.
             Step::SetupFds
             | Step::DeathSignal
             | Step::Signals
@@ -218,7 +222,8 @@ impl Step {
             | Step::Seatbelt
             | Step::Terminal
             | Step::Transparent
-            | Step::Connector => None,
+            | Step::Connector
+            | Step::RootHandOver => None,
         }
     }
 
@@ -246,6 +251,7 @@ impl Step {
             Step::Terminal => "moving the program to its own terminal",
             Step::Transparent => "installing the transparent-brokering filter",
             Step::Connector => "starting the connector for the program's connect calls",
+            Step::RootHandOver => "handing the sandbox's root to the broker",
         }
     }
 }

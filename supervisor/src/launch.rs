@@ -130,6 +130,8 @@ pub struct Spawned {
     /// The seccomp user-notification listener and the connector's socket,
     /// with `Launch::transparent`.
     pub transparent: Option<crate::broker::transparent::Program>,
+    /// The sandbox's own view, where the broker opens directories.
+    pub view: crate::broker::SandboxView,
 }
 
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
@@ -141,6 +143,8 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         false => None,
     };
     let (notify_ours, notify_theirs) = notify.unzip();
+    let (root_ours, root_theirs) =
+        proto::socket::seqpacket_pair().context("creating the socket for the sandbox's root")?;
     let (cgroup, cgroup_procs) = match launch.cgroup {
         Some((cg, fd)) => (Some(cg), Some(fd)),
         None => (None, None),
@@ -164,6 +168,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         report_pipe: write_end,
         terminal: launch.terminal,
         notify_socket: notify_theirs,
+        root_socket: root_theirs,
     };
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
@@ -217,6 +222,19 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
             report.degrade(layer, what);
         }
     }
+    // Sent before exec, like the listener: nothing is waited for.
+    let view = match crate::broker::SandboxView::receive(&root_ours) {
+        Ok(view) => view,
+        Err(e) => {
+            // SAFETY: signalling and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(e).context("receiving the sandbox's root");
+        }
+    };
+    drop(root_ours);
     // The hand-over socket goes on as the connector's: the child forked it
     // holding the other end (`sandbox_child::connector`).
     let transparent = match notify_ours {
@@ -241,6 +259,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         report,
         cgroup,
         transparent,
+        view,
     })
 }
 

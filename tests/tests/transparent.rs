@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use sluice_tests::broker::{assert_file, logged_descriptors, DENIED_SECRET, NOTES, UNRULED};
-use sluice_tests::{execute, Fixture, Outcome, DOTENV, README, SECRET_MARK};
+use sluice_tests::{execute, strs, Fixture, Outcome, DOTENV, README, SECRET_MARK};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 
@@ -501,4 +501,85 @@ fn the_32_bit_open_is_killed_not_brokered() {
     // the sandbox the 32-bit open works.
     run(&fx, &policy, true, &[&probe, "read", &notes]).assert_ok();
     fx.direct(&["int80-open", &notes]).assert_ok();
+}
+
+/// Issue 13, section 1, with the program's own calls: a directory it opens
+/// with a plain `open` (outside its policy, so brokered: asked, and
+/// `--approve allow` says yes) is served from the sandbox's own view. What
+/// is beneath it is still judged file by file, whatever the way to it
+/// (`openat`, an `O_PATH` descriptor reopened), and `fchdir` then `..`
+/// reaches no socket outside the policy, nor a file the broker refuses.
+/// (A file the broker grants is served wherever the climb ends: that is the
+/// broker's answer, not a way out.) Controls: the brokered file beneath it,
+/// and the same calls outside sluice.
+#[test]
+fn a_directory_the_program_opens_through_the_broker_gives_nothing_the_policy_withholds() {
+    let fx = Fixture::new(PROBE);
+    let outside = fx.outside_dir.join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&outside).unwrap();
+    let home = fx.home("");
+    let beneath = |rest: &[&str]| -> Vec<String> {
+        ["dir-beneath", "open", home.as_str()]
+            .iter()
+            .chain(rest)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let attacks: [&[&str]; 5] = [
+        &["openat", ".ssh/id_rsa"],
+        &["opath", ".ssh/id_rsa"],
+        &["opath", ".aws/credentials"],
+        &["climb-connect", "1", "outside/docker.sock"],
+        &["climb-read", "1", "home/.ssh/id_rsa"],
+    ];
+    for rest in attacks {
+        fx.direct(&strs(&beneath(rest))).assert_ok();
+    }
+    let args = ["--transparent", "--approve", "allow"];
+    fx.sluice(&args, &strs(&beneath(&["openat", "notes.txt"])))
+        .assert_ok()
+        .assert_says("home-notes");
+    for rest in attacks {
+        fx.sluice(&args, &strs(&beneath(rest))).assert_blocked();
+    }
+
+    // A directory the policy denies inside the workspace, which the broker's
+    // rules would serve (`allow_write = ["$WORKSPACE"]`): the sandbox sees
+    // a placeholder there, so it is not served as a directory, and an
+    // `O_PATH` descriptor beneath it (which Landlock never checks) cannot
+    // be reopened into the file.
+    fs::create_dir(fx.ws_dir.join("secrets")).unwrap();
+    fs::write(fx.ws_dir.join("secrets/key"), "SECRET-workspace-key\n").unwrap();
+    let policy = fx.write_policy(
+        "deny-secrets.toml",
+        "extends = [\"default\"]\n\n[filesystem]\ndeny = [\"$WORKSPACE/secrets\"]\n",
+    );
+    let secrets = fx.ws("secrets");
+    let probe = fx.probe_path();
+    let beneath = |rest: &[&str]| -> Vec<String> {
+        [probe.as_str(), "dir-beneath", "open", secrets.as_str()]
+            .iter()
+            .chain(rest)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    fx.direct(&strs(&beneath(&["opath", "key"])[1..]))
+        .assert_ok();
+    for transparent in [false, true] {
+        let out = run(
+            &fx,
+            &policy,
+            transparent,
+            &strs(&beneath(&["opath", "key"])),
+        );
+        out.assert_blocked();
+        // Through the SDK too.
+        let mut action = vec![&probe, "dir-beneath", "broker", &secrets, "opath", "key"];
+        let out = run(&fx, &policy, transparent, &action);
+        out.assert_blocked();
+        action[5] = "../README.md";
+        let out = run(&fx, &policy, transparent, &action);
+        out.assert_blocked()
+            .assert_says("ask for each file beneath it");
+    }
 }

@@ -197,7 +197,7 @@ pub fn real_path(fd: &OwnedFd) -> io::Result<PathBuf> {
     Ok(link)
 }
 
-fn kind_of(fd: &OwnedFd) -> io::Result<Kind> {
+pub(crate) fn kind_of(fd: &OwnedFd) -> io::Result<Kind> {
     Ok(match stat(fd)?.st_mode & libc::S_IFMT {
         libc::S_IFREG => Kind::File,
         libc::S_IFDIR => Kind::Directory,
@@ -206,7 +206,7 @@ fn kind_of(fd: &OwnedFd) -> io::Result<Kind> {
 }
 
 /// The file behind `fd`: its device and inode.
-fn identity(fd: &OwnedFd) -> io::Result<(u64, u64)> {
+pub(crate) fn identity(fd: &OwnedFd) -> io::Result<(u64, u64)> {
     let st = stat(fd)?;
     Ok((st.st_dev, st.st_ino))
 }
@@ -239,7 +239,7 @@ pub struct Mode {
 }
 
 impl Mode {
-    fn flags(self) -> libc::c_int {
+    pub(crate) fn flags(self) -> libc::c_int {
         let access = match (self.read, self.write) {
             (_, false) => libc::O_RDONLY,
             (false, true) => libc::O_WRONLY,
@@ -305,7 +305,9 @@ pub fn reopen(found: &Resolved, mode: Mode, within: Option<BorrowedFd<'_>>) -> i
 /// that is neither regular nor a directory is closed and refused, as
 /// [`reopen`] refuses it. Such a file can only be one that was there
 /// before: the sandbox cannot make special files where it cannot write,
-/// and where it can write the broker is not asked.
+/// and where it can write the broker is not asked. A directory is closed
+/// too, and `Ok(None)`: it is served from the sandbox's own view
+/// ([`super::sandbox_view`]), on the long way.
 pub fn open_plain(
     path: &Path,
     mode: Mode,
@@ -316,7 +318,11 @@ pub fn open_plain(
         return Ok(None);
     }
     let fd = open_nonblocking(within, bytes, mode)?;
-    served(fd, mode).map(Some)
+    match kind_of(&fd)? {
+        Kind::Directory => Ok(None),
+        Kind::Other => Err(unsupported()),
+        Kind::File => served(fd, mode).map(Some),
+    }
 }
 
 /// `openat2` of `path` with `mode` and `O_NONBLOCK`, following no symlink
@@ -334,12 +340,10 @@ fn open_nonblocking(
     openat2(dirfd, path, mode.flags() | libc::O_NONBLOCK, 0, resolve)
 }
 
-/// `fd`, opened without blocking, made what is served: a regular file or a
-/// directory, with the status flags of `mode` and no `O_NONBLOCK`.
+/// `fd`, opened without blocking and of a kind the caller checked (a
+/// regular file, or a directory), made what is served: the status flags of
+/// `mode` and no `O_NONBLOCK`.
 fn served(fd: OwnedFd, mode: Mode) -> io::Result<OwnedFd> {
-    if kind_of(&fd)? == Kind::Other {
-        return Err(unsupported());
-    }
     let status = if mode.append { libc::O_APPEND } else { 0 };
     // SAFETY: F_SETFL on a descriptor we own.
     if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, status) } != 0 {
@@ -692,6 +696,13 @@ mod tests {
         assert!(open_plain(&d.0.join("sub/../sub/f"), READ, None)
             .unwrap()
             .is_none());
+        // A directory takes the long way too: it is served from the
+        // sandbox's view, never from here.
+        let dir = Mode {
+            directory: true,
+            ..READ
+        };
+        assert!(open_plain(&d.0.join("sub"), dir, None).unwrap().is_none());
         // A FIFO neither blocks nor is served.
         let fifo = CString::new(d.0.join("fifo").as_os_str().as_bytes()).unwrap();
         // SAFETY: fifo is NUL-terminated.

@@ -13,8 +13,9 @@ use policies::{Verdict, Want};
 use proto::{Access, ErrorKind, Request, RequestBody, ResponseBody};
 
 use super::approve::Question;
-use super::fsops::{self, Lookup, Mode};
+use super::fsops::{self, Kind, Lookup, Mode, Resolved};
 use super::peer::Peer;
+use super::sandbox_view::NotServed;
 use super::Shared;
 use crate::audit::{self, By, DecisionRecord, Op};
 
@@ -311,6 +312,11 @@ pub async fn open_path(shared: &Shared, asker: &Asker<'_>, path: &Path, ask: &As
             Verdict::Deny => return judged.denied(),
             Verdict::Allow => (By::Rule, judged.rule),
             Verdict::Ask => {
+                // A directory that cannot be served is refused before a
+                // person is asked about it.
+                if let Some(refused) = unservable(shared, &lookup, ask, &judged.rule) {
+                    return refused;
+                }
                 let question = Question {
                     pid: asker.pid,
                     exe: asker.exe,
@@ -482,6 +488,15 @@ fn open_judged(
     let real = lookup.real().to_path_buf();
     let opened = match lookup {
         Lookup::Found(_) if ask.exclusive => Err(io::Error::from_raw_os_error(libc::EEXIST)),
+        Lookup::Found(found) if found.kind == Kind::Directory && !ask.writes() => {
+            match open_directory(shared, found, ask) {
+                Ok(fd) => Ok(fd),
+                Err(NotServed::Io(e)) => Err(e),
+                Err(NotServed::NotInView(why)) => {
+                    return Some(Outcome::denied(By::Protected, rule, why))
+                }
+            }
+        }
         Lookup::Found(found) => read_only_root(shared, ask).and_then(|within| {
             fsops::reopen(
                 found,
@@ -506,6 +521,40 @@ fn open_judged(
         },
         Err(e) => Outcome::io(&real, &e),
     })
+}
+
+/// A directory is opened in the sandbox's own view, never in the
+/// supervisor's tree: its descriptor reaches what lies beneath it and, after
+/// `fchdir`, above it ([`super::SandboxView`]).
+fn open_directory(shared: &Shared, found: &Resolved, ask: &Ask<'_>) -> Result<OwnedFd, NotServed> {
+    match &shared.sandbox {
+        Some(view) => view.open_directory(found, ask.open_mode()),
+        None => Err(NotServed::NotInView(format!(
+            "'{}' is a directory, and this broker has no view of a sandbox to serve it from",
+            found.real.display()
+        ))),
+    }
+}
+
+/// The refusal of a directory that would not be served (see
+/// [`open_directory`]), if `lookup` is one.
+fn unservable(
+    shared: &Shared,
+    lookup: &Lookup,
+    ask: &Ask<'_>,
+    rule: &Option<String>,
+) -> Option<Outcome> {
+    match lookup {
+        Lookup::Found(found) if found.kind == Kind::Directory && !ask.writes() => {
+            match open_directory(shared, found, ask) {
+                Err(NotServed::NotInView(why)) => {
+                    Some(Outcome::denied(By::Protected, rule.clone(), why))
+                }
+                Ok(_) | Err(NotServed::Io(_)) => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 fn kept_changing(path: &Path) -> Outcome {
@@ -535,11 +584,19 @@ fn query(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
         Err(o) => return *o,
     };
     let want = ask.want();
-    let real = match fsops::lookup(&path) {
-        Ok(lookup) => lookup.real().to_path_buf(),
-        Err(_) => fsops::normalize(&path),
+    let lookup = fsops::lookup(&path).ok();
+    let real = match &lookup {
+        Some(lookup) => lookup.real().to_path_buf(),
+        None => fsops::normalize(&path),
     };
     let (verdict, rule, reason, by) = judge(shared, &real, want);
+    // The answer an open would get: a directory that would not be served
+    // is refused whatever the rule says.
+    if let (Some(lookup), Verdict::Allow | Verdict::Ask) = (&lookup, verdict) {
+        if let Some(refused) = unservable(shared, lookup, ask, &rule) {
+            return refused;
+        }
+    }
     let body = match verdict {
         Verdict::Allow => ResponseBody::Allowed { rule: rule.clone() },
         Verdict::Ask => ResponseBody::WouldAsk { rule: rule.clone() },

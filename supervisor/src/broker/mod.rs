@@ -23,6 +23,7 @@ pub(crate) mod fsops;
 mod handler;
 mod peer;
 mod readonly;
+mod sandbox_view;
 pub mod transparent;
 
 use std::io;
@@ -39,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use approve::Approvals;
+pub use sandbox_view::SandboxView;
 
 use crate::audit::AuditLog;
 
@@ -67,6 +69,10 @@ pub struct Shared {
     /// read-only copy of the mount tree could be made (then such
     /// descriptors can change the file's metadata, and a warning says so).
     readonly: Option<readonly::ReadOnlyView>,
+    /// Where directories are opened: the sandbox's own view, handed over
+    /// by the child. `None` (no sandbox to take it from): no directory is
+    /// served.
+    sandbox: Option<SandboxView>,
 }
 
 impl Shared {
@@ -101,7 +107,15 @@ impl Shared {
                     )
                 })
                 .ok(),
+            sandbox: None,
         }
+    }
+
+    /// Serves directories from `view`, the sandbox's own (see
+    /// [`SandboxView`]); without one every directory is refused.
+    pub fn with_sandbox_view(mut self, view: SandboxView) -> Shared {
+        self.sandbox = Some(view);
+        self
     }
 
     pub fn is_protected(&self, path: &Path) -> bool {

@@ -245,13 +245,16 @@ pub fn run(args: RunArgs) -> Result<i32> {
         person: prompter.clone(),
         allow,
     };
-    let shared = Arc::new(Shared::new(
-        s.id.clone(),
-        s.policy.clone(),
-        approvals,
-        Some(audit),
-        protected,
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            s.id.clone(),
+            s.policy.clone(),
+            approvals,
+            Some(audit),
+            protected,
+        )
+        .with_sandbox_view(spawned.view),
+    );
     let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,

@@ -44,7 +44,7 @@ fn classify(what: &str, err: &Error) -> Fail {
 }
 
 /// The probe's verdict on an `open` that failed.
-fn refusal(what: &str, err: &io::Error) -> Fail {
+pub(crate) fn refusal(what: &str, err: &io::Error) -> Fail {
     match Error::from_io(err) {
         Some(typed) => classify(what, typed),
         None => Fail::Error(format!("{what}: {}", describe(err))),

@@ -46,13 +46,17 @@
 //! - broker (through the client SDK unless noted): `broker-read`, `broker-read-as`, `broker-write`,
 //!   `broker-query`, `broker-race`, `broker-race-write`, `broker-openat`,
 //!   `broker-meta`, `broker-flood`, `broker-parallel`, and on the raw wire
-//!   `broker-garbage`, `broker-die-mid-request` (see `broker.rs` and `wire.rs`).
+//!   `broker-garbage`, `broker-die-mid-request` (see `broker.rs` and `wire.rs`);
+//! - what a directory descriptor reaches, got from the broker or by `open`:
+//!   `dir-beneath VIA DIR openat|opath|execveat|climb-read|climb-connect ...`
+//!   (see `beneath.rs`).
 //!
 //! Every failure of the attacked operation counts as BLOCKED whatever the errno
 //! (a denied file may show as EACCES, ENOENT when hidden, EROFS, EBUSY, ...); the
 //! tests' controls (the same action outside the sandbox succeeding) are what rule
 //! out a typo.
 
+mod beneath;
 mod broker;
 mod files;
 mod kernel;
@@ -242,6 +246,7 @@ fn run(step: &[String]) -> Step {
             broker::race_write(link, good, bad, parse_num(n)?, request, mode)
         }
         ("broker-openat", [dir, rel]) => broker::openat(dir, rel),
+        ("dir-beneath", [via, dir, action, rest @ ..]) => beneath::run(via, dir, action, rest),
         ("broker-meta", [path]) => broker::meta(path, false),
         ("broker-meta", [path, "write"]) => broker::meta(path, true),
         ("broker-flood", [clients, requests, path]) => {
