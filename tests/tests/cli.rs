@@ -183,3 +183,24 @@ fn policy_show_prints_toml() {
     let unknown = sluice(&["policy", "show", "no-such-builtin"]);
     assert_ne!(unknown.code(), 0, "{unknown}");
 }
+
+/// Log lines written to a pipe or a file carry no colour codes (they did:
+/// `ESC [2m` around every timestamp). Control: the log lines are there.
+#[test]
+fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(["policy", "check", "default"])
+        .env("SLUICE_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    let out = execute(cmd);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains(" DEBUG "),
+        "no log line to check\n{out}"
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "colour codes in a pipe\n{out}"
+    );
+}

@@ -129,6 +129,44 @@ fn stack_is_the_default_on_linux_and_says_what_it_could_not_apply() {
     assert!(!Path::new(&fx.ws("inner.txt")).exists());
 }
 
+/// Stacked, the inner policy's protective mounts cannot be made: each
+/// `deny` and `read_only` entry left without effect is named, and `-v`
+/// prints the report after the child's steps, so the namespaces layer shows
+/// as not enforced (it said "enforced" when printed before the fork).
+/// Control: the same policy unstacked names none and reports it enforced.
+#[test]
+fn stacked_says_which_deny_and_read_only_entries_it_could_not_apply() {
+    let fx = Fixture::new(PROBE);
+    let marker = ["marker", "ran"];
+    let out = nested(&fx, &[], false, &["-v", "--policy", "default"], &marker);
+    out.assert_ok();
+    let env = fx.ws(".env");
+    stderr_says(
+        &out,
+        &format!("deny {env} (this sandbox lets the program read and write it) is not applied"),
+    );
+    stderr_says(&out, &format!("read_only {} (", fx.ws(".git/hooks")));
+    let ns = namespaces_line(&out);
+    assert!(ns.starts_with("not enforced"), "{ns}\n{out}");
+    assert!(ns.contains(&format!("deny {env}")), "{ns}\n{out}");
+    // The report comes after the child's warnings, not before the fork.
+    let report_at = out.stderr.find("sluice: namespaces: ").unwrap();
+    let warning_at = out.stderr.find("is not applied").unwrap();
+    assert!(warning_at < report_at, "{out}");
+
+    let out = fx.sluice(&["-v", "--policy", "default"], &marker);
+    out.assert_ok();
+    assert!(!out.stderr.contains("is not applied"), "{out}");
+    assert!(namespaces_line(&out).starts_with("enforced"), "{out}");
+}
+
+/// What follows `sluice: namespaces: ` in the last report on stderr.
+fn namespaces_line(out: &Outcome) -> &str {
+    let prefix = "sluice: namespaces: ";
+    let line = out.stderr.lines().rfind(|l| l.starts_with(prefix));
+    &line.unwrap_or_else(|| panic!("no namespaces line\n{out}"))[prefix.len()..]
+}
+
 #[test]
 fn stack_refuses_when_the_policy_requires_what_the_outer_sandbox_forbids() {
     let fx = Fixture::new(PROBE);
