@@ -204,3 +204,50 @@ fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
         "colour codes in a pipe\n{out}"
     );
 }
+
+/// `deny = ["$WORKSPACE/**/secret.txt"]` passed `policy check` and denied
+/// nothing (it was taken as a literal path that does not exist): now both
+/// `policy check` and `run` refuse it naming file, line and key. Control:
+/// the same file with the path written out passes and holds.
+#[test]
+fn a_glob_the_filesystem_lists_do_not_expand_is_refused() {
+    let fx = Fixture::new(PROBE);
+    fs::create_dir_all(fx.ws("config")).unwrap();
+    fs::write(fx.ws("config/secret.txt"), "SECRET-nested\n").unwrap();
+    let policy =
+        |deny: &str| format!("extends = [\"default\"]\n\n[filesystem]\ndeny = [\"{deny}\"]\n");
+    let bad = fx.write_policy("glob.toml", &policy("$WORKSPACE/**/secret.txt"));
+    for out in [
+        sluice(&["policy", "check", "--workspace", &fx.ws(""), &bad]),
+        run(&fx, &["--policy", &bad], &["/usr/bin/true"]),
+    ] {
+        out.assert_code(125);
+        for says in [
+            "glob.toml",
+            "line 4",
+            "filesystem.deny",
+            "not enforced as written",
+        ] {
+            assert!(out.stderr.contains(says), "does not say {says:?}\n{out}");
+        }
+    }
+    let good = fx.write_policy("exact.toml", &policy("$WORKSPACE/config/secret.txt"));
+    sluice(&["policy", "check", "--workspace", &fx.ws(""), &good]).assert_code(0);
+    let out = fx.sluice(&["--policy", &good], &["read", &fx.ws("config/secret.txt")]);
+    out.assert_blocked();
+}
+
+/// `extends = ["/dev/zero"]` made `policy check` read until memory ran out.
+/// Control: extending a regular file works (the good policy above).
+#[test]
+fn a_policy_that_extends_a_device_is_refused_at_once() {
+    let fx = Fixture::new(PROBE);
+    let bad = fx.write_policy("zero.toml", "extends = [\"/dev/zero\"]\n");
+    let out = sluice(&["policy", "check", &bad]);
+    out.assert_code(125);
+    assert!(out.stderr.contains("line 1, key 'extends'"), "{out}");
+    assert!(out.stderr.contains("not a regular file"), "{out}");
+    let good = fx.write_policy("base.toml", "extends = [\"readonly\"]\n");
+    let child = fx.write_policy("child.toml", &format!("extends = [\"{good}\"]\n"));
+    sluice(&["policy", "check", &child]).assert_code(0);
+}

@@ -48,7 +48,7 @@ impl Overlay {
     /// a `[broker]` table of the three lists is an error naming it: better
     /// no session than answers the person did not give.
     pub fn load(file: &Path, vars: &Vars) -> Result<Overlay> {
-        let text = match fs::read_to_string(file) {
+        let text = match policies::read_policy_file(file) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Overlay::default()),
             Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
@@ -108,7 +108,7 @@ pub fn remember(file: &Path, path: &Path, write: bool, allow: bool) -> Result<()
     let Some(text_path) = path.to_str() else {
         bail!("{} is not UTF-8 text", path.display());
     };
-    let old = match fs::read_to_string(file) {
+    let old = match policies::read_policy_file(file) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
