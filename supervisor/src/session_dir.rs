@@ -116,6 +116,30 @@ pub fn sweep_stale() {
     }
 }
 
+/// Whether session `id` is running: its supervisor holds the lock of its
+/// directory under our `$TMPDIR`. The one place outside this module that
+/// asks (`sluice audit verify`, `list`) calls only this, so moving the lock
+/// changes only this function. A session started with another `$TMPDIR`
+/// is not found, so it counts as not running (its record is then reported
+/// incomplete until it ends: the safe side).
+pub fn is_live(id: &str) -> bool {
+    let name = format!("{PREFIX}{id}");
+    if session_id(&name).is_none() {
+        return false;
+    }
+    let Ok(dir) = open_dir(&std::env::temp_dir().join(name)) else {
+        return false;
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !dir.metadata().is_ok_and(|m| m.uid() == me) {
+        return false;
+    }
+    // Taking the lock means nobody held it (it is let go at once, when
+    // `lock` is dropped).
+    open_lock(&dir).is_ok_and(|lock| !try_lock(&lock))
+}
+
 /// The session id in a directory name `sluice-<16 hex digits>`.
 fn session_id(name: &str) -> Option<&str> {
     let id = name.strip_prefix(PREFIX)?;

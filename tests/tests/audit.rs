@@ -161,7 +161,9 @@ fn every_decision_is_recorded_with_who_asked_and_who_decided() {
     let verified = audit(&fx, &["verify"]);
     verified.assert_code(0);
     assert!(
-        verified.stdout.contains("2 session(s) verified, 0 failed"),
+        verified
+            .stdout
+            .contains("2 session(s) verified: 2 ok, 0 running, 0 incomplete, 0 failed"),
         "{verified}"
     );
     let mut listed = sessions(&fx);
@@ -383,6 +385,9 @@ fn tampered_copy(
     let copy = dir.join(original.file_name().unwrap());
     fs::write(&copy, data).unwrap();
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o600)).unwrap();
+    // The session's ledger comes along, else its removal is what shows.
+    let ledger = original.with_file_name("sessions.ledger");
+    fs::copy(&ledger, dir.join("sessions.ledger")).unwrap();
     dir
 }
 
@@ -429,16 +434,21 @@ fn killing_the_supervisor_mid_flood_leaves_a_record_that_verifies() {
     let session = file.file_stem().unwrap().to_str().unwrap().to_owned();
     remove_session_cgroup(&session);
 
-    // What is left verifies: a torn final line would be reported, not failed.
+    // What is left verifies, and is said to be incomplete (no end record,
+    // perhaps a torn last line), not ok: exit 2.
     let verified = audit(&fx, &["verify", &session]);
-    verified.assert_code(0);
+    verified.assert_code(2);
     assert!(
-        verified.stdout.starts_with(&format!("ok      {session}")),
+        verified
+            .stdout
+            .starts_with(&format!("INCOMPLETE {session}")),
         "{verified}"
     );
     assert!(verified.stdout.contains("no end record"), "{verified}");
-    let report = &json_lines(&audit(&fx, &["verify", &session, "--json"]))[0];
-    assert_eq!(report["ok"], true, "{report}");
+    let json = audit(&fx, &["verify", &session, "--json"]);
+    let report: Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(report["status"], "incomplete", "{report}");
+    assert_eq!(report["chain_intact"], true, "{report}");
     assert_eq!(report["ended"], false, "{report}");
 
     // No record in the middle is damaged: every complete line is a record,
@@ -465,10 +475,7 @@ fn killing_the_supervisor_mid_flood_leaves_a_record_that_verifies() {
     }
     let listed = &json_lines(&audit(&fx, &["list", "--json"]))[0];
     assert_eq!(listed["exit"], Value::Null, "{listed}");
-    assert!(
-        listed["chain"].as_str().unwrap().starts_with("ok"),
-        "{listed}"
-    );
+    assert_eq!(listed["chain"], "INCOMPLETE", "{listed}");
 
     // Controls on copies: a torn final line is reported and accepted; an edit
     // in the middle is caught (so the checks above could have failed).
@@ -481,7 +488,7 @@ fn killing_the_supervisor_mid_flood_leaves_a_record_that_verifies() {
         data.truncate(start + half);
     });
     let out = audit_in(&fx, &torn, &["verify"]);
-    out.assert_code(0);
+    out.assert_code(2);
     assert!(
         out.stdout
             .contains(&format!("torn final record at line {n}")),
@@ -554,10 +561,12 @@ fn a_decision_that_cannot_be_recorded_is_not_served() {
         "the file was handed out although its decision could not be recorded \
          (ARCHITECTURE: \"If the record cannot be written, nothing is handed out\")\n{out}"
     );
-    // The half-written record is the file's torn last line: reported, accepted.
+    // The half-written record is the file's torn last line: no tampering,
+    // but the session's record is incomplete (exit 2), and said so.
     let verified = audit(&fx, &["verify"]);
-    verified.assert_code(0);
+    verified.assert_code(2);
     assert!(verified.stdout.contains("torn final record"), "{verified}");
+    assert!(verified.stdout.contains("INCOMPLETE"), "{verified}");
 }
 
 #[test]
@@ -679,7 +688,9 @@ fn an_audit_directory_inside_the_workspace_is_out_of_the_programs_reach() {
     let verified = audit_in(&fx, Path::new(&dir), &["verify"]);
     verified.assert_code(0);
     assert!(
-        verified.stdout.contains("12 session(s) verified, 0 failed"),
+        verified
+            .stdout
+            .contains("12 session(s) verified: 12 ok, 0 running, 0 incomplete, 0 failed"),
         "{verified}"
     );
     assert!(!Path::new(&fx.ws("moved")).exists());

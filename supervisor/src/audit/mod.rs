@@ -44,6 +44,7 @@ pub mod chain;
 mod dir;
 pub mod escape;
 pub mod filter;
+pub mod ledger;
 mod log;
 pub mod read;
 mod record;
