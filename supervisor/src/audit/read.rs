@@ -222,6 +222,32 @@ pub fn parse_line(bytes: &[u8]) -> Option<(String, Entry)> {
 mod tests {
     use super::*;
 
+    /// A FIFO, a symlink (to `/dev/zero`) or a device put where an audit
+    /// file or the ledger is expected is refused at once, not read without
+    /// end. Control: a regular file is read, from an offset too.
+    #[test]
+    fn only_regular_files_are_read_as_audit_files() {
+        let dir =
+            std::env::temp_dir().join(format!("sluice-unit-audit-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s.jsonl");
+        std::fs::write(&file, b"line\n").unwrap();
+        assert_eq!(read_audit_file(&file).unwrap(), b"line\n");
+        assert_eq!(read_audit_file_from(&file, 2).unwrap(), b"ne\n");
+        let fifo = dir.join("fifo.jsonl");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let zero = dir.join("zero.jsonl");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for bad in [fifo, zero, PathBuf::from("/dev/zero")] {
+            let e = read_audit_file(&bad).unwrap_err().to_string();
+            assert!(e.contains(&bad.display().to_string()), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn split_lines_numbers_lines_and_keeps_a_torn_tail_apart() {
         let (lines, torn) = split_lines(b"a\nbb\n\ncc");
