@@ -428,10 +428,20 @@ fn killing_the_supervisor_mid_flood_leaves_a_record_that_verifies() {
         }
         thread::sleep(Duration::from_millis(10));
     };
+    // While the supervisor lives (it holds the session's lock), the record
+    // without its end is `running`, exit 0.
+    let session = file.file_stem().unwrap().to_str().unwrap().to_owned();
+    let mut cmd = fx.sluice_cli_command(&["audit", "verify", &session]);
+    cmd.env("TMPDIR", &tmp);
+    let live = execute(cmd);
+    live.assert_code(0);
+    assert!(
+        live.stdout.starts_with(&format!("running {session}")),
+        "{live}"
+    );
     sluice.kill().unwrap(); // SIGKILL, to sluice itself, mid-append
     let status = sluice.wait().unwrap();
     assert!(!status.success(), "{status}");
-    let session = file.file_stem().unwrap().to_str().unwrap().to_owned();
     remove_session_cgroup(&session);
 
     // What is left verifies, and is said to be incomplete (no end record,
@@ -694,4 +704,33 @@ fn an_audit_directory_inside_the_workspace_is_out_of_the_programs_reach() {
         "{verified}"
     );
     assert!(!Path::new(&fx.ws("moved")).exists());
+}
+
+/// Two real sessions verify, the ledger too (control); removing one
+/// session's whole audit file is then reported (exit 1), naming it.
+#[test]
+fn removing_a_real_sessions_whole_record_is_detected() {
+    let fx = Fixture::new(PROBE);
+    fx.sluice(&[], &["marker", "one"]).assert_ok();
+    fx.sluice(&[], &["marker", "two"]).assert_ok();
+    let verified = audit(&fx, &["verify"]);
+    verified.assert_code(0);
+    assert!(
+        verified.stdout.contains("ok      ledger  2 session(s)"),
+        "{verified}"
+    );
+    let gone = sessions(&fx).remove(0);
+    fs::remove_file(fx.audit_dir().join(format!("{gone}.jsonl"))).unwrap();
+    let verified = audit(&fx, &["verify"]);
+    verified.assert_code(1);
+    assert!(
+        verified
+            .stdout
+            .contains(&format!("session {gone} (ledger line")),
+        "{verified}"
+    );
+    assert!(
+        verified.stdout.contains("its record was removed"),
+        "{verified}"
+    );
 }
