@@ -166,4 +166,27 @@ mod tests {
             ["deny /ws/.env (this sandbox lets the program read and write it) is not applied"]
         );
     }
+
+    /// A fatal step's layer is shown not enforced (what `-v` prints before
+    /// the launch fails), not as the plan had it.
+    #[test]
+    fn a_fatal_step_degrades_its_layer() {
+        let mut r = report();
+        let rec = StepRecord {
+            step: Step::UserNamespace,
+            fatal: true,
+            index: 0,
+            errno: libc::EPERM,
+        };
+        failed(&mut r, &rec, "unshare failed", None);
+        let ns = r.layer(Layer::Namespaces);
+        assert_eq!(
+            (ns.status, ns.detail.as_str()),
+            (Status::NotEnforced, "unshare failed")
+        );
+        // settle leaves fatal records to `failed`.
+        let mut r = report();
+        assert!(settle(&mut r, &[], &[], &[rec], |_| String::new()).is_empty());
+        assert_eq!(r.layer(Layer::Namespaces).status, Status::Enforced);
+    }
 }

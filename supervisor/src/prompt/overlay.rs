@@ -229,4 +229,21 @@ mod tests {
         }
         fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// An overlay that is a device or larger than a policy may be is
+    /// refused at once, not read until memory runs out.
+    #[test]
+    fn an_overlay_is_read_bounded() {
+        let dir = temp_dir("bounded");
+        let file = dir.join(FILE_NAME);
+        std::os::unix::fs::symlink("/dev/zero", &file).unwrap();
+        let err = Overlay::load(&file, &vars(&dir)).unwrap_err();
+        assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
+        fs::remove_file(&file).unwrap();
+        let big = "#".repeat(policies::MAX_POLICY_BYTES as usize + 1);
+        fs::write(&file, big).unwrap();
+        let err = Overlay::load(&file, &vars(&dir)).unwrap_err();
+        assert!(format!("{err:#}").contains("larger than"), "{err:#}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
