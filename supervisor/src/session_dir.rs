@@ -155,9 +155,11 @@ fn open_dir(path: &Path) -> Result<File> {
         .with_context(|| format!("opening {}", path.display()))
 }
 
-/// The [`LOCK`] file in `dir`, not followed if it is a symlink.
+/// The [`LOCK`] file in `dir`, not followed if it is a symlink. O_NONBLOCK:
+/// a FIFO planted as `lock` must not hang the sweep (every `sluice run`) or
+/// `sluice audit verify` waiting for a writer.
 fn open_lock(dir: &File) -> std::io::Result<File> {
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
     let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
     fsops::openat2(dir.as_raw_fd(), LOCK.as_bytes(), flags, 0, resolve).map(File::from)
 }
@@ -233,6 +235,41 @@ mod tests {
         ] {
             assert_eq!(session_id(name), None, "{name}");
         }
+    }
+
+    /// A FIFO planted as a session's `lock` hung every later `sluice run`
+    /// in the sweep (and `audit verify`), opening it for a writer that
+    /// never came. Control: a real lock is seen held, then free.
+    #[test]
+    fn a_fifo_as_lock_does_not_hang_whoever_looks() {
+        let base =
+            std::env::temp_dir().join(format!("sluice-unit-fifo-lock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
+        let c = std::ffi::CString::new(base.join(LOCK).as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let dir = open_dir(&base).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            done.send(open_lock(&dir).map(|l| try_lock(&l)).ok())
+                .unwrap()
+        });
+        let taken = finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("opening a FIFO lock blocked");
+        assert_eq!(taken, Some(true));
+        fs::remove_file(base.join(LOCK)).unwrap();
+        let held = File::create(base.join(LOCK)).unwrap();
+        assert!(try_lock(&held));
+        let dir = open_dir(&base).unwrap();
+        assert!(
+            !try_lock(&open_lock(&dir).unwrap()),
+            "a held lock was taken"
+        );
+        drop(held);
+        assert!(try_lock(&open_lock(&dir).unwrap()));
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
