@@ -146,7 +146,8 @@ fn check_glob_placement(list: FsList, entry: &PathEntry, path: &Path) -> Result<
         if written.contains(GLOB_CHARS) && !exists(Some(path)) {
             return refuse(format!(
                 "'{shown}' does not exist, and globs are not expanded in {key}: list each path \
-                 (a directory covers everything beneath it)"
+                 (a directory covers everything beneath it); a name that really holds `*`, `?`, \
+                 `[` or `{{` is accepted once it exists"
             ));
         }
         return Ok(());
