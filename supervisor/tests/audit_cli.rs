@@ -158,7 +158,11 @@ fn verify_checks_every_session() {
         text.contains("3 session(s) verified: 2 ok, 0 running, 1 incomplete, 0 failed"),
         "{text}"
     );
-    let reports = json_lines(&sluice(&dir, &["verify", "--json"]));
+    let json = stdout(&sluice(&dir, &["verify", "--json"]));
+    let reports: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(reports.len(), 4, "three sessions and the ledger");
     let statuses: Vec<_> = reports[..3]
         .iter()
