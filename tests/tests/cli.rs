@@ -203,6 +203,21 @@ fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
         !out.stderr.contains('\u{1b}'),
         "colour codes in a pipe\n{out}"
     );
+
+    // Control: on a terminal the same lines are coloured, so the check
+    // above can tell.
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(["policy", "check", "default"])
+        .env("SLUICE_LOG", "debug")
+        .env_remove("NO_COLOR");
+    let mut term = sluice_tests::pty::Terminal::spawn(cmd, 24, 200);
+    term.expect("policy 'default': ok");
+    let transcript = term.transcript();
+    assert_eq!(term.wait().code, 0);
+    assert!(
+        transcript.contains("\u{1b}["),
+        "no colour on a terminal\n{transcript}"
+    );
 }
 
 /// `deny = ["$WORKSPACE/**/secret.txt"]` passed `policy check` and denied
