@@ -160,6 +160,35 @@ fn stacked_says_which_deny_and_read_only_entries_it_could_not_apply() {
     assert!(namespaces_line(&out).starts_with("enforced"), "{out}");
 }
 
+/// The same as an unprivileged user (no capabilities to lose, the user
+/// namespace is what fails): each entry is named too.
+#[test]
+fn stacked_as_an_unprivileged_user_names_what_it_could_not_apply() {
+    let fx = Fixture::new(PROBE);
+    fx.give_to(65534, 65534);
+    let sluice = sluice_bin();
+    let sluice = sluice.to_str().unwrap();
+    let probe = fx.probe_path();
+    let ws = fx.ws("");
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([sluice, "run", "--workspace", &ws, "--", sluice, "run", "-v"])
+        .args(["--policy", "default", "--", &probe, "marker", "ran"])
+        .current_dir(&fx.ws_dir)
+        .env("HOME", &fx.home_dir)
+        .env("XDG_STATE_HOME", fx.home_dir.join("state"))
+        .env("XDG_CONFIG_HOME", fx.home_dir.join("config"))
+        .stdin(std::process::Stdio::null());
+    let out = sluice_tests::execute(cmd);
+    out.assert_ok();
+    let env = fx.ws(".env");
+    stderr_says(
+        &out,
+        &format!("deny {env} (this sandbox lets the program read and write it) is not applied"),
+    );
+    assert!(namespaces_line(&out).starts_with("not enforced"), "{out}");
+}
+
 /// What follows `sluice: namespaces: ` in the last report on stderr.
 fn namespaces_line(out: &Outcome) -> &str {
     let prefix = "sluice: namespaces: ";
