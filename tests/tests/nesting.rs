@@ -165,6 +165,9 @@ fn stacked_says_which_deny_and_read_only_entries_it_could_not_apply() {
 #[test]
 fn stacked_as_an_unprivileged_user_names_what_it_could_not_apply() {
     let fx = Fixture::new(PROBE);
+    // The session directories go where nobody can write, whatever TMPDIR
+    // the tests run with.
+    std::fs::create_dir(fx.home_dir.join("tmp")).unwrap();
     fx.give_to(65534, 65534);
     let sluice = sluice_bin();
     let sluice = sluice.to_str().unwrap();
@@ -178,6 +181,7 @@ fn stacked_as_an_unprivileged_user_names_what_it_could_not_apply() {
         .env("HOME", &fx.home_dir)
         .env("XDG_STATE_HOME", fx.home_dir.join("state"))
         .env("XDG_CONFIG_HOME", fx.home_dir.join("config"))
+        .env("TMPDIR", fx.home_dir.join("tmp"))
         .stdin(std::process::Stdio::null());
     let out = sluice_tests::execute(cmd);
     out.assert_ok();
