@@ -266,3 +266,69 @@ fn a_policy_that_extends_a_device_is_refused_at_once() {
     let child = fx.write_policy("child.toml", &format!("extends = [\"{good}\"]\n"));
     sluice(&["policy", "check", &child]).assert_code(0);
 }
+
+/// `sluice run -v` where something outside sluice refuses new user
+/// namespaces (here: `user.max_user_namespaces = 0` in a user namespace of
+/// the test's own). `-v` printed "namespaces: enforced" before the fork and
+/// the launch then failed; the report is now printed after the child's
+/// steps, so it says what held. Required, the launch fails (125); best
+/// effort, it runs and each `deny` and `read_only` entry it could not
+/// apply is named. Control: `verbose_report_shows_every_layer_enforced`.
+#[test]
+fn verbose_says_what_held_when_namespaces_are_refused_from_outside() {
+    let fx = Fixture::new(PROBE);
+    let lenient = fx.write_policy(
+        "lenient.toml",
+        "extends = [\"default\"]\n\n[layers]\nbest_effort = [\"namespaces\"]\n",
+    );
+    let no_userns = |policy: &str| {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-Ur", "sh", "-c"])
+            .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"")
+            .arg("sh")
+            .arg(sluice_bin())
+            .args([
+                "run",
+                "-v",
+                "--policy",
+                policy,
+                "--workspace",
+                &fx.ws(""),
+                "--",
+            ])
+            .args(["/usr/bin/true"])
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .env("XDG_STATE_HOME", fx.state_dir())
+            .env("XDG_CONFIG_HOME", fx.config_home())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        execute(cmd)
+    };
+    let namespaces = |out: &Outcome| {
+        out.stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("sluice: namespaces: "))
+            .unwrap_or_else(|| panic!("no namespaces line\n{out}"))
+            .to_owned()
+    };
+    let out = no_userns("default");
+    out.assert_code(125);
+    assert!(namespaces(&out).starts_with("not enforced"), "{out}");
+    assert!(
+        out.stderr.contains("the required layer 'namespaces'"),
+        "{out}"
+    );
+
+    let out = no_userns(&lenient);
+    out.assert_code(0);
+    let line = namespaces(&out);
+    assert!(line.starts_with("not enforced"), "{out}");
+    let env = fx.ws(".env");
+    assert!(line.contains(&format!("deny {env}")), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("sluice: warning: deny {env} (")),
+        "{out}"
+    );
+}
