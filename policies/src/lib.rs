@@ -115,7 +115,7 @@ mod tests;
 
 pub use broker::{literal_pattern, BrokerPolicy, BrokerRule, Decision, Verdict, Want};
 pub use error::{Location, PolicyError};
-pub use load::{load, load_str};
+pub use load::{load, load_str, read_policy_file, MAX_POLICY_BYTES};
 pub use model::*;
 pub use spec::PolicySpec;
 pub use vars::Vars;

@@ -1,6 +1,8 @@
 //! Loading a policy by name or path and following its `extends`.
 
 use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::PolicyError;
@@ -20,6 +22,58 @@ pub fn load(name_or_path: &str) -> Result<PolicySpec, PolicyError> {
 /// relative `extends` paths are resolved against `base_dir`.
 pub fn load_str(name: &str, text: &str, base_dir: &Path) -> Result<PolicySpec, PolicyError> {
     Loader::default().load_text(name, text, None, Some(base_dir))
+}
+
+/// The largest policy file read: the built-in ones are about 10 KiB.
+pub const MAX_POLICY_BYTES: u64 = 1 << 20;
+
+/// Reads a policy file (or the approvals overlay, which is one): a regular
+/// file of at most [`MAX_POLICY_BYTES`], as UTF-8. Anything else is an error
+/// that says what the file is, so `extends = ["/dev/zero"]` or a FIFO is
+/// refused at once instead of read until memory runs out, or forever.
+pub fn read_policy_file(path: &Path) -> io::Result<String> {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer. Symlinks are
+    // followed, as for any file the person names.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    let not = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file ({what}); a policy is a regular file"),
+        )
+    };
+    if kind.is_dir() {
+        return Err(not("a directory"));
+    } else if kind.is_char_device() || kind.is_block_device() {
+        return Err(not("a device"));
+    } else if kind.is_fifo() || kind.is_socket() {
+        return Err(not("a pipe or socket"));
+    } else if !kind.is_file() {
+        return Err(not("neither a file nor a directory"));
+    }
+    let too_large = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "larger than the {} KiB a policy may be",
+                MAX_POLICY_BYTES >> 10
+            ),
+        )
+    };
+    if meta.len() > MAX_POLICY_BYTES {
+        return Err(too_large());
+    }
+    // The file may grow after the fstat: read one byte past the cap to see.
+    let mut text = String::new();
+    file.take(MAX_POLICY_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_POLICY_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 /// A policy named by `load` or by an `extends` entry.
@@ -77,7 +131,7 @@ impl Loader {
                     policy: display.clone(),
                     error,
                 };
-                let text = fs::read_to_string(&path).map_err(read_error)?;
+                let text = read_policy_file(&path).map_err(read_error)?;
                 let identity = fs::canonicalize(&path).map_err(read_error)?;
                 let base_dir = path.parent().unwrap_or(Path::new(""));
                 let identity = Some(Identity::File(identity));

@@ -102,6 +102,7 @@ fn resolve_entry(
 ) -> Result<(), PolicyError> {
     let key = list.key();
     let path = substitute_path(entry, &key, vars)?;
+    check_glob_placement(list, entry, &path)?;
     let written_last = entry.written.rsplit('/').next().unwrap_or_default();
     if list.narrows() && written_last.contains(GLOB_CHARS) {
         return expand_glob(list, entry, &path, filesystem);
@@ -125,6 +126,84 @@ fn resolve_entry(
         Err(error) => return Err(path_io(entry, &key, path, error)),
     }
     Ok(())
+}
+
+/// Refuses a glob where it would not be expanded, so that no entry is
+/// accepted that does not hold as written (`deny = ["$WORKSPACE/**/x"]`
+/// was taken as a literal path that does not exist: nothing was denied).
+/// Only the last component of a `deny` or `read_only` entry is a glob;
+/// elsewhere glob characters are accepted only where the path exists as
+/// written (a directory whose name holds a `[`). `**` is refused in those
+/// two lists: a path there already covers its whole tree.
+fn check_glob_placement(list: FsList, entry: &PathEntry, path: &Path) -> Result<(), PolicyError> {
+    let written = without_variables(&entry.written);
+    let (dirs, last) = written.rsplit_once('/').unwrap_or(("", &written));
+    let refuse = |message: String| Err(invalid(&entry.location, &list.key(), &message));
+    let exists = |p: Option<&Path>| p.is_some_and(|p| fs::symlink_metadata(p).is_ok());
+    let key = list.key();
+    let shown = &entry.written;
+    if !list.narrows() {
+        if written.contains(GLOB_CHARS) && !exists(Some(path)) {
+            return refuse(format!(
+                "'{shown}' does not exist, and globs are not expanded in {key}: list each path \
+                 (a directory covers everything beneath it); a name that really holds `*`, `?`, \
+                 `[` or `{{` is accepted once it exists"
+            ));
+        }
+        return Ok(());
+    }
+    if written.contains("**") {
+        let top = shown.split("/**").next().unwrap_or(shown);
+        let broker = match last.contains('*') {
+            true => String::new(),
+            false => format!(
+                " (to keep the broker from serving it anywhere, add '**/{last}' to [broker] deny)"
+            ),
+        };
+        return refuse(format!(
+            "'{shown}' is not enforced as written: `**` is not expanded in {key}; a path \
+             there covers its whole tree (write '{top}'), and a name at every depth cannot be \
+             {what} by the sandbox: list each path{broker}",
+            what = if list == FsList::Deny {
+                "denied"
+            } else {
+                "kept read-only"
+            },
+        ));
+    }
+    if dirs.contains(GLOB_CHARS) && !exists(path.parent()) {
+        return refuse(format!(
+            "'{shown}' is not enforced as written: only its last component may be a glob \
+             (the directories are taken literally, and '{}' does not exist); list each \
+             directory's path",
+            path.parent()
+                .map_or(String::new(), |p| p.display().to_string())
+        ));
+    }
+    Ok(())
+}
+
+/// The written text with every variable (`$NAME`, `${NAME}`, `$$`) taken
+/// out: what the person wrote literally, where glob characters count.
+fn without_variables(written: &str) -> String {
+    let mut out = String::with_capacity(written.len());
+    let mut rest = written;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        rest = if let Some(tail) = after.strip_prefix('$') {
+            tail
+        } else if let Some(braced) = after.strip_prefix('{') {
+            braced.find('}').map_or("", |end| &braced[end + 1..])
+        } else {
+            let name = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            &after[name..]
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Adds every existing entry of the parent directory whose name matches

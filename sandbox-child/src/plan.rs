@@ -185,6 +185,19 @@ impl Prepared {
     pub fn report_fd(&self) -> RawFd {
         self.report_pipe.as_raw_fd()
     }
+
+    /// The mounts of the namespaces step, in the child's order: item `i`
+    /// of a failed [`crate::Step::Mounts`] record is entry `i - 1`. For
+    /// naming what a failure left unapplied.
+    pub fn mount_targets(&self) -> Vec<mounts::MountOp> {
+        self.mounts
+            .iter()
+            .map(|m| mounts::MountOp {
+                kind: m.kind,
+                path: PathBuf::from(OsStr::from_bytes(m.target.as_bytes())),
+            })
+            .collect()
+    }
 }
 
 fn cstring(s: &OsStr) -> Result<CString, PrepareError> {

@@ -111,7 +111,7 @@ pub struct Launch {
     /// The program's own terminal (see [`crate::tty`]), when sluice owns
     /// the person's.
     pub terminal: Option<sandbox_child::ChildTerminal>,
-    /// Print the enforcement report (before the program starts).
+    /// Print the enforcement report (once the child has run its steps).
     pub verbose: bool,
     /// For the report's first line.
     pub banner: String,
@@ -173,12 +173,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
     refuse_if_blocked(&report, launch.nested)?;
-    if launch.verbose {
-        eprintln!("sluice: {}", launch.banner);
-        for line in report.to_string().lines() {
-            eprintln!("sluice: {line}");
-        }
-    }
+    let mounts = plan.mount_targets();
     // SAFETY: sluice is single-threaded here (no runtime started yet), and the
     // child runs only the prepared plan's raw system calls.
     let pid = unsafe { libc::fork() };
@@ -191,9 +186,18 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     }
     drop(plan); // our copies of the pipe's write end, ruleset and cgroup fds
     let records = read_records(&read_end)?;
+    // What held is known only now: -v prints it after the child's steps, and
+    // a best-effort layer that failed is said whatever -v says.
+    let writable = &policy.filesystem.write;
+    let nested = |rec: &StepRecord| describe_nested(rec, launch.nested);
+    for warning in crate::enforced::settle(&mut report, writable, &mounts, &records, nested) {
+        eprintln!("sluice: warning: {warning}");
+    }
+    let verbose = launch.verbose.then_some(launch.banner.as_str());
     for rec in &records {
         let what = describe(rec);
         if rec.fatal {
+            crate::enforced::failed(&mut report, rec, &what, verbose);
             let mut status = 0;
             // SAFETY: reaping our own child, which exits after a fatal record.
             unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -211,16 +215,9 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
             };
             return Err(exit::with_code(code, what));
         }
-        // A best-effort layer failed in the child: say so whatever -v says.
-        let what = if launch.nested {
-            format!("{what} (the enclosing sluice sandbox forbids it; its own layer still applies)")
-        } else {
-            what
-        };
-        eprintln!("sluice: warning: {what}");
-        if let Some(layer) = rec.step.layer() {
-            report.degrade(layer, what);
-        }
+    }
+    if let Some(banner) = verbose {
+        crate::enforced::print(banner, &report);
     }
     // Sent before exec, like the listener: nothing is waited for.
     let view = match crate::broker::SandboxView::receive(&root_ours) {
@@ -299,6 +296,16 @@ fn describe(rec: &StepRecord) -> String {
             rec.step.describe()
         ),
         _ => format!("{}{item} failed: {err}", rec.step.describe()),
+    }
+}
+
+fn describe_nested(rec: &StepRecord, nested: bool) -> String {
+    match nested {
+        true => format!(
+            "{} (the enclosing sluice sandbox forbids it; its own layer still applies)",
+            describe(rec)
+        ),
+        false => describe(rec),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod broker;
 mod cgroup;
 pub mod cli;
 mod commands;
+mod enforced;
 pub mod exit;
 mod launch;
 mod nesting;

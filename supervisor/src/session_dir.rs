@@ -383,9 +383,11 @@ fn open_dir(path: &Path) -> Result<File> {
 }
 
 /// `name` in `dir`, opened with `flags` (close-on-exec), following no
-/// symlink and never leaving `dir`.
+/// symlink and never leaving `dir`. O_NONBLOCK: a FIFO planted where a lock
+/// or record is looked for must not hang the sweep (every `sluice run`) or
+/// `sluice audit verify` waiting for a writer.
 fn open_beneath(dir: &File, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
-    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
     let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
     fsops::openat2(dir.as_raw_fd(), name, flags, 0, resolve)
 }
@@ -480,6 +482,41 @@ fn open_up(dir: OwnedFd, depth: usize) {
 mod tests {
     use super::*;
 
+
+    /// A FIFO planted as an older session's `lock` hung every later
+    /// `sluice run` in the sweep, opening it for a writer that never came.
+    /// Control: a real lock is seen held, then free.
+    #[test]
+    fn a_fifo_as_lock_does_not_hang_whoever_looks() {
+        let base =
+            std::env::temp_dir().join(format!("sluice-unit-fifo-lock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
+        let c = std::ffi::CString::new(base.join(LEGACY_LOCK).as_os_str().as_encoded_bytes())
+            .unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let dir = open_dir(&base).unwrap();
+        let open_lock =
+            |dir: &File| open_beneath(dir, LEGACY_LOCK.as_bytes(), libc::O_RDONLY).map(File::from);
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            done.send(open_lock(&dir).map(|l| try_lock(&l)).ok())
+                .unwrap()
+        });
+        let taken = finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("opening a FIFO lock blocked");
+        assert_eq!(taken, Some(true));
+        fs::remove_file(base.join(LEGACY_LOCK)).unwrap();
+        let held = File::create(base.join(LEGACY_LOCK)).unwrap();
+        assert!(try_lock(&held));
+        let dir = open_dir(&base).unwrap();
+        assert!(!try_lock(&open_lock(&dir).unwrap()), "a held lock was taken");
+        drop(held);
+        assert!(try_lock(&open_lock(&dir).unwrap()));
+        fs::remove_dir_all(&base).unwrap();
+    }
     #[test]
     fn only_sixteen_lowercase_hex_digits_name_a_session() {
         assert_eq!(session_id("0123456789abcdef"), Some("0123456789abcdef"));

@@ -152,8 +152,10 @@ fn swapped_records_are_named() {
     assert_eq!(f.problem, Problem::OutOfOrder { after: 5 });
     let out = sluice(&tmp.audit(), &["verify", "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let first = stdout(&out).lines().next().unwrap().to_owned();
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
     assert_eq!(v["ok"], false);
+    assert_eq!(v["status"], "failed");
     assert_eq!(v["problems"][0]["seq"], 4);
     assert_eq!(v["problems"][0]["line"], 6);
 }
@@ -187,24 +189,152 @@ fn a_removed_end_record_is_no_failure_but_edited_counts_are() {
     ));
 }
 
+/// A torn last record (a crash or a full disk mid-write) is no tampering,
+/// but the session's record is incomplete: said so, not `ok`, and exit 2
+/// (the session is not running). Control: the whole file verifies `ok`.
 #[test]
-fn a_torn_final_record_is_reported_and_the_rest_verified() {
+fn a_torn_final_record_is_reported_incomplete_and_the_rest_verified() {
     let tmp = TempDir::new("torn");
     let file = write_session(&tmp.audit(), "s1", 8);
+    let out = sluice(&tmp.audit(), &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout(&out).starts_with("ok      s1  10 records\n"),
+        "{}",
+        stdout(&out)
+    );
     let data = std::fs::read(&file).unwrap();
     std::fs::write(&file, &data[..data.len() - 40]).unwrap();
     let report = verify(&tmp.audit(), "s1");
     assert!(report.ok(), "{:?}", report.findings);
     assert_eq!((report.records, report.torn_line), (9, Some(10)));
     let out = sluice(&tmp.audit(), &["verify"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("INCOMPLETE s1  9 records; torn final record at line 10"),
+        "{text}"
+    );
+    assert!(text.contains("1 incomplete, 0 failed"), "{text}");
+    let json = stdout(&sluice(&tmp.audit(), &["verify", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), &v["ok"], &v["chain_intact"]),
+        (Some("incomplete"), &false.into(), &true.into())
+    );
+    let out = sluice(&tmp.audit(), &["list"]);
+    assert!(stdout(&out).contains("INCOMPLETE"), "{}", stdout(&out));
+}
+
+/// The removal of a whole session's record is found through the ledger:
+/// the file alone, the file and its ledger line, or the whole ledger.
+/// Control: the intact directory verifies.
+#[test]
+fn removing_a_whole_sessions_record_is_detected() {
+    let tmp = TempDir::new("ledger");
+    let dir = tmp.audit();
+    let files: Vec<PathBuf> = ["s1", "s2", "s3"]
+        .iter()
+        .map(|id| write_session(&dir, id, 3))
+        .collect();
+    let out = sluice(&dir, &["verify"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(
-        stdout(&out).contains("torn final record at line 10 (crash during append)"),
+        stdout(&out).contains("ok      ledger  3 session(s)"),
         "{}",
         stdout(&out)
     );
-    let out = sluice(&tmp.audit(), &["list"]);
-    assert!(stdout(&out).contains("ok (torn)"), "{}", stdout(&out));
+
+    let ledger = dir.join("sessions.ledger");
+    let kept_ledger = std::fs::read(&ledger).unwrap();
+    let kept_s2 = std::fs::read(&files[1]).unwrap();
+    std::fs::remove_file(&files[1]).unwrap();
+    let out = sluice(&dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stdout(&out)
+            .contains("session s2 (ledger line 2) has no audit file: its record was removed"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Its ledger line removed too: the ledger's chain breaks.
+    let lines: Vec<String> = lines_of(&ledger)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| l)
+        .collect();
+    write_lines(&ledger, &lines);
+    let out = sluice(&dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stdout(&out).contains("ledger lines were removed"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The whole ledger removed: each start record names its line.
+    std::fs::write(&files[1], &kept_s2).unwrap();
+    std::fs::remove_file(&ledger).unwrap();
+    let out = sluice(&dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stdout(&out).contains("session s3: its start record names ledger line seq 2"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Restored, it verifies again; a new session continues the ledger.
+    std::fs::write(&ledger, &kept_ledger).unwrap();
+    write_session(&dir, "s4", 1);
+    let out = sluice(&dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout(&out).contains("ok      ledger  4 session(s)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// A session without its end record is `running` while its supervisor
+/// holds the session's lock (exit 0), and `INCOMPLETE` once nobody does
+/// (exit 2).
+#[test]
+fn a_session_without_its_end_is_running_only_while_its_lock_is_held() {
+    use std::os::fd::AsRawFd;
+    let tmp = TempDir::new("live");
+    let id = "0123456789abcdef";
+    let log = AuditLog::open(&tmp.audit(), id, &start()).unwrap();
+    log.append(&decision(0)).unwrap();
+    let tmpdir = tmp.0.join("tmpdir");
+    let session_dir = tmpdir.join(format!("sluice-{id}"));
+    std::fs::create_dir_all(&session_dir).unwrap();
+    std::fs::set_permissions(&session_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let lock = std::fs::File::create(session_dir.join("lock")).unwrap();
+    let verify_with_tmpdir = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["audit", "--dir"])
+            .arg(tmp.audit())
+            .arg("verify")
+            .env("TMPDIR", &tmpdir)
+            .output()
+            .unwrap();
+        (out.status.code(), stdout(&out))
+    };
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let (code, text) = verify_with_tmpdir();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.starts_with(&format!("running {id}  2 records; no end record yet")),
+        "{text}"
+    );
+    drop(lock);
+    let (code, text) = verify_with_tmpdir();
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.starts_with(&format!("INCOMPLETE {id}")), "{text}");
+    drop(log);
 }
 
 const HELPER_DIR: &str = "SLUICE_AUDIT_TEST_APPEND_FOREVER";

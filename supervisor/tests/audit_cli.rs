@@ -146,14 +146,31 @@ fn verify_checks_every_session() {
     let tmp = TempDir::new("verify");
     let dir = three_sessions(&tmp);
     let out = sluice(&dir, &["verify"]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // bb33 has no end record and is not running: incomplete, exit 2.
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     let text = stdout(&out);
     assert!(text.contains("ok      aa11  12 records"), "{text}");
-    assert!(text.contains("no end record"), "{text}");
-    assert!(text.contains("3 session(s) verified, 0 failed"), "{text}");
-    let reports = json_lines(&sluice(&dir, &["verify", "--json"]));
-    assert_eq!(reports.len(), 3);
-    assert!(reports.iter().all(|r| r["ok"] == true));
+    assert!(
+        text.contains("INCOMPLETE bb33  7 records; no end record"),
+        "{text}"
+    );
+    assert!(
+        text.contains("3 session(s) verified: 2 ok, 0 running, 1 incomplete, 0 failed"),
+        "{text}"
+    );
+    let json = stdout(&sluice(&dir, &["verify", "--json"]));
+    let reports: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 4, "three sessions and the ledger");
+    let statuses: Vec<_> = reports[..3]
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ok", "ok", "incomplete"]);
+    assert!(reports[..3].iter().all(|r| r["chain_intact"] == true));
+    assert_eq!(reports[3]["ok"], true, "{}", reports[3]);
 
     let empty = TempDir::new("verify-empty");
     let out = sluice(&empty.audit(), &["verify"]);

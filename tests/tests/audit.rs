@@ -161,7 +161,9 @@ fn every_decision_is_recorded_with_who_asked_and_who_decided() {
     let verified = audit(&fx, &["verify"]);
     verified.assert_code(0);
     assert!(
-        verified.stdout.contains("2 session(s) verified, 0 failed"),
+        verified
+            .stdout
+            .contains("2 session(s) verified: 2 ok, 0 running, 0 incomplete, 0 failed"),
         "{verified}"
     );
     let mut listed = sessions(&fx);
@@ -383,6 +385,9 @@ fn tampered_copy(
     let copy = dir.join(original.file_name().unwrap());
     fs::write(&copy, data).unwrap();
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o600)).unwrap();
+    // The session's ledger comes along, else its removal is what shows.
+    let ledger = original.with_file_name("sessions.ledger");
+    fs::copy(&ledger, dir.join("sessions.ledger")).unwrap();
     dir
 }
 
@@ -423,22 +428,37 @@ fn killing_the_supervisor_mid_flood_leaves_a_record_that_verifies() {
         }
         thread::sleep(Duration::from_millis(10));
     };
+    // While the supervisor lives (it holds the session's lock), the record
+    // without its end is `running`, exit 0.
+    let session = file.file_stem().unwrap().to_str().unwrap().to_owned();
+    let mut cmd = fx.sluice_cli_command(&["audit", "verify", &session]);
+    cmd.env("TMPDIR", &tmp);
+    let live = execute(cmd);
+    live.assert_code(0);
+    assert!(
+        live.stdout.starts_with(&format!("running {session}")),
+        "{live}"
+    );
     sluice.kill().unwrap(); // SIGKILL, to sluice itself, mid-append
     let status = sluice.wait().unwrap();
     assert!(!status.success(), "{status}");
-    let session = file.file_stem().unwrap().to_str().unwrap().to_owned();
     remove_session_cgroup(&session);
 
-    // What is left verifies: a torn final line would be reported, not failed.
+    // What is left verifies, and is said to be incomplete (no end record,
+    // perhaps a torn last line), not ok: exit 2.
     let verified = audit(&fx, &["verify", &session]);
-    verified.assert_code(0);
+    verified.assert_code(2);
     assert!(
-        verified.stdout.starts_with(&format!("ok      {session}")),
+        verified
+            .stdout
+            .starts_with(&format!("INCOMPLETE {session}")),
         "{verified}"
     );
     assert!(verified.stdout.contains("no end record"), "{verified}");
-    let report = &json_lines(&audit(&fx, &["verify", &session, "--json"]))[0];
-    assert_eq!(report["ok"], true, "{report}");
+    let json = audit(&fx, &["verify", &session, "--json"]);
+    let report: Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(report["status"], "incomplete", "{report}");
+    assert_eq!(report["chain_intact"], true, "{report}");
     assert_eq!(report["ended"], false, "{report}");
 
     // No record in the middle is damaged: every complete line is a record,
@@ -465,10 +485,7 @@ fn killing_the_supervisor_mid_flood_leaves_a_record_that_verifies() {
     }
     let listed = &json_lines(&audit(&fx, &["list", "--json"]))[0];
     assert_eq!(listed["exit"], Value::Null, "{listed}");
-    assert!(
-        listed["chain"].as_str().unwrap().starts_with("ok"),
-        "{listed}"
-    );
+    assert_eq!(listed["chain"], "INCOMPLETE", "{listed}");
 
     // Controls on copies: a torn final line is reported and accepted; an edit
     // in the middle is caught (so the checks above could have failed).
@@ -481,7 +498,7 @@ fn killing_the_supervisor_mid_flood_leaves_a_record_that_verifies() {
         data.truncate(start + half);
     });
     let out = audit_in(&fx, &torn, &["verify"]);
-    out.assert_code(0);
+    out.assert_code(2);
     assert!(
         out.stdout
             .contains(&format!("torn final record at line {n}")),
@@ -554,10 +571,12 @@ fn a_decision_that_cannot_be_recorded_is_not_served() {
         "the file was handed out although its decision could not be recorded \
          (ARCHITECTURE: \"If the record cannot be written, nothing is handed out\")\n{out}"
     );
-    // The half-written record is the file's torn last line: reported, accepted.
+    // The half-written record is the file's torn last line: no tampering,
+    // but the session's record is incomplete (exit 2), and said so.
     let verified = audit(&fx, &["verify"]);
-    verified.assert_code(0);
+    verified.assert_code(2);
     assert!(verified.stdout.contains("torn final record"), "{verified}");
+    assert!(verified.stdout.contains("INCOMPLETE"), "{verified}");
 }
 
 #[test]
@@ -679,8 +698,39 @@ fn an_audit_directory_inside_the_workspace_is_out_of_the_programs_reach() {
     let verified = audit_in(&fx, Path::new(&dir), &["verify"]);
     verified.assert_code(0);
     assert!(
-        verified.stdout.contains("12 session(s) verified, 0 failed"),
+        verified
+            .stdout
+            .contains("12 session(s) verified: 12 ok, 0 running, 0 incomplete, 0 failed"),
         "{verified}"
     );
     assert!(!Path::new(&fx.ws("moved")).exists());
+}
+
+/// Two real sessions verify, the ledger too (control); removing one
+/// session's whole audit file is then reported (exit 1), naming it.
+#[test]
+fn removing_a_real_sessions_whole_record_is_detected() {
+    let fx = Fixture::new(PROBE);
+    fx.sluice(&[], &["marker", "one"]).assert_ok();
+    fx.sluice(&[], &["marker", "two"]).assert_ok();
+    let verified = audit(&fx, &["verify"]);
+    verified.assert_code(0);
+    assert!(
+        verified.stdout.contains("ok      ledger  2 session(s)"),
+        "{verified}"
+    );
+    let gone = sessions(&fx).remove(0);
+    fs::remove_file(fx.audit_dir().join(format!("{gone}.jsonl"))).unwrap();
+    let verified = audit(&fx, &["verify"]);
+    verified.assert_code(1);
+    assert!(
+        verified
+            .stdout
+            .contains(&format!("session {gone} (ledger line")),
+        "{verified}"
+    );
+    assert!(
+        verified.stdout.contains("its record was removed"),
+        "{verified}"
+    );
 }

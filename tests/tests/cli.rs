@@ -183,3 +183,152 @@ fn policy_show_prints_toml() {
     let unknown = sluice(&["policy", "show", "no-such-builtin"]);
     assert_ne!(unknown.code(), 0, "{unknown}");
 }
+
+/// Log lines written to a pipe or a file carry no colour codes (they did:
+/// `ESC [2m` around every timestamp). Control: the log lines are there.
+#[test]
+fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(["policy", "check", "default"])
+        .env("SLUICE_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    let out = execute(cmd);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains(" DEBUG "),
+        "no log line to check\n{out}"
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "colour codes in a pipe\n{out}"
+    );
+
+    // Control: on a terminal the same lines are coloured, so the check
+    // above can tell.
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(["policy", "check", "default"])
+        .env("SLUICE_LOG", "debug")
+        .env_remove("NO_COLOR");
+    let mut term = sluice_tests::pty::Terminal::spawn(cmd, 24, 200);
+    term.expect("policy 'default': ok");
+    let transcript = term.transcript();
+    assert_eq!(term.wait().code, 0);
+    assert!(
+        transcript.contains("\u{1b}["),
+        "no colour on a terminal\n{transcript}"
+    );
+}
+
+/// `deny = ["$WORKSPACE/**/secret.txt"]` passed `policy check` and denied
+/// nothing (it was taken as a literal path that does not exist): now both
+/// `policy check` and `run` refuse it naming file, line and key. Control:
+/// the same file with the path written out passes and holds.
+#[test]
+fn a_glob_the_filesystem_lists_do_not_expand_is_refused() {
+    let fx = Fixture::new(PROBE);
+    fs::create_dir_all(fx.ws("config")).unwrap();
+    fs::write(fx.ws("config/secret.txt"), "SECRET-nested\n").unwrap();
+    let policy =
+        |deny: &str| format!("extends = [\"default\"]\n\n[filesystem]\ndeny = [\"{deny}\"]\n");
+    let bad = fx.write_policy("glob.toml", &policy("$WORKSPACE/**/secret.txt"));
+    for out in [
+        sluice(&["policy", "check", "--workspace", &fx.ws(""), &bad]),
+        run(&fx, &["--policy", &bad], &["/usr/bin/true"]),
+    ] {
+        out.assert_code(125);
+        for says in [
+            "glob.toml",
+            "line 4",
+            "filesystem.deny",
+            "not enforced as written",
+        ] {
+            assert!(out.stderr.contains(says), "does not say {says:?}\n{out}");
+        }
+    }
+    let good = fx.write_policy("exact.toml", &policy("$WORKSPACE/config/secret.txt"));
+    sluice(&["policy", "check", "--workspace", &fx.ws(""), &good]).assert_code(0);
+    let out = fx.sluice(&["--policy", &good], &["read", &fx.ws("config/secret.txt")]);
+    out.assert_blocked();
+}
+
+/// `extends = ["/dev/zero"]` made `policy check` read until memory ran out.
+/// Control: extending a regular file works (the good policy above).
+#[test]
+fn a_policy_that_extends_a_device_is_refused_at_once() {
+    let fx = Fixture::new(PROBE);
+    let bad = fx.write_policy("zero.toml", "extends = [\"/dev/zero\"]\n");
+    let out = sluice(&["policy", "check", &bad]);
+    out.assert_code(125);
+    assert!(out.stderr.contains("line 1, key 'extends'"), "{out}");
+    assert!(out.stderr.contains("not a regular file"), "{out}");
+    let good = fx.write_policy("base.toml", "extends = [\"readonly\"]\n");
+    let child = fx.write_policy("child.toml", &format!("extends = [\"{good}\"]\n"));
+    sluice(&["policy", "check", &child]).assert_code(0);
+}
+
+/// `sluice run -v` where something outside sluice refuses new user
+/// namespaces (here: `user.max_user_namespaces = 0` in a user namespace of
+/// the test's own). `-v` printed "namespaces: enforced" before the fork and
+/// the launch then failed; the report is now printed after the child's
+/// steps, so it says what held. Required, the launch fails (125); best
+/// effort, it runs and each `deny` and `read_only` entry it could not
+/// apply is named. Control: `verbose_report_shows_every_layer_enforced`.
+#[test]
+fn verbose_says_what_held_when_namespaces_are_refused_from_outside() {
+    let fx = Fixture::new(PROBE);
+    let lenient = fx.write_policy(
+        "lenient.toml",
+        "extends = [\"default\"]\n\n[layers]\nbest_effort = [\"namespaces\"]\n",
+    );
+    let no_userns = |policy: &str| {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-Ur", "sh", "-c"])
+            .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"")
+            .arg("sh")
+            .arg(sluice_bin())
+            .args([
+                "run",
+                "-v",
+                "--policy",
+                policy,
+                "--workspace",
+                &fx.ws(""),
+                "--",
+            ])
+            .args(["/usr/bin/true"])
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .env("XDG_STATE_HOME", fx.state_dir())
+            .env("XDG_CONFIG_HOME", fx.config_home())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        execute(cmd)
+    };
+    let namespaces = |out: &Outcome| {
+        out.stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("sluice: namespaces: "))
+            .unwrap_or_else(|| panic!("no namespaces line\n{out}"))
+            .to_owned()
+    };
+    let out = no_userns("default");
+    out.assert_code(125);
+    assert!(namespaces(&out).starts_with("not enforced"), "{out}");
+    assert!(
+        out.stderr.contains("the required layer 'namespaces'"),
+        "{out}"
+    );
+
+    let out = no_userns(&lenient);
+    out.assert_code(0);
+    let line = namespaces(&out);
+    assert!(line.starts_with("not enforced"), "{out}");
+    let env = fx.ws(".env");
+    assert!(line.contains(&format!("deny {env}")), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("sluice: warning: deny {env} (")),
+        "{out}"
+    );
+}

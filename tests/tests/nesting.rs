@@ -129,6 +129,77 @@ fn stack_is_the_default_on_linux_and_says_what_it_could_not_apply() {
     assert!(!Path::new(&fx.ws("inner.txt")).exists());
 }
 
+/// Stacked, the inner policy's protective mounts cannot be made: each
+/// `deny` and `read_only` entry left without effect is named, and `-v`
+/// prints the report after the child's steps, so the namespaces layer shows
+/// as not enforced (it said "enforced" when printed before the fork).
+/// Control: the same policy unstacked names none and reports it enforced.
+#[test]
+fn stacked_says_which_deny_and_read_only_entries_it_could_not_apply() {
+    let fx = Fixture::new(PROBE);
+    let marker = ["marker", "ran"];
+    let out = nested(&fx, &[], false, &["-v", "--policy", "default"], &marker);
+    out.assert_ok();
+    let env = fx.ws(".env");
+    stderr_says(
+        &out,
+        &format!("deny {env} (this sandbox lets the program read and write it) is not applied"),
+    );
+    stderr_says(&out, &format!("read_only {} (", fx.ws(".git/hooks")));
+    let ns = namespaces_line(&out);
+    assert!(ns.starts_with("not enforced"), "{ns}\n{out}");
+    assert!(ns.contains(&format!("deny {env}")), "{ns}\n{out}");
+    // The report comes after the child's warnings, not before the fork.
+    let report_at = out.stderr.find("sluice: namespaces: ").unwrap();
+    let warning_at = out.stderr.find("is not applied").unwrap();
+    assert!(warning_at < report_at, "{out}");
+
+    let out = fx.sluice(&["-v", "--policy", "default"], &marker);
+    out.assert_ok();
+    assert!(!out.stderr.contains("is not applied"), "{out}");
+    assert!(namespaces_line(&out).starts_with("enforced"), "{out}");
+}
+
+/// The same as an unprivileged user (no capabilities to lose, the user
+/// namespace is what fails): each entry is named too.
+#[test]
+fn stacked_as_an_unprivileged_user_names_what_it_could_not_apply() {
+    let fx = Fixture::new(PROBE);
+    // The session directories go where nobody can write, whatever TMPDIR
+    // the tests run with.
+    std::fs::create_dir(fx.home_dir.join("tmp")).unwrap();
+    fx.give_to(65534, 65534);
+    let sluice = sluice_bin();
+    let sluice = sluice.to_str().unwrap();
+    let probe = fx.probe_path();
+    let ws = fx.ws("");
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([sluice, "run", "--workspace", &ws, "--", sluice, "run", "-v"])
+        .args(["--policy", "default", "--", &probe, "marker", "ran"])
+        .current_dir(&fx.ws_dir)
+        .env("HOME", &fx.home_dir)
+        .env("XDG_STATE_HOME", fx.home_dir.join("state"))
+        .env("XDG_CONFIG_HOME", fx.home_dir.join("config"))
+        .env("TMPDIR", fx.home_dir.join("tmp"))
+        .stdin(std::process::Stdio::null());
+    let out = sluice_tests::execute(cmd);
+    out.assert_ok();
+    let env = fx.ws(".env");
+    stderr_says(
+        &out,
+        &format!("deny {env} (this sandbox lets the program read and write it) is not applied"),
+    );
+    assert!(namespaces_line(&out).starts_with("not enforced"), "{out}");
+}
+
+/// What follows `sluice: namespaces: ` in the last report on stderr.
+fn namespaces_line(out: &Outcome) -> &str {
+    let prefix = "sluice: namespaces: ";
+    let line = out.stderr.lines().rfind(|l| l.starts_with(prefix));
+    &line.unwrap_or_else(|| panic!("no namespaces line\n{out}"))[prefix.len()..]
+}
+
 #[test]
 fn stack_refuses_when_the_policy_requires_what_the_outer_sandbox_forbids() {
     let fx = Fixture::new(PROBE);

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{load_error, resolve_error, spec, vars_in, TempDir};
+use super::{load_error, resolve, resolve_error, spec, vars_in, TempDir};
 use crate::{load, load_str, PolicyError};
 
 #[test]
@@ -234,5 +234,112 @@ fn loading_errors() {
         )
     );
     let error = load(&root.path().display().to_string()).unwrap_err();
-    assert!(error.to_string().ends_with("': Is a directory"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .ends_with("': not a regular file (a directory); a policy is a regular file"),
+        "{error}"
+    );
+}
+
+/// `extends = ["/dev/zero"]` read until memory ran out; a FIFO would block
+/// for ever; a huge file is no policy. Each is refused at once, naming
+/// the `extends` line. Control: a regular file loads.
+#[test]
+fn policy_files_are_read_bounded() {
+    let root = TempDir::new();
+    let good = root.write(
+        "good.toml",
+        "[limits]
+open_files = 64
+",
+    );
+    assert_eq!(
+        load(&good.display().to_string()).unwrap().limits.open_files,
+        Some(64)
+    );
+    let fifo = root.path().join("fifo.toml");
+    let c = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: c is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let big = root.write(
+        "big.toml",
+        &"#".repeat(crate::MAX_POLICY_BYTES as usize + 1),
+    );
+    for (target, says) in [
+        ("/dev/zero".to_string(), "not a regular file (a device)"),
+        (
+            fifo.display().to_string(),
+            "not a regular file (a pipe or socket)",
+        ),
+        (
+            big.display().to_string(),
+            "larger than the 1024 KiB a policy may be",
+        ),
+    ] {
+        let error = load(&target).unwrap_err().to_string();
+        assert!(error.contains(says), "{target}: {error}");
+        let text = format!("# x\nextends = [\"{target}\"]\n");
+        let error = load_str("p.toml", &text, root.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("policy 'p.toml', line 2, key 'extends': "),
+            "{error}"
+        );
+        assert!(error.contains(says), "{error}");
+    }
+}
+
+/// A glob where the format does not expand one was taken as a literal
+/// path that does not exist: accepted, and nothing was denied. Each such
+/// entry is an error naming line and key. Controls: globs in the last
+/// component, `${HOME}` (its braces are no glob), and a directory whose
+/// real name holds a `[` are accepted.
+#[test]
+fn globs_where_they_are_not_expanded_are_rejected() {
+    let root = TempDir::new();
+    let vars = vars_in(&root);
+    root.write("ws/a/secret.txt", "");
+    root.write("ws/[x]/y", "");
+    root.write("home/.ssh/id", "");
+    for (text, says) in [
+        (
+            "[filesystem]\nread = [\"/\"]\ndeny = [\"$WORKSPACE/**/secret.txt\"]",
+            "line 3, key 'filesystem.deny': '$WORKSPACE/**/secret.txt' is not enforced as \
+             written: `**` is not expanded in filesystem.deny",
+        ),
+        (
+            "[filesystem]\n\nread_only = [\"$WORKSPACE/*/secret.txt\"]",
+            "line 3, key 'filesystem.read_only': '$WORKSPACE/*/secret.txt' is not enforced \
+             as written: only its last component may be a glob",
+        ),
+        ("[filesystem]\ndeny = [\"~/.ssh/**\"]", "(write '~/.ssh')"),
+        (
+            "[filesystem]\nread = [{ path = \"$WORKSPACE/*.txt\", optional = true }]",
+            "line 2, key 'filesystem.read': '$WORKSPACE/*.txt' does not exist, and globs \
+             are not expanded in filesystem.read",
+        ),
+    ] {
+        let error = resolve_error(text, &vars);
+        assert!(error.contains(says), "{text}\n{error}");
+    }
+    assert!(
+        resolve_error("[filesystem]\ndeny = [\"$WORKSPACE/**/secret.txt\"]", &vars)
+            .contains("add '**/secret.txt' to [broker] deny")
+    );
+    let policy = resolve(
+        "[filesystem]\nread = [\"${WORKSPACE}\"]\n\
+         deny = [\"$WORKSPACE/a/*.txt\", \"$WORKSPACE/[x]/y\", \"${HOME}/.ssh\"]",
+        &vars,
+    );
+    let ws = vars.workspace.clone();
+    assert_eq!(
+        policy.filesystem.deny,
+        [
+            ws.join("a/secret.txt"),
+            ws.join("[x]/y"),
+            vars.home.join(".ssh")
+        ]
+    );
 }

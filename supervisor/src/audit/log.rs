@@ -32,6 +32,8 @@ struct Inner {
     /// Set when a record was only partly written: the file no longer ends
     /// on a record boundary, so nothing more may be appended.
     broken: bool,
+    /// The session's ledger line, written into the start record's envelope.
+    ledger: Option<u64>,
 }
 
 /// Session ids become file names: keep them to a harmless alphabet.
@@ -60,10 +62,12 @@ impl AuditLog {
 
     /// Creates `dir` (0700) if needed, refuses it if someone else could
     /// change it, creates `<dir>/<session>.jsonl` (0600; it must not exist
-    /// yet) and writes the start record.
+    /// yet), writes the start record and enters the session in the
+    /// directory's ledger ([`super::ledger`]), under the ledger's lock.
     pub fn open(dir: &Path, session: &str, start: &StartRecord) -> io::Result<AuditLog> {
         check_session_id(session)?;
         super::dir::ensure_private_dir(dir)?;
+        let ledger = super::ledger::begin(dir)?;
         let path = dir.join(format!("{session}.jsonl"));
         // O_APPEND so that every write(2) lands whole at the end; O_EXCL
         // (create_new) so that we never continue someone else's chain, nor
@@ -91,9 +95,11 @@ impl AuditLog {
                 counts: Counts::default(),
                 finished: false,
                 broken: false,
+                ledger: Some(ledger.seq()),
             }),
         };
-        log.write(&mut log.lock(), "start", start)?;
+        let start_hash = log.write(&mut log.lock(), "start", start)?;
+        ledger.commit(session, &start_hash)?;
         Ok(log)
     }
 
@@ -141,7 +147,7 @@ impl AuditLog {
 
     /// Builds the whole line in the buffer, then writes it with one
     /// `write(2)`, under the caller's lock.
-    fn write<T: Serialize>(&self, inner: &mut Inner, kind: &str, body: &T) -> io::Result<()> {
+    fn write<T: Serialize>(&self, inner: &mut Inner, kind: &str, body: &T) -> io::Result<Hex> {
         if inner.finished || inner.broken {
             return Err(io::Error::other(format!(
                 "the audit log {} is {}",
@@ -164,6 +170,9 @@ impl AuditLog {
             Rfc3339(time::now_micros()),
             self.session
         )?;
+        if let Some(seq) = inner.ledger.take() {
+            write!(buf, r#","ledger":{seq}"#)?;
+        }
         // The body is `{...}`: its `{` becomes the `,` after the envelope
         // and its `}` gives way to `prev` and the hash.
         let at = buf.len();
@@ -181,7 +190,7 @@ impl AuditLog {
         }
         inner.seq += 1;
         inner.prev = hash;
-        Ok(())
+        Ok(hash)
     }
 }
 

@@ -31,11 +31,14 @@
 //!   that is not ours or that group or others can write is refused.
 //! - Each record is written whole by one `write(2)` on an `O_APPEND` file, so a
 //!   crash (even `kill -9`) leaves records whole or absent; a final line
-//!   without its newline is reported as torn, not as tampering.
-//! - The chain proves order and integrity *within* a file. Someone who can
-//!   write the file can still truncate its tail (indistinguishable from a
-//!   crash unless the `end` record is present) or rewrite the whole chain from
-//!   some record on: the hashes are not anchored anywhere outside the file.
+//!   without its newline is reported as torn, not as tampering, and a
+//!   session without its end record that is not running as incomplete
+//!   ([`verify::Status`]).
+//! - The chain proves order and integrity *within* a file; the [`ledger`]
+//!   chains the sessions of a directory, so a whole file removed is found.
+//!   Someone who can write the directory can still drop the newest session
+//!   with its ledger line, or rewrite a chain from some record on: the
+//!   hashes are not anchored anywhere outside it.
 //! - Paths are bytes: non-UTF-8 bytes are stored escaped ([`escape`]), and the
 //!   commands escape control characters before printing anything a sandboxed
 //!   program could have chosen.
@@ -44,6 +47,7 @@ pub mod chain;
 mod dir;
 pub mod escape;
 pub mod filter;
+pub mod ledger;
 mod log;
 pub mod read;
 mod record;

@@ -44,6 +44,55 @@ pub fn session_files(dir: &Path) -> io::Result<Vec<SessionFile>> {
     Ok(files)
 }
 
+/// The largest audit file the commands read into memory (about three
+/// million decisions): beyond it they say so rather than run out of memory.
+pub const MAX_AUDIT_BYTES: u64 = 1 << 30;
+
+/// Reads an audit file (or the ledger) whole: a regular file, not followed
+/// if it is a symlink, of at most [`MAX_AUDIT_BYTES`]. Anything else is an
+/// error naming it, never a read without end (a FIFO or `/dev/zero` put in
+/// the directory).
+pub fn read_audit_file(path: &Path) -> io::Result<Vec<u8>> {
+    read_audit_file_from(path, 0)
+}
+
+/// [`read_audit_file`] from byte `offset` on.
+pub fn read_audit_file_from(path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("reading {}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(named)?;
+    let meta = file.metadata().map_err(named)?;
+    if !meta.is_file() {
+        return Err(named(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file, so no audit file",
+        )));
+    }
+    let too_large = || {
+        named(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than the {} MiB sluice reads", MAX_AUDIT_BYTES >> 20),
+        ))
+    };
+    if meta.len() > MAX_AUDIT_BYTES {
+        return Err(too_large());
+    }
+    file.seek(SeekFrom::Start(offset)).map_err(named)?;
+    let mut data = Vec::with_capacity(meta.len().saturating_sub(offset) as usize);
+    file.take(MAX_AUDIT_BYTES + 1 - offset.min(MAX_AUDIT_BYTES))
+        .read_to_end(&mut data)
+        .map_err(named)?;
+    if offset + data.len() as u64 > MAX_AUDIT_BYTES {
+        return Err(too_large());
+    }
+    Ok(data)
+}
+
 /// A line number (from 1) and the line's bytes, without the newline.
 pub type NumberedLine<'a> = (usize, &'a [u8]);
 
@@ -85,9 +134,7 @@ pub struct SessionLog {
 
 impl SessionLog {
     pub fn load(file: &SessionFile) -> io::Result<SessionLog> {
-        let data = std::fs::read(&file.path).map_err(|e| {
-            io::Error::new(e.kind(), format!("reading {}: {e}", file.path.display()))
-        })?;
+        let data = read_audit_file(&file.path)?;
         let (raw, torn) = split_lines(&data);
         let mut lines = Vec::with_capacity(raw.len());
         let mut unreadable = 0;
@@ -146,11 +193,7 @@ impl Follower {
     /// The records completed since the last call. A partial last line is
     /// left for the next call.
     pub fn read_new(&mut self) -> io::Result<Vec<Line>> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(&self.file.path)?;
-        f.seek(SeekFrom::Start(self.offset))?;
-        let mut data = Vec::new();
-        f.read_to_end(&mut data)?;
+        let data = read_audit_file_from(&self.file.path, self.offset)?;
         let (raw, _partial) = split_lines(&data);
         let mut lines = Vec::with_capacity(raw.len());
         for (_, bytes) in &raw {
@@ -178,6 +221,32 @@ pub fn parse_line(bytes: &[u8]) -> Option<(String, Entry)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO, a symlink (to `/dev/zero`) or a device put where an audit
+    /// file or the ledger is expected is refused at once, not read without
+    /// end. Control: a regular file is read, from an offset too.
+    #[test]
+    fn only_regular_files_are_read_as_audit_files() {
+        let dir =
+            std::env::temp_dir().join(format!("sluice-unit-audit-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s.jsonl");
+        std::fs::write(&file, b"line\n").unwrap();
+        assert_eq!(read_audit_file(&file).unwrap(), b"line\n");
+        assert_eq!(read_audit_file_from(&file, 2).unwrap(), b"ne\n");
+        let fifo = dir.join("fifo.jsonl");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let zero = dir.join("zero.jsonl");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for bad in [fifo, zero, PathBuf::from("/dev/zero")] {
+            let e = read_audit_file(&bad).unwrap_err().to_string();
+            assert!(e.contains(&bad.display().to_string()), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn split_lines_numbers_lines_and_keeps_a_torn_tail_apart() {

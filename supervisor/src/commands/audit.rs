@@ -13,8 +13,9 @@ use clap::{Args, Subcommand};
 
 use crate::audit::escape::{escape_os, for_terminal};
 use crate::audit::filter::Filter;
+use crate::audit::ledger::{self, LedgerReport};
 use crate::audit::read::{self, Follower, Line, SessionFile, SessionLog};
-use crate::audit::verify::{self, Report};
+use crate::audit::verify::{self, Report, Status};
 use crate::audit::{stats, time, AuditLog, Counts, Decision, Entry, Record};
 
 #[derive(Debug, Args)]
@@ -42,8 +43,10 @@ enum Action {
         #[command(flatten)]
         records: RecordArgs,
     },
-    /// Check the hash chains of every session, or of one; exit 1 if any
-    /// record was edited, removed or reordered.
+    /// Check the hash chains of every session, or of one, and the ledger
+    /// of sessions; exit 1 if any record was edited, removed or reordered
+    /// (or a whole session's record removed), 2 if none was but a session
+    /// that is not running has no end record or a torn last record.
     Verify {
         /// A session id, or a prefix that names one session.
         session: Option<String>,
@@ -239,7 +242,7 @@ fn list(out: &mut Out, dir: &Path, filter: &Filter, json: bool) -> Result<i32> {
             session: log.session.clone(),
             path: log.path.clone(),
         })?;
-        let chain = chain_word(&report);
+        let chain = chain_word(&report, crate::session_dir::is_live(&log.session));
         if json {
             let value = serde_json::json!({
                 "session": log.session,
@@ -269,12 +272,13 @@ fn list(out: &mut Out, dir: &Path, filter: &Filter, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// `ok`, `ok (torn)` or `FAILED`.
-fn chain_word(report: &Report) -> &'static str {
-    match (report.ok(), report.torn_line.is_some()) {
-        (false, _) => "FAILED",
-        (true, true) => "ok (torn)",
-        (true, false) => "ok",
+/// `ok`, `running`, `INCOMPLETE` or `FAILED`.
+fn chain_word(report: &Report, live: bool) -> &'static str {
+    match report.status(live) {
+        Status::Ok => "ok",
+        Status::Running => "running",
+        Status::Incomplete => "INCOMPLETE",
+        Status::Failed => "FAILED",
     }
 }
 
@@ -404,43 +408,87 @@ fn verify(out: &mut Out, dir: &Path, id: Option<&str>, json: bool) -> Result<i32
         Some(id) => vec![resolve(dir, id)?],
         None => read::session_files(dir)?,
     };
-    if files.is_empty() {
+    let has_ledger = dir.join(ledger::FILE).exists();
+    if files.is_empty() && !has_ledger {
         return nothing_in(out, dir, json);
     }
-    let mut failed = 0;
+    let (mut failed, mut incomplete, mut running) = (0, 0, 0);
+    let mut reports = Vec::with_capacity(files.len());
     for file in &files {
         let report = verify::verify_file(file)?;
-        if !report.ok() {
-            failed += 1;
+        let status = report.status(crate::session_dir::is_live(&file.session));
+        match status {
+            Status::Failed => failed += 1,
+            Status::Incomplete => incomplete += 1,
+            Status::Running => running += 1,
+            Status::Ok => {}
         }
         if json {
-            writeln!(out, "{}", report_json(&report))?;
+            writeln!(out, "{}", report_json(&report, status))?;
         } else {
-            write_report(out, &report)?;
+            write_report(out, &report, status)?;
         }
+        reports.push(report);
+    }
+    let sessions: Vec<ledger::Session> = reports
+        .iter()
+        .map(|r| ledger::Session {
+            id: &r.session,
+            start: r.start_hash,
+            ledger: r.ledger,
+        })
+        .collect();
+    let ledger = ledger::check(dir, &sessions, id.is_none())?;
+    if json {
+        writeln!(out, "{}", ledger_json(&ledger))?;
+    } else {
+        write_ledger(out, &ledger)?;
     }
     if !json {
         writeln!(
             out,
-            "{} session(s) verified, {} failed",
-            files.len() - failed,
-            failed
+            "{} session(s) verified: {} ok, {running} running, {incomplete} incomplete, \
+             {failed} failed{}",
+            files.len(),
+            files.len() - failed - incomplete - running,
+            if ledger.problems.is_empty() {
+                ""
+            } else {
+                "; the ledger FAILED"
+            }
         )?;
     }
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(if failed > 0 || !ledger.problems.is_empty() {
+        1
+    } else if incomplete > 0 {
+        2
+    } else {
+        0
+    })
 }
 
-fn write_report(out: &mut Out, r: &Report) -> Result<()> {
-    if r.ok() {
-        write!(out, "ok      {}  {} records", r.session, r.records)?;
+fn write_report(out: &mut Out, r: &Report, status: Status) -> Result<()> {
+    if status != Status::Failed {
+        let word = match status {
+            Status::Incomplete => "INCOMPLETE",
+            other => other.as_str(),
+        };
+        write!(out, "{word:<7} {}  {} records", r.session, r.records)?;
         if let Some(line) = r.torn_line {
             write!(
                 out,
-                "; torn final record at line {line} (crash during append)"
+                "; torn final record at line {line} (a crash or a full disk during a write)"
             )?;
         }
-        if !r.ended && r.records > 0 {
-            write!(out, "; no end record (still running, or ended abnormally)")?;
+        if !r.ended {
+            match status {
+                Status::Running => write!(out, "; no end record yet (the session is running)")?,
+                _ => write!(
+                    out,
+                    "; no end record (the supervisor was killed or the disk filled: what \
+                     the session did after its last record is unknown)"
+                )?,
+            }
         }
         writeln!(out)?;
         return Ok(());
@@ -453,13 +501,34 @@ fn write_report(out: &mut Out, r: &Report) -> Result<()> {
     if let Some(line) = r.torn_line {
         writeln!(
             out,
-            "  torn final record at line {line} (crash during append)"
+            "  torn final record at line {line} (a crash or a full disk during a write)"
         )?;
     }
     Ok(())
 }
 
-fn report_json(r: &Report) -> serde_json::Value {
+fn write_ledger(out: &mut Out, l: &LedgerReport) -> Result<()> {
+    if l.problems.is_empty() {
+        writeln!(out, "ok      ledger  {} session(s)", l.entries)?;
+        return Ok(());
+    }
+    writeln!(out, "FAILED  ledger  {}", l.path.display())?;
+    for p in &l.problems {
+        writeln!(out, "  {p}")?;
+    }
+    Ok(())
+}
+
+fn ledger_json(l: &LedgerReport) -> serde_json::Value {
+    serde_json::json!({
+        "ledger": l.path,
+        "ok": l.problems.is_empty(),
+        "sessions": l.entries,
+        "problems": l.problems,
+    })
+}
+
+fn report_json(r: &Report, status: Status) -> serde_json::Value {
     let problems: Vec<_> = r
         .findings
         .iter()
@@ -468,7 +537,9 @@ fn report_json(r: &Report) -> serde_json::Value {
     serde_json::json!({
         "session": r.session,
         "file": r.path,
-        "ok": r.ok(),
+        "status": status.as_str(),
+        "ok": matches!(status, Status::Ok | Status::Running),
+        "chain_intact": r.ok(),
         "records": r.records,
         "torn_line": r.torn_line,
         "ended": r.ended,

@@ -48,7 +48,7 @@ impl Overlay {
     /// a `[broker]` table of the three lists is an error naming it: better
     /// no session than answers the person did not give.
     pub fn load(file: &Path, vars: &Vars) -> Result<Overlay> {
-        let text = match fs::read_to_string(file) {
+        let text = match policies::read_policy_file(file) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Overlay::default()),
             Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
@@ -108,7 +108,7 @@ pub fn remember(file: &Path, path: &Path, write: bool, allow: bool) -> Result<()
     let Some(text_path) = path.to_str() else {
         bail!("{} is not UTF-8 text", path.display());
     };
-    let old = match fs::read_to_string(file) {
+    let old = match policies::read_policy_file(file) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
@@ -227,6 +227,23 @@ mod tests {
             );
             assert_eq!(fs::read_to_string(&file).unwrap(), bad, "the file was kept");
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An overlay that is a device or larger than a policy may be is
+    /// refused at once, not read until memory runs out.
+    #[test]
+    fn an_overlay_is_read_bounded() {
+        let dir = temp_dir("bounded");
+        let file = dir.join(FILE_NAME);
+        std::os::unix::fs::symlink("/dev/zero", &file).unwrap();
+        let err = Overlay::load(&file, &vars(&dir)).unwrap_err();
+        assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
+        fs::remove_file(&file).unwrap();
+        let big = "#".repeat(policies::MAX_POLICY_BYTES as usize + 1);
+        fs::write(&file, big).unwrap();
+        let err = Overlay::load(&file, &vars(&dir)).unwrap_err();
+        assert!(format!("{err:#}").contains("larger than"), "{err:#}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
