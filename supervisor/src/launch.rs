@@ -217,11 +217,15 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     // The hand-over socket goes on as the connector's: the child forked it
     // holding the other end (`sandbox_child::connector`).
     let transparent = match notify_ours {
-        Some(sock) => match crate::broker::transparent::receive_listener(&sock) {
-            Ok(fd) => Some(crate::broker::transparent::Program {
+        Some(sock) => match crate::broker::transparent::receive_listener(&sock).and_then(|fd| {
+            let deny_installed = !records.iter().any(|r| r.step == Step::Seccomp);
+            Ok(crate::broker::transparent::Program {
                 listener: fd,
                 connector: Some(sock),
-            }),
+                filters: crate::broker::transparent::filters_at_exec(deny_installed)?,
+            })
+        }) {
+            Ok(program) => Some(program),
             Err(e) => {
                 // SAFETY: signalling and reaping our own child.
                 unsafe {

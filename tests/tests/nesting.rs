@@ -9,6 +9,7 @@
 use std::fs;
 use std::path::Path;
 
+use sluice_tests::audit::{decision_about, records, sessions};
 use sluice_tests::{execute, sluice_bin, Fixture, Outcome, OUTSIDE_SECRET};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
@@ -300,4 +301,117 @@ fn a_forged_session_variable_outside_any_sandbox_changes_nothing() {
     cmd.env("SLUICE_SESSION", "forged");
     let out = execute(cmd);
     stderr_says(out.assert_blocked(), "not inside a sluice sandbox");
+}
+
+/// The outer session of the stacked-under-transparent tests: every open
+/// the broker may serve is served (`ask` answered yes), so whatever the
+/// inner policy withholds, the outer broker would give.
+const TRANSPARENT_ALLOW: [&str; 3] = ["--transparent", "--approve", "allow"];
+
+/// Issue 13, section 3: under an outer `--transparent` session, the
+/// processes of a stacked `sluice run` inherit the outer notification
+/// filter, and the outer broker used to answer their opens by its own
+/// policy, placing descriptors the inner policy forbids. Every way the
+/// broker serves (an open for writing, for reading, a create, `mkdir`) is
+/// tried; controls: the same calls by the outer program are served, and the
+/// inner program still gets what both sandboxes allow.
+#[test]
+fn under_a_transparent_session_a_stacked_sandbox_gets_nothing_its_policy_withholds() {
+    let fx = Fixture::new(PROBE);
+    let readonly = ["--policy", "readonly"];
+    // Controls: the outer program alone is served each of them.
+    fx.sluice(&TRANSPARENT_ALLOW, &["write", &fx.home("outer.txt")])
+        .assert_ok();
+    assert!(Path::new(&fx.home("outer.txt")).exists());
+    fx.sluice(&TRANSPARENT_ALLOW, &["mkdir", &fx.home("outer-dir")])
+        .assert_ok();
+    assert!(Path::new(&fx.home("outer-dir")).is_dir());
+    fx.sluice(&TRANSPARENT_ALLOW, &["append", &fx.home("notes.txt")])
+        .assert_ok();
+    let out = fx.sluice(&TRANSPARENT_ALLOW, &["read", &fx.outside("secret.txt")]);
+    assert!(out.assert_ok().stdout.contains("SECRET"), "{out}");
+
+    // The reproduction of the issue: a new file in the home directory.
+    let attack = |action: &[&str]| nested(&fx, &TRANSPARENT_ALLOW, false, &readonly, action);
+    attack(&["write", &fx.home("x")]).assert_blocked();
+    assert!(!Path::new(&fx.home("x")).exists());
+    // An existing file outside both sandboxes, for writing...
+    let before = fs::read_to_string(fx.outside("secret.txt")).unwrap();
+    attack(&["append", &fx.outside("secret.txt")]).assert_blocked();
+    assert_eq!(
+        fs::read_to_string(fx.outside("secret.txt")).unwrap(),
+        before
+    );
+    // ...a directory made for it...
+    attack(&["mkdir", &fx.home("inner-dir")]).assert_blocked();
+    assert!(!Path::new(&fx.home("inner-dir")).exists());
+    // ...and reading what the inner policy does not list.
+    attack(&["read", &fx.outside("secret.txt")])
+        .assert_blocked()
+        .assert_no_secret();
+    // Inside the workspace the outer sandbox allows writing itself, and
+    // the inner one does not.
+    attack(&["write", &fx.ws("inner.txt")]).assert_blocked();
+    assert!(!Path::new(&fx.ws("inner.txt")).exists());
+
+    // Control: what both sandboxes allow still works for the inner program.
+    let out = attack(&["read", &fx.ws("README.md")]);
+    out.assert_ok();
+}
+
+/// The outer connector makes connections in the outer program's Landlock
+/// domain, which would take a stacked process past its own network rules:
+/// under an inner `--net tcp:A`, a connection to port B that only the
+/// outer `--net all` allows is refused, and recorded. Named unix sockets
+/// (which Landlock does not check) are still connected. Controls: the
+/// outer program connects to B; a stacked program connects to a socket
+/// file in the workspace.
+#[test]
+fn under_a_transparent_session_a_stacked_sandbox_connects_past_no_rule_of_its_own() {
+    use std::net::TcpListener;
+    use std::os::unix::net::UnixListener;
+    let fx = Fixture::new(PROBE);
+    let listen = || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port().to_string();
+        (listener, port)
+    };
+    let accepted = |l: &TcpListener| std::iter::from_fn(|| l.accept().ok()).count();
+    let (_allowed, allowed_port) = listen();
+    let (other, other_port) = listen();
+    let outer = ["--transparent", "--net", "all"];
+    fx.sluice(&outer, &["tcp-connect", "127.0.0.1", &other_port])
+        .assert_ok();
+    assert_eq!(accepted(&other), 1, "the control did not connect");
+
+    let inner_net = format!("tcp:{allowed_port}");
+    let inner = ["--net", inner_net.as_str()];
+    let out = nested(
+        &fx,
+        &outer,
+        false,
+        &inner,
+        &["tcp-connect", "127.0.0.1", &other_port],
+    );
+    out.assert_blocked();
+    assert_eq!(
+        accepted(&other),
+        0,
+        "a connection got past the inner rules\n{out}"
+    );
+    // The control's session, then the outer one of the attack.
+    let all = sessions(&fx);
+    let records: Vec<_> = all.iter().flat_map(|s| records(&fx, s)).collect();
+    let refused = decision_about(&records, &format!("tcp 127.0.0.1:{other_port}"));
+    assert_eq!(refused["decision"], "denied", "{refused}");
+    assert!(
+        refused["reason"].as_str().unwrap_or("").contains("stacked"),
+        "{refused}"
+    );
+
+    // Named sockets are judged and connected as for the outer program.
+    let socket = fx.ws("agent.sock");
+    let _unix = UnixListener::bind(&socket).unwrap();
+    nested(&fx, &outer, false, &inner, &["unix-connect", &socket]).assert_ok();
 }

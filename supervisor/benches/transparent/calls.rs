@@ -281,6 +281,8 @@ pub fn run(iters: usize, placement: &str) {
         Some(broker::transparent::Program {
             listener: l3,
             connector: None,
+            // The notification filter only.
+            filters: broker::transparent::filters_at_exec(false).unwrap(),
         }),
     )
     .unwrap();
