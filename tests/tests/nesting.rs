@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::Path;
 
-use sluice_tests::audit::{decision_about, records, sessions};
+use sluice_tests::audit::{decision_about, decisions_about, records, sessions};
 use sluice_tests::{execute, sluice_bin, Fixture, Outcome, OUTSIDE_SECRET};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
@@ -195,8 +195,9 @@ fn skip_leaves_the_outer_broker_in_reach() {
         out.code() == 0 && out.stdout.contains(OUTSIDE_SECRET.trim()),
         "{out}"
     );
-    // Control: stacked, the request goes to the inner broker, which runs
-    // inside the outer sandbox: the file does not exist in its view.
+    // Control: stacked, the request goes to the inner broker, whose policy
+    // asks about it, and nobody says yes there: the outer broker is never
+    // asked (see `a_stacked_program_reaches_the_outer_broker_within_both_policies`).
     let out = nested(
         &fx,
         &["--approve", "allow"],
@@ -204,7 +205,86 @@ fn skip_leaves_the_outer_broker_in_reach() {
         &["--nested", "stack"],
         &["broker-read", &fx.outside("secret.txt")],
     );
-    out.assert_not_found().assert_no_secret();
+    out.assert_blocked().assert_no_secret();
+}
+
+/// Stacked, the inner broker runs inside the outer sandbox, where a file
+/// outside it cannot be opened; what the inner policy allows there, it asks
+/// the outer broker for, so the program gets a file only within both
+/// policies. Attacks: the inner policy denies the file (never forwarded);
+/// the outer one refuses it; a symlink the inner policy allows leads the
+/// outer broker to a file the inner one denies. Control: allowed by both,
+/// the file is served (it was "not found" before forwarding).
+#[test]
+fn a_stacked_program_reaches_the_outer_broker_within_both_policies() {
+    let fx = Fixture::new(PROBE);
+    let secret = fx.outside("secret.txt");
+    let allow = ["--approve", "allow"];
+    fs::write(
+        fx.ws("inner.toml"),
+        format!(
+            "extends = [\"default\"]\n[broker]\ndeny = [\"{}\"]\n",
+            fx.home("notes.txt")
+        ),
+    )
+    .unwrap();
+    let inner_policy = fx.ws("inner.toml");
+    let inner = ["--policy", inner_policy.as_str(), "--approve", "allow"];
+
+    // Both allow: served, and recorded by both sessions; under an outer
+    // `--transparent` session too (where the inner broker's own open is
+    // left to the kernel, and refused).
+    for outer in [&allow[..], &TRANSPARENT_ALLOW[..]] {
+        let out = nested(&fx, outer, false, &inner, &["broker-read", &secret]);
+        assert!(
+            out.code() == 0 && out.stdout.contains(OUTSIDE_SECRET.trim()),
+            "{out}"
+        );
+    }
+    // A new file, where both allow writing (the home directory: ask_write).
+    nested(
+        &fx,
+        &allow,
+        false,
+        &inner,
+        &["broker-write", &fx.home("made.txt"), "hello", "--create"],
+    )
+    .assert_ok();
+    assert_eq!(fs::read_to_string(fx.home("made.txt")).unwrap(), "hello");
+
+    // The outer policy refuses (nobody says yes there).
+    nested(&fx, &[], false, &inner, &["broker-read", &secret])
+        .assert_blocked()
+        .assert_no_secret();
+    // The inner policy denies: the request never leaves the inner session.
+    let notes = fx.home("notes.txt");
+    let out = nested(&fx, &allow, false, &inner, &["broker-read", &notes]);
+    out.assert_blocked();
+    assert!(!out.stdout.contains("SECRET-home-notes"), "{out}");
+    // Through a symlink the inner policy allows, to the file it denies.
+    let link = fx.outside("link");
+    std::os::unix::fs::symlink(&notes, &link).unwrap();
+    let out = nested(&fx, &allow, false, &inner, &["broker-read", &link]);
+    out.assert_blocked();
+    assert!(!out.stdout.contains("SECRET-home-notes"), "{out}");
+    assert!(
+        out.stdout.contains("which this policy does not allow"),
+        "{out}"
+    );
+
+    // The outer record: the secret served to the inner sluice, and the
+    // denied file never asked for by its name.
+    let records: Vec<_> = sessions(&fx).iter().flat_map(|s| records(&fx, s)).collect();
+    let served = decisions_about(&records, &secret);
+    assert!(
+        served.iter().any(|r| r["decision"] == "allowed"
+            && r["client"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("sluice stacked")),
+        "{records:#?}"
+    );
+    assert!(decisions_about(&records, &notes).is_empty(), "{records:#?}");
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub mod approve;
 mod connection;
 pub(crate) mod fsops;
 mod handler;
+pub mod outer;
 mod peer;
 mod readonly;
 pub mod transparent;
@@ -67,6 +68,9 @@ pub struct Shared {
     /// read-only copy of the mount tree could be made (then such
     /// descriptors can change the file's metadata, and a warning says so).
     readonly: Option<readonly::ReadOnlyView>,
+    /// Stacked inside another session: its broker, for what this sandbox
+    /// cannot open ([`outer`]).
+    pub outer: Option<outer::OuterBroker>,
 }
 
 impl Shared {
@@ -101,6 +105,7 @@ impl Shared {
                     )
                 })
                 .ok(),
+            outer: None,
         }
     }
 

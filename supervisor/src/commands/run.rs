@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use policies::{NetPolicy, Policy, Vars};
 
 use crate::audit::{self, AuditLog, StartRecord};
+use crate::broker::outer::OuterBroker;
 use crate::broker::{Approvals, Broker, Shared};
 use crate::cgroup::SessionCgroup;
 use crate::cli::{Approve, RunArgs};
@@ -219,13 +220,17 @@ pub fn run(args: RunArgs) -> Result<i32> {
         person: prompter.clone(),
         allow,
     };
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         s.id.clone(),
         s.policy.clone(),
         approvals,
         Some(audit),
         protected,
-    ));
+    );
+    if s.outer.is_some() {
+        shared.outer = OuterBroker::from_env(&s.id);
+    }
+    let shared = Arc::new(shared);
     let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
