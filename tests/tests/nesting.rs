@@ -272,9 +272,14 @@ fn a_stacked_program_reaches_the_outer_broker_within_both_policies() {
         "{out}"
     );
 
-    // The outer record: the secret served to the inner sluice, and the
-    // denied file never asked for by its name.
-    let records: Vec<_> = sessions(&fx).iter().flat_map(|s| records(&fx, s)).collect();
+    // The outer sessions' records (the inner ones are kept beside them,
+    // labelled): the secret served to the inner sluice, and the denied file
+    // never asked for by its name.
+    let records: Vec<_> = sessions(&fx)
+        .iter()
+        .filter(|s| !fx.audit_dir().join(format!("{s}.stacked")).exists())
+        .flat_map(|s| records(&fx, s))
+        .collect();
     let served = decisions_about(&records, &secret);
     assert!(
         served.iter().any(|r| r["decision"] == "allowed"
@@ -494,4 +499,81 @@ fn under_a_transparent_session_a_stacked_sandbox_connects_past_no_rule_of_its_ow
     let socket = fx.ws("agent.sock");
     let _unix = UnixListener::bind(&socket).unwrap();
     nested(&fx, &outer, false, &inner, &["unix-connect", &socket]).assert_ok();
+}
+
+/// A stacked sluice can write its audit record only under the outer
+/// session's TMPDIR, which is removed when that session ends; the outer
+/// supervisor keeps it in the real audit directory, labelled as stacked
+/// inside it (the inner session's claims). Before, `sluice audit show`
+/// then said "no session".
+#[test]
+fn a_stacked_sessions_record_is_kept_with_the_outer_ones() {
+    let fx = Fixture::new(PROBE);
+    let out = nested(
+        &fx,
+        &[],
+        false,
+        &["--nested", "stack"],
+        &["broker-read", &fx.ws("README.md")],
+    );
+    out.assert_ok();
+    assert!(
+        out.stderr
+            .contains("kept the audit record of a session stacked"),
+        "{out}"
+    );
+    let all = sessions(&fx);
+    assert_eq!(all.len(), 2, "{all:?}\n{out}");
+    let label = |id: &str| fs::read_to_string(fx.audit_dir().join(format!("{id}.stacked")));
+    let (inner, outer): (Vec<_>, Vec<_>) = all.iter().partition(|id| label(id).is_ok());
+    let (inner, outer) = (inner[0], outer[0]);
+    assert_eq!(label(inner).unwrap().trim(), outer);
+    // Its decision is there, its chain holds, and `show` says where it
+    // came from.
+    let records = records(&fx, inner);
+    decision_about(&records, &fx.ws("README.md"));
+    sluice_tests::audit::audit(&fx, &["verify", inner]).assert_code(0);
+    let shown = sluice_tests::audit::audit(&fx, &["show", inner]);
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("stacked inside session {outer}")),
+        "{shown}"
+    );
+    // Control: the outer session's own record is not labelled.
+    let shown = sluice_tests::audit::audit(&fx, &["show", outer]);
+    assert!(!shown.stdout.contains("stacked inside"), "{shown}");
+}
+
+/// What the outer program leaves where stacked records are kept is taken
+/// as a claim at most: a file named after its own session cannot replace
+/// that session's record, a symlink is not followed, anything else kept is
+/// labelled as stacked.
+#[test]
+fn planted_stacked_records_replace_nothing_and_follow_no_link() {
+    let fx = Fixture::new(PROBE);
+    let plant = "mkdir -p \"$TMPDIR/sluice-nested-state/audit\" && \
+                 cd \"$TMPDIR/sluice-nested-state/audit\" && \
+                 echo forged > \"$SLUICE_SESSION.jsonl\" && \
+                 ln -s /etc/passwd 0123456789abcdef.jsonl && \
+                 echo claim > fedcba9876543210.jsonl && echo OK planted";
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", plant]));
+    assert!(
+        out.code() == 0 && out.stdout.contains("OK planted"),
+        "{out}"
+    );
+    let all = sessions(&fx);
+    let outer: Vec<_> = all
+        .iter()
+        .filter(|id| id.as_str() != "fedcba9876543210")
+        .collect();
+    assert_eq!(outer.len(), 1, "{all:?}");
+    // The session's own record is intact...
+    sluice_tests::audit::audit(&fx, &["verify", outer[0]]).assert_code(0);
+    assert!(!Path::new(&fx.audit_dir().join(format!("{}.stacked", outer[0]))).exists());
+    // ...the symlink was not followed...
+    assert!(!all.iter().any(|id| id == "0123456789abcdef"), "{all:?}");
+    // ...and the plain file is kept only as a claim of a stacked session.
+    let label = fs::read_to_string(fx.audit_dir().join("fedcba9876543210.stacked")).unwrap();
+    assert_eq!(label.trim(), outer[0]);
 }

@@ -255,6 +255,21 @@ pub fn run(args: RunArgs) -> Result<i32> {
     // paths that had nothing to guard them can be moved aside.
     let fs = &s.policy.filesystem;
     let quarantined = quarantine::sweep(&fs.absent_read_only, &fs.write, &s.id);
+    // Sessions stacked inside this one wrote their records under its
+    // TMPDIR, which goes now: keep them with this one's.
+    let stacked = nesting::keep_stacked_records(&s.dir.tmp(), &audit_dir, &s.id);
+    if !stacked.is_empty() {
+        eprintln!(
+            "sluice: kept the audit record of {} stacked inside this session \
+             (`sluice audit show ID`): {}",
+            if stacked.len() == 1 {
+                "a session"
+            } else {
+                "sessions"
+            },
+            stacked.join(", ")
+        );
+    }
     if let Some(audit) = &shared.audit {
         let exit = match &code {
             Ok(code) => describe_exit(*code),
