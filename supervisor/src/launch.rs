@@ -128,6 +128,8 @@ pub struct Spawned {
     /// The seccomp user-notification listener and the connector's socket,
     /// with `Launch::transparent`.
     pub transparent: Option<crate::broker::transparent::Program>,
+    /// The seccomp filters the program runs under at exec.
+    pub filters_at_exec: u32,
 }
 
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
@@ -165,6 +167,10 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
     refuse_if_blocked(&report, launch.nested)?;
+    // The child inherits these; a process under more than the program's
+    // count at exec is in a sandbox of its own (`broker/transparent/stacked.rs`).
+    let own_filters = crate::broker::transparent::filters_of("thread-self")
+        .context("counting the supervisor's seccomp filters")?;
     if launch.verbose {
         eprintln!("sluice: {}", launch.banner);
         for line in report.to_string().lines() {
@@ -216,14 +222,19 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     }
     // The hand-over socket goes on as the connector's: the child forked it
     // holding the other end (`sandbox_child::connector`).
+    let deny_installed = !records.iter().any(|r| r.step == Step::Seccomp);
+    let filters_at_exec = crate::broker::transparent::filters_at_exec(
+        own_filters,
+        notify_ours.is_some(),
+        deny_installed,
+    );
     let transparent = match notify_ours {
-        Some(sock) => match crate::broker::transparent::receive_listener(&sock).and_then(|fd| {
-            let deny_installed = !records.iter().any(|r| r.step == Step::Seccomp);
-            Ok(crate::broker::transparent::Program {
+        Some(sock) => match crate::broker::transparent::receive_listener(&sock).map(|fd| {
+            crate::broker::transparent::Program {
                 listener: fd,
                 connector: Some(sock),
-                filters: crate::broker::transparent::filters_at_exec(deny_installed)?,
-            })
+                filters: filters_at_exec,
+            }
         }) {
             Ok(program) => Some(program),
             Err(e) => {
@@ -242,6 +253,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         report,
         cgroup,
         transparent,
+        filters_at_exec,
     })
 }
 

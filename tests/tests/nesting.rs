@@ -577,3 +577,27 @@ fn planted_stacked_records_replace_nothing_and_follow_no_link() {
     let label = fs::read_to_string(fx.audit_dir().join("fedcba9876543210.stacked")).unwrap();
     assert_eq!(label.trim(), outer[0]);
 }
+
+/// A sandbox the program starts that keeps the inherited broker socket
+/// (not every sandbox closes what it inherits) must not reach the session's
+/// broker: its answers would carry past that sandbox's rules. Its processes
+/// are told apart by their seccomp filters; a connection made by one is
+/// refused, in both modes. Control: the same request without the filter is
+/// served.
+#[test]
+fn a_sandbox_inside_the_program_cannot_use_the_session_broker() {
+    let fx = Fixture::new(PROBE);
+    let secret = fx.outside("secret.txt");
+    for mode in [&[][..], &["--transparent"][..]] {
+        let args: Vec<&str> = ["--approve", "allow"].iter().chain(mode).copied().collect();
+        let out = fx.sluice(&args, &["broker-read", &secret]);
+        assert!(
+            out.code() == 0 && out.stdout.contains(OUTSIDE_SECRET.trim()),
+            "{out}"
+        );
+        let out = fx.sluice(&args, &["own-filter", "+", "broker-read", &secret]);
+        assert_ne!(out.code(), 0, "{out}");
+        out.assert_no_secret();
+        assert!(out.stdout.contains("sandbox of its own"), "{out}");
+    }
+}

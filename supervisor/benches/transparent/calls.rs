@@ -282,7 +282,11 @@ pub fn run(iters: usize, placement: &str) {
             listener: l3,
             connector: None,
             // The notification filter only.
-            filters: broker::transparent::filters_at_exec(false).unwrap(),
+            filters: broker::transparent::filters_at_exec(
+                broker::transparent::filters_of("thread-self").unwrap(),
+                true,
+                false,
+            ),
         }),
     )
     .unwrap();

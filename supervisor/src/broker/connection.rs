@@ -51,6 +51,24 @@ pub async fn run(
             return;
         }
     };
+    // A process inside a sandbox the program started (a stacked sluice's
+    // program holds its own broker's socket, but another sandbox may pass
+    // this one on): whatever this broker served would carry past that
+    // sandbox's rules.
+    if let Some(at_exec) = shared.filters_at_exec {
+        if peer.is_stacked(at_exec) {
+            tracing::info!(
+                pid = peer.pid,
+                "broker: a connection from inside a stacked sandbox refused"
+            );
+            refuse(
+                sock,
+                "this process is inside a sandbox of its own, within the session's: \
+                 ask that sandbox's broker",
+            );
+            return;
+        }
+    }
     let sock: Sock = match super::watch(sock) {
         Ok(s) => Arc::new(s),
         Err(e) => {

@@ -71,6 +71,10 @@ pub struct Shared {
     /// Stacked inside another session: its broker, for what this sandbox
     /// cannot open ([`outer`]).
     pub outer: Option<outer::OuterBroker>,
+    /// The seccomp filters the program ran under at exec: a connection
+    /// made by a process under more comes from a sandbox inside the
+    /// program's, and is refused (`None`: nothing is refused so).
+    pub filters_at_exec: Option<u32>,
 }
 
 impl Shared {
@@ -106,6 +110,7 @@ impl Shared {
                 })
                 .ok(),
             outer: None,
+            filters_at_exec: None,
         }
     }
 

@@ -230,6 +230,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     if s.outer.is_some() {
         shared.outer = OuterBroker::from_env(&s.id);
     }
+    shared.filters_at_exec = Some(spawned.filters_at_exec);
     let shared = Arc::new(shared);
     let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {

@@ -78,7 +78,7 @@ use proto::socket::{recv_frame, Blocking};
 use tokio_util::task::TaskTracker;
 
 pub use notif::Listener;
-pub use stacked::filters_at_exec;
+pub use stacked::{filters_at_exec, filters_of, is_stacked};
 pub use view::SandboxView;
 
 use super::Shared;

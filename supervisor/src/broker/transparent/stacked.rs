@@ -37,19 +37,26 @@ use std::io;
 use super::target::Status;
 
 /// How many seccomp filters the program runs under right after exec: the
-/// supervisor's own (inherited from whatever started sluice), the
-/// notification filter, and the deny filter unless the child reported that
-/// it could not install it. A count taken from the running program instead
-/// could be raised by the program before it is read.
-pub fn filters_at_exec(deny_filter_installed: bool) -> io::Result<u32> {
-    let own = std::fs::read_to_string("/proc/thread-self/status")?;
-    let own = Status::parse(&own).ok_or_else(|| {
+/// supervisor's own (`own`: inherited from whatever started sluice, counted
+/// by [`filters_of`] before the fork), the notification filter under
+/// transparent brokering, and the deny filter unless the child reported
+/// that it could not install it. A count taken from the running program
+/// instead could be raised by the program before it is read.
+pub fn filters_at_exec(own: u32, notify_filter: bool, deny_filter_installed: bool) -> u32 {
+    own + u32::from(notify_filter) + u32::from(deny_filter_installed)
+}
+
+/// The seccomp filters `/proc/<which>/status` counts (`which`: a pid, a
+/// tid or `thread-self`). Not checked against pid reuse: the caller does.
+pub fn filters_of(which: &str) -> io::Result<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{which}/status"))?;
+    let status = Status::parse(&status).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::Unsupported,
-            "/proc/thread-self/status does not count seccomp filters (Linux 5.9+ does)",
+            format!("/proc/{which}/status does not count seccomp filters (Linux 5.9+ does)"),
         )
     })?;
-    Ok(own.filters + 1 + u32::from(deny_filter_installed))
+    Ok(status.filters)
 }
 
 /// Whether a thread under `filters` seccomp filters is inside a sandbox of
@@ -76,7 +83,9 @@ mod tests {
         let own = Status::parse(&std::fs::read_to_string("/proc/thread-self/status").unwrap())
             .unwrap()
             .filters;
-        assert_eq!(filters_at_exec(true).unwrap(), own + 2);
-        assert_eq!(filters_at_exec(false).unwrap(), own + 1);
+        assert_eq!(filters_of("self").unwrap(), own);
+        assert_eq!(filters_at_exec(own, true, true), own + 2);
+        assert_eq!(filters_at_exec(own, true, false), own + 1);
+        assert_eq!(filters_at_exec(own, false, true), own + 1);
     }
 }
