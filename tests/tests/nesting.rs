@@ -601,3 +601,53 @@ fn a_sandbox_inside_the_program_cannot_use_the_session_broker() {
         assert!(out.stdout.contains("sandbox of its own"), "{out}");
     }
 }
+
+/// The reproduction of issue 13 section 3 as an unprivileged user (the
+/// seccomp filter count does not depend on who runs sluice, but the
+/// sandbox's layers do). Control: the outer program alone is served.
+#[test]
+fn as_a_user_a_stacked_sandbox_under_a_transparent_session_writes_nothing_outside() {
+    use std::process::{Command, Stdio};
+    const NOBODY: u32 = 65534;
+    let fx = Fixture::new(PROBE);
+    // Sessions go under a TMPDIR of the user's own.
+    fs::create_dir(fx.home("tmp")).unwrap();
+    fx.give_to(NOBODY, NOBODY);
+    let sluice = sluice_bin();
+    let sluice = sluice.to_str().unwrap();
+    let probe = fx.probe_path();
+    let as_nobody = |program: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args([sluice, "run"])
+            .args(TRANSPARENT_ALLOW)
+            .arg("--")
+            .args(program)
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .env("TMPDIR", fx.home("tmp"))
+            .env("XDG_STATE_HOME", fx.home("state"))
+            .env("XDG_CONFIG_HOME", fx.home("config"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        execute(cmd)
+    };
+    as_nobody(&[&probe, "write", &fx.home("outer.txt")]).assert_ok();
+    assert!(Path::new(&fx.home("outer.txt")).exists());
+    let inner = [sluice, "run", "--policy", "readonly", "--"];
+    let attack = |action: &[&str]| {
+        let program: Vec<&str> = inner
+            .iter()
+            .copied()
+            .chain([probe.as_str()])
+            .chain(action.iter().copied())
+            .collect();
+        as_nobody(&program)
+    };
+    attack(&["write", &fx.home("x")]).assert_blocked();
+    assert!(!Path::new(&fx.home("x")).exists());
+    attack(&["mkdir", &fx.home("d")]).assert_blocked();
+    assert!(!Path::new(&fx.home("d")).exists());
+    // Control: what both allow.
+    attack(&["read", &fx.ws("README.md")]).assert_ok();
+}
