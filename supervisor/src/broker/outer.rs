@@ -27,10 +27,8 @@
 //! inner sluice (client `sluice stacked <session>`), this one with the
 //! reason `served by the outer session's broker`.
 
-use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -39,6 +37,7 @@ use policies::Verdict;
 use proto::{ErrorKind, ResponseBody};
 
 use super::approve::Question;
+use super::fsops;
 use super::handler::{judge, Ask, Asker, Outcome};
 use super::Shared;
 use crate::audit::By;
@@ -103,7 +102,7 @@ pub async fn forward(
     if !out_of_reach(&own) || ask.directory || ask.mkdir {
         return own;
     }
-    let lexical = super::fsops::normalize(path);
+    let lexical = fsops::normalize(path);
     let (verdict, rule, reason, by) = judge(shared, &lexical, ask.want());
     let (by, rule) = match verdict {
         Verdict::Deny => return Outcome::denied(by, rule, reason),
@@ -210,7 +209,8 @@ fn refused_outside(path: &Path, e: &io::Error) -> Outcome {
     }
 }
 
-/// The path the kernel gives for `fd`, which must be a regular file.
+/// The path the kernel gives for `fd` ([`fsops::real_path`]), which must
+/// be a regular file.
 fn opened_file(fd: &OwnedFd) -> io::Result<PathBuf> {
     let file = std::fs::File::from(fd.try_clone()?);
     if !file.metadata()?.is_file() {
@@ -219,13 +219,5 @@ fn opened_file(fd: &OwnedFd) -> io::Result<PathBuf> {
             "not a regular file",
         ));
     }
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-    let bytes = link.as_os_str().as_bytes();
-    if !bytes.starts_with(b"/") || bytes.ends_with(b" (deleted)") {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("named {}", link.display()),
-        ));
-    }
-    Ok(PathBuf::from(OsStr::from_bytes(bytes)))
+    fsops::real_path(fd)
 }
