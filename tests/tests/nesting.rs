@@ -602,6 +602,28 @@ fn a_sandbox_inside_the_program_cannot_use_the_session_broker() {
     }
 }
 
+/// Under `--transparent`, a thread that installed a seccomp filter of its
+/// own (by `seccomp` or by `prctl`, both of which the notification filter
+/// reports, so the broker starts counting filters before the new one
+/// exists) is served nothing beyond the kernel: the file the outer broker
+/// would place in it stays out. Control: the same open without the filter
+/// is served.
+#[test]
+fn under_a_transparent_session_a_thread_with_a_filter_of_its_own_is_served_nothing() {
+    let fx = Fixture::new(PROBE);
+    let secret = fx.outside("secret.txt");
+    let out = fx.sluice(&TRANSPARENT_ALLOW, &["read", &secret]);
+    assert!(out.assert_ok().stdout.contains("SECRET"), "{out}");
+    for via in ["seccomp", "prctl"] {
+        fx.sluice(
+            &TRANSPARENT_ALLOW,
+            &["own-filter", via, "+", "read", &secret],
+        )
+        .assert_blocked()
+        .assert_no_secret();
+    }
+}
+
 /// The reproduction of issue 13 section 3 as an unprivileged user (the
 /// seccomp filter count does not depend on who runs sluice, but the
 /// sandbox's layers do). Control: the outer program alone is served.

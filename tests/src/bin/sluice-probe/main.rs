@@ -218,7 +218,8 @@ fn run(step: &[String]) -> Step {
         }
         ("connect-fd-race", [denied, n]) => transparent::connect_fd_race(denied, parse_num(n)?),
         ("own-listener-connect", [path]) => transparent::own_listener_connect(path),
-        ("own-filter", []) => transparent::own_filter(),
+        ("own-filter", []) => transparent::own_filter("seccomp"),
+        ("own-filter", [via]) => transparent::own_filter(via),
 
         ("tcp-connect", [host, port]) => net::tcp_connect(host, port),
         ("udp-send", [host, port]) => net::udp_send(host, port),
