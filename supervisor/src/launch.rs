@@ -220,14 +220,14 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
             report.degrade(layer, what);
         }
     }
-    // The hand-over socket goes on as the connector's: the child forked it
-    // holding the other end (`sandbox_child::connector`).
     let deny_installed = !records.iter().any(|r| r.step == Step::Seccomp);
     let filters_at_exec = crate::broker::transparent::filters_at_exec(
         own_filters,
         notify_ours.is_some(),
         deny_installed,
     );
+    // The hand-over socket goes on as the connector's: the child forked it
+    // holding the other end (`sandbox_child::connector`).
     let transparent = match notify_ours {
         Some(sock) => match crate::broker::transparent::receive_listener(&sock).map(|fd| {
             crate::broker::transparent::Program {
