@@ -132,6 +132,8 @@ pub struct Spawned {
     pub transparent: Option<crate::broker::transparent::Program>,
     /// The sandbox's own view, where the broker opens directories.
     pub view: crate::broker::SandboxView,
+    /// The seccomp filters the program runs under at exec.
+    pub filters_at_exec: u32,
 }
 
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
@@ -174,6 +176,10 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
     refuse_if_blocked(&report, launch.nested)?;
     let mounts = plan.mount_targets();
+    // The child inherits these; a process under more than the program's
+    // count at exec is in a sandbox of its own (`broker/transparent/stacked.rs`).
+    let own_filters = crate::broker::transparent::filters_of("thread-self")
+        .context("counting the supervisor's seccomp filters")?;
     // SAFETY: sluice is single-threaded here (no runtime started yet), and the
     // child runs only the prepared plan's raw system calls.
     let pid = unsafe { libc::fork() };
@@ -232,14 +238,23 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         }
     };
     drop(root_ours);
+    let deny_installed = !records.iter().any(|r| r.step == Step::Seccomp);
+    let filters_at_exec = crate::broker::transparent::filters_at_exec(
+        own_filters,
+        notify_ours.is_some(),
+        deny_installed,
+    );
     // The hand-over socket goes on as the connector's: the child forked it
     // holding the other end (`sandbox_child::connector`).
     let transparent = match notify_ours {
-        Some(sock) => match crate::broker::transparent::receive_listener(&sock) {
-            Ok(fd) => Some(crate::broker::transparent::Program {
+        Some(sock) => match crate::broker::transparent::receive_listener(&sock).map(|fd| {
+            crate::broker::transparent::Program {
                 listener: fd,
                 connector: Some(sock),
-            }),
+                filters: filters_at_exec,
+            }
+        }) {
+            Ok(program) => Some(program),
             Err(e) => {
                 // SAFETY: signalling and reaping our own child.
                 unsafe {
@@ -257,6 +272,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         cgroup,
         transparent,
         view,
+        filters_at_exec,
     })
 }
 

@@ -281,6 +281,12 @@ pub fn run(iters: usize, placement: &str) {
         Some(broker::transparent::Program {
             listener: l3,
             connector: None,
+            // The notification filter only.
+            filters: broker::transparent::filters_at_exec(
+                broker::transparent::filters_of("thread-self").unwrap(),
+                true,
+                false,
+            ),
         }),
     )
     .unwrap();

@@ -51,6 +51,19 @@ pub async fn run(
             return;
         }
     };
+    // A process inside a sandbox the program started (a stacked sluice's
+    // program holds its own broker's socket, but another sandbox may pass
+    // this one on): whatever this broker served would carry past that
+    // sandbox's rules. Refused in answer to its Hello.
+    let stacked = shared
+        .filters_at_exec
+        .is_some_and(|at_exec| peer.is_stacked(at_exec));
+    if stacked {
+        tracing::info!(
+            pid = peer.pid,
+            "broker: a connection from inside a stacked sandbox refused"
+        );
+    }
     let sock: Sock = match super::watch(sock) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -61,7 +74,7 @@ pub async fn run(
     let mut buf = vec![0u8; RECV_BUF_LEN];
     let client = tokio::select! {
         _ = shutdown.cancelled() => return,
-        hello = tokio::time::timeout(HELLO_TIMEOUT, handshake(&sock, &shared, &mut buf)) => {
+        hello = tokio::time::timeout(HELLO_TIMEOUT, handshake(&sock, &shared, &mut buf, stacked)) => {
             match hello {
                 Ok(Some(client)) => Arc::<str>::from(client),
                 Ok(None) => return,
@@ -161,8 +174,12 @@ async fn serve_request(sock: &Sock, shared: &Shared, peer: &Peer, client: &str, 
 
 /// Waits for `Hello` and answers it. Returns the client's name, or `None`
 /// when the connection is to be closed.
-async fn handshake(sock: &Sock, shared: &Shared, buf: &mut [u8]) -> Option<String> {
+async fn handshake(sock: &Sock, shared: &Shared, buf: &mut [u8], stacked: bool) -> Option<String> {
     let reply = match recv(sock, buf).await {
+        Ok((ClientMessage::Hello { .. }, _)) if stacked => refused(
+            "this process is inside a sandbox of its own, within the session's: \
+             ask that sandbox's broker",
+        ),
         Ok((
             ClientMessage::Hello {
                 protocol: PROTOCOL_VERSION,

@@ -91,7 +91,7 @@ impl<'a> Ask<'a> {
         self.access.wants_write() || self.create || self.truncate || self.append
     }
 
-    fn want(&self) -> Want {
+    pub(super) fn want(&self) -> Want {
         match (self.access.wants_read(), self.writes()) {
             (true, true) => Want::ReadWrite,
             (false, true) => Want::Write,
@@ -127,7 +127,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn error(kind: ErrorKind, message: String) -> Outcome {
+    pub(super) fn error(kind: ErrorKind, message: String) -> Outcome {
         Outcome {
             reason: Some(message.clone()),
             body: ResponseBody::Error { kind, message },
@@ -151,7 +151,7 @@ impl Outcome {
         }
     }
 
-    fn denied(by: By, rule: Option<String>, reason: String) -> Outcome {
+    pub(super) fn denied(by: By, rule: Option<String>, reason: String) -> Outcome {
         Outcome {
             body: ResponseBody::Denied {
                 reason: reason.clone(),
@@ -276,7 +276,11 @@ fn absolute(who: &Requester<'_>, ask: &Ask<'_>) -> Result<PathBuf, Box<Outcome>>
 
 /// The rule's verdict (and display) for `path`, with sluice's protected
 /// paths applied first by the policy.
-fn judge(shared: &Shared, path: &Path, want: Want) -> (Verdict, Option<String>, String, By) {
+pub(super) fn judge(
+    shared: &Shared,
+    path: &Path,
+    want: Want,
+) -> (Verdict, Option<String>, String, By) {
     let d = shared.policy.broker.decide(path, want);
     let by = if d.rule.is_none() && d.verdict == Verdict::Deny && shared.is_protected(path) {
         By::Protected
@@ -294,7 +298,9 @@ async fn open(shared: &Shared, who: &Requester<'_>, asker: &Asker<'_>, ask: &Ask
         Ok(p) => p,
         Err(o) => return *o,
     };
-    open_path(shared, asker, &path, ask).await
+    let own = open_path(shared, asker, &path, ask).await;
+    // Stacked: what this sandbox cannot reach, the outer broker may serve.
+    super::outer::forward(shared, asker, &path, ask, own).await
 }
 
 /// Resolves, decides and opens `path` (absolute) for `ask`: the core that

@@ -21,6 +21,7 @@ pub mod approve;
 mod connection;
 pub(crate) mod fsops;
 mod handler;
+pub mod outer;
 mod peer;
 mod readonly;
 mod sandbox_view;
@@ -73,6 +74,13 @@ pub struct Shared {
     /// by the child. `None` (no sandbox to take it from): no directory is
     /// served.
     sandbox: Option<SandboxView>,
+    /// Stacked inside another session: its broker, for what this sandbox
+    /// cannot open ([`outer`]).
+    pub outer: Option<outer::OuterBroker>,
+    /// The seccomp filters the program ran under at exec: a connection
+    /// made by a process under more comes from a sandbox inside the
+    /// program's, and is refused (`None`: nothing is refused so).
+    pub filters_at_exec: Option<u32>,
 }
 
 impl Shared {
@@ -108,6 +116,8 @@ impl Shared {
                 })
                 .ok(),
             sandbox: None,
+            outer: None,
+            filters_at_exec: None,
         }
     }
 

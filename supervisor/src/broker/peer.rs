@@ -69,6 +69,17 @@ impl Peer {
         Ok(cwd)
     }
 
+    /// Whether the peer runs under more seccomp filters than `at_exec`:
+    /// inside a sandbox of its own (`transparent/stacked.rs`). A peer
+    /// whose filters cannot be counted, or that has exited, counts as one.
+    pub fn is_stacked(&self, at_exec: u32) -> bool {
+        let filters = super::transparent::filters_of(&self.pid.to_string());
+        match (filters, self.check_alive()) {
+            (Ok(filters), Ok(())) => super::transparent::is_stacked(filters, at_exec),
+            _ => true,
+        }
+    }
+
     fn proc_link(&self, name: &str) -> io::Result<PathBuf> {
         let link = std::fs::read_link(format!("/proc/{}/{name}", self.pid))?;
         self.check_alive()?;

@@ -293,6 +293,13 @@ fn show(out: &mut Out, dir: &Path, id: &str, filter: &Filter, json: bool) -> Res
         return Ok(0);
     }
     writeln!(out, "session {}  ({})", log.session, log.path.display())?;
+    if let Some(outer) = crate::nesting::stacked_inside(dir, &log.session) {
+        writeln!(
+            out,
+            "  stacked inside session {outer}: kept by it from inside its sandbox, \
+             where its program could write too: this session's own claims"
+        )?;
+    }
     if let Some((entry, start)) = log.start() {
         let argv: Vec<_> = start.argv.iter().map(|a| escape_os(a)).collect();
         writeln!(

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use policies::{NetPolicy, Policy, Vars};
 
 use crate::audit::{self, AuditLog, StartRecord};
+use crate::broker::outer::OuterBroker;
 use crate::broker::{Approvals, Broker, Shared};
 use crate::cgroup::SessionCgroup;
 use crate::cli::{Approve, RunArgs};
@@ -245,16 +246,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
         person: prompter.clone(),
         allow,
     };
-    let shared = Arc::new(
-        Shared::new(
-            s.id.clone(),
-            s.policy.clone(),
-            approvals,
-            Some(audit),
-            protected,
-        )
-        .with_sandbox_view(spawned.view),
-    );
+    let mut shared = Shared::new(
+        s.id.clone(),
+        s.policy.clone(),
+        approvals,
+        Some(audit),
+        protected,
+    )
+    .with_sandbox_view(spawned.view);
+    if s.outer.is_some() {
+        shared.outer = OuterBroker::from_env(&s.id);
+    }
+    shared.filters_at_exec = Some(spawned.filters_at_exec);
+    let shared = Arc::new(shared);
     let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
@@ -279,6 +283,21 @@ pub fn run(args: RunArgs) -> Result<i32> {
     // paths that had nothing to guard them can be moved aside.
     let fs = &s.policy.filesystem;
     let quarantined = quarantine::sweep(&fs.absent_read_only, &fs.write, &s.id);
+    // Sessions stacked inside this one wrote their records under its
+    // TMPDIR, which goes now: keep them with this one's.
+    let stacked = nesting::keep_stacked_records(&s.dir.tmp(), &audit_dir, &s.id);
+    if !stacked.is_empty() {
+        eprintln!(
+            "sluice: kept the audit record of {} stacked inside this session \
+             (`sluice audit show ID`): {}",
+            if stacked.len() == 1 {
+                "a session"
+            } else {
+                "sessions"
+            },
+            stacked.join(", ")
+        );
+    }
     if let Some(audit) = &shared.audit {
         let exit = match &code {
             Ok(code) => describe_exit(*code),

@@ -28,6 +28,7 @@ use std::time::Instant;
 use sandbox_child::connector::{self, Kind, MAX_ADDR, REQUEST_SIZE};
 
 use super::serve::Context;
+use super::stacked;
 use super::target::{Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 use crate::broker::fsops::{self, Lookup};
@@ -128,6 +129,33 @@ fn plan(
             ))
         }
     };
+    // A thread in a sandbox stacked inside the program's: the connector
+    // works in the program's Landlock domain, past that sandbox's network
+    // rules and abstract-socket scope. Only a named socket (which Landlock
+    // does not check) is made for it.
+    let stacked = stacked::is_stacked(target.status()?.filters, ctx.filters_at_exec);
+    if stacked && named(family, &addr).is_none() {
+        let exe = target.exe();
+        target.valid()?;
+        let refused = DecisionRecord {
+            pid: target.tid as u32,
+            exe,
+            client: "transparent".to_owned(),
+            via: Via::SeccompConnect,
+            request_id: target.id,
+            op: Op::Connect,
+            path_asked: PathBuf::from(describe(family, &addr)),
+            path_opened: None,
+            access: audit::Access::Write,
+            flags: audit::Flags::default(),
+            decision: Decision::Denied,
+            by: By::Rule,
+            rule: None,
+            reason: Some(STACKED.to_owned()),
+            latency_us: started.elapsed().as_micros() as u64,
+        };
+        return Ok(Plan::Refuse(libc::EACCES, Some(refused)));
+    }
     let Some(name) = named(family, &addr) else {
         target.valid()?;
         return Ok(Plan::Connect {
@@ -186,6 +214,33 @@ fn plan(
         file: Some(found.fd),
         record: Some(allowed),
     })
+}
+
+/// Why a stacked sandbox's connection is refused, for the record.
+const STACKED: &str = "a connection from a sandbox stacked inside the program's: \
+    the connector would make it past that sandbox's own network rules";
+
+/// An address that names no file, for the record: `tcp 127.0.0.1:80`,
+/// `tcp [::1]:80`, `unix @name` (abstract), `unix (unnamed)`, `family N`.
+fn describe(family: i32, addr: &[u8]) -> String {
+    let port = |a: &[u8]| u16::from_be_bytes([a[2], a[3]]);
+    match family {
+        libc::AF_INET if addr.len() >= 8 => {
+            let ip = std::net::Ipv4Addr::new(addr[4], addr[5], addr[6], addr[7]);
+            format!("tcp {ip}:{}", port(addr))
+        }
+        libc::AF_INET6 if addr.len() >= 24 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&addr[8..24]);
+            let ip = std::net::Ipv6Addr::from(octets);
+            format!("tcp [{ip}]:{}", port(addr))
+        }
+        libc::AF_UNIX if addr.len() > 2 && addr[2] == 0 => {
+            format!("unix @{}", String::from_utf8_lossy(&addr[3..]))
+        }
+        libc::AF_UNIX => "unix (unnamed)".to_owned(),
+        other => format!("family {other}"),
+    }
 }
 
 /// The path of a named unix socket address on a unix socket; `None` for
@@ -296,6 +351,23 @@ mod tests {
         let mut addr = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
         addr.extend_from_slice(path);
         addr
+    }
+
+    #[test]
+    fn addresses_without_a_name_are_described_for_the_record() {
+        let mut inet = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+        inet.extend_from_slice(&443u16.to_be_bytes());
+        inet.extend_from_slice(&[127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(describe(libc::AF_INET, &inet), "tcp 127.0.0.1:443");
+        let mut inet6 = (libc::AF_INET6 as u16).to_ne_bytes().to_vec();
+        inet6.extend_from_slice(&80u16.to_be_bytes());
+        inet6.extend_from_slice(&[0; 4]);
+        inet6.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+        assert_eq!(describe(libc::AF_INET6, &inet6), "tcp [::1]:80");
+        assert_eq!(describe(libc::AF_UNIX, &unix(b"\0agent")), "unix @agent");
+        assert_eq!(describe(libc::AF_UNIX, &unix(b"")), "unix (unnamed)");
+        // Too short for its family: said so, never read past the end.
+        assert_eq!(describe(libc::AF_INET, &[2, 0]), "family 2");
     }
 
     #[test]

@@ -62,6 +62,7 @@ mod call;
 mod connect;
 mod notif;
 mod serve;
+mod stacked;
 mod target;
 mod threads;
 mod view;
@@ -77,6 +78,7 @@ use proto::socket::{recv_frame, Blocking};
 use tokio_util::task::TaskTracker;
 
 pub use notif::Listener;
+pub use stacked::{filters_at_exec, filters_of, is_stacked};
 pub use view::SandboxView;
 
 use super::Shared;
@@ -116,6 +118,10 @@ pub struct Program {
     /// The socket of the connector (`sandbox_child::connector`), which makes
     /// the program's `connect` calls; without it they fail with `EPERM`.
     pub connector: Option<OwnedFd>,
+    /// How many seccomp filters the program runs under at exec
+    /// ([`filters_at_exec`]): a thread under more is inside a sandbox of
+    /// its own, and is served nothing beyond it ([`stacked`]).
+    pub filters: u32,
 }
 
 impl Program {
@@ -151,6 +157,7 @@ impl Transparent {
             runtime,
             tracker: tracker.clone(),
             connector: program.connector,
+            filters_at_exec: program.filters,
         });
         let stop = stopping.clone();
         let reader = std::thread::Builder::new()

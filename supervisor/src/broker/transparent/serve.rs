@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::call::{self, OpenCall};
 use super::notif::{Listener, Notif};
+use super::stacked;
 use super::target::{Target, Unreadable};
 use super::threads::{Source, Threads};
 use super::view::SandboxView;
@@ -34,6 +35,9 @@ pub struct Context {
     pub tracker: TaskTracker,
     /// The supervisor's end of the connector's socket (`connect.rs`).
     pub connector: Option<OwnedFd>,
+    /// The program's seccomp filters at exec: a thread under more is in a
+    /// stacked sandbox (`stacked.rs`).
+    pub filters_at_exec: u32,
 }
 
 /// A call the broker serves: its arguments, read once.
@@ -123,7 +127,7 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
     // The record's latency counts from here: a call answered `CONTINUE`
     // (most) needs no clock.
     let started = Instant::now();
-    let request = match prepare(&target, brokered, started) {
+    let request = match prepare(&target, brokered, started, ctx.filters_at_exec) {
         Ok(request) => request,
         Err(Unreadable::Gone) => return,
         Err(Unreadable::Kernel) => return answer(&ctx.listener, notif.id, Reply::Kernel, None),
@@ -217,18 +221,34 @@ fn first_look(
 
 /// Reads the rest of what the broker needs from the thread, then checks
 /// that everything read came from it. `Err(Kernel)` for calls that are the
-/// sandbox's after all.
-fn prepare(target: &Target<'_>, b: Brokered, started: Instant) -> Result<Request, Unreadable> {
+/// sandbox's after all, and for every call of a thread inside a sandbox
+/// stacked in the program's (`stacked.rs`): whatever the broker placed in
+/// it would carry past that sandbox's own rules.
+fn prepare(
+    target: &Target<'_>,
+    b: Brokered,
+    started: Instant,
+    filters_at_exec: u32,
+) -> Result<Request, Unreadable> {
     let call = b.call;
     let (Some(access), true) = (access_of(&call), servable(&call)) else {
         return Err(Unreadable::Kernel);
     };
-    let umask = match call.create().then(|| target.umask()) {
-        None => 0,
-        Some(Ok(umask)) => umask,
-        Some(Err(Unreadable::Gone)) => return Err(Unreadable::Gone),
-        // Unknown: the strictest usual one.
-        Some(Err(Unreadable::Kernel)) => 0o077,
+    // Unreadable (a thread gone, or a kernel that does not count filters):
+    // the kernel decides, as for a stacked thread.
+    let status = target.status()?;
+    if stacked::is_stacked(status.filters, filters_at_exec) {
+        tracing::debug!(
+            tid = target.tid,
+            "transparent: a stacked sandbox's call: the kernel decides"
+        );
+        return Err(Unreadable::Kernel);
+    }
+    // Unknown: the strictest usual one.
+    let umask = if call.create() {
+        status.umask.unwrap_or(0o077)
+    } else {
+        0
     };
     let exe = target.exe();
     target.valid()?;

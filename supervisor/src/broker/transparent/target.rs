@@ -159,22 +159,39 @@ impl Target<'_> {
         Some(PathBuf::from(OsStr::from_bytes(bytes)))
     }
 
-    /// The thread's umask (for files created on its behalf). Not yet
-    /// validated.
-    pub fn umask(&self) -> Result<u32, Unreadable> {
+    /// What the broker needs from `/proc/<tid>/status`, read once: the
+    /// umask (for files created on the thread's behalf) and how many seccomp
+    /// filters it runs under (to tell a process of a sandbox stacked inside
+    /// the program's: see [`super::stacked`]). Not yet validated.
+    pub fn status(&self) -> Result<Status, Unreadable> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.tid));
-        let umask = status
-            .ok()
-            .as_deref()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:")))
-            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
-        match umask {
-            Some(umask) => Ok(umask),
+        match status.ok().as_deref().and_then(Status::parse) {
+            Some(status) => Ok(status),
             None => {
                 self.valid()?;
                 Err(Unreadable::Kernel)
             }
         }
+    }
+}
+
+/// The parts of a thread's `/proc/<tid>/status` the broker uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// `Umask:` (octal); `None` where the kernel does not show it.
+    pub umask: Option<u32>,
+    /// `Seccomp_filters:` (Linux 5.9+, older than transparent brokering).
+    pub filters: u32,
+}
+
+impl Status {
+    /// `None` without a readable `Seccomp_filters:` line: a thread whose
+    /// filters cannot be counted cannot be told from a stacked one.
+    pub fn parse(text: &str) -> Option<Status> {
+        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name));
+        let umask = field("Umask:").and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
+        let filters = field("Seccomp_filters:")?.trim().parse().ok()?;
+        Some(Status { umask, filters })
     }
 }
 
@@ -269,6 +286,24 @@ mod tests {
             // SAFETY: the mapping made in `new`.
             unsafe { libc::munmap(self.base.cast(), 2 * self.page) };
         }
+    }
+
+    #[test]
+    fn status_gives_the_umask_and_the_filter_count_or_nothing() {
+        let text = "Name:\tcat\nUmask:\t0022\nSeccomp:\t2\nSeccomp_filters:\t3\n";
+        assert_eq!(
+            Status::parse(text),
+            Some(Status {
+                umask: Some(0o022),
+                filters: 3
+            })
+        );
+        // No count, or a count that is not a number: unusable.
+        assert_eq!(Status::parse("Umask:\t0022\nSeccomp:\t2\n"), None);
+        assert_eq!(Status::parse("Seccomp_filters:\tmany\n"), None);
+        // This very thread, as the kernel writes it.
+        let ours = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        assert!(Status::parse(&ours).is_some(), "{ours}");
     }
 
     #[test]

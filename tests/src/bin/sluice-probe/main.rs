@@ -42,7 +42,8 @@
 //!   `unix-connect`, `unix-send PATH VIA`;
 //! - transparent brokering (plain `open` calls): `open-race`, `open-and-die`,
 //!   `openat-dirfd`, `int80-open`, `connect-race`, `connect-fd-race`,
-//!   `own-listener-connect`;
+//!   `own-listener-connect`, `own-filter` (a seccomp filter of its own, as a
+//!   sandbox inside sluice's installs);
 //! - broker (through the client SDK unless noted): `broker-read`, `broker-read-as`, `broker-write`,
 //!   `broker-query`, `broker-race`, `broker-race-write`, `broker-openat`,
 //!   `broker-meta`, `broker-flood`, `broker-parallel`, and on the raw wire
@@ -221,6 +222,8 @@ fn run(step: &[String]) -> Step {
         }
         ("connect-fd-race", [denied, n]) => transparent::connect_fd_race(denied, parse_num(n)?),
         ("own-listener-connect", [path]) => transparent::own_listener_connect(path),
+        ("own-filter", []) => transparent::own_filter("seccomp"),
+        ("own-filter", [via]) => transparent::own_filter(via),
 
         ("tcp-connect", [host, port]) => net::tcp_connect(host, port),
         ("udp-send", [host, port]) => net::udp_send(host, port),

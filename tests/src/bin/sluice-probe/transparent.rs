@@ -342,3 +342,47 @@ pub(crate) fn own_listener_connect(path: &str) -> Step {
     });
     crate::net::path_connect(path)
 }
+
+/// Installs a seccomp filter of the probe's own that allows everything, as
+/// a sandbox started inside sluice's would (bwrap, minijail, another
+/// sluice): from then on the probe is a stacked sandbox's process. `via`:
+/// `seccomp` or `prctl` (`PR_SET_SECCOMP`).
+pub(crate) fn own_filter(via: &str) -> Step {
+    let insns = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: libc::SECCOMP_RET_ALLOW,
+    }];
+    let prog = libc::sock_fprog {
+        len: insns.len() as u16,
+        filter: insns.as_ptr().cast_mut(),
+    };
+    // SAFETY: prctl with constant arguments; seccomp reads `prog`, which
+    // points at `insns`, both alive for the call.
+    let rc = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        match via {
+            "seccomp" => libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            ),
+            "prctl" => libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            )
+            .into(),
+            _ => return Err(usage("own-filter: seccomp or prctl")),
+        }
+    };
+    if rc != 0 {
+        return Err(Fail::Usage(format!(
+            "installing a seccomp filter: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok("a seccomp filter of its own".to_owned())
+}

@@ -1,0 +1,223 @@
+//! A stacked session's way to the outer session's broker.
+//!
+//! A sluice stacked inside another runs its broker inside the outer
+//! sandbox: a file outside that sandbox does not exist there (`ENOENT`), or
+//! is refused by its Landlock rules (`EACCES`) or read-only mounts
+//! (`EROFS`), whatever the inner policy says. Its program could ask the
+//! outer broker itself only under `nested = "skip"`, without the inner
+//! sandbox. So the inner broker asks for it: when its own policy allows a
+//! file its own sandbox cannot open, it forwards the request to the outer
+//! broker as an SDK client (over the `SLUICE_BROKER_FD` the inner sluice
+//! inherited, which its program never holds). The answer is then within
+//! both policies:
+//!
+//! - only a request this policy allows (by rule, or answered yes by
+//!   `--approve` or the approvals overlay) is forwarded, judged on its
+//!   lexical path, since the file is not in this sandbox's view to resolve;
+//! - the outer broker decides by its own policy (and person) on the file it
+//!   resolves;
+//! - the descriptor it sends back is judged again on the path the kernel
+//!   gives for it: a symlink that led the outer broker to a file this
+//!   policy denies, or to another file this policy only asks about, is
+//!   refused and the descriptor closed;
+//! - only regular files are forwarded: a directory would let the program
+//!   open what lies beneath it relative to the descriptor.
+//!
+//! Both sessions record the decision: the outer one as a request of the
+//! inner sluice (client `sluice stacked <session>`), this one with the
+//! reason `served by the outer session's broker`.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use client_sdk::{Client, Error, OpenOptions};
+use policies::Verdict;
+use proto::{ErrorKind, ResponseBody};
+
+use super::approve::Question;
+use super::fsops;
+use super::handler::{judge, Ask, Asker, Outcome};
+use super::Shared;
+use crate::audit::By;
+
+/// Why a forwarded request was served, for the record.
+const SERVED: &str = "served by the outer session's broker";
+
+/// The outer session's broker, for a stacked session.
+pub struct OuterBroker {
+    /// A connection made at start: each forwarded request gets a new one
+    /// from it (a request waiting for the outer person holds only its own).
+    base: Mutex<Client>,
+}
+
+impl OuterBroker {
+    /// Connects to the broker whose socket this process inherited; `None`
+    /// (and a warning) without one: the stacked program then gets only what
+    /// both sandboxes let this broker open itself.
+    pub fn from_env(session: &str) -> Option<OuterBroker> {
+        match Client::from_env_named(&format!("sluice stacked {session}")) {
+            Ok(client) => Some(OuterBroker {
+                base: Mutex::new(client),
+            }),
+            Err(e) => {
+                tracing::warn!(
+                    "stacked: no way to the outer session's broker ({e}): the program's \
+                     requests are served only from what this sandbox can open"
+                );
+                None
+            }
+        }
+    }
+
+    fn connection(&self) -> Result<Client, Error> {
+        let base = self.base.lock().unwrap_or_else(|p| p.into_inner());
+        base.try_clone()
+    }
+}
+
+/// Whether `own` (this broker's outcome) failed only because this sandbox
+/// could not reach the file.
+fn out_of_reach(own: &Outcome) -> bool {
+    matches!(own.body, ResponseBody::Error { .. })
+        && matches!(
+            own.errno,
+            Some(libc::ENOENT | libc::EACCES | libc::EROFS | libc::EPERM)
+        )
+}
+
+/// After this broker failed to open `path` for `ask` (`own`): the outer
+/// broker's answer when this policy allows the file, else `own`.
+pub async fn forward(
+    shared: &Shared,
+    asker: &Asker<'_>,
+    path: &Path,
+    ask: &Ask<'_>,
+    own: Outcome,
+) -> Outcome {
+    let Some(outer) = &shared.outer else {
+        return own;
+    };
+    if !out_of_reach(&own) || ask.directory || ask.mkdir {
+        return own;
+    }
+    let lexical = fsops::normalize(path);
+    let (verdict, rule, reason, by) = judge(shared, &lexical, ask.want());
+    let (by, rule) = match verdict {
+        Verdict::Deny => return Outcome::denied(by, rule, reason),
+        Verdict::Allow => (by, rule),
+        Verdict::Ask => {
+            let question = Question {
+                pid: asker.pid,
+                exe: asker.exe,
+                path: &lexical,
+                write: ask.writes(),
+                rule: rule.clone(),
+            };
+            let answer = shared.approvals.ask(&question).await;
+            let by = By::from(answer.by);
+            let rule = answer.rule.or(rule);
+            if !answer.allow {
+                let reason = format!("{reason}; the answer was deny ({})", by.as_str());
+                return Outcome::denied(by, rule, reason);
+            }
+            (by, rule)
+        }
+    };
+    let options = options(ask);
+    let asked = lexical.clone();
+    let client = match outer.connection() {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::warn!("stacked: the outer session's broker is out of reach: {e}");
+            return own;
+        }
+    };
+    let answered = tokio::task::spawn_blocking(move || {
+        let mut client = client;
+        client.open(&asked, &options).map(OwnedFd::from)
+    })
+    .await;
+    let fd = match answered {
+        Ok(Ok(fd)) => fd,
+        Ok(Err(e)) => return refused_outside(&lexical, &e),
+        Err(e) => {
+            tracing::error!("stacked: forwarding a request failed: {e}");
+            return own;
+        }
+    };
+    // What the outer broker opened, as the kernel names it.
+    let real = match opened_file(&fd) {
+        Ok(real) => real,
+        Err(e) => {
+            let why = format!("the outer broker's file cannot be identified ({e})");
+            return Outcome::denied(By::Rule, None, why);
+        }
+    };
+    if real != lexical && judge(shared, &real, ask.want()).0 != Verdict::Allow {
+        let why = format!(
+            "the outer session's broker reached {}, which this policy does not allow as {}",
+            real.display(),
+            lexical.display()
+        );
+        return Outcome::denied(By::Rule, None, why);
+    }
+    Outcome {
+        body: ResponseBody::Opened,
+        fd: Some(fd),
+        opened: Some(real),
+        by,
+        rule,
+        reason: Some(SERVED.to_owned()),
+        errno: None,
+    }
+}
+
+/// The SDK's options for `ask` (the SDK path asks for nothing more).
+fn options(ask: &Ask<'_>) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options
+        .read(ask.access.wants_read())
+        .write(ask.access.wants_write())
+        .append(ask.append)
+        .truncate(ask.truncate)
+        .create(ask.create)
+        .mode(ask.mode);
+    options
+}
+
+/// The outer broker's refusal or error as this broker's outcome.
+fn refused_outside(path: &Path, e: &io::Error) -> Outcome {
+    match Error::from_io(e) {
+        Some(Error::Denied { reason, .. }) => Outcome::denied(
+            By::Rule,
+            None,
+            format!("the outer session's broker: {reason}"),
+        ),
+        Some(Error::Broker { kind, message }) => Outcome {
+            errno: e.raw_os_error(),
+            ..Outcome::error(*kind, format!("the outer session's broker: {message}"))
+        },
+        _ => Outcome {
+            errno: e.raw_os_error(),
+            ..Outcome::error(
+                ErrorKind::Io,
+                format!("{}: the outer session's broker: {e}", path.display()),
+            )
+        },
+    }
+}
+
+/// The path the kernel gives for `fd` ([`fsops::real_path`]), which must
+/// be a regular file.
+fn opened_file(fd: &OwnedFd) -> io::Result<PathBuf> {
+    let file = std::fs::File::from(fd.try_clone()?);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    fsops::real_path(fd)
+}
