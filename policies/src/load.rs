@@ -13,7 +13,10 @@ use crate::spec::PolicySpec;
 /// file's directory. Paths named inside the policy are not touched.
 pub fn load(name_or_path: &str) -> Result<PolicySpec, PolicyError> {
     let source = Source::find(name_or_path, None)?;
-    Loader::default().load(source)
+    let mut loader = Loader::default();
+    let mut spec = loader.load(source)?;
+    spec.files = loader.files;
+    Ok(spec)
 }
 
 /// Like [`load`], from text already in memory. `name` is used in messages;
@@ -64,6 +67,8 @@ impl Source {
 #[derive(Default)]
 struct Loader {
     stack: Vec<(Option<Identity>, String)>,
+    /// Every file read, canonical, in the order read.
+    files: Vec<PathBuf>,
 }
 
 impl Loader {
@@ -79,6 +84,9 @@ impl Loader {
                 };
                 let text = fs::read_to_string(&path).map_err(read_error)?;
                 let identity = fs::canonicalize(&path).map_err(read_error)?;
+                if !self.files.contains(&identity) {
+                    self.files.push(identity.clone());
+                }
                 let base_dir = path.parent().unwrap_or(Path::new(""));
                 let identity = Some(Identity::File(identity));
                 self.load_text(&display, &text, identity, Some(base_dir))

@@ -17,6 +17,7 @@ mod commands;
 pub mod exit;
 mod launch;
 mod nesting;
+mod policy_files;
 pub mod prompt;
 mod quarantine;
 mod session;

@@ -258,3 +258,135 @@ fn an_executable_tree_inside_a_noexec_writable_tree_stays_executable() {
     fx.sluice(&["--policy", &policy], &["write", &fx.ws("new.txt")])
         .assert_ok();
 }
+
+/// The README's own example: `--policy ./agent.toml` with the policy in the
+/// workspace, extending a file beside it. Inside, neither can be written,
+/// replaced, renamed away (nor the directory holding them), or written
+/// through the broker, which serves the workspace for writing.
+#[test]
+fn the_policy_files_of_a_session_are_read_only_from_inside() {
+    let fx = Fixture::new(PROBE);
+    fs::create_dir_all(fx.ws("conf")).unwrap();
+    fs::write(fx.ws("conf/base.toml"), "extends = [\"default\"]\n").unwrap();
+    fs::write(fx.ws("conf/agent.toml"), "extends = [\"base.toml\"]\n").unwrap();
+    let policy = fx.ws("conf/agent.toml");
+    let args = ["--policy", policy.as_str()];
+
+    // Control: a file beside them is written, directly and through the broker.
+    fx.sluice(&args, &["write", &fx.ws("conf/other.toml")])
+        .assert_ok();
+    fx.sluice(&args, &["broker-write", &fx.ws("conf/other.toml"), "x"])
+        .assert_ok();
+    for file in ["conf/agent.toml", "conf/base.toml"] {
+        let path = fx.ws(file);
+        fx.sluice(&args, &["append", &path]).assert_blocked();
+        fx.sluice(&args, &["write", &path]).assert_blocked();
+        fx.sluice(&args, &["unlink", &path]).assert_blocked();
+        fx.sluice(&args, &["rename", &fx.ws("conf/other.toml"), &path])
+            .assert_blocked();
+        fx.sluice(&args, &["broker-write", &path, "x"])
+            .assert_blocked();
+    }
+    fx.sluice(&args, &["rename", &fx.ws("conf"), &fx.ws("moved")])
+        .assert_blocked();
+    assert_eq!(
+        fs::read_to_string(fx.ws("conf/agent.toml")).unwrap(),
+        "extends = [\"base.toml\"]\n"
+    );
+    assert_eq!(
+        fs::read_to_string(fx.ws("conf/base.toml")).unwrap(),
+        "extends = [\"default\"]\n"
+    );
+}
+
+/// What the view cannot hold: another session, whose policy makes the
+/// workspace writable, rewrites the policy file. The next session that uses
+/// it refuses to start until the person accepts the change; a policy file
+/// no sandbox could write (outside every writable tree) is not pinned.
+#[test]
+fn a_policy_file_a_sandbox_could_write_is_refused_when_changed_until_accepted() {
+    let fx = Fixture::new(PROBE);
+    let policy = fx.ws("agent.toml");
+    fs::write(&policy, "extends = [\"default\"]\n").unwrap();
+    let bashrc = fx.home(".bashrc");
+    let args = ["--policy", policy.as_str()];
+    // The first session pins the file; its program cannot write the home.
+    fx.sluice(&args, &["write", &bashrc]).assert_blocked();
+
+    // A session under another policy rewrites it: the home becomes writable.
+    let widen = format!("printf '[filesystem]\\nwrite = [\"%s\"]\\n' \"$HOME\" >> {policy}");
+    let out = execute(fx.sluice_command(&[], &["sh", "-c", &widen]));
+    assert_eq!(out.code(), 0, "{out}");
+    assert!(fs::read_to_string(&policy).unwrap().contains("write"));
+
+    let out = fx.sluice(&args, &["write", &bashrc]);
+    assert_eq!(out.code(), 125, "the changed policy was used\n{out}");
+    assert!(out.stderr.contains("--accept-policy-change"), "{out}");
+    assert!(out.stderr.contains(&policy), "{out}");
+    assert!(!Path::new(&bashrc).exists());
+
+    // The person reads it and accepts: it runs, and is pinned anew.
+    let accepted = ["--policy", policy.as_str(), "--accept-policy-change"];
+    fx.sluice(&accepted, &["read", &fx.ws("README.md")])
+        .assert_ok();
+    fx.sluice(&args, &["read", &fx.ws("README.md")]).assert_ok();
+
+    // Control: a policy outside every writable tree may change freely.
+    let outside = fx.write_policy("outside.toml", "extends = [\"default\"]\n");
+    let args = ["--policy", outside.as_str()];
+    fx.sluice(&args, &["read", &fx.ws("README.md")]).assert_ok();
+    fs::write(&outside, "extends = [\"readonly\"]\n").unwrap();
+    fx.sluice(&args, &["read", &fx.ws("README.md")]).assert_ok();
+}
+
+/// An `approvals.toml` planted by a sandbox in a directory a later run's
+/// `XDG_CONFIG_HOME` points to answers no question: it is ignored with a
+/// warning naming why. Control: the same answers in sluice's own
+/// configuration directory are used.
+#[test]
+fn a_planted_approvals_overlay_answers_nothing() {
+    let fx = Fixture::new(PROBE);
+    let secret = fx.outside("secret.txt");
+    let overlay = format!("[broker]\nallow = [\"{secret}\"]\n");
+
+    // Without an overlay the question is refused (no terminal, --approve deny).
+    fx.sluice(&[], &["broker-read", &secret]).assert_blocked();
+
+    // A session plants one in its workspace.
+    let planted_home = fx.ws(".config");
+    let plant = format!(
+        "mkdir -p {planted_home}/sluice && printf '%s' '{overlay}' > {planted_home}/sluice/approvals.toml"
+    );
+    let out = execute(fx.sluice_command(&[], &["sh", "-c", &plant]));
+    assert_eq!(out.code(), 0, "{out}");
+
+    for policy in ["default", "readonly"] {
+        let mut cmd = fx.sluice_command(
+            &["--policy", policy],
+            &[&fx.probe_path(), "broker-read", &secret],
+        );
+        cmd.env("XDG_CONFIG_HOME", &planted_home);
+        let out = execute(cmd);
+        out.assert_blocked();
+        assert!(
+            out.stderr.contains("ignoring the approvals overlay"),
+            "{policy}: {out}"
+        );
+    }
+
+    // Control: the person's own overlay answers.
+    fs::create_dir_all(fx.config_dir()).unwrap();
+    fs::set_permissions(fx.config_dir(), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(fx.config_dir().join("approvals.toml"), &overlay).unwrap();
+    fs::set_permissions(
+        fx.config_dir().join("approvals.toml"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let out = fx.sluice(&[], &["broker-read", &secret]);
+    out.assert_ok();
+    assert!(
+        !out.stderr.contains("ignoring the approvals overlay"),
+        "{out}"
+    );
+}

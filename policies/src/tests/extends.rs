@@ -185,3 +185,25 @@ fn missing_tables_inherit_and_later_parents_win() {
     let policy = resolve("", &vars_in(&root));
     assert_eq!(policy.network, NetPolicy::None);
 }
+
+#[test]
+fn a_loaded_policy_names_every_file_it_was_read_from() {
+    let root = TempDir::new();
+    root.write("common.toml", "[filesystem]\nread = [\"/common\"]\n");
+    root.write(
+        "sub/base.toml",
+        "extends = [\"../common.toml\", \"default\"]\n",
+    );
+    let child = root.write("child.toml", "extends = [\"sub/base.toml\"]\n");
+    let spec = load(child.to_str().unwrap()).unwrap();
+    let real = |p: &str| root.path().join(p).canonicalize().unwrap();
+    assert_eq!(
+        spec.files(),
+        [
+            real("child.toml"),
+            real("sub/base.toml"),
+            real("common.toml")
+        ]
+    );
+    assert!(load("default").unwrap().files().is_empty());
+}

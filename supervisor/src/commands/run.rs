@@ -18,7 +18,7 @@ use crate::prompt::{self, overlay::Overlay, Prompter};
 use crate::quarantine;
 use crate::session_dir::{self, SessionDir};
 use crate::tty::{self, Terminal};
-use crate::{nesting, session};
+use crate::{nesting, policy_files, session};
 
 /// The resolved inputs of one session.
 struct Session {
@@ -28,6 +28,8 @@ struct Session {
     workspace: PathBuf,
     /// The enclosing sluice sandbox, when stacking inside one.
     outer: Option<nesting::Outer>,
+    /// The files the policy was read from (see [`policy_files`]).
+    policy_files: Vec<PathBuf>,
 }
 
 fn home_dir() -> Result<PathBuf> {
@@ -90,6 +92,7 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         policy,
         workspace,
         outer,
+        policy_files: spec.files().to_vec(),
     })
 }
 
@@ -117,8 +120,38 @@ pub fn run(args: RunArgs) -> Result<i32> {
         workspace: s.workspace.clone(),
         tmpdir: s.dir.tmp(),
     };
-    let overlay = Overlay::load(&overlay_file, &vars)?;
-    let protected = vec![
+    let distrust = prompt::overlay::distrust(
+        &overlay_file,
+        &s.policy.filesystem.write,
+        &s.workspace,
+        s.outer.is_some(),
+    );
+    let overlay = match &distrust {
+        None => Overlay::load(&overlay_file, &vars)?,
+        Some(why) => {
+            tracing::warn!(
+                "ignoring the approvals overlay {}: {why}. Keep it where only you can \
+                 write, outside every tree a sandbox may write",
+                overlay_file.display()
+            );
+            Overlay::default()
+        }
+    };
+    // The policy's own files: read-only in the sandbox's view, never served
+    // by the broker, and pinned where a sandbox could write them. A stacked
+    // sluice has no state of its own that the outer program cannot write.
+    let exposed = policy_files::keep_read_only(&mut s.policy.filesystem, &s.policy_files);
+    let pins_dir = match &s.outer {
+        Some(_) => None,
+        None => {
+            let pins = policy_files::default_pins_dir()?;
+            audit::ensure_private_dir(&pins)?;
+            let pins = pins.canonicalize()?;
+            policy_files::check_pins(&pins, &exposed, args.accept_policy_change)?;
+            Some(pins)
+        }
+    };
+    let mut protected = vec![
         (audit_dir.clone(), "sluice's audit record"),
         (config_dir.clone(), "sluice's configuration"),
         (s.dir.private(), "sluice's session state"),
@@ -128,7 +161,15 @@ pub fn run(args: RunArgs) -> Result<i32> {
         ),
         (PathBuf::from("/sys"), "kernel state"),
     ];
-    deny_in_sandbox(&mut s.policy, &[&audit_dir, &config_dir]);
+    for file in &s.policy_files {
+        protected.push((file.clone(), "the session's policy"));
+    }
+    let mut state = vec![&audit_dir, &config_dir];
+    if let Some(pins) = &pins_dir {
+        protected.push((pins.clone(), "sluice's policy pins"));
+        state.push(pins);
+    }
+    deny_in_sandbox(&mut s.policy, &state);
     // `$SLUICE_BIN open PATH` works from inside: the binary itself is
     // executable in every sandbox (it holds nothing secret).
     let sluice_bin = std::env::current_exe()
@@ -209,7 +250,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(_) => Some(Arc::new(Prompter::new(prompt::Settings {
             timeout: std::time::Duration::from_secs(args.approve_timeout),
             limits: prompt::queue::Limits::default(),
-            overlay_file: Some(overlay_file),
+            overlay_file: distrust.is_none().then_some(overlay_file),
             fallback_allow: allow,
         })?)),
         None => None,
