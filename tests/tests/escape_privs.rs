@@ -390,3 +390,38 @@ fn a_planted_approvals_overlay_answers_nothing() {
         "{out}"
     );
 }
+
+/// The same loader trick in a session run by an unprivileged user (the
+/// mounts are made in a user namespace it owns): held, and the control runs.
+#[test]
+fn the_loader_runs_nothing_from_a_noexec_tree_in_an_unprivileged_session() {
+    let fx = fixture_for_nobody();
+    let probe = fx.probe_path();
+    let sluice = sluice_bin();
+    let ws = fx.ws("");
+    let trick = format!("cp \"$1\" \"$TMPDIR/x\" && exec {LOADER} \"$TMPDIR/x\" marker ran");
+    let run = |policy: &str| {
+        as_nobody(
+            &fx,
+            &[
+                sluice.to_str().unwrap(),
+                "run",
+                "--workspace",
+                &ws,
+                "--policy",
+                policy,
+                "--",
+                "sh",
+                "-c",
+                &trick,
+                "sh",
+                &probe,
+            ],
+        )
+    };
+    let out = run("default");
+    assert!(out.stdout.contains("OK marker ran"), "control\n{out}");
+    let out = run("readonly");
+    assert!(!out.stdout.contains("OK marker ran"), "{out}");
+    assert_ne!(out.code(), 0, "{out}");
+}
