@@ -425,3 +425,27 @@ fn the_loader_runs_nothing_from_a_noexec_tree_in_an_unprivileged_session() {
     assert!(!out.stdout.contains("OK marker ran"), "{out}");
     assert_ne!(out.code(), 0, "{out}");
 }
+
+/// The same file asked of the broker: what it serves for reading comes from
+/// its read-only copy of the mount tree, which is noexec too, so
+/// `ld.so /proc/self/fd/N` runs nothing from a noexec tree either.
+#[test]
+fn a_descriptor_the_broker_serves_maps_nothing_executable() {
+    let fx = Fixture::new(PROBE);
+    let probe = fx.probe_path();
+    let ask = |action: &str| {
+        let script = format!("cp \"$1\" \"$TMPDIR/x\" && exec \"$1\" {action} \"$TMPDIR/x\"");
+        execute(fx.sluice_command(
+            &["--policy", "readonly"],
+            &["sh", "-c", &script, "sh", &probe],
+        ))
+    };
+    // Controls: the broker serves the copy, and mapping a file of an
+    // executable tree works.
+    ask("broker-read").assert_ok();
+    fx.sluice(&["--policy", "readonly"], &["mmap-exec", &probe])
+        .assert_ok();
+    ask("broker-mmap-exec")
+        .assert_blocked()
+        .assert_says("EPERM");
+}

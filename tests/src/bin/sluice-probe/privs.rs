@@ -181,6 +181,11 @@ pub(crate) fn set_cap(src: &str, dst: &str) -> Step {
 /// dynamic loader maps a program's code.
 pub(crate) fn mmap_exec(path: &str) -> Step {
     let file = fs::File::open(path).map_err(|e| blocked(&format!("open {path}"), &e))?;
+    map_exec(&file, path)
+}
+
+/// Maps `file`'s first page readable and executable (`what` names it).
+pub(crate) fn map_exec(file: &fs::File, path: &str) -> Step {
     // SAFETY: a fresh private mapping of an open file, unmapped below.
     let addr = unsafe {
         libc::mmap(
