@@ -70,8 +70,10 @@ fn ancestors_below(path: &Path, root: &Path) -> Vec<PathBuf> {
 }
 
 /// The mounts that make `fs`'s `read_only` and `deny` entries hold inside the
-/// trees it allows, ordered shallowest first (a mount must exist before the
-/// mounts beneath it). `is_dir` tells directories from files.
+/// trees it allows, and its `execute` trees inside writable trees that are
+/// not executable (see [`plan_with_exec`]; here no host mount counts as
+/// noexec), ordered shallowest first (a mount must exist before the mounts
+/// beneath it). `is_dir` tells directories from files.
 pub fn plan(fs: &FsPolicy, is_dir: impl Fn(&Path) -> bool) -> Vec<MountOp> {
     plan_with_exec(fs, is_dir, |_| false)
 }
