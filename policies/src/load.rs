@@ -67,7 +67,7 @@ impl Source {
 #[derive(Default)]
 struct Loader {
     stack: Vec<(Option<Identity>, String)>,
-    /// Every file read, canonical, in the order read.
+    /// Every file read, as opened (absolute, symlinks kept), in order.
     files: Vec<PathBuf>,
 }
 
@@ -84,8 +84,9 @@ impl Loader {
                 };
                 let text = fs::read_to_string(&path).map_err(read_error)?;
                 let identity = fs::canonicalize(&path).map_err(read_error)?;
-                if !self.files.contains(&identity) {
-                    self.files.push(identity.clone());
+                let opened = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+                if !self.files.contains(&opened) {
+                    self.files.push(opened);
                 }
                 let base_dir = path.parent().unwrap_or(Path::new(""));
                 let identity = Some(Identity::File(identity));

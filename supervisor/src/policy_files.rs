@@ -13,7 +13,9 @@
 //! denied to every sandbox), and a later run that finds the content changed
 //! refuses to start until the person says the change is theirs
 //! (`--accept-policy-change`). The first run that uses a file pins it: its
-//! content then is what the person chose to run with.
+//! content then is what the person chose to run with. A pin is keyed by the
+//! path the file was opened by, not its real path, and holds the content
+//! read through that path: a symlink pointed at another file is a change.
 
 use std::fs;
 use std::io::{self, Write};
@@ -34,18 +36,24 @@ pub fn writable_tree<'a>(fs: &'a FsPolicy, path: &Path) -> Option<&'a Path> {
         .map(PathBuf::as_path)
 }
 
-/// Makes each of `files` that the policy could write read-only in the
-/// sandbox's view; returns those files with the tree that holds each.
+/// Makes each of `files` (as opened: symlinks not resolved) that the policy
+/// could write read-only in the sandbox's view; returns those files with the
+/// writable tree that exposes each. A file is exposed when its real path
+/// lies in a writable tree, and also when the path it was opened by does: a
+/// symlink (to the file or to a directory above it) in a writable tree can
+/// be pointed elsewhere, which no mount on the real file prevents.
 pub fn keep_read_only(fs: &mut FsPolicy, files: &[PathBuf]) -> Vec<(PathBuf, PathBuf)> {
-    let exposed: Vec<(PathBuf, PathBuf)> = files
-        .iter()
-        .filter_map(|f| writable_tree(fs, f).map(|t| (f.clone(), t.to_path_buf())))
-        .collect();
-    let read_only = &mut fs.read_only;
-    for (file, _) in &exposed {
-        if !read_only.contains(file) {
-            read_only.push(file.clone());
+    let mut exposed = Vec::new();
+    for file in files {
+        let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+        let tree = writable_tree(fs, &real).or_else(|| writable_tree(fs, file));
+        let Some(tree) = tree.map(Path::to_path_buf) else {
+            continue;
+        };
+        if writable_tree(fs, &real).is_some() && !fs.read_only.contains(&real) {
+            fs.read_only.push(real);
         }
+        exposed.push((file.clone(), tree));
     }
     exposed
 }
@@ -130,6 +138,32 @@ mod tests {
         assert!(err.contains(&file.display().to_string()), "{err}");
         check_pins(&pins, &exposed, true).unwrap();
         check_pins(&pins, &exposed, false).unwrap();
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_symlink_in_a_writable_tree_exposes_the_file_it_names() {
+        let dir = scratch("link").canonicalize().unwrap();
+        let (ws, etc) = (dir.join("ws"), dir.join("etc"));
+        fs::create_dir_all(&ws).unwrap();
+        fs::create_dir_all(&etc).unwrap();
+        fs::write(etc.join("agent.toml"), "one").unwrap();
+        std::os::unix::fs::symlink(etc.join("agent.toml"), ws.join("agent.toml")).unwrap();
+        let mut fs_policy = FsPolicy {
+            write: vec![ws.clone()],
+            ..FsPolicy::default()
+        };
+        let exposed = keep_read_only(&mut fs_policy, &[ws.join("agent.toml")]);
+        assert_eq!(exposed, [(ws.join("agent.toml"), ws.clone())]);
+        // The real file is outside every writable tree: nothing to mount.
+        assert!(fs_policy.read_only.is_empty());
+        // Pointing the link at another file is a change.
+        let pins = dir.join("pins");
+        check_pins(&pins, &exposed, false).unwrap();
+        fs::write(ws.join("evil.toml"), "two").unwrap();
+        fs::remove_file(ws.join("agent.toml")).unwrap();
+        std::os::unix::fs::symlink(ws.join("evil.toml"), ws.join("agent.toml")).unwrap();
+        assert!(check_pins(&pins, &exposed, false).is_err());
         fs::remove_dir_all(&dir).ok();
     }
 

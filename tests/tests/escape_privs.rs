@@ -449,3 +449,35 @@ fn a_descriptor_the_broker_serves_maps_nothing_executable() {
         .assert_blocked()
         .assert_says("EPERM");
 }
+
+/// A symlink in the workspace naming a policy kept outside it: no mount can
+/// stop the link being pointed elsewhere, so the pin is keyed by the path the
+/// person named and holds what was read through it. Another session points
+/// the link at a policy of its own; the next run refuses it.
+#[test]
+fn a_policy_symlink_pointed_elsewhere_is_refused() {
+    let fx = Fixture::new(PROBE);
+    let real = fx.write_policy("real.toml", "extends = [\"default\"]\n");
+    let link = fx.ws("agent.toml");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    fs::write(
+        fx.ws("evil.toml"),
+        format!(
+            "extends = [\"default\"]\n[filesystem]\nwrite = [\"{}\"]\n",
+            fx.home("")
+        ),
+    )
+    .unwrap();
+    let bashrc = fx.home(".bashrc");
+    let args = ["--policy", link.as_str()];
+    fx.sluice(&args, &["write", &bashrc]).assert_blocked();
+
+    let retarget = format!("ln -sfn {} {link}", fx.ws("evil.toml"));
+    let out = execute(fx.sluice_command(&[], &["sh", "-c", &retarget]));
+    assert_eq!(out.code(), 0, "{out}");
+
+    let out = fx.sluice(&args, &["write", &bashrc]);
+    assert_eq!(out.code(), 125, "the retargeted policy was used\n{out}");
+    assert!(out.stderr.contains("--accept-policy-change"), "{out}");
+    assert!(!Path::new(&bashrc).exists());
+}
