@@ -15,7 +15,10 @@ use crate::spec::PolicySpec;
 /// file's directory. Paths named inside the policy are not touched.
 pub fn load(name_or_path: &str) -> Result<PolicySpec, PolicyError> {
     let source = Source::find(name_or_path, None)?;
-    Loader::default().load(source)
+    let mut loader = Loader::default();
+    let mut spec = loader.load(source)?;
+    spec.files = loader.files;
+    Ok(spec)
 }
 
 /// Like [`load`], from text already in memory. `name` is used in messages;
@@ -118,6 +121,8 @@ impl Source {
 #[derive(Default)]
 struct Loader {
     stack: Vec<(Option<Identity>, String)>,
+    /// Every file read, as opened (absolute, symlinks kept), in order.
+    files: Vec<PathBuf>,
 }
 
 impl Loader {
@@ -133,6 +138,10 @@ impl Loader {
                 };
                 let text = read_policy_file(&path).map_err(read_error)?;
                 let identity = fs::canonicalize(&path).map_err(read_error)?;
+                let opened = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+                if !self.files.contains(&opened) {
+                    self.files.push(opened);
+                }
                 let base_dir = path.parent().unwrap_or(Path::new(""));
                 let identity = Some(Identity::File(identity));
                 self.load_text(&display, &text, identity, Some(base_dir))

@@ -152,6 +152,10 @@ pub struct PolicySpec {
     pub(crate) broker: [Vec<PatternEntry>; 5],
     /// `[broker] transparent`; `None`: no policy in the chain says.
     pub(crate) transparent: Option<bool>,
+    /// The files [`crate::load`] read, as opened (absolute, symlinks not
+    /// resolved): the policy's own and every file it extends. Built-in
+    /// policies have none.
+    pub(crate) files: Vec<std::path::PathBuf>,
 }
 
 impl PolicySpec {
@@ -169,7 +173,16 @@ impl PolicySpec {
             nested: None,
             broker: Default::default(),
             transparent: None,
+            files: Vec::new(),
         }
+    }
+
+    /// The files this policy was read from, as opened (absolute, symlinks
+    /// not resolved, so a link that was followed is named, not its target):
+    /// the policy file and every file it extends, directly or not; empty
+    /// for a built-in.
+    pub fn files(&self) -> &[std::path::PathBuf] {
+        &self.files
     }
 
     /// The built-in name or file path the policy was loaded from.

@@ -412,12 +412,34 @@ fn mount_one(m: &crate::plan::PreparedMount) -> Result<(), i32> {
     sys::mount(m.source.as_ptr(), m.target.as_ptr(), std::ptr::null(), bind)?;
     let attr_set = match m.kind {
         MountKind::Pin => return Ok(()),
-        MountKind::Writable => {
+        MountKind::Writable { exec } => {
             // Only this mount: a submount the host keeps read-only is locked
             // that way, and stays so.
             let attr = MountAttr {
                 attr_set: 0,
                 attr_clr: sys::MOUNT_ATTR_RDONLY,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            sys::mount_setattr(m.target.as_ptr(), &attr, false)?;
+            if exec {
+                return Ok(());
+            }
+            // Every mount beneath too: setting a flag is never refused.
+            let attr = MountAttr {
+                attr_set: sys::MOUNT_ATTR_NOEXEC,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            return sys::mount_setattr(m.target.as_ptr(), &attr, true);
+        }
+        MountKind::Executable => {
+            // Only this mount: the flag was set by us (the plan leaves out
+            // trees the host mounts noexec), so clearing it is allowed.
+            let attr = MountAttr {
+                attr_set: 0,
+                attr_clr: sys::MOUNT_ATTR_NOEXEC,
                 propagation: 0,
                 userns_fd: 0,
             };

@@ -7,6 +7,12 @@
 //!
 //! - `ReadOnly`: the path is bind-mounted onto itself and made read-only.
 //! - `Deny`: an empty placeholder (mode 000, read-only mount) is mounted over it.
+//! - `Writable`: a writable tree, bound back read-write; `noexec` unless the
+//!   policy lets the program execute it, because Landlock checks `execve`
+//!   but not `mmap(PROT_EXEC)`, so without it the dynamic loader
+//!   (`ld.so FILE`) would run what the program wrote there.
+//! - `Executable`: an `execute` tree inside such a writable tree, bound onto
+//!   itself with `noexec` cleared again.
 //! - `Pin`: an ancestor between a writable root and a protected path is
 //!   bind-mounted onto itself, only so that it becomes a mount point: the kernel
 //!   refuses to rename or remove a mount point (EBUSY), so the program cannot move
@@ -23,8 +29,14 @@ use policies::FsPolicy;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountKind {
     /// A writable tree bound onto itself and made writable again after the
-    /// whole mount tree was made read-only (see [`writable_roots`]).
-    Writable,
+    /// whole mount tree was made read-only (see [`writable_roots`]); with
+    /// `exec: false`, made `noexec`, with every mount beneath it.
+    Writable {
+        exec: bool,
+    },
+    /// An `execute` tree inside a writable tree that is not executable:
+    /// bound onto itself and made executable again (this mount only).
+    Executable,
     Pin,
     ReadOnly,
     Deny {
@@ -74,9 +86,23 @@ pub fn pins(fs: &FsPolicy, path: &Path) -> Vec<MountOp> {
 }
 
 /// The mounts that make `fs`'s `read_only` and `deny` entries hold inside the
-/// trees it allows, ordered shallowest first (a mount must exist before the
-/// mounts beneath it). `is_dir` tells directories from files.
+/// trees it allows, and its `execute` trees inside writable trees that are
+/// not executable (see [`plan_with_exec`]; here no host mount counts as
+/// noexec), ordered shallowest first (a mount must exist before the mounts
+/// beneath it). `is_dir` tells directories from files.
 pub fn plan(fs: &FsPolicy, is_dir: impl Fn(&Path) -> bool) -> Vec<MountOp> {
+    plan_with_exec(fs, is_dir, |_| false)
+}
+
+/// [`plan`], plus an [`MountKind::Executable`] mount for each `execute` tree
+/// strictly inside a writable tree that is not executable, unless
+/// `host_noexec` says the host's own mount there is `noexec` already (a
+/// flag the child could not clear, and one that leaves nothing to restore).
+pub fn plan_with_exec(
+    fs: &FsPolicy,
+    is_dir: impl Fn(&Path) -> bool,
+    host_noexec: impl Fn(&Path) -> bool,
+) -> Vec<MountOp> {
     let allowed: Vec<PathBuf> = fs
         .read
         .iter()
@@ -94,6 +120,18 @@ pub fn plan(fs: &FsPolicy, is_dir: impl Fn(&Path) -> bool) -> Vec<MountOp> {
             pin_below_writable(path, &mut ops);
             ops.push(MountOp {
                 kind: MountKind::ReadOnly,
+                path: path.clone(),
+            });
+        }
+    }
+    for path in &fs.execute {
+        let in_noexec_tree = fs
+            .write
+            .iter()
+            .any(|w| path.starts_with(w) && path != w && !executable(fs, w));
+        if in_noexec_tree && !host_noexec(path) {
+            ops.push(MountOp {
+                kind: MountKind::Executable,
                 path: path.clone(),
             });
         }
@@ -120,6 +158,11 @@ pub fn plan(fs: &FsPolicy, is_dir: impl Fn(&Path) -> bool) -> Vec<MountOp> {
 /// `chmod`, `chown`, `utimensat` and xattr changes by path outside the
 /// writable trees: Landlock (ABI 7) has no right for them, and seccomp cannot
 /// see their path arguments.
+/// Whether `path` lies in (or is) one of the policy's `execute` trees.
+pub fn executable(fs: &FsPolicy, path: &Path) -> bool {
+    fs.execute.iter().any(|e| path.starts_with(e))
+}
+
 pub fn writable_roots(fs: &FsPolicy, bindable: impl Fn(&Path) -> bool) -> Vec<MountOp> {
     let mut roots: Vec<&PathBuf> = fs.write.iter().filter(|p| bindable(p)).collect();
     roots.sort_by_key(|p| (p.components().count(), p.as_path()));
@@ -128,7 +171,9 @@ pub fn writable_roots(fs: &FsPolicy, bindable: impl Fn(&Path) -> bool) -> Vec<Mo
     for root in roots {
         if !out.iter().any(|o| root.starts_with(&o.path)) {
             out.push(MountOp {
-                kind: MountKind::Writable,
+                kind: MountKind::Writable {
+                    exec: executable(fs, root),
+                },
                 path: root.clone(),
             });
         }
@@ -140,7 +185,8 @@ pub fn writable_roots(fs: &FsPolicy, bindable: impl Fn(&Path) -> bool) -> Vec<Mo
 /// shallowest first (ties: pins, then read-only, then deny).
 fn normalise(mut ops: Vec<MountOp>) -> Vec<MountOp> {
     let rank = |k: MountKind| match k {
-        MountKind::Writable => -1,
+        MountKind::Writable { .. } => -2,
+        MountKind::Executable => -1,
         MountKind::Pin => 0,
         MountKind::ReadOnly => 1,
         MountKind::Deny { .. } => 2,
@@ -154,10 +200,12 @@ fn normalise(mut ops: Vec<MountOp>) -> Vec<MountOp> {
     });
     ops.dedup();
     // On the same path keep only the strongest: it is a mount point as well.
+    // An executable mount stays beneath it: a bind copies the flags of the
+    // mount it is made from.
     let mut out: Vec<MountOp> = Vec::with_capacity(ops.len());
     for op in ops {
         match out.last() {
-            Some(prev) if prev.path == op.path => {
+            Some(prev) if prev.path == op.path && prev.kind != MountKind::Executable => {
                 out.pop();
             }
             _ => {}
@@ -269,11 +317,66 @@ mod tests {
         let got: Vec<PathBuf> = writable_roots(&fs, |p| !p.starts_with("/dev"))
             .into_iter()
             .map(|o| {
-                assert_eq!(o.kind, MountKind::Writable);
+                assert!(matches!(o.kind, MountKind::Writable { .. }));
                 o.path
             })
             .collect();
         assert_eq!(got, [p("/h"), p("/tmp/s")]);
+    }
+
+    #[test]
+    fn writable_trees_are_executable_only_where_the_policy_says() {
+        let fs = FsPolicy {
+            write: vec![p("/h"), p("/t"), p("/x/w")],
+            execute: vec![p("/h/ws"), p("/t"), p("/x")],
+            ..FsPolicy::default()
+        };
+        let roots: Vec<_> = writable_roots(&fs, |_| true)
+            .into_iter()
+            .map(|o| (o.kind, o.path))
+            .collect();
+        assert_eq!(
+            roots,
+            [
+                (MountKind::Writable { exec: false }, p("/h")),
+                (MountKind::Writable { exec: true }, p("/t")),
+                (MountKind::Writable { exec: true }, p("/x/w")),
+            ]
+        );
+        // The execute tree inside the non-executable /h is made executable
+        // again, unless the host already mounts it noexec.
+        let ops = plan_with_exec(&fs, |_| true, |_| false);
+        assert_eq!(
+            ops,
+            [MountOp {
+                kind: MountKind::Executable,
+                path: p("/h/ws")
+            }]
+        );
+        assert!(plan_with_exec(&fs, |_| true, |_| true).is_empty());
+    }
+
+    #[test]
+    fn an_executable_mount_stays_beneath_a_stronger_one_on_the_same_path() {
+        let fs = FsPolicy {
+            write: vec![p("/h")],
+            execute: vec![p("/h/ws")],
+            read_only: vec![p("/h/ws")],
+            deny: vec![p("/h/ws/.env")],
+            ..FsPolicy::default()
+        };
+        let kinds: Vec<_> = plan_with_exec(&fs, |_| false, |_| false)
+            .into_iter()
+            .map(|o| (o.kind, o.path))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (MountKind::Executable, p("/h/ws")),
+                (MountKind::ReadOnly, p("/h/ws")),
+                (MountKind::Deny { dir: false }, p("/h/ws/.env")),
+            ]
+        );
     }
 
     #[test]

@@ -245,6 +245,19 @@ fn placeholder(dir: &Path, is_dir: bool) -> Result<PathBuf, PrepareError> {
     Ok(path)
 }
 
+/// Whether the host mounts `path` `noexec` (unknown counts as not).
+fn host_noexec(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs is plain data; all zeroes is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated and st is a valid out-pointer for the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_flag & libc::ST_NOEXEC != 0
+}
+
 fn prepare_mounts(
     policy: &Policy,
     placeholder_dir: &Path,
@@ -253,7 +266,11 @@ fn prepare_mounts(
     // whatever its mount says, and binding one would be pointless.
     let bindable = |p: &Path| p.metadata().is_ok_and(|m| m.is_dir() || m.is_file());
     let mut ops = mounts::writable_roots(&policy.filesystem, bindable);
-    ops.extend(mounts::plan(&policy.filesystem, |p| p.is_dir()));
+    ops.extend(mounts::plan_with_exec(
+        &policy.filesystem,
+        |p| p.is_dir(),
+        host_noexec,
+    ));
     // One placeholder of each kind serves every denied path of that kind.
     let (mut file, mut dir) = (None, None);
     ops.into_iter()
@@ -266,7 +283,10 @@ fn prepare_mounts(
                         None => slot.insert(placeholder(placeholder_dir, is_dir)?).clone(),
                     }
                 }
-                MountKind::Writable | MountKind::Pin | MountKind::ReadOnly => op.path.clone(),
+                MountKind::Writable { .. }
+                | MountKind::Executable
+                | MountKind::Pin
+                | MountKind::ReadOnly => op.path.clone(),
             };
             Ok(PreparedMount {
                 kind: op.kind,

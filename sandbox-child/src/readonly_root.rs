@@ -9,7 +9,7 @@
 //! can change nothing about it.
 //!
 //! The tree is `open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)` of `/` made
-//! read-only all the way down with `mount_setattr`. That needs
+//! read-only, noexec and nosuid all the way down with `mount_setattr`. That needs
 //! `CAP_SYS_ADMIN` over the caller's mount namespace; without it (sluice run
 //! by a user) a short-lived helper process makes the copy in a user and
 //! mount namespace of its own and sends the descriptor back. The copy does
@@ -44,8 +44,11 @@ fn clone_here() -> Result<OwnedFd, i32> {
     })?;
     // SAFETY: open_tree just returned this descriptor.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as c_int) };
+    // noexec too: what is served for reading is never mapped executable
+    // (`ld.so /proc/self/fd/N`), so a file of a tree the sandbox mounts
+    // noexec cannot be run by asking the broker for it.
     let attr = sys::MountAttr {
-        attr_set: sys::MOUNT_ATTR_RDONLY,
+        attr_set: sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOEXEC | sys::MOUNT_ATTR_NOSUID,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
@@ -162,6 +165,47 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
         control.unwrap();
+    }
+
+    /// `mmap(PROT_EXEC)` of `fd`'s first page: Ok, or the errno.
+    fn map_exec(fd: &OwnedFd) -> Result<(), i32> {
+        // SAFETY: a fresh private mapping of an open file, unmapped below.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_PRIVATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
+        }
+        // SAFETY: the mapping made above, of that length.
+        unsafe { libc::munmap(addr, 4096) };
+        Ok(())
+    }
+
+    fn check_maps_nothing_executable(tree: OwnedFd, tag: &str) {
+        let dir = std::env::temp_dir().join(format!("sluice-unit-nx-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f");
+        std::fs::write(&file, "code").unwrap();
+        let relative = std::ffi::CString::new(&file.to_str().unwrap()[1..]).unwrap();
+        let through_tree = map_exec(&open_beneath(&tree, &relative));
+        // Control: a descriptor of the host's tree maps.
+        let control = map_exec(&OwnedFd::from(std::fs::File::open(&file).unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(through_tree, Err(libc::EPERM));
+        assert_eq!(control, Ok(()));
+    }
+
+    #[test]
+    fn nothing_opened_through_the_copy_maps_executable() {
+        check_maps_nothing_executable(clone_read_only_root().unwrap(), "here");
+        check_maps_nothing_executable(clone_in_user_namespace().unwrap(), "userns");
     }
 
     #[test]

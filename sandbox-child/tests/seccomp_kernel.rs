@@ -47,6 +47,7 @@ struct Probe {
     unfiltered: Expect,
 }
 
+const HIGH_GARBAGE: u64 = 0xdead_beef_0000_0000;
 const TIOCSTI_HIGH_GARBAGE: u64 = libc::TIOCSTI as u32 as u64 | 1 << 32;
 
 /// Run in this order; the ones that change the child's state come last.
@@ -104,6 +105,43 @@ const PROBES: &[Probe] = &[
         call: |_| ioctl_on_memfd(TIOCSTI_HIGH_GARBAGE),
         filtered: Expect::Fails(libc::EPERM),
         unfiltered: Expect::Fails(libc::ENOTTY),
+    },
+    Probe {
+        name: "fchmod(memfd, 04644)",
+        call: |_| fchmod_memfd(0o4644),
+        filtered: Expect::Fails(libc::EPERM),
+        unfiltered: Expect::Succeeds,
+    },
+    Probe {
+        name: "fchmod(memfd, 02644 | high garbage)",
+        call: |_| fchmod_memfd(0o2644 | HIGH_GARBAGE),
+        filtered: Expect::Fails(libc::EPERM),
+        unfiltered: Expect::Succeeds,
+    },
+    Probe {
+        name: "fchmod(memfd, 01644)",
+        call: |_| fchmod_memfd(0o1644),
+        filtered: Expect::Succeeds,
+        unfiltered: Expect::Succeeds,
+    },
+    Probe {
+        name: "openat(\"/tmp\", O_TMPFILE, 04600)",
+        call: |_| close_fd(open_tmpfile(libc::O_TMPFILE, 0o4600)),
+        filtered: Expect::Fails(libc::EPERM),
+        unfiltered: Expect::Succeeds,
+    },
+    Probe {
+        name: "openat(\"/tmp\", O_TMPFILE, 0600)",
+        call: |_| close_fd(open_tmpfile(libc::O_TMPFILE, 0o600)),
+        filtered: Expect::Succeeds,
+        unfiltered: Expect::Succeeds,
+    },
+    Probe {
+        // Without O_CREAT or O_TMPFILE the kernel ignores the mode.
+        name: "openat(\"/tmp\", O_DIRECTORY, 06000)",
+        call: |_| close_fd(open_tmpfile(libc::O_DIRECTORY, 0o6000)),
+        filtered: Expect::Succeeds,
+        unfiltered: Expect::Succeeds,
     },
     Probe {
         name: "io_uring_setup(0, NULL)",
@@ -500,6 +538,38 @@ fn close_fd(rc: libc::c_long) -> Outcome {
         unsafe { libc::close(fd as RawFd) };
     }
     outcome
+}
+
+/// `fchmod` of a fresh memfd (sealed against exec-bit changes, which these
+/// modes leave alone), with `mode`'s upper half passed through unchanged.
+fn fchmod_memfd(mode: u64) -> Outcome {
+    let fd = check(memfd(libc::MFD_NOEXEC_SEAL))?;
+    // SAFETY: fchmod takes integers only.
+    let outcome = check(unsafe { libc::syscall(libc::SYS_fchmod, fd, mode) });
+    // SAFETY: we created this descriptor above.
+    unsafe { libc::close(fd as RawFd) };
+    outcome
+}
+
+/// `openat(AT_FDCWD, "/tmp", O_RDWR | flags, mode)`: an unnamed file with
+/// O_TMPFILE, nothing made otherwise.
+fn open_tmpfile(flags: libc::c_int, mode: u64) -> libc::c_long {
+    let access = if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        libc::O_RDWR
+    } else {
+        libc::O_RDONLY
+    };
+    let flags = (flags | access | libc::O_CLOEXEC) as u64;
+    // SAFETY: the path is a NUL-terminated literal; the rest are integers.
+    unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c"/tmp".as_ptr(),
+            flags,
+            mode,
+        )
+    }
 }
 
 /// An ioctl request on a memfd, which is never a terminal: without the

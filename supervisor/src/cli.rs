@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// Where the audit record goes (default $XDG_STATE_HOME/sluice/audit).
     #[arg(long, value_name = "DIR")]
     pub audit_dir: Option<PathBuf>,
+    /// Run although a policy file that a sandbox could write has changed
+    /// since the last session that used it: the change is yours.
+    #[arg(long)]
+    pub accept_policy_change: bool,
     /// Print the enforcement report on stderr.
     #[arg(short, long)]
     pub verbose: bool,

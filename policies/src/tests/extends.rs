@@ -185,3 +185,26 @@ fn missing_tables_inherit_and_later_parents_win() {
     let policy = resolve("", &vars_in(&root));
     assert_eq!(policy.network, NetPolicy::None);
 }
+
+#[test]
+fn a_loaded_policy_names_every_file_it_was_read_from() {
+    let root = TempDir::new();
+    root.write("common.toml", "[filesystem]\nread = [\"/common\"]\n");
+    root.write(
+        "sub/base.toml",
+        "extends = [\"../common.toml\", \"default\"]\n",
+    );
+    let child = root.write("child.toml", "extends = [\"sub/base.toml\"]\n");
+    let spec = load(child.to_str().unwrap()).unwrap();
+    // As opened: absolute, nothing resolved.
+    let opened = |p: &str| std::path::absolute(root.path().join(p)).unwrap();
+    assert_eq!(
+        spec.files(),
+        [
+            opened("child.toml"),
+            opened("sub/base.toml"),
+            opened("sub/../common.toml")
+        ]
+    );
+    assert!(load("default").unwrap().files().is_empty());
+}

@@ -26,8 +26,11 @@
 //! - [`denied_syscall_names`] fail with `EPERM`, some only with certain
 //!   arguments (`ioctl(TIOCSTI)`, `memfd_create` without `MFD_NOEXEC_SEAL`,
 //!   non-Unix sockets, `CLONE_NEWUSER`, a `seccomp` filter with a listener
-//!   of the program's own); `clone3` fails with `ENOSYS` when user
-//!   namespaces are denied, so libc falls back to `clone`.
+//!   of the program's own, a set-user-ID or set-group-ID bit in a mode given
+//!   to `chmod`, `fchmod`, `fchmodat`, `fchmodat2`, `mknod`, `mknodat`,
+//!   `creat`, or `open`/`openat` with `O_CREAT` or `O_TMPFILE`); `clone3`
+//!   fails with `ENOSYS` when user namespaces are denied, so libc falls back
+//!   to `clone`.
 //! - Everything else is allowed, including `seccomp` filters, `prctl` and
 //!   Landlock, so a nested sandbox can restrict itself further.
 //!
@@ -36,6 +39,13 @@
 //! Arguments that are pointers (paths, `clone3`'s struct) cannot be checked
 //! by seccomp: file access is Landlock's job. Filters stack: a filter
 //! installed later by the program can only add refusals.
+//!
+//! `openat2` keeps its mode in memory, so it can still create an *empty*
+//! set-ID file. It is allowed, not refused with `ENOSYS`, because sluice's
+//! own broker needs it (a stacked sluice runs inside this filter): what
+//! makes such a file harmless is the kernel's rule that writing or truncating
+//! a set-ID file without `CAP_FSETID`, which the program never holds, clears
+//! the bits, so it can never hold a program.
 //!
 //! # Compatibility
 //!

@@ -159,7 +159,14 @@ fn denied_names_cover_every_refusing_rule() {
             "every rule in the table but the nesting marker refuses something"
         );
         assert!(!names.contains(&"prctl"), "the marker refuses nothing");
-        for must in ["ptrace", "mount", "memfd_create", "ioctl"] {
+        for must in [
+            "ptrace",
+            "mount",
+            "memfd_create",
+            "ioctl",
+            "fchmodat",
+            "openat",
+        ] {
             assert!(names.contains(&must), "{must}");
         }
         let net_filtered = rules.net != NetSyscalls::All || !rules.unix_datagrams;
@@ -307,6 +314,80 @@ fn memfd_create_needs_noexec_seal() {
     assert_eq!(memfd(seal << 32), EPERM);
     assert_eq!(memfd(seal), ALLOW);
     assert_eq!(memfd(seal | cloexec | HIGH_GARBAGE), ALLOW);
+}
+
+#[test]
+fn no_call_that_sets_a_mode_sets_a_set_id_bit() {
+    let prog = strict();
+    let (suid, sgid) = (u64::from(libc::S_ISUID), u64::from(libc::S_ISGID));
+    let fd = libc::AT_FDCWD as u64;
+    // (name, the mode's argument, the arguments before it)
+    let mut calls: Vec<(&str, usize, Vec<u64>)> = vec![
+        ("fchmod", 1, vec![3]),
+        ("fchmodat", 2, vec![fd, 0x1000]),
+        ("fchmodat2", 2, vec![fd, 0x1000]),
+        ("mknodat", 2, vec![fd, 0x1000]),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    calls.extend([
+        ("chmod", 1, vec![0x1000]),
+        ("creat", 1, vec![0x1000]),
+        ("mknod", 1, vec![0x1000]),
+    ]);
+    for (name, at, before) in calls {
+        let nr = nr_of(name);
+        let call = |mode: u64| {
+            let mut args = before.clone();
+            args.insert(at, mode);
+            eval(&prog, nr, &args)
+        };
+        assert_eq!(call(0o4755), EPERM, "{name}");
+        assert_eq!(call(0o2755), EPERM, "{name}");
+        assert_eq!(call(sgid | suid | HIGH_GARBAGE), EPERM, "{name}");
+        assert_eq!(call(u64::from(libc::S_IFREG) | suid), EPERM, "{name}");
+        assert_eq!(call(0o755), ALLOW, "{name}");
+        assert_eq!(call(0o1777 | HIGH_GARBAGE), ALLOW, "{name}");
+        assert_eq!(
+            call(suid << 32),
+            ALLOW,
+            "{name}: the kernel reads the low word"
+        );
+    }
+    assert_eq!(nr_of("fchmodat2"), 452);
+}
+
+#[test]
+fn a_creating_open_cannot_set_a_set_id_bit() {
+    let prog = strict();
+    let (creat, tmpfile) = (libc::O_CREAT as u64, libc::O_TMPFILE as u64);
+    let rdwr = libc::O_RDWR as u64;
+    let fd = libc::AT_FDCWD as u64;
+    let openat = |flags: u64, mode: u64| eval(&prog, libc::SYS_openat, &[fd, 0x1000, flags, mode]);
+    assert_eq!(openat(creat | rdwr, 0o4755), EPERM);
+    assert_eq!(openat(creat | libc::O_EXCL as u64, 0o2644), EPERM);
+    assert_eq!(openat(tmpfile | rdwr, 0o4700), EPERM);
+    assert_eq!(openat(creat | HIGH_GARBAGE, 0o4755 | HIGH_GARBAGE), EPERM);
+    assert_eq!(openat(creat | rdwr, 0o755), ALLOW);
+    assert_eq!(openat(tmpfile | rdwr, 0o1600), ALLOW);
+    // Without O_CREAT or O_TMPFILE the kernel ignores the mode: so does the filter.
+    assert_eq!(openat(rdwr, 0o6777), ALLOW);
+    assert_eq!(openat(libc::O_DIRECTORY as u64, 0o6777), ALLOW);
+    assert_eq!(openat(creat << 32, 0o4755), ALLOW);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let open = |flags: u64, mode: u64| eval(&prog, libc::SYS_open, &[0x1000, flags, mode]);
+        assert_eq!(open(creat | rdwr, 0o4755), EPERM);
+        assert_eq!(open(tmpfile | rdwr, 0o2700), EPERM);
+        assert_eq!(open(creat | rdwr, 0o644), ALLOW);
+        assert_eq!(open(rdwr, 0o4755), ALLOW);
+    }
+    // mkdir keeps only the permission and sticky bits of its mode.
+    assert_eq!(eval(&prog, libc::SYS_mkdirat, &[fd, 0x1000, 0o6777]), ALLOW);
+    // openat2's mode is in memory the filter cannot read.
+    assert_eq!(
+        eval(&prog, libc::SYS_openat2, &[fd, 0x1000, 0x2000, 24]),
+        ALLOW
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `sluice run`: launch a command in the sandbox and supervise it.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use crate::prompt::{self, overlay::Overlay, Prompter};
 use crate::quarantine;
 use crate::session_dir::{self, SessionDir};
 use crate::tty::{self, Terminal};
-use crate::{nesting, session};
+use crate::{nesting, policy_files, session};
 
 /// The resolved inputs of one session.
 struct Session {
@@ -31,6 +31,8 @@ struct Session {
     outer: Option<nesting::Outer>,
     /// Where the liveness records of sessions are (see `session_dir`).
     records: PathBuf,
+    /// The files the policy was read from (see [`policy_files`]).
+    policy_files: Vec<PathBuf>,
 }
 
 fn home_dir() -> Result<PathBuf> {
@@ -96,6 +98,7 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         workspace,
         outer,
         records,
+        policy_files: spec.files().to_vec(),
     })
 }
 
@@ -124,8 +127,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
         workspace: s.workspace.clone(),
         tmpdir: s.dir.tmp(),
     };
-    let overlay = Overlay::load(&overlay_file, &vars)?;
-    let protected = vec![
+    let (overlay, remember) = trusted_overlay(&s, &overlay_file, &vars)?;
+    let pins_dir = protect_policy_files(&mut s, args.accept_policy_change)?;
+    let mut protected = vec![
         (audit_dir.clone(), "sluice's audit record"),
         (config_dir.clone(), "sluice's configuration"),
         (s.dir.private(), "sluice's session state"),
@@ -136,7 +140,16 @@ pub fn run(args: RunArgs) -> Result<i32> {
         ),
         (PathBuf::from("/sys"), "kernel state"),
     ];
-    deny_in_sandbox(&mut s.policy, &[&audit_dir, &config_dir, &records]);
+    // The broker never serves the policy's files, not even for reading.
+    for file in &s.policy_files {
+        protected.push((file.clone(), "the session's policy"));
+    }
+    let mut state = vec![&audit_dir, &config_dir, &records];
+    if let Some(pins) = &pins_dir {
+        protected.push((pins.clone(), "sluice's policy pins"));
+        state.push(pins);
+    }
+    deny_in_sandbox(&mut s.policy, &state);
     // Other sessions' directories: the child hides those under our parent
     // (`Veil`), and the broker serves nothing there; live sessions started
     // with another TMPDIR are denied like sluice's own state.
@@ -236,7 +249,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(_) => Some(Arc::new(Prompter::new(prompt::Settings {
             timeout: std::time::Duration::from_secs(args.approve_timeout),
             limits: prompt::queue::Limits::default(),
-            overlay_file: Some(overlay_file),
+            overlay_file: remember.then_some(overlay_file),
             fallback_allow: allow,
         })?)),
         None => None,
@@ -339,6 +352,46 @@ fn describe_exit(code: i32) -> String {
 /// for later sessions live there.
 fn config_dir() -> Result<PathBuf> {
     Ok(crate::xdg::base_dir("XDG_CONFIG_HOME", ".config")?.join("sluice"))
+}
+
+/// The approvals overlay in `file`, and whether answers may be remembered
+/// there; an empty one, with a warning naming why, where a sandbox could
+/// have written it (`overlay::distrust`).
+fn trusted_overlay(s: &Session, file: &Path, vars: &Vars) -> Result<(Overlay, bool)> {
+    let why = prompt::overlay::distrust(
+        file,
+        &s.policy.filesystem.write,
+        &s.workspace,
+        s.outer.is_some(),
+    );
+    match why {
+        None => Ok((Overlay::load(file, vars)?, true)),
+        Some(why) => {
+            tracing::warn!(
+                "ignoring the approvals overlay {}: {why}. Keep it where only you can \
+                 write, outside every tree a sandbox may write",
+                file.display()
+            );
+            Ok((Overlay::default(), false))
+        }
+    }
+}
+
+/// The policy's own files: read-only in the sandbox's view, and pinned where
+/// a sandbox could write them ([`policy_files`]). Returns the pins'
+/// directory; none when stacked, where sluice has no state of its own that
+/// the outer program cannot write.
+fn protect_policy_files(s: &mut Session, accept: bool) -> Result<Option<PathBuf>> {
+    let exposed = policy_files::keep_read_only(&mut s.policy.filesystem, &s.policy_files);
+    if s.outer.is_some() {
+        return Ok(None);
+    }
+    let pins = policy_files::default_pins_dir()?;
+    audit::ensure_private_dir(&pins)
+        .with_context(|| format!("sluice's policy pins {}", pins.display()))?;
+    let pins = pins.canonicalize()?;
+    policy_files::check_pins(&pins, &exposed, accept)?;
+    Ok(Some(pins))
 }
 
 /// Denies `paths` to the sandbox wherever the policy would let it reach

@@ -84,6 +84,83 @@ impl Overlay {
     }
 }
 
+/// Why `file` cannot be taken for the person's own answers, or `None` if it
+/// can (or does not exist). It is trusted only where no sandbox could have
+/// written it: not when this sluice runs inside a sluice sandbox, not in a
+/// tree the current policy makes writable (`writable`) nor in the
+/// workspace, and only if it is a regular file owned by us that neither
+/// group nor others can write, in directories owned by us or root that
+/// neither group nor others can write (sticky ones, like `/tmp`, aside).
+/// `file` is canonical but for its last component.
+pub fn distrust(
+    file: &Path,
+    writable: &[PathBuf],
+    workspace: &Path,
+    nested: bool,
+) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match fs::symlink_metadata(file) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("it cannot be examined: {e}")),
+    };
+    if nested {
+        return Some(
+            "this sluice runs inside another sluice sandbox, whose program could have written it"
+                .to_owned(),
+        );
+    }
+    if let Some(tree) = writable.iter().find(|tree| file.starts_with(tree)) {
+        return Some(format!(
+            "it lies in {}, which this session's program may write",
+            tree.display()
+        ));
+    }
+    if file.starts_with(workspace) {
+        return Some(format!("it lies in the workspace {}", workspace.display()));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let us = unsafe { libc::geteuid() };
+    if !meta.is_file() {
+        return Some("it is not a regular file".to_owned());
+    }
+    if meta.uid() != us {
+        return Some(format!(
+            "it is owned by uid {}, not by uid {us}",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "group or others may write it (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    for dir in file.ancestors().skip(1) {
+        let Ok(meta) = fs::metadata(dir) else {
+            return Some(format!(
+                "its directory {} cannot be examined",
+                dir.display()
+            ));
+        };
+        if meta.uid() != us && meta.uid() != 0 {
+            return Some(format!(
+                "its directory {} is owned by uid {}",
+                dir.display(),
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 && meta.mode() & libc::S_ISVTX == 0 {
+            return Some(format!(
+                "group or others may write its directory {} (mode {:o})",
+                dir.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    None
+}
+
 /// Only `[broker]`, and in it only `allow`, `allow_write` and `deny`.
 fn check_shape(text: &str) -> Result<toml::Table> {
     let table: toml::Table = text.parse().context("not valid TOML")?;
@@ -174,6 +251,33 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn an_overlay_is_trusted_only_where_no_sandbox_could_have_written_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("trust").canonicalize().unwrap();
+        let file = dir.join(FILE_NAME);
+        let elsewhere = Path::new("/nonexistent-workspace");
+        let mode = |p: &Path, m| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+        assert_eq!(distrust(&file, &[], elsewhere, false), None, "no file");
+        fs::write(&file, "").unwrap();
+        mode(&file, 0o600);
+        mode(&dir, 0o700);
+        assert_eq!(distrust(&file, &[], elsewhere, false), None);
+
+        let why = |w: &[PathBuf], ws: &Path, nested| distrust(&file, w, ws, nested).unwrap();
+        assert!(why(&[], elsewhere, true).contains("inside another sluice sandbox"));
+        assert!(why(std::slice::from_ref(&dir), elsewhere, false).contains("may write"));
+        assert!(why(&[], &dir, false).contains("workspace"));
+        mode(&file, 0o620);
+        assert!(why(&[], elsewhere, false).contains("mode 620"));
+        mode(&file, 0o600);
+        mode(&dir, 0o777);
+        assert!(why(&[], elsewhere, false).contains("its directory"));
+        mode(&dir, 0o1777);
+        assert_eq!(distrust(&file, &[], elsewhere, false), None, "sticky");
+        fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

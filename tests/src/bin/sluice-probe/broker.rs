@@ -98,6 +98,17 @@ fn read_served(client: &mut Client, path: &str) -> Result<Vec<u8>, Fail> {
     Ok(data)
 }
 
+/// `broker-mmap-exec PATH`: open for reading through the broker, then map
+/// the served descriptor executable (as `ld.so /proc/self/fd/N` would).
+pub(crate) fn mmap_exec(path: &str) -> Step {
+    let mut client = connect()?;
+    let what = format!("open {path} via the broker (pid {})", pid());
+    let file = client
+        .open(path, OpenOptions::new().read(true))
+        .map_err(|e| refusal(&what, &e))?;
+    crate::privs::map_exec(&file, path)
+}
+
 /// `broker-read PATH`: open for reading through the broker, print the content.
 pub(crate) fn read(path: &str) -> Step {
     read_as(None, path)

@@ -29,6 +29,11 @@
 //!   `memfd-exec-sealed`, `marker` (prints OK: the target of exec tests), `meta`
 //!   (chmod, chown, utimes, setxattr by name), `fd-meta` (the same through a
 //!   read-only descriptor);
+//! - privileges left behind: `set-id WAY SRC DST` (a set-user-ID copy by
+//!   chmod, fchmod, fchmodat, fchmodat2, open, openat, creat, mknod, tmpfile
+//!   or openat2), `set-cap SRC DST` (a `security.capability` attribute),
+//!   `mmap-exec PATH` (map a file executable, as `ld.so` does),
+//!   `broker-mmap-exec PATH` (the same with a descriptor the broker served);
 //! - processes: `proc-read` (`.../mem` reads memory at mapped addresses),
 //!   `proc-root-ls`, `ppid`, `ptrace-attach`, `signal`, `pidfd-signal` (a pid, or
 //!   `child` for a child the probe forks), `fork-bomb CAP`, `mem-bomb BYTES`,
@@ -62,6 +67,7 @@ mod broker;
 mod files;
 mod kernel;
 mod net;
+mod privs;
 mod process;
 mod transparent;
 mod wire;
@@ -179,6 +185,10 @@ fn run(step: &[String]) -> Step {
         ("marker", words) => Ok(format!("marker {}", words.join(" "))),
         ("meta", [path]) => files::meta(path),
         ("fd-meta", [path]) => files::fd_meta(path),
+        ("set-id", [way, src, dst]) => privs::set_id(way, src, dst),
+        ("set-cap", [src, dst]) => privs::set_cap(src, dst),
+        ("mmap-exec", [path]) => privs::mmap_exec(path),
+        ("broker-mmap-exec", [path]) => broker::mmap_exec(path),
 
         ("proc-read", [path]) if path.ends_with("/mem") => process::proc_mem(path),
         ("proc-read", [path]) => files::read(path),
