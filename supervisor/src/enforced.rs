@@ -86,8 +86,8 @@ fn describe(m: &MountOp, writable: &[PathBuf]) -> Option<String> {
         MountKind::Pin => {
             format!("the pin of {path} (the deny and read_only paths beneath it can be moved away)")
         }
-        // The tree stays read-only: stricter than asked, nothing lost.
-        MountKind::Writable => return None,
+        // The tree stays read-only, or noexec: stricter than asked, nothing lost.
+        MountKind::Writable { .. } | MountKind::Executable => return None,
     })
 }
 
@@ -120,7 +120,7 @@ mod tests {
     fn a_lost_namespace_names_every_deny_and_read_only_entry() {
         let writable = [PathBuf::from("/ws")];
         let mounts = [
-            op(MountKind::Writable, "/ws"),
+            op(MountKind::Writable { exec: true }, "/ws"),
             op(MountKind::ReadOnly, "/ws/.git/hooks"),
             op(MountKind::Deny { dir: false }, "/ws/.env"),
             op(MountKind::Deny { dir: true }, "/etc/ssl/private"),
