@@ -387,7 +387,11 @@ fn open_dir(path: &Path) -> Result<File> {
 /// or record is looked for must not hang the sweep (every `sluice run`) or
 /// `sluice audit verify` waiting for a writer.
 fn open_beneath(dir: &File, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
-    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    let mut flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    if flags & libc::O_PATH == 0 {
+        // openat2 refuses O_NONBLOCK with O_PATH (which opens no FIFO).
+        flags |= libc::O_NONBLOCK;
+    }
     let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
     fsops::openat2(dir.as_raw_fd(), name, flags, 0, resolve)
 }
