@@ -82,7 +82,6 @@ pub fn records_dir_for(stacked: bool) -> io::Result<PathBuf> {
 /// [`records_dir`]) is alive: its record exists and its supervisor still
 /// holds the lock on it. A session without a record (ended, swept, or never
 /// started here) is not.
-#[allow(dead_code)] // for `sluice audit verify`: a running session's record is not torn
 pub fn is_live(id: &str) -> bool {
     records_dir().is_ok_and(|records| is_live_in(&records, id))
 }

@@ -307,17 +307,19 @@ fn a_session_without_its_end_is_running_only_while_its_lock_is_held() {
     let id = "0123456789abcdef";
     let log = AuditLog::open(&tmp.audit(), id, &start()).unwrap();
     log.append(&decision(0)).unwrap();
-    let tmpdir = tmp.0.join("tmpdir");
-    let session_dir = tmpdir.join(format!("sluice-{id}"));
-    std::fs::create_dir_all(&session_dir).unwrap();
-    std::fs::set_permissions(&session_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let lock = std::fs::File::create(session_dir.join("lock")).unwrap();
+    // The session's liveness record (`session_dir`), which its supervisor
+    // keeps locked while it runs.
+    let state = tmp.0.join("state");
+    let records = state.join("sluice/sessions");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let lock = std::fs::File::create(records.join(id)).unwrap();
     let verify_with_tmpdir = || {
         let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["audit", "--dir"])
             .arg(tmp.audit())
             .arg("verify")
-            .env("TMPDIR", &tmpdir)
+            .env("XDG_STATE_HOME", &state)
             .output()
             .unwrap();
         (out.status.code(), stdout(&out))
