@@ -4,18 +4,24 @@
 //! builds everything the child will need (the Landlock ruleset descriptor, the
 //! seccomp program, C strings for exec and mounts) and says what the sandbox
 //! will enforce on this kernel ([`EnforcementReport`]). After `fork()` the child
-//! calls [`exec_child`], which makes raw system calls only:
+//! makes the child with [`clone_child`] (new user, mount and PID namespaces;
+//! [`fork_child`] where a PID namespace cannot be made), which makes raw
+//! system calls only:
 //!
 //! 1. keep the handed-over descriptors, close every other inherited one; when
 //!    the supervisor owns the person's terminal, a new session whose
-//!    controlling terminal (and stdin/stdout) is the program's own pty;
+//!    controlling terminal (and stdin/stdout) is the program's own pty (under
+//!    an init, the program does this, just before exec);
 //! 2. parent-death signal; reset signal dispositions and mask;
 //! 3. join the session cgroup (process limit);
-//! 4. a private user + mount namespace, the protective mounts ([`mounts`])
-//!    and a root holding only the policy's trees ([`root`]);
+//! 4. a private user + mount namespace, the PID namespace's own `/proc`, the
+//!    protective mounts ([`mounts`]) and a root holding only the policy's
+//!    trees ([`root`]);
 //! 5. drop every capability (securebits, bounding, ambient, effective, permitted,
 //!    inheritable);
-//! 6. no_new_privs; 7. resource limits; 8. Landlock; 9. seccomp; 10. exec.
+//! 6. no_new_privs; 7. resource limits; 8. Landlock; 9. seccomp; 10. in a PID
+//!    namespace, fork: the child execs the program, the parent stays as the
+//!    namespace's init ([`init`]); else exec.
 //!
 //! A step that fails is written to the launch pipe as a [`StepRecord`]; if the
 //! layer it serves is required, the child exits with 125 before exec.
@@ -25,10 +31,8 @@
 //! let (plan, report) = sandbox_child::prepare(policy, ctx).unwrap();
 //! assert!(report.blocking().next().is_none(), "{report}");
 //! // SAFETY: single-threaded here; the child only runs the prepared plan.
-//! match unsafe { libc::fork() } {
-//!     0 => unsafe { sandbox_child::exec_child(&plan) },
-//!     pid => { /* read the launch pipe, wait for pid */ }
-//! }
+//! let pid = unsafe { sandbox_child::clone_child(&plan) }.unwrap();
+//! // read the launch pipe, wait for pid
 //! # }
 //! ```
 //!
@@ -55,6 +59,8 @@
 mod child;
 pub mod connector;
 #[cfg(target_os = "linux")]
+mod init;
+#[cfg(target_os = "linux")]
 mod landlock_rules;
 pub mod mounts;
 pub mod nesting;
@@ -73,9 +79,19 @@ pub mod seccomp;
 mod sys;
 
 #[cfg(target_os = "linux")]
-pub use child::{exec_child, EXIT_SETUP_FAILED};
+pub use child::{clone_child, fork_child, EXIT_SETUP_FAILED};
 #[cfg(target_os = "linux")]
 pub use landlock_rules::kernel_abi as landlock_abi;
 #[cfg(target_os = "linux")]
 pub use plan::{prepare, ChildTerminal, LaunchContext, PrepareError, Prepared};
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};
+
+/// The signals the supervisor passes on to the program when another process
+/// sends them to sluice (and the sandbox's init passes on in turn).
+pub const FORWARDED_SIGNALS: [i32; 5] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGWINCH,
+];

@@ -164,10 +164,17 @@ pub enum Step {
     /// The process that makes the program's `connect` calls for it under
     /// transparent brokering.
     Connector,
+    /// The PID namespace's own `/proc`, and the Landlock rules for it.
+    Proc,
+    /// The sandbox's init forking the program.
+    Init,
+    /// Not a failure: init names the program, whose pid in the namespace is
+    /// the record's `errno` field ([`StepRecord::program`]).
+    Program,
 }
 
 impl Step {
-    const ALL: [Step; 22] = [
+    const ALL: [Step; 25] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -190,6 +197,9 @@ impl Step {
         Step::Terminal,
         Step::Transparent,
         Step::Connector,
+        Step::Proc,
+        Step::Init,
+        Step::Program,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -206,6 +216,7 @@ impl Step {
             Step::SecureBits | Step::BoundingSet | Step::Ambient | Step::Capset => {
                 Some(Layer::Capabilities)
             }
+            Step::Proc => Some(Layer::PidNamespace),
             Step::NoNewPrivs => Some(Layer::NoNewPrivs),
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
@@ -218,7 +229,9 @@ impl Step {
             | Step::Seatbelt
             | Step::Terminal
             | Step::Transparent
-            | Step::Connector => None,
+            | Step::Connector
+            | Step::Init
+            | Step::Program => None,
         }
     }
 
@@ -246,6 +259,9 @@ impl Step {
             Step::Terminal => "moving the program to its own terminal",
             Step::Transparent => "installing the transparent-brokering filter",
             Step::Connector => "starting the connector for the program's connect calls",
+            Step::Proc => "mounting the PID namespace's own /proc",
+            Step::Init => "starting the program under the sandbox's init",
+            Step::Program => "naming the program's pid",
         }
     }
 }
@@ -272,6 +288,22 @@ impl StepRecord {
         b[2..4].copy_from_slice(&self.index.to_le_bytes());
         b[4..8].copy_from_slice(&self.errno.to_le_bytes());
         b
+    }
+
+    /// The record by which init names the program: its pid in the PID
+    /// namespace (the supervisor finds its own view of that process).
+    pub fn program(pid_in_namespace: i32) -> StepRecord {
+        StepRecord {
+            step: Step::Program,
+            fatal: false,
+            index: 0,
+            errno: pid_in_namespace,
+        }
+    }
+
+    /// The pid in a [`StepRecord::program`] record.
+    pub fn program_pid(&self) -> Option<i32> {
+        (self.step == Step::Program).then_some(self.errno)
     }
 
     pub fn decode(b: &[u8; Self::SIZE]) -> Option<StepRecord> {
