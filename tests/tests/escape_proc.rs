@@ -5,9 +5,12 @@
 //! the environment, leaked descriptors, daemons outliving the session and setuid
 //! binaries.
 //!
-//! The supervisor is the probe's parent, which the probe names `{ppid}` itself.
-//! The outside controls run the probe under `sh`, so that `{ppid}` is a process
-//! the probe may inspect when unconfined.
+//! The program lives in a PID namespace of its own: the supervisor has no pid
+//! there, and the probe's parent, which it names `{ppid}` itself, is the
+//! sandbox's init (pid 1), a copy of the supervisor made before any step. So
+//! the `{ppid}` attacks below try the nearest thing to the supervisor there
+//! is. The outside controls run the probe under `sh`, so that `{ppid}` is a
+//! process the probe may inspect when unconfined.
 
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -110,16 +113,154 @@ fn signals_to_the_supervisor_are_blocked() {
     fx.sluice(&[], &["signal", "child", "0"]).assert_ok();
     fx.sluice(&[], &["signal", "child", "15"]).assert_ok();
 
-    fx.sluice(&[], &["signal", "{ppid}", "0"]).assert_blocked();
-    // SIGCONT: harmless if it got through, which the status would show.
-    fx.sluice(&[], &["signal", "{ppid}", "18"]).assert_blocked();
+    // The supervisor and the test are not in the program's PID namespace:
+    // their pids name nothing there (or another process of the sandbox).
     fx.sluice(&[], &["signal", &test_pid, "0"]).assert_blocked();
-
-    // The same through a pidfd.
+    fx.sluice(&[], &["pidfd-signal", &test_pid, "0"])
+        .assert_blocked();
     under_shell(&fx, &["pidfd-signal", "{ppid}", "0"]).assert_ok();
     fx.sluice(&[], &["pidfd-signal", "child", "0"]).assert_ok();
-    fx.sluice(&[], &["pidfd-signal", "{ppid}", "0"])
-        .assert_blocked();
+}
+
+/// The sandbox's init is the program's parent and can be signalled (the
+/// same Landlock domain), but the kernel shields a namespace's init from
+/// signals sent inside it that it has no handler for, SIGKILL included,
+/// and init passes on only what comes from outside (the supervisor): the
+/// program cannot end its own session's init early or bounce a signal off it.
+#[test]
+fn signals_from_inside_neither_kill_init_nor_come_back() {
+    let fx = Fixture::new(PROBE);
+    let script = "kill -TERM 1; kill -INT 1; kill -HUP 1; kill -KILL 1; kill -STOP 1; \
+                  sleep 1; echo alive; exit 5";
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", script]));
+    assert_eq!(out.code(), 5, "{out}");
+    assert!(out.stdout.contains("alive"), "{out}");
+    // Control: the same signals from outside reach the program (the
+    // supervisor forwards them to init, which passes them on).
+    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", "echo ready; sleep 60"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling the sluice process this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status}");
+}
+
+/// A process of the host outside the sandbox, with `token` in its command
+/// line, killed on drop.
+struct HostProcess(std::process::Child);
+
+impl HostProcess {
+    fn start(token: &str) -> HostProcess {
+        let child = Command::new("/bin/sh")
+            .args(["-c", "sleep 120", token])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        HostProcess(child)
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a program learns of other processes through `/proc`: another
+/// host process's command line (a token passed in its argv), the pids of
+/// everything, and pid 1's mount table (the host's init, outside).
+const PROC_SURVEY: &str = "cat /proc/$0/cmdline | tr '\\0' ' '; echo; \
+     echo pids: $(ls /proc | grep -E '^[0-9]+$'); \
+     if cmp -s /proc/1/mountinfo /proc/self/mountinfo; then echo one-mount-table; fi; \
+     echo mountinfo-lines: $(cat /proc/1/mountinfo | wc -l)";
+
+fn proc_survey(out: &Outcome) -> (bool, Vec<u32>, bool, u32) {
+    let pids = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids:"))
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let lines = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("mountinfo-lines:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    (
+        out.stdout.contains("sluice-host-token"),
+        pids,
+        out.stdout.contains("one-mount-table"),
+        lines,
+    )
+}
+
+#[test]
+fn other_processes_are_invisible() {
+    let fx = Fixture::new(PROBE);
+    let host = HostProcess::start("sluice-host-token");
+    let host_pid = host.0.id().to_string();
+    let survey = |cmd: Command| proc_survey(&execute(cmd));
+
+    // Control: outside, the same commands see the host process, its argv,
+    // its pid, and the host's pid 1's mount table. (Inside, pid 1's mount
+    // table is the sandbox's own: the host's pid 1 is never in the
+    // sandbox's mount namespace.)
+    let mut outside = Command::new("/bin/sh");
+    outside.args(["-c", PROC_SURVEY, &host_pid]);
+    outside.stdin(Stdio::null()).current_dir(&fx.ws_dir);
+    let (token, pids, _, lines) = survey(outside);
+    assert!(token, "control: the host process's argv is readable");
+    assert!(pids.contains(&host.0.id()), "control: {pids:?}");
+    assert!(
+        lines > 0,
+        "control: the host's /proc/1/mountinfo is readable"
+    );
+
+    for flags in [&[][..], &["--transparent"][..]] {
+        let out = execute(fx.sluice_command(flags, &["/bin/sh", "-c", PROC_SURVEY, &host_pid]));
+        let (token, pids, same, _) = proc_survey(&out);
+        assert!(!token, "{flags:?}: the host process's argv was read\n{out}");
+        // init, the shell and what it runs: a handful, the host's none.
+        assert!(
+            !pids.is_empty() && pids.len() < 10 && pids.contains(&1),
+            "{flags:?}: pids in view: {pids:?}\n{out}"
+        );
+        assert!(!pids.contains(&host.0.id()), "{flags:?}: {pids:?}");
+        assert!(
+            same,
+            "{flags:?}: pid 1 is not the sandbox's own init\n{out}"
+        );
+    }
+}
+
+/// Under the sandbox's init a program's exit status and its death by a
+/// signal come through as before (the status, 128 + N), and what it left
+/// running dies with it.
+#[test]
+fn exit_statuses_pass_through_init() {
+    let fx = Fixture::new(PROBE);
+    for (script, code) in [
+        ("exit 0", 0),
+        ("exit 7", 7),
+        ("kill -TERM $$", 128 + libc::SIGTERM),
+        ("kill -KILL $$", 128 + libc::SIGKILL),
+        ("kill -SEGV $$", 128 + libc::SIGSEGV),
+    ] {
+        let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", script]));
+        assert_eq!(out.code(), code, "{script}\n{out}");
+    }
 }
 
 #[test]
@@ -301,6 +442,25 @@ fn kill(pid: &str) {
     unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
 }
 
+/// The live (not zombie) probes of the host running `daemon PIDFILE`, by
+/// pid as the host sees them: the pid the daemon writes is its own
+/// namespace's.
+fn host_pids_with(pidfile: &str) -> Vec<String> {
+    let needle = format!("daemon\0{pidfile}\0");
+    let needle = needle.as_bytes();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.parse::<u32>().is_ok())
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            cmdline.windows(needle.len()).any(|w| w == needle) && !state.starts_with('Z')
+        })
+        .collect()
+}
+
 #[test]
 fn no_process_outlives_the_session() {
     let fx = Fixture::new(PROBE);
@@ -316,11 +476,15 @@ fn no_process_outlives_the_session() {
 
     let pidfile = fx.ws("inside.pid");
     fx.sluice(&[], &["daemon", &pidfile]).assert_ok();
-    let pid = fs::read_to_string(&pidfile).unwrap();
-    if probe_alive(&pid, &fx.probe) {
-        kill(&pid);
-        panic!("the daemon {pid} outlived its sluice session");
+    assert!(fs::metadata(&pidfile).is_ok(), "the daemon did not start");
+    let left = host_pids_with(&pidfile);
+    for pid in &left {
+        kill(pid);
     }
+    assert!(
+        left.is_empty(),
+        "the daemon {left:?} outlived its sluice session"
+    );
 }
 
 /// The session directories under `tmp` but `other`, by session id.
@@ -359,6 +523,7 @@ fn wait_for_pid(path: &str, sluice: &mut std::process::Child) -> String {
 struct Leftovers<'a> {
     probe: &'a std::path::Path,
     sluices: Vec<std::process::Child>,
+    /// Their pid files (the pids in them are the sandbox's).
     daemons: Vec<String>,
 }
 
@@ -368,18 +533,22 @@ impl Drop for Leftovers<'_> {
             let _ = sluice.kill();
             let _ = sluice.wait();
         }
-        for pid in &self.daemons {
-            if probe_alive(pid, self.probe) {
-                kill(pid);
+        for pidfile in &self.daemons {
+            for pid in host_pids_with(pidfile) {
+                if probe_alive(&pid, self.probe) {
+                    kill(&pid);
+                }
             }
         }
     }
 }
 
 /// A supervisor killed with SIGKILL runs no clean-up: its session directory
-/// and cgroup stay, and so does a daemon its program left (the control).
-/// The next `sluice run` sweeps them: the daemon is killed, the cgroup and
-/// the directory removed. A live session is left alone by the sweep.
+/// and cgroup stay (the control). A daemon its program left dies at once:
+/// the sandbox's init dies of its parent-death signal, and the kernel kills
+/// the rest of its PID namespace with it. The next `sluice run` sweeps the
+/// rest: the cgroup and the directory are removed. A live session is left
+/// alone by the sweep.
 #[test]
 fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not() {
     let fx = Fixture::new(PROBE);
@@ -403,29 +572,40 @@ fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not()
         sluices: vec![start(&fx.ws("killed.pid"))],
         daemons: Vec::new(),
     };
-    let killed_daemon = wait_for_pid(&fx.ws("killed.pid"), &mut left.sluices[0]);
-    left.daemons.push(killed_daemon.clone());
+    let killed_pidfile = fx.ws("killed.pid");
+    wait_for_pid(&killed_pidfile, &mut left.sluices[0]);
+    left.daemons.push(killed_pidfile.clone());
+    assert_eq!(
+        host_pids_with(&killed_pidfile).len(),
+        1,
+        "control: the daemon runs"
+    );
     let [stale] = <[String; 1]>::try_from(session_dirs(&tmp, &unknown)).unwrap();
     left.sluices[0].kill().unwrap(); // SIGKILL
     left.sluices[0].wait().unwrap();
     let remains = (
-        probe_alive(&killed_daemon, &fx.probe),
         tmp.join(format!("sluice-{stale}")).is_dir(),
         !session_cgroups(&stale).is_empty(),
     );
     assert_eq!(
         remains,
-        (true, true, true),
+        (true, true),
         "control: what a killed sluice leaves"
     );
+    // The kernel kills the namespace as init dies; give it time under load.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !host_pids_with(&killed_pidfile).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed session's daemon outlived its init"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
-    left.sluices.push(start(&fx.ws("live.pid")));
-    let live_daemon = wait_for_pid(&fx.ws("live.pid"), &mut left.sluices[1]);
-    left.daemons.push(live_daemon.clone());
-    assert!(
-        !probe_alive(&killed_daemon, &fx.probe),
-        "the stale session's daemon {killed_daemon} survived the sweep"
-    );
+    let live_pidfile = fx.ws("live.pid");
+    left.sluices.push(start(&live_pidfile));
+    wait_for_pid(&live_pidfile, &mut left.sluices[1]);
+    left.daemons.push(live_pidfile.clone());
     assert!(
         session_cgroups(&stale).is_empty(),
         "the stale cgroup stayed"
@@ -439,7 +619,11 @@ fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not()
     execute(cmd).assert_code(0);
     assert_eq!(session_dirs(&tmp, &unknown), std::slice::from_ref(&current));
     assert!(unknown.is_dir(), "a directory without a lock was swept");
-    assert!(probe_alive(&live_daemon, &fx.probe), "the live daemon died");
+    assert_eq!(
+        host_pids_with(&live_pidfile).len(),
+        1,
+        "the live daemon died"
+    );
     assert!(!session_cgroups(&current).is_empty());
     let live = &mut left.sluices[1];
     assert!(live.try_wait().unwrap().is_none(), "the live sluice died");
