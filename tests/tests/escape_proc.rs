@@ -245,6 +245,42 @@ fn other_processes_are_invisible() {
     }
 }
 
+/// The program's pid in the audit record and in the records of its
+/// requests is the one the supervisor sees (it reads the requester's `exe`
+/// through it), not the program's own namespace's, and the start record
+/// names the program, not the sandbox's init.
+#[test]
+fn the_audit_names_the_program_as_the_host_sees_it() {
+    let fx = Fixture::new(PROBE);
+    let readme = fx.ws("README.md");
+    for flags in [&[][..], &["--transparent", "--approve", "allow"][..]] {
+        let _ = fs::remove_dir_all(fx.state_dir());
+        let action = match flags.is_empty() {
+            true => "broker-read",
+            false => "read",
+        };
+        // Transparent: a file outside the policy, so that the open is brokered.
+        let path = match flags.is_empty() {
+            true => readme.clone(),
+            false => fx.outside("secret.txt"),
+        };
+        fx.sluice(flags, &[action, &path]).assert_ok();
+        let session = sluice_tests::audit::only_session(&fx);
+        let all = sluice_tests::audit::records(&fx, &session);
+        let decision = sluice_tests::audit::decision_about(&all, &path);
+        assert_eq!(decision["exe"], fx.probe_path(), "{flags:?}: {decision}");
+        assert_eq!(
+            all[0]["child_pid"], decision["pid"],
+            "{flags:?}: the start record does not name the program\n{}\n{decision}",
+            all[0]
+        );
+        assert!(
+            decision["pid"].as_u64().unwrap() > 1,
+            "{flags:?}: {decision}"
+        );
+    }
+}
+
 /// Under the sandbox's init a program's exit status and its death by a
 /// signal come through as before (the status, 128 + N), and what it left
 /// running dies with it.
