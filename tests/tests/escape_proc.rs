@@ -228,8 +228,33 @@ fn other_processes_are_invisible() {
         "control: the host's /proc/1/mountinfo is readable"
     );
 
-    for flags in [&[][..], &["--transparent"][..]] {
-        let out = execute(fx.sluice_command(flags, &["/bin/sh", "-c", PROC_SURVEY, &host_pid]));
+    // As root and as an unprivileged user (whose user namespace makes the
+    // PID namespace and mounts its /proc), plain and transparent.
+    const NOBODY: u32 = 65534;
+    fx.give_to(NOBODY, NOBODY);
+    let runs = [(false, false), (false, true), (true, false), (true, true)];
+    for (nobody, transparent) in runs {
+        let flags: &[&str] = if transparent { &["--transparent"] } else { &[] };
+        let mut cmd = fx.sluice_command(flags, &["/bin/sh", "-c", PROC_SURVEY, &host_pid]);
+        if nobody {
+            let mut wrapped = Command::new("setpriv");
+            wrapped
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(cmd.get_program())
+                .args(cmd.get_args())
+                // The fixture's state and configuration directories are
+                // root's: the record goes under the (given) home instead.
+                .envs(
+                    cmd.get_envs()
+                        .filter(|(k, _)| !k.to_string_lossy().starts_with("XDG_"))
+                        .filter_map(|(k, v)| Some((k, v?))),
+                )
+                .current_dir(&fx.ws_dir)
+                .stdin(Stdio::null());
+            cmd = wrapped;
+        }
+        let flags = (nobody, flags);
+        let out = execute(cmd);
         let (token, pids, same, _) = proc_survey(&out);
         assert!(!token, "{flags:?}: the host process's argv was read\n{out}");
         // init, the shell and what it runs: a handful, the host's none.
@@ -818,4 +843,45 @@ fn setuid_binaries_gain_no_privileges() {
         "setuid-check",
     ])
     .assert_blocked();
+}
+
+/// Stacked inside another sluice, whose seccomp filter refuses new user
+/// namespaces, no PID namespace of its own can be made: the inner program
+/// shares the outer one's (which still hides the host's processes), the
+/// warning says so, and a policy that requires the layer when stacked is
+/// refused with the layer named.
+#[test]
+fn a_stacked_sluice_shares_the_outer_pid_namespace_and_says_so() {
+    let fx = Fixture::new(PROBE);
+    let required = fx.write_policy(
+        "pidns-required.toml",
+        "[layers]\nnested_best_effort = [\"namespaces\", \"limits\"]\n",
+    );
+    let inner = format!(
+        "\"$SLUICE_BIN\" run -- sh -c 'echo pids: $(ls /proc | grep -E \"^[0-9]+$\")'; \
+         echo inner-exit=$?; \"$SLUICE_BIN\" run --policy {required} -- true; \
+         echo required-exit=$?"
+    );
+    let out = execute(fx.sluice_command(&["--allow-read", &required], &["/bin/sh", "-c", &inner]));
+    out.assert_code(0);
+    assert!(out.stdout.contains("inner-exit=0"), "{out}");
+    assert!(
+        out.stderr
+            .contains("a PID namespace of its own was not made (the enclosing sluice sandbox"),
+        "{out}"
+    );
+    let pids: Vec<u32> = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids:"))
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        pids.contains(&1) && pids.len() < 15,
+        "the outer namespace's pids: {pids:?}\n{out}"
+    );
+    assert!(out.stdout.contains("required-exit=125"), "{out}");
+    assert!(out.stderr.contains("pid_namespace: not enforced"), "{out}");
 }
