@@ -51,6 +51,8 @@
 //! the seccomp filter denies, privilege gain through setuid or file capabilities.
 //! Named unix sockets outside the allowed trees are out of reach because the
 //! child's root is built from the policy ([`root`]): they do not exist there.
+//! Other processes are invisible: the program runs under an init of its own in
+//! a PID namespace with its own `/proc` ([`init`]).
 //! Not protected: connecting to a socket file *inside* a tree the policy lets
 //! the program read (Landlock ABI 7 has no right for connect), hard links to
 //! denied files made before launch, and anything the policy allows.
