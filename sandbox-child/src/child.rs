@@ -19,7 +19,7 @@ use crate::sys::{self, MountAttr};
 pub const EXIT_SETUP_FAILED: i32 = 125;
 
 /// Clones the child into new user, mount and PID namespaces: it is pid 1
-/// there, the sandbox's init ([`crate::init`]), and runs [`exec_child`].
+/// there, the sandbox's init (`init.rs`), and runs the child sequence.
 /// Returns its pid, or the errno of `clone` (nothing was started).
 ///
 /// # Safety
@@ -48,7 +48,7 @@ pub unsafe fn clone_child(plan: &Prepared) -> Result<libc::pid_t, i32> {
 }
 
 /// Forks the child in the supervisor's PID namespace (where one cannot be
-/// made), which runs [`exec_child`]. Returns its pid, or fork's errno.
+/// made), which runs the child sequence. Returns its pid, or fork's errno.
 ///
 /// # Safety
 /// As [`clone_child`].

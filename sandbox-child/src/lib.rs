@@ -21,7 +21,7 @@
 //!    inheritable);
 //! 6. no_new_privs; 7. resource limits; 8. Landlock; 9. seccomp; 10. in a PID
 //!    namespace, fork: the child execs the program, the parent stays as the
-//!    namespace's init ([`init`]); else exec.
+//!    namespace's init (`init.rs`); else exec.
 //!
 //! A step that fails is written to the launch pipe as a [`StepRecord`]; if the
 //! layer it serves is required, the child exits with 125 before exec.
@@ -52,7 +52,7 @@
 //! Named unix sockets outside the allowed trees are out of reach because the
 //! child's root is built from the policy ([`root`]): they do not exist there.
 //! Other processes are invisible: the program runs under an init of its own in
-//! a PID namespace with its own `/proc` ([`init`]).
+//! a PID namespace with its own `/proc` (`init.rs`).
 //! Not protected: connecting to a socket file *inside* a tree the policy lets
 //! the program read (Landlock ABI 7 has no right for connect), hard links to
 //! denied files made before launch, and anything the policy allows.
