@@ -113,7 +113,13 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
             // on the host's, and the new /proc has its own.
             for (i, (path, access)) in plan.proc_rules.iter().enumerate() {
                 run.step(Step::Proc, i as u16 + 1, || {
-                    sys::landlock_add_path_rule(fd.as_raw_fd(), path, *access)
+                    match sys::landlock_add_path_rule(fd.as_raw_fd(), path, *access) {
+                        // A path of the host's /proc that this one lacks
+                        // (`/proc/self` was resolved to sluice's pid): the
+                        // rule would grant nothing here.
+                        Err(libc::ENOENT) => Ok(()),
+                        other => other,
+                    }
                 });
             }
         }
@@ -226,10 +232,16 @@ impl Runner<'_> {
         }
         if program > 0 {
             self.step(Step::Seccomp, 0, || seccomp::install(deny, 0));
-            crate::init::run(program, &signals, plan.report_fd());
+            crate::init::run(program, &signals);
         }
         // The program: what init blocked is its own to decide.
         self.step(Step::Init, 0, || signals.unblock());
+        // Named to the supervisor by its pid there: the host's /proc, opened
+        // before the clone, resolves `self` in the supervisor's namespace.
+        // Nothing more can be done if the supervisor stopped listening.
+        if let Some(pid) = sys::pid_in(plan.host_proc.as_raw_fd()) {
+            let _ = sys::write_all(plan.report_fd(), &StepRecord::program(pid).encode());
+        }
         if let Some(t) = &plan.terminal {
             self.step(Step::Terminal, 0, || {
                 sys::take_terminal(t.slave.as_raw_fd(), t.stderr)

@@ -66,12 +66,8 @@ impl Signals {
     }
 }
 
-/// The loop of init, whose child `program` is the program; `report_fd`:
-/// the launch pipe, on which it is named. Never returns.
-pub(crate) fn run(program: libc::pid_t, signals: &Signals, report_fd: c_int) -> ! {
-    // The supervisor finds the program by this pid (its own view differs).
-    // Nothing more can be done if it stopped listening.
-    let _ = sys::write_all(report_fd, &crate::StepRecord::program(program).encode());
+/// The loop of init, whose child `program` is the program. Never returns.
+pub(crate) fn run(program: libc::pid_t, signals: &Signals) -> ! {
     // Nothing of the supervisor's is needed here: the launch pipe must
     // reach EOF when the program execs, and the terminal and the broker
     // socket are the program's.

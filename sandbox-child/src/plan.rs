@@ -115,6 +115,9 @@ pub struct Prepared {
     /// Sorted descriptors that survive the close-everything step.
     pub(crate) keep_fds: Vec<RawFd>,
     pub(crate) report_pipe: OwnedFd,
+    /// The supervisor's `/proc` (a directory descriptor), through which the program
+    /// learns its pid as the supervisor sees it, under an init.
+    pub(crate) host_proc: OwnedFd,
     pub(crate) terminal: Option<ChildTerminal>,
     pub(crate) cgroup_procs: Option<OwnedFd>,
     pub(crate) id_maps: Option<IdMaps>,
@@ -402,6 +405,13 @@ pub fn prepare(
     keep_fds.extend(ctx.cgroup_procs.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.extend(ctx.terminal.as_ref().map(|t| t.slave.as_raw_fd()));
     keep_fds.extend(ctx.notify_socket.as_ref().map(|f| f.as_raw_fd()));
+    let host_proc = std::fs::File::open("/proc")
+        .map(OwnedFd::from)
+        .map_err(|source| PrepareError::Probe {
+            what: "/proc",
+            source,
+        })?;
+    keep_fds.push(host_proc.as_raw_fd());
     keep_fds.sort_unstable();
 
     // Bounding set and securebits need CAP_SETPCAP, which root and the user
@@ -426,6 +436,7 @@ pub fn prepare(
         handover: ctx.handover,
         keep_fds,
         report_pipe: ctx.report_pipe,
+        host_proc,
         terminal: ctx.terminal,
         cgroup_procs: ctx.cgroup_procs,
         id_maps: userns.then(|| IdMaps {

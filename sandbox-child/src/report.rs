@@ -168,8 +168,9 @@ pub enum Step {
     Proc,
     /// The sandbox's init forking the program.
     Init,
-    /// Not a failure: init names the program, whose pid in the namespace is
-    /// the record's `errno` field ([`StepRecord::program`]).
+    /// Not a failure: the program under an init names itself by its pid as
+    /// the supervisor sees it, in the record's `errno` field
+    /// ([`StepRecord::program`]).
     Program,
 }
 
@@ -290,14 +291,14 @@ impl StepRecord {
         b
     }
 
-    /// The record by which init names the program: its pid in the PID
-    /// namespace (the supervisor finds its own view of that process).
-    pub fn program(pid_in_namespace: i32) -> StepRecord {
+    /// The record by which the program under an init names itself: its pid
+    /// as the supervisor sees it (its own is its namespace's).
+    pub fn program(pid: i32) -> StepRecord {
         StepRecord {
             step: Step::Program,
             fatal: false,
             index: 0,
-            errno: pid_in_namespace,
+            errno: pid,
         }
     }
 

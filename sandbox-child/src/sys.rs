@@ -324,6 +324,25 @@ pub fn recv_fds(socket: c_int, data: &mut [u8], fds: &mut [c_int; MAX_FDS]) -> R
     Ok(n)
 }
 
+/// This process's pid in the PID namespace of the procfs `proc` (a
+/// descriptor of its root): the target of its `self` link.
+pub fn pid_in(proc: c_int) -> Option<i32> {
+    let mut buf = [0u8; 16];
+    // SAFETY: buf is valid for its length; "self" is NUL-terminated.
+    let n = unsafe { libc::readlinkat(proc, c"self".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 || n as usize >= buf.len() {
+        return None;
+    }
+    let mut pid: i32 = 0;
+    for &b in &buf[..n as usize] {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        pid = pid.checked_mul(10)?.checked_add((b - b'0') as i32)?;
+    }
+    Some(pid)
+}
+
 /// Whether the pipe whose write end is `fd` still has a reader.
 pub fn has_reader(fd: c_int) -> bool {
     let mut pfd = libc::pollfd {

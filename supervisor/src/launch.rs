@@ -125,8 +125,7 @@ pub struct Spawned {
     /// (`sandbox_child::clone_child`), else the program itself. It is
     /// signalled and waited for.
     pub pid: libc::pid_t,
-    /// The program, as sluice sees it (for the audit record); `pid` if it
-    /// exited before it could be looked up.
+    /// The program, as sluice sees it (for the audit record).
     pub program_pid: libc::pid_t,
     /// What was enforced after the child's steps (for the audit record).
     pub report: EnforcementReport,
@@ -233,7 +232,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         None => None,
     };
     let program_pid = match (init, named) {
-        (true, Some(inner)) => crate::session::program_under_init(pid, inner).unwrap_or(pid),
+        (true, Some(program)) => program,
         _ => pid,
     };
     Ok(Spawned {

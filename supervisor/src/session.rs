@@ -167,21 +167,6 @@ fn kill_leftovers(cgroup: Option<&SessionCgroup>) {
     }
 }
 
-/// The child of the sandbox's init `init` whose pid in init's namespace is
-/// `inner`: the program, as sluice sees it. `None` once it has exited.
-pub fn program_under_init(init: libc::pid_t, inner: libc::pid_t) -> Option<libc::pid_t> {
-    children_of(init).into_iter().find(|pid| {
-        // "NSpid:" lists the pid in each namespace, the innermost last.
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                let line = s.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-                line.split_whitespace().last()?.parse::<libc::pid_t>().ok()
-            })
-            == Some(inner)
-    })
-}
-
 /// Processes whose parent is `parent`, from /proc.
 fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
     let me = parent;
