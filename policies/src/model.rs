@@ -108,6 +108,9 @@ pub enum Layer {
     Syscalls,
     /// The private mount namespace that makes deny-within-allow hold.
     Namespaces,
+    /// A PID namespace of the program's own, with an init and its own
+    /// `/proc`: other processes are invisible.
+    PidNamespace,
     /// PR_SET_NO_NEW_PRIVS.
     NoNewPrivs,
     /// Dropping every capability (effective, permitted, inheritable, ambient, bounding).
@@ -117,12 +120,13 @@ pub enum Layer {
 }
 
 impl Layer {
-    pub const ALL: [Layer; 8] = [
+    pub const ALL: [Layer; 9] = [
         Layer::Filesystem,
         Layer::Network,
         Layer::Scopes,
         Layer::Syscalls,
         Layer::Namespaces,
+        Layer::PidNamespace,
         Layer::NoNewPrivs,
         Layer::Capabilities,
         Layer::Limits,
@@ -135,6 +139,7 @@ impl Layer {
             Layer::Scopes => "scopes",
             Layer::Syscalls => "syscalls",
             Layer::Namespaces => "namespaces",
+            Layer::PidNamespace => "pid_namespace",
             Layer::NoNewPrivs => "no_new_privs",
             Layer::Capabilities => "capabilities",
             Layer::Limits => "limits",
@@ -183,9 +188,11 @@ impl Default for Layers {
 
 impl Layers {
     /// What the outer sandbox makes impossible inside it: Landlock forbids
-    /// every mount to a sandboxed process, and the session cgroup is not
-    /// writable from inside.
-    pub const DEFAULT_NESTED_BEST_EFFORT: [Layer; 2] = [Layer::Namespaces, Layer::Limits];
+    /// every mount to a sandboxed process, its seccomp filter refuses new
+    /// user namespaces (so a PID namespace too), and the session cgroup is
+    /// not writable from inside.
+    pub const DEFAULT_NESTED_BEST_EFFORT: [Layer; 3] =
+        [Layer::Namespaces, Layer::PidNamespace, Layer::Limits];
 
     pub fn is_required(&self, layer: Layer) -> bool {
         !self.best_effort.contains(&layer)

@@ -18,35 +18,88 @@ use crate::sys::{self, MountAttr};
 /// The exit code of a child that could not set up its sandbox.
 pub const EXIT_SETUP_FAILED: i32 = 125;
 
-/// Runs the child sequence and execs the program. Never returns.
+/// Clones the child into new user, mount and PID namespaces: it is pid 1
+/// there, the sandbox's init (`init.rs`), and runs the child sequence.
+/// Returns its pid, or the errno of `clone` (nothing was started).
 ///
 /// # Safety
-/// Must be called in the child right after `fork()`, in a single-threaded
-/// process, with `plan` prepared before the fork.
-pub unsafe fn exec_child(plan: &Prepared) -> ! {
+/// The calling process must be single-threaded (a user namespace requires
+/// it, and the child runs raw system calls only), with `plan` prepared.
+pub unsafe fn clone_child(plan: &Prepared) -> Result<libc::pid_t, i32> {
+    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::SIGCHLD;
+    // SAFETY: a fork-like clone (no new stack, no shared memory): the child
+    // continues on a copy of this stack, as after fork().
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match pid {
+        // SAFETY: in the child right after clone, single-threaded.
+        0 => unsafe { exec_child(plan, true) },
+        p if p < 0 => Err(sys::errno()),
+        p => Ok(p as libc::pid_t),
+    }
+}
+
+/// Forks the child in the supervisor's PID namespace (where one cannot be
+/// made), which runs the child sequence. Returns its pid, or fork's errno.
+///
+/// # Safety
+/// As [`clone_child`].
+pub unsafe fn fork_child(plan: &Prepared) -> Result<libc::pid_t, i32> {
+    // SAFETY: single-threaded (the caller's promise); the child runs only
+    // the prepared plan's raw system calls.
+    match unsafe { libc::fork() } {
+        // SAFETY: in the child right after fork, single-threaded.
+        0 => unsafe { exec_child(plan, false) },
+        p if p < 0 => Err(sys::errno()),
+        p => Ok(p),
+    }
+}
+
+/// Runs the child sequence and execs the program. Never returns.
+/// `cloned`: made by [`clone_child`], in new user, mount and PID
+/// namespaces; the child then stays as the namespace's init and forks the
+/// program at the end.
+///
+/// # Safety
+/// Must be called in the child right after `fork()` or `clone()`, in a
+/// single-threaded process, with `plan` prepared before.
+unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
     let mut run = Runner { plan };
     run.setup_fds();
-    if let Some(t) = &plan.terminal {
+    match &plan.terminal {
         // Before anything else: from here on the child holds no descriptor
-        // of the person's terminal, only its own pty.
-        run.step(Step::Terminal, 0, || {
-            sys::take_terminal(t.slave.as_raw_fd(), t.stderr)
-        });
+        // of the person's terminal, only its own pty. Under an init the
+        // program takes it (it leads the terminal's session, as without).
+        Some(t) if !cloned => {
+            run.step(Step::Terminal, 0, || {
+                sys::take_terminal(t.slave.as_raw_fd(), t.stderr)
+            });
+        }
+        _ => {}
     }
     run.step(Step::DeathSignal, 0, || {
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong)?;
-        // The supervisor may have died before the line above.
-        // SAFETY: getppid cannot fail.
-        if unsafe { libc::getppid() } != plan.parent_pid {
-            return Err(libc::ESRCH);
+        // The supervisor may have died before the line above: then nothing
+        // reads the launch pipe any more. (getppid cannot tell in a PID
+        // namespace: the parent outside it is pid 0 there.)
+        match sys::has_reader(plan.report_fd()) {
+            true => Ok(()),
+            false => Err(libc::ESRCH),
         }
-        Ok(())
     });
     run.step(Step::Signals, 0, sys::reset_signals);
     if let Some(fd) = &plan.cgroup_procs {
         run.step(Step::Cgroup, 0, || sys::write_all(fd.as_raw_fd(), b"0"));
     }
-    let in_new_userns = plan.id_maps.is_some() && run.namespaces();
+    let in_new_userns = plan.id_maps.is_some() && run.namespaces(cloned);
     // The view is built (or, stacked, is the enclosing sandbox's): the
     // broker serves directories from it.
     run.step(Step::RootHandOver, 0, || {
@@ -60,22 +113,43 @@ pub unsafe fn exec_child(plan: &Prepared) -> ! {
         run.step(Step::Rlimit, i as u16, || sys::setrlimit(resource, value));
     }
     if let Some(fd) = &plan.landlock {
+        if cloned {
+            // Landlock rules attach to inodes: those for /proc were made
+            // on the host's, and the new /proc has its own.
+            for (i, (path, access)) in plan.proc_rules.iter().enumerate() {
+                run.step(Step::Proc, i as u16 + 1, || {
+                    match sys::landlock_add_path_rule(fd.as_raw_fd(), path, *access) {
+                        // A path of the host's /proc that this one lacks
+                        // (`/proc/self` was resolved to sluice's pid): the
+                        // rule would grant nothing here.
+                        Err(libc::ENOENT) => Ok(()),
+                        other => other,
+                    }
+                });
+            }
+        }
         run.step(Step::Landlock, 0, || {
             sys::landlock_restrict_self(fd.as_raw_fd())
         });
     }
     let deny = plan.seccomp.as_fprog();
     if let Some(notify) = &plan.notify {
-        let fprog = notify.program.as_fprog();
-        let socket = notify.socket.as_raw_fd();
         // In the program's Landlock domain and under the deny filter, but
         // not notified: see `connector`.
         run.step(Step::Connector, 0, || {
-            crate::connector::spawn(socket, &deny)
+            crate::connector::spawn(notify.socket.as_raw_fd(), &deny)
         });
+    }
+    if cloned {
+        // Before the notify filter, which hands fork to a supervisor that
+        // is not serving yet.
+        run.become_init(&deny);
+    }
+    if let Some(notify) = &plan.notify {
+        let fprog = notify.program.as_fprog();
         // Before the deny filter, which refuses listeners to the program.
         run.step(Step::Transparent, 0, || {
-            crate::notify::install_and_hand_over(&fprog, socket)
+            crate::notify::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
         });
     }
     run.step(Step::Seccomp, 0, || seccomp::install(&deny, 0));
@@ -141,16 +215,57 @@ impl Runner<'_> {
         });
     }
 
+    /// Forks the program, which goes on to its last steps and exec, and
+    /// stays as the PID namespace's init ([`crate::init`]) under the deny
+    /// filter `deny`: only the program returns.
+    fn become_init(&mut self, deny: &libc::sock_fprog) {
+        let plan = self.plan;
+        let mut signals = crate::init::Signals::empty();
+        self.step(Step::Init, 0, || {
+            // Its memory is a copy of the supervisor's: not the program's
+            // to read (the id maps step made it dumpable).
+            sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
+            signals = crate::init::Signals::block()?;
+            Ok(())
+        });
+        // SAFETY: fork in a single-threaded process; both sides run raw
+        // system calls only.
+        let program = unsafe { libc::fork() };
+        if program < 0 {
+            let errno = sys::errno();
+            self.step(Step::Init, 0, || Err(errno));
+        }
+        if program > 0 {
+            self.step(Step::Seccomp, 0, || seccomp::install(deny, 0));
+            crate::init::run(program, &signals);
+        }
+        // The program: what init blocked is its own to decide.
+        self.step(Step::Init, 0, || signals.unblock());
+        // Named to the supervisor by its pid there: the host's /proc, opened
+        // before the clone, resolves `self` in the supervisor's namespace.
+        // Nothing more can be done if the supervisor stopped listening.
+        if let Some(pid) = sys::pid_in(plan.host_proc.as_raw_fd()) {
+            let _ = sys::write_all(plan.report_fd(), &StepRecord::program(pid).encode());
+        }
+        if let Some(t) = &plan.terminal {
+            self.step(Step::Terminal, 0, || {
+                sys::take_terminal(t.slave.as_raw_fd(), t.stderr)
+            });
+        }
+    }
+
     /// Returns whether the user namespace was entered (the process then
-    /// holds every capability in it, to be dropped).
-    fn namespaces(&mut self) -> bool {
+    /// holds every capability in it, to be dropped). `cloned`: it was,
+    /// with the mount and PID namespaces, by [`clone_child`].
+    fn namespaces(&mut self, cloned: bool) -> bool {
         let plan = self.plan;
         let maps = plan.id_maps.as_ref().expect("checked by the caller");
         // SAFETY: unshare takes flags only; the process is single-threaded.
-        let ok = self.step(Step::UserNamespace, 0, || {
-            sys::check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } as _)
-                .map(drop)
-        });
+        let ok = cloned
+            || self.step(Step::UserNamespace, 0, || {
+                sys::check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } as _)
+                    .map(drop)
+            });
         if !ok {
             return false;
         }
@@ -186,6 +301,11 @@ impl Runner<'_> {
             };
             sys::mount_setattr(c"/".as_ptr(), &attr, true)
         });
+        if cloned {
+            // Before the protective mounts, so that those within /proc land
+            // on this one, and before the root, which binds it.
+            self.step(Step::Proc, 0, mount_proc);
+        }
         for (i, m) in plan.mounts.iter().enumerate() {
             self.step(Step::Mounts, i as u16 + 1, || mount_one(m));
         }
@@ -297,6 +417,20 @@ impl Runner<'_> {
         });
         self.step(Step::Capset, 0, sys::capset_clear);
     }
+}
+
+/// A procfs of the PID namespace this process is init of, over the host's
+/// `/proc`: it shows the sandbox's processes only. Read-only like every
+/// other mount of the view; the flags the kernel locked on the host's
+/// (nosuid, nodev, noexec) are repeated, as it requires.
+fn mount_proc() -> Result<(), i32> {
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY;
+    sys::mount(
+        c"proc".as_ptr(),
+        c"/proc".as_ptr(),
+        c"proc".as_ptr(),
+        flags as c_ulong,
+    )
 }
 
 fn seal(dir: &std::ffi::CStr) -> Result<(), i32> {

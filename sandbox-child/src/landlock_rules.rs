@@ -5,7 +5,7 @@
 //! child's private mount namespace.
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
@@ -71,13 +71,34 @@ fn add_path(
         path: path.display().to_string(),
         source,
     })?;
-    // Directory-only rights make no sense on a file; keep what applies.
-    let access = if path.is_dir() {
+    Ok(ruleset.add_rule(PathBeneath::new(fd, applicable(path, access)))?)
+}
+
+/// Directory-only rights make no sense on a file; keep what applies.
+fn applicable(path: &Path, access: BitFlags<AccessFs>) -> BitFlags<AccessFs> {
+    if path.is_dir() {
         access
     } else {
         access & AccessFs::from_file(TARGET_ABI)
-    };
-    Ok(ruleset.add_rule(PathBeneath::new(fd, access))?)
+    }
+}
+
+/// The policy's rules at or beneath `/proc`, as (path, access bits). Rules
+/// attach to inodes, and a PID namespace's own `/proc` has its own: the
+/// child adds these again once it is mounted.
+pub fn proc_rules(policy: &Policy) -> Vec<(PathBuf, u64)> {
+    let fs = &policy.filesystem;
+    let lists = [
+        (&fs.read, read_access()),
+        (&fs.execute, exec_access()),
+        (&fs.write, write_access()),
+    ];
+    lists
+        .into_iter()
+        .flat_map(|(paths, access)| paths.iter().map(move |p| (p, access)))
+        .filter(|(p, _)| p.starts_with("/proc"))
+        .map(|(p, access)| (p.clone(), applicable(p, access).bits()))
+        .collect()
 }
 
 /// Builds the ruleset for `policy` and returns its descriptor (close-on-exec),

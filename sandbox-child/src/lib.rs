@@ -4,20 +4,25 @@
 //! builds everything the child will need (the Landlock ruleset descriptor, the
 //! seccomp program, C strings for exec and mounts) and says what the sandbox
 //! will enforce on this kernel ([`EnforcementReport`]). After `fork()` the child
-//! calls [`exec_child`], which makes raw system calls only:
+//! makes the child with [`clone_child`] (new user, mount and PID namespaces;
+//! [`fork_child`] where a PID namespace cannot be made), which makes raw
+//! system calls only:
 //!
 //! 1. keep the handed-over descriptors, close every other inherited one; when
 //!    the supervisor owns the person's terminal, a new session whose
-//!    controlling terminal (and stdin/stdout) is the program's own pty;
+//!    controlling terminal (and stdin/stdout) is the program's own pty (under
+//!    an init, the program does this, just before exec);
 //! 2. parent-death signal; reset signal dispositions and mask;
 //! 3. join the session cgroup (process limit);
-//! 4. a private user + mount namespace, the protective mounts ([`mounts`])
-//!    and a root holding only the policy's trees ([`root`]); an `O_PATH`
-//!    descriptor of that root sent to the supervisor, whose broker serves
-//!    directories from the sandbox's own view;
+//! 4. a private user + mount namespace, the PID namespace's own `/proc`, the
+//!    protective mounts ([`mounts`]) and a root holding only the policy's
+//!    trees ([`root`]); an `O_PATH` descriptor of that root sent to the
+//!    supervisor, whose broker serves directories from the sandbox's own view;
 //! 5. drop every capability (securebits, bounding, ambient, effective, permitted,
 //!    inheritable);
-//! 6. no_new_privs; 7. resource limits; 8. Landlock; 9. seccomp; 10. exec.
+//! 6. no_new_privs; 7. resource limits; 8. Landlock; 9. seccomp; 10. in a PID
+//!    namespace, fork: the child execs the program, the parent stays as the
+//!    namespace's init (`init.rs`); else exec.
 //!
 //! A step that fails is written to the launch pipe as a [`StepRecord`]; if the
 //! layer it serves is required, the child exits with 125 before exec.
@@ -27,10 +32,8 @@
 //! let (plan, report) = sandbox_child::prepare(policy, ctx).unwrap();
 //! assert!(report.blocking().next().is_none(), "{report}");
 //! // SAFETY: single-threaded here; the child only runs the prepared plan.
-//! match unsafe { libc::fork() } {
-//!     0 => unsafe { sandbox_child::exec_child(&plan) },
-//!     pid => { /* read the launch pipe, wait for pid */ }
-//! }
+//! let pid = unsafe { sandbox_child::clone_child(&plan) }.unwrap();
+//! // read the launch pipe, wait for pid
 //! # }
 //! ```
 //!
@@ -49,6 +52,8 @@
 //! the seccomp filter denies, privilege gain through setuid or file capabilities.
 //! Named unix sockets outside the allowed trees are out of reach because the
 //! child's root is built from the policy ([`root`]): they do not exist there.
+//! Other processes are invisible: the program runs under an init of its own in
+//! a PID namespace with its own `/proc` (`init.rs`).
 //! Not protected: connecting to a socket file *inside* a tree the policy lets
 //! the program read (Landlock ABI 7 has no right for connect), hard links to
 //! denied files made before launch, and anything the policy allows.
@@ -56,6 +61,8 @@
 #[cfg(target_os = "linux")]
 mod child;
 pub mod connector;
+#[cfg(target_os = "linux")]
+mod init;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
 pub mod mounts;
@@ -75,9 +82,19 @@ pub mod seccomp;
 mod sys;
 
 #[cfg(target_os = "linux")]
-pub use child::{exec_child, EXIT_SETUP_FAILED};
+pub use child::{clone_child, fork_child, EXIT_SETUP_FAILED};
 #[cfg(target_os = "linux")]
 pub use landlock_rules::kernel_abi as landlock_abi;
 #[cfg(target_os = "linux")]
 pub use plan::{prepare, ChildTerminal, LaunchContext, PrepareError, Prepared, Veil};
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};
+
+/// The signals the supervisor passes on to the program when another process
+/// sends them to sluice (and the sandbox's init passes on in turn).
+pub const FORWARDED_SIGNALS: [i32; 5] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGWINCH,
+];

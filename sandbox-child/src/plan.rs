@@ -144,8 +144,10 @@ pub struct Prepared {
     /// Sorted descriptors that survive the close-everything step.
     pub(crate) keep_fds: Vec<RawFd>,
     pub(crate) report_pipe: OwnedFd,
+    /// The supervisor's `/proc` (a directory descriptor), through which the program
+    /// learns its pid as the supervisor sees it, under an init.
+    pub(crate) host_proc: OwnedFd,
     pub(crate) terminal: Option<ChildTerminal>,
-    pub(crate) parent_pid: libc::pid_t,
     pub(crate) cgroup_procs: Option<OwnedFd>,
     pub(crate) id_maps: Option<IdMaps>,
     pub(crate) mounts: Vec<PreparedMount>,
@@ -161,6 +163,8 @@ pub struct Prepared {
     pub(crate) caps_held: bool,
     pub(crate) rlimits: Vec<(libc::c_int, u64)>,
     pub(crate) landlock: Option<OwnedFd>,
+    /// Landlock rules for the PID namespace's own `/proc` (path, access).
+    pub(crate) proc_rules: Vec<(CString, u64)>,
     pub(crate) seccomp: seccomp::Program,
     /// Transparent brokering (the second filter and its hand-over socket).
     pub(crate) notify: Option<crate::notify::Notify>,
@@ -509,8 +513,8 @@ pub fn prepare(
     };
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
-    // SAFETY: getuid/getgid/getpid cannot fail.
-    let (uid, gid, pid) = unsafe { (libc::getuid(), libc::getgid(), libc::getpid()) };
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let caps = permitted_caps()?;
     let cap_last: u32 = read_proc("/proc/sys/kernel/cap_last_cap", "cap_last_cap")?
         .trim()
@@ -521,6 +525,10 @@ pub fn prepare(
     } else {
         None
     };
+    let proc_rules = landlock_rules::proc_rules(policy)
+        .into_iter()
+        .map(|(path, access)| Ok((cstring(path.as_os_str())?, access)))
+        .collect::<Result<_, PrepareError>>()?;
     let rules = syscall_rules(policy);
     let seccomp = seccomp::Program::deny_filter(&rules);
 
@@ -546,6 +554,13 @@ pub fn prepare(
     keep_fds.extend(ctx.terminal.as_ref().map(|t| t.slave.as_raw_fd()));
     keep_fds.extend(ctx.notify_socket.as_ref().map(|f| f.as_raw_fd()));
     keep_fds.push(ctx.root_socket.as_raw_fd());
+    let host_proc = std::fs::File::open("/proc")
+        .map(OwnedFd::from)
+        .map_err(|source| PrepareError::Probe {
+            what: "/proc",
+            source,
+        })?;
+    keep_fds.push(host_proc.as_raw_fd());
     keep_fds.sort_unstable();
 
     // Bounding set and securebits need CAP_SETPCAP, which root and the user
@@ -570,8 +585,8 @@ pub fn prepare(
         handover: ctx.handover,
         keep_fds,
         report_pipe: ctx.report_pipe,
+        host_proc,
         terminal: ctx.terminal,
-        parent_pid: pid,
         cgroup_procs: ctx.cgroup_procs,
         id_maps: userns.then(|| IdMaps {
             uid_map: format!("{uid} {uid} 1\n").into_bytes(),
@@ -585,6 +600,7 @@ pub fn prepare(
         caps_held: caps != 0,
         rlimits: rlimits(policy),
         landlock,
+        proc_rules,
         seccomp,
         notify: ctx.notify_socket.map(|socket| crate::notify::Notify {
             program: seccomp::Program::notify_filter(),
@@ -674,6 +690,11 @@ fn report_for(
                 format!("seccomp: {denied} system calls denied, foreign ABIs killed{notified}"),
             ),
             namespaces,
+            layer(
+                Layer::PidNamespace,
+                Status::Enforced,
+                "a PID namespace of its own with an init, and its own /proc".into(),
+            ),
             layer(Layer::NoNewPrivs, Status::Enforced, "set".into()),
             layer(Layer::Capabilities, Status::Enforced, caps_detail),
             limits_report(policy, uid, ctx.cgroup_procs.is_some()),

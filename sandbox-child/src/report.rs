@@ -167,10 +167,18 @@ pub enum Step {
     /// The hand-over of the sandbox's root to the broker, which opens the
     /// directories it serves there.
     RootHandOver,
+    /// The PID namespace's own `/proc`, and the Landlock rules for it.
+    Proc,
+    /// The sandbox's init forking the program.
+    Init,
+    /// Not a failure: the program under an init names itself by its pid as
+    /// the supervisor sees it, in the record's `errno` field
+    /// ([`StepRecord::program`]).
+    Program,
 }
 
 impl Step {
-    const ALL: [Step; 23] = [
+    const ALL: [Step; 26] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -194,6 +202,9 @@ impl Step {
         Step::Transparent,
         Step::Connector,
         Step::RootHandOver,
+        Step::Proc,
+        Step::Init,
+        Step::Program,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -210,6 +221,7 @@ impl Step {
             Step::SecureBits | Step::BoundingSet | Step::Ambient | Step::Capset => {
                 Some(Layer::Capabilities)
             }
+            Step::Proc => Some(Layer::PidNamespace),
             Step::NoNewPrivs => Some(Layer::NoNewPrivs),
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
@@ -223,7 +235,9 @@ impl Step {
             | Step::Terminal
             | Step::Transparent
             | Step::Connector
-            | Step::RootHandOver => None,
+            | Step::RootHandOver
+            | Step::Init
+            | Step::Program => None,
         }
     }
 
@@ -252,6 +266,9 @@ impl Step {
             Step::Transparent => "installing the transparent-brokering filter",
             Step::Connector => "starting the connector for the program's connect calls",
             Step::RootHandOver => "handing the sandbox's root to the broker",
+            Step::Proc => "mounting the PID namespace's own /proc",
+            Step::Init => "starting the program under the sandbox's init",
+            Step::Program => "naming the program's pid",
         }
     }
 }
@@ -278,6 +295,22 @@ impl StepRecord {
         b[2..4].copy_from_slice(&self.index.to_le_bytes());
         b[4..8].copy_from_slice(&self.errno.to_le_bytes());
         b
+    }
+
+    /// The record by which the program under an init names itself: its pid
+    /// as the supervisor sees it (its own is its namespace's).
+    pub fn program(pid: i32) -> StepRecord {
+        StepRecord {
+            step: Step::Program,
+            fatal: false,
+            index: 0,
+            errno: pid,
+        }
+    }
+
+    /// The pid in a [`StepRecord::program`] record.
+    pub fn program_pid(&self) -> Option<i32> {
+        (self.step == Step::Program).then_some(self.errno)
     }
 
     pub fn decode(b: &[u8; Self::SIZE]) -> Option<StepRecord> {

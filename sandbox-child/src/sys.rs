@@ -353,6 +353,74 @@ pub fn recv_fds(socket: c_int, data: &mut [u8], fds: &mut [c_int; MAX_FDS]) -> R
     Ok(n)
 }
 
+/// This process's pid in the PID namespace of the procfs `proc` (a
+/// descriptor of its root): the target of its `self` link.
+pub fn pid_in(proc: c_int) -> Option<i32> {
+    let mut buf = [0u8; 16];
+    // SAFETY: buf is valid for its length; "self" is NUL-terminated.
+    let n = unsafe { libc::readlinkat(proc, c"self".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 || n as usize >= buf.len() {
+        return None;
+    }
+    let mut pid: i32 = 0;
+    for &b in &buf[..n as usize] {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        pid = pid.checked_mul(10)?.checked_add((b - b'0') as i32)?;
+    }
+    Some(pid)
+}
+
+/// Whether the pipe whose write end is `fd` still has a reader.
+pub fn has_reader(fd: c_int) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n >= 0 && pfd.revents & libc::POLLERR == 0
+}
+
+/// The kernel's `struct landlock_path_beneath_attr` (packed).
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
+
+/// Adds to the Landlock ruleset `ruleset` a rule granting `access` beneath
+/// `path` (a NUL-terminated C string prepared before fork), as it is now.
+pub fn landlock_add_path_rule(
+    ruleset: c_int,
+    path: &std::ffi::CStr,
+    access: u64,
+) -> Result<(), i32> {
+    // SAFETY: path is NUL-terminated.
+    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) } as _)?;
+    let attr = PathBeneathAttr {
+        allowed_access: access,
+        parent_fd: fd as i32,
+    };
+    // SAFETY: attr is a valid landlock_path_beneath_attr for the call.
+    let res = check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &attr as *const PathBeneathAttr,
+            0u32,
+        )
+    });
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd as c_int) };
+    res.map(drop)
+}
+
 /// Exits the child at once, without running destructors or atexit handlers.
 pub fn exit(code: c_int) -> ! {
     // SAFETY: _exit is async-signal-safe and never returns.

@@ -123,7 +123,12 @@ pub struct Launch {
 
 /// A child that passed every required step and exec'd the program.
 pub struct Spawned {
+    /// sluice's child: the sandbox's init in a PID namespace of its own
+    /// (`sandbox_child::clone_child`), else the program itself. It is
+    /// signalled and waited for.
     pub pid: libc::pid_t,
+    /// The program, as sluice sees it (for the audit record).
+    pub program_pid: libc::pid_t,
     /// What was enforced after the child's steps (for the audit record).
     pub report: EnforcementReport,
     pub cgroup: Option<SessionCgroup>,
@@ -180,18 +185,11 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     // count at exec is in a sandbox of its own (`broker/transparent/stacked.rs`).
     let own_filters = crate::broker::transparent::filters_of("thread-self")
         .context("counting the supervisor's seccomp filters")?;
-    // SAFETY: sluice is single-threaded here (no runtime started yet), and the
-    // child runs only the prepared plan's raw system calls.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error()).context("fork");
-    }
-    if pid == 0 {
-        // SAFETY: in the child right after fork, single-threaded.
-        unsafe { sandbox_child::exec_child(&plan) }
-    }
+    let (pid, init) = start_child(&plan, &mut report, launch.nested)?;
     drop(plan); // our copies of the pipe's write end, ruleset and cgroup fds
-    let records = read_records(&read_end)?;
+    let mut records = read_records(&read_end)?;
+    let named = records.iter().find_map(StepRecord::program_pid);
+    records.retain(|r| r.program_pid().is_none());
     // What held is known only now: -v prints it after the child's steps, and
     // a best-effort layer that failed is said whatever -v says.
     let writable = &policy.filesystem.write;
@@ -266,14 +264,55 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         },
         None => None,
     };
+    let program_pid = match (init, named) {
+        (true, Some(program)) => program,
+        _ => pid,
+    };
     Ok(Spawned {
         pid,
+        program_pid,
         report,
         cgroup,
         transparent,
         view,
         filters_at_exec,
     })
+}
+
+/// Starts the child, in new user, mount and PID namespaces where they can be
+/// made; returns its pid and whether it is the PID namespace's init. Where
+/// the PID namespace cannot be made the report says so, and a policy that
+/// requires it stops here.
+fn start_child(
+    plan: &sandbox_child::Prepared,
+    report: &mut EnforcementReport,
+    nested: bool,
+) -> Result<(libc::pid_t, bool)> {
+    let why = if nested {
+        // Its seccomp filter refuses new user namespaces (and would answer
+        // the attempt the same way).
+        "a PID namespace of its own was not made (the enclosing sluice sandbox forbids it; \
+         its own layer still applies)"
+            .to_owned()
+    } else {
+        // SAFETY: sluice is single-threaded here (no runtime started yet),
+        // and the child runs only the prepared plan's raw system calls.
+        match unsafe { sandbox_child::clone_child(plan) } {
+            Ok(pid) => return Ok((pid, true)),
+            Err(e) => format!(
+                "creating the PID namespace failed: {}; the program sees the host's processes",
+                std::io::Error::from_raw_os_error(e)
+            ),
+        }
+    };
+    report.degrade(policies::Layer::PidNamespace, why.clone());
+    refuse_if_blocked(report, nested)?;
+    eprintln!("sluice: warning: {why}");
+    // SAFETY: as above.
+    let pid = unsafe { sandbox_child::fork_child(plan) }
+        .map_err(std::io::Error::from_raw_os_error)
+        .context("fork")?;
+    Ok((pid, false))
 }
 
 fn refuse_if_blocked(report: &EnforcementReport, nested: bool) -> Result<()> {

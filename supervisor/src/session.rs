@@ -12,14 +12,8 @@ use crate::cgroup::SessionCgroup;
 use crate::exit;
 
 /// Signals the supervisor forwards to the program when another process sends
-/// them to sluice.
-const FORWARDED: [libc::c_int; 5] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGWINCH,
-];
+/// them to sluice (to the sandbox's init, which passes them on).
+const FORWARDED: [libc::c_int; 5] = sandbox_child::FORWARDED_SIGNALS;
 
 fn handled_set() -> libc::sigset_t {
     // SAFETY: sigset operations on a zeroed local set.
@@ -161,7 +155,8 @@ fn kill_leftovers(cgroup: Option<&SessionCgroup>) {
         if pid < 0 {
             return; // ECHILD: nothing left
         }
-        for child in our_children() {
+        // SAFETY: getpid cannot fail.
+        for child in children_of(unsafe { libc::getpid() }) {
             // SAFETY: signalling a process whose parent is sluice.
             unsafe { libc::kill(child, libc::SIGKILL) };
         }
@@ -172,10 +167,9 @@ fn kill_leftovers(cgroup: Option<&SessionCgroup>) {
     }
 }
 
-/// Processes whose parent is sluice, from /proc.
-fn our_children() -> Vec<libc::pid_t> {
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
+/// Processes whose parent is `parent`, from /proc.
+fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
+    let me = parent;
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -98,10 +98,34 @@ fn assert_counts(counts: &Value, allowed: u64, denied: u64, error: u64) {
     }
 }
 
+/// The pids the probe prints are its PID namespace's; a record names each
+/// process as the supervisor sees it (its `exe` was read there). The two
+/// must correspond one to one.
+#[derive(Default)]
+struct Pids(std::cell::RefCell<BTreeMap<u64, u64>>);
+
+impl Pids {
+    #[track_caller]
+    fn check(&self, inside: u64, recorded: &Value) {
+        let recorded = recorded.as_u64().expect("a pid");
+        let mut seen = self.0.borrow_mut();
+        let was = *seen.entry(inside).or_insert(recorded);
+        assert_eq!(
+            was, recorded,
+            "pid {inside} recorded as {was} and {recorded}"
+        );
+        let names = seen.values().filter(|&&r| r == recorded).count();
+        assert_eq!(
+            names, 1,
+            "pid {recorded} recorded for two processes: {seen:?}"
+        );
+    }
+}
+
 #[track_caller]
-fn assert_decision(record: &Value, pid: u64, fx: &Fixture, expect: &[(&str, Value)]) {
+fn assert_decision(record: &Value, pid: u64, pids: &Pids, fx: &Fixture, expect: &[(&str, Value)]) {
     let show = || serde_json::to_string_pretty(record).unwrap();
-    assert_eq!(record["pid"], pid, "pid\n{}", show());
+    pids.check(pid, &record["pid"]);
     assert_eq!(record["exe"], fx.probe_path(), "exe\n{}", show());
     assert_eq!(record["client"], "sluice-probe", "{}", show());
     assert_eq!(record["via"], "sdk", "{}", show());
@@ -292,8 +316,9 @@ fn every_decision_is_recorded_with_who_asked_and_who_decided() {
             ],
         ),
     ];
+    let seen = Pids::default();
     for (path, pid, expect) in &cases {
-        assert_decision(decision_about(&all, path), *pid, &fx, expect);
+        assert_decision(decision_about(&all, path), *pid, &seen, &fx, expect);
     }
     // The secret was asked twice, by two processes: an open and a query.
     let about_secret: Vec<&Value> = decided
@@ -307,7 +332,7 @@ fn every_decision_is_recorded_with_who_asked_and_who_decided() {
         .into_iter()
         .enumerate()
     {
-        assert_decision(record, secret_pids[i], &fx, &[]);
+        assert_decision(record, secret_pids[i], &seen, &fx, &[]);
         let expect = [
             ("op", Value::from(op)),
             ("path_opened", null.clone()),
@@ -333,6 +358,7 @@ fn every_decision_is_recorded_with_who_asked_and_who_decided() {
     assert_decision(
         asked,
         pids_by_path(&out2)[&question][0],
+        &Pids::default(),
         &fx,
         &[
             ("decision", "allowed".into()),

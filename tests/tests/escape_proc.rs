@@ -5,9 +5,12 @@
 //! the environment, leaked descriptors, daemons outliving the session and setuid
 //! binaries.
 //!
-//! The supervisor is the probe's parent, which the probe names `{ppid}` itself.
-//! The outside controls run the probe under `sh`, so that `{ppid}` is a process
-//! the probe may inspect when unconfined.
+//! The program lives in a PID namespace of its own: the supervisor has no pid
+//! there, and the probe's parent, which it names `{ppid}` itself, is the
+//! sandbox's init (pid 1), a copy of the supervisor made before any step. So
+//! the `{ppid}` attacks below try the nearest thing to the supervisor there
+//! is. The outside controls run the probe under `sh`, so that `{ppid}` is a
+//! process the probe may inspect when unconfined.
 
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -109,16 +112,215 @@ fn signals_to_the_supervisor_are_blocked() {
     fx.sluice(&[], &["signal", "child", "0"]).assert_ok();
     fx.sluice(&[], &["signal", "child", "15"]).assert_ok();
 
-    fx.sluice(&[], &["signal", "{ppid}", "0"]).assert_blocked();
-    // SIGCONT: harmless if it got through, which the status would show.
-    fx.sluice(&[], &["signal", "{ppid}", "18"]).assert_blocked();
+    // The supervisor and the test are not in the program's PID namespace:
+    // their pids name nothing there (or another process of the sandbox).
     fx.sluice(&[], &["signal", &test_pid, "0"]).assert_blocked();
-
-    // The same through a pidfd.
+    fx.sluice(&[], &["pidfd-signal", &test_pid, "0"])
+        .assert_blocked();
     under_shell(&fx, &["pidfd-signal", "{ppid}", "0"]).assert_ok();
     fx.sluice(&[], &["pidfd-signal", "child", "0"]).assert_ok();
-    fx.sluice(&[], &["pidfd-signal", "{ppid}", "0"])
-        .assert_blocked();
+}
+
+/// The sandbox's init is the program's parent and can be signalled (the
+/// same Landlock domain), but the kernel shields a namespace's init from
+/// signals sent inside it that it has no handler for, SIGKILL included,
+/// and init passes on only what comes from outside (the supervisor): the
+/// program cannot end its own session's init early or bounce a signal off it.
+#[test]
+fn signals_from_inside_neither_kill_init_nor_come_back() {
+    let fx = Fixture::new(PROBE);
+    let script = "kill -TERM 1; kill -INT 1; kill -HUP 1; kill -KILL 1; kill -STOP 1; \
+                  sleep 1; echo alive; exit 5";
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", script]));
+    assert_eq!(out.code(), 5, "{out}");
+    assert!(out.stdout.contains("alive"), "{out}");
+    // Control: the same signals from outside reach the program (the
+    // supervisor forwards them to init, which passes them on).
+    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", "echo ready; sleep 60"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling the sluice process this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status}");
+}
+
+/// A process of the host outside the sandbox, with `token` in its command
+/// line, killed on drop.
+struct HostProcess(std::process::Child);
+
+impl HostProcess {
+    fn start(token: &str) -> HostProcess {
+        let child = Command::new("/bin/sh")
+            .args(["-c", "sleep 120", token])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        HostProcess(child)
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a program learns of other processes through `/proc`: another
+/// host process's command line (a token passed in its argv), the pids of
+/// everything, and pid 1's mount table (the host's init, outside).
+const PROC_SURVEY: &str = "cat /proc/$0/cmdline | tr '\\0' ' '; echo; \
+     echo pids: $(ls /proc | grep -E '^[0-9]+$'); \
+     if cmp -s /proc/1/mountinfo /proc/self/mountinfo; then echo one-mount-table; fi; \
+     echo mountinfo-lines: $(cat /proc/1/mountinfo | wc -l)";
+
+fn proc_survey(out: &Outcome) -> (bool, Vec<u32>, bool, u32) {
+    let pids = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids:"))
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let lines = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("mountinfo-lines:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    (
+        out.stdout.contains("sluice-host-token"),
+        pids,
+        out.stdout.contains("one-mount-table"),
+        lines,
+    )
+}
+
+#[test]
+fn other_processes_are_invisible() {
+    let fx = Fixture::new(PROBE);
+    let host = HostProcess::start("sluice-host-token");
+    let host_pid = host.0.id().to_string();
+    let survey = |cmd: Command| proc_survey(&execute(cmd));
+
+    // Control: outside, the same commands see the host process, its argv,
+    // its pid, and the host's pid 1's mount table. (Inside, pid 1's mount
+    // table is the sandbox's own: the host's pid 1 is never in the
+    // sandbox's mount namespace.)
+    let mut outside = Command::new("/bin/sh");
+    outside.args(["-c", PROC_SURVEY, &host_pid]);
+    outside.stdin(Stdio::null()).current_dir(&fx.ws_dir);
+    let (token, pids, _, lines) = survey(outside);
+    assert!(token, "control: the host process's argv is readable");
+    assert!(pids.contains(&host.0.id()), "control: {pids:?}");
+    assert!(
+        lines > 0,
+        "control: the host's /proc/1/mountinfo is readable"
+    );
+
+    // As root and as an unprivileged user (whose user namespace makes the
+    // PID namespace and mounts its /proc), plain and transparent.
+    const NOBODY: u32 = 65534;
+    fx.give_to(NOBODY, NOBODY);
+    let runs = [(false, false), (false, true), (true, false), (true, true)];
+    for (nobody, transparent) in runs {
+        let flags: &[&str] = if transparent { &["--transparent"] } else { &[] };
+        let mut cmd = fx.sluice_command(flags, &["/bin/sh", "-c", PROC_SURVEY, &host_pid]);
+        if nobody {
+            let mut wrapped = Command::new("setpriv");
+            wrapped
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(cmd.get_program())
+                .args(cmd.get_args())
+                // The fixture's state and configuration directories are
+                // root's: the record goes under the (given) home instead.
+                .envs(
+                    cmd.get_envs()
+                        .filter(|(k, _)| !k.to_string_lossy().starts_with("XDG_"))
+                        .filter_map(|(k, v)| Some((k, v?))),
+                )
+                .current_dir(&fx.ws_dir)
+                .stdin(Stdio::null());
+            cmd = wrapped;
+        }
+        let flags = (nobody, flags);
+        let out = execute(cmd);
+        let (token, pids, same, _) = proc_survey(&out);
+        assert!(!token, "{flags:?}: the host process's argv was read\n{out}");
+        // init, the shell and what it runs: a handful, the host's none.
+        assert!(
+            !pids.is_empty() && pids.len() < 10 && pids.contains(&1),
+            "{flags:?}: pids in view: {pids:?}\n{out}"
+        );
+        assert!(!pids.contains(&host.0.id()), "{flags:?}: {pids:?}");
+        assert!(
+            same,
+            "{flags:?}: pid 1 is not the sandbox's own init\n{out}"
+        );
+    }
+}
+
+/// The program's pid in the audit record and in the records of its
+/// requests is the one the supervisor sees (it reads the requester's `exe`
+/// through it), not the program's own namespace's, and the start record
+/// names the program, not the sandbox's init.
+#[test]
+fn the_audit_names_the_program_as_the_host_sees_it() {
+    let fx = Fixture::new(PROBE);
+    let readme = fx.ws("README.md");
+    for flags in [&[][..], &["--transparent", "--approve", "allow"][..]] {
+        let _ = fs::remove_dir_all(fx.state_dir());
+        let action = match flags.is_empty() {
+            true => "broker-read",
+            false => "read",
+        };
+        // Transparent: a file outside the policy, so that the open is brokered.
+        let path = match flags.is_empty() {
+            true => readme.clone(),
+            false => fx.outside("secret.txt"),
+        };
+        fx.sluice(flags, &[action, &path]).assert_ok();
+        let session = sluice_tests::audit::only_session(&fx);
+        let all = sluice_tests::audit::records(&fx, &session);
+        let decision = sluice_tests::audit::decision_about(&all, &path);
+        assert_eq!(decision["exe"], fx.probe_path(), "{flags:?}: {decision}");
+        assert_eq!(
+            all[0]["child_pid"], decision["pid"],
+            "{flags:?}: the start record does not name the program\n{}\n{decision}",
+            all[0]
+        );
+        assert!(
+            decision["pid"].as_u64().unwrap() > 1,
+            "{flags:?}: {decision}"
+        );
+    }
+}
+
+/// Under the sandbox's init a program's exit status and its death by a
+/// signal come through as before (the status, 128 + N), and what it left
+/// running dies with it.
+#[test]
+fn exit_statuses_pass_through_init() {
+    let fx = Fixture::new(PROBE);
+    for (script, code) in [
+        ("exit 0", 0),
+        ("exit 7", 7),
+        ("kill -TERM $$", 128 + libc::SIGTERM),
+        ("kill -KILL $$", 128 + libc::SIGKILL),
+        ("kill -SEGV $$", 128 + libc::SIGSEGV),
+    ] {
+        let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", script]));
+        assert_eq!(out.code(), code, "{script}\n{out}");
+    }
 }
 
 #[test]
@@ -300,6 +502,25 @@ fn kill(pid: &str) {
     unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
 }
 
+/// The live (not zombie) probes of the host running `daemon PIDFILE`, by
+/// pid as the host sees them: the pid the daemon writes is its own
+/// namespace's.
+fn host_pids_with(pidfile: &str) -> Vec<String> {
+    let needle = format!("daemon\0{pidfile}\0");
+    let needle = needle.as_bytes();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.parse::<u32>().is_ok())
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            cmdline.windows(needle.len()).any(|w| w == needle) && !state.starts_with('Z')
+        })
+        .collect()
+}
+
 #[test]
 fn no_process_outlives_the_session() {
     let fx = Fixture::new(PROBE);
@@ -315,11 +536,15 @@ fn no_process_outlives_the_session() {
 
     let pidfile = fx.ws("inside.pid");
     fx.sluice(&[], &["daemon", &pidfile]).assert_ok();
-    let pid = fs::read_to_string(&pidfile).unwrap();
-    if probe_alive(&pid, &fx.probe) {
-        kill(&pid);
-        panic!("the daemon {pid} outlived its sluice session");
+    assert!(fs::metadata(&pidfile).is_ok(), "the daemon did not start");
+    let left = host_pids_with(&pidfile);
+    for pid in &left {
+        kill(pid);
     }
+    assert!(
+        left.is_empty(),
+        "the daemon {left:?} outlived its sluice session"
+    );
 }
 
 #[test]
@@ -468,4 +693,45 @@ fn setuid_binaries_gain_no_privileges() {
         "setuid-check",
     ])
     .assert_blocked();
+}
+
+/// Stacked inside another sluice, whose seccomp filter refuses new user
+/// namespaces, no PID namespace of its own can be made: the inner program
+/// shares the outer one's (which still hides the host's processes), the
+/// warning says so, and a policy that requires the layer when stacked is
+/// refused with the layer named.
+#[test]
+fn a_stacked_sluice_shares_the_outer_pid_namespace_and_says_so() {
+    let fx = Fixture::new(PROBE);
+    let required = fx.write_policy(
+        "pidns-required.toml",
+        "[layers]\nnested_best_effort = [\"namespaces\", \"limits\"]\n",
+    );
+    let inner = format!(
+        "\"$SLUICE_BIN\" run -- sh -c 'echo pids: $(ls /proc | grep -E \"^[0-9]+$\")'; \
+         echo inner-exit=$?; \"$SLUICE_BIN\" run --policy {required} -- true; \
+         echo required-exit=$?"
+    );
+    let out = execute(fx.sluice_command(&["--allow-read", &required], &["/bin/sh", "-c", &inner]));
+    out.assert_code(0);
+    assert!(out.stdout.contains("inner-exit=0"), "{out}");
+    assert!(
+        out.stderr
+            .contains("a PID namespace of its own was not made (the enclosing sluice sandbox"),
+        "{out}"
+    );
+    let pids: Vec<u32> = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids:"))
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        pids.contains(&1) && pids.len() < 15,
+        "the outer namespace's pids: {pids:?}\n{out}"
+    );
+    assert!(out.stdout.contains("required-exit=125"), "{out}");
+    assert!(out.stderr.contains("pid_namespace: not enforced"), "{out}");
 }

@@ -117,7 +117,7 @@ fn bad_values_name_the_key() {
     assert_eq!(
         load_error("[layers]\nbest_effort = [\"landlock\"]"),
         "policy 'p.toml', line 2, column 16: key 'layers.best_effort': unknown layer 'landlock' \
-         (expected one of filesystem, network, scopes, syscalls, namespaces, no_new_privs, \
+         (expected one of filesystem, network, scopes, syscalls, namespaces, pid_namespace, no_new_privs, \
          capabilities, limits)"
     );
     assert_eq!(

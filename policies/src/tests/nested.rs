@@ -20,7 +20,7 @@ fn defaults_stack_on_linux_with_namespaces_and_limits_inherited() {
     }
     assert_eq!(
         policy.layers.nested_best_effort,
-        set(&[Layer::Namespaces, Layer::Limits])
+        set(&[Layer::Namespaces, Layer::PidNamespace, Layer::Limits])
     );
     assert!(policy.layers.is_required(Layer::Namespaces));
     assert!(!policy.layers.when_nested().is_required(Layer::Namespaces));

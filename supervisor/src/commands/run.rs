@@ -233,7 +233,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         argv: args.command.clone(),
         workspace: s.workspace.clone(),
         supervisor_pid: std::process::id(),
-        child_pid: spawned.pid as u32,
+        child_pid: spawned.program_pid as u32,
     };
     let audit = match AuditLog::open(&audit_dir, &s.id, &start) {
         Ok(log) => log,
