@@ -62,12 +62,25 @@ fn probe_alive(pid: &str, probe: &Path) -> bool {
     cmdline.windows(needle.len()).any(|w| w == needle) && !state.starts_with('Z')
 }
 
-/// Waits for `path` to hold a pid (the probe's daemon wrote it).
+/// Waits for the probe's daemon to have written `path`, and returns its pid
+/// as the host sees it: what it wrote is its pid in the sandbox's own PID
+/// namespace, so it is found by its command line (`daemon PATH`).
 fn wait_for_pid(path: &str, sluice: &mut std::process::Child) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let needle = format!("daemon\0{path}\0");
     loop {
-        if let Ok(pid) = fs::read_to_string(path) {
-            if !pid.is_empty() {
+        if fs::read_to_string(path).is_ok_and(|pid| !pid.is_empty()) {
+            let host = fs::read_dir("/proc")
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|pid| pid.parse::<u32>().is_ok())
+                .find(|pid| {
+                    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    cmdline
+                        .windows(needle.len())
+                        .any(|w| w == needle.as_bytes())
+                });
+            if let Some(pid) = host {
                 return pid;
             }
         }
@@ -121,8 +134,8 @@ fn private_dir(path: &Path) {
 }
 
 /// A supervisor killed with SIGKILL runs no clean-up: its session directory
-/// and cgroup stay, and so does a daemon its program left (the control).
-/// The next `sluice run` sweeps them: the daemon is killed, the cgroup, the
+/// and cgroup stay (the control; a daemon its program left dies with the
+/// PID namespace). The next `sluice run` sweeps them: the cgroup, the
 /// directory and the record removed. A live session is left alone by the
 /// sweep, and so is a directory no record names.
 #[test]
@@ -150,6 +163,12 @@ fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not()
     );
     left.sluices[0].kill().unwrap(); // SIGKILL
     left.sluices[0].wait().unwrap();
+    // The sandbox's init dies with its supervisor (its parent-death signal)
+    // and the kernel kills the rest of its PID namespace, daemon included.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while probe_alive(&killed_daemon, &fx.probe) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let remains = (
         probe_alive(&killed_daemon, &fx.probe),
         sessions_parent(&tmp, euid()).join(&stale).is_dir(),
@@ -158,8 +177,8 @@ fn a_killed_supervisors_session_is_swept_by_the_next_run_and_a_live_one_is_not()
     );
     assert_eq!(
         remains,
-        (true, true, true, true),
-        "control: what a killed sluice leaves"
+        (false, true, true, true),
+        "control: what a killed sluice leaves (its daemon dies with the PID namespace)"
     );
 
     left.sluices
