@@ -152,6 +152,8 @@ pub struct PolicySpec {
     pub(crate) broker: [Vec<PatternEntry>; 5],
     /// `[broker] transparent`; `None`: no policy in the chain says.
     pub(crate) transparent: Option<bool>,
+    /// `[filesystem] protect`, parent first.
+    pub(crate) protect: Vec<PatternEntry>,
 }
 
 impl PolicySpec {
@@ -169,6 +171,7 @@ impl PolicySpec {
             nested: None,
             broker: Default::default(),
             transparent: None,
+            protect: Vec::new(),
         }
     }
 
@@ -244,6 +247,7 @@ impl PolicySpec {
         for (mine, theirs) in self.broker.iter_mut().zip(child.broker) {
             mine.extend(theirs);
         }
+        self.protect.extend(child.protect);
         self.transparent = child.transparent.or(self.transparent);
         if child.network.is_some() {
             self.network = child.network;
