@@ -54,6 +54,7 @@
 #[cfg(target_os = "linux")]
 mod child;
 pub mod connector;
+pub mod fsop;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
 pub mod mounts;

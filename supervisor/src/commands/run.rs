@@ -181,7 +181,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
             verbose: args.verbose,
             banner: banner(&s),
             nested: s.outer.is_some(),
-            transparent: s.policy.transparent,
+            // The guard (`broker::guard`) needs the same listener and
+            // connector. Stacked, the outer sandbox refuses listeners; its
+            // own guard judges this program's calls too.
+            notify: s.policy.transparent
+                || (s.outer.is_none() && !s.policy.filesystem.protect.is_empty()),
         },
     )?;
     let start = StartRecord {

@@ -58,11 +58,11 @@
 //! Linux 5.19+ (`SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`; `ADDFD_FLAG_SEND`
 //! is 5.14).
 
-mod call;
+pub(crate) mod call;
 mod connect;
 mod notif;
 mod serve;
-mod target;
+pub(crate) mod target;
 mod threads;
 mod view;
 
@@ -146,6 +146,8 @@ impl Transparent {
         let stopping = Arc::new(AtomicBool::new(false));
         let ctx = Arc::new(Context {
             view: SandboxView::new(&shared.policy.filesystem),
+            guard: super::guard::Guard::new(shared.policy.filesystem.protect.clone()),
+            brokering: shared.policy.transparent,
             shared,
             listener,
             runtime,
