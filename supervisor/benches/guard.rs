@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 const DEFAULT: &str = include_str!("../../policies/builtin/default.toml");
 
 fn without_protect(policy: &str) -> String {
-    let start = policy.find("\nprotect = [").expect("default has a protect list");
+    let start = policy
+        .find("\nprotect = [")
+        .expect("default has a protect list");
     let end = start + policy[start..].find("\n]\n").expect("the list ends") + 3;
     format!("{}{}", &policy[..start + 1], &policy[end..])
 }
@@ -97,7 +99,10 @@ fn main() {
     bare_cmd
         .args(["-c", "make -s clean && make -s -j2"])
         .current_dir(&ws);
-    println!("make -j2 of {} C files, {rounds} alternating rounds", files + 1);
+    println!(
+        "make -j2 of {} C files, {rounds} alternating rounds",
+        files + 1
+    );
     // One of each first, unmeasured: caches.
     build(&mut bare_cmd);
     build(&mut make(Some(&no_guard)));

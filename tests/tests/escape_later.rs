@@ -417,3 +417,114 @@ fn a_nested_hook_is_refused_for_an_unprivileged_user() {
         }
     }
 }
+
+/// The broker serves the workspace for writing (`allow_write`), but not a
+/// protected path in it: the same `protect` list holds for its writes.
+#[test]
+fn the_broker_does_not_write_protected_paths_either() {
+    let fx = Fixture::new(PROBE);
+    repository(&fx, "sub");
+    let hook = fx.ws("sub/.git/hooks/pre-commit");
+    fx.sluice(
+        &[],
+        &["broker-write", &fx.ws("sub/ok.txt"), "x", "--create"],
+    )
+    .assert_ok();
+    let out = fx.sluice(&[], &["broker-write", &hook, "#!/bin/sh\n", "--create"]);
+    out.assert_blocked();
+    assert!(!Path::new(&hook).exists(), "{out}");
+    let dot_git = fx.ws("a/.git");
+    fs::create_dir_all(fx.ws("a")).unwrap();
+    fx.sluice(
+        &[],
+        &["broker-write", &dot_git, "gitdir: ../evil\n", "--create"],
+    )
+    .assert_blocked();
+    assert!(!Path::new(&dot_git).exists());
+}
+
+/// With the home directory as the workspace, its start-up files are
+/// refused like the broker's refuse-outright list, at the file system
+/// layer; other files in it are written.
+#[test]
+fn start_up_files_are_refused_when_the_home_directory_is_the_workspace() {
+    let fx = Fixture::new(PROBE);
+    let home = fx.home("");
+    let refused = [
+        ".bashrc",
+        ".profile",
+        ".bash_aliases",
+        ".config/autostart/evil.desktop",
+        ".local/lib/python3.11/site-packages/evil.pth",
+        ".local/lib/python3.11/site-packages/usercustomize.py",
+    ];
+    let mut script = String::new();
+    for rel in refused {
+        let dir = Path::new(rel).parent().unwrap().to_str().unwrap();
+        if !dir.is_empty() {
+            script.push_str(&format!("mkdir -p {dir} 2>/dev/null; "));
+        }
+        script.push_str(&format!(
+            "echo x >> {rel} 2>/dev/null && echo wrote {rel}; "
+        ));
+    }
+    script.push_str("echo x > notes2.txt && echo control");
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(["run", "--workspace", &home, "--", "/bin/sh", "-c", &script])
+        .current_dir(&fx.home_dir)
+        .env("HOME", &fx.home_dir)
+        .env("XDG_STATE_HOME", fx.state_dir())
+        .env("XDG_CONFIG_HOME", fx.root().join("config"))
+        .stdin(Stdio::null());
+    let out = execute(cmd);
+    assert_eq!(out.stdout, "control\n", "{out}");
+    for rel in refused {
+        assert!(!Path::new(&fx.home(rel)).exists(), "{rel} was made\n{out}");
+    }
+}
+
+/// The path is read once and the call made on what was judged: a thread
+/// that flips the path between a harmless name and a hook while another
+/// opens it never gets the hook written (a check followed by `CONTINUE`
+/// would lose this race).
+#[test]
+fn swapping_the_path_during_the_check_gains_nothing() {
+    let fx = Fixture::new(PROBE);
+    repository(&fx, "sub");
+    let racer = r##"
+import ctypes, os, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+good = b"sub/harmless-name-xx\0"
+bad = b"sub/.git/hooks/pre-commit\0"
+buf = ctypes.create_string_buffer(max(len(good), len(bad)))
+stop = False
+def flip():
+    while not stop:
+        ctypes.memmove(buf, bad, len(bad))
+        ctypes.memmove(buf, good, len(good))
+t = threading.Thread(target=flip)
+t.start()
+for i in range(int(sys.argv[1])):
+    fd = libc.open(buf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
+    if fd >= 0:
+        os.write(fd, b"#!/bin/sh\ntouch " + sys.argv[2].encode() + b"\n")
+        os.close(fd)
+stop = True
+t.join()
+print("done")
+"##;
+    let mark = marker(&fx);
+    let out =
+        execute(fx.sluice_command(&[], &["/usr/bin/python3", "-S", "-c", racer, "2000", &mark]));
+    assert_eq!(out.stdout, "done\n", "{out}");
+    assert!(
+        Path::new(&fx.ws("sub/harmless-name-xx")).exists(),
+        "the harmless name was never written: the race did not run\n{out}"
+    );
+    assert!(
+        !Path::new(&fx.ws("sub/.git/hooks/pre-commit")).exists(),
+        "{out}"
+    );
+    let out = git_outside(&fx, "sub", &["commit", "-q", "--allow-empty", "-m", "x"]);
+    assert_not_ran(&fx, "a hook written through a swapped path", &out);
+}
