@@ -528,3 +528,27 @@ print("done")
     let out = git_outside(&fx, "sub", &["commit", "-q", "--allow-empty", "-m", "x"]);
     assert_not_ran(&fx, "a hook written through a swapped path", &out);
 }
+
+/// `git init` at the top of a workspace that was no repository: the
+/// configuration and the hook samples are the guard's, so they stay (the
+/// end-of-session quarantine moves aside only what no `protect` pattern
+/// covers), and the repository works afterwards.
+#[test]
+fn a_repository_made_at_the_top_of_the_workspace_is_kept() {
+    let fx = Fixture::new(PROBE);
+    fs::remove_dir_all(fx.ws(".git")).unwrap();
+    let script =
+        "git init -q . && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m one \
+                  && echo made; printf '#!/bin/sh\\ntouch %s\\n' \"$1\" > .git/hooks/pre-commit; \
+                  chmod +x .git/hooks/pre-commit";
+    let inside = script_inside(&fx, &[], script);
+    assert_eq!(inside.stdout, "made\n", "{inside}");
+    assert!(!inside.stderr.contains("moved to"), "{inside}");
+    assert!(Path::new(&fx.ws(".git/config")).exists(), "{inside}");
+    let log = git_outside(&fx, "", &["log", "--oneline"]);
+    log.succeeded();
+    assert_eq!(log.stdout.lines().count(), 1, "{log}");
+    let out = git_outside(&fx, "", &["commit", "-q", "--allow-empty", "-m", "two"]);
+    out.succeeded();
+    assert_not_ran(&fx, "a hook at the top of the workspace", &out);
+}

@@ -230,6 +230,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(audit),
         protected,
     ));
+    // The guard judged every write during the session (`broker::guard`).
+    let guarded = spawned.transparent.is_some();
     let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
@@ -252,8 +254,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
     broker.stop();
     // The program and all it left are gone: what it made of the read-only
     // paths that had nothing to guard them can be moved aside.
+    // Those `protect` covers were the guard's during the session: what is
+    // there passed it (a checked git configuration, the inert hook
+    // samples), so a repository the program made keeps working.
     let fs = &s.policy.filesystem;
-    let quarantined = quarantine::sweep(&fs.absent_read_only, &fs.write, &s.id);
+    let unguarded: Vec<PathBuf> = fs
+        .absent_read_only
+        .iter()
+        .filter(|p| {
+            !guarded || (fs.protect.protects(p).is_none() && fs.protect.leads_to(p).is_none())
+        })
+        .cloned()
+        .collect();
+    let quarantined = quarantine::sweep(&unguarded, &fs.write, &s.id);
     if let Some(audit) = &shared.audit {
         let exit = match &code {
             Ok(code) => describe_exit(*code),
