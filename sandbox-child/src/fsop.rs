@@ -52,6 +52,9 @@ pub enum Op {
     Rename = 5,
     /// `unlinkat(dir, name, 0)`.
     Unlink = 6,
+    /// `openat2(dir, target, { flags, mode, resolve: dev })`: the program's
+    /// own `openat2` with `resolve` restrictions, made as asked.
+    Openat2 = 7,
 }
 
 impl Op {
@@ -64,6 +67,7 @@ impl Op {
             4 => Op::Link,
             5 => Op::Rename,
             6 => Op::Unlink,
+            7 => Op::Openat2,
             _ => return None,
         })
     }
@@ -223,6 +227,35 @@ fn perform(req: &Request<'_>, dir: c_int, dir2: c_int) -> Result<Option<c_int>, 
                 req.flags as libc::c_uint,
             ) as c_int,
             Op::Unlink => libc::unlinkat(dir, name, 0),
+            Op::Openat2 => {
+                let path = c_name(req.target, &mut b)?;
+                let asked_nonblock = req.flags & libc::O_NONBLOCK != 0;
+                let mut how: libc::open_how = std::mem::zeroed();
+                // openat2 refuses any flag but a few beside O_PATH.
+                let nonblock = if req.flags & libc::O_PATH != 0 {
+                    0
+                } else {
+                    libc::O_NONBLOCK
+                };
+                how.flags = (req.flags | libc::O_CLOEXEC | nonblock) as u32 as u64;
+                how.mode = u64::from(req.mode);
+                how.resolve = req.dev;
+                let fd = libc::syscall(
+                    libc::SYS_openat2,
+                    dir,
+                    path.as_ptr(),
+                    &how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
+                ) as c_int;
+                if fd >= 0 {
+                    if !asked_nonblock && nonblock != 0 {
+                        let now = libc::fcntl(fd, libc::F_GETFL);
+                        libc::fcntl(fd, libc::F_SETFL, now & !libc::O_NONBLOCK);
+                    }
+                    return Ok(Some(fd));
+                }
+                -1
+            }
         }
     };
     if rc == 0 {

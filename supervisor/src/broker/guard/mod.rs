@@ -68,6 +68,9 @@ pub struct Guard {
     /// Paths already reported on standard error.
     told: Mutex<HashSet<PathBuf>>,
     copies: AtomicU64,
+    /// The seccomp filters of a thread of the program: the supervisor's own
+    /// (inherited), the deny filter and the notify filter.
+    filters: u32,
 }
 
 impl Guard {
@@ -77,6 +80,11 @@ impl Guard {
             root: OnceLock::new(),
             told: Mutex::new(HashSet::new()),
             copies: AtomicU64::new(0),
+            filters: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| field(&s, "Seccomp_filters:", 10))
+                .unwrap_or(0)
+                + 2,
         }
     }
 }
@@ -427,19 +435,55 @@ fn check(env: &Env<'_>, place: &Place, act: Act) -> Result<(), Stop> {
     }
 }
 
-fn umask(target: &Target<'_>) -> Result<u32, Stop> {
-    match target.umask() {
-        Ok(umask) => Ok(umask),
-        Err(Unreadable::Gone) => Err(Stop::Gone),
-        // Unknown: the strictest usual one.
-        Err(Unreadable::Kernel) => Ok(0o077),
+/// A number after `key` on a line of a `/proc/<pid>/status` text.
+fn field(status: &str, key: &str, radix: u32) -> Option<u32> {
+    let value = status.lines().find_map(|l| l.strip_prefix(key))?;
+    u32::from_str_radix(value.trim(), radix).ok()
+}
+
+/// The thread's umask and its number of seccomp filters.
+fn status(target: &Target<'_>) -> Result<(u32, u32), Stop> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", target.tid));
+    let status = status.as_deref().unwrap_or("");
+    match (
+        field(status, "Umask:", 8),
+        field(status, "Seccomp_filters:", 10),
+    ) {
+        (Some(umask), Some(filters)) => Ok((umask, filters)),
+        _ => {
+            target.valid()?;
+            Err(Stop::Errno(libc::EPERM))
+        }
     }
 }
 
 fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, Stop> {
+    let (umask, filters) = status(target)?;
+    if filters > env.guard.filters {
+        // A program that sandboxed itself further (a sluice stacked
+        // inside, or its own Landlock or seccomp): the connector, in the
+        // outer sandbox, would make its calls without its own
+        // restrictions, and `CONTINUE` would let it race the check.
+        target.valid()?;
+        let first = env
+            .guard
+            .told
+            .lock()
+            .map(|mut told| told.insert(PathBuf::from("\0nested")))
+            .unwrap_or(true);
+        if first {
+            eprint!(
+                "sluice: refused a write from a process that sandboxed itself further \
+                 (pid {}): the guard cannot make it in that sandbox. Run it outside \
+                 sluice, or without [filesystem] protect.\r\n",
+                target.tid
+            );
+        }
+        return Err(Stop::Errno(libc::EPERM));
+    }
     let root = env.guard.root(target)?;
     match *call {
-        Call::Open(open) => open_or_mkdir(env, target, root, open),
+        Call::Open(open) => open_or_mkdir(env, target, root, open, umask),
         Call::Mknod {
             dirfd,
             path,
@@ -447,7 +491,6 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
             dev,
         } => {
             let named = read_named(target, dirfd, path)?;
-            let umask = umask(target)?;
             target.valid()?;
             let place = env
                 .guard
@@ -596,19 +639,18 @@ fn open_or_mkdir(
     target: &Target<'_>,
     root: BorrowedFd<'_>,
     mut open: OpenCall,
+    umask: u32,
 ) -> Result<Answer, Stop> {
     if let Some((addr, size)) = open.how {
         let how = target.read_struct(addr, size.min(64))?;
-        // An openat2 with `resolve` restrictions or flags the guard does
-        // not know is refused rather than made without them.
-        open = open.with_how(&how).ok_or(Stop::Errno(libc::EINVAL))?;
+        let (flags, mode, resolve) = parse_how(&how).ok_or(Stop::Errno(libc::EINVAL))?;
+        open.flags = flags;
+        open.mode = mode;
+        if resolve != 0 {
+            return openat2_as_asked(env, target, open, resolve, umask);
+        }
     }
     let named = read_named(target, open.dirfd, open.path_addr)?;
-    let umask = if open.create() || open.mkdir() || open.flags & libc::O_TMPFILE != 0 {
-        umask(target)?
-    } else {
-        0
-    };
     target.valid()?;
     if open.mkdir() {
         let place = env
@@ -691,6 +733,67 @@ fn open_or_mkdir(
         }
     }
     Err(Stop::Errno(libc::ELOOP))
+}
+
+/// `open_how` (`flags`, `mode`, `resolve`), as the kernel would take it;
+/// `None` where it would say `EINVAL` (or, for another size, `E2BIG`).
+fn parse_how(how: &[u8]) -> Option<(i32, u32, u64)> {
+    if how.len() != 24 {
+        return None;
+    }
+    let word = |i: usize| u64::from_ne_bytes(how[i * 8..i * 8 + 8].try_into().unwrap());
+    let (flags, mode, resolve) = (word(0), word(1), word(2));
+    if flags > u64::from(u32::MAX) || mode & !0o7777 != 0 {
+        return None;
+    }
+    Some((flags as u32 as i32, mode as u32, resolve))
+}
+
+/// An `openat2` with `resolve` restrictions: the program relies on them (a
+/// broker of its own refusing symlinks), so the connector opens exactly as
+/// asked, from the same directory, and the file it opened is judged; a
+/// refusal closes it unused (an `O_CREAT` or `O_TRUNC` may then have left
+/// it empty: nothing the program wrote).
+fn openat2_as_asked(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    open: OpenCall,
+    resolve: u64,
+    umask: u32,
+) -> Result<Answer, Stop> {
+    let asked = target.read_path(open.path_addr)?;
+    let base = match open.dirfd {
+        None | Some(libc::AT_FDCWD) => "cwd".to_owned(),
+        Some(fd) if fd >= 0 => format!("fd/{fd}"),
+        Some(_) => return Err(Stop::Errno(libc::EBADF)),
+    };
+    let base = fsops::openat2(
+        libc::AT_FDCWD,
+        format!("/proc/{}/{base}", target.tid).as_bytes(),
+        libc::O_PATH | libc::O_CLOEXEC,
+        0,
+        0,
+    )?;
+    target.valid()?;
+    let req = fsop::Request {
+        flags: open.flags,
+        mode: open.mode,
+        dev: resolve,
+        target: &asked,
+        ..request(Op::Openat2, b"", umask)
+    };
+    let fd = match perform(env, &req, base.as_fd(), None)? {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return Err(Stop::Errno(libc::EIO)),
+        Err(errno) => return Err(Stop::Errno(errno)),
+    };
+    if open.writes() || open.flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        let real = fsops::real_path(&fd)?;
+        if let Some(refusal) = judge::judge(&env.guard.protect, &real, Act::Write) {
+            return Err(Stop::Refused(real, refusal));
+        }
+    }
+    Ok(Answer::Descriptor(fd, open.cloexec()))
 }
 
 fn rename(
