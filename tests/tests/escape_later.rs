@@ -289,12 +289,37 @@ fn editor_and_agent_settings_are_refused_at_any_depth() {
         }
         script.push_str(&format!("echo x > {rel} 2>/dev/null && echo wrote {rel}; "));
     }
+    // Again: recorded again, told once.
+    script.push_str("mkdir .claude 2>/dev/null; ");
     script.push_str("echo x > vscode-tasks.json && echo control");
     let out = script_inside(&fx, &[], &script);
     assert_eq!(out.stdout, "control\n", "{out}");
     for rel in refused {
         assert!(!Path::new(&fx.ws(rel)).exists(), "{rel} was made\n{out}");
     }
+    // Each refusal is recorded, with the rule; the person is told once per
+    // path.
+    let session = sluice_tests::audit::only_session(&fx);
+    let records = sluice_tests::audit::records(&fx, &session);
+    let refusals: Vec<_> = records
+        .iter()
+        .filter(|r| r["via"] == "guard" && r["decision"] == "denied")
+        .collect();
+    let claude = fx.ws(".claude");
+    let recorded = refusals
+        .iter()
+        .filter(|r| {
+            r["path_asked"] == claude.as_str()
+                && r["rule"].as_str().unwrap_or("").contains("**/.claude")
+        })
+        .count();
+    assert_eq!(recorded, 2, "{records:#?}");
+    assert!(refusals.len() >= refused.len(), "{refusals:#?}");
+    assert_eq!(
+        out.stderr.matches(&format!("writing {claude}:")).count(),
+        1,
+        "{out}"
+    );
 }
 
 /// A repository the program makes keeps working after the session: its
