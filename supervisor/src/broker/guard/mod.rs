@@ -428,7 +428,10 @@ impl Place {
 }
 
 fn check(env: &Env<'_>, place: &Place, act: Act) -> Result<(), Stop> {
-    let path = place.path();
+    check_path(env, place.path(), act)
+}
+
+fn check_path(env: &Env<'_>, path: PathBuf, act: Act) -> Result<(), Stop> {
     match judge::judge(&env.guard.protect, &path, act) {
         Some(refusal) => Err(Stop::Refused(path, refusal)),
         None => Ok(()),
@@ -693,21 +696,13 @@ fn open_or_mkdir(
         };
         // An unnamed file is judged by its directory: it can only get a
         // name there through `linkat`, which is judged in its turn.
-        let judged = if tmpfile {
-            Place {
-                name: Vec::new(),
-                parent: place.parent.try_clone()?,
-                real: place.real.clone(),
-            }
-        } else {
-            Place {
-                name: place.name.clone(),
-                parent: place.parent.try_clone()?,
-                real: place.real.clone(),
-            }
-        };
         if open.writes() || tmpfile {
-            check(env, &judged, Act::Write)?;
+            let judged = if tmpfile {
+                place.real.clone()
+            } else {
+                place.path()
+            };
+            check_path(env, judged, Act::Write)?;
         }
         let req = fsop::Request {
             flags: open.flags,
