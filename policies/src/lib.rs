@@ -104,6 +104,7 @@ pub mod model;
 mod net;
 mod parse;
 mod print;
+mod protect;
 mod raw;
 mod resolve;
 mod size;
@@ -117,6 +118,7 @@ pub use broker::{literal_pattern, BrokerPolicy, BrokerRule, Decision, Verdict, W
 pub use error::{Location, PolicyError};
 pub use load::{load, load_str, read_policy_file, MAX_POLICY_BYTES};
 pub use model::*;
+pub use protect::{Protect, ProtectRule};
 pub use spec::PolicySpec;
 pub use vars::Vars;
 

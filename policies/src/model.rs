@@ -54,6 +54,9 @@ pub struct FsPolicy {
     /// tree around one can create it. The supervisor checks them when the
     /// session ends.
     pub absent_read_only: Vec<PathBuf>,
+    /// Paths that run code later (`protect`): never written by the program,
+    /// at any depth, existing at launch or not.
+    pub protect: crate::Protect,
 }
 
 /// Network access.

@@ -27,6 +27,12 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Parsed, PolicyError> {
     };
     let mut spec = PolicySpec::new(name);
     let fs = raw.filesystem;
+    spec.protect = (fs.protect.into_iter())
+        .map(|entry| PatternEntry {
+            location: at(entry.span()),
+            written: entry.into_inner().0,
+        })
+        .collect();
     for (list, entries) in [
         (FsList::Read, fs.read),
         (FsList::Write, fs.write),

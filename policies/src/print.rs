@@ -71,6 +71,14 @@ impl Policy {
         write_paths(out, "write", &fs.write, false);
         write_paths(out, "execute", &fs.execute, false);
         write_paths(out, "read_only", &fs.read_only, true);
+        if !fs.protect.rules().is_empty() {
+            out.push_str("protect = [\n");
+            for rule in fs.protect.rules() {
+                let bang = if rule.except { "!" } else { "" };
+                writeln!(out, "    {},", quote(&format!("{bang}{}", rule.resolved))).unwrap();
+            }
+            out.push_str("]\n");
+        }
         if fs.absent.is_empty() {
             write_paths(out, "deny", &fs.deny, true);
             return;

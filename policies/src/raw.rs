@@ -42,6 +42,9 @@ pub(crate) struct RawFilesystem {
     pub read_only: Vec<Spanned<RawPath>>,
     #[serde(default)]
     pub deny: Vec<Spanned<RawPath>>,
+    /// Paths that run code later: never written by the program (`protect.rs`).
+    #[serde(default)]
+    pub protect: Vec<Spanned<ProtectPattern>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +68,10 @@ pub(crate) struct RawBroker {
 /// are known (see [`crate::broker::check_written`]).
 #[derive(Debug)]
 pub(crate) struct BrokerPattern(pub String);
+
+/// A `[filesystem] protect` pattern, or an exception `!PATTERN`.
+#[derive(Debug)]
+pub(crate) struct ProtectPattern(pub String);
 
 /// `"PATH"` or `{ path = "PATH", optional = true }`.
 #[derive(Debug)]
@@ -209,6 +216,15 @@ impl<'de> Deserialize<'de> for BrokerPattern {
         parse_string(deserializer, |pattern| {
             crate::broker::check_written(pattern)?;
             Ok(BrokerPattern(pattern.to_string()))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ProtectPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, |pattern| {
+            crate::protect::check_written(pattern)?;
+            Ok(ProtectPattern(pattern.to_string()))
         })
     }
 }

@@ -51,6 +51,7 @@ impl PolicySpec {
         ] {
             dedupe(paths);
         }
+        filesystem.protect = crate::protect::resolve_protect(self, vars)?;
         let mut pass = self.env_pass.clone();
         dedupe(&mut pass);
         let mut set = BTreeMap::new();

@@ -156,6 +156,8 @@ pub struct PolicySpec {
     /// resolved): the policy's own and every file it extends. Built-in
     /// policies have none.
     pub(crate) files: Vec<std::path::PathBuf>,
+    /// `[filesystem] protect`, parent first.
+    pub(crate) protect: Vec<PatternEntry>,
 }
 
 impl PolicySpec {
@@ -174,6 +176,7 @@ impl PolicySpec {
             broker: Default::default(),
             transparent: None,
             files: Vec::new(),
+            protect: Vec::new(),
         }
     }
 
@@ -257,6 +260,7 @@ impl PolicySpec {
         for (mine, theirs) in self.broker.iter_mut().zip(child.broker) {
             mine.extend(theirs);
         }
+        self.protect.extend(child.protect);
         self.transparent = child.transparent.or(self.transparent);
         if child.network.is_some() {
             self.network = child.network;

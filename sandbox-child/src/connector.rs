@@ -134,14 +134,18 @@ fn serve(socket: c_int) -> ! {
         }
     }
     loop {
-        let mut data = [0u8; REQUEST_SIZE];
+        // Room for the guard's file operations too (`crate::fsop`).
+        let mut data = [0u8; crate::fsop::MAX_REQUEST];
         let mut fds = [-1; 3];
         let n = match sys::recv_fds(socket, &mut data, &mut fds) {
             Ok(0) | Err(_) => sys::exit(0),
             Ok(n) => n,
         };
         let [reply, sock, file] = fds;
-        if reply >= 0 && sock >= 0 {
+        if data[0] == crate::fsop::KIND {
+            // Made here, not in a worker: quick, and answered in order.
+            crate::fsop::serve(socket, &data[..n], &fds);
+        } else if reply >= 0 && sock >= 0 {
             // SAFETY: fork in this single-threaded process; the worker
             // runs raw system calls only and exits.
             let worker = unsafe { libc::fork() };

@@ -61,6 +61,7 @@
 #[cfg(target_os = "linux")]
 mod child;
 pub mod connector;
+pub mod fsop;
 #[cfg(target_os = "linux")]
 mod init;
 #[cfg(target_os = "linux")]

@@ -603,7 +603,11 @@ pub fn prepare(
         proc_rules,
         seccomp,
         notify: ctx.notify_socket.map(|socket| crate::notify::Notify {
-            program: seccomp::Program::notify_filter(),
+            program: if policy.transparent {
+                seccomp::Program::notify_filter()
+            } else {
+                seccomp::Program::guard_filter()
+            },
             socket,
         }),
         root_socket: ctx.root_socket,
@@ -673,10 +677,10 @@ fn report_for(
         "none held; bounding set kept (no CAP_SETPCAP), no_new_privs stops any gain".to_string()
     };
     let denied = seccomp::denied_syscall_names(rules).len();
-    let notified = if ctx.notify_socket.is_some() {
-        "; open calls brokered (user notification)"
-    } else {
-        ""
+    let notified = match (ctx.notify_socket.is_some(), policy.transparent) {
+        (true, true) => "; open calls brokered (user notification)",
+        (true, false) => "; writes guarded against [filesystem] protect (user notification)",
+        (false, _) => "",
     };
     EnforcementReport {
         landlock_abi: abi,

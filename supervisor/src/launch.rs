@@ -117,8 +117,9 @@ pub struct Launch {
     pub banner: String,
     /// Stacked inside another sluice sandbox (which explains some failures).
     pub nested: bool,
-    /// Broker the program's own open calls (seccomp user notification).
-    pub transparent: bool,
+    /// A user-notification listener and a connector: transparent
+    /// brokering (`Policy::transparent`), or the guard alone.
+    pub notify: bool,
 }
 
 /// A child that passed every required step and exec'd the program.
@@ -145,7 +146,7 @@ pub struct Spawned {
 /// enforced, forks, and waits for the child to exec (or to report why not).
 pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let (read_end, write_end) = pipe()?;
-    let notify = match launch.transparent {
+    let notify = match launch.notify {
         true => Some(proto::socket::seqpacket_pair().context("creating the notification socket")?),
         false => None,
     };

@@ -165,10 +165,24 @@ fn read_only_paths_absent_at_launch_that_the_program_creates_are_moved_aside() {
     use sluice_tests::audit::{only_session, records};
     let fx = Fixture::new(PROBE);
     fs::remove_dir_all(fx.ws(".git")).unwrap();
+    // Under `default` the guard refuses these writes as they happen
+    // (`escape_later`); this is the second layer, so a policy without
+    // `[filesystem] protect`.
+    let policy = fx.write_policy(
+        "no-protect.toml",
+        "[filesystem]\n\
+         execute = [\"/usr\", \"/bin\", { path = \"/lib\", optional = true }, \
+                    { path = \"/lib64\", optional = true }, \"$WORKSPACE\"]\n\
+         read = [\"/etc\", \"/proc\"]\n\
+         write = [\"$WORKSPACE\", \"$TMPDIR\", \"/dev/null\"]\n\
+         read_only = [\"$WORKSPACE/.git/hooks\", \"$WORKSPACE/.git/config\"]\n",
+    );
     let script = "mkdir -p .git/hooks .git/info && echo evil > .git/hooks/pre-commit \
                   && echo '[core]' > .git/config && echo x > .git/info/exclude \
                   && test -f .git/hooks/pre-commit && echo made";
-    let out = sluice_tests::execute(fx.sluice_command(&[], &["/bin/sh", "-c", script]));
+    let out = sluice_tests::execute(
+        fx.sluice_command(&["--policy", &policy], &["/bin/sh", "-c", script]),
+    );
     assert_eq!((out.code(), out.stdout.as_str()), (0, "made\n"), "{out}");
     let session = only_session(&fx);
     let aside = |rel: &str| fx.ws(&format!("{rel}.sluice-quarantine-{session}"));

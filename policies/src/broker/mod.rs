@@ -5,7 +5,7 @@
 //! compiled then, so [`BrokerPolicy::decide`] only walks the requested path's
 //! ancestors once, comparing bytes and running one prebuilt [`GlobSet`].
 
-mod pattern;
+pub(crate) mod pattern;
 mod resolve;
 
 use std::fmt;

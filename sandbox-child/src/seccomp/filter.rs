@@ -369,6 +369,70 @@ pub fn notify_spec() -> FilterSpec {
     );
     #[cfg(target_arch = "x86_64")]
     rules.extend([notify(sys!(SYS_fork)), notify(sys!(SYS_vfork))]);
+    // The guard's calls that make names (opens and mkdir are above).
+    rules.extend(naming_calls().map(notify));
+    FilterSpec {
+        rules,
+        default: Action::Allow,
+    }
+}
+
+/// The open flags that write or create: an open with any of them is the
+/// guard's (`__O_TMPFILE` is `O_TMPFILE` without `O_DIRECTORY`).
+pub const GUARDED_OPEN_FLAGS: u32 = (libc::O_WRONLY
+    | libc::O_RDWR
+    | libc::O_CREAT
+    | libc::O_TRUNC
+    | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u32;
+
+/// The calls that make, link or rename a name, other than opens and mkdir.
+fn naming_calls() -> impl Iterator<Item = Sys> {
+    let mut calls = vec![
+        sys!(SYS_mknodat),
+        sys!(SYS_linkat),
+        sys!(SYS_symlinkat),
+        sys!(SYS_renameat),
+        sys!(SYS_renameat2),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    calls.extend([
+        sys!(SYS_mknod),
+        sys!(SYS_link),
+        sys!(SYS_symlink),
+        sys!(SYS_rename),
+    ]);
+    calls.into_iter()
+}
+
+/// The guard's user-notification filter, for the default (not transparent)
+/// mode: every call that writes a file or makes, links or renames a name
+/// goes to the supervisor, which judges the name against `[filesystem]
+/// protect` and has the call made in the sandbox (`crate::connector`).
+/// Opens only when their flags write or create: reads stay in the kernel.
+/// (`openat2`'s flags are in memory the filter cannot read: always.)
+pub fn guard_spec() -> FilterSpec {
+    let notify = |sys: Sys| sys.rule(Check::Always(Action::UserNotif));
+    let when_writing = |sys: Sys, arg: usize| {
+        sys.rule(Check::Args {
+            clauses: vec![Clause {
+                all_of: vec![ArgCheck::low(arg, Test::AnySet(GUARDED_OPEN_FLAGS))],
+                action: Action::UserNotif,
+            }],
+            otherwise: Action::Allow,
+        })
+    };
+    let mut rules = vec![
+        when_writing(sys!(SYS_openat), 2),
+        notify(sys!(SYS_openat2)),
+        notify(sys!(SYS_mkdirat)),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    rules.extend([
+        when_writing(sys!(SYS_open), 1),
+        notify(sys!(SYS_creat)),
+        notify(sys!(SYS_mkdir)),
+    ]);
+    rules.extend(naming_calls().map(notify));
     FilterSpec {
         rules,
         default: Action::Allow,

@@ -64,6 +64,7 @@ mod tests;
 use std::os::fd::RawFd;
 
 pub use bpf::{AsmError, Half};
+pub use filter::GUARDED_OPEN_FLAGS;
 pub use spec::{
     Action, ArgCheck, BuildError, Check, Clause, FilterSpec, SyscallRule, Test, NATIVE_AUDIT_ARCH,
 };
@@ -133,6 +134,11 @@ impl Program {
     /// allowed (the deny filter still applies, and its refusals win).
     pub fn notify_filter() -> Program {
         Program::build(&filter::notify_spec()).expect("the notify filter table is valid")
+    }
+
+    /// The guard's filter for the default mode (`filter::guard_spec`).
+    pub fn guard_filter() -> Program {
+        Program::build(&filter::guard_spec()).expect("the guard filter table is valid")
     }
 
     /// The names of the system calls [`Program::notify_filter`] notifies.

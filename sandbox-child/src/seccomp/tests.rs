@@ -678,6 +678,12 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         libc::SYS_clone3,
         libc::SYS_setns,
         libc::SYS_unshare,
+        // The guard's calls (`supervisor::broker::guard`).
+        libc::SYS_mknodat,
+        libc::SYS_linkat,
+        libc::SYS_symlinkat,
+        libc::SYS_renameat,
+        libc::SYS_renameat2,
     ];
     #[cfg(target_arch = "x86_64")]
     notified.extend([
@@ -686,6 +692,10 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         libc::SYS_mkdir,
         libc::SYS_fork,
         libc::SYS_vfork,
+        libc::SYS_mknod,
+        libc::SYS_link,
+        libc::SYS_symlink,
+        libc::SYS_rename,
     ]);
     for &nr in &notified {
         assert_eq!(eval(&prog, nr, &[]), libc::SECCOMP_RET_USER_NOTIF, "{nr}");
@@ -755,5 +765,65 @@ fn tcp_only_refuses_fast_open_sends_which_skip_connect() {
     for net in [NetSyscalls::UnixOnly, NetSyscalls::All] {
         let prog = Program::deny_filter(&rules(net, false));
         assert_eq!(eval(&prog, libc::SYS_sendto, &[3, 0, 1, fo]), ALLOW);
+    }
+}
+
+/// The guard's filter: opens only when their flags write, create, truncate
+/// or make an unnamed file; every call that makes a name; nothing else.
+#[test]
+fn the_guard_filter_notifies_writes_and_names_only() {
+    let prog = Program::guard_filter();
+    interp::validate(prog.instructions());
+    let notif = libc::SECCOMP_RET_USER_NOTIF;
+    let at = |flags: i32| [libc::AT_FDCWD as u64, 0x1000, flags as u32 as u64, 0o644];
+    for flags in [
+        libc::O_WRONLY,
+        libc::O_RDWR,
+        libc::O_RDONLY | libc::O_CREAT,
+        libc::O_RDONLY | libc::O_TRUNC,
+        libc::O_TMPFILE | libc::O_RDWR,
+        libc::O_WRONLY | libc::O_CLOEXEC | libc::O_APPEND,
+    ] {
+        assert_eq!(
+            eval(&prog, libc::SYS_openat, &at(flags)),
+            notif,
+            "{flags:#x}"
+        );
+    }
+    for flags in [
+        libc::O_RDONLY,
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_DIRECTORY,
+        libc::O_PATH,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+    ] {
+        assert_eq!(
+            eval(&prog, libc::SYS_openat, &at(flags)),
+            ALLOW,
+            "{flags:#x}"
+        );
+    }
+    // High garbage in the flags register does not hide a write.
+    let high = [libc::AT_FDCWD as u64, 0x1000, 0xffff_0000_0000_0000 | 1, 0];
+    assert_eq!(eval(&prog, libc::SYS_openat, &high), notif);
+    for nr in [
+        libc::SYS_openat2,
+        libc::SYS_mkdirat,
+        libc::SYS_mknodat,
+        libc::SYS_linkat,
+        libc::SYS_symlinkat,
+        libc::SYS_renameat,
+        libc::SYS_renameat2,
+    ] {
+        assert_eq!(eval(&prog, nr, &[]), notif, "{nr}");
+    }
+    for nr in [
+        libc::SYS_read,
+        libc::SYS_write,
+        libc::SYS_unlinkat,
+        libc::SYS_connect,
+        libc::SYS_chdir,
+        libc::SYS_execve,
+    ] {
+        assert_eq!(eval(&prog, nr, &[]), ALLOW, "{nr}");
     }
 }

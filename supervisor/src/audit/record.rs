@@ -205,6 +205,8 @@ text_enum!(
         SeccompConnect = "seccomp:connect",
         SeccompMkdir = "seccomp:mkdir",
         SeccompMkdirat = "seccomp:mkdirat",
+        /// A call the guard judged against `[filesystem] protect`.
+        Guard = "guard",
     }
 );
 
@@ -217,8 +219,13 @@ text_enum!(
         Query = "query",
         /// Connect to a named unix socket (transparent brokering).
         Connect = "connect",
-        /// Make a directory (transparent brokering).
+        /// Make a directory (transparent brokering, the guard).
         Mkdir = "mkdir",
+        /// The guard's calls: make a name by rename, link, symlink, mknod.
+        Rename = "rename",
+        Link = "link",
+        Symlink = "symlink",
+        Mknod = "mknod",
     }
 );
 

@@ -276,11 +276,15 @@ fn absolute(who: &Requester<'_>, ask: &Ask<'_>) -> Result<PathBuf, Box<Outcome>>
 
 /// The rule's verdict (and display) for `path`, with sluice's protected
 /// paths applied first by the policy.
-pub(super) fn judge(
-    shared: &Shared,
-    path: &Path,
-    want: Want,
-) -> (Verdict, Option<String>, String, By) {
+pub(super) fn judge(shared: &Shared, path: &Path, want: Want) -> (Verdict, Option<String>, String, By) {
+    // `[filesystem] protect` holds for the broker's writes too (`guard`).
+    let protect = &shared.policy.filesystem.protect;
+    if want.writes() {
+        if let Some(rule) = protect.protects(path).or_else(|| protect.leads_to(path)) {
+            let reason = format!("{rule}: it runs code outside the sandbox later");
+            return (Verdict::Deny, Some(rule.to_string()), reason, By::Rule);
+        }
+    }
     let d = shared.policy.broker.decide(path, want);
     let by = if d.rule.is_none() && d.verdict == Verdict::Deny && shared.is_protected(path) {
         By::Protected

@@ -20,6 +20,7 @@
 pub mod approve;
 mod connection;
 pub(crate) mod fsops;
+pub mod guard;
 mod handler;
 pub mod outer;
 mod peer;

@@ -221,7 +221,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
             verbose: args.verbose,
             banner: banner(&s),
             nested: s.outer.is_some(),
-            transparent: s.policy.transparent,
+            // The guard (`broker::guard`) needs the same listener and
+            // connector. Stacked, the outer sandbox refuses listeners; its
+            // own guard judges this program's calls too.
+            notify: s.policy.transparent
+                || (s.outer.is_none() && !s.policy.filesystem.protect.is_empty()),
         },
     )?;
     let start = StartRecord {
@@ -272,6 +276,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
     }
     shared.filters_at_exec = Some(spawned.filters_at_exec);
     let shared = Arc::new(shared);
+    // The guard judged every write during the session (`broker::guard`).
+    let guarded = spawned.transparent.is_some();
     let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
@@ -294,8 +300,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
     broker.stop();
     // The program and all it left are gone: what it made of the read-only
     // paths that had nothing to guard them can be moved aside.
+    // Those `protect` covers were the guard's during the session: what is
+    // there passed it (a checked git configuration, the inert hook
+    // samples), so a repository the program made keeps working.
     let fs = &s.policy.filesystem;
-    let quarantined = quarantine::sweep(&fs.absent_read_only, &fs.write, &s.id);
+    let unguarded: Vec<PathBuf> = fs
+        .absent_read_only
+        .iter()
+        .filter(|p| {
+            !guarded || (fs.protect.protects(p).is_none() && fs.protect.leads_to(p).is_none())
+        })
+        .cloned()
+        .collect();
+    let quarantined = quarantine::sweep(&unguarded, &fs.write, &s.id);
     // Sessions stacked inside this one wrote their records under its
     // TMPDIR, which goes now: keep them with this one's.
     let stacked = nesting::keep_stacked_records(&s.dir.tmp(), &audit_dir, &s.id);

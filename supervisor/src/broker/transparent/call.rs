@@ -246,6 +246,19 @@ mod tests {
                 "setns" => libc::SYS_setns,
                 "unshare" => libc::SYS_unshare,
                 "connect" => libc::SYS_connect,
+                "mknodat" => libc::SYS_mknodat,
+                "linkat" => libc::SYS_linkat,
+                "symlinkat" => libc::SYS_symlinkat,
+                "renameat" => libc::SYS_renameat,
+                "renameat2" => libc::SYS_renameat2,
+                #[cfg(target_arch = "x86_64")]
+                "mknod" => libc::SYS_mknod,
+                #[cfg(target_arch = "x86_64")]
+                "link" => libc::SYS_link,
+                #[cfg(target_arch = "x86_64")]
+                "symlink" => libc::SYS_symlink,
+                #[cfg(target_arch = "x86_64")]
+                "rename" => libc::SYS_rename,
                 other => panic!("the filter notifies {other}, which is not decoded here"),
             }
         };
@@ -255,6 +268,7 @@ mod tests {
                 OpenCall::decode(&data(nr, [0; 6])).is_some(),
                 changes_directories(nr),
                 nr == libc::SYS_connect,
+                crate::broker::guard::Call::decode_naming(&data(nr, [0; 6])).is_some(),
             ];
             assert_eq!(kinds.iter().filter(|&&k| k).count(), 1, "{name}");
         }

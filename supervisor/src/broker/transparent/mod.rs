@@ -58,12 +58,12 @@
 //! Linux 5.19+ (`SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`; `ADDFD_FLAG_SEND`
 //! is 5.14).
 
-mod call;
+pub(crate) mod call;
 mod connect;
 mod notif;
 mod serve;
 mod stacked;
-mod target;
+pub(crate) mod target;
 mod threads;
 mod view;
 
@@ -152,6 +152,11 @@ impl Transparent {
         let stopping = Arc::new(AtomicBool::new(false));
         let ctx = Arc::new(Context {
             view: SandboxView::new(&shared.policy.filesystem),
+            guard: super::guard::Guard::new(
+                shared.policy.filesystem.protect.clone(),
+                program.filters,
+            ),
+            brokering: shared.policy.transparent,
             shared,
             listener,
             runtime,

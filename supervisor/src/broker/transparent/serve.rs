@@ -23,6 +23,7 @@ use super::threads::{Source, Threads};
 use super::view::SandboxView;
 use crate::audit::Op;
 use crate::broker::fsops;
+use crate::broker::guard::{self, Guard};
 use crate::broker::handler::{self, Ask, Asker, Now, Outcome};
 use crate::broker::Shared;
 
@@ -38,6 +39,10 @@ pub struct Context {
     /// The program's seccomp filters at exec: a thread under more is in a
     /// stacked sandbox (`stacked.rs`).
     pub filters_at_exec: u32,
+    /// Judges and makes every call that writes or makes a name.
+    pub guard: Guard,
+    /// Transparent brokering; without it only the guard's calls come here.
+    pub brokering: bool,
 }
 
 /// A call the broker serves: its arguments, read once.
@@ -117,10 +122,31 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
     if nr == libc::SYS_connect {
         return super::connect::serve(ctx, &target, notif.data.args);
     }
+    let env = guard::Env {
+        guard: &ctx.guard,
+        shared: &ctx.shared,
+        connector: ctx.connector.as_ref(),
+    };
+    if let Some(call) = guard::Call::decode_naming(&notif.data) {
+        return guard::serve(&env, &target, call);
+    }
+    let open = OpenCall::decode(&notif.data);
+    if !ctx.brokering {
+        // The guard's own filter notifies only calls that write.
+        return match open {
+            Some(open) => guard::serve(&env, &target, guard::Call::Open(open)),
+            None => answer(&ctx.listener, notif.id, Reply::Errno(libc::ENOSYS), None),
+        };
+    }
     let brokered = match first_look(&ctx.view, threads, &target, &notif.data) {
         Ok(Some(brokered)) => brokered,
         Err(Unreadable::Gone) => return,
         Ok(None) | Err(Unreadable::Kernel) => {
+            // What the sandbox would write itself is the guard's: the
+            // kernel never runs it on the program's say-so after a check.
+            if let Some(open) = open.filter(guard::guards_open) {
+                return guard::serve(&env, &target, guard::Call::Open(open));
+            }
             return answer(&ctx.listener, notif.id, Reply::Kernel, None);
         }
     };

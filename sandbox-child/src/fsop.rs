@@ -1,0 +1,301 @@
+//! The guard's file operations, made by the connector ([`crate::connector`])
+//! inside the program's own sandbox.
+//!
+//! The supervisor's guard judges every call that writes a file or makes,
+//! links or renames a name against `[filesystem] protect`, and never lets
+//! the kernel run the call on the program's say-so afterwards (`CONTINUE`):
+//! another thread could rewrite the path in between. Nor does it make the
+//! call itself: the program's Landlock rules, mount view and dropped
+//! capabilities do not bind the supervisor. It resolves the parent
+//! directory (in the program's root, `RESOLVE_IN_ROOT`), judges the real
+//! path, and sends the connector that directory (an `O_PATH` descriptor)
+//! and the final name; the connector makes the call on them, following no
+//! symlink at the name, in the program's sandbox, with the program's umask,
+//! and answers with the result (and the opened file).
+//!
+//! One request is one `SOCK_SEQPACKET` record: [`encode`] writes it, the
+//! connector's loop hands it to [`serve`]. The answer comes back on the
+//! same socket: a 4-byte result (0, or a negative errno) and, for an open,
+//! the descriptor. Raw system calls only: this runs in a process forked
+//! between fork and exec.
+
+use std::os::raw::c_int;
+
+use crate::sys;
+
+/// The request kind byte that marks a file operation (the connector's
+/// other kinds are its `connect` requests).
+pub const KIND: u8 = 2;
+
+/// The longest request: the header, two names and a symlink's target.
+pub const MAX_REQUEST: usize = HEADER + 3 * 2 + 2 * NAME_MAX + PATH_MAX;
+
+const HEADER: usize = 2 + 4 + 4 + 4 + 8;
+const NAME_MAX: usize = 255;
+const PATH_MAX: usize = 4096;
+
+/// What the connector is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Op {
+    /// `openat(dir, name, flags | O_NOFOLLOW, mode)`; answers the file.
+    Open = 0,
+    /// `mkdirat(dir, name, mode)`.
+    Mkdir = 1,
+    /// `mknodat(dir, name, mode, dev)`.
+    Mknod = 2,
+    /// `symlinkat(target, dir, name)`.
+    Symlink = 3,
+    /// `linkat(dir, name, dir2, name2, 0)`.
+    Link = 4,
+    /// `renameat2(dir, name, dir2, name2, flags)`.
+    Rename = 5,
+    /// `unlinkat(dir, name, 0)`.
+    Unlink = 6,
+    /// `openat2(dir, target, { flags, mode, resolve: dev })`: the program's
+    /// own `openat2` with `resolve` restrictions, made as asked.
+    Openat2 = 7,
+}
+
+impl Op {
+    fn from_u8(b: u8) -> Option<Op> {
+        Some(match b {
+            0 => Op::Open,
+            1 => Op::Mkdir,
+            2 => Op::Mknod,
+            3 => Op::Symlink,
+            4 => Op::Link,
+            5 => Op::Rename,
+            6 => Op::Unlink,
+            7 => Op::Openat2,
+            _ => return None,
+        })
+    }
+}
+
+/// One request's values (the directories travel as descriptors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub op: Op,
+    pub flags: i32,
+    pub mode: u32,
+    /// The program's umask, set for the call.
+    pub umask: u32,
+    pub dev: u64,
+    pub name: &'a [u8],
+    pub name2: &'a [u8],
+    pub target: &'a [u8],
+}
+
+/// Writes `req` into `out`; returns its length. `None` if a name is longer
+/// than `NAME_MAX`, the target than `PATH_MAX`, or a name holds a `/` or NUL.
+pub fn encode(req: &Request<'_>, out: &mut Vec<u8>) -> Option<usize> {
+    let bad_name = |n: &[u8]| n.len() > NAME_MAX || n.contains(&b'/') || n.contains(&0);
+    if bad_name(req.name) || bad_name(req.name2) || req.target.len() >= PATH_MAX {
+        return None;
+    }
+    if req.target.contains(&0) {
+        return None;
+    }
+    out.clear();
+    out.extend_from_slice(&[KIND, req.op as u8]);
+    out.extend_from_slice(&req.flags.to_ne_bytes());
+    out.extend_from_slice(&req.mode.to_ne_bytes());
+    out.extend_from_slice(&req.umask.to_ne_bytes());
+    out.extend_from_slice(&req.dev.to_ne_bytes());
+    for part in [req.name, req.name2, req.target] {
+        out.extend_from_slice(&(part.len() as u16).to_ne_bytes());
+        out.extend_from_slice(part);
+    }
+    Some(out.len())
+}
+
+/// Reads a request written by [`encode`].
+pub fn decode(data: &[u8]) -> Option<Request<'_>> {
+    if data.len() < HEADER || data[0] != KIND {
+        return None;
+    }
+    let word = |at: usize| u32::from_ne_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+    let op = Op::from_u8(data[1])?;
+    let mut dev = [0u8; 8];
+    dev.copy_from_slice(&data[14..22]);
+    let mut at = HEADER;
+    let mut parts: [&[u8]; 3] = [&[], &[], &[]];
+    for part in &mut parts {
+        let len = u16::from_ne_bytes([*data.get(at)?, *data.get(at + 1)?]) as usize;
+        at += 2;
+        *part = data.get(at..at + len)?;
+        at += len;
+    }
+    Some(Request {
+        op,
+        flags: word(2) as i32,
+        mode: word(6),
+        umask: word(10),
+        dev: u64::from_ne_bytes(dev),
+        name: parts[0],
+        name2: parts[1],
+        target: parts[2],
+    })
+}
+
+/// Sends a request ([`encode`]) with its directories (one or two).
+pub fn send(socket: c_int, request: &[u8], dirs: &[c_int]) -> Result<(), i32> {
+    sys::send_fds(socket, request, dirs)
+}
+
+/// Serves one request received on `socket` with descriptors `fds`
+/// (`[dir, dir2]`) and answers on `socket`. The caller closes `fds`.
+pub(crate) fn serve(socket: c_int, data: &[u8], fds: &[c_int; sys::MAX_FDS]) {
+    let result = match decode(data) {
+        Some(req) => perform(&req, fds[0], fds[1]),
+        None => Err(libc::EINVAL),
+    };
+    match result {
+        Ok(Some(fd)) => {
+            if sys::send_fds(socket, &0i32.to_ne_bytes(), &[fd]).is_err() {
+                let _ = sys::write_all(socket, &(-libc::EIO).to_ne_bytes());
+            }
+            // SAFETY: the descriptor opened for this request, now sent.
+            unsafe { libc::close(fd) };
+        }
+        Ok(None) => {
+            let _ = sys::write_all(socket, &0i32.to_ne_bytes());
+        }
+        Err(errno) => {
+            let _ = sys::write_all(socket, &(-errno).to_ne_bytes());
+        }
+    }
+}
+
+/// A NUL-terminated copy of `name` in `buf`.
+fn c_name<'b>(name: &[u8], buf: &'b mut [u8; PATH_MAX + 1]) -> Result<&'b [u8], i32> {
+    if name.len() > PATH_MAX || name.contains(&0) {
+        return Err(libc::ENAMETOOLONG);
+    }
+    buf[..name.len()].copy_from_slice(name);
+    buf[name.len()] = 0;
+    Ok(&buf[..=name.len()])
+}
+
+fn perform(req: &Request<'_>, dir: c_int, dir2: c_int) -> Result<Option<c_int>, i32> {
+    if dir < 0 {
+        return Err(libc::EBADF);
+    }
+    let mut a = [0u8; PATH_MAX + 1];
+    let mut b = [0u8; PATH_MAX + 1];
+    let name = c_name(req.name, &mut a)?.as_ptr().cast::<libc::c_char>();
+    let two = |buf: &mut [u8; PATH_MAX + 1]| -> Result<*const libc::c_char, i32> {
+        if dir2 < 0 {
+            return Err(libc::EBADF);
+        }
+        Ok(c_name(req.name2, buf)?.as_ptr().cast())
+    };
+    // SAFETY: umask only sets this process's mask.
+    unsafe { libc::umask(req.umask as libc::mode_t) };
+    // SAFETY (every call below): the names are NUL-terminated buffers alive
+    // for the call; the descriptors were received with the request.
+    let rc = unsafe {
+        match req.op {
+            Op::Open => {
+                let asked_nonblock = req.flags & libc::O_NONBLOCK != 0;
+                // A FIFO must not hold the connector until a reader comes.
+                let flags = req.flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+                let fd = libc::openat(dir, name, flags, req.mode as libc::c_uint);
+                if fd >= 0 && !asked_nonblock {
+                    let now = libc::fcntl(fd, libc::F_GETFL);
+                    libc::fcntl(fd, libc::F_SETFL, now & !libc::O_NONBLOCK);
+                }
+                if fd >= 0 {
+                    return Ok(Some(fd));
+                }
+                -1
+            }
+            Op::Mkdir => libc::mkdirat(dir, name, req.mode as libc::mode_t),
+            Op::Mknod => libc::mknodat(dir, name, req.mode as libc::mode_t, req.dev),
+            Op::Symlink => {
+                let target = c_name(req.target, &mut b)?.as_ptr().cast();
+                libc::symlinkat(target, dir, name)
+            }
+            Op::Link => libc::linkat(dir, name, dir2, two(&mut b)?, 0),
+            Op::Rename => libc::syscall(
+                libc::SYS_renameat2,
+                dir,
+                name,
+                dir2,
+                two(&mut b)?,
+                req.flags as libc::c_uint,
+            ) as c_int,
+            Op::Unlink => libc::unlinkat(dir, name, 0),
+            Op::Openat2 => {
+                let path = c_name(req.target, &mut b)?;
+                let asked_nonblock = req.flags & libc::O_NONBLOCK != 0;
+                let mut how: libc::open_how = std::mem::zeroed();
+                // openat2 refuses any flag but a few beside O_PATH.
+                let nonblock = if req.flags & libc::O_PATH != 0 {
+                    0
+                } else {
+                    libc::O_NONBLOCK
+                };
+                how.flags = (req.flags | libc::O_CLOEXEC | nonblock) as u32 as u64;
+                how.mode = u64::from(req.mode);
+                how.resolve = req.dev;
+                let fd = libc::syscall(
+                    libc::SYS_openat2,
+                    dir,
+                    path.as_ptr(),
+                    &how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
+                ) as c_int;
+                if fd >= 0 {
+                    if !asked_nonblock && nonblock != 0 {
+                        let now = libc::fcntl(fd, libc::F_GETFL);
+                        libc::fcntl(fd, libc::F_SETFL, now & !libc::O_NONBLOCK);
+                    }
+                    return Ok(Some(fd));
+                }
+                -1
+            }
+        }
+    };
+    if rc == 0 {
+        Ok(None)
+    } else {
+        Err(sys::errno())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_refuse_bad_names() {
+        let req = Request {
+            op: Op::Rename,
+            flags: 1,
+            mode: 0o644,
+            umask: 0o022,
+            dev: 7,
+            name: b"a",
+            name2: b"b.lock",
+            target: b"/x/y",
+        };
+        let mut out = Vec::new();
+        let n = encode(&req, &mut out).unwrap();
+        assert!(n <= MAX_REQUEST);
+        assert_eq!(decode(&out[..n]), Some(req.clone()));
+        assert_eq!(decode(&out[..n - 1]), None);
+        let slash = Request {
+            name: b"a/b",
+            ..req.clone()
+        };
+        assert_eq!(encode(&slash, &mut out), None);
+        let long = [b'x'; 256];
+        let long = Request {
+            name2: &long,
+            ..req
+        };
+        assert_eq!(encode(&long, &mut out), None);
+    }
+}

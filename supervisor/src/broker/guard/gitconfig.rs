@@ -1,0 +1,271 @@
+//! The check of a git configuration the program writes into place (`git
+//! init`, `git clone`, `git config`, all of which write `config.lock` and
+//! rename it to `config`).
+//!
+//! An allow-list, not a deny-list: git grows keys that run commands
+//! (`core.fsmonitor`, `core.hooksPath`, `core.sshCommand`, `core.pager`,
+//! `core.editor`, `!` aliases, `filter.*`, `diff.*.textconv`,
+//! `diff.external`, `credential.helper`, `include.path`, `includeIf`,
+//! `remote.*.uploadpack`, `hook.*.command`, ...) faster than a list of them
+//! would, so only the sections and keys a repository's own configuration
+//! needs are accepted, and a configuration with any other key is refused
+//! whole (the rename fails with `EACCES` and the person is told which key).
+//! Nothing is stripped: a repository silently missing a setting the
+//! program meant is a worse surprise than a refusal that names it.
+
+/// Sections whose keys (without a subsection) are all harmless.
+const PLAIN: &[&str] = &[
+    "gc",
+    "pack",
+    "index",
+    "fetch",
+    "pull",
+    "push",
+    "status",
+    "log",
+    "commit",
+    "tag",
+    "rebase",
+    "feature",
+    "maintenance",
+    "advice",
+    "checkout",
+    "clone",
+    "grep",
+    "blame",
+    "am",
+    "apply",
+    "rerere",
+    "receive",
+    "transfer",
+    "uploadpack",
+    "repack",
+    "reset",
+    "stash",
+    "versionsort",
+    "i18n",
+];
+
+/// Sections whose keys are all harmless with or without a subsection.
+const ANY: &[&str] = &["extensions", "color", "lfs", "http", "branch"];
+
+/// `(section, key)` pairs accepted without a subsection.
+const KEYS: &[(&str, &str)] = &[
+    ("core", "repositoryformatversion"),
+    ("core", "filemode"),
+    ("core", "bare"),
+    ("core", "logallrefupdates"),
+    ("core", "ignorecase"),
+    ("core", "precomposeunicode"),
+    ("core", "symlinks"),
+    ("core", "autocrlf"),
+    ("core", "eol"),
+    ("core", "safecrlf"),
+    ("core", "quotepath"),
+    ("core", "abbrev"),
+    ("core", "compression"),
+    ("core", "loosecompression"),
+    ("core", "bigfilethreshold"),
+    ("core", "sparsecheckout"),
+    ("core", "sparsecheckoutcone"),
+    ("core", "splitindex"),
+    ("core", "untrackedcache"),
+    ("core", "commitgraph"),
+    ("core", "multipackindex"),
+    ("core", "checkstat"),
+    ("core", "trustctime"),
+    ("core", "preloadindex"),
+    ("core", "sharedrepository"),
+    ("core", "whitespace"),
+    ("core", "worktree"),
+    ("user", "name"),
+    ("user", "email"),
+    ("init", "defaultbranch"),
+    ("protocol", "version"),
+    ("diff", "renames"),
+    ("diff", "algorithm"),
+    ("diff", "mnemonicprefix"),
+    ("diff", "noprefix"),
+    ("diff", "colormoved"),
+    ("diff", "renamelimit"),
+    ("merge", "conflictstyle"),
+    ("merge", "ff"),
+    ("merge", "log"),
+    ("merge", "renames"),
+    ("merge", "renamelimit"),
+];
+
+/// `(section, key)` pairs accepted with a subsection (`[remote "origin"]`).
+const SUB_KEYS: &[(&str, &str)] = &[
+    ("remote", "url"),
+    ("remote", "pushurl"),
+    ("remote", "fetch"),
+    ("remote", "push"),
+    ("remote", "mirror"),
+    ("remote", "tagopt"),
+    ("remote", "prune"),
+    ("remote", "prunetags"),
+    ("remote", "skipdefaultupdate"),
+    ("remote", "skipfetchall"),
+    ("remote", "promisor"),
+    ("remote", "partialclonefilter"),
+    ("submodule", "url"),
+    ("submodule", "active"),
+    ("submodule", "branch"),
+    ("submodule", "fetchrecursesubmodules"),
+    ("submodule", "ignore"),
+    ("submodule", "shallow"),
+];
+
+/// Checks a configuration file's text: `Err` names the first key (or line)
+/// that is not accepted.
+pub fn check(text: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(text).map_err(|_| "the file is not UTF-8 text".to_owned())?;
+    let mut section: Option<(String, bool)> = None;
+    let mut continued = false;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if continued {
+            continued = ends_continued(line);
+            continue;
+        }
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        let rest = if let Some(after) = line.strip_prefix('[') {
+            let close = after
+                .find(']')
+                .ok_or_else(|| format!("line {}: a section header without ']'", n + 1))?;
+            section = Some(header(&after[..close]));
+            after[close + 1..].trim_start()
+        } else {
+            line
+        };
+        if rest.is_empty() || rest.starts_with(['#', ';']) {
+            continue;
+        }
+        let key: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let after = rest[key.len()..].trim_start();
+        if key.is_empty() || !(after.is_empty() || after.starts_with(['=', '#', ';'])) {
+            return Err(format!("line {}: not a key", n + 1));
+        }
+        let Some((name, sub)) = &section else {
+            return Err(format!("line {}: a key outside any section", n + 1));
+        };
+        if !accepted(name, *sub, &key) {
+            let shown = if *sub {
+                format!("{name}.<name>.{key}")
+            } else {
+                format!("{name}.{key}")
+            };
+            return Err(format!("key '{shown}'"));
+        }
+        continued = ends_continued(after);
+    }
+    Ok(())
+}
+
+/// `name`, `name "sub"` or `name.sub`: the section's lowercase name and
+/// whether it has a subsection.
+fn header(inside: &str) -> (String, bool) {
+    let inside = inside.trim();
+    match inside.find([' ', '\t', '"', '.']) {
+        Some(at) => (inside[..at].to_ascii_lowercase(), true),
+        None => (inside.to_ascii_lowercase(), false),
+    }
+}
+
+fn accepted(section: &str, sub: bool, key: &str) -> bool {
+    if ANY.contains(&section) || (!sub && PLAIN.contains(&section)) {
+        return true;
+    }
+    let list = if sub { SUB_KEYS } else { KEYS };
+    list.iter().any(|&(s, k)| s == section && k == key)
+}
+
+/// Whether a value runs on to the next line (a `\` at its end, outside
+/// quotes).
+fn ends_continued(value: &str) -> bool {
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut last_escape = false;
+    for c in value.chars() {
+        last_escape = false;
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                last_escape = true;
+            }
+            '"' => quoted = !quoted,
+            '#' | ';' if !quoted => return false,
+            _ => {}
+        }
+    }
+    last_escape && escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_git_init_and_clone_write_is_accepted() {
+        let init = b"[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n";
+        assert_eq!(check(init), Ok(()));
+        let clone = b"[core]\n\trepositoryformatversion = 0\n[remote \"origin\"]\n\turl = /src/repo\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n[branch \"main\"]\n\tremote = origin\n\tmerge = refs/heads/main\n[user]\n\tname = A\n";
+        assert_eq!(check(clone), Ok(()));
+    }
+
+    #[test]
+    fn keys_that_run_commands_are_refused_by_name() {
+        for (text, key) in [
+            (
+                "[core]\n\tfsmonitor = \"touch /tmp/p; false\"\n",
+                "core.fsmonitor",
+            ),
+            ("[core]\nhooksPath = /tmp/h\n", "core.hookspath"),
+            ("[CORE]\n\tsshCommand = x\n", "core.sshcommand"),
+            ("[core]\n\tpager = x\n", "core.pager"),
+            ("[alias]\n\tst = !sh -c x\n", "alias.st"),
+            ("[filter \"x\"]\n\tsmudge = x\n", "filter.<name>.smudge"),
+            ("[diff \"x\"]\n\ttextconv = x\n", "diff.<name>.textconv"),
+            ("[diff]\n\texternal = x\n", "diff.external"),
+            ("[credential]\n\thelper = x\n", "credential.helper"),
+            ("[include]\n\tpath = /tmp/c\n", "include.path"),
+            (
+                "[includeIf \"gitdir:/\"]\n\tpath = /tmp/c\n",
+                "includeif.<name>.path",
+            ),
+            (
+                "[remote \"o\"]\n\tuploadpack = x\n",
+                "remote.<name>.uploadpack",
+            ),
+            ("[core] fsmonitor = x\n", "core.fsmonitor"),
+            ("[core.x]\n\tfsmonitor = x\n", "core.<name>.fsmonitor"),
+        ] {
+            let err = check(text.as_bytes()).unwrap_err();
+            assert_eq!(err, format!("key '{key}'"), "{text}");
+        }
+    }
+
+    #[test]
+    fn continued_values_and_comments_do_not_hide_keys() {
+        // The continuation line is part of the value, not a key.
+        assert_eq!(check(b"[user]\n\tname = a \\\nfsmonitor = x\n"), Ok(()));
+        // A quoted backslash at the end does not continue.
+        let hidden = b"[user]\n\tname = \"a\\\\\"\n[core]\n\tfsmonitor = x\n";
+        assert!(check(hidden).is_err());
+        assert!(check(b"# [core] fsmonitor\n[user]\nname=a ; x\n").is_ok());
+        assert!(check(b"fsmonitor = x\n").is_err());
+        assert!(check(b"[core\nfsmonitor = x\n").is_err());
+        assert!(check(b"[core]\n\t\"fsmonitor\" = x\n").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! What the guard refuses: pure decisions on real paths, no kernel calls.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use policies::Protect;
+
+/// The prefix of the names the guard itself makes (a git configuration's
+/// copy on its way into place): never the program's to touch.
+pub const OWN_PREFIX: &[u8] = b".sluice-guard-";
+
+/// What a call does to a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// Opened for writing, created, truncated (an open).
+    Write,
+    /// A directory made (empty: what is put in it is judged then).
+    Mkdir,
+    /// A new name made for something that exists or is given: the
+    /// destination of a rename or link, a symlink, a device node.
+    Name,
+    /// The existing file a hard link is made to.
+    LinkSource,
+    /// The name a rename takes away.
+    RenameSource,
+}
+
+/// Why a call is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The rule, as the person would write it, or a sentence.
+    pub rule: String,
+    pub why: &'static str,
+}
+
+/// The refusal for `act` on `path` (absolute, real), or `None`.
+pub fn judge(protect: &Protect, path: &Path, act: Act) -> Option<Refusal> {
+    let own = path
+        .file_name()
+        .is_some_and(|n| n.as_bytes().starts_with(OWN_PREFIX));
+    if own {
+        return Some(Refusal {
+            rule: "sluice's own temporary file".to_owned(),
+            why: "a file sluice is putting in place",
+        });
+    }
+    if let Some(rule) = protect.protects(path) {
+        let why = match act {
+            Act::Write | Act::Mkdir | Act::Name => "it runs code outside the sandbox later",
+            Act::LinkSource => "a second name for it would be writable",
+            Act::RenameSource => return None,
+        };
+        return Some(Refusal {
+            rule: rule.to_string(),
+            why,
+        });
+    }
+    if matches!(act, Act::Write | Act::Name) {
+        if let Some(rule) = protect.leads_to(path) {
+            return Some(Refusal {
+                rule: rule.to_string(),
+                why: "a protected path would lie beneath this new name",
+            });
+        }
+    }
+    None
+}
+
+/// Whether `path` is a repository's own configuration, which a program may
+/// write whole (through a rename, as git does) when the content passes
+/// [`super::gitconfig::check`].
+pub fn is_git_config(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.as_bytes());
+    let parent = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.as_bytes());
+    parent == Some(b".git") && matches!(name, Some(b"config" | b"config.worktree"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn protect() -> Protect {
+        Protect::from_patterns([
+            "**/.git/hooks/*",
+            "!**/.git/hooks/*.sample",
+            "**/.git/config",
+            "**/.vscode",
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn writes_and_new_names_on_protected_paths_are_refused() {
+        let p = protect();
+        let j = |path: &str, act| judge(&p, Path::new(path), act).is_some();
+        assert!(j("/ws/sub/.git/hooks/pre-commit", Act::Write));
+        assert!(j("/ws/sub/.git/hooks/pre-commit", Act::Name));
+        assert!(!j("/ws/.git/hooks/pre-commit.sample", Act::Write));
+        assert!(j("/ws/.vscode", Act::Mkdir));
+        assert!(j("/ws/.vscode/tasks.json", Act::Write));
+        // On the way: a new name `.git` (a rename, a symlink, or a file
+        // pointing git elsewhere) is refused, an empty directory is not.
+        assert!(j("/ws/.git", Act::Name));
+        assert!(j("/ws/.git", Act::Write));
+        assert!(!j("/ws/.git", Act::Mkdir));
+        assert!(!j("/ws/.git/hooks", Act::Mkdir));
+        assert!(j("/ws/x/.git/hooks", Act::Name));
+        // A second name for a protected file; taking one away is allowed.
+        assert!(j("/ws/.git/config", Act::LinkSource));
+        assert!(!j("/ws/.git/config", Act::RenameSource));
+        assert!(!j("/ws/src/main.rs", Act::Write));
+        assert!(j("/ws/.git/.sluice-guard-1", Act::Write));
+        assert!(j("/ws/.sluice-guard-1", Act::RenameSource));
+    }
+
+    #[test]
+    fn git_configuration_is_told_apart() {
+        assert!(is_git_config(Path::new("/ws/.git/config")));
+        assert!(is_git_config(Path::new("/ws/a/.git/config.worktree")));
+        assert!(!is_git_config(Path::new("/ws/.git/modules/x/config")));
+        assert!(!is_git_config(Path::new("/ws/config")));
+    }
+}

@@ -1,0 +1,932 @@
+//! The guard: nothing the program writes runs outside the sandbox later.
+//!
+//! `[filesystem] protect` names paths that make the person's own tools run
+//! code (git hooks and configuration, editor and agent settings, start-up
+//! files). A mount can only protect what exists at launch, so the child
+//! installs a user-notification filter (`sandbox_child::seccomp`, the
+//! default mode's `guard_spec`; under `--transparent`, the same calls in
+//! its filter) for every call that writes a file or makes a name: `open`
+//! and `openat` whose flags write, create, truncate or make an unnamed
+//! file, `creat`, `openat2`, `mkdir`, `mknod`, `link`, `symlink` and
+//! `rename` in all their forms. For each the reader thread
+//! ([`super::transparent`]) calls [`serve`]:
+//!
+//! 1. The paths are read once from the program's memory.
+//! 2. Each is resolved to its parent directory in the program's own root
+//!    (`/proc/<tid>/root`, `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`: its
+//!    mount view, its symlinks) and the kernel's name for that directory,
+//!    plus the final name, is judged ([`judge`]): a protected path is
+//!    never written, made, linked to or renamed onto, and no new name is
+//!    made on the way to one (a file or symlink named `.git`, `mv x .git`).
+//! 3. What passes is made by the connector, a process inside the program's
+//!    sandbox (`sandbox_child::fsop`), on that directory descriptor and
+//!    name, following no symlink there: the kernel is never asked to run
+//!    the call again on the program's say-so (`CONTINUE`), which another
+//!    thread could change after the check. A symlink at the name of an
+//!    open is read and followed here, and the target judged in its turn.
+//! 4. A refusal is `EACCES`, recorded in the audit and said once per path
+//!    on standard error with the rule.
+//!
+//! A repository's own configuration (`.git/config`) written through a
+//! rename, as git does, is checked instead ([`gitconfig`]) and put in
+//! place as a copy the program holds no descriptor of.
+
+mod gitconfig;
+mod judge;
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use policies::Protect;
+use proto::socket::{recv_frame, Blocking};
+use sandbox_child::fsop::{self, Op};
+
+use super::fsops;
+use super::transparent::call::OpenCall;
+use super::transparent::target::{Target, Unreadable};
+use crate::audit::{self, By, Decision, DecisionRecord, Via};
+use judge::{Act, Refusal};
+
+/// How many symlinks an open follows at its final name, as the kernel.
+const MAX_LINKS: usize = 40;
+
+/// The most of a git configuration read for its check.
+const MAX_CONFIG: u64 = 1 << 20;
+
+/// The guard's state for one session.
+pub struct Guard {
+    protect: Protect,
+    /// The program's root (`/proc/<tid>/root`), opened at the first call.
+    root: OnceLock<OwnedFd>,
+    /// Paths already reported on standard error.
+    told: Mutex<HashSet<PathBuf>>,
+    copies: AtomicU64,
+    /// The seccomp filters the program ran under at exec: a thread under
+    /// more is in a sandbox of its own (`transparent::stacked`).
+    filters_at_exec: u32,
+}
+
+impl Guard {
+    pub fn new(protect: Protect, filters_at_exec: u32) -> Guard {
+        Guard {
+            protect,
+            root: OnceLock::new(),
+            told: Mutex::new(HashSet::new()),
+            copies: AtomicU64::new(0),
+            filters_at_exec,
+        }
+    }
+}
+
+/// What the reader needs to serve a guarded call.
+pub struct Env<'a> {
+    pub guard: &'a Guard,
+    pub shared: &'a super::Shared,
+    pub connector: Option<&'a OwnedFd>,
+}
+
+/// A guarded call, decoded (paths not yet read).
+#[derive(Debug, Clone, Copy)]
+pub enum Call {
+    /// The `open` family and `mkdir` (as transparent brokering decodes them).
+    Open(OpenCall),
+    Mknod {
+        dirfd: Option<i32>,
+        path: u64,
+        mode: u32,
+        dev: u64,
+    },
+    Symlink {
+        target: u64,
+        dirfd: Option<i32>,
+        path: u64,
+    },
+    Link {
+        olddir: Option<i32>,
+        old: u64,
+        newdir: Option<i32>,
+        new: u64,
+        flags: i32,
+    },
+    Rename {
+        olddir: Option<i32>,
+        old: u64,
+        newdir: Option<i32>,
+        new: u64,
+        flags: u32,
+    },
+}
+
+impl Call {
+    /// The guard's calls other than the `open` family and `mkdir`.
+    pub fn decode_naming(data: &libc::seccomp_data) -> Option<Call> {
+        let a = data.args;
+        let int = |v: u64| Some(v as u32 as i32);
+        Some(match libc::c_long::from(data.nr) {
+            libc::SYS_mknodat => Call::Mknod {
+                dirfd: int(a[0]),
+                path: a[1],
+                mode: a[2] as u32,
+                dev: a[3],
+            },
+            libc::SYS_symlinkat => Call::Symlink {
+                target: a[0],
+                dirfd: int(a[1]),
+                path: a[2],
+            },
+            libc::SYS_linkat => Call::Link {
+                olddir: int(a[0]),
+                old: a[1],
+                newdir: int(a[2]),
+                new: a[3],
+                flags: a[4] as u32 as i32,
+            },
+            libc::SYS_renameat => Call::Rename {
+                olddir: int(a[0]),
+                old: a[1],
+                newdir: int(a[2]),
+                new: a[3],
+                flags: 0,
+            },
+            libc::SYS_renameat2 => Call::Rename {
+                olddir: int(a[0]),
+                old: a[1],
+                newdir: int(a[2]),
+                new: a[3],
+                flags: a[4] as u32,
+            },
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_mknod => Call::Mknod {
+                dirfd: None,
+                path: a[0],
+                mode: a[1] as u32,
+                dev: a[2],
+            },
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_symlink => Call::Symlink {
+                target: a[0],
+                dirfd: None,
+                path: a[1],
+            },
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_link => Call::Link {
+                olddir: None,
+                old: a[0],
+                newdir: None,
+                new: a[1],
+                flags: 0,
+            },
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_rename => Call::Rename {
+                olddir: None,
+                old: a[0],
+                newdir: None,
+                new: a[1],
+                flags: 0,
+            },
+            _ => return None,
+        })
+    }
+
+    fn op(&self) -> audit::Op {
+        match self {
+            Call::Open(c) if c.mkdir() => audit::Op::Mkdir,
+            Call::Open(_) => audit::Op::Open,
+            Call::Mknod { .. } => audit::Op::Mknod,
+            Call::Symlink { .. } => audit::Op::Symlink,
+            Call::Link { .. } => audit::Op::Link,
+            Call::Rename { .. } => audit::Op::Rename,
+        }
+    }
+}
+
+/// Whether an open (or mkdir) that transparent brokering would leave to the
+/// kernel is the guard's: it writes, creates, truncates, makes an unnamed
+/// file or a directory, or is an `openat2` (whose flags are in memory).
+pub fn guards_open(open: &OpenCall) -> bool {
+    open.mkdir()
+        || open.how.is_some()
+        || open.flags & sandbox_child::seccomp::GUARDED_OPEN_FLAGS as i32 != 0
+}
+
+/// How a guarded call is answered.
+enum Answer {
+    Errno(i32),
+    Done,
+    Descriptor(OwnedFd, bool),
+}
+
+/// Why a call was not carried out.
+enum Stop {
+    /// The notification is gone: nothing to answer.
+    Gone,
+    Errno(i32),
+    Refused(PathBuf, Refusal),
+}
+
+impl From<Unreadable> for Stop {
+    fn from(u: Unreadable) -> Stop {
+        match u {
+            Unreadable::Gone => Stop::Gone,
+            // Never `CONTINUE` here: the kernel would read the arguments
+            // again, and find what another thread put there since.
+            Unreadable::Kernel => Stop::Errno(libc::EFAULT),
+        }
+    }
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Stop {
+        Stop::Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+/// Serves one guarded call and answers it.
+pub fn serve(env: &Env<'_>, target: &Target<'_>, call: Call) {
+    let started = Instant::now();
+    let answer = match carry_out(env, target, &call) {
+        Ok(answer) => answer,
+        Err(Stop::Gone) => return,
+        Err(Stop::Errno(errno)) => Answer::Errno(errno),
+        Err(Stop::Refused(path, refusal)) => {
+            refuse(env, target, &call, &path, &refusal, started);
+            Answer::Errno(libc::EACCES)
+        }
+    };
+    let listener = target.listener;
+    let result = match answer {
+        Answer::Errno(errno) => listener.fail(target.id, errno),
+        Answer::Done => listener.succeed(target.id),
+        Answer::Descriptor(fd, cloexec) => listener
+            .add_fd_and_answer(target.id, fd.as_fd(), cloexec)
+            .map(drop),
+    };
+    if let Err(e) = result {
+        tracing::debug!(id = target.id, "guard: notification not answered: {e}");
+    }
+}
+
+/// Records a refusal and tells the person, once per path.
+fn refuse(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    call: &Call,
+    path: &Path,
+    refusal: &Refusal,
+    started: Instant,
+) {
+    let first = env
+        .guard
+        .told
+        .lock()
+        .map(|mut told| told.insert(path.to_path_buf()))
+        .unwrap_or(true);
+    if first {
+        // `\r\n`: the person's terminal may be in raw mode for the relay.
+        eprint!(
+            "sluice: refused writing {}: {} ({}). The sandbox never writes such a \
+             path; if the change is wanted, make it yourself outside sluice.\r\n",
+            path.display(),
+            refusal.why,
+            refusal.rule,
+        );
+    }
+    let Some(audit) = &env.shared.audit else {
+        return;
+    };
+    let record = DecisionRecord {
+        pid: target.tid as u32,
+        exe: target.exe(),
+        client: "guard".to_owned(),
+        via: Via::Guard,
+        request_id: target.id,
+        op: call.op(),
+        path_asked: path.to_path_buf(),
+        path_opened: None,
+        access: audit::Access::Write,
+        flags: audit::Flags::default(),
+        decision: Decision::Denied,
+        by: By::Rule,
+        rule: Some(refusal.rule.clone()),
+        reason: Some(refusal.why.to_owned()),
+        latency_us: started.elapsed().as_micros() as u64,
+    };
+    if let Err(e) = audit.append(&record) {
+        tracing::error!("audit: cannot append a record: {e}");
+    }
+}
+
+/// A path as the program named it: where it starts, and the bytes.
+struct Named {
+    /// The directory a relative path starts from (the program's name for
+    /// it); `None` for an absolute path.
+    base: Option<Vec<u8>>,
+    asked: Vec<u8>,
+}
+
+/// A name to act on: its parent, resolved in the program's root, and the
+/// final component.
+struct Place {
+    parent: OwnedFd,
+    real: PathBuf,
+    name: Vec<u8>,
+}
+
+fn read_named(target: &Target<'_>, dirfd: Option<i32>, addr: u64) -> Result<Named, Stop> {
+    let asked = target.read_path(addr)?;
+    if asked.is_empty() {
+        return Err(Stop::Errno(libc::ENOENT));
+    }
+    let base = if asked[0] == b'/' {
+        None
+    } else {
+        let dir = match dirfd {
+            None | Some(libc::AT_FDCWD) => target.directory("cwd"),
+            Some(fd) if fd >= 0 => target.directory(&format!("fd/{fd}")),
+            Some(_) => return Err(Stop::Errno(libc::EBADF)),
+        };
+        match dir {
+            Ok(dir) => Some(dir),
+            Err(Unreadable::Gone) => return Err(Stop::Gone),
+            // A removed directory, or a descriptor that is not one.
+            Err(Unreadable::Kernel) => return Err(Stop::Errno(libc::ENOENT)),
+        }
+    };
+    Ok(Named { base, asked })
+}
+
+impl Guard {
+    fn root(&self, target: &Target<'_>) -> Result<BorrowedFd<'_>, Stop> {
+        if let Some(root) = self.root.get() {
+            return Ok(root.as_fd());
+        }
+        let path = format!("/proc/{}/root", target.tid);
+        let root = fsops::openat2(
+            libc::AT_FDCWD,
+            path.as_bytes(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+            0,
+        )?;
+        target.valid()?;
+        Ok(self.root.get_or_init(|| root).as_fd())
+    }
+
+    /// Resolves the parent of `path` (relative to `base`) in the program's
+    /// root. `Ok(None)`: the path ends in `.` or `..`, no name to make.
+    fn place(
+        &self,
+        root: BorrowedFd<'_>,
+        base: Option<&[u8]>,
+        path: &[u8],
+    ) -> io::Result<Option<Place>> {
+        let mut full = match base {
+            Some(base) if path.first() != Some(&b'/') => {
+                let mut full = base.to_vec();
+                full.push(b'/');
+                full.extend_from_slice(path);
+                full
+            }
+            _ => path.to_vec(),
+        };
+        while full.len() > 1 && full.ends_with(b"/") {
+            full.pop();
+        }
+        let cut = full.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        let name = full[cut + 1..].to_vec();
+        if name.is_empty() || name == b"." || name == b".." {
+            return Ok(None);
+        }
+        let parent_path: &[u8] = if cut == 0 { b"/" } else { &full[..cut] };
+        let parent = fsops::openat2(
+            root.as_raw_fd(),
+            parent_path,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        )?;
+        let real = fsops::real_path(&parent)?;
+        Ok(Some(Place { parent, real, name }))
+    }
+}
+
+impl Place {
+    fn path(&self) -> PathBuf {
+        self.real.join(OsStr::from_bytes(&self.name))
+    }
+}
+
+fn check(env: &Env<'_>, place: &Place, act: Act) -> Result<(), Stop> {
+    check_path(env, place.path(), act)
+}
+
+fn check_path(env: &Env<'_>, path: PathBuf, act: Act) -> Result<(), Stop> {
+    match judge::judge(&env.guard.protect, &path, act) {
+        Some(refusal) => Err(Stop::Refused(path, refusal)),
+        None => Ok(()),
+    }
+}
+
+fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, Stop> {
+    let status = target.status()?;
+    let Some(umask) = status.umask else {
+        return Err(Stop::Errno(libc::EPERM));
+    };
+    if crate::broker::transparent::is_stacked(status.filters, env.guard.filters_at_exec) {
+        // A program that sandboxed itself further (a sluice stacked
+        // inside, or its own Landlock or seccomp): the connector, in the
+        // outer sandbox, would make its calls without its own
+        // restrictions, and `CONTINUE` would let it race the check.
+        target.valid()?;
+        let first = env
+            .guard
+            .told
+            .lock()
+            .map(|mut told| told.insert(PathBuf::from("\0nested")))
+            .unwrap_or(true);
+        if first {
+            eprint!(
+                "sluice: refused a write from a process that sandboxed itself further \
+                 (pid {}): the guard cannot make it in that sandbox. Run it outside \
+                 sluice, or without [filesystem] protect.\r\n",
+                target.tid
+            );
+        }
+        return Err(Stop::Errno(libc::EPERM));
+    }
+    let root = env.guard.root(target)?;
+    match *call {
+        Call::Open(open) => open_or_mkdir(env, target, root, open, umask),
+        Call::Mknod {
+            dirfd,
+            path,
+            mode,
+            dev,
+        } => {
+            let named = read_named(target, dirfd, path)?;
+            target.valid()?;
+            let place = env
+                .guard
+                .place(root, named.base.as_deref(), &named.asked)?
+                .ok_or(Stop::Errno(libc::EEXIST))?;
+            check(env, &place, Act::Name)?;
+            let req = request(Op::Mknod, &place.name, umask);
+            let req = fsop::Request { mode, dev, ..req };
+            done(perform(env, &req, place.parent.as_fd(), None)?)
+        }
+        Call::Symlink {
+            target: link_target,
+            dirfd,
+            path,
+        } => {
+            let content = target.read_path(link_target)?;
+            let named = read_named(target, dirfd, path)?;
+            target.valid()?;
+            let place = env
+                .guard
+                .place(root, named.base.as_deref(), &named.asked)?
+                .ok_or(Stop::Errno(libc::EEXIST))?;
+            check(env, &place, Act::Name)?;
+            let req = fsop::Request {
+                target: &content,
+                ..request(Op::Symlink, &place.name, 0)
+            };
+            done(perform(env, &req, place.parent.as_fd(), None)?)
+        }
+        Call::Link {
+            olddir,
+            old,
+            newdir,
+            new,
+            flags,
+        } => {
+            if flags & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 {
+                return Err(Stop::Errno(libc::EINVAL));
+            }
+            if flags & libc::AT_EMPTY_PATH != 0 {
+                // A descriptor's file given a name: the guard cannot judge
+                // what it is by a name. (Needs CAP_DAC_READ_SEARCH anyway.)
+                return Err(Stop::Errno(libc::ENOENT));
+            }
+            let from = read_named(target, olddir, old)?;
+            let to = read_named(target, newdir, new)?;
+            target.valid()?;
+            let mut src = env
+                .guard
+                .place(root, from.base.as_deref(), &from.asked)?
+                .ok_or(Stop::Errno(libc::EPERM))?;
+            if flags & libc::AT_SYMLINK_FOLLOW != 0 {
+                src = follow(env, root, src)?;
+            }
+            let dst = env
+                .guard
+                .place(root, to.base.as_deref(), &to.asked)?
+                .ok_or(Stop::Errno(libc::EEXIST))?;
+            check(env, &src, Act::LinkSource)?;
+            check(env, &dst, Act::Name)?;
+            let req = fsop::Request {
+                name2: &dst.name,
+                ..request(Op::Link, &src.name, 0)
+            };
+            done(perform(
+                env,
+                &req,
+                src.parent.as_fd(),
+                Some(dst.parent.as_fd()),
+            )?)
+        }
+        Call::Rename {
+            olddir,
+            old,
+            newdir,
+            new,
+            flags,
+        } => rename(env, target, root, (olddir, old), (newdir, new), flags),
+    }
+}
+
+/// A base request for `op` on `name`.
+fn request(op: Op, name: &[u8], umask: u32) -> fsop::Request<'_> {
+    fsop::Request {
+        op,
+        flags: 0,
+        mode: 0,
+        umask,
+        dev: 0,
+        name,
+        name2: b"",
+        target: b"",
+    }
+}
+
+fn done(result: Result<Option<OwnedFd>, i32>) -> Result<Answer, Stop> {
+    match result {
+        Ok(_) => Ok(Answer::Done),
+        Err(errno) => Err(Stop::Errno(errno)),
+    }
+}
+
+/// Follows symlinks at `place`'s name (for `linkat(AT_SYMLINK_FOLLOW)`).
+fn follow(env: &Env<'_>, root: BorrowedFd<'_>, mut place: Place) -> Result<Place, Stop> {
+    for _ in 0..MAX_LINKS {
+        let Some(link) = read_link(&place)? else {
+            return Ok(place);
+        };
+        let base = place.real.as_os_str().as_bytes().to_vec();
+        place = env
+            .guard
+            .place(root, Some(&base), &link)?
+            .ok_or(Stop::Errno(libc::EPERM))?;
+    }
+    Err(Stop::Errno(libc::ELOOP))
+}
+
+/// The target of the symlink at `place`, or `None` if it is not one.
+fn read_link(place: &Place) -> io::Result<Option<Vec<u8>>> {
+    let name = std::ffi::CString::new(place.name.clone())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: name is NUL-terminated; readlinkat writes at most buf.len()
+    // bytes into buf.
+    let n = unsafe {
+        libc::readlinkat(
+            place.parent.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    buf.truncate(n as usize);
+    Ok(Some(buf))
+}
+
+fn open_or_mkdir(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    root: BorrowedFd<'_>,
+    mut open: OpenCall,
+    umask: u32,
+) -> Result<Answer, Stop> {
+    if let Some((addr, size)) = open.how {
+        let how = target.read_struct(addr, size.min(64))?;
+        let (flags, mode, resolve) = parse_how(&how).ok_or(Stop::Errno(libc::EINVAL))?;
+        open.flags = flags;
+        open.mode = mode;
+        if resolve != 0 {
+            return openat2_as_asked(env, target, open, resolve, umask);
+        }
+    }
+    let named = read_named(target, open.dirfd, open.path_addr)?;
+    target.valid()?;
+    if open.mkdir() {
+        let place = env
+            .guard
+            .place(root, named.base.as_deref(), &named.asked)?
+            .ok_or(Stop::Errno(libc::EEXIST))?;
+        check(env, &place, Act::Mkdir)?;
+        let req = fsop::Request {
+            mode: open.mode,
+            ..request(Op::Mkdir, &place.name, umask)
+        };
+        return done(perform(env, &req, place.parent.as_fd(), None)?);
+    }
+    if open.flags & libc::O_PATH != 0 {
+        // `O_PATH` ignores every flag but a few: nothing is written.
+        open.flags &= libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    }
+    let tmpfile = open.flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    let (mut base, mut asked) = (named.base, named.asked);
+    for _ in 0..MAX_LINKS {
+        let place = match env.guard.place(root, base.as_deref(), &asked)? {
+            Some(place) => place,
+            // `.` or `..`: a directory, which is never opened for writing.
+            None if tmpfile => {
+                let dir = fsops::openat2(
+                    root.as_raw_fd(),
+                    &asked,
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    0,
+                    libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+                )?;
+                let real = fsops::real_path(&dir)?;
+                Place {
+                    parent: dir,
+                    real,
+                    name: b".".to_vec(),
+                }
+            }
+            None => return Err(Stop::Errno(libc::EISDIR)),
+        };
+        // An unnamed file is judged by its directory: it can only get a
+        // name there through `linkat`, which is judged in its turn.
+        if open.writes() || tmpfile {
+            let judged = if tmpfile {
+                place.real.clone()
+            } else {
+                place.path()
+            };
+            check_path(env, judged, Act::Write)?;
+        }
+        let req = fsop::Request {
+            flags: open.flags,
+            mode: open.mode,
+            ..request(Op::Open, &place.name, umask)
+        };
+        match perform(env, &req, place.parent.as_fd(), None)? {
+            Ok(Some(fd)) => return Ok(Answer::Descriptor(fd, open.cloexec())),
+            Ok(None) => return Err(Stop::Errno(libc::EIO)),
+            Err(libc::ELOOP) if !open.nofollow() && !tmpfile => {
+                if open.exclusive() {
+                    return Err(Stop::Errno(libc::EEXIST));
+                }
+                match read_link(&place)? {
+                    Some(link) => {
+                        base = Some(place.real.as_os_str().as_bytes().to_vec());
+                        asked = link;
+                    }
+                    None => return Err(Stop::Errno(libc::ELOOP)),
+                }
+            }
+            Err(errno) => return Err(Stop::Errno(errno)),
+        }
+    }
+    Err(Stop::Errno(libc::ELOOP))
+}
+
+/// `open_how` (`flags`, `mode`, `resolve`), as the kernel would take it;
+/// `None` where it would say `EINVAL` (or, for another size, `E2BIG`).
+fn parse_how(how: &[u8]) -> Option<(i32, u32, u64)> {
+    if how.len() != 24 {
+        return None;
+    }
+    let word = |i: usize| u64::from_ne_bytes(how[i * 8..i * 8 + 8].try_into().unwrap());
+    let (flags, mode, resolve) = (word(0), word(1), word(2));
+    if flags > u64::from(u32::MAX) || mode & !0o7777 != 0 {
+        return None;
+    }
+    Some((flags as u32 as i32, mode as u32, resolve))
+}
+
+/// An `openat2` with `resolve` restrictions: the program relies on them (a
+/// broker of its own refusing symlinks), so the connector opens exactly as
+/// asked, from the same directory, and the file it opened is judged; a
+/// refusal closes it unused (an `O_CREAT` or `O_TRUNC` may then have left
+/// it empty: nothing the program wrote).
+fn openat2_as_asked(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    open: OpenCall,
+    resolve: u64,
+    umask: u32,
+) -> Result<Answer, Stop> {
+    let asked = target.read_path(open.path_addr)?;
+    let base = match open.dirfd {
+        None | Some(libc::AT_FDCWD) => "cwd".to_owned(),
+        Some(fd) if fd >= 0 => format!("fd/{fd}"),
+        Some(_) => return Err(Stop::Errno(libc::EBADF)),
+    };
+    let base = fsops::openat2(
+        libc::AT_FDCWD,
+        format!("/proc/{}/{base}", target.tid).as_bytes(),
+        libc::O_PATH | libc::O_CLOEXEC,
+        0,
+        0,
+    )?;
+    target.valid()?;
+    let req = fsop::Request {
+        flags: open.flags,
+        mode: open.mode,
+        dev: resolve,
+        target: &asked,
+        ..request(Op::Openat2, b"", umask)
+    };
+    let fd = match perform(env, &req, base.as_fd(), None)? {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return Err(Stop::Errno(libc::EIO)),
+        Err(errno) => return Err(Stop::Errno(errno)),
+    };
+    if open.writes() || open.flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        let real = fsops::real_path(&fd)?;
+        if let Some(refusal) = judge::judge(&env.guard.protect, &real, Act::Write) {
+            return Err(Stop::Refused(real, refusal));
+        }
+    }
+    Ok(Answer::Descriptor(fd, open.cloexec()))
+}
+
+fn rename(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    root: BorrowedFd<'_>,
+    (olddir, old): (Option<i32>, u64),
+    (newdir, new): (Option<i32>, u64),
+    flags: u32,
+) -> Result<Answer, Stop> {
+    let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
+    if flags & !known != 0 {
+        return Err(Stop::Errno(libc::EINVAL));
+    }
+    let from = read_named(target, olddir, old)?;
+    let to = read_named(target, newdir, new)?;
+    target.valid()?;
+    let src = env
+        .guard
+        .place(root, from.base.as_deref(), &from.asked)?
+        .ok_or(Stop::Errno(libc::EBUSY))?;
+    let dst = env
+        .guard
+        .place(root, to.base.as_deref(), &to.asked)?
+        .ok_or(Stop::Errno(libc::EBUSY))?;
+    let exchange = flags & libc::RENAME_EXCHANGE != 0;
+    check(
+        env,
+        &src,
+        if exchange {
+            Act::Name
+        } else {
+            Act::RenameSource
+        },
+    )?;
+    if let Err(refused) = check(env, &dst, Act::Name) {
+        let plain = flags & !libc::RENAME_NOREPLACE == 0;
+        if plain && judge::is_git_config(&dst.path()) && !dst.real.starts_with("/proc") {
+            return put_git_config(env, &src, &dst, flags);
+        }
+        return Err(refused);
+    }
+    let req = fsop::Request {
+        flags: flags as i32,
+        name2: &dst.name,
+        ..request(Op::Rename, &src.name, 0)
+    };
+    done(perform(
+        env,
+        &req,
+        src.parent.as_fd(),
+        Some(dst.parent.as_fd()),
+    )?)
+}
+
+/// A repository's configuration renamed into place: read (through a
+/// descriptor the connector opens, with the program's rights), checked,
+/// and written as a new file the program never held, which is renamed
+/// into place; the program's file is then removed, as a rename would.
+fn put_git_config(env: &Env<'_>, src: &Place, dst: &Place, flags: u32) -> Result<Answer, Stop> {
+    let path = dst.path();
+    let read = fsop::Request {
+        flags: libc::O_RDONLY,
+        ..request(Op::Open, &src.name, 0)
+    };
+    let file = match perform(env, &read, src.parent.as_fd(), None)? {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return Err(Stop::Errno(libc::EIO)),
+        Err(errno) => return Err(Stop::Errno(errno)),
+    };
+    let mut file = std::fs::File::from(file);
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_CONFIG {
+        return Err(Stop::Refused(
+            path,
+            Refusal {
+                rule: "a git configuration that is not a small regular file".to_owned(),
+                why: "git would read it",
+            },
+        ));
+    }
+    let mut text = Vec::new();
+    (&mut file).take(MAX_CONFIG).read_to_end(&mut text)?;
+    if let Err(key) = gitconfig::check(&text) {
+        return Err(Stop::Refused(
+            path,
+            Refusal {
+                rule: format!("git configuration with {key}"),
+                why: "git would run a command it names",
+            },
+        ));
+    }
+    let n = env.guard.copies.fetch_add(1, Ordering::Relaxed);
+    let mut tmp = judge::OWN_PREFIX.to_vec();
+    tmp.extend_from_slice(format!("{}-{n}", std::process::id()).as_bytes());
+    let create = fsop::Request {
+        flags: libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        mode: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o666,
+        ..request(Op::Open, &tmp, 0)
+    };
+    let copy = match perform(env, &create, dst.parent.as_fd(), None)? {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return Err(Stop::Errno(libc::EIO)),
+        Err(errno) => return Err(Stop::Errno(errno)),
+    };
+    let written = std::fs::File::from(copy).write_all(&text);
+    let placed = match written {
+        Ok(()) => {
+            let req = fsop::Request {
+                flags: flags as i32,
+                name2: &dst.name,
+                ..request(Op::Rename, &tmp, 0)
+            };
+            perform(env, &req, dst.parent.as_fd(), Some(dst.parent.as_fd()))?
+        }
+        Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    if let Err(errno) = placed {
+        let _ = perform(env, &request(Op::Unlink, &tmp, 0), dst.parent.as_fd(), None);
+        return Err(Stop::Errno(errno));
+    }
+    // The program's own file goes, as its rename would have taken it.
+    let _ = perform(
+        env,
+        &request(Op::Unlink, &src.name, 0),
+        src.parent.as_fd(),
+        None,
+    );
+    Ok(Answer::Done)
+}
+
+/// Has the connector carry out `req`; the inner result is its answer.
+fn perform(
+    env: &Env<'_>,
+    req: &fsop::Request<'_>,
+    dir: BorrowedFd<'_>,
+    dir2: Option<BorrowedFd<'_>>,
+) -> io::Result<Result<Option<OwnedFd>, i32>> {
+    let Some(conn) = env.connector else {
+        return Ok(Err(libc::EPERM));
+    };
+    let mut bytes = Vec::with_capacity(64);
+    if fsop::encode(req, &mut bytes).is_none() {
+        return Ok(Err(libc::ENAMETOOLONG));
+    }
+    let mut fds = vec![dir.as_raw_fd()];
+    fds.extend(dir2.map(|d| d.as_raw_fd()));
+    if let Err(errno) = fsop::send(conn.as_raw_fd(), &bytes, &fds) {
+        tracing::error!("guard: the connector is gone ({errno})");
+        return Ok(Err(libc::EPERM));
+    }
+    let mut buf = [0u8; 16];
+    let got = recv_frame(conn.as_fd(), &mut buf, Blocking::Yes)?;
+    if got.len != 4 {
+        tracing::error!("guard: no answer from the connector");
+        return Ok(Err(libc::EPERM));
+    }
+    let rc = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let mut fds = got.fds.into_iter();
+    match (rc, fds.next()) {
+        (0, fd) => Ok(Ok(fd)),
+        (rc, _) => Ok(Err(-rc)),
+    }
+}

@@ -1,0 +1,579 @@
+//! Nothing the program writes runs outside the sandbox later (issue 14): the
+//! files the person's own tools run on an unrelated action (git's hooks and
+//! configuration at any depth, editor and agent settings) cannot be written,
+//! made, renamed, linked or symlinked into place by the program, whether they
+//! existed at launch or not, during the session as after it.
+//!
+//! Every vector is tested with git itself: the control runs the same script
+//! without sluice and shows that the person's next `git status` or `git
+//! commit` then runs the program's command (it leaves a marker outside the
+//! workspace); under sluice the same script leaves nothing git runs.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_tests::{execute, sluice_bin, Fixture, Outcome};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+/// Where the program's command leaves its mark when git runs it: outside
+/// the workspace, so only a command run outside the sandbox can make it.
+fn marker(fx: &Fixture) -> String {
+    fx.outside("ran")
+}
+
+/// `git ARGS` in `dir` as the person would run it: outside sluice, with
+/// the fixture's home and no system configuration.
+fn git_outside(fx: &Fixture, dir: &str, args: &[&str]) -> Outcome {
+    let mut cmd = Command::new("git");
+    cmd.args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(fx.ws(dir))
+        .env("HOME", &fx.home_dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null());
+    execute(cmd)
+}
+
+/// `sh -c SCRIPT sh MARKER` in the workspace, without sluice.
+fn script_outside(fx: &Fixture, script: &str) -> Outcome {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", script, "sh", &marker(fx)])
+        .current_dir(&fx.ws_dir)
+        .env("HOME", &fx.home_dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null());
+    execute(cmd)
+}
+
+/// The same script inside sluice.
+fn script_inside(fx: &Fixture, sluice_args: &[&str], script: &str) -> Outcome {
+    let mark = marker(fx);
+    execute(fx.sluice_command(sluice_args, &["/bin/sh", "-c", script, "sh", &mark]))
+}
+
+/// A repository at `dir` (relative to the workspace) with one commit.
+fn repository(fx: &Fixture, dir: &str) {
+    fs::create_dir_all(fx.ws(dir)).unwrap();
+    git_outside(fx, dir, &["init", "-q"]).succeeded();
+    git_outside(fx, dir, &["commit", "-q", "--allow-empty", "-m", "one"]).succeeded();
+}
+
+/// A fsmonitor command in a git configuration, written by `printf`.
+const FSMONITOR: &str =
+    r#"printf '[core]\n\trepositoryformatversion = 0\n\tfsmonitor = "touch %s; false"\n' "$1""#;
+
+/// A pre-commit hook that leaves the marker.
+const HOOK: &str = r#"printf '#!/bin/sh\ntouch %s\n' "$1""#;
+
+struct Vector {
+    name: &'static str,
+    /// Made outside sluice, before the session.
+    setup: fn(&Fixture),
+    /// What the program runs (each step on its own: a refusal does not
+    /// stop the next one).
+    script: String,
+    /// The person's git command, outside, afterwards: (directory, args).
+    trigger: (&'static str, &'static [&'static str]),
+}
+
+fn vectors() -> Vec<Vector> {
+    let commit: &'static [&'static str] = &["commit", "-q", "--allow-empty", "-m", "two"];
+    let status: &'static [&'static str] = &["status", "--porcelain"];
+    vec![
+        Vector {
+            name: "commondir naming a configuration of the program's",
+            setup: |fx| repository(fx, "proj"),
+            script: format!("cp -r proj/.git evil; {FSMONITOR} > evil/config; echo ../../evil > proj/.git/commondir"),
+            trigger: ("proj", status),
+        },
+        Vector {
+            name: "a hook in a nested repository",
+            setup: |fx| repository(fx, "sub"),
+            script: format!(
+                "{HOOK} > sub/.git/hooks/pre-commit; chmod +x sub/.git/hooks/pre-commit"
+            ),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a submodule's configuration in .git/modules",
+            setup: |fx| {
+                repository(fx, "proj");
+                fs::create_dir_all(fx.ws("proj/.git/modules")).unwrap();
+                git_outside(
+                    fx,
+                    "proj",
+                    &["init", "-q", "--separate-git-dir", ".git/modules/m", "m"],
+                )
+                .succeeded();
+            },
+            script: format!("{FSMONITOR} >> proj/.git/modules/m/config"),
+            trigger: ("proj/m", status),
+        },
+        Vector {
+            name: "a worktree's commondir in .git/worktrees",
+            setup: |fx| {
+                repository(fx, "proj");
+                git_outside(fx, "proj", &["worktree", "add", "-q", "wt"]).succeeded();
+            },
+            script: format!(
+                "cp -r proj/.git evil; {FSMONITOR} > evil/config; \
+                 echo ../../../../evil > proj/.git/worktrees/wt/commondir"
+            ),
+            trigger: ("proj/wt", status),
+        },
+        Vector {
+            name: "renaming .git away, writing a hook, renaming it back",
+            setup: |fx| repository(fx, "sub"),
+            script: format!(
+                "mv sub/.git sub/x; {HOOK} > sub/x/hooks/pre-commit; \
+                 chmod +x sub/x/hooks/pre-commit; mv sub/x sub/.git"
+            ),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a symlink for the hooks directory",
+            setup: |fx| repository(fx, "sub"),
+            script: format!(
+                "mkdir evil; {HOOK} > evil/pre-commit; chmod +x evil/pre-commit; \
+                 rm -rf sub/.git/hooks; ln -s ../../evil sub/.git/hooks"
+            ),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a hard link to a hook made elsewhere",
+            setup: |fx| repository(fx, "sub"),
+            script: format!(
+                "{HOOK} > hook; chmod +x hook; ln hook sub/.git/hooks/pre-commit"
+            ),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a gitdir file pointing at a repository of the program's",
+            setup: |fx| repository(fx, "sub"),
+            script: format!(
+                "cp -r sub/.git evil; {HOOK} > evil/hooks/pre-commit; \
+                 chmod +x evil/hooks/pre-commit; rm -rf sub/.git; \
+                 echo 'gitdir: ../evil' > sub/.git"
+            ),
+            trigger: ("sub", commit),
+        },
+    ]
+}
+
+/// Exit status 0 (`Outcome::assert_ok` is the probe's, which prints `OK`).
+trait Succeeded {
+    fn succeeded(&self);
+}
+
+impl Succeeded for Outcome {
+    fn succeeded(&self) {
+        assert!(self.status.success(), "{self}");
+    }
+}
+
+fn assert_ran(fx: &Fixture, what: &str, out: &dyn std::fmt::Display) {
+    assert!(
+        Path::new(&marker(fx)).exists(),
+        "control: git did not run the command ({what})\n{out}"
+    );
+}
+
+fn assert_not_ran(fx: &Fixture, what: &str, out: &dyn std::fmt::Display) {
+    assert!(
+        !Path::new(&marker(fx)).exists(),
+        "git ran the program's command after the session ({what})\n{out}"
+    );
+}
+
+/// Control and attack for every vector, with `sluice_args` (a policy, or
+/// `--transparent`).
+fn every_vector(sluice_args: &[&str], policy: Option<&str>) {
+    for v in vectors() {
+        let control = Fixture::new(PROBE);
+        (v.setup)(&control);
+        script_outside(&control, &v.script);
+        let (dir, args) = v.trigger;
+        let out = git_outside(&control, dir, args);
+        assert_ran(&control, v.name, &out);
+
+        let fx = Fixture::new(PROBE);
+        (v.setup)(&fx);
+        let mut sluice_args = sluice_args.to_vec();
+        let policy_path = policy.map(|p| fx.write_policy("extending.toml", p));
+        if let Some(path) = &policy_path {
+            sluice_args.extend(["--policy", path]);
+        }
+        let inside = script_inside(&fx, &sluice_args, &v.script);
+        assert!(
+            inside.stderr.contains("sluice: refused writing"),
+            "{}: not refused\n{inside}",
+            v.name
+        );
+        let out = git_outside(&fx, dir, args);
+        assert_not_ran(&fx, v.name, &format!("{inside}\n{out}"));
+    }
+}
+
+#[test]
+fn git_vectors_are_held_under_default() {
+    every_vector(&[], None);
+}
+
+#[test]
+fn git_vectors_are_held_under_transparent() {
+    every_vector(&["--transparent"], None);
+}
+
+#[test]
+fn git_vectors_are_held_under_a_policy_extending_default() {
+    every_vector(
+        &[],
+        Some("extends = [\"default\"]\n\n[filesystem]\nprotect = [\"**/.tool\"]\n"),
+    );
+}
+
+/// A policy's own entries are enforced like the built-in ones; the same
+/// write beside them passes.
+#[test]
+fn a_policy_adds_its_own_protected_paths() {
+    let fx = Fixture::new(PROBE);
+    let policy = fx.write_policy(
+        "extending.toml",
+        "extends = [\"default\"]\n\n[filesystem]\nprotect = [\"**/.tool\"]\n",
+    );
+    let out = script_inside(
+        &fx,
+        &["--policy", &policy],
+        "mkdir -p a/.tool; echo x > a/.tool/run.json; echo $?; echo y > a/tool.json; echo $?",
+    );
+    // The directory itself is refused, so the file cannot be made in it.
+    assert_eq!(out.stdout, "2\n0\n", "{out}");
+    assert!(!Path::new(&fx.ws("a/.tool")).exists(), "{out}");
+    assert!(!Path::new(&fx.ws("a/.tool/run.json")).exists(), "{out}");
+    assert_eq!(fs::read_to_string(fx.ws("a/tool.json")).unwrap(), "y\n");
+    let shown = execute({
+        let mut c = fx.sluice_cli_command(&["policy", "show", &policy]);
+        c.current_dir(&fx.ws_dir);
+        c
+    });
+    assert!(shown.stdout.contains("\"**/.tool\""), "{shown}");
+    assert!(shown.stdout.contains("\"**/.git/commondir\""), "{shown}");
+}
+
+/// Editors, agents and tools that run what a project says: their settings
+/// are refused at any depth; the same names elsewhere are written.
+#[test]
+fn editor_and_agent_settings_are_refused_at_any_depth() {
+    let fx = Fixture::new(PROBE);
+    let refused = [
+        ".vscode/tasks.json",
+        "pkg/.vscode/settings.json",
+        ".claude/settings.json",
+        "a/b/.claude/settings.local.json",
+        ".idea/workspace.xml",
+        ".mcp.json",
+        "pkg/.envrc",
+        ".devcontainer/devcontainer.json",
+        ".husky/pre-commit",
+        ".pre-commit-config.yaml",
+        ".gitmodules",
+    ];
+    let mut script = String::new();
+    for rel in refused {
+        let dir = Path::new(rel).parent().unwrap().to_str().unwrap();
+        if !dir.is_empty() {
+            script.push_str(&format!("mkdir -p {dir} 2>/dev/null; "));
+        }
+        script.push_str(&format!("echo x > {rel} 2>/dev/null && echo wrote {rel}; "));
+    }
+    // Again: recorded again, told once.
+    script.push_str("mkdir .claude 2>/dev/null; ");
+    script.push_str("echo x > vscode-tasks.json && echo control");
+    let out = script_inside(&fx, &[], &script);
+    assert_eq!(out.stdout, "control\n", "{out}");
+    for rel in refused {
+        assert!(!Path::new(&fx.ws(rel)).exists(), "{rel} was made\n{out}");
+    }
+    // Each refusal is recorded, with the rule; the person is told once per
+    // path.
+    let session = sluice_tests::audit::only_session(&fx);
+    let records = sluice_tests::audit::records(&fx, &session);
+    let refusals: Vec<_> = records
+        .iter()
+        .filter(|r| r["via"] == "guard" && r["decision"] == "denied")
+        .collect();
+    let claude = fx.ws(".claude");
+    let recorded = refusals
+        .iter()
+        .filter(|r| {
+            r["path_asked"] == claude.as_str()
+                && r["rule"].as_str().unwrap_or("").contains("**/.claude")
+        })
+        .count();
+    assert_eq!(recorded, 2, "{records:#?}");
+    assert!(refusals.len() >= refused.len(), "{refusals:#?}");
+    assert_eq!(
+        out.stderr.matches(&format!("writing {claude}:")).count(),
+        1,
+        "{out}"
+    );
+}
+
+/// A repository the program makes keeps working after the session: its
+/// configuration is written (through git's own lock-and-rename), but a key
+/// that makes git run a command is refused and named.
+#[test]
+fn a_repository_made_inside_keeps_working_and_its_config_runs_nothing() {
+    let script = "git init -q mine && cd mine \
+                  && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m one \
+                  && git config user.name someone && echo configured; \
+                  git config core.fsmonitor \"touch $1; false\" \
+                  && echo fsmonitor set || echo fsmonitor refused";
+    let control = Fixture::new(PROBE);
+    let out = script_outside(&control, script);
+    assert_eq!(out.stdout, "configured\nfsmonitor set\n", "{out}");
+    let out = git_outside(&control, "mine", &["status", "--porcelain"]);
+    assert_ran(&control, "fsmonitor set by git config", &out);
+
+    for args in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        let inside = script_inside(&fx, args, script);
+        assert_eq!(inside.stdout, "configured\nfsmonitor refused\n", "{inside}");
+        assert!(inside.stderr.contains("core.fsmonitor"), "{inside}");
+        let log = git_outside(&fx, "mine", &["log", "--oneline"]);
+        log.succeeded();
+        assert_eq!(log.stdout.lines().count(), 1, "{log}");
+        let name = git_outside(&fx, "mine", &["config", "--local", "user.name"]);
+        assert_eq!(name.stdout, "someone\n", "{name}");
+        let out = git_outside(&fx, "mine", &["status", "--porcelain"]);
+        assert_not_ran(&fx, "fsmonitor set by git config", &out);
+        // The hooks git init wrote are the inert samples.
+        let hooks = fs::read_dir(fx.ws("mine/.git/hooks")).unwrap().count();
+        assert!(hooks > 0, "git init wrote no sample hooks");
+    }
+}
+
+/// The protection holds while the program runs: the person's own git,
+/// run meanwhile, runs nothing the program wrote.
+#[test]
+fn protected_during_the_session_not_only_after() {
+    let fx = Fixture::new(PROBE);
+    repository(&fx, "sub");
+    let script = format!(
+        "{HOOK} > sub/.git/hooks/pre-commit; chmod +x sub/.git/hooks/pre-commit; \
+         touch ready; i=0; while [ ! -e done ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
+    );
+    let mark = marker(&fx);
+    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", &script, "sh", &mark]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !Path::new(&fx.ws("ready")).exists() {
+        assert!(Instant::now() < deadline, "the program never got ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = git_outside(&fx, "sub", &["commit", "-q", "--allow-empty", "-m", "two"]);
+    fs::write(fx.ws("done"), "").unwrap();
+    let session = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&session.stderr);
+    assert!(stderr.contains("refused writing"), "{stderr}");
+    assert_not_ran(&fx, "a hook during the session", &out);
+}
+
+/// The same as an unprivileged user, whose sandbox is made in a user
+/// namespace of its own.
+#[test]
+fn a_nested_hook_is_refused_for_an_unprivileged_user() {
+    let as_nobody = |fx: &Fixture, program: &[&str], dir: &str| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(program)
+            .current_dir(fx.ws(dir))
+            .env("HOME", &fx.home_dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("TMPDIR", fx.root().join("tmp"))
+            .stdin(Stdio::null());
+        execute(cmd)
+    };
+    let script = format!("{HOOK} > sub/.git/hooks/pre-commit; chmod +x sub/.git/hooks/pre-commit");
+    let commit = [
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+    ];
+    let sluice = sluice_bin();
+    for under_sluice in [false, true] {
+        let fx = Fixture::new(PROBE);
+        repository(&fx, "sub");
+        fs::create_dir_all(fx.root().join("tmp")).unwrap();
+        fx.give_to(65534, 65534);
+        for dir in [
+            fx.outside_dir.clone(),
+            fx.root().join("tmp"),
+            fx.root().join("state"),
+        ] {
+            fs::create_dir_all(&dir).unwrap();
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        }
+        let mark = marker(&fx);
+        let ws = fx.ws("");
+        let mut program: Vec<&str> = Vec::new();
+        if under_sluice {
+            program.extend([sluice.to_str().unwrap(), "run", "--workspace", &ws, "--"]);
+        }
+        program.extend(["/bin/sh", "-c", &script, "sh", &mark]);
+        let inside = as_nobody(&fx, &program, "");
+        let out = as_nobody(&fx, &commit, "sub");
+        if under_sluice {
+            assert!(inside.stderr.contains("refused writing"), "{inside}");
+            assert_not_ran(&fx, "a nested hook, unprivileged", &out);
+        } else {
+            assert_ran(&fx, "a nested hook, unprivileged", &out);
+        }
+    }
+}
+
+/// The broker serves the workspace for writing (`allow_write`), but not a
+/// protected path in it: the same `protect` list holds for its writes.
+#[test]
+fn the_broker_does_not_write_protected_paths_either() {
+    let fx = Fixture::new(PROBE);
+    repository(&fx, "sub");
+    let hook = fx.ws("sub/.git/hooks/pre-commit");
+    fx.sluice(
+        &[],
+        &["broker-write", &fx.ws("sub/ok.txt"), "x", "--create"],
+    )
+    .assert_ok();
+    let out = fx.sluice(&[], &["broker-write", &hook, "#!/bin/sh\n", "--create"]);
+    out.assert_blocked();
+    assert!(!Path::new(&hook).exists(), "{out}");
+    let dot_git = fx.ws("a/.git");
+    fs::create_dir_all(fx.ws("a")).unwrap();
+    fx.sluice(
+        &[],
+        &["broker-write", &dot_git, "gitdir: ../evil\n", "--create"],
+    )
+    .assert_blocked();
+    assert!(!Path::new(&dot_git).exists());
+}
+
+/// With the home directory as the workspace, its start-up files are
+/// refused like the broker's refuse-outright list, at the file system
+/// layer; other files in it are written.
+#[test]
+fn start_up_files_are_refused_when_the_home_directory_is_the_workspace() {
+    let fx = Fixture::new(PROBE);
+    let home = fx.home("");
+    let refused = [
+        ".bashrc",
+        ".profile",
+        ".bash_aliases",
+        ".config/autostart/evil.desktop",
+        ".local/lib/python3.11/site-packages/evil.pth",
+        ".local/lib/python3.11/site-packages/usercustomize.py",
+    ];
+    let mut script = String::new();
+    for rel in refused {
+        let dir = Path::new(rel).parent().unwrap().to_str().unwrap();
+        if !dir.is_empty() {
+            script.push_str(&format!("mkdir -p {dir} 2>/dev/null; "));
+        }
+        script.push_str(&format!(
+            "echo x >> {rel} 2>/dev/null && echo wrote {rel}; "
+        ));
+    }
+    script.push_str("echo x > notes2.txt && echo control");
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(["run", "--workspace", &home, "--", "/bin/sh", "-c", &script])
+        .current_dir(&fx.home_dir)
+        .env("HOME", &fx.home_dir)
+        .env("XDG_STATE_HOME", fx.state_dir())
+        .env("XDG_CONFIG_HOME", fx.root().join("config"))
+        .stdin(Stdio::null());
+    let out = execute(cmd);
+    assert_eq!(out.stdout, "control\n", "{out}");
+    for rel in refused {
+        assert!(!Path::new(&fx.home(rel)).exists(), "{rel} was made\n{out}");
+    }
+}
+
+/// The path is read once and the call made on what was judged: a thread
+/// that flips the path between a harmless name and a hook while another
+/// opens it never gets the hook written (a check followed by `CONTINUE`
+/// would lose this race).
+#[test]
+fn swapping_the_path_during_the_check_gains_nothing() {
+    let fx = Fixture::new(PROBE);
+    repository(&fx, "sub");
+    let racer = r##"
+import ctypes, os, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+good = b"sub/harmless-name-xx\0"
+bad = b"sub/.git/hooks/pre-commit\0"
+buf = ctypes.create_string_buffer(max(len(good), len(bad)))
+stop = False
+def flip():
+    while not stop:
+        ctypes.memmove(buf, bad, len(bad))
+        ctypes.memmove(buf, good, len(good))
+t = threading.Thread(target=flip)
+t.start()
+for i in range(int(sys.argv[1])):
+    fd = libc.open(buf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
+    if fd >= 0:
+        os.write(fd, b"#!/bin/sh\ntouch " + sys.argv[2].encode() + b"\n")
+        os.close(fd)
+stop = True
+t.join()
+print("done")
+"##;
+    let mark = marker(&fx);
+    let out =
+        execute(fx.sluice_command(&[], &["/usr/bin/python3", "-S", "-c", racer, "2000", &mark]));
+    assert_eq!(out.stdout, "done\n", "{out}");
+    assert!(
+        Path::new(&fx.ws("sub/harmless-name-xx")).exists(),
+        "the harmless name was never written: the race did not run\n{out}"
+    );
+    assert!(
+        !Path::new(&fx.ws("sub/.git/hooks/pre-commit")).exists(),
+        "{out}"
+    );
+    let out = git_outside(&fx, "sub", &["commit", "-q", "--allow-empty", "-m", "x"]);
+    assert_not_ran(&fx, "a hook written through a swapped path", &out);
+}
+
+/// `git init` at the top of a workspace that was no repository: the
+/// configuration and the hook samples are the guard's, so they stay (the
+/// end-of-session quarantine moves aside only what no `protect` pattern
+/// covers), and the repository works afterwards.
+#[test]
+fn a_repository_made_at_the_top_of_the_workspace_is_kept() {
+    let fx = Fixture::new(PROBE);
+    fs::remove_dir_all(fx.ws(".git")).unwrap();
+    let script =
+        "git init -q . && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m one \
+                  && echo made; printf '#!/bin/sh\\ntouch %s\\n' \"$1\" > .git/hooks/pre-commit; \
+                  chmod +x .git/hooks/pre-commit";
+    let inside = script_inside(&fx, &[], script);
+    assert_eq!(inside.stdout, "made\n", "{inside}");
+    assert!(!inside.stderr.contains("moved to"), "{inside}");
+    assert!(Path::new(&fx.ws(".git/config")).exists(), "{inside}");
+    let log = git_outside(&fx, "", &["log", "--oneline"]);
+    log.succeeded();
+    assert_eq!(log.stdout.lines().count(), 1, "{log}");
+    let out = git_outside(&fx, "", &["commit", "-q", "--allow-empty", "-m", "two"]);
+    out.succeeded();
+    assert_not_ran(&fx, "a hook at the top of the workspace", &out);
+}
