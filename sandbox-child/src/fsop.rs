@@ -247,6 +247,14 @@ fn perform(req: &Request<'_>, dir: c_int, dir2: c_int) -> Result<Option<c_int>, 
                     &how as *const libc::open_how,
                     std::mem::size_of::<libc::open_how>(),
                 ) as c_int;
+                if fd >= 0 && req.flags & libc::O_PATH != 0 {
+                    // The supervisor cannot place an O_PATH descriptor in
+                    // the program (ADDFD takes only open files): give the
+                    // same file opened for reading, here in the sandbox.
+                    let reopened = reopen_for_reading(fd);
+                    libc::close(fd);
+                    return reopened.map(Some);
+                }
                 if fd >= 0 {
                     if !asked_nonblock && nonblock != 0 {
                         let now = libc::fcntl(fd, libc::F_GETFL);
@@ -263,6 +271,54 @@ fn perform(req: &Request<'_>, dir: c_int, dir2: c_int) -> Result<Option<c_int>, 
     } else {
         Err(sys::errno())
     }
+}
+
+/// The file an `O_PATH` descriptor names, opened for reading (close-on-exec;
+/// a directory through `.`, anything else through `/proc/self/fd`), in the
+/// connector's sandbox: what the program could open itself. A file it may
+/// resolve but not read gives that error instead of a path descriptor.
+fn reopen_for_reading(fd: c_int) -> Result<c_int, i32> {
+    // SAFETY: fstat fills `st`; `fd` is ours.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(sys::errno());
+    }
+    let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+    let new = if dir {
+        // SAFETY: "." is NUL-terminated; `fd` is ours.
+        unsafe { libc::openat(fd, c".".as_ptr(), flags | libc::O_DIRECTORY) }
+    } else {
+        // "/proc/self/fd/" and the number, NUL-terminated, on the stack.
+        let mut path = [0u8; 32];
+        let prefix = b"/proc/self/fd/";
+        path[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 12];
+        let mut n = fd as u32;
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for i in 0..len {
+            path[prefix.len() + i] = digits[len - 1 - i];
+        }
+        // SAFETY: `path` is NUL-terminated (zeroed past the digits).
+        unsafe { libc::open(path.as_ptr().cast(), flags) }
+    };
+    if new < 0 {
+        return Err(sys::errno());
+    }
+    // SAFETY: fcntl on the descriptor just opened.
+    unsafe {
+        let now = libc::fcntl(new, libc::F_GETFL);
+        libc::fcntl(new, libc::F_SETFL, now & !libc::O_NONBLOCK);
+    }
+    Ok(new)
 }
 
 #[cfg(test)]

@@ -269,7 +269,14 @@ pub fn serve(env: &Env<'_>, target: &Target<'_>, call: Call) {
             .map(drop),
     };
     if let Err(e) = result {
-        tracing::debug!(id = target.id, "guard: notification not answered: {e}");
+        // A call left unanswered would hold its thread for ever: unless the
+        // notification is gone (ENOENT), answer it with the error.
+        if e.raw_os_error() != Some(libc::ENOENT) {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            if let Err(e) = listener.fail(target.id, errno) {
+                tracing::debug!(id = target.id, "guard: notification not answered: {e}");
+            }
+        }
     }
 }
 
