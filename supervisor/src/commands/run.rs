@@ -51,13 +51,67 @@ fn workspace(arg: Option<PathBuf>) -> Result<PathBuf> {
         .with_context(|| format!("workspace '{}'", ws.display()))
 }
 
+/// A path given on the command line, as a policy path: one that is not
+/// anchored (/, ~ or a variable) is taken from the current directory, as
+/// every other command-line tool takes it (`--allow-read ./sub`).
+fn command_line_path(flag: &str, written: &str) -> Result<String> {
+    let anchored = written.starts_with(['/', '$']) || written == "~" || written.starts_with("~/");
+    if anchored {
+        return Ok(written.to_owned());
+    }
+    let cwd = std::env::current_dir().with_context(|| {
+        format!("{flag} '{written}' is relative, and the current directory is unknown")
+    })?;
+    let joined = cwd.join(written);
+    joined.into_os_string().into_string().map_err(|_| {
+        anyhow::anyhow!(
+            "{flag} '{written}': the current directory is not valid text; give an absolute path"
+        )
+    })
+}
+
+/// The variables sluice sets itself in every sandbox; `--env` cannot
+/// replace them (it would be overridden without a word).
+const SLUICE_SET: [&str; 4] = ["TMPDIR", "SLUICE_SESSION", "SLUICE_BROKER_FD", "SLUICE_BIN"];
+
+/// `--pass-env` and `--env` on top of the policy's `[environment]`.
+fn add_environment(policy: &mut Policy, args: &RunArgs) -> Result<()> {
+    for pattern in &args.pass_env {
+        globset::Glob::new(pattern)
+            .map_err(|e| anyhow::anyhow!("--pass-env '{pattern}': {}", e.kind()))?;
+        if !policy.env.pass.contains(pattern) {
+            policy.env.pass.push(pattern.clone());
+        }
+    }
+    for assignment in &args.env {
+        let (name, value) = assignment
+            .split_once('=')
+            .filter(|(name, _)| !name.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--env '{assignment}': expected NAME=VALUE (e.g. --env IS_SANDBOX=1)"
+                )
+            })?;
+        if name.contains('\0') || value.contains('\0') {
+            anyhow::bail!("--env '{name}': a NUL byte cannot be put in an environment");
+        }
+        if SLUICE_SET.contains(&name) {
+            anyhow::bail!(
+                "--env {name}: sluice sets {name} itself in every sandbox; it cannot be replaced"
+            );
+        }
+        policy.env.set.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(())
+}
+
 fn open_session(args: &RunArgs) -> Result<Session> {
     let mut spec = policies::load(&args.policy)?;
     for p in &args.allow_read {
-        spec.allow_read(p);
+        spec.allow_read(&command_line_path("--allow-read", p)?);
     }
     for p in &args.allow_write {
-        spec.allow_write(p);
+        spec.allow_write(&command_line_path("--allow-write", p)?);
     }
     if args.transparent {
         spec.set_transparent();
@@ -88,6 +142,7 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         tmpdir: dir.tmp(),
     };
     let mut policy = spec.resolve(&vars)?;
+    add_environment(&mut policy, args)?;
     if outer.is_some() {
         policy.layers = policy.layers.when_nested();
     }
@@ -188,7 +243,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
             ("SLUICE_BIN", sluice_bin.as_os_str()),
         ],
     )?;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| s.workspace.clone());
+    // `--workspace DIR` starts the program there; without it the program
+    // starts where sluice was started (the workspace by default).
+    let cwd = match &args.workspace {
+        Some(_) => s.workspace.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| s.workspace.clone()),
+    };
     let program = launch::find_program(&args.command[0], &env, &cwd)?;
     let cgroup = s
         .policy

@@ -1,0 +1,202 @@
+//! What broke for a new user (issue 16): mistyped options, `--workspace`,
+//! relative and symlinked grants, `--pass-env` and `--env`.
+
+use std::fs;
+use std::path::Path;
+
+use sluice_tests::{execute, Fixture, Outcome};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+/// `sluice ARGS...` with the fixture's environment, started in `cwd`.
+fn sluice_in(fx: &Fixture, cwd: &Path, args: &[&str]) -> Outcome {
+    let mut cmd = fx.sluice_cli_command(args);
+    cmd.current_dir(cwd);
+    execute(cmd)
+}
+
+#[test]
+fn a_mistyped_option_is_an_error_not_the_command() {
+    let fx = Fixture::new(PROBE);
+    let ws = fx.ws_dir.to_str().unwrap();
+    let marker = fx.ws("ran");
+    // Attack: before the command, an unknown option must never be executed
+    // (it was run as the command: exit 127), nor anything after it.
+    let out = sluice_in(
+        &fx,
+        &fx.ws_dir,
+        &[
+            "run",
+            "--workspace",
+            ws,
+            "--polcy",
+            "readonly",
+            "/usr/bin/touch",
+            &marker,
+        ],
+    );
+    out.assert_code(125);
+    assert!(out.stderr.contains("--polcy"), "{out}");
+    assert!(out.stderr.contains("'--policy'"), "no suggestion\n{out}");
+    assert!(!Path::new(&marker).exists(), "the command ran\n{out}");
+
+    // Control: the right spelling runs, and options after the command are
+    // the command's own, with or without `--`.
+    let out = sluice_in(
+        &fx,
+        &fx.ws_dir,
+        &[
+            "run",
+            "--policy",
+            "readonly",
+            "/usr/bin/touch",
+            "--no-create",
+            &marker,
+        ],
+    );
+    out.assert_code(0);
+    let out = sluice_in(&fx, &fx.ws_dir, &["run", "/bin/echo", "-n", "--polcy"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout, "--polcy", "{out}");
+    let out = sluice_in(&fx, &fx.ws_dir, &["run", "--", "/bin/echo", "-n", "x"]);
+    assert_eq!(out.stdout, "x", "{out}");
+}
+
+#[test]
+fn workspace_is_where_the_program_starts() {
+    let fx = Fixture::new(PROBE);
+    let ws = fx.ws_dir.to_str().unwrap();
+    // Started elsewhere (the fixture's root), `--workspace` decides.
+    let out = sluice_in(
+        &fx,
+        fx.root(),
+        &["run", "--workspace", ws, "--", "/bin/pwd"],
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), ws, "{out}");
+    // Relative, from the current directory.
+    let out = sluice_in(
+        &fx,
+        &fx.outside_dir,
+        &["run", "--workspace", "../ws", "--", "/bin/pwd"],
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), ws, "{out}");
+    // The README's example: a relative make-like step in the workspace.
+    let out = sluice_in(
+        &fx,
+        fx.root(),
+        &["run", "--workspace", ws, "--", "/bin/cat", "README.md"],
+    );
+    out.assert_code(0);
+    // Control: without --workspace the program starts where sluice did.
+    let src = fx.ws_dir.join("src");
+    let out = sluice_in(&fx, &src, &["run", "--", "/bin/pwd"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), src.to_str().unwrap(), "{out}");
+}
+
+#[test]
+fn relative_grants_are_taken_from_the_current_directory() {
+    let fx = Fixture::new(PROBE);
+    let ws = fx.ws_dir.to_str().unwrap();
+    let secret = fx.outside("secret.txt");
+    // Attack/control pair: without the grant the file outside is refused...
+    let out = sluice_in(
+        &fx,
+        &fx.outside_dir,
+        &["run", "--workspace", ws, "--", "/bin/cat", &secret],
+    );
+    assert_ne!(out.code(), 0, "read outside without a grant\n{out}");
+    // ... with `./secret.txt` and `.` (relative to where sluice started) it is read.
+    for grant in ["./secret.txt", ".", "../outside"] {
+        let out = sluice_in(
+            &fx,
+            &fx.outside_dir,
+            &[
+                "run",
+                "--workspace",
+                ws,
+                "--allow-read",
+                grant,
+                "--",
+                "/bin/cat",
+                &secret,
+            ],
+        );
+        out.assert_code(0);
+        assert!(out.stdout.contains("SECRET"), "{grant}\n{out}");
+    }
+    // --allow-write too: the grant covers writing, and only that tree.
+    let written = fx.outside("written.txt");
+    let script = format!("echo hi > {written}");
+    let out = sluice_in(
+        &fx,
+        &fx.outside_dir,
+        &[
+            "run",
+            "--workspace",
+            ws,
+            "--allow-write",
+            ".",
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(fs::read_to_string(&written).unwrap(), "hi\n");
+    // A relative path that does not exist is still refused, naming it.
+    let out = sluice_in(
+        &fx,
+        &fx.outside_dir,
+        &["run", "--allow-read", "./no-such", "--", "/usr/bin/true"],
+    );
+    out.assert_code(125);
+    assert!(out.stderr.contains("no-such"), "{out}");
+}
+
+#[test]
+fn pass_env_and_env_add_variables() {
+    let fx = Fixture::new(PROBE);
+    let script = "echo \"a=$NU_TOKEN_A b=$NU_TOKEN_B other=$NU_OTHER set=$NU_SET\"";
+    let command = |extra: &[&str]| {
+        let ws = fx.ws_dir.to_str().unwrap();
+        let mut args = vec!["run", "--workspace", ws];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
+        let mut cmd = fx.sluice_cli_command(&args);
+        cmd.env("NU_TOKEN_A", "1")
+            .env("NU_TOKEN_B", "2")
+            .env("NU_OTHER", "3");
+        execute(cmd)
+    };
+    // Control: the default policy passes none of them.
+    let out = command(&[]);
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), "a= b= other= set=", "{out}");
+    // A glob passes what it matches and nothing else; --env sets.
+    let out = command(&["--pass-env", "NU_TOKEN_*", "--env", "NU_SET=x=y"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), "a=1 b=2 other= set=x=y", "{out}");
+    // A plain name, repeated.
+    let out = command(&["--pass-env", "NU_TOKEN_A", "--pass-env", "NU_OTHER"]);
+    assert_eq!(out.stdout.trim(), "a=1 b= other=3 set=", "{out}");
+    // --env wins over a passed value.
+    let out = command(&["--pass-env", "NU_*", "--env", "NU_OTHER=mine"]);
+    assert_eq!(out.stdout.trim(), "a=1 b=2 other=mine set=", "{out}");
+    // Malformed input is refused, never ignored.
+    for bad in [
+        &["--env", "NU_SET"][..],
+        &["--env", "=x"],
+        &["--env", "TMPDIR=/tmp"],
+        &["--env", "SLUICE_BROKER_FD=0"],
+        &["--pass-env", "NU_[A"],
+    ] {
+        let out = command(bad);
+        out.assert_code(125);
+        assert!(out.stderr.contains(bad[0]), "{bad:?}\n{out}");
+        assert!(!out.stdout.contains("a="), "ran\n{out}");
+    }
+}
