@@ -54,6 +54,12 @@ pub struct FsPolicy {
     /// tree around one can create it. The supervisor checks them when the
     /// session ends.
     pub absent_read_only: Vec<PathBuf>,
+    /// Symlinks on the way to a `read`, `write` or `execute` entry as it was
+    /// written (`~/work -> /data/work`): each link's own path (its parent
+    /// canonical) and its target as read. The sandbox's view, which holds
+    /// only the canonical trees, recreates them so that the name the policy
+    /// used works inside too; the trees they lead to are decided as usual.
+    pub links: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Network access.

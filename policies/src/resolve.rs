@@ -108,7 +108,12 @@ fn resolve_entry(
         return expand_glob(list, entry, &path, filesystem);
     }
     match fs::canonicalize(&path) {
-        Ok(canonical) => output(filesystem, list).push(canonical),
+        Ok(canonical) => {
+            if !list.narrows() && canonical != path {
+                add_links(&path, &mut filesystem.links);
+            }
+            output(filesystem, list).push(canonical)
+        }
         Err(error) if is_missing(&error) && (entry.optional || list.narrows()) => {
             if list == FsList::ReadOnly {
                 filesystem.absent_read_only.push(path.clone());
@@ -126,6 +131,27 @@ fn resolve_entry(
         Err(error) => return Err(path_io(entry, &key, path, error)),
     }
     Ok(())
+}
+
+/// Records every symlink met on the way along `path` (which exists), each
+/// at its real place (parent canonicalised) with its target as read.
+fn add_links(path: &Path, links: &mut Vec<(PathBuf, PathBuf)>) {
+    let mut walked = PathBuf::new();
+    for component in path.components() {
+        walked.push(component);
+        let (Some(parent), Some(name)) = (walked.parent(), walked.file_name()) else {
+            continue;
+        };
+        let Ok(real) = fs::canonicalize(parent).map(|parent| parent.join(name)) else {
+            continue;
+        };
+        let is_link = fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_symlink());
+        if let (true, Ok(target)) = (is_link, fs::read_link(&real)) {
+            if !links.iter().any(|(link, _)| *link == real) {
+                links.push((real, target));
+            }
+        }
+    }
 }
 
 /// Refuses a glob where it would not be expanded, so that no entry is

@@ -232,6 +232,7 @@ mod tests {
             deny: vec![p("/ws/.env"), p("/etc/shadow"), p("/home/u/.ssh")],
             absent: vec![],
             absent_read_only: vec![],
+            links: vec![],
         }
     }
 

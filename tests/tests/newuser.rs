@@ -200,3 +200,59 @@ fn pass_env_and_env_add_variables() {
         assert!(!out.stdout.contains("a="), "ran\n{out}");
     }
 }
+
+#[test]
+fn a_grant_named_through_a_symlink_works_by_that_name() {
+    let fx = Fixture::new(PROBE);
+    let ws = fx.ws_dir.to_str().unwrap();
+    let alias = fx.root().join("alias");
+    std::os::unix::fs::symlink(&fx.outside_dir, &alias).unwrap();
+    let relative = fx.root().join("links/rel");
+    fs::create_dir_all(relative.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("../outside", &relative).unwrap();
+    let home_alias = fx.root().join("home-alias");
+    std::os::unix::fs::symlink(&fx.home_dir, &home_alias).unwrap();
+    let through = |link: &Path| link.join("secret.txt").to_str().unwrap().to_owned();
+    for link in [&alias, &relative] {
+        let grant = link.to_str().unwrap();
+        let named = through(link);
+        // Control: the real path works as before, and now the given name too.
+        for path in [named.as_str(), &fx.outside("secret.txt")] {
+            let out = sluice_in(
+                &fx,
+                &fx.ws_dir,
+                &[
+                    "run",
+                    "--workspace",
+                    ws,
+                    "--allow-read",
+                    grant,
+                    "--",
+                    "/bin/cat",
+                    path,
+                ],
+            );
+            out.assert_code(0);
+            assert!(out.stdout.contains("SECRET"), "{path}\n{out}");
+        }
+        // Attack: the link recreated in the view widens nothing: a link to
+        // an ungranted tree still leads nowhere.
+        let notes = home_alias.join("notes.txt");
+        let out = sluice_in(
+            &fx,
+            &fx.ws_dir,
+            &[
+                "run",
+                "--workspace",
+                ws,
+                "--allow-read",
+                grant,
+                "--",
+                "/bin/cat",
+                notes.to_str().unwrap(),
+            ],
+        );
+        assert_ne!(out.code(), 0, "{out}");
+        assert!(!out.stdout.contains("SECRET"), "{out}");
+    }
+}

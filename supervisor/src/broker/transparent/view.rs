@@ -110,6 +110,7 @@ mod tests {
             deny: vec!["/ws/.env".into(), "/etc/shadow".into()],
             absent: vec![],
             absent_read_only: vec![],
+            links: vec![],
         })
     }
 
