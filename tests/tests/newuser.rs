@@ -256,3 +256,95 @@ fn a_grant_named_through_a_symlink_works_by_that_name() {
         assert!(!out.stdout.contains("SECRET"), "{out}");
     }
 }
+
+#[test]
+fn create_makes_a_missing_directory_private_before_launch() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let fx = Fixture::new(PROBE);
+    let policy = fx.write_policy(
+        "create.toml",
+        "extends = [\"default\"]\n[filesystem]\nwrite = [\n  \
+         { path = \"~/.agent/session-env\", create = true },\n  \
+         { path = \"~/.existing\", create = true },\n]\n",
+    );
+    let existing = fx.home_dir.join(".existing");
+    fs::create_dir(&existing).unwrap();
+    fs::set_permissions(&existing, fs::Permissions::from_mode(0o755)).unwrap();
+    let made = fx.home_dir.join(".agent/session-env");
+    let file = made.join("state");
+    let script = format!("echo ok > {}", file.display());
+    let out = execute(fx.sluice_command(&["--policy", &policy], &["/bin/sh", "-c", &script]));
+    out.assert_code(0);
+    assert_eq!(fs::read_to_string(&file).unwrap(), "ok\n");
+    // SAFETY: geteuid has no preconditions.
+    let us = unsafe { libc::geteuid() };
+    for dir in [fx.home_dir.join(".agent"), made.clone()] {
+        let meta = fs::metadata(&dir).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o700, "{}", dir.display());
+        assert_eq!(meta.uid(), us, "{}", dir.display());
+    }
+    // Control: an existing directory is left as it is.
+    let mode = fs::metadata(&existing).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+
+    // Without create the same missing path is refused (125), as before.
+    let plain = fx.write_policy(
+        "plain.toml",
+        "extends = [\"default\"]\n[filesystem]\nwrite = [\"~/.other\"]\n",
+    );
+    execute(fx.sluice_command(&["--policy", &plain], &["/usr/bin/true"])).assert_code(125);
+}
+
+#[test]
+fn create_refuses_outside_home_and_through_symlinks() {
+    let fx = Fixture::new(PROBE);
+    // Outside ~, $WORKSPACE and $TMPDIR: refused naming file, line and key,
+    // before anything is made.
+    let target = fx.outside("made-by-sluice");
+    let outside = fx.write_policy(
+        "outside.toml",
+        &format!(
+            "extends = [\"default\"]\n[filesystem]\nwrite = [{{ path = \"{target}\", create = true }}]\n"
+        ),
+    );
+    let dotdot = fx.write_policy(
+        "dotdot.toml",
+        "extends = [\"default\"]\n[filesystem]\nwrite = [{ path = \"~/../made\", create = true }]\n",
+    );
+    let deny = fx.write_policy(
+        "deny.toml",
+        "extends = [\"default\"]\n[filesystem]\ndeny = [{ path = \"~/x\", create = true }]\n",
+    );
+    for (policy, name) in [
+        (&outside, "outside.toml"),
+        (&dotdot, "dotdot.toml"),
+        (&deny, "deny.toml"),
+    ] {
+        for out in [
+            execute(fx.sluice_command(&["--policy", policy], &["/usr/bin/true"])),
+            execute(fx.sluice_cli_command(&["policy", "check", policy])),
+        ] {
+            out.assert_code(125);
+            assert!(out.stderr.contains(name), "{out}");
+            assert!(out.stderr.contains("line 3"), "{out}");
+            assert!(out.stderr.contains("create"), "{out}");
+        }
+    }
+    assert!(!Path::new(&target).exists());
+    assert!(!fx.root().join("made").exists());
+
+    // Attack: a symlink planted in the home on the way (as a sandbox that
+    // may write there could) is not followed out of it.
+    std::os::unix::fs::symlink(&fx.outside_dir, fx.home_dir.join(".agent")).unwrap();
+    let policy = fx.write_policy(
+        "create.toml",
+        "extends = [\"default\"]\n[filesystem]\nwrite = [{ path = \"~/.agent/new\", create = true }]\n",
+    );
+    let out = execute(fx.sluice_command(&["--policy", &policy], &["/usr/bin/true"]));
+    out.assert_code(125);
+    assert!(out.stderr.contains("symlink"), "{out}");
+    assert!(
+        !Path::new(&fx.outside("new")).exists(),
+        "made through the link"
+    );
+}

@@ -105,6 +105,37 @@ fn add_environment(policy: &mut Policy, args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Makes the policy's missing `create = true` directories (owned by the
+/// person running sluice, mode 0700) before the policy is resolved, so that
+/// they are granted like any existing path.
+fn make_dirs(spec: &policies::PolicySpec, vars: &Vars) -> Result<()> {
+    for (base, path) in spec.dirs_to_create(vars)? {
+        // Checked by `dirs_to_create`: `path` lies strictly beneath `base`.
+        let rest = path.strip_prefix(&base).unwrap_or(&path).to_path_buf();
+        let base = base
+            .canonicalize()
+            .with_context(|| format!("creating {}: {}", path.display(), base.display()))?;
+        let inside = base.join(rest);
+        if let Err(e) = crate::broker::fsops::make_dirs_beneath(&base, &inside, 0o700) {
+            let why = match e.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::EXDEV) => {
+                    "a symlink is on the way, and sluice follows none when it makes \
+                     directories: make it yourself, or name the link's target"
+                        .to_owned()
+                }
+                _ => e.to_string(),
+            };
+            anyhow::bail!(
+                "creating {} (create = true in the policy) beneath {}: {why}",
+                path.display(),
+                base.display()
+            );
+        }
+        tracing::info!("made {} (create = true)", path.display());
+    }
+    Ok(())
+}
+
 fn open_session(args: &RunArgs) -> Result<Session> {
     let mut spec = policies::load(&args.policy)?;
     for p in &args.allow_read {
@@ -141,6 +172,7 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         workspace: workspace.clone(),
         tmpdir: dir.tmp(),
     };
+    make_dirs(&spec, &vars)?;
     let mut policy = spec.resolve(&vars)?;
     add_environment(&mut policy, args)?;
     if outer.is_some() {
