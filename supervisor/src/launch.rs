@@ -46,8 +46,18 @@ pub fn child_env(policy: &Policy, extra: &[(&str, &OsStr)]) -> Result<Vec<(OsStr
     Ok(env)
 }
 
-/// Finds `cmd` as execvp would, in the child's PATH.
-pub fn find_program(cmd: &OsStr, env: &[(OsString, OsString)], cwd: &Path) -> Result<PathBuf> {
+/// Finds `cmd` as execvp would, in the child's PATH, in the sandbox's view:
+/// a PATH entry whose file the policy does not let the program execute
+/// (outside every `execute` tree, or denied) is skipped, so the program
+/// starts what it would have found itself (`~/.pyenv/shims/python3`
+/// outside the policy: `/usr/bin/python3`). A command named with a `/` is
+/// taken as named.
+pub fn find_program(
+    cmd: &OsStr,
+    env: &[(OsString, OsString)],
+    cwd: &Path,
+    fs: &policies::FsPolicy,
+) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let executable = |p: &Path| {
         p.metadata()
@@ -74,15 +84,30 @@ pub fn find_program(cmd: &OsStr, env: &[(OsString, OsString)], cwd: &Path) -> Re
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|dir| cwd.join(dir).join(cmd))
-        .find(|p| executable(p))
-        .ok_or_else(|| {
-            exit::with_code(
-                exit::NOT_FOUND,
-                format!("{}: command not found", cmd.to_string_lossy()),
-            )
+    let in_view = |p: &Path| {
+        p.canonicalize().is_ok_and(|real| {
+            fs.execute.iter().any(|root| real.starts_with(root))
+                && !fs.deny.iter().any(|denied| real.starts_with(denied))
         })
+    };
+    let found: Vec<PathBuf> = std::env::split_paths(&path)
+        .map(|dir| cwd.join(dir).join(cmd))
+        .filter(|p| executable(p))
+        .collect();
+    if let Some(program) = found.iter().find(|p| in_view(p)) {
+        return Ok(program.clone());
+    }
+    let message = match found.first() {
+        Some(outside) => format!(
+            "{}: command not found in the sandbox (PATH has {}, which the policy does not \
+             let the program execute: add its directory to [filesystem] execute, or name \
+             the program by its path)",
+            cmd.to_string_lossy(),
+            outside.display()
+        ),
+        None => format!("{}: command not found", cmd.to_string_lossy()),
+    };
+    Err(exit::with_code(exit::NOT_FOUND, message))
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {

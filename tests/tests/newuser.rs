@@ -348,3 +348,49 @@ fn create_refuses_outside_home_and_through_symlinks() {
         "made through the link"
     );
 }
+
+#[test]
+fn path_lookup_skips_entries_the_sandbox_cannot_execute() {
+    let fx = Fixture::new(PROBE);
+    let shims = fx.outside_dir.join("shims");
+    fs::create_dir(&shims).unwrap();
+    for name in ["uname", "shim-only"] {
+        sluice_tests::install_script(&shims.join(name), "#!/bin/sh\necho SHIM\n");
+    }
+    let path = format!("{}:/usr/bin:/bin", shims.display());
+    let run = |cmd: &str| {
+        let ws = fx.ws_dir.to_str().unwrap();
+        let mut c = fx.sluice_cli_command(&["run", "--workspace", ws, "--", cmd]);
+        c.env("PATH", &path);
+        execute(c)
+    };
+    // Control: outside sluice the shim comes first on PATH.
+    let mut direct = std::process::Command::new("/bin/sh");
+    direct.args(["-c", "uname"]).env("PATH", &path);
+    let out = execute(direct);
+    assert_eq!(out.stdout.trim(), "SHIM", "{out}");
+    // Inside, the program gets what it can run itself (it was 126).
+    let out = run("uname");
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), "Linux", "{out}");
+    // Only outside the policy: 127, naming what was found and what to do.
+    let out = run("shim-only");
+    out.assert_code(127);
+    assert!(out.stderr.contains("shims/shim-only"), "{out}");
+    assert!(out.stderr.contains("execute"), "{out}");
+    // Control: a PATH entry the policy does let it execute is used.
+    let policy = fx.write_policy(
+        "shims.toml",
+        &format!(
+            "extends = [\"default\"]\n[filesystem]\nexecute = [\"{}\"]\n",
+            shims.display()
+        ),
+    );
+    let ws = fx.ws_dir.to_str().unwrap();
+    let mut c =
+        fx.sluice_cli_command(&["run", "--workspace", ws, "--policy", &policy, "--", "uname"]);
+    c.env("PATH", &path);
+    let out = execute(c);
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), "SHIM", "{out}");
+}

@@ -281,7 +281,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(_) => s.workspace.clone(),
         None => std::env::current_dir().unwrap_or_else(|_| s.workspace.clone()),
     };
-    let program = launch::find_program(&args.command[0], &env, &cwd)?;
+    let program = launch::find_program(&args.command[0], &env, &cwd, &s.policy.filesystem)?;
     let cgroup = s
         .policy
         .limits
