@@ -394,3 +394,86 @@ fn path_lookup_skips_entries_the_sandbox_cannot_execute() {
     out.assert_code(0);
     assert_eq!(out.stdout.trim(), "SHIM", "{out}");
 }
+
+const MULTIPROCESSING: &str = "import multiprocessing as m, concurrent.futures as f
+l = m.Lock(); l.acquire(); l.release()
+with f.ProcessPoolExecutor(2) as ex: print(list(ex.map(abs, [-1, -2])))
+";
+
+#[test]
+fn each_session_has_its_own_dev_shm() {
+    let fx = Fixture::new(PROBE);
+    // Control: Python's multiprocessing works outside sluice.
+    let mut direct = std::process::Command::new("/usr/bin/python3");
+    direct.args(["-c", MULTIPROCESSING]);
+    let out = execute(direct);
+    out.assert_code(0);
+    // ... and inside (it failed: no /dev/shm).
+    let run = |args: &[&str], program: &[&str]| execute(fx.sluice_command(args, program));
+    let out = run(&[], &["/usr/bin/python3", "-c", MULTIPROCESSING]);
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), "[1, 2]", "{out}");
+
+    // Attack: the host's /dev/shm (other programs' shared memory) is not
+    // the session's, even where the policy lets it read /dev.
+    let host = format!("/dev/shm/sluice-test-newuser-{}", std::process::id());
+    fs::write(&host, "host").unwrap();
+    let dev = fx.write_policy(
+        "dev.toml",
+        "extends = [\"default\"]\n[filesystem]\nread = [\"/dev\"]\n",
+    );
+    for args in [&[][..], &["--policy", &dev], &["--transparent"]] {
+        let out = run(args, &["/bin/ls", "-A", "/dev/shm"]);
+        out.assert_code(0);
+        assert_eq!(out.stdout, "", "{args:?}\n{out}");
+    }
+    // What a session leaves there is gone with it: neither on the host nor
+    // in the next session.
+    let out = run(
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "echo s > /dev/shm/left && cat /dev/shm/left",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout, "s\n", "{out}");
+    assert!(!Path::new("/dev/shm/left").exists());
+    let out = run(&[], &["/bin/ls", "-A", "/dev/shm"]);
+    assert_eq!(out.stdout, "", "{out}");
+    // Nothing placed there can be executed.
+    let out = run(
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "cp /bin/true /dev/shm/t && exec /dev/shm/t",
+        ],
+    );
+    out.assert_code(126);
+    fs::remove_file(&host).unwrap();
+}
+
+#[test]
+fn dev_shm_works_for_an_unprivileged_user() {
+    let fx = Fixture::new(PROBE);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(fx.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = fx.root().join("nobody");
+    fs::create_dir(&nobody).unwrap();
+    std::os::unix::fs::chown(&nobody, Some(65534), Some(65534)).unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(sluice_tests::sluice_bin())
+        .args(["run", "--", "/usr/bin/python3", "-c", MULTIPROCESSING])
+        .current_dir(&nobody)
+        .env("HOME", &nobody)
+        .env("TMPDIR", &nobody)
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .stdin(std::process::Stdio::null());
+    let out = execute(cmd);
+    out.assert_code(0);
+    assert_eq!(out.stdout.trim(), "[1, 2]", "{out}");
+}
