@@ -477,3 +477,78 @@ fn dev_shm_works_for_an_unprivileged_user() {
     out.assert_code(0);
     assert_eq!(out.stdout.trim(), "[1, 2]", "{out}");
 }
+
+#[test]
+fn audit_list_shows_command_workspace_and_duration_newest_first() {
+    use sluice_tests::audit::{audit, json_lines};
+    let (fx, policy) = sluice_tests::broker::fixture(PROBE);
+    fx.brokered_run(
+        &policy,
+        &[],
+        &["broker-read", &fx.brokered("allowed/notes.txt")],
+    )
+    .assert_code(0);
+    let new = fx.brokered("writable/new.txt");
+    fx.brokered_run(&policy, &[], &["broker-write", &new, "x", "--create"])
+        .assert_code(0);
+    let outside = fx.outside_dir.to_str().unwrap();
+    execute(fx.sluice_cli_command(&[
+        "run",
+        "--workspace",
+        outside,
+        "--",
+        "/bin/echo",
+        "two words",
+    ]))
+    .assert_code(0);
+
+    let out = audit(&fx, &["list"]);
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    for column in ["STARTED", "DURATION", "WORKSPACE", "COMMAND"] {
+        assert!(lines[0].contains(column), "{out}");
+    }
+    // Newest first: the last session, with its workspace and command.
+    assert!(lines[1].contains(outside), "{out}");
+    assert!(lines[1].ends_with("/bin/echo 'two words'"), "{out}");
+    assert!(lines[2].contains("broker-write"), "{out}");
+    assert!(lines[3].contains("broker-read"), "{out}");
+    let listed = json_lines(&audit(&fx, &["list", "--json"]));
+    let started: Vec<&str> = listed
+        .iter()
+        .map(|l| l["started"].as_str().unwrap())
+        .collect();
+    let mut sorted = started.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(started, sorted, "not newest first");
+    assert_eq!(listed[0]["command"][1], "two words");
+    assert!(listed[0]["duration_us"].is_u64(), "{:?}", listed[0]);
+
+    // -n N: the newest N.
+    let out = audit(&fx, &["list", "-n", "1"]);
+    assert_eq!(out.stdout.lines().count(), 2, "{out}");
+    assert!(out.stdout.contains(outside), "{out}");
+    // By workspace, absolute or relative (from the current directory: the
+    // fixture's workspace).
+    let ws = fx.ws_dir.to_str().unwrap();
+    for (dir, n) in [
+        (outside, 1),
+        (ws, 2),
+        (".", 2),
+        (fx.root().to_str().unwrap(), 3),
+    ] {
+        let listed = json_lines(&audit(&fx, &["list", "--json", "--workspace", dir]));
+        assert_eq!(listed.len(), n, "{dir}: {listed:?}");
+    }
+    // By access: the session that wrote, the one that read.
+    let write = json_lines(&audit(&fx, &["list", "--json", "--access", "write"]));
+    assert_eq!(write.len(), 1, "{write:?}");
+    assert_eq!(write[0]["command"][1], "broker-write");
+    let read = json_lines(&audit(&fx, &["list", "--json", "--access", "read"]));
+    assert!(
+        read.iter().any(|l| l["command"][1] == "broker-read"),
+        "{read:?}"
+    );
+    assert!(read.iter().all(|l| l["command"][0] != "/bin/echo"), "{read:?}");
+}
