@@ -550,5 +550,36 @@ fn audit_list_shows_command_workspace_and_duration_newest_first() {
         read.iter().any(|l| l["command"][1] == "broker-read"),
         "{read:?}"
     );
-    assert!(read.iter().all(|l| l["command"][0] != "/bin/echo"), "{read:?}");
+    assert!(
+        read.iter().all(|l| l["command"][0] != "/bin/echo"),
+        "{read:?}"
+    );
+}
+
+#[test]
+fn a_changed_policy_makes_nothing_before_the_change_is_accepted() {
+    let fx = Fixture::new(PROBE);
+    // In the workspace, which the policy lets a sandbox write.
+    let policy = fx.ws("agent.toml");
+    let body = |dir: &str| {
+        format!(
+            "extends = [\"default\"]\n[filesystem]\nwrite = [{{ path = \"~/{dir}\", create = true }}]\n"
+        )
+    };
+    fs::write(&policy, body(".first")).unwrap();
+    execute(fx.sluice_command(&["--policy", &policy], &["/usr/bin/true"])).assert_code(0);
+    assert!(fx.home_dir.join(".first").is_dir());
+    // Changed since (as the program could have): refused, nothing made.
+    fs::write(&policy, body(".second")).unwrap();
+    let out = execute(fx.sluice_command(&["--policy", &policy], &["/usr/bin/true"]));
+    out.assert_code(125);
+    assert!(out.stderr.contains("--accept-policy-change"), "{out}");
+    assert!(
+        !fx.home_dir.join(".second").exists(),
+        "made before the check"
+    );
+    // Control: accepted, it is made.
+    let args = ["--policy", policy.as_str(), "--accept-policy-change"];
+    execute(fx.sluice_command(&args, &["/usr/bin/true"])).assert_code(0);
+    assert!(fx.home_dir.join(".second").is_dir());
 }

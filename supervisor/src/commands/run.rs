@@ -108,10 +108,10 @@ fn add_environment(policy: &mut Policy, args: &RunArgs) -> Result<()> {
 /// Makes the policy's missing `create = true` directories (owned by the
 /// person running sluice, mode 0700) before the policy is resolved, so that
 /// they are granted like any existing path.
-fn make_dirs(spec: &policies::PolicySpec, vars: &Vars) -> Result<()> {
-    for (base, path) in spec.dirs_to_create(vars)? {
+fn make_dirs(to_make: &[(PathBuf, PathBuf)]) -> Result<()> {
+    for (base, path) in to_make {
         // Checked by `dirs_to_create`: `path` lies strictly beneath `base`.
-        let rest = path.strip_prefix(&base).unwrap_or(&path).to_path_buf();
+        let rest = path.strip_prefix(base).unwrap_or(path).to_path_buf();
         let base = base
             .canonicalize()
             .with_context(|| format!("creating {}: {}", path.display(), base.display()))?;
@@ -172,8 +172,19 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         workspace: workspace.clone(),
         tmpdir: dir.tmp(),
     };
-    make_dirs(&spec, &vars)?;
     let mut policy = spec.resolve(&vars)?;
+    let to_make = spec.dirs_to_create(&vars)?;
+    if !to_make.is_empty() {
+        // A policy a sandbox could have changed makes nothing before the
+        // person has accepted the change (the pins, checked again later).
+        if outer.is_none() {
+            let mut fs = policy.filesystem.clone();
+            let exposed = policy_files::keep_read_only(&mut fs, spec.files());
+            check_policy_pins(&exposed, args.accept_policy_change)?;
+        }
+        make_dirs(&to_make)?;
+        policy = spec.resolve(&vars)?;
+    }
     add_environment(&mut policy, args)?;
     if outer.is_some() {
         policy.layers = policy.layers.when_nested();
@@ -478,12 +489,18 @@ fn protect_policy_files(s: &mut Session, accept: bool) -> Result<Option<PathBuf>
     if s.outer.is_some() {
         return Ok(None);
     }
+    check_policy_pins(&exposed, accept).map(Some)
+}
+
+/// Checks (and, first time, makes) the pins of the `exposed` policy files;
+/// returns the pins' directory.
+fn check_policy_pins(exposed: &[(PathBuf, PathBuf)], accept: bool) -> Result<PathBuf> {
     let pins = policy_files::default_pins_dir()?;
     audit::ensure_private_dir(&pins)
         .with_context(|| format!("sluice's policy pins {}", pins.display()))?;
     let pins = pins.canonicalize()?;
-    policy_files::check_pins(&pins, &exposed, accept)?;
-    Ok(Some(pins))
+    policy_files::check_pins(&pins, exposed, accept)?;
+    Ok(pins)
 }
 
 /// Denies `paths` to the sandbox wherever the policy would let it reach
