@@ -50,8 +50,9 @@ pub fn child_env(policy: &Policy, extra: &[(&str, &OsStr)]) -> Result<Vec<(OsStr
 /// a PATH entry whose file the policy does not let the program execute
 /// (outside every `execute` tree, or denied) is skipped, so the program
 /// starts what it would have found itself (`~/.pyenv/shims/python3`
-/// outside the policy: `/usr/bin/python3`). A command named with a `/` is
-/// taken as named.
+/// outside the policy: `/usr/bin/python3`). Found only outside, it is
+/// taken with a warning (the sandbox refuses the exec). A command named
+/// with a `/` is taken as named.
 pub fn find_program(
     cmd: &OsStr,
     env: &[(OsString, OsString)],
@@ -97,17 +98,24 @@ pub fn find_program(
     if let Some(program) = found.iter().find(|p| in_view(p)) {
         return Ok(program.clone());
     }
-    let message = match found.first() {
-        Some(outside) => format!(
-            "{}: command not found in the sandbox (PATH has {}, which the policy does not \
-             let the program execute: add its directory to [filesystem] execute, or name \
-             the program by its path)",
-            cmd.to_string_lossy(),
-            outside.display()
-        ),
-        None => format!("{}: command not found", cmd.to_string_lossy()),
-    };
-    Err(exit::with_code(exit::NOT_FOUND, message))
+    match found.into_iter().next() {
+        // Launched all the same, as the program itself would have tried it:
+        // the sandbox refuses the exec (127 or 126) unless a required layer
+        // stops the launch first.
+        Some(outside) => {
+            tracing::warn!(
+                "{}: the only one on PATH is {}, which the policy does not let the program \
+                 execute: add its directory to [filesystem] execute",
+                cmd.to_string_lossy(),
+                outside.display()
+            );
+            Ok(outside)
+        }
+        None => Err(exit::with_code(
+            exit::NOT_FOUND,
+            format!("{}: command not found", cmd.to_string_lossy()),
+        )),
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
