@@ -57,6 +57,12 @@ pub struct FsPolicy {
     /// Paths that run code later (`protect`): never written by the program,
     /// at any depth, existing at launch or not.
     pub protect: crate::Protect,
+    /// Symlinks on the way to a `read`, `write` or `execute` entry as it was
+    /// written (`~/work -> /data/work`): each link's own path (its parent
+    /// canonical) and its target as read. The sandbox's view, which holds
+    /// only the canonical trees, recreates them so that the name the policy
+    /// used works inside too; the trees they lead to are decided as usual.
+    pub links: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Network access.

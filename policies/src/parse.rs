@@ -42,10 +42,15 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Parsed, PolicyError> {
     ] {
         let entries = entries.into_iter().map(|entry: Spanned<RawPath>| {
             let location = at(entry.span());
-            let RawPath { path, optional } = entry.into_inner();
+            let RawPath {
+                path,
+                optional,
+                create,
+            } = entry.into_inner();
             PathEntry {
                 written: path,
                 optional,
+                create,
                 location,
             }
         });

@@ -73,11 +73,12 @@ pub(crate) struct BrokerPattern(pub String);
 #[derive(Debug)]
 pub(crate) struct ProtectPattern(pub String);
 
-/// `"PATH"` or `{ path = "PATH", optional = true }`.
+/// `"PATH"` or `{ path = "PATH", optional = true, create = true }`.
 #[derive(Debug)]
 pub(crate) struct RawPath {
     pub path: String,
     pub optional: bool,
+    pub create: bool,
 }
 
 /// `[network]`, checked as a whole: ports only make sense with `mode = "tcp"`.
@@ -289,6 +290,8 @@ impl<'de> Deserialize<'de> for RawPath {
             path: String,
             #[serde(default)]
             optional: bool,
+            #[serde(default)]
+            create: bool,
         }
         struct PathVisitor;
         impl<'de> Visitor<'de> for PathVisitor {
@@ -300,6 +303,7 @@ impl<'de> Deserialize<'de> for RawPath {
                 Ok(RawPath {
                     path: path.to_string(),
                     optional: false,
+                    create: false,
                 })
             }
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<RawPath, M::Error> {
@@ -307,6 +311,7 @@ impl<'de> Deserialize<'de> for RawPath {
                 Ok(RawPath {
                     path: table.path,
                     optional: table.optional,
+                    create: table.create,
                 })
             }
         }

@@ -104,13 +104,23 @@ fn resolve_entry(
     let key = list.key();
     let path = substitute_path(entry, &key, vars)?;
     check_glob_placement(list, entry, &path)?;
+    if entry.create {
+        creatable_under(list, entry, &path, vars)?;
+    }
     let written_last = entry.written.rsplit('/').next().unwrap_or_default();
     if list.narrows() && written_last.contains(GLOB_CHARS) {
         return expand_glob(list, entry, &path, filesystem);
     }
     match fs::canonicalize(&path) {
-        Ok(canonical) => output(filesystem, list).push(canonical),
-        Err(error) if is_missing(&error) && (entry.optional || list.narrows()) => {
+        Ok(canonical) => {
+            if !list.narrows() && canonical != path {
+                add_links(&path, &mut filesystem.links);
+            }
+            output(filesystem, list).push(canonical)
+        }
+        // A `create` entry is made before launch (`sluice run`); resolved
+        // without that (`policy show`), it is reported absent.
+        Err(error) if is_missing(&error) && (entry.optional || entry.create || list.narrows()) => {
             if list == FsList::ReadOnly {
                 filesystem.absent_read_only.push(path.clone());
             }
@@ -127,6 +137,85 @@ fn resolve_entry(
         Err(error) => return Err(path_io(entry, &key, path, error)),
     }
     Ok(())
+}
+
+impl PolicySpec {
+    /// The directories of `create = true` entries that do not exist yet,
+    /// variables substituted, each with the directory it must be made
+    /// beneath (`$HOME`, `$WORKSPACE` or `$TMPDIR`, as in `vars`): the
+    /// caller makes them there, owned by the person, mode 0700, following no
+    /// symlink below that directory.
+    pub fn dirs_to_create(&self, vars: &Vars) -> Result<Vec<(PathBuf, PathBuf)>, PolicyError> {
+        let mut out = Vec::new();
+        for list in FsList::ALL {
+            for entry in self.list(list).iter().filter(|e| e.create) {
+                let path = substitute_path(entry, &list.key(), vars)?;
+                let base = creatable_under(list, entry, &path, vars)?;
+                let exists = fs::symlink_metadata(&path).is_ok();
+                if !exists && !out.iter().any(|(_, p)| *p == path) {
+                    out.push((base, path));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where a `create = true` entry may be made: only in `read`, `write` and
+/// `execute`, only strictly beneath `$HOME`, `$WORKSPACE` or `$TMPDIR`, and
+/// named without `.` or `..`. Returns the directory it lies beneath.
+fn creatable_under(
+    list: FsList,
+    entry: &PathEntry,
+    path: &Path,
+    vars: &Vars,
+) -> Result<PathBuf, PolicyError> {
+    let key = list.key();
+    if list.narrows() {
+        let message = "create = true is for read, write and execute entries (a deny or \
+                       read_only path needs no directory)";
+        return Err(invalid(&entry.location, &key, message));
+    }
+    use std::path::Component;
+    let plain = path
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    let base = [&vars.home, &vars.workspace, &vars.tmpdir]
+        .into_iter()
+        .find(|base| path.starts_with(base) && path != base.as_path());
+    match base {
+        Some(base) if plain => Ok(base.clone()),
+        _ => {
+            let message = format!(
+                "create = true: '{}' ({}) is not beneath ~, $WORKSPACE or $TMPDIR; sluice \
+                 makes directories only there (make it yourself, or drop create)",
+                entry.written,
+                path.display()
+            );
+            Err(invalid(&entry.location, &key, &message))
+        }
+    }
+}
+
+/// Records every symlink met on the way along `path` (which exists), each
+/// at its real place (parent canonicalised) with its target as read.
+fn add_links(path: &Path, links: &mut Vec<(PathBuf, PathBuf)>) {
+    let mut walked = PathBuf::new();
+    for component in path.components() {
+        walked.push(component);
+        let (Some(parent), Some(name)) = (walked.parent(), walked.file_name()) else {
+            continue;
+        };
+        let Ok(real) = fs::canonicalize(parent).map(|parent| parent.join(name)) else {
+            continue;
+        };
+        let is_link = fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_symlink());
+        if let (true, Ok(target)) = (is_link, fs::read_link(&real)) {
+            if !links.iter().any(|(link, _)| *link == real) {
+                links.push((real, target));
+            }
+        }
+    }
 }
 
 /// Refuses a glob where it would not be expanded, so that no entry is

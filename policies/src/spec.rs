@@ -121,6 +121,9 @@ pub(crate) struct PatternEntry {
 pub(crate) struct PathEntry {
     pub written: String,
     pub optional: bool,
+    /// `create = true`: a missing directory is made before launch
+    /// ([`PolicySpec::dirs_to_create`]).
+    pub create: bool,
     pub location: Location,
 }
 
@@ -229,6 +232,7 @@ impl PolicySpec {
         self.list_mut(list).push(PathEntry {
             written: path.to_string(),
             optional: false,
+            create: false,
             location: Location::CommandLine,
         });
     }

@@ -72,7 +72,10 @@ pub unsafe fn fork_child(plan: &Prepared) -> Result<libc::pid_t, i32> {
 /// Must be called in the child right after `fork()` or `clone()`, in a
 /// single-threaded process, with `plan` prepared before.
 unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
-    let mut run = Runner { plan };
+    let mut run = Runner {
+        plan,
+        shm_mounted: false,
+    };
     run.setup_fds();
     match &plan.terminal {
         // Before anything else: from here on the child holds no descriptor
@@ -128,6 +131,11 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
                 });
             }
         }
+        if let (Some(access), true) = (plan.shm, run.shm_mounted) {
+            run.step(Step::Landlock, 1, || {
+                sys::landlock_add_path_rule(fd.as_raw_fd(), c"/dev/shm", access)
+            });
+        }
         run.step(Step::Landlock, 0, || {
             sys::landlock_restrict_self(fd.as_raw_fd())
         });
@@ -168,6 +176,9 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
 
 struct Runner<'a> {
     plan: &'a Prepared,
+    /// The session's own /dev/shm is mounted: only then is the Landlock
+    /// rule for it added (on the host's it would grant the host's).
+    shm_mounted: bool,
 }
 
 impl Runner<'_> {
@@ -313,6 +324,10 @@ impl Runner<'_> {
             let index = plan.mounts.len() as u16 + 1;
             self.step(Step::Mounts, index, || draw_veil(veil));
         }
+        if plan.shm.is_some() {
+            let index = plan.mounts.len() as u16 + 2;
+            self.shm_mounted = self.step(Step::Mounts, index, mount_shm);
+        }
         self.build_root();
         // The old working directory may sit beneath a path just covered.
         // SAFETY: cwd is NUL-terminated.
@@ -431,6 +446,22 @@ fn mount_proc() -> Result<(), i32> {
         c"proc".as_ptr(),
         flags as c_ulong,
     )
+}
+
+/// The session's own /dev/shm ([`crate::plan::SHM`]) over the host's.
+fn mount_shm() -> Result<(), i32> {
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // SAFETY: every pointer is a NUL-terminated constant.
+    sys::check(unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/dev/shm".as_ptr(),
+            c"tmpfs".as_ptr(),
+            flags as c_ulong,
+            crate::plan::SHM_OPTIONS.as_ptr().cast(),
+        )
+    } as _)
+    .map(drop)
 }
 
 fn seal(dir: &std::ffi::CStr) -> Result<(), i32> {

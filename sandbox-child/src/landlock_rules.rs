@@ -58,6 +58,13 @@ fn write_access() -> BitFlags<AccessFs> {
     AccessFs::from_write(TARGET_ABI) | read_access()
 }
 
+/// The rights in the session's own `/dev/shm` (see [`crate::plan`]): read
+/// and write, never execute. Added by the child once that tmpfs is mounted,
+/// rules attaching to inodes.
+pub fn shm_access() -> u64 {
+    applicable(Path::new(crate::plan::SHM), write_access()).bits()
+}
+
 fn exec_access() -> BitFlags<AccessFs> {
     read_access() | AccessFs::Execute
 }

@@ -121,6 +121,16 @@ pub(crate) enum RootEntry {
     Bind { source: CString, target: CString },
 }
 
+/// Each session's own POSIX shared memory (`shm_open`, `sem_open`: Python's
+/// multiprocessing locks): a tmpfs mounted here in the sandbox's view over
+/// the host's, which it hides, bound into the policy-built root like a
+/// policy tree. Read and write, never execute, no device nodes or setuid.
+pub const SHM: &str = "/dev/shm";
+
+/// The mount options of [`SHM`]: its size is bounded, as memory it uses
+/// is no process's and RLIMIT_AS does not count it.
+pub(crate) const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=256m,nr_inodes=16384";
+
 /// The new root: a tmpfs mounted on `dir`, filled by `entries`.
 pub(crate) struct PreparedRoot {
     pub dir: CString,
@@ -165,6 +175,10 @@ pub struct Prepared {
     pub(crate) landlock: Option<OwnedFd>,
     /// Landlock rules for the PID namespace's own `/proc` (path, access).
     pub(crate) proc_rules: Vec<(CString, u64)>,
+    /// The Landlock access in the session's own [`SHM`], mounted after the
+    /// protective mounts; `None`: none is mounted (the host has no
+    /// `/dev/shm` to cover, or no mount namespace is made).
+    pub(crate) shm: Option<u64>,
     pub(crate) seccomp: seccomp::Program,
     /// Transparent brokering (the second filter and its hand-over socket).
     pub(crate) notify: Option<crate::notify::Notify>,
@@ -364,6 +378,7 @@ fn prepare_root(
     placeholder_dir: &Path,
     cwd: &Path,
     terminal: Option<&ChildTerminal>,
+    shm: bool,
 ) -> Result<PreparedRoot, PrepareError> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = placeholder_dir.join("root");
@@ -393,10 +408,12 @@ fn prepare_root(
         cstring(dir.join(rel).as_os_str())
     };
     // The program's own terminal exists in its view, so ttyname(3) works.
+    // So is the session's own /dev/shm, mounted before the root is built.
     let also: Vec<PathBuf> = terminal
         .and_then(|t| std::fs::read_link(format!("/proc/self/fd/{}", t.slave.as_raw_fd())).ok())
         .filter(|p| p.is_absolute())
         .into_iter()
+        .chain(shm.then(|| PathBuf::from(SHM)))
         .collect();
     let entries = root::skeleton(&policy.filesystem, &also, cwd, &links, kind)
         .into_iter()
@@ -476,6 +493,7 @@ pub fn prepare(
     // Transparent brokering serves the program's own opens of paths outside
     // the policy, which it must first be able to name (stat, walk): the
     // host's tree stays in view.
+    let shm = Path::new(SHM).is_dir();
     let root = match policy.transparent {
         true => None,
         false => Some(prepare_root(
@@ -483,6 +501,7 @@ pub fn prepare(
             &ctx.placeholder_dir,
             &ctx.cwd,
             ctx.terminal.as_ref(),
+            shm,
         )?),
     };
     let veil = match &ctx.veil {
@@ -601,6 +620,7 @@ pub fn prepare(
         rlimits: rlimits(policy),
         landlock,
         proc_rules,
+        shm: shm.then(landlock_rules::shm_access),
         seccomp,
         notify: ctx.notify_socket.map(|socket| crate::notify::Notify {
             program: if policy.transparent {

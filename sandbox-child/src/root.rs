@@ -82,6 +82,16 @@ pub fn skeleton(
         }
     }
     let under_a_root = |p: &Path| outermost.iter().any(|(o, _)| p.starts_with(o));
+    // The symlinks a policy path was named through, outside every bound
+    // tree (inside one they are already there).
+    let named_links: Vec<&(PathBuf, PathBuf)> = fs
+        .links
+        .iter()
+        .filter(|(path, _)| !under_a_root(path))
+        .collect();
+    for (path, _) in &named_links {
+        add_ancestors(&mut dirs, path);
+    }
     if !under_a_root(cwd) {
         add_ancestors(&mut dirs, cwd);
         dirs.push(cwd.to_path_buf());
@@ -90,9 +100,11 @@ pub fn skeleton(
     dirs.sort_by_key(|d| (d.components().count(), d.clone()));
     dirs.dedup();
     let taken = |p: &Path| dirs.iter().chain(&files).any(|d| d.starts_with(p)) || under_a_root(p);
+    let mut seen = std::collections::HashSet::new();
     let links: Vec<Entry> = top_symlinks
         .iter()
-        .filter(|(path, _)| !taken(path))
+        .chain(named_links)
+        .filter(|(path, _)| !taken(path) && seen.insert(path.clone()))
         .map(|(path, target)| Entry::Symlink {
             path: path.clone(),
             target: target.clone(),
@@ -203,6 +215,28 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_links_a_grant_was_named_through_are_in_the_view() {
+        let fs = FsPolicy {
+            read: vec![p("/data/work"), p("/usr")],
+            links: vec![
+                (p("/home/u/work"), p("/data/work")),
+                // Inside a bound tree: already there.
+                (p("/usr/lib64"), p("lib")),
+            ],
+            ..FsPolicy::default()
+        };
+        let got = skeleton(&fs, &[], Path::new("/data/work"), &[], kinds);
+        assert!(got.contains(&Entry::Dir(p("/home/u"))), "{got:?}");
+        assert!(got.contains(&Entry::Symlink {
+            path: p("/home/u/work"),
+            target: p("/data/work")
+        }));
+        assert!(!got
+            .iter()
+            .any(|e| matches!(e, Entry::Symlink { path, .. } if path == Path::new("/usr/lib64"))));
     }
 
     #[test]

@@ -37,15 +37,25 @@ pub struct RunArgs {
     /// A built-in policy name or a policy file.
     #[arg(long, default_value = "default", value_name = "NAME|FILE")]
     pub policy: String,
-    /// The workspace ($WORKSPACE); defaults to the current directory.
+    /// The workspace ($WORKSPACE), where the program starts; defaults to the
+    /// current directory. A relative DIR is taken from the current directory.
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
-    /// Also allow reading this tree.
+    /// Also allow reading this tree (relative to the current directory
+    /// unless it starts with /, ~ or a variable).
     #[arg(long = "allow-read", value_name = "PATH")]
     pub allow_read: Vec<String>,
-    /// Also allow reading and writing this tree.
+    /// Also allow reading and writing this tree (relative as --allow-read).
     #[arg(long = "allow-write", value_name = "PATH")]
     pub allow_write: Vec<String>,
+    /// Also pass these environment variables from sluice's own (repeatable;
+    /// globs such as 'ANTHROPIC_*').
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Set this environment variable in the sandbox (repeatable; overrides
+    /// the policy's `set` and a passed value).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
     /// Network: none, all, or tcp:PORTS (e.g. tcp:443,8080,bind:8000).
     #[arg(long, value_name = "none|all|tcp:PORTS")]
     pub net: Option<String>,
@@ -76,13 +86,10 @@ pub struct RunArgs {
     /// Print the enforcement report on stderr.
     #[arg(short, long)]
     pub verbose: bool,
-    /// The command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The command and its arguments. sluice's options end at `--` or at
+    /// the first word that is not an option: an unknown option before it is
+    /// an error, never run as the command (`--polcy`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 

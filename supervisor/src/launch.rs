@@ -46,8 +46,19 @@ pub fn child_env(policy: &Policy, extra: &[(&str, &OsStr)]) -> Result<Vec<(OsStr
     Ok(env)
 }
 
-/// Finds `cmd` as execvp would, in the child's PATH.
-pub fn find_program(cmd: &OsStr, env: &[(OsString, OsString)], cwd: &Path) -> Result<PathBuf> {
+/// Finds `cmd` as execvp would, in the child's PATH, in the sandbox's view:
+/// a PATH entry whose file the policy does not let the program execute
+/// (outside every `execute` tree, or denied) is skipped, so the program
+/// starts what it would have found itself (`~/.pyenv/shims/python3`
+/// outside the policy: `/usr/bin/python3`). Found only outside, it is
+/// taken with a warning (the sandbox refuses the exec). A command named
+/// with a `/` is taken as named.
+pub fn find_program(
+    cmd: &OsStr,
+    env: &[(OsString, OsString)],
+    cwd: &Path,
+    fs: &policies::FsPolicy,
+) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let executable = |p: &Path| {
         p.metadata()
@@ -74,15 +85,37 @@ pub fn find_program(cmd: &OsStr, env: &[(OsString, OsString)], cwd: &Path) -> Re
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|dir| cwd.join(dir).join(cmd))
-        .find(|p| executable(p))
-        .ok_or_else(|| {
-            exit::with_code(
-                exit::NOT_FOUND,
-                format!("{}: command not found", cmd.to_string_lossy()),
-            )
+    let in_view = |p: &Path| {
+        p.canonicalize().is_ok_and(|real| {
+            fs.execute.iter().any(|root| real.starts_with(root))
+                && !fs.deny.iter().any(|denied| real.starts_with(denied))
         })
+    };
+    let found: Vec<PathBuf> = std::env::split_paths(&path)
+        .map(|dir| cwd.join(dir).join(cmd))
+        .filter(|p| executable(p))
+        .collect();
+    if let Some(program) = found.iter().find(|p| in_view(p)) {
+        return Ok(program.clone());
+    }
+    match found.into_iter().next() {
+        // Launched all the same, as the program itself would have tried it:
+        // the sandbox refuses the exec (127 or 126) unless a required layer
+        // stops the launch first.
+        Some(outside) => {
+            tracing::warn!(
+                "{}: the only one on PATH is {}, which the policy does not let the program \
+                 execute: add its directory to [filesystem] execute",
+                cmd.to_string_lossy(),
+                outside.display()
+            );
+            Ok(outside)
+        }
+        None => Err(exit::with_code(
+            exit::NOT_FOUND,
+            format!("{}: command not found", cmd.to_string_lossy()),
+        )),
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {

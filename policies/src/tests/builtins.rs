@@ -113,8 +113,13 @@ fn builtins_resolve_for_the_invoking_user() {
     }
 }
 
-/// `to_toml`, loaded and resolved again, gives the same policy.
+/// `to_toml`, loaded and resolved again, gives the same policy (but for
+/// the symlinks its paths were named through: the text holds canonical
+/// paths, whose view needs none).
 fn assert_round_trip(policy: &Policy, vars: &Vars) {
+    let mut policy = policy.clone();
+    policy.filesystem.links.clear();
+    let policy = &policy;
     let text = policy.to_toml();
     assert_eq!(text, policy.to_toml(), "deterministic");
     let reloaded = load_str(&policy.name, &text, Path::new("/"))

@@ -4,7 +4,15 @@
 use globset::{Glob, GlobMatcher};
 
 use super::escape::escape_os;
-use super::record::{Decision, Entry};
+use super::record::{Access, Decision, Entry};
+
+/// `--access`: read matches read and read-write, write matches write and
+/// read-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessWanted {
+    Read,
+    Write,
+}
 
 /// A selection of records. The default selects everything.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +23,8 @@ pub struct Filter {
     pub decisions: Vec<Decision>,
     /// Records at or after this time (microseconds since the epoch).
     pub since: Option<i64>,
+    /// Decisions about this access only.
+    pub access: Option<AccessWanted>,
     path: Option<GlobMatcher>,
 }
 
@@ -36,7 +46,7 @@ impl Filter {
     /// Whether only decision records can match (a path or decision filter
     /// is set): start and end records have neither.
     pub fn decisions_only(&self) -> bool {
-        self.path.is_some() || !self.decisions.is_empty()
+        self.path.is_some() || !self.decisions.is_empty() || self.access.is_some()
     }
 
     pub fn matches(&self, entry: &Entry) -> bool {
@@ -52,6 +62,14 @@ impl Filter {
             return !self.decisions_only();
         };
         if !self.decisions.is_empty() && !self.decisions.contains(&d.decision) {
+            return false;
+        }
+        let access = match self.access {
+            None => true,
+            Some(AccessWanted::Read) => matches!(d.access, Access::Read | Access::ReadWrite),
+            Some(AccessWanted::Write) => matches!(d.access, Access::Write | Access::ReadWrite),
+        };
+        if !access {
             return false;
         }
         match &self.path {

@@ -445,6 +445,42 @@ pub(crate) fn rename_noreplace(dir: libc::c_int, from: &[u8], to: &[u8]) -> io::
     }
 }
 
+/// Makes the directory `path` and its missing parents, each with `mode`,
+/// strictly beneath `base` (an existing directory; `path` lies under it):
+/// every component below `base` is walked with `openat2(RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS)`, so a symlink planted on the way (by a sandbox
+/// that could write there) is refused with ELOOP, never followed elsewhere.
+pub fn make_dirs_beneath(base: &Path, path: &Path, mode: libc::mode_t) -> io::Result<()> {
+    let rest = path
+        .strip_prefix(base)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not beneath its base"))?;
+    let directory = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let beneath = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    let mut dir = openat2(
+        libc::AT_FDCWD,
+        base.as_os_str().as_bytes(),
+        directory,
+        0,
+        libc::RESOLVE_NO_MAGICLINKS,
+    )?;
+    for name in rest.iter() {
+        let name = name.as_bytes();
+        let c = CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        // SAFETY: dir is an open directory descriptor and c a valid
+        // NUL-terminated name; mkdirat creates nothing else.
+        let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
+        }
+        dir = openat2(dir.as_raw_fd(), name, directory, 0, beneath)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn openat2(
     dirfd: libc::c_int,
     path: &[u8],

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::audit::escape::{escape_os, for_terminal};
-use crate::audit::filter::Filter;
+use crate::audit::filter::{AccessWanted, Filter};
 use crate::audit::ledger::{self, LedgerReport};
 use crate::audit::read::{self, Follower, Line, SessionFile, SessionLog};
 use crate::audit::verify::{self, Report, Status};
@@ -33,9 +33,18 @@ pub struct AuditCommand {
 
 #[derive(Debug, Subcommand)]
 enum Action {
-    /// One line per session: start, policy, decisions, exit, whether its
-    /// chain verifies.
-    List(SelectArgs),
+    /// One line per session, newest first: start, duration, policy,
+    /// decisions, exit, whether its chain verifies, workspace, command.
+    List {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Only the N newest sessions (after the other filters).
+        #[arg(short = 'n', long = "count", value_name = "N")]
+        count: Option<usize>,
+        /// Only sessions whose workspace is DIR or beneath it.
+        #[arg(long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
+    },
     /// The records of one session (--json: the lines as stored).
     Show {
         /// A session id, or a prefix that names one session.
@@ -91,10 +100,21 @@ struct RecordArgs {
     /// separate with commas).
     #[arg(long, value_name = "DECISION", value_delimiter = ',')]
     decision: Vec<Decision>,
+    /// Only decisions about this access: read (read or read-write), write
+    /// (write or read-write).
+    #[arg(long, value_enum, value_name = "read|write")]
+    access: Option<AccessArg>,
     /// Only records since TIME: RFC 3339 (2026-11-23T14:00:00Z) or a
     /// duration back from now (30s, 10m, 2h, 3d, 1w).
     #[arg(long, value_name = "TIME", value_parser = parse_since)]
     since: Option<i64>,
+}
+
+/// `--access`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AccessArg {
+    Read,
+    Write,
 }
 
 fn parse_since(text: &str) -> Result<i64, time::TimeError> {
@@ -114,6 +134,10 @@ impl RecordArgs {
         let mut f = Filter::default();
         f.decisions = self.decision.clone();
         f.since = self.since;
+        f.access = self.access.map(|a| match a {
+            AccessArg::Read => AccessWanted::Read,
+            AccessArg::Write => AccessWanted::Write,
+        });
         if let Some(glob) = &self.path {
             f.set_path_glob(glob).map_err(anyhow::Error::msg)?;
         }
@@ -129,7 +153,17 @@ pub fn run(cmd: AuditCommand) -> Result<i32> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let json = cmd.json;
     let result = match &cmd.action {
-        Action::List(select) => list(&mut out, &dir, &select.filter()?, json),
+        Action::List {
+            select,
+            count,
+            workspace,
+        } => {
+            let listing = Listing {
+                count: *count,
+                workspace: workspace.as_deref().map(absolute_dir).transpose()?,
+            };
+            list(&mut out, &dir, &select.filter()?, &listing, json)
+        }
         Action::Show { session, records } => {
             show(&mut out, &dir, session, &records.filter()?, json)
         }
@@ -207,20 +241,84 @@ fn nothing_in(out: &mut Out, dir: &Path, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn list(out: &mut Out, dir: &Path, filter: &Filter, json: bool) -> Result<i32> {
-    let logs = load(&files(dir, filter)?)?;
+/// What `audit list` selects beyond the records' filter.
+struct Listing {
+    /// The newest N sessions.
+    count: Option<usize>,
+    /// Sessions whose workspace is beneath this (absolute) directory.
+    workspace: Option<PathBuf>,
+}
+
+/// `--workspace DIR` as the records name workspaces: absolute and, where it
+/// exists, canonical (a relative DIR is taken from the current directory).
+fn absolute_dir(dir: &Path) -> Result<PathBuf> {
+    let absolute = std::env::current_dir()
+        .context("the current directory")?
+        .join(dir);
+    Ok(absolute.canonicalize().unwrap_or(absolute))
+}
+
+/// A word of a command as a shell would need it: `'two words'`.
+fn quoted(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    match plain {
+        true => word.to_owned(),
+        false => format!("'{}'", word.replace('\'', "'\\''")),
+    }
+}
+
+/// `12s`, `3m04s`, `2h05m`, `3d04h`.
+fn duration_text(micros: i64) -> String {
+    let s = micros.max(0) / 1_000_000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
+fn list(out: &mut Out, dir: &Path, filter: &Filter, listing: &Listing, json: bool) -> Result<i32> {
+    let mut logs = load(&files(dir, filter)?)?;
     if logs.is_empty() {
         return nothing_in(out, dir, json);
     }
+    // Newest first; sessions without a start record (torn) still last.
+    let started = logs.iter().position(|l| l.start().is_none());
+    let torn = started.map_or(Vec::new(), |i| logs.split_off(i));
+    logs.reverse();
+    logs.extend(torn);
     let narrowed = filter.decisions_only() || filter.since.is_some();
     if !json {
         writeln!(
             out,
-            "{:<18} {:<27} {:<12} {:>7} {:>6} {:>5}  {:<10} CHAIN",
-            "SESSION", "STARTED", "POLICY", "ALLOWED", "DENIED", "ERROR", "EXIT"
+            "{:<18} {:<27} {:>8} {:<12} {:>7} {:>6} {:>5}  {:<10} {:<10} {:<24} COMMAND",
+            "SESSION",
+            "STARTED",
+            "DURATION",
+            "POLICY",
+            "ALLOWED",
+            "DENIED",
+            "ERROR",
+            "EXIT",
+            "CHAIN",
+            "WORKSPACE"
         )?;
     }
+    let mut shown = 0;
     for log in &logs {
+        if listing.count.is_some_and(|n| shown >= n) {
+            break;
+        }
+        let start = log.start();
+        if let Some(want) = &listing.workspace {
+            if !start.is_some_and(|(_, s)| s.workspace.starts_with(want)) {
+                continue;
+            }
+        }
         let selected: Vec<&Line> = log
             .lines
             .iter()
@@ -229,11 +327,15 @@ fn list(out: &mut Out, dir: &Path, filter: &Filter, json: bool) -> Result<i32> {
         if narrowed && selected.is_empty() {
             continue;
         }
+        shown += 1;
         let mut counts = Counts::default();
         for d in selected.iter().filter_map(|l| l.entry.decision()) {
             counts.add(d.decision);
         }
-        let start = log.start();
+        let duration = match (start.and_then(|(e, _)| e.micros()), log.end()) {
+            (Some(from), Some(end)) => end.micros().map(|to| to - from),
+            _ => None,
+        };
         let exit = log.end().and_then(|e| match &e.record {
             Record::End(end) => Some(end.exit.clone()),
             _ => None,
@@ -253,14 +355,36 @@ fn list(out: &mut Out, dir: &Path, filter: &Filter, json: bool) -> Result<i32> {
                 "exit": exit,
                 "records": log.lines.len(),
                 "chain": chain,
+                "duration_us": duration,
+                "workspace": start.map(|(_, s)| escape_os(s.workspace.as_os_str())),
+                "command": start.map(|(_, s)| {
+                    s.argv.iter().map(|a| escape_os(a)).collect::<Vec<_>>()
+                }),
             });
             writeln!(out, "{value}")?;
         } else {
+            let duration = match (duration, chain) {
+                (Some(d), _) => duration_text(d),
+                (None, "running") => "running".to_owned(),
+                (None, _) => "-".to_owned(),
+            };
+            let workspace = start.map_or("-".into(), |(_, s)| {
+                for_terminal(&escape_os(s.workspace.as_os_str())).into_owned()
+            });
+            let command = start.map_or("-".into(), |(_, s)| {
+                let words: Vec<String> = s
+                    .argv
+                    .iter()
+                    .map(|a| quoted(&for_terminal(&escape_os(a))))
+                    .collect();
+                words.join(" ")
+            });
             writeln!(
                 out,
-                "{:<18} {:<27} {:<12} {:>7} {:>6} {:>5}  {:<10} {chain}",
+                "{:<18} {:<27} {:>8} {:<12} {:>7} {:>6} {:>5}  {:<10} {chain:<10} {workspace:<24} {command}",
                 log.session,
                 start.map_or("-", |(e, _)| e.time.as_str()),
+                duration,
                 for_terminal(start.map_or("-", |(_, s)| s.policy.as_str())),
                 counts.allowed,
                 counts.denied,

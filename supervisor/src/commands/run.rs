@@ -51,13 +51,98 @@ fn workspace(arg: Option<PathBuf>) -> Result<PathBuf> {
         .with_context(|| format!("workspace '{}'", ws.display()))
 }
 
+/// A path given on the command line, as a policy path: one that is not
+/// anchored (/, ~ or a variable) is taken from the current directory, as
+/// every other command-line tool takes it (`--allow-read ./sub`).
+fn command_line_path(flag: &str, written: &str) -> Result<String> {
+    let anchored = written.starts_with(['/', '$']) || written == "~" || written.starts_with("~/");
+    if anchored {
+        return Ok(written.to_owned());
+    }
+    let cwd = std::env::current_dir().with_context(|| {
+        format!("{flag} '{written}' is relative, and the current directory is unknown")
+    })?;
+    let joined = cwd.join(written);
+    joined.into_os_string().into_string().map_err(|_| {
+        anyhow::anyhow!(
+            "{flag} '{written}': the current directory is not valid text; give an absolute path"
+        )
+    })
+}
+
+/// The variables sluice sets itself in every sandbox; `--env` cannot
+/// replace them (it would be overridden without a word).
+const SLUICE_SET: [&str; 4] = ["TMPDIR", "SLUICE_SESSION", "SLUICE_BROKER_FD", "SLUICE_BIN"];
+
+/// `--pass-env` and `--env` on top of the policy's `[environment]`.
+fn add_environment(policy: &mut Policy, args: &RunArgs) -> Result<()> {
+    for pattern in &args.pass_env {
+        globset::Glob::new(pattern)
+            .map_err(|e| anyhow::anyhow!("--pass-env '{pattern}': {}", e.kind()))?;
+        if !policy.env.pass.contains(pattern) {
+            policy.env.pass.push(pattern.clone());
+        }
+    }
+    for assignment in &args.env {
+        let (name, value) = assignment
+            .split_once('=')
+            .filter(|(name, _)| !name.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--env '{assignment}': expected NAME=VALUE (e.g. --env IS_SANDBOX=1)"
+                )
+            })?;
+        if name.contains('\0') || value.contains('\0') {
+            anyhow::bail!("--env '{name}': a NUL byte cannot be put in an environment");
+        }
+        if SLUICE_SET.contains(&name) {
+            anyhow::bail!(
+                "--env {name}: sluice sets {name} itself in every sandbox; it cannot be replaced"
+            );
+        }
+        policy.env.set.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(())
+}
+
+/// Makes the policy's missing `create = true` directories (owned by the
+/// person running sluice, mode 0700) before the policy is resolved, so that
+/// they are granted like any existing path.
+fn make_dirs(to_make: &[(PathBuf, PathBuf)]) -> Result<()> {
+    for (base, path) in to_make {
+        // Checked by `dirs_to_create`: `path` lies strictly beneath `base`.
+        let rest = path.strip_prefix(base).unwrap_or(path).to_path_buf();
+        let base = base
+            .canonicalize()
+            .with_context(|| format!("creating {}: {}", path.display(), base.display()))?;
+        let inside = base.join(rest);
+        if let Err(e) = crate::broker::fsops::make_dirs_beneath(&base, &inside, 0o700) {
+            let why = match e.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::EXDEV) => {
+                    "a symlink is on the way, and sluice follows none when it makes \
+                     directories: make it yourself, or name the link's target"
+                        .to_owned()
+                }
+                _ => e.to_string(),
+            };
+            anyhow::bail!(
+                "creating {} (create = true in the policy) beneath {}: {why}",
+                path.display(),
+                base.display()
+            );
+        }
+        tracing::info!("made {} (create = true)", path.display());
+    }
+    Ok(())
+}
+
 fn open_session(args: &RunArgs) -> Result<Session> {
     let mut spec = policies::load(&args.policy)?;
     for p in &args.allow_read {
-        spec.allow_read(p);
+        spec.allow_read(&command_line_path("--allow-read", p)?);
     }
     for p in &args.allow_write {
-        spec.allow_write(p);
+        spec.allow_write(&command_line_path("--allow-write", p)?);
     }
     if args.transparent {
         spec.set_transparent();
@@ -88,6 +173,19 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         tmpdir: dir.tmp(),
     };
     let mut policy = spec.resolve(&vars)?;
+    let to_make = spec.dirs_to_create(&vars)?;
+    if !to_make.is_empty() {
+        // A policy a sandbox could have changed makes nothing before the
+        // person has accepted the change (the pins, checked again later).
+        if outer.is_none() {
+            let mut fs = policy.filesystem.clone();
+            let exposed = policy_files::keep_read_only(&mut fs, spec.files());
+            check_policy_pins(&exposed, args.accept_policy_change)?;
+        }
+        make_dirs(&to_make)?;
+        policy = spec.resolve(&vars)?;
+    }
+    add_environment(&mut policy, args)?;
     if outer.is_some() {
         policy.layers = policy.layers.when_nested();
     }
@@ -188,8 +286,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
             ("SLUICE_BIN", sluice_bin.as_os_str()),
         ],
     )?;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| s.workspace.clone());
-    let program = launch::find_program(&args.command[0], &env, &cwd)?;
+    // `--workspace DIR` starts the program there; without it the program
+    // starts where sluice was started (the workspace by default).
+    let cwd = match &args.workspace {
+        Some(_) => s.workspace.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| s.workspace.clone()),
+    };
+    let program = launch::find_program(&args.command[0], &env, &cwd, &s.policy.filesystem)?;
     let cgroup = s
         .policy
         .limits
@@ -403,12 +506,18 @@ fn protect_policy_files(s: &mut Session, accept: bool) -> Result<Option<PathBuf>
     if s.outer.is_some() {
         return Ok(None);
     }
+    check_policy_pins(&exposed, accept).map(Some)
+}
+
+/// Checks (and, first time, makes) the pins of the `exposed` policy files;
+/// returns the pins' directory.
+fn check_policy_pins(exposed: &[(PathBuf, PathBuf)], accept: bool) -> Result<PathBuf> {
     let pins = policy_files::default_pins_dir()?;
     audit::ensure_private_dir(&pins)
         .with_context(|| format!("sluice's policy pins {}", pins.display()))?;
     let pins = pins.canonicalize()?;
-    policy_files::check_pins(&pins, &exposed, accept)?;
-    Ok(Some(pins))
+    policy_files::check_pins(&pins, exposed, accept)?;
+    Ok(pins)
 }
 
 /// Denies `paths` to the sandbox wherever the policy would let it reach
