@@ -485,7 +485,6 @@ fn open_up(dir: OwnedFd, depth: usize) {
 mod tests {
     use super::*;
 
-
     /// A FIFO planted as an older session's `lock` hung every later
     /// `sluice run` in the sweep, opening it for a writer that never came.
     /// Control: a real lock is seen held, then free.
@@ -495,8 +494,8 @@ mod tests {
             std::env::temp_dir().join(format!("sluice-unit-fifo-lock-{}", std::process::id()));
         let _ = fs::remove_dir_all(&base);
         fs::create_dir_all(&base).unwrap();
-        let c = std::ffi::CString::new(base.join(LEGACY_LOCK).as_os_str().as_encoded_bytes())
-            .unwrap();
+        let c =
+            std::ffi::CString::new(base.join(LEGACY_LOCK).as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: c is a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let dir = open_dir(&base).unwrap();
@@ -515,7 +514,10 @@ mod tests {
         let held = File::create(base.join(LEGACY_LOCK)).unwrap();
         assert!(try_lock(&held));
         let dir = open_dir(&base).unwrap();
-        assert!(!try_lock(&open_lock(&dir).unwrap()), "a held lock was taken");
+        assert!(
+            !try_lock(&open_lock(&dir).unwrap()),
+            "a held lock was taken"
+        );
         drop(held);
         assert!(try_lock(&open_lock(&dir).unwrap()));
         fs::remove_dir_all(&base).unwrap();

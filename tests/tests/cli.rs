@@ -316,10 +316,7 @@ fn verbose_says_what_held_when_namespaces_are_refused_from_outside() {
     // child is cloned, is the first to fail, before any step of the child.
     let out = no_userns("default");
     out.assert_code(125);
-    assert!(
-        out.stderr.contains("pid_namespace: not enforced"),
-        "{out}"
-    );
+    assert!(out.stderr.contains("pid_namespace: not enforced"), "{out}");
 
     let out = no_userns(&lenient);
     out.assert_code(0);

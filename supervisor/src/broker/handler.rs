@@ -276,7 +276,11 @@ fn absolute(who: &Requester<'_>, ask: &Ask<'_>) -> Result<PathBuf, Box<Outcome>>
 
 /// The rule's verdict (and display) for `path`, with sluice's protected
 /// paths applied first by the policy.
-pub(super) fn judge(shared: &Shared, path: &Path, want: Want) -> (Verdict, Option<String>, String, By) {
+pub(super) fn judge(
+    shared: &Shared,
+    path: &Path,
+    want: Want,
+) -> (Verdict, Option<String>, String, By) {
     // `[filesystem] protect` holds for the broker's writes too (`guard`).
     let protect = &shared.policy.filesystem.protect;
     if want.writes() {
