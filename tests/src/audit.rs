@@ -37,10 +37,13 @@ pub fn json_lines(out: &Outcome) -> Vec<Value> {
 pub fn sessions(fx: &Fixture) -> Vec<String> {
     let out = audit(fx, &["list", "--json"]);
     out.assert_code(0);
-    json_lines(&out)
+    // `list` shows the newest first.
+    let mut ids: Vec<String> = json_lines(&out)
         .iter()
         .map(|s| s["session"].as_str().expect("a session id").to_owned())
-        .collect()
+        .collect();
+    ids.reverse();
+    ids
 }
 
 /// The one session recorded so far.

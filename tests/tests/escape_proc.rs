@@ -163,6 +163,17 @@ impl HostProcess {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
+        // Until the child has exec'd, its command line is the test's own.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !fs::read(&cmdline)
+            .unwrap_or_default()
+            .windows(token.len())
+            .any(|w| w == token.as_bytes())
+        {
+            assert!(std::time::Instant::now() < deadline, "the host process never ran");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         HostProcess(child)
     }
 }
