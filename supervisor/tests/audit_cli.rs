@@ -32,30 +32,31 @@ fn list_shows_one_line_per_session() {
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(rows.len(), 4, "{text}");
     assert!(rows[0].starts_with("SESSION"));
+    // Newest first.
     assert!(
-        rows[1].starts_with("aa11 ") && rows[1].contains("default"),
+        rows[3].starts_with("aa11 ") && rows[3].contains("default"),
         "{text}"
     );
     assert!(
-        rows[1].contains("exit 0") && rows[1].ends_with(" ok"),
+        rows[3].contains("exit 0") && rows[3].contains(" ok "),
         "{text}"
     );
     assert!(
-        rows[3].starts_with("bb33 ") && rows[3].contains(" - "),
+        rows[1].starts_with("bb33 ") && rows[1].contains(" - "),
         "{text}"
     );
 
     let sessions = json_lines(&sluice(&dir, &["list", "--json"]));
     assert_eq!(sessions.len(), 3);
-    assert_eq!(sessions[0]["session"], "aa11");
-    assert_eq!(sessions[0]["policy"], "default");
-    assert_eq!(sessions[0]["chain"], "ok");
-    assert_eq!(sessions[0]["records"], 12);
+    assert_eq!(sessions[2]["session"], "aa11");
+    assert_eq!(sessions[2]["policy"], "default");
+    assert_eq!(sessions[2]["chain"], "ok");
+    assert_eq!(sessions[2]["records"], 12);
     assert_eq!(
-        sessions[0]["counts"],
+        sessions[2]["counts"],
         serde_json::json!({"allowed": 6, "denied": 3, "error": 1})
     );
-    assert_eq!(sessions[2]["exit"], serde_json::Value::Null);
+    assert_eq!(sessions[0]["exit"], serde_json::Value::Null);
 
     let only = json_lines(&sluice(&dir, &["list", "--json", "--session", "aa"]));
     assert_eq!(only.len(), 2);

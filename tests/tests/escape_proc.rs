@@ -171,7 +171,10 @@ impl HostProcess {
             .windows(token.len())
             .any(|w| w == token.as_bytes())
         {
-            assert!(std::time::Instant::now() < deadline, "the host process never ran");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the host process never ran"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         HostProcess(child)
