@@ -30,7 +30,7 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -385,14 +385,28 @@ fn open_dir(path: &Path) -> Result<File> {
 /// symlink and never leaving `dir`. O_NONBLOCK: a FIFO planted where a lock
 /// or record is looked for must not hang the sweep (every `sluice run`) or
 /// `sluice audit verify` waiting for a writer.
+///
+/// `name` is one entry's name, so `openat` with `O_NOFOLLOW` is all the
+/// confinement there is to have (and, unlike `openat2`, it is not a call a
+/// guarding outer session must make for a stacked sluice: see
+/// `broker::guard`).
 fn open_beneath(dir: &File, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let mut flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     if flags & libc::O_PATH == 0 {
-        // openat2 refuses O_NONBLOCK with O_PATH (which opens no FIFO).
         flags |= libc::O_NONBLOCK;
     }
-    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
-    fsops::openat2(dir.as_raw_fd(), name, flags, 0, resolve)
+    let name =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `name` is NUL-terminated; the descriptor returned is ours.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// An exclusive `flock`, without waiting; whether it was taken.
