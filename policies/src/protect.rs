@@ -27,7 +27,7 @@ use globset::GlobMatcher;
 use crate::broker::pattern::{compile, literal_value, Pattern};
 use crate::error::{Location, PolicyError};
 use crate::spec::{PatternEntry, PolicySpec};
-use crate::vars::{VarError, Vars};
+use crate::vars::Vars;
 
 /// One resolved `protect` entry.
 #[derive(Clone)]
@@ -266,19 +266,7 @@ fn resolve_entry(entry: &PatternEntry, vars: &Vars) -> Result<ProtectRule, Polic
         message,
     };
     let (except, written) = split_except(&entry.written);
-    let text = vars
-        .substitute_pattern(written)
-        .map_err(|error| match error {
-            VarError::Unknown(variable) => PolicyError::UnknownVariable {
-                location: entry.location.clone(),
-                key: key.clone(),
-                variable,
-            },
-            VarError::Malformed(message) => invalid(message),
-            VarError::NotText(variable) => invalid(format!(
-                "the value of '{variable}' is not valid UTF-8, which a pattern must be"
-            )),
-        })?;
+    let text = crate::broker::resolve::substitute(vars, written, entry, &key)?;
     let text = canonical_prefix(&text);
     rule(&text, written, except, Some(entry.location.clone())).map_err(invalid)
 }

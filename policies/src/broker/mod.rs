@@ -6,7 +6,7 @@
 //! ancestors once, comparing bytes and running one prebuilt [`GlobSet`].
 
 pub(crate) mod pattern;
-mod resolve;
+pub(crate) mod resolve;
 
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;

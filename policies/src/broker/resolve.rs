@@ -49,6 +49,34 @@ pub(crate) fn resolve_broker(spec: &PolicySpec, vars: &Vars) -> Result<BrokerPol
     })
 }
 
+/// `written` (a pattern of `entry`, under `key`) with its variables
+/// substituted; an unknown or malformed variable, or one whose value is not
+/// text, is an error naming the entry's file, line and key.
+pub(crate) fn substitute(
+    vars: &Vars,
+    written: &str,
+    entry: &PatternEntry,
+    key: &str,
+) -> Result<String, PolicyError> {
+    let invalid = |message: String| PolicyError::InvalidValue {
+        location: entry.location.clone(),
+        key: key.to_owned(),
+        message,
+    };
+    vars.substitute_pattern(written)
+        .map_err(|error| match error {
+            VarError::Unknown(variable) => PolicyError::UnknownVariable {
+                location: entry.location.clone(),
+                key: key.to_owned(),
+                variable,
+            },
+            VarError::Malformed(message) => invalid(message),
+            VarError::NotText(variable) => invalid(format!(
+                "the value of '{variable}' is not valid UTF-8, which a pattern must be"
+            )),
+        })
+}
+
 /// The pattern with variables substituted and its longest existing literal
 /// prefix canonicalised; the rest is kept as written.
 fn resolve_pattern(
@@ -63,19 +91,7 @@ fn resolve_pattern(
         key: key.clone(),
         message,
     };
-    let text = vars
-        .substitute_pattern(&entry.written)
-        .map_err(|error| match error {
-            VarError::Unknown(variable) => PolicyError::UnknownVariable {
-                location: entry.location.clone(),
-                key: key.clone(),
-                variable,
-            },
-            VarError::Malformed(message) => invalid(message),
-            VarError::NotText(variable) => invalid(format!(
-                "the value of '{variable}' is not valid UTF-8, which a pattern must be"
-            )),
-        })?;
+    let text = substitute(vars, &entry.written, entry, &key)?;
     let mut pattern = Pattern::parse(&text, &entry.written).map_err(invalid)?;
     if pattern.any_depth {
         return Ok(pattern.text());
