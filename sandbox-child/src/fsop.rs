@@ -202,6 +202,12 @@ fn perform(req: &Request<'_>, dir: c_int, dir2: c_int) -> Result<Option<c_int>, 
                 // A FIFO must not hold the connector until a reader comes.
                 let flags = req.flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
                 let fd = libc::openat(dir, name, flags, req.mode as libc::c_uint);
+                if fd >= 0 && req.flags & libc::O_PATH != 0 {
+                    // As for openat2 below: no O_PATH descriptor through ADDFD.
+                    let reopened = reopen_for_reading(fd);
+                    libc::close(fd);
+                    return reopened.map(Some);
+                }
                 if fd >= 0 && !asked_nonblock {
                     let now = libc::fcntl(fd, libc::F_GETFL);
                     libc::fcntl(fd, libc::F_SETFL, now & !libc::O_NONBLOCK);

@@ -577,3 +577,57 @@ fn a_repository_made_at_the_top_of_the_workspace_is_kept() {
     out.succeeded();
     assert_not_ran(&fx, "a hook at the top of the workspace", &out);
 }
+
+/// The guard is notified of every `openat2` (its flags lie in memory), and
+/// the kernel's `ADDFD` takes no `O_PATH` descriptor: a call for a path
+/// descriptor was once left unanswered and hung its thread (a stacked
+/// sluice hung at its first `openat2`). It is answered with the same file
+/// opened in the sandbox, usable as the program meant (`fstat`, a reopen);
+/// one to create a protected file by `openat2` is still refused. Control:
+/// the same calls outside sluice.
+#[test]
+fn an_openat2_for_a_path_descriptor_is_answered_under_the_guard() {
+    let fx = Fixture::new(PROBE);
+    fs::write(fx.ws("plain.txt"), "plain").unwrap();
+    fs::create_dir_all(fx.ws("sub/.git")).unwrap();
+    // openat2(AT_FDCWD, path, {flags, mode 0o644, resolve 0}, 24).
+    let script = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+class How(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+def openat2(path, flags):
+    how = How(flags, 0o644 if flags & os.O_CREAT else 0, 0)
+    fd = libc.syscall(ctypes.c_long(437), ctypes.c_long(-100), ctypes.c_char_p(path.encode()),
+                      ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    return fd if fd >= 0 else -ctypes.get_errno()
+fd = openat2("plain.txt", os.O_PATH)
+print("path", fd >= 0 and os.fstat(fd).st_size == 5)
+fd = openat2("sub", os.O_PATH | os.O_DIRECTORY)
+print("dir", fd >= 0 and os.path.isdir("/proc/self/fd/%d" % fd))
+fd = openat2("sub/.git/config", os.O_CREAT | os.O_WRONLY)
+print("hook", "refused" if fd < 0 else "made")
+"#;
+    let mut outside = Command::new("python3");
+    outside
+        .args(["-c", script])
+        .current_dir(&fx.ws_dir)
+        .stdin(Stdio::null());
+    let out = execute(outside);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("path True") && out.stdout.contains("dir True"),
+        "control: {out}"
+    );
+    assert!(out.stdout.contains("hook made"), "control: {out}");
+    fs::remove_file(fx.ws("sub/.git/config")).unwrap();
+
+    let out = execute(fx.sluice_command(&[], &["python3", "-c", script]));
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("path True") && out.stdout.contains("dir True"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("hook refused"), "{out}");
+    assert!(!Path::new(&fx.ws("sub/.git/config")).exists(), "{out}");
+}
