@@ -69,16 +69,30 @@ fn wait_for_pid(path: &str, sluice: &mut std::process::Child) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let needle = format!("daemon\0{path}\0");
     loop {
-        if fs::read_to_string(path).is_ok_and(|pid| !pid.is_empty()) {
+        if let Some(inner) = fs::read_to_string(path)
+            .ok()
+            .filter(|pid| !pid.trim().is_empty())
+        {
+            // The daemon, not the probe that forked it (same command line):
+            // the process whose pid in its innermost namespace is the one
+            // written (`NSpid:`'s last field).
             let host = fs::read_dir("/proc")
                 .unwrap()
                 .filter_map(|e| e.ok()?.file_name().into_string().ok())
                 .filter(|pid| pid.parse::<u32>().is_ok())
                 .find(|pid| {
                     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                    cmdline
-                        .windows(needle.len())
-                        .any(|w| w == needle.as_bytes())
+                    let status =
+                        fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                    let nspid = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("NSpid:"))
+                        .and_then(|l| l.split_whitespace().last())
+                        .unwrap_or("");
+                    nspid == inner.trim()
+                        && cmdline
+                            .windows(needle.len())
+                            .any(|w| w == needle.as_bytes())
                 });
             if let Some(pid) = host {
                 return pid;
