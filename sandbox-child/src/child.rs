@@ -271,11 +271,11 @@ impl Runner<'_> {
     fn namespaces(&mut self, cloned: bool) -> bool {
         let plan = self.plan;
         let maps = plan.id_maps.as_ref().expect("checked by the caller");
-        // SAFETY: unshare takes flags only; the process is single-threaded.
         let ok = cloned
             || self.step(Step::UserNamespace, 0, || {
-                sys::check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } as _)
-                    .map(drop)
+                // SAFETY: unshare takes flags only; the process is single-threaded.
+                let rc = unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) };
+                sys::check(rc as _).map(drop)
             });
         if !ok {
             return false;

@@ -435,10 +435,10 @@ pub(crate) fn rename_noreplace(dir: libc::c_int, from: &[u8], to: &[u8]) -> io::
         CString::new(p).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
     };
     let (from, to) = (c(from)?, c(to)?);
+    let flags = libc::RENAME_NOREPLACE;
     // SAFETY: both are NUL-terminated and outlive the call; `dir` is open
     // or AT_FDCWD.
-    let rc =
-        unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), libc::RENAME_NOREPLACE) };
+    let rc = unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), flags) };
     match rc {
         0 => Ok(()),
         _ => Err(io::Error::last_os_error()),

@@ -41,11 +41,13 @@ pub(crate) fn set_id(way: &str, src: &str, dst: &str) -> Step {
             let at = libc::AT_FDCWD as u64;
             let path = c_dst.as_ptr() as u64;
             let rc = match way {
-                // SAFETY (all four): a NUL-terminated path or an open
-                // descriptor, and integers.
+                // SAFETY: a NUL-terminated path and a mode.
                 "chmod" => unsafe { libc::chmod(c_dst.as_ptr(), SET_ID_MODE) as libc::c_long },
+                // SAFETY: an open descriptor and a mode.
                 "fchmod" => unsafe { libc::syscall(libc::SYS_fchmod, file.as_raw_fd(), mode) },
+                // SAFETY: AT_FDCWD, a NUL-terminated path and a mode.
                 "fchmodat" => unsafe { libc::syscall(libc::SYS_fchmodat, at, path, mode) },
+                // SAFETY: AT_FDCWD, a NUL-terminated path, a mode and no flags.
                 _ => unsafe { libc::syscall(FCHMODAT2, at, path, mode, 0) },
             };
             if rc != 0 {
