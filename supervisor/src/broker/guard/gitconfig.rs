@@ -13,6 +13,17 @@
 //! Nothing is stripped: a repository silently missing a setting the
 //! program meant is a worse surprise than a refusal that names it.
 
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+
+use sandbox_child::fsop::{self, Op};
+
+use super::{judge, opened, perform, request, Answer, Env, Place, Refusal, Stop};
+
+/// The most of a git configuration read for its check.
+const MAX_CONFIG: u64 = 1 << 20;
+
 /// Sections whose keys (without a subsection) are all harmless.
 const PLAIN: &[&str] = &[
     "gc",
@@ -210,6 +221,74 @@ fn ends_continued(value: &str) -> bool {
         }
     }
     last_escape && escaped
+}
+
+/// A repository's configuration renamed into place: read (through a
+/// descriptor the connector opens, with the program's rights), checked,
+/// and written as a new file the program never held, which is renamed
+/// into place; the program's file is then removed, as a rename would.
+pub(super) fn put(env: &Env<'_>, src: &Place, dst: &Place, flags: u32) -> Result<Answer, Stop> {
+    let path = dst.path();
+    let read = fsop::Request {
+        flags: libc::O_RDONLY,
+        ..request(Op::Open, &src.name, 0)
+    };
+    let file = opened(perform(env, &read, src.parent.as_fd(), None)?)?;
+    let mut file = std::fs::File::from(file);
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_CONFIG {
+        return Err(Stop::Refused(
+            path,
+            Refusal {
+                rule: "a git configuration that is not a small regular file".to_owned(),
+                why: "git would read it",
+            },
+        ));
+    }
+    let mut text = Vec::new();
+    (&mut file).take(MAX_CONFIG).read_to_end(&mut text)?;
+    if let Err(key) = check(&text) {
+        return Err(Stop::Refused(
+            path,
+            Refusal {
+                rule: format!("git configuration with {key}"),
+                why: "git would run a command it names",
+            },
+        ));
+    }
+    let n = env.guard.copies.fetch_add(1, Ordering::Relaxed);
+    let mut tmp = judge::OWN_PREFIX.to_vec();
+    tmp.extend_from_slice(format!("{}-{n}", std::process::id()).as_bytes());
+    let create = fsop::Request {
+        flags: libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        mode: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o666,
+        ..request(Op::Open, &tmp, 0)
+    };
+    let copy = opened(perform(env, &create, dst.parent.as_fd(), None)?)?;
+    let written = std::fs::File::from(copy).write_all(&text);
+    let placed = match written {
+        Ok(()) => {
+            let req = fsop::Request {
+                flags: flags as i32,
+                name2: &dst.name,
+                ..request(Op::Rename, &tmp, 0)
+            };
+            perform(env, &req, dst.parent.as_fd(), Some(dst.parent.as_fd()))?
+        }
+        Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    if let Err(errno) = placed {
+        let _ = perform(env, &request(Op::Unlink, &tmp, 0), dst.parent.as_fd(), None);
+        return Err(Stop::Errno(errno));
+    }
+    // The program's own file goes, as its rename would have taken it.
+    let _ = perform(
+        env,
+        &request(Op::Unlink, &src.name, 0),
+        src.parent.as_fd(),
+        None,
+    );
+    Ok(Answer::Done)
 }
 
 #[cfg(test)]

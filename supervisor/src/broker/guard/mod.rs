@@ -36,11 +36,11 @@ mod judge;
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -56,9 +56,6 @@ use judge::{Act, Refusal};
 
 /// How many symlinks an open follows at its final name, as the kernel.
 const MAX_LINKS: usize = 40;
-
-/// The most of a git configuration read for its check.
-const MAX_CONFIG: u64 = 1 << 20;
 
 /// The guard's state for one session.
 pub struct Guard {
@@ -761,11 +758,7 @@ fn openat2_as_asked(
         target: &asked,
         ..request(Op::Openat2, b"", umask)
     };
-    let fd = match perform(env, &req, base.as_fd(), None)? {
-        Ok(Some(fd)) => fd,
-        Ok(None) => return Err(Stop::Errno(libc::EIO)),
-        Err(errno) => return Err(Stop::Errno(errno)),
-    };
+    let fd = opened(perform(env, &req, base.as_fd(), None)?)?;
     if open.writes() || open.flags & libc::O_TMPFILE == libc::O_TMPFILE {
         let real = fsops::real_path(&fd)?;
         if let Some(refusal) = judge::judge(&env.guard.protect, &real, Act::Write) {
@@ -811,7 +804,7 @@ fn rename(
     if let Err(refused) = check(env, &dst, Act::Name) {
         let plain = flags & !libc::RENAME_NOREPLACE == 0;
         if plain && judge::is_git_config(&dst.path()) && !dst.real.starts_with("/proc") {
-            return put_git_config(env, &src, &dst, flags);
+            return gitconfig::put(env, &src, &dst, flags);
         }
         return Err(refused);
     }
@@ -828,80 +821,13 @@ fn rename(
     )?)
 }
 
-/// A repository's configuration renamed into place: read (through a
-/// descriptor the connector opens, with the program's rights), checked,
-/// and written as a new file the program never held, which is renamed
-/// into place; the program's file is then removed, as a rename would.
-fn put_git_config(env: &Env<'_>, src: &Place, dst: &Place, flags: u32) -> Result<Answer, Stop> {
-    let path = dst.path();
-    let read = fsop::Request {
-        flags: libc::O_RDONLY,
-        ..request(Op::Open, &src.name, 0)
-    };
-    let file = match perform(env, &read, src.parent.as_fd(), None)? {
-        Ok(Some(fd)) => fd,
-        Ok(None) => return Err(Stop::Errno(libc::EIO)),
-        Err(errno) => return Err(Stop::Errno(errno)),
-    };
-    let mut file = std::fs::File::from(file);
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() > MAX_CONFIG {
-        return Err(Stop::Refused(
-            path,
-            Refusal {
-                rule: "a git configuration that is not a small regular file".to_owned(),
-                why: "git would read it",
-            },
-        ));
+/// The descriptor an open the connector made gave, or its error.
+fn opened(result: Result<Option<OwnedFd>, i32>) -> Result<OwnedFd, Stop> {
+    match result {
+        Ok(Some(fd)) => Ok(fd),
+        Ok(None) => Err(Stop::Errno(libc::EIO)),
+        Err(errno) => Err(Stop::Errno(errno)),
     }
-    let mut text = Vec::new();
-    (&mut file).take(MAX_CONFIG).read_to_end(&mut text)?;
-    if let Err(key) = gitconfig::check(&text) {
-        return Err(Stop::Refused(
-            path,
-            Refusal {
-                rule: format!("git configuration with {key}"),
-                why: "git would run a command it names",
-            },
-        ));
-    }
-    let n = env.guard.copies.fetch_add(1, Ordering::Relaxed);
-    let mut tmp = judge::OWN_PREFIX.to_vec();
-    tmp.extend_from_slice(format!("{}-{n}", std::process::id()).as_bytes());
-    let create = fsop::Request {
-        flags: libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-        mode: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o666,
-        ..request(Op::Open, &tmp, 0)
-    };
-    let copy = match perform(env, &create, dst.parent.as_fd(), None)? {
-        Ok(Some(fd)) => fd,
-        Ok(None) => return Err(Stop::Errno(libc::EIO)),
-        Err(errno) => return Err(Stop::Errno(errno)),
-    };
-    let written = std::fs::File::from(copy).write_all(&text);
-    let placed = match written {
-        Ok(()) => {
-            let req = fsop::Request {
-                flags: flags as i32,
-                name2: &dst.name,
-                ..request(Op::Rename, &tmp, 0)
-            };
-            perform(env, &req, dst.parent.as_fd(), Some(dst.parent.as_fd()))?
-        }
-        Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
-    };
-    if let Err(errno) = placed {
-        let _ = perform(env, &request(Op::Unlink, &tmp, 0), dst.parent.as_fd(), None);
-        return Err(Stop::Errno(errno));
-    }
-    // The program's own file goes, as its rename would have taken it.
-    let _ = perform(
-        env,
-        &request(Op::Unlink, &src.name, 0),
-        src.parent.as_fd(),
-        None,
-    );
-    Ok(Answer::Done)
 }
 
 /// Has the connector carry out `req`; the inner result is its answer.
