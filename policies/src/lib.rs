@@ -123,14 +123,25 @@ pub use spec::PolicySpec;
 pub use vars::Vars;
 
 /// The built-in policies, by name: `(name, TOML text)`.
-const BUILTINS: [(&str, &str); 2] = [
+const BUILTINS: [(&str, &str); 6] = [
     ("default", include_str!("../builtin/default.toml")),
     ("readonly", include_str!("../builtin/readonly.toml")),
+    ("agent", include_str!("../builtin/agent.toml")),
+    ("claude-code", include_str!("../builtin/claude-code.toml")),
+    ("codex", include_str!("../builtin/codex.toml")),
+    ("aider", include_str!("../builtin/aider.toml")),
 ];
 
-/// The names of the built-in policies: `["default", "readonly"]`.
+/// The names of the built-in policies, as `sluice policy list` shows them.
 pub fn builtin_names() -> &'static [&'static str] {
-    &["default", "readonly"]
+    &[
+        "default",
+        "readonly",
+        "agent",
+        "claude-code",
+        "codex",
+        "aider",
+    ]
 }
 
 /// The TOML text of a built-in policy, as embedded in the binary.

@@ -74,8 +74,7 @@ impl Policy {
         if !fs.protect.rules().is_empty() {
             out.push_str("protect = [\n");
             for rule in fs.protect.rules() {
-                let bang = if rule.except { "!" } else { "" };
-                writeln!(out, "    {},", quote(&format!("{bang}{}", rule.resolved))).unwrap();
+                writeln!(out, "    {},", quote(&rule.as_written_resolved())).unwrap();
             }
             out.push_str("]\n");
         }

@@ -8,7 +8,12 @@
 //! beneath*, so `**/.vscode` (or `**/.vscode/**`, the same) covers every
 //! file in every `.vscode`. An entry written `!PATTERN` is an exception: a
 //! path it matches itself is not protected (`!**/.git/hooks/*.sample`:
-//! what `git init` writes, which git never runs).
+//! what `git init` writes, which git never runs). An exception written
+//! `!PATTERN/**` is a subtree exception: what it matches and everything
+//! beneath is not protected by a pattern that matches *above* it
+//! (`!~/.claude/projects/**` under `**/.claude`: an agent's transcripts,
+//! not its settings); a pattern matching at the same depth or deeper still
+//! protects (`~/.claude/projects/x/.git/hooks/pre-commit`).
 //!
 //! Two questions are asked of a path ([`Protect::protects`] and
 //! [`Protect::leads_to`]): is it protected, and is it on the way to
@@ -38,6 +43,9 @@ pub struct ProtectRule {
     pub resolved: String,
     /// `!PATTERN`: what it matches itself is not protected.
     pub except: bool,
+    /// `!PATTERN/**`: nor anything beneath it, from a pattern matching
+    /// above it.
+    pub subtree: bool,
     pub location: Option<Location>,
     any_depth: bool,
     components: Vec<Component>,
@@ -59,6 +67,14 @@ impl Component {
 }
 
 impl ProtectRule {
+    /// The resolved pattern as a policy would write it: `!` for an
+    /// exception, `/**` for a subtree exception.
+    pub fn as_written_resolved(&self) -> String {
+        let bang = if self.except { "!" } else { "" };
+        let tree = if self.subtree { "/**" } else { "" };
+        format!("{bang}{}{tree}", self.resolved)
+    }
+
     /// Whether `path` (split into components) matches this rule exactly.
     fn matches_exactly(&self, parts: &[&[u8]]) -> bool {
         let m = self.components.len();
@@ -94,8 +110,7 @@ impl ProtectRule {
 
 impl fmt::Debug for ProtectRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bang = if self.except { "!" } else { "" };
-        write!(f, "{bang}{}", self.resolved)
+        write!(f, "{}", self.as_written_resolved())
     }
 }
 
@@ -118,10 +133,10 @@ pub struct Protect {
 
 impl PartialEq for Protect {
     fn eq(&self, other: &Self) -> bool {
-        let key = |p: &Protect| -> Vec<(bool, String)> {
+        let key = |p: &Protect| -> Vec<(bool, bool, String)> {
             p.rules
                 .iter()
-                .map(|r| (r.except, r.resolved.clone()))
+                .map(|r| (r.except, r.subtree, r.resolved.clone()))
                 .collect()
         };
         key(self) == key(other)
@@ -140,6 +155,9 @@ impl Protect {
         for text in patterns {
             let (except, text) = split_except(text);
             rules.push(rule(text, text, except, None)?);
+            if except && text.ends_with("/**") {
+                rules.last_mut().expect("just pushed").subtree = true;
+            }
         }
         Ok(Protect { rules })
     }
@@ -158,9 +176,28 @@ impl Protect {
     /// `path` itself unless the protecting match is above it.
     pub fn protects(&self, path: &Path) -> Option<&ProtectRule> {
         let parts = split(path);
+        // The deepest subtree exception matching the path or a directory
+        // above it: a pattern protects only by a match at that depth or
+        // deeper (the most specific wins; a tie protects).
+        let floor = self
+            .rules
+            .iter()
+            .filter(|r| r.except && r.subtree)
+            .filter_map(|r| {
+                (1..=parts.len())
+                    .rev()
+                    .find(|&j| r.matches_exactly(&parts[..j]))
+            })
+            .max()
+            .unwrap_or(0);
         let mut at_path = None;
         for rule in self.rules.iter().filter(|r| !r.except) {
-            match rule.first_match(&parts) {
+            let first = if floor == 0 {
+                rule.first_match(&parts)
+            } else {
+                (floor..=parts.len()).find(|&k| rule.matches_exactly(&parts[..k]))
+            };
+            match first {
                 Some(k) if k < parts.len() => return Some(rule),
                 Some(_) => at_path = at_path.or(Some(rule)),
                 None => {}
@@ -237,6 +274,7 @@ fn rule(
         written: written.to_string(),
         resolved: pattern.text(),
         except,
+        subtree: except && written.ends_with("/**"),
         location,
         any_depth: pattern.any_depth,
         components,
@@ -250,7 +288,7 @@ pub(crate) fn resolve_protect(spec: &PolicySpec, vars: &Vars) -> Result<Protect,
         let r = resolve_entry(entry, vars)?;
         if !rules
             .iter()
-            .any(|o| o.except == r.except && o.resolved == r.resolved)
+            .any(|o| o.except == r.except && o.subtree == r.subtree && o.resolved == r.resolved)
         {
             rules.push(r);
         }
@@ -361,6 +399,42 @@ mod tests {
             "/ws/.vscode",
         ] {
             assert!(p.leads_to(Path::new(no)).is_none(), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_subtree_exception_beneath_a_protected_directory_holds_for_its_tree_only() {
+        let p = Protect::from_patterns([
+            "**/.git/hooks/*",
+            "**/.claude",
+            "!/home/u/.claude/projects/**",
+            "!/home/u/.claude/.claude.json*/**",
+            "!/home/u/.claude/notes",
+        ])
+        .unwrap();
+        for no in [
+            "/home/u/.claude/projects",
+            "/home/u/.claude/projects/-ws/1.jsonl",
+            "/home/u/.claude/.claude.json",
+            "/home/u/.claude/.claude.json.tmp.1.2",
+            "/home/u/.claude/.claude.json.lock",
+        ] {
+            assert!(p.protects(Path::new(no)).is_none(), "{no}");
+        }
+        for yes in [
+            "/home/u/.claude",
+            "/home/u/.claude/settings.json",
+            "/home/u/.claude/commands/x.md",
+            // An exception without `/**` holds only where the protecting
+            // match is the path itself.
+            "/home/u/.claude/notes",
+            // Deeper matches still protect.
+            "/home/u/.claude/projects/r/.claude/settings.json",
+            "/home/u/.claude/projects/r/.git/hooks/pre-commit",
+            // Another directory's `.claude`.
+            "/ws/.claude/projects/x",
+        ] {
+            assert!(p.protects(Path::new(yes)).is_some(), "{yes}");
         }
     }
 

@@ -8,7 +8,17 @@ use crate::{builtin_names, builtin_source, load, load_str, Layer, NetPolicy, Pol
 
 #[test]
 fn builtins_are_listed_and_embedded() {
-    assert_eq!(builtin_names(), ["default", "readonly"]);
+    assert_eq!(
+        builtin_names(),
+        [
+            "default",
+            "readonly",
+            "agent",
+            "claude-code",
+            "codex",
+            "aider"
+        ]
+    );
     for name in builtin_names() {
         let text = builtin_source(name).unwrap();
         assert!(text.contains(&format!("Built-in policy \"{name}\"")));
@@ -210,4 +220,84 @@ fn everything_round_trips_through_to_toml() {
         assert_round_trip(&resolve(&text, &vars), &vars);
     }
     assert_round_trip(&resolve("", &vars), &vars);
+}
+
+#[test]
+fn agent_policies_open_the_agents_state_and_protect_what_runs_code() {
+    let root = TempDir::new();
+    let vars = populated(&root);
+    let home = vars.home.clone();
+    let net = NetPolicy::Tcp {
+        connect: [443].into(),
+        bind: BTreeSet::new(),
+    };
+    for (name, state, kept, protected) in [
+        (
+            "claude-code",
+            ".claude",
+            [".claude/projects/-ws/1.jsonl", ".claude/.claude.json.tmp.1"],
+            [".claude/settings.json", ".claude/commands/x.md"],
+        ),
+        (
+            "codex",
+            ".codex",
+            [".codex/sessions/2026/x.jsonl", ".codex/state_5.sqlite-wal"],
+            [".codex/config.toml", ".codex/rules/default.rules"],
+        ),
+    ] {
+        let spec = load(name).unwrap();
+        // Made at launch (`create = true`), absent until then.
+        let made = spec.dirs_to_create(&vars).unwrap();
+        assert!(made.iter().any(|(_, d)| *d == home.join(state)), "{name}");
+        root.mkdir(&format!("home/{state}"));
+        let policy = spec.resolve(&vars).unwrap();
+        assert!(
+            policy.filesystem.write.contains(&home.join(state)),
+            "{name}"
+        );
+        assert!(policy.filesystem.write.contains(&vars.workspace), "{name}");
+        assert!(
+            policy.filesystem.deny.contains(&home.join(".ssh")),
+            "{name}"
+        );
+        assert_eq!(policy.network, net, "{name}");
+        let protect = &policy.filesystem.protect;
+        for path in kept {
+            assert!(
+                protect.protects(&home.join(path)).is_none(),
+                "{name} {path}"
+            );
+        }
+        for path in protected {
+            assert!(
+                protect.protects(&home.join(path)).is_some(),
+                "{name} {path}"
+            );
+        }
+        // Another repository's agent settings stay protected whole.
+        let ws_state = vars.workspace.join(state).join("projects");
+        assert!(protect.protects(&ws_state).is_some(), "{name}");
+        assert!(protect
+            .protects(&vars.workspace.join(".git/hooks/x"))
+            .is_some());
+        assert!(policy.env.pass.iter().any(|p| p == "IS_SANDBOX"), "{name}");
+        assert!(!policy
+            .env
+            .pass
+            .iter()
+            .any(|p| p.contains('*') && p.len() < 3));
+    }
+    let claude = load("claude-code").unwrap().resolve(&vars).unwrap();
+    assert_eq!(
+        claude.env.set.get("CLAUDE_CONFIG_DIR"),
+        Some(&home.join(".claude").display().to_string())
+    );
+    assert!(claude.env.pass.iter().any(|p| p == "ANTHROPIC_API_KEY"));
+    let aider = load("aider").unwrap().resolve(&vars).unwrap();
+    assert!(aider.env.pass.iter().any(|p| p == "OPENAI_API_KEY"));
+    assert!(aider
+        .filesystem
+        .protect
+        .protects(&vars.workspace.join(".aider.conf.yml"))
+        .is_some());
 }

@@ -39,7 +39,7 @@ pub fn run(cmd: PolicyCommand) -> Result<i32> {
                     .and_then(|src| src.lines().next())
                     .map(|l| l.trim_start_matches('#').trim())
                     .unwrap_or("");
-                println!("{name:<10} {about}");
+                println!("{name:<12} {about}");
             }
             Ok(0)
         }

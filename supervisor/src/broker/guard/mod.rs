@@ -592,6 +592,30 @@ fn follow(env: &Env<'_>, root: BorrowedFd<'_>, mut place: Place) -> Result<Place
     Err(Stop::Errno(libc::ELOOP))
 }
 
+/// Whether something (a symlink too, not followed) has the name of `place`.
+fn exists(place: &Place) -> io::Result<bool> {
+    let name = std::ffi::CString::new(place.name.clone())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: name is NUL-terminated and st is large enough for a stat.
+    let rc = unsafe {
+        libc::fstatat(
+            place.parent.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => Ok(false),
+        _ => Err(e),
+    }
+}
+
 /// The target of the symlink at `place`, or `None` if it is not one.
 fn read_link(place: &Place) -> io::Result<Option<Vec<u8>>> {
     let name = std::ffi::CString::new(place.name.clone())
@@ -641,6 +665,12 @@ fn open_or_mkdir(
             .guard
             .place(root, named.base.as_deref(), &named.asked)?
             .ok_or(Stop::Errno(libc::EEXIST))?;
+        // A name that is there already is not made: what the kernel would
+        // answer, with nothing judged (`mkdir -p ~/.claude` of a protected
+        // directory made before launch is not a refusal).
+        if exists(&place)? {
+            return Err(Stop::Errno(libc::EEXIST));
+        }
         check(env, &place, Act::Mkdir)?;
         let req = fsop::Request {
             mode: open.mode,
