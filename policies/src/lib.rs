@@ -119,6 +119,7 @@ pub use error::{Location, PolicyError};
 pub use load::{load, load_str, read_policy_file, MAX_POLICY_BYTES};
 pub use model::*;
 pub use protect::{Protect, ProtectRule};
+pub use resolve::FsRule;
 pub use spec::PolicySpec;
 pub use vars::Vars;
 

@@ -139,7 +139,43 @@ fn resolve_entry(
     Ok(())
 }
 
+/// One `[filesystem]` entry and the paths it stands for once resolved:
+/// what `sluice explain` names as the rule that decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsRule {
+    /// The list: `read`, `write`, `execute`, `read_only` or `deny`.
+    pub list: &'static str,
+    /// As written (`~/.ssh`, `$WORKSPACE/.env.*`).
+    pub written: String,
+    pub location: Location,
+    /// Canonical paths (a glob's matches); empty when absent at resolution.
+    pub paths: Vec<PathBuf>,
+    /// Substituted but missing at resolution (an optional or `create`
+    /// entry, a deny or read-only target not there yet).
+    pub absent: Vec<PathBuf>,
+}
+
 impl PolicySpec {
+    /// Every `[filesystem]` entry, each resolved on its own exactly as
+    /// [`PolicySpec::resolve`] resolves it, parent policies' first.
+    pub fn fs_rules(&self, vars: &Vars) -> Result<Vec<FsRule>, PolicyError> {
+        let mut rules = Vec::new();
+        for list in FsList::ALL {
+            for entry in self.list(list) {
+                let mut scratch = FsPolicy::default();
+                resolve_entry(list, entry, vars, &mut scratch)?;
+                rules.push(FsRule {
+                    list: list.name(),
+                    written: entry.written.clone(),
+                    location: entry.location.clone(),
+                    paths: std::mem::take(output(&mut scratch, list)),
+                    absent: scratch.absent,
+                });
+            }
+        }
+        Ok(rules)
+    }
+
     /// The directories of `create = true` entries that do not exist yet,
     /// variables substituted, each with the directory it must be made
     /// beneath (`$HOME`, `$WORKSPACE` or `$TMPDIR`, as in `vars`): the

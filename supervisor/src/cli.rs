@@ -30,6 +30,9 @@ enum Command {
     Audit(commands::audit::AuditCommand),
     /// Inside the sandbox: read, write or query a file through the broker.
     Open(commands::open::OpenArgs),
+    /// Would a policy let the program read (or write) PATH, by which rule,
+    /// and what would change it. Exit 0 if allowed, 1 if refused.
+    Explain(commands::explain::ExplainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +140,7 @@ pub fn main() -> i32 {
         Command::Policy(cmd) => commands::policy::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Open(args) => commands::open::run(args),
+        Command::Explain(args) => commands::explain::run(args),
     };
     match result {
         Ok(code) => code,

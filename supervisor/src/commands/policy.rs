@@ -50,6 +50,13 @@ pub fn run(cmd: PolicyCommand) -> Result<i32> {
 /// directory (so `$TMPDIR` shows a real, canonical path).
 fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<(policies::Policy, PathBuf)> {
     let spec = policies::load(name)?;
+    let (vars, dir) = session_vars(workspace)?;
+    Ok((spec.resolve(&vars)?, dir.tmp()))
+}
+
+/// The variables a session would have, with a throwaway session directory
+/// for `$TMPDIR` (gone when the returned directory is dropped).
+pub(super) fn session_vars(workspace: Option<PathBuf>) -> Result<(Vars, SessionDir)> {
     let ws = match workspace {
         Some(ws) => ws,
         None => std::env::current_dir()?,
@@ -67,5 +74,5 @@ fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<(policies::Policy, 
             .with_context(|| format!("workspace '{}'", ws.display()))?,
         tmpdir: dir.tmp(),
     };
-    Ok((spec.resolve(&vars)?, dir.tmp()))
+    Ok((vars, dir))
 }

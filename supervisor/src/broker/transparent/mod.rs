@@ -65,7 +65,7 @@ mod serve;
 mod stacked;
 pub(crate) mod target;
 mod threads;
-mod view;
+pub(crate) mod view;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

@@ -1,0 +1,186 @@
+//! `sluice explain PATH [--write] [--policy P]`: would the sandbox let a
+//! program read (or write) this path, by which rule (file and line), and
+//! what would change the answer. From outside a sandbox, with nothing run.
+//!
+//! The answer is the sandbox's own model of its file-system layer
+//! ([`SandboxView`], which transparent brokering consults for every call),
+//! the guard's `protect` rules for writes, and the broker's decision for
+//! what the program could ask sluice for; the rule named is the most
+//! specific `[filesystem]` entry covering the path, resolved as the launch
+//! resolves it ([`policies::PolicySpec::fs_rules`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use policies::{FsRule, Want};
+
+use crate::broker::fsops;
+use crate::broker::transparent::view::SandboxView;
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The path to ask about (relative to the current directory, or ~/...).
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Ask about writing (creating, changing, removing), not reading.
+    #[arg(long)]
+    pub write: bool,
+    /// A built-in policy name or a policy file.
+    #[arg(long, default_value = "default", value_name = "NAME|FILE")]
+    pub policy: String,
+    /// The workspace ($WORKSPACE); defaults to the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+/// Exit status: 0 if allowed, 1 if refused.
+pub fn run(args: ExplainArgs) -> Result<i32> {
+    let spec = policies::load(&args.policy)?;
+    let (vars, _dir) = super::policy::session_vars(args.workspace.clone())?;
+    let policy = spec.resolve(&vars)?;
+    let rules = spec.fs_rules(&vars)?;
+    let path = real_path(&args.path, &vars.home)?;
+    let shown = tilde(&path, &vars.home);
+    let access = if args.write { "write" } else { "read" };
+
+    let allowed = SandboxView::new(&policy.filesystem).allows(&path, args.write);
+    let covering = |lists: &[&str]| deepest(&rules, lists, &path, false);
+    let grants: &[&str] = if args.write {
+        &["write"]
+    } else {
+        &["read", "write", "execute"]
+    };
+    let protected = if args.write {
+        let protect = &policy.filesystem.protect;
+        protect.protects(&path).or_else(|| protect.leads_to(&path))
+    } else {
+        None
+    };
+    let verdict = if allowed && protected.is_none() {
+        "allowed"
+    } else {
+        "refused"
+    };
+    println!("{shown}: {access} {verdict} by policy '{}'", args.policy);
+
+    // A deny whose target is not there yet still names what the policy
+    // means (`~/.ssh` on a machine without one).
+    let denied = covering(&["deny"]).or_else(|| deepest(&rules, &["deny"], &path, true));
+    if let Some(rule) = denied {
+        println!("  refused by {}", named(rule));
+        println!(
+            "  a deny holds inside every allowed tree, and a policy extending this one \
+             cannot lift it (lists only grow): write a policy without that line"
+        );
+    } else if let Some(rule) = args.write.then(|| covering(&["read_only"])).flatten() {
+        println!("  refused by {}", named(rule));
+        println!(
+            "  read_only holds inside writable trees; to change the file, do it outside sluice"
+        );
+    } else if let Some(rule) = covering(grants) {
+        println!("  allowed by {}", named(rule));
+    } else {
+        let (flag, list) = if args.write {
+            ("--allow-write", "write")
+        } else {
+            ("--allow-read", "read")
+        };
+        let covers = if args.write {
+            "write"
+        } else {
+            "read, write or execute"
+        };
+        println!("  no {covers} rule covers it");
+        println!(
+            "  to allow: sluice run {flag} {shown} ..., or in a policy that extends '{}': \
+             [filesystem] {list} = [\"{shown}\"]",
+            args.policy
+        );
+    }
+    if let Some(rule) = protected {
+        println!("  refused by {rule}: it runs code outside the sandbox later");
+        println!("  the sandbox never writes it; make the change yourself outside sluice");
+    }
+    let want = if args.write { Want::Write } else { Want::Read };
+    let broker = policy.broker.decide(&path, want);
+    // The broker refuses a protected path whatever its rules say.
+    let (answer, reason) = match protected {
+        Some(rule) => ("deny", format!("protected by {rule}")),
+        None => (broker.verdict.as_str(), broker.reason),
+    };
+    println!(
+        "  through the broker (sluice open, the SDK, --transparent): {answer} ({})",
+        reason.trim_end_matches('.')
+    );
+    Ok(if verdict == "allowed" { 0 } else { 1 })
+}
+
+/// The most specific rule of `lists` covering `path`: the deepest of the
+/// paths it stands for (or, with `absent`, those it would stand for) that
+/// `path` is or lies beneath.
+fn deepest<'a>(
+    rules: &'a [FsRule],
+    lists: &[&str],
+    path: &Path,
+    absent: bool,
+) -> Option<&'a FsRule> {
+    rules
+        .iter()
+        .filter(|r| lists.contains(&r.list))
+        .filter_map(|r| {
+            let paths = if absent { &r.absent } else { &r.paths };
+            let depth = paths
+                .iter()
+                .filter(|p| path.starts_with(p))
+                .map(|p| p.components().count())
+                .max()?;
+            Some((depth, r))
+        })
+        // The deepest; among equals, the last written (the child's).
+        .max_by_key(|(depth, _)| *depth)
+        .map(|(_, r)| r)
+}
+
+fn named(rule: &FsRule) -> String {
+    format!("{} \"{}\" ({})", rule.list, rule.written, rule.location)
+}
+
+/// `written` as an absolute path with symlinks resolved as far as it
+/// exists (the rest kept as written, `.` and `..` applied lexically).
+fn real_path(written: &str, home: &Path) -> Result<PathBuf> {
+    let path = if written == "~" {
+        home.to_path_buf()
+    } else if let Some(rest) = written.strip_prefix("~/") {
+        home.join(rest)
+    } else {
+        std::env::current_dir()
+            .context("the current directory")?
+            .join(written)
+    };
+    let path = fsops::normalize(&path);
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return Ok(rest.iter().rev().fold(real, |p, c| p.join(c)));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return Ok(path),
+        }
+    }
+}
+
+/// `path` with the home directory written `~`.
+fn tilde(path: &Path, home: &Path) -> String {
+    let home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
+    match path.strip_prefix(&home) {
+        Ok(rest) if rest.as_os_str().is_empty() => "~".to_owned(),
+        Ok(rest) => format!("~/{}", rest.display()),
+        Err(_) => path.display().to_string(),
+    }
+}

@@ -1,0 +1,136 @@
+//! `sluice explain PATH [--write] [--policy P]` (issue 16): from outside a
+//! sandbox, would the policy let a program read or write PATH, by which rule,
+//! and what would change it. Each answer is checked against what the sandbox
+//! then really does.
+
+use sluice_tests::{execute, Fixture, Outcome};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+fn explain(fx: &Fixture, args: &[&str]) -> Outcome {
+    let mut all = vec!["explain"];
+    all.extend_from_slice(args);
+    execute(fx.sluice_cli_command(&all))
+}
+
+#[test]
+fn explain_agrees_with_the_sandbox_and_names_the_rule() {
+    let fx = Fixture::new(PROBE);
+    let cases: [(String, bool, bool, &str); 8] = [
+        (
+            fx.ws("README.md"),
+            false,
+            true,
+            "allowed by execute \"$WORKSPACE\"",
+        ),
+        (
+            fx.ws("src/new.rs"),
+            true,
+            true,
+            "allowed by write \"$WORKSPACE\"",
+        ),
+        (
+            fx.ws(".git/hooks/pre-commit"),
+            true,
+            false,
+            "protect \"**/.git/hooks/*\" (policy 'default', line",
+        ),
+        (fx.ws(".git/hooks/pre-commit"), false, true, "allowed by"),
+        (
+            fx.ws(".env"),
+            false,
+            false,
+            "refused by deny \"$WORKSPACE/.env\" (policy 'default', line",
+        ),
+        (
+            fx.home(".ssh/id_rsa"),
+            false,
+            false,
+            "refused by deny \"~/.ssh\"",
+        ),
+        (
+            fx.home("notes.txt"),
+            false,
+            false,
+            "to allow: sluice run --allow-read ~/notes.txt",
+        ),
+        (
+            fx.outside("secret.txt"),
+            true,
+            false,
+            "no write rule covers it",
+        ),
+    ];
+    for (path, write, allowed, says) in cases {
+        let mut args = vec![path.as_str()];
+        if write {
+            args.push("--write");
+        }
+        let out = explain(&fx, &args);
+        out.assert_no_secret();
+        assert_eq!(out.code(), if allowed { 0 } else { 1 }, "{out}");
+        assert!(out.stdout.contains(says), "expected {says:?}\n{out}");
+        // What the sandbox does: the same answer.
+        let action = if write { "write" } else { "read" };
+        let ran = fx.sluice(&[], &[action, &path]);
+        assert_eq!(
+            ran.code() == 0,
+            allowed,
+            "explain and the sandbox disagree on {action} {path}\n{out}\n{ran}"
+        );
+    }
+}
+
+#[test]
+fn the_suggested_flag_and_policy_line_allow_it() {
+    let fx = Fixture::new(PROBE);
+    let secret = fx.outside("secret.txt");
+    let out = explain(&fx, &[&secret]);
+    out.assert_code(1);
+    let flag = format!("--allow-read {secret}");
+    assert!(out.stdout.contains(&flag), "{out}");
+    // Attack without the flag, control with it.
+    fx.sluice(&[], &["read", &secret]).assert_blocked();
+    fx.sluice(&["--allow-read", &secret], &["read", &secret])
+        .assert_ok();
+    // The policy line it suggests, in a policy file: now allowed, by that
+    // line of that file.
+    let policy = fx.write_policy(
+        "p.toml",
+        &format!("extends = [\"default\"]\n[filesystem]\nread = [\"{secret}\"]\n"),
+    );
+    let out = explain(&fx, &[&secret, "--policy", &policy]);
+    out.assert_code(0);
+    let rule = format!("allowed by read \"{secret}\" (policy '{policy}', line 3)");
+    assert!(out.stdout.contains(&rule), "{out}");
+    fx.sluice(&["--policy", &policy], &["read", &secret])
+        .assert_ok();
+}
+
+#[test]
+fn explain_knows_the_agent_policies() {
+    let fx = Fixture::new(PROBE);
+    let state = fx.home(".claude/projects/x.jsonl");
+    let settings = fx.home(".claude/settings.json");
+    std::fs::create_dir_all(fx.home_dir.join(".claude/projects")).unwrap();
+    let out = explain(&fx, &[&state, "--write", "--policy", "claude-code"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("allowed by write \"~/.claude\""),
+        "{out}"
+    );
+    let out = explain(&fx, &[&settings, "--write", "--policy", "claude-code"]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("refused by protect \"**/.claude\""),
+        "{out}"
+    );
+    // The same under `default`: the home directory is not writable at all.
+    let out = explain(&fx, &[&state, "--write"]);
+    out.assert_code(1);
+    assert!(
+        out.stdout
+            .contains("--allow-write ~/.claude/projects/x.jsonl"),
+        "{out}"
+    );
+}
