@@ -16,7 +16,7 @@ fn explain(fx: &Fixture, args: &[&str]) -> Outcome {
 #[test]
 fn explain_agrees_with_the_sandbox_and_names_the_rule() {
     let fx = Fixture::new(PROBE);
-    let cases: [(String, bool, bool, &str); 8] = [
+    let cases: [(String, bool, bool, &str); 9] = [
         (
             fx.ws("README.md"),
             false,
@@ -59,6 +59,13 @@ fn explain_agrees_with_the_sandbox_and_names_the_rule() {
             true,
             false,
             "no write rule covers it",
+        ),
+        // Readable, not writable (and harmless if it were written).
+        (
+            "/dev/urandom".to_owned(),
+            true,
+            false,
+            "to allow: sluice run --allow-write /dev/urandom",
         ),
     ];
     for (path, write, allowed, says) in cases {
