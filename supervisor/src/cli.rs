@@ -86,9 +86,15 @@ pub struct RunArgs {
     /// since the last session that used it: the change is yours.
     #[arg(long)]
     pub accept_policy_change: bool,
-    /// Print the enforcement report on stderr.
+    /// Print the enforcement report on stderr, and at the end what the
+    /// sandbox refused (printed anyway when the program fails).
     #[arg(short, long)]
     pub verbose: bool,
+    /// Learn: broker the program's own opens (as --transparent), ask
+    /// nobody, and write to FILE a policy that extends this one and allows
+    /// what was refused, for you to review.
+    #[arg(long, value_name = "FILE")]
+    pub learn: Option<PathBuf>,
     /// The command and its arguments. sluice's options end at `--` or at
     /// the first word that is not an option: an unknown option before it is
     /// an error, never run as the command (`--polcy`).

@@ -141,3 +141,70 @@ fn explain_knows_the_agent_policies() {
         "{out}"
     );
 }
+
+#[test]
+fn refusals_are_summarised_recorded_grouped_and_learnt() {
+    let fx = Fixture::new(PROBE);
+    let learnt = fx.root().join("learnt.toml");
+    let learnt = learnt.to_str().unwrap();
+    let script = "cat ~/notes.txt; cat ~/notes.txt; cat ~/.ssh/id_rsa; exit 3";
+    let out = execute(fx.sluice_command(&["--learn", learnt], &["/bin/sh", "-c", script]));
+    out.assert_code(3);
+    out.assert_no_secret();
+    assert!(
+        out.stderr
+            .contains("read ~/notes.txt (2 times): allow with --allow-read ~/notes.txt"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("read ~/.ssh/id_rsa: refused by deny"),
+        "{out}"
+    );
+    // The policy learnt: notes allowed, the key not (a deny rule).
+    let text = std::fs::read_to_string(learnt).unwrap();
+    assert!(text.contains("extends = [\"default\"]"), "{text}");
+    assert!(
+        text.contains("{ path = \"~/notes.txt\", optional = true }"),
+        "{text}"
+    );
+    let read_list = text.split("write = [").next().unwrap();
+    assert!(!read_list.contains("id_rsa"), "{text}");
+    // Grouped in the audit's end record.
+    let audit = std::fs::read_dir(fx.audit_dir())
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .unwrap()
+        .path();
+    let end = std::fs::read_to_string(audit).unwrap();
+    let end: serde_json::Value = serde_json::from_str(end.lines().last().unwrap()).unwrap();
+    let notes = fx.home("notes.txt");
+    let group = end["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["path"] == notes.as_str())
+        .unwrap_or_else(|| panic!("{end}"));
+    assert_eq!(group["count"], 2, "{end}");
+    assert_eq!(group["access"], "read", "{end}");
+
+    // Control: with the learnt policy the program reads the notes, and the
+    // key stays refused.
+    let notes_ok = fx.sluice(&["--policy", learnt], &["read", &notes]);
+    notes_ok.assert_ok();
+    fx.sluice(&["--policy", learnt], &["read", &fx.home(".ssh/id_rsa")])
+        .assert_blocked();
+    // Without it, refused as before.
+    fx.sluice(&[], &["read", &notes]).assert_blocked();
+}
+
+#[test]
+fn a_failure_without_refusals_seen_says_how_to_find_them() {
+    let fx = Fixture::new(PROBE);
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", "exit 2"]));
+    out.assert_code(2);
+    assert!(out.stderr.contains("sluice run --learn FILE"), "{out}");
+    let out = execute(fx.sluice_command(&[], &["/bin/true"]));
+    out.assert_code(0);
+    assert!(!out.stderr.contains("--learn"), "{out}");
+}

@@ -9,7 +9,9 @@ use std::sync::{Mutex, MutexGuard};
 use serde::Serialize;
 
 use super::chain::{self, Hex};
-use super::record::{Counts, DecisionRecord, EndRecord, Quarantined, StartRecord};
+use super::record::{
+    Counts, Decision, DecisionRecord, EndRecord, Quarantined, Refused, StartRecord,
+};
 use super::time::{self, Rfc3339};
 
 /// The audit log of one session. `append` may be called from any thread;
@@ -28,6 +30,8 @@ struct Inner {
     /// The line being built, reused so that appending does not allocate.
     buf: Vec<u8>,
     counts: Counts,
+    /// Refusals grouped by path and access (at most [`MAX_REFUSED`] groups).
+    refused: Vec<Refused>,
     finished: bool,
     /// Set when a record was only partly written: the file no longer ends
     /// on a record boundary, so nothing more may be appended.
@@ -35,6 +39,10 @@ struct Inner {
     /// The session's ledger line, written into the start record's envelope.
     ledger: Option<u64>,
 }
+
+/// The refusal groups a session keeps for its summary: a program probing
+/// thousands of paths gets the first ones (each is in its decision record).
+pub const MAX_REFUSED: usize = 512;
 
 /// Session ids become file names: keep them to a harmless alphabet.
 fn check_session_id(session: &str) -> io::Result<()> {
@@ -93,6 +101,7 @@ impl AuditLog {
                 prev: chain::GENESIS,
                 buf: Vec::with_capacity(1024),
                 counts: Counts::default(),
+                refused: Vec::new(),
                 finished: false,
                 broken: false,
                 ledger: Some(ledger.seq()),
@@ -111,7 +120,31 @@ impl AuditLog {
         let mut inner = self.lock();
         self.write(&mut inner, "decision", record)?;
         inner.counts.add(record.decision);
+        if record.decision == Decision::Denied {
+            let path = &record.path_asked;
+            let refused = &mut inner.refused;
+            let found = refused
+                .iter()
+                .position(|g| g.access == record.access && g.path == *path);
+            match found {
+                Some(i) => refused[i].count += 1,
+                None if refused.len() < MAX_REFUSED => refused.push(Refused {
+                    path: path.clone(),
+                    access: record.access,
+                    count: 1,
+                    by: record.by,
+                    rule: record.rule.clone(),
+                }),
+                None => {}
+            }
+        }
         Ok(())
+    }
+
+    /// The refusals so far, grouped by path and access, in the order of
+    /// their first occurrence.
+    pub fn refused(&self) -> Vec<Refused> {
+        self.lock().refused.clone()
     }
 
     /// Writes the end record, with the decision counts, and flushes the file
@@ -128,6 +161,7 @@ impl AuditLog {
             exit: exit.to_owned(),
             counts: inner.counts,
             quarantined,
+            refused: inner.refused.clone(),
         };
         self.write(&mut inner, "end", &end)?;
         inner.finished = true;

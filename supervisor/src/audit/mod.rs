@@ -59,5 +59,5 @@ pub use dir::ensure_private_dir;
 pub use log::AuditLog;
 pub use record::{
     Access, By, Counts, Decision, DecisionRecord, EndRecord, Entry, Flags, Op, Quarantined, Record,
-    StartRecord, Via,
+    Refused, StartRecord, Via,
 };

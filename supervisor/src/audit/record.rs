@@ -71,6 +71,23 @@ pub struct EndRecord {
     /// where the supervisor moved each (`crate::quarantine`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quarantined: Vec<Quarantined>,
+    /// The session's refusals grouped by path and access, with counts
+    /// (the decision records hold each one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refused>,
+}
+
+/// Every refusal of one path for one access, in a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// As the program named it (absolute, or relative to its directory).
+    #[serde(with = "escape::path")]
+    pub path: PathBuf,
+    pub access: Access,
+    pub count: u64,
+    /// Who or what refused it the first time, and by which rule.
+    pub by: By,
+    pub rule: Option<String>,
 }
 
 /// A path the policy keeps read-only, created by the program, moved aside.

@@ -4,5 +4,6 @@ pub mod audit;
 pub mod explain;
 pub mod open;
 pub mod policy;
+pub mod refusals;
 pub mod run;
 pub mod seatbelt;

@@ -144,7 +144,7 @@ fn open_session(args: &RunArgs) -> Result<Session> {
     for p in &args.allow_write {
         spec.allow_write(&command_line_path("--allow-write", p)?);
     }
-    if args.transparent {
+    if args.transparent || args.learn.is_some() {
         spec.set_transparent();
     }
     if let Some(net) = &args.net {
@@ -352,14 +352,15 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
     };
     let allow = args.approve == Approve::Allow;
+    // Learning asks nobody: every `ask` is refused, and learnt.
     let prompter = match &terminal {
-        Some(_) => Some(Arc::new(Prompter::new(prompt::Settings {
+        Some(_) if args.learn.is_none() => Some(Arc::new(Prompter::new(prompt::Settings {
             timeout: std::time::Duration::from_secs(args.approve_timeout),
             limits: prompt::queue::Limits::default(),
             overlay_file: remember.then_some(overlay_file),
             fallback_allow: allow,
         })?)),
-        None => None,
+        _ => None,
     };
     let approvals = Approvals::Layered {
         overlay,
@@ -436,13 +437,57 @@ pub fn run(args: RunArgs) -> Result<i32> {
             Ok(code) => describe_exit(*code),
             Err(e) => format!("supervision failed: {e}"),
         };
+
         if let Err(e) = audit.finish_with(&exit, quarantined) {
             tracing::error!("audit: cannot write the end record: {e}");
+        }
+        if let Err(e) = tell_refusals(&args, &s, &audit.refused(), &code) {
+            eprint!("sluice: {e:#}\r\n");
         }
     }
     drop(spawned.cgroup);
     drop(s.dir);
     code
+}
+
+/// The refusals, said when the program failed (or with `-v`), and the
+/// policy `--learn` writes.
+fn tell_refusals(
+    args: &RunArgs,
+    s: &Session,
+    refused: &[audit::Refused],
+    code: &Result<i32>,
+) -> Result<()> {
+    let home = home_dir()?;
+    let home = home.canonicalize().unwrap_or(home);
+    let failed = !matches!(code, Ok(0));
+    if !refused.is_empty() && (failed || args.verbose || args.learn.is_some()) {
+        eprint!("{}", super::refusals::summary(&s.id, refused, &home));
+    } else if failed && !s.policy.transparent {
+        // Landlock refuses in the kernel, unseen: say how to see it.
+        eprint!(
+            "sluice: the program failed; if the sandbox refused it something,              `sluice run --learn FILE ...` lists what (and writes a policy allowing it),              `sluice explain PATH` checks one path\r\n"
+        );
+    }
+    if let Some(file) = &args.learn {
+        // A file policy is extended by its absolute path, so the learnt
+        // one works from anywhere.
+        let base = match s.policy_files.first() {
+            Some(path) if policies::builtin_source(&args.policy).is_none() => {
+                path.display().to_string()
+            }
+            _ => args.policy.clone(),
+        };
+        let text = super::refusals::learned_policy(&s.id, &base, refused, &home);
+        std::fs::write(file, text)
+            .with_context(|| format!("--learn: writing {}", file.display()))?;
+        eprint!(
+            "sluice: wrote {} (review it, then `sluice run --policy {} -- ...`)\r\n",
+            file.display(),
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// Kills a program sluice cannot serve after all, and reaps what it left.

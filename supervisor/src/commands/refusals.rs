@@ -1,0 +1,181 @@
+//! What the sandbox refused the program, said back to the person: a short
+//! summary when the program fails (or with `-v`), with the flag that would
+//! allow each refusal, and `run --learn FILE`, a policy extending the one
+//! used that allows them, for the person to review.
+//!
+//! The refusals are those the broker and the guard decided (recorded in the
+//! audit, grouped by [`crate::audit::AuditLog`]). Under `--transparent` (and
+//! `--learn`, which implies it) that is every open the sandbox's own trees
+//! would refuse; without it, Landlock refuses in the kernel and sluice is
+//! not told: only the guard's refusals and the SDK's requests are known.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::audit::{Access, By, Refused};
+
+/// The most lines the summary prints; the rest are counted.
+const MAX_LINES: usize = 20;
+
+/// How a refusal could be lifted.
+enum Lift {
+    /// `--allow-read PATH` / `--allow-write PATH` (a directory when several
+    /// refusals share it).
+    Flag { write: bool, target: PathBuf },
+    /// A deny rule or a protected path: no extending policy lifts it.
+    Never(String),
+    /// Relative to the program's directory: see the audit record.
+    Relative,
+}
+
+fn writes(access: Access) -> bool {
+    matches!(access, Access::Write | Access::ReadWrite)
+}
+
+/// Each refusal with how it could be lifted; refusals of several paths in
+/// one directory (not `/` or the home directory) are lifted by the directory.
+fn lifts<'a>(refused: &'a [Refused], home: &Path) -> Vec<(&'a Refused, Lift)> {
+    let liftable = |r: &Refused| match r.by {
+        By::Protected => false,
+        By::Rule => !r.rule.as_deref().unwrap_or("").starts_with("deny "),
+        _ => true,
+    };
+    let mut siblings: BTreeMap<(&Path, bool), usize> = BTreeMap::new();
+    for r in refused
+        .iter()
+        .filter(|r| liftable(r) && r.path.is_absolute())
+    {
+        if let Some(parent) = r.path.parent() {
+            *siblings.entry((parent, writes(r.access))).or_default() += 1;
+        }
+    }
+    refused
+        .iter()
+        .map(|r| {
+            let lift = if !liftable(r) {
+                let why = r.rule.clone().unwrap_or_else(|| r.by.as_str().to_owned());
+                Lift::Never(why)
+            } else if !r.path.is_absolute() {
+                Lift::Relative
+            } else {
+                let write = writes(r.access);
+                let target = match r.path.parent() {
+                    Some(parent)
+                        if parent != Path::new("/")
+                            && parent != home
+                            && siblings.get(&(parent, write)).copied().unwrap_or(0) > 1 =>
+                    {
+                        parent.to_path_buf()
+                    }
+                    _ => r.path.clone(),
+                };
+                Lift::Flag { write, target }
+            };
+            (r, lift)
+        })
+        .collect()
+}
+
+/// `path` with the home directory written `~`.
+fn tilde(path: &Path, home: &Path) -> String {
+    match path.strip_prefix(home) {
+        Ok(rest) if rest.as_os_str().is_empty() => "~".to_owned(),
+        Ok(rest) => format!("~/{}", rest.display()),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+/// The summary printed on standard error: one line per refused path.
+pub fn summary(session: &str, refused: &[Refused], home: &Path) -> String {
+    let mut out = format!(
+        "sluice: the sandbox refused the program {} path{} (`sluice audit show {session}` has each):\r\n",
+        refused.len(),
+        if refused.len() == 1 { "" } else { "s" }
+    );
+    for (r, lift) in lifts(refused, home).into_iter().take(MAX_LINES) {
+        let times = if r.count > 1 {
+            format!(" ({} times)", r.count)
+        } else {
+            String::new()
+        };
+        let how = match lift {
+            Lift::Flag { write, target } => {
+                let flag = if write {
+                    "--allow-write"
+                } else {
+                    "--allow-read"
+                };
+                format!("allow with {flag} {}", tilde(&target, home))
+            }
+            Lift::Never(why) => format!("refused by {why}: no flag lifts it"),
+            Lift::Relative => "a relative path: see the audit record".to_owned(),
+        };
+        let _ = write!(
+            out,
+            "  {} {}{times}: {how}\r\n",
+            r.access.as_str(),
+            tilde(&r.path, home)
+        );
+    }
+    if refused.len() > MAX_LINES {
+        let _ = write!(out, "  ... and {} more\r\n", refused.len() - MAX_LINES);
+    }
+    out
+}
+
+/// A TOML basic string (JSON's escapes are TOML's).
+fn quoted(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
+/// The policy `run --learn` writes: `extends` the one used (`base`, a
+/// built-in name or an absolute file path) and allows, optionally, what was
+/// refused and exists now; the rest are listed as comments.
+pub fn learned_policy(session: &str, base: &str, refused: &[Refused], home: &Path) -> String {
+    let mut read = Vec::new();
+    let mut write = Vec::new();
+    let mut notes = Vec::new();
+    for (r, lift) in lifts(refused, home) {
+        let shown = tilde(&r.path, home);
+        match lift {
+            Lift::Flag { write: w, target } if target.exists() => {
+                // `$` starts a variable in a policy path.
+                let entry = tilde(&target, home).replace('$', "$$");
+                let list = if w { &mut write } else { &mut read };
+                if !list.contains(&entry) {
+                    list.push(entry);
+                }
+            }
+            Lift::Flag { .. } => notes.push(format!(
+                "{} {shown}: missing now (a path must exist to be allowed)",
+                r.access
+            )),
+            Lift::Never(why) => {
+                notes.push(format!("{} {shown}: {why} (no policy lifts it)", r.access))
+            }
+            Lift::Relative => notes.push(format!("{} {shown}: a relative path", r.access)),
+        }
+    }
+    let mut out = format!(
+        "# Written by `sluice run --learn` (session {session}): what policy '{base}'\n\
+         # refused the program, allowed. Review every line before you use it\n\
+         # (`sluice run --policy THIS-FILE -- CMD`): each one widens the sandbox.\n\n\
+         extends = [{}]\n\n[filesystem]\n",
+        quoted(base)
+    );
+    for (key, list) in [("read", &read), ("write", &write)] {
+        let _ = writeln!(out, "{key} = [");
+        for entry in list {
+            let _ = writeln!(out, "    {{ path = {}, optional = true }},", quoted(entry));
+        }
+        out.push_str("]\n");
+    }
+    if !notes.is_empty() {
+        out.push_str("\n# Refused, not added:\n");
+        for note in notes {
+            let _ = writeln!(out, "#   {}", note.replace('\n', " "));
+        }
+    }
+    out
+}
