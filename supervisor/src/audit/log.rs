@@ -125,11 +125,12 @@ impl AuditLog {
             let refused = &mut inner.refused;
             let found = refused
                 .iter()
-                .position(|g| g.access == record.access && g.path == *path);
+                .position(|g| g.access == record.access && g.op == record.op && g.path == *path);
             match found {
                 Some(i) => refused[i].count += 1,
                 None if refused.len() < MAX_REFUSED => refused.push(Refused {
                     path: path.clone(),
+                    op: record.op,
                     access: record.access,
                     count: 1,
                     by: record.by,

@@ -83,6 +83,7 @@ pub struct Refused {
     /// As the program named it (absolute, or relative to its directory).
     #[serde(with = "escape::path")]
     pub path: PathBuf,
+    pub op: Op,
     pub access: Access,
     pub count: u64,
     /// Who or what refused it the first time, and by which rule.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::audit::{Access, By, Refused};
+use crate::audit::{Access, By, Op, Refused};
 
 /// The most lines the summary prints; the rest are counted.
 const MAX_LINES: usize = 20;
@@ -27,6 +27,8 @@ enum Lift {
     Never(String),
     /// Relative to the program's directory: see the audit record.
     Relative,
+    /// A connection (`tcp 1.2.3.4:443`, a unix socket).
+    Connect,
 }
 
 fn writes(access: Access) -> bool {
@@ -53,7 +55,9 @@ fn lifts<'a>(refused: &'a [Refused], home: &Path) -> Vec<(&'a Refused, Lift)> {
     refused
         .iter()
         .map(|r| {
-            let lift = if !liftable(r) {
+            let lift = if r.op == Op::Connect && liftable(r) {
+                Lift::Connect
+            } else if !liftable(r) {
                 let why = r.rule.clone().unwrap_or_else(|| r.by.as_str().to_owned());
                 Lift::Never(why)
             } else if !r.path.is_absolute() {
@@ -110,13 +114,13 @@ pub fn summary(session: &str, refused: &[Refused], home: &Path) -> String {
             }
             Lift::Never(why) => format!("refused by {why}: no flag lifts it"),
             Lift::Relative => "a relative path: see the audit record".to_owned(),
+            Lift::Connect => "a connection: allow it with --net (or [network])".to_owned(),
         };
-        let _ = write!(
-            out,
-            "  {} {}{times}: {how}\r\n",
-            r.access.as_str(),
-            tilde(&r.path, home)
-        );
+        let what = match r.op {
+            Op::Connect => "connect",
+            _ => r.access.as_str(),
+        };
+        let _ = write!(out, "  {what} {}{times}: {how}\r\n", tilde(&r.path, home));
     }
     if refused.len() > MAX_LINES {
         let _ = write!(out, "  ... and {} more\r\n", refused.len() - MAX_LINES);
@@ -155,6 +159,7 @@ pub fn learned_policy(session: &str, base: &str, refused: &[Refused], home: &Pat
                 notes.push(format!("{} {shown}: {why} (no policy lifts it)", r.access))
             }
             Lift::Relative => notes.push(format!("{} {shown}: a relative path", r.access)),
+            Lift::Connect => notes.push(format!("connect {shown}: see [network]")),
         }
     }
     let mut out = format!(
