@@ -292,3 +292,84 @@ fn claude_code_state_is_made_writable_and_its_settings_stay_protected() {
     out.assert_code(0);
     assert_eq!(out.stdout.trim(), claude.to_str().unwrap(), "{out}");
 }
+
+/// The agent loop and Claude Code's state as an unprivileged user, whose
+/// sandbox is made in a user namespace of its own: the same answers.
+#[test]
+fn the_agent_loop_and_agent_state_work_for_an_unprivileged_user() {
+    let fx = Fixture::new(PROBE);
+    let forbidden = forbidden_service();
+    let server = ModelServer::start(fx.root(), &script(forbidden));
+    let agent = fx.ws_dir.join("tools/agent.py");
+    fs::create_dir_all(agent.parent().unwrap()).unwrap();
+    fs::copy(script_dir().join("agent.py"), &agent).unwrap();
+    fx.give_to(65534, 65534);
+    for dir in [fx.root().join("tmp"), fx.root().join("state")] {
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    }
+    let net = format!("tcp:{}", server.port);
+    let ws = fx.ws("");
+    let sluice = sluice_tests::sluice_bin();
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&sluice)
+            .args(["run", "--workspace", &ws])
+            .args(args)
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .env("TMPDIR", fx.root().join("tmp"))
+            .env("XDG_STATE_HOME", fx.root().join("state"))
+            .env("XDG_CONFIG_HOME", fx.root().join("state/config"))
+            .env(
+                "ANTHROPIC_BASE_URL",
+                format!("http://127.0.0.1:{}", server.port),
+            )
+            .env("ANTHROPIC_API_KEY", "sk-test-key")
+            .stdin(Stdio::null());
+        execute(cmd)
+    };
+    let out = as_nobody(&[
+        "--policy",
+        "agent",
+        "--net",
+        &net,
+        "--pass-env",
+        "ANTHROPIC_*",
+        "--",
+        PYTHON,
+        agent.to_str().unwrap(),
+        "go",
+    ]);
+    out.assert_code(0);
+    let results = server.results();
+    assert_eq!(results.len(), STEPS, "{out}\n{results:#?}");
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["is_error"], i >= BENIGN, "step {i}: {r}\n{out}");
+        assert!(!r.to_string().contains(SECRET_MARK), "step {i}: {r}");
+    }
+    assert_eq!(
+        fs::read_to_string(fx.ws_dir.join(".git/hooks/pre-commit")).unwrap(),
+        HOOK
+    );
+
+    // Claude Code's state: made by sluice, owned by the person.
+    let out = as_nobody(&[
+        "--policy",
+        "claude-code",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo t > ~/.claude/projects.txt; mkdir -p ~/.claude/projects && echo t > ~/.claude/projects/1; \
+         echo s > ~/.claude/settings.json",
+    ]);
+    assert_ne!(out.code(), 0, "{out}");
+    let claude = fx.home_dir.join(".claude");
+    let meta = fs::metadata(&claude).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (65534, 0o700));
+    assert!(claude.join("projects/1").is_file(), "{out}");
+    assert!(!claude.join("projects.txt").exists(), "{out}");
+    assert!(!claude.join("settings.json").exists(), "{out}");
+}
