@@ -466,7 +466,9 @@ fn tell_refusals(
     } else if failed && !s.policy.transparent {
         // Landlock refuses in the kernel, unseen: say how to see it.
         eprint!(
-            "sluice: the program failed; if the sandbox refused it something,              `sluice run --learn FILE ...` lists what (and writes a policy allowing it),              `sluice explain PATH` checks one path\r\n"
+            "sluice: the program failed; if the sandbox refused it access to something, \
+             `sluice run --learn FILE ...` lists what (and writes a policy allowing it), \
+             `sluice explain PATH` checks one path\r\n"
         );
     }
     if let Some(file) = &args.learn {
