@@ -208,3 +208,45 @@ fn a_failure_without_refusals_seen_says_how_to_find_them() {
     out.assert_code(0);
     assert!(!out.stderr.contains("--learn"), "{out}");
 }
+
+#[test]
+fn refused_names_reach_the_terminal_escaped() {
+    // Attack: a program names a path with a terminal escape sequence; the
+    // summary (and the learnt policy's comments) show it escaped. Control:
+    // the same name is refused and reported, only harmlessly.
+    let fx = Fixture::new(PROBE);
+    std::fs::write(fx.home_dir.join("x\u{1b}]0;pwned\u{7}y"), "SECRET-x\n").unwrap();
+    let learnt = fx.root().join("learnt.toml");
+    let script = "cat \"$HOME/x$(printf '\\033')]0;pwned$(printf '\\007')y\"; exit 1";
+    let out = execute(fx.sluice_command(
+        &["--learn", learnt.to_str().unwrap()],
+        &["/bin/sh", "-c", script],
+    ));
+    out.assert_code(1);
+    assert!(out.stderr.contains("~/x\\x1b]0;pwned\\x07y"), "{out}");
+    let summary: String = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("pwned") && !l.starts_with("cat:"))
+        .collect();
+    assert!(
+        !summary.contains('\u{1b}') && !summary.contains('\u{7}'),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&learnt).unwrap();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text}"
+    );
+
+    // The guard's refusal names the path escaped too.
+    let script = "echo x > \"$PWD/.git/hooks/a$(printf '\\033')]0;pwned$(printf '\\007')\"";
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", script]));
+    let said: String = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("sluice: refused writing"))
+        .collect();
+    assert!(said.contains("a\\x1b]0;pwned\\x07"), "{out}");
+    assert!(!said.contains('\u{1b}') && !said.contains('\u{7}'), "{out}");
+}

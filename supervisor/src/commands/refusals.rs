@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::audit::escape::{escape_os, for_terminal};
 use crate::audit::{Access, By, Op, Refused};
 
 /// The most lines the summary prints; the rest are counted.
@@ -90,6 +91,18 @@ fn tilde(path: &Path, home: &Path) -> String {
     }
 }
 
+/// [`tilde`], safe to print: the program chose these names, and a control
+/// or bidi character in one must not act on the person's terminal, nor end
+/// a comment line of the learnt policy.
+fn shown(path: &Path, home: &Path) -> String {
+    let safe = |p: &Path| for_terminal(&escape_os(p.as_os_str())).into_owned();
+    match path.strip_prefix(home) {
+        Ok(rest) if rest.as_os_str().is_empty() => "~".to_owned(),
+        Ok(rest) => format!("~/{}", safe(rest)),
+        Err(_) => safe(path),
+    }
+}
+
 /// The summary printed on standard error: one line per refused path.
 pub fn summary(session: &str, refused: &[Refused], home: &Path) -> String {
     let mut out = format!(
@@ -110,9 +123,9 @@ pub fn summary(session: &str, refused: &[Refused], home: &Path) -> String {
                 } else {
                     "--allow-read"
                 };
-                format!("allow with {flag} {}", tilde(&target, home))
+                format!("allow with {flag} {}", shown(&target, home))
             }
-            Lift::Never(why) => format!("refused by {why}: no flag lifts it"),
+            Lift::Never(why) => format!("refused by {}: no flag lifts it", for_terminal(&why)),
             Lift::Relative => "a relative path: see the audit record".to_owned(),
             Lift::Connect => "a connection: allow it with --net (or [network])".to_owned(),
         };
@@ -120,7 +133,7 @@ pub fn summary(session: &str, refused: &[Refused], home: &Path) -> String {
             Op::Connect => "connect",
             _ => r.access.as_str(),
         };
-        let _ = write!(out, "  {what} {}{times}: {how}\r\n", tilde(&r.path, home));
+        let _ = write!(out, "  {what} {}{times}: {how}\r\n", shown(&r.path, home));
     }
     if refused.len() > MAX_LINES {
         let _ = write!(out, "  ... and {} more\r\n", refused.len() - MAX_LINES);
@@ -141,7 +154,7 @@ pub fn learned_policy(session: &str, base: &str, refused: &[Refused], home: &Pat
     let mut write = Vec::new();
     let mut notes = Vec::new();
     for (r, lift) in lifts(refused, home) {
-        let shown = tilde(&r.path, home);
+        let name = shown(&r.path, home);
         match lift {
             Lift::Flag { write: w, target } if target.exists() => {
                 // `$` starts a variable in a policy path.
@@ -152,14 +165,14 @@ pub fn learned_policy(session: &str, base: &str, refused: &[Refused], home: &Pat
                 }
             }
             Lift::Flag { .. } => notes.push(format!(
-                "{} {shown}: missing now (a path must exist to be allowed)",
+                "{} {name}: missing now (a path must exist to be allowed)",
                 r.access
             )),
             Lift::Never(why) => {
-                notes.push(format!("{} {shown}: {why} (no policy lifts it)", r.access))
+                notes.push(format!("{} {name}: {why} (no policy lifts it)", r.access))
             }
-            Lift::Relative => notes.push(format!("{} {shown}: a relative path", r.access)),
-            Lift::Connect => notes.push(format!("connect {shown}: see [network]")),
+            Lift::Relative => notes.push(format!("{} {name}: a relative path", r.access)),
+            Lift::Connect => notes.push(format!("connect {name}: see [network]")),
         }
     }
     let mut out = format!(
@@ -179,7 +192,7 @@ pub fn learned_policy(session: &str, base: &str, refused: &[Refused], home: &Pat
     if !notes.is_empty() {
         out.push_str("\n# Refused, not added:\n");
         for note in notes {
-            let _ = writeln!(out, "#   {}", note.replace('\n', " "));
+            let _ = writeln!(out, "#   {}", for_terminal(&note));
         }
     }
     out

@@ -297,7 +297,9 @@ fn refuse(
         eprint!(
             "sluice: refused writing {}: {} ({}). The sandbox never writes such a \
              path; if the change is wanted, make it yourself outside sluice.\r\n",
-            path.display(),
+            // The program chose the name: no control character reaches the
+            // person's terminal.
+            crate::audit::escape::for_terminal(&crate::audit::escape::escape_os(path.as_os_str())),
             refusal.why,
             refusal.rule,
         );
