@@ -197,3 +197,87 @@ pub fn learned_policy(session: &str, base: &str, refused: &[Refused], home: &Pat
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(path: &str, access: Access, by: By, rule: Option<&str>) -> Refused {
+        Refused {
+            path: PathBuf::from(path),
+            op: Op::Open,
+            access,
+            count: 1,
+            by,
+            rule: rule.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn siblings_are_allowed_by_their_directory_but_never_home_or_root() {
+        let home = Path::new("/home/u");
+        let by = By::NonInteractiveDefault;
+        let list = [
+            refused("/home/u/.cargo/registry/a", Access::Read, by, None),
+            refused("/home/u/.cargo/registry/b", Access::Read, by, None),
+            refused("/home/u/.gitconfig", Access::Read, by, None),
+            refused("/home/u/.npmrc2", Access::Read, by, None),
+            refused("/etc/x", Access::Write, by, None),
+            refused("/a", Access::Read, by, None),
+            refused("/b", Access::Read, by, None),
+            refused(
+                "/home/u/.ssh/id_rsa",
+                Access::Read,
+                By::Rule,
+                Some("deny \"~/.ssh\" (default:1)"),
+            ),
+            refused("/home/u/.bashrc", Access::Write, By::Protected, None),
+            refused("rel/x", Access::Read, by, None),
+        ];
+        let text = summary("s1", &list, home);
+        for line in [
+            "read ~/.cargo/registry/a: allow with --allow-read ~/.cargo/registry\r\n",
+            "read ~/.gitconfig: allow with --allow-read ~/.gitconfig\r\n",
+            "write /etc/x: allow with --allow-write /etc/x\r\n",
+            "read /a: allow with --allow-read /a\r\n",
+            "read ~/.ssh/id_rsa: refused by deny \"~/.ssh\" (default:1): no flag lifts it\r\n",
+            "write ~/.bashrc: refused by protected: no flag lifts it\r\n",
+            "read rel/x: a relative path: see the audit record\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_learnt_policy_extends_the_base_and_adds_only_what_may_be_lifted() {
+        let dir = std::env::temp_dir().join(format!("sluice-learn-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let home = dir.as_path();
+        let by = By::NonInteractiveDefault;
+        let data = dir.join("data");
+        let list = [
+            refused(data.to_str().unwrap(), Access::Read, by, None),
+            refused(dir.join("gone").to_str().unwrap(), Access::Read, by, None),
+            refused(
+                dir.join(".ssh/k").to_str().unwrap(),
+                Access::Read,
+                By::Rule,
+                Some("deny \"~/.ssh\""),
+            ),
+        ];
+        let text = learned_policy("s1", "/p/base.toml", &list, home);
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(text.contains("extends = [\"/p/base.toml\"]"), "{text}");
+        assert!(
+            text.contains("{ path = \"~/data\", optional = true }"),
+            "{text}"
+        );
+        assert!(text.contains("#   read ~/gone: missing now"), "{text}");
+        assert!(
+            text.contains("#   read ~/.ssh/k: deny \"~/.ssh\" (no policy lifts it)"),
+            "{text}"
+        );
+        let table: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(table["filesystem"]["read"].as_array().unwrap().len(), 1);
+    }
+}
