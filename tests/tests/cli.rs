@@ -163,7 +163,14 @@ fn policy_list_shows_the_builtins() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    for builtin in ["default", "readonly"] {
+    for builtin in [
+        "default",
+        "readonly",
+        "agent",
+        "claude-code",
+        "codex",
+        "aider",
+    ] {
         assert!(names.contains(&builtin), "{builtin} not listed\n{out}");
     }
 }
