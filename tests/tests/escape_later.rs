@@ -68,6 +68,27 @@ const FSMONITOR: &str =
 /// A pre-commit hook that leaves the marker.
 const HOOK: &str = r#"printf '#!/bin/sh\ntouch %s\n' "$1""#;
 
+/// `fchmod` on a descriptor opened for reading (perl's `chmod` of a handle).
+const FCHMOD: &str = r#"'open my $f, "<", $ARGV[0] or die; chmod 0755, $f or die "$!\n"'"#;
+
+/// `fchmodat2(fd, "", 0755, AT_EMPTY_PATH)` on a descriptor opened for reading.
+const FCHMODAT2_EMPTY: &str = r#"'my $e = ""; open my $f, "<", $ARGV[0] or die;
+    syscall(452, fileno($f), $e, 0755, 0x1000) == 0 or die "$!\n"'"#;
+
+/// A repository `sub` whose pre-commit hook the person keeps disabled (not
+/// executable, so git skips it); made executable, it leaves the marker.
+fn inert_hook(fx: &Fixture) {
+    repository(fx, "sub");
+    let hook = fx.ws("sub/.git/hooks/pre-commit");
+    fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", marker(fx))).unwrap();
+    let out = git_outside(fx, "sub", &["commit", "-q", "--allow-empty", "-m", "inert"]);
+    out.succeeded();
+    assert!(
+        !Path::new(&marker(fx)).exists(),
+        "git ran a non-executable hook"
+    );
+}
+
 struct Vector {
     name: &'static str,
     /// Made outside sluice, before the session.
@@ -148,6 +169,30 @@ fn vectors() -> Vec<Vector> {
             script: format!(
                 "{HOOK} > hook; chmod +x hook; ln hook sub/.git/hooks/pre-commit"
             ),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook made executable (chmod)",
+            setup: inert_hook,
+            script: "chmod +x sub/.git/hooks/pre-commit".to_owned(),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook made executable through a descriptor (fchmod)",
+            setup: inert_hook,
+            script: format!("perl -e {FCHMOD} sub/.git/hooks/pre-commit"),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook made executable by fchmodat2 on a descriptor",
+            setup: inert_hook,
+            script: format!("perl -e {FCHMODAT2_EMPTY} sub/.git/hooks/pre-commit"),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook made executable through a symlink to it",
+            setup: inert_hook,
+            script: "ln -s sub/.git/hooks/pre-commit h; chmod +x h".to_owned(),
             trigger: ("sub", commit),
         },
         Vector {
@@ -348,11 +393,43 @@ fn a_repository_made_inside_keeps_working_and_its_config_runs_nothing() {
         assert_eq!(log.stdout.lines().count(), 1, "{log}");
         let name = git_outside(&fx, "mine", &["config", "--local", "user.name"]);
         assert_eq!(name.stdout, "someone\n", "{name}");
+        // git init learnt that the file system keeps modes by setting and
+        // clearing the configuration's execute bit.
+        let filemode = git_outside(&fx, "mine", &["config", "--local", "core.filemode"]);
+        assert_eq!(filemode.stdout, "true\n", "{filemode}");
         let out = git_outside(&fx, "mine", &["status", "--porcelain"]);
         assert_not_ran(&fx, "fsmonitor set by git config", &out);
         // The hooks git init wrote are the inert samples.
         let hooks = fs::read_dir(fx.ws("mine/.git/hooks")).unwrap().count();
         assert!(hooks > 0, "git init wrote no sample hooks");
+    }
+}
+
+/// Control: making any other file executable works inside as outside, by
+/// name and through a descriptor, and so does a mode change of the
+/// directory on the way to a protected path.
+#[test]
+fn making_other_files_executable_still_works() {
+    use std::os::unix::fs::PermissionsExt;
+    for args in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        repository(&fx, "sub");
+        fs::write(fx.ws("build.sh"), "#!/bin/sh\n").unwrap();
+        fs::write(fx.ws("tool.sh"), "#!/bin/sh\n").unwrap();
+        fs::write(fx.ws("run.sh"), "#!/bin/sh\n").unwrap();
+        let script = format!(
+            "chmod +x build.sh && perl -e {FCHMOD} tool.sh \
+             && perl -e {FCHMODAT2_EMPTY} run.sh \
+             && chmod 751 sub/.git/hooks && echo done"
+        );
+        let out = script_inside(&fx, args, &script);
+        assert_eq!(out.stdout, "done\n", "{out}");
+        assert!(!out.stderr.contains("refused"), "{out}");
+        let mode = |rel: &str| fs::metadata(fx.ws(rel)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("build.sh") & 0o111, 0o111, "{out}");
+        assert_eq!(mode("tool.sh"), 0o755, "{out}");
+        assert_eq!(mode("run.sh"), 0o755, "{out}");
+        assert_eq!(mode("sub/.git/hooks"), 0o751, "{out}");
     }
 }
 

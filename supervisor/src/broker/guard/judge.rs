@@ -23,6 +23,9 @@ pub enum Act {
     LinkSource,
     /// The name a rename takes away.
     RenameSource,
+    /// A mode that makes the file executable (nothing is made: a directory
+    /// on the way to a protected path may change its mode).
+    Chmod,
 }
 
 /// Why a call is refused.
@@ -44,9 +47,15 @@ pub fn judge(protect: &Protect, path: &Path, act: Act) -> Option<Refusal> {
             why: "a file sluice is putting in place",
         });
     }
+    if act == Act::Chmod && is_git_config(path) {
+        // Read, never run; and `git init` sets and clears its execute bit
+        // to learn whether the file system keeps modes (`core.filemode`).
+        return None;
+    }
     if let Some(rule) = protect.protects(path) {
         let why = match act {
             Act::Write | Act::Mkdir | Act::Name => "it runs code outside the sandbox later",
+            Act::Chmod => "made executable, it would run outside the sandbox later",
             Act::LinkSource => "a second name for it would be writable",
             Act::RenameSource => return None,
         };
@@ -113,6 +122,12 @@ mod tests {
         assert!(!j("/ws/.git/config", Act::RenameSource));
         assert!(!j("/ws/src/main.rs", Act::Write));
         assert!(j("/ws/.git/.sluice-guard-1", Act::Write));
+        // A hook made executable; the directories on the way may change mode.
+        assert!(j("/ws/sub/.git/hooks/pre-commit", Act::Chmod));
+        assert!(!j("/ws/sub/.git/hooks", Act::Chmod));
+        assert!(!j("/ws/sub/.git/hooks/pre-commit.sample", Act::Chmod));
+        assert!(!j("/ws/build.sh", Act::Chmod));
+        assert!(!j("/ws/.git/config", Act::Chmod));
         assert!(j("/ws/.sluice-guard-1", Act::RenameSource));
     }
 

@@ -119,7 +119,20 @@ pub enum Call {
         new: u64,
         flags: u32,
     },
+    /// `chmod`, `fchmodat`, `fchmodat2` that make a file executable.
+    Chmod {
+        dirfd: Option<i32>,
+        path: u64,
+        mode: u32,
+        flags: i32,
+    },
+    /// `fchmod` that makes a descriptor's file executable.
+    Fchmod { fd: i32, mode: u32 },
 }
+
+/// `fchmodat2`: the same number on every architecture (libc names it only
+/// for some).
+const SYS_FCHMODAT2: libc::c_long = 452;
 
 impl Call {
     /// The guard's calls other than the `open` family and `mkdir`.
@@ -158,6 +171,29 @@ impl Call {
                 newdir: int(a[2]),
                 new: a[3],
                 flags: a[4] as u32,
+            },
+            libc::SYS_fchmod => Call::Fchmod {
+                fd: a[0] as u32 as i32,
+                mode: a[1] as u32,
+            },
+            libc::SYS_fchmodat => Call::Chmod {
+                dirfd: int(a[0]),
+                path: a[1],
+                mode: a[2] as u32,
+                flags: 0,
+            },
+            SYS_FCHMODAT2 => Call::Chmod {
+                dirfd: int(a[0]),
+                path: a[1],
+                mode: a[2] as u32,
+                flags: a[3] as u32 as i32,
+            },
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_chmod => Call::Chmod {
+                dirfd: None,
+                path: a[0],
+                mode: a[1] as u32,
+                flags: 0,
             },
             #[cfg(target_arch = "x86_64")]
             libc::SYS_mknod => Call::Mknod {
@@ -200,6 +236,7 @@ impl Call {
             Call::Symlink { .. } => audit::Op::Symlink,
             Call::Link { .. } => audit::Op::Link,
             Call::Rename { .. } => audit::Op::Rename,
+            Call::Chmod { .. } | Call::Fchmod { .. } => audit::Op::Chmod,
         }
     }
 }
@@ -553,7 +590,118 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
             new,
             flags,
         } => rename(env, target, root, (olddir, old), (newdir, new), flags),
+        Call::Chmod {
+            dirfd,
+            path,
+            mode,
+            flags,
+        } => chmod(env, target, root, (dirfd, path), mode, flags),
+        Call::Fchmod { fd, mode } => fchmod(env, target, fd, mode),
     }
+}
+
+/// A mode that makes a file executable, set by name: the file (through
+/// symlinks at the name, unless `AT_SYMLINK_NOFOLLOW`) is judged as if it
+/// were written, and the connector sets the mode on the judged name without
+/// following a symlink there.
+fn chmod(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    root: BorrowedFd<'_>,
+    (dirfd, path): (Option<i32>, u64),
+    mode: u32,
+    flags: i32,
+) -> Result<Answer, Stop> {
+    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Stop::Errno(libc::EINVAL));
+    }
+    if flags & libc::AT_EMPTY_PATH != 0 && target.read_path(path)?.is_empty() {
+        return fchmod(env, target, dirfd.unwrap_or(libc::AT_FDCWD), mode);
+    }
+    let named = read_named(target, dirfd, path)?;
+    target.valid()?;
+    let place = match env.guard.place(root, named.base.as_deref(), &named.asked)? {
+        Some(place) if flags & libc::AT_SYMLINK_NOFOLLOW != 0 => place,
+        Some(place) => follow(env, root, place)?,
+        // `.` or `..`: the directory itself.
+        None => {
+            let dir = match &named.base {
+                Some(base) => [base.as_slice(), b"/", &named.asked].concat(),
+                None => named.asked.clone(),
+            };
+            let dir = fsops::openat2(
+                root.as_raw_fd(),
+                &dir,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+                libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+            )?;
+            let real = fsops::real_path(&dir)?;
+            check_path(env, real, Act::Chmod)?;
+            let req = fsop::Request {
+                mode,
+                flags: libc::AT_EMPTY_PATH,
+                ..request(Op::Chmod, b"", 0)
+            };
+            return done(perform(env, &req, dir.as_fd(), None)?);
+        }
+    };
+    check(env, &place, Act::Chmod)?;
+    let req = fsop::Request {
+        mode,
+        ..request(Op::Chmod, &place.name, 0)
+    };
+    done(perform(env, &req, place.parent.as_fd(), None)?)
+}
+
+/// A mode that makes a file executable, set on a descriptor (`fchmod`, or
+/// `fchmodat2` with `AT_EMPTY_PATH`): the file the descriptor names now is
+/// judged, and the connector sets the mode on that same file (never the
+/// program's descriptor number, which another thread could point elsewhere
+/// meanwhile). A file with no name left (removed, unnamed) is not judged:
+/// it can only get one through a call judged in its turn.
+fn fchmod(env: &Env<'_>, target: &Target<'_>, fd: i32, mode: u32) -> Result<Answer, Stop> {
+    let which = match fd {
+        libc::AT_FDCWD => "cwd".to_owned(),
+        fd if fd >= 0 => format!("fd/{fd}"),
+        _ => return Err(Stop::Errno(libc::EBADF)),
+    };
+    if fd >= 0 && opened_for_path_only(target, fd) {
+        // The kernel refuses a mode change through an `O_PATH` descriptor.
+        return Err(Stop::Errno(libc::EBADF));
+    }
+    let file = fsops::openat2(
+        libc::AT_FDCWD,
+        format!("/proc/{}/{which}", target.tid).as_bytes(),
+        libc::O_PATH | libc::O_CLOEXEC,
+        0,
+        0,
+    )
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => Stop::Errno(libc::EBADF),
+        _ => Stop::from(e),
+    })?;
+    target.valid()?;
+    if let Ok(real) = fsops::real_path(&file) {
+        check_path(env, real, Act::Chmod)?;
+    }
+    let req = fsop::Request {
+        mode,
+        flags: libc::AT_EMPTY_PATH,
+        ..request(Op::Chmod, b"", 0)
+    };
+    done(perform(env, &req, file.as_fd(), None)?)
+}
+
+/// Whether the program's descriptor `fd` was opened with `O_PATH`.
+fn opened_for_path_only(target: &Target<'_>, fd: i32) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", target.tid));
+    let flags = info.ok().and_then(|info| {
+        info.lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|v| i32::from_str_radix(v.trim(), 8).ok())
+    });
+    flags.is_some_and(|f| f & libc::O_PATH != 0)
 }
 
 /// A base request for `op` on `name`.
