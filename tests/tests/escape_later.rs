@@ -61,6 +61,28 @@ fn repository(fx: &Fixture, dir: &str) {
     git_outside(fx, dir, &["commit", "-q", "--allow-empty", "-m", "one"]).succeeded();
 }
 
+/// A repository `proj` with a submodule's repository at
+/// `.git/modules/vendor/lib` (its name holds a slash, as `git submodule add
+/// URL vendor/lib` names it) checked out at `vendor/lib`, with one commit.
+fn submodule(fx: &Fixture) {
+    repository(fx, "proj");
+    fs::create_dir_all(fx.ws("proj/.git/modules/vendor")).unwrap();
+    fs::create_dir_all(fx.ws("proj/vendor")).unwrap();
+    let gitdir = ".git/modules/vendor/lib";
+    git_outside(
+        fx,
+        "proj",
+        &["init", "-q", "--separate-git-dir", gitdir, "vendor/lib"],
+    )
+    .succeeded();
+    git_outside(
+        fx,
+        "proj/vendor/lib",
+        &["commit", "-q", "--allow-empty", "-m", "one"],
+    )
+    .succeeded();
+}
+
 /// A fsmonitor command in a git configuration, written by `printf`.
 const FSMONITOR: &str =
     r#"printf '[core]\n\trepositoryformatversion = 0\n\tfsmonitor = "touch %s; false"\n' "$1""#;
@@ -132,6 +154,35 @@ fn vectors() -> Vec<Vector> {
             },
             script: format!("{FSMONITOR} >> proj/.git/modules/m/config"),
             trigger: ("proj/m", status),
+        },
+        Vector {
+            name: "a hook in a submodule's repository (a name with a slash)",
+            setup: submodule,
+            script: format!(
+                "{HOOK} > proj/.git/modules/vendor/lib/hooks/pre-commit; \
+                 chmod +x proj/.git/modules/vendor/lib/hooks/pre-commit"
+            ),
+            trigger: ("proj/vendor/lib", commit),
+        },
+        Vector {
+            name: "a submodule's repository moved into .git/modules from outside",
+            setup: submodule,
+            script: format!(
+                "cp -r proj/.git/modules/vendor/lib evil; {HOOK} > evil/hooks/pre-commit; \
+                 chmod +x evil/hooks/pre-commit; rm -rf proj/.git/modules/vendor/lib; \
+                 mv evil proj/.git/modules/vendor/lib"
+            ),
+            trigger: ("proj/vendor/lib", commit),
+        },
+        Vector {
+            name: "a submodule's hooks directory made a symlink",
+            setup: submodule,
+            script: format!(
+                "mkdir evil; {HOOK} > evil/pre-commit; chmod +x evil/pre-commit; \
+                 rm -rf proj/.git/modules/vendor/lib/hooks; \
+                 ln -s ../../../../../evil proj/.git/modules/vendor/lib/hooks"
+            ),
+            trigger: ("proj/vendor/lib", commit),
         },
         Vector {
             name: "a worktree's commondir in .git/worktrees",
@@ -402,6 +453,34 @@ fn a_repository_made_inside_keeps_working_and_its_config_runs_nothing() {
         // The hooks git init wrote are the inert samples.
         let hooks = fs::read_dir(fx.ws("mine/.git/hooks")).unwrap().count();
         assert!(hooks > 0, "git init wrote no sample hooks");
+    }
+}
+
+/// Control: git keeps working inside on a submodule's repository (in
+/// `.git/modules`, a name with a slash) and a worktree's (in
+/// `.git/worktrees`), configuration included, and outside afterwards.
+#[test]
+fn existing_submodules_and_worktrees_keep_working_inside() {
+    let script = "cd proj/vendor/lib && echo a > f && git add f \
+                  && git -c user.name=t -c user.email=t@t commit -q -m inside \
+                  && git config user.name someone && git checkout -q -b topic \
+                  && cd ../../../wt && echo b > g && git add g \
+                  && git -c user.name=t -c user.email=t@t commit -q -m inside-wt \
+                  && echo done";
+    for args in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        submodule(&fx);
+        git_outside(&fx, "proj", &["worktree", "add", "-q", "../wt"]).succeeded();
+        let out = script_inside(&fx, args, script);
+        assert_eq!(out.stdout, "done\n", "{out}");
+        assert!(!out.stderr.contains("refused"), "{out}");
+        let log = git_outside(&fx, "proj/vendor/lib", &["log", "--oneline", "topic"]);
+        assert!(log.stdout.contains("inside"), "{log}");
+        let name = git_outside(&fx, "proj/vendor/lib", &["config", "--local", "user.name"]);
+        assert_eq!(name.stdout, "someone\n", "{name}");
+        let log = git_outside(&fx, "wt", &["log", "--oneline"]);
+        assert!(log.stdout.contains("inside-wt"), "{log}");
+        git_outside(&fx, "proj", &["status", "--porcelain"]).succeeded();
     }
 }
 

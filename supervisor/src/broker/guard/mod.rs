@@ -8,7 +8,8 @@
 //! its filter) for every call that writes a file or makes a name: `open`
 //! and `openat` whose flags write, create, truncate or make an unnamed
 //! file, `creat`, `openat2`, `mkdir`, `mknod`, `link`, `symlink` and
-//! `rename` in all their forms. For each the reader thread
+//! `rename` in all their forms, and `chmod` in all its forms when the mode
+//! makes a file executable. For each the reader thread
 //! ([`super::transparent`]) calls [`serve`]:
 //!
 //! 1. The paths are read once from the program's memory.
@@ -17,7 +18,8 @@
 //!    mount view, its symlinks) and the kernel's name for that directory,
 //!    plus the final name, is judged ([`judge`]): a protected path is
 //!    never written, made, linked to or renamed onto, and no new name is
-//!    made on the way to one (a file or symlink named `.git`, `mv x .git`).
+//!    made on the way to one (a file or symlink named `.git`, `mv x .git`),
+//!    nor moved into a protected tree from outside (`mv x .git/modules/m`).
 //! 3. What passes is made by the connector, a process inside the program's
 //!    sandbox (`sandbox_child::fsop`), on that directory descriptor and
 //!    name, following no symlink there: the kernel is never asked to run
@@ -468,6 +470,18 @@ fn check(env: &Env<'_>, place: &Place, act: Act) -> Result<(), Stop> {
     check_path(env, place.path(), act)
 }
 
+/// A name made at `dst` from `src` (`None`: made from nothing, a symlink or
+/// device node): inside a protected tree, only from within it
+/// ([`judge::judge_region`]).
+fn check_region(env: &Env<'_>, src: Option<&Place>, dst: &Place) -> Result<(), Stop> {
+    let path = dst.path();
+    let from = src.map(Place::path);
+    match judge::judge_region(&env.guard.protect, from.as_deref(), &path) {
+        Some(refusal) => Err(Stop::Refused(path, refusal)),
+        None => Ok(()),
+    }
+}
+
 fn check_path(env: &Env<'_>, path: PathBuf, act: Act) -> Result<(), Stop> {
     match judge::judge(&env.guard.protect, &path, act) {
         Some(refusal) => Err(Stop::Refused(path, refusal)),
@@ -518,6 +532,7 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
                 .place(root, named.base.as_deref(), &named.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
             check(env, &place, Act::Name)?;
+            check_region(env, None, &place)?;
             let req = request(Op::Mknod, &place.name, umask);
             let req = fsop::Request { mode, dev, ..req };
             done(perform(env, &req, place.parent.as_fd(), None)?)
@@ -535,6 +550,7 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
                 .place(root, named.base.as_deref(), &named.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
             check(env, &place, Act::Name)?;
+            check_region(env, None, &place)?;
             let req = fsop::Request {
                 target: &content,
                 ..request(Op::Symlink, &place.name, 0)
@@ -572,6 +588,7 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
                 .ok_or(Stop::Errno(libc::EEXIST))?;
             check(env, &src, Act::LinkSource)?;
             check(env, &dst, Act::Name)?;
+            check_region(env, Some(&src), &dst)?;
             let req = fsop::Request {
                 name2: &dst.name,
                 ..request(Op::Link, &src.name, 0)
@@ -955,6 +972,10 @@ fn rename(
             return gitconfig::put(env, &src, &dst, flags);
         }
         return Err(refused);
+    }
+    check_region(env, Some(&src), &dst)?;
+    if exchange {
+        check_region(env, Some(&dst), &src)?;
     }
     let req = fsop::Request {
         flags: flags as i32,
