@@ -484,6 +484,30 @@ fn existing_submodules_and_worktrees_keep_working_inside() {
     }
 }
 
+/// `.gitmodules` as git writes it (a lock renamed into place: `git config
+/// -f .gitmodules`, `git submodule add`, `git mv`) is checked like a
+/// repository's configuration: a submodule's keys pass, `update = !command`
+/// (which `git submodule update` would run) is refused and named.
+#[test]
+fn gitmodules_is_written_by_git_without_a_command() {
+    let script = "cd proj && git config -f .gitmodules submodule.vendor/lib.branch main \
+                  && echo branch; git config -f .gitmodules submodule.vendor/lib.update \
+                  \"!touch $1\" && echo update set || echo update refused";
+    for args in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        repository(&fx, "proj");
+        let modules = "[submodule \"vendor/lib\"]\n\tpath = vendor/lib\n\turl = ../lib\n";
+        fs::write(fx.ws("proj/.gitmodules"), modules).unwrap();
+        let out = script_inside(&fx, args, script);
+        assert_eq!(out.stdout, "branch\nupdate refused\n", "{out}");
+        assert!(out.stderr.contains("submodule.<name>.update"), "{out}");
+        let keys = ["config", "-f", ".gitmodules", "--get-regexp", "submodule"];
+        let got = git_outside(&fx, "proj", &keys);
+        assert!(got.stdout.contains(".branch main"), "{got}");
+        assert!(!got.stdout.contains(".update"), "{got}");
+    }
+}
+
 /// Control: making any other file executable works inside as outside, by
 /// name and through a descriptor, and so does a mode change of the
 /// directory on the way to a protected path.

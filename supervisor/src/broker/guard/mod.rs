@@ -968,8 +968,14 @@ fn rename(
     )?;
     if let Err(refused) = check(env, &dst, Act::Name) {
         let plain = flags & !libc::RENAME_NOREPLACE == 0;
-        if plain && judge::is_git_config(&dst.path()) && !dst.real.starts_with("/proc") {
-            return gitconfig::put(env, &src, &dst, flags);
+        let path = dst.path();
+        if plain && !dst.real.starts_with("/proc") {
+            if judge::is_git_config(&path) {
+                return gitconfig::put(env, &src, &dst, flags, gitconfig::check);
+            }
+            if path.file_name() == Some(OsStr::new(".gitmodules")) {
+                return gitconfig::put(env, &src, &dst, flags, gitconfig::check_gitmodules);
+            }
         }
         return Err(refused);
     }
