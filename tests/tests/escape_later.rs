@@ -54,6 +54,32 @@ fn script_inside(fx: &Fixture, sluice_args: &[&str], script: &str) -> Outcome {
     execute(fx.sluice_command(sluice_args, &["/bin/sh", "-c", script, "sh", &mark]))
 }
 
+/// A policy extending `default` with a pattern of its own.
+const EXTENDING: &str = "extends = [\"default\"]\n\n[filesystem]\nprotect = [\"**/.tool\"]\n";
+
+/// The three ways each vector is tested (issue 14's "done when"): the
+/// built-in `default`, a policy extending it, and `--transparent`.
+const WAYS: [&str; 3] = ["default", "a policy extending it", "--transparent"];
+
+/// The `sluice run` arguments for `way` (one of [`WAYS`]) in `fx`.
+fn way_args(fx: &Fixture, way: &str) -> Vec<String> {
+    match way {
+        "default" => vec![],
+        "--transparent" => vec!["--transparent".to_owned()],
+        _ => vec![
+            "--policy".to_owned(),
+            fx.write_policy("extending.toml", EXTENDING),
+        ],
+    }
+}
+
+/// `script_inside` with `way`'s arguments.
+fn script_way(fx: &Fixture, way: &str, script: &str) -> Outcome {
+    let args = way_args(fx, way);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    script_inside(fx, &args, script)
+}
+
 /// A repository at `dir` (relative to the workspace) with one commit.
 fn repository(fx: &Fixture, dir: &str) {
     fs::create_dir_all(fx.ws(dir)).unwrap();
@@ -325,10 +351,7 @@ fn git_vectors_are_held_under_transparent() {
 
 #[test]
 fn git_vectors_are_held_under_a_policy_extending_default() {
-    every_vector(
-        &[],
-        Some("extends = [\"default\"]\n\n[filesystem]\nprotect = [\"**/.tool\"]\n"),
-    );
+    every_vector(&[], Some(EXTENDING));
 }
 
 /// A policy's own entries are enforced like the built-in ones; the same
@@ -363,6 +386,12 @@ fn a_policy_adds_its_own_protected_paths() {
 /// are refused at any depth; the same names elsewhere are written.
 #[test]
 fn editor_and_agent_settings_are_refused_at_any_depth() {
+    for way in WAYS {
+        editor_and_agent_settings_are_refused(way);
+    }
+}
+
+fn editor_and_agent_settings_are_refused(way: &str) {
     let fx = Fixture::new(PROBE);
     let refused = [
         ".vscode/tasks.json",
@@ -388,7 +417,7 @@ fn editor_and_agent_settings_are_refused_at_any_depth() {
     // Again: recorded again, told once.
     script.push_str("mkdir .claude 2>/dev/null; ");
     script.push_str("echo x > vscode-tasks.json && echo control");
-    let out = script_inside(&fx, &[], &script);
+    let out = script_way(&fx, way, &script);
     assert_eq!(out.stdout, "control\n", "{out}");
     for rel in refused {
         assert!(!Path::new(&fx.ws(rel)).exists(), "{rel} was made\n{out}");
@@ -434,10 +463,13 @@ fn a_repository_made_inside_keeps_working_and_its_config_runs_nothing() {
     let out = git_outside(&control, "mine", &["status", "--porcelain"]);
     assert_ran(&control, "fsmonitor set by git config", &out);
 
-    for args in [&[][..], &["--transparent"][..]] {
+    for way in WAYS {
         let fx = Fixture::new(PROBE);
-        let inside = script_inside(&fx, args, script);
-        assert_eq!(inside.stdout, "configured\nfsmonitor refused\n", "{inside}");
+        let inside = script_way(&fx, way, script);
+        assert_eq!(
+            inside.stdout, "configured\nfsmonitor refused\n",
+            "{way}: {inside}"
+        );
         assert!(inside.stderr.contains("core.fsmonitor"), "{inside}");
         let log = git_outside(&fx, "mine", &["log", "--oneline"]);
         log.succeeded();
@@ -467,12 +499,12 @@ fn existing_submodules_and_worktrees_keep_working_inside() {
                   && cd ../../../wt && echo b > g && git add g \
                   && git -c user.name=t -c user.email=t@t commit -q -m inside-wt \
                   && echo done";
-    for args in [&[][..], &["--transparent"][..]] {
+    for way in WAYS {
         let fx = Fixture::new(PROBE);
         submodule(&fx);
         git_outside(&fx, "proj", &["worktree", "add", "-q", "../wt"]).succeeded();
-        let out = script_inside(&fx, args, script);
-        assert_eq!(out.stdout, "done\n", "{out}");
+        let out = script_way(&fx, way, script);
+        assert_eq!(out.stdout, "done\n", "{way}: {out}");
         assert!(!out.stderr.contains("refused"), "{out}");
         let log = git_outside(&fx, "proj/vendor/lib", &["log", "--oneline", "topic"]);
         assert!(log.stdout.contains("inside"), "{log}");
@@ -493,13 +525,13 @@ fn gitmodules_is_written_by_git_without_a_command() {
     let script = "cd proj && git config -f .gitmodules submodule.vendor/lib.branch main \
                   && echo branch; git config -f .gitmodules submodule.vendor/lib.update \
                   \"!touch $1\" && echo update set || echo update refused";
-    for args in [&[][..], &["--transparent"][..]] {
+    for way in WAYS {
         let fx = Fixture::new(PROBE);
         repository(&fx, "proj");
         let modules = "[submodule \"vendor/lib\"]\n\tpath = vendor/lib\n\turl = ../lib\n";
         fs::write(fx.ws("proj/.gitmodules"), modules).unwrap();
-        let out = script_inside(&fx, args, script);
-        assert_eq!(out.stdout, "branch\nupdate refused\n", "{out}");
+        let out = script_way(&fx, way, script);
+        assert_eq!(out.stdout, "branch\nupdate refused\n", "{way}: {out}");
         assert!(out.stderr.contains("submodule.<name>.update"), "{out}");
         let keys = ["config", "-f", ".gitmodules", "--get-regexp", "submodule"];
         let got = git_outside(&fx, "proj", &keys);
@@ -514,7 +546,7 @@ fn gitmodules_is_written_by_git_without_a_command() {
 #[test]
 fn making_other_files_executable_still_works() {
     use std::os::unix::fs::PermissionsExt;
-    for args in [&[][..], &["--transparent"][..]] {
+    for way in WAYS {
         let fx = Fixture::new(PROBE);
         repository(&fx, "sub");
         fs::write(fx.ws("build.sh"), "#!/bin/sh\n").unwrap();
@@ -525,8 +557,8 @@ fn making_other_files_executable_still_works() {
              && perl -e {FCHMODAT2_EMPTY} run.sh \
              && chmod 751 sub/.git/hooks && echo done"
         );
-        let out = script_inside(&fx, args, &script);
-        assert_eq!(out.stdout, "done\n", "{out}");
+        let out = script_way(&fx, way, &script);
+        assert_eq!(out.stdout, "done\n", "{way}: {out}");
         assert!(!out.stderr.contains("refused"), "{out}");
         let mode = |rel: &str| fs::metadata(fx.ws(rel)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode("build.sh") & 0o111, 0o111, "{out}");
@@ -540,6 +572,12 @@ fn making_other_files_executable_still_works() {
 /// run meanwhile, runs nothing the program wrote.
 #[test]
 fn protected_during_the_session_not_only_after() {
+    for way in WAYS {
+        protected_during_the_session(way);
+    }
+}
+
+fn protected_during_the_session(way: &str) {
     let fx = Fixture::new(PROBE);
     repository(&fx, "sub");
     let script = format!(
@@ -547,7 +585,9 @@ fn protected_during_the_session_not_only_after() {
          touch ready; i=0; while [ ! -e done ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
     );
     let mark = marker(&fx);
-    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", &script, "sh", &mark]);
+    let args = way_args(&fx, way);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = fx.sluice_command(&args, &["/bin/sh", "-c", &script, "sh", &mark]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -653,6 +693,12 @@ fn the_broker_does_not_write_protected_paths_either() {
 /// layer; other files in it are written.
 #[test]
 fn start_up_files_are_refused_when_the_home_directory_is_the_workspace() {
+    for way in WAYS {
+        start_up_files_are_refused(way);
+    }
+}
+
+fn start_up_files_are_refused(way: &str) {
     let fx = Fixture::new(PROBE);
     let home = fx.home("");
     let refused = [
@@ -675,16 +721,21 @@ fn start_up_files_are_refused_when_the_home_directory_is_the_workspace() {
     }
     script.push_str("echo x > notes2.txt && echo control");
     let mut cmd = Command::new(sluice_bin());
-    cmd.args(["run", "--workspace", &home, "--", "/bin/sh", "-c", &script])
+    cmd.args(["run", "--workspace", &home])
+        .args(way_args(&fx, way))
+        .args(["--", "/bin/sh", "-c", &script])
         .current_dir(&fx.home_dir)
         .env("HOME", &fx.home_dir)
         .env("XDG_STATE_HOME", fx.state_dir())
         .env("XDG_CONFIG_HOME", fx.root().join("config"))
         .stdin(Stdio::null());
     let out = execute(cmd);
-    assert_eq!(out.stdout, "control\n", "{out}");
+    assert_eq!(out.stdout, "control\n", "{way}: {out}");
     for rel in refused {
-        assert!(!Path::new(&fx.home(rel)).exists(), "{rel} was made\n{out}");
+        assert!(
+            !Path::new(&fx.home(rel)).exists(),
+            "{way}: {rel} was made\n{out}"
+        );
     }
 }
 
@@ -694,6 +745,12 @@ fn start_up_files_are_refused_when_the_home_directory_is_the_workspace() {
 /// would lose this race).
 #[test]
 fn swapping_the_path_during_the_check_gains_nothing() {
+    for way in WAYS {
+        swapping_the_path_gains_nothing(way);
+    }
+}
+
+fn swapping_the_path_gains_nothing(way: &str) {
     let fx = Fixture::new(PROBE);
     repository(&fx, "sub");
     let racer = r##"
@@ -719,9 +776,11 @@ t.join()
 print("done")
 "##;
     let mark = marker(&fx);
-    let out =
-        execute(fx.sluice_command(&[], &["/usr/bin/python3", "-S", "-c", racer, "2000", &mark]));
-    assert_eq!(out.stdout, "done\n", "{out}");
+    let args = way_args(&fx, way);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let racer = ["/usr/bin/python3", "-S", "-c", racer, "2000", &mark];
+    let out = execute(fx.sluice_command(&args, &racer));
+    assert_eq!(out.stdout, "done\n", "{way}: {out}");
     assert!(
         Path::new(&fx.ws("sub/harmless-name-xx")).exists(),
         "the harmless name was never written: the race did not run\n{out}"
@@ -740,14 +799,20 @@ print("done")
 /// covers), and the repository works afterwards.
 #[test]
 fn a_repository_made_at_the_top_of_the_workspace_is_kept() {
+    for way in WAYS {
+        a_repository_made_at_the_top_is_kept(way);
+    }
+}
+
+fn a_repository_made_at_the_top_is_kept(way: &str) {
     let fx = Fixture::new(PROBE);
     fs::remove_dir_all(fx.ws(".git")).unwrap();
     let script =
         "git init -q . && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m one \
                   && echo made; printf '#!/bin/sh\\ntouch %s\\n' \"$1\" > .git/hooks/pre-commit; \
                   chmod +x .git/hooks/pre-commit";
-    let inside = script_inside(&fx, &[], script);
-    assert_eq!(inside.stdout, "made\n", "{inside}");
+    let inside = script_way(&fx, way, script);
+    assert_eq!(inside.stdout, "made\n", "{way}: {inside}");
     assert!(!inside.stderr.contains("moved to"), "{inside}");
     assert!(Path::new(&fx.ws(".git/config")).exists(), "{inside}");
     let log = git_outside(&fx, "", &["log", "--oneline"]);
