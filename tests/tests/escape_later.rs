@@ -123,6 +123,25 @@ const FCHMOD: &str = r#"'open my $f, "<", $ARGV[0] or die; chmod 0755, $f or die
 const FCHMODAT2_EMPTY: &str = r#"'my $e = ""; open my $f, "<", $ARGV[0] or die;
     syscall(452, fileno($f), $e, 0755, 0x1000) == 0 or die "$!\n"'"#;
 
+/// `setxattr(path, "system.posix_acl_access", u::rwx g::r o::r)`: an access
+/// ACL that sets the owner's execute permission, as `chmod u+x` would.
+const ACL_EXEC: &str = r#"'import os, struct, sys
+acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, 0xffffffff)
+    for t, p in [(1, 7), (4, 4), (0x20, 4)])
+os.setxattr(sys.argv[1], "system.posix_acl_access", acl)'"#;
+
+/// The same ACL set by `fsetxattr` on a descriptor opened for reading.
+const ACL_EXEC_FD: &str = r#"'import os, struct, sys
+acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, 0xffffffff)
+    for t, p in [(1, 7), (4, 4), (0x20, 4)])
+os.setxattr(os.open(sys.argv[1], os.O_RDONLY), "system.posix_acl_access", acl)'"#;
+
+/// Other attributes, on a descriptor and on `.`, read back.
+const XATTRS: &str = r#"'import os, sys
+os.setxattr(os.open(sys.argv[1], os.O_RDONLY), "user.t", b"\0v")
+os.setxattr(".", "user.d", b"")
+print(os.getxattr(sys.argv[1], "user.t") == b"\0v", os.getxattr(".", "user.d") == b"")'"#;
+
 /// A repository `sub` whose pre-commit hook the person keeps disabled (not
 /// executable, so git skips it); made executable, it leaves the marker.
 fn inert_hook(fx: &Fixture) {
@@ -264,6 +283,18 @@ fn vectors() -> Vec<Vector> {
             name: "a non-executable hook made executable by fchmodat2 on a descriptor",
             setup: inert_hook,
             script: format!("perl -e {FCHMODAT2_EMPTY} sub/.git/hooks/pre-commit"),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook given an access ACL that lets its owner run it",
+            setup: inert_hook,
+            script: format!("python3 -S -c {ACL_EXEC} sub/.git/hooks/pre-commit"),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook given an access ACL through a descriptor",
+            setup: inert_hook,
+            script: format!("python3 -S -c {ACL_EXEC_FD} sub/.git/hooks/pre-commit"),
             trigger: ("sub", commit),
         },
         Vector {
@@ -552,18 +583,21 @@ fn making_other_files_executable_still_works() {
         fs::write(fx.ws("build.sh"), "#!/bin/sh\n").unwrap();
         fs::write(fx.ws("tool.sh"), "#!/bin/sh\n").unwrap();
         fs::write(fx.ws("run.sh"), "#!/bin/sh\n").unwrap();
+        fs::write(fx.ws("acl.sh"), "#!/bin/sh\n").unwrap();
         let script = format!(
             "chmod +x build.sh && perl -e {FCHMOD} tool.sh \
+             && python3 -S -c {ACL_EXEC} acl.sh && python3 -S -c {XATTRS} tool.sh \
              && perl -e {FCHMODAT2_EMPTY} run.sh \
              && chmod 751 sub/.git/hooks && echo done"
         );
         let out = script_way(&fx, way, &script);
-        assert_eq!(out.stdout, "done\n", "{way}: {out}");
+        assert_eq!(out.stdout, "True True\ndone\n", "{way}: {out}");
         assert!(!out.stderr.contains("refused"), "{out}");
         let mode = |rel: &str| fs::metadata(fx.ws(rel)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode("build.sh") & 0o111, 0o111, "{out}");
         assert_eq!(mode("tool.sh"), 0o755, "{out}");
         assert_eq!(mode("run.sh"), 0o755, "{out}");
+        assert_eq!(mode("acl.sh"), 0o744, "{out}");
         assert_eq!(mode("sub/.git/hooks"), 0o751, "{out}");
     }
 }

@@ -413,7 +413,8 @@ pub const GUARDED_MODE_BITS: u32 = 0o111;
 
 /// The calls that set a mode, notified when the mode makes a file
 /// executable: `fchmod` (a descriptor's file), `fchmodat`, `fchmodat2` and
-/// (x86_64) `chmod`. Taking bits away stays in the kernel.
+/// (x86_64) `chmod` (taking bits away stays in the kernel); and those that
+/// set an extended attribute, always.
 fn exec_mode_rules() -> Vec<SyscallRule> {
     let when_exec = |sys: Sys, arg: usize| {
         sys.rule(Check::Args {
@@ -431,8 +432,26 @@ fn exec_mode_rules() -> Vec<SyscallRule> {
     ];
     #[cfg(target_arch = "x86_64")]
     rules.push(when_exec(sys!(SYS_chmod), 1));
+    // An access ACL (`system.posix_acl_access`) sets execute permission as
+    // `chmod` does; the attribute's name is in memory: always notified.
+    let notify = |sys: Sys| sys.rule(Check::Always(Action::UserNotif));
+    rules.extend(
+        [
+            sys!(SYS_setxattr),
+            sys!(SYS_lsetxattr),
+            sys!(SYS_fsetxattr),
+            SETXATTRAT,
+        ]
+        .map(notify),
+    );
     rules
 }
+
+/// `setxattrat` (Linux 6.13): the same number on every architecture.
+const SETXATTRAT: Sys = Sys {
+    raw_name: "SYS_setxattrat",
+    nr: 463,
+};
 
 /// The guard's user-notification filter, for the default (not transparent)
 /// mode: every call that writes a file or makes, links or renames a name

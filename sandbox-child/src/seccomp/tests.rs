@@ -687,6 +687,10 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         libc::SYS_fchmod,
         libc::SYS_fchmodat,
         452, // fchmodat2
+        libc::SYS_setxattr,
+        libc::SYS_lsetxattr,
+        libc::SYS_fsetxattr,
+        463, // setxattrat
     ];
     #[cfg(target_arch = "x86_64")]
     notified.extend([
@@ -813,6 +817,10 @@ fn the_guard_filter_notifies_writes_and_names_only() {
     let high = [libc::AT_FDCWD as u64, 0x1000, 0xffff_0000_0000_0000 | 1, 0];
     assert_eq!(eval(&prog, libc::SYS_openat, &high), notif);
     for nr in [
+        libc::SYS_setxattr,
+        libc::SYS_lsetxattr,
+        libc::SYS_fsetxattr,
+        463, // setxattrat
         libc::SYS_openat2,
         libc::SYS_mkdirat,
         libc::SYS_mknodat,

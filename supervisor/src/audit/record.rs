@@ -228,6 +228,7 @@ text_enum!(
         Symlink = "symlink",
         Mknod = "mknod",
         Chmod = "chmod",
+        Setxattr = "setxattr",
     }
 );
 

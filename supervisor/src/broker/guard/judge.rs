@@ -26,6 +26,8 @@ pub enum Act {
     /// A mode that makes the file executable (nothing is made: a directory
     /// on the way to a protected path may change its mode).
     Chmod,
+    /// An extended attribute set (an access ACL can make it executable).
+    Xattr,
 }
 
 /// Why a call is refused.
@@ -47,7 +49,7 @@ pub fn judge(protect: &Protect, path: &Path, act: Act) -> Option<Refusal> {
             why: "a file sluice is putting in place",
         });
     }
-    if act == Act::Chmod && is_git_config(path) {
+    if matches!(act, Act::Chmod | Act::Xattr) && is_git_config(path) {
         // Read, never run; and `git init` sets and clears its execute bit
         // to learn whether the file system keeps modes (`core.filemode`).
         return None;
@@ -56,6 +58,7 @@ pub fn judge(protect: &Protect, path: &Path, act: Act) -> Option<Refusal> {
         let why = match act {
             Act::Write | Act::Mkdir | Act::Name => "it runs code outside the sandbox later",
             Act::Chmod => "made executable, it would run outside the sandbox later",
+            Act::Xattr => "an access list could make it executable",
             Act::LinkSource => "a second name for it would be writable",
             Act::RenameSource => return None,
         };

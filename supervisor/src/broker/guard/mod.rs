@@ -8,8 +8,9 @@
 //! its filter) for every call that writes a file or makes a name: `open`
 //! and `openat` whose flags write, create, truncate or make an unnamed
 //! file, `creat`, `openat2`, `mkdir`, `mknod`, `link`, `symlink` and
-//! `rename` in all their forms, and `chmod` in all its forms when the mode
-//! makes a file executable. For each the reader thread
+//! `rename` in all their forms, `chmod` in all its forms when the mode
+//! makes a file executable, and `setxattr` in all its forms (an access ACL
+//! grants execute permission). For each the reader thread
 //! ([`super::transparent`]) calls [`serve`]:
 //!
 //! 1. The paths are read once from the program's memory.
@@ -130,7 +131,36 @@ pub enum Call {
     },
     /// `fchmod` that makes a descriptor's file executable.
     Fchmod { fd: i32, mode: u32 },
+    /// `setxattr`, `lsetxattr`, `fsetxattr`, `setxattrat` (an access ACL
+    /// sets execute permission as `chmod` does).
+    Setxattr {
+        /// `None`: the descriptor `dirfd` (`fsetxattr`).
+        path: Option<u64>,
+        dirfd: Option<i32>,
+        at_flags: i32,
+        name: u64,
+        /// `setxattrat`: the address and size of its `struct xattr_args`.
+        args: XattrArgs,
+    },
 }
+
+/// Where a `setxattr` call's value, size and flags are.
+#[derive(Debug, Clone, Copy)]
+pub enum XattrArgs {
+    Registers {
+        value: u64,
+        size: u64,
+        flags: u32,
+    },
+    /// `setxattrat`'s `struct xattr_args` in memory, and its size.
+    Memory {
+        addr: u64,
+        size: u64,
+    },
+}
+
+/// `setxattrat`: the same number on every architecture.
+const SYS_SETXATTRAT: libc::c_long = 463;
 
 /// `fchmodat2`: the same number on every architecture (libc names it only
 /// for some).
@@ -190,6 +220,42 @@ impl Call {
                 mode: a[2] as u32,
                 flags: a[3] as u32 as i32,
             },
+            libc::SYS_setxattr | libc::SYS_lsetxattr => Call::Setxattr {
+                path: Some(a[0]),
+                dirfd: None,
+                at_flags: if libc::c_long::from(data.nr) == libc::SYS_lsetxattr {
+                    libc::AT_SYMLINK_NOFOLLOW
+                } else {
+                    0
+                },
+                name: a[1],
+                args: XattrArgs::Registers {
+                    value: a[2],
+                    size: a[3],
+                    flags: a[4] as u32,
+                },
+            },
+            libc::SYS_fsetxattr => Call::Setxattr {
+                path: None,
+                dirfd: int(a[0]),
+                at_flags: libc::AT_EMPTY_PATH,
+                name: a[1],
+                args: XattrArgs::Registers {
+                    value: a[2],
+                    size: a[3],
+                    flags: a[4] as u32,
+                },
+            },
+            SYS_SETXATTRAT => Call::Setxattr {
+                path: Some(a[1]),
+                dirfd: int(a[0]),
+                at_flags: a[2] as u32 as i32,
+                name: a[3],
+                args: XattrArgs::Memory {
+                    addr: a[4],
+                    size: a[5],
+                },
+            },
             #[cfg(target_arch = "x86_64")]
             libc::SYS_chmod => Call::Chmod {
                 dirfd: None,
@@ -239,6 +305,7 @@ impl Call {
             Call::Link { .. } => audit::Op::Link,
             Call::Rename { .. } => audit::Op::Rename,
             Call::Chmod { .. } | Call::Fchmod { .. } => audit::Op::Chmod,
+            Call::Setxattr { .. } => audit::Op::Setxattr,
         }
     }
 }
@@ -614,7 +681,117 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
             flags,
         } => chmod(env, target, root, (dirfd, path), mode, flags),
         Call::Fchmod { fd, mode } => fchmod(env, target, fd, mode),
+        Call::Setxattr {
+            path,
+            dirfd,
+            at_flags,
+            name,
+            args,
+        } => setxattr(env, target, root, (dirfd, path, at_flags), name, args),
     }
+}
+
+/// An extended attribute set (an access ACL can make a file executable):
+/// the file is judged as for `chmod` (any attribute of a protected file is
+/// refused), and the connector sets it on the judged name, or on the file
+/// the descriptor names, with the value the supervisor read once and hands
+/// over in a memory file.
+fn setxattr(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    root: BorrowedFd<'_>,
+    (dirfd, path, at_flags): (Option<i32>, Option<u64>, i32),
+    name: u64,
+    args: XattrArgs,
+) -> Result<Answer, Stop> {
+    if at_flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Stop::Errno(libc::EINVAL));
+    }
+    let (value, size, flags) = match args {
+        XattrArgs::Registers { value, size, flags } => (value, size, flags),
+        XattrArgs::Memory { addr, size } => {
+            if size != 16 {
+                return Err(Stop::Errno(libc::EINVAL));
+            }
+            let raw = target.read_struct(addr, 16)?;
+            let word = |at: usize| u32::from_ne_bytes(raw[at..at + 4].try_into().unwrap());
+            let value = u64::from_ne_bytes(raw[..8].try_into().unwrap());
+            (value, u64::from(word(8)), word(12))
+        }
+    };
+    if size > fsop::XATTR_SIZE_MAX as u64 {
+        return Err(Stop::Errno(libc::E2BIG));
+    }
+    let attr = target.read_path(name)?;
+    if attr.is_empty() || attr.len() > 255 {
+        return Err(Stop::Errno(libc::ERANGE));
+    }
+    let value = if size > 0 {
+        target.read_struct(value, size as usize)?
+    } else {
+        Vec::new()
+    };
+    let memfd = value_file(&value)?;
+    let on_descriptor = match path {
+        None => true,
+        Some(path) => at_flags & libc::AT_EMPTY_PATH != 0 && target.read_path(path)?.is_empty(),
+    };
+    let (file, name): (OwnedFd, Vec<u8>) = if on_descriptor {
+        let file = descriptor_file(target, dirfd.unwrap_or(libc::AT_FDCWD))?;
+        if let Ok(real) = fsops::real_path(&file) {
+            check_path(env, real, Act::Xattr)?;
+        }
+        (file, Vec::new())
+    } else {
+        let named = read_named(target, dirfd, path.unwrap_or(0))?;
+        target.valid()?;
+        let place = match env.guard.place(root, named.base.as_deref(), &named.asked)? {
+            Some(place) if at_flags & libc::AT_SYMLINK_NOFOLLOW != 0 => place,
+            Some(place) => follow(env, root, place)?,
+            None => Place {
+                parent: the_directory(env, root, &named, Act::Xattr)?,
+                real: PathBuf::new(),
+                name: Vec::new(),
+            },
+        };
+        if !place.name.is_empty() {
+            check(env, &place, Act::Xattr)?;
+        }
+        (place.parent, place.name)
+    };
+    let req = fsop::Request {
+        mode: size as u32,
+        flags: flags as i32,
+        dev: if name.is_empty() {
+            libc::AT_EMPTY_PATH as u64
+        } else {
+            0
+        },
+        target: &attr,
+        ..request(Op::Setxattr, &name, 0)
+    };
+    done(perform(
+        env,
+        &req,
+        file.as_fd(),
+        memfd.as_ref().map(|m| m.as_fd()),
+    )?)
+}
+
+/// A memory file holding `value` for the connector (`None` if empty).
+fn value_file(value: &[u8]) -> Result<Option<OwnedFd>, Stop> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    // SAFETY: the name is NUL-terminated; the result is checked.
+    let fd = unsafe { libc::memfd_create(c"sluice-xattr".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Stop::from(io::Error::last_os_error()));
+    }
+    // SAFETY: a descriptor just made and owned by nothing else.
+    let file = std::fs::File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    std::io::Write::write_all(&mut &file, value)?;
+    Ok(Some(file.into()))
 }
 
 /// A mode that makes a file executable, set by name: the file (through
@@ -640,21 +817,8 @@ fn chmod(
     let place = match env.guard.place(root, named.base.as_deref(), &named.asked)? {
         Some(place) if flags & libc::AT_SYMLINK_NOFOLLOW != 0 => place,
         Some(place) => follow(env, root, place)?,
-        // `.` or `..`: the directory itself.
         None => {
-            let dir = match &named.base {
-                Some(base) => [base.as_slice(), b"/", &named.asked].concat(),
-                None => named.asked.clone(),
-            };
-            let dir = fsops::openat2(
-                root.as_raw_fd(),
-                &dir,
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                0,
-                libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-            )?;
-            let real = fsops::real_path(&dir)?;
-            check_path(env, real, Act::Chmod)?;
+            let dir = the_directory(env, root, &named, Act::Chmod)?;
             let req = fsop::Request {
                 mode,
                 flags: libc::AT_EMPTY_PATH,
@@ -671,6 +835,29 @@ fn chmod(
     done(perform(env, &req, place.parent.as_fd(), None)?)
 }
 
+/// A path ending in `.` or `..`: the directory itself, resolved in the
+/// program's root and judged for `act`.
+fn the_directory(
+    env: &Env<'_>,
+    root: BorrowedFd<'_>,
+    named: &Named,
+    act: Act,
+) -> Result<OwnedFd, Stop> {
+    let dir = match &named.base {
+        Some(base) => [base.as_slice(), b"/", &named.asked].concat(),
+        None => named.asked.clone(),
+    };
+    let dir = fsops::openat2(
+        root.as_raw_fd(),
+        &dir,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )?;
+    check_path(env, fsops::real_path(&dir)?, act)?;
+    Ok(dir)
+}
+
 /// A mode that makes a file executable, set on a descriptor (`fchmod`, or
 /// `fchmodat2` with `AT_EMPTY_PATH`): the file the descriptor names now is
 /// judged, and the connector sets the mode on that same file (never the
@@ -678,15 +865,30 @@ fn chmod(
 /// meanwhile). A file with no name left (removed, unnamed) is not judged:
 /// it can only get one through a call judged in its turn.
 fn fchmod(env: &Env<'_>, target: &Target<'_>, fd: i32, mode: u32) -> Result<Answer, Stop> {
+    if fd >= 0 && opened_for_path_only(target, fd) {
+        // The kernel refuses a mode change through an `O_PATH` descriptor.
+        return Err(Stop::Errno(libc::EBADF));
+    }
+    let file = descriptor_file(target, fd)?;
+    if let Ok(real) = fsops::real_path(&file) {
+        check_path(env, real, Act::Chmod)?;
+    }
+    let req = fsop::Request {
+        mode,
+        flags: libc::AT_EMPTY_PATH,
+        ..request(Op::Chmod, b"", 0)
+    };
+    done(perform(env, &req, file.as_fd(), None)?)
+}
+
+/// The file the program's descriptor `fd` (or `AT_FDCWD`: its working
+/// directory) names now, opened once as a path descriptor.
+fn descriptor_file(target: &Target<'_>, fd: i32) -> Result<OwnedFd, Stop> {
     let which = match fd {
         libc::AT_FDCWD => "cwd".to_owned(),
         fd if fd >= 0 => format!("fd/{fd}"),
         _ => return Err(Stop::Errno(libc::EBADF)),
     };
-    if fd >= 0 && opened_for_path_only(target, fd) {
-        // The kernel refuses a mode change through an `O_PATH` descriptor.
-        return Err(Stop::Errno(libc::EBADF));
-    }
     let file = fsops::openat2(
         libc::AT_FDCWD,
         format!("/proc/{}/{which}", target.tid).as_bytes(),
@@ -699,15 +901,7 @@ fn fchmod(env: &Env<'_>, target: &Target<'_>, fd: i32, mode: u32) -> Result<Answ
         _ => Stop::from(e),
     })?;
     target.valid()?;
-    if let Ok(real) = fsops::real_path(&file) {
-        check_path(env, real, Act::Chmod)?;
-    }
-    let req = fsop::Request {
-        mode,
-        flags: libc::AT_EMPTY_PATH,
-        ..request(Op::Chmod, b"", 0)
-    };
-    done(perform(env, &req, file.as_fd(), None)?)
+    Ok(file)
 }
 
 /// Whether the program's descriptor `fd` was opened with `O_PATH`.

@@ -254,6 +254,10 @@ mod tests {
                 "fchmod" => libc::SYS_fchmod,
                 "fchmodat" => libc::SYS_fchmodat,
                 "fchmodat2" => 452,
+                "setxattr" => libc::SYS_setxattr,
+                "lsetxattr" => libc::SYS_lsetxattr,
+                "fsetxattr" => libc::SYS_fsetxattr,
+                "setxattrat" => 463,
                 #[cfg(target_arch = "x86_64")]
                 "chmod" => libc::SYS_chmod,
                 #[cfg(target_arch = "x86_64")]
