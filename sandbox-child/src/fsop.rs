@@ -185,6 +185,10 @@ const SYS_FCHMODAT2: libc::c_long = 452;
 /// `setxattrat` (Linux 6.13), the same number on every architecture.
 const SYS_SETXATTRAT: libc::c_long = 463;
 
+/// [`Op::Setxattr`]: `dev` bit asking for the descriptor to be reopened
+/// for reading first (it is a path descriptor).
+pub const REOPEN: u64 = 1 << 32;
+
 /// The largest extended attribute value the kernel takes.
 pub const XATTR_SIZE_MAX: usize = 65536;
 
@@ -233,8 +237,9 @@ fn setxattr(
     bytes[12..].copy_from_slice(&(req.flags as u32).to_ne_bytes());
     let at = (req.dev as c_int & libc::AT_EMPTY_PATH) | libc::AT_SYMLINK_NOFOLLOW;
     // The kernel sets an attribute through a descriptor only on an open
-    // file, not a path descriptor: reopen it here, in the sandbox.
-    let open = if at & libc::AT_EMPTY_PATH != 0 {
+    // file: a directory the supervisor has as a path descriptor (`.`, the
+    // working directory) is reopened here, in the sandbox.
+    let open = if at & libc::AT_EMPTY_PATH != 0 && req.dev & REOPEN != 0 {
         reopen_for_reading(dir)
     } else {
         Ok(-1)

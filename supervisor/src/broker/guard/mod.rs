@@ -736,12 +736,12 @@ fn setxattr(
         None => true,
         Some(path) => at_flags & libc::AT_EMPTY_PATH != 0 && target.read_path(path)?.is_empty(),
     };
-    let (file, name): (OwnedFd, Vec<u8>) = if on_descriptor {
-        let file = descriptor_file(target, dirfd.unwrap_or(libc::AT_FDCWD))?;
+    let (file, name, reopen): (OwnedFd, Vec<u8>, bool) = if on_descriptor {
+        let (file, reopen) = descriptor_file(target, dirfd.unwrap_or(libc::AT_FDCWD))?;
         if let Ok(real) = fsops::real_path(&file) {
             check_path(env, real, Act::Xattr)?;
         }
-        (file, Vec::new())
+        (file, Vec::new(), reopen)
     } else {
         let named = read_named(target, dirfd, path.unwrap_or(0))?;
         target.valid()?;
@@ -757,15 +757,16 @@ fn setxattr(
         if !place.name.is_empty() {
             check(env, &place, Act::Xattr)?;
         }
-        (place.parent, place.name)
+        let reopen = place.name.is_empty();
+        (place.parent, place.name, reopen)
     };
     let req = fsop::Request {
         mode: size as u32,
         flags: flags as i32,
-        dev: if name.is_empty() {
-            libc::AT_EMPTY_PATH as u64
-        } else {
-            0
+        dev: match (name.is_empty(), reopen) {
+            (false, _) => 0,
+            (true, false) => libc::AT_EMPTY_PATH as u64,
+            (true, true) => libc::AT_EMPTY_PATH as u64 | fsop::REOPEN,
         },
         target: &attr,
         ..request(Op::Setxattr, &name, 0)
@@ -869,7 +870,7 @@ fn fchmod(env: &Env<'_>, target: &Target<'_>, fd: i32, mode: u32) -> Result<Answ
         // The kernel refuses a mode change through an `O_PATH` descriptor.
         return Err(Stop::Errno(libc::EBADF));
     }
-    let file = descriptor_file(target, fd)?;
+    let (file, _) = descriptor_file(target, fd)?;
     if let Ok(real) = fsops::real_path(&file) {
         check_path(env, real, Act::Chmod)?;
     }
@@ -881,27 +882,30 @@ fn fchmod(env: &Env<'_>, target: &Target<'_>, fd: i32, mode: u32) -> Result<Answ
     done(perform(env, &req, file.as_fd(), None)?)
 }
 
-/// The file the program's descriptor `fd` (or `AT_FDCWD`: its working
-/// directory) names now, opened once as a path descriptor.
-fn descriptor_file(target: &Target<'_>, fd: i32) -> Result<OwnedFd, Stop> {
-    let which = match fd {
-        libc::AT_FDCWD => "cwd".to_owned(),
-        fd if fd >= 0 => format!("fd/{fd}"),
+/// The file the program's descriptor `fd` names now: the supervisor's own
+/// copy of that open file (`pidfd_getfd`), taken once; for `AT_FDCWD`, its
+/// working directory as a path descriptor (`true`: to be reopened in the
+/// sandbox for a call that needs an open file).
+fn descriptor_file(target: &Target<'_>, fd: i32) -> Result<(OwnedFd, bool), Stop> {
+    let taken = match fd {
+        libc::AT_FDCWD => fsops::openat2(
+            libc::AT_FDCWD,
+            format!("/proc/{}/cwd", target.tid).as_bytes(),
+            libc::O_PATH | libc::O_CLOEXEC,
+            0,
+            0,
+        )
+        .map(|cwd| (cwd, true)),
+        fd if fd >= 0 => crate::broker::transparent::connect::take_descriptor(target.tid, fd)
+            .map(|file| (file, false)),
         _ => return Err(Stop::Errno(libc::EBADF)),
     };
-    let file = fsops::openat2(
-        libc::AT_FDCWD,
-        format!("/proc/{}/{which}", target.tid).as_bytes(),
-        libc::O_PATH | libc::O_CLOEXEC,
-        0,
-        0,
-    )
-    .map_err(|e| match e.raw_os_error() {
+    let taken = taken.map_err(|e| match e.raw_os_error() {
         Some(libc::ENOENT) => Stop::Errno(libc::EBADF),
         _ => Stop::from(e),
     })?;
     target.valid()?;
-    Ok(file)
+    Ok(taken)
 }
 
 /// Whether the program's descriptor `fd` was opened with `O_PATH`.
