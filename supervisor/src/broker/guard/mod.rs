@@ -866,11 +866,13 @@ fn the_directory(
 /// meanwhile). A file with no name left (removed, unnamed) is not judged:
 /// it can only get one through a call judged in its turn.
 fn fchmod(env: &Env<'_>, target: &Target<'_>, fd: i32, mode: u32) -> Result<Answer, Stop> {
-    if fd >= 0 && opened_for_path_only(target, fd) {
+    let (file, _) = descriptor_file(target, fd)?;
+    // SAFETY: F_GETFL on a descriptor this function owns.
+    let status = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    if fd >= 0 && status & libc::O_PATH != 0 {
         // The kernel refuses a mode change through an `O_PATH` descriptor.
         return Err(Stop::Errno(libc::EBADF));
     }
-    let (file, _) = descriptor_file(target, fd)?;
     if let Ok(real) = fsops::real_path(&file) {
         check_path(env, real, Act::Chmod)?;
     }
@@ -906,17 +908,6 @@ fn descriptor_file(target: &Target<'_>, fd: i32) -> Result<(OwnedFd, bool), Stop
     })?;
     target.valid()?;
     Ok(taken)
-}
-
-/// Whether the program's descriptor `fd` was opened with `O_PATH`.
-fn opened_for_path_only(target: &Target<'_>, fd: i32) -> bool {
-    let info = std::fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", target.tid));
-    let flags = info.ok().and_then(|info| {
-        info.lines()
-            .find_map(|l| l.strip_prefix("flags:"))
-            .and_then(|v| i32::from_str_radix(v.trim(), 8).ok())
-    });
-    flags.is_some_and(|f| f & libc::O_PATH != 0)
 }
 
 /// A base request for `op` on `name`.
