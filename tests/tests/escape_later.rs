@@ -652,7 +652,12 @@ fn a_nested_hook_is_refused_for_an_unprivileged_user() {
             .stdin(Stdio::null());
         execute(cmd)
     };
-    let script = format!("{HOOK} > sub/.git/hooks/pre-commit; chmod +x sub/.git/hooks/pre-commit");
+    // And a disabled hook the person keeps in `sub2`, made executable by
+    // name and through a descriptor.
+    let script = format!(
+        "{HOOK} > sub/.git/hooks/pre-commit; chmod +x sub/.git/hooks/pre-commit; \
+         chmod +x sub2/.git/hooks/pre-commit; perl -e {FCHMOD} sub2/.git/hooks/pre-commit"
+    );
     let commit = [
         "git",
         "-c",
@@ -669,6 +674,10 @@ fn a_nested_hook_is_refused_for_an_unprivileged_user() {
     for under_sluice in [false, true] {
         let fx = Fixture::new(PROBE);
         repository(&fx, "sub");
+        repository(&fx, "sub2");
+        let second = format!("{}2", marker(&fx));
+        let hook = format!("#!/bin/sh\ntouch {second}\n");
+        fs::write(fx.ws("sub2/.git/hooks/pre-commit"), hook).unwrap();
         fs::create_dir_all(fx.root().join("tmp")).unwrap();
         fx.give_to(65534, 65534);
         for dir in [
@@ -688,11 +697,21 @@ fn a_nested_hook_is_refused_for_an_unprivileged_user() {
         program.extend(["/bin/sh", "-c", &script, "sh", &mark]);
         let inside = as_nobody(&fx, &program, "");
         let out = as_nobody(&fx, &commit, "sub");
+        let out2 = as_nobody(&fx, &commit, "sub2");
+        let ran2 = Path::new(&second).exists();
         if under_sluice {
             assert!(inside.stderr.contains("refused writing"), "{inside}");
             assert_not_ran(&fx, "a nested hook, unprivileged", &out);
+            assert!(
+                !ran2,
+                "a disabled hook made executable ran\n{inside}\n{out2}"
+            );
         } else {
             assert_ran(&fx, "a nested hook, unprivileged", &out);
+            assert!(
+                ran2,
+                "control: the hook made executable did not run\n{out2}"
+            );
         }
     }
 }
