@@ -48,6 +48,9 @@ pub struct ProtectRule {
     pub subtree: bool,
     pub location: Option<Location>,
     any_depth: bool,
+    /// `a/**/b`: where the `**` stands in `components` (which hold it not):
+    /// the components before it are the head, those after it the tail.
+    deep: Option<usize>,
     components: Vec<Component>,
 }
 
@@ -66,6 +69,30 @@ impl Component {
     }
 }
 
+/// Whether `parts` is matched by `pattern` whole (`any_depth`: or ends with
+/// a match).
+fn ends_with(pattern: &[Component], parts: &[&[u8]], any_depth: bool) -> bool {
+    let m = pattern.len();
+    if parts.len() < m || (!any_depth && parts.len() != m) {
+        return false;
+    }
+    let tail = &parts[parts.len() - m..];
+    pattern.iter().zip(tail).all(|(c, p)| c.matches(p))
+}
+
+/// Where `head` matches in `parts` (at the start only unless `any_depth`):
+/// the lengths of the prefixes of `parts` that end with a match.
+fn head_ends<'p>(
+    head: &'p [Component],
+    parts: &'p [&[u8]],
+    any_depth: bool,
+) -> impl Iterator<Item = usize> + 'p {
+    let h = head.len();
+    (h..=parts.len())
+        .filter(move |&k| any_depth || k == h)
+        .filter(move |&k| head.iter().zip(&parts[k - h..k]).all(|(c, p)| c.matches(p)))
+}
+
 impl ProtectRule {
     /// The resolved pattern as a policy would write it: `!` for an
     /// exception, `/**` for a subtree exception.
@@ -77,34 +104,55 @@ impl ProtectRule {
 
     /// Whether `path` (split into components) matches this rule exactly.
     fn matches_exactly(&self, parts: &[&[u8]]) -> bool {
-        let m = self.components.len();
-        if parts.len() < m || (!self.any_depth && parts.len() != m) {
+        let Some(h) = self.deep else {
+            return ends_with(&self.components, parts, self.any_depth);
+        };
+        self.deep_match(&self.components[h..], parts)
+    }
+
+    /// `head/**/tail` matches `parts` whole (any depth before the head if
+    /// the rule is `**/`).
+    fn deep_match(&self, tail: &[Component], parts: &[&[u8]]) -> bool {
+        let h = self.deep.unwrap_or(0);
+        let t = tail.len();
+        if parts.len() < h + t || !ends_with(tail, parts, true) {
             return false;
         }
-        let tail = &parts[parts.len() - m..];
-        self.components.iter().zip(tail).all(|(c, p)| c.matches(p))
+        let before = &parts[..parts.len() - t];
+        head_ends(&self.components[..h], before, self.any_depth)
+            .next()
+            .is_some()
     }
 
     /// The shortest prefix of `parts` this rule matches, as a length.
     fn first_match(&self, parts: &[&[u8]]) -> Option<usize> {
         let m = self.components.len();
-        if !self.any_depth {
+        if !self.any_depth && self.deep.is_none() {
             return (parts.len() >= m && self.matches_exactly(&parts[..m])).then_some(m);
         }
         (m..=parts.len()).find(|&k| self.matches_exactly(&parts[..k]))
     }
 
     /// Whether `parts` ends with a proper prefix of this rule's components
-    /// (for an anchored rule: is exactly one).
+    /// (for an anchored rule: is exactly one). For `head/**/tail`: a
+    /// prefix of the head, the head itself, or the head, anything, and a
+    /// proper prefix of the tail (not what lies beneath the head alone:
+    /// that is [`Self::region`]).
     fn leads_to(&self, parts: &[&[u8]]) -> bool {
-        (1..self.components.len()).any(|j| {
-            let prefix = &self.components[..j];
-            if parts.len() < j || (!self.any_depth && parts.len() != j) {
-                return false;
-            }
-            let tail = &parts[parts.len() - j..];
-            prefix.iter().zip(tail).all(|(c, p)| c.matches(p))
-        })
+        let Some(h) = self.deep else {
+            return (1..self.components.len())
+                .any(|j| ends_with(&self.components[..j], parts, self.any_depth));
+        };
+        let m = self.components.len();
+        (1..=h).any(|j| ends_with(&self.components[..j], parts, self.any_depth))
+            || (h + 1..m).any(|j| self.deep_match(&self.components[h..j], parts))
+    }
+
+    /// For `head/**/tail`: the directory matching the head that `parts` lies
+    /// strictly beneath (the outermost), as a length of `parts`.
+    fn region(&self, parts: &[&[u8]]) -> Option<usize> {
+        let h = self.deep?;
+        head_ends(&self.components[..h], parts, self.any_depth).find(|&k| k < parts.len())
     }
 }
 
@@ -224,6 +272,23 @@ impl Protect {
             .filter(|r| !r.except)
             .find(|r| r.leads_to(&parts))
     }
+
+    /// The protected tree `path` lies in, for a pattern with `**` in the
+    /// middle (`/ws/.git/modules` for `/ws/.git/modules/a/objects/x` and
+    /// `**/.git/modules/**/config`): beneath it, any name may lead to a
+    /// protected path, so a name is made there only for what is already in
+    /// that tree (the guard's rule: nothing is moved, linked or symlinked
+    /// in from outside). Returns the rule and the tree's root.
+    pub fn region(&self, path: &Path) -> Option<(&ProtectRule, PathBuf)> {
+        let parts = split(path);
+        self.rules.iter().filter(|r| !r.except).find_map(|r| {
+            let k = r.region(&parts)?;
+            let root: PathBuf = std::iter::once(OsStr::new("/"))
+                .chain(parts[..k].iter().map(|p| OsStr::from_bytes(p)))
+                .collect();
+            Some((r, root))
+        })
+    }
 }
 
 fn split(path: &Path) -> Vec<&[u8]> {
@@ -263,12 +328,21 @@ fn rule(
                 .map_err(|e| format!("invalid pattern '{written}': {}", e.kind())),
         })
         .collect::<Result<Vec<_>, String>>()?;
-    // `a/**/b`: depth in the middle is not supported; say so rather than
-    // match it wrongly.
-    if pattern.components.iter().any(|c| c == "**") {
+    // `a/**/b`: one `**` in the middle, after at least one component.
+    let stars: Vec<usize> = (pattern.components.iter().enumerate())
+        .filter(|(_, c)| *c == "**")
+        .map(|(i, _)| i)
+        .collect();
+    if stars.len() > 1 || stars.first() == Some(&0) {
         return Err(format!(
-            "pattern '{written}': '**' may only start or end a protect pattern"
+            "pattern '{written}': a protect pattern may have one '**' in the middle, \
+             after a name (\"**/.git/modules/**/config\")"
         ));
+    }
+    let deep = stars.first().copied();
+    let mut components = components;
+    if let Some(at) = deep {
+        components.remove(at);
     }
     Ok(ProtectRule {
         written: written.to_string(),
@@ -277,6 +351,7 @@ fn rule(
         subtree: except && written.ends_with("/**"),
         location,
         any_depth: pattern.any_depth,
+        deep,
         components,
     })
 }
@@ -439,8 +514,68 @@ mod tests {
     }
 
     #[test]
-    fn double_stars_in_the_middle_are_refused() {
-        assert!(Protect::from_patterns(["**/a/**/b"]).is_err());
+    fn one_double_star_in_the_middle_spans_any_depth() {
+        assert!(Protect::from_patterns(["**/a/**/b/**/c"]).is_err());
+        assert!(Protect::from_patterns(["/**/**/c"]).is_err());
         assert!(Protect::from_patterns(["a/b"]).is_err());
+        let p = Protect::from_patterns([
+            "**/.git/modules/**/config",
+            "**/.git/modules/**/hooks/*",
+            "!**/.git/modules/**/hooks/*.sample",
+            "/home/u/m/**/x",
+        ])
+        .unwrap();
+        for yes in [
+            "/ws/.git/modules/a/config",
+            "/ws/.git/modules/lib/foo/config",
+            "/ws/s/.git/modules/a/modules/b/config",
+            "/ws/.git/modules/a/hooks/pre-commit",
+            "/ws/.git/modules/a/hooks/pre-commit/x",
+            "/home/u/m/x",
+            "/home/u/m/a/b/x",
+        ] {
+            assert!(p.protects(Path::new(yes)).is_some(), "{yes}");
+        }
+        for no in [
+            "/ws/.git/modules/a/hooks/pre-commit.sample",
+            "/ws/.git/modules/a/HEAD",
+            "/ws/.git/modules/a/objects/ab/cd",
+            "/ws/.git/modules",
+            "/ws/.git/config",
+            "/ws/modules/a/config",
+            "/home/v/m/x",
+            "/x/home/u/m/x",
+        ] {
+            assert!(p.protects(Path::new(no)).is_none(), "{no}");
+        }
+        for yes in [
+            "/ws/.git",
+            "/ws/.git/modules",
+            "/ws/.git/modules/a/hooks",
+            "/ws/.git/modules/a/b/hooks",
+            "/home/u/m",
+        ] {
+            assert!(p.leads_to(Path::new(yes)).is_some(), "{yes}");
+        }
+        for no in [
+            "/ws/.git/modules/a",
+            "/ws/.git/modules/a/objects",
+            "/ws/x",
+            "/home/u/m/a",
+        ] {
+            assert!(p.leads_to(Path::new(no)).is_none(), "{no}");
+        }
+        let root = |path: &str| p.region(Path::new(path)).map(|(_, root)| root);
+        assert_eq!(
+            root("/ws/.git/modules/a/objects/x"),
+            Some(PathBuf::from("/ws/.git/modules"))
+        );
+        assert_eq!(
+            root("/ws/.git/modules/a"),
+            Some(PathBuf::from("/ws/.git/modules"))
+        );
+        assert_eq!(root("/ws/.git/modules"), None);
+        assert_eq!(root("/ws/.git/hooks/x"), None);
+        assert_eq!(root("/home/u/m/a"), Some(PathBuf::from("/home/u/m")));
     }
 }

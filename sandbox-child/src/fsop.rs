@@ -55,6 +55,14 @@ pub enum Op {
     /// `openat2(dir, target, { flags, mode, resolve: dev })`: the program's
     /// own `openat2` with `resolve` restrictions, made as asked.
     Openat2 = 7,
+    /// `fchmodat2(dir, name, mode, flags)`: `AT_SYMLINK_NOFOLLOW` at a
+    /// name (a symlink there fails), or `AT_EMPTY_PATH` for the file `dir`
+    /// is a descriptor of.
+    Chmod = 8,
+    /// `setxattrat(dir, name, dev as AT_ flags, target, { value, mode as
+    /// size, flags })`: the value is read from the memory file sent as the
+    /// second descriptor (none for an empty value).
+    Setxattr = 9,
 }
 
 impl Op {
@@ -68,6 +76,8 @@ impl Op {
             5 => Op::Rename,
             6 => Op::Unlink,
             7 => Op::Openat2,
+            8 => Op::Chmod,
+            9 => Op::Setxattr,
             _ => return None,
         })
     }
@@ -168,6 +178,93 @@ pub(crate) fn serve(socket: c_int, data: &[u8], fds: &[c_int; sys::MAX_FDS]) {
     }
 }
 
+/// `fchmodat2` (Linux 6.6; sluice needs 6.15): the same number on every
+/// architecture, and libc names it only for some.
+const SYS_FCHMODAT2: libc::c_long = 452;
+
+/// `setxattrat` (Linux 6.13), the same number on every architecture.
+const SYS_SETXATTRAT: libc::c_long = 463;
+
+/// [`Op::Setxattr`]: `dev` bit asking for the descriptor to be reopened
+/// for reading first (it is a path descriptor).
+pub const REOPEN: u64 = 1 << 32;
+
+/// The largest extended attribute value the kernel takes.
+pub const XATTR_SIZE_MAX: usize = 65536;
+
+/// [`Op::Setxattr`]: the value mapped from `memfd` (`req.mode` bytes), set
+/// on `name` in `dir` (never through a symlink there) or, with
+/// `AT_EMPTY_PATH`, on the file `dir` is a descriptor of.
+fn setxattr(
+    req: &Request<'_>,
+    dir: c_int,
+    name: *const libc::c_char,
+    memfd: c_int,
+    buf: &mut [u8; PATH_MAX + 1],
+) -> Result<(), i32> {
+    let size = req.mode as usize;
+    if size > XATTR_SIZE_MAX {
+        return Err(libc::E2BIG);
+    }
+    let attr = c_name(req.target, buf)?.as_ptr();
+    let mut value: *mut libc::c_void = std::ptr::null_mut();
+    if size > 0 {
+        if memfd < 0 {
+            return Err(libc::EBADF);
+        }
+        // SAFETY: a private read-only mapping of the memory file the
+        // supervisor wrote, unmapped below.
+        value = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                memfd,
+                0,
+            )
+        };
+        if value == libc::MAP_FAILED {
+            return Err(sys::errno());
+        }
+    }
+    // struct xattr_args { __aligned_u64 value; __u32 size; __u32 flags; }
+    let mut args = [0u64; 2];
+    // SAFETY: `args` is 16 bytes, 8-aligned: the structure's layout.
+    let bytes = unsafe { &mut *args.as_mut_ptr().cast::<[u8; 16]>() };
+    bytes[..8].copy_from_slice(&(value as u64).to_ne_bytes());
+    bytes[8..12].copy_from_slice(&(size as u32).to_ne_bytes());
+    bytes[12..].copy_from_slice(&(req.flags as u32).to_ne_bytes());
+    let at = (req.dev as c_int & libc::AT_EMPTY_PATH) | libc::AT_SYMLINK_NOFOLLOW;
+    // The kernel sets an attribute through a descriptor only on an open
+    // file: a directory the supervisor has as a path descriptor (`.`, the
+    // working directory) is reopened here, in the sandbox.
+    let open = if at & libc::AT_EMPTY_PATH != 0 && req.dev & REOPEN != 0 {
+        reopen_for_reading(dir)
+    } else {
+        Ok(-1)
+    };
+    let result = open.and_then(|open| {
+        let on = if open >= 0 { open } else { dir };
+        // SAFETY: the names are NUL-terminated buffers alive for the call;
+        // `args` is the 16-byte structure the kernel reads; `on` came with
+        // the request or was opened above.
+        let rc =
+            unsafe { libc::syscall(SYS_SETXATTRAT, on, name, at, attr, args.as_ptr(), 16usize) };
+        let result = if rc == 0 { Ok(()) } else { Err(sys::errno()) };
+        if open >= 0 {
+            // SAFETY: the descriptor opened above.
+            unsafe { libc::close(open) };
+        }
+        result
+    });
+    if size > 0 {
+        // SAFETY: the mapping made above, of `size` bytes.
+        unsafe { libc::munmap(value, size) };
+    }
+    result
+}
+
 /// A NUL-terminated copy of `name` in `buf`.
 fn c_name<'b>(name: &[u8], buf: &'b mut [u8; PATH_MAX + 1]) -> Result<&'b [u8], i32> {
     if name.len() > PATH_MAX || name.contains(&0) {
@@ -233,6 +330,12 @@ fn perform(req: &Request<'_>, dir: c_int, dir2: c_int) -> Result<Option<c_int>, 
                 req.flags as libc::c_uint,
             ) as c_int,
             Op::Unlink => libc::unlinkat(dir, name, 0),
+            Op::Chmod => {
+                // Never through a symlink: the guard judged this name.
+                let flags = req.flags & libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW;
+                libc::syscall(SYS_FCHMODAT2, dir, name, req.mode, flags) as c_int
+            }
+            Op::Setxattr => return setxattr(req, dir, name, dir2, &mut b).map(|()| None),
             Op::Openat2 => {
                 let path = c_name(req.target, &mut b)?;
                 let asked_nonblock = req.flags & libc::O_NONBLOCK != 0;

@@ -54,11 +54,59 @@ fn script_inside(fx: &Fixture, sluice_args: &[&str], script: &str) -> Outcome {
     execute(fx.sluice_command(sluice_args, &["/bin/sh", "-c", script, "sh", &mark]))
 }
 
+/// A policy extending `default` with a pattern of its own.
+const EXTENDING: &str = "extends = [\"default\"]\n\n[filesystem]\nprotect = [\"**/.tool\"]\n";
+
+/// The three ways each vector is tested (issue 14's "done when"): the
+/// built-in `default`, a policy extending it, and `--transparent`.
+const WAYS: [&str; 3] = ["default", "a policy extending it", "--transparent"];
+
+/// The `sluice run` arguments for `way` (one of [`WAYS`]) in `fx`.
+fn way_args(fx: &Fixture, way: &str) -> Vec<String> {
+    match way {
+        "default" => vec![],
+        "--transparent" => vec!["--transparent".to_owned()],
+        _ => vec![
+            "--policy".to_owned(),
+            fx.write_policy("extending.toml", EXTENDING),
+        ],
+    }
+}
+
+/// `script_inside` with `way`'s arguments.
+fn script_way(fx: &Fixture, way: &str, script: &str) -> Outcome {
+    let args = way_args(fx, way);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    script_inside(fx, &args, script)
+}
+
 /// A repository at `dir` (relative to the workspace) with one commit.
 fn repository(fx: &Fixture, dir: &str) {
     fs::create_dir_all(fx.ws(dir)).unwrap();
     git_outside(fx, dir, &["init", "-q"]).succeeded();
     git_outside(fx, dir, &["commit", "-q", "--allow-empty", "-m", "one"]).succeeded();
+}
+
+/// A repository `proj` with a submodule's repository at
+/// `.git/modules/vendor/lib` (its name holds a slash, as `git submodule add
+/// URL vendor/lib` names it) checked out at `vendor/lib`, with one commit.
+fn submodule(fx: &Fixture) {
+    repository(fx, "proj");
+    fs::create_dir_all(fx.ws("proj/.git/modules/vendor")).unwrap();
+    fs::create_dir_all(fx.ws("proj/vendor")).unwrap();
+    let gitdir = ".git/modules/vendor/lib";
+    git_outside(
+        fx,
+        "proj",
+        &["init", "-q", "--separate-git-dir", gitdir, "vendor/lib"],
+    )
+    .succeeded();
+    git_outside(
+        fx,
+        "proj/vendor/lib",
+        &["commit", "-q", "--allow-empty", "-m", "one"],
+    )
+    .succeeded();
 }
 
 /// A fsmonitor command in a git configuration, written by `printf`.
@@ -67,6 +115,46 @@ const FSMONITOR: &str =
 
 /// A pre-commit hook that leaves the marker.
 const HOOK: &str = r#"printf '#!/bin/sh\ntouch %s\n' "$1""#;
+
+/// `fchmod` on a descriptor opened for reading (perl's `chmod` of a handle).
+const FCHMOD: &str = r#"'open my $f, "<", $ARGV[0] or die; chmod 0755, $f or die "$!\n"'"#;
+
+/// `fchmodat2(fd, "", 0755, AT_EMPTY_PATH)` on a descriptor opened for reading.
+const FCHMODAT2_EMPTY: &str = r#"'my $e = ""; open my $f, "<", $ARGV[0] or die;
+    syscall(452, fileno($f), $e, 0755, 0x1000) == 0 or die "$!\n"'"#;
+
+/// `setxattr(path, "system.posix_acl_access", u::rwx g::r o::r)`: an access
+/// ACL that sets the owner's execute permission, as `chmod u+x` would.
+const ACL_EXEC: &str = r#"'import os, struct, sys
+acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, 0xffffffff)
+    for t, p in [(1, 7), (4, 4), (0x20, 4)])
+os.setxattr(sys.argv[1], "system.posix_acl_access", acl)'"#;
+
+/// The same ACL set by `fsetxattr` on a descriptor opened for reading.
+const ACL_EXEC_FD: &str = r#"'import os, struct, sys
+acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, 0xffffffff)
+    for t, p in [(1, 7), (4, 4), (0x20, 4)])
+os.setxattr(os.open(sys.argv[1], os.O_RDONLY), "system.posix_acl_access", acl)'"#;
+
+/// Other attributes, on a descriptor and on `.`, read back.
+const XATTRS: &str = r#"'import os, sys
+os.setxattr(os.open(sys.argv[1], os.O_RDONLY), "user.t", b"\0v")
+os.setxattr(".", "user.d", b"")
+print(os.getxattr(sys.argv[1], "user.t") == b"\0v", os.getxattr(".", "user.d") == b"")'"#;
+
+/// A repository `sub` whose pre-commit hook the person keeps disabled (not
+/// executable, so git skips it); made executable, it leaves the marker.
+fn inert_hook(fx: &Fixture) {
+    repository(fx, "sub");
+    let hook = fx.ws("sub/.git/hooks/pre-commit");
+    fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", marker(fx))).unwrap();
+    let out = git_outside(fx, "sub", &["commit", "-q", "--allow-empty", "-m", "inert"]);
+    out.succeeded();
+    assert!(
+        !Path::new(&marker(fx)).exists(),
+        "git ran a non-executable hook"
+    );
+}
 
 struct Vector {
     name: &'static str,
@@ -113,6 +201,35 @@ fn vectors() -> Vec<Vector> {
             trigger: ("proj/m", status),
         },
         Vector {
+            name: "a hook in a submodule's repository (a name with a slash)",
+            setup: submodule,
+            script: format!(
+                "{HOOK} > proj/.git/modules/vendor/lib/hooks/pre-commit; \
+                 chmod +x proj/.git/modules/vendor/lib/hooks/pre-commit"
+            ),
+            trigger: ("proj/vendor/lib", commit),
+        },
+        Vector {
+            name: "a submodule's repository moved into .git/modules from outside",
+            setup: submodule,
+            script: format!(
+                "cp -r proj/.git/modules/vendor/lib evil; {HOOK} > evil/hooks/pre-commit; \
+                 chmod +x evil/hooks/pre-commit; rm -rf proj/.git/modules/vendor/lib; \
+                 mv evil proj/.git/modules/vendor/lib"
+            ),
+            trigger: ("proj/vendor/lib", commit),
+        },
+        Vector {
+            name: "a submodule's hooks directory made a symlink",
+            setup: submodule,
+            script: format!(
+                "mkdir evil; {HOOK} > evil/pre-commit; chmod +x evil/pre-commit; \
+                 rm -rf proj/.git/modules/vendor/lib/hooks; \
+                 ln -s ../../../../../evil proj/.git/modules/vendor/lib/hooks"
+            ),
+            trigger: ("proj/vendor/lib", commit),
+        },
+        Vector {
             name: "a worktree's commondir in .git/worktrees",
             setup: |fx| {
                 repository(fx, "proj");
@@ -148,6 +265,42 @@ fn vectors() -> Vec<Vector> {
             script: format!(
                 "{HOOK} > hook; chmod +x hook; ln hook sub/.git/hooks/pre-commit"
             ),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook made executable (chmod)",
+            setup: inert_hook,
+            script: "chmod +x sub/.git/hooks/pre-commit".to_owned(),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook made executable through a descriptor (fchmod)",
+            setup: inert_hook,
+            script: format!("perl -e {FCHMOD} sub/.git/hooks/pre-commit"),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook made executable by fchmodat2 on a descriptor",
+            setup: inert_hook,
+            script: format!("perl -e {FCHMODAT2_EMPTY} sub/.git/hooks/pre-commit"),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook given an access ACL that lets its owner run it",
+            setup: inert_hook,
+            script: format!("python3 -S -c {ACL_EXEC} sub/.git/hooks/pre-commit"),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook given an access ACL through a descriptor",
+            setup: inert_hook,
+            script: format!("python3 -S -c {ACL_EXEC_FD} sub/.git/hooks/pre-commit"),
+            trigger: ("sub", commit),
+        },
+        Vector {
+            name: "a non-executable hook made executable through a symlink to it",
+            setup: inert_hook,
+            script: "ln -s sub/.git/hooks/pre-commit h; chmod +x h".to_owned(),
             trigger: ("sub", commit),
         },
         Vector {
@@ -229,10 +382,7 @@ fn git_vectors_are_held_under_transparent() {
 
 #[test]
 fn git_vectors_are_held_under_a_policy_extending_default() {
-    every_vector(
-        &[],
-        Some("extends = [\"default\"]\n\n[filesystem]\nprotect = [\"**/.tool\"]\n"),
-    );
+    every_vector(&[], Some(EXTENDING));
 }
 
 /// A policy's own entries are enforced like the built-in ones; the same
@@ -267,6 +417,12 @@ fn a_policy_adds_its_own_protected_paths() {
 /// are refused at any depth; the same names elsewhere are written.
 #[test]
 fn editor_and_agent_settings_are_refused_at_any_depth() {
+    for way in WAYS {
+        editor_and_agent_settings_are_refused(way);
+    }
+}
+
+fn editor_and_agent_settings_are_refused(way: &str) {
     let fx = Fixture::new(PROBE);
     let refused = [
         ".vscode/tasks.json",
@@ -292,7 +448,7 @@ fn editor_and_agent_settings_are_refused_at_any_depth() {
     // Again: recorded again, told once.
     script.push_str("mkdir .claude 2>/dev/null; ");
     script.push_str("echo x > vscode-tasks.json && echo control");
-    let out = script_inside(&fx, &[], &script);
+    let out = script_way(&fx, way, &script);
     assert_eq!(out.stdout, "control\n", "{out}");
     for rel in refused {
         assert!(!Path::new(&fx.ws(rel)).exists(), "{rel} was made\n{out}");
@@ -338,16 +494,23 @@ fn a_repository_made_inside_keeps_working_and_its_config_runs_nothing() {
     let out = git_outside(&control, "mine", &["status", "--porcelain"]);
     assert_ran(&control, "fsmonitor set by git config", &out);
 
-    for args in [&[][..], &["--transparent"][..]] {
+    for way in WAYS {
         let fx = Fixture::new(PROBE);
-        let inside = script_inside(&fx, args, script);
-        assert_eq!(inside.stdout, "configured\nfsmonitor refused\n", "{inside}");
+        let inside = script_way(&fx, way, script);
+        assert_eq!(
+            inside.stdout, "configured\nfsmonitor refused\n",
+            "{way}: {inside}"
+        );
         assert!(inside.stderr.contains("core.fsmonitor"), "{inside}");
         let log = git_outside(&fx, "mine", &["log", "--oneline"]);
         log.succeeded();
         assert_eq!(log.stdout.lines().count(), 1, "{log}");
         let name = git_outside(&fx, "mine", &["config", "--local", "user.name"]);
         assert_eq!(name.stdout, "someone\n", "{name}");
+        // git init learnt that the file system keeps modes by setting and
+        // clearing the configuration's execute bit.
+        let filemode = git_outside(&fx, "mine", &["config", "--local", "core.filemode"]);
+        assert_eq!(filemode.stdout, "true\n", "{filemode}");
         let out = git_outside(&fx, "mine", &["status", "--porcelain"]);
         assert_not_ran(&fx, "fsmonitor set by git config", &out);
         // The hooks git init wrote are the inert samples.
@@ -356,10 +519,99 @@ fn a_repository_made_inside_keeps_working_and_its_config_runs_nothing() {
     }
 }
 
+/// Control: git keeps working inside on a submodule's repository (in
+/// `.git/modules`, a name with a slash) and a worktree's (in
+/// `.git/worktrees`), configuration included, and outside afterwards.
+#[test]
+fn existing_submodules_and_worktrees_keep_working_inside() {
+    let script = "cd proj/vendor/lib && echo a > f && git add f \
+                  && git -c user.name=t -c user.email=t@t commit -q -m inside \
+                  && git config user.name someone && git checkout -q -b topic \
+                  && cd ../../../wt && echo b > g && git add g \
+                  && git -c user.name=t -c user.email=t@t commit -q -m inside-wt \
+                  && echo done";
+    for way in WAYS {
+        let fx = Fixture::new(PROBE);
+        submodule(&fx);
+        git_outside(&fx, "proj", &["worktree", "add", "-q", "../wt"]).succeeded();
+        let out = script_way(&fx, way, script);
+        assert_eq!(out.stdout, "done\n", "{way}: {out}");
+        assert!(!out.stderr.contains("refused"), "{out}");
+        let log = git_outside(&fx, "proj/vendor/lib", &["log", "--oneline", "topic"]);
+        assert!(log.stdout.contains("inside"), "{log}");
+        let name = git_outside(&fx, "proj/vendor/lib", &["config", "--local", "user.name"]);
+        assert_eq!(name.stdout, "someone\n", "{name}");
+        let log = git_outside(&fx, "wt", &["log", "--oneline"]);
+        assert!(log.stdout.contains("inside-wt"), "{log}");
+        git_outside(&fx, "proj", &["status", "--porcelain"]).succeeded();
+    }
+}
+
+/// `.gitmodules` as git writes it (a lock renamed into place: `git config
+/// -f .gitmodules`, `git submodule add`, `git mv`) is checked like a
+/// repository's configuration: a submodule's keys pass, `update = !command`
+/// (which `git submodule update` would run) is refused and named.
+#[test]
+fn gitmodules_is_written_by_git_without_a_command() {
+    let script = "cd proj && git config -f .gitmodules submodule.vendor/lib.branch main \
+                  && echo branch; git config -f .gitmodules submodule.vendor/lib.update \
+                  \"!touch $1\" && echo update set || echo update refused";
+    for way in WAYS {
+        let fx = Fixture::new(PROBE);
+        repository(&fx, "proj");
+        let modules = "[submodule \"vendor/lib\"]\n\tpath = vendor/lib\n\turl = ../lib\n";
+        fs::write(fx.ws("proj/.gitmodules"), modules).unwrap();
+        let out = script_way(&fx, way, script);
+        assert_eq!(out.stdout, "branch\nupdate refused\n", "{way}: {out}");
+        assert!(out.stderr.contains("submodule.<name>.update"), "{out}");
+        let keys = ["config", "-f", ".gitmodules", "--get-regexp", "submodule"];
+        let got = git_outside(&fx, "proj", &keys);
+        assert!(got.stdout.contains(".branch main"), "{got}");
+        assert!(!got.stdout.contains(".update"), "{got}");
+    }
+}
+
+/// Control: making any other file executable works inside as outside, by
+/// name and through a descriptor, and so does a mode change of the
+/// directory on the way to a protected path.
+#[test]
+fn making_other_files_executable_still_works() {
+    use std::os::unix::fs::PermissionsExt;
+    for way in WAYS {
+        let fx = Fixture::new(PROBE);
+        repository(&fx, "sub");
+        fs::write(fx.ws("build.sh"), "#!/bin/sh\n").unwrap();
+        fs::write(fx.ws("tool.sh"), "#!/bin/sh\n").unwrap();
+        fs::write(fx.ws("run.sh"), "#!/bin/sh\n").unwrap();
+        fs::write(fx.ws("acl.sh"), "#!/bin/sh\n").unwrap();
+        let script = format!(
+            "chmod +x build.sh && perl -e {FCHMOD} tool.sh \
+             && python3 -S -c {ACL_EXEC} acl.sh && python3 -S -c {XATTRS} tool.sh \
+             && perl -e {FCHMODAT2_EMPTY} run.sh \
+             && chmod 751 sub/.git/hooks && echo done"
+        );
+        let out = script_way(&fx, way, &script);
+        assert_eq!(out.stdout, "True True\ndone\n", "{way}: {out}");
+        assert!(!out.stderr.contains("refused"), "{out}");
+        let mode = |rel: &str| fs::metadata(fx.ws(rel)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("build.sh") & 0o111, 0o111, "{out}");
+        assert_eq!(mode("tool.sh"), 0o755, "{out}");
+        assert_eq!(mode("run.sh"), 0o755, "{out}");
+        assert_eq!(mode("acl.sh"), 0o744, "{out}");
+        assert_eq!(mode("sub/.git/hooks"), 0o751, "{out}");
+    }
+}
+
 /// The protection holds while the program runs: the person's own git,
 /// run meanwhile, runs nothing the program wrote.
 #[test]
 fn protected_during_the_session_not_only_after() {
+    for way in WAYS {
+        protected_during_the_session(way);
+    }
+}
+
+fn protected_during_the_session(way: &str) {
     let fx = Fixture::new(PROBE);
     repository(&fx, "sub");
     let script = format!(
@@ -367,7 +619,9 @@ fn protected_during_the_session_not_only_after() {
          touch ready; i=0; while [ ! -e done ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
     );
     let mark = marker(&fx);
-    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", &script, "sh", &mark]);
+    let args = way_args(&fx, way);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = fx.sluice_command(&args, &["/bin/sh", "-c", &script, "sh", &mark]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -398,7 +652,12 @@ fn a_nested_hook_is_refused_for_an_unprivileged_user() {
             .stdin(Stdio::null());
         execute(cmd)
     };
-    let script = format!("{HOOK} > sub/.git/hooks/pre-commit; chmod +x sub/.git/hooks/pre-commit");
+    // And a disabled hook the person keeps in `sub2`, made executable by
+    // name and through a descriptor.
+    let script = format!(
+        "{HOOK} > sub/.git/hooks/pre-commit; chmod +x sub/.git/hooks/pre-commit; \
+         chmod +x sub2/.git/hooks/pre-commit; perl -e {FCHMOD} sub2/.git/hooks/pre-commit"
+    );
     let commit = [
         "git",
         "-c",
@@ -415,6 +674,10 @@ fn a_nested_hook_is_refused_for_an_unprivileged_user() {
     for under_sluice in [false, true] {
         let fx = Fixture::new(PROBE);
         repository(&fx, "sub");
+        repository(&fx, "sub2");
+        let second = format!("{}2", marker(&fx));
+        let hook = format!("#!/bin/sh\ntouch {second}\n");
+        fs::write(fx.ws("sub2/.git/hooks/pre-commit"), hook).unwrap();
         fs::create_dir_all(fx.root().join("tmp")).unwrap();
         fx.give_to(65534, 65534);
         for dir in [
@@ -434,11 +697,21 @@ fn a_nested_hook_is_refused_for_an_unprivileged_user() {
         program.extend(["/bin/sh", "-c", &script, "sh", &mark]);
         let inside = as_nobody(&fx, &program, "");
         let out = as_nobody(&fx, &commit, "sub");
+        let out2 = as_nobody(&fx, &commit, "sub2");
+        let ran2 = Path::new(&second).exists();
         if under_sluice {
             assert!(inside.stderr.contains("refused writing"), "{inside}");
             assert_not_ran(&fx, "a nested hook, unprivileged", &out);
+            assert!(
+                !ran2,
+                "a disabled hook made executable ran\n{inside}\n{out2}"
+            );
         } else {
             assert_ran(&fx, "a nested hook, unprivileged", &out);
+            assert!(
+                ran2,
+                "control: the hook made executable did not run\n{out2}"
+            );
         }
     }
 }
@@ -473,6 +746,12 @@ fn the_broker_does_not_write_protected_paths_either() {
 /// layer; other files in it are written.
 #[test]
 fn start_up_files_are_refused_when_the_home_directory_is_the_workspace() {
+    for way in WAYS {
+        start_up_files_are_refused(way);
+    }
+}
+
+fn start_up_files_are_refused(way: &str) {
     let fx = Fixture::new(PROBE);
     let home = fx.home("");
     let refused = [
@@ -495,16 +774,21 @@ fn start_up_files_are_refused_when_the_home_directory_is_the_workspace() {
     }
     script.push_str("echo x > notes2.txt && echo control");
     let mut cmd = Command::new(sluice_bin());
-    cmd.args(["run", "--workspace", &home, "--", "/bin/sh", "-c", &script])
+    cmd.args(["run", "--workspace", &home])
+        .args(way_args(&fx, way))
+        .args(["--", "/bin/sh", "-c", &script])
         .current_dir(&fx.home_dir)
         .env("HOME", &fx.home_dir)
         .env("XDG_STATE_HOME", fx.state_dir())
         .env("XDG_CONFIG_HOME", fx.root().join("config"))
         .stdin(Stdio::null());
     let out = execute(cmd);
-    assert_eq!(out.stdout, "control\n", "{out}");
+    assert_eq!(out.stdout, "control\n", "{way}: {out}");
     for rel in refused {
-        assert!(!Path::new(&fx.home(rel)).exists(), "{rel} was made\n{out}");
+        assert!(
+            !Path::new(&fx.home(rel)).exists(),
+            "{way}: {rel} was made\n{out}"
+        );
     }
 }
 
@@ -514,6 +798,12 @@ fn start_up_files_are_refused_when_the_home_directory_is_the_workspace() {
 /// would lose this race).
 #[test]
 fn swapping_the_path_during_the_check_gains_nothing() {
+    for way in WAYS {
+        swapping_the_path_gains_nothing(way);
+    }
+}
+
+fn swapping_the_path_gains_nothing(way: &str) {
     let fx = Fixture::new(PROBE);
     repository(&fx, "sub");
     let racer = r##"
@@ -539,9 +829,11 @@ t.join()
 print("done")
 "##;
     let mark = marker(&fx);
-    let out =
-        execute(fx.sluice_command(&[], &["/usr/bin/python3", "-S", "-c", racer, "2000", &mark]));
-    assert_eq!(out.stdout, "done\n", "{out}");
+    let args = way_args(&fx, way);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let racer = ["/usr/bin/python3", "-S", "-c", racer, "2000", &mark];
+    let out = execute(fx.sluice_command(&args, &racer));
+    assert_eq!(out.stdout, "done\n", "{way}: {out}");
     assert!(
         Path::new(&fx.ws("sub/harmless-name-xx")).exists(),
         "the harmless name was never written: the race did not run\n{out}"
@@ -560,14 +852,20 @@ print("done")
 /// covers), and the repository works afterwards.
 #[test]
 fn a_repository_made_at_the_top_of_the_workspace_is_kept() {
+    for way in WAYS {
+        a_repository_made_at_the_top_is_kept(way);
+    }
+}
+
+fn a_repository_made_at_the_top_is_kept(way: &str) {
     let fx = Fixture::new(PROBE);
     fs::remove_dir_all(fx.ws(".git")).unwrap();
     let script =
         "git init -q . && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m one \
                   && echo made; printf '#!/bin/sh\\ntouch %s\\n' \"$1\" > .git/hooks/pre-commit; \
                   chmod +x .git/hooks/pre-commit";
-    let inside = script_inside(&fx, &[], script);
-    assert_eq!(inside.stdout, "made\n", "{inside}");
+    let inside = script_way(&fx, way, script);
+    assert_eq!(inside.stdout, "made\n", "{way}: {inside}");
     assert!(!inside.stderr.contains("moved to"), "{inside}");
     assert!(Path::new(&fx.ws(".git/config")).exists(), "{inside}");
     let log = git_outside(&fx, "", &["log", "--oneline"]);

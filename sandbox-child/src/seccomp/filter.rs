@@ -369,8 +369,10 @@ pub fn notify_spec() -> FilterSpec {
     );
     #[cfg(target_arch = "x86_64")]
     rules.extend([notify(sys!(SYS_fork)), notify(sys!(SYS_vfork))]);
-    // The guard's calls that make names (opens and mkdir are above).
+    // The guard's calls that make names (opens and mkdir are above), and
+    // those that make a file executable.
     rules.extend(naming_calls().map(notify));
+    rules.extend(exec_mode_rules());
     FilterSpec {
         rules,
         default: Action::Allow,
@@ -404,6 +406,53 @@ fn naming_calls() -> impl Iterator<Item = Sys> {
     calls.into_iter()
 }
 
+/// The mode bits that make a file runnable: a `chmod` setting any of them
+/// is the guard's (a non-executable hook git ignores, made executable).
+/// Set-ID bits are refused outright by the sandbox's own filter.
+pub const GUARDED_MODE_BITS: u32 = 0o111;
+
+/// The calls that set a mode, notified when the mode makes a file
+/// executable: `fchmod` (a descriptor's file), `fchmodat`, `fchmodat2` and
+/// (x86_64) `chmod` (taking bits away stays in the kernel); and those that
+/// set an extended attribute, always.
+fn exec_mode_rules() -> Vec<SyscallRule> {
+    let when_exec = |sys: Sys, arg: usize| {
+        sys.rule(Check::Args {
+            clauses: vec![Clause {
+                all_of: vec![ArgCheck::low(arg, Test::AnySet(GUARDED_MODE_BITS))],
+                action: Action::UserNotif,
+            }],
+            otherwise: Action::Allow,
+        })
+    };
+    let mut rules = vec![
+        when_exec(sys!(SYS_fchmod), 1),
+        when_exec(sys!(SYS_fchmodat), 2),
+        when_exec(FCHMODAT2, 2),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    rules.push(when_exec(sys!(SYS_chmod), 1));
+    // An access ACL (`system.posix_acl_access`) sets execute permission as
+    // `chmod` does; the attribute's name is in memory: always notified.
+    let notify = |sys: Sys| sys.rule(Check::Always(Action::UserNotif));
+    rules.extend(
+        [
+            sys!(SYS_setxattr),
+            sys!(SYS_lsetxattr),
+            sys!(SYS_fsetxattr),
+            SETXATTRAT,
+        ]
+        .map(notify),
+    );
+    rules
+}
+
+/// `setxattrat` (Linux 6.13): the same number on every architecture.
+const SETXATTRAT: Sys = Sys {
+    raw_name: "SYS_setxattrat",
+    nr: 463,
+};
+
 /// The guard's user-notification filter, for the default (not transparent)
 /// mode: every call that writes a file or makes, links or renames a name
 /// goes to the supervisor, which judges the name against `[filesystem]
@@ -433,6 +482,7 @@ pub fn guard_spec() -> FilterSpec {
         notify(sys!(SYS_mkdir)),
     ]);
     rules.extend(naming_calls().map(notify));
+    rules.extend(exec_mode_rules());
     FilterSpec {
         rules,
         default: Action::Allow,

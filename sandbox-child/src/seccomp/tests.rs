@@ -684,9 +684,17 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         libc::SYS_symlinkat,
         libc::SYS_renameat,
         libc::SYS_renameat2,
+        libc::SYS_fchmod,
+        libc::SYS_fchmodat,
+        452, // fchmodat2
+        libc::SYS_setxattr,
+        libc::SYS_lsetxattr,
+        libc::SYS_fsetxattr,
+        463, // setxattrat
     ];
     #[cfg(target_arch = "x86_64")]
     notified.extend([
+        libc::SYS_chmod,
         libc::SYS_open,
         libc::SYS_creat,
         libc::SYS_mkdir,
@@ -698,9 +706,12 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         libc::SYS_rename,
     ]);
     for &nr in &notified {
-        assert_eq!(eval(&prog, nr, &[]), libc::SECCOMP_RET_USER_NOTIF, "{nr}");
+        // A mode that makes a file executable, for the chmod family.
+        let args = [0o755, 0o755, 0o755];
+        assert_eq!(eval(&prog, nr, &args), libc::SECCOMP_RET_USER_NOTIF, "{nr}");
     }
     assert_eq!(Program::notified_syscall_names().len(), notified.len());
+    chmod_is_notified_when_it_makes_a_file_executable(&prog);
     for nr in [
         libc::SYS_read,
         libc::SYS_close,
@@ -806,6 +817,10 @@ fn the_guard_filter_notifies_writes_and_names_only() {
     let high = [libc::AT_FDCWD as u64, 0x1000, 0xffff_0000_0000_0000 | 1, 0];
     assert_eq!(eval(&prog, libc::SYS_openat, &high), notif);
     for nr in [
+        libc::SYS_setxattr,
+        libc::SYS_lsetxattr,
+        libc::SYS_fsetxattr,
+        463, // setxattrat
         libc::SYS_openat2,
         libc::SYS_mkdirat,
         libc::SYS_mknodat,
@@ -825,5 +840,34 @@ fn the_guard_filter_notifies_writes_and_names_only() {
         libc::SYS_execve,
     ] {
         assert_eq!(eval(&prog, nr, &[]), ALLOW, "{nr}");
+    }
+    chmod_is_notified_when_it_makes_a_file_executable(&prog);
+}
+
+/// `chmod` and its forms reach the guard when the mode sets an execute bit
+/// (in the low word, as the kernel reads it), and stay in the kernel
+/// otherwise.
+fn chmod_is_notified_when_it_makes_a_file_executable(prog: &Program) {
+    let fd = libc::AT_FDCWD as u64;
+    // (name, the mode's argument, the arguments before it)
+    let mut calls: Vec<(&str, usize, Vec<u64>)> = vec![
+        ("fchmod", 1, vec![3]),
+        ("fchmodat", 2, vec![fd, 0x1000]),
+        ("fchmodat2", 2, vec![fd, 0x1000]),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    calls.push(("chmod", 1, vec![0x1000]));
+    for (name, at, before) in calls {
+        let call = |mode: u64| {
+            let mut args = before.clone();
+            args.insert(at, mode);
+            eval(prog, nr_of(name), &args)
+        };
+        for mode in [0o755, 0o100, 0o010, 0o001, 0o700 | HIGH_GARBAGE] {
+            assert_eq!(call(mode), libc::SECCOMP_RET_USER_NOTIF, "{name} {mode:#o}");
+        }
+        for mode in [0o644, 0o600, 0o1666, 0o111 << 32] {
+            assert_eq!(call(mode), ALLOW, "{name} {mode:#o}");
+        }
     }
 }

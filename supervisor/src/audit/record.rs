@@ -239,11 +239,14 @@ text_enum!(
         Connect = "connect",
         /// Make a directory (transparent brokering, the guard).
         Mkdir = "mkdir",
-        /// The guard's calls: make a name by rename, link, symlink, mknod.
+        /// The guard's calls: make a name by rename, link, symlink, mknod;
+        /// make a file executable.
         Rename = "rename",
         Link = "link",
         Symlink = "symlink",
         Mknod = "mknod",
+        Chmod = "chmod",
+        Setxattr = "setxattr",
     }
 );
 

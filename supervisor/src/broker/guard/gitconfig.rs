@@ -131,6 +131,33 @@ const SUB_KEYS: &[(&str, &str)] = &[
 /// Checks a configuration file's text: `Err` names the first key (or line)
 /// that is not accepted.
 pub fn check(text: &[u8]) -> Result<(), String> {
+    entries(text, |section, sub, key, _| accepted(section, sub, key))
+}
+
+/// Checks a `.gitmodules` (`git submodule add`, `git mv`, `git rm` and `git
+/// config -f .gitmodules` write it through a rename): only
+/// `submodule.NAME.*` keys a submodule needs; `update` only as `checkout`,
+/// `rebase`, `merge` or `none` (`!command` runs it on `git submodule
+/// update`), and no `url` that starts with `-` (read as an option).
+pub fn check_gitmodules(text: &[u8]) -> Result<(), String> {
+    entries(text, |section, sub, key, value| {
+        let value = value.map(|v| v.trim_matches('"'));
+        sub && section == "submodule"
+            && match key {
+                "path" | "branch" | "fetchrecursesubmodules" | "ignore" | "shallow" => true,
+                "url" => value.is_some_and(|v| !v.starts_with('-')),
+                "update" => {
+                    matches!(value, Some("checkout" | "rebase" | "merge" | "none"))
+                }
+                _ => false,
+            }
+    })
+}
+
+/// Walks a configuration's keys: `ok(section, has a subsection, key, value)`
+/// (the value as written after `=`, `None` if it runs on to the next line)
+/// says whether each is accepted; `Err` names the first that is not.
+fn entries(text: &[u8], ok: impl Fn(&str, bool, &str, Option<&str>) -> bool) -> Result<(), String> {
     let text = std::str::from_utf8(text).map_err(|_| "the file is not UTF-8 text".to_owned())?;
     let mut section: Option<(String, bool)> = None;
     let mut continued = false;
@@ -167,7 +194,15 @@ pub fn check(text: &[u8]) -> Result<(), String> {
         let Some((name, sub)) = &section else {
             return Err(format!("line {}: a key outside any section", n + 1));
         };
-        if !accepted(name, *sub, &key) {
+        let value = after.strip_prefix('=').map(|v| {
+            let v = v.trim();
+            match v.find(['#', ';']) {
+                Some(at) if !v.starts_with('"') => v[..at].trim_end(),
+                _ => v,
+            }
+        });
+        let value = value.filter(|_| !ends_continued(after));
+        if !ok(name, *sub, &key, value) {
             let shown = if *sub {
                 format!("{name}.<name>.{key}")
             } else {
@@ -227,7 +262,13 @@ fn ends_continued(value: &str) -> bool {
 /// descriptor the connector opens, with the program's rights), checked,
 /// and written as a new file the program never held, which is renamed
 /// into place; the program's file is then removed, as a rename would.
-pub(super) fn put(env: &Env<'_>, src: &Place, dst: &Place, flags: u32) -> Result<Answer, Stop> {
+pub(super) fn put(
+    env: &Env<'_>,
+    src: &Place,
+    dst: &Place,
+    flags: u32,
+    check: fn(&[u8]) -> Result<(), String>,
+) -> Result<Answer, Stop> {
     let path = dst.path();
     let read = fsop::Request {
         flags: libc::O_RDONLY,
@@ -331,6 +372,41 @@ mod tests {
             ("[core.x]\n\tfsmonitor = x\n", "core.<name>.fsmonitor"),
         ] {
             let err = check(text.as_bytes()).unwrap_err();
+            assert_eq!(err, format!("key '{key}'"), "{text}");
+        }
+    }
+
+    #[test]
+    fn gitmodules_accepts_what_git_writes_and_refuses_commands() {
+        let added =
+            b"[submodule \"vendor/lib\"]\n\tpath = vendor/lib\n\turl = ../lib\n\tbranch = main\n";
+        assert_eq!(check_gitmodules(added), Ok(()));
+        assert_eq!(
+            check_gitmodules(b"[submodule \"a\"]\n\tupdate = rebase\n"),
+            Ok(())
+        );
+        for (text, key) in [
+            (
+                "[submodule \"a\"]\n\tupdate = !touch /tmp/x\n",
+                "submodule.<name>.update",
+            ),
+            (
+                "[submodule \"a\"]\n\tupdate = \"!sh\"\n",
+                "submodule.<name>.update",
+            ),
+            (
+                "[submodule \"a\"]\n\tupdate = a\\\n!x\n",
+                "submodule.<name>.update",
+            ),
+            (
+                "[submodule \"a\"]\n\turl = --upload-pack=x\n",
+                "submodule.<name>.url",
+            ),
+            ("[submodule \"a\"]\n\turl\n", "submodule.<name>.url"),
+            ("[core]\n\tfsmonitor = x\n", "core.fsmonitor"),
+            ("[submodule]\n\tpath = x\n", "submodule.path"),
+        ] {
+            let err = check_gitmodules(text.as_bytes()).unwrap_err();
             assert_eq!(err, format!("key '{key}'"), "{text}");
         }
     }

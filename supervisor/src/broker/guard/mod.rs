@@ -8,7 +8,9 @@
 //! its filter) for every call that writes a file or makes a name: `open`
 //! and `openat` whose flags write, create, truncate or make an unnamed
 //! file, `creat`, `openat2`, `mkdir`, `mknod`, `link`, `symlink` and
-//! `rename` in all their forms. For each the reader thread
+//! `rename` in all their forms, `chmod` in all its forms when the mode
+//! makes a file executable, and `setxattr` in all its forms (an access ACL
+//! grants execute permission). For each the reader thread
 //! ([`super::transparent`]) calls [`serve`]:
 //!
 //! 1. The paths are read once from the program's memory.
@@ -17,7 +19,8 @@
 //!    mount view, its symlinks) and the kernel's name for that directory,
 //!    plus the final name, is judged ([`judge`]): a protected path is
 //!    never written, made, linked to or renamed onto, and no new name is
-//!    made on the way to one (a file or symlink named `.git`, `mv x .git`).
+//!    made on the way to one (a file or symlink named `.git`, `mv x .git`),
+//!    nor moved into a protected tree from outside (`mv x .git/modules/m`).
 //! 3. What passes is made by the connector, a process inside the program's
 //!    sandbox (`sandbox_child::fsop`), on that directory descriptor and
 //!    name, following no symlink there: the kernel is never asked to run
@@ -119,7 +122,49 @@ pub enum Call {
         new: u64,
         flags: u32,
     },
+    /// `chmod`, `fchmodat`, `fchmodat2` that make a file executable.
+    Chmod {
+        dirfd: Option<i32>,
+        path: u64,
+        mode: u32,
+        flags: i32,
+    },
+    /// `fchmod` that makes a descriptor's file executable.
+    Fchmod { fd: i32, mode: u32 },
+    /// `setxattr`, `lsetxattr`, `fsetxattr`, `setxattrat` (an access ACL
+    /// sets execute permission as `chmod` does).
+    Setxattr {
+        /// `None`: the descriptor `dirfd` (`fsetxattr`).
+        path: Option<u64>,
+        dirfd: Option<i32>,
+        at_flags: i32,
+        name: u64,
+        /// `setxattrat`: the address and size of its `struct xattr_args`.
+        args: XattrArgs,
+    },
 }
+
+/// Where a `setxattr` call's value, size and flags are.
+#[derive(Debug, Clone, Copy)]
+pub enum XattrArgs {
+    Registers {
+        value: u64,
+        size: u64,
+        flags: u32,
+    },
+    /// `setxattrat`'s `struct xattr_args` in memory, and its size.
+    Memory {
+        addr: u64,
+        size: u64,
+    },
+}
+
+/// `setxattrat`: the same number on every architecture.
+const SYS_SETXATTRAT: libc::c_long = 463;
+
+/// `fchmodat2`: the same number on every architecture (libc names it only
+/// for some).
+const SYS_FCHMODAT2: libc::c_long = 452;
 
 impl Call {
     /// The guard's calls other than the `open` family and `mkdir`.
@@ -158,6 +203,65 @@ impl Call {
                 newdir: int(a[2]),
                 new: a[3],
                 flags: a[4] as u32,
+            },
+            libc::SYS_fchmod => Call::Fchmod {
+                fd: a[0] as u32 as i32,
+                mode: a[1] as u32,
+            },
+            libc::SYS_fchmodat => Call::Chmod {
+                dirfd: int(a[0]),
+                path: a[1],
+                mode: a[2] as u32,
+                flags: 0,
+            },
+            SYS_FCHMODAT2 => Call::Chmod {
+                dirfd: int(a[0]),
+                path: a[1],
+                mode: a[2] as u32,
+                flags: a[3] as u32 as i32,
+            },
+            libc::SYS_setxattr | libc::SYS_lsetxattr => Call::Setxattr {
+                path: Some(a[0]),
+                dirfd: None,
+                at_flags: if libc::c_long::from(data.nr) == libc::SYS_lsetxattr {
+                    libc::AT_SYMLINK_NOFOLLOW
+                } else {
+                    0
+                },
+                name: a[1],
+                args: XattrArgs::Registers {
+                    value: a[2],
+                    size: a[3],
+                    flags: a[4] as u32,
+                },
+            },
+            libc::SYS_fsetxattr => Call::Setxattr {
+                path: None,
+                dirfd: int(a[0]),
+                at_flags: libc::AT_EMPTY_PATH,
+                name: a[1],
+                args: XattrArgs::Registers {
+                    value: a[2],
+                    size: a[3],
+                    flags: a[4] as u32,
+                },
+            },
+            SYS_SETXATTRAT => Call::Setxattr {
+                path: Some(a[1]),
+                dirfd: int(a[0]),
+                at_flags: a[2] as u32 as i32,
+                name: a[3],
+                args: XattrArgs::Memory {
+                    addr: a[4],
+                    size: a[5],
+                },
+            },
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_chmod => Call::Chmod {
+                dirfd: None,
+                path: a[0],
+                mode: a[1] as u32,
+                flags: 0,
             },
             #[cfg(target_arch = "x86_64")]
             libc::SYS_mknod => Call::Mknod {
@@ -200,6 +304,8 @@ impl Call {
             Call::Symlink { .. } => audit::Op::Symlink,
             Call::Link { .. } => audit::Op::Link,
             Call::Rename { .. } => audit::Op::Rename,
+            Call::Chmod { .. } | Call::Fchmod { .. } => audit::Op::Chmod,
+            Call::Setxattr { .. } => audit::Op::Setxattr,
         }
     }
 }
@@ -433,6 +539,18 @@ fn check(env: &Env<'_>, place: &Place, act: Act) -> Result<(), Stop> {
     check_path(env, place.path(), act)
 }
 
+/// A name made at `dst` from `src` (`None`: made from nothing, a symlink or
+/// device node): inside a protected tree, only from within it
+/// ([`judge::judge_region`]).
+fn check_region(env: &Env<'_>, src: Option<&Place>, dst: &Place) -> Result<(), Stop> {
+    let path = dst.path();
+    let from = src.map(Place::path);
+    match judge::judge_region(&env.guard.protect, from.as_deref(), &path) {
+        Some(refusal) => Err(Stop::Refused(path, refusal)),
+        None => Ok(()),
+    }
+}
+
 fn check_path(env: &Env<'_>, path: PathBuf, act: Act) -> Result<(), Stop> {
     match judge::judge(&env.guard.protect, &path, act) {
         Some(refusal) => Err(Stop::Refused(path, refusal)),
@@ -483,6 +601,7 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
                 .place(root, named.base.as_deref(), &named.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
             check(env, &place, Act::Name)?;
+            check_region(env, None, &place)?;
             let req = request(Op::Mknod, &place.name, umask);
             let req = fsop::Request { mode, dev, ..req };
             done(perform(env, &req, place.parent.as_fd(), None)?)
@@ -500,6 +619,7 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
                 .place(root, named.base.as_deref(), &named.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
             check(env, &place, Act::Name)?;
+            check_region(env, None, &place)?;
             let req = fsop::Request {
                 target: &content,
                 ..request(Op::Symlink, &place.name, 0)
@@ -537,6 +657,7 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
                 .ok_or(Stop::Errno(libc::EEXIST))?;
             check(env, &src, Act::LinkSource)?;
             check(env, &dst, Act::Name)?;
+            check_region(env, Some(&src), &dst)?;
             let req = fsop::Request {
                 name2: &dst.name,
                 ..request(Op::Link, &src.name, 0)
@@ -555,7 +676,240 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
             new,
             flags,
         } => rename(env, target, root, (olddir, old), (newdir, new), flags),
+        Call::Chmod {
+            dirfd,
+            path,
+            mode,
+            flags,
+        } => chmod(env, target, root, (dirfd, path), mode, flags),
+        Call::Fchmod { fd, mode } => fchmod(env, target, fd, mode),
+        Call::Setxattr {
+            path,
+            dirfd,
+            at_flags,
+            name,
+            args,
+        } => setxattr(env, target, root, (dirfd, path, at_flags), name, args),
     }
+}
+
+/// An extended attribute set (an access ACL can make a file executable):
+/// the file is judged as for `chmod` (any attribute of a protected file is
+/// refused), and the connector sets it on the judged name, or on the file
+/// the descriptor names, with the value the supervisor read once and hands
+/// over in a memory file.
+fn setxattr(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    root: BorrowedFd<'_>,
+    (dirfd, path, at_flags): (Option<i32>, Option<u64>, i32),
+    name: u64,
+    args: XattrArgs,
+) -> Result<Answer, Stop> {
+    if at_flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Stop::Errno(libc::EINVAL));
+    }
+    let (value, size, flags) = match args {
+        XattrArgs::Registers { value, size, flags } => (value, size, flags),
+        XattrArgs::Memory { addr, size } => {
+            if size != 16 {
+                return Err(Stop::Errno(libc::EINVAL));
+            }
+            let raw = target.read_struct(addr, 16)?;
+            let word = |at: usize| u32::from_ne_bytes(raw[at..at + 4].try_into().unwrap());
+            let value = u64::from_ne_bytes(raw[..8].try_into().unwrap());
+            (value, u64::from(word(8)), word(12))
+        }
+    };
+    if size > fsop::XATTR_SIZE_MAX as u64 {
+        return Err(Stop::Errno(libc::E2BIG));
+    }
+    let attr = target.read_path(name)?;
+    if attr.is_empty() || attr.len() > 255 {
+        return Err(Stop::Errno(libc::ERANGE));
+    }
+    let value = if size > 0 {
+        target.read_struct(value, size as usize)?
+    } else {
+        Vec::new()
+    };
+    let memfd = value_file(&value)?;
+    let on_descriptor = match path {
+        None => true,
+        Some(path) => at_flags & libc::AT_EMPTY_PATH != 0 && target.read_path(path)?.is_empty(),
+    };
+    let (file, name, reopen): (OwnedFd, Vec<u8>, bool) = if on_descriptor {
+        let (file, reopen) = descriptor_file(target, dirfd.unwrap_or(libc::AT_FDCWD))?;
+        if let Ok(real) = fsops::real_path(&file) {
+            check_path(env, real, Act::Xattr)?;
+        }
+        (file, Vec::new(), reopen)
+    } else {
+        let named = read_named(target, dirfd, path.unwrap_or(0))?;
+        target.valid()?;
+        let place = match env.guard.place(root, named.base.as_deref(), &named.asked)? {
+            Some(place) if at_flags & libc::AT_SYMLINK_NOFOLLOW != 0 => place,
+            Some(place) => follow(env, root, place)?,
+            None => Place {
+                parent: the_directory(env, root, &named, Act::Xattr)?,
+                real: PathBuf::new(),
+                name: Vec::new(),
+            },
+        };
+        if !place.name.is_empty() {
+            check(env, &place, Act::Xattr)?;
+        }
+        let reopen = place.name.is_empty();
+        (place.parent, place.name, reopen)
+    };
+    let req = fsop::Request {
+        mode: size as u32,
+        flags: flags as i32,
+        dev: match (name.is_empty(), reopen) {
+            (false, _) => 0,
+            (true, false) => libc::AT_EMPTY_PATH as u64,
+            (true, true) => libc::AT_EMPTY_PATH as u64 | fsop::REOPEN,
+        },
+        target: &attr,
+        ..request(Op::Setxattr, &name, 0)
+    };
+    done(perform(
+        env,
+        &req,
+        file.as_fd(),
+        memfd.as_ref().map(|m| m.as_fd()),
+    )?)
+}
+
+/// A memory file holding `value` for the connector (`None` if empty).
+fn value_file(value: &[u8]) -> Result<Option<OwnedFd>, Stop> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    // SAFETY: the name is NUL-terminated; the result is checked.
+    let fd = unsafe { libc::memfd_create(c"sluice-xattr".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Stop::from(io::Error::last_os_error()));
+    }
+    // SAFETY: a descriptor just made and owned by nothing else.
+    let file = std::fs::File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    std::io::Write::write_all(&mut &file, value)?;
+    Ok(Some(file.into()))
+}
+
+/// A mode that makes a file executable, set by name: the file (through
+/// symlinks at the name, unless `AT_SYMLINK_NOFOLLOW`) is judged as if it
+/// were written, and the connector sets the mode on the judged name without
+/// following a symlink there.
+fn chmod(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    root: BorrowedFd<'_>,
+    (dirfd, path): (Option<i32>, u64),
+    mode: u32,
+    flags: i32,
+) -> Result<Answer, Stop> {
+    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Stop::Errno(libc::EINVAL));
+    }
+    if flags & libc::AT_EMPTY_PATH != 0 && target.read_path(path)?.is_empty() {
+        return fchmod(env, target, dirfd.unwrap_or(libc::AT_FDCWD), mode);
+    }
+    let named = read_named(target, dirfd, path)?;
+    target.valid()?;
+    let place = match env.guard.place(root, named.base.as_deref(), &named.asked)? {
+        Some(place) if flags & libc::AT_SYMLINK_NOFOLLOW != 0 => place,
+        Some(place) => follow(env, root, place)?,
+        None => {
+            let dir = the_directory(env, root, &named, Act::Chmod)?;
+            let req = fsop::Request {
+                mode,
+                flags: libc::AT_EMPTY_PATH,
+                ..request(Op::Chmod, b"", 0)
+            };
+            return done(perform(env, &req, dir.as_fd(), None)?);
+        }
+    };
+    check(env, &place, Act::Chmod)?;
+    let req = fsop::Request {
+        mode,
+        ..request(Op::Chmod, &place.name, 0)
+    };
+    done(perform(env, &req, place.parent.as_fd(), None)?)
+}
+
+/// A path ending in `.` or `..`: the directory itself, resolved in the
+/// program's root and judged for `act`.
+fn the_directory(
+    env: &Env<'_>,
+    root: BorrowedFd<'_>,
+    named: &Named,
+    act: Act,
+) -> Result<OwnedFd, Stop> {
+    let dir = match &named.base {
+        Some(base) => [base.as_slice(), b"/", &named.asked].concat(),
+        None => named.asked.clone(),
+    };
+    let dir = fsops::openat2(
+        root.as_raw_fd(),
+        &dir,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )?;
+    check_path(env, fsops::real_path(&dir)?, act)?;
+    Ok(dir)
+}
+
+/// A mode that makes a file executable, set on a descriptor (`fchmod`, or
+/// `fchmodat2` with `AT_EMPTY_PATH`): the file the descriptor names now is
+/// judged, and the connector sets the mode on that same file (never the
+/// program's descriptor number, which another thread could point elsewhere
+/// meanwhile). A file with no name left (removed, unnamed) is not judged:
+/// it can only get one through a call judged in its turn.
+fn fchmod(env: &Env<'_>, target: &Target<'_>, fd: i32, mode: u32) -> Result<Answer, Stop> {
+    let (file, _) = descriptor_file(target, fd)?;
+    // SAFETY: F_GETFL on a descriptor this function owns.
+    let status = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    if fd >= 0 && status & libc::O_PATH != 0 {
+        // The kernel refuses a mode change through an `O_PATH` descriptor.
+        return Err(Stop::Errno(libc::EBADF));
+    }
+    if let Ok(real) = fsops::real_path(&file) {
+        check_path(env, real, Act::Chmod)?;
+    }
+    let req = fsop::Request {
+        mode,
+        flags: libc::AT_EMPTY_PATH,
+        ..request(Op::Chmod, b"", 0)
+    };
+    done(perform(env, &req, file.as_fd(), None)?)
+}
+
+/// The file the program's descriptor `fd` names now: the supervisor's own
+/// copy of that open file (`pidfd_getfd`), taken once; for `AT_FDCWD`, its
+/// working directory as a path descriptor (`true`: to be reopened in the
+/// sandbox for a call that needs an open file).
+fn descriptor_file(target: &Target<'_>, fd: i32) -> Result<(OwnedFd, bool), Stop> {
+    let taken = match fd {
+        libc::AT_FDCWD => fsops::openat2(
+            libc::AT_FDCWD,
+            format!("/proc/{}/cwd", target.tid).as_bytes(),
+            libc::O_PATH | libc::O_CLOEXEC,
+            0,
+            0,
+        )
+        .map(|cwd| (cwd, true)),
+        fd if fd >= 0 => crate::broker::transparent::connect::take_descriptor(target.tid, fd)
+            .map(|file| (file, false)),
+        _ => return Err(Stop::Errno(libc::EBADF)),
+    };
+    let taken = taken.map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => Stop::Errno(libc::EBADF),
+        _ => Stop::from(e),
+    })?;
+    target.valid()?;
+    Ok(taken)
 }
 
 /// A base request for `op` on `name`.
@@ -835,10 +1189,20 @@ fn rename(
     )?;
     if let Err(refused) = check(env, &dst, Act::Name) {
         let plain = flags & !libc::RENAME_NOREPLACE == 0;
-        if plain && judge::is_git_config(&dst.path()) && !dst.real.starts_with("/proc") {
-            return gitconfig::put(env, &src, &dst, flags);
+        let path = dst.path();
+        if plain && !dst.real.starts_with("/proc") {
+            if judge::is_git_config(&path) {
+                return gitconfig::put(env, &src, &dst, flags, gitconfig::check);
+            }
+            if path.file_name() == Some(OsStr::new(".gitmodules")) {
+                return gitconfig::put(env, &src, &dst, flags, gitconfig::check_gitmodules);
+            }
         }
         return Err(refused);
+    }
+    check_region(env, Some(&src), &dst)?;
+    if exchange {
+        check_region(env, Some(&dst), &src)?;
     }
     let req = fsop::Request {
         flags: flags as i32,

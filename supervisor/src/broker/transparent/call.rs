@@ -251,6 +251,15 @@ mod tests {
                 "symlinkat" => libc::SYS_symlinkat,
                 "renameat" => libc::SYS_renameat,
                 "renameat2" => libc::SYS_renameat2,
+                "fchmod" => libc::SYS_fchmod,
+                "fchmodat" => libc::SYS_fchmodat,
+                "fchmodat2" => 452,
+                "setxattr" => libc::SYS_setxattr,
+                "lsetxattr" => libc::SYS_lsetxattr,
+                "fsetxattr" => libc::SYS_fsetxattr,
+                "setxattrat" => 463,
+                #[cfg(target_arch = "x86_64")]
+                "chmod" => libc::SYS_chmod,
                 #[cfg(target_arch = "x86_64")]
                 "mknod" => libc::SYS_mknod,
                 #[cfg(target_arch = "x86_64")]

@@ -108,7 +108,7 @@ fn plan(
     started: Instant,
 ) -> Result<Plan, Unreadable> {
     let (fd, addr_at, len) = (args[0] as u32 as i32, args[1], args[2] as u32 as usize);
-    let socket = match take_socket(target.tid, fd) {
+    let socket = match take_descriptor(target.tid, fd) {
         Ok(socket) => socket,
         Err(e) => {
             target.valid()?;
@@ -263,7 +263,7 @@ fn named(family: i32, addr: &[u8]) -> Option<&[u8]> {
 }
 
 /// The supervisor's own copy of the thread's descriptor `fd`.
-fn take_socket(tid: libc::pid_t, fd: i32) -> io::Result<OwnedFd> {
+pub(crate) fn take_descriptor(tid: libc::pid_t, fd: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes integers and returns a new descriptor.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
     if pidfd < 0 {

@@ -59,7 +59,7 @@
 //! is 5.14).
 
 pub(crate) mod call;
-mod connect;
+pub(crate) mod connect;
 mod notif;
 mod serve;
 mod stacked;
