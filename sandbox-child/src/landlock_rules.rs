@@ -128,6 +128,11 @@ pub fn build(policy: &Policy) -> Result<Option<OwnedFd>, RulesetError> {
     for p in &fs.write {
         created = add_path(created, p, write_access())?;
     }
+    // The hosts mode: in the program's own network only the proxy and the
+    // loopback services listen; connecting to those ports is all it needs.
+    for at in crate::plan::listen_addresses(policy) {
+        created = created.add_rule(NetPort::new(at.port(), AccessNet::ConnectTcp))?;
+    }
     if let NetPolicy::Tcp { connect, bind } = &policy.network {
         for &port in connect {
             created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;

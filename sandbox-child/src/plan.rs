@@ -84,6 +84,8 @@ pub enum PrepareError {
     },
     #[error("'{0}' contains a NUL byte")]
     Nul(String),
+    #[error("{0}")]
+    Policy(String),
     #[error("reading {what}: {source}")]
     Probe {
         what: &'static str,
@@ -182,8 +184,13 @@ pub struct Prepared {
     pub(crate) seccomp: seccomp::Program,
     /// Transparent brokering (the second filter and its hand-over socket).
     pub(crate) notify: Option<crate::notify::Notify>,
-    /// Where the child sends its root (see [`LaunchContext::root_socket`]).
+    /// Where the child sends its root (see [`LaunchContext::root_socket`]),
+    /// and before it, in the hosts mode, the listening sockets.
     pub(crate) root_socket: OwnedFd,
+    /// The hosts mode: the addresses listened on in the program's own
+    /// network namespace (the proxy first, then loopback services); empty
+    /// in the other modes ([`crate::netns`]).
+    pub(crate) net_listen: Vec<crate::netns::PreparedListen>,
     /// Per layer: does a failure stop the launch?
     pub(crate) fatal: [bool; Layer::ALL.len()],
 }
@@ -471,7 +478,8 @@ fn syscall_rules(policy: &Policy) -> SyscallRules {
     SyscallRules {
         net: match policy.network {
             NetPolicy::None => NetSyscalls::UnixOnly,
-            NetPolicy::Tcp { .. } => NetSyscalls::TcpOnly,
+            // The namespace holds loopback only: TCP to the proxy.
+            NetPolicy::Tcp { .. } | NetPolicy::Hosts(_) => NetSyscalls::TcpOnly,
             NetPolicy::All => NetSyscalls::All,
         },
         // sluice's own namespace, if any, is made before the filter.
@@ -631,9 +639,50 @@ pub fn prepare(
             socket,
         }),
         root_socket: ctx.root_socket,
+        net_listen: net_listen(policy)?,
         fatal,
     };
     Ok((prepared, report))
+}
+
+/// The addresses the hosts mode listens on in the program's namespace.
+pub fn listen_addresses(policy: &Policy) -> Vec<std::net::SocketAddr> {
+    let NetPolicy::Hosts(hosts) = &policy.network else {
+        return Vec::new();
+    };
+    let proxy = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, policies::PROXY_PORT));
+    std::iter::once(proxy)
+        .chain(
+            hosts
+                .loopback_services()
+                .into_iter()
+                .map(std::net::SocketAddr::from),
+        )
+        .collect()
+}
+
+fn net_listen(policy: &Policy) -> Result<Vec<crate::netns::PreparedListen>, PrepareError> {
+    let addrs = listen_addresses(policy);
+    if addrs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if addrs.len() > crate::netns::MAX_LISTENERS {
+        return Err(PrepareError::Policy(format!(
+            "at most {} loopback services can be named in [network] hosts",
+            crate::netns::MAX_LISTENERS - 1
+        )));
+    }
+    if addrs[1..].iter().any(|a| a.port() == policies::PROXY_PORT) {
+        return Err(PrepareError::Policy(format!(
+            "port {} on loopback is sluice's proxy in the program's network; \
+             a loopback service there cannot be named",
+            policies::PROXY_PORT
+        )));
+    }
+    Ok(addrs
+        .into_iter()
+        .map(crate::netns::PreparedListen::new)
+        .collect())
 }
 
 fn report_for(
@@ -663,6 +712,25 @@ fn report_for(
                 Status::Partial
             },
             "AF_UNIX sockets only (seccomp), TCP denied (landlock)".into(),
+        ),
+        NetPolicy::Hosts(hosts) => layer(
+            Layer::Network,
+            if landlock_rules::supports_tcp(abi) {
+                Status::Enforced
+            } else {
+                Status::Partial
+            },
+            format!(
+                "a network namespace of its own, loopback only; out through sluice's proxy \
+                 on 127.0.0.1:{} to {} host rule(s){}; TCP connect to the proxy and loopback \
+                 services only (landlock); no UDP or raw sockets (seccomp)",
+                policies::PROXY_PORT,
+                hosts.allow.len(),
+                match hosts.ask {
+                    policies::AskHosts::No => "",
+                    _ => ", others asked",
+                }
+            ),
         ),
         NetPolicy::Tcp { connect, bind } => layer(
             Layer::Network,

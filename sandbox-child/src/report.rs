@@ -175,10 +175,13 @@ pub enum Step {
     /// the supervisor sees it, in the record's `errno` field
     /// ([`StepRecord::program`]).
     Program,
+    /// The hosts mode's network namespace, loopback, and the listening
+    /// sockets sent to the supervisor's proxy.
+    NetNamespace,
 }
 
 impl Step {
-    const ALL: [Step; 26] = [
+    const ALL: [Step; 27] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -205,6 +208,7 @@ impl Step {
         Step::Proc,
         Step::Init,
         Step::Program,
+        Step::NetNamespace,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -222,6 +226,7 @@ impl Step {
                 Some(Layer::Capabilities)
             }
             Step::Proc => Some(Layer::PidNamespace),
+            Step::NetNamespace => Some(Layer::Network),
             Step::NoNewPrivs => Some(Layer::NoNewPrivs),
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
@@ -269,6 +274,7 @@ impl Step {
             Step::Proc => "mounting the PID namespace's own /proc",
             Step::Init => "starting the program under the sandbox's init",
             Step::Program => "naming the program's pid",
+            Step::NetNamespace => "making the program's own network namespace for the proxy",
         }
     }
 }

@@ -9,7 +9,9 @@ use std::sync::{Mutex, MutexGuard};
 use serde::Serialize;
 
 use super::chain::{self, Hex};
-use super::record::{Counts, DecisionRecord, EndRecord, Quarantined, StartRecord};
+use super::record::{
+    ConnectionRecord, Counts, DecisionRecord, EndRecord, Quarantined, StartRecord,
+};
 use super::time::{self, Rfc3339};
 
 /// The audit log of one session. `append` may be called from any thread;
@@ -110,6 +112,14 @@ impl AuditLog {
     pub fn append(&self, record: &DecisionRecord) -> io::Result<()> {
         let mut inner = self.lock();
         self.write(&mut inner, "decision", record)?;
+        inner.counts.add(record.decision);
+        Ok(())
+    }
+
+    /// Appends one proxied connection (counted with the decisions).
+    pub fn append_connection(&self, record: &ConnectionRecord) -> io::Result<()> {
+        let mut inner = self.lock();
+        self.write(&mut inner, "connection", record)?;
         inner.counts.add(record.decision);
         Ok(())
     }

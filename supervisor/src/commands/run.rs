@@ -153,6 +153,20 @@ fn open_session(args: &RunArgs) -> Result<Session> {
             .map_err(|e| anyhow::anyhow!("--net '{net}': {e}"))?;
         spec.set_network(net);
     }
+    if !args.allow_host.is_empty() {
+        if let Some(net) = &args.net {
+            anyhow::bail!(
+                "--allow-host and --net {net} do not go together: --allow-host makes the \
+                 program's only way out sluice's proxy (leave out --net)"
+            );
+        }
+    }
+    for host in &args.allow_host {
+        let rule = host
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--allow-host '{host}': {e}"))?;
+        spec.allow_host(rule);
+    }
     if let Some(mode) = args.nested {
         spec.set_nested(mode);
     }
@@ -277,15 +291,30 @@ pub fn run(args: RunArgs) -> Result<i32> {
         proto::socket::seqpacket_pair().context("creating the broker socket")?;
     let broker_fd = broker_theirs.as_raw_fd().to_string();
     let tmp = s.dir.tmp();
-    let env = launch::child_env(
-        &s.policy,
-        &[
-            ("TMPDIR", tmp.as_os_str()),
-            ("SLUICE_SESSION", OsStr::new(&s.id)),
-            ("SLUICE_BROKER_FD", OsStr::new(&broker_fd)),
-            ("SLUICE_BIN", sluice_bin.as_os_str()),
-        ],
-    )?;
+    let mut extra_env = vec![
+        ("TMPDIR", tmp.as_os_str()),
+        ("SLUICE_SESSION", OsStr::new(&s.id)),
+        ("SLUICE_BROKER_FD", OsStr::new(&broker_fd)),
+        ("SLUICE_BIN", sluice_bin.as_os_str()),
+    ];
+    let proxy_url = format!("http://127.0.0.1:{}", policies::PROXY_PORT);
+    if let NetPolicy::Hosts(hosts) = &s.policy.network {
+        if hosts.ask != policies::AskHosts::No {
+            anyhow::bail!(
+                "[network] ask_hosts is not supported yet: list the hosts in [network] hosts \
+                 or with --allow-host HOST"
+            );
+        }
+        // The program's only way out; loopback stays direct (its services
+        // listen in its own namespace).
+        for name in crate::net::PROXY_VARIABLES {
+            extra_env.push((name, OsStr::new(&proxy_url)));
+        }
+        for name in ["NO_PROXY", "no_proxy"] {
+            extra_env.push((name, OsStr::new(crate::net::NO_PROXY)));
+        }
+    }
+    let env = launch::child_env(&s.policy, &extra_env)?;
     // `--workspace DIR` starts the program there; without it the program
     // starts where sluice was started (the workspace by default).
     let cwd = match &args.workspace {
@@ -381,6 +410,22 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let shared = Arc::new(shared);
     // The guard judged every write during the session (`broker::guard`).
     let guarded = spawned.transparent.is_some();
+    let proxy = match &s.policy.network {
+        NetPolicy::Hosts(hosts) if !spawned.net_listeners.is_empty() => {
+            match crate::net::Proxy::start(
+                spawned.net_listeners,
+                hosts.clone(),
+                Some(crate::net::auditor(shared.clone())),
+            ) {
+                Ok(proxy) => Some(proxy),
+                Err(e) => {
+                    abandon(spawned.pid, spawned.cgroup.as_ref());
+                    return Err(e).context("starting the proxy");
+                }
+            }
+        }
+        _ => None,
+    };
     let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
@@ -401,6 +446,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
         relay.finish();
     }
     broker.stop();
+    if let Some(proxy) = proxy {
+        proxy.stop();
+    }
     // The program and all it left are gone: what it made of the read-only
     // paths that had nothing to guard them can be moved aside.
     // Those `protect` covers were the guard's during the session: what is
