@@ -58,6 +58,9 @@ pub const NO_PROXY: &str = "localhost,127.0.0.1,::1";
 /// may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Writes one connection record (to the session's audit log).
+pub type Recorder = Arc<dyn Fn(&ConnectionRecord) -> io::Result<()> + Send + Sync>;
+
 /// The proxy of one session, on a runtime of its own.
 pub struct Proxy {
     runtime: tokio::runtime::Runtime,
@@ -68,7 +71,7 @@ pub struct Proxy {
 /// What every connection consults.
 struct Context {
     hosts: HostPolicy,
-    audit: Option<Arc<dyn Fn(&ConnectionRecord) -> io::Result<()> + Send + Sync>>,
+    audit: Option<Recorder>,
     /// Hosts already refused once: sluice says so on stderr once each.
     told: Mutex<HashSet<String>>,
 }
@@ -92,7 +95,7 @@ impl Proxy {
     pub fn start(
         listeners: Vec<OwnedFd>,
         hosts: HostPolicy,
-        audit: Option<Arc<dyn Fn(&ConnectionRecord) -> io::Result<()> + Send + Sync>>,
+        audit: Option<Recorder>,
     ) -> io::Result<Proxy> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -351,9 +354,7 @@ async fn loopback_service(
 }
 
 /// Writes one connection record to `audit`.
-pub fn auditor(
-    audit: Arc<crate::broker::Shared>,
-) -> Arc<dyn Fn(&ConnectionRecord) -> io::Result<()> + Send + Sync> {
+pub fn auditor(audit: Arc<crate::broker::Shared>) -> Recorder {
     Arc::new(move |rec| match &audit.audit {
         Some(log) => AuditLog::append_connection(log, rec),
         None => Ok(()),
