@@ -50,6 +50,11 @@ pub struct LaunchContext {
     /// it sends an `O_PATH` descriptor of its root once its view is built:
     /// the broker opens the directories it serves there.
     pub root_socket: OwnedFd,
+    /// The hosts mode stacked inside another sluice sandbox, which refuses
+    /// new namespaces: the port on 127.0.0.1 of the enclosing network where
+    /// this session's proxy listens. The program makes no namespace and
+    /// may connect to this port only.
+    pub stacked_proxy: Option<u16>,
 }
 
 /// Every sluice session directory of the user lives under `parent`; in the
@@ -548,7 +553,9 @@ pub fn prepare(
         .parse()
         .unwrap_or(40);
     let landlock = if abi > 0 {
-        landlock_rules::build(policy)?
+        let own_network =
+            matches!(policy.network, NetPolicy::Hosts(_)) && ctx.stacked_proxy.is_none();
+        landlock_rules::build(policy, &proxy_ports(policy, ctx.stacked_proxy), own_network)?
     } else {
         None
     };
@@ -639,7 +646,10 @@ pub fn prepare(
             socket,
         }),
         root_socket: ctx.root_socket,
-        net_listen: net_listen(policy)?,
+        net_listen: match ctx.stacked_proxy {
+            Some(_) => Vec::new(),
+            None => net_listen(policy)?,
+        },
         fatal,
     };
     Ok((prepared, report))
@@ -659,6 +669,14 @@ pub fn listen_addresses(policy: &Policy) -> Vec<std::net::SocketAddr> {
                 .map(std::net::SocketAddr::from),
         )
         .collect()
+}
+
+/// The port a stacked hosts mode's program may connect to: its proxy's.
+fn proxy_ports(policy: &Policy, stacked: Option<u16>) -> Vec<u16> {
+    match (&policy.network, stacked) {
+        (NetPolicy::Hosts(_), Some(port)) => vec![port],
+        _ => Vec::new(),
+    }
 }
 
 fn net_listen(policy: &Policy) -> Result<Vec<crate::netns::PreparedListen>, PrepareError> {
@@ -721,10 +739,18 @@ fn report_for(
                 Status::Partial
             },
             format!(
-                "a network namespace of its own, loopback only; out through sluice's proxy \
-                 on 127.0.0.1:{} to {} host rule(s){}; TCP connect to the proxy and loopback \
-                 services only (landlock); no UDP or raw sockets (seccomp)",
-                policies::PROXY_PORT,
+                "{}; {} host rule(s){}; no UDP or raw sockets (seccomp)",
+                match ctx.stacked_proxy {
+                    None => format!(
+                        "a network namespace of its own, loopback only; out through sluice's \
+                         proxy on 127.0.0.1:{} (and the loopback services named)",
+                        policies::PROXY_PORT
+                    ),
+                    Some(port) => format!(
+                        "stacked: the enclosing sandbox's network; out through this session's \
+                         proxy on 127.0.0.1:{port}; TCP connect to it only, no bind (landlock)"
+                    ),
+                },
                 hosts.allow.len(),
                 match hosts.ask {
                     policies::AskHosts::No => "",

@@ -153,6 +153,9 @@ pub struct Launch {
     /// A user-notification listener and a connector: transparent
     /// brokering (`Policy::transparent`), or the guard alone.
     pub notify: bool,
+    /// The hosts mode, stacked: where this session's proxy listens in the
+    /// enclosing network (`sandbox_child::LaunchContext::stacked_proxy`).
+    pub stacked_proxy: Option<u16>,
 }
 
 /// A child that passed every required step and exec'd the program.
@@ -213,6 +216,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         terminal: launch.terminal,
         notify_socket: notify_theirs,
         root_socket: root_theirs,
+        stacked_proxy: launch.stacked_proxy,
     };
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
@@ -261,9 +265,10 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         crate::enforced::print(banner, &report);
     }
     // Sent before the root, when the step that makes them succeeded.
-    let listening = match records.iter().any(|r| r.step == Step::NetNamespace) {
-        true => 0,
-        false => sandbox_child::listen_addresses(policy).len(),
+    let made = !records.iter().any(|r| r.step == Step::NetNamespace);
+    let listening = match made && launch.stacked_proxy.is_none() {
+        true => sandbox_child::listen_addresses(policy).len(),
+        false => 0,
     };
     let net_listeners = match receive_listeners(&root_ours, listening) {
         Ok(fds) => fds,

@@ -25,6 +25,8 @@ use sluice_tests::{execute, Fixture, Outcome, TempDir};
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 const PYTHON: &str = "/usr/bin/python3";
 const BODY: &str = "hello-from-the-host-server\n";
+/// The proxy's port in the program's own network (`policies::PROXY_PORT`).
+const PROXY_PORT: u16 = 3128;
 /// Names the test resolver maps to 127.0.0.1.
 const NAMES: &str = "allowed.test other.test api.wild.test";
 
@@ -215,7 +217,7 @@ fn raw_proxy_connect(target: &str) -> Vec<String> {
         "-c".into(),
         format!(
             "import socket\n\
-             s = socket.create_connection(('127.0.0.1', 3128), timeout=60)\n\
+             s = socket.create_connection(('127.0.0.1', {PROXY_PORT}), timeout=60)\n\
              s.sendall(b'CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n')\n\
              data = b''\n\
              while b'\\r\\n\\r\\n' not in data:\n    \
@@ -509,4 +511,48 @@ fn works_unprivileged() {
     assert_eq!(out.stdout, BODY, "{out}");
     let out = net.run_as_nobody(&[&net.allow("allowed.test")], &curl(&net.url("other.test")));
     assert!(out.stdout.contains("sluice refused"), "{out}");
+}
+
+#[test]
+fn a_stacked_session_narrows_the_outer_hosts() {
+    let net = Net::new();
+    let sluice = sluice_tests::sluice_bin();
+    let sluice = sluice.to_str().unwrap();
+    let raw = net.fx.ws("raw.py");
+    fs::write(&raw, &raw_connect("127.0.0.1", PROXY_PORT)[2]).unwrap();
+    let script = format!(
+        "curl -sS --max-time 60 {}; curl -sS --max-time 60 {}; {PYTHON} {raw}",
+        net.url("allowed.test"),
+        net.url("other.test"),
+    );
+    let outer = [net.allow("allowed.test"), net.allow("other.test")];
+    let run = |inner: &str| {
+        net.run(
+            &strs(&outer),
+            &[sluice, "run", inner, "--", "sh", "-c", &script],
+        )
+    };
+    let out = run(&net.allow("allowed.test"));
+    // The inner session's proxy refuses what the outer one would allow.
+    assert!(out.stdout.starts_with(BODY), "{out}");
+    assert!(
+        out.stdout
+            .contains("sluice refused the connection to other.test"),
+        "{out}"
+    );
+    // Nor can the inner program go to the outer proxy past its own.
+    assert!(
+        out.stdout.trim_end().ends_with("FAILED PermissionError 13"),
+        "{out}"
+    );
+    // Control: other.test, allowed by both, is reached through both (and
+    // allowed.test, not the inner session's, is refused there).
+    let out = run(&net.allow("other.test"));
+    assert_eq!(out.stdout.matches(BODY).count(), 1, "{out}");
+    assert!(
+        out.stdout
+            .contains("sluice refused the connection to allowed.test")
+            && !out.stdout.contains("refused the connection to other.test"),
+        "{out}"
+    );
 }

@@ -297,7 +297,30 @@ pub fn run(args: RunArgs) -> Result<i32> {
         ("SLUICE_BROKER_FD", OsStr::new(&broker_fd)),
         ("SLUICE_BIN", sluice_bin.as_os_str()),
     ];
-    let proxy_url = format!("http://127.0.0.1:{}", policies::PROXY_PORT);
+    // Stacked, no network namespace can be made: the proxy listens in the
+    // enclosing one, on a port the program alone may connect to.
+    let stacked_proxy = match (&s.policy.network, &s.outer) {
+        (NetPolicy::Hosts(hosts), Some(_)) => {
+            if !hosts.loopback_services().is_empty() {
+                anyhow::bail!(
+                    "loopback services ([network] hosts entries such as 127.0.0.1:5432) cannot \
+                     be offered inside another sluice sandbox: name them in the outer session"
+                );
+            }
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")
+                .context("listening for the proxy in the enclosing sandbox's network")?;
+            Some(listener)
+        }
+        _ => None,
+    };
+    let stacked_port = match &stacked_proxy {
+        Some(l) => Some(l.local_addr()?.port()),
+        None => None,
+    };
+    let proxy_url = format!(
+        "http://127.0.0.1:{}",
+        stacked_port.unwrap_or(policies::PROXY_PORT)
+    );
     if let NetPolicy::Hosts(hosts) = &s.policy.network {
         if hosts.ask != policies::AskHosts::No {
             anyhow::bail!(
@@ -358,6 +381,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             // own guard judges this program's calls too.
             notify: s.policy.transparent
                 || (s.outer.is_none() && !s.policy.filesystem.protect.is_empty()),
+            stacked_proxy: stacked_port,
         },
     )?;
     let start = StartRecord {
@@ -410,11 +434,17 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let shared = Arc::new(shared);
     // The guard judged every write during the session (`broker::guard`).
     let guarded = spawned.transparent.is_some();
+    let (listeners, upstream) = match stacked_proxy {
+        // The enclosing session's proxy, if it has one, is the way out.
+        Some(listener) => (vec![listener.into()], crate::net::Upstream::from_env()),
+        None => (spawned.net_listeners, crate::net::Upstream::Direct),
+    };
     let proxy = match &s.policy.network {
-        NetPolicy::Hosts(hosts) if !spawned.net_listeners.is_empty() => {
+        NetPolicy::Hosts(hosts) if !listeners.is_empty() => {
             match crate::net::Proxy::start(
-                spawned.net_listeners,
+                listeners,
                 hosts.clone(),
+                upstream,
                 Some(crate::net::auditor(shared.clone())),
             ) {
                 Ok(proxy) => Some(proxy),

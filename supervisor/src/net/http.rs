@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{allow_hint, connect, relay, Context, Verdict};
+use super::{allow_hint, open, relay, Context, Verdict};
 use crate::audit::{By, ConnectionRecord, Decision};
 
 /// The most a request head may take.
@@ -97,7 +97,7 @@ pub(super) async fn client(mut stream: TcpStream, ctx: Arc<Context>, shutdown: C
             return;
         }
     };
-    let (mut upstream, addr) = match connect(&addrs).await {
+    let (mut upstream, addr) = match open(ctx.upstream, &req.host, req.port, &addrs).await {
         Ok(found) => found,
         Err(e) => {
             let reason = format!("connecting to {}:{}: {e}", req.host, req.port);
@@ -116,7 +116,7 @@ pub(super) async fn client(mut stream: TcpStream, ctx: Arc<Context>, shutdown: C
         }
     };
     rec.decision = Decision::Allowed;
-    rec.address = Some(addr.to_string());
+    rec.address = Some(addr);
     let mut first = Vec::new();
     if req.connect {
         if stream

@@ -68,9 +68,38 @@ pub struct Proxy {
     shutdown: CancellationToken,
 }
 
+/// Where the proxy's own connections go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// Straight to the address (a name resolved here).
+    Direct,
+    /// Through the enclosing sluice session's proxy (stacked): a `CONNECT`
+    /// there, by name, so that its rules hold too; it resolves.
+    Via(SocketAddr),
+}
+
+impl Upstream {
+    /// Stacked: the enclosing session's proxy, as its `HTTPS_PROXY` (or
+    /// `https_proxy`, `ALL_PROXY`...) in sluice's own environment names it
+    /// (`http://127.0.0.1:PORT`); `Direct` when there is none (the outer
+    /// session is not in the hosts mode).
+    pub fn from_env() -> Upstream {
+        PROXY_VARIABLES
+            .iter()
+            .filter_map(std::env::var_os)
+            .find_map(|v| {
+                let v = v.to_str()?.strip_prefix("http://")?;
+                v.trim_end_matches('/').parse::<SocketAddr>().ok()
+            })
+            .filter(|a| a.ip().is_loopback())
+            .map_or(Upstream::Direct, Upstream::Via)
+    }
+}
+
 /// What every connection consults.
 struct Context {
     hosts: HostPolicy,
+    upstream: Upstream,
     audit: Option<Recorder>,
     /// Hosts already refused once: sluice says so on stderr once each.
     told: Mutex<HashSet<String>>,
@@ -95,6 +124,7 @@ impl Proxy {
     pub fn start(
         listeners: Vec<OwnedFd>,
         hosts: HostPolicy,
+        upstream: Upstream,
         audit: Option<Recorder>,
     ) -> io::Result<Proxy> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -116,6 +146,7 @@ impl Proxy {
         }
         let ctx = Arc::new(Context {
             hosts,
+            upstream,
             audit,
             told: Mutex::new(HashSet::new()),
         });
@@ -208,6 +239,13 @@ impl Context {
             };
         };
         let rule_text = rule.to_string();
+        if let Upstream::Via(_) = self.upstream {
+            // The enclosing session resolves, and judges the name again.
+            return Verdict::Allow {
+                rule: rule_text,
+                addrs: Vec::new(),
+            };
+        }
         let addrs = match host {
             Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
             Host::Name(name) => {
@@ -280,6 +318,45 @@ pub fn allow_hint(host: &Host, port: u16) -> String {
     match (host, policies::DEFAULT_PORTS.contains(&port)) {
         (Host::Name(_), true) => host.to_string(),
         _ => format!("{host}:{port}"),
+    }
+}
+
+/// Opens the way to `host:port`: through the enclosing session's proxy,
+/// or to the first of `addrs` that answers. Returns the stream and what it
+/// reached, for the record.
+async fn open(
+    upstream: Upstream,
+    host: &Host,
+    port: u16,
+    addrs: &[SocketAddr],
+) -> io::Result<(TcpStream, String)> {
+    match upstream {
+        Upstream::Direct => connect(addrs)
+            .await
+            .map(|(stream, addr)| (stream, addr.to_string())),
+        Upstream::Via(proxy) => {
+            let (mut stream, _) = connect(&[proxy]).await?;
+            let ask = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
+            stream.write_all(ask.as_bytes()).await?;
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if head.len() > 16 * 1024
+                    || tokio::io::AsyncReadExt::read(&mut stream, &mut byte).await? == 0
+                {
+                    return Err(io::Error::other("the enclosing session's proxy closed"));
+                }
+                head.push(byte[0]);
+            }
+            let status = String::from_utf8_lossy(&head);
+            let status = status.lines().next().unwrap_or("").to_owned();
+            if !status.starts_with("HTTP/1.1 200") && !status.starts_with("HTTP/1.0 200") {
+                return Err(io::Error::other(format!(
+                    "the enclosing sluice session's proxy answered {status:?}"
+                )));
+            }
+            Ok((stream, format!("{host}:{port} via {proxy}")))
+        }
     }
 }
 

@@ -11,6 +11,7 @@ fn hosts(rules: &[&str]) -> HostPolicy {
 fn ctx(rules: &[&str]) -> Context {
     Context {
         hosts: hosts(rules),
+        upstream: Upstream::Direct,
         audit: None,
         told: Mutex::new(HashSet::new()),
     }
