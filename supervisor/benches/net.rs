@@ -2,8 +2,8 @@
 //! connection, alternately in the same run so machine noise hits both alike:
 //!
 //! - set-up: connect, then one byte there and back; through the proxy the
-//!   connect is a `CONNECT` and its `200` answer (the policy judged, the
-//!   address literal checked, the connection recorded when it closes);
+//!   connect is a `CONNECT localhost:PORT` and its `200` answer (the policy
+//!   judged, the name resolved, the connection recorded when it closes);
 //! - streaming: 64 MiB one way to a server that discards them, until its
 //!   one-byte acknowledgement.
 //!
@@ -28,10 +28,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Echoes one byte per connection; or, for streams, reads to EOF then
-/// answers one byte.
+/// answers one byte. On 127.0.0.1 and ::1 (where `localhost` may resolve
+/// first), at the same port.
 fn server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let v6 = TcpListener::bind("[::1]:0").unwrap();
+    let port = v6.local_addr().unwrap().port();
+    let v4 = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    serve(v6);
+    serve(v4);
+    port
+}
+
+fn serve(listener: TcpListener) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -51,13 +59,12 @@ fn server() -> u16 {
             });
         }
     });
-    port
 }
 
 fn through_proxy(proxy: u16, port: u16) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", proxy)).unwrap();
     s.set_nodelay(true).unwrap();
-    write!(s, "CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n").unwrap();
+    write!(s, "CONNECT localhost:{port} HTTP/1.1\r\n\r\n").unwrap();
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -110,7 +117,8 @@ fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_port = listener.local_addr().unwrap().port();
     let hosts = policies::HostPolicy {
-        allow: vec![format!("127.0.0.1:{port}").parse().unwrap()],
+        // A name, resolved (from /etc/hosts) on every connection.
+        allow: vec![format!("localhost:{port}").parse().unwrap()],
         ask: policies::AskHosts::No,
     };
     let records = Arc::new(AtomicU64::new(0));
