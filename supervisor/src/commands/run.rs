@@ -336,6 +336,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         for name in ["NO_PROXY", "no_proxy"] {
             extra_env.push((name, OsStr::new(crate::net::NO_PROXY)));
         }
+        // Node's own fetch reads the variables above only when told to.
+        extra_env.push(("NODE_USE_ENV_PROXY", OsStr::new("1")));
     }
     let env = launch::child_env(&s.policy, &extra_env)?;
     // `--workspace DIR` starts the program there; without it the program

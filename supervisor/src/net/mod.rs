@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use policies::{Host, HostPolicy};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -53,6 +54,9 @@ pub const PROXY_VARIABLES: [&str; 6] = [
 /// Loopback stays direct: in the program's namespace only its own servers
 /// and the loopback services the policy names listen there.
 pub const NO_PROXY: &str = "localhost,127.0.0.1,::1";
+
+/// Connections served at once (program side); more wait to be accepted.
+const MAX_CONNECTIONS: usize = 512;
 
 /// How long a name's resolution and the connection to one of its addresses
 /// may take.
@@ -193,37 +197,68 @@ async fn serve(
     ctx: Arc<Context>,
     shutdown: CancellationToken,
 ) {
-    let mut tasks = JoinSet::new();
+    // One budget for every listener: each connection holds two of the
+    // supervisor's descriptors.
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut loops = JoinSet::new();
     for (listener, (ip, port)) in loopback {
-        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            let mut conns = JoinSet::new();
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => {
-                            conns.spawn(loopback_service(stream, ip, port, ctx.clone(), shutdown.clone()));
-                        }
-                        Err(e) => tracing::warn!("proxy: accept on {ip}:{port}: {e}"),
-                    },
-                }
-            }
-            while conns.join_next().await.is_some() {}
-        });
+        let ctx = ctx.clone();
+        let stop = shutdown.clone();
+        loops.spawn(accept_loop(
+            listener,
+            permits.clone(),
+            shutdown.clone(),
+            move |s| loopback_service(s, ip, port, ctx.clone(), stop.clone()),
+        ));
     }
+    let stop = shutdown.clone();
+    accept_loop(proxy, permits, shutdown, move |s| {
+        http::client(s, ctx.clone(), stop.clone())
+    })
+    .await;
+    while loops.join_next().await.is_some() {}
+}
+
+/// Accepts connections on `listener` while a permit is free, each served
+/// by `serve` in a task of its own, until `shutdown`; then waits for them.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    serve: F,
+) where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut conns = JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = proxy.accept() => match accepted {
+            accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tasks.spawn(http::client(stream, ctx.clone(), shutdown.clone()));
+                    let served = serve(stream);
+                    conns.spawn(async move {
+                        served.await;
+                        drop(permit);
+                    });
                 }
-                Err(e) => tracing::warn!("proxy: accept: {e}"),
+                Err(e) => {
+                    // Out of descriptors, most likely: not a busy loop.
+                    tracing::warn!("proxy: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             },
         }
     }
-    while tasks.join_next().await.is_some() {}
+    while conns.join_next().await.is_some() {}
 }
 
 impl Context {
