@@ -46,6 +46,10 @@ impl FromStr for NetPolicy {
 /// (127.0.0.1): `HTTPS_PROXY=http://127.0.0.1:3128`.
 pub const PROXY_PORT: u16 = 3128;
 
+/// Under `tcp:PORTS` the program may also connect to this port: its names
+/// resolve over TCP (`RES_OPTIONS=use-vc`), since UDP is refused.
+pub const DNS_PORT: u16 = 53;
+
 /// The ports a host rule without one allows: HTTPS and HTTP.
 pub const DEFAULT_PORTS: [u16; 2] = [443, 80];
 

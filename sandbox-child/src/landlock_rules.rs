@@ -143,6 +143,9 @@ pub fn build(
         created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
     }
     if let NetPolicy::Tcp { connect, bind } = &policy.network {
+        // Names resolve over TCP (`RES_OPTIONS=use-vc`, set by the
+        // supervisor): UDP stays refused.
+        created = created.add_rule(NetPort::new(policies::DNS_PORT, AccessNet::ConnectTcp))?;
         for &port in connect {
             created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
         }

@@ -766,7 +766,8 @@ fn report_for(
                 Status::NotEnforced
             },
             format!(
-                "TCP connect {:?}, bind {:?} (landlock); no UDP or raw sockets (seccomp)",
+                "TCP connect {:?} and 53 (names over TCP: RES_OPTIONS=use-vc), bind {:?} \
+                 (landlock); no UDP or raw sockets (seccomp)",
                 connect, bind
             ),
         ),

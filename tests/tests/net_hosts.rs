@@ -556,3 +556,101 @@ fn a_stacked_session_narrows_the_outer_hosts() {
         "{out}"
     );
 }
+
+/// A DNS server over TCP on `ip`:53 answering `name` A 127.0.0.1 (and
+/// NXDOMAIN for other names); counts the queries.
+fn dns_over_tcp(ip: &str, name: &str) -> Arc<AtomicUsize> {
+    let listener = TcpListener::bind((ip, 53)).unwrap();
+    let queries = Arc::new(AtomicUsize::new(0));
+    let counted = queries.clone();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (counted, name) = (counted.clone(), name.clone());
+            std::thread::spawn(move || loop {
+                let mut len = [0u8; 2];
+                if stream.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+                if stream.read_exact(&mut q).is_err() || q.len() < 12 {
+                    return;
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                // The question: labels, then type and class.
+                let (mut at, mut labels) = (12, Vec::new());
+                while at < q.len() && q[at] != 0 {
+                    let n = q[at] as usize;
+                    labels.push(String::from_utf8_lossy(&q[at + 1..at + 1 + n]).to_lowercase());
+                    at += 1 + n;
+                }
+                let end = at + 5;
+                let qtype = u16::from_be_bytes([q[at + 1], q[at + 2]]);
+                let known = labels.join(".") == name;
+                let mut r = q[..2].to_vec();
+                r.extend_from_slice(&[0x81, if known { 0x80 } else { 0x83 }]);
+                let answers = u16::from(known && qtype == 1);
+                r.extend_from_slice(&[0, 1, 0, answers as u8, 0, 0, 0, 0]);
+                r.extend_from_slice(&q[12..end]);
+                if answers == 1 {
+                    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+                }
+                let mut out = (r.len() as u16).to_be_bytes().to_vec();
+                out.extend_from_slice(&r);
+                if stream.write_all(&out).is_err() {
+                    return;
+                }
+            });
+        }
+    });
+    queries
+}
+
+#[test]
+fn names_resolve_under_the_tcp_mode() {
+    let net = Net::new();
+    // The resolver sluice's program reads: the test's DNS server.
+    let resolv = net.fx.root().join("resolv.conf");
+    fs::write(&resolv, "nameserver 127.0.0.77\n").unwrap();
+    let queries = dns_over_tcp("127.0.0.77", "tcp.test");
+    let url = format!("http://tcp.test:{}/index.html", net.server.port);
+    let tcp = format!("--net=tcp:{}", net.server.port);
+    let run = |program: &[&str]| {
+        let cmd = net.fx.sluice_command(&[&tcp], program);
+        let mut wrapped = Command::new("unshare");
+        wrapped.args(["-m", "--propagation", "private", "--", "sh", "-c"]);
+        wrapped.arg("mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"");
+        wrapped
+            .arg(&resolv)
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                wrapped.env(k, v);
+            }
+        }
+        wrapped.current_dir(&net.fx.ws_dir);
+        wrapped.stdin(std::process::Stdio::null());
+        execute(wrapped)
+    };
+    let out = run(&["curl", "-sS", "--max-time", "60", &url]);
+    assert_eq!(out.stdout, BODY, "{out}");
+    assert!(queries.load(Ordering::SeqCst) > 0);
+    // Control: the same lookup over UDP, as without sluice's RES_OPTIONS,
+    // is refused inside (and no query arrives).
+    let before = queries.load(Ordering::SeqCst);
+    let out = run(&[
+        "env",
+        "-u",
+        "RES_OPTIONS",
+        "curl",
+        "-sS",
+        "--max-time",
+        "60",
+        &url,
+    ]);
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(out.stderr.contains("resolve"), "{out}");
+    assert_eq!(queries.load(Ordering::SeqCst), before);
+}

@@ -339,6 +339,15 @@ pub fn run(args: RunArgs) -> Result<i32> {
         // Node's own fetch reads the variables above only when told to.
         extra_env.push(("NODE_USE_ENV_PROXY", OsStr::new("1")));
     }
+    // Under tcp:PORTS UDP is refused: glibc's resolver asks over TCP (port
+    // 53, which Landlock lets through) instead.
+    let res_options = match s.policy.env.set.get("RES_OPTIONS") {
+        Some(set) => format!("{set} use-vc"),
+        None => "use-vc".to_owned(),
+    };
+    if let NetPolicy::Tcp { .. } = &s.policy.network {
+        extra_env.push(("RES_OPTIONS", OsStr::new(&res_options)));
+    }
     let env = launch::child_env(&s.policy, &extra_env)?;
     // `--workspace DIR` starts the program there; without it the program
     // starts where sluice was started (the workspace by default).
