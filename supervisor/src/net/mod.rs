@@ -56,7 +56,7 @@ pub const PROXY_VARIABLES: [&str; 6] = [
 pub const NO_PROXY: &str = "localhost,127.0.0.1,::1";
 
 /// Connections served at once (program side); more wait to be accepted.
-const MAX_CONNECTIONS: usize = 512;
+const MAX_CONNECTIONS: usize = 256;
 
 /// How long a name's resolution and the connection to one of its addresses
 /// may take.
