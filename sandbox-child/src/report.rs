@@ -226,7 +226,6 @@ impl Step {
                 Some(Layer::Capabilities)
             }
             Step::Proc => Some(Layer::PidNamespace),
-            Step::NetNamespace => Some(Layer::Network),
             Step::NoNewPrivs => Some(Layer::NoNewPrivs),
             Step::Landlock => Some(Layer::Filesystem),
             Step::Seccomp => Some(Layer::Syscalls),
@@ -241,6 +240,9 @@ impl Step {
             | Step::Transparent
             | Step::Connector
             | Step::RootHandOver
+            // The hosts mode leaves TCP to the namespace: without it the
+            // program would have the host's network.
+            | Step::NetNamespace
             | Step::Init
             | Step::Program => None,
         }
@@ -332,6 +334,12 @@ impl StepRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hosts_mode_namespace_is_never_best_effort() {
+        // No layer: a failure is fatal whatever `best_effort` lists.
+        assert_eq!(Step::NetNamespace.layer(), None);
+    }
 
     #[test]
     fn step_records_round_trip() {
