@@ -118,6 +118,9 @@ pub use broker::{literal_pattern, BrokerPolicy, BrokerRule, Decision, Verdict, W
 pub use error::{Location, PolicyError};
 pub use load::{load, load_str, read_policy_file, MAX_POLICY_BYTES};
 pub use model::*;
+pub use net::{
+    AskHosts, Host, HostPattern, HostPolicy, HostRule, DEFAULT_PORTS, DNS_PORT, PROXY_PORT,
+};
 pub use protect::{Protect, ProtectRule};
 pub use resolve::FsRule;
 pub use spec::PolicySpec;

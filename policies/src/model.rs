@@ -78,6 +78,10 @@ pub enum NetPolicy {
         connect: BTreeSet<u16>,
         bind: BTreeSet<u16>,
     },
+    /// A network namespace of the program's own with loopback only; the way
+    /// out is sluice's proxy, to the hosts these rules allow (or a person
+    /// allows when asked).
+    Hosts(crate::net::HostPolicy),
 }
 
 /// Resource limits; `None` leaves the inherited limit alone.

@@ -111,6 +111,24 @@ impl Policy {
                 writeln!(out, "connect = [{}]", list(connect)).unwrap();
                 writeln!(out, "bind = [{}]", list(bind)).unwrap();
             }
+            NetPolicy::Hosts(hosts) => {
+                let list = |rules: &[crate::HostRule]| {
+                    rules
+                        .iter()
+                        .map(|r| format!("\"{r}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                out.push_str("mode = \"hosts\"\n");
+                writeln!(out, "hosts = [{}]", list(&hosts.allow)).unwrap();
+                match &hosts.ask {
+                    crate::AskHosts::No => out.push_str("ask_hosts = false\n"),
+                    crate::AskHosts::Any => out.push_str("ask_hosts = true\n"),
+                    crate::AskHosts::Listed(rules) => {
+                        writeln!(out, "ask_hosts = [{}]", list(rules)).unwrap()
+                    }
+                }
+            }
         }
     }
 

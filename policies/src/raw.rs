@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{Layer, Limits, Nested, NetPolicy};
+use crate::net::{AskHosts, HostPolicy, HostRule};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +82,8 @@ pub(crate) struct RawPath {
     pub create: bool,
 }
 
-/// `[network]`, checked as a whole: ports only make sense with `mode = "tcp"`.
+/// `[network]`, checked as a whole: ports only make sense with `mode = "tcp"`,
+/// hosts with `mode = "hosts"` (which they imply when `mode` is left out).
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "NetworkFields")]
 pub(crate) struct RawNetwork(pub NetPolicy);
@@ -89,11 +91,14 @@ pub(crate) struct RawNetwork(pub NetPolicy);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NetworkFields {
-    mode: NetMode,
+    mode: Option<NetMode>,
     #[serde(default)]
     connect: Vec<u16>,
     #[serde(default)]
     bind: Vec<u16>,
+    #[serde(default)]
+    hosts: Vec<HostEntry>,
+    ask_hosts: Option<AskHostsEntry>,
 }
 
 #[derive(Debug)]
@@ -101,7 +106,16 @@ enum NetMode {
     None,
     All,
     Tcp,
+    Hosts,
 }
+
+/// A `hosts` or `ask_hosts` entry, checked where it is written.
+#[derive(Debug)]
+struct HostEntry(HostRule);
+
+/// `ask_hosts = true`, `false`, or a list of host rules.
+#[derive(Debug)]
+struct AskHostsEntry(AskHosts);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,9 +167,23 @@ impl TryFrom<NetworkFields> for RawNetwork {
 
     fn try_from(fields: NetworkFields) -> Result<Self, String> {
         let has_ports = !fields.connect.is_empty() || !fields.bind.is_empty();
-        Ok(RawNetwork(match fields.mode {
-            NetMode::None | NetMode::All if has_ports => {
+        let has_hosts = !fields.hosts.is_empty() || fields.ask_hosts.is_some();
+        let mode = match fields.mode {
+            Some(mode) => mode,
+            None if has_hosts => NetMode::Hosts,
+            None => {
+                return Err(
+                    "missing 'mode' (none, all, tcp or hosts), or 'hosts' to name the hosts"
+                        .to_string(),
+                )
+            }
+        };
+        Ok(RawNetwork(match mode {
+            NetMode::None | NetMode::All | NetMode::Hosts if has_ports => {
                 return Err("'connect' and 'bind' need mode = \"tcp\"".to_string())
+            }
+            NetMode::None | NetMode::All | NetMode::Tcp if has_hosts => {
+                return Err("'hosts' and 'ask_hosts' need mode = \"hosts\" (or no mode)".to_string())
             }
             NetMode::None => NetPolicy::None,
             NetMode::All => NetPolicy::All,
@@ -163,6 +191,10 @@ impl TryFrom<NetworkFields> for RawNetwork {
                 connect: fields.connect.into_iter().collect(),
                 bind: fields.bind.into_iter().collect(),
             },
+            NetMode::Hosts => NetPolicy::Hosts(HostPolicy {
+                allow: fields.hosts.into_iter().map(|h| h.0).collect(),
+                ask: fields.ask_hosts.map(|a| a.0).unwrap_or_default(),
+            }),
         }))
     }
 }
@@ -195,8 +227,9 @@ impl<'de> Deserialize<'de> for NetMode {
             "none" => Ok(NetMode::None),
             "all" => Ok(NetMode::All),
             "tcp" => Ok(NetMode::Tcp),
+            "hosts" => Ok(NetMode::Hosts),
             _ => Err(format!(
-                "unknown network mode '{mode}' (expected none, all or tcp)"
+                "unknown network mode '{mode}' (expected none, all, tcp or hosts)"
             )),
         })
     }
@@ -209,6 +242,38 @@ impl<'de> Deserialize<'de> for EnvPattern {
                 .map_err(|e| format!("invalid pattern '{pattern}': {}", e.kind()))?;
             Ok(EnvPattern(pattern.to_string()))
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for HostEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, |text| text.parse().map(HostEntry))
+    }
+}
+
+impl<'de> Deserialize<'de> for AskHostsEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AskVisitor;
+        impl<'de> Visitor<'de> for AskVisitor {
+            type Value = AskHostsEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false, or a list of hosts")
+            }
+            fn visit_bool<E: de::Error>(self, ask: bool) -> Result<AskHostsEntry, E> {
+                Ok(AskHostsEntry(match ask {
+                    true => AskHosts::Any,
+                    false => AskHosts::No,
+                }))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AskHostsEntry, A::Error> {
+                let mut rules = Vec::new();
+                while let Some(HostEntry(rule)) = seq.next_element()? {
+                    rules.push(rule);
+                }
+                Ok(AskHostsEntry(AskHosts::Listed(rules)))
+            }
+        }
+        deserializer.deserialize_any(AskVisitor)
     }
 }
 

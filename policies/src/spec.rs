@@ -228,6 +228,21 @@ impl PolicySpec {
         self.network = Some(net);
     }
 
+    /// Allows one more host (`--allow-host`): the network becomes the hosts
+    /// mode, keeping the hosts the policy named; a policy of another mode
+    /// (none, all, tcp) is replaced by this host alone.
+    pub fn allow_host(&mut self, rule: crate::HostRule) {
+        match &mut self.network {
+            Some(NetPolicy::Hosts(hosts)) => hosts.allow.push(rule),
+            other => {
+                *other = Some(NetPolicy::Hosts(crate::HostPolicy {
+                    allow: vec![rule],
+                    ask: crate::AskHosts::No,
+                }))
+            }
+        }
+    }
+
     fn push_override(&mut self, list: FsList, path: &str) {
         self.list_mut(list).push(PathEntry {
             written: path.to_string(),

@@ -103,6 +103,13 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
         run.step(Step::Cgroup, 0, || sys::write_all(fd.as_raw_fd(), b"0"));
     }
     let in_new_userns = plan.id_maps.is_some() && run.namespaces(cloned);
+    if !plan.net_listen.is_empty() {
+        // With the user namespace's capabilities, before they are dropped;
+        // the sockets go before the root, on the same socket.
+        run.step(Step::NetNamespace, 0, || {
+            crate::netns::private_network(&plan.net_listen, plan.root_socket.as_raw_fd())
+        });
+    }
     // The view is built (or, stacked, is the enclosing sandbox's): the
     // broker serves directories from it.
     run.step(Step::RootHandOver, 0, || {

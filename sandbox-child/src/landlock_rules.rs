@@ -110,11 +110,20 @@ pub fn proc_rules(policy: &Policy) -> Vec<(PathBuf, u64)> {
 
 /// Builds the ruleset for `policy` and returns its descriptor (close-on-exec),
 /// or `None` when the kernel has no Landlock at all.
-pub fn build(policy: &Policy) -> Result<Option<OwnedFd>, RulesetError> {
+/// `connect`: more ports TCP may connect to (a stacked hosts mode's proxy).
+/// `own_network`: the program has a network namespace of its own holding
+/// loopback only, where what it can reach is its own servers and sluice's
+/// listeners, and a stacked session's proxy must bind and be reached: TCP
+/// is left to the namespace.
+pub fn build(
+    policy: &Policy,
+    connect: &[u16],
+    own_network: bool,
+) -> Result<Option<OwnedFd>, RulesetError> {
     let mut ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(TARGET_ABI))?
         .scope(Scope::from_all(TARGET_ABI))?;
-    if policy.network != NetPolicy::All {
+    if !own_network && policy.network != NetPolicy::All {
         ruleset = ruleset.handle_access(AccessNet::from_all(TARGET_ABI))?;
     }
     let mut created = ruleset.create()?;
@@ -128,7 +137,15 @@ pub fn build(policy: &Policy) -> Result<Option<OwnedFd>, RulesetError> {
     for p in &fs.write {
         created = add_path(created, p, write_access())?;
     }
+    // The hosts mode: in the program's own network only the proxy and the
+    // loopback services listen; connecting to those ports is all it needs.
+    for &port in connect {
+        created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+    }
     if let NetPolicy::Tcp { connect, bind } = &policy.network {
+        // Names resolve over TCP (`RES_OPTIONS=use-vc`, set by the
+        // supervisor): UDP stays refused.
+        created = created.add_rule(NetPort::new(policies::DNS_PORT, AccessNet::ConnectTcp))?;
         for &port in connect {
             created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
         }

@@ -69,6 +69,8 @@ mod landlock_rules;
 pub mod mounts;
 pub mod nesting;
 #[cfg(target_os = "linux")]
+mod netns;
+#[cfg(target_os = "linux")]
 mod notify;
 #[cfg(target_os = "linux")]
 mod plan;
@@ -87,7 +89,9 @@ pub use child::{clone_child, fork_child, EXIT_SETUP_FAILED};
 #[cfg(target_os = "linux")]
 pub use landlock_rules::kernel_abi as landlock_abi;
 #[cfg(target_os = "linux")]
-pub use plan::{prepare, ChildTerminal, LaunchContext, PrepareError, Prepared, Veil};
+pub use plan::{
+    listen_addresses, prepare, ChildTerminal, LaunchContext, PrepareError, Prepared, Veil,
+};
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};
 
 /// The signals the supervisor passes on to the program when another process

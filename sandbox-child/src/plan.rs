@@ -50,6 +50,11 @@ pub struct LaunchContext {
     /// it sends an `O_PATH` descriptor of its root once its view is built:
     /// the broker opens the directories it serves there.
     pub root_socket: OwnedFd,
+    /// The hosts mode stacked inside another sluice sandbox, which refuses
+    /// new namespaces: the port on 127.0.0.1 of the enclosing network where
+    /// this session's proxy listens. The program makes no namespace and
+    /// may connect to this port only.
+    pub stacked_proxy: Option<u16>,
 }
 
 /// Every sluice session directory of the user lives under `parent`; in the
@@ -84,6 +89,8 @@ pub enum PrepareError {
     },
     #[error("'{0}' contains a NUL byte")]
     Nul(String),
+    #[error("{0}")]
+    Policy(String),
     #[error("reading {what}: {source}")]
     Probe {
         what: &'static str,
@@ -182,8 +189,13 @@ pub struct Prepared {
     pub(crate) seccomp: seccomp::Program,
     /// Transparent brokering (the second filter and its hand-over socket).
     pub(crate) notify: Option<crate::notify::Notify>,
-    /// Where the child sends its root (see [`LaunchContext::root_socket`]).
+    /// Where the child sends its root (see [`LaunchContext::root_socket`]),
+    /// and before it, in the hosts mode, the listening sockets.
     pub(crate) root_socket: OwnedFd,
+    /// The hosts mode: the addresses listened on in the program's own
+    /// network namespace (the proxy first, then loopback services); empty
+    /// in the other modes ([`crate::netns`]).
+    pub(crate) net_listen: Vec<crate::netns::PreparedListen>,
     /// Per layer: does a failure stop the launch?
     pub(crate) fatal: [bool; Layer::ALL.len()],
 }
@@ -471,7 +483,8 @@ fn syscall_rules(policy: &Policy) -> SyscallRules {
     SyscallRules {
         net: match policy.network {
             NetPolicy::None => NetSyscalls::UnixOnly,
-            NetPolicy::Tcp { .. } => NetSyscalls::TcpOnly,
+            // The namespace holds loopback only: TCP to the proxy.
+            NetPolicy::Tcp { .. } | NetPolicy::Hosts(_) => NetSyscalls::TcpOnly,
             NetPolicy::All => NetSyscalls::All,
         },
         // sluice's own namespace, if any, is made before the filter.
@@ -540,7 +553,9 @@ pub fn prepare(
         .parse()
         .unwrap_or(40);
     let landlock = if abi > 0 {
-        landlock_rules::build(policy)?
+        let own_network =
+            matches!(policy.network, NetPolicy::Hosts(_)) && ctx.stacked_proxy.is_none();
+        landlock_rules::build(policy, &proxy_ports(policy, ctx.stacked_proxy), own_network)?
     } else {
         None
     };
@@ -631,9 +646,61 @@ pub fn prepare(
             socket,
         }),
         root_socket: ctx.root_socket,
+        net_listen: match ctx.stacked_proxy {
+            Some(_) => Vec::new(),
+            None => net_listen(policy)?,
+        },
         fatal,
     };
     Ok((prepared, report))
+}
+
+/// The addresses the hosts mode listens on in the program's namespace.
+pub fn listen_addresses(policy: &Policy) -> Vec<std::net::SocketAddr> {
+    let NetPolicy::Hosts(hosts) = &policy.network else {
+        return Vec::new();
+    };
+    let proxy = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, policies::PROXY_PORT));
+    std::iter::once(proxy)
+        .chain(
+            hosts
+                .loopback_services()
+                .into_iter()
+                .map(std::net::SocketAddr::from),
+        )
+        .collect()
+}
+
+/// The port a stacked hosts mode's program may connect to: its proxy's.
+fn proxy_ports(policy: &Policy, stacked: Option<u16>) -> Vec<u16> {
+    match (&policy.network, stacked) {
+        (NetPolicy::Hosts(_), Some(port)) => vec![port],
+        _ => Vec::new(),
+    }
+}
+
+fn net_listen(policy: &Policy) -> Result<Vec<crate::netns::PreparedListen>, PrepareError> {
+    let addrs = listen_addresses(policy);
+    if addrs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if addrs.len() > crate::netns::MAX_LISTENERS {
+        return Err(PrepareError::Policy(format!(
+            "at most {} loopback services can be named in [network] hosts",
+            crate::netns::MAX_LISTENERS - 1
+        )));
+    }
+    if addrs[1..].iter().any(|a| a.port() == policies::PROXY_PORT) {
+        return Err(PrepareError::Policy(format!(
+            "port {} on loopback is sluice's proxy in the program's network; \
+             a loopback service there cannot be named",
+            policies::PROXY_PORT
+        )));
+    }
+    Ok(addrs
+        .into_iter()
+        .map(crate::netns::PreparedListen::new)
+        .collect())
 }
 
 fn report_for(
@@ -664,6 +731,33 @@ fn report_for(
             },
             "AF_UNIX sockets only (seccomp), TCP denied (landlock)".into(),
         ),
+        NetPolicy::Hosts(hosts) => layer(
+            Layer::Network,
+            if landlock_rules::supports_tcp(abi) {
+                Status::Enforced
+            } else {
+                Status::Partial
+            },
+            format!(
+                "{}; {} host rule(s){}; no UDP or raw sockets (seccomp)",
+                match ctx.stacked_proxy {
+                    None => format!(
+                        "a network namespace of its own, loopback only; out through sluice's \
+                         proxy on 127.0.0.1:{} (and the loopback services named)",
+                        policies::PROXY_PORT
+                    ),
+                    Some(port) => format!(
+                        "stacked: the enclosing sandbox's network; out through this session's \
+                         proxy on 127.0.0.1:{port}; TCP connect to it only, no bind (landlock)"
+                    ),
+                },
+                hosts.allow.len(),
+                match hosts.ask {
+                    policies::AskHosts::No => "",
+                    _ => ", others asked",
+                }
+            ),
+        ),
         NetPolicy::Tcp { connect, bind } => layer(
             Layer::Network,
             if landlock_rules::supports_tcp(abi) {
@@ -672,7 +766,8 @@ fn report_for(
                 Status::NotEnforced
             },
             format!(
-                "TCP connect {:?}, bind {:?} (landlock); no UDP or raw sockets (seccomp)",
+                "TCP connect {:?} and 53 (names over TCP: RES_OPTIONS=use-vc), bind {:?} \
+                 (landlock); no UDP or raw sockets (seccomp)",
                 connect, bind
             ),
         ),

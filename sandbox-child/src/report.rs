@@ -175,10 +175,13 @@ pub enum Step {
     /// the supervisor sees it, in the record's `errno` field
     /// ([`StepRecord::program`]).
     Program,
+    /// The hosts mode's network namespace, loopback, and the listening
+    /// sockets sent to the supervisor's proxy.
+    NetNamespace,
 }
 
 impl Step {
-    const ALL: [Step; 26] = [
+    const ALL: [Step; 27] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -205,6 +208,7 @@ impl Step {
         Step::Proc,
         Step::Init,
         Step::Program,
+        Step::NetNamespace,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -236,6 +240,9 @@ impl Step {
             | Step::Transparent
             | Step::Connector
             | Step::RootHandOver
+            // The hosts mode leaves TCP to the namespace: without it the
+            // program would have the host's network.
+            | Step::NetNamespace
             | Step::Init
             | Step::Program => None,
         }
@@ -269,6 +276,7 @@ impl Step {
             Step::Proc => "mounting the PID namespace's own /proc",
             Step::Init => "starting the program under the sandbox's init",
             Step::Program => "naming the program's pid",
+            Step::NetNamespace => "making the program's own network namespace for the proxy",
         }
     }
 }
@@ -326,6 +334,12 @@ impl StepRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hosts_mode_namespace_is_never_best_effort() {
+        // No layer: a failure is fatal whatever `best_effort` lists.
+        assert_eq!(Step::NetNamespace.layer(), None);
+    }
 
     #[test]
     fn step_records_round_trip() {

@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// Network: none, all, or tcp:PORTS (e.g. tcp:443,8080,bind:8000).
     #[arg(long, value_name = "none|all|tcp:PORTS")]
     pub net: Option<String>,
+    /// Let the program reach this host through sluice's proxy (repeatable):
+    /// a name, *.DOMAIN, or an address, with :PORT (default 443 and 80).
+    /// The program gets a network of its own with nothing else in it.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_host: Vec<String>,
     /// How requests under an `ask` rule are answered when no person can be
     /// asked (no terminal).
     #[arg(long, value_enum, default_value = "deny", value_name = "deny|allow")]

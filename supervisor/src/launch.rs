@@ -153,6 +153,9 @@ pub struct Launch {
     /// A user-notification listener and a connector: transparent
     /// brokering (`Policy::transparent`), or the guard alone.
     pub notify: bool,
+    /// The hosts mode, stacked: where this session's proxy listens in the
+    /// enclosing network (`sandbox_child::LaunchContext::stacked_proxy`).
+    pub stacked_proxy: Option<u16>,
 }
 
 /// A child that passed every required step and exec'd the program.
@@ -173,6 +176,9 @@ pub struct Spawned {
     pub view: crate::broker::SandboxView,
     /// The seccomp filters the program runs under at exec.
     pub filters_at_exec: u32,
+    /// The hosts mode: the sockets listening in the program's own network
+    /// namespace, the proxy's first (`crate::net`); empty in other modes.
+    pub net_listeners: Vec<OwnedFd>,
 }
 
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
@@ -210,6 +216,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         terminal: launch.terminal,
         notify_socket: notify_theirs,
         root_socket: root_theirs,
+        stacked_proxy: launch.stacked_proxy,
     };
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
@@ -257,6 +264,23 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     if let Some(banner) = verbose {
         crate::enforced::print(banner, &report);
     }
+    // Sent before the root, when the step that makes them succeeded.
+    let made = !records.iter().any(|r| r.step == Step::NetNamespace);
+    let listening = match made && launch.stacked_proxy.is_none() {
+        true => sandbox_child::listen_addresses(policy).len(),
+        false => 0,
+    };
+    let net_listeners = match receive_listeners(&root_ours, listening) {
+        Ok(fds) => fds,
+        Err(e) => {
+            // SAFETY: signalling and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(e).context("receiving the sockets of the program's network");
+        }
+    };
     // Sent before exec, like the listener: nothing is waited for.
     let view = match crate::broker::SandboxView::receive(&root_ours) {
         Ok(view) => view,
@@ -310,7 +334,39 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         transparent,
         view,
         filters_at_exec,
+        net_listeners,
     })
+}
+
+/// Receives `count` listening sockets, one `N` message each
+/// (`sandbox_child::netns`); each must be a listening TCP socket.
+fn receive_listeners(sock: &OwnedFd, count: usize) -> std::io::Result<Vec<OwnedFd>> {
+    use proto::socket::{recv_frame, Blocking};
+    use std::os::fd::AsFd;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut buf = [0u8; 8];
+        let got = recv_frame(sock.as_fd(), &mut buf, Blocking::No)?;
+        let mut fds = got.fds.into_iter();
+        let (Some(fd), None, false, b"N") =
+            (fds.next(), fds.next(), got.ctrunc, &buf[..got.len.min(1)])
+        else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the child did not send a listening socket",
+            ));
+        };
+        let listening = proto::socket::int_sockopt(fd.as_fd(), libc::SO_ACCEPTCONN)?;
+        let (_, kind) = proto::socket::domain_and_type(fd.as_fd())?;
+        if listening != 1 || kind != libc::SOCK_STREAM {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the child sent something other than a listening TCP socket",
+            ));
+        }
+        out.push(fd);
+    }
+    Ok(out)
 }
 
 /// Starts the child, in new user, mount and PID namespaces where they can be

@@ -18,6 +18,7 @@ mod enforced;
 pub mod exit;
 mod launch;
 mod nesting;
+pub mod net;
 mod policy_files;
 pub mod prompt;
 mod quarantine;

@@ -144,7 +144,7 @@ fn an_agent_loop_works_under_the_agent_policy_and_its_hostile_steps_are_refused(
     let fx = Fixture::new(PROBE);
     let forbidden = forbidden_service();
     let server = ModelServer::start(fx.root(), &script(forbidden));
-    let net = format!("tcp:{}", server.port);
+    let net = format!("127.0.0.1:{}", server.port);
     let before = fx.snapshot();
     let out = run_agent(
         &fx,
@@ -152,7 +152,7 @@ fn an_agent_loop_works_under_the_agent_policy_and_its_hostile_steps_are_refused(
         Some(&[
             "--policy",
             "agent",
-            "--net",
+            "--allow-host",
             &net,
             "--pass-env",
             "ANTHROPIC_*",
@@ -308,7 +308,7 @@ fn the_agent_loop_and_agent_state_work_for_an_unprivileged_user() {
         fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
     }
-    let net = format!("tcp:{}", server.port);
+    let net = format!("127.0.0.1:{}", server.port);
     let ws = fx.ws("");
     let sluice = sluice_tests::sluice_bin();
     let as_nobody = |args: &[&str]| {
@@ -333,7 +333,7 @@ fn the_agent_loop_and_agent_state_work_for_an_unprivileged_user() {
     let out = as_nobody(&[
         "--policy",
         "agent",
-        "--net",
+        "--allow-host",
         &net,
         "--pass-env",
         "ANTHROPIC_*",

@@ -99,7 +99,24 @@ fn bad_values_name_the_key() {
     assert_eq!(
         load_error("[network]\nmode = \"some\""),
         "policy 'p.toml', line 2, column 8: key 'network.mode': \
-         unknown network mode 'some' (expected none, all or tcp)"
+         unknown network mode 'some' (expected none, all, tcp or hosts)"
+    );
+    assert_eq!(
+        load_error("[network]\nhosts = [\"api.example.com\",\n  \"a.*.com\"]"),
+        "policy 'p.toml', line 3, column 3: key 'network.hosts': invalid host 'a.*.com': \
+         '*' only as the whole first label ('*.example.com') (expected a host name, *.DOMAIN \
+         or an IP address, with an optional :PORT (api.example.com, *.github.com:443, \
+         127.0.0.1:5432, [::1]:8080))"
+    );
+    assert_eq!(
+        load_error("[network]\nmode = \"tcp\"\nhosts = [\"a.com\"]"),
+        "policy 'p.toml', line 1, column 1: key 'network': \
+         'hosts' and 'ask_hosts' need mode = \"hosts\" (or no mode)"
+    );
+    assert_eq!(
+        load_error("[network]\nask_hosts = 3"),
+        "policy 'p.toml', line 2, column 13: key 'network.ask_hosts': \
+         expected true, false, or a list of hosts, found integer `3`"
     );
     assert_eq!(
         load_error("[network]\nmode = \"none\"\nconnect = [443]"),
@@ -112,7 +129,8 @@ fn bad_values_name_the_key() {
     );
     assert_eq!(
         load_error("[network]\nconnect = [443]"),
-        "policy 'p.toml', line 1, column 1: key 'network': missing key 'mode'"
+        "policy 'p.toml', line 1, column 1: key 'network': \
+         missing 'mode' (none, all, tcp or hosts), or 'hosts' to name the hosts"
     );
     assert_eq!(
         load_error("[layers]\nbest_effort = [\"landlock\"]"),

@@ -228,3 +228,40 @@ fn unreadable_directories_are_errors_not_absent() {
     }
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).unwrap();
 }
+
+#[test]
+fn hosts_come_from_the_policy_and_the_command_line_and_print_back() {
+    let root = TempDir::new();
+    let vars = vars_in(&root);
+    let mut spec = super::spec(
+        "[network]\nhosts = [\"api.example.com\", \"*.github.com:443\"]\nask_hosts = [\"*.pypi.org\"]",
+    );
+    spec.allow_host("127.0.0.1:5432".parse().unwrap());
+    let policy = spec.resolve(&vars).unwrap();
+    let NetPolicy::Hosts(hosts) = &policy.network else {
+        panic!("{:?}", policy.network);
+    };
+    let allow: Vec<String> = hosts.allow.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        allow,
+        ["api.example.com", "*.github.com:443", "127.0.0.1:5432"]
+    );
+    let printed = policy.to_toml();
+    assert!(
+        printed.contains(
+            "mode = \"hosts\"\nhosts = [\"api.example.com\", \"*.github.com:443\", \
+             \"127.0.0.1:5432\"]\nask_hosts = [\"*.pypi.org\"]\n"
+        ),
+        "{printed}"
+    );
+    // What `policy show` prints loads back to the same rules.
+    let again = crate::load_str("shown.toml", &printed, std::path::Path::new("/")).unwrap();
+    assert_eq!(again.resolve(&vars).unwrap().network, policy.network);
+    // --allow-host over another mode: that host alone.
+    let mut spec = super::spec("[network]\nmode = \"all\"");
+    spec.allow_host("a.com".parse().unwrap());
+    let NetPolicy::Hosts(hosts) = spec.resolve(&vars).unwrap().network else {
+        panic!("not the hosts mode");
+    };
+    assert_eq!(hosts.allow.len(), 1);
+}

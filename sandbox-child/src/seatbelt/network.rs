@@ -35,7 +35,8 @@ pub fn sections(net: &NetPolicy, writable: &[SbplPath]) -> Vec<Section> {
         },
     )];
     match net {
-        NetPolicy::None => sections.push(Section::new(
+        // No proxy on macOS: the hosts mode allows no connection.
+        NetPolicy::None | NetPolicy::Hosts(_) => sections.push(Section::new(
             &[
                 "Network: none. No IP socket connects, binds or accepts: nothing",
                 "below allows network-outbound or network-bind for an address.",

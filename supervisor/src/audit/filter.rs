@@ -1,5 +1,5 @@
 //! Which records the commands show: `--session`, `--path GLOB`,
-//! `--decision`, `--since`.
+//! `--decision`, `--since`, `--access net` (the proxy's connections).
 
 use globset::{Glob, GlobMatcher};
 
@@ -12,6 +12,8 @@ use super::record::{Access, Decision, Entry};
 pub enum AccessWanted {
     Read,
     Write,
+    /// Connections through the hosts mode's proxy only.
+    Net,
 }
 
 /// A selection of records. The default selects everything.
@@ -58,6 +60,13 @@ impl Filter {
                 return false;
             }
         }
+        if let Some(c) = entry.connection() {
+            // `--path` matches `host:port`.
+            let target = format!("{}:{}", c.host, c.port);
+            return (self.decisions.is_empty() || self.decisions.contains(&c.decision))
+                && matches!(self.access, None | Some(AccessWanted::Net))
+                && self.path.as_ref().is_none_or(|g| g.is_match(&*target));
+        }
         let Some(d) = entry.decision() else {
             return !self.decisions_only();
         };
@@ -68,6 +77,7 @@ impl Filter {
             None => true,
             Some(AccessWanted::Read) => matches!(d.access, Access::Read | Access::ReadWrite),
             Some(AccessWanted::Write) => matches!(d.access, Access::Write | Access::ReadWrite),
+            Some(AccessWanted::Net) => false,
         };
         if !access {
             return false;

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::chain::{self, Hex};
 use super::record::{
-    Counts, Decision, DecisionRecord, EndRecord, Quarantined, Refused, StartRecord,
+    ConnectionRecord, Counts, Decision, DecisionRecord, EndRecord, Quarantined, Refused,
+    StartRecord,
 };
 use super::time::{self, Rfc3339};
 
@@ -146,6 +147,14 @@ impl AuditLog {
     /// their first occurrence.
     pub fn refused(&self) -> Vec<Refused> {
         self.lock().refused.clone()
+    }
+
+    /// Appends one proxied connection (counted with the decisions).
+    pub fn append_connection(&self, record: &ConnectionRecord) -> io::Result<()> {
+        let mut inner = self.lock();
+        self.write(&mut inner, "connection", record)?;
+        inner.counts.add(record.decision);
+        Ok(())
     }
 
     /// Writes the end record, with the decision counts, and flushes the file

@@ -60,6 +60,30 @@ pub struct DecisionRecord {
     pub latency_us: u64,
 }
 
+/// One connection through the hosts mode's proxy (`crate::net`), written
+/// when it ends (or when it was refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    /// The host as the program named it (a name or an address literal).
+    pub host: String,
+    pub port: u16,
+    /// How the program asked: `connect` (HTTP CONNECT), `http` (a plain
+    /// HTTP request to the proxy), `loopback` (a loopback service).
+    pub via: String,
+    /// The address connected to, when one was.
+    pub address: Option<String>,
+    pub decision: Decision,
+    pub by: By,
+    /// The allowing rule's text, when a rule decided.
+    pub rule: Option<String>,
+    pub reason: Option<String>,
+    /// Bytes from the program to the host, and back.
+    pub sent: u64,
+    pub received: u64,
+    /// From the program's request to the connection's end, in milliseconds.
+    pub duration_ms: u64,
+}
+
 /// The last record of a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndRecord {
@@ -137,6 +161,7 @@ impl Counts {
 pub enum Record {
     Start(StartRecord),
     Decision(DecisionRecord),
+    Connection(ConnectionRecord),
     End(EndRecord),
 }
 
@@ -163,6 +188,13 @@ impl Entry {
     pub fn decision(&self) -> Option<&DecisionRecord> {
         match &self.record {
             Record::Decision(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn connection(&self) -> Option<&ConnectionRecord> {
+        match &self.record {
+            Record::Connection(c) => Some(c),
             _ => None,
         }
     }

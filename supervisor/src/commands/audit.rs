@@ -101,8 +101,8 @@ struct RecordArgs {
     #[arg(long, value_name = "DECISION", value_delimiter = ',')]
     decision: Vec<Decision>,
     /// Only decisions about this access: read (read or read-write), write
-    /// (write or read-write).
-    #[arg(long, value_enum, value_name = "read|write")]
+    /// (write or read-write), net (connections through the proxy).
+    #[arg(long, value_enum, value_name = "read|write|net")]
     access: Option<AccessArg>,
     /// Only records since TIME: RFC 3339 (2026-11-23T14:00:00Z) or a
     /// duration back from now (30s, 10m, 2h, 3d, 1w).
@@ -115,6 +115,7 @@ struct RecordArgs {
 enum AccessArg {
     Read,
     Write,
+    Net,
 }
 
 fn parse_since(text: &str) -> Result<i64, time::TimeError> {
@@ -137,6 +138,7 @@ impl RecordArgs {
         f.access = self.access.map(|a| match a {
             AccessArg::Read => AccessWanted::Read,
             AccessArg::Write => AccessWanted::Write,
+            AccessArg::Net => AccessWanted::Net,
         });
         if let Some(glob) = &self.path {
             f.set_path_glob(glob).map_err(anyhow::Error::msg)?;
@@ -491,6 +493,34 @@ fn row(e: &Entry) -> String {
                     None => format!("; could not quarantine {path}"),
                 };
             }
+            text
+        }
+        Record::Connection(c) => {
+            let mut text = format!(
+                "{:<8} {:<10} {}:{}",
+                c.decision,
+                "net",
+                for_terminal(&c.host),
+                c.port
+            );
+            if let Some(address) = &c.address {
+                text += &format!(" -> {}", for_terminal(address));
+            }
+            text += &format!("  [{}", c.by);
+            if let Some(rule) = &c.rule {
+                text += &format!(": {}", for_terminal(rule));
+            }
+            text += "]";
+            if let Some(reason) = &c.reason {
+                text += &format!(" {}", for_terminal(reason));
+            }
+            text += &format!(
+                "  via {}, {} bytes sent, {} received, {} ms",
+                for_terminal(&c.via),
+                c.sent,
+                c.received,
+                c.duration_ms
+            );
             text
         }
         Record::Decision(d) => {

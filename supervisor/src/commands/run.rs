@@ -153,6 +153,20 @@ fn open_session(args: &RunArgs) -> Result<Session> {
             .map_err(|e| anyhow::anyhow!("--net '{net}': {e}"))?;
         spec.set_network(net);
     }
+    if !args.allow_host.is_empty() {
+        if let Some(net) = &args.net {
+            anyhow::bail!(
+                "--allow-host and --net {net} do not go together: --allow-host makes the \
+                 program's only way out sluice's proxy (leave out --net)"
+            );
+        }
+    }
+    for host in &args.allow_host {
+        let rule = host
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--allow-host '{host}': {e}"))?;
+        spec.allow_host(rule);
+    }
     if let Some(mode) = args.nested {
         spec.set_nested(mode);
     }
@@ -277,15 +291,64 @@ pub fn run(args: RunArgs) -> Result<i32> {
         proto::socket::seqpacket_pair().context("creating the broker socket")?;
     let broker_fd = broker_theirs.as_raw_fd().to_string();
     let tmp = s.dir.tmp();
-    let env = launch::child_env(
-        &s.policy,
-        &[
-            ("TMPDIR", tmp.as_os_str()),
-            ("SLUICE_SESSION", OsStr::new(&s.id)),
-            ("SLUICE_BROKER_FD", OsStr::new(&broker_fd)),
-            ("SLUICE_BIN", sluice_bin.as_os_str()),
-        ],
-    )?;
+    let mut extra_env = vec![
+        ("TMPDIR", tmp.as_os_str()),
+        ("SLUICE_SESSION", OsStr::new(&s.id)),
+        ("SLUICE_BROKER_FD", OsStr::new(&broker_fd)),
+        ("SLUICE_BIN", sluice_bin.as_os_str()),
+    ];
+    // Stacked, no network namespace can be made: the proxy listens in the
+    // enclosing one, on a port the program alone may connect to.
+    let stacked_proxy = match (&s.policy.network, &s.outer) {
+        (NetPolicy::Hosts(hosts), Some(_)) => {
+            if !hosts.loopback_services().is_empty() {
+                anyhow::bail!(
+                    "loopback services ([network] hosts entries such as 127.0.0.1:5432) cannot \
+                     be offered inside another sluice sandbox: name them in the outer session"
+                );
+            }
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")
+                .context("listening for the proxy in the enclosing sandbox's network")?;
+            Some(listener)
+        }
+        _ => None,
+    };
+    let stacked_port = match &stacked_proxy {
+        Some(l) => Some(l.local_addr()?.port()),
+        None => None,
+    };
+    let proxy_url = format!(
+        "http://127.0.0.1:{}",
+        stacked_port.unwrap_or(policies::PROXY_PORT)
+    );
+    if let NetPolicy::Hosts(hosts) = &s.policy.network {
+        if hosts.ask != policies::AskHosts::No {
+            anyhow::bail!(
+                "[network] ask_hosts is not supported yet: list the hosts in [network] hosts \
+                 or with --allow-host HOST"
+            );
+        }
+        // The program's only way out; loopback stays direct (its services
+        // listen in its own namespace).
+        for name in crate::net::PROXY_VARIABLES {
+            extra_env.push((name, OsStr::new(&proxy_url)));
+        }
+        for name in ["NO_PROXY", "no_proxy"] {
+            extra_env.push((name, OsStr::new(crate::net::NO_PROXY)));
+        }
+        // Node's own fetch reads the variables above only when told to.
+        extra_env.push(("NODE_USE_ENV_PROXY", OsStr::new("1")));
+    }
+    // Under tcp:PORTS UDP is refused: glibc's resolver asks over TCP (port
+    // 53, which Landlock lets through) instead.
+    let res_options = match s.policy.env.set.get("RES_OPTIONS") {
+        Some(set) => format!("{set} use-vc"),
+        None => "use-vc".to_owned(),
+    };
+    if let NetPolicy::Tcp { .. } = &s.policy.network {
+        extra_env.push(("RES_OPTIONS", OsStr::new(&res_options)));
+    }
+    let env = launch::child_env(&s.policy, &extra_env)?;
     // `--workspace DIR` starts the program there; without it the program
     // starts where sluice was started (the workspace by default).
     let cwd = match &args.workspace {
@@ -329,6 +392,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             // own guard judges this program's calls too.
             notify: s.policy.transparent
                 || (s.outer.is_none() && !s.policy.filesystem.protect.is_empty()),
+            stacked_proxy: stacked_port,
         },
     )?;
     let start = StartRecord {
@@ -382,6 +446,28 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let shared = Arc::new(shared);
     // The guard judged every write during the session (`broker::guard`).
     let guarded = spawned.transparent.is_some();
+    let (listeners, upstream) = match stacked_proxy {
+        // The enclosing session's proxy, if it has one, is the way out.
+        Some(listener) => (vec![listener.into()], crate::net::Upstream::from_env()),
+        None => (spawned.net_listeners, crate::net::Upstream::Direct),
+    };
+    let proxy = match &s.policy.network {
+        NetPolicy::Hosts(hosts) if !listeners.is_empty() => {
+            match crate::net::Proxy::start(
+                listeners,
+                hosts.clone(),
+                upstream,
+                Some(crate::net::auditor(shared.clone())),
+            ) {
+                Ok(proxy) => Some(proxy),
+                Err(e) => {
+                    abandon(spawned.pid, spawned.cgroup.as_ref());
+                    return Err(e).context("starting the proxy");
+                }
+            }
+        }
+        _ => None,
+    };
     let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
@@ -402,6 +488,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
         relay.finish();
     }
     broker.stop();
+    if let Some(proxy) = proxy {
+        proxy.stop();
+    }
     // The program and all it left are gone: what it made of the read-only
     // paths that had nothing to guard them can be moved aside.
     // Those `protect` covers were the guard's during the session: what is

@@ -1,0 +1,477 @@
+//! The hosts mode's proxy (`[network] hosts`, `--allow-host`).
+//!
+//! The program runs in a network namespace of its own where nothing but
+//! loopback exists (`sandbox_child::netns`). Before exec the child listened
+//! there on 127.0.0.1:[`policies::PROXY_PORT`] and on each loopback service
+//! the policy names, and sent those sockets here: a socket keeps the
+//! namespace it was made in, so `accept` gets the program's connections,
+//! while the connections this module makes go out in sluice's own
+//! namespace. The only way out of the sandbox is therefore this proxy, which
+//! judges each connection by host name and port against the policy:
+//!
+//! - HTTP `CONNECT host:port` (HTTPS, and anything tunnelled), and plain HTTP
+//!   requests with an absolute URI (`GET http://host/path`), forwarded with
+//!   `Connection: close` so that the next request comes back here;
+//! - a name is resolved here, and the connection goes only to an address it
+//!   resolved to; an address literal passes only where a rule names that
+//!   address; a name that resolves to a loopback or unspecified address is
+//!   refused unless an exact rule (not `*.`) names it;
+//! - loopback services (`127.0.0.1:5432`): what the program sends to that
+//!   port in its namespace is forwarded to the same address in the host's;
+//! - a refusal answers `403` with a body that says how to allow the host,
+//!   and sluice says it once per host on stderr;
+//! - each connection is one audit record when it ends ([`ConnectionRecord`]).
+
+mod http;
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use policies::{Host, HostPolicy};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::AuditLog;
+use crate::audit::{By, ConnectionRecord, Decision};
+
+/// The variables that point the program's HTTP clients at the proxy.
+pub const PROXY_VARIABLES: [&str; 6] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
+/// Loopback stays direct: in the program's namespace only its own servers
+/// and the loopback services the policy names listen there.
+pub const NO_PROXY: &str = "localhost,127.0.0.1,::1";
+
+/// Connections served at once (program side); more wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
+
+/// How long a name's resolution and the connection to one of its addresses
+/// may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes one connection record (to the session's audit log).
+pub type Recorder = Arc<dyn Fn(&ConnectionRecord) -> io::Result<()> + Send + Sync>;
+
+/// The proxy of one session, on a runtime of its own.
+pub struct Proxy {
+    runtime: tokio::runtime::Runtime,
+    server: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+/// Where the proxy's own connections go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// Straight to the address (a name resolved here).
+    Direct,
+    /// Through the enclosing sluice session's proxy (stacked): a `CONNECT`
+    /// there, by name, so that its rules hold too; it resolves.
+    Via(SocketAddr),
+}
+
+impl Upstream {
+    /// Stacked: the enclosing session's proxy, as its `HTTPS_PROXY` (or
+    /// `https_proxy`, `ALL_PROXY`...) in sluice's own environment names it
+    /// (`http://127.0.0.1:PORT`); `Direct` when there is none (the outer
+    /// session is not in the hosts mode).
+    pub fn from_env() -> Upstream {
+        PROXY_VARIABLES
+            .iter()
+            .filter_map(std::env::var_os)
+            .find_map(|v| {
+                let v = v.to_str()?.strip_prefix("http://")?;
+                v.trim_end_matches('/').parse::<SocketAddr>().ok()
+            })
+            .filter(|a| a.ip().is_loopback())
+            .map_or(Upstream::Direct, Upstream::Via)
+    }
+}
+
+/// What every connection consults.
+struct Context {
+    hosts: HostPolicy,
+    upstream: Upstream,
+    audit: Option<Recorder>,
+    /// Hosts already refused once: sluice says so on stderr once each.
+    told: Mutex<HashSet<String>>,
+}
+
+/// A verdict on one `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Allowed by this rule; connect to these addresses (in order).
+    Allow {
+        rule: String,
+        addrs: Vec<SocketAddr>,
+    },
+    /// Refused, with the reason the program and the record get.
+    Refuse { reason: String },
+}
+
+impl Proxy {
+    /// Starts serving `listeners`: the proxy's first, then one per loopback
+    /// service of `hosts`, in [`HostPolicy::loopback_services`] order.
+    /// `audit` writes one connection record.
+    pub fn start(
+        listeners: Vec<OwnedFd>,
+        hosts: HostPolicy,
+        upstream: Upstream,
+        audit: Option<Recorder>,
+    ) -> io::Result<Proxy> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sluice-proxy")
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let services = hosts.loopback_services();
+        if listeners.len() != services.len() + 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the child sent {} listening sockets, expected {}",
+                    listeners.len(),
+                    services.len() + 1
+                ),
+            ));
+        }
+        let ctx = Arc::new(Context {
+            hosts,
+            upstream,
+            audit,
+            told: Mutex::new(HashSet::new()),
+        });
+        let shutdown = CancellationToken::new();
+        let mut accepted = Vec::new();
+        {
+            let _entered = runtime.enter();
+            for fd in listeners {
+                let std_listener = std::net::TcpListener::from(fd);
+                std_listener.set_nonblocking(true)?;
+                accepted.push(TcpListener::from_std(std_listener)?);
+            }
+        }
+        let mut listeners = accepted.into_iter();
+        let proxy = listeners.next().expect("counted above");
+        let loopback: Vec<_> = listeners.zip(services).collect();
+        let server = runtime.spawn(serve(proxy, loopback, ctx, shutdown.clone()));
+        Ok(Proxy {
+            runtime,
+            server,
+            shutdown,
+        })
+    }
+
+    /// Stops accepting, ends the connections still open (each is recorded),
+    /// and waits for them briefly.
+    pub fn stop(self) {
+        self.shutdown.cancel();
+        let finished = self.runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), self.server)
+                .await
+                .is_ok()
+        });
+        if !finished {
+            tracing::warn!("proxy: connections still open after 5 seconds; dropped");
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+async fn serve(
+    proxy: TcpListener,
+    loopback: Vec<(TcpListener, (IpAddr, u16))>,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) {
+    // One budget for every listener: each connection holds two of the
+    // supervisor's descriptors.
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut loops = JoinSet::new();
+    for (listener, (ip, port)) in loopback {
+        let ctx = ctx.clone();
+        let stop = shutdown.clone();
+        loops.spawn(accept_loop(
+            listener,
+            permits.clone(),
+            shutdown.clone(),
+            move |s| loopback_service(s, ip, port, ctx.clone(), stop.clone()),
+        ));
+    }
+    let stop = shutdown.clone();
+    accept_loop(proxy, permits, shutdown, move |s| {
+        http::client(s, ctx.clone(), stop.clone())
+    })
+    .await;
+    while loops.join_next().await.is_some() {}
+}
+
+/// Accepts connections on `listener` while a permit is free, each served
+/// by `serve` in a task of its own, until `shutdown`; then waits for them.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    serve: F,
+) where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let served = serve(stream);
+                    conns.spawn(async move {
+                        served.await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors, most likely: not a busy loop.
+                    tracing::warn!("proxy: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+impl Context {
+    /// Judges `host:port` by the policy, and resolves an allowed name.
+    async fn judge(&self, host: &Host, port: u16) -> Verdict {
+        let Some(rule) = self.hosts.allowed(host, port) else {
+            let reason = match host {
+                Host::Ip(_) => "an address no rule of [network] hosts names (name the host instead, or list the address)",
+                Host::Name(_) => "not in [network] hosts",
+            };
+            return Verdict::Refuse {
+                reason: reason.to_owned(),
+            };
+        };
+        let rule_text = rule.to_string();
+        if let Upstream::Via(_) = self.upstream {
+            // The enclosing session resolves, and judges the name again.
+            return Verdict::Allow {
+                rule: rule_text,
+                addrs: Vec::new(),
+            };
+        }
+        let addrs = match host {
+            Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
+            Host::Name(name) => {
+                let lookup = tokio::net::lookup_host((name.as_str(), port));
+                match tokio::time::timeout(CONNECT_TIMEOUT, lookup).await {
+                    Ok(Ok(found)) => found.collect(),
+                    Ok(Err(e)) => {
+                        return Verdict::Refuse {
+                            reason: format!("cannot resolve {name}: {e}"),
+                        }
+                    }
+                    Err(_) => {
+                        return Verdict::Refuse {
+                            reason: format!("resolving {name} timed out"),
+                        }
+                    }
+                }
+            }
+        };
+        let exact = rule.is_exact();
+        let (kept, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
+            .into_iter()
+            .partition(|a| !a.ip().is_unspecified() && (exact || !a.ip().is_loopback()));
+        if kept.is_empty() {
+            let reason = match dropped.first() {
+                Some(a) => format!(
+                    "{host} resolves to {} only, which a *. rule does not reach (name the host exactly)",
+                    a.ip()
+                ),
+                None => format!("{host} resolves to no address"),
+            };
+            return Verdict::Refuse { reason };
+        }
+        Verdict::Allow {
+            rule: rule_text,
+            addrs: kept,
+        }
+    }
+
+    /// Says on stderr, once per host and port, that a connection was refused
+    /// and how to allow it.
+    fn tell_refused(&self, host: &Host, port: u16, reason: &str) {
+        let target = format!("{host}:{port}");
+        let first = self
+            .told
+            .lock()
+            .map(|mut told| told.insert(target.clone()))
+            .unwrap_or(false);
+        if first {
+            eprintln!(
+                "sluice: refused the program's connection to {target} ({reason}); \
+                 to allow it: sluice run --allow-host {} ...",
+                allow_hint(host, port)
+            );
+        }
+    }
+
+    fn record(&self, rec: &ConnectionRecord) {
+        if let Some(audit) = &self.audit {
+            if let Err(e) = audit(rec) {
+                tracing::error!("audit: cannot record a connection: {e}");
+            }
+        }
+    }
+}
+
+/// What `--allow-host` would allow this `host:port`: the default ports need
+/// no `:PORT`.
+pub fn allow_hint(host: &Host, port: u16) -> String {
+    match (host, policies::DEFAULT_PORTS.contains(&port)) {
+        (Host::Name(_), true) => host.to_string(),
+        _ => format!("{host}:{port}"),
+    }
+}
+
+/// Opens the way to `host:port`: through the enclosing session's proxy,
+/// or to the first of `addrs` that answers. Returns the stream and what it
+/// reached, for the record.
+async fn open(
+    upstream: Upstream,
+    host: &Host,
+    port: u16,
+    addrs: &[SocketAddr],
+) -> io::Result<(TcpStream, String)> {
+    match upstream {
+        Upstream::Direct => connect(addrs)
+            .await
+            .map(|(stream, addr)| (stream, addr.to_string())),
+        Upstream::Via(proxy) => {
+            let (mut stream, _) = connect(&[proxy]).await?;
+            let ask = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
+            stream.write_all(ask.as_bytes()).await?;
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if head.len() > 16 * 1024
+                    || tokio::io::AsyncReadExt::read(&mut stream, &mut byte).await? == 0
+                {
+                    return Err(io::Error::other("the enclosing session's proxy closed"));
+                }
+                head.push(byte[0]);
+            }
+            let status = String::from_utf8_lossy(&head);
+            let status = status.lines().next().unwrap_or("").to_owned();
+            if !status.starts_with("HTTP/1.1 200") && !status.starts_with("HTTP/1.0 200") {
+                return Err(io::Error::other(format!(
+                    "the enclosing sluice session's proxy answered {status:?}"
+                )));
+            }
+            Ok((stream, format!("{host}:{port} via {proxy}")))
+        }
+    }
+}
+
+/// Connects to the first of `addrs` that answers.
+async fn connect(addrs: &[SocketAddr]) -> io::Result<(TcpStream, SocketAddr)> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for &addr in addrs {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, addr));
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+        }
+    }
+    Err(last)
+}
+
+/// Copies both ways until both sides are done or the session ends; returns
+/// the bytes each way (program to host, host to program).
+async fn relay<A, B>(a: &mut A, b: &mut B, shutdown: &CancellationToken) -> (u64, u64)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    // Large buffers: the copy's cost per byte is what the bench measures.
+    const BUF: usize = 64 * 1024;
+    tokio::select! {
+        _ = shutdown.cancelled() => (0, 0),
+        copied = tokio::io::copy_bidirectional_with_sizes(a, b, BUF, BUF) => copied.unwrap_or((0, 0)),
+    }
+}
+
+/// A connection to a loopback service's port in the program's namespace:
+/// forwarded to the same address in the host's.
+async fn loopback_service(
+    mut stream: TcpStream,
+    ip: IpAddr,
+    port: u16,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) {
+    let started = Instant::now();
+    let host = Host::Ip(ip);
+    let mut rec = ConnectionRecord {
+        host: host.to_string(),
+        port,
+        via: "loopback".to_owned(),
+        address: None,
+        decision: Decision::Allowed,
+        by: By::Rule,
+        rule: ctx.hosts.allowed(&host, port).map(|r| r.to_string()),
+        reason: None,
+        sent: 0,
+        received: 0,
+        duration_ms: 0,
+    };
+    match connect(&[SocketAddr::new(ip, port)]).await {
+        Ok((mut upstream, addr)) => {
+            rec.address = Some(addr.to_string());
+            (rec.sent, rec.received) = relay(&mut stream, &mut upstream, &shutdown).await;
+        }
+        Err(e) => {
+            rec.decision = Decision::Error;
+            rec.reason = Some(format!("connecting to {ip}:{port}: {e}"));
+            let _ = stream.shutdown().await;
+        }
+    }
+    rec.duration_ms = started.elapsed().as_millis() as u64;
+    ctx.record(&rec);
+}
+
+/// Writes one connection record to `audit`.
+pub fn auditor(audit: Arc<crate::broker::Shared>) -> Recorder {
+    Arc::new(move |rec| match &audit.audit {
+        Some(log) => AuditLog::append_connection(log, rec),
+        None => Ok(()),
+    })
+}
+
+#[cfg(test)]
+mod tests;

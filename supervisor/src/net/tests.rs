@@ -1,0 +1,110 @@
+use super::http::parse;
+use super::*;
+
+fn hosts(rules: &[&str]) -> HostPolicy {
+    HostPolicy {
+        allow: rules.iter().map(|r| r.parse().unwrap()).collect(),
+        ask: policies::AskHosts::No,
+    }
+}
+
+fn ctx(rules: &[&str]) -> Context {
+    Context {
+        hosts: hosts(rules),
+        upstream: Upstream::Direct,
+        audit: None,
+        told: Mutex::new(HashSet::new()),
+    }
+}
+
+fn judge(c: &Context, host: &str, port: u16) -> Verdict {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(c.judge(&Host::parse(host).unwrap(), port))
+}
+
+#[test]
+fn connect_requests_parse() {
+    let r = parse(b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(r.connect);
+    assert_eq!(r.host, Host::Name("api.example.com".into()));
+    assert_eq!(r.port, 443);
+    let r = parse(b"CONNECT [::1]:8443 HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(r.host, Host::Ip("::1".parse().unwrap()));
+    assert!(parse(b"CONNECT api.example.com HTTP/1.1\r\n\r\n").is_err());
+    assert!(parse(b"CONNECT a.com:0 HTTP/1.1\r\n\r\n").is_err());
+}
+
+#[test]
+fn plain_requests_are_rewritten_to_origin_form_with_close() {
+    let r = parse(
+        b"GET http://Example.com:8080/a?b HTTP/1.1\r\nHost: example.com:8080\r\n\
+          Proxy-Connection: keep-alive\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n",
+    )
+    .unwrap();
+    assert!(!r.connect);
+    assert_eq!(r.host, Host::Name("example.com".into()));
+    assert_eq!(r.port, 8080);
+    assert_eq!(
+        String::from_utf8(r.forward).unwrap(),
+        "GET /a?b HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    let r = parse(b"GET http://example.com HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(r.port, 80);
+    assert!(String::from_utf8(r.forward)
+        .unwrap()
+        .starts_with("GET / HTTP/1.0\r\n"));
+    for bad in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        b"GET https://example.com/ HTTP/1.1\r\n\r\n",
+        b"GET http://user:pw@example.com/ HTTP/1.1\r\n\r\n",
+        b"GET http://exa mple.com/ HTTP/1.1\r\n\r\n",
+        b"GET http://example.com/ HTTP/2\r\n\r\n",
+    ] {
+        assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn ip_literals_pass_only_where_listed() {
+    let c = ctx(&["localhost", "127.0.0.1:5432"]);
+    assert!(matches!(
+        judge(&c, "127.0.0.1", 443),
+        Verdict::Refuse { .. }
+    ));
+    assert!(matches!(
+        judge(&c, "127.0.0.1", 5432),
+        Verdict::Allow { .. }
+    ));
+    assert!(matches!(judge(&c, "[::1]", 443), Verdict::Refuse { .. }));
+}
+
+#[test]
+fn names_connect_only_to_what_they_resolve_to() {
+    // `localhost` resolves through /etc/hosts, on any machine.
+    let c = ctx(&["localhost"]);
+    match judge(&c, "localhost", 443) {
+        Verdict::Allow { addrs, .. } => assert!(addrs.iter().all(|a| a.ip().is_loopback())),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(judge(&c, "localhost", 22), Verdict::Refuse { .. }));
+    assert!(matches!(
+        judge(&c, "other.invalid", 443),
+        Verdict::Refuse { .. }
+    ));
+    // A *. rule never reaches loopback through a name.
+    let c = ctx(&["*.localhost"]);
+    if let Verdict::Allow { addrs, .. } = judge(&c, "x.localhost", 443) {
+        panic!("allowed {addrs:?}");
+    }
+}
+
+#[test]
+fn the_hint_names_the_port_only_when_needed() {
+    let h = |t| Host::parse(t).unwrap();
+    assert_eq!(allow_hint(&h("a.com"), 443), "a.com");
+    assert_eq!(allow_hint(&h("a.com"), 8443), "a.com:8443");
+    assert_eq!(allow_hint(&h("127.0.0.1"), 443), "127.0.0.1:443");
+}
