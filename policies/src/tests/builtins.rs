@@ -227,10 +227,6 @@ fn agent_policies_open_the_agents_state_and_protect_what_runs_code() {
     let root = TempDir::new();
     let vars = populated(&root);
     let home = vars.home.clone();
-    let net = NetPolicy::Tcp {
-        connect: [443].into(),
-        bind: BTreeSet::new(),
-    };
     for (name, state, kept, protected) in [
         (
             "claude-code",
@@ -260,7 +256,15 @@ fn agent_policies_open_the_agents_state_and_protect_what_runs_code() {
             policy.filesystem.deny.contains(&home.join(".ssh")),
             "{name}"
         );
-        assert_eq!(policy.network, net, "{name}");
+        // Its API by name, through the proxy; no other host.
+        let NetPolicy::Hosts(hosts) = &policy.network else {
+            panic!("{name}: {:?}", policy.network)
+        };
+        let api = if name == "codex" { "api.openai.com" } else { "api.anthropic.com" };
+        let api = crate::net::Host::parse(api).unwrap();
+        let other = crate::net::Host::parse("example.org").unwrap();
+        assert!(hosts.allowed(&api, 443).is_some(), "{name}");
+        assert!(hosts.allowed(&other, 443).is_none(), "{name}");
         let protect = &policy.filesystem.protect;
         for path in kept {
             assert!(
