@@ -175,10 +175,12 @@ pub enum Step {
     /// the supervisor sees it, in the record's `errno` field
     /// ([`StepRecord::program`]).
     Program,
+    /// The process limit written as the PID namespace's `pid_max`.
+    PidMax,
 }
 
 impl Step {
-    const ALL: [Step; 26] = [
+    const ALL: [Step; 27] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -205,6 +207,7 @@ impl Step {
         Step::Proc,
         Step::Init,
         Step::Program,
+        Step::PidMax,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -214,7 +217,7 @@ impl Step {
     /// The layer a failure of this step weakens, if any.
     pub fn layer(self) -> Option<Layer> {
         match self {
-            Step::Cgroup | Step::Rlimit => Some(Layer::Limits),
+            Step::Cgroup | Step::Rlimit | Step::PidMax => Some(Layer::Limits),
             Step::UserNamespace | Step::IdMaps | Step::Mounts | Step::Root | Step::Chdir => {
                 Some(Layer::Namespaces)
             }
@@ -246,6 +249,7 @@ impl Step {
             Step::SetupFds => "closing inherited descriptors",
             Step::DeathSignal => "setting the parent-death signal",
             Step::Cgroup => "joining the session cgroup",
+            Step::PidMax => "limiting the PID namespace's processes (pid_max)",
             Step::UserNamespace => "creating the user and mount namespaces",
             Step::IdMaps => "writing the user namespace id maps",
             Step::Mounts => "mounting deny-within-allow protections",

@@ -138,6 +138,9 @@ pub struct Launch {
     /// Every session directory but the program's own `tmp/` hidden.
     pub veil: Option<sandbox_child::Veil>,
     pub cgroup: Option<(SessionCgroup, OwnedFd)>,
+    /// The process limit as the PID namespace's `pid_max` (see
+    /// [`crate::cgroup::process_limit`]).
+    pub pid_max: Option<u64>,
     /// Descriptors the program inherits, at the same numbers (the broker's
     /// shared socket).
     pub inherit: Vec<OwnedFd>,
@@ -198,6 +201,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         placeholder_dir: launch.placeholder_dir,
         veil: launch.veil,
         cgroup_procs,
+        pid_max: launch.pid_max,
         handover: launch
             .inherit
             .into_iter()
@@ -214,6 +218,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let (plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
     refuse_if_blocked(&report, launch.nested)?;
+    crate::phase::mark("sandbox prepared");
     let mounts = plan.mount_targets();
     // The child inherits these; a process under more than the program's
     // count at exec is in a sandbox of its own (`broker/transparent/stacked.rs`).
@@ -221,7 +226,9 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         .context("counting the supervisor's seccomp filters")?;
     let (pid, init) = start_child(&plan, &mut report, launch.nested)?;
     drop(plan); // our copies of the pipe's write end, ruleset and cgroup fds
+    crate::phase::mark("child cloned");
     let mut records = read_records(&read_end)?;
+    crate::phase::mark("child's steps to exec");
     let named = records.iter().find_map(StepRecord::program_pid);
     records.retain(|r| r.program_pid().is_none());
     // What held is known only now: -v prints it after the child's steps, and

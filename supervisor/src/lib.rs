@@ -18,6 +18,7 @@ mod enforced;
 pub mod exit;
 mod launch;
 mod nesting;
+mod phase;
 mod policy_files;
 pub mod prompt;
 mod quarantine;
