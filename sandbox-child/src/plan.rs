@@ -211,6 +211,36 @@ impl Prepared {
         self.report_pipe.as_raw_fd()
     }
 
+    /// Whether the process limit is to be the PID namespace's `pid_max`.
+    pub fn limits_by_pid_max(&self) -> bool {
+        self.pid_max.is_some()
+    }
+
+    /// For a child that will not get a PID namespace of its own, where the
+    /// `pid_max` chosen for the process limit cannot hold: the session
+    /// cgroup whose `cgroup.procs` is `cgroup_procs` holds it instead, or,
+    /// with `None`, nothing does. Returns the limits layer's report.
+    pub fn limit_without_pid_max(
+        &mut self,
+        policy: &Policy,
+        cgroup_procs: Option<OwnedFd>,
+    ) -> LayerReport {
+        self.pid_max = None;
+        if let Some(fd) = cgroup_procs {
+            let raw = fd.as_raw_fd();
+            if let Err(at) = self.keep_fds.binary_search(&raw) {
+                self.keep_fds.insert(at, raw);
+            }
+            self.cgroup_procs = Some(fd);
+        }
+        let holder = match self.cgroup_procs {
+            Some(_) => ProcessLimit::Cgroup,
+            None => ProcessLimit::Rlimit,
+        };
+        // SAFETY: getuid cannot fail.
+        limits_report(policy, unsafe { libc::getuid() }, holder)
+    }
+
     /// The mounts of the namespaces step, in the child's order: item `i`
     /// of a failed [`crate::Step::Mounts`] record is entry `i - 1`. For
     /// naming what a failure left unapplied.

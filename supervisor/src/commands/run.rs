@@ -324,6 +324,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             }),
             cgroup,
             pid_max,
+            session: s.id.clone(),
             inherit: vec![broker_theirs],
             terminal: terminal.as_mut().and_then(Terminal::child_side),
             verbose: args.verbose,
