@@ -3,7 +3,7 @@
 //! `address_space`. The caps stay small (200 processes, 2 GiB) to be gentle on a
 //! small CI machine.
 
-use sluice_tests::Fixture;
+use sluice_tests::{execute, Fixture};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 
@@ -53,6 +53,40 @@ fn fork_bomb_is_held_by_the_pid_namespace_limit() {
     }
 }
 
+/// The program cannot raise the PID namespace's `pid_max` (it holds no
+/// capability there, and its `/proc` is read-only), so the bomb is held
+/// after the attempt. Control: a process holding CAP_SYS_ADMIN in a PID
+/// namespace of its own, outside sluice, sets it.
+#[test]
+fn the_pid_namespace_limit_cannot_be_raised_from_inside() {
+    const PID_MAX: &str = "/proc/sys/kernel/pid_max";
+    let fx = Fixture::new(PROBE);
+    let policy = fx.write_policy(
+        "procs.toml",
+        "extends = [\"default\"]\n\n[limits]\nprocesses = 400\n",
+    );
+    let mut control = std::process::Command::new("unshare");
+    control
+        .args(["--user", "--map-root-user", "--pid", "--fork", "--"])
+        .arg(&fx.probe)
+        .args(["set", PID_MAX, "100000"])
+        .stdin(std::process::Stdio::null());
+    execute(control).assert_ok();
+
+    // In one session: the attempt, then the bomb.
+    let script = format!("\"$0\" set {PID_MAX} 4194304; exec \"$0\" fork-bomb 600");
+    let out = execute(fx.sluice_command(
+        &["--policy", &policy],
+        &["/bin/sh", "-c", &script, &fx.probe_path()],
+    ));
+    assert!(
+        out.stdout
+            .contains(&format!("BLOCKED open {PID_MAX} for writing")),
+        "{out}"
+    );
+    assert!(forked(&out) < 400, "over a limit of 400\n{out}");
+}
+
 /// Unprivileged, the limit is RLIMIT_NPROC, counted in the sandbox's own
 /// user namespace; no cgroup. Control: the same bomb outside, as the same
 /// user.
@@ -84,7 +118,7 @@ fn fork_bomb_is_held_by_the_process_limit_when_unprivileged() {
             .env("XDG_CONFIG_HOME", fx.home_dir.join(".config"))
             .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::null());
-        sluice_tests::execute(cmd)
+        execute(cmd)
     };
     as_nobody(false).assert_ok();
     let out = as_nobody(true);
