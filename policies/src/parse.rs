@@ -21,9 +21,12 @@ pub(crate) struct Parsed {
 /// Parses `text`; `name` is the policy's name in messages.
 pub(crate) fn parse(name: &str, text: &str) -> Result<Parsed, PolicyError> {
     let raw: RawPolicy = toml::from_str(text).map_err(|e| toml_error(name, text, &e))?;
+    // Every entry keeps its line: found by a binary search in the offsets
+    // of the text's newlines, not by counting them again for each entry.
+    let newlines: Vec<usize> = text.match_indices('\n').map(|(at, _)| at).collect();
     let at = |span: Range<usize>| Location::Policy {
         policy: name.to_string(),
-        line: line_column(text, span.start).0,
+        line: newlines.partition_point(|&newline| newline < span.start) + 1,
     };
     let mut spec = PolicySpec::new(name);
     let fs = raw.filesystem;

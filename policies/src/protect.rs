@@ -26,8 +26,9 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use globset::GlobMatcher;
+use globset::{Glob, GlobMatcher};
 
 use crate::broker::pattern::{compile, literal_value, Pattern};
 use crate::error::{Location, PolicyError};
@@ -57,14 +58,19 @@ pub struct ProtectRule {
 #[derive(Clone)]
 enum Component {
     Literal(Vec<u8>),
-    Glob(GlobMatcher),
+    /// Its matcher is compiled on first use (a regex with its DFA, tens of
+    /// microseconds each, at every launch otherwise); the pattern was
+    /// checked when the policy was resolved, so compiling cannot fail.
+    Glob(Glob, OnceLock<GlobMatcher>),
 }
 
 impl Component {
     fn matches(&self, name: &[u8]) -> bool {
         match self {
             Component::Literal(literal) => literal == name,
-            Component::Glob(glob) => glob.is_match(OsStr::from_bytes(name)),
+            Component::Glob(glob, matcher) => matcher
+                .get_or_init(|| glob.compile_matcher())
+                .is_match(OsStr::from_bytes(name)),
         }
     }
 }
@@ -324,7 +330,7 @@ fn rule(
         .map(|c| match literal_value(c) {
             Some(literal) => Ok(Component::Literal(literal.into_bytes())),
             None => compile(c)
-                .map(|glob| Component::Glob(glob.compile_matcher()))
+                .map(|glob| Component::Glob(glob, OnceLock::new()))
                 .map_err(|e| format!("invalid pattern '{written}': {}", e.kind())),
         })
         .collect::<Result<Vec<_>, String>>()?;

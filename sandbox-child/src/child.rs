@@ -102,6 +102,17 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
     if let Some(fd) = &plan.cgroup_procs {
         run.step(Step::Cgroup, 0, || sys::write_all(fd.as_raw_fd(), b"0"));
     }
+    if let Some(pid_max) = &plan.pid_max {
+        // The sysctl is the writer's PID namespace's, whichever /proc it
+        // is reached through; the child holds CAP_SYS_ADMIN over it until
+        // it drops its capabilities, the program never does. Every process
+        // of the namespace (and of any nested in it) has a pid below it.
+        // Outside a PID namespace of its own, it would be the host's.
+        run.step(Step::PidMax, 0, || match cloned {
+            true => sys::write_file(b"/proc/sys/kernel/pid_max\0", pid_max),
+            false => Err(libc::EOPNOTSUPP),
+        });
+    }
     let in_new_userns = plan.id_maps.is_some() && run.namespaces(cloned);
     if !plan.net_listen.is_empty() {
         // With the user namespace's capabilities, before they are dropped;

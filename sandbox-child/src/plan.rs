@@ -37,6 +37,11 @@ pub struct LaunchContext {
     pub veil: Option<Veil>,
     /// `cgroup.procs` of the session cgroup, opened for writing, when there is one.
     pub cgroup_procs: Option<OwnedFd>,
+    /// The process limit as the `pid_max` of the sandbox's PID namespace
+    /// (the value written: the limit plus one), where the supervisor chose
+    /// it over a cgroup (root, a kernel with a `pid_max` per namespace).
+    /// Only a child made in a PID namespace of its own can hold it.
+    pub pid_max: Option<u64>,
     /// Descriptors handed to the program: (descriptor here, number in the child).
     pub handover: Vec<(OwnedFd, RawFd)>,
     /// The write end of the launch pipe (close-on-exec).
@@ -166,6 +171,8 @@ pub struct Prepared {
     pub(crate) host_proc: OwnedFd,
     pub(crate) terminal: Option<ChildTerminal>,
     pub(crate) cgroup_procs: Option<OwnedFd>,
+    /// `pid_max` for the PID namespace, as written (see [`LaunchContext`]).
+    pub(crate) pid_max: Option<Vec<u8>>,
     pub(crate) id_maps: Option<IdMaps>,
     pub(crate) mounts: Vec<PreparedMount>,
     /// Drawn after `mounts` (see [`Veil`]).
@@ -214,6 +221,36 @@ impl Prepared {
 
     pub fn report_fd(&self) -> RawFd {
         self.report_pipe.as_raw_fd()
+    }
+
+    /// Whether the process limit is to be the PID namespace's `pid_max`.
+    pub fn limits_by_pid_max(&self) -> bool {
+        self.pid_max.is_some()
+    }
+
+    /// For a child that will not get a PID namespace of its own, where the
+    /// `pid_max` chosen for the process limit cannot hold: the session
+    /// cgroup whose `cgroup.procs` is `cgroup_procs` holds it instead, or,
+    /// with `None`, nothing does. Returns the limits layer's report.
+    pub fn limit_without_pid_max(
+        &mut self,
+        policy: &Policy,
+        cgroup_procs: Option<OwnedFd>,
+    ) -> LayerReport {
+        self.pid_max = None;
+        if let Some(fd) = cgroup_procs {
+            let raw = fd.as_raw_fd();
+            if let Err(at) = self.keep_fds.binary_search(&raw) {
+                self.keep_fds.insert(at, raw);
+            }
+            self.cgroup_procs = Some(fd);
+        }
+        let holder = match self.cgroup_procs {
+            Some(_) => ProcessLimit::Cgroup,
+            None => ProcessLimit::Rlimit,
+        };
+        // SAFETY: getuid cannot fail.
+        limits_report(policy, unsafe { libc::getuid() }, holder)
     }
 
     /// The mounts of the namespaces step, in the child's order: item `i`
@@ -622,6 +659,7 @@ pub fn prepare(
         host_proc,
         terminal: ctx.terminal,
         cgroup_procs: ctx.cgroup_procs,
+        pid_max: ctx.pid_max.map(|n| n.to_string().into_bytes()),
         id_maps: userns.then(|| IdMaps {
             uid_map: format!("{uid} {uid} 1\n").into_bytes(),
             gid_map: format!("{gid} {gid} 1\n").into_bytes(),
@@ -816,12 +854,29 @@ fn report_for(
             ),
             layer(Layer::NoNewPrivs, Status::Enforced, "set".into()),
             layer(Layer::Capabilities, Status::Enforced, caps_detail),
-            limits_report(policy, uid, ctx.cgroup_procs.is_some()),
+            limits_report(policy, uid, process_limit(ctx)),
         ],
     }
 }
 
-fn limits_report(policy: &Policy, uid: libc::uid_t, cgroup: bool) -> LayerReport {
+/// What holds the process limit, by what the supervisor set up.
+#[derive(Clone, Copy)]
+enum ProcessLimit {
+    Cgroup,
+    PidMax,
+    /// RLIMIT_NPROC alone (which the kernel never applies to real uid 0).
+    Rlimit,
+}
+
+fn process_limit(ctx: &LaunchContext) -> ProcessLimit {
+    match (&ctx.cgroup_procs, ctx.pid_max) {
+        (Some(_), _) => ProcessLimit::Cgroup,
+        (None, Some(_)) => ProcessLimit::PidMax,
+        (None, None) => ProcessLimit::Rlimit,
+    }
+}
+
+fn limits_report(policy: &Policy, uid: libc::uid_t, holder: ProcessLimit) -> LayerReport {
     let l = &policy.limits;
     let mut parts = Vec::new();
     let mut status = Status::Enforced;
@@ -836,16 +891,19 @@ fn limits_report(policy: &Policy, uid: libc::uid_t, cgroup: bool) -> LayerReport
         }
     }
     if let Some(n) = l.processes {
-        match (cgroup, uid) {
-            (true, _) => parts.push(format!("processes {n} (cgroup pids)")),
+        match (holder, uid) {
+            (ProcessLimit::Cgroup, _) => parts.push(format!("processes {n} (cgroup pids)")),
+            (ProcessLimit::PidMax, _) => {
+                parts.push(format!("processes {n} (the PID namespace's pid_max)"))
+            }
             // The kernel never applies RLIMIT_NPROC to real uid 0.
-            (false, 0) => {
+            (ProcessLimit::Rlimit, 0) => {
                 status = Status::Partial;
                 parts.push(format!(
                     "processes {n} NOT enforced: running as root and no writable cgroup pids controller"
                 ));
             }
-            (false, _) => parts.push(format!("processes {n} (rlimit)")),
+            (ProcessLimit::Rlimit, _) => parts.push(format!("processes {n} (rlimit)")),
         }
     }
     if parts.is_empty() {

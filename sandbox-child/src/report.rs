@@ -178,6 +178,8 @@ pub enum Step {
     /// The hosts mode's network namespace, loopback, and the listening
     /// sockets sent to the supervisor's proxy.
     NetNamespace,
+    /// The process limit written as the PID namespace's `pid_max`.
+    PidMax,
 }
 
 impl Step {
@@ -209,6 +211,7 @@ impl Step {
         Step::Init,
         Step::Program,
         Step::NetNamespace,
+        Step::PidMax,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -218,7 +221,7 @@ impl Step {
     /// The layer a failure of this step weakens, if any.
     pub fn layer(self) -> Option<Layer> {
         match self {
-            Step::Cgroup | Step::Rlimit => Some(Layer::Limits),
+            Step::Cgroup | Step::Rlimit | Step::PidMax => Some(Layer::Limits),
             Step::UserNamespace | Step::IdMaps | Step::Mounts | Step::Root | Step::Chdir => {
                 Some(Layer::Namespaces)
             }
@@ -253,6 +256,7 @@ impl Step {
             Step::SetupFds => "closing inherited descriptors",
             Step::DeathSignal => "setting the parent-death signal",
             Step::Cgroup => "joining the session cgroup",
+            Step::PidMax => "limiting the PID namespace's processes (pid_max)",
             Step::UserNamespace => "creating the user and mount namespaces",
             Step::IdMaps => "writing the user namespace id maps",
             Step::Mounts => "mounting deny-within-allow protections",

@@ -1,63 +1,167 @@
-//! Launch overhead: `sluice run -- /bin/true` against a bare `/bin/true`,
-//! measured alternately in the same run so machine noise hits both alike.
+//! Launch overhead and workloads: sluice against a bare exec, a
+//! Landlock-only launcher and bubblewrap, all in the same run.
 //!
-//! Reports medians, p90s, the ratio and the added milliseconds, for:
-//! - the default policy in an empty workspace (user + mount namespace, since
-//!   the built-in policy protects `.git/hooks` and friends when present);
-//! - the same in a workspace of 10,000 files (launch cost must not grow with it);
-//! - a small policy with nothing to protect inside allowed trees (only the
-//!   read-only mount view, no protective mounts).
+//! 1. Launch: `/bin/true` bare, under the Landlock-only launcher (this bench
+//!    binary run as `landlock-exec`, [`landlock_exec`]: one ruleset, no
+//!    namespace), under bubblewrap (`bwrap` on PATH; skipped when absent)
+//!    with a policy-built root like sluice's, and under `sluice run` with
+//!    the default policy (in an empty and in a 10,000-file workspace) and
+//!    with a small policy that has nothing to protect. Every round runs each
+//!    case once, so machine noise hits them alike. Twice: back to back, then
+//!    with 100 ms of idle before every sample, as an agent spaces its tool
+//!    calls (some kernel paths, the cgroup migration's RCU grace period
+//!    among them, are fast only when the last such call was recent).
+//! 2. Workloads, bare, under each launcher: `git status` in a 10,000-file
+//!    repository, `python3 -c pass`, a shell loop of 200 `cat`. Besides the
+//!    whole command, "own" is the command's time less the same launcher's
+//!    `/bin/true` median of the same rounds: what the sandbox costs per
+//!    system call rather than per launch.
 //!
-//! `cargo bench -p supervisor --bench launch` (SLUICE_BENCH_ITERS to change
-//! the sample count).
+//! Medians with the p10 to p90 spread. `cargo bench -p supervisor --bench
+//! launch`; SLUICE_BENCH_ITERS (launch rounds, default 100), SLUICE_BENCH_RUNS
+//! (workload rounds, default 31), SLUICE_BENCH_IDLE_MS (default 100).
 
+#[path = "common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn time(cmd: &mut Command) -> Duration {
     let start = Instant::now();
-    let status = cmd.status().expect("spawn");
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("spawn");
     let elapsed = start.elapsed();
-    assert!(status.success(), "{cmd:?} failed: {status}");
-    elapsed
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn bench(label: &str, iters: usize, sluice: &mut dyn FnMut() -> Command) {
-    let mut bare = Vec::with_capacity(iters);
-    let mut wrapped = Vec::with_capacity(iters);
-    for _ in 0..iters {
-        bare.push(time(Command::new("/bin/true").stdin(Stdio::null())));
-        wrapped.push(time(sluice().stdin(Stdio::null())));
-    }
-    bare.sort();
-    wrapped.sort();
-    let (b50, w50) = (percentile(&bare, 0.5), percentile(&wrapped, 0.5));
-    let (b90, w90) = (percentile(&bare, 0.9), percentile(&wrapped, 0.9));
-    println!(
-        "{label:<34} bare p50 {:>7.3} ms p90 {:>7.3} ms | sluice p50 {:>7.3} ms p90 {:>7.3} ms | ratio {:>5.2}x | added p50 {:>6.3} ms",
-        ms(b50),
-        ms(b90),
-        ms(w50),
-        ms(w90),
-        w50.as_secs_f64() / b50.as_secs_f64(),
-        ms(w50) - ms(b50),
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
+    elapsed
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// p50, p10, p90 in ms.
+fn stats(samples: &[Duration]) -> (f64, f64, f64) {
+    let mut s = samples.to_vec();
+    s.sort();
+    let at = |p: f64| ms(s[((s.len() - 1) as f64 * p).round() as usize]);
+    (at(0.5), at(0.1), at(0.9))
+}
+
+/// Builds the command that runs a program (argv) in a workspace.
+type Wrap = Box<dyn Fn(&Path, &[&str]) -> Command>;
+
+/// How to run a command under one launcher, in a workspace.
+struct Launcher {
+    name: &'static str,
+    wrap: Wrap,
+}
+
+fn launchers(env: &Env) -> Vec<Launcher> {
+    let mut all = vec![Launcher {
+        name: "bare",
+        wrap: Box::new(|ws, cmd| {
+            let mut c = Command::new(cmd[0]);
+            c.args(&cmd[1..]).current_dir(ws);
+            c
+        }),
+    }];
+    let me = std::env::current_exe().unwrap();
+    all.push(Launcher {
+        name: "landlock-only",
+        wrap: Box::new(move |ws, cmd| {
+            let mut c = Command::new(&me);
+            c.arg("landlock-exec").arg(ws).args(cmd).current_dir(ws);
+            c
+        }),
+    });
+    if let Some(bwrap) = on_path("bwrap") {
+        all.push(Launcher {
+            name: "bubblewrap",
+            wrap: Box::new(move |ws, cmd| {
+                let mut c = Command::new(&bwrap);
+                c.args(bwrap_root()).arg("--bind").arg(ws).arg(ws);
+                c.arg("--chdir").arg(ws).arg("--").args(cmd);
+                c
+            }),
+        });
+    } else {
+        println!("bubblewrap: not installed (apt install bubblewrap), skipped");
+    }
+    for (name, policy) in [
+        ("sluice default", None),
+        ("sluice small policy", Some(env.small_policy.clone())),
+    ] {
+        let sluice = env.sluice.clone();
+        let state = env.state.clone();
+        all.push(Launcher {
+            name,
+            wrap: Box::new(move |ws, cmd| {
+                let mut c = Command::new(&sluice);
+                c.arg("run").arg("--workspace").arg(ws);
+                if let Some(p) = &policy {
+                    c.arg("--policy").arg(p);
+                }
+                c.arg("--").args(cmd).current_dir(ws);
+                c.env("XDG_STATE_HOME", state.join("state"))
+                    .env("XDG_CONFIG_HOME", state.join("config"));
+                c
+            }),
+        });
+    }
+    all
+}
+
+/// A root like the one sluice builds for the small policy: `/usr` and
+/// `/etc` read-only, the top-level links, a private `/dev`, `/proc` and
+/// `/tmp`, every namespace new.
+fn bwrap_root() -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["--unshare-all", "--die-with-parent", "--new-session"]
+        .map(OsString::from)
+        .to_vec();
+    for top in ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32"] {
+        let p = Path::new(top);
+        if let Ok(target) = std::fs::read_link(p) {
+            args.extend(["--symlink".into(), target.into(), top.into()]);
+        } else if p.exists() {
+            args.extend(["--ro-bind".into(), top.into(), top.into()]);
+        }
+    }
+    args.extend(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"].map(OsString::from));
+    args
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+struct Env {
+    sluice: PathBuf,
+    small_policy: PathBuf,
+    /// XDG state and configuration of the sluice runs.
+    state: PathBuf,
 }
 
 fn populate(dir: &Path, files: usize) {
@@ -71,56 +175,245 @@ fn populate(dir: &Path, files: usize) {
     }
 }
 
+/// One launch case: a launcher in a workspace.
+struct Case<'a> {
+    label: String,
+    launcher: &'a Launcher,
+    ws: &'a Path,
+}
+
+fn launch_rounds(cases: &[Case], iters: u64, idle: Option<Duration>) {
+    let mut samples = vec![Vec::new(); cases.len()];
+    for _ in 0..iters {
+        for (i, case) in cases.iter().enumerate() {
+            if let Some(idle) = idle {
+                std::thread::sleep(idle);
+            }
+            samples[i].push(time(&mut run(case.launcher, case.ws, &["/bin/true"])));
+        }
+    }
+    let bare = stats(&samples[0]).0;
+    for (case, s) in cases.iter().zip(&samples) {
+        let (p50, p10, p90) = stats(s);
+        println!(
+            "  {:<40} p50 {p50:>7.3} ms  (p10 {p10:>7.3}, p90 {p90:>7.3})  added {:>+7.3} ms  {:>5.2}x",
+            case.label,
+            p50 - bare,
+            p50 / bare
+        );
+    }
+}
+
+/// `cmd` under launcher `l` in `ws`, which is also its home (the person's
+/// is out of the Landlock-only launcher's reach, and git stops at a
+/// configuration file it may not read).
+fn run(l: &Launcher, ws: &Path, cmd: &[&str]) -> Command {
+    let mut c = (l.wrap)(ws, cmd);
+    c.env("HOME", ws);
+    c
+}
+
+fn workload(title: &str, ws: &Path, cmd: &[&str], all: &[Launcher], runs: u64) {
+    println!("{title}");
+    let mut samples = vec![Vec::new(); all.len()];
+    let mut launch = vec![Vec::new(); all.len()];
+    for _ in 0..runs {
+        for (i, l) in all.iter().enumerate() {
+            samples[i].push(time(&mut run(l, ws, cmd)));
+            launch[i].push(time(&mut run(l, ws, &["/bin/true"])));
+        }
+    }
+    let own = |i: usize| stats(&samples[i]).0 - stats(&launch[i]).0;
+    let (bare, bare_own) = (stats(&samples[0]).0, own(0));
+    for (i, l) in all.iter().enumerate() {
+        let (p50, p10, p90) = stats(&samples[i]);
+        println!(
+            "  {:<22} p50 {p50:>8.2} ms  (p10 {p10:>8.2}, p90 {p90:>8.2})  {:>5.2}x bare | own {:>8.2} ms  {:>5.2}x bare's own",
+            l.name,
+            p50 / bare,
+            own(i),
+            own(i) / bare_own
+        );
+    }
+}
+
 fn main() {
-    let sluice = env!("CARGO_BIN_EXE_sluice");
-    let iters: usize = std::env::var("SLUICE_BENCH_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
-    println!("launch overhead, {iters} alternating samples each");
-
-    let empty = temp_dir("empty");
-    bench("default policy, empty workspace", iters, &mut || {
-        let mut c = Command::new(sluice);
-        c.arg("run")
-            .arg("--workspace")
-            .arg(&empty)
-            .arg("--")
-            .arg("/bin/true");
-        c
-    });
-
-    let big = temp_dir("big");
-    populate(&big, 10_000);
-    bench("default policy, 10,000-file ws", iters, &mut || {
-        let mut c = Command::new(sluice);
-        c.arg("run")
-            .arg("--workspace")
-            .arg(&big)
-            .arg("--")
-            .arg("/bin/true");
-        c
-    });
-
-    let plain = temp_dir("plain");
-    let policy = plain.join("plain.toml");
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "landlock-exec") {
+        landlock_exec(&args[2..]);
+    }
+    let iters = env_num("SLUICE_BENCH_ITERS", 100);
+    let runs = env_num("SLUICE_BENCH_RUNS", 31);
+    let idle = Duration::from_millis(env_num("SLUICE_BENCH_IDLE_MS", 100));
+    let root = common::temp_dir("launch");
+    let small_policy = root.join("small.toml");
     std::fs::write(
-        &policy,
-        "[filesystem]\nread = [\"/usr\", \"/etc\", \"/dev/null\"]\nexecute = [\"/usr\"]\nwrite = [\"$WORKSPACE\", \"$TMPDIR\"]\n",
+        &small_policy,
+        "[filesystem]\nread = [\"/usr\", \"/etc\"]\nexecute = [\"/usr\"]\nwrite = [\"$WORKSPACE\", \"$TMPDIR\", \"/dev/null\"]\n",
     )
     .unwrap();
-    bench("small policy, no protective mounts", iters, &mut || {
-        let mut c = Command::new(sluice);
-        c.arg("run")
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--workspace")
-            .arg(&plain)
-            .arg("--")
-            .arg("/bin/true");
-        c
+    let env = Env {
+        sluice: PathBuf::from(env!("CARGO_BIN_EXE_sluice")),
+        small_policy,
+        state: root.join("xdg"),
+    };
+    let all = launchers(&env);
+    let empty = root.join("empty");
+    let big = root.join("big");
+    std::fs::create_dir_all(&empty).unwrap();
+    populate(&big, 10_000);
+
+    let mut cases: Vec<Case> = all
+        .iter()
+        .map(|l| Case {
+            label: l.name.to_owned(),
+            launcher: l,
+            ws: &empty,
+        })
+        .collect();
+    let default = all.iter().find(|l| l.name == "sluice default").unwrap();
+    cases.push(Case {
+        label: "sluice default, 10,000-file workspace".into(),
+        launcher: default,
+        ws: &big,
     });
-    for d in [empty, big, plain] {
-        let _ = std::fs::remove_dir_all(d);
+    println!("launch of /bin/true, {iters} rounds, back to back");
+    launch_rounds(&cases, iters, None);
+    println!(
+        "launch of /bin/true, {iters} rounds, {} ms idle before each sample",
+        idle.as_millis()
+    );
+    launch_rounds(&cases, iters, Some(idle));
+
+    let repo = root.join("repo");
+    populate(&repo, 10_000);
+    let _ = std::fs::remove_dir_all(repo.join(".git"));
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("GIT_AUTHOR_NAME", "b")
+            .env("GIT_AUTHOR_EMAIL", "b@b")
+            .env("GIT_COMMITTER_NAME", "b")
+            .env("GIT_COMMITTER_EMAIL", "b@b")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "bench"]);
+    let git_bin = on_path("git").unwrap();
+    let git_bin = git_bin.to_str().unwrap();
+    workload(
+        &format!("git status, 10,000-file repository, {runs} rounds"),
+        &repo,
+        &[git_bin, "status", "--porcelain"],
+        &all,
+        runs,
+    );
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    match python {
+        Some(python) => workload(
+            &format!("{python} -c pass, {runs} rounds"),
+            &empty,
+            &[python, "-c", "pass"],
+            &all,
+            runs,
+        ),
+        None => println!("python3: not installed, skipped"),
     }
+    workload(
+        &format!("sh: 200 x cat /dev/null, {runs} rounds"),
+        &empty,
+        &[
+            "/bin/sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do cat /dev/null; i=$((i+1)); done",
+        ],
+        &all,
+        runs,
+    );
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// The Landlock-only baseline: `landlock-exec WS CMD...` runs CMD with the
+/// filesystem limited to reading and executing `/usr`, `/etc`, `/dev` and
+/// `/proc`, and writing WS and `/tmp`: one ruleset, no namespace, no
+/// seccomp. Exits 125 if Landlock is unavailable.
+fn landlock_exec(args: &[OsString]) -> ! {
+    use std::os::unix::ffi::OsStrExt;
+    const RULE_PATH_BENEATH: libc::c_int = 1;
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed: u64,
+        parent_fd: i32,
+    }
+    let fail = |what: &str| -> ! {
+        eprintln!("landlock-exec: {what}: {}", std::io::Error::last_os_error());
+        std::process::exit(125)
+    };
+    // Every access of ABI 1 (execute .. make symlink), and truncate (ABI 3).
+    let (read_exec, all): (u64, u64) = (1 | (1 << 2) | (1 << 3), ((1 << 13) - 1) | (1 << 14));
+    // SAFETY: a single u64 attribute (handled_access_fs), its size given.
+    let ruleset = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &all as *const u64,
+            std::mem::size_of::<u64>(),
+            0,
+        )
+    } as libc::c_int;
+    if ruleset < 0 {
+        fail("landlock_create_ruleset");
+    }
+    let ws = Path::new(&args[0]);
+    let rules = [
+        (Path::new("/usr"), read_exec),
+        (Path::new("/etc"), read_exec),
+        (Path::new("/dev"), read_exec | 1 << 1),
+        (Path::new("/proc"), read_exec),
+        (Path::new("/tmp"), all),
+        (ws, all),
+    ];
+    for (path, allowed) in rules {
+        let Ok(dir) = std::fs::File::open(path) else {
+            continue;
+        };
+        let attr = PathBeneath {
+            allowed,
+            parent_fd: std::os::fd::AsRawFd::as_raw_fd(&dir),
+        };
+        // SAFETY: attr is a valid path_beneath attribute for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset,
+                RULE_PATH_BENEATH,
+                &attr as *const PathBeneath,
+                0,
+            )
+        };
+        if rc != 0 {
+            fail(&format!("landlock_add_rule {}", path.display()));
+        }
+    }
+    // SAFETY: prctl and landlock_restrict_self take no pointers here.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            fail("no_new_privs");
+        }
+        if libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) != 0 {
+            fail("landlock_restrict_self");
+        }
+    }
+    let err = Command::new(&args[1]).args(&args[2..]).exec();
+    eprintln!(
+        "landlock-exec: {}: {err}",
+        String::from_utf8_lossy(args[1].as_bytes())
+    );
+    std::process::exit(126)
 }

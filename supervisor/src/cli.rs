@@ -138,6 +138,7 @@ pub enum PolicyCommand {
 
 /// Runs sluice and returns the process exit code.
 pub fn main() -> i32 {
+    crate::phase::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -146,6 +147,7 @@ pub fn main() -> i32 {
         }
     };
     init_tracing();
+    crate::phase::mark("start-up, arguments");
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Policy(cmd) => commands::policy::run(cmd),

@@ -138,6 +138,11 @@ pub struct Launch {
     /// Every session directory but the program's own `tmp/` hidden.
     pub veil: Option<sandbox_child::Veil>,
     pub cgroup: Option<(SessionCgroup, OwnedFd)>,
+    /// The process limit as the PID namespace's `pid_max` (see
+    /// [`crate::cgroup::process_limit`]).
+    pub pid_max: Option<u64>,
+    /// The session's id (names its cgroup, if one is made after all).
+    pub session: String,
     /// Descriptors the program inherits, at the same numbers (the broker's
     /// shared socket).
     pub inherit: Vec<OwnedFd>,
@@ -204,6 +209,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         placeholder_dir: launch.placeholder_dir,
         veil: launch.veil,
         cgroup_procs,
+        pid_max: launch.pid_max,
         handover: launch
             .inherit
             .into_iter()
@@ -218,17 +224,26 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         root_socket: root_theirs,
         stacked_proxy: launch.stacked_proxy,
     };
-    let (plan, mut report) =
+    let (mut plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
     refuse_if_blocked(&report, launch.nested)?;
+    crate::phase::mark("sandbox prepared");
     let mounts = plan.mount_targets();
     // The child inherits these; a process under more than the program's
     // count at exec is in a sandbox of its own (`broker/transparent/stacked.rs`).
     let own_filters = crate::broker::transparent::filters_of("thread-self")
         .context("counting the supervisor's seccomp filters")?;
-    let (pid, init) = start_child(&plan, &mut report, launch.nested)?;
+    let mut cgroup = cgroup;
+    let (pid, init) = start_child(
+        &mut plan,
+        &mut report,
+        launch.nested,
+        (policy, &launch.session, &mut cgroup),
+    )?;
     drop(plan); // our copies of the pipe's write end, ruleset and cgroup fds
+    crate::phase::mark("child cloned");
     let mut records = read_records(&read_end)?;
+    crate::phase::mark("child's steps to exec");
     let named = records.iter().find_map(StepRecord::program_pid);
     records.retain(|r| r.program_pid().is_none());
     // What held is known only now: -v prints it after the child's steps, and
@@ -374,9 +389,10 @@ fn receive_listeners(sock: &OwnedFd, count: usize) -> std::io::Result<Vec<OwnedF
 /// the PID namespace cannot be made the report says so, and a policy that
 /// requires it stops here.
 fn start_child(
-    plan: &sandbox_child::Prepared,
+    plan: &mut sandbox_child::Prepared,
     report: &mut EnforcementReport,
     nested: bool,
+    (policy, session, cgroup): (&Policy, &str, &mut Option<SessionCgroup>),
 ) -> Result<(libc::pid_t, bool)> {
     let why = if nested {
         // Its seccomp filter refuses new user namespaces (and would answer
@@ -396,6 +412,17 @@ fn start_child(
         }
     };
     report.degrade(policies::Layer::PidNamespace, why.clone());
+    if plan.limits_by_pid_max() {
+        // Without a PID namespace of its own, root's process limit is the
+        // session cgroup's after all (`cgroup::process_limit`).
+        let made = policy
+            .limits
+            .processes
+            .and_then(|n| SessionCgroup::create(session, n));
+        let (made, procs) = made.unzip();
+        *report.layer_mut(policies::Layer::Limits) = plan.limit_without_pid_max(policy, procs);
+        *cgroup = made;
+    }
     refuse_if_blocked(report, nested)?;
     eprintln!("sluice: warning: {why}");
     // SAFETY: as above.

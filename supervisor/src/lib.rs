@@ -19,6 +19,7 @@ pub mod exit;
 mod launch;
 mod nesting;
 pub mod net;
+mod phase;
 mod policy_files;
 pub mod prompt;
 mod quarantine;

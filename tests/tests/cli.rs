@@ -336,4 +336,15 @@ fn verbose_says_what_held_when_namespaces_are_refused_from_outside() {
             .contains(&format!("sluice: warning: deny {env} (")),
         "{out}"
     );
+    // Root's process limit would have been the PID namespace's pid_max;
+    // without one it is the session cgroup's after all.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(
+            out.stderr.contains(
+                "sluice: limits: enforced (open files 4096, processes 4096 (cgroup pids))"
+            ),
+            "{out}"
+        );
+    }
 }

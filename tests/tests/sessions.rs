@@ -132,7 +132,16 @@ impl Drop for Leftovers<'_> {
 /// (its pid written to `pidfile`) and then sleeps.
 fn start_daemon_session(fx: &Fixture, tmp: &Path, pidfile: &str) -> std::process::Child {
     let script = format!("\"$0\" daemon {pidfile} && exec sleep 600");
-    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", &script, &fx.probe_path()]);
+    // A limit below the smallest pid_max: root's is held by a session
+    // cgroup, which a killed supervisor leaves behind.
+    let policy = fx.write_policy(
+        "cgroup.toml",
+        "extends = [\"default\"]\n\n[limits]\nprocesses = 64\n",
+    );
+    let mut cmd = fx.sluice_command(
+        &["--policy", &policy],
+        &["/bin/sh", "-c", &script, &fx.probe_path()],
+    );
     cmd.env("TMPDIR", tmp)
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -12,14 +12,14 @@ use policies::{NetPolicy, Policy, Vars};
 use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
 use crate::broker::{Approvals, Broker, Shared};
-use crate::cgroup::SessionCgroup;
+use crate::cgroup::{self, SessionCgroup};
 use crate::cli::{Approve, RunArgs};
 use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
 use crate::quarantine;
 use crate::session_dir::{self, SessionDir};
 use crate::tty::{self, Terminal};
-use crate::{nesting, policy_files, session};
+use crate::{nesting, phase, policy_files, session};
 
 /// The resolved inputs of one session.
 struct Session {
@@ -138,6 +138,7 @@ fn make_dirs(to_make: &[(PathBuf, PathBuf)]) -> Result<()> {
 
 fn open_session(args: &RunArgs) -> Result<Session> {
     let mut spec = policies::load(&args.policy)?;
+    phase::mark("policy loaded");
     for p in &args.allow_read {
         spec.allow_read(&command_line_path("--allow-read", p)?);
     }
@@ -179,8 +180,10 @@ fn open_session(args: &RunArgs) -> Result<Session> {
     let records =
         session_dir::records_dir_for(outer.is_some()).context("the session records directory")?;
     session_dir::sweep_stale(&records);
+    phase::mark("sweep");
     let id = launch::new_session_id()?;
     let dir = SessionDir::create(&id, &records)?;
+    phase::mark("session directory");
     let vars = Vars {
         home: home_dir()?,
         workspace: workspace.clone(),
@@ -200,6 +203,7 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         policy = spec.resolve(&vars)?;
     }
     add_environment(&mut policy, args)?;
+    phase::mark("policy resolved");
     if outer.is_some() {
         policy.layers = policy.layers.when_nested();
     }
@@ -241,6 +245,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     };
     let (overlay, remember) = trusted_overlay(&s, &overlay_file, &vars)?;
     let pins_dir = protect_policy_files(&mut s, args.accept_policy_change)?;
+    phase::mark("state dirs, overlay, pins");
     let mut protected = vec![
         (audit_dir.clone(), "sluice's audit record"),
         (config_dir.clone(), "sluice's configuration"),
@@ -356,11 +361,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
         None => std::env::current_dir().unwrap_or_else(|_| s.workspace.clone()),
     };
     let program = launch::find_program(&args.command[0], &env, &cwd, &s.policy.filesystem)?;
-    let cgroup = s
-        .policy
-        .limits
-        .processes
-        .and_then(|n| SessionCgroup::create(&s.id, n));
+    phase::mark("environment, program found");
+    let (cgroup, pid_max) =
+        cgroup::process_limit(&s.id, s.policy.limits.processes, s.outer.is_some());
     // Stacked inside another sluice, the terminal belongs to the outer
     // session (and the outer program can write to it): no pty, no prompts;
     // `--approve` answers.
@@ -369,6 +372,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         None => Terminal::take().context("giving the program its own terminal")?,
     };
     session::prepare_supervisor().context("preparing the supervisor")?;
+    phase::mark("cgroup, terminal");
     let spawned = launch::spawn(
         &s.policy,
         Launch {
@@ -382,6 +386,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
                 keep: s.dir.tmp(),
             }),
             cgroup,
+            pid_max,
+            session: s.id.clone(),
             inherit: vec![broker_theirs],
             terminal: terminal.as_mut().and_then(Terminal::child_side),
             verbose: args.verbose,
@@ -431,6 +437,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         person: prompter.clone(),
         allow,
     };
+    phase::mark("audit start record");
     let mut shared = Shared::new(
         s.id.clone(),
         s.policy.clone(),
@@ -469,6 +476,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         _ => None,
     };
     let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
+    phase::mark("broker started");
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
         Err(e) => {
@@ -484,6 +492,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     };
     let code = session::supervise_except(spawned.pid, spawned.cgroup.as_ref(), relayed)
         .context("supervising the program");
+    phase::mark("program ran");
     if let Some(relay) = relay {
         relay.finish();
     }
@@ -491,6 +500,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     if let Some(proxy) = proxy {
         proxy.stop();
     }
+    phase::mark("broker stopped");
     // The program and all it left are gone: what it made of the read-only
     // paths that had nothing to guard them can be moved aside.
     // Those `protect` covers were the guard's during the session: what is
@@ -534,8 +544,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
             eprint!("sluice: {e:#}\r\n");
         }
     }
+    phase::mark("quarantine, audit end record");
     drop(spawned.cgroup);
     drop(s.dir);
+    phase::mark("cgroup, session directory removed");
     code
 }
 

@@ -32,6 +32,18 @@ pub(crate) fn write(path: &str, append: bool) -> Step {
     Ok(format!("{what} {path}"))
 }
 
+/// `set PATH VALUE`: writes VALUE to an existing file (a sysctl under
+/// `/proc/sys`), neither creating nor truncating it.
+pub(crate) fn set(path: &str, value: &str) -> Step {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| blocked(&format!("open {path} for writing"), &e))?;
+    file.write_all(value.as_bytes())
+        .map_err(|e| blocked(&format!("write {value} to {path}"), &e))?;
+    Ok(format!("wrote {value} to {path}"))
+}
+
 /// `exists PATH`: lstat, no access needed beyond walking the path. OK if
 /// the path exists, NOTFOUND if not, BLOCKED for any other refusal.
 pub(crate) fn exists(path: &str) -> Step {

@@ -161,6 +161,7 @@ fn run(step: &[String]) -> Step {
         ("read", [path]) => files::read(path),
         ("write", [path]) => files::write(path, false),
         ("append", [path]) => files::write(path, true),
+        ("set", [path, value]) => files::set(path, value),
         ("mkdir", [path]) => files::mkdir(path),
         ("ls", [dir]) => files::ls(dir),
         ("exists", [path]) => files::exists(path),
