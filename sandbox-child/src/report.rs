@@ -183,7 +183,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 27] = [
+    const ALL: [Step; 28] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
