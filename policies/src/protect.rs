@@ -39,7 +39,13 @@ pub struct ProtectRule {
     /// `!PATTERN`: what it matches itself is not protected.
     pub except: bool,
     pub location: Option<Location>,
+    /// The list it belongs to: `protect`, or `deny` for a `[filesystem]
+    /// deny` pattern (see [`resolve_deny_patterns`]).
+    pub list: &'static str,
     any_depth: bool,
+    /// `/a/**/b` (deny patterns only): the number of components matched
+    /// from the root before the `**`; the rest match at any depth below.
+    middle: Option<usize>,
     components: Vec<Component>,
 }
 
@@ -62,6 +68,13 @@ impl ProtectRule {
     /// Whether `path` (split into components) matches this rule exactly.
     fn matches_exactly(&self, parts: &[&[u8]]) -> bool {
         let m = self.components.len();
+        if let Some(head) = self.middle {
+            let (above, below) = self.components.split_at(head);
+            let tail = parts.len().wrapping_sub(below.len());
+            return parts.len() >= m
+                && above.iter().zip(parts).all(|(c, p)| c.matches(p))
+                && below.iter().zip(&parts[tail..]).all(|(c, p)| c.matches(p));
+        }
         if parts.len() < m || (!self.any_depth && parts.len() != m) {
             return false;
         }
@@ -72,15 +85,19 @@ impl ProtectRule {
     /// The shortest prefix of `parts` this rule matches, as a length.
     fn first_match(&self, parts: &[&[u8]]) -> Option<usize> {
         let m = self.components.len();
-        if !self.any_depth {
+        if !self.any_depth && self.middle.is_none() {
             return (parts.len() >= m && self.matches_exactly(&parts[..m])).then_some(m);
         }
         (m..=parts.len()).find(|&k| self.matches_exactly(&parts[..k]))
     }
 
     /// Whether `parts` ends with a proper prefix of this rule's components
-    /// (for an anchored rule: is exactly one).
+    /// (for an anchored rule: is exactly one). Never for a rule with `**`
+    /// in the middle, which only `deny` has (it has no use for the question).
     fn leads_to(&self, parts: &[&[u8]]) -> bool {
+        if self.middle.is_some() {
+            return false;
+        }
         (1..self.components.len()).any(|j| {
             let prefix = &self.components[..j];
             if parts.len() < j || (!self.any_depth && parts.len() != j) {
@@ -89,6 +106,29 @@ impl ProtectRule {
             let tail = &parts[parts.len() - j..];
             prefix.iter().zip(tail).all(|(c, p)| c.matches(p))
         })
+    }
+}
+
+impl ProtectRule {
+    /// Where the rule's matches lie: the directory its literal leading
+    /// components name (`/ws` for `/ws/**/.env`); `None` for a rule that
+    /// matches at any depth anywhere (`**/.env`).
+    pub fn root(&self) -> Option<PathBuf> {
+        if self.any_depth {
+            return None;
+        }
+        let literal = self
+            .components
+            .iter()
+            .take_while(|c| matches!(c, Component::Literal(_)))
+            .take(self.middle.unwrap_or(usize::MAX));
+        let mut root = PathBuf::from("/");
+        for c in literal {
+            if let Component::Literal(name) = c {
+                root.push(OsStr::from_bytes(name));
+            }
+        }
+        Some(root)
     }
 }
 
@@ -102,7 +142,7 @@ impl fmt::Debug for ProtectRule {
 impl fmt::Display for ProtectRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bang = if self.except { "!" } else { "" };
-        write!(f, "protect \"{bang}{}\"", self.written)?;
+        write!(f, "{} \"{bang}{}\"", self.list, self.written)?;
         if let Some(location) = &self.location {
             write!(f, " ({location})")?;
         }
@@ -146,6 +186,16 @@ impl Protect {
 
     pub fn rules(&self) -> &[ProtectRule] {
         &self.rules
+    }
+
+    /// The rules `keep` keeps, with every exception.
+    pub fn filtered(&self, keep: impl Fn(&ProtectRule) -> bool) -> Protect {
+        Protect {
+            rules: (self.rules.iter())
+                .filter(|r| r.except || keep(r))
+                .cloned()
+                .collect(),
+        }
     }
 
     /// No pattern protects anything.
@@ -215,7 +265,42 @@ fn rule(
     except: bool,
     location: Option<Location>,
 ) -> Result<ProtectRule, String> {
-    let pattern = Pattern::parse(text, written)?;
+    rule_in("protect", text, written, except, location)
+}
+
+/// Compiles one pattern of `list` (`protect` or `deny`). `a/**/b`, depth
+/// in the middle, is for `deny` only, and once: said rather than matched
+/// wrongly.
+fn rule_in(
+    list: &'static str,
+    text: &str,
+    written: &str,
+    except: bool,
+    location: Option<Location>,
+) -> Result<ProtectRule, String> {
+    let mut pattern = Pattern::parse(text, written)?;
+    let stars: Vec<usize> = (pattern.components.iter().enumerate())
+        .filter(|(_, c)| *c == "**")
+        .map(|(at, _)| at)
+        .collect();
+    let middle = match (list, stars.as_slice()) {
+        (_, []) => None,
+        ("deny", [at]) if !pattern.any_depth => {
+            pattern.components.remove(*at);
+            Some(*at)
+        }
+        ("deny", _) => {
+            return Err(format!(
+                "pattern '{written}': a deny pattern has one '**', at its start \
+                 (`**/.env`) or after its root (`$WORKSPACE/**/.env`)"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "pattern '{written}': '**' may only start or end a protect pattern"
+            ))
+        }
+    };
     let components = pattern
         .components
         .iter()
@@ -226,19 +311,21 @@ fn rule(
                 .map_err(|e| format!("invalid pattern '{written}': {}", e.kind())),
         })
         .collect::<Result<Vec<_>, String>>()?;
-    // `a/**/b`: depth in the middle is not supported; say so rather than
-    // match it wrongly.
-    if pattern.components.iter().any(|c| c == "**") {
-        return Err(format!(
-            "pattern '{written}': '**' may only start or end a protect pattern"
-        ));
-    }
+    let resolved = match middle {
+        Some(at) => {
+            let (above, below) = pattern.components.split_at(at);
+            format!("/{}/**/{}", above.join("/"), below.join("/"))
+        }
+        None => pattern.text(),
+    };
     Ok(ProtectRule {
         written: written.to_string(),
-        resolved: pattern.text(),
+        resolved,
         except,
         location,
+        list,
         any_depth: pattern.any_depth,
+        middle,
         components,
     })
 }
@@ -258,8 +345,52 @@ pub(crate) fn resolve_protect(spec: &PolicySpec, vars: &Vars) -> Result<Protect,
     Ok(Protect { rules })
 }
 
+/// Whether a `[filesystem] deny` entry as written is a pattern (`**`, or
+/// an exception `!PATTERN`) rather than a path.
+pub(crate) fn is_deny_pattern(written: &str) -> bool {
+    written.starts_with('!') || written.contains("**")
+}
+
+/// The `[filesystem] deny` entries that are patterns, compiled like
+/// `protect`'s (see [`is_deny_pattern`]).
+pub(crate) fn resolve_deny_patterns(
+    entries: &[crate::spec::PathEntry],
+    vars: &Vars,
+) -> Result<Protect, PolicyError> {
+    let mut rules: Vec<ProtectRule> = Vec::new();
+    for entry in entries.iter().filter(|e| is_deny_pattern(&e.written)) {
+        // Checked as written first, as `protect` entries are when parsed:
+        // `..` must not be canonicalised away with the prefix.
+        check_written(&entry.written).map_err(|message| PolicyError::InvalidValue {
+            location: entry.location.clone(),
+            key: "filesystem.deny".to_string(),
+            message,
+        })?;
+        let as_pattern = PatternEntry {
+            written: entry.written.clone(),
+            location: entry.location.clone(),
+        };
+        let r = resolve_entry_in("deny", &as_pattern, vars)?;
+        if !rules
+            .iter()
+            .any(|o| o.except == r.except && o.resolved == r.resolved)
+        {
+            rules.push(r);
+        }
+    }
+    Ok(Protect { rules })
+}
+
 fn resolve_entry(entry: &PatternEntry, vars: &Vars) -> Result<ProtectRule, PolicyError> {
-    let key = "filesystem.protect".to_string();
+    resolve_entry_in("protect", entry, vars)
+}
+
+fn resolve_entry_in(
+    list: &'static str,
+    entry: &PatternEntry,
+    vars: &Vars,
+) -> Result<ProtectRule, PolicyError> {
+    let key = format!("filesystem.{list}");
     let invalid = |message: String| PolicyError::InvalidValue {
         location: entry.location.clone(),
         key: key.clone(),
@@ -268,7 +399,7 @@ fn resolve_entry(entry: &PatternEntry, vars: &Vars) -> Result<ProtectRule, Polic
     let (except, written) = split_except(&entry.written);
     let text = crate::broker::resolve::substitute(vars, written, entry, &key)?;
     let text = canonical_prefix(&text);
-    rule(&text, written, except, Some(entry.location.clone())).map_err(invalid)
+    rule_in(list, &text, written, except, Some(entry.location.clone())).map_err(invalid)
 }
 
 /// An anchored pattern with its longest existing literal prefix

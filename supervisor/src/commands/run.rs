@@ -263,6 +263,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
             .broker
             .protect(other, "another sluice session's directory");
     }
+    // `[filesystem] deny` patterns: every match that exists now is denied
+    // like a listed path (a placeholder mounted over it).
+    let walked = s
+        .policy
+        .filesystem
+        .expand_deny_patterns(&s.workspace)
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
+    if args.verbose && walked.entries > 0 {
+        eprintln!(
+            "sluice: deny patterns: {} entries looked at, {} denied",
+            walked.entries, walked.matches
+        );
+    }
     // `$SLUICE_BIN open PATH` works from inside: the binary itself is
     // executable in every sandbox (it holds nothing secret).
     let sluice_bin = std::env::current_exe()

@@ -1,0 +1,341 @@
+//! `[filesystem] deny` patterns made concrete at launch: the trees they
+//! apply to are walked once and every match is added to `deny`, so the
+//! sandbox's usual deny-within-allow mounts hide each one (see
+//! `sandbox-child`'s `mounts.rs`), and every way of reaching the file
+//! meets the kernel's placeholder.
+//!
+//! The walk lists each directory with `getdents64` into one buffer and
+//! reads the entry's type from `d_type` (a `stat` only where the file
+//! system does not say), never follows a symlink on the way, and does not
+//! descend into a match (the mount covers everything beneath it). A
+//! symlink that matches is denied where it leads, if that exists.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::model::FsPolicy;
+use crate::Protect;
+
+/// A walk that lists more entries than this is refused: the launch would
+/// take too long. Narrow the pattern to a root (`$WORKSPACE/src/**/.env`).
+pub const MAX_ENTRIES: usize = 2_000_000;
+/// More matches than this are refused: each is a mount.
+pub const MAX_MATCHES: usize = 10_000;
+
+/// What a walk did, for `--verbose` and the benchmark.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WalkStats {
+    /// Directory entries looked at.
+    pub entries: usize,
+    /// Paths added to `deny`.
+    pub matches: usize,
+}
+
+impl FsPolicy {
+    /// Walks the trees the `deny` patterns apply to and adds every match
+    /// to [`FsPolicy::deny`]. A pattern with a root (`$WORKSPACE/**/.env`,
+    /// `/data/**/*.pem`) applies beneath its root, where the policy lets
+    /// the program reach; a pattern that starts with `**/` applies in
+    /// every tree the program may write, and in `workspace` (read-only
+    /// under `readonly`, and still full of secrets). No walk at all when
+    /// there is no pattern.
+    ///
+    /// Errors, naming the tree and the patterns: a tree larger than
+    /// [`MAX_ENTRIES`], more than [`MAX_MATCHES`] matches, and a directory
+    /// that cannot be listed although the program could make it listable
+    /// (its owner is the person running sluice).
+    pub fn expand_deny_patterns(&mut self, workspace: &Path) -> Result<WalkStats, String> {
+        let patterns = &self.deny_patterns;
+        if patterns.is_empty() {
+            return Ok(WalkStats::default());
+        }
+        let allowed: Vec<&PathBuf> = self
+            .read
+            .iter()
+            .chain(&self.write)
+            .chain(&self.execute)
+            .collect();
+        let reachable = |p: &Path| allowed.iter().any(|a| p.starts_with(a));
+        // Trees for patterns that match anywhere: walked with every rule.
+        let mut anywhere: Vec<PathBuf> = self
+            .write
+            .iter()
+            .chain(std::iter::once(&workspace.to_path_buf()))
+            .filter(|p| p.is_dir() && reachable(p))
+            .cloned()
+            .collect();
+        outermost(&mut anywhere);
+        let unrooted = patterns
+            .rules()
+            .iter()
+            .any(|r| !r.except && r.root().is_none());
+        if !unrooted {
+            anywhere.clear();
+        }
+        // Trees for patterns with a root, not inside one of those: walked
+        // with the rooted rules only.
+        let mut rooted: Vec<PathBuf> = Vec::new();
+        for root in patterns.rules().iter().filter(|r| !r.except) {
+            let Some(root) = root.root() else { continue };
+            if reachable(&root) {
+                rooted.push(root);
+            } else {
+                rooted.extend(
+                    allowed
+                        .iter()
+                        .filter(|a| a.starts_with(&root))
+                        .map(|a| a.to_path_buf()),
+                );
+            }
+        }
+        rooted.retain(|r| r.is_dir() && !anywhere.iter().any(|a| r.starts_with(a)));
+        outermost(&mut rooted);
+        let only_rooted = patterns.filtered(|r| r.root().is_some());
+
+        let mut walker = Walker {
+            buf: vec![0u8; 64 * 1024],
+            path: Vec::new(),
+            rules: patterns,
+            stats: WalkStats::default(),
+            found: Vec::new(),
+            euid: {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                unsafe { libc::geteuid() }
+            },
+        };
+        for (trees, rules) in [(&anywhere, patterns), (&rooted, &only_rooted)] {
+            walker.rules = rules;
+            for tree in trees {
+                walker.walk_tree(tree).map_err(|why| {
+                    let names: Vec<String> = (rules.rules().iter())
+                        .filter(|r| !r.except)
+                        .map(|r| r.to_string())
+                        .collect();
+                    format!(
+                        "looking for the files {} deny in {}: {why}",
+                        names.join(", "),
+                        tree.display()
+                    )
+                })?;
+            }
+        }
+        let stats = walker.stats;
+        for path in walker.found {
+            if !self.deny.iter().any(|d| path.starts_with(d)) {
+                self.deny.push(path);
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// Keeps only the paths not beneath another one, each once.
+fn outermost(paths: &mut Vec<PathBuf>) {
+    paths.sort();
+    paths.dedup();
+    let all = paths.clone();
+    paths.retain(|p| !all.iter().any(|o| o != p && p.starts_with(o)));
+}
+
+struct Walker<'a> {
+    /// The one `getdents64` buffer.
+    buf: Vec<u8>,
+    /// The path of the entry looked at, as bytes.
+    path: Vec<u8>,
+    rules: &'a Protect,
+    stats: WalkStats,
+    found: Vec<PathBuf>,
+    euid: libc::uid_t,
+}
+
+/// An error worth stopping the walk for, in words.
+type WalkError = String;
+
+impl Walker<'_> {
+    fn walk_tree(&mut self, tree: &Path) -> Result<(), WalkError> {
+        self.path.clear();
+        self.path.extend_from_slice(tree.as_os_str().as_bytes());
+        let name = CString::new(self.path.clone()).map_err(|_| "a NUL in the path".to_string())?;
+        let Some(dir) = self.open_dir(libc::AT_FDCWD, &name)? else {
+            return Ok(());
+        };
+        self.walk(&dir)
+    }
+
+    /// Opens the directory `name` (beneath `at`) without following a
+    /// symlink; `None` if it is gone, is not a directory any more, or may
+    /// be skipped (see [`Walker::unlistable`]).
+    fn open_dir(&self, at: libc::c_int, name: &CStr) -> Result<Option<OwnedFd>, WalkError> {
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: `name` is NUL-terminated; `at` is AT_FDCWD or a directory
+        // descriptor this walk holds open.
+        let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
+        if fd >= 0 {
+            // SAFETY: a descriptor openat just returned, owned by nobody else.
+            return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP) => Ok(None),
+            Some(libc::EACCES) => self.unlistable(at, name).map(|()| None),
+            _ => Err(format!("{}: {error}", self.shown())),
+        }
+    }
+
+    /// A directory the person running sluice cannot list: skipped when it
+    /// is someone else's (the program, which runs as that person, cannot
+    /// list it either), refused when it is theirs (the program could
+    /// `chmod` it and read what lies beneath).
+    fn unlistable(&self, at: libc::c_int, name: &CStr) -> Result<(), WalkError> {
+        // SAFETY: plain data; all zeroes is a valid value.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `name` is NUL-terminated and `st` a valid out-pointer.
+        let rc = unsafe { libc::fstatat(at, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+        if rc == 0 && st.st_uid != self.euid {
+            return Ok(());
+        }
+        Err(format!(
+            "cannot list {}, which the program could make listable: give yourself read \
+             and search permission on it (chmod u+rx), or remove it",
+            self.shown()
+        ))
+    }
+
+    fn shown(&self) -> String {
+        Path::new(OsStr::from_bytes(&self.path))
+            .display()
+            .to_string()
+    }
+
+    /// Looks at every entry of `dir` (whose path is `self.path`), then
+    /// walks its subdirectories that do not match.
+    fn walk(&mut self, dir: &OwnedFd) -> Result<(), WalkError> {
+        // The subdirectories' names, NUL-terminated, one after the other.
+        let mut subdirs: Vec<u8> = Vec::new();
+        loop {
+            // SAFETY: `buf` is writable for its length; `dir` is open.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    dir.as_raw_fd(),
+                    self.buf.as_mut_ptr(),
+                    self.buf.len(),
+                )
+            };
+            if n < 0 {
+                let error = io::Error::last_os_error();
+                if error.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(format!("listing {}: {error}", self.shown()));
+            }
+            if n == 0 {
+                break;
+            }
+            let mut at = 0usize;
+            while at < n as usize {
+                // struct linux_dirent64: u64 ino, i64 off, u16 reclen,
+                // u8 type, then the NUL-terminated name.
+                let record = &self.buf[at..n as usize];
+                let reclen = u16::from_ne_bytes([record[16], record[17]]) as usize;
+                let d_type = record[18];
+                let name = &record[19..reclen];
+                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+                at += reclen;
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                self.stats.entries += 1;
+                if self.stats.entries > MAX_ENTRIES {
+                    return Err(format!(
+                        "more than {MAX_ENTRIES} files and directories: too many to look \
+                         through at every launch; give the patterns a root that holds fewer \
+                         (`$WORKSPACE/src/**/.env`), or drop them"
+                    ));
+                }
+                let keep = self.path.len();
+                self.path.push(b'/');
+                self.path.extend_from_slice(name);
+                let matched = self
+                    .rules
+                    .protects(Path::new(OsStr::from_bytes(&self.path)))
+                    .is_some();
+                let d_type = match d_type {
+                    libc::DT_UNKNOWN => type_of(dir, name),
+                    known => known,
+                };
+                if matched {
+                    self.found_match(d_type)?;
+                } else if d_type == libc::DT_DIR {
+                    subdirs.extend_from_slice(name);
+                    subdirs.push(0);
+                }
+                self.path.truncate(keep);
+            }
+        }
+        for name in subdirs.split_inclusive(|&b| b == 0) {
+            let keep = self.path.len();
+            self.path.push(b'/');
+            self.path.extend_from_slice(&name[..name.len() - 1]);
+            let cname = CStr::from_bytes_with_nul(name).map_err(|e| e.to_string())?;
+            if let Some(sub) = self.open_dir(dir.as_raw_fd(), cname)? {
+                self.walk(&sub)?;
+            }
+            self.path.truncate(keep);
+        }
+        Ok(())
+    }
+
+    /// Records the match at `self.path`: itself, or for a symlink where it
+    /// leads (nothing if it leads nowhere).
+    fn found_match(&mut self, d_type: u8) -> Result<(), WalkError> {
+        let path = Path::new(OsStr::from_bytes(&self.path));
+        let denied = if d_type == libc::DT_LNK {
+            match std::fs::canonicalize(path) {
+                Ok(target) => target,
+                Err(_) => return Ok(()),
+            }
+        } else {
+            path.to_path_buf()
+        };
+        self.found.push(denied);
+        self.stats.matches += 1;
+        if self.stats.matches > MAX_MATCHES {
+            return Err(format!(
+                "more than {MAX_MATCHES} matches, each hidden by a mount of its own; give the \
+                 patterns a root that holds fewer, or deny the directory that holds them"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The type of `name` in `dir` by `fstatat`, for file systems whose
+/// listings leave it out (`DT_UNKNOWN`); unknown if it is gone.
+fn type_of(dir: &OwnedFd, name: &[u8]) -> u8 {
+    let Ok(name) = CString::new(name) else {
+        return libc::DT_UNKNOWN;
+    };
+    // SAFETY: plain data; all zeroes is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated, `dir` open and `st` a valid out-pointer.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        return libc::DT_UNKNOWN;
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => libc::DT_DIR,
+        libc::S_IFLNK => libc::DT_LNK,
+        _ => libc::DT_REG,
+    }
+}
