@@ -1,0 +1,298 @@
+//! Secrets by name at any depth (issue 14, "secrets by pattern"):
+//! `[filesystem] deny` patterns (`**/.env`, `**/*.pem`, ...) hold for the
+//! program's own opens, not only for the broker. Every match that exists
+//! at launch is hidden by the deny placeholder, so each way of reaching the
+//! file meets the kernel's refusal: a plain open at any depth, `openat`
+//! beneath a directory descriptor (the program's own or one the broker
+//! served), `O_PATH` reopened, `execveat`, renaming an ancestor, renaming
+//! or linking the file itself.
+//!
+//! Each attack has its control: the same command outside sluice reads the
+//! secret (so the attack would leak it), and a template (`.env.example`)
+//! or an ordinary file next to the secrets stays readable inside.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::process::Command;
+
+use sluice_tests::{execute, Fixture, Outcome, SECRET_MARK};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+/// Both ways the program's opens are judged: by the kernel alone, and with
+/// the transparent broker in front of it.
+const MODES: [&[&str]; 2] = [&[], &["--transparent"]];
+
+/// Secrets at depth in the workspace, and files that are not secrets.
+fn secrets(fx: &Fixture) {
+    for (rel, text) in [
+        ("sub/.env", "SECRET-sub-env\n"),
+        ("a/b/c/.env", "SECRET-deep-env\n"),
+        ("pkg/.env.production", "SECRET-env-production\n"),
+        ("certs/server.pem", "SECRET-pem\n"),
+        ("certs/server.key", "SECRET-key\n"),
+        ("keys/id_ed25519", "SECRET-ed25519\n"),
+        ("deploy/.netrc", "SECRET-netrc\n"),
+        ("pkg/.env.example", "TEMPLATE-example\n"),
+        ("sub/notes.txt", "PLAIN-notes\n"),
+        ("deep/secrets.yaml", "SECRET-yaml\n"),
+    ] {
+        let path = fx.ws_dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+}
+
+/// `sh -c SCRIPT` in the workspace, inside sluice with `args`.
+fn inside(fx: &Fixture, args: &[&str], script: &str) -> Outcome {
+    execute(fx.sluice_command(args, &["/bin/sh", "-c", script]))
+}
+
+/// The same script without sluice.
+fn outside(fx: &Fixture, script: &str) -> Outcome {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", script])
+        .current_dir(&fx.ws_dir)
+        .env("HOME", &fx.home_dir)
+        .stdin(std::process::Stdio::null());
+    execute(cmd)
+}
+
+#[track_caller]
+fn leaked(out: &Outcome) -> bool {
+    out.stdout.contains(SECRET_MARK) || out.stderr.contains(SECRET_MARK)
+}
+
+const READS: &str = "cat sub/.env; cat a/b/c/.env; cat pkg/.env.production; \
+                     cat certs/server.pem; cat certs/server.key; cat keys/id_ed25519; \
+                     cat deploy/.netrc; cat pkg/.env.example; cat sub/notes.txt";
+
+#[test]
+fn secrets_at_any_depth_are_unreadable_and_templates_stay_readable() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    // Control: outside sluice the same reads print every secret.
+    let out = outside(&fx, READS);
+    for secret in [
+        "SECRET-sub-env",
+        "SECRET-deep-env",
+        "SECRET-pem",
+        "SECRET-netrc",
+    ] {
+        assert!(out.stdout.contains(secret), "{secret}\n{out}");
+    }
+    for mode in MODES {
+        let out = inside(&fx, mode, READS);
+        assert!(!leaked(&out), "{mode:?}\n{out}");
+        assert_eq!(out.stderr.matches("Permission denied").count(), 7, "{out}");
+        // Controls: a template and a plain file next to the secrets.
+        assert!(out.stdout.contains("TEMPLATE-example"), "{out}");
+        assert!(out.stdout.contains("PLAIN-notes"), "{out}");
+    }
+}
+
+#[test]
+fn python_open_of_a_deep_secret_is_refused() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    let script = "/usr/bin/python3 -c \"import sys\nfor p in sys.argv[1:]:\n  \
+                  try: print(open(p).read())\n  except OSError as e: print('refused', e.errno)\" \
+                  a/b/c/.env certs/server.pem sub/notes.txt";
+    let out = outside(&fx, script);
+    assert!(out.stdout.contains("SECRET-deep-env"), "{out}");
+    for mode in MODES {
+        let out = inside(&fx, mode, script);
+        assert!(!leaked(&out), "{out}");
+        assert_eq!(out.stdout.matches("refused 13").count(), 2, "{out}");
+        assert!(out.stdout.contains("PLAIN-notes"), "{out}");
+    }
+}
+
+/// `dir-beneath VIA DIR HOW REL`: a descriptor of DIR (opened by the probe,
+/// or served by the broker), then REL reached beneath it.
+fn beneath<'a>(via: &'a str, dir: &'a str, how: &'a str, rel: &'a str) -> Vec<&'a str> {
+    vec!["dir-beneath", via, dir, how, rel]
+}
+
+#[test]
+fn a_secret_beneath_a_directory_descriptor_stays_hidden() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    let sub = fx.ws("sub");
+    let ws = fx.ws("");
+    // Controls outside sluice: openat and O_PATH beneath a descriptor read it.
+    for how in ["openat", "opath"] {
+        let out = fx.direct(&beneath("open", &sub, how, ".env"));
+        out.assert_ok();
+        assert!(out.stdout.contains("SECRET-sub-env"), "{out}");
+    }
+    for mode in MODES {
+        for how in ["openat", "opath"] {
+            fx.sluice(mode, &beneath("open", &sub, how, ".env"))
+                .assert_blocked();
+            fx.sluice(mode, &beneath("open", &ws, how, "a/b/c/.env"))
+                .assert_blocked();
+            // The broker serves the workspace: beneath it, the sandbox's view.
+            fx.sluice(mode, &beneath("broker", &ws, how, "certs/server.pem"))
+                .assert_blocked();
+            // Control: a plain file beneath the same descriptors.
+            fx.sluice(mode, &beneath("broker", &ws, how, "sub/notes.txt"))
+                .assert_ok()
+                .assert_says("PLAIN-notes");
+        }
+    }
+}
+
+#[test]
+fn renaming_or_linking_does_not_uncover_a_secret() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    let script = "mv sub sub2; cat sub2/.env; mv sub/.env moved; cat moved; \
+                  ln a/b/c/.env linked; cat linked; mv a/b b2; cat b2/c/.env; \
+                  cp certs/server.pem copy; cat copy; echo done";
+    // Control: outside sluice every step reaches a secret.
+    {
+        let control = Fixture::new(PROBE);
+        secrets(&control);
+        let out = outside(&control, script);
+        assert!(out.stdout.contains("SECRET-sub-env"), "{out}");
+        assert!(out.stdout.contains("SECRET-deep-env"), "{out}");
+    }
+    for mode in MODES {
+        let out = inside(&fx, mode, script);
+        assert!(!leaked(&out), "{out}");
+        assert!(out.stdout.contains("done"), "{out}");
+        // The renames of an ancestor and of the file are refused (a mount
+        // point is busy), the link crosses a mount.
+        assert!(out.stderr.contains("busy"), "{out}");
+        assert!(out.stderr.contains("cross-device"), "{out}");
+        // Nothing was moved: the person's files are where they were.
+        assert_eq!(
+            fs::read_to_string(fx.ws_dir.join("sub/.env")).unwrap(),
+            "SECRET-sub-env\n"
+        );
+        assert!(!fx.ws_dir.join("linked").exists());
+    }
+}
+
+#[test]
+fn a_symlink_with_a_secret_name_hides_what_it_points_to() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    fs::write(fx.ws_dir.join("sub/real"), "SECRET-behind-link\n").unwrap();
+    symlink("real", fx.ws_dir.join("sub/tls.key")).unwrap();
+    let script = "cat sub/tls.key; cat sub/real";
+    let out = outside(&fx, script);
+    assert!(out.stdout.contains("SECRET-behind-link"), "{out}");
+    let out = inside(&fx, &[], script);
+    assert!(!leaked(&out), "{out}");
+}
+
+#[test]
+fn a_policy_extending_default_adds_its_own_patterns() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    let policy = fx.write_policy(
+        "secrets.toml",
+        "extends = [\"default\"]\n[filesystem]\ndeny = [\"**/secrets.yaml\", \
+         \"!$WORKSPACE/certs/server.pem\"]\n",
+    );
+    let script = "cat deep/secrets.yaml; cat certs/server.pem; cat a/b/c/.env";
+    // Control: under default alone the yaml is readable.
+    let out = inside(&fx, &[], script);
+    assert!(out.stdout.contains("SECRET-yaml"), "{out}");
+    assert!(!out.stdout.contains("SECRET-pem"), "{out}");
+    for mode in MODES {
+        let mut args = vec!["--policy", policy.as_str()];
+        args.extend_from_slice(mode);
+        let out = inside(&fx, &args, script);
+        assert!(!out.stdout.contains("SECRET-yaml"), "{out}");
+        assert!(!out.stdout.contains("SECRET-deep-env"), "{out}");
+        // The exception uncovers the one certificate it names.
+        assert!(out.stdout.contains("SECRET-pem"), "{out}");
+    }
+    // The broker refuses the added pattern too (one list), without asking.
+    let args = ["--policy", policy.as_str()];
+    fx.sluice(&args, &["broker-read", &fx.ws("deep/secrets.yaml")])
+        .assert_blocked();
+}
+
+#[test]
+fn as_an_unprivileged_user_deep_secrets_stay_hidden() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    let tmp = fx.root().join("tmp");
+    let state = fx.root().join("state");
+    for dir in [&tmp, &state] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    fx.give_to(65534, 65534);
+    for dir in [&tmp, &state] {
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+    }
+    let as_nobody = |program: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(program)
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .env("TMPDIR", &tmp)
+            .env("XDG_STATE_HOME", &state)
+            .stdin(std::process::Stdio::null());
+        execute(cmd)
+    };
+    let script = "cat sub/.env; cat certs/server.pem; mv sub sub2; cat sub2/.env; \
+                  cat pkg/.env.example";
+    let out = as_nobody(&["/bin/sh", "-c", script]);
+    assert!(out.stdout.contains("SECRET-sub-env"), "{out}");
+    fs::rename(fx.ws_dir.join("sub2"), fx.ws_dir.join("sub")).unwrap();
+    let sluice = sluice_tests::sluice_bin();
+    let ws = fx.ws("");
+    let run = [sluice.to_str().unwrap(), "run", "--workspace", &ws, "--"];
+    for mode in MODES {
+        let mut program: Vec<&str> = run[..4].to_vec();
+        program.extend_from_slice(mode);
+        program.extend(["--", "/bin/sh", "-c", script]);
+        let out = as_nobody(&program);
+        assert!(!leaked(&out), "{out}");
+        assert!(out.stdout.contains("TEMPLATE-example"), "{out}");
+    }
+}
+
+#[test]
+fn policy_show_lists_the_patterns_and_check_names_a_bad_one() {
+    let fx = Fixture::new(PROBE);
+    let mut show = fx.sluice_cli_command(&["policy", "show", "default"]);
+    show.current_dir(&fx.ws_dir);
+    let out = execute(show);
+    assert_eq!(out.code(), 0, "{out}");
+    for pattern in [
+        "\"**/.env\"",
+        "\"!**/.env.example\"",
+        "\"**/*.pem\"",
+        "\"**/id_rsa*\"",
+    ] {
+        assert!(out.stdout.contains(pattern), "{pattern}\n{out}");
+    }
+    for (body, says) in [
+        (
+            "[filesystem]\ndeny = [\"$WORKSPACE/**/a/**/b\"]\n",
+            "line 2, key 'filesystem.deny': pattern '$WORKSPACE/**/a/**/b': a deny pattern \
+             has one '**'",
+        ),
+        (
+            "[filesystem]\n\ndeny = [\"**/*.{pem\"]\n",
+            "line 3, key 'filesystem.deny': invalid pattern '**/*.{pem'",
+        ),
+        (
+            "[filesystem]\ndeny = [\"sub/**/.env\"]\n",
+            "line 2, key 'filesystem.deny': pattern 'sub/**/.env' is relative",
+        ),
+    ] {
+        let file = fx.write_policy("bad.toml", body);
+        let out = execute(fx.sluice_cli_command(&["policy", "check", &file]));
+        assert_ne!(out.code(), 0, "{out}");
+        assert!(out.stderr.contains("bad.toml"), "{out}");
+        assert!(out.stderr.contains(says), "{says}\n{out}");
+    }
+}
