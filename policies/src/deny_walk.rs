@@ -48,6 +48,15 @@ impl FsPolicy {
     /// that cannot be listed although the program could make it listable
     /// (its owner is the person running sluice).
     pub fn expand_deny_patterns(&mut self, workspace: &Path) -> Result<WalkStats, String> {
+        self.expand_within(workspace, (MAX_ENTRIES, MAX_MATCHES))
+    }
+
+    /// [`FsPolicy::expand_deny_patterns`] with its limits (entries, matches).
+    fn expand_within(
+        &mut self,
+        workspace: &Path,
+        limits: (usize, usize),
+    ) -> Result<WalkStats, String> {
         let patterns = &self.deny_patterns;
         if patterns.is_empty() {
             return Ok(WalkStats::default());
@@ -100,6 +109,7 @@ impl FsPolicy {
             path: Vec::new(),
             rules: patterns,
             stats: WalkStats::default(),
+            limits,
             found: Vec::new(),
             euid: {
                 // SAFETY: geteuid has no preconditions and cannot fail.
@@ -147,6 +157,8 @@ struct Walker<'a> {
     path: Vec<u8>,
     rules: &'a Protect,
     stats: WalkStats,
+    /// At most this many entries and matches.
+    limits: (usize, usize),
     found: Vec<PathBuf>,
     euid: libc::uid_t,
 }
@@ -249,11 +261,12 @@ impl Walker<'_> {
                     continue;
                 }
                 self.stats.entries += 1;
-                if self.stats.entries > MAX_ENTRIES {
+                if self.stats.entries > self.limits.0 {
                     return Err(format!(
-                        "more than {MAX_ENTRIES} files and directories: too many to look \
+                        "more than {} files and directories: too many to look \
                          through at every launch; give the patterns a root that holds fewer \
-                         (`$WORKSPACE/src/**/.env`), or drop them"
+                         (`$WORKSPACE/src/**/.env`), or drop them",
+                        self.limits.0
                     ));
                 }
                 let keep = self.path.len();
@@ -303,10 +316,11 @@ impl Walker<'_> {
         };
         self.found.push(denied);
         self.stats.matches += 1;
-        if self.stats.matches > MAX_MATCHES {
+        if self.stats.matches > self.limits.1 {
             return Err(format!(
-                "more than {MAX_MATCHES} matches, each hidden by a mount of its own; give the \
-                 patterns a root that holds fewer, or deny the directory that holds them"
+                "more than {} matches, each hidden by a mount of its own; give the \
+                 patterns a root that holds fewer, or deny the directory that holds them",
+                self.limits.1
             ));
         }
         Ok(())
@@ -337,5 +351,108 @@ fn type_of(dir: &OwnedFd, name: &[u8]) -> u8 {
         libc::S_IFDIR => libc::DT_DIR,
         libc::S_IFLNK => libc::DT_LNK,
         _ => libc::DT_REG,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{load_str, Vars};
+
+    struct Tree(PathBuf);
+
+    impl Tree {
+        fn new(tag: &str) -> Tree {
+            let dir = std::env::temp_dir().join(format!("deny-walk-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Tree(dir.canonicalize().unwrap())
+        }
+        fn file(&self, rel: &str) -> PathBuf {
+            let path = self.0.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "x").unwrap();
+            path
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn policy(tree: &Tree, deny: &str) -> FsPolicy {
+        let text = format!(
+            "[filesystem]\nwrite = [\"$WORKSPACE\"]\nread = [\"{}/ro\"]\ndeny = [{deny}]\n",
+            tree.0.display()
+        );
+        let vars = Vars {
+            home: tree.0.join("home"),
+            workspace: tree.0.join("ws"),
+            tmpdir: tree.0.join("tmp"),
+        };
+        load_str("p.toml", &text, &tree.0)
+            .unwrap()
+            .resolve(&vars)
+            .unwrap()
+            .filesystem
+    }
+
+    #[test]
+    fn bare_patterns_apply_in_writable_trees_rooted_ones_beneath_their_root() {
+        let tree = Tree::new("scope");
+        let deep = tree.file("ws/a/b/.env");
+        let template = tree.file("ws/a/.env.example");
+        let in_ro = tree.file("ro/x/.env");
+        let pem = tree.file("ro/certs/k.pem");
+        let outside = tree.file("elsewhere/.env");
+        let dir_match = tree.file("ws/c/.env/inner");
+        std::os::unix::fs::symlink(&pem, tree.0.join("ws/link.env")).unwrap();
+        let mut fs = policy(
+            &tree,
+            &format!(
+                "\"**/.env\", \"**/*.env\", \"!**/.env.example\", \"{}/ro/**/*.pem\"",
+                tree.0.display()
+            ),
+        );
+        let stats = fs.expand_deny_patterns(&tree.0.join("ws")).unwrap();
+        let deny = &fs.deny;
+        assert!(deny.contains(&deep), "{deny:?}");
+        assert!(deny.contains(&pem), "{deny:?}");
+        // A matching directory is denied whole, and not walked into.
+        assert!(deny.contains(&dir_match.parent().unwrap().to_path_buf()));
+        assert!(!deny.contains(&dir_match));
+        for not in [&template, &in_ro, &outside] {
+            assert!(!deny.contains(not), "{} {deny:?}", not.display());
+        }
+        // The symlink is denied where it leads (the pem, already there).
+        assert_eq!(stats.matches, 4, "{deny:?}");
+        assert!(!deny.contains(&tree.0.join("ws/link.env")));
+    }
+
+    #[test]
+    fn no_walk_without_a_pattern_and_limits_are_refused_by_name() {
+        let tree = Tree::new("limits");
+        tree.file("ro/f");
+        for i in 0..5 {
+            tree.file(&format!("ws/d{i}/.env"));
+        }
+        let mut fs = policy(&tree, "\"$WORKSPACE/.env\"");
+        assert_eq!(
+            fs.expand_deny_patterns(&tree.0.join("ws")).unwrap(),
+            WalkStats::default()
+        );
+        let mut fs = policy(&tree, "\"**/.env\"");
+        let ws = tree.0.join("ws");
+        let error = fs.clone().expand_within(&ws, (6, 100)).unwrap_err();
+        assert!(error.contains("more than 6 files"), "{error}");
+        assert!(
+            error.contains("deny \"**/.env\" (policy 'p.toml', line 4)"),
+            "{error}"
+        );
+        let error = fs.clone().expand_within(&ws, (100, 4)).unwrap_err();
+        assert!(error.contains("more than 4 matches"), "{error}");
+        assert_eq!(fs.expand_within(&ws, (10, 5)).unwrap().matches, 5);
     }
 }

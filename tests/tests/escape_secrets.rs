@@ -257,6 +257,33 @@ fn as_an_unprivileged_user_deep_secrets_stay_hidden() {
         assert!(!leaked(&out), "{out}");
         assert!(out.stdout.contains("TEMPLATE-example"), "{out}");
     }
+    // A directory the walk cannot list: refused when the person (and so
+    // the program) owns it, since the program could `chmod` it and read
+    // the secret inside; skipped when someone else's (the program cannot
+    // enter it either).
+    use std::os::unix::fs::PermissionsExt;
+    let closed = fx.ws_dir.join("closed");
+    fs::create_dir(&closed).unwrap();
+    fs::write(closed.join(".env"), "SECRET-closed\n").unwrap();
+    let reopen = "chmod 755 closed; cat closed/.env; echo ran";
+    let mut program: Vec<&str> = run[..4].to_vec();
+    program.extend(["--", "/bin/sh", "-c", reopen]);
+    std::os::unix::fs::chown(&closed, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&closed, fs::Permissions::from_mode(0o700)).unwrap();
+    let out = as_nobody(&program);
+    assert!(!leaked(&out) && out.stdout.contains("ran"), "{out}");
+    std::os::unix::fs::chown(&closed, Some(65534), Some(65534)).unwrap();
+    let out = as_nobody(&["/bin/sh", "-c", reopen]);
+    assert!(out.stdout.contains("SECRET-closed"), "{out}");
+    fs::set_permissions(&closed, fs::Permissions::from_mode(0o000)).unwrap();
+    let out = as_nobody(&program);
+    assert!(!leaked(&out) && !out.stdout.contains("ran"), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot list {}", closed.display())),
+        "{out}"
+    );
+    fs::set_permissions(&closed, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
@@ -294,5 +321,23 @@ fn policy_show_lists_the_patterns_and_check_names_a_bad_one() {
         assert_ne!(out.code(), 0, "{out}");
         assert!(out.stderr.contains("bad.toml"), "{out}");
         assert!(out.stderr.contains(says), "{says}\n{out}");
+    }
+}
+
+/// A sluice stacked inside another cannot mount: its report names each
+/// match it could not hide, and the outer sandbox's placeholders still
+/// hold (control: the inner program runs, and reads a plain file).
+#[test]
+fn a_stacked_session_names_each_match_it_could_not_hide() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    let inner = "\"$SLUICE_BIN\" run --workspace . -- sh -c \
+                 'cat a/b/c/.env; cat sub/notes.txt'";
+    let out = inside(&fx, &[], inner);
+    assert!(!leaked(&out), "{out}");
+    assert!(out.stdout.contains("PLAIN-notes"), "{out}");
+    for rel in ["a/b/c/.env", "certs/server.pem", "keys/id_ed25519"] {
+        let said = format!("deny {} (this sandbox lets the program", fx.ws(rel));
+        assert!(out.stderr.contains(&said), "{rel}\n{out}");
     }
 }
