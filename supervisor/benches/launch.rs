@@ -6,7 +6,10 @@
 //!   the built-in policy protects `.git/hooks` and friends when present);
 //! - the same in a workspace of 10,000 files (launch cost must not grow with it);
 //! - a small policy with nothing to protect inside allowed trees (only the
-//!   read-only mount view, no protective mounts).
+//!   read-only mount view, no protective mounts);
+//! - the default policy in a 10,000-file workspace holding ten nested `.env`
+//!   files, with and without its `[filesystem] deny` patterns (the walk that
+//!   finds them, and the mounts that hide them), alternated in the same run.
 //!
 //! `cargo bench -p supervisor --bench launch` (SLUICE_BENCH_ITERS to change
 //! the sample count).
@@ -71,6 +74,30 @@ fn populate(dir: &Path, files: usize) {
     }
 }
 
+/// The built-in `default`, its `[filesystem] deny` patterns left out (the
+/// paths stay; `protect` and `[broker]` are untouched).
+fn default_without_deny_patterns() -> String {
+    let text = policies::builtin_source("default").unwrap();
+    let (mut table, mut in_deny) = (String::new(), false);
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with('[') {
+            table = line.to_string();
+        }
+        if table == "[filesystem]" && line.starts_with("deny = [") {
+            in_deny = true;
+        } else if in_deny && line.starts_with(']') {
+            in_deny = false;
+        }
+        if in_deny && line.contains("**") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 fn main() {
     let sluice = env!("CARGO_BIN_EXE_sluice");
     let iters: usize = std::env::var("SLUICE_BENCH_ITERS")
@@ -101,6 +128,44 @@ fn main() {
             .arg("/bin/true");
         c
     });
+
+    // The walk for `[filesystem] deny` patterns: the same workspace, the
+    // default policy with and without them, alternated sample by sample.
+    let deep = temp_dir("deep");
+    populate(&deep, 10_000);
+    for i in 0..10 {
+        std::fs::write(deep.join(format!("d{i}/.env")), "SECRET=1\n").unwrap();
+    }
+    let without = deep.with_extension("without.toml");
+    std::fs::write(&without, default_without_deny_patterns()).unwrap();
+    let run_in = |policy: Option<&Path>| {
+        let mut c = Command::new(sluice);
+        c.arg("run");
+        if let Some(policy) = policy {
+            c.arg("--policy").arg(policy);
+        }
+        c.arg("--workspace").arg(&deep).arg("--").arg("/bin/true");
+        c
+    };
+    let (mut with_walk, mut no_walk) = (Vec::new(), Vec::new());
+    for _ in 0..iters {
+        with_walk.push(time(run_in(None).stdin(Stdio::null())));
+        no_walk.push(time(run_in(Some(&without)).stdin(Stdio::null())));
+    }
+    with_walk.sort();
+    no_walk.sort();
+    let (w50, n50) = (percentile(&with_walk, 0.5), percentile(&no_walk, 0.5));
+    println!(
+        "{:<34} without p50 {:>7.3} ms | with p50 {:>7.3} ms p90 {:>7.3} ms | ratio {:>5.2}x | added p50 {:>6.3} ms",
+        "deny patterns, 10,000-file ws",
+        ms(n50),
+        ms(w50),
+        ms(percentile(&with_walk, 0.9)),
+        w50.as_secs_f64() / n50.as_secs_f64(),
+        ms(w50) - ms(n50),
+    );
+    let _ = std::fs::remove_file(&without);
+    let _ = std::fs::remove_dir_all(&deep);
 
     let plain = temp_dir("plain");
     let policy = plain.join("plain.toml");
