@@ -227,67 +227,14 @@ impl Walker<'_> {
     fn walk(&mut self, dir: &OwnedFd) -> Result<(), WalkError> {
         // The subdirectories' names, NUL-terminated, one after the other.
         let mut subdirs: Vec<u8> = Vec::new();
-        loop {
-            // SAFETY: `buf` is writable for its length; `dir` is open.
-            let n = unsafe {
-                libc::syscall(
-                    libc::SYS_getdents64,
-                    dir.as_raw_fd(),
-                    self.buf.as_mut_ptr(),
-                    self.buf.len(),
-                )
-            };
-            if n < 0 {
-                let error = io::Error::last_os_error();
-                if error.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(format!("listing {}: {error}", self.shown()));
-            }
-            if n == 0 {
-                break;
-            }
-            let mut at = 0usize;
-            while at < n as usize {
-                // struct linux_dirent64: u64 ino, i64 off, u16 reclen,
-                // u8 type, then the NUL-terminated name.
-                let record = &self.buf[at..n as usize];
-                let reclen = u16::from_ne_bytes([record[16], record[17]]) as usize;
-                let d_type = record[18];
-                let name = &record[19..reclen];
-                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-                at += reclen;
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                self.stats.entries += 1;
-                if self.stats.entries > self.limits.0 {
-                    return Err(format!(
-                        "more than {} files and directories: too many to look \
-                         through at every launch; give the patterns a root that holds fewer \
-                         (`$WORKSPACE/src/**/.env`), or drop them",
-                        self.limits.0
-                    ));
-                }
-                let keep = self.path.len();
-                self.path.push(b'/');
-                self.path.extend_from_slice(name);
-                let matched = self
-                    .rules
-                    .protects(Path::new(OsStr::from_bytes(&self.path)))
-                    .is_some();
-                let d_type = match d_type {
-                    libc::DT_UNKNOWN => type_of(dir, name),
-                    known => known,
-                };
-                if matched {
-                    self.found_match(d_type)?;
-                } else if d_type == libc::DT_DIR {
-                    subdirs.extend_from_slice(name);
-                    subdirs.push(0);
-                }
-                self.path.truncate(keep);
-            }
+        let mut buf = std::mem::take(&mut self.buf);
+        let listed = list(dir, &mut buf, |name, d_type| {
+            self.entry(dir, name, d_type, &mut subdirs)
+        });
+        self.buf = buf;
+        match listed {
+            Ok(result) => result?,
+            Err(error) => return Err(format!("listing {}: {error}", self.shown())),
         }
         for name in subdirs.split_inclusive(|&b| b == 0) {
             let keep = self.path.len();
@@ -300,6 +247,51 @@ impl Walker<'_> {
             self.path.truncate(keep);
         }
         Ok(())
+    }
+
+    /// Looks at one entry of `dir`: a match is recorded, a directory that
+    /// is not one is kept in `subdirs` to be walked.
+    fn entry(
+        &mut self,
+        dir: &OwnedFd,
+        name: &[u8],
+        d_type: u8,
+        subdirs: &mut Vec<u8>,
+    ) -> Result<(), WalkError> {
+        if name == b"." || name == b".." {
+            return Ok(());
+        }
+        self.stats.entries += 1;
+        if self.stats.entries > self.limits.0 {
+            return Err(format!(
+                "more than {} files and directories: too many to look through at every \
+                 launch; give the patterns a root that holds fewer \
+                 (`$WORKSPACE/src/**/.env`), or drop them",
+                self.limits.0
+            ));
+        }
+        let keep = self.path.len();
+        self.path.push(b'/');
+        self.path.extend_from_slice(name);
+        let matched = self
+            .rules
+            .protects(Path::new(OsStr::from_bytes(&self.path)))
+            .is_some();
+        let d_type = match d_type {
+            libc::DT_UNKNOWN => type_of(dir, name),
+            known => known,
+        };
+        let result = if matched {
+            self.found_match(d_type)
+        } else {
+            if d_type == libc::DT_DIR {
+                subdirs.extend_from_slice(name);
+                subdirs.push(0);
+            }
+            Ok(())
+        };
+        self.path.truncate(keep);
+        result
     }
 
     /// Records the match at `self.path`: itself, or for a symlink where it
@@ -325,6 +317,83 @@ impl Walker<'_> {
         }
         Ok(())
     }
+}
+
+/// Calls `each(name, d_type)` for every entry of `dir` until it fails;
+/// the outer error is the listing's own. Linux: `getdents64` into `buf`.
+#[cfg(target_os = "linux")]
+fn list<E>(
+    dir: &OwnedFd,
+    buf: &mut [u8],
+    mut each: impl FnMut(&[u8], u8) -> Result<(), E>,
+) -> io::Result<Result<(), E>> {
+    loop {
+        // SAFETY: `buf` is writable for its length; `dir` is open.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(error);
+        }
+        if n == 0 {
+            return Ok(Ok(()));
+        }
+        let records = &buf[..n as usize];
+        let mut at = 0usize;
+        while at < records.len() {
+            // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type,
+            // then the NUL-terminated name, padded.
+            let record = &records[at..];
+            let reclen = u16::from_ne_bytes([record[16], record[17]]) as usize;
+            let name = &record[19..reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if let Err(e) = each(name, record[18]) {
+                return Ok(Err(e));
+            }
+            at += reclen;
+        }
+    }
+}
+
+/// [`list`] elsewhere (macOS): `readdir` on a duplicate of `dir`.
+#[cfg(not(target_os = "linux"))]
+fn list<E>(
+    dir: &OwnedFd,
+    _buf: &mut [u8],
+    mut each: impl FnMut(&[u8], u8) -> Result<(), E>,
+) -> io::Result<Result<(), E>> {
+    let copy = dir.try_clone()?;
+    // SAFETY: `copy` is an open directory descriptor whose ownership passes
+    // to the stream (closedir closes it).
+    let stream = unsafe { libc::fdopendir(copy.as_raw_fd()) };
+    if stream.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(copy);
+    let result = loop {
+        // SAFETY: `stream` is a valid stream until closedir below.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            break Ok(());
+        }
+        // SAFETY: readdir returned a valid entry with a NUL-terminated name.
+        let (name, d_type) = unsafe { (CStr::from_ptr((*entry).d_name.as_ptr()), (*entry).d_type) };
+        if let Err(e) = each(name.to_bytes(), d_type) {
+            break Err(e);
+        }
+    };
+    // SAFETY: `stream` came from fdopendir and is closed once.
+    unsafe { libc::closedir(stream) };
+    Ok(result)
 }
 
 /// The type of `name` in `dir` by `fstatat`, for file systems whose
