@@ -197,16 +197,20 @@ impl Walker<'_> {
         }
     }
 
-    /// A directory the person running sluice cannot list: skipped when it
-    /// is someone else's (the program, which runs as that person, cannot
-    /// list it either), refused when it is theirs (the program could
-    /// `chmod` it and read what lies beneath).
+    /// A directory the person running sluice cannot list: refused when the
+    /// program, which runs as that person, could `chmod` it open and read
+    /// what lies beneath (theirs, its mode the only obstacle, on a writable
+    /// mount); skipped otherwise: someone else's, or kept shut by something
+    /// the program cannot change either (a read-only mount such as an
+    /// enclosing sluice's deny placeholder, or its Landlock rules).
     fn unlistable(&self, at: libc::c_int, name: &CStr) -> Result<(), WalkError> {
         // SAFETY: plain data; all zeroes is a valid value.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: `name` is NUL-terminated and `st` a valid out-pointer.
         let rc = unsafe { libc::fstatat(at, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-        if rc == 0 && st.st_uid != self.euid {
+        let user_rx = (libc::S_IRUSR | libc::S_IXUSR) as libc::mode_t;
+        let mode_shuts_it = rc == 0 && st.st_mode & user_rx != user_rx;
+        if rc == 0 && (st.st_uid != self.euid || !mode_shuts_it || self.read_only_mount()) {
             return Ok(());
         }
         Err(format!(
@@ -214,6 +218,18 @@ impl Walker<'_> {
              and search permission on it (chmod u+rx), or remove it",
             self.shown()
         ))
+    }
+
+    /// Whether `self.path` lies on a read-only mount (unknown: no).
+    fn read_only_mount(&self) -> bool {
+        let Ok(path) = CString::new(self.path.clone()) else {
+            return false;
+        };
+        // SAFETY: plain data; all zeroes is a valid value.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+        rc == 0 && st.f_flag & libc::ST_RDONLY != 0
     }
 
     fn shown(&self) -> String {

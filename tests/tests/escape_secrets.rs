@@ -326,14 +326,23 @@ fn policy_show_lists_the_patterns_and_check_names_a_bad_one() {
 
 /// A sluice stacked inside another cannot mount: its report names each
 /// match it could not hide, and the outer sandbox's placeholders still
-/// hold (control: the inner program runs, and reads a plain file).
+/// hold (control: the inner program runs, and reads a plain file). The
+/// inner walk meets the outer session's placeholder for a denied directory
+/// (mode 000, on a read-only mount: the program cannot open it either) and
+/// goes on.
 #[test]
 fn a_stacked_session_names_each_match_it_could_not_hide() {
     let fx = Fixture::new(PROBE);
     secrets(&fx);
+    fs::create_dir_all(fx.ws_dir.join("vault")).unwrap();
+    fs::write(fx.ws_dir.join("vault/token"), "SECRET-vault\n").unwrap();
+    let policy = fx.write_policy(
+        "vault.toml",
+        "extends = [\"default\"]\n[filesystem]\ndeny = [\"$WORKSPACE/vault\"]\n",
+    );
     let inner = "\"$SLUICE_BIN\" run --workspace . -- sh -c \
-                 'cat a/b/c/.env; cat sub/notes.txt'";
-    let out = inside(&fx, &[], inner);
+                 'cat a/b/c/.env; cat vault/token; cat sub/notes.txt'";
+    let out = inside(&fx, &["--policy", &policy], inner);
     assert!(!leaked(&out), "{out}");
     assert!(out.stdout.contains("PLAIN-notes"), "{out}");
     for rel in ["a/b/c/.env", "certs/server.pem", "keys/id_ed25519"] {
