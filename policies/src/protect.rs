@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobMatcher;
 
-use crate::broker::pattern::{compile, literal_value, Pattern};
+use crate::broker::pattern::{compile, escape, literal_value, Pattern};
 use crate::error::{Location, PolicyError};
 use crate::spec::{PatternEntry, PolicySpec};
 use crate::vars::Vars;
@@ -150,6 +150,13 @@ impl fmt::Display for ProtectRule {
     }
 }
 
+/// See [`Protect::name_index`].
+pub struct NameIndex {
+    set: globset::GlobSet,
+    /// The rule of each glob in `set`, by index.
+    rules: Vec<usize>,
+}
+
 /// The resolved `protect` list. Equal when the resolved patterns are.
 #[derive(Clone, Debug, Default)]
 pub struct Protect {
@@ -196,6 +203,57 @@ impl Protect {
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// The rules' last components in one glob set, for a walk that asks of
+    /// every name whether a rule could match there ([`Protect::matches_at`]).
+    pub fn name_index(&self) -> NameIndex {
+        let mut builder = globset::GlobSetBuilder::new();
+        let mut rules = Vec::new();
+        for (at, rule) in self.rules.iter().enumerate().filter(|(_, r)| !r.except) {
+            let glob = match rule.components.last() {
+                Some(Component::Glob(matcher)) => Some(matcher.glob().clone()),
+                Some(Component::Literal(name)) => std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|name| compile(&escape(name)).ok()),
+                None => None,
+            };
+            if let Some(glob) = glob {
+                builder.add(glob);
+                rules.push(at);
+            }
+        }
+        NameIndex {
+            set: builder
+                .build()
+                .unwrap_or_else(|_| globset::GlobSet::empty()),
+            rules,
+        }
+    }
+
+    /// Whether a rule matches `path` itself (its last component `name`),
+    /// no exception matching it: [`Protect::protects`] for a path whose
+    /// ancestors were found to match nothing. `hits` is scratch space.
+    pub fn matches_at(
+        &self,
+        index: &NameIndex,
+        name: &[u8],
+        path: &Path,
+        hits: &mut Vec<usize>,
+    ) -> bool {
+        index.set.matches_into(OsStr::from_bytes(name), hits);
+        if hits.is_empty() {
+            return false;
+        }
+        let parts = split(path);
+        let matched = hits
+            .iter()
+            .any(|&h| self.rules[index.rules[h]].matches_exactly(&parts));
+        matched
+            && !self
+                .rules
+                .iter()
+                .any(|r| r.except && r.matches_exactly(&parts))
     }
 
     /// No pattern protects anything.
