@@ -120,12 +120,20 @@ fn a_secret_beneath_a_directory_descriptor_stays_hidden() {
     secrets(&fx);
     let sub = fx.ws("sub");
     let ws = fx.ws("");
-    // Controls outside sluice: openat and O_PATH beneath a descriptor read it.
+    sluice_tests::install_script(
+        &fx.ws_dir.join("sub/id_rsa_helper"),
+        "#!/bin/sh\necho OK ran SECRET-exec\n",
+    );
+    // Controls outside sluice: openat and O_PATH beneath a descriptor read
+    // it, execveat runs it.
     for how in ["openat", "opath"] {
         let out = fx.direct(&beneath("open", &sub, how, ".env"));
         out.assert_ok();
         assert!(out.stdout.contains("SECRET-sub-env"), "{out}");
     }
+    fx.direct(&beneath("open", &sub, "execveat", "id_rsa_helper"))
+        .assert_ok()
+        .assert_says("ran SECRET-exec");
     for mode in MODES {
         for how in ["openat", "opath"] {
             fx.sluice(mode, &beneath("open", &sub, how, ".env"))
@@ -134,6 +142,8 @@ fn a_secret_beneath_a_directory_descriptor_stays_hidden() {
                 .assert_blocked();
             // The broker serves the workspace: beneath it, the sandbox's view.
             fx.sluice(mode, &beneath("broker", &ws, how, "certs/server.pem"))
+                .assert_blocked();
+            fx.sluice(mode, &beneath("open", &sub, "execveat", "id_rsa_helper"))
                 .assert_blocked();
             // Control: a plain file beneath the same descriptors.
             fx.sluice(mode, &beneath("broker", &ws, how, "sub/notes.txt"))
