@@ -360,3 +360,53 @@ fn a_stacked_session_names_each_match_it_could_not_hide() {
         assert!(out.stderr.contains(&said), "{rel}\n{out}");
     }
 }
+
+/// During the session, a secret the person's tools write to in place
+/// (`>>`, an editor that saves in place) stays hidden: the placeholder
+/// covers the file, whatever its content becomes. Control: a plain file
+/// written from outside at the same time is seen by the program. (A file
+/// renamed over the secret from outside, or made during the session,
+/// is not covered: see ARCHITECTURE.md, "What is not protected".)
+#[test]
+fn a_secret_written_in_place_from_outside_during_the_session_stays_hidden() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    // The program waits (at most about a minute) for the outside writes.
+    let script = "touch started; \
+                  i=0; while [ ! -e ready ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+                  cat sub/notes.txt; cat sub/.env; echo end";
+    let mut child = fx
+        .sluice_command(&[], &["/bin/sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the program runs (its placeholders are mounted before it
+    // starts; at most about a minute), then write from outside.
+    for _ in 0..600 {
+        if fx.ws_dir.join("started").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        fx.ws_dir.join("started").exists(),
+        "the program never started"
+    );
+    use std::io::Write;
+    let mut env = fs::OpenOptions::new()
+        .append(true)
+        .open(fx.ws_dir.join("sub/.env"))
+        .unwrap();
+    env.write_all(b"SECRET-added-later\n").unwrap();
+    fs::write(fx.ws_dir.join("sub/notes.txt"), "PLAIN-rewritten\n").unwrap();
+    fs::write(fx.ws_dir.join("ready"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("end"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("PLAIN-rewritten"), "{stdout}\n{stderr}");
+    assert!(!stdout.contains(SECRET_MARK), "{stdout}\n{stderr}");
+}
