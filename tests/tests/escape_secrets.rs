@@ -410,3 +410,30 @@ fn a_secret_written_in_place_from_outside_during_the_session_stays_hidden() {
     assert!(stdout.contains("PLAIN-rewritten"), "{stdout}\n{stderr}");
     assert!(!stdout.contains(SECRET_MARK), "{stdout}\n{stderr}");
 }
+
+/// Under `--transparent` an open the deny placeholder refuses goes to the
+/// broker, whose rules serve the workspace (`allow_write`): a path the
+/// policy denies, listed or matched by a pattern, must not be served
+/// there either. Control: outside sluice it reads; a plain file next to it
+/// is served.
+#[test]
+fn what_the_sandbox_hides_the_transparent_broker_does_not_serve() {
+    let fx = Fixture::new(PROBE);
+    secrets(&fx);
+    fs::create_dir_all(fx.ws_dir.join("vault")).unwrap();
+    fs::write(fx.ws_dir.join("vault/token"), "SECRET-vault\n").unwrap();
+    let policy = fx.write_policy(
+        "vault.toml",
+        "extends = [\"default\"]\n[filesystem]\ndeny = [\"$WORKSPACE/vault\", \"**/secrets.yaml\"]\n",
+    );
+    let script = "cat vault/token; cat deep/secrets.yaml; cat sub/.env; cat sub/notes.txt";
+    let out = outside(&fx, script);
+    assert!(out.stdout.contains("SECRET-vault"), "{out}");
+    for mode in MODES {
+        let mut args = vec!["--policy", policy.as_str()];
+        args.extend_from_slice(mode);
+        let out = inside(&fx, &args, script);
+        assert!(!leaked(&out), "{mode:?}\n{out}");
+        assert!(out.stdout.contains("PLAIN-notes"), "{out}");
+    }
+}
