@@ -375,7 +375,7 @@ fn a_secret_written_in_place_from_outside_during_the_session_stays_hidden() {
     let script = "touch started; \
                   i=0; while [ ! -e ready ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
                   cat sub/notes.txt; cat sub/.env; echo end";
-    let mut child = fx
+    let child = fx
         .sluice_command(&[], &["/bin/sh", "-c", script])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
