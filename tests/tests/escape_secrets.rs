@@ -58,7 +58,7 @@ fn outside(fx: &Fixture, script: &str) -> Outcome {
     execute(cmd)
 }
 
-#[track_caller]
+/// Whether a secret of the fixture shows in the output.
 fn leaked(out: &Outcome) -> bool {
     out.stdout.contains(SECRET_MARK) || out.stderr.contains(SECRET_MARK)
 }
