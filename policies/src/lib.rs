@@ -98,6 +98,7 @@
 //! broker what their `[filesystem]` lists deny or keep read-only.
 
 mod broker;
+mod deny_walk;
 mod error;
 mod load;
 pub mod model;
@@ -115,6 +116,7 @@ mod vars;
 mod tests;
 
 pub use broker::{literal_pattern, BrokerPolicy, BrokerRule, Decision, Verdict, Want};
+pub use deny_walk::{WalkStats, MAX_ENTRIES, MAX_MATCHES};
 pub use error::{Location, PolicyError};
 pub use load::{load, load_str, read_policy_file, MAX_POLICY_BYTES};
 pub use model::*;

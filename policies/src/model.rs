@@ -57,6 +57,11 @@ pub struct FsPolicy {
     /// Paths that run code later (`protect`): never written by the program,
     /// at any depth, existing at launch or not.
     pub protect: crate::Protect,
+    /// `deny` entries that are patterns (`**/.env`, `$WORKSPACE/**/*.pem`,
+    /// `!**/.env.example`): unreadable at any depth. `sluice run` walks
+    /// the trees they apply to before launch and adds every match to
+    /// `deny` ([`FsPolicy::expand_deny_patterns`]).
+    pub deny_patterns: crate::Protect,
     /// Symlinks on the way to a `read`, `write` or `execute` entry as it was
     /// written (`~/work -> /data/work`): each link's own path (its parent
     /// canonical) and its target as read. The sandbox's view, which holds

@@ -78,13 +78,27 @@ impl Policy {
             }
             out.push_str("]\n");
         }
-        if fs.absent.is_empty() {
+        let patterns = fs.deny_patterns.rules();
+        if fs.absent.is_empty() && patterns.is_empty() {
             write_paths(out, "deny", &fs.deny, true);
             return;
         }
         out.push_str("deny = [\n");
         for path in &fs.deny {
             writeln!(out, "    {},", quote_path(path, true)).unwrap();
+        }
+        if !patterns.is_empty() {
+            out.push_str(
+                "    # Patterns: every match in the trees they apply to, found at launch.\n",
+            );
+        }
+        for rule in patterns {
+            let bang = if rule.except { "!" } else { "" };
+            writeln!(out, "    {},", quote(&format!("{bang}{}", rule.resolved))).unwrap();
+        }
+        if fs.absent.is_empty() {
+            out.push_str("]\n");
+            return;
         }
         out.push_str("    # Absent when resolved (optional allows, deny and read_only targets).\n");
         for path in &fs.absent {

@@ -30,7 +30,7 @@ use std::sync::OnceLock;
 
 use globset::{Glob, GlobMatcher};
 
-use crate::broker::pattern::{compile, literal_value, Pattern};
+use crate::broker::pattern::{compile, escape, literal_value, Pattern};
 use crate::error::{Location, PolicyError};
 use crate::spec::{PatternEntry, PolicySpec};
 use crate::vars::Vars;
@@ -48,6 +48,9 @@ pub struct ProtectRule {
     /// above it.
     pub subtree: bool,
     pub location: Option<Location>,
+    /// The list it belongs to: `protect`, or `deny` for a `[filesystem]
+    /// deny` pattern (see [`resolve_deny_patterns`]).
+    pub list: &'static str,
     any_depth: bool,
     /// `a/**/b`: where the `**` stands in `components` (which hold it not):
     /// the components before it are the head, those after it the tail.
@@ -162,6 +165,29 @@ impl ProtectRule {
     }
 }
 
+impl ProtectRule {
+    /// Where the rule's matches lie: the directory its literal leading
+    /// components name (`/ws` for `/ws/**/.env`); `None` for a rule that
+    /// matches at any depth anywhere (`**/.env`).
+    pub fn root(&self) -> Option<PathBuf> {
+        if self.any_depth {
+            return None;
+        }
+        let literal = self
+            .components
+            .iter()
+            .take_while(|c| matches!(c, Component::Literal(_)))
+            .take(self.deep.unwrap_or(usize::MAX));
+        let mut root = PathBuf::from("/");
+        for c in literal {
+            if let Component::Literal(name) = c {
+                root.push(OsStr::from_bytes(name));
+            }
+        }
+        Some(root)
+    }
+}
+
 impl fmt::Debug for ProtectRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.as_written_resolved())
@@ -171,12 +197,19 @@ impl fmt::Debug for ProtectRule {
 impl fmt::Display for ProtectRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bang = if self.except { "!" } else { "" };
-        write!(f, "protect \"{bang}{}\"", self.written)?;
+        write!(f, "{} \"{bang}{}\"", self.list, self.written)?;
         if let Some(location) = &self.location {
             write!(f, " ({location})")?;
         }
         Ok(())
     }
+}
+
+/// See [`Protect::name_index`].
+pub struct NameIndex {
+    set: globset::GlobSet,
+    /// The rule of each glob in `set`, by index.
+    rules: Vec<usize>,
 }
 
 /// The resolved `protect` list. Equal when the resolved patterns are.
@@ -218,6 +251,67 @@ impl Protect {
 
     pub fn rules(&self) -> &[ProtectRule] {
         &self.rules
+    }
+
+    /// The rules `keep` keeps, with every exception.
+    pub fn filtered(&self, keep: impl Fn(&ProtectRule) -> bool) -> Protect {
+        Protect {
+            rules: (self.rules.iter())
+                .filter(|r| r.except || keep(r))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The rules' last components in one glob set, for a walk that asks of
+    /// every name whether a rule could match there ([`Protect::matches_at`]).
+    pub fn name_index(&self) -> NameIndex {
+        let mut builder = globset::GlobSetBuilder::new();
+        let mut rules = Vec::new();
+        for (at, rule) in self.rules.iter().enumerate().filter(|(_, r)| !r.except) {
+            let glob = match rule.components.last() {
+                Some(Component::Glob(glob, _)) => Some(glob.clone()),
+                Some(Component::Literal(name)) => std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|name| compile(&escape(name)).ok()),
+                None => None,
+            };
+            if let Some(glob) = glob {
+                builder.add(glob);
+                rules.push(at);
+            }
+        }
+        NameIndex {
+            set: builder
+                .build()
+                .unwrap_or_else(|_| globset::GlobSet::empty()),
+            rules,
+        }
+    }
+
+    /// Whether a rule matches `path` itself (its last component `name`),
+    /// no exception matching it: [`Protect::protects`] for a path whose
+    /// ancestors were found to match nothing. `hits` is scratch space.
+    pub fn matches_at(
+        &self,
+        index: &NameIndex,
+        name: &[u8],
+        path: &Path,
+        hits: &mut Vec<usize>,
+    ) -> bool {
+        index.set.matches_into(OsStr::from_bytes(name), hits);
+        if hits.is_empty() {
+            return false;
+        }
+        let parts = split(path);
+        let matched = hits
+            .iter()
+            .any(|&h| self.rules[index.rules[h]].matches_exactly(&parts));
+        matched
+            && !self
+                .rules
+                .iter()
+                .any(|r| r.except && r.matches_exactly(&parts))
     }
 
     /// No pattern protects anything.
@@ -323,6 +417,19 @@ fn rule(
     except: bool,
     location: Option<Location>,
 ) -> Result<ProtectRule, String> {
+    rule_in("protect", text, written, except, location)
+}
+
+/// Compiles one pattern of `list` (`protect` or `deny`). One `**` may
+/// stand in the middle (`a/**/b`), once: more is said rather than matched
+/// wrongly.
+fn rule_in(
+    list: &'static str,
+    text: &str,
+    written: &str,
+    except: bool,
+    location: Option<Location>,
+) -> Result<ProtectRule, String> {
     let pattern = Pattern::parse(text, written)?;
     let components = pattern
         .components
@@ -334,15 +441,16 @@ fn rule(
                 .map_err(|e| format!("invalid pattern '{written}': {}", e.kind())),
         })
         .collect::<Result<Vec<_>, String>>()?;
-    // `a/**/b`: one `**` in the middle, after at least one component.
+    // One `**` in the middle, after at least one component (`a/**/b`).
     let stars: Vec<usize> = (pattern.components.iter().enumerate())
         .filter(|(_, c)| *c == "**")
         .map(|(i, _)| i)
         .collect();
     if stars.len() > 1 || stars.first() == Some(&0) {
         return Err(format!(
-            "pattern '{written}': a protect pattern may have one '**' in the middle, \
-             after a name (\"**/.git/modules/**/config\")"
+            "pattern '{written}': a {list} pattern has one '**' at most, at its start \
+             (`**/.env`) or in the middle after a name (`$WORKSPACE/**/.env`, \
+             `**/.git/modules/**/config`)"
         ));
     }
     let deep = stars.first().copied();
@@ -356,6 +464,7 @@ fn rule(
         except,
         subtree: except && written.ends_with("/**"),
         location,
+        list,
         any_depth: pattern.any_depth,
         deep,
         components,
@@ -377,8 +486,52 @@ pub(crate) fn resolve_protect(spec: &PolicySpec, vars: &Vars) -> Result<Protect,
     Ok(Protect { rules })
 }
 
+/// Whether a `[filesystem] deny` entry as written is a pattern (`**`, or
+/// an exception `!PATTERN`) rather than a path.
+pub(crate) fn is_deny_pattern(written: &str) -> bool {
+    written.starts_with('!') || written.contains("**")
+}
+
+/// The `[filesystem] deny` entries that are patterns, compiled like
+/// `protect`'s (see [`is_deny_pattern`]).
+pub(crate) fn resolve_deny_patterns(
+    entries: &[crate::spec::PathEntry],
+    vars: &Vars,
+) -> Result<Protect, PolicyError> {
+    let mut rules: Vec<ProtectRule> = Vec::new();
+    for entry in entries.iter().filter(|e| is_deny_pattern(&e.written)) {
+        // Checked as written first, as `protect` entries are when parsed:
+        // `..` must not be canonicalised away with the prefix.
+        check_written(&entry.written).map_err(|message| PolicyError::InvalidValue {
+            location: entry.location.clone(),
+            key: "filesystem.deny".to_string(),
+            message,
+        })?;
+        let as_pattern = PatternEntry {
+            written: entry.written.clone(),
+            location: entry.location.clone(),
+        };
+        let r = resolve_entry_in("deny", &as_pattern, vars)?;
+        if !rules
+            .iter()
+            .any(|o| o.except == r.except && o.resolved == r.resolved)
+        {
+            rules.push(r);
+        }
+    }
+    Ok(Protect { rules })
+}
+
 fn resolve_entry(entry: &PatternEntry, vars: &Vars) -> Result<ProtectRule, PolicyError> {
-    let key = "filesystem.protect".to_string();
+    resolve_entry_in("protect", entry, vars)
+}
+
+fn resolve_entry_in(
+    list: &'static str,
+    entry: &PatternEntry,
+    vars: &Vars,
+) -> Result<ProtectRule, PolicyError> {
+    let key = format!("filesystem.{list}");
     let invalid = |message: String| PolicyError::InvalidValue {
         location: entry.location.clone(),
         key: key.clone(),
@@ -387,7 +540,7 @@ fn resolve_entry(entry: &PatternEntry, vars: &Vars) -> Result<ProtectRule, Polic
     let (except, written) = split_except(&entry.written);
     let text = crate::broker::resolve::substitute(vars, written, entry, &key)?;
     let text = canonical_prefix(&text);
-    rule(&text, written, except, Some(entry.location.clone())).map_err(invalid)
+    rule_in(list, &text, written, except, Some(entry.location.clone())).map_err(invalid)
 }
 
 /// An anchored pattern with its longest existing literal prefix

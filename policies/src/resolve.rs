@@ -37,6 +37,9 @@ impl PolicySpec {
         let mut filesystem = FsPolicy::default();
         for list in FsList::ALL {
             for entry in self.list(list) {
+                if list == FsList::Deny && crate::protect::is_deny_pattern(&entry.written) {
+                    continue;
+                }
                 resolve_entry(list, entry, vars, &mut filesystem)?;
             }
         }
@@ -52,6 +55,8 @@ impl PolicySpec {
             dedupe(paths);
         }
         filesystem.protect = crate::protect::resolve_protect(self, vars)?;
+        filesystem.deny_patterns =
+            crate::protect::resolve_deny_patterns(self.list(FsList::Deny), vars)?;
         let mut pass = self.env_pass.clone();
         dedupe(&mut pass);
         let mut set = BTreeMap::new();

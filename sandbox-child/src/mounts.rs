@@ -233,6 +233,7 @@ mod tests {
             absent: vec![],
             absent_read_only: vec![],
             protect: Default::default(),
+            deny_patterns: Default::default(),
             links: vec![],
         }
     }

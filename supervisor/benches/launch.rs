@@ -6,7 +6,10 @@
 //!    namespace), under bubblewrap (`bwrap` on PATH; skipped when absent)
 //!    with a policy-built root like sluice's, and under `sluice run` with
 //!    the default policy (in an empty and in a 10,000-file workspace) and
-//!    with a small policy that has nothing to protect. Every round runs each
+//!    with a small policy that has nothing to protect; and `default` without
+//!    its `[filesystem] deny` patterns, beside `default`, in a 10,000-file
+//!    workspace holding ten nested `.env` files (the walk that finds them
+//!    and the mounts that hide them). Every round runs each
 //!    case once, so machine noise hits them alike. Twice: back to back, then
 //!    with 100 ms of idle before every sample, as an agent spaces its tool
 //!    calls (some kernel paths, the cgroup migration's RCU grace period
@@ -111,6 +114,10 @@ fn launchers(env: &Env) -> Vec<Launcher> {
     for (name, policy) in [
         ("sluice default", None),
         ("sluice small policy", Some(env.small_policy.clone())),
+        (
+            "sluice default, no deny patterns",
+            Some(env.no_deny_patterns.clone()),
+        ),
     ] {
         let sluice = env.sluice.clone();
         let state = env.state.clone();
@@ -160,8 +167,34 @@ fn on_path(name: &str) -> Option<PathBuf> {
 struct Env {
     sluice: PathBuf,
     small_policy: PathBuf,
+    /// `default` without its `[filesystem] deny` patterns.
+    no_deny_patterns: PathBuf,
     /// XDG state and configuration of the sluice runs.
     state: PathBuf,
+}
+
+/// The built-in `default`, its `[filesystem] deny` patterns left out (the
+/// paths stay; `protect` and `[broker]` are untouched).
+fn default_without_deny_patterns() -> String {
+    let text = policies::builtin_source("default").unwrap();
+    let (mut table, mut in_deny) = (String::new(), false);
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with('[') {
+            table = line.to_string();
+        }
+        if table == "[filesystem]" && line.starts_with("deny = [") {
+            in_deny = true;
+        } else if in_deny && line.starts_with(']') {
+            in_deny = false;
+        }
+        if in_deny && line.contains("**") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn populate(dir: &Path, files: usize) {
@@ -252,9 +285,12 @@ fn main() {
         "[filesystem]\nread = [\"/usr\", \"/etc\"]\nexecute = [\"/usr\"]\nwrite = [\"$WORKSPACE\", \"$TMPDIR\", \"/dev/null\"]\n",
     )
     .unwrap();
+    let no_deny_patterns = root.join("no-deny-patterns.toml");
+    std::fs::write(&no_deny_patterns, default_without_deny_patterns()).unwrap();
     let env = Env {
         sluice: PathBuf::from(env!("CARGO_BIN_EXE_sluice")),
         small_policy,
+        no_deny_patterns,
         state: root.join("xdg"),
     };
     let all = launchers(&env);
@@ -262,6 +298,11 @@ fn main() {
     let big = root.join("big");
     std::fs::create_dir_all(&empty).unwrap();
     populate(&big, 10_000);
+    let deep = root.join("deep");
+    populate(&deep, 10_000);
+    for i in 0..10 {
+        std::fs::write(deep.join(format!("d{i}/.env")), "SECRET=1\n").unwrap();
+    }
 
     let mut cases: Vec<Case> = all
         .iter()
@@ -277,6 +318,19 @@ fn main() {
         launcher: default,
         ws: &big,
     });
+    let no_deny = (all.iter())
+        .find(|l| l.name == "sluice default, no deny patterns")
+        .unwrap();
+    for (label, launcher) in [
+        ("sluice default, 10,000 files and ten .env", default),
+        ("sluice default, same, no deny patterns", no_deny),
+    ] {
+        cases.push(Case {
+            label: label.into(),
+            launcher,
+            ws: &deep,
+        });
+    }
     println!("launch of /bin/true, {iters} rounds, back to back");
     launch_rounds(&cases, iters, None);
     println!(

@@ -228,7 +228,9 @@ fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
 }
 
 /// `deny = ["$WORKSPACE/**/secret.txt"]` passed `policy check` and denied
-/// nothing (it was taken as a literal path that does not exist): now both
+/// nothing (it was taken as a literal path that does not exist). A `deny`
+/// entry with `**` is now a pattern that holds at any depth (see
+/// `escape_secrets.rs`); in `read_only`, where `**` is not expanded, both
 /// `policy check` and `run` refuse it naming file, line and key. Control:
 /// the same file with the path written out passes and holds.
 #[test]
@@ -236,9 +238,13 @@ fn a_glob_the_filesystem_lists_do_not_expand_is_refused() {
     let fx = Fixture::new(PROBE);
     fs::create_dir_all(fx.ws("config")).unwrap();
     fs::write(fx.ws("config/secret.txt"), "SECRET-nested\n").unwrap();
-    let policy =
-        |deny: &str| format!("extends = [\"default\"]\n\n[filesystem]\ndeny = [\"{deny}\"]\n");
-    let bad = fx.write_policy("glob.toml", &policy("$WORKSPACE/**/secret.txt"));
+    let policy = |list: &str, path: &str| {
+        format!("extends = [\"default\"]\n\n[filesystem]\n{list} = [\"{path}\"]\n")
+    };
+    let bad = fx.write_policy(
+        "glob.toml",
+        &policy("read_only", "$WORKSPACE/**/secret.txt"),
+    );
     for out in [
         sluice(&["policy", "check", "--workspace", &fx.ws(""), &bad]),
         run(&fx, &["--policy", &bad], &["/usr/bin/true"]),
@@ -247,16 +253,21 @@ fn a_glob_the_filesystem_lists_do_not_expand_is_refused() {
         for says in [
             "glob.toml",
             "line 4",
-            "filesystem.deny",
+            "filesystem.read_only",
             "not enforced as written",
         ] {
             assert!(out.stderr.contains(says), "does not say {says:?}\n{out}");
         }
     }
-    let good = fx.write_policy("exact.toml", &policy("$WORKSPACE/config/secret.txt"));
-    sluice(&["policy", "check", "--workspace", &fx.ws(""), &good]).assert_code(0);
-    let out = fx.sluice(&["--policy", &good], &["read", &fx.ws("config/secret.txt")]);
-    out.assert_blocked();
+    for (name, path) in [
+        ("exact.toml", "$WORKSPACE/config/secret.txt"),
+        ("pattern.toml", "$WORKSPACE/**/secret.txt"),
+    ] {
+        let good = fx.write_policy(name, &policy("deny", path));
+        sluice(&["policy", "check", "--workspace", &fx.ws(""), &good]).assert_code(0);
+        let out = fx.sluice(&["--policy", &good], &["read", &fx.ws("config/secret.txt")]);
+        out.assert_blocked();
+    }
 }
 
 /// `extends = ["/dev/zero"]` made `policy check` read until memory ran out.

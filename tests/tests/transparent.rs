@@ -579,7 +579,9 @@ fn a_directory_the_program_opens_through_the_broker_gives_nothing_the_policy_wit
         out.assert_blocked();
         action[5] = "../README.md";
         let out = run(&fx, &policy, transparent, &action);
+        // Refused before any rule: the broker never serves what
+        // `[filesystem] deny` hides.
         out.assert_blocked()
-            .assert_says("ask for each file beneath it");
+            .assert_says("denied by the policy's [filesystem] deny");
     }
 }

@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use super::pattern::{escape, literal_value, Pattern};
-use super::{BrokerPolicy, BrokerRule};
+use super::{BrokerPolicy, BrokerRule, Verdict};
 use crate::error::{Location, PolicyError};
 use crate::spec::{BrokerList, PatternEntry, PolicySpec};
 use crate::vars::{VarError, Vars};
@@ -31,6 +31,29 @@ pub(crate) fn resolve_broker(spec: &PolicySpec, vars: &Vars) -> Result<BrokerPol
                     location: Some(entry.location.clone()),
                 });
             }
+        }
+    }
+    // `[filesystem] deny` patterns hold for the broker too: one list, so
+    // that what the sandbox hides is never served instead. Exceptions are
+    // not carried over (the broker's own lists decide those paths).
+    let fs_deny = spec.list(crate::spec::FsList::Deny).iter();
+    for entry in fs_deny.filter(|e| crate::protect::is_deny_pattern(&e.written)) {
+        if entry.written.starts_with('!') {
+            continue;
+        }
+        let entry = PatternEntry {
+            written: entry.written.clone(),
+            location: entry.location.clone(),
+        };
+        let resolved = resolve_pattern(BrokerList::Deny, &entry, vars, &mut canonicaliser)?;
+        if seen.insert((BrokerList::Deny as usize, resolved.clone())) {
+            rules.push(BrokerRule {
+                verdict: Verdict::Deny,
+                grants_write: false,
+                pattern: entry.written,
+                resolved,
+                location: Some(entry.location),
+            });
         }
     }
     BrokerPolicy::new(rules).map_err(|error| match error.rule {

@@ -62,12 +62,19 @@ fn default_resolves() {
         fs.read_only,
         [ws.join(".git/hooks"), ws.join(".git/config")]
     );
-    for denied in [
-        home.join(".ssh"),
-        home.join(".bash_history"),
-        ws.join(".env.local"),
-    ] {
+    for denied in [home.join(".ssh"), home.join(".bash_history")] {
         assert!(fs.deny.contains(&denied), "{}", denied.display());
+    }
+    // Secrets by name are patterns, matched at any depth at launch.
+    let patterns = &fs.deny_patterns;
+    for secret in [".env.local", "a/b/.env", "certs/server.pem", "k/id_ed25519"] {
+        assert!(patterns.protects(&ws.join(secret)).is_some(), "{secret}");
+    }
+    for template in [".env.example", "pkg/.env.sample", "src/main.rs"] {
+        assert!(
+            patterns.protects(&ws.join(template)).is_none(),
+            "{template}"
+        );
     }
     assert!(fs.absent.contains(&home.join(".aws")));
     assert!(fs.deny.contains(&PathBuf::from("/etc/shadow")));
@@ -95,6 +102,7 @@ fn readonly_resolves() {
     assert!(!fs.write.contains(ws));
     assert!(fs.write.contains(tmp));
     assert_eq!(fs.deny, default.filesystem.deny);
+    assert_eq!(fs.deny_patterns, default.filesystem.deny_patterns);
     assert_eq!(fs.read, default.filesystem.read);
     let devices = |p: &Policy| -> Vec<PathBuf> {
         let write = p.filesystem.write.iter();

@@ -323,16 +323,36 @@ fn globs_where_they_are_not_expanded_are_rejected() {
     root.write("home/.ssh/id", "");
     for (text, says) in [
         (
-            "[filesystem]\nread = [\"/\"]\ndeny = [\"$WORKSPACE/**/secret.txt\"]",
-            "line 3, key 'filesystem.deny': '$WORKSPACE/**/secret.txt' is not enforced as \
-             written: `**` is not expanded in filesystem.deny",
+            "[filesystem]\nread = [\"/\"]\nread_only = [\"$WORKSPACE/**/secret.txt\"]",
+            "line 3, key 'filesystem.read_only': '$WORKSPACE/**/secret.txt' is not enforced \
+             as written: `**` is not expanded in filesystem.read_only",
+        ),
+        (
+            "[filesystem]\nread = [\"/\"]\ndeny = [\"$WORKSPACE/**/a/**/b\"]",
+            "line 3, key 'filesystem.deny': pattern '$WORKSPACE/**/a/**/b': a deny pattern \
+             has one '**'",
+        ),
+        (
+            "[filesystem]\n\ndeny = [\"**/*.{pem\"]",
+            "line 3, key 'filesystem.deny': invalid pattern '**/*.{pem'",
+        ),
+        (
+            "[filesystem]\n\ndeny = [\"sub/**/.env\"]",
+            "line 3, key 'filesystem.deny': pattern 'sub/**/.env' is relative",
+        ),
+        (
+            "[filesystem]\n\ndeny = [\"!$WORKSPACE/../x/**/y\"]",
+            "line 3, key 'filesystem.deny': pattern '$WORKSPACE/../x/**/y' has a '..' component",
         ),
         (
             "[filesystem]\n\nread_only = [\"$WORKSPACE/*/secret.txt\"]",
             "line 3, key 'filesystem.read_only': '$WORKSPACE/*/secret.txt' is not enforced \
              as written: only its last component may be a glob",
         ),
-        ("[filesystem]\ndeny = [\"~/.ssh/**\"]", "(write '~/.ssh')"),
+        (
+            "[filesystem]\nread_only = [\"~/.ssh/**\"]",
+            "(write '~/.ssh')",
+        ),
         (
             "[filesystem]\nread = [{ path = \"$WORKSPACE/*.txt\", optional = true }]",
             "line 2, key 'filesystem.read': '$WORKSPACE/*.txt' does not exist, and globs \
@@ -342,10 +362,11 @@ fn globs_where_they_are_not_expanded_are_rejected() {
         let error = resolve_error(text, &vars);
         assert!(error.contains(says), "{text}\n{error}");
     }
-    assert!(
-        resolve_error("[filesystem]\ndeny = [\"$WORKSPACE/**/secret.txt\"]", &vars)
-            .contains("add '**/secret.txt' to [broker] deny")
-    );
+    assert!(resolve_error(
+        "[filesystem]\nread_only = [\"$WORKSPACE/**/secret.txt\"]",
+        &vars
+    )
+    .contains("add '**/secret.txt' to [broker] deny"));
     let policy = resolve(
         "[filesystem]\nread = [\"${WORKSPACE}\"]\n\
          deny = [\"$WORKSPACE/a/*.txt\", \"$WORKSPACE/[x]/y\", \"${HOME}/.ssh\"]",

@@ -282,6 +282,27 @@ pub fn run(args: RunArgs) -> Result<i32> {
             .broker
             .protect(other, "another sluice session's directory");
     }
+    // `[filesystem] deny` patterns: every match that exists now is denied
+    // like a listed path (a placeholder mounted over it).
+    let walked = s
+        .policy
+        .filesystem
+        .expand_deny_patterns(&s.workspace)
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
+    if args.verbose && walked.entries > 0 {
+        eprintln!(
+            "sluice: deny patterns: {} entries looked at, {} denied",
+            walked.entries, walked.matches
+        );
+    }
+    // What the sandbox hides the broker never serves: under `--transparent`
+    // an open the placeholder refuses goes to the broker, whose rules
+    // (`allow_write = ["$WORKSPACE"]`) would serve the file itself.
+    for path in s.policy.filesystem.deny.clone() {
+        s.policy
+            .broker
+            .protect(path, "denied by the policy's [filesystem] deny");
+    }
     // `$SLUICE_BIN open PATH` works from inside: the binary itself is
     // executable in every sandbox (it holds nothing secret).
     let sluice_bin = std::env::current_exe()

@@ -108,6 +108,9 @@ impl Machine {
             spec.set_network(net);
         }
         let mut policy = spec.resolve(&self.vars()).unwrap();
+        // As `sluice run` does: `deny` patterns become the paths they match.
+        let workspace = self.vars().workspace;
+        policy.filesystem.expand_deny_patterns(&workspace).unwrap();
         let fs = &mut policy.filesystem;
         for list in [
             &mut fs.read,
