@@ -268,7 +268,11 @@ fn agent_policies_open_the_agents_state_and_protect_what_runs_code() {
         let NetPolicy::Hosts(hosts) = &policy.network else {
             panic!("{name}: {:?}", policy.network)
         };
-        let api = if name == "codex" { "api.openai.com" } else { "api.anthropic.com" };
+        let api = if name == "codex" {
+            "api.openai.com"
+        } else {
+            "api.anthropic.com"
+        };
         let api = crate::net::Host::parse(api).unwrap();
         let other = crate::net::Host::parse("example.org").unwrap();
         assert!(hosts.allowed(&api, 443).is_some(), "{name}");
