@@ -101,8 +101,7 @@ impl Machine {
     /// into it, and maps the result back to the machine's own paths.
     /// `[broker]` is left out: the profile does not use it.
     pub fn resolve(&self, name: &str, toml: &str, net: Option<NetPolicy>) -> Policy {
-        let filesystem_part = toml.split("\n[broker]").next().unwrap();
-        let redirected = filesystem_part.replace("\"/", "\"$HOME/../../");
+        let redirected = self.redirect(toml);
         let mut spec = policies::load_str(name, &redirected, Path::new("/")).unwrap();
         if let Some(net) = net {
             spec.set_network(net);
@@ -125,6 +124,23 @@ impl Machine {
             }
         }
         policy
+    }
+
+    /// Policy TOML with its absolute paths redirected into the machine, and
+    /// the built-in policies it extends written into it, redirected too.
+    fn redirect(&self, toml: &str) -> String {
+        let filesystem_part = toml.split("\n[broker]").next().unwrap();
+        let mut text = filesystem_part.replace("\"/", "\"$HOME/../../");
+        for parent in policies::builtin_names() {
+            let named = format!("extends = [\"{parent}\"]");
+            if text.contains(&named) {
+                let file = self.root.join(format!("builtin-{parent}.toml"));
+                let source = policies::builtin_source(parent).unwrap();
+                fs::write(&file, self.redirect(source)).unwrap();
+                text = text.replace(&named, &format!("extends = [\"{}\"]", file.display()));
+            }
+        }
+        text
     }
 
     /// A built-in policy, resolved on this machine.
