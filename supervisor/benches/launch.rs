@@ -27,11 +27,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// A fresh private directory, removed at the end of `main`.
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("sluice-bench-{name}-"))
+        .tempdir()
+        .unwrap();
+    dir.keep()
 }
 
 fn bench(label: &str, iters: usize, sluice: &mut dyn FnMut() -> Command) {

@@ -149,16 +149,6 @@ fn peer_closed(ours: &OwnedFd) -> io::Result<bool> {
     Ok(n == 0)
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1; 2];
-    // SAFETY: pipe2 writes two new descriptors into the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let (a, b) = std::os::unix::net::UnixStream::pair()?;
     Ok((a.into(), b.into()))
@@ -540,7 +530,9 @@ pub(crate) fn garbage(path: &str) -> Step {
             connect.clone(),
             Box::new(|| {
                 // The write end goes; the read end sees EOF once it is closed.
-                pipe().map(|(r, w)| vec![(r, w)]).map_err(|e| e.to_string())
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map(|(r, w)| vec![(r, w)])
+                    .map_err(|e| e.to_string())
             }),
         ),
         (
