@@ -185,8 +185,8 @@ pub fn recv_frame(
     msg.msg_control = control.as_mut_ptr();
     msg.msg_controllen = CmsgBuf::LEN as _;
     let n = loop {
-        // SAFETY: msg describes writable buffers of the stated lengths.
         let flags = MsgFlags::MSG_CMSG_CLOEXEC | blocking.flag();
+        // SAFETY: msg describes writable buffers of the stated lengths.
         let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags.bits()) };
         if n >= 0 {
             break n as usize;
