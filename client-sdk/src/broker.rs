@@ -174,7 +174,7 @@ mod tests {
         let copy = shared_from_value(Some(OsStr::new(&value))).unwrap();
         assert_ne!(copy.as_raw_fd(), a.as_raw_fd());
 
-        let (r, _w) = sys::pipe();
+        let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         let value = r.as_raw_fd().to_string();
         let why = not_under(shared_from_value(Some(OsStr::new(&value))));
         assert!(why.contains("not a socket"), "{why}");
@@ -189,7 +189,7 @@ mod tests {
         let (a, _b) = proto::socket::seqpacket_pair().unwrap();
         adopt_shared(a.as_fd()).unwrap();
 
-        let (r, _w) = sys::pipe();
+        let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         assert!(not_under(adopt_shared(r.as_fd())).contains("not a socket"));
         let (s, _t) = UnixStream::pair().unwrap();
         assert!(not_under(adopt_shared(s.as_fd())).contains("not a unix seqpacket"));

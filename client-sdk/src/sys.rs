@@ -65,14 +65,3 @@ pub(crate) fn register(fd: OwnedFd) -> io::Result<::tokio::io::unix::AsyncFd<Own
     let registered = unsafe { AsyncFd::register_with_interest(fd, interest) };
     Ok(registered?)
 }
-
-/// A pipe, for tests that need a descriptor that is not a socket.
-#[cfg(test)]
-pub(crate) fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [-1; 2];
-    // SAFETY: pipe2 writes two new descriptors into the two-element array.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::Ordering;
 
 use client_sdk::{Access, Client, Error, ErrorKind, OpenOptions, ProtocolError, QueryAnswer};
-use fake_broker::{fd_flags, pipe, probe, probe_closed, temp_path, Config, FakeBroker};
+use fake_broker::{fd_flags, probe, probe_closed, temp_path, Config, FakeBroker};
 use proto::fd::FdError;
 
 fn client(broker: &FakeBroker) -> Client {
@@ -291,7 +291,7 @@ fn a_connection_dropped_before_the_handshake_is_closed() {
 
 #[test]
 fn not_under_sluice_without_a_seqpacket_socket() {
-    let (r, _w) = pipe();
+    let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     match Client::connect(r.as_fd(), "x") {
         Err(Error::NotUnderSluice { why }) => assert!(why.contains("not a socket"), "{why}"),
         other => panic!("{other:?}"),

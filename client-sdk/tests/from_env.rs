@@ -6,7 +6,7 @@ mod fake_broker;
 use std::os::fd::AsRawFd;
 
 use client_sdk::{Client, Error, BROKER_FD_ENV};
-use fake_broker::{pipe, FakeBroker};
+use fake_broker::FakeBroker;
 
 fn not_under_sluice(result: Result<Client, Error>) -> String {
     match result {
@@ -37,7 +37,7 @@ fn from_env_uses_the_inherited_socket_or_says_not_under_sluice() {
             client.ping().await.unwrap();
         });
 
-    let (r, _w) = pipe();
+    let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     std::env::set_var(BROKER_FD_ENV, r.as_raw_fd().to_string());
     let why = not_under_sluice(Client::from_env());
     assert!(why.contains("not a socket"), "{why}");

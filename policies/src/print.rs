@@ -211,23 +211,15 @@ fn write_list(out: &mut String, key: &str, quoted: impl Iterator<Item = String>)
 }
 
 /// A path as a TOML string that reads back as the same path: `$` doubled,
-/// and, where the last component would be taken for a glob, its glob
-/// characters put in brackets (`[*]`).
+/// and, where the last component would be taken for a glob, that component
+/// escaped as a glob that matches only itself ([`crate::broker::escape`]).
 fn quote_path(path: &Path, escape_globs: bool) -> String {
     let text = path.to_string_lossy().replace('$', "$$");
     let (dir, last) = text.rsplit_once('/').unwrap_or(("", &text));
     if !escape_globs || !last.contains(GLOB_CHARS) {
         return quote(&text);
     }
-    let mut escaped = format!("{dir}/");
-    for c in last.chars() {
-        if GLOB_CHARS.contains(&c) || c == ']' || c == '}' {
-            write!(escaped, "[{c}]").unwrap();
-        } else {
-            escaped.push(c);
-        }
-    }
-    quote(&escaped)
+    quote(&format!("{dir}/{}", crate::broker::escape(last)))
 }
 
 /// A bare key where TOML allows one, else a quoted key.
@@ -277,6 +269,9 @@ mod tests {
         assert_eq!(quote_path(Path::new("/a[1]/b*"), false), "\"/a[1]/b*\"");
         assert_eq!(quote_path(Path::new("/a[1]/b*"), true), "\"/a[1]/b[*]\"");
         assert_eq!(quote_path(Path::new("/a/f[1]"), true), "\"/a/f[[]1[]]\"");
+        // A backslash is globset's escape: doubled, or `b\*` would read as
+        // `b` then an escaped `[`.
+        assert_eq!(quote_path(Path::new("/a/b\\*"), true), quote("/a/b\\\\[*]"));
     }
 
     #[test]

@@ -11,9 +11,14 @@
 //! (`MSG_CTRUNC`) and truncated records (`MSG_TRUNC`) are reported, and every
 //! descriptor the caller does not take is closed.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::mem;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -40,33 +45,22 @@ pub enum Blocking {
 }
 
 impl Blocking {
-    fn flag(self) -> libc::c_int {
+    fn flag(self) -> MsgFlags {
         match self {
-            Blocking::Yes => 0,
-            Blocking::No => libc::MSG_DONTWAIT,
+            Blocking::Yes => MsgFlags::empty(),
+            Blocking::No => MsgFlags::MSG_DONTWAIT,
         }
     }
 }
 
 /// Creates a connected `SOCK_SEQPACKET` pair, both ends close-on-exec.
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1 as RawFd; 2];
-    // SAFETY: socketpair writes two descriptors into the two-element array
-    // it is given; on success both are new and owned by nobody else.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created by socketpair and are owned
-    // by this function alone.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
 }
 
 /// `SO_DOMAIN` and `SO_TYPE` of a socket (`ENOTSOCK` for anything else).
@@ -108,51 +102,32 @@ pub fn send_frame(
     fd: Option<BorrowedFd<'_>>,
     blocking: Blocking,
 ) -> io::Result<()> {
-    let mut iov = libc::iovec {
-        iov_base: bytes.as_ptr() as *mut libc::c_void,
-        iov_len: bytes.len(),
-    };
-    // A control buffer for one descriptor, aligned for cmsghdr.
-    let mut control = CmsgBuf::new();
-    // SAFETY: an all-zero msghdr is a valid "no name, no iov, no control".
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
-        let raw = fd.as_raw_fd();
-        // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
-        let (space, len) = unsafe {
-            (
-                libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) as usize,
-                libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as usize,
-            )
-        };
-        msg.msg_control = control.as_mut_ptr();
-        msg.msg_controllen = space as _;
-        // The control buffer is larger than CMSG_SPACE(one fd) and aligned
-        // for cmsghdr. SAFETY: so CMSG_FIRSTHDR is non-null, and the header
-        // and its one-descriptor payload lie inside the buffer.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = len as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, raw);
-        }
-    }
+    send_record(sock, bytes, fd.as_slice(), blocking)
+}
+
+/// Sends `bytes` as one record with any number of descriptors attached
+/// (`SCM_RIGHTS`). The protocol sends at most one ([`send_frame`]); tests
+/// and the probe send more to check that they are refused.
+pub fn send_record(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+    blocking: Blocking,
+) -> io::Result<()> {
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+    let iov = [IoSlice::new(bytes)];
     loop {
-        let flags = libc::MSG_NOSIGNAL | blocking.flag();
-        // SAFETY: msg points at iov and control, which outlive the call;
-        // sendmsg only reads them.
-        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) };
-        if n >= 0 {
-            // A SOCK_SEQPACKET record is sent whole or not at all.
-            debug_assert_eq!(n as usize, bytes.len());
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        let flags = MsgFlags::MSG_NOSIGNAL | blocking.flag();
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, flags, None) {
+            Ok(n) => {
+                // A SOCK_SEQPACKET record is sent whole or not at all.
+                debug_assert_eq!(n, bytes.len());
+                return Ok(());
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -187,6 +162,11 @@ pub struct Received {
 ///
 /// `buf` should be [`RECV_BUF_LEN`] long; a shorter one makes larger
 /// records come back `truncated`.
+///
+/// Not on nix's `recvmsg`: when control data is cut (`MSG_CTRUNC`), the
+/// kernel has already installed the descriptors that fit, and nix's
+/// `RecvMsg::cmsgs` refuses to walk a truncated buffer, so they would leak;
+/// [`take_fds`] walks it and owns every one.
 pub fn recv_frame(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -205,14 +185,9 @@ pub fn recv_frame(
     msg.msg_control = control.as_mut_ptr();
     msg.msg_controllen = CmsgBuf::LEN as _;
     let n = loop {
+        let flags = MsgFlags::MSG_CMSG_CLOEXEC | blocking.flag();
         // SAFETY: msg describes writable buffers of the stated lengths.
-        let n = unsafe {
-            libc::recvmsg(
-                sock.as_raw_fd(),
-                &mut msg,
-                libc::MSG_CMSG_CLOEXEC | blocking.flag(),
-            )
-        };
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags.bits()) };
         if n >= 0 {
             break n as usize;
         }
@@ -425,6 +400,31 @@ mod tests {
             err,
             SocketError::Fd(FdError::Unexpected { received: 1 })
         ));
+        // Every copy is closed: the peer sees end of file.
+        let mut byte = [0u8; 1];
+        assert_eq!(ours.read(&mut byte).unwrap(), 0);
+    }
+
+    /// More descriptors than the receive buffer holds: the kernel installs
+    /// those that fit and sets MSG_CTRUNC. They must all be closed, not
+    /// leaked (nix's `RecvMsg::cmsgs` refuses to walk a truncated buffer,
+    /// which is why the receive side keeps its own walk).
+    #[test]
+    fn descriptors_beyond_the_buffer_are_refused_and_all_closed() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        let many = vec![theirs.as_fd(); MAX_FDS * 4];
+        let bytes = frame::encode(&ping(1)).unwrap();
+        send_record(a.as_fd(), &bytes, &many, Blocking::Yes).unwrap();
+        drop(many);
+        drop(theirs);
+        let mut buf = vec![0; RECV_BUF_LEN];
+        let err = recv_message::<ClientMessage>(b.as_fd(), &mut buf, Blocking::Yes, |_| false)
+            .unwrap_err();
+        assert!(
+            matches!(err, SocketError::Fd(FdError::Truncated { .. })),
+            "{err:?}"
+        );
         // Every copy is closed: the peer sees end of file.
         let mut byte = [0u8; 1];
         assert_eq!(ours.read(&mut byte).unwrap(), 0);

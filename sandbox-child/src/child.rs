@@ -348,8 +348,8 @@ impl Runner<'_> {
         }
         self.build_root();
         // The old working directory may sit beneath a path just covered.
-        // SAFETY: cwd is NUL-terminated.
         self.step(Step::Chdir, 0, || {
+            // SAFETY: cwd is NUL-terminated.
             sys::check(unsafe { libc::chdir(plan.cwd.as_ptr()) } as _).map(drop)
         });
         true
@@ -494,8 +494,8 @@ fn seal(dir: &std::ffi::CStr) -> Result<(), i32> {
 
 fn make_entry(entry: &RootEntry) -> Result<(), i32> {
     match entry {
-        // SAFETY: path is NUL-terminated, prepared before fork.
         RootEntry::Dir(path) => {
+            // SAFETY: path is NUL-terminated, prepared before fork.
             sys::check(unsafe { libc::mkdir(path.as_ptr(), 0o755) } as _).map(drop)
         }
         RootEntry::File(path) => {

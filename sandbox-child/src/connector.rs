@@ -267,12 +267,10 @@ mod tests {
         let pair = |ty: c_int| -> (OwnedFd, OwnedFd) {
             let mut fds = [0; 2];
             // SAFETY: socketpair writes two descriptors into fds.
-            assert_eq!(
-                unsafe {
-                    libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
-                },
-                0
-            );
+            let rc = unsafe {
+                libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+            };
+            assert_eq!(rc, 0);
             // SAFETY: both are new descriptors owned by nothing else.
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
         };
@@ -285,10 +283,8 @@ mod tests {
         })
         .unwrap();
         // SAFETY: prctl with constant arguments, on this thread only.
-        assert_eq!(
-            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-            0
-        );
+        let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        assert_eq!(rc, 0);
         spawn(theirs.as_raw_fd(), &allow.as_fprog()).unwrap();
         drop(theirs);
         let ask = |kind: Kind, addr: &[u8], file: Option<&OwnedFd>| -> i32 {

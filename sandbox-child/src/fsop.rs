@@ -290,8 +290,8 @@ fn perform(req: &Request<'_>, dir: c_int, dir2: c_int) -> Result<Option<c_int>, 
     };
     // SAFETY: umask only sets this process's mask.
     unsafe { libc::umask(req.umask as libc::mode_t) };
-    // SAFETY (every call below): the names are NUL-terminated buffers alive
-    // for the call; the descriptors were received with the request.
+    // SAFETY: for every call below, the names are NUL-terminated buffers
+    // alive for the call; the descriptors were received with the request.
     let rc = unsafe {
         match req.op {
             Op::Open => {
@@ -387,8 +387,9 @@ fn perform(req: &Request<'_>, dir: c_int, dir2: c_int) -> Result<Option<c_int>, 
 /// connector's sandbox: what the program could open itself. A file it may
 /// resolve but not read gives that error instead of a path descriptor.
 fn reopen_for_reading(fd: c_int) -> Result<c_int, i32> {
-    // SAFETY: fstat fills `st`; `fd` is ours.
+    // SAFETY: an all-zero stat is valid; fstat overwrites it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat fills `st`; `fd` is ours.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return Err(sys::errno());
     }

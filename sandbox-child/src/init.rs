@@ -49,8 +49,8 @@ impl Signals {
             // SAFETY: set is a valid signal set; sigaddset writes only to it.
             sys::check(unsafe { libc::sigaddset(&mut set.0, sig) } as _)?;
         }
-        // SAFETY: set is a valid signal set.
         sys::check(
+            // SAFETY: set is a valid signal set.
             unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set.0, std::ptr::null_mut()) } as _,
         )?;
         Ok(set)

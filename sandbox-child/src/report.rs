@@ -83,44 +83,6 @@ impl EnforcementReport {
         l.status = Status::NotEnforced;
         l.detail = why;
     }
-
-    /// One JSON object, for the audit record. Hand-written to keep this crate
-    /// free of a JSON dependency; details are escaped.
-    pub fn to_json(&self) -> String {
-        let layers: Vec<String> = self
-            .layers
-            .iter()
-            .map(|l| {
-                format!(
-                    "{{\"layer\":\"{}\",\"status\":\"{}\",\"required\":{},\"detail\":{}}}",
-                    l.layer,
-                    l.status.as_str(),
-                    l.required,
-                    json_string(&l.detail)
-                )
-            })
-            .collect();
-        format!(
-            "{{\"landlock_abi\":{},\"layers\":[{}]}}",
-            self.landlock_abi,
-            layers.join(",")
-        )
-    }
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 impl fmt::Display for EnforcementReport {
@@ -374,22 +336,5 @@ mod tests {
         l.required = true;
         l.status = Status::NotNeeded;
         assert!(!l.blocks_launch());
-    }
-
-    #[test]
-    fn json_escapes_details() {
-        let r = EnforcementReport {
-            landlock_abi: 7,
-            layers: vec![LayerReport {
-                layer: Layer::Limits,
-                status: Status::Enforced,
-                required: true,
-                detail: "a \"b\"\n\\".into(),
-            }],
-        };
-        assert_eq!(
-            r.to_json(),
-            r#"{"landlock_abi":7,"layers":[{"layer":"limits","status":"enforced","required":true,"detail":"a \"b\"\u000a\\"}]}"#
-        );
     }
 }

@@ -1,7 +1,7 @@
 //! Preparing a session and forking the sandboxed child.
 
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -118,16 +118,6 @@ pub fn find_program(
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("creating the launch pipe");
-    }
-    // SAFETY: pipe2 returned two fresh descriptors that we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// What the caller hands to [`spawn`].
 pub struct Launch {
     pub program: PathBuf,
@@ -189,7 +179,8 @@ pub struct Spawned {
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
 /// enforced, forks, and waits for the child to exec (or to report why not).
 pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
-    let (read_end, write_end) = pipe()?;
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating the launch pipe")?;
     let notify = match launch.notify {
         true => Some(proto::socket::seqpacket_pair().context("creating the notification socket")?),
         false => None,

@@ -8,6 +8,10 @@
 
 use std::io;
 
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{siginfo, SfdFlags, SignalFd};
+
 use crate::cgroup::SessionCgroup;
 use crate::exit;
 
@@ -15,26 +19,18 @@ use crate::exit;
 /// them to sluice (to the sandbox's init, which passes them on).
 const FORWARDED: [libc::c_int; 5] = sandbox_child::FORWARDED_SIGNALS;
 
-fn handled_set() -> libc::sigset_t {
-    // SAFETY: sigset operations on a zeroed local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
-            libc::sigaddset(&mut set, sig);
-        }
-        set
+fn handled_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+        set.add(Signal::try_from(sig).expect("a forwarded signal is a signal"));
     }
+    set
 }
 
 /// Blocks the handled signals in this thread (and threads created later), and
 /// makes sluice a subreaper that cannot be inspected by the program.
 pub fn prepare_supervisor() -> io::Result<()> {
-    let set = handled_set();
-    // SAFETY: set is a valid signal set.
-    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    handled_set().thread_block()?;
     // Non-dumpable: /proc/<sluice>/{mem,environ,root,...} and ptrace are
     // closed to processes without CAP_SYS_PTRACE, whatever else holds.
     // SAFETY: integer arguments only.
@@ -63,16 +59,9 @@ pub fn supervise_except(
 ) -> io::Result<i32> {
     let mut set = handled_set();
     for sig in others {
-        // SAFETY: set is a valid signal set.
-        unsafe { libc::sigdelset(&mut set, *sig) };
+        set.remove(Signal::try_from(*sig)?);
     }
-    // SAFETY: set is valid; signalfd returns a new descriptor or -1.
-    let sfd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) };
-    if sfd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: sfd was just created and is owned here.
-    let sfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd) };
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)?;
     let status = loop {
         if let Some(status) = reap(child)? {
             break status;
@@ -91,26 +80,15 @@ pub fn supervise_except(
     Ok(exit::from_wait_status(status))
 }
 
-fn read_signal(sfd: &std::os::fd::OwnedFd) -> io::Result<libc::signalfd_siginfo> {
-    use std::os::fd::AsRawFd;
+/// The next signal from a blocking signalfd.
+fn read_signal(sfd: &SignalFd) -> io::Result<siginfo> {
     loop {
-        // SAFETY: an all-zero signalfd_siginfo is valid; read fills it.
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        // SAFETY: reading one struct into info.
-        let n = unsafe {
-            libc::read(
-                sfd.as_raw_fd(),
-                (&mut info as *mut libc::signalfd_siginfo).cast(),
-                size,
-            )
-        };
-        if n == size as isize {
-            return Ok(info);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match sfd.read_signal() {
+            Ok(Some(info)) => return Ok(info),
+            // Only a non-blocking signalfd has nothing to read.
+            Ok(None) => return Err(io::ErrorKind::WouldBlock.into()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -309,7 +309,7 @@ fn a_session_without_its_end_is_running_only_while_its_lock_is_held() {
     log.append(&decision(0)).unwrap();
     // The session's liveness record (`session_dir`), which its supervisor
     // keeps locked while it runs.
-    let state = tmp.0.join("state");
+    let state = tmp.path().join("state");
     let records = state.join("sluice/sessions");
     std::fs::create_dir_all(&records).unwrap();
     std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -400,10 +400,14 @@ fn a_kill_9_leaves_a_log_that_verifies() {
 #[test]
 fn files_are_0600_in_0700_directories() {
     let tmp = TempDir::new("modes");
-    let dir = tmp.0.join("state/sluice/audit");
+    let dir = tmp.path().join("state/sluice/audit");
     let file = write_session(&dir, "s1", 1);
     assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o7777, 0o600);
-    for d in [tmp.0.join("state"), tmp.0.join("state/sluice"), dir.clone()] {
+    for d in [
+        tmp.path().join("state"),
+        tmp.path().join("state/sluice"),
+        dir.clone(),
+    ] {
         let mode = std::fs::metadata(&d).unwrap().mode() & 0o7777;
         assert_eq!(mode, 0o700, "{}", d.display());
     }

@@ -286,10 +286,10 @@ fn tail_follow_prints_new_records() {
 #[test]
 fn the_default_directory_follows_xdg_state_home() {
     let tmp = TempDir::new("xdg");
-    write_session(&tmp.0.join("sluice/audit"), "xdg1", 1);
+    write_session(&tmp.path().join("sluice/audit"), "xdg1", 1);
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["audit", "list", "--json"])
-        .env("XDG_STATE_HOME", &tmp.0)
+        .env("XDG_STATE_HOME", tmp.path())
         .output()
         .unwrap();
     let sessions = json_lines(&out);
@@ -297,11 +297,11 @@ fn the_default_directory_follows_xdg_state_home() {
     assert_eq!(sessions[0]["session"], "xdg1");
 
     let home = TempDir::new("home");
-    write_session(&home.0.join(".local/state/sluice/audit"), "home1", 1);
+    write_session(&home.path().join(".local/state/sluice/audit"), "home1", 1);
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["audit", "list", "--json"])
         .env_remove("XDG_STATE_HOME")
-        .env("HOME", &home.0)
+        .env("HOME", home.path())
         .output()
         .unwrap();
     assert_eq!(json_lines(&out)[0]["session"], "home1");

@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A fresh private workspace (not removed afterwards, as before).
 fn workspace(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-sup-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    tempfile::Builder::new()
+        .prefix(&format!("sluice-sup-{name}-"))
+        .tempdir()
+        .unwrap()
+        .keep()
 }
 
 fn spawn(ws: &PathBuf, script: &str) -> Child {

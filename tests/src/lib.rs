@@ -36,15 +36,14 @@
 //! attack's output must never contain it.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -71,56 +70,110 @@ pub const CANARY_VALUE: &str = "SECRET-supervisor-environment";
 /// Liveness guard only, not a speed assertion: a hung sluice must not hang CI.
 const HANG_GUARD: Duration = Duration::from_secs(300);
 
-/// The `sluice` binary: `$SLUICE_BIN`, else `target/<profile>/sluice` next to the
-/// running test executable (`target/<profile>/deps/<test>`).
+/// The `sluice` binary: `$SLUICE_BIN` as given, else `target/<profile>/sluice`
+/// next to the running test executable (`target/<profile>/deps/<test>`), built
+/// first when it is missing or older than any source it was built from, so
+/// `cargo test -p sluice-tests` after a supervisor change never tests a stale
+/// binary.
 pub fn sluice_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("SLUICE_BIN") {
         return PathBuf::from(bin);
     }
+    static FRESH: OnceLock<PathBuf> = OnceLock::new();
+    FRESH
+        .get_or_init(|| {
+            let bin = profile_dir().join("sluice");
+            if let Some(why) = stale(&bin) {
+                eprintln!("sluice-tests: {why}: building it");
+                cargo_build(&["-p", "supervisor", "--bin", "sluice"]);
+                if let Some(why) = stale(&bin) {
+                    panic!("{why} even after `cargo build -p supervisor --bin sluice`");
+                }
+            }
+            bin
+        })
+        .clone()
+}
+
+/// `target/<profile>`, from the running test executable's place in it.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
-        .expect("test executable is in target/<profile>/deps");
-    let bin = profile_dir.join("sluice");
-    assert!(
-        bin.is_file(),
-        "sluice binary not found at {}: run `cargo build --workspace` first (or set SLUICE_BIN)",
-        bin.display()
-    );
-    bin
+        .expect("test executable is in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Why `bin` cannot be used as it is: missing, or older than one of the sources
+/// that cargo's dep-info file (`BIN.d`, written with every build) lists for it.
+/// Cargo rebuilds by the same mtime comparison, so a binary this accepts is one
+/// `cargo build` would not rebuild.
+fn stale(bin: &Path) -> Option<String> {
+    let built = match fs::metadata(bin).and_then(|m| m.modified()) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("{}: {e}", bin.display())),
+    };
+    let dep_info = bin.with_extension("d");
+    let text = match fs::read_to_string(&dep_info) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("{}: {e}", dep_info.display())),
+    };
+    // `target: src1 src2 ...`, spaces in names escaped with a backslash.
+    let Some((_, deps)) = text.split_once(": ") else {
+        return Some(format!("{}: not a dep-info file", dep_info.display()));
+    };
+    let deps = deps.replace("\\ ", "\0");
+    for dep in deps.split_whitespace() {
+        let dep = PathBuf::from(dep.replace('\0', " "));
+        match fs::metadata(&dep).and_then(|m| m.modified()) {
+            Ok(t) if t <= built => {}
+            Ok(_) => return Some(format!("{} is older than {}", bin.display(), dep.display())),
+            Err(e) => {
+                return Some(format!(
+                    "{} (a source of {}): {e}",
+                    dep.display(),
+                    bin.display()
+                ))
+            }
+        }
+    }
+    None
+}
+
+/// `cargo build --quiet ARGS` in this workspace, with the profile the tests
+/// run with.
+fn cargo_build(args: &[&str]) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--quiet")
+        .args(args)
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .stdin(Stdio::null());
+    if profile_dir().file_name() == Some(OsStr::new("release")) {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo build {args:?}: {e}"));
+    assert!(status.success(), "cargo build {args:?} failed ({status})");
 }
 
 /// An example of the client SDK, `target/<profile>/examples/NAME`. `cargo test
 /// --workspace` builds the examples; when this one is missing (the tests crate
 /// was built alone), it is built here with the profile the tests run with.
 pub fn example_bin(name: &str) -> PathBuf {
-    let profile_dir = sluice_bin()
-        .parent()
-        .expect("sluice is in target/<profile>")
-        .to_path_buf();
-    let bin = profile_dir.join("examples").join(name);
-    if bin.is_file() {
-        return bin;
+    let bin = profile_dir().join("examples").join(name);
+    if !bin.is_file() {
+        cargo_build(&["-p", "client-sdk", "--example", name]);
+        assert!(
+            bin.is_file(),
+            "building the example {name} did not make {}",
+            bin.display()
+        );
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "client-sdk", "--example", name])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .stdin(Stdio::null());
-    if profile_dir.file_name() == Some(OsStr::new("release")) {
-        cmd.arg("--release");
-    }
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build the example {name}: {e}"));
-    assert!(
-        status.success() && bin.is_file(),
-        "building the example {name} failed ({status}); expected {}",
-        bin.display()
-    );
     bin
 }
 
@@ -134,41 +187,19 @@ pub fn expected_landlock_abi() -> u32 {
     }
 }
 
-/// A directory under /tmp, removed on drop (kept if `SLUICE_TEST_KEEP` is set).
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let template = CString::new(format!("/tmp/sluice-test-{tag}-XXXXXX")).unwrap();
-        let mut buf = template.into_bytes_with_nul();
-        // SAFETY: buf is a writable NUL-terminated template ending in XXXXXX.
-        let ret = unsafe { libc::mkdtemp(buf.as_mut_ptr().cast()) };
-        assert!(
-            !ret.is_null(),
-            "mkdtemp: {}",
-            std::io::Error::last_os_error()
-        );
-        buf.pop();
-        TempDir(PathBuf::from(OsStr::from_bytes(&buf)))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::env::var_os("SLUICE_TEST_KEEP").is_none() {
-            // Best effort: a failed cleanup must not mask the test's own result.
-            fs::remove_dir_all(&self.0).ok();
-        }
-    }
+/// A fresh private (0700) directory `/tmp/sluice-test-TAG-XXXXXX`, removed on
+/// drop (kept if `SLUICE_TEST_KEEP` is set).
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sluice-test-{tag}-"))
+        .disable_cleanup(std::env::var_os("SLUICE_TEST_KEEP").is_some())
+        .tempdir_in("/tmp")
+        .unwrap_or_else(|e| panic!("creating a temporary directory under /tmp: {e}"))
 }
 
 /// A fresh workspace, fake home and outside directory, plus a probe copy.
 pub struct Fixture {
-    root: TempDir,
+    root: tempfile::TempDir,
     pub ws_dir: PathBuf,
     pub home_dir: PathBuf,
     pub outside_dir: PathBuf,
@@ -186,7 +217,7 @@ fn write_file(path: &Path, data: &str, mode: u32) {
 
 impl Fixture {
     pub fn new(probe_src: &str) -> Fixture {
-        let root = TempDir::new("fx");
+        let root = temp_dir("fx");
         let ws_dir = root.path().join("ws");
         let home_dir = root.path().join("home");
         let outside_dir = root.path().join("outside");

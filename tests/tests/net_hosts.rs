@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sluice_tests::audit::{only_session, records};
-use sluice_tests::{execute, Fixture, Outcome, TempDir};
+use sluice_tests::{execute, temp_dir, Fixture, Outcome};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 const PYTHON: &str = "/usr/bin/python3";
@@ -93,7 +93,7 @@ fn serve_one(mut stream: TcpStream, root: &Path) {
 /// The fixture, a served directory, the server and the test resolver.
 struct Net {
     fx: Fixture,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
     hosts: PathBuf,
     served: PathBuf,
     server: Server,
@@ -102,7 +102,7 @@ struct Net {
 impl Net {
     fn new() -> Net {
         let fx = Fixture::new(PROBE);
-        let dir = TempDir::new("net");
+        let dir = temp_dir("net");
         let served = dir.path().join("www");
         fs::create_dir_all(&served).unwrap();
         fs::write(served.join("index.html"), BODY).unwrap();

@@ -425,18 +425,6 @@ pub fn probe_closed(peer: &mut std::os::unix::net::UnixStream) -> bool {
     matches!(peer.read(&mut byte), Ok(0))
 }
 
-pub fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [-1; 2];
-    // SAFETY: pipe2 writes two new descriptors into the two-element array.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    unsafe {
-        use std::os::fd::FromRawFd;
-        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
-    }
-}
-
 pub fn fd_flags(fd: BorrowedFd<'_>) -> libc::c_int {
     // SAFETY: F_GETFD reads descriptor flags only.
     let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };

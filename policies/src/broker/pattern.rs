@@ -132,21 +132,12 @@ pub(crate) fn compile(text: &str) -> Result<Glob, globset::Error> {
     GlobBuilder::new(text).literal_separator(true).build()
 }
 
-/// `text` escaped so that, as a pattern, it matches only itself.
+/// `text` escaped so that, as a glob, it matches only itself: globset's own
+/// escaping (glob characters in brackets, `[*]`), with backslashes doubled
+/// first, since globset reads a backslash as an escape and its `escape`
+/// leaves it alone.
 pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '*' | '?' | '[' | ']' | '{' | '}' => {
-                out.push('[');
-                out.push(c);
-                out.push(']');
-            }
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out
+    globset::escape(&text.replace('\\', "\\\\"))
 }
 
 /// A path written as a `[broker]` pattern that matches only that path: glob

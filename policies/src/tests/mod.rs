@@ -10,49 +10,44 @@ mod resolve;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::{load_str, Policy, PolicySpec, Vars};
 
-/// A directory under the system's temporary directory, removed on drop.
-pub(crate) struct TempDir(PathBuf);
+/// A fresh private directory under the system's temporary directory, by its
+/// canonical path, removed on drop.
+pub(crate) struct TempDir {
+    path: PathBuf,
+    /// Removes the directory on drop.
+    _dir: tempfile::TempDir,
+}
 
 impl TempDir {
     pub(crate) fn new() -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let unique = format!(
-            "policies-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(unique);
-        fs::create_dir_all(&path).expect("create temporary directory");
-        TempDir(fs::canonicalize(path).expect("canonicalise temporary directory"))
+        let dir = tempfile::Builder::new()
+            .prefix("policies-test-")
+            .tempdir()
+            .expect("create temporary directory");
+        let path = fs::canonicalize(dir.path()).expect("canonicalise temporary directory");
+        TempDir { path, _dir: dir }
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 
     /// Creates `relative` and its parents as directories.
     pub(crate) fn mkdir(&self, relative: &str) -> PathBuf {
-        let path = self.0.join(relative);
+        let path = self.path.join(relative);
         fs::create_dir_all(&path).expect("mkdir");
         path
     }
 
     /// Writes a file, creating its parent directories.
     pub(crate) fn write(&self, relative: &str, text: &str) -> PathBuf {
-        let path = self.0.join(relative);
+        let path = self.path.join(relative);
         fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         fs::write(&path, text).expect("write");
         path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

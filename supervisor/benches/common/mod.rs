@@ -29,12 +29,14 @@ pub fn audited_shared(dir: &Path, policy: policies::Policy) -> Arc<Shared> {
     ))
 }
 
-/// A fresh directory `sluice-bench-<name>-<pid>` under the temporary
-/// directory, canonical.
+/// A fresh private directory `sluice-bench-<name>-XXXXXX` under the temporary
+/// directory, canonical, kept after the bench for a look.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("sluice-bench-{name}-"))
+        .tempdir()
+        .unwrap()
+        .keep();
     dir.canonicalize().unwrap()
 }
 

@@ -58,6 +58,6 @@ pub mod verify;
 pub use dir::ensure_private_dir;
 pub use log::AuditLog;
 pub use record::{
-    Access, By, ConnectionRecord, Counts, Decision, DecisionRecord, EndRecord, Entry, Flags, Op,
-    Quarantined, Record, Refused, StartRecord, Via,
+    enforcement_json, Access, By, ConnectionRecord, Counts, Decision, DecisionRecord, EndRecord,
+    Entry, Flags, Op, Quarantined, Record, Refused, StartRecord, Via,
 };

@@ -30,6 +30,24 @@ pub struct StartRecord {
     pub child_pid: u32,
 }
 
+/// The enforcement report as the start record holds it:
+/// `{"landlock_abi": N, "layers": [{"layer", "status", "required", "detail"}]}`.
+pub fn enforcement_json(report: &sandbox_child::EnforcementReport) -> serde_json::Value {
+    let layers: Vec<serde_json::Value> = report
+        .layers
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "layer": l.layer.to_string(),
+                "status": l.status.as_str(),
+                "required": l.required,
+                "detail": l.detail,
+            })
+        })
+        .collect();
+    serde_json::json!({ "landlock_abi": report.landlock_abi, "layers": layers })
+}
+
 /// One brokered decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionRecord {
@@ -405,6 +423,25 @@ impl<'de> Deserialize<'de> for Flags {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_enforcement_report_is_json_with_details_escaped() {
+        use sandbox_child::{EnforcementReport, LayerReport, Status};
+        let r = EnforcementReport {
+            landlock_abi: 7,
+            layers: vec![LayerReport {
+                layer: policies::Layer::Limits,
+                status: Status::Enforced,
+                required: true,
+                detail: "a \"b\"\n\\".into(),
+            }],
+        };
+        let expected: serde_json::Value = serde_json::from_str(
+            r#"{"landlock_abi":7,"layers":[{"layer":"limits","status":"enforced","required":true,"detail":"a \"b\"\u000a\\"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(super::enforcement_json(&r), expected);
+    }
+
     use super::*;
 
     #[test]

@@ -14,6 +14,7 @@ use anyhow::Result;
 use clap::Args;
 use client_sdk::{Access, Client, Error, OpenOptions, QueryAnswer};
 
+use crate::audit::escape::for_terminal;
 use crate::exit;
 
 /// The broker (its policy, or the person asked) denied the request.
@@ -103,7 +104,7 @@ fn query(client: &mut Client, args: &OpenArgs) -> Result<i32> {
             // The broker's reason usually names the rule already.
             let rule = rule.filter(|rule| !reason.contains(rule.as_str()));
             (
-                format!("denied: {}{}", printable(&reason), rule_suffix(&rule)),
+                format!("denied: {}{}", for_terminal(&reason), rule_suffix(&rule)),
                 DENIED,
             )
         }
@@ -159,30 +160,17 @@ fn failure(what: &str, err: &Error) -> anyhow::Error {
     };
     exit::with_code(
         code,
-        format!("{what}: {}{hint}", printable(&err.to_string())),
+        format!("{what}: {}{hint}", for_terminal(&err.to_string())),
     )
 }
 
+/// Broker text can quote a path the sandboxed program chose: it reaches the
+/// terminal only through [`for_terminal`].
 fn rule_suffix(rule: &Option<String>) -> String {
     match rule {
-        Some(rule) => format!(" (rule {})", printable(rule)),
+        Some(rule) => format!(" (rule {})", for_terminal(rule)),
         None => String::new(),
     }
-}
-
-/// Broker text can quote a path the sandboxed program chose: show control
-/// characters escaped rather than let them reach the terminal.
-fn printable(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -210,9 +198,25 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(printable("a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\n");
-        assert_eq!(printable("plain ünïcode"), "plain ünïcode");
+    fn control_and_bidi_characters_in_broker_text_are_escaped() {
+        assert_eq!(
+            rule_suffix(&Some("a\x1b[2Jb\n".into())),
+            " (rule a\\x1b[2Jb\\x0a)"
+        );
+        assert_eq!(rule_suffix(&Some("ünïcode".into())), " (rule ünïcode)");
+        // A right-to-left override would make the rest of the line read
+        // backwards ("txt.exe" shown as "exe.txt").
+        assert_eq!(
+            rule_suffix(&Some("a\u{202e}txt.exe".into())),
+            " (rule a\\u{202e}txt.exe)"
+        );
+        let err = failure(
+            "p",
+            &Error::Refused {
+                reason: "x\u{202e}y".into(),
+            },
+        );
+        assert!(format!("{err:#}").contains("x\\u{202e}y"), "{err:#}");
     }
 
     #[test]

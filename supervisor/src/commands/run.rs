@@ -426,8 +426,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         sluice_version: env!("CARGO_PKG_VERSION").to_owned(),
         policy: s.policy.name.clone(),
         policy_digest: audit::chain::sha256_hex(s.policy.to_toml().as_bytes()),
-        enforcement: serde_json::from_str(&spawned.report.to_json())
-            .unwrap_or(serde_json::Value::Null),
+        enforcement: audit::enforcement_json(&spawned.report),
         argv: args.command.clone(),
         workspace: s.workspace.clone(),
         supervisor_pid: std::process::id(),

@@ -246,17 +246,18 @@ mod tests {
         }
     }
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("sluice-overlay-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh private directory by its canonical path, removed when the guard
+    /// drops.
+    fn temp_dir() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        (tmp, dir)
     }
 
     #[test]
     fn an_overlay_is_trusted_only_where_no_sandbox_could_have_written_it() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = temp_dir("trust").canonicalize().unwrap();
+        let (_tmp, dir) = temp_dir();
         let file = dir.join(FILE_NAME);
         let elsewhere = Path::new("/nonexistent-workspace");
         let mode = |p: &Path, m| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
@@ -277,12 +278,11 @@ mod tests {
         assert!(why(&[], elsewhere, false).contains("its directory"));
         mode(&dir, 0o1777);
         assert_eq!(distrust(&file, &[], elsewhere, false), None, "sticky");
-        fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn remembered_answers_load_in_the_next_session() {
-        let dir = temp_dir("remember");
+        let (_tmp, dir) = temp_dir();
         let file = dir.join(FILE_NAME);
         assert!(Overlay::load(&file, &vars(&dir))
             .unwrap()
@@ -308,12 +308,11 @@ mod tests {
         let text = fs::read_to_string(&file).unwrap();
         assert_eq!(text.matches("we*rd").count(), 0, "{text}");
         assert_eq!(text.matches("we[*]rd").count(), 1, "{text}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn an_overlay_with_anything_else_is_refused() {
-        let dir = temp_dir("shape");
+        let (_tmp, dir) = temp_dir();
         let file = dir.join(FILE_NAME);
         for bad in [
             "[filesystem]\nread = [\"/\"]\n",
@@ -331,14 +330,13 @@ mod tests {
             );
             assert_eq!(fs::read_to_string(&file).unwrap(), bad, "the file was kept");
         }
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// An overlay that is a device or larger than a policy may be is
     /// refused at once, not read until memory runs out.
     #[test]
     fn an_overlay_is_read_bounded() {
-        let dir = temp_dir("bounded");
+        let (_tmp, dir) = temp_dir();
         let file = dir.join(FILE_NAME);
         std::os::unix::fs::symlink("/dev/zero", &file).unwrap();
         let err = Overlay::load(&file, &vars(&dir)).unwrap_err();
@@ -348,6 +346,5 @@ mod tests {
         fs::write(&file, big).unwrap();
         let err = Overlay::load(&file, &vars(&dir)).unwrap_err();
         assert!(format!("{err:#}").contains("larger than"), "{err:#}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -157,21 +157,6 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// A signalfd for `sig` (which must be blocked in every thread).
-pub fn signalfd(sig: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: sigset operations on a zeroed local set.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        set
-    };
-    // SAFETY: set is valid; returns a new descriptor or -1.
-    let fd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
-    // SAFETY: a new descriptor owned here.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// A non-blocking eventfd, for waking the relay thread.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: integer arguments; returns a new descriptor or -1.

@@ -25,6 +25,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
 use super::keys::{Keys, Token};
 use super::pty;
 use super::screen::Screen;
@@ -54,7 +57,7 @@ const DISCARD_AT_OPEN: usize = 256 * 1024;
 
 pub(super) struct Pump {
     master: OwnedFd,
-    winch: OwnedFd,
+    winch: SignalFd,
     stop: Arc<OwnedFd>,
     prompter: Option<Arc<Prompter>>,
     screen: Screen,
@@ -116,7 +119,12 @@ impl Pump {
         pty::set_nonblocking(master.as_fd())?;
         Ok(Pump {
             master,
-            winch: pty::signalfd(super::WINDOW_CHANGE)?,
+            // SIGWINCH is blocked in every thread (supervise_except leaves
+            // it to this signalfd).
+            winch: SignalFd::with_flags(
+                &SigSet::from(Signal::try_from(super::WINDOW_CHANGE)?),
+                SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+            )?,
             stop,
             prompter,
             screen: Screen::default(),

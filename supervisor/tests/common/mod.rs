@@ -8,7 +8,6 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use supervisor::audit::read::SessionFile;
 use supervisor::audit::verify::{verify_file, Report};
@@ -16,30 +15,24 @@ use supervisor::audit::{
     chain, Access, AuditLog, By, Decision, DecisionRecord, Flags, Op, StartRecord, Via,
 };
 
-/// A directory removed when the test ends.
-pub struct TempDir(pub PathBuf);
+/// A fresh private directory, removed when the test ends.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sluice-audit-test-{}-{}-{name}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("sluice-audit-test-{name}-"))
+            .tempdir()
+            .unwrap();
         TempDir(dir)
     }
 
-    pub fn audit(&self) -> PathBuf {
-        self.0.join("audit")
+    pub fn path(&self) -> &Path {
+        self.0.path()
     }
-}
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    pub fn audit(&self) -> PathBuf {
+        self.path().join("audit")
     }
 }
 

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use client_sdk::OpenOptions;
-use proto::socket::{recv_message, send_frame, seqpacket_pair, Blocking, RECV_BUF_LEN};
+use proto::socket::{recv_message, send_record, seqpacket_pair, Blocking, RECV_BUF_LEN};
 use proto::{
     frame, Access, ClientMessage, ErrorKind, Request, RequestBody, Response, ResponseBody,
     ServerMessage, PROTOCOL_VERSION,
@@ -72,50 +72,6 @@ fn open_body(path: &[u8], access: Access, truncate: bool, directory: bool) -> Re
     }
 }
 
-/// Sends one record on `sock`, with descriptors attached.
-fn send_raw(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    if fds.len() <= 1 {
-        return send_frame(sock, bytes, fds.first().copied(), Blocking::Yes);
-    }
-    // proto sends at most one descriptor; several need our own sendmsg.
-    let mut iov = libc::iovec {
-        iov_base: bytes.as_ptr() as *mut libc::c_void,
-        iov_len: bytes.len(),
-    };
-    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    let payload = std::mem::size_of_val(raw.as_slice());
-    // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic.
-    let (space, len) = unsafe {
-        (
-            libc::CMSG_SPACE(payload as u32) as usize,
-            libc::CMSG_LEN(payload as u32) as usize,
-        )
-    };
-    let mut control = vec![0u64; space.div_ceil(8)];
-    // SAFETY: an all-zero msghdr is valid; the fields set below point at
-    // iov and control, which outlive the sendmsg call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: the control buffer is CMSG_SPACE(payload) bytes, aligned for
-    // cmsghdr, so the first header and its payload lie inside it.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = len as _;
-        std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(cmsg).cast(), raw.len());
-    }
-    // SAFETY: msg describes valid buffers; sendmsg only reads them.
-    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Waits until `fd` is readable or hung up; false if nothing happened within
 /// [`PATIENCE`].
 fn wait_readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
@@ -149,16 +105,6 @@ fn peer_closed(ours: &OwnedFd) -> io::Result<bool> {
     Ok(n == 0)
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1; 2];
-    // SAFETY: pipe2 writes two new descriptors into the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let (a, b) = std::os::unix::net::UnixStream::pair()?;
     Ok((a.into(), b.into()))
@@ -175,10 +121,11 @@ impl Conn {
     /// Sends `Connect` with a fresh socket end on the shared socket; no Hello yet.
     fn connect(shared: &OwnedFd) -> Result<Conn, Fail> {
         let (ours, theirs) = seqpacket_pair().map_err(|e| setup("socketpair", e))?;
-        send_raw(
+        send_record(
             shared.as_fd(),
             &encode(&ClientMessage::Connect)?,
             &[theirs.as_fd()],
+            Blocking::Yes,
         )
         .map_err(|e| setup("send Connect", describe(&e)))?;
         Ok(Conn {
@@ -208,7 +155,7 @@ impl Conn {
     }
 
     fn send_bytes(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Fail> {
-        send_raw(self.sock.as_fd(), bytes, fds)
+        send_record(self.sock.as_fd(), bytes, fds, Blocking::Yes)
             .map_err(|e| Fail::Error(format!("send on the private connection: {}", describe(&e))))
     }
 
@@ -512,7 +459,7 @@ pub(crate) fn garbage(path: &str) -> Step {
     // The shared socket takes only Connect with one seqpacket socket; it
     // never answers, and closes whatever descriptors it refuses.
     let send_shared = |bytes: &[u8], fds: &[BorrowedFd<'_>]| {
-        send_raw(shared.as_fd(), bytes, fds)
+        send_record(shared.as_fd(), bytes, fds, Blocking::Yes)
             .map_err(|e| format!("send on the shared socket: {}", describe(&e)))
     };
     for (name, bytes) in [
@@ -540,7 +487,9 @@ pub(crate) fn garbage(path: &str) -> Step {
             connect.clone(),
             Box::new(|| {
                 // The write end goes; the read end sees EOF once it is closed.
-                pipe().map(|(r, w)| vec![(r, w)]).map_err(|e| e.to_string())
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map(|(r, w)| vec![(r, w)])
+                    .map_err(|e| e.to_string())
             }),
         ),
         (
