@@ -51,6 +51,35 @@ impl FsPolicy {
         self.expand_within(workspace, (MAX_ENTRIES, MAX_MATCHES))
     }
 
+    /// The `deny` pattern that hides `path` from the program, where the
+    /// walk of [`FsPolicy::expand_deny_patterns`] applies it: a rooted
+    /// pattern beneath its root where the policy lets the program reach, a
+    /// `**/` one in the writable trees and `workspace`. For `sluice explain`,
+    /// which walks nothing.
+    pub fn deny_pattern_for(&self, workspace: &Path, path: &Path) -> Option<&crate::ProtectRule> {
+        let rule = self.deny_patterns.protects(path)?;
+        let under = |trees: &[&PathBuf]| trees.iter().any(|t| path.starts_with(t));
+        let applies = match rule.root() {
+            None => under(
+                &self
+                    .write
+                    .iter()
+                    .chain([&workspace.to_path_buf()])
+                    .collect::<Vec<_>>(),
+            ),
+            Some(root) => {
+                let reach: Vec<&PathBuf> = self
+                    .read
+                    .iter()
+                    .chain(&self.write)
+                    .chain(&self.execute)
+                    .collect();
+                path.starts_with(&root) && under(&reach)
+            }
+        };
+        applies.then_some(rule)
+    }
+
     /// [`FsPolicy::expand_deny_patterns`] with its limits (entries, matches).
     fn expand_within(
         &mut self,

@@ -167,6 +167,12 @@ impl PolicySpec {
         let mut rules = Vec::new();
         for list in FsList::ALL {
             for entry in self.list(list) {
+                // A `deny` pattern stands for no path of its own: it is
+                // matched where the walk applies it
+                // ([`FsPolicy::deny_pattern_for`]).
+                if list == FsList::Deny && crate::protect::is_deny_pattern(&entry.written) {
+                    continue;
+                }
                 let mut scratch = FsPolicy::default();
                 resolve_entry(list, entry, vars, &mut scratch)?;
                 rules.push(FsRule {

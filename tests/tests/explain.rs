@@ -16,7 +16,10 @@ fn explain(fx: &Fixture, args: &[&str]) -> Outcome {
 #[test]
 fn explain_agrees_with_the_sandbox_and_names_the_rule() {
     let fx = Fixture::new(PROBE);
-    let cases: [(String, bool, bool, &str); 9] = [
+    std::fs::create_dir_all(fx.ws_dir.join("pkg")).unwrap();
+    std::fs::write(fx.ws_dir.join("pkg/.env"), "TOKEN=1\n").unwrap();
+    std::fs::write(fx.ws_dir.join("pkg/.env.example"), "TOKEN=\n").unwrap();
+    let cases: [(String, bool, bool, &str); 11] = [
         (
             fx.ws("README.md"),
             false,
@@ -40,8 +43,17 @@ fn explain_agrees_with_the_sandbox_and_names_the_rule() {
             fx.ws(".env"),
             false,
             false,
-            "refused by deny \"$WORKSPACE/.env\" (policy 'default', line",
+            "refused by deny \"**/.env\" (policy 'default', line",
         ),
+        // A secret by name at any depth (a `deny` pattern), and a template
+        // its exception leaves readable.
+        (
+            fx.ws("pkg/.env"),
+            false,
+            false,
+            "refused by deny \"**/.env\" (policy 'default', line",
+        ),
+        (fx.ws("pkg/.env.example"), false, true, "allowed by"),
         (
             fx.home(".ssh/id_rsa"),
             false,

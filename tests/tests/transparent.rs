@@ -582,6 +582,6 @@ fn a_directory_the_program_opens_through_the_broker_gives_nothing_the_policy_wit
         // Refused before any rule: the broker never serves what
         // `[filesystem] deny` hides.
         out.assert_blocked()
-            .assert_says("denied by the policy's [filesystem] deny");
+            .assert_says("(the policy's [filesystem] deny)");
     }
 }

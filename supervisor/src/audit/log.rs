@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::chain::{self, Hex};
 use super::record::{
-    ConnectionRecord, Counts, Decision, DecisionRecord, EndRecord, Quarantined, Refused,
+    By, ConnectionRecord, Counts, Decision, DecisionRecord, EndRecord, Quarantined, Refused,
     StartRecord,
 };
 use super::time::{self, Rfc3339};
@@ -135,7 +135,10 @@ impl AuditLog {
                     access: record.access,
                     count: 1,
                     by: record.by,
-                    rule: record.rule.clone(),
+                    // A path the broker protects outright has no rule of
+                    // the policy's, only its reason (`deny "~/.ssh" ...`).
+                    rule: (record.rule.clone())
+                        .or_else(|| record.reason.clone().filter(|_| record.by == By::Rule)),
                 }),
                 None => {}
             }

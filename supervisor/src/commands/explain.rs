@@ -44,7 +44,10 @@ pub fn run(args: ExplainArgs) -> Result<i32> {
     let shown = tilde(&path, &vars.home);
     let access = if args.write { "write" } else { "read" };
 
-    let allowed = SandboxView::new(&policy.filesystem).allows(&path, args.write);
+    // A `deny` pattern (`**/.env`) hides what it matches at launch.
+    let pattern = policy.filesystem.deny_pattern_for(&vars.workspace, &path);
+    let allowed =
+        pattern.is_none() && SandboxView::new(&policy.filesystem).allows(&path, args.write);
     let covering = |lists: &[&str]| deepest(&rules, lists, &path, false);
     let grants: &[&str] = if args.write {
         &["write"]
@@ -72,6 +75,12 @@ pub fn run(args: ExplainArgs) -> Result<i32> {
         println!(
             "  a deny holds inside every allowed tree, and a policy extending this one \
              cannot lift it (lists only grow): write a policy without that line"
+        );
+    } else if let Some(rule) = pattern {
+        println!("  refused by {rule}: a file of that name is hidden at any depth");
+        println!(
+            "  a policy extending this one can except it: [filesystem] deny = [\"!{}\"]",
+            tilde(&path, &vars.home)
         );
     } else if let Some(rule) = args.write.then(|| covering(&["read_only"])).flatten() {
         println!("  refused by {}", named(rule));

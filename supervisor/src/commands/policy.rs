@@ -12,7 +12,7 @@ use crate::session_dir::SessionDir;
 pub fn run(cmd: PolicyCommand) -> Result<i32> {
     match cmd {
         PolicyCommand::Check { file, workspace } => {
-            let (policy, _) = resolve(&file, workspace)?;
+            let (policy, _, _) = resolve(&file, workspace)?;
             println!("policy '{file}': ok ({})", policy.name);
             Ok(0)
         }
@@ -23,8 +23,13 @@ pub fn run(cmd: PolicyCommand) -> Result<i32> {
         } => {
             // $TMPDIR is different in every session: print the variable, so
             // the output is itself a policy that resolves later.
-            let (policy, tmpdir) = resolve(&name, workspace)?;
+            let (mut policy, tmpdir, ws) = resolve(&name, workspace)?;
             if seatbelt {
+                // As `sluice run` does: a `deny` pattern's matches that
+                // exist now are denied like listed paths.
+                (policy.filesystem)
+                    .expand_deny_patterns(&ws)
+                    .map_err(|why| anyhow::anyhow!("{why}"))?;
                 let session = tmpdir.parent().unwrap_or(&tmpdir).join("private");
                 print!("{}", super::seatbelt::profile(&name, &policy, &session)?);
                 return Ok(0);
@@ -48,10 +53,12 @@ pub fn run(cmd: PolicyCommand) -> Result<i32> {
 
 /// Resolves a policy the way `sluice run` would, against a throwaway session
 /// directory (so `$TMPDIR` shows a real, canonical path).
-fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<(policies::Policy, PathBuf)> {
+/// The policy resolved as a session would resolve it, with the session's
+/// `$TMPDIR` and workspace.
+fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<(policies::Policy, PathBuf, PathBuf)> {
     let spec = policies::load(name)?;
     let (vars, dir) = session_vars(workspace)?;
-    Ok((spec.resolve(&vars)?, dir.tmp()))
+    Ok((spec.resolve(&vars)?, dir.tmp(), vars.workspace))
 }
 
 /// The variables a session would have, with a throwaway session directory

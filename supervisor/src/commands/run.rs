@@ -299,9 +299,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
     // an open the placeholder refuses goes to the broker, whose rules
     // (`allow_write = ["$WORKSPACE"]`) would serve the file itself.
     for path in s.policy.filesystem.deny.clone() {
-        s.policy
-            .broker
-            .protect(path, "denied by the policy's [filesystem] deny");
+        let why = format!(
+            "deny \"{}\" (the policy's [filesystem] deny)",
+            path.display()
+        );
+        s.policy.broker.protect(path, &why);
     }
     // `$SLUICE_BIN open PATH` works from inside: the binary itself is
     // executable in every sandbox (it holds nothing secret).
