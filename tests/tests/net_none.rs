@@ -1,6 +1,6 @@
 //! `--net none` (`[network] mode = "none"`, the default policy's): the
 //! program's IPv4 and IPv6 sockets go to the supervisor, which refuses each
-//! at once (`EACCES`), says once on standard error that the program tried to
+//! at once (`ENETUNREACH`), says once on standard error that the program tried to
 //! reach the network and how to allow it, and records each attempt. A name
 //! lookup then fails at once instead of looking like a DNS outage; npm and
 //! pip are told not to retry.
@@ -137,7 +137,7 @@ fn told_times(out: &Outcome) -> usize {
 }
 
 /// Everything the script reaching out prints under `--net none`: each
-/// lookup and fetch failed, each IP socket refused with EACCES, the unix
+/// lookup and fetch failed, each IP socket refused with ENETUNREACH, the unix
 /// controls worked, the line said once, all within `FAST`.
 #[track_caller]
 fn assert_refused_at_once(out: &Outcome, took: Duration) {
@@ -146,11 +146,11 @@ fn assert_refused_at_once(out: &Outcome, took: Duration) {
     let lookups = lines.iter().filter(|l| l.starts_with("LOOKUP ")).count();
     assert_eq!(lookups, ATTEMPTS, "every lookup fails\n{out}");
     assert!(lines.contains(&"URLLIB URLError"), "urllib fails\n{out}");
-    let eacces = format!("SOCKET {}", libc::EACCES);
-    let refused = lines.iter().filter(|l| **l == eacces).count();
+    let unreachable = format!("SOCKET {}", libc::ENETUNREACH);
+    let refused = lines.iter().filter(|l| **l == unreachable).count();
     assert_eq!(
         refused, 2,
-        "IPv4 and IPv6 sockets refused with EACCES\n{out}"
+        "IPv4 and IPv6 sockets refused with ENETUNREACH\n{out}"
     );
     assert!(lines.contains(&"PAIR x"), "a unix socket pair works\n{out}");
     assert!(
@@ -233,7 +233,7 @@ fn loopback_reached_only_with_net_all(nobody: bool) {
     none.assert_code(0);
     assert_eq!(
         none.stdout.trim(),
-        format!("CONNECT {}", libc::EACCES),
+        format!("CONNECT {}", libc::ENETUNREACH),
         "{none}"
     );
     assert_eq!(told_times(&none), 1, "{none}");
@@ -279,4 +279,94 @@ fn package_managers_are_told_not_to_retry_only_under_none() {
         !all.stdout.contains("npm_config_fetch_retries") && !all.stdout.contains("PIP_RETRIES"),
         "{all}"
     );
+}
+
+/// `PROGRAM` on `PATH`, or `None` (the test then says it was skipped).
+fn installed(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// npm against a registry on the test's loopback (which the sandbox never
+/// reaches): it gives up after its first attempt, where its own retries
+/// take 71 s. `--loglevel=http` logs each failed attempt.
+#[test]
+fn npm_gives_up_after_one_attempt() {
+    let Some(npm) = installed("npm") else {
+        eprintln!("skipped: npm is not installed");
+        return;
+    };
+    let fx = Fixture::new(PROBE);
+    fs::write(
+        fx.ws_dir.join("package.json"),
+        r#"{"name":"sluice-test","version":"1.0.0"}"#,
+    )
+    .unwrap();
+    let port = hello_server();
+    let registry = format!("--registry=http://127.0.0.1:{port}/");
+    let npm = npm.to_string_lossy().into_owned();
+    let program: Vec<String> = [
+        npm.as_str(),
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=http",
+        &registry,
+        "left-pad",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (out, took) = run(&fx, &["--net", "none"], &program);
+    assert_ne!(out.code(), 0, "{out}");
+    let attempts = |n: u32| out.stderr.contains(&format!("attempt {n} failed"));
+    assert!(attempts(1), "npm tried, and failed\n{out}");
+    assert!(!attempts(2), "npm retried\n{out}");
+    assert_eq!(told_times(&out), 1, "{out}");
+    assert!(took < Duration::from_secs(60), "took {took:?}\n{out}");
+}
+
+/// pip against an index on the test's loopback: no retry (pip's own five
+/// take 10 s).
+#[test]
+fn pip_gives_up_without_retrying() {
+    // The system's Python (a version manager's shims live outside the
+    // policy), which may have no pip.
+    let has_pip = Command::new(PYTHON)
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pip {
+        eprintln!("skipped: {PYTHON} has no pip");
+        return;
+    }
+    let fx = Fixture::new(PROBE);
+    let port = hello_server();
+    let index = format!("--index-url=http://127.0.0.1:{port}/simple/");
+    let dest = fx.ws("downloads");
+    let program: Vec<String> = [
+        PYTHON,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        &index,
+        "-d",
+        &dest,
+        "six",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (out, took) = run(&fx, &["--net", "none"], &program);
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(
+        out.stdout.contains("six") || out.stderr.contains("six"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("Retrying"), "pip retried\n{out}");
+    assert_eq!(told_times(&out), 1, "{out}");
+    assert!(took < Duration::from_secs(60), "took {took:?}\n{out}");
 }

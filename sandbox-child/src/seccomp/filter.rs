@@ -304,7 +304,7 @@ fn ip_domain(action: Action) -> Clause {
 
 /// With `NetSyscalls::UnixOnlyIpNotified` (`[network] mode = "none"`): an
 /// IPv4 or IPv6 socket goes to the supervisor, which refuses it
-/// (`EACCES`, never `CONTINUE`) and tells the person, once, that the
+/// (`ENETUNREACH`, never `CONTINUE`) and tells the person, once, that the
 /// program tried to reach the network. Other families stay the deny
 /// filter's.
 fn ip_sockets_notified() -> SyscallRule {

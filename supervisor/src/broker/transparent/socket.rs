@@ -3,7 +3,7 @@
 //! so that the person learns the program tried to reach the network,
 //! instead of watching it wait on what looks like a DNS outage.
 //!
-//! Each is refused with `EACCES`, never run (`CONTINUE`): what the kernel
+//! Each is refused with `ENETUNREACH`, never run (`CONTINUE`): what the kernel
 //! would do does not matter, so nothing the program changes afterwards can
 //! either. The first is said on standard error, each is recorded (grouped
 //! in the refusal summary). Costs nothing until the program makes one:
@@ -17,10 +17,11 @@ use super::serve::Context;
 use super::target::Target;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 
-/// The errno of every refused socket: "Permission denied" names a refusal,
-/// where the deny filter's `EPERM` ("Operation not permitted") reads as a
-/// missing capability.
-pub const REFUSED: i32 = libc::EACCES;
+/// The errno of every refused socket: "Network is unreachable", what the
+/// hosts mode's namespace answers a connection past its proxy, and what
+/// programs report as a network failure. `EACCES` made npm blame a file's
+/// permissions; glibc's resolver answers `EAI_AGAIN` whatever the errno.
+pub const REFUSED: i32 = libc::ENETUNREACH;
 
 /// What is said, once per session.
 pub const TOLD: &str = "sluice: the program tried to reach the network, which this session \
