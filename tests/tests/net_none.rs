@@ -183,7 +183,7 @@ fn python_lookups_and_urllib_fail_at_once_and_sluice_says_so_once() {
     );
     assert!(refused
         .iter()
-        .all(|r| r["decision"] == "denied" && r["path_asked"] == "network"));
+        .all(|r| r["decision"] == "denied" && r["path_asked"] == "the network"));
 }
 
 #[test]
@@ -281,6 +281,21 @@ fn package_managers_are_told_not_to_retry_only_under_none() {
     );
 }
 
+/// The refusal summary of a failed program has one line for the network.
+#[track_caller]
+fn assert_summary(out: &Outcome) {
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("reach the network"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one summary line for the network\n{out}");
+    assert!(
+        lines[0].ends_with("allow hosts with --allow-host HOST[:PORT], or --net all"),
+        "{out}"
+    );
+}
+
 /// `PROGRAM` on `PATH`, or `None` (the test then says it was skipped).
 fn installed(program: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|path| {
@@ -325,6 +340,7 @@ fn npm_gives_up_after_one_attempt() {
     assert!(attempts(1), "npm tried, and failed\n{out}");
     assert!(!attempts(2), "npm retried\n{out}");
     assert_eq!(told_times(&out), 1, "{out}");
+    assert_summary(&out);
     assert!(took < Duration::from_secs(60), "took {took:?}\n{out}");
 }
 
@@ -368,5 +384,6 @@ fn pip_gives_up_without_retrying() {
     );
     assert!(!out.stderr.contains("Retrying"), "pip retried\n{out}");
     assert_eq!(told_times(&out), 1, "{out}");
+    assert_summary(&out);
     assert!(took < Duration::from_secs(60), "took {took:?}\n{out}");
 }

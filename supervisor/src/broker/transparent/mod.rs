@@ -62,7 +62,7 @@ pub(crate) mod call;
 pub(crate) mod connect;
 mod notif;
 mod serve;
-mod socket;
+pub(crate) mod socket;
 mod stacked;
 pub(crate) mod target;
 mod threads;

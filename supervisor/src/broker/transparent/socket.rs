@@ -23,6 +23,12 @@ use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 /// permissions; glibc's resolver answers `EAI_AGAIN` whatever the errno.
 pub const REFUSED: i32 = libc::ENETUNREACH;
 
+/// The rule named in each record; the refusal summary knows it by this.
+pub const RULE: &str = "[network] mode = \"none\"";
+
+/// What each record asks for.
+pub const ASKED: &str = "the network";
+
 /// What is said, once per session.
 pub const TOLD: &str = "sluice: the program tried to reach the network, which this session \
     closes ([network] mode = \"none\"); allow hosts with --allow-host HOST[:PORT], or every \
@@ -56,13 +62,13 @@ pub fn refuse(ctx: &Context, target: &Target<'_>, args: [u64; 6]) {
         via: Via::SeccompSocket,
         request_id: target.id,
         op: Op::Connect,
-        path_asked: PathBuf::from("network"),
+        path_asked: PathBuf::from(ASKED),
         path_opened: None,
         access: audit::Access::Write,
         flags: audit::Flags::default(),
         decision: Decision::Denied,
         by: By::Rule,
-        rule: Some("[network] mode = \"none\"".to_owned()),
+        rule: Some(RULE.to_owned()),
         reason: Some(format!("an {family} socket")),
         latency_us: started.elapsed().as_micros() as u64,
     };
