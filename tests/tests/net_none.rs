@@ -2,8 +2,8 @@
 //! program's IPv4 and IPv6 sockets go to the supervisor, which refuses each
 //! at once (`ENETUNREACH`), says once on standard error that the program tried to
 //! reach the network and how to allow it, and records each attempt. A name
-//! lookup then fails at once instead of looking like a DNS outage; npm and
-//! pip are told not to retry.
+//! lookup then fails at once instead of looking like a DNS outage; npm,
+//! pip and cargo are told not to retry.
 //!
 //! Nothing leaves the machine: every lookup is refused inside the sandbox,
 //! and the controls reach the test's own server on the host's loopback.
@@ -259,7 +259,7 @@ fn as_nobody_loopback_is_reached_with_net_all_and_not_with_none() {
     loopback_reached_only_with_net_all(true);
 }
 
-/// npm and pip are told not to retry under `none`, unless the program's
+/// npm, pip and cargo are told not to retry under `none`, unless the program's
 /// environment says otherwise; nothing is set under other modes.
 #[test]
 fn package_managers_are_told_not_to_retry_only_under_none() {
@@ -267,7 +267,11 @@ fn package_managers_are_told_not_to_retry_only_under_none() {
     let env = vec!["/usr/bin/env".to_owned()];
     let (none, _) = run(&fx, &["--net", "none"], &env);
     none.assert_code(0);
-    for line in ["npm_config_fetch_retries=0", "PIP_RETRIES=0"] {
+    for line in [
+        "npm_config_fetch_retries=0",
+        "PIP_RETRIES=0",
+        "CARGO_NET_RETRY=0",
+    ] {
         assert!(none.stdout.lines().any(|l| l == line), "{line}\n{none}");
     }
     let (kept, _) = run(&fx, &["--net", "none", "--env", "PIP_RETRIES=3"], &env);
@@ -276,7 +280,9 @@ fn package_managers_are_told_not_to_retry_only_under_none() {
     let (all, _) = run(&fx, &["--net", "all"], &env);
     all.assert_code(0);
     assert!(
-        !all.stdout.contains("npm_config_fetch_retries") && !all.stdout.contains("PIP_RETRIES"),
+        ["npm_config_fetch_retries", "PIP_RETRIES", "CARGO_NET_RETRY"]
+            .iter()
+            .all(|name| !all.stdout.contains(name)),
         "{all}"
     );
 }
