@@ -715,8 +715,9 @@ fn deny_in_sandbox(policy: &mut Policy, paths: &[&PathBuf]) {
 
 /// Package managers' settings that stop them retrying a network they
 /// cannot have (`[network] mode = "none"`: measured, npm retries for 71 s,
-/// cargo for 12 s, pip for 10 s, where each refusal is immediate). Set only where the
-/// program's environment (passed or set by the policy) has no value.
+/// cargo for 12 s, pip for 10 s, where each refusal is immediate). Set
+/// only where the program's environment (passed or set by the policy) has
+/// no value.
 const NO_NETWORK_RETRIES: &[(&str, &str)] = &[
     ("npm_config_fetch_retries", "0"),
     ("PIP_RETRIES", "0"),
