@@ -19,6 +19,11 @@ use crate::sys;
 /// What the child needs for transparent brokering, prepared before fork.
 pub(crate) struct Notify {
     pub program: seccomp::Program,
+    /// The deny filter to install instead of the plan's once `program` is
+    /// in place: one that leaves to `program` what it notifies (IP sockets
+    /// under `[network] mode = "none"`). Without `program` it would allow
+    /// them, so it is used only if `program` was installed.
+    pub deny: Option<seccomp::Program>,
     /// The child's end of the hand-over socket pair (close-on-exec).
     pub socket: std::os::fd::OwnedFd,
 }

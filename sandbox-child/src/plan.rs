@@ -675,13 +675,20 @@ pub fn prepare(
         proc_rules,
         shm: shm.then(landlock_rules::shm_access),
         seccomp,
-        notify: ctx.notify_socket.map(|socket| crate::notify::Notify {
-            program: if policy.transparent {
-                seccomp::Program::notify_filter()
-            } else {
-                seccomp::Program::guard_filter()
-            },
-            socket,
+        notify: ctx.notify_socket.map(|socket| {
+            // `[network] mode = "none"`: IP sockets go to the supervisor,
+            // which refuses them and says so (`broker::transparent::socket`).
+            let ip_sockets = matches!(policy.network, NetPolicy::None);
+            crate::notify::Notify {
+                program: seccomp::Program::supervised_filter(policy.transparent, ip_sockets),
+                deny: ip_sockets.then(|| {
+                    seccomp::Program::deny_filter(&SyscallRules {
+                        net: NetSyscalls::UnixOnlyIpNotified,
+                        ..rules.clone()
+                    })
+                }),
+                socket,
+            }
         }),
         root_socket: ctx.root_socket,
         net_listen: match ctx.stacked_proxy {

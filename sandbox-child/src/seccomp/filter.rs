@@ -246,6 +246,9 @@ fn socket_rules(rules: &SyscallRules) -> Vec<SyscallRule> {
         NetSyscalls::All => (None, Action::Allow),
         NetSyscalls::UnixOnly => (None, EPERM),
         NetSyscalls::TcpOnly => (Some(tcp_over_ip()), EPERM),
+        // Left to the notify filter's `ip_sockets_notified`: an `ERRNO`
+        // here would win over its `USER_NOTIF`.
+        NetSyscalls::UnixOnlyIpNotified => (Some(ip_domain(Action::Allow)), EPERM),
     };
     let check = |clauses| Check::Args { clauses, otherwise };
     let socket_clauses = unix.iter().cloned().chain(tcp.clone()).collect();
@@ -254,7 +257,7 @@ fn socket_rules(rules: &SyscallRules) -> Vec<SyscallRule> {
         sys!(SYS_socket).rule(check(socket_clauses)),
         sys!(SYS_socketpair).rule(check(unix)),
     ];
-    if tcp.is_some() {
+    if rules.net == NetSyscalls::TcpOnly {
         table.extend(fast_open_rules());
     }
     table
@@ -289,6 +292,26 @@ fn unix_connected_only() -> Clause {
     let types = one_of(&[libc::SOCK_STREAM, libc::SOCK_SEQPACKET]);
     clause.all_of.push(ArgCheck::low(1, types).masked(0xf));
     clause
+}
+
+/// `domain` is AF_INET or AF_INET6, whatever the type: `action`.
+fn ip_domain(action: Action) -> Clause {
+    Clause {
+        all_of: vec![ArgCheck::low(0, one_of(&[libc::AF_INET, libc::AF_INET6]))],
+        action,
+    }
+}
+
+/// With `NetSyscalls::UnixOnlyIpNotified` (`[network] mode = "none"`): an
+/// IPv4 or IPv6 socket goes to the supervisor, which refuses it
+/// (`ENETUNREACH`, never `CONTINUE`) and tells the person, once, that the
+/// program tried to reach the network. Other families stay the deny
+/// filter's.
+fn ip_sockets_notified() -> SyscallRule {
+    sys!(SYS_socket).rule(Check::Args {
+        clauses: vec![ip_domain(Action::UserNotif)],
+        otherwise: Action::Allow,
+    })
 }
 
 /// `clause`'s checks, refused with EPERM.
@@ -340,7 +363,7 @@ fn user_namespace_rules() -> Vec<SyscallRule> {
 /// supervisor serves it. `open`,
 /// `creat`, `mkdir`, `fork` and `vfork` exist only on x86_64; on aarch64
 /// libc uses `openat`, `mkdirat` and `clone` for them.
-pub fn notify_spec() -> FilterSpec {
+pub fn notify_spec(ip_sockets: bool) -> FilterSpec {
     let notify = |sys: Sys| sys.rule(Check::Always(Action::UserNotif));
     let mut rules = vec![
         notify(sys!(SYS_openat)),
@@ -373,6 +396,9 @@ pub fn notify_spec() -> FilterSpec {
     // those that make a file executable.
     rules.extend(naming_calls().map(notify));
     rules.extend(exec_mode_rules());
+    if ip_sockets {
+        rules.push(ip_sockets_notified());
+    }
     FilterSpec {
         rules,
         default: Action::Allow,
@@ -459,7 +485,7 @@ const SETXATTRAT: Sys = Sys {
 /// protect` and has the call made in the sandbox (`crate::connector`).
 /// Opens only when their flags write or create: reads stay in the kernel.
 /// (`openat2`'s flags are in memory the filter cannot read: always.)
-pub fn guard_spec() -> FilterSpec {
+pub fn guard_spec(ip_sockets: bool) -> FilterSpec {
     let notify = |sys: Sys| sys.rule(Check::Always(Action::UserNotif));
     let when_writing = |sys: Sys, arg: usize| {
         sys.rule(Check::Args {
@@ -483,6 +509,9 @@ pub fn guard_spec() -> FilterSpec {
     ]);
     rules.extend(naming_calls().map(notify));
     rules.extend(exec_mode_rules());
+    if ip_sockets {
+        rules.push(ip_sockets_notified());
+    }
     FilterSpec {
         rules,
         default: Action::Allow,

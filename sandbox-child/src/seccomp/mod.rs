@@ -112,6 +112,11 @@ pub enum NetSyscalls {
     TcpOnly,
     /// no socket filtering
     All,
+    /// as `UnixOnly`, except that AF_INET/AF_INET6 sockets are left to the
+    /// notify filter ([`Program::supervised_filter`] with `ip_sockets`),
+    /// which hands them to the supervisor to refuse and report: only under
+    /// that filter, or they would be allowed
+    UnixOnlyIpNotified,
 }
 
 /// A compiled program; owns its instructions.
@@ -133,17 +138,34 @@ impl Program {
     /// (`chdir`, `fchdir`, the `clone` family, `setns`, `unshare`), return `SECCOMP_RET_USER_NOTIF`; everything else is
     /// allowed (the deny filter still applies, and its refusals win).
     pub fn notify_filter() -> Program {
-        Program::build(&filter::notify_spec()).expect("the notify filter table is valid")
+        Program::supervised_filter(true, false)
     }
 
     /// The guard's filter for the default mode (`filter::guard_spec`).
     pub fn guard_filter() -> Program {
-        Program::build(&filter::guard_spec()).expect("the guard filter table is valid")
+        Program::supervised_filter(false, false)
+    }
+
+    /// The filter whose listener the supervisor holds: transparent
+    /// brokering's ([`Program::notify_filter`]) or the guard's; with
+    /// `ip_sockets`, `socket()` of AF_INET/AF_INET6 is notified as well
+    /// (`[network] mode = "none"`, with the deny filter's
+    /// [`NetSyscalls::UnixOnlyIpNotified`]).
+    pub fn supervised_filter(transparent: bool, ip_sockets: bool) -> Program {
+        let spec = match transparent {
+            true => filter::notify_spec(ip_sockets),
+            false => filter::guard_spec(ip_sockets),
+        };
+        Program::build(&spec).expect("the notify filter tables are valid")
     }
 
     /// The names of the system calls [`Program::notify_filter`] notifies.
     pub fn notified_syscall_names() -> Vec<&'static str> {
-        filter::notify_spec().rules.iter().map(|r| r.name).collect()
+        filter::notify_spec(false)
+            .rules
+            .iter()
+            .map(|r| r.name)
+            .collect()
     }
 
     /// Compiles any rule table, e.g. a user-notification filter.

@@ -35,6 +35,7 @@ fn every_rule_combination() -> Vec<SyscallRules> {
         NetSyscalls::UnixOnly,
         NetSyscalls::TcpOnly,
         NetSyscalls::All,
+        NetSyscalls::UnixOnlyIpNotified,
     ];
     let no_datagrams = |rules| SyscallRules {
         unix_datagrams: false,
@@ -496,6 +497,7 @@ fn without_unix_datagrams_only_stream_and_seqpacket_unix_sockets_are_made() {
         NetSyscalls::UnixOnly,
         NetSyscalls::TcpOnly,
         NetSyscalls::All,
+        NetSyscalls::UnixOnlyIpNotified,
     ] {
         let prog = Program::deny_filter(&SyscallRules {
             unix_datagrams: false,
@@ -527,8 +529,82 @@ fn without_unix_datagrams_only_stream_and_seqpacket_unix_sockets_are_made() {
             NetSyscalls::UnixOnly => (EPERM, EPERM),
             NetSyscalls::TcpOnly => (EPERM, ALLOW),
             NetSyscalls::All => (ALLOW, ALLOW),
+            // The notify filter's to decide.
+            NetSyscalls::UnixOnlyIpNotified => (ALLOW, ALLOW),
         };
         assert_eq!((udp, tcp), (want_udp, want_tcp), "{net:?}");
+    }
+}
+
+/// What the kernel does with the results of several filters: the most
+/// severe action (the lowest `SECCOMP_RET_ACTION_FULL` as a signed number).
+fn combined(results: &[u32]) -> u32 {
+    let severity = |ret: u32| (ret & libc::SECCOMP_RET_ACTION_FULL) as i32;
+    *results.iter().min_by_key(|&&ret| severity(ret)).unwrap()
+}
+
+/// `[network] mode = "none"` with a listener: the deny filter leaves IPv4
+/// and IPv6 sockets to the notify filter, and the two together refuse
+/// exactly what the deny filter alone refuses, except that those go to the
+/// supervisor (which refuses them too) instead of failing silently.
+#[test]
+fn under_mode_none_ip_sockets_go_to_the_supervisor_and_nothing_more_is_allowed() {
+    const NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    let types = [
+        libc::SOCK_STREAM,
+        libc::SOCK_DGRAM,
+        libc::SOCK_RAW,
+        libc::SOCK_SEQPACKET,
+        libc::SOCK_STREAM | flags,
+        libc::SOCK_DGRAM | flags,
+    ];
+    for unix_datagrams in [true, false] {
+        let base = SyscallRules {
+            unix_datagrams,
+            ..rules(NetSyscalls::UnixOnly, true)
+        };
+        let alone = Program::deny_filter(&base);
+        let deferring = Program::deny_filter(&SyscallRules {
+            net: NetSyscalls::UnixOnlyIpNotified,
+            ..base.clone()
+        });
+        for transparent in [true, false] {
+            let notifying = Program::supervised_filter(transparent, true);
+            let silent = Program::supervised_filter(transparent, false);
+            // Every family Linux has (AF_MAX is 46).
+            for family in 0..46 {
+                for ty in types {
+                    let ip = family == libc::AF_INET || family == libc::AF_INET6;
+                    let strict = socket(&alone, family, ty, 0);
+                    let both = combined(&[
+                        socket(&deferring, family, ty, 0),
+                        socket(&notifying, family, ty, 0),
+                    ]);
+                    let want = if ip { NOTIF } else { strict };
+                    assert_eq!(both, want, "family {family} type {ty:#x}");
+                    if ip {
+                        assert_eq!(strict, EPERM);
+                    }
+                    // A garbage upper half changes nothing: the kernel
+                    // reads an int.
+                    let high = [family as u64 | HIGH_GARBAGE, ty as u64, 0];
+                    let both_high = combined(&[
+                        eval(&deferring, libc::SYS_socket, &high),
+                        eval(&notifying, libc::SYS_socket, &high),
+                    ]);
+                    assert_eq!(both_high, want, "family {family} type {ty:#x}");
+                    // Without `ip_sockets` nothing is notified.
+                    assert_eq!(socket(&silent, family, ty, 0), ALLOW);
+                    // A socket pair is never notified, and as before.
+                    let pair = combined(&[
+                        socketpair(&deferring, family, ty),
+                        socketpair(&notifying, family, ty),
+                    ]);
+                    assert_eq!(pair, socketpair(&alone, family, ty));
+                }
+            }
+        }
     }
 }
 

@@ -273,6 +273,9 @@ text_enum!(
         SeccompConnect = "seccomp:connect",
         SeccompMkdir = "seccomp:mkdir",
         SeccompMkdirat = "seccomp:mkdirat",
+        /// An IPv4 or IPv6 `socket()` under `[network] mode = "none"`,
+        /// always refused (`broker::transparent::socket`).
+        SeccompSocket = "seccomp:socket",
         /// A call the guard judged against `[filesystem] protect`.
         Guard = "guard",
     }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::audit::escape::{escape_os, for_terminal};
 use crate::audit::{Access, By, Op, Refused};
+use crate::broker::transparent::socket;
 
 /// The most lines the summary prints; the rest are counted.
 const MAX_LINES: usize = 20;
@@ -30,6 +31,8 @@ enum Lift {
     Relative,
     /// A connection (`tcp 1.2.3.4:443`, a unix socket).
     Connect,
+    /// An IP socket under `[network] mode = "none"` (`transparent::socket`).
+    Network,
 }
 
 fn writes(access: Access) -> bool {
@@ -56,7 +59,9 @@ fn lifts<'a>(refused: &'a [Refused], home: &Path) -> Vec<(&'a Refused, Lift)> {
     refused
         .iter()
         .map(|r| {
-            let lift = if r.op == Op::Connect && liftable(r) {
+            let lift = if r.rule.as_deref() == Some(socket::RULE) {
+                Lift::Network
+            } else if r.op == Op::Connect && liftable(r) {
                 Lift::Connect
             } else if !liftable(r) {
                 let why = r.rule.clone().unwrap_or_else(|| r.by.as_str().to_owned());
@@ -116,6 +121,11 @@ pub fn summary(session: &str, refused: &[Refused], home: &Path) -> String {
         } else {
             String::new()
         };
+        let what = match (&lift, r.op) {
+            (Lift::Network, _) => "reach",
+            (_, Op::Connect) => "connect",
+            _ => r.access.as_str(),
+        };
         let how = match lift {
             Lift::Flag { write, target } => {
                 let flag = if write {
@@ -128,10 +138,7 @@ pub fn summary(session: &str, refused: &[Refused], home: &Path) -> String {
             Lift::Never(why) => format!("refused by {}: no flag lifts it", for_terminal(&why)),
             Lift::Relative => "a relative path: see the audit record".to_owned(),
             Lift::Connect => "a connection: allow it with --net (or [network])".to_owned(),
-        };
-        let what = match r.op {
-            Op::Connect => "connect",
-            _ => r.access.as_str(),
+            Lift::Network => "allow hosts with --allow-host HOST[:PORT], or --net all".to_owned(),
         };
         let _ = write!(out, "  {what} {}{times}: {how}\r\n", shown(&r.path, home));
     }
@@ -173,6 +180,7 @@ pub fn learned_policy(session: &str, base: &str, refused: &[Refused], home: &Pat
             }
             Lift::Relative => notes.push(format!("{} {name}: a relative path", r.access)),
             Lift::Connect => notes.push(format!("connect {name}: see [network]")),
+            Lift::Network => notes.push(format!("{name}: see [network] hosts")),
         }
     }
     let mut out = format!(

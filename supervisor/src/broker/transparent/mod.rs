@@ -62,6 +62,7 @@ pub(crate) mod call;
 pub(crate) mod connect;
 mod notif;
 mod serve;
+pub(crate) mod socket;
 mod stacked;
 pub(crate) mod target;
 mod threads;
@@ -163,6 +164,7 @@ impl Transparent {
             tracker: tracker.clone(),
             connector: program.connector,
             filters_at_exec: program.filters,
+            network_told: AtomicBool::new(false),
         });
         let stop = stopping.clone();
         let reader = std::thread::Builder::new()

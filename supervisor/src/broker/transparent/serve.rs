@@ -43,6 +43,9 @@ pub struct Context {
     pub guard: Guard,
     /// Transparent brokering; without it only the guard's calls come here.
     pub brokering: bool,
+    /// The person has been told the program tried to reach the network
+    /// (`socket.rs`).
+    pub network_told: std::sync::atomic::AtomicBool,
 }
 
 /// A call the broker serves: its arguments, read once.
@@ -121,6 +124,9 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
     }
     if nr == libc::SYS_connect {
         return super::connect::serve(ctx, &target, notif.data.args);
+    }
+    if nr == libc::SYS_socket {
+        return super::socket::refuse(ctx, &target, notif.data.args);
     }
     let env = guard::Env {
         guard: &ctx.guard,
