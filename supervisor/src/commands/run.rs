@@ -347,13 +347,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         "http://127.0.0.1:{}",
         stacked_port.unwrap_or(policies::PROXY_PORT)
     );
-    if let NetPolicy::Hosts(hosts) = &s.policy.network {
-        if hosts.ask != policies::AskHosts::No {
-            anyhow::bail!(
-                "[network] ask_hosts is not supported yet: list the hosts in [network] hosts \
-                 or with --allow-host HOST"
-            );
-        }
+    if let NetPolicy::Hosts(_) = &s.policy.network {
         // The program's only way out; loopback stays direct (its services
         // listen in its own namespace).
         for name in crate::net::PROXY_VARIABLES {
@@ -454,7 +448,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         _ => None,
     };
     let approvals = Approvals::Layered {
-        overlay,
+        overlay: Box::new(overlay),
         person: prompter.clone(),
         allow,
     };
@@ -486,6 +480,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
                 hosts.clone(),
                 upstream,
                 Some(crate::net::auditor(shared.clone())),
+                Some(shared.clone()),
             ) {
                 Ok(proxy) => Some(proxy),
                 Err(e) => {
