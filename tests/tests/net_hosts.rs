@@ -847,6 +847,41 @@ fn an_allowed_answer_never_reaches_loopback() {
     assert_eq!(out.stdout, BODY, "{out}");
 }
 
+#[test]
+fn the_ask_host_flag_asks_about_that_host_only() {
+    let net = Net::new();
+    let flag = format!("--ask-host=asked.test:{ASKED_PORT}");
+    let program = curls(&[&asked_url("asked.test"), &asked_url("second.test")]);
+    let mut t = net.terminal_asking(&[&flag], &strs(&program));
+    t.expect(HOST_PROMPT);
+    let prompt = t.expect(READY);
+    assert!(
+        prompt.contains(&format!("rule     ask_hosts \"asked.test:{ASKED_PORT}\"")),
+        "{prompt}"
+    );
+    t.send(b"y");
+    t.expect(BODY.trim_end());
+    // Control: the host the flag does not name is refused without a prompt.
+    let after = t.expect("not in [network] hosts.");
+    assert!(!after.contains(HOST_PROMPT), "{after}");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    assert_eq!(
+        decided(&last_connections(&net.fx)),
+        [
+            triple("asked.test", "allowed", "person"),
+            triple("second.test", "denied", "rule")
+        ]
+    );
+    let out = net.run_asking(&[&flag, "--net", "all"], &curl(&asked_url("asked.test")));
+    out.assert_code(125);
+    assert!(
+        out.stderr
+            .contains("--ask-host and --net all do not go together"),
+        "{out}"
+    );
+}
+
 /// Draws a fake host prompt, answers it on every descriptor of its
 /// terminal, and keeps typing `y` there while the real question waits.
 const FAKE_AND_ANSWER: &str = r#"

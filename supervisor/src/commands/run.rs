@@ -154,10 +154,13 @@ fn open_session(args: &RunArgs) -> Result<Session> {
             .map_err(|e| anyhow::anyhow!("--net '{net}': {e}"))?;
         spec.set_network(net);
     }
-    if !args.allow_host.is_empty() {
-        if let Some(net) = &args.net {
+    for (flag, given) in [
+        ("--allow-host", &args.allow_host),
+        ("--ask-host", &args.ask_host),
+    ] {
+        if let (Some(net), false) = (&args.net, given.is_empty()) {
             anyhow::bail!(
-                "--allow-host and --net {net} do not go together: --allow-host makes the \
+                "{flag} and --net {net} do not go together: {flag} makes the \
                  program's only way out sluice's proxy (leave out --net)"
             );
         }
@@ -167,6 +170,12 @@ fn open_session(args: &RunArgs) -> Result<Session> {
             .parse()
             .map_err(|e| anyhow::anyhow!("--allow-host '{host}': {e}"))?;
         spec.allow_host(rule);
+    }
+    for host in &args.ask_host {
+        let rule = host
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--ask-host '{host}': {e}"))?;
+        spec.ask_host(rule);
     }
     if let Some(mode) = args.nested {
         spec.set_nested(mode);
