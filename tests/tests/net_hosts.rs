@@ -141,6 +141,13 @@ impl Net {
 
     /// The same, as uid 65534 (the fixture's files handed to it).
     fn run_as_nobody(&self, sluice_args: &[&str], program: &[&str]) -> Outcome {
+        let cmd = self.nobody_command(sluice_args, program);
+        execute(self.resolving(cmd, Some("65534")))
+    }
+
+    /// `sluice run` for uid 65534: the fixture's files handed to it, its
+    /// own TMPDIR, the default state and configuration directories.
+    fn nobody_command(&self, sluice_args: &[&str], program: &[&str]) -> Command {
         let mut cmd = self.fx.sluice_command(sluice_args, program);
         let tmp = self.fx.home("tmp");
         fs::create_dir_all(&tmp).unwrap();
@@ -148,7 +155,7 @@ impl Net {
         cmd.env("TMPDIR", &tmp)
             .env_remove("XDG_STATE_HOME")
             .env_remove("XDG_CONFIG_HOME");
-        execute(self.resolving(cmd, Some("65534")))
+        cmd
     }
 
     /// `cmd` in a mount namespace where `/etc/hosts` is the test's, as
@@ -163,22 +170,27 @@ impl Net {
         wrapped.arg(format!(
             "mount --bind \"$0\" /etc/hosts && exec {run_as}\"$@\""
         ));
-        wrapped
-            .arg(&self.hosts)
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => wrapped.env(k, v),
-                None => wrapped.env_remove(k),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        wrapped.stdin(std::process::Stdio::null());
-        wrapped
+        wrapped.arg(&self.hosts);
+        around(wrapped, cmd)
     }
+}
+
+/// `wrapper` (its own arguments given) running `cmd`: `cmd`'s program and
+/// arguments follow, its environment and directory are kept, stdin is
+/// `/dev/null`.
+fn around(mut wrapper: Command, cmd: Command) -> Command {
+    wrapper.arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapper.env(k, v),
+            None => wrapper.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapper.current_dir(dir);
+    }
+    wrapper.stdin(std::process::Stdio::null());
+    wrapper
 }
 
 fn curl(url: &str) -> Vec<&str> {
@@ -531,6 +543,11 @@ impl Net {
     /// to 127.0.0.1. Control outside sluice: the server answers curl
     /// before the command starts.
     fn asking(&self, cmd: Command) -> Command {
+        self.asking_as(cmd, None)
+    }
+
+    /// [`Net::asking`], the command run as `user` (a uid) if given.
+    fn asking_as(&self, cmd: Command, user: Option<&str>) -> Command {
         let dir = self.hosts.parent().unwrap();
         let hosts = dir.join("asked-hosts");
         let system = fs::read_to_string("/etc/hosts").unwrap_or_default();
@@ -539,6 +556,10 @@ impl Net {
             format!("{system}\n{ASKED_IP} asked.test second.test\n127.0.0.1 loop.test\n"),
         )
         .unwrap();
+        let run_as = match user {
+            Some(uid) => format!("setpriv --reuid={uid} --regid={uid} --clear-groups -- "),
+            None => String::new(),
+        };
         let script = format!(
             "set -e\n\
              mount --bind \"$0\" /etc/hosts\n\
@@ -553,7 +574,7 @@ impl Net {
                i=$((i+1)); [ $i -lt 600 ] || exit 97; sleep 0.1\n\
              done\n\
              set +e\n\
-             \"$@\"; status=$?\n\
+             {run_as}\"$@\"; status=$?\n\
              kill $server\n\
              exit $status\n"
         );
@@ -563,25 +584,19 @@ impl Net {
             .arg(script)
             .arg(&hosts)
             .arg(&self.served)
-            .arg(dir.join("asked-server.log"))
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => wrapped.env(k, v),
-                None => wrapped.env_remove(k),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        wrapped.stdin(std::process::Stdio::null());
-        wrapped
+            .arg(dir.join("asked-server.log"));
+        around(wrapped, cmd)
     }
 
     /// `sluice run SLUICE_ARGS -- PROGRAM` there, without a terminal.
     fn run_asking(&self, sluice_args: &[&str], program: &[&str]) -> Outcome {
         execute(self.asking(self.fx.sluice_command(sluice_args, program)))
+    }
+
+    /// [`Net::run_asking`] as uid 65534 (the fixture's files handed to it).
+    fn run_asking_as_nobody(&self, sluice_args: &[&str], program: &[&str]) -> Outcome {
+        let cmd = self.nobody_command(sluice_args, program);
+        execute(self.asking_as(cmd, Some("65534")))
     }
 
     /// The same on a pty, as a person would see it.
@@ -880,6 +895,18 @@ fn the_ask_host_flag_asks_about_that_host_only() {
             .contains("--ask-host and --net all do not go together"),
         "{out}"
     );
+}
+
+#[test]
+fn asked_hosts_work_unprivileged() {
+    let net = Net::new();
+    let flag = format!("--ask-host=asked.test:{ASKED_PORT}");
+    let url = asked_url("asked.test");
+    let out = net.run_asking_as_nobody(&[&flag], &curl(&url));
+    assert!(out.stdout.contains("no terminal to ask on"), "{out}");
+    let out = net.run_asking_as_nobody(&[&flag, "--approve", "allow"], &curl(&url));
+    assert_eq!(out.stdout, BODY, "{out}");
+    assert_eq!(net.asked_hits(), 1);
 }
 
 /// Draws a fake host prompt, answers it on every descriptor of its
