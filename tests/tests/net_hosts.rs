@@ -696,6 +696,28 @@ fn an_asked_host_is_put_to_the_person_once_allowed_then_denied() {
 }
 
 #[test]
+fn an_unanswered_host_prompt_times_out_and_refuses() {
+    let net = Net::new();
+    let policy = asking_policy(&net.fx, "true");
+    let program = curls(&[&asked_url("asked.test")]);
+    let mut t = net.terminal_asking(
+        &["--policy", &policy, "--approve-timeout", "1"],
+        &strs(&program),
+    );
+    t.expect(HOST_PROMPT);
+    // The test never types.
+    t.expect("denied: no answer in time: asked.test");
+    t.expect("the person did not answer sluice's prompt in time");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    assert_eq!(
+        decided(&last_connections(&net.fx)),
+        [triple("asked.test", "denied", "timeout")]
+    );
+    assert_eq!(net.asked_hits(), 0);
+}
+
+#[test]
 fn a_session_answer_asks_once_for_two_connections_to_that_host() {
     let net = Net::new();
     let policy = asking_policy(&net.fx, "true");
