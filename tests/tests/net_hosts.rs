@@ -878,7 +878,15 @@ fn an_allowed_answer_never_reaches_loopback() {
     assert!(out.stdout.contains("never put to the person"), "{out}");
     // Nor a name that resolves to one (DNS rebinding into the host).
     let out = net.run_asking(&allow, &curl(&asked_url("loop.test")));
-    assert!(out.stdout.contains("resolves to 127.0.0.1 only"), "{out}");
+    assert!(
+        out.stdout
+            .contains("resolves to 127.0.0.1 only, which an answer to ask_hosts does not reach"),
+        "{out}"
+    );
+    assert_eq!(
+        decided(&last_connections(&net.fx)),
+        [triple("loop.test", "denied", "rule")]
+    );
     // Control: the same answer reaches a name that resolves elsewhere.
     let out = net.run_asking(&allow, &curl(&asked_url("asked.test")));
     assert_eq!(out.stdout, BODY, "{out}");

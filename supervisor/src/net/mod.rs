@@ -330,13 +330,13 @@ impl Context {
                     Ok(Err(e)) => {
                         return Verdict::Refuse {
                             reason: format!("cannot resolve {name}: {e}"),
-                            by,
+                            by: By::Rule,
                         }
                     }
                     Err(_) => {
                         return Verdict::Refuse {
                             reason: format!("resolving {name} timed out"),
-                            by,
+                            by: By::Rule,
                         }
                     }
                 }
@@ -346,14 +346,19 @@ impl Context {
             .into_iter()
             .partition(|a| !a.ip().is_unspecified() && (exact || !a.ip().is_loopback()));
         if kept.is_empty() {
+            // Refused whoever allowed the name: by the rule on addresses.
+            let who = match by {
+                By::Rule => "a *. rule does not reach (name the host exactly)",
+                _ => "an answer to ask_hosts does not reach (name the host in [network] hosts)",
+            };
             let reason = match dropped.first() {
-                Some(a) => format!(
-                    "{host} resolves to {} only, which a *. rule does not reach (name the host exactly)",
-                    a.ip()
-                ),
+                Some(a) => format!("{host} resolves to {} only, which {who}", a.ip()),
                 None => format!("{host} resolves to no address"),
             };
-            return Verdict::Refuse { reason, by };
+            return Verdict::Refuse {
+                reason,
+                by: By::Rule,
+            };
         }
         Verdict::Allow {
             rule: rule_text,
