@@ -243,6 +243,23 @@ impl PolicySpec {
         }
     }
 
+    /// Asks the person about one more host (`--ask-host`): the network
+    /// becomes the hosts mode as with [`PolicySpec::allow_host`], and the
+    /// rule joins `ask_hosts` (which `ask_hosts = true` already covers).
+    pub fn ask_host(&mut self, rule: crate::HostRule) {
+        if !matches!(self.network, Some(NetPolicy::Hosts(_))) {
+            self.network = Some(NetPolicy::Hosts(crate::HostPolicy::default()));
+        }
+        let Some(NetPolicy::Hosts(hosts)) = &mut self.network else {
+            unreachable!("set above");
+        };
+        match &mut hosts.ask {
+            crate::AskHosts::Listed(rules) => rules.push(rule),
+            crate::AskHosts::Any => {}
+            no => *no = crate::AskHosts::Listed(vec![rule]),
+        }
+    }
+
     fn push_override(&mut self, list: FsList, path: &str) {
         self.list_mut(list).push(PathEntry {
             written: path.to_string(),

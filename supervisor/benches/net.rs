@@ -131,6 +131,7 @@ fn main() {
             counted.fetch_add(1, Ordering::Relaxed);
             Ok(())
         })),
+        None,
     )
     .unwrap();
 

@@ -67,6 +67,11 @@ pub struct RunArgs {
     /// The program gets a network of its own with nothing else in it.
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     pub allow_host: Vec<String>,
+    /// Put a connection to this host to you at a prompt (repeatable), as
+    /// `ask_hosts` does: HOST[:PORT] as for --allow-host. Without a
+    /// terminal, --approve answers.
+    #[arg(long = "ask-host", value_name = "HOST[:PORT]")]
+    pub ask_host: Vec<String>,
     /// How requests under an `ask` rule are answered when no person can be
     /// asked (no terminal).
     #[arg(long, value_enum, default_value = "deny", value_name = "deny|allow")]

@@ -7,7 +7,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::PathBuf;
 
 use super::{resolve, resolve_error, spec, vars_in, TempDir};
-use crate::NetPolicy;
+use crate::{AskHosts, NetPolicy};
 
 #[test]
 fn every_variable_form_is_substituted() {
@@ -264,4 +264,29 @@ fn hosts_come_from_the_policy_and_the_command_line_and_print_back() {
         panic!("not the hosts mode");
     };
     assert_eq!(hosts.allow.len(), 1);
+    // --ask-host joins ask_hosts; over `ask_hosts = true` it adds nothing;
+    // over another mode, the hosts mode with nothing allowed.
+    let mut spec = super::spec("[network]\nask_hosts = [\"*.pypi.org\"]");
+    spec.ask_host("b.com:8080".parse().unwrap());
+    let NetPolicy::Hosts(hosts) = spec.resolve(&vars).unwrap().network else {
+        panic!("not the hosts mode");
+    };
+    let b = "b.com:8080".parse().unwrap();
+    assert_eq!(
+        hosts.ask,
+        AskHosts::Listed(vec!["*.pypi.org".parse().unwrap(), b])
+    );
+    let mut spec = super::spec("[network]\nask_hosts = true");
+    spec.ask_host("b.com".parse().unwrap());
+    let NetPolicy::Hosts(hosts) = spec.resolve(&vars).unwrap().network else {
+        panic!("not the hosts mode");
+    };
+    assert_eq!(hosts.ask, AskHosts::Any);
+    let mut spec = super::spec("[network]\nmode = \"tcp\"\nconnect = [443]");
+    spec.ask_host("b.com".parse().unwrap());
+    let NetPolicy::Hosts(hosts) = spec.resolve(&vars).unwrap().network else {
+        panic!("not the hosts mode");
+    };
+    assert!(hosts.allow.is_empty());
+    assert_eq!(hosts.ask, AskHosts::Listed(vec!["b.com".parse().unwrap()]));
 }

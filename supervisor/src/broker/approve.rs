@@ -1,4 +1,5 @@
-//! Who answers a request that falls under an `ask` rule.
+//! Who answers a request that falls under an `ask` rule (or a connection
+//! under `ask_hosts`).
 //!
 //! In order: the person's remembered "always" answers (the overlay file,
 //! [`crate::prompt::overlay`]); then the person at the terminal when sluice
@@ -77,6 +78,15 @@ pub struct Question<'a> {
     pub rule: Option<String>,
 }
 
+/// A connection the hosts mode's proxy puts to the person (`ask_hosts`).
+#[derive(Debug)]
+pub struct HostQuestion<'a> {
+    pub host: &'a policies::Host,
+    pub port: u16,
+    /// The `ask_hosts` entry that matched.
+    pub rule: Option<String>,
+}
+
 /// The answerer for `ask` rules.
 pub enum Approvals {
     /// No person to ask and nothing remembered: every `ask` gets this answer.
@@ -84,7 +94,7 @@ pub enum Approvals {
     /// The overlay's answers first; then the person if there is one, else
     /// `allow`.
     Layered {
-        overlay: Overlay,
+        overlay: Box<Overlay>,
         person: Option<Arc<Prompter>>,
         allow: bool,
     },
@@ -118,6 +128,36 @@ impl Approvals {
             rule = q.rule.as_deref().unwrap_or("-"),
             allow,
             "ask rule answered by --approve (no terminal to ask on)"
+        );
+        Answer::new(allow, AnsweredBy::NonInteractiveDefault)
+    }
+
+    /// The same order for a connection `ask_hosts` puts to the person:
+    /// the overlay's `[network]` answers, the person, `--approve`.
+    pub async fn ask_host(&self, q: &HostQuestion<'_>) -> Answer {
+        let (person, allow) = match self {
+            Approvals::NonInteractive { allow } => (None, *allow),
+            Approvals::Layered {
+                overlay,
+                person,
+                allow,
+            } => {
+                if let Some(r) = overlay.decide_host(q.host, q.port) {
+                    let mut answer = Answer::new(r.allow, AnsweredBy::Overlay);
+                    answer.rule = Some(r.rule);
+                    return answer;
+                }
+                (person.as_ref(), *allow)
+            }
+        };
+        if let Some(person) = person {
+            return person.ask_host(q).await;
+        }
+        tracing::info!(
+            host = %q.host,
+            port = q.port,
+            allow,
+            "ask_hosts answered by --approve (no terminal to ask on)"
         );
         Answer::new(allow, AnsweredBy::NonInteractiveDefault)
     }

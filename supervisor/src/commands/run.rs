@@ -154,10 +154,13 @@ fn open_session(args: &RunArgs) -> Result<Session> {
             .map_err(|e| anyhow::anyhow!("--net '{net}': {e}"))?;
         spec.set_network(net);
     }
-    if !args.allow_host.is_empty() {
-        if let Some(net) = &args.net {
+    for (flag, given) in [
+        ("--allow-host", &args.allow_host),
+        ("--ask-host", &args.ask_host),
+    ] {
+        if let (Some(net), false) = (&args.net, given.is_empty()) {
             anyhow::bail!(
-                "--allow-host and --net {net} do not go together: --allow-host makes the \
+                "{flag} and --net {net} do not go together: {flag} makes the \
                  program's only way out sluice's proxy (leave out --net)"
             );
         }
@@ -167,6 +170,12 @@ fn open_session(args: &RunArgs) -> Result<Session> {
             .parse()
             .map_err(|e| anyhow::anyhow!("--allow-host '{host}': {e}"))?;
         spec.allow_host(rule);
+    }
+    for host in &args.ask_host {
+        let rule = host
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--ask-host '{host}': {e}"))?;
+        spec.ask_host(rule);
     }
     if let Some(mode) = args.nested {
         spec.set_nested(mode);
@@ -349,13 +358,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         "http://127.0.0.1:{}",
         stacked_port.unwrap_or(policies::PROXY_PORT)
     );
-    if let NetPolicy::Hosts(hosts) = &s.policy.network {
-        if hosts.ask != policies::AskHosts::No {
-            anyhow::bail!(
-                "[network] ask_hosts is not supported yet: list the hosts in [network] hosts \
-                 or with --allow-host HOST"
-            );
-        }
+    if let NetPolicy::Hosts(_) = &s.policy.network {
         // The program's only way out; loopback stays direct (its services
         // listen in its own namespace).
         for name in crate::net::PROXY_VARIABLES {
@@ -462,7 +465,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         _ => None,
     };
     let approvals = Approvals::Layered {
-        overlay,
+        overlay: Box::new(overlay),
         person: prompter.clone(),
         allow,
     };
@@ -494,6 +497,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
                 hosts.clone(),
                 upstream,
                 Some(crate::net::auditor(shared.clone())),
+                Some(shared.clone()),
             ) {
                 Ok(proxy) => Some(proxy),
                 Err(e) => {

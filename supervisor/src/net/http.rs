@@ -76,11 +76,13 @@ pub(super) async fn client(mut stream: TcpStream, ctx: Arc<Context>, shutdown: C
         duration_ms: 0,
     };
     let addrs = match ctx.judge(&req.host, req.port).await {
-        Verdict::Allow { rule, addrs } => {
+        Verdict::Allow { rule, addrs, by } => {
             rec.rule = Some(rule);
+            rec.by = by;
             addrs
         }
-        Verdict::Refuse { reason } => {
+        Verdict::Refuse { reason, by } => {
+            rec.by = by;
             let body = format!(
                 "sluice refused the connection to {}:{}: {reason}.\n\
                  To allow it: sluice run --allow-host {} ..., or add it to [network] hosts \
@@ -89,7 +91,10 @@ pub(super) async fn client(mut stream: TcpStream, ctx: Arc<Context>, shutdown: C
                 req.port,
                 allow_hint(&req.host, req.port)
             );
-            ctx.tell_refused(&req.host, req.port, &reason);
+            // The person who answered at the prompt has been told.
+            if !matches!(by, By::Person | By::Timeout) {
+                ctx.tell_refused(&req.host, req.port, &reason);
+            }
             respond(&mut stream, 403, "Forbidden", &body).await;
             rec.reason = Some(reason);
             rec.duration_ms = started.elapsed().as_millis() as u64;

@@ -18,6 +18,10 @@
 //!   refused unless an exact rule (not `*.`) names it;
 //! - loopback services (`127.0.0.1:5432`): what the program sends to that
 //!   port in its namespace is forwarded to the same address in the host's;
+//! - a host no rule allows but `ask_hosts` matches is put to the person
+//!   (the approvals overlay's `[network]` answers, then the prompt on
+//!   sluice's terminal, else `--approve`), as `ask` rules are for files; a
+//!   host allowed so is never reached at a loopback address;
 //! - a refusal answers `403` with a body that says how to allow the host,
 //!   and sluice says it once per host on stderr;
 //! - each connection is one audit record when it ends ([`ConnectionRecord`]).
@@ -40,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditLog;
 use crate::audit::{By, ConnectionRecord, Decision};
+use crate::broker::approve::{Answer, AnsweredBy, HostQuestion};
 
 /// The variables that point the program's HTTP clients at the proxy.
 pub const PROXY_VARIABLES: [&str; 6] = [
@@ -105,6 +110,9 @@ struct Context {
     hosts: HostPolicy,
     upstream: Upstream,
     audit: Option<Recorder>,
+    /// Who answers `ask_hosts` (the session's approvals); `None`: nobody,
+    /// refused.
+    approvals: Option<Arc<crate::broker::Shared>>,
     /// Hosts already refused once: sluice says so on stderr once each.
     told: Mutex<HashSet<String>>,
 }
@@ -116,20 +124,23 @@ pub enum Verdict {
     Allow {
         rule: String,
         addrs: Vec<SocketAddr>,
+        by: By,
     },
     /// Refused, with the reason the program and the record get.
-    Refuse { reason: String },
+    Refuse { reason: String, by: By },
 }
 
 impl Proxy {
     /// Starts serving `listeners`: the proxy's first, then one per loopback
     /// service of `hosts`, in [`HostPolicy::loopback_services`] order.
-    /// `audit` writes one connection record.
+    /// `audit` writes one connection record; `approvals` answers the
+    /// connections `ask_hosts` puts to the person.
     pub fn start(
         listeners: Vec<OwnedFd>,
         hosts: HostPolicy,
         upstream: Upstream,
         audit: Option<Recorder>,
+        approvals: Option<Arc<crate::broker::Shared>>,
     ) -> io::Result<Proxy> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -152,6 +163,7 @@ impl Proxy {
             hosts,
             upstream,
             audit,
+            approvals,
             told: Mutex::new(HashSet::new()),
         });
         let shutdown = CancellationToken::new();
@@ -262,23 +274,51 @@ async fn accept_loop<F, Fut>(
 }
 
 impl Context {
-    /// Judges `host:port` by the policy, and resolves an allowed name.
+    /// Judges `host:port` by the policy (asking the person where
+    /// `ask_hosts` says so), and resolves an allowed name.
     async fn judge(&self, host: &Host, port: u16) -> Verdict {
-        let Some(rule) = self.hosts.allowed(host, port) else {
-            let reason = match host {
-                Host::Ip(_) => "an address no rule of [network] hosts names (name the host instead, or list the address)",
-                Host::Name(_) => "not in [network] hosts",
-            };
-            return Verdict::Refuse {
-                reason: reason.to_owned(),
-            };
+        let (rule_text, exact, by) = match self.hosts.allowed(host, port) {
+            Some(rule) => (rule.to_string(), rule.is_exact(), By::Rule),
+            None if self.hosts.asks(host, port) => {
+                if let Host::Ip(ip) = host {
+                    if ip.is_loopback() || ip.is_unspecified() {
+                        return Verdict::Refuse {
+                            reason: "a loopback address, never put to the person: name the \
+                                     service in [network] hosts"
+                                .to_owned(),
+                            by: By::Rule,
+                        };
+                    }
+                }
+                let answer = self.ask(host, port).await;
+                if !answer.allow {
+                    return Verdict::Refuse {
+                        reason: refused_by(&answer),
+                        by: answer.by.into(),
+                    };
+                }
+                // The person saw a name, not where it leads: like a `*.`
+                // rule, it never reaches the host's loopback through it.
+                let rule = answer.rule.unwrap_or_else(|| self.ask_rule(host, port));
+                (rule, false, answer.by.into())
+            }
+            None => {
+                let reason = match host {
+                    Host::Ip(_) => "an address no rule of [network] hosts names (name the host instead, or list the address)",
+                    Host::Name(_) => "not in [network] hosts",
+                };
+                return Verdict::Refuse {
+                    reason: reason.to_owned(),
+                    by: By::Rule,
+                };
+            }
         };
-        let rule_text = rule.to_string();
         if let Upstream::Via(_) = self.upstream {
             // The enclosing session resolves, and judges the name again.
             return Verdict::Allow {
                 rule: rule_text,
                 addrs: Vec::new(),
+                by,
             };
         }
         let addrs = match host {
@@ -290,34 +330,66 @@ impl Context {
                     Ok(Err(e)) => {
                         return Verdict::Refuse {
                             reason: format!("cannot resolve {name}: {e}"),
+                            by: By::Rule,
                         }
                     }
                     Err(_) => {
                         return Verdict::Refuse {
                             reason: format!("resolving {name} timed out"),
+                            by: By::Rule,
                         }
                     }
                 }
             }
         };
-        let exact = rule.is_exact();
         let (kept, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
             .into_iter()
             .partition(|a| !a.ip().is_unspecified() && (exact || !a.ip().is_loopback()));
         if kept.is_empty() {
+            // Refused whoever allowed the name: by the rule on addresses.
+            let who = match by {
+                By::Rule => "a *. rule does not reach (name the host exactly)",
+                _ => "an answer to ask_hosts does not reach (name the host in [network] hosts)",
+            };
             let reason = match dropped.first() {
-                Some(a) => format!(
-                    "{host} resolves to {} only, which a *. rule does not reach (name the host exactly)",
-                    a.ip()
-                ),
+                Some(a) => format!("{host} resolves to {} only, which {who}", a.ip()),
                 None => format!("{host} resolves to no address"),
             };
-            return Verdict::Refuse { reason };
+            return Verdict::Refuse {
+                reason,
+                by: By::Rule,
+            };
         }
         Verdict::Allow {
             rule: rule_text,
             addrs: kept,
+            by,
         }
+    }
+
+    /// The `ask_hosts` entry that puts `host:port` to the person.
+    fn ask_rule(&self, host: &Host, port: u16) -> String {
+        match &self.hosts.ask {
+            policies::AskHosts::Listed(rules) => match rules.iter().find(|r| r.matches(host, port))
+            {
+                Some(r) => format!("ask_hosts \"{r}\""),
+                None => "ask_hosts".to_owned(),
+            },
+            _ => "ask_hosts = true".to_owned(),
+        }
+    }
+
+    /// Puts `host:port` to the session's approvals (nobody: refused).
+    async fn ask(&self, host: &Host, port: u16) -> Answer {
+        let Some(shared) = &self.approvals else {
+            return Answer::new(false, AnsweredBy::NonInteractiveDefault);
+        };
+        let q = HostQuestion {
+            host,
+            port,
+            rule: Some(self.ask_rule(host, port)),
+        };
+        shared.approvals.ask_host(&q).await
     }
 
     /// Says on stderr, once per host and port, that a connection was refused
@@ -345,6 +417,28 @@ impl Context {
             }
         }
     }
+}
+
+/// Why a connection put to the person is refused, for the program and the
+/// record.
+fn refused_by(answer: &Answer) -> String {
+    let mut why = match answer.by {
+        AnsweredBy::Person => "denied by the person at sluice's prompt".to_owned(),
+        AnsweredBy::Timeout => "the person did not answer sluice's prompt in time".to_owned(),
+        AnsweredBy::Session => "denied earlier in this session at sluice's prompt".to_owned(),
+        AnsweredBy::Overlay => format!(
+            "denied always in the approvals overlay ({})",
+            answer.rule.as_deref().unwrap_or("-")
+        ),
+        AnsweredBy::RateLimit => "too many questions for the person".to_owned(),
+        AnsweredBy::NonInteractiveDefault => {
+            "not in [network] hosts, and no terminal to ask on (--approve deny)".to_owned()
+        }
+    };
+    if let Some(note) = &answer.note {
+        why = format!("{why}: {note}");
+    }
+    why
 }
 
 /// What `--allow-host` would allow this `host:port`: the default ports need

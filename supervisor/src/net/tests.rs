@@ -13,6 +13,7 @@ fn ctx(rules: &[&str]) -> Context {
         hosts: hosts(rules),
         upstream: Upstream::Direct,
         audit: None,
+        approvals: None,
         told: Mutex::new(HashSet::new()),
     }
 }

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::queue::Key;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Remembered {
     path: PathBuf,
@@ -16,6 +18,8 @@ struct Remembered {
 #[derive(Debug, Default)]
 pub struct Memory {
     entries: Vec<Remembered>,
+    /// Hosts answered for the session: `host:port` and the answer.
+    hosts: Vec<(String, bool)>,
 }
 
 impl Memory {
@@ -38,6 +42,25 @@ impl Memory {
             write: true,
             allow: false,
         });
+    }
+
+    /// Allows or denies one `host:port` for the rest of the session.
+    pub fn host(&mut self, target: &str, allow: bool) {
+        self.hosts.push((target.to_owned(), allow));
+    }
+
+    /// The remembered answer for the question `key`, if any.
+    pub fn lookup_key(&self, key: &Key) -> Option<bool> {
+        match key {
+            Key::File { path, write } => self.lookup(path, *write),
+            Key::Host { target } => {
+                let mut matching = self.hosts.iter().filter(|(t, _)| t == target);
+                if matching.clone().any(|(_, allow)| !allow) {
+                    return Some(false);
+                }
+                matching.next().map(|_| true)
+            }
+        }
     }
 
     /// The remembered answer for a request, if any: a denial wins over an
@@ -72,5 +95,23 @@ mod tests {
         m.deny(Path::new("/h/docs/secret"));
         assert_eq!(m.lookup(Path::new("/h/docs/secret"), false), Some(false));
         assert_eq!(m.lookup(Path::new("/h/docs/other"), false), Some(true));
+    }
+
+    #[test]
+    fn a_remembered_host_covers_that_host_and_port_only() {
+        let mut m = Memory::default();
+        let key = |t: &str| Key::Host { target: t.into() };
+        m.host("a.example.com:443", true);
+        assert_eq!(m.lookup_key(&key("a.example.com:443")), Some(true));
+        assert_eq!(m.lookup_key(&key("a.example.com:80")), None);
+        assert_eq!(m.lookup_key(&key("b.a.example.com:443")), None);
+        m.host("a.example.com:443", false);
+        assert_eq!(m.lookup_key(&key("a.example.com:443")), Some(false));
+        // A path that looks like it is not a host.
+        let file = Key::File {
+            path: "a.example.com:443".into(),
+            write: false,
+        };
+        assert_eq!(m.lookup_key(&file), None);
     }
 }

@@ -8,8 +8,12 @@
 //! question ([`Prompter::next`]), draws it, and hands back the key pressed
 //! or the timeout ([`Prompter::answer`]).
 //!
+//! A question is about a file (the broker's `ask` rules) or about a host and
+//! port (the hosts mode's proxy, `ask_hosts`): same queue, same choices but
+//! "this directory", same memory and overlay.
+//!
 //! Before a question joins the queue: an identical one already waiting
-//! (same path, same access) is joined and shares its answer; the answers
+//! (same path, same access; same host and port) is joined and shares its answer; the answers
 //! remembered for the session ([`memory`]) answer it at once; too many
 //! waiting or too many in a minute ([`queue::Limits`]) deny it at once (the
 //! audit record says "rate-limit"). "Always" answers go to the overlay file
@@ -28,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::broker::approve::{Answer, AnsweredBy, Question};
+use crate::broker::approve::{Answer, AnsweredBy, HostQuestion, Question};
 use memory::Memory;
 use queue::{Key, Limits, Queue};
 use render::{Choice, View};
@@ -103,25 +107,43 @@ impl Prompter {
     /// Asks the person (or answers from the session's memory, or refuses
     /// over the rate limit) and waits for the answer.
     pub async fn ask(&self, q: &Question<'_>) -> Answer {
-        let directory = directory_of(q.path);
+        let key = Key::File {
+            path: q.path.to_path_buf(),
+            write: q.write,
+        };
+        let asked = Asked {
+            pid: q.pid,
+            exe: q.exe.map(Path::to_path_buf),
+            rule: q.rule.clone(),
+            directory: directory_of(q.path),
+        };
+        self.put(key, asked).await
+    }
+
+    /// Asks the person whether the program may connect to `host:port`
+    /// (the hosts mode's proxy), as [`Prompter::ask`] does for files.
+    pub async fn ask_host(&self, q: &HostQuestion<'_>) -> Answer {
+        let key = Key::Host {
+            target: format!("{}:{}", q.host, q.port),
+        };
+        let asked = Asked {
+            pid: 0,
+            exe: None,
+            rule: q.rule.clone(),
+            directory: PathBuf::new(),
+        };
+        self.put(key, asked).await
+    }
+
+    async fn put(&self, key: Key, asked: Asked) -> Answer {
         let rx = {
             let mut st = self.lock();
-            if let Some(allow) = st.memory.lookup(q.path, q.write) {
+            if let Some(allow) = st.memory.lookup_key(&key) {
                 return Answer::new(allow, AnsweredBy::Session);
             }
             if st.closed {
                 return self.fallback();
             }
-            let key = Key {
-                path: q.path.to_path_buf(),
-                write: q.write,
-            };
-            let asked = Asked {
-                pid: q.pid,
-                exe: q.exe.map(Path::to_path_buf),
-                rule: q.rule.clone(),
-                directory,
-            };
             let (tx, rx) = oneshot::channel();
             if let Err((_, why)) = st.queue.put(key, asked, tx, Instant::now()) {
                 let mut answer = Answer::new(false, AnsweredBy::RateLimit);
@@ -153,15 +175,22 @@ impl Prompter {
     }
 
     fn view(&self, item: &queue::Item<Asked, Waiter>, behind: usize) -> View {
+        let (path, write, host) = match &item.key {
+            Key::File { path, write } => (path.clone(), *write, None),
+            Key::Host { target } => (PathBuf::new(), false, Some(target.clone())),
+        };
+        // A host (its name checked, or an address) can always be written.
+        let writable = host.is_some() || path.to_str().is_some();
         View {
             id: item.id,
             pid: item.question.pid,
             exe: item.question.exe.clone(),
-            path: item.key.path.clone(),
-            write: item.key.write,
+            path,
+            write,
+            host,
             rule: item.question.rule.clone(),
             directory: item.question.directory.clone(),
-            can_remember: self.settings.overlay_file.is_some() && item.key.path.to_str().is_some(),
+            can_remember: self.settings.overlay_file.is_some() && writable,
             waiting: item.waiters.len(),
             behind,
             timeout_secs: self.settings.timeout.as_secs().max(1),
@@ -180,26 +209,43 @@ impl Prompter {
     pub fn answer(&self, id: u64, choice: Choice, recorded: Option<&str>) -> Option<String> {
         let mut st = self.lock();
         let item = st.queue.take(id)?;
-        let Key { path, write } = &item.key;
         let mut note = None;
-        match choice {
-            Choice::AllowSession => st.memory.allow(path, false, *write),
-            Choice::AllowDirectory => st.memory.allow(&item.question.directory, true, *write),
-            Choice::AllowAlways | Choice::DenyAlways => {
-                let allow = choice == Choice::AllowAlways;
-                if allow {
-                    st.memory.allow(path, false, *write);
-                } else {
-                    st.memory.deny(path);
-                }
-                if let Some(file) = &self.settings.overlay_file {
-                    if let Err(e) = overlay::remember(file, path, *write, allow) {
-                        tracing::error!("approvals overlay: {e:#}");
-                        note = Some(format!("for this session only: {e:#}"));
+        match &item.key {
+            Key::File { path, write } => match choice {
+                Choice::AllowSession => st.memory.allow(path, false, *write),
+                Choice::AllowDirectory => st.memory.allow(&item.question.directory, true, *write),
+                Choice::AllowAlways | Choice::DenyAlways => {
+                    let allow = choice == Choice::AllowAlways;
+                    if allow {
+                        st.memory.allow(path, false, *write);
+                    } else {
+                        st.memory.deny(path);
+                    }
+                    if let Some(file) = &self.settings.overlay_file {
+                        if let Err(e) = overlay::remember(file, path, *write, allow) {
+                            tracing::error!("approvals overlay: {e:#}");
+                            note = Some(format!("for this session only: {e:#}"));
+                        }
                     }
                 }
-            }
-            Choice::AllowOnce | Choice::DenyOnce | Choice::Timeout => {}
+                Choice::AllowOnce | Choice::DenyOnce | Choice::Timeout => {}
+            },
+            Key::Host { target } => match choice {
+                Choice::AllowSession => st.memory.host(target, true),
+                Choice::AllowAlways | Choice::DenyAlways => {
+                    let allow = choice == Choice::AllowAlways;
+                    st.memory.host(target, allow);
+                    if let Some(file) = &self.settings.overlay_file {
+                        if let Err(e) = overlay::remember_host(file, target, allow) {
+                            tracing::error!("approvals overlay: {e:#}");
+                            note = Some(format!("for this session only: {e:#}"));
+                        }
+                    }
+                }
+                // No directory for a host (the keys never choose it).
+                Choice::AllowDirectory | Choice::AllowOnce | Choice::DenyOnce | Choice::Timeout => {
+                }
+            },
         }
         let by = if choice == Choice::Timeout {
             AnsweredBy::Timeout
@@ -232,8 +278,8 @@ impl Prompter {
 /// memory covers.
 fn sweep(st: &mut State) {
     let State { queue, memory, .. } = st;
-    for item in queue.take_where(|k| memory.lookup(&k.path, k.write).is_some()) {
-        let allow = memory.lookup(&item.key.path, item.key.write) == Some(true);
+    for item in queue.take_where(|k| memory.lookup_key(k).is_some()) {
+        let allow = memory.lookup_key(&item.key) == Some(true);
         for waiter in item.waiters {
             let _ = waiter.send(Answer::new(allow, AnsweredBy::Session));
         }

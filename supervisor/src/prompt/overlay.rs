@@ -1,8 +1,9 @@
 //! The person's "always" answers: `$XDG_CONFIG_HOME/sluice/approvals.toml`.
 //!
-//! A policy file with a `[broker]` table and nothing else, holding `allow`,
-//! `allow_write` and `deny` patterns (see policies/FORMAT.md, "The approvals
-//! overlay"). It is read when a session starts and consulted only for
+//! A policy file with a `[broker]` table holding `allow`, `allow_write` and
+//! `deny` patterns, and a `[network]` table holding `hosts` and
+//! `deny_hosts` entries (`example.com:443`), and nothing else (see
+//! policies/FORMAT.md, "The approvals overlay"). It is read when a session starts and consulted only for
 //! requests the session's policy would put to a person (`ask` rules): it
 //! can answer a question, never widen what the policy allows or refuses.
 //! The configuration directory is denied to the sandbox and protected from
@@ -14,12 +15,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use policies::{BrokerPolicy, Vars, Verdict, Want};
+use policies::{BrokerPolicy, Host, HostRule, Vars, Verdict, Want};
 
 /// The overlay's name in the configuration directory.
 pub const FILE_NAME: &str = "approvals.toml";
 
 const LISTS: [&str; 3] = ["allow", "allow_write", "deny"];
+
+/// The `[network]` lists: hosts allowed always, and denied always.
+const HOST_LISTS: [&str; 2] = ["hosts", "deny_hosts"];
 
 const HEADER: &str = "\
 # sluice: answers given \"always\" at an approval prompt.
@@ -33,6 +37,11 @@ const HEADER: &str = "\
 #[derive(Debug, Default)]
 pub struct Overlay {
     rules: BrokerPolicy,
+    /// `[network] hosts` and `deny_hosts`.
+    hosts: Vec<HostRule>,
+    deny_hosts: Vec<HostRule>,
+    /// The file's name, for the rules' text.
+    name: String,
 }
 
 /// An answer the overlay gives.
@@ -54,14 +63,43 @@ impl Overlay {
             Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
         };
         let shape = || format!("approvals overlay {}", file.display());
-        check_shape(&text).with_context(shape)?;
+        let mut table = check_shape(&text).with_context(shape)?;
+        // The `[network]` lists are the overlay's own (a policy has no
+        // `deny_hosts`): read here; the rest is a policy's `[broker]`.
+        let (lists, text) = match table.remove("network") {
+            None => (Default::default(), text),
+            Some(network) => (
+                host_lists(&network).with_context(shape)?,
+                toml::to_string(&table).context("reading the overlay")?,
+            ),
+        };
         let dir = file.parent().unwrap_or(Path::new("/"));
         let spec =
             policies::load_str(&file.display().to_string(), &text, dir).with_context(shape)?;
         let policy = spec.resolve(vars).with_context(shape)?;
+        let [hosts, deny_hosts] = lists;
         Ok(Overlay {
             rules: policy.broker,
+            hosts,
+            deny_hosts,
+            name: file
+                .file_name()
+                .map_or_else(|| FILE_NAME.into(), |n| n.to_string_lossy().into_owned()),
         })
+    }
+
+    /// The remembered answer for a connection `ask_hosts` would put to the
+    /// person: a `deny_hosts` entry wins over a `hosts` one.
+    pub fn decide_host(&self, host: &Host, port: u16) -> Option<Remembered> {
+        let found = |list: &[HostRule], key| {
+            list.iter()
+                .find(|r| r.matches(host, port))
+                .map(|r| Remembered {
+                    allow: key == "hosts",
+                    rule: format!("{key} \"{r}\" ({})", self.name),
+                })
+        };
+        found(&self.deny_hosts, "deny_hosts").or_else(|| found(&self.hosts, "hosts"))
     }
 
     /// The remembered answer for a request the policy asks about, if any.
@@ -161,21 +199,52 @@ pub fn distrust(
     None
 }
 
-/// Only `[broker]`, and in it only `allow`, `allow_write` and `deny`.
+/// Only `[broker]`, and in it only `allow`, `allow_write` and `deny`; and
+/// `[network]`, and in it only `hosts` and `deny_hosts`.
 fn check_shape(text: &str) -> Result<toml::Table> {
     let table: toml::Table = text.parse().context("not valid TOML")?;
     for (key, value) in &table {
-        if key != "broker" {
-            bail!("unexpected key '{key}': the overlay holds only a [broker] table");
-        }
-        let Some(broker) = value.as_table() else {
-            bail!("'broker' must be a table");
+        let lists: &[&str] = match key.as_str() {
+            "broker" => &LISTS,
+            "network" => &HOST_LISTS,
+            _ => bail!(
+                "unexpected key '{key}': the overlay holds only a [broker] and a [network] table"
+            ),
         };
-        if let Some(key) = broker.keys().find(|k| !LISTS.contains(&k.as_str())) {
-            bail!("unexpected key 'broker.{key}': the overlay holds allow, allow_write and deny");
+        let Some(inner) = value.as_table() else {
+            bail!("'{key}' must be a table");
+        };
+        if let Some(k) = inner.keys().find(|k| !lists.contains(&k.as_str())) {
+            bail!(
+                "unexpected key '{key}.{k}': the overlay's [{key}] holds {}",
+                lists.join(", ")
+            );
+        }
+        if key == "network" {
+            host_lists(value)?;
         }
     }
     Ok(table)
+}
+
+/// `[network] hosts` and `deny_hosts`: lists of host rules.
+fn host_lists(network: &toml::Value) -> Result<[Vec<HostRule>; 2]> {
+    let mut lists: [Vec<HostRule>; 2] = Default::default();
+    for (list, rules) in HOST_LISTS.iter().zip(&mut lists) {
+        let Some(value) = network.get(list) else {
+            continue;
+        };
+        let Some(entries) = value.as_array() else {
+            bail!("network.{list} must be a list of hosts");
+        };
+        for entry in entries {
+            let Some(entry) = entry.as_str() else {
+                bail!("network.{list} holds {entry}, not a host");
+            };
+            rules.push(entry.parse().map_err(anyhow::Error::msg)?);
+        }
+    }
+    Ok(lists)
 }
 
 /// Adds `path` to the overlay: `allow` (or `allow_write` for a request that
@@ -185,31 +254,48 @@ pub fn remember(file: &Path, path: &Path, write: bool, allow: bool) -> Result<()
     let Some(text_path) = path.to_str() else {
         bail!("{} is not UTF-8 text", path.display());
     };
+    let list = match (allow, write) {
+        (false, _) => "deny",
+        (true, false) => "allow",
+        (true, true) => "allow_write",
+    };
+    add_entry(file, "broker", list, policies::literal_pattern(text_path))
+}
+
+/// Adds `target` (`host:port`) to the overlay's `[network] hosts`, or to
+/// `deny_hosts`, as [`remember`] does for paths.
+pub fn remember_host(file: &Path, target: &str, allow: bool) -> Result<()> {
+    // Written only if it reads back as the one host and port.
+    let rule: HostRule = target.parse().map_err(anyhow::Error::msg)?;
+    if !rule.is_exact() || rule.port.is_none() {
+        bail!("{target} is not one host and port");
+    }
+    let list = if allow { "hosts" } else { "deny_hosts" };
+    add_entry(file, "network", list, target.to_owned())
+}
+
+/// Adds `entry` to `[table] list` of the overlay, rewriting it whole.
+fn add_entry(file: &Path, table_name: &str, list: &str, entry: String) -> Result<()> {
     let old = match policies::read_policy_file(file) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
     };
     let mut table = check_shape(&old).with_context(|| format!("{} is damaged", file.display()))?;
-    let list = match (allow, write) {
-        (false, _) => "deny",
-        (true, false) => "allow",
-        (true, true) => "allow_write",
-    };
-    let broker = table
-        .entry("broker")
+    let inner = table
+        .entry(table_name)
         .or_insert_with(|| toml::Value::Table(toml::Table::new()))
         .as_table_mut()
-        .expect("checked: broker is a table");
-    let entries = broker
+        .expect("checked: a table");
+    let entries = inner
         .entry(list)
         .or_insert_with(|| toml::Value::Array(Vec::new()));
     let Some(entries) = entries.as_array_mut() else {
-        bail!("{}: broker.{list} is not a list", file.display());
+        bail!("{}: {table_name}.{list} is not a list", file.display());
     };
-    let pattern = toml::Value::String(policies::literal_pattern(text_path));
-    if !entries.contains(&pattern) {
-        entries.push(pattern);
+    let entry = toml::Value::String(entry);
+    if !entries.contains(&entry) {
+        entries.push(entry);
     }
     let body = toml::to_string(&table).context("writing the overlay")?;
     replace(file, &format!("{HEADER}{body}"))
@@ -311,6 +397,66 @@ mod tests {
     }
 
     #[test]
+    fn remembered_hosts_load_in_the_next_session_next_to_paths() {
+        let (_tmp, dir) = temp_dir();
+        let file = dir.join(FILE_NAME);
+        remember(&file, &dir.join("a.txt"), false, true).unwrap();
+        remember_host(&file, "api.example.com:443", true).unwrap();
+        remember_host(&file, "[::1]:8080", true).unwrap();
+        remember_host(&file, "evil.example.com:443", false).unwrap();
+        remember_host(&file, "api.example.com:443", true).unwrap();
+        assert!(remember_host(&file, "*.example.com:443", true).is_err());
+        assert!(remember_host(&file, "example.com", true).is_err());
+        let overlay = Overlay::load(&file, &vars(&dir)).unwrap();
+        let host = |h: &str| Host::parse(h).unwrap();
+        let got = overlay.decide_host(&host("api.example.com"), 443).unwrap();
+        assert!(got.allow, "{got:?}");
+        assert_eq!(got.rule, "hosts \"api.example.com:443\" (approvals.toml)");
+        assert!(overlay.decide_host(&host("api.example.com"), 80).is_none());
+        assert!(overlay
+            .decide_host(&host("x.api.example.com"), 443)
+            .is_none());
+        assert!(overlay.decide_host(&host("::1"), 8080).unwrap().allow);
+        assert!(
+            !overlay
+                .decide_host(&host("evil.example.com"), 443)
+                .unwrap()
+                .allow
+        );
+        // The paths are still there.
+        assert!(overlay.decide(&dir.join("a.txt"), false).unwrap().allow);
+        let text = fs::read_to_string(&file).unwrap();
+        assert_eq!(text.matches("api.example.com:443").count(), 1, "{text}");
+        // Written by hand: a pattern, and deny wins.
+        fs::write(
+            &file,
+            "[network]\nhosts = [\"*.example.org\", \"x.example.org\"]\n\
+             deny_hosts = [\"x.example.org:443\"]\n",
+        )
+        .unwrap();
+        let overlay = Overlay::load(&file, &vars(&dir)).unwrap();
+        assert!(
+            overlay
+                .decide_host(&host("a.example.org"), 443)
+                .unwrap()
+                .allow
+        );
+        assert!(
+            !overlay
+                .decide_host(&host("x.example.org"), 443)
+                .unwrap()
+                .allow
+        );
+        assert!(
+            overlay
+                .decide_host(&host("x.example.org"), 80)
+                .unwrap()
+                .allow
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn an_overlay_with_anything_else_is_refused() {
         let (_tmp, dir) = temp_dir();
         let file = dir.join(FILE_NAME);
@@ -320,6 +466,11 @@ mod tests {
             "[broker]\nask = [\"/\"]\n",
             "[broker]\nallow = \"/x\"\n",
             "[broker\n",
+            "[network]\nmode = \"all\"\n",
+            "[network]\nask_hosts = true\n",
+            "[network]\nhosts = [\"not a host\"]\n",
+            "[network]\nhosts = [3]\n",
+            "[network]\nhosts = \"example.com\"\n",
         ] {
             fs::write(&file, bad).unwrap();
             let err = Overlay::load(&file, &vars(&dir)).unwrap_err();

@@ -1,7 +1,8 @@
 //! The questions waiting for the person, one shown at a time.
 //!
 //! Pure bookkeeping, with time passed in, so the rules are tested without a
-//! terminal or a clock: identical questions (same path, same access) share
+//! terminal or a clock: identical questions (same path and access, or the
+//! same host and port) share
 //! one place in the queue and one answer; a new question is refused when
 //! too many are already waiting or too many were put in the last minute.
 
@@ -11,9 +12,12 @@ use std::time::{Duration, Instant};
 
 /// What makes two questions the same question.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key {
-    pub path: PathBuf,
-    pub write: bool,
+pub enum Key {
+    /// A file, for reading or for writing too.
+    File { path: PathBuf, write: bool },
+    /// A connection through the hosts mode's proxy: `host:port` as
+    /// [`policies::Host`] writes it (`example.com:443`, `[::1]:80`).
+    Host { target: String },
 }
 
 /// Bounds on what a program can put before the person.
@@ -186,7 +190,7 @@ mod tests {
     use super::*;
 
     fn key(p: &str) -> Key {
-        Key {
+        Key::File {
             path: PathBuf::from(p),
             write: false,
         }
@@ -206,13 +210,17 @@ mod tests {
         assert_eq!(q.put(key("/a"), (), 1, now).unwrap(), Put::New(1));
         assert_eq!(q.put(key("/b"), (), 2, now).unwrap(), Put::New(2));
         assert_eq!(q.put(key("/a"), (), 3, now).unwrap(), Put::Joined(1));
-        let write = Key {
+        let write = Key::File {
+            path: PathBuf::from("/a"),
             write: true,
-            ..key("/a")
         };
         assert_eq!(q.put(write, (), 4, now).unwrap(), Put::New(3));
+        let host = Key::Host {
+            target: "/a".into(),
+        };
+        assert_eq!(q.put(host, (), 5, now).unwrap(), Put::New(4));
         assert_eq!(q.show_next().unwrap().id, 1);
-        assert_eq!(q.behind(), 2);
+        assert_eq!(q.behind(), 3);
         let item = q.take(1).unwrap();
         assert_eq!(item.waiters, vec![1, 3]);
         assert_eq!(q.show_next().unwrap().id, 2);
@@ -263,7 +271,7 @@ mod tests {
             q.put(key(p), (), 0, now).unwrap();
         }
         q.show_next();
-        let taken = q.take_where(|k| k.path.starts_with("/d"));
+        let taken = q.take_where(|k| matches!(k, Key::File { path, .. } if path.starts_with("/d")));
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].key, key("/d/2"));
         assert_eq!(q.behind(), 1);

@@ -72,6 +72,9 @@ pub struct View {
     pub rule: Option<String>,
     /// The directory "allow this directory" would allow.
     pub directory: PathBuf,
+    /// A connection's `host:port` (the hosts mode's proxy asks); then
+    /// `path`, `write` and `directory` mean nothing.
+    pub host: Option<String>,
     /// Whether "always" can be written down (the path is UTF-8 text).
     pub can_remember: bool,
     /// Requests waiting for this answer (identical ones joined).
@@ -79,6 +82,24 @@ pub struct View {
     /// Other questions queued behind this one.
     pub behind: usize,
     pub timeout_secs: u64,
+}
+
+impl View {
+    /// The choice a key makes for this question: a host has no directory.
+    pub fn choice(&self, key: u8) -> Choice {
+        match Choice::from_key(key, self.can_remember) {
+            Choice::AllowDirectory if self.host.is_some() => Choice::DenyOnce,
+            choice => choice,
+        }
+    }
+
+    /// What is asked for, for the terminal.
+    fn subject(&self) -> String {
+        match &self.host {
+            Some(host) => escape::for_terminal(host).into_owned(),
+            None => shown(&self.path),
+        }
+    }
 }
 
 /// Text a program chose, made harmless for the terminal.
@@ -98,6 +119,9 @@ pub fn prompt(v: &View) -> Vec<u8> {
         .rule
         .as_deref()
         .map_or_else(|| "-".to_owned(), |r| escape::for_terminal(r).into_owned());
+    if let Some(host) = &v.host {
+        return host_prompt(v, host, &rule);
+    }
     let access = if v.write { "read and write" } else { "read" };
     let mut text = String::new();
     text += "\x1b[1msluice: the sandboxed program asks for a file\x1b[0m\r\n";
@@ -118,6 +142,23 @@ pub fn prompt(v: &View) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// The prompt for a connection through the proxy (no pid: the connection
+/// comes from the program's network namespace, not from a process the
+/// proxy can name).
+fn host_prompt(v: &View, host: &str, rule: &str) -> Vec<u8> {
+    let mut text = String::new();
+    text += "\x1b[1msluice: the sandboxed program asks to connect to a host\x1b[0m\r\n";
+    text += &format!("  host     {}\r\n", escape::for_terminal(host));
+    text += &format!("  rule     {rule}\r\n");
+    text += "  [y] allow once   [s] allow this host and port for the session\r\n";
+    if v.can_remember {
+        text += "  [a] allow always   [n] deny once   [v] deny always   [Enter] deny\r\n";
+    } else {
+        text += "  [n] deny once   [Enter] deny\r\n";
+    }
+    text.into_bytes()
+}
+
 /// The prompt's last line, redrawn in place as requests join or queue.
 pub fn status(v: &View) -> String {
     let requests = if v.waiting == 1 {
@@ -125,8 +166,9 @@ pub fn status(v: &View) -> String {
     } else {
         format!("{} requests", v.waiting)
     };
+    let what = if v.host.is_some() { "host" } else { "file" };
     format!(
-        "\r\x1b[K  ({requests} for this file, {} other question(s) queued; denied in {} s without an answer) ? ",
+        "\r\x1b[K  ({requests} for this {what}, {} other question(s) queued; denied in {} s without an answer) ? ",
         v.behind, v.timeout_secs
     )
 }
@@ -150,7 +192,7 @@ pub fn answered(v: &View, choice: Choice, note: Option<&str>) -> Vec<u8> {
     let mut text = format!(
         "\r\x1b[K\x1b[1msluice:\x1b[0m {}: {}",
         choice.describe(),
-        shown(&v.path)
+        v.subject()
     );
     if let Some(note) = note {
         text += &format!(" ({})", escape::for_terminal(note));
@@ -174,6 +216,7 @@ mod tests {
             write: false,
             rule: Some("ask \"/\" (default:57)".into()),
             directory: PathBuf::from("/h"),
+            host: None,
             can_remember: true,
             waiting: 2,
             behind: 1,
@@ -208,5 +251,17 @@ mod tests {
         }
         // "always" cannot be chosen for a path that cannot be written down.
         assert_eq!(Choice::from_key(b'a', false), Choice::DenyOnce);
+        // A host has no directory.
+        let mut host = view(b"");
+        host.host = Some("example.com:443".into());
+        assert_eq!(host.choice(b'd'), Choice::DenyOnce);
+        assert_eq!(host.choice(b's'), Choice::AllowSession);
+        assert_eq!(host.choice(b'a'), Choice::AllowAlways);
+        let text = String::from_utf8(prompt(&host)).unwrap();
+        assert!(text.contains("asks to connect to a host"), "{text}");
+        assert!(text.contains("  host     example.com:443\r\n"), "{text}");
+        assert!(!text.contains("[d]"), "{text}");
+        let done = String::from_utf8(answered(&host, Choice::DenyOnce, None)).unwrap();
+        assert!(done.ends_with("denied: example.com:443\r\n"), "{done}");
     }
 }

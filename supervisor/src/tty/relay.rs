@@ -335,7 +335,7 @@ impl Pump {
                 continue;
             }
             let choice = match token {
-                Some(Token::Key(key)) => Choice::from_key(key, open.view.can_remember),
+                Some(Token::Key(key)) => open.view.choice(key),
                 // A character beyond ASCII or a paste: not a choice.
                 Some(Token::Text) => Choice::DenyOnce,
                 // A function key, a report, a late reply: not an answer.
