@@ -137,7 +137,7 @@ impl FsPolicy {
             buf: vec![0u8; 64 * 1024],
             path: Vec::new(),
             rules: patterns,
-            index: patterns.name_index(),
+            index: None,
             hits: Vec::new(),
             stats: WalkStats::default(),
             limits,
@@ -149,7 +149,7 @@ impl FsPolicy {
         };
         for (trees, rules) in [(&anywhere, patterns), (&rooted, &only_rooted)] {
             walker.rules = rules;
-            walker.index = rules.name_index();
+            walker.index = None;
             for tree in trees {
                 walker.walk_tree(tree).map_err(|why| {
                     let names: Vec<String> = (rules.rules().iter())
@@ -189,8 +189,9 @@ struct Walker<'a> {
     /// The path of the entry looked at, as bytes.
     path: Vec<u8>,
     rules: &'a Protect,
-    /// `rules`' last components, and scratch space for their matches.
-    index: crate::protect::NameIndex,
+    /// `rules`' last components (compiled at the first entry: an empty
+    /// tree costs no glob compilation), and scratch space for their matches.
+    index: Option<crate::protect::NameIndex>,
     hits: Vec<usize>,
     stats: WalkStats,
     /// At most this many entries and matches.
@@ -331,9 +332,9 @@ impl Walker<'_> {
         self.path.push(b'/');
         self.path.extend_from_slice(name);
         let path = Path::new(OsStr::from_bytes(&self.path));
-        let matched = self
-            .rules
-            .matches_at(&self.index, name, path, &mut self.hits);
+        let rules = self.rules;
+        let index = self.index.get_or_insert_with(|| rules.name_index());
+        let matched = rules.matches_at(index, name, path, &mut self.hits);
         let d_type = match d_type {
             libc::DT_UNKNOWN => type_of(dir, name),
             known => known,

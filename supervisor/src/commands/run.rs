@@ -293,6 +293,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     }
     // `[filesystem] deny` patterns: every match that exists now is denied
     // like a listed path (a placeholder mounted over it).
+    phase::mark("other sessions hidden");
     let walked = s
         .policy
         .filesystem
@@ -307,6 +308,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     // What the sandbox hides the broker never serves: under `--transparent`
     // an open the placeholder refuses goes to the broker, whose rules
     // (`allow_write = ["$WORKSPACE"]`) would serve the file itself.
+    phase::mark("deny patterns walked");
     for path in s.policy.filesystem.deny.clone() {
         let why = format!(
             "deny \"{}\" (the policy's [filesystem] deny)",
@@ -316,6 +318,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     }
     // `$SLUICE_BIN open PATH` works from inside: the binary itself is
     // executable in every sandbox (it holds nothing secret).
+    phase::mark("denied paths protected from the broker");
     let sluice_bin = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .context("locating the sluice binary")?;
