@@ -246,11 +246,11 @@ fn setxattr(
     };
     let result = open.and_then(|open| {
         let on = if open >= 0 { open } else { dir };
+        let args = args.as_ptr();
         // SAFETY: the names are NUL-terminated buffers alive for the call;
         // `args` is the 16-byte structure the kernel reads; `on` came with
         // the request or was opened above.
-        let rc =
-            unsafe { libc::syscall(SYS_SETXATTRAT, on, name, at, attr, args.as_ptr(), 16usize) };
+        let rc = unsafe { libc::syscall(SYS_SETXATTRAT, on, name, at, attr, args, 16usize) };
         let result = if rc == 0 { Ok(()) } else { Err(sys::errno()) };
         if open >= 0 {
             // SAFETY: the descriptor opened above.

@@ -90,11 +90,10 @@ pub fn private_network(listen: &[PreparedListen], socket: libc::c_int) -> Result
 }
 
 fn loopback_up() -> Result<(), i32> {
+    let kind = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC;
     // SAFETY: socket takes integers; the result is checked.
-    let fd =
-        sys::check(
-            unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as _,
-        )? as libc::c_int;
+    let fd = unsafe { libc::socket(libc::AF_INET, kind, 0) };
+    let fd = sys::check(fd as _)? as libc::c_int;
     // SAFETY: an all-zero ifreq is valid; the name is copied in below.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, &src) in req.ifr_name.iter_mut().zip(b"lo\0") {
