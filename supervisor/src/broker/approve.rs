@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::audit::By;
-use crate::prompt::overlay::Overlay;
+use crate::prompt::overlay::{Overlay, Remembered};
 use crate::prompt::Prompter;
 
 /// Who or what gave an answer.
@@ -101,21 +101,33 @@ pub enum Approvals {
 }
 
 impl Approvals {
-    pub async fn ask(&self, q: &Question<'_>) -> Answer {
-        let (person, allow) = match self {
-            Approvals::NonInteractive { allow } => (None, *allow),
+    /// The overlay's answer (`Err`), else who answers next: the person if
+    /// there is one, and `--approve`.
+    fn after_overlay(
+        &self,
+        decide: impl FnOnce(&Overlay) -> Option<Remembered>,
+    ) -> Result<(Option<&Arc<Prompter>>, bool), Answer> {
+        match self {
+            Approvals::NonInteractive { allow } => Ok((None, *allow)),
             Approvals::Layered {
                 overlay,
                 person,
                 allow,
-            } => {
-                if let Some(r) = overlay.decide(q.path, q.write) {
+            } => match decide(overlay) {
+                Some(r) => {
                     let mut answer = Answer::new(r.allow, AnsweredBy::Overlay);
                     answer.rule = Some(r.rule);
-                    return answer;
+                    Err(answer)
                 }
-                (person.as_ref(), *allow)
-            }
+                None => Ok((person.as_ref(), *allow)),
+            },
+        }
+    }
+
+    pub async fn ask(&self, q: &Question<'_>) -> Answer {
+        let (person, allow) = match self.after_overlay(|o| o.decide(q.path, q.write)) {
+            Ok(next) => next,
+            Err(answer) => return answer,
         };
         if let Some(person) = person {
             return person.ask(q).await;
@@ -135,20 +147,9 @@ impl Approvals {
     /// The same order for a connection `ask_hosts` puts to the person:
     /// the overlay's `[network]` answers, the person, `--approve`.
     pub async fn ask_host(&self, q: &HostQuestion<'_>) -> Answer {
-        let (person, allow) = match self {
-            Approvals::NonInteractive { allow } => (None, *allow),
-            Approvals::Layered {
-                overlay,
-                person,
-                allow,
-            } => {
-                if let Some(r) = overlay.decide_host(q.host, q.port) {
-                    let mut answer = Answer::new(r.allow, AnsweredBy::Overlay);
-                    answer.rule = Some(r.rule);
-                    return answer;
-                }
-                (person.as_ref(), *allow)
-            }
+        let (person, allow) = match self.after_overlay(|o| o.decide_host(q.host, q.port)) {
+            Ok(next) => next,
+            Err(answer) => return answer,
         };
         if let Some(person) = person {
             return person.ask_host(q).await;
