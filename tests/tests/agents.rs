@@ -241,7 +241,8 @@ fn claude_code_state_is_made_writable_and_its_settings_stay_protected() {
         "set -e; mkdir -p ~/.claude/projects/ws; echo t > ~/.claude/projects/ws/1.jsonl; \
          echo '{}' > ~/.claude/.claude.json.tmp.1; \
          mv ~/.claude/.claude.json.tmp.1 ~/.claude/.claude.json; \
-         mkdir ~/.claude/session-env/s1; echo \"$CLAUDE_CONFIG_DIR\" > ~/.claude/todos-dir; \
+         mkdir ~/.claude/session-env/s1; date > ~/.claude/.last-cleanup; \
+         echo \"$CLAUDE_CONFIG_DIR\" > ~/.claude/todos-dir; \
          true",
     );
     // `todos-dir` is not the session's state: refused, so `set -e` stops
@@ -259,6 +260,7 @@ fn claude_code_state_is_made_writable_and_its_settings_stay_protected() {
         "{}\n"
     );
     assert!(claude.join("session-env/s1").is_dir());
+    assert!(claude.join(".last-cleanup").is_file(), "{out}");
     assert!(!claude.join("todos-dir").exists());
 
     // Attack: the settings (hooks), commands and the workspace's own
