@@ -411,6 +411,68 @@ fn ip_literals_are_refused_unless_listed() {
     assert!(out.stdout.starts_with("HTTP/1.1 200"), "{out}");
 }
 
+/// curl through the proxy's SOCKS5 side: `socks5h` sends the name, `socks5`
+/// resolves it first and sends the address.
+fn curl_socks(scheme: &str, url: &str) -> Vec<String> {
+    let proxy = format!("{scheme}://127.0.0.1:{PROXY_PORT}");
+    ["curl", "-sS", "--max-time", "60", "--proxy", &proxy, url]
+        .map(String::from)
+        .to_vec()
+}
+
+#[test]
+fn socks5_reaches_an_allowed_host_and_refuses_others() {
+    let net = Net::new();
+    let allow = net.allow("allowed.test");
+    let out = net.run(
+        &[&allow],
+        &strs(&curl_socks("socks5h", &net.url("allowed.test"))),
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout, BODY, "{out}");
+    let recs = last_connections(&net.fx);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["via"], "socks5");
+    assert_eq!(recs[0]["decision"], "allowed");
+    assert_eq!(recs[0]["address"], format!("127.0.0.1:{}", net.server.port));
+    assert!(
+        recs[0]["received"].as_u64().unwrap() >= BODY.len() as u64,
+        "{recs:#?}"
+    );
+    // A name not listed: refused before any connection, and sluice says so.
+    let before = net.server.hits();
+    let out = net.run(
+        &[&allow],
+        &strs(&curl_socks("socks5h", &net.url("other.test"))),
+    );
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(!out.stdout.contains(BODY), "{out}");
+    assert!(
+        out.stderr
+            .contains("sluice: refused the program's connection to other.test"),
+        "{out}"
+    );
+    assert_eq!(net.server.hits(), before);
+    assert_eq!(
+        decided(&last_connections(&net.fx)),
+        [triple("other.test", "denied", "rule")]
+    );
+    // The program resolving the allowed name itself sends an address
+    // literal: refused, as no rule names the address...
+    let out = net.run(
+        &[&allow],
+        &strs(&curl_socks("socks5", &net.url("allowed.test"))),
+    );
+    assert_ne!(out.code(), 0, "{out}");
+    assert_eq!(net.server.hits(), before);
+    // ...and let through where one does (the control).
+    let out = net.run(
+        &[&net.allow("127.0.0.1")],
+        &strs(&curl_socks("socks5", &net.url("allowed.test"))),
+    );
+    assert_eq!(out.stdout, BODY, "{out}");
+}
+
 #[test]
 fn a_wildcard_rule_never_reaches_loopback_through_a_name() {
     let net = Net::new();
