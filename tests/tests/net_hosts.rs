@@ -1107,6 +1107,37 @@ fn a_stacked_session_narrows_the_outer_hosts() {
     );
 }
 
+#[test]
+fn socks5_in_a_stacked_session_narrows_the_outer_hosts() {
+    let net = Net::new();
+    let sluice = sluice_tests::sluice_bin();
+    let sluice = sluice.to_str().unwrap();
+    // The inner proxy's port, as its HTTPS_PROXY names it.
+    let script = format!(
+        "p=\"socks5h://${{HTTPS_PROXY#http://}}\"; \
+         curl -sS --max-time 60 -x \"$p\" {}; curl -sS --max-time 60 -x \"$p\" {}; \
+         echo \"exit $?\"",
+        net.url("allowed.test"),
+        net.url("other.test"),
+    );
+    let outer = [net.allow("allowed.test"), net.allow("other.test")];
+    let inner = net.allow("allowed.test");
+    let before = net.server.hits();
+    let program = [sluice, "run", &inner, "--", "sh", "-c", &script];
+    let out = net.run(&strs(&outer), &program);
+    // Control: allowed by both, reached through both.
+    assert!(out.stdout.starts_with(BODY), "{out}");
+    // other.test, allowed by the outer session only: the inner refuses it.
+    assert_eq!(out.stdout.matches(BODY).count(), 1, "{out}");
+    assert!(!out.stdout.trim_end().ends_with("exit 0"), "{out}");
+    assert!(
+        out.stderr
+            .contains("sluice: refused the program's connection to other.test"),
+        "{out}"
+    );
+    assert_eq!(net.server.hits(), before + 1);
+}
+
 /// A DNS server over TCP on `ip`:53 answering `name` A 127.0.0.1 (and
 /// NXDOMAIN for other names); counts the queries.
 fn dns_over_tcp(ip: &str, name: &str) -> Arc<AtomicUsize> {
