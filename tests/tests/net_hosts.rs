@@ -1061,6 +1061,23 @@ fn works_unprivileged() {
     assert_eq!(out.stdout, BODY, "{out}");
     let out = net.run_as_nobody(&[&net.allow("allowed.test")], &curl(&net.url("other.test")));
     assert!(out.stdout.contains("sluice refused"), "{out}");
+    // SOCKS5 the same.
+    let socks = |host| {
+        net.run_as_nobody(
+            &[&net.allow("allowed.test")],
+            &strs(&curl_socks("socks5h", &net.url(host))),
+        )
+    };
+    let out = socks("allowed.test");
+    assert_eq!(out.stdout, BODY, "{out}");
+    let before = net.server.hits();
+    let out = socks("other.test");
+    assert!(
+        out.stderr
+            .contains("sluice: refused the program's connection to other.test"),
+        "{out}"
+    );
+    assert_eq!(net.server.hits(), before);
 }
 
 #[test]
