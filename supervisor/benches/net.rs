@@ -23,6 +23,38 @@ use std::time::{Duration, Instant};
 
 use supervisor::net::Proxy;
 
+/// CPU time of this whole process (client, server and proxy threads alike).
+fn cpu() -> Duration {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    tv(u.user_time()) + tv(u.system_time())
+}
+
+/// On-CPU time so far of the client (the main thread) and the proxy (its
+/// runtime's threads, `sluice-proxy`), from `/proc/self/task/*/schedstat`;
+/// the server's threads end with their connections: the rest of [`cpu`].
+fn parties() -> [Duration; 2] {
+    let mut by = [Duration::ZERO; 2];
+    let me = std::process::id().to_string();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let dir = task.path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("schedstat")),
+        ) else {
+            continue; // ended meanwhile
+        };
+        let ns: u64 = stat.split(' ').next().unwrap().parse().unwrap();
+        if task.file_name().to_str() == Some(me.as_str()) {
+            by[0] += Duration::from_nanos(ns);
+        } else if comm.starts_with("sluice-proxy") {
+            by[1] += Duration::from_nanos(ns);
+        }
+    }
+    by
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -161,14 +193,28 @@ fn main() {
 
     let bytes = mib * 1024 * 1024;
     let (mut plain, mut proxied) = (Vec::new(), Vec::new());
+    let (mut plain_cpu, mut proxied_cpu) = (Vec::new(), Vec::new());
+    // Each party's CPU time over the proxied runs: client, proxy, server.
+    let mut party = [Duration::ZERO; 3];
+    let mut direct_client = Duration::ZERO;
     for _ in 0..5 {
-        let t = Instant::now();
+        let (t, c, p) = (Instant::now(), cpu(), parties());
         stream(direct(port), bytes);
         plain.push(t.elapsed());
-        let t = Instant::now();
+        plain_cpu.push(cpu() - c);
+        direct_client += parties()[0] - p[0];
+        let (t, c, p) = (Instant::now(), cpu(), parties());
         stream(through_proxy(proxy_port, port), bytes);
         proxied.push(t.elapsed());
+        let (all, q) = (cpu() - c, parties());
+        proxied_cpu.push(all);
+        let (client, proxying) = (q[0] - p[0], q[1] - p[1]);
+        party[0] += client;
+        party[1] += proxying;
+        party[2] += all.saturating_sub(client + proxying);
     }
+    plain_cpu.sort();
+    proxied_cpu.sort();
     plain.sort();
     proxied.sort();
     let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / (1024.0 * 1024.0);
@@ -177,6 +223,27 @@ fn main() {
     println!(
         "stream {mib} MiB, proxied  median {q:>8.0} MiB/s  ({:.0}% of direct)",
         q / p * 100.0
+    );
+    // CPU seconds per GiB moved, all parties together: what the proxy adds
+    // whatever else the machine is doing.
+    let per_gib = |d: Duration| d.as_secs_f64() / (bytes as f64 / (1u64 << 30) as f64);
+    let (p, q) = (per_gib(plain_cpu[2]), per_gib(proxied_cpu[2]));
+    println!("stream {mib} MiB, direct   median {p:>8.3} CPU s/GiB");
+    println!(
+        "stream {mib} MiB, proxied  median {q:>8.3} CPU s/GiB  (+{:.0}%)",
+        (q / p - 1.0) * 100.0
+    );
+    let all = 5.0 * bytes as f64 / (1u64 << 30) as f64;
+    let [client, proxying, serving] = party.map(|d| d.as_secs_f64() / all);
+    let direct_client = direct_client.as_secs_f64() / all;
+    let direct_server = plain_cpu.iter().sum::<Duration>().as_secs_f64() / all - direct_client;
+    println!(
+        "stream {mib} MiB, direct   CPU s/GiB by party: client {direct_client:.3}, \
+         server {direct_server:.3}"
+    );
+    println!(
+        "stream {mib} MiB, proxied  CPU s/GiB by party: client {client:.3}, \
+         proxy {proxying:.3}, server {serving:.3}"
     );
     proxy.stop();
     println!("({} connections recorded)", records.load(Ordering::Relaxed));

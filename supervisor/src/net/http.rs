@@ -1,21 +1,14 @@
-//! The proxy's side of one program connection: an HTTP request head, then
-//! a tunnel (`CONNECT`) or one forwarded plain-HTTP request.
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! An HTTP request to the proxy: its head, asking for a tunnel (`CONNECT`)
+//! or one plain-HTTP request to forward, and the proxy's own answers.
 
 use policies::Host;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
-use super::{allow_hint, open, relay, Context, Verdict};
-use crate::audit::{By, ConnectionRecord, Decision};
+use super::{Asked, How};
 
 /// The most a request head may take.
 const MAX_HEAD: usize = 64 * 1024;
-/// How long the program may take to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the program asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,123 +21,30 @@ pub(super) struct Request {
     pub forward: Vec<u8>,
 }
 
-pub(super) async fn client(mut stream: TcpStream, ctx: Arc<Context>, shutdown: CancellationToken) {
-    let started = Instant::now();
-    let _ = stream.set_nodelay(true);
-    let head = tokio::select! {
-        _ = shutdown.cancelled() => return,
-        head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)) => head,
+/// Reads the program's request head and parses it; a malformed one is
+/// answered `400` here and gives `None`.
+pub(super) async fn request(stream: &mut TcpStream) -> Option<Asked> {
+    let parsed = match read_head(stream).await {
+        Ok((head, rest)) => parse(&head).map(|req| (req, rest)),
+        Err(why) => Err(why),
     };
-    let (head, rest) = match head {
-        Ok(Ok(got)) => got,
-        Ok(Err(why)) => {
-            respond(
-                &mut stream,
-                400,
-                "Bad Request",
-                &format!("sluice's proxy: {why}\n"),
-            )
-            .await;
-            return;
-        }
-        Err(_) => return,
-    };
-    let req = match parse(&head) {
-        Ok(req) => req,
+    match parsed {
+        Ok((req, rest)) => Some(Asked {
+            host: req.host,
+            port: req.port,
+            how: if req.connect {
+                How::Connect
+            } else {
+                How::Http(req.forward)
+            },
+            rest,
+        }),
         Err(why) => {
-            respond(
-                &mut stream,
-                400,
-                "Bad Request",
-                &format!("sluice's proxy: {why}\n"),
-            )
-            .await;
-            return;
+            let body = format!("sluice's proxy: {why}\n");
+            respond(stream, 400, "Bad Request", &body).await;
+            None
         }
-    };
-    let mut rec = ConnectionRecord {
-        host: req.host.to_string(),
-        port: req.port,
-        via: if req.connect { "connect" } else { "http" }.to_owned(),
-        address: None,
-        decision: Decision::Denied,
-        by: By::Rule,
-        rule: None,
-        reason: None,
-        sent: 0,
-        received: 0,
-        duration_ms: 0,
-    };
-    let addrs = match ctx.judge(&req.host, req.port).await {
-        Verdict::Allow { rule, addrs, by } => {
-            rec.rule = Some(rule);
-            rec.by = by;
-            addrs
-        }
-        Verdict::Refuse { reason, by } => {
-            rec.by = by;
-            let body = format!(
-                "sluice refused the connection to {}:{}: {reason}.\n\
-                 To allow it: sluice run --allow-host {} ..., or add it to [network] hosts \
-                 in the policy.\n",
-                req.host,
-                req.port,
-                allow_hint(&req.host, req.port)
-            );
-            // The person who answered at the prompt has been told.
-            if !matches!(by, By::Person | By::Timeout) {
-                ctx.tell_refused(&req.host, req.port, &reason);
-            }
-            respond(&mut stream, 403, "Forbidden", &body).await;
-            rec.reason = Some(reason);
-            rec.duration_ms = started.elapsed().as_millis() as u64;
-            ctx.record(&rec);
-            return;
-        }
-    };
-    let (mut upstream, addr) = match open(ctx.upstream, &req.host, req.port, &addrs).await {
-        Ok(found) => found,
-        Err(e) => {
-            let reason = format!("connecting to {}:{}: {e}", req.host, req.port);
-            respond(
-                &mut stream,
-                502,
-                "Bad Gateway",
-                &format!("sluice's proxy: {reason}\n"),
-            )
-            .await;
-            rec.decision = Decision::Error;
-            rec.reason = Some(reason);
-            rec.duration_ms = started.elapsed().as_millis() as u64;
-            ctx.record(&rec);
-            return;
-        }
-    };
-    rec.decision = Decision::Allowed;
-    rec.address = Some(addr);
-    let mut first = Vec::new();
-    if req.connect {
-        if stream
-            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            .await
-            .is_err()
-        {
-            rec.duration_ms = started.elapsed().as_millis() as u64;
-            ctx.record(&rec);
-            return;
-        }
-    } else {
-        first = req.forward;
     }
-    first.extend_from_slice(&rest);
-    let sent_first = first.len() as u64;
-    if upstream.write_all(&first).await.is_ok() {
-        let (sent, received) = relay(&mut stream, &mut upstream, &shutdown).await;
-        rec.sent = sent_first + sent;
-        rec.received = received;
-    }
-    rec.duration_ms = started.elapsed().as_millis() as u64;
-    ctx.record(&rec);
 }
 
 /// Reads up to the end of the request head; returns the head and what
@@ -282,7 +182,7 @@ fn host_port(text: &str) -> Option<(Host, Option<u16>)> {
     Some((Host::parse(host)?, port))
 }
 
-async fn respond(stream: &mut TcpStream, code: u16, reason: &str, body: &str) {
+pub(super) async fn respond(stream: &mut TcpStream, code: u16, reason: &str, body: &str) {
     let text = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: close\r\nServer: sluice\r\n\r\n{body}",

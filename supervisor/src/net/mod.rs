@@ -11,7 +11,9 @@
 //!
 //! - HTTP `CONNECT host:port` (HTTPS, and anything tunnelled), and plain HTTP
 //!   requests with an absolute URI (`GET http://host/path`), forwarded with
-//!   `Connection: close` so that the next request comes back here;
+//!   `Connection: close` so that the next request comes back here; on the
+//!   same port, SOCKS5 `CONNECT` (no authentication; a name, or an address
+//!   literal judged as such), told apart by its first byte;
 //! - a name is resolved here, and the connection goes only to an address it
 //!   resolved to; an address literal passes only where a rule names that
 //!   address; a name that resolves to a loopback or unspecified address is
@@ -27,6 +29,7 @@
 //! - each connection is one audit record when it ends ([`ConnectionRecord`]).
 
 mod http;
+mod socks;
 
 use std::collections::HashSet;
 use std::io;
@@ -66,6 +69,9 @@ const MAX_CONNECTIONS: usize = 256;
 /// How long a name's resolution and the connection to one of its addresses
 /// may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the program may take to send its request (HTTP head, SOCKS5
+/// greeting and request).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Writes one connection record (to the session's audit log).
 pub type Recorder = Arc<dyn Fn(&ConnectionRecord) -> io::Result<()> + Send + Sync>;
@@ -225,7 +231,7 @@ async fn serve(
     }
     let stop = shutdown.clone();
     accept_loop(proxy, permits, shutdown, move |s| {
-        http::client(s, ctx.clone(), stop.clone())
+        client(s, ctx.clone(), stop.clone())
     })
     .await;
     while loops.join_next().await.is_some() {}
@@ -271,6 +277,165 @@ async fn accept_loop<F, Fut>(
         }
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// What the program asked the proxy for, in either protocol.
+struct Asked {
+    host: Host,
+    port: u16,
+    how: How,
+    /// What the program sent after its request, to pass on first.
+    rest: Vec<u8>,
+}
+
+/// The protocol and request the program used, which shape the answers.
+enum How {
+    /// HTTP `CONNECT`: a tunnel once `200` is answered.
+    Connect,
+    /// A plain-HTTP request: this head (origin form) is sent on, then the
+    /// bytes both ways.
+    Http(Vec<u8>),
+    /// SOCKS5 `CONNECT`: a tunnel once its success reply is sent.
+    Socks5,
+}
+
+impl How {
+    /// The record's `via`.
+    fn via(&self) -> &'static str {
+        match self {
+            How::Connect => "connect",
+            How::Http(_) => "http",
+            How::Socks5 => "socks5",
+        }
+    }
+}
+
+/// One connection to the proxy's port: the request (HTTP, or SOCKS5 when
+/// its first byte says so), then [`pass`].
+async fn client(mut stream: TcpStream, ctx: Arc<Context>, shutdown: CancellationToken) {
+    let started = Instant::now();
+    let _ = stream.set_nodelay(true);
+    let request = async {
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first).await {
+            Ok(1) if first[0] == socks::VERSION => socks::request(&mut stream).await,
+            Ok(1) => http::request(&mut stream).await,
+            _ => None,
+        }
+    };
+    let asked = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        asked = tokio::time::timeout(HEAD_TIMEOUT, request) => asked,
+    };
+    if let Ok(Some(asked)) = asked {
+        pass(stream, asked, &ctx, &shutdown, started).await;
+    }
+}
+
+/// Judges what the program asked for, answers it in its protocol, opens
+/// the way and relays; records the connection when it ends.
+async fn pass(
+    mut stream: TcpStream,
+    asked: Asked,
+    ctx: &Context,
+    shutdown: &CancellationToken,
+    started: Instant,
+) {
+    let Asked {
+        host,
+        port,
+        how,
+        rest,
+    } = asked;
+    let mut rec = ConnectionRecord {
+        host: host.to_string(),
+        port,
+        via: how.via().to_owned(),
+        address: None,
+        decision: Decision::Denied,
+        by: By::Rule,
+        rule: None,
+        reason: None,
+        sent: 0,
+        received: 0,
+        duration_ms: 0,
+    };
+    let addrs = match ctx.judge(&host, port).await {
+        Verdict::Allow { rule, addrs, by } => {
+            rec.rule = Some(rule);
+            rec.by = by;
+            addrs
+        }
+        Verdict::Refuse { reason, by } => {
+            rec.by = by;
+            // The person who answered at the prompt has been told.
+            if !matches!(by, By::Person | By::Timeout) {
+                ctx.tell_refused(&host, port, &reason);
+            }
+            match how {
+                How::Socks5 => {
+                    socks::reply(&mut stream, socks::Reply::NotAllowed).await;
+                }
+                How::Connect | How::Http(_) => {
+                    let body = format!(
+                        "sluice refused the connection to {host}:{port}: {reason}.\n\
+                         To allow it: sluice run --allow-host {} ..., or add it to \
+                         [network] hosts in the policy.\n",
+                        allow_hint(&host, port)
+                    );
+                    http::respond(&mut stream, 403, "Forbidden", &body).await;
+                }
+            }
+            rec.reason = Some(reason);
+            rec.duration_ms = started.elapsed().as_millis() as u64;
+            ctx.record(&rec);
+            return;
+        }
+    };
+    let (mut upstream, addr) = match open(ctx.upstream, &host, port, &addrs).await {
+        Ok(found) => found,
+        Err(e) => {
+            let reason = format!("connecting to {host}:{port}: {e}");
+            match how {
+                How::Socks5 => {
+                    socks::reply(&mut stream, socks::Reply::failed(&e)).await;
+                }
+                How::Connect | How::Http(_) => {
+                    let body = format!("sluice's proxy: {reason}\n");
+                    http::respond(&mut stream, 502, "Bad Gateway", &body).await;
+                }
+            }
+            rec.decision = Decision::Error;
+            rec.reason = Some(reason);
+            rec.duration_ms = started.elapsed().as_millis() as u64;
+            ctx.record(&rec);
+            return;
+        }
+    };
+    rec.decision = Decision::Allowed;
+    rec.address = Some(addr);
+    let answered = match &how {
+        How::Connect => stream
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .is_ok(),
+        How::Socks5 => socks::reply(&mut stream, socks::Reply::Succeeded).await,
+        How::Http(_) => true,
+    };
+    if answered {
+        let mut first = match how {
+            How::Http(forward) => forward,
+            How::Connect | How::Socks5 => Vec::new(),
+        };
+        first.extend_from_slice(&rest);
+        if upstream.write_all(&first).await.is_ok() {
+            let (sent, received) = relay(&mut stream, &mut upstream, shutdown).await;
+            rec.sent = first.len() as u64 + sent;
+            rec.received = received;
+        }
+    }
+    rec.duration_ms = started.elapsed().as_millis() as u64;
+    ctx.record(&rec);
 }
 
 impl Context {

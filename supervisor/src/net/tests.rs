@@ -109,3 +109,70 @@ fn the_hint_names_the_port_only_when_needed() {
     assert_eq!(allow_hint(&h("a.com"), 8443), "a.com:8443");
     assert_eq!(allow_hint(&h("127.0.0.1"), 443), "127.0.0.1:443");
 }
+
+/// The proxy's SOCKS5 side given `sent`: what it understood, and every
+/// byte it answered.
+fn socks_request(sent: &[u8]) -> (Option<(Host, u16)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut program, mut proxy) = tokio::io::duplex(4096);
+        program.write_all(sent).await.unwrap();
+        program.shutdown().await.unwrap();
+        let asked = super::socks::request(&mut proxy).await;
+        drop(proxy);
+        let mut answered = Vec::new();
+        program.read_to_end(&mut answered).await.unwrap();
+        (asked.map(|a| (a.host, a.port)), answered)
+    })
+}
+
+#[test]
+fn socks5_connect_requests_parse() {
+    let h = |t| Host::parse(t).unwrap();
+    // A name, the way curl --socks5-hostname sends it.
+    let mut sent = vec![5, 1, 0, 5, 1, 0, 3, 15];
+    sent.extend_from_slice(b"api.example.com");
+    sent.extend_from_slice(&443u16.to_be_bytes());
+    let (asked, answered) = socks_request(&sent);
+    assert_eq!(asked, Some((h("api.example.com"), 443)));
+    assert_eq!(answered, [5, 0]);
+    // Address literals, judged as literals.
+    let (asked, _) = socks_request(&[5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0x1f, 0x90]);
+    assert_eq!(asked, Some((h("127.0.0.1"), 8080)));
+    let mut sent = vec![5, 2, 2, 0, 5, 1, 0, 4];
+    sent.extend_from_slice(&"::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    sent.extend_from_slice(&[0, 80]);
+    assert_eq!(socks_request(&sent).0, Some((h("[::1]"), 80)));
+    // A literal written as a name is a literal.
+    let mut sent = vec![5, 1, 0, 5, 1, 0, 3, 9];
+    sent.extend_from_slice(b"127.0.0.1");
+    sent.extend_from_slice(&[0, 80]);
+    assert_eq!(socks_request(&sent).0, Some((h("127.0.0.1"), 80)));
+}
+
+#[test]
+fn socks5_requests_the_proxy_does_not_serve_are_answered_and_closed() {
+    let refused = |reply: u8| vec![5, 0, 5, reply, 0, 1, 0, 0, 0, 0, 0, 0];
+    // Only "no authentication" is offered: a client wanting a password
+    // is told no method fits.
+    assert_eq!(socks_request(&[5, 1, 2]), (None, vec![5, 0xff]));
+    // BIND and UDP ASSOCIATE: command not supported.
+    for command in [2, 3] {
+        let (asked, answered) = socks_request(&[5, 1, 0, 5, command, 0, 1, 127, 0, 0, 1, 0, 80]);
+        assert_eq!((asked, answered), (None, refused(7)));
+    }
+    // An unknown address type, an invalid name, port 0.
+    assert_eq!(socks_request(&[5, 1, 0, 5, 1, 0, 9]), (None, refused(8)));
+    let mut sent = vec![5, 1, 0, 5, 1, 0, 3, 8];
+    sent.extend_from_slice(b"a b.test");
+    sent.extend_from_slice(&[0, 80]);
+    assert_eq!(socks_request(&sent), (None, refused(8)));
+    let (asked, answered) = socks_request(&[5, 1, 0, 5, 1, 0, 1, 10, 0, 0, 1, 0, 0]);
+    assert_eq!((asked, answered), (None, refused(8)));
+    // Cut short: nothing more is said.
+    assert_eq!(socks_request(&[5, 1, 0, 5, 1]), (None, vec![5, 0]));
+}
