@@ -438,6 +438,21 @@ async fn pass(
     ctx.record(&rec);
 }
 
+/// Whether a connection may go to `ip` for a host allowed by an `exact`
+/// rule, or else by a `*.` rule or a person's answer (who saw a name, not
+/// where it leads). Never an unspecified address (it reaches this machine);
+/// through a name not named exactly, never this machine's loopback or a
+/// link-local address (a cloud's metadata service at 169.254.169.254), in
+/// whatever form the resolver gives it (`::ffff:127.0.0.1` is loopback).
+fn reachable(ip: IpAddr, exact: bool) -> bool {
+    let ip = ip.to_canonical();
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    !ip.is_unspecified() && (exact || !(ip.is_loopback() || link_local))
+}
+
 impl Context {
     /// Judges `host:port` by the policy (asking the person where
     /// `ask_hosts` says so), and resolves an allowed name.
@@ -446,9 +461,9 @@ impl Context {
             Some(rule) => (rule.to_string(), rule.is_exact(), By::Rule),
             None if self.hosts.asks(host, port) => {
                 if let Host::Ip(ip) = host {
-                    if ip.is_loopback() || ip.is_unspecified() {
+                    if !reachable(*ip, false) {
                         return Verdict::Refuse {
-                            reason: "a loopback address, never put to the person: name the \
+                            reason: "a loopback or link-local address, never put to the person: name the \
                                      service in [network] hosts"
                                 .to_owned(),
                             by: By::Rule,
@@ -507,9 +522,8 @@ impl Context {
                 }
             }
         };
-        let (kept, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
-            .into_iter()
-            .partition(|a| !a.ip().is_unspecified() && (exact || !a.ip().is_loopback()));
+        let (kept, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            addrs.into_iter().partition(|a| reachable(a.ip(), exact));
         if kept.is_empty() {
             // Refused whoever allowed the name: by the rule on addresses.
             let who = match by {

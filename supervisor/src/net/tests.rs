@@ -176,3 +176,38 @@ fn socks5_requests_the_proxy_does_not_serve_are_answered_and_closed() {
     // Cut short: nothing more is said.
     assert_eq!(socks_request(&[5, 1, 0, 5, 1]), (None, vec![5, 0]));
 }
+
+#[test]
+fn names_not_named_exactly_never_reach_this_machine_or_link_local_addresses() {
+    let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+    // Through a `*.` rule or a person's answer: never loopback, in any of
+    // the forms a resolver may give, nor a cloud's metadata address.
+    for bad in [
+        "127.0.0.1",
+        "127.1.2.3",
+        "::1",
+        "::ffff:127.0.0.1",
+        "0.0.0.0",
+        "::",
+        "::ffff:0.0.0.0",
+        "169.254.169.254",
+        "::ffff:169.254.169.254",
+        "fe80::1",
+    ] {
+        assert!(!reachable(ip(bad), false), "{bad} reachable through a name");
+    }
+    // An exact rule may name a loopback service, never "any address".
+    assert!(reachable(ip("127.0.0.1"), true));
+    assert!(reachable(ip("::ffff:127.0.0.1"), true));
+    assert!(!reachable(ip("0.0.0.0"), true));
+    assert!(!reachable(ip("::ffff:0.0.0.0"), true));
+    // Control: ordinary addresses pass either way.
+    for good in [
+        "93.184.215.14",
+        "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
+        "10.1.2.3",
+    ] {
+        assert!(reachable(ip(good), false), "{good}");
+        assert!(reachable(ip(good), true), "{good}");
+    }
+}
