@@ -457,7 +457,8 @@ fn bind(option: &str, src: &Path, dest: &Path) -> Result<Mount> {
         } else {
             Access::Write
         }
-    } else if ro && src == Path::new("/dev/null") {
+    } else if ro && (src == Path::new("/dev/null") || is_empty(src)) {
+        // A mask: what is at `dest` shows nothing (given as not seen).
         Access::Hidden
     } else {
         return Err(cannot(
@@ -477,6 +478,15 @@ fn bind(option: &str, src: &Path, dest: &Path) -> Result<Mount> {
         optional,
         option: option.to_owned(),
     })
+}
+
+/// An empty directory or empty regular file: what a mask is made of.
+fn is_empty(p: &Path) -> bool {
+    match p.metadata() {
+        Ok(m) if m.is_dir() => std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none()),
+        Ok(m) => m.is_file() && m.len() == 0,
+        Err(_) => false,
+    }
 }
 
 fn same_exists(p: &Path) -> bool {
@@ -933,6 +943,23 @@ mod tests {
         // Beside the way: b, a/file, a/kept; not a (on the way), not the
         // hidden tree, not the symlink into it.
         assert_eq!(got, [d.join("a/file"), d.join("a/kept"), d.join("b")]);
+    }
+
+    #[test]
+    fn an_empty_directory_bound_over_a_path_is_a_mask() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        std::fs::create_dir_all(dir.path().join("ws/.claude")).unwrap();
+        let (e, ws) = (empty.to_str().unwrap(), dir.path().join("ws"));
+        let (ws, masked) = (ws.to_str().unwrap(), ws.join(".claude"));
+        let masked = masked.to_str().unwrap();
+        let read = parsed(&["--ro-bind", ws, ws, "--ro-bind", e, masked, "true"]).unwrap();
+        assert!(read.view().iter().any(|m| m.access == Access::Hidden));
+        assert!(parsed(&["--bind", ws, ws, "--ro-bind", e, masked, "true"]).is_err());
+        // Not empty: a bind elsewhere, refused.
+        std::fs::write(empty.join("x"), "").unwrap();
+        assert!(parsed(&["--ro-bind", ws, ws, "--ro-bind", e, masked, "true"]).is_err());
     }
 
     #[test]
