@@ -156,6 +156,75 @@ fn unshare_net_cuts_the_network_and_without_it_the_outer_network_is_kept() {
     }
 }
 
+/// Listens on the first port and connects to it, binds the second, and
+/// connects to sluice's own proxy port (3128 in the hosts mode): one line
+/// each, OK or REFUSED.
+const LOOPBACK_SCRIPT: &str = r#"
+import socket, sys
+own, other = int(sys.argv[1]), int(sys.argv[2])
+def tell(what, step):
+    try:
+        step()
+        print(what, "OK")
+    except OSError as e:
+        print(what, "REFUSED", e.errno)
+s = []
+def listen():
+    s.append(socket.socket())
+    s[0].bind(("127.0.0.1", own))
+    s[0].listen()
+tell("bind-own", listen)
+tell("connect-own", lambda: socket.create_connection(("127.0.0.1", own), timeout=10))
+tell("bind-other", lambda: socket.socket().bind(("127.0.0.1", other)))
+tell("connect-3128", lambda: socket.create_connection(("127.0.0.1", 3128), timeout=10))
+"#;
+
+/// sandbox-runtime's relays: under `--unshare-net`, the loopback ports its
+/// `*_PROXY` variables name are the command's own where the enclosing
+/// network holds nothing but loopback (an outer session in the hosts
+/// mode), and nothing else is; with a real network they stay cut off.
+#[test]
+fn a_proxy_relay_on_loopback_works_only_where_loopback_is_all_there_is() {
+    let fx = Fixture::new(PROBE);
+    let mut v = view(&fx);
+    v.push("--unshare-net".into());
+    let hosts = OUTER.replace(
+        "mode = \"all\"",
+        "mode = \"hosts\"\nhosts = [\"example.com\"]",
+    );
+    let hosts = fx.write_policy("outer-hosts.toml", &hosts);
+    let all = fx.write_policy("outer.toml", OUTER);
+    let script = fx.ws("loopback.py");
+    fs::write(&script, LOOPBACK_SCRIPT).unwrap();
+    let run = |policy: &str, proxy: Option<&str>| {
+        let mut program: Vec<&str> = vec!["bwrap"];
+        program.extend(v.iter().map(String::as_str));
+        if let Some(url) = proxy {
+            program.extend(["--setenv", "ALL_PROXY", url]);
+        }
+        program.extend(["--", "/usr/bin/python3", &script, "18080", "18081"]);
+        let out = execute(fx.sluice_command(&["--policy", policy], &program));
+        out.assert_code(0);
+        out
+    };
+    let proxy = Some("socks5h://srt.a:b@localhost:18080");
+    let out = run(&hosts, proxy);
+    for line in [
+        "bind-own OK",
+        "connect-own OK",
+        "bind-other REFUSED",
+        "connect-3128 REFUSED",
+    ] {
+        assert!(out.stdout.contains(line), "{line}\n{out}");
+    }
+    // Controls: without the variable, and with a real network outside, the
+    // command has no network at all.
+    for out in [run(&hosts, None), run(&all, proxy)] {
+        assert!(out.stdout.contains("bind-own REFUSED"), "{out}");
+        assert!(!out.stdout.contains(" OK"), "{out}");
+    }
+}
+
 #[test]
 fn what_the_stand_in_cannot_give_is_refused_with_a_message_and_nothing_runs() {
     let fx = Fixture::new(PROBE);

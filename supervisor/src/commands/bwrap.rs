@@ -71,7 +71,7 @@ pub fn main() -> i32 {
 }
 
 fn run(args: Vec<OsString>) -> Result<i32> {
-    let request = match parse(args, std::env::vars_os().collect())? {
+    let mut request = match parse(args, std::env::vars_os().collect())? {
         Parsed::Run(request) => request,
         Parsed::Said(text) => {
             print!("{text}");
@@ -85,6 +85,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
              outside one, run bubblewrap itself",
         ));
     }
+    request.relay_ports = relay_ports(&request);
     if request.die_with_parent {
         die_with_parent()?;
     }
@@ -161,6 +162,9 @@ struct Request {
     env: Vec<(OsString, OsString)>,
     die_with_parent: bool,
     command: Vec<OsString>,
+    /// `--unshare-net` with a proxy on loopback: the ports the command may
+    /// listen on and connect to ([`relay_ports`]).
+    relay_ports: Vec<u16>,
 }
 
 enum Parsed {
@@ -635,7 +639,20 @@ impl Request {
         fs.insert("execute".into(), Value::Array(execute));
         fs.insert("write".into(), Value::Array(write));
         let mut net = toml::Table::new();
-        let mode = if self.no_network { "none" } else { "all" };
+        let mode = match (self.no_network, self.relay_ports.is_empty()) {
+            (false, _) => "all",
+            (true, true) => "none",
+            (true, false) => {
+                let ports: Vec<Value> = self
+                    .relay_ports
+                    .iter()
+                    .map(|p| Value::Integer(i64::from(*p)))
+                    .collect();
+                net.insert("connect".into(), Value::Array(ports.clone()));
+                net.insert("bind".into(), Value::Array(ports));
+                "tcp"
+            }
+        };
         net.insert("mode".into(), Value::String(mode.into()));
         let mut set = toml::Table::new();
         for (k, v) in &self.env {
@@ -662,6 +679,79 @@ impl Request {
         top.insert("environment".into(), Value::Table(env));
         toml::to_string(&top).context("writing the policy made from bwrap's arguments")
     }
+}
+
+/// `--unshare-net` gives bubblewrap's command a loopback of its own, where
+/// sandboxing tools run their proxy's relay (sandbox-runtime's `socat` on
+/// 3128 and 1080, named in the `*_PROXY` variables it sets). Stacked, no
+/// network namespace can be made, and Landlock names ports, not addresses;
+/// so the command may listen on and connect to those ports only where the
+/// enclosing network namespace holds nothing but loopback (the outer
+/// session in the hosts mode): there a port reaches nothing else. A port
+/// already taken there (sluice's own proxy holds 3128 in the hosts mode)
+/// or one the enclosing sandbox does not let us bind is not granted, and
+/// said. Elsewhere the command has no network, as asked.
+fn relay_ports(r: &Request) -> Vec<u16> {
+    if !r.no_network || !only_loopback() {
+        return Vec::new();
+    }
+    let mut ports: Vec<u16> = r
+        .env
+        .iter()
+        .filter(|(k, _)| {
+            crate::net::PROXY_VARIABLES.iter().any(|p| k == p)
+                || [
+                    "FTP_PROXY",
+                    "ftp_proxy",
+                    "GRPC_PROXY",
+                    "grpc_proxy",
+                    "RSYNC_PROXY",
+                ]
+                .iter()
+                .any(|p| k == p)
+        })
+        .filter_map(|(_, v)| loopback_port(v.to_str()?))
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports.retain(
+        |port| match std::net::TcpListener::bind(("127.0.0.1", *port)) {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!(
+                    "bwrap: the command's proxy port {port} on loopback cannot be its own \
+                 ({e}: in use in the enclosing sandbox's network, such as sluice's own \
+                 proxy, or not allowed there); it stays cut off"
+                );
+                false
+            }
+        },
+    );
+    ports
+}
+
+/// Whether this network namespace has no interface but loopback
+/// (`/proc/net/dev`; unreadable counts as no).
+fn only_loopback() -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/dev") else {
+        return false;
+    };
+    let mut names = table
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim()));
+    names.all(|n| n == "lo")
+}
+
+/// The port of a proxy URL on loopback (`http://user:pw@localhost:3128`,
+/// `socks5h://127.0.0.1:1080`, `localhost:1080`).
+fn loopback_port(url: &str) -> Option<u16> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    port.parse().ok().filter(|p| loopback && *p != 0)
 }
 
 /// The most entries a tree granted around what is hidden in it may take.
@@ -960,6 +1050,22 @@ mod tests {
         // Not empty: a bind elsewhere, refused.
         std::fs::write(empty.join("x"), "").unwrap();
         assert!(parsed(&["--ro-bind", ws, ws, "--ro-bind", e, masked, "true"]).is_err());
+    }
+
+    #[test]
+    fn proxy_ports_on_loopback_are_read_from_their_urls() {
+        for (url, port) in [
+            ("http://srt.x%3D:secret@localhost:3128", Some(3128)),
+            ("socks5h://u:p@127.0.0.1:1080/", Some(1080)),
+            ("localhost:1080", Some(1080)),
+            ("http://[::1]:8080", Some(8080)),
+            ("http://proxy.example.com:3128", None),
+            ("http://localhost.example.com:3128", None),
+            ("http://10.0.0.1:3128", None),
+            ("http://localhost", None),
+        ] {
+            assert_eq!(loopback_port(url), port, "{url}");
+        }
     }
 
     #[test]
