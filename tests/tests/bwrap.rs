@@ -200,7 +200,10 @@ fn a_proxy_relay_on_loopback_works_only_where_loopback_is_all_there_is() {
         let mut program: Vec<&str> = vec!["bwrap"];
         program.extend(v.iter().map(String::as_str));
         if let Some(url) = proxy {
+            // As sandbox-runtime: SOCKS on a port of its own, HTTP on 3128,
+            // which sluice's proxy holds in the hosts mode.
             program.extend(["--setenv", "ALL_PROXY", url]);
+            program.extend(["--setenv", "HTTP_PROXY", "http://u:p@localhost:3128"]);
         }
         program.extend(["--", "/usr/bin/python3", &script, "18080", "18081"]);
         let out = execute(fx.sluice_command(&["--policy", policy], &program));
@@ -217,6 +220,7 @@ fn a_proxy_relay_on_loopback_works_only_where_loopback_is_all_there_is() {
     ] {
         assert!(out.stdout.contains(line), "{line}\n{out}");
     }
+    out.assert_stderr_says("proxy port 3128 on loopback cannot be its own");
     // Controls: without the variable, and with a real network outside, the
     // command has no network at all.
     for out in [run(&hosts, None), run(&all, proxy)] {
@@ -343,7 +347,7 @@ fn a_claude_code_command_line_runs_under_the_stand_in() {
     let args_file = fx.ws_dir.join("bwrap-args");
     fs::write(&args_file, format!("{mounts}\0")).unwrap();
     let script = format!(
-        "echo runtime=$SANDBOX_RUNTIME canary=${{SLUICE_TEST_CANARY:-unset}}; \
+        "echo runtime=$SANDBOX_RUNTIME canary=${{SLUICE_TEST_CANARY:-unset}} pwd=$(pwd -P); \
          echo ok > {out}/made && cat {out}/made; \
          if echo no > {ws}/escaped 2>/dev/null; then echo WROTE; fi; \
          if ls {ws}/.git/hooks >/dev/null 2>&1; then echo SAW-HOOKS; fi",
@@ -352,13 +356,15 @@ fn a_claude_code_command_line_runs_under_the_stand_in() {
     );
     let shell = format!(
         "exec 3< {args}; exec bwrap --new-session --die-with-parent --unshare-net \
-         --setenv SANDBOX_RUNTIME 1 --unsetenv SLUICE_TEST_CANARY --args 3 --dev /dev \
+         --setenv SANDBOX_RUNTIME 1 --unsetenv SLUICE_TEST_CANARY --args 3 --chdir {out} --dev /dev \
          --unshare-pid --unshare-user --cap-drop ALL --proc /proc -- /bin/bash -c '{script}'",
-        args = args_file.display()
+        args = args_file.display(),
+        out = out_dir,
     );
     let out = in_sluice(&fx, &["/bin/sh", "-c", &shell]);
     out.assert_code(0);
-    assert!(out.stdout.contains("runtime=1 canary=unset"), "{out}");
+    let expected = format!("runtime=1 canary=unset pwd={out_dir}");
+    assert!(out.stdout.contains(&expected), "{out}");
     assert!(out.stdout.contains("\nok\n"), "{out}");
     assert!(
         !out.stdout.contains("WROTE") && !Path::new(&fx.ws("escaped")).exists(),

@@ -162,6 +162,9 @@ struct Request {
     env: Vec<(OsString, OsString)>,
     die_with_parent: bool,
     command: Vec<OsString>,
+    /// The variables `--setenv` gave (a proxy the caller set up for the
+    /// command, unlike one the caller's own environment names).
+    set_here: Vec<OsString>,
     /// `--unshare-net` with a proxy on loopback: the ports the command may
     /// listen on and connect to ([`relay_ports`]).
     relay_ports: Vec<u16>,
@@ -316,6 +319,7 @@ fn parse(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Parsed> 
                 let name = value(&mut args, &option)?;
                 let val = value(&mut args, &option)?;
                 r.env.retain(|(k, _)| *k != name);
+                r.set_here.push(name.clone());
                 r.env.push((name, val));
             }
             "--unsetenv" => {
@@ -683,7 +687,8 @@ impl Request {
 
 /// `--unshare-net` gives bubblewrap's command a loopback of its own, where
 /// sandboxing tools run their proxy's relay (sandbox-runtime's `socat` on
-/// 3128 and 1080, named in the `*_PROXY` variables it sets). Stacked, no
+/// 3128 and 1080, named in the `*_PROXY` variables it sets with
+/// `--setenv`; those the caller inherited name its own proxy, outside). Stacked, no
 /// network namespace can be made, and Landlock names ports, not addresses;
 /// so the command may listen on and connect to those ports only where the
 /// enclosing network namespace holds nothing but loopback (the outer
@@ -698,6 +703,7 @@ fn relay_ports(r: &Request) -> Vec<u16> {
     let mut ports: Vec<u16> = r
         .env
         .iter()
+        .filter(|(k, _)| r.set_here.contains(k))
         .filter(|(k, _)| {
             crate::net::PROXY_VARIABLES.iter().any(|p| k == p)
                 || [
