@@ -221,9 +221,12 @@ fn a_proxy_relay_on_loopback_works_only_where_loopback_is_all_there_is() {
         assert!(out.stdout.contains(line), "{line}\n{out}");
     }
     out.assert_stderr_says("proxy port 3128 on loopback cannot be its own");
-    // Controls: without the variable, and with a real network outside, the
-    // command has no network at all.
-    for out in [run(&hosts, None), run(&all, proxy)] {
+    // Controls: without the variables, and with a real network outside, the
+    // command has no network at all; the proxy sluice's hosts mode names in
+    // the caller's environment is the caller's, not a relay of the command.
+    let without = run(&hosts, None);
+    assert!(!without.stderr.contains("proxy port"), "{without}");
+    for out in [without, run(&all, proxy)] {
         assert!(out.stdout.contains("bind-own REFUSED"), "{out}");
         assert!(!out.stdout.contains(" OK"), "{out}");
     }
