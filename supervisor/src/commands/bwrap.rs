@@ -363,7 +363,7 @@ fn parse(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Parsed> 
                 }
                 r.dev |= option == "--dev";
                 r.mounts.push(Mount {
-                    path: dest,
+                    path: real(&dest),
                     access: Access::Read,
                     optional: false,
                     option,
@@ -372,7 +372,7 @@ fn parse(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Parsed> 
             "--tmpfs" => {
                 let dest = absolute(&option, value(&mut args, &option)?)?;
                 r.mounts.push(Mount {
-                    path: dest,
+                    path: real(&dest),
                     access: Access::Hidden,
                     optional: false,
                     option,
@@ -381,7 +381,7 @@ fn parse(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Parsed> 
             "--remount-ro" | "--dir" => {
                 let dest = absolute(&option, value(&mut args, &option)?)?;
                 r.mounts.push(Mount {
-                    path: dest,
+                    path: real(&dest),
                     // Checked against the view once it is known.
                     access: Access::Read,
                     optional: true,
@@ -449,6 +449,27 @@ fn absolute(option: &str, path: OsString) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// `path` with the symlinks on its way resolved, as bubblewrap mounts at
+/// the place a destination leads to (and Landlock judges it): the longest
+/// part that exists, canonical, then the rest. Compared lexically, a mask
+/// named through a link would miss the tree it lies in.
+fn real(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(found) = at.canonicalize() {
+            return missing.iter().rev().fold(found, |p, name| p.join(name));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
 /// `--bind`, `--dev-bind`, `--ro-bind` (and `-try`): the same tree at the
 /// same place, or `/dev/null` over a path (nothing of it seen).
 fn bind(option: &str, src: &Path, dest: &Path) -> Result<Mount> {
@@ -481,7 +502,7 @@ fn bind(option: &str, src: &Path, dest: &Path) -> Result<Mount> {
         )));
     }
     Ok(Mount {
-        path: dest.to_path_buf(),
+        path: real(dest),
         access,
         optional,
         option: option.to_owned(),
@@ -1072,6 +1093,30 @@ mod tests {
         ] {
             assert_eq!(loopback_port(url), port, "{url}");
         }
+    }
+
+    #[test]
+    fn a_mask_named_through_a_symlink_is_judged_where_it_leads() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(ws.join(".env"), "x").unwrap();
+        std::os::unix::fs::symlink(&ws, dir.path().join("link")).unwrap();
+        let ws = ws.to_str().unwrap();
+        let via_link = dir.path().join("link/.env");
+        let via_link = via_link.to_str().unwrap();
+        // Written tree: refused, as named directly.
+        assert!(parsed(&["--bind", ws, ws, "--ro-bind", "/dev/null", via_link, "true"]).is_err());
+        // Read tree: the mask holds where the link leads.
+        let r = parsed(&["--ro-bind", ws, ws, "--tmpfs", via_link, "true"]).unwrap();
+        let granted: Vec<PathBuf> = r
+            .grants()
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.access != Access::Hidden)
+            .map(|m| m.path)
+            .collect();
+        assert!(granted.is_empty(), "{granted:?}");
     }
 
     #[test]
