@@ -681,7 +681,14 @@ impl Request {
         net.insert("mode".into(), Value::String(mode.into()));
         let mut set = toml::Table::new();
         for (k, v) in &self.env {
-            if k == "TMPDIR" || crate::commands::run::SLUICE_SET.iter().any(|s| k == *s) {
+            let sluices = crate::commands::run::SLUICE_SET.iter().any(|s| k == *s);
+            if sluices && k != "TMPDIR" && self.set_here.contains(k) {
+                return Err(refuse(format!(
+                    "--setenv {}: sluice sets it itself in the stacked session",
+                    k.to_string_lossy()
+                )));
+            }
+            if k == "TMPDIR" || sluices {
                 // sluice's own, set by the stacked session; TMPDIR is
                 // passed as it is (`run::Given::tmpdir`).
                 continue;
@@ -1024,8 +1031,10 @@ mod tests {
             &["--polcy", "true"],
             &["--ro-bind", "/no/such/path", "/no/such/path", "true"],
             &["--ro-bind", "/usr", "/usr"],
+            &["--setenv", "SLUICE_BROKER_FD", "3", "true"],
         ] {
-            assert!(parsed(args).is_err(), "accepted: {args:?}");
+            let policy = parsed(args).and_then(|r| r.policy_toml());
+            assert!(policy.is_err(), "accepted: {args:?}");
         }
     }
 
