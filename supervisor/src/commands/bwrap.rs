@@ -192,69 +192,67 @@ fn cannot(option: &str, why: &str) -> anyhow::Error {
 /// same set `default` writes; /dev/shm and /dev/pts stay out, as there).
 const DEV_WRITE: [&str; 4] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/tty"];
 
-/// Options taken and given no effect, and why that narrows nothing.
-const NO_EFFECT: &[(&str, &str)] = &[
+/// Options taken with no effect of their own: what each is for, sluice's
+/// sandbox does already, or cannot do at all (said in ARCHITECTURE.md).
+const NO_EFFECT: &[&str] = &[
     // sluice's filter refuses TIOCSTI and TIOCLINUX, the reason for it.
-    ("--new-session", ""),
+    "--new-session",
     // The command holds no capability in any sluice sandbox.
-    ("--unshare-user", ""),
-    ("--unshare-user-try", ""),
-    ("--disable-userns", ""),
-    ("--assert-userns-disabled", ""),
+    "--unshare-user",
+    "--unshare-user-try",
+    "--disable-userns",
+    "--assert-userns-disabled",
     // Signals and ptrace reach only the command's own processes (Landlock
     // scopes); see ARCHITECTURE.md for what /proc still shows.
-    ("--unshare-pid", ""),
+    "--unshare-pid",
     // No capability: the host name cannot be changed either way.
-    ("--unshare-uts", ""),
-    ("--unshare-cgroup", ""),
-    ("--unshare-cgroup-try", ""),
+    "--unshare-uts",
+    "--unshare-cgroup",
+    "--unshare-cgroup-try",
     // SysV IPC stays the enclosing session's (see ARCHITECTURE.md).
-    ("--unshare-ipc", ""),
+    "--unshare-ipc",
 ];
 
 /// Options the stand-in refuses, with why.
-const REFUSED: &[(&str, usize, &str)] = &[
-    ("--cap-add", 1, "no capability is held in a sluice sandbox"),
-    ("--userns", 1, "no user namespace can be entered"),
-    ("--userns2", 1, "no user namespace can be entered"),
-    ("--pidns", 1, "no PID namespace can be entered"),
-    ("--hostname", 1, "no UTS namespace can be made"),
-    ("--argv0", 1, "the command's argv[0] is the command itself"),
-    ("--lock-file", 1, "no lock is taken in the sandbox's view"),
-    ("--sync-fd", 1, "no descriptor is kept for the command"),
+const REFUSED: &[(&str, &str)] = &[
+    ("--cap-add", "no capability is held in a sluice sandbox"),
+    ("--userns", "no user namespace can be entered"),
+    ("--userns2", "no user namespace can be entered"),
+    ("--pidns", "no PID namespace can be entered"),
+    ("--hostname", "no UTS namespace can be made"),
+    ("--argv0", "the command's argv[0] is the command itself"),
+    ("--lock-file", "no lock is taken in the sandbox's view"),
+    ("--sync-fd", "no descriptor is kept for the command"),
     (
         "--seccomp",
-        1,
         "sluice's own filter applies; another cannot be added here",
     ),
     (
         "--add-seccomp-fd",
-        1,
         "sluice's own filter applies; another cannot be added here",
     ),
-    ("--block-fd", 1, "the command starts at once"),
-    ("--userns-block-fd", 1, "no user namespace is made"),
-    ("--info-fd", 1, "no status is written"),
-    ("--json-status-fd", 1, "no status is written"),
-    ("--exec-label", 1, "no SELinux label is set"),
-    ("--file-label", 1, "no SELinux label is set"),
-    ("--mqueue", 1, "no IPC namespace of its own"),
-    ("--perms", 1, "no file is made in the view"),
-    ("--size", 1, "no tmpfs is made"),
-    ("--chmod", 2, "nothing in the view is changed"),
-    ("--file", 2, "no file is made in the view"),
-    ("--bind-data", 2, "no file is made in the view"),
-    ("--ro-bind-data", 2, "no file is made in the view"),
-    ("--overlay-src", 1, "no overlay is mounted"),
-    ("--overlay", 3, "no overlay is mounted"),
-    ("--tmp-overlay", 1, "no overlay is mounted"),
-    ("--ro-overlay", 1, "no overlay is mounted"),
+    ("--block-fd", "the command starts at once"),
+    ("--userns-block-fd", "no user namespace is made"),
+    ("--info-fd", "no status is written"),
+    ("--json-status-fd", "no status is written"),
+    ("--exec-label", "no SELinux label is set"),
+    ("--file-label", "no SELinux label is set"),
+    ("--mqueue", "no IPC namespace of its own"),
+    ("--perms", "no file is made in the view"),
+    ("--size", "no tmpfs is made"),
+    ("--chmod", "nothing in the view is changed"),
+    ("--file", "no file is made in the view"),
+    ("--bind-data", "no file is made in the view"),
+    ("--ro-bind-data", "no file is made in the view"),
+    ("--overlay-src", "no overlay is mounted"),
+    ("--overlay", "no overlay is mounted"),
+    ("--tmp-overlay", "no overlay is mounted"),
+    ("--ro-overlay", "no overlay is mounted"),
     (
         "--as-pid-1",
-        0,
         "the command is not the init of a PID namespace",
     ),
-    ("--level-prefix", 0, "messages are sluice's"),
+    ("--level-prefix", "messages are sluice's"),
 ];
 
 const HELP: &str = "\
@@ -399,11 +397,11 @@ fn parse(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Result<Parsed> 
                 }
             }
             other => {
-                if NO_EFFECT.iter().any(|(o, _)| *o == other) {
+                if NO_EFFECT.contains(&other) {
                     continue;
                 }
-                match REFUSED.iter().find(|(o, _, _)| *o == other) {
-                    Some((o, _, why)) => return Err(cannot(o, why)),
+                match REFUSED.iter().find(|(o, _)| *o == other) {
+                    Some((o, why)) => return Err(cannot(o, why)),
                     None => {
                         return Err(refuse(format!(
                             "unknown option {other}: sluice's stand-in for bubblewrap \
