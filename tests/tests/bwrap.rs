@@ -456,3 +456,47 @@ fn as_a_user_the_stand_in_writes_nothing_outside_its_binds() {
     as_nobody(&["write", &fx.ws("user-outside.txt")]).assert_blocked();
     assert!(!Path::new(&fx.ws("user-outside.txt")).exists());
 }
+
+/// Claude Code's sandbox-runtime itself (`npm install -g
+/// @anthropic-ai/sandbox-runtime`, with ripgrep and socat), inside a
+/// hosts-mode session: its command runs under the stand-in, its hidden
+/// paths are hidden, and its SOCKS relay on 1080 is reached. Not in the
+/// default run (a download CI does not make): `cargo test -p sluice-tests
+/// --test bwrap -- --ignored`.
+#[test]
+#[ignore = "needs srt from npm, ripgrep and socat"]
+fn sandbox_runtime_runs_its_commands_under_the_stand_in() {
+    let fx = Fixture::new(PROBE);
+    let hosts = OUTER.replace(
+        "mode = \"all\"",
+        "mode = \"hosts\"\nhosts = [\"example.com\"]",
+    );
+    let policy = fx.write_policy("outer-hosts.toml", &hosts);
+    // Its apply-seccomp helper makes a user namespace, which no sluice
+    // sandbox allows: unix sockets are left to sluice's own rules.
+    let settings = fx.ws("srt-settings.json");
+    fs::write(
+        &settings,
+        r#"{"network":{"allowedDomains":["example.com"],"deniedDomains":[],
+            "allowAllUnixSockets":true},
+            "filesystem":{"denyRead":[],"allowWrite":[],"denyWrite":[]}}"#,
+    )
+    .unwrap();
+    let command = format!(
+        "sleep 1; ls /etc/ssh/ssh_config.d >/dev/null 2>&1 && echo SAW-HIDDEN; \
+         echo no > {ws}/srt-wrote 2>/dev/null && echo WROTE; \
+         /usr/bin/python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 1080), timeout=10); print(\"relay reached\")'",
+        ws = fx.ws("")
+    );
+    let out = execute(fx.sluice_command(
+        &["--policy", &policy],
+        &["srt", "--settings", &settings, "-c", &command],
+    ));
+    out.assert_code(0);
+    assert!(out.stdout.contains("relay reached"), "{out}");
+    assert!(
+        !out.stdout.contains("SAW-HIDDEN") && !out.stdout.contains("WROTE"),
+        "{out}"
+    );
+    assert!(!Path::new(&fx.ws("srt-wrote")).exists());
+}
