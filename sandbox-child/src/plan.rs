@@ -68,7 +68,7 @@ pub struct LaunchContext {
 
 /// A file of the host that the sandbox sees replaced by `source`: bound
 /// over `path` in the policy-built root, read-only and nosuid, when `path`
-/// is a regular file inside a tree the policy allows (a mount needs
+/// is a regular file (not a symlink) inside a tree the policy allows (a mount needs
 /// something to sit on; the host's tree is never written to make one).
 #[derive(Debug, Clone)]
 pub struct StandIn {
@@ -512,7 +512,10 @@ fn prepare_root(
         let fs = &policy.filesystem;
         let allowed = fs.read.iter().chain(&fs.write).chain(&fs.execute);
         let denied = fs.deny.iter().any(|d| p.starts_with(d));
-        p.is_file() && !denied && allowed.clone().any(|t| p.starts_with(t))
+        // Not a symlink: a mount on one lands where it leads, which the
+        // view may not hold (the launch would fail).
+        let file = p.symlink_metadata().is_ok_and(|m| m.is_file());
+        file && !denied && allowed.clone().any(|t| p.starts_with(t))
     };
     for s in stand_ins.iter().filter(|s| in_view(&s.path)) {
         entries.push(RootEntry::StandIn {
