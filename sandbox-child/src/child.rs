@@ -394,7 +394,7 @@ impl Runner<'_> {
         let mut sealed = false;
         for (i, entry) in root.entries.iter().enumerate() {
             let index = i as u16 + 1;
-            if !sealed && matches!(entry, RootEntry::Bind { .. }) {
+            if !sealed && matches!(entry, RootEntry::Bind { .. } | RootEntry::StandIn { .. }) {
                 // The skeleton itself is read-only; the binds bring their
                 // own mounts (and flags).
                 if !self.step(Step::Root, index, || seal(&root.dir)) {
@@ -519,6 +519,17 @@ fn make_entry(entry: &RootEntry) -> Result<(), i32> {
         RootEntry::Bind { source, target } => {
             let flags = (libc::MS_BIND | libc::MS_REC) as c_ulong;
             sys::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), flags)
+        }
+        RootEntry::StandIn { source, target } => {
+            let flags = libc::MS_BIND as c_ulong;
+            sys::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), flags)?;
+            let attr = MountAttr {
+                attr_set: sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            sys::mount_setattr(target.as_ptr(), &attr, false)
         }
     }
 }

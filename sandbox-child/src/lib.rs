@@ -90,7 +90,7 @@ pub use child::{clone_child, fork_child, EXIT_SETUP_FAILED};
 pub use landlock_rules::kernel_abi as landlock_abi;
 #[cfg(target_os = "linux")]
 pub use plan::{
-    listen_addresses, prepare, ChildTerminal, LaunchContext, PrepareError, Prepared, Veil,
+    listen_addresses, prepare, ChildTerminal, LaunchContext, PrepareError, Prepared, StandIn, Veil,
 };
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};
 

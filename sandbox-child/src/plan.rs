@@ -60,6 +60,20 @@ pub struct LaunchContext {
     /// this session's proxy listens. The program makes no namespace and
     /// may connect to this port only.
     pub stacked_proxy: Option<u16>,
+    /// Files of the program's view replaced by another, read-only (sluice's
+    /// bwrap stand-in at `/usr/bin/bwrap`); one the view does not hold is
+    /// left out (see [`StandIn`]).
+    pub stand_ins: Vec<StandIn>,
+}
+
+/// A file of the host that the sandbox sees replaced by `source`: bound
+/// over `path` in the policy-built root, read-only and nosuid, when `path`
+/// is a regular file (not a symlink) inside a tree the policy allows (a mount needs
+/// something to sit on; the host's tree is never written to make one).
+#[derive(Debug, Clone)]
+pub struct StandIn {
+    pub path: PathBuf,
+    pub source: PathBuf,
 }
 
 /// Every sluice session directory of the user lives under `parent`; in the
@@ -129,8 +143,19 @@ pub(crate) struct PreparedVeil {
 pub(crate) enum RootEntry {
     Dir(CString),
     File(CString),
-    Symlink { target: CString, link: CString },
-    Bind { source: CString, target: CString },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    Bind {
+        source: CString,
+        target: CString,
+    },
+    /// A [`StandIn`]: `source` bound over the file `target`, read-only.
+    StandIn {
+        source: CString,
+        target: CString,
+    },
 }
 
 /// Each session's own POSIX shared memory (`shm_open`, `sem_open`: Python's
@@ -428,6 +453,7 @@ fn prepare_root(
     cwd: &Path,
     terminal: Option<&ChildTerminal>,
     shm: bool,
+    stand_ins: &[StandIn],
 ) -> Result<PreparedRoot, PrepareError> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = placeholder_dir.join("root");
@@ -464,7 +490,7 @@ fn prepare_root(
         .into_iter()
         .chain(shm.then(|| PathBuf::from(SHM)))
         .collect();
-    let entries = root::skeleton(&policy.filesystem, &also, cwd, &links, kind)
+    let mut entries = root::skeleton(&policy.filesystem, &also, cwd, &links, kind)
         .into_iter()
         .map(|entry| {
             Ok(match entry {
@@ -480,7 +506,23 @@ fn prepare_root(
                 },
             })
         })
-        .collect::<Result<_, PrepareError>>()?;
+        .collect::<Result<Vec<_>, PrepareError>>()?;
+    // Last: each sits on a file that one of the binds above brought in.
+    let in_view = |p: &Path| {
+        let fs = &policy.filesystem;
+        let allowed = fs.read.iter().chain(&fs.write).chain(&fs.execute);
+        let denied = fs.deny.iter().any(|d| p.starts_with(d));
+        // Not a symlink: a mount on one lands where it leads, which the
+        // view may not hold (the launch would fail).
+        let file = p.symlink_metadata().is_ok_and(|m| m.is_file());
+        file && !denied && allowed.clone().any(|t| p.starts_with(t))
+    };
+    for s in stand_ins.iter().filter(|s| in_view(&s.path)) {
+        entries.push(RootEntry::StandIn {
+            source: cstring(s.source.as_os_str())?,
+            target: under(&s.path)?,
+        });
+    }
     Ok(PreparedRoot {
         dir: cstring(dir.as_os_str())?,
         entries,
@@ -552,6 +594,7 @@ pub fn prepare(
             &ctx.cwd,
             ctx.terminal.as_ref(),
             shm,
+            &ctx.stand_ins,
         )?),
     };
     let veil = match &ctx.veil {

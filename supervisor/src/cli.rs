@@ -141,9 +141,31 @@ pub enum PolicyCommand {
     List,
 }
 
+/// `sluice run ARGS...` parsed as the command line would be (the bwrap
+/// stand-in builds its stacked session from these).
+pub fn run_args<I, T>(args: I) -> Result<RunArgs, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let argv = ["sluice".into(), "run".into()]
+        .into_iter()
+        .chain(args.into_iter().map(Into::into));
+    match Cli::try_parse_from(argv)?.command {
+        Command::Run(args) => Ok(args),
+        _ => unreachable!("parsed as `sluice run`"),
+    }
+}
+
 /// Runs sluice and returns the process exit code.
 pub fn main() -> i32 {
     crate::phase::init();
+    // Started as `bwrap` (the stand-in in the sandbox's view): bubblewrap's
+    // command line, not sluice's.
+    if commands::bwrap::invoked_as_bwrap() {
+        init_tracing(commands::bwrap::LOG_LEVEL);
+        return commands::bwrap::main();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -151,7 +173,7 @@ pub fn main() -> i32 {
             return if e.use_stderr() { exit::ERROR } else { 0 };
         }
     };
-    init_tracing();
+    init_tracing("warn");
     crate::phase::mark("start-up, arguments");
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
@@ -160,22 +182,29 @@ pub fn main() -> i32 {
         Command::Open(args) => commands::open::run(args),
         Command::Explain(args) => commands::explain::run(args),
     };
+    finish("sluice", result)
+}
+
+/// The exit code of a command's result; an error is said on stderr after
+/// `name: ` and ends with its code (125 unless it carries one).
+pub fn finish(name: &str, result: anyhow::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(err) => {
             let code = err
                 .downcast_ref::<exit::Exit>()
                 .map_or(exit::ERROR, |e| e.code);
-            eprintln!("sluice: {err:#}");
+            eprintln!("{name}: {err:#}");
             code
         }
     }
 }
 
-fn init_tracing() {
+/// Logs on stderr at `level` unless `SLUICE_LOG` says otherwise.
+fn init_tracing(level: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     // Colour codes only for a person's terminal: in a log file or a pipe
     // they are noise (and NO_COLOR, https://no-color.org, turns them off).
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());

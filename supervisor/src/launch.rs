@@ -214,6 +214,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         notify_socket: notify_theirs,
         root_socket: root_theirs,
         stacked_proxy: launch.stacked_proxy,
+        stand_ins: crate::commands::bwrap::stand_ins(),
     };
     let (mut plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
@@ -242,7 +243,9 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let writable = &policy.filesystem.write;
     let nested = |rec: &StepRecord| describe_nested(rec, launch.nested);
     for warning in crate::enforced::settle(&mut report, writable, &mounts, &records, nested) {
-        eprintln!("sluice: warning: {warning}");
+        if !(launch.nested && crate::commands::bwrap::quiet()) {
+            eprintln!("sluice: warning: {warning}");
+        }
     }
     let verbose = launch.verbose.then_some(launch.banner.as_str());
     for rec in &records {
@@ -415,7 +418,9 @@ fn start_child(
         *cgroup = made;
     }
     refuse_if_blocked(report, nested)?;
-    eprintln!("sluice: warning: {why}");
+    if !(nested && crate::commands::bwrap::quiet()) {
+        eprintln!("sluice: warning: {why}");
+    }
     // SAFETY: as above.
     let pid = unsafe { sandbox_child::fork_child(plan) }
         .map_err(std::io::Error::from_raw_os_error)

@@ -671,6 +671,16 @@ impl Outcome {
         self
     }
 
+    /// sluice (or the program) said `text` on stderr.
+    #[track_caller]
+    pub fn assert_stderr_says(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "expected stderr to say {text:?}\n{self}"
+        );
+        self
+    }
+
     #[track_caller]
     pub fn assert_ok(&self) -> &Self {
         assert!(

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod audit;
+pub mod bwrap;
 pub mod explain;
 pub mod open;
 pub mod policy;

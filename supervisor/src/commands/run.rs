@@ -72,7 +72,8 @@ fn command_line_path(flag: &str, written: &str) -> Result<String> {
 
 /// The variables sluice sets itself in every sandbox; `--env` cannot
 /// replace them (it would be overridden without a word).
-const SLUICE_SET: [&str; 4] = ["TMPDIR", "SLUICE_SESSION", "SLUICE_BROKER_FD", "SLUICE_BIN"];
+pub(crate) const SLUICE_SET: [&str; 4] =
+    ["TMPDIR", "SLUICE_SESSION", "SLUICE_BROKER_FD", "SLUICE_BIN"];
 
 /// `--pass-env` and `--env` on top of the policy's `[environment]`.
 fn add_environment(policy: &mut Policy, args: &RunArgs) -> Result<()> {
@@ -136,8 +137,19 @@ fn make_dirs(to_make: &[(PathBuf, PathBuf)]) -> Result<()> {
     Ok(())
 }
 
-fn open_session(args: &RunArgs) -> Result<Session> {
-    let mut spec = policies::load(&args.policy)?;
+/// A session's policy made in memory rather than named by `--policy` (the
+/// bwrap stand-in, `commands::bwrap`).
+pub struct Given {
+    pub spec: policies::PolicySpec,
+    /// The program's `TMPDIR` instead of the session's own directory.
+    pub tmpdir: Option<OsString>,
+}
+
+fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) -> Result<Session> {
+    let mut spec = match given {
+        Some(spec) => spec,
+        None => policies::load(&args.policy)?,
+    };
     phase::mark("policy loaded");
     for p in &args.allow_read {
         spec.allow_read(&command_line_path("--allow-read", p)?);
@@ -228,7 +240,16 @@ fn open_session(args: &RunArgs) -> Result<Session> {
 }
 
 pub fn run(args: RunArgs) -> Result<i32> {
-    let mut s = open_session(&args)?;
+    run_with(args, None)
+}
+
+/// [`run`] with the policy given in memory instead of `args.policy`.
+pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
+    let (spec, given_tmpdir) = match given {
+        Some(g) => (Some(g.spec), g.tmpdir),
+        None => (None, None),
+    };
+    let mut s = open_session(&args, spec)?;
     let (audit_dir, config_dir) = match &s.outer {
         // Stacked: the outer sandbox lets sluice write nowhere else.
         Some(_) => {
@@ -332,7 +353,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let broker_fd = broker_theirs.as_raw_fd().to_string();
     let tmp = s.dir.tmp();
     let mut extra_env = vec![
-        ("TMPDIR", tmp.as_os_str()),
+        ("TMPDIR", given_tmpdir.as_deref().unwrap_or(tmp.as_os_str())),
         ("SLUICE_SESSION", OsStr::new(&s.id)),
         ("SLUICE_BROKER_FD", OsStr::new(&broker_fd)),
         ("SLUICE_BIN", sluice_bin.as_os_str()),
