@@ -28,7 +28,7 @@ fn sixty_four_clients_pipelining_lose_nothing_and_leak_nothing() {
 
 /// The same with 10,000 requests each (640,000 audited opens): a stress
 /// test, run by `.ci/run` in a release build
-/// (`cargo test --release -p sluice-tests --test broker_wire -- --ignored`).
+/// (`cargo test --release -p sluice-tests --test suite -- --ignored broker_wire::`).
 #[test]
 #[ignore = "stress test: run in release by .ci/run"]
 fn stress_sixty_four_clients_pipelining_ten_thousand_requests_lose_nothing() {

@@ -462,7 +462,7 @@ fn as_a_user_the_stand_in_writes_nothing_outside_its_binds() {
 /// hosts-mode session: its command runs under the stand-in, its hidden
 /// paths are hidden, and its SOCKS relay on 1080 is reached. Not in the
 /// default run (a download CI does not make): `cargo test -p sluice-tests
-/// --test bwrap -- --ignored`.
+/// --test suite -- --ignored bwrap::`.
 #[test]
 #[ignore = "needs srt from npm, ripgrep and socat"]
 fn sandbox_runtime_runs_its_commands_under_the_stand_in() {

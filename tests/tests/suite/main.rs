@@ -1,0 +1,31 @@
+//! The integration and escape suite, one test binary (linked once, run with
+//! one pool of test threads): a module a concern. `cargo test -p sluice-tests
+//! --test suite MODULE::` runs one of them.
+
+mod agents;
+mod audit;
+mod broker;
+mod broker_clients;
+mod broker_races;
+mod broker_wire;
+mod bwrap;
+mod cli;
+mod escape_fs;
+mod escape_later;
+mod escape_limits;
+mod escape_net;
+mod escape_privs;
+mod escape_proc;
+mod escape_secrets;
+mod explain;
+mod kernel;
+mod nesting;
+mod net_hosts;
+mod net_none;
+mod newuser;
+mod prompt_attacks;
+mod prompts;
+mod seatbelt_cli;
+mod sessions;
+mod terminal;
+mod transparent;
