@@ -3,6 +3,8 @@
 
 mod fake_broker;
 
+const WIRE: proto::socket::Wire = proto::socket::Wire::Records;
+
 use std::os::fd::AsRawFd;
 
 use client_sdk::{Client, Error, BROKER_FD_ENV};
