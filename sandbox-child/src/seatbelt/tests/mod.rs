@@ -181,5 +181,7 @@ pub fn state() -> SupervisorState {
         session_dir: Some(PathBuf::from(SESSION).join("private")),
         policy_files: vec![],
         broker_socket: None,
+        terminal: None,
+        user_dirs: vec![],
     }
 }
