@@ -30,8 +30,8 @@ pub struct Machine {
 
 impl Machine {
     /// A macOS-like tree with what the built-in policies name, some of it
-    /// present (`~/.ssh`, `.env`, a host key) and some not (`/etc/shadow`,
-    /// `/lib64`, `~/.aws`).
+    /// present (`~/.ssh`, `.env`, a host key, Homebrew) and some not
+    /// (`/etc/shadow`, `/lib64`, `~/.aws`, Xcode).
     pub fn new() -> Machine {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let unique = format!(
@@ -56,6 +56,14 @@ impl Machine {
             "Users/alice/.cargo/bin",
             "Users/alice/.config",
             "Users/alice/src/app/.git/hooks",
+            // What the macOS policy names, some of it (a Mac without Xcode,
+            // MacPorts or Intel Homebrew).
+            "Library/Developer/CommandLineTools/usr/bin",
+            "Library/Preferences",
+            "Library/Keychains",
+            "opt/homebrew/bin",
+            "private/var/db/dslocal",
+            "Users/alice/Library/Keychains",
         ] {
             fs::create_dir_all(machine.root.join(dir)).unwrap();
         }

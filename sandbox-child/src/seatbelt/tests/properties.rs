@@ -498,3 +498,44 @@ fn baseline_allowances_are_narrow() {
     assert!(allows(&rules, "file-read-data", "/dev/stdin"));
     assert!(!allows(&rules, "file-read-data", "/dev/disk0"));
 }
+
+/// The built-in macOS policy resolves on a Mac's paths and means what the
+/// Linux default means: the workspace writable, the system's and
+/// Homebrew's software runnable, credentials in ~/Library and the system's
+/// secrets denied, git's hooks read-only. Controls and attacks side by
+/// side.
+#[test]
+fn the_macos_policy_means_the_default_on_a_mac() {
+    let machine = Machine::new();
+    let policy = machine.builtin("macos", None);
+    let rules = rules(&policy, &state());
+    let ws = |rel: &str| format!("{WORKSPACE}{rel}");
+    assert!(allows(&rules, "file-write-create", &ws("/src/lib.rs")));
+    assert!(allows(&rules, "process-exec", &ws("/target/debug/app")));
+    for tool in [
+        "/usr/bin/make",
+        "/opt/homebrew/bin/rg",
+        "/Library/Developer/CommandLineTools/usr/bin/clang",
+    ] {
+        assert!(allows(&rules, "process-exec", tool), "{tool}");
+        assert!(!allows(&rules, "file-write-data", tool), "{tool}");
+    }
+    assert!(allows(&rules, "file-read-data", "/private/etc/hosts"));
+    assert!(!allows(&rules, "file-read-data", &ws("/.env")));
+    assert!(!allows(&rules, "file-write-data", &ws("/.git/config")));
+    for secret in [
+        "/Users/alice/Library/Keychains/login.keychain-db",
+        "/Users/alice/.ssh/id_ed25519",
+        "/private/etc/sudoers",
+        "/private/var/db/dslocal/nodes/Default/users/alice.plist",
+        "/Library/Keychains/System.keychain",
+        "/Users/alice/notes.txt",
+    ] {
+        assert!(!allows(&rules, "file-read-data", secret), "{secret}");
+    }
+    assert!(!allows(
+        &rules,
+        "network-outbound",
+        "/private/var/run/mDNSResponder"
+    ));
+}
