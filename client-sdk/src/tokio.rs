@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use ::tokio::task::JoinHandle;
-use proto::socket::{send_frame, Blocking, FrameReader, SocketError, Wire};
+use proto::socket::{send_some, Blocking, FrameReader, SocketError, Wire};
 use proto::{Access, PolicySummary, RequestBody, Response, ResponseBody, ServerMessage};
 
 use crate::error::{Error, Failure, ProtocolError};
@@ -75,9 +75,10 @@ impl Drop for Connection {
 struct Io {
     fd: AsyncFd<OwnedFd>,
     wire: Wire,
-    /// Held while a frame is sent on a stream, so that frames from several
-    /// tasks never interleave (a record is sent whole anyway).
-    sending: Mutex<()>,
+    /// Held while a frame is sent on a stream, across the waits for room,
+    /// so that frames from several tasks never interleave (a record is
+    /// sent whole anyway).
+    sending: ::tokio::sync::Mutex<()>,
     state: Mutex<State>,
     next_id: AtomicU64,
     slots: Arc<Semaphore>,
@@ -158,7 +159,7 @@ impl Client {
         let io = Io {
             fd: sys::register(ours)?,
             wire,
-            sending: Mutex::new(()),
+            sending: ::tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -324,25 +325,26 @@ impl Io {
         }
     }
 
-    /// Sends one frame, waiting while the socket is full.
+    /// Sends one frame, waiting while the socket is full. On a stream a
+    /// frame may go out in several writes; no other task's frame comes in
+    /// between, and a request abandoned halfway through its frame breaks
+    /// the connection (the rest of the stream would be misread).
     async fn send(&self, frame: &[u8]) -> io::Result<()> {
-        loop {
+        let _one_at_a_time = match self.wire {
+            Wire::Stream => Some(self.sending.lock().await),
+            Wire::Records => None,
+        };
+        let mut partial = Partial { io: self, sent: 0 };
+        while partial.sent < frame.len() {
             let mut ready = self.fd.writable().await?;
-            let sent = ready.try_io(|fd| {
-                // Not held across an await: only for the send itself.
-                let _one_at_a_time = match self.wire {
-                    Wire::Stream => {
-                        Some(self.sending.lock().unwrap_or_else(PoisonError::into_inner))
-                    }
-                    Wire::Records => None,
-                };
-                send_frame(fd.get_ref().as_fd(), frame, None, Blocking::No)
-            });
-            match sent {
-                Ok(sent) => return sent,
+            let rest = &frame[partial.sent..];
+            match ready.try_io(|fd| send_some(fd.get_ref().as_fd(), rest, &[], Blocking::No)) {
+                Ok(sent) => partial.sent += sent?,
                 Err(_would_block) => continue,
             }
         }
+        partial.sent = 0;
+        Ok(())
     }
 
     /// Receives and decodes one message, with the descriptor rules applied;
@@ -365,6 +367,22 @@ impl Io {
                 Ok(got) => return Ok(got??),
                 Err(_would_block) => continue,
             }
+        }
+    }
+}
+
+/// A frame being sent: dropped with part of it out (the caller gave up),
+/// it breaks the connection.
+struct Partial<'a> {
+    io: &'a Io,
+    sent: usize,
+}
+
+impl Drop for Partial<'_> {
+    fn drop(&mut self) {
+        if self.sent > 0 {
+            let halfway = io::Error::other("a request was abandoned halfway through its frame");
+            self.io.fail(&Error::Io(halfway));
         }
     }
 }

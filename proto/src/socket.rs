@@ -252,7 +252,8 @@ pub fn int_sockopt(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::
 /// first byte and a frame is never left half-written: once part of it is
 /// sent, the rest is sent too, waiting for room even under
 /// [`Blocking::No`]. Callers sharing a stream between threads send under
-/// one lock, so frames do not interleave.
+/// one lock, so frames do not interleave; an event loop that must never
+/// wait uses [`send_some`] instead.
 pub fn send_frame(
     sock: BorrowedFd<'_>,
     bytes: &[u8],
@@ -271,36 +272,55 @@ pub fn send_record(
     fds: &[BorrowedFd<'_>],
     blocking: Blocking,
 ) -> io::Result<()> {
-    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-    let rights = [ControlMessage::ScmRights(&raw)];
     let mut sent = 0;
     loop {
         // The descriptors ride on the first byte only. A record (or a
         // datagram) is sent whole or not at all, so only a stream loops.
-        let cmsgs: &[ControlMessage] = if raw.is_empty() || sent > 0 {
-            &[]
-        } else {
-            &rights
+        let (fds, flags) = match sent {
+            0 => (fds, blocking),
+            _ => (&[][..], Blocking::Yes),
         };
-        let iov = [IoSlice::new(&bytes[sent..])];
-        let flags = no_signal()
-            | if sent == 0 {
-                blocking.flag()
-            } else {
-                MsgFlags::empty()
-            };
-        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, flags, None) {
+        match send_some(sock, &bytes[sent..], fds, flags) {
             Ok(n) => {
                 sent += n;
                 if sent >= bytes.len() {
                     return Ok(());
                 }
             }
-            Err(Errno::EINTR) => continue,
             // Part of a frame is out: the rest must follow, whatever the
             // caller's wish not to wait (the socket itself may be
             // non-blocking).
-            Err(Errno::EAGAIN) if sent > 0 => wait_writable(sock)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && sent > 0 => wait_writable(sock)?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends what the socket takes of `bytes` now, `fds` with its first byte,
+/// and says how much that was: all of it on a record or a datagram, perhaps
+/// less on a stream. For an event loop that must not wait: it keeps the
+/// rest of the frame and sends it, without descriptors, when the socket is
+/// writable again, letting nothing else onto the stream in between.
+pub fn send_some(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+    blocking: Blocking,
+) -> io::Result<usize> {
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+    let iov = [IoSlice::new(bytes)];
+    loop {
+        match sendmsg::<()>(
+            sock.as_raw_fd(),
+            &iov,
+            cmsgs,
+            no_signal() | blocking.flag(),
+            None,
+        ) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
     }

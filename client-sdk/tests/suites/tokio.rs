@@ -57,6 +57,34 @@ async fn a_thousand_pipelined_requests_are_matched_by_id() {
     client.ping().await.unwrap();
 }
 
+/// Large frames from many tasks at once on one connection arrive whole:
+/// on a stream a frame can go out in several writes, and two tasks'
+/// writes must never interleave (a record is sent whole anyway). The
+/// answers, as large, are read in pieces and matched whole too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_frames_from_many_tasks_arrive_whole() {
+    let broker = FakeBroker::start();
+    let client = client(&broker).await;
+    let mut tasks = JoinSet::new();
+    for i in 0..48 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let filler = char::from(b'a' + (i % 26) as u8).to_string().repeat(40_000);
+            let path = format!("/large/{i}/{filler}");
+            let answer = client.query(&path, Access::Read).await.unwrap();
+            assert_eq!(answer, QueryAnswer::Allowed { rule: Some(path) });
+        });
+    }
+    timeout(LIMIT, async {
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+    })
+    .await
+    .expect("large requests hung");
+    assert_eq!(broker.stats.requests.load(Ordering::SeqCst), 48);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_opens_get_their_own_files() {
     let broker = reordering();
