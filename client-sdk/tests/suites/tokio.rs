@@ -22,6 +22,17 @@ async fn client(broker: &FakeBroker) -> Client {
         .unwrap()
 }
 
+/// Waits for every task, each of which must succeed, within [`LIMIT`].
+async fn all_done(mut tasks: JoinSet<()>, what: &str) {
+    timeout(LIMIT, async {
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}"));
+}
+
 fn reordering() -> FakeBroker {
     FakeBroker::with(Config {
         reorder_batch: Some(MAX_IN_FLIGHT),
@@ -42,13 +53,7 @@ async fn a_thousand_pipelined_requests_are_matched_by_id() {
             assert_eq!(answer, QueryAnswer::Allowed { rule: Some(path) });
         });
     }
-    timeout(LIMIT, async {
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap();
-        }
-    })
-    .await
-    .expect("pipelined requests hung");
+    all_done(tasks, "pipelined requests hung").await;
     assert_eq!(broker.stats.requests.load(Ordering::SeqCst), 1000);
     assert!(
         broker.stats.reordered.load(Ordering::SeqCst) > 0,
@@ -75,13 +80,7 @@ async fn large_frames_from_many_tasks_arrive_whole() {
             assert_eq!(answer, QueryAnswer::Allowed { rule: Some(path) });
         });
     }
-    timeout(LIMIT, async {
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap();
-        }
-    })
-    .await
-    .expect("large requests hung");
+    all_done(tasks, "large requests hung").await;
     assert_eq!(broker.stats.requests.load(Ordering::SeqCst), 48);
 }
 
