@@ -539,3 +539,30 @@ fn the_macos_policy_means_the_default_on_a_mac() {
         "/private/var/run/mDNSResponder"
     ));
 }
+
+const PREFERENCES: &str = "/Library/Preferences/com.apple.dt.Xcode.plist";
+
+/// On macOS `default` is the macOS policy, and the agent policies extend
+/// it: each resolves on a Mac's paths, and its profile is well formed, with
+/// the macOS policy's allows (Homebrew, the system's preferences) and
+/// denies (the keychains).
+#[test]
+fn the_agent_policies_extend_the_macos_default_on_a_mac() {
+    let machine = Machine::new();
+    for name in ["agent", "claude-code", "codex", "aider"] {
+        let policy = machine.builtin_on_macos(name);
+        let rules = rules(&policy, &state());
+        assert_denies_follow_allows(&rules);
+        let keychain = "/Users/alice/Library/Keychains/login.keychain-db";
+        assert!(!allows(&rules, "file-read-data", keychain), "{name}");
+        let rg = "/opt/homebrew/bin/rg";
+        assert!(allows(&rules, "process-exec", rg), "{name}");
+        assert!(allows(&rules, "file-read-data", PREFERENCES), "{name}");
+        let new = format!("{WORKSPACE}/x");
+        assert!(allows(&rules, "file-write-create", &new), "{name}");
+    }
+    // Control: the agent policy on the Linux default knows nothing of a
+    // Mac's system preferences.
+    let linux = rules(&machine.builtin("agent", None), &state());
+    assert!(!allows(&linux, "file-read-data", PREFERENCES));
+}
