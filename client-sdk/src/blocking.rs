@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::socket::{recv_message, send_frame, seqpacket_pair, Blocking, RECV_BUF_LEN};
+use proto::socket::{send_frame, Blocking, FrameReader, Wire};
 use proto::{Access, PolicySummary, RequestBody, Response, ResponseBody, ServerMessage};
 
 use crate::error::{Error, Failure, ProtocolError};
@@ -30,12 +30,14 @@ use crate::{broker, sys};
 pub struct Client {
     /// Our close-on-exec copy of the inherited socket, for new connections.
     shared: Arc<OwnedFd>,
+    /// How frames travel, from the shared socket's type.
+    wire: Wire,
     conn: OwnedFd,
     name: String,
     session: String,
     policy: PolicySummary,
     next_id: u64,
-    buf: Box<[u8]>,
+    reader: FrameReader,
     failed: Option<Failure>,
 }
 
@@ -46,7 +48,7 @@ impl Client {
     ///
     /// [`Error::NotUnderSluice`] when the variable is unset, not a
     /// descriptor number, or does not name an open `AF_UNIX`
-    /// `SOCK_SEQPACKET` socket. The inherited descriptor is not modified.
+    /// `SOCK_SEQPACKET` (or, the macOS wire, `SOCK_DGRAM`) socket. The inherited descriptor is not modified.
     pub fn from_env() -> Result<Client, Error> {
         Client::from_env_named(&broker::default_client_name())
     }
@@ -54,26 +56,26 @@ impl Client {
     /// [`Client::from_env`] with a client name of your choice (shown in the
     /// supervisor's prompts and audit log; informational only).
     pub fn from_env_named(client_name: &str) -> Result<Client, Error> {
-        let shared = broker::shared_from_env()?;
-        Client::handshake(Arc::new(shared), client_name.to_owned())
+        let (shared, wire) = broker::shared_from_env()?;
+        Client::handshake(Arc::new(shared), wire, client_name.to_owned())
     }
 
     /// Connects through `shared`, a socket of the kind `SLUICE_BROKER_FD`
     /// names. The client keeps its own close-on-exec copy of it.
     pub fn connect(shared: BorrowedFd<'_>, client_name: &str) -> Result<Client, Error> {
-        let shared = broker::adopt_shared(shared)?;
-        Client::handshake(Arc::new(shared), client_name.to_owned())
+        let (shared, wire) = broker::adopt_shared(shared)?;
+        Client::handshake(Arc::new(shared), wire, client_name.to_owned())
     }
 
     /// A new, independent private connection over the same shared socket,
     /// with the same name: for another thread, or to start over after this
     /// connection broke.
     pub fn try_clone(&self) -> Result<Client, Error> {
-        Client::handshake(Arc::clone(&self.shared), self.name.clone())
+        Client::handshake(Arc::clone(&self.shared), self.wire, self.name.clone())
     }
 
-    fn handshake(shared: Arc<OwnedFd>, name: String) -> Result<Client, Error> {
-        let (conn, theirs) = seqpacket_pair()?;
+    fn handshake(shared: Arc<OwnedFd>, wire: Wire, name: String) -> Result<Client, Error> {
+        let (conn, theirs) = wire.pair()?;
         broker::send_connect(shared.as_fd(), theirs.as_fd(), Blocking::Yes)
             .map_err(broker::socket_error)?;
         // The broker holds the other end now; keeping a copy would hide its
@@ -81,22 +83,20 @@ impl Client {
         drop(theirs);
         send_frame(conn.as_fd(), &broker::hello(&name)?, None, Blocking::Yes)
             .map_err(broker::socket_error)?;
-        let mut buf = vec![0u8; RECV_BUF_LEN].into_boxed_slice();
-        let (answer, _) = recv_message(
-            conn.as_fd(),
-            &mut buf,
-            Blocking::Yes,
-            |m: &ServerMessage| m.expects_fd(),
-        )?;
+        let mut reader = FrameReader::new(wire);
+        let (answer, _) = reader.recv(conn.as_fd(), Blocking::Yes, |m: &ServerMessage| {
+            m.expects_fd()
+        })?;
         let (session, policy) = broker::welcome(answer)?;
         Ok(Client {
             shared,
+            wire,
             conn,
             name,
             session,
             policy,
             next_id: 1,
-            buf,
+            reader,
             failed: None,
         })
     }
@@ -164,12 +164,11 @@ impl Client {
         frame: &[u8],
     ) -> Result<(ResponseBody, Option<OwnedFd>), Error> {
         send_frame(self.conn.as_fd(), frame, None, Blocking::Yes).map_err(broker::socket_error)?;
-        let (answer, fd) = recv_message(
-            self.conn.as_fd(),
-            &mut self.buf,
-            Blocking::Yes,
-            |m: &ServerMessage| m.expects_fd(),
-        )?;
+        let (answer, fd) =
+            self.reader
+                .recv(self.conn.as_fd(), Blocking::Yes, |m: &ServerMessage| {
+                    m.expects_fd()
+                })?;
         match answer {
             ServerMessage::Response(Response { id: got, body }) if got == id => Ok((body, fd)),
             ServerMessage::Response(Response { id: got, .. }) => {

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
-use proto::socket::{send_frame, Blocking, SocketError};
+use proto::socket::{send_frame, Blocking, SocketError, Wire};
 use proto::{
     frame, ClientMessage, PolicySummary, Request, RequestBody, ServerMessage, PROTOCOL_VERSION,
 };
@@ -15,13 +15,13 @@ use crate::{sys, BROKER_FD_ENV};
 
 /// The shared socket named by `SLUICE_BROKER_FD`, as a private
 /// close-on-exec copy (the inherited descriptor itself is left untouched,
-/// inheritable, for child processes).
-pub(crate) fn shared_from_env() -> Result<OwnedFd, Error> {
+/// inheritable, for child processes), and the wire it belongs to.
+pub(crate) fn shared_from_env() -> Result<(OwnedFd, Wire), Error> {
     shared_from_value(std::env::var_os(BROKER_FD_ENV).as_deref())
 }
 
 /// [`shared_from_env`] for a given value of the variable.
-fn shared_from_value(value: Option<&OsStr>) -> Result<OwnedFd, Error> {
+fn shared_from_value(value: Option<&OsStr>) -> Result<(OwnedFd, Wire), Error> {
     let raw = parse_broker_fd(value)?;
     let fd = sys::dup_raw(raw).map_err(|e| {
         let why = if e.raw_os_error() == Some(libc::EBADF) {
@@ -31,8 +31,8 @@ fn shared_from_value(value: Option<&OsStr>) -> Result<OwnedFd, Error> {
         };
         Error::NotUnderSluice { why }
     })?;
-    check_seqpacket(fd.as_fd(), &format!("{BROKER_FD_ENV}={raw}"))?;
-    Ok(fd)
+    let wire = shared_wire(fd.as_fd(), &format!("{BROKER_FD_ENV}={raw}"))?;
+    Ok((fd, wire))
 }
 
 /// The descriptor number in the value of `SLUICE_BROKER_FD`, if any.
@@ -53,19 +53,21 @@ pub(crate) fn parse_broker_fd(value: Option<&OsStr>) -> Result<RawFd, Error> {
 }
 
 /// A private copy of a shared socket given by the caller, once it is known
-/// to be one.
-pub(crate) fn adopt_shared(shared: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
-    check_seqpacket(shared, "the broker descriptor")?;
-    Ok(shared.try_clone_to_owned()?)
+/// to be one, and the wire it belongs to.
+pub(crate) fn adopt_shared(shared: BorrowedFd<'_>) -> Result<(OwnedFd, Wire), Error> {
+    let wire = shared_wire(shared, "the broker descriptor")?;
+    Ok((shared.try_clone_to_owned()?, wire))
 }
 
-/// Only an `AF_UNIX` `SOCK_SEQPACKET` socket can be the broker's.
-fn check_seqpacket(fd: BorrowedFd<'_>, what: &str) -> Result<(), Error> {
+/// Only an `AF_UNIX` `SOCK_SEQPACKET` socket (Linux) or `SOCK_DGRAM`
+/// socket (macOS, whose private connections are streams) can be the
+/// broker's; its type says which wire the private connections speak.
+fn shared_wire(fd: BorrowedFd<'_>, what: &str) -> Result<Wire, Error> {
     let not_under = |why: String| Error::NotUnderSluice { why };
-    match proto::socket::domain_and_type(fd) {
-        Ok((libc::AF_UNIX, libc::SOCK_SEQPACKET)) => Ok(()),
-        Ok(_) => Err(not_under(format!(
-            "{what} is a socket, but not a unix seqpacket socket"
+    match Wire::of_shared(fd) {
+        Ok(Some(wire)) => Ok(wire),
+        Ok(None) => Err(not_under(format!(
+            "{what} is a socket, but not a unix seqpacket or datagram socket"
         ))),
         Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
             Err(not_under(format!("{what} is not a socket")))
@@ -100,7 +102,7 @@ pub(crate) fn send_connect(
     loop {
         match send_frame(shared, &bytes, Some(end), blocking) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && blocking == Blocking::Yes => {
-                sys::wait_writable(shared)?
+                proto::socket::wait_writable(shared)?
             }
             other => return other,
         }
@@ -171,10 +173,11 @@ mod tests {
     fn the_variable_must_name_an_open_seqpacket_socket() {
         let (a, _b) = proto::socket::seqpacket_pair().unwrap();
         let value = a.as_raw_fd().to_string();
-        let copy = shared_from_value(Some(OsStr::new(&value))).unwrap();
+        let (copy, wire) = shared_from_value(Some(OsStr::new(&value))).unwrap();
         assert_ne!(copy.as_raw_fd(), a.as_raw_fd());
+        assert_eq!(wire, Wire::Records);
 
-        let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (r, _w) = nix::unistd::pipe().unwrap();
         let value = r.as_raw_fd().to_string();
         let why = not_under(shared_from_value(Some(OsStr::new(&value))));
         assert!(why.contains("not a socket"), "{why}");
@@ -185,15 +188,19 @@ mod tests {
     }
 
     #[test]
-    fn only_a_unix_seqpacket_socket_is_accepted() {
+    fn only_a_unix_seqpacket_or_datagram_socket_is_accepted() {
         let (a, _b) = proto::socket::seqpacket_pair().unwrap();
-        adopt_shared(a.as_fd()).unwrap();
+        assert_eq!(adopt_shared(a.as_fd()).unwrap().1, Wire::Records);
+        // The macOS configuration: a datagram shared socket, stream
+        // connections.
+        let (d, _e) = UnixDatagram::pair().unwrap();
+        assert_eq!(adopt_shared(d.as_fd()).unwrap().1, Wire::Stream);
 
-        let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (r, _w) = nix::unistd::pipe().unwrap();
         assert!(not_under(adopt_shared(r.as_fd())).contains("not a socket"));
         let (s, _t) = UnixStream::pair().unwrap();
         assert!(not_under(adopt_shared(s.as_fd())).contains("not a unix seqpacket"));
-        let (d, _e) = UnixDatagram::pair().unwrap();
-        assert!(not_under(adopt_shared(d.as_fd())).contains("not a unix seqpacket"));
+        let inet = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(not_under(adopt_shared(inet.as_fd())).contains("not a unix seqpacket"));
     }
 }

@@ -37,7 +37,8 @@
 //! # How a connection is made
 //!
 //! `sluice run` gives the sandboxed program one end of an `AF_UNIX`
-//! `SOCK_SEQPACKET` socket, numbered in [`BROKER_FD_ENV`]. Every process of
+//! `SOCK_SEQPACKET` socket (on macOS `SOCK_DGRAM`), numbered in
+//! [`BROKER_FD_ENV`]. Every process of
 //! the sandbox may hold that socket, so it is used for one thing only: the
 //! client makes a socket pair, sends one end to the broker on it
 //! (`ClientMessage::Connect`), and talks only on the other end — a private
@@ -50,8 +51,11 @@
 //!
 //! # Compatibility
 //!
-//! - Linux only, like sluice (`SOCK_SEQPACKET` with `SCM_RIGHTS`,
-//!   `SO_DOMAIN`).
+//! - Linux (`SOCK_SEQPACKET` with `SCM_RIGHTS`). On macOS, which has no
+//!   unix seqpacket sockets, the shared socket is `SOCK_DGRAM` and private
+//!   connections are streams ([`proto::socket::Wire::Stream`]); the client
+//!   picks the wire from the shared socket's type. That wire is tested on
+//!   Linux and type-checked for Apple targets, never run on macOS.
 //! - Client and broker must speak the same [`proto::PROTOCOL_VERSION`]; the
 //!   broker refuses other versions ([`Error::Refused`]). Both come from the
 //!   same sluice release.

@@ -20,30 +20,6 @@ pub(crate) fn dup_raw(raw: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// Waits until `fd` can be written (or has an error to report).
-///
-/// For the inherited socket, which another process of the sandbox may have
-/// made non-blocking: its file status flags are shared, so we wait instead
-/// of changing them.
-pub(crate) fn wait_writable(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: poll reads and writes exactly the one pollfd it is given.
-        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
-        if rc >= 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
 /// Shuts a connection down both ways, so the broker sees the end of it at
 /// once even while this process still holds the descriptor.
 pub(crate) fn shutdown(fd: BorrowedFd<'_>) {

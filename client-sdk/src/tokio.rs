@@ -25,9 +25,7 @@ use std::time::{Duration, Instant};
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use ::tokio::task::JoinHandle;
-use proto::socket::{
-    decode_received, recv_frame, send_frame, seqpacket_pair, Blocking, Received, RECV_BUF_LEN,
-};
+use proto::socket::{send_some, Blocking, FrameReader, SocketError, Wire};
 use proto::{Access, PolicySummary, RequestBody, Response, ResponseBody, ServerMessage};
 
 use crate::error::{Error, Failure, ProtocolError};
@@ -57,6 +55,7 @@ pub struct Client {
 struct Connection {
     /// Our close-on-exec copy of the inherited socket, for new connections.
     shared: Arc<OwnedFd>,
+    wire: Wire,
     name: String,
     session: String,
     policy: PolicySummary,
@@ -75,6 +74,11 @@ impl Drop for Connection {
 /// The socket and the requests waiting for an answer on it.
 struct Io {
     fd: AsyncFd<OwnedFd>,
+    wire: Wire,
+    /// Held while a frame is sent on a stream, across the waits for room,
+    /// so that frames from several tasks never interleave (a record is
+    /// sent whole anyway).
+    sending: ::tokio::sync::Mutex<()>,
     state: Mutex<State>,
     next_id: AtomicU64,
     slots: Arc<Semaphore>,
@@ -114,25 +118,26 @@ impl Client {
 
     /// [`Client::from_env`] with a client name of your choice.
     pub async fn from_env_named(client_name: &str) -> Result<Client, Error> {
-        let shared = broker::shared_from_env()?;
-        Client::handshake(Arc::new(shared), client_name.to_owned()).await
+        let (shared, wire) = broker::shared_from_env()?;
+        Client::handshake(Arc::new(shared), wire, client_name.to_owned()).await
     }
 
     /// Connects through `shared`, a socket of the kind `SLUICE_BROKER_FD`
     /// names. The client keeps its own close-on-exec copy of it.
     pub async fn connect(shared: BorrowedFd<'_>, client_name: &str) -> Result<Client, Error> {
-        let shared = broker::adopt_shared(shared)?;
-        Client::handshake(Arc::new(shared), client_name.to_owned()).await
+        let (shared, wire) = broker::adopt_shared(shared)?;
+        Client::handshake(Arc::new(shared), wire, client_name.to_owned()).await
     }
 
     /// A new, independent private connection over the same shared socket
     /// (clones of this handle share one connection).
     pub async fn new_connection(&self) -> Result<Client, Error> {
-        Client::handshake(Arc::clone(&self.conn.shared), self.conn.name.clone()).await
+        let conn = &self.conn;
+        Client::handshake(Arc::clone(&conn.shared), conn.wire, conn.name.clone()).await
     }
 
-    async fn handshake(shared: Arc<OwnedFd>, name: String) -> Result<Client, Error> {
-        let (ours, theirs) = seqpacket_pair()?;
+    async fn handshake(shared: Arc<OwnedFd>, wire: Wire, name: String) -> Result<Client, Error> {
+        let (ours, theirs) = wire.pair()?;
         match broker::send_connect(shared.as_fd(), theirs.as_fd(), Blocking::No) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // The shared socket is full (the broker is busy). Wait on a
@@ -153,6 +158,8 @@ impl Client {
         }
         let io = Io {
             fd: sys::register(ours)?,
+            wire,
+            sending: ::tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -160,14 +167,15 @@ impl Client {
         io.send(&broker::hello(&name)?)
             .await
             .map_err(broker::socket_error)?;
-        let mut buf = vec![0u8; RECV_BUF_LEN];
-        let (answer, _) = io.recv(&mut buf).await?;
+        let mut frames = FrameReader::new(wire);
+        let (answer, _) = io.recv(&mut frames).await?;
         let (session, policy) = broker::welcome(answer)?;
         let io = Arc::new(io);
-        let reader = ::tokio::spawn(read_responses(Arc::clone(&io), buf));
+        let reader = ::tokio::spawn(read_responses(Arc::clone(&io), frames));
         Ok(Client {
             conn: Arc::new(Connection {
                 shared,
+                wire,
                 name,
                 session,
                 policy,
@@ -317,38 +325,73 @@ impl Io {
         }
     }
 
-    /// Sends one frame, waiting while the socket is full.
+    /// Sends one frame, waiting while the socket is full. On a stream a
+    /// frame may go out in several writes; no other task's frame comes in
+    /// between, and a request abandoned halfway through its frame breaks
+    /// the connection (the rest of the stream would be misread).
     async fn send(&self, frame: &[u8]) -> io::Result<()> {
-        loop {
+        let _one_at_a_time = match self.wire {
+            Wire::Stream => Some(self.sending.lock().await),
+            Wire::Records => None,
+        };
+        let mut partial = Partial { io: self, sent: 0 };
+        while partial.sent < frame.len() {
             let mut ready = self.fd.writable().await?;
-            match ready.try_io(|fd| send_frame(fd.get_ref().as_fd(), frame, None, Blocking::No)) {
-                Ok(sent) => return sent,
+            let rest = &frame[partial.sent..];
+            match ready.try_io(|fd| send_some(fd.get_ref().as_fd(), rest, &[], Blocking::No)) {
+                Ok(sent) => partial.sent += sent?,
+                Err(_would_block) => continue,
+            }
+        }
+        partial.sent = 0;
+        Ok(())
+    }
+
+    /// Receives and decodes one message, with the descriptor rules applied;
+    /// a frame read in part is kept in `frames` until the rest comes.
+    async fn recv(
+        &self,
+        frames: &mut FrameReader,
+    ) -> Result<(ServerMessage, Option<OwnedFd>), Error> {
+        loop {
+            let mut ready = self.fd.readable().await?;
+            let got = ready.try_io(|fd| {
+                match frames.recv(fd.get_ref().as_fd(), Blocking::No, |m: &ServerMessage| {
+                    m.expects_fd()
+                }) {
+                    Err(SocketError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+                    other => Ok(other),
+                }
+            });
+            match got {
+                Ok(got) => return Ok(got??),
                 Err(_would_block) => continue,
             }
         }
     }
+}
 
-    /// Receives and decodes one message, with the descriptor rules applied.
-    async fn recv(&self, buf: &mut [u8]) -> Result<(ServerMessage, Option<OwnedFd>), Error> {
-        let got: Received = loop {
-            let mut ready = self.fd.readable().await?;
-            match ready.try_io(|fd| recv_frame(fd.get_ref().as_fd(), &mut *buf, Blocking::No)) {
-                Ok(got) => break got.map_err(broker::socket_error)?,
-                Err(_would_block) => continue,
-            }
-        };
-        let len = got.len;
-        Ok(decode_received(&buf[..len], got, |m: &ServerMessage| {
-            m.expects_fd()
-        })?)
+/// A frame being sent: dropped with part of it out (the caller gave up),
+/// it breaks the connection.
+struct Partial<'a> {
+    io: &'a Io,
+    sent: usize,
+}
+
+impl Drop for Partial<'_> {
+    fn drop(&mut self) {
+        if self.sent > 0 {
+            let halfway = io::Error::other("a request was abandoned halfway through its frame");
+            self.io.fail(&Error::Io(halfway));
+        }
     }
 }
 
 /// The reader task: hands each response to the request with its id until
 /// the connection ends or breaks the protocol, then fails whatever is left.
-async fn read_responses(io: Arc<Io>, mut buf: Vec<u8>) {
+async fn read_responses(io: Arc<Io>, mut frames: FrameReader) {
     let err = loop {
-        let (answer, fd) = match io.recv(&mut buf).await {
+        let (answer, fd) = match io.recv(&mut frames).await {
             Ok(received) => received,
             Err(err) => break err,
         };

@@ -3,6 +3,8 @@
 
 mod fake_broker;
 
+const WIRE: proto::socket::Wire = proto::socket::Wire::Records;
+
 use std::os::fd::AsRawFd;
 
 use client_sdk::{Client, Error, BROKER_FD_ENV};
@@ -37,7 +39,7 @@ fn from_env_uses_the_inherited_socket_or_says_not_under_sluice() {
             client.ping().await.unwrap();
         });
 
-    let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let (r, _w) = nix::unistd::pipe().unwrap();
     std::env::set_var(BROKER_FD_ENV, r.as_raw_fd().to_string());
     let why = not_under_sluice(Client::from_env());
     assert!(why.contains("not a socket"), "{why}");

@@ -128,9 +128,21 @@ pub use resolve::FsRule;
 pub use spec::PolicySpec;
 pub use vars::Vars;
 
+/// The built-in `default` of this platform: the Linux one, or on macOS the
+/// macOS one (so the policies that extend `default` extend it there).
+#[cfg(not(target_os = "macos"))]
+const DEFAULT: &str = include_str!("../builtin/default.toml");
+#[cfg(target_os = "macos")]
+const DEFAULT: &str = MACOS;
+
+/// The built-in policy for macOS's paths, by name on every platform (for
+/// review: `sluice policy show macos --seatbelt`).
+const MACOS: &str = include_str!("../builtin/macos.toml");
+
 /// The built-in policies, by name: `(name, TOML text)`.
-const BUILTINS: [(&str, &str); 6] = [
-    ("default", include_str!("../builtin/default.toml")),
+const BUILTINS: [(&str, &str); 7] = [
+    ("default", DEFAULT),
+    ("macos", MACOS),
     ("readonly", include_str!("../builtin/readonly.toml")),
     ("agent", include_str!("../builtin/agent.toml")),
     ("claude-code", include_str!("../builtin/claude-code.toml")),
@@ -142,6 +154,7 @@ const BUILTINS: [(&str, &str); 6] = [
 pub fn builtin_names() -> &'static [&'static str] {
     &[
         "default",
+        "macos",
         "readonly",
         "agent",
         "claude-code",

@@ -36,6 +36,16 @@ pub enum FdError {
         /// Descriptors that arrived (and were closed).
         received: usize,
     },
+    /// On a stream connection ([`crate::socket::Wire::Stream`]), descriptors
+    /// arrived with a later byte of a frame than its first: a frame's
+    /// descriptor is sent with its first byte, so these belong to no frame.
+    #[error(
+        "{received} descriptor(s) arrived inside a frame, not with its first byte; closed them"
+    )]
+    Misplaced {
+        /// Descriptors that arrived (and were closed).
+        received: usize,
+    },
 }
 
 /// Applies the protocol's descriptor rules to what one `recvmsg` returned.

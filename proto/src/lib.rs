@@ -12,8 +12,10 @@
 //!   [`messages::ResponseBody::Opened`]).
 //!
 //! - [`socket`] (Unix): the only I/O here — one frame per `SOCK_SEQPACKET`
-//!   record with its descriptors, blocking or not, shared by the client SDK
-//!   and the supervisor's event loop.
+//!   record with its descriptors (or, where there is no unix seqpacket
+//!   socket, macOS, frames on a stream, each read bounded by its frame:
+//!   [`socket::Wire`]), blocking or not, shared by the client SDK and the
+//!   supervisor's event loop.
 //!
 //! Framing is pure; connections, buffers and policy belong to the SDK and
 //! the supervisor.

@@ -1,15 +1,31 @@
-//! One frame per `SOCK_SEQPACKET` record, with its descriptors.
+//! One frame per record, with its descriptor: the broker's sockets.
 //!
-//! The broker's sockets are `AF_UNIX`/`SOCK_SEQPACKET`: the kernel keeps
-//! record boundaries, so one `sendmsg` is one frame and the descriptor sent
-//! with it (`SCM_RIGHTS`) arrives with exactly that frame and no other. This
-//! module is the only place that talks to those sockets; the client SDK and
-//! the supervisor (through tokio's `AsyncFd`) both use it, blocking or not.
+//! This module is the only place that talks to the broker's sockets; the
+//! client SDK and the supervisor (through tokio's `AsyncFd`) both use it,
+//! blocking or not. A frame travels in one of two ways ([`Wire`]):
+//!
+//! - [`Wire::Records`] (Linux): `AF_UNIX`/`SOCK_SEQPACKET`. The kernel keeps
+//!   record boundaries, so one `sendmsg` is one frame and the descriptor sent
+//!   with it (`SCM_RIGHTS`) arrives with exactly that frame and no other.
+//! - [`Wire::Stream`] (macOS, which has no unix `SOCK_SEQPACKET`):
+//!   `SOCK_STREAM` private connections, frames back to back with their
+//!   length prefix, the descriptor sent with the frame's first byte, and a
+//!   reader ([`FrameReader`]) that never reads past the end of the frame it
+//!   is in, so a descriptor arrives with the first read of its frame and
+//!   cannot be mistaken for another frame's ([`FdError::Misplaced`]
+//!   otherwise). The shared socket is then `SOCK_DGRAM`
+//!   ([`Wire::shared_pair`]): every process of the sandbox sends on it, and
+//!   datagrams keep one process's half-written frame from running into
+//!   another's, as records do.
+//!
+//! Both are tested on Linux; which one a client speaks follows from the
+//! type of the shared socket it is given ([`Wire::of_shared`]).
 //!
 //! Receiving follows the rules of [`crate::fd`]: descriptors are received
-//! close-on-exec (`MSG_CMSG_CLOEXEC`), truncated control data
-//! (`MSG_CTRUNC`) and truncated records (`MSG_TRUNC`) are reported, and every
-//! descriptor the caller does not take is closed.
+//! close-on-exec (`MSG_CMSG_CLOEXEC`; on macOS, which lacks it, `FD_CLOEXEC`
+//! is set right after `recvmsg`), truncated control data (`MSG_CTRUNC`) and
+//! truncated records (`MSG_TRUNC`) are reported, and every descriptor the
+//! caller does not take is closed.
 
 use std::io::{self, IoSlice};
 use std::mem;
@@ -53,22 +69,156 @@ impl Blocking {
     }
 }
 
-/// Creates a connected `SOCK_SEQPACKET` pair, both ends close-on-exec.
-pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )?)
+/// How the frames of a broker connection travel (see the module's text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// `SOCK_SEQPACKET`: one frame per record (Linux).
+    Records,
+    /// `SOCK_STREAM` private connections and a `SOCK_DGRAM` shared socket:
+    /// frames back to back, each read within one frame (macOS).
+    Stream,
 }
 
-/// `SO_DOMAIN` and `SO_TYPE` of a socket (`ENOTSOCK` for anything else).
+impl Wire {
+    /// The wire of this platform: records where the kernel has unix
+    /// `SOCK_SEQPACKET` sockets (Linux), a stream elsewhere (macOS).
+    pub const NATIVE: Wire = if cfg!(target_os = "linux") {
+        Wire::Records
+    } else {
+        Wire::Stream
+    };
+
+    /// A connected pair for a private connection, both ends close-on-exec.
+    pub fn pair(self) -> io::Result<(OwnedFd, OwnedFd)> {
+        match self {
+            Wire::Records => unix_pair(SockType::SeqPacket),
+            Wire::Stream => unix_pair(SockType::Stream),
+        }
+    }
+
+    /// A connected pair for the shared socket every process of the sandbox
+    /// inherits, both ends close-on-exec: `SOCK_SEQPACKET`, or `SOCK_DGRAM`
+    /// beside stream connections (a datagram, like a record, is sent whole
+    /// or not at all, so no process can break another's frame).
+    pub fn shared_pair(self) -> io::Result<(OwnedFd, OwnedFd)> {
+        match self {
+            Wire::Records => unix_pair(SockType::SeqPacket),
+            Wire::Stream => unix_pair(SockType::Datagram),
+        }
+    }
+
+    /// The wire a shared socket belongs to, from its type: `None` for a
+    /// socket that is no broker's (not `AF_UNIX`, or neither
+    /// `SOCK_SEQPACKET` nor `SOCK_DGRAM`). `ENOTSOCK` for a non-socket.
+    pub fn of_shared(fd: BorrowedFd<'_>) -> io::Result<Option<Wire>> {
+        Ok(match domain_and_type(fd)? {
+            (libc::AF_UNIX, libc::SOCK_SEQPACKET) => Some(Wire::Records),
+            (libc::AF_UNIX, libc::SOCK_DGRAM) => Some(Wire::Stream),
+            _ => None,
+        })
+    }
+
+    /// The socket type of this wire's private connections.
+    pub fn private_type(self) -> libc::c_int {
+        match self {
+            Wire::Records => libc::SOCK_SEQPACKET,
+            Wire::Stream => libc::SOCK_STREAM,
+        }
+    }
+}
+
+/// Creates a connected `SOCK_SEQPACKET` pair, both ends close-on-exec
+/// (the Linux wire, [`Wire::Records`]).
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    unix_pair(SockType::SeqPacket)
+}
+
+/// A connected `AF_UNIX` pair of `kind`, both ends close-on-exec, and on
+/// macOS `SO_NOSIGPIPE` (it has no `MSG_NOSIGNAL`).
+fn unix_pair(kind: SockType) -> io::Result<(OwnedFd, OwnedFd)> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        Ok(socketpair(
+            AddressFamily::Unix,
+            kind,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        // No SOCK_CLOEXEC here: a thread that forks and execs in between
+        // could inherit the pair (see the module's text).
+        let (a, b) = socketpair(AddressFamily::Unix, kind, None, SockFlag::empty())?;
+        for end in [&a, &b] {
+            let end = std::os::fd::AsFd::as_fd(end);
+            set_cloexec(end)?;
+            #[cfg(target_vendor = "apple")]
+            no_sigpipe(end)?;
+        }
+        Ok((a, b))
+    }
+}
+
+/// `SO_NOSIGPIPE`: writing to a gone peer is `EPIPE`, never `SIGPIPE`.
+#[cfg(target_vendor = "apple")]
+fn no_sigpipe(sock: BorrowedFd<'_>) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads exactly `size_of::<c_int>()` bytes from `on`.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NOSIGPIPE,
+            (&on as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets `FD_CLOEXEC` on `fd`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    Ok(())
+}
+
+/// The address family and `SO_TYPE` of a socket (`ENOTSOCK` for anything
+/// else).
 pub fn domain_and_type(fd: BorrowedFd<'_>) -> io::Result<(i32, i32)> {
-    Ok((
-        int_sockopt(fd, libc::SO_DOMAIN)?,
-        int_sockopt(fd, libc::SO_TYPE)?,
-    ))
+    Ok((family(fd)?, int_sockopt(fd, libc::SO_TYPE)?))
+}
+
+/// `SO_DOMAIN` where the kernel has it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn family(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    int_sockopt(fd, libc::SO_DOMAIN)
+}
+
+/// The family of the socket's own address (macOS has no `SO_DOMAIN`).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn family(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: an all-zero sockaddr_storage is valid.
+    let mut addr: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getsockname writes at most `len` bytes into `addr`, which is
+    // exactly that large, and updates `len`.
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(i32::from(addr.ss_family))
 }
 
 /// A `SOL_SOCKET` option whose value is one `int` (`SO_DOMAIN`,
@@ -94,8 +244,16 @@ pub fn int_sockopt(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::
 }
 
 /// Sends `bytes` (one whole frame) as one record, with `fd` attached as
-/// `SCM_RIGHTS` when given. Never raises `SIGPIPE` (`MSG_NOSIGNAL`); a gone
-/// peer is `BrokenPipe`.
+/// `SCM_RIGHTS` when given. Never raises `SIGPIPE` (`MSG_NOSIGNAL`, on
+/// macOS `SO_NOSIGPIPE` on the pairs made here); a gone peer is
+/// `BrokenPipe`.
+///
+/// On a stream ([`Wire::Stream`]) the descriptor goes with the frame's
+/// first byte and a frame is never left half-written: once part of it is
+/// sent, the rest is sent too, waiting for room even under
+/// [`Blocking::No`]. Callers sharing a stream between threads send under
+/// one lock, so frames do not interleave; an event loop that must never
+/// wait uses [`send_some`] instead.
 pub fn send_frame(
     sock: BorrowedFd<'_>,
     bytes: &[u8],
@@ -114,20 +272,92 @@ pub fn send_record(
     fds: &[BorrowedFd<'_>],
     blocking: Blocking,
 ) -> io::Result<()> {
+    let mut sent = 0;
+    loop {
+        // The descriptors ride on the first byte only. A record (or a
+        // datagram) is sent whole or not at all, so only a stream loops.
+        let (fds, flags) = match sent {
+            0 => (fds, blocking),
+            _ => (&[][..], Blocking::Yes),
+        };
+        match send_some(sock, &bytes[sent..], fds, flags) {
+            Ok(n) => {
+                sent += n;
+                if sent >= bytes.len() {
+                    return Ok(());
+                }
+            }
+            // Part of a frame is out: the rest must follow, whatever the
+            // caller's wish not to wait (the socket itself may be
+            // non-blocking).
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && sent > 0 => wait_writable(sock)?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends what the socket takes of `bytes` now, `fds` with its first byte,
+/// and says how much that was: all of it on a record or a datagram, perhaps
+/// less on a stream. For an event loop that must not wait: it keeps the
+/// rest of the frame and sends it, without descriptors, when the socket is
+/// writable again, letting nothing else onto the stream in between.
+pub fn send_some(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+    blocking: Blocking,
+) -> io::Result<usize> {
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let rights = [ControlMessage::ScmRights(&raw)];
     let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
     let iov = [IoSlice::new(bytes)];
     loop {
-        let flags = MsgFlags::MSG_NOSIGNAL | blocking.flag();
-        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, flags, None) {
-            Ok(n) => {
-                // A SOCK_SEQPACKET record is sent whole or not at all.
-                debug_assert_eq!(n, bytes.len());
-                return Ok(());
-            }
+        match sendmsg::<()>(
+            sock.as_raw_fd(),
+            &iov,
+            cmsgs,
+            no_signal() | blocking.flag(),
+            None,
+        ) {
+            Ok(n) => return Ok(n),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `MSG_NOSIGNAL` where it exists; macOS sockets made here carry
+/// `SO_NOSIGPIPE` instead.
+fn no_signal() -> MsgFlags {
+    #[cfg(not(target_vendor = "apple"))]
+    return MsgFlags::MSG_NOSIGNAL;
+    #[cfg(target_vendor = "apple")]
+    return MsgFlags::empty();
+}
+
+/// Waits until `sock` can be written (or has an error to report),
+/// without changing its flags: a socket shared with other processes may
+/// have been made non-blocking by one of them.
+pub fn wait_writable(sock: BorrowedFd<'_>) -> io::Result<()> {
+    wait(sock, libc::POLLOUT)
+}
+
+/// Waits until `sock` has `events` (or an error to report).
+fn wait(sock: BorrowedFd<'_>, events: libc::c_short) -> io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: poll reads and writes exactly the one pollfd it is given.
+        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
         }
     }
 }
@@ -185,7 +415,7 @@ pub fn recv_frame(
     msg.msg_control = control.as_mut_ptr();
     msg.msg_controllen = CmsgBuf::LEN as _;
     let n = loop {
-        let flags = MsgFlags::MSG_CMSG_CLOEXEC | blocking.flag();
+        let flags = cmsg_cloexec() | blocking.flag();
         // SAFETY: msg describes writable buffers of the stated lengths.
         let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags.bits()) };
         if n >= 0 {
@@ -203,6 +433,15 @@ pub fn recv_frame(
         ctrunc: msg.msg_flags & libc::MSG_CTRUNC != 0,
         fds,
     })
+}
+
+/// `MSG_CMSG_CLOEXEC` where it exists; elsewhere [`take_fds`] sets
+/// `FD_CLOEXEC` itself.
+fn cmsg_cloexec() -> MsgFlags {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return MsgFlags::MSG_CMSG_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return MsgFlags::empty();
 }
 
 /// Takes ownership of every descriptor in the control messages of `msg`.
@@ -225,6 +464,12 @@ fn take_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
             }
             cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    for fd in &fds {
+        // Best effort: the descriptor is ours either way, and a failure
+        // here (there is none for an open descriptor) leaves it inheritable.
+        let _ = set_cloexec(std::os::fd::AsFd::as_fd(fd));
     }
     fds
 }
@@ -295,6 +540,115 @@ pub fn decode_received<T: DeserializeOwned>(
     let wants = expects_fd(&msg);
     let fd = classify_received_fds(wants, got.fds, got.ctrunc)?;
     Ok((msg, fd))
+}
+
+/// Receives whole frames from one connection of either [`Wire`], keeping a
+/// partly read frame across [`Blocking::No`] calls that would block.
+///
+/// On a stream every read is bounded by the frame being read (its header
+/// first, then exactly its payload), so it never takes bytes, or the
+/// descriptor, of the next frame: the kernel hands over a send's
+/// descriptors with the first read that takes any of that send's bytes, so
+/// a descriptor belongs to the frame holding the first byte of the send
+/// that carried it, and to no other. Senders put it on the frame's first
+/// byte; one that arrives with a later read of the frame (the payload) is
+/// [`FdError::Misplaced`] and closed. An oversize length is refused from
+/// the header alone, before any payload is read.
+#[derive(Debug)]
+pub struct FrameReader {
+    wire: Wire,
+    buf: Box<[u8]>,
+    /// Bytes of the current frame read so far (stream only).
+    filled: usize,
+    /// Descriptors that came with the current frame's first byte.
+    fds: Vec<OwnedFd>,
+    ctrunc: bool,
+}
+
+impl FrameReader {
+    /// A reader for a connection of `wire`.
+    pub fn new(wire: Wire) -> FrameReader {
+        FrameReader {
+            wire,
+            buf: vec![0; RECV_BUF_LEN].into_boxed_slice(),
+            filled: 0,
+            fds: Vec::new(),
+            ctrunc: false,
+        }
+    }
+
+    /// Receives and decodes one message, applying the descriptor rules as
+    /// [`recv_message`] does. With [`Blocking::No`], `WouldBlock` (as
+    /// [`SocketError::Io`]) keeps what was read for the next call; every
+    /// other error leaves the connection unusable.
+    pub fn recv<T: DeserializeOwned>(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        blocking: Blocking,
+        expects_fd: impl FnOnce(&T) -> bool,
+    ) -> Result<(T, Option<OwnedFd>), SocketError> {
+        match self.wire {
+            Wire::Records => recv_message(sock, &mut self.buf, blocking, expects_fd),
+            Wire::Stream => {
+                let total = self.fill(sock, blocking).inspect_err(|e| {
+                    if !matches!(e, SocketError::Io(io) if io.kind() == io::ErrorKind::WouldBlock) {
+                        self.reset();
+                    }
+                })?;
+                let got = Received {
+                    len: total,
+                    truncated: false,
+                    ctrunc: std::mem::take(&mut self.ctrunc),
+                    fds: std::mem::take(&mut self.fds),
+                };
+                self.filled = 0;
+                decode_received(&self.buf[..total], got, expects_fd)
+            }
+        }
+    }
+
+    /// Reads until one whole frame is in the buffer; returns its length.
+    fn fill(&mut self, sock: BorrowedFd<'_>, blocking: Blocking) -> Result<usize, SocketError> {
+        loop {
+            let want = match frame::check(&self.buf[..self.filled]) {
+                Ok(total) => return Ok(total),
+                Err(FrameError::Incomplete) if self.filled < HEADER_LEN => HEADER_LEN,
+                Err(FrameError::Incomplete) => {
+                    let header = self.buf.first_chunk::<HEADER_LEN>().expect("header read");
+                    HEADER_LEN + u32::from_le_bytes(*header) as usize
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let got = recv_frame(sock, &mut self.buf[self.filled..want], blocking)?;
+            if !got.fds.is_empty() || got.ctrunc {
+                if self.filled > 0 {
+                    return Err(FdError::Misplaced {
+                        received: got.fds.len(),
+                    }
+                    .into());
+                }
+                self.fds = got.fds;
+                self.ctrunc = got.ctrunc;
+            }
+            if got.len == 0 {
+                if self.filled == 0 && self.fds.is_empty() {
+                    return Err(SocketError::Closed);
+                }
+                return Err(FrameError::Malformed {
+                    reason: format!("the connection ended {} bytes into a frame", self.filled),
+                }
+                .into());
+            }
+            self.filled += got.len;
+        }
+    }
+
+    /// Forgets a partly read frame, closing its descriptors.
+    fn reset(&mut self) {
+        self.filled = 0;
+        self.fds.clear();
+        self.ctrunc = false;
+    }
 }
 
 /// An aligned control-message buffer with room for [`MAX_FDS`] descriptors.
@@ -483,5 +837,208 @@ mod tests {
             matches!(&err, SocketError::Io(e) if e.kind() == io::ErrorKind::BrokenPipe),
             "{err}"
         );
+    }
+
+    /// Both wires through the same reader: frames keep their boundaries,
+    /// each descriptor arrives with its own frame, and the end is `Closed`.
+    #[test]
+    fn both_wires_carry_frames_and_descriptors_alike() {
+        for wire in [Wire::Records, Wire::Stream] {
+            let (a, b) = wire.pair().unwrap();
+            let (mut ours, theirs) = UnixStream::pair().unwrap();
+            send_message(a.as_fd(), &ping(1), None, Blocking::Yes).unwrap();
+            send_message(a.as_fd(), &opened(2), Some(theirs.as_fd()), Blocking::Yes).unwrap();
+            send_message(a.as_fd(), &ping(3), None, Blocking::Yes).unwrap();
+            drop(theirs);
+            let mut reader = FrameReader::new(wire);
+            let (msg, fd) = reader
+                .recv::<ClientMessage>(b.as_fd(), Blocking::Yes, |_| false)
+                .unwrap();
+            assert_eq!((msg, fd.is_none()), (ping(1), true), "{wire:?}");
+            let (msg, fd) = reader
+                .recv::<ServerMessage>(b.as_fd(), Blocking::Yes, |m| m.expects_fd())
+                .unwrap();
+            assert_eq!(msg, opened(2), "{wire:?}");
+            let mut received = UnixStream::from(fd.expect("descriptor"));
+            received.write_all(b"x").unwrap();
+            let mut byte = [0u8; 1];
+            ours.read_exact(&mut byte).unwrap();
+            let (msg, fd) = reader
+                .recv::<ClientMessage>(b.as_fd(), Blocking::Yes, |_| false)
+                .unwrap();
+            assert_eq!((msg, fd.is_none()), (ping(3), true), "{wire:?}");
+            let err = reader
+                .recv::<ClientMessage>(b.as_fd(), Blocking::No, |_| false)
+                .unwrap_err();
+            assert!(matches!(err, SocketError::Io(e) if e.kind() == io::ErrorKind::WouldBlock));
+            drop(a);
+            let err = reader
+                .recv::<ClientMessage>(b.as_fd(), Blocking::Yes, |_| false)
+                .unwrap_err();
+            assert!(matches!(err, SocketError::Closed), "{wire:?}: {err:?}");
+        }
+    }
+
+    /// A frame that arrives a few bytes at a time on a stream is kept
+    /// across `WouldBlock` and decoded once whole; reads never take the
+    /// next frame's bytes.
+    #[test]
+    fn a_stream_frame_in_pieces_is_kept_until_whole() {
+        let (a, b) = Wire::Stream.pair().unwrap();
+        let mut two = frame::encode(&ping(7)).unwrap();
+        two.extend(frame::encode(&ping(8)).unwrap());
+        let mut writer = UnixStream::from(a);
+        let mut reader = FrameReader::new(Wire::Stream);
+        for (at, byte) in two.iter().enumerate() {
+            writer.write_all(&[*byte]).unwrap();
+            match reader.recv::<ClientMessage>(b.as_fd(), Blocking::No, |_| false) {
+                Ok((msg, None)) => {
+                    let first = frame::check(&two).unwrap();
+                    let expected = if at + 1 == first { ping(7) } else { ping(8) };
+                    assert!(at + 1 == first || at + 1 == two.len(), "early at {at}");
+                    assert_eq!(msg, expected);
+                }
+                Err(SocketError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => panic!("at byte {at}: {other:?}"),
+            }
+        }
+    }
+
+    /// Attack: a descriptor sent with a later byte of a frame than its
+    /// first. It belongs to no frame: refused and closed. Control: the
+    /// same bytes with the descriptor on the first byte are accepted.
+    #[test]
+    fn a_descriptor_inside_a_stream_frame_is_refused_and_closed() {
+        let bytes = frame::encode(&opened(4)).unwrap();
+        for on_first_byte in [true, false] {
+            let (a, b) = Wire::Stream.pair().unwrap();
+            let (mut ours, theirs) = UnixStream::pair().unwrap();
+            if on_first_byte {
+                send_record(a.as_fd(), &bytes, &[theirs.as_fd()], Blocking::Yes).unwrap();
+            } else {
+                // After the header: the reader's first read (the header)
+                // ends where this send begins.
+                send_record(a.as_fd(), &bytes[..HEADER_LEN], &[], Blocking::Yes).unwrap();
+                let rest = &bytes[HEADER_LEN..];
+                send_record(a.as_fd(), rest, &[theirs.as_fd()], Blocking::Yes).unwrap();
+            }
+            drop(theirs);
+            let mut reader = FrameReader::new(Wire::Stream);
+            let got = reader.recv::<ServerMessage>(b.as_fd(), Blocking::Yes, |m| m.expects_fd());
+            if on_first_byte {
+                let (msg, fd) = got.unwrap();
+                assert_eq!(msg, opened(4));
+                assert!(fd.is_some());
+            } else {
+                let err = got.unwrap_err();
+                assert!(
+                    matches!(err, SocketError::Fd(FdError::Misplaced { received: 1 })),
+                    "{err:?}"
+                );
+                let mut byte = [0u8; 1];
+                assert_eq!(ours.read(&mut byte).unwrap(), 0, "the descriptor was kept");
+            }
+        }
+    }
+
+    /// An oversize length on a stream is refused from the header alone;
+    /// an end inside a frame is malformed, not a clean close.
+    #[test]
+    fn stream_frames_that_cannot_be_whole_are_refused() {
+        let (a, b) = Wire::Stream.pair().unwrap();
+        let mut writer = UnixStream::from(a);
+        let too_long = u32::try_from(MAX_FRAME_LEN + 1).unwrap().to_le_bytes();
+        writer.write_all(&too_long).unwrap();
+        let err = FrameReader::new(Wire::Stream)
+            .recv::<ClientMessage>(b.as_fd(), Blocking::Yes, |_| false)
+            .unwrap_err();
+        assert!(
+            matches!(err, SocketError::Frame(FrameError::TooLarge { .. })),
+            "{err:?}"
+        );
+
+        let (a, b) = Wire::Stream.pair().unwrap();
+        let whole = frame::encode(&ping(1)).unwrap();
+        send_frame(a.as_fd(), &whole[..whole.len() - 1], None, Blocking::Yes).unwrap();
+        drop(a);
+        let err = FrameReader::new(Wire::Stream)
+            .recv::<ClientMessage>(b.as_fd(), Blocking::Yes, |_| false)
+            .unwrap_err();
+        assert!(
+            matches!(err, SocketError::Frame(FrameError::Malformed { .. })),
+            "{err:?}"
+        );
+    }
+
+    /// A frame larger than the socket's buffer goes out whole, even
+    /// non-blocking: the sender finishes what it started, and the reader
+    /// gets one frame.
+    #[test]
+    fn a_large_stream_frame_is_sent_whole_and_read_whole() {
+        let (a, b) = Wire::Stream.pair().unwrap();
+        nix::sys::socket::setsockopt(&a, nix::sys::socket::sockopt::SndBuf, &4096).unwrap();
+        // Non-blocking as a socket, too (as an event loop's is).
+        let flags = nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_SETFL(flags)).unwrap();
+        let path = vec![b'p'; MAX_FRAME_LEN - 64];
+        let msg = ClientMessage::Request(Request {
+            id: 5,
+            body: RequestBody::Query {
+                path,
+                access: crate::Access::Read,
+            },
+        });
+        let bytes = frame::encode(&msg).unwrap();
+        let sender = std::thread::spawn(move || {
+            send_frame(a.as_fd(), &bytes, None, Blocking::No).unwrap();
+            a
+        });
+        let mut reader = FrameReader::new(Wire::Stream);
+        let (got, _) = reader
+            .recv::<ClientMessage>(b.as_fd(), Blocking::Yes, |_| false)
+            .unwrap();
+        assert_eq!(got, msg);
+        drop(sender.join().unwrap());
+    }
+
+    /// The shared socket beside stream connections is a datagram socket:
+    /// a broken frame from one process is one bad datagram, and the next
+    /// frame (another process's) still reads whole. On a stream the same
+    /// broken frame would swallow it (the control).
+    #[test]
+    fn a_broken_frame_on_the_shared_socket_spoils_only_itself() {
+        let whole = frame::encode(&ClientMessage::Connect).unwrap();
+        let (a, b) = Wire::Stream.shared_pair().unwrap();
+        assert_eq!(Wire::of_shared(b.as_fd()).unwrap(), Some(Wire::Stream));
+        send_frame(a.as_fd(), &whole[..2], None, Blocking::Yes).unwrap();
+        send_frame(a.as_fd(), &whole, None, Blocking::Yes).unwrap();
+        let mut reader = FrameReader::new(Wire::Records);
+        let err = reader
+            .recv::<ClientMessage>(b.as_fd(), Blocking::Yes, |_| false)
+            .unwrap_err();
+        assert!(matches!(err, SocketError::Frame(_)), "{err:?}");
+        let (msg, _) = reader
+            .recv::<ClientMessage>(b.as_fd(), Blocking::Yes, |_| false)
+            .unwrap();
+        assert_eq!(msg, ClientMessage::Connect);
+
+        let (a, b) = Wire::Stream.pair().unwrap();
+        send_frame(a.as_fd(), &whole[..2], None, Blocking::Yes).unwrap();
+        send_frame(a.as_fd(), &whole, None, Blocking::Yes).unwrap();
+        let got =
+            FrameReader::new(Wire::Stream)
+                .recv::<ClientMessage>(b.as_fd(), Blocking::No, |_| false);
+        assert_ne!(got.ok().map(|(m, _)| m), Some(ClientMessage::Connect));
+    }
+
+    #[test]
+    fn a_shared_socket_names_its_wire() {
+        let (a, _b) = Wire::Records.shared_pair().unwrap();
+        assert_eq!(Wire::of_shared(a.as_fd()).unwrap(), Some(Wire::Records));
+        let (s, _t) = UnixStream::pair().unwrap();
+        assert_eq!(Wire::of_shared(s.as_fd()).unwrap(), None);
+        #[cfg(target_os = "linux")]
+        assert_eq!(Wire::NATIVE, Wire::Records);
     }
 }

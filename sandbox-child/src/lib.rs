@@ -60,7 +60,9 @@
 
 #[cfg(target_os = "linux")]
 mod child;
+#[cfg(target_os = "linux")]
 pub mod connector;
+#[cfg(target_os = "linux")]
 pub mod fsop;
 #[cfg(target_os = "linux")]
 mod init;

@@ -30,9 +30,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use proto::socket::{
-    recv_message, send_frame, send_message, seqpacket_pair, Blocking, SocketError, RECV_BUF_LEN,
-};
+use proto::socket::{send_frame, send_message, Blocking, FrameReader, SocketError, Wire};
 use proto::{
     ClientMessage, ErrorKind, PolicySummary, Request, RequestBody, Response, ResponseBody,
     ServerMessage, PROTOCOL_VERSION,
@@ -50,6 +48,9 @@ pub struct Config {
     pub gather: Duration,
     /// Close every private connection right after it arrives.
     pub drop_connections: bool,
+    /// How frames travel: records (Linux) or the macOS stream wire, tested
+    /// here on Linux.
+    pub wire: Wire,
 }
 
 impl Default for Config {
@@ -59,6 +60,7 @@ impl Default for Config {
             reorder_batch: None,
             gather: Duration::from_millis(50),
             drop_connections: false,
+            wire: crate::WIRE,
         }
     }
 }
@@ -107,7 +109,7 @@ impl FakeBroker {
     }
 
     pub fn with(config: Config) -> FakeBroker {
-        let (shared, server) = seqpacket_pair().unwrap();
+        let (shared, server) = config.wire.shared_pair().unwrap();
         let stats = Arc::new(Stats::default());
         let planted = Arc::new(Mutex::new(None));
         let (st, pl) = (Arc::clone(&stats), Arc::clone(&planted));
@@ -154,14 +156,12 @@ fn accept_loop(
     planted: Arc<Mutex<Option<OwnedFd>>>,
 ) {
     let config = Arc::new(config);
-    let mut buf = vec![0u8; RECV_BUF_LEN];
+    // One datagram or record per frame on the shared socket, either wire.
+    let mut frames = FrameReader::new(Wire::Records);
     loop {
-        match recv_message(
-            server.as_fd(),
-            &mut buf,
-            Blocking::Yes,
-            |m: &ClientMessage| m.expects_fd(),
-        ) {
+        match frames.recv(server.as_fd(), Blocking::Yes, |m: &ClientMessage| {
+            m.expects_fd()
+        }) {
             Ok((ClientMessage::Connect, Some(conn))) => {
                 stats.connections.fetch_add(1, Ordering::SeqCst);
                 if config.drop_connections {
@@ -183,13 +183,11 @@ fn accept_loop(
 }
 
 fn serve(conn: OwnedFd, config: &Config, stats: &Stats, planted: &Mutex<Option<OwnedFd>>) {
-    let mut buf = vec![0u8; RECV_BUF_LEN];
-    let Ok((hello, _)) = recv_message(
-        conn.as_fd(),
-        &mut buf,
-        Blocking::Yes,
-        |_: &ClientMessage| false,
-    ) else {
+    // The suite runs on the wire it names.
+    let (_, kind) = proto::socket::domain_and_type(conn.as_fd()).unwrap();
+    assert_eq!(kind, config.wire.private_type(), "{:?}", config.wire);
+    let mut frames = FrameReader::new(config.wire);
+    let Ok((hello, _)) = frames.recv(conn.as_fd(), Blocking::Yes, |_: &ClientMessage| false) else {
         return;
     };
     let ClientMessage::Hello { protocol, client } = hello else {
@@ -212,7 +210,7 @@ fn serve(conn: OwnedFd, config: &Config, stats: &Stats, planted: &Mutex<Option<O
     };
     send_message(conn.as_fd(), &welcome, None, Blocking::Yes).unwrap();
     let mut held = Vec::new();
-    while let Some(mut batch) = next_batch(conn.as_fd(), &mut buf, config) {
+    while let Some(mut batch) = next_batch(conn.as_fd(), &mut frames, config) {
         stats.requests.fetch_add(batch.len(), Ordering::SeqCst);
         if batch.len() > 1 {
             batch.make_contiguous().reverse();
@@ -255,12 +253,16 @@ fn serve(conn: OwnedFd, config: &Config, stats: &Stats, planted: &Mutex<Option<O
 }
 
 /// The next request, or (when reordering) as many as arrive in a row.
-fn next_batch(conn: BorrowedFd<'_>, buf: &mut [u8], config: &Config) -> Option<VecDeque<Request>> {
+fn next_batch(
+    conn: BorrowedFd<'_>,
+    frames: &mut FrameReader,
+    config: &Config,
+) -> Option<VecDeque<Request>> {
     let mut batch = VecDeque::new();
-    batch.push_back(next_request(conn, buf)?);
+    batch.push_back(next_request(conn, frames)?);
     if let Some(max) = config.reorder_batch {
         while batch.len() < max && readable_within(conn, config.gather) {
-            match next_request(conn, buf) {
+            match next_request(conn, frames) {
                 Some(request) => batch.push_back(request),
                 None => break,
             }
@@ -269,8 +271,8 @@ fn next_batch(conn: BorrowedFd<'_>, buf: &mut [u8], config: &Config) -> Option<V
     Some(batch)
 }
 
-fn next_request(conn: BorrowedFd<'_>, buf: &mut [u8]) -> Option<Request> {
-    match recv_message(conn, buf, Blocking::Yes, |_: &ClientMessage| false) {
+fn next_request(conn: BorrowedFd<'_>, frames: &mut FrameReader) -> Option<Request> {
+    match frames.recv(conn, Blocking::Yes, |_: &ClientMessage| false) {
         Ok((ClientMessage::Request(request), _)) => Some(request),
         Ok((other, _)) => panic!("expected a request, got {other:?}"),
         Err(SocketError::Closed) => None,

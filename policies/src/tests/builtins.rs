@@ -12,6 +12,7 @@ fn builtins_are_listed_and_embedded() {
         builtin_names(),
         [
             "default",
+            "macos",
             "readonly",
             "agent",
             "claude-code",

@@ -230,7 +230,7 @@ fn command_line_overrides_are_named() {
 fn loading_errors() {
     assert_eq!(
         load("x").unwrap_err().to_string(),
-        "unknown built-in policy 'x' (built-ins: default, readonly, agent, claude-code, codex, aider)"
+        "unknown built-in policy 'x' (built-ins: default, macos, readonly, agent, claude-code, codex, aider)"
     );
     assert_eq!(
         load("policies-test-missing.toml").unwrap_err().to_string(),
@@ -239,7 +239,7 @@ fn loading_errors() {
     assert_eq!(
         load_error("# base\nextends = [\"x\"]"),
         "policy 'p.toml', line 2, key 'extends': \
-         unknown built-in policy 'x' (built-ins: default, readonly, agent, claude-code, codex, aider)"
+         unknown built-in policy 'x' (built-ins: default, macos, readonly, agent, claude-code, codex, aider)"
     );
     let root = TempDir::new();
     let error = load_str("p.toml", "extends = [\"gone.toml\"]", root.path()).unwrap_err();

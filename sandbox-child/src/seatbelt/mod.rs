@@ -21,6 +21,8 @@
 //!     session_dir: None,
 //!     policy_files: vec![],
 //!     broker_socket: None,
+//!     terminal: None,
+//!     user_dirs: vec![],
 //! };
 //! let profile = seatbelt::generate(&policy, &state)?;
 //! assert!(profile.text().starts_with("(version 1)\n"));
@@ -80,7 +82,7 @@ use std::path::{Path, PathBuf};
 #[cfg(target_os = "macos")]
 pub use apply::apply_in_child;
 pub use path::{PathError, SbplPath, MAX_PATH_BYTES};
-pub use profile::{generate, Profile, DENY_ALL, DENY_WRITE};
+pub use profile::{generate, Profile, DENY_ALL, DENY_MOVE, DENY_WRITE};
 
 /// Why no profile could be generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,7 +107,9 @@ pub enum Guard {
 }
 
 /// sluice's own state, denied in every profile after everything else:
-/// no policy can make it writable (or, where hidden, readable).
+/// no policy can make it writable (or, where hidden, readable); and the
+/// session's own surroundings the launcher knows of (its terminal, the
+/// per-user directories), allowed before the policy's denies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorState {
     /// The audit directory: hidden.
@@ -120,6 +124,15 @@ pub struct SupervisorState {
     /// A broker socket with a path, if any: unwritable, so it cannot be
     /// replaced by an impostor (connecting to it stays allowed).
     pub broker_socket: Option<PathBuf>,
+    /// The program's terminal (`/dev/ttysNNN`), if it has one: readable,
+    /// writable and `file-ioctl` (as `/dev/tty` is), and no other terminal.
+    pub terminal: Option<PathBuf>,
+    /// The per-user temporary and cache directories (`confstr(3)`'s
+    /// `_CS_DARWIN_USER_TEMP_DIR` and `_CS_DARWIN_USER_CACHE_DIR`, under
+    /// `/var/folders`): readable and writable, as compilers, `xcrun` and
+    /// `mktemp(3)` use them. A policy deny or `read_only` inside them still
+    /// wins.
+    pub user_dirs: Vec<PathBuf>,
 }
 
 impl SupervisorState {

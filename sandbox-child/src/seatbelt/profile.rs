@@ -3,13 +3,19 @@
 //! Seatbelt applies the *last* rule that matches an operation, so the
 //! profile is written from the broadest to the most specific:
 //!
-//! 1. `(deny default)`, then the baseline every program needs;
+//! 1. `(deny default)`, then the baseline every program needs (which first
+//!    takes back what Seatbelt's prelude allows);
 //! 2. network;
-//! 3. the policy's allows: metadata of the ancestors, then read, write and
+//! 3. the session's terminal and per-user directories;
+//! 4. the policy's allows: metadata of the ancestors, then read, write and
 //!    execute per tree;
-//! 4. deny-within-allow: `read_only` (no writes), then `deny` and the paths
+//! 5. deny-within-allow: `read_only` (no writes), then `deny` and the paths
 //!    absent at resolution (nothing at all);
-//! 5. sluice's own state, last, so that no allow above can reach it.
+//! 6. move-blocking: no directory above a guarded path (5, 7) can be
+//!    renamed or removed where it lies in a writable tree, since Seatbelt
+//!    matches paths, not files: `mv .git x` would otherwise move `.git`
+//!    out from under its rule;
+//! 7. sluice's own state, last, so that no allow above can reach it.
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
@@ -35,6 +41,10 @@ pub const DENY_ALL: &[&str] = &[
 /// What an unwritable path must not be used for: changed, created,
 /// removed, renamed, or bound as a socket.
 pub const DENY_WRITE: &[&str] = &["file-write*", "network-bind"];
+
+/// What the directories above a guarded path must not be: removed or
+/// renamed (Seatbelt checks a rename's source as `file-write-unlink`).
+pub const DENY_MOVE: &[&str] = &["file-write-unlink"];
 
 /// A generated profile: SBPL text, sealed (no `(extension ...)` rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +84,7 @@ pub fn generate(policy: &Policy, state: &SupervisorState) -> Result<Profile, Sea
 
     let mut sections = baseline::sections();
     sections.extend(network::sections(&policy.network, &write));
+    sections.extend(surroundings(state)?);
     sections.push(ancestors(&readable));
     sections.push(Section::new(
         &["[filesystem] read, write and execute: every tree is readable."],
@@ -102,6 +113,9 @@ pub fn generate(policy: &Policy, state: &SupervisorState) -> Result<Profile, Sea
         ],
         deny_each(DENY_ALL, &denied),
     ));
+    let state_paths = state_paths(state)?;
+    let guarded = read_only.iter().chain(&denied).chain(&state_paths);
+    sections.push(move_blocking(&write, guarded));
     sections.extend(protected(state)?);
 
     let mut text = String::new();
@@ -155,6 +169,72 @@ fn deny_each(operations: &'static [&'static str], paths: &[SbplPath]) -> Vec<Rul
         return vec![];
     }
     vec![Rule::deny(operations, paths.iter().map(subpath).collect())]
+}
+
+/// The session's terminal and per-user directories ([`SupervisorState`]).
+fn surroundings(state: &SupervisorState) -> Result<Vec<Section>, SeatbeltError> {
+    let mut sections = Vec::new();
+    let tty = SbplPath::new(std::path::Path::new("/dev/tty")).expect("fixed path");
+    let mut terminals = vec![literal(&tty)];
+    if let Some(terminal) = &state.terminal {
+        let path = SbplPath::new(terminal).map_err(|source| SeatbeltError::Path {
+            list: "the program's terminal",
+            source,
+        })?;
+        terminals.push(literal(&path));
+    }
+    sections.push(Section::new(
+        &[
+            "The program's terminal, by its name and as /dev/tty: read, write and",
+            "terminal ioctls (line discipline, window size). No other terminal.",
+        ],
+        vec![Rule::allow(
+            &["file-read*", "file-write*", "file-ioctl"],
+            terminals,
+        )],
+    ));
+    let dirs = minimise(list("the per-user directories", &state.user_dirs)?);
+    sections.push(Section::new(
+        &[
+            "The per-user temporary and cache directories (confstr(3), under",
+            "/var/folders): compilers, xcrun and mktemp(3) write there.",
+        ],
+        allow_each(&["file-read*", "file-write*"], &dirs),
+    ));
+    Ok(sections)
+}
+
+/// Every directory above a guarded path that lies in a writable tree: not
+/// removable or renamable, so the guarded path stays where its rule is.
+fn move_blocking<'a>(write: &[SbplPath], guarded: impl Iterator<Item = &'a SbplPath>) -> Section {
+    let above: BTreeSet<SbplPath> = guarded
+        .flat_map(SbplPath::ancestors)
+        .filter(|dir| write.iter().any(|tree| dir.is_within(tree)))
+        .collect();
+    Section::new(
+        &[
+            "Move-blocking: the directories above each guarded path (read_only, deny,",
+            "sluice's state) inside a writable tree cannot be renamed or removed;",
+            "Seatbelt matches paths, so a renamed ancestor would carry the guarded",
+            "path out from under its rule.",
+        ],
+        if above.is_empty() {
+            vec![]
+        } else {
+            vec![Rule::deny(DENY_MOVE, above.iter().map(literal).collect())]
+        },
+    )
+}
+
+/// sluice's own state paths, checked and mapped.
+fn state_paths(state: &SupervisorState) -> Result<Vec<SbplPath>, SeatbeltError> {
+    state
+        .entries()
+        .into_iter()
+        .map(|(path, _, what)| {
+            SbplPath::new(path).map_err(|source| SeatbeltError::Path { list: what, source })
+        })
+        .collect()
 }
 
 /// sluice's own state, denied last: whatever the policy allows, the program

@@ -62,6 +62,12 @@ pub fn literal(path: &SbplPath) -> String {
     format!("(literal {})", path.quoted())
 }
 
+/// `(literal "/etc")` for one of the top-level links into `/private`
+/// itself, which [`SbplPath`] would map to its target.
+pub fn link_literal(link: &str) -> String {
+    format!("(literal {})", quote(link))
+}
+
 pub fn subpath(path: &SbplPath) -> String {
     format!("(subpath {})", path.quoted())
 }

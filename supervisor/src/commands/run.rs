@@ -348,8 +348,11 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         execute.push(sluice_bin.clone());
     }
 
-    let (broker_ours, broker_theirs) =
-        proto::socket::seqpacket_pair().context("creating the broker socket")?;
+    // The platform's wire: SOCK_SEQPACKET here; a datagram socket beside
+    // stream connections where there is none (macOS).
+    let (broker_ours, broker_theirs) = proto::socket::Wire::NATIVE
+        .shared_pair()
+        .context("creating the broker socket")?;
     let broker_fd = broker_theirs.as_raw_fd().to_string();
     let tmp = s.dir.tmp();
     let mut extra_env = vec![

@@ -26,6 +26,8 @@ pub fn profile(name: &str, policy: &Policy, session: &Path) -> Result<String> {
             vec![]
         },
         broker_socket: None,
+        terminal: None,
+        user_dirs: vec![],
     };
     let profile = seatbelt::generate(policy, &state)
         .with_context(|| format!("policy '{name}': no Seatbelt profile"))?;

@@ -165,6 +165,7 @@ fn policy_list_shows_the_builtins() {
         .collect();
     for builtin in [
         "default",
+        "macos",
         "readonly",
         "agent",
         "claude-code",

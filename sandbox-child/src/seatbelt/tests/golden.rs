@@ -88,6 +88,11 @@ fn golden_custom_policy() {
     let state = SupervisorState {
         policy_files: vec!["/Users/alice/policies/custom.toml".into()],
         broker_socket: Some("/var/folders/zz/T/sluice-0123456789abcdef/broker.sock".into()),
+        terminal: Some("/dev/ttys003".into()),
+        user_dirs: vec![
+            "/var/folders/zz/abc123/T".into(),
+            "/var/folders/zz/abc123/C".into(),
+        ],
         ..state()
     };
     compare("custom", generate(&policy, &state).unwrap().text());

@@ -30,8 +30,8 @@ pub struct Machine {
 
 impl Machine {
     /// A macOS-like tree with what the built-in policies name, some of it
-    /// present (`~/.ssh`, `.env`, a host key) and some not (`/etc/shadow`,
-    /// `/lib64`, `~/.aws`).
+    /// present (`~/.ssh`, `.env`, a host key, Homebrew) and some not
+    /// (`/etc/shadow`, `/lib64`, `~/.aws`, Xcode).
     pub fn new() -> Machine {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let unique = format!(
@@ -56,6 +56,14 @@ impl Machine {
             "Users/alice/.cargo/bin",
             "Users/alice/.config",
             "Users/alice/src/app/.git/hooks",
+            // What the macOS policy names, some of it (a Mac without Xcode,
+            // MacPorts or Intel Homebrew).
+            "Library/Developer/CommandLineTools/usr/bin",
+            "Library/Preferences",
+            "Library/Keychains",
+            "opt/homebrew/bin",
+            "private/var/db/dslocal",
+            "Users/alice/Library/Keychains",
         ] {
             fs::create_dir_all(machine.root.join(dir)).unwrap();
         }
@@ -102,7 +110,12 @@ impl Machine {
     /// `[broker]` is left out: the profile does not use it.
     pub fn resolve(&self, name: &str, toml: &str, net: Option<NetPolicy>) -> Policy {
         let redirected = self.redirect(toml);
-        let mut spec = policies::load_str(name, &redirected, Path::new("/")).unwrap();
+        self.resolve_redirected(name, &redirected, net)
+    }
+
+    /// [`Machine::resolve`] of TOML already redirected.
+    fn resolve_redirected(&self, name: &str, redirected: &str, net: Option<NetPolicy>) -> Policy {
+        let mut spec = policies::load_str(name, redirected, Path::new("/")).unwrap();
         if let Some(net) = net {
             spec.set_network(net);
         }
@@ -129,14 +142,19 @@ impl Machine {
     /// Policy TOML with its absolute paths redirected into the machine, and
     /// the built-in policies it extends written into it, redirected too.
     fn redirect(&self, toml: &str) -> String {
+        self.redirect_as(toml, |name| policies::builtin_source(name).unwrap())
+    }
+
+    /// [`Machine::redirect`] with the built-ins' text given by `builtin`
+    /// (as a sluice built for another platform has them).
+    fn redirect_as(&self, toml: &str, builtin: fn(&str) -> &'static str) -> String {
         let filesystem_part = toml.split("\n[broker]").next().unwrap();
         let mut text = filesystem_part.replace("\"/", "\"$HOME/../../");
         for parent in policies::builtin_names() {
             let named = format!("extends = [\"{parent}\"]");
             if text.contains(&named) {
                 let file = self.root.join(format!("builtin-{parent}.toml"));
-                let source = policies::builtin_source(parent).unwrap();
-                fs::write(&file, self.redirect(source)).unwrap();
+                fs::write(&file, self.redirect_as(builtin(parent), builtin)).unwrap();
                 text = text.replace(&named, &format!("extends = [\"{}\"]", file.display()));
             }
         }
@@ -146,6 +164,17 @@ impl Machine {
     /// A built-in policy, resolved on this machine.
     pub fn builtin(&self, name: &str, net: Option<NetPolicy>) -> Policy {
         self.resolve(name, policies::builtin_source(name).unwrap(), net)
+    }
+
+    /// A built-in policy as sluice built for macOS has it: `default` is the
+    /// `macos` policy there, for the policies that extend it too.
+    pub fn builtin_on_macos(&self, name: &str) -> Policy {
+        fn on_macos(name: &str) -> &'static str {
+            let name = if name == "default" { "macos" } else { name };
+            policies::builtin_source(name).unwrap()
+        }
+        let redirected = self.redirect_as(on_macos(name), on_macos);
+        self.resolve_redirected(name, &redirected, None)
     }
 
     /// A real path (perhaps with `..`, if it was absent) as the machine's own.
@@ -181,5 +210,7 @@ pub fn state() -> SupervisorState {
         session_dir: Some(PathBuf::from(SESSION).join("private")),
         policy_files: vec![],
         broker_socket: None,
+        terminal: None,
+        user_dirs: vec![],
     }
 }

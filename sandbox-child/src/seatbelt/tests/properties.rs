@@ -365,3 +365,204 @@ fn deny_sets_are_what_they_say() {
     assert!(DENY_WRITE.iter().all(|op| DENY_ALL.contains(op)));
     assert!(DENY_ALL.iter().all(|op| reader::OPERATIONS.contains(op)));
 }
+
+/// Seatbelt's prelude allows process information, IOKit properties and
+/// NVRAM under `(deny default)`: every profile takes them back, and allows
+/// process information only within its own sandbox. Control: a profile
+/// without the baseline leaves them allowed, as the model of the prelude
+/// says.
+#[test]
+fn what_the_prelude_allows_is_taken_back() {
+    let taken_back = ["process-info-pidinfo", "iokit-get-properties", "nvram-get"];
+    let bare = reader::check("(version 1)\n(deny default)\n").unwrap();
+    for op in taken_back {
+        assert!(allows(&bare, op, "/"), "the model's prelude allows {op}");
+    }
+    let machine = Machine::new();
+    for policy in all_builtins(&machine) {
+        let rules = rules(&policy, &state());
+        for op in taken_back {
+            assert!(!allows(&rules, op, "/"), "{op} in {}", policy.name);
+        }
+        // The narrow form: process information of the sandbox's own.
+        assert!(rules.iter().any(|r| r.allow
+            && r.operations == ["process-info*"]
+            && r.filters
+                == [(
+                    "target".into(),
+                    vec![reader::Sexp::Symbol("same-sandbox".into())]
+                )]));
+    }
+}
+
+/// Seatbelt matches paths: renaming a directory above a read_only or
+/// denied path in a writable tree would carry the path out from under its
+/// rule (`mv .git x; edit x/config; mv x .git`). Those directories cannot
+/// be renamed or removed; the rename's source is checked as
+/// `file-write-unlink`. Control: any other directory of the workspace can.
+#[test]
+fn guarded_paths_cannot_be_moved_out_from_under_their_rules() {
+    let machine = Machine::new();
+    let policy = machine.builtin("default", None);
+    let rules = rules(&policy, &state());
+    let ws = |rel: &str| format!("{WORKSPACE}{rel}");
+    for dir in [ws(""), ws("/.git")] {
+        assert!(!allows(&rules, "file-write-unlink", &dir), "{dir}");
+    }
+    assert!(!allows(&rules, "file-write-unlink", &ws("/.git/config")));
+    assert!(!allows(&rules, "file-write-unlink", &ws("/.env")));
+    // Controls: ordinary files and directories move freely.
+    for path in [ws("/src"), ws("/src/main.rs"), ws("/target")] {
+        assert!(allows(&rules, "file-write-unlink", &path), "{path}");
+    }
+
+    // sluice's own state inside a tree the policy makes writable.
+    let mut everywhere = policy.clone();
+    everywhere.filesystem.write.push(PathBuf::from("/"));
+    let rules = self::rules(&everywhere, &state());
+    for dir in [
+        "/Users/alice/.local/state/sluice",
+        "/Users/alice/.local/state",
+        "/Users/alice/.local",
+        "/Users/alice",
+        "/Users/alice/.config",
+    ] {
+        assert!(!allows(&rules, "file-write-unlink", dir), "{dir}");
+    }
+    assert!(allows(&rules, "file-write-unlink", "/Users/alice/notes"));
+}
+
+/// The baseline's allowances reach what ordinary programs need and no
+/// further: the program's own terminal but no other, the per-user
+/// directories but not a policy deny inside them, the Xcode shims' tools,
+/// system resources read-only.
+#[test]
+fn baseline_allowances_are_narrow() {
+    let machine = Machine::new();
+    let mut policy = machine.builtin("default", None);
+    let user_tmp = "/private/var/folders/zz/abc123/T";
+    policy
+        .filesystem
+        .deny
+        .push(PathBuf::from(format!("{user_tmp}/secret")));
+    let state = SupervisorState {
+        terminal: Some("/dev/ttys003".into()),
+        user_dirs: vec![user_tmp.into()],
+        ..state()
+    };
+    let rules = rules(&policy, &state);
+    for op in ["file-read-data", "file-write-data", "file-ioctl"] {
+        assert!(allows(&rules, op, "/dev/ttys003"), "{op}");
+        assert!(allows(&rules, op, "/dev/tty"), "{op}");
+        assert!(
+            !allows(&rules, op, "/dev/ttys004"),
+            "another terminal: {op}"
+        );
+    }
+    assert!(allows(
+        &rules,
+        "file-write-create",
+        &format!("{user_tmp}/cc.o")
+    ));
+    assert!(!allows(
+        &rules,
+        "file-read-data",
+        &format!("{user_tmp}/secret")
+    ));
+    assert!(!allows(
+        &rules,
+        "file-write-create",
+        "/private/var/folders/zz/other/T/x"
+    ));
+    assert!(allows(
+        &rules,
+        "file-read-data",
+        "/private/var/db/xcode_select_link"
+    ));
+    let tool = "/Library/Developer/CommandLineTools/usr/bin/git";
+    assert!(allows(&rules, "process-exec", tool));
+    assert!(!allows(&rules, "file-write-data", tool));
+    let zone = "/private/var/db/timezone/zoneinfo/Europe/Paris";
+    assert!(allows(&rules, "file-read-data", zone));
+    assert!(allows(
+        &rules,
+        "file-read-data",
+        "/System/Library/CoreServices/SystemVersion.plist"
+    ));
+    assert!(!allows(&rules, "file-write-data", "/System/Library/x"));
+    for link in ["/etc", "/tmp", "/var"] {
+        assert!(allows(&rules, "file-read-metadata", link), "{link}");
+        assert!(!allows(&rules, "file-read-data", link), "{link}");
+    }
+    assert!(allows(&rules, "file-write-data", "/dev/fd/3"));
+    assert!(allows(&rules, "file-read-data", "/dev/stdin"));
+    assert!(!allows(&rules, "file-read-data", "/dev/disk0"));
+}
+
+/// The built-in macOS policy resolves on a Mac's paths and means what the
+/// Linux default means: the workspace writable, the system's and
+/// Homebrew's software runnable, credentials in ~/Library and the system's
+/// secrets denied, git's hooks read-only. Controls and attacks side by
+/// side.
+#[test]
+fn the_macos_policy_means_the_default_on_a_mac() {
+    let machine = Machine::new();
+    let policy = machine.builtin("macos", None);
+    let rules = rules(&policy, &state());
+    let ws = |rel: &str| format!("{WORKSPACE}{rel}");
+    assert!(allows(&rules, "file-write-create", &ws("/src/lib.rs")));
+    assert!(allows(&rules, "process-exec", &ws("/target/debug/app")));
+    for tool in [
+        "/usr/bin/make",
+        "/opt/homebrew/bin/rg",
+        "/Library/Developer/CommandLineTools/usr/bin/clang",
+    ] {
+        assert!(allows(&rules, "process-exec", tool), "{tool}");
+        assert!(!allows(&rules, "file-write-data", tool), "{tool}");
+    }
+    assert!(allows(&rules, "file-read-data", "/private/etc/hosts"));
+    assert!(!allows(&rules, "file-read-data", &ws("/.env")));
+    assert!(!allows(&rules, "file-write-data", &ws("/.git/config")));
+    for secret in [
+        "/Users/alice/Library/Keychains/login.keychain-db",
+        "/Users/alice/.ssh/id_ed25519",
+        "/private/etc/sudoers",
+        "/private/var/db/dslocal/nodes/Default/users/alice.plist",
+        "/Library/Keychains/System.keychain",
+        "/Users/alice/notes.txt",
+    ] {
+        assert!(!allows(&rules, "file-read-data", secret), "{secret}");
+    }
+    assert!(!allows(
+        &rules,
+        "network-outbound",
+        "/private/var/run/mDNSResponder"
+    ));
+}
+
+const PREFERENCES: &str = "/Library/Preferences/com.apple.dt.Xcode.plist";
+
+/// On macOS `default` is the macOS policy, and the agent policies extend
+/// it: each resolves on a Mac's paths, and its profile is well formed, with
+/// the macOS policy's allows (Homebrew, the system's preferences) and
+/// denies (the keychains).
+#[test]
+fn the_agent_policies_extend_the_macos_default_on_a_mac() {
+    let machine = Machine::new();
+    for name in ["agent", "claude-code", "codex", "aider"] {
+        let policy = machine.builtin_on_macos(name);
+        let rules = rules(&policy, &state());
+        assert_denies_follow_allows(&rules);
+        let keychain = "/Users/alice/Library/Keychains/login.keychain-db";
+        assert!(!allows(&rules, "file-read-data", keychain), "{name}");
+        let rg = "/opt/homebrew/bin/rg";
+        assert!(allows(&rules, "process-exec", rg), "{name}");
+        assert!(allows(&rules, "file-read-data", PREFERENCES), "{name}");
+        let new = format!("{WORKSPACE}/x");
+        assert!(allows(&rules, "file-write-create", &new), "{name}");
+    }
+    // Control: the agent policy on the Linux default knows nothing of a
+    // Mac's system preferences.
+    let linux = rules(&machine.builtin("agent", None), &state());
+    assert!(!allows(&linux, "file-read-data", PREFERENCES));
+}

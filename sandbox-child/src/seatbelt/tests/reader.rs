@@ -79,6 +79,11 @@ pub const OPERATIONS: &[&str] = &[
     "process-exec*",
     "process-fork",
     "process-info*",
+    "iokit-get-properties",
+    "nvram*",
+    "file-write-unlink",
+    "mach-host*",
+    "ipc-posix-sem",
     "signal",
     "sysctl-read",
     "mach-lookup",
@@ -192,11 +197,18 @@ pub fn covers_operation(rule_op: &str, op: &str) -> bool {
     rule_op == op || rule_op.strip_suffix('*').is_some_and(|p| op.starts_with(p))
 }
 
+/// What Seatbelt's own prelude allows before any rule of a profile, even
+/// under `(deny default)` (Apple's recovered SBPL prelude).
+pub const PRELUDE_ALLOWED: &[&str] = &["process-info*", "iokit-get-properties", "nvram*"];
+
 /// Evaluates `op` on `path` as Seatbelt would: the last matching rule
-/// decides; nothing matching means denied. Only path filters are
-/// considered; a rule with other filters does not match a path.
+/// decides; nothing matching means denied, except what the prelude allows
+/// ([`PRELUDE_ALLOWED`]). Only path filters are considered; a rule with
+/// other filters does not match a path.
 pub fn allows(rules: &[ReadRule], op: &str, path: &str) -> bool {
-    let mut decision = false;
+    let mut decision = PRELUDE_ALLOWED
+        .iter()
+        .any(|prelude| covers_operation(prelude, op));
     for rule in rules {
         if !rule.operations.iter().any(|r| covers_operation(r, op)) {
             continue;

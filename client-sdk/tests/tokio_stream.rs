@@ -1,0 +1,9 @@
+//! The tokio client's suite again on the macOS wire (stream private
+//! connections, a datagram shared socket), run on Linux.
+#![cfg(feature = "tokio")]
+
+mod fake_broker;
+
+const WIRE: proto::socket::Wire = proto::socket::Wire::Stream;
+
+include!("suites/tokio.rs");
