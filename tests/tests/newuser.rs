@@ -560,6 +560,51 @@ fn audit_list_shows_command_workspace_and_duration_newest_first() {
 }
 
 #[test]
+fn audit_show_json_is_one_document_and_jsonl_the_stored_lines() {
+    use sluice_tests::audit::{audit, json_lines};
+    let (fx, policy) = sluice_tests::broker::fixture(PROBE);
+    fx.brokered_run(
+        &policy,
+        &[],
+        &["broker-read", &fx.brokered("allowed/notes.txt")],
+    )
+    .assert_code(0);
+    let session = json_lines(&audit(&fx, &["list", "--json"]))[0]["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // --json: the whole output parses as one JSON value, an object whose
+    // records are objects (start, the decision, end).
+    let out = audit(&fx, &["show", &session, "--json"]);
+    out.assert_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {out}"));
+    assert_eq!(doc["session"], session.as_str(), "{doc}");
+    let records = doc["records"].as_array().expect("records: an array");
+    assert!(records.len() >= 3, "{doc}");
+    assert!(records.iter().all(|r| r.is_object()), "{doc}");
+
+    // --jsonl: the same records, one per line, as stored (the file's lines).
+    let lines = audit(&fx, &["show", &session, "--jsonl"]);
+    lines.assert_code(0);
+    assert_eq!(json_lines(&lines).len(), records.len(), "{lines}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&lines.stdout).is_err(),
+        "JSON lines parse as one document: {lines}"
+    );
+    let file = doc["file"].as_str().unwrap();
+    let stored = fs::read_to_string(file).unwrap();
+    for line in lines.stdout.lines() {
+        assert!(stored.lines().any(|l| l == line), "not as stored: {line}");
+    }
+    // Both at once is an error that says which to choose.
+    let both = audit(&fx, &["show", &session, "--json", "--jsonl"]);
+    assert!(!both.status.success(), "{both}");
+    assert!(both.stderr.contains("--jsonl"), "{both}");
+}
+
+#[test]
 fn a_changed_policy_makes_nothing_before_the_change_is_accepted() {
     let fx = Fixture::new(PROBE);
     // In the workspace, which the policy lets a sandbox write.

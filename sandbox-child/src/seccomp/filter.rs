@@ -356,7 +356,7 @@ fn user_namespace_rules() -> Vec<SyscallRule> {
 }
 
 /// The system calls handed to the supervisor for transparent brokering:
-/// those that open a file by name, `mkdir`, `connect`, and those after which a thread id may
+/// those that open a file by name, `mkdir`, `unlink`, `rmdir`, `connect`, and those after which a thread id may
 /// name another working directory (the supervisor remembers each thread's
 /// between calls, and forgets them all when one of these runs). Not
 /// `execve`: the program's own exec follows this filter, before the
@@ -369,12 +369,16 @@ pub fn notify_spec(ip_sockets: bool) -> FilterSpec {
         notify(sys!(SYS_openat)),
         notify(sys!(SYS_openat2)),
         notify(sys!(SYS_mkdirat)),
+        // Removing a name the broker may write (`broker::transparent::names`).
+        notify(sys!(SYS_unlinkat)),
     ];
     #[cfg(target_arch = "x86_64")]
     rules.extend([
         notify(sys!(SYS_open)),
         notify(sys!(SYS_creat)),
         notify(sys!(SYS_mkdir)),
+        notify(sys!(SYS_unlink)),
+        notify(sys!(SYS_rmdir)),
     ]);
     // Named unix sockets, which Landlock does not cover: the supervisor
     // decides, the connector connects (`crate::connector`).
