@@ -631,3 +631,116 @@ fn a_changed_policy_makes_nothing_before_the_change_is_accepted() {
     execute(fx.sluice_command(&args, &["/usr/bin/true"])).assert_code(0);
     assert!(fx.home_dir.join(".second").is_dir());
 }
+
+/// The cargo home of the person running the tests (`CARGO_HOME`, else
+/// `~/.cargo`), whose registry holds the workspace's own dependencies.
+fn real_cargo_home() -> std::path::PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(Into::into)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cargo"))
+}
+
+/// `default` reads the person's package caches (`~/.cargo/registry`, also
+/// `~/.cargo/git`, `~/.npm`, `~/.cache/pip`): `cargo build --offline` of a
+/// crate with a dependency that was downloaded before works. It never
+/// writes them (what a build takes from them runs outside the sandbox
+/// later), unless the person says so (`--allow-write`).
+#[test]
+fn default_builds_offline_from_the_package_caches_and_never_writes_them() {
+    use std::os::unix::fs::symlink;
+    let fx = Fixture::new(PROBE);
+    let real = real_cargo_home();
+    let rustup = std::env::var_os("RUSTUP_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| real.parent().unwrap().join(".rustup"));
+    // The person's cargo and toolchains, and a registry holding cfg-if
+    // (the index entry, the .crate and its extracted source), copied from
+    // the tests' own registry.
+    let cargo = fx.home_dir.join(".cargo");
+    fs::create_dir_all(&cargo).unwrap();
+    symlink(real.join("bin"), cargo.join("bin")).unwrap();
+    symlink(&rustup, fx.home_dir.join(".rustup")).unwrap();
+    let index = fs::read_dir(real.join("registry/src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .find(|n| n.to_string_lossy().starts_with("index.crates.io-"))
+        .expect("a crates.io registry in the tests' cargo home");
+    let index = index.to_str().unwrap();
+    let version = fs::read_dir(real.join("registry/src").join(index))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.starts_with("cfg-if-1."))
+        .max()
+        .expect("cfg-if in the tests' registry");
+    for rel in [
+        format!("index/{index}/config.json"),
+        format!("index/{index}/.cache/cf/g-/cfg-if"),
+        format!("cache/{index}/{version}.crate"),
+        format!("src/{index}/{version}"),
+    ] {
+        let to = cargo.join("registry").join(&rel);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let status = std::process::Command::new("cp")
+            .args(["-a", real.join("registry").join(&rel).to_str().unwrap()])
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp {rel}");
+    }
+    fs::write(
+        fx.ws("Cargo.toml"),
+        "[package]\nname = \"offline\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\ncfg-if = \"1\"\n",
+    )
+    .unwrap();
+    fs::create_dir_all(fx.ws("src")).unwrap();
+    fs::write(
+        fx.ws("src/main.rs"),
+        "cfg_if::cfg_if! { if #[cfg(unix)] { fn os() -> &'static str { \"unix\" } } \
+         else { fn os() -> &'static str { \"other\" } } }\n\
+         fn main() { println!(\"built offline on {}\", os()); }\n",
+    )
+    .unwrap();
+    let path = format!("{}:/usr/bin:/bin", cargo.join("bin").display());
+    let run = |sluice_args: &[&str], program: &[&str]| {
+        let mut cmd = fx.sluice_command(sluice_args, program);
+        // `cargo test` sets CARGO_HOME (and the toolchain): the person's
+        // are those of the fixture's home.
+        cmd.env("PATH", &path)
+            .env_remove("CARGO_HOME")
+            .env_remove("RUSTUP_HOME")
+            .env_remove("RUSTUP_TOOLCHAIN");
+        execute(cmd)
+    };
+    let out = run(&[], &["cargo", "run", "--offline", "--quiet"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("built offline on unix"), "{out}");
+
+    // Never written: not a new file, not the extracted source.
+    let planted = cargo.join("registry/planted");
+    let source = cargo.join(format!("registry/src/{index}/{version}/src/lib.rs"));
+    let script = format!(
+        "touch '{}'; echo >> '{}'",
+        planted.display(),
+        source.display()
+    );
+    let before = fs::read(&source).unwrap();
+    let out = run(&[], &["/bin/sh", "-c", &script]);
+    assert!(!planted.exists(), "{out}");
+    assert_eq!(fs::read(&source).unwrap(), before, "{out}");
+    // Control: the person can allow it.
+    let registry = cargo.join("registry");
+    let out = run(
+        &["--allow-write", registry.to_str().unwrap()],
+        &["/bin/sh", "-c", &script],
+    );
+    assert!(planted.exists(), "{out}");
+    // The rest of the cargo home stays hidden.
+    fs::write(cargo.join("credentials.toml"), "token = \"SECRET\"\n").unwrap();
+    let out = run(
+        &[],
+        &["cat", cargo.join("credentials.toml").to_str().unwrap()],
+    );
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(!out.stdout.contains("SECRET"), "{out}");
+}
