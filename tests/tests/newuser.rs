@@ -744,3 +744,74 @@ fn default_builds_offline_from_the_package_caches_and_never_writes_them() {
     assert_ne!(out.code(), 0, "{out}");
     assert!(!out.stdout.contains("SECRET"), "{out}");
 }
+
+/// git in a workspace below its repository's root: the repository's `.git`
+/// is readable (history, refs, index), never writable, and the rest of its
+/// work tree stays hidden; a home directory kept in git is never added.
+/// Control: without sluice's help (the `.git` not added, as for a
+/// repository rooted at the home directory) git finds no repository.
+#[test]
+fn git_works_below_the_repository_root_read_only() {
+    let fx = Fixture::new(PROBE);
+    let git = |dir: &Path, args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
+            .arg(dir)
+            .args(args)
+            .env("HOME", &fx.home_dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    let repo = fx.outside_dir.join("repo");
+    fs::create_dir_all(repo.join("web")).unwrap();
+    fs::write(repo.join("web/page.html"), "<p>\n").unwrap();
+    fs::write(repo.join("server.txt"), "outside the workspace\n").unwrap();
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "first"]);
+    let head = || fs::read_to_string(repo.join(".git/HEAD")).unwrap();
+    let refs = || {
+        std::process::Command::new("git")
+            .args(["-C", repo.to_str().unwrap(), "rev-parse", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let (head_before, refs_before) = (head(), refs());
+    let web = repo.join("web");
+    let in_sandbox = |ws: &Path, script: &str| {
+        execute(fx.sluice_cli_command(&[
+            "run",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ]))
+    };
+    let out = in_sandbox(&web, "git log --format=%s && git status --short page.html");
+    out.assert_code(0);
+    assert!(out.stdout.starts_with("first\n"), "{out}");
+    // Never written: no commit, no HEAD; the work tree outside not read.
+    let attack = "echo x >> page.html; git add page.html; \
+                  git -c user.name=t -c user.email=t@t commit -qm evil; \
+                  echo 'ref: refs/heads/evil' > ../.git/HEAD; cat ../server.txt";
+    let out = in_sandbox(&web, attack);
+    assert!(!out.stdout.contains("outside the workspace"), "{out}");
+    assert_eq!(
+        (head(), refs()),
+        (head_before.clone(), refs_before),
+        "{out}"
+    );
+
+    // Control: a repository rooted at the home directory is not added.
+    let home_ws = fx.home_dir.join("proj");
+    fs::create_dir_all(&home_ws).unwrap();
+    fs::write(home_ws.join("f"), "x\n").unwrap();
+    git(&fx.home_dir, &["init", "-q"]);
+    let out = in_sandbox(&home_ws, "git status");
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(out.stderr.contains("not a git repository"), "{out}");
+}

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod explain;
+mod git_root;
 pub mod open;
 pub mod policy;
 pub mod refusals;

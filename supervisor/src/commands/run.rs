@@ -186,6 +186,16 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         nesting::Decision::Stack(outer) => Some(outer),
     };
     let workspace = workspace(args.workspace.clone())?;
+    // git below its repository's root: the repository's `.git`, read only.
+    let git = super::git_root::enclosing(&workspace, &home_dir()?);
+    if let Some(text) = git.as_deref().and_then(Path::to_str) {
+        spec.allow_read(&text.replace('$', "$$"));
+        if args.verbose {
+            eprintln!(
+                "sluice: git: the workspace is in the repository of {text}: readable, not writable"
+            );
+        }
+    }
     let records =
         session_dir::records_dir_for(outer.is_some()).context("the session records directory")?;
     session_dir::sweep_stale(&records);
@@ -212,6 +222,14 @@ fn open_session(args: &RunArgs) -> Result<Session> {
         policy = spec.resolve(&vars)?;
     }
     add_environment(&mut policy, args)?;
+    if git.is_some() {
+        let discovery = super::git_root::DISCOVERY.to_owned();
+        policy
+            .env
+            .set
+            .entry(discovery)
+            .or_insert_with(|| "1".to_owned());
+    }
     phase::mark("policy resolved");
     if outer.is_some() {
         policy.layers = policy.layers.when_nested();
