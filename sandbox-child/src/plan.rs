@@ -12,7 +12,7 @@ use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use policies::{Layer, NetPolicy, Policy};
+use policies::{Layer, NetPolicy, Policy, Ptrace};
 
 use crate::landlock_rules;
 use crate::mounts::{self, MountKind};
@@ -516,7 +516,9 @@ fn clamp_to_hard_limit(resource: libc::c_int, value: u64) -> u64 {
     }
 }
 
-fn syscall_rules(policy: &Policy) -> SyscallRules {
+/// The deny filter's choices; `landlock`: a Landlock ruleset is applied,
+/// which confines ptrace to the sandbox's own processes.
+fn syscall_rules(policy: &Policy, landlock: bool) -> SyscallRules {
     SyscallRules {
         net: match policy.network {
             NetPolicy::None => NetSyscalls::UnixOnly,
@@ -529,6 +531,8 @@ fn syscall_rules(policy: &Policy) -> SyscallRules {
         // Without the policy-built root a datagram could be sent to any
         // named socket on the host; `connect` is supervised instead.
         unix_datagrams: !policy.transparent,
+        // Without Landlock nothing would confine a tracer to the sandbox.
+        ptrace: policy.ptrace == Ptrace::Sandbox && landlock,
     }
 }
 
@@ -600,7 +604,7 @@ pub fn prepare(
         .into_iter()
         .map(|(path, access)| Ok((cstring(path.as_os_str())?, access)))
         .collect::<Result<_, PrepareError>>()?;
-    let rules = syscall_rules(policy);
+    let rules = syscall_rules(policy, landlock.is_some());
     let seccomp = seccomp::Program::deny_filter(&rules);
 
     let argv: Vec<CString> = ctx
@@ -837,6 +841,11 @@ fn report_for(
         "none held; bounding set kept (no CAP_SETPCAP), no_new_privs stops any gain".to_string()
     };
     let denied = seccomp::denied_syscall_names(rules).len();
+    let ptrace = match (rules.ptrace, policy.ptrace) {
+        (true, _) => "; ptrace of the sandbox's own processes allowed (Landlock confines it)",
+        (false, Ptrace::Sandbox) => "; ptrace refused: no Landlock to confine it to the sandbox",
+        (false, Ptrace::None) => "",
+    };
     let notified = match (ctx.notify_socket.is_some(), policy.transparent) {
         (true, true) => "; open calls brokered (user notification)",
         (true, false) => "; writes guarded against [filesystem] protect (user notification)",
@@ -851,7 +860,9 @@ fn report_for(
             layer(
                 Layer::Syscalls,
                 Status::Enforced,
-                format!("seccomp: {denied} system calls denied, foreign ABIs killed{notified}"),
+                format!(
+                    "seccomp: {denied} system calls denied, foreign ABIs killed{notified}{ptrace}"
+                ),
             ),
             namespaces,
             layer(

@@ -815,3 +815,79 @@ fn git_works_below_the_repository_root_read_only() {
     assert_ne!(out.code(), 0, "{out}");
     assert!(out.stderr.contains("not a git repository"), "{out}");
 }
+
+/// Tries `PTRACE_ATTACH` on every process in view that is not this one nor
+/// its child: `PID errno` per line.
+const ATTACH_OTHERS: &str = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+me = os.getpid()
+for name in os.listdir('/proc'):
+    if not name.isdigit() or int(name) == me:
+        continue
+    pid = int(name)
+    rc = libc.ptrace(16, pid, None, None)
+    print(pid, 'attached' if rc == 0 else os.strerror(ctypes.get_errno()))
+"#;
+
+/// `[process] ptrace = "sandbox"` lets strace and gdb trace the program's
+/// own children; `default` refuses ptrace. Attack: even so, no process of
+/// the sandbox that sluice runs (its init, the guard's connector) can be
+/// attached to, and nothing outside is in view (a PID namespace of its own,
+/// and Landlock's ptrace scope behind it).
+#[test]
+fn debuggers_trace_the_programs_children_only_where_the_policy_says() {
+    let fx = Fixture::new(PROBE);
+    let tracing = fx.write_policy(
+        "tracing.toml",
+        "extends = [\"default\"]\n\n[process]\nptrace = \"sandbox\"\n",
+    );
+    let strace = [
+        "strace",
+        "-f",
+        "-e",
+        "trace=execve",
+        "/bin/sh",
+        "-c",
+        "/bin/true",
+    ];
+    let run = |policy: &str, program: &[&str]| {
+        execute(fx.sluice_command(&["--policy", policy, "-v"], program))
+    };
+    let out = run(&tracing, &strace);
+    out.assert_code(0);
+    assert!(out.stderr.contains("execve(\"/bin/true\""), "{out}");
+    assert!(
+        out.stderr
+            .contains("ptrace of the sandbox's own processes allowed"),
+        "{out}"
+    );
+    let gdb = [
+        "gdb",
+        "-nx",
+        "-batch",
+        "-ex",
+        "run",
+        "-ex",
+        "info inferiors",
+        "--args",
+        "/bin/true",
+    ];
+    let out = run(&tracing, &gdb);
+    out.assert_code(0);
+    assert!(out.stdout.contains("exited normally"), "{out}");
+    // Control: `default` refuses it.
+    let out = run("default", &strace);
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(out.stderr.contains("Operation not permitted"), "{out}");
+
+    // Attack: the other processes in view are sluice's, and stay out of reach.
+    let out = run(&tracing, &["python3", "-c", ATTACH_OTHERS]);
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(!lines.is_empty(), "no other process in view: {out}");
+    assert!(
+        lines.iter().all(|l| l.ends_with("Operation not permitted")),
+        "{out}"
+    );
+}
