@@ -894,6 +894,79 @@ fn process_limit(ctx: &LaunchContext) -> ProcessLimit {
     }
 }
 
+/// Whether the kernel exempts this process's uid 0 from RLIMIT_NPROC. It
+/// exempts the initial user namespace's root (kernel uid 0) only: in a user
+/// namespace whose uid 0 is another user outside (a rootless container,
+/// `unshare -Ur`, a sluice stacked in one), the limit applies. The initial
+/// namespace is exempt; uid 0 mapped to another uid of the parent
+/// namespace is not; uid 0 mapped to the parent's uid 0 may be either (the
+/// parent's own map is not visible), so a child process asks the kernel.
+fn uid0_exempt_from_nproc() -> bool {
+    // PROC_USER_INIT_INO: the initial user namespace.
+    const INITIAL: u64 = 0xEFFF_FFFD;
+    let initial = std::fs::metadata("/proc/self/ns/user")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m) == INITIAL)
+        .unwrap_or(true);
+    if initial {
+        return true;
+    }
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) if !uid0_maps_to_root(&map) => false,
+        Ok(_) => nproc_exempt_by_trial(),
+        Err(_) => true,
+    }
+}
+
+/// Forks a child that lowers its RLIMIT_NPROC to 1 and forks again: the
+/// kernel refuses that fork (`EAGAIN`) unless it exempts the uid. Only
+/// raw, async-signal-safe calls after the fork. Any doubt: exempt.
+fn nproc_exempt_by_trial() -> bool {
+    // SAFETY: the child only makes raw system calls and exits.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        0 => {
+            if crate::sys::setrlimit(libc::RLIMIT_NPROC as libc::c_int, 1).is_err() {
+                crate::sys::exit(3);
+            }
+            // SAFETY: as above; the grandchild exits at once.
+            match unsafe { libc::fork() } {
+                0 => crate::sys::exit(0),
+                -1 if crate::sys::errno() == libc::EAGAIN => crate::sys::exit(2),
+                -1 => crate::sys::exit(3),
+                grandchild => {
+                    // SAFETY: waits for our own child.
+                    unsafe { libc::waitpid(grandchild, std::ptr::null_mut(), 0) };
+                    crate::sys::exit(1)
+                }
+            }
+        }
+        -1 => true,
+        child => {
+            let mut status = 0;
+            // SAFETY: waits for the child forked above; status is a valid out-pointer.
+            let waited = unsafe { libc::waitpid(child, &mut status, 0) };
+            !(waited == child && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 2)
+        }
+    }
+}
+
+/// Whether `map` (uid_map's lines: inside, outside, count) maps uid 0 to
+/// uid 0 outside, or does not map it at all.
+fn uid0_maps_to_root(map: &str) -> bool {
+    for line in map.lines() {
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        if let [inside, outside, count] = fields[..] {
+            if inside == 0 && count > 0 {
+                return outside == 0;
+            }
+        }
+    }
+    true
+}
+
 fn limits_report(policy: &Policy, uid: libc::uid_t, holder: ProcessLimit) -> LayerReport {
     let l = &policy.limits;
     let mut parts = Vec::new();
@@ -914,7 +987,11 @@ fn limits_report(policy: &Policy, uid: libc::uid_t, holder: ProcessLimit) -> Lay
             (ProcessLimit::PidMax, _) => {
                 parts.push(format!("processes {n} (the PID namespace's pid_max)"))
             }
-            // The kernel never applies RLIMIT_NPROC to real uid 0.
+            // The kernel never applies RLIMIT_NPROC to real uid 0; it does
+            // to uid 0 of a user namespace that maps it to another user.
+            (ProcessLimit::Rlimit, 0) if !uid0_exempt_from_nproc() => parts.push(format!(
+                "processes {n} (rlimit: uid 0 of a user namespace, another user outside)"
+            )),
             (ProcessLimit::Rlimit, 0) => {
                 status = Status::Partial;
                 parts.push(format!(
@@ -933,5 +1010,23 @@ fn limits_report(policy: &Policy, uid: libc::uid_t, holder: ProcessLimit) -> Lay
         status,
         required: policy.layers.is_required(Layer::Limits),
         detail: parts.join(", "),
+    }
+}
+
+#[cfg(test)]
+mod uid_map_tests {
+    use super::uid0_maps_to_root;
+
+    #[test]
+    fn only_uid0_mapped_to_uid0_outside_is_exempt_from_nproc() {
+        // The initial namespace, and a namespace root made with `0 0 1`.
+        assert!(uid0_maps_to_root("         0          0 4294967295\n"));
+        assert!(uid0_maps_to_root("0 0 1\n"));
+        // `unshare -Ur` by uid 1000, a rootless container's range.
+        assert!(!uid0_maps_to_root("         0       1000          1\n"));
+        assert!(!uid0_maps_to_root("0 100000 65536\n1 1 0\n"));
+        // uid 0 not mapped: taken as exempt (the strict answer).
+        assert!(uid0_maps_to_root("1000 1000 1\n"));
+        assert!(uid0_maps_to_root(""));
     }
 }

@@ -891,3 +891,94 @@ fn debuggers_trace_the_programs_children_only_where_the_policy_says() {
         "{out}"
     );
 }
+
+/// Rootless containers and `unshare -Ur`: sluice runs as uid 0 of a user
+/// namespace. Its process limit holds there (the PID namespace's
+/// `pid_max`); where that is not available (here: a sluice stacked inside,
+/// with no cgroup it may write), RLIMIT_NPROC does, since the kernel exempts
+/// only the real root from it, and sluice says so instead of reporting the
+/// limit unenforced. Control: uid 0 of a namespace made by the real root
+/// (kernel uid 0) is exempt, and reported so.
+#[test]
+fn uid_0_of_a_user_namespace_is_held_by_the_process_limit() {
+    let fx = Fixture::new(PROBE);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(fx.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = fx.root().join("nobody");
+    fs::create_dir(&nobody).unwrap();
+    std::os::unix::fs::chown(&nobody, Some(65534), Some(65534)).unwrap();
+    let inner = "\"$SLUICE_BIN\" run -v -- /bin/true";
+    let as_root = fx.root().join("root");
+    fs::create_dir(&as_root).unwrap();
+    let run = |as_nobody: bool| {
+        let dir = if as_nobody { &nobody } else { &as_root };
+        let mut cmd = std::process::Command::new("setpriv");
+        match as_nobody {
+            true => cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]),
+            false => cmd.args(["--reuid=0"]),
+        };
+        cmd.args(["--", "unshare", "-Ur"])
+            .arg(sluice_tests::sluice_bin())
+            .args(["run", "-v", "--", "/bin/sh", "-c", inner])
+            .current_dir(dir)
+            .env("HOME", dir)
+            .env("TMPDIR", dir)
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(std::process::Stdio::null());
+        execute(cmd)
+    };
+    let out = run(true);
+    out.assert_code(0);
+    let limits: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("sluice: limits:"))
+        .collect();
+    assert_eq!(limits.len(), 2, "{out}");
+    assert!(
+        limits[0].contains("processes 4096 (the PID namespace's pid_max)"),
+        "{out}"
+    );
+    assert!(
+        limits[1].contains("processes 4096 (rlimit: uid 0 of a user namespace"),
+        "{out}"
+    );
+    let out = run(false);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("processes 4096 NOT enforced: running as root"),
+        "{out}"
+    );
+}
+
+/// Inside another sandbox that sets a `TMPDIR` it never made, or leaves the
+/// state directory read-only, sluice stops before anything runs, naming the
+/// variable to set. Control: the same with the variable set to a usable
+/// directory runs.
+#[test]
+fn an_unusable_tmpdir_or_state_directory_is_named_with_the_variable_to_set() {
+    let fx = Fixture::new(PROBE);
+    let go = |tmpdir: &Path, state: &Path| {
+        let mut cmd = fx.sluice_command(&[], &["/bin/true"]);
+        cmd.env("TMPDIR", tmpdir).env("XDG_STATE_HOME", state);
+        execute(cmd)
+    };
+    let usable_tmp = fx.root().join("tmp");
+    fs::create_dir(&usable_tmp).unwrap();
+    let usable_state = fx.state_dir();
+    let out = go(&fx.root().join("never-made"), &usable_state);
+    out.assert_code(125);
+    assert!(out.stderr.contains("TMPDIR ("), "{out}");
+    assert!(out.stderr.contains("set TMPDIR to one"), "{out}");
+    // A state directory that is a file: nothing can be made beneath it
+    // (as root, a read-only mode would not stop sluice).
+    let not_a_dir = fx.root().join("state-file");
+    fs::write(&not_a_dir, "").unwrap();
+    let out = go(&usable_tmp, &not_a_dir);
+    out.assert_code(125);
+    assert!(out.stderr.contains("set XDG_STATE_HOME"), "{out}");
+    // Control.
+    go(&usable_tmp, &usable_state).assert_code(0);
+}

@@ -258,8 +258,16 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
     // sluice's own state exists before the program starts, so it can be
     // denied to it, and is never writable from inside whatever the policy says.
-    for dir in [&audit_dir, &config_dir] {
-        audit::ensure_private_dir(dir)?;
+    for (dir, what, moved_by) in [
+        (&audit_dir, "audit", "--audit-dir DIR or XDG_STATE_HOME"),
+        (&config_dir, "configuration", "XDG_CONFIG_HOME"),
+    ] {
+        audit::ensure_private_dir(dir).with_context(|| {
+            format!(
+                "sluice's {what} directory {} (set {moved_by} to a directory you can write)",
+                dir.display()
+            )
+        })?;
     }
     let audit_dir = audit_dir.canonicalize()?;
     let config_dir = config_dir.canonicalize()?;
