@@ -622,6 +622,7 @@ step('unlink-read-only', lambda: os.unlink(b + '/allowed/notes.txt'))
 step('unlink-denied', lambda: os.unlink(b + '/denied/secret.txt'))
 step('unlink-unruled', lambda: os.unlink(b + '/unruled/other.txt'))
 step('onto-protected', lambda: os.rename(b + '/writable/index', b + '/writable/.git/hooks/pre-commit'))
+step('into-protected-workspace', lambda: os.rename(b + '/writable/index', ws + '/.claude/settings.json'))
 step('mktree', lambda: os.mkdir(b + '/writable/tree'))
 step('rename-directory', lambda: os.rename(b + '/writable/tree', b + '/writable/tree2'))
 "#;
@@ -647,6 +648,7 @@ fn renames_unlinks_and_rmdirs_follow_the_broker_rules() {
     let (fx, policy) = fixture();
     fs::create_dir_all(fx.brokered("writable/.git/hooks")).unwrap();
     fs::create_dir_all(fx.ws("sub")).unwrap();
+    fs::create_dir_all(fx.ws(".claude")).unwrap();
     fs::write(fx.ws("made-here.txt"), "from the workspace\n").unwrap();
     let broker = fx.broker_dir();
     let b = broker.to_str().unwrap();
@@ -695,6 +697,7 @@ fn renames_unlinks_and_rmdirs_follow_the_broker_rules() {
         "unlink-denied",
         "unlink-unruled",
         "onto-protected",
+        "into-protected-workspace",
     ] {
         let got = result(refused);
         assert!(
@@ -713,6 +716,7 @@ fn renames_unlinks_and_rmdirs_follow_the_broker_rules() {
     );
     assert!(!Path::new(&fx.brokered("denied/settings.json")).exists());
     assert!(!Path::new(&fx.brokered("writable/.git/hooks/pre-commit")).exists());
+    assert!(!Path::new(&fx.ws(".claude/settings.json")).exists());
     assert!(Path::new(&fx.brokered("writable/tree")).is_dir());
     // Recorded: what was done and what was refused.
     let settings = fx.brokered("writable/settings.json");

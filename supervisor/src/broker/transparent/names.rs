@@ -288,7 +288,12 @@ fn look(
             },
         };
         let name = resolve(&path)?;
-        let judged = (!ctx.view.allows(&name.real, true)).then(|| judge(ctx, &name.real));
+        let judged = match ctx.view.allows(&name.real, true) {
+            false => Some(judge(ctx, &name.real)),
+            // The sandbox may write it, but the supervisor makes the call:
+            // `protect` still holds, as the guard holds it for the sandbox.
+            true => protected(ctx, &name.real),
+        };
         names.push((name, judged));
     }
     target.valid()?;
@@ -330,6 +335,8 @@ fn resolve(path: &Path) -> Result<Name, Pass> {
         .ok_or(Pass::Sandbox)?;
     let parent = path.parent().ok_or(Pass::Sandbox)?;
     match fsops::lookup(parent) {
+        // The program's /proc is not the supervisor's: the kernel's to answer.
+        Ok(Lookup::Found(dir)) if dir.real.starts_with("/proc") => Err(Pass::Sandbox),
         Ok(Lookup::Found(dir)) if dir.kind == Kind::Directory => Ok(Name {
             real: dir.real.join(OsStr::from_bytes(&name)),
             parent: dir.fd,
@@ -350,6 +357,14 @@ fn judge(ctx: &Context, real: &Path) -> Judged {
         reason,
         by,
     }
+}
+
+/// The refusal of a name `[filesystem] protect` keeps: the broker's rules
+/// judge a write there by that rule first (`handler::judge`).
+fn protected(ctx: &Context, real: &Path) -> Option<Judged> {
+    let protect = &ctx.shared.policy.filesystem.protect;
+    protect.protects(real).or_else(|| protect.leads_to(real))?;
+    Some(judge(ctx, real))
 }
 
 /// Who asked, owned (a task may outlive the notification's borrow).
