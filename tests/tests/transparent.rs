@@ -818,3 +818,69 @@ fn a_rename_or_unlink_under_an_ask_rule_waits_for_the_answer() {
     assert!(!Path::new(&draft).exists() && !Path::new(&renamed).exists());
     assert_recorded(&fx, "seccomp:unlink", "allowed", &renamed);
 }
+
+/// git commits in a repository outside the workspace that the broker lets
+/// the program write (`allow_write`): its lock files are created, renamed
+/// over the index and refs, and removed through the broker, and none is
+/// left behind. Control: approved read only, the commit fails at its first
+/// lock and leaves nothing either; the history is unchanged.
+#[test]
+fn git_commit_works_in_a_repository_approved_for_writing_and_leaves_no_lock() {
+    let (fx, _) = fixture();
+    let who = ["-c", "user.name=t", "-c", "user.email=t@example.com"];
+    let make = |name: &str| {
+        let repo = fx.root().join(name);
+        fs::create_dir_all(&repo).unwrap();
+        fs::write(repo.join("f.txt"), "one\n").unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["add", "."]);
+        git(&repo, &[&who[..], &["commit", "-qm", "first"]].concat());
+        repo
+    };
+    let (writable, readable) = (make("repo-w"), make("repo-r"));
+    let (w, r) = (writable.to_str().unwrap(), readable.to_str().unwrap());
+    let policy = fx.write_policy(
+        "git.toml",
+        &format!("extends = [\"default\"]\n[broker]\nallow_write = [{w:?}]\nallow = [{r:?}]\n"),
+    );
+    let commit = |repo: &str| {
+        format!(
+            "cd {repo:?} && echo two >> f.txt && git add f.txt && \
+             git -c user.name=t -c user.email=t@example.com commit -qm second"
+        )
+    };
+    let locks = |repo: &Path| -> Vec<String> {
+        let mut found = Vec::new();
+        let mut dirs = vec![repo.join(".git")];
+        while let Some(dir) = dirs.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "lock") {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+        found
+    };
+    let log = |repo: &Path| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(["log", "--format=%s"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = run(&fx, &policy, true, &["/bin/sh", "-c", &commit(w)]);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(log(&writable), "second\nfirst\n", "{out}");
+    assert!(locks(&writable).is_empty(), "{:?}: {out}", locks(&writable));
+    assert_recorded(&fx, "seccomp:rename", "allowed", &format!("{w}/.git/index"));
+    // Control.
+    let out = run(&fx, &policy, true, &["/bin/sh", "-c", &commit(r)]);
+    assert_ne!(out.code(), 0, "{out}");
+    assert_eq!(log(&readable), "first\n", "{out}");
+    assert!(locks(&readable).is_empty(), "{:?}: {out}", locks(&readable));
+}
