@@ -31,6 +31,8 @@ pub fn enclosing(workspace: &Path, home: &Path) -> Option<PathBuf> {
         .ancestors()
         .skip(1)
         .find(|dir| dir.join(".git").symlink_metadata().is_ok())?;
+    // The workspace is canonical: so must the home directory be, to compare.
+    let home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
     if root == Path::new("/") || home.starts_with(root) {
         return None;
     }
@@ -61,8 +63,11 @@ mod tests {
         // A nested repository stops the search.
         std::fs::create_dir_all(t.join("repo/a/.git")).unwrap();
         assert_eq!(enclosing(&ws, &home), Some(t.join("repo/a/.git")));
-        // A home directory kept in git is never added.
+        // A home directory kept in git is never added, named through a
+        // symlink too.
         assert_eq!(enclosing(&home.join("proj"), &home), None);
+        std::os::unix::fs::symlink(&home, t.join("home-link")).unwrap();
+        assert_eq!(enclosing(&home.join("proj"), &t.join("home-link")), None);
         // A `.git` file (a worktree's) is not followed.
         std::fs::create_dir_all(t.join("wt/x")).unwrap();
         std::fs::write(t.join("wt/.git"), "gitdir: /elsewhere\n").unwrap();
