@@ -28,6 +28,8 @@ pub struct Policy {
     /// Broker the program's own `open` calls too, not only the SDK's
     /// requests (`[broker] transparent`, Linux: seccomp user notification).
     pub transparent: bool,
+    /// Which processes the program may trace (`[process] ptrace`).
+    pub ptrace: Ptrace,
 }
 
 /// File-system access. Later lists narrow earlier ones: `read_only` and `deny`
@@ -226,6 +228,38 @@ impl Layers {
                 .collect(),
             nested_best_effort: self.nested_best_effort.clone(),
         }
+    }
+}
+
+/// Which processes the program may trace with ptrace(2) (`[process]
+/// ptrace`): strace and gdb of its own children.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ptrace {
+    /// None: `ptrace`, `process_vm_readv` and `process_vm_writev` are
+    /// refused.
+    #[default]
+    None,
+    /// The sandbox's own processes: the calls are allowed, and Landlock
+    /// (its ptrace scope) refuses any process outside the sandbox.
+    Sandbox,
+}
+
+impl Ptrace {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ptrace::None => "none",
+            Ptrace::Sandbox => "sandbox",
+        }
+    }
+}
+
+impl FromStr for Ptrace {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Ptrace::None, Ptrace::Sandbox]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown ptrace '{s}' (expected none or sandbox)"))
     }
 }
 

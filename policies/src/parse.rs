@@ -100,6 +100,7 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Parsed, PolicyError> {
         .nested_best_effort
         .map(|layers| layers.into_iter().map(|l| l.0).collect());
     spec.nested = raw.nested.map(|mode| mode.0);
+    spec.ptrace = raw.process.ptrace.map(|mode| mode.0);
     let extends = raw
         .extends
         .into_iter()

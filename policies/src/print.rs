@@ -43,6 +43,7 @@ impl Policy {
         )
         .unwrap();
         self.write_broker(&mut out);
+        writeln!(out, "\n[process]\nptrace = {}", quote(self.ptrace.as_str())).unwrap();
         out
     }
 

@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Layer, Limits, Nested, NetPolicy};
+use crate::model::{Layer, Limits, Nested, NetPolicy, Ptrace};
 use crate::net::{AskHosts, HostPolicy, HostRule};
 
 #[derive(Debug, Deserialize)]
@@ -28,6 +28,24 @@ pub(crate) struct RawPolicy {
     pub layers: RawLayers,
     #[serde(default)]
     pub broker: RawBroker,
+    #[serde(default)]
+    pub process: RawProcess,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProcess {
+    /// Which processes the program may trace (`none`, `sandbox`).
+    pub ptrace: Option<PtraceMode>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PtraceMode(pub Ptrace);
+
+impl<'de> Deserialize<'de> for PtraceMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_string(deserializer, |mode| mode.parse().map(PtraceMode))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

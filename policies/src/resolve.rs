@@ -85,6 +85,7 @@ impl PolicySpec {
             nested: self.nested.unwrap_or(Nested::PLATFORM_DEFAULT),
             broker: resolve_broker(self, vars)?,
             transparent: self.transparent.unwrap_or(false),
+            ptrace: self.ptrace.unwrap_or_default(),
         })
     }
 }

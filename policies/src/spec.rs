@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::broker::Verdict;
 use crate::error::Location;
-use crate::model::{Layer, Limits, Nested, NetPolicy};
+use crate::model::{Layer, Limits, Nested, NetPolicy, Ptrace};
 
 /// One of the lists of `[filesystem]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +155,8 @@ pub struct PolicySpec {
     pub(crate) broker: [Vec<PatternEntry>; 5],
     /// `[broker] transparent`; `None`: no policy in the chain says.
     pub(crate) transparent: Option<bool>,
+    /// `[process] ptrace`; `None`: no policy in the chain says.
+    pub(crate) ptrace: Option<Ptrace>,
     /// The files [`crate::load`] read, as opened (absolute, symlinks not
     /// resolved): the policy's own and every file it extends. Built-in
     /// policies have none.
@@ -178,6 +180,7 @@ impl PolicySpec {
             nested: None,
             broker: Default::default(),
             transparent: None,
+            ptrace: None,
             files: Vec::new(),
             protect: Vec::new(),
         }
@@ -298,6 +301,7 @@ impl PolicySpec {
         }
         self.protect.extend(child.protect);
         self.transparent = child.transparent.or(self.transparent);
+        self.ptrace = child.ptrace.or(self.ptrace);
         if child.network.is_some() {
             self.network = child.network;
         }

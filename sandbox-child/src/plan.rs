@@ -12,7 +12,7 @@ use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use policies::{Layer, NetPolicy, Policy};
+use policies::{Layer, NetPolicy, Policy, Ptrace};
 
 use crate::landlock_rules;
 use crate::mounts::{self, MountKind};
@@ -558,7 +558,9 @@ fn clamp_to_hard_limit(resource: libc::c_int, value: u64) -> u64 {
     }
 }
 
-fn syscall_rules(policy: &Policy) -> SyscallRules {
+/// The deny filter's choices; `landlock`: a Landlock ruleset is applied,
+/// which confines ptrace to the sandbox's own processes.
+fn syscall_rules(policy: &Policy, landlock: bool) -> SyscallRules {
     SyscallRules {
         net: match policy.network {
             NetPolicy::None => NetSyscalls::UnixOnly,
@@ -571,6 +573,8 @@ fn syscall_rules(policy: &Policy) -> SyscallRules {
         // Without the policy-built root a datagram could be sent to any
         // named socket on the host; `connect` is supervised instead.
         unix_datagrams: !policy.transparent,
+        // Without Landlock nothing would confine a tracer to the sandbox.
+        ptrace: policy.ptrace == Ptrace::Sandbox && landlock,
     }
 }
 
@@ -643,7 +647,7 @@ pub fn prepare(
         .into_iter()
         .map(|(path, access)| Ok((cstring(path.as_os_str())?, access)))
         .collect::<Result<_, PrepareError>>()?;
-    let rules = syscall_rules(policy);
+    let rules = syscall_rules(policy, landlock.is_some());
     let seccomp = seccomp::Program::deny_filter(&rules);
 
     let argv: Vec<CString> = ctx
@@ -880,6 +884,11 @@ fn report_for(
         "none held; bounding set kept (no CAP_SETPCAP), no_new_privs stops any gain".to_string()
     };
     let denied = seccomp::denied_syscall_names(rules).len();
+    let ptrace = match (rules.ptrace, policy.ptrace) {
+        (true, _) => "; ptrace of the sandbox's own processes allowed (Landlock confines it)",
+        (false, Ptrace::Sandbox) => "; ptrace refused: no Landlock to confine it to the sandbox",
+        (false, Ptrace::None) => "",
+    };
     let notified = match (ctx.notify_socket.is_some(), policy.transparent) {
         (true, true) => "; open calls brokered (user notification)",
         (true, false) => "; writes guarded against [filesystem] protect (user notification)",
@@ -894,7 +903,9 @@ fn report_for(
             layer(
                 Layer::Syscalls,
                 Status::Enforced,
-                format!("seccomp: {denied} system calls denied, foreign ABIs killed{notified}"),
+                format!(
+                    "seccomp: {denied} system calls denied, foreign ABIs killed{notified}{ptrace}"
+                ),
             ),
             namespaces,
             layer(
@@ -926,6 +937,79 @@ fn process_limit(ctx: &LaunchContext) -> ProcessLimit {
     }
 }
 
+/// Whether the kernel exempts this process's uid 0 from RLIMIT_NPROC. It
+/// exempts the initial user namespace's root (kernel uid 0) only: in a user
+/// namespace whose uid 0 is another user outside (a rootless container,
+/// `unshare -Ur`, a sluice stacked in one), the limit applies. The initial
+/// namespace is exempt; uid 0 mapped to another uid of the parent
+/// namespace is not; uid 0 mapped to the parent's uid 0 may be either (the
+/// parent's own map is not visible), so a child process asks the kernel.
+fn uid0_exempt_from_nproc() -> bool {
+    // PROC_USER_INIT_INO: the initial user namespace.
+    const INITIAL: u64 = 0xEFFF_FFFD;
+    let initial = std::fs::metadata("/proc/self/ns/user")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m) == INITIAL)
+        .unwrap_or(true);
+    if initial {
+        return true;
+    }
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) if !uid0_maps_to_root(&map) => false,
+        Ok(_) => nproc_exempt_by_trial(),
+        Err(_) => true,
+    }
+}
+
+/// Forks a child that lowers its RLIMIT_NPROC to 1 and forks again: the
+/// kernel refuses that fork (`EAGAIN`) unless it exempts the uid. Only
+/// raw, async-signal-safe calls after the fork. Any doubt: exempt.
+fn nproc_exempt_by_trial() -> bool {
+    // SAFETY: the child only makes raw system calls and exits.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        0 => {
+            if crate::sys::setrlimit(libc::RLIMIT_NPROC as libc::c_int, 1).is_err() {
+                crate::sys::exit(3);
+            }
+            // SAFETY: as above; the grandchild exits at once.
+            match unsafe { libc::fork() } {
+                0 => crate::sys::exit(0),
+                -1 if crate::sys::errno() == libc::EAGAIN => crate::sys::exit(2),
+                -1 => crate::sys::exit(3),
+                grandchild => {
+                    // SAFETY: waits for our own child.
+                    unsafe { libc::waitpid(grandchild, std::ptr::null_mut(), 0) };
+                    crate::sys::exit(1)
+                }
+            }
+        }
+        -1 => true,
+        child => {
+            let mut status = 0;
+            // SAFETY: waits for the child forked above; status is a valid out-pointer.
+            let waited = unsafe { libc::waitpid(child, &mut status, 0) };
+            !(waited == child && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 2)
+        }
+    }
+}
+
+/// Whether `map` (uid_map's lines: inside, outside, count) maps uid 0 to
+/// uid 0 outside, or does not map it at all.
+fn uid0_maps_to_root(map: &str) -> bool {
+    for line in map.lines() {
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        if let [inside, outside, count] = fields[..] {
+            if inside == 0 && count > 0 {
+                return outside == 0;
+            }
+        }
+    }
+    true
+}
+
 fn limits_report(policy: &Policy, uid: libc::uid_t, holder: ProcessLimit) -> LayerReport {
     let l = &policy.limits;
     let mut parts = Vec::new();
@@ -946,7 +1030,11 @@ fn limits_report(policy: &Policy, uid: libc::uid_t, holder: ProcessLimit) -> Lay
             (ProcessLimit::PidMax, _) => {
                 parts.push(format!("processes {n} (the PID namespace's pid_max)"))
             }
-            // The kernel never applies RLIMIT_NPROC to real uid 0.
+            // The kernel never applies RLIMIT_NPROC to real uid 0; it does
+            // to uid 0 of a user namespace that maps it to another user.
+            (ProcessLimit::Rlimit, 0) if !uid0_exempt_from_nproc() => parts.push(format!(
+                "processes {n} (rlimit: uid 0 of a user namespace, another user outside)"
+            )),
             (ProcessLimit::Rlimit, 0) => {
                 status = Status::Partial;
                 parts.push(format!(
@@ -965,5 +1053,23 @@ fn limits_report(policy: &Policy, uid: libc::uid_t, holder: ProcessLimit) -> Lay
         status,
         required: policy.layers.is_required(Layer::Limits),
         detail: parts.join(", "),
+    }
+}
+
+#[cfg(test)]
+mod uid_map_tests {
+    use super::uid0_maps_to_root;
+
+    #[test]
+    fn only_uid0_mapped_to_uid0_outside_is_exempt_from_nproc() {
+        // The initial namespace, and a namespace root made with `0 0 1`.
+        assert!(uid0_maps_to_root("         0          0 4294967295\n"));
+        assert!(uid0_maps_to_root("0 0 1\n"));
+        // `unshare -Ur` by uid 1000, a rootless container's range.
+        assert!(!uid0_maps_to_root("         0       1000          1\n"));
+        assert!(!uid0_maps_to_root("0 100000 65536\n1 1 0\n"));
+        // uid 0 not mapped: taken as exempt (the strict answer).
+        assert!(uid0_maps_to_root("1000 1000 1\n"));
+        assert!(uid0_maps_to_root(""));
     }
 }

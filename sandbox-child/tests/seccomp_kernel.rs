@@ -199,6 +199,7 @@ fn strict_filter() -> Program {
         net: NetSyscalls::UnixOnly,
         deny_user_namespaces: true,
         unix_datagrams: true,
+        ptrace: false,
     })
 }
 

@@ -111,8 +111,14 @@ impl SessionDir {
             session_id(session).is_some(),
             "session id {session:?} is not 16 hex digits"
         );
-        crate::audit::ensure_private_dir(records)
-            .with_context(|| format!("the session records directory {}", records.display()))?;
+        crate::audit::ensure_private_dir(records).with_context(|| {
+            format!(
+                "the session records directory {}: sluice keeps its state beneath \
+                 $XDG_STATE_HOME (~/.local/state when it is not set); set XDG_STATE_HOME \
+                 to a directory you can write",
+                records.display()
+            )
+        })?;
         let parent = sessions_parent()?;
         let root = parent.join(session);
         let lock = write_record(records, session, &root)?;
@@ -173,7 +179,19 @@ fn sessions_parent() -> Result<PathBuf> {
     match fs::DirBuilder::new().mode(0o700).create(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        Err(e) => {
+            let named = match std::env::var_os("TMPDIR") {
+                Some(dir) => format!("TMPDIR ({})", dir.to_string_lossy()),
+                None => "/tmp (TMPDIR is not set)".to_owned(),
+            };
+            return Err(e).with_context(|| {
+                format!(
+                    "creating {}: sluice keeps its sessions beneath {named}, which must be \
+                     a directory you can write; set TMPDIR to one",
+                    path.display()
+                )
+            });
+        }
     }
     let dir = open_dir(&path)?;
     let meta = dir.metadata()?;

@@ -54,10 +54,10 @@ pub fn only_session(fx: &Fixture) -> String {
     all.into_iter().next().unwrap()
 }
 
-/// Every record of `session`, in file order (`sluice audit show ID --json`).
+/// Every record of `session`, in file order (`sluice audit show ID --jsonl`).
 #[track_caller]
 pub fn records(fx: &Fixture, session: &str) -> Vec<Value> {
-    let out = audit(fx, &["show", session, "--json"]);
+    let out = audit(fx, &["show", session, "--jsonl"]);
     out.assert_code(0);
     json_lines(&out)
 }

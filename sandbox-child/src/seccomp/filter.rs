@@ -38,14 +38,20 @@ macro_rules! sys {
     };
 }
 
-/// Refused with EPERM on every architecture: debugging other processes,
+/// Debugging other processes: refused with EPERM unless the policy lets
+/// the program trace its own (`[process] ptrace = "sandbox"`, where
+/// Landlock confines the calls to the sandbox's processes).
+const DEBUGGING: &[Sys] = &[
+    sys!(SYS_ptrace),
+    sys!(SYS_process_vm_readv),
+    sys!(SYS_process_vm_writev),
+];
+
+/// Refused with EPERM on every architecture: another process's descriptors,
 /// io_uring (which bypasses this filter), file handles (which bypass path
 /// checks), mounts, eBPF and perf, keyrings, module loading and other
 /// host-administration calls.
 const DENIED_EVERYWHERE: &[Sys] = &[
-    sys!(SYS_ptrace),
-    sys!(SYS_process_vm_readv),
-    sys!(SYS_process_vm_writev),
     sys!(SYS_pidfd_getfd),
     sys!(SYS_io_uring_setup),
     sys!(SYS_io_uring_enter),
@@ -102,7 +108,11 @@ const DENIED_ON_THIS_ARCH: &[Sys] = &[];
 
 /// The deny filter for `rules`.
 pub fn deny_spec(rules: &SyscallRules) -> FilterSpec {
-    let outright = DENIED_EVERYWHERE.iter().chain(DENIED_ON_THIS_ARCH);
+    let debugging = if rules.ptrace { &[][..] } else { DEBUGGING };
+    let outright = DENIED_EVERYWHERE
+        .iter()
+        .chain(DENIED_ON_THIS_ARCH)
+        .chain(debugging);
     // First: `openat` is frequent, and with argument checks the kernel's
     // cache cannot allow it without running the filter, whose dispatch is a
     // linear scan.
@@ -356,7 +366,7 @@ fn user_namespace_rules() -> Vec<SyscallRule> {
 }
 
 /// The system calls handed to the supervisor for transparent brokering:
-/// those that open a file by name, `mkdir`, `connect`, and those after which a thread id may
+/// those that open a file by name, `mkdir`, `unlink`, `rmdir`, `connect`, and those after which a thread id may
 /// name another working directory (the supervisor remembers each thread's
 /// between calls, and forgets them all when one of these runs). Not
 /// `execve`: the program's own exec follows this filter, before the
@@ -369,12 +379,16 @@ pub fn notify_spec(ip_sockets: bool) -> FilterSpec {
         notify(sys!(SYS_openat)),
         notify(sys!(SYS_openat2)),
         notify(sys!(SYS_mkdirat)),
+        // Removing a name the broker may write (`broker::transparent::names`).
+        notify(sys!(SYS_unlinkat)),
     ];
     #[cfg(target_arch = "x86_64")]
     rules.extend([
         notify(sys!(SYS_open)),
         notify(sys!(SYS_creat)),
         notify(sys!(SYS_mkdir)),
+        notify(sys!(SYS_unlink)),
+        notify(sys!(SYS_rmdir)),
     ]);
     // Named unix sockets, which Landlock does not cover: the supervisor
     // decides, the connector connects (`crate::connector`).

@@ -12,6 +12,7 @@
 //!     net: NetSyscalls::UnixOnly,
 //!     deny_user_namespaces: true,
 //!     unix_datagrams: true,
+//!     ptrace: false,
 //! };
 //! let program = Program::deny_filter(&rules);
 //! let fprog = program.as_fprog();
@@ -99,6 +100,10 @@ pub struct SyscallRules {
     /// supervises; stream and seqpacket sockets reach a peer only through
     /// `connect`.
     pub unix_datagrams: bool,
+    /// allow `ptrace`, `process_vm_readv` and `process_vm_writev`
+    /// (`[process] ptrace = "sandbox"`): only where Landlock confines them
+    /// to the sandbox's own processes.
+    pub ptrace: bool,
 }
 
 /// Which sockets the program may create.

@@ -19,6 +19,7 @@ fn rules(net: NetSyscalls, deny_user_namespaces: bool) -> SyscallRules {
         net,
         deny_user_namespaces,
         unix_datagrams: true,
+        ptrace: false,
     }
 }
 
@@ -747,6 +748,7 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         libc::SYS_openat,
         libc::SYS_openat2,
         libc::SYS_mkdirat,
+        libc::SYS_unlinkat,
         libc::SYS_connect,
         libc::SYS_chdir,
         libc::SYS_fchdir,
@@ -774,6 +776,8 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         libc::SYS_open,
         libc::SYS_creat,
         libc::SYS_mkdir,
+        libc::SYS_unlink,
+        libc::SYS_rmdir,
         libc::SYS_fork,
         libc::SYS_vfork,
         libc::SYS_mknod,
@@ -945,5 +949,33 @@ fn chmod_is_notified_when_it_makes_a_file_executable(prog: &Program) {
         for mode in [0o644, 0o600, 0o1666, 0o111 << 32] {
             assert_eq!(call(mode), ALLOW, "{name} {mode:#o}");
         }
+    }
+}
+
+#[test]
+fn ptrace_and_process_memory_calls_are_allowed_only_when_the_rules_say() {
+    let debugging = [
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+    ];
+    let strict = Program::deny_filter(&rules(NetSyscalls::UnixOnly, true));
+    let tracing = Program::deny_filter(&SyscallRules {
+        ptrace: true,
+        ..rules(NetSyscalls::UnixOnly, true)
+    });
+    for nr in debugging {
+        assert_eq!(eval(&strict, nr, &[]), EPERM, "{nr}");
+        assert_eq!(eval(&tracing, nr, &[]), ALLOW, "{nr}");
+    }
+    // Everything else refused stays refused.
+    for nr in [
+        libc::SYS_pidfd_getfd,
+        libc::SYS_mount,
+        libc::SYS_bpf,
+        libc::SYS_perf_event_open,
+        libc::SYS_io_uring_setup,
+    ] {
+        assert_eq!(eval(&tracing, nr, &[]), EPERM, "{nr}");
     }
 }

@@ -273,6 +273,12 @@ text_enum!(
         SeccompConnect = "seccomp:connect",
         SeccompMkdir = "seccomp:mkdir",
         SeccompMkdirat = "seccomp:mkdirat",
+        SeccompRename = "seccomp:rename",
+        SeccompRenameat = "seccomp:renameat",
+        SeccompRenameat2 = "seccomp:renameat2",
+        SeccompUnlink = "seccomp:unlink",
+        SeccompUnlinkat = "seccomp:unlinkat",
+        SeccompRmdir = "seccomp:rmdir",
         /// An IPv4 or IPv6 `socket()` under `[network] mode = "none"`,
         /// always refused (`broker::transparent::socket`).
         SeccompSocket = "seccomp:socket",
@@ -300,6 +306,9 @@ text_enum!(
         Mknod = "mknod",
         Chmod = "chmod",
         Setxattr = "setxattr",
+        /// Remove a name, a directory (transparent brokering).
+        Unlink = "unlink",
+        Rmdir = "rmdir",
     }
 );
 

@@ -24,7 +24,8 @@ pub struct AuditCommand {
     /// ~/.local/state/sluice/audit].
     #[arg(long, value_name = "DIR", global = true)]
     dir: Option<PathBuf>,
-    /// Print JSON (one object or record per line) instead of text.
+    /// Print JSON instead of text: `list` and `tail` print one object per
+    /// line (JSON lines); `show`, `verify` and `stats` one JSON document.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -45,12 +46,17 @@ enum Action {
         #[arg(long, value_name = "DIR")]
         workspace: Option<PathBuf>,
     },
-    /// The records of one session (--json: the lines as stored).
+    /// The records of one session (--json: one document, the records in
+    /// an array; --jsonl: the lines as stored, one record per line).
     Show {
         /// A session id, or a prefix that names one session.
         session: String,
         #[command(flatten)]
         records: RecordArgs,
+        /// The selected records as stored in the session's file, one JSON
+        /// record per line (JSON lines), byte for byte.
+        #[arg(long)]
+        jsonl: bool,
     },
     /// Check the hash chains of every session, or of one, and the ledger
     /// of sessions; exit 1 if any record was edited, removed or reordered
@@ -166,8 +172,18 @@ pub fn run(cmd: AuditCommand) -> Result<i32> {
             };
             list(&mut out, &dir, &select.filter()?, &listing, json)
         }
-        Action::Show { session, records } => {
-            show(&mut out, &dir, session, &records.filter()?, json)
+        Action::Show {
+            session,
+            records,
+            jsonl,
+        } => {
+            let format = match (json, *jsonl) {
+                (true, true) => bail!("audit show: give --json (one document) or --jsonl (the lines as stored), not both"),
+                (true, false) => ShowFormat::Json,
+                (false, true) => ShowFormat::JsonLines,
+                (false, false) => ShowFormat::Text,
+            };
+            show(&mut out, &dir, session, &records.filter()?, format)
         }
         Action::Verify { session } => verify(&mut out, &dir, session.as_deref(), json),
         Action::Stats { select, top } => stats(&mut out, &dir, &select.filter()?, *top, json),
@@ -408,15 +424,45 @@ fn chain_word(report: &Report, live: bool) -> &'static str {
     }
 }
 
-fn show(out: &mut Out, dir: &Path, id: &str, filter: &Filter, json: bool) -> Result<i32> {
+/// How `audit show` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShowFormat {
+    Text,
+    /// One document: `{"session", "file", "records": [...]}`.
+    Json,
+    /// The selected lines as stored.
+    JsonLines,
+}
+
+fn show(out: &mut Out, dir: &Path, id: &str, filter: &Filter, format: ShowFormat) -> Result<i32> {
     let file = resolve(dir, id)?;
     let log = SessionLog::load(&file)?;
     let selected = log.lines.iter().filter(|l| filter.matches(&l.entry));
-    if json {
-        for line in selected {
-            writeln!(out, "{}", line.text)?;
+    match format {
+        ShowFormat::Text => {}
+        ShowFormat::JsonLines => {
+            for line in selected {
+                writeln!(out, "{}", line.text)?;
+            }
+            return Ok(0);
         }
-        return Ok(0);
+        ShowFormat::Json => {
+            // Each stored line is one JSON record: parsed back, so the
+            // document holds them as objects, not strings.
+            let records = selected
+                .map(|line| serde_json::from_str(&line.text))
+                .collect::<Result<Vec<serde_json::Value>, _>>()
+                .context("audit show: a stored record is not JSON")?;
+            let document = serde_json::json!({
+                "session": log.session,
+                "file": escape_os(log.path.as_os_str()),
+                "unreadable_lines": log.unreadable,
+                "torn": log.torn,
+                "records": records,
+            });
+            writeln!(out, "{document}")?;
+            return Ok(0);
+        }
     }
     writeln!(out, "session {}  ({})", log.session, log.path.display())?;
     if let Some(outer) = crate::nesting::stacked_inside(dir, &log.session) {

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bwrap;
 pub mod explain;
+mod git_root;
 pub mod open;
 pub mod policy;
 pub mod refusals;

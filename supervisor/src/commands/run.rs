@@ -198,6 +198,16 @@ fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) -> Result<S
         nesting::Decision::Stack(outer) => Some(outer),
     };
     let workspace = workspace(args.workspace.clone())?;
+    // git below its repository's root: the repository's `.git`, read only.
+    let git = super::git_root::enclosing(&workspace, &home_dir()?);
+    if let Some(text) = git.as_deref().and_then(Path::to_str) {
+        spec.allow_read(&text.replace('$', "$$"));
+        if args.verbose {
+            eprintln!(
+                "sluice: git: the workspace is in the repository of {text}: readable, not writable"
+            );
+        }
+    }
     let records =
         session_dir::records_dir_for(outer.is_some()).context("the session records directory")?;
     session_dir::sweep_stale(&records);
@@ -224,6 +234,14 @@ fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) -> Result<S
         policy = spec.resolve(&vars)?;
     }
     add_environment(&mut policy, args)?;
+    if git.is_some() {
+        let discovery = super::git_root::DISCOVERY.to_owned();
+        policy
+            .env
+            .set
+            .entry(discovery)
+            .or_insert_with(|| "1".to_owned());
+    }
     phase::mark("policy resolved");
     if outer.is_some() {
         policy.layers = policy.layers.when_nested();
@@ -261,8 +279,16 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
     // sluice's own state exists before the program starts, so it can be
     // denied to it, and is never writable from inside whatever the policy says.
-    for dir in [&audit_dir, &config_dir] {
-        audit::ensure_private_dir(dir)?;
+    for (dir, what, moved_by) in [
+        (&audit_dir, "audit", "--audit-dir DIR or XDG_STATE_HOME"),
+        (&config_dir, "configuration", "XDG_CONFIG_HOME"),
+    ] {
+        audit::ensure_private_dir(dir).with_context(|| {
+            format!(
+                "sluice's {what} directory {} (set {moved_by} to a directory you can write)",
+                dir.display()
+            )
+        })?;
     }
     let audit_dir = audit_dir.canonicalize()?;
     let config_dir = config_dir.canonicalize()?;

@@ -560,6 +560,51 @@ fn audit_list_shows_command_workspace_and_duration_newest_first() {
 }
 
 #[test]
+fn audit_show_json_is_one_document_and_jsonl_the_stored_lines() {
+    use sluice_tests::audit::{audit, json_lines};
+    let (fx, policy) = sluice_tests::broker::fixture(PROBE);
+    fx.brokered_run(
+        &policy,
+        &[],
+        &["broker-read", &fx.brokered("allowed/notes.txt")],
+    )
+    .assert_code(0);
+    let session = json_lines(&audit(&fx, &["list", "--json"]))[0]["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // --json: the whole output parses as one JSON value, an object whose
+    // records are objects (start, the decision, end).
+    let out = audit(&fx, &["show", &session, "--json"]);
+    out.assert_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {out}"));
+    assert_eq!(doc["session"], session.as_str(), "{doc}");
+    let records = doc["records"].as_array().expect("records: an array");
+    assert!(records.len() >= 3, "{doc}");
+    assert!(records.iter().all(|r| r.is_object()), "{doc}");
+
+    // --jsonl: the same records, one per line, as stored (the file's lines).
+    let lines = audit(&fx, &["show", &session, "--jsonl"]);
+    lines.assert_code(0);
+    assert_eq!(json_lines(&lines).len(), records.len(), "{lines}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&lines.stdout).is_err(),
+        "JSON lines parse as one document: {lines}"
+    );
+    let file = doc["file"].as_str().unwrap();
+    let stored = fs::read_to_string(file).unwrap();
+    for line in lines.stdout.lines() {
+        assert!(stored.lines().any(|l| l == line), "not as stored: {line}");
+    }
+    // Both at once is an error that says which to choose.
+    let both = audit(&fx, &["show", &session, "--json", "--jsonl"]);
+    assert!(!both.status.success(), "{both}");
+    assert!(both.stderr.contains("--jsonl"), "{both}");
+}
+
+#[test]
 fn a_changed_policy_makes_nothing_before_the_change_is_accepted() {
     let fx = Fixture::new(PROBE);
     // In the workspace, which the policy lets a sandbox write.
@@ -585,4 +630,355 @@ fn a_changed_policy_makes_nothing_before_the_change_is_accepted() {
     let args = ["--policy", policy.as_str(), "--accept-policy-change"];
     execute(fx.sluice_command(&args, &["/usr/bin/true"])).assert_code(0);
     assert!(fx.home_dir.join(".second").is_dir());
+}
+
+/// The cargo home of the person running the tests (`CARGO_HOME`, else
+/// `~/.cargo`), whose registry holds the workspace's own dependencies.
+fn real_cargo_home() -> std::path::PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(Into::into)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cargo"))
+}
+
+/// `default` reads the person's package caches (`~/.cargo/registry`, also
+/// `~/.cargo/git`, `~/.npm`, `~/.cache/pip`): `cargo build --offline` of a
+/// crate with a dependency that was downloaded before works. It never
+/// writes them (what a build takes from them runs outside the sandbox
+/// later), unless the person says so (`--allow-write`).
+#[test]
+fn default_builds_offline_from_the_package_caches_and_never_writes_them() {
+    use std::os::unix::fs::symlink;
+    let fx = Fixture::new(PROBE);
+    let real = real_cargo_home();
+    let rustup = std::env::var_os("RUSTUP_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| real.parent().unwrap().join(".rustup"));
+    // The person's cargo and toolchains, and a registry holding cfg-if
+    // (the index entry, the .crate and its extracted source), copied from
+    // the tests' own registry.
+    let cargo = fx.home_dir.join(".cargo");
+    fs::create_dir_all(&cargo).unwrap();
+    symlink(real.join("bin"), cargo.join("bin")).unwrap();
+    symlink(&rustup, fx.home_dir.join(".rustup")).unwrap();
+    let index = fs::read_dir(real.join("registry/src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .find(|n| n.to_string_lossy().starts_with("index.crates.io-"))
+        .expect("a crates.io registry in the tests' cargo home");
+    let index = index.to_str().unwrap();
+    let version = fs::read_dir(real.join("registry/src").join(index))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.starts_with("cfg-if-1."))
+        .max()
+        .expect("cfg-if in the tests' registry");
+    for rel in [
+        format!("index/{index}/config.json"),
+        format!("index/{index}/.cache/cf/g-/cfg-if"),
+        format!("cache/{index}/{version}.crate"),
+        format!("src/{index}/{version}"),
+    ] {
+        let to = cargo.join("registry").join(&rel);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let status = std::process::Command::new("cp")
+            .args(["-a", real.join("registry").join(&rel).to_str().unwrap()])
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp {rel}");
+    }
+    fs::write(
+        fx.ws("Cargo.toml"),
+        "[package]\nname = \"offline\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\ncfg-if = \"1\"\n",
+    )
+    .unwrap();
+    fs::create_dir_all(fx.ws("src")).unwrap();
+    fs::write(
+        fx.ws("src/main.rs"),
+        "cfg_if::cfg_if! { if #[cfg(unix)] { fn os() -> &'static str { \"unix\" } } \
+         else { fn os() -> &'static str { \"other\" } } }\n\
+         fn main() { println!(\"built offline on {}\", os()); }\n",
+    )
+    .unwrap();
+    let path = format!("{}:/usr/bin:/bin", cargo.join("bin").display());
+    let run = |sluice_args: &[&str], program: &[&str]| {
+        let mut cmd = fx.sluice_command(sluice_args, program);
+        // `cargo test` sets CARGO_HOME (and the toolchain): the person's
+        // are those of the fixture's home.
+        cmd.env("PATH", &path)
+            .env_remove("CARGO_HOME")
+            .env_remove("RUSTUP_HOME")
+            .env_remove("RUSTUP_TOOLCHAIN");
+        execute(cmd)
+    };
+    let out = run(&[], &["cargo", "run", "--offline", "--quiet"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("built offline on unix"), "{out}");
+
+    // Never written: not a new file, not the extracted source.
+    let planted = cargo.join("registry/planted");
+    let source = cargo.join(format!("registry/src/{index}/{version}/src/lib.rs"));
+    let script = format!(
+        "touch '{}'; echo >> '{}'",
+        planted.display(),
+        source.display()
+    );
+    let before = fs::read(&source).unwrap();
+    let out = run(&[], &["/bin/sh", "-c", &script]);
+    assert!(!planted.exists(), "{out}");
+    assert_eq!(fs::read(&source).unwrap(), before, "{out}");
+    // Control: the person can allow it.
+    let registry = cargo.join("registry");
+    let out = run(
+        &["--allow-write", registry.to_str().unwrap()],
+        &["/bin/sh", "-c", &script],
+    );
+    assert!(planted.exists(), "{out}");
+    // The rest of the cargo home stays hidden.
+    fs::write(cargo.join("credentials.toml"), "token = \"SECRET\"\n").unwrap();
+    let out = run(
+        &[],
+        &["cat", cargo.join("credentials.toml").to_str().unwrap()],
+    );
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(!out.stdout.contains("SECRET"), "{out}");
+}
+
+/// git in a workspace below its repository's root: the repository's `.git`
+/// is readable (history, refs, index), never writable, and the rest of its
+/// work tree stays hidden; a home directory kept in git is never added.
+/// Control: without sluice's help (the `.git` not added, as for a
+/// repository rooted at the home directory) git finds no repository.
+#[test]
+fn git_works_below_the_repository_root_read_only() {
+    let fx = Fixture::new(PROBE);
+    let git = |dir: &Path, args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
+            .arg(dir)
+            .args(args)
+            .env("HOME", &fx.home_dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    let repo = fx.outside_dir.join("repo");
+    fs::create_dir_all(repo.join("web")).unwrap();
+    fs::write(repo.join("web/page.html"), "<p>\n").unwrap();
+    fs::write(repo.join("server.txt"), "outside the workspace\n").unwrap();
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "first"]);
+    let head = || fs::read_to_string(repo.join(".git/HEAD")).unwrap();
+    let refs = || {
+        std::process::Command::new("git")
+            .args(["-C", repo.to_str().unwrap(), "rev-parse", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let (head_before, refs_before) = (head(), refs());
+    let web = repo.join("web");
+    let in_sandbox = |ws: &Path, script: &str| {
+        execute(fx.sluice_cli_command(&[
+            "run",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ]))
+    };
+    let out = in_sandbox(&web, "git log --format=%s && git status --short page.html");
+    out.assert_code(0);
+    assert!(out.stdout.starts_with("first\n"), "{out}");
+    // Never written: no commit, no HEAD; the work tree outside not read.
+    let attack = "echo x >> page.html; git add page.html; \
+                  git -c user.name=t -c user.email=t@t commit -qm evil; \
+                  echo 'ref: refs/heads/evil' > ../.git/HEAD; cat ../server.txt";
+    let out = in_sandbox(&web, attack);
+    assert!(!out.stdout.contains("outside the workspace"), "{out}");
+    assert_eq!(
+        (head(), refs()),
+        (head_before.clone(), refs_before),
+        "{out}"
+    );
+
+    // Control: a repository rooted at the home directory is not added.
+    let home_ws = fx.home_dir.join("proj");
+    fs::create_dir_all(&home_ws).unwrap();
+    fs::write(home_ws.join("f"), "x\n").unwrap();
+    git(&fx.home_dir, &["init", "-q"]);
+    let out = in_sandbox(&home_ws, "git status");
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(out.stderr.contains("not a git repository"), "{out}");
+}
+
+/// Tries `PTRACE_ATTACH` on every process in view that is not this one nor
+/// its child: `PID errno` per line.
+const ATTACH_OTHERS: &str = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+me = os.getpid()
+for name in os.listdir('/proc'):
+    if not name.isdigit() or int(name) == me:
+        continue
+    pid = int(name)
+    rc = libc.ptrace(16, pid, None, None)
+    print(pid, 'attached' if rc == 0 else os.strerror(ctypes.get_errno()))
+"#;
+
+/// `[process] ptrace = "sandbox"` lets strace and gdb trace the program's
+/// own children; `default` refuses ptrace. Attack: even so, no process of
+/// the sandbox that sluice runs (its init, the guard's connector) can be
+/// attached to, and nothing outside is in view (a PID namespace of its own,
+/// and Landlock's ptrace scope behind it).
+#[test]
+fn debuggers_trace_the_programs_children_only_where_the_policy_says() {
+    let fx = Fixture::new(PROBE);
+    let tracing = fx.write_policy(
+        "tracing.toml",
+        "extends = [\"default\"]\n\n[process]\nptrace = \"sandbox\"\n",
+    );
+    let strace = [
+        "strace",
+        "-f",
+        "-e",
+        "trace=execve",
+        "/bin/sh",
+        "-c",
+        "/bin/true",
+    ];
+    let run = |policy: &str, program: &[&str]| {
+        execute(fx.sluice_command(&["--policy", policy, "-v"], program))
+    };
+    let out = run(&tracing, &strace);
+    out.assert_code(0);
+    assert!(out.stderr.contains("execve(\"/bin/true\""), "{out}");
+    assert!(
+        out.stderr
+            .contains("ptrace of the sandbox's own processes allowed"),
+        "{out}"
+    );
+    let gdb = [
+        "gdb",
+        "-nx",
+        "-batch",
+        "-ex",
+        "run",
+        "-ex",
+        "info inferiors",
+        "--args",
+        "/bin/true",
+    ];
+    let out = run(&tracing, &gdb);
+    out.assert_code(0);
+    assert!(out.stdout.contains("exited normally"), "{out}");
+    // Control: `default` refuses it.
+    let out = run("default", &strace);
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(out.stderr.contains("Operation not permitted"), "{out}");
+
+    // Attack: the other processes in view are sluice's, and stay out of reach.
+    let out = run(&tracing, &["python3", "-c", ATTACH_OTHERS]);
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(!lines.is_empty(), "no other process in view: {out}");
+    assert!(
+        lines.iter().all(|l| l.ends_with("Operation not permitted")),
+        "{out}"
+    );
+}
+
+/// Rootless containers and `unshare -Ur`: sluice runs as uid 0 of a user
+/// namespace. Its process limit holds there (the PID namespace's
+/// `pid_max`); where that is not available (here: a sluice stacked inside,
+/// with no cgroup it may write), RLIMIT_NPROC does, since the kernel exempts
+/// only the real root from it, and sluice says so instead of reporting the
+/// limit unenforced. Control: uid 0 of a namespace made by the real root
+/// (kernel uid 0) is exempt, and reported so.
+#[test]
+fn uid_0_of_a_user_namespace_is_held_by_the_process_limit() {
+    let fx = Fixture::new(PROBE);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(fx.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = fx.root().join("nobody");
+    fs::create_dir(&nobody).unwrap();
+    std::os::unix::fs::chown(&nobody, Some(65534), Some(65534)).unwrap();
+    let inner = "\"$SLUICE_BIN\" run -v -- /bin/true";
+    let as_root = fx.root().join("root");
+    fs::create_dir(&as_root).unwrap();
+    let run = |as_nobody: bool| {
+        let dir = if as_nobody { &nobody } else { &as_root };
+        let mut cmd = std::process::Command::new("setpriv");
+        match as_nobody {
+            true => cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]),
+            false => cmd.args(["--reuid=0"]),
+        };
+        cmd.args(["--", "unshare", "-Ur"])
+            .arg(sluice_tests::sluice_bin())
+            .args(["run", "-v", "--", "/bin/sh", "-c", inner])
+            .current_dir(dir)
+            .env("HOME", dir)
+            .env("TMPDIR", dir)
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(std::process::Stdio::null());
+        execute(cmd)
+    };
+    let out = run(true);
+    out.assert_code(0);
+    let limits: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("sluice: limits:"))
+        .collect();
+    assert_eq!(limits.len(), 2, "{out}");
+    assert!(
+        limits[0].contains("processes 4096 (the PID namespace's pid_max)"),
+        "{out}"
+    );
+    assert!(
+        limits[1].contains("processes 4096 (rlimit: uid 0 of a user namespace"),
+        "{out}"
+    );
+    let out = run(false);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("processes 4096 NOT enforced: running as root"),
+        "{out}"
+    );
+}
+
+/// Inside another sandbox that sets a `TMPDIR` it never made, or leaves the
+/// state directory read-only, sluice stops before anything runs, naming the
+/// variable to set. Control: the same with the variable set to a usable
+/// directory runs.
+#[test]
+fn an_unusable_tmpdir_or_state_directory_is_named_with_the_variable_to_set() {
+    let fx = Fixture::new(PROBE);
+    let go = |tmpdir: &Path, state: &Path| {
+        let mut cmd = fx.sluice_command(&[], &["/bin/true"]);
+        cmd.env("TMPDIR", tmpdir).env("XDG_STATE_HOME", state);
+        execute(cmd)
+    };
+    let usable_tmp = fx.root().join("tmp");
+    fs::create_dir(&usable_tmp).unwrap();
+    let usable_state = fx.state_dir();
+    let out = go(&fx.root().join("never-made"), &usable_state);
+    out.assert_code(125);
+    assert!(out.stderr.contains("TMPDIR ("), "{out}");
+    assert!(out.stderr.contains("set TMPDIR to one"), "{out}");
+    // A state directory that is a file: nothing can be made beneath it
+    // (as root, a read-only mode would not stop sluice).
+    let not_a_dir = fx.root().join("state-file");
+    fs::write(&not_a_dir, "").unwrap();
+    let out = go(&usable_tmp, &not_a_dir);
+    out.assert_code(125);
+    assert!(out.stderr.contains("set XDG_STATE_HOME"), "{out}");
+    // Control.
+    go(&usable_tmp, &usable_state).assert_code(0);
 }

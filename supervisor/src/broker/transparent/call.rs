@@ -192,10 +192,14 @@ pub fn changes_directories(nr: libc::c_long) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn data(nr: libc::c_long, args: [u64; 6]) -> libc::seccomp_data {
+    /// A notification's data for call `nr` with `args`, for the decoders.
+    pub(in crate::broker::transparent) fn data(
+        nr: libc::c_long,
+        args: [u64; 6],
+    ) -> libc::seccomp_data {
         libc::seccomp_data {
             nr: nr as i32,
             arch: sandbox_child::seccomp::NATIVE_AUDIT_ARCH,
@@ -219,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn every_notified_call_is_an_open_a_connect_or_a_directory_change() {
+    fn every_notified_call_is_an_open_a_connect_a_removal_or_a_directory_change() {
         // (`mkdir` decodes as an open: see `MKDIR_FLAGS`.)
         // The filter's list, by name, against the decoders here: a call
         // added to the filter and not decoded would be answered CONTINUE
@@ -231,6 +235,11 @@ mod tests {
                 "mkdirat" => libc::SYS_mkdirat,
                 #[cfg(target_arch = "x86_64")]
                 "mkdir" => libc::SYS_mkdir,
+                "unlinkat" => libc::SYS_unlinkat,
+                #[cfg(target_arch = "x86_64")]
+                "unlink" => libc::SYS_unlink,
+                #[cfg(target_arch = "x86_64")]
+                "rmdir" => libc::SYS_rmdir,
                 #[cfg(target_arch = "x86_64")]
                 "open" => libc::SYS_open,
                 #[cfg(target_arch = "x86_64")]
@@ -278,6 +287,7 @@ mod tests {
                 changes_directories(nr),
                 nr == libc::SYS_connect,
                 crate::broker::guard::Call::decode_naming(&data(nr, [0; 6])).is_some(),
+                super::super::names::Remove::decode(&data(nr, [0; 6])).is_some(),
             ];
             assert_eq!(kinds.iter().filter(|&&k| k).count(), 1, "{name}");
         }

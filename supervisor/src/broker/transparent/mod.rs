@@ -29,6 +29,10 @@
 //! A call waiting for a person holds only its own thread: other threads'
 //! calls are received and answered meanwhile.
 //!
+//! `rename`, `unlink` and `rmdir` of a name outside the sandbox's write
+//! trees are judged with the same rules as an open for writing, and made
+//! by the supervisor where they allow it ([`names`]).
+//!
 //! `connect` is notified too, and made by the connector in the program's
 //! own sandbox after the supervisor has judged a named socket ([`connect`]):
 //! without the policy-built root, Landlock alone would let the program
@@ -60,6 +64,7 @@
 
 pub(crate) mod call;
 pub(crate) mod connect;
+mod names;
 mod notif;
 mod serve;
 pub(crate) mod socket;

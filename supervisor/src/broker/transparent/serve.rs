@@ -16,6 +16,7 @@ use proto::{Access, ResponseBody};
 use tokio_util::task::TaskTracker;
 
 use super::call::{self, OpenCall};
+use super::names;
 use super::notif::{Listener, Notif};
 use super::stacked;
 use super::target::{Target, Unreadable};
@@ -134,7 +135,13 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
         connector: ctx.connector.as_ref(),
     };
     if let Some(call) = guard::Call::decode_naming(&notif.data) {
+        if let (true, Some(via)) = (ctx.brokering, names::rename_via(nr)) {
+            return names::rename(ctx, threads, &target, call, via);
+        }
         return guard::serve(&env, &target, call);
+    }
+    if let Some(remove) = names::Remove::decode(&notif.data) {
+        return names::remove(ctx, threads, &target, remove);
     }
     let open = OpenCall::decode(&notif.data);
     if !ctx.brokering {
@@ -207,11 +214,36 @@ fn first_look(
     if asked.is_empty() {
         return Err(Unreadable::Kernel);
     }
+    let Some(absolute) =
+        outside_the_sandbox(view, threads, target, call.dirfd, &asked, call.writes())?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Brokered {
+        call,
+        asked,
+        absolute,
+    }))
+}
+
+/// `asked` (not empty), named from `dirfd` (`None` or `AT_FDCWD`: the
+/// thread's working directory) made absolute, if the broker must look at
+/// it: `None` when the sandbox itself allows the access (`write` or read)
+/// there, or it is in the program's own `/proc`, which only the kernel can
+/// show it. What the broker acts on is never a remembered directory.
+pub(super) fn outside_the_sandbox(
+    view: &SandboxView,
+    threads: &mut Threads,
+    target: &Target<'_>,
+    dirfd: Option<i32>,
+    asked: &[u8],
+    write: bool,
+) -> Result<Option<PathBuf>, Unreadable> {
     loop {
-        let (base, source) = if asked[0] == b'/' {
+        let (base, source) = if asked.first() == Some(&b'/') {
             (None, Source::Read)
         } else {
-            match call.dirfd {
+            match dirfd {
                 None | Some(libc::AT_FDCWD) => {
                     let (dir, source) = threads.cwd(target)?;
                     (Some(dir), source)
@@ -224,13 +256,13 @@ fn first_look(
             }
         };
         let lexical = match &base {
-            None => fsops::lexical(&[&asked]),
-            Some(base) => fsops::lexical(&[base, &asked]),
+            None => fsops::lexical(&[asked]),
+            Some(base) => fsops::lexical(&[base, asked]),
         };
         // The program's own /proc is the kernel's to show it: looked up
         // here, /proc/self would be the supervisor.
         let proc = lexical.starts_with(b"/proc/") || lexical == b"/proc";
-        if proc || view.allows_bytes(&view.unalias(&lexical), call.writes()) {
+        if proc || view.allows_bytes(&view.unalias(&lexical), write) {
             return Ok(None);
         }
         if source == Source::Remembered {
@@ -239,14 +271,9 @@ fn first_look(
             threads.forget(target.tid);
             continue;
         }
-        let absolute = match base {
-            None => PathBuf::from(OsStr::from_bytes(&asked)),
-            Some(base) => Path::new(OsStr::from_bytes(&base)).join(OsStr::from_bytes(&asked)),
-        };
-        return Ok(Some(Brokered {
-            call,
-            asked,
-            absolute,
+        return Ok(Some(match base {
+            None => PathBuf::from(OsStr::from_bytes(asked)),
+            Some(base) => Path::new(OsStr::from_bytes(&base)).join(OsStr::from_bytes(asked)),
         }));
     }
 }
