@@ -123,6 +123,9 @@ pub struct Decision<'a> {
     pub rule: Option<&'a BrokerRule>,
     /// A short sentence for the person and the audit log.
     pub reason: String,
+    /// The path is one sluice keeps out of reach ([`BrokerPolicy::protect`]):
+    /// denied before any rule was looked at.
+    pub protected: bool,
 }
 
 /// The resolved `[broker]` table: its rules, compiled for [`decide`](BrokerPolicy::decide).
@@ -276,7 +279,10 @@ impl BrokerPolicy {
                     .as_ref()
                     .is_some_and(|e| is_within(bytes, e.as_os_str().as_bytes()))
         }) {
-            return refusal(protected.why.clone());
+            return Decision {
+                protected: true,
+                ..refusal(protected.why.clone())
+            };
         }
         let Some(index) = self.winner(bytes, depth) else {
             return refusal(format!("no broker rule covers {}", Shown(bytes)));
@@ -301,6 +307,7 @@ impl BrokerPolicy {
             verdict,
             rule: Some(rule),
             reason,
+            protected: false,
         }
     }
 
@@ -401,6 +408,7 @@ fn refusal(reason: String) -> Decision<'static> {
         verdict: Verdict::Deny,
         rule: None,
         reason,
+        protected: false,
     }
 }
 

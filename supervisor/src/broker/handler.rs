@@ -23,12 +23,10 @@ use crate::audit::{self, By, DecisionRecord, Op};
 /// the name between the decision and the create.
 const CREATE_ATTEMPTS: usize = 3;
 
-/// The answer to a request, its descriptor, and the audit record's body
-/// (`None` for requests that decide nothing, such as `Ping`).
+/// The answer to a request, and its descriptor.
 pub struct Handled {
     pub body: ResponseBody,
     pub fd: Option<OwnedFd>,
-    pub audit: Option<DecisionRecord>,
 }
 
 /// Who is asking, as the connection knows it.
@@ -167,7 +165,9 @@ impl Outcome {
     }
 }
 
-/// Serves one request.
+/// Serves one request, and records what it decided ([`Shared::record`]):
+/// a decision that cannot be recorded is answered with an error and no
+/// descriptor.
 pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> Handled {
     let body = &request.body;
     let started = Instant::now();
@@ -176,7 +176,6 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
             return Handled {
                 body: ResponseBody::Pong,
                 fd: None,
-                audit: None,
             }
         }
         RequestBody::Open {
@@ -211,10 +210,19 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
         _ => query(shared, who, &ask),
     };
     let record = record(&asker, request.id, op, &ask, &mut outcome, started);
+    if let Err(e) = shared.record(&record) {
+        return Handled {
+            body: ResponseBody::Error {
+                kind: ErrorKind::Internal,
+                message: format!("the audit record cannot be written ({e}); nothing was opened"),
+            },
+            // Our copy of the descriptor (if any) closes here.
+            fd: None,
+        };
+    }
     Handled {
         body: outcome.body,
         fd: outcome.fd,
-        audit: Some(record),
     }
 }
 
@@ -274,28 +282,46 @@ fn absolute(who: &Requester<'_>, ask: &Ask<'_>) -> Result<PathBuf, Box<Outcome>>
         .map_err(|e| Box::new(Outcome::io(Path::new(OsStr::from_bytes(ask.path)), &e)))
 }
 
-/// The rule's verdict (and display) for `path`, with sluice's protected
-/// paths applied first by the policy.
-pub(super) fn judge(
-    shared: &Shared,
-    path: &Path,
-    want: Want,
-) -> (Verdict, Option<String>, String, By) {
+/// What decided a request about one path, and how.
+pub struct Decision {
+    pub verdict: Verdict,
+    /// Who decided: the rules ([`By::Rule`]) or sluice's own protection
+    /// ([`By::Protected`]).
+    pub by: By,
+    /// The deciding rule, as displayed.
+    pub rule: Option<String>,
+    /// A short sentence for the person and the record.
+    pub reason: String,
+}
+
+impl Decision {
+    pub(super) fn denied(self) -> Outcome {
+        Outcome::denied(self.by, self.rule, self.reason)
+    }
+}
+
+/// The rules' decision for `path`, with sluice's protected paths applied
+/// first by the policy.
+pub(super) fn judge(shared: &Shared, path: &Path, want: Want) -> Decision {
     // `[filesystem] protect` holds for the broker's writes too (`guard`).
     let protect = &shared.policy.filesystem.protect;
     if want.writes() {
         if let Some(rule) = protect.protects(path).or_else(|| protect.leads_to(path)) {
-            let reason = format!("{rule}: it runs code outside the sandbox later");
-            return (Verdict::Deny, Some(rule.to_string()), reason, By::Rule);
+            return Decision {
+                verdict: Verdict::Deny,
+                by: By::Rule,
+                reason: format!("{rule}: it runs code outside the sandbox later"),
+                rule: Some(rule.to_string()),
+            };
         }
     }
     let d = shared.policy.broker.decide(path, want);
-    let by = if d.rule.is_none() && d.verdict == Verdict::Deny && shared.is_protected(path) {
-        By::Protected
-    } else {
-        By::Rule
-    };
-    (d.verdict, d.rule.map(|r| r.to_string()), d.reason, by)
+    Decision {
+        verdict: d.verdict,
+        by: if d.protected { By::Protected } else { By::Rule },
+        rule: d.rule.map(|r| r.to_string()),
+        reason: d.reason,
+    }
 }
 
 async fn open(shared: &Shared, who: &Requester<'_>, asker: &Asker<'_>, ask: &Ask<'_>) -> Outcome {
@@ -311,95 +337,186 @@ async fn open(shared: &Shared, who: &Requester<'_>, asker: &Asker<'_>, ask: &Ask
     super::outer::forward(shared, asker, &path, ask, own).await
 }
 
-/// Resolves, decides and opens `path` (absolute) for `ask`: the core that
-/// SDK requests and transparent brokering share.
-pub async fn open_path(shared: &Shared, asker: &Asker<'_>, path: &Path, ask: &Ask<'_>) -> Outcome {
-    if let Some(done) = open_plain(shared, path, ask) {
-        return done;
-    }
-    for _ in 0..CREATE_ATTEMPTS {
-        let (lookup, judged) = match judge_lookup(shared, path, ask) {
-            Ok(both) => both,
-            Err(done) => return *done,
-        };
-        let (by, rule) = match judged.verdict {
-            Verdict::Deny => return judged.denied(),
-            Verdict::Allow => (By::Rule, judged.rule),
-            Verdict::Ask => {
-                // A directory that cannot be served is refused before a
-                // person is asked about it.
-                if let Some(refused) = unservable(shared, &lookup, ask, &judged.rule) {
-                    return refused;
-                }
-                let question = Question {
-                    pid: asker.pid,
-                    exe: asker.exe,
-                    path: lookup.real(),
-                    write: ask.writes(),
-                    rule: judged.rule.clone(),
-                };
-                let answer = shared.approvals.ask(&question).await;
-                let by = By::from(answer.by);
-                let rule = answer.rule.or(judged.rule);
-                if !answer.allow {
-                    let mut reason =
-                        format!("{}; the answer was deny ({})", judged.reason, by.as_str());
-                    if let Some(note) = answer.note {
-                        reason = format!("{reason}: {note}");
-                    }
-                    return Outcome::denied(by, rule, reason);
-                }
-                (by, rule)
-            }
-        };
-        if let Some(done) = open_judged(shared, &lookup, ask, by, rule) {
-            return done;
-        }
-    }
-    kept_changing(path)
+/// Whether the sandbox itself lets the program reach a real path (for
+/// writing, if `true`): then the request is the sandbox's to decide, not
+/// the broker's ([`Step::Sandbox`]).
+pub type SandboxAllows<'a> = &'a (dyn Fn(&Path, bool) -> bool + Sync);
+
+/// For a request that came without a sandbox to leave it to (the SDK's).
+fn no_sandbox(_: &Path, _: bool) -> bool {
+    false
 }
 
-/// What [`open_path_now`] did.
-pub enum Now {
+/// Where [`decide_and_open`] stopped.
+pub enum Step {
+    /// Decided, and carried out or refused: the answer is ready.
     Done(Outcome),
-    /// The file resolved to one `sandbox_allows`: not the broker's call.
+    /// An `ask` rule covers the file: a person must answer first.
+    Person(Pending),
+    /// The file resolved to one the sandbox allows: not the broker's call.
     Sandbox,
-    /// A person must answer: the caller runs [`open_path`], which asks.
-    Person,
 }
 
-/// [`open_path`] without waiting, on the caller's thread: what the rules
-/// decide is done here. A file that resolves to one `sandbox_allows` (for
-/// the access asked) is left alone.
-pub fn open_path_now(
+/// The question a [`Step::Person`] waits on.
+pub struct Pending {
+    /// The real path of the file asked about.
+    real: PathBuf,
+    decision: Decision,
+}
+
+impl Pending {
+    pub(super) fn new(real: PathBuf, decision: Decision) -> Pending {
+        Pending { real, decision }
+    }
+}
+
+/// A person's yes (or the overlay's, or `--approve`'s) to the question
+/// about one real path: it opens that file and no other.
+pub struct Answered {
+    real: PathBuf,
+    by: By,
+    rule: Option<String>,
+}
+
+impl Answered {
+    /// Who answered, and the rule to name in the record.
+    pub(super) fn by_and_rule(self) -> (By, Option<String>) {
+        (self.by, self.rule)
+    }
+}
+
+/// How a request ended, once every person it needed has answered.
+pub enum Settled {
+    Done(Outcome),
+    Sandbox,
+}
+
+/// The decide-and-open core that SDK requests and transparent brokering
+/// share, on the caller's thread and without waiting: resolves `path`
+/// (absolute) for `ask`, decides on the real path, and opens (or creates)
+/// the file. Stops where a person must answer; taken again with that
+/// answer (`answered`), it opens the file only if `path` still resolves to
+/// the one asked about, and asks again otherwise.
+pub fn decide_and_open(
     shared: &Shared,
     path: &Path,
     ask: &Ask<'_>,
-    sandbox_allows: impl Fn(&Path, bool) -> bool,
-) -> Now {
+    sandbox: SandboxAllows<'_>,
+    answered: Option<&Answered>,
+) -> Step {
     // The sandbox was asked about this path already (it is why the broker
-    // is): with no symlink on the way, it is the real one.
-    if let Some(done) = open_plain(shared, path, ask) {
-        return Now::Done(done);
+    // is): with no symlink on the way, it is the real one. Tried once: an
+    // answer is about a file the short way did not open.
+    if answered.is_none() {
+        if let Some(done) = open_plain(shared, path, ask) {
+            return Step::Done(done);
+        }
     }
     for _ in 0..CREATE_ATTEMPTS {
-        let (lookup, judged) = match judge_lookup(shared, path, ask) {
+        let (lookup, decision) = match judge_lookup(shared, path, ask) {
             Ok(both) => both,
-            Err(done) => return Now::Done(*done),
+            Err(done) => return Step::Done(*done),
         };
-        if sandbox_allows(lookup.real(), ask.writes()) {
-            return Now::Sandbox;
+        if sandbox(lookup.real(), ask.writes()) {
+            return Step::Sandbox;
         }
-        match judged.verdict {
-            Verdict::Deny => return Now::Done(judged.denied()),
-            Verdict::Ask => return Now::Person,
-            Verdict::Allow => {}
-        }
-        if let Some(done) = open_judged(shared, &lookup, ask, By::Rule, judged.rule) {
-            return Now::Done(done);
+        let (by, rule) = match decision.verdict {
+            Verdict::Deny => return Step::Done(decision.denied()),
+            Verdict::Allow => (decision.by, decision.rule),
+            Verdict::Ask => match answered.filter(|a| a.real == lookup.real()) {
+                Some(a) => (a.by, a.rule.clone().or(decision.rule)),
+                None => {
+                    // A directory that cannot be served is refused before
+                    // a person is asked about it.
+                    if let Some(refused) = unservable(shared, &lookup, ask, &decision.rule) {
+                        return Step::Done(refused);
+                    }
+                    let real = lookup.real().to_path_buf();
+                    return Step::Person(Pending { real, decision });
+                }
+            },
+        };
+        if let Some(done) = open_judged(shared, &lookup, ask, by, rule) {
+            return Step::Done(done);
         }
     }
-    Now::Done(kept_changing(path))
+    Step::Done(kept_changing(path))
+}
+
+/// The async driver of [`decide_and_open`]: awaits each answer a step
+/// needs (in the request's own task: a slow answer holds up nothing
+/// else), then takes the step again with it.
+pub async fn settle(
+    shared: &Shared,
+    asker: &Asker<'_>,
+    path: &Path,
+    ask: &Ask<'_>,
+    sandbox: SandboxAllows<'_>,
+    mut step: Step,
+) -> Settled {
+    // Each question is about the file `path` resolves to then: one that
+    // keeps changing under the answers is given up on, as a create is.
+    for _ in 0..CREATE_ATTEMPTS {
+        let pending = match step {
+            Step::Done(outcome) => return Settled::Done(outcome),
+            Step::Sandbox => return Settled::Sandbox,
+            Step::Person(pending) => pending,
+        };
+        let answered = ask_person(shared, asker, pending, ask.writes()).await;
+        let answered = match answered {
+            Ok(answered) => answered,
+            Err(refused) => return Settled::Done(*refused),
+        };
+        step = decide_and_open(shared, path, ask, sandbox, Some(&answered));
+    }
+    match step {
+        Step::Done(outcome) => Settled::Done(outcome),
+        Step::Sandbox => Settled::Sandbox,
+        Step::Person(_) => Settled::Done(kept_changing(path)),
+    }
+}
+
+/// Resolves, decides and opens `path` (absolute) for `ask`, asking a
+/// person where a rule says to: a request with no sandbox to leave it to.
+pub async fn open_path(shared: &Shared, asker: &Asker<'_>, path: &Path, ask: &Ask<'_>) -> Outcome {
+    let first = decide_and_open(shared, path, ask, &no_sandbox, None);
+    match settle(shared, asker, path, ask, &no_sandbox, first).await {
+        Settled::Done(outcome) => outcome,
+        // `no_sandbox` allows nothing: never reached.
+        Settled::Sandbox => Outcome::error(
+            ErrorKind::Internal,
+            format!("{}: no sandbox to leave the request to", path.display()),
+        ),
+    }
+}
+
+/// Puts `pending` to whoever answers `ask` rules ([`super::Approvals`]):
+/// the yes, or the refusal to answer the request with.
+pub(super) async fn ask_person(
+    shared: &Shared,
+    asker: &Asker<'_>,
+    pending: Pending,
+    write: bool,
+) -> Result<Answered, Box<Outcome>> {
+    let Pending { real, decision } = pending;
+    let question = Question {
+        pid: asker.pid,
+        exe: asker.exe,
+        path: &real,
+        write,
+        rule: decision.rule.clone(),
+    };
+    let answer = shared.approvals.ask(&question).await;
+    let by = By::from(answer.by);
+    let rule = answer.rule.or(decision.rule);
+    if !answer.allow {
+        let mut reason = format!("{}; the answer was deny ({})", decision.reason, by.as_str());
+        if let Some(note) = answer.note {
+            reason = format!("{reason}: {note}");
+        }
+        return Err(Box::new(Outcome::denied(by, rule, reason)));
+    }
+    Ok(Answered { real, by, rule })
 }
 
 /// The short way, for the common case: an existing file a rule allows,
@@ -411,8 +528,8 @@ fn open_plain(shared: &Shared, path: &Path, ask: &Ask<'_>) -> Option<Outcome> {
         return None;
     }
     let lexical = fsops::normalize(path);
-    let (verdict, rule, _, by) = judge(shared, &lexical, ask.want());
-    if verdict != Verdict::Allow {
+    let decision = judge(shared, &lexical, ask.want());
+    if decision.verdict != Verdict::Allow {
         return None;
     }
     let within = read_only_root(shared, ask).ok()?;
@@ -422,8 +539,8 @@ fn open_plain(shared: &Shared, path: &Path, ask: &Ask<'_>) -> Option<Outcome> {
             body: ResponseBody::Opened,
             fd: Some(fd),
             opened: Some(lexical),
-            by,
-            rule,
+            by: decision.by,
+            rule: decision.rule,
             reason: None,
             errno: None,
         },
@@ -443,20 +560,6 @@ fn read_only_root(shared: &Shared, ask: &Ask<'_>) -> io::Result<Option<Arc<Owned
     }
 }
 
-/// A rule's verdict on a resolved path.
-struct Judged {
-    verdict: Verdict,
-    rule: Option<String>,
-    reason: String,
-    by: By,
-}
-
-impl Judged {
-    fn denied(self) -> Outcome {
-        Outcome::denied(self.by, self.rule, self.reason)
-    }
-}
-
 /// Resolves `path` and judges the file it names; `Err` when that already
 /// settles the request (it cannot be resolved, or is missing and not to be
 /// created).
@@ -464,29 +567,23 @@ fn judge_lookup(
     shared: &Shared,
     path: &Path,
     ask: &Ask<'_>,
-) -> Result<(Lookup, Judged), Box<Outcome>> {
+) -> Result<(Lookup, Decision), Box<Outcome>> {
     let want = ask.want();
     let lookup = match fsops::lookup_with(path, ask.nofollow) {
         Ok(l) => l,
         Err(e) => return Err(Box::new(refuse_or_error(shared, path, want, &e))),
     };
-    let (verdict, rule, reason, by) = judge(shared, lookup.real(), want);
-    let judged = Judged {
-        verdict,
-        rule,
-        reason,
-        by,
-    };
+    let decision = judge(shared, lookup.real(), want);
     if let (Lookup::Missing(_), false) = (&lookup, ask.create) {
         // Say "denied" where the policy denies, so a missing file there
         // is indistinguishable from a present one; else "not found".
-        if judged.verdict == Verdict::Deny {
-            return Err(Box::new(judged.denied()));
+        if decision.verdict == Verdict::Deny {
+            return Err(Box::new(decision.denied()));
         }
         let e = io::Error::from_raw_os_error(libc::ENOENT);
         return Err(Box::new(Outcome::io(path, &e)));
     }
-    Ok((lookup, judged))
+    Ok((lookup, decision))
 }
 
 /// Opens (or creates) the file judged and allowed; `None` when a file
@@ -584,10 +681,9 @@ fn kept_changing(path: &Path) -> Outcome {
 /// A path that cannot be resolved (a magic link, a loop, a permission
 /// error): denied if the policy denies its lexical form, else the error.
 fn refuse_or_error(shared: &Shared, path: &Path, want: Want, e: &io::Error) -> Outcome {
-    let lexical = fsops::normalize(path);
-    let (verdict, rule, reason, by) = judge(shared, &lexical, want);
-    if verdict == Verdict::Deny {
-        return Outcome::denied(by, rule, reason);
+    let decision = judge(shared, &fsops::normalize(path), want);
+    if decision.verdict == Verdict::Deny {
+        return decision.denied();
     }
     Outcome::io(path, e)
 }
@@ -603,7 +699,12 @@ fn query(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
         Some(lookup) => lookup.real().to_path_buf(),
         None => fsops::normalize(&path),
     };
-    let (verdict, rule, reason, by) = judge(shared, &real, want);
+    let Decision {
+        verdict,
+        by,
+        rule,
+        reason,
+    } = judge(shared, &real, want);
     // The answer an open would get: a directory that would not be served
     // is refused whatever the rule says.
     if let (Some(lookup), Verdict::Allow | Verdict::Ask) = (&lookup, verdict) {

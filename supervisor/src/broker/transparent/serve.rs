@@ -24,7 +24,7 @@ use super::view::SandboxView;
 use crate::audit::Op;
 use crate::broker::fsops;
 use crate::broker::guard::{self, Guard};
-use crate::broker::handler::{self, Ask, Asker, Now, Outcome};
+use crate::broker::handler::{self, Ask, Asker, Outcome, Settled, Step};
 use crate::broker::Shared;
 
 /// What every notification shares.
@@ -164,26 +164,26 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
         Err(Unreadable::Gone) => return,
         Err(Unreadable::Kernel) => return answer(&ctx.listener, notif.id, Reply::Kernel, None),
     };
-    let sandbox_allows = |real: &Path, write| ctx.view.allows(real, write);
-    let ask = request.ask();
-    match handler::open_path_now(&ctx.shared, &request.b.absolute, &ask, sandbox_allows) {
-        Now::Done(outcome) => return finish(ctx, &request, outcome),
+    let sandbox = |real: &Path, write| ctx.view.allows(real, write);
+    let (path, ask) = (&request.b.absolute, request.ask());
+    match handler::decide_and_open(&ctx.shared, path, &ask, &sandbox, None) {
+        Step::Done(outcome) => finish(ctx, &request, outcome),
         // Through symlinks, a file the sandbox allows after all.
-        Now::Sandbox => return answer(&ctx.listener, request.id, Reply::Kernel, None),
-        Now::Person => {}
+        Step::Sandbox => answer(&ctx.listener, request.id, Reply::Kernel, None),
+        person @ Step::Person(_) => {
+            let ctx2 = ctx.clone();
+            let task = async move {
+                let sandbox = |real: &Path, write| ctx2.view.allows(real, write);
+                let (asker, ask) = (request.asker(), request.ask());
+                let path = &request.b.absolute;
+                match handler::settle(&ctx2.shared, &asker, path, &ask, &sandbox, person).await {
+                    Settled::Done(outcome) => finish(&ctx2, &request, outcome),
+                    Settled::Sandbox => answer(&ctx2.listener, request.id, Reply::Kernel, None),
+                }
+            };
+            ctx.tracker.spawn_on(task, &ctx.runtime);
+        }
     }
-    let ctx2 = ctx.clone();
-    let task = async move {
-        let outcome = handler::open_path(
-            &ctx2.shared,
-            &request.asker(),
-            &request.b.absolute,
-            &request.ask(),
-        )
-        .await;
-        finish(&ctx2, &request, outcome);
-    };
-    ctx.tracker.spawn_on(task, &ctx.runtime);
 }
 
 /// Reads the call's arguments and decides whether the broker serves it
@@ -310,12 +310,8 @@ fn finish(ctx: &Context, request: &Request, mut outcome: Outcome) {
     let (asker, ask) = (request.asker(), request.ask());
     let op = if mkdir { Op::Mkdir } else { Op::Open };
     let record = handler::record(&asker, request.id, op, &ask, &mut outcome, request.started);
-    if let Some(audit) = &ctx.shared.audit {
-        if let Err(e) = audit.append(&record) {
-            // No record, no descriptor.
-            tracing::error!("audit: cannot append a record: {e}");
-            reply = Reply::Kernel;
-        }
+    if ctx.shared.record(&record).is_err() {
+        reply = Reply::Kernel;
     }
     answer(&ctx.listener, request.id, reply, Some(&request.b.call));
 }
