@@ -19,6 +19,7 @@
 
 pub mod approve;
 mod connection;
+mod decide;
 pub(crate) mod fsops;
 pub mod guard;
 mod handler;

@@ -36,8 +36,8 @@ use client_sdk::{Client, Error, OpenOptions};
 use policies::Verdict;
 use proto::{ErrorKind, ResponseBody};
 
+use super::decide::{ask_person, judge, Ask, Asker, Outcome, Pending};
 use super::fsops;
-use super::handler::{ask_person, judge, Ask, Asker, Outcome, Pending};
 use super::Shared;
 use crate::audit::By;
 

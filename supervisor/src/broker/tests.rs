@@ -11,9 +11,8 @@ use std::sync::Arc;
 
 use proto::{Access, ErrorKind, Request, RequestBody, ResponseBody};
 
-use super::handler::{
-    self, ask_person, decide_and_open, Ask, Asker, Outcome, Requester, Settled, Step,
-};
+use super::decide::{self, ask_person, decide_and_open, Ask, Asker, Outcome, Settled, Step};
+use super::handler::{self, Requester};
 use super::peer::Peer;
 use super::{Approvals, Shared};
 use crate::audit::{self, AuditLog, By, StartRecord};
@@ -206,7 +205,7 @@ fn the_driver_awaits_the_answer_then_opens_or_refuses() {
         let shared = fx.shared(allow, None);
         let first = decide_and_open(&shared, &path, &ask, &nothing, None);
         assert!(matches!(first, Step::Person(_)));
-        let settled = block_on(handler::settle(
+        let settled = block_on(decide::settle(
             &shared,
             &asker(),
             &path,

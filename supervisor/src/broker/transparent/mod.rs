@@ -16,7 +16,7 @@
 //!   with `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: the call runs in the kernel,
 //!   where Landlock and the mount view still decide;
 //! - anything else goes through the same resolve-decide-open core as SDK
-//!   requests (`handler::decide_and_open`): the file the rules (or a person)
+//!   requests (`decide::decide_and_open`): the file the rules (or a person)
 //!   allow is opened by the supervisor with exactly the access the call
 //!   asked for and placed in the program with `SECCOMP_IOCTL_NOTIF_ADDFD`
 //!   as the call's result; the decision is recorded first. What the rules

@@ -22,9 +22,9 @@ use super::target::{Target, Unreadable};
 use super::threads::{Source, Threads};
 use super::view::SandboxView;
 use crate::audit::Op;
+use crate::broker::decide::{self, Ask, Asker, Outcome, Settled, Step};
 use crate::broker::fsops;
 use crate::broker::guard::{self, Guard};
-use crate::broker::handler::{self, Ask, Asker, Outcome, Settled, Step};
 use crate::broker::Shared;
 
 /// What every notification shares.
@@ -166,7 +166,7 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
     };
     let sandbox = |real: &Path, write| ctx.view.allows(real, write);
     let (path, ask) = (&request.b.absolute, request.ask());
-    match handler::decide_and_open(&ctx.shared, path, &ask, &sandbox, None) {
+    match decide::decide_and_open(&ctx.shared, path, &ask, &sandbox, None) {
         Step::Done(outcome) => finish(ctx, &request, outcome),
         // Through symlinks, a file the sandbox allows after all.
         Step::Sandbox => answer(&ctx.listener, request.id, Reply::Kernel, None),
@@ -176,7 +176,7 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
                 let sandbox = |real: &Path, write| ctx2.view.allows(real, write);
                 let (asker, ask) = (request.asker(), request.ask());
                 let path = &request.b.absolute;
-                match handler::settle(&ctx2.shared, &asker, path, &ask, &sandbox, person).await {
+                match decide::settle(&ctx2.shared, &asker, path, &ask, &sandbox, person).await {
                     Settled::Done(outcome) => finish(&ctx2, &request, outcome),
                     Settled::Sandbox => answer(&ctx2.listener, request.id, Reply::Kernel, None),
                 }
@@ -309,7 +309,7 @@ fn finish(ctx: &Context, request: &Request, mut outcome: Outcome) {
     };
     let (asker, ask) = (request.asker(), request.ask());
     let op = if mkdir { Op::Mkdir } else { Op::Open };
-    let record = handler::record(&asker, request.id, op, &ask, &mut outcome, request.started);
+    let record = decide::record(&asker, request.id, op, &ask, &mut outcome, request.started);
     if ctx.shared.record(&record).is_err() {
         reply = Reply::Kernel;
     }
