@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use sandbox_child::connector::{self, Kind, MAX_ADDR, REQUEST_SIZE};
 
-use super::serve::Context;
+use super::context::Context;
 use super::stacked;
 use super::target::{Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};

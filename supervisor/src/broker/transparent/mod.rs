@@ -60,6 +60,7 @@
 
 pub(crate) mod call;
 pub(crate) mod connect;
+mod context;
 mod notif;
 mod serve;
 pub(crate) mod socket;
@@ -84,7 +85,7 @@ pub use view::SandboxView;
 
 use super::Shared;
 
-use serve::Context;
+use context::Context;
 
 /// Receives the listener the child sent on `sock` before exec (so, after
 /// the launch pipe's end of file, it is already queued).

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use proto::{Access, ResponseBody};
-use tokio_util::task::TaskTracker;
 
 use super::call::{self, OpenCall};
+use super::context::Context;
 use super::notif::{Listener, Notif};
 use super::stacked;
 use super::target::{Target, Unreadable};
@@ -24,29 +24,7 @@ use super::view::SandboxView;
 use crate::audit::Op;
 use crate::broker::decide::{self, Ask, Asker, Outcome, Settled, Step};
 use crate::broker::fsops;
-use crate::broker::guard::{self, Guard};
-use crate::broker::Shared;
-
-/// What every notification shares.
-pub struct Context {
-    pub shared: Arc<Shared>,
-    pub listener: Listener,
-    pub view: SandboxView,
-    pub runtime: tokio::runtime::Handle,
-    pub tracker: TaskTracker,
-    /// The supervisor's end of the connector's socket (`connect.rs`).
-    pub connector: Option<OwnedFd>,
-    /// The program's seccomp filters at exec: a thread under more is in a
-    /// stacked sandbox (`stacked.rs`).
-    pub filters_at_exec: u32,
-    /// Judges and makes every call that writes or makes a name.
-    pub guard: Guard,
-    /// Transparent brokering; without it only the guard's calls come here.
-    pub brokering: bool,
-    /// The person has been told the program tried to reach the network
-    /// (`socket.rs`).
-    pub network_told: std::sync::atomic::AtomicBool,
-}
+use crate::broker::guard;
 
 /// A call the broker serves: its arguments, read once.
 struct Brokered {

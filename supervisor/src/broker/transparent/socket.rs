@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::serve::Context;
+use super::context::Context;
 use super::target::Target;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 
