@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use policies::{Verdict, Want};
-use proto::{Access, ErrorKind, ResponseBody};
+use proto::{Access, ErrorKind, OpenFlags, ResponseBody};
 
 use super::fsops::{self, Kind, Lookup, Mode, Resolved};
 use super::sandbox_view::NotServed;
@@ -33,22 +33,27 @@ pub struct Asker<'a> {
     pub via: audit::Via,
 }
 
-/// An open or query, flattened.
+/// An open or query: the path, the access, and the flags.
 pub struct Ask<'a> {
     pub path: &'a [u8],
     pub access: Access,
-    pub create: bool,
-    pub truncate: bool,
-    pub append: bool,
-    pub directory: bool,
-    pub mode: u32,
+    /// What every open carries, from the SDK or the program's own call.
+    pub flags: OpenFlags,
+    /// What only the program's own call says (transparent brokering).
+    pub call: CallFlags,
+}
+
+/// The flags of a program's own `open` or `mkdir` that an SDK request never
+/// carries, apart from [`OpenFlags`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallFlags {
     /// `O_CREAT|O_EXCL`: an existing file is `EEXIST`, not opened.
     pub exclusive: bool,
     /// `O_NOFOLLOW`: a symlink as the last component is not followed.
     pub nofollow: bool,
     /// `O_SYNC` / `O_DSYNC`, as asked.
     pub sync: i32,
-    /// `mode` is final (the requester's umask applied): see
+    /// The flags' `mode` is final (the requester's umask applied): see
     /// [`Mode::exact_perm`].
     pub exact_perm: bool,
     /// Make a directory rather than a file (transparent `mkdir`).
@@ -61,21 +66,13 @@ impl<'a> Ask<'a> {
         Ask {
             path,
             access,
-            create: false,
-            truncate: false,
-            append: false,
-            directory: false,
-            mode: 0,
-            exclusive: false,
-            nofollow: false,
-            sync: 0,
-            exact_perm: false,
-            mkdir: false,
+            flags: OpenFlags::default(),
+            call: CallFlags::default(),
         }
     }
 
     pub fn writes(&self) -> bool {
-        self.access.wants_write() || self.create || self.truncate || self.append
+        self.access.wants_write() || self.flags.writes()
     }
 
     pub(super) fn want(&self) -> Want {
@@ -90,12 +87,12 @@ impl<'a> Ask<'a> {
         Mode {
             read: self.access.wants_read(),
             write: self.access.wants_write(),
-            append: self.append,
-            truncate: self.truncate,
-            directory: self.directory,
-            sync: self.sync,
-            exact_perm: self.exact_perm,
-            mkdir: self.mkdir,
+            append: self.flags.append,
+            truncate: self.flags.truncate,
+            directory: self.flags.directory,
+            sync: self.call.sync,
+            exact_perm: self.call.exact_perm,
+            mkdir: self.call.mkdir,
         }
     }
 }
@@ -180,12 +177,7 @@ pub fn record(
         path_asked: PathBuf::from(OsStr::from_bytes(ask.path)),
         path_opened: outcome.opened.take(),
         access: ask.access.into(),
-        flags: audit::Flags {
-            create: ask.create,
-            truncate: ask.truncate,
-            append: ask.append,
-            directory: ask.directory,
-        },
+        flags: ask.flags.into(),
         decision,
         by: outcome.by,
         rule: outcome.rule.take(),
@@ -423,7 +415,7 @@ pub(super) async fn ask_person(
 /// ([`fsops::open_plain`]). `None` for anything else, which takes the long
 /// way: resolve, judge the real path, reopen.
 fn open_plain(shared: &Shared, path: &Path, ask: &Ask<'_>) -> Option<Outcome> {
-    if ask.create {
+    if ask.flags.create {
         return None;
     }
     let lexical = fsops::normalize(path);
@@ -468,12 +460,12 @@ fn judge_lookup(
     ask: &Ask<'_>,
 ) -> Result<(Lookup, Decision), Box<Outcome>> {
     let want = ask.want();
-    let lookup = match fsops::lookup_with(path, ask.nofollow) {
+    let lookup = match fsops::lookup_with(path, ask.call.nofollow) {
         Ok(l) => l,
         Err(e) => return Err(Box::new(refuse_or_error(shared, path, want, &e))),
     };
     let decision = judge(shared, lookup.real(), want);
-    if let (Lookup::Missing(_), false) = (&lookup, ask.create) {
+    if let (Lookup::Missing(_), false) = (&lookup, ask.flags.create) {
         // Say "denied" where the policy denies, so a missing file there
         // is indistinguishable from a present one; else "not found".
         if decision.verdict == Verdict::Deny {
@@ -497,7 +489,7 @@ fn open_judged(
 ) -> Option<Outcome> {
     let real = lookup.real().to_path_buf();
     let opened = match lookup {
-        Lookup::Found(_) if ask.exclusive => Err(io::Error::from_raw_os_error(libc::EEXIST)),
+        Lookup::Found(_) if ask.call.exclusive => Err(io::Error::from_raw_os_error(libc::EEXIST)),
         Lookup::Found(found) if found.kind == Kind::Directory && !ask.writes() => {
             match open_directory(shared, found, ask) {
                 Ok(fd) => Ok(fd),
@@ -514,7 +506,7 @@ fn open_judged(
                 within.as_deref().map(|fd| fd.as_fd()),
             )
         }),
-        Lookup::Missing(missing) => match fsops::create(missing, ask.open_mode(), ask.mode) {
+        Lookup::Missing(missing) => match fsops::create(missing, ask.open_mode(), ask.flags.mode) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return None,
             other => other,
         },

@@ -45,19 +45,11 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
         RequestBody::Open {
             path,
             access,
-            create,
-            truncate,
-            append,
-            directory,
-            mode,
+            flags,
         } => (
             Op::Open,
             Ask {
-                create: *create,
-                truncate: *truncate,
-                append: *append,
-                directory: *directory,
-                mode: *mode,
+                flags: *flags,
                 ..Ask::plain(path, *access)
             },
         ),
@@ -92,10 +84,11 @@ pub async fn handle(shared: &Shared, who: &Requester<'_>, request: &Request) -> 
 
 /// Checks the flags make sense together, as open(2) would.
 fn malformed(ask: &Ask<'_>) -> Option<String> {
-    if (ask.truncate || ask.append) && !ask.access.wants_write() {
+    let flags = &ask.flags;
+    if (flags.truncate || flags.append) && !ask.access.wants_write() {
         return Some("truncate and append need write access".into());
     }
-    if ask.directory && (ask.create || ask.access.wants_write()) {
+    if flags.directory && (flags.create || ask.access.wants_write()) {
         return Some("a directory can only be opened for reading".into());
     }
     None

@@ -98,7 +98,7 @@ pub async fn forward(
     let Some(outer) = &shared.outer else {
         return own;
     };
-    if !out_of_reach(&own) || ask.directory || ask.mkdir {
+    if !out_of_reach(&own) || ask.flags.directory || ask.call.mkdir {
         return own;
     }
     let lexical = fsops::normalize(path);
@@ -169,10 +169,10 @@ fn options(ask: &Ask<'_>) -> OpenOptions {
     options
         .read(ask.access.wants_read())
         .write(ask.access.wants_write())
-        .append(ask.append)
-        .truncate(ask.truncate)
-        .create(ask.create)
-        .mode(ask.mode);
+        .append(ask.flags.append)
+        .truncate(ask.flags.truncate)
+        .create(ask.flags.create)
+        .mode(ask.flags.mode);
     options
 }
 

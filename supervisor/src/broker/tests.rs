@@ -9,7 +9,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use proto::{Access, ErrorKind, Request, RequestBody, ResponseBody};
+use proto::{Access, ErrorKind, OpenFlags, Request, RequestBody, ResponseBody};
 
 use super::decide::{self, ask_person, decide_and_open, Ask, Asker, Outcome, Settled, Step};
 use super::handler::{self, Requester};
@@ -264,11 +264,7 @@ fn a_decision_that_cannot_be_recorded_opens_nothing() {
         body: RequestBody::Open {
             path: bytes(&fx.path("allowed")).to_vec(),
             access: Access::Read,
-            create: false,
-            truncate: false,
-            append: false,
-            directory: false,
-            mode: 0,
+            flags: OpenFlags::default(),
         },
     };
     let shared = Arc::new(fx.shared(false, Some(fx.audit())));

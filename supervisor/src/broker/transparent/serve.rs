@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use proto::{Access, ResponseBody};
+use proto::{Access, OpenFlags, ResponseBody};
 
 use super::call::{self, OpenCall};
 use super::context::Context;
@@ -22,7 +22,7 @@ use super::target::{Target, Unreadable};
 use super::threads::{Source, Threads};
 use super::view::SandboxView;
 use crate::audit::Op;
-use crate::broker::decide::{self, Ask, Asker, Outcome, Settled, Step};
+use crate::broker::decide::{self, Ask, Asker, CallFlags, Outcome, Settled, Step};
 use crate::broker::fsops;
 use crate::broker::guard;
 
@@ -53,16 +53,20 @@ impl Request {
         Ask {
             path: &self.b.asked,
             access: self.access,
-            create: call.create(),
-            truncate: call.truncate(),
-            append: call.append(),
-            directory: call.directory(),
-            mode: self.mode,
-            exclusive: call.exclusive(),
-            nofollow: call.nofollow(),
-            sync: call.sync_flags(),
-            exact_perm: true,
-            mkdir: call.mkdir(),
+            flags: OpenFlags {
+                create: call.create(),
+                truncate: call.truncate(),
+                append: call.append(),
+                directory: call.directory(),
+                mode: self.mode,
+            },
+            call: CallFlags {
+                exclusive: call.exclusive(),
+                nofollow: call.nofollow(),
+                sync: call.sync_flags(),
+                exact_perm: true,
+                mkdir: call.mkdir(),
+            },
         }
     }
 
