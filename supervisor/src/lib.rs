@@ -24,7 +24,7 @@ mod phase;
 mod policy_files;
 pub mod prompt;
 mod quarantine;
-mod session;
 mod session_dir;
+mod supervise;
 pub mod tty;
 mod xdg;
