@@ -9,11 +9,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use policies::{NetPolicy, Policy, Vars};
 
+use super::run_args::{Approve, RunArgs};
 use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
 use crate::broker::{Approvals, Broker, Shared};
 use crate::cgroup::{self, SessionCgroup};
-use crate::cli::{Approve, RunArgs};
 use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
 use crate::quarantine;
