@@ -14,6 +14,7 @@ use std::time::Instant;
 use policies::{Verdict, Want};
 use proto::{Access, ErrorKind, OpenFlags, ResponseBody};
 
+pub use super::fsops::CallFlags;
 use super::fsops::{self, Kind, Lookup, Mode, Resolved};
 use super::sandbox_view::NotServed;
 use super::Shared;
@@ -43,23 +44,6 @@ pub struct Ask<'a> {
     pub call: CallFlags,
 }
 
-/// The flags of a program's own `open` or `mkdir` that an SDK request never
-/// carries, apart from [`OpenFlags`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CallFlags {
-    /// `O_CREAT|O_EXCL`: an existing file is `EEXIST`, not opened.
-    pub exclusive: bool,
-    /// `O_NOFOLLOW`: a symlink as the last component is not followed.
-    pub nofollow: bool,
-    /// `O_SYNC` / `O_DSYNC`, as asked.
-    pub sync: i32,
-    /// The flags' `mode` is final (the requester's umask applied): see
-    /// [`Mode::exact_perm`].
-    pub exact_perm: bool,
-    /// Make a directory rather than a file (transparent `mkdir`).
-    pub mkdir: bool,
-}
-
 impl<'a> Ask<'a> {
     /// `path` with `access` and no flag: a query, or the base of an open.
     pub fn plain(path: &'a [u8], access: Access) -> Ask<'a> {
@@ -87,12 +71,8 @@ impl<'a> Ask<'a> {
         Mode {
             read: self.access.wants_read(),
             write: self.access.wants_write(),
-            append: self.flags.append,
-            truncate: self.flags.truncate,
-            directory: self.flags.directory,
-            sync: self.call.sync,
-            exact_perm: self.call.exact_perm,
-            mkdir: self.call.mkdir,
+            flags: self.flags,
+            call: self.call,
         }
     }
 }
