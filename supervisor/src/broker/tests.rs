@@ -249,24 +249,63 @@ fn a_file_the_sandbox_allows_is_left_to_it() {
     assert!(matches!(refused.body, ResponseBody::Denied { .. }));
 }
 
+/// The process itself, as a connection's peer.
+fn own_peer() -> Peer {
+    let (ours, _theirs) = proto::socket::seqpacket_pair().unwrap();
+    Peer::of(ours.as_fd()).unwrap()
+}
+
+/// An SDK request to read `path`.
+fn read_request(path: &Path) -> Request {
+    Request {
+        id: 7,
+        body: RequestBody::Open {
+            path: bytes(path).to_vec(),
+            access: Access::Read,
+            flags: OpenFlags::default(),
+        },
+    }
+}
+
 #[test]
-fn a_decision_that_cannot_be_recorded_opens_nothing() {
+fn the_refusal_summary_names_what_protects_a_path() {
     let fx = Fixture::new();
-    let (ours, theirs) = proto::socket::seqpacket_pair().unwrap();
-    let peer = Peer::of(ours.as_fd()).unwrap();
-    drop(theirs);
+    let shared = fx.shared(false, Some(fx.audit()));
+    let peer = own_peer();
     let who = Requester {
         peer: &peer,
         client: "test",
     };
-    let request = Request {
-        id: 7,
-        body: RequestBody::Open {
-            path: bytes(&fx.path("allowed")).to_vec(),
-            access: Access::Read,
-            flags: OpenFlags::default(),
-        },
+    for name in ["kept", "denied"] {
+        let handled = block_on(handler::handle(
+            &shared,
+            &who,
+            &read_request(&fx.path(name)),
+        ));
+        assert!(
+            matches!(handled.body, ResponseBody::Denied { .. }),
+            "{name}"
+        );
+    }
+    let refused = shared.audit.as_ref().unwrap().refused();
+    assert_eq!(refused.len(), 2);
+    // Protected: no rule of the policy's, so its reason (which no flag lifts).
+    assert_eq!(refused[0].by, By::Protected);
+    assert_eq!(refused[0].rule.as_deref(), Some("deny (the policy's)"));
+    // Control: a rule's refusal names the rule.
+    assert_eq!(refused[1].by, By::Rule);
+    assert!(refused[1].rule.as_deref().unwrap().starts_with("deny "));
+}
+
+#[test]
+fn a_decision_that_cannot_be_recorded_opens_nothing() {
+    let fx = Fixture::new();
+    let peer = own_peer();
+    let who = Requester {
+        peer: &peer,
+        client: "test",
     };
+    let request = read_request(&fx.path("allowed"));
     let shared = Arc::new(fx.shared(false, Some(fx.audit())));
     // Control: recorded, and served.
     let handled = block_on(handler::handle(&shared, &who, &request));
