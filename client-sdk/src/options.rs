@@ -4,7 +4,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use proto::{Access, RequestBody};
+use proto::{Access, OpenFlags, RequestBody};
 
 /// How to open a file through the broker; a builder like
 /// [`std::fs::OpenOptions`], with the same rules.
@@ -23,11 +23,8 @@ use proto::{Access, RequestBody};
 pub struct OpenOptions {
     read: bool,
     write: bool,
-    append: bool,
-    truncate: bool,
-    create: bool,
-    directory: bool,
-    mode: u32,
+    /// Sent as they are ([`proto::OpenFlags`]).
+    flags: OpenFlags,
 }
 
 impl Default for OpenOptions {
@@ -42,11 +39,10 @@ impl OpenOptions {
         OpenOptions {
             read: false,
             write: false,
-            append: false,
-            truncate: false,
-            create: false,
-            directory: false,
-            mode: 0o666,
+            flags: OpenFlags {
+                mode: 0o666,
+                ..OpenFlags::default()
+            },
         }
     }
 
@@ -64,54 +60,55 @@ impl OpenOptions {
 
     /// `O_APPEND`; implies write access, as in std.
     pub fn append(&mut self, append: bool) -> &mut OpenOptions {
-        self.append = append;
+        self.flags.append = append;
         self
     }
 
     /// `O_TRUNC`; needs write access (and not append).
     pub fn truncate(&mut self, truncate: bool) -> &mut OpenOptions {
-        self.truncate = truncate;
+        self.flags.truncate = truncate;
         self
     }
 
     /// `O_CREAT`; needs write or append access.
     pub fn create(&mut self, create: bool) -> &mut OpenOptions {
-        self.create = create;
+        self.flags.create = create;
         self
     }
 
     /// `O_DIRECTORY`: the path must be a directory; read access only.
     pub fn directory(&mut self, directory: bool) -> &mut OpenOptions {
-        self.directory = directory;
+        self.flags.directory = directory;
         self
     }
 
     /// Permission bits for a created file (before the umask of the broker's
     /// open); at most `0o7777`.
     pub fn mode(&mut self, mode: u32) -> &mut OpenOptions {
-        self.mode = mode;
+        self.flags.mode = mode;
         self
     }
 
     /// The access mode these options ask for, or `InvalidInput` as
     /// `std::fs::OpenOptions::open` would give.
     pub fn access(&self) -> io::Result<Access> {
-        let access = match (self.read, self.write || self.append) {
+        let f = &self.flags;
+        let access = match (self.read, self.write || f.append) {
             (true, false) => Access::Read,
             (false, true) => Access::Write,
             (true, true) => Access::ReadWrite,
             (false, false) => return Err(invalid("no access mode: set read, write or append")),
         };
-        if !access.wants_write() && (self.truncate || self.create) {
+        if !access.wants_write() && (f.truncate || f.create) {
             return Err(invalid("create and truncate need write or append access"));
         }
-        if self.append && self.truncate {
+        if f.append && f.truncate {
             return Err(invalid("truncate and append cannot be combined"));
         }
-        if self.directory && access != Access::Read {
+        if f.directory && access != Access::Read {
             return Err(invalid("a directory can only be opened for reading"));
         }
-        if self.mode & !0o7777 != 0 {
+        if f.mode & !0o7777 != 0 {
             return Err(invalid("mode has bits above 0o7777"));
         }
         Ok(access)
@@ -125,11 +122,7 @@ impl OpenOptions {
         Ok(RequestBody::Open {
             path: path_bytes(path),
             access,
-            create: self.create,
-            truncate: self.truncate,
-            append: self.append,
-            directory: self.directory,
-            mode: self.mode,
+            flags: self.flags,
         })
     }
 }
@@ -218,11 +211,13 @@ mod tests {
             RequestBody::Open {
                 path: b"rel/\xff.txt".to_vec(),
                 access: Access::Write,
-                create: true,
-                truncate: false,
-                append: true,
-                directory: false,
-                mode: 0o640,
+                flags: OpenFlags {
+                    create: true,
+                    truncate: false,
+                    append: true,
+                    directory: false,
+                    mode: 0o640,
+                },
             }
         );
     }

@@ -108,6 +108,7 @@ mod print;
 mod protect;
 mod raw;
 mod resolve;
+mod rule;
 mod size;
 mod spec;
 mod vars;
@@ -115,7 +116,7 @@ mod vars;
 #[cfg(test)]
 mod tests;
 
-pub use broker::{literal_pattern, BrokerPolicy, BrokerRule, Decision, Verdict, Want};
+pub use broker::{BrokerPolicy, BrokerRule, Decision};
 pub use deny_walk::{WalkStats, MAX_ENTRIES, MAX_MATCHES};
 pub use error::{Location, PolicyError};
 pub use load::{load, load_str, read_policy_file, MAX_POLICY_BYTES};
@@ -125,6 +126,7 @@ pub use net::{
 };
 pub use protect::{Protect, ProtectRule};
 pub use resolve::FsRule;
+pub use rule::{literal_pattern, Verdict, Want};
 pub use spec::PolicySpec;
 pub use vars::Vars;
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::broker::BrokerPolicy;
+pub use crate::net::NetPolicy;
 
 /// A fully resolved policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,25 +71,6 @@ pub struct FsPolicy {
     /// only the canonical trees, recreates them so that the name the policy
     /// used works inside too; the trees they lead to are decided as usual.
     pub links: Vec<(PathBuf, PathBuf)>,
-}
-
-/// Network access.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum NetPolicy {
-    /// No sockets but AF_UNIX.
-    #[default]
-    None,
-    /// Unrestricted.
-    All,
-    /// TCP only, to these ports; no UDP, no raw sockets.
-    Tcp {
-        connect: BTreeSet<u16>,
-        bind: BTreeSet<u16>,
-    },
-    /// A network namespace of the program's own with loopback only; the way
-    /// out is sluice's proxy, to the hosts these rules allow (or a person
-    /// allows when asked).
-    Hosts(crate::net::HostPolicy),
 }
 
 /// Resource limits; `None` leaves the inherited limit alone.

@@ -7,9 +7,26 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::model::NetPolicy;
-
 const EXPECTED: &str = "expected none, all, or tcp:PORTS such as tcp:443,8080,bind:8000";
+
+/// Network access.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NetPolicy {
+    /// No sockets but AF_UNIX.
+    #[default]
+    None,
+    /// Unrestricted.
+    All,
+    /// TCP only, to these ports; no UDP, no raw sockets.
+    Tcp {
+        connect: BTreeSet<u16>,
+        bind: BTreeSet<u16>,
+    },
+    /// A network namespace of the program's own with loopback only; the way
+    /// out is sluice's proxy, to the hosts these rules allow (or a person
+    /// allows when asked).
+    Hosts(HostPolicy),
+}
 
 impl FromStr for NetPolicy {
     type Err = String;

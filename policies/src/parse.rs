@@ -9,7 +9,8 @@ use toml::Spanned;
 use crate::error::{Location, PolicyError};
 use crate::model::Limits;
 use crate::raw::{RawPath, RawPolicy};
-use crate::spec::{BrokerList, EnvValue, FsList, PathEntry, PatternEntry, PolicySpec};
+use crate::rule::BrokerList;
+use crate::spec::{EnvValue, FsList, PathEntry, PatternEntry, PolicySpec};
 
 /// A policy file's own content, and what it extends.
 pub(crate) struct Parsed {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{Layer, NetPolicy, Policy};
 use crate::resolve::GLOB_CHARS;
+use crate::rule::BrokerList;
 use crate::size::format_size;
-use crate::spec::BrokerList;
 
 impl Policy {
     /// The resolved policy as a self-contained policy file: canonical paths,
@@ -213,14 +213,14 @@ fn write_list(out: &mut String, key: &str, quoted: impl Iterator<Item = String>)
 
 /// A path as a TOML string that reads back as the same path: `$` doubled,
 /// and, where the last component would be taken for a glob, that component
-/// escaped as a glob that matches only itself ([`crate::broker::escape`]).
+/// escaped as a glob that matches only itself ([`crate::rule::escape`]).
 fn quote_path(path: &Path, escape_globs: bool) -> String {
     let text = path.to_string_lossy().replace('$', "$$");
     let (dir, last) = text.rsplit_once('/').unwrap_or(("", &text));
     if !escape_globs || !last.contains(GLOB_CHARS) {
         return quote(&text);
     }
-    quote(&format!("{dir}/{}", crate::broker::escape(last)))
+    quote(&format!("{dir}/{}", crate::rule::escape(last)))
 }
 
 /// A bare key where TOML allows one, else a quoted key.

@@ -30,8 +30,9 @@ use std::sync::OnceLock;
 
 use globset::{Glob, GlobMatcher};
 
-use crate::broker::pattern::{compile, escape, literal_value, Pattern};
+use crate::broker::pattern::{compile, literal_value, Pattern};
 use crate::error::{Location, PolicyError};
+use crate::rule::escape;
 use crate::spec::{PatternEntry, PolicySpec};
 use crate::vars::Vars;
 
@@ -538,7 +539,7 @@ fn resolve_entry_in(
         message,
     };
     let (except, written) = split_except(&entry.written);
-    let text = crate::broker::resolve::substitute(vars, written, entry, &key)?;
+    let text = vars.substitute_pattern_at(written, &entry.location, &key)?;
     let text = canonical_prefix(&text);
     rule_in(list, &text, written, except, Some(entry.location.clone())).map_err(invalid)
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobBuilder;
 
-use crate::broker::resolve_broker;
+use crate::broker::resolve::resolve_broker;
 use crate::error::{Location, PolicyError};
 use crate::model::{EnvPolicy, FsPolicy, Layers, Nested, Policy};
 use crate::spec::{FsList, PathEntry, PolicySpec};

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::broker::Verdict;
 use crate::error::Location;
 use crate::model::{Layer, Limits, Nested, NetPolicy, Ptrace};
+use crate::rule::BrokerList;
 
 /// One of the lists of `[filesystem]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,66 +46,6 @@ impl FsList {
     /// missing, and its last component may be a glob.
     pub(crate) fn narrows(self) -> bool {
         matches!(self, FsList::ReadOnly | FsList::Deny)
-    }
-}
-
-/// One of the lists of `[broker]`, in the order rules are kept and printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BrokerList {
-    Allow,
-    AllowWrite,
-    Ask,
-    AskWrite,
-    Deny,
-}
-
-impl BrokerList {
-    pub(crate) const ALL: [BrokerList; 5] = [
-        BrokerList::Allow,
-        BrokerList::AllowWrite,
-        BrokerList::Ask,
-        BrokerList::AskWrite,
-        BrokerList::Deny,
-    ];
-
-    /// The key in a policy file, within `[broker]`.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            BrokerList::Allow => "allow",
-            BrokerList::AllowWrite => "allow_write",
-            BrokerList::Ask => "ask",
-            BrokerList::AskWrite => "ask_write",
-            BrokerList::Deny => "deny",
-        }
-    }
-
-    /// The dotted key named in error messages.
-    pub(crate) fn key(self) -> String {
-        format!("broker.{}", self.name())
-    }
-
-    pub(crate) fn verdict(self) -> Verdict {
-        match self {
-            BrokerList::Allow | BrokerList::AllowWrite => Verdict::Allow,
-            BrokerList::Ask | BrokerList::AskWrite => Verdict::Ask,
-            BrokerList::Deny => Verdict::Deny,
-        }
-    }
-
-    /// Whether a request that writes may be served (or asked) under this list.
-    pub(crate) fn grants_write(self) -> bool {
-        matches!(self, BrokerList::AllowWrite | BrokerList::AskWrite)
-    }
-
-    /// The list a rule came from.
-    pub(crate) fn of(verdict: Verdict, grants_write: bool) -> BrokerList {
-        match (verdict, grants_write) {
-            (Verdict::Allow, false) => BrokerList::Allow,
-            (Verdict::Allow, true) => BrokerList::AllowWrite,
-            (Verdict::Ask, false) => BrokerList::Ask,
-            (Verdict::Ask, true) => BrokerList::AskWrite,
-            (Verdict::Deny, _) => BrokerList::Deny,
-        }
     }
 }
 

@@ -3,6 +3,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Location, PolicyError};
+
 /// The values of the variables a policy may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vars {
@@ -53,11 +55,40 @@ impl Vars {
             let value = value
                 .to_str()
                 .ok_or_else(|| VarError::NotText(written.to_string()))?;
-            out.push(crate::broker::escape(value));
+            out.push(crate::rule::escape(value));
             Ok(())
         })?;
         // Every piece pushed was a `str`.
         Ok(substituted.into_string().expect("pattern pieces are UTF-8"))
+    }
+
+    /// [`substitute_pattern`](Vars::substitute_pattern) for a pattern
+    /// written at `location` under `key`: an unknown or malformed variable,
+    /// or one whose value is not text, is an error naming the file, line
+    /// and key.
+    pub(crate) fn substitute_pattern_at(
+        &self,
+        written: &str,
+        location: &Location,
+        key: &str,
+    ) -> Result<String, PolicyError> {
+        let invalid = |message: String| PolicyError::InvalidValue {
+            location: location.clone(),
+            key: key.to_owned(),
+            message,
+        };
+        self.substitute_pattern(written)
+            .map_err(|error| match error {
+                VarError::Unknown(variable) => PolicyError::UnknownVariable {
+                    location: location.clone(),
+                    key: key.to_owned(),
+                    variable,
+                },
+                VarError::Malformed(message) => invalid(message),
+                VarError::NotText(variable) => invalid(format!(
+                    "the value of '{variable}' is not valid UTF-8, which a pattern must be"
+                )),
+            })
     }
 
     /// Substitutes, inserting each value with `push(out, value, written)`.

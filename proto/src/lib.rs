@@ -117,6 +117,6 @@ pub mod socket;
 
 pub use frame::{FrameError, MAX_FRAME_LEN};
 pub use messages::{
-    Access, ClientMessage, ErrorKind, PathBytes, PolicySummary, Request, RequestBody, Response,
-    ResponseBody, ServerMessage, PROTOCOL_VERSION,
+    Access, ClientMessage, ErrorKind, OpenFlags, PathBytes, PolicySummary, Request, RequestBody,
+    Response, ResponseBody, ServerMessage, PROTOCOL_VERSION,
 };

@@ -111,16 +111,9 @@ pub enum RequestBody {
         path: PathBytes,
         /// Requested access mode.
         access: Access,
-        /// `O_CREAT`.
-        create: bool,
-        /// `O_TRUNC`.
-        truncate: bool,
-        /// `O_APPEND`.
-        append: bool,
-        /// `O_DIRECTORY`.
-        directory: bool,
-        /// Permission bits for a created file (as for `open(2)`, before umask).
-        mode: u32,
+        /// The rest of `open(2)`'s flags (encoded in place: the frame is
+        /// the same as with each flag a field of its own).
+        flags: OpenFlags,
     },
     /// Ask whether an `Open` of `path` with `access` would be allowed,
     /// without opening anything. Answered by [`ResponseBody::Allowed`] or
@@ -142,6 +135,33 @@ impl RequestBody {
             RequestBody::Open { path, .. } | RequestBody::Query { path, .. } => Some(path),
             RequestBody::Ping => None,
         }
+    }
+}
+
+/// What an open asks of `open(2)` besides its access mode: one type for
+/// the wire, the SDK's `OpenOptions`, the broker's requests and the audit
+/// record. What only the supervisor's transparent brokering knows of a call
+/// (`O_EXCL`, `O_NOFOLLOW`, `O_SYNC`, a `mkdir`) stays apart, in the
+/// supervisor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OpenFlags {
+    /// `O_CREAT`.
+    pub create: bool,
+    /// `O_TRUNC`.
+    pub truncate: bool,
+    /// `O_APPEND`.
+    pub append: bool,
+    /// `O_DIRECTORY`.
+    pub directory: bool,
+    /// Permission bits for a created file (as for `open(2)`, before umask).
+    pub mode: u32,
+}
+
+impl OpenFlags {
+    /// Whether the flags change the file whatever the access: creating,
+    /// truncating or appending.
+    pub fn writes(&self) -> bool {
+        self.create || self.truncate || self.append
     }
 }
 
@@ -271,11 +291,12 @@ mod tests {
                     // Not UTF-8 on purpose: paths are bytes.
                     path: b"/tmp/\xff\xfe/x".to_vec(),
                     access,
-                    create: true,
-                    truncate: false,
-                    append: true,
-                    directory: false,
-                    mode: 0o644,
+                    flags: OpenFlags {
+                        create: true,
+                        append: true,
+                        mode: 0o644,
+                        ..OpenFlags::default()
+                    },
                 },
             }));
             out.push(ClientMessage::Request(Request {
@@ -389,11 +410,10 @@ mod tests {
         let open = RequestBody::Open {
             path: b"/a".to_vec(),
             access: Access::Read,
-            create: false,
-            truncate: false,
-            append: false,
-            directory: true,
-            mode: 0,
+            flags: OpenFlags {
+                directory: true,
+                ..OpenFlags::default()
+            },
         };
         assert_eq!(open.path(), Some(&b"/a"[..]));
         assert_eq!(RequestBody::Ping.path(), None);
@@ -428,5 +448,25 @@ mod tests {
         });
         assert_eq!(encode(&err).unwrap(), [5, 0, 0, 0, 2, 1, 3, 5, 0]);
         assert_eq!(encode(&ClientMessage::Connect).unwrap(), [1, 0, 0, 0, 2]);
+        // An open's flags are one struct, encoded in place: the frame is
+        // the one of the flags as fields of `Open` (path, access, create,
+        // truncate, append, directory, mode).
+        let open = ClientMessage::Request(Request {
+            id: 5,
+            body: RequestBody::Open {
+                path: b"/a".to_vec(),
+                access: Access::Write,
+                flags: OpenFlags {
+                    create: true,
+                    append: true,
+                    mode: 0o640,
+                    ..OpenFlags::default()
+                },
+            },
+        });
+        let payload = [1, 5, 0, 2, b'/', b'a', 1, 1, 0, 1, 0, 0xa0, 0x03];
+        let mut frame = vec![payload.len() as u8, 0, 0, 0];
+        frame.extend_from_slice(&payload);
+        assert_eq!(encode(&open).unwrap(), frame);
     }
 }

@@ -7,8 +7,8 @@
 use proptest::prelude::*;
 use proto::frame::{self, FrameError, HEADER_LEN, MAX_FRAME_LEN};
 use proto::{
-    Access, ClientMessage, ErrorKind, PolicySummary, Request, RequestBody, Response, ResponseBody,
-    ServerMessage,
+    Access, ClientMessage, ErrorKind, OpenFlags, PolicySummary, Request, RequestBody, Response,
+    ResponseBody, ServerMessage,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -71,11 +71,12 @@ fn seeds() -> Vec<Vec<u8>> {
             body: RequestBody::Open {
                 path: b"/home/u/\xff.txt".to_vec(),
                 access,
-                create: true,
-                truncate: true,
-                append: false,
-                directory: false,
-                mode: 0o600,
+                flags: OpenFlags {
+                    create: true,
+                    truncate: true,
+                    mode: 0o600,
+                    ..OpenFlags::default()
+                },
             },
         })
     };

@@ -9,6 +9,7 @@
 //! killed by signal N, and for sluice's own failures [`exit::ERROR`] (125),
 //! [`exit::CANNOT_EXECUTE`] (126) and [`exit::NOT_FOUND`] (127).
 
+pub mod approval;
 pub mod audit;
 pub mod broker;
 mod cgroup;
@@ -23,7 +24,7 @@ mod phase;
 mod policy_files;
 pub mod prompt;
 mod quarantine;
-mod session;
 mod session_dir;
+mod supervise;
 pub mod tty;
 mod xdg;

@@ -359,21 +359,17 @@ fn answer(request: Request, planted: &Mutex<Option<OwnedFd>>) -> Action {
         RequestBody::Open {
             path,
             access,
-            create,
-            truncate,
-            append,
-            directory,
-            mode,
+            flags,
         } => {
             let path = Path::new(std::ffi::OsStr::from_bytes(&path));
             let mut opts = fs::OpenOptions::new();
             opts.read(access.wants_read())
                 .write(access.wants_write())
-                .append(append)
-                .truncate(truncate)
-                .create(create)
-                .mode(mode);
-            if directory {
+                .append(flags.append)
+                .truncate(flags.truncate)
+                .create(flags.create)
+                .mode(flags.mode);
+            if flags.directory {
                 opts.custom_flags(libc::O_DIRECTORY);
             }
             match opts.open(path) {

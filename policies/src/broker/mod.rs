@@ -5,6 +5,7 @@
 //! compiled then, so [`BrokerPolicy::decide`] only walks the requested path's
 //! ancestors once, comparing bytes and running one prebuilt [`GlobSet`].
 
+mod canonical;
 pub(crate) mod pattern;
 pub(crate) mod resolve;
 
@@ -15,57 +16,11 @@ use std::path::{Path, PathBuf};
 use globset::{Candidate, GlobSet, GlobSetBuilder};
 
 use crate::error::Location;
-use crate::spec::BrokerList;
+use crate::rule::BrokerList;
+pub use crate::rule::{Verdict, Want};
 use pattern::{compile, literal_value, Pattern};
 
-pub use pattern::literal_pattern;
-pub(crate) use pattern::{check_written, escape};
-pub(crate) use resolve::resolve_broker;
-
-/// What a rule says about the paths it covers.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-pub enum Verdict {
-    /// Served without asking.
-    Allow,
-    /// A person decides.
-    Ask,
-    /// Never served, and nobody is asked.
-    Deny,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Allow => "allow",
-            Verdict::Ask => "ask",
-            Verdict::Deny => "deny",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The access a request wants.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-pub enum Want {
-    /// Read only.
-    Read,
-    /// Write only. Creating, truncating and appending are writes.
-    Write,
-    /// Read and write.
-    ReadWrite,
-}
-
-impl Want {
-    /// Whether the request writes (and so needs a rule that grants writing).
-    pub fn writes(self) -> bool {
-        matches!(self, Want::Write | Want::ReadWrite)
-    }
-}
+pub(crate) use pattern::check_written;
 
 /// One `[broker]` entry, resolved.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -123,6 +78,9 @@ pub struct Decision<'a> {
     pub rule: Option<&'a BrokerRule>,
     /// A short sentence for the person and the audit log.
     pub reason: String,
+    /// The path is one sluice keeps out of reach ([`BrokerPolicy::protect`]):
+    /// denied before any rule was looked at.
+    pub protected: bool,
 }
 
 /// The resolved `[broker]` table: its rules, compiled for [`decide`](BrokerPolicy::decide).
@@ -248,7 +206,7 @@ impl BrokerPolicy {
     /// directory but the program's own `tmp/`.
     pub fn protect_except(&mut self, path: PathBuf, except: Option<PathBuf>, why: &str) {
         let given = std::path::absolute(&path).unwrap_or(path);
-        let canonical = resolve::canonical_prefix(&given);
+        let canonical = canonical::canonical_prefix(&given);
         for path in [given, canonical] {
             if !self.protected.iter().any(|p| p.path == path) {
                 self.protected.push(Protected {
@@ -276,7 +234,10 @@ impl BrokerPolicy {
                     .as_ref()
                     .is_some_and(|e| is_within(bytes, e.as_os_str().as_bytes()))
         }) {
-            return refusal(protected.why.clone());
+            return Decision {
+                protected: true,
+                ..refusal(protected.why.clone())
+            };
         }
         let Some(index) = self.winner(bytes, depth) else {
             return refusal(format!("no broker rule covers {}", Shown(bytes)));
@@ -301,6 +262,7 @@ impl BrokerPolicy {
             verdict,
             rule: Some(rule),
             reason,
+            protected: false,
         }
     }
 
@@ -401,6 +363,7 @@ fn refusal(reason: String) -> Decision<'static> {
         verdict: Verdict::Deny,
         rule: None,
         reason,
+        protected: false,
     }
 }
 

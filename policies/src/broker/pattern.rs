@@ -132,22 +132,6 @@ pub(crate) fn compile(text: &str) -> Result<Glob, globset::Error> {
     GlobBuilder::new(text).literal_separator(true).build()
 }
 
-/// `text` escaped so that, as a glob, it matches only itself: globset's own
-/// escaping (glob characters in brackets, `[*]`), with backslashes doubled
-/// first, since globset reads a backslash as an escape and its `escape`
-/// leaves it alone.
-pub(crate) fn escape(text: &str) -> String {
-    globset::escape(&text.replace('\\', "\\\\"))
-}
-
-/// A path written as a `[broker]` pattern that matches only that path: glob
-/// characters in classes, backslashes doubled, `$` written `$$` so no
-/// variable is substituted. For files sluice writes itself (the approvals
-/// overlay).
-pub fn literal_pattern(path: &str) -> String {
-    escape(path).replace('$', "$$")
-}
-
 /// One element of a component in pattern syntax.
 enum Piece {
     /// A character that matches itself (plain, `\x`, or a class `[x]` of one).
@@ -275,6 +259,7 @@ fn literal_chars(component: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::escape;
 
     fn parse(text: &str) -> Result<Pattern, String> {
         Pattern::parse(text, text)

@@ -2,16 +2,16 @@
 //! values escaped), the longest existing literal prefix of each pattern
 //! canonicalised, repeats removed, globs compiled.
 
-use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::collections::HashSet;
 
-use super::pattern::{escape, literal_value, Pattern};
+use super::canonical::Canonicaliser;
+use super::pattern::{literal_value, Pattern};
 use super::{BrokerPolicy, BrokerRule, Verdict};
 use crate::error::{Location, PolicyError};
-use crate::spec::{BrokerList, PatternEntry, PolicySpec};
-use crate::vars::{VarError, Vars};
+use crate::rule::escape;
+use crate::rule::BrokerList;
+use crate::spec::{PatternEntry, PolicySpec};
+use crate::vars::Vars;
 
 /// The `[broker]` part of [`PolicySpec::resolve`]. Within each list, a
 /// pattern that resolves like an earlier one is dropped.
@@ -72,34 +72,6 @@ pub(crate) fn resolve_broker(spec: &PolicySpec, vars: &Vars) -> Result<BrokerPol
     })
 }
 
-/// `written` (a pattern of `entry`, under `key`) with its variables
-/// substituted; an unknown or malformed variable, or one whose value is not
-/// text, is an error naming the entry's file, line and key.
-pub(crate) fn substitute(
-    vars: &Vars,
-    written: &str,
-    entry: &PatternEntry,
-    key: &str,
-) -> Result<String, PolicyError> {
-    let invalid = |message: String| PolicyError::InvalidValue {
-        location: entry.location.clone(),
-        key: key.to_owned(),
-        message,
-    };
-    vars.substitute_pattern(written)
-        .map_err(|error| match error {
-            VarError::Unknown(variable) => PolicyError::UnknownVariable {
-                location: entry.location.clone(),
-                key: key.to_owned(),
-                variable,
-            },
-            VarError::Malformed(message) => invalid(message),
-            VarError::NotText(variable) => invalid(format!(
-                "the value of '{variable}' is not valid UTF-8, which a pattern must be"
-            )),
-        })
-}
-
 /// The pattern with variables substituted and its longest existing literal
 /// prefix canonicalised; the rest is kept as written.
 fn resolve_pattern(
@@ -114,7 +86,7 @@ fn resolve_pattern(
         key: key.clone(),
         message,
     };
-    let text = substitute(vars, &entry.written, entry, &key)?;
+    let text = vars.substitute_pattern_at(&entry.written, &entry.location, &key)?;
     let mut pattern = Pattern::parse(&text, &entry.written).map_err(invalid)?;
     if pattern.any_depth {
         return Ok(pattern.text());
@@ -149,75 +121,4 @@ fn resolve_pattern(
     components.extend(pattern.components.drain(kept..));
     pattern.components = components;
     Ok(pattern.text())
-}
-
-/// Finds the real path of the longest existing prefix of a pattern,
-/// remembering what it found: the patterns of a policy share most of their
-/// prefixes (`~`, `/etc`), so each directory is looked up once.
-#[derive(Default)]
-pub(crate) struct Canonicaliser {
-    /// Path as written (no `.` or `..`) to its real path.
-    known: HashMap<PathBuf, PathBuf>,
-}
-
-impl Canonicaliser {
-    /// The real path of `/` joined with the longest existing prefix of
-    /// `names`, and how many names that prefix has. A missing name, or one
-    /// that cannot be looked into, ends the existing part; any other error (a
-    /// loop of symlinks, an I/O error) is returned with the path it happened on.
-    pub(crate) fn existing<N: AsRef<Path>>(
-        &mut self,
-        names: &[N],
-    ) -> Result<(PathBuf, usize), (PathBuf, io::Error)> {
-        let mut written = PathBuf::from("/");
-        let mut real = PathBuf::from("/");
-        for (count, name) in names.iter().enumerate() {
-            written.push(name);
-            if let Some(known) = self.known.get(&written) {
-                real.clone_from(known);
-                continue;
-            }
-            // Below a real directory, a name that is not a symlink is real too.
-            let candidate = real.join(name);
-            let found = match fs::symlink_metadata(&candidate) {
-                Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&candidate),
-                Ok(_) => Ok(candidate.clone()),
-                Err(error) => Err(error),
-            };
-            match found {
-                Ok(found) => real = found,
-                Err(error) if stops_lookup(&error) => return Ok((real, count)),
-                Err(error) => return Err((candidate, error)),
-            }
-            self.known.insert(written.clone(), real.clone());
-        }
-        Ok((real, names.len()))
-    }
-}
-
-/// `path` (absolute) with its longest existing prefix canonicalised; `path`
-/// itself if it has `..` components or cannot be looked up (for
-/// [`BrokerPolicy::protect`], which cannot fail).
-pub(crate) fn canonical_prefix(path: &Path) -> PathBuf {
-    let mut names = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(name) => names.push(name),
-            Component::Prefix(_) | Component::ParentDir => return path.to_path_buf(),
-        }
-    }
-    match Canonicaliser::default().existing(&names) {
-        Ok((real, count)) => names[count..]
-            .iter()
-            .fold(real, |path, name| path.join(name)),
-        Err(_) => path.to_path_buf(),
-    }
-}
-
-fn stops_lookup(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::PermissionDenied
-    )
 }

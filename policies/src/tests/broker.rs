@@ -5,7 +5,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use super::{load_error, resolve, resolve_error, vars_in, TempDir};
-use crate::spec::BrokerList;
+use crate::rule::BrokerList;
 use crate::{load_str, Location, Verdict, Want};
 
 /// The resolved patterns of a policy's rules, as `list resolved`.
@@ -193,7 +193,7 @@ fn variables_are_substituted_and_escaped() {
     // A home whose name is full of glob characters matches only itself.
     vars.home = root.mkdir("we*rd[1]{a,b}");
     let home = vars.home.display().to_string();
-    let escaped = crate::broker::escape(&home);
+    let escaped = crate::rule::escape(&home);
     assert_eq!(
         resolved(
             "[broker]\nask_write = [\"~\", \"$HOME/x/**\", \"${HOME}/*.txt\", \"~/a$$b\"]\n\

@@ -312,6 +312,8 @@ fn non_utf8_paths_are_matched_by_bytes() {
         .broker
         .decide(&path(b"/srv/caf\xe9/\xc3\xa9"), Want::Read);
     assert_eq!(d.reason, "no broker rule covers /srv/caf\\xe9/é");
+    // Denied for want of a rule, not protected.
+    assert!(!d.protected);
 }
 
 #[test]
@@ -356,6 +358,12 @@ fn protected_paths_override_every_rule() {
     broker.protect(real.join("audit.log"), "sluice's audit log");
     let check = |broker: &BrokerPolicy, path: PathBuf| {
         let d = broker.decide(&path, Want::Write);
+        assert_eq!(
+            d.protected,
+            d.verdict == Verdict::Deny,
+            "{}",
+            path.display()
+        );
         (d.verdict, d.rule.is_some(), d.reason)
     };
     let protected = (Verdict::Deny, false, "sluice's session state".to_string());
@@ -386,6 +394,9 @@ fn a_protected_tree_can_leave_one_subtree_to_the_rules() {
     let own = sessions.join("aaaa/tmp");
     broker.protect_except(sessions.clone(), Some(own.clone()), "other sluice sessions");
     let verdict = |path: PathBuf| broker.decide(&path, Want::Write).verdict;
+    // Said so by the decision: nothing else keeps the list.
+    assert!(broker.decide(&sessions, Want::Read).protected);
+    assert!(!broker.decide(&own, Want::Read).protected);
     assert_eq!(verdict(own.join("x")), Verdict::Allow);
     assert_eq!(verdict(own.clone()), Verdict::Allow);
     assert_eq!(verdict(sessions.clone()), Verdict::Deny);

@@ -136,9 +136,12 @@ impl AuditLog {
                     count: 1,
                     by: record.by,
                     // A path the broker protects outright has no rule of
-                    // the policy's, only its reason (`deny "~/.ssh" ...`).
-                    rule: (record.rule.clone())
-                        .or_else(|| record.reason.clone().filter(|_| record.by == By::Rule)),
+                    // the policy's, only its reason (`deny "~/.ssh" (the
+                    // policy's [filesystem] deny)`, `sluice's audit log`).
+                    rule: (record.rule.clone()).or_else(|| {
+                        let decided = matches!(record.by, By::Rule | By::Protected);
+                        record.reason.clone().filter(|_| decided)
+                    }),
                 }),
                 None => {}
             }

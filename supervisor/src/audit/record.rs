@@ -374,6 +374,18 @@ pub struct Flags {
     pub directory: bool,
 }
 
+/// The flags a reviewer is shown of those a request carried.
+impl From<proto::OpenFlags> for Flags {
+    fn from(f: proto::OpenFlags) -> Flags {
+        Flags {
+            create: f.create,
+            truncate: f.truncate,
+            append: f.append,
+            directory: f.directory,
+        }
+    }
+}
+
 impl Flags {
     const NAMES: [&'static str; 4] = ["create", "truncate", "append", "directory"];
 

@@ -8,84 +8,12 @@
 //! calls the non-interactive default. The broker awaits the answer in the
 //! request's own task, so a slow answer never holds up other requests.
 
-use std::path::Path;
 use std::sync::Arc;
 
+use crate::approval::{Answer, HostQuestion, Question};
 use crate::audit::By;
 use crate::prompt::overlay::{Overlay, Remembered};
 use crate::prompt::Prompter;
-
-/// Who or what gave an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnsweredBy {
-    /// `--approve`, with no person to ask.
-    NonInteractiveDefault,
-    /// The person, at the prompt.
-    Person,
-    /// The prompt timed out.
-    Timeout,
-    /// An "always" answer from the overlay file.
-    Overlay,
-    /// An answer the person gave earlier in this session.
-    Session,
-    /// Too many questions: denied without asking.
-    RateLimit,
-}
-
-impl From<AnsweredBy> for By {
-    fn from(by: AnsweredBy) -> By {
-        match by {
-            AnsweredBy::NonInteractiveDefault => By::NonInteractiveDefault,
-            AnsweredBy::Person => By::Person,
-            AnsweredBy::Timeout => By::Timeout,
-            AnsweredBy::Overlay => By::Overlay,
-            AnsweredBy::Session => By::Session,
-            AnsweredBy::RateLimit => By::RateLimit,
-        }
-    }
-}
-
-/// The answer to one question.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub allow: bool,
-    pub by: AnsweredBy,
-    /// The rule that answered, when it is not the `ask` rule (an overlay
-    /// entry).
-    pub rule: Option<String>,
-    /// Why, when there is more to say (the rate limit).
-    pub note: Option<String>,
-}
-
-impl Answer {
-    pub fn new(allow: bool, by: AnsweredBy) -> Answer {
-        Answer {
-            allow,
-            by,
-            rule: None,
-            note: None,
-        }
-    }
-}
-
-/// What a person would be shown.
-#[derive(Debug)]
-pub struct Question<'a> {
-    pub pid: libc::pid_t,
-    pub exe: Option<&'a Path>,
-    pub path: &'a Path,
-    pub write: bool,
-    pub rule: Option<String>,
-}
-
-/// A connection the hosts mode's proxy puts to the person (`ask_hosts`).
-#[derive(Debug)]
-pub struct HostQuestion<'a> {
-    pub host: &'a policies::Host,
-    pub port: u16,
-    /// The `ask_hosts` entry that matched.
-    pub rule: Option<String>,
-}
 
 /// The answerer for `ask` rules.
 pub enum Approvals {
@@ -115,7 +43,7 @@ impl Approvals {
                 allow,
             } => match decide(overlay) {
                 Some(r) => {
-                    let mut answer = Answer::new(r.allow, AnsweredBy::Overlay);
+                    let mut answer = Answer::new(r.allow, By::Overlay);
                     answer.rule = Some(r.rule);
                     Err(answer)
                 }
@@ -141,7 +69,7 @@ impl Approvals {
             allow,
             "ask rule answered by --approve (no terminal to ask on)"
         );
-        Answer::new(allow, AnsweredBy::NonInteractiveDefault)
+        Answer::new(allow, By::NonInteractiveDefault)
     }
 
     /// The same order for a connection `ask_hosts` puts to the person:
@@ -160,6 +88,6 @@ impl Approvals {
             allow,
             "ask_hosts answered by --approve (no terminal to ask on)"
         );
-        Answer::new(allow, AnsweredBy::NonInteractiveDefault)
+        Answer::new(allow, By::NonInteractiveDefault)
     }
 }

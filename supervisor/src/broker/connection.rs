@@ -152,19 +152,7 @@ pub async fn run(
 
 async fn serve_request(sock: &Sock, shared: &Shared, peer: &Peer, client: &str, req: Request) {
     let who = Requester { peer, client };
-    let mut handled = handler::handle(shared, &who, &req).await;
-    if let (Some(audit), Some(record)) = (&shared.audit, handled.audit.take()) {
-        if let Err(e) = audit.append(&record) {
-            // No record, no descriptor: a decision nobody can review is
-            // not carried out.
-            tracing::error!("audit: cannot append a record: {e}");
-            handled.fd = None;
-            handled.body = ResponseBody::Error {
-                kind: ErrorKind::Internal,
-                message: format!("the audit record cannot be written ({e}); nothing was opened"),
-            };
-        }
-    }
+    let handled = handler::handle(shared, &who, &req).await;
     let msg = response(req.id, handled.body);
     if let Err(e) = send(sock, &msg, handled.fd.as_ref().map(|f| f.as_fd())).await {
         tracing::debug!(pid = peer.pid, "broker: answer not delivered: {e}");

@@ -19,6 +19,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use proto::OpenFlags;
+
 /// What kind of file a resolved path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -221,14 +223,26 @@ fn stat(fd: &OwnedFd) -> io::Result<libc::stat> {
     Ok(st)
 }
 
-/// How to open a file that was judged.
+/// How to open a file that was judged: the access, and the flags of the
+/// request ([`OpenFlags`]) and of the program's own call ([`CallFlags`]).
+/// The flags' `create` and `mode` are the caller's to act on (a missing file
+/// is [`create`]d).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Mode {
     pub read: bool,
     pub write: bool,
-    pub append: bool,
-    pub truncate: bool,
-    pub directory: bool,
+    pub flags: OpenFlags,
+    pub call: CallFlags,
+}
+
+/// The flags of a program's own `open` or `mkdir` that an SDK request never
+/// carries, apart from [`OpenFlags`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallFlags {
+    /// `O_CREAT|O_EXCL`: an existing file is `EEXIST`, not opened.
+    pub exclusive: bool,
+    /// `O_NOFOLLOW`: a symlink as the last component is not followed.
+    pub nofollow: bool,
     /// `O_SYNC` and `O_DSYNC` as asked (they cannot be set after the open).
     pub sync: libc::c_int,
     /// A created file gets exactly the permissions asked: the requester's
@@ -246,16 +260,16 @@ impl Mode {
             (true, true) => libc::O_RDWR,
         };
         let mut flags = access | libc::O_CLOEXEC | libc::O_NOCTTY;
-        if self.append {
+        if self.flags.append {
             flags |= libc::O_APPEND;
         }
-        if self.truncate {
+        if self.flags.truncate {
             flags |= libc::O_TRUNC;
         }
-        if self.directory {
+        if self.flags.directory {
             flags |= libc::O_DIRECTORY;
         }
-        flags | (self.sync & (libc::O_SYNC | libc::O_DSYNC))
+        flags | (self.call.sync & (libc::O_SYNC | libc::O_DSYNC))
     }
 }
 
@@ -271,7 +285,9 @@ pub fn reopen(found: &Resolved, mode: Mode, within: Option<BorrowedFd<'_>>) -> i
     match found.kind {
         Kind::Other => return Err(unsupported()),
         Kind::Directory if mode.write => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
-        Kind::File if mode.directory => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+        Kind::File if mode.flags.directory => {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR))
+        }
         _ => {}
     }
     if let Some(root) = within {
@@ -344,7 +360,7 @@ fn open_nonblocking(
 /// regular file, or a directory), made what is served: the status flags of
 /// `mode` and no `O_NONBLOCK`.
 fn served(fd: OwnedFd, mode: Mode) -> io::Result<OwnedFd> {
-    let status = if mode.append { libc::O_APPEND } else { 0 };
+    let status = if mode.flags.append { libc::O_APPEND } else { 0 };
     // SAFETY: F_SETFL on a descriptor we own.
     if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, status) } != 0 {
         return Err(io::Error::last_os_error());
@@ -371,13 +387,13 @@ pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
     if parent.kind != Kind::Directory {
         return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
     }
-    if mode.directory {
+    if mode.flags.directory {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "cannot create a directory with open",
         ));
     }
-    if mode.mkdir {
+    if mode.call.mkdir {
         return make_directory(&parent.fd, &missing.name, mode, perm);
     }
     // The parent is an O_PATH descriptor: openat works relative to it. The
@@ -401,7 +417,7 @@ pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
     // The kernel applied the supervisor's umask too; a file made for a
     // program (whose umask `perm` has already been through) gets its own.
     // SAFETY: fchmod on the descriptor of the file just created.
-    if mode.exact_perm && unsafe { libc::fchmod(fd.as_raw_fd(), perm) } != 0 {
+    if mode.call.exact_perm && unsafe { libc::fchmod(fd.as_raw_fd(), perm) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
@@ -422,7 +438,7 @@ fn make_directory(parent: &OwnedFd, name: &[u8], mode: Mode, perm: u32) -> io::R
     // SAFETY: as above; openat returns a new descriptor or -1.
     let fd = retry(|| unsafe { libc::openat(parent.as_raw_fd(), name.as_ptr(), flags) })?;
     // SAFETY: fchmod on the descriptor of the directory just made.
-    if mode.exact_perm && unsafe { libc::fchmod(fd.as_raw_fd(), perm) } != 0 {
+    if mode.call.exact_perm && unsafe { libc::fchmod(fd.as_raw_fd(), perm) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
@@ -535,12 +551,20 @@ mod tests {
     const READ: Mode = Mode {
         read: true,
         write: false,
-        append: false,
-        truncate: false,
-        directory: false,
-        sync: 0,
-        exact_perm: false,
-        mkdir: false,
+        flags: OpenFlags {
+            create: false,
+            truncate: false,
+            append: false,
+            directory: false,
+            mode: 0,
+        },
+        call: CallFlags {
+            exclusive: false,
+            nofollow: false,
+            sync: 0,
+            exact_perm: false,
+            mkdir: false,
+        },
     };
     const WRITE: Mode = Mode {
         read: false,
@@ -669,7 +693,10 @@ mod tests {
             &r,
             Mode {
                 write: true,
-                append: true,
+                flags: OpenFlags {
+                    append: true,
+                    ..OpenFlags::default()
+                },
                 ..Mode::default()
             },
             None,
@@ -687,7 +714,10 @@ mod tests {
             Mode {
                 read: true,
                 write: true,
-                truncate: true,
+                flags: OpenFlags {
+                    truncate: true,
+                    ..OpenFlags::default()
+                },
                 ..Mode::default()
             },
             None,
@@ -735,7 +765,10 @@ mod tests {
         // A directory takes the long way too: it is served from the
         // sandbox's view, never from here.
         let dir = Mode {
-            directory: true,
+            flags: OpenFlags {
+                directory: true,
+                ..OpenFlags::default()
+            },
             ..READ
         };
         assert!(open_plain(&d.0.join("sub"), dir, None).unwrap().is_none());
@@ -747,7 +780,10 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::Unsupported);
         // Append is kept; the access is exactly the one asked.
         let append = Mode {
-            append: true,
+            flags: OpenFlags {
+                append: true,
+                ..OpenFlags::default()
+            },
             ..WRITE
         };
         let fd = open_plain(&d.0.join("sub/f"), append, None)
@@ -774,7 +810,10 @@ mod tests {
             &dir,
             Mode {
                 read: true,
-                directory: true,
+                flags: OpenFlags {
+                    directory: true,
+                    ..OpenFlags::default()
+                },
                 ..Mode::default()
             },
             None,
@@ -790,7 +829,10 @@ mod tests {
             &file,
             Mode {
                 read: true,
-                directory: true,
+                flags: OpenFlags {
+                    directory: true,
+                    ..OpenFlags::default()
+                },
                 ..Mode::default()
             },
             None,

@@ -19,6 +19,7 @@
 
 pub mod approve;
 mod connection;
+mod decide;
 pub(crate) mod fsops;
 pub mod guard;
 mod handler;
@@ -28,9 +29,12 @@ mod readonly;
 mod sandbox_view;
 pub mod transparent;
 
+#[cfg(test)]
+mod tests;
+
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use policies::Policy;
@@ -44,7 +48,7 @@ use tokio_util::task::TaskTracker;
 pub use approve::Approvals;
 pub use sandbox_view::SandboxView;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, DecisionRecord};
 
 /// Connections served at once; a `Connect` beyond this is refused.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -63,8 +67,6 @@ pub struct Shared {
     pub policy: Policy,
     pub approvals: Approvals,
     pub audit: Option<AuditLog>,
-    /// Paths the policy was told to protect (for the audit's "by").
-    protected: Vec<PathBuf>,
     connections: Arc<Semaphore>,
     in_flight: Arc<Semaphore>,
     /// Where what is granted for reading only is opened; `None` where no
@@ -95,17 +97,14 @@ impl Shared {
         audit: Option<AuditLog>,
         protected: Vec<(PathBuf, &str)>,
     ) -> Shared {
-        let mut paths = Vec::new();
         for (path, why) in protected {
-            policy.broker.protect(path.clone(), why);
-            paths.push(path);
+            policy.broker.protect(path, why);
         }
         Shared {
             session,
             policy,
             approvals,
             audit,
-            protected: paths,
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             readonly: readonly::ReadOnlyView::new()
@@ -129,8 +128,17 @@ impl Shared {
         self
     }
 
-    pub fn is_protected(&self, path: &Path) -> bool {
-        self.protected.iter().any(|p| path.starts_with(p))
+    /// Appends `record` to the session's audit log, if it keeps one. An
+    /// error (logged here) means the decision must not be carried out: no
+    /// record, no descriptor, and no connection. Every decision the broker
+    /// serves, by the SDK or transparently, is recorded through here.
+    pub fn record(&self, record: &DecisionRecord) -> io::Result<()> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        audit.append(record).inspect_err(|e| {
+            tracing::error!("audit: cannot append a record: {e}");
+        })
     }
 }
 

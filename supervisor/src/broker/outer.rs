@@ -36,9 +36,8 @@ use client_sdk::{Client, Error, OpenOptions};
 use policies::Verdict;
 use proto::{ErrorKind, ResponseBody};
 
-use super::approve::Question;
+use super::decide::{ask_person, judge, Ask, Asker, Outcome, Pending};
 use super::fsops;
-use super::handler::{judge, Ask, Asker, Outcome};
 use super::Shared;
 use crate::audit::By;
 
@@ -99,30 +98,20 @@ pub async fn forward(
     let Some(outer) = &shared.outer else {
         return own;
     };
-    if !out_of_reach(&own) || ask.directory || ask.mkdir {
+    if !out_of_reach(&own) || ask.flags.directory || ask.call.mkdir {
         return own;
     }
     let lexical = fsops::normalize(path);
-    let (verdict, rule, reason, by) = judge(shared, &lexical, ask.want());
-    let (by, rule) = match verdict {
-        Verdict::Deny => return Outcome::denied(by, rule, reason),
-        Verdict::Allow => (by, rule),
+    let decision = judge(shared, &lexical, ask.want());
+    let (by, rule) = match decision.verdict {
+        Verdict::Deny => return decision.denied(),
+        Verdict::Allow => (decision.by, decision.rule),
         Verdict::Ask => {
-            let question = Question {
-                pid: asker.pid,
-                exe: asker.exe,
-                path: &lexical,
-                write: ask.writes(),
-                rule: rule.clone(),
-            };
-            let answer = shared.approvals.ask(&question).await;
-            let by = By::from(answer.by);
-            let rule = answer.rule.or(rule);
-            if !answer.allow {
-                let reason = format!("{reason}; the answer was deny ({})", by.as_str());
-                return Outcome::denied(by, rule, reason);
+            let pending = Pending::new(lexical.clone(), decision);
+            match ask_person(shared, asker, pending, ask.writes()).await {
+                Ok(answered) => answered.by_and_rule(),
+                Err(refused) => return *refused,
             }
-            (by, rule)
         }
     };
     let options = options(ask);
@@ -155,7 +144,7 @@ pub async fn forward(
             return Outcome::denied(By::Rule, None, why);
         }
     };
-    if real != lexical && judge(shared, &real, ask.want()).0 != Verdict::Allow {
+    if real != lexical && judge(shared, &real, ask.want()).verdict != Verdict::Allow {
         let why = format!(
             "the outer session's broker reached {}, which this policy does not allow as {}",
             real.display(),
@@ -180,10 +169,10 @@ fn options(ask: &Ask<'_>) -> OpenOptions {
     options
         .read(ask.access.wants_read())
         .write(ask.access.wants_write())
-        .append(ask.append)
-        .truncate(ask.truncate)
-        .create(ask.create)
-        .mode(ask.mode);
+        .append(ask.flags.append)
+        .truncate(ask.flags.truncate)
+        .create(ask.flags.create)
+        .mode(ask.flags.mode);
     options
 }
 

@@ -138,7 +138,10 @@ mod tests {
     fn read_dir() -> Mode {
         Mode {
             read: true,
-            directory: true,
+            flags: proto::OpenFlags {
+                directory: true,
+                ..proto::OpenFlags::default()
+            },
             ..Mode::default()
         }
     }

@@ -8,4 +8,5 @@ pub mod open;
 pub mod policy;
 pub mod refusals;
 pub mod run;
+pub mod run_args;
 pub mod seatbelt;

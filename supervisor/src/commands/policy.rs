@@ -3,11 +3,33 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use clap::Subcommand;
 use policies::Vars;
 
-use crate::cli::PolicyCommand;
 use crate::launch;
 use crate::session_dir::SessionDir;
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Parse and resolve a policy file; report the first error.
+    Check {
+        file: String,
+        #[arg(long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
+    },
+    /// Print the fully resolved policy (after extends and variables).
+    Show {
+        #[arg(default_value = "default")]
+        name: String,
+        #[arg(long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
+        /// Print the macOS Seatbelt profile generated from it instead.
+        #[arg(long)]
+        seatbelt: bool,
+    },
+    /// List the built-in policies.
+    List,
+}
 
 pub fn run(cmd: PolicyCommand) -> Result<i32> {
     match cmd {

@@ -9,17 +9,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use policies::{NetPolicy, Policy, Vars};
 
+use super::run_args::{Approve, RunArgs};
 use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
 use crate::broker::{Approvals, Broker, Shared};
 use crate::cgroup::{self, SessionCgroup};
-use crate::cli::{Approve, RunArgs};
 use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
 use crate::quarantine;
 use crate::session_dir::{self, SessionDir};
 use crate::tty::{self, Terminal};
-use crate::{nesting, phase, policy_files, session};
+use crate::{nesting, phase, policy_files, supervise};
 
 /// The resolved inputs of one session.
 struct Session {
@@ -453,7 +453,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         Some(_) => None,
         None => Terminal::take().context("giving the program its own terminal")?,
     };
-    session::prepare_supervisor().context("preparing the supervisor")?;
+    supervise::prepare_supervisor().context("preparing the supervisor")?;
     phase::mark("cgroup, terminal");
     let spawned = launch::spawn(
         &s.policy,
@@ -576,7 +576,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     } else {
         &[]
     };
-    let code = session::supervise_except(spawned.pid, spawned.cgroup.as_ref(), relayed)
+    let code = supervise::supervise_except(spawned.pid, spawned.cgroup.as_ref(), relayed)
         .context("supervising the program");
     phase::mark("program ran");
     if let Some(relay) = relay {
@@ -683,7 +683,7 @@ fn tell_refusals(
 fn abandon(pid: libc::pid_t, cgroup: Option<&SessionCgroup>) {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let _ = session::supervise(pid, cgroup);
+    let _ = supervise::supervise(pid, cgroup);
 }
 
 fn banner(s: &Session) -> String {

@@ -45,9 +45,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::{Answer, HostQuestion};
 use crate::audit::AuditLog;
 use crate::audit::{By, ConnectionRecord, Decision};
-use crate::broker::approve::{Answer, AnsweredBy, HostQuestion};
 
 /// The variables that point the program's HTTP clients at the proxy.
 pub const PROXY_VARIABLES: [&str; 6] = [
@@ -474,13 +474,13 @@ impl Context {
                 if !answer.allow {
                     return Verdict::Refuse {
                         reason: refused_by(&answer),
-                        by: answer.by.into(),
+                        by: answer.by,
                     };
                 }
                 // The person saw a name, not where it leads: like a `*.`
                 // rule, it never reaches the host's loopback through it.
                 let rule = answer.rule.unwrap_or_else(|| self.ask_rule(host, port));
-                (rule, false, answer.by.into())
+                (rule, false, answer.by)
             }
             None => {
                 let reason = match host {
@@ -561,7 +561,7 @@ impl Context {
     /// Puts `host:port` to the session's approvals (nobody: refused).
     async fn ask(&self, host: &Host, port: u16) -> Answer {
         let Some(shared) = &self.approvals else {
-            return Answer::new(false, AnsweredBy::NonInteractiveDefault);
+            return Answer::new(false, By::NonInteractiveDefault);
         };
         let q = HostQuestion {
             host,
@@ -602,17 +602,19 @@ impl Context {
 /// record.
 fn refused_by(answer: &Answer) -> String {
     let mut why = match answer.by {
-        AnsweredBy::Person => "denied by the person at sluice's prompt".to_owned(),
-        AnsweredBy::Timeout => "the person did not answer sluice's prompt in time".to_owned(),
-        AnsweredBy::Session => "denied earlier in this session at sluice's prompt".to_owned(),
-        AnsweredBy::Overlay => format!(
+        By::Person => "denied by the person at sluice's prompt".to_owned(),
+        By::Timeout => "the person did not answer sluice's prompt in time".to_owned(),
+        By::Session => "denied earlier in this session at sluice's prompt".to_owned(),
+        By::Overlay => format!(
             "denied always in the approvals overlay ({})",
             answer.rule.as_deref().unwrap_or("-")
         ),
-        AnsweredBy::RateLimit => "too many questions for the person".to_owned(),
-        AnsweredBy::NonInteractiveDefault => {
+        By::RateLimit => "too many questions for the person".to_owned(),
+        By::NonInteractiveDefault => {
             "not in [network] hosts, and no terminal to ask on (--approve deny)".to_owned()
         }
+        // No answerer says so (`Approvals::ask_host`).
+        by @ (By::Rule | By::Protected | By::Error) => format!("denied ({by})"),
     };
     if let Some(note) = &answer.note {
         why = format!("{why}: {note}");

@@ -4,7 +4,7 @@
 //! The broker's request tasks call [`Prompter::ask`] and await the answer;
 //! nothing else waits for it, so requests decided by rule are served
 //! meanwhile. The terminal relay ([`crate::tty`]) shows the questions: it is
-//! woken through an eventfd when the queue changes, takes the oldest
+//! woken through an eventfd ([`Prompter::wake_fd`]) when the queue changes, takes the oldest
 //! question ([`Prompter::next`]), draws it, and hands back the key pressed
 //! or the timeout ([`Prompter::answer`]).
 //!
@@ -25,14 +25,16 @@ pub mod queue;
 pub mod render;
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::sync::oneshot;
 
-use crate::broker::approve::{Answer, AnsweredBy, HostQuestion, Question};
+use crate::approval::{Answer, HostQuestion, Question};
+use crate::audit::By;
 use memory::Memory;
 use queue::{Key, Limits, Queue};
 use render::{Choice, View};
@@ -69,7 +71,8 @@ struct State {
 
 pub struct Prompter {
     state: Mutex<State>,
-    wake: OwnedFd,
+    /// Written when the queue changes; the relay polls it.
+    wake: EventFd,
     settings: Settings,
 }
 
@@ -81,7 +84,7 @@ impl Prompter {
                 memory: Memory::default(),
                 closed: false,
             }),
-            wake: crate::tty::eventfd()?,
+            wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
             settings,
         })
     }
@@ -98,10 +101,7 @@ impl Prompter {
     }
 
     fn fallback(&self) -> Answer {
-        Answer::new(
-            self.settings.fallback_allow,
-            AnsweredBy::NonInteractiveDefault,
-        )
+        Answer::new(self.settings.fallback_allow, By::NonInteractiveDefault)
     }
 
     /// Asks the person (or answers from the session's memory, or refuses
@@ -139,20 +139,22 @@ impl Prompter {
         let rx = {
             let mut st = self.lock();
             if let Some(allow) = st.memory.lookup_key(&key) {
-                return Answer::new(allow, AnsweredBy::Session);
+                return Answer::new(allow, By::Session);
             }
             if st.closed {
                 return self.fallback();
             }
             let (tx, rx) = oneshot::channel();
             if let Err((_, why)) = st.queue.put(key, asked, tx, Instant::now()) {
-                let mut answer = Answer::new(false, AnsweredBy::RateLimit);
+                let mut answer = Answer::new(false, By::RateLimit);
                 answer.note = Some(why.describe(st.queue.limits()));
                 return answer;
             }
             rx
         };
-        crate::tty::notify(self.wake.as_fd());
+        // An eventfd refuses a write only when its counter would overflow,
+        // and is readable then anyway.
+        let _ = self.wake.write(1);
         // The sender is dropped unanswered only if the prompter itself is.
         rx.await.unwrap_or_else(|_| self.fallback())
     }
@@ -248,9 +250,9 @@ impl Prompter {
             },
         }
         let by = if choice == Choice::Timeout {
-            AnsweredBy::Timeout
+            By::Timeout
         } else {
-            AnsweredBy::Person
+            By::Person
         };
         for waiter in item.waiters {
             let mut answer = Answer::new(choice.allows(), by);
@@ -281,7 +283,7 @@ fn sweep(st: &mut State) {
     for item in queue.take_where(|k| memory.lookup_key(k).is_some()) {
         let allow = memory.lookup_key(&item.key) == Some(true);
         for waiter in item.waiters {
-            let _ = waiter.send(Answer::new(allow, AnsweredBy::Session));
+            let _ = waiter.send(Answer::new(allow, By::Session));
         }
     }
 }
@@ -344,7 +346,7 @@ mod tests {
         for a in asks {
             let answer = rt.block_on(a);
             assert!(answer.allow);
-            assert_eq!(answer.by, AnsweredBy::Person);
+            assert_eq!(answer.by, By::Person);
         }
         assert!(p.next().is_none());
     }
@@ -366,19 +368,19 @@ mod tests {
         let view = p.next().unwrap();
         assert_eq!((view.path.as_path(), view.behind), (a, 2));
         p.answer(view.id, Choice::AllowDirectory, None);
-        assert_eq!(rt.block_on(fa).by, AnsweredBy::Person);
+        assert_eq!(rt.block_on(fa).by, By::Person);
         let b_answer = rt.block_on(fb);
         assert!(b_answer.allow);
-        assert_eq!(b_answer.by, AnsweredBy::Session);
+        assert_eq!(b_answer.by, By::Session);
         let view = p.next().unwrap();
         assert_eq!(view.path, c);
         p.answer(view.id, Choice::Timeout, None);
         let c_answer = rt.block_on(fc);
         assert!(!c_answer.allow);
-        assert_eq!(c_answer.by, AnsweredBy::Timeout);
+        assert_eq!(c_answer.by, By::Timeout);
         // Later: from memory, no prompt.
         let again = rt.block_on(p.ask(&question(Path::new("/d/z"))));
-        assert_eq!((again.allow, again.by), (true, AnsweredBy::Session));
+        assert_eq!((again.allow, again.by), (true, By::Session));
     }
 
     #[test]
@@ -392,16 +394,16 @@ mod tests {
         let mut first = Box::pin(p.ask(&q1));
         rt.block_on(async { assert!(futures_poll(&mut first).is_none()) });
         let refused = rt.block_on(p.ask(&question(Path::new("/b"))));
-        assert_eq!((refused.allow, refused.by), (false, AnsweredBy::RateLimit));
+        assert_eq!((refused.allow, refused.by), (false, By::RateLimit));
         assert!(refused.note.unwrap().contains("rate limit"));
         p.close();
         let closed = rt.block_on(first);
         assert_eq!(
             (closed.allow, closed.by),
-            (false, AnsweredBy::NonInteractiveDefault)
+            (false, By::NonInteractiveDefault)
         );
         let after = rt.block_on(p.ask(&question(Path::new("/c"))));
-        assert_eq!(after.by, AnsweredBy::NonInteractiveDefault);
+        assert_eq!(after.by, By::NonInteractiveDefault);
     }
 
     /// Polls a future once; `Some` if it finished.

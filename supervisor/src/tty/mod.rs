@@ -30,11 +30,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use sandbox_child::ChildTerminal;
 
 use crate::prompt::Prompter;
-
-pub(crate) use pty::{eventfd, notify};
 
 /// The signal the relay handles itself: the supervisor must leave it unread.
 pub const WINDOW_CHANGE: libc::c_int = libc::SIGWINCH;
@@ -89,7 +88,9 @@ impl Terminal {
     /// prompter, its questions are shown on the person's terminal.
     pub fn relay(self, prompter: Option<Arc<Prompter>>) -> io::Result<Relay> {
         let raw = Arc::new(pty::RawMode::enter(STDIN, self.saved)?);
-        let stop = Arc::new(pty::eventfd()?);
+        let stop = Arc::new(EventFd::from_flags(
+            EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
+        )?);
         let pump = relay::Pump::new(self.master, stop.clone(), prompter, raw.clone())?;
         let thread = std::thread::Builder::new()
             .name("sluice-tty".into())
@@ -105,7 +106,7 @@ impl Terminal {
 /// The relay thread, running until [`Relay::finish`].
 pub struct Relay {
     thread: JoinHandle<io::Result<()>>,
-    stop: Arc<OwnedFd>,
+    stop: Arc<EventFd>,
     /// Shared with the relay thread, which gives the terminal its modes
     /// back while sluice is stopped.
     _raw: Arc<pty::RawMode>,
@@ -116,7 +117,8 @@ impl Relay {
     /// left in the pty, answers open questions with the fallback, stops the
     /// thread and restores the person's terminal.
     pub fn finish(self) {
-        notify(std::os::fd::AsFd::as_fd(&*self.stop));
+        // Refused only when the counter would overflow: readable anyway.
+        let _ = self.stop.write(1);
         match self.thread.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("terminal relay: {e}"),

@@ -157,22 +157,6 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// A non-blocking eventfd, for waking the relay thread.
-pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: integer arguments; returns a new descriptor or -1.
-    let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-    // SAFETY: a new descriptor owned here.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Adds one to an eventfd (wakes whoever polls it).
-pub fn notify(fd: BorrowedFd<'_>) {
-    let one: u64 = 1;
-    // An eventfd only fails to take a write when its counter would
-    // overflow, and then it is readable anyway.
-    let _ = write(fd.as_raw_fd(), &one.to_ne_bytes());
-}
-
 /// Empties a non-blocking eventfd or signalfd.
 pub fn drain(fd: BorrowedFd<'_>) {
     let mut buf = [0u8; 128];

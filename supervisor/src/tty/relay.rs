@@ -25,6 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::eventfd::EventFd;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -58,7 +59,7 @@ const DISCARD_AT_OPEN: usize = 256 * 1024;
 pub(super) struct Pump {
     master: OwnedFd,
     winch: SignalFd,
-    stop: Arc<OwnedFd>,
+    stop: Arc<EventFd>,
     prompter: Option<Arc<Prompter>>,
     screen: Screen,
     /// The person's input, cut into keys.
@@ -112,7 +113,7 @@ struct Open {
 impl Pump {
     pub(super) fn new(
         master: OwnedFd,
-        stop: Arc<OwnedFd>,
+        stop: Arc<EventFd>,
         prompter: Option<Arc<Prompter>>,
         raw: Arc<pty::RawMode>,
     ) -> io::Result<Pump> {

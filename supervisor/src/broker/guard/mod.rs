@@ -412,9 +412,6 @@ fn refuse(
             refusal.rule,
         );
     }
-    let Some(audit) = &env.shared.audit else {
-        return;
-    };
     let record = DecisionRecord {
         pid: target.tid as u32,
         exe: target.exe(),
@@ -432,9 +429,8 @@ fn refuse(
         reason: Some(refusal.why.to_owned()),
         latency_us: started.elapsed().as_micros() as u64,
     };
-    if let Err(e) = audit.append(&record) {
-        tracing::error!("audit: cannot append a record: {e}");
-    }
+    // The refusal stands without its record (`record` says why).
+    let _ = env.shared.record(&record);
 }
 
 /// A path as the program named it: where it starts, and the bytes.

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use sandbox_child::connector::{self, Kind, MAX_ADDR, REQUEST_SIZE};
 
-use super::serve::Context;
+use super::context::Context;
 use super::stacked;
 use super::target::{Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
@@ -321,16 +321,7 @@ fn wait(reply: &OwnedFd) -> io::Result<i32> {
 /// Appends `record` if there is one; false if it could not be (no record,
 /// no connection).
 fn append(ctx: &Context, record: Option<DecisionRecord>) -> bool {
-    let (Some(record), Some(audit)) = (record, &ctx.shared.audit) else {
-        return true;
-    };
-    match audit.append(&record) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!("audit: cannot append a record: {e}");
-            false
-        }
-    }
+    record.is_none_or(|record| ctx.shared.record(&record).is_ok())
 }
 
 fn answer(ctx: &Context, id: u64, errno: i32) {

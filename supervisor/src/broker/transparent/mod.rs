@@ -16,7 +16,7 @@
 //!   with `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: the call runs in the kernel,
 //!   where Landlock and the mount view still decide;
 //! - anything else goes through the same resolve-decide-open core as SDK
-//!   requests (`handler::open_path`): the file the rules (or a person)
+//!   requests (`decide::decide_and_open`): the file the rules (or a person)
 //!   allow is opened by the supervisor with exactly the access the call
 //!   asked for and placed in the program with `SECCOMP_IOCTL_NOTIF_ADDFD`
 //!   as the call's result; the decision is recorded first. What the rules
@@ -64,6 +64,7 @@
 
 pub(crate) mod call;
 pub(crate) mod connect;
+mod context;
 mod names;
 mod notif;
 mod serve;
@@ -89,7 +90,7 @@ pub use view::SandboxView;
 
 use super::Shared;
 
-use serve::Context;
+use context::Context;
 
 /// Receives the listener the child sent on `sock` before exec (so, after
 /// the launch pipe's end of file, it is already queued).

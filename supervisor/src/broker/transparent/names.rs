@@ -15,7 +15,7 @@
 //! - anything else is judged here: each name's parent directory resolved
 //!   in the supervisor's tree (as an open's is: symlinks followed, no magic
 //!   links), and the name judged for writing by the broker's rules, with
-//!   `[filesystem] protect` first ([`handler::judge`]); a name the sandbox
+//!   `[filesystem] protect` first ([`decide::judge`]); a name the sandbox
 //!   may write itself needs no rule. Allowed (by a rule, or by a person for
 //!   an `ask` rule, on a task as for opens), the supervisor makes the call
 //!   on the directories it resolved and judged and records it (`"op":
@@ -41,15 +41,16 @@ use nix::sys::stat::{fstatat, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use policies::{Verdict, Want};
 
-use super::serve::{outside_the_sandbox, Context};
+use super::context::Context;
+use super::serve::outside_the_sandbox;
 use super::stacked;
 use super::target::{Target, Unreadable};
 use super::threads::Threads;
+use crate::approval::Question;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
-use crate::broker::approve::Question;
+use crate::broker::decide;
 use crate::broker::fsops::{self, Kind, Lookup};
 use crate::broker::guard;
-use crate::broker::handler;
 
 /// An `unlink`, `unlinkat` or `rmdir`, decoded (the path not yet read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,7 +350,12 @@ fn resolve(path: &Path) -> Result<Name, Pass> {
 }
 
 fn judge(ctx: &Context, real: &Path) -> Judged {
-    let (verdict, rule, reason, by) = handler::judge(&ctx.shared, real, Want::Write);
+    let decide::Decision {
+        verdict,
+        by,
+        rule,
+        reason,
+    } = decide::judge(&ctx.shared, real, Want::Write);
     Judged {
         real: real.to_path_buf(),
         verdict,
@@ -360,7 +366,7 @@ fn judge(ctx: &Context, real: &Path) -> Judged {
 }
 
 /// The refusal of a name `[filesystem] protect` keeps: the broker's rules
-/// judge a write there by that rule first (`handler::judge`).
+/// judge a write there by that rule first (`decide::judge`).
 fn protected(ctx: &Context, real: &Path) -> Option<Judged> {
     let protect = &ctx.shared.policy.filesystem.protect;
     protect.protects(real).or_else(|| protect.leads_to(real))?;
@@ -438,7 +444,7 @@ fn finish<F>(
     ctx: &Context,
     asker: Asker,
     names: Vec<(Name, Option<Judged>)>,
-    answers: Vec<Option<crate::broker::approve::Answer>>,
+    answers: Vec<Option<crate::approval::Answer>>,
     started: Instant,
     make: F,
 ) where
@@ -452,7 +458,7 @@ fn finish<F>(
         let (allow, by, rule, reason) = match (judged.verdict, answer) {
             (Verdict::Allow, _) => (true, judged.by, judged.rule.clone(), None),
             (Verdict::Ask, Some(a)) => {
-                let by = By::from(a.by);
+                let by = a.by;
                 let reason = (!a.allow)
                     .then(|| format!("{}; the answer was deny ({})", judged.reason, by.as_str()));
                 (a.allow, by, a.rule.clone().or(judged.rule.clone()), reason)
@@ -504,15 +510,10 @@ fn finish<F>(
             reason,
             latency_us: started.elapsed().as_micros() as u64,
         };
-        if let Some(audit) = &ctx.shared.audit {
-            if let Err(e) = audit.append(&record) {
-                // No record: the call is answered as if refused (it may
-                // have been made: the record's failure is reported).
-                tracing::error!("audit: cannot append a record: {e}");
-                if result.is_none() {
-                    answer = Pass::Sandbox;
-                }
-            }
+        // No record: the call is answered as if refused (it may have been
+        // made: the record's failure is reported by `record`).
+        if ctx.shared.record(&record).is_err() && result.is_none() {
+            answer = Pass::Sandbox;
         }
     }
     match (answer, asker.rename) {

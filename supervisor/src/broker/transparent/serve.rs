@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use proto::{Access, ResponseBody};
-use tokio_util::task::TaskTracker;
+use proto::{Access, OpenFlags, ResponseBody};
 
 use super::call::{self, OpenCall};
+use super::context::Context;
 use super::names;
 use super::notif::{Listener, Notif};
 use super::stacked;
@@ -23,31 +23,9 @@ use super::target::{Target, Unreadable};
 use super::threads::{Source, Threads};
 use super::view::SandboxView;
 use crate::audit::Op;
+use crate::broker::decide::{self, Ask, Asker, CallFlags, Outcome, Settled, Step};
 use crate::broker::fsops;
-use crate::broker::guard::{self, Guard};
-use crate::broker::handler::{self, Ask, Asker, Now, Outcome};
-use crate::broker::Shared;
-
-/// What every notification shares.
-pub struct Context {
-    pub shared: Arc<Shared>,
-    pub listener: Listener,
-    pub view: SandboxView,
-    pub runtime: tokio::runtime::Handle,
-    pub tracker: TaskTracker,
-    /// The supervisor's end of the connector's socket (`connect.rs`).
-    pub connector: Option<OwnedFd>,
-    /// The program's seccomp filters at exec: a thread under more is in a
-    /// stacked sandbox (`stacked.rs`).
-    pub filters_at_exec: u32,
-    /// Judges and makes every call that writes or makes a name.
-    pub guard: Guard,
-    /// Transparent brokering; without it only the guard's calls come here.
-    pub brokering: bool,
-    /// The person has been told the program tried to reach the network
-    /// (`socket.rs`).
-    pub network_told: std::sync::atomic::AtomicBool,
-}
+use crate::broker::guard;
 
 /// A call the broker serves: its arguments, read once.
 struct Brokered {
@@ -76,16 +54,20 @@ impl Request {
         Ask {
             path: &self.b.asked,
             access: self.access,
-            create: call.create(),
-            truncate: call.truncate(),
-            append: call.append(),
-            directory: call.directory(),
-            mode: self.mode,
-            exclusive: call.exclusive(),
-            nofollow: call.nofollow(),
-            sync: call.sync_flags(),
-            exact_perm: true,
-            mkdir: call.mkdir(),
+            flags: OpenFlags {
+                create: call.create(),
+                truncate: call.truncate(),
+                append: call.append(),
+                directory: call.directory(),
+                mode: self.mode,
+            },
+            call: CallFlags {
+                exclusive: call.exclusive(),
+                nofollow: call.nofollow(),
+                sync: call.sync_flags(),
+                exact_perm: true,
+                mkdir: call.mkdir(),
+            },
         }
     }
 
@@ -171,26 +153,26 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
         Err(Unreadable::Gone) => return,
         Err(Unreadable::Kernel) => return answer(&ctx.listener, notif.id, Reply::Kernel, None),
     };
-    let sandbox_allows = |real: &Path, write| ctx.view.allows(real, write);
-    let ask = request.ask();
-    match handler::open_path_now(&ctx.shared, &request.b.absolute, &ask, sandbox_allows) {
-        Now::Done(outcome) => return finish(ctx, &request, outcome),
+    let sandbox = |real: &Path, write| ctx.view.allows(real, write);
+    let (path, ask) = (&request.b.absolute, request.ask());
+    match decide::decide_and_open(&ctx.shared, path, &ask, &sandbox, None) {
+        Step::Done(outcome) => finish(ctx, &request, outcome),
         // Through symlinks, a file the sandbox allows after all.
-        Now::Sandbox => return answer(&ctx.listener, request.id, Reply::Kernel, None),
-        Now::Person => {}
+        Step::Sandbox => answer(&ctx.listener, request.id, Reply::Kernel, None),
+        person @ Step::Person(_) => {
+            let ctx2 = ctx.clone();
+            let task = async move {
+                let sandbox = |real: &Path, write| ctx2.view.allows(real, write);
+                let (asker, ask) = (request.asker(), request.ask());
+                let path = &request.b.absolute;
+                match decide::settle(&ctx2.shared, &asker, path, &ask, &sandbox, person).await {
+                    Settled::Done(outcome) => finish(&ctx2, &request, outcome),
+                    Settled::Sandbox => answer(&ctx2.listener, request.id, Reply::Kernel, None),
+                }
+            };
+            ctx.tracker.spawn_on(task, &ctx.runtime);
+        }
     }
-    let ctx2 = ctx.clone();
-    let task = async move {
-        let outcome = handler::open_path(
-            &ctx2.shared,
-            &request.asker(),
-            &request.b.absolute,
-            &request.ask(),
-        )
-        .await;
-        finish(&ctx2, &request, outcome);
-    };
-    ctx.tracker.spawn_on(task, &ctx.runtime);
 }
 
 /// Reads the call's arguments and decides whether the broker serves it
@@ -336,13 +318,9 @@ fn finish(ctx: &Context, request: &Request, mut outcome: Outcome) {
     };
     let (asker, ask) = (request.asker(), request.ask());
     let op = if mkdir { Op::Mkdir } else { Op::Open };
-    let record = handler::record(&asker, request.id, op, &ask, &mut outcome, request.started);
-    if let Some(audit) = &ctx.shared.audit {
-        if let Err(e) = audit.append(&record) {
-            // No record, no descriptor.
-            tracing::error!("audit: cannot append a record: {e}");
-            reply = Reply::Kernel;
-        }
+    let record = decide::record(&asker, request.id, op, &ask, &mut outcome, request.started);
+    if ctx.shared.record(&record).is_err() {
+        reply = Reply::Kernel;
     }
     answer(&ctx.listener, request.id, reply, Some(&request.b.call));
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::serve::Context;
+use super::context::Context;
 use super::target::Target;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 
@@ -47,9 +47,6 @@ pub fn refuse(ctx: &Context, target: &Target<'_>, args: [u64; 6]) {
         // `\r\n`: the person's terminal may be in raw mode for the relay.
         eprint!("{TOLD}\r\n");
     }
-    let Some(log) = &ctx.shared.audit else {
-        return;
-    };
     let family = match args[0] as u32 as i32 {
         libc::AF_INET => "IPv4",
         libc::AF_INET6 => "IPv6",
@@ -72,7 +69,6 @@ pub fn refuse(ctx: &Context, target: &Target<'_>, args: [u64; 6]) {
         reason: Some(format!("an {family} socket")),
         latency_us: started.elapsed().as_micros() as u64,
     };
-    if let Err(e) = log.append(&record) {
-        tracing::error!("audit: cannot append a record: {e}");
-    }
+    // The refusal stands without its record (`record` says why).
+    let _ = ctx.shared.record(&record);
 }

@@ -64,11 +64,12 @@ fn open_body(path: &[u8], access: Access, truncate: bool, directory: bool) -> Re
     RequestBody::Open {
         path: path.to_vec(),
         access,
-        create: false,
-        truncate,
-        append: false,
-        directory,
-        mode: 0o600,
+        flags: proto::OpenFlags {
+            truncate,
+            directory,
+            mode: 0o600,
+            ..proto::OpenFlags::default()
+        },
     }
 }
 

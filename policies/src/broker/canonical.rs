@@ -1,0 +1,78 @@
+//! The real path of the longest existing prefix of a path or pattern, for
+//! rules and protected paths to match the kernel's names for files.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Finds the real path of the longest existing prefix of a pattern,
+/// remembering what it found: the patterns of a policy share most of their
+/// prefixes (`~`, `/etc`), so each directory is looked up once.
+#[derive(Default)]
+pub(crate) struct Canonicaliser {
+    /// Path as written (no `.` or `..`) to its real path.
+    known: HashMap<PathBuf, PathBuf>,
+}
+
+impl Canonicaliser {
+    /// The real path of `/` joined with the longest existing prefix of
+    /// `names`, and how many names that prefix has. A missing name, or one
+    /// that cannot be looked into, ends the existing part; any other error (a
+    /// loop of symlinks, an I/O error) is returned with the path it happened on.
+    pub(crate) fn existing<N: AsRef<Path>>(
+        &mut self,
+        names: &[N],
+    ) -> Result<(PathBuf, usize), (PathBuf, io::Error)> {
+        let mut written = PathBuf::from("/");
+        let mut real = PathBuf::from("/");
+        for (count, name) in names.iter().enumerate() {
+            written.push(name);
+            if let Some(known) = self.known.get(&written) {
+                real.clone_from(known);
+                continue;
+            }
+            // Below a real directory, a name that is not a symlink is real too.
+            let candidate = real.join(name);
+            let found = match fs::symlink_metadata(&candidate) {
+                Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&candidate),
+                Ok(_) => Ok(candidate.clone()),
+                Err(error) => Err(error),
+            };
+            match found {
+                Ok(found) => real = found,
+                Err(error) if stops_lookup(&error) => return Ok((real, count)),
+                Err(error) => return Err((candidate, error)),
+            }
+            self.known.insert(written.clone(), real.clone());
+        }
+        Ok((real, names.len()))
+    }
+}
+
+/// `path` (absolute) with its longest existing prefix canonicalised; `path`
+/// itself if it has `..` components or cannot be looked up (for
+/// [`BrokerPolicy::protect`], which cannot fail).
+pub(crate) fn canonical_prefix(path: &Path) -> PathBuf {
+    let mut names = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => names.push(name),
+            Component::Prefix(_) | Component::ParentDir => return path.to_path_buf(),
+        }
+    }
+    match Canonicaliser::default().existing(&names) {
+        Ok((real, count)) => names[count..]
+            .iter()
+            .fold(real, |path, name| path.join(name)),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+fn stops_lookup(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::PermissionDenied
+    )
+}
