@@ -146,6 +146,9 @@ pub struct Given {
 }
 
 fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) -> Result<Session> {
+    // The bwrap stand-in's policy says all the command may see: nothing is
+    // added to it (not even git's repository above its workspace).
+    let exact = given.is_some();
     let mut spec = match given {
         Some(spec) => spec,
         None => policies::load(&args.policy)?,
@@ -199,7 +202,11 @@ fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) -> Result<S
     };
     let workspace = workspace(args.workspace.clone())?;
     // git below its repository's root: the repository's `.git`, read only.
-    let git = super::git_root::enclosing(&workspace, &home_dir()?);
+    let git = if exact {
+        None
+    } else {
+        super::git_root::enclosing(&workspace, &home_dir()?)
+    };
     if let Some(text) = git.as_deref().and_then(Path::to_str) {
         spec.allow_read(&text.replace('$', "$$"));
         if args.verbose {
