@@ -1022,13 +1022,13 @@ fn perform(
     let mut fds = vec![dir.as_raw_fd()];
     fds.extend(dir2.map(|d| d.as_raw_fd()));
     if let Err(errno) = fsop::send(conn.as_raw_fd(), &bytes, &fds) {
-        tracing::error!("guard: the connector is gone ({errno})");
+        connector_lost(&format_args!("guard: sending: errno {errno}"));
         return Ok(Err(libc::EPERM));
     }
     let mut buf = [0u8; 16];
     let got = recv_frame(conn.as_fd(), &mut buf, Blocking::Yes)?;
     if got.len != 4 {
-        tracing::error!("guard: no answer from the connector");
+        connector_lost(&"guard: no answer");
         return Ok(Err(libc::EPERM));
     }
     let rc = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
@@ -1036,5 +1036,21 @@ fn perform(
     match (rc, fds.next()) {
         (0, fd) => Ok(Ok(fd)),
         (rc, _) => Ok(Err(-rc)),
+    }
+}
+
+/// Says once per session that the sandbox's connector (the process that
+/// makes the calls the guard and transparent connects allow) is gone, and
+/// why; what needed it is refused (`EPERM`) from then on. It goes when the
+/// sandbox ends, while the program's last calls may still arrive: one line,
+/// not one per call.
+pub(crate) fn connector_lost(why: &dyn std::fmt::Display) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!(
+            "the sandbox's connector is gone ({why}): calls that need it are refused from now on"
+        );
+    } else {
+        tracing::debug!("the sandbox's connector is gone ({why})");
     }
 }

@@ -32,6 +32,7 @@ use super::stacked;
 use super::target::{Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 use crate::broker::fsops::{self, Lookup};
+use crate::broker::guard;
 
 /// `PIDFD_THREAD` (Linux 6.9): a pidfd for a thread, not only a process.
 const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
@@ -82,7 +83,7 @@ pub fn serve(ctx: &Arc<Context>, target: &Target<'_>, args: [u64; 6]) {
     let reply = match send(to_connector, &socket, kind, &addr, file.as_ref()) {
         Ok(reply) => reply,
         Err(e) => {
-            tracing::error!("transparent: the connector is gone: {e}");
+            guard::connector_lost(&format_args!("transparent connect: {e}"));
             return answer(ctx, target.id, libc::EPERM);
         }
     };
@@ -92,7 +93,7 @@ pub fn serve(ctx: &Arc<Context>, target: &Target<'_>, args: [u64; 6]) {
     ctx.tracker.spawn_blocking_on(
         move || {
             let errno = wait(&reply).unwrap_or_else(|e| {
-                tracing::error!("transparent: no answer from the connector: {e}");
+                guard::connector_lost(&format_args!("transparent connect: no answer: {e}"));
                 libc::EPERM
             });
             answer(&ctx2, id, errno);
