@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobBuilder;
 
+use crate::broker::resolve::Canonicaliser;
 use crate::broker::resolve_broker;
 use crate::error::{Location, PolicyError};
 use crate::model::{EnvPolicy, FsPolicy, Layers, Nested, Policy};
@@ -35,12 +36,13 @@ impl PolicySpec {
     /// `[broker]` list are dropped too.
     pub fn resolve(&self, vars: &Vars) -> Result<Policy, PolicyError> {
         let mut filesystem = FsPolicy::default();
+        let mut canonicaliser = Canonicaliser::default();
         for list in FsList::ALL {
             for entry in self.list(list) {
                 if list == FsList::Deny && crate::protect::is_deny_pattern(&entry.written) {
                     continue;
                 }
-                resolve_entry(list, entry, vars, &mut filesystem)?;
+                resolve_entry(list, entry, vars, &mut filesystem, &mut canonicaliser)?;
             }
         }
         for paths in [
@@ -54,9 +56,12 @@ impl PolicySpec {
         ] {
             dedupe(paths);
         }
-        filesystem.protect = crate::protect::resolve_protect(self, vars)?;
-        filesystem.deny_patterns =
-            crate::protect::resolve_deny_patterns(self.list(FsList::Deny), vars)?;
+        filesystem.protect = crate::protect::resolve_protect(self, vars, &mut canonicaliser)?;
+        filesystem.deny_patterns = crate::protect::resolve_deny_patterns(
+            self.list(FsList::Deny),
+            vars,
+            &mut canonicaliser,
+        )?;
         let mut pass = self.env_pass.clone();
         dedupe(&mut pass);
         let mut set = BTreeMap::new();
@@ -83,7 +88,7 @@ impl PolicySpec {
                     .unwrap_or_else(|| Layers::DEFAULT_NESTED_BEST_EFFORT.into_iter().collect()),
             },
             nested: self.nested.unwrap_or(Nested::PLATFORM_DEFAULT),
-            broker: resolve_broker(self, vars)?,
+            broker: resolve_broker(self, vars, &mut canonicaliser)?,
             transparent: self.transparent.unwrap_or(false),
         })
     }
@@ -105,6 +110,7 @@ fn resolve_entry(
     entry: &PathEntry,
     vars: &Vars,
     filesystem: &mut FsPolicy,
+    canonicaliser: &mut Canonicaliser,
 ) -> Result<(), PolicyError> {
     let key = list.key();
     let path = substitute_path(entry, &key, vars)?;
@@ -116,7 +122,7 @@ fn resolve_entry(
     if list.narrows() && written_last.contains(GLOB_CHARS) {
         return expand_glob(list, entry, &path, filesystem);
     }
-    match fs::canonicalize(&path) {
+    match canonicaliser.canonicalize(&path) {
         Ok(canonical) => {
             if !list.narrows() && canonical != path {
                 add_links(&path, &mut filesystem.links);
@@ -174,7 +180,13 @@ impl PolicySpec {
                     continue;
                 }
                 let mut scratch = FsPolicy::default();
-                resolve_entry(list, entry, vars, &mut scratch)?;
+                resolve_entry(
+                    list,
+                    entry,
+                    vars,
+                    &mut scratch,
+                    &mut Canonicaliser::default(),
+                )?;
                 rules.push(FsRule {
                     list: list.name(),
                     written: entry.written.clone(),
