@@ -142,6 +142,9 @@ pub struct Broker {
     server: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     descriptors_at_start: usize,
+    /// For the descriptors made during the session that outlive the
+    /// broker (the read-only copy of the mount tree, made at first use).
+    shared: Arc<Shared>,
     /// Transparent brokering, when the program's open calls are notified.
     /// With how many descriptors it was given.
     transparent: Option<(transparent::Transparent, usize)>,
@@ -187,12 +190,13 @@ impl Broker {
             }
             None => None,
         };
-        let server = runtime.spawn(serve(listener, shared, shutdown.clone()));
+        let server = runtime.spawn(serve(listener, shared.clone(), shutdown.clone()));
         Ok(Broker {
             runtime,
             server,
             shutdown,
             descriptors_at_start,
+            shared,
             transparent,
         })
     }
@@ -222,7 +226,8 @@ impl Broker {
         // The runtime, the listeners and every connection are closed now:
         // one descriptor per listener fewer than at start, unless one leaked.
         let now = open_descriptors();
-        let leaked = (now + listeners).saturating_sub(self.descriptors_at_start);
+        let kept = self.shared.readonly.as_ref().map_or(0, |v| v.descriptors());
+        let leaked = (now + listeners).saturating_sub(self.descriptors_at_start + kept);
         tracing::debug!(
             at_start = self.descriptors_at_start,
             at_end = now,

@@ -75,6 +75,12 @@ impl ReadOnlyView {
         })
     }
 
+    /// The descriptors the view holds: one once a copy is made.
+    pub fn descriptors(&self) -> usize {
+        let root = self.root.lock().unwrap_or_else(|p| p.into_inner());
+        usize::from(matches!(*root, Tree::Made(_)))
+    }
+
     /// Whether a mount was made or removed since the last look. `poll`
     /// itself re-arms the notice.
     fn mounts_changed(&self) -> bool {
