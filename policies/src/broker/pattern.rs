@@ -578,6 +578,19 @@ mod tests {
     }
 
     #[test]
+    fn no_wildcard_stands_for_an_empty_component() {
+        // FORMAT.md: `**/*/x` covers `/a/x`, not `/x` (globset matches
+        // `/x`, its `*` taking the empty text before the first `/`).
+        let matcher = PathMatcher::new(&parse("**/*/x").unwrap()).unwrap();
+        assert!(matcher.is_match(&[b"a", b"x"]));
+        assert!(matcher.is_match(&[b"b", b"a", b"x"]));
+        assert!(!matcher.is_match(&[b"x"]));
+        let top = PathMatcher::new(&parse("/*").unwrap()).unwrap();
+        assert!(top.is_match(&[b"etc"]));
+        assert!(!top.is_match(&[]));
+    }
+
+    #[test]
     fn globset_accepts_every_pattern_of_stars_and_question_marks() {
         // What lets `Pattern::parse` skip globset for them.
         for text in strings(&["/", "a", "*", "?", "é"], 5) {
