@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::hash::Hash;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use globset::GlobBuilder;
-
+use crate::broker::pattern::NameMatcher;
 use crate::broker::resolve::Canonicaliser;
 use crate::broker::resolve_broker;
 use crate::error::{Location, PolicyError};
@@ -372,17 +372,15 @@ fn expand_glob(
         ));
     };
     let glob = glob.to_string_lossy();
-    let matcher = GlobBuilder::new(&glob)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| {
-            invalid(
-                &entry.location,
-                &key,
-                &format!("invalid glob '{glob}': {}", e.kind()),
-            )
-        })?
-        .compile_matcher();
+    // Matched by hand for `*` and `?` (`NameMatcher`): no regex compiled at
+    // every launch for `/etc/ssh/ssh_host_*_key`.
+    let matcher = NameMatcher::new(&glob).map_err(|e| {
+        invalid(
+            &entry.location,
+            &key,
+            &format!("invalid glob '{glob}': {}", e.kind()),
+        )
+    })?;
     let parent = match fs::canonicalize(parent) {
         Ok(parent) => parent,
         Err(error) if is_missing(&error) => {
@@ -395,7 +393,7 @@ fn expand_glob(
     let mut matches = Vec::new();
     for child in fs::read_dir(&parent).map_err(listing_error)? {
         let name = child.map_err(listing_error)?.file_name();
-        if matcher.is_match(Path::new(&name)) {
+        if matcher.is_match(name.as_bytes()) {
             matches.push(parent.join(name));
         }
     }

@@ -293,9 +293,18 @@ impl NameMatcher {
     /// The matcher for `component`, which globset has accepted as part of
     /// its pattern (see [`Pattern::parse`]).
     pub(crate) fn new(component: &str) -> Result<NameMatcher, globset::Error> {
+        // Classes and escapes are globset's to check first: `pieces` reads
+        // only what it accepts (globset accepts any text of `*` and `?`).
+        let checked = match component.contains(['[', ']', '{', '}', '\\']) {
+            true => Some(compile(component)?),
+            false => None,
+        };
         match SimpleGlob::new(component) {
             Some(simple) => Ok(NameMatcher::Simple(simple)),
-            None => Ok(NameMatcher::Compiled(compile(component)?, OnceLock::new())),
+            None => Ok(NameMatcher::Compiled(
+                checked.map_or_else(|| compile(component), Ok)?,
+                OnceLock::new(),
+            )),
         }
     }
 
@@ -566,6 +575,10 @@ mod tests {
             }
         }
         assert!(simple > 1000, "{simple}");
+        // What globset refuses is refused.
+        for pattern in ["a[", "{a", "x[!"] {
+            assert!(NameMatcher::new(pattern).is_err(), "{pattern}");
+        }
         // A class or an alternation is globset's.
         for pattern in ["[ab]", "{a,b}", "x[!a]"] {
             let matcher = NameMatcher::new(pattern).unwrap();
