@@ -22,19 +22,15 @@
 //! and making, by rename, link or symlink, a name on the way to one: that
 //! is how `mv x .git` after writing `x/hooks/pre-commit` is refused.
 
+use crate::broker::canonical::Canonicaliser;
+use crate::broker::pattern::{literal_value, NameMatcher, Pattern};
+use crate::error::{Location, PolicyError};
+use crate::spec::{PatternEntry, PolicySpec};
+use crate::vars::Vars;
 use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use globset::{Glob, GlobMatcher};
-
-use crate::broker::pattern::{compile, literal_value, Pattern};
-use crate::error::{Location, PolicyError};
-use crate::rule::escape;
-use crate::spec::{PatternEntry, PolicySpec};
-use crate::vars::Vars;
 
 /// One resolved `protect` entry.
 #[derive(Clone)]
@@ -62,19 +58,14 @@ pub struct ProtectRule {
 #[derive(Clone)]
 enum Component {
     Literal(Vec<u8>),
-    /// Its matcher is compiled on first use (a regex with its DFA, tens of
-    /// microseconds each, at every launch otherwise); the pattern was
-    /// checked when the policy was resolved, so compiling cannot fail.
-    Glob(Glob, OnceLock<GlobMatcher>),
+    Glob(NameMatcher),
 }
 
 impl Component {
     fn matches(&self, name: &[u8]) -> bool {
         match self {
             Component::Literal(literal) => literal == name,
-            Component::Glob(glob, matcher) => matcher
-                .get_or_init(|| glob.compile_matcher())
-                .is_match(OsStr::from_bytes(name)),
+            Component::Glob(matcher) => matcher.is_match(name),
         }
     }
 }
@@ -208,9 +199,9 @@ impl fmt::Display for ProtectRule {
 
 /// See [`Protect::name_index`].
 pub struct NameIndex {
-    set: globset::GlobSet,
-    /// The rule of each glob in `set`, by index.
-    rules: Vec<usize>,
+    /// The last component of each rule that is not an exception, with the
+    /// rule's index.
+    last: Vec<(Component, usize)>,
 }
 
 /// The resolved `protect` list. Equal when the resolved patterns are.
@@ -264,30 +255,14 @@ impl Protect {
         }
     }
 
-    /// The rules' last components in one glob set, for a walk that asks of
-    /// every name whether a rule could match there ([`Protect::matches_at`]).
+    /// The rules' last components, for a walk that asks of every name
+    /// whether a rule could match there ([`Protect::matches_at`]).
     pub fn name_index(&self) -> NameIndex {
-        let mut builder = globset::GlobSetBuilder::new();
-        let mut rules = Vec::new();
-        for (at, rule) in self.rules.iter().enumerate().filter(|(_, r)| !r.except) {
-            let glob = match rule.components.last() {
-                Some(Component::Glob(glob, _)) => Some(glob.clone()),
-                Some(Component::Literal(name)) => std::str::from_utf8(name)
-                    .ok()
-                    .and_then(|name| compile(&escape(name)).ok()),
-                None => None,
-            };
-            if let Some(glob) = glob {
-                builder.add(glob);
-                rules.push(at);
-            }
-        }
-        NameIndex {
-            set: builder
-                .build()
-                .unwrap_or_else(|_| globset::GlobSet::empty()),
-            rules,
-        }
+        let last = (self.rules.iter().enumerate())
+            .filter(|(_, r)| !r.except)
+            .filter_map(|(at, rule)| Some((rule.components.last()?.clone(), at)))
+            .collect();
+        NameIndex { last }
     }
 
     /// Whether a rule matches `path` itself (its last component `name`),
@@ -300,14 +275,17 @@ impl Protect {
         path: &Path,
         hits: &mut Vec<usize>,
     ) -> bool {
-        index.set.matches_into(OsStr::from_bytes(name), hits);
+        hits.clear();
+        hits.extend(
+            (index.last.iter())
+                .filter(|(last, _)| last.matches(name))
+                .map(|(_, rule)| *rule),
+        );
         if hits.is_empty() {
             return false;
         }
         let parts = split(path);
-        let matched = hits
-            .iter()
-            .any(|&h| self.rules[index.rules[h]].matches_exactly(&parts));
+        let matched = hits.iter().any(|&h| self.rules[h].matches_exactly(&parts));
         matched
             && !self
                 .rules
@@ -437,8 +415,8 @@ fn rule_in(
         .iter()
         .map(|c| match literal_value(c) {
             Some(literal) => Ok(Component::Literal(literal.into_bytes())),
-            None => compile(c)
-                .map(|glob| Component::Glob(glob, OnceLock::new()))
+            None => NameMatcher::new(c)
+                .map(Component::Glob)
                 .map_err(|e| format!("invalid pattern '{written}': {}", e.kind())),
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -473,10 +451,14 @@ fn rule_in(
 }
 
 /// The `protect` part of [`PolicySpec::resolve`].
-pub(crate) fn resolve_protect(spec: &PolicySpec, vars: &Vars) -> Result<Protect, PolicyError> {
+pub(crate) fn resolve_protect(
+    spec: &PolicySpec,
+    vars: &Vars,
+    canonicaliser: &mut Canonicaliser,
+) -> Result<Protect, PolicyError> {
     let mut rules: Vec<ProtectRule> = Vec::new();
     for entry in &spec.protect {
-        let r = resolve_entry(entry, vars)?;
+        let r = resolve_entry_in("protect", entry, vars, canonicaliser)?;
         if !rules
             .iter()
             .any(|o| o.except == r.except && o.subtree == r.subtree && o.resolved == r.resolved)
@@ -498,6 +480,7 @@ pub(crate) fn is_deny_pattern(written: &str) -> bool {
 pub(crate) fn resolve_deny_patterns(
     entries: &[crate::spec::PathEntry],
     vars: &Vars,
+    canonicaliser: &mut Canonicaliser,
 ) -> Result<Protect, PolicyError> {
     let mut rules: Vec<ProtectRule> = Vec::new();
     for entry in entries.iter().filter(|e| is_deny_pattern(&e.written)) {
@@ -512,7 +495,7 @@ pub(crate) fn resolve_deny_patterns(
             written: entry.written.clone(),
             location: entry.location.clone(),
         };
-        let r = resolve_entry_in("deny", &as_pattern, vars)?;
+        let r = resolve_entry_in("deny", &as_pattern, vars, canonicaliser)?;
         if !rules
             .iter()
             .any(|o| o.except == r.except && o.resolved == r.resolved)
@@ -523,14 +506,11 @@ pub(crate) fn resolve_deny_patterns(
     Ok(Protect { rules })
 }
 
-fn resolve_entry(entry: &PatternEntry, vars: &Vars) -> Result<ProtectRule, PolicyError> {
-    resolve_entry_in("protect", entry, vars)
-}
-
 fn resolve_entry_in(
     list: &'static str,
     entry: &PatternEntry,
     vars: &Vars,
+    canonicaliser: &mut Canonicaliser,
 ) -> Result<ProtectRule, PolicyError> {
     let key = format!("filesystem.{list}");
     let invalid = |message: String| PolicyError::InvalidValue {
@@ -540,14 +520,14 @@ fn resolve_entry_in(
     };
     let (except, written) = split_except(&entry.written);
     let text = vars.substitute_pattern_at(written, &entry.location, &key)?;
-    let text = canonical_prefix(&text);
+    let text = canonical_prefix(&text, canonicaliser);
     rule_in(list, &text, written, except, Some(entry.location.clone())).map_err(invalid)
 }
 
 /// An anchored pattern with its longest existing literal prefix
 /// canonicalised (a home directory behind a symlink), so it matches the
 /// kernel's names for paths.
-fn canonical_prefix(text: &str) -> String {
+fn canonical_prefix(text: &str, canonicaliser: &mut Canonicaliser) -> String {
     if !text.starts_with('/') {
         return text.to_string();
     }
@@ -556,22 +536,18 @@ fn canonical_prefix(text: &str) -> String {
         .iter()
         .take_while(|c| literal_value(c).as_deref() == Some(**c))
         .count();
-    for keep in (1..=literal).rev() {
-        let prefix: PathBuf = std::iter::once("/")
-            .chain(parts[..keep].iter().copied())
-            .collect();
-        if let Ok(canonical) = std::fs::canonicalize(&prefix) {
-            if let Some(c) = canonical.to_str() {
-                let mut out = c.trim_end_matches('/').to_string();
-                for rest in &parts[keep..] {
-                    out.push('/');
-                    out.push_str(rest);
-                }
-                return out;
+    let (real, kept) = canonicaliser.existing_lenient(&parts[..literal]);
+    match real.to_str() {
+        Some(real) if kept > 0 => {
+            let mut out = real.trim_end_matches('/').to_string();
+            for rest in &parts[kept..] {
+                out.push('/');
+                out.push_str(rest);
             }
+            out
         }
+        _ => text.to_string(),
     }
-    text.to_string()
 }
 
 #[cfg(test)]

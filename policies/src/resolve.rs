@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::hash::Hash;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use globset::GlobBuilder;
-
+use crate::broker::canonical::Canonicaliser;
+use crate::broker::pattern::NameMatcher;
 use crate::broker::resolve::resolve_broker;
 use crate::error::{Location, PolicyError};
 use crate::model::{EnvPolicy, FsPolicy, Layers, Nested, Policy};
@@ -35,12 +36,13 @@ impl PolicySpec {
     /// `[broker]` list are dropped too.
     pub fn resolve(&self, vars: &Vars) -> Result<Policy, PolicyError> {
         let mut filesystem = FsPolicy::default();
+        let mut canonicaliser = Canonicaliser::default();
         for list in FsList::ALL {
             for entry in self.list(list) {
                 if list == FsList::Deny && crate::protect::is_deny_pattern(&entry.written) {
                     continue;
                 }
-                resolve_entry(list, entry, vars, &mut filesystem)?;
+                resolve_entry(list, entry, vars, &mut filesystem, &mut canonicaliser)?;
             }
         }
         for paths in [
@@ -54,9 +56,12 @@ impl PolicySpec {
         ] {
             dedupe(paths);
         }
-        filesystem.protect = crate::protect::resolve_protect(self, vars)?;
-        filesystem.deny_patterns =
-            crate::protect::resolve_deny_patterns(self.list(FsList::Deny), vars)?;
+        filesystem.protect = crate::protect::resolve_protect(self, vars, &mut canonicaliser)?;
+        filesystem.deny_patterns = crate::protect::resolve_deny_patterns(
+            self.list(FsList::Deny),
+            vars,
+            &mut canonicaliser,
+        )?;
         let mut pass = self.env_pass.clone();
         dedupe(&mut pass);
         let mut set = BTreeMap::new();
@@ -83,7 +88,7 @@ impl PolicySpec {
                     .unwrap_or_else(|| Layers::DEFAULT_NESTED_BEST_EFFORT.into_iter().collect()),
             },
             nested: self.nested.unwrap_or(Nested::PLATFORM_DEFAULT),
-            broker: resolve_broker(self, vars)?,
+            broker: resolve_broker(self, vars, &mut canonicaliser)?,
             transparent: self.transparent.unwrap_or(false),
             ptrace: self.ptrace.unwrap_or_default(),
         })
@@ -106,6 +111,7 @@ fn resolve_entry(
     entry: &PathEntry,
     vars: &Vars,
     filesystem: &mut FsPolicy,
+    canonicaliser: &mut Canonicaliser,
 ) -> Result<(), PolicyError> {
     let key = list.key();
     let path = substitute_path(entry, &key, vars)?;
@@ -117,7 +123,7 @@ fn resolve_entry(
     if list.narrows() && written_last.contains(GLOB_CHARS) {
         return expand_glob(list, entry, &path, filesystem);
     }
-    match fs::canonicalize(&path) {
+    match canonicaliser.canonicalize(&path) {
         Ok(canonical) => {
             if !list.narrows() && canonical != path {
                 add_links(&path, &mut filesystem.links);
@@ -175,7 +181,13 @@ impl PolicySpec {
                     continue;
                 }
                 let mut scratch = FsPolicy::default();
-                resolve_entry(list, entry, vars, &mut scratch)?;
+                resolve_entry(
+                    list,
+                    entry,
+                    vars,
+                    &mut scratch,
+                    &mut Canonicaliser::default(),
+                )?;
                 rules.push(FsRule {
                     list: list.name(),
                     written: entry.written.clone(),
@@ -361,17 +373,15 @@ fn expand_glob(
         ));
     };
     let glob = glob.to_string_lossy();
-    let matcher = GlobBuilder::new(&glob)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| {
-            invalid(
-                &entry.location,
-                &key,
-                &format!("invalid glob '{glob}': {}", e.kind()),
-            )
-        })?
-        .compile_matcher();
+    // Matched by hand for `*` and `?` (`NameMatcher`): no regex compiled at
+    // every launch for `/etc/ssh/ssh_host_*_key`.
+    let matcher = NameMatcher::new(&glob).map_err(|e| {
+        invalid(
+            &entry.location,
+            &key,
+            &format!("invalid glob '{glob}': {}", e.kind()),
+        )
+    })?;
     let parent = match fs::canonicalize(parent) {
         Ok(parent) => parent,
         Err(error) if is_missing(&error) => {
@@ -384,7 +394,7 @@ fn expand_glob(
     let mut matches = Vec::new();
     for child in fs::read_dir(&parent).map_err(listing_error)? {
         let name = child.map_err(listing_error)?.file_name();
-        if matcher.is_match(Path::new(&name)) {
+        if matcher.is_match(name.as_bytes()) {
             matches.push(parent.join(name));
         }
     }

@@ -22,7 +22,10 @@
 //!
 //! Medians with the p10 to p90 spread. `cargo bench -p supervisor --bench
 //! launch`; SLUICE_BENCH_ITERS (launch rounds, default 100), SLUICE_BENCH_RUNS
-//! (workload rounds, default 31), SLUICE_BENCH_IDLE_MS (default 100).
+//! (workload rounds, default 31), SLUICE_BENCH_IDLE_MS (default 100);
+//! SLUICE_BENCH_BASE=PATH adds another sluice binary's launch with
+//! `default` (`sluice default, SLUICE_BENCH_BASE`), to compare two builds
+//! in the same rounds.
 
 #[path = "common/mod.rs"]
 #[allow(dead_code)]
@@ -111,15 +114,26 @@ fn launchers(env: &Env) -> Vec<Launcher> {
     } else {
         println!("bubblewrap: not installed (apt install bubblewrap), skipped");
     }
-    for (name, policy) in [
-        ("sluice default", None),
-        ("sluice small policy", Some(env.small_policy.clone())),
+    // Another build of sluice, run beside this one with `default`: the
+    // change a commit makes, measured in the same rounds.
+    let base = std::env::var_os("SLUICE_BENCH_BASE").map(PathBuf::from);
+    let base_case = base.map(|base| ("sluice default, SLUICE_BENCH_BASE", None, base));
+    for (name, policy, sluice) in [
+        ("sluice default", None, env.sluice.clone()),
+        (
+            "sluice small policy",
+            Some(env.small_policy.clone()),
+            env.sluice.clone(),
+        ),
         (
             "sluice default, no deny patterns",
             Some(env.no_deny_patterns.clone()),
+            env.sluice.clone(),
         ),
-    ] {
-        let sluice = env.sluice.clone();
+    ]
+    .into_iter()
+    .chain(base_case)
+    {
         let state = env.state.clone();
         all.push(Launcher {
             name,

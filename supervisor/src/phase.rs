@@ -27,11 +27,14 @@ pub fn mark(phase: &str) {
     let now = Instant::now();
     let mut marks = MARKS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((start, last)) = marks.as_mut() {
-        eprintln!(
-            "sluice: phase {phase:<28} {:>8.3} ms (at {:>8.3} ms)",
+        // One write: stderr is unbuffered, and a write per piece would be
+        // counted in the next phase.
+        let line = format!(
+            "sluice: phase {phase:<28} {:>8.3} ms (at {:>8.3} ms)\n",
             (now - *last).as_secs_f64() * 1e3,
             (now - *start).as_secs_f64() * 1e3
         );
-        *last = now;
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        *last = Instant::now();
     }
 }

@@ -462,6 +462,7 @@ fn remove_entry(dir: &File, name: &[u8]) -> Result<()> {
     // magic link of `dir` keeps the walk beneath the directory we opened.
     let path =
         PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(OsStr::from_bytes(name));
+    open_up_placeholder(dir, name);
     match fs::remove_dir_all(&path) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -474,6 +475,25 @@ fn remove_entry(dir: &File, name: &[u8]) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("removing {shown}")),
+    }
+}
+
+/// Opens up the directory placeholder sluice made (mode 000, see
+/// `sandbox_child::plan`) in the session directory `name`, if there is one,
+/// so that a single pass of `remove_dir_all` removes the whole session:
+/// otherwise every unprivileged session's first pass fails on it and the
+/// tree is walked three times.
+fn open_up_placeholder(dir: &File, name: &[u8]) {
+    let flags = libc::O_PATH | libc::O_DIRECTORY;
+    let Ok(session) = open_beneath(dir, name, flags).map(File::from) else {
+        return;
+    };
+    let Ok(private) = open_beneath(&session, b"private", flags).map(File::from) else {
+        return;
+    };
+    if let Ok(placeholder) = open_beneath(&private, b"deny-dir", flags) {
+        let magic = format!("/proc/self/fd/{}", placeholder.as_raw_fd());
+        let _ = fs::set_permissions(&magic, fs::Permissions::from_mode(0o700));
     }
 }
 

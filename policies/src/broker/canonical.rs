@@ -6,9 +6,12 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-/// Finds the real path of the longest existing prefix of a pattern,
-/// remembering what it found: the patterns of a policy share most of their
-/// prefixes (`~`, `/etc`), so each directory is looked up once.
+/// Finds the real path of the longest existing prefix of a pattern, or of a
+/// path, remembering what it found: the entries of a policy share most of
+/// their prefixes (`~`, `/etc`), so each directory is looked up once per
+/// resolution (one `statx` each, not a `readlink` of every component of
+/// every entry as `realpath` does). One lives through a whole
+/// [`PolicySpec::resolve`]; the paths it knows are taken as they were then.
 #[derive(Default)]
 pub(crate) struct Canonicaliser {
     /// Path as written (no `.` or `..`) to its real path.
@@ -47,6 +50,45 @@ impl Canonicaliser {
             self.known.insert(written.clone(), real.clone());
         }
         Ok((real, names.len()))
+    }
+
+    /// [`Canonicaliser::existing`], any error ending the existing part.
+    pub(crate) fn existing_lenient<N: AsRef<Path>>(&mut self, names: &[N]) -> (PathBuf, usize) {
+        match self.existing(names) {
+            Ok(found) => found,
+            // Not cached: the prefix before the failing name is, so this
+            // looks up nothing twice.
+            Err(_) => (1..names.len())
+                .rev()
+                .find_map(|n| self.existing(&names[..n]).ok())
+                .unwrap_or((PathBuf::from("/"), 0)),
+        }
+    }
+
+    /// `fs::canonicalize(path)`, with the same errors: the real path of
+    /// `path`, which must exist.
+    pub(crate) fn canonicalize(&mut self, path: &Path) -> io::Result<PathBuf> {
+        let mut names = Vec::new();
+        for component in path.components() {
+            match component {
+                Component::RootDir => {}
+                Component::Normal(name) => names.push(name),
+                // `..` after a symlink is the kernel's to resolve.
+                _ => return fs::canonicalize(path),
+            }
+        }
+        if !path.is_absolute() {
+            return fs::canonicalize(path);
+        }
+        match self.existing(&names) {
+            Ok((real, n)) if n == names.len() => Ok(real),
+            // The first name that does not exist, or cannot be looked into:
+            // the error `realpath` gives.
+            Ok((real, n)) => {
+                fs::symlink_metadata(real.join(names[n])).and_then(|_| fs::canonicalize(path))
+            }
+            Err((_, error)) => Err(error),
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! The broker's decision rules (`[broker]`): which file opens a sandboxed
 //! program may ask sluice for, and who decides.
 //!
-//! A [`BrokerPolicy`] is made by [`crate::PolicySpec::resolve`]; its globs are
-//! compiled then, so [`BrokerPolicy::decide`] only walks the requested path's
-//! ancestors once, comparing bytes and running one prebuilt [`GlobSet`].
+//! A [`BrokerPolicy`] is made by [`crate::PolicySpec::resolve`]; its patterns
+//! are split into components then, so [`BrokerPolicy::decide`] only walks the
+//! requested path's ancestors once, comparing bytes and matching the
+//! wildcard patterns component by component ([`pattern::PathMatcher`]: no
+//! regex is compiled for `*` and `?`, at launch or later).
 
-mod canonical;
+pub(crate) mod canonical;
 pub(crate) mod pattern;
 pub(crate) mod resolve;
 
@@ -13,12 +15,10 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use globset::{Candidate, GlobSet, GlobSetBuilder};
-
 use crate::error::Location;
 use crate::rule::BrokerList;
 pub use crate::rule::{Verdict, Want};
-use pattern::{compile, literal_value, Pattern};
+use pattern::{literal_value, PathMatcher, Pattern};
 
 pub(crate) use pattern::check_written;
 
@@ -95,9 +95,8 @@ pub struct BrokerPolicy {
     ranks: Vec<Rank>,
     /// Rules without wildcards, by depth: `(path, rule index)`.
     literals: Vec<Vec<(Box<[u8]>, usize)>>,
-    /// The other rules, one glob each; `glob_rules[i]` is glob `i`'s rule.
-    globs: GlobSet,
-    glob_rules: Vec<usize>,
+    /// The other rules, one matcher each, with the rule's index.
+    globs: Vec<(PathMatcher, usize)>,
     protected: Vec<Protected>,
 }
 
@@ -129,8 +128,7 @@ impl BrokerPolicy {
     pub(crate) fn new(rules: Vec<BrokerRule>) -> Result<BrokerPolicy, BuildError> {
         let mut ranks = Vec::with_capacity(rules.len());
         let mut literals: Vec<Vec<(Box<[u8]>, usize)>> = Vec::new();
-        let mut globs = GlobSetBuilder::new();
-        let mut glob_rules = Vec::new();
+        let mut globs = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
             let blame = |message| BuildError {
                 rule: Some(rule.clone()),
@@ -154,23 +152,17 @@ impl BrokerPolicy {
                 }
                 literals[depth].push((path.into_bytes().into_boxed_slice(), index));
             } else {
-                let glob = compile(&pattern.text()).map_err(|e| {
+                let matcher = PathMatcher::new(&pattern).map_err(|e| {
                     blame(format!("invalid pattern '{}': {}", rule.resolved, e.kind()))
                 })?;
-                globs.add(glob);
-                glob_rules.push(index);
+                globs.push((matcher, index));
             }
         }
-        let globs = globs.build().map_err(|e| BuildError {
-            rule: None,
-            message: format!("cannot compile the [broker] patterns: {e}"),
-        })?;
         Ok(BrokerPolicy {
             rules,
             ranks,
             literals,
             globs,
-            glob_rules,
             protected: Vec::new(),
         })
     }
@@ -271,7 +263,10 @@ impl BrokerPolicy {
     /// any rule matches decides among the rules matching it.
     fn winner(&self, path: &[u8], mut depth: usize) -> Option<usize> {
         let mut ancestor = path;
-        let mut matched = Vec::new();
+        let parts: Vec<&[u8]> = match self.globs.is_empty() {
+            true => Vec::new(),
+            false => path[1..].split(|b| *b == b'/').collect(),
+        };
         loop {
             let mut best = None;
             for (literal, index) in self.literals.get(depth).into_iter().flatten() {
@@ -281,12 +276,10 @@ impl BrokerPolicy {
             }
             // A wildcard never stands for an empty component, so no glob
             // matches `/` itself (`/*` would, to globset).
-            if depth > 0 && !self.glob_rules.is_empty() {
-                let candidate = Candidate::from_bytes(ancestor);
-                if self.globs.is_match_candidate(&candidate) {
-                    self.globs.matches_candidate_into(&candidate, &mut matched);
-                    for glob in &matched {
-                        best = self.better(best, self.glob_rules[*glob]);
+            if depth > 0 {
+                for (glob, index) in &self.globs {
+                    if glob.is_match(&parts[..depth]) {
+                        best = self.better(best, *index);
                     }
                 }
             }
@@ -323,8 +316,7 @@ impl Default for BrokerPolicy {
             rules: Vec::new(),
             ranks: Vec::new(),
             literals: Vec::new(),
-            globs: GlobSet::empty(),
-            glob_rules: Vec::new(),
+            globs: Vec::new(),
             protected: Vec::new(),
         }
     }

@@ -8,7 +8,11 @@
 //! keeps `/` out of classes and alternations, so that it splits into
 //! components that can be canonicalised and counted.
 
-use globset::{Glob, GlobBuilder};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::OnceLock;
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
 
 use crate::vars::{VarError, Vars};
 
@@ -39,8 +43,10 @@ impl Pattern {
                 )
             });
         };
-        // Most patterns are plain paths, which globset need not look at.
-        if text.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+        // Most patterns are plain paths or have only `*` and `?`, which
+        // globset accepts wherever they stand (`names_match_as_globset_
+        // matches_them`): it need not look at them.
+        if text.contains(['[', ']', '{', '}', '\\']) {
             compile(text).map_err(|e| format!("invalid pattern '{written}': {}", e.kind()))?;
         }
         let mut components = Vec::new();
@@ -136,7 +142,11 @@ pub(crate) fn compile(text: &str) -> Result<Glob, globset::Error> {
 enum Piece {
     /// A character that matches itself (plain, `\x`, or a class `[x]` of one).
     Literal(char),
-    /// `*`, `?`, a class, or an alternation `{..}`.
+    /// `*`: any bytes but `/`.
+    Star,
+    /// `?`: one byte but `/`.
+    One,
+    /// A class or an alternation `{..}`.
     Wildcard,
 }
 
@@ -162,7 +172,8 @@ fn pieces(text: &str) -> impl Iterator<Item = Piece> + '_ {
                 }
             }
             '{' => (Piece::Wildcard, brace_len(rest)),
-            '*' | '?' => (Piece::Wildcard, 1),
+            '*' => (Piece::Star, 1),
+            '?' => (Piece::One, 1),
             c => (Piece::Literal(c), c.len_utf8()),
         };
         at += len;
@@ -245,9 +256,189 @@ pub(crate) fn literal_value(component: &str) -> Option<String> {
     pieces(component)
         .map(|piece| match piece {
             Piece::Literal(c) => Some(c),
-            Piece::Wildcard => None,
+            Piece::Star | Piece::One | Piece::Wildcard => None,
         })
         .collect()
+}
+
+/// A matcher for one component (no `/`) in pattern syntax, matching as
+/// globset does with `literal_separator` (bytes; `?` one byte, `*` any
+/// bytes). A component of literal characters, `?` and `*` (nearly every
+/// pattern sluice meets) is matched by hand, with nothing compiled; one
+/// with a class or an alternation is globset's, its regex and DFA compiled
+/// on first use (tens of microseconds each: at every launch otherwise).
+#[derive(Clone, Debug)]
+pub(crate) enum NameMatcher {
+    Simple(SimpleGlob),
+    Compiled(Glob, OnceLock<GlobMatcher>),
+}
+
+impl NameMatcher {
+    /// The matcher for `component`, which globset has accepted as part of
+    /// its pattern (see [`Pattern::parse`]).
+    pub(crate) fn new(component: &str) -> Result<NameMatcher, globset::Error> {
+        // Classes and escapes are globset's to check first: `pieces` reads
+        // only what it accepts (globset accepts any text of `*` and `?`).
+        let checked = match component.contains(['[', ']', '{', '}', '\\']) {
+            true => Some(compile(component)?),
+            false => None,
+        };
+        match SimpleGlob::new(component) {
+            Some(simple) => Ok(NameMatcher::Simple(simple)),
+            None => Ok(NameMatcher::Compiled(
+                checked.map_or_else(|| compile(component), Ok)?,
+                OnceLock::new(),
+            )),
+        }
+    }
+
+    pub(crate) fn is_match(&self, name: &[u8]) -> bool {
+        match self {
+            NameMatcher::Simple(simple) => simple.is_match(name),
+            NameMatcher::Compiled(glob, matcher) => matcher
+                .get_or_init(|| glob.compile_matcher())
+                .is_match(OsStr::from_bytes(name)),
+        }
+    }
+}
+
+/// A whole pattern with a wildcard, matched component by component against
+/// an absolute canonical path's components, as globset matches the
+/// pattern's text with `literal_separator` (`**` spans whole components,
+/// none or more), with nothing compiled for the usual patterns.
+#[derive(Clone, Debug)]
+pub(crate) struct PathMatcher {
+    /// `None` for `**`; an any-depth pattern starts with one.
+    components: Vec<Option<NameMatcher>>,
+    /// The number of components a path must have, if there is no `**`.
+    fixed: Option<usize>,
+}
+
+impl PathMatcher {
+    pub(crate) fn new(pattern: &Pattern) -> Result<PathMatcher, globset::Error> {
+        let mut components = Vec::with_capacity(pattern.components.len() + 1);
+        if pattern.any_depth {
+            components.push(None);
+        }
+        for c in &pattern.components {
+            components.push(match c.as_str() {
+                "**" => None,
+                c => Some(NameMatcher::new(c)?),
+            });
+        }
+        let fixed = components
+            .iter()
+            .all(Option::is_some)
+            .then_some(components.len());
+        Ok(PathMatcher { components, fixed })
+    }
+
+    /// Whether the path whose components are `parts` matches.
+    pub(crate) fn is_match(&self, parts: &[&[u8]]) -> bool {
+        if self.fixed.is_some_and(|n| n != parts.len()) {
+            return false;
+        }
+        // Most paths fail at the last component, the cheapest to look at.
+        match (self.components.last(), parts.last()) {
+            (Some(Some(last)), Some(name)) if !last.is_match(name) => return false,
+            (Some(Some(_)), None) => return false,
+            _ => {}
+        }
+        // The classic wildcard match, `**` as the star: on a mismatch, the
+        // last `**` takes one more component and the rest is tried again
+        // (at most components x parts steps).
+        let (mut c, mut p) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while p < parts.len() {
+            match self.components.get(c) {
+                Some(None) => {
+                    star = Some((c + 1, p));
+                    c += 1;
+                }
+                Some(Some(name)) if name.is_match(parts[p]) => {
+                    c += 1;
+                    p += 1;
+                }
+                _ => match star {
+                    Some((after, from)) => {
+                        c = after;
+                        p = from + 1;
+                        star = Some((after, from + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        self.components[c..].iter().all(Option::is_none)
+    }
+}
+
+/// A component of literal bytes, `?` and `*`, cut at each `*`: the first
+/// part matches at the start, the last at the end, those between at their
+/// leftmost place in order (which finds a match whenever one exists).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SimpleGlob {
+    /// Each byte, `None` for `?`.
+    parts: Vec<Vec<Option<u8>>>,
+}
+
+impl SimpleGlob {
+    /// `None` for a component with a class of more than one character, an
+    /// alternation, or a `**`.
+    fn new(component: &str) -> Option<SimpleGlob> {
+        if component.contains("**") {
+            return None;
+        }
+        let mut parts = vec![Vec::new()];
+        for piece in pieces(component) {
+            let part = parts.last_mut().expect("never empty");
+            match piece {
+                Piece::Literal(c) => {
+                    let mut buf = [0; 4];
+                    part.extend(c.encode_utf8(&mut buf).bytes().map(Some));
+                }
+                Piece::One => part.push(None),
+                Piece::Star => parts.push(Vec::new()),
+                Piece::Wildcard => return None,
+            }
+        }
+        Some(SimpleGlob { parts })
+    }
+
+    pub(crate) fn is_match(&self, name: &[u8]) -> bool {
+        if name.contains(&b'/') {
+            return false;
+        }
+        let (first, rest) = self.parts.split_first().expect("never empty");
+        let Some((last, middle)) = rest.split_last() else {
+            return part_is(first, name);
+        };
+        if name.len() < first.len() + last.len()
+            || !part_is(first, &name[..first.len()])
+            || !part_is(last, &name[name.len() - last.len()..])
+        {
+            return false;
+        }
+        let mut between = &name[first.len()..name.len() - last.len()];
+        for part in middle {
+            let Some(at) = (0..=between.len().saturating_sub(part.len())).find(|&at| {
+                between.len() >= part.len() && part_is(part, &between[at..at + part.len()])
+            }) else {
+                return false;
+            };
+            between = &between[at + part.len()..];
+        }
+        true
+    }
+}
+
+/// Whether `text` is `part` (of the same length; `None` matches any byte).
+fn part_is(part: &[Option<u8>], text: &[u8]) -> bool {
+    part.len() == text.len()
+        && part
+            .iter()
+            .zip(text)
+            .all(|(p, b)| p.is_none_or(|p| p == *b))
 }
 
 fn literal_chars(component: &str) -> usize {
@@ -332,6 +523,113 @@ mod tests {
             .unwrap()
             .compile_matcher()
             .is_match("/ab"));
+    }
+
+    /// Every string of up to `n` items of `alphabet`, joined.
+    fn strings(alphabet: &[&str], n: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..n {
+            last = (last.iter())
+                .flat_map(|s| alphabet.iter().map(move |a| format!("{s}{a}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn names_match_as_globset_matches_them() {
+        let names = strings(&["a", "b", ".", "\n", "é"], 4);
+        let mut simple = 0;
+        for pattern in strings(&["a", "b", ".", "*", "?", "[b]", "é"], 4) {
+            let pattern = if pattern.is_empty() {
+                "x".to_owned()
+            } else {
+                pattern
+            };
+            let matcher = NameMatcher::new(&pattern).unwrap();
+            simple += usize::from(matches!(matcher, NameMatcher::Simple(_)));
+            let globset = compile(&pattern).unwrap().compile_matcher();
+            for name in &names {
+                assert_eq!(
+                    matcher.is_match(name.as_bytes()),
+                    globset.is_match(name),
+                    "pattern {pattern:?}, name {name:?}"
+                );
+            }
+        }
+        assert!(simple > 1000, "{simple}");
+        // What globset refuses is refused.
+        for pattern in ["a[", "{a", "x[!"] {
+            assert!(NameMatcher::new(pattern).is_err(), "{pattern}");
+        }
+        // A class or an alternation is globset's.
+        for pattern in ["[ab]", "{a,b}", "x[!a]"] {
+            let matcher = NameMatcher::new(pattern).unwrap();
+            assert!(matches!(matcher, NameMatcher::Compiled(..)), "{pattern}");
+            assert!(
+                matcher.is_match(b"xb") || matcher.is_match(b"a"),
+                "{pattern}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_wildcard_stands_for_an_empty_component() {
+        // FORMAT.md: `**/*/x` covers `/a/x`, not `/x` (globset matches
+        // `/x`, its `*` taking the empty text before the first `/`).
+        let matcher = PathMatcher::new(&parse("**/*/x").unwrap()).unwrap();
+        assert!(matcher.is_match(&[b"a", b"x"]));
+        assert!(matcher.is_match(&[b"b", b"a", b"x"]));
+        assert!(!matcher.is_match(&[b"x"]));
+        let top = PathMatcher::new(&parse("/*").unwrap()).unwrap();
+        assert!(top.is_match(&[b"etc"]));
+        assert!(!top.is_match(&[]));
+    }
+
+    #[test]
+    fn globset_accepts_every_pattern_of_stars_and_question_marks() {
+        // What lets `Pattern::parse` skip globset for them.
+        for text in strings(&["/", "a", "*", "?", "é"], 5) {
+            assert!(compile(&text).is_ok(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn paths_match_as_globset_matches_them() {
+        let paths: Vec<String> = strings(&["/a", "/b", "/ab", "/xb"], 4)
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        let components = strings(&["/a", "/*", "/**", "/?b", "/b*"], 4);
+        for rest in components.iter().filter(|c| !c.is_empty()) {
+            for text in [rest.clone(), format!("**{rest}")] {
+                let Ok(pattern) = parse(&text) else { continue };
+                if pattern.components.is_empty() {
+                    continue;
+                }
+                let matcher = PathMatcher::new(&pattern).unwrap();
+                let globset = compile(&pattern.text()).unwrap().compile_matcher();
+                for path in &paths {
+                    let parts: Vec<&[u8]> = path[1..].split('/').map(str::as_bytes).collect();
+                    // To globset, `**/*/a` matches `/a`: its `*` matches
+                    // the empty text before the first `/`. No wildcard
+                    // stands for an empty component here; an any-depth
+                    // pattern is compared on the path without its `/`.
+                    let text = match pattern.any_depth {
+                        true => &path[1..],
+                        false => path.as_str(),
+                    };
+                    assert_eq!(
+                        matcher.is_match(&parts),
+                        globset.is_match(text),
+                        "pattern {}, path {path}",
+                        pattern.text()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

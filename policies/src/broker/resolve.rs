@@ -15,13 +15,16 @@ use crate::vars::Vars;
 
 /// The `[broker]` part of [`PolicySpec::resolve`]. Within each list, a
 /// pattern that resolves like an earlier one is dropped.
-pub(crate) fn resolve_broker(spec: &PolicySpec, vars: &Vars) -> Result<BrokerPolicy, PolicyError> {
+pub(crate) fn resolve_broker(
+    spec: &PolicySpec,
+    vars: &Vars,
+    canonicaliser: &mut Canonicaliser,
+) -> Result<BrokerPolicy, PolicyError> {
     let mut rules = Vec::new();
     let mut seen = HashSet::new();
-    let mut canonicaliser = Canonicaliser::default();
     for list in BrokerList::ALL {
         for entry in spec.broker_list(list) {
-            let resolved = resolve_pattern(list, entry, vars, &mut canonicaliser)?;
+            let resolved = resolve_pattern(list, entry, vars, canonicaliser)?;
             if seen.insert((list as usize, resolved.clone())) {
                 rules.push(BrokerRule {
                     verdict: list.verdict(),
@@ -45,7 +48,7 @@ pub(crate) fn resolve_broker(spec: &PolicySpec, vars: &Vars) -> Result<BrokerPol
             written: entry.written.clone(),
             location: entry.location.clone(),
         };
-        let resolved = resolve_pattern(BrokerList::Deny, &entry, vars, &mut canonicaliser)?;
+        let resolved = resolve_pattern(BrokerList::Deny, &entry, vars, canonicaliser)?;
         if seen.insert((BrokerList::Deny as usize, resolved.clone())) {
             rules.push(BrokerRule {
                 verdict: Verdict::Deny,

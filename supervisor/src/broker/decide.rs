@@ -426,7 +426,7 @@ fn open_plain(shared: &Shared, path: &Path, ask: &Ask<'_>) -> Option<Outcome> {
 /// copy).
 fn read_only_root(shared: &Shared, ask: &Ask<'_>) -> io::Result<Option<Arc<OwnedFd>>> {
     match &shared.readonly {
-        Some(view) if !ask.writes() => view.root().map(Some),
+        Some(view) if !ask.writes() => view.root(),
         _ => Ok(None),
     }
 }

@@ -107,6 +107,7 @@ impl Shared {
             audit,
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            // The copy itself is made at the first request that needs it.
             readonly: readonly::ReadOnlyView::new()
                 .inspect_err(|e| {
                     tracing::warn!(
@@ -149,6 +150,9 @@ pub struct Broker {
     server: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     descriptors_at_start: usize,
+    /// For the descriptors made during the session that outlive the
+    /// broker (the read-only copy of the mount tree, made at first use).
+    shared: Arc<Shared>,
     /// Transparent brokering, when the program's open calls are notified.
     /// With how many descriptors it was given.
     transparent: Option<(transparent::Transparent, usize)>,
@@ -171,7 +175,7 @@ impl Broker {
         // Before the runtime's own descriptors exist; the listeners are
         // counted and are closed again by the time `stop` counts.
         let descriptors_at_start = open_descriptors();
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+        let workers = cpus_allowed().clamp(1, 8);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name("sluice-broker")
@@ -194,12 +198,13 @@ impl Broker {
             }
             None => None,
         };
-        let server = runtime.spawn(serve(listener, shared, shutdown.clone()));
+        let server = runtime.spawn(serve(listener, shared.clone(), shutdown.clone()));
         Ok(Broker {
             runtime,
             server,
             shutdown,
             descriptors_at_start,
+            shared,
             transparent,
         })
     }
@@ -229,7 +234,8 @@ impl Broker {
         // The runtime, the listeners and every connection are closed now:
         // one descriptor per listener fewer than at start, unless one leaked.
         let now = open_descriptors();
-        let leaked = (now + listeners).saturating_sub(self.descriptors_at_start);
+        let kept = self.shared.readonly.as_ref().map_or(0, |v| v.descriptors());
+        let leaked = (now + listeners).saturating_sub(self.descriptors_at_start + kept);
         tracing::debug!(
             at_start = self.descriptors_at_start,
             at_end = now,
@@ -240,6 +246,24 @@ impl Broker {
             tracing::warn!("broker: {leaked} descriptor(s) left open");
         }
     }
+}
+
+/// The CPUs this thread may run on (2 if unknown). Not
+/// `available_parallelism`, which also reads the cgroup's CPU quota through
+/// `/proc/self/mountinfo` and `/proc/self/cgroup`: a tenth of a millisecond
+/// at every launch, for a number of threads that a quota does not change
+/// much.
+fn cpus_allowed() -> usize {
+    // SAFETY: a zeroed cpu_set_t is an empty set, valid for the call.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid out-pointer of the size given.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return 2;
+    }
+    // SAFETY: `set` was filled in by the kernel.
+    unsafe { libc::CPU_COUNT(&set) as usize }
 }
 
 /// Serves the shared socket until `shutdown` is cancelled, then waits for

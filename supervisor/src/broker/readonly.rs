@@ -17,9 +17,19 @@ use std::sync::{Arc, Mutex};
 use sandbox_child::readonly_root::clone_read_only_root;
 
 pub struct ReadOnlyView {
-    root: Mutex<Arc<OwnedFd>>,
+    root: Mutex<Tree>,
     /// Open before each copy is taken: a change after it shows in `poll`.
     mounts: File,
+}
+
+/// The copy, made at the first request that needs it: making it costs a
+/// fork into a user namespace for an unprivileged user (about 1 ms at every
+/// launch otherwise, for programs that never ask the broker for a file).
+enum Tree {
+    NotYet,
+    Made(Arc<OwnedFd>),
+    /// The first copy could not be made (said once): none is used.
+    Unavailable,
 }
 
 impl ReadOnlyView {
@@ -27,20 +37,48 @@ impl ReadOnlyView {
         // The thread's own: the same as the process's in sluice, whose
         // threads share one mount namespace; the unit test's has its own.
         let mounts = File::open("/proc/thread-self/mountinfo")?;
-        let root = clone_read_only_root()?;
         Ok(ReadOnlyView {
-            root: Mutex::new(Arc::new(root)),
+            root: Mutex::new(Tree::NotYet),
             mounts,
         })
     }
 
-    /// The root of the copy, a fresh one if the mount table changed.
-    pub fn root(&self) -> io::Result<Arc<OwnedFd>> {
+    /// The root of the copy, a fresh one if the mount table changed; `None`
+    /// where no copy could be made at all (then a descriptor served for
+    /// reading can change the file's mode, times and attributes, as the
+    /// warning said).
+    pub fn root(&self) -> io::Result<Option<Arc<OwnedFd>>> {
         let mut root = self.root.lock().unwrap_or_else(|p| p.into_inner());
-        if self.mounts_changed() {
-            *root = Arc::new(clone_read_only_root()?);
+        // Looked at first: it re-arms the notice, so a change made while
+        // the copy is taken shows next time.
+        let changed = self.mounts_changed();
+        match &*root {
+            Tree::Made(copy) if !changed => return Ok(Some(copy.clone())),
+            Tree::Unavailable => return Ok(None),
+            Tree::Made(_) => *root = Tree::Made(Arc::new(clone_read_only_root()?)),
+            Tree::NotYet => {
+                *root = match clone_read_only_root() {
+                    Ok(copy) => Tree::Made(Arc::new(copy)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "no read-only copy of the mount tree ({e}): a descriptor served \
+                             for reading can change the file's mode, times and attributes"
+                        );
+                        Tree::Unavailable
+                    }
+                }
+            }
         }
-        Ok(root.clone())
+        Ok(match &*root {
+            Tree::Made(copy) => Some(copy.clone()),
+            _ => None,
+        })
+    }
+
+    /// The descriptors the view holds: one once a copy is made.
+    pub fn descriptors(&self) -> usize {
+        let root = self.root.lock().unwrap_or_else(|p| p.into_inner());
+        usize::from(matches!(*root, Tree::Made(_)))
     }
 
     /// Whether a mount was made or removed since the last look. `poll`
@@ -91,7 +129,7 @@ mod tests {
         std::fs::write(&judged, "judged").unwrap();
         std::fs::write(&other, "other").unwrap();
         let view = ReadOnlyView::new().unwrap();
-        let root = view.root().unwrap();
+        let root = view.root().unwrap().expect("a read-only copy");
         let read = Mode {
             read: true,
             ..Mode::default()
@@ -137,7 +175,7 @@ mod tests {
             };
             assert_eq!(rc, 0, "{}", io::Error::last_os_error());
             let view = ReadOnlyView::new().unwrap();
-            let before = view.root().unwrap();
+            let before = view.root().unwrap().expect("a read-only copy");
             mount_tmpfs(&dir);
             let file = dir.join("later.txt");
             std::fs::write(&file, "later").unwrap();
@@ -147,7 +185,7 @@ mod tests {
             };
             let old = fsops::open_plain(&file, read, Some(before.as_fd()));
             assert_eq!(old.unwrap_err().raw_os_error(), Some(libc::ENOENT));
-            let after = view.root().unwrap();
+            let after = view.root().unwrap().expect("a read-only copy");
             let fd = fsops::open_plain(&file, read, Some(after.as_fd()))
                 .unwrap()
                 .unwrap();

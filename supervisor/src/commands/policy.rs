@@ -80,7 +80,15 @@ pub fn run(cmd: PolicyCommand) -> Result<i32> {
 fn resolve(name: &str, workspace: Option<PathBuf>) -> Result<(policies::Policy, PathBuf, PathBuf)> {
     let spec = policies::load(name)?;
     let (vars, dir) = session_vars(workspace)?;
-    Ok((spec.resolve(&vars)?, dir.tmp(), vars.workspace))
+    let policy = spec.resolve(&vars)?;
+    tracing::debug!(
+        files = ?spec.files(),
+        broker_rules = policy.broker.len(),
+        protect = policy.filesystem.protect.rules().len(),
+        "policy '{}' resolved",
+        policy.name
+    );
+    Ok((policy, dir.tmp(), vars.workspace))
 }
 
 /// The variables a session would have, with a throwaway session directory
