@@ -1047,8 +1047,10 @@ fn perform(
 pub(crate) fn connector_lost(why: &dyn std::fmt::Display) {
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        tracing::error!(
-            "the sandbox's connector is gone ({why}): calls that need it are refused from now on"
+        // At the session's end a process the program left may still call
+        // (git's background gc): a warning, not an error.
+        tracing::warn!(
+            "the sandbox's connector is gone ({why}): calls that need it fail with EPERM from now on"
         );
     } else {
         tracing::debug!("the sandbox's connector is gone ({why})");
