@@ -86,26 +86,35 @@ fn show_prints_records_and_raw_lines() {
         "{text}"
     );
 
-    let lines = json_lines(&sluice(&dir, &["show", "aa22", "--json"]));
+    let lines = json_lines(&sluice(&dir, &["show", "aa22", "--jsonl"]));
     let file_lines = lines_of(&dir.join("aa22.jsonl"));
     assert_eq!(lines.len(), file_lines.len());
-    let raw = stdout(&sluice(&dir, &["show", "aa22", "--json"]));
+    let raw = stdout(&sluice(&dir, &["show", "aa22", "--jsonl"]));
     assert_eq!(raw.lines().collect::<Vec<_>>(), file_lines);
+    // --json: the same records in one JSON document, with the session.
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout(&sluice(&dir, &["show", "aa22", "--json"]))).unwrap();
+    assert_eq!(doc["session"], "aa22", "{doc}");
+    assert_eq!(
+        doc["records"].as_array().map(Vec::len),
+        Some(file_lines.len()),
+        "{doc}"
+    );
 
     let denied = json_lines(&sluice(
         &dir,
-        &["show", "aa11", "--json", "--decision", "denied"],
+        &["show", "aa11", "--jsonl", "--decision", "denied"],
     ));
     assert_eq!(denied.len(), 3);
     assert!(denied.iter().all(|v| v["decision"] == "denied"));
     let ssh = json_lines(&sluice(
         &dir,
-        &["show", "aa11", "--json", "--path", "*/.ssh/*"],
+        &["show", "aa11", "--jsonl", "--path", "*/.ssh/*"],
     ));
     assert_eq!(ssh.len(), 3);
     let both = json_lines(&sluice(
         &dir,
-        &["show", "aa11", "--json", "--decision", "allowed,error"],
+        &["show", "aa11", "--jsonl", "--decision", "allowed,error"],
     ));
     assert_eq!(both.len(), 7);
 
@@ -121,16 +130,16 @@ fn show_prints_records_and_raw_lines() {
 fn since_selects_by_time() {
     let tmp = TempDir::new("since");
     let dir = three_sessions(&tmp);
-    let all = json_lines(&sluice(&dir, &["show", "aa11", "--json", "--since", "1h"]));
+    let all = json_lines(&sluice(&dir, &["show", "aa11", "--jsonl", "--since", "1h"]));
     assert_eq!(all.len(), 12);
     let future = json_lines(&sluice(
         &dir,
-        &["show", "aa11", "--json", "--since", "2999-01-01T00:00:00Z"],
+        &["show", "aa11", "--jsonl", "--since", "2999-01-01T00:00:00Z"],
     ));
     assert!(future.is_empty());
     // From the time of record 5 on.
     let time = all[5]["time"].as_str().unwrap();
-    let later = json_lines(&sluice(&dir, &["show", "aa11", "--json", "--since", time]));
+    let later = json_lines(&sluice(&dir, &["show", "aa11", "--jsonl", "--since", time]));
     assert!(later.len() >= 7 && later.iter().any(|v| v["seq"] == 5));
     assert!(later.iter().all(|v| v["time"].as_str().unwrap() >= time));
     let listed = json_lines(&sluice(&dir, &["list", "--json", "--since", "2999-01-01"]));
