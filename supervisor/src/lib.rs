@@ -26,5 +26,6 @@ pub mod prompt;
 mod quarantine;
 mod session_dir;
 mod supervise;
+mod sys;
 pub mod tty;
 mod xdg;

@@ -325,9 +325,7 @@ fn check_seqpacket(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Registers a socket with the runtime's reactor.
 fn watch(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: an OwnedFd keeps its descriptor open, under the same number,
-    // until it is dropped, and the AsyncFd owns it for its whole life.
-    Ok(unsafe { AsyncFd::register(fd) }?)
+    crate::sys::io::watch(fd)
 }
 
 /// The number of descriptors this process has open (for leak checks).

@@ -4,13 +4,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
+use super::check;
 
 pub fn is_terminal(fd: RawFd) -> bool {
     // SAFETY: isatty takes an integer and only reports.
@@ -72,14 +66,6 @@ pub fn set_size(fd: RawFd, ws: &libc::winsize) -> io::Result<()> {
     check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws) }).map(drop)
 }
 
-pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let fd = fd.as_raw_fd();
-    // SAFETY: F_GETFL/F_SETFL with integer arguments.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
-}
-
 /// The person's terminal in raw mode until dropped, when the modes it had
 /// are put back (on every way out of `sluice run`, a panic included).
 pub struct RawMode {
@@ -116,49 +102,22 @@ impl Drop for RawMode {
     }
 }
 
-/// `read(2)` into `buf`, retried on EINTR.
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+/// Sends `signal` to the foreground process group of the pty whose master
+/// is `master` (`TIOCSIG`); errors are ignored, as when the slave is gone.
+pub fn signal_foreground(master: BorrowedFd<'_>, signal: libc::c_int) {
+    // SAFETY: TIOCSIG takes a signal number; it signals the foreground
+    // group of the pty's slave.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSIG, signal) };
 }
 
-/// `write(2)` once, retried on EINTR; returns how much was written.
-pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
+/// The pty slave's foreground process group and session (`TIOCGPGRP`,
+/// `TIOCGSID` on the master); 0 for either the kernel would not say.
+pub fn group_and_session(master: RawFd) -> (libc::pid_t, libc::pid_t) {
+    let (mut group, mut session): (libc::pid_t, libc::pid_t) = (0, 0);
+    // SAFETY: both ioctls write one pid_t into a valid out-pointer.
+    unsafe {
+        libc::ioctl(master, libc::TIOCGPGRP, &mut group);
+        libc::ioctl(master, libc::TIOCGSID, &mut session);
     }
-}
-
-/// Writes all of `buf` to a blocking descriptor (the person's terminal).
-pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match write(fd, buf)? {
-            0 => return Err(io::ErrorKind::WriteZero.into()),
-            n => buf = &buf[n..],
-        }
-    }
-    Ok(())
-}
-
-/// Empties a non-blocking eventfd or signalfd.
-pub fn drain(fd: BorrowedFd<'_>) {
-    let mut buf = [0u8; 128];
-    while matches!(read(fd.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
+    (group, session)
 }
