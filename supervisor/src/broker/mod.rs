@@ -27,6 +27,7 @@ pub mod outer;
 mod peer;
 mod readonly;
 mod sandbox_view;
+#[allow(unsafe_code)] // the seccomp notifier: raw notification structs
 pub mod transparent;
 
 #[cfg(test)]

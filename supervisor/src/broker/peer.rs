@@ -100,6 +100,7 @@ fn strip_deleted(p: PathBuf) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // fork: the peer must be another process
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
