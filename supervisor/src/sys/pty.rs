@@ -4,6 +4,10 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use nix::fcntl::OFlag;
+use nix::pty;
+use nix::sys::termios::{cfmakeraw, Termios};
+
 use super::check;
 
 pub fn is_terminal(fd: RawFd) -> bool {
@@ -22,15 +26,10 @@ pub fn in_foreground(fd: RawFd) -> bool {
 /// A new pseudo-terminal: (master, slave), both close-on-exec, the slave
 /// opened without becoming anyone's controlling terminal.
 pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
-    // SAFETY: posix_openpt takes flags and returns a new descriptor or -1.
-    let master =
-        check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
-    // SAFETY: the descriptor was just created and is owned here.
-    let master = unsafe { OwnedFd::from_raw_fd(master) };
-    // SAFETY: integer arguments; master is a pty master.
-    check(unsafe { libc::grantpt(master.as_raw_fd()) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::unlockpt(master.as_raw_fd()) })?;
+    let master = pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    pty::grantpt(&master)?;
+    pty::unlockpt(&master)?;
+    let master = OwnedFd::from(master);
     // TIOCGPTPEER opens the slave through the master itself: no path lookup
     // in /dev/pts that another process could race.
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
@@ -76,9 +75,9 @@ pub struct RawMode {
 
 impl RawMode {
     pub fn enter(fd: RawFd, saved: libc::termios) -> io::Result<RawMode> {
-        let mut raw = saved;
-        // SAFETY: raw is a valid termios; cfmakeraw only edits it.
-        unsafe { libc::cfmakeraw(&mut raw) };
+        let mut raw = Termios::from(saved);
+        cfmakeraw(&mut raw);
+        let raw = libc::termios::from(raw);
         set_termios(fd, &raw)?;
         Ok(RawMode { fd, saved, raw })
     }
