@@ -124,12 +124,16 @@ mod tests {
         // and leaves with _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            let mut fds = [-1; 2];
-            // SAFETY: socketpair writes two descriptors into the array.
-            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr()) };
-            // SAFETY: fds[0] was just created by this process.
-            let end = unsafe { BorrowedFd::borrow_raw(fds[0]) };
-            let _ = send_frame(theirs.as_fd(), b"x", Some(end), Blocking::Yes);
+            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+            let pair = socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::empty(),
+            );
+            if let Ok((end, _other)) = pair {
+                let _ = send_frame(theirs.as_fd(), b"x", Some(end.as_fd()), Blocking::Yes);
+            }
             // SAFETY: leaving the forked child without running destructors.
             unsafe { libc::_exit(0) };
         }
@@ -141,8 +145,7 @@ mod tests {
             peer.pid, pid,
             "attributed to the process that made the pair"
         );
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
         let err = peer.cwd().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     }
