@@ -132,3 +132,24 @@ pub fn memory_file(name: &CStr, bytes: &[u8]) -> io::Result<OwnedFd> {
     io::Write::write_all(&mut &file, bytes)?;
     Ok(file.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `lstat_at` describes a symlink itself, never where it points (a
+    /// dangling one is found); the control: a regular file is a file.
+    #[test]
+    fn lstat_at_does_not_follow_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("missing", dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let fd = std::fs::File::open(dir.path()).unwrap();
+        let st = lstat_at(&fd, c"link").unwrap();
+        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFLNK);
+        let st = lstat_at(&fd, c"file").unwrap();
+        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFREG);
+        let e = lstat_at(&fd, c"absent").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+}

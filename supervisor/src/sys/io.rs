@@ -98,3 +98,27 @@ pub fn watch(
     // until it is dropped, and the AsyncFd owns it for its whole life.
     Ok(unsafe { tokio::io::unix::AsyncFd::register(fd) }?)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::IntoRawFd;
+
+    use super::*;
+
+    /// A descriptor that is not open is refused, never adopted; an open
+    /// one (the control) is, and reads what was written to its pipe.
+    #[test]
+    fn only_an_open_descriptor_is_adopted() {
+        let e = adopt_inherited(RawFd::MAX).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        std::fs::File::from(write_end).write_all(b"args").unwrap();
+        let adopted = adopt_inherited(read_end.into_raw_fd()).unwrap();
+        let mut got = String::new();
+        std::fs::File::from(adopted)
+            .read_to_string(&mut got)
+            .unwrap();
+        assert_eq!(got, "args");
+    }
+}
