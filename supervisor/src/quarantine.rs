@@ -140,22 +140,7 @@ fn open_path(dir: libc::c_int, name: &OsStr, whole: bool) -> io::Result<OwnedFd>
 
 fn lstat_at(dir: &OwnedFd, name: &OsStr) -> io::Result<libc::stat> {
     let c = CString::new(name.as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: an all-zero stat is a valid out-buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a directory descriptor we hold, a NUL-terminated name, a
-    // writable stat.
-    let rc = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
+    crate::sys::fs::lstat_at(dir, &c)
 }
 
 #[cfg(test)]

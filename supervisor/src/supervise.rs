@@ -9,11 +9,14 @@
 use std::io;
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::prctl;
+use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{siginfo, SfdFlags, SignalFd};
+use nix::unistd::{getpid, Pid};
 
 use crate::cgroup::SessionCgroup;
 use crate::exit;
+use crate::sys;
 
 /// Signals the supervisor forwards to the program when another process sends
 /// them to sluice (to the sandbox's init, which passes them on).
@@ -33,14 +36,8 @@ pub fn prepare_supervisor() -> io::Result<()> {
     handled_set().thread_block()?;
     // Non-dumpable: /proc/<sluice>/{mem,environ,root,...} and ptrace are
     // closed to processes without CAP_SYS_PTRACE, whatever else holds.
-    // SAFETY: integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    prctl::set_dumpable(false)?;
+    prctl::set_child_subreaper(true)?;
     Ok(())
 }
 
@@ -72,8 +69,11 @@ pub fn supervise_except(
         // program, which shares our process group; forward only those that
         // another process sent to sluice itself.
         if sig != libc::SIGCHLD && info.ssi_code <= 0 {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child, sig) };
+            // Every handled signal is a `Signal`; an error means the child
+            // is gone, which the next reap reports.
+            if let Ok(sig) = Signal::try_from(sig) {
+                let _ = kill(Pid::from_raw(child), sig);
+            }
         }
     };
     kill_leftovers(cgroup);
@@ -97,15 +97,11 @@ fn read_signal(sfd: &SignalFd) -> io::Result<siginfo> {
 fn reap(child: libc::pid_t) -> io::Result<Option<libc::c_int>> {
     let mut main = None;
     loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        match pid {
-            0 => return Ok(main),
-            p if p == child => main = Some(status),
-            p if p > 0 => {}
-            _ => {
-                let e = io::Error::last_os_error();
+        match sys::process::wait_any(false) {
+            Ok(None) => return Ok(main),
+            Ok(Some((p, status))) if p == child => main = Some(status),
+            Ok(Some(_)) => {}
+            Err(e) => {
                 return match e.raw_os_error() {
                     Some(libc::ECHILD) => Ok(main),
                     Some(libc::EINTR) => continue,
@@ -124,22 +120,17 @@ fn kill_leftovers(cgroup: Option<&SessionCgroup>) {
         cg.kill_all();
     }
     loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid > 0 {
-            continue;
+        match sys::process::wait_any(false) {
+            Ok(Some(_)) => continue,
+            Err(_) => return, // ECHILD: nothing left
+            Ok(None) => {}
         }
-        if pid < 0 {
-            return; // ECHILD: nothing left
+        for child in children_of(getpid().as_raw()) {
+            // A process whose parent is sluice; gone already is fine.
+            let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
         }
-        // SAFETY: getpid cannot fail.
-        for child in children_of(unsafe { libc::getpid() }) {
-            // SAFETY: signalling a process whose parent is sluice.
-            unsafe { libc::kill(child, libc::SIGKILL) };
-        }
-        // SAFETY: blocking wait for any child; returns -1/ECHILD when none.
-        if unsafe { libc::waitpid(-1, &mut status, 0) } < 0 {
+        // Blocking wait for any child; an error (ECHILD) when none.
+        if sys::process::wait_any(true).is_err() {
             return;
         }
     }

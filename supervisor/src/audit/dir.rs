@@ -12,8 +12,7 @@ pub fn default_dir() -> io::Result<PathBuf> {
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 /// Creates `dir` and any missing parents as 0700, then checks that `dir` is

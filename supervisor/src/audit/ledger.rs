@@ -24,7 +24,6 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -70,10 +69,9 @@ pub fn begin(dir: &Path) -> io::Result<Registration> {
             path.display()
         )));
     }
-    // SAFETY: flock on a descriptor we own; it waits for another session
-    // registering at the same moment (a few microseconds).
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        let e = io::Error::last_os_error();
+    // It waits for another session registering at the same moment (a few
+    // microseconds).
+    if let Err(e) = crate::sys::fs::lock_exclusive(&file) {
         return Err(io::Error::new(
             e.kind(),
             format!("locking {}: {e}", path.display()),

@@ -236,9 +236,7 @@ mod tests {
         assert_eq!(read_audit_file(&file).unwrap(), b"line\n");
         assert_eq!(read_audit_file_from(&file, 2).unwrap(), b"ne\n");
         let fifo = dir.join("fifo.jsonl");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: c is a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let zero = dir.join("zero.jsonl");
         std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
         for bad in [fifo, zero, PathBuf::from("/dev/zero")] {

@@ -15,11 +15,14 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use proto::OpenFlags;
+
+use crate::sys;
+pub(crate) use crate::sys::fs::{openat2, rename_noreplace};
 
 /// What kind of file a resolved path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,13 +217,7 @@ pub(crate) fn identity(fd: &OwnedFd) -> io::Result<(u64, u64)> {
 }
 
 fn stat(fd: &OwnedFd) -> io::Result<libc::stat> {
-    // SAFETY: an all-zero stat is a valid out-buffer for fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is open for the duration of the call; st is writable.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
+    sys::fs::fstat(fd)
 }
 
 /// How to open a file that was judged: the access, and the flags of the
@@ -301,11 +298,7 @@ pub fn reopen(found: &Resolved, mode: Mode, within: Option<BorrowedFd<'_>>) -> i
     let proc_path = format!("/proc/self/fd/{}", found.fd.as_raw_fd());
     // The magic link is ours: resolve it with a plain open.
     let c = CString::new(proc_path).expect("no NUL in a formatted number");
-    retry(|| {
-        // SAFETY: c is a valid NUL-terminated string; open returns a new
-        // descriptor or -1.
-        unsafe { libc::open(c.as_ptr(), mode.flags()) }
-    })
+    sys::fs::open(&c, mode.flags())
 }
 
 /// Opens `path` (absolute) with `mode` in one step, when nothing on the way
@@ -361,10 +354,7 @@ fn open_nonblocking(
 /// `mode` and no `O_NONBLOCK`.
 fn served(fd: OwnedFd, mode: Mode) -> io::Result<OwnedFd> {
     let status = if mode.flags.append { libc::O_APPEND } else { 0 };
-    // SAFETY: F_SETFL on a descriptor we own.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, status) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sys::fs::set_status_flags(&fd, status)?;
     Ok(fd)
 }
 
@@ -403,22 +393,11 @@ pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
     // Never create set-id or sticky files on someone's behalf.
     let perm = perm & 0o777;
-    let fd = retry(|| {
-        // SAFETY: the parent descriptor is open; name is NUL-terminated.
-        unsafe {
-            libc::openat(
-                parent.fd.as_raw_fd(),
-                name.as_ptr(),
-                flags,
-                perm as libc::c_uint,
-            )
-        }
-    })?;
+    let fd = sys::fs::openat(&parent.fd, &name, flags, perm)?;
     // The kernel applied the supervisor's umask too; a file made for a
     // program (whose umask `perm` has already been through) gets its own.
-    // SAFETY: fchmod on the descriptor of the file just created.
-    if mode.call.exact_perm && unsafe { libc::fchmod(fd.as_raw_fd(), perm) } != 0 {
-        return Err(io::Error::last_os_error());
+    if mode.call.exact_perm {
+        sys::fs::fchmod(&fd, perm)?;
     }
     Ok(fd)
 }
@@ -426,39 +405,17 @@ pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
 /// `mkdirat` of `name` in `parent`, then the new directory opened for
 /// reading (never through a symlink), `fchmod`ed to `perm` when exact.
 fn make_directory(parent: &OwnedFd, name: &[u8], mode: Mode, perm: u32) -> io::Result<OwnedFd> {
-    let name = CString::new(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
     // Never set-id directories on someone's behalf; sticky is fine.
     let perm = perm & 0o1777;
-    // SAFETY: the parent descriptor is open; name is NUL-terminated.
-    if unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), perm) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sys::fs::mkdirat(parent, name, perm)?;
+    let name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: as above; openat returns a new descriptor or -1.
-    let fd = retry(|| unsafe { libc::openat(parent.as_raw_fd(), name.as_ptr(), flags) })?;
-    // SAFETY: fchmod on the descriptor of the directory just made.
-    if mode.call.exact_perm && unsafe { libc::fchmod(fd.as_raw_fd(), perm) } != 0 {
-        return Err(io::Error::last_os_error());
+    let fd = sys::fs::openat(parent, &name, flags, 0)?;
+    if mode.call.exact_perm {
+        sys::fs::fchmod(&fd, perm)?;
     }
     Ok(fd)
-}
-
-/// `renameat2(RENAME_NOREPLACE)` of `from` to `to`, both relative to `dir`
-/// (`AT_FDCWD` for paths): an existing `to` is `EEXIST`, never replaced.
-pub(crate) fn rename_noreplace(dir: libc::c_int, from: &[u8], to: &[u8]) -> io::Result<()> {
-    let c = |p: &[u8]| {
-        CString::new(p).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-    };
-    let (from, to) = (c(from)?, c(to)?);
-    let flags = libc::RENAME_NOREPLACE;
-    // SAFETY: both are NUL-terminated and outlive the call; `dir` is open
-    // or AT_FDCWD.
-    let rc = unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), flags) };
-    match rc {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
-    }
 }
 
 /// Makes the directory `path` and its missing parents, each with `mode`,
@@ -481,13 +438,7 @@ pub fn make_dirs_beneath(base: &Path, path: &Path, mode: libc::mode_t) -> io::Re
     )?;
     for name in rest.iter() {
         let name = name.as_bytes();
-        let c = CString::new(name)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-        // SAFETY: dir is an open directory descriptor and c a valid
-        // NUL-terminated name; mkdirat creates nothing else.
-        let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = sys::fs::mkdirat(&dir, name, mode) {
             if e.raw_os_error() != Some(libc::EEXIST) {
                 return Err(e);
             }
@@ -497,53 +448,12 @@ pub fn make_dirs_beneath(base: &Path, path: &Path, mode: libc::mode_t) -> io::Re
     Ok(())
 }
 
-pub(crate) fn openat2(
-    dirfd: libc::c_int,
-    path: &[u8],
-    flags: libc::c_int,
-    mode: u64,
-    resolve: u64,
-) -> io::Result<OwnedFd> {
-    let c = CString::new(path)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-    // SAFETY: an all-zero open_how is valid; the fields are set below.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = flags as u64;
-    how.mode = mode;
-    how.resolve = resolve;
-    retry(|| {
-        // SAFETY: c and how are valid for the call; openat2 returns a new
-        // descriptor or -1.
-        unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dirfd,
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            ) as libc::c_int
-        }
-    })
-}
-
-/// Runs a descriptor-returning call, retrying on EINTR.
-fn retry(mut call: impl FnMut() -> libc::c_int) -> io::Result<OwnedFd> {
-    loop {
-        let fd = call();
-        if fd >= 0 {
-            // SAFETY: the call just returned this new descriptor.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::fcntl::{fcntl, FcntlArg};
+    use nix::sys::stat::Mode as Perms;
+    use nix::unistd::mkfifo;
     use std::fs;
     use std::io::{Read, Write};
     use std::os::unix::fs::{symlink, PermissionsExt};
@@ -674,13 +584,10 @@ mod tests {
         fs::write(&p, "hello").unwrap();
         let r = found(lookup(&p).unwrap());
         let fd = reopen(&r, READ, None).unwrap();
-        // SAFETY: F_GETFL/F_GETFD read flags only.
-        let (fl, fdfl) = unsafe {
-            (
-                libc::fcntl(fd.as_raw_fd(), libc::F_GETFL),
-                libc::fcntl(fd.as_raw_fd(), libc::F_GETFD),
-            )
-        };
+        let (fl, fdfl) = (
+            fcntl(&fd, FcntlArg::F_GETFL).unwrap(),
+            fcntl(&fd, FcntlArg::F_GETFD).unwrap(),
+        );
         assert_eq!(fl & libc::O_ACCMODE, libc::O_RDONLY);
         assert_eq!(fdfl & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
         let mut file = fs::File::from(fd);
@@ -702,8 +609,7 @@ mod tests {
             None,
         )
         .unwrap();
-        // SAFETY: F_GETFL reads flags only.
-        let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        let fl = fcntl(&fd, FcntlArg::F_GETFL).unwrap();
         assert_eq!(fl & libc::O_ACCMODE, libc::O_WRONLY);
         assert_ne!(fl & libc::O_APPEND, 0);
         fs::File::from(fd).write_all(b" world").unwrap();
@@ -751,8 +657,7 @@ mod tests {
         symlink(d.0.join("sub"), d.0.join("link")).unwrap();
         let fd = open_plain(&d.0.join("sub/f"), READ, None).unwrap().unwrap();
         // O_NONBLOCK was only for the open.
-        // SAFETY: F_GETFL on a descriptor we own.
-        let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        let fl = fcntl(&fd, FcntlArg::F_GETFL).unwrap();
         assert_eq!(fl & libc::O_NONBLOCK, 0);
         assert_eq!(read_all(fd), "plain");
         // Control: the same file through a symlink, or through `..`, is not
@@ -773,9 +678,7 @@ mod tests {
         };
         assert!(open_plain(&d.0.join("sub"), dir, None).unwrap().is_none());
         // A FIFO neither blocks nor is served.
-        let fifo = CString::new(d.0.join("fifo").as_os_str().as_bytes()).unwrap();
-        // SAFETY: fifo is NUL-terminated.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        mkfifo(&d.0.join("fifo"), Perms::from_bits_truncate(0o600)).unwrap();
         let e = open_plain(&d.0.join("fifo"), READ, None).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::Unsupported);
         // Append is kept; the access is exactly the one asked.
@@ -789,8 +692,7 @@ mod tests {
         let fd = open_plain(&d.0.join("sub/f"), append, None)
             .unwrap()
             .unwrap();
-        // SAFETY: as above.
-        let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        let fl = fcntl(&fd, FcntlArg::F_GETFL).unwrap();
         assert_eq!(
             fl & (libc::O_APPEND | libc::O_ACCMODE),
             libc::O_APPEND | libc::O_WRONLY
@@ -841,9 +743,7 @@ mod tests {
         assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR));
         // A FIFO is never opened (it would block the broker).
         let fifo = d.0.join("fifo");
-        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
-        // SAFETY: c is a valid path string.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        mkfifo(&fifo, Perms::from_bits_truncate(0o600)).unwrap();
         let r = found(lookup(&fifo).unwrap());
         assert_eq!(r.kind, Kind::Other);
         let err = reopen(&r, READ, None).unwrap_err();

@@ -27,6 +27,7 @@ pub mod outer;
 mod peer;
 mod readonly;
 mod sandbox_view;
+#[allow(unsafe_code)] // the seccomp notifier: raw notification structs
 pub mod transparent;
 
 #[cfg(test)]
@@ -349,9 +350,7 @@ fn check_seqpacket(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Registers a socket with the runtime's reactor.
 fn watch(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: an OwnedFd keeps its descriptor open, under the same number,
-    // until it is dropped, and the AsyncFd owns it for its whole life.
-    Ok(unsafe { AsyncFd::register(fd) }?)
+    crate::sys::io::watch(fd)
 }
 
 /// The number of descriptors this process has open (for leak checks).

@@ -7,8 +7,10 @@
 //! about itself (its `Hello` name) is trusted for attribution.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
+
+use crate::sys;
 
 /// The process at the other end of a connection.
 #[derive(Debug)]
@@ -24,26 +26,11 @@ pub struct Peer {
 impl Peer {
     /// The credentials the kernel recorded for the peer of `sock`.
     pub fn of(sock: BorrowedFd<'_>) -> io::Result<Peer> {
-        // SAFETY: an all-zero ucred is valid; getsockopt fills it.
-        let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: cred and len are valid out-pointers of the stated size.
-        let rc = unsafe {
-            libc::getsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                (&mut cred as *mut libc::ucred).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let pidfd = peer_pidfd(sock);
+        let (pid, uid) = sys::socket::peer_credentials(sock)?;
+        let pidfd = sys::socket::peer_pidfd(sock);
         let mut peer = Peer {
-            pid: cred.pid,
-            uid: cred.uid,
+            pid,
+            uid,
             exe: None,
             pidfd,
         };
@@ -91,18 +78,8 @@ impl Peer {
         let Some(pidfd) = &self.pidfd else {
             return Ok(());
         };
-        // SAFETY: pidfd_send_signal with signal 0 only checks the process
-        // exists; the pidfd is open; the null siginfo is allowed.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd.as_raw_fd(),
-                0,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if rc == 0 {
+        // Signal 0 only checks the process exists.
+        if sys::process::pidfd_send_signal(pidfd.as_fd(), 0).is_ok() {
             Ok(())
         } else {
             Err(io::Error::new(
@@ -111,12 +88,6 @@ impl Peer {
             ))
         }
     }
-}
-
-fn peer_pidfd(sock: BorrowedFd<'_>) -> Option<OwnedFd> {
-    let fd = proto::socket::int_sockopt(sock, libc::SO_PEERPIDFD).ok()?;
-    // SAFETY: on success the kernel installed a new pidfd we now own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn strip_deleted(p: PathBuf) -> PathBuf {
@@ -129,6 +100,7 @@ fn strip_deleted(p: PathBuf) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // fork: the peer must be another process
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
@@ -138,8 +110,7 @@ mod tests {
         let (a, _b) = proto::socket::seqpacket_pair().unwrap();
         let peer = Peer::of(a.as_fd()).unwrap();
         assert_eq!(peer.pid, std::process::id() as libc::pid_t);
-        // SAFETY: getuid cannot fail.
-        assert_eq!(peer.uid, unsafe { libc::getuid() });
+        assert_eq!(peer.uid, nix::unistd::getuid().as_raw());
         assert_eq!(peer.exe, Some(std::env::current_exe().unwrap()));
         assert_eq!(peer.cwd().unwrap(), std::env::current_dir().unwrap());
         assert!(peer.pidfd.is_some(), "SO_PEERPIDFD (Linux 6.5+) missing");
@@ -153,12 +124,16 @@ mod tests {
         // and leaves with _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            let mut fds = [-1; 2];
-            // SAFETY: socketpair writes two descriptors into the array.
-            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr()) };
-            // SAFETY: fds[0] was just created by this process.
-            let end = unsafe { BorrowedFd::borrow_raw(fds[0]) };
-            let _ = send_frame(theirs.as_fd(), b"x", Some(end), Blocking::Yes);
+            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+            let pair = socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::empty(),
+            );
+            if let Ok((end, _other)) = pair {
+                let _ = send_frame(theirs.as_fd(), b"x", Some(end.as_fd()), Blocking::Yes);
+            }
             // SAFETY: leaving the forked child without running destructors.
             unsafe { libc::_exit(0) };
         }
@@ -170,8 +145,7 @@ mod tests {
             peer.pid, pid,
             "attributed to the process that made the pair"
         );
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
         let err = peer.cwd().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     }

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use sandbox_child::readonly_root::clone_read_only_root;
 
+use crate::sys;
+
 pub struct ReadOnlyView {
     root: Mutex<Tree>,
     /// Open before each copy is taken: a change after it shows in `poll`.
@@ -89,34 +91,33 @@ impl ReadOnlyView {
             events: libc::POLLPRI,
             revents: 0,
         }];
-        // SAFETY: one valid pollfd, no waiting.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
-        n > 0 && fds[0].revents & (libc::POLLPRI | libc::POLLERR) != 0
+        // No waiting; revents stays 0 where poll failed.
+        sys::io::poll(&mut fds, 0).is_ok() && fds[0].revents & (libc::POLLPRI | libc::POLLERR) != 0
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::CString;
     use std::os::fd::AsFd;
     use std::path::Path;
+
+    use nix::errno::Errno;
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    use nix::sys::stat::{fchmod, Mode as Perms};
 
     use super::super::fsops::{self, Mode};
     use super::*;
 
     fn mount_tmpfs(dir: &Path) {
-        let dir = CString::new(dir.to_str().unwrap()).unwrap();
-        // SAFETY: NUL-terminated strings; no data.
-        let rc = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                dir.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "mount: {}", io::Error::last_os_error());
+        mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .expect("mount");
     }
 
     /// The long way opens the judged file again by its real path in the
@@ -140,9 +141,10 @@ mod tests {
         };
         // Control: unswapped, the same file, from a read-only mount.
         let fd = fsops::reopen(&found(&judged), read, Some(root.as_fd())).unwrap();
-        // SAFETY: fchmod on an open descriptor.
-        assert_eq!(unsafe { libc::fchmod(fd.as_raw_fd(), 0o600) }, -1);
-        assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EROFS));
+        assert_eq!(
+            fchmod(&fd, Perms::from_bits_truncate(0o600)),
+            Err(Errno::EROFS)
+        );
         let resolved = found(&judged);
         std::fs::rename(&other, &judged).unwrap();
         let e = fsops::reopen(&resolved, read, Some(root.as_fd())).unwrap_err();
@@ -160,20 +162,10 @@ mod tests {
         let in_thread = dir.clone();
         std::thread::spawn(move || {
             let dir = in_thread;
-            // SAFETY: flags only; this thread alone changes namespace.
-            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
-            let rec_private = libc::MS_REC | libc::MS_PRIVATE;
-            // SAFETY: a static path; no source, type or data.
-            let rc = unsafe {
-                libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    rec_private,
-                    std::ptr::null(),
-                )
-            };
-            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            // This thread alone changes namespace.
+            unshare(CloneFlags::CLONE_NEWNS).expect("unshare");
+            let rec_private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+            mount(None::<&str>, "/", None::<&str>, rec_private, None::<&str>).expect("mount");
             let view = ReadOnlyView::new().unwrap();
             let before = view.root().unwrap().expect("a read-only copy");
             mount_tmpfs(&dir);
@@ -189,9 +181,10 @@ mod tests {
             let fd = fsops::open_plain(&file, read, Some(after.as_fd()))
                 .unwrap()
                 .unwrap();
-            // SAFETY: fchmod on an open descriptor.
-            assert_eq!(unsafe { libc::fchmod(fd.as_raw_fd(), 0o777) }, -1);
-            assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EROFS));
+            assert_eq!(
+                fchmod(&fd, Perms::from_bits_truncate(0o777)),
+                Err(Errno::EROFS)
+            );
         })
         .join()
         .unwrap();

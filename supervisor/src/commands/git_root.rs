@@ -38,8 +38,7 @@ pub fn enclosing(workspace: &Path, home: &Path) -> Option<PathBuf> {
     }
     let git = root.join(".git");
     let meta = git.symlink_metadata().ok()?;
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = nix::unistd::geteuid().as_raw();
     (meta.is_dir() && meta.uid() == uid).then_some(git)
 }
 

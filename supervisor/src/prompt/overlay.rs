@@ -157,8 +157,7 @@ pub fn distrust(
     if file.starts_with(workspace) {
         return Some(format!("it lies in the workspace {}", workspace.display()));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let us = unsafe { libc::geteuid() };
+    let us = nix::unistd::geteuid().as_raw();
     if !meta.is_file() {
         return Some("it is not a regular file".to_owned());
     }

@@ -21,13 +21,14 @@
 //! Linux: `TIOCGPTPEER` (4.13) opens the slave through the master.
 
 mod keys;
-mod pty;
 mod relay;
 mod screen;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
+
+use crate::sys::pty;
 use std::thread::JoinHandle;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};

@@ -26,15 +26,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::eventfd::EventFd;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
 
 use super::keys::{Keys, Token};
-use super::pty;
 use super::screen::Screen;
 use super::{STDIN, STDOUT};
 use crate::prompt::render::{self, Choice, View};
 use crate::prompt::Prompter;
+use crate::sys::{io as fdio, pty};
 
 /// Input for the program held while it does not read it.
 const MAX_PENDING_INPUT: usize = 64 * 1024;
@@ -117,7 +118,7 @@ impl Pump {
         prompter: Option<Arc<Prompter>>,
         raw: Arc<pty::RawMode>,
     ) -> io::Result<Pump> {
-        pty::set_nonblocking(master.as_fd())?;
+        fdio::set_nonblocking(master.as_fd())?;
         Ok(Pump {
             master,
             // SIGWINCH is blocked in every thread (supervise_except leaves
@@ -169,17 +170,17 @@ impl Pump {
             {
                 fds[3].fd = -1;
             }
-            poll(&mut fds, self.poll_timeout())?;
+            fdio::poll(&mut fds, self.poll_timeout())?;
             let ready = |i: usize| fds[i].revents != 0;
             // The window change first: input typed after a resize must find
             // the program's terminal resized.
             if ready(1) {
-                pty::drain(self.winch.as_fd());
+                fdio::drain(self.winch.as_fd());
                 self.resize();
             }
             if ready(2) {
                 if let Some(p) = &self.prompter {
-                    pty::drain(p.wake_fd());
+                    fdio::drain(p.wake_fd());
                 }
                 self.refresh_prompt()?;
             }
@@ -250,14 +251,14 @@ impl Pump {
     /// Writes to the person's terminal; once that fails (it hung up), the
     /// rest is dropped so the program never blocks on it.
     fn show(&mut self, bytes: &[u8]) {
-        if self.output_open && pty::write_all(STDOUT, bytes).is_err() {
+        if self.output_open && fdio::write_all(STDOUT, bytes).is_err() {
             self.output_open = false;
         }
     }
 
     fn person_input(&mut self) -> io::Result<()> {
         let mut buf = [0u8; 4096];
-        let n = match pty::read(STDIN, &mut buf) {
+        let n = match fdio::read(STDIN, &mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(_) => 0,
@@ -268,9 +269,7 @@ impl Pump {
             // (it is in a session of its own, out of reach of the hangup).
             self.input_open = false;
             if self.master_open {
-                // SAFETY: TIOCSIG takes a signal number; it signals the
-                // foreground group of the pty's slave.
-                unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSIG, libc::SIGHUP) };
+                pty::signal_foreground(self.master.as_fd(), libc::SIGHUP);
             }
             if let Some(p) = &self.prompter {
                 p.close();
@@ -397,13 +396,7 @@ impl Pump {
             return None;
         }
         let at = input.iter().position(|&b| b == key)?;
-        // SAFETY: both ioctls write one pid_t of the slave's.
-        let (group, session) = unsafe {
-            let (mut group, mut session): (libc::pid_t, libc::pid_t) = (0, 0);
-            libc::ioctl(master, libc::TIOCGPGRP, &mut group);
-            libc::ioctl(master, libc::TIOCGSID, &mut session);
-            (group, session)
-        };
+        let (group, session) = pty::group_and_session(master);
         (group > 0 && group == session).then_some((at, group))
     }
 
@@ -414,25 +407,24 @@ impl Pump {
     /// shell could continue it). When continued: raw mode, the window size
     /// checked, and the program continued.
     fn suspend(&mut self, group: libc::pid_t) {
-        // SAFETY: signals, no memory arguments: the program's group, then
-        // our own (0).
-        unsafe { libc::kill(-group, libc::SIGSTOP) };
+        // Errors ignored: a group already gone has nothing to stop.
+        let group = Pid::from_raw(group);
+        let _ = killpg(group, Signal::SIGSTOP);
         if let Err(e) = self.raw.pause() {
             tracing::debug!("terminal relay: restoring the modes to stop: {e}");
         }
-        // SAFETY: as above.
-        unsafe { libc::kill(0, libc::SIGTSTP) };
+        // Our own process group (pid 0).
+        let _ = kill(Pid::from_raw(0), Signal::SIGTSTP);
         if let Err(e) = self.raw.resume() {
             tracing::debug!("terminal relay: raw mode after a stop: {e}");
         }
         self.resize();
-        // SAFETY: as above.
-        unsafe { libc::kill(-group, libc::SIGCONT) };
+        let _ = killpg(group, Signal::SIGCONT);
     }
 
     fn master_ready(&mut self, revents: libc::c_short) -> io::Result<()> {
         if revents & libc::POLLOUT != 0 {
-            match pty::write(self.master.as_raw_fd(), &self.to_program) {
+            match fdio::write(self.master.as_raw_fd(), &self.to_program) {
                 Ok(n) => {
                     self.to_program.drain(..n);
                 }
@@ -451,7 +443,7 @@ impl Pump {
     fn program_output(&mut self, limit: usize) -> usize {
         let mut buf = [0u8; 16 * 1024];
         let want = buf.len().min(limit);
-        match pty::read(self.master.as_raw_fd(), &mut buf[..want]) {
+        match fdio::read(self.master.as_raw_fd(), &mut buf[..want]) {
             Ok(0) => {
                 self.master_open = false;
                 0
@@ -537,11 +529,11 @@ impl Pump {
         let mut discarded = std::mem::take(&mut self.to_program).len();
         let mut fds = [pollfd(STDIN, libc::POLLIN)];
         while discarded < DISCARD_AT_OPEN
-            && poll(&mut fds, 0).is_ok()
+            && fdio::poll(&mut fds, 0).is_ok()
             && fds[0].revents & libc::POLLIN != 0
         {
             let mut buf = [0u8; 4096];
-            match pty::read(STDIN, &mut buf) {
+            match fdio::read(STDIN, &mut buf) {
                 Ok(n) if n > 0 => {
                     self.count_replies(&buf[..n]);
                     discarded += n;
@@ -631,19 +623,5 @@ fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
         fd,
         events,
         revents: 0,
-    }
-}
-
-fn poll(fds: &mut [libc::pollfd], timeout: libc::c_int) -> io::Result<()> {
-    loop {
-        // SAFETY: fds is a valid array of pollfd for its length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n >= 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
     }
 }

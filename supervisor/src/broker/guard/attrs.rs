@@ -99,15 +99,7 @@ fn value_file(value: &[u8]) -> Result<Option<OwnedFd>, Stop> {
     if value.is_empty() {
         return Ok(None);
     }
-    // SAFETY: the name is NUL-terminated; the result is checked.
-    let fd = unsafe { libc::memfd_create(c"sluice-xattr".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Stop::from(io::Error::last_os_error()));
-    }
-    // SAFETY: a descriptor just made and owned by nothing else.
-    let file = std::fs::File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-    std::io::Write::write_all(&mut &file, value)?;
-    Ok(Some(file.into()))
+    Ok(Some(crate::sys::fs::memory_file(c"sluice-xattr", value)?))
 }
 
 /// A mode that makes a file executable, set by name: the file (through
@@ -187,8 +179,8 @@ pub(super) fn fchmod(
     mode: u32,
 ) -> Result<Answer, Stop> {
     let (file, _) = descriptor_file(target, fd)?;
-    // SAFETY: F_GETFL on a descriptor this function owns.
-    let status = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    // A failure (-1) has every bit, O_PATH's too: refused as before.
+    let status = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(-1);
     if fd >= 0 && status & libc::O_PATH != 0 {
         // The kernel refuses a mode change through an `O_PATH` descriptor.
         return Err(Stop::Errno(libc::EBADF));

@@ -42,12 +42,13 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use nix::errno::Errno;
 use policies::Protect;
 use proto::socket::{recv_frame, Blocking};
 use sandbox_child::fsop::{self, Op};
@@ -56,6 +57,7 @@ use super::fsops;
 use super::transparent::call::OpenCall;
 use super::transparent::target::{Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Via};
+use crate::sys;
 use attrs::{chmod, fchmod, setxattr};
 use judge::{Act, Refusal};
 
@@ -731,23 +733,10 @@ fn follow(env: &Env<'_>, root: BorrowedFd<'_>, mut place: Place) -> Result<Place
 fn exists(place: &Place) -> io::Result<bool> {
     let name = std::ffi::CString::new(place.name.clone())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: name is NUL-terminated and st is large enough for a stat.
-    let rc = unsafe {
-        libc::fstatat(
-            place.parent.as_raw_fd(),
-            name.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => Ok(false),
-        _ => Err(e),
+    match sys::fs::lstat_at(&place.parent, &name) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -755,26 +744,11 @@ fn exists(place: &Place) -> io::Result<bool> {
 fn read_link(place: &Place) -> io::Result<Option<Vec<u8>>> {
     let name = std::ffi::CString::new(place.name.clone())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: name is NUL-terminated; readlinkat writes at most buf.len()
-    // bytes into buf.
-    let n = unsafe {
-        libc::readlinkat(
-            place.parent.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(None),
-            _ => Err(e),
-        };
+    match nix::fcntl::readlinkat(&place.parent, name.as_c_str()) {
+        Ok(target) => Ok(Some(target.into_vec())),
+        Err(Errno::EINVAL | Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    buf.truncate(n as usize);
-    Ok(Some(buf))
 }
 
 fn open_or_mkdir(

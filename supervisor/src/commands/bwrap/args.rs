@@ -4,7 +4,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -211,12 +210,9 @@ pub(super) fn parse(args: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Resu
             }
             "--uid" | "--gid" => {
                 let id = value(&mut args, &option)?;
-                // SAFETY: geteuid and getegid cannot fail.
-                let own = unsafe {
-                    match option.as_str() {
-                        "--uid" => libc::geteuid(),
-                        _ => libc::getegid(),
-                    }
+                let own = match option.as_str() {
+                    "--uid" => nix::unistd::geteuid().as_raw(),
+                    _ => nix::unistd::getegid().as_raw(),
                 };
                 if id.to_str() != Some(own.to_string().as_str()) {
                     return Err(cannot(
@@ -408,13 +404,12 @@ fn args_from_fd(fd: &OsStr) -> Result<Vec<OsString>> {
         .and_then(|s| s.parse().ok())
         .filter(|n| *n >= 0)
         .ok_or_else(|| refuse(format!("--args {}: not a descriptor", fd.to_string_lossy())))?;
-    // SAFETY: F_GETFD only asks whether `fd` is open.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    // Handed to us for this alone, as bubblewrap takes it: read to the
+    // end, then closed.
+    let Ok(owned) = crate::sys::io::adopt_inherited(fd) else {
         return Err(refuse(format!("--args {fd}: not an open descriptor")));
-    }
-    // SAFETY: `fd` is open (checked above) and was handed to us for this
-    // alone, as bubblewrap takes it: read to the end, then closed.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    };
+    let mut file = std::fs::File::from(owned);
     let mut bytes = Vec::new();
     file.by_ref()
         .take(1 << 20)

@@ -21,6 +21,9 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+use nix::unistd::getppid;
 use sandbox_child::StandIn;
 
 use crate::exit;
@@ -111,15 +114,11 @@ fn run(args: Vec<OsString>) -> Result<i32> {
 /// `--die-with-parent`: the stand-in (the stacked session's supervisor,
 /// whose death kills the command) goes when its caller does.
 fn die_with_parent() -> Result<()> {
-    // SAFETY: getppid cannot fail.
-    let parent = unsafe { libc::getppid() };
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("--die-with-parent");
-    }
-    // SAFETY: getppid cannot fail.
-    if unsafe { libc::getppid() } != parent {
+    let parent = getppid();
+    prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(std::io::Error::from)
+        .context("--die-with-parent")?;
+    if getppid() != parent {
         return Err(exit::with_code(
             exit::ERROR,
             "--die-with-parent: the caller is gone",

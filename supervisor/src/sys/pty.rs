@@ -4,13 +4,11 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
+use nix::fcntl::OFlag;
+use nix::pty;
+use nix::sys::termios::{cfmakeraw, Termios};
+
+use super::check;
 
 pub fn is_terminal(fd: RawFd) -> bool {
     // SAFETY: isatty takes an integer and only reports.
@@ -28,15 +26,10 @@ pub fn in_foreground(fd: RawFd) -> bool {
 /// A new pseudo-terminal: (master, slave), both close-on-exec, the slave
 /// opened without becoming anyone's controlling terminal.
 pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
-    // SAFETY: posix_openpt takes flags and returns a new descriptor or -1.
-    let master =
-        check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
-    // SAFETY: the descriptor was just created and is owned here.
-    let master = unsafe { OwnedFd::from_raw_fd(master) };
-    // SAFETY: integer arguments; master is a pty master.
-    check(unsafe { libc::grantpt(master.as_raw_fd()) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::unlockpt(master.as_raw_fd()) })?;
+    let master = pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    pty::grantpt(&master)?;
+    pty::unlockpt(&master)?;
+    let master = OwnedFd::from(master);
     // TIOCGPTPEER opens the slave through the master itself: no path lookup
     // in /dev/pts that another process could race.
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
@@ -72,14 +65,6 @@ pub fn set_size(fd: RawFd, ws: &libc::winsize) -> io::Result<()> {
     check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws) }).map(drop)
 }
 
-pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let fd = fd.as_raw_fd();
-    // SAFETY: F_GETFL/F_SETFL with integer arguments.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
-}
-
 /// The person's terminal in raw mode until dropped, when the modes it had
 /// are put back (on every way out of `sluice run`, a panic included).
 pub struct RawMode {
@@ -90,9 +75,9 @@ pub struct RawMode {
 
 impl RawMode {
     pub fn enter(fd: RawFd, saved: libc::termios) -> io::Result<RawMode> {
-        let mut raw = saved;
-        // SAFETY: raw is a valid termios; cfmakeraw only edits it.
-        unsafe { libc::cfmakeraw(&mut raw) };
+        let mut raw = Termios::from(saved);
+        cfmakeraw(&mut raw);
+        let raw = libc::termios::from(raw);
         set_termios(fd, &raw)?;
         Ok(RawMode { fd, saved, raw })
     }
@@ -116,49 +101,22 @@ impl Drop for RawMode {
     }
 }
 
-/// `read(2)` into `buf`, retried on EINTR.
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+/// Sends `signal` to the foreground process group of the pty whose master
+/// is `master` (`TIOCSIG`); errors are ignored, as when the slave is gone.
+pub fn signal_foreground(master: BorrowedFd<'_>, signal: libc::c_int) {
+    // SAFETY: TIOCSIG takes a signal number; it signals the foreground
+    // group of the pty's slave.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSIG, signal) };
 }
 
-/// `write(2)` once, retried on EINTR; returns how much was written.
-pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
+/// The pty slave's foreground process group and session (`TIOCGPGRP`,
+/// `TIOCGSID` on the master); 0 for either the kernel would not say.
+pub fn group_and_session(master: RawFd) -> (libc::pid_t, libc::pid_t) {
+    let (mut group, mut session): (libc::pid_t, libc::pid_t) = (0, 0);
+    // SAFETY: both ioctls write one pid_t into a valid out-pointer.
+    unsafe {
+        libc::ioctl(master, libc::TIOCGPGRP, &mut group);
+        libc::ioctl(master, libc::TIOCGSID, &mut session);
     }
-}
-
-/// Writes all of `buf` to a blocking descriptor (the person's terminal).
-pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match write(fd, buf)? {
-            0 => return Err(io::ErrorKind::WriteZero.into()),
-            n => buf = &buf[n..],
-        }
-    }
-    Ok(())
-}
-
-/// Empties a non-blocking eventfd or signalfd.
-pub fn drain(fd: BorrowedFd<'_>) {
-    let mut buf = [0u8; 128];
-    while matches!(read(fd.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
+    (group, session)
 }
