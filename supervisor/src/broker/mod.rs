@@ -255,16 +255,15 @@ impl Broker {
 /// at every launch, for a number of threads that a quota does not change
 /// much.
 fn cpus_allowed() -> usize {
-    // SAFETY: a zeroed cpu_set_t is an empty set, valid for the call.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid out-pointer of the size given.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return 2;
+    use nix::sched::{sched_getaffinity, CpuSet};
+    use nix::unistd::Pid;
+    match sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .count()
+            .max(1),
+        Err(_) => 2,
     }
-    // SAFETY: `set` was filled in by the kernel.
-    unsafe { libc::CPU_COUNT(&set) as usize }
 }
 
 /// Serves the shared socket until `shutdown` is cancelled, then waits for
