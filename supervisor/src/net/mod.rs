@@ -372,11 +372,24 @@ async fn pass(
             if !matches!(by, By::Person | By::Timeout) {
                 ctx.tell_refused(&host, port, &reason);
             }
-            match how {
-                How::Socks5 => {
+            // Allowed, but not to be reached (not resolved, or only to
+            // addresses the rule may not reach): a gateway's failure, and no
+            // advice to allow what is allowed.
+            let allowed = ctx.hosts.allowed(&host, port).is_some();
+            match (how, allowed) {
+                (How::Socks5, true) => {
+                    socks::reply(&mut stream, socks::Reply::HostUnreachable).await;
+                }
+                (How::Socks5, false) => {
                     socks::reply(&mut stream, socks::Reply::NotAllowed).await;
                 }
-                How::Connect | How::Http(_) => {
+                (How::Connect | How::Http(_), true) => {
+                    let body = format!(
+                        "sluice: the connection to {host}:{port} is allowed but failed: {reason}.\n"
+                    );
+                    http::respond(&mut stream, 502, "Bad Gateway", &body).await;
+                }
+                (How::Connect | How::Http(_), false) => {
                     let body = format!(
                         "sluice refused the connection to {host}:{port}: {reason}.\n\
                          To allow it: sluice run --allow-host {} ..., or add it to \
@@ -580,7 +593,16 @@ impl Context {
             .lock()
             .map(|mut told| told.insert(target.clone()))
             .unwrap_or(false);
-        if first {
+        if !first {
+            return;
+        }
+        if self.hosts.allowed(host, port).is_some() {
+            // Allowed, but not reachable (not resolved, or only to addresses
+            // the rule may not reach): allowing it again would change nothing.
+            eprintln!(
+                "sluice: the program's connection to {target} is allowed but failed ({reason})"
+            );
+        } else {
             eprintln!(
                 "sluice: refused the program's connection to {target} ({reason}); \
                  to allow it: sluice run --allow-host {} ...",

@@ -394,6 +394,42 @@ fn a_host_not_listed_is_refused_with_a_clear_error() {
     assert_eq!(net.server.hits(), before);
 }
 
+/// An allowed host that cannot be reached is not told to be allowed again:
+/// sluice says it is allowed and why it failed (here: `.invalid` names
+/// never resolve).
+#[test]
+fn an_allowed_host_that_does_not_resolve_is_not_told_to_be_allowed() {
+    let net = Net::new();
+    let port = net.server.port;
+    let out = net.run(
+        &[&format!("--allow-host=nowhere.invalid:{port}")],
+        &curl(&format!("http://nowhere.invalid:{port}/file.txt")),
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "sluice: the connection to nowhere.invalid:{port} is allowed but failed: cannot resolve"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "sluice: the program's connection to nowhere.invalid:{port} is allowed but failed (cannot resolve"
+        )),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("to allow it"), "{out}");
+    assert!(!out.stdout.contains("To allow it"), "{out}");
+    // Control: a host not listed still gets the hint.
+    let out = net.run(
+        &[&format!("--allow-host=nowhere.invalid:{port}")],
+        &curl(&format!("http://other.invalid:{port}/file.txt")),
+    );
+    assert!(
+        out.stderr.contains("to allow it: sluice run --allow-host"),
+        "{out}"
+    );
+}
+
 #[test]
 fn ip_literals_are_refused_unless_listed() {
     let net = Net::new();
