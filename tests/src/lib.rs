@@ -72,9 +72,9 @@ const HANG_GUARD: Duration = Duration::from_secs(300);
 
 /// The `sluice` binary: `$SLUICE_BIN` as given, else `target/<profile>/sluice`
 /// next to the running test executable (`target/<profile>/deps/<test>`), built
-/// first when it is missing or older than any source it was built from, so
-/// `cargo test -p sluice-tests` after a supervisor change never tests a stale
-/// binary.
+/// first when it is missing, has no dep-info (`cargo test` writes none) or is
+/// older than any source it was built from, so `cargo test -p sluice-tests`
+/// after a supervisor change never tests a stale binary.
 pub fn sluice_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("SLUICE_BIN") {
         return PathBuf::from(bin);
@@ -84,11 +84,17 @@ pub fn sluice_bin() -> PathBuf {
         .get_or_init(|| {
             let bin = profile_dir().join("sluice");
             if let Some(why) = stale(&bin) {
+                // Built as `cargo test --workspace` builds it (the same
+                // features, so its dependencies are reused: `-p supervisor`
+                // alone would rebuild them), which leaves no `sluice.d`
+                // behind: cargo's word that it is fresh is taken instead.
                 eprintln!("sluice-tests: {why}: building it");
-                cargo_build(&["-p", "supervisor", "--bin", "sluice"]);
-                if let Some(why) = stale(&bin) {
-                    panic!("{why} even after `cargo build -p supervisor --bin sluice`");
-                }
+                cargo_build(&["--workspace", "--tests"]);
+                assert!(
+                    bin.is_file(),
+                    "`cargo build --workspace --tests` did not make {}",
+                    bin.display()
+                );
             }
             bin
         })
