@@ -95,6 +95,28 @@ pub async fn run(
         };
         let req = match received {
             Ok((ClientMessage::Request(req), _)) => req,
+            Ok((ClientMessage::Stacked(stacked), ruleset)) => {
+                let body = match shared.stacked.register(&peer, &stacked.protect, ruleset) {
+                    Ok(()) => {
+                        tracing::info!(pid = peer.pid, "broker: a stacked sandbox registered");
+                        ResponseBody::Allowed { rule: None }
+                    }
+                    Err(reason) => {
+                        tracing::info!(
+                            pid = peer.pid,
+                            "broker: a stacked sandbox refused: {reason}"
+                        );
+                        ResponseBody::Denied { reason, rule: None }
+                    }
+                };
+                if send(&sock, &response(stacked.id, body), None)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
             Ok((other, _)) => {
                 let what = match other {
                     ClientMessage::Hello { .. } => "Hello after the handshake",
