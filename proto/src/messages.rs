@@ -412,10 +412,10 @@ mod tests {
     }
 
     #[test]
-    fn only_connect_carries_a_descriptor_to_the_supervisor() {
+    fn only_connect_and_stacked_carry_a_descriptor_to_the_supervisor() {
         for msg in all_client_messages() {
-            let connect = matches!(msg, ClientMessage::Connect);
-            assert_eq!(msg.expects_fd(), connect, "{msg:?}");
+            let with_fd = matches!(msg, ClientMessage::Connect | ClientMessage::Stacked(_));
+            assert_eq!(msg.expects_fd(), with_fd, "{msg:?}");
         }
     }
 
