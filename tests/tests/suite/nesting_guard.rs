@@ -90,6 +90,20 @@ fn under_a_guarding_session_a_stacked_sluice_writes_its_workspace() {
         fs::read_link(fx.ws("inner-dir/link")).unwrap(),
         Path::new("moved.txt")
     );
+
+    // A mode that makes a file executable (judged and made by the guard too).
+    let sluice = sluice_bin();
+    let script = format!("chmod +x {m} && test -x {m} && echo EXEC", m = moved);
+    let program = [
+        sluice.to_str().unwrap(),
+        "run",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ];
+    let out = execute(fx.sluice_command(&[], &program));
+    assert!(out.code() == 0 && out.stdout.contains("EXEC"), "{out}");
 }
 
 /// Each policy still holds: the outer `protect` list (a hook inside the
