@@ -106,6 +106,27 @@ fn under_a_guarding_session_a_stacked_sluice_writes_its_workspace() {
     assert!(out.code() == 0 && out.stdout.contains("EXEC"), "{out}");
 }
 
+/// Under an outer `--transparent` session (which guards the same way) the
+/// same: the stacked program writes its workspace, not a hook. Control:
+/// the inner `readonly` is still refused the same write
+/// (`nesting::under_a_transparent_session_a_stacked_sandbox_gets_nothing_its_policy_withholds`
+/// for the rest).
+#[test]
+fn under_a_transparent_session_a_stacked_sluice_writes_its_workspace() {
+    let fx = Fixture::new(PROBE);
+    let outer = ["--transparent"];
+    let (file, dir) = (fx.ws("inner.txt"), fx.ws("inner-dir"));
+    stacked(&fx, &outer, &[], &["write", &file, "+", "mkdir", &dir]).assert_ok();
+    assert!(exists(&file) && exists(&dir));
+    let hook = fx.ws(".git/hooks/pre-commit");
+    let before = fs::read(&hook).unwrap();
+    stacked(&fx, &outer, &[], &["write", &hook]).assert_blocked();
+    assert_eq!(fs::read(&hook).unwrap(), before);
+    let readonly = ["--policy", "readonly"];
+    stacked(&fx, &outer, &readonly, &["write", &fx.ws("ro.txt")]).assert_blocked();
+    assert!(!exists(&fx.ws("ro.txt")));
+}
+
 /// Each policy still holds: the outer `protect` list (a hook inside the
 /// tree the inner policy writes), the inner one (a name the outer list
 /// does not protect), the inner Landlock rules (the workspace outside
@@ -156,6 +177,24 @@ fn a_stacked_sluice_under_a_guard_writes_nothing_either_policy_withholds() {
     // The outer Landlock rules: outside both.
     attack(&["write", &fx.outside("x")]).assert_blocked();
     assert!(!exists(&fx.outside("x")));
+
+    // A sluice three deep (a sandbox inside the stacked one): its program
+    // runs under two filters more than the outer one's and writes nothing,
+    // not even what all three policies allow. Control: two deep, the same
+    // write is made.
+    let sluice = sluice_bin();
+    let sluice = sluice.to_str().unwrap();
+    let probe = fx.probe_path();
+    let deeper = fx.ws("deeper.txt");
+    let three = [
+        sluice, "run", "--", sluice, "run", "--", &probe, "write", &deeper,
+    ];
+    let out = execute(fx.sluice_command(&[], &three));
+    out.assert_blocked();
+    assert!(out.stderr.contains("sandboxed itself further"), "{out}");
+    assert!(!exists(&deeper));
+    execute(fx.sluice_command(&[], &three[3..])).assert_ok();
+    assert!(exists(&deeper));
 
     // Controls: the outer program writes what the inner policy withholds.
     fx.sluice(&[], &["write", &own]).assert_ok();
