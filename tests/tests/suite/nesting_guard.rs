@@ -91,6 +91,12 @@ fn under_a_guarding_session_a_stacked_sluice_writes_its_workspace() {
         Path::new("moved.txt")
     );
 
+    // A daemon (double fork, `setsid`): it stays beneath the stacked
+    // supervisor, a subreaper, and writes as its program.
+    let pidfile = fx.ws("daemon.pid");
+    stacked(&fx, &[], &[], &["daemon", &pidfile]).assert_ok();
+    assert!(exists(&pidfile));
+
     // A mode that makes a file executable (judged and made by the guard too).
     let sluice = sluice_bin();
     let script = format!("chmod +x {m} && test -x {m} && echo EXEC", m = moved);
