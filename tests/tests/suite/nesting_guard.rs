@@ -12,6 +12,7 @@
 use std::fs;
 use std::path::Path;
 
+use sluice_tests::audit::{decisions, records, sessions};
 use sluice_tests::{execute, sluice_bin, Fixture, Outcome};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
@@ -257,6 +258,23 @@ fn a_fake_registrant_gains_nothing_over_the_outer_program() {
     let out = fx.sluice(&[], &["register-stacked", "not-ruleset"]);
     out.assert_blocked();
     assert!(out.stdout.contains("not a Landlock ruleset"), "{out}");
+
+    // Each registration is in the session's audit record, taken or not.
+    let records: Vec<_> = (sessions(&fx).iter())
+        .flat_map(|s| records(&fx, s))
+        .collect();
+    let registrations: Vec<_> = decisions(&records)
+        .into_iter()
+        .filter(|r| r["op"] == "register-stacked")
+        .collect();
+    let has = |decision: &str, reason: &str| {
+        registrations.iter().any(|r| {
+            r["decision"] == decision && r["reason"].as_str().unwrap_or("").contains(reason)
+        })
+    };
+    assert!(has("allowed", "made in its sandbox"), "{registrations:#?}");
+    assert!(has("error", "already"), "{registrations:#?}");
+    assert!(has("error", "not a Landlock ruleset"), "{registrations:#?}");
 }
 
 /// Claude Code's sandboxed Bash: sandbox-runtime runs bwrap, which is

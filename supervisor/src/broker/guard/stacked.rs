@@ -82,6 +82,11 @@ impl Registry {
         let _ = self.connector.set(connector);
     }
 
+    /// Whether registrations are taken (this session guards).
+    pub fn guards(&self) -> bool {
+        self.connector.get().is_some()
+    }
+
     /// Forgets every registrant (the session ends).
     pub fn clear(&self) {
         self.registrants
