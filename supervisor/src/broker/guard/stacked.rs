@@ -48,6 +48,10 @@ use crate::sys;
 /// Ancestors looked through between a thread and its registrant.
 const MAX_DEPTH: usize = 64;
 
+/// Stacked sandboxes registered at once (each holds a connector process,
+/// counted against the program's process limit too).
+const MAX_REGISTRANTS: usize = 256;
+
 /// How long the connector may take to fork the restricted one.
 const SPAWN_TIMEOUT_MS: libc::c_int = 10_000;
 
@@ -124,6 +128,12 @@ impl Registry {
         registrants.retain(|r| r.alive());
         if registrants.iter().any(|r| r.pid == peer.pid) {
             return Err("this process registered a stacked sandbox already".to_owned());
+        }
+        if registrants.len() >= MAX_REGISTRANTS {
+            return Err(format!(
+                "{MAX_REGISTRANTS} stacked sandboxes are registered already: \
+                 one more is refused until one of them ends"
+            ));
         }
         let restricted = restricted_connector(connector.as_fd(), ruleset.as_fd())
             .map_err(|e| format!("the sandbox's connector could not take the ruleset: {e}"))?;
