@@ -38,6 +38,7 @@ use proto::{ErrorKind, ResponseBody};
 
 use super::decide::{ask_person, judge, Ask, Asker, Outcome, Pending};
 use super::fsops;
+use super::guard::stacked::NOT_GUARDING;
 use super::Shared;
 use crate::audit::By;
 
@@ -114,9 +115,21 @@ impl Registrar {
             );
             return;
         };
+        let protects = self.protect.iter().any(|p| !p.starts_with('!'));
         match self.client.register_stacked(ruleset, self.protect) {
             Ok(()) => tracing::debug!("stacked: registered with the outer session"),
-            // The outer session has no guard: nothing needs registering.
+            // No guard outside, and none can be installed here (the outer
+            // sandbox refuses listeners): nothing judges this list.
+            Err(Error::Denied { reason, .. })
+                if reason == NOT_GUARDING && protects && !crate::commands::bwrap::quiet() =>
+            {
+                eprintln!(
+                    "sluice: warning: [filesystem] protect is not applied: the enclosing \
+                     sluice session does not guard writes (its policy has no protect list), \
+                     and a stacked session cannot guard its own; the program can write what \
+                     the list names wherever both sandboxes allow"
+                );
+            }
             Err(e) => tracing::debug!("stacked: not registered with the outer session: {e}"),
         }
     }

@@ -45,6 +45,11 @@ use crate::broker::peer::Peer;
 use crate::broker::transparent::target::Status;
 use crate::sys;
 
+/// The refusal of a session that has no guard (the stacked sluice, the
+/// same binary, tells it from the others).
+pub const NOT_GUARDING: &str = "this session does not guard its program's writes: \
+                                a stacked sandbox has nothing to register";
+
 /// Ancestors looked through between a thread and its registrant.
 const MAX_DEPTH: usize = 64;
 
@@ -107,9 +112,7 @@ impl Registry {
         ruleset: Option<OwnedFd>,
     ) -> Result<(), String> {
         let Some(connector) = self.connector.get() else {
-            return Err("this session does not guard its program's writes: \
-                        a stacked sandbox has nothing to register"
-                .to_owned());
+            return Err(NOT_GUARDING.to_owned());
         };
         let ruleset = ruleset.ok_or("no Landlock ruleset came with the registration")?;
         if !is_ruleset(ruleset.as_fd()) {
