@@ -113,6 +113,38 @@ fn under_a_guarding_session_a_stacked_sluice_writes_its_workspace() {
     assert!(out.code() == 0 && out.stdout.contains("EXEC"), "{out}");
 }
 
+/// Under an outer session that does not guard (no `protect`, the network
+/// open), nothing can judge the stacked session's `protect` list: it says
+/// so instead of ignoring it silently. Control: under a guarding session
+/// it says nothing of the kind.
+#[test]
+fn under_a_session_that_does_not_guard_a_stacked_protect_list_is_said_unapplied() {
+    let fx = Fixture::new(PROBE);
+    let sluice = sluice_bin();
+    let policy = format!(
+        r#"
+[filesystem]
+execute = ["/usr", "/bin", {{ path = "/lib", optional = true }}, {{ path = "/lib64", optional = true }},
+           "$WORKSPACE", "{bin}"]
+read = ["/etc", "/proc", "/sys", "/dev/urandom", "/dev/random"]
+write = ["$WORKSPACE", "$TMPDIR", "/dev/null", "/dev/zero"]
+[network]
+mode = "all"
+[environment]
+pass = ["PATH", "HOME"]
+"#,
+        bin = sluice.parent().unwrap().display()
+    );
+    let outer = fx.write_policy("open.toml", &policy);
+    let said = "protect is not applied";
+    let out = stacked(&fx, &["--policy", &outer], &[], &["write", &fx.ws("x")]);
+    out.assert_ok();
+    assert!(out.stderr.contains(said), "{out}");
+    let out = stacked(&fx, &[], &[], &["write", &fx.ws("y")]);
+    out.assert_ok();
+    assert!(!out.stderr.contains(said), "{out}");
+}
+
 /// Under an outer `--transparent` session (which guards the same way) the
 /// same: the stacked program writes its workspace, not a hook. Control:
 /// the inner `readonly` is still refused the same write
