@@ -22,6 +22,10 @@
 //! `protect` lists on the name the guard resolved, and made by that
 //! connector: the kernel makes the stacked sandbox's check, on the
 //! directory the guard resolved, with no second reading of the path.
+//! Orphans stay beneath the stacked supervisor (a subreaper). Each
+//! registration is recorded in the audit (`register-stacked`). Under a
+//! session without a guard, registering is refused ([`NOT_GUARDING`]) and
+//! the stacked sluice says its `protect` list is not applied.
 //!
 //! What a registration gains nobody: only a process under the program's own
 //! filters may say `Hello` (`connection.rs`), and such a process's own
