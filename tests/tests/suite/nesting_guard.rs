@@ -360,6 +360,40 @@ fn the_bwrap_stand_in_under_claude_code_writes_its_binds_and_no_hook() {
         !out.stdout.contains("WROTE") && !exists(&fx.ws("escaped")),
         "{out}"
     );
+    // The whole workspace bound, as sandbox-runtime binds the working
+    // directory: written, its existing hook not.
+    let ws = fx.ws("");
+    let hook = fx.ws(".git/hooks/pre-commit");
+    let before = fs::read(&hook).unwrap();
+    let script = format!(
+        "echo ok > {ws}/made-too && echo MADE; \
+         if echo x > {hook} 2>/dev/null; then echo HOOK; fi"
+    );
+    let program = [
+        "bwrap",
+        "--ro-bind",
+        "/",
+        "/",
+        "--bind",
+        &ws,
+        &ws,
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ];
+    let out = execute(fx.sluice_command(&["--policy", "claude-code"], &program));
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("MADE") && exists(&fx.ws("made-too")),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("HOOK"), "{out}");
+    assert_eq!(fs::read(&hook).unwrap(), before);
 }
 
 /// The same as an unprivileged user: the stacked program writes its
