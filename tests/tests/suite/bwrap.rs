@@ -4,9 +4,8 @@
 //! cannot give.
 //!
 //! The outer session's policy writes the workspace, reaches the network and
-//! guards nothing (a stacked program cannot write under an outer guard,
-//! see ARCHITECTURE.md, *Nesting*), so what a command cannot do under the
-//! stand-in is what its bwrap arguments withheld. Real bubblewrap, outside
+//! guards nothing (under an outer guard, see `nesting_guard.rs`), so what a
+//! command cannot do under the stand-in is what its bwrap arguments withheld. Real bubblewrap, outside
 //! sluice, runs the same command lines as controls.
 
 use std::fs;

@@ -265,13 +265,7 @@ fn named(family: i32, addr: &[u8]) -> Option<&[u8]> {
 
 /// The supervisor's own copy of the thread's descriptor `fd`.
 pub(crate) fn take_descriptor(tid: libc::pid_t, fd: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes integers and returns a new descriptor.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
-    if pidfd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor, owned by nothing else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let pidfd = crate::sys::process::pidfd_open(tid, PIDFD_THREAD)?;
     // SAFETY: pidfd_getfd takes integers and returns a new descriptor.
     let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
     if got < 0 {

@@ -182,6 +182,8 @@ pub struct Status {
     pub umask: Option<u32>,
     /// `Seccomp_filters:` (Linux 5.9+, older than transparent brokering).
     pub filters: u32,
+    /// `PPid:`: the thread group's parent (0 where there is none in view).
+    pub ppid: libc::pid_t,
 }
 
 impl Status {
@@ -191,7 +193,14 @@ impl Status {
         let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name));
         let umask = field("Umask:").and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
         let filters = field("Seccomp_filters:")?.trim().parse().ok()?;
-        Some(Status { umask, filters })
+        let ppid = field("PPid:")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Some(Status {
+            umask,
+            filters,
+            ppid,
+        })
     }
 }
 
@@ -290,12 +299,13 @@ mod tests {
 
     #[test]
     fn status_gives_the_umask_and_the_filter_count_or_nothing() {
-        let text = "Name:\tcat\nUmask:\t0022\nSeccomp:\t2\nSeccomp_filters:\t3\n";
+        let text = "Name:\tcat\nUmask:\t0022\nPPid:\t41\nSeccomp:\t2\nSeccomp_filters:\t3\n";
         assert_eq!(
             Status::parse(text),
             Some(Status {
                 umask: Some(0o022),
-                filters: 3
+                filters: 3,
+                ppid: 41,
             })
         );
         // No count, or a count that is not a number: unusable.
