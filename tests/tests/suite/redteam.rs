@@ -1,0 +1,385 @@
+//! Red team: attacks against the newest mechanisms (the bwrap stand-in,
+//! transparent rename/unlink/rmdir, the package caches and toolchains made
+//! readable, git's view), each with a control showing the same action
+//! succeeds where it is allowed or outside sluice. A test marked
+//! `#[ignore = "escape: ..."]` is an attack that still works; its reason
+//! says how.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use sluice_tests::{execute, Fixture, Outcome};
+
+use super::transparent::step_result;
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+// ---------------------------------------------------------------------------
+// Code that runs later: a bare repository made in the workspace.
+// ---------------------------------------------------------------------------
+
+/// Makes `sub` a bare git repository whose configuration gives it a work
+/// tree and an fsmonitor command (touching `$1`): no `.git` anywhere, so
+/// no `**/.git/...` pattern names any of it. git's discovery checks each
+/// directory on the way up for being a git directory itself, so the
+/// person's `git status` in `sub` (or below it; a shell prompt that shows
+/// git status does it on `cd`) runs the command.
+const BARE_REPOSITORY: &str = r#"set -e
+mkdir -p sub/objects sub/refs/heads
+echo 'ref: refs/heads/main' > sub/HEAD
+printf '[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = .\n\tfsmonitor = "touch %s; false"\n' "$1" > sub/config
+"#;
+
+/// `git status` in `dir` as the person runs it: outside sluice, with the
+/// fixture's home and no system configuration.
+fn git_status_outside(fx: &Fixture, dir: &Path) -> Outcome {
+    let mut cmd = Command::new("git");
+    cmd.arg("status")
+        .current_dir(dir)
+        .env("HOME", &fx.home_dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null());
+    execute(cmd)
+}
+
+#[test]
+#[ignore = "escape: a bare repository (HEAD, objects/, refs/, config with core.worktree and \
+            core.fsmonitor) written anywhere in the workspace under `default` is not covered by \
+            the `**/.git/...` protect patterns; the person's next `git status` in that \
+            directory runs the program's command outside the sandbox"]
+fn a_bare_repository_the_program_makes_runs_nothing_on_the_persons_git_status() {
+    let fx = Fixture::new(PROBE);
+    let marker = fx.outside("ran");
+
+    // Control: made outside sluice, the person's `git status` runs it.
+    let control = fx.outside("control");
+    fs::create_dir_all(&control).unwrap();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", BARE_REPOSITORY, "sh", &marker])
+        .current_dir(&control)
+        .stdin(Stdio::null());
+    execute(cmd).assert_code(0);
+    git_status_outside(&fx, &Path::new(&control).join("sub"));
+    assert!(
+        Path::new(&marker).exists(),
+        "the control did not run git's fsmonitor"
+    );
+    fs::remove_file(&marker).unwrap();
+
+    // Attack: the same files made by the program under `default`.
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", BARE_REPOSITORY, "sh", &marker]));
+    let made = fx.ws_dir.join("sub/config").exists();
+    git_status_outside(&fx, &fx.ws_dir.join("sub"));
+    assert!(
+        !Path::new(&marker).exists(),
+        "the person's git status ran the program's command (made: {made})\n{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Toolchains and package caches: readable, never written through the broker.
+// ---------------------------------------------------------------------------
+
+/// Files in the home directory's toolchains and package caches that run on
+/// the person's next build or command, outside the sandbox: a crate's build
+/// script in cargo's extracted sources, a toolchain's binary, a shim, a
+/// cached package.
+const RUNS_LATER: [&str; 7] = [
+    ".cargo/registry/src/index.crates.io-0/serde-1.0.0/build.rs",
+    ".cargo/git/checkouts/dep-0/abc/build.rs",
+    ".rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/rustc",
+    ".pyenv/shims/python3",
+    ".nvm/versions/node/v20.0.0/bin/node",
+    ".npm/_npx/0/node_modules/x/index.js",
+    ".cache/pip/wheels/00/x-1.0-py3-none-any.whl",
+];
+
+/// `default`'s `[broker]` asks before writing anything in the home
+/// directory (`ask_write = ["~"]`); the toolchains and caches it lets the
+/// program read are where a write runs later, so no answer (a person's
+/// hurried yes, `--approve allow`) may write them, by a plain open under
+/// `--transparent` or through the SDK. Control: the same answer writes an
+/// ordinary file of the home directory, and the caches are read.
+#[test]
+fn toolchains_and_package_caches_are_never_written_through_the_broker() {
+    let fx = Fixture::new(PROBE);
+    for rel in RUNS_LATER {
+        let path = fx.home_dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "ORIGINAL\n").unwrap();
+    }
+    let ways: [(&str, &[&str]); 2] = [
+        ("transparent", &["--transparent", "--approve", "allow"]),
+        ("sdk", &["--approve", "allow"]),
+    ];
+    for (way, args) in ways {
+        let write = |path: &str| -> Vec<String> {
+            let action = if way == "sdk" {
+                vec!["broker-write", path, "PLANTED", "--truncate"]
+            } else {
+                vec!["set", path, "PLANTED"]
+            };
+            action.into_iter().map(String::from).collect()
+        };
+        // Control: an ordinary file of the home directory is written on
+        // the same answer, and a cache is read.
+        let notes = fx.home("notes.txt");
+        let action = write(&notes);
+        let action: Vec<&str> = action.iter().map(String::as_str).collect();
+        fx.sluice(args, &action).assert_ok();
+        assert!(
+            fs::read_to_string(&notes).unwrap().starts_with("PLANTED"),
+            "{way}"
+        );
+        fs::write(&notes, "SECRET-home-notes\n").unwrap();
+        fx.sluice(args, &["read", &fx.home(RUNS_LATER[0])])
+            .assert_ok();
+        // Attack: each file that runs later.
+        for rel in RUNS_LATER {
+            let target = fx.home(rel);
+            let action = write(&target);
+            let action: Vec<&str> = action.iter().map(String::as_str).collect();
+            let out = fx.sluice(args, &action);
+            assert_eq!(
+                fs::read_to_string(&target).unwrap(),
+                "ORIGINAL\n",
+                "{way}: {rel} was written\n{out}"
+            );
+            out.assert_blocked();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The bwrap stand-in: nothing wider than its arguments.
+// ---------------------------------------------------------------------------
+
+/// The enclosing session of the stand-in's tests: the system, the
+/// workspace written, no `protect` (as in `bwrap.rs`).
+const OUTER: &str = r#"
+[filesystem]
+execute = ["/usr", "/bin", { path = "/sbin", optional = true }, { path = "/lib", optional = true },
+           { path = "/lib64", optional = true }, "$WORKSPACE", "$TMPDIR"]
+read = ["/etc", "/proc", "/sys", "/dev/urandom", "/dev/random"]
+write = ["$WORKSPACE", "$TMPDIR", "/dev/null", "/dev/zero"]
+[network]
+mode = "none"
+[environment]
+pass = ["PATH", "HOME"]
+"#;
+
+fn in_outer(fx: &Fixture, program: &[&str]) -> Outcome {
+    let policy = fx.write_policy("outer.toml", OUTER);
+    execute(fx.sluice_command(&["--policy", &policy], program))
+}
+
+/// `bwrap ARGS -- probe ACTION...` as the outer session's program.
+fn bwrap(fx: &Fixture, args: &[&str], action: &[&str]) -> Outcome {
+    let probe = fx.probe_path();
+    let mut program = vec!["bwrap"];
+    program.extend_from_slice(args);
+    program.extend(["--", &probe]);
+    program.extend_from_slice(action);
+    in_outer(fx, &program)
+}
+
+/// The system read-only, `ws/bin` (the probe) and `ws/out` bound.
+fn system_view(fx: &Fixture) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for sys in ["/usr", "/etc"] {
+        v.extend(["--ro-bind".into(), sys.into(), sys.into()]);
+    }
+    for sys in ["/bin", "/lib", "/lib64"] {
+        v.extend(["--ro-bind-try".into(), sys.into(), sys.into()]);
+    }
+    v.extend(["--ro-bind".into(), fx.ws("bin"), fx.ws("bin")]);
+    v.extend(["--bind".into(), fx.ws("out"), fx.ws("out")]);
+    v
+}
+
+/// `--chdir` into a directory outside every bind: bubblewrap would fail
+/// to enter it; the stand-in starts the command there (its caller's view
+/// has it), so the command must still reach nothing there, by relative
+/// paths either. Control: the outer session reads the same relative path,
+/// and the command reads one relative to a `--chdir` into its own bind.
+#[test]
+fn a_command_started_outside_its_view_reads_nothing_there() {
+    let fx = Fixture::new(PROBE);
+    fs::create_dir_all(fx.ws("out")).unwrap();
+    fs::create_dir_all(fx.ws("private")).unwrap();
+    fs::write(fx.ws("private/secret.txt"), "SECRET-private\n").unwrap();
+    fs::write(fx.ws("out/mine.txt"), "mine\n").unwrap();
+    let view = system_view(&fx);
+    let view: Vec<&str> = view.iter().map(String::as_str).collect();
+
+    let probe = fx.probe_path();
+    let cd_read = format!("cd {} && {probe} read secret.txt", fx.ws("private"));
+    in_outer(&fx, &["/bin/sh", "-c", &cd_read]).assert_ok();
+    let out_dir = fx.ws("out");
+    let mut own = view.clone();
+    own.extend(["--chdir", out_dir.as_str()]);
+    bwrap(&fx, &own, &["read", "mine.txt"]).assert_ok();
+
+    let private = fx.ws("private");
+    let mut outside = view.clone();
+    outside.extend(["--chdir", private.as_str()]);
+    for action in [
+        vec!["read", "secret.txt"],
+        vec!["read", "./secret.txt"],
+        vec!["ls", "."],
+        vec!["write", "planted.txt"],
+    ] {
+        let out = bwrap(&fx, &outside, &action);
+        out.assert_blocked().assert_no_secret();
+    }
+    assert!(!Path::new(&fx.ws("private/planted.txt")).exists());
+}
+
+/// What `--tmpfs` hides inside a tree only read stays hidden whatever way
+/// the command names it: a symlink beside it, `..` from a sibling, the
+/// magic links of `/proc` (the stand-in's own working directory and root,
+/// the command's parent). Control: the outer session reads it through the
+/// same symlink, and the command reads what is beside it.
+#[test]
+fn what_bwrap_hides_stays_hidden_through_symlinks_dotdot_and_proc_links() {
+    let fx = Fixture::new(PROBE);
+    fs::create_dir_all(fx.ws("hidden")).unwrap();
+    fs::create_dir_all(fx.ws("beside")).unwrap();
+    fs::create_dir_all(fx.ws("out")).unwrap();
+    fs::write(fx.ws("hidden/secret.txt"), "SECRET-hidden\n").unwrap();
+    std::os::unix::fs::symlink("hidden/secret.txt", fx.ws("link")).unwrap();
+    std::os::unix::fs::symlink(fx.ws("hidden"), fx.ws("beside/dirlink")).unwrap();
+    let args = [
+        "--ro-bind",
+        "/",
+        "/",
+        "--bind",
+        &fx.ws("out"),
+        &fx.ws("out"),
+        "--tmpfs",
+        &fx.ws("hidden"),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+    ];
+    let args: Vec<&str> = args.to_vec();
+
+    in_outer(&fx, &[&fx.probe_path(), "read", &fx.ws("link")]).assert_ok();
+    bwrap(&fx, &args, &["read", &fx.ws("README.md")]).assert_ok();
+
+    let ws = fx.ws("");
+    let ws = ws.trim_end_matches('/');
+    for path in [
+        fx.ws("link"),
+        fx.ws("beside/dirlink/secret.txt"),
+        fx.ws("beside/../hidden/secret.txt"),
+        "/proc/{ppid}/cwd/hidden/secret.txt".to_owned(),
+        format!("/proc/{{ppid}}/root{ws}/hidden/secret.txt"),
+        "/proc/self/cwd/hidden/secret.txt".to_owned(),
+    ] {
+        bwrap(&fx, &args, &["read", &path])
+            .assert_blocked()
+            .assert_no_secret();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Transparent rename, unlink, rmdir: the supervisor's own calls.
+// ---------------------------------------------------------------------------
+
+/// `renameat2(A, B, RENAME_EXCHANGE)`, `unlink` and `rmdir` by python, one
+/// `NAME RESULT` line each (ok, or the errno's name).
+const EXCHANGE: &str = r#"
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def exchange(a, b):
+    if libc.syscall(316, -100, a.encode(), -100, b.encode(), 2) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+steps = sys.argv[1:]
+while steps:
+    name, op, args = steps[0], steps[1], []
+    steps = steps[2:]
+    n = 2 if op == 'exchange' else 1
+    args, steps = steps[:n], steps[n:]
+    try:
+        {'exchange': exchange, 'unlink': os.unlink, 'rmdir': os.rmdir}[op](*args)
+        print(name, 'ok')
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, e.errno))
+"#;
+
+/// Under `--transparent` the supervisor makes a rename, unlink or rmdir
+/// itself where the sandbox may not: in its own mount tree, where no deny
+/// placeholder or read-only bind exists. Attack: `RENAME_EXCHANGE` of an
+/// approved file with a denied secret (which would move the secret into
+/// the approved directory) or with a protected hook; `unlink` of a denied
+/// file; `rmdir` of a read-only directory left empty. Control: the same
+/// calls on approved names are made.
+#[test]
+fn the_supervisors_renames_and_removals_never_reach_denied_or_protected_names() {
+    let fx = Fixture::new(PROBE);
+    let approved = fx.outside("approved");
+    fs::create_dir_all(format!("{approved}/empty")).unwrap();
+    for name in ["a", "b", "c", "d", "gone"] {
+        fs::write(format!("{approved}/{name}"), format!("{name}\n")).unwrap();
+    }
+    // An empty `.git/hooks`: read-only in `default`, a mount point inside.
+    fs::remove_file(fx.ws(".git/hooks/pre-commit")).unwrap();
+    let policy = fx.write_policy(
+        "approved.toml",
+        &format!("extends = [\"default\"]\n\n[broker]\nallow_write = [\"{approved}\"]\n"),
+    );
+    let env_before = fs::read(fx.ws(".env")).unwrap();
+    let p = |rel: &str| format!("{approved}/{rel}");
+    let steps = [
+        ("control-exchange", "exchange", p("a"), p("b")),
+        ("control-unlink", "unlink", p("gone"), String::new()),
+        ("control-rmdir", "rmdir", p("empty"), String::new()),
+        ("exchange-denied", "exchange", p("c"), fx.ws(".env")),
+        ("exchange-denied-back", "exchange", fx.ws(".env"), p("c")),
+        (
+            "exchange-protected",
+            "exchange",
+            p("d"),
+            fx.ws(".git/config"),
+        ),
+        ("unlink-denied", "unlink", fx.ws(".env"), String::new()),
+        (
+            "rmdir-read-only",
+            "rmdir",
+            fx.ws(".git/hooks"),
+            String::new(),
+        ),
+    ];
+    let mut program = vec!["python3".to_owned(), "-c".to_owned(), EXCHANGE.to_owned()];
+    for (name, op, a, b) in &steps {
+        program.extend([name.to_string(), op.to_string(), a.clone()]);
+        if !b.is_empty() {
+            program.push(b.clone());
+        }
+    }
+    let program: Vec<&str> = program.iter().map(String::as_str).collect();
+    let out = execute(fx.sluice_command(&["--policy", &policy, "--transparent"], &program));
+    out.assert_code(0);
+
+    for control in ["control-exchange", "control-unlink", "control-rmdir"] {
+        assert_eq!(step_result(&out, control), "ok", "{control}\n{out}");
+    }
+    assert_eq!(fs::read_to_string(p("a")).unwrap(), "b\n");
+    for attack in [
+        "exchange-denied",
+        "exchange-denied-back",
+        "exchange-protected",
+        "unlink-denied",
+        "rmdir-read-only",
+    ] {
+        assert_ne!(step_result(&out, attack), "ok", "{attack}\n{out}");
+    }
+    assert_eq!(fs::read(fx.ws(".env")).unwrap(), env_before, "{out}");
+    assert_eq!(fs::read_to_string(p("c")).unwrap(), "c\n", "{out}");
+    assert_eq!(fs::read_to_string(p("d")).unwrap(), "d\n", "{out}");
+    assert!(fx.ws_dir.join(".git/hooks").is_dir(), "{out}");
+}
