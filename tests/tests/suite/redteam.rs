@@ -383,3 +383,139 @@ fn the_supervisors_renames_and_removals_never_reach_denied_or_protected_names() 
     assert_eq!(fs::read_to_string(p("d")).unwrap(), "d\n", "{out}");
     assert!(fx.ws_dir.join(".git/hooks").is_dir(), "{out}");
 }
+
+// ---------------------------------------------------------------------------
+// The SOCKS5 side of the hosts mode's proxy.
+// ---------------------------------------------------------------------------
+
+/// A raw SOCKS5 client: `PROXY PORT CASE...`, each case on a connection of
+/// its own, one `CASE REPLY [body]` line each (`REPLY` the reply code, or
+/// `closed`; `body` when the server's page came through).
+const SOCKS: &str = r#"
+import socket, struct, sys
+proxy, port = int(sys.argv[1]), int(sys.argv[2])
+def req(atyp, addr, port=port, cmd=1):
+    return bytes([5, cmd, 0, atyp]) + addr + struct.pack('>H', port)
+def name(n):
+    return bytes([len(n)]) + n
+v6 = lambda a: socket.inet_pton(socket.AF_INET6, a)
+hello = b'\x05\x01\x00'
+cases = {
+    'allowed': (hello, req(3, name(b'allowed.test'))),
+    'upper-trailing-dot': (hello, req(3, name(b'ALLOWED.TEST.'))),
+    'nul-after': (hello, req(3, name(b'allowed.test\x00.x'))),
+    'nul-before': (hello, req(3, name(b'x\x00allowed.test'))),
+    'ip-as-name': (hello, req(3, name(b'127.0.0.1'))),
+    'ip-trailing-dot': (hello, req(3, name(b'127.0.0.1.'))),
+    'decimal-ip-name': (hello, req(3, name(b'2130706433'))),
+    'localhost': (hello, req(3, name(b'localhost'))),
+    'localhost-dot': (hello, req(3, name(b'localhost.'))),
+    'mapped-as-name': (hello, req(3, name(b'[::ffff:127.0.0.1]'))),
+    'ipv4': (hello, req(1, socket.inet_aton('127.0.0.1'))),
+    'ipv6-loopback': (hello, req(4, v6('::1'))),
+    'ipv6-mapped': (hello, req(4, v6('::ffff:127.0.0.1'))),
+    'wildcard-to-loopback': (hello, req(3, name(b'api.wild.test.'))),
+    'port-zero': (hello, req(3, name(b'allowed.test'), port=0)),
+    'bind': (hello, req(3, name(b'allowed.test'), cmd=2)),
+    'udp-associate': (hello, req(3, name(b'allowed.test'), cmd=3)),
+    'unknown-atyp': (hello, bytes([5, 1, 0, 5]) + name(b'allowed.test') + struct.pack('>H', port)),
+    'version-4': (b'\x04\x01\x00', req(3, name(b'allowed.test'))),
+    'auth-only': (b'\x05\x01\x02', req(3, name(b'allowed.test'))),
+    'truncated': (hello, req(3, name(b'allowed.test'))[:6]),
+}
+def recv_all(s, n):
+    data = b''
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+for case in sys.argv[3:]:
+    greeting, request = cases[case.split('#')[0]]
+    s = socket.create_connection(('127.0.0.1', proxy), timeout=30)
+    try:
+        s.sendall(greeting)
+        if greeting[0] != 5:
+            # Not SOCKS5: read as HTTP, which waits for a whole head.
+            s.shutdown(socket.SHUT_WR)
+        chosen = recv_all(s, 2)
+        if chosen != b'\x05\x00':
+            print(case, 'closed')
+            continue
+        s.sendall(request)
+        if case.startswith('truncated'):
+            s.shutdown(socket.SHUT_WR)
+        r = recv_all(s, 10)
+        if len(r) < 2:
+            print(case, 'closed')
+            continue
+        body = ''
+        if r[1] == 0:
+            s.sendall(b'GET /index.html HTTP/1.0\r\nHost: allowed.test\r\n\r\n')
+            data = b''
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            body = ' body' if b'hello-from-the-host-server' in data else ''
+        print(case, r[1], body)
+    except OSError as e:
+        print(case, 'closed', e)
+    finally:
+        s.close()
+"#;
+
+/// The SOCKS5 side of the proxy judges what a request names the way a
+/// rule names it: a name with a NUL, an address written as a name (with a
+/// trailing dot, in decimal, IPv4-mapped), loopback by name or address,
+/// a `*.` rule's name that leads to loopback, port 0, `BIND`, `UDP
+/// ASSOCIATE`, an unknown address type, another version or method, a
+/// request cut short: each refused before any connection, and the proxy
+/// still serves afterwards. Control: the allowed name, in capitals and with
+/// a trailing dot too, reaches the server, before and after the attacks.
+#[test]
+fn socks5_requests_name_nothing_their_rules_do_not() {
+    use super::net_hosts::{Net, PROXY_PORT, PYTHON};
+    let net = Net::new();
+    let port = net.server.port.to_string();
+    let proxy = PROXY_PORT.to_string();
+    let allow = net.allow("allowed.test");
+    let wild = format!("--allow-host=*.wild.test:{port}");
+    let attacks = [
+        "nul-after",
+        "nul-before",
+        "ip-as-name",
+        "ip-trailing-dot",
+        "decimal-ip-name",
+        "localhost",
+        "localhost-dot",
+        "mapped-as-name",
+        "ipv4",
+        "ipv6-loopback",
+        "ipv6-mapped",
+        "wildcard-to-loopback",
+        "port-zero",
+        "bind",
+        "udp-associate",
+        "unknown-atyp",
+        "version-4",
+        "auth-only",
+        "truncated",
+    ];
+    let mut program = vec![PYTHON, "-c", SOCKS, &proxy, &port, "allowed"];
+    program.extend(attacks);
+    program.extend(["allowed#after", "upper-trailing-dot"]);
+    let out = net.run(&[&allow, &wild], &program);
+    out.assert_code(0);
+    for control in ["allowed", "allowed#after", "upper-trailing-dot"] {
+        assert_eq!(step_result(&out, control), "0  body", "{control}\n{out}");
+    }
+    for attack in attacks {
+        let got = step_result(&out, attack);
+        assert!(!got.starts_with("0 "), "{attack}: {got}\n{out}");
+    }
+    // Only the three controls reached the server.
+    assert_eq!(net.server.hits(), 3, "{out}");
+}
