@@ -519,3 +519,77 @@ fn socks5_requests_name_nothing_their_rules_do_not() {
     // Only the three controls reached the server.
     assert_eq!(net.server.hits(), 3, "{out}");
 }
+
+// ---------------------------------------------------------------------------
+// A git configuration read one way by the guard's check, another by git.
+// ---------------------------------------------------------------------------
+
+/// `git init -q sub`, then `$1` as `sub/.git/config`, written as git writes
+/// it (`config.lock`, renamed into place, where the guard checks it).
+const PUT_CONFIG: &str = r#"git init -q sub && printf '%s' "$1" > sub/.git/config.lock && mv sub/.git/config.lock sub/.git/config"#;
+
+/// A repository's configuration whose `user.name` runs on to the next line
+/// inside quotes; after its closing quote a `;` starts a comment that
+/// ends the value, so git reads the line after as `core.fsmonitor`. A
+/// check that restarts its quote count on the continued line sees the `;`
+/// quoted, the value running on, and the fsmonitor line as more of it.
+fn smuggling_config(marker: &str) -> String {
+    format!(
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\
+         \tlogallrefupdates = true\n[user]\n\tname = \"a\\\nb\" ; \\\n\
+         [core] fsmonitor = \"touch {marker}; false\"\n"
+    )
+}
+
+/// Attack: that configuration put in place by the program under `default`;
+/// the person's `git status` must not run it. Control: put in place outside
+/// sluice, git runs it; and a value continued inside quotes with a `;` in
+/// them (all of it `user.name` to git) is still accepted inside.
+#[test]
+fn a_git_configuration_hides_no_key_in_a_continued_value() {
+    let fx = Fixture::new(PROBE);
+    let marker = fx.outside("ran");
+    let evil = smuggling_config(&marker);
+    let put = |dir: &Path, sluice: bool, config: &str| -> Outcome {
+        if sluice {
+            return execute(fx.sluice_command(&[], &["/bin/sh", "-c", PUT_CONFIG, "sh", config]));
+        }
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", PUT_CONFIG, "sh", config])
+            .current_dir(dir)
+            .env("HOME", &fx.home_dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null());
+        execute(cmd)
+    };
+
+    let control = Path::new(&fx.outside("")).to_path_buf();
+    fs::create_dir_all(&control).unwrap();
+    put(&control, false, &evil).assert_code(0);
+    git_status_outside(&fx, &control.join("sub"));
+    assert!(
+        Path::new(&marker).exists(),
+        "the control did not run git's fsmonitor"
+    );
+    fs::remove_file(&marker).unwrap();
+
+    let out = put(&fx.ws_dir, true, &evil);
+    git_status_outside(&fx, &fx.ws_dir.join("sub"));
+    assert!(
+        !Path::new(&marker).exists(),
+        "the person's git status ran the program's command\n{out}"
+    );
+
+    // Control: quoted, the `;` is the value's, and nothing is hidden.
+    fs::remove_dir_all(fx.ws_dir.join("sub")).unwrap();
+    let fine = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\
+                [user]\n\tname = \"a\\\nb ; \\\nc\"\n";
+    put(&fx.ws_dir, true, fine).assert_code(0);
+    let mut cmd = Command::new("git");
+    cmd.args(["config", "user.name"])
+        .current_dir(fx.ws_dir.join("sub"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", &fx.home_dir);
+    let name = execute(cmd);
+    assert_eq!(name.stdout.trim(), "ab ; c", "{name}");
+}

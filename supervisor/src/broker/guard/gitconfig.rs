@@ -160,11 +160,16 @@ pub fn check_gitmodules(text: &[u8]) -> Result<(), String> {
 fn entries(text: &[u8], ok: impl Fn(&str, bool, &str, Option<&str>) -> bool) -> Result<(), String> {
     let text = std::str::from_utf8(text).map_err(|_| "the file is not UTF-8 text".to_owned())?;
     let mut section: Option<(String, bool)> = None;
-    let mut continued = false;
+    // While a value runs on: whether it is inside quotes there.
+    let mut continued: Option<bool> = None;
+    let unreadable = |n: usize| format!("line {}: a value git would not read", n + 1);
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim_start();
-        if continued {
-            continued = ends_continued(line);
+        if let Some(quoted) = continued {
+            continued = match value_end(raw, quoted).ok_or_else(|| unreadable(n))? {
+                ValueEnd::Done => None,
+                ValueEnd::Continued { quoted } => Some(quoted),
+            };
             continue;
         }
         if line.is_empty() || line.starts_with(['#', ';']) {
@@ -201,7 +206,11 @@ fn entries(text: &[u8], ok: impl Fn(&str, bool, &str, Option<&str>) -> bool) -> 
                 _ => v,
             }
         });
-        let value = value.filter(|_| !ends_continued(after));
+        let end = match after.strip_prefix('=') {
+            Some(v) => value_end(v, false).ok_or_else(|| unreadable(n))?,
+            None => ValueEnd::Done,
+        };
+        let value = value.filter(|_| end == ValueEnd::Done);
         if !ok(name, *sub, &key, value) {
             let shown = if *sub {
                 format!("{name}.<name>.{key}")
@@ -210,7 +219,9 @@ fn entries(text: &[u8], ok: impl Fn(&str, bool, &str, Option<&str>) -> bool) -> 
             };
             return Err(format!("key '{shown}'"));
         }
-        continued = ends_continued(after);
+        if let ValueEnd::Continued { quoted } = end {
+            continued = Some(quoted);
+        }
     }
     Ok(())
 }
@@ -233,29 +244,37 @@ fn accepted(section: &str, sub: bool, key: &str) -> bool {
     list.iter().any(|&(s, k)| s == section && k == key)
 }
 
-/// Whether a value runs on to the next line (a `\` at its end, outside
-/// quotes).
-fn ends_continued(value: &str) -> bool {
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut last_escape = false;
-    for c in value.chars() {
-        last_escape = false;
-        if escaped {
-            escaped = false;
-            continue;
-        }
+/// How a value's text on one line ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueEnd {
+    Done,
+    /// It runs on to the next line, inside quotes or not there.
+    Continued {
+        quoted: bool,
+    },
+}
+
+/// Reads a value's text on one line as git does (`parse_value` in its
+/// `config.c`), starting inside quotes or not: quotes carry over a
+/// continued line, so a `;` or `#` inside them is text and one outside
+/// them starts a comment that ends the value with the line; a `\`
+/// escapes one of `\ " n t b`, or continues the value when last. `None`
+/// where git refuses the file (another escape, a quote left open).
+fn value_end(text: &str, mut quoted: bool) -> Option<ValueEnd> {
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                escaped = true;
-                last_escape = true;
-            }
+            '\\' => match chars.next() {
+                None => return Some(ValueEnd::Continued { quoted }),
+                Some('\\' | '"' | 'n' | 't' | 'b') => {}
+                Some(_) => return None,
+            },
             '"' => quoted = !quoted,
-            '#' | ';' if !quoted => return false,
+            '#' | ';' if !quoted => return Some(ValueEnd::Done),
             _ => {}
         }
     }
-    last_escape && escaped
+    (!quoted).then_some(ValueEnd::Done)
 }
 
 /// A repository's configuration renamed into place: read (through a
@@ -422,5 +441,15 @@ mod tests {
         assert!(check(b"fsmonitor = x\n").is_err());
         assert!(check(b"[core\nfsmonitor = x\n").is_err());
         assert!(check(b"[core]\n\t\"fsmonitor\" = x\n").is_err());
+        // Quotes carry over a continued line, as git reads it: `;` after
+        // the closing quote is a comment, so the value ends there and the
+        // next line is a key (git: user.name=ab, core.fsmonitor set).
+        let smuggled = b"[user]\n\tname = \"a\\\nb\" ; \\\n[core] fsmonitor = x\n";
+        assert!(check(smuggled).is_err());
+        let quoted = b"[user]\n\tname = \"a\\\nb ; \\\nc\"\n[core]\n\tbare = false\n";
+        assert_eq!(check(quoted), Ok(()));
+        // What git refuses to read is refused too.
+        assert!(check(b"[user]\n\tname = \"a\n").is_err());
+        assert!(check(b"[user]\n\tname = a\\x\n").is_err());
     }
 }
