@@ -593,3 +593,50 @@ fn a_git_configuration_hides_no_key_in_a_continued_value() {
     let name = execute(cmd);
     assert_eq!(name.stdout.trim(), "ab ; c", "{name}");
 }
+
+/// git-lfs runs the program a repository's configuration names as its
+/// transfer agent (`lfs.standalonetransferagent`,
+/// `lfs.customtransfer.NAME.path`) or extension (`lfs.extension.NAME.smudge`)
+/// on the person's next checkout or `git lfs pull`; the guard's allow-list
+/// took every `lfs.*` key. Attack: such a configuration put in place by the
+/// program under `default`: git (asked outside, after the session) finds
+/// none of its keys. Control: what git-lfs itself writes is accepted. (git-lfs
+/// is not installed here: the keys are read back with git.)
+#[test]
+fn a_git_configuration_names_no_git_lfs_program() {
+    let fx = Fixture::new(PROBE);
+    let git_get = |key: &str| -> String {
+        let mut cmd = Command::new("git");
+        cmd.args(["config", "--get", key])
+            .current_dir(fx.ws_dir.join("sub"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", &fx.home_dir);
+        execute(cmd).stdout.trim().to_owned()
+    };
+    let base = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\
+                [lfs]\n\trepositoryformatversion = 0\n\
+                [lfs \"https://h/r.git/info/lfs\"]\n\taccess = basic\n";
+    for (key, extra) in [
+        (
+            "lfs.customtransfer.x.path",
+            "[lfs]\n\tstandalonetransferagent = x\n[lfs \"customtransfer.x\"]\n\tpath = sh\n",
+        ),
+        (
+            "lfs.extension.x.smudge",
+            "[lfs \"extension.x\"]\n\tsmudge = sh\n\tpriority = 0\n",
+        ),
+    ] {
+        let config = format!("{base}{extra}");
+        let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", PUT_CONFIG, "sh", &config]));
+        assert_eq!(git_get(key), "", "{key} was put in place\n{out}");
+        fs::remove_dir_all(fx.ws_dir.join("sub")).unwrap();
+    }
+    // Control: git-lfs's own keys.
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", PUT_CONFIG, "sh", base]));
+    out.assert_code(0);
+    assert_eq!(
+        git_get("lfs.https://h/r.git/info/lfs.access"),
+        "basic",
+        "{out}"
+    );
+}

@@ -58,7 +58,10 @@ const PLAIN: &[&str] = &[
 ];
 
 /// Sections whose keys are all harmless with or without a subsection.
-const ANY: &[&str] = &["extensions", "color", "lfs", "http", "branch"];
+/// Not `lfs`: git-lfs runs what `lfs.customtransfer.<name>.path` (with
+/// `lfs.standalonetransferagent`) and `lfs.extension.<name>.clean` and
+/// `.smudge` name, read from the repository's configuration too.
+const ANY: &[&str] = &["extensions", "color", "http", "branch"];
 
 /// `(section, key)` pairs accepted without a subsection.
 const KEYS: &[(&str, &str)] = &[
@@ -104,6 +107,20 @@ const KEYS: &[(&str, &str)] = &[
     ("merge", "log"),
     ("merge", "renames"),
     ("merge", "renamelimit"),
+    // What git-lfs writes (`repositoryformatversion`) and settings that
+    // name where and how it transfers, never a program.
+    ("lfs", "repositoryformatversion"),
+    ("lfs", "url"),
+    ("lfs", "pushurl"),
+    ("lfs", "locksverify"),
+    ("lfs", "setlockablereadonly"),
+    ("lfs", "fetchinclude"),
+    ("lfs", "fetchexclude"),
+    ("lfs", "concurrenttransfers"),
+    ("lfs", "basictransfersonly"),
+    ("lfs", "tustransfers"),
+    ("lfs", "skipdownloaderrors"),
+    ("lfs", "allowincompletepush"),
 ];
 
 /// `(section, key)` pairs accepted with a subsection (`[remote "origin"]`).
@@ -126,6 +143,10 @@ const SUB_KEYS: &[(&str, &str)] = &[
     ("submodule", "fetchrecursesubmodules"),
     ("submodule", "ignore"),
     ("submodule", "shallow"),
+    // `[lfs "https://host/info/lfs"]`, as git-lfs writes it.
+    ("lfs", "access"),
+    ("lfs", "locksverify"),
+    ("lfs", "contenttype"),
 ];
 
 /// Checks a configuration file's text: `Err` names the first key (or line)
@@ -361,6 +382,8 @@ mod tests {
         assert_eq!(check(init), Ok(()));
         let clone = b"[core]\n\trepositoryformatversion = 0\n[remote \"origin\"]\n\turl = /src/repo\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n[branch \"main\"]\n\tremote = origin\n\tmerge = refs/heads/main\n[user]\n\tname = A\n";
         assert_eq!(check(clone), Ok(()));
+        let lfs = b"[lfs]\n\trepositoryformatversion = 0\n[lfs \"https://h/r.git/info/lfs\"]\n\taccess = basic\n\tlocksverify = false\n";
+        assert_eq!(check(lfs), Ok(()));
     }
 
     #[test]
@@ -389,6 +412,15 @@ mod tests {
             ),
             ("[core] fsmonitor = x\n", "core.fsmonitor"),
             ("[core.x]\n\tfsmonitor = x\n", "core.<name>.fsmonitor"),
+            (
+                "[lfs]\n\tstandalonetransferagent = x\n",
+                "lfs.standalonetransferagent",
+            ),
+            (
+                "[lfs \"customtransfer.x\"]\n\tpath = sh\n",
+                "lfs.<name>.path",
+            ),
+            ("[lfs.extension.x]\n\tsmudge = sh\n", "lfs.<name>.smudge"),
         ] {
             let err = check(text.as_bytes()).unwrap_err();
             assert_eq!(err, format!("key '{key}'"), "{text}");
