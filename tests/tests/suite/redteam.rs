@@ -201,7 +201,8 @@ fn system_view(fx: &Fixture) -> Vec<String> {
 /// `--chdir` into a directory outside every bind: bubblewrap would fail
 /// to enter it; the stand-in starts the command there (its caller's view
 /// has it), so the command must still reach nothing there, by relative
-/// paths either. Control: the outer session reads the same relative path,
+/// paths either, and a TMPDIR it is given is not written either. Control:
+/// the outer session reads the same relative path and writes its TMPDIR,
 /// and the command reads one relative to a `--chdir` into its own bind.
 #[test]
 fn a_command_started_outside_its_view_reads_nothing_there() {
@@ -234,6 +235,17 @@ fn a_command_started_outside_its_view_reads_nothing_there() {
         out.assert_blocked().assert_no_secret();
     }
     assert!(!Path::new(&fx.ws("private/planted.txt")).exists());
+
+    // Nor is a TMPDIR the command is given, or the session's own, written:
+    // the stacked session's temporary directory is its caller's, not a
+    // tree of its own.
+    let mut tmp = view.clone();
+    tmp.extend(["--setenv", "TMPDIR", private.as_str()]);
+    bwrap(&fx, &tmp, &["write", "{tmpdir}/planted.txt"]).assert_blocked();
+    bwrap(&fx, &view, &["write", "{tmpdir}/planted.txt"]).assert_blocked();
+    assert!(!Path::new(&fx.ws("private/planted.txt")).exists());
+    // Control: the outer session writes its TMPDIR.
+    in_outer(&fx, &[&probe, "write", "{tmpdir}/planted.txt"]).assert_ok();
 }
 
 /// What `--tmpfs` hides inside a tree only read stays hidden whatever way
