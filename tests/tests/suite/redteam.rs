@@ -1,7 +1,8 @@
 //! Red team: attacks against the newest mechanisms (the bwrap stand-in,
 //! transparent rename/unlink/rmdir, the package caches and toolchains made
-//! readable, git's view), each with a control showing the same action
-//! succeeds where it is allowed or outside sluice. A test marked
+//! readable, the guard's check of a git configuration, the proxy's SOCKS5
+//! side), each with a control showing the same action succeeds where it is
+//! allowed or outside sluice. A test marked
 //! `#[ignore = "escape: ..."]` is an attack that still works; its reason
 //! says how.
 
