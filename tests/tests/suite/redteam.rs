@@ -653,3 +653,78 @@ fn a_git_configuration_names_no_git_lfs_program() {
         "{out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Python's start-up files in the home directory.
+// ---------------------------------------------------------------------------
+
+/// `~/.local/lib/pythonX.Y/site-packages/sitecustomize.py` is imported by
+/// every start of that Python (where the system has no `sitecustomize` of
+/// its own, as here), like the `usercustomize.py` and `*.pth` beside it
+/// that `default` already protects. Attack: written by the program with
+/// the home directory as the workspace, and through the broker on
+/// `--approve allow` (the answer to `ask_write "~"`), by a plain open under
+/// `--transparent` and through the SDK. Control: written outside sluice,
+/// the person's next `python3` runs it; the same answers write another file
+/// of the home directory.
+#[test]
+fn pythons_sitecustomize_in_the_home_directory_is_never_written() {
+    let fx = Fixture::new(PROBE);
+    let marker = fx.outside("ran");
+    let python = |home: &Path| -> String {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", "import site; print(site.getusersitepackages())"])
+            .env("HOME", home)
+            .stdin(Stdio::null());
+        execute(cmd).stdout.trim().to_owned()
+    };
+    let site = python(&fx.home_dir);
+    let target = format!("{site}/sitecustomize.py");
+    fs::create_dir_all(&site).unwrap();
+    let code = format!("open({marker:?}, 'w').write('ran')\n");
+
+    // Control: the person's next python3 runs it.
+    fs::write(&target, &code).unwrap();
+    python(&fx.home_dir);
+    assert!(
+        Path::new(&marker).exists(),
+        "the control did not run sitecustomize"
+    );
+    fs::remove_file(&marker).unwrap();
+    fs::remove_file(&target).unwrap();
+
+    // The home directory as the workspace.
+    let home = fx.home("");
+    let script = format!(
+        "printf '%s' \"$1\" > {target} 2>/dev/null && echo wrote; echo x > {home}/notes2.txt && echo control"
+    );
+    let cmd =
+        super::escape_later::home_workspace(&fx, &[], &["/bin/sh", "-c", &script, "sh", &code]);
+    let out = execute(cmd);
+    assert_eq!(out.stdout, "control\n", "{out}");
+    assert!(!Path::new(&target).exists(), "{out}");
+
+    // Through the broker, on the answer that writes elsewhere in `~`.
+    for (args, action) in [
+        (
+            &["--transparent", "--approve", "allow"][..],
+            vec!["write", &target],
+        ),
+        (
+            &["--approve", "allow"][..],
+            vec!["broker-write", &target, "x", "--create"],
+        ),
+    ] {
+        fx.sluice(args, &action).assert_blocked();
+        assert!(!Path::new(&target).exists(), "{args:?}");
+        let other = fx.home("other.txt");
+        let control: Vec<&str> = action
+            .iter()
+            .map(|a| if *a == target { other.as_str() } else { a })
+            .collect();
+        fx.sluice(args, &control).assert_ok();
+        fs::remove_file(&other).unwrap();
+    }
+    python(&fx.home_dir);
+    assert!(!Path::new(&marker).exists());
+}
