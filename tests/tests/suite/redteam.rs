@@ -728,3 +728,45 @@ fn pythons_sitecustomize_in_the_home_directory_is_never_written() {
     python(&fx.home_dir);
     assert!(!Path::new(&marker).exists());
 }
+
+/// Files of `~/.local/share` that run on an unrelated action: a systemd
+/// user unit there overrides the system's one of the same name (an enabled
+/// `pipewire.service` runs it at the next login), a D-Bus session service
+/// file starts its `Exec` on the first call for its name, a desktop entry
+/// stands in for the system's launcher of the same name. Attack: each
+/// written with the home directory as the workspace, and through the broker
+/// on `--approve allow`. Control: another file of `~/.local/share` is
+/// written both ways. (No systemd or D-Bus session runs here: the files
+/// are checked, as for the other start-up files.)
+#[test]
+fn units_session_services_and_desktop_entries_are_never_written() {
+    let fx = Fixture::new(PROBE);
+    let refused = [
+        ".local/share/systemd/user/pipewire.service",
+        ".local/share/dbus-1/services/org.freedesktop.Notifications.service",
+        ".local/share/applications/firefox.desktop",
+    ];
+    for rel in refused {
+        fs::create_dir_all(Path::new(&fx.home(rel)).parent().unwrap()).unwrap();
+    }
+    let control = ".local/share/notes.txt";
+    let mut script = String::new();
+    for rel in refused {
+        script.push_str(&format!("echo x > {rel} 2>/dev/null && echo wrote {rel}; "));
+    }
+    script.push_str(&format!("echo x > {control} && echo control"));
+    let cmd = super::escape_later::home_workspace(&fx, &[], &["/bin/sh", "-c", &script]);
+    let out = execute(cmd);
+    assert_eq!(out.stdout, "control\n", "{out}");
+    fs::remove_file(fx.home(control)).unwrap();
+    for rel in refused.into_iter().chain([control]) {
+        let path = fx.home(rel);
+        let out = fx.sluice(&["--transparent", "--approve", "allow"], &["write", &path]);
+        if rel == control {
+            out.assert_ok();
+        } else {
+            out.assert_blocked();
+            assert!(!Path::new(&path).exists(), "{rel}\n{out}");
+        }
+    }
+}
