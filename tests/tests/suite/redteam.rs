@@ -770,3 +770,97 @@ fn units_session_services_and_desktop_entries_are_never_written() {
         }
     }
 }
+
+/// An HTTP server on loopback answering every request `200`, empty, with
+/// the cookie `set_cookie`; its port.
+fn cookie_server(set_cookie: String) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\
+                 Set-Cookie: {set_cookie}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+/// `http.cookieFile` with `http.saveCookies` in a repository's configuration
+/// has git's curl write its cookie jar, with what the server sent, over the
+/// file named: `~/.bashrc`, whose next reading runs a `$(...)` in a cookie's
+/// value. Attack: the program sets both (and a remote) with `git config`
+/// under `default`; the person's `git ls-remote` outside must write nothing
+/// there. Control: set outside sluice, the same `git ls-remote` writes the
+/// jar and sourcing it runs the command; inside, an `http` key that writes
+/// nothing (`http.sslVerify`) is still set.
+#[test]
+fn a_git_configuration_names_no_file_for_git_to_write() {
+    let fx = Fixture::new(PROBE);
+    let marker = fx.outside("ran");
+    let port = cookie_server(format!("a=$(touch${{IFS}}{marker})"));
+    let url = format!("http://127.0.0.1:{port}/r.git");
+    let jar = fx.home(".bashrc");
+    fs::write(&jar, "# the person's\n").unwrap();
+    let set_up = format!(
+        "git init -q sub && cd sub && git config http.cookieFile {jar} && \
+         git config http.saveCookies true && git remote add origin {url}"
+    );
+    let git_outside = |dir: &Path, args: &[&str]| -> Outcome {
+        let mut cmd = Command::new("git");
+        cmd.args(args)
+            .current_dir(dir)
+            .env("HOME", &fx.home_dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null());
+        execute(cmd)
+    };
+    let source_jar = || {
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &format!(". {jar}")]).stdin(Stdio::null());
+        execute(cmd);
+    };
+
+    // Control: outside sluice.
+    let control = fx.outside_dir.clone();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", &set_up])
+        .current_dir(&control)
+        .env("HOME", &fx.home_dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    execute(cmd).assert_code(0);
+    git_outside(&control.join("sub"), &["ls-remote", "origin"]);
+    source_jar();
+    assert!(Path::new(&marker).exists(), "the control's jar ran nothing");
+    fs::remove_file(&marker).unwrap();
+    fs::write(&jar, "# the person's\n").unwrap();
+
+    // Attack: the same configuration made by the program.
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", &set_up]));
+    git_outside(&fx.ws_dir.join("sub"), &["ls-remote", "origin"]);
+    assert_eq!(
+        fs::read_to_string(&jar).unwrap(),
+        "# the person's\n",
+        "{out}"
+    );
+    source_jar();
+    assert!(!Path::new(&marker).exists(), "{out}");
+
+    // Control: an http key that writes nothing is set inside.
+    let out = execute(fx.sluice_command(
+        &[],
+        &["git", "-C", "sub", "config", "http.sslVerify", "false"],
+    ));
+    out.assert_code(0);
+    let got = git_outside(&fx.ws_dir.join("sub"), &["config", "http.sslVerify"]);
+    assert_eq!(got.stdout.trim(), "false", "{got}");
+}

@@ -61,7 +61,51 @@ const PLAIN: &[&str] = &[
 /// Not `lfs`: git-lfs runs what `lfs.customtransfer.<name>.path` (with
 /// `lfs.standalonetransferagent`) and `lfs.extension.<name>.clean` and
 /// `.smudge` name, read from the repository's configuration too.
-const ANY: &[&str] = &["extensions", "color", "http", "branch"];
+/// Not `http` either: `http.cookieFile` with `http.saveCookies` has git's
+/// curl write its cookie jar, with what the server sent, over the file it
+/// names (`~/.bashrc`) on the person's next fetch ([`HTTP`]).
+const ANY: &[&str] = &["extensions", "color", "branch"];
+
+/// `http` keys, with or without a URL subsection: where and how to
+/// connect, and files read, never one written.
+const HTTP: &[&str] = &[
+    "proxy",
+    "proxyauthmethod",
+    "proxysslcert",
+    "proxysslkey",
+    "proxysslcertpasswordprotected",
+    "proxysslcainfo",
+    "emptyauth",
+    "delegation",
+    "extraheader",
+    "version",
+    "curloptresolve",
+    "sslversion",
+    "sslcipherlist",
+    "sslverify",
+    "sslcert",
+    "sslkey",
+    "sslcertpasswordprotected",
+    "sslcainfo",
+    "sslcapath",
+    "sslbackend",
+    "schannelcheckrevoke",
+    "schannelusesslcainfo",
+    "sslautoclientcert",
+    "pinnedpubkey",
+    "ssltry",
+    "maxrequests",
+    "minsessions",
+    "postbuffer",
+    "lowspeedlimit",
+    "lowspeedtime",
+    "keepaliveidle",
+    "keepaliveinterval",
+    "keepalivecount",
+    "noepsv",
+    "useragent",
+    "followredirects",
+];
 
 /// `(section, key)` pairs accepted without a subsection.
 const KEYS: &[(&str, &str)] = &[
@@ -261,6 +305,9 @@ fn accepted(section: &str, sub: bool, key: &str) -> bool {
     if ANY.contains(&section) || (!sub && PLAIN.contains(&section)) {
         return true;
     }
+    if section == "http" {
+        return HTTP.contains(&key);
+    }
     let list = if sub { SUB_KEYS } else { KEYS };
     list.iter().any(|&(s, k)| s == section && k == key)
 }
@@ -384,6 +431,8 @@ mod tests {
         assert_eq!(check(clone), Ok(()));
         let lfs = b"[lfs]\n\trepositoryformatversion = 0\n[lfs \"https://h/r.git/info/lfs\"]\n\taccess = basic\n\tlocksverify = false\n";
         assert_eq!(check(lfs), Ok(()));
+        let http = b"[http]\n\tsslVerify = false\n[http \"https://h/\"]\n\textraHeader = A: b\n\tproxy = socks5://p\n";
+        assert_eq!(check(http), Ok(()));
     }
 
     #[test]
@@ -421,6 +470,14 @@ mod tests {
                 "lfs.<name>.path",
             ),
             ("[lfs.extension.x]\n\tsmudge = sh\n", "lfs.<name>.smudge"),
+            (
+                "[http]\n\tcookieFile = /home/u/.bashrc\n",
+                "http.cookiefile",
+            ),
+            (
+                "[http \"https://h/\"]\n\tsaveCookies = true\n",
+                "http.<name>.savecookies",
+            ),
         ] {
             let err = check(text.as_bytes()).unwrap_err();
             assert_eq!(err, format!("key '{key}'"), "{text}");
