@@ -864,3 +864,41 @@ fn a_git_configuration_names_no_file_for_git_to_write() {
     let got = git_outside(&fx.ws_dir.join("sub"), &["config", "http.sslVerify"]);
     assert_eq!(got.stdout.trim(), "false", "{got}");
 }
+
+/// `gc.recentObjectsHook` is a shell command git runs when `git gc`, writing
+/// cruft packs (`gc.cruftPacks`), decides which unreachable objects are
+/// recent (by hand: `git gc --cruft` ran it once; which state of the
+/// repository makes it run was not pinned down, so this test checks the
+/// key, read back with git). Attack: the program sets it in a repository
+/// it makes under `default`: git outside finds none. Control: set outside
+/// sluice, git reads it; inside, `gc.cruftPacks` alone is set.
+#[test]
+fn a_git_configuration_names_no_gc_hook() {
+    let fx = Fixture::new(PROBE);
+    let set_up = "git init -q sub && cd sub && git config gc.cruftPacks true; \
+                  git config gc.recentObjectsHook 'touch /tmp/x'";
+    let git_get = |dir: &Path, key: &str| -> String {
+        let mut cmd = Command::new("git");
+        cmd.args(["config", "--get", key])
+            .current_dir(dir)
+            .env("HOME", &fx.home_dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null());
+        execute(cmd).stdout.trim().to_owned()
+    };
+
+    let control = fx.outside_dir.clone();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", set_up])
+        .current_dir(&control)
+        .env("HOME", &fx.home_dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    execute(cmd).assert_code(0);
+    let sub = control.join("sub");
+    assert_eq!(git_get(&sub, "gc.recentObjectsHook"), "touch /tmp/x");
+
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", set_up]));
+    let sub = fx.ws_dir.join("sub");
+    assert_eq!(git_get(&sub, "gc.cruftPacks"), "true", "{out}");
+    assert_eq!(git_get(&sub, "gc.recentObjectsHook"), "", "{out}");
+}

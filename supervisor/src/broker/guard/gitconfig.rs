@@ -25,8 +25,10 @@ use super::{judge, opened, perform, request, Answer, Env, Place, Refusal, Stop};
 const MAX_CONFIG: u64 = 1 << 20;
 
 /// Sections whose keys (without a subsection) are all harmless.
+/// Not `gc`: `gc.recentObjectsHook` runs its command on `git gc` (with
+/// cruft packs, which `gc.cruftPacks` turns on) and `gc.repackFilterTo`
+/// writes a pack where it says; its other keys are in [`KEYS`].
 const PLAIN: &[&str] = &[
-    "gc",
     "pack",
     "index",
     "fetch",
@@ -151,6 +153,24 @@ const KEYS: &[(&str, &str)] = &[
     ("merge", "log"),
     ("merge", "renames"),
     ("merge", "renamelimit"),
+    ("gc", "auto"),
+    ("gc", "autopacklimit"),
+    ("gc", "autodetach"),
+    ("gc", "bigpackthreshold"),
+    ("gc", "writecommitgraph"),
+    ("gc", "logexpiry"),
+    ("gc", "packrefs"),
+    ("gc", "cruftpacks"),
+    ("gc", "maxcruftsize"),
+    ("gc", "pruneexpire"),
+    ("gc", "worktreepruneexpire"),
+    ("gc", "reflogexpire"),
+    ("gc", "reflogexpireunreachable"),
+    ("gc", "rerereresolved"),
+    ("gc", "rerereunresolved"),
+    ("gc", "aggressivedepth"),
+    ("gc", "aggressivewindow"),
+    ("gc", "repackfilter"),
     // What git-lfs writes (`repositoryformatversion`) and settings that
     // name where and how it transfers, never a program.
     ("lfs", "repositoryformatversion"),
@@ -433,6 +453,8 @@ mod tests {
         assert_eq!(check(lfs), Ok(()));
         let http = b"[http]\n\tsslVerify = false\n[http \"https://h/\"]\n\textraHeader = A: b\n\tproxy = socks5://p\n";
         assert_eq!(check(http), Ok(()));
+        let gc = b"[gc]\n\tauto = 0\n\tautoDetach = false\n\tcruftPacks = true\n";
+        assert_eq!(check(gc), Ok(()));
     }
 
     #[test]
@@ -474,6 +496,8 @@ mod tests {
                 "[http]\n\tcookieFile = /home/u/.bashrc\n",
                 "http.cookiefile",
             ),
+            ("[gc]\n\trecentObjectsHook = x\n", "gc.recentobjectshook"),
+            ("[gc]\n\trepackFilterTo = /tmp/x\n", "gc.repackfilterto"),
             (
                 "[http \"https://h/\"]\n\tsaveCookies = true\n",
                 "http.<name>.savecookies",
