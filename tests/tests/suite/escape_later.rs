@@ -753,7 +753,6 @@ fn start_up_files_are_refused_when_the_home_directory_is_the_workspace() {
 
 fn start_up_files_are_refused(way: &str) {
     let fx = Fixture::new(PROBE);
-    let home = fx.home("");
     let refused = [
         ".bashrc",
         ".profile",
@@ -773,16 +772,9 @@ fn start_up_files_are_refused(way: &str) {
         ));
     }
     script.push_str("echo x > notes2.txt && echo control");
-    let mut cmd = Command::new(sluice_bin());
-    cmd.args(["run", "--workspace", &home])
-        .args(way_args(&fx, way))
-        .args(["--", "/bin/sh", "-c", &script])
-        .current_dir(&fx.home_dir)
-        .env("HOME", &fx.home_dir)
-        .env("XDG_STATE_HOME", fx.state_dir())
-        .env("XDG_CONFIG_HOME", fx.root().join("config"))
-        .stdin(Stdio::null());
-    let out = execute(cmd);
+    let args = way_args(&fx, way);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = execute(home_workspace(&fx, &args, &["/bin/sh", "-c", &script]));
     assert_eq!(out.stdout, "control\n", "{way}: {out}");
     for rel in refused {
         assert!(
@@ -790,6 +782,23 @@ fn start_up_files_are_refused(way: &str) {
             "{way}: {rel} was made\n{out}"
         );
     }
+}
+
+/// `sluice run --workspace ~ SLUICE_ARGS -- PROGRAM` from the fixture's
+/// home directory.
+pub(super) fn home_workspace(fx: &Fixture, sluice_args: &[&str], program: &[&str]) -> Command {
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(["run", "--workspace"])
+        .arg(&fx.home_dir)
+        .args(sluice_args)
+        .arg("--")
+        .args(program)
+        .current_dir(&fx.home_dir)
+        .env("HOME", &fx.home_dir)
+        .env("XDG_STATE_HOME", fx.state_dir())
+        .env("XDG_CONFIG_HOME", fx.root().join("config"))
+        .stdin(Stdio::null());
+    cmd
 }
 
 /// The path is read once and the call made on what was judged: a thread

@@ -27,6 +27,7 @@ mod net_none;
 mod newuser;
 mod prompt_attacks;
 mod prompts;
+mod redteam;
 mod seatbelt_cli;
 mod sessions;
 mod terminal;

@@ -627,9 +627,10 @@ step('mktree', lambda: os.mkdir(b + '/writable/tree'))
 step('rename-directory', lambda: os.rename(b + '/writable/tree', b + '/writable/tree2'))
 "#;
 
-/// What step `name` of [`NAME_STEPS`] printed.
+/// What step `name` of [`NAME_STEPS`] (or any script printing `NAME
+/// RESULT` lines) printed.
 #[track_caller]
-fn step_result(out: &Outcome, name: &str) -> String {
+pub(super) fn step_result(out: &Outcome, name: &str) -> String {
     out.stdout
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))

@@ -25,8 +25,10 @@ use super::{judge, opened, perform, request, Answer, Env, Place, Refusal, Stop};
 const MAX_CONFIG: u64 = 1 << 20;
 
 /// Sections whose keys (without a subsection) are all harmless.
+/// Not `gc`: `gc.recentObjectsHook` runs its command on `git gc` (with
+/// cruft packs, which `gc.cruftPacks` turns on) and `gc.repackFilterTo`
+/// writes a pack where it says; its other keys are in [`KEYS`].
 const PLAIN: &[&str] = &[
-    "gc",
     "pack",
     "index",
     "fetch",
@@ -58,7 +60,54 @@ const PLAIN: &[&str] = &[
 ];
 
 /// Sections whose keys are all harmless with or without a subsection.
-const ANY: &[&str] = &["extensions", "color", "lfs", "http", "branch"];
+/// Not `lfs`: git-lfs runs what `lfs.customtransfer.<name>.path` (with
+/// `lfs.standalonetransferagent`) and `lfs.extension.<name>.clean` and
+/// `.smudge` name, read from the repository's configuration too.
+/// Not `http` either: `http.cookieFile` with `http.saveCookies` has git's
+/// curl write its cookie jar, with what the server sent, over the file it
+/// names (`~/.bashrc`) on the person's next fetch ([`HTTP`]).
+const ANY: &[&str] = &["extensions", "color", "branch"];
+
+/// `http` keys, with or without a URL subsection: where and how to
+/// connect, and files read, never one written.
+const HTTP: &[&str] = &[
+    "proxy",
+    "proxyauthmethod",
+    "proxysslcert",
+    "proxysslkey",
+    "proxysslcertpasswordprotected",
+    "proxysslcainfo",
+    "emptyauth",
+    "delegation",
+    "extraheader",
+    "version",
+    "curloptresolve",
+    "sslversion",
+    "sslcipherlist",
+    "sslverify",
+    "sslcert",
+    "sslkey",
+    "sslcertpasswordprotected",
+    "sslcainfo",
+    "sslcapath",
+    "sslbackend",
+    "schannelcheckrevoke",
+    "schannelusesslcainfo",
+    "sslautoclientcert",
+    "pinnedpubkey",
+    "ssltry",
+    "maxrequests",
+    "minsessions",
+    "postbuffer",
+    "lowspeedlimit",
+    "lowspeedtime",
+    "keepaliveidle",
+    "keepaliveinterval",
+    "keepalivecount",
+    "noepsv",
+    "useragent",
+    "followredirects",
+];
 
 /// `(section, key)` pairs accepted without a subsection.
 const KEYS: &[(&str, &str)] = &[
@@ -104,6 +153,38 @@ const KEYS: &[(&str, &str)] = &[
     ("merge", "log"),
     ("merge", "renames"),
     ("merge", "renamelimit"),
+    ("gc", "auto"),
+    ("gc", "autopacklimit"),
+    ("gc", "autodetach"),
+    ("gc", "bigpackthreshold"),
+    ("gc", "writecommitgraph"),
+    ("gc", "logexpiry"),
+    ("gc", "packrefs"),
+    ("gc", "cruftpacks"),
+    ("gc", "maxcruftsize"),
+    ("gc", "pruneexpire"),
+    ("gc", "worktreepruneexpire"),
+    ("gc", "reflogexpire"),
+    ("gc", "reflogexpireunreachable"),
+    ("gc", "rerereresolved"),
+    ("gc", "rerereunresolved"),
+    ("gc", "aggressivedepth"),
+    ("gc", "aggressivewindow"),
+    ("gc", "repackfilter"),
+    // What git-lfs writes (`repositoryformatversion`) and settings that
+    // name where and how it transfers, never a program.
+    ("lfs", "repositoryformatversion"),
+    ("lfs", "url"),
+    ("lfs", "pushurl"),
+    ("lfs", "locksverify"),
+    ("lfs", "setlockablereadonly"),
+    ("lfs", "fetchinclude"),
+    ("lfs", "fetchexclude"),
+    ("lfs", "concurrenttransfers"),
+    ("lfs", "basictransfersonly"),
+    ("lfs", "tustransfers"),
+    ("lfs", "skipdownloaderrors"),
+    ("lfs", "allowincompletepush"),
 ];
 
 /// `(section, key)` pairs accepted with a subsection (`[remote "origin"]`).
@@ -126,6 +207,10 @@ const SUB_KEYS: &[(&str, &str)] = &[
     ("submodule", "fetchrecursesubmodules"),
     ("submodule", "ignore"),
     ("submodule", "shallow"),
+    // `[lfs "https://host/info/lfs"]`, as git-lfs writes it.
+    ("lfs", "access"),
+    ("lfs", "locksverify"),
+    ("lfs", "contenttype"),
 ];
 
 /// Checks a configuration file's text: `Err` names the first key (or line)
@@ -160,11 +245,16 @@ pub fn check_gitmodules(text: &[u8]) -> Result<(), String> {
 fn entries(text: &[u8], ok: impl Fn(&str, bool, &str, Option<&str>) -> bool) -> Result<(), String> {
     let text = std::str::from_utf8(text).map_err(|_| "the file is not UTF-8 text".to_owned())?;
     let mut section: Option<(String, bool)> = None;
-    let mut continued = false;
+    // While a value runs on: whether it is inside quotes there.
+    let mut continued: Option<bool> = None;
+    let unreadable = |n: usize| format!("line {}: a value git would not read", n + 1);
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim_start();
-        if continued {
-            continued = ends_continued(line);
+        if let Some(quoted) = continued {
+            continued = match value_end(raw, quoted).ok_or_else(|| unreadable(n))? {
+                ValueEnd::Done => None,
+                ValueEnd::Continued { quoted } => Some(quoted),
+            };
             continue;
         }
         if line.is_empty() || line.starts_with(['#', ';']) {
@@ -201,7 +291,11 @@ fn entries(text: &[u8], ok: impl Fn(&str, bool, &str, Option<&str>) -> bool) -> 
                 _ => v,
             }
         });
-        let value = value.filter(|_| !ends_continued(after));
+        let end = match after.strip_prefix('=') {
+            Some(v) => value_end(v, false).ok_or_else(|| unreadable(n))?,
+            None => ValueEnd::Done,
+        };
+        let value = value.filter(|_| end == ValueEnd::Done);
         if !ok(name, *sub, &key, value) {
             let shown = if *sub {
                 format!("{name}.<name>.{key}")
@@ -210,7 +304,9 @@ fn entries(text: &[u8], ok: impl Fn(&str, bool, &str, Option<&str>) -> bool) -> 
             };
             return Err(format!("key '{shown}'"));
         }
-        continued = ends_continued(after);
+        if let ValueEnd::Continued { quoted } = end {
+            continued = Some(quoted);
+        }
     }
     Ok(())
 }
@@ -229,33 +325,44 @@ fn accepted(section: &str, sub: bool, key: &str) -> bool {
     if ANY.contains(&section) || (!sub && PLAIN.contains(&section)) {
         return true;
     }
+    if section == "http" {
+        return HTTP.contains(&key);
+    }
     let list = if sub { SUB_KEYS } else { KEYS };
     list.iter().any(|&(s, k)| s == section && k == key)
 }
 
-/// Whether a value runs on to the next line (a `\` at its end, outside
-/// quotes).
-fn ends_continued(value: &str) -> bool {
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut last_escape = false;
-    for c in value.chars() {
-        last_escape = false;
-        if escaped {
-            escaped = false;
-            continue;
-        }
+/// How a value's text on one line ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueEnd {
+    Done,
+    /// It runs on to the next line, inside quotes or not there.
+    Continued {
+        quoted: bool,
+    },
+}
+
+/// Reads a value's text on one line as git does (`parse_value` in its
+/// `config.c`), starting inside quotes or not: quotes carry over a
+/// continued line, so a `;` or `#` inside them is text and one outside
+/// them starts a comment that ends the value with the line; a `\`
+/// escapes one of `\ " n t b`, or continues the value when last. `None`
+/// where git refuses the file (another escape, a quote left open).
+fn value_end(text: &str, mut quoted: bool) -> Option<ValueEnd> {
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                escaped = true;
-                last_escape = true;
-            }
+            '\\' => match chars.next() {
+                None => return Some(ValueEnd::Continued { quoted }),
+                Some('\\' | '"' | 'n' | 't' | 'b') => {}
+                Some(_) => return None,
+            },
             '"' => quoted = !quoted,
-            '#' | ';' if !quoted => return false,
+            '#' | ';' if !quoted => return Some(ValueEnd::Done),
             _ => {}
         }
     }
-    last_escape && escaped
+    (!quoted).then_some(ValueEnd::Done)
 }
 
 /// A repository's configuration renamed into place: read (through a
@@ -342,6 +449,12 @@ mod tests {
         assert_eq!(check(init), Ok(()));
         let clone = b"[core]\n\trepositoryformatversion = 0\n[remote \"origin\"]\n\turl = /src/repo\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n[branch \"main\"]\n\tremote = origin\n\tmerge = refs/heads/main\n[user]\n\tname = A\n";
         assert_eq!(check(clone), Ok(()));
+        let lfs = b"[lfs]\n\trepositoryformatversion = 0\n[lfs \"https://h/r.git/info/lfs\"]\n\taccess = basic\n\tlocksverify = false\n";
+        assert_eq!(check(lfs), Ok(()));
+        let http = b"[http]\n\tsslVerify = false\n[http \"https://h/\"]\n\textraHeader = A: b\n\tproxy = socks5://p\n";
+        assert_eq!(check(http), Ok(()));
+        let gc = b"[gc]\n\tauto = 0\n\tautoDetach = false\n\tcruftPacks = true\n";
+        assert_eq!(check(gc), Ok(()));
     }
 
     #[test]
@@ -370,6 +483,25 @@ mod tests {
             ),
             ("[core] fsmonitor = x\n", "core.fsmonitor"),
             ("[core.x]\n\tfsmonitor = x\n", "core.<name>.fsmonitor"),
+            (
+                "[lfs]\n\tstandalonetransferagent = x\n",
+                "lfs.standalonetransferagent",
+            ),
+            (
+                "[lfs \"customtransfer.x\"]\n\tpath = sh\n",
+                "lfs.<name>.path",
+            ),
+            ("[lfs.extension.x]\n\tsmudge = sh\n", "lfs.<name>.smudge"),
+            (
+                "[http]\n\tcookieFile = /home/u/.bashrc\n",
+                "http.cookiefile",
+            ),
+            ("[gc]\n\trecentObjectsHook = x\n", "gc.recentobjectshook"),
+            ("[gc]\n\trepackFilterTo = /tmp/x\n", "gc.repackfilterto"),
+            (
+                "[http \"https://h/\"]\n\tsaveCookies = true\n",
+                "http.<name>.savecookies",
+            ),
         ] {
             let err = check(text.as_bytes()).unwrap_err();
             assert_eq!(err, format!("key '{key}'"), "{text}");
@@ -422,5 +554,15 @@ mod tests {
         assert!(check(b"fsmonitor = x\n").is_err());
         assert!(check(b"[core\nfsmonitor = x\n").is_err());
         assert!(check(b"[core]\n\t\"fsmonitor\" = x\n").is_err());
+        // Quotes carry over a continued line, as git reads it: `;` after
+        // the closing quote is a comment, so the value ends there and the
+        // next line is a key (git: user.name=ab, core.fsmonitor set).
+        let smuggled = b"[user]\n\tname = \"a\\\nb\" ; \\\n[core] fsmonitor = x\n";
+        assert!(check(smuggled).is_err());
+        let quoted = b"[user]\n\tname = \"a\\\nb ; \\\nc\"\n[core]\n\tbare = false\n";
+        assert_eq!(check(quoted), Ok(()));
+        // What git refuses to read is refused too.
+        assert!(check(b"[user]\n\tname = \"a\n").is_err());
+        assert!(check(b"[user]\n\tname = a\\x\n").is_err());
     }
 }
