@@ -68,6 +68,8 @@ pub mod fsop;
 mod init;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
+mod limits;
+pub mod macos;
 pub mod mounts;
 pub mod nesting;
 #[cfg(target_os = "linux")]
