@@ -9,9 +9,10 @@
 //! tested on Linux. [`fork_child`] (`cfg(target_os = "macos")`) forks; the
 //! child makes no allocation of its own until `sandbox_init`:
 //!
-//! 1. a new session (`setsid`), so the program and everything it starts
-//!    are one process group the supervisor kills at the end; with a
-//!    terminal, the program's pty becomes the controlling terminal
+//! 1. a process group of its own, which the supervisor kills at the end:
+//!    the foreground group of the person's terminal (`setpgid`,
+//!    `tcsetpgrp`) when the program shares it, else a new session
+//!    (`setsid`), where a pty of its own becomes the controlling terminal
 //!    (`TIOCSCTTY`) and its standard input and output (and error);
 //! 2. the kept descriptors moved to their numbers, every other one closed
 //!    (up to the limit read before the fork; macOS has no `close_range`);

@@ -7,8 +7,8 @@
 //!
 //! | what | Linux | macOS |
 //! |---|---|---|
-//! | `sluice run`: launch the child with a prepared sandbox, supervise it to its end | `commands::run` (`launch.rs`, `supervise.rs`: clone, namespaces, signalfd, pidfd, subreaper) | [`macos::run`] (`macos/launch.rs`: fork, `sandbox_init`, exec; `macos/supervise.rs`: kqueue) |
-//! | who is at the other end of a broker connection | `SO_PEERCRED` + `SO_PEERPIDFD` (`broker/peer.rs`) | `LOCAL_PEERPID` + `LOCAL_PEERTOKEN` ([`macos::peer`]) |
+//! | `sluice run`: launch the child with a prepared sandbox, supervise it to its end | `commands::run` (`launch.rs`, `supervise.rs`: clone, namespaces, signalfd, pidfd, subreaper) | `macos::run` (`sandbox_child::macos`: fork, `sandbox_init`, exec; `macos/supervise.rs`: kqueue) |
+//! | who is at the other end of a broker connection | `SO_PEERCRED` + `SO_PEERPIDFD` (`broker/peer.rs`) | `LOCAL_PEERTOKEN` + `LOCAL_PEERPID` (`macos::peer`) |
 //! | open beneath a directory, following no symlink | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` (`broker/fsops.rs`) | a component walk ([`walk::open_beneath_fd`], `openat` with `O_NOFOLLOW` per component) |
 //! | the broker's wire | `SOCK_SEQPACKET` (`proto::socket::Wire::Records`) | a datagram shared socket and stream connections (`Wire::Stream`) |
 //! | am I inside sluice's sandbox | the seccomp marker (`sandbox_child::nesting`) | a Mach service name only sluice's profile allows ([`sandbox_child::nesting::SeatbeltProbe`]) |
@@ -19,6 +19,12 @@
 //! arguments (`commands::sandbox_exec`). The macOS modules themselves are
 //! type-checked and linted for both Apple targets (`.ci/apple-check`),
 //! never linked or run.
+//!
+//! Not behind this interface yet: the broker, the prompts and the terminal
+//! relay are Linux-only modules (they use `openat2`, `O_PATH`, eventfd and
+//! signalfd), so the macOS launcher serves no broker and relays no
+//! terminal; the peer identity, the walk and the stream wire above are
+//! what they need there.
 
 pub mod kevents;
 pub mod nested;
