@@ -48,6 +48,10 @@ use policies::Policy;
 use crate::limits::rlimits;
 use crate::report::{Step, StepRecord};
 
+/// The most descriptors handed to the program (the child moves them
+/// through a fixed array: nothing allocates there).
+pub const MAX_KEPT: usize = 8;
+
 /// The exit status of a child whose set-up failed (as on Linux).
 pub const EXIT_SETUP_FAILED: i32 = 125;
 
@@ -58,6 +62,8 @@ pub enum MacPlanError {
     Nul { what: &'static str, text: String },
     #[error("descriptor {0} is handed to the program twice")]
     TwiceTheSameTarget(RawFd),
+    #[error("more than {MAX_KEPT} descriptors handed to the program")]
+    TooMany,
     #[error("descriptor {0}: the program's standard descriptors come from its terminal")]
     StandardTarget(RawFd),
 }
@@ -149,6 +155,9 @@ impl MacPlan {
                 cstring("an environment variable", &kv)
             })
             .collect::<Result<_, _>>()?;
+        if l.fds.len() > MAX_KEPT {
+            return Err(MacPlanError::TooMany);
+        }
         let mut fds = l.fds.to_vec();
         fds.sort_by_key(|&(_, target)| target);
         for pair in fds.windows(2) {
@@ -265,22 +274,31 @@ unsafe fn child(plan: &MacPlan, report_fd: RawFd) -> (Step, u16, i32) {
                 }
             }
         }
-        // 2. The kept descriptors at their numbers (each source first
-        // moved above every target, so no move overwrites another's
-        // source), then every other one closed.
-        let above = plan.close_below;
+        // 2. The kept descriptors at their numbers: each source first
+        // copied above every target (F_DUPFD: the lowest free number from
+        // there, within the descriptor limit), so no move overwrites
+        // another's source; then every other descriptor closed.
+        let above = plan
+            .fds
+            .iter()
+            .map(|&(_, t)| t + 1)
+            .max()
+            .unwrap_or(3)
+            .max(3);
+        let mut copies: [RawFd; MAX_KEPT] = [-1; MAX_KEPT];
         for (i, &(source, _)) in plan.fds.iter().enumerate() {
-            if libc::dup2(source, above + i as RawFd) < 0 {
+            copies[i] = libc::fcntl(source, libc::F_DUPFD, above);
+            if copies[i] < 0 {
                 return (Step::SetupFds, i as u16, errno());
             }
         }
         for (i, &(_, target)) in plan.fds.iter().enumerate() {
-            if libc::dup2(above + i as RawFd, target) < 0 {
+            if libc::dup2(copies[i], target) < 0 {
                 return (Step::SetupFds, i as u16, errno());
             }
         }
         let kept = |fd: RawFd| fd == report_fd || plan.fds.iter().any(|&(_, t)| t == fd);
-        for fd in 3..above + plan.fds.len() as RawFd {
+        for fd in 3..plan.close_below {
             if !kept(fd) {
                 libc::close(fd);
             }
@@ -413,6 +431,11 @@ mod tests {
         let argv = vec![OsString::from("ls")];
         let plan = MacPlan::new(launch(&p, &argv, &[], &[(900, 3)], None)).unwrap();
         assert_eq!(plan.close_below, 901);
+        let many: Vec<(RawFd, RawFd)> = (0..=MAX_KEPT as RawFd).map(|i| (100 + i, 3 + i)).collect();
+        assert!(matches!(
+            MacPlan::new(launch(&p, &argv, &[], &many, None)),
+            Err(MacPlanError::TooMany)
+        ));
     }
 
     #[test]
