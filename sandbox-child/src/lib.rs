@@ -39,9 +39,11 @@
 //!
 //! On macOS the sandbox is a Seatbelt profile generated from the same policy
 //! ([`seatbelt`]); that module is portable, except for the `sandbox_init` call.
+//! The macOS child ([`macos`]) prepares its plan portably and forks, applies
+//! the profile and execs only on macOS.
 //!
 //! # Compatibility
-//! Linux only, but for [`seatbelt`]. Every layer is designed for Landlock ABI 7 (Linux 6.15+): ABI 5 for
+//! Linux only, but for [`seatbelt`], [`macos`] and [`nesting`]'s macOS probe. Every layer is designed for Landlock ABI 7 (Linux 6.15+): ABI 5 for
 //! all file rights, 4 for TCP, 6 for scopes. On older kernels the report says
 //! which layers are partial, and a policy that requires them refuses to launch.
 //!
@@ -68,6 +70,8 @@ pub mod fsop;
 mod init;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
+mod limits;
+pub mod macos;
 pub mod mounts;
 pub mod nesting;
 #[cfg(target_os = "linux")]

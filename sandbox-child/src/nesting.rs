@@ -13,32 +13,174 @@
 //! of its own. Doing so can only make an inner `sluice run` skip its
 //! sandbox on the faker's own command: nothing it could not run directly.
 //!
-//! On macOS the question is simpler and asked of the kernel directly:
-//! Seatbelt cannot apply a profile inside a sandboxed process at all, so
-//! [`inside_seatbelt`] (`sandbox_check` on the process's own pid, with no
-//! operation: "is this process sandboxed?") is what matters, whoever made
-//! the sandbox.
+//! On macOS, `sandbox_check` on the process's own pid with no operation
+//! says whether it is sandboxed at all; but "some sandbox" is not
+//! "sluice's" (an IDE's, `sandbox-exec`'s, another agent's). Every profile
+//! sluice generates allows looking up one Mach service name,
+//! [`SEATBELT_MARKER`], that no program publishes, and never its
+//! [`SEATBELT_DECOY`]; `sandbox_check(pid, "mach-lookup", GLOBAL_NAME,
+//! name)` asks the kernel what this process's profile says for both. A
+//! profile denies both by default; one that allows everything allows both;
+//! only a profile written to answer exactly like sluice's looks like one,
+//! and a program able to apply its own profile fools only a sluice run
+//! under that very profile: nothing it could not run directly
+//! ([`SeatbeltProbe::outer`], portable and tested on Linux).
 
 #[cfg(target_os = "linux")]
 pub use linux::SandboxState;
 
-/// Whether this process already runs under a Seatbelt profile.
+/// The Mach service name every sluice Seatbelt profile allows looking up.
+pub const SEATBELT_MARKER: &str = "dev.sluice.sandbox.marker";
+
+/// A name of the same form that no sluice profile allows: a profile that
+/// allows it allows more than sluice's do (such as `(allow default)`).
+pub const SEATBELT_DECOY: &str = "dev.sluice.sandbox.decoy";
+
+/// The sandbox around this process, as the kernel answers on macOS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OuterSandbox {
+    /// Not sandboxed.
+    None,
+    /// A sluice profile: the marker is allowed and the decoy is not.
+    Sluice,
+    /// Sandboxed by something else (or by a profile sluice cannot tell).
+    Foreign,
+}
+
+/// What `sandbox_check` answered: whether this process is sandboxed, and
+/// whether its profile lets it look up the marker and the decoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeatbeltProbe {
+    pub sandboxed: bool,
+    pub marker_allowed: bool,
+    pub decoy_allowed: bool,
+}
+
+impl SeatbeltProbe {
+    /// Whose sandbox this is.
+    pub fn outer(&self) -> OuterSandbox {
+        match (self.sandboxed, self.marker_allowed, self.decoy_allowed) {
+            (false, _, _) => OuterSandbox::None,
+            (true, true, false) => OuterSandbox::Sluice,
+            _ => OuterSandbox::Foreign,
+        }
+    }
+
+    /// Asks the kernel about this process.
+    #[cfg(target_os = "macos")]
+    pub fn probe() -> SeatbeltProbe {
+        let sandboxed = inside_seatbelt();
+        SeatbeltProbe {
+            sandboxed,
+            marker_allowed: sandboxed && mach_lookup_allowed(SEATBELT_MARKER),
+            decoy_allowed: sandboxed && mach_lookup_allowed(SEATBELT_DECOY),
+        }
+    }
+}
+
 #[cfg(target_os = "macos")]
-pub fn inside_seatbelt() -> bool {
+mod libsandbox {
     extern "C" {
-        // libsandbox (in libSystem): non-zero when `pid` is sandboxed and,
-        // with no operation (filter type 0, SANDBOX_FILTER_NONE), nothing
-        // more is asked.
-        fn sandbox_check(
+        // libsandbox (in libSystem): 0 when `pid`'s profile allows
+        // `operation` (or, with no operation, when `pid` is not
+        // sandboxed), non-zero when it denies it. The variadic arguments
+        // are the filter's value: none for SANDBOX_FILTER_NONE, a C string
+        // for SANDBOX_FILTER_GLOBAL_NAME.
+        pub fn sandbox_check(
             pid: libc::pid_t,
             operation: *const libc::c_char,
             filter_type: libc::c_int,
             ...
         ) -> libc::c_int;
+        // Or-ed into the filter type: the check is not logged as a
+        // violation.
+        pub static SANDBOX_CHECK_NO_REPORT: libc::c_int;
     }
-    // SAFETY: getpid cannot fail; a null operation with filter type 0
+    /// `SANDBOX_FILTER_NONE` in `enum sandbox_filter_type`.
+    pub const FILTER_NONE: libc::c_int = 0;
+    /// `SANDBOX_FILTER_GLOBAL_NAME`.
+    pub const FILTER_GLOBAL_NAME: libc::c_int = 2;
+}
+
+/// Whether this process already runs under a Seatbelt profile.
+#[cfg(target_os = "macos")]
+pub fn inside_seatbelt() -> bool {
+    // SAFETY: getpid cannot fail; a null operation with filter type NONE
     // takes no further arguments.
-    unsafe { sandbox_check(libc::getpid(), std::ptr::null(), 0) != 0 }
+    unsafe {
+        libsandbox::sandbox_check(libc::getpid(), std::ptr::null(), libsandbox::FILTER_NONE) != 0
+    }
+}
+
+/// Whether this process's profile allows `mach-lookup` of `name`.
+#[cfg(target_os = "macos")]
+fn mach_lookup_allowed(name: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: both strings are NUL-terminated and outlive the call; the
+    // GLOBAL_NAME filter takes exactly one C string argument; reading the
+    // extern constant is a plain load of an int libsandbox defines.
+    unsafe {
+        let filter = libsandbox::FILTER_GLOBAL_NAME | libsandbox::SANDBOX_CHECK_NO_REPORT;
+        libsandbox::sandbox_check(
+            libc::getpid(),
+            c"mach-lookup".as_ptr(),
+            filter,
+            name.as_ptr(),
+        ) == 0
+    }
+}
+
+#[cfg(test)]
+mod seatbelt_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_profile_that_allows_the_marker_and_not_the_decoy_is_sluices() {
+        let probe = |sandboxed, marker_allowed, decoy_allowed| SeatbeltProbe {
+            sandboxed,
+            marker_allowed,
+            decoy_allowed,
+        };
+        assert_eq!(probe(true, true, false).outer(), OuterSandbox::Sluice);
+        // (deny default) without the marker: another tool's sandbox.
+        assert_eq!(probe(true, false, false).outer(), OuterSandbox::Foreign);
+        // (allow default): allows the decoy too.
+        assert_eq!(probe(true, true, true).outer(), OuterSandbox::Foreign);
+        assert_eq!(probe(true, false, true).outer(), OuterSandbox::Foreign);
+        // Unsandboxed, every check is allowed: not inside anything.
+        assert_eq!(probe(false, true, true).outer(), OuterSandbox::None);
+        assert_eq!(probe(false, false, false).outer(), OuterSandbox::None);
+    }
+
+    #[test]
+    fn every_sluice_profile_allows_the_marker_and_never_the_decoy() {
+        let policy = policies::load_str("p.toml", "", std::path::Path::new("/"))
+            .unwrap()
+            .resolve(&policies::Vars {
+                home: "/".into(),
+                workspace: "/".into(),
+                tmpdir: "/".into(),
+            })
+            .unwrap();
+        let state = crate::seatbelt::SupervisorState {
+            audit_dir: "/a".into(),
+            config_dir: "/c".into(),
+            session_dir: None,
+            policy_files: vec![],
+            broker_socket: None,
+            terminal: None,
+            user_dirs: vec![],
+        };
+        let text = crate::seatbelt::generate(&policy, &state)
+            .unwrap()
+            .text()
+            .to_owned();
+        assert!(text.contains(&format!("(global-name \"{SEATBELT_MARKER}\")")));
+        assert!(!text.contains(SEATBELT_DECOY));
+        assert_ne!(SEATBELT_MARKER, SEATBELT_DECOY);
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use policies::{Layer, NetPolicy, Policy, Ptrace};
 
 use crate::landlock_rules;
+use crate::limits::rlimits;
 use crate::mounts::{self, MountKind};
 use crate::report::{EnforcementReport, LayerReport, Status};
 use crate::root;
@@ -534,35 +535,6 @@ fn prepare_root(
         dir: cstring(dir.as_os_str())?,
         entries,
     })
-}
-
-fn rlimits(policy: &Policy) -> Vec<(libc::c_int, u64)> {
-    let l = &policy.limits;
-    [
-        (libc::RLIMIT_AS as libc::c_int, l.address_space),
-        (libc::RLIMIT_NOFILE as libc::c_int, l.open_files),
-        (libc::RLIMIT_NPROC as libc::c_int, l.processes),
-        (libc::RLIMIT_CPU as libc::c_int, l.cpu_seconds),
-        (libc::RLIMIT_FSIZE as libc::c_int, l.file_size),
-    ]
-    .into_iter()
-    .filter_map(|(r, v)| v.map(|v| (r, clamp_to_hard_limit(r, v))))
-    .collect()
-}
-
-/// A limit can only be lowered: where the inherited hard limit is already
-/// below the policy's, keep the stricter inherited one.
-fn clamp_to_hard_limit(resource: libc::c_int, value: u64) -> u64 {
-    let mut cur = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: cur is a valid out-pointer.
-    if unsafe { libc::getrlimit(resource as _, &mut cur) } == 0 {
-        value.min(cur.rlim_max)
-    } else {
-        value
-    }
 }
 
 /// The deny filter's choices; `landlock`: a Landlock ruleset is applied,

@@ -16,6 +16,11 @@
 //! `cargo bench -p supervisor --bench broker` (SLUICE_BENCH_ITERS, default
 //! 20000, sets the samples for the latency cases).
 
+// What it measures is Linux-only; for other targets the bench is empty
+// (type-checked for macOS by .ci/apple-check, never run there).
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs::File;

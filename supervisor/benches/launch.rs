@@ -27,6 +27,11 @@
 //! `default` (`sluice default, SLUICE_BENCH_BASE`), to compare two builds
 //! in the same rounds.
 
+// What it measures is Linux-only; for other targets the bench is empty
+// (type-checked for macOS by .ci/apple-check, never run there).
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
+
 #[path = "common/mod.rs"]
 #[allow(dead_code)]
 mod common;

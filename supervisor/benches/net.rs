@@ -22,6 +22,11 @@
 //! `cargo bench -p supervisor --bench net` (SLUICE_BENCH_ITERS for the
 //! set-up samples, SLUICE_BENCH_MIB for the streamed size).
 
+// What it measures is Linux-only; for other targets the bench is empty
+// (type-checked for macOS by .ci/apple-check, never run there).
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;

@@ -32,6 +32,7 @@ enum Command {
     Open(commands::open::OpenArgs),
     /// Would a policy let the program read (or write) PATH, by which rule,
     /// and what would change it. Exit 0 if allowed, 1 if refused.
+    #[cfg(target_os = "linux")]
     Explain(commands::explain::ExplainArgs),
 }
 
@@ -56,9 +57,16 @@ pub fn main() -> i32 {
     crate::phase::init();
     // Started as `bwrap` (the stand-in in the sandbox's view): bubblewrap's
     // command line, not sluice's.
+    #[cfg(target_os = "linux")]
     if commands::bwrap::invoked_as_bwrap() {
         init_tracing(commands::bwrap::LOG_LEVEL);
         return commands::bwrap::main();
+    }
+    // Started as `sandbox-exec` (macOS: first on the program's PATH).
+    #[cfg(target_os = "macos")]
+    if commands::sandbox_exec::invoked_as_sandbox_exec() {
+        init_tracing("error");
+        return commands::sandbox_exec::main();
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -74,6 +82,7 @@ pub fn main() -> i32 {
         Command::Policy(cmd) => commands::policy::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Open(args) => commands::open::run(args),
+        #[cfg(target_os = "linux")]
         Command::Explain(args) => commands::explain::run(args),
     };
     finish("sluice", result)

@@ -41,3 +41,18 @@ pub fn with_code(code: i32, message: impl Into<String>) -> anyhow::Error {
     }
     .into()
 }
+
+/// execvp(command), the environment and descriptors passed through (the
+/// nested `skip`, the `sandbox-exec` stand-in); returns only on failure,
+/// with 127 for a command not found and 126 for one that cannot run.
+pub fn exec(command: &[std::ffi::OsString]) -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let e = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .exec();
+    let code = match e.kind() {
+        std::io::ErrorKind::NotFound => NOT_FOUND,
+        _ => CANNOT_EXECUTE,
+    };
+    with_code(code, format!("{}: {e}", command[0].to_string_lossy()))
+}

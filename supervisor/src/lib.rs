@@ -16,25 +16,39 @@
 
 pub mod approval;
 pub mod audit;
+#[cfg(target_os = "linux")]
 pub mod broker;
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // the launch path: to move into `sys`
 mod cgroup;
 pub mod cli;
 mod commands;
+#[cfg(target_os = "linux")]
 mod enforced;
 pub mod exit;
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // the launch path: to move into `sys`
 mod launch;
+#[cfg(target_os = "linux")]
 mod nesting;
+#[cfg(target_os = "linux")]
 pub mod net;
 mod phase;
+pub mod platform;
+#[cfg(target_os = "linux")]
 mod policy_files;
+mod program;
+#[cfg(target_os = "linux")]
 pub mod prompt;
+#[cfg(target_os = "linux")]
 mod quarantine;
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // the launch path: to move into `sys`
 mod session_dir;
+#[cfg(target_os = "linux")]
 mod supervise;
 #[allow(unsafe_code)] // the syscall layer
 mod sys;
+#[cfg(target_os = "linux")]
 pub mod tty;
 mod xdg;

@@ -21,7 +21,6 @@
 
 use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -99,21 +98,9 @@ pub fn decide(mode: Nested, command: &[OsString]) -> Result<Decision> {
                     command[0].to_string_lossy()
                 );
             }
-            Err(exec_directly(command))
+            Err(exit::exec(command))
         }
     }
-}
-
-/// execvp(command): the environment and descriptors pass through.
-fn exec_directly(command: &[OsString]) -> anyhow::Error {
-    let e = std::process::Command::new(&command[0])
-        .args(&command[1..])
-        .exec();
-    let code = match e.kind() {
-        std::io::ErrorKind::NotFound => exit::NOT_FOUND,
-        _ => exit::CANNOT_EXECUTE,
-    };
-    exit::with_code(code, format!("{}: {e}", command[0].to_string_lossy()))
 }
 
 /// Where a stacked sluice keeps its audit record and configuration: under

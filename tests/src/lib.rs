@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 
 pub mod audit;
 pub mod broker;
+#[cfg(target_os = "linux")]
 pub mod pty;
 
 /// Every secret in a fixture contains this; no blocked attack may print it.

@@ -238,5 +238,17 @@ pub fn sections() -> Vec<Section> {
             ],
             vec![Rule::allow(&["ipc-posix-sem"], vec![])],
         ),
+        Section::new(
+            &[
+                "sluice's marker: a Mach service name no program publishes, which only",
+                "sluice's profiles let a process look up (and never its decoy). A sluice",
+                "started inside asks the kernel (sandbox_check) to tell its own sandbox",
+                "from another; looking it up reaches nothing.",
+            ],
+            vec![Rule::allow(
+                &["mach-lookup"],
+                vec![global_name(crate::nesting::SEATBELT_MARKER)],
+            )],
+        ),
     ]
 }

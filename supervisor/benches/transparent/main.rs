@@ -14,6 +14,11 @@
 //! `cargo bench -p supervisor --bench transparent` (SLUICE_BENCH_ITERS for
 //! the per-call sample count, SLUICE_BENCH_RUNS for the workload's).
 
+// What it measures is Linux-only; for other targets the bench is empty
+// (type-checked for macOS by .ci/apple-check, never run there).
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
+
 mod calls;
 #[path = "../common/mod.rs"]
 mod common;

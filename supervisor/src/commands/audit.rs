@@ -362,7 +362,7 @@ fn list(out: &mut Out, dir: &Path, filter: &Filter, listing: &Listing, json: boo
             session: log.session.clone(),
             path: log.path.clone(),
         })?;
-        let chain = chain_word(&report, crate::session_dir::is_live(&log.session));
+        let chain = chain_word(&report, crate::platform::session_is_live(&log.session));
         if json {
             let value = serde_json::json!({
                 "session": log.session,
@@ -465,7 +465,7 @@ fn show(out: &mut Out, dir: &Path, id: &str, filter: &Filter, format: ShowFormat
         }
     }
     writeln!(out, "session {}  ({})", log.session, log.path.display())?;
-    if let Some(outer) = crate::nesting::stacked_inside(dir, &log.session) {
+    if let Some(outer) = crate::platform::stacked_inside(dir, &log.session) {
         writeln!(
             out,
             "  stacked inside session {outer}: kept by it from inside its sandbox, \
@@ -623,7 +623,7 @@ fn verify(out: &mut Out, dir: &Path, id: Option<&str>, json: bool) -> Result<i32
     let mut reports = Vec::with_capacity(files.len());
     for file in &files {
         let report = verify::verify_file(file)?;
-        let status = report.status(crate::session_dir::is_live(&file.session));
+        let status = report.status(crate::platform::session_is_live(&file.session));
         match status {
             Status::Failed => failed += 1,
             Status::Incomplete => incomplete += 1,
@@ -645,7 +645,7 @@ fn verify(out: &mut Out, dir: &Path, id: Option<&str>, json: bool) -> Result<i32
             // A stacked session's record, kept by the outer one, names a
             // line of the inner session's ledger, which was not kept: its
             // own chain is verified, the ledger is not asked about it.
-            ledger: match crate::nesting::stacked_inside(dir, &r.session) {
+            ledger: match crate::platform::stacked_inside(dir, &r.session) {
                 Some(_) => None,
                 None => r.ledger,
             },

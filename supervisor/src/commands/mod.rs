@@ -1,13 +1,23 @@
 //! One module per subcommand.
 
 pub mod audit;
+#[cfg(target_os = "linux")]
 pub mod bwrap;
+#[cfg(target_os = "linux")]
 pub mod explain;
+#[cfg(target_os = "linux")]
 mod git_root;
 pub mod open;
 pub mod policy;
+#[cfg(target_os = "linux")]
 pub mod refusals;
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // the launch path: to move into `sys`
 pub mod run;
+#[cfg(target_os = "macos")]
+pub use crate::platform::macos::run;
 pub mod run_args;
+// Only macOS starts it; its argument reading is tested on Linux too.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+pub mod sandbox_exec;
 pub mod seatbelt;

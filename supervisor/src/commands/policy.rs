@@ -6,7 +6,11 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use policies::Vars;
 
+#[cfg(target_os = "linux")]
 use crate::launch;
+#[cfg(target_os = "macos")]
+use crate::platform::macos::run::SessionDir;
+#[cfg(target_os = "linux")]
 use crate::session_dir::SessionDir;
 
 #[derive(Debug, Subcommand)]
@@ -98,10 +102,15 @@ pub(super) fn session_vars(workspace: Option<PathBuf>) -> Result<(Vars, SessionD
         Some(ws) => ws,
         None => std::env::current_dir()?,
     };
-    let stacked = crate::nesting::detect().is_some();
-    let records =
-        crate::session_dir::records_dir_for(stacked).context("the session records directory")?;
-    let dir = SessionDir::create(&launch::new_session_id()?, &records)?;
+    #[cfg(target_os = "linux")]
+    let dir = {
+        let stacked = crate::nesting::detect().is_some();
+        let records = crate::session_dir::records_dir_for(stacked)
+            .context("the session records directory")?;
+        SessionDir::create(&launch::new_session_id()?, &records)?
+    };
+    #[cfg(target_os = "macos")]
+    let dir = SessionDir::create(&crate::platform::macos::run::session_id()?)?;
     let vars = Vars {
         home: std::env::var_os("HOME")
             .map(PathBuf::from)

@@ -5,7 +5,9 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::FromRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -25,6 +27,7 @@ fn retry<T>(mut call: impl FnMut() -> nix::Result<T>) -> io::Result<T> {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// `openat2(2)` of `path` relative to `dirfd` (an open descriptor or
 /// `AT_FDCWD`), with `open_how`'s flags, mode and resolve flags.
 pub fn openat2(
@@ -94,6 +97,7 @@ pub fn set_status_flags(fd: impl AsFd, flags: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
 /// `renameat2(RENAME_NOREPLACE)` of `from` to `to`, both relative to `dir`
 /// (`AT_FDCWD` for paths): an existing `to` is `EEXIST`, never replaced.
 pub fn rename_noreplace(dir: libc::c_int, from: &[u8], to: &[u8]) -> io::Result<()> {
@@ -125,6 +129,7 @@ pub fn lstat_at(dir: impl AsFd, name: &CStr) -> io::Result<libc::stat> {
     Ok(nix::sys::stat::fstatat(dir, name, flags)?)
 }
 
+#[cfg(target_os = "linux")]
 /// A new memory file (`memfd_create`, close-on-exec) holding `bytes`.
 pub fn memory_file(name: &CStr, bytes: &[u8]) -> io::Result<OwnedFd> {
     use nix::sys::memfd::{memfd_create, MFdFlags};

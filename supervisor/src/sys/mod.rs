@@ -4,15 +4,22 @@
 //! launch path; everything else calls these wrappers (or `nix`, where it
 //! has the call). This is also where a second platform plugs in.
 
+// On macOS only the audit ledger's lock uses it so far.
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub mod fs;
+#[cfg(target_os = "linux")]
 pub mod io;
+#[cfg(target_os = "linux")]
 pub mod process;
+#[cfg(target_os = "linux")]
 pub mod pty;
+#[cfg(target_os = "linux")]
 pub mod socket;
 
 use std::io as stdio;
 
 /// A libc return value as a result: negative is the thread's `errno`.
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 fn check(ret: libc::c_int) -> stdio::Result<libc::c_int> {
     if ret < 0 {
         Err(stdio::Error::last_os_error())

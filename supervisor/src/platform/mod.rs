@@ -1,0 +1,60 @@
+//! What differs between Linux and macOS, behind one interface.
+//!
+//! The supervisor's shared code (policies, broker decisions, approvals,
+//! prompts, the terminal relay, the audit record) is the same on both; what
+//! only one kernel can do sits in one module per OS, each giving the same
+//! few things:
+//!
+//! | what | Linux | macOS |
+//! |---|---|---|
+//! | `sluice run`: launch the child with a prepared sandbox, supervise it to its end | `commands::run` (`launch.rs`, `supervise.rs`: clone, namespaces, signalfd, pidfd, subreaper) | `macos::run` (`sandbox_child::macos`: fork, `sandbox_init`, exec; `macos/supervise.rs`: kqueue) |
+//! | who is at the other end of a broker connection | `SO_PEERCRED` + `SO_PEERPIDFD` (`broker/peer.rs`) | `LOCAL_PEERTOKEN` + `LOCAL_PEERPID` (`macos::peer`) |
+//! | open beneath a directory, following no symlink | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` (`broker/fsops.rs`) | a component walk ([`walk::open_beneath_fd`], `openat` with `O_NOFOLLOW` per component) |
+//! | the broker's wire | `SOCK_SEQPACKET` (`proto::socket::Wire::Records`) | a datagram shared socket and stream connections (`Wire::Stream`) |
+//! | am I inside sluice's sandbox | the seccomp marker (`sandbox_child::nesting`) | a Mach service name only sluice's profile allows ([`sandbox_child::nesting::SeatbeltProbe`]) |
+//!
+//! The logic of the macOS side that needs no macOS kernel is portable and
+//! tested on Linux: the kqueue events' meaning ([`kevents`]), the safe-open
+//! walk against a trait ([`walk`]), the `sandbox-exec` stand-in's
+//! arguments (`commands::sandbox_exec`). The macOS modules themselves are
+//! type-checked and linted for both Apple targets (`.ci/apple-check`),
+//! never linked or run.
+//!
+//! Not behind this interface yet: the broker, the prompts and the terminal
+//! relay are Linux-only modules (they use `openat2`, `O_PATH`, eventfd and
+//! signalfd), so the macOS launcher serves no broker and relays no
+//! terminal; the peer identity, the walk and the stream wire above are
+//! what they need there.
+
+pub mod kevents;
+pub mod nested;
+pub mod walk;
+
+#[cfg(target_os = "macos")]
+#[allow(unsafe_code)] // fork, sandbox_init, exec, kqueue: the macOS syscall layer
+pub mod macos;
+
+/// Whether session `id` is running (its supervisor holds its record's
+/// lock). On macOS the launcher keeps no session records yet: `false`, so
+/// `sluice audit` shows a running macOS session's record as incomplete.
+pub fn session_is_live(id: &str) -> bool {
+    #[cfg(target_os = "linux")]
+    return crate::session_dir::is_live(id);
+    #[cfg(target_os = "macos")]
+    {
+        let _ = id;
+        false
+    }
+}
+
+/// The session a kept stacked record came from (`nesting`). Nothing stacks
+/// on macOS, so a record made there never has one.
+pub fn stacked_inside(audit_dir: &std::path::Path, id: &str) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    return crate::nesting::stacked_inside(audit_dir, id);
+    #[cfg(target_os = "macos")]
+    {
+        let _ = (audit_dir, id);
+        None
+    }
+}
