@@ -472,7 +472,7 @@ fn mount_proc() -> Result<(), i32> {
     )
 }
 
-/// The session's own /dev/shm ([`crate::plan::SHM`]) over the host's.
+/// The session's own /dev/shm ([`crate::mounts::SHM`]) over the host's.
 fn mount_shm() -> Result<(), i32> {
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     // SAFETY: every pointer is a NUL-terminated constant.
@@ -482,7 +482,7 @@ fn mount_shm() -> Result<(), i32> {
             c"/dev/shm".as_ptr(),
             c"tmpfs".as_ptr(),
             flags as c_ulong,
-            crate::plan::SHM_OPTIONS.as_ptr().cast(),
+            crate::mounts::SHM_OPTIONS.as_ptr().cast(),
         )
     } as _)
     .map(drop)

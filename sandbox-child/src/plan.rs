@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use policies::{Layer, NetPolicy, Policy, Ptrace};
 
 use crate::landlock_rules;
-use crate::mounts::{self, MountKind};
+use crate::mounts::{self, MountKind, SHM};
 use crate::report::{EnforcementReport, LayerReport, Status};
 use crate::root;
 use crate::seccomp::{self, NetSyscalls, SyscallRules};
@@ -157,16 +157,6 @@ pub(crate) enum RootEntry {
         target: CString,
     },
 }
-
-/// Each session's own POSIX shared memory (`shm_open`, `sem_open`: Python's
-/// multiprocessing locks): a tmpfs mounted here in the sandbox's view over
-/// the host's, which it hides, bound into the policy-built root like a
-/// policy tree. Read and write, never execute, no device nodes or setuid.
-pub const SHM: &str = "/dev/shm";
-
-/// The mount options of [`SHM`]: its size is bounded, as memory it uses
-/// is no process's and RLIMIT_AS does not count it.
-pub(crate) const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=256m,nr_inodes=16384";
 
 /// The new root: a tmpfs mounted on `dir`, filled by `entries`.
 pub(crate) struct PreparedRoot {

@@ -41,3 +41,16 @@ pub fn with_code(code: i32, message: impl Into<String>) -> anyhow::Error {
     }
     .into()
 }
+
+/// The exit code of a command's result; an error is said on stderr after
+/// `name: ` and ends with its code (125 unless it carries one).
+pub fn finish(name: &str, result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err.downcast_ref::<Exit>().map_or(ERROR, |e| e.code);
+            eprintln!("{name}: {err:#}");
+            code
+        }
+    }
+}

@@ -210,7 +210,7 @@ fn descriptor_file(target: &Target<'_>, fd: i32) -> Result<(OwnedFd, bool), Stop
             0,
         )
         .map(|cwd| (cwd, true)),
-        fd if fd >= 0 => crate::broker::transparent::connect::take_descriptor(target.tid, fd)
+        fd if fd >= 0 => crate::broker::transparent::target::take_descriptor(target.tid, fd)
             .map(|file| (file, false)),
         _ => return Err(Stop::Errno(libc::EBADF)),
     };

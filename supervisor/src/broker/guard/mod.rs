@@ -563,7 +563,7 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
     let Some(umask) = status.umask else {
         return Err(Stop::Errno(libc::EPERM));
     };
-    if crate::broker::transparent::is_stacked(status.filters, env.guard.filters_at_exec) {
+    if crate::broker::transparent::stacked::is_stacked(status.filters, env.guard.filters_at_exec) {
         // A program that sandboxed itself further (a sluice stacked
         // inside, or its own Landlock or seccomp): the connector, in the
         // outer sandbox, would make its calls without its own

@@ -19,7 +19,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,13 +29,10 @@ use sandbox_child::connector::{self, Kind, MAX_ADDR, REQUEST_SIZE};
 
 use super::context::Context;
 use super::stacked;
-use super::target::{Target, Unreadable};
+use super::target::{take_descriptor, Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 use crate::broker::fsops::{self, Lookup};
 use crate::broker::guard;
-
-/// `PIDFD_THREAD` (Linux 6.9): a pidfd for a thread, not only a process.
-const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
 
 /// What to do with one `connect`.
 enum Plan {
@@ -261,24 +258,6 @@ fn named(family: i32, addr: &[u8]) -> Option<&[u8]> {
         None => None,
         Some(_) => Some(path),
     }
-}
-
-/// The supervisor's own copy of the thread's descriptor `fd`.
-pub(crate) fn take_descriptor(tid: libc::pid_t, fd: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes integers and returns a new descriptor.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
-    if pidfd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor, owned by nothing else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    // SAFETY: pidfd_getfd takes integers and returns a new descriptor.
-    let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    Ok(unsafe { OwnedFd::from_raw_fd(got as i32) })
 }
 
 /// Sends the connector a request; returns the socket its answer comes on.

@@ -69,7 +69,7 @@ mod names;
 mod notif;
 mod serve;
 pub(crate) mod socket;
-mod stacked;
+pub(crate) mod stacked;
 pub(crate) mod target;
 mod threads;
 pub(crate) mod view;

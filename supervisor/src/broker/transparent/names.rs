@@ -42,10 +42,9 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 use policies::{Verdict, Want};
 
 use super::context::Context;
-use super::serve::outside_the_sandbox;
 use super::stacked;
 use super::target::{Target, Unreadable};
-use super::threads::Threads;
+use super::threads::{outside_the_sandbox, Threads};
 use crate::approval::Question;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 use crate::broker::decide;
