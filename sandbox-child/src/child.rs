@@ -176,7 +176,7 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
         let fprog = notify.program.as_fprog();
         // Before the deny filter, which refuses listeners to the program.
         let installed = run.step(Step::Transparent, 0, || {
-            crate::notify::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
+            crate::listener::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
         });
         // What the notify filter hands to the supervisor, the deny filter
         // leaves to it; never without that filter in place.

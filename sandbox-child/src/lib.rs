@@ -68,12 +68,12 @@ pub mod fsop;
 mod init;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
+#[cfg(target_os = "linux")]
+mod listener;
 pub mod mounts;
 pub mod nesting;
 #[cfg(target_os = "linux")]
 mod netns;
-#[cfg(target_os = "linux")]
-mod notify;
 #[cfg(target_os = "linux")]
 mod plan;
 #[cfg(target_os = "linux")]

@@ -210,7 +210,7 @@ pub struct Prepared {
     pub(crate) shm: Option<u64>,
     pub(crate) seccomp: seccomp::Program,
     /// Transparent brokering (the second filter and its hand-over socket).
-    pub(crate) notify: Option<crate::notify::Notify>,
+    pub(crate) notify: Option<crate::listener::Notify>,
     /// Where the child sends its root (see [`LaunchContext::root_socket`]),
     /// and before it, in the hosts mode, the listening sockets.
     pub(crate) root_socket: OwnedFd,
@@ -716,7 +716,7 @@ pub fn prepare(
             // `[network] mode = "none"`: IP sockets go to the supervisor,
             // which refuses them and says so (`broker::transparent::socket`).
             let ip_sockets = matches!(policy.network, NetPolicy::None);
-            crate::notify::Notify {
+            crate::listener::Notify {
                 program: seccomp::Program::supervised_filter(policy.transparent, ip_sockets),
                 deny: ip_sockets.then(|| {
                     seccomp::Program::deny_filter(&SyscallRules {

@@ -37,7 +37,7 @@ use policies::Verdict;
 use proto::{ErrorKind, ResponseBody};
 
 use super::decide::{ask_person, judge, Ask, Asker, Outcome, Pending};
-use super::fsops;
+use super::safe_open;
 use super::Shared;
 use crate::audit::By;
 
@@ -101,7 +101,7 @@ pub async fn forward(
     if !out_of_reach(&own) || ask.flags.directory || ask.call.mkdir {
         return own;
     }
-    let lexical = fsops::normalize(path);
+    let lexical = safe_open::normalize(path);
     let decision = judge(shared, &lexical, ask.want());
     let (by, rule) = match decision.verdict {
         Verdict::Deny => return decision.denied(),
@@ -198,7 +198,7 @@ fn refused_outside(path: &Path, e: &io::Error) -> Outcome {
     }
 }
 
-/// The path the kernel gives for `fd` ([`fsops::real_path`]), which must
+/// The path the kernel gives for `fd` ([`safe_open::real_path`]), which must
 /// be a regular file.
 fn opened_file(fd: &OwnedFd) -> io::Result<PathBuf> {
     let file = std::fs::File::from(fd.try_clone()?);
@@ -208,5 +208,5 @@ fn opened_file(fd: &OwnedFd) -> io::Result<PathBuf> {
             "not a regular file",
         ));
     }
-    fsops::real_path(fd)
+    safe_open::real_path(fd)
 }

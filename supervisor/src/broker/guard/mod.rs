@@ -53,9 +53,9 @@ use policies::Protect;
 use proto::socket::{recv_frame, Blocking};
 use sandbox_child::fsop::{self, Op};
 
-use super::fsops;
+use super::safe_open;
 use super::transparent::call::OpenCall;
-use super::transparent::target::{Target, Unreadable};
+use super::transparent::caller::{Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Via};
 use crate::sys;
 use attrs::{chmod, fchmod, setxattr};
@@ -480,7 +480,7 @@ impl Guard {
             return Ok(root.as_fd());
         }
         let path = format!("/proc/{}/root", target.tid);
-        let root = fsops::openat2(
+        let root = safe_open::openat2(
             libc::AT_FDCWD,
             path.as_bytes(),
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -517,14 +517,14 @@ impl Guard {
             return Ok(None);
         }
         let parent_path: &[u8] = if cut == 0 { b"/" } else { &full[..cut] };
-        let parent = fsops::openat2(
+        let parent = safe_open::openat2(
             root.as_raw_fd(),
             parent_path,
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
             0,
             libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
         )?;
-        let real = fsops::real_path(&parent)?;
+        let real = safe_open::real_path(&parent)?;
         Ok(Some(Place { parent, real, name }))
     }
 }
@@ -798,14 +798,14 @@ fn open_or_mkdir(
             Some(place) => place,
             // `.` or `..`: a directory, which is never opened for writing.
             None if tmpfile => {
-                let dir = fsops::openat2(
+                let dir = safe_open::openat2(
                     root.as_raw_fd(),
                     &asked,
                     libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
                     0,
                     libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
                 )?;
-                let real = fsops::real_path(&dir)?;
+                let real = safe_open::real_path(&dir)?;
                 Place {
                     parent: dir,
                     real,
@@ -882,7 +882,7 @@ fn openat2_as_asked(
         Some(fd) if fd >= 0 => format!("fd/{fd}"),
         Some(_) => return Err(Stop::Errno(libc::EBADF)),
     };
-    let base = fsops::openat2(
+    let base = safe_open::openat2(
         libc::AT_FDCWD,
         format!("/proc/{}/{base}", target.tid).as_bytes(),
         libc::O_PATH | libc::O_CLOEXEC,
@@ -899,7 +899,7 @@ fn openat2_as_asked(
     };
     let fd = opened(perform(env, &req, base.as_fd(), None)?)?;
     if open.writes() || open.flags & libc::O_TMPFILE == libc::O_TMPFILE {
-        let real = fsops::real_path(&fd)?;
+        let real = safe_open::real_path(&fd)?;
         if let Some(refusal) = judge::judge(&env.guard.protect, &real, Act::Write) {
             return Err(Stop::Refused(real, refusal));
         }

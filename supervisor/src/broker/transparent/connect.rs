@@ -27,12 +27,12 @@ use std::time::Instant;
 
 use sandbox_child::connector::{self, Kind, MAX_ADDR, REQUEST_SIZE};
 
+use super::caller::{take_descriptor, Target, Unreadable};
 use super::context::Context;
 use super::stacked;
-use super::target::{take_descriptor, Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
-use crate::broker::fsops::{self, Lookup};
 use crate::broker::guard;
+use crate::broker::safe_open::{self, Lookup};
 
 /// What to do with one `connect`.
 enum Plan {
@@ -194,7 +194,7 @@ fn plan(
         reason,
         latency_us: started.elapsed().as_micros() as u64,
     };
-    let found = match fsops::lookup(&absolute) {
+    let found = match safe_open::lookup(&absolute) {
         Ok(Lookup::Found(found)) => found,
         Ok(Lookup::Missing(_)) => return Ok(Plan::Refuse(libc::ENOENT, None)),
         Err(e) => return Ok(Plan::Refuse(e.raw_os_error().unwrap_or(libc::EACCES), None)),

@@ -13,11 +13,11 @@ use std::time::Instant;
 use proto::{Access, OpenFlags, ResponseBody};
 
 use super::call::{self, OpenCall};
+use super::caller::{Target, Unreadable};
 use super::context::Context;
 use super::names;
 use super::notif::{Listener, Notif};
 use super::stacked;
-use super::target::{Target, Unreadable};
 use super::threads::{outside_the_sandbox, Threads};
 use super::view::SandboxView;
 use crate::audit::Op;

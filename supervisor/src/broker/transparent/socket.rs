@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::caller::Target;
 use super::context::Context;
-use super::target::Target;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 
 /// The errno of every refused socket: "Network is unreachable", what the

@@ -33,9 +33,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::target::{Target, Unreadable};
+use super::caller::{Target, Unreadable};
 use super::view::SandboxView;
-use crate::broker::fsops;
+use crate::broker::safe_open;
 
 /// Past this many entries the memory is emptied (threads that exit leave
 /// theirs behind until the next `clone`).
@@ -183,8 +183,8 @@ pub(super) fn outside_the_sandbox(
             }
         };
         let lexical = match &base {
-            None => fsops::lexical(&[asked]),
-            Some(base) => fsops::lexical(&[base, asked]),
+            None => safe_open::lexical(&[asked]),
+            Some(base) => safe_open::lexical(&[base, asked]),
         };
         // The program's own /proc is the kernel's to show it: looked up
         // here, /proc/self would be the supervisor.
