@@ -157,7 +157,7 @@ pub fn record(
         path_asked: PathBuf::from(OsStr::from_bytes(ask.path)),
         path_opened: outcome.opened.take(),
         access: ask.access.into(),
-        flags: ask.flags.into(),
+        flags: ask.flags,
         decision,
         by: outcome.by,
         rule: outcome.rule.take(),

@@ -424,7 +424,7 @@ fn refuse(
         path_asked: path.to_path_buf(),
         path_opened: None,
         access: audit::Access::Write,
-        flags: audit::Flags::default(),
+        flags: proto::OpenFlags::default(),
         decision: Decision::Denied,
         by: By::Rule,
         rule: Some(refusal.rule.clone()),

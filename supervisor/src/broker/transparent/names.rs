@@ -502,7 +502,7 @@ fn finish<F>(
             path_asked: real.clone(),
             path_opened: (decision == Decision::Allowed).then_some(real),
             access: audit::Access::Write,
-            flags: audit::Flags::default(),
+            flags: proto::OpenFlags::default(),
             decision,
             by,
             rule,

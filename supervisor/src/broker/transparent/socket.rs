@@ -62,7 +62,7 @@ pub fn refuse(ctx: &Context, target: &Target<'_>, args: [u64; 6]) {
         path_asked: PathBuf::from(ASKED),
         path_opened: None,
         access: audit::Access::Write,
-        flags: audit::Flags::default(),
+        flags: proto::OpenFlags::default(),
         decision: Decision::Denied,
         by: By::Rule,
         rule: Some(RULE.to_owned()),
