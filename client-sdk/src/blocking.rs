@@ -146,6 +146,37 @@ impl Client {
         Ok(start.elapsed())
     }
 
+    /// Registers the sandbox a stacked sluice made (its Landlock
+    /// `ruleset` and resolved `protect` list) with the enclosing session,
+    /// whose guard then makes its program's writes in that sandbox. For
+    /// `sluice run` itself; a program gains nothing by it (see the
+    /// supervisor's `broker/guard/stacked.rs`).
+    #[doc(hidden)]
+    pub fn register_stacked(
+        &mut self,
+        ruleset: BorrowedFd<'_>,
+        protect: Vec<String>,
+    ) -> Result<(), Error> {
+        if let Some(failure) = &self.failed {
+            return Err(failure.error());
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = broker::stacked(id, protect)?;
+        let result = self.round_trip_with(id, &frame, Some(ruleset));
+        let (body, _) = self.settle(result)?;
+        match body {
+            ResponseBody::Allowed { .. } => Ok(()),
+            ResponseBody::Denied { reason, rule } => Err(Error::Denied { reason, rule }),
+            ResponseBody::Error { kind, message } => Err(Error::Broker { kind, message }),
+            _ => Err(ProtocolError::Unexpected {
+                expected: "an answer to a registration",
+                got: "another response",
+            }
+            .into()),
+        }
+    }
+
     /// Sends one request and waits for its response.
     fn call(&mut self, body: RequestBody) -> Result<(ResponseBody, Option<OwnedFd>), Error> {
         if let Some(failure) = &self.failed {
@@ -163,7 +194,16 @@ impl Client {
         id: u64,
         frame: &[u8],
     ) -> Result<(ResponseBody, Option<OwnedFd>), Error> {
-        send_frame(self.conn.as_fd(), frame, None, Blocking::Yes).map_err(broker::socket_error)?;
+        self.round_trip_with(id, frame, None)
+    }
+
+    fn round_trip_with(
+        &mut self,
+        id: u64,
+        frame: &[u8],
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<(ResponseBody, Option<OwnedFd>), Error> {
+        send_frame(self.conn.as_fd(), frame, fd, Blocking::Yes).map_err(broker::socket_error)?;
         let (answer, fd) =
             self.reader
                 .recv(self.conn.as_fd(), Blocking::Yes, |m: &ServerMessage| {

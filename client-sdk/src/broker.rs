@@ -123,6 +123,15 @@ pub(crate) fn request(id: u64, body: RequestBody) -> io::Result<Vec<u8>> {
     encode(&ClientMessage::Request(Request { id, body }))
 }
 
+/// A stacked sluice's registration as one frame (its ruleset travels
+/// with it).
+pub(crate) fn stacked(id: u64, protect: Vec<String>) -> io::Result<Vec<u8>> {
+    encode(&ClientMessage::Stacked(proto::StackedSandbox {
+        id,
+        protect,
+    }))
+}
+
 fn encode(msg: &ClientMessage) -> io::Result<Vec<u8>> {
     frame::encode(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }

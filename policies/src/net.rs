@@ -60,8 +60,13 @@ impl FromStr for NetPolicy {
 }
 
 /// Where the proxy listens in the program's own network namespace
-/// (127.0.0.1): `HTTPS_PROXY=http://127.0.0.1:3128`.
-pub const PROXY_PORT: u16 = 3128;
+/// (127.0.0.1): `HTTPS_PROXY=http://127.0.0.1:31280`. Not 3128, 8080 or
+/// 1080, the ports proxies and the proxy relays of sandboxing tools take by
+/// convention (sandbox-runtime's `socat` listens on 3128 and 1080 inside its
+/// sandbox, which is the program's namespace under the bwrap stand-in), and
+/// below the kernel's ephemeral range (32768 and up), so no connection the
+/// program makes is given it as a local port.
+pub const PROXY_PORT: u16 = 31280;
 
 /// Under `tcp:PORTS` the program may also connect to this port: its names
 /// resolve over TCP (`RES_OPTIONS=use-vc`), since UDP is refused.

@@ -118,5 +118,5 @@ pub mod socket;
 pub use frame::{FrameError, MAX_FRAME_LEN};
 pub use messages::{
     Access, ClientMessage, ErrorKind, OpenFlags, PathBytes, PolicySummary, Request, RequestBody,
-    Response, ResponseBody, ServerMessage, PROTOCOL_VERSION,
+    Response, ResponseBody, ServerMessage, StackedSandbox, PROTOCOL_VERSION,
 };

@@ -43,13 +43,30 @@ pub enum ClientMessage {
     /// could be read by the wrong process. Nothing is answered on the shared
     /// socket; a refused connection is closed.
     Connect,
+    /// A sluice stacked inside the session registers its sandbox, so the
+    /// session's guard can make its program's writes (`supervisor/src/
+    /// broker/guard/stacked.rs`): exactly one descriptor travels with this
+    /// frame, the Landlock ruleset its program was restricted by. Answered
+    /// by a [`Response`] with the same `id`: [`ResponseBody::Allowed`] when
+    /// registered, else [`ResponseBody::Denied`] or [`ResponseBody::Error`].
+    /// Valid only after [`ServerMessage::Welcome`], once per process.
+    Stacked(StackedSandbox),
+}
+
+/// What a stacked sluice registers besides its ruleset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackedSandbox {
+    /// Client-chosen correlation identifier, echoed in the response.
+    pub id: u64,
+    /// Its `[filesystem] protect` list, resolved (`!` before an exception).
+    pub protect: Vec<String>,
 }
 
 impl ClientMessage {
     /// Whether exactly one descriptor travels with this frame: true only for
-    /// [`ClientMessage::Connect`].
+    /// [`ClientMessage::Connect`] and [`ClientMessage::Stacked`].
     pub fn expects_fd(&self) -> bool {
-        matches!(self, ClientMessage::Connect)
+        matches!(self, ClientMessage::Connect | ClientMessage::Stacked(_))
     }
 }
 
@@ -342,6 +359,10 @@ mod tests {
             body: RequestBody::Ping,
         }));
         out.push(ClientMessage::Connect);
+        out.push(ClientMessage::Stacked(StackedSandbox {
+            id: 7,
+            protect: vec!["**/.git/hooks".into(), "!**/.git/hooks/*.sample".into()],
+        }));
         out
     }
 
@@ -421,10 +442,10 @@ mod tests {
     }
 
     #[test]
-    fn only_connect_carries_a_descriptor_to_the_supervisor() {
+    fn only_connect_and_stacked_carry_a_descriptor_to_the_supervisor() {
         for msg in all_client_messages() {
-            let connect = matches!(msg, ClientMessage::Connect);
-            assert_eq!(msg.expects_fd(), connect, "{msg:?}");
+            let with_fd = matches!(msg, ClientMessage::Connect | ClientMessage::Stacked(_));
+            assert_eq!(msg.expects_fd(), with_fd, "{msg:?}");
         }
     }
 

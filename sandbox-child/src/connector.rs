@@ -58,6 +58,17 @@ pub enum Kind {
     Resolved = 1,
 }
 
+/// The request kind that forks a connector restricted further: its
+/// descriptors are the reply socket, the new connector's socket and a
+/// Landlock ruleset, which the new connector restricts itself by
+/// (`landlock_restrict_self`) before it serves. Its domain is then this
+/// one's narrowed by that ruleset: exactly the domain of a program a
+/// sluice stacked in the program's restricted by it (the supervisor's
+/// `broker/guard/stacked.rs`). It answers the reply socket with 0 or the
+/// errno, then serves its socket as this process serves its own. Its
+/// memory is a copy of this process's, shared with nobody.
+pub const RESTRICTED: u8 = 3;
+
 /// Writes a request into `out`; returns its length. `None` if the address
 /// is longer than [`MAX_ADDR`].
 pub fn encode(kind: Kind, addr: &[u8], out: &mut [u8; REQUEST_SIZE]) -> Option<usize> {
@@ -145,6 +156,8 @@ fn serve(socket: c_int) -> ! {
         if data[0] == crate::fsop::KIND {
             // Made here, not in a worker: quick, and answered in order.
             crate::fsop::serve(socket, &data[..n], &fds);
+        } else if data[0] == RESTRICTED && n == 1 && fds.iter().all(|&fd| fd >= 0) {
+            restricted(fds);
         } else if reply >= 0 && sock >= 0 {
             // SAFETY: fork in this single-threaded process; the worker
             // runs raw system calls only and exits.
@@ -164,6 +177,28 @@ fn serve(socket: c_int) -> ! {
                 unsafe { libc::close(fd) };
             }
         }
+    }
+}
+
+/// Forks a connector serving `sock` restricted by `ruleset` ([`RESTRICTED`]),
+/// answering `reply`.
+fn restricted([reply, sock, ruleset]: [c_int; 3]) {
+    // SAFETY: fork in this single-threaded process; the new connector runs
+    // raw system calls only.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let errno = match sys::landlock_restrict_self(ruleset) {
+            Ok(()) => 0,
+            Err(errno) => errno,
+        };
+        let _ = sys::write_all(reply, &errno.to_ne_bytes());
+        if errno != 0 {
+            sys::exit(1);
+        }
+        serve(sock);
+    }
+    if child < 0 {
+        let _ = sys::write_all(reply, &sys::errno().to_ne_bytes());
     }
 }
 

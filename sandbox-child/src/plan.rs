@@ -7,7 +7,7 @@
 //! calls ([`crate::child`]).
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -142,6 +142,13 @@ impl Prepared {
 
     pub fn report_fd(&self) -> RawFd {
         self.report_pipe.as_raw_fd()
+    }
+
+    /// The Landlock ruleset the child restricts itself by, `None` without
+    /// Landlock. Stacked (no PID namespace, no `/dev/shm` of its own) the
+    /// child adds no rule to it: it is the program's whole ruleset.
+    pub fn landlock_ruleset(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.landlock.as_ref().map(AsFd::as_fd)
     }
 
     /// Whether the process limit is to be the PID namespace's `pid_max`.

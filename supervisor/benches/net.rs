@@ -11,6 +11,14 @@
 //! handed), with a recorder that counts records instead of writing them.
 //! Targets: set-up p50 within +0.3 ms of direct; throughput within 10%.
 //!
+//! The streams also go through a bare relay, in the same run: a blocking
+//! thread that moves the bytes with `splice(2)` to a fixed address, no
+//! protocol, no policy, no runtime. It is the ceiling of any relay the
+//! program reaches by TCP (the second connection's cost is the kernel's):
+//! where the proxy matches it, what is left is that second connection.
+//! Each path's CPU cost (all threads, and by party) gives the rate it allows
+//! on this machine's CPUs, which moves far less with the load than the rate.
+//!
 //! `cargo bench -p supervisor --bench net` (SLUICE_BENCH_ITERS for the
 //! set-up samples, SLUICE_BENCH_MIB for the streamed size).
 
@@ -53,6 +61,58 @@ fn parties() -> [Duration; 2] {
         }
     }
     by
+}
+
+/// CPU time of the bare relay's threads, each adding its own at its end
+/// (a thread's `schedstat` goes when it does).
+static BARE_CPU_NS: AtomicU64 = AtomicU64::new(0);
+
+/// A relay with nothing but `splice(2)`: each connection to the returned
+/// port is joined to `127.0.0.1:to`, a blocking thread per direction moving
+/// the bytes through a 1 MiB pipe (as the proxy's relay does). A reference
+/// for the proxy, not a copy of it: it judges, resolves and records nothing.
+fn bare_relay(to: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let server = direct(to);
+            let (c, s) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || splice_all(client, server));
+            std::thread::spawn(move || splice_all(s, c));
+        }
+    });
+    port
+}
+
+fn splice_all(from: TcpStream, to: TcpStream) {
+    use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
+    const CHUNK: usize = 1 << 20;
+    let (out, into) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+    let _ = fcntl(&into, FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
+    let flags = SpliceFFlags::SPLICE_F_MOVE;
+    'all: while let Ok(n @ 1..) = splice(&from, None, &into, None, CHUNK, flags) {
+        let mut left = n;
+        while left > 0 {
+            match splice(&out, None, &to, None, left, flags) {
+                Ok(0) | Err(_) => break 'all,
+                Ok(n) => left -= n,
+            }
+        }
+    }
+    // Counted before the shutdown, which the client's acknowledgement follows.
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD).unwrap();
+    let us = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    BARE_CPU_NS.fetch_add(
+        (us(u.user_time()) + us(u.system_time())) * 1000,
+        Ordering::Relaxed,
+    );
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+fn bare_cpu() -> Duration {
+    Duration::from_nanos(BARE_CPU_NS.load(Ordering::Relaxed))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -192,59 +252,71 @@ fn main() {
     );
 
     let bytes = mib * 1024 * 1024;
-    let (mut plain, mut proxied) = (Vec::new(), Vec::new());
-    let (mut plain_cpu, mut proxied_cpu) = (Vec::new(), Vec::new());
-    // Each party's CPU time over the proxied runs: client, proxy, server.
-    let mut party = [Duration::ZERO; 3];
-    let mut direct_client = Duration::ZERO;
+    let bare = bare_relay(port);
+    // Per path (direct, proxied, bare relay): wall and CPU time per run.
+    let (mut wall, mut cpu_times) = ([(); 3].map(|_| Vec::new()), [(); 3].map(|_| Vec::new()));
+    // CPU time by party over all runs: client, relay (proxy or bare), server.
+    let mut party = [[Duration::ZERO; 3]; 3];
     for _ in 0..5 {
-        let (t, c, p) = (Instant::now(), cpu(), parties());
-        stream(direct(port), bytes);
-        plain.push(t.elapsed());
-        plain_cpu.push(cpu() - c);
-        direct_client += parties()[0] - p[0];
-        let (t, c, p) = (Instant::now(), cpu(), parties());
-        stream(through_proxy(proxy_port, port), bytes);
-        proxied.push(t.elapsed());
-        let (all, q) = (cpu() - c, parties());
-        proxied_cpu.push(all);
-        let (client, proxying) = (q[0] - p[0], q[1] - p[1]);
-        party[0] += client;
-        party[1] += proxying;
-        party[2] += all.saturating_sub(client + proxying);
+        for path in 0..3 {
+            let (t, c, p, b) = (Instant::now(), cpu(), parties(), bare_cpu());
+            let s = match path {
+                0 => direct(port),
+                1 => through_proxy(proxy_port, port),
+                _ => direct(bare),
+            };
+            stream(s, bytes);
+            wall[path].push(t.elapsed());
+            let (all, q) = (cpu() - c, parties());
+            cpu_times[path].push(all);
+            let client = q[0] - p[0];
+            let relaying = match path {
+                0 => Duration::ZERO,
+                1 => q[1] - p[1],
+                _ => bare_cpu() - b,
+            };
+            party[path][0] += client;
+            party[path][1] += relaying;
+            party[path][2] += all.saturating_sub(client + relaying);
+        }
     }
-    plain_cpu.sort();
-    proxied_cpu.sort();
-    plain.sort();
-    proxied.sort();
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
     let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / (1024.0 * 1024.0);
-    let (p, q) = (rate(plain[2]), rate(proxied[2]));
-    println!("stream {mib} MiB, direct   median {p:>8.0} MiB/s");
-    println!(
-        "stream {mib} MiB, proxied  median {q:>8.0} MiB/s  ({:.0}% of direct)",
-        q / p * 100.0
-    );
-    // CPU seconds per GiB moved, all parties together: what the proxy adds
+    // CPU seconds per GiB moved, all parties together: what a relay adds
     // whatever else the machine is doing.
     let per_gib = |d: Duration| d.as_secs_f64() / (bytes as f64 / (1u64 << 30) as f64);
-    let (p, q) = (per_gib(plain_cpu[2]), per_gib(proxied_cpu[2]));
-    println!("stream {mib} MiB, direct   median {p:>8.3} CPU s/GiB");
-    println!(
-        "stream {mib} MiB, proxied  median {q:>8.3} CPU s/GiB  (+{:.0}%)",
-        (q / p - 1.0) * 100.0
-    );
     let all = 5.0 * bytes as f64 / (1u64 << 30) as f64;
-    let [client, proxying, serving] = party.map(|d| d.as_secs_f64() / all);
-    let direct_client = direct_client.as_secs_f64() / all;
-    let direct_server = plain_cpu.iter().sum::<Duration>().as_secs_f64() / all - direct_client;
-    println!(
-        "stream {mib} MiB, direct   CPU s/GiB by party: client {direct_client:.3}, \
-         server {direct_server:.3}"
-    );
-    println!(
-        "stream {mib} MiB, proxied  CPU s/GiB by party: client {client:.3}, \
-         proxy {proxying:.3}, server {serving:.3}"
-    );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (mut direct_rate, mut direct_bound) = (0.0, 0.0);
+    for (path, name) in ["direct", "proxied", "bare relay"].iter().enumerate() {
+        let (r, c) = (
+            rate(median(&mut wall[path])),
+            per_gib(median(&mut cpu_times[path])),
+        );
+        let [client, relaying, serving] = party[path].map(|d| d.as_secs_f64() / all);
+        // The rate the CPU cost allows (MiB/s): every CPU busy with this
+        // stream alone, and no faster than its busiest party: it moves far
+        // less with the machine's load than the rate.
+        let bound = (cpus / c).min(1.0 / client.max(relaying).max(serving)) * 1024.0;
+        if path == 0 {
+            (direct_rate, direct_bound) = (r, bound);
+        }
+        let by = if path == 0 {
+            format!("client {client:.3}, server {serving:.3}")
+        } else {
+            format!("client {client:.3}, relay {relaying:.3}, server {serving:.3}")
+        };
+        println!(
+            "stream {mib} MiB, {name:<10} median {r:>6.0} MiB/s ({:>3.0}% of direct); \
+             {c:.3} CPU s/GiB ({by}): at most {bound:.0} MiB/s on {cpus} CPUs \
+             ({:.0}% of direct's)",
+            r / direct_rate * 100.0,
+            bound / direct_bound * 100.0
+        );
+    }
     proxy.stop();
     println!("({} connections recorded)", records.load(Ordering::Relaxed));
 }

@@ -151,6 +151,9 @@ pub struct Launch {
     /// The hosts mode, stacked: where this session's proxy listens in the
     /// enclosing network (`sandbox_child::LaunchContext::stacked_proxy`).
     pub stacked_proxy: Option<u16>,
+    /// Stacked: registers the program's Landlock ruleset with the outer
+    /// session before the child is forked (`broker::outer::Registrar`).
+    pub register: Option<crate::broker::outer::Registrar>,
 }
 
 /// A child that passed every required step and exec'd the program.
@@ -219,6 +222,9 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let (mut plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
     refuse_if_blocked(&report, launch.nested)?;
+    if let Some(registrar) = launch.register {
+        registrar.register(plan.landlock_ruleset());
+    }
     crate::phase::mark("sandbox prepared");
     let mounts = plan.mount_targets();
     // The child inherits these; a process under more than the program's

@@ -308,6 +308,10 @@ text_enum!(
         /// Remove a name, a directory (transparent brokering).
         Unlink = "unlink",
         Rmdir = "rmdir",
+        /// A sluice stacked inside registers its sandbox (the guard makes
+        /// its program's writes there; `broker::guard::stacked`). The path
+        /// is the registering process's executable.
+        RegisterStacked = "register-stacked",
     }
 );
 

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::handler::{self, Requester};
 use super::peer::Peer;
 use super::{Shared, MAX_IN_FLIGHT_PER_CONNECTION};
+use crate::audit::{Access, By, Decision, DecisionRecord, Op, Via};
 
 /// The id of an error response to a frame that could not be decoded (and so
 /// has no id of its own).
@@ -95,6 +96,16 @@ pub async fn run(
         };
         let req = match received {
             Ok((ClientMessage::Request(req), _)) => req,
+            Ok((ClientMessage::Stacked(stacked), ruleset)) => {
+                let body = register_stacked(&shared, &peer, &client, &stacked, ruleset);
+                if send(&sock, &response(stacked.id, body), None)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
             Ok((other, _)) => {
                 let what = match other {
                     ClientMessage::Hello { .. } => "Hello after the handshake",
@@ -147,6 +158,57 @@ pub async fn run(
             serve_request(&sock, &shared, &peer, &client, req).await;
             drop((mine, all));
         });
+    }
+}
+
+/// Registers a stacked sluice's sandbox with the guard, records it when
+/// this session guards, and answers.
+fn register_stacked(
+    shared: &Shared,
+    peer: &Peer,
+    client: &str,
+    stacked: &proto::StackedSandbox,
+    ruleset: Option<OwnedFd>,
+) -> ResponseBody {
+    let started = std::time::Instant::now();
+    let registered = shared.stacked.register(peer, &stacked.protect, ruleset);
+    tracing::info!(
+        pid = peer.pid,
+        ?registered,
+        "broker: a stacked sandbox's registration"
+    );
+    if shared.stacked.guards() {
+        let (decision, reason) = match &registered {
+            Ok(()) => (
+                Decision::Allowed,
+                "its program's writes are made in its sandbox".to_owned(),
+            ),
+            // Not a policy refusal: no flag lifts it.
+            Err(why) => (Decision::Error, why.clone()),
+        };
+        let record = DecisionRecord {
+            pid: peer.pid as u32,
+            exe: peer.exe.clone(),
+            client: client.to_owned(),
+            via: Via::Sdk,
+            request_id: stacked.id,
+            op: Op::RegisterStacked,
+            path_asked: peer.exe.clone().unwrap_or_default(),
+            path_opened: None,
+            access: Access::Write,
+            flags: proto::OpenFlags::default(),
+            decision,
+            by: By::Rule,
+            rule: None,
+            reason: Some(reason),
+            latency_us: started.elapsed().as_micros() as u64,
+        };
+        // The answer stands without its record (`record` says why).
+        let _ = shared.record(&record);
+    }
+    match registered {
+        Ok(()) => ResponseBody::Allowed { rule: None },
+        Err(reason) => ResponseBody::Denied { reason, rule: None },
     }
 }
 

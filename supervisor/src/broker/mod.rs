@@ -85,6 +85,9 @@ pub struct Shared {
     /// made by a process under more comes from a sandbox inside the
     /// program's, and is refused (`None`: nothing is refused so).
     pub filters_at_exec: Option<u32>,
+    /// The sluice sessions stacked inside this one that registered their
+    /// sandbox, whose programs' writes the guard makes there.
+    pub stacked: guard::stacked::Registry,
 }
 
 impl Shared {
@@ -120,6 +123,7 @@ impl Shared {
             sandbox: None,
             outer: None,
             filters_at_exec: None,
+            stacked: guard::stacked::Registry::default(),
         }
     }
 
@@ -232,6 +236,8 @@ impl Broker {
         }
         self.runtime
             .shutdown_timeout(std::time::Duration::from_secs(1));
+        // Their restricted connectors exit as their sockets close.
+        self.shared.stacked.clear();
         // The runtime, the listeners and every connection are closed now:
         // one descriptor per listener fewer than at start, unless one leaked.
         let now = open_descriptors();

@@ -28,15 +28,16 @@
 //! reason `served by the outer session's broker`.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use client_sdk::{Client, Error, OpenOptions};
-use policies::Verdict;
+use policies::{Protect, Verdict};
 use proto::{ErrorKind, ResponseBody};
 
 use super::decide::{ask_person, judge, Ask, Asker, Outcome, Pending};
+use super::guard::stacked::NOT_GUARDING;
 use super::safe_open;
 use super::Shared;
 use crate::audit::By;
@@ -73,6 +74,66 @@ impl OuterBroker {
     fn connection(&self) -> Result<Client, Error> {
         let base = self.base.lock().unwrap_or_else(|p| p.into_inner());
         base.try_clone()
+    }
+
+    /// What registers this session's sandbox with the outer session before
+    /// the child is forked (`guard/stacked.rs` there), so that an outer
+    /// guard makes its program's writes in it; `None` (and a warning)
+    /// without a connection.
+    pub fn registrar(&self, protect: &Protect) -> Option<Registrar> {
+        let protect = (protect.rules().iter())
+            .map(|r| match r.except {
+                true => format!("!{}", r.resolved),
+                false => r.resolved.clone(),
+            })
+            .collect();
+        match self.connection() {
+            Ok(client) => Some(Registrar { client, protect }),
+            Err(e) => {
+                tracing::warn!("stacked: the outer session's broker is out of reach: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// A registration of this session's sandbox, ready to send.
+pub struct Registrar {
+    client: Client,
+    protect: Vec<String>,
+}
+
+impl Registrar {
+    /// Registers `ruleset` (the program's, `None` without Landlock) and
+    /// the `protect` list. A refusal is not fatal: the outer session then
+    /// refuses the program's writes if it guards, as without registering.
+    pub fn register(mut self, ruleset: Option<BorrowedFd<'_>>) {
+        let Some(ruleset) = ruleset else {
+            tracing::warn!(
+                "stacked: no Landlock ruleset to register with the outer session: \
+                 if it guards, the program cannot write"
+            );
+            return;
+        };
+        let protects = self.protect.iter().any(|p| !p.starts_with('!'));
+        match self.client.register_stacked(ruleset, self.protect) {
+            Ok(()) => tracing::debug!("stacked: registered with the outer session"),
+            // No guard outside, and none can be installed here (the outer
+            // sandbox refuses listeners): nothing judges this list.
+            Err(Error::Denied { reason, .. })
+                if reason == NOT_GUARDING
+                    && protects
+                    && !crate::commands::bwrap::stand_in::quiet() =>
+            {
+                eprintln!(
+                    "sluice: warning: [filesystem] protect is not applied: the enclosing \
+                     sluice session does not guard writes (its policy has no protect list), \
+                     and a stacked session cannot guard its own; the program can write what \
+                     the list names wherever both sandboxes allow"
+                );
+            }
+            Err(e) => tracing::debug!("stacked: not registered with the outer session: {e}"),
+        }
     }
 }
 

@@ -67,6 +67,11 @@ impl Peer {
         }
     }
 
+    /// A pidfd of the peer, when the kernel gave one.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(AsFd::as_fd)
+    }
+
     fn proc_link(&self, name: &str) -> io::Result<PathBuf> {
         let link = std::fs::read_link(format!("/proc/{}/{name}", self.pid))?;
         self.check_alive()?;

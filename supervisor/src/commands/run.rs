@@ -462,6 +462,12 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     };
     supervise::prepare_supervisor().context("preparing the supervisor")?;
     phase::mark("cgroup, terminal");
+    // Stacked: the outer session's broker, with which this sandbox is
+    // registered before the child is forked (its guard makes the writes).
+    let outer = s.outer.as_ref().and_then(|_| OuterBroker::from_env(&s.id));
+    let register = outer
+        .as_ref()
+        .and_then(|o| o.registrar(&s.policy.filesystem.protect));
     let spawned = launch::spawn(
         &s.policy,
         Launch {
@@ -492,6 +498,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
                     && (!s.policy.filesystem.protect.is_empty()
                         || matches!(s.policy.network, NetPolicy::None))),
             stacked_proxy: stacked_port,
+            register,
         },
     )?;
     let start = StartRecord {
@@ -538,10 +545,17 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         protected,
     )
     .with_sandbox_view(spawned.view);
-    if s.outer.is_some() {
-        shared.outer = OuterBroker::from_env(&s.id);
-    }
+    shared.outer = outer;
     shared.filters_at_exec = Some(spawned.filters_at_exec);
+    // A sluice stacked inside registers its sandbox; the guard's connector
+    // forks one restricted by it (`broker::guard::stacked`).
+    if let Some(connector) = (spawned.transparent.as_ref()).and_then(|p| p.connector.as_ref()) {
+        shared.stacked.set_connector(
+            connector
+                .try_clone()
+                .context("copying the connector's socket")?,
+        );
+    }
     let shared = Arc::new(shared);
     // The guard judged every write during the session (`broker::guard`).
     let guarded = spawned.transparent.is_some();

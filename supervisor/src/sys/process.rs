@@ -1,7 +1,18 @@
 //! Processes by pidfd.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// `pidfd_open(2)` of `pid` (`flags`: `PIDFD_THREAD` for a thread).
+pub fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes integers and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
 
 /// `pidfd_send_signal(2)` of `signal` (0: only whether the process still
 /// exists) to the process `pidfd` refers to.

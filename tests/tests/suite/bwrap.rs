@@ -4,9 +4,8 @@
 //! cannot give.
 //!
 //! The outer session's policy writes the workspace, reaches the network and
-//! guards nothing (a stacked program cannot write under an outer guard,
-//! see ARCHITECTURE.md, *Nesting*), so what a command cannot do under the
-//! stand-in is what its bwrap arguments withheld. Real bubblewrap, outside
+//! guards nothing (under an outer guard, see `nesting_guard.rs`), so what a
+//! command cannot do under the stand-in is what its bwrap arguments withheld. Real bubblewrap, outside
 //! sluice, runs the same command lines as controls.
 
 use std::fs;
@@ -156,12 +155,12 @@ fn unshare_net_cuts_the_network_and_without_it_the_outer_network_is_kept() {
     }
 }
 
-/// Listens on the first port and connects to it, binds the second, and
-/// connects to sluice's own proxy port (3128 in the hosts mode): one line
+/// Listens on the first port and connects to it, binds the second and the
+/// third, and connects to sluice's own proxy port (the fourth): one line
 /// each, OK or REFUSED.
 const LOOPBACK_SCRIPT: &str = r#"
 import socket, sys
-own, other = int(sys.argv[1]), int(sys.argv[2])
+own, other, http, sluice = (int(a) for a in sys.argv[1:5])
 def tell(what, step):
     try:
         step()
@@ -176,7 +175,8 @@ def listen():
 tell("bind-own", listen)
 tell("connect-own", lambda: socket.create_connection(("127.0.0.1", own), timeout=10))
 tell("bind-other", lambda: socket.socket().bind(("127.0.0.1", other)))
-tell("connect-3128", lambda: socket.create_connection(("127.0.0.1", 3128), timeout=10))
+tell("bind-http", lambda: socket.socket().bind(("127.0.0.1", http)))
+tell("connect-sluice", lambda: socket.create_connection(("127.0.0.1", sluice), timeout=10))
 "#;
 
 /// sandbox-runtime's relays: under `--unshare-net`, the loopback ports its
@@ -196,37 +196,53 @@ fn a_proxy_relay_on_loopback_works_only_where_loopback_is_all_there_is() {
     let all = fx.write_policy("outer.toml", OUTER);
     let script = fx.ws("loopback.py");
     fs::write(&script, LOOPBACK_SCRIPT).unwrap();
-    let run = |policy: &str, proxy: Option<&str>| {
+    let sluice = super::net_hosts::PROXY_PORT.to_string();
+    let run = |policy: &str, proxy: Option<&str>, http: &str| {
         let mut program: Vec<&str> = vec!["bwrap"];
         program.extend(v.iter().map(String::as_str));
+        let http_url = format!("http://u:p@localhost:{http}");
         if let Some(url) = proxy {
-            // As sandbox-runtime: SOCKS on a port of its own, HTTP on 3128,
-            // which sluice's proxy holds in the hosts mode.
+            // As sandbox-runtime: SOCKS on a port of its own, HTTP on 3128.
             program.extend(["--setenv", "ALL_PROXY", url]);
-            program.extend(["--setenv", "HTTP_PROXY", "http://u:p@localhost:3128"]);
+            program.extend(["--setenv", "HTTP_PROXY", &http_url]);
         }
-        program.extend(["--", "/usr/bin/python3", &script, "18080", "18081"]);
+        program.extend([
+            "--",
+            "/usr/bin/python3",
+            &script,
+            "18080",
+            "18081",
+            http,
+            &sluice,
+        ]);
         let out = execute(fx.sluice_command(&["--policy", policy], &program));
         out.assert_code(0);
         out
     };
     let proxy = Some("socks5h://srt.a:b@localhost:18080");
-    let out = run(&hosts, proxy);
+    let out = run(&hosts, proxy, "3128");
     for line in [
         "bind-own OK",
         "connect-own OK",
         "bind-other REFUSED",
-        "connect-3128 REFUSED",
+        "bind-http OK",
+        "connect-sluice REFUSED",
     ] {
         assert!(out.stdout.contains(line), "{line}\n{out}");
     }
-    out.assert_stderr_says("proxy port 3128 on loopback cannot be its own");
+    assert!(!out.stderr.contains("proxy port"), "{out}");
+    // A relay on sluice's own proxy port is refused that port, and told.
+    let taken = run(&hosts, proxy, &sluice);
+    assert!(taken.stdout.contains("bind-http REFUSED"), "{taken}");
+    taken.assert_stderr_says(&format!(
+        "proxy port {sluice} on loopback cannot be its own"
+    ));
     // Controls: without the variables, and with a real network outside, the
     // command has no network at all; the proxy sluice's hosts mode names in
     // the caller's environment is the caller's, not a relay of the command.
-    let without = run(&hosts, None);
+    let without = run(&hosts, None, "3128");
     assert!(!without.stderr.contains("proxy port"), "{without}");
-    for out in [without, run(&all, proxy)] {
+    for out in [without, run(&all, proxy, "3128")] {
         assert!(out.stdout.contains("bind-own REFUSED"), "{out}");
         assert!(!out.stdout.contains(" OK"), "{out}");
     }

@@ -20,6 +20,7 @@ mod escape_secrets;
 mod explain;
 mod kernel;
 mod nesting;
+mod nesting_guard;
 mod net_ask;
 mod net_hosts;
 mod net_none;

@@ -700,7 +700,6 @@ fn under_a_transparent_session_a_thread_with_a_filter_of_its_own_is_served_nothi
 /// sandbox's layers do). Control: the outer program alone is served.
 #[test]
 fn as_a_user_a_stacked_sandbox_under_a_transparent_session_writes_nothing_outside() {
-    use std::process::{Command, Stdio};
     const NOBODY: u32 = 65534;
     let fx = Fixture::new(PROBE);
     // Sessions go under a TMPDIR of the user's own.
@@ -709,22 +708,7 @@ fn as_a_user_a_stacked_sandbox_under_a_transparent_session_writes_nothing_outsid
     let sluice = sluice_bin();
     let sluice = sluice.to_str().unwrap();
     let probe = fx.probe_path();
-    let as_nobody = |program: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args([sluice, "run"])
-            .args(TRANSPARENT_ALLOW)
-            .arg("--")
-            .args(program)
-            .current_dir(&fx.ws_dir)
-            .env("HOME", &fx.home_dir)
-            .env("TMPDIR", fx.home("tmp"))
-            .env("XDG_STATE_HOME", fx.home("state"))
-            .env("XDG_CONFIG_HOME", fx.home("config"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        execute(cmd)
-    };
+    let as_nobody = |program: &[&str]| as_nobody(&fx, &TRANSPARENT_ALLOW, program);
     as_nobody(&[&probe, "write", &fx.home("outer.txt")]).assert_ok();
     assert!(Path::new(&fx.home("outer.txt")).exists());
     let inner = [sluice, "run", "--policy", "readonly", "--"];
@@ -743,4 +727,26 @@ fn as_a_user_a_stacked_sandbox_under_a_transparent_session_writes_nothing_outsid
     assert!(!Path::new(&fx.home("d")).exists());
     // Control: what both allow.
     attack(&["read", &fx.ws("README.md")]).assert_ok();
+}
+
+/// `sluice run SLUICE_ARGS -- PROGRAM...` as user 65534 from the workspace,
+/// sessions under the fixture's `home/tmp` (made, and the fixture given to
+/// that user, by the caller).
+pub(super) fn as_nobody(fx: &Fixture, sluice_args: &[&str], program: &[&str]) -> Outcome {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(sluice_bin())
+        .arg("run")
+        .args(sluice_args)
+        .arg("--")
+        .args(program)
+        .current_dir(&fx.ws_dir)
+        .env("HOME", &fx.home_dir)
+        .env("TMPDIR", fx.home("tmp"))
+        .env("XDG_STATE_HOME", fx.home("state"))
+        .env("XDG_CONFIG_HOME", fx.home("config"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    execute(cmd)
 }

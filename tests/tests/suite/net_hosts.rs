@@ -29,7 +29,7 @@ pub(super) const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 pub(super) const PYTHON: &str = "/usr/bin/python3";
 pub(super) const BODY: &str = "hello-from-the-host-server\n";
 /// The proxy's port in the program's own network (`policies::PROXY_PORT`).
-pub(super) const PROXY_PORT: u16 = 3128;
+pub(super) const PROXY_PORT: u16 = 31280;
 /// Names the test resolver maps to 127.0.0.1.
 pub(super) const NAMES: &str = "allowed.test other.test api.wild.test";
 

@@ -37,6 +37,7 @@
 mod attrs;
 mod gitconfig;
 mod judge;
+pub mod stacked;
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -90,10 +91,21 @@ impl Guard {
 }
 
 /// What the reader needs to serve a guarded call.
+#[derive(Clone, Copy)]
 pub struct Env<'a> {
     pub guard: &'a Guard,
     pub shared: &'a super::Shared,
     pub connector: Option<&'a OwnedFd>,
+    /// A stacked sluice's `protect` list, judged too, for a call of its
+    /// program ([`stacked`]); `None` for the program's own calls.
+    pub stacked: Option<&'a Protect>,
+}
+
+impl Env<'_> {
+    /// The `protect` lists a call is judged by.
+    fn lists(&self) -> impl Iterator<Item = &Protect> {
+        std::iter::once(&self.guard.protect).chain(self.stacked)
+    }
 }
 
 /// A guarded call, decoded (paths not yet read).
@@ -545,14 +557,14 @@ fn check(env: &Env<'_>, place: &Place, act: Act) -> Result<(), Stop> {
 fn check_region(env: &Env<'_>, src: Option<&Place>, dst: &Place) -> Result<(), Stop> {
     let path = dst.path();
     let from = src.map(Place::path);
-    match judge::judge_region(&env.guard.protect, from.as_deref(), &path) {
+    match (env.lists()).find_map(|list| judge::judge_region(list, from.as_deref(), &path)) {
         Some(refusal) => Err(Stop::Refused(path, refusal)),
         None => Ok(()),
     }
 }
 
 fn check_path(env: &Env<'_>, path: PathBuf, act: Act) -> Result<(), Stop> {
-    match judge::judge(&env.guard.protect, &path, act) {
+    match (env.lists()).find_map(|list| judge::judge(list, &path, act)) {
         Some(refusal) => Err(Stop::Refused(path, refusal)),
         None => Ok(()),
     }
@@ -564,11 +576,22 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
         return Err(Stop::Errno(libc::EPERM));
     };
     if crate::broker::transparent::stacked::is_stacked(status.filters, env.guard.filters_at_exec) {
-        // A program that sandboxed itself further (a sluice stacked
-        // inside, or its own Landlock or seccomp): the connector, in the
-        // outer sandbox, would make its calls without its own
-        // restrictions, and `CONTINUE` would let it race the check.
+        // A stacked sluice's program: made by a connector in its sandbox,
+        // judged by its `protect` list too.
+        let registrant = env.shared.stacked.find(target.tid, &status);
         target.valid()?;
+        if let Some(registrant) = &registrant {
+            let env = Env {
+                connector: Some(&registrant.connector),
+                stacked: Some(&registrant.protect),
+                ..*env
+            };
+            return carry_out_as(&env, target, call, umask);
+        }
+        // A program that sandboxed itself further otherwise (its own
+        // Landlock or seccomp, a sandbox inside a stacked sluice): the
+        // connector, in the outer sandbox, would make its calls without
+        // its own restrictions, and `CONTINUE` would let it race the check.
         let first = env
             .guard
             .told
@@ -578,13 +601,24 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
         if first {
             eprint!(
                 "sluice: refused a write from a process that sandboxed itself further \
-                 (pid {}): the guard cannot make it in that sandbox. Run it outside \
-                 sluice, or without [filesystem] protect.\r\n",
+                 (pid {}): the guard cannot make it in that sandbox (only in a sluice \
+                 stacked directly inside this one). Run it outside sluice, or without \
+                 [filesystem] protect.\r\n",
                 target.tid
             );
         }
         return Err(Stop::Errno(libc::EPERM));
     }
+    carry_out_as(env, target, call, umask)
+}
+
+/// [`carry_out`] once it is known whose sandbox the call is made in.
+fn carry_out_as(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    call: &Call,
+    umask: u32,
+) -> Result<Answer, Stop> {
     let root = env.guard.root(target)?;
     match *call {
         Call::Open(open) => open_or_mkdir(env, target, root, open, umask),
@@ -899,10 +933,7 @@ fn openat2_as_asked(
     };
     let fd = opened(perform(env, &req, base.as_fd(), None)?)?;
     if open.writes() || open.flags & libc::O_TMPFILE == libc::O_TMPFILE {
-        let real = safe_open::real_path(&fd)?;
-        if let Some(refusal) = judge::judge(&env.guard.protect, &real, Act::Write) {
-            return Err(Stop::Refused(real, refusal));
-        }
+        check_path(env, safe_open::real_path(&fd)?, Act::Write)?;
     }
     Ok(Answer::Descriptor(fd, open.cloexec()))
 }

@@ -186,6 +186,8 @@ pub struct Status {
     pub umask: Option<u32>,
     /// `Seccomp_filters:` (Linux 5.9+, older than transparent brokering).
     pub filters: u32,
+    /// `PPid:`: the thread group's parent (0 where there is none in view).
+    pub ppid: libc::pid_t,
 }
 
 impl Status {
@@ -195,7 +197,14 @@ impl Status {
         let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name));
         let umask = field("Umask:").and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
         let filters = field("Seccomp_filters:")?.trim().parse().ok()?;
-        Some(Status { umask, filters })
+        let ppid = field("PPid:")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Some(Status {
+            umask,
+            filters,
+            ppid,
+        })
     }
 }
 
@@ -227,13 +236,7 @@ fn page_size() -> usize {
 
 /// The supervisor's own copy of the thread's descriptor `fd`.
 pub(crate) fn take_descriptor(tid: libc::pid_t, fd: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes integers and returns a new descriptor.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
-    if pidfd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor, owned by nothing else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let pidfd = crate::sys::process::pidfd_open(tid, PIDFD_THREAD)?;
     // SAFETY: pidfd_getfd takes integers and returns a new descriptor.
     let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
     if got < 0 {
@@ -312,12 +315,13 @@ mod tests {
 
     #[test]
     fn status_gives_the_umask_and_the_filter_count_or_nothing() {
-        let text = "Name:\tcat\nUmask:\t0022\nSeccomp:\t2\nSeccomp_filters:\t3\n";
+        let text = "Name:\tcat\nUmask:\t0022\nPPid:\t41\nSeccomp:\t2\nSeccomp_filters:\t3\n";
         assert_eq!(
             Status::parse(text),
             Some(Status {
                 umask: Some(0o022),
-                filters: 3
+                filters: 3,
+                ppid: 41,
             })
         );
         // No count, or a count that is not a number: unusable.

@@ -543,6 +543,7 @@ fn serve_in_sandbox(ctx: &Context, target: &Target<'_>, call: guard::Call) {
         guard: &ctx.guard,
         shared: &ctx.shared,
         connector: ctx.connector.as_ref(),
+        stacked: None,
     };
     guard::serve(&env, target, call);
 }

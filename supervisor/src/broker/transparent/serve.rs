@@ -112,6 +112,7 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
         guard: &ctx.guard,
         shared: &ctx.shared,
         connector: ctx.connector.as_ref(),
+        stacked: None,
     };
     if let Some(call) = guard::Call::decode_naming(&notif.data) {
         if let (true, Some(via)) = (ctx.brokering, names::rename_via(nr)) {

@@ -96,7 +96,7 @@ fn die_with_parent() -> Result<()> {
 /// so the command may listen on and connect to those ports only where the
 /// enclosing network namespace holds nothing but loopback (the outer
 /// session in the hosts mode): there a port reaches nothing else. A port
-/// already taken there (sluice's own proxy holds 3128 in the hosts mode)
+/// already taken there (sluice's own proxy holds 31280 in the hosts mode)
 /// or one the enclosing sandbox does not let us bind is not granted, and
 /// said. Elsewhere the command has no network, as asked.
 fn relay_ports(r: &Request) -> Vec<u16> {

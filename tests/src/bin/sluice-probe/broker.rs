@@ -631,3 +631,75 @@ pub(crate) fn parallel(marks: &str, paths: &[&str]) -> Step {
         count("other")
     ))
 }
+
+/// Registers with the session's broker as a stacked sluice does, but with a
+/// ruleset of its own choosing (`weak`: it handles only execution, so it
+/// takes away no write), no `protect` list; `twice` registers again,
+/// `not-ruleset` sends a pipe instead. Then forks: the steps after this one
+/// run in the child (a descendant of the registrant, as a stacked program
+/// is), and this process exits with the child's status.
+pub(crate) fn register_stacked(how: &str) -> Step {
+    let ruleset = match how {
+        "weak" | "twice" => weak_ruleset()?,
+        "not-ruleset" => {
+            let mut fds = [0; 2];
+            // SAFETY: pipe writes two new descriptors into `fds`.
+            if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+                return Err(Fail::Error(io::Error::last_os_error().to_string()));
+            }
+            // SAFETY: new descriptors, owned by nothing else.
+            unsafe {
+                drop(std::os::fd::OwnedFd::from_raw_fd(fds[1]));
+                std::os::fd::OwnedFd::from_raw_fd(fds[0])
+            }
+        }
+        _ => return Err(usage("register-stacked weak|twice|not-ruleset")),
+    };
+    let mut client = connect()?;
+    use std::os::fd::AsFd;
+    let times = if how == "twice" { 2 } else { 1 };
+    for _ in 0..times {
+        client
+            .register_stacked(ruleset.as_fd(), Vec::new())
+            .map_err(|e| classify("register a stacked sandbox", &e))?;
+    }
+    // SAFETY: the probe is single-threaded here (no broker thread runs:
+    // the blocking client); the child goes on with the next steps.
+    match unsafe { libc::fork() } {
+        0 => Ok("registered; the next steps run in a child".to_owned()),
+        pid if pid > 0 => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            std::process::exit(if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                9
+            });
+        }
+        _ => Err(Fail::Error(io::Error::last_os_error().to_string())),
+    }
+}
+
+/// A Landlock ruleset that handles only `LANDLOCK_ACCESS_FS_EXECUTE`.
+fn weak_ruleset() -> Result<std::os::fd::OwnedFd, Fail> {
+    let handled_access_fs: u64 = 1;
+    // SAFETY: the attribute is the first field of `struct
+    // landlock_ruleset_attr` (8 bytes), alive for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &handled_access_fs as *const u64,
+            std::mem::size_of::<u64>(),
+            0u32,
+        )
+    };
+    if fd < 0 {
+        return Err(Fail::Error(format!(
+            "landlock_create_ruleset: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: a new descriptor, owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}

@@ -53,6 +53,9 @@
 //!   `broker-query`, `broker-race`, `broker-race-write`, `broker-openat`,
 //!   `broker-meta`, `broker-flood`, `broker-parallel`, and on the raw wire
 //!   `broker-garbage`, `broker-die-mid-request` (see `broker.rs` and `wire.rs`);
+//!   `register-stacked weak|twice|not-ruleset` registers as a stacked sluice
+//!   would (a ruleset restricting only execution), then forks: the next steps
+//!   run in the child, its registration's descendant;
 //! - what a directory descriptor reaches, got from the broker or by `open`:
 //!   `dir-beneath VIA DIR openat|opath|execveat|climb-read|climb-connect ...`
 //!   (see `beneath.rs`).
@@ -248,6 +251,7 @@ fn run(step: &[String]) -> Step {
         ("unix-connect", [path]) => net::path_connect(path),
         ("unix-send", [path, via]) => net::unix_send(path, via),
 
+        ("register-stacked", [how]) => broker::register_stacked(how),
         ("broker-read", [path]) => broker::read(path),
         ("broker-read-as", [name, path]) => broker::read_as(Some(name), path),
         ("broker-write", [path, text, flags @ ..]) => broker::write(path, text, flags),
