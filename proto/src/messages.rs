@@ -175,10 +175,40 @@ pub struct OpenFlags {
 }
 
 impl OpenFlags {
+    /// The names of the flags (`mode` is not one), in the order the audit
+    /// record lists them.
+    pub const NAMES: [&'static str; 4] = ["create", "truncate", "append", "directory"];
+
     /// Whether the flags change the file whatever the access: creating,
     /// truncating or appending.
     pub fn writes(&self) -> bool {
         self.create || self.truncate || self.append
+    }
+
+    fn bits(&self) -> [bool; 4] {
+        [self.create, self.truncate, self.append, self.directory]
+    }
+
+    /// The names of the flags that are set, in the order of [`Self::NAMES`].
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        let bits = self.bits();
+        Self::NAMES
+            .into_iter()
+            .zip(bits)
+            .filter_map(|(n, on)| on.then_some(n))
+    }
+
+    /// Sets the flag called `name`; `false` when no flag has that name.
+    pub fn set_named(&mut self, name: &str) -> bool {
+        let flag = match name {
+            "create" => &mut self.create,
+            "truncate" => &mut self.truncate,
+            "append" => &mut self.append,
+            "directory" => &mut self.directory,
+            _ => return false,
+        };
+        *flag = true;
+        true
     }
 }
 

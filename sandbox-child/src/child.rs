@@ -10,10 +10,11 @@ use std::os::fd::AsRawFd;
 use std::os::raw::c_ulong;
 
 use crate::mounts::MountKind;
-use crate::plan::{Prepared, PreparedVeil, RootEntry};
+use crate::plan::Prepared;
 use crate::report::{Step, StepRecord};
 use crate::seccomp;
 use crate::sys::{self, MountAttr};
+use crate::view::{PreparedVeil, RootEntry};
 
 /// The exit code of a child that could not set up its sandbox.
 pub const EXIT_SETUP_FAILED: i32 = 125;
@@ -176,7 +177,7 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
         let fprog = notify.program.as_fprog();
         // Before the deny filter, which refuses listeners to the program.
         let installed = run.step(Step::Transparent, 0, || {
-            crate::notify::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
+            crate::listener::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
         });
         // What the notify filter hands to the supervisor, the deny filter
         // leaves to it; never without that filter in place.
@@ -472,7 +473,7 @@ fn mount_proc() -> Result<(), i32> {
     )
 }
 
-/// The session's own /dev/shm ([`crate::plan::SHM`]) over the host's.
+/// The session's own /dev/shm ([`crate::mounts::SHM`]) over the host's.
 fn mount_shm() -> Result<(), i32> {
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     // SAFETY: every pointer is a NUL-terminated constant.
@@ -482,7 +483,7 @@ fn mount_shm() -> Result<(), i32> {
             c"/dev/shm".as_ptr(),
             c"tmpfs".as_ptr(),
             flags as c_ulong,
-            crate::plan::SHM_OPTIONS.as_ptr().cast(),
+            crate::mounts::SHM_OPTIONS.as_ptr().cast(),
         )
     } as _)
     .map(drop)
@@ -575,7 +576,7 @@ const SECBIT_NO_CAP_AMBIENT_RAISE: c_ulong = 1 << 6;
 const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: c_ulong = 1 << 7;
 
 /// Covers the parent of every session directory with a tmpfs holding only
-/// the session's own `tmp/` (see [`crate::plan::Veil`]): the tree at `keep`
+/// the session's own `tmp/` (see [`crate::view::Veil`]): the tree at `keep`
 /// is cloned first, since it no longer resolves once the parent is covered,
 /// then moved onto the same path in the tmpfs, which is made read-only (the
 /// moved tree keeps its own flags).
@@ -607,7 +608,7 @@ fn draw_veil(veil: &PreparedVeil) -> Result<(), i32> {
     drawn
 }
 
-fn mount_one(m: &crate::plan::PreparedMount) -> Result<(), i32> {
+fn mount_one(m: &crate::view::PreparedMount) -> Result<(), i32> {
     let bind = (libc::MS_BIND | libc::MS_REC) as c_ulong;
     sys::mount(m.source.as_ptr(), m.target.as_ptr(), std::ptr::null(), bind)?;
     let attr_set = match m.kind {

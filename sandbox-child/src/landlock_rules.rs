@@ -58,11 +58,11 @@ fn write_access() -> BitFlags<AccessFs> {
     AccessFs::from_write(TARGET_ABI) | read_access()
 }
 
-/// The rights in the session's own `/dev/shm` (see [`crate::plan`]): read
+/// The rights in the session's own `/dev/shm` (see [`crate::mounts::SHM`]): read
 /// and write, never execute. Added by the child once that tmpfs is mounted,
 /// rules attaching to inodes.
 pub fn shm_access() -> u64 {
-    applicable(Path::new(crate::plan::SHM), write_access()).bits()
+    applicable(Path::new(crate::mounts::SHM), write_access()).bits()
 }
 
 fn exec_access() -> BitFlags<AccessFs> {

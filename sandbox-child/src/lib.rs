@@ -71,15 +71,17 @@ mod init;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
 mod limits;
+#[cfg(target_os = "linux")]
+mod listener;
 pub mod macos;
 pub mod mounts;
 pub mod nesting;
 #[cfg(target_os = "linux")]
 mod netns;
 #[cfg(target_os = "linux")]
-mod notify;
-#[cfg(target_os = "linux")]
 mod plan;
+#[cfg(target_os = "linux")]
+mod prepare_error;
 #[cfg(target_os = "linux")]
 pub mod readonly_root;
 pub mod report;
@@ -89,16 +91,20 @@ pub mod seatbelt;
 pub mod seccomp;
 #[cfg(target_os = "linux")]
 mod sys;
+#[cfg(target_os = "linux")]
+mod view;
 
 #[cfg(target_os = "linux")]
 pub use child::{clone_child, fork_child, EXIT_SETUP_FAILED};
 #[cfg(target_os = "linux")]
 pub use landlock_rules::kernel_abi as landlock_abi;
 #[cfg(target_os = "linux")]
-pub use plan::{
-    listen_addresses, prepare, ChildTerminal, LaunchContext, PrepareError, Prepared, StandIn, Veil,
-};
+pub use plan::{listen_addresses, prepare, LaunchContext, Prepared};
+#[cfg(target_os = "linux")]
+pub use prepare_error::PrepareError;
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};
+#[cfg(target_os = "linux")]
+pub use view::{ChildTerminal, StandIn, Veil};
 
 /// The signals the supervisor passes on to the program when another process
 /// sends them to sluice (and the sandbox's init passes on in turn).

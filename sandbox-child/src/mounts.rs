@@ -26,6 +26,17 @@ use std::path::{Path, PathBuf};
 
 use policies::FsPolicy;
 
+/// Each session's own POSIX shared memory (`shm_open`, `sem_open`: Python's
+/// multiprocessing locks): a tmpfs mounted here in the sandbox's view over
+/// the host's, which it hides, bound into the policy-built root like a
+/// policy tree. Read and write, never execute, no device nodes or setuid.
+pub const SHM: &str = "/dev/shm";
+
+/// The mount options of [`SHM`]: its size is bounded, as memory it uses
+/// is no process's and RLIMIT_AS does not count it.
+#[cfg(target_os = "linux")]
+pub(crate) const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=256m,nr_inodes=16384";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountKind {
     /// A writable tree bound onto itself and made writable again after the

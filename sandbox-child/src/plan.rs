@@ -16,10 +16,14 @@ use policies::{Layer, NetPolicy, Policy, Ptrace};
 
 use crate::landlock_rules;
 use crate::limits::rlimits;
-use crate::mounts::{self, MountKind};
+use crate::mounts::{self, MountKind, SHM};
+use crate::prepare_error::{cstring, PrepareError};
 use crate::report::{EnforcementReport, LayerReport, Status};
-use crate::root;
 use crate::seccomp::{self, NetSyscalls, SyscallRules};
+use crate::view::{
+    prepare_mounts, prepare_root, prepare_veil, ChildTerminal, PreparedMount, PreparedRoot,
+    PreparedVeil, RootEntry, StandIn, Veil,
+};
 
 /// What the supervisor decided about this launch, beyond the policy.
 pub struct LaunchContext {
@@ -65,114 +69,6 @@ pub struct LaunchContext {
     /// bwrap stand-in at `/usr/bin/bwrap`); one the view does not hold is
     /// left out (see [`StandIn`]).
     pub stand_ins: Vec<StandIn>,
-}
-
-/// A file of the host that the sandbox sees replaced by `source`: bound
-/// over `path` in the policy-built root, read-only and nosuid, when `path`
-/// is a regular file (not a symlink) inside a tree the policy allows (a mount needs
-/// something to sit on; the host's tree is never written to make one).
-#[derive(Debug, Clone)]
-pub struct StandIn {
-    pub path: PathBuf,
-    pub source: PathBuf,
-}
-
-/// Every sluice session directory of the user lives under `parent`; in the
-/// sandbox `parent` is a read-only directory holding only `keep` (the
-/// session's own `tmp/`, beneath `parent`), so no sandbox reaches another
-/// session's directory, nor its own `private/`, even one made after it
-/// started. Both paths are canonical.
-pub struct Veil {
-    pub parent: PathBuf,
-    pub keep: PathBuf,
-}
-
-/// The slave side of a pseudo-terminal the supervisor made for the program.
-/// The child makes it its controlling terminal in a new session and its
-/// standard input and output, so it keeps no descriptor of the person's
-/// terminal.
-pub struct ChildTerminal {
-    pub slave: OwnedFd,
-    /// Standard error too (it was a terminal as well).
-    pub stderr: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
-    #[error(transparent)]
-    Landlock(#[from] landlock_rules::RulesetError),
-    #[error("preparing the placeholder for '{path}': {source}")]
-    Placeholder {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("'{0}' contains a NUL byte")]
-    Nul(String),
-    #[error("{0}")]
-    Policy(String),
-    #[error("reading {what}: {source}")]
-    Probe {
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// One mount, with its strings ready for the raw syscalls.
-pub(crate) struct PreparedMount {
-    pub kind: MountKind,
-    pub target: CString,
-    /// The bind source: the target itself, or a placeholder for `Deny`.
-    pub source: CString,
-}
-
-/// The veil's paths, for the child (see [`Veil`]).
-pub(crate) struct PreparedVeil {
-    /// Covered by a tmpfs.
-    pub parent: CString,
-    /// The session's own `tmp/`: cloned before the parent is covered, then
-    /// moved onto the same path in the tmpfs.
-    pub keep: CString,
-    /// Made in the tmpfs, parents first: the way to `keep` and to the
-    /// policy-built root's mount point.
-    pub dirs: Vec<CString>,
-}
-
-/// One step of building the policy's root ([`crate::root`]), with its
-/// paths already under the new root.
-pub(crate) enum RootEntry {
-    Dir(CString),
-    File(CString),
-    Symlink {
-        target: CString,
-        link: CString,
-    },
-    Bind {
-        source: CString,
-        target: CString,
-    },
-    /// A [`StandIn`]: `source` bound over the file `target`, read-only.
-    StandIn {
-        source: CString,
-        target: CString,
-    },
-}
-
-/// Each session's own POSIX shared memory (`shm_open`, `sem_open`: Python's
-/// multiprocessing locks): a tmpfs mounted here in the sandbox's view over
-/// the host's, which it hides, bound into the policy-built root like a
-/// policy tree. Read and write, never execute, no device nodes or setuid.
-pub const SHM: &str = "/dev/shm";
-
-/// The mount options of [`SHM`]: its size is bounded, as memory it uses
-/// is no process's and RLIMIT_AS does not count it.
-pub(crate) const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=256m,nr_inodes=16384";
-
-/// The new root: a tmpfs mounted on `dir`, filled by `entries`.
-pub(crate) struct PreparedRoot {
-    pub dir: CString,
-    pub entries: Vec<RootEntry>,
 }
 
 pub(crate) struct IdMaps {
@@ -221,7 +117,7 @@ pub struct Prepared {
     pub(crate) shm: Option<u64>,
     pub(crate) seccomp: seccomp::Program,
     /// Transparent brokering (the second filter and its hand-over socket).
-    pub(crate) notify: Option<crate::notify::Notify>,
+    pub(crate) notify: Option<crate::listener::Notify>,
     /// Where the child sends its root (see [`LaunchContext::root_socket`]),
     /// and before it, in the hosts mode, the listening sockets.
     pub(crate) root_socket: OwnedFd,
@@ -300,10 +196,6 @@ impl Prepared {
     }
 }
 
-fn cstring(s: &OsStr) -> Result<CString, PrepareError> {
-    CString::new(s.as_bytes()).map_err(|_| PrepareError::Nul(s.to_string_lossy().into_owned()))
-}
-
 fn null_terminated(v: &[CString]) -> Vec<*const c_char> {
     v.iter()
         .map(|c| c.as_ptr())
@@ -323,218 +215,6 @@ fn permitted_caps() -> Result<u64, PrepareError> {
         .find_map(|l| l.strip_prefix("CapPrm:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(0))
-}
-
-/// Placeholders are mode 000 and mounted read-only, so neither their content
-/// (empty anyway) nor their mode can be used.
-fn placeholder(dir: &Path, is_dir: bool) -> Result<PathBuf, PrepareError> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(if is_dir { "deny-dir" } else { "deny-file" });
-    let err = |source| PrepareError::Placeholder {
-        path: path.clone(),
-        source,
-    };
-    if !path.exists() {
-        if is_dir {
-            std::fs::create_dir(&path).map_err(err)?;
-        } else {
-            std::fs::File::create(&path).map_err(err)?;
-        }
-    }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).map_err(err)?;
-    Ok(path)
-}
-
-/// Whether the host mounts `path` `noexec` (unknown counts as not).
-fn host_noexec(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statvfs is plain data; all zeroes is a valid value.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is NUL-terminated and st is a valid out-pointer for the call.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_flag & libc::ST_NOEXEC != 0
-}
-
-fn prepare_mounts(
-    policy: &Policy,
-    placeholder_dir: &Path,
-) -> Result<Vec<PreparedMount>, PrepareError> {
-    // Directories and regular files only: a device node is written through
-    // whatever its mount says, and binding one would be pointless.
-    let bindable = |p: &Path| p.metadata().is_ok_and(|m| m.is_dir() || m.is_file());
-    let mut ops = mounts::writable_roots(&policy.filesystem, bindable);
-    ops.extend(mounts::plan_with_exec(
-        &policy.filesystem,
-        |p| p.is_dir(),
-        host_noexec,
-    ));
-    // One placeholder of each kind serves every denied path of that kind.
-    let (mut file, mut dir) = (None, None);
-    ops.into_iter()
-        .map(|op| {
-            let source = match op.kind {
-                MountKind::Deny { dir: is_dir } => {
-                    let slot = if is_dir { &mut dir } else { &mut file };
-                    match slot {
-                        Some(path) => PathBuf::clone(path),
-                        None => slot.insert(placeholder(placeholder_dir, is_dir)?).clone(),
-                    }
-                }
-                MountKind::Writable { .. }
-                | MountKind::Executable
-                | MountKind::Pin
-                | MountKind::ReadOnly => op.path.clone(),
-            };
-            Ok(PreparedMount {
-                kind: op.kind,
-                target: cstring(op.path.as_os_str())?,
-                source: cstring(source.as_os_str())?,
-            })
-        })
-        .collect()
-}
-
-/// The veil (see [`Veil`]), drawn after every other mount: a tmpfs over the
-/// parent holding `<id>/tmp` (the session's own tree, moved there) and, when
-/// the policy-built root's mount point is beneath the parent, the way to it.
-/// A tmpfs rather than a directory under `private/`, so that no directory on
-/// the host's disk is left a mount point of the child's namespace (removing
-/// those afterwards makes the kernel detach the mounts, which is slow).
-/// Nothing when the parent is denied anyway.
-fn prepare_veil(
-    policy: &Policy,
-    veil: &Veil,
-    root_dir: Option<&Path>,
-) -> Result<Option<PreparedVeil>, PrepareError> {
-    if policy
-        .filesystem
-        .deny
-        .iter()
-        .any(|d| veil.parent.starts_with(d))
-    {
-        return Ok(None);
-    }
-    if !veil.keep.starts_with(&veil.parent) || veil.keep == veil.parent {
-        return Err(PrepareError::Placeholder {
-            path: veil.keep.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("not beneath {}", veil.parent.display()),
-            ),
-        });
-    }
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for target in std::iter::once(veil.keep.as_path()).chain(root_dir) {
-        if !target.starts_with(&veil.parent) || target == veil.parent {
-            continue;
-        }
-        let mut way: Vec<PathBuf> = target
-            .ancestors()
-            .take_while(|a| *a != veil.parent)
-            .map(Path::to_path_buf)
-            .collect();
-        way.reverse();
-        for dir in way {
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
-        }
-    }
-    Ok(Some(PreparedVeil {
-        parent: cstring(veil.parent.as_os_str())?,
-        keep: cstring(veil.keep.as_os_str())?,
-        dirs: dirs
-            .iter()
-            .map(|d| cstring(d.as_os_str()))
-            .collect::<Result<_, _>>()?,
-    }))
-}
-
-/// The skeleton of the child's root, under `placeholder_dir/root` (made
-/// here, empty; the child mounts a tmpfs on it).
-fn prepare_root(
-    policy: &Policy,
-    placeholder_dir: &Path,
-    cwd: &Path,
-    terminal: Option<&ChildTerminal>,
-    shm: bool,
-    stand_ins: &[StandIn],
-) -> Result<PreparedRoot, PrepareError> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = placeholder_dir.join("root");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(e),
-        })
-        .map_err(|source| PrepareError::Placeholder {
-            path: dir.clone(),
-            source,
-        })?;
-    let kind = |p: &Path| {
-        p.metadata().ok().map(|m| {
-            if m.is_dir() {
-                root::Kind::Dir
-            } else {
-                root::Kind::File
-            }
-        })
-    };
-    let links = root::host_top_symlinks();
-    let under = |p: &Path| -> Result<CString, PrepareError> {
-        let rel = p.strip_prefix("/").unwrap_or(p);
-        cstring(dir.join(rel).as_os_str())
-    };
-    // The program's own terminal exists in its view, so ttyname(3) works.
-    // So is the session's own /dev/shm, mounted before the root is built.
-    let also: Vec<PathBuf> = terminal
-        .and_then(|t| std::fs::read_link(format!("/proc/self/fd/{}", t.slave.as_raw_fd())).ok())
-        .filter(|p| p.is_absolute())
-        .into_iter()
-        .chain(shm.then(|| PathBuf::from(SHM)))
-        .collect();
-    let mut entries = root::skeleton(&policy.filesystem, &also, cwd, &links, kind)
-        .into_iter()
-        .map(|entry| {
-            Ok(match entry {
-                root::Entry::Dir(p) => RootEntry::Dir(under(&p)?),
-                root::Entry::File(p) => RootEntry::File(under(&p)?),
-                root::Entry::Symlink { path, target } => RootEntry::Symlink {
-                    target: cstring(target.as_os_str())?,
-                    link: under(&path)?,
-                },
-                root::Entry::Bind { path, .. } => RootEntry::Bind {
-                    source: cstring(path.as_os_str())?,
-                    target: under(&path)?,
-                },
-            })
-        })
-        .collect::<Result<Vec<_>, PrepareError>>()?;
-    // Last: each sits on a file that one of the binds above brought in.
-    let in_view = |p: &Path| {
-        let fs = &policy.filesystem;
-        let allowed = fs.read.iter().chain(&fs.write).chain(&fs.execute);
-        let denied = fs.deny.iter().any(|d| p.starts_with(d));
-        // Not a symlink: a mount on one lands where it leads, which the
-        // view may not hold (the launch would fail).
-        let file = p.symlink_metadata().is_ok_and(|m| m.is_file());
-        file && !denied && allowed.clone().any(|t| p.starts_with(t))
-    };
-    for s in stand_ins.iter().filter(|s| in_view(&s.path)) {
-        entries.push(RootEntry::StandIn {
-            source: cstring(s.source.as_os_str())?,
-            target: under(&s.path)?,
-        });
-    }
-    Ok(PreparedRoot {
-        dir: cstring(dir.as_os_str())?,
-        entries,
-    })
 }
 
 /// The deny filter's choices; `landlock`: a Landlock ruleset is applied,
@@ -705,7 +385,7 @@ pub fn prepare(
             // `[network] mode = "none"`: IP sockets go to the supervisor,
             // which refuses them and says so (`broker::transparent::socket`).
             let ip_sockets = matches!(policy.network, NetPolicy::None);
-            crate::notify::Notify {
+            crate::listener::Notify {
                 program: seccomp::Program::supervised_filter(policy.transparent, ip_sockets),
                 deny: ip_sockets.then(|| {
                     seccomp::Program::deny_filter(&SyscallRules {

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use supervisor::audit::{
-    chain, Access, AuditLog, By, Decision, DecisionRecord, Flags, Op, StartRecord, Via,
+    chain, Access, AuditLog, By, Decision, DecisionRecord, Op, StartRecord, Via,
 };
 
 fn percentile(sorted: &[Duration], p: f64) -> u128 {
@@ -74,7 +74,7 @@ fn main() {
         path_asked: "/home/ana/src/project/src/components/Button.tsx".into(),
         path_opened: Some("/home/ana/src/project/src/components/Button.tsx".into()),
         access: Access::Read,
-        flags: Flags::default(),
+        flags: proto::OpenFlags::default(),
         decision: Decision::Allowed,
         by: By::Rule,
         rule: Some("read $WORKSPACE".into()),

@@ -1,11 +1,8 @@
 //! Command-line parsing: raw arguments into one of the subcommands.
 
-use std::ffi::OsString;
-
 use clap::{Parser, Subcommand};
 
 use crate::commands;
-use crate::commands::run_args::RunArgs;
 use crate::exit;
 
 #[derive(Debug, Parser)]
@@ -36,30 +33,14 @@ enum Command {
     Explain(commands::explain::ExplainArgs),
 }
 
-/// `sluice run ARGS...` parsed as the command line would be (the bwrap
-/// stand-in builds its stacked session from these).
-pub fn run_args<I, T>(args: I) -> Result<RunArgs, clap::Error>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let argv = ["sluice".into(), "run".into()]
-        .into_iter()
-        .chain(args.into_iter().map(Into::into));
-    match Cli::try_parse_from(argv)?.command {
-        Command::Run(args) => Ok(args),
-        _ => unreachable!("parsed as `sluice run`"),
-    }
-}
-
 /// Runs sluice and returns the process exit code.
 pub fn main() -> i32 {
     crate::phase::init();
     // Started as `bwrap` (the stand-in in the sandbox's view): bubblewrap's
     // command line, not sluice's.
     #[cfg(target_os = "linux")]
-    if commands::bwrap::invoked_as_bwrap() {
-        init_tracing(commands::bwrap::LOG_LEVEL);
+    if commands::bwrap::stand_in::invoked_as_bwrap() {
+        init_tracing(commands::bwrap::stand_in::LOG_LEVEL);
         return commands::bwrap::main();
     }
     // Started as `sandbox-exec` (macOS: first on the program's PATH).
@@ -85,22 +66,7 @@ pub fn main() -> i32 {
         #[cfg(target_os = "linux")]
         Command::Explain(args) => commands::explain::run(args),
     };
-    finish("sluice", result)
-}
-
-/// The exit code of a command's result; an error is said on stderr after
-/// `name: ` and ends with its code (125 unless it carries one).
-pub fn finish(name: &str, result: anyhow::Result<i32>) -> i32 {
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            let code = err
-                .downcast_ref::<exit::Exit>()
-                .map_or(exit::ERROR, |e| e.code);
-            eprintln!("{name}: {err:#}");
-            code
-        }
-    }
+    exit::finish("sluice", result)
 }
 
 /// Logs on stderr at `level` unless `SLUICE_LOG` says otherwise.

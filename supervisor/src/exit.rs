@@ -56,3 +56,16 @@ pub fn exec(command: &[std::ffi::OsString]) -> anyhow::Error {
     };
     with_code(code, format!("{}: {e}", command[0].to_string_lossy()))
 }
+
+/// The exit code of a command's result; an error is said on stderr after
+/// `name: ` and ends with its code (125 unless it carries one).
+pub fn finish(name: &str, result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err.downcast_ref::<Exit>().map_or(ERROR, |e| e.code);
+            eprintln!("{name}: {err:#}");
+            code
+        }
+    }
+}

@@ -121,7 +121,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         notify_socket: notify_theirs,
         root_socket: root_theirs,
         stacked_proxy: launch.stacked_proxy,
-        stand_ins: crate::commands::bwrap::stand_ins(),
+        stand_ins: crate::commands::bwrap::stand_in::stand_ins(),
     };
     let (mut plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
@@ -153,7 +153,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let writable = &policy.filesystem.write;
     let nested = |rec: &StepRecord| describe_nested(rec, launch.nested);
     for warning in crate::enforced::settle(&mut report, writable, &mounts, &records, nested) {
-        if !(launch.nested && crate::commands::bwrap::quiet()) {
+        if !(launch.nested && crate::commands::bwrap::stand_in::quiet()) {
             eprintln!("sluice: warning: {warning}");
         }
     }
@@ -328,7 +328,7 @@ fn start_child(
         *cgroup = made;
     }
     refuse_if_blocked(report, nested)?;
-    if !(nested && crate::commands::bwrap::quiet()) {
+    if !(nested && crate::commands::bwrap::stand_in::quiet()) {
         eprintln!("sluice: warning: {why}");
     }
     // SAFETY: as above.

@@ -27,7 +27,7 @@ use anyhow::Result;
 use policies::Nested;
 use sandbox_child::nesting::SandboxState;
 
-use crate::broker::fsops;
+use crate::broker::safe_open;
 use crate::exit;
 
 /// The enclosing sluice sandbox.
@@ -161,7 +161,7 @@ fn copy_stacked_records(
     };
     let tmp = open_dir(session_tmp)?;
     let nested = STATE_DIR.as_bytes().iter().chain(b"/audit").copied();
-    let source = match fsops::openat2(
+    let source = match safe_open::openat2(
         tmp.as_raw_fd(),
         &nested.collect::<Vec<u8>>(),
         dir_flags,
@@ -191,7 +191,8 @@ fn copy_stacked_records(
     for name in names {
         let id = name.trim_end_matches(".jsonl").to_owned();
         let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
-        let file = match fsops::openat2(source.as_raw_fd(), name.as_bytes(), flags, 0, beneath) {
+        let file = match safe_open::openat2(source.as_raw_fd(), name.as_bytes(), flags, 0, beneath)
+        {
             Ok(fd) => std::fs::File::from(fd),
             Err(e) => {
                 tracing::warn!(session = %id, "a stacked session's record: {e}");
@@ -209,7 +210,7 @@ fn copy_stacked_records(
         let create = |name: &str| {
             let flags =
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-            fsops::openat2(target.as_raw_fd(), name.as_bytes(), flags, 0o600, beneath)
+            safe_open::openat2(target.as_raw_fd(), name.as_bytes(), flags, 0o600, beneath)
                 .map(std::fs::File::from)
         };
         let copied = create(&name).and_then(|mut out| {

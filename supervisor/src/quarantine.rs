@@ -27,7 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::audit::Quarantined;
-use crate::broker::fsops;
+use crate::broker::safe_open;
 
 /// Moves aside what the program created at `paths` (see the module's
 /// documentation); `writable` are the trees the program could write. What
@@ -83,7 +83,7 @@ impl Created {
         let mut aside = OsString::from(OsStr::from_bytes(self.name.as_bytes()));
         aside.push(format!(".sluice-quarantine-{session}"));
         let from = self.name.as_bytes();
-        fsops::rename_noreplace(self.parent.as_raw_fd(), from, aside.as_bytes())?;
+        safe_open::rename_noreplace(self.parent.as_raw_fd(), from, aside.as_bytes())?;
         Ok(self.path.with_file_name(aside))
     }
 }
@@ -135,7 +135,7 @@ fn open_path(dir: libc::c_int, name: &OsStr, whole: bool) -> io::Result<OwnedFd>
     } else {
         libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS
     };
-    fsops::openat2(dir, name.as_bytes(), flags, 0, resolve)
+    safe_open::openat2(dir, name.as_bytes(), flags, 0, resolve)
 }
 
 fn lstat_at(dir: &OwnedFd, name: &OsStr) -> io::Result<libc::stat> {

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::broker::fsops;
+use crate::broker::safe_open;
 use crate::cgroup::SessionCgroup;
 
 /// `sluice-`: the per-user parent is `sluice-<uid>`; an older sluice made
@@ -225,7 +225,7 @@ fn write_record(records: &Path, session: &str, root: &Path) -> Result<File> {
     lock.write_all(&text)
         .with_context(|| format!("writing {}", staging.display()))?;
     let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
-    fsops::rename_noreplace(
+    safe_open::rename_noreplace(
         libc::AT_FDCWD,
         &bytes(&staging),
         &bytes(&records.join(session)),

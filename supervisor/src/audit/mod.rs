@@ -59,5 +59,5 @@ pub use dir::ensure_private_dir;
 pub use log::AuditLog;
 pub use record::{
     enforcement_json, Access, By, ConnectionRecord, Counts, Decision, DecisionRecord, EndRecord,
-    Entry, Flags, Op, Quarantined, Record, Refused, StartRecord, Via,
+    Entry, Op, Quarantined, Record, Refused, StartRecord, Via,
 };

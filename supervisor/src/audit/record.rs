@@ -6,9 +6,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::de::{self, SeqAccess, Visitor};
-use serde::ser::SerializeSeq;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::escape;
 
@@ -68,7 +66,8 @@ pub struct DecisionRecord {
     #[serde(with = "escape::opt_path")]
     pub path_opened: Option<PathBuf>,
     pub access: Access,
-    pub flags: Flags,
+    #[serde(with = "flag_names")]
+    pub flags: proto::OpenFlags,
     pub decision: Decision,
     pub by: By,
     /// The deciding rule's display text, when a rule decided.
@@ -368,77 +367,40 @@ impl From<proto::messages::Access> for Access {
     }
 }
 
-/// The `open(2)` flags of a request that matter to a reviewer, stored as a
-/// list of names: `["create","truncate"]`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flags {
-    pub create: bool,
-    pub truncate: bool,
-    pub append: bool,
-    pub directory: bool,
-}
+/// A request's [`proto::OpenFlags`] as the record stores them: the list of
+/// the names of those set (`["create","truncate"]`). The mode of a created
+/// file is not recorded (read back, it is 0).
+pub(crate) mod flag_names {
+    use std::fmt;
 
-/// The flags a reviewer is shown of those a request carried.
-impl From<proto::OpenFlags> for Flags {
-    fn from(f: proto::OpenFlags) -> Flags {
-        Flags {
-            create: f.create,
-            truncate: f.truncate,
-            append: f.append,
-            directory: f.directory,
-        }
-    }
-}
+    use proto::OpenFlags;
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::ser::SerializeSeq;
+    use serde::{Deserializer, Serializer};
 
-impl Flags {
-    const NAMES: [&'static str; 4] = ["create", "truncate", "append", "directory"];
-
-    fn bits(&self) -> [bool; 4] {
-        [self.create, self.truncate, self.append, self.directory]
-    }
-
-    /// The names of the flags that are set.
-    pub fn names(&self) -> impl Iterator<Item = &'static str> {
-        let bits = self.bits();
-        Self::NAMES
-            .into_iter()
-            .zip(bits)
-            .filter_map(|(n, on)| on.then_some(n))
-    }
-}
-
-impl Serialize for Flags {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(flags: &OpenFlags, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(None)?;
-        for name in self.names() {
+        for name in flags.names() {
             seq.serialize_element(name)?;
         }
         seq.end()
     }
-}
 
-impl<'de> Deserialize<'de> for Flags {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Flags, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OpenFlags, D::Error> {
         struct FlagsVisitor;
 
         impl<'de> Visitor<'de> for FlagsVisitor {
-            type Value = Flags;
+            type Value = OpenFlags;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a list of open flags")
             }
 
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Flags, A::Error> {
-                let mut flags = Flags::default();
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OpenFlags, A::Error> {
+                let mut flags = OpenFlags::default();
                 while let Some(name) = seq.next_element::<std::borrow::Cow<str>>()? {
-                    match &*name {
-                        "create" => flags.create = true,
-                        "truncate" => flags.truncate = true,
-                        "append" => flags.append = true,
-                        "directory" => flags.directory = true,
-                        other => {
-                            return Err(de::Error::unknown_variant(other, &Flags::NAMES));
-                        }
+                    if !flags.set_named(&name) {
+                        return Err(de::Error::unknown_variant(&name, &OpenFlags::NAMES));
                     }
                 }
                 Ok(flags)
@@ -492,15 +454,61 @@ mod tests {
 
     #[test]
     fn flags_are_a_list_of_names() {
-        let f = Flags {
+        use proto::OpenFlags;
+        let to_string = |f: &OpenFlags| {
+            let mut out = Vec::new();
+            flag_names::serialize(f, &mut serde_json::Serializer::new(&mut out)).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let from_str =
+            |text: &str| flag_names::deserialize(&mut serde_json::Deserializer::from_str(text));
+        let f = OpenFlags {
             create: true,
             directory: true,
-            ..Flags::default()
+            ..OpenFlags::default()
         };
-        let text = serde_json::to_string(&f).unwrap();
+        let text = to_string(&f);
         assert_eq!(text, r#"["create","directory"]"#);
-        assert_eq!(serde_json::from_str::<Flags>(&text).unwrap(), f);
-        assert_eq!(serde_json::to_string(&Flags::default()).unwrap(), "[]");
-        assert!(serde_json::from_str::<Flags>(r#"["sideways"]"#).is_err());
+        assert_eq!(from_str(&text).unwrap(), f);
+        assert_eq!(to_string(&OpenFlags::default()), "[]");
+        assert!(from_str(r#"["sideways"]"#).is_err());
+    }
+
+    /// The body of a decision as the log writes it (`serde_json::to_writer`
+    /// in `log.rs`), to the byte: the flags a list of names, without the mode.
+    #[test]
+    fn a_decision_record_is_pinned() {
+        let record = DecisionRecord {
+            pid: 42,
+            exe: Some(PathBuf::from("/usr/bin/cat")),
+            client: "sdk".into(),
+            via: Via::Sdk,
+            request_id: 7,
+            op: Op::Open,
+            path_asked: PathBuf::from("/work/a file"),
+            path_opened: Some(PathBuf::from("/work/a file")),
+            access: Access::ReadWrite,
+            flags: proto::OpenFlags {
+                create: true,
+                truncate: true,
+                append: false,
+                directory: false,
+                mode: 0o600,
+            },
+            decision: Decision::Allowed,
+            by: By::Rule,
+            rule: Some("write /work".into()),
+            reason: None,
+            latency_us: 12,
+        };
+        assert_eq!(
+            serde_json::to_string(&record).unwrap(),
+            concat!(
+                r#"{"pid":42,"exe":"/usr/bin/cat","client":"sdk","via":"sdk","request_id":7,"#,
+                r#""op":"open","path_asked":"/work/a file","path_opened":"/work/a file","#,
+                r#""access":"read-write","flags":["create","truncate"],"decision":"allowed","#,
+                r#""by":"rule","rule":"write /work","reason":null,"latency_us":12}"#
+            )
+        );
     }
 }

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::handler::{self, Requester};
 use super::peer::Peer;
 use super::{Shared, MAX_IN_FLIGHT_PER_CONNECTION};
-use crate::audit::{Access, By, Decision, DecisionRecord, Flags, Op, Via};
+use crate::audit::{Access, By, Decision, DecisionRecord, Op, Via};
 
 /// The id of an error response to a frame that could not be decoded (and so
 /// has no id of its own).
@@ -196,7 +196,7 @@ fn register_stacked(
             path_asked: peer.exe.clone().unwrap_or_default(),
             path_opened: None,
             access: Access::Write,
-            flags: Flags::default(),
+            flags: proto::OpenFlags::default(),
             decision,
             by: By::Rule,
             rule: None,

@@ -14,8 +14,8 @@ use std::time::Instant;
 use policies::{Verdict, Want};
 use proto::{Access, ErrorKind, OpenFlags, ResponseBody};
 
-pub use super::fsops::CallFlags;
-use super::fsops::{self, Kind, Lookup, Mode, Resolved};
+pub use super::safe_open::CallFlags;
+use super::safe_open::{self, Kind, Lookup, Mode, Resolved};
 use super::sandbox_view::NotServed;
 use super::Shared;
 use crate::approval::Question;
@@ -157,7 +157,7 @@ pub fn record(
         path_asked: PathBuf::from(OsStr::from_bytes(ask.path)),
         path_opened: outcome.opened.take(),
         access: ask.access.into(),
-        flags: ask.flags.into(),
+        flags: ask.flags,
         decision,
         by: outcome.by,
         rule: outcome.rule.take(),
@@ -392,20 +392,20 @@ pub(super) async fn ask_person(
 
 /// The short way, for the common case: an existing file a rule allows,
 /// named without symlinks or `..`, opened in one step on its name
-/// ([`fsops::open_plain`]). `None` for anything else, which takes the long
+/// ([`safe_open::open_plain`]). `None` for anything else, which takes the long
 /// way: resolve, judge the real path, reopen.
 fn open_plain(shared: &Shared, path: &Path, ask: &Ask<'_>) -> Option<Outcome> {
     if ask.flags.create {
         return None;
     }
-    let lexical = fsops::normalize(path);
+    let lexical = safe_open::normalize(path);
     let decision = judge(shared, &lexical, ask.want());
     if decision.verdict != Verdict::Allow {
         return None;
     }
     let within = read_only_root(shared, ask).ok()?;
     let within = within.as_deref().map(|fd| fd.as_fd());
-    let outcome = match fsops::open_plain(path, ask.open_mode(), within) {
+    let outcome = match safe_open::open_plain(path, ask.open_mode(), within) {
         Ok(Some(fd)) => Outcome {
             body: ResponseBody::Opened,
             fd: Some(fd),
@@ -440,7 +440,7 @@ fn judge_lookup(
     ask: &Ask<'_>,
 ) -> Result<(Lookup, Decision), Box<Outcome>> {
     let want = ask.want();
-    let lookup = match fsops::lookup_with(path, ask.call.nofollow) {
+    let lookup = match safe_open::lookup_with(path, ask.call.nofollow) {
         Ok(l) => l,
         Err(e) => return Err(Box::new(refuse_or_error(shared, path, want, &e))),
     };
@@ -480,16 +480,18 @@ fn open_judged(
             }
         }
         Lookup::Found(found) => read_only_root(shared, ask).and_then(|within| {
-            fsops::reopen(
+            safe_open::reopen(
                 found,
                 ask.open_mode(),
                 within.as_deref().map(|fd| fd.as_fd()),
             )
         }),
-        Lookup::Missing(missing) => match fsops::create(missing, ask.open_mode(), ask.flags.mode) {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return None,
-            other => other,
-        },
+        Lookup::Missing(missing) => {
+            match safe_open::create(missing, ask.open_mode(), ask.flags.mode) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return None,
+                other => other,
+            }
+        }
     };
     Some(match opened {
         Ok(fd) => Outcome {
@@ -552,7 +554,7 @@ fn kept_changing(path: &Path) -> Outcome {
 /// A path that cannot be resolved (a magic link, a loop, a permission
 /// error): denied if the policy denies its lexical form, else the error.
 fn refuse_or_error(shared: &Shared, path: &Path, want: Want, e: &io::Error) -> Outcome {
-    let decision = judge(shared, &fsops::normalize(path), want);
+    let decision = judge(shared, &safe_open::normalize(path), want);
     if decision.verdict == Verdict::Deny {
         return decision.denied();
     }

@@ -12,8 +12,8 @@ use policies::Verdict;
 use proto::{ErrorKind, Request, RequestBody, ResponseBody};
 
 use super::decide::{judge, open_path, record, unservable, Ask, Asker, Decision, Outcome};
-use super::fsops;
 use super::peer::Peer;
+use super::safe_open;
 use super::Shared;
 use crate::audit::{self, Op};
 
@@ -95,7 +95,7 @@ fn malformed(ask: &Ask<'_>) -> Option<String> {
 }
 
 fn absolute(who: &Requester<'_>, ask: &Ask<'_>) -> Result<PathBuf, Box<Outcome>> {
-    fsops::absolute(ask.path, || who.peer.cwd())
+    safe_open::absolute(ask.path, || who.peer.cwd())
         .map_err(|e| Box::new(Outcome::io(Path::new(OsStr::from_bytes(ask.path)), &e)))
 }
 
@@ -118,10 +118,10 @@ fn query(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {
         Err(o) => return *o,
     };
     let want = ask.want();
-    let lookup = fsops::lookup(&path).ok();
+    let lookup = safe_open::lookup(&path).ok();
     let real = match &lookup {
         Some(lookup) => lookup.real().to_path_buf(),
-        None => fsops::normalize(&path),
+        None => safe_open::normalize(&path),
     };
     let Decision {
         verdict,

@@ -15,17 +15,17 @@
 //! up the others.
 //!
 //! Decisions are made on the file actually opened, never on the name asked
-//! ([`fsops`]); every decision is appended to the audit record.
+//! ([`safe_open`]); every decision is appended to the audit record.
 
 pub mod approve;
 mod connection;
 mod decide;
-pub(crate) mod fsops;
 pub mod guard;
 mod handler;
 pub mod outer;
 mod peer;
 mod readonly;
+pub(crate) mod safe_open;
 mod sandbox_view;
 #[allow(unsafe_code)] // the seccomp notifier: raw notification structs
 pub mod transparent;

@@ -37,8 +37,8 @@ use policies::{Protect, Verdict};
 use proto::{ErrorKind, ResponseBody};
 
 use super::decide::{ask_person, judge, Ask, Asker, Outcome, Pending};
-use super::fsops;
 use super::guard::stacked::NOT_GUARDING;
+use super::safe_open;
 use super::Shared;
 use crate::audit::By;
 
@@ -121,7 +121,9 @@ impl Registrar {
             // No guard outside, and none can be installed here (the outer
             // sandbox refuses listeners): nothing judges this list.
             Err(Error::Denied { reason, .. })
-                if reason == NOT_GUARDING && protects && !crate::commands::bwrap::quiet() =>
+                if reason == NOT_GUARDING
+                    && protects
+                    && !crate::commands::bwrap::stand_in::quiet() =>
             {
                 eprintln!(
                     "sluice: warning: [filesystem] protect is not applied: the enclosing \
@@ -160,7 +162,7 @@ pub async fn forward(
     if !out_of_reach(&own) || ask.flags.directory || ask.call.mkdir {
         return own;
     }
-    let lexical = fsops::normalize(path);
+    let lexical = safe_open::normalize(path);
     let decision = judge(shared, &lexical, ask.want());
     let (by, rule) = match decision.verdict {
         Verdict::Deny => return decision.denied(),
@@ -257,7 +259,7 @@ fn refused_outside(path: &Path, e: &io::Error) -> Outcome {
     }
 }
 
-/// The path the kernel gives for `fd` ([`fsops::real_path`]), which must
+/// The path the kernel gives for `fd` ([`safe_open::real_path`]), which must
 /// be a regular file.
 fn opened_file(fd: &OwnedFd) -> io::Result<PathBuf> {
     let file = std::fs::File::from(fd.try_clone()?);
@@ -267,5 +269,5 @@ fn opened_file(fd: &OwnedFd) -> io::Result<PathBuf> {
             "not a regular file",
         ));
     }
-    fsops::real_path(fd)
+    safe_open::real_path(fd)
 }

@@ -106,7 +106,7 @@ mod tests {
     use nix::sched::{unshare, CloneFlags};
     use nix::sys::stat::{fchmod, Mode as Perms};
 
-    use super::super::fsops::{self, Mode};
+    use super::super::safe_open::{self, Mode};
     use super::*;
 
     fn mount_tmpfs(dir: &Path) {
@@ -135,19 +135,19 @@ mod tests {
             read: true,
             ..Mode::default()
         };
-        let found = |path: &Path| match fsops::lookup(path).unwrap() {
-            fsops::Lookup::Found(found) => found,
-            fsops::Lookup::Missing(_) => panic!("{} is missing", path.display()),
+        let found = |path: &Path| match safe_open::lookup(path).unwrap() {
+            safe_open::Lookup::Found(found) => found,
+            safe_open::Lookup::Missing(_) => panic!("{} is missing", path.display()),
         };
         // Control: unswapped, the same file, from a read-only mount.
-        let fd = fsops::reopen(&found(&judged), read, Some(root.as_fd())).unwrap();
+        let fd = safe_open::reopen(&found(&judged), read, Some(root.as_fd())).unwrap();
         assert_eq!(
             fchmod(&fd, Perms::from_bits_truncate(0o600)),
             Err(Errno::EROFS)
         );
         let resolved = found(&judged);
         std::fs::rename(&other, &judged).unwrap();
-        let e = fsops::reopen(&resolved, read, Some(root.as_fd())).unwrap_err();
+        let e = safe_open::reopen(&resolved, read, Some(root.as_fd())).unwrap_err();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(e.raw_os_error(), Some(libc::ESTALE), "{e}");
     }
@@ -175,10 +175,10 @@ mod tests {
                 read: true,
                 ..Mode::default()
             };
-            let old = fsops::open_plain(&file, read, Some(before.as_fd()));
+            let old = safe_open::open_plain(&file, read, Some(before.as_fd()));
             assert_eq!(old.unwrap_err().raw_os_error(), Some(libc::ENOENT));
             let after = view.root().unwrap().expect("a read-only copy");
-            let fd = fsops::open_plain(&file, read, Some(after.as_fd()))
+            let fd = safe_open::open_plain(&file, read, Some(after.as_fd()))
                 .unwrap()
                 .unwrap();
             assert_eq!(

@@ -31,7 +31,7 @@ use std::path::Path;
 
 use proto::socket::{recv_frame, Blocking};
 
-use super::fsops::{self, Mode, Resolved};
+use super::safe_open::{self, Mode, Resolved};
 
 /// The root of the sandbox's view, as the child handed it over.
 pub struct SandboxView {
@@ -67,7 +67,7 @@ impl SandboxView {
                 "the child did not send its root",
             ));
         };
-        if fsops::kind_of(&fd)? != fsops::Kind::Directory {
+        if safe_open::kind_of(&fd)? != safe_open::Kind::Directory {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the child sent something other than a directory as its root",
@@ -83,7 +83,7 @@ impl SandboxView {
         let resolve =
             libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
         let path = found.real.as_os_str().as_bytes();
-        let fd = match fsops::openat2(self.root.as_raw_fd(), path, flags, 0, resolve) {
+        let fd = match safe_open::openat2(self.root.as_raw_fd(), path, flags, 0, resolve) {
             Ok(fd) => fd,
             Err(e) => match e.raw_os_error() {
                 // Absent there, or a symlink or another kind of file at a
@@ -94,7 +94,7 @@ impl SandboxView {
                 _ => return Err(NotServed::Io(e)),
             },
         };
-        let same = fsops::identity(&fd).and_then(|a| Ok(a == fsops::identity(&found.fd)?));
+        let same = safe_open::identity(&fd).and_then(|a| Ok(a == safe_open::identity(&found.fd)?));
         match same {
             Ok(true) => Ok(fd),
             Ok(false) => Err(NotServed::NotInView(not_in_view(&found.real))),
@@ -129,9 +129,9 @@ mod tests {
     }
 
     fn found(path: &Path) -> Resolved {
-        match fsops::lookup(path).unwrap() {
-            fsops::Lookup::Found(found) => found,
-            fsops::Lookup::Missing(_) => panic!("{} is missing", path.display()),
+        match safe_open::lookup(path).unwrap() {
+            safe_open::Lookup::Found(found) => found,
+            safe_open::Lookup::Missing(_) => panic!("{} is missing", path.display()),
         }
     }
 
@@ -147,7 +147,7 @@ mod tests {
     }
 
     fn view_of(dir: &Path) -> SandboxView {
-        let fd = fsops::openat2(
+        let fd = safe_open::openat2(
             libc::AT_FDCWD,
             dir.as_os_str().as_bytes(),
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -172,7 +172,7 @@ mod tests {
             SandboxView::receive(&ours)
         };
         let open = |path: &[u8]| {
-            fsops::openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_CLOEXEC, 0, 0).unwrap()
+            safe_open::openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_CLOEXEC, 0, 0).unwrap()
         };
         assert!(send(Some(open(b"/"))).is_ok());
         assert!(send(Some(open(b"/proc/self/exe"))).is_err());
@@ -186,7 +186,7 @@ mod tests {
     fn only_the_very_directory_judged_is_served_from_the_view() {
         let dir = temp("same");
         let host = SandboxView::new(
-            fsops::openat2(
+            safe_open::openat2(
                 libc::AT_FDCWD,
                 b"/",
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -198,8 +198,8 @@ mod tests {
         // Control: the host's own root sees the directory as it is.
         let fd = host.open_directory(&found(&dir), read_dir()).unwrap();
         assert_eq!(
-            fsops::identity(&fd).unwrap(),
-            fsops::identity(&found(&dir).fd).unwrap()
+            safe_open::identity(&fd).unwrap(),
+            safe_open::identity(&found(&dir).fd).unwrap()
         );
         // A root that lacks the path: not in view.
         let empty = temp("empty");

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use policies::{FsRule, Want};
 
-use crate::broker::fsops;
+use crate::broker::safe_open;
 use crate::broker::transparent::view::SandboxView;
 
 #[derive(Debug, Args)]
@@ -167,7 +167,7 @@ fn real_path(written: &str, home: &Path) -> Result<PathBuf> {
             .context("the current directory")?
             .join(written)
     };
-    let path = fsops::normalize(&path);
+    let path = safe_open::normalize(&path);
     let mut existing = path.as_path();
     let mut rest = Vec::new();
     loop {

@@ -117,7 +117,7 @@ fn make_dirs(to_make: &[(PathBuf, PathBuf)]) -> Result<()> {
             .canonicalize()
             .with_context(|| format!("creating {}: {}", path.display(), base.display()))?;
         let inside = base.join(rest);
-        if let Err(e) = crate::broker::fsops::make_dirs_beneath(&base, &inside, 0o700) {
+        if let Err(e) = crate::broker::safe_open::make_dirs_beneath(&base, &inside, 0o700) {
             let why = match e.raw_os_error() {
                 Some(libc::ELOOP) | Some(libc::EXDEV) => {
                     "a symlink is on the way, and sluice follows none when it makes \

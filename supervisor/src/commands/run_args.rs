@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -80,6 +80,34 @@ pub struct RunArgs {
     /// an error, never run as the command (`--polcy`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// `sluice run ARGS...` parsed as the command line would be (the bwrap
+    /// stand-in builds its stacked session from these).
+    pub fn parse_as_run<I, T>(args: I) -> Result<RunArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        /// `sluice` with its `run` subcommand only.
+        #[derive(Parser)]
+        #[command(name = "sluice")]
+        struct Sluice {
+            #[command(subcommand)]
+            command: Only,
+        }
+        #[derive(Subcommand)]
+        enum Only {
+            /// Run a command inside the sandbox.
+            Run(RunArgs),
+        }
+        let argv = ["sluice".into(), "run".into()]
+            .into_iter()
+            .chain(args.into_iter().map(Into::into));
+        let Only::Run(args) = Sluice::try_parse_from(argv)?.command;
+        Ok(args)
+    }
 }
 
 /// The answer to `ask` rules when nobody is asked.

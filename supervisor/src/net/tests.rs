@@ -1,4 +1,5 @@
 use super::http::parse;
+use super::judge::reachable;
 use super::*;
 
 fn hosts(rules: &[&str]) -> HostPolicy {

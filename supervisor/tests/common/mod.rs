@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use supervisor::audit::read::SessionFile;
 use supervisor::audit::verify::{verify_file, Report};
 use supervisor::audit::{
-    chain, Access, AuditLog, By, Decision, DecisionRecord, Flags, Op, StartRecord, Via,
+    chain, Access, AuditLog, By, Decision, DecisionRecord, Op, StartRecord, Via,
 };
 
 /// A fresh private directory, removed when the test ends.
@@ -92,9 +92,9 @@ pub fn decision(i: u64) -> DecisionRecord {
         } else {
             Access::ReadWrite
         },
-        flags: Flags {
+        flags: proto::OpenFlags {
             create: i % 2 == 1,
-            ..Flags::default()
+            ..proto::OpenFlags::default()
         },
         decision,
         by,

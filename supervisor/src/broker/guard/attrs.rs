@@ -53,7 +53,7 @@ pub(super) fn setxattr(
     };
     let (file, name, reopen): (OwnedFd, Vec<u8>, bool) = if on_descriptor {
         let (file, reopen) = descriptor_file(target, dirfd.unwrap_or(libc::AT_FDCWD))?;
-        if let Ok(real) = fsops::real_path(&file) {
+        if let Ok(real) = safe_open::real_path(&file) {
             check_path(env, real, Act::Xattr)?;
         }
         (file, Vec::new(), reopen)
@@ -155,14 +155,14 @@ fn the_directory(
         Some(base) => [base.as_slice(), b"/", &named.asked].concat(),
         None => named.asked.clone(),
     };
-    let dir = fsops::openat2(
+    let dir = safe_open::openat2(
         root.as_raw_fd(),
         &dir,
         libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
         0,
         libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
     )?;
-    check_path(env, fsops::real_path(&dir)?, act)?;
+    check_path(env, safe_open::real_path(&dir)?, act)?;
     Ok(dir)
 }
 
@@ -185,7 +185,7 @@ pub(super) fn fchmod(
         // The kernel refuses a mode change through an `O_PATH` descriptor.
         return Err(Stop::Errno(libc::EBADF));
     }
-    if let Ok(real) = fsops::real_path(&file) {
+    if let Ok(real) = safe_open::real_path(&file) {
         check_path(env, real, Act::Chmod)?;
     }
     let req = fsop::Request {
@@ -202,7 +202,7 @@ pub(super) fn fchmod(
 /// sandbox for a call that needs an open file).
 fn descriptor_file(target: &Target<'_>, fd: i32) -> Result<(OwnedFd, bool), Stop> {
     let taken = match fd {
-        libc::AT_FDCWD => fsops::openat2(
+        libc::AT_FDCWD => safe_open::openat2(
             libc::AT_FDCWD,
             format!("/proc/{}/cwd", target.tid).as_bytes(),
             libc::O_PATH | libc::O_CLOEXEC,
@@ -210,7 +210,7 @@ fn descriptor_file(target: &Target<'_>, fd: i32) -> Result<(OwnedFd, bool), Stop
             0,
         )
         .map(|cwd| (cwd, true)),
-        fd if fd >= 0 => crate::broker::transparent::connect::take_descriptor(target.tid, fd)
+        fd if fd >= 0 => crate::broker::transparent::caller::take_descriptor(target.tid, fd)
             .map(|file| (file, false)),
         _ => return Err(Stop::Errno(libc::EBADF)),
     };

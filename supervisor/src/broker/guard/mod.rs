@@ -54,9 +54,9 @@ use policies::Protect;
 use proto::socket::{recv_frame, Blocking};
 use sandbox_child::fsop::{self, Op};
 
-use super::fsops;
+use super::safe_open;
 use super::transparent::call::OpenCall;
-use super::transparent::target::{Target, Unreadable};
+use super::transparent::caller::{Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Via};
 use crate::sys;
 use attrs::{chmod, fchmod, setxattr};
@@ -436,7 +436,7 @@ fn refuse(
         path_asked: path.to_path_buf(),
         path_opened: None,
         access: audit::Access::Write,
-        flags: audit::Flags::default(),
+        flags: proto::OpenFlags::default(),
         decision: Decision::Denied,
         by: By::Rule,
         rule: Some(refusal.rule.clone()),
@@ -492,7 +492,7 @@ impl Guard {
             return Ok(root.as_fd());
         }
         let path = format!("/proc/{}/root", target.tid);
-        let root = fsops::openat2(
+        let root = safe_open::openat2(
             libc::AT_FDCWD,
             path.as_bytes(),
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -529,14 +529,14 @@ impl Guard {
             return Ok(None);
         }
         let parent_path: &[u8] = if cut == 0 { b"/" } else { &full[..cut] };
-        let parent = fsops::openat2(
+        let parent = safe_open::openat2(
             root.as_raw_fd(),
             parent_path,
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
             0,
             libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
         )?;
-        let real = fsops::real_path(&parent)?;
+        let real = safe_open::real_path(&parent)?;
         Ok(Some(Place { parent, real, name }))
     }
 }
@@ -575,7 +575,7 @@ fn carry_out(env: &Env<'_>, target: &Target<'_>, call: &Call) -> Result<Answer, 
     let Some(umask) = status.umask else {
         return Err(Stop::Errno(libc::EPERM));
     };
-    if crate::broker::transparent::is_stacked(status.filters, env.guard.filters_at_exec) {
+    if crate::broker::transparent::stacked::is_stacked(status.filters, env.guard.filters_at_exec) {
         // A stacked sluice's program: made by a connector in its sandbox,
         // judged by its `protect` list too.
         let registrant = env.shared.stacked.find(target.tid, &status);
@@ -832,14 +832,14 @@ fn open_or_mkdir(
             Some(place) => place,
             // `.` or `..`: a directory, which is never opened for writing.
             None if tmpfile => {
-                let dir = fsops::openat2(
+                let dir = safe_open::openat2(
                     root.as_raw_fd(),
                     &asked,
                     libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
                     0,
                     libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
                 )?;
-                let real = fsops::real_path(&dir)?;
+                let real = safe_open::real_path(&dir)?;
                 Place {
                     parent: dir,
                     real,
@@ -916,7 +916,7 @@ fn openat2_as_asked(
         Some(fd) if fd >= 0 => format!("fd/{fd}"),
         Some(_) => return Err(Stop::Errno(libc::EBADF)),
     };
-    let base = fsops::openat2(
+    let base = safe_open::openat2(
         libc::AT_FDCWD,
         format!("/proc/{}/{base}", target.tid).as_bytes(),
         libc::O_PATH | libc::O_CLOEXEC,
@@ -933,7 +933,7 @@ fn openat2_as_asked(
     };
     let fd = opened(perform(env, &req, base.as_fd(), None)?)?;
     if open.writes() || open.flags & libc::O_TMPFILE == libc::O_TMPFILE {
-        check_path(env, fsops::real_path(&fd)?, Act::Write)?;
+        check_path(env, safe_open::real_path(&fd)?, Act::Write)?;
     }
     Ok(Answer::Descriptor(fd, open.cloexec()))
 }

@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use policies::Protect;
 
 use crate::broker::peer::Peer;
-use crate::broker::transparent::target::Status;
+use crate::broker::transparent::caller::Status;
 use crate::sys;
 
 /// The refusal of a session that has no guard (the stacked sluice, the

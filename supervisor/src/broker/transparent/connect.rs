@@ -19,7 +19,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,15 +27,12 @@ use std::time::Instant;
 
 use sandbox_child::connector::{self, Kind, MAX_ADDR, REQUEST_SIZE};
 
+use super::caller::{take_descriptor, Target, Unreadable};
 use super::context::Context;
 use super::stacked;
-use super::target::{Target, Unreadable};
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
-use crate::broker::fsops::{self, Lookup};
 use crate::broker::guard;
-
-/// `PIDFD_THREAD` (Linux 6.9): a pidfd for a thread, not only a process.
-const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+use crate::broker::safe_open::{self, Lookup};
 
 /// What to do with one `connect`.
 enum Plan {
@@ -148,7 +145,7 @@ fn plan(
             path_asked: PathBuf::from(describe(family, &addr)),
             path_opened: None,
             access: audit::Access::Write,
-            flags: audit::Flags::default(),
+            flags: proto::OpenFlags::default(),
             decision: Decision::Denied,
             by: By::Rule,
             rule: None,
@@ -190,14 +187,14 @@ fn plan(
         path_asked: asked.clone(),
         path_opened: opened,
         access: audit::Access::Write,
-        flags: audit::Flags::default(),
+        flags: proto::OpenFlags::default(),
         decision,
         by: By::Rule,
         rule: None,
         reason,
         latency_us: started.elapsed().as_micros() as u64,
     };
-    let found = match fsops::lookup(&absolute) {
+    let found = match safe_open::lookup(&absolute) {
         Ok(Lookup::Found(found)) => found,
         Ok(Lookup::Missing(_)) => return Ok(Plan::Refuse(libc::ENOENT, None)),
         Err(e) => return Ok(Plan::Refuse(e.raw_os_error().unwrap_or(libc::EACCES), None)),
@@ -261,18 +258,6 @@ fn named(family: i32, addr: &[u8]) -> Option<&[u8]> {
         None => None,
         Some(_) => Some(path),
     }
-}
-
-/// The supervisor's own copy of the thread's descriptor `fd`.
-pub(crate) fn take_descriptor(tid: libc::pid_t, fd: i32) -> io::Result<OwnedFd> {
-    let pidfd = crate::sys::process::pidfd_open(tid, PIDFD_THREAD)?;
-    // SAFETY: pidfd_getfd takes integers and returns a new descriptor.
-    let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    Ok(unsafe { OwnedFd::from_raw_fd(got as i32) })
 }
 
 /// Sends the connector a request; returns the socket its answer comes on.

@@ -53,7 +53,7 @@
 //! kernel reads the path again (the program may have changed it since), and
 //! whatever it reads is checked by the sandbox as if there were no broker.
 //! For brokered calls the path is read once into the supervisor and the file
-//! judged is the file opened (`fsops`), so swapping the path buffer from
+//! judged is the file opened (`safe_open`), so swapping the path buffer from
 //! another thread gains nothing. The 32-bit and x32 system call ABIs are
 //! killed by the filter before anything is notified.
 //!
@@ -63,14 +63,14 @@
 //! is 5.14).
 
 pub(crate) mod call;
+pub(crate) mod caller;
 pub(crate) mod connect;
 mod context;
 mod names;
 mod notif;
 mod serve;
 pub(crate) mod socket;
-mod stacked;
-pub(crate) mod target;
+pub(crate) mod stacked;
 mod threads;
 pub(crate) mod view;
 

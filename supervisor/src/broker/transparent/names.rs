@@ -41,16 +41,15 @@ use nix::sys::stat::{fstatat, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use policies::{Verdict, Want};
 
+use super::caller::{Target, Unreadable};
 use super::context::Context;
-use super::serve::outside_the_sandbox;
 use super::stacked;
-use super::target::{Target, Unreadable};
-use super::threads::Threads;
+use super::threads::{outside_the_sandbox, Threads};
 use crate::approval::Question;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 use crate::broker::decide;
-use crate::broker::fsops::{self, Kind, Lookup};
 use crate::broker::guard;
+use crate::broker::safe_open::{self, Kind, Lookup};
 
 /// An `unlink`, `unlinkat` or `rmdir`, decoded (the path not yet read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,7 +334,7 @@ fn resolve(path: &Path) -> Result<Name, Pass> {
         .map(|n| n.as_bytes().to_vec())
         .ok_or(Pass::Sandbox)?;
     let parent = path.parent().ok_or(Pass::Sandbox)?;
-    match fsops::lookup(parent) {
+    match safe_open::lookup(parent) {
         // The program's /proc is not the supervisor's: the kernel's to answer.
         Ok(Lookup::Found(dir)) if dir.real.starts_with("/proc") => Err(Pass::Sandbox),
         Ok(Lookup::Found(dir)) if dir.kind == Kind::Directory => Ok(Name {
@@ -503,7 +502,7 @@ fn finish<F>(
             path_asked: real.clone(),
             path_opened: (decision == Decision::Allowed).then_some(real),
             access: audit::Access::Write,
-            flags: audit::Flags::default(),
+            flags: proto::OpenFlags::default(),
             decision,
             by,
             rule,

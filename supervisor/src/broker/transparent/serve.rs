@@ -4,10 +4,8 @@
 //! Only a call a person must answer leaves the thread, for a task that
 //! waits for the answer while the reader goes on.
 
-use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,16 +13,15 @@ use std::time::Instant;
 use proto::{Access, OpenFlags, ResponseBody};
 
 use super::call::{self, OpenCall};
+use super::caller::{Target, Unreadable};
 use super::context::Context;
 use super::names;
 use super::notif::{Listener, Notif};
 use super::stacked;
-use super::target::{Target, Unreadable};
-use super::threads::{Source, Threads};
+use super::threads::{outside_the_sandbox, Threads};
 use super::view::SandboxView;
 use crate::audit::Op;
 use crate::broker::decide::{self, Ask, Asker, CallFlags, Outcome, Settled, Step};
-use crate::broker::fsops;
 use crate::broker::guard;
 
 /// A call the broker serves: its arguments, read once.
@@ -207,58 +204,6 @@ fn first_look(
         asked,
         absolute,
     }))
-}
-
-/// `asked` (not empty), named from `dirfd` (`None` or `AT_FDCWD`: the
-/// thread's working directory) made absolute, if the broker must look at
-/// it: `None` when the sandbox itself allows the access (`write` or read)
-/// there, or it is in the program's own `/proc`, which only the kernel can
-/// show it. What the broker acts on is never a remembered directory.
-pub(super) fn outside_the_sandbox(
-    view: &SandboxView,
-    threads: &mut Threads,
-    target: &Target<'_>,
-    dirfd: Option<i32>,
-    asked: &[u8],
-    write: bool,
-) -> Result<Option<PathBuf>, Unreadable> {
-    loop {
-        let (base, source) = if asked.first() == Some(&b'/') {
-            (None, Source::Read)
-        } else {
-            match dirfd {
-                None | Some(libc::AT_FDCWD) => {
-                    let (dir, source) = threads.cwd(target)?;
-                    (Some(dir), source)
-                }
-                Some(fd) if fd >= 0 => {
-                    let dir = target.directory(&format!("fd/{fd}"))?;
-                    (Some(dir.into()), Source::Read)
-                }
-                Some(_) => return Err(Unreadable::Kernel),
-            }
-        };
-        let lexical = match &base {
-            None => fsops::lexical(&[asked]),
-            Some(base) => fsops::lexical(&[base, asked]),
-        };
-        // The program's own /proc is the kernel's to show it: looked up
-        // here, /proc/self would be the supervisor.
-        let proc = lexical.starts_with(b"/proc/") || lexical == b"/proc";
-        if proc || view.allows_bytes(&view.unalias(&lexical), write) {
-            return Ok(None);
-        }
-        if source == Source::Remembered {
-            // The broker acts on what it reads now, never on what it
-            // remembers.
-            threads.forget(target.tid);
-            continue;
-        }
-        return Ok(Some(match base {
-            None => PathBuf::from(OsStr::from_bytes(asked)),
-            Some(base) => Path::new(OsStr::from_bytes(&base)).join(OsStr::from_bytes(asked)),
-        }));
-    }
 }
 
 /// Reads the rest of what the broker needs from the thread, then checks

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::caller::Target;
 use super::context::Context;
-use super::target::Target;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 
 /// The errno of every refused socket: "Network is unreachable", what the
@@ -62,7 +62,7 @@ pub fn refuse(ctx: &Context, target: &Target<'_>, args: [u64; 6]) {
         path_asked: PathBuf::from(ASKED),
         path_opened: None,
         access: audit::Access::Write,
-        flags: audit::Flags::default(),
+        flags: proto::OpenFlags::default(),
         decision: Decision::Denied,
         by: By::Rule,
         rule: Some(RULE.to_owned()),

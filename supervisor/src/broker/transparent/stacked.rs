@@ -34,7 +34,7 @@
 
 use std::io;
 
-use super::target::Status;
+use super::caller::Status;
 
 /// How many seccomp filters the program runs under right after exec: the
 /// supervisor's own (`own`: inherited from whatever started sluice, counted

@@ -28,9 +28,14 @@
 //! change who answers, as above.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::target::{Target, Unreadable};
+use super::caller::{Target, Unreadable};
+use super::view::SandboxView;
+use crate::broker::safe_open;
 
 /// Past this many entries the memory is emptied (threads that exit leave
 /// theirs behind until the next `clone`).
@@ -146,6 +151,58 @@ fn past(text: &[u8], nr: i64) -> bool {
         .and_then(|w| std::str::from_utf8(w).ok())
         .and_then(|w| w.parse::<i64>().ok());
     matches!(first, Some(n) if n != nr)
+}
+
+/// `asked` (not empty), named from `dirfd` (`None` or `AT_FDCWD`: the
+/// thread's working directory) made absolute, if the broker must look at
+/// it: `None` when the sandbox itself allows the access (`write` or read)
+/// there, or it is in the program's own `/proc`, which only the kernel can
+/// show it. What the broker acts on is never a remembered directory.
+pub(super) fn outside_the_sandbox(
+    view: &SandboxView,
+    threads: &mut Threads,
+    target: &Target<'_>,
+    dirfd: Option<i32>,
+    asked: &[u8],
+    write: bool,
+) -> Result<Option<PathBuf>, Unreadable> {
+    loop {
+        let (base, source) = if asked.first() == Some(&b'/') {
+            (None, Source::Read)
+        } else {
+            match dirfd {
+                None | Some(libc::AT_FDCWD) => {
+                    let (dir, source) = threads.cwd(target)?;
+                    (Some(dir), source)
+                }
+                Some(fd) if fd >= 0 => {
+                    let dir = target.directory(&format!("fd/{fd}"))?;
+                    (Some(dir.into()), Source::Read)
+                }
+                Some(_) => return Err(Unreadable::Kernel),
+            }
+        };
+        let lexical = match &base {
+            None => safe_open::lexical(&[asked]),
+            Some(base) => safe_open::lexical(&[base, asked]),
+        };
+        // The program's own /proc is the kernel's to show it: looked up
+        // here, /proc/self would be the supervisor.
+        let proc = lexical.starts_with(b"/proc/") || lexical == b"/proc";
+        if proc || view.allows_bytes(&view.unalias(&lexical), write) {
+            return Ok(None);
+        }
+        if source == Source::Remembered {
+            // The broker acts on what it reads now, never on what it
+            // remembers.
+            threads.forget(target.tid);
+            continue;
+        }
+        return Ok(Some(match base {
+            None => PathBuf::from(OsStr::from_bytes(asked)),
+            Some(base) => Path::new(OsStr::from_bytes(&base)).join(OsStr::from_bytes(asked)),
+        }));
+    }
 }
 
 #[cfg(test)]

@@ -15,63 +15,24 @@
 //! naming it: the stand-in never runs a command wider than asked.
 
 mod args;
+pub mod stand_in;
 mod view;
 
-use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
 
 use anyhow::{Context, Result};
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
 use nix::unistd::getppid;
-use sandbox_child::StandIn;
 
 use crate::exit;
 use args::{parse, Parsed, Request};
-
-/// Where programs call bubblewrap; `/usr/bin` is on every `PATH` too.
-pub const PATH: &str = "/usr/bin/bwrap";
-
-/// The name sluice answers to as the stand-in.
-const NAME: &str = "bwrap";
-
-/// The files the sandbox sees replaced by sluice's own binary.
-pub fn stand_ins() -> Vec<StandIn> {
-    match std::env::current_exe().and_then(|p| p.canonicalize()) {
-        Ok(source) => vec![StandIn {
-            path: PathBuf::from(PATH),
-            source,
-        }],
-        Err(e) => {
-            tracing::warn!("no bwrap stand-in in the sandbox: locating sluice's binary: {e}");
-            Vec::new()
-        }
-    }
-}
-
-/// The stand-in's logging unless `SLUICE_LOG` says otherwise: the stacked
-/// session's expected warnings (no namespaces, no PID namespace, no
-/// read-only copy of the mount tree) would be in every wrapped command's
-/// output; the enforcement report in the audit record still says them.
-pub const LOG_LEVEL: &str = "error";
-
-/// Whether a stacked session leaves its best-effort warnings unsaid: the
-/// bwrap stand-in, unless `SLUICE_LOG` is set.
-pub fn quiet() -> bool {
-    invoked_as_bwrap() && std::env::var_os("SLUICE_LOG").is_none()
-}
-
-/// Whether sluice was started as `bwrap` (argv[0]'s last component).
-pub fn invoked_as_bwrap() -> bool {
-    std::env::args_os()
-        .next()
-        .is_some_and(|a| Path::new(&a).file_name() == Some(OsStr::new(NAME)))
-}
+use stand_in::NAME;
 
 /// The stand-in's entry point: bubblewrap's arguments, its exit code.
 pub fn main() -> i32 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    crate::cli::finish(NAME, run(args))
+    exit::finish(NAME, run(args))
 }
 
 fn run(args: Vec<OsString>) -> Result<i32> {
@@ -102,7 +63,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         .map_err(|e| anyhow::anyhow!("the policy made from bwrap's arguments: {e}"))?;
     let mut argv: Vec<OsString> = vec!["--nested".into(), "stack".into(), "--".into()];
     argv.extend(request.command.iter().cloned());
-    let args = crate::cli::run_args(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let args = super::run_args::RunArgs::parse_as_run(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tmpdir = request
         .env
         .iter()

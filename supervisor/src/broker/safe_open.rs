@@ -487,7 +487,7 @@ mod tests {
     impl Dir {
         fn new(tag: &str) -> Dir {
             let p = std::env::temp_dir().join(format!(
-                "sluice-fsops-{tag}-{}-{:?}",
+                "sluice-safe_open-{tag}-{}-{:?}",
                 std::process::id(),
                 std::thread::current().id()
             ));

@@ -17,10 +17,14 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use super::notif::Listener;
+
+/// `PIDFD_THREAD` (Linux 6.9): a pidfd for a thread, not only a process.
+const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
 
 /// Longest path the kernel accepts, NUL included.
 pub const PATH_MAX: usize = libc::PATH_MAX as usize;
@@ -228,6 +232,18 @@ fn page_size() -> usize {
             4096
         }
     })
+}
+
+/// The supervisor's own copy of the thread's descriptor `fd`.
+pub(crate) fn take_descriptor(tid: libc::pid_t, fd: i32) -> io::Result<OwnedFd> {
+    let pidfd = crate::sys::process::pidfd_open(tid, PIDFD_THREAD)?;
+    // SAFETY: pidfd_getfd takes integers and returns a new descriptor.
+    let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(got as i32) })
 }
 
 #[cfg(test)]

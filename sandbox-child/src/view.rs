@@ -1,0 +1,304 @@
+//! The program's view of the file system, prepared before fork: the
+//! protective mounts with their placeholders ([`crate::mounts`]), the veil
+//! over the other sessions' directories, the policy-built root
+//! ([`crate::root`]) and what the view holds besides the policy's trees (the
+//! program's terminal, a [`StandIn`]), each with its strings ready for the
+//! child's raw calls.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use policies::Policy;
+
+use crate::mounts::{self, MountKind, SHM};
+use crate::prepare_error::{cstring, PrepareError};
+use crate::root;
+
+/// A file of the host that the sandbox sees replaced by `source`: bound
+/// over `path` in the policy-built root, read-only and nosuid, when `path`
+/// is a regular file (not a symlink) inside a tree the policy allows (a mount needs
+/// something to sit on; the host's tree is never written to make one).
+#[derive(Debug, Clone)]
+pub struct StandIn {
+    pub path: PathBuf,
+    pub source: PathBuf,
+}
+
+/// Every sluice session directory of the user lives under `parent`; in the
+/// sandbox `parent` is a read-only directory holding only `keep` (the
+/// session's own `tmp/`, beneath `parent`), so no sandbox reaches another
+/// session's directory, nor its own `private/`, even one made after it
+/// started. Both paths are canonical.
+pub struct Veil {
+    pub parent: PathBuf,
+    pub keep: PathBuf,
+}
+
+/// The slave side of a pseudo-terminal the supervisor made for the program.
+/// The child makes it its controlling terminal in a new session and its
+/// standard input and output, so it keeps no descriptor of the person's
+/// terminal.
+pub struct ChildTerminal {
+    pub slave: OwnedFd,
+    /// Standard error too (it was a terminal as well).
+    pub stderr: bool,
+}
+
+/// One mount, with its strings ready for the raw syscalls.
+pub(crate) struct PreparedMount {
+    pub kind: MountKind,
+    pub target: CString,
+    /// The bind source: the target itself, or a placeholder for `Deny`.
+    pub source: CString,
+}
+
+/// The veil's paths, for the child (see [`Veil`]).
+pub(crate) struct PreparedVeil {
+    /// Covered by a tmpfs.
+    pub parent: CString,
+    /// The session's own `tmp/`: cloned before the parent is covered, then
+    /// moved onto the same path in the tmpfs.
+    pub keep: CString,
+    /// Made in the tmpfs, parents first: the way to `keep` and to the
+    /// policy-built root's mount point.
+    pub dirs: Vec<CString>,
+}
+
+/// One step of building the policy's root ([`crate::root`]), with its
+/// paths already under the new root.
+pub(crate) enum RootEntry {
+    Dir(CString),
+    File(CString),
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    Bind {
+        source: CString,
+        target: CString,
+    },
+    /// A [`StandIn`]: `source` bound over the file `target`, read-only.
+    StandIn {
+        source: CString,
+        target: CString,
+    },
+}
+
+/// The new root: a tmpfs mounted on `dir`, filled by `entries`.
+pub(crate) struct PreparedRoot {
+    pub dir: CString,
+    pub entries: Vec<RootEntry>,
+}
+
+/// Placeholders are mode 000 and mounted read-only, so neither their content
+/// (empty anyway) nor their mode can be used.
+fn placeholder(dir: &Path, is_dir: bool) -> Result<PathBuf, PrepareError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(if is_dir { "deny-dir" } else { "deny-file" });
+    let err = |source| PrepareError::Placeholder {
+        path: path.clone(),
+        source,
+    };
+    if !path.exists() {
+        if is_dir {
+            std::fs::create_dir(&path).map_err(err)?;
+        } else {
+            std::fs::File::create(&path).map_err(err)?;
+        }
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).map_err(err)?;
+    Ok(path)
+}
+
+/// Whether the host mounts `path` `noexec` (unknown counts as not).
+fn host_noexec(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs is plain data; all zeroes is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated and st is a valid out-pointer for the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_flag & libc::ST_NOEXEC != 0
+}
+
+pub(crate) fn prepare_mounts(
+    policy: &Policy,
+    placeholder_dir: &Path,
+) -> Result<Vec<PreparedMount>, PrepareError> {
+    // Directories and regular files only: a device node is written through
+    // whatever its mount says, and binding one would be pointless.
+    let bindable = |p: &Path| p.metadata().is_ok_and(|m| m.is_dir() || m.is_file());
+    let mut ops = mounts::writable_roots(&policy.filesystem, bindable);
+    ops.extend(mounts::plan_with_exec(
+        &policy.filesystem,
+        |p| p.is_dir(),
+        host_noexec,
+    ));
+    // One placeholder of each kind serves every denied path of that kind.
+    let (mut file, mut dir) = (None, None);
+    ops.into_iter()
+        .map(|op| {
+            let source = match op.kind {
+                MountKind::Deny { dir: is_dir } => {
+                    let slot = if is_dir { &mut dir } else { &mut file };
+                    match slot {
+                        Some(path) => PathBuf::clone(path),
+                        None => slot.insert(placeholder(placeholder_dir, is_dir)?).clone(),
+                    }
+                }
+                MountKind::Writable { .. }
+                | MountKind::Executable
+                | MountKind::Pin
+                | MountKind::ReadOnly => op.path.clone(),
+            };
+            Ok(PreparedMount {
+                kind: op.kind,
+                target: cstring(op.path.as_os_str())?,
+                source: cstring(source.as_os_str())?,
+            })
+        })
+        .collect()
+}
+
+/// The veil (see [`Veil`]), drawn after every other mount: a tmpfs over the
+/// parent holding `<id>/tmp` (the session's own tree, moved there) and, when
+/// the policy-built root's mount point is beneath the parent, the way to it.
+/// A tmpfs rather than a directory under `private/`, so that no directory on
+/// the host's disk is left a mount point of the child's namespace (removing
+/// those afterwards makes the kernel detach the mounts, which is slow).
+/// Nothing when the parent is denied anyway.
+pub(crate) fn prepare_veil(
+    policy: &Policy,
+    veil: &Veil,
+    root_dir: Option<&Path>,
+) -> Result<Option<PreparedVeil>, PrepareError> {
+    if policy
+        .filesystem
+        .deny
+        .iter()
+        .any(|d| veil.parent.starts_with(d))
+    {
+        return Ok(None);
+    }
+    if !veil.keep.starts_with(&veil.parent) || veil.keep == veil.parent {
+        return Err(PrepareError::Placeholder {
+            path: veil.keep.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not beneath {}", veil.parent.display()),
+            ),
+        });
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for target in std::iter::once(veil.keep.as_path()).chain(root_dir) {
+        if !target.starts_with(&veil.parent) || target == veil.parent {
+            continue;
+        }
+        let mut way: Vec<PathBuf> = target
+            .ancestors()
+            .take_while(|a| *a != veil.parent)
+            .map(Path::to_path_buf)
+            .collect();
+        way.reverse();
+        for dir in way {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    Ok(Some(PreparedVeil {
+        parent: cstring(veil.parent.as_os_str())?,
+        keep: cstring(veil.keep.as_os_str())?,
+        dirs: dirs
+            .iter()
+            .map(|d| cstring(d.as_os_str()))
+            .collect::<Result<_, _>>()?,
+    }))
+}
+
+/// The skeleton of the child's root, under `placeholder_dir/root` (made
+/// here, empty; the child mounts a tmpfs on it).
+pub(crate) fn prepare_root(
+    policy: &Policy,
+    placeholder_dir: &Path,
+    cwd: &Path,
+    terminal: Option<&ChildTerminal>,
+    shm: bool,
+    stand_ins: &[StandIn],
+) -> Result<PreparedRoot, PrepareError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = placeholder_dir.join("root");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })
+        .map_err(|source| PrepareError::Placeholder {
+            path: dir.clone(),
+            source,
+        })?;
+    let kind = |p: &Path| {
+        p.metadata().ok().map(|m| {
+            if m.is_dir() {
+                root::Kind::Dir
+            } else {
+                root::Kind::File
+            }
+        })
+    };
+    let links = root::host_top_symlinks();
+    let under = |p: &Path| -> Result<CString, PrepareError> {
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        cstring(dir.join(rel).as_os_str())
+    };
+    // The program's own terminal exists in its view, so ttyname(3) works.
+    // So is the session's own /dev/shm, mounted before the root is built.
+    let also: Vec<PathBuf> = terminal
+        .and_then(|t| std::fs::read_link(format!("/proc/self/fd/{}", t.slave.as_raw_fd())).ok())
+        .filter(|p| p.is_absolute())
+        .into_iter()
+        .chain(shm.then(|| PathBuf::from(SHM)))
+        .collect();
+    let mut entries = root::skeleton(&policy.filesystem, &also, cwd, &links, kind)
+        .into_iter()
+        .map(|entry| {
+            Ok(match entry {
+                root::Entry::Dir(p) => RootEntry::Dir(under(&p)?),
+                root::Entry::File(p) => RootEntry::File(under(&p)?),
+                root::Entry::Symlink { path, target } => RootEntry::Symlink {
+                    target: cstring(target.as_os_str())?,
+                    link: under(&path)?,
+                },
+                root::Entry::Bind { path, .. } => RootEntry::Bind {
+                    source: cstring(path.as_os_str())?,
+                    target: under(&path)?,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, PrepareError>>()?;
+    // Last: each sits on a file that one of the binds above brought in.
+    let in_view = |p: &Path| {
+        let fs = &policy.filesystem;
+        let allowed = fs.read.iter().chain(&fs.write).chain(&fs.execute);
+        let denied = fs.deny.iter().any(|d| p.starts_with(d));
+        // Not a symlink: a mount on one lands where it leads, which the
+        // view may not hold (the launch would fail).
+        let file = p.symlink_metadata().is_ok_and(|m| m.is_file());
+        file && !denied && allowed.clone().any(|t| p.starts_with(t))
+    };
+    for s in stand_ins.iter().filter(|s| in_view(&s.path)) {
+        entries.push(RootEntry::StandIn {
+            source: cstring(s.source.as_os_str())?,
+            target: under(&s.path)?,
+        });
+    }
+    Ok(PreparedRoot {
+        dir: cstring(dir.as_os_str())?,
+        entries,
+    })
+}

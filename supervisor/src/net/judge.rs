@@ -1,0 +1,205 @@
+//! Judging a connection the program asks for: by the policy's `[network]
+//! hosts`, by the person where `ask_hosts` says so, and to which addresses
+//! a name may lead; what the program and the person are told of a refusal.
+
+use std::net::{IpAddr, SocketAddr};
+
+use policies::Host;
+
+use super::{Context, Upstream, Verdict, CONNECT_TIMEOUT};
+use crate::approval::{Answer, HostQuestion};
+use crate::audit::By;
+
+/// Whether a connection may go to `ip` for a host allowed by an `exact`
+/// rule, or else by a `*.` rule or a person's answer (who saw a name, not
+/// where it leads). Never an unspecified address (it reaches this machine);
+/// through a name not named exactly, never this machine's loopback or a
+/// link-local address (a cloud's metadata service at 169.254.169.254), in
+/// whatever form the resolver gives it (`::ffff:127.0.0.1` is loopback).
+pub(super) fn reachable(ip: IpAddr, exact: bool) -> bool {
+    let ip = ip.to_canonical();
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    !ip.is_unspecified() && (exact || !(ip.is_loopback() || link_local))
+}
+
+impl Context {
+    /// Judges `host:port` by the policy (asking the person where
+    /// `ask_hosts` says so), and resolves an allowed name.
+    pub(super) async fn judge(&self, host: &Host, port: u16) -> Verdict {
+        let (rule_text, exact, by) = match self.hosts.allowed(host, port) {
+            Some(rule) => (rule.to_string(), rule.is_exact(), By::Rule),
+            None if self.hosts.asks(host, port) => {
+                if let Host::Ip(ip) = host {
+                    if !reachable(*ip, false) {
+                        return Verdict::Refuse {
+                            reason: "a loopback or link-local address, never put to the person: name the \
+                                     service in [network] hosts"
+                                .to_owned(),
+                            by: By::Rule,
+                        };
+                    }
+                }
+                let answer = self.ask(host, port).await;
+                if !answer.allow {
+                    return Verdict::Refuse {
+                        reason: refused_by(&answer),
+                        by: answer.by,
+                    };
+                }
+                // The person saw a name, not where it leads: like a `*.`
+                // rule, it never reaches the host's loopback through it.
+                let rule = answer.rule.unwrap_or_else(|| self.ask_rule(host, port));
+                (rule, false, answer.by)
+            }
+            None => {
+                let reason = match host {
+                    Host::Ip(_) => "an address no rule of [network] hosts names (name the host instead, or list the address)",
+                    Host::Name(_) => "not in [network] hosts",
+                };
+                return Verdict::Refuse {
+                    reason: reason.to_owned(),
+                    by: By::Rule,
+                };
+            }
+        };
+        if let Upstream::Via(_) = self.upstream {
+            // The enclosing session resolves, and judges the name again.
+            return Verdict::Allow {
+                rule: rule_text,
+                addrs: Vec::new(),
+                by,
+            };
+        }
+        let addrs = match host {
+            Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
+            Host::Name(name) => {
+                let lookup = tokio::net::lookup_host((name.as_str(), port));
+                match tokio::time::timeout(CONNECT_TIMEOUT, lookup).await {
+                    Ok(Ok(found)) => found.collect(),
+                    Ok(Err(e)) => {
+                        return Verdict::Refuse {
+                            reason: format!("cannot resolve {name}: {e}"),
+                            by: By::Rule,
+                        }
+                    }
+                    Err(_) => {
+                        return Verdict::Refuse {
+                            reason: format!("resolving {name} timed out"),
+                            by: By::Rule,
+                        }
+                    }
+                }
+            }
+        };
+        let (kept, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            addrs.into_iter().partition(|a| reachable(a.ip(), exact));
+        if kept.is_empty() {
+            // Refused whoever allowed the name: by the rule on addresses.
+            let who = match by {
+                By::Rule => "a *. rule does not reach (name the host exactly)",
+                _ => "an answer to ask_hosts does not reach (name the host in [network] hosts)",
+            };
+            let reason = match dropped.first() {
+                Some(a) => format!("{host} resolves to {} only, which {who}", a.ip()),
+                None => format!("{host} resolves to no address"),
+            };
+            return Verdict::Refuse {
+                reason,
+                by: By::Rule,
+            };
+        }
+        Verdict::Allow {
+            rule: rule_text,
+            addrs: kept,
+            by,
+        }
+    }
+
+    /// The `ask_hosts` entry that puts `host:port` to the person.
+    fn ask_rule(&self, host: &Host, port: u16) -> String {
+        match &self.hosts.ask {
+            policies::AskHosts::Listed(rules) => match rules.iter().find(|r| r.matches(host, port))
+            {
+                Some(r) => format!("ask_hosts \"{r}\""),
+                None => "ask_hosts".to_owned(),
+            },
+            _ => "ask_hosts = true".to_owned(),
+        }
+    }
+
+    /// Puts `host:port` to the session's approvals (nobody: refused).
+    async fn ask(&self, host: &Host, port: u16) -> Answer {
+        let Some(shared) = &self.approvals else {
+            return Answer::new(false, By::NonInteractiveDefault);
+        };
+        let q = HostQuestion {
+            host,
+            port,
+            rule: Some(self.ask_rule(host, port)),
+        };
+        shared.approvals.ask_host(&q).await
+    }
+
+    /// Says on stderr, once per host and port, that a connection was refused
+    /// and how to allow it.
+    pub(super) fn tell_refused(&self, host: &Host, port: u16, reason: &str) {
+        let target = format!("{host}:{port}");
+        let first = self
+            .told
+            .lock()
+            .map(|mut told| told.insert(target.clone()))
+            .unwrap_or(false);
+        if !first {
+            return;
+        }
+        if self.hosts.allowed(host, port).is_some() {
+            // Allowed, but not reachable (not resolved, or only to addresses
+            // the rule may not reach): allowing it again would change nothing.
+            eprintln!(
+                "sluice: the program's connection to {target} is allowed but failed ({reason})"
+            );
+        } else {
+            eprintln!(
+                "sluice: refused the program's connection to {target} ({reason}); \
+                 to allow it: sluice run --allow-host {} ...",
+                allow_hint(host, port)
+            );
+        }
+    }
+}
+
+/// Why a connection put to the person is refused, for the program and the
+/// record.
+pub(super) fn refused_by(answer: &Answer) -> String {
+    let mut why = match answer.by {
+        By::Person => "denied by the person at sluice's prompt".to_owned(),
+        By::Timeout => "the person did not answer sluice's prompt in time".to_owned(),
+        By::Session => "denied earlier in this session at sluice's prompt".to_owned(),
+        By::Overlay => format!(
+            "denied always in the approvals overlay ({})",
+            answer.rule.as_deref().unwrap_or("-")
+        ),
+        By::RateLimit => "too many questions for the person".to_owned(),
+        By::NonInteractiveDefault => {
+            "not in [network] hosts, and no terminal to ask on (--approve deny)".to_owned()
+        }
+        // No answerer says so (`Approvals::ask_host`).
+        by @ (By::Rule | By::Protected | By::Error) => format!("denied ({by})"),
+    };
+    if let Some(note) = &answer.note {
+        why = format!("{why}: {note}");
+    }
+    why
+}
+
+/// What `--allow-host` would allow this `host:port`: the default ports need
+/// no `:PORT`.
+pub fn allow_hint(host: &Host, port: u16) -> String {
+    match (host, policies::DEFAULT_PORTS.contains(&port)) {
+        (Host::Name(_), true) => host.to_string(),
+        _ => format!("{host}:{port}"),
+    }
+}
