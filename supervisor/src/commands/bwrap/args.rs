@@ -141,7 +141,9 @@ usage: bwrap [OPTIONS...] [--] COMMAND [ARGS...]
 sluice's stand-in for bubblewrap: the command runs in a sluice session
 stacked on this one, narrower. Understood: --ro-bind[-try], --bind[-try],
 --dev-bind[-try] of a path onto itself, --ro-bind /dev/null PATH and --tmpfs
-over what the command sees nothing of anyway, --remount-ro and --dir of what
+inside a tree only read, --ro-bind P P (or /dev/null over a missing P) inside
+a written tree where the enclosing session guards writes (kept as protect),
+--remount-ro and --dir of what
 already is so, --proc /proc, --dev /dev, --unshare-net/-all (no network),
 --share-net, --unshare-user/-pid/-ipc/-uts/-cgroup[-try], --die-with-parent,
 --new-session, --chdir, --setenv, --unsetenv, --clearenv, --cap-drop,
