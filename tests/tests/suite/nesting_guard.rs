@@ -579,3 +579,43 @@ fn without_an_outer_guard_the_stand_in_refuses_read_only_masks_in_a_written_tree
     run(&plain).assert_code(0);
     assert!(exists(&marker));
 }
+
+/// The same as an unprivileged user: the masks are kept, the tree beside
+/// them written. Control: the outer program writes the masked file.
+#[test]
+fn as_a_user_the_stand_in_keeps_read_only_masks_inside_a_written_tree() {
+    const NOBODY: u32 = 65534;
+    let fx = Fixture::new(PROBE);
+    let mut args = masked_view(&fx);
+    fs::create_dir(fx.home("tmp")).unwrap();
+    fx.give_to(NOBODY, NOBODY);
+    let script = format!(
+        "cd {ws}; echo ok > made && echo MADE; echo ok > a/b/out/w && echo EXCEPTION; \
+         echo x > a/b/file.txt 2>/dev/null && echo W-WRITE; \
+         echo x > a/b/new.txt 2>/dev/null && echo W-CREATE; \
+         echo x > newrc 2>/dev/null && echo W-NEWRC; \
+         echo x > t1 && mv t1 a/b/file.txt 2>/dev/null && echo W-RENAME-ONTO; true",
+        ws = fx.ws("")
+    );
+    args.extend(["--", "/bin/sh", "-c", &script].map(String::from));
+    let mut program = vec!["bwrap"];
+    program.extend(args.iter().map(String::as_str));
+    let out = super::nesting::as_nobody(&fx, &["--policy", "claude-code"], &program);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("MADE") && out.stdout.contains("EXCEPTION"),
+        "{out}"
+    );
+    for attack in ["W-WRITE", "W-CREATE", "W-NEWRC", "W-RENAME-ONTO"] {
+        assert!(!out.stdout.contains(attack), "{attack}\n{out}");
+    }
+    assert_eq!(fs::read_to_string(fx.ws("a/b/file.txt")).unwrap(), "orig\n");
+    assert!(!exists(&fx.ws("newrc")) && !exists(&fx.ws("a/b/new.txt")));
+    let probe = fx.probe_path();
+    super::nesting::as_nobody(
+        &fx,
+        &["--policy", "claude-code"],
+        &[&probe, "write", &fx.ws("a/b/file.txt")],
+    )
+    .assert_ok();
+}
