@@ -127,7 +127,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
     refuse_if_blocked(&report, launch.nested)?;
     if let Some(registrar) = launch.register {
-        registrar.register(plan.landlock_ruleset());
+        registrar.register(plan.landlock_ruleset())?;
     }
     crate::phase::mark("sandbox prepared");
     let mounts = plan.mount_targets();

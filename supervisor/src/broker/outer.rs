@@ -81,11 +81,9 @@ impl OuterBroker {
     /// guard makes its program's writes in it; `None` (and a warning)
     /// without a connection.
     pub fn registrar(&self, protect: &Protect) -> Option<Registrar> {
+        // As written, so a subtree exception keeps its `/**`.
         let protect = (protect.rules().iter())
-            .map(|r| match r.except {
-                true => format!("!{}", r.resolved),
-                false => r.resolved.clone(),
-            })
+            .map(|r| r.as_written_resolved())
             .collect();
         match self.connection() {
             Ok(client) => Some(Registrar { client, protect }),
@@ -107,16 +105,31 @@ impl Registrar {
     /// Registers `ruleset` (the program's, `None` without Landlock) and
     /// the `protect` list. A refusal is not fatal: the outer session then
     /// refuses the program's writes if it guards, as without registering.
-    pub fn register(mut self, ruleset: Option<BorrowedFd<'_>>) {
+    /// The bwrap stand-in's masks need the registration: without it the
+    /// launch is refused ([`crate::commands::bwrap::require_guard`]).
+    pub fn register(mut self, ruleset: Option<BorrowedFd<'_>>) -> anyhow::Result<()> {
         let Some(ruleset) = ruleset else {
+            crate::commands::bwrap::require_guard("this sandbox has no Landlock ruleset")?;
             tracing::warn!(
                 "stacked: no Landlock ruleset to register with the outer session: \
                  if it guards, the program cannot write"
             );
-            return;
+            return Ok(());
         };
         let protects = self.protect.iter().any(|p| !p.starts_with('!'));
-        match self.client.register_stacked(ruleset, self.protect) {
+        let registered = self.client.register_stacked(ruleset, self.protect);
+        if let Err(e) = &registered {
+            let why = match e {
+                Error::Denied { reason, .. } if reason == NOT_GUARDING => {
+                    "the enclosing sluice session does not guard writes (its policy has no \
+                     protect list)"
+                        .to_owned()
+                }
+                e => format!("the enclosing session did not take it ({e})"),
+            };
+            crate::commands::bwrap::require_guard(&why)?;
+        }
+        match registered {
             Ok(()) => tracing::debug!("stacked: registered with the outer session"),
             // No guard outside, and none can be installed here (the outer
             // sandbox refuses listeners): nothing judges this list.
@@ -134,6 +147,7 @@ impl Registrar {
             }
             Err(e) => tracing::debug!("stacked: not registered with the outer session: {e}"),
         }
+        Ok(())
     }
 }
 

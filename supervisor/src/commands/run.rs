@@ -468,6 +468,9 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let register = outer
         .as_ref()
         .and_then(|o| o.registrar(&s.policy.filesystem.protect));
+    if s.outer.is_some() && register.is_none() {
+        crate::commands::bwrap::require_guard("the enclosing session's broker is out of reach")?;
+    }
     let spawned = launch::spawn(
         &s.policy,
         Launch {

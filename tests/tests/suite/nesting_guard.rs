@@ -40,6 +40,25 @@ fn stacked(fx: &Fixture, outer: &[&str], inner: &[&str], action: &[&str]) -> Out
     execute(fx.sluice_command(outer, &program))
 }
 
+/// An outer policy without `protect`, with the network (so no guard):
+/// the system, `execute` of `bin` too, the workspace written.
+fn unguarded(fx: &Fixture, bin: &str) -> String {
+    let policy = format!(
+        r#"
+[filesystem]
+execute = ["/usr", "/bin", {{ path = "/lib", optional = true }}, {{ path = "/lib64", optional = true }},
+           "$WORKSPACE", "{bin}"]
+read = ["/etc", "/proc", "/sys", "/dev/urandom", "/dev/random"]
+write = ["$WORKSPACE", "$TMPDIR", "/dev/null", "/dev/zero"]
+[network]
+mode = "all"
+[environment]
+pass = ["PATH", "HOME"]
+"#
+    );
+    fx.write_policy("open.toml", &policy)
+}
+
 fn exists(path: &str) -> bool {
     Path::new(path).symlink_metadata().is_ok()
 }
@@ -121,21 +140,7 @@ fn under_a_guarding_session_a_stacked_sluice_writes_its_workspace() {
 fn under_a_session_that_does_not_guard_a_stacked_protect_list_is_said_unapplied() {
     let fx = Fixture::new(PROBE);
     let sluice = sluice_bin();
-    let policy = format!(
-        r#"
-[filesystem]
-execute = ["/usr", "/bin", {{ path = "/lib", optional = true }}, {{ path = "/lib64", optional = true }},
-           "$WORKSPACE", "{bin}"]
-read = ["/etc", "/proc", "/sys", "/dev/urandom", "/dev/random"]
-write = ["$WORKSPACE", "$TMPDIR", "/dev/null", "/dev/zero"]
-[network]
-mode = "all"
-[environment]
-pass = ["PATH", "HOME"]
-"#,
-        bin = sluice.parent().unwrap().display()
-    );
-    let outer = fx.write_policy("open.toml", &policy);
+    let outer = unguarded(&fx, &sluice.parent().unwrap().display().to_string());
     let said = "protect is not applied";
     let out = stacked(&fx, &["--policy", &outer], &[], &["write", &fx.ws("x")]);
     out.assert_ok();
@@ -431,4 +436,186 @@ fn as_a_user_a_stacked_sluice_under_a_guard_writes_its_workspace_only() {
     assert_eq!(fs::read(&hook).unwrap(), before);
     inner(&["write", &fx.outside("x")]).assert_blocked();
     assert!(!exists(&fx.outside("x")));
+}
+
+/// sandbox-runtime's masks inside the tree it binds for writing: what
+/// exists bound read-only onto itself (`ws/a/b`, `.git/hooks`), what does
+/// not yet masked by `/dev/null` (`ws/newrc`), a tree written again
+/// beneath a mask (`ws/a/b/out`).
+fn masked_view(fx: &Fixture) -> Vec<String> {
+    fs::create_dir_all(fx.ws("a/b/out")).unwrap();
+    fs::write(fx.ws("a/b/file.txt"), "orig\n").unwrap();
+    let (ws, ab, hooks, out, rc) = (
+        fx.ws(""),
+        fx.ws("a/b"),
+        fx.ws(".git/hooks"),
+        fx.ws("a/b/out"),
+        fx.ws("newrc"),
+    );
+    let mut v: Vec<String> = ["--ro-bind", "/", "/", "--bind", &ws, &ws]
+        .map(String::from)
+        .to_vec();
+    for p in [&ab, &hooks] {
+        v.extend(["--ro-bind".into(), p.clone(), p.clone()]);
+    }
+    v.extend(["--bind".into(), out.clone(), out]);
+    v.extend(["--ro-bind".into(), "/dev/null".into(), rc]);
+    v.extend(["--dev", "/dev", "--proc", "/proc"].map(String::from));
+    v
+}
+
+/// A read-only mask inside a written tree is a `protect` entry of the
+/// stacked policy, which the outer guard (`claude-code` protects) judges:
+/// the command writes the tree, not the masks, in no way (write, create,
+/// mkdir, rename onto, rename an ancestor away and remake the path, a
+/// hard link, a symlink, truncate). Controls: it reads the masks and
+/// writes the tree beside them and the tree bound beneath one; the outer
+/// program writes the masked file itself.
+#[test]
+fn the_stand_in_keeps_read_only_masks_inside_a_written_tree_under_a_guard() {
+    let fx = Fixture::new(PROBE);
+    let mut args = masked_view(&fx);
+    let hook = fx.ws(".git/hooks/pre-commit");
+    let hook_before = fs::read(&hook).unwrap();
+    let script = format!(
+        "cd {ws}; \
+         echo ok > made && echo MADE; cat a/b/file.txt; \
+         echo ok > a/b/out/w && echo EXCEPTION; \
+         echo x > a/b/file.txt 2>/dev/null && echo W-WRITE; \
+         echo x > a/b/new.txt 2>/dev/null && echo W-CREATE; \
+         mkdir a/b/d 2>/dev/null && echo W-MKDIR; \
+         truncate -s 0 a/b/file.txt 2>/dev/null && echo W-TRUNC; \
+         echo x > t1 && mv t1 a/b/file.txt 2>/dev/null && echo W-RENAME-ONTO; \
+         ln a/b/file.txt hard 2>/dev/null && echo W-LINK; \
+         echo x > .git/hooks/pre-commit 2>/dev/null && echo W-HOOK; \
+         echo x > newrc 2>/dev/null && echo W-NEWRC; \
+         mkdir newrc 2>/dev/null && echo W-NEWRC-DIR; \
+         ln -s /etc/passwd newrc 2>/dev/null && echo W-NEWRC-LINK; \
+         echo x > t2 && mv t2 newrc 2>/dev/null && echo W-NEWRC-RENAME; \
+         mkdir -p evil/b && echo x > evil/b/file.txt && mv evil/b a/b2 && \
+           mv a/b2 a/b 2>/dev/null && echo W-RENAME-DIR-ONTO; \
+         mv a a-away 2>/dev/null && echo MOVED-AWAY; \
+         mkdir -p a/b 2>/dev/null; echo x > a/b/file.txt 2>/dev/null && echo W-REMADE; \
+         rmdir a/b a 2>/dev/null; \
+         mkdir -p evil2/b && echo x > evil2/b/file.txt && mv -T evil2 a 2>/dev/null && \
+           echo W-ANCESTOR-RENAMED-IN; \
+         mkdir -p a-away/b2 && mv -T a-away/b2 a-away/b 2>/dev/null && echo W-MOVED-MASK-REPLACED; \
+         mv -T a-away a 2>/dev/null && echo MOVED-BACK; \
+         true",
+        ws = fx.ws("")
+    );
+    args.extend(["--", "/bin/sh", "-c", &script].map(String::from));
+    let mut program = vec!["bwrap"];
+    program.extend(args.iter().map(String::as_str));
+    let out = execute(fx.sluice_command(&["--policy", "claude-code"], &program));
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("MADE") && exists(&fx.ws("made")),
+        "{out}"
+    );
+    assert!(out.stdout.contains("orig\n"), "{out}");
+    assert!(out.stdout.contains("EXCEPTION"), "{out}");
+    for attack in [
+        "W-WRITE",
+        "W-CREATE",
+        "W-MKDIR",
+        "W-TRUNC",
+        "W-RENAME-ONTO",
+        "W-LINK",
+        "W-HOOK",
+        "W-NEWRC",
+        "W-RENAME-DIR-ONTO",
+        "W-REMADE",
+        "W-ANCESTOR-RENAMED-IN",
+    ] {
+        assert!(!out.stdout.contains(attack), "{attack}\n{out}");
+    }
+    // Wherever `a` is now, the masked file is as it was.
+    let file = ["a/b/file.txt", "a-away/b/file.txt"]
+        .iter()
+        .map(|p| fx.ws(p))
+        .find(|p| exists(p))
+        .unwrap();
+    if out.stdout.contains("MOVED-AWAY") {
+        assert!(!exists(&fx.ws("a/b/file.txt")), "{out}");
+    }
+    assert_eq!(fs::read_to_string(&file).unwrap(), "orig\n", "{out}");
+    assert!(!exists(&fx.ws("a/b/new.txt")) && !exists(&fx.ws("hard")));
+    assert!(!exists(&fx.ws("newrc")), "{out}");
+    assert_eq!(fs::read(&hook).unwrap(), hook_before);
+    // Control: the outer program writes the file the stand-in masked.
+    fx.sluice(&["--policy", "claude-code"], &["write", &file])
+        .assert_ok();
+    assert_ne!(fs::read_to_string(&file).unwrap(), "orig\n");
+}
+
+/// Fail closed: under an outer session that does not guard, nothing
+/// would keep the masks, and the stand-in refuses the command line (exit
+/// 125, the option named) before the command runs. Control: the same
+/// outer session runs the view without its masks.
+#[test]
+fn without_an_outer_guard_the_stand_in_refuses_read_only_masks_in_a_written_tree() {
+    let fx = Fixture::new(PROBE);
+    let policy = unguarded(&fx, "$WORKSPACE");
+    let marker = fx.ws("ran.txt");
+    let run = |args: &[String]| {
+        let mut program = vec!["bwrap"];
+        program.extend(args.iter().map(String::as_str));
+        let script = format!("echo ran > {marker}");
+        program.extend(["--", "/bin/sh", "-c", &script]);
+        execute(fx.sluice_command(&["--policy", &policy], &program))
+    };
+    let out = run(&masked_view(&fx));
+    out.assert_code(125);
+    out.assert_stderr_says("bwrap: --ro-bind ");
+    out.assert_stderr_says("does not guard writes");
+    assert!(!exists(&marker), "{out}");
+    assert_eq!(fs::read_to_string(fx.ws("a/b/file.txt")).unwrap(), "orig\n");
+    // Control: the tree bound without masks runs.
+    let ws = fx.ws("");
+    let plain: Vec<String> = ["--ro-bind", "/", "/", "--bind", &ws, &ws, "--dev", "/dev"]
+        .map(String::from)
+        .to_vec();
+    run(&plain).assert_code(0);
+    assert!(exists(&marker));
+}
+
+/// The same as an unprivileged user: the masks are kept, the tree beside
+/// them written. Control: the outer program writes the masked file.
+#[test]
+fn as_a_user_the_stand_in_keeps_read_only_masks_inside_a_written_tree() {
+    const NOBODY: u32 = 65534;
+    let fx = Fixture::new(PROBE);
+    let mut args = masked_view(&fx);
+    fs::create_dir(fx.home("tmp")).unwrap();
+    fx.give_to(NOBODY, NOBODY);
+    let script = format!(
+        "cd {ws}; echo ok > made && echo MADE; echo ok > a/b/out/w && echo EXCEPTION; \
+         echo x > a/b/file.txt 2>/dev/null && echo W-WRITE; \
+         echo x > a/b/new.txt 2>/dev/null && echo W-CREATE; \
+         echo x > newrc 2>/dev/null && echo W-NEWRC; \
+         echo x > t1 && mv t1 a/b/file.txt 2>/dev/null && echo W-RENAME-ONTO; true",
+        ws = fx.ws("")
+    );
+    args.extend(["--", "/bin/sh", "-c", &script].map(String::from));
+    let mut program = vec!["bwrap"];
+    program.extend(args.iter().map(String::as_str));
+    let out = super::nesting::as_nobody(&fx, &["--policy", "claude-code"], &program);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("MADE") && out.stdout.contains("EXCEPTION"),
+        "{out}"
+    );
+    for attack in ["W-WRITE", "W-CREATE", "W-NEWRC", "W-RENAME-ONTO"] {
+        assert!(!out.stdout.contains(attack), "{attack}\n{out}");
+    }
+    assert_eq!(fs::read_to_string(fx.ws("a/b/file.txt")).unwrap(), "orig\n");
+    assert!(!exists(&fx.ws("newrc")) && !exists(&fx.ws("a/b/new.txt")));
+    let probe = fx.probe_path();
+    super::nesting::as_nobody(
+        &fx,
+        &["--policy", "claude-code"],
+        &[&probe, "write", &fx.ws("a/b/file.txt")],
+    )
+    .assert_ok();
 }

@@ -141,7 +141,9 @@ usage: bwrap [OPTIONS...] [--] COMMAND [ARGS...]
 sluice's stand-in for bubblewrap: the command runs in a sluice session
 stacked on this one, narrower. Understood: --ro-bind[-try], --bind[-try],
 --dev-bind[-try] of a path onto itself, --ro-bind /dev/null PATH and --tmpfs
-over what the command sees nothing of anyway, --remount-ro and --dir of what
+inside a tree only read, --ro-bind P P (or /dev/null over a missing P) inside
+a written tree where the enclosing session guards writes (kept as protect),
+--remount-ro and --dir of what
 already is so, --proc /proc, --dev /dev, --unshare-net/-all (no network),
 --share-net, --unshare-user/-pid/-ipc/-uts/-cgroup[-try], --die-with-parent,
 --new-session, --chdir, --setenv, --unsetenv, --clearenv, --cap-drop,
@@ -494,15 +496,8 @@ mod tests {
         for args in [
             // Hidden, or read-only, inside a tree the command may use.
             &["--bind", "/", "/", "--tmpfs", "/tmp", "true"][..],
-            &[
-                "--bind",
-                "/tmp",
-                "/tmp",
-                "--ro-bind",
-                "/dev/null",
-                "/tmp/x",
-                "true",
-            ],
+            // Hidden where something is, inside a written tree.
+            &["--bind", "/", "/", "--ro-bind", "/dev/null", "/etc", "true"],
             &[
                 "--bind",
                 "/tmp",
@@ -528,6 +523,66 @@ mod tests {
             let policy = parsed(args).and_then(|r| r.policy_toml());
             assert!(policy.is_err(), "accepted: {args:?}");
         }
+    }
+
+    #[test]
+    fn what_is_read_only_inside_a_written_tree_is_protected() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        for sub in [".git/hooks", "docs/out"] {
+            std::fs::create_dir_all(ws.join(sub)).unwrap();
+        }
+        let p = |s: &str| ws.join(s).to_str().unwrap().to_owned();
+        let w = ws.to_str().unwrap().to_owned();
+        let (hooks, docs, out, rc) = (p(".git/hooks"), p("docs"), p("docs/out"), p(".bashrc"));
+        // sandbox-runtime's shape: the tree bound, what exists in it bound
+        // read-only onto itself, what does not yet masked by /dev/null.
+        let r = parsed(&[
+            "--ro-bind",
+            "/",
+            "/",
+            "--bind",
+            &w,
+            &w,
+            "--ro-bind",
+            &hooks,
+            &hooks,
+            "--ro-bind",
+            &docs,
+            &docs,
+            "--bind",
+            &out,
+            &out,
+            "--ro-bind",
+            "/dev/null",
+            &rc,
+            "true",
+        ])
+        .unwrap();
+        let policy: toml::Table = toml::from_str(&r.policy_toml().unwrap()).unwrap();
+        let protect: Vec<&str> = policy["filesystem"]["protect"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let except = format!("!{out}/**");
+        assert_eq!(protect, [&hooks, &docs, &except, &rc]);
+        // The written tree is granted whole, not around its masks.
+        let write = policy["filesystem"]["write"].as_array().unwrap();
+        assert!(write.contains(&toml::Value::String(w.clone())), "{policy}");
+        // And `/`, only read, whole: a mask in a written tree is no hole.
+        let execute = policy["filesystem"]["execute"].as_array().unwrap();
+        assert!(
+            execute.contains(&toml::Value::String("/".into())),
+            "{policy}"
+        );
+        // Nothing inside a tree only read is a protect entry.
+        let read = parsed(&["--ro-bind", &w, &w, "--ro-bind", &hooks, &hooks, "true"]).unwrap();
+        assert!(read.masks().is_empty());
+        // Hidden where something is, inside the written tree: refused.
+        assert!(parsed(&["--bind", &w, &w, "--tmpfs", &hooks, "true"]).is_err());
+        assert!(parsed(&["--bind", &w, &w, "--ro-bind", "/dev/null", &docs, "true"]).is_err());
     }
 
     #[test]

@@ -9,16 +9,20 @@
 //! they describe into a policy ([`Request::policy_toml`]) and runs the
 //! command in a session stacked on the enclosing one (`run::run_with`):
 //! Landlock and seccomp only narrow, so the command gets at most what both
-//! allow. An option whose effect a stacked session cannot give (a tree
-//! hidden or made read-only inside one it may read or write, a bind to
-//! another place, a seccomp program, another uid) is refused with a message
-//! naming it: the stand-in never runs a command wider than asked.
+//! allow. A path made read-only inside a tree the command may write is a
+//! `protect` entry of that policy, kept by the enclosing session's guard
+//! ([`require_guard`]). An option whose effect a stacked session cannot
+//! give (a tree hidden inside one it may write, or read-only there without
+//! an enclosing guard, a bind to another place, a seccomp program, another
+//! uid) is refused with a message naming it: the stand-in never runs a
+//! command wider than asked.
 
 mod args;
 pub mod stand_in;
 mod view;
 
 use std::ffi::OsString;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use nix::sys::prctl;
@@ -26,8 +30,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::getppid;
 
 use crate::exit;
-use args::{parse, Parsed, Request};
-use stand_in::NAME;
+use args::{cannot, parse, Parsed, Request};
+use stand_in::{invoked_as_bwrap, NAME};
 
 /// The stand-in's entry point: bubblewrap's arguments, its exit code.
 pub fn main() -> i32 {
@@ -50,6 +54,9 @@ fn run(args: Vec<OsString>) -> Result<i32> {
              outside one, run bubblewrap itself",
         ));
     }
+    if let Some(mask) = request.masks().into_iter().find(|m| !m.except) {
+        let _ = MASKED.set(format!("{} {}", mask.option, mask.path.display()));
+    }
     request.relay_ports = relay_ports(&request);
     if request.die_with_parent {
         die_with_parent()?;
@@ -70,6 +77,30 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         .find(|(k, _)| k == "TMPDIR")
         .map(|(_, v)| v.clone());
     super::run::run_with(args, Some(super::run::Given { spec, tmpdir }))
+}
+
+/// The first path the command line keeps read-only inside a tree the
+/// command may write (a `protect` entry of the stacked policy), as its
+/// option names it.
+static MASKED: OnceLock<String> = OnceLock::new();
+
+/// Refuses to run the command when it has masks inside a written tree and
+/// the enclosing session's guard does not take the stacked `protect` list
+/// (no way to its broker, or the registration refused): nothing else keeps
+/// them, and the command would run wider than asked. Called where the
+/// stacked launch registers, before the command is forked.
+pub fn require_guard(why: &str) -> Result<()> {
+    match MASKED.get() {
+        Some(option) if invoked_as_bwrap() => Err(cannot(
+            option,
+            &format!(
+                "it would keep a path read-only inside a tree the command may write, which \
+                 a stacked sandbox gives only through the enclosing session's guard, and \
+                 {why}; Landlock can only add access"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `--die-with-parent`: the stand-in (the stacked session's supervisor,

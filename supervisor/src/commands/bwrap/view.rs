@@ -40,6 +40,10 @@ impl Request {
         };
         for m in &view {
             match (m.access, covering(&m.path)) {
+                // Read-only, or masked where nothing is yet, inside a
+                // written tree: a `protect` entry ([`Request::masks`]).
+                (Access::Read, Some(Access::Write)) => {}
+                (Access::Hidden, Some(Access::Write)) if absent(&m.path) => {}
                 (Access::Hidden, None) if m.option == "--tmpfs" => {
                     return Err(cannot(
                         &format!("--tmpfs {}", m.path.display()),
@@ -54,8 +58,9 @@ impl Request {
                     return Err(cannot(
                         &format!("{} {}", m.option, m.path.display()),
                         &format!(
-                            "it would give less inside a tree the command may {}, and a \
-                             stacked sandbox can only add access (Landlock)",
+                            "it would hide what is there inside a tree the command may \
+                             {}, and a stacked sandbox can only add access (Landlock); \
+                             it can keep a path there read-only, not unseen",
                             if outer == Access::Write {
                                 "write"
                             } else {
@@ -101,9 +106,12 @@ impl Request {
         let view = self.view();
         let mut out = Vec::new();
         for m in &view {
+            // Inside a written tree nothing is a hole: what is less there
+            // is a mask, kept by `protect` ([`Request::masks`]).
             let holes: Vec<&Path> = view
                 .iter()
-                .filter(|h| h.access < m.access && h.path.starts_with(&m.path) && h.path != m.path)
+                .filter(|h| h.access < m.access && !written(&view, &h.path))
+                .filter(|h| h.path.starts_with(&m.path) && h.path != m.path)
                 .map(|h| h.path.as_path())
                 .collect();
             if holes.is_empty() {
@@ -113,6 +121,40 @@ impl Request {
             }
         }
         Ok(out)
+    }
+
+    /// The masks inside written trees, as the stacked policy's `protect`
+    /// list: a path bound read-only (`--ro-bind P P`), or masked where
+    /// nothing is yet (`--ro-bind /dev/null P`, sandbox-runtime's way to
+    /// keep a file from being made), inside a tree the command may write.
+    /// `protect` keeps exactly that: the path and everything beneath it
+    /// never written, never made, never renamed or linked onto, nor any name
+    /// on the way to it made but by `mkdir`. A tree bound written again
+    /// beneath a mask is an exception (`!P/**`). Given only where the
+    /// enclosing session's guard applies the list ([`super::require_guard`]).
+    pub(super) fn masks(&self) -> Vec<Mask> {
+        let view = self.view();
+        let mut out = Vec::new();
+        for m in view.iter().filter(|m| m.access < Access::Write) {
+            if !written(&view, &m.path) {
+                continue;
+            }
+            out.push(Mask {
+                path: m.path.clone(),
+                except: false,
+                option: m.option.clone(),
+            });
+            for w in &view {
+                if w.access == Access::Write && w.path.starts_with(&m.path) && w.path != m.path {
+                    out.push(Mask {
+                        path: w.path.clone(),
+                        except: true,
+                        option: w.option.clone(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The stacked session's policy, as TOML text: the view's trees (each
@@ -150,7 +192,23 @@ impl Request {
                 write.push(Value::String((*dev).to_owned()));
             }
         }
+        let mut protect = Vec::new();
+        for mask in self.masks() {
+            let text = policy_path(&mask.option, &mask.path)?;
+            if text.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+                return Err(cannot(
+                    &format!("{} {}", mask.option, text),
+                    "a path with a wildcard character cannot be kept read-only inside \
+                     a written tree (a sluice protect entry is a pattern)",
+                ));
+            }
+            protect.push(Value::String(match mask.except {
+                true => format!("!{text}/**"),
+                false => text,
+            }));
+        }
         let mut fs = toml::Table::new();
+        fs.insert("protect".into(), Value::Array(protect));
         fs.insert("read".into(), Value::Array(read));
         fs.insert("execute".into(), Value::Array(execute));
         fs.insert("write".into(), Value::Array(write));
@@ -202,6 +260,15 @@ impl Request {
         top.insert("environment".into(), Value::Table(env));
         toml::to_string(&top).context("writing the policy made from bwrap's arguments")
     }
+}
+
+/// A path kept read-only inside a written tree ([`Request::masks`]).
+pub(super) struct Mask {
+    pub(super) path: PathBuf,
+    /// A tree written again beneath a mask: an exception to it.
+    pub(super) except: bool,
+    /// The option as written, for messages.
+    pub(super) option: String,
 }
 
 /// The most entries a tree granted around what is hidden in it may take.
@@ -306,6 +373,19 @@ fn mount_points(table: &[u8]) -> Vec<PathBuf> {
             PathBuf::from(OsString::from_vec(out))
         })
         .collect()
+}
+
+/// Whether `path` lies inside a tree of `view` the command may write.
+fn written(view: &[&Mount], path: &Path) -> bool {
+    view.iter()
+        .filter(|e| path.starts_with(&e.path) && path != e.path)
+        .any(|e| e.access == Access::Write)
+}
+
+/// Whether nothing is at `path` (not even a dangling symlink).
+fn absent(path: &Path) -> bool {
+    path.symlink_metadata()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// A path as a policy entry: text without sluice's `~` and `$` syntax.
