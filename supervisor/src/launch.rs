@@ -178,7 +178,14 @@ pub struct Spawned {
 
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
 /// enforced, forks, and waits for the child to exec (or to report why not).
-pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
+/// `meanwhile` runs once the child is cloned, while it runs its steps (on
+/// the other CPU): work the supervisor needs after the exec, taken off the
+/// launch's path. Threads may be started there, not before.
+pub fn spawn<T>(
+    policy: &Policy,
+    launch: Launch,
+    meanwhile: impl FnOnce() -> T,
+) -> Result<(Spawned, T)> {
     let (read_end, write_end) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating the launch pipe")?;
     let notify = match launch.notify {
@@ -234,6 +241,8 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     )?;
     drop(plan); // our copies of the pipe's write end, ruleset and cgroup fds
     crate::phase::mark("child cloned");
+    let alongside = meanwhile();
+    crate::phase::mark("supervisor's work meanwhile");
     let mut records = read_records(&read_end)?;
     crate::phase::mark("child's steps to exec");
     let named = records.iter().find_map(StepRecord::program_pid);
@@ -253,8 +262,13 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         if rec.fatal {
             crate::enforced::failed(&mut report, rec, &what, verbose);
             let mut status = 0;
-            // SAFETY: reaping our own child, which exits after a fatal record.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            // SAFETY: signalling and reaping our own child. It exits after
+            // a fatal record of its own; the connector's (forked by the
+            // init, `sandbox_child::connector`) leaves it running.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0)
+            };
             let code = match rec.step {
                 Step::Exec if rec.errno == libc::ENOENT => exit::NOT_FOUND,
                 Step::Exec => exit::CANNOT_EXECUTE,
@@ -335,7 +349,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         (true, Some(program)) => program,
         _ => pid,
     };
-    Ok(Spawned {
+    let spawned = Spawned {
         pid,
         program_pid,
         report,
@@ -344,7 +358,8 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         view,
         filters_at_exec,
         net_listeners,
-    })
+    };
+    Ok((spawned, alongside))
 }
 
 /// Receives `count` listening sockets, one `N` message each

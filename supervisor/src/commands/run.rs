@@ -462,7 +462,35 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     };
     supervise::prepare_supervisor().context("preparing the supervisor")?;
     phase::mark("cgroup, terminal");
-    let spawned = launch::spawn(
+    let allow = args.approve == Approve::Allow;
+    // While the child runs its steps: what the broker needs, its runtime
+    // and threads too, and the digest of the policy for the start record.
+    // Learning asks nobody: every `ask` is refused, and learnt.
+    let asks_person = terminal.is_some() && args.learn.is_none();
+    let meanwhile = || -> Result<Alongside> {
+        let prompter = match asks_person {
+            true => Some(Arc::new(Prompter::new(prompt::Settings {
+                timeout: std::time::Duration::from_secs(args.approve_timeout),
+                limits: prompt::queue::Limits::default(),
+                overlay_file: remember.then_some(overlay_file),
+                fallback_allow: allow,
+            })?)),
+            false => None,
+        };
+        let approvals = Approvals::Layered {
+            overlay: Box::new(overlay),
+            person: prompter.clone(),
+            allow,
+        };
+        let shared = Shared::new(s.id.clone(), s.policy.clone(), approvals, None, protected);
+        Ok(Alongside {
+            prompter,
+            shared,
+            policy_digest: audit::chain::sha256_hex(s.policy.to_toml().as_bytes()),
+            runtime: crate::broker::Runtime::new().context("starting the broker's runtime")?,
+        })
+    };
+    let (spawned, alongside) = launch::spawn(
         &s.policy,
         Launch {
             program,
@@ -493,11 +521,24 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
                         || matches!(s.policy.network, NetPolicy::None))),
             stacked_proxy: stacked_port,
         },
+        meanwhile,
     )?;
+    let Alongside {
+        prompter,
+        shared,
+        policy_digest,
+        runtime,
+    } = match alongside {
+        Ok(alongside) => alongside,
+        Err(e) => {
+            abandon(spawned.pid, spawned.cgroup.as_ref());
+            return Err(e);
+        }
+    };
     let start = StartRecord {
         sluice_version: env!("CARGO_PKG_VERSION").to_owned(),
         policy: s.policy.name.clone(),
-        policy_digest: audit::chain::sha256_hex(s.policy.to_toml().as_bytes()),
+        policy_digest,
         enforcement: audit::enforcement_json(&spawned.report),
         argv: args.command.clone(),
         workspace: s.workspace.clone(),
@@ -513,31 +554,9 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
             return Err(e).context("opening the audit record");
         }
     };
-    let allow = args.approve == Approve::Allow;
-    // Learning asks nobody: every `ask` is refused, and learnt.
-    let prompter = match &terminal {
-        Some(_) if args.learn.is_none() => Some(Arc::new(Prompter::new(prompt::Settings {
-            timeout: std::time::Duration::from_secs(args.approve_timeout),
-            limits: prompt::queue::Limits::default(),
-            overlay_file: remember.then_some(overlay_file),
-            fallback_allow: allow,
-        })?)),
-        _ => None,
-    };
-    let approvals = Approvals::Layered {
-        overlay: Box::new(overlay),
-        person: prompter.clone(),
-        allow,
-    };
     phase::mark("audit start record");
-    let mut shared = Shared::new(
-        s.id.clone(),
-        s.policy.clone(),
-        approvals,
-        Some(audit),
-        protected,
-    )
-    .with_sandbox_view(spawned.view);
+    let mut shared = shared.with_sandbox_view(spawned.view);
+    shared.audit = Some(audit);
     if s.outer.is_some() {
         shared.outer = OuterBroker::from_env(&s.id);
     }
@@ -568,7 +587,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         }
         _ => None,
     };
-    let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
+    let broker = Broker::start_on(runtime, broker_ours, shared.clone(), spawned.transparent)?;
     phase::mark("broker started");
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
@@ -638,10 +657,24 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         }
     }
     phase::mark("quarantine, audit end record");
+    // The sandbox's root (the broker's view) goes first: while a
+    // descriptor holds it, the session directory's mount points are still
+    // mount points, and removing each waits for an RCU grace period.
+    drop(shared);
     drop(spawned.cgroup);
     drop(s.dir);
     phase::mark("cgroup, session directory removed");
     code
+}
+
+/// What the supervisor makes while the child runs its steps
+/// (`launch::spawn`'s `meanwhile`).
+struct Alongside {
+    prompter: Option<Arc<Prompter>>,
+    /// Without the audit record and the sandbox's view, which come after.
+    shared: Shared,
+    policy_digest: String,
+    runtime: crate::broker::Runtime,
 }
 
 /// The refusals, said when the program failed (or with `-v`), and the
