@@ -261,14 +261,10 @@ pub fn spawn<T>(
         let what = describe(rec);
         if rec.fatal {
             crate::enforced::failed(&mut report, rec, &what, verbose);
-            let mut status = 0;
-            // SAFETY: signalling and reaping our own child. It exits after
-            // a fatal record of its own; the connector's (forked by the
-            // init, `sandbox_child::connector`) leaves it running.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0)
-            };
+            // It exits after a fatal record of its own; the connector's
+            // (forked by the init, `sandbox_child::connector`) leaves it
+            // running.
+            crate::sys::process::kill_and_reap(pid);
             let code = match rec.step {
                 Step::Exec if rec.errno == libc::ENOENT => exit::NOT_FOUND,
                 Step::Exec => exit::CANNOT_EXECUTE,
@@ -296,11 +292,7 @@ pub fn spawn<T>(
     let net_listeners = match receive_listeners(&root_ours, listening) {
         Ok(fds) => fds,
         Err(e) => {
-            // SAFETY: signalling and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            crate::sys::process::kill_and_reap(pid);
             return Err(e).context("receiving the sockets of the program's network");
         }
     };
@@ -308,11 +300,7 @@ pub fn spawn<T>(
     let view = match crate::broker::SandboxView::receive(&root_ours) {
         Ok(view) => view,
         Err(e) => {
-            // SAFETY: signalling and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            crate::sys::process::kill_and_reap(pid);
             return Err(e).context("receiving the sandbox's root");
         }
     };
@@ -335,11 +323,7 @@ pub fn spawn<T>(
         }) {
             Ok(program) => Some(program),
             Err(e) => {
-                // SAFETY: signalling and reaping our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, std::ptr::null_mut(), 0);
-                }
+                crate::sys::process::kill_and_reap(pid);
                 return Err(e).context("receiving the transparent-brokering listener");
             }
         },
@@ -500,24 +484,14 @@ fn read_records(fd: &OwnedFd) -> Result<Vec<StepRecord>> {
     loop {
         let mut filled = 0;
         while filled < buf.len() {
-            // SAFETY: reading into the unfilled tail of buf.
-            let n = unsafe {
-                libc::read(
-                    fd.as_raw_fd(),
-                    buf[filled..].as_mut_ptr().cast(),
-                    buf.len() - filled,
-                )
-            };
-            match n {
-                0 if filled == 0 => return Ok(out),
-                0 => anyhow::bail!("launch pipe: truncated record"),
-                n if n < 0 => {
-                    let e = std::io::Error::last_os_error();
-                    if e.kind() != std::io::ErrorKind::Interrupted {
-                        return Err(e).context("reading the launch pipe");
-                    }
+            match nix::unistd::read(fd, &mut buf[filled..]) {
+                Ok(0) if filled == 0 => return Ok(out),
+                Ok(0) => anyhow::bail!("launch pipe: truncated record"),
+                Ok(n) => filled += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(std::io::Error::from(e)).context("reading the launch pipe");
                 }
-                n => filled += n as usize,
             }
         }
         let rec = StepRecord::decode(&buf).context("launch pipe: unknown record")?;

@@ -7,7 +7,6 @@ mod git_root;
 pub mod open;
 pub mod policy;
 pub mod refusals;
-#[allow(unsafe_code)] // the launch path: to move into `sys`
 pub mod run;
 pub mod run_args;
 pub mod seatbelt;

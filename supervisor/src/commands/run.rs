@@ -721,8 +721,10 @@ fn tell_refusals(
 
 /// Kills a program sluice cannot serve after all, and reaps what it left.
 fn abandon(pid: libc::pid_t, cgroup: Option<&SessionCgroup>) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     let _ = supervise::supervise(pid, cgroup);
 }
 
