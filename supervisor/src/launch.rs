@@ -253,7 +253,10 @@ pub fn spawn<T>(
     let nested = |rec: &StepRecord| describe_nested(rec, launch.nested);
     for warning in crate::enforced::settle(&mut report, writable, &mounts, &records, nested) {
         if !(launch.nested && crate::commands::bwrap::quiet()) {
-            eprintln!("sluice: warning: {warning}");
+            // One write per line: the program runs already, and its output
+            // must not land inside a warning (`eprintln!` writes in pieces).
+            let line = format!("sluice: warning: {warning}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         }
     }
     let verbose = launch.verbose.then_some(launch.banner.as_str());
