@@ -247,11 +247,12 @@ impl Broker {
         };
         // The listeners and every connection are closed now: one
         // descriptor per listener fewer than at start, unless one leaked.
-        let now = open_descriptors();
+        // Counted, like at start, without the runtime's own.
+        let now = open_descriptors().saturating_sub(runtime_open);
         if let Some(runtime) = runtime {
             runtime.shutdown_background();
         }
-        let kept = runtime_open + self.shared.readonly.as_ref().map_or(0, |v| v.descriptors());
+        let kept = self.shared.readonly.as_ref().map_or(0, |v| v.descriptors());
         let leaked = (now + listeners).saturating_sub(self.descriptors_at_start + kept);
         tracing::debug!(
             at_start = self.descriptors_at_start,
