@@ -163,8 +163,9 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
     if let Some(notify) = &plan.notify {
         // In the program's Landlock domain and under the deny filter, but
         // not notified: see `connector`.
+        let under_init = cloned.then(|| plan.report_fd());
         run.step(Step::Connector, 0, || {
-            crate::connector::spawn(notify.socket.as_raw_fd(), &deny)
+            crate::connector::spawn(notify.socket.as_raw_fd(), &deny, under_init)
         });
     }
     if cloned {

@@ -28,9 +28,11 @@
 //!
 //! The connector is made non-dumpable (the program, in the same domain and
 //! with the same uid, can neither read its memory, a copy of the
-//! supervisor's, nor take its descriptors), is reparented away from the
-//! program (a double fork: the program never sees an unknown child), and
-//! exits when the supervisor's end of its socket closes.
+//! supervisor's, nor take its descriptors), is never the program's child
+//! (the PID namespace's init forks it before it forks the program; without
+//! an init, a double fork reparents it away: the program never sees an
+//! unknown child), and exits when the supervisor's end of its socket
+//! closes.
 //!
 //! Everything here runs between fork and exec, or in processes forked from
 //! there: raw system calls only, no allocation.
@@ -86,9 +88,43 @@ pub fn send(socket: c_int, request: &[u8], fds: &[c_int]) -> Result<(), i32> {
     sys::send_fds(socket, request, fds)
 }
 
-/// Forks the connector, serving `socket` under the deny filter `deny`, and
-/// waits for the intermediate process to exit. Async-signal-safe.
-pub(crate) fn spawn(socket: c_int, deny: &libc::sock_fprog) -> Result<(), i32> {
+/// Forks the connector, serving `socket` under the deny filter `deny`.
+/// Async-signal-safe.
+///
+/// `under_init`: the caller is the PID namespace's init, which forks the
+/// program only later, so the connector is init's child, never the
+/// program's, and one fork does, waited for by nothing: a filter the
+/// connector cannot install is reported on this launch pipe (fatal: the
+/// supervisor then kills the sandbox). Without an init the caller becomes
+/// the program, so the connector is reparented away (a double fork) and
+/// the intermediate process waited for.
+pub(crate) fn spawn(
+    socket: c_int,
+    deny: &libc::sock_fprog,
+    under_init: Option<c_int>,
+) -> Result<(), i32> {
+    if let Some(report) = under_init {
+        // SAFETY: fork in a single-threaded process; both sides run raw
+        // system calls only.
+        let connector = unsafe { libc::fork() };
+        if connector < 0 {
+            return Err(sys::errno());
+        }
+        if connector == 0 {
+            if let Err(errno) = crate::seccomp::install(deny, 0) {
+                let rec = crate::report::StepRecord {
+                    step: crate::report::Step::Connector,
+                    fatal: true,
+                    index: 0,
+                    errno,
+                };
+                let _ = sys::write_all(report, &rec.encode());
+                sys::exit(crate::EXIT_SETUP_FAILED);
+            }
+            serve(socket);
+        }
+        return Ok(());
+    }
     // SAFETY: fork in a single-threaded process; both sides run raw
     // system calls only.
     let middle = unsafe { libc::fork() };
@@ -320,7 +356,7 @@ mod tests {
         // SAFETY: prctl with constant arguments, on this thread only.
         let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         assert_eq!(rc, 0);
-        spawn(theirs.as_raw_fd(), &allow.as_fprog()).unwrap();
+        spawn(theirs.as_raw_fd(), &allow.as_fprog(), None).unwrap();
         drop(theirs);
         let ask = |kind: Kind, addr: &[u8], file: Option<&OwnedFd>| -> i32 {
             // SAFETY: a new unix stream socket.

@@ -85,7 +85,14 @@ pub struct Spawned {
 
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
 /// enforced, forks, and waits for the child to exec (or to report why not).
-pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
+/// `meanwhile` runs once the child is cloned, while it runs its steps (on
+/// the other CPU): work the supervisor needs after the exec, taken off the
+/// launch's path. Threads may be started there, not before.
+pub fn spawn<T>(
+    policy: &Policy,
+    launch: Launch,
+    meanwhile: impl FnOnce() -> T,
+) -> Result<(Spawned, T)> {
     let (read_end, write_end) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating the launch pipe")?;
     let notify = match launch.notify {
@@ -144,6 +151,8 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     )?;
     drop(plan); // our copies of the pipe's write end, ruleset and cgroup fds
     crate::phase::mark("child cloned");
+    let alongside = meanwhile();
+    crate::phase::mark("supervisor's work meanwhile");
     let mut records = read_records(&read_end)?;
     crate::phase::mark("child's steps to exec");
     let named = records.iter().find_map(StepRecord::program_pid);
@@ -154,7 +163,10 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let nested = |rec: &StepRecord| describe_nested(rec, launch.nested);
     for warning in crate::enforced::settle(&mut report, writable, &mounts, &records, nested) {
         if !(launch.nested && crate::commands::bwrap::stand_in::quiet()) {
-            eprintln!("sluice: warning: {warning}");
+            // One write per line: the program runs already, and its output
+            // must not land inside a warning (`eprintln!` writes in pieces).
+            let line = format!("sluice: warning: {warning}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         }
     }
     let verbose = launch.verbose.then_some(launch.banner.as_str());
@@ -162,9 +174,10 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         let what = describe(rec);
         if rec.fatal {
             crate::enforced::failed(&mut report, rec, &what, verbose);
-            let mut status = 0;
-            // SAFETY: reaping our own child, which exits after a fatal record.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            // It exits after a fatal record of its own; the connector's
+            // (forked by the init, `sandbox_child::connector`) leaves it
+            // running.
+            crate::sys::process::kill_and_reap(pid);
             let code = match rec.step {
                 Step::Exec if rec.errno == libc::ENOENT => exit::NOT_FOUND,
                 Step::Exec => exit::CANNOT_EXECUTE,
@@ -192,11 +205,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let net_listeners = match receive_listeners(&root_ours, listening) {
         Ok(fds) => fds,
         Err(e) => {
-            // SAFETY: signalling and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            crate::sys::process::kill_and_reap(pid);
             return Err(e).context("receiving the sockets of the program's network");
         }
     };
@@ -204,11 +213,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
     let view = match crate::broker::SandboxView::receive(&root_ours) {
         Ok(view) => view,
         Err(e) => {
-            // SAFETY: signalling and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            crate::sys::process::kill_and_reap(pid);
             return Err(e).context("receiving the sandbox's root");
         }
     };
@@ -231,11 +236,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         }) {
             Ok(program) => Some(program),
             Err(e) => {
-                // SAFETY: signalling and reaping our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, std::ptr::null_mut(), 0);
-                }
+                crate::sys::process::kill_and_reap(pid);
                 return Err(e).context("receiving the transparent-brokering listener");
             }
         },
@@ -245,7 +246,7 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         (true, Some(program)) => program,
         _ => pid,
     };
-    Ok(Spawned {
+    let spawned = Spawned {
         pid,
         program_pid,
         report,
@@ -254,7 +255,8 @@ pub fn spawn(policy: &Policy, launch: Launch) -> Result<Spawned> {
         view,
         filters_at_exec,
         net_listeners,
-    })
+    };
+    Ok((spawned, alongside))
 }
 
 /// Receives `count` listening sockets, one `N` message each
@@ -395,24 +397,14 @@ fn read_records(fd: &OwnedFd) -> Result<Vec<StepRecord>> {
     loop {
         let mut filled = 0;
         while filled < buf.len() {
-            // SAFETY: reading into the unfilled tail of buf.
-            let n = unsafe {
-                libc::read(
-                    fd.as_raw_fd(),
-                    buf[filled..].as_mut_ptr().cast(),
-                    buf.len() - filled,
-                )
-            };
-            match n {
-                0 if filled == 0 => return Ok(out),
-                0 => anyhow::bail!("launch pipe: truncated record"),
-                n if n < 0 => {
-                    let e = std::io::Error::last_os_error();
-                    if e.kind() != std::io::ErrorKind::Interrupted {
-                        return Err(e).context("reading the launch pipe");
-                    }
+            match nix::unistd::read(fd, &mut buf[filled..]) {
+                Ok(0) if filled == 0 => return Ok(out),
+                Ok(0) => anyhow::bail!("launch pipe: truncated record"),
+                Ok(n) => filled += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(std::io::Error::from(e)).context("reading the launch pipe");
                 }
-                n => filled += n as usize,
             }
         }
         let rec = StepRecord::decode(&buf).context("launch pipe: unknown record")?;

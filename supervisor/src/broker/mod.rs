@@ -155,6 +155,8 @@ pub struct Broker {
     server: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     descriptors_at_start: usize,
+    /// The runtime's own descriptors (its event loop's).
+    runtime_descriptors: usize,
     /// For the descriptors made during the session that outlive the
     /// broker (the read-only copy of the mount tree, made at first use).
     shared: Arc<Shared>,
@@ -177,19 +179,22 @@ impl Broker {
         shared: Arc<Shared>,
         notify: Option<transparent::Program>,
     ) -> io::Result<Broker> {
-        // Before the runtime's own descriptors exist; the listeners are
-        // counted and are closed again by the time `stop` counts.
-        let descriptors_at_start = open_descriptors();
-        let workers = cpus_allowed().clamp(1, 8);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .thread_name("sluice-broker")
-            // No signal driver (tokio's "signal" feature is off): it would
-            // make process-wide descriptors that outlive the runtime, and
-            // the main thread reads signals from a signalfd anyway.
-            .enable_io()
-            .enable_time()
-            .build()?;
+        Broker::start_on(Runtime::new()?, listener, shared, notify)
+    }
+
+    /// [`Broker::start_with`] on a runtime made before (`sluice run` makes
+    /// it while the child runs its steps, off the launch's path).
+    pub fn start_on(
+        runtime: Runtime,
+        listener: OwnedFd,
+        shared: Arc<Shared>,
+        notify: Option<transparent::Program>,
+    ) -> io::Result<Broker> {
+        // Without the runtime's own descriptors; the listeners are counted
+        // and are closed again by the time `stop` counts.
+        let descriptors_at_start = open_descriptors().saturating_sub(runtime.descriptors);
+        let runtime_descriptors = runtime.descriptors;
+        let runtime = runtime.runtime;
         let shutdown = CancellationToken::new();
         let transparent = match notify {
             Some(program) => {
@@ -209,6 +214,7 @@ impl Broker {
             server,
             shutdown,
             descriptors_at_start,
+            runtime_descriptors,
             shared,
             transparent,
         })
@@ -218,12 +224,9 @@ impl Broker {
     /// reports descriptors the broker failed to close.
     pub fn stop(mut self) {
         // Its descriptors close here, besides the broker's own listener.
-        let listeners = match self.transparent.take() {
-            Some((t, held)) => {
-                t.stop(&self.runtime);
-                1 + held
-            }
-            None => 1,
+        let (listeners, calls_finished) = match self.transparent.take() {
+            Some((t, held)) => (1 + held, t.stop(&self.runtime)),
+            None => (1, true),
         };
         self.shutdown.cancel();
         let finished = self.runtime.block_on(async {
@@ -234,13 +237,27 @@ impl Broker {
         if !finished {
             tracing::warn!("broker: requests still in progress after 5 seconds; dropped");
         }
-        self.runtime
-            .shutdown_timeout(std::time::Duration::from_secs(1));
+        // Nothing runs on the runtime any more once the server has finished:
+        // its threads end on their own, unwaited (joining them was a chain
+        // of wake-ups at the end of every launch), and its descriptors are
+        // still counted as its own below.
+        let (runtime, runtime_open) = match finished && calls_finished {
+            true => (Some(self.runtime), self.runtime_descriptors),
+            false => {
+                self.runtime
+                    .shutdown_timeout(std::time::Duration::from_secs(1));
+                (None, 0)
+            }
+        };
         // Their restricted connectors exit as their sockets close.
         self.shared.stacked.clear();
-        // The runtime, the listeners and every connection are closed now:
-        // one descriptor per listener fewer than at start, unless one leaked.
-        let now = open_descriptors();
+        // The listeners and every connection are closed now: one
+        // descriptor per listener fewer than at start, unless one leaked.
+        // Counted, like at start, without the runtime's own.
+        let now = open_descriptors().saturating_sub(runtime_open);
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
         let kept = self.shared.readonly.as_ref().map_or(0, |v| v.descriptors());
         let leaked = (now + listeners).saturating_sub(self.descriptors_at_start + kept);
         tracing::debug!(
@@ -252,6 +269,37 @@ impl Broker {
         if leaked > 0 {
             tracing::warn!("broker: {leaked} descriptor(s) left open");
         }
+    }
+}
+
+/// The broker's tokio runtime, its worker threads started.
+pub struct Runtime {
+    runtime: tokio::runtime::Runtime,
+    /// The descriptors it opened (its event loop's), which a leak check
+    /// started after it must not count.
+    descriptors: usize,
+}
+
+impl Runtime {
+    /// Called after the child's clone: its threads must not exist in the
+    /// child.
+    pub fn new() -> io::Result<Runtime> {
+        let before = open_descriptors();
+        let workers = cpus_allowed().clamp(1, 8);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("sluice-broker")
+            // No signal driver (tokio's "signal" feature is off): it would
+            // make process-wide descriptors that outlive the runtime, and
+            // the main thread reads signals from a signalfd anyway.
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let descriptors = open_descriptors().saturating_sub(before);
+        Ok(Runtime {
+            runtime,
+            descriptors,
+        })
     }
 }
 

@@ -12,7 +12,6 @@ pub mod policy;
 #[cfg(target_os = "linux")]
 pub mod refusals;
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // the launch path: to move into `sys`
 pub mod run;
 #[cfg(target_os = "macos")]
 pub use crate::platform::macos::run;

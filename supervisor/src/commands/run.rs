@@ -471,7 +471,35 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     if s.outer.is_some() && register.is_none() {
         crate::commands::bwrap::require_guard("the enclosing session's broker is out of reach")?;
     }
-    let spawned = launch::spawn(
+    let allow = args.approve == Approve::Allow;
+    // While the child runs its steps: what the broker needs, its runtime
+    // and threads too, and the digest of the policy for the start record.
+    // Learning asks nobody: every `ask` is refused, and learnt.
+    let asks_person = terminal.is_some() && args.learn.is_none();
+    let meanwhile = || -> Result<Alongside> {
+        let prompter = match asks_person {
+            true => Some(Arc::new(Prompter::new(prompt::Settings {
+                timeout: std::time::Duration::from_secs(args.approve_timeout),
+                limits: prompt::queue::Limits::default(),
+                overlay_file: remember.then_some(overlay_file),
+                fallback_allow: allow,
+            })?)),
+            false => None,
+        };
+        let approvals = Approvals::Layered {
+            overlay: Box::new(overlay),
+            person: prompter.clone(),
+            allow,
+        };
+        let shared = Shared::new(s.id.clone(), s.policy.clone(), approvals, None, protected);
+        Ok(Alongside {
+            prompter,
+            shared,
+            policy_digest: audit::chain::sha256_hex(s.policy.to_toml().as_bytes()),
+            runtime: crate::broker::Runtime::new().context("starting the broker's runtime")?,
+        })
+    };
+    let (spawned, alongside) = launch::spawn(
         &s.policy,
         Launch {
             program,
@@ -503,11 +531,24 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
             stacked_proxy: stacked_port,
             register,
         },
+        meanwhile,
     )?;
+    let Alongside {
+        prompter,
+        shared,
+        policy_digest,
+        runtime,
+    } = match alongside {
+        Ok(alongside) => alongside,
+        Err(e) => {
+            abandon(spawned.pid, spawned.cgroup.as_ref());
+            return Err(e);
+        }
+    };
     let start = StartRecord {
         sluice_version: env!("CARGO_PKG_VERSION").to_owned(),
         policy: s.policy.name.clone(),
-        policy_digest: audit::chain::sha256_hex(s.policy.to_toml().as_bytes()),
+        policy_digest,
         enforcement: audit::enforcement_json(&spawned.report),
         argv: args.command.clone(),
         workspace: s.workspace.clone(),
@@ -523,31 +564,9 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
             return Err(e).context("opening the audit record");
         }
     };
-    let allow = args.approve == Approve::Allow;
-    // Learning asks nobody: every `ask` is refused, and learnt.
-    let prompter = match &terminal {
-        Some(_) if args.learn.is_none() => Some(Arc::new(Prompter::new(prompt::Settings {
-            timeout: std::time::Duration::from_secs(args.approve_timeout),
-            limits: prompt::queue::Limits::default(),
-            overlay_file: remember.then_some(overlay_file),
-            fallback_allow: allow,
-        })?)),
-        _ => None,
-    };
-    let approvals = Approvals::Layered {
-        overlay: Box::new(overlay),
-        person: prompter.clone(),
-        allow,
-    };
     phase::mark("audit start record");
-    let mut shared = Shared::new(
-        s.id.clone(),
-        s.policy.clone(),
-        approvals,
-        Some(audit),
-        protected,
-    )
-    .with_sandbox_view(spawned.view);
+    let mut shared = shared.with_sandbox_view(spawned.view);
+    shared.audit = Some(audit);
     shared.outer = outer;
     shared.filters_at_exec = Some(spawned.filters_at_exec);
     // A sluice stacked inside registers its sandbox; the guard's connector
@@ -585,7 +604,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         }
         _ => None,
     };
-    let broker = Broker::start_with(broker_ours, shared.clone(), spawned.transparent)?;
+    let broker = Broker::start_on(runtime, broker_ours, shared.clone(), spawned.transparent)?;
     phase::mark("broker started");
     let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
         Ok(relay) => relay,
@@ -655,10 +674,24 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         }
     }
     phase::mark("quarantine, audit end record");
+    // The sandbox's root (the broker's view) goes first: while a
+    // descriptor holds it, the session directory's mount points are still
+    // mount points, and removing each waits for an RCU grace period.
+    drop(shared);
     drop(spawned.cgroup);
     drop(s.dir);
     phase::mark("cgroup, session directory removed");
     code
+}
+
+/// What the supervisor makes while the child runs its steps
+/// (`launch::spawn`'s `meanwhile`).
+struct Alongside {
+    prompter: Option<Arc<Prompter>>,
+    /// Without the audit record and the sandbox's view, which come after.
+    shared: Shared,
+    policy_digest: String,
+    runtime: crate::broker::Runtime,
 }
 
 /// The refusals, said when the program failed (or with `-v`), and the
@@ -705,8 +738,10 @@ fn tell_refusals(
 
 /// Kills a program sluice cannot serve after all, and reaps what it left.
 fn abandon(pid: libc::pid_t, cgroup: Option<&SessionCgroup>) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     let _ = supervise::supervise(pid, cgroup);
 }
 

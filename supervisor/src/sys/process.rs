@@ -48,3 +48,13 @@ pub fn wait_any(hang: bool) -> io::Result<Option<(libc::pid_t, libc::c_int)>> {
         _ => Err(io::Error::last_os_error()),
     }
 }
+
+/// Kills our child `pid` (SIGKILL) and reaps it: for a child sluice cannot
+/// go on with. Errors (the child already reaped) are nothing to act on.
+pub fn kill_and_reap(pid: libc::pid_t) {
+    use nix::errno::Errno;
+    use nix::sys::signal::{kill, Signal};
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let _ = kill(pid, Signal::SIGKILL);
+    while nix::sys::wait::waitpid(pid, None) == Err(Errno::EINTR) {}
+}

@@ -319,6 +319,36 @@ fn the_audit_names_the_program_as_the_host_sees_it() {
     }
 }
 
+/// The guard's connector runs beside the program, never as its child:
+/// the sandbox's init forks it before it forks the program (without an
+/// init, a double fork reparents it away). Attack: a program that waits
+/// for any child finds none it did not make. Controls: another process
+/// (the connector) is in view, so there is one to find, and a child the
+/// program makes itself it reaps.
+#[test]
+fn the_program_has_no_child_it_did_not_make() {
+    let fx = Fixture::new(PROBE);
+    let script = r#"
+import os
+me = os.getpid()
+others = [n for n in os.listdir('/proc') if n.isdigit() and int(n) not in (1, me)]
+print('others in view:', len(others))
+try:
+    print('unknown child', os.waitpid(-1, os.WNOHANG))
+except ChildProcessError:
+    print('no unknown child')
+pid = os.fork()
+if pid == 0:
+    os._exit(3)
+print('own child', os.WEXITSTATUS(os.waitpid(pid, 0)[1]))
+"#;
+    let out = execute(fx.sluice_command(&[], &["python3", "-c", script]));
+    out.assert_code(0);
+    assert!(out.stdout.contains("no unknown child"), "{out}");
+    assert!(!out.stdout.contains("others in view: 0"), "{out}");
+    assert!(out.stdout.contains("own child 3"), "{out}");
+}
+
 /// Under the sandbox's init a program's exit status and its death by a
 /// signal come through as before (the status, 128 + N), and what it left
 /// running dies with it.

@@ -142,6 +142,9 @@ impl Program {
 pub struct Transparent {
     stopping: Arc<AtomicBool>,
     reader: std::thread::JoinHandle<()>,
+    /// Disconnected the moment the reader returns (it holds the sender):
+    /// [`Transparent::stop`] waits on it rather than sleeping.
+    gone: std::sync::mpsc::Receiver<()>,
     tracker: TaskTracker,
 }
 
@@ -173,27 +176,38 @@ impl Transparent {
             network_told: AtomicBool::new(false),
         });
         let stop = stopping.clone();
+        let (done, gone) = std::sync::mpsc::channel::<()>();
         let reader = std::thread::Builder::new()
             .name("sluice-notify".into())
-            .spawn(move || read_loop(&ctx, &stop))?;
+            .spawn(move || {
+                let _done = done;
+                read_loop(&ctx, &stop)
+            })?;
         Ok(Transparent {
             stopping,
             reader,
+            gone,
             tracker,
         })
     }
 
-    /// Stops reading and waits (briefly) for calls being served.
-    pub fn stop(self, runtime: &tokio::runtime::Runtime) {
+    /// Stops reading and waits (briefly) for calls being served; whether
+    /// they all finished.
+    pub fn stop(self, runtime: &tokio::runtime::Runtime) -> bool {
         self.stopping.store(true, Ordering::SeqCst);
         // The reader may be between its check of `stopping` and its wait:
         // the signal then arrives too early, so it is sent until the
-        // reader has gone.
+        // reader has gone. Its end is seen at once (the channel
+        // disconnects), not at the next millisecond: a launch used to
+        // sleep a whole one here after every program.
         let thread = self.reader.as_pthread_t();
         while !self.reader.is_finished() {
             // SAFETY: the thread has not been joined, so its id is valid.
             unsafe { libc::pthread_kill(thread, wake_signal()) };
-            std::thread::sleep(Duration::from_millis(1));
+            let waited = self.gone.recv_timeout(Duration::from_millis(1));
+            if waited == Err(std::sync::mpsc::RecvTimeoutError::Disconnected) {
+                break;
+            }
         }
         if self.reader.join().is_err() {
             tracing::error!("transparent: the notification reader panicked");
@@ -205,6 +219,7 @@ impl Transparent {
         if waited.is_err() {
             tracing::warn!("transparent: calls still in progress after 5 seconds; dropped");
         }
+        waited.is_ok()
     }
 }
 
