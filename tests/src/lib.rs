@@ -484,6 +484,33 @@ pub fn session_cgroups(session: &str) -> Vec<PathBuf> {
     candidates
 }
 
+/// Runs `check` on every item, `workers` at a time, each on a thread of its
+/// own, for a test whose cases are independent and spend their time waiting
+/// (a sandbox launch waits far longer than it computes). The first panic is
+/// raised again, with its message, once every case has finished.
+pub fn for_each_concurrently<T: Sync>(items: &[T], workers: usize, check: impl Fn(&T) + Sync) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let panics = thread::scope(|scope| {
+        let workers: Vec<_> = (0..workers.clamp(1, items.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| {
+                    while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        check(item);
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| w.join().err())
+            .collect::<Vec<_>>()
+    });
+    if let Some(first) = panics.into_iter().next() {
+        std::panic::resume_unwind(first);
+    }
+}
+
 /// Borrows a `Vec<String>` as the `&[&str]` the runners take.
 pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()

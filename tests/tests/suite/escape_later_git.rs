@@ -8,8 +8,9 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::OnceLock;
 
-use sluice_tests::Fixture;
+use sluice_tests::{for_each_concurrently, Fixture};
 
 use super::escape_later::{
     assert_not_ran, assert_ran, git_outside, marker, repository, script_inside, script_outside,
@@ -202,17 +203,32 @@ fn vectors() -> Vec<Vector> {
     ]
 }
 
+/// Vectors checked at once: each waits on its sandbox and git far longer
+/// than it computes.
+const WORKERS: usize = 4;
+
+/// The control of every vector: without sluice, the script makes git run
+/// the program's command. The same for every way, so run once per process
+/// (by the first of the tests below to get here; the others wait for it).
+fn every_control_runs() {
+    static CONTROLS: OnceLock<()> = OnceLock::new();
+    CONTROLS.get_or_init(|| {
+        for_each_concurrently(&vectors(), WORKERS, |v| {
+            let control = Fixture::new(PROBE);
+            (v.setup)(&control);
+            script_outside(&control, &v.script);
+            let (dir, args) = v.trigger;
+            let out = git_outside(&control, dir, args);
+            assert_ran(&control, v.name, &out);
+        });
+    });
+}
+
 /// Control and attack for every vector, with `sluice_args` (a policy, or
 /// `--transparent`).
 fn every_vector(sluice_args: &[&str], policy: Option<&str>) {
-    for v in vectors() {
-        let control = Fixture::new(PROBE);
-        (v.setup)(&control);
-        script_outside(&control, &v.script);
-        let (dir, args) = v.trigger;
-        let out = git_outside(&control, dir, args);
-        assert_ran(&control, v.name, &out);
-
+    every_control_runs();
+    for_each_concurrently(&vectors(), WORKERS, |v| {
         let fx = Fixture::new(PROBE);
         (v.setup)(&fx);
         let mut sluice_args = sluice_args.to_vec();
@@ -226,9 +242,10 @@ fn every_vector(sluice_args: &[&str], policy: Option<&str>) {
             "{}: not refused\n{inside}",
             v.name
         );
+        let (dir, args) = v.trigger;
         let out = git_outside(&fx, dir, args);
         assert_not_ran(&fx, v.name, &format!("{inside}\n{out}"));
-    }
+    });
 }
 
 #[test]
