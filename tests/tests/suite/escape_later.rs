@@ -570,15 +570,27 @@ fn start_up_files_are_refused(way: &str) {
 /// The path is read once and the call made on what was judged: a thread
 /// that flips the path between a harmless name and a hook while another
 /// opens it never gets the hook written (a check followed by `CONTINUE`
-/// would lose this race).
+/// would lose this race). The flipping thread spins a CPU for the whole
+/// race: 1,000 rounds a way here, ten times that in the stress test that
+/// `.ci/run` runs in a release build (`--ignored stress_`).
 #[test]
 fn swapping_the_path_during_the_check_gains_nothing() {
     for way in WAYS {
-        swapping_the_path_gains_nothing(way);
+        swapping_the_path_gains_nothing(way, SWAP_ROUNDS);
     }
 }
 
-fn swapping_the_path_gains_nothing(way: &str) {
+#[test]
+#[ignore = "stress test: run in release by .ci/run"]
+fn stress_swapping_the_path_with_ten_times_the_rounds() {
+    for way in WAYS {
+        swapping_the_path_gains_nothing(way, 10 * SWAP_ROUNDS);
+    }
+}
+
+const SWAP_ROUNDS: u32 = 1000;
+
+fn swapping_the_path_gains_nothing(way: &str, rounds: u32) {
     let fx = Fixture::new(PROBE);
     repository(&fx, "sub");
     let racer = r##"
@@ -606,7 +618,8 @@ print("done")
     let mark = marker(&fx);
     let args = way_args(&fx, way);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let racer = ["/usr/bin/python3", "-S", "-c", racer, "2000", &mark];
+    let rounds = rounds.to_string();
+    let racer = ["/usr/bin/python3", "-S", "-c", racer, &rounds, &mark];
     let out = execute(fx.sluice_command(&args, &racer));
     assert_eq!(out.stdout, "done\n", "{way}: {out}");
     assert!(
