@@ -4,6 +4,11 @@
 //! through it (for reading, creating, truncating). The file judged must be the
 //! file opened: nothing of the denied side is ever served or changed. The
 //! control in each: both outcomes were seen, so the race really ran.
+//!
+//! The flipping thread spins for the whole race, so each costs a CPU for its
+//! length: 2,000 rounds here (1,500 for writes), and ten times that in the
+//! stress tests that `.ci/run` runs in a release build
+//! (`cargo test --release -p sluice-tests --test suite -- --ignored stress_`).
 
 use std::fs;
 
@@ -17,9 +22,15 @@ fn fixture() -> (Fixture, String) {
     sluice_tests::broker::fixture(PROBE)
 }
 
-/// Runs the race and checks its control: both outcomes were seen, so the
-/// flipping thread really raced the requests.
-fn race(link: &str, good: &str, bad: &str, request: &str) {
+/// Rounds of a read race, and of a write race, in the suite.
+const READ_ROUNDS: u64 = 2000;
+const WRITE_ROUNDS: u64 = 1500;
+/// The same in the stress tests.
+const STRESS: u64 = 10;
+
+/// Runs the race for `rounds` requests and checks its control: both
+/// outcomes were seen, so the flipping thread really raced the requests.
+fn race(link: &str, good: &str, bad: &str, request: &str, rounds: u64) {
     let (fx, policy) = fixture();
     let (link, good, bad, request) = (
         fx.ws(link),
@@ -30,7 +41,14 @@ fn race(link: &str, good: &str, bad: &str, request: &str) {
     let out = fx.brokered_run(
         &policy,
         &[],
-        &["broker-race", &link, &good, &bad, "5000", &request],
+        &[
+            "broker-race",
+            &link,
+            &good,
+            &bad,
+            &rounds.to_string(),
+            &request,
+        ],
     );
     out.assert_ok().assert_no_secret();
     assert_eq!(out.count("leaked"), 0, "{out}");
@@ -41,7 +59,7 @@ fn race(link: &str, good: &str, bad: &str, request: &str) {
     );
     assert_eq!(
         out.count("served_good") + out.count("denied"),
-        5000,
+        rounds,
         "{out}"
     );
     // The control: the link did flip under the requests.
@@ -52,14 +70,28 @@ fn race(link: &str, good: &str, bad: &str, request: &str) {
     assert!(out.count("flips") > 0, "{out}");
 }
 
+fn symlink_rename_race(rounds: u64) {
+    race(
+        "link",
+        "allowed/notes.txt",
+        "denied/secret.txt",
+        "link",
+        rounds,
+    );
+}
+
+fn directory_symlink_race(rounds: u64) {
+    race("dir-link", "allowed", "denied", "dir-link/same.txt", rounds);
+}
+
 #[test]
 fn the_symlink_rename_race_never_serves_the_denied_file() {
-    race("link", "allowed/notes.txt", "denied/secret.txt", "link");
+    symlink_rename_race(READ_ROUNDS);
 }
 
 #[test]
 fn the_directory_symlink_race_never_serves_the_denied_file() {
-    race("dir-link", "allowed", "denied", "dir-link/same.txt");
+    directory_symlink_race(READ_ROUNDS);
 }
 
 /// Names, modes and contents of the files in `dir`.
@@ -87,8 +119,8 @@ fn dir_snapshot(dir: &str) -> Vec<(String, u32, Vec<u8>)> {
 }
 
 /// The write race: a directory link swapped between `writable/` and
-/// `denied/` under requests to create or truncate through it.
-fn race_write(mode: &str, name: &str) -> (Fixture, Outcome) {
+/// `denied/` under `rounds` requests to create or truncate through it.
+fn race_write(mode: &str, name: &str, rounds: u64) -> (Fixture, Outcome) {
     let (fx, policy) = fixture();
     fs::write(fx.brokered("writable/same.txt"), "writable same\n").unwrap();
     let denied_before = dir_snapshot(&fx.brokered("denied"));
@@ -100,7 +132,7 @@ fn race_write(mode: &str, name: &str) -> (Fixture, Outcome) {
             &fx.ws("write-link"),
             &fx.brokered("writable"),
             &fx.brokered("denied"),
-            "3000",
+            &rounds.to_string(),
             &fx.ws(&format!("write-link/{name}")),
             mode,
         ],
@@ -119,9 +151,8 @@ fn race_write(mode: &str, name: &str) -> (Fixture, Outcome) {
     (fx, out)
 }
 
-#[test]
-fn the_create_race_never_creates_in_the_denied_directory() {
-    let (fx, out) = race_write("create", "new");
+fn create_race(rounds: u64) {
+    let (fx, out) = race_write("create", "new", rounds);
     let created = fs::read_dir(fx.brokered("writable"))
         .unwrap()
         .filter(|e| {
@@ -135,8 +166,27 @@ fn the_create_race_never_creates_in_the_denied_directory() {
     assert_eq!(created, out.count("served"), "{out}");
 }
 
+fn truncate_race(rounds: u64) {
+    let (fx, _) = race_write("truncate", "same.txt", rounds);
+    assert_file(&fx.brokered("denied/same.txt"), DENIED_SAME);
+}
+
+#[test]
+fn the_create_race_never_creates_in_the_denied_directory() {
+    create_race(WRITE_ROUNDS);
+}
+
 #[test]
 fn the_truncate_race_never_truncates_in_the_denied_directory() {
-    let (fx, _) = race_write("truncate", "same.txt");
-    assert_file(&fx.brokered("denied/same.txt"), DENIED_SAME);
+    truncate_race(WRITE_ROUNDS);
+}
+
+/// Every race above with ten times the rounds, one after the other.
+#[test]
+#[ignore = "stress test: run in release by .ci/run"]
+fn stress_every_race_with_ten_times_the_rounds() {
+    symlink_rename_race(STRESS * READ_ROUNDS);
+    directory_symlink_race(STRESS * READ_ROUNDS);
+    create_race(STRESS * WRITE_ROUNDS);
+    truncate_race(STRESS * WRITE_ROUNDS);
 }

@@ -17,18 +17,21 @@ fn fixture() -> (Fixture, String) {
     sluice_tests::broker::fixture(PROBE)
 }
 
-/// 64 clients pipelining 300 requests each (past the 128 in flight a
-/// connection may have): every request answered and recorded, nothing
-/// leaked. Seconds in a debug build; the same invariants as the stress test
-/// below.
+/// 128 connections of the SDK (half the broker's 256), each pipelining 128
+/// requests (twice the `client_sdk::tokio::MAX_IN_FLIGHT` of 64 a connection
+/// keeps in flight, so every connection stays at its window while the
+/// broker's 4096 over all connections are full and it stops reading): every
+/// request answered and recorded, none told TooManyRequests (the SDK keeps
+/// well below the broker's 128 a connection), nothing leaked. Seconds in a
+/// debug build; the same invariants as the stress test below.
 #[test]
-fn sixty_four_clients_pipelining_lose_nothing_and_leak_nothing() {
-    flood(64, 300);
+fn many_clients_pipelining_lose_nothing_leak_nothing_and_are_never_told_too_many_requests() {
+    flood(128, 128);
 }
 
-/// The same with 10,000 requests each (640,000 audited opens): a stress
+/// 64 clients with 10,000 requests each (640,000 audited opens): a stress
 /// test, run by `.ci/run` in a release build
-/// (`cargo test --release -p sluice-tests --test suite -- --ignored broker_wire::`).
+/// (`cargo test --release -p sluice-tests --test suite -- --ignored stress_`).
 #[test]
 #[ignore = "stress test: run in release by .ci/run"]
 fn stress_sixty_four_clients_pipelining_ten_thousand_requests_lose_nothing() {
@@ -99,33 +102,6 @@ fn last_record_of_newest_session(fx: &Fixture) -> serde_json::Value {
     let last = tail.trim_end_matches('\n').rsplit('\n').next().unwrap();
     serde_json::from_str(last)
         .unwrap_or_else(|e| panic!("last line of {}: {e}: {last}", newest.display()))
-}
-
-#[test]
-fn well_behaved_clients_within_the_connection_limit_are_never_told_too_many_requests() {
-    // The SDK keeps at most `client_sdk::tokio::MAX_IN_FLIGHT` (64) requests
-    // of a connection in flight "so a well-behaved program never sees the
-    // broker's TooManyRequests"; the broker takes up to 256 connections.
-    // 128 connections of the SDK, each as busy as it lets itself be.
-    let (fx, policy) = fixture();
-    let out = fx.brokered_run(
-        &policy,
-        &[],
-        &[
-            "broker-flood",
-            "128",
-            "500",
-            &fx.brokered("allowed/notes.txt"),
-        ],
-    );
-    out.assert_ok();
-    assert_eq!(out.count("answered"), 128 * 500, "{out}");
-    assert_eq!(
-        out.count("busy"),
-        0,
-        "well-behaved SDK clients were answered TooManyRequests\n{out}"
-    );
-    assert_eq!(out.count("opened"), 128 * 500, "{out}");
 }
 
 #[test]

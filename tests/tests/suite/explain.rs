@@ -3,7 +3,7 @@
 //! and what would change it. Each answer is checked against what the sandbox
 //! then really does.
 
-use sluice_tests::{execute, Fixture, Outcome};
+use sluice_tests::{execute, for_each_concurrently, Fixture, Outcome};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 
@@ -80,7 +80,10 @@ fn explain_agrees_with_the_sandbox_and_names_the_rule() {
             "to allow: sluice run --allow-write /dev/urandom",
         ),
     ];
-    for (path, write, allowed, says) in cases {
+    // The cases are independent (no write is read back by another): four at
+    // a time, each waiting on its own launches.
+    for_each_concurrently(&cases, 4, |(path, write, allowed, says)| {
+        let (write, allowed) = (*write, *allowed);
         let mut args = vec![path.as_str()];
         if write {
             args.push("--write");
@@ -91,13 +94,13 @@ fn explain_agrees_with_the_sandbox_and_names_the_rule() {
         assert!(out.stdout.contains(says), "expected {says:?}\n{out}");
         // What the sandbox does: the same answer.
         let action = if write { "write" } else { "read" };
-        let ran = fx.sluice(&[], &[action, &path]);
+        let ran = fx.sluice(&[], &[action, path]);
         assert_eq!(
             ran.code() == 0,
             allowed,
             "explain and the sandbox disagree on {action} {path}\n{out}\n{ran}"
         );
-    }
+    });
 }
 
 #[test]

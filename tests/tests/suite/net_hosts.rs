@@ -23,8 +23,6 @@ use serde_json::Value;
 use sluice_tests::audit::{only_session, records};
 use sluice_tests::{execute, temp_dir, Fixture, Outcome};
 
-use super::net_ask::*;
-
 pub(super) const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 pub(super) const PYTHON: &str = "/usr/bin/python3";
 pub(super) const BODY: &str = "hello-from-the-host-server\n";
@@ -450,64 +448,11 @@ fn ip_literals_are_refused_unless_listed() {
 
 /// curl through the proxy's SOCKS5 side: `socks5h` sends the name, `socks5`
 /// resolves it first and sends the address.
-fn curl_socks(scheme: &str, url: &str) -> Vec<String> {
+pub(super) fn curl_socks(scheme: &str, url: &str) -> Vec<String> {
     let proxy = format!("{scheme}://127.0.0.1:{PROXY_PORT}");
     ["curl", "-sS", "--max-time", "60", "--proxy", &proxy, url]
         .map(String::from)
         .to_vec()
-}
-
-#[test]
-fn socks5_reaches_an_allowed_host_and_refuses_others() {
-    let net = Net::new();
-    let allow = net.allow("allowed.test");
-    let out = net.run(
-        &[&allow],
-        &strs(&curl_socks("socks5h", &net.url("allowed.test"))),
-    );
-    out.assert_code(0);
-    assert_eq!(out.stdout, BODY, "{out}");
-    let recs = last_connections(&net.fx);
-    assert_eq!(recs.len(), 1, "{recs:#?}");
-    assert_eq!(recs[0]["via"], "socks5");
-    assert_eq!(recs[0]["decision"], "allowed");
-    assert_eq!(recs[0]["address"], format!("127.0.0.1:{}", net.server.port));
-    assert!(
-        recs[0]["received"].as_u64().unwrap() >= BODY.len() as u64,
-        "{recs:#?}"
-    );
-    // A name not listed: refused before any connection, and sluice says so.
-    let before = net.server.hits();
-    let out = net.run(
-        &[&allow],
-        &strs(&curl_socks("socks5h", &net.url("other.test"))),
-    );
-    assert_ne!(out.code(), 0, "{out}");
-    assert!(!out.stdout.contains(BODY), "{out}");
-    assert!(
-        out.stderr
-            .contains("sluice: refused the program's connection to other.test"),
-        "{out}"
-    );
-    assert_eq!(net.server.hits(), before);
-    assert_eq!(
-        decided(&last_connections(&net.fx)),
-        [triple("other.test", "denied", "rule")]
-    );
-    // The program resolving the allowed name itself sends an address
-    // literal: refused, as no rule names the address...
-    let out = net.run(
-        &[&allow],
-        &strs(&curl_socks("socks5", &net.url("allowed.test"))),
-    );
-    assert_ne!(out.code(), 0, "{out}");
-    assert_eq!(net.server.hits(), before);
-    // ...and let through where one does (the control).
-    let out = net.run(
-        &[&net.allow("127.0.0.1")],
-        &strs(&curl_socks("socks5", &net.url("allowed.test"))),
-    );
-    assert_eq!(out.stdout, BODY, "{out}");
 }
 
 #[test]
@@ -685,37 +630,6 @@ fn a_stacked_session_narrows_the_outer_hosts() {
             && !out.stdout.contains("refused the connection to other.test"),
         "{out}"
     );
-}
-
-#[test]
-fn socks5_in_a_stacked_session_narrows_the_outer_hosts() {
-    let net = Net::new();
-    let sluice = sluice_tests::sluice_bin();
-    let sluice = sluice.to_str().unwrap();
-    // The inner proxy's port, as its HTTPS_PROXY names it.
-    let script = format!(
-        "p=\"socks5h://${{HTTPS_PROXY#http://}}\"; \
-         curl -sS --max-time 60 -x \"$p\" {}; curl -sS --max-time 60 -x \"$p\" {}; \
-         echo \"exit $?\"",
-        net.url("allowed.test"),
-        net.url("other.test"),
-    );
-    let outer = [net.allow("allowed.test"), net.allow("other.test")];
-    let inner = net.allow("allowed.test");
-    let before = net.server.hits();
-    let program = [sluice, "run", &inner, "--", "sh", "-c", &script];
-    let out = net.run(&strs(&outer), &program);
-    // Control: allowed by both, reached through both.
-    assert!(out.stdout.starts_with(BODY), "{out}");
-    // other.test, allowed by the outer session only: the inner refuses it.
-    assert_eq!(out.stdout.matches(BODY).count(), 1, "{out}");
-    assert!(!out.stdout.trim_end().ends_with("exit 0"), "{out}");
-    assert!(
-        out.stderr
-            .contains("sluice: refused the program's connection to other.test"),
-        "{out}"
-    );
-    assert_eq!(net.server.hits(), before + 1);
 }
 
 /// A DNS server over TCP on `ip`:53 answering `name` A 127.0.0.1 (and

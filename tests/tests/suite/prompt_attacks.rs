@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use serde_json::Value;
 use sluice_tests::audit::{decisions, records, sessions};
 use sluice_tests::pty::{Replies, Terminal};
-use sluice_tests::Fixture;
+use sluice_tests::{for_each_concurrently, Fixture};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 const PROMPT: &str = "sluice: the sandboxed program asks for a file";
@@ -287,25 +287,25 @@ fn a_terminal_that_never_replies_still_gets_an_answerable_prompt() {
 
 #[test]
 fn replies_still_coming_after_the_fence_timed_out_answer_nothing() {
-    let (fx, policy) = sluice_tests::broker::fixture(PROBE);
-    let q = fx.brokered("asked/question.txt");
     // A DA1 query as a raw 8-bit C1 control, which this terminal (like
     // xterm in UTF-8) ignores: sluice counts one reply more than will
     // come, so its fence times out while the replies to the flood, sent
     // slowly, are still on their way (plain-text answerbacks among them).
-    let script = format!(
-        r#"stty raw -echo
+    let script = r#"stty raw -echo
 printf '\233c'
 i=0
 while [ $i -lt 1000 ]; do
   printf '\033[?1$p\033[c\005'
   i=$((i+1))
 done
-exec {} broker-read "$1""#,
-        fx.probe_path()
-    );
-    for key in [&b"\r"[..], b"y"] {
-        let mut program = vec!["/bin/sh", "-c", &script, "sh", &q];
+exec "$2" broker-read "$1""#;
+    // The attack and its control at once, each in a session of its own:
+    // both wait out the fence and a second of silence.
+    for_each_concurrently(&[&b"\r"[..], b"y"], 2, |&key| {
+        let (fx, policy) = sluice_tests::broker::fixture(PROBE);
+        let q = fx.brokered("asked/question.txt");
+        let probe = fx.probe_path();
+        let mut program = vec!["/bin/sh", "-c", script, "sh", &q, &probe];
         let cmd = fx.sluice_command(&["--policy", &policy], &program.split_off(0));
         let mut t = Terminal::spawn_with(cmd, 24, 100, Replies::SlowXterm);
         let prompt = t.expect(READY);
@@ -326,5 +326,5 @@ exec {} broker-read "$1""#,
             pair("denied", "person")
         };
         assert_eq!(last_answers(&fx), [expected], "{:?}", done.transcript.len());
-    }
+    });
 }

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use sluice_tests::{execute, Fixture, Outcome};
 
-use super::transparent::step_result;
+use super::transparent_names::step_result;
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 
