@@ -170,7 +170,7 @@ pub fn main() -> i32 {
         parsed.profile.describe()
     );
     let result: anyhow::Result<i32> = Err(crate::exit::exec(&parsed.command));
-    crate::cli::finish("sandbox-exec", result)
+    crate::exit::finish("sandbox-exec", result)
 }
 
 #[cfg(test)]
