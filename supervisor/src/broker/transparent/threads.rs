@@ -223,32 +223,11 @@ mod tests {
     }
 
     /// A thread that runs until told to stop: `/proc` reads it `running`.
-    fn spinner() -> (libc::pid_t, impl FnOnce()) {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let flag = stop.clone();
-        let t = std::thread::spawn(move || {
-            // SAFETY: gettid has no side effects.
-            tx.send(unsafe { libc::gettid() }).unwrap();
-            while !flag.load(Ordering::Relaxed) {
-                std::hint::spin_loop();
-            }
-        });
-        let tid = rx.recv().unwrap();
-        (tid, move || {
-            stop.store(true, Ordering::Relaxed);
-            t.join().unwrap();
-        })
-    }
-
-    #[test]
-    fn threads_are_seen_moving_on() {
-        // Running: maybe still in the call.
-        let (tid, stop) = spinner();
-        assert!(!moved_on(tid, libc::SYS_chdir));
-        stop();
-        // Blocked in `read`: past `chdir`, not past `read`.
+    /// A thread blocked in `read` on a pipe (seen there in
+    /// `/proc/<tid>/syscall`, so never `running`: a thread on a CPU, or one
+    /// preempted between calls, would make the answer depend on the
+    /// scheduler), and what lets it finish and joins it.
+    fn reader() -> (libc::pid_t, impl FnOnce()) {
         use std::io::{Read, Write};
         use std::os::fd::FromRawFd;
         let mut fds = [0; 2];
@@ -277,10 +256,21 @@ mod tests {
         while !blocked_in_read() {
             std::thread::yield_now();
         }
+        (tid, move || {
+            w.write_all(b"x").unwrap();
+            t.join().unwrap();
+        })
+    }
+
+    #[test]
+    fn threads_are_seen_moving_on() {
+        // Running (on a CPU): maybe still in the call.
+        assert!(!past(b"running\n", libc::SYS_chdir));
+        // Blocked in `read`: past `chdir`, not past `read`.
+        let (tid, finish) = reader();
         assert!(moved_on(tid, libc::SYS_chdir));
         assert!(!moved_on(tid, libc::SYS_read));
-        w.write_all(b"x").unwrap();
-        t.join().unwrap();
+        finish();
         // Gone: past everything.
         assert!(moved_on(tid, libc::SYS_read));
     }
@@ -291,9 +281,9 @@ mod tests {
         t.cwd.insert(7, Rc::from(&b"/a"[..]));
         t.changing(9, libc::SYS_chdir);
         assert_eq!(t.remembered(7), None);
-        // The changing thread is still running: maybe still in its call.
-        let (tid, stop) = spinner();
-        t.unsettled = vec![(tid, libc::SYS_chdir)];
+        // The changing thread is still in its call (here: blocked in `read`).
+        let (tid, finish) = reader();
+        t.unsettled = vec![(tid, libc::SYS_read)];
         assert!(!t.settled());
         // Refused fills skip the check for a while.
         assert_eq!(t.refused, RECHECK_EVERY);
@@ -301,7 +291,7 @@ mod tests {
         // Notified again: settled at once.
         t.notified(tid);
         assert!(t.settled());
-        stop();
+        finish();
         // A thread that is gone is settled when next checked.
         t.changing(tid, libc::SYS_chdir);
         assert!(t.settled());
