@@ -44,8 +44,7 @@ pub fn process_limit(
     let Some(limit) = limit else {
         return (None, None);
     };
-    // SAFETY: getuid cannot fail.
-    if unsafe { libc::getuid() } != 0 {
+    if !nix::unistd::getuid().is_root() {
         return (None, None);
     }
     let pid_max = limit.saturating_add(1);
@@ -57,15 +56,7 @@ pub fn process_limit(
 
 /// Whether the kernel keeps a `pid_max` per PID namespace (Linux 6.14).
 fn pid_max_per_namespace() -> bool {
-    // SAFETY: utsname is plain data, filled in by uname.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uts is a valid utsname to fill.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return false;
-    }
-    // SAFETY: uname NUL-terminates release.
-    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
-    kernel_at_least(&release.to_string_lossy(), (6, 14))
+    crate::sys::host::kernel_release().is_some_and(|release| kernel_at_least(&release, (6, 14)))
 }
 
 /// Whether a kernel release string ("6.18.44-foo") is at least `min`.
@@ -168,8 +159,8 @@ impl SessionCgroup {
                 return;
             }
             for pid in members {
-                // SAFETY: kill with a pid read from our own cgroup.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let pid = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }

@@ -14,9 +14,7 @@ use crate::exit;
 /// A random session id: 16 hex digits from the kernel's CSPRNG.
 pub fn new_session_id() -> Result<String> {
     let mut buf = [0u8; 8];
-    // SAFETY: buf is valid for its length.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    anyhow::ensure!(n == buf.len() as isize, "getrandom failed");
+    anyhow::ensure!(crate::sys::host::random(&mut buf), "getrandom failed");
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -294,6 +292,11 @@ fn receive_listeners(sock: &OwnedFd, count: usize) -> std::io::Result<Vec<OwnedF
 /// made; returns its pid and whether it is the PID namespace's init. Where
 /// the PID namespace cannot be made the report says so, and a policy that
 /// requires it stops here.
+///
+/// `unsafe` stays here, not in `sys`: `clone_child`/`fork_child` are sound
+/// only while sluice is single-threaded, which this call site knows (no
+/// runtime started yet) and a safe wrapper could not check.
+#[allow(unsafe_code)]
 fn start_child(
     plan: &mut sandbox_child::Prepared,
     report: &mut EnforcementReport,

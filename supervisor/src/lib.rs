@@ -10,8 +10,9 @@
 //! [`exit::CANNOT_EXECUTE`] (126) and [`exit::NOT_FOUND`] (127).
 //!
 //! `unsafe` is denied outside the syscall layer ([`sys`]), the transparent
-//! notifier (`broker::transparent`) and the launch path, which is still to
-//! move there; each place allowed is marked `allow(unsafe_code)`.
+//! notifier (`broker::transparent`) and the one call that starts the
+//! sandboxed child (`launch::start_child`); each place allowed is marked
+//! `allow(unsafe_code)`.
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 
 pub mod approval;
@@ -19,7 +20,6 @@ pub mod audit;
 #[cfg(target_os = "linux")]
 pub mod broker;
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // the launch path: to move into `sys`
 mod cgroup;
 pub mod cli;
 mod commands;
@@ -27,7 +27,6 @@ mod commands;
 mod enforced;
 pub mod exit;
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // the launch path: to move into `sys`
 mod launch;
 #[cfg(target_os = "linux")]
 mod nesting;
@@ -43,7 +42,6 @@ pub mod prompt;
 #[cfg(target_os = "linux")]
 mod quarantine;
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // the launch path: to move into `sys`
 mod session_dir;
 #[cfg(target_os = "linux")]
 mod supervise;

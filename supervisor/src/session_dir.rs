@@ -30,7 +30,7 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -39,6 +39,7 @@ use anyhow::{Context, Result};
 
 use crate::broker::safe_open;
 use crate::cgroup::SessionCgroup;
+use crate::sys;
 
 /// `sluice-`: the per-user parent is `sluice-<uid>`; an older sluice made
 /// `sluice-<id>` directories.
@@ -98,9 +99,7 @@ fn is_live_in(records: &Path, id: &str) -> bool {
         return false;
     };
     // A shared lock: if it is granted, no supervisor holds the exclusive one.
-    // SAFETY: flock on a descriptor we own.
-    let free = unsafe { libc::flock(record.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
-    !free
+    !sys::fs::try_lock(&record, false)
 }
 
 impl SessionDir {
@@ -309,9 +308,7 @@ pub fn other_live_parents(records: &Path, ours: &Path) -> Vec<PathBuf> {
             continue;
         };
         let record = File::from(record);
-        // SAFETY: flock on a descriptor we own.
-        let free = unsafe { libc::flock(record.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
-        if free {
+        if sys::fs::try_lock(&record, false) {
             continue;
         }
         if let Some(parent) = recorded_parent(&record, id) {
@@ -387,8 +384,7 @@ fn session_id(id: &str) -> Option<&str> {
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 fn open_dir(path: &Path) -> Result<File> {
@@ -418,19 +414,12 @@ fn open_beneath(dir: &File, name: &[u8], flags: libc::c_int) -> io::Result<Owned
     }
     let name =
         std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `name` is NUL-terminated; the descriptor returned is ours.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: openat returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    sys::fs::openat(dir, &name, flags, 0)
 }
 
 /// An exclusive `flock`, without waiting; whether it was taken.
 fn try_lock(file: &File) -> bool {
-    // SAFETY: flock on a descriptor we own.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    sys::fs::try_lock(file, true)
 }
 
 /// Removes the session directory `<parent>/<id>` and everything in it,
@@ -546,10 +535,8 @@ mod tests {
             std::env::temp_dir().join(format!("sluice-unit-fifo-lock-{}", std::process::id()));
         let _ = fs::remove_dir_all(&base);
         fs::create_dir_all(&base).unwrap();
-        let c =
-            std::ffi::CString::new(base.join(LEGACY_LOCK).as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: c is a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let mode = nix::sys::stat::Mode::from_bits_retain(0o600);
+        nix::unistd::mkfifo(&base.join(LEGACY_LOCK), mode).unwrap();
         let dir = open_dir(&base).unwrap();
         let open_lock =
             |dir: &File| open_beneath(dir, LEGACY_LOCK.as_bytes(), libc::O_RDONLY).map(File::from);

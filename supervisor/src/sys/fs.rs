@@ -122,6 +122,19 @@ pub fn lock_exclusive(fd: impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
+/// `flock(LOCK_NB)` on `fd`, exclusive or shared, without waiting: whether
+/// the lock was granted (every failure, a conflicting holder among them,
+/// is `false`).
+pub fn try_lock(fd: impl AsFd, exclusive: bool) -> bool {
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
+    // SAFETY: flock takes integers; the descriptor is open for the borrow.
+    unsafe { libc::flock(fd.as_fd().as_raw_fd(), op | libc::LOCK_NB) == 0 }
+}
+
 /// `fstatat(AT_SYMLINK_NOFOLLOW)` of `name` in `dir`: the entry itself,
 /// a symlink not followed.
 pub fn lstat_at(dir: impl AsFd, name: &CStr) -> io::Result<libc::stat> {

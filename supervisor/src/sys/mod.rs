@@ -1,12 +1,14 @@
 //! The supervisor's syscall layer: safe functions over the system calls
 //! the supervisor makes, one file per concern. `unsafe` outside this module
 //! is confined to the transparent notifier (`broker::transparent`) and the
-//! launch path; everything else calls these wrappers (or `nix`, where it
-//! has the call). This is also where a second platform plugs in.
+//! call that starts the sandboxed child (`launch::start_child`); everything
+//! else calls these wrappers (or `nix`, where it has the call). This is also where a second platform plugs in.
 
 // On macOS only the audit ledger's lock uses it so far.
 #[cfg_attr(target_os = "macos", allow(dead_code))]
 pub mod fs;
+#[cfg(target_os = "linux")]
+pub mod host;
 #[cfg(target_os = "linux")]
 pub mod io;
 #[cfg(target_os = "linux")]
