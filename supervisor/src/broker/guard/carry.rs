@@ -1,0 +1,438 @@
+//! Carrying out a call the guard has let through: made by the connector,
+//! inside the program's sandbox, on the directory descriptor the guard
+//! resolved and the name it judged (never `CONTINUE`), a symlink at the name
+//! of an open followed here and judged in its turn.
+
+use super::*;
+
+/// [`carry_out`] once it is known whose sandbox the call is made in.
+pub(super) fn carry_out_as(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    call: &Call,
+    umask: u32,
+) -> Result<Answer, Stop> {
+    let root = env.guard.root(target)?;
+    match *call {
+        Call::Open(open) => open_or_mkdir(env, target, root, open, umask),
+        Call::Mknod {
+            dirfd,
+            path,
+            mode,
+            dev,
+        } => {
+            let named = read_named(target, dirfd, path)?;
+            target.valid()?;
+            let place = env
+                .guard
+                .place(root, named.base.as_deref(), &named.asked)?
+                .ok_or(Stop::Errno(libc::EEXIST))?;
+            check(env, &place, Act::Name)?;
+            check_region(env, None, &place)?;
+            let req = request(Op::Mknod, &place.name, umask);
+            let req = fsop::Request { mode, dev, ..req };
+            done(perform(env, &req, place.parent.as_fd(), None)?)
+        }
+        Call::Symlink {
+            target: link_target,
+            dirfd,
+            path,
+        } => {
+            let content = target.read_path(link_target)?;
+            let named = read_named(target, dirfd, path)?;
+            target.valid()?;
+            let place = env
+                .guard
+                .place(root, named.base.as_deref(), &named.asked)?
+                .ok_or(Stop::Errno(libc::EEXIST))?;
+            check(env, &place, Act::Name)?;
+            check_region(env, None, &place)?;
+            let req = fsop::Request {
+                target: &content,
+                ..request(Op::Symlink, &place.name, 0)
+            };
+            done(perform(env, &req, place.parent.as_fd(), None)?)
+        }
+        Call::Link {
+            olddir,
+            old,
+            newdir,
+            new,
+            flags,
+        } => {
+            if flags & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 {
+                return Err(Stop::Errno(libc::EINVAL));
+            }
+            if flags & libc::AT_EMPTY_PATH != 0 {
+                // A descriptor's file given a name: the guard cannot judge
+                // what it is by a name. (Needs CAP_DAC_READ_SEARCH anyway.)
+                return Err(Stop::Errno(libc::ENOENT));
+            }
+            let from = read_named(target, olddir, old)?;
+            let to = read_named(target, newdir, new)?;
+            target.valid()?;
+            let mut src = env
+                .guard
+                .place(root, from.base.as_deref(), &from.asked)?
+                .ok_or(Stop::Errno(libc::EPERM))?;
+            if flags & libc::AT_SYMLINK_FOLLOW != 0 {
+                src = follow(env, root, src)?;
+            }
+            let dst = env
+                .guard
+                .place(root, to.base.as_deref(), &to.asked)?
+                .ok_or(Stop::Errno(libc::EEXIST))?;
+            check(env, &src, Act::LinkSource)?;
+            check(env, &dst, Act::Name)?;
+            check_region(env, Some(&src), &dst)?;
+            let req = fsop::Request {
+                name2: &dst.name,
+                ..request(Op::Link, &src.name, 0)
+            };
+            done(perform(
+                env,
+                &req,
+                src.parent.as_fd(),
+                Some(dst.parent.as_fd()),
+            )?)
+        }
+        Call::Rename {
+            olddir,
+            old,
+            newdir,
+            new,
+            flags,
+        } => rename(env, target, root, (olddir, old), (newdir, new), flags),
+        Call::Chmod {
+            dirfd,
+            path,
+            mode,
+            flags,
+        } => chmod(env, target, root, (dirfd, path), mode, flags),
+        Call::Fchmod { fd, mode } => fchmod(env, target, fd, mode),
+        Call::Setxattr {
+            path,
+            dirfd,
+            at_flags,
+            name,
+            args,
+        } => setxattr(env, target, root, (dirfd, path, at_flags), name, args),
+    }
+}
+
+/// A base request for `op` on `name`.
+pub(super) fn request(op: Op, name: &[u8], umask: u32) -> fsop::Request<'_> {
+    fsop::Request {
+        op,
+        flags: 0,
+        mode: 0,
+        umask,
+        dev: 0,
+        name,
+        name2: b"",
+        target: b"",
+    }
+}
+
+pub(super) fn done(result: Result<Option<OwnedFd>, i32>) -> Result<Answer, Stop> {
+    match result {
+        Ok(_) => Ok(Answer::Done),
+        Err(errno) => Err(Stop::Errno(errno)),
+    }
+}
+
+/// Follows symlinks at `place`'s name (for `linkat(AT_SYMLINK_FOLLOW)`).
+pub(super) fn follow(env: &Env<'_>, root: BorrowedFd<'_>, mut place: Place) -> Result<Place, Stop> {
+    for _ in 0..MAX_LINKS {
+        let Some(link) = read_link(&place)? else {
+            return Ok(place);
+        };
+        let base = place.real.as_os_str().as_bytes().to_vec();
+        place = env
+            .guard
+            .place(root, Some(&base), &link)?
+            .ok_or(Stop::Errno(libc::EPERM))?;
+    }
+    Err(Stop::Errno(libc::ELOOP))
+}
+
+/// Whether something (a symlink too, not followed) has the name of `place`.
+fn exists(place: &Place) -> io::Result<bool> {
+    let name = std::ffi::CString::new(place.name.clone())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    match sys::fs::lstat_at(&place.parent, &name) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The target of the symlink at `place`, or `None` if it is not one.
+fn read_link(place: &Place) -> io::Result<Option<Vec<u8>>> {
+    let name = std::ffi::CString::new(place.name.clone())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    match nix::fcntl::readlinkat(&place.parent, name.as_c_str()) {
+        Ok(target) => Ok(Some(target.into_vec())),
+        Err(Errno::EINVAL | Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn open_or_mkdir(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    root: BorrowedFd<'_>,
+    mut open: OpenCall,
+    umask: u32,
+) -> Result<Answer, Stop> {
+    if let Some((addr, size)) = open.how {
+        let how = target.read_struct(addr, size.min(64))?;
+        let (flags, mode, resolve) = parse_how(&how).ok_or(Stop::Errno(libc::EINVAL))?;
+        open.flags = flags;
+        open.mode = mode;
+        if resolve != 0 {
+            return openat2_as_asked(env, target, open, resolve, umask);
+        }
+    }
+    let named = read_named(target, open.dirfd, open.path_addr)?;
+    target.valid()?;
+    if open.mkdir() {
+        let place = env
+            .guard
+            .place(root, named.base.as_deref(), &named.asked)?
+            .ok_or(Stop::Errno(libc::EEXIST))?;
+        // A name that is there already is not made: what the kernel would
+        // answer, with nothing judged (`mkdir -p ~/.claude` of a protected
+        // directory made before launch is not a refusal).
+        if exists(&place)? {
+            return Err(Stop::Errno(libc::EEXIST));
+        }
+        check(env, &place, Act::Mkdir)?;
+        let req = fsop::Request {
+            mode: open.mode,
+            ..request(Op::Mkdir, &place.name, umask)
+        };
+        return done(perform(env, &req, place.parent.as_fd(), None)?);
+    }
+    if open.flags & libc::O_PATH != 0 {
+        // `O_PATH` ignores every flag but a few: nothing is written.
+        open.flags &= libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    }
+    let tmpfile = open.flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    let (mut base, mut asked) = (named.base, named.asked);
+    for _ in 0..MAX_LINKS {
+        let place = match env.guard.place(root, base.as_deref(), &asked)? {
+            Some(place) => place,
+            // `.` or `..`: a directory, which is never opened for writing.
+            None if tmpfile => {
+                let dir = safe_open::openat2(
+                    root.as_raw_fd(),
+                    &asked,
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    0,
+                    libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+                )?;
+                let real = safe_open::real_path(&dir)?;
+                Place {
+                    parent: dir,
+                    real,
+                    name: b".".to_vec(),
+                }
+            }
+            None => return Err(Stop::Errno(libc::EISDIR)),
+        };
+        // An unnamed file is judged by its directory: it can only get a
+        // name there through `linkat`, which is judged in its turn.
+        if open.writes() || tmpfile {
+            let judged = if tmpfile {
+                place.real.clone()
+            } else {
+                place.path()
+            };
+            check_path(env, judged, Act::Write)?;
+        }
+        let req = fsop::Request {
+            flags: open.flags,
+            mode: open.mode,
+            ..request(Op::Open, &place.name, umask)
+        };
+        match perform(env, &req, place.parent.as_fd(), None)? {
+            Ok(Some(fd)) => return Ok(Answer::Descriptor(fd, open.cloexec())),
+            Ok(None) => return Err(Stop::Errno(libc::EIO)),
+            Err(libc::ELOOP) if !open.nofollow() && !tmpfile => {
+                if open.exclusive() {
+                    return Err(Stop::Errno(libc::EEXIST));
+                }
+                match read_link(&place)? {
+                    Some(link) => {
+                        base = Some(place.real.as_os_str().as_bytes().to_vec());
+                        asked = link;
+                    }
+                    None => return Err(Stop::Errno(libc::ELOOP)),
+                }
+            }
+            Err(errno) => return Err(Stop::Errno(errno)),
+        }
+    }
+    Err(Stop::Errno(libc::ELOOP))
+}
+
+/// `open_how` (`flags`, `mode`, `resolve`), as the kernel would take it;
+/// `None` where it would say `EINVAL` (or, for another size, `E2BIG`).
+fn parse_how(how: &[u8]) -> Option<(i32, u32, u64)> {
+    if how.len() != 24 {
+        return None;
+    }
+    let word = |i: usize| u64::from_ne_bytes(how[i * 8..i * 8 + 8].try_into().unwrap());
+    let (flags, mode, resolve) = (word(0), word(1), word(2));
+    if flags > u64::from(u32::MAX) || mode & !0o7777 != 0 {
+        return None;
+    }
+    Some((flags as u32 as i32, mode as u32, resolve))
+}
+
+/// An `openat2` with `resolve` restrictions: the program relies on them (a
+/// broker of its own refusing symlinks), so the connector opens exactly as
+/// asked, from the same directory, and the file it opened is judged; a
+/// refusal closes it unused (an `O_CREAT` or `O_TRUNC` may then have left
+/// it empty: nothing the program wrote).
+fn openat2_as_asked(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    open: OpenCall,
+    resolve: u64,
+    umask: u32,
+) -> Result<Answer, Stop> {
+    let asked = target.read_path(open.path_addr)?;
+    let base = match open.dirfd {
+        None | Some(libc::AT_FDCWD) => "cwd".to_owned(),
+        Some(fd) if fd >= 0 => format!("fd/{fd}"),
+        Some(_) => return Err(Stop::Errno(libc::EBADF)),
+    };
+    let base = safe_open::openat2(
+        libc::AT_FDCWD,
+        format!("/proc/{}/{base}", target.tid).as_bytes(),
+        libc::O_PATH | libc::O_CLOEXEC,
+        0,
+        0,
+    )?;
+    target.valid()?;
+    let req = fsop::Request {
+        flags: open.flags,
+        mode: open.mode,
+        dev: resolve,
+        target: &asked,
+        ..request(Op::Openat2, b"", umask)
+    };
+    let fd = opened(perform(env, &req, base.as_fd(), None)?)?;
+    if open.writes() || open.flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        check_path(env, safe_open::real_path(&fd)?, Act::Write)?;
+    }
+    Ok(Answer::Descriptor(fd, open.cloexec()))
+}
+
+fn rename(
+    env: &Env<'_>,
+    target: &Target<'_>,
+    root: BorrowedFd<'_>,
+    (olddir, old): (Option<i32>, u64),
+    (newdir, new): (Option<i32>, u64),
+    flags: u32,
+) -> Result<Answer, Stop> {
+    let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
+    if flags & !known != 0 {
+        return Err(Stop::Errno(libc::EINVAL));
+    }
+    let from = read_named(target, olddir, old)?;
+    let to = read_named(target, newdir, new)?;
+    target.valid()?;
+    let src = env
+        .guard
+        .place(root, from.base.as_deref(), &from.asked)?
+        .ok_or(Stop::Errno(libc::EBUSY))?;
+    let dst = env
+        .guard
+        .place(root, to.base.as_deref(), &to.asked)?
+        .ok_or(Stop::Errno(libc::EBUSY))?;
+    let exchange = flags & libc::RENAME_EXCHANGE != 0;
+    check(
+        env,
+        &src,
+        if exchange {
+            Act::Name
+        } else {
+            Act::RenameSource
+        },
+    )?;
+    if let Err(refused) = check(env, &dst, Act::Name) {
+        let plain = flags & !libc::RENAME_NOREPLACE == 0;
+        let path = dst.path();
+        if plain && !dst.real.starts_with("/proc") {
+            if judge::is_git_config(&path) {
+                return gitconfig::put(env, &src, &dst, flags, gitconfig::check);
+            }
+            if path.file_name() == Some(OsStr::new(".gitmodules")) {
+                return gitconfig::put(env, &src, &dst, flags, gitconfig::check_gitmodules);
+            }
+        }
+        return Err(refused);
+    }
+    check_region(env, Some(&src), &dst)?;
+    if exchange {
+        check_region(env, Some(&dst), &src)?;
+    }
+    let req = fsop::Request {
+        flags: flags as i32,
+        name2: &dst.name,
+        ..request(Op::Rename, &src.name, 0)
+    };
+    done(perform(
+        env,
+        &req,
+        src.parent.as_fd(),
+        Some(dst.parent.as_fd()),
+    )?)
+}
+
+/// The descriptor an open the connector made gave, or its error.
+pub(super) fn opened(result: Result<Option<OwnedFd>, i32>) -> Result<OwnedFd, Stop> {
+    match result {
+        Ok(Some(fd)) => Ok(fd),
+        Ok(None) => Err(Stop::Errno(libc::EIO)),
+        Err(errno) => Err(Stop::Errno(errno)),
+    }
+}
+
+/// Has the connector carry out `req`; the inner result is its answer.
+pub(super) fn perform(
+    env: &Env<'_>,
+    req: &fsop::Request<'_>,
+    dir: BorrowedFd<'_>,
+    dir2: Option<BorrowedFd<'_>>,
+) -> io::Result<Result<Option<OwnedFd>, i32>> {
+    let Some(conn) = env.connector else {
+        return Ok(Err(libc::EPERM));
+    };
+    let mut bytes = Vec::with_capacity(64);
+    if fsop::encode(req, &mut bytes).is_none() {
+        return Ok(Err(libc::ENAMETOOLONG));
+    }
+    let mut fds = vec![dir.as_raw_fd()];
+    fds.extend(dir2.map(|d| d.as_raw_fd()));
+    if let Err(errno) = fsop::send(conn.as_raw_fd(), &bytes, &fds) {
+        connector_lost(&format_args!("guard: sending: errno {errno}"));
+        return Ok(Err(libc::EPERM));
+    }
+    let mut buf = [0u8; 16];
+    let got = recv_frame(conn.as_fd(), &mut buf, Blocking::Yes)?;
+    if got.len != 4 {
+        connector_lost(&"guard: no answer");
+        return Ok(Err(libc::EPERM));
+    }
+    let rc = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let mut fds = got.fds.into_iter();
+    match (rc, fds.next()) {
+        (0, fd) => Ok(Ok(fd)),
+        (rc, _) => Ok(Err(-rc)),
+    }
+}
