@@ -16,6 +16,8 @@ pub mod run;
 #[cfg(target_os = "macos")]
 pub use crate::platform::macos::run;
 pub mod run_args;
+#[cfg(target_os = "linux")]
+pub(crate) mod run_session;
 // Only macOS starts it; its argument reading is tested on Linux too.
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub mod sandbox_exec;

@@ -230,7 +230,9 @@ impl Request {
         net.insert("mode".into(), Value::String(mode.into()));
         let mut set = toml::Table::new();
         for (k, v) in &self.env {
-            let sluices = crate::commands::run::SLUICE_SET.iter().any(|s| k == *s);
+            let sluices = crate::commands::run_session::SLUICE_SET
+                .iter()
+                .any(|s| k == *s);
             if sluices && k != "TMPDIR" && self.set_here.contains(k) {
                 return Err(refuse(format!(
                     "--setenv {}: sluice sets it itself in the stacked session",
