@@ -69,13 +69,14 @@ pub struct Spawned {
     /// What was enforced after the child's steps (for the audit record).
     pub report: EnforcementReport,
     pub cgroup: Option<SessionCgroup>,
-    /// The seccomp user-notification listener and the connector's socket,
-    /// with `Launch::transparent`.
-    pub transparent: Option<crate::broker::transparent::Program>,
+    /// With `Launch::notify`, the hand-over socket: the child sent the
+    /// seccomp listener over it before exec, and it goes on as the
+    /// connector's (`broker::transparent::Program::receive`).
+    pub handover: Option<OwnedFd>,
     /// The sandbox's own view, where the broker opens directories.
     pub view: crate::broker::SandboxView,
-    /// The seccomp filters the program runs under at exec.
-    pub filters_at_exec: u32,
+    /// The child installed the deny filter (the report says why not).
+    pub deny_filter_installed: bool,
     /// The hosts mode: the sockets listening in the program's own network
     /// namespace, the proxy's first (`crate::net`); empty in other modes.
     pub net_listeners: Vec<OwnedFd>,
@@ -136,10 +137,6 @@ pub fn spawn<T>(
     }
     crate::phase::mark("sandbox prepared");
     let mounts = plan.mount_targets();
-    // The child inherits these; a process under more than the program's
-    // count at exec is in a sandbox of its own (`broker/transparent/stacked.rs`).
-    let own_filters = crate::broker::transparent::filters_of("thread-self")
-        .context("counting the supervisor's seccomp filters")?;
     let mut cgroup = cgroup;
     let (pid, init) = start_child(
         &mut plan,
@@ -216,30 +213,6 @@ pub fn spawn<T>(
         }
     };
     drop(root_ours);
-    let deny_installed = !records.iter().any(|r| r.step == Step::Seccomp);
-    let filters_at_exec = crate::broker::transparent::filters_at_exec(
-        own_filters,
-        notify_ours.is_some(),
-        deny_installed,
-    );
-    // The hand-over socket goes on as the connector's: the child forked it
-    // holding the other end (`sandbox_child::connector`).
-    let transparent = match notify_ours {
-        Some(sock) => match crate::broker::transparent::receive_listener(&sock).map(|fd| {
-            crate::broker::transparent::Program {
-                listener: fd,
-                connector: Some(sock),
-                filters: filters_at_exec,
-            }
-        }) {
-            Ok(program) => Some(program),
-            Err(e) => {
-                crate::sys::process::kill_and_reap(pid);
-                return Err(e).context("receiving the transparent-brokering listener");
-            }
-        },
-        None => None,
-    };
     let program_pid = match (init, named) {
         (true, Some(program)) => program,
         _ => pid,
@@ -249,9 +222,9 @@ pub fn spawn<T>(
         program_pid,
         report,
         cgroup,
-        transparent,
+        handover: notify_ours,
         view,
-        filters_at_exec,
+        deny_filter_installed: !records.iter().any(|r| r.step == Step::Seccomp),
         net_listeners,
     };
     Ok((spawned, alongside))
@@ -291,12 +264,8 @@ fn receive_listeners(sock: &OwnedFd, count: usize) -> std::io::Result<Vec<OwnedF
 /// Starts the child, in new user, mount and PID namespaces where they can be
 /// made; returns its pid and whether it is the PID namespace's init. Where
 /// the PID namespace cannot be made the report says so, and a policy that
-/// requires it stops here.
-///
-/// `unsafe` stays here, not in `sys`: `clone_child`/`fork_child` are sound
-/// only while sluice is single-threaded, which this call site knows (no
-/// runtime started yet) and a safe wrapper could not check.
-#[allow(unsafe_code)]
+/// requires it stops here. sluice is single-threaded here (no runtime
+/// started yet), which the calls check.
 fn start_child(
     plan: &mut sandbox_child::Prepared,
     report: &mut EnforcementReport,
@@ -310,13 +279,10 @@ fn start_child(
          its own layer still applies)"
             .to_owned()
     } else {
-        // SAFETY: sluice is single-threaded here (no runtime started yet),
-        // and the child runs only the prepared plan's raw system calls.
-        match unsafe { sandbox_child::clone_child(plan) } {
+        match crate::sys::process::clone_sandbox_child(plan) {
             Ok(pid) => return Ok((pid, true)),
             Err(e) => format!(
-                "creating the PID namespace failed: {}; the program sees the host's processes",
-                std::io::Error::from_raw_os_error(e)
+                "creating the PID namespace failed: {e}; the program sees the host's processes"
             ),
         }
     };
@@ -336,10 +302,7 @@ fn start_child(
     if !(nested && crate::commands::bwrap::stand_in::quiet()) {
         eprintln!("sluice: warning: {why}");
     }
-    // SAFETY: as above.
-    let pid = unsafe { sandbox_child::fork_child(plan) }
-        .map_err(std::io::Error::from_raw_os_error)
-        .context("fork")?;
+    let pid = crate::sys::process::fork_sandbox_child(plan).context("fork")?;
     Ok((pid, false))
 }
 

@@ -149,10 +149,11 @@ impl Shared {
 }
 
 /// The broker running on its own threads while the main thread supervises
-/// the program.
+/// the program; stopped when dropped ([`Broker::stop`]).
 pub struct Broker {
-    runtime: tokio::runtime::Runtime,
-    server: tokio::task::JoinHandle<()>,
+    /// Both taken by the stop.
+    runtime: Option<tokio::runtime::Runtime>,
+    server: Option<tokio::task::JoinHandle<()>>,
     shutdown: CancellationToken,
     descriptors_at_start: usize,
     /// The runtime's own descriptors (its event loop's).
@@ -210,8 +211,8 @@ impl Broker {
         };
         let server = runtime.spawn(serve(listener, shared.clone(), shutdown.clone()));
         Ok(Broker {
-            runtime,
-            server,
+            runtime: Some(runtime),
+            server: Some(server),
             shutdown,
             descriptors_at_start,
             runtime_descriptors,
@@ -221,16 +222,24 @@ impl Broker {
     }
 
     /// Stops accepting, lets requests in progress finish (briefly), and
-    /// reports descriptors the broker failed to close.
-    pub fn stop(mut self) {
+    /// reports descriptors the broker failed to close. Dropping the broker
+    /// does the same.
+    pub fn stop(self) {
+        drop(self);
+    }
+
+    fn shut_down(&mut self) {
+        let (Some(runtime), Some(server)) = (self.runtime.take(), self.server.take()) else {
+            return;
+        };
         // Its descriptors close here, besides the broker's own listener.
         let (listeners, calls_finished) = match self.transparent.take() {
-            Some((t, held)) => (1 + held, t.stop(&self.runtime)),
+            Some((t, held)) => (1 + held, t.stop(&runtime)),
             None => (1, true),
         };
         self.shutdown.cancel();
-        let finished = self.runtime.block_on(async {
-            tokio::time::timeout(std::time::Duration::from_secs(5), self.server)
+        let finished = runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), server)
                 .await
                 .is_ok()
         });
@@ -242,10 +251,9 @@ impl Broker {
         // of wake-ups at the end of every launch), and its descriptors are
         // still counted as its own below.
         let (runtime, runtime_open) = match finished && calls_finished {
-            true => (Some(self.runtime), self.runtime_descriptors),
+            true => (Some(runtime), self.runtime_descriptors),
             false => {
-                self.runtime
-                    .shutdown_timeout(std::time::Duration::from_secs(1));
+                runtime.shutdown_timeout(std::time::Duration::from_secs(1));
                 (None, 0)
             }
         };
@@ -269,6 +277,12 @@ impl Broker {
         if leaked > 0 {
             tracing::warn!("broker: {leaked} descriptor(s) left open");
         }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }
 

@@ -106,10 +106,12 @@ impl Registrar {
     /// the `protect` list. A refusal is not fatal: the outer session then
     /// refuses the program's writes if it guards, as without registering.
     /// The bwrap stand-in's masks need the registration: without it the
-    /// launch is refused ([`crate::commands::bwrap::require_guard`]).
+    /// launch is refused ([`crate::commands::bwrap::stand_in::require_guard`]).
     pub fn register(mut self, ruleset: Option<BorrowedFd<'_>>) -> anyhow::Result<()> {
         let Some(ruleset) = ruleset else {
-            crate::commands::bwrap::require_guard("this sandbox has no Landlock ruleset")?;
+            crate::commands::bwrap::stand_in::require_guard(
+                "this sandbox has no Landlock ruleset",
+            )?;
             tracing::warn!(
                 "stacked: no Landlock ruleset to register with the outer session: \
                  if it guards, the program cannot write"
@@ -127,7 +129,7 @@ impl Registrar {
                 }
                 e => format!("the enclosing session did not take it ({e})"),
             };
-            crate::commands::bwrap::require_guard(&why)?;
+            crate::commands::bwrap::stand_in::require_guard(&why)?;
         }
         match registered {
             Ok(()) => tracing::debug!("stacked: registered with the outer session"),

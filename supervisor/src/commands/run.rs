@@ -3,17 +3,17 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use policies::{NetPolicy, Policy, Vars};
+use policies::{NetPolicy, Policy};
 
 use super::run_args::{Approve, RunArgs};
 use super::run_session::{check_policy_pins, home_dir, open_session, Session};
 use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
-use crate::broker::{Approvals, Broker, Shared};
+use crate::broker::{transparent, Approvals, Broker, Shared};
 use crate::cgroup::{self, SessionCgroup};
 use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
@@ -41,174 +41,24 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         None => (None, None),
     };
     let mut s = open_session(&args, spec)?;
-    let (audit_dir, config_dir) = match &s.outer {
-        // Stacked: the outer sandbox lets sluice write nowhere else.
-        Some(_) => {
-            let state = nesting::state_dir();
-            (state.join("audit"), state.join("config"))
-        }
-        None => (AuditLog::default_dir()?, config_dir()?),
-    };
-    let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
-    // sluice's own state exists before the program starts, so it can be
-    // denied to it, and is never writable from inside whatever the policy says.
-    for (dir, what, moved_by) in [
-        (&audit_dir, "audit", "--audit-dir DIR or XDG_STATE_HOME"),
-        (&config_dir, "configuration", "XDG_CONFIG_HOME"),
-    ] {
-        audit::ensure_private_dir(dir).with_context(|| {
-            format!(
-                "sluice's {what} directory {} (set {moved_by} to a directory you can write)",
-                dir.display()
-            )
-        })?;
-    }
-    let audit_dir = audit_dir.canonicalize()?;
-    let config_dir = config_dir.canonicalize()?;
-    let records = s.records.canonicalize()?;
-    let overlay_file = config_dir.join(prompt::overlay::FILE_NAME);
-    let vars = Vars {
-        home: home_dir()?,
-        workspace: s.workspace.clone(),
-        tmpdir: s.dir.tmp(),
-    };
-    let (overlay, remember) = trusted_overlay(&s, &overlay_file, &vars)?;
+    let dirs = StateDirs::make(&args, &s)?;
+    let overlay_file = dirs.config.join(prompt::overlay::FILE_NAME);
+    let (overlay, remember) = trusted_overlay(&s, &overlay_file)?;
     let pins_dir = protect_policy_files(&mut s, args.accept_policy_change)?;
     phase::mark("state dirs, overlay, pins");
-    let mut protected = vec![
-        (audit_dir.clone(), "sluice's audit record"),
-        (config_dir.clone(), "sluice's configuration"),
-        (s.dir.private(), "sluice's session state"),
-        (records.clone(), "sluice's session records"),
-        (
-            PathBuf::from("/proc"),
-            "process internals (of the supervisor too)",
-        ),
-        (PathBuf::from("/sys"), "kernel state"),
-    ];
-    // The broker never serves the policy's files, not even for reading.
-    for file in &s.policy_files {
-        protected.push((file.clone(), "the session's policy"));
-    }
-    let mut state = vec![&audit_dir, &config_dir, &records];
-    if let Some(pins) = &pins_dir {
-        protected.push((pins.clone(), "sluice's policy pins"));
-        state.push(pins);
-    }
-    deny_in_sandbox(&mut s.policy, &state);
-    // Other sessions' directories: the child hides those under our parent
-    // (`Veil`), and the broker serves nothing there; live sessions started
-    // with another TMPDIR are denied like sluice's own state.
-    s.policy.broker.protect_except(
-        s.dir.parent().to_path_buf(),
-        Some(s.dir.tmp()),
-        "another sluice session's directory",
-    );
-    let others = session_dir::other_live_parents(&records, s.dir.parent());
-    deny_in_sandbox(&mut s.policy, &others.iter().collect::<Vec<_>>());
-    for other in others {
-        s.policy
-            .broker
-            .protect(other, "another sluice session's directory");
-    }
-    // `[filesystem] deny` patterns: every match that exists now is denied
-    // like a listed path (a placeholder mounted over it).
+    let protected = hide_state(&mut s, &dirs, pins_dir);
     phase::mark("other sessions hidden");
-    let walked = s
-        .policy
-        .filesystem
-        .expand_deny_patterns(&s.workspace)
-        .map_err(|why| anyhow::anyhow!("{why}"))?;
-    if args.verbose && walked.entries > 0 {
-        eprintln!(
-            "sluice: deny patterns: {} entries looked at, {} denied",
-            walked.entries, walked.matches
-        );
-    }
-    // What the sandbox hides the broker never serves: under `--transparent`
-    // an open the placeholder refuses goes to the broker, whose rules
-    // (`allow_write = ["$WORKSPACE"]`) would serve the file itself.
-    phase::mark("deny patterns walked");
-    for path in s.policy.filesystem.deny.clone() {
-        let why = format!(
-            "deny \"{}\" (the policy's [filesystem] deny)",
-            path.display()
-        );
-        s.policy.broker.protect(path, &why);
-    }
-    // `$SLUICE_BIN open PATH` works from inside: the binary itself is
-    // executable in every sandbox (it holds nothing secret).
+    protect_denied(&mut s, args.verbose)?;
     phase::mark("denied paths protected from the broker");
-    let sluice_bin = std::env::current_exe()
-        .and_then(|p| p.canonicalize())
-        .context("locating the sluice binary")?;
-    let execute = &mut s.policy.filesystem.execute;
-    if !execute.iter().any(|root| sluice_bin.starts_with(root)) {
-        execute.push(sluice_bin.clone());
-    }
-
-    // The platform's wire: SOCK_SEQPACKET here; a datagram socket beside
-    // stream connections where there is none (macOS).
-    let (broker_ours, broker_theirs) = proto::socket::Wire::NATIVE
-        .shared_pair()
-        .context("creating the broker socket")?;
-    let broker_fd = broker_theirs.as_raw_fd().to_string();
-    let tmp = s.dir.tmp();
-    let mut extra_env = vec![
-        ("TMPDIR", given_tmpdir.as_deref().unwrap_or(tmp.as_os_str())),
-        ("SLUICE_SESSION", OsStr::new(&s.id)),
-        ("SLUICE_BROKER_FD", OsStr::new(&broker_fd)),
-        ("SLUICE_BIN", sluice_bin.as_os_str()),
-    ];
-    // Stacked, no network namespace can be made: the proxy listens in the
-    // enclosing one, on a port the program alone may connect to.
-    let stacked_proxy = match (&s.policy.network, &s.outer) {
-        (NetPolicy::Hosts(hosts), Some(_)) => {
-            if !hosts.loopback_services().is_empty() {
-                anyhow::bail!(
-                    "loopback services ([network] hosts entries such as 127.0.0.1:5432) cannot \
-                     be offered inside another sluice sandbox: name them in the outer session"
-                );
-            }
-            let listener = std::net::TcpListener::bind("127.0.0.1:0")
-                .context("listening for the proxy in the enclosing sandbox's network")?;
-            Some(listener)
-        }
-        _ => None,
-    };
+    let sluice_bin = executable_sluice(&mut s.policy)?;
+    let socket = BrokerSocket::new()?;
+    let stacked_proxy = stacked_proxy_listener(&s)?;
     let stacked_port = match &stacked_proxy {
         Some(l) => Some(l.local_addr()?.port()),
         None => None,
     };
-    let proxy_url = format!(
-        "http://127.0.0.1:{}",
-        stacked_port.unwrap_or(policies::PROXY_PORT)
-    );
-    if let NetPolicy::Hosts(_) = &s.policy.network {
-        // The program's only way out; loopback stays direct (its services
-        // listen in its own namespace).
-        for name in crate::net::PROXY_VARIABLES {
-            extra_env.push((name, OsStr::new(&proxy_url)));
-        }
-        for name in ["NO_PROXY", "no_proxy"] {
-            extra_env.push((name, OsStr::new(crate::net::NO_PROXY)));
-        }
-        // Node's own fetch reads the variables above only when told to.
-        extra_env.push(("NODE_USE_ENV_PROXY", OsStr::new("1")));
-    }
-    // Under tcp:PORTS UDP is refused: glibc's resolver asks over TCP (port
-    // 53, which Landlock lets through) instead.
-    let res_options = match s.policy.env.set.get("RES_OPTIONS") {
-        Some(set) => format!("{set} use-vc"),
-        None => "use-vc".to_owned(),
-    };
-    if let NetPolicy::Tcp { .. } = &s.policy.network {
-        extra_env.push(("RES_OPTIONS", OsStr::new(&res_options)));
-    }
-    let mut env = launch::child_env(&s.policy, &extra_env)?;
-    if let NetPolicy::None = &s.policy.network {
-        no_network_retries(&mut env);
-    }
+    let tmpdir = given_tmpdir.unwrap_or_else(|| s.dir.tmp().into_os_string());
+    let env = environment(&s, &tmpdir, &socket.number(), &sluice_bin, stacked_port)?;
     // `--workspace DIR` starts the program there; without it the program
     // starts where sluice was started (the workspace by default).
     let cwd = match &args.workspace {
@@ -235,7 +85,9 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         .as_ref()
         .and_then(|o| o.registrar(&s.policy.filesystem.protect));
     if s.outer.is_some() && register.is_none() {
-        crate::commands::bwrap::require_guard("the enclosing session's broker is out of reach")?;
+        crate::commands::bwrap::stand_in::require_guard(
+            "the enclosing session's broker is out of reach",
+        )?;
     }
     let allow = args.approve == Approve::Allow;
     // While the child runs its steps: what the broker needs, its runtime
@@ -265,7 +117,12 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
             runtime: crate::broker::Runtime::new().context("starting the broker's runtime")?,
         })
     };
-    let (spawned, alongside) = launch::spawn(
+    // The child inherits these; a process under more than the program's
+    // count at exec is in a sandbox of its own (`broker/transparent/stacked.rs`).
+    let own_filters = transparent::filters_of("thread-self")
+        .context("counting the supervisor's seccomp filters")?;
+    let (program_end, broker_end) = socket.hand_over();
+    let (mut spawned, alongside) = launch::spawn(
         &s.policy,
         Launch {
             program,
@@ -280,7 +137,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
             cgroup,
             pid_max,
             session: s.id.clone(),
-            inherit: vec![broker_theirs],
+            inherit: vec![program_end],
             terminal: terminal.as_mut().and_then(Terminal::child_side),
             verbose: args.verbose,
             banner: banner(&s),
@@ -299,18 +156,24 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         },
         meanwhile,
     )?;
+    // From here on, however `run` returns, the program is killed and its
+    // tree reaped unless it was supervised to its end.
+    let mut running = Running {
+        sandbox: Sandbox {
+            pid: spawned.pid,
+            cgroup: spawned.cgroup.take(),
+            supervised: false,
+        },
+        relay: None,
+        broker: None,
+        proxy: None,
+    };
     let Alongside {
         prompter,
         shared,
         policy_digest,
         runtime,
-    } = match alongside {
-        Ok(alongside) => alongside,
-        Err(e) => {
-            abandon(spawned.pid, spawned.cgroup.as_ref());
-            return Err(e);
-        }
-    };
+    } = alongside?;
     let start = StartRecord {
         sluice_version: env!("CARGO_PKG_VERSION").to_owned(),
         policy: s.policy.name.clone(),
@@ -321,23 +184,26 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         supervisor_pid: std::process::id(),
         child_pid: spawned.program_pid as u32,
     };
-    let audit = match AuditLog::open(&audit_dir, &s.id, &start) {
-        Ok(log) => log,
-        Err(e) => {
-            // No record, no broker: stop the program rather than run it
-            // with decisions nobody can review.
-            abandon(spawned.pid, spawned.cgroup.as_ref());
-            return Err(e).context("opening the audit record");
-        }
-    };
+    // No record, no broker: the program is stopped rather than run with
+    // decisions nobody can review.
+    let audit = AuditLog::open(&dirs.audit, &s.id, &start).context("opening the audit record")?;
     phase::mark("audit start record");
+    let filters_at_exec = transparent::filters_at_exec(
+        own_filters,
+        spawned.handover.is_some(),
+        spawned.deny_filter_installed,
+    );
+    let notified = (spawned.handover)
+        .map(|socket| transparent::Program::receive(socket, filters_at_exec))
+        .transpose()
+        .context("receiving the transparent-brokering listener")?;
     let mut shared = shared.with_sandbox_view(spawned.view);
     shared.audit = Some(audit);
     shared.outer = outer;
-    shared.filters_at_exec = Some(spawned.filters_at_exec);
+    shared.filters_at_exec = Some(filters_at_exec);
     // A sluice stacked inside registers its sandbox; the guard's connector
     // forks one restricted by it (`broker::guard::stacked`).
-    if let Some(connector) = (spawned.transparent.as_ref()).and_then(|p| p.connector.as_ref()) {
+    if let Some(connector) = (notified.as_ref()).and_then(|p| p.connector.as_ref()) {
         shared.stacked.set_connector(
             connector
                 .try_clone()
@@ -346,56 +212,346 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     }
     let shared = Arc::new(shared);
     // The guard judged every write during the session (`broker::guard`).
-    let guarded = spawned.transparent.is_some();
+    let guarded = notified.is_some();
     let (listeners, upstream) = match stacked_proxy {
         // The enclosing session's proxy, if it has one, is the way out.
         Some(listener) => (vec![listener.into()], crate::net::Upstream::from_env()),
         None => (spawned.net_listeners, crate::net::Upstream::Direct),
     };
-    let proxy = match &s.policy.network {
-        NetPolicy::Hosts(hosts) if !listeners.is_empty() => {
-            match crate::net::Proxy::start(
+    if let NetPolicy::Hosts(hosts) = &s.policy.network {
+        if !listeners.is_empty() {
+            let proxy = crate::net::Proxy::start(
                 listeners,
                 hosts.clone(),
                 upstream,
                 Some(crate::net::auditor(shared.clone())),
                 Some(shared.clone()),
-            ) {
-                Ok(proxy) => Some(proxy),
-                Err(e) => {
-                    abandon(spawned.pid, spawned.cgroup.as_ref());
-                    return Err(e).context("starting the proxy");
-                }
-            }
+            )
+            .context("starting the proxy")?;
+            running.proxy = Some(proxy);
         }
-        _ => None,
-    };
-    let broker = Broker::start_on(runtime, broker_ours, shared.clone(), spawned.transparent)?;
+    }
+    running.broker = Some(Broker::start_on(
+        runtime,
+        broker_end,
+        shared.clone(),
+        notified,
+    )?);
     phase::mark("broker started");
-    let relay = match terminal.map(|t| t.relay(prompter)).transpose() {
-        Ok(relay) => relay,
-        Err(e) => {
-            abandon(spawned.pid, spawned.cgroup.as_ref());
-            broker.stop();
-            return Err(e).context("relaying the terminal");
-        }
-    };
-    let relayed: &[libc::c_int] = if relay.is_some() {
-        &[tty::WINDOW_CHANGE]
-    } else {
-        &[]
-    };
-    let code = supervise::supervise_except(spawned.pid, spawned.cgroup.as_ref(), relayed)
-        .context("supervising the program");
+    running.relay =
+        (terminal.map(|t| t.relay(prompter)).transpose()).context("relaying the terminal")?;
+    let code = running.supervise();
     phase::mark("program ran");
-    if let Some(relay) = relay {
-        relay.finish();
-    }
-    broker.stop();
-    if let Some(proxy) = proxy {
-        proxy.stop();
-    }
+    running.stop_serving();
     phase::mark("broker stopped");
+    finish(&args, &s, &shared, &dirs.audit, guarded, &code);
+    phase::mark("quarantine, audit end record");
+    // The sandbox's root (the broker's view) goes first: while a
+    // descriptor holds it, the session directory's mount points are still
+    // mount points, and removing each waits for an RCU grace period.
+    drop(shared);
+    drop(running); // the cgroup
+    drop(s.dir);
+    phase::mark("cgroup, session directory removed");
+    code
+}
+
+/// sluice's own state: the audit record, the configuration (the approvals
+/// overlay), the session records; made private before the program starts,
+/// so it can be denied to it, and never writable from inside whatever the
+/// policy says.
+struct StateDirs {
+    audit: PathBuf,
+    config: PathBuf,
+    records: PathBuf,
+}
+
+impl StateDirs {
+    fn make(args: &RunArgs, s: &Session) -> Result<StateDirs> {
+        let (audit_dir, config_dir) = match &s.outer {
+            // Stacked: the outer sandbox lets sluice write nowhere else.
+            Some(_) => {
+                let state = nesting::state_dir();
+                (state.join("audit"), state.join("config"))
+            }
+            None => (AuditLog::default_dir()?, config_dir()?),
+        };
+        let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
+        for (dir, what, moved_by) in [
+            (&audit_dir, "audit", "--audit-dir DIR or XDG_STATE_HOME"),
+            (&config_dir, "configuration", "XDG_CONFIG_HOME"),
+        ] {
+            audit::ensure_private_dir(dir).with_context(|| {
+                format!(
+                    "sluice's {what} directory {} (set {moved_by} to a directory you can write)",
+                    dir.display()
+                )
+            })?;
+        }
+        Ok(StateDirs {
+            audit: audit_dir.canonicalize()?,
+            config: config_dir.canonicalize()?,
+            records: s.records.canonicalize()?,
+        })
+    }
+}
+
+/// Denies sluice's state and other sessions' directories to the sandbox,
+/// and returns what the broker never serves (`Shared::protected`).
+fn hide_state(
+    s: &mut Session,
+    dirs: &StateDirs,
+    pins_dir: Option<PathBuf>,
+) -> Vec<(PathBuf, &'static str)> {
+    let mut protected = vec![
+        (dirs.audit.clone(), "sluice's audit record"),
+        (dirs.config.clone(), "sluice's configuration"),
+        (s.dir.private(), "sluice's session state"),
+        (dirs.records.clone(), "sluice's session records"),
+        (
+            PathBuf::from("/proc"),
+            "process internals (of the supervisor too)",
+        ),
+        (PathBuf::from("/sys"), "kernel state"),
+    ];
+    // The broker never serves the policy's files, not even for reading.
+    for file in &s.policy_files {
+        protected.push((file.clone(), "the session's policy"));
+    }
+    let mut state = vec![&dirs.audit, &dirs.config, &dirs.records];
+    if let Some(pins) = &pins_dir {
+        protected.push((pins.clone(), "sluice's policy pins"));
+        state.push(pins);
+    }
+    deny_in_sandbox(&mut s.policy, &state);
+    // Other sessions' directories: the child hides those under our parent
+    // (`Veil`), and the broker serves nothing there; live sessions started
+    // with another TMPDIR are denied like sluice's own state.
+    s.policy.broker.protect_except(
+        s.dir.parent().to_path_buf(),
+        Some(s.dir.tmp()),
+        "another sluice session's directory",
+    );
+    let others = session_dir::other_live_parents(&dirs.records, s.dir.parent());
+    deny_in_sandbox(&mut s.policy, &others.iter().collect::<Vec<_>>());
+    for other in others {
+        s.policy
+            .broker
+            .protect(other, "another sluice session's directory");
+    }
+    protected
+}
+
+/// `[filesystem] deny` patterns: every match that exists now is denied like
+/// a listed path (a placeholder mounted over it). What the sandbox hides
+/// the broker never serves: under `--transparent` an open the placeholder
+/// refuses goes to the broker, whose rules (`allow_write = ["$WORKSPACE"]`)
+/// would serve the file itself.
+fn protect_denied(s: &mut Session, verbose: bool) -> Result<()> {
+    let walked = s
+        .policy
+        .filesystem
+        .expand_deny_patterns(&s.workspace)
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
+    if verbose && walked.entries > 0 {
+        eprintln!(
+            "sluice: deny patterns: {} entries looked at, {} denied",
+            walked.entries, walked.matches
+        );
+    }
+    phase::mark("deny patterns walked");
+    for path in s.policy.filesystem.deny.clone() {
+        let why = format!(
+            "deny \"{}\" (the policy's [filesystem] deny)",
+            path.display()
+        );
+        s.policy.broker.protect(path, &why);
+    }
+    Ok(())
+}
+
+/// `$SLUICE_BIN open PATH` works from inside: the binary itself is
+/// executable in every sandbox (it holds nothing secret). Returns its path.
+fn executable_sluice(policy: &mut Policy) -> Result<PathBuf> {
+    let sluice_bin = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .context("locating the sluice binary")?;
+    let execute = &mut policy.filesystem.execute;
+    if !execute.iter().any(|root| sluice_bin.starts_with(root)) {
+        execute.push(sluice_bin.clone());
+    }
+    Ok(sluice_bin)
+}
+
+/// The broker's shared socket, from its making to its hand-over: the
+/// program's end goes into the sandbox at its own number
+/// (`SLUICE_BROKER_FD`), ours to the broker. The platform's wire:
+/// SOCK_SEQPACKET here; a datagram socket beside stream connections where
+/// there is none (macOS).
+struct BrokerSocket {
+    ours: OwnedFd,
+    theirs: OwnedFd,
+}
+
+impl BrokerSocket {
+    fn new() -> Result<BrokerSocket> {
+        let (ours, theirs) = proto::socket::Wire::NATIVE
+            .shared_pair()
+            .context("creating the broker socket")?;
+        Ok(BrokerSocket { ours, theirs })
+    }
+
+    /// The number the program finds its end at (`SLUICE_BROKER_FD`).
+    fn number(&self) -> String {
+        self.theirs.as_raw_fd().to_string()
+    }
+
+    /// Hands the socket over, consuming it: the program's end (for
+    /// `Launch::inherit`, kept at its number) and ours (for the broker).
+    fn hand_over(self) -> (OwnedFd, OwnedFd) {
+        (self.theirs, self.ours)
+    }
+}
+
+/// Stacked, no network namespace can be made: the proxy listens in the
+/// enclosing one, on a port the program alone may connect to.
+fn stacked_proxy_listener(s: &Session) -> Result<Option<std::net::TcpListener>> {
+    match (&s.policy.network, &s.outer) {
+        (NetPolicy::Hosts(hosts), Some(_)) => {
+            if !hosts.loopback_services().is_empty() {
+                anyhow::bail!(
+                    "loopback services ([network] hosts entries such as 127.0.0.1:5432) cannot \
+                     be offered inside another sluice sandbox: name them in the outer session"
+                );
+            }
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")
+                .context("listening for the proxy in the enclosing sandbox's network")?;
+            Ok(Some(listener))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The program's environment: the policy's, and what sluice sets itself
+/// (`run_session::SLUICE_SET`, the proxy's variables, the resolver's).
+fn environment(
+    s: &Session,
+    tmpdir: &OsStr,
+    broker_fd: &str,
+    sluice_bin: &Path,
+    stacked_port: Option<u16>,
+) -> Result<Vec<(OsString, OsString)>> {
+    let mut extra_env = vec![
+        ("TMPDIR", tmpdir),
+        ("SLUICE_SESSION", OsStr::new(&s.id)),
+        ("SLUICE_BROKER_FD", OsStr::new(broker_fd)),
+        ("SLUICE_BIN", sluice_bin.as_os_str()),
+    ];
+    let proxy_url = format!(
+        "http://127.0.0.1:{}",
+        stacked_port.unwrap_or(policies::PROXY_PORT)
+    );
+    if let NetPolicy::Hosts(_) = &s.policy.network {
+        // The program's only way out; loopback stays direct (its services
+        // listen in its own namespace).
+        for name in crate::net::PROXY_VARIABLES {
+            extra_env.push((name, OsStr::new(&proxy_url)));
+        }
+        for name in ["NO_PROXY", "no_proxy"] {
+            extra_env.push((name, OsStr::new(crate::net::NO_PROXY)));
+        }
+        // Node's own fetch reads the variables above only when told to.
+        extra_env.push(("NODE_USE_ENV_PROXY", OsStr::new("1")));
+    }
+    // Under tcp:PORTS UDP is refused: glibc's resolver asks over TCP (port
+    // 53, which Landlock lets through) instead.
+    let res_options = match s.policy.env.set.get("RES_OPTIONS") {
+        Some(set) => format!("{set} use-vc"),
+        None => "use-vc".to_owned(),
+    };
+    if let NetPolicy::Tcp { .. } = &s.policy.network {
+        extra_env.push(("RES_OPTIONS", OsStr::new(&res_options)));
+    }
+    let mut env = launch::child_env(&s.policy, &extra_env)?;
+    if let NetPolicy::None = &s.policy.network {
+        no_network_retries(&mut env);
+    }
+    Ok(env)
+}
+
+/// The sandboxed program: killed and its whole tree reaped when dropped,
+/// unless it was supervised to its end first. Holds the session cgroup,
+/// removed after that.
+struct Sandbox {
+    /// sluice's child (`launch::Spawned::pid`).
+    pid: libc::pid_t,
+    cgroup: Option<SessionCgroup>,
+    supervised: bool,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if !self.supervised {
+            // A program sluice cannot serve after all.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = supervise::supervise(self.pid, self.cgroup.as_ref());
+        }
+    }
+}
+
+/// What `run` set going, undone in this order however it returns: the
+/// program killed (unless supervised to its end), the terminal relay
+/// finished, the broker stopped (`Broker`'s drop), then the proxy. Fields
+/// drop in declaration order.
+struct Running {
+    sandbox: Sandbox,
+    relay: Option<tty::Relay>,
+    broker: Option<Broker>,
+    proxy: Option<crate::net::Proxy>,
+}
+
+impl Running {
+    /// Forwards signals and reaps until the program and all it started are
+    /// gone; its status.
+    fn supervise(&mut self) -> Result<i32> {
+        let relayed: &[libc::c_int] = match self.relay {
+            Some(_) => &[tty::WINDOW_CHANGE],
+            None => &[],
+        };
+        let sandbox = &mut self.sandbox;
+        let code = supervise::supervise_except(sandbox.pid, sandbox.cgroup.as_ref(), relayed)
+            .context("supervising the program")?;
+        sandbox.supervised = true;
+        Ok(code)
+    }
+
+    /// The program has gone: finishes the relay, stops the broker and the
+    /// proxy.
+    fn stop_serving(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.finish();
+        }
+        drop(self.broker.take());
+        if let Some(proxy) = self.proxy.take() {
+            proxy.stop();
+        }
+    }
+}
+
+/// After the program: what it left behind moved aside, the records of
+/// sessions stacked inside kept, the audit record's end written, the
+/// refusals told.
+fn finish(
+    args: &RunArgs,
+    s: &Session,
+    shared: &Shared,
+    audit_dir: &Path,
+    guarded: bool,
+    code: &Result<i32>,
+) {
     // The program and all it left are gone: what it made of the read-only
     // paths that had nothing to guard them can be moved aside.
     // Those `protect` covers were the guard's during the session: what is
@@ -413,7 +569,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let quarantined = quarantine::sweep(&unguarded, &fs.write, &s.id);
     // Sessions stacked inside this one wrote their records under its
     // TMPDIR, which goes now: keep them with this one's.
-    let stacked = nesting::keep_stacked_records(&s.dir.tmp(), &audit_dir, &s.id);
+    let stacked = nesting::keep_stacked_records(&s.dir.tmp(), audit_dir, &s.id);
     if !stacked.is_empty() {
         eprintln!(
             "sluice: kept the audit record of {} stacked inside this session \
@@ -427,7 +583,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         );
     }
     if let Some(audit) = &shared.audit {
-        let exit = match &code {
+        let exit = match code {
             Ok(code) => describe_exit(*code),
             Err(e) => format!("supervision failed: {e}"),
         };
@@ -435,19 +591,10 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         if let Err(e) = audit.finish_with(&exit, quarantined) {
             tracing::error!("audit: cannot write the end record: {e}");
         }
-        if let Err(e) = tell_refusals(&args, &s, &audit.refused(), &code) {
+        if let Err(e) = tell_refusals(args, s, &audit.refused(), code) {
             eprint!("sluice: {e:#}\r\n");
         }
     }
-    phase::mark("quarantine, audit end record");
-    // The sandbox's root (the broker's view) goes first: while a
-    // descriptor holds it, the session directory's mount points are still
-    // mount points, and removing each waits for an RCU grace period.
-    drop(shared);
-    drop(spawned.cgroup);
-    drop(s.dir);
-    phase::mark("cgroup, session directory removed");
-    code
 }
 
 /// What the supervisor makes while the child runs its steps
@@ -502,15 +649,6 @@ fn tell_refusals(
     Ok(())
 }
 
-/// Kills a program sluice cannot serve after all, and reaps what it left.
-fn abandon(pid: libc::pid_t, cgroup: Option<&SessionCgroup>) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = supervise::supervise(pid, cgroup);
-}
-
 fn banner(s: &Session) -> String {
     let mut banner = format!("session {} with policy '{}'", s.id, s.policy.name);
     if let Some(outer) = &s.outer {
@@ -536,7 +674,7 @@ fn config_dir() -> Result<PathBuf> {
 /// The approvals overlay in `file`, and whether answers may be remembered
 /// there; an empty one, with a warning naming why, where a sandbox could
 /// have written it (`overlay::distrust`).
-fn trusted_overlay(s: &Session, file: &Path, vars: &Vars) -> Result<(Overlay, bool)> {
+fn trusted_overlay(s: &Session, file: &Path) -> Result<(Overlay, bool)> {
     let why = prompt::overlay::distrust(
         file,
         &s.policy.filesystem.write,
@@ -544,7 +682,7 @@ fn trusted_overlay(s: &Session, file: &Path, vars: &Vars) -> Result<(Overlay, bo
         s.outer.is_some(),
     );
     match why {
-        None => Ok((Overlay::load(file, vars)?, true)),
+        None => Ok((Overlay::load(file, &s.vars)?, true)),
         Some(why) => {
             tracing::warn!(
                 "ignoring the approvals overlay {}: {why}. Keep it where only you can \

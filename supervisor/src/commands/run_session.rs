@@ -19,6 +19,9 @@ pub(super) struct Session {
     pub(super) dir: SessionDir,
     pub(super) policy: Policy,
     pub(super) workspace: PathBuf,
+    /// `$HOME`, `$WORKSPACE`, `$TMPDIR` as the policy was resolved with
+    /// (and the approvals overlay is read with).
+    pub(super) vars: Vars,
     /// The enclosing sluice sandbox, when stacking inside one.
     pub(super) outer: Option<nesting::Outer>,
     /// Where the liveness records of sessions are (see `session_dir`).
@@ -242,6 +245,7 @@ pub(super) fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) 
         dir,
         policy,
         workspace,
+        vars,
         outer,
         records,
         policy_files: spec.files().to_vec(),

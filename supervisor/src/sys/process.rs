@@ -58,3 +58,56 @@ pub fn kill_and_reap(pid: libc::pid_t) {
     let _ = kill(pid, Signal::SIGKILL);
     while nix::sys::wait::waitpid(pid, None) == Err(Errno::EINTR) {}
 }
+
+/// Starts the sandboxed child in new user, mount and PID namespaces
+/// (`sandbox_child::clone_child`): the sandbox's init. Its pid, or why it
+/// was not started (clone's error: nothing was started).
+pub fn clone_sandbox_child(plan: &sandbox_child::Prepared) -> io::Result<libc::pid_t> {
+    single_threaded()?;
+    // SAFETY: the process is single-threaded (checked just above; only
+    // this thread could start another, and it is here); a `Prepared` is
+    // made only by `sandbox_child::prepare`.
+    unsafe { sandbox_child::clone_child(plan) }.map_err(io::Error::from_raw_os_error)
+}
+
+/// [`clone_sandbox_child`] in sluice's own PID namespace
+/// (`sandbox_child::fork_child`), where one cannot be made.
+pub fn fork_sandbox_child(plan: &sandbox_child::Prepared) -> io::Result<libc::pid_t> {
+    single_threaded()?;
+    // SAFETY: as in `clone_sandbox_child`.
+    unsafe { sandbox_child::fork_child(plan) }.map_err(io::Error::from_raw_os_error)
+}
+
+/// Fails unless this process runs one thread: the sandboxed child is
+/// started before any other (the broker's runtime, the prompts) exists.
+fn single_threaded() -> io::Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    match threads {
+        Some(1) => Ok(()),
+        Some(n) => Err(io::Error::other(format!(
+            "sluice runs {n} threads where it starts the sandbox, which it does only \
+             single-threaded (a bug in sluice: please report it)"
+        ))),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "/proc/self/status has no thread count",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_second_thread_is_seen() {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || wait.recv());
+        let err = super::single_threaded().unwrap_err();
+        assert!(err.to_string().contains("threads"), "{err}");
+        release.send(()).unwrap();
+        other.join().unwrap().unwrap();
+    }
+}

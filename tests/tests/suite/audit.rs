@@ -760,3 +760,35 @@ fn removing_a_real_sessions_whole_record_is_detected() {
         "{verified}"
     );
 }
+
+#[test]
+fn a_program_whose_record_cannot_be_opened_does_not_run_on() {
+    let fx = Fixture::new(PROBE);
+    // The program leaves a mark a moment after it starts, unless stopped.
+    let mark = PathBuf::from(fx.ws("ran-on"));
+    let script = format!("sleep 1; echo > '{}'", mark.display());
+    let run = || execute(fx.sluice_command(&[], &["/bin/sh", "-c", &script]));
+    // Control: with its record, the program runs to its end.
+    run().assert_code(0);
+    assert!(mark.exists(), "the control's program did not run");
+    fs::remove_file(&mark).unwrap();
+    // The ledger every start record is committed to (the control's is
+    // there) cannot be opened: the child is started, then the start record
+    // fails.
+    let ledger = fx.audit_dir().join("sessions.ledger");
+    fs::remove_file(&ledger).unwrap();
+    fs::create_dir(&ledger).unwrap();
+    let out = run();
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(
+        out.stderr.contains("opening the audit record"),
+        "expected sluice to fail at the start record\n{out}"
+    );
+    // Twice the program's delay, after sluice has returned.
+    thread::sleep(Duration::from_secs(2));
+    assert!(
+        !mark.exists(),
+        "the program ran on without an audit record (ARCHITECTURE: no record, no broker: \
+         the program is stopped)\n{out}"
+    );
+}

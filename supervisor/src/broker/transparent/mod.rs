@@ -5,7 +5,7 @@
 //! `open`, `openat`, `openat2` and `creat` (and `mkdir`, `mkdirat`, served
 //! as an exclusive create: see `call::MKDIR_FLAGS`) to the supervisor (and the calls
 //! that change a thread's working directory, for [`threads`]), and sends its
-//! listener here before exec ([`receive_listener`]). One reader thread
+//! listener here before exec ([`Program::receive`]). One reader thread
 //! receives the notifications ([`Transparent::start`]); for each it reads
 //! the call's arguments from the program (`process_vm_readv`, checked with
 //! `NOTIF_ID_VALID` before anything read is acted on) and then:
@@ -94,7 +94,7 @@ use context::Context;
 
 /// Receives the listener the child sent on `sock` before exec (so, after
 /// the launch pipe's end of file, it is already queued).
-pub fn receive_listener(sock: &OwnedFd) -> io::Result<OwnedFd> {
+fn receive_listener(sock: &OwnedFd) -> io::Result<OwnedFd> {
     let mut buf = [0u8; 8];
     let got = recv_frame(sock.as_fd(), &mut buf, Blocking::No)?;
     let mut fds = got.fds.into_iter();
@@ -132,6 +132,17 @@ pub struct Program {
 }
 
 impl Program {
+    /// Takes the launch's hand-over socket: receives the listener the child
+    /// sent over it, and keeps the socket as the connector's (the child
+    /// forked the connector holding the other end).
+    pub fn receive(handover: OwnedFd, filters: u32) -> io::Result<Program> {
+        Ok(Program {
+            listener: receive_listener(&handover)?,
+            connector: Some(handover),
+            filters,
+        })
+    }
+
     /// How many descriptors this holds.
     pub fn descriptors(&self) -> usize {
         1 + usize::from(self.connector.is_some())

@@ -11,7 +11,7 @@
 //! Landlock and seccomp only narrow, so the command gets at most what both
 //! allow. A path made read-only inside a tree the command may write is a
 //! `protect` entry of that policy, kept by the enclosing session's guard
-//! ([`require_guard`]). An option whose effect a stacked session cannot
+//! ([`stand_in::require_guard`]). An option whose effect a stacked session cannot
 //! give (a tree hidden inside one it may write, or read-only there without
 //! an enclosing guard, a bind to another place, a seccomp program, another
 //! uid) is refused with a message naming it: the stand-in never runs a
@@ -22,7 +22,6 @@ pub mod stand_in;
 mod view;
 
 use std::ffi::OsString;
-use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use nix::sys::prctl;
@@ -30,8 +29,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::getppid;
 
 use crate::exit;
-use args::{cannot, parse, Parsed, Request};
-use stand_in::{invoked_as_bwrap, NAME};
+use args::{parse, Parsed, Request};
+use stand_in::NAME;
 
 /// The stand-in's entry point: bubblewrap's arguments, its exit code.
 pub fn main() -> i32 {
@@ -55,7 +54,7 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         ));
     }
     if let Some(mask) = request.masks().into_iter().find(|m| !m.except) {
-        let _ = MASKED.set(format!("{} {}", mask.option, mask.path.display()));
+        stand_in::set_masked(format!("{} {}", mask.option, mask.path.display()));
     }
     request.relay_ports = relay_ports(&request);
     if request.die_with_parent {
@@ -77,30 +76,6 @@ fn run(args: Vec<OsString>) -> Result<i32> {
         .find(|(k, _)| k == "TMPDIR")
         .map(|(_, v)| v.clone());
     super::run::run_with(args, Some(super::run::Given { spec, tmpdir }))
-}
-
-/// The first path the command line keeps read-only inside a tree the
-/// command may write (a `protect` entry of the stacked policy), as its
-/// option names it.
-static MASKED: OnceLock<String> = OnceLock::new();
-
-/// Refuses to run the command when it has masks inside a written tree and
-/// the enclosing session's guard does not take the stacked `protect` list
-/// (no way to its broker, or the registration refused): nothing else keeps
-/// them, and the command would run wider than asked. Called where the
-/// stacked launch registers, before the command is forked.
-pub fn require_guard(why: &str) -> Result<()> {
-    match MASKED.get() {
-        Some(option) if invoked_as_bwrap() => Err(cannot(
-            option,
-            &format!(
-                "it would keep a path read-only inside a tree the command may write, which \
-                 a stacked sandbox gives only through the enclosing session's guard, and \
-                 {why}; Landlock can only add access"
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// `--die-with-parent`: the stand-in (the stacked session's supervisor,

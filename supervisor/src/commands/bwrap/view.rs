@@ -131,7 +131,7 @@ impl Request {
     /// never written, never made, never renamed or linked onto, nor any name
     /// on the way to it made but by `mkdir`. A tree bound written again
     /// beneath a mask is an exception (`!P/**`). Given only where the
-    /// enclosing session's guard applies the list ([`super::require_guard`]).
+    /// enclosing session's guard applies the list ([`super::stand_in::require_guard`]).
     pub(super) fn masks(&self) -> Vec<Mask> {
         let view = self.view();
         let mut out = Vec::new();
