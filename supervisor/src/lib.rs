@@ -9,9 +9,9 @@
 //! killed by signal N, and for sluice's own failures [`exit::ERROR`] (125),
 //! [`exit::CANNOT_EXECUTE`] (126) and [`exit::NOT_FOUND`] (127).
 //!
-//! `unsafe` is denied outside the syscall layer ([`sys`]), the transparent
-//! notifier (`broker::transparent`) and the one call that starts the
-//! sandboxed child (`launch::start_child`); each place allowed is marked
+//! `unsafe` is denied outside the syscall layer ([`sys`], and
+//! `platform::macos` on macOS) and the transparent notifier
+//! (`broker::transparent`), tests included; each place allowed is marked
 //! `allow(unsafe_code)`.
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 

@@ -105,7 +105,6 @@ fn strip_deleted(p: PathBuf) -> PathBuf {
 }
 
 #[cfg(test)]
-#[allow(unsafe_code)] // fork: the peer must be another process
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
@@ -121,36 +120,60 @@ mod tests {
         assert!(peer.pidfd.is_some(), "SO_PEERPIDFD (Linux 6.5+) missing");
     }
 
+    /// Set in the copy of the test binary [`a_dead_peer_is_detected`]
+    /// starts: the peer must be another process.
+    const MAKE_A_PAIR: &str = "SLUICE_TEST_PEER_MAKES_A_PAIR";
+
+    /// The other process's part: makes a pair and sends one end over its
+    /// standard input (a socket), then exits. Nothing when run as a test.
+    #[test]
+    fn another_process_makes_a_pair() {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        use proto::socket::{send_frame, Blocking};
+        if std::env::var_os(MAKE_A_PAIR).is_none() {
+            return;
+        }
+        let (end, _other) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::empty(),
+        )
+        .unwrap();
+        send_frame(
+            std::io::stdin().as_fd(),
+            b"x",
+            Some(end.as_fd()),
+            Blocking::Yes,
+        )
+        .unwrap();
+    }
+
     #[test]
     fn a_dead_peer_is_detected() {
-        use proto::socket::{recv_frame, send_frame, Blocking};
+        use proto::socket::{recv_frame, Blocking};
         let (ours, theirs) = proto::socket::seqpacket_pair().unwrap();
-        // SAFETY: the child makes only raw system calls (no allocation)
-        // and leaves with _exit.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-            let pair = socketpair(
-                AddressFamily::Unix,
-                SockType::SeqPacket,
-                None,
-                SockFlag::empty(),
-            );
-            if let Ok((end, _other)) = pair {
-                let _ = send_frame(theirs.as_fd(), b"x", Some(end.as_fd()), Blocking::Yes);
-            }
-            // SAFETY: leaving the forked child without running destructors.
-            unsafe { libc::_exit(0) };
-        }
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "broker::peer::tests::another_process_makes_a_pair",
+            ])
+            .args(["--test-threads", "1", "--quiet"])
+            .env(MAKE_A_PAIR, "1")
+            .stdin(std::process::Stdio::from(theirs))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let mut buf = [0u8; 16];
         let got = recv_frame(ours.as_fd(), &mut buf, Blocking::Yes).unwrap();
         let sock = got.fds.into_iter().next().expect("a socket from the child");
         let peer = Peer::of(sock.as_fd()).unwrap();
         assert_eq!(
-            peer.pid, pid,
+            peer.pid,
+            child.id() as libc::pid_t,
             "attributed to the process that made the pair"
         );
-        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert!(child.wait().unwrap().success());
         let err = peer.cwd().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     }

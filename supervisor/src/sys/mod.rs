@@ -1,8 +1,9 @@
 //! The supervisor's syscall layer: safe functions over the system calls
 //! the supervisor makes, one file per concern. `unsafe` outside this module
-//! is confined to the transparent notifier (`broker::transparent`) and the
-//! call that starts the sandboxed child (`launch::start_child`); everything
-//! else calls these wrappers (or `nix`, where it has the call). This is also where a second platform plugs in.
+//! is confined to the transparent notifier (`broker::transparent`);
+//! everything else calls these wrappers (or `nix`, where it has the call),
+//! the start of the sandboxed child too ([`process::clone_sandbox_child`]).
+//! This is also where a second platform plugs in.
 
 // On macOS only the audit ledger's lock uses it so far.
 #[cfg_attr(target_os = "macos", allow(dead_code))]

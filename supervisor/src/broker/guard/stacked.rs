@@ -255,28 +255,19 @@ fn restricted_connector(connector: BorrowedFd<'_>, ruleset: BorrowedFd<'_>) -> i
 }
 
 #[cfg(test)]
-#[allow(unsafe_code)] // a Landlock ruleset made by hand
 mod tests {
     use super::*;
 
     #[test]
     fn only_a_landlock_ruleset_is_taken_for_one() {
+        use landlock::{AccessFs, Ruleset, RulesetAttr};
         let (a, _b) = proto::socket::seqpacket_pair().unwrap();
         assert!(!is_ruleset(a.as_fd()));
-        // LANDLOCK_ACCESS_FS_WRITE_FILE
-        let attr = [libc::c_ulonglong::from(1u8 << 1); 1];
-        // SAFETY: a ruleset attribute of the fs-only size (8 bytes).
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_landlock_create_ruleset,
-                attr.as_ptr(),
-                std::mem::size_of_val(&attr),
-                0u32,
-            )
-        };
-        assert!(fd >= 0, "{}", io::Error::last_os_error());
-        // SAFETY: a new descriptor.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        let created = Ruleset::default()
+            .handle_access(AccessFs::WriteFile)
+            .and_then(|r| r.create())
+            .unwrap();
+        let fd = Option::<OwnedFd>::from(created).expect("Landlock (ABI 1+) is enforced here");
         assert!(is_ruleset(fd.as_fd()));
     }
 
