@@ -216,42 +216,20 @@ fn a_grant_named_through_a_symlink_works_by_that_name() {
     for link in [&alias, &relative] {
         let grant = link.to_str().unwrap();
         let named = through(link);
+        // `cat PATH` in a session granted `grant`.
+        let cat = |path: &str| {
+            let args = ["run", "--workspace", ws, "--allow-read", grant, "--"];
+            sluice_in(&fx, &fx.ws_dir, &[&args[..], &["/bin/cat", path]].concat())
+        };
         // Control: the real path works as before, and now the given name too.
         for path in [named.as_str(), &fx.outside("secret.txt")] {
-            let out = sluice_in(
-                &fx,
-                &fx.ws_dir,
-                &[
-                    "run",
-                    "--workspace",
-                    ws,
-                    "--allow-read",
-                    grant,
-                    "--",
-                    "/bin/cat",
-                    path,
-                ],
-            );
+            let out = cat(path);
             out.assert_code(0);
             assert!(out.stdout.contains("SECRET"), "{path}\n{out}");
         }
         // Attack: the link recreated in the view widens nothing: a link to
         // an ungranted tree still leads nowhere.
-        let notes = home_alias.join("notes.txt");
-        let out = sluice_in(
-            &fx,
-            &fx.ws_dir,
-            &[
-                "run",
-                "--workspace",
-                ws,
-                "--allow-read",
-                grant,
-                "--",
-                "/bin/cat",
-                notes.to_str().unwrap(),
-            ],
-        );
+        let out = cat(home_alias.join("notes.txt").to_str().unwrap());
         assert_ne!(out.code(), 0, "{out}");
         assert!(!out.stdout.contains("SECRET"), "{out}");
     }

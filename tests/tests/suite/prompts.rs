@@ -43,6 +43,11 @@ fn session(fx: &Fixture, policy: &str, sluice_args: &[&str], action: &[&str]) ->
     Terminal::spawn(fx.sluice_command(&args, &program), 24, 100)
 }
 
+/// The probe reading `q` through the broker twice, on a terminal.
+fn reading_twice(fx: &Fixture, policy: &str, q: &str) -> Terminal {
+    session(fx, policy, &[], &["broker-read", q, "+", "broker-read", q])
+}
+
 /// Waits for the next prompt; returns its text (up to the status line).
 #[track_caller]
 fn next_prompt(t: &mut Terminal) -> String {
@@ -109,12 +114,7 @@ fn marks(dir: &Path, suffix: &str) -> usize {
 fn allow_once_serves_that_request_only() {
     let (fx, policy) = fixture();
     let q = fx.brokered("asked/question.txt");
-    let mut t = session(
-        &fx,
-        &policy,
-        &[],
-        &["broker-read", &q, "+", "broker-read", &q],
-    );
+    let mut t = reading_twice(&fx, &policy, &q);
     let prompt = next_prompt(&mut t);
     assert_eq!(prompted_path(&prompt), q);
     assert!(prompt.contains("access   read"), "{prompt}");
@@ -261,12 +261,7 @@ fn allow_always_is_written_to_the_overlay_and_used_by_later_sessions() {
     fx.brokered_run(&policy, &[], &["broker-read", &q])
         .assert_blocked();
 
-    let mut t = session(
-        &fx,
-        &policy,
-        &[],
-        &["broker-read", &q, "+", "broker-read", &q],
-    );
+    let mut t = reading_twice(&fx, &policy, &q);
     next_prompt(&mut t);
     t.send(b"a");
     t.expect("allowed always");
@@ -324,12 +319,7 @@ fn deny_always_is_written_to_the_overlay_and_holds_against_approve_allow() {
     // Control: --approve allow serves it before the person says never.
     fx.brokered_run(&policy, &["--approve", "allow"], &["broker-read", &q])
         .assert_ok();
-    let mut t = session(
-        &fx,
-        &policy,
-        &[],
-        &["broker-read", &q, "+", "broker-read", &q],
-    );
+    let mut t = reading_twice(&fx, &policy, &q);
     next_prompt(&mut t);
     t.send(b"v");
     t.expect("denied always");

@@ -280,6 +280,53 @@ try "$PROBE" broker-write "$P/$A/tmp/planted" x --create
 mkdir -p "$(dirname "$P")/sluice-$A" && : > "$(dirname "$P")/sluice-$A/lock"
 "#;
 
+/// The ways a later session could reach another's directory: a writable
+/// tree over it, and that with `--approve allow`, `--transparent`, or both.
+fn reaching_modes(root: &str) -> [Vec<&str>; 4] {
+    let write = ["--allow-write", root];
+    let with = |more: &[&'static str]| write.iter().copied().chain(more.iter().copied()).collect();
+    [
+        write.to_vec(),
+        with(&["--approve", "allow"]),
+        with(&["--transparent"]),
+        with(&["--transparent", "--approve", "allow"]),
+    ]
+}
+
+/// [`AGAINST_ANOTHER_SESSION`] in a session run with `mode` and `TMPDIR`
+/// `tmp`, against the live session `live` under `parent` (its record in
+/// `records`): it reaches nothing of it, and writes its own `TMPDIR`.
+fn against_another_session(
+    fx: &Fixture,
+    mode: &[&str],
+    tmp: &Path,
+    (parent, live, records): (&Path, &str, &Path),
+) -> Outcome {
+    let args = [
+        "/bin/sh",
+        "-c",
+        AGAINST_ANOTHER_SESSION,
+        "sh",
+        parent.to_str().unwrap(),
+        live,
+        records.to_str().unwrap(),
+        &fx.probe_path(),
+    ];
+    let mut cmd = fx.sluice_command(mode, &args);
+    cmd.env("TMPDIR", tmp);
+    let out = execute(cmd);
+    out.assert_code(0);
+    assert!(
+        !out.stdout.contains("BREACH"),
+        "{mode:?}: another session reached\n{out}"
+    );
+    assert!(
+        out.stdout.contains("own-tmp-written"),
+        "{mode:?}: control: the program writes its own TMPDIR\n{out}"
+    );
+    out
+}
+
 /// A program with the whole of its TMPDIR's parent writable (as with
 /// `--allow-write /tmp`), and sluice's state directory inside what it may
 /// write, cannot see another live session's directory, read or write it,
@@ -336,41 +383,9 @@ fn a_session_with_tmp_writable_cannot_make_another_live_session_look_dead_nor_re
     );
 
     let root = fx.root().to_str().unwrap().to_owned();
-    let modes: [&[&str]; 4] = [
-        &["--allow-write", &root],
-        &["--allow-write", &root, "--approve", "allow"],
-        &["--allow-write", &root, "--transparent"],
-        &[
-            "--allow-write",
-            &root,
-            "--transparent",
-            "--approve",
-            "allow",
-        ],
-    ];
-    for mode in modes {
-        let args = [
-            "/bin/sh",
-            "-c",
-            AGAINST_ANOTHER_SESSION,
-            "sh",
-            parent.to_str().unwrap(),
-            &live,
-            records.to_str().unwrap(),
-            &fx.probe_path(),
-        ];
-        let mut cmd = fx.sluice_command(mode, &args);
-        cmd.env("TMPDIR", &tmp);
-        let out = execute(cmd);
-        out.assert_code(0);
-        assert!(
-            !out.stdout.contains("BREACH"),
-            "{mode:?}: another session reached\n{out}"
-        );
-        assert!(
-            out.stdout.contains("own-tmp-written"),
-            "{mode:?}: control: the program writes its own TMPDIR\n{out}"
-        );
+    for mode in reaching_modes(&root) {
+        let mode = &mode[..];
+        let out = against_another_session(&fx, mode, &tmp, (&parent, &live, &records));
         if mode.contains(&"allow") {
             assert!(
                 out.stdout.contains("own-tmp-served"),
@@ -535,35 +550,11 @@ fn a_live_session_under_another_tmpdir_is_out_of_reach_of_a_later_one() {
     fs::write(other_parent.join(&live).join("tmp/secret"), "SECRET\n").unwrap();
 
     let root = fx.root().to_str().unwrap().to_owned();
-    for mode in [
-        &["--allow-write", &root][..],
-        &[
-            "--allow-write",
-            &root,
-            "--transparent",
-            "--approve",
-            "allow",
-        ][..],
-    ] {
-        let args = [
-            "/bin/sh",
-            "-c",
-            AGAINST_ANOTHER_SESSION,
-            "sh",
-            other_parent.to_str().unwrap(),
-            &live,
-            records.to_str().unwrap(),
-            &fx.probe_path(),
-        ];
-        let mut cmd = fx.sluice_command(mode, &args);
-        cmd.env("TMPDIR", &tmp);
-        let out = execute(cmd);
-        out.assert_code(0);
-        assert!(
-            !out.stdout.contains("BREACH"),
-            "{mode:?}: another session reached\n{out}"
-        );
-        assert!(out.stdout.contains("own-tmp-written"), "{mode:?}\n{out}");
+    // The plainest and the widest of the ways.
+    let [plain, _, _, widest] = reaching_modes(&root);
+    for mode in [plain, widest] {
+        let mode = &mode[..];
+        let out = against_another_session(&fx, mode, &tmp, (&other_parent, &live, &records));
         assert!(
             out.stdout.contains("listing: \n"),
             "{mode:?}: the other parent is listed\n{out}"
