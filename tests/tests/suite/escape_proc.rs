@@ -39,6 +39,14 @@ fn under_shell(fx: &Fixture, action: &[&str]) -> Outcome {
     execute(cmd)
 }
 
+/// `action` works from a shell outside sluice (the control) and is
+/// blocked inside.
+#[track_caller]
+fn works_only_outside(fx: &Fixture, action: &[&str]) {
+    under_shell(fx, action).assert_ok();
+    fx.sluice(&[], action).assert_blocked();
+}
+
 /// Sanity for every `{ppid}` attack below: the sandboxed program's parent is the
 /// supervisor itself, not some helper.
 #[test]
@@ -66,10 +74,7 @@ fn supervisor_environment_is_unreadable() {
 #[test]
 fn supervisor_memory_is_unreadable() {
     let fx = Fixture::new(PROBE);
-    under_shell(&fx, &["proc-read", "/proc/{ppid}/mem"]).assert_ok();
-
-    fx.sluice(&[], &["proc-read", "/proc/{ppid}/mem"])
-        .assert_blocked();
+    works_only_outside(&fx, &["proc-read", "/proc/{ppid}/mem"]);
     fx.sluice(&[], &["proc-read", "/proc/{ppid}/maps"])
         .assert_blocked();
 }
@@ -80,14 +85,9 @@ fn supervisor_root_and_cwd_are_unreachable() {
     // The supervisor's root and cwd are outside the sandbox's mount namespace,
     // where `.env` is not masked.
     let env_via_root = format!("/proc/{{ppid}}/root{}", fx.ws(".env"));
-    under_shell(&fx, &["proc-root-ls", "{ppid}"]).assert_ok();
-    under_shell(&fx, &["read", &env_via_root]).assert_ok();
-    under_shell(&fx, &["read", "/proc/{ppid}/cwd/.env"]).assert_ok();
-
-    fx.sluice(&[], &["proc-root-ls", "{ppid}"]).assert_blocked();
-    fx.sluice(&[], &["read", &env_via_root]).assert_blocked();
-    fx.sluice(&[], &["read", "/proc/{ppid}/cwd/.env"])
-        .assert_blocked();
+    works_only_outside(&fx, &["proc-root-ls", "{ppid}"]);
+    works_only_outside(&fx, &["read", &env_via_root]);
+    works_only_outside(&fx, &["read", "/proc/{ppid}/cwd/.env"]);
 }
 
 #[test]
@@ -482,8 +482,7 @@ fn namespaces_of_the_supervisor_cannot_be_joined() {
     let fx = Fixture::new(PROBE);
     for ns in ["mnt", "net", "ipc", "uts"] {
         let path = format!("/proc/{{ppid}}/ns/{ns}");
-        under_shell(&fx, &["setns", &path]).assert_ok();
-        fx.sluice(&[], &["setns", &path]).assert_blocked();
+        works_only_outside(&fx, &["setns", &path]);
     }
 }
 

@@ -334,6 +334,20 @@ fn policy_show_lists_the_patterns_and_check_names_a_bad_one() {
     }
 }
 
+/// A `vault/token` secret in the workspace, and a policy (its path) that
+/// extends the default and denies `$WORKSPACE/vault` and `more_deny` (a
+/// TOML list's tail: `, "PATTERN"`).
+fn vault(fx: &Fixture, more_deny: &str) -> String {
+    fs::create_dir_all(fx.ws_dir.join("vault")).unwrap();
+    fs::write(fx.ws_dir.join("vault/token"), "SECRET-vault\n").unwrap();
+    fx.write_policy(
+        "vault.toml",
+        &format!(
+            "extends = [\"default\"]\n[filesystem]\ndeny = [\"$WORKSPACE/vault\"{more_deny}]\n"
+        ),
+    )
+}
+
 /// A sluice stacked inside another cannot mount: its report names each
 /// match it could not hide, and the outer sandbox's placeholders still
 /// hold (control: the inner program runs, and reads a plain file). The
@@ -344,12 +358,7 @@ fn policy_show_lists_the_patterns_and_check_names_a_bad_one() {
 fn a_stacked_session_names_each_match_it_could_not_hide() {
     let fx = Fixture::new(PROBE);
     secrets(&fx);
-    fs::create_dir_all(fx.ws_dir.join("vault")).unwrap();
-    fs::write(fx.ws_dir.join("vault/token"), "SECRET-vault\n").unwrap();
-    let policy = fx.write_policy(
-        "vault.toml",
-        "extends = [\"default\"]\n[filesystem]\ndeny = [\"$WORKSPACE/vault\"]\n",
-    );
+    let policy = vault(&fx, "");
     let inner = "\"$SLUICE_BIN\" run --workspace . -- sh -c \
                  'cat a/b/c/.env; cat vault/token; cat sub/notes.txt'";
     let out = inside(&fx, &["--policy", &policy], inner);
@@ -420,12 +429,7 @@ fn a_secret_written_in_place_from_outside_during_the_session_stays_hidden() {
 fn what_the_sandbox_hides_the_transparent_broker_does_not_serve() {
     let fx = Fixture::new(PROBE);
     secrets(&fx);
-    fs::create_dir_all(fx.ws_dir.join("vault")).unwrap();
-    fs::write(fx.ws_dir.join("vault/token"), "SECRET-vault\n").unwrap();
-    let policy = fx.write_policy(
-        "vault.toml",
-        "extends = [\"default\"]\n[filesystem]\ndeny = [\"$WORKSPACE/vault\", \"**/secrets.yaml\"]\n",
-    );
+    let policy = vault(&fx, ", \"**/secrets.yaml\"");
     let script = "cat vault/token; cat deep/secrets.yaml; cat sub/.env; cat sub/notes.txt";
     let out = outside(&fx, script);
     assert!(out.stdout.contains("SECRET-vault"), "{out}");
