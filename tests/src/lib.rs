@@ -190,6 +190,15 @@ pub fn expected_landlock_abi() -> u32 {
     }
 }
 
+/// `setpriv` running what the caller adds (the program, its arguments) as
+/// the unprivileged user `nobody` (uid and gid 65534), with no
+/// supplementary groups.
+pub fn setpriv_nobody() -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+    cmd
+}
+
 /// A fresh private (0700) directory `/tmp/sluice-test-TAG-XXXXXX`, removed on
 /// drop (kept if `SLUICE_TEST_KEEP` is set).
 pub fn temp_dir(tag: &str) -> tempfile::TempDir {

@@ -319,9 +319,8 @@ fn the_agent_loop_and_agent_state_work_for_an_unprivileged_user() {
     let ws = fx.ws("");
     let sluice = sluice_tests::sluice_bin();
     let as_nobody = |args: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(&sluice)
+        let mut cmd = sluice_tests::setpriv_nobody();
+        cmd.arg(&sluice)
             .args(["run", "--workspace", &ws])
             .args(args)
             .current_dir(&fx.ws_dir)

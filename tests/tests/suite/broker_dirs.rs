@@ -284,8 +284,7 @@ fn a_served_directory_reaches_only_what_the_sandbox_sees_for_an_unprivileged_use
     let sluice = sluice_tests::sluice_bin();
     let (ws, home) = (fx.ws(""), fx.home(""));
     let as_nobody = |sluice_args: Option<&[&str]>, action: &[&str]| {
-        let mut cmd = std::process::Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        let mut cmd = sluice_tests::setpriv_nobody();
         if let Some(args) = sluice_args {
             cmd.arg(&sluice)
                 .args(["run", "--workspace", &ws])

@@ -445,9 +445,8 @@ fn as_a_user_the_stand_in_writes_nothing_outside_its_binds() {
     }
     let policy = fx.write_policy("outer.toml", OUTER);
     let as_nobody = |action: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(sluice_bin())
+        let mut cmd = sluice_tests::setpriv_nobody();
+        cmd.arg(sluice_bin())
             .args([
                 "run",
                 "--workspace",

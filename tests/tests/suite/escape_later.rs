@@ -417,9 +417,8 @@ fn protected_during_the_session(way: &str) {
 #[test]
 fn a_nested_hook_is_refused_for_an_unprivileged_user() {
     let as_nobody = |fx: &Fixture, program: &[&str], dir: &str| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(program)
+        let mut cmd = sluice_tests::setpriv_nobody();
+        cmd.args(program)
             .current_dir(fx.ws(dir))
             .env("HOME", &fx.home_dir)
             .env("GIT_CONFIG_NOSYSTEM", "1")

@@ -103,8 +103,7 @@ fn fork_bomb_is_held_by_the_process_limit_when_unprivileged() {
     );
     fx.give_to(NOBODY, NOBODY);
     let as_nobody = |inside: bool| {
-        let mut cmd = std::process::Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        let mut cmd = sluice_tests::setpriv_nobody();
         if inside {
             cmd.arg(sluice_tests::sluice_bin())
                 .args(["run", "-v", "--policy", &policy, "--"]);

@@ -53,9 +53,8 @@ fn require_root() {
 
 /// `PROGRAM` run as uid/gid 65534 with the fixture's home, from the workspace.
 fn as_nobody(fx: &Fixture, program: &[&str]) -> Outcome {
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .args(program)
+    let mut cmd = sluice_tests::setpriv_nobody();
+    cmd.args(program)
         .current_dir(&fx.ws_dir)
         .env("HOME", &fx.home_dir)
         .env("TMPDIR", fx.home("tmp"))

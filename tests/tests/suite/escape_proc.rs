@@ -250,9 +250,8 @@ fn other_processes_are_invisible() {
         let flags: &[&str] = if transparent { &["--transparent"] } else { &[] };
         let mut cmd = fx.sluice_command(flags, &["/bin/sh", "-c", PROC_SURVEY, &host_pid]);
         if nobody {
-            let mut wrapped = Command::new("setpriv");
+            let mut wrapped = sluice_tests::setpriv_nobody();
             wrapped
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
                 .arg(cmd.get_program())
                 .args(cmd.get_args())
                 // The fixture's state and configuration directories are
@@ -718,9 +717,8 @@ fn setuid_binaries_gain_no_privileges() {
     );
 
     let as_nobody = |program: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(program)
+        let mut cmd = sluice_tests::setpriv_nobody();
+        cmd.args(program)
             .current_dir(&fx.ws_dir)
             .env("HOME", &fx.home_dir)
             .stdin(Stdio::null());

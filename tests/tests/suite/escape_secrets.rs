@@ -241,9 +241,8 @@ fn as_an_unprivileged_user_deep_secrets_stay_hidden() {
         std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
     }
     let as_nobody = |program: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(program)
+        let mut cmd = sluice_tests::setpriv_nobody();
+        cmd.args(program)
             .current_dir(&fx.ws_dir)
             .env("HOME", &fx.home_dir)
             .env("TMPDIR", &tmp)

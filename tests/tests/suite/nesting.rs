@@ -174,9 +174,8 @@ fn stacked_as_an_unprivileged_user_names_what_it_could_not_apply() {
     let sluice = sluice.to_str().unwrap();
     let probe = fx.probe_path();
     let ws = fx.ws("");
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .args([sluice, "run", "--workspace", &ws, "--", sluice, "run", "-v"])
+    let mut cmd = sluice_tests::setpriv_nobody();
+    cmd.args([sluice, "run", "--workspace", &ws, "--", sluice, "run", "-v"])
         .args(["--policy", "default", "--", &probe, "marker", "ran"])
         .current_dir(&fx.ws_dir)
         .env("HOME", &fx.home_dir)
@@ -733,10 +732,9 @@ fn as_a_user_a_stacked_sandbox_under_a_transparent_session_writes_nothing_outsid
 /// sessions under the fixture's `home/tmp` (made, and the fixture given to
 /// that user, by the caller).
 pub(super) fn as_nobody(fx: &Fixture, sluice_args: &[&str], program: &[&str]) -> Outcome {
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(sluice_bin())
+    use std::process::Stdio;
+    let mut cmd = sluice_tests::setpriv_nobody();
+    cmd.arg(sluice_bin())
         .arg("run")
         .args(sluice_args)
         .arg("--")

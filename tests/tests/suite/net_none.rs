@@ -112,10 +112,8 @@ fn run_as_nobody(fx: &Fixture, sluice_args: &[&str], program: &[String]) -> (Out
     let tmp = fx.home("tmp");
     fs::create_dir_all(&tmp).unwrap();
     fx.give_to(65534, 65534);
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(inner.get_program())
-        .args(inner.get_args());
+    let mut cmd = sluice_tests::setpriv_nobody();
+    cmd.arg(inner.get_program()).args(inner.get_args());
     for (k, v) in inner.get_envs() {
         match v {
             Some(v) => cmd.env(k, v),

@@ -78,9 +78,8 @@ fn dev_shm_works_for_an_unprivileged_user() {
     let nobody = fx.root().join("nobody");
     fs::create_dir(&nobody).unwrap();
     std::os::unix::fs::chown(&nobody, Some(65534), Some(65534)).unwrap();
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(sluice_tests::sluice_bin())
+    let mut cmd = sluice_tests::setpriv_nobody();
+    cmd.arg(sluice_tests::sluice_bin())
         .args(["run", "--", "/usr/bin/python3", "-c", MULTIPROCESSING])
         .current_dir(&nobody)
         .env("HOME", &nobody)

@@ -446,10 +446,8 @@ fn a_session_with_tmp_writable_cannot_make_another_live_session_look_dead_nor_re
 
 /// `program` as the unprivileged user `nobody`.
 fn as_nobody(program: &Path) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(program)
-        .stdin(Stdio::null());
+    let mut cmd = sluice_tests::setpriv_nobody();
+    cmd.arg(program).stdin(Stdio::null());
     cmd
 }
 
