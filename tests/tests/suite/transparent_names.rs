@@ -150,54 +150,18 @@ fn renames_unlinks_and_rmdirs_follow_the_broker_rules() {
     // Recorded: what was done and what was refused.
     let settings = fx.brokered("writable/settings.json");
     assert_recorded(&fx, "seccomp:rename", "allowed", &settings);
-    assert_recorded(
-        &fx,
-        "seccomp:renameat",
-        "allowed",
-        &fx.brokered("writable/index"),
-    );
-    assert_recorded(
-        &fx,
-        "seccomp:unlink",
-        "allowed",
-        &fx.brokered("writable/existing.txt"),
-    );
-    assert_recorded(
-        &fx,
-        "seccomp:unlinkat",
-        "allowed",
-        &fx.brokered("writable/moved.txt"),
-    );
-    assert_recorded(
-        &fx,
-        "seccomp:rmdir",
-        "allowed",
-        &fx.brokered("writable/dir"),
-    );
-    assert_recorded(
-        &fx,
-        "seccomp:rename",
-        "denied",
-        &fx.brokered("denied/settings.json"),
-    );
-    assert_recorded(
-        &fx,
-        "seccomp:unlink",
-        "denied",
-        &fx.brokered("allowed/notes.txt"),
-    );
-    assert_recorded(
-        &fx,
-        "seccomp:unlink",
-        "denied",
-        &fx.brokered("denied/secret.txt"),
-    );
-    assert_recorded(
-        &fx,
-        "seccomp:rename",
-        "denied",
-        &fx.brokered("writable/.git/hooks/pre-commit"),
-    );
+    for (call, decision, path) in [
+        ("seccomp:renameat", "allowed", "writable/index"),
+        ("seccomp:unlink", "allowed", "writable/existing.txt"),
+        ("seccomp:unlinkat", "allowed", "writable/moved.txt"),
+        ("seccomp:rmdir", "allowed", "writable/dir"),
+        ("seccomp:rename", "denied", "denied/settings.json"),
+        ("seccomp:unlink", "denied", "allowed/notes.txt"),
+        ("seccomp:unlink", "denied", "denied/secret.txt"),
+        ("seccomp:rename", "denied", "writable/.git/hooks/pre-commit"),
+    ] {
+        assert_recorded(&fx, call, decision, &fx.brokered(path));
+    }
 
     // Control: without --transparent the same steps are the sandbox's, and
     // it refuses them (the broker's tree is not in its view).
