@@ -18,6 +18,8 @@ pub use crate::platform::macos::run;
 pub mod run_args;
 #[cfg(target_os = "linux")]
 pub(crate) mod run_session;
+#[cfg(target_os = "linux")]
+mod run_state;
 // Only macOS starts it; its argument reading is tested on Linux too.
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub mod sandbox_exec;

@@ -10,7 +10,10 @@ use anyhow::{Context, Result};
 use policies::{NetPolicy, Policy};
 
 use super::run_args::{Approve, RunArgs};
-use super::run_session::{check_policy_pins, home_dir, open_session, Session};
+use super::run_session::{home_dir, open_session, Session};
+use super::run_state::{
+    hide_state, protect_denied, protect_policy_files, trusted_overlay, StateDirs,
+};
 use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
 use crate::broker::{transparent, Approvals, Broker, Shared};
@@ -18,9 +21,8 @@ use crate::cgroup::{self, SessionCgroup};
 use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
 use crate::quarantine;
-use crate::session_dir;
 use crate::tty::{self, Terminal};
-use crate::{nesting, phase, policy_files, supervise};
+use crate::{nesting, phase, supervise};
 
 /// A session's policy made in memory rather than named by `--policy` (the
 /// bwrap stand-in, `commands::bwrap`).
@@ -50,15 +52,64 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     phase::mark("other sessions hidden");
     protect_denied(&mut s, args.verbose)?;
     phase::mark("denied paths protected from the broker");
+    let (launch, serving) = prepare_launch(&args, &mut s, given_tmpdir)?;
+    // While the child runs its steps: what the broker needs, its runtime
+    // and threads too, and the digest of the policy for the start record.
+    // Learning asks nobody: every `ask` is refused, and learnt.
+    let approving = Approving {
+        overlay,
+        overlay_file: remember.then_some(overlay_file),
+        asks_person: serving.terminal.is_some() && args.learn.is_none(),
+        protected,
+    };
+    let meanwhile = || alongside(&args, &s, approving);
+    let (mut spawned, alongside) = launch::spawn(&s.policy, launch, meanwhile)?;
+    // From here on, however `run` returns, the program is killed and its
+    // tree reaped unless it was supervised to its end.
+    let mut running = Running {
+        sandbox: Sandbox {
+            pid: spawned.pid,
+            cgroup: spawned.cgroup.take(),
+            supervised: false,
+        },
+        relay: None,
+        broker: None,
+        proxy: None,
+    };
+    let (shared, guarded) = serve(&mut running, &args, &s, &dirs, spawned, alongside?, serving)?;
+    let code = running.supervise();
+    phase::mark("program ran");
+    running.stop_serving();
+    phase::mark("broker stopped");
+    finish(&args, &s, &shared, &dirs.audit, guarded, &code);
+    phase::mark("quarantine, audit end record");
+    // The sandbox's root (the broker's view) goes first: while a
+    // descriptor holds it, the session directory's mount points are still
+    // mount points, and removing each waits for an RCU grace period.
+    drop(shared);
+    drop(running); // the cgroup
+    drop(s.dir);
+    phase::mark("cgroup, session directory removed");
+    code
+}
+
+/// What the program is launched with, and what the supervisor keeps to
+/// serve it (`serving`): the program's environment, where it is and starts,
+/// its process limit and terminal, the broker's socket handed over.
+fn prepare_launch(
+    args: &RunArgs,
+    s: &mut Session,
+    given_tmpdir: Option<OsString>,
+) -> Result<(Launch, Serving)> {
     let sluice_bin = executable_sluice(&mut s.policy)?;
     let socket = BrokerSocket::new()?;
-    let stacked_proxy = stacked_proxy_listener(&s)?;
+    let stacked_proxy = stacked_proxy_listener(s)?;
     let stacked_port = match &stacked_proxy {
         Some(l) => Some(l.local_addr()?.port()),
         None => None,
     };
     let tmpdir = given_tmpdir.unwrap_or_else(|| s.dir.tmp().into_os_string());
-    let env = environment(&s, &tmpdir, &socket.number(), &sluice_bin, stacked_port)?;
+    let env = environment(s, &tmpdir, &socket.number(), &sluice_bin, stacked_port)?;
     // `--workspace DIR` starts the program there; without it the program
     // starts where sluice was started (the workspace by default).
     let cwd = match &args.workspace {
@@ -89,91 +140,130 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
             "the enclosing session's broker is out of reach",
         )?;
     }
-    let allow = args.approve == Approve::Allow;
-    // While the child runs its steps: what the broker needs, its runtime
-    // and threads too, and the digest of the policy for the start record.
-    // Learning asks nobody: every `ask` is refused, and learnt.
-    let asks_person = terminal.is_some() && args.learn.is_none();
-    let meanwhile = || -> Result<Alongside> {
-        let prompter = match asks_person {
-            true => Some(Arc::new(Prompter::new(prompt::Settings {
-                timeout: std::time::Duration::from_secs(args.approve_timeout),
-                limits: prompt::queue::Limits::default(),
-                overlay_file: remember.then_some(overlay_file),
-                fallback_allow: allow,
-            })?)),
-            false => None,
-        };
-        let approvals = Approvals::Layered {
-            overlay: Box::new(overlay),
-            person: prompter.clone(),
-            allow,
-        };
-        let shared = Shared::new(s.id.clone(), s.policy.clone(), approvals, None, protected);
-        Ok(Alongside {
-            prompter,
-            shared,
-            policy_digest: audit::chain::sha256_hex(s.policy.to_toml().as_bytes()),
-            runtime: crate::broker::Runtime::new().context("starting the broker's runtime")?,
-        })
-    };
     // The child inherits these; a process under more than the program's
     // count at exec is in a sandbox of its own (`broker/transparent/stacked.rs`).
     let own_filters = transparent::filters_of("thread-self")
         .context("counting the supervisor's seccomp filters")?;
     let (program_end, broker_end) = socket.hand_over();
-    let (mut spawned, alongside) = launch::spawn(
-        &s.policy,
-        Launch {
-            program,
-            argv: args.command.clone(),
-            env,
-            cwd,
-            placeholder_dir: s.dir.private(),
-            veil: Some(sandbox_child::Veil {
-                parent: s.dir.parent().to_path_buf(),
-                keep: s.dir.tmp(),
-            }),
-            cgroup,
-            pid_max,
-            session: s.id.clone(),
-            inherit: vec![program_end],
-            terminal: terminal.as_mut().and_then(Terminal::child_side),
-            verbose: args.verbose,
-            banner: banner(&s),
-            nested: s.outer.is_some(),
-            // The guard (`broker::guard`) needs the same listener and
-            // connector. Stacked, the outer sandbox refuses listeners; its
-            // own guard judges this program's calls too.
-            // `[network] mode = "none"` too: the program's IP sockets are
-            // refused there and the person told (`transparent::socket`).
-            notify: s.policy.transparent
-                || (s.outer.is_none()
-                    && (!s.policy.filesystem.protect.is_empty()
-                        || matches!(s.policy.network, NetPolicy::None))),
-            stacked_proxy: stacked_port,
-            register,
-        },
-        meanwhile,
-    )?;
-    // From here on, however `run` returns, the program is killed and its
-    // tree reaped unless it was supervised to its end.
-    let mut running = Running {
-        sandbox: Sandbox {
-            pid: spawned.pid,
-            cgroup: spawned.cgroup.take(),
-            supervised: false,
-        },
-        relay: None,
-        broker: None,
-        proxy: None,
+    let launch = Launch {
+        program,
+        argv: args.command.clone(),
+        env,
+        cwd,
+        placeholder_dir: s.dir.private(),
+        veil: Some(sandbox_child::Veil {
+            parent: s.dir.parent().to_path_buf(),
+            keep: s.dir.tmp(),
+        }),
+        cgroup,
+        pid_max,
+        session: s.id.clone(),
+        inherit: vec![program_end],
+        terminal: terminal.as_mut().and_then(Terminal::child_side),
+        verbose: args.verbose,
+        banner: banner(s),
+        nested: s.outer.is_some(),
+        // The guard (`broker::guard`) needs the same listener and
+        // connector. Stacked, the outer sandbox refuses listeners; its
+        // own guard judges this program's calls too.
+        // `[network] mode = "none"` too: the program's IP sockets are
+        // refused there and the person told (`transparent::socket`).
+        notify: s.policy.transparent
+            || (s.outer.is_none()
+                && (!s.policy.filesystem.protect.is_empty()
+                    || matches!(s.policy.network, NetPolicy::None))),
+        stacked_proxy: stacked_port,
+        register,
     };
+    let serving = Serving {
+        broker_end,
+        stacked_proxy,
+        outer,
+        terminal,
+        own_filters,
+    };
+    Ok((launch, serving))
+}
+
+/// What the supervisor keeps from before the launch to serve the program.
+struct Serving {
+    /// Our end of the broker's socket ([`BrokerSocket::hand_over`]).
+    broker_end: OwnedFd,
+    /// Stacked, the hosts mode's proxy listens here, in the enclosing
+    /// sandbox's network.
+    stacked_proxy: Option<std::net::TcpListener>,
+    /// Stacked: the outer session's broker.
+    outer: Option<OuterBroker>,
+    /// The person's terminal, when sluice owns it.
+    terminal: Option<Terminal>,
+    /// The supervisor's own seccomp filters, counted before the clone.
+    own_filters: u32,
+}
+
+/// Who answers an `ask`, and what the broker never serves: the inputs of
+/// [`alongside`].
+struct Approving {
+    overlay: Overlay,
+    /// Where answers are remembered; none where the overlay is distrusted.
+    overlay_file: Option<PathBuf>,
+    /// A person at the terminal is asked (not when learning).
+    asks_person: bool,
+    protected: Vec<(PathBuf, &'static str)>,
+}
+
+/// What the supervisor makes while the child runs its steps (the launch's
+/// `meanwhile`).
+fn alongside(args: &RunArgs, s: &Session, approving: Approving) -> Result<Alongside> {
+    let allow = args.approve == Approve::Allow;
+    let prompter = match approving.asks_person {
+        true => Some(Arc::new(Prompter::new(prompt::Settings {
+            timeout: std::time::Duration::from_secs(args.approve_timeout),
+            limits: prompt::queue::Limits::default(),
+            overlay_file: approving.overlay_file,
+            fallback_allow: allow,
+        })?)),
+        false => None,
+    };
+    let approvals = Approvals::Layered {
+        overlay: Box::new(approving.overlay),
+        person: prompter.clone(),
+        allow,
+    };
+    let shared = Shared::new(
+        s.id.clone(),
+        s.policy.clone(),
+        approvals,
+        None,
+        approving.protected,
+    );
+    Ok(Alongside {
+        prompter,
+        shared,
+        policy_digest: audit::chain::sha256_hex(s.policy.to_toml().as_bytes()),
+        runtime: crate::broker::Runtime::new().context("starting the broker's runtime")?,
+    })
+}
+
+/// Once the program runs: its audit record started, the broker's shared
+/// state completed, the transparent listener received, the proxy, the
+/// broker and the terminal relay started (each kept in `running`, so a
+/// failure stops the program). The shared state, and whether the guard
+/// judged the session's writes.
+fn serve(
+    running: &mut Running,
+    args: &RunArgs,
+    s: &Session,
+    dirs: &StateDirs,
+    spawned: launch::Spawned,
+    alongside: Alongside,
+    serving: Serving,
+) -> Result<(Arc<Shared>, bool)> {
     let Alongside {
         prompter,
         shared,
         policy_digest,
         runtime,
-    } = alongside?;
+    } = alongside;
     let start = StartRecord {
         sluice_version: env!("CARGO_PKG_VERSION").to_owned(),
         policy: s.policy.name.clone(),
@@ -189,7 +279,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let audit = AuditLog::open(&dirs.audit, &s.id, &start).context("opening the audit record")?;
     phase::mark("audit start record");
     let filters_at_exec = transparent::filters_at_exec(
-        own_filters,
+        serving.own_filters,
         spawned.handover.is_some(),
         spawned.deny_filter_installed,
     );
@@ -199,7 +289,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         .context("receiving the transparent-brokering listener")?;
     let mut shared = shared.with_sandbox_view(spawned.view);
     shared.audit = Some(audit);
-    shared.outer = outer;
+    shared.outer = serving.outer;
     shared.filters_at_exec = Some(filters_at_exec);
     // A sluice stacked inside registers its sandbox; the guard's connector
     // forks one restricted by it (`broker::guard::stacked`).
@@ -213,7 +303,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let shared = Arc::new(shared);
     // The guard judged every write during the session (`broker::guard`).
     let guarded = notified.is_some();
-    let (listeners, upstream) = match stacked_proxy {
+    let (listeners, upstream) = match serving.stacked_proxy {
         // The enclosing session's proxy, if it has one, is the way out.
         Some(listener) => (vec![listener.into()], crate::net::Upstream::from_env()),
         None => (spawned.net_listeners, crate::net::Upstream::Direct),
@@ -233,141 +323,14 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     }
     running.broker = Some(Broker::start_on(
         runtime,
-        broker_end,
+        serving.broker_end,
         shared.clone(),
         notified,
     )?);
     phase::mark("broker started");
-    running.relay =
-        (terminal.map(|t| t.relay(prompter)).transpose()).context("relaying the terminal")?;
-    let code = running.supervise();
-    phase::mark("program ran");
-    running.stop_serving();
-    phase::mark("broker stopped");
-    finish(&args, &s, &shared, &dirs.audit, guarded, &code);
-    phase::mark("quarantine, audit end record");
-    // The sandbox's root (the broker's view) goes first: while a
-    // descriptor holds it, the session directory's mount points are still
-    // mount points, and removing each waits for an RCU grace period.
-    drop(shared);
-    drop(running); // the cgroup
-    drop(s.dir);
-    phase::mark("cgroup, session directory removed");
-    code
-}
-
-/// sluice's own state: the audit record, the configuration (the approvals
-/// overlay), the session records; made private before the program starts,
-/// so it can be denied to it, and never writable from inside whatever the
-/// policy says.
-struct StateDirs {
-    audit: PathBuf,
-    config: PathBuf,
-    records: PathBuf,
-}
-
-impl StateDirs {
-    fn make(args: &RunArgs, s: &Session) -> Result<StateDirs> {
-        let (audit_dir, config_dir) = match &s.outer {
-            // Stacked: the outer sandbox lets sluice write nowhere else.
-            Some(_) => {
-                let state = nesting::state_dir();
-                (state.join("audit"), state.join("config"))
-            }
-            None => (AuditLog::default_dir()?, config_dir()?),
-        };
-        let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
-        for (dir, what, moved_by) in [
-            (&audit_dir, "audit", "--audit-dir DIR or XDG_STATE_HOME"),
-            (&config_dir, "configuration", "XDG_CONFIG_HOME"),
-        ] {
-            audit::ensure_private_dir(dir).with_context(|| {
-                format!(
-                    "sluice's {what} directory {} (set {moved_by} to a directory you can write)",
-                    dir.display()
-                )
-            })?;
-        }
-        Ok(StateDirs {
-            audit: audit_dir.canonicalize()?,
-            config: config_dir.canonicalize()?,
-            records: s.records.canonicalize()?,
-        })
-    }
-}
-
-/// Denies sluice's state and other sessions' directories to the sandbox,
-/// and returns what the broker never serves (`Shared::protected`).
-fn hide_state(
-    s: &mut Session,
-    dirs: &StateDirs,
-    pins_dir: Option<PathBuf>,
-) -> Vec<(PathBuf, &'static str)> {
-    let mut protected = vec![
-        (dirs.audit.clone(), "sluice's audit record"),
-        (dirs.config.clone(), "sluice's configuration"),
-        (s.dir.private(), "sluice's session state"),
-        (dirs.records.clone(), "sluice's session records"),
-        (
-            PathBuf::from("/proc"),
-            "process internals (of the supervisor too)",
-        ),
-        (PathBuf::from("/sys"), "kernel state"),
-    ];
-    // The broker never serves the policy's files, not even for reading.
-    for file in &s.policy_files {
-        protected.push((file.clone(), "the session's policy"));
-    }
-    let mut state = vec![&dirs.audit, &dirs.config, &dirs.records];
-    if let Some(pins) = &pins_dir {
-        protected.push((pins.clone(), "sluice's policy pins"));
-        state.push(pins);
-    }
-    deny_in_sandbox(&mut s.policy, &state);
-    // Other sessions' directories: the child hides those under our parent
-    // (`Veil`), and the broker serves nothing there; live sessions started
-    // with another TMPDIR are denied like sluice's own state.
-    s.policy.broker.protect_except(
-        s.dir.parent().to_path_buf(),
-        Some(s.dir.tmp()),
-        "another sluice session's directory",
-    );
-    let others = session_dir::other_live_parents(&dirs.records, s.dir.parent());
-    deny_in_sandbox(&mut s.policy, &others.iter().collect::<Vec<_>>());
-    for other in others {
-        s.policy
-            .broker
-            .protect(other, "another sluice session's directory");
-    }
-    protected
-}
-
-/// `[filesystem] deny` patterns: every match that exists now is denied like
-/// a listed path (a placeholder mounted over it). What the sandbox hides
-/// the broker never serves: under `--transparent` an open the placeholder
-/// refuses goes to the broker, whose rules (`allow_write = ["$WORKSPACE"]`)
-/// would serve the file itself.
-fn protect_denied(s: &mut Session, verbose: bool) -> Result<()> {
-    let walked = s
-        .policy
-        .filesystem
-        .expand_deny_patterns(&s.workspace)
-        .map_err(|why| anyhow::anyhow!("{why}"))?;
-    if verbose && walked.entries > 0 {
-        eprintln!(
-            "sluice: deny patterns: {} entries looked at, {} denied",
-            walked.entries, walked.matches
-        );
-    }
-    phase::mark("deny patterns walked");
-    for path in s.policy.filesystem.deny.clone() {
-        let why = format!(
-            "deny \"{}\" (the policy's [filesystem] deny)",
-            path.display()
-        );
-        s.policy.broker.protect(path, &why);
-    }
-    Ok(())
+    running.relay = (serving.terminal.map(|t| t.relay(prompter)).transpose())
+        .context("relaying the terminal")?;
+    Ok((shared, guarded))
 }
 
 /// `$SLUICE_BIN open PATH` works from inside: the binary itself is
@@ -662,64 +625,6 @@ fn describe_exit(code: i32) -> String {
         format!("signal {}", code - 128)
     } else {
         format!("exit {code}")
-    }
-}
-
-/// `$XDG_CONFIG_HOME/sluice` or `~/.config/sluice`: approvals remembered
-/// for later sessions live there.
-fn config_dir() -> Result<PathBuf> {
-    Ok(crate::xdg::base_dir("XDG_CONFIG_HOME", ".config")?.join("sluice"))
-}
-
-/// The approvals overlay in `file`, and whether answers may be remembered
-/// there; an empty one, with a warning naming why, where a sandbox could
-/// have written it (`overlay::distrust`).
-fn trusted_overlay(s: &Session, file: &Path) -> Result<(Overlay, bool)> {
-    let why = prompt::overlay::distrust(
-        file,
-        &s.policy.filesystem.write,
-        &s.workspace,
-        s.outer.is_some(),
-    );
-    match why {
-        None => Ok((Overlay::load(file, &s.vars)?, true)),
-        Some(why) => {
-            tracing::warn!(
-                "ignoring the approvals overlay {}: {why}. Keep it where only you can \
-                 write, outside every tree a sandbox may write",
-                file.display()
-            );
-            Ok((Overlay::default(), false))
-        }
-    }
-}
-
-/// The policy's own files: read-only in the sandbox's view, and pinned where
-/// a sandbox could write them ([`policy_files`]). Returns the pins'
-/// directory; none when stacked, where sluice has no state of its own that
-/// the outer program cannot write.
-fn protect_policy_files(s: &mut Session, accept: bool) -> Result<Option<PathBuf>> {
-    let exposed = policy_files::keep_read_only(&mut s.policy.filesystem, &s.policy_files);
-    if s.outer.is_some() {
-        return Ok(None);
-    }
-    check_policy_pins(&exposed, accept).map(Some)
-}
-
-/// Denies `paths` to the sandbox wherever the policy would let it reach
-/// them (deny-within-allow), so no policy can expose sluice's own state.
-fn deny_in_sandbox(policy: &mut Policy, paths: &[&PathBuf]) {
-    let fs = &mut policy.filesystem;
-    for path in paths {
-        let reachable = fs
-            .read
-            .iter()
-            .chain(&fs.write)
-            .chain(&fs.execute)
-            .any(|root| path.starts_with(root));
-        if reachable && !fs.deny.contains(path) {
-            fs.deny.push((*path).clone());
-        }
     }
 }
 

@@ -1,0 +1,189 @@
+//! What `sluice run` keeps from the program before launching it: sluice's
+//! own state (the audit record, the configuration, the session records, the
+//! policy's pins and files) and other sessions' directories, denied to the
+//! sandbox and never served by the broker; what the policy denies, never
+//! served either; the approvals overlay, trusted only where no sandbox
+//! could have written it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use policies::Policy;
+
+use super::run_args::RunArgs;
+use super::run_session::{check_policy_pins, Session};
+use crate::audit::{self, AuditLog};
+use crate::prompt::{self, overlay::Overlay};
+use crate::{nesting, phase, policy_files, session_dir};
+
+/// sluice's own state: the audit record, the configuration (the approvals
+/// overlay), the session records; made private before the program starts,
+/// so it can be denied to it, and never writable from inside whatever the
+/// policy says.
+pub(super) struct StateDirs {
+    pub(super) audit: PathBuf,
+    pub(super) config: PathBuf,
+    pub(super) records: PathBuf,
+}
+
+impl StateDirs {
+    pub(super) fn make(args: &RunArgs, s: &Session) -> Result<StateDirs> {
+        let (audit_dir, config_dir) = match &s.outer {
+            // Stacked: the outer sandbox lets sluice write nowhere else.
+            Some(_) => {
+                let state = nesting::state_dir();
+                (state.join("audit"), state.join("config"))
+            }
+            None => (AuditLog::default_dir()?, config_dir()?),
+        };
+        let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
+        for (dir, what, moved_by) in [
+            (&audit_dir, "audit", "--audit-dir DIR or XDG_STATE_HOME"),
+            (&config_dir, "configuration", "XDG_CONFIG_HOME"),
+        ] {
+            audit::ensure_private_dir(dir).with_context(|| {
+                format!(
+                    "sluice's {what} directory {} (set {moved_by} to a directory you can write)",
+                    dir.display()
+                )
+            })?;
+        }
+        Ok(StateDirs {
+            audit: audit_dir.canonicalize()?,
+            config: config_dir.canonicalize()?,
+            records: s.records.canonicalize()?,
+        })
+    }
+}
+
+/// Denies sluice's state and other sessions' directories to the sandbox,
+/// and returns what the broker never serves (`Shared::protected`).
+pub(super) fn hide_state(
+    s: &mut Session,
+    dirs: &StateDirs,
+    pins_dir: Option<PathBuf>,
+) -> Vec<(PathBuf, &'static str)> {
+    let mut protected = vec![
+        (dirs.audit.clone(), "sluice's audit record"),
+        (dirs.config.clone(), "sluice's configuration"),
+        (s.dir.private(), "sluice's session state"),
+        (dirs.records.clone(), "sluice's session records"),
+        (
+            PathBuf::from("/proc"),
+            "process internals (of the supervisor too)",
+        ),
+        (PathBuf::from("/sys"), "kernel state"),
+    ];
+    // The broker never serves the policy's files, not even for reading.
+    for file in &s.policy_files {
+        protected.push((file.clone(), "the session's policy"));
+    }
+    let mut state = vec![&dirs.audit, &dirs.config, &dirs.records];
+    if let Some(pins) = &pins_dir {
+        protected.push((pins.clone(), "sluice's policy pins"));
+        state.push(pins);
+    }
+    deny_in_sandbox(&mut s.policy, &state);
+    // Other sessions' directories: the child hides those under our parent
+    // (`Veil`), and the broker serves nothing there; live sessions started
+    // with another TMPDIR are denied like sluice's own state.
+    s.policy.broker.protect_except(
+        s.dir.parent().to_path_buf(),
+        Some(s.dir.tmp()),
+        "another sluice session's directory",
+    );
+    let others = session_dir::other_live_parents(&dirs.records, s.dir.parent());
+    deny_in_sandbox(&mut s.policy, &others.iter().collect::<Vec<_>>());
+    for other in others {
+        s.policy
+            .broker
+            .protect(other, "another sluice session's directory");
+    }
+    protected
+}
+
+/// `[filesystem] deny` patterns: every match that exists now is denied like
+/// a listed path (a placeholder mounted over it). What the sandbox hides
+/// the broker never serves: under `--transparent` an open the placeholder
+/// refuses goes to the broker, whose rules (`allow_write = ["$WORKSPACE"]`)
+/// would serve the file itself.
+pub(super) fn protect_denied(s: &mut Session, verbose: bool) -> Result<()> {
+    let walked = s
+        .policy
+        .filesystem
+        .expand_deny_patterns(&s.workspace)
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
+    if verbose && walked.entries > 0 {
+        eprintln!(
+            "sluice: deny patterns: {} entries looked at, {} denied",
+            walked.entries, walked.matches
+        );
+    }
+    phase::mark("deny patterns walked");
+    for path in s.policy.filesystem.deny.clone() {
+        let why = format!(
+            "deny \"{}\" (the policy's [filesystem] deny)",
+            path.display()
+        );
+        s.policy.broker.protect(path, &why);
+    }
+    Ok(())
+}
+
+/// `$XDG_CONFIG_HOME/sluice` or `~/.config/sluice`: approvals remembered
+/// for later sessions live there.
+fn config_dir() -> Result<PathBuf> {
+    Ok(crate::xdg::base_dir("XDG_CONFIG_HOME", ".config")?.join("sluice"))
+}
+
+/// The approvals overlay in `file`, and whether answers may be remembered
+/// there; an empty one, with a warning naming why, where a sandbox could
+/// have written it (`overlay::distrust`).
+pub(super) fn trusted_overlay(s: &Session, file: &Path) -> Result<(Overlay, bool)> {
+    let why = prompt::overlay::distrust(
+        file,
+        &s.policy.filesystem.write,
+        &s.workspace,
+        s.outer.is_some(),
+    );
+    match why {
+        None => Ok((Overlay::load(file, &s.vars)?, true)),
+        Some(why) => {
+            tracing::warn!(
+                "ignoring the approvals overlay {}: {why}. Keep it where only you can \
+                 write, outside every tree a sandbox may write",
+                file.display()
+            );
+            Ok((Overlay::default(), false))
+        }
+    }
+}
+
+/// The policy's own files: read-only in the sandbox's view, and pinned where
+/// a sandbox could write them ([`policy_files`]). Returns the pins'
+/// directory; none when stacked, where sluice has no state of its own that
+/// the outer program cannot write.
+pub(super) fn protect_policy_files(s: &mut Session, accept: bool) -> Result<Option<PathBuf>> {
+    let exposed = policy_files::keep_read_only(&mut s.policy.filesystem, &s.policy_files);
+    if s.outer.is_some() {
+        return Ok(None);
+    }
+    check_policy_pins(&exposed, accept).map(Some)
+}
+
+/// Denies `paths` to the sandbox wherever the policy would let it reach
+/// them (deny-within-allow), so no policy can expose sluice's own state.
+fn deny_in_sandbox(policy: &mut Policy, paths: &[&PathBuf]) {
+    let fs = &mut policy.filesystem;
+    for path in paths {
+        let reachable = fs
+            .read
+            .iter()
+            .chain(&fs.write)
+            .chain(&fs.execute)
+            .any(|root| path.starts_with(root));
+        if reachable && !fs.deny.contains(path) {
+            fs.deny.push((*path).clone());
+        }
+    }
+}
