@@ -1,0 +1,310 @@
+//! A git repository needs no `.git`: git's discovery takes any directory
+//! holding a valid `HEAD` beside `objects/` and `refs/` for one (a bare
+//! repository) and reads its `config`, `commondir` and `hooks/`. Every way
+//! the program could make such a directory, or turn one that exists into
+//! one whose configuration was not judged, is run with git itself: the
+//! control runs the same script without sluice and shows that the person's
+//! next `git status` (or commit) there runs the program's command; under
+//! sluice the same script leaves nothing git runs. And git keeps working
+//! inside: a repository made, cloned, committed to, a worktree, a submodule,
+//! a remote's HEAD, an existing bare mirror fetched into.
+
+use std::fs;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use sluice_tests::Fixture;
+
+use super::escape_later::{
+    assert_not_ran, assert_ran, git_outside, marker, repository, script_inside, Succeeded, HOOK,
+};
+use super::escape_later_git::{each_control_runs, each_vector_held, Vector};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+/// A configuration that makes the directory holding it a repository with a
+/// work tree (itself) and an fsmonitor command that leaves the marker.
+const CONFIG: &str = r#"printf '[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = .\n\tfsmonitor = "touch %s; false"\n' "$1""#;
+
+/// The same without a work tree (a `.git`, or a worktree's directory, has
+/// one already).
+const FSMONITOR: &str =
+    r#"printf '[core]\n\trepositoryformatversion = 0\n\tfsmonitor = "touch %s; false"\n' "$1""#;
+
+/// `renameat2(A, B, RENAME_EXCHANGE)` (x86_64's number; perl has no name
+/// for it).
+const EXCHANGE: &str =
+    r#"perl -e 'syscall(316, -100, $ARGV[0], -100, $ARGV[1], 2) == 0 or die "exchange: $!\n"'"#;
+
+const STATUS: &[&str] = &["status", "--porcelain"];
+
+/// A bare repository `repo.git` the person keeps in the workspace (a
+/// mirror), made before the session.
+fn bare_mirror(fx: &Fixture) {
+    git_outside(fx, "", &["init", "-q", "--bare", "repo.git"]).succeeded();
+}
+
+fn vectors() -> Vec<Vector> {
+    let skeleton = "mkdir -p sub/objects sub/refs/heads";
+    vec![
+        Vector {
+            name: "a bare repository made by hand (HEAD a file)",
+            setup: |_| {},
+            script: format!("{skeleton}; echo 'ref: refs/heads/main' > sub/HEAD; {CONFIG} > sub/config"),
+            trigger: ("sub", STATUS),
+        },
+        Vector {
+            name: "HEAD a symlink",
+            setup: |_| {},
+            script: format!("{skeleton}; ln -s refs/heads/main sub/HEAD; {CONFIG} > sub/config"),
+            trigger: ("sub", STATUS),
+        },
+        Vector {
+            name: "HEAD a hard link",
+            setup: |_| {},
+            script: format!(
+                "{skeleton}; echo 'ref: refs/heads/main' > h; ln h sub/HEAD; {CONFIG} > sub/config"
+            ),
+            trigger: ("sub", STATUS),
+        },
+        Vector {
+            name: "HEAD renamed into place (as git's HEAD.lock)",
+            setup: |_| {},
+            script: format!(
+                "{skeleton}; echo 'ref: refs/heads/main' > sub/HEAD.lock; \
+                 mv sub/HEAD.lock sub/HEAD; {CONFIG} > sub/config"
+            ),
+            trigger: ("sub", STATUS),
+        },
+        Vector {
+            name: "HEAD by mknod",
+            setup: |_| {},
+            script: format!(
+                "{skeleton}; python3 -S -c 'import os, stat; os.mknod(\"sub/HEAD\", stat.S_IFREG | 0o644)'; \
+                 echo 'ref: refs/heads/main' > sub/HEAD; {CONFIG} > sub/config"
+            ),
+            trigger: ("sub", STATUS),
+        },
+        Vector {
+            name: "git init --bare",
+            setup: |_| {},
+            script: format!("git init -q --bare sub; {CONFIG} > sub/config"),
+            trigger: ("sub", STATUS),
+        },
+        Vector {
+            name: "git clone --bare",
+            setup: |fx| repository(fx, "src"),
+            script: format!("git clone -q --bare src sub; {CONFIG} > sub/config"),
+            trigger: ("sub", STATUS),
+        },
+        Vector {
+            name: "a repository made inside, its .git renamed to another name",
+            setup: |_| {},
+            script: format!("git init -q sub; mv sub/.git sub/x; {CONFIG} > sub/x/config"),
+            trigger: ("sub/x", STATUS),
+        },
+        Vector {
+            name: "a .git renamed to another name, configured by git config",
+            setup: |fx| repository(fx, "sub"),
+            script: "mv sub/.git sub/x; git --git-dir=sub/x config core.worktree .; \
+                     git --git-dir=sub/x config core.fsmonitor \"touch $1; false\""
+                .to_owned(),
+            trigger: ("sub/x", STATUS),
+        },
+        Vector {
+            name: "an existing bare repository's configuration",
+            setup: bare_mirror,
+            script: format!("{CONFIG} > repo.git/config"),
+            trigger: ("repo.git", STATUS),
+        },
+        Vector {
+            name: "an existing bare repository's configuration, renamed into place",
+            setup: bare_mirror,
+            script: format!("{CONFIG} > c.lock; mv c.lock repo.git/config"),
+            trigger: ("repo.git", STATUS),
+        },
+        Vector {
+            name: "an existing bare repository's hook",
+            setup: bare_mirror,
+            script: format!(
+                "{HOOK} > repo.git/hooks/pre-commit; chmod +x repo.git/hooks/pre-commit"
+            ),
+            trigger: (
+                "repo.git",
+                &["--work-tree=.", "commit", "-q", "--allow-empty", "-m", "x"],
+            ),
+        },
+        Vector {
+            name: "an existing bare repository's commondir",
+            setup: bare_mirror,
+            script: format!(
+                "mkdir -p evil/objects evil/refs; {FSMONITOR} > evil/config; \
+                 echo ../evil > repo.git/commondir"
+            ),
+            trigger: ("repo.git", &["--work-tree=.", "status", "--porcelain"]),
+        },
+        Vector {
+            name: "a worktree's directory made a repository of its own",
+            setup: |fx| {
+                repository(fx, "proj");
+                git_outside(fx, "proj", &["worktree", "add", "-q", "wt"]).succeeded();
+            },
+            script: format!(
+                "cd proj/.git/worktrees/wt && rm commondir && mkdir -p objects refs \
+                 && {FSMONITOR} > config"
+            ),
+            trigger: ("proj/wt", STATUS),
+        },
+        Vector {
+            name: "a reflog's directory made a repository",
+            setup: |fx| repository(fx, "sub"),
+            script: format!("mkdir sub/.git/logs/objects; {CONFIG} > sub/.git/logs/config"),
+            trigger: ("sub/.git/logs", STATUS),
+        },
+        Vector {
+            name: "a .git exchanged with a directory of the program's (RENAME_EXCHANGE)",
+            setup: |fx| repository(fx, "sub"),
+            script: format!(
+                "mkdir -p evil/objects evil/refs; {FSMONITOR} > evil/config; \
+                 {EXCHANGE} evil sub/.git; echo 'ref: refs/heads/main' > sub/.git/HEAD"
+            ),
+            trigger: ("sub", STATUS),
+        },
+    ]
+}
+
+/// The controls, once per process for both ways.
+fn every_control_runs() {
+    static CONTROLS: OnceLock<()> = OnceLock::new();
+    CONTROLS.get_or_init(|| each_control_runs(&vectors()));
+}
+
+fn every_vector(sluice_args: &[&str]) {
+    every_control_runs();
+    each_vector_held(&vectors(), sluice_args, None);
+}
+
+#[test]
+fn bare_repository_vectors_are_held_under_default() {
+    every_vector(&[]);
+}
+
+#[test]
+fn bare_repository_vectors_are_held_under_transparent() {
+    every_vector(&["--transparent"]);
+}
+
+/// What is refused says why, once: a HEAD would make a repository, and
+/// `git init --bare` must be run outside sluice.
+#[test]
+fn a_refused_head_says_why_and_what_to_do() {
+    let fx = Fixture::new(PROBE);
+    let out = script_inside(&fx, &[], "git init -q --bare x.git; echo done");
+    assert!(out.stdout.contains("done"), "{out}");
+    let said = out.stderr.matches("x.git/HEAD").count();
+    assert_eq!(said, 1, "said once\n{out}");
+    assert!(out.stderr.contains("git init --bare"), "{out}");
+    assert!(out.stderr.contains("outside sluice"), "{out}");
+    assert!(!Path::new(&fx.ws("x.git/HEAD")).exists(), "{out}");
+}
+
+/// Control: git keeps working inside: a repository made, committed to,
+/// branched, its refs packed, cloned from a local repository (a remote's
+/// HEAD in `refs/remotes/origin`), `git remote set-head`, a directory
+/// holding a repository renamed, and an existing bare mirror configured
+/// (its configuration checked as a `.git`'s) and fetched into.
+#[test]
+fn git_keeps_working_inside_with_heads_where_git_keeps_them() {
+    let script = "set -e; export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t \
+                  GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t; \
+                  git init -q a; cd a; echo x > f; git add f; git commit -q -m one; \
+                  git checkout -q -b topic; git checkout -q -; git pack-refs --all; cd ..; \
+                  git clone -q a b; git -C b remote set-head origin topic; \
+                  git -C b checkout -q topic; mv b b2; git -C b2 status --porcelain; \
+                  git --git-dir=repo.git config user.name someone; \
+                  git --git-dir=repo.git fetch -q ./a 'refs/heads/*:refs/heads/*'; \
+                  echo done";
+    for way in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        bare_mirror(&fx);
+        let out = script_inside(&fx, way, script);
+        assert_eq!(out.stdout, "done\n", "{way:?}: {out}");
+        assert!(!out.stderr.contains("refused"), "{out}");
+        let head = fs::read_to_string(fx.ws("b2/.git/refs/remotes/origin/HEAD")).unwrap();
+        assert_eq!(head, "ref: refs/remotes/origin/topic\n");
+        let log = git_outside(&fx, "b2", &["log", "--oneline"]);
+        assert!(log.stdout.contains("one"), "{log}");
+        let name = git_outside(&fx, "repo.git", &["config", "--local", "user.name"]);
+        assert_eq!(name.stdout, "someone\n", "{name}");
+        let log = git_outside(&fx, "repo.git", &["log", "--oneline", "topic"]);
+        assert!(log.stdout.contains("one"), "{log}");
+    }
+}
+
+/// The broker applies the same rule to the writes it serves: with the
+/// home directory behind `ask_write` and every question answered yes, the
+/// SDK's writes make no `HEAD` there, nor write an existing bare
+/// repository's configuration there; the same writes outside sluice make
+/// git run the command. Control: an ordinary file beside is written.
+#[test]
+fn the_broker_makes_no_bare_repository_either() {
+    let config = |fx: &Fixture| {
+        format!(
+            "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = .\n\t\
+             fsmonitor = \"touch {}; false\"\n",
+            marker(fx)
+        )
+    };
+    let prepare = |fx: &Fixture| {
+        for dir in ["bare/objects", "bare/refs/heads"] {
+            fs::create_dir_all(fx.home_dir.join(dir)).unwrap();
+        }
+        let mut git = std::process::Command::new("git");
+        git.args(["init", "-q", "--bare"])
+            .arg(fx.home_dir.join("mirror.git"))
+            .env("GIT_CONFIG_NOSYSTEM", "1");
+        assert!(git.status().unwrap().success());
+    };
+    let status = |fx: &Fixture, dir: &str| {
+        let mut git = std::process::Command::new("git");
+        git.args(["status", "--porcelain"])
+            .current_dir(fx.home_dir.join(dir))
+            .env("HOME", &fx.home_dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(std::process::Stdio::null());
+        sluice_tests::execute(git)
+    };
+    // Control: the same files written outside sluice make git run it.
+    for dir in ["bare", "mirror.git"] {
+        let fx = Fixture::new(PROBE);
+        prepare(&fx);
+        fs::write(fx.home(&format!("{dir}/config")), config(&fx)).unwrap();
+        fs::write(fx.home("bare/HEAD"), "ref: refs/heads/main\n").unwrap();
+        let out = status(&fx, dir);
+        assert_ran(&fx, dir, &out);
+    }
+    let fx = Fixture::new(PROBE);
+    prepare(&fx);
+    let args = ["--approve", "allow"];
+    let write = |path: &str, text: &str| {
+        fx.sluice(
+            &args,
+            &[
+                "broker-write",
+                &fx.home(path),
+                text,
+                "--create",
+                "--truncate",
+            ],
+        )
+    };
+    write("notes2.txt", "x").assert_ok();
+    write("bare/config", &config(&fx)).assert_ok();
+    write("bare/HEAD", "ref: refs/heads/main\n").assert_blocked();
+    write("mirror.git/config", &config(&fx)).assert_blocked();
+    assert!(!Path::new(&fx.home("bare/HEAD")).exists());
+    let out = status(&fx, "bare");
+    assert_not_ran(&fx, "a bare repository made through the broker", &out);
+    let out = status(&fx, "mirror.git");
+    assert_not_ran(&fx, "a bare mirror configured through the broker", &out);
+}
