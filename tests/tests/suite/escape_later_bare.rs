@@ -162,6 +162,26 @@ fn vectors() -> Vec<Vector> {
             trigger: ("sub/.git/logs", STATUS),
         },
         Vector {
+            name: "an existing bare repository's hooks exchanged with the program's (RENAME_EXCHANGE)",
+            setup: bare_mirror,
+            script: format!(
+                "mkdir h; {HOOK} > h/pre-commit; chmod +x h/pre-commit; {EXCHANGE} h repo.git/hooks"
+            ),
+            trigger: (
+                "repo.git",
+                &["--work-tree=.", "commit", "-q", "--allow-empty", "-m", "x"],
+            ),
+        },
+        Vector {
+            name: "a symlink named .git to a repository of the program's",
+            setup: |fx| repository(fx, "sub"),
+            script: format!(
+                "mkdir -p evil/objects evil/refs; echo 'ref: refs/heads/main' > evil/HEAD; \
+                 {FSMONITOR} > evil/config; rm -rf sub/.git; ln -s ../evil sub/.git"
+            ),
+            trigger: ("sub", STATUS),
+        },
+        Vector {
             name: "a .git exchanged with a directory of the program's (RENAME_EXCHANGE)",
             setup: |fx| repository(fx, "sub"),
             script: format!(
@@ -199,13 +219,22 @@ fn bare_repository_vectors_are_held_under_transparent() {
 #[test]
 fn a_refused_head_says_why_and_what_to_do() {
     let fx = Fixture::new(PROBE);
-    let out = script_inside(&fx, &[], "git init -q --bare x.git; echo done");
+    let script = "git init -q --bare x.git; mkdir e; echo 'ref: refs/heads/main' > e/HEAD; \
+                  echo 'ref: refs/heads/main' > e/HEAD; echo done";
+    let out = script_inside(&fx, &[], script);
     assert!(out.stdout.contains("done"), "{out}");
     let said = out.stderr.matches("x.git/HEAD").count();
     assert_eq!(said, 1, "said once\n{out}");
+    assert_eq!(
+        out.stderr.matches("e/HEAD: a directory").count(),
+        1,
+        "said once\n{out}"
+    );
     assert!(out.stderr.contains("git init --bare"), "{out}");
     assert!(out.stderr.contains("outside sluice"), "{out}");
     assert!(!Path::new(&fx.ws("x.git/HEAD")).exists(), "{out}");
+    // Even alone in an empty directory (nothing to judge beside it yet).
+    assert!(!Path::new(&fx.ws("e/HEAD")).exists(), "{out}");
 }
 
 /// Control: git keeps working inside: a repository made, committed to,
@@ -243,8 +272,8 @@ fn git_keeps_working_inside_with_heads_where_git_keeps_them() {
 
 /// The broker applies the same rule to the writes it serves: with the
 /// home directory behind `ask_write` and every question answered yes, the
-/// SDK's writes make no `HEAD` there, nor write an existing bare
-/// repository's configuration there; the same writes outside sluice make
+/// SDK's writes and a plain open under `--transparent` make no `HEAD`
+/// there, nor write an existing bare repository's configuration there; the same writes outside sluice make
 /// git run the command. Control: an ordinary file beside is written.
 #[test]
 fn the_broker_makes_no_bare_repository_either() {
@@ -283,28 +312,89 @@ fn the_broker_makes_no_bare_repository_either() {
         let out = status(&fx, dir);
         assert_ran(&fx, dir, &out);
     }
-    let fx = Fixture::new(PROBE);
-    prepare(&fx);
-    let args = ["--approve", "allow"];
-    let write = |path: &str, text: &str| {
-        fx.sluice(
-            &args,
-            &[
-                "broker-write",
-                &fx.home(path),
-                text,
-                "--create",
-                "--truncate",
-            ],
-        )
+    for way in ["sdk", "transparent"] {
+        let fx = Fixture::new(PROBE);
+        prepare(&fx);
+        let write = |path: &str, text: &str| {
+            let path = fx.home(path);
+            let out = if way == "sdk" {
+                let action = ["broker-write", &path, text, "--create", "--truncate"];
+                fx.sluice(&["--approve", "allow"], &action)
+            } else {
+                let script = r#"printf %s "$2" > "$1""#;
+                let args = ["--transparent", "--approve", "allow"];
+                sluice_tests::execute(
+                    fx.sluice_command(&args, &["/bin/sh", "-c", script, "sh", &path, text]),
+                )
+            };
+            (out.status.success(), out)
+        };
+        let (ok, out) = write("notes2.txt", "x");
+        assert!(ok, "{way}: {out}");
+        let (ok, out) = write("bare/config", &config(&fx));
+        assert!(ok, "{way}: {out}");
+        let (ok, out) = write("bare/HEAD", "ref: refs/heads/main\n");
+        assert!(!ok, "{way}: {out}");
+        let (ok, out) = write("mirror.git/config", &config(&fx));
+        assert!(!ok, "{way}: {out}");
+        assert!(!Path::new(&fx.home("bare/HEAD")).exists());
+        let out = status(&fx, "bare");
+        assert_not_ran(&fx, "a bare repository made through the broker", &out);
+        let out = status(&fx, "mirror.git");
+        assert_not_ran(&fx, "a bare mirror configured through the broker", &out);
+    }
+}
+
+/// As an unprivileged user (sluice without root): the bare repository made
+/// by hand and by `git init --bare` runs nothing on the person's `git
+/// status`; the control, without sluice, runs the command.
+#[test]
+fn a_bare_repository_is_refused_for_an_unprivileged_user() {
+    let as_nobody = |fx: &Fixture, program: &[&str], dir: &str| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(program)
+            .current_dir(fx.ws(dir))
+            .env("HOME", &fx.home_dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("TMPDIR", fx.root().join("tmp"))
+            .stdin(std::process::Stdio::null());
+        sluice_tests::execute(cmd)
     };
-    write("notes2.txt", "x").assert_ok();
-    write("bare/config", &config(&fx)).assert_ok();
-    write("bare/HEAD", "ref: refs/heads/main\n").assert_blocked();
-    write("mirror.git/config", &config(&fx)).assert_blocked();
-    assert!(!Path::new(&fx.home("bare/HEAD")).exists());
-    let out = status(&fx, "bare");
-    assert_not_ran(&fx, "a bare repository made through the broker", &out);
-    let out = status(&fx, "mirror.git");
-    assert_not_ran(&fx, "a bare mirror configured through the broker", &out);
+    let script = format!(
+        "mkdir -p sub/objects sub/refs/heads; echo 'ref: refs/heads/main' > sub/HEAD; \
+         {CONFIG} > sub/config; git init -q --bare x.git; {CONFIG} > x.git/config"
+    );
+    let sluice = sluice_tests::sluice_bin();
+    for under_sluice in [false, true] {
+        let fx = Fixture::new(PROBE);
+        fs::create_dir_all(fx.root().join("tmp")).unwrap();
+        fx.give_to(65534, 65534);
+        for dir in [
+            fx.outside_dir.clone(),
+            fx.root().join("tmp"),
+            fx.root().join("state"),
+        ] {
+            fs::create_dir_all(&dir).unwrap();
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        }
+        let mark = marker(&fx);
+        let ws = fx.ws("");
+        let mut program: Vec<&str> = Vec::new();
+        if under_sluice {
+            program.extend([sluice.to_str().unwrap(), "run", "--workspace", &ws, "--"]);
+        }
+        program.extend(["/bin/sh", "-c", &script, "sh", &mark]);
+        let inside = as_nobody(&fx, &program, "");
+        for dir in ["sub", "x.git"] {
+            let out = as_nobody(&fx, &["git", "status", "--porcelain"], dir);
+            if under_sluice {
+                assert!(inside.stderr.contains("refused writing"), "{inside}");
+                assert_not_ran(&fx, dir, &format!("{inside}\n{out}"));
+            } else {
+                assert_ran(&fx, dir, &format!("{inside}\n{out}"));
+                fs::remove_file(&mark).unwrap();
+            }
+        }
+    }
 }
