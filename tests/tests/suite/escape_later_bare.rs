@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 use sluice_tests::Fixture;
 
 use super::escape_later::{
-    assert_not_ran, assert_ran, git_outside, marker, repository, script_inside, Succeeded, HOOK,
+    as_nobody, assert_not_ran, assert_ran, git_outside, give_to_nobody, marker, repository,
+    script_inside, Succeeded, HOOK,
 };
 use super::escape_later_git::{each_control_runs, each_vector_held, Vector};
 
@@ -350,17 +351,6 @@ fn the_broker_makes_no_bare_repository_either() {
 /// status`; the control, without sluice, runs the command.
 #[test]
 fn a_bare_repository_is_refused_for_an_unprivileged_user() {
-    let as_nobody = |fx: &Fixture, program: &[&str], dir: &str| {
-        let mut cmd = std::process::Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(program)
-            .current_dir(fx.ws(dir))
-            .env("HOME", &fx.home_dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("TMPDIR", fx.root().join("tmp"))
-            .stdin(std::process::Stdio::null());
-        sluice_tests::execute(cmd)
-    };
     let script = format!(
         "mkdir -p sub/objects sub/refs/heads; echo 'ref: refs/heads/main' > sub/HEAD; \
          {CONFIG} > sub/config; git init -q --bare x.git; {CONFIG} > x.git/config"
@@ -368,16 +358,7 @@ fn a_bare_repository_is_refused_for_an_unprivileged_user() {
     let sluice = sluice_tests::sluice_bin();
     for under_sluice in [false, true] {
         let fx = Fixture::new(PROBE);
-        fs::create_dir_all(fx.root().join("tmp")).unwrap();
-        fx.give_to(65534, 65534);
-        for dir in [
-            fx.outside_dir.clone(),
-            fx.root().join("tmp"),
-            fx.root().join("state"),
-        ] {
-            fs::create_dir_all(&dir).unwrap();
-            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
-        }
+        give_to_nobody(&fx);
         let mark = marker(&fx);
         let ws = fx.ws("");
         let mut program: Vec<&str> = Vec::new();
