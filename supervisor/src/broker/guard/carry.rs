@@ -365,7 +365,8 @@ fn rename(
             // A bare repository's (its directory holds HEAD) is checked
             // as a `.git`'s.
             let bare = || -> io::Result<bool> {
-                Ok(judge::as_git_config(&path).is_some() && env.guard.holds(&dst.real, HEAD)?)
+                Ok(judge::as_git_config(&path).is_some()
+                    && env.guard.holds(&mut None, &dst.real, HEAD)?)
             };
             if judge::is_git_config(&path) || bare()? {
                 return gitconfig::put(env, &src, &dst, flags, gitconfig::check);

@@ -509,26 +509,33 @@ impl Guard {
     /// Whether the directory `dir` (a real path, resolved in the program's
     /// root) holds `name` now, a symlink not followed: for
     /// [`judge::judge_as_git_directory`]. A directory that is not there
-    /// holds nothing.
-    fn holds(&self, dir: &Path, name: &[u8]) -> io::Result<bool> {
-        let root = self
-            .root
-            .get()
-            .ok_or(io::Error::from_raw_os_error(libc::EPERM))?;
-        let dir = match safe_open::openat2(
-            root.as_raw_fd(),
-            dir.as_os_str().as_bytes(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            0,
-            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-        ) {
-            Ok(dir) => dir,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-                return Ok(false)
-            }
-            Err(e) => return Err(e),
-        };
-        has_name(&dir, name)
+    /// holds nothing. `opened` keeps the last directory opened, for the
+    /// next question about it (a `HEAD`'s directory is asked up to four).
+    fn holds(
+        &self,
+        opened: &mut Option<(PathBuf, Option<OwnedFd>)>,
+        dir: &Path,
+        name: &[u8],
+    ) -> io::Result<bool> {
+        if opened.as_ref().is_none_or(|(at, _)| at != dir) {
+            let root = (self.root.get()).ok_or(io::Error::from_raw_os_error(libc::EPERM))?;
+            let fd = match safe_open::openat2(
+                root.as_raw_fd(),
+                dir.as_os_str().as_bytes(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+                libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+            ) {
+                Ok(fd) => Some(fd),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => None,
+                Err(e) => return Err(e),
+            };
+            *opened = Some((dir.to_path_buf(), fd));
+        }
+        match opened {
+            Some((_, Some(fd))) => has_name(fd, name),
+            _ => Ok(false),
+        }
     }
 
     /// Resolves the parent of `path` (relative to `base`) in the program's
@@ -607,7 +614,8 @@ fn check_path(env: &Env<'_>, path: PathBuf, act: Act) -> Result<(), Stop> {
     if let Some(refusal) = by_lists(&path, act) {
         return Err(Stop::Refused(path, refusal));
     }
-    let holds = |dir: &Path, name: &[u8]| env.guard.holds(dir, name);
+    let mut opened = None;
+    let holds = |dir: &Path, name: &[u8]| env.guard.holds(&mut opened, dir, name);
     match judge::judge_as_git_directory(&path, act, by_lists, holds)? {
         Some(refusal) => Err(Stop::Refused(path, refusal)),
         None => Ok(()),
