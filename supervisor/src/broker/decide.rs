@@ -202,7 +202,10 @@ pub(super) fn judge(shared: &Shared, path: &Path, want: Want) -> Decision {
         };
         let refused = match by_list(path, guard::Act::Write) {
             Some(refusal) => Ok(Some(refusal)),
-            None => guard::judge_as_git_directory(path, guard::Act::Write, by_list, holds),
+            None => {
+                let keeps_head = |head: &Path| protect.excepted(head);
+                guard::judge_as_git_directory(path, guard::Act::Write, by_list, keeps_head, holds)
+            }
         };
         let (rule, reason) = match refused {
             Ok(None) => (None, String::new()),

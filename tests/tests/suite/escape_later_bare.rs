@@ -379,3 +379,79 @@ fn a_bare_repository_is_refused_for_an_unprivileged_user() {
         }
     }
 }
+
+/// Where git keeps a `HEAD` in a `.git` (a reflog's directory, a
+/// worktree's), the program removes it and plants a configuration; git
+/// makes the `HEAD` again later, outside the session (the person's next
+/// commit writes `logs/HEAD`; a worktree's HEAD put back), and the
+/// directory is a repository whose configuration git reads. Judged as a
+/// `.git` without its `HEAD`, the configuration is refused. The control,
+/// without sluice, runs the command.
+#[test]
+fn a_git_directory_whose_head_git_makes_again_later_is_judged_without_it() {
+    /// A vector whose trigger needs the person's git first (`person`).
+    struct Later {
+        name: &'static str,
+        setup: fn(&Fixture),
+        script: String,
+        person: fn(&Fixture),
+        trigger: (&'static str, &'static [&'static str]),
+    }
+    let cases = [
+        Later {
+            name: "a reflog's directory",
+            setup: |fx| repository(fx, "sub"),
+            script: format!(
+                "cd sub/.git/logs && rm HEAD && mkdir objects && {FSMONITOR} > config \
+                 && printf '\\tworktree = .\\n' >> config"
+            ),
+            person: |fx| {
+                let commit = ["commit", "-q", "--allow-empty", "-m", "later"];
+                git_outside(fx, "sub", &commit).succeeded();
+            },
+            trigger: ("sub/.git/logs", STATUS),
+        },
+        Later {
+            name: "a worktree's directory",
+            setup: |fx| {
+                repository(fx, "proj");
+                git_outside(fx, "proj", &["worktree", "add", "-q", "wt"]).succeeded();
+            },
+            script: format!(
+                "cd proj/.git/worktrees/wt && rm HEAD commondir && mkdir -p objects refs \
+                 && {FSMONITOR} > config"
+            ),
+            person: |fx| {
+                fs::write(fx.ws("proj/.git/worktrees/wt/HEAD"), "ref: refs/heads/wt\n").unwrap()
+            },
+            trigger: ("proj/wt", STATUS),
+        },
+    ];
+    for Later {
+        name,
+        setup,
+        script,
+        person,
+        trigger: (dir, args),
+    } in &cases
+    {
+        let control = Fixture::new(PROBE);
+        setup(&control);
+        let out = super::escape_later::script_outside(&control, script);
+        person(&control);
+        let status = git_outside(&control, dir, args);
+        assert_ran(&control, name, &format!("{out}\n{status}"));
+        for way in [&[][..], &["--transparent"][..]] {
+            let fx = Fixture::new(PROBE);
+            setup(&fx);
+            let inside = script_inside(&fx, way, script);
+            assert!(
+                inside.stderr.contains("refused writing"),
+                "{name}: {inside}"
+            );
+            person(&fx);
+            let status = git_outside(&fx, dir, args);
+            assert_not_ran(&fx, name, &format!("{inside}\n{status}"));
+        }
+    }
+}

@@ -110,6 +110,13 @@ const GIT_DIR_ENTRIES: [&[u8]; 4] = [b"config", b"config.worktree", b"commondir"
 /// anywhere changes nothing, so no walk beneath a renamed directory is
 /// needed.
 ///
+/// A directory where the lists allow a `HEAD` only by an exception
+/// (`keeps_head(D/HEAD)`: `.git/logs`, `.git/worktrees/NAME`,
+/// `.git/refs/remotes/NAME`) is judged so whether it holds one or not:
+/// git itself makes that `HEAD` later, outside the session too (the
+/// person's next commit writes `logs/HEAD`), after the program removed it
+/// and planted a `config`.
+///
 /// `holds(dir, name)`: whether `dir` holds `name` now (a symlink not
 /// followed); only asked where the answer changes the judgement, so a
 /// write costs nothing unless its name is one of [`GIT_DIR_ENTRIES`] (or
@@ -119,6 +126,7 @@ pub fn judge_as_git_directory(
     path: &Path,
     act: Act,
     judge: impl Fn(&Path, Act) -> Option<Refusal>,
+    keeps_head: impl Fn(&Path) -> bool,
     mut holds: impl FnMut(&Path, &[u8]) -> io::Result<bool>,
 ) -> io::Result<Option<Refusal>> {
     if matches!(act, Act::RenameSource) {
@@ -147,7 +155,7 @@ pub fn judge_as_git_directory(
         let alt = joined(&alt);
         if let Some(refusal) = judge(&alt, act) {
             let dir = joined(&parts[..k]);
-            if holds(&dir, HEAD)? {
+            if keeps_head(&dir.join("HEAD")) || holds(&dir, HEAD)? {
                 return Ok(Some(Refusal {
                     rule: format!(
                         "{} (its directory holds HEAD: a git repository)",
@@ -348,8 +356,9 @@ mod tests {
                 _ => entries.contains(&at.as_str()),
             })
         };
-        let got =
-            judge_as_git_directory(Path::new(path), act, |p2, a| judge(&p, p2, a), holds).unwrap();
+        let keeps = |head: &Path| p.excepted(head);
+        let judged = |p2: &Path, a| judge(&p, p2, a);
+        let got = judge_as_git_directory(Path::new(path), act, judged, keeps, holds).unwrap();
         // An ordinary write asks nothing of the file system.
         let named = ["config", "hooks", "commondir"]
             .iter()
@@ -385,6 +394,19 @@ mod tests {
         assert!(as_git("/ws/.git/worktrees/w/config", Act::Write, wt, &[]).is_some());
         let logs = &["/ws/.git/logs"];
         assert!(as_git("/ws/.git/logs/config", Act::Write, logs, &[]).is_some());
+        // Where git makes a HEAD itself, judged so without one.
+        let none: &[&str] = &[];
+        for path in [
+            "/ws/.git/logs/config",
+            "/ws/.git/logs/hooks/pre-commit",
+            "/ws/.git/worktrees/w/config",
+            "/ws/.git/refs/remotes/origin/commondir",
+            "/ws/.git/logs/refs/remotes/origin/config",
+        ] {
+            assert!(as_git(path, Act::Write, none, &[]).is_some(), "{path}");
+        }
+        assert!(as_git("/ws/x/config", Act::Write, none, &[]).is_none());
+        assert!(as_git("/ws/.git/refs/heads/config", Act::Write, none, &[]).is_none());
         // A `.git` itself is judged by the lists alone.
         assert!(as_git("/ws/.git/index", Act::Write, &["/ws/.git"], &[]).is_none());
         let r = as_git("/ws/repo.git/config", Act::Write, bare, &[]).unwrap();

@@ -616,7 +616,8 @@ fn check_path(env: &Env<'_>, path: PathBuf, act: Act) -> Result<(), Stop> {
     }
     let mut opened = None;
     let holds = |dir: &Path, name: &[u8]| env.guard.holds(&mut opened, dir, name);
-    match judge::judge_as_git_directory(&path, act, by_lists, holds)? {
+    let keeps_head = |head: &Path| env.lists().any(|list| list.excepted(head));
+    match judge::judge_as_git_directory(&path, act, by_lists, keeps_head, holds)? {
         Some(refusal) => Err(Stop::Refused(path, refusal)),
         None => Ok(()),
     }
