@@ -17,7 +17,7 @@ use sluice_tests::Fixture;
 
 use super::escape_later::{
     as_nobody, assert_not_ran, assert_ran, git_outside, give_to_nobody, marker, repository,
-    script_inside, Succeeded, HOOK,
+    script_inside, Succeeded, EXTENDING, HOOK,
 };
 use super::escape_later_git::{each_control_runs, each_vector_held, Vector};
 
@@ -200,19 +200,24 @@ fn every_control_runs() {
     CONTROLS.get_or_init(|| each_control_runs(&vectors()));
 }
 
-fn every_vector(sluice_args: &[&str]) {
+fn every_vector(sluice_args: &[&str], policy: Option<&str>) {
     every_control_runs();
-    each_vector_held(&vectors(), sluice_args, None);
+    each_vector_held(&vectors(), sluice_args, policy);
 }
 
 #[test]
 fn bare_repository_vectors_are_held_under_default() {
-    every_vector(&[]);
+    every_vector(&[], None);
+}
+
+#[test]
+fn bare_repository_vectors_are_held_under_a_policy_extending_default() {
+    every_vector(&[], Some(EXTENDING));
 }
 
 #[test]
 fn bare_repository_vectors_are_held_under_transparent() {
-    every_vector(&["--transparent"]);
+    every_vector(&["--transparent"], None);
 }
 
 /// What is refused says why, once: a HEAD would make a repository, and
