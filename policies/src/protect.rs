@@ -341,6 +341,17 @@ impl Protect {
         }
     }
 
+    /// Whether `path` itself is kept from a rule matching it only by an
+    /// exception (`/ws/.git/logs/HEAD` under `**/HEAD` and
+    /// `!**/.git/logs/HEAD`): a place the list names as allowed.
+    pub fn excepted(&self, path: &Path) -> bool {
+        let parts = split(path);
+        let matching = |except: bool| {
+            (self.rules.iter()).any(|r| r.except == except && r.matches_exactly(&parts))
+        };
+        matching(true) && matching(false)
+    }
+
     /// The rule `path` leads to: `path` is a directory some pattern could
     /// protect something beneath (`/ws/.git` for `**/.git/hooks/*`,
     /// `/home/u/.config` for `~/.config/autostart`).

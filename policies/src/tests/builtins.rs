@@ -318,3 +318,42 @@ fn agent_policies_open_the_agents_state_and_protect_what_runs_code() {
         .protects(&vars.workspace.join(".aider.conf.yml"))
         .is_some());
 }
+
+/// `default` makes no `HEAD` but where git keeps one in a `.git`, and
+/// names those places (`Protect::excepted`) for the guard, which judges
+/// the directory as a `.git` there with or without its `HEAD`.
+#[test]
+fn default_keeps_head_only_where_git_does() {
+    let root = TempDir::new();
+    let vars = populated(&root);
+    let protect = load("default")
+        .unwrap()
+        .resolve(&vars)
+        .unwrap()
+        .filesystem
+        .protect;
+    let ws = &vars.workspace;
+    for made in [
+        "sub/HEAD",
+        "repo.git/HEAD",
+        ".git/refs/HEAD",
+        ".git/objects/HEAD",
+    ] {
+        assert!(protect.protects(&ws.join(made)).is_some(), "{made}");
+        assert!(!protect.excepted(&ws.join(made)), "{made}");
+    }
+    for kept in [
+        ".git/HEAD",
+        ".git/logs/HEAD",
+        ".git/refs/remotes/origin/HEAD",
+        ".git/logs/refs/remotes/origin/HEAD",
+        ".git/worktrees/w/HEAD",
+        ".git/worktrees/w/logs/HEAD",
+        ".git/modules/vendor/lib/HEAD",
+    ] {
+        assert!(protect.protects(&ws.join(kept)).is_none(), "{kept}");
+        assert!(protect.excepted(&ws.join(kept)), "{kept}");
+    }
+    assert!(!protect.excepted(&ws.join("src/main.rs")));
+    assert!(protect.leads_to(&ws.join("sub")).is_none());
+}

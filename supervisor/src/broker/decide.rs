@@ -17,7 +17,7 @@ use proto::{Access, ErrorKind, OpenFlags, ResponseBody};
 pub use super::safe_open::CallFlags;
 use super::safe_open::{self, Kind, Lookup, Mode, Resolved};
 use super::sandbox_view::NotServed;
-use super::Shared;
+use super::{guard, Shared};
 use crate::approval::Question;
 use crate::audit::{self, By, DecisionRecord, Op};
 
@@ -190,12 +190,41 @@ pub(super) fn judge(shared: &Shared, path: &Path, want: Want) -> Decision {
     // `[filesystem] protect` holds for the broker's writes too (`guard`).
     let protect = &shared.policy.filesystem.protect;
     if want.writes() {
-        if let Some(rule) = protect.protects(path).or_else(|| protect.leads_to(path)) {
+        // The guard's judgement, a directory holding `HEAD` judged as a
+        // `.git` too (a bare repository made or written through the broker).
+        let by_list = |path: &Path, act| guard::judge_path(protect, path, act);
+        let holds = |dir: &Path, name: &[u8]| match std::fs::symlink_metadata(
+            dir.join(OsStr::from_bytes(name)),
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(false),
+            Err(e) => Err(e),
+        };
+        let refused = match by_list(path, guard::Act::Write) {
+            Some(refusal) => Ok(Some(refusal)),
+            None => {
+                let keeps_head = |head: &Path| protect.excepted(head);
+                guard::judge_as_git_directory(path, guard::Act::Write, by_list, keeps_head, holds)
+            }
+        };
+        let (rule, reason) = match refused {
+            Ok(None) => (None, String::new()),
+            Ok(Some(refusal)) => {
+                let reason = format!("{}: {}", refusal.rule, refusal.why);
+                (Some(refusal.rule), reason)
+            }
+            // Fail closed: what cannot be judged is not written.
+            Err(e) => (
+                Some("a git repository's files".to_owned()),
+                format!("cannot tell whether a directory on the way holds HEAD: {e}"),
+            ),
+        };
+        if let Some(rule) = rule {
             return Decision {
                 verdict: Verdict::Deny,
                 by: By::Rule,
-                reason: format!("{rule}: it runs code outside the sandbox later"),
-                rule: Some(rule.to_string()),
+                reason,
+                rule: Some(rule),
             };
         }
     }

@@ -412,20 +412,38 @@ fn protected_during_the_session(way: &str) {
     assert_not_ran(&fx, "a hook during the session", &out);
 }
 
+/// `program` in the workspace's `dir` as the unprivileged user 65534,
+/// with the fixture's home and temporary directory.
+pub(super) fn as_nobody(fx: &Fixture, program: &[&str], dir: &str) -> Outcome {
+    let mut cmd = sluice_tests::setpriv_nobody();
+    cmd.args(program)
+        .current_dir(fx.ws(dir))
+        .env("HOME", &fx.home_dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("TMPDIR", fx.root().join("tmp"))
+        .stdin(Stdio::null());
+    execute(cmd)
+}
+
+/// Gives the fixture, its temporary, state and outside directories to the
+/// unprivileged user 65534 ([`as_nobody`]).
+pub(super) fn give_to_nobody(fx: &Fixture) {
+    fs::create_dir_all(fx.root().join("tmp")).unwrap();
+    fx.give_to(65534, 65534);
+    for dir in [
+        fx.outside_dir.clone(),
+        fx.root().join("tmp"),
+        fx.root().join("state"),
+    ] {
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    }
+}
+
 /// The same as an unprivileged user, whose sandbox is made in a user
 /// namespace of its own.
 #[test]
 fn a_nested_hook_is_refused_for_an_unprivileged_user() {
-    let as_nobody = |fx: &Fixture, program: &[&str], dir: &str| {
-        let mut cmd = sluice_tests::setpriv_nobody();
-        cmd.args(program)
-            .current_dir(fx.ws(dir))
-            .env("HOME", &fx.home_dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("TMPDIR", fx.root().join("tmp"))
-            .stdin(Stdio::null());
-        execute(cmd)
-    };
     // And a disabled hook the person keeps in `sub2`, made executable by
     // name and through a descriptor.
     let script = format!(
@@ -452,16 +470,7 @@ fn a_nested_hook_is_refused_for_an_unprivileged_user() {
         let second = format!("{}2", marker(&fx));
         let hook = format!("#!/bin/sh\ntouch {second}\n");
         fs::write(fx.ws("sub2/.git/hooks/pre-commit"), hook).unwrap();
-        fs::create_dir_all(fx.root().join("tmp")).unwrap();
-        fx.give_to(65534, 65534);
-        for dir in [
-            fx.outside_dir.clone(),
-            fx.root().join("tmp"),
-            fx.root().join("state"),
-        ] {
-            fs::create_dir_all(&dir).unwrap();
-            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
-        }
+        give_to_nobody(&fx);
         let mark = marker(&fx);
         let ws = fx.ws("");
         let mut program: Vec<&str> = Vec::new();

@@ -16,6 +16,7 @@ mod bwrap;
 mod cli;
 mod escape_fs;
 mod escape_later;
+mod escape_later_bare;
 mod escape_later_git;
 mod escape_limits;
 mod escape_net;

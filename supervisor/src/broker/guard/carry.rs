@@ -158,13 +158,7 @@ pub(super) fn follow(env: &Env<'_>, root: BorrowedFd<'_>, mut place: Place) -> R
 
 /// Whether something (a symlink too, not followed) has the name of `place`.
 fn exists(place: &Place) -> io::Result<bool> {
-    let name = std::ffi::CString::new(place.name.clone())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    match sys::fs::lstat_at(&place.parent, &name) {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-        Err(e) => Err(e),
-    }
+    has_name(&place.parent, &place.name)
 }
 
 /// The target of the symlink at `place`, or `None` if it is not one.
@@ -368,7 +362,13 @@ fn rename(
         let plain = flags & !libc::RENAME_NOREPLACE == 0;
         let path = dst.path();
         if plain && !dst.real.starts_with("/proc") {
-            if judge::is_git_config(&path) {
+            // A bare repository's (its directory holds HEAD) is checked
+            // as a `.git`'s.
+            let bare = || -> io::Result<bool> {
+                Ok(judge::as_git_config(&path).is_some()
+                    && env.guard.holds(&mut None, &dst.real, HEAD)?)
+            };
+            if judge::is_git_config(&path) || bare()? {
                 return gitconfig::put(env, &src, &dst, flags, gitconfig::check);
             }
             if path.file_name() == Some(OsStr::new(".gitmodules")) {

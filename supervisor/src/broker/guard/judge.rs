@@ -1,7 +1,8 @@
 //! What the guard refuses: pure decisions on real paths, no kernel calls.
 
+use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use policies::Protect;
 
@@ -55,7 +56,9 @@ pub fn judge(protect: &Protect, path: &Path, act: Act) -> Option<Refusal> {
         return None;
     }
     if let Some(rule) = protect.protects(path) {
+        let head = path.file_name().is_some_and(|n| n.as_bytes() == HEAD);
         let why = match act {
+            Act::Write | Act::Mkdir | Act::Name if head => HEAD_WHY,
             Act::Write | Act::Mkdir | Act::Name => "it runs code outside the sandbox later",
             Act::Chmod => "made executable, it would run outside the sandbox later",
             Act::Xattr => "an access list could make it executable",
@@ -76,6 +79,133 @@ pub fn judge(protect: &Protect, path: &Path, act: Act) -> Option<Refusal> {
         }
     }
     None
+}
+
+/// The name that makes a directory a git repository to git's discovery
+/// (`setup.c`, `is_git_directory`: a valid `HEAD` beside `objects/` and
+/// `refs/`), bare or not: `default` protects it outside the places git
+/// keeps one in a `.git` directory.
+pub const HEAD: &[u8] = b"HEAD";
+
+/// Why a `HEAD` is not made: said to the person with the path.
+const HEAD_WHY: &str = "a directory holding HEAD is a git repository to git, whose \
+    configuration the person's next git command there would run (`git init --bare`, \
+    `git clone --bare` or `--mirror` are refused in the sandbox: make the bare \
+    repository outside sluice)";
+
+/// What a git directory holds that makes git run code or read a
+/// configuration: judged, in a directory that holds a `HEAD`, as it would
+/// be in a `.git` ([`judge_as_git_directory`]). A submodule's or worktree's
+/// directory beneath holds a `HEAD` of its own and is judged in its turn.
+const GIT_DIR_ENTRIES: [&[u8]; 4] = [b"config", b"config.worktree", b"commondir", b"hooks"];
+
+/// A directory that holds a `HEAD` is a git directory whatever its name (a
+/// bare repository, `repo.git`, or `mv sub/.git sub/x`): what the program
+/// does to its configuration, hooks and `commondir` is judged as if the
+/// directory were named `.git` (`judge` by the caller's lists), and a
+/// `HEAD` is made (where the lists allow one) only in a directory whose
+/// such entries were judged so. Together with `default`'s rule that no
+/// `HEAD` is made outside a `.git`, every `config` beside a `HEAD` has been
+/// judged as a repository's (or was there at launch): moving the directory
+/// anywhere changes nothing, so no walk beneath a renamed directory is
+/// needed.
+///
+/// A directory where the lists allow a `HEAD` only by an exception
+/// (`keeps_head(D/HEAD)`: `.git/logs`, `.git/worktrees/NAME`,
+/// `.git/refs/remotes/NAME`) is judged so whether it holds one or not:
+/// git itself makes that `HEAD` later, outside the session too (the
+/// person's next commit writes `logs/HEAD`), after the program removed it
+/// and planted a `config`.
+///
+/// `holds(dir, name)`: whether `dir` holds `name` now (a symlink not
+/// followed); only asked where the answer changes the judgement, so a
+/// write costs nothing unless its name is one of [`GIT_DIR_ENTRIES`] (or
+/// beneath `hooks`) or is a `HEAD` outside a `.git`. An error is the
+/// caller's to fail closed on.
+pub fn judge_as_git_directory(
+    path: &Path,
+    act: Act,
+    judge: impl Fn(&Path, Act) -> Option<Refusal>,
+    keeps_head: impl Fn(&Path) -> bool,
+    mut holds: impl FnMut(&Path, &[u8]) -> io::Result<bool>,
+) -> io::Result<Option<Refusal>> {
+    if matches!(act, Act::RenameSource) {
+        return Ok(None);
+    }
+    let parts: Vec<&[u8]> = path
+        .iter()
+        .map(|c| c.as_bytes())
+        .filter(|c| *c != b"/")
+        .collect();
+    let joined = |parts: &[&[u8]]| -> PathBuf {
+        let mut p = PathBuf::from("/");
+        p.extend(parts.iter().map(|c| std::ffi::OsStr::from_bytes(c)));
+        p
+    };
+    // `D/config`, `D/hooks/x`: D, the directory `parts[..k]`, judged as a
+    // `.git` where it holds a HEAD.
+    for k in 1..parts.len() {
+        if !GIT_DIR_ENTRIES.contains(&parts[k]) || parts[k - 1] == b".git" {
+            continue;
+        }
+        let alt: Vec<&[u8]> = (parts[..k - 1].iter().copied())
+            .chain([&b".git"[..]])
+            .chain(parts[k..].iter().copied())
+            .collect();
+        let alt = joined(&alt);
+        if let Some(refusal) = judge(&alt, act) {
+            let dir = joined(&parts[..k]);
+            if keeps_head(&dir.join("HEAD")) || holds(&dir, HEAD)? {
+                return Ok(Some(Refusal {
+                    rule: format!(
+                        "{} (its directory holds HEAD: a git repository)",
+                        refusal.rule
+                    ),
+                    why: refusal.why,
+                }));
+            }
+        }
+    }
+    // A HEAD made where the lists allow one (inside a `.git`): not beside
+    // a configuration, hooks or commondir that was not judged as a git
+    // directory's (`.git/logs/config`, written before git makes
+    // `logs/HEAD`).
+    let n = parts.len();
+    let making = matches!(act, Act::Write | Act::Name);
+    if making && n >= 2 && parts[n - 1] == HEAD && parts[n - 2] != b".git" {
+        let dir = joined(&parts[..n - 1]);
+        for entry in GIT_DIR_ENTRIES {
+            let here = dir.join(std::ffi::OsStr::from_bytes(entry));
+            let alt = joined(&parts[..n - 2])
+                .join(".git")
+                .join(std::ffi::OsStr::from_bytes(entry));
+            if judge(&here, Act::Name).is_some() {
+                continue;
+            }
+            if let Some(refusal) = judge(&alt, Act::Name) {
+                if holds(&dir, entry)? {
+                    return Ok(Some(Refusal {
+                        rule: format!(
+                            "{} (this directory holds {}: HEAD would make it a git repository)",
+                            refusal.rule,
+                            String::from_utf8_lossy(entry)
+                        ),
+                        why: HEAD_WHY,
+                    }));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The path a repository's configuration at `path` is judged as when its
+/// directory holds a `HEAD` ([`judge_as_git_directory`]): `D/config` as
+/// `.git/config`. `None` where the name is not one ([`is_git_config`]).
+pub fn as_git_config(path: &Path) -> Option<PathBuf> {
+    let dir = path.parent()?;
+    let alt = dir.parent()?.join(".git").join(path.file_name()?);
+    is_git_config(&alt).then_some(alt)
 }
 
 /// The refusal for making the name `dst` (a rename's, link's or exchange's
@@ -162,6 +292,172 @@ mod tests {
         assert!(!j("/ws/build.sh", Act::Chmod));
         assert!(!j("/ws/.git/config", Act::Chmod));
         assert!(j("/ws/.sluice-guard-1", Act::RenameSource));
+    }
+
+    /// `default`'s git patterns with its `HEAD` rule.
+    fn with_head() -> Protect {
+        let text = include_str!("../../../../policies/builtin/default.toml");
+        let patterns: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('"') && !l.contains('$') && !l.contains('~'))
+            .filter(|l| l.contains(".git") || l.contains("HEAD"))
+            .map(|l| l.trim_end_matches(',').trim_matches('"'))
+            .collect();
+        assert!(patterns.contains(&"**/HEAD"), "{patterns:?}");
+        Protect::from_patterns(patterns).unwrap()
+    }
+
+    #[test]
+    fn no_head_is_made_outside_a_git_directory() {
+        let p = with_head();
+        let j = |path: &str, act| judge(&p, Path::new(path), act);
+        for act in [Act::Write, Act::Name, Act::Mkdir] {
+            let refusal = j("/ws/sub/HEAD", act).expect("a bare repository's HEAD");
+            assert!(refusal.why.contains("git init --bare"), "{refusal:?}");
+            assert!(j("/ws/repo.git/HEAD", act).is_some());
+            assert!(j("/ws/.git/refs/HEAD", act).is_some());
+            assert!(j("/ws/.git/logs/x/HEAD", act).is_some());
+            assert!(j("/ws/.git/worktrees/HEAD", act).is_some());
+        }
+        // Where git keeps one.
+        for path in [
+            "/ws/.git/HEAD",
+            "/ws/sub/.git/HEAD",
+            "/ws/.git/logs/HEAD",
+            "/ws/.git/refs/remotes/origin/HEAD",
+            "/ws/.git/logs/refs/remotes/origin/HEAD",
+            "/ws/.git/worktrees/w/HEAD",
+            "/ws/.git/worktrees/w/logs/HEAD",
+            "/ws/.git/modules/vendor/lib/HEAD",
+            "/ws/.git/modules/a/worktrees/w/logs/HEAD",
+        ] {
+            assert_eq!(j(path, Act::Name), None, "{path}");
+            assert_eq!(j(path, Act::Write), None, "{path}");
+        }
+        // Other names git makes stay free; nothing leads to a HEAD.
+        assert_eq!(j("/ws/sub/ORIG_HEAD", Act::Name), None);
+        assert_eq!(j("/ws/sub/HEAD.lock", Act::Name), None);
+        assert_eq!(j("/ws/sub", Act::Name), None);
+        assert_eq!(j("/ws/.git/HEAD", Act::RenameSource), None);
+    }
+
+    /// `judge_as_git_directory` with `with_head()`, directories in `heads`
+    /// holding HEAD and the names in `entries` existing.
+    fn as_git(path: &str, act: Act, heads: &[&str], entries: &[&str]) -> Option<Refusal> {
+        let p = with_head();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let holds = |dir: &Path, name: &[u8]| {
+            let at = dir.join(std::ffi::OsStr::from_bytes(name));
+            asked.borrow_mut().push(at.clone());
+            let at = at.to_str().unwrap().to_owned();
+            Ok(match name {
+                HEAD => heads.iter().any(|d| at == format!("{d}/HEAD")),
+                _ => entries.contains(&at.as_str()),
+            })
+        };
+        let keeps = |head: &Path| p.excepted(head);
+        let judged = |p2: &Path, a| judge(&p, p2, a);
+        let got = judge_as_git_directory(Path::new(path), act, judged, keeps, holds).unwrap();
+        // An ordinary write asks nothing of the file system.
+        let named = ["config", "hooks", "commondir"]
+            .iter()
+            .any(|n| path.contains(n));
+        if !named && !path.ends_with("/HEAD") {
+            assert!(asked.borrow().is_empty(), "{path}: {asked:?}");
+        }
+        got
+    }
+
+    #[test]
+    fn a_directory_holding_head_is_judged_as_a_git_directory() {
+        let bare = &["/ws/repo.git"];
+        for act in [Act::Write, Act::Name, Act::LinkSource] {
+            assert!(as_git("/ws/repo.git/config", act, bare, &[]).is_some());
+            assert!(as_git("/ws/repo.git/hooks/pre-commit", act, bare, &[]).is_some());
+            assert!(as_git("/ws/repo.git/commondir", act, bare, &[]).is_some());
+            assert!(as_git("/ws/repo.git/config.worktree", act, bare, &[]).is_some());
+            // Without HEAD, an ordinary file so named.
+            assert!(as_git("/ws/src/config", act, bare, &[]).is_none());
+            assert!(as_git("/ws/x/hooks/pre-commit", act, bare, &[]).is_none());
+        }
+        assert!(as_git("/ws/repo.git/hooks", Act::Name, bare, &[]).is_some());
+        assert!(as_git("/ws/repo.git/hooks", Act::Mkdir, bare, &[]).is_none());
+        assert!(as_git("/ws/repo.git/hooks/a.sample", Act::Write, bare, &[]).is_none());
+        assert!(as_git("/ws/repo.git/config", Act::RenameSource, bare, &[]).is_none());
+        assert!(as_git("/ws/repo.git/config", Act::Chmod, bare, &[]).is_none());
+        assert!(as_git("/ws/repo.git/objects/ab/cd", Act::Name, bare, &[]).is_none());
+        assert!(as_git("/ws/repo.git/description", Act::Write, bare, &[]).is_none());
+        // A worktree's or a reflog's directory, which holds a HEAD of its
+        // own: judged as one (git never writes a `config` there).
+        let wt = &["/ws/.git/worktrees/w"];
+        assert!(as_git("/ws/.git/worktrees/w/config", Act::Write, wt, &[]).is_some());
+        let logs = &["/ws/.git/logs"];
+        assert!(as_git("/ws/.git/logs/config", Act::Write, logs, &[]).is_some());
+        // Where git makes a HEAD itself, judged so without one.
+        let none: &[&str] = &[];
+        for path in [
+            "/ws/.git/logs/config",
+            "/ws/.git/logs/hooks/pre-commit",
+            "/ws/.git/worktrees/w/config",
+            "/ws/.git/refs/remotes/origin/commondir",
+            "/ws/.git/logs/refs/remotes/origin/config",
+        ] {
+            assert!(as_git(path, Act::Write, none, &[]).is_some(), "{path}");
+        }
+        assert!(as_git("/ws/x/config", Act::Write, none, &[]).is_none());
+        assert!(as_git("/ws/.git/refs/heads/config", Act::Write, none, &[]).is_none());
+        // A `.git` itself is judged by the lists alone.
+        assert!(as_git("/ws/.git/index", Act::Write, &["/ws/.git"], &[]).is_none());
+        let r = as_git("/ws/repo.git/config", Act::Write, bare, &[]).unwrap();
+        assert!(r.rule.contains("holds HEAD"), "{r:?}");
+    }
+
+    #[test]
+    fn a_head_is_not_made_beside_a_configuration_judged_as_no_git_directorys() {
+        let none: &[&str] = &[];
+        // git's own HEADs, with what git keeps beside them.
+        assert!(as_git(
+            "/ws/.git/logs/HEAD",
+            Act::Name,
+            none,
+            &["/ws/.git/logs/refs"]
+        )
+        .is_none());
+        let wt = [
+            "/ws/.git/worktrees/w/commondir",
+            "/ws/.git/worktrees/w/config.worktree",
+        ];
+        assert!(as_git("/ws/.git/worktrees/w/HEAD", Act::Name, none, &wt).is_none());
+        let module = ["/ws/.git/modules/m/config", "/ws/.git/modules/m/hooks"];
+        assert!(as_git("/ws/.git/modules/m/HEAD", Act::Name, none, &module).is_none());
+        assert!(as_git("/ws/.git/HEAD", Act::Name, none, &["/ws/.git/config"]).is_none());
+        // A `config` or `hooks` planted first, the HEAD git makes later.
+        for (head, entry) in [
+            ("/ws/.git/logs/HEAD", "/ws/.git/logs/config"),
+            ("/ws/.git/logs/HEAD", "/ws/.git/logs/hooks"),
+            (
+                "/ws/.git/refs/remotes/o/HEAD",
+                "/ws/.git/refs/remotes/o/config",
+            ),
+            ("/ws/.git/worktrees/w/HEAD", "/ws/.git/worktrees/w/config"),
+        ] {
+            for act in [Act::Name, Act::Write] {
+                let r = as_git(head, act, none, &[entry]);
+                assert!(
+                    r.is_some_and(|r| r.why == HEAD_WHY),
+                    "{head} beside {entry}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bare_repositorys_configuration_is_checked_as_a_gits() {
+        let alt = as_git_config(Path::new("/ws/repo.git/config")).unwrap();
+        assert_eq!(alt, Path::new("/ws/.git/config"));
+        assert!(as_git_config(Path::new("/ws/.git/worktrees/w/config.worktree")).is_some());
+        assert!(as_git_config(Path::new("/ws/repo.git/HEAD")).is_none());
     }
 
     #[test]

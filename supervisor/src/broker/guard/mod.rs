@@ -38,6 +38,7 @@ mod attrs;
 mod carry;
 mod gitconfig;
 mod judge;
+pub(crate) use judge::{judge as judge_path, judge_as_git_directory, Act, HEAD};
 pub mod stacked;
 
 use std::collections::HashSet;
@@ -62,7 +63,7 @@ use crate::audit::{self, By, Decision, DecisionRecord, Via};
 use crate::sys;
 use attrs::{chmod, fchmod, setxattr};
 use carry::{carry_out_as, done, follow, opened, perform, request};
-use judge::{Act, Refusal};
+use judge::Refusal;
 
 /// How many symlinks an open follows at its final name, as the kernel.
 const MAX_LINKS: usize = 40;
@@ -505,6 +506,38 @@ impl Guard {
         Ok(self.root.get_or_init(|| root).as_fd())
     }
 
+    /// Whether the directory `dir` (a real path, resolved in the program's
+    /// root) holds `name` now, a symlink not followed: for
+    /// [`judge::judge_as_git_directory`]. A directory that is not there
+    /// holds nothing. `opened` keeps the last directory opened, for the
+    /// next question about it (a `HEAD`'s directory is asked up to four).
+    fn holds(
+        &self,
+        opened: &mut Option<(PathBuf, Option<OwnedFd>)>,
+        dir: &Path,
+        name: &[u8],
+    ) -> io::Result<bool> {
+        if opened.as_ref().is_none_or(|(at, _)| at != dir) {
+            let root = (self.root.get()).ok_or(io::Error::from_raw_os_error(libc::EPERM))?;
+            let fd = match safe_open::openat2(
+                root.as_raw_fd(),
+                dir.as_os_str().as_bytes(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+                libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+            ) {
+                Ok(fd) => Some(fd),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => None,
+                Err(e) => return Err(e),
+            };
+            *opened = Some((dir.to_path_buf(), fd));
+        }
+        match opened {
+            Some((_, Some(fd))) => has_name(fd, name),
+            _ => Ok(false),
+        }
+    }
+
     /// Resolves the parent of `path` (relative to `base`) in the program's
     /// root. `Ok(None)`: the path ends in `.` or `..`, no name to make.
     fn place(
@@ -543,6 +576,17 @@ impl Guard {
     }
 }
 
+/// Whether `dir` holds `name` (a symlink not followed).
+fn has_name(dir: &OwnedFd, name: &[u8]) -> io::Result<bool> {
+    let name =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    match sys::fs::lstat_at(dir, &name) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 impl Place {
     fn path(&self) -> PathBuf {
         self.real.join(OsStr::from_bytes(&self.name))
@@ -566,7 +610,14 @@ fn check_region(env: &Env<'_>, src: Option<&Place>, dst: &Place) -> Result<(), S
 }
 
 fn check_path(env: &Env<'_>, path: PathBuf, act: Act) -> Result<(), Stop> {
-    match (env.lists()).find_map(|list| judge::judge(list, &path, act)) {
+    let by_lists = |path: &Path, act| (env.lists()).find_map(|list| judge::judge(list, path, act));
+    if let Some(refusal) = by_lists(&path, act) {
+        return Err(Stop::Refused(path, refusal));
+    }
+    let mut opened = None;
+    let holds = |dir: &Path, name: &[u8]| env.guard.holds(&mut opened, dir, name);
+    let keeps_head = |head: &Path| env.lists().any(|list| list.excepted(head));
+    match judge::judge_as_git_directory(&path, act, by_lists, keeps_head, holds)? {
         Some(refusal) => Err(Stop::Refused(path, refusal)),
         None => Ok(()),
     }
