@@ -63,18 +63,20 @@ impl HandOver {
                 for (job, done) in queue {
                     let took = match job {
                         Job::Setup(port) => {
-                            let t = Instant::now();
-                            let s = connect_synthetic(port);
                             if !checked {
-                                kept_as_the_program_set_it(&s);
+                                for nonblocking in [true, false] {
+                                    let s = connect_synthetic(port, nonblocking);
+                                    kept_as_the_program_set_it(&s, nonblocking);
+                                }
                                 checked = true;
                             }
-                            crate::setup(s);
+                            let t = Instant::now();
+                            crate::setup(connect_synthetic(port, false));
                             t.elapsed()
                         }
                         Job::Stream(port, bytes) => {
                             let t = Instant::now();
-                            crate::stream(connect_synthetic(port), bytes);
+                            crate::stream(connect_synthetic(port, false), bytes);
                             t.elapsed()
                         }
                     };
@@ -131,17 +133,14 @@ fn filter_this_thread() -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// The program's side: a close-on-exec TCP socket with `TCP_NODELAY`,
-/// connected to [`SYNTHETIC`]`:port` (the hand-over answers).
-fn connect_synthetic(port: u16) -> TcpStream {
+/// The program's side: a close-on-exec TCP socket with `TCP_NODELAY`, and
+/// `O_NONBLOCK` if `nonblocking`, connected to [`SYNTHETIC`]`:port` (the
+/// hand-over answers 0, non-blocking or not: it connected before answering).
+fn connect_synthetic(port: u16, nonblocking: bool) -> TcpStream {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
+    let mut flags = SockFlag::SOCK_CLOEXEC;
+    flags.set(SockFlag::SOCK_NONBLOCK, nonblocking);
+    let fd = socket(AddressFamily::Inet, SockType::Stream, flags, None).unwrap();
     let s = TcpStream::from(fd);
     s.set_nodelay(true).unwrap();
     let addr = libc::sockaddr_in {
@@ -260,11 +259,14 @@ fn cloexec(fd: RawFd) -> Result<bool, i32> {
     Ok(flags & libc::O_CLOEXEC as u32 != 0)
 }
 
-/// The program's view of its descriptor after the hand-over: close-on-exec
-/// and `TCP_NODELAY` as it set them, the peer the supervisor connected.
-fn kept_as_the_program_set_it(s: &TcpStream) {
+/// The program's view of its descriptor after the hand-over: close-on-exec,
+/// `O_NONBLOCK` and `TCP_NODELAY` as it set them, the peer the supervisor
+/// connected.
+fn kept_as_the_program_set_it(s: &TcpStream, nonblocking: bool) {
     let flags = nix::fcntl::fcntl(s, nix::fcntl::FcntlArg::F_GETFD).unwrap();
     assert!(flags & libc::FD_CLOEXEC != 0, "close-on-exec lost");
+    let status = nix::fcntl::fcntl(s, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+    assert_eq!(status & libc::O_NONBLOCK != 0, nonblocking, "O_NONBLOCK");
     assert!(s.nodelay().unwrap(), "TCP_NODELAY lost");
     let peer = s.peer_addr().unwrap();
     assert!(peer.ip().is_loopback(), "peer {peer}");
