@@ -7,7 +7,7 @@
 //! another call.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// From linux/seccomp.h (`libc` has the ioctl but not its flag).
 const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
@@ -199,11 +199,41 @@ impl Listener {
     /// waits for our answer through every signal but a fatal one (after
     /// which nothing of the process is left to leak into).
     pub fn add_fd_and_answer(&self, id: u64, fd: BorrowedFd<'_>, cloexec: bool) -> io::Result<i32> {
+        let number = self.add_fd(id, fd, None, cloexec)?;
+        self.send(id, i64::from(number), 0, 0)?;
+        Ok(number)
+    }
+
+    /// Puts a copy of `fd` on the program's descriptor `number`
+    /// (`SECCOMP_ADDFD_FLAG_SETFD`: what the number named is closed, as
+    /// `dup2` does), without answering the call: the number the program
+    /// holds names our file from then on. Our copy stays ours.
+    pub fn replace_fd(
+        &self,
+        id: u64,
+        fd: BorrowedFd<'_>,
+        number: RawFd,
+        cloexec: bool,
+    ) -> io::Result<()> {
+        self.add_fd(id, fd, Some(number), cloexec).map(drop)
+    }
+
+    /// `ADDFD`: at the lowest free number, or on `number`; the number used.
+    fn add_fd(
+        &self,
+        id: u64,
+        fd: BorrowedFd<'_>,
+        number: Option<RawFd>,
+        cloexec: bool,
+    ) -> io::Result<i32> {
         let mut addfd = libc::seccomp_notif_addfd {
             id,
-            flags: 0,
+            flags: match number {
+                Some(_) => libc::SECCOMP_ADDFD_FLAG_SETFD as u32,
+                None => 0,
+            },
             srcfd: fd.as_raw_fd() as u32,
-            newfd: 0,
+            newfd: number.map_or(0, |n| n as u32),
             newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
         };
         // SAFETY: ADDFD reads one seccomp_notif_addfd; srcfd is open.
@@ -217,7 +247,6 @@ impl Listener {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
-        self.send(id, i64::from(rc), 0, 0)?;
         Ok(rc)
     }
 }

@@ -19,6 +19,12 @@
 //! Each path's CPU cost (all threads, and by party) gives the rate it allows
 //! on this machine's CPUs, which moves far less with the load than the rate.
 //!
+//! And through the hand-over (`handover.rs`): the program's `connect` to an
+//! address standing for an allowed name, notified, made by the supervisor
+//! and its socket put on the program's descriptor number: the bytes flow on
+//! one connection, as direct ones do. Not what sessions do (they relay):
+//! what handing over would give, set-up and stream.
+//!
 //! `cargo bench -p supervisor --bench net` (SLUICE_BENCH_ITERS for the
 //! set-up samples, SLUICE_BENCH_MIB for the streamed size).
 
@@ -36,6 +42,8 @@ use std::time::{Duration, Instant};
 
 use supervisor::net::Proxy;
 
+mod handover;
+
 /// CPU time of this whole process (client, server and proxy threads alike).
 fn cpu() -> Duration {
     let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
@@ -44,9 +52,11 @@ fn cpu() -> Duration {
     tv(u.user_time()) + tv(u.system_time())
 }
 
-/// On-CPU time so far of the client (the main thread) and the proxy (its
-/// runtime's threads, `sluice-proxy`), from `/proc/self/task/*/schedstat`;
-/// the server's threads end with their connections: the rest of [`cpu`].
+/// On-CPU time so far of the client (the main thread, and the hand-over's
+/// program thread) and the proxy (its runtime's threads, `sluice-proxy`,
+/// and the hand-over's `sluice-handover`), from
+/// `/proc/self/task/*/schedstat`; the server's threads end with their
+/// connections: the rest of [`cpu`].
 fn parties() -> [Duration; 2] {
     let mut by = [Duration::ZERO; 2];
     let me = std::process::id().to_string();
@@ -59,9 +69,9 @@ fn parties() -> [Duration; 2] {
             continue; // ended meanwhile
         };
         let ns: u64 = stat.split(' ').next().unwrap().parse().unwrap();
-        if task.file_name().to_str() == Some(me.as_str()) {
+        if task.file_name().to_str() == Some(me.as_str()) || comm.starts_with("sluice-program") {
             by[0] += Duration::from_nanos(ns);
-        } else if comm.starts_with("sluice-proxy") {
+        } else if comm.starts_with("sluice-proxy") || comm.starts_with("sluice-handover") {
             by[1] += Duration::from_nanos(ns);
         }
     }
@@ -231,8 +241,12 @@ fn main() {
         None,
     )
     .unwrap();
+    let handover = handover::HandOver::start(policies::HostPolicy {
+        allow: vec![format!("localhost:{port}").parse().unwrap()],
+        ask: policies::AskHosts::No,
+    });
 
-    let (mut plain, mut proxied) = (Vec::new(), Vec::new());
+    let (mut plain, mut proxied, mut handed) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..iters {
         let t = Instant::now();
         setup(direct(port));
@@ -240,9 +254,11 @@ fn main() {
         let t = Instant::now();
         setup(through_proxy(proxy_port, port));
         proxied.push(t.elapsed());
+        handed.push(handover.setup(port));
     }
     plain.sort();
     proxied.sort();
+    handed.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
         "set-up, direct       p50 {:>8.1} us  p99 {:>8.1} us",
@@ -255,30 +271,38 @@ fn main() {
         us(percentile(&proxied, 0.99)),
         us(percentile(&proxied, 0.5)) - us(percentile(&plain, 0.5))
     );
+    println!(
+        "set-up, handed over  p50 {:>8.1} us  p99 {:>8.1} us  (+{:.1} us at p50)",
+        us(percentile(&handed, 0.5)),
+        us(percentile(&handed, 0.99)),
+        us(percentile(&handed, 0.5)) - us(percentile(&plain, 0.5))
+    );
 
     let bytes = mib * 1024 * 1024;
     let bare = bare_relay(port);
-    // Per path (direct, proxied, bare relay): wall and CPU time per run.
-    let (mut wall, mut cpu_times) = ([(); 3].map(|_| Vec::new()), [(); 3].map(|_| Vec::new()));
-    // CPU time by party over all runs: client, relay (proxy or bare), server.
-    let mut party = [[Duration::ZERO; 3]; 3];
+    // Per path (direct, proxied, bare relay, handed over): wall and CPU
+    // time per run.
+    let (mut wall, mut cpu_times) = ([(); 4].map(|_| Vec::new()), [(); 4].map(|_| Vec::new()));
+    // CPU time by party over all runs: client, relay (proxy, bare relay or
+    // the hand-over's thread), server.
+    let mut party = [[Duration::ZERO; 3]; 4];
     for _ in 0..5 {
-        for path in 0..3 {
+        for path in 0..4 {
             let (t, c, p, b) = (Instant::now(), cpu(), parties(), bare_cpu());
-            let s = match path {
-                0 => direct(port),
-                1 => through_proxy(proxy_port, port),
-                _ => direct(bare),
-            };
-            stream(s, bytes);
+            match path {
+                0 => stream(direct(port), bytes),
+                1 => stream(through_proxy(proxy_port, port), bytes),
+                2 => stream(direct(bare), bytes),
+                _ => drop(handover.stream(port, bytes)),
+            }
             wall[path].push(t.elapsed());
             let (all, q) = (cpu() - c, parties());
             cpu_times[path].push(all);
             let client = q[0] - p[0];
             let relaying = match path {
                 0 => Duration::ZERO,
-                1 => q[1] - p[1],
-                _ => bare_cpu() - b,
+                2 => bare_cpu() - b,
+                _ => q[1] - p[1],
             };
             party[path][0] += client;
             party[path][1] += relaying;
@@ -296,7 +320,8 @@ fn main() {
     let all = 5.0 * bytes as f64 / (1u64 << 30) as f64;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let (mut direct_rate, mut direct_bound) = (0.0, 0.0);
-    for (path, name) in ["direct", "proxied", "bare relay"].iter().enumerate() {
+    let names = ["direct", "proxied", "bare relay", "handed over"];
+    for (path, name) in names.iter().enumerate() {
         let (r, c) = (
             rate(median(&mut wall[path])),
             per_gib(median(&mut cpu_times[path])),
@@ -315,7 +340,7 @@ fn main() {
             format!("client {client:.3}, relay {relaying:.3}, server {serving:.3}")
         };
         println!(
-            "stream {mib} MiB, {name:<10} median {r:>6.0} MiB/s ({:>3.0}% of direct); \
+            "stream {mib} MiB, {name:<11} median {r:>6.0} MiB/s ({:>3.0}% of direct); \
              {c:.3} CPU s/GiB ({by}): at most {bound:.0} MiB/s on {cpus} CPUs \
              ({:.0}% of direct's)",
             r / direct_rate * 100.0,
