@@ -26,7 +26,10 @@
 //! - files: `read`, `write`, `append`, `mkdir`, `ls`, `rename`, `unlink`, `rmdir`,
 //!   `symlink`, `hardlink`, `read-via-symlink`, `write-via-symlink`,
 //!   `read-via-hardlink`, `read-via-opath`, `exec`, `memfd-exec`,
-//!   `memfd-exec-sealed`, `marker` (prints OK: the target of exec tests), `meta`
+//!   `memfd-exec-sealed`, `openat2 PATH FLAGS RESOLVE MODE` (flags and
+//!   `RESOLVE_*` by words, see `openat2.rs`), `tmpfile-link DIR DST
+//!   proc|empty-path` (an unnamed file given a name), `marker` (prints OK: the
+//!   target of exec tests), `meta`
 //!   (chmod, chown, utimes, setxattr by name), `fd-meta` (the same through a
 //!   read-only descriptor);
 //! - privileges left behind: `set-id WAY SRC DST` (a set-user-ID copy by
@@ -53,9 +56,10 @@
 //!   `broker-query`, `broker-race`, `broker-race-write`, `broker-openat`,
 //!   `broker-meta`, `broker-flood`, `broker-parallel`, and on the raw wire
 //!   `broker-garbage`, `broker-die-mid-request` (see `broker.rs` and `wire.rs`);
-//!   `register-stacked weak|twice|not-ruleset` registers as a stacked sluice
-//!   would (a ruleset restricting only execution), then forks: the next steps
-//!   run in the child, its registration's descendant;
+//!   `register-stacked weak|twice|orphan|not-ruleset` registers as a stacked
+//!   sluice would (a ruleset restricting only execution), then forks: the next
+//!   steps run in the child, its registration's descendant (`orphan`: once the
+//!   registrant has exited);
 //! - what a directory descriptor reaches, got from the broker or by `open`:
 //!   `dir-beneath VIA DIR openat|opath|execveat|climb-read|climb-connect ...`
 //!   (see `beneath.rs`).
@@ -75,6 +79,7 @@ mod broker;
 mod files;
 mod kernel;
 mod net;
+mod openat2;
 mod privs;
 mod process;
 mod transparent;
@@ -188,6 +193,8 @@ fn run(step: &[String]) -> Step {
             files::hardlink(target, link).and_then(|_| files::read(link))
         }
         ("read-via-opath", [path]) => files::read_via_opath(path),
+        ("openat2", [path, flags, resolve, mode]) => openat2::openat2(path, flags, resolve, mode),
+        ("tmpfile-link", [dir, dst, via]) => openat2::tmpfile_link(dir, dst, via),
         ("exec", [path, rest @ ..]) => files::exec(path, rest),
         ("memfd-exec", []) => files::memfd_exec(false),
         ("memfd-exec-sealed", []) => files::memfd_exec(true),
