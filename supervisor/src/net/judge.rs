@@ -94,8 +94,24 @@ impl Context {
                 }
             }
         };
-        let (kept, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) =
-            addrs.into_iter().partition(|a| reachable(a.ip(), exact));
+        // A name not named exactly reaches none of this machine's own
+        // addresses either: a service listening on every interface answers
+        // on them as on loopback (DNS rebinding into this machine).
+        let own = match exact {
+            true => Vec::new(),
+            false => match crate::sys::host::interface_addresses() {
+                Ok(own) => own,
+                Err(e) => {
+                    return Verdict::Refuse {
+                        reason: format!("this machine's own addresses could not be listed: {e}"),
+                        by: By::Rule,
+                    }
+                }
+            },
+        };
+        let (kept, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
+            .into_iter()
+            .partition(|a| reachable(a.ip(), exact) && !own.contains(&a.ip().to_canonical()));
         if kept.is_empty() {
             // Refused whoever allowed the name: by the rule on addresses.
             let who = match by {

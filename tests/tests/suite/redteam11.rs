@@ -328,7 +328,6 @@ fn own_address() -> Option<String> {
 /// refused (the loopback rule), and outside sluice the service answers on
 /// that address.
 #[test]
-#[ignore = "escape: under --allow-host '*.wild.test:PORT', a name resolving to this machine's             own non-loopback address (192.0.2.2 here, eth0) reaches a service of this machine             listening on 0.0.0.0:PORT through the proxy; net::judge::reachable refuses only             loopback, link-local and unspecified addresses for names not named exactly, not the             addresses of the supervisor's own interfaces"]
 fn a_wildcard_rule_never_reaches_this_machine_by_its_other_addresses() {
     use super::net_hosts::{curl, Net, Server, BODY};
     let Some(ip) = own_address() else {
