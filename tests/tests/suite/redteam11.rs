@@ -197,6 +197,32 @@ fn an_unnamed_file_gets_no_protected_name() {
     }
 }
 
+/// `fchmod` of a descriptor number another thread points at a protected
+/// file and at the program's own in turn (`dup2`), 2,000 times: the guard
+/// judges the file the number names when it takes its own copy, and the
+/// change is made on that copy, never through the number again. Control:
+/// outside sluice the race makes the protected file executable; inside,
+/// the program's own file changes.
+#[test]
+fn fchmod_on_a_descriptor_swapped_during_the_check_changes_no_protected_file() {
+    let fx = protected_workspace();
+    let (hook, own) = (fx.ws(".vscode/run.sh"), fx.ws("run.sh"));
+    let plain = |path: &str| {
+        fs::write(path, "#!/bin/sh\necho ran\n").unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    plain(&hook);
+    plain(&own);
+    let out = fx.sluice(&[], &["fchmod-race", &hook, &own, "2000"]);
+    out.assert_blocked();
+    assert_eq!(fs::metadata(&hook).unwrap().mode() & 0o111, 0, "{out}");
+    assert_ne!(fs::metadata(&own).unwrap().mode() & 0o111, 0, "{out}");
+
+    plain(&hook);
+    fx.direct(&["fchmod-race", &hook, &own, "1000000"])
+        .assert_ok();
+}
+
 /// One shell inside the session tries every shape of a path to protected
 /// names (`..` after a symlink, `.` and `..` components, doubled slashes,
 /// a name through a symlinked directory, a relative path from a working

@@ -27,8 +27,9 @@
 //!   `symlink`, `hardlink`, `read-via-symlink`, `write-via-symlink`,
 //!   `read-via-hardlink`, `read-via-opath`, `exec`, `memfd-exec`,
 //!   `memfd-exec-sealed`, `openat2 PATH FLAGS RESOLVE MODE` (flags and
-//!   `RESOLVE_*` by words, see `openat2.rs`), `tmpfile-link DIR DST
-//!   proc|empty-path` (an unnamed file given a name), `marker` (prints OK: the
+//!   `RESOLVE_*` by words, see `guard.rs`), `tmpfile-link DIR DST
+//!   proc|empty-path` (an unnamed file given a name), `fchmod-race
+//!   PROTECTED OWN N` (a descriptor number swapped during `fchmod`), `marker` (prints OK: the
 //!   target of exec tests), `meta`
 //!   (chmod, chown, utimes, setxattr by name), `fd-meta` (the same through a
 //!   read-only descriptor);
@@ -77,9 +78,9 @@
 mod beneath;
 mod broker;
 mod files;
+mod guard;
 mod kernel;
 mod net;
-mod openat2;
 mod privs;
 mod process;
 mod transparent;
@@ -193,8 +194,9 @@ fn run(step: &[String]) -> Step {
             files::hardlink(target, link).and_then(|_| files::read(link))
         }
         ("read-via-opath", [path]) => files::read_via_opath(path),
-        ("openat2", [path, flags, resolve, mode]) => openat2::openat2(path, flags, resolve, mode),
-        ("tmpfile-link", [dir, dst, via]) => openat2::tmpfile_link(dir, dst, via),
+        ("openat2", [path, flags, resolve, mode]) => guard::openat2(path, flags, resolve, mode),
+        ("tmpfile-link", [dir, dst, via]) => guard::tmpfile_link(dir, dst, via),
+        ("fchmod-race", [protected, own, n]) => guard::fchmod_race(protected, own, parse_num(n)?),
         ("exec", [path, rest @ ..]) => files::exec(path, rest),
         ("memfd-exec", []) => files::memfd_exec(false),
         ("memfd-exec-sealed", []) => files::memfd_exec(true),

@@ -1,7 +1,7 @@
-//! `openat2 PATH FLAGS RESOLVE MODE`: one `openat2` as a program that
-//! resolves carefully makes it (`RESOLVE_*` restrictions), the flags and
-//! the resolution named by words, so a test can try what a guard that
-//! carries such a call out does before and after its check.
+//! Calls the guard carries out for the program, tried where a carrier
+//! that checks first and acts after could be raced or misled: `openat2`
+//! with `RESOLVE_*` restrictions (flags and resolution named by words), an
+//! unnamed file given a name, a descriptor number swapped during `fchmod`.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -121,4 +121,56 @@ pub(crate) fn tmpfile_link(dir: &str, dst: &str, via: &str) -> Step {
         _ => return Err(usage(&format!("unknown way to link: {via}"))),
     }
     Ok(format!("linked an unnamed file to {dst} by {via}"))
+}
+
+/// `fchmod-race PROTECTED OWN N`: both files opened for reading; another
+/// thread points one descriptor number at each in turn (`dup2`) while this
+/// one asks `fchmod(number, 0755)` up to N times: a check of the descriptor's
+/// file followed by a change made through the number would make PROTECTED
+/// executable. OK (the attack worked) when PROTECTED ends up with an
+/// execute bit; BLOCKED otherwise, saying how many changes OWN got.
+pub(crate) fn fchmod_race(protected: &str, own: &str, iterations: u64) -> Step {
+    use std::os::unix::fs::PermissionsExt;
+    let open =
+        |path: &str| std::fs::File::open(path).map_err(|e| usage(&format!("open {path}: {e}")));
+    let (protected_file, own_file) = (open(protected)?, open(own)?);
+    let (p, o) = (protected_file.as_raw_fd(), own_file.as_raw_fd());
+    // SAFETY: a copy of an open descriptor, closed when the probe exits.
+    let number = unsafe { libc::dup(o) };
+    if number < 0 {
+        return Err(last_error("dup"));
+    }
+    let swapper = crate::Racer::start(move |i| {
+        // SAFETY: both descriptors stay open until the race is finished.
+        unsafe { libc::dup2(if i % 2 == 0 { p } else { o }, number) };
+        Ok(())
+    });
+    let mode_now = || {
+        std::fs::metadata(protected)
+            .map(|m| m.permissions().mode())
+            .map_err(|e| usage(&format!("stat {protected}: {e}")))
+    };
+    let mut changed = 0u64;
+    for i in 0..iterations {
+        // SAFETY: fchmod on a descriptor number; a failure is counted out.
+        if unsafe { libc::fchmod(number, 0o755) } == 0 {
+            changed += 1;
+        }
+        if i % 64 == 0 && mode_now()? & 0o111 != 0 {
+            break;
+        }
+    }
+    swapper.finish("swapping the descriptor")?;
+    let mode = mode_now()?;
+    if mode & 0o111 != 0 {
+        Ok(format!(
+            "{protected} made executable (mode {:o})",
+            mode & 0o7777
+        ))
+    } else {
+        Err(crate::Fail::Blocked(format!(
+            "{protected} kept mode {:o}; {changed} of {iterations} changes made",
+            mode & 0o7777
+        )))
+    }
 }
