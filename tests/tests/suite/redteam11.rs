@@ -120,6 +120,41 @@ fn openat2_with_resolve_flags_neither_empties_nor_makes_a_protected_file() {
     assert!(Path::new(&fx.ws(".envrc")).exists());
 }
 
+/// The same under `--transparent`, whose filter hands every `openat2` to
+/// the guard too. Control: the program's own file is truncated there.
+#[test]
+fn under_transparent_openat2_with_resolve_flags_neither_empties_nor_makes_a_protected_file() {
+    let fx = protected_workspace();
+    let t = ["--transparent"];
+    fx.sluice(
+        &t,
+        &[
+            "openat2",
+            ".vscode/settings.json",
+            "wronly,trunc",
+            "beneath",
+            "0",
+        ],
+    )
+    .assert_blocked();
+    assert_eq!(
+        fs::read_to_string(fx.ws(".vscode/settings.json")).unwrap(),
+        KEPT
+    );
+    fx.sluice(
+        &t,
+        &["openat2", ".envrc", "wronly,creat", "no-magiclinks", "644"],
+    )
+    .assert_blocked();
+    assert!(fs::symlink_metadata(fx.ws(".envrc")).is_err());
+    fx.sluice(
+        &t,
+        &["openat2", "notes.txt", "wronly,trunc", "beneath", "0"],
+    )
+    .assert_ok();
+    assert_eq!(fs::metadata(fx.ws("notes.txt")).unwrap().len(), 0);
+}
+
 /// The mode of a file `openat2` creates is in memory the deny filter
 /// cannot read, but the guard reads it for every `openat2`: no set-user-ID
 /// or set-group-ID file is made through it, with `resolve` restrictions
