@@ -258,12 +258,47 @@ fn fchmod_on_a_descriptor_swapped_during_the_check_changes_no_protected_file() {
         .assert_ok();
 }
 
+/// Whether `path` carries the `user.sluice` attribute the probe's
+/// `fd-meta` sets.
+fn has_planted_attribute(path: &str) -> bool {
+    let c = std::ffi::CString::new(path).unwrap();
+    // SAFETY: a NUL-terminated path and name; a zero-length query.
+    let n =
+        unsafe { libc::lgetxattr(c.as_ptr(), c"user.sluice".as_ptr(), std::ptr::null_mut(), 0) };
+    n >= 0
+}
+
+/// An attribute and a mode set through a descriptor of a protected
+/// directory (`fsetxattr`, `fchmod` on `.vscode` opened for reading) or of
+/// a file in it: the guard judges the file the descriptor names, directory
+/// or not. Controls: inside, the program's own directory takes both;
+/// outside sluice, the protected one does.
+#[test]
+fn attributes_set_through_a_directory_descriptor_reach_no_protected_directory() {
+    let fx = protected_workspace();
+    let mode = |path: &str| fs::metadata(path).unwrap().mode() & 0o7777;
+    let dir = fx.ws(".vscode");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    for path in [dir.clone(), fx.ws(".vscode/settings.json")] {
+        let before = mode(&path);
+        let out = fx.sluice(&[], &["fd-meta", &path]);
+        assert!(!has_planted_attribute(&path), "{path}\n{out}");
+        assert_eq!(mode(&path), before, "{path}\n{out}");
+    }
+    let own = fx.ws("src");
+    fx.sluice(&[], &["fd-meta", &own]).assert_ok();
+    assert!(has_planted_attribute(&own));
+    assert_eq!(mode(&own), 0o777);
+    fx.direct(&["fd-meta", &dir]).assert_ok();
+    assert!(has_planted_attribute(&dir));
+}
+
 /// One shell inside the session tries every shape of a path to protected
 /// names (`..` after a symlink, `.` and `..` components, doubled slashes,
 /// a name through a symlinked directory, a relative path from a working
 /// directory removed or renamed meanwhile, a path near `PATH_MAX`, the
 /// `/proc/<pid>/fd` link of a descriptor opened for reading, a working
-/// directory inside the protected one); it
+/// directory inside the protected one, a chain of 39 symlinks); it
 /// prints `ESCAPED` for any that writes. Control: outside sluice the same
 /// script writes each.
 #[test]
@@ -274,6 +309,15 @@ fn every_shape_of_a_path_to_a_protected_name_is_refused() {
         std::os::unix::fs::symlink(fx.ws("a/b/c"), fx.ws("deep")).unwrap();
         std::os::unix::fs::symlink(fx.ws(".vscode"), fx.ws("editor")).unwrap();
         std::os::unix::fs::symlink("sub/.git/hooks", fx.ws("hooks")).unwrap();
+        // 39 symlinks, one to the next, the last to a protected name: within
+        // the kernel's 40.
+        for i in 0..39 {
+            let to = match i {
+                38 => ".vscode/chain.json".to_owned(),
+                i => format!("l{:02}", i + 1),
+            };
+            std::os::unix::fs::symlink(to, fx.ws(&format!("l{i:02}"))).unwrap();
+        }
         fx
     };
     // `a/b/c/../../../` again and again: a path of about 4,000 bytes.
@@ -293,6 +337,7 @@ mkdir gone && cd gone && rmdir ../gone && try ../.vscode/gone.json; cd "$OLDPWD"
 mkdir moved && cd moved && mv ../moved ../moved2 && try ../.vscode/moved.json; cd "$OLDPWD"
 exec 3<.vscode/settings.json; try /proc/self/fd/3; try /proc/$$/fd/3; exec 3<&-
 cd .vscode && try from-inside.json; cd "$OLDPWD"
+try l00
 echo done
 "#
     );
@@ -329,7 +374,7 @@ echo done
     // directory's `..` included: the kernel keeps its parent).
     let out = run(&workspace(), false);
     let escaped = out.stdout.matches("ESCAPED").count();
-    assert_eq!(escaped, 13, "the control wrote {escaped} of 13\n{out}");
+    assert_eq!(escaped, 14, "the control wrote {escaped} of 14\n{out}");
 }
 
 // ---------------------------------------------------------------------------
