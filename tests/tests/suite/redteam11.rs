@@ -364,6 +364,8 @@ echo done
         "w.json",
         "v.json",
         "long.json",
+        "from-inside.json",
+        "chain.json",
     ] {
         assert!(
             !Path::new(&fx.ws(&format!(".vscode/{name}"))).exists(),
