@@ -486,10 +486,11 @@ fn git_outside(fx: &Fixture, dir: &Path, args: &[&str]) -> Outcome {
     execute(cmd)
 }
 
-/// `ws/proj`, a repository whose configuration says `core.hooksPath =
-/// .githooks`, and where its hook would leave a marker.
-fn hooks_path_repository(fx: &Fixture) -> (std::path::PathBuf, String) {
-    let repo = fx.ws_dir.join("proj");
+/// `ws/DIR` (`""`: the workspace itself), a repository whose
+/// configuration says `core.hooksPath = .githooks`, and where its hook
+/// would leave a marker.
+fn hooks_path_repository(fx: &Fixture, dir: &str) -> (std::path::PathBuf, String) {
+    let repo = fx.ws_dir.join(dir);
     fs::create_dir_all(repo.join(".githooks")).unwrap();
     git_outside(fx, &repo, &["init", "-q"]).assert_code(0);
     git_outside(fx, &repo, &["config", "core.hooksPath", ".githooks"]).assert_code(0);
@@ -503,6 +504,34 @@ fn commit_outside(fx: &Fixture, repo: &Path) -> Outcome {
     git_outside(fx, repo, &["commit", "-q", "-m", "x"])
 }
 
+/// A repository whose configuration (set before the session) names a
+/// hooks directory in its work tree (`core.hooksPath = .githooks`: projects
+/// commit their hooks so): the workspace's repository has it read at
+/// launch and protected as `.git/hooks` is, so the hook the program writes
+/// there is refused and the person's next commit runs nothing. Control:
+/// `a_hook_where_core_hooks_path_points_runs_on_the_persons_commit`.
+#[test]
+fn hooks_where_the_workspaces_repository_configuration_points_are_protected() {
+    let fx = Fixture::new(PROBE);
+    let (repo, marker) = hooks_path_repository(&fx, "");
+    let script = format!(
+        "printf '#!/bin/sh\\ntouch {marker}\\n' > .githooks/pre-commit; \
+         chmod +x .githooks/pre-commit; mv .githooks gh; mkdir -p gh; \
+         printf '#!/bin/sh\\ntouch {marker}\\n' > gh/pre-commit; chmod +x gh/pre-commit; \
+         mv gh .githooks; ln -s gh .githooks; echo done"
+    );
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", &script]));
+    assert!(out.stdout.contains("done"), "{out}");
+    assert!(out.stderr.contains("refused writing"), "{out}");
+    commit_outside(&fx, &repo);
+    assert!(
+        !Path::new(&marker).exists(),
+        "the person's commit ran the program's hook\n{out}"
+    );
+    // The program's own files beside it are written as before.
+    fx.sluice(&[], &["write", &fx.ws("src/lib.rs")]).assert_ok();
+}
+
 /// A repository whose configuration names a hooks directory of its own in
 /// the work tree (`core.hooksPath = .githooks`: projects commit their hooks
 /// so, and husky's `.husky/_` is the same shape): a hook written there runs
@@ -510,13 +539,14 @@ fn commit_outside(fx: &Fixture, repo: &Path) -> Outcome {
 /// protects `.git/hooks` and `.husky` by name, not the directory the
 /// repository's own configuration names.
 #[test]
-#[ignore = "escape: with core.hooksPath = .githooks set (before the session) in a repository's \
-            configuration, the program writes .githooks/pre-commit (chmod +x) under `default`, \
-            and the person's next `git commit` runs it outside the sandbox; the guard protects \
-            hooks only at **/.git/hooks/* and **/.husky, not where core.hooksPath points"]
-fn hooks_where_the_repository_configuration_points_are_protected() {
+#[ignore = "escape: with core.hooksPath = .githooks set (before the session) in the \
+            configuration of a repository nested in the workspace (ws/proj), the program writes \
+            proj/.githooks/pre-commit (chmod +x) under `default`, and the person's next `git \
+            commit` there runs it outside the sandbox; only the workspace's own repository's \
+            and the global configurations' core.hooksPath are read at launch"]
+fn hooks_where_a_nested_repositorys_configuration_points_are_protected() {
     let fx = Fixture::new(PROBE);
-    let (repo, marker) = hooks_path_repository(&fx);
+    let (repo, marker) = hooks_path_repository(&fx, "proj");
     let script = format!(
         "printf '#!/bin/sh\\ntouch {marker}\\n' > proj/.githooks/pre-commit && \
          chmod +x proj/.githooks/pre-commit"
@@ -534,7 +564,7 @@ fn hooks_where_the_repository_configuration_points_are_protected() {
 #[test]
 fn a_hook_where_core_hooks_path_points_runs_on_the_persons_commit() {
     let fx = Fixture::new(PROBE);
-    let (repo, marker) = hooks_path_repository(&fx);
+    let (repo, marker) = hooks_path_repository(&fx, "proj");
     let hook = repo.join(".githooks/pre-commit");
     fs::write(&hook, format!("#!/bin/sh\ntouch {marker}\n")).unwrap();
     fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
