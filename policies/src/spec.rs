@@ -150,6 +150,21 @@ impl PolicySpec {
         self.push_override(FsList::Write, path);
     }
 
+    /// Adds a `[filesystem] protect` pattern (same syntax as in a policy),
+    /// given by sluice itself (a hooks directory git's configuration
+    /// names), to a policy that has a `protect` list: one without guards
+    /// nothing, and gets no guard from this. Whether it was added.
+    pub fn protect_too(&mut self, pattern: &str) -> bool {
+        let guards = self.protect.iter().any(|p| !p.written.starts_with('!'));
+        if guards {
+            self.protect.push(PatternEntry {
+                written: pattern.to_string(),
+                location: Location::CommandLine,
+            });
+        }
+        guards
+    }
+
     /// What happens inside another sluice sandbox: the policy's `nested`,
     /// or the platform's default.
     pub fn nested(&self) -> Nested {

@@ -120,14 +120,28 @@ pub(super) fn parse(head: &[u8]) -> Result<Request, String> {
         p if p.starts_with('/') => p.to_owned(),
         p => format!("/{p}"),
     };
-    let mut forward = format!("{method} {path} {version}\r\n").into_bytes();
+    // The host judged, not the program's `Host` header: a server that
+    // hosts many names (a CDN) would otherwise serve the name the header
+    // says, one no rule allows (RFC 9112, 3.2.2: a proxy replaces it).
+    let port = port.unwrap_or(80);
+    let authority = match port {
+        80 => host.to_string(),
+        port => format!("{host}:{port}"),
+    };
+    let mut forward = format!("{method} {path} {version}\r\nHost: {authority}\r\n").into_bytes();
     for header in lines.take_while(|l| !l.is_empty()) {
+        if header.starts_with([' ', '\t']) {
+            // A header folded over lines: it would continue whatever line
+            // came before it here (RFC 9112, 5.2: reject it).
+            return Err("a header folded over two lines (obsolete line folding)".into());
+        }
         let name = header.split(':').next().unwrap_or("").trim();
         let hop = [
             "proxy-connection",
             "proxy-authorization",
             "connection",
             "keep-alive",
+            "host",
         ];
         if hop.iter().any(|h| name.eq_ignore_ascii_case(h)) {
             continue;
@@ -139,7 +153,7 @@ pub(super) fn parse(head: &[u8]) -> Result<Request, String> {
     Ok(Request {
         connect: false,
         host,
-        port: port.unwrap_or(80),
+        port,
         forward,
     })
 }

@@ -25,6 +25,24 @@ pub(super) fn reachable(ip: IpAddr, exact: bool) -> bool {
     !ip.is_unspecified() && (exact || !(ip.is_loopback() || link_local))
 }
 
+/// This machine's interface addresses ([`crate::sys::host::interface_addresses`],
+/// two netlink dumps, about 0.1 ms), listed again when the last list is a
+/// second old: an address added since is reachable for at most that long.
+fn own_addresses() -> std::io::Result<Vec<IpAddr>> {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    static LISTED: Mutex<Option<(Instant, Vec<IpAddr>)>> = Mutex::new(None);
+    let mut listed = LISTED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, addrs)) = listed.as_ref() {
+        if at.elapsed() < Duration::from_secs(1) {
+            return Ok(addrs.clone());
+        }
+    }
+    let addrs = crate::sys::host::interface_addresses()?;
+    *listed = Some((Instant::now(), addrs.clone()));
+    Ok(addrs)
+}
+
 impl Context {
     /// Judges `host:port` by the policy (asking the person where
     /// `ask_hosts` says so), and resolves an allowed name.
@@ -94,8 +112,24 @@ impl Context {
                 }
             }
         };
-        let (kept, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) =
-            addrs.into_iter().partition(|a| reachable(a.ip(), exact));
+        // A name not named exactly reaches none of this machine's own
+        // addresses either: a service listening on every interface answers
+        // on them as on loopback (DNS rebinding into this machine).
+        let own = match exact {
+            true => Vec::new(),
+            false => match own_addresses() {
+                Ok(own) => own,
+                Err(e) => {
+                    return Verdict::Refuse {
+                        reason: format!("this machine's own addresses could not be listed: {e}"),
+                        by: By::Rule,
+                    }
+                }
+            },
+        };
+        let (kept, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
+            .into_iter()
+            .partition(|a| reachable(a.ip(), exact) && !own.contains(&a.ip().to_canonical()));
         if kept.is_empty() {
             // Refused whoever allowed the name: by the rule on addresses.
             let who = match by {

@@ -69,6 +69,39 @@ fn plain_requests_are_rewritten_to_origin_form_with_close() {
     }
 }
 
+/// Domain fronting in plain HTTP: the request line names an allowed host,
+/// its `Host` header (or a second one, or one folded over two lines)
+/// another name the same server hosts. The judged host alone is sent on.
+/// Control: a request whose header agrees keeps it, once.
+#[test]
+fn the_host_header_sent_on_is_the_host_judged() {
+    let sent = |head: &[u8]| String::from_utf8(parse(head).unwrap().forward).unwrap();
+    for head in [
+        &b"GET http://allowed.example/ HTTP/1.1\r\nHost: denied.example\r\n\r\n"[..],
+        b"GET http://allowed.example/ HTTP/1.1\r\nAccept: */*\r\nhost:denied.example\r\n\r\n",
+        b"GET http://allowed.example/ HTTP/1.1\r\nHost: allowed.example\r\nHost: denied.example\r\n\r\n",
+        b"GET http://allowed.example/ HTTP/1.1\r\nHOST : denied.example\r\n\r\n",
+    ] {
+        let out = sent(head);
+        assert!(!out.contains("denied"), "{out}");
+        assert_eq!(out.matches("Host: allowed.example\r\n").count(), 1, "{out}");
+    }
+    let folded =
+        b"GET http://allowed.example/ HTTP/1.1\r\nHost: allowed.example\r\n denied.example\r\n\r\n";
+    assert!(parse(folded).is_err());
+    let out =
+        sent(b"GET http://allowed.example:8080/x HTTP/1.1\r\nHost: allowed.example:8080\r\n\r\n");
+    assert_eq!(
+        out,
+        "GET /x HTTP/1.1\r\nHost: allowed.example:8080\r\nConnection: close\r\n\r\n"
+    );
+    let out = sent(b"GET http://[::1]/ HTTP/1.1\r\n\r\n");
+    assert!(
+        out.starts_with("GET / HTTP/1.1\r\nHost: [::1]\r\n"),
+        "{out}"
+    );
+}
+
 #[test]
 fn ip_literals_pass_only_where_listed() {
     let c = ctx(&["localhost", "127.0.0.1:5432"]);

@@ -1,4 +1,6 @@
-//! The host: its kernel's release and random bytes.
+//! The host: its kernel's release, random bytes and its own addresses.
+
+use std::io;
 
 /// The running kernel's release (`uname(2)`, "6.18.44-foo"); `None` when
 /// uname fails.
@@ -20,4 +22,47 @@ pub fn random(buf: &mut [u8]) -> bool {
     // SAFETY: buf is valid for writes of its length.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
     n == buf.len() as isize
+}
+
+/// The addresses of this network namespace's interfaces, loopback ones
+/// left out (the loopback range is judged by itself): where this machine
+/// answers besides `127.0.0.0/8` and `::1`.
+pub fn interface_addresses() -> io::Result<Vec<std::net::IpAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list it allocated into `list`, freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = Vec::new();
+    let mut at = list;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getifaddrs made, alive until
+        // freeifaddrs below.
+        let entry = unsafe { &*at };
+        at = entry.ifa_next;
+        let loopback = entry.ifa_flags & libc::IFF_LOOPBACK as libc::c_uint != 0;
+        if loopback || entry.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null address of the node; its family says which
+        // structure it is, and the kernel made it that size.
+        let ip = unsafe {
+            match i32::from((*entry.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let sin = &*entry.ifa_addr.cast::<libc::sockaddr_in>();
+                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+                }
+                libc::AF_INET6 => {
+                    let sin6 = &*entry.ifa_addr.cast::<libc::sockaddr_in6>();
+                    IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+                }
+                _ => continue,
+            }
+        };
+        found.push(ip);
+    }
+    // SAFETY: the list getifaddrs made, no longer used.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(found)
 }

@@ -36,6 +36,7 @@ mod newuser_tools;
 mod prompt_attacks;
 mod prompts;
 mod redteam;
+mod redteam11;
 mod redteam_later;
 mod seatbelt_cli;
 mod sessions;

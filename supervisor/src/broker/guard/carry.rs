@@ -179,14 +179,21 @@ fn open_or_mkdir(
     mut open: OpenCall,
     umask: u32,
 ) -> Result<Answer, Stop> {
+    let mut resolve = 0;
     if let Some((addr, size)) = open.how {
         let how = target.read_struct(addr, size.min(64))?;
-        let (flags, mode, resolve) = parse_how(&how).ok_or(Stop::Errno(libc::EINVAL))?;
-        open.flags = flags;
-        open.mode = mode;
-        if resolve != 0 {
-            return openat2_as_asked(env, target, open, resolve, umask);
-        }
+        let parsed = parse_how(&how).ok_or(Stop::Errno(libc::EINVAL))?;
+        (open.flags, open.mode, resolve) = parsed;
+    }
+    if !open.mkdir() && creates_set_id(&open) {
+        // What the deny filter refuses `open` and `openat`, here for every
+        // call the guard carries out: `openat2`'s mode is in memory the
+        // filter cannot read, and a set-user-ID or set-group-ID file, even
+        // empty, keeps its bits when root later writes into it.
+        return Err(Stop::Errno(libc::EPERM));
+    }
+    if resolve != 0 {
+        return openat2_as_asked(env, target, open, resolve, umask);
     }
     let named = read_named(target, open.dirfd, open.path_addr)?;
     target.valid()?;
@@ -271,6 +278,14 @@ fn open_or_mkdir(
     Err(Stop::Errno(libc::ELOOP))
 }
 
+/// Whether an open makes a file (`O_CREAT`, `O_TMPFILE`) with a
+/// set-user-ID or set-group-ID bit in its mode.
+fn creates_set_id(open: &OpenCall) -> bool {
+    let creates =
+        open.flags & libc::O_CREAT != 0 || open.flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    creates && open.mode & (libc::S_ISUID | libc::S_ISGID) != 0
+}
+
 /// `open_how` (`flags`, `mode`, `resolve`), as the kernel would take it;
 /// `None` where it would say `EINVAL` (or, for another size, `E2BIG`).
 fn parse_how(how: &[u8]) -> Option<(i32, u32, u64)> {
@@ -286,10 +301,15 @@ fn parse_how(how: &[u8]) -> Option<(i32, u32, u64)> {
 }
 
 /// An `openat2` with `resolve` restrictions: the program relies on them (a
-/// broker of its own refusing symlinks), so the connector opens exactly as
-/// asked, from the same directory, and the file it opened is judged; a
-/// refusal closes it unused (an `O_CREAT` or `O_TRUNC` may then have left
-/// it empty: nothing the program wrote).
+/// broker of its own refusing symlinks), so the connector resolves exactly
+/// as asked, from the same directory, and what it found is judged before
+/// anything is changed. An open that only opens is made as asked and the
+/// file it opened judged (a refusal closes it unused). One that would
+/// truncate or create waits for the judgement: the file there now is opened
+/// without `O_CREAT` and `O_TRUNC`, judged, then truncated through that
+/// same open file (whose Landlock truncate right is the sandbox's, taken at
+/// the open); none there, its directory is resolved as asked, the new name
+/// in it judged, and the file made there following no symlink at the name.
 fn openat2_as_asked(
     env: &Env<'_>,
     target: &Target<'_>,
@@ -311,18 +331,77 @@ fn openat2_as_asked(
         0,
     )?;
     target.valid()?;
-    let req = fsop::Request {
-        flags: open.flags,
-        mode: open.mode,
-        dev: resolve,
-        target: &asked,
-        ..request(Op::Openat2, b"", umask)
+    // `openat2` takes a mode only with `O_CREAT` or `O_TMPFILE`.
+    let as_asked = |flags: i32, mode: u32, path: &'_ [u8]| {
+        let req = fsop::Request {
+            flags,
+            mode,
+            dev: resolve,
+            target: path,
+            ..request(Op::Openat2, b"", umask)
+        };
+        perform(env, &req, base.as_fd(), None)
     };
-    let fd = opened(perform(env, &req, base.as_fd(), None)?)?;
-    if open.writes() || open.flags & libc::O_TMPFILE == libc::O_TMPFILE {
-        check_path(env, safe_open::real_path(&fd)?, Act::Write)?;
+    let tmpfile = open.flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    let creates = open.create() && !tmpfile;
+    if tmpfile || !(creates || open.truncate()) {
+        let fd = opened(as_asked(open.flags, open.mode, &asked)?)?;
+        if open.writes() || tmpfile {
+            check_path(env, safe_open::real_path(&fd)?, Act::Write)?;
+        }
+        return Ok(Answer::Descriptor(fd, open.cloexec()));
     }
-    Ok(Answer::Descriptor(fd, open.cloexec()))
+    let there = open.flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
+    match as_asked(there, 0, &asked)? {
+        Ok(fd) => {
+            let fd = fd.ok_or(Stop::Errno(libc::EIO))?;
+            if open.exclusive() {
+                return Err(Stop::Errno(libc::EEXIST));
+            }
+            check_path(env, safe_open::real_path(&fd)?, Act::Write)?;
+            // The kernel ignores `O_TRUNC` on anything but a regular file.
+            let regular = sys::fs::fstat(&fd)?.st_mode & libc::S_IFMT == libc::S_IFREG;
+            if open.truncate() && regular {
+                // A read-only open file cannot be truncated (`EINVAL`).
+                nix::unistd::ftruncate(&fd, 0).map_err(|e| Stop::Errno(e as i32))?;
+            }
+            Ok(Answer::Descriptor(fd, open.cloexec()))
+        }
+        Err(libc::ENOENT) if creates => {
+            let (parent, name) = split_last(&asked)?;
+            let flags = libc::O_PATH | libc::O_DIRECTORY;
+            let parent = opened(as_asked(flags, 0, parent)?)?;
+            let place = Place {
+                real: safe_open::real_path(&parent)?,
+                parent,
+                name: name.to_vec(),
+            };
+            check(env, &place, Act::Write)?;
+            let req = fsop::Request {
+                flags: open.flags,
+                mode: open.mode,
+                ..request(Op::Open, &place.name, umask)
+            };
+            let fd = opened(perform(env, &req, place.parent.as_fd(), None)?)?;
+            Ok(Answer::Descriptor(fd, open.cloexec()))
+        }
+        Err(errno) => Err(Stop::Errno(errno)),
+    }
+}
+
+/// A path's directory and final name, for a file to be made there: a path
+/// ending in `/`, `.` or `..` names a directory (`EISDIR`, as the kernel
+/// answers a create there).
+fn split_last(path: &[u8]) -> Result<(&[u8], &[u8]), Stop> {
+    let (parent, name): (&[u8], &[u8]) = match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => (b"/", &path[1..]),
+        Some(at) => (&path[..at], &path[at + 1..]),
+        None => (b".", path),
+    };
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(Stop::Errno(libc::EISDIR));
+    }
+    Ok((parent, name))
 }
 
 fn rename(

@@ -239,6 +239,23 @@ pub fn check_gitmodules(text: &[u8]) -> Result<(), String> {
     })
 }
 
+/// The last `core.hooksPath` a configuration sets (quotes taken off), as
+/// git reads it; `None` if it sets none or git would not read the file.
+pub fn hooks_path(text: &[u8]) -> Option<String> {
+    let found = std::cell::RefCell::new(None);
+    entries(text, |section, sub, key, value| {
+        if section == "core" && !sub && key == "hookspath" {
+            let value = value.unwrap_or("").trim();
+            let value =
+                (value.strip_prefix('"').and_then(|v| v.strip_suffix('"'))).unwrap_or(value);
+            *found.borrow_mut() = Some(value.to_owned());
+        }
+        true
+    })
+    .ok()?;
+    found.into_inner()
+}
+
 /// Walks a configuration's keys: `ok(section, has a subsection, key, value)`
 /// (the value as written after `=`, `None` if it runs on to the next line)
 /// says whether each is accepted; `Err` names the first that is not.

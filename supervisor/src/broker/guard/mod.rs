@@ -63,6 +63,7 @@ use crate::audit::{self, By, Decision, DecisionRecord, Via};
 use crate::sys;
 use attrs::{chmod, fchmod, setxattr};
 use carry::{carry_out_as, done, follow, opened, perform, request};
+pub use gitconfig::hooks_path;
 use judge::Refusal;
 
 /// How many symlinks an open follows at its final name, as the kernel.

@@ -640,7 +640,7 @@ pub(crate) fn parallel(marks: &str, paths: &[&str]) -> Step {
 /// is), and this process exits with the child's status.
 pub(crate) fn register_stacked(how: &str) -> Step {
     let ruleset = match how {
-        "weak" | "twice" => weak_ruleset()?,
+        "weak" | "twice" | "orphan" => weak_ruleset()?,
         "not-ruleset" => {
             let mut fds = [0; 2];
             // SAFETY: pipe writes two new descriptors into `fds`.
@@ -653,8 +653,11 @@ pub(crate) fn register_stacked(how: &str) -> Step {
                 std::os::fd::OwnedFd::from_raw_fd(fds[0])
             }
         }
-        _ => return Err(usage("register-stacked weak|twice|not-ruleset")),
+        _ => return Err(usage("register-stacked weak|twice|orphan|not-ruleset")),
     };
+    if how == "orphan" {
+        return register_and_orphan(ruleset);
+    }
     let mut client = connect()?;
     use std::os::fd::AsFd;
     let times = if how == "twice" { 2 } else { 1 };
@@ -679,6 +682,58 @@ pub(crate) fn register_stacked(how: &str) -> Step {
         }
         _ => Err(Fail::Error(io::Error::last_os_error().to_string())),
     }
+}
+
+/// `register-stacked orphan`: a child of the probe registers `ruleset` and
+/// forks, then exits at once; its child goes on with the next steps once
+/// it has been reparented (its registrant gone). The probe itself stays
+/// until that grandchild has finished (a pipe's end of file), so the
+/// session lasts; its steps' lines are the test's answer.
+fn register_and_orphan(ruleset: std::os::fd::OwnedFd) -> Step {
+    use std::os::fd::AsFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two new descriptors into `fds`.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(Fail::Error(io::Error::last_os_error().to_string()));
+    }
+    // SAFETY: single-threaded; each side goes on with its own steps.
+    let registrant = unsafe { libc::fork() };
+    if registrant < 0 {
+        return Err(Fail::Error(io::Error::last_os_error().to_string()));
+    }
+    if registrant > 0 {
+        // SAFETY: our own ends of the pipe and our own child.
+        unsafe {
+            libc::close(fds[1]);
+            let mut status = 0;
+            libc::waitpid(registrant, &mut status, 0);
+            let mut byte = 0u8;
+            while libc::read(fds[0], (&mut byte as *mut u8).cast(), 1) > 0 {}
+        }
+        std::process::exit(0);
+    }
+    // SAFETY: the read end is the probe's.
+    unsafe { libc::close(fds[0]) };
+    let mut client = connect()?;
+    client
+        .register_stacked(ruleset.as_fd(), Vec::new())
+        .map_err(|e| classify("register a stacked sandbox", &e))?;
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    // SAFETY: single-threaded (the blocking client).
+    match unsafe { libc::fork() } {
+        0 => {}
+        pid if pid > 0 => std::process::exit(0),
+        _ => return Err(Fail::Error(io::Error::last_os_error().to_string())),
+    }
+    for _ in 0..1000 {
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } != me {
+            return Ok("registered; the registrant is gone".to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(usage("the registrant did not exit"))
 }
 
 /// A Landlock ruleset that handles only `LANDLOCK_ACCESS_FS_EXECUTE`.

@@ -26,7 +26,11 @@
 //! - files: `read`, `write`, `append`, `mkdir`, `ls`, `rename`, `unlink`, `rmdir`,
 //!   `symlink`, `hardlink`, `read-via-symlink`, `write-via-symlink`,
 //!   `read-via-hardlink`, `read-via-opath`, `exec`, `memfd-exec`,
-//!   `memfd-exec-sealed`, `marker` (prints OK: the target of exec tests), `meta`
+//!   `memfd-exec-sealed`, `openat2 PATH FLAGS RESOLVE MODE` (flags and
+//!   `RESOLVE_*` by words, see `guard.rs`), `tmpfile-link DIR DST
+//!   proc|empty-path` (an unnamed file given a name), `fchmod-race
+//!   PROTECTED OWN N` (a descriptor number swapped during `fchmod`), `marker` (prints OK: the
+//!   target of exec tests), `meta`
 //!   (chmod, chown, utimes, setxattr by name), `fd-meta` (the same through a
 //!   read-only descriptor);
 //! - privileges left behind: `set-id WAY SRC DST` (a set-user-ID copy by
@@ -53,9 +57,10 @@
 //!   `broker-query`, `broker-race`, `broker-race-write`, `broker-openat`,
 //!   `broker-meta`, `broker-flood`, `broker-parallel`, and on the raw wire
 //!   `broker-garbage`, `broker-die-mid-request` (see `broker.rs` and `wire.rs`);
-//!   `register-stacked weak|twice|not-ruleset` registers as a stacked sluice
-//!   would (a ruleset restricting only execution), then forks: the next steps
-//!   run in the child, its registration's descendant;
+//!   `register-stacked weak|twice|orphan|not-ruleset` registers as a stacked
+//!   sluice would (a ruleset restricting only execution), then forks: the next
+//!   steps run in the child, its registration's descendant (`orphan`: once the
+//!   registrant has exited);
 //! - what a directory descriptor reaches, got from the broker or by `open`:
 //!   `dir-beneath VIA DIR openat|opath|execveat|climb-read|climb-connect ...`
 //!   (see `beneath.rs`).
@@ -73,6 +78,7 @@
 mod beneath;
 mod broker;
 mod files;
+mod guard;
 mod kernel;
 mod net;
 mod privs;
@@ -188,6 +194,9 @@ fn run(step: &[String]) -> Step {
             files::hardlink(target, link).and_then(|_| files::read(link))
         }
         ("read-via-opath", [path]) => files::read_via_opath(path),
+        ("openat2", [path, flags, resolve, mode]) => guard::openat2(path, flags, resolve, mode),
+        ("tmpfile-link", [dir, dst, via]) => guard::tmpfile_link(dir, dst, via),
+        ("fchmod-race", [protected, own, n]) => guard::fchmod_race(protected, own, parse_num(n)?),
         ("exec", [path, rest @ ..]) => files::exec(path, rest),
         ("memfd-exec", []) => files::memfd_exec(false),
         ("memfd-exec-sealed", []) => files::memfd_exec(true),

@@ -132,7 +132,7 @@ fn create(way: &str, dst: &str, c_dst: &CString, mode: u64) -> Result<OwnedFd, F
 }
 
 /// Gives an `O_TMPFILE` file its name.
-fn link_tmpfile(file: &fs::File, c_dst: &CString) -> Result<(), Fail> {
+pub(crate) fn link_tmpfile(file: &fs::File, c_dst: &CString) -> Result<(), Fail> {
     let proc_path = cstring(&format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     // SAFETY: two NUL-terminated paths.
     let rc = unsafe {

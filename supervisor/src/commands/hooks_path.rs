@@ -1,0 +1,140 @@
+//! The hooks directory git's configuration names (`core.hooksPath`): where
+//! the person's next commit, checkout or merge runs hooks from, which
+//! `default`'s `protect` list names only at `.git/hooks` and `.husky`.
+//! A repository that keeps its hooks in its work tree (`.githooks`,
+//! `scripts/hooks`) would otherwise have them written by the program.
+//!
+//! [`configured`] reads the value as git would for the workspace's
+//! repository (its own configuration, then the person's global ones and
+//! the system's) and gives the directory it names, which the launch adds
+//! to the `protect` list as a tree. Repositories nested in the workspace,
+//! submodules and worktrees with a value of their own are not read.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The most of one configuration file read.
+const MAX_CONFIG: u64 = 1 << 20;
+
+/// The paths to protect for the hooks directory git's configuration names
+/// ([`configured`]): the directory as named and, where it is a symlink on
+/// the way, where it leads (the guard judges real paths); nothing where it
+/// is something else than a directory (`core.hooksPath = /dev/null` turns
+/// hooks off, and `/dev/null` must stay writable).
+pub fn to_protect(git_dir: Option<&Path>, home: &Path) -> Vec<PathBuf> {
+    let Some(dir) = configured(git_dir, home) else {
+        return Vec::new();
+    };
+    match std::fs::metadata(&dir) {
+        Ok(meta) if !meta.is_dir() => Vec::new(),
+        Ok(_) => {
+            let real = dir.canonicalize().ok().filter(|real| *real != dir);
+            std::iter::once(dir).chain(real).collect()
+        }
+        // Not there yet: the program must not make it either.
+        Err(_) => vec![dir],
+    }
+}
+
+/// The hooks directory of the repository whose `.git` directory is
+/// `git_dir` (`None`: the workspace is in none), or the one the global
+/// configurations name for every repository, if any names one.
+fn configured(git_dir: Option<&Path>, home: &Path) -> Option<PathBuf> {
+    let xdg = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("git/config"),
+        _ => home.join(".config/git/config"),
+    };
+    // Highest precedence first, as git reads them last.
+    let mut files: Vec<PathBuf> = git_dir.map(|g| g.join("config")).into_iter().collect();
+    files.extend([
+        home.join(".gitconfig"),
+        xdg,
+        PathBuf::from("/etc/gitconfig"),
+    ]);
+    let value = files.iter().find_map(|file| {
+        let mut text = Vec::new();
+        let mut f = std::fs::File::open(file).ok()?;
+        f.by_ref().take(MAX_CONFIG).read_to_end(&mut text).ok()?;
+        crate::broker::guard::hooks_path(&text)
+    })?;
+    resolve(&value, git_dir.and_then(Path::parent), home)
+}
+
+/// `value` as git takes it: `~/` from the home directory, a relative path
+/// from the work tree's top (where hooks run).
+fn resolve(value: &str, work_tree: Option<&Path>, home: &Path) -> Option<PathBuf> {
+    if value.is_empty() {
+        return None;
+    }
+    if let Some(rest) = value.strip_prefix("~/") {
+        return Some(home.join(rest));
+    }
+    let path = Path::new(value);
+    if path.is_absolute() {
+        return Some(path.to_path_buf());
+    }
+    Some(work_tree?.join(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hooks_path_resolves_as_git_takes_it() {
+        let home = Path::new("/home/p");
+        let tree = Some(Path::new("/ws"));
+        assert_eq!(
+            resolve(".githooks", tree, home),
+            Some("/ws/.githooks".into())
+        );
+        assert_eq!(resolve("~/hooks", tree, home), Some("/home/p/hooks".into()));
+        assert_eq!(resolve("/etc/h", tree, home), Some("/etc/h".into()));
+        assert_eq!(resolve(".githooks", None, home), None);
+        assert_eq!(resolve("", tree, home), None);
+    }
+
+    #[test]
+    fn only_a_directory_or_nothing_yet_is_protected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(t.join("ws/.git")).unwrap();
+        std::fs::create_dir_all(t.join("ws/tools/hooks")).unwrap();
+        let git = t.join("ws/.git");
+        let set = |value: &str| {
+            let text = format!("[core]\n\thooksPath = {value}\n");
+            std::fs::write(git.join("config"), text).unwrap();
+            to_protect(Some(&git), &t)
+        };
+        assert_eq!(set("/dev/null"), Vec::<PathBuf>::new());
+        assert_eq!(set(".githooks"), vec![t.join("ws/.githooks")]);
+        std::os::unix::fs::symlink("tools/hooks", t.join("ws/.githooks")).unwrap();
+        assert_eq!(
+            set(".githooks"),
+            vec![t.join("ws/.githooks"), t.join("ws/tools/hooks")]
+        );
+    }
+
+    #[test]
+    fn the_repositorys_own_value_comes_before_the_global_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(ws.join(".git")).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".gitconfig"), "[core]\n\thooksPath = ~/global\n").unwrap();
+        assert_eq!(
+            configured(Some(&ws.join(".git")), &home),
+            Some(home.join("global"))
+        );
+        std::fs::write(
+            ws.join(".git/config"),
+            "[core]\n\tbare = false\n[core]\n\thooksPath = \".githooks\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            configured(Some(&ws.join(".git")), &home),
+            Some(ws.join(".githooks"))
+        );
+    }
+}
