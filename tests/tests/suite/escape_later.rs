@@ -211,6 +211,22 @@ fn editor_and_agent_settings_are_refused(way: &str) {
         ".husky/pre-commit",
         ".pre-commit-config.yaml",
         ".gitmodules",
+        "opencode.json",
+        ".opencode/agent.md",
+        "crush.json",
+        ".roo/mcp.json",
+        ".kilocode/mcp.json",
+        ".continue/config.yaml",
+        ".amazonq/mcp.json",
+        ".kiro/settings/mcp.json",
+        ".windsurf/rules.md",
+        ".zed/settings.json",
+        "pkg/.helix/languages.toml",
+        "mise.toml",
+        "pkg/.mise.toml",
+        ".mise/config.toml",
+        ".config/mise.toml",
+        ".tool-versions",
     ];
     let mut script = String::new();
     for rel in refused {
