@@ -45,6 +45,10 @@ fn hello(
         client: "test".into(),
     };
     send_message(client.as_fd(), &hello, None, Blocking::Yes)?;
+    // A broker that no longer accepts fails the test instead of hanging it.
+    let limit = nix::sys::time::TimeVal::new(20, 0);
+    nix::sys::socket::setsockopt(client, nix::sys::socket::sockopt::ReceiveTimeout, &limit)
+        .unwrap();
     FrameReader::new(wire)
         .recv(client.as_fd(), Blocking::Yes, |_: &ServerMessage| false)
         .map(|(m, _)| m)
@@ -195,4 +199,23 @@ fn answers_sent_at_once_never_interleave_on_a_stream() {
         }
         broker.stop();
     }
+}
+
+/// An empty datagram on the stream wire's shared socket (which any
+/// process of the sandbox can send) is not its end: the broker goes on
+/// accepting connections. (On the records wire an empty record reads as
+/// the end, and accepting stops: not tested here, Linux's behaviour kept.)
+#[test]
+fn an_empty_datagram_does_not_stop_the_stream_broker() {
+    let fixture = Fixture::new();
+    let (broker, theirs) = serve(&fixture, Wire::Stream);
+    proto::socket::send_frame(theirs.as_fd(), &[], None, Blocking::Yes).unwrap();
+    // Control and attack at once: a connection after it is still welcomed.
+    let (client, private) = Wire::Stream.pair().unwrap();
+    let answer = hello(&theirs, Wire::Stream, &client, private).unwrap();
+    assert!(
+        matches!(answer, ServerMessage::Welcome { .. }),
+        "{answer:?}"
+    );
+    broker.stop();
 }
