@@ -168,6 +168,7 @@ mod seatbelt_tests {
             audit_dir: "/a".into(),
             config_dir: "/c".into(),
             session_dir: None,
+            records_dir: None,
             policy_files: vec![],
             broker_socket: None,
             terminal: None,

@@ -29,7 +29,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -37,8 +37,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::broker::safe_open;
 use crate::cgroup::SessionCgroup;
+pub use crate::platform::liveness::records_dir;
+use crate::platform::liveness::{open_beneath, open_dir, session_id, write_record};
 use crate::sys;
 
 /// `sluice-`: the per-user parent is `sluice-<uid>`; an older sluice made
@@ -63,12 +64,6 @@ pub struct SessionDir {
     _lock: File,
 }
 
-/// The directory of liveness records outside any sandbox:
-/// `$XDG_STATE_HOME/sluice/sessions` (or `~/.local/state/sluice/sessions`).
-pub fn records_dir() -> io::Result<PathBuf> {
-    Ok(crate::xdg::base_dir("XDG_STATE_HOME", ".local/state")?.join("sluice/sessions"))
-}
-
 /// Where a sluice keeps its session records: [`records_dir`], or, stacked
 /// inside another sluice sandbox (which lets it write nowhere else), beside
 /// its other state under the outer session's TMPDIR.
@@ -79,45 +74,10 @@ pub fn records_dir_for(stacked: bool) -> io::Result<PathBuf> {
     }
 }
 
-/// Whether session `id` (started with the default records directory,
-/// [`records_dir`]) is alive: its record exists and its supervisor still
-/// holds the lock on it. A session without a record (ended, swept, or never
-/// started here) is not.
-pub fn is_live(id: &str) -> bool {
-    records_dir().is_ok_and(|records| is_live_in(&records, id))
-}
-
-/// [`is_live`] with the records in `records`.
-fn is_live_in(records: &Path, id: &str) -> bool {
-    if session_id(id).is_none() {
-        return false;
-    }
-    let Ok(dir) = open_dir(records) else {
-        return false;
-    };
-    let Ok(record) = open_beneath(&dir, id.as_bytes(), libc::O_RDONLY) else {
-        return false;
-    };
-    // A shared lock: if it is granted, no supervisor holds the exclusive one.
-    !sys::fs::try_lock(&record, false)
-}
-
 impl SessionDir {
     /// Writes the liveness record of `session` in `records` (created 0700
     /// if missing) and locks it, then makes the session's directory.
     pub fn create(session: &str, records: &Path) -> Result<SessionDir> {
-        anyhow::ensure!(
-            session_id(session).is_some(),
-            "session id {session:?} is not 16 hex digits"
-        );
-        crate::audit::ensure_private_dir(records).with_context(|| {
-            format!(
-                "the session records directory {}: sluice keeps its state beneath \
-                 $XDG_STATE_HOME (~/.local/state when it is not set); set XDG_STATE_HOME \
-                 to a directory you can write",
-                records.display()
-            )
-        })?;
         let parent = sessions_parent()?;
         let root = parent.join(session);
         let lock = write_record(records, session, &root)?;
@@ -204,33 +164,6 @@ fn sessions_parent() -> Result<PathBuf> {
     );
     path.canonicalize()
         .with_context(|| format!("resolving {}", path.display()))
-}
-
-/// Creates `<records>/<session>` naming `root`, locked, under a name the
-/// sweep ignores first (a record the sweep can see is always locked while
-/// its session lives).
-fn write_record(records: &Path, session: &str, root: &Path) -> Result<File> {
-    let staging = records.join(format!(".{session}"));
-    let mut lock = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&staging)
-        .with_context(|| format!("creating {}", staging.display()))?;
-    anyhow::ensure!(try_lock(&lock), "locking {}", staging.display());
-    let mut text = root.as_os_str().as_bytes().to_vec();
-    text.push(b'\n');
-    lock.write_all(&text)
-        .with_context(|| format!("writing {}", staging.display()))?;
-    let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
-    safe_open::rename_noreplace(
-        libc::AT_FDCWD,
-        &bytes(&staging),
-        &bytes(&records.join(session)),
-    )
-    .with_context(|| format!("recording session {session} in {}", records.display()))?;
-    Ok(lock)
 }
 
 /// Removes what the sessions of this user whose supervisor is gone left
@@ -377,44 +310,8 @@ fn sweep_legacy() {
     }
 }
 
-/// The session id itself when `id` is 16 lowercase hex digits.
-fn session_id(id: &str) -> Option<&str> {
-    let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
-    (id.len() == 16 && id.chars().all(hex)).then_some(id)
-}
-
 fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
-}
-
-fn open_dir(path: &Path) -> Result<File> {
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))
-}
-
-/// `name` in `dir`, opened with `flags` (close-on-exec), following no
-/// symlink and never leaving `dir`. O_NONBLOCK: a FIFO planted where a lock
-/// or record is looked for must not hang the sweep (every `sluice run`) or
-/// `sluice audit verify` waiting for a writer.
-///
-/// `name` is one entry's name, so `openat` with `O_NOFOLLOW` is all the
-/// confinement there is to have (and, unlike `openat2`, it is not a call a
-/// guarding outer session must make for a stacked sluice: see
-/// `broker::guard`).
-fn open_beneath(dir: &File, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    let mut flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    if flags & libc::O_PATH == 0 {
-        flags |= libc::O_NONBLOCK;
-    }
-    let name =
-        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    sys::fs::openat(dir, &name, flags, 0)
 }
 
 /// An exclusive `flock`, without waiting; whether it was taken.
@@ -525,6 +422,7 @@ fn open_up(dir: OwnedFd, depth: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::liveness::is_live_in;
 
     /// A FIFO planted as an older session's `lock` hung every later
     /// `sluice run` in the sweep, opening it for a writer that never came.

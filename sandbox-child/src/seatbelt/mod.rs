@@ -19,6 +19,7 @@
 //!     audit_dir: "/Users/a/.local/state/sluice/audit".into(),
 //!     config_dir: "/Users/a/.config/sluice".into(),
 //!     session_dir: None,
+//!     records_dir: None,
 //!     policy_files: vec![],
 //!     broker_socket: None,
 //!     terminal: None,
@@ -118,6 +119,9 @@ pub struct SupervisorState {
     pub config_dir: PathBuf,
     /// The session's private directory (deny placeholders, state): hidden.
     pub session_dir: Option<PathBuf>,
+    /// The sessions' liveness records (whose locks say which session is
+    /// running): hidden, so no program can replace one or hold its lock.
+    pub records_dir: Option<PathBuf>,
     /// The policy file and the files it extends: unwritable, so the program
     /// cannot widen its next session.
     pub policy_files: Vec<PathBuf>,
@@ -146,6 +150,9 @@ impl SupervisorState {
                 "the configuration and approvals",
             ),
         ];
+        if let Some(dir) = &self.records_dir {
+            out.push((dir.as_path(), Guard::Hidden, "the session records"));
+        }
         if let Some(dir) = &self.session_dir {
             out.push((
                 dir.as_path(),

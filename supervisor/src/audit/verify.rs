@@ -184,7 +184,7 @@ impl Report {
     }
 
     /// The verdict, given whether the session is still running (its lock
-    /// is held: `session_dir::is_live`).
+    /// is held: `platform::liveness::is_live`).
     pub fn status(&self, live: bool) -> Status {
         match (self.ok(), self.complete(), live) {
             (false, _, _) => Status::Failed,

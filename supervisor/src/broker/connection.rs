@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::socket::{self, recv_frame, Blocking, SocketError, RECV_BUF_LEN};
+use proto::socket::{self, send_some, Blocking, FrameReader, SocketError, Wire};
 use proto::{
     ClientMessage, ErrorKind, PolicySummary, Request, Response, ResponseBody, ServerMessage,
     PROTOCOL_VERSION,
@@ -28,7 +28,18 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Undecodable frames tolerated on one connection before it is closed.
 const MAX_MALFORMED: u32 = 64;
 
-type Sock = Arc<AsyncFd<OwnedFd>>;
+type Sock = Arc<Conn>;
+
+/// One private connection: its socket, its wire, and on a stream the
+/// lock that keeps answers from different tasks from interleaving.
+struct Conn {
+    fd: AsyncFd<OwnedFd>,
+    wire: Wire,
+    /// Held while a frame is being sent on a stream ([`Wire::Stream`]): a
+    /// frame may go out in several writes, and no other frame may come in
+    /// between. Records are sent whole, unlocked.
+    sending: tokio::sync::Mutex<()>,
+}
 
 /// Sends `Refused` on a connection that will not be served, without
 /// waiting (a full socket just loses the courtesy), and closes it.
@@ -39,8 +50,12 @@ pub fn refuse(sock: OwnedFd, reason: &str) {
     let _ = socket::send_message(sock.as_fd(), &msg, None, Blocking::No);
 }
 
+/// Serves connection `sock`, a private connection of `wire` (a unix
+/// `SOCK_SEQPACKET` socket for [`Wire::Records`], `SOCK_STREAM` for
+/// [`Wire::Stream`], as checked by the accept loop).
 pub async fn run(
     sock: OwnedFd,
+    wire: Wire,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -66,13 +81,17 @@ pub async fn run(
         );
     }
     let sock: Sock = match super::watch(sock) {
-        Ok(s) => Arc::new(s),
+        Ok(fd) => Arc::new(Conn {
+            fd,
+            wire,
+            sending: tokio::sync::Mutex::new(()),
+        }),
         Err(e) => {
             tracing::warn!("broker: cannot watch a connection: {e}");
             return;
         }
     };
-    let mut buf = vec![0u8; RECV_BUF_LEN];
+    let mut buf = FrameReader::new(wire);
     let client = tokio::select! {
         _ = shutdown.cancelled() => return,
         hello = tokio::time::timeout(HELLO_TIMEOUT, handshake(&sock, &shared, &mut buf, stacked)) => {
@@ -224,7 +243,12 @@ async fn serve_request(sock: &Sock, shared: &Shared, peer: &Peer, client: &str, 
 
 /// Waits for `Hello` and answers it. Returns the client's name, or `None`
 /// when the connection is to be closed.
-async fn handshake(sock: &Sock, shared: &Shared, buf: &mut [u8], stacked: bool) -> Option<String> {
+async fn handshake(
+    sock: &Sock,
+    shared: &Shared,
+    buf: &mut FrameReader,
+    stacked: bool,
+) -> Option<String> {
     let reply = match recv(sock, buf).await {
         Ok((ClientMessage::Hello { .. }, _)) if stacked => refused(
             "this process is inside a sandbox of its own, within the session's: \
@@ -281,20 +305,24 @@ fn response(id: u64, body: ResponseBody) -> ServerMessage {
     ServerMessage::Response(Response { id, body })
 }
 
+/// Receives one whole frame: one record, or on a stream one frame read in
+/// as many reads as it takes (`frames` keeps a partly read one), the
+/// descriptor rules applied either way ([`FrameReader`]).
 async fn recv(
     sock: &Sock,
-    buf: &mut [u8],
+    frames: &mut FrameReader,
 ) -> Result<(ClientMessage, Option<OwnedFd>), SocketError> {
     loop {
-        let mut guard = sock.readable().await?;
-        match guard.try_io(|fd| recv_frame(fd.as_fd(), buf, Blocking::No)) {
-            Ok(got) => {
-                let got = got?;
-                let len = got.len;
-                return socket::decode_received(&buf[..len], got, |m: &ClientMessage| {
-                    m.expects_fd()
-                });
+        let mut guard = sock.fd.readable().await?;
+        let got = guard.try_io(|fd| {
+            match frames.recv(fd.as_fd(), Blocking::No, |m: &ClientMessage| m.expects_fd()) {
+                Err(SocketError::Io(e)) => Err(e),
+                other => Ok(other),
             }
+        });
+        match got {
+            Ok(Ok(received)) => return received,
+            Ok(Err(e)) => return Err(SocketError::Io(e)),
             Err(_would_block) => continue,
         }
     }
@@ -303,11 +331,42 @@ async fn recv(
 async fn send(sock: &Sock, msg: &ServerMessage, fd: Option<BorrowedFd<'_>>) -> std::io::Result<()> {
     let bytes = proto::frame::encode(msg)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    if sock.wire == Wire::Stream {
+        return send_on_stream(sock, &bytes, fd).await;
+    }
     loop {
-        let mut guard = sock.writable().await?;
+        let mut guard = sock.fd.writable().await?;
         match guard.try_io(|s| socket::send_frame(s.as_fd(), &bytes, fd, Blocking::No)) {
             Ok(result) => return result,
             Err(_would_block) => continue,
         }
     }
+}
+
+/// Sends one frame on a stream, the descriptor with its first byte, under
+/// the connection's lock: the frame may take several writes, each when
+/// the socket has room (never blocking a worker thread), and no other
+/// task's frame comes in between. This task runs to the end of its frame
+/// (the connection's tasks are never cancelled mid-send), so the stream
+/// is never left with half a frame but for a write error, which ends the
+/// connection.
+async fn send_on_stream(
+    sock: &Sock,
+    bytes: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> std::io::Result<()> {
+    let _one_at_a_time = sock.sending.lock().await;
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let fds = match sent {
+            0 => fd.as_slice(),
+            _ => &[],
+        };
+        let mut guard = sock.fd.writable().await?;
+        match guard.try_io(|s| send_some(s.as_fd(), &bytes[sent..], fds, Blocking::No)) {
+            Ok(n) => sent += n?,
+            Err(_would_block) => continue,
+        }
+    }
+    Ok(())
 }

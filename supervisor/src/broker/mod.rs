@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use policies::Policy;
-use proto::socket::{decode_received, recv_frame, Blocking};
+use proto::socket::{decode_received, recv_frame, Blocking, Wire};
 use proto::ClientMessage;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Semaphore;
@@ -338,7 +338,10 @@ fn cpus_allowed() -> usize {
 /// the connections and requests in progress to finish.
 ///
 /// The shared socket reaching end of file (every process of the sandbox
-/// closed it) stops accepting, not serving.
+/// closed it) stops accepting, not serving. The shared socket's type says
+/// which wire its connections speak ([`Wire::of_shared`]): records on
+/// Linux; streams, on macOS, with a datagram shared socket (which has no
+/// end of file: it is served until `shutdown`).
 pub async fn serve(listener: OwnedFd, shared: Arc<Shared>, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     if let Err(e) = accept_loop(listener, &shared, &shutdown, &tracker).await {
@@ -355,6 +358,7 @@ async fn accept_loop(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> io::Result<()> {
+    let wire = shared_wire(listener.as_fd())?;
     let listener = watch(listener)?;
     // A Connect frame is five bytes; anything that does not fit is not one.
     let mut buf = [0u8; 64];
@@ -369,7 +373,10 @@ async fn accept_loop(
                 }
             }
         };
-        if got.len == 0 && got.fds.is_empty() && !got.truncated {
+        // An empty record is the end of a seqpacket socket; an empty
+        // datagram is only a datagram (a connected datagram socket has no
+        // end of file), ignored below like any other bad frame.
+        if wire == Wire::Records && got.len == 0 && got.fds.is_empty() && !got.truncated {
             tracing::debug!("broker: every holder of the shared socket closed it");
             return Ok(());
         }
@@ -385,7 +392,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        if let Err(e) = check_seqpacket(sock.as_fd()) {
+        if let Err(e) = check_private(sock.as_fd(), wire) {
             tracing::debug!("broker: refused a connection: {e}");
             continue;
         }
@@ -397,20 +404,36 @@ async fn accept_loop(
         let shutdown = shutdown.clone();
         let spawner = tracker.clone();
         tracker.spawn(async move {
-            connection::run(sock, shared, shutdown, spawner).await;
+            connection::run(sock, wire, shared, shutdown, spawner).await;
             drop(permit);
         });
     }
 }
 
-/// A private connection must be a Unix `SOCK_SEQPACKET` socket: anything
-/// else (a file, a TCP socket, a stream) is not spoken to.
-fn check_seqpacket(fd: BorrowedFd<'_>) -> io::Result<()> {
+/// The wire the shared socket `fd` speaks: records on a `SOCK_SEQPACKET`
+/// one (Linux), streams on a `SOCK_DGRAM` one (macOS, and Linux when
+/// tested in macOS's configuration). Anything else is not served.
+fn shared_wire(fd: BorrowedFd<'_>) -> io::Result<Wire> {
+    Wire::of_shared(fd)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the shared socket is neither a unix seqpacket nor a unix datagram socket",
+        )
+    })
+}
+
+/// A private connection must be a Unix socket of its wire's type
+/// (`SOCK_SEQPACKET` for records, `SOCK_STREAM` for streams): anything
+/// else (a file, a TCP socket, the other wire's type) is not spoken to.
+fn check_private(fd: BorrowedFd<'_>, wire: Wire) -> io::Result<()> {
     match proto::socket::domain_and_type(fd)? {
-        (libc::AF_UNIX, libc::SOCK_SEQPACKET) => Ok(()),
+        (libc::AF_UNIX, kind) if kind == wire.private_type() => Ok(()),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "not a unix seqpacket socket",
+            match wire {
+                Wire::Records => "not a unix seqpacket socket",
+                Wire::Stream => "not a unix stream socket",
+            },
         )),
     }
 }

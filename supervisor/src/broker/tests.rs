@@ -17,6 +17,8 @@ use super::peer::Peer;
 use super::{Approvals, Shared};
 use crate::audit::{self, AuditLog, By, StartRecord};
 
+mod stream;
+
 /// A directory with `allowed`, `asked`, `other` (also asked), `denied`,
 /// `kept` (denied by `[filesystem] deny`, protected by the policy), and
 /// `state/` (handed to [`Shared::new`] as sluice's own).

@@ -110,7 +110,11 @@ pub(super) fn session_vars(workspace: Option<PathBuf>) -> Result<(Vars, SessionD
         SessionDir::create(&launch::new_session_id()?, &records)?
     };
     #[cfg(target_os = "macos")]
-    let dir = SessionDir::create(&crate::platform::macos::run::session_id()?)?;
+    let dir = {
+        let records =
+            crate::platform::liveness::records_dir().context("the session records directory")?;
+        SessionDir::create(&crate::platform::macos::run::session_id()?, &records)?
+    };
     let vars = Vars {
         home: std::env::var_os("HOME")
             .map(PathBuf::from)

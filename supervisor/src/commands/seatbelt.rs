@@ -20,6 +20,7 @@ pub fn profile(name: &str, policy: &Policy, session: &Path) -> Result<String> {
         audit_dir: real(audit_dir),
         config_dir: real(config_dir),
         session_dir: Some(session.to_path_buf()),
+        records_dir: crate::platform::liveness::records_dir().ok().map(real),
         policy_files: if is_file {
             vec![real(name.into())]
         } else {

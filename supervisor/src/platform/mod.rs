@@ -10,7 +10,8 @@
 //! | `sluice run`: launch the child with a prepared sandbox, supervise it to its end | `commands::run` (`launch.rs`, `supervise.rs`: clone, namespaces, signalfd, pidfd, subreaper) | `macos::run` (`sandbox_child::macos`: fork, `sandbox_init`, exec; `macos/supervise.rs`: kqueue) |
 //! | who is at the other end of a broker connection | `SO_PEERCRED` + `SO_PEERPIDFD` (`broker/peer.rs`) | `LOCAL_PEERTOKEN` + `LOCAL_PEERPID` (`macos::peer`) |
 //! | open beneath a directory, following no symlink | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` (`broker/fsops.rs`) | a component walk ([`walk::open_beneath_fd`], `openat` with `O_NOFOLLOW` per component) |
-//! | the broker's wire | `SOCK_SEQPACKET` (`proto::socket::Wire::Records`) | a datagram shared socket and stream connections (`Wire::Stream`) |
+//! | the broker's wire | `SOCK_SEQPACKET` (`proto::socket::Wire::Records`) | a datagram shared socket and stream connections (`Wire::Stream`); the broker serves either, by the shared socket's type (tested on Linux: `broker::tests::stream`) |
+//! | is a session running (`sluice audit`) | [`liveness`]: a record `flock`ed by its supervisor | the same ([`liveness::Record`], held by the macOS launcher) |
 //! | am I inside sluice's sandbox | the seccomp marker (`sandbox_child::nesting`) | a Mach service name only sluice's profile allows ([`sandbox_child::nesting::SeatbeltProbe`]) |
 //!
 //! The logic of the macOS side that needs no macOS kernel is portable and
@@ -21,12 +22,16 @@
 //! never linked or run.
 //!
 //! Not behind this interface yet: the broker, the prompts and the terminal
-//! relay are Linux-only modules (they use `openat2`, `O_PATH`, eventfd and
-//! signalfd), so the macOS launcher serves no broker and relays no
-//! terminal; the peer identity, the walk and the stream wire above are
-//! what they need there.
+//! relay are Linux-only modules (the broker's safe open is `openat2` and
+//! `O_PATH` with `/proc/self/fd`, its read-only and sandbox views are mount
+//! namespaces, its guard and transparent brokering are seccomp; the relay
+//! waits on signalfd and eventfd), so the macOS launcher serves no broker
+//! and relays no terminal. What they need there exists: the peer
+//! identity, the walk, and the broker's connection handling over the
+//! stream wire, served and tested on Linux.
 
 pub mod kevents;
+pub mod liveness;
 pub mod nested;
 pub mod walk;
 
@@ -35,16 +40,9 @@ pub mod walk;
 pub mod macos;
 
 /// Whether session `id` is running (its supervisor holds its record's
-/// lock). On macOS the launcher keeps no session records yet: `false`, so
-/// `sluice audit` shows a running macOS session's record as incomplete.
+/// lock), the same on both ([`liveness`]).
 pub fn session_is_live(id: &str) -> bool {
-    #[cfg(target_os = "linux")]
-    return crate::session_dir::is_live(id);
-    #[cfg(target_os = "macos")]
-    {
-        let _ = id;
-        false
-    }
+    liveness::is_live(id)
 }
 
 /// The session a kept stacked record came from (`nesting`). Nothing stacks

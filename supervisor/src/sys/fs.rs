@@ -97,15 +97,19 @@ pub fn set_status_flags(fd: impl AsFd, flags: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(target_os = "linux")]
 /// `renameat2(RENAME_NOREPLACE)` of `from` to `to`, both relative to `dir`
 /// (`AT_FDCWD` for paths): an existing `to` is `EEXIST`, never replaced.
+/// On macOS `renameatx_np(RENAME_EXCL)`, the same.
 pub fn rename_noreplace(dir: libc::c_int, from: &[u8], to: &[u8]) -> io::Result<()> {
     let (from, to) = (c_path(from)?, c_path(to)?);
-    let flags = libc::RENAME_NOREPLACE;
+    #[cfg(target_os = "linux")]
     // SAFETY: both are NUL-terminated and outlive the call; a bad `dir` is
     // only EBADF.
-    let rc = unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), flags) };
+    let rc =
+        unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), libc::RENAME_NOREPLACE) };
+    #[cfg(target_os = "macos")]
+    // SAFETY: as above.
+    let rc = unsafe { libc::renameatx_np(dir, from.as_ptr(), dir, to.as_ptr(), libc::RENAME_EXCL) };
     match rc {
         0 => Ok(()),
         _ => Err(io::Error::last_os_error()),

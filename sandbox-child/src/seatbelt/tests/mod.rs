@@ -208,6 +208,7 @@ pub fn state() -> SupervisorState {
         audit_dir: PathBuf::from(HOME).join(".local/state/sluice/audit"),
         config_dir: PathBuf::from(HOME).join(".config/sluice"),
         session_dir: Some(PathBuf::from(SESSION).join("private")),
+        records_dir: Some(PathBuf::from(HOME).join(".local/state/sluice/sessions")),
         policy_files: vec![],
         broker_socket: None,
         terminal: None,

@@ -162,6 +162,7 @@ fn protected_state_holds_whatever_the_policy_allows() {
     ));
     for hidden in [
         "/Users/alice/.local/state/sluice/audit/s.jsonl",
+        "/Users/alice/.local/state/sluice/sessions/0123456789abcdef",
         "/Users/alice/.config/sluice/approvals.toml",
         &format!("/private{SESSION}/private/deny-file"),
     ] {

@@ -1,7 +1,8 @@
 //! `sluice run` on macOS: resolve the policy, generate the sealed Seatbelt
 //! profile, fork; the child applies it and execs
 //! (`sandbox_child::macos`); supervise with kqueue ([`super::supervise`]);
-//! record the session in the audit record.
+//! record the session in the audit record, its liveness record held
+//! ([`crate::platform::liveness`]) while it runs.
 //!
 //! What this launcher does not do yet, each refused or said: the broker
 //! (no `SLUICE_BROKER_FD`: the program gets what the profile allows and
@@ -29,6 +30,7 @@ use crate::audit::{self, AuditLog, StartRecord};
 use crate::commands::run_args::RunArgs;
 use crate::commands::sandbox_exec;
 use crate::exit;
+use crate::platform::liveness;
 use crate::platform::nested::{self, Nesting};
 use crate::program;
 
@@ -92,13 +94,17 @@ pub(crate) fn session_id() -> Result<String> {
 
 /// The session's directory, `$TMPDIR/sluice-<uid>/<id>/` (0700): `tmp/`
 /// (the program's TMPDIR), `bin/` (the `sandbox-exec` stand-in),
-/// `private/` (denied to the program). Removed when dropped.
+/// `private/` (denied to the program), and its liveness record in
+/// `records` ([`liveness::Record`], locked while the session lives, so
+/// `sluice audit` tells it from a torn one). Removed when dropped, the
+/// record last.
 pub(crate) struct SessionDir {
     root: PathBuf,
+    _record: liveness::Record,
 }
 
 impl SessionDir {
-    pub(crate) fn create(id: &str) -> Result<SessionDir> {
+    pub(crate) fn create(id: &str, records: &Path) -> Result<SessionDir> {
         // SAFETY: getuid cannot fail.
         let uid = unsafe { libc::getuid() };
         let parent = std::env::temp_dir()
@@ -123,9 +129,13 @@ impl SessionDir {
             );
         }
         let root = parent.join(id);
+        let record = liveness::Record::hold(records, id, &root)?;
         b.create(&root)
             .with_context(|| format!("creating {}", root.display()))?;
-        let dir = SessionDir { root };
+        let dir = SessionDir {
+            root,
+            _record: record,
+        };
         for sub in ["tmp", "bin", "private"] {
             b.create(dir.root.join(sub))?;
         }
@@ -275,7 +285,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .canonicalize()
         .with_context(|| format!("workspace '{}'", workspace.display()))?;
     let id = session_id()?;
-    let dir = SessionDir::create(&id)?;
+    let records = liveness::records_dir().context("the session records directory")?;
+    let dir = SessionDir::create(&id, &records)?;
     let vars = Vars {
         home,
         workspace: workspace.clone(),
@@ -343,6 +354,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         audit_dir: audit_dir.canonicalize()?,
         config_dir: config_dir.canonicalize()?,
         session_dir: Some(dir.private()),
+        records_dir: Some(records.canonicalize()?),
         policy_files: spec.files().to_vec(),
         broker_socket: None,
         terminal: terminal.clone(),
