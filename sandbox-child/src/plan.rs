@@ -21,8 +21,8 @@ use crate::prepare_error::{cstring, PrepareError};
 use crate::report::{EnforcementReport, LayerReport, Status};
 use crate::seccomp::{self, NetSyscalls, SyscallRules};
 use crate::view::{
-    prepare_mounts, prepare_root, prepare_veil, ChildTerminal, PreparedMount, PreparedRoot,
-    PreparedVeil, RootEntry, StandIn, Veil,
+    prepare_mounts, prepare_private, prepare_root, prepare_veil, ChildTerminal, PreparedMount,
+    PreparedPrivate, PreparedRoot, PreparedVeil, RootEntry, StandIn, Veil,
 };
 
 /// What the supervisor decided about this launch, beyond the policy.
@@ -96,6 +96,8 @@ pub struct Prepared {
     /// `pid_max` for the PID namespace, as written (see [`LaunchContext`]).
     pub(crate) pid_max: Option<Vec<u8>>,
     pub(crate) id_maps: Option<IdMaps>,
+    /// Mounted before `mounts`, whose placeholders it holds.
+    pub(crate) private: PreparedPrivate,
     pub(crate) mounts: Vec<PreparedMount>,
     /// Drawn after `mounts` (see [`Veil`]).
     pub(crate) veil: Option<PreparedVeil>,
@@ -286,6 +288,7 @@ pub fn prepare(
         }
         None => None,
     };
+    let private = prepare_private(&ctx.placeholder_dir, &mounts, root.as_ref())?;
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
     // SAFETY: getuid/getgid cannot fail.
@@ -370,6 +373,7 @@ pub fn prepare(
             uid_map: format!("{uid} {uid} 1\n").into_bytes(),
             gid_map: format!("{gid} {gid} 1\n").into_bytes(),
         }),
+        private,
         mounts,
         veil,
         root,

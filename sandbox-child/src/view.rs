@@ -7,6 +7,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use policies::Policy;
@@ -91,29 +92,57 @@ pub(crate) struct PreparedRoot {
     pub entries: Vec<RootEntry>,
 }
 
-/// Placeholders are mode 000 and mounted read-only, so neither their content
-/// (empty anyway) nor their mode can be used.
-fn placeholder(dir: &Path, is_dir: bool) -> Result<PathBuf, PrepareError> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(if is_dir { "deny-dir" } else { "deny-file" });
-    let err = |source| PrepareError::Placeholder {
-        path: path.clone(),
-        source,
-    };
-    if !path.exists() {
-        if is_dir {
-            std::fs::create_dir(&path).map_err(err)?;
-        } else {
-            std::fs::File::create(&path).map_err(err)?;
+/// The session's private directory as the child sees it: a tmpfs it mounts
+/// on the supervisor's (empty) placeholder directory before any other
+/// mount, holding the deny placeholders (mode 000, mounted read-only, so
+/// neither their content, empty anyway, nor their mode can be used) and the
+/// policy-built root's mount point. Made in memory by the child rather than
+/// on the host's disk by the supervisor: on ext4 without a journal every
+/// inode made and removed at each launch slows the next ones (a new inode
+/// skips those deleted in the last 30 s), and the host keeps nothing a
+/// program could chmod or that must be opened up to be removed.
+pub(crate) struct PreparedPrivate {
+    /// The tmpfs's mount point (the supervisor's `private/`).
+    pub dir: CString,
+    /// Directories made in it, mode 0700 (the root's mount point).
+    pub dirs: Vec<CString>,
+    /// The placeholders, `true` for a directory, made mode 000.
+    pub placeholders: Vec<(CString, bool)>,
+}
+
+/// The placeholder of each kind: one serves every denied path of that kind.
+fn placeholder(dir: &Path, is_dir: bool) -> PathBuf {
+    dir.join(if is_dir { "deny-dir" } else { "deny-file" })
+}
+
+/// What the child makes in its private tmpfs on `placeholder_dir`: the
+/// placeholders `mounts` bind, and the root's mount point when it is there.
+pub(crate) fn prepare_private(
+    placeholder_dir: &Path,
+    mounts: &[PreparedMount],
+    root: Option<&PreparedRoot>,
+) -> Result<PreparedPrivate, PrepareError> {
+    let mut placeholders = Vec::new();
+    for is_dir in [true, false] {
+        let path = cstring(placeholder(placeholder_dir, is_dir).as_os_str())?;
+        if mounts.iter().any(|m| m.source == path) {
+            placeholders.push((path, is_dir));
         }
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).map_err(err)?;
-    Ok(path)
+    let dirs = root
+        .map(|r| PathBuf::from(std::ffi::OsStr::from_bytes(r.dir.as_bytes())))
+        .filter(|d| d.parent() == Some(placeholder_dir))
+        .map(|d| cstring(d.as_os_str()))
+        .transpose()?;
+    Ok(PreparedPrivate {
+        dir: cstring(placeholder_dir.as_os_str())?,
+        dirs: dirs.into_iter().collect(),
+        placeholders,
+    })
 }
 
 /// Whether the host mounts `path` `noexec` (unknown counts as not).
 fn host_noexec(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
@@ -144,10 +173,8 @@ pub(crate) fn prepare_mounts(
             let source = match op.kind {
                 MountKind::Deny { dir: is_dir } => {
                     let slot = if is_dir { &mut dir } else { &mut file };
-                    match slot {
-                        Some(path) => PathBuf::clone(path),
-                        None => slot.insert(placeholder(placeholder_dir, is_dir)?).clone(),
-                    }
+                    slot.get_or_insert_with(|| placeholder(placeholder_dir, is_dir))
+                        .clone()
                 }
                 MountKind::Writable { .. }
                 | MountKind::Executable
@@ -219,8 +246,9 @@ pub(crate) fn prepare_veil(
     }))
 }
 
-/// The skeleton of the child's root, under `placeholder_dir/root` (made
-/// here, empty; the child mounts a tmpfs on it).
+/// The skeleton of the child's root, under `placeholder_dir/root` (made by
+/// the child in its private tmpfs, or in the veil's: [`PreparedPrivate`];
+/// the child mounts a tmpfs on it).
 pub(crate) fn prepare_root(
     policy: &Policy,
     placeholder_dir: &Path,
@@ -229,19 +257,7 @@ pub(crate) fn prepare_root(
     shm: bool,
     stand_ins: &[StandIn],
 ) -> Result<PreparedRoot, PrepareError> {
-    use std::os::unix::fs::DirBuilderExt;
     let dir = placeholder_dir.join("root");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(e),
-        })
-        .map_err(|source| PrepareError::Placeholder {
-            path: dir.clone(),
-            source,
-        })?;
     let kind = |p: &Path| {
         p.metadata().ok().map(|m| {
             if m.is_dir() {
