@@ -92,19 +92,42 @@ pub(crate) struct PreparedRoot {
     pub entries: Vec<RootEntry>,
 }
 
-/// The session's private directory as the child sees it: a tmpfs it mounts
-/// on the supervisor's (empty) placeholder directory before any other
-/// mount, holding the deny placeholders (mode 000, mounted read-only, so
-/// neither their content, empty anyway, nor their mode can be used) and the
-/// policy-built root's mount point. Made in memory by the child rather than
-/// on the host's disk by the supervisor: on ext4 without a journal every
-/// inode made and removed at each launch slows the next ones (a new inode
-/// skips those deleted in the last 30 s), and the host keeps nothing a
-/// program could chmod or that must be opened up to be removed.
+/// The session's own directory on the host (only the supervisor's to
+/// reach) and the program's `TMPDIR` in it, the one entry it holds on disk.
+#[derive(Debug, Clone)]
+pub struct SessionDirs {
+    pub dir: PathBuf,
+    /// `dir/tmp`.
+    pub tmp: PathBuf,
+}
+
+impl SessionDirs {
+    /// `dir/private`, in the child's tmpfs only: the deny placeholders and
+    /// the policy-built root's mount point.
+    pub fn private(&self) -> PathBuf {
+        self.dir.join("private")
+    }
+}
+
+/// The session's directory as the child sees it: a tmpfs it mounts over
+/// [`SessionDirs::dir`] once every mount but the deny placeholders is made,
+/// holding the program's `TMPDIR` (cloned first, with the flags those
+/// mounts gave it, and moved back) and `private/` with the deny
+/// placeholders (mode 000, mounted read-only, so neither their content,
+/// empty anyway, nor their mode can be used) and the policy-built root's
+/// mount point. Made in memory by the child rather than on the host's disk
+/// by the supervisor: on ext4 every directory made and removed at each
+/// launch costs (without a journal a new inode skips those deleted in the
+/// last 30 s; mounted `discard`, each removal waits for the device), and
+/// the host keeps nothing a program could chmod or that must be opened up
+/// to be removed.
 pub(crate) struct PreparedPrivate {
-    /// The tmpfs's mount point (the supervisor's `private/`).
+    /// The tmpfs's mount point: the session's directory.
     pub dir: CString,
-    /// Directories made in it, mode 0700 (the root's mount point).
+    /// The program's `TMPDIR`, moved back into the tmpfs.
+    pub keep: CString,
+    /// Directories made in the tmpfs, parents first, mode 0700: `keep`'s
+    /// mount point, `private/`, the root's mount point.
     pub dirs: Vec<CString>,
     /// The placeholders, `true` for a directory, made mode 000.
     pub placeholders: Vec<(CString, bool)>,
@@ -115,28 +138,42 @@ fn placeholder(dir: &Path, is_dir: bool) -> PathBuf {
     dir.join(if is_dir { "deny-dir" } else { "deny-file" })
 }
 
-/// What the child makes in its private tmpfs on `placeholder_dir`: the
-/// placeholders `mounts` bind, and the root's mount point when it is there.
+/// What the child makes in its tmpfs over the session's directory: the
+/// placeholders `mounts` bind, and the root's mount point.
 pub(crate) fn prepare_private(
-    placeholder_dir: &Path,
+    session: &SessionDirs,
     mounts: &[PreparedMount],
     root: Option<&PreparedRoot>,
 ) -> Result<PreparedPrivate, PrepareError> {
+    if session.tmp.parent() != Some(session.dir.as_path()) {
+        return Err(PrepareError::Placeholder {
+            path: session.tmp.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not in {}", session.dir.display()),
+            ),
+        });
+    }
+    let private = session.private();
     let mut placeholders = Vec::new();
     for is_dir in [true, false] {
-        let path = cstring(placeholder(placeholder_dir, is_dir).as_os_str())?;
+        let path = cstring(placeholder(&private, is_dir).as_os_str())?;
         if mounts.iter().any(|m| m.source == path) {
             placeholders.push((path, is_dir));
         }
     }
-    let dirs = root
+    let root_dir = root
         .map(|r| PathBuf::from(std::ffi::OsStr::from_bytes(r.dir.as_bytes())))
-        .filter(|d| d.parent() == Some(placeholder_dir))
+        .filter(|d| d.parent() == Some(private.as_path()));
+    let dirs = [session.tmp.clone(), private]
+        .into_iter()
+        .chain(root_dir)
         .map(|d| cstring(d.as_os_str()))
-        .transpose()?;
+        .collect::<Result<_, _>>()?;
     Ok(PreparedPrivate {
-        dir: cstring(placeholder_dir.as_os_str())?,
-        dirs: dirs.into_iter().collect(),
+        dir: cstring(session.dir.as_os_str())?,
+        keep: cstring(session.tmp.as_os_str())?,
+        dirs,
         placeholders,
     })
 }
@@ -247,8 +284,8 @@ pub(crate) fn prepare_veil(
 }
 
 /// The skeleton of the child's root, under `placeholder_dir/root` (made by
-/// the child in its private tmpfs, or in the veil's: [`PreparedPrivate`];
-/// the child mounts a tmpfs on it).
+/// the child in its tmpfs over the session's directory, or in the veil's:
+/// [`PreparedPrivate`]; the child mounts a tmpfs on it).
 pub(crate) fn prepare_root(
     policy: &Policy,
     placeholder_dir: &Path,

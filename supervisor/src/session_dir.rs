@@ -11,11 +11,12 @@
 //!   audit directory, so no program can replace a lock or point a record
 //!   elsewhere.
 //! - **The session directory**, `$TMPDIR/sluice-<uid>/<id>/` with `tmp/`
-//!   (the sandbox's TMPDIR) and `private/` (empty: the child mounts a tmpfs
-//!   there for its deny placeholders and the root's mount point). Every session of a user lives under the one parent
-//!   `sluice-<uid>`, which every sandbox sees as a read-only directory
-//!   holding only its own `<id>/tmp` (the *veil*, made by the child), so no
-//!   session can reach another one's directory, even one started later.
+//!   (the sandbox's TMPDIR), and in the child's view only, on a tmpfs over
+//!   it, `private/` (deny placeholders, the root's mount point). Every
+//!   session of a user lives under the one parent `sluice-<uid>`, which
+//!   every sandbox sees as a read-only directory holding only its own
+//!   `<id>/tmp` (the *veil*, made by the child), so no session can reach
+//!   another one's directory, even one started later.
 //!
 //! A supervisor killed with SIGKILL runs no destructor: its directory and its
 //! cgroup stay behind (the program itself dies with it, through
@@ -51,9 +52,10 @@ const LEGACY_LOCK: &str = "lock";
 /// A record names a path of at most this many bytes.
 const RECORD_MAX: u64 = 4096;
 
-/// The session's private directory: `tmp/` is the sandbox's TMPDIR,
-/// `private/` is where the child mounts its private tmpfs (deny
-/// placeholders, the root's mount point: `sandbox_child::view`).
+/// The session's private directory: `tmp/` is the sandbox's TMPDIR, its
+/// one entry on disk (on Linux; macOS also has `private/`). The child
+/// covers it with a tmpfs of its own holding `tmp/` and `private/` (deny
+/// placeholders, the root's mount point: `sandbox_child::SessionDirs`).
 /// Removed when the session ends, then its liveness record.
 pub struct SessionDir {
     id: String,
@@ -130,7 +132,10 @@ impl SessionDir {
         };
         let mut b = fs::DirBuilder::new();
         b.mode(0o700);
-        for d in [dir.root(), dir.tmp(), dir.private()] {
+        // On Linux `private/` is in the child's memory only (see
+        // `sandbox_child::SessionDirs`); the Seatbelt profile names it.
+        let private = cfg!(target_os = "macos").then(|| dir.private());
+        for d in [dir.root(), dir.tmp()].into_iter().chain(private) {
             b.create(&d)
                 .with_context(|| format!("creating the session directory {}", d.display()))?;
         }
@@ -144,6 +149,16 @@ impl SessionDir {
 
     fn root(&self) -> PathBuf {
         self.parent.join(&self.id)
+    }
+
+    /// The session's directory and the program's `TMPDIR` in it, for the
+    /// child, which covers the one with a tmpfs holding the other.
+    #[cfg(target_os = "linux")]
+    pub fn dirs(&self) -> sandbox_child::SessionDirs {
+        sandbox_child::SessionDirs {
+            dir: self.root(),
+            tmp: self.tmp(),
+        }
     }
 
     pub fn tmp(&self) -> PathBuf {

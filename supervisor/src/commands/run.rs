@@ -272,7 +272,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
             argv: args.command.clone(),
             env,
             cwd,
-            placeholder_dir: s.dir.private(),
+            session_dirs: s.dir.dirs(),
             veil: Some(sandbox_child::Veil {
                 parent: s.dir.parent().to_path_buf(),
                 keep: s.dir.tmp(),
