@@ -14,7 +14,7 @@ use crate::plan::Prepared;
 use crate::report::{Step, StepRecord};
 use crate::seccomp;
 use crate::sys::{self, MountAttr};
-use crate::view::{PreparedVeil, RootEntry};
+use crate::view::{PreparedMount, PreparedPrivate, PreparedVeil, RootEntry};
 
 /// The exit code of a child that could not set up its sandbox.
 pub const EXIT_SETUP_FAILED: i32 = 125;
@@ -343,7 +343,20 @@ impl Runner<'_> {
             // on this one, and before the root, which binds it.
             self.step(Step::Proc, 0, mount_proc);
         }
-        for (i, m) in plan.mounts.iter().enumerate() {
+        // The deny placeholders last, once the session's directory is
+        // covered by the tmpfs that holds them: its `tmp/` is cloned with
+        // the flags the other mounts gave it. A deny mount lands on top of
+        // whatever is at its path, so its place in the order changes nothing
+        // the program sees.
+        let deny = |m: &&PreparedMount| matches!(m.kind, MountKind::Deny { .. });
+        let indexed = || plan.mounts.iter().enumerate();
+        for (i, m) in indexed().filter(|(_, m)| !deny(m)) {
+            self.step(Step::Mounts, i as u16 + 1, || mount_one(m));
+        }
+        // A failure here fails every deny mount too (no placeholder), each
+        // reported with its own path.
+        self.step(Step::Mounts, 0, || make_private(&plan.private));
+        for (i, m) in indexed().filter(|(_, m)| deny(m)) {
             self.step(Step::Mounts, i as u16 + 1, || mount_one(m));
         }
         if let Some(veil) = &plan.veil {
@@ -490,6 +503,57 @@ fn mount_shm() -> Result<(), i32> {
     .map(drop)
 }
 
+/// The tmpfs over the session's directory ([`PreparedPrivate`]): the
+/// program's `TMPDIR` cloned before it is covered (with the flags the
+/// mounts made so far gave it) and moved back, the mode-000 placeholders
+/// and the root's mount point, then read-only (the moved tree keeps its own
+/// flags).
+fn make_private(private: &PreparedPrivate) -> Result<(), i32> {
+    let tree = sys::open_tree_clone(private.keep.as_ptr())?;
+    let made = (|| {
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        // SAFETY: every pointer is a NUL-terminated string prepared before fork.
+        sys::check(unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                private.dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                flags as c_ulong,
+                c"mode=0700".as_ptr().cast(),
+            )
+        } as _)?;
+        for dir in &private.dirs {
+            // SAFETY: dir is NUL-terminated, prepared before fork.
+            sys::check(unsafe { libc::mkdir(dir.as_ptr(), 0o700) } as _)?;
+        }
+        for (path, is_dir) in &private.placeholders {
+            // Mode 000 whatever the umask.
+            if *is_dir {
+                // SAFETY: path is NUL-terminated, prepared before fork.
+                sys::check(unsafe { libc::mkdir(path.as_ptr(), 0) } as _)?;
+            } else {
+                create_file(path, 0)?;
+            }
+        }
+        sys::move_mount(tree, private.keep.as_ptr())?;
+        seal(&private.dir)
+    })();
+    // SAFETY: closing the descriptor open_tree just returned.
+    unsafe { libc::close(tree) };
+    made
+}
+
+/// A new empty file at `path` (which must not exist), with `mode` less the
+/// umask.
+fn create_file(path: &std::ffi::CStr, mode: libc::mode_t) -> Result<(), i32> {
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC;
+    // SAFETY: path is NUL-terminated; the descriptor is closed at once.
+    let fd = sys::check(unsafe { libc::open(path.as_ptr(), flags, mode) } as _)?;
+    // SAFETY: closing the descriptor just opened.
+    unsafe { libc::close(fd as libc::c_int) };
+    Ok(())
+}
+
 fn seal(dir: &std::ffi::CStr) -> Result<(), i32> {
     let attr = MountAttr {
         attr_set: sys::MOUNT_ATTR_RDONLY,
@@ -506,14 +570,7 @@ fn make_entry(entry: &RootEntry) -> Result<(), i32> {
             // SAFETY: path is NUL-terminated, prepared before fork.
             sys::check(unsafe { libc::mkdir(path.as_ptr(), 0o755) } as _).map(drop)
         }
-        RootEntry::File(path) => {
-            let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC;
-            // SAFETY: path is NUL-terminated; the descriptor is closed at once.
-            let fd = sys::check(unsafe { libc::open(path.as_ptr(), flags, 0o644) } as _)?;
-            // SAFETY: closing the descriptor just opened.
-            unsafe { libc::close(fd as libc::c_int) };
-            Ok(())
-        }
+        RootEntry::File(path) => create_file(path, 0o644),
         RootEntry::Symlink { target, link } => {
             // SAFETY: both strings are NUL-terminated, prepared before fork.
             sys::check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) } as _).map(drop)

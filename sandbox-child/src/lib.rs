@@ -104,7 +104,7 @@ pub use plan::{listen_addresses, prepare, LaunchContext, Prepared};
 pub use prepare_error::PrepareError;
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};
 #[cfg(target_os = "linux")]
-pub use view::{ChildTerminal, StandIn, Veil};
+pub use view::{ChildTerminal, SessionDirs, StandIn, Veil};
 
 /// The signals the supervisor passes on to the program when another process
 /// sends them to sluice (and the sandbox's init passes on in turn).

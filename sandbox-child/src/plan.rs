@@ -21,8 +21,8 @@ use crate::prepare_error::{cstring, PrepareError};
 use crate::report::{EnforcementReport, LayerReport, Status};
 use crate::seccomp::{self, NetSyscalls, SyscallRules};
 use crate::view::{
-    prepare_mounts, prepare_root, prepare_veil, ChildTerminal, PreparedMount, PreparedRoot,
-    PreparedVeil, RootEntry, StandIn, Veil,
+    prepare_mounts, prepare_private, prepare_root, prepare_veil, ChildTerminal, PreparedMount,
+    PreparedPrivate, PreparedRoot, PreparedVeil, RootEntry, SessionDirs, StandIn, Veil,
 };
 
 /// What the supervisor decided about this launch, beyond the policy.
@@ -35,8 +35,9 @@ pub struct LaunchContext {
     pub env: Vec<(OsString, OsString)>,
     /// The working directory (entered again after the mounts).
     pub cwd: PathBuf,
-    /// A directory only the supervisor can reach, for deny placeholders.
-    pub placeholder_dir: PathBuf,
+    /// The session's directory, covered in the child's view by a tmpfs
+    /// holding the deny placeholders ([`SessionDirs`]).
+    pub session_dirs: SessionDirs,
     /// The directory holding every session directory of this user, hidden
     /// from the sandbox but for the session's own `tmp/` (see [`Veil`]).
     pub veil: Option<Veil>,
@@ -96,6 +97,9 @@ pub struct Prepared {
     /// `pid_max` for the PID namespace, as written (see [`LaunchContext`]).
     pub(crate) pid_max: Option<Vec<u8>>,
     pub(crate) id_maps: Option<IdMaps>,
+    /// Mounted after every mount of `mounts` but the deny placeholders,
+    /// which it holds.
+    pub(crate) private: PreparedPrivate,
     pub(crate) mounts: Vec<PreparedMount>,
     /// Drawn after `mounts` (see [`Veil`]).
     pub(crate) veil: Option<PreparedVeil>,
@@ -244,7 +248,8 @@ pub fn prepare(
     ctx: LaunchContext,
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
-    let mut mounts = prepare_mounts(policy, &ctx.placeholder_dir)?;
+    let placeholder_dir = ctx.session_dirs.private();
+    let mut mounts = prepare_mounts(policy, &placeholder_dir)?;
     // Transparent brokering serves the program's own opens of paths outside
     // the policy, which it must first be able to name (stat, walk): the
     // host's tree stays in view.
@@ -253,7 +258,7 @@ pub fn prepare(
         true => None,
         false => Some(prepare_root(
             policy,
-            &ctx.placeholder_dir,
+            &placeholder_dir,
             &ctx.cwd,
             ctx.terminal.as_ref(),
             shm,
@@ -286,6 +291,7 @@ pub fn prepare(
         }
         None => None,
     };
+    let private = prepare_private(&ctx.session_dirs, &mounts, root.as_ref())?;
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
     // SAFETY: getuid/getgid cannot fail.
@@ -370,6 +376,7 @@ pub fn prepare(
             uid_map: format!("{uid} {uid} 1\n").into_bytes(),
             gid_map: format!("{gid} {gid} 1\n").into_bytes(),
         }),
+        private,
         mounts,
         veil,
         root,

@@ -7,6 +7,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use policies::Policy;
@@ -91,29 +92,94 @@ pub(crate) struct PreparedRoot {
     pub entries: Vec<RootEntry>,
 }
 
-/// Placeholders are mode 000 and mounted read-only, so neither their content
-/// (empty anyway) nor their mode can be used.
-fn placeholder(dir: &Path, is_dir: bool) -> Result<PathBuf, PrepareError> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(if is_dir { "deny-dir" } else { "deny-file" });
-    let err = |source| PrepareError::Placeholder {
-        path: path.clone(),
-        source,
-    };
-    if !path.exists() {
-        if is_dir {
-            std::fs::create_dir(&path).map_err(err)?;
-        } else {
-            std::fs::File::create(&path).map_err(err)?;
+/// The session's own directory on the host (only the supervisor's to
+/// reach) and the program's `TMPDIR` in it, the one entry it holds on disk.
+#[derive(Debug, Clone)]
+pub struct SessionDirs {
+    pub dir: PathBuf,
+    /// `dir/tmp`.
+    pub tmp: PathBuf,
+}
+
+impl SessionDirs {
+    /// `dir/private`, in the child's tmpfs only: the deny placeholders and
+    /// the policy-built root's mount point.
+    pub fn private(&self) -> PathBuf {
+        self.dir.join("private")
+    }
+}
+
+/// The session's directory as the child sees it: a tmpfs it mounts over
+/// [`SessionDirs::dir`] once every mount but the deny placeholders is made,
+/// holding the program's `TMPDIR` (cloned first, with the flags those
+/// mounts gave it, and moved back) and `private/` with the deny
+/// placeholders (mode 000, mounted read-only, so neither their content,
+/// empty anyway, nor their mode can be used) and the policy-built root's
+/// mount point. Made in memory by the child rather than on the host's disk
+/// by the supervisor: on ext4 every directory made and removed at each
+/// launch costs (without a journal a new inode skips those deleted in the
+/// last 30 s; mounted `discard`, each removal waits for the device), and
+/// the host keeps nothing a program could chmod or that must be opened up
+/// to be removed.
+pub(crate) struct PreparedPrivate {
+    /// The tmpfs's mount point: the session's directory.
+    pub dir: CString,
+    /// The program's `TMPDIR`, moved back into the tmpfs.
+    pub keep: CString,
+    /// Directories made in the tmpfs, parents first, mode 0700: `keep`'s
+    /// mount point, `private/`, the root's mount point.
+    pub dirs: Vec<CString>,
+    /// The placeholders, `true` for a directory, made mode 000.
+    pub placeholders: Vec<(CString, bool)>,
+}
+
+/// The placeholder of each kind: one serves every denied path of that kind.
+fn placeholder(dir: &Path, is_dir: bool) -> PathBuf {
+    dir.join(if is_dir { "deny-dir" } else { "deny-file" })
+}
+
+/// What the child makes in its tmpfs over the session's directory: the
+/// placeholders `mounts` bind, and the root's mount point.
+pub(crate) fn prepare_private(
+    session: &SessionDirs,
+    mounts: &[PreparedMount],
+    root: Option<&PreparedRoot>,
+) -> Result<PreparedPrivate, PrepareError> {
+    if session.tmp.parent() != Some(session.dir.as_path()) {
+        return Err(PrepareError::Placeholder {
+            path: session.tmp.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not in {}", session.dir.display()),
+            ),
+        });
+    }
+    let private = session.private();
+    let mut placeholders = Vec::new();
+    for is_dir in [true, false] {
+        let path = cstring(placeholder(&private, is_dir).as_os_str())?;
+        if mounts.iter().any(|m| m.source == path) {
+            placeholders.push((path, is_dir));
         }
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).map_err(err)?;
-    Ok(path)
+    let root_dir = root
+        .map(|r| PathBuf::from(std::ffi::OsStr::from_bytes(r.dir.as_bytes())))
+        .filter(|d| d.parent() == Some(private.as_path()));
+    let dirs = [session.tmp.clone(), private]
+        .into_iter()
+        .chain(root_dir)
+        .map(|d| cstring(d.as_os_str()))
+        .collect::<Result<_, _>>()?;
+    Ok(PreparedPrivate {
+        dir: cstring(session.dir.as_os_str())?,
+        keep: cstring(session.tmp.as_os_str())?,
+        dirs,
+        placeholders,
+    })
 }
 
 /// Whether the host mounts `path` `noexec` (unknown counts as not).
 fn host_noexec(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
@@ -144,10 +210,8 @@ pub(crate) fn prepare_mounts(
             let source = match op.kind {
                 MountKind::Deny { dir: is_dir } => {
                     let slot = if is_dir { &mut dir } else { &mut file };
-                    match slot {
-                        Some(path) => PathBuf::clone(path),
-                        None => slot.insert(placeholder(placeholder_dir, is_dir)?).clone(),
-                    }
+                    slot.get_or_insert_with(|| placeholder(placeholder_dir, is_dir))
+                        .clone()
                 }
                 MountKind::Writable { .. }
                 | MountKind::Executable
@@ -219,8 +283,9 @@ pub(crate) fn prepare_veil(
     }))
 }
 
-/// The skeleton of the child's root, under `placeholder_dir/root` (made
-/// here, empty; the child mounts a tmpfs on it).
+/// The skeleton of the child's root, under `placeholder_dir/root` (made by
+/// the child in its tmpfs over the session's directory, or in the veil's:
+/// [`PreparedPrivate`]; the child mounts a tmpfs on it).
 pub(crate) fn prepare_root(
     policy: &Policy,
     placeholder_dir: &Path,
@@ -229,19 +294,7 @@ pub(crate) fn prepare_root(
     shm: bool,
     stand_ins: &[StandIn],
 ) -> Result<PreparedRoot, PrepareError> {
-    use std::os::unix::fs::DirBuilderExt;
     let dir = placeholder_dir.join("root");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(e),
-        })
-        .map_err(|source| PrepareError::Placeholder {
-            path: dir.clone(),
-            source,
-        })?;
     let kind = |p: &Path| {
         p.metadata().ok().map(|m| {
             if m.is_dir() {

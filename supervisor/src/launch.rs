@@ -26,7 +26,7 @@ pub struct Launch {
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub cwd: PathBuf,
-    pub placeholder_dir: PathBuf,
+    pub session_dirs: sandbox_child::SessionDirs,
     /// Every session directory but the program's own `tmp/` hidden.
     pub veil: Option<sandbox_child::Veil>,
     pub cgroup: Option<(SessionCgroup, OwnedFd)>,
@@ -110,7 +110,7 @@ pub fn spawn<T>(
         argv: launch.argv,
         env: launch.env,
         cwd: launch.cwd,
-        placeholder_dir: launch.placeholder_dir,
+        session_dirs: launch.session_dirs,
         veil: launch.veil,
         cgroup_procs,
         pid_max: launch.pid_max,

@@ -11,11 +11,12 @@
 //!   audit directory, so no program can replace a lock or point a record
 //!   elsewhere.
 //! - **The session directory**, `$TMPDIR/sluice-<uid>/<id>/` with `tmp/`
-//!   (the sandbox's TMPDIR) and `private/` (deny placeholders, the root's
-//!   mount point). Every session of a user lives under the one parent
-//!   `sluice-<uid>`, which every sandbox sees as a read-only directory
-//!   holding only its own `<id>/tmp` (the *veil*, made by the child), so no
-//!   session can reach another one's directory, even one started later.
+//!   (the sandbox's TMPDIR), and in the child's view only, on a tmpfs over
+//!   it, `private/` (deny placeholders, the root's mount point). Every
+//!   session of a user lives under the one parent `sluice-<uid>`, which
+//!   every sandbox sees as a read-only directory holding only its own
+//!   `<id>/tmp` (the *veil*, made by the child), so no session can reach
+//!   another one's directory, even one started later.
 //!
 //! A supervisor killed with SIGKILL runs no destructor: its directory and its
 //! cgroup stay behind (the program itself dies with it, through
@@ -52,8 +53,10 @@ const LEGACY_LOCK: &str = "lock";
 /// A record names a path of at most this many bytes.
 const RECORD_MAX: u64 = 4096;
 
-/// The session's private directory: `tmp/` is the sandbox's TMPDIR,
-/// `private/` holds what only the supervisor may touch (deny placeholders).
+/// The session's private directory: `tmp/` is the sandbox's TMPDIR, its
+/// one entry on disk (on Linux; macOS also has `private/`). The child
+/// covers it with a tmpfs of its own holding `tmp/` and `private/` (deny
+/// placeholders, the root's mount point: `sandbox_child::SessionDirs`).
 /// Removed when the session ends, then its liveness record.
 pub struct SessionDir {
     id: String,
@@ -89,7 +92,10 @@ impl SessionDir {
         };
         let mut b = fs::DirBuilder::new();
         b.mode(0o700);
-        for d in [dir.root(), dir.tmp(), dir.private()] {
+        // On Linux `private/` is in the child's memory only (see
+        // `sandbox_child::SessionDirs`); the Seatbelt profile names it.
+        let private = cfg!(target_os = "macos").then(|| dir.private());
+        for d in [dir.root(), dir.tmp()].into_iter().chain(private) {
             b.create(&d)
                 .with_context(|| format!("creating the session directory {}", d.display()))?;
         }
@@ -103,6 +109,16 @@ impl SessionDir {
 
     fn root(&self) -> PathBuf {
         self.parent.join(&self.id)
+    }
+
+    /// The session's directory and the program's `TMPDIR` in it, for the
+    /// child, which covers the one with a tmpfs holding the other.
+    #[cfg(target_os = "linux")]
+    pub fn dirs(&self) -> sandbox_child::SessionDirs {
+        sandbox_child::SessionDirs {
+            dir: self.root(),
+            tmp: self.tmp(),
+        }
     }
 
     pub fn tmp(&self) -> PathBuf {
@@ -338,9 +354,10 @@ fn remove_session(parent: &Path, id: &str) -> Result<()> {
     remove_entry(&dir, id.as_bytes())
 }
 
-/// Removes the directory `name` in `dir` and everything in it, first
-/// opening up directories a program left unreadable (mode 000, such as a
-/// deny placeholder). A missing `name` is not an error; a symlink by that
+/// Removes the directory `name` in `dir` and everything in it, opening up
+/// directories a program left unreadable (mode 000) when a first pass
+/// fails. (The deny placeholders are in the child's memory: a session of
+/// this sluice leaves none on disk; an older one's are opened up so.) A missing `name` is not an error; a symlink by that
 /// name is removed, never followed.
 fn remove_entry(dir: &File, name: &[u8]) -> Result<()> {
     let shown = String::from_utf8_lossy(name).into_owned();
@@ -348,7 +365,6 @@ fn remove_entry(dir: &File, name: &[u8]) -> Result<()> {
     // magic link of `dir` keeps the walk beneath the directory we opened.
     let path =
         PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(OsStr::from_bytes(name));
-    open_up_placeholder(dir, name);
     match fs::remove_dir_all(&path) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -361,25 +377,6 @@ fn remove_entry(dir: &File, name: &[u8]) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("removing {shown}")),
-    }
-}
-
-/// Opens up the directory placeholder sluice made (mode 000, see
-/// `sandbox_child::plan`) in the session directory `name`, if there is one,
-/// so that a single pass of `remove_dir_all` removes the whole session:
-/// otherwise every unprivileged session's first pass fails on it and the
-/// tree is walked three times.
-fn open_up_placeholder(dir: &File, name: &[u8]) {
-    let flags = libc::O_PATH | libc::O_DIRECTORY;
-    let Ok(session) = open_beneath(dir, name, flags).map(File::from) else {
-        return;
-    };
-    let Ok(private) = open_beneath(&session, b"private", flags).map(File::from) else {
-        return;
-    };
-    if let Ok(placeholder) = open_beneath(&private, b"deny-dir", flags) {
-        let magic = format!("/proc/self/fd/{}", placeholder.as_raw_fd());
-        let _ = fs::set_permissions(&magic, fs::Permissions::from_mode(0o700));
     }
 }
 

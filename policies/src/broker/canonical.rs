@@ -1,7 +1,7 @@
 //! The real path of the longest existing prefix of a path or pattern, for
 //! rules and protected paths to match the kernel's names for files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -10,12 +10,17 @@ use std::path::{Component, Path, PathBuf};
 /// path, remembering what it found: the entries of a policy share most of
 /// their prefixes (`~`, `/etc`), so each directory is looked up once per
 /// resolution (one `statx` each, not a `readlink` of every component of
-/// every entry as `realpath` does). One lives through a whole
-/// [`PolicySpec::resolve`]; the paths it knows are taken as they were then.
+/// every entry as `realpath` does), and so is each missing one (`~/.cargo`
+/// where there is none: `default` names ten paths beneath it). One lives
+/// through a whole [`PolicySpec::resolve`]; the paths it knows are taken as
+/// they were then.
 #[derive(Default)]
 pub(crate) struct Canonicaliser {
     /// Path as written (no `.` or `..`) to its real path.
     known: HashMap<PathBuf, PathBuf>,
+    /// Paths as written whose last name was missing, or could not be
+    /// looked into: where the existing part ended.
+    ends: HashSet<PathBuf>,
 }
 
 impl Canonicaliser {
@@ -35,6 +40,9 @@ impl Canonicaliser {
                 real.clone_from(known);
                 continue;
             }
+            if self.ends.contains(&written) {
+                return Ok((real, count));
+            }
             // Below a real directory, a name that is not a symlink is real too.
             let candidate = real.join(name);
             let found = match fs::symlink_metadata(&candidate) {
@@ -44,7 +52,10 @@ impl Canonicaliser {
             };
             match found {
                 Ok(found) => real = found,
-                Err(error) if stops_lookup(&error) => return Ok((real, count)),
+                Err(error) if stops_lookup(&error) => {
+                    self.ends.insert(written);
+                    return Ok((real, count));
+                }
                 Err(error) => return Err((candidate, error)),
             }
             self.known.insert(written.clone(), real.clone());
@@ -117,4 +128,47 @@ fn stops_lookup(error: &io::Error) -> bool {
         error.kind(),
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::PermissionDenied
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One Canonicaliser through many lookups, the missing prefixes among
+    /// them remembered, answers each as a fresh one does: the real path of
+    /// the longest existing prefix and its length, through a symlink too.
+    #[test]
+    fn remembered_answers_are_those_of_a_fresh_lookup() {
+        let base = std::env::temp_dir().join(format!("sluice-unit-canon-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(base.join("real/a/x")).unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        let base = fs::canonicalize(&base).unwrap();
+        let paths = [
+            "link/a/x/y",
+            "link/missing/b",
+            "link/missing/c",
+            "missing/z",
+            "real/a",
+            "link/a",
+            "link/a/x",
+            "real/missing/b/c",
+            "link/a/missing",
+        ];
+        let mut shared = Canonicaliser::default();
+        let mut fresh_answers = Vec::new();
+        for rel in paths.iter().chain(paths.iter().rev()) {
+            let path = base.join(rel);
+            let names: Vec<&std::ffi::OsStr> = path.iter().skip(1).collect();
+            let fresh = Canonicaliser::default().existing(&names).unwrap();
+            assert_eq!(shared.existing(&names).unwrap(), fresh, "{rel}");
+            fresh_answers.push(fresh);
+        }
+        assert_eq!(
+            fresh_answers[0],
+            (base.join("real/a/x"), base.iter().count() + 2),
+            "control: the lookup went through the symlink"
+        );
+        fs::remove_dir_all(&base).unwrap();
+    }
 }

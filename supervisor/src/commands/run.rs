@@ -150,7 +150,7 @@ fn prepare_launch(
         argv: args.command.clone(),
         env,
         cwd,
-        placeholder_dir: s.dir.private(),
+        session_dirs: s.dir.dirs(),
         veil: Some(sandbox_child::Veil {
             parent: s.dir.parent().to_path_buf(),
             keep: s.dir.tmp(),

@@ -623,3 +623,123 @@ fn policy_check_works_inside_a_sandbox_whose_records_are_denied() {
     assert!(out.stdout.contains("checked"), "{out}");
     execute(fx.sluice_cli_command(&["policy", "check", "default"])).assert_code(0);
 }
+
+/// What a program tries against the deny placeholders over `secrets` (a
+/// directory) and `secret.txt` in `$1`: each attempt that succeeds prints
+/// `BREACH`; the same on its own files are the controls. Then it says it is
+/// ready and waits (bounded) for `$1/go`.
+const AGAINST_PLACEHOLDERS: &str = r#"
+W="$1"
+try() { if "$@" >/dev/null 2>&1; then echo "BREACH: $*"; fi; }
+echo "modes: $(stat -c %a "$W/secrets") $(stat -c %a "$W/secret.txt")"
+try cat "$W/secret.txt"
+try ls "$W/secrets"
+try chmod 755 "$W/secrets"
+try chmod 644 "$W/secret.txt"
+try sh -c "echo x > '$W/secret.txt'"
+try touch "$W/secrets/planted"
+chmod 600 "$W/own.txt" && echo own-chmod
+echo x > "$W/own.txt" && echo own-write
+mkdir "$W/own-dir" && chmod 700 "$W/own-dir" && echo own-dir
+: > "$W/ready"
+n=0; while [ ! -e "$W/go" ] && [ $n -lt 1200 ]; do sleep 0.1; n=$((n+1)); done
+echo waited
+"#;
+
+/// The deny placeholders (and the policy-built root's mount point) are made
+/// by the child in a tmpfs of its own, not on the host's disk: while a
+/// session that denies a directory and a file runs, its directory on the
+/// host holds only `tmp/` (the program's TMPDIR), as root and as an
+/// unprivileged user. Attack: inside, the placeholders are mode 000 and
+/// read-only: reading, listing, chmod, writing and planting all fail.
+/// Control: the same on the program's own files succeed.
+#[test]
+fn the_deny_placeholders_are_in_the_sandboxs_memory_not_on_the_hosts_disk() {
+    for nobody in [false, true] {
+        let fx = Fixture::new(PROBE);
+        fs::create_dir(fx.ws("secrets")).unwrap();
+        fs::write(fx.ws("secrets/key"), "SECRET-dir\n").unwrap();
+        fs::write(fx.ws("secret.txt"), "SECRET-file\n").unwrap();
+        fs::write(fx.ws("own.txt"), "mine\n").unwrap();
+        let tmp = fx.root().join("tmp-placeholders");
+        private_dir(&tmp);
+        let uid = if nobody { NOBODY } else { euid() };
+        if nobody {
+            private_dir(&fx.state_dir());
+            private_dir(&fx.config_home());
+            fx.give_to(NOBODY, NOBODY);
+            for dir in [&tmp, &fx.state_dir(), &fx.config_home()] {
+                let chown = Command::new("chown")
+                    .args(["-R", "65534:65534"])
+                    .arg(dir)
+                    .status()
+                    .unwrap();
+                assert!(chown.success());
+            }
+        }
+        let policy = fx.write_policy(
+            "placeholders.toml",
+            "extends = [\"default\"]\n\n[filesystem]\n\
+             deny = [\"$WORKSPACE/secrets\", \"$WORKSPACE/secret.txt\"]\n",
+        );
+        let ws = fx.ws("");
+        let program = ["/bin/sh", "-c", AGAINST_PLACEHOLDERS, "sh", ws.as_str()];
+        let mut cmd = match nobody {
+            false => fx.sluice_command(&["--policy", &policy], &program),
+            true => {
+                let mut cmd = as_nobody(&sluice_bin());
+                cmd.args(["run", "--policy", &policy, "--workspace", &ws, "--"])
+                    .args(program)
+                    .current_dir(&ws)
+                    .env("HOME", fx.home(""))
+                    .env("XDG_STATE_HOME", fx.state_dir())
+                    .env("XDG_CONFIG_HOME", fx.config_home());
+                cmd
+            }
+        };
+        cmd.env("TMPDIR", &tmp)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // The program ends by itself within two minutes if the test fails
+        // before it writes `go`.
+        let mut live = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !Path::new(&fx.ws("ready")).exists() {
+            assert!(live.try_wait().unwrap().is_none(), "sluice exited early");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the program never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let parent = sessions_parent(&tmp, uid);
+        let ids = names(&parent);
+        assert_eq!(ids.len(), 1, "one session directory: {ids:?}");
+        let session = parent.join(&ids[0]);
+        let on_disk = names(&session);
+        fs::write(fx.ws("go"), "").unwrap();
+        let out = live.wait_with_output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        let shown = format!("nobody: {nobody}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        assert!(out.status.success(), "{shown}");
+        assert_eq!(
+            on_disk,
+            ["tmp"],
+            "the session's directory on the host held more than the program's TMPDIR\n{shown}"
+        );
+        assert!(stdout.contains("modes: 0 0"), "{shown}");
+        assert!(!stdout.contains("BREACH"), "{shown}");
+        assert!(!stdout.contains("SECRET"), "{shown}");
+        for control in ["own-chmod", "own-write", "own-dir", "waited"] {
+            assert!(
+                stdout.contains(control),
+                "control {control} failed\n{shown}"
+            );
+        }
+        assert!(names(&parent).is_empty(), "left behind\n{shown}");
+    }
+}
