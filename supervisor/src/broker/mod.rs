@@ -373,10 +373,18 @@ async fn accept_loop(
                 }
             }
         };
-        // An empty record is the end of a seqpacket socket; an empty
+        // An empty read is the end of a seqpacket socket, or a record of
+        // no bytes that any process of the sandbox can send: only a hang-up
+        // the kernel reports says which (else one empty record would stop
+        // the broker accepting for the rest of the session). An empty
         // datagram is only a datagram (a connected datagram socket has no
-        // end of file), ignored below like any other bad frame.
-        if wire == Wire::Records && got.len == 0 && got.fds.is_empty() && !got.truncated {
+        // end of file). Either is ignored below like any other bad frame.
+        if wire == Wire::Records
+            && got.len == 0
+            && got.fds.is_empty()
+            && !got.truncated
+            && hung_up(listener.get_ref().as_fd())
+        {
             tracing::debug!("broker: every holder of the shared socket closed it");
             return Ok(());
         }
@@ -407,6 +415,20 @@ async fn accept_loop(
             connection::run(sock, wire, shared, shutdown, spawner).await;
             drop(permit);
         });
+    }
+}
+
+/// Whether the other end of the seqpacket socket `fd` is closed: the
+/// kernel says `POLLHUP` then, never for a record of no bytes.
+fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP)),
+        // Unknown: stop accepting, as before, rather than spin on it.
+        Err(_) => true,
     }
 }
 
