@@ -72,18 +72,51 @@ pub fn validate(prog: &[libc::sock_filter]) {
 
 /// Validates `prog`, runs it on `call` and returns its `SECCOMP_RET_*` value.
 pub fn run(prog: &[libc::sock_filter], call: Syscall) -> u32 {
+    run_counted(prog, call).0
+}
+
+/// [`run`], with how many instructions ran before the return (itself
+/// included): what the call costs in the filter.
+pub fn run_counted(prog: &[libc::sock_filter], call: Syscall) -> (u32, usize) {
     validate(prog);
     let data = call.to_bytes();
     let mut acc: u32 = 0;
     let mut pc = 0;
-    loop {
+    for ran in 1.. {
         let insn = prog[pc];
         pc += 1;
         match insn.code {
             bpf::LD_W_ABS => acc = load_word(&data, insn.k),
             bpf::ALU_AND_K => acc &= insn.k,
             bpf::JMP_JA => pc += insn.k as usize,
-            bpf::RET_K => return insn.k,
+            bpf::RET_K => return (insn.k, ran),
+            code => pc += usize::from(branch(code, acc, insn)),
+        }
+    }
+    unreachable!("validate() checked that the program ends in a return")
+}
+
+/// Whether the kernel's action cache allows syscall `nr` of the native
+/// architecture without running the filter at all (Linux 5.11,
+/// `seccomp_is_const_allow`): the program, run with only the architecture
+/// and the number known, reaches a `RET ALLOW` without loading anything
+/// else (an argument, the instruction pointer). A call whose verdict
+/// depends on its arguments, or that is refused, runs the filter every
+/// time.
+pub fn const_allow(prog: &[libc::sock_filter], nr: i32) -> bool {
+    validate(prog);
+    let mut acc: u32 = 0;
+    let mut pc = 0;
+    loop {
+        let insn = prog[pc];
+        pc += 1;
+        match insn.code {
+            bpf::LD_W_ABS if insn.k == bpf::NR_OFFSET => acc = nr as u32,
+            bpf::LD_W_ABS if insn.k == bpf::ARCH_OFFSET => acc = super::NATIVE_AUDIT_ARCH,
+            bpf::LD_W_ABS => return false,
+            bpf::ALU_AND_K => acc &= insn.k,
+            bpf::JMP_JA => pc += insn.k as usize,
+            bpf::RET_K => return insn.k == libc::SECCOMP_RET_ALLOW,
             code => pc += usize::from(branch(code, acc, insn)),
         }
     }

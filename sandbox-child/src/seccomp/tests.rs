@@ -6,6 +6,7 @@ use super::spec::{self, ArgCheck, Clause};
 use super::*;
 
 mod notify;
+mod shape;
 mod sockets;
 
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;

@@ -24,6 +24,7 @@ mod escape_privs;
 mod escape_proc;
 mod escape_secrets;
 mod explain;
+mod guard_answers;
 mod kernel;
 mod nesting;
 mod nesting_guard;

@@ -388,7 +388,7 @@ pub fn serve(env: &Env<'_>, target: &Target<'_>, call: Call) {
         Answer::Errno(errno) => listener.fail(target.id, errno),
         Answer::Done => listener.succeed(target.id),
         Answer::Descriptor(fd, cloexec) => listener
-            .add_fd_and_answer(target.id, fd.as_fd(), cloexec)
+            .add_fd_as_result(target.id, fd.as_fd(), cloexec)
             .map(drop),
     };
     if let Err(e) = result {
