@@ -25,13 +25,22 @@ pub const MAX_ENTRIES: usize = 2_000_000;
 /// More matches than this are refused: each is a mount.
 pub const MAX_MATCHES: usize = 10_000;
 
-/// What a walk did, for `--verbose` and the benchmark.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// More git repositories than this met by a walk are refused: the launch
+/// reads each one's `core.hooksPath`.
+pub const MAX_REPOSITORIES: usize = 1_000;
+
+/// What a walk did, for `--verbose` and the benchmark, and the git
+/// repositories it met.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WalkStats {
     /// Directory entries looked at.
     pub entries: usize,
     /// Paths added to `deny`.
     pub matches: usize,
+    /// Every `.git` (a directory, or a file naming one: a submodule's or a
+    /// worktree's) the walk met, so the launch can read where each
+    /// repository runs its hooks from (`core.hooksPath`).
+    pub git: Vec<PathBuf>,
 }
 
 impl FsPolicy {
@@ -165,7 +174,7 @@ impl FsPolicy {
                 })?;
             }
         }
-        let stats = walker.stats;
+        let stats = std::mem::take(&mut walker.stats);
         for path in walker.found {
             if !self.deny.iter().any(|d| path.starts_with(d)) {
                 self.deny.push(path);
@@ -339,6 +348,17 @@ impl Walker<'_> {
             libc::DT_UNKNOWN => type_of(dir, name),
             known => known,
         };
+        if name == b".git" && matches!(d_type, libc::DT_DIR | libc::DT_REG) {
+            if self.stats.git.len() >= MAX_REPOSITORIES {
+                self.path.truncate(keep);
+                return Err(format!(
+                    "more than {MAX_REPOSITORIES} git repositories: too many to read where \
+                     each runs its hooks from at every launch; give the session a \
+                     smaller workspace"
+                ));
+            }
+            self.stats.git.push(path.to_path_buf());
+        }
         let result = if matched {
             self.found_match(d_type)
         } else {
@@ -556,6 +576,24 @@ mod tests {
         // The symlink is denied where it leads (the pem, already there).
         assert_eq!(stats.matches, 4, "{deny:?}");
         assert!(!deny.contains(&tree.0.join("ws/link.env")));
+    }
+
+    #[test]
+    fn the_walk_lists_the_repositories_it_meets() {
+        let tree = Tree::new("repos");
+        tree.file("ws/a/.git/config");
+        tree.file("ws/a/sub/.git");
+        tree.file("ws/b/.env");
+        tree.file("ws/c/.github/x");
+        tree.file("ro/f");
+        let mut fs = policy(&tree, "\"**/.env\"");
+        let mut git = fs.expand_deny_patterns(&tree.0.join("ws")).unwrap().git;
+        git.sort();
+        git.dedup();
+        assert_eq!(
+            git,
+            vec![tree.0.join("ws/a/.git"), tree.0.join("ws/a/sub/.git")]
+        );
     }
 
     #[test]

@@ -117,7 +117,7 @@ mod vars;
 mod tests;
 
 pub use broker::{BrokerPolicy, BrokerRule, Decision};
-pub use deny_walk::{WalkStats, MAX_ENTRIES, MAX_MATCHES};
+pub use deny_walk::{WalkStats, MAX_ENTRIES, MAX_MATCHES, MAX_REPOSITORIES};
 pub use error::{Location, PolicyError};
 pub use load::{load, load_str, read_policy_file, MAX_POLICY_BYTES};
 pub use model::*;

@@ -245,6 +245,19 @@ impl Protect {
         &self.rules
     }
 
+    /// Protects `path` and everything beneath it, as a resolved `protect`
+    /// entry naming it would (the launch adds what it learns after
+    /// resolution: a nested repository's hooks directory). A path holding
+    /// a glob character cannot be named by a pattern: an error.
+    pub fn add_tree(&mut self, path: &Path) -> Result<(), String> {
+        let text = path
+            .to_str()
+            .filter(|t| !t.contains(['*', '?', '[', ']', '{', '}', '\\']))
+            .ok_or_else(|| format!("{}: a pattern cannot name it", path.display()))?;
+        self.rules.push(rule(text, text, false, None)?);
+        Ok(())
+    }
+
     /// The rules `keep` keeps, with every exception.
     pub fn filtered(&self, keep: impl Fn(&ProtectRule) -> bool) -> Protect {
         Protect {

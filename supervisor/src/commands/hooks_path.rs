@@ -7,8 +7,12 @@
 //! [`configured`] reads the value as git would for the workspace's
 //! repository (its own configuration, then the person's global ones and
 //! the system's) and gives the directory it names, which the launch adds
-//! to the `protect` list as a tree. Repositories nested in the workspace,
-//! submodules and worktrees with a value of their own are not read.
+//! to the `protect` list as a tree. Repositories nested in the workspace
+//! (a `.git` directory, or a submodule's or worktree's `.git` file) are
+//! found by the launch's walk for the `deny` patterns, which needs no walk
+//! of its own, and [`to_protect_nested`] reads each one's own value. Not
+//! read: a value set in a file the configuration `include`s, in
+//! `GIT_CONFIG_*` variables, or in a linked worktree's common directory.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -22,9 +26,52 @@ const MAX_CONFIG: u64 = 1 << 20;
 /// is something else than a directory (`core.hooksPath = /dev/null` turns
 /// hooks off, and `/dev/null` must stay writable).
 pub fn to_protect(git_dir: Option<&Path>, home: &Path) -> Vec<PathBuf> {
-    let Some(dir) = configured(git_dir, home) else {
+    configured(git_dir, home).map_or_else(Vec::new, tree)
+}
+
+/// [`to_protect`] for a repository nested in the workspace, found by the
+/// launch's walk at `git_entry` (its `.git`: a directory, or a file naming
+/// one, as a submodule's or a worktree's): only its own configuration is
+/// read (the global ones are read once, for the workspace).
+pub fn to_protect_nested(git_entry: &Path, home: &Path) -> Vec<PathBuf> {
+    let Some(work_tree) = git_entry.parent() else {
         return Vec::new();
     };
+    let git_dir = match std::fs::symlink_metadata(git_entry) {
+        Ok(meta) if meta.is_dir() => git_entry.to_path_buf(),
+        Ok(meta) if meta.is_file() => match read_capped(git_entry) {
+            Some(text) => match gitfile_target(&text) {
+                Some(dir) => work_tree.join(dir),
+                None => return Vec::new(),
+            },
+            None => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    let value = read_capped(&git_dir.join("config"))
+        .and_then(|text| crate::broker::guard::hooks_path(&text));
+    value
+        .and_then(|v| resolve(&v, Some(work_tree), home))
+        .map_or_else(Vec::new, tree)
+}
+
+/// The directory a `.git` file names (`gitdir: PATH`), as written.
+fn gitfile_target(text: &[u8]) -> Option<PathBuf> {
+    let text = std::str::from_utf8(text).ok()?;
+    let dir = text.lines().next()?.strip_prefix("gitdir:")?.trim();
+    (!dir.is_empty()).then(|| PathBuf::from(dir))
+}
+
+/// At most [`MAX_CONFIG`] bytes of `file`; `None` if it cannot be read.
+fn read_capped(file: &Path) -> Option<Vec<u8>> {
+    let mut text = Vec::new();
+    let mut f = std::fs::File::open(file).ok()?;
+    f.by_ref().take(MAX_CONFIG).read_to_end(&mut text).ok()?;
+    Some(text)
+}
+
+/// The paths to protect for the hooks directory `dir`: see [`to_protect`].
+fn tree(dir: PathBuf) -> Vec<PathBuf> {
     match std::fs::metadata(&dir) {
         Ok(meta) if !meta.is_dir() => Vec::new(),
         Ok(_) => {
@@ -51,12 +98,9 @@ fn configured(git_dir: Option<&Path>, home: &Path) -> Option<PathBuf> {
         xdg,
         PathBuf::from("/etc/gitconfig"),
     ]);
-    let value = files.iter().find_map(|file| {
-        let mut text = Vec::new();
-        let mut f = std::fs::File::open(file).ok()?;
-        f.by_ref().take(MAX_CONFIG).read_to_end(&mut text).ok()?;
-        crate::broker::guard::hooks_path(&text)
-    })?;
+    let value = files
+        .iter()
+        .find_map(|file| crate::broker::guard::hooks_path(&read_capped(file)?))?;
     resolve(&value, git_dir.and_then(Path::parent), home)
 }
 
@@ -136,5 +180,45 @@ mod tests {
             configured(Some(&ws.join(".git")), &home),
             Some(ws.join(".githooks"))
         );
+    }
+
+    #[test]
+    fn a_nested_repository_is_read_through_its_git_file_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().canonicalize().unwrap();
+        let home = t.join("home");
+        // A submodule: `sub/.git` names `.git/modules/sub`.
+        std::fs::create_dir_all(t.join("ws/.git/modules/sub")).unwrap();
+        std::fs::create_dir_all(t.join("ws/sub")).unwrap();
+        std::fs::write(t.join("ws/sub/.git"), "gitdir: ../.git/modules/sub\n").unwrap();
+        let entry = t.join("ws/sub/.git");
+        assert_eq!(to_protect_nested(&entry, &home), Vec::<PathBuf>::new());
+        std::fs::write(
+            t.join("ws/.git/modules/sub/config"),
+            "[core]\n\thooksPath = hooks-here\n",
+        )
+        .unwrap();
+        assert_eq!(
+            to_protect_nested(&entry, &home),
+            vec![t.join("ws/sub/hooks-here")]
+        );
+        // A nested repository's own `.git` directory; the global value is
+        // not read again for it.
+        std::fs::create_dir_all(t.join("ws/b/.git")).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".gitconfig"), "[core]\n\thooksPath = ~/g\n").unwrap();
+        assert_eq!(
+            to_protect_nested(&t.join("ws/b/.git"), &home),
+            Vec::<PathBuf>::new()
+        );
+        std::fs::write(t.join("ws/b/.git/config"), "[core]\n\thooksPath = .h\n").unwrap();
+        assert_eq!(
+            to_protect_nested(&t.join("ws/b/.git"), &home),
+            vec![t.join("ws/b/.h")]
+        );
+        // Not a `gitdir:` file: nothing.
+        std::fs::write(t.join("ws/b/.git2"), "something else\n").unwrap();
+        assert_eq!(gitfile_target(b"something else\n"), None);
+        assert_eq!(gitfile_target(b"gitdir: x\n"), Some(PathBuf::from("x")));
     }
 }

@@ -7,6 +7,7 @@ pub mod bwrap;
 pub mod explain;
 #[cfg(target_os = "linux")]
 mod git_root;
+#[cfg(target_os = "linux")]
 mod hooks_path;
 pub mod open;
 pub mod policy;

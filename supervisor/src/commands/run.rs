@@ -38,6 +38,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
 
 /// [`run`] with the policy given in memory instead of `args.policy`.
 pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
+    // Not for the bwrap stand-in's session: its policy is what bwrap was told.
+    let nested_hooks = given.is_none();
     let (spec, given_tmpdir) = match given {
         Some(g) => (Some(g.spec), g.tmpdir),
         None => (None, None),
@@ -50,7 +52,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     phase::mark("state dirs, overlay, pins");
     let protected = hide_state(&mut s, &dirs, pins_dir);
     phase::mark("other sessions hidden");
-    protect_denied(&mut s, args.verbose)?;
+    protect_denied(&mut s, args.verbose, nested_hooks)?;
     phase::mark("denied paths protected from the broker");
     let (launch, serving) = prepare_launch(&args, &mut s, given_tmpdir)?;
     // While the child runs its steps: what the broker needs, its runtime

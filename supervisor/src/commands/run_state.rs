@@ -107,7 +107,11 @@ pub(super) fn hide_state(
 /// the broker never serves: under `--transparent` an open the placeholder
 /// refuses goes to the broker, whose rules (`allow_write = ["$WORKSPACE"]`)
 /// would serve the file itself.
-pub(super) fn protect_denied(s: &mut Session, verbose: bool) -> Result<()> {
+///
+/// The same walk meets the repositories nested in the workspace: where
+/// `nested_hooks`, each one's `core.hooksPath` is protected as the
+/// workspace's own is (`hooks_path`).
+pub(super) fn protect_denied(s: &mut Session, verbose: bool, nested_hooks: bool) -> Result<()> {
     let walked = s
         .policy
         .filesystem
@@ -120,6 +124,16 @@ pub(super) fn protect_denied(s: &mut Session, verbose: bool) -> Result<()> {
         );
     }
     phase::mark("deny patterns walked");
+    let guards = s
+        .policy
+        .filesystem
+        .protect
+        .rules()
+        .iter()
+        .any(|r| !r.except);
+    if nested_hooks && guards {
+        protect_nested_hooks(s, &walked.git, verbose)?;
+    }
     for path in s.policy.filesystem.deny.clone() {
         let why = format!(
             "deny \"{}\" (the policy's [filesystem] deny)",
@@ -186,4 +200,32 @@ fn deny_in_sandbox(policy: &mut Policy, paths: &[&PathBuf]) {
             fs.deny.push((*path).clone());
         }
     }
+}
+
+/// Each nested repository's hooks directory (`core.hooksPath` in its own
+/// configuration), protected as a tree: the person's next commit there
+/// would run what the program wrote in it.
+fn protect_nested_hooks(s: &mut Session, git: &[PathBuf], verbose: bool) -> Result<()> {
+    let home = super::run_session::home_dir()?;
+    let own = s.workspace.join(".git");
+    let mut dirs: Vec<PathBuf> = (git.iter())
+        .filter(|g| **g != own)
+        .flat_map(|g| super::hooks_path::to_protect_nested(g, &home))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        let protect = &mut s.policy.filesystem.protect;
+        if protect.protects(&dir).is_some() {
+            continue;
+        }
+        match protect.add_tree(&dir) {
+            Ok(()) if verbose => {
+                eprintln!("sluice: git: hooks run from {}: protected", dir.display())
+            }
+            Ok(()) => {}
+            Err(why) => tracing::warn!("git runs hooks from {why}: not protected"),
+        }
+    }
+    Ok(())
 }

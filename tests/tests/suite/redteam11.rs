@@ -539,11 +539,6 @@ fn hooks_where_the_workspaces_repository_configuration_points_are_protected() {
 /// protects `.git/hooks` and `.husky` by name, not the directory the
 /// repository's own configuration names.
 #[test]
-#[ignore = "escape: with core.hooksPath = .githooks set (before the session) in the \
-            configuration of a repository nested in the workspace (ws/proj), the program writes \
-            proj/.githooks/pre-commit (chmod +x) under `default`, and the person's next `git \
-            commit` there runs it outside the sandbox; only the workspace's own repository's \
-            and the global configurations' core.hooksPath are read at launch"]
 fn hooks_where_a_nested_repositorys_configuration_points_are_protected() {
     let fx = Fixture::new(PROBE);
     let (repo, marker) = hooks_path_repository(&fx, "proj");
