@@ -62,10 +62,20 @@ fn gitfile_target(text: &[u8]) -> Option<PathBuf> {
     (!dir.is_empty()).then(|| PathBuf::from(dir))
 }
 
-/// At most [`MAX_CONFIG`] bytes of `file`; `None` if it cannot be read.
+/// At most [`MAX_CONFIG`] bytes of `file`; `None` if it cannot be read or
+/// is not a regular file (a FIFO planted as a `config` would hold the
+/// launch: it is opened without waiting and not read).
 fn read_capped(file: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut text = Vec::new();
-    let mut f = std::fs::File::open(file).ok()?;
     f.by_ref().take(MAX_CONFIG).read_to_end(&mut text).ok()?;
     Some(text)
 }
@@ -220,5 +230,23 @@ mod tests {
         std::fs::write(t.join("ws/b/.git2"), "something else\n").unwrap();
         assert_eq!(gitfile_target(b"something else\n"), None);
         assert_eq!(gitfile_target(b"gitdir: x\n"), Some(PathBuf::from("x")));
+    }
+
+    #[test]
+    fn a_configuration_that_is_not_a_file_is_not_waited_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        let git = tmp.path().join("ws/.git");
+        std::fs::create_dir_all(&git).unwrap();
+        nix::unistd::mkfifo(&git.join("config"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // A FIFO with no writer: opened without waiting, and not read.
+        assert_eq!(to_protect_nested(&git, tmp.path()), Vec::<PathBuf>::new());
+        assert_eq!(read_capped(&git.join("config")), None);
+        // Control: a regular file is read.
+        std::fs::remove_file(git.join("config")).unwrap();
+        std::fs::write(git.join("config"), "[core]\n\thooksPath = h\n").unwrap();
+        assert_eq!(
+            to_protect_nested(&git, tmp.path()),
+            vec![tmp.path().join("ws/h")]
+        );
     }
 }
