@@ -102,14 +102,14 @@ pub fn set_status_flags(fd: impl AsFd, flags: libc::c_int) -> io::Result<()> {
 /// On macOS `renameatx_np(RENAME_EXCL)`, the same.
 pub fn rename_noreplace(dir: libc::c_int, from: &[u8], to: &[u8]) -> io::Result<()> {
     let (from, to) = (c_path(from)?, c_path(to)?);
+    let (from, to) = (from.as_ptr(), to.as_ptr());
     #[cfg(target_os = "linux")]
     // SAFETY: both are NUL-terminated and outlive the call; a bad `dir` is
     // only EBADF.
-    let rc =
-        unsafe { libc::renameat2(dir, from.as_ptr(), dir, to.as_ptr(), libc::RENAME_NOREPLACE) };
+    let rc = unsafe { libc::renameat2(dir, from, dir, to, libc::RENAME_NOREPLACE) };
     #[cfg(target_os = "macos")]
     // SAFETY: as above.
-    let rc = unsafe { libc::renameatx_np(dir, from.as_ptr(), dir, to.as_ptr(), libc::RENAME_EXCL) };
+    let rc = unsafe { libc::renameatx_np(dir, from, dir, to, libc::RENAME_EXCL) };
     match rc {
         0 => Ok(()),
         _ => Err(io::Error::last_os_error()),

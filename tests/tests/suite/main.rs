@@ -30,6 +30,7 @@ mod nesting;
 mod nesting_guard;
 mod net_ask;
 mod net_hosts;
+mod net_hosts_stacked;
 mod net_none;
 mod net_socks;
 mod newuser;
