@@ -139,11 +139,19 @@ impl SessionCgroup {
         dir.is_dir().then_some(SessionCgroup { dir, v2 })
     }
 
+    /// The processes in the cgroup and in the cgroups beneath it (a
+    /// session stacked inside makes its own there): on v1 `cgroup.procs`
+    /// lists only a cgroup's own members.
     fn members(&self) -> Vec<libc::pid_t> {
-        fs::read_to_string(self.dir.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
+        std::iter::once(self.dir.clone())
+            .chain(descendants(&self.dir))
+            .flat_map(|dir| {
+                fs::read_to_string(dir.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
@@ -170,20 +178,82 @@ impl SessionCgroup {
 
 impl Drop for SessionCgroup {
     fn drop(&mut self) {
-        // Members leave when they exit; retry briefly for the last ones.
+        // The cgroups beneath first (a directory with any is busy); members
+        // leave when they exit, so retry briefly for the last ones. Gone
+        // already (a second sweep of the same dead session) is done.
+        let mut last = None;
         for _ in 0..100 {
-            if fs::remove_dir(&self.dir).is_ok() {
+            for dir in descendants(&self.dir).iter().chain([&self.dir]) {
+                match fs::remove_dir(dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => last = Some(e),
+                    _ => {}
+                }
+            }
+            if !self.dir.exists() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        tracing::warn!(cgroup = %self.dir.display(), "could not remove the session cgroup");
+        tracing::warn!(
+            cgroup = %self.dir.display(),
+            "could not remove the session cgroup: {}",
+            last.map_or_else(|| "it is still there".to_owned(), |e| e.to_string())
+        );
     }
+}
+
+/// The cgroups beneath `dir`, deepest first (the order they can be
+/// removed in); a cgroup directory's subdirectories are its child cgroups.
+fn descendants(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let child = entry.path();
+            found.extend(descendants(&child));
+            found.push(child);
+        }
+    }
+    found
 }
 
 #[cfg(test)]
 mod tests {
-    use super::kernel_at_least;
+    use super::{kernel_at_least, SessionCgroup};
+
+    /// A session stacked inside another makes its cgroup beneath the outer
+    /// one's; the outer's sweep (its supervisor killed) must end the inner
+    /// session's processes too and remove both cgroups. Needs root and a
+    /// writable pids hierarchy (CI's: cgroup v1).
+    #[test]
+    fn a_session_cgroup_is_emptied_and_removed_with_the_cgroups_beneath_it() {
+        let session = format!("unit-{}", std::process::id());
+        let (outer, _procs) = SessionCgroup::create(&session, 64).expect("a session cgroup (root)");
+        let inner = outer.dir.join("sluice-inner");
+        std::fs::create_dir(&inner).unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        std::fs::write(inner.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+        // Control: the outer cgroup's own list does not hold it (v1).
+        assert!(!std::fs::read_to_string(outer.dir.join("cgroup.procs"))
+            .unwrap()
+            .lines()
+            .any(|l| l == sleeper.id().to_string()));
+        assert_eq!(outer.members(), [sleeper.id() as libc::pid_t]);
+        outer.kill_all();
+        let status = sleeper.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        let dir = outer.dir.clone();
+        drop(outer);
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
 
     #[test]
     fn kernel_releases_compare_by_major_then_minor() {

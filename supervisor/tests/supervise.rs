@@ -132,35 +132,47 @@ fn control_unforwarded_signal_kills_sluice_not_the_trap() {
 #[test]
 fn background_and_daemonised_processes_are_killed_when_the_program_exits() {
     let ws = workspace("reap");
+    // Durations unique to this run (300.<pid>, 301.<pid>, 302.<pid>
+    // seconds), so another run of this test on the machine (a second
+    // checkout's suite) cannot pass for a survivor of this one.
+    let pid = std::process::id();
     let child = spawn(
         &ws,
-        "sleep 300 & echo $!; setsid sleep 301 & echo $!; (sleep 302 &) ; exit 0",
+        &format!(
+            "sleep 300.{pid} & echo $!; setsid sleep 301.{pid} & echo $!; \
+             (sleep 302.{pid} &) ; exit 0"
+        ),
     );
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     // Two pids were printed (the program's namespace's: they name nothing
     // here), so the two were started.
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
-    // Look for any survivor of the three.
-    let survivors = Command::new("pgrep")
-        .args(["-f", "^sleep 30[0-2]$"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    assert!(survivors.trim().is_empty(), "survivors: {survivors}");
+    // Look for any survivor of the three, right away: sluice returns only
+    // once every process of the sandbox is gone.
+    let survivors: Vec<i32> = (300..=302)
+        .flat_map(|s| with_token(&format!("sleep\0{s}.{pid}\0")))
+        .collect();
+    assert!(survivors.is_empty(), "survivors: {survivors:?}");
     let _ = std::fs::remove_dir_all(ws);
 }
 
 #[test]
 fn control_background_process_outlives_a_bare_shell() {
-    // Without sluice the same background sleep survives its shell: the test
-    // above proves sluice, not the shell, ended it.
+    // Without sluice the same background sleep survives its shell, and the
+    // search the test above makes finds it: that test proves sluice, not
+    // the shell, ended its three. (303: not one of the three it looks for.)
+    let pid = std::process::id();
     let out = Command::new("sh")
-        .args(["-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!"])
+        .arg("-c")
+        .arg(format!(
+            "sleep 303.{pid} </dev/null >/dev/null 2>&1 & echo $!"
+        ))
         .output()
         .unwrap();
-    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    assert!(alive(pid));
+    let sleeper: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(alive(sleeper));
+    assert_eq!(with_token(&format!("sleep\0{}.{pid}\0", 303)), [sleeper]);
     // SAFETY: cleaning up the process we started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    unsafe { libc::kill(sleeper, libc::SIGKILL) };
 }
