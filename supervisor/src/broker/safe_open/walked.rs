@@ -73,11 +73,16 @@ impl Found for Resolved {
 impl Resolved {
     /// Opens the resolved file with `flags` (and `O_NONBLOCK`: a FIFO
     /// swapped in cannot block), in its directory, following nothing;
-    /// `ESTALE` unless it is still the file resolved.
+    /// `ESTALE` unless it is still the file resolved. `O_TRUNC` is applied
+    /// only after that check, so a file swapped in is never truncated.
     fn open_as(&self, flags: libc::c_int) -> io::Result<OwnedFd> {
-        let fd = OpenAt.open_last(&self.dir, &self.name, flags | libc::O_NONBLOCK, 0)?;
+        let opening = (flags & !libc::O_TRUNC) | libc::O_NONBLOCK;
+        let fd = OpenAt.open_last(&self.dir, &self.name, opening, 0)?;
         if identity(&fd)? != self.id {
             return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        if flags & libc::O_TRUNC != 0 {
+            nix::unistd::ftruncate(&fd, 0)?;
         }
         Ok(fd)
     }
@@ -315,10 +320,25 @@ mod tests {
         fs::remove_file(d.join("link")).unwrap();
         symlink(d.join("denied"), d.join("link")).unwrap();
         assert_eq!(read_all(reopen(&r, READ, None).unwrap()), "allowed");
-        // The judged name itself taken by another file.
+        // The judged name itself taken by another file: not opened, and
+        // not truncated either.
         fs::rename(d.join("denied"), d.join("allowed")).unwrap();
         let e = reopen(&r, READ, None).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ESTALE), "{e}");
+        let truncate = Mode {
+            flags: OpenFlags {
+                truncate: true,
+                ..OpenFlags::default()
+            },
+            ..WRITE
+        };
+        let e = reopen(&r, truncate, None).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ESTALE), "{e}");
+        assert_eq!(fs::read_to_string(d.join("allowed")).unwrap(), "denied");
+        // The control: the file judged is truncated as asked.
+        let r = found(lookup(&d.join("allowed")).unwrap());
+        drop(reopen(&r, truncate, None).unwrap());
+        assert_eq!(fs::read_to_string(d.join("allowed")).unwrap(), "");
     }
 
     /// A directory on the way to the real path swapped for a symlink after
