@@ -4,7 +4,6 @@
 //! directory are the portable [`crate::platform::walk`]. Type-checked and linted for both Apple targets;
 //! never linked or run.
 
-pub mod broker;
 pub mod peer;
 pub mod run;
 pub mod supervise;

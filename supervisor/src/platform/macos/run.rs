@@ -4,7 +4,7 @@
 //! record the session in the audit record, its liveness record held
 //! ([`crate::platform::liveness`]) while it runs.
 //!
-//! The broker is the shared one ([`super::broker`]): the program's end of
+//! The broker is the shared one ([`crate::platform::broker`]): the program's end of
 //! its socket at `SLUICE_BROKER_FD`, every decision in the audit record.
 //!
 //! What this launcher does not do yet, each refused or said: the person's
@@ -320,7 +320,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         fs.execute.push(path);
     }
     let tmp = dir.tmp();
-    let broker_socket = super::broker::Socket::new()?;
+    let broker_socket = crate::platform::broker::Socket::new()?;
     let broker_fd = broker_socket.number();
     let extra = [
         ("TMPDIR", tmp.as_os_str()),
@@ -416,7 +416,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let pid = unsafe { fork_child(&plan, pipe_write.as_raw_fd()) }.context("fork")?;
     drop(pipe_write);
     supervisor.watch(pid).context("watching the program")?;
-    let protected = super::broker::Protected {
+    let protected = crate::platform::broker::Protected {
         audit_dir: state.audit_dir.clone(),
         config_dir: state.config_dir.clone(),
         records_dir: records.canonicalize()?,
@@ -425,7 +425,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         own_tmp: dir.tmp(),
         policy_files: spec.files().to_vec(),
     };
-    let served = super::broker::serve(broker_socket, &id, &args, &policy, audit, protected);
+    let served =
+        crate::platform::broker::serve(broker_socket, &id, args.approve, &policy, audit, protected);
     let (shared, broker) = match served {
         Ok(both) => both,
         Err(e) => {
