@@ -392,6 +392,17 @@ pub fn run(args: RunArgs) -> Result<i32> {
     // The record exists before the program starts: no record, no program.
     let audit = AuditLog::open(&audit_dir, &id, &start).context("opening the audit record")?;
 
+    // What the broker never serves; made before the fork, as nothing
+    // between the fork and the broker's start may fail but the start.
+    let protected = crate::platform::broker::Protected {
+        audit_dir: state.audit_dir.clone(),
+        config_dir: state.config_dir.clone(),
+        records_dir: records.canonicalize()?,
+        private: dir.private(),
+        sessions: (dir.root.parent().map(Path::to_path_buf)).context("the sessions' directory")?,
+        own_tmp: dir.tmp(),
+        policy_files: spec.files().to_vec(),
+    };
     let mut supervisor = Supervisor::new().context("preparing the supervisor")?;
     // SAFETY: SIGTTOU ignored in the supervisor, so it can take the
     // terminal's foreground back at the end.
@@ -416,15 +427,6 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let pid = unsafe { fork_child(&plan, pipe_write.as_raw_fd()) }.context("fork")?;
     drop(pipe_write);
     supervisor.watch(pid).context("watching the program")?;
-    let protected = crate::platform::broker::Protected {
-        audit_dir: state.audit_dir.clone(),
-        config_dir: state.config_dir.clone(),
-        records_dir: records.canonicalize()?,
-        private: dir.private(),
-        sessions: (dir.root.parent().map(Path::to_path_buf)).context("the sessions' directory")?,
-        own_tmp: dir.tmp(),
-        policy_files: spec.files().to_vec(),
-    };
     let served =
         crate::platform::broker::serve(broker_socket, &id, args.approve, &policy, audit, protected);
     let (shared, broker) = match served {
