@@ -17,7 +17,6 @@
 
 pub mod approval;
 pub mod audit;
-#[cfg(target_os = "linux")]
 pub mod broker;
 #[cfg(target_os = "linux")]
 mod cgroup;

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::handler::{self, Requester};
 use super::peer::Peer;
 use super::{Shared, MAX_IN_FLIGHT_PER_CONNECTION};
+#[cfg(target_os = "linux")]
 use crate::audit::{Access, By, Decision, DecisionRecord, Op, Via};
 
 /// The id of an error response to a frame that could not be decoded (and so
@@ -180,8 +181,32 @@ pub async fn run(
     }
 }
 
+/// A stacked sluice's registration where nothing stacks (macOS: no
+/// guard, no Landlock ruleset to make writes under): refused, and the
+/// ruleset descriptor, if one came, closed.
+#[cfg(not(target_os = "linux"))]
+fn register_stacked(
+    _shared: &Shared,
+    peer: &Peer,
+    _client: &str,
+    _stacked: &proto::StackedSandbox,
+    ruleset: Option<OwnedFd>,
+) -> ResponseBody {
+    drop(ruleset);
+    tracing::info!(
+        pid = peer.pid,
+        "broker: a stacked sandbox's registration refused"
+    );
+    ResponseBody::Denied {
+        reason: "this session does not guard its program's writes: nothing stacks on macOS"
+            .to_owned(),
+        rule: None,
+    }
+}
+
 /// Registers a stacked sluice's sandbox with the guard, records it when
 /// this session guards, and answers.
+#[cfg(target_os = "linux")]
 fn register_stacked(
     shared: &Shared,
     peer: &Peer,

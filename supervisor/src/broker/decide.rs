@@ -14,10 +14,10 @@ use std::time::Instant;
 use policies::{Verdict, Want};
 use proto::{Access, ErrorKind, OpenFlags, ResponseBody};
 
+use super::protect::{judge as judge_path, judge_as_git_directory, Act};
 pub use super::safe_open::CallFlags;
 use super::safe_open::{self, Kind, Lookup, Mode, Resolved};
-use super::sandbox_view::NotServed;
-use super::{guard, Shared};
+use super::Shared;
 use crate::approval::Question;
 use crate::audit::{self, By, DecisionRecord, Op};
 
@@ -86,7 +86,9 @@ pub struct Outcome {
     pub by: By,
     pub rule: Option<String>,
     pub reason: Option<String>,
-    /// For an error from the kernel: its errno.
+    /// For an error from the kernel: its errno (a stacked session's
+    /// forwarding reads it; nothing stacks on macOS).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub errno: Option<i32>,
 }
 
@@ -192,7 +194,7 @@ pub(super) fn judge(shared: &Shared, path: &Path, want: Want) -> Decision {
     if want.writes() {
         // The guard's judgement, a directory holding `HEAD` judged as a
         // `.git` too (a bare repository made or written through the broker).
-        let by_list = |path: &Path, act| guard::judge_path(protect, path, act);
+        let by_list = |path: &Path, act| judge_path(protect, path, act);
         let holds = |dir: &Path, name: &[u8]| match std::fs::symlink_metadata(
             dir.join(OsStr::from_bytes(name)),
         ) {
@@ -200,11 +202,11 @@ pub(super) fn judge(shared: &Shared, path: &Path, want: Want) -> Decision {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(false),
             Err(e) => Err(e),
         };
-        let refused = match by_list(path, guard::Act::Write) {
+        let refused = match by_list(path, Act::Write) {
             Some(refusal) => Ok(Some(refusal)),
             None => {
                 let keeps_head = |head: &Path| protect.excepted(head);
-                guard::judge_as_git_directory(path, guard::Act::Write, by_list, keeps_head, holds)
+                judge_as_git_directory(path, Act::Write, by_list, keeps_head, holds)
             }
         };
         let (rule, reason) = match refused {
@@ -264,6 +266,8 @@ pub struct Pending {
     decision: Decision,
 }
 
+// Both for a stacked session's forwarding (`outer`): Linux only.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 impl Pending {
     pub(super) fn new(real: PathBuf, decision: Decision) -> Pending {
         Pending { real, decision }
@@ -278,6 +282,7 @@ pub struct Answered {
     rule: Option<String>,
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 impl Answered {
     /// Who answered, and the rule to name in the record.
     pub(super) fn by_and_rule(self) -> (By, Option<String>) {
@@ -452,12 +457,14 @@ fn open_plain(shared: &Shared, path: &Path, ask: &Ask<'_>) -> Option<Outcome> {
 
 /// The root of the read-only copy of the mount tree to open in, for an ask
 /// that writes nothing (`None` for one that does, or where there is no
-/// copy).
+/// copy: always on macOS).
 fn read_only_root(shared: &Shared, ask: &Ask<'_>) -> io::Result<Option<Arc<OwnedFd>>> {
-    match &shared.readonly {
-        Some(view) if !ask.writes() => view.root(),
-        _ => Ok(None),
+    #[cfg(target_os = "linux")]
+    if let (Some(view), false) = (&shared.readonly, ask.writes()) {
+        return view.root();
     }
+    let _ = (shared, ask);
+    Ok(None)
 }
 
 /// Resolves `path` and judges the file it names; `Err` when that already
@@ -536,17 +543,36 @@ fn open_judged(
     })
 }
 
+/// Why a directory is not served.
+#[derive(Debug)]
+pub enum NotServed {
+    /// The sandbox does not see this directory at this path.
+    NotInView(String),
+    /// The kernel refused the open in the view (there is a view on
+    /// Linux only).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Io(io::Error),
+}
+
 /// A directory is opened in the sandbox's own view, never in the
 /// supervisor's tree: its descriptor reaches what lies beneath it and, after
-/// `fchdir`, above it ([`super::SandboxView`]).
+/// `fchdir`, above it (`SandboxView`). macOS has no such view: no
+/// directory is served there.
 fn open_directory(shared: &Shared, found: &Resolved, ask: &Ask<'_>) -> Result<OwnedFd, NotServed> {
-    match &shared.sandbox {
-        Some(view) => view.open_directory(found, ask.open_mode()),
-        None => Err(NotServed::NotInView(format!(
-            "'{}' is a directory, and this broker has no view of a sandbox to serve it from",
-            found.real.display()
-        ))),
+    #[cfg(target_os = "linux")]
+    if let Some(view) = &shared.sandbox {
+        return view.open_directory(found, ask.open_mode());
     }
+    let _ = (shared, ask);
+    Err(NotServed::NotInView(format!(
+        "'{}' is a directory, and this broker has no view of a sandbox to serve it from{}",
+        found.real.display(),
+        if cfg!(target_os = "linux") {
+            ""
+        } else {
+            " (directories are not served on macOS)"
+        }
+    )))
 }
 
 /// The refusal of a directory that would not be served (see

@@ -108,8 +108,12 @@ async fn open(shared: &Shared, who: &Requester<'_>, asker: &Asker<'_>, ask: &Ask
         Err(o) => return *o,
     };
     let own = open_path(shared, asker, &path, ask).await;
-    // Stacked: what this sandbox cannot reach, the outer broker may serve.
-    super::outer::forward(shared, asker, &path, ask, own).await
+    // Stacked: what this sandbox cannot reach, the outer broker may serve
+    // (nothing stacks on macOS).
+    #[cfg(target_os = "linux")]
+    return super::outer::forward(shared, asker, &path, ask, own).await;
+    #[cfg(not(target_os = "linux"))]
+    own
 }
 
 fn query(shared: &Shared, who: &Requester<'_>, ask: &Ask<'_>) -> Outcome {

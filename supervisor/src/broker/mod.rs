@@ -16,21 +16,44 @@
 //!
 //! Decisions are made on the file actually opened, never on the name asked
 //! ([`safe_open`]); every decision is appended to the audit record.
+//!
+//! The core (the accept loop, [`connection`]s, the decide-and-open core,
+//! requests, approvals, the record before every answer) is the same on
+//! Linux and macOS. What one kernel alone gives sits behind one interface
+//! each: who the peer is ([`peer`]: `SO_PEERCRED` and a pidfd, or the
+//! audit token), the safe open ([`safe_open`]: `openat2` and `O_PATH`, or a
+//! walk), and on Linux only: the read-only copy of the mount tree
+//! (`readonly`), directories served from the sandbox's own view
+//! (`sandbox_view`; none are served on macOS), the guard and transparent
+//! brokering (seccomp), and a stacked session's outer broker (nothing
+//! stacks on macOS).
 
 pub mod approve;
 mod connection;
 mod decide;
+#[cfg(target_os = "linux")]
 pub mod guard;
 mod handler;
+#[cfg(target_os = "linux")]
 pub mod outer;
+#[cfg_attr(target_os = "macos", path = "peer_macos.rs")]
 mod peer;
+// The guard's acts and regions are Linux's (the guard is seccomp's).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+mod protect;
+#[cfg(target_os = "linux")]
 mod readonly;
 pub(crate) mod safe_open;
+#[cfg(target_os = "linux")]
 mod sandbox_view;
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // the seccomp notifier: raw notification structs
 pub mod transparent;
+#[cfg(not(target_os = "linux"))]
+#[path = "no_transparent.rs"]
+pub mod transparent;
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests;
 
 use std::io;
@@ -47,6 +70,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use approve::Approvals;
+#[cfg(target_os = "linux")]
 pub use sandbox_view::SandboxView;
 
 use crate::audit::{AuditLog, DecisionRecord};
@@ -73,20 +97,25 @@ pub struct Shared {
     /// Where what is granted for reading only is opened; `None` where no
     /// read-only copy of the mount tree could be made (then such
     /// descriptors can change the file's metadata, and a warning says so).
+    #[cfg(target_os = "linux")]
     readonly: Option<readonly::ReadOnlyView>,
     /// Where directories are opened: the sandbox's own view, handed over
     /// by the child. `None` (no sandbox to take it from): no directory is
     /// served.
+    #[cfg(target_os = "linux")]
     sandbox: Option<SandboxView>,
     /// Stacked inside another session: its broker, for what this sandbox
     /// cannot open ([`outer`]).
+    #[cfg(target_os = "linux")]
     pub outer: Option<outer::OuterBroker>,
     /// The seccomp filters the program ran under at exec: a connection
     /// made by a process under more comes from a sandbox inside the
-    /// program's, and is refused (`None`: nothing is refused so).
+    /// program's, and is refused (`None`: nothing is refused so; always on
+    /// macOS, which has no filters to count).
     pub filters_at_exec: Option<u32>,
     /// The sluice sessions stacked inside this one that registered their
     /// sandbox, whose programs' writes the guard makes there.
+    #[cfg(target_os = "linux")]
     pub stacked: guard::stacked::Registry,
 }
 
@@ -112,6 +141,7 @@ impl Shared {
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             // The copy itself is made at the first request that needs it.
+            #[cfg(target_os = "linux")]
             readonly: readonly::ReadOnlyView::new()
                 .inspect_err(|e| {
                     tracing::warn!(
@@ -120,15 +150,28 @@ impl Shared {
                     )
                 })
                 .ok(),
+            #[cfg(target_os = "linux")]
             sandbox: None,
+            #[cfg(target_os = "linux")]
             outer: None,
             filters_at_exec: None,
+            #[cfg(target_os = "linux")]
             stacked: guard::stacked::Registry::default(),
         }
     }
 
+    /// The descriptors kept for the whole session (the read-only copy of
+    /// the mount tree, once made), which a leak check must not count.
+    fn kept_descriptors(&self) -> usize {
+        #[cfg(target_os = "linux")]
+        return self.readonly.as_ref().map_or(0, |v| v.descriptors());
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
     /// Serves directories from `view`, the sandbox's own (see
     /// [`SandboxView`]); without one every directory is refused.
+    #[cfg(target_os = "linux")]
     pub fn with_sandbox_view(mut self, view: SandboxView) -> Shared {
         self.sandbox = Some(view);
         self
@@ -258,6 +301,7 @@ impl Broker {
             }
         };
         // Their restricted connectors exit as their sockets close.
+        #[cfg(target_os = "linux")]
         self.shared.stacked.clear();
         // The listeners and every connection are closed now: one
         // descriptor per listener fewer than at start, unless one leaked.
@@ -266,7 +310,7 @@ impl Broker {
         if let Some(runtime) = runtime {
             runtime.shutdown_background();
         }
-        let kept = self.shared.readonly.as_ref().map_or(0, |v| v.descriptors());
+        let kept = self.shared.kept_descriptors();
         let leaked = (now + listeners).saturating_sub(self.descriptors_at_start + kept);
         tracing::debug!(
             at_start = self.descriptors_at_start,
@@ -322,6 +366,7 @@ impl Runtime {
 /// `/proc/self/mountinfo` and `/proc/self/cgroup`: a tenth of a millisecond
 /// at every launch, for a number of threads that a quota does not change
 /// much.
+#[cfg(target_os = "linux")]
 fn cpus_allowed() -> usize {
     use nix::sched::{sched_getaffinity, CpuSet};
     use nix::unistd::Pid;
@@ -332,6 +377,13 @@ fn cpus_allowed() -> usize {
             .max(1),
         Err(_) => 2,
     }
+}
+
+/// The CPUs this process may use (2 if unknown): macOS has no affinity
+/// masks and no cgroups, so the standard library's count is the cheap one.
+#[cfg(not(target_os = "linux"))]
+fn cpus_allowed() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// Serves the shared socket until `shutdown` is cancelled, then waits for
@@ -465,7 +517,13 @@ fn watch(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     crate::sys::io::watch(fd)
 }
 
-/// The number of descriptors this process has open (for leak checks).
+/// The number of descriptors this process has open (for leak checks):
+/// `/proc/self/fd` on Linux, `/dev/fd` (the process's own) on macOS.
 pub fn open_descriptors() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+    let listing = if cfg!(target_os = "linux") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    std::fs::read_dir(listing).map_or(0, |d| d.count())
 }

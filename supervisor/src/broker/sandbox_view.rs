@@ -31,20 +31,12 @@ use std::path::Path;
 
 use proto::socket::{recv_frame, Blocking};
 
+use super::decide::NotServed;
 use super::safe_open::{self, Mode, Resolved};
 
 /// The root of the sandbox's view, as the child handed it over.
 pub struct SandboxView {
     root: OwnedFd,
-}
-
-/// Why a directory is not served.
-#[derive(Debug)]
-pub enum NotServed {
-    /// The sandbox does not see this directory at this path.
-    NotInView(String),
-    /// The kernel refused the open in the view.
-    Io(io::Error),
 }
 
 impl SandboxView {

@@ -8,8 +8,8 @@
 //! | what | Linux | macOS |
 //! |---|---|---|
 //! | `sluice run`: launch the child with a prepared sandbox, supervise it to its end | `commands::run` (`launch.rs`, `supervise.rs`: clone, namespaces, signalfd, pidfd, subreaper) | `macos::run` (`sandbox_child::macos`: fork, `sandbox_init`, exec; `macos/supervise.rs`: kqueue) |
-//! | who is at the other end of a broker connection | `SO_PEERCRED` + `SO_PEERPIDFD` (`broker/peer.rs`) | `LOCAL_PEERTOKEN` + `LOCAL_PEERPID` (`macos::peer`) |
-//! | open beneath a directory, following no symlink | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` (`broker/fsops.rs`) | a component walk ([`walk::open_beneath_fd`], `openat` with `O_NOFOLLOW` per component) |
+//! | who is at the other end of a broker connection | `SO_PEERCRED` + `SO_PEERPIDFD` (`broker/peer.rs`) | `LOCAL_PEERTOKEN` + `LOCAL_PEERPID` (`macos::peer`, as `broker/peer_macos.rs`) |
+//! | open beneath a directory, following no symlink | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` (`broker/safe_open/linux.rs`) | a component walk ([`walk::open_beneath_fd`], `openat` with `O_NOFOLLOW` per component; the broker's `safe_open/walked.rs` on it) |
 //! | the broker's wire | `SOCK_SEQPACKET` (`proto::socket::Wire::Records`) | a datagram shared socket and stream connections (`Wire::Stream`); the broker serves either, by the shared socket's type (tested on Linux: `broker::tests::stream`) |
 //! | is a session running (`sluice audit`) | [`liveness`]: a record `flock`ed by its supervisor | the same ([`liveness::Record`], held by the macOS launcher) |
 //! | am I inside sluice's sandbox | the seccomp marker (`sandbox_child::nesting`) | a Mach service name only sluice's profile allows ([`sandbox_child::nesting::SeatbeltProbe`]) |
@@ -21,15 +21,17 @@
 //! type-checked and linted for both Apple targets (`.ci/apple-check`),
 //! never linked or run.
 //!
-//! Not behind this interface yet: the broker, the prompts and the terminal
-//! relay are Linux-only modules (the broker's safe open is `openat2` and
-//! `O_PATH` with `/proc/self/fd`, its read-only and sandbox views are mount
-//! namespaces, its guard and transparent brokering are seccomp; the relay
-//! waits on signalfd and eventfd), so the macOS launcher serves no broker
-//! and relays no terminal. What they need there exists: the peer
-//! identity, the walk, and the broker's connection handling over the
-//! stream wire, served and tested on Linux.
+//! The broker builds on both: its core is shared, and what differs is
+//! behind one interface each (`broker::peer`, `broker::safe_open`: `linux`
+//! or `walked`, the latter tested on Linux too); its read-only and sandbox
+//! views, guard and transparent brokering stay Linux's. The macOS launcher
+//! serves it ([`broker`], portable and tested on Linux). Not behind this interface yet: the prompts
+//! and the terminal relay (the relay waits on signalfd and eventfd), so on
+//! macOS `--approve` answers `ask` rules and no terminal is relayed.
 
+// Used by the macOS launcher; compiled and tested on Linux too.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub mod broker;
 pub mod kevents;
 pub mod liveness;
 pub mod nested;

@@ -40,13 +40,20 @@ pub trait DirOps {
     ) -> io::Result<Self::Fd>;
 }
 
-/// The real opens: `openat(2)` with `O_NOFOLLOW | O_CLOEXEC` added.
+/// The real opens: `openat(2)` with `O_NOFOLLOW | O_CLOEXEC` added (and
+/// on macOS `O_NOFOLLOW_ANY`, which refuses a symlink in any component:
+/// the walk's single component can have none, so it only adds a check).
 pub struct OpenAt;
+
+#[cfg(target_os = "macos")]
+const NOFOLLOW: i32 = libc::O_NOFOLLOW | libc::O_NOFOLLOW_ANY;
+#[cfg(not(target_os = "macos"))]
+const NOFOLLOW: i32 = libc::O_NOFOLLOW;
 
 fn openat(dir: &OwnedFd, name: &OsStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let name =
         CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    crate::sys::fs::openat(dir, &name, flags | libc::O_NOFOLLOW | libc::O_CLOEXEC, mode)
+    crate::sys::fs::openat(dir, &name, flags | NOFOLLOW | libc::O_CLOEXEC, mode)
 }
 
 impl DirOps for OpenAt {

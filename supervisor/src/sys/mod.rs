@@ -10,7 +10,8 @@
 pub mod fs;
 #[cfg(target_os = "linux")]
 pub mod host;
-#[cfg(target_os = "linux")]
+// Portable; on macOS only the broker uses it (its reactor, `poll`).
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub mod io;
 #[cfg(target_os = "linux")]
 pub mod process;

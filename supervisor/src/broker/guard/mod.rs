@@ -37,8 +37,9 @@
 mod attrs;
 mod carry;
 mod gitconfig;
-mod judge;
-pub(crate) use judge::{judge as judge_path, judge_as_git_directory, Act, HEAD};
+// Pure and shared with the broker's own writes: `broker::protect`.
+use super::protect as judge;
+pub(crate) use judge::{Act, HEAD};
 pub mod stacked;
 
 use std::collections::HashSet;

@@ -4,9 +4,11 @@
 //! record the session in the audit record, its liveness record held
 //! ([`crate::platform::liveness`]) while it runs.
 //!
-//! What this launcher does not do yet, each refused or said: the broker
-//! (no `SLUICE_BROKER_FD`: the program gets what the profile allows and
-//! nothing more), the person's prompts and the terminal relay (the program
+//! The broker is the shared one ([`crate::platform::broker`]): the program's end of
+//! its socket at `SLUICE_BROKER_FD`, every decision in the audit record.
+//!
+//! What this launcher does not do yet, each refused or said: the person's
+//! prompts (`ask` rules are answered by `--approve`) and the terminal relay (the program
 //! uses sluice's terminal directly, as the foreground process group),
 //! `--transparent` and `--learn` (they need seccomp's user notification),
 //! the hosts mode's proxy (`--allow-host`, `--ask-host`, `[network]
@@ -318,9 +320,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
         fs.execute.push(path);
     }
     let tmp = dir.tmp();
+    let broker_socket = crate::platform::broker::Socket::new()?;
+    let broker_fd = broker_socket.number();
     let extra = [
         ("TMPDIR", tmp.as_os_str()),
         ("SLUICE_SESSION", OsStr::new(&id)),
+        ("SLUICE_BROKER_FD", OsStr::new(&broker_fd)),
         ("SLUICE_BIN", sluice_bin.as_os_str()),
     ];
     let mut env = program::child_env(&policy, &extra)?;
@@ -387,6 +392,17 @@ pub fn run(args: RunArgs) -> Result<i32> {
     // The record exists before the program starts: no record, no program.
     let audit = AuditLog::open(&audit_dir, &id, &start).context("opening the audit record")?;
 
+    // What the broker never serves; made before the fork, as nothing
+    // between the fork and the broker's start may fail but the start.
+    let protected = crate::platform::broker::Protected {
+        audit_dir: state.audit_dir.clone(),
+        config_dir: state.config_dir.clone(),
+        records_dir: records.canonicalize()?,
+        private: dir.private(),
+        sessions: (dir.root.parent().map(Path::to_path_buf)).context("the sessions' directory")?,
+        own_tmp: dir.tmp(),
+        policy_files: spec.files().to_vec(),
+    };
     let mut supervisor = Supervisor::new().context("preparing the supervisor")?;
     // SAFETY: SIGTTOU ignored in the supervisor, so it can take the
     // terminal's foreground back at the end.
@@ -400,7 +416,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         argv: &args.command,
         env: &env,
         cwd: &cwd,
-        fds: &[],
+        fds: &[broker_socket.kept()],
         terminal: None,
         foreground: terminal.as_ref().map(|_| 0),
         policy: &policy,
@@ -411,6 +427,17 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let pid = unsafe { fork_child(&plan, pipe_write.as_raw_fd()) }.context("fork")?;
     drop(pipe_write);
     supervisor.watch(pid).context("watching the program")?;
+    let served =
+        crate::platform::broker::serve(broker_socket, &id, args.approve, &policy, audit, protected);
+    let (shared, broker) = match served {
+        Ok(both) => both,
+        Err(e) => {
+            // No broker, no program: it would run with requests nobody answers.
+            supervisor.stop()?;
+            let _ = supervisor.run();
+            return Err(e);
+        }
+    };
     let mut report = Vec::new();
     std::fs::File::from(pipe_read)
         .take(failure::MAX_ENCODED as u64)
@@ -432,7 +459,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Ok(c) => format!("exit {c}"),
         Err(e) => format!("launch failed: {e:#}"),
     };
-    if let Err(e) = audit.finish_with(&exit, Vec::new()) {
+    // Requests in progress finish (and are recorded) before the end record.
+    broker.stop();
+    let finished = (shared.audit.as_ref()).map(|audit| audit.finish_with(&exit, Vec::new()));
+    if let Some(Err(e)) = finished {
         tracing::error!("audit: cannot write the end record: {e}");
     }
     drop(dir);

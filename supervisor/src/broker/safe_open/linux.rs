@@ -1,37 +1,25 @@
-//! Opening files for a requester without being fooled by it.
-//!
-//! The requester controls the path bytes and, through the workspace it may
-//! write, the symlinks and renames along the way. So the broker never decides
-//! on the name it was given: it resolves the name first (an `O_PATH`
+//! The safe open on Linux ([`super`]'s interface). The requester controls
+//! the path bytes, the symlinks and the renames along the way; so the name
+//! is resolved first (an `O_PATH`
 //! descriptor, with `openat2(RESOLVE_NO_MAGICLINKS)` so `/proc/*/fd` and
 //! `/proc/*/root` links cannot jump anywhere), asks the kernel which file that
 //! descriptor really is (`/proc/self/fd/N`), decides on that path, and only
 //! then reopens *the same descriptor* with the access granted. Whatever the
 //! requester swaps after the resolution changes nothing: the file that was
 //! judged is the file that is opened.
-//!
-//! Only regular files and directories are served: a FIFO would block the
-//! broker on open, and device files are not the broker's business.
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use proto::OpenFlags;
-
+use super::{
+    check_kind, identity, kind_of, normalize, served, unsupported, Found, Kind, Lookup, Missing,
+    Mode,
+};
 use crate::sys;
 pub(crate) use crate::sys::fs::{openat2, rename_noreplace};
-
-/// What kind of file a resolved path is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    File,
-    Directory,
-    /// A FIFO, socket or device: never served.
-    Other,
-}
 
 /// A path resolved to a file that exists: an `O_PATH` descriptor and the
 /// kernel's name for it.
@@ -43,84 +31,17 @@ pub struct Resolved {
     pub kind: Kind,
 }
 
-/// A path whose last component does not exist (yet): its parent directory,
-/// resolved, and the name to create in it.
-#[derive(Debug)]
-pub struct Missing {
-    pub parent: Option<Resolved>,
-    pub name: Vec<u8>,
-    /// `parent.real/name` when the parent resolved, else the lexically
-    /// normalised absolute path: what a policy decides on.
-    pub real: PathBuf,
-}
-
-/// The outcome of resolving a requested path.
-#[derive(Debug)]
-pub enum Lookup {
-    Found(Resolved),
-    Missing(Missing),
-}
-
-impl Lookup {
-    /// The path the policy decides on.
-    pub fn real(&self) -> &Path {
-        match self {
-            Lookup::Found(r) => &r.real,
-            Lookup::Missing(m) => &m.real,
-        }
+impl Found for Resolved {
+    fn real(&self) -> &Path {
+        &self.real
     }
-}
-
-/// Makes a requested path absolute: relative paths are taken against the
-/// requester's working directory. Empty paths and paths with NUL bytes are
-/// refused (`InvalidInput`).
-pub fn absolute(asked: &[u8], cwd: impl FnOnce() -> io::Result<PathBuf>) -> io::Result<PathBuf> {
-    if asked.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty path"));
+    fn kind(&self) -> Kind {
+        self.kind
     }
-    if asked.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "path contains a NUL byte",
-        ));
+    fn in_dir<T>(&self, f: impl FnOnce(BorrowedFd<'_>) -> io::Result<T>) -> io::Result<T> {
+        // An O_PATH descriptor: openat and mkdirat work relative to it.
+        f(self.fd.as_fd())
     }
-    let path = Path::new(OsStr::from_bytes(asked));
-    if path.is_absolute() {
-        Ok(path.to_path_buf())
-    } else {
-        Ok(cwd()?.join(path))
-    }
-}
-
-/// `path` with `.` and `..` applied lexically (no file-system access). Used
-/// only to decide about paths that do not exist; `..` above `/` stays at `/`.
-pub fn normalize(path: &Path) -> PathBuf {
-    PathBuf::from(OsStr::from_bytes(&lexical(&[path.as_os_str().as_bytes()])))
-}
-
-/// `parts` joined and made lexically normal: `.` and empty components
-/// dropped, `..` applied (never above `/`). The first part is taken
-/// as absolute. One pass, one allocation: transparent brokering runs it
-/// for every notified call.
-pub fn lexical(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for name in parts.iter().flat_map(|p| p.split(|&b| b == b'/')) {
-        match name {
-            b"" | b"." => {}
-            b".." => {
-                let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
-                out.truncate(cut);
-            }
-            _ => {
-                out.push(b'/');
-                out.extend_from_slice(name);
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
 }
 
 /// Resolves an absolute path to the file it names now.
@@ -202,74 +123,6 @@ pub fn real_path(fd: &OwnedFd) -> io::Result<PathBuf> {
     Ok(link)
 }
 
-pub(crate) fn kind_of(fd: &OwnedFd) -> io::Result<Kind> {
-    Ok(match stat(fd)?.st_mode & libc::S_IFMT {
-        libc::S_IFREG => Kind::File,
-        libc::S_IFDIR => Kind::Directory,
-        _ => Kind::Other,
-    })
-}
-
-/// The file behind `fd`: its device and inode.
-pub(crate) fn identity(fd: &OwnedFd) -> io::Result<(u64, u64)> {
-    let st = stat(fd)?;
-    Ok((st.st_dev, st.st_ino))
-}
-
-fn stat(fd: &OwnedFd) -> io::Result<libc::stat> {
-    sys::fs::fstat(fd)
-}
-
-/// How to open a file that was judged: the access, and the flags of the
-/// request ([`OpenFlags`]) and of the program's own call ([`CallFlags`]).
-/// The flags' `create` and `mode` are the caller's to act on (a missing file
-/// is [`create`]d).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Mode {
-    pub read: bool,
-    pub write: bool,
-    pub flags: OpenFlags,
-    pub call: CallFlags,
-}
-
-/// The flags of a program's own `open` or `mkdir` that an SDK request never
-/// carries, apart from [`OpenFlags`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CallFlags {
-    /// `O_CREAT|O_EXCL`: an existing file is `EEXIST`, not opened.
-    pub exclusive: bool,
-    /// `O_NOFOLLOW`: a symlink as the last component is not followed.
-    pub nofollow: bool,
-    /// `O_SYNC` and `O_DSYNC` as asked (they cannot be set after the open).
-    pub sync: libc::c_int,
-    /// A created file gets exactly the permissions asked: the requester's
-    /// umask is applied already, and the supervisor's own is undone.
-    pub exact_perm: bool,
-    /// [`create`] makes a directory (and opens it for reading).
-    pub mkdir: bool,
-}
-
-impl Mode {
-    pub(crate) fn flags(self) -> libc::c_int {
-        let access = match (self.read, self.write) {
-            (_, false) => libc::O_RDONLY,
-            (false, true) => libc::O_WRONLY,
-            (true, true) => libc::O_RDWR,
-        };
-        let mut flags = access | libc::O_CLOEXEC | libc::O_NOCTTY;
-        if self.flags.append {
-            flags |= libc::O_APPEND;
-        }
-        if self.flags.truncate {
-            flags |= libc::O_TRUNC;
-        }
-        if self.flags.directory {
-            flags |= libc::O_DIRECTORY;
-        }
-        flags | (self.call.sync & (libc::O_SYNC | libc::O_DSYNC))
-    }
-}
-
 /// Opens the judged file behind `found` with exactly `mode`: a reopen of the
 /// same `O_PATH` descriptor through `/proc/self/fd`, so no path is walked
 /// again. The file's kind is checked against the mode.
@@ -279,14 +132,7 @@ impl Mode {
 /// is opened there must be the very file judged (same device and inode),
 /// else `ESTALE`.
 pub fn reopen(found: &Resolved, mode: Mode, within: Option<BorrowedFd<'_>>) -> io::Result<OwnedFd> {
-    match found.kind {
-        Kind::Other => return Err(unsupported()),
-        Kind::Directory if mode.write => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
-        Kind::File if mode.flags.directory => {
-            return Err(io::Error::from_raw_os_error(libc::ENOTDIR))
-        }
-        _ => {}
-    }
+    check_kind(found.kind, mode)?;
     if let Some(root) = within {
         let bytes = found.real.as_os_str().as_bytes();
         let fd = open_nonblocking(Some(root), bytes, mode)?;
@@ -349,75 +195,6 @@ fn open_nonblocking(
     openat2(dirfd, path, mode.flags() | libc::O_NONBLOCK, 0, resolve)
 }
 
-/// `fd`, opened without blocking and of a kind the caller checked (a
-/// regular file, or a directory), made what is served: the status flags of
-/// `mode` and no `O_NONBLOCK`.
-fn served(fd: OwnedFd, mode: Mode) -> io::Result<OwnedFd> {
-    let status = if mode.flags.append { libc::O_APPEND } else { 0 };
-    sys::fs::set_status_flags(&fd, status)?;
-    Ok(fd)
-}
-
-fn unsupported() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        "only regular files and directories are served",
-    )
-}
-
-/// Creates `missing.name` in its (resolved) parent, exclusively and without
-/// following a symlink at the name, and opens it with `mode`.
-///
-/// `EEXIST` means something appeared at the name since the lookup: the
-/// caller looks the path up again and decides again.
-pub fn create(missing: &Missing, mode: Mode, perm: u32) -> io::Result<OwnedFd> {
-    let Some(parent) = &missing.parent else {
-        return Err(io::Error::from_raw_os_error(libc::ENOENT));
-    };
-    if parent.kind != Kind::Directory {
-        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
-    }
-    if mode.flags.directory {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "cannot create a directory with open",
-        ));
-    }
-    if mode.call.mkdir {
-        return make_directory(&parent.fd, &missing.name, mode, perm);
-    }
-    // The parent is an O_PATH descriptor: openat works relative to it. The
-    // name is one component (no '/'), so nothing but the name is walked.
-    let flags = mode.flags() | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-    let name = CString::new(missing.name.clone())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-    // Never create set-id or sticky files on someone's behalf.
-    let perm = perm & 0o777;
-    let fd = sys::fs::openat(&parent.fd, &name, flags, perm)?;
-    // The kernel applied the supervisor's umask too; a file made for a
-    // program (whose umask `perm` has already been through) gets its own.
-    if mode.call.exact_perm {
-        sys::fs::fchmod(&fd, perm)?;
-    }
-    Ok(fd)
-}
-
-/// `mkdirat` of `name` in `parent`, then the new directory opened for
-/// reading (never through a symlink), `fchmod`ed to `perm` when exact.
-fn make_directory(parent: &OwnedFd, name: &[u8], mode: Mode, perm: u32) -> io::Result<OwnedFd> {
-    // Never set-id directories on someone's behalf; sticky is fine.
-    let perm = perm & 0o1777;
-    sys::fs::mkdirat(parent, name, perm)?;
-    let name = CString::new(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let fd = sys::fs::openat(parent, &name, flags, 0)?;
-    if mode.call.exact_perm {
-        sys::fs::fchmod(&fd, perm)?;
-    }
-    Ok(fd)
-}
-
 /// Makes the directory `path` and its missing parents, each with `mode`,
 /// strictly beneath `base` (an existing directory; `path` lies under it):
 /// every component below `base` is walked with `openat2(RESOLVE_BENEATH |
@@ -450,6 +227,8 @@ pub fn make_dirs_beneath(base: &Path, path: &Path, mode: libc::mode_t) -> io::Re
 
 #[cfg(test)]
 mod tests {
+    use super::super::create;
+    use super::super::tests::{READ, WRITE};
     use super::*;
     use nix::fcntl::{fcntl, FcntlArg};
     use nix::sys::stat::Mode as Perms;
@@ -458,29 +237,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::fs::{symlink, PermissionsExt};
 
-    const READ: Mode = Mode {
-        read: true,
-        write: false,
-        flags: OpenFlags {
-            create: false,
-            truncate: false,
-            append: false,
-            directory: false,
-            mode: 0,
-        },
-        call: CallFlags {
-            exclusive: false,
-            nofollow: false,
-            sync: 0,
-            exact_perm: false,
-            mkdir: false,
-        },
-    };
-    const WRITE: Mode = Mode {
-        read: false,
-        write: true,
-        ..READ
-    };
+    use proto::OpenFlags;
 
     struct Dir(PathBuf);
 
@@ -514,37 +271,6 @@ mod tests {
             Lookup::Found(r) => r,
             Lookup::Missing(m) => panic!("missing: {}", m.real.display()),
         }
-    }
-
-    #[test]
-    fn relative_paths_join_the_requesters_cwd() {
-        let cwd = || Ok(PathBuf::from("/work/ws"));
-        assert_eq!(absolute(b"a/b", cwd).unwrap(), Path::new("/work/ws/a/b"));
-        assert_eq!(absolute(b"/etc/x", cwd).unwrap(), Path::new("/etc/x"));
-        assert!(absolute(b"", cwd).is_err());
-        assert!(absolute(b"/a\0b", cwd).is_err());
-    }
-
-    #[test]
-    fn lexical_joins_then_applies_dots() {
-        for (parts, want) in [
-            (&[&b"/ws"[..], b"tree/d1/f1"][..], "/ws/tree/d1/f1"),
-            (&[&b"/ws"[..], b"./a//b/"][..], "/ws/a/b"),
-            (&[&b"/ws/x"[..], b"../../../etc/passwd"][..], "/etc/passwd"),
-            (&[&b"/"[..], b".."][..], "/"),
-            (&[&b"/a/b/.."[..]][..], "/a"),
-            (&[&b"/"[..]][..], "/"),
-        ] {
-            let got = lexical(parts);
-            assert_eq!(std::str::from_utf8(&got).unwrap(), want, "{parts:?}");
-        }
-    }
-
-    #[test]
-    fn normalize_is_lexical_and_stops_at_root() {
-        assert_eq!(normalize(Path::new("/a/./b/../c")), Path::new("/a/c"));
-        assert_eq!(normalize(Path::new("/../../x")), Path::new("/x"));
-        assert_eq!(normalize(Path::new("/a/b/..")), Path::new("/a"));
     }
 
     #[test]

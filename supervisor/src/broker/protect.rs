@@ -1,4 +1,6 @@
-//! What the guard refuses: pure decisions on real paths, no kernel calls.
+//! What the guard refuses, and the broker's own writes too (`decide::judge`):
+//! pure decisions on real paths under `[filesystem] protect`, no kernel
+//! calls; shared by both platforms.
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -296,7 +298,7 @@ mod tests {
 
     /// `default`'s git patterns with its `HEAD` rule.
     fn with_head() -> Protect {
-        let text = include_str!("../../../../policies/builtin/default.toml");
+        let text = include_str!("../../../policies/builtin/default.toml");
         let patterns: Vec<&str> = text
             .lines()
             .map(str::trim)
