@@ -3,16 +3,22 @@
 //! `default`'s `protect` list names only at `.git/hooks` and `.husky`.
 //! A repository that keeps its hooks in its work tree (`.githooks`,
 //! `scripts/hooks`) would otherwise have them written by the program.
+//! Likewise the files a configuration includes (`include.path`,
+//! `includeIf.COND.path`): git reads each as part of the including one, so
+//! a `core.fsmonitor` the program wrote into `../.gitconfig` of a
+//! repository set up with `git config include.path ../.gitconfig` would run
+//! on the person's next `git status`.
 //!
 //! [`configured`] reads the value as git would for the workspace's
 //! repository (its own configuration, then the person's global ones and
 //! the system's) and gives the directory it names, which the launch adds
-//! to the `protect` list as a tree. Repositories nested in the workspace
-//! (a `.git` directory, or a submodule's or worktree's `.git` file) are
-//! found by the launch's walk for the `deny` patterns, which needs no walk
-//! of its own, and [`to_protect_nested`] reads each one's own value. Not
-//! read: a value set in a file the configuration `include`s, in
-//! `GIT_CONFIG_*` variables, or in a linked worktree's common directory.
+//! to the `protect` list as a tree; every file those configurations
+//! include, and what those include in turn, is added too, with the hooks
+//! directory each names. Repositories nested in the workspace (a `.git`
+//! directory, or a submodule's or worktree's `.git` file) are found by the
+//! launch's walk for the `deny` patterns, which needs no walk of its own,
+//! and [`to_protect_nested`] reads each one's own. Not read: `GIT_CONFIG_*`
+//! variables, or a linked worktree's common directory.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -20,13 +26,25 @@ use std::path::{Path, PathBuf};
 /// The most of one configuration file read.
 const MAX_CONFIG: u64 = 1 << 20;
 
+/// How deep includes are followed: git's own limit (`MAX_INCLUDE_DEPTH`).
+const MAX_INCLUDE_DEPTH: usize = 10;
+
 /// The paths to protect for the hooks directory git's configuration names
 /// ([`configured`]): the directory as named and, where it is a symlink on
 /// the way, where it leads (the guard judges real paths); nothing where it
 /// is something else than a directory (`core.hooksPath = /dev/null` turns
-/// hooks off, and `/dev/null` must stay writable).
+/// hooks off, and `/dev/null` must stay writable). Then every file the
+/// configurations include ([`included`]), with the hooks directory each
+/// names (wherever it stands among them: a superset of git's answer).
 pub fn to_protect(git_dir: Option<&Path>, home: &Path) -> Vec<PathBuf> {
-    configured(git_dir, home).map_or_else(Vec::new, tree)
+    let work_tree = git_dir.and_then(Path::parent);
+    let mut paths = configured(git_dir, home).map_or_else(Vec::new, tree);
+    let mut includes = Vec::new();
+    for file in config_files(git_dir, home) {
+        included(&file, home, 0, &mut includes);
+    }
+    paths.extend(protect_included(&includes, work_tree, home));
+    paths
 }
 
 /// [`to_protect`] for a repository nested in the workspace, found by the
@@ -48,11 +66,58 @@ pub fn to_protect_nested(git_entry: &Path, home: &Path) -> Vec<PathBuf> {
         },
         _ => return Vec::new(),
     };
-    let value = read_capped(&git_dir.join("config"))
-        .and_then(|text| crate::broker::guard::hooks_path(&text));
-    value
+    let config = git_dir.join("config");
+    let value = read_capped(&config).and_then(|text| crate::broker::guard::hooks_path(&text));
+    let mut paths = value
         .and_then(|v| resolve(&v, Some(work_tree), home))
-        .map_or_else(Vec::new, tree)
+        .map_or_else(Vec::new, tree);
+    let mut includes = Vec::new();
+    included(&config, home, 0, &mut includes);
+    paths.extend(protect_included(&includes, Some(work_tree), home));
+    paths
+}
+
+/// The files `config` includes, each resolved as git resolves it (`~/`
+/// from the home directory, a relative path from the including file's
+/// directory), and what they include in turn, at most [`MAX_INCLUDE_DEPTH`]
+/// deep, added to `out` (each once). A file not there yet is listed too:
+/// the program must not make it either.
+fn included(config: &Path, home: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    if depth >= MAX_INCLUDE_DEPTH {
+        return;
+    }
+    let Some(text) = read_capped(config) else {
+        return;
+    };
+    let from = config.parent().unwrap_or(Path::new("/"));
+    for value in crate::broker::guard::include_paths(&text).unwrap_or_default() {
+        let Some(file) = resolve(&value, Some(from), home) else {
+            continue;
+        };
+        // The guard judges real paths: `.git/../.gitconfig` is the work
+        // tree's file (where it is a symlink, [`protect_included`] adds
+        // where it leads).
+        let file = crate::broker::safe_open::normalize(&file);
+        if !out.contains(&file) {
+            out.push(file.clone());
+            included(&file, home, depth + 1, out);
+        }
+    }
+}
+
+/// The paths to protect for included configuration files: each as named
+/// and where a symlink leads it, and the hooks directory each names.
+fn protect_included(files: &[PathBuf], work_tree: Option<&Path>, home: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for file in files {
+        paths.push(file.clone());
+        paths.extend((file.canonicalize().ok()).filter(|real| real != file));
+        let value = read_capped(file).and_then(|text| crate::broker::guard::hooks_path(&text));
+        if let Some(dir) = value.and_then(|v| resolve(&v, work_tree, home)) {
+            paths.extend(tree(dir));
+        }
+    }
+    paths
 }
 
 /// The directory a `.git` file names (`gitdir: PATH`), as written.
@@ -97,26 +162,31 @@ fn tree(dir: PathBuf) -> Vec<PathBuf> {
 /// `git_dir` (`None`: the workspace is in none), or the one the global
 /// configurations name for every repository, if any names one.
 fn configured(git_dir: Option<&Path>, home: &Path) -> Option<PathBuf> {
+    let value = (config_files(git_dir, home).iter())
+        .find_map(|file| crate::broker::guard::hooks_path(&read_capped(file)?))?;
+    resolve(&value, git_dir.and_then(Path::parent), home)
+}
+
+/// The configuration files git reads for the repository whose `.git`
+/// directory is `git_dir`, highest precedence first (git reads them last).
+fn config_files(git_dir: Option<&Path>, home: &Path) -> Vec<PathBuf> {
     let xdg = match std::env::var_os("XDG_CONFIG_HOME") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("git/config"),
         _ => home.join(".config/git/config"),
     };
-    // Highest precedence first, as git reads them last.
     let mut files: Vec<PathBuf> = git_dir.map(|g| g.join("config")).into_iter().collect();
     files.extend([
         home.join(".gitconfig"),
         xdg,
         PathBuf::from("/etc/gitconfig"),
     ]);
-    let value = files
-        .iter()
-        .find_map(|file| crate::broker::guard::hooks_path(&read_capped(file)?))?;
-    resolve(&value, git_dir.and_then(Path::parent), home)
+    files
 }
 
 /// `value` as git takes it: `~/` from the home directory, a relative path
-/// from the work tree's top (where hooks run).
-fn resolve(value: &str, work_tree: Option<&Path>, home: &Path) -> Option<PathBuf> {
+/// from `base` (the work tree's top for a hooks directory, where hooks run;
+/// the including file's directory for an include).
+fn resolve(value: &str, base: Option<&Path>, home: &Path) -> Option<PathBuf> {
     if value.is_empty() {
         return None;
     }
@@ -127,7 +197,7 @@ fn resolve(value: &str, work_tree: Option<&Path>, home: &Path) -> Option<PathBuf
     if path.is_absolute() {
         return Some(path.to_path_buf());
     }
-    Some(work_tree?.join(path))
+    Some(base?.join(path))
 }
 
 #[cfg(test)]
@@ -230,6 +300,48 @@ mod tests {
         std::fs::write(t.join("ws/b/.git2"), "something else\n").unwrap();
         assert_eq!(gitfile_target(b"something else\n"), None);
         assert_eq!(gitfile_target(b"gitdir: x\n"), Some(PathBuf::from("x")));
+    }
+
+    #[test]
+    fn the_files_a_configuration_includes_are_protected_with_their_hooks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().canonicalize().unwrap();
+        let (ws, home) = (t.join("ws"), t.join("home"));
+        std::fs::create_dir_all(ws.join(".git")).unwrap();
+        std::fs::create_dir_all(ws.join(".hk")).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let git = ws.join(".git");
+        // Relative to the including file's directory, `~/`, any condition,
+        // and what an included file includes in turn, with its hooks.
+        std::fs::write(
+            git.join("config"),
+            "[include]\n\tpath = ../.gitconfig\n\
+             [includeIf \"gitdir:/elsewhere/\"]\n\tpath = \"~/inc\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            ws.join(".gitconfig"),
+            "[core]\n\thooksPath = .hk\n[include]\n\tpath = deeper\n",
+        )
+        .unwrap();
+        // A loop is followed once.
+        std::fs::write(ws.join("deeper"), "[include]\n\tpath = .gitconfig\n").unwrap();
+        let got = to_protect(Some(&git), &home);
+        for want in [
+            ws.join(".gitconfig"),
+            home.join("inc"),
+            ws.join("deeper"),
+            ws.join(".hk"),
+        ] {
+            assert!(got.contains(&want), "{want:?} in {got:?}");
+        }
+        // The same read for a nested repository's own configuration.
+        let got = to_protect_nested(&git, &home);
+        assert!(got.contains(&ws.join(".gitconfig")), "{got:?}");
+        assert!(got.contains(&ws.join("deeper")), "{got:?}");
+        // Control: a configuration that includes nothing adds nothing.
+        std::fs::write(git.join("config"), "[core]\n\tbare = false\n").unwrap();
+        assert_eq!(to_protect_nested(&git, &home), Vec::<PathBuf>::new());
     }
 
     #[test]

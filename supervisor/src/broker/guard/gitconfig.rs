@@ -242,18 +242,38 @@ pub fn check_gitmodules(text: &[u8]) -> Result<(), String> {
 /// The last `core.hooksPath` a configuration sets (quotes taken off), as
 /// git reads it; `None` if it sets none or git would not read the file.
 pub fn hooks_path(text: &[u8]) -> Option<String> {
-    let found = std::cell::RefCell::new(None);
+    values(text, |section, sub, key| {
+        section == "core" && !sub && key == "hookspath"
+    })?
+    .pop()
+}
+
+/// The files a configuration includes (`include.path`, and
+/// `includeIf.COND.path` whatever its condition), as written (quotes taken
+/// off), in order; `None` if git would not read the file. git reads each
+/// as if its text stood there: a key it sets runs as the including file's.
+pub fn include_paths(text: &[u8]) -> Option<Vec<String>> {
+    values(text, |section, sub, key| {
+        key == "path" && ((section == "include" && !sub) || (section == "includeif" && sub))
+    })
+}
+
+/// Every value a configuration gives a key `want(section, has a subsection,
+/// key)` names (quotes taken off), in order; `None` if git would not read
+/// the file.
+fn values(text: &[u8], want: impl Fn(&str, bool, &str) -> bool) -> Option<Vec<String>> {
+    let found = std::cell::RefCell::new(Vec::new());
     entries(text, |section, sub, key, value| {
-        if section == "core" && !sub && key == "hookspath" {
+        if want(section, sub, key) {
             let value = value.unwrap_or("").trim();
             let value =
                 (value.strip_prefix('"').and_then(|v| v.strip_suffix('"'))).unwrap_or(value);
-            *found.borrow_mut() = Some(value.to_owned());
+            found.borrow_mut().push(value.to_owned());
         }
         true
     })
     .ok()?;
-    found.into_inner()
+    Some(found.into_inner())
 }
 
 /// Walks a configuration's keys: `ok(section, has a subsection, key, value)`

@@ -1,0 +1,426 @@
+//! Red team, round 12: files, git and the guard. What the person's own
+//! tools do later with what the program left: git writing through a
+//! symlink planted in its directory, a configuration the person's
+//! repository includes from the work tree, a toolchain file rustup follows,
+//! a deny placeholder reopened through `/proc`, a protected file removed.
+//! Each attack with its control (the same action outside sluice, where the
+//! harm happens, or where it is allowed inside); `#[ignore = "escape: ..."]`
+//! marks one that still works, its reason says how.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sluice_tests::{execute, Fixture, Outcome};
+
+use super::escape_later::{git_outside, marker, Succeeded};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+/// `sh -c SCRIPT sh MARKER` in the workspace: inside sluice with
+/// `sluice_args`, or (`None`) outside it, as the person.
+fn run(fx: &Fixture, sluice_args: Option<&[&str]>, script: &str) -> Outcome {
+    let mark = marker(fx);
+    let program = ["/bin/sh", "-c", script, "sh", &mark];
+    match sluice_args {
+        Some(args) => execute(fx.sluice_command(args, &program)),
+        None => {
+            let mut cmd = Command::new(program[0]);
+            cmd.args(&program[1..])
+                .current_dir(&fx.ws_dir)
+                .env("HOME", &fx.home_dir)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .stdin(Stdio::null());
+            execute(cmd)
+        }
+    }
+}
+
+/// A repository at `ws/DIR` on branch `main`, with one commit.
+fn repository(fx: &Fixture, dir: &str) {
+    fs::create_dir_all(fx.ws(dir)).unwrap();
+    git_outside(fx, dir, &["init", "-q", "-b", "main"]).succeeded();
+    git_outside(fx, dir, &["commit", "-q", "--allow-empty", "-m", "one"]).succeeded();
+}
+
+/// Every symlink beneath `dir`, not followed.
+fn symlinks_beneath(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).unwrap().flatten() {
+            let kind = entry.file_type().unwrap();
+            if kind.is_symlink() {
+                found.push(entry.path());
+            } else if kind.is_dir() {
+                todo.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+// ---------------------------------------------------------------------------
+// git writes through a symlink in its own directory.
+// ---------------------------------------------------------------------------
+
+/// The person's shell start-up file, outside every tree the program writes.
+const RC: &str = "# the person's start-up file\n";
+
+/// What the program does in `proj`: checks out a branch whose name holds a
+/// command (`$(touch MARKER)`: a valid ref name), then points git's
+/// reflogs and `FETCH_HEAD` at `rc` by every call that makes a name: a
+/// symlink, a symlink renamed or hard-linked in, a directory holding one
+/// moved in, one to `..`. Each step says whether it worked. Last, the
+/// controls: `git init` still finds that symlinks work (its probe links
+/// `.git/tXXXXXX` to a plain name beside it), git's own work inside (a
+/// branch, a commit: reflog appends) and a symlink in the work tree.
+fn plant_reflog_symlinks(rc: &str) -> String {
+    format!(
+        "cd proj || exit 9
+         git checkout -q -b 'p$(touch${{IFS}}'\"$1\"')' || echo 'no branch'
+         rm -f .git/logs/HEAD; ln -s {rc} .git/logs/HEAD && echo symlinked
+         rm -f .git/logs/HEAD; ln -s {rc} l1; mv l1 .git/logs/HEAD && echo renamed
+         rm -f .git/logs/HEAD; ln -s {rc} l2; ln -P l2 .git/logs/HEAD && echo linked
+         mkdir -p d/refs/heads; ln -s {rc} d/refs/heads/main
+         rm -rf .git/logs/refs; mv d/refs .git/logs/refs && echo moved
+         mkdir -p .git/logs/x; ln -s {rc} .git/logs/x/y; mv .git/logs/x .git/logs/refs 2>/dev/null
+         ln -s {rc} .git/FETCH_HEAD && echo fetch_head
+         ln -s {rc} .git/COMMIT_EDITMSG && echo commit_editmsg
+         ln -s .. .git/up && echo dotdot
+         rm -f l1 l2; rm -rf d
+         git init -q ../fresh; git -C ../fresh config core.symlinks || echo kept
+         git -c user.name=a -c user.email=a@a commit -q --allow-empty -m inside \
+           && ln -s ../README.md wt-link && echo control"
+    )
+}
+
+/// The person's next shell reading `rc`, from outside the workspace.
+fn person_shell(fx: &Fixture, rc: &str) -> Command {
+    let mut sh = Command::new("/bin/sh");
+    sh.arg(rc).current_dir(&fx.outside_dir).stdin(Stdio::null());
+    sh
+}
+
+/// git appends to its reflogs (`.git/logs/HEAD`, `logs/refs/...`) and
+/// writes `FETCH_HEAD` and `COMMIT_EDITMSG` with a plain `open` that
+/// follows a symlink: one the program planted there to the person's
+/// `~/.bashrc` had the person's next `git checkout main` append a line
+/// holding the program's branch name, `$(...)` and all, which their next
+/// shell ran. Refused by every call that makes a name (`symlink`, `rename`
+/// and `link` of one, a directory holding one moved in), under `default`
+/// and `--transparent`; git's own work inside and a symlink in the work
+/// tree pass. Control: `control_git_writes_through_a_symlink_in_its_directory`.
+/// Mutation-checked: with `check_into_git` off, the rc file gets the line.
+#[test]
+fn git_never_writes_through_a_symlink_the_program_planted_in_its_directory() {
+    for args in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        repository(&fx, "proj");
+        let rc = fx.outside("bashrc");
+        fs::write(&rc, RC).unwrap();
+        let out = run(&fx, Some(args), &plant_reflog_symlinks(&rc));
+        assert_eq!(out.stdout, "kept\ncontrol\n", "{args:?}\n{out}");
+        assert!(out.stderr.contains("refused writing"), "{out}");
+        assert!(out.stderr.contains("symlink"), "{out}");
+        let planted = symlinks_beneath(&fx.ws_dir.join("proj/.git"));
+        assert!(planted.is_empty(), "{planted:?}\n{out}");
+        // The person's next checkout and fetch write inside the workspace.
+        git_outside(&fx, "proj", &["checkout", "-q", "main"]).succeeded();
+        git_outside(&fx, "proj", &["fetch", "-q", "."]).succeeded();
+        assert_eq!(fs::read_to_string(&rc).unwrap(), RC, "{args:?}\n{out}");
+        let shell = execute(person_shell(&fx, &rc));
+        assert!(!Path::new(&marker(&fx)).exists(), "{shell}");
+    }
+}
+
+/// Control for the test above: outside sluice every step plants its
+/// symlink, and the person's `git checkout main` appends the program's
+/// branch name to the rc file, whose next reading runs it.
+#[test]
+fn control_git_writes_through_a_symlink_in_its_directory() {
+    let fx = Fixture::new(PROBE);
+    repository(&fx, "proj");
+    let rc = fx.outside("bashrc");
+    fs::write(&rc, RC).unwrap();
+    let out = run(&fx, None, &plant_reflog_symlinks(&rc));
+    // The last symlink at `.git/logs/HEAD` stays (the earlier ones were
+    // removed by the next step), the directory's too.
+    for said in [
+        "symlinked",
+        "renamed",
+        "linked",
+        "moved",
+        "fetch_head",
+        "control",
+    ] {
+        assert!(out.stdout.contains(said), "{said}\n{out}");
+    }
+    git_outside(&fx, "proj", &["checkout", "-q", "main"]).succeeded();
+    let text = fs::read_to_string(&rc).unwrap();
+    assert!(text.contains("moving from p$(touch"), "{text}");
+    let shell = execute(person_shell(&fx, &rc));
+    assert!(Path::new(&marker(&fx)).exists(), "{text}\n{shell}");
+}
+
+// ---------------------------------------------------------------------------
+// A configuration the person's repository includes from the work tree.
+// ---------------------------------------------------------------------------
+
+/// A fsmonitor command (`touch $1.TAG`) appended to the file `$2`.
+const APPEND_FSMONITOR: &str =
+    r#"printf '[core]\n\tfsmonitor = "touch %s; false"\n' "$1.$2" >> "$3" && echo "wrote $3""#;
+
+/// The workspace a repository whose configuration includes a file of its
+/// work tree (`git config include.path ../project.gitconfig`: projects
+/// ship shared settings so), a nested one likewise, and a global
+/// `includeIf` naming a file of the workspace. Each file holds a harmless
+/// setting the person chose.
+fn including_repositories(fx: &Fixture) {
+    repository(fx, "");
+    repository(fx, "proj");
+    git_outside(fx, "", &["config", "include.path", "../top.gitconfig"]).succeeded();
+    git_outside(fx, "proj", &["config", "include.path", "../proj.gitconfig"]).succeeded();
+    let global = format!(
+        "[includeIf \"gitdir:{}/\"]\n\tpath = {}\n",
+        fx.ws_dir.display(),
+        fx.ws("shared.gitconfig")
+    );
+    fs::write(fx.home(".gitconfig"), global).unwrap();
+    for file in ["top.gitconfig", "proj/proj.gitconfig", "shared.gitconfig"] {
+        fs::write(fx.ws(file), "[color]\n\tui = auto\n").unwrap();
+    }
+}
+
+/// What the program does, step by step: appends a fsmonitor command to
+/// each included file, and replaces one by a rename (git takes the last
+/// value it reads, so each step is shown on its own in the control).
+fn include_steps() -> Vec<(&'static str, String)> {
+    let mut steps: Vec<(&str, String)> = [
+        ("top", "top.gitconfig"),
+        ("proj", "proj/proj.gitconfig"),
+        ("shared", "shared.gitconfig"),
+    ]
+    .into_iter()
+    .map(|(tag, file)| {
+        (
+            tag,
+            format!("set -- \"$1\" {tag} {file}; {APPEND_FSMONITOR}\n"),
+        )
+    })
+    .collect();
+    steps.push((
+        "mv",
+        "cp top.gitconfig t; printf '[core]\\n\\tfsmonitor = \"touch %s.mv; false\"\\n' \"$1\" >> t; \
+         mv t top.gitconfig && echo renamed\n"
+            .to_owned(),
+    ));
+    steps
+}
+
+/// The person's `git status` in the workspace and in `proj`.
+fn status_outside(fx: &Fixture) {
+    git_outside(fx, "", &["status", "--porcelain"]);
+    git_outside(fx, "proj", &["status", "--porcelain"]);
+}
+
+/// A file a protected configuration includes (`include.path`, an
+/// `includeIf`'s path, relative to the including file or absolute) is read
+/// by git as part of it: a `core.fsmonitor` the program wrote there ran on
+/// the person's next `git status`. The launch reads the includes of the
+/// workspace's repository, of the global configurations and of every
+/// repository its walk meets, and protects each file (and what it includes,
+/// and the hooks directory it names). Control:
+/// `control_an_included_configuration_runs_what_it_says`. Mutation-checked:
+/// with `protect_included` returning nothing, the markers appear.
+#[test]
+fn a_configuration_the_persons_repository_includes_is_protected() {
+    let fx = Fixture::new(PROBE);
+    including_repositories(&fx);
+    let mut script: String = include_steps().into_iter().map(|(_, step)| step).collect();
+    script.push_str("echo x > notes.gitconfig && echo control\n");
+    let out = run(&fx, Some(&[]), &script);
+    assert_eq!(out.stdout, "control\n", "{out}");
+    assert!(out.stderr.contains("refused writing"), "{out}");
+    status_outside(&fx);
+    for tag in ["top", "proj", "shared", "mv"] {
+        let mark = format!("{}.{tag}", marker(&fx));
+        assert!(!Path::new(&mark).exists(), "git ran {tag}\n{out}");
+    }
+}
+
+/// Control for the test above: outside sluice each write makes the
+/// person's `git status` run its command.
+#[test]
+fn control_an_included_configuration_runs_what_it_says() {
+    for (tag, step) in include_steps() {
+        let fx = Fixture::new(PROBE);
+        including_repositories(&fx);
+        let out = run(&fx, None, &step);
+        status_outside(&fx);
+        let mark = format!("{}.{tag}", marker(&fx));
+        assert!(Path::new(&mark).exists(), "git did not run {tag}\n{out}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// rustup follows a toolchain file to a toolchain of the program's.
+// ---------------------------------------------------------------------------
+
+/// What the program does: a toolchain of its own in the workspace whose
+/// `rustc` and `cargo` leave the marker (allowed: the program's files),
+/// named by a `rust-toolchain.toml` (written, and renamed into place) and
+/// a legacy `rust-toolchain` in a subdirectory.
+const PLANT_TOOLCHAIN: &str = r#"mkdir -p tool/bin sub
+for t in rustc cargo; do printf '#!/bin/sh\ntouch %s\n' "$1" > tool/bin/$t; chmod +x tool/bin/$t; done
+printf '[toolchain]\npath = "%s/tool"\n' "$PWD" > rust-toolchain.toml && echo wrote toml
+printf '[toolchain]\npath = "%s/tool"\n' "$PWD" > t && mv t sub/rust-toolchain.toml && echo renamed
+printf '%s/tool\n' "$PWD" > sub/rust-toolchain && echo wrote legacy
+test -x tool/bin/rustc && echo control"#;
+
+/// The person's `rustc --version` in `dir` of the workspace, through
+/// rustup's proxy, with the person's own rustup (`None` where rustup is not
+/// installed here).
+fn rustc_version_outside(fx: &Fixture, dir: &str) -> Option<Outcome> {
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    let cargo_home = std::env::var_os("CARGO_HOME").map_or(home.join(".cargo"), PathBuf::from);
+    let rustup_home = std::env::var_os("RUSTUP_HOME").map_or(home.join(".rustup"), PathBuf::from);
+    let rustc = cargo_home.join("bin/rustc");
+    if !cargo_home.join("bin/rustup").exists() {
+        return None;
+    }
+    let mut cmd = Command::new(rustc);
+    cmd.arg("--version")
+        .current_dir(fx.ws(dir))
+        .env("CARGO_HOME", cargo_home)
+        .env("RUSTUP_HOME", rustup_home)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .stdin(Stdio::null());
+    Some(execute(cmd))
+}
+
+/// rustup runs the toolchain a `rust-toolchain.toml` (or a legacy
+/// `rust-toolchain`) names by an absolute path for any `cargo` or `rustc`
+/// in its directory or beneath: `rustc --version`, a shell prompt's Rust
+/// module, an editor's rust-analyzer on opening the folder. A toolchain of
+/// the program's so ran on the person's next `rustc --version`. `default`
+/// protects both names at any depth. Control:
+/// `control_rustup_runs_the_toolchain_a_workspace_file_names`.
+/// Mutation-checked: without the two `default` entries, the marker appears.
+#[test]
+fn a_toolchain_file_is_protected() {
+    let fx = Fixture::new(PROBE);
+    let out = run(&fx, Some(&[]), PLANT_TOOLCHAIN);
+    assert_eq!(out.stdout, "control\n", "{out}");
+    assert!(out.stderr.contains("rust-toolchain"), "{out}");
+    for dir in ["", "sub"] {
+        if let Some(version) = rustc_version_outside(&fx, dir) {
+            assert!(!Path::new(&marker(&fx)).exists(), "{version}\n{out}");
+        }
+    }
+}
+
+/// Control for the test above: outside sluice the person's `rustc
+/// --version` runs the program's toolchain (where rustup is installed;
+/// else the files are only shown written).
+#[test]
+fn control_rustup_runs_the_toolchain_a_workspace_file_names() {
+    let fx = Fixture::new(PROBE);
+    let out = run(&fx, None, PLANT_TOOLCHAIN);
+    for said in ["wrote toml", "renamed", "wrote legacy", "control"] {
+        assert!(out.stdout.contains(said), "{said}\n{out}");
+    }
+    if let Some(version) = rustc_version_outside(&fx, "") {
+        assert!(Path::new(&marker(&fx)).exists(), "{version}\n{out}");
+    } else {
+        eprintln!("rustup is not installed here: the harm is not shown");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Held: deny placeholders, a `.git` file, a new worktree.
+// ---------------------------------------------------------------------------
+
+/// Reads `$1` through an `O_PATH` descriptor reopened by `/proc/self/fd`.
+const REOPEN: &str = "import os, sys\n\
+fd = os.open(sys.argv[1], os.O_PATH)\n\
+print(open('/proc/self/fd/%d' % fd).read(), end='')\n";
+
+/// A denied file (`**/.env`, a placeholder mounted over it) opened
+/// `O_PATH` and reopened through `/proc/self/fd` gives the placeholder, not
+/// the file; a rename of the directory above it is refused (a mount point
+/// is busy). Control: outside sluice the reopen reads the secret; inside, a
+/// plain file is read the same way.
+#[test]
+fn a_deny_placeholder_is_not_reopened_through_proc() {
+    let fx = Fixture::new(PROBE);
+    fs::create_dir_all(fx.ws("sub")).unwrap();
+    fs::write(fx.ws("sub/.env"), "SECRET-sub\n").unwrap();
+    fs::write(fx.ws("sub/plain"), "PLAIN-sub\n").unwrap();
+    let script = format!(
+        "/usr/bin/python3 -c \"{REOPEN}\" sub/.env; /usr/bin/python3 -c \"{REOPEN}\" sub/plain; \
+         mv sub moved && cat moved/.env; echo done"
+    );
+    let outside = run(&fx, None, &script);
+    assert!(outside.stdout.contains("SECRET-sub"), "{outside}");
+    fs::rename(fx.ws("moved"), fx.ws("sub")).unwrap();
+    let out = run(&fx, Some(&[]), &script);
+    assert!(!out.stdout.contains("SECRET"), "{out}");
+    assert!(out.stdout.contains("PLAIN-sub"), "{out}");
+    assert!(out.stdout.contains("done"), "{out}");
+}
+
+/// A `.git` file planted in a subdirectory (`gitdir: ELSEWHERE`) would
+/// make the person's git, after `cd sub`, use a repository of the
+/// program's choosing; a symlink named `.git` the same. Both are refused
+/// (a name on the way to `.git/config`). So is `git worktree add`: it
+/// writes a `.git` file and `.git/worktrees/NAME/commondir`, judged at the
+/// open, before their content exists. Controls: the same outside sluice;
+/// inside, a file named `.gitx` is written.
+#[test]
+fn a_git_file_or_a_new_worktree_is_not_made() {
+    let fx = Fixture::new(PROBE);
+    repository(&fx, "proj");
+    let script = "mkdir -p proj/sub; echo 'gitdir: /tmp' > proj/sub/.git && echo gitfile; \
+                  ln -s /tmp proj/sub2 && ln -s /tmp proj/sub/.git 2>/dev/null && echo gitlink; \
+                  cd proj && git worktree add -q ../wt 2>/dev/null && echo worktree; \
+                  echo x > sub/.gitx && echo control";
+    let outside = run(&fx, None, script);
+    for said in ["gitfile", "worktree", "control"] {
+        assert!(outside.stdout.contains(said), "{said}\n{outside}");
+    }
+    let fx = Fixture::new(PROBE);
+    repository(&fx, "proj");
+    let out = run(&fx, Some(&[]), script);
+    assert_eq!(out.stdout, "control\n", "{out}");
+}
+
+/// The guard judges calls that write or make a name; `unlink` and `rmdir`
+/// are not among them (under `default`), so the program removes a
+/// protected file the person keeps: an agent's settings with their deny
+/// rules, a nested repository's pre-commit hook (a secret scanner). It
+/// cannot make the name again, so nothing of its own runs; what goes is a
+/// restriction or a check of the person's.
+#[test]
+#[ignore = "escape (weakening, not code): under default a protected file is removed by \
+            unlink (the guard sees unlink and rmdir only under --transparent): \
+            .claude/settings.json with the person's deny rules, sub/.git/hooks/pre-commit"]
+fn a_protected_file_is_not_removed() {
+    let fx = Fixture::new(PROBE);
+    for rel in [".claude/settings.json", "sub/.git/hooks/pre-commit"] {
+        let path = fx.ws(rel);
+        fs::create_dir_all(Path::new(&path).parent().unwrap()).unwrap();
+        fs::write(&path, "{ \"kept\": \"by the person\" }\n").unwrap();
+    }
+    let out = run(
+        &fx,
+        Some(&[]),
+        "rm -f .claude/settings.json sub/.git/hooks/pre-commit; echo done",
+    );
+    assert!(out.stdout.contains("done"), "{out}");
+    assert!(Path::new(&fx.ws(".claude/settings.json")).exists(), "{out}");
+    assert!(
+        Path::new(&fx.ws("sub/.git/hooks/pre-commit")).exists(),
+        "{out}"
+    );
+}
