@@ -9,7 +9,7 @@
 //! repository set up with `git config include.path ../.gitconfig` would run
 //! on the person's next `git status`.
 //!
-//! [`configured`] reads the value as git would for the workspace's
+//! [`to_protect`] reads the value as git would for the workspace's
 //! repository (its own configuration, then the person's global ones and
 //! the system's) and gives the directory it names, which the launch adds
 //! to the `protect` list as a tree; every file those configurations
@@ -17,8 +17,10 @@
 //! directory each names. Repositories nested in the workspace (a `.git`
 //! directory, or a submodule's or worktree's `.git` file) are found by the
 //! launch's walk for the `deny` patterns, which needs no walk of its own,
-//! and [`to_protect_nested`] reads each one's own. Not read: `GIT_CONFIG_*`
-//! variables, or a linked worktree's common directory.
+//! and [`to_protect_nested`] reads each one's own. A linked worktree's
+//! (the workspace's own `.git` file too) is read with its common
+//! directory's configuration, whose relative `core.hooksPath` names a
+//! directory of the worktree. Not read: `GIT_CONFIG_*` variables.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -30,51 +32,78 @@ const MAX_CONFIG: u64 = 1 << 20;
 const MAX_INCLUDE_DEPTH: usize = 10;
 
 /// The paths to protect for the hooks directory git's configuration names
-/// ([`configured`]): the directory as named and, where it is a symlink on
-/// the way, where it leads (the guard judges real paths); nothing where it
-/// is something else than a directory (`core.hooksPath = /dev/null` turns
-/// hooks off, and `/dev/null` must stay writable). Then every file the
-/// configurations include ([`included`]), with the hooks directory each
-/// names (wherever it stands among them: a superset of git's answer).
-pub fn to_protect(git_dir: Option<&Path>, home: &Path) -> Vec<PathBuf> {
-    let work_tree = git_dir.and_then(Path::parent);
-    let mut paths = configured(git_dir, home).map_or_else(Vec::new, tree);
+/// for the repository whose `.git` is `git_entry` (a
+/// directory, or a worktree's or submodule's file naming one; `None`: the
+/// workspace is in none): the directory as named and, where it is a
+/// symlink on the way, where it leads (the guard judges real paths);
+/// nothing where it is something else than a directory (`core.hooksPath =
+/// /dev/null` turns hooks off, and `/dev/null` must stay writable). Then
+/// every file the configurations include ([`included`]), with the hooks
+/// directory each names (wherever it stands among them: a superset of
+/// git's answer).
+pub fn to_protect(git_entry: Option<&Path>, home: &Path) -> Vec<PathBuf> {
+    let work_tree = git_entry.and_then(Path::parent);
+    let git_dir = git_entry.and_then(git_dir_of);
+    let mut files = git_dir.as_deref().map_or_else(Vec::new, repository_files);
+    files.extend(global_files(home));
+    from_files(&files, work_tree, home)
+}
+
+/// [`to_protect`] for a repository nested in the workspace, found by the
+/// launch's walk at `git_entry`: only its own configuration is read (the
+/// global ones are read once, for the workspace).
+pub fn to_protect_nested(git_entry: &Path, home: &Path) -> Vec<PathBuf> {
+    let (Some(work_tree), Some(git_dir)) = (git_entry.parent(), git_dir_of(git_entry)) else {
+        return Vec::new();
+    };
+    from_files(&repository_files(&git_dir), Some(work_tree), home)
+}
+
+/// What [`to_protect`] gives for the configuration `files` (highest
+/// precedence first) of the work tree `work_tree`.
+fn from_files(files: &[PathBuf], work_tree: Option<&Path>, home: &Path) -> Vec<PathBuf> {
+    let value =
+        (files.iter()).find_map(|file| crate::broker::guard::hooks_path(&read_capped(file)?));
+    let mut paths = value
+        .and_then(|v| resolve(&v, work_tree, home))
+        .map_or_else(Vec::new, tree);
     let mut includes = Vec::new();
-    for file in config_files(git_dir, home) {
-        included(&file, home, 0, &mut includes);
+    for file in files {
+        included(file, home, 0, &mut includes);
     }
     paths.extend(protect_included(&includes, work_tree, home));
     paths
 }
 
-/// [`to_protect`] for a repository nested in the workspace, found by the
-/// launch's walk at `git_entry` (its `.git`: a directory, or a file naming
-/// one, as a submodule's or a worktree's): only its own configuration is
-/// read (the global ones are read once, for the workspace).
-pub fn to_protect_nested(git_entry: &Path, home: &Path) -> Vec<PathBuf> {
-    let Some(work_tree) = git_entry.parent() else {
-        return Vec::new();
-    };
-    let git_dir = match std::fs::symlink_metadata(git_entry) {
-        Ok(meta) if meta.is_dir() => git_entry.to_path_buf(),
-        Ok(meta) if meta.is_file() => match read_capped(git_entry) {
-            Some(text) => match gitfile_target(&text) {
-                Some(dir) => work_tree.join(dir),
-                None => return Vec::new(),
-            },
-            None => return Vec::new(),
-        },
-        _ => return Vec::new(),
-    };
-    let config = git_dir.join("config");
-    let value = read_capped(&config).and_then(|text| crate::broker::guard::hooks_path(&text));
-    let mut paths = value
-        .and_then(|v| resolve(&v, Some(work_tree), home))
-        .map_or_else(Vec::new, tree);
-    let mut includes = Vec::new();
-    included(&config, home, 0, &mut includes);
-    paths.extend(protect_included(&includes, Some(work_tree), home));
-    paths
+/// The git directory of the `.git` entry `git_entry`: itself, or the one a
+/// `.git` file names (`gitdir: PATH`, relative to its work tree).
+fn git_dir_of(git_entry: &Path) -> Option<PathBuf> {
+    let meta = std::fs::metadata(git_entry).ok()?;
+    if meta.is_dir() {
+        return Some(git_entry.to_path_buf());
+    }
+    let dir = gitfile_target(&read_capped(git_entry)?)?;
+    Some(git_entry.parent()?.join(dir))
+}
+
+/// The configuration files of the repository whose git directory is
+/// `git_dir`, highest precedence first: a linked worktree's
+/// `config.worktree`, then the configuration of the common directory its
+/// `commondir` names (where the main work tree's `core.hooksPath`, relative,
+/// names a directory of this work tree too), or its own.
+fn repository_files(git_dir: &Path) -> Vec<PathBuf> {
+    let common = read_capped(&git_dir.join("commondir"))
+        .and_then(|text| String::from_utf8(text).ok())
+        .map(|text| text.lines().next().unwrap_or("").trim().to_owned())
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| git_dir.join(dir));
+    let mut files = vec![git_dir.join("config.worktree")];
+    if let Some(common) = &common {
+        files.push(common.join("config.worktree"));
+        files.push(common.join("config"));
+    }
+    files.push(git_dir.join("config"));
+    files
 }
 
 /// The files `config` includes, each resolved as git resolves it (`~/`
@@ -158,29 +187,18 @@ fn tree(dir: PathBuf) -> Vec<PathBuf> {
     }
 }
 
-/// The hooks directory of the repository whose `.git` directory is
-/// `git_dir` (`None`: the workspace is in none), or the one the global
-/// configurations name for every repository, if any names one.
-fn configured(git_dir: Option<&Path>, home: &Path) -> Option<PathBuf> {
-    let value = (config_files(git_dir, home).iter())
-        .find_map(|file| crate::broker::guard::hooks_path(&read_capped(file)?))?;
-    resolve(&value, git_dir.and_then(Path::parent), home)
-}
-
-/// The configuration files git reads for the repository whose `.git`
-/// directory is `git_dir`, highest precedence first (git reads them last).
-fn config_files(git_dir: Option<&Path>, home: &Path) -> Vec<PathBuf> {
+/// The person's global configuration files and the system's, highest
+/// precedence first (the repository's own come before them).
+fn global_files(home: &Path) -> Vec<PathBuf> {
     let xdg = match std::env::var_os("XDG_CONFIG_HOME") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("git/config"),
         _ => home.join(".config/git/config"),
     };
-    let mut files: Vec<PathBuf> = git_dir.map(|g| g.join("config")).into_iter().collect();
-    files.extend([
+    vec![
         home.join(".gitconfig"),
         xdg,
         PathBuf::from("/etc/gitconfig"),
-    ]);
-    files
+    ]
 }
 
 /// `value` as git takes it: `~/` from the home directory, a relative path
@@ -248,8 +266,8 @@ mod tests {
         std::fs::create_dir_all(&home).unwrap();
         std::fs::write(home.join(".gitconfig"), "[core]\n\thooksPath = ~/global\n").unwrap();
         assert_eq!(
-            configured(Some(&ws.join(".git")), &home),
-            Some(home.join("global"))
+            to_protect(Some(&ws.join(".git")), &home),
+            vec![home.join("global")]
         );
         std::fs::write(
             ws.join(".git/config"),
@@ -257,8 +275,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            configured(Some(&ws.join(".git")), &home),
-            Some(ws.join(".githooks"))
+            to_protect(Some(&ws.join(".git")), &home),
+            vec![ws.join(".githooks")]
         );
     }
 
@@ -342,6 +360,40 @@ mod tests {
         // Control: a configuration that includes nothing adds nothing.
         std::fs::write(git.join("config"), "[core]\n\tbare = false\n").unwrap();
         assert_eq!(to_protect_nested(&git, &home), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_linked_worktree_is_read_with_its_common_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().canonicalize().unwrap();
+        let home = t.join("home");
+        // `git worktree add ../ws` in `main`: `ws/.git` names the
+        // worktree's directory, whose `commondir` names `main/.git`.
+        let wt_git = t.join("main/.git/worktrees/ws");
+        std::fs::create_dir_all(&wt_git).unwrap();
+        std::fs::create_dir_all(t.join("ws")).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(t.join("ws/.git"), format!("gitdir: {}\n", wt_git.display())).unwrap();
+        std::fs::write(wt_git.join("commondir"), "../..\n").unwrap();
+        let entry = t.join("ws/.git");
+        assert_eq!(to_protect_nested(&entry, &home), Vec::<PathBuf>::new());
+        std::fs::write(
+            t.join("main/.git/config"),
+            "[core]\n\thooksPath = .githooks\n[include]\n\tpath = ../shared.gitconfig\n",
+        )
+        .unwrap();
+        // Relative to this work tree, as git runs the hooks of each.
+        let want = [t.join("ws/.githooks"), t.join("main/shared.gitconfig")];
+        assert_eq!(to_protect_nested(&entry, &home), want);
+        let got = to_protect(Some(&entry), &home);
+        assert!(want.iter().all(|w| got.contains(w)), "{got:?}");
+        // The worktree's own configuration comes first.
+        std::fs::write(
+            wt_git.join("config.worktree"),
+            "[core]\n\thooksPath = mine\n",
+        )
+        .unwrap();
+        assert_eq!(to_protect_nested(&entry, &home)[0], t.join("ws/mine"));
     }
 
     #[test]

@@ -206,7 +206,9 @@ pub(super) fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) 
     // files it includes: protected as `.git/hooks` is, where the policy
     // protects anything.
     if !exact {
-        let own = Some(workspace.join(".git")).filter(|g| g.is_dir());
+        // The workspace's `.git`: a directory, or a linked worktree's or
+        // submodule's file naming one.
+        let own = Some(workspace.join(".git")).filter(|g| g.exists());
         let hooks = super::hooks_path::to_protect(own.or(git.clone()).as_deref(), &home_dir()?);
         for text in hooks.iter().filter_map(|h| h.to_str()) {
             if text.contains(['*', '?', '[', ']', '{', '}', '\\']) {

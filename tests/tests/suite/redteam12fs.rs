@@ -263,6 +263,95 @@ fn control_an_included_configuration_runs_what_it_says() {
     }
 }
 
+/// A repository outside the workspace whose configuration names hooks in
+/// its work tree (`core.hooksPath = .githooks`), and its linked worktree
+/// `WS/wt` (`git worktree add`: the person gives the agent a worktree of
+/// its own), which is the workspace. Returns the worktree.
+fn worktree_of_a_repository_with_hooks(fx: &Fixture) -> PathBuf {
+    let main = fx.outside_dir.join("main");
+    fs::create_dir_all(&main).unwrap();
+    let git = |dir: &Path, args: &[&str]| git_at(fx, dir, args).succeeded();
+    git(&main, &["init", "-q", "-b", "main"]);
+    git(&main, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    git(&main, &["config", "core.hooksPath", ".githooks"]);
+    let wt = fx.ws_dir.join("wt");
+    git(
+        &main,
+        &["worktree", "add", "-q", "-b", "agent", wt.to_str().unwrap()],
+    );
+    fs::create_dir_all(wt.join(".githooks")).unwrap();
+    wt
+}
+
+/// What the program writes: a pre-commit hook where the common
+/// configuration's `core.hooksPath` points in its worktree.
+const WORKTREE_HOOK: &str = r#"printf '#!/bin/sh
+touch %s
+' "$1" > .githooks/pre-commit && chmod +x .githooks/pre-commit && echo wrote"#;
+
+/// `git ARGS` in `dir` (anywhere) as the person would run it: outside
+/// sluice, with the fixture's home and no system configuration.
+fn git_at(fx: &Fixture, dir: &Path, args: &[&str]) -> Outcome {
+    let mut cmd = Command::new("git");
+    cmd.args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", &fx.home_dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null());
+    execute(cmd)
+}
+
+/// The person's next commit in the worktree `wt`.
+fn commit_in(fx: &Fixture, wt: &Path) -> Outcome {
+    git_at(fx, wt, &["commit", "-q", "--allow-empty", "-m", "two"])
+}
+
+/// A linked worktree's hooks come from its common directory's
+/// configuration: `core.hooksPath = .githooks` there names `.githooks` of
+/// every worktree, and the launch read only the worktree's own directory
+/// (no `config` there), so a hook the program wrote in the workspace (the
+/// worktree) ran on the person's next commit in it. The common
+/// configuration is read too, for the workspace itself and for a worktree
+/// nested in it. Control:
+/// `control_a_worktrees_hooks_come_from_its_common_configuration`.
+/// Mutation-checked: with `repository_files` reading only the worktree's
+/// directory, the marker appears.
+#[test]
+fn a_worktrees_hooks_named_by_its_common_configuration_are_protected() {
+    let fx = Fixture::new(PROBE);
+    let wt = worktree_of_a_repository_with_hooks(&fx);
+    let mark = marker(&fx);
+    // The worktree as the workspace, and nested in the workspace.
+    let mut own = Command::new(sluice_tests::sluice_bin());
+    own.args(["run", "--workspace", wt.to_str().unwrap(), "--"])
+        .args(["/bin/sh", "-c", WORKTREE_HOOK, "sh", &mark])
+        .current_dir(&wt)
+        .env("HOME", &fx.home_dir)
+        .env("XDG_STATE_HOME", fx.state_dir())
+        .env("XDG_CONFIG_HOME", fx.config_home())
+        .stdin(Stdio::null());
+    let out = execute(own);
+    assert!(!out.stdout.contains("wrote"), "{out}");
+    let nested = format!("cd wt && {WORKTREE_HOOK}");
+    let out = run(&fx, Some(&[]), &nested);
+    assert!(!out.stdout.contains("wrote"), "{out}");
+    commit_in(&fx, &wt).succeeded();
+    assert!(!Path::new(&mark).exists(), "{out}");
+}
+
+/// Control for the test above: the same hook written outside sluice runs
+/// on the person's commit in the worktree.
+#[test]
+fn control_a_worktrees_hooks_come_from_its_common_configuration() {
+    let fx = Fixture::new(PROBE);
+    let wt = worktree_of_a_repository_with_hooks(&fx);
+    let out = run(&fx, None, &format!("cd wt && {WORKTREE_HOOK}"));
+    assert!(out.stdout.contains("wrote"), "{out}");
+    commit_in(&fx, &wt).succeeded();
+    assert!(Path::new(&marker(&fx)).exists(), "{out}");
+}
+
 // ---------------------------------------------------------------------------
 // rustup follows a toolchain file to a toolchain of the program's.
 // ---------------------------------------------------------------------------
