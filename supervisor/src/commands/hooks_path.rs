@@ -46,7 +46,9 @@ pub fn to_protect(git_entry: Option<&Path>, home: &Path) -> Vec<PathBuf> {
     let git_dir = git_entry.and_then(git_dir_of);
     let mut files = git_dir.as_deref().map_or_else(Vec::new, repository_files);
     files.extend(global_files(home));
-    from_files(&files, work_tree, home)
+    let mut paths = from_files(&files, work_tree, home);
+    paths.extend(git_dir.as_deref().map_or_else(Vec::new, linked_out));
+    paths
 }
 
 /// [`to_protect`] for a repository nested in the workspace, found by the
@@ -56,7 +58,23 @@ pub fn to_protect_nested(git_entry: &Path, home: &Path) -> Vec<PathBuf> {
     let (Some(work_tree), Some(git_dir)) = (git_entry.parent(), git_dir_of(git_entry)) else {
         return Vec::new();
     };
-    from_files(&repository_files(&git_dir), Some(work_tree), home)
+    let mut paths = from_files(&repository_files(&git_dir), Some(work_tree), home);
+    paths.extend(linked_out(&git_dir));
+    paths
+}
+
+/// Where the entries of `git_dir` that run code or name a configuration
+/// (`hooks`, `config`, `config.worktree`, `commondir`) lead where one is a
+/// symlink (projects keep their hooks in the work tree and link
+/// `.git/hooks` to them): the guard judges real paths, which `default`'s
+/// patterns name only inside a `.git`.
+fn linked_out(git_dir: &Path) -> Vec<PathBuf> {
+    ["hooks", "config", "config.worktree", "commondir"]
+        .iter()
+        .map(|name| git_dir.join(name))
+        .filter(|entry| entry.symlink_metadata().is_ok_and(|m| m.is_symlink()))
+        .filter_map(|entry| entry.canonicalize().ok())
+        .collect()
 }
 
 /// What [`to_protect`] gives for the configuration `files` (highest
@@ -394,6 +412,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(to_protect_nested(&entry, &home)[0], t.join("ws/mine"));
+    }
+
+    #[test]
+    fn where_a_git_directorys_symlinked_entries_lead_is_protected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().canonicalize().unwrap();
+        let git = t.join("sub/.git");
+        std::fs::create_dir_all(&git).unwrap();
+        std::fs::create_dir_all(t.join("sub/scripts/hooks")).unwrap();
+        std::fs::write(t.join("sub/gitconfig"), "[core]\n\tbare = false\n").unwrap();
+        // Control: plain entries add nothing.
+        std::fs::create_dir_all(git.join("hooks")).unwrap();
+        assert_eq!(to_protect_nested(&git, &t), Vec::<PathBuf>::new());
+        std::fs::remove_dir(git.join("hooks")).unwrap();
+        std::os::unix::fs::symlink("../scripts/hooks", git.join("hooks")).unwrap();
+        std::os::unix::fs::symlink("../gitconfig", git.join("config")).unwrap();
+        assert_eq!(
+            to_protect_nested(&git, &t),
+            vec![t.join("sub/scripts/hooks"), t.join("sub/gitconfig")]
+        );
     }
 
     #[test]

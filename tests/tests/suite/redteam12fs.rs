@@ -352,6 +352,60 @@ fn control_a_worktrees_hooks_come_from_its_common_configuration() {
     assert!(Path::new(&marker(&fx)).exists(), "{out}");
 }
 
+/// A nested repository `sub` whose `.git/hooks` links to `scripts/hooks`
+/// of its work tree (projects commit their hooks so) and whose
+/// `.git/config` links to `gitconfig` beside it.
+fn repository_with_linked_entries(fx: &Fixture) {
+    repository(fx, "sub");
+    fs::create_dir_all(fx.ws("sub/scripts/hooks")).unwrap();
+    fs::remove_dir_all(fx.ws("sub/.git/hooks")).unwrap();
+    std::os::unix::fs::symlink("../scripts/hooks", fx.ws("sub/.git/hooks")).unwrap();
+    fs::rename(fx.ws("sub/.git/config"), fx.ws("sub/gitconfig")).unwrap();
+    std::os::unix::fs::symlink("../gitconfig", fx.ws("sub/.git/config")).unwrap();
+}
+
+/// What the program writes where the links lead: a pre-commit hook, and a
+/// fsmonitor command (`$1.fsmonitor`) in the configuration.
+const WRITE_WHERE_LINKS_LEAD: &str = r#"printf '#!/bin/sh\ntouch %s\n' "$1" > sub/scripts/hooks/pre-commit && chmod +x sub/scripts/hooks/pre-commit && echo hook
+printf '[core]\n\tfsmonitor = "touch %s.fsmonitor; false"\n' "$1" >> sub/gitconfig && echo config"#;
+
+/// The guard judges real paths, and `default`'s patterns name hooks and
+/// configuration inside a `.git`: where a repository's `.git/hooks` or
+/// `.git/config` is a symlink into its work tree (set up before the
+/// session), the program wrote the hook or the configuration there, and
+/// the person's next commit or `git status` ran it. The launch protects
+/// where such entries lead, for the workspace's repository and each one
+/// its walk meets. Control:
+/// `control_a_repositorys_linked_hooks_and_configuration_run_what_they_hold`.
+/// Mutation-checked: with `linked_out` giving nothing, the markers appear.
+#[test]
+fn where_a_repositorys_hooks_and_configuration_link_to_is_protected() {
+    let fx = Fixture::new(PROBE);
+    repository_with_linked_entries(&fx);
+    let out = run(&fx, Some(&[]), WRITE_WHERE_LINKS_LEAD);
+    assert_eq!(out.stdout, "", "{out}");
+    git_outside(&fx, "sub", &["status", "--porcelain"]).succeeded();
+    git_outside(&fx, "sub", &["commit", "-q", "--allow-empty", "-m", "two"]).succeeded();
+    let mark = marker(&fx);
+    assert!(!Path::new(&mark).exists(), "{out}");
+    assert!(!Path::new(&format!("{mark}.fsmonitor")).exists(), "{out}");
+}
+
+/// Control for the test above: the same writes outside sluice run on the
+/// person's commit and `git status`.
+#[test]
+fn control_a_repositorys_linked_hooks_and_configuration_run_what_they_hold() {
+    let fx = Fixture::new(PROBE);
+    repository_with_linked_entries(&fx);
+    let out = run(&fx, None, WRITE_WHERE_LINKS_LEAD);
+    assert_eq!(out.stdout, "hook\nconfig\n", "{out}");
+    git_outside(&fx, "sub", &["status", "--porcelain"]).succeeded();
+    git_outside(&fx, "sub", &["commit", "-q", "--allow-empty", "-m", "two"]).succeeded();
+    let mark = marker(&fx);
+    assert!(Path::new(&mark).exists(), "{out}");
+    assert!(Path::new(&format!("{mark}.fsmonitor")).exists(), "{out}");
+}
+
 // ---------------------------------------------------------------------------
 // rustup follows a toolchain file to a toolchain of the program's.
 // ---------------------------------------------------------------------------
