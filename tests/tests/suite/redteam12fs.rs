@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use sluice_tests::{execute, Fixture, Outcome};
 
-use super::escape_later::{git_outside, marker, Succeeded};
+use super::escape_later::{as_nobody, git_outside, give_to_nobody, marker, Succeeded};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 
@@ -132,6 +132,43 @@ fn git_never_writes_through_a_symlink_the_program_planted_in_its_directory() {
         let shell = execute(person_shell(&fx, &rc));
         assert!(!Path::new(&marker(&fx)).exists(), "{shell}");
     }
+}
+
+/// The same for an unprivileged user, whose sandbox is made in a user
+/// namespace of its own; the person's git runs as that user too.
+#[test]
+fn git_never_writes_through_a_planted_symlink_for_an_unprivileged_user() {
+    let fx = Fixture::new(PROBE);
+    repository(&fx, "proj");
+    let rc = fx.outside("bashrc");
+    give_to_nobody(&fx);
+    fs::write(&rc, RC).unwrap();
+    // The person's, whose git could write it.
+    std::os::unix::fs::chown(&rc, Some(65534), Some(65534)).unwrap();
+    let sluice = sluice_tests::sluice_bin();
+    let (ws, mark) = (fx.ws(""), marker(&fx));
+    let script = plant_reflog_symlinks(&rc);
+    let program = [sluice.to_str().unwrap(), "run", "--workspace", &ws, "--"];
+    let out = as_nobody(
+        &fx,
+        &[&program[..], &["/bin/sh", "-c", &script, "sh", &mark]].concat(),
+        "",
+    );
+    assert_eq!(out.stdout, "kept\ncontrol\n", "{out}");
+    let planted = symlinks_beneath(&fx.ws_dir.join("proj/.git"));
+    assert!(planted.is_empty(), "{planted:?}\n{out}");
+    let checkout = [
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "checkout",
+        "-q",
+        "main",
+    ];
+    assert!(as_nobody(&fx, &checkout, "proj").status.success());
+    assert_eq!(fs::read_to_string(&rc).unwrap(), RC, "{out}");
 }
 
 /// Control for the test above: outside sluice every step plants its
