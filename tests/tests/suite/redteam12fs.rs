@@ -575,6 +575,45 @@ fn a_git_file_or_a_new_worktree_is_not_made() {
     assert_eq!(out.stdout, "control\n", "{out}");
 }
 
+/// A repository the program makes (allowed: its configuration is checked
+/// and holds no key that runs a command) whose `core.worktree` names a
+/// directory outside the sandbox (`~`): the person's `git reset --hard`,
+/// `git checkout BRANCH` or `git stash` there (discarding or reviewing the
+/// program's work) wrote the program's files into that directory, such as
+/// a `.bashrc`. `core.worktree` passed the configuration check because a
+/// submodule's repository needs it (`../../../vendor/lib`); it is now
+/// accepted only there, relative and within the superproject's work tree.
+/// Control: the same outside sluice writes the file outside; inside, the
+/// program's repository works without it. Mutation-checked: with
+/// `worktree_elsewhere` giving `None`, the file is written.
+#[test]
+fn a_repository_the_program_makes_writes_nothing_outside_its_work_tree() {
+    let script = |fx: &Fixture| {
+        format!(
+            "git init -q evil && cd evil && echo 'echo planted' > victim.sh && git add victim.sh \
+             && git -c user.name=a -c user.email=a@a commit -q -m x \
+             && git config core.worktree {} && echo configured",
+            fx.outside_dir.display()
+        )
+    };
+    let fx = Fixture::new(PROBE);
+    let out = run(&fx, Some(&[]), &script(&fx));
+    assert!(out.stderr.contains("core.worktree"), "{out}");
+    let _ = git_outside(&fx, "evil", &["reset", "-q", "--hard"]);
+    assert!(
+        !fx.outside_dir.join("victim.sh").exists(),
+        "the person's git wrote the program's file outside\n{out}"
+    );
+    // Control inside: the repository itself works.
+    git_outside(&fx, "evil", &["log", "--oneline"]).succeeded();
+    // Control outside sluice: the person's reset writes it there.
+    let fx = Fixture::new(PROBE);
+    let out = run(&fx, None, &script(&fx));
+    assert!(out.stdout.contains("configured"), "{out}");
+    git_outside(&fx, "evil", &["reset", "-q", "--hard"]).succeeded();
+    assert!(fx.outside_dir.join("victim.sh").exists(), "{out}");
+}
+
 /// The guard judges calls that write or make a name; `unlink` and `rmdir`
 /// are not among them (under `default`), so the program removes a
 /// protected file the person keeps: an agent's settings with their deny
