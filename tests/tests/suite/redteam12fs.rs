@@ -71,7 +71,9 @@ const RC: &str = "# the person's start-up file\n";
 /// command (`$(touch MARKER)`: a valid ref name), then points git's
 /// reflogs and `FETCH_HEAD` at `rc` by every call that makes a name: a
 /// symlink, a symlink renamed or hard-linked in, a directory holding one
-/// moved in, one to `..`. Each step says whether it worked. Last, the
+/// moved in, one to `..`, one to `config` beside it (the person's next
+/// merge would write its message over the configuration). Each step says
+/// whether it worked. Last, the
 /// controls: `git init` still finds that symlinks work (its probe links
 /// `.git/tXXXXXX` to a plain name beside it), git's own work inside (a
 /// branch, a commit: reflog appends) and a symlink in the work tree.
@@ -88,6 +90,7 @@ fn plant_reflog_symlinks(rc: &str) -> String {
          ln -s {rc} .git/FETCH_HEAD && echo fetch_head
          ln -s {rc} .git/COMMIT_EDITMSG && echo commit_editmsg
          ln -s .. .git/up && echo dotdot
+         ln -s config .git/MERGE_MSG && echo beside
          rm -f l1 l2; rm -rf d
          git init -q ../fresh; git -C ../fresh config core.symlinks || echo kept
          git -c user.name=a -c user.email=a@a commit -q --allow-empty -m inside \

@@ -47,7 +47,7 @@ pub(super) fn carry_out_as(
                 .ok_or(Stop::Errno(libc::EEXIST))?;
             check(env, &place, Act::Name)?;
             check_region(env, None, &place)?;
-            if !judge::stays_beside(&content) {
+            if !judge::is_gits_probe(&content) {
                 check_into_git(env, None, &place)?;
             }
             let req = fsop::Request {

@@ -249,7 +249,7 @@ const INTO_GIT_WHY: &str = "git writes some of its files (reflogs, FETCH_HEAD, C
 
 /// The refusal for making the name `dst` beneath a `.git` whose `config`
 /// the list protects (a repository the list guards) as a symlink
-/// (`src` `None`; one that [`stays_beside`] is not asked about), or from `src` (a rename's, link's or exchange's) outside
+/// (`src` `None`; [`is_gits_probe`] is not asked about), or from `src` (a rename's, link's or exchange's) outside
 /// every `.git`, or `None`. git appends to its reflogs and writes
 /// `FETCH_HEAD`, `COMMIT_EDITMSG` and `MERGE_MSG` with a plain `open`,
 /// following a symlink there: one to `~/.bashrc` at `.git/logs/HEAD` had
@@ -271,13 +271,14 @@ pub fn judge_into_git_dir(protect: &Protect, src: Option<&Path>, dst: &Path) -> 
     })
 }
 
-/// Whether a symlink to `target` leads only to an entry beside it: a plain
-/// name (no `/`, not `.` or `..`), so neither it nor a chain of such links
-/// leaves its directory. git's `init` makes one in `.git` (`tXXXXXX ->
-/// testing`) to learn whether the file system keeps symlinks
-/// (`core.symlinks`): [`judge_into_git_dir`] is not asked about it.
-pub fn stays_beside(target: &[u8]) -> bool {
-    !target.is_empty() && target != b"." && target != b".." && !target.contains(&b'/')
+/// Whether a symlink to `target` is the one `git init` makes in `.git`
+/// (`tXXXXXX -> testing`, removed at once) to learn whether the file
+/// system keeps symlinks (`core.symlinks`): [`judge_into_git_dir`] is not
+/// asked about it. It leads to an entry beside it in that `.git`. No other
+/// plain name is let through: `.git/FETCH_HEAD -> config` would have the
+/// person's next fetch write over the repository's configuration.
+pub fn is_gits_probe(target: &[u8]) -> bool {
+    target == b"testing"
 }
 
 /// Whether `path` is a repository's own configuration, which a program may
@@ -370,10 +371,10 @@ mod tests {
         ));
         assert!(!j(None, "/ws/src/link"));
         assert!(!j(Some("/ws/.git/x"), "/ws/x"));
-        // git's own probe links to a plain name beside it.
-        assert!(stays_beside(b"testing"));
-        for target in [&b"/root/.bashrc"[..], b"../x", b"..", b".", b"a/b", b""] {
-            assert!(!stays_beside(target), "{target:?}");
+        // git's own probe links to a plain name beside it; no other.
+        assert!(is_gits_probe(b"testing"));
+        for target in [&b"/root/.bashrc"[..], b"../x", b"..", b".", b"config", b""] {
+            assert!(!is_gits_probe(target), "{target:?}");
         }
         // The name `.git` itself is `judge`'s ("on the way").
         assert!(!j(None, "/ws/.git"));

@@ -605,10 +605,10 @@ fn check_region(env: &Env<'_>, src: Option<&Place>, dst: &Place) -> Result<(), S
     check_made(env, src, dst, judge::judge_region)
 }
 
-/// No symlink is made beneath a guarded `.git` (but one to a plain name
-/// beside it, [`judge::stays_beside`]), and nothing is moved or linked in
-/// from outside every `.git` ([`judge::judge_into_git_dir`]): so no
-/// symlink made in the sandbox beneath one leads out of it, and what a
+/// No symlink is made beneath a guarded `.git` (but `git init`'s probe,
+/// [`judge::is_gits_probe`]), and nothing is moved or linked in from
+/// outside every `.git` ([`judge::judge_into_git_dir`]): so no symlink
+/// made in the sandbox beneath one leads out of it, and what a
 /// rename or link from within one gives a name to needs no check of its
 /// kind (which another thread could change after it).
 fn check_into_git(env: &Env<'_>, src: Option<&Place>, dst: &Place) -> Result<(), Stop> {
