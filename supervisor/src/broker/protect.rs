@@ -229,6 +229,60 @@ pub fn judge_region(protect: &Protect, src: Option<&Path>, dst: &Path) -> Option
     })
 }
 
+/// The `.git` directory `path` lies beneath (the outermost: a submodule's
+/// repository in `.git/modules` is its), or `None`.
+pub fn git_dir_above(path: &Path) -> Option<PathBuf> {
+    let mut dir = PathBuf::new();
+    for part in path.parent()?.components() {
+        dir.push(part);
+        if part.as_os_str().as_bytes() == b".git" {
+            return Some(dir);
+        }
+    }
+    None
+}
+
+/// Why nothing is given a name beneath a `.git` that could lead git out of
+/// it: said to the person with the path.
+const INTO_GIT_WHY: &str = "git writes some of its files (reflogs, FETCH_HEAD, COMMIT_EDITMSG) \
+    through a symlink, so the person's next git command would write where one leads, \
+    outside the sandbox: no symlink is made in a .git, nor anything moved or linked in \
+    from outside one (git does neither)";
+
+/// The refusal for making the name `dst` beneath a `.git` whose `config`
+/// the list protects (a repository the list guards) as a symlink
+/// (`src` `None`; [`is_gits_probe`] is not asked about), or from `src` (a rename's, link's or exchange's) outside
+/// every `.git`, or `None`. git appends to its reflogs and writes
+/// `FETCH_HEAD`, `COMMIT_EDITMSG` and `MERGE_MSG` with a plain `open`,
+/// following a symlink there: one to `~/.bashrc` at `.git/logs/HEAD` had
+/// the person's `git checkout` append the program's branch name, a `$(...)`
+/// in it, to their shell's start-up. So nothing made in the sandbox that
+/// could be a symlink leading out, or a directory holding one, reaches a
+/// `.git`: no such symlink, and nothing from outside one (its kind could change between
+/// a check and the call; git moves and links only within its own
+/// directories, and from another repository's objects for `clone`).
+pub fn judge_into_git_dir(protect: &Protect, src: Option<&Path>, dst: &Path) -> Option<Refusal> {
+    let git = git_dir_above(dst)?;
+    if src.is_some_and(|src| git_dir_above(src).is_some()) {
+        return None;
+    }
+    let rule = protect.protects(&git.join("config"))?;
+    Some(Refusal {
+        rule: rule.to_string(),
+        why: INTO_GIT_WHY,
+    })
+}
+
+/// Whether a symlink to `target` is the one `git init` makes in `.git`
+/// (`tXXXXXX -> testing`, removed at once) to learn whether the file
+/// system keeps symlinks (`core.symlinks`): [`judge_into_git_dir`] is not
+/// asked about it. It leads to an entry beside it in that `.git`. No other
+/// plain name is let through: `.git/FETCH_HEAD -> config` would have the
+/// person's next fetch write over the repository's configuration.
+pub fn is_gits_probe(target: &[u8]) -> bool {
+    target == b"testing"
+}
+
 /// Whether `path` is a repository's own configuration, which a program may
 /// write whole (through a rename, as git does) when the content passes
 /// [`super::gitconfig::check`]: `.git/config`, a submodule's in
@@ -294,6 +348,48 @@ mod tests {
         assert!(!j("/ws/build.sh", Act::Chmod));
         assert!(!j("/ws/.git/config", Act::Chmod));
         assert!(j("/ws/.sluice-guard-1", Act::RenameSource));
+    }
+
+    #[test]
+    fn nothing_that_could_be_a_symlink_reaches_a_git_directory() {
+        let p = protect();
+        let j = |src: Option<&str>, dst: &str| {
+            judge_into_git_dir(&p, src.map(Path::new), Path::new(dst)).is_some()
+        };
+        // A symlink anywhere beneath a guarded `.git`, a submodule's too.
+        assert!(j(None, "/ws/.git/logs/HEAD"));
+        assert!(j(None, "/ws/.git/FETCH_HEAD"));
+        assert!(j(None, "/ws/sub/.git/logs/refs/heads/main"));
+        assert!(j(None, "/ws/.git/modules/m/logs/HEAD"));
+        // Moved or linked in from outside every `.git`.
+        assert!(j(Some("/ws/link"), "/ws/.git/logs/HEAD"));
+        assert!(j(Some("/tmp/dir"), "/ws/.git/logs"));
+        // Within a `.git`, or from another repository's (git's own lock
+        // files, `clone`'s links), and outside any `.git`: not judged here.
+        assert!(!j(Some("/ws/.git/index.lock"), "/ws/.git/index"));
+        assert!(!j(
+            Some("/ws/a/.git/objects/ab/cd"),
+            "/ws/b/.git/objects/ab/cd"
+        ));
+        assert!(!j(None, "/ws/src/link"));
+        assert!(!j(Some("/ws/.git/x"), "/ws/x"));
+        // git's own probe links to a plain name beside it; no other.
+        assert!(is_gits_probe(b"testing"));
+        for target in [&b"/root/.bashrc"[..], b"../x", b"..", b".", b"config", b""] {
+            assert!(!is_gits_probe(target), "{target:?}");
+        }
+        // The name `.git` itself is `judge`'s ("on the way").
+        assert!(!j(None, "/ws/.git"));
+        // A list that does not guard that repository's configuration.
+        let other = Protect::from_patterns(["**/.vscode"]).unwrap();
+        assert_eq!(
+            judge_into_git_dir(&other, None, Path::new("/ws/.git/logs/HEAD")),
+            None
+        );
+        assert_eq!(
+            git_dir_above(Path::new("/ws/.git/modules/m/HEAD")),
+            Some("/ws/.git".into())
+        );
     }
 
     /// `default`'s git patterns with its `HEAD` rule.

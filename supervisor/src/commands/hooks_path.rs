@@ -3,16 +3,24 @@
 //! `default`'s `protect` list names only at `.git/hooks` and `.husky`.
 //! A repository that keeps its hooks in its work tree (`.githooks`,
 //! `scripts/hooks`) would otherwise have them written by the program.
+//! Likewise the files a configuration includes (`include.path`,
+//! `includeIf.COND.path`): git reads each as part of the including one, so
+//! a `core.fsmonitor` the program wrote into `../.gitconfig` of a
+//! repository set up with `git config include.path ../.gitconfig` would run
+//! on the person's next `git status`.
 //!
-//! [`configured`] reads the value as git would for the workspace's
+//! [`to_protect`] reads the value as git would for the workspace's
 //! repository (its own configuration, then the person's global ones and
 //! the system's) and gives the directory it names, which the launch adds
-//! to the `protect` list as a tree. Repositories nested in the workspace
-//! (a `.git` directory, or a submodule's or worktree's `.git` file) are
-//! found by the launch's walk for the `deny` patterns, which needs no walk
-//! of its own, and [`to_protect_nested`] reads each one's own value. Not
-//! read: a value set in a file the configuration `include`s, in
-//! `GIT_CONFIG_*` variables, or in a linked worktree's common directory.
+//! to the `protect` list as a tree; every file those configurations
+//! include, and what those include in turn, is added too, with the hooks
+//! directory each names. Repositories nested in the workspace (a `.git`
+//! directory, or a submodule's or worktree's `.git` file) are found by the
+//! launch's walk for the `deny` patterns, which needs no walk of its own,
+//! and [`to_protect_nested`] reads each one's own. A linked worktree's
+//! (the workspace's own `.git` file too) is read with its common
+//! directory's configuration, whose relative `core.hooksPath` names a
+//! directory of the worktree. Not read: `GIT_CONFIG_*` variables.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -20,39 +28,143 @@ use std::path::{Path, PathBuf};
 /// The most of one configuration file read.
 const MAX_CONFIG: u64 = 1 << 20;
 
+/// How deep includes are followed: git's own limit (`MAX_INCLUDE_DEPTH`).
+const MAX_INCLUDE_DEPTH: usize = 10;
+
 /// The paths to protect for the hooks directory git's configuration names
-/// ([`configured`]): the directory as named and, where it is a symlink on
-/// the way, where it leads (the guard judges real paths); nothing where it
-/// is something else than a directory (`core.hooksPath = /dev/null` turns
-/// hooks off, and `/dev/null` must stay writable).
-pub fn to_protect(git_dir: Option<&Path>, home: &Path) -> Vec<PathBuf> {
-    configured(git_dir, home).map_or_else(Vec::new, tree)
+/// for the repository whose `.git` is `git_entry` (a
+/// directory, or a worktree's or submodule's file naming one; `None`: the
+/// workspace is in none): the directory as named and, where it is a
+/// symlink on the way, where it leads (the guard judges real paths);
+/// nothing where it is something else than a directory (`core.hooksPath =
+/// /dev/null` turns hooks off, and `/dev/null` must stay writable). Then
+/// every file the configurations include ([`included`]), with the hooks
+/// directory each names (wherever it stands among them: a superset of
+/// git's answer).
+pub fn to_protect(git_entry: Option<&Path>, home: &Path) -> Vec<PathBuf> {
+    let work_tree = git_entry.and_then(Path::parent);
+    let git_dir = git_entry.and_then(git_dir_of);
+    let mut files = git_dir.as_deref().map_or_else(Vec::new, repository_files);
+    files.extend(global_files(home));
+    let mut paths = from_files(&files, work_tree, home);
+    paths.extend(git_dir.as_deref().map_or_else(Vec::new, linked_out));
+    paths
 }
 
 /// [`to_protect`] for a repository nested in the workspace, found by the
-/// launch's walk at `git_entry` (its `.git`: a directory, or a file naming
-/// one, as a submodule's or a worktree's): only its own configuration is
-/// read (the global ones are read once, for the workspace).
+/// launch's walk at `git_entry`: only its own configuration is read (the
+/// global ones are read once, for the workspace).
 pub fn to_protect_nested(git_entry: &Path, home: &Path) -> Vec<PathBuf> {
-    let Some(work_tree) = git_entry.parent() else {
+    let (Some(work_tree), Some(git_dir)) = (git_entry.parent(), git_dir_of(git_entry)) else {
         return Vec::new();
     };
-    let git_dir = match std::fs::symlink_metadata(git_entry) {
-        Ok(meta) if meta.is_dir() => git_entry.to_path_buf(),
-        Ok(meta) if meta.is_file() => match read_capped(git_entry) {
-            Some(text) => match gitfile_target(&text) {
-                Some(dir) => work_tree.join(dir),
-                None => return Vec::new(),
-            },
-            None => return Vec::new(),
-        },
-        _ => return Vec::new(),
+    let mut paths = from_files(&repository_files(&git_dir), Some(work_tree), home);
+    paths.extend(linked_out(&git_dir));
+    paths
+}
+
+/// Where the entries of `git_dir` that run code or name a configuration
+/// (`hooks`, `config`, `config.worktree`, `commondir`) lead where one is a
+/// symlink (projects keep their hooks in the work tree and link
+/// `.git/hooks` to them): the guard judges real paths, which `default`'s
+/// patterns name only inside a `.git`.
+fn linked_out(git_dir: &Path) -> Vec<PathBuf> {
+    ["hooks", "config", "config.worktree", "commondir"]
+        .iter()
+        .map(|name| git_dir.join(name))
+        .filter(|entry| entry.symlink_metadata().is_ok_and(|m| m.is_symlink()))
+        .filter_map(|entry| entry.canonicalize().ok())
+        .collect()
+}
+
+/// What [`to_protect`] gives for the configuration `files` (highest
+/// precedence first) of the work tree `work_tree`.
+fn from_files(files: &[PathBuf], work_tree: Option<&Path>, home: &Path) -> Vec<PathBuf> {
+    let value =
+        (files.iter()).find_map(|file| crate::broker::guard::hooks_path(&read_capped(file)?));
+    let mut paths = value
+        .and_then(|v| resolve(&v, work_tree, home))
+        .map_or_else(Vec::new, tree);
+    let mut includes = Vec::new();
+    for file in files {
+        included(file, home, 0, &mut includes);
+    }
+    paths.extend(protect_included(&includes, work_tree, home));
+    paths
+}
+
+/// The git directory of the `.git` entry `git_entry`: itself, or the one a
+/// `.git` file names (`gitdir: PATH`, relative to its work tree).
+fn git_dir_of(git_entry: &Path) -> Option<PathBuf> {
+    let meta = std::fs::metadata(git_entry).ok()?;
+    if meta.is_dir() {
+        return Some(git_entry.to_path_buf());
+    }
+    let dir = gitfile_target(&read_capped(git_entry)?)?;
+    Some(git_entry.parent()?.join(dir))
+}
+
+/// The configuration files of the repository whose git directory is
+/// `git_dir`, highest precedence first: a linked worktree's
+/// `config.worktree`, then the configuration of the common directory its
+/// `commondir` names (where the main work tree's `core.hooksPath`, relative,
+/// names a directory of this work tree too), or its own.
+fn repository_files(git_dir: &Path) -> Vec<PathBuf> {
+    let common = read_capped(&git_dir.join("commondir"))
+        .and_then(|text| String::from_utf8(text).ok())
+        .map(|text| text.lines().next().unwrap_or("").trim().to_owned())
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| git_dir.join(dir));
+    let mut files = vec![git_dir.join("config.worktree")];
+    if let Some(common) = &common {
+        files.push(common.join("config.worktree"));
+        files.push(common.join("config"));
+    }
+    files.push(git_dir.join("config"));
+    files
+}
+
+/// The files `config` includes, each resolved as git resolves it (`~/`
+/// from the home directory, a relative path from the including file's
+/// directory), and what they include in turn, at most [`MAX_INCLUDE_DEPTH`]
+/// deep, added to `out` (each once). A file not there yet is listed too:
+/// the program must not make it either.
+fn included(config: &Path, home: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    if depth >= MAX_INCLUDE_DEPTH {
+        return;
+    }
+    let Some(text) = read_capped(config) else {
+        return;
     };
-    let value = read_capped(&git_dir.join("config"))
-        .and_then(|text| crate::broker::guard::hooks_path(&text));
-    value
-        .and_then(|v| resolve(&v, Some(work_tree), home))
-        .map_or_else(Vec::new, tree)
+    let from = config.parent().unwrap_or(Path::new("/"));
+    for value in crate::broker::guard::include_paths(&text).unwrap_or_default() {
+        let Some(file) = resolve(&value, Some(from), home) else {
+            continue;
+        };
+        // The guard judges real paths: `.git/../.gitconfig` is the work
+        // tree's file (where it is a symlink, [`protect_included`] adds
+        // where it leads).
+        let file = crate::broker::safe_open::normalize(&file);
+        if !out.contains(&file) {
+            out.push(file.clone());
+            included(&file, home, depth + 1, out);
+        }
+    }
+}
+
+/// The paths to protect for included configuration files: each as named
+/// and where a symlink leads it, and the hooks directory each names.
+fn protect_included(files: &[PathBuf], work_tree: Option<&Path>, home: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for file in files {
+        paths.push(file.clone());
+        paths.extend((file.canonicalize().ok()).filter(|real| real != file));
+        let value = read_capped(file).and_then(|text| crate::broker::guard::hooks_path(&text));
+        if let Some(dir) = value.and_then(|v| resolve(&v, work_tree, home)) {
+            paths.extend(tree(dir));
+        }
+    }
+    paths
 }
 
 /// The directory a `.git` file names (`gitdir: PATH`), as written.
@@ -93,30 +205,24 @@ fn tree(dir: PathBuf) -> Vec<PathBuf> {
     }
 }
 
-/// The hooks directory of the repository whose `.git` directory is
-/// `git_dir` (`None`: the workspace is in none), or the one the global
-/// configurations name for every repository, if any names one.
-fn configured(git_dir: Option<&Path>, home: &Path) -> Option<PathBuf> {
+/// The person's global configuration files and the system's, highest
+/// precedence first (the repository's own come before them).
+fn global_files(home: &Path) -> Vec<PathBuf> {
     let xdg = match std::env::var_os("XDG_CONFIG_HOME") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("git/config"),
         _ => home.join(".config/git/config"),
     };
-    // Highest precedence first, as git reads them last.
-    let mut files: Vec<PathBuf> = git_dir.map(|g| g.join("config")).into_iter().collect();
-    files.extend([
+    vec![
         home.join(".gitconfig"),
         xdg,
         PathBuf::from("/etc/gitconfig"),
-    ]);
-    let value = files
-        .iter()
-        .find_map(|file| crate::broker::guard::hooks_path(&read_capped(file)?))?;
-    resolve(&value, git_dir.and_then(Path::parent), home)
+    ]
 }
 
 /// `value` as git takes it: `~/` from the home directory, a relative path
-/// from the work tree's top (where hooks run).
-fn resolve(value: &str, work_tree: Option<&Path>, home: &Path) -> Option<PathBuf> {
+/// from `base` (the work tree's top for a hooks directory, where hooks run;
+/// the including file's directory for an include).
+fn resolve(value: &str, base: Option<&Path>, home: &Path) -> Option<PathBuf> {
     if value.is_empty() {
         return None;
     }
@@ -127,7 +233,7 @@ fn resolve(value: &str, work_tree: Option<&Path>, home: &Path) -> Option<PathBuf
     if path.is_absolute() {
         return Some(path.to_path_buf());
     }
-    Some(work_tree?.join(path))
+    Some(base?.join(path))
 }
 
 #[cfg(test)]
@@ -178,8 +284,8 @@ mod tests {
         std::fs::create_dir_all(&home).unwrap();
         std::fs::write(home.join(".gitconfig"), "[core]\n\thooksPath = ~/global\n").unwrap();
         assert_eq!(
-            configured(Some(&ws.join(".git")), &home),
-            Some(home.join("global"))
+            to_protect(Some(&ws.join(".git")), &home),
+            vec![home.join("global")]
         );
         std::fs::write(
             ws.join(".git/config"),
@@ -187,8 +293,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            configured(Some(&ws.join(".git")), &home),
-            Some(ws.join(".githooks"))
+            to_protect(Some(&ws.join(".git")), &home),
+            vec![ws.join(".githooks")]
         );
     }
 
@@ -230,6 +336,102 @@ mod tests {
         std::fs::write(t.join("ws/b/.git2"), "something else\n").unwrap();
         assert_eq!(gitfile_target(b"something else\n"), None);
         assert_eq!(gitfile_target(b"gitdir: x\n"), Some(PathBuf::from("x")));
+    }
+
+    #[test]
+    fn the_files_a_configuration_includes_are_protected_with_their_hooks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().canonicalize().unwrap();
+        let (ws, home) = (t.join("ws"), t.join("home"));
+        std::fs::create_dir_all(ws.join(".git")).unwrap();
+        std::fs::create_dir_all(ws.join(".hk")).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let git = ws.join(".git");
+        // Relative to the including file's directory, `~/`, any condition,
+        // and what an included file includes in turn, with its hooks.
+        std::fs::write(
+            git.join("config"),
+            "[include]\n\tpath = ../.gitconfig\n\
+             [includeIf \"gitdir:/elsewhere/\"]\n\tpath = \"~/inc\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            ws.join(".gitconfig"),
+            "[core]\n\thooksPath = .hk\n[include]\n\tpath = deeper\n",
+        )
+        .unwrap();
+        // A loop is followed once.
+        std::fs::write(ws.join("deeper"), "[include]\n\tpath = .gitconfig\n").unwrap();
+        let got = to_protect(Some(&git), &home);
+        for want in [
+            ws.join(".gitconfig"),
+            home.join("inc"),
+            ws.join("deeper"),
+            ws.join(".hk"),
+        ] {
+            assert!(got.contains(&want), "{want:?} in {got:?}");
+        }
+        // The same read for a nested repository's own configuration.
+        let got = to_protect_nested(&git, &home);
+        assert!(got.contains(&ws.join(".gitconfig")), "{got:?}");
+        assert!(got.contains(&ws.join("deeper")), "{got:?}");
+        // Control: a configuration that includes nothing adds nothing.
+        std::fs::write(git.join("config"), "[core]\n\tbare = false\n").unwrap();
+        assert_eq!(to_protect_nested(&git, &home), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_linked_worktree_is_read_with_its_common_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().canonicalize().unwrap();
+        let home = t.join("home");
+        // `git worktree add ../ws` in `main`: `ws/.git` names the
+        // worktree's directory, whose `commondir` names `main/.git`.
+        let wt_git = t.join("main/.git/worktrees/ws");
+        std::fs::create_dir_all(&wt_git).unwrap();
+        std::fs::create_dir_all(t.join("ws")).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(t.join("ws/.git"), format!("gitdir: {}\n", wt_git.display())).unwrap();
+        std::fs::write(wt_git.join("commondir"), "../..\n").unwrap();
+        let entry = t.join("ws/.git");
+        assert_eq!(to_protect_nested(&entry, &home), Vec::<PathBuf>::new());
+        std::fs::write(
+            t.join("main/.git/config"),
+            "[core]\n\thooksPath = .githooks\n[include]\n\tpath = ../shared.gitconfig\n",
+        )
+        .unwrap();
+        // Relative to this work tree, as git runs the hooks of each.
+        let want = [t.join("ws/.githooks"), t.join("main/shared.gitconfig")];
+        assert_eq!(to_protect_nested(&entry, &home), want);
+        let got = to_protect(Some(&entry), &home);
+        assert!(want.iter().all(|w| got.contains(w)), "{got:?}");
+        // The worktree's own configuration comes first.
+        std::fs::write(
+            wt_git.join("config.worktree"),
+            "[core]\n\thooksPath = mine\n",
+        )
+        .unwrap();
+        assert_eq!(to_protect_nested(&entry, &home)[0], t.join("ws/mine"));
+    }
+
+    #[test]
+    fn where_a_git_directorys_symlinked_entries_lead_is_protected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().canonicalize().unwrap();
+        let git = t.join("sub/.git");
+        std::fs::create_dir_all(&git).unwrap();
+        std::fs::create_dir_all(t.join("sub/scripts/hooks")).unwrap();
+        std::fs::write(t.join("sub/gitconfig"), "[core]\n\tbare = false\n").unwrap();
+        // Control: plain entries add nothing.
+        std::fs::create_dir_all(git.join("hooks")).unwrap();
+        assert_eq!(to_protect_nested(&git, &t), Vec::<PathBuf>::new());
+        std::fs::remove_dir(git.join("hooks")).unwrap();
+        std::os::unix::fs::symlink("../scripts/hooks", git.join("hooks")).unwrap();
+        std::os::unix::fs::symlink("../gitconfig", git.join("config")).unwrap();
+        assert_eq!(
+            to_protect_nested(&git, &t),
+            vec![t.join("sub/scripts/hooks"), t.join("sub/gitconfig")]
+        );
     }
 
     #[test]

@@ -202,18 +202,22 @@ pub(super) fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) 
             );
         }
     }
-    // Hooks where git's configuration says (`core.hooksPath`): protected
-    // as `.git/hooks` is, where the policy protects anything.
+    // Hooks where git's configuration says (`core.hooksPath`), and the
+    // files it includes: protected as `.git/hooks` is, where the policy
+    // protects anything.
     if !exact {
-        let own = Some(workspace.join(".git")).filter(|g| g.is_dir());
+        // The workspace's `.git`: a directory, or a linked worktree's or
+        // submodule's file naming one.
+        let own = Some(workspace.join(".git")).filter(|g| g.exists());
         let hooks = super::hooks_path::to_protect(own.or(git.clone()).as_deref(), &home_dir()?);
         for text in hooks.iter().filter_map(|h| h.to_str()) {
             if text.contains(['*', '?', '[', ']', '{', '}', '\\']) {
                 tracing::warn!(
-                    "git runs hooks from {text}, which is not protected: a pattern cannot name it"
+                    "git runs hooks or reads a configuration from {text}, which is not \
+                     protected: a pattern cannot name it"
                 );
             } else if spec.protect_too(&text.replace('$', "$$")) && args.verbose {
-                eprintln!("sluice: git: hooks run from {text}: protected");
+                eprintln!("sluice: git: {text} (hooks, or a configuration included): protected");
             }
         }
     }

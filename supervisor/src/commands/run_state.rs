@@ -203,8 +203,9 @@ fn deny_in_sandbox(policy: &mut Policy, paths: &[&PathBuf]) {
 }
 
 /// Each nested repository's hooks directory (`core.hooksPath` in its own
-/// configuration), protected as a tree: the person's next commit there
-/// would run what the program wrote in it.
+/// configuration) and the files that configuration includes, protected as
+/// trees: the person's next commit or `git status` there would run what the
+/// program wrote in them.
 fn protect_nested_hooks(s: &mut Session, git: &[PathBuf], verbose: bool) -> Result<()> {
     let home = super::run_session::home_dir()?;
     let own = s.workspace.join(".git");
@@ -221,10 +222,15 @@ fn protect_nested_hooks(s: &mut Session, git: &[PathBuf], verbose: bool) -> Resu
         }
         match protect.add_tree(&dir) {
             Ok(()) if verbose => {
-                eprintln!("sluice: git: hooks run from {}: protected", dir.display())
+                eprintln!(
+                    "sluice: git: {} (hooks, or a configuration included): protected",
+                    dir.display()
+                )
             }
             Ok(()) => {}
-            Err(why) => tracing::warn!("git runs hooks from {why}: not protected"),
+            Err(why) => {
+                tracing::warn!("git runs hooks or reads a configuration from {why}: not protected")
+            }
         }
     }
     Ok(())

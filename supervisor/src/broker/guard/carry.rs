@@ -47,6 +47,9 @@ pub(super) fn carry_out_as(
                 .ok_or(Stop::Errno(libc::EEXIST))?;
             check(env, &place, Act::Name)?;
             check_region(env, None, &place)?;
+            if !judge::is_gits_probe(&content) {
+                check_into_git(env, None, &place)?;
+            }
             let req = fsop::Request {
                 target: &content,
                 ..request(Op::Symlink, &place.name, 0)
@@ -85,6 +88,7 @@ pub(super) fn carry_out_as(
             check(env, &src, Act::LinkSource)?;
             check(env, &dst, Act::Name)?;
             check_region(env, Some(&src), &dst)?;
+            check_into_git(env, Some(&src), &dst)?;
             let req = fsop::Request {
                 name2: &dst.name,
                 ..request(Op::Link, &src.name, 0)
@@ -457,8 +461,10 @@ fn rename(
         return Err(refused);
     }
     check_region(env, Some(&src), &dst)?;
+    check_into_git(env, Some(&src), &dst)?;
     if exchange {
         check_region(env, Some(&dst), &src)?;
+        check_into_git(env, Some(&dst), &src)?;
     }
     let req = fsop::Request {
         flags: flags as i32,

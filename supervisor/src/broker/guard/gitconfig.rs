@@ -242,18 +242,38 @@ pub fn check_gitmodules(text: &[u8]) -> Result<(), String> {
 /// The last `core.hooksPath` a configuration sets (quotes taken off), as
 /// git reads it; `None` if it sets none or git would not read the file.
 pub fn hooks_path(text: &[u8]) -> Option<String> {
-    let found = std::cell::RefCell::new(None);
+    values(text, |section, sub, key| {
+        section == "core" && !sub && key == "hookspath"
+    })?
+    .pop()
+}
+
+/// The files a configuration includes (`include.path`, and
+/// `includeIf.COND.path` whatever its condition), as written (quotes taken
+/// off), in order; `None` if git would not read the file. git reads each
+/// as if its text stood there: a key it sets runs as the including file's.
+pub fn include_paths(text: &[u8]) -> Option<Vec<String>> {
+    values(text, |section, sub, key| {
+        key == "path" && ((section == "include" && !sub) || (section == "includeif" && sub))
+    })
+}
+
+/// Every value a configuration gives a key `want(section, has a subsection,
+/// key)` names (quotes taken off), in order; `None` if git would not read
+/// the file.
+fn values(text: &[u8], want: impl Fn(&str, bool, &str) -> bool) -> Option<Vec<String>> {
+    let found = std::cell::RefCell::new(Vec::new());
     entries(text, |section, sub, key, value| {
-        if section == "core" && !sub && key == "hookspath" {
+        if want(section, sub, key) {
             let value = value.unwrap_or("").trim();
             let value =
                 (value.strip_prefix('"').and_then(|v| v.strip_suffix('"'))).unwrap_or(value);
-            *found.borrow_mut() = Some(value.to_owned());
+            found.borrow_mut().push(value.to_owned());
         }
         true
     })
     .ok()?;
-    found.into_inner()
+    Some(found.into_inner())
 }
 
 /// Walks a configuration's keys: `ok(section, has a subsection, key, value)`
@@ -382,6 +402,30 @@ fn value_end(text: &str, mut quoted: bool) -> Option<ValueEnd> {
     (!quoted).then_some(ValueEnd::Done)
 }
 
+/// The `core.worktree` a configuration at `path` sets that git would
+/// check files out to outside the repository's own tree, or `None`. A
+/// repository the program made with `core.worktree = ~` had the person's
+/// `git reset --hard` there write the program's `.bashrc` into the home
+/// directory. Only a submodule's repository (`.git/modules/NAME/config`,
+/// where `git submodule` writes it) may set one, relative and naming a
+/// directory within the superproject's work tree (`../../../vendor/lib`),
+/// which git reaches through the submodule's own `.git` file there.
+fn worktree_elsewhere(path: &std::path::Path, text: &[u8]) -> Option<String> {
+    let values = values(text, |section, sub, key| {
+        section == "core" && !sub && key == "worktree"
+    })?;
+    let inside = |value: &str| {
+        let module = path.parent()?;
+        let git = judge::git_dir_above(path)?;
+        let relative = !value.starts_with(['/', '~']);
+        let under_modules = module.starts_with(git.join("modules"));
+        let at = crate::broker::safe_open::normalize(&module.join(value));
+        (relative && under_modules && at.starts_with(git.parent()?) && !at.starts_with(&git))
+            .then_some(())
+    };
+    values.into_iter().find(|v| inside(v).is_none())
+}
+
 /// A repository's configuration renamed into place: read (through a
 /// descriptor the connector opens, with the program's rights), checked,
 /// and written as a new file the program never held, which is renamed
@@ -418,6 +462,16 @@ pub(super) fn put(
             Refusal {
                 rule: format!("git configuration with {key}"),
                 why: "git would run a command it names",
+            },
+        ));
+    }
+    if let Some(value) = worktree_elsewhere(&path, &text) {
+        return Err(Stop::Refused(
+            path,
+            Refusal {
+                rule: format!("git configuration with core.worktree = {value}"),
+                why: "the person's next checkout or reset there would write the \
+                      repository's files where it names",
             },
         ));
     }
@@ -459,6 +513,30 @@ pub(super) fn put(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_work_tree_is_set_only_for_a_submodule_within_its_superproject() {
+        let w = |path: &str, value: &str| {
+            let text = format!("[core]\n\tbare = false\n\tworktree = {value}\n");
+            worktree_elsewhere(std::path::Path::new(path), text.as_bytes())
+        };
+        // As `git submodule` writes it.
+        let module = "/ws/.git/modules/vendor/lib/config";
+        assert_eq!(w(module, "../../../../vendor/lib"), None);
+        assert_eq!(w("/ws/p/.git/modules/m/config", "\"../../../m\""), None);
+        // Out of the superproject, absolute, into `.git`, or not a submodule.
+        assert!(w(module, "../../../../../home").is_some());
+        assert!(w(module, "/root").is_some());
+        assert!(w(module, "~").is_some());
+        assert!(w(module, "..").is_some());
+        assert!(w("/ws/evil/.git/config", "/root").is_some());
+        assert!(w("/ws/evil/.git/config", "..").is_some());
+        // Control: none set.
+        assert_eq!(
+            worktree_elsewhere(std::path::Path::new(module), b"[core]\n\tbare = false\n"),
+            None
+        );
+    }
 
     #[test]
     fn what_git_init_and_clone_write_is_accepted() {

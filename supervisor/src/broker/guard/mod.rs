@@ -64,7 +64,7 @@ use crate::audit::{self, By, Decision, DecisionRecord, Via};
 use crate::sys;
 use attrs::{chmod, fchmod, setxattr};
 use carry::{carry_out_as, done, follow, opened, perform, request};
-pub use gitconfig::hooks_path;
+pub use gitconfig::{hooks_path, include_paths};
 use judge::Refusal;
 
 /// How many symlinks an open follows at its final name, as the kernel.
@@ -603,9 +603,29 @@ fn check(env: &Env<'_>, place: &Place, act: Act) -> Result<(), Stop> {
 /// device node): inside a protected tree, only from within it
 /// ([`judge::judge_region`]).
 fn check_region(env: &Env<'_>, src: Option<&Place>, dst: &Place) -> Result<(), Stop> {
+    check_made(env, src, dst, judge::judge_region)
+}
+
+/// No symlink is made beneath a guarded `.git` (but `git init`'s probe,
+/// [`judge::is_gits_probe`]), and nothing is moved or linked in from
+/// outside every `.git` ([`judge::judge_into_git_dir`]): so no symlink
+/// made in the sandbox beneath one leads out of it, and what a
+/// rename or link from within one gives a name to needs no check of its
+/// kind (which another thread could change after it).
+fn check_into_git(env: &Env<'_>, src: Option<&Place>, dst: &Place) -> Result<(), Stop> {
+    check_made(env, src, dst, judge::judge_into_git_dir)
+}
+
+/// A name made at `dst` from `src`, judged by `judge` against each list.
+fn check_made(
+    env: &Env<'_>,
+    src: Option<&Place>,
+    dst: &Place,
+    judge: fn(&Protect, Option<&Path>, &Path) -> Option<Refusal>,
+) -> Result<(), Stop> {
     let path = dst.path();
     let from = src.map(Place::path);
-    match (env.lists()).find_map(|list| judge::judge_region(list, from.as_deref(), &path)) {
+    match (env.lists()).find_map(|list| judge(list, from.as_deref(), &path)) {
         Some(refusal) => Err(Stop::Refused(path, refusal)),
         None => Ok(()),
     }
