@@ -12,6 +12,7 @@
 //! | open beneath a directory, following no symlink | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` (`broker/fsops.rs`) | a component walk ([`walk::open_beneath_fd`], `openat` with `O_NOFOLLOW` per component) |
 //! | the broker's wire | `SOCK_SEQPACKET` (`proto::socket::Wire::Records`) | a datagram shared socket and stream connections (`Wire::Stream`); the broker serves either, by the shared socket's type (tested on Linux: `broker::tests::stream`) |
 //! | is a session running (`sluice audit`) | [`liveness`]: a record `flock`ed by its supervisor | the same ([`liveness::Record`], held by the macOS launcher) |
+//! | the person's terminal: the program's pty, the relay's waits (`tty`, `prompt`: shared) | `sys::pty`: slave by `TIOCGPTPEER`, session by `TIOCGSID`, SIGWINCH by signalfd; `sys::io::poll_terminals` is `poll(2)` | `sys::pty`: slave by its name (`TIOCPTYGNAME`), session by `getsid`, SIGWINCH by a kqueue; `sys::io::poll_terminals` over `select(2)` (tested on Linux against `poll`, and the relay with the `select-poll` feature) |
 //! | am I inside sluice's sandbox | the seccomp marker (`sandbox_child::nesting`) | a Mach service name only sluice's profile allows ([`sandbox_child::nesting::SeatbeltProbe`]) |
 //!
 //! The logic of the macOS side that needs no macOS kernel is portable and
@@ -21,14 +22,13 @@
 //! type-checked and linted for both Apple targets (`.ci/apple-check`),
 //! never linked or run.
 //!
-//! Not behind this interface yet: the broker, the prompts and the terminal
-//! relay are Linux-only modules (the broker's safe open is `openat2` and
-//! `O_PATH` with `/proc/self/fd`, its read-only and sandbox views are mount
-//! namespaces, its guard and transparent brokering are seccomp; the relay
-//! waits on signalfd and eventfd), so the macOS launcher serves no broker
-//! and relays no terminal. What they need there exists: the peer
-//! identity, the walk, and the broker's connection handling over the
-//! stream wire, served and tested on Linux.
+//! Not behind this interface yet: the broker is a Linux-only module (its
+//! safe open is `openat2` and `O_PATH` with `/proc/self/fd`, its read-only
+//! and sandbox views are mount namespaces, its guard and transparent
+//! brokering are seccomp), so the macOS launcher serves no broker and its
+//! prompter, shown by the relay, is never asked. What the broker needs
+//! there exists: the peer identity, the walk, and the broker's connection
+//! handling over the stream wire, served and tested on Linux.
 
 pub mod kevents;
 pub mod liveness;

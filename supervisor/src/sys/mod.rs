@@ -10,11 +10,9 @@
 pub mod fs;
 #[cfg(target_os = "linux")]
 pub mod host;
-#[cfg(target_os = "linux")]
 pub mod io;
 #[cfg(target_os = "linux")]
 pub mod process;
-#[cfg(target_os = "linux")]
 pub mod pty;
 #[cfg(target_os = "linux")]
 pub mod socket;
