@@ -104,7 +104,17 @@ pub use plan::{listen_addresses, prepare, LaunchContext, Prepared};
 pub use prepare_error::PrepareError;
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};
 #[cfg(target_os = "linux")]
-pub use view::{ChildTerminal, SessionDirs, StandIn, Veil};
+pub use view::{SessionDirs, StandIn, Veil};
+
+/// The slave side of a pseudo-terminal the supervisor made for the program.
+/// The child makes it its controlling terminal in a new session and its
+/// standard input and output, so it keeps no descriptor of the person's
+/// terminal (on macOS through [`macos::MacTerminal`]).
+pub struct ChildTerminal {
+    pub slave: std::os::fd::OwnedFd,
+    /// Standard error too (it was a terminal as well).
+    pub stderr: bool,
+}
 
 /// The signals the supervisor passes on to the program when another process
 /// sends them to sluice (and the sandbox's init passes on in turn).

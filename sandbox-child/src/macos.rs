@@ -78,6 +78,18 @@ pub struct MacTerminal {
     pub stderr: bool,
 }
 
+impl From<&crate::ChildTerminal> for MacTerminal {
+    /// The descriptor stays the [`crate::ChildTerminal`]'s: keep it open
+    /// until the fork returned.
+    fn from(t: &crate::ChildTerminal) -> MacTerminal {
+        use std::os::fd::AsRawFd;
+        MacTerminal {
+            slave: t.slave.as_raw_fd(),
+            stderr: t.stderr,
+        }
+    }
+}
+
 /// Everything the child needs, built before the fork (read by the child's
 /// code, which only macOS compiles).
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]

@@ -21,9 +21,10 @@ use crate::prepare_error::{cstring, PrepareError};
 use crate::report::{EnforcementReport, LayerReport, Status};
 use crate::seccomp::{self, NetSyscalls, SyscallRules};
 use crate::view::{
-    prepare_mounts, prepare_private, prepare_root, prepare_veil, ChildTerminal, PreparedMount,
-    PreparedPrivate, PreparedRoot, PreparedVeil, RootEntry, SessionDirs, StandIn, Veil,
+    prepare_mounts, prepare_private, prepare_root, prepare_veil, PreparedMount, PreparedPrivate,
+    PreparedRoot, PreparedVeil, RootEntry, SessionDirs, StandIn, Veil,
 };
+use crate::ChildTerminal;
 
 /// What the supervisor decided about this launch, beyond the policy.
 pub struct LaunchContext {

@@ -6,7 +6,7 @@
 //! child's raw calls.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,7 @@ use policies::Policy;
 use crate::mounts::{self, MountKind, SHM};
 use crate::prepare_error::{cstring, PrepareError};
 use crate::root;
+use crate::ChildTerminal;
 
 /// A file of the host that the sandbox sees replaced by `source`: bound
 /// over `path` in the policy-built root, read-only and nosuid, when `path`
@@ -34,16 +35,6 @@ pub struct StandIn {
 pub struct Veil {
     pub parent: PathBuf,
     pub keep: PathBuf,
-}
-
-/// The slave side of a pseudo-terminal the supervisor made for the program.
-/// The child makes it its controlling terminal in a new session and its
-/// standard input and output, so it keeps no descriptor of the person's
-/// terminal.
-pub struct ChildTerminal {
-    pub slave: OwnedFd,
-    /// Standard error too (it was a terminal as well).
-    pub stderr: bool,
 }
 
 /// One mount, with its strings ready for the raw syscalls.

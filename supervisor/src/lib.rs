@@ -36,7 +36,6 @@ pub mod platform;
 #[cfg(target_os = "linux")]
 mod policy_files;
 mod program;
-#[cfg(target_os = "linux")]
 pub mod prompt;
 #[cfg(target_os = "linux")]
 mod quarantine;
@@ -46,6 +45,5 @@ mod session_dir;
 mod supervise;
 #[allow(unsafe_code)] // the syscall layer
 mod sys;
-#[cfg(target_os = "linux")]
 pub mod tty;
 mod xdg;

@@ -7,23 +7,15 @@
 //! limit, timeout); else `--approve allow|deny`, which the audit record
 //! calls the non-interactive default. The broker awaits the answer in the
 //! request's own task, so a slow answer never holds up other requests.
-//!
-//! On macOS only the last is built so far: the overlay and the person's
-//! prompts live in `crate::prompt`, a Linux module until it is made
-//! portable; there their types are uninhabited stand-ins ([`none`]), so
-//! only [`Approvals::NonInteractive`] can be made, and the macOS launcher
-//! says so.
+//! The same on macOS, where the launcher keeps no overlay file yet (no
+//! "always" answers there).
 
 use std::sync::Arc;
 
 use crate::approval::{Answer, HostQuestion, Question};
 use crate::audit::By;
-#[cfg(target_os = "linux")]
 use crate::prompt::overlay::{Overlay, Remembered};
-#[cfg(target_os = "linux")]
 use crate::prompt::Prompter;
-#[cfg(not(target_os = "linux"))]
-use none::{Overlay, Prompter, Remembered};
 
 /// The answerer for `ask` rules.
 pub enum Approvals {
@@ -99,41 +91,5 @@ impl Approvals {
             "ask_hosts answered by --approve (no terminal to ask on)"
         );
         Answer::new(allow, By::NonInteractiveDefault)
-    }
-}
-
-/// Where there are no prompts yet (macOS): no overlay and no person. The
-/// types are uninhabited: no value of them, so no `Layered` answerer, can
-/// be made.
-#[cfg(not(target_os = "linux"))]
-pub mod none {
-    use std::path::Path;
-
-    use crate::approval::{Answer, HostQuestion, Question};
-
-    pub enum Overlay {}
-    pub enum Prompter {}
-
-    pub struct Remembered {
-        pub allow: bool,
-        pub rule: String,
-    }
-
-    impl Overlay {
-        pub fn decide(&self, _: &Path, _: bool) -> Option<Remembered> {
-            match *self {}
-        }
-        pub fn decide_host(&self, _: &policies::Host, _: u16) -> Option<Remembered> {
-            match *self {}
-        }
-    }
-
-    impl Prompter {
-        pub async fn ask(&self, _: &Question<'_>) -> Answer {
-            match *self {}
-        }
-        pub async fn ask_host(&self, _: &HostQuestion<'_>) -> Answer {
-            match *self {}
-        }
     }
 }

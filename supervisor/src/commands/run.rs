@@ -218,12 +218,9 @@ struct Approving {
 fn alongside(args: &RunArgs, s: &Session, approving: Approving) -> Result<Alongside> {
     let allow = args.approve == Approve::Allow;
     let prompter = match approving.asks_person {
-        true => Some(Arc::new(Prompter::new(prompt::Settings {
-            timeout: std::time::Duration::from_secs(args.approve_timeout),
-            limits: prompt::queue::Limits::default(),
-            overlay_file: approving.overlay_file,
-            fallback_allow: allow,
-        })?)),
+        true => Some(Arc::new(Prompter::new(
+            args.prompt_settings(approving.overlay_file),
+        )?)),
         false => None,
     };
     let approvals = Approvals::Layered {

@@ -83,6 +83,18 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// How the prompts behave (`--approve-timeout`, `--approve` once nobody
+    /// can answer), "always" answers written to `overlay_file`; the same
+    /// on Linux and macOS.
+    pub fn prompt_settings(&self, overlay_file: Option<PathBuf>) -> crate::prompt::Settings {
+        crate::prompt::Settings {
+            timeout: std::time::Duration::from_secs(self.approve_timeout),
+            limits: crate::prompt::queue::Limits::default(),
+            overlay_file,
+            fallback_allow: self.approve == Approve::Allow,
+        }
+    }
+
     /// `sluice run ARGS...` parsed as the command line would be (the bwrap
     /// stand-in builds its stacked session from these).
     pub fn parse_as_run<I, T>(args: I) -> Result<RunArgs, clap::Error>

@@ -25,6 +25,7 @@ use proto::socket::Wire;
 use crate::audit::AuditLog;
 use crate::broker::{Approvals, Broker, Shared};
 use crate::commands::run_args::Approve;
+use crate::prompt::Prompter;
 
 /// The broker's shared socket, from its making to its hand-over.
 pub struct Socket {
@@ -98,13 +99,24 @@ impl Protected {
 
 /// Who answers `ask` rules on macOS: `--approve`, the person's prompts not
 /// being built there yet. Said once, when the policy has such rules.
-fn approvals(approve: Approve, policy: &Policy) -> Approvals {
+/// Who answers `ask` rules: the person at the terminal where the launcher
+/// relays one (the shared [`Prompter`]), else `--approve`, said once when
+/// the policy has any. No remembered answers: the macOS launcher keeps no
+/// overlay file yet.
+fn approvals(approve: Approve, person: Option<Arc<Prompter>>, policy: &Policy) -> Approvals {
     let allow = approve == Approve::Allow;
+    if person.is_some() {
+        return Approvals::Layered {
+            overlay: Box::default(),
+            person,
+            allow,
+        };
+    }
     let asks = (policy.broker.rules().iter()).any(|r| r.verdict == Verdict::Ask);
     if asks {
         eprintln!(
-            "sluice: the policy's `ask` rules are answered by --approve ({}) on macOS: \
-             asking on the terminal is not available there yet",
+            "sluice: the policy's `ask` rules are answered by --approve ({}): \
+             sluice has no terminal to ask on",
             if allow { "allow" } else { "deny" }
         );
     }
@@ -119,6 +131,7 @@ pub fn serve(
     socket: Socket,
     session: &str,
     approve: Approve,
+    person: Option<Arc<Prompter>>,
     policy: &Policy,
     audit: AuditLog,
     protected: Protected,
@@ -127,7 +140,7 @@ pub fn serve(
     drop(theirs);
     let mut policy = policy.clone();
     let protected = protected.into_list(&mut policy);
-    let approvals = approvals(approve, &policy);
+    let approvals = approvals(approve, person, &policy);
     let mut shared = Shared::new(session.to_owned(), policy, approvals, None, protected);
     shared.audit = Some(audit);
     let shared = Arc::new(shared);
@@ -225,7 +238,7 @@ mod tests {
             let socket = Socket::of(Wire::Stream).unwrap();
             let program = socket.theirs.try_clone().unwrap();
             let (shared, broker) =
-                serve(socket, "mine", approve, &policy, audit, protected).unwrap();
+                serve(socket, "mine", approve, None, &policy, audit, protected).unwrap();
             (shared, broker, program)
         }
     }

@@ -92,6 +92,17 @@ pub fn decode(ev: &KEvent) -> Event {
     }
 }
 
+/// The signals the supervisor's kqueue reads and passes on: sluice's
+/// forwarded signals but those another kqueue reads (`relayed`: SIGWINCH,
+/// when the terminal relay resizes the program's own pty, whose kernel then
+/// signals the program).
+pub fn forwarded(relayed: &[i32]) -> Vec<i32> {
+    sandbox_child::FORWARDED_SIGNALS
+        .into_iter()
+        .filter(|sig| !relayed.contains(sig))
+        .collect()
+}
+
 /// What the supervisor does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -197,6 +208,24 @@ mod tests {
         for sig in [libc::SIGCHLD, libc::SIGKILL, libc::SIGUSR1] {
             let e = decode(&ev(sig as usize, EVFILT_SIGNAL, 0, 0, 1));
             assert_eq!(action(e, 1, &FORWARDED), Action::Ignore, "signal {sig}");
+        }
+    }
+
+    #[test]
+    fn a_relayed_signal_is_left_to_the_relay() {
+        let relayed = forwarded(&[libc::SIGWINCH]);
+        let e = decode(&ev(libc::SIGWINCH as usize, EVFILT_SIGNAL, 0, 0, 1));
+        assert_eq!(action(e, 1, &relayed), Action::Ignore);
+        // The control: without a relay it is passed on, and the others are
+        // passed on either way.
+        assert_eq!(
+            action(e, 1, &forwarded(&[])),
+            Action::Forward(libc::SIGWINCH)
+        );
+        assert_eq!(forwarded(&[]), FORWARDED);
+        for sig in FORWARDED.into_iter().filter(|&s| s != libc::SIGWINCH) {
+            let e = decode(&ev(sig as usize, EVFILT_SIGNAL, 0, 0, 1));
+            assert_eq!(action(e, 1, &relayed), Action::Forward(sig), "signal {sig}");
         }
     }
 

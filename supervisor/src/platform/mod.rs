@@ -12,6 +12,7 @@
 //! | open beneath a directory, following no symlink | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` (`broker/safe_open/linux.rs`) | a component walk ([`walk::open_beneath_fd`], `openat` with `O_NOFOLLOW` per component; the broker's `safe_open/walked.rs` on it) |
 //! | the broker's wire | `SOCK_SEQPACKET` (`proto::socket::Wire::Records`) | a datagram shared socket and stream connections (`Wire::Stream`); the broker serves either, by the shared socket's type (tested on Linux: `broker::tests::stream`) |
 //! | is a session running (`sluice audit`) | [`liveness`]: a record `flock`ed by its supervisor | the same ([`liveness::Record`], held by the macOS launcher) |
+//! | the person's terminal: the program's pty, the relay's waits (`tty`, `prompt`: shared) | `sys::pty`: slave by `TIOCGPTPEER`, session by `TIOCGSID`, SIGWINCH by signalfd; `sys::io::poll_terminals` is `poll(2)` | `sys::pty`: slave by its name (`TIOCPTYGNAME`), session by `getsid`, SIGWINCH by a kqueue; `sys::io::poll_terminals` over `select(2)` (tested on Linux against `poll`, and the relay with the `select-poll` feature) |
 //! | am I inside sluice's sandbox | the seccomp marker (`sandbox_child::nesting`) | a Mach service name only sluice's profile allows ([`sandbox_child::nesting::SeatbeltProbe`]) |
 //!
 //! The logic of the macOS side that needs no macOS kernel is portable and
@@ -25,9 +26,8 @@
 //! behind one interface each (`broker::peer`, `broker::safe_open`: `linux`
 //! or `walked`, the latter tested on Linux too); its read-only and sandbox
 //! views, guard and transparent brokering stay Linux's. The macOS launcher
-//! serves it ([`broker`], portable and tested on Linux). Not behind this interface yet: the prompts
-//! and the terminal relay (the relay waits on signalfd and eventfd), so on
-//! macOS `--approve` answers `ask` rules and no terminal is relayed.
+//! serves it ([`broker`], portable and tested on Linux), and its `ask`
+//! rules go to the person through the shared prompts and terminal relay.
 
 // Used by the macOS launcher; compiled and tested on Linux too.
 #[cfg_attr(target_os = "linux", allow(dead_code))]

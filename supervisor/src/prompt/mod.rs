@@ -4,7 +4,7 @@
 //! The broker's request tasks call [`Prompter::ask`] and await the answer;
 //! nothing else waits for it, so requests decided by rule are served
 //! meanwhile. The terminal relay ([`crate::tty`]) shows the questions: it is
-//! woken through an eventfd ([`Prompter::wake_fd`]) when the queue changes, takes the oldest
+//! woken through a pipe ([`Prompter::wake_fd`]) when the queue changes, takes the oldest
 //! question ([`Prompter::next`]), draws it, and hands back the key pressed
 //! or the timeout ([`Prompter::answer`]).
 //!
@@ -25,16 +25,16 @@ pub mod queue;
 pub mod render;
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::sync::oneshot;
 
 use crate::approval::{Answer, HostQuestion, Question};
 use crate::audit::By;
+use crate::sys::io::Waker;
 use memory::Memory;
 use queue::{Key, Limits, Queue};
 use render::{Choice, View};
@@ -72,7 +72,7 @@ struct State {
 pub struct Prompter {
     state: Mutex<State>,
     /// Written when the queue changes; the relay polls it.
-    wake: EventFd,
+    wake: Waker,
     settings: Settings,
 }
 
@@ -84,7 +84,7 @@ impl Prompter {
                 memory: Memory::default(),
                 closed: false,
             }),
-            wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
+            wake: Waker::new()?,
             settings,
         })
     }
@@ -95,9 +95,14 @@ impl Prompter {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Readable when the queue changed.
+    /// Readable when the queue changed, until [`Prompter::woken`].
     pub fn wake_fd(&self) -> BorrowedFd<'_> {
-        self.wake.as_fd()
+        self.wake.fd()
+    }
+
+    /// The relay saw [`Prompter::wake_fd`] readable.
+    pub fn woken(&self) {
+        self.wake.clear();
     }
 
     fn fallback(&self) -> Answer {
@@ -152,9 +157,7 @@ impl Prompter {
             }
             rx
         };
-        // An eventfd refuses a write only when its counter would overflow,
-        // and is readable then anyway.
-        let _ = self.wake.write(1);
+        self.wake.wake();
         // The sender is dropped unanswered only if the prompter itself is.
         rx.await.unwrap_or_else(|_| self.fallback())
     }

@@ -187,7 +187,9 @@ pub fn distrust(
                 meta.uid()
             ));
         }
-        if meta.mode() & 0o022 != 0 && meta.mode() & libc::S_ISVTX == 0 {
+        // 0o1000: the sticky bit (`S_ISVTX`, whose libc type is u16 on
+        // macOS).
+        if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
             return Some(format!(
                 "group or others may write its directory {} (mode {:o})",
                 dir.display(),

@@ -10,12 +10,9 @@
 pub mod fs;
 #[cfg(target_os = "linux")]
 pub mod host;
-// Portable; on macOS only the broker uses it (its reactor, `poll`).
-#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub mod io;
 #[cfg(target_os = "linux")]
 pub mod process;
-#[cfg(target_os = "linux")]
 pub mod pty;
 #[cfg(target_os = "linux")]
 pub mod socket;

@@ -1,10 +1,16 @@
 //! The system calls behind terminal ownership: a new pseudo-terminal, the
-//! person's terminal modes and size, and a guard that puts the modes back.
+//! person's terminal modes and size, a guard that puts the modes back, and
+//! the window's size changes as a descriptor to poll.
+//!
+//! The same on Linux and macOS but for three calls, each one function with
+//! a body per OS: how the pty's slave is opened ([`open_pty`]), how the
+//! slave's session is learnt ([`group_and_session`]) and how SIGWINCH is
+//! read ([`WindowChanges`]: a signalfd, a kqueue).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::pty;
 use nix::sys::termios::{cfmakeraw, Termios};
 
@@ -26,17 +32,71 @@ pub fn in_foreground(fd: RawFd) -> bool {
 /// A new pseudo-terminal: (master, slave), both close-on-exec, the slave
 /// opened without becoming anyone's controlling terminal.
 pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
-    let master = pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    #[cfg(target_os = "linux")]
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    // macOS's posix_openpt is not said to take O_CLOEXEC: it is set at
+    // once (a fork of another thread in between could inherit the master;
+    // a sandboxed child closes every descriptor it is not handed).
+    #[cfg(not(target_os = "linux"))]
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY;
+    let master = pty::posix_openpt(flags)?;
+    fcntl(&master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     pty::grantpt(&master)?;
     pty::unlockpt(&master)?;
     let master = OwnedFd::from(master);
+    let slave = open_slave(&master)?;
+    Ok((master, slave))
+}
+
+/// The slave of `master`, close-on-exec, not made a controlling terminal.
+#[cfg(target_os = "linux")]
+fn open_slave(master: &OwnedFd) -> io::Result<OwnedFd> {
     // TIOCGPTPEER opens the slave through the master itself: no path lookup
     // in /dev/pts that another process could race.
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: TIOCGPTPEER takes open flags as an integer, returns a new fd.
     let slave = check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) })?;
     // SAFETY: a new descriptor owned here.
-    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
+    Ok(unsafe { OwnedFd::from_raw_fd(slave) })
+}
+
+/// The slave of `master` by its name (`TIOCPTYGNAME`, what `ptsname_r`
+/// asks), close-on-exec, not made a controlling terminal. macOS has no
+/// TIOCGPTPEER; its `/dev` is devfs, whose nodes only the kernel makes.
+#[cfg(target_os = "macos")]
+fn open_slave(master: &OwnedFd) -> io::Result<OwnedFd> {
+    let mut name = [0u8; 128];
+    // SAFETY: TIOCPTYGNAME writes a NUL-terminated name of at most 128
+    // bytes into `name`.
+    check(unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCPTYGNAME.into(),
+            name.as_mut_ptr(),
+        )
+    })?;
+    let name = std::ffi::CStr::from_bytes_until_nul(&name)
+        .map_err(|_| io::Error::other("the pty's name (TIOCPTYGNAME) is not terminated"))?;
+    open_slave_path(name)
+}
+
+/// Opens the slave at `path` and checks it is a terminal: the part of
+/// macOS's [`open_slave`] that Linux runs too (its tests open a pty's
+/// slave by name).
+#[cfg(any(test, target_os = "macos"))]
+fn open_slave_path(path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    // SAFETY: path is NUL-terminated; open returns a new descriptor.
+    let slave = check(unsafe { libc::open(path.as_ptr(), flags) })?;
+    // SAFETY: a new descriptor owned here.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    if !is_terminal(slave.as_raw_fd()) {
+        return Err(io::Error::other(format!(
+            "{} is not a terminal",
+            path.to_string_lossy()
+        )));
+    }
+    Ok(slave)
 }
 
 pub fn get_termios(fd: RawFd) -> io::Result<libc::termios> {
@@ -104,19 +164,202 @@ impl Drop for RawMode {
 /// Sends `signal` to the foreground process group of the pty whose master
 /// is `master` (`TIOCSIG`); errors are ignored, as when the slave is gone.
 pub fn signal_foreground(master: BorrowedFd<'_>, signal: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    const TIOCSIG: libc::c_ulong = libc::TIOCSIG;
+    // Darwin's is an `_IO` request: the signal is the argument's value.
+    #[cfg(not(target_os = "linux"))]
+    const TIOCSIG: libc::c_ulong = libc::TIOCSIG as libc::c_ulong;
     // SAFETY: TIOCSIG takes a signal number; it signals the foreground
     // group of the pty's slave.
-    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSIG, signal) };
+    unsafe { libc::ioctl(master.as_raw_fd(), TIOCSIG, signal) };
 }
 
-/// The pty slave's foreground process group and session (`TIOCGPGRP`,
-/// `TIOCGSID` on the master); 0 for either the kernel would not say.
+/// The pty slave's foreground process group and session, asked of the
+/// master; 0 for either the kernel would not say.
 pub fn group_and_session(master: RawFd) -> (libc::pid_t, libc::pid_t) {
-    let (mut group, mut session): (libc::pid_t, libc::pid_t) = (0, 0);
-    // SAFETY: both ioctls write one pid_t into a valid out-pointer.
-    unsafe {
-        libc::ioctl(master, libc::TIOCGPGRP, &mut group);
-        libc::ioctl(master, libc::TIOCGSID, &mut session);
+    let mut group: libc::pid_t = 0;
+    // SAFETY: TIOCGPGRP writes one pid_t into a valid out-pointer (on
+    // macOS too from the master, which need not be our terminal).
+    unsafe { libc::ioctl(master, libc::TIOCGPGRP, &mut group) };
+    (group, session_of(master, group))
+}
+
+/// The slave's session: `TIOCGSID` on the master.
+#[cfg(target_os = "linux")]
+fn session_of(master: RawFd, _group: libc::pid_t) -> libc::pid_t {
+    let mut session: libc::pid_t = 0;
+    // SAFETY: TIOCGSID writes one pid_t into a valid out-pointer.
+    unsafe { libc::ioctl(master, libc::TIOCGSID, &mut session) };
+    session
+}
+
+/// The slave's session: macOS has no `TIOCGSID`; the session of the
+/// foreground group's leader (`getsid`) is the terminal's, for a group of
+/// the terminal's session only can be its foreground.
+#[cfg(any(test, not(target_os = "linux")))]
+fn session_of_group(group: libc::pid_t) -> libc::pid_t {
+    if group <= 0 {
+        return 0;
     }
-    (group, session)
+    // SAFETY: integer argument only.
+    unsafe { libc::getsid(group) }.max(0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn session_of(_master: RawFd, group: libc::pid_t) -> libc::pid_t {
+    session_of_group(group)
+}
+
+/// The window size changes of the person's terminal (SIGWINCH) as a
+/// descriptor the relay polls, readable after a change until drained.
+///
+/// Linux: a signalfd; SIGWINCH is blocked in every thread
+/// (`supervise::prepare_supervisor`), so only it reads the signal. macOS:
+/// a kqueue with `EVFILT_SIGNAL` for SIGWINCH, which records the signal
+/// whatever its disposition (the supervisor's kqueue, which forwards
+/// signals, leaves SIGWINCH to this one); a kqueue descriptor is readable
+/// while events wait.
+pub struct WindowChanges {
+    #[cfg(target_os = "linux")]
+    fd: nix::sys::signalfd::SignalFd,
+    #[cfg(not(target_os = "linux"))]
+    fd: OwnedFd,
+}
+
+impl WindowChanges {
+    #[cfg(target_os = "linux")]
+    pub fn new() -> io::Result<WindowChanges> {
+        use nix::sys::signal::{SigSet, Signal};
+        use nix::sys::signalfd::{SfdFlags, SignalFd};
+        Ok(WindowChanges {
+            fd: SignalFd::with_flags(
+                &SigSet::from(Signal::SIGWINCH),
+                SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+            )?,
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn new() -> io::Result<WindowChanges> {
+        // SAFETY: kqueue takes no arguments and returns a new descriptor
+        // (not inherited across fork).
+        let kq = check(unsafe { libc::kqueue() })?;
+        // SAFETY: a new descriptor owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(kq) };
+        fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        let change = libc::kevent {
+            ident: libc::SIGWINCH as usize,
+            filter: libc::EVFILT_SIGNAL,
+            flags: libc::EV_ADD | libc::EV_CLEAR,
+            fflags: 0,
+            data: 0,
+            udata: std::ptr::null_mut(),
+        };
+        // SAFETY: one valid change; no event is read back.
+        check(unsafe {
+            libc::kevent(
+                fd.as_raw_fd(),
+                &change,
+                1,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null(),
+            )
+        })?;
+        Ok(WindowChanges { fd })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Reads every change so far (the relay then asks the size once).
+    #[cfg(target_os = "linux")]
+    pub fn drain(&self) {
+        super::io::drain(self.fd.as_fd());
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn drain(&self) {
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        loop {
+            // SAFETY: an all-zero kevent is a valid out-buffer.
+            let mut out: [libc::kevent; 4] = unsafe { std::mem::zeroed() };
+            // SAFETY: out is valid for its length; no changes; no waiting.
+            let n = unsafe {
+                libc::kevent(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    out.as_mut_ptr(),
+                    out.len() as libc::c_int,
+                    &zero,
+                )
+            };
+            let interrupted =
+                n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted;
+            if n <= 0 && !interrupted {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slave opened by its name (macOS's way) is the master's own
+    /// peer: what one side writes the other reads. The control: another
+    /// pty's slave is not. (nix has `ptsname_r` on Linux only.)
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_slave_opened_by_name_is_the_masters_peer() {
+        use crate::sys::io as fdio;
+        let (master, _slave) = open_pty().unwrap();
+        let (other, _other_slave) = open_pty().unwrap();
+        let name = std::ffi::CString::new(nix::pty::ptsname_r(&own(&master)).unwrap()).unwrap();
+        let slave = open_slave_path(&name).unwrap();
+        fdio::write_all(slave.as_raw_fd(), b"peer").unwrap();
+        for m in [&master, &other] {
+            fdio::set_nonblocking(m.as_fd()).unwrap();
+        }
+        let mut buf = [0u8; 16];
+        let mut fds = [libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        fdio::poll(&mut fds, 5000).unwrap();
+        let n = fdio::read(master.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"peer");
+        let e = fdio::read(other.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // Not a terminal: refused.
+        let e = open_slave_path(c"/dev/null").unwrap_err();
+        assert!(e.to_string().contains("not a terminal"), "{e}");
+    }
+
+    /// A PtyMaster for nix's ptsname_r over a copy of `master`.
+    #[cfg(target_os = "linux")]
+    fn own(master: &OwnedFd) -> nix::pty::PtyMaster {
+        let copy = master.try_clone().unwrap();
+        // SAFETY: `copy` is a pty master, owned by the PtyMaster from here.
+        unsafe { nix::pty::PtyMaster::from_owned_fd(copy) }
+    }
+
+    /// macOS's session lookup (`getsid` of the group's leader) names our
+    /// own session for our own group; a group that does not exist has
+    /// none (0).
+    #[test]
+    fn the_session_of_a_group_is_its_leaders() {
+        // SAFETY: integer calls on our own process.
+        let (pgrp, sid) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
+        assert_eq!(session_of_group(pgrp), sid);
+        assert_eq!(session_of_group(0), 0);
+        assert_eq!(session_of_group(libc::pid_t::MAX), 0);
+    }
 }

@@ -12,13 +12,18 @@
 //! sluice puts the person's terminal in raw mode (restored on every way
 //! out), gives the pty the modes and size the person's terminal had, and a
 //! relay thread ([`relay`]) copies bytes both ways, passes window size
-//! changes on (SIGWINCH, read from a signalfd), and shows approval prompts
+//! changes on (SIGWINCH, read from a signalfd on Linux, a kqueue on macOS:
+//! [`pty::WindowChanges`]), and shows approval prompts
 //! ([`crate::prompt`]): while one is open the program's output is not read
 //! (it waits in the pty, nothing is lost) and the person's keys answer the
 //! prompt instead of reaching the program.
 //!
 //! # Compatibility
-//! Linux: `TIOCGPTPEER` (4.13) opens the slave through the master.
+//! Linux: `TIOCGPTPEER` (4.13) opens the slave through the master. macOS:
+//! the same code over the per-OS calls of [`crate::sys::pty`] (the slave
+//! opened by its devfs name, SIGWINCH from a kqueue) and
+//! [`crate::sys::io::poll_terminals`] (over `select(2)`); type-checked for both Apple
+//! targets, never run there.
 
 mod keys;
 mod relay;
@@ -28,11 +33,12 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-use crate::sys::pty;
 use std::thread::JoinHandle;
 
-use nix::sys::eventfd::{EfdFlags, EventFd};
 use sandbox_child::ChildTerminal;
+
+use crate::sys::io::Waker;
+use crate::sys::pty;
 
 use crate::prompt::Prompter;
 
@@ -89,9 +95,7 @@ impl Terminal {
     /// prompter, its questions are shown on the person's terminal.
     pub fn relay(self, prompter: Option<Arc<Prompter>>) -> io::Result<Relay> {
         let raw = Arc::new(pty::RawMode::enter(STDIN, self.saved)?);
-        let stop = Arc::new(EventFd::from_flags(
-            EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
-        )?);
+        let stop = Arc::new(Waker::new()?);
         let pump = relay::Pump::new(self.master, stop.clone(), prompter, raw.clone())?;
         let thread = std::thread::Builder::new()
             .name("sluice-tty".into())
@@ -107,7 +111,7 @@ impl Terminal {
 /// The relay thread, running until [`Relay::finish`].
 pub struct Relay {
     thread: JoinHandle<io::Result<()>>,
-    stop: Arc<EventFd>,
+    stop: Arc<Waker>,
     /// Shared with the relay thread, which gives the terminal its modes
     /// back while sluice is stopped.
     _raw: Arc<pty::RawMode>,
@@ -118,8 +122,7 @@ impl Relay {
     /// left in the pty, answers open questions with the fallback, stops the
     /// thread and restores the person's terminal.
     pub fn finish(self) {
-        // Refused only when the counter would overflow: readable anyway.
-        let _ = self.stop.write(1);
+        self.stop.wake();
         match self.thread.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("terminal relay: {e}"),

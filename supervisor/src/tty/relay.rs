@@ -25,9 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::eventfd::EventFd;
-use nix::sys::signal::{kill, killpg, SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
 use super::keys::{Keys, Token};
@@ -35,7 +33,8 @@ use super::screen::Screen;
 use super::{STDIN, STDOUT};
 use crate::prompt::render::{self, Choice, View};
 use crate::prompt::Prompter;
-use crate::sys::{io as fdio, pty};
+use crate::sys::io::{self as fdio, Waker};
+use crate::sys::pty::{self, WindowChanges};
 
 /// Input for the program held while it does not read it.
 const MAX_PENDING_INPUT: usize = 64 * 1024;
@@ -59,8 +58,8 @@ const DISCARD_AT_OPEN: usize = 256 * 1024;
 
 pub(super) struct Pump {
     master: OwnedFd,
-    winch: SignalFd,
-    stop: Arc<EventFd>,
+    winch: WindowChanges,
+    stop: Arc<Waker>,
     prompter: Option<Arc<Prompter>>,
     screen: Screen,
     /// The person's input, cut into keys.
@@ -114,19 +113,17 @@ struct Open {
 impl Pump {
     pub(super) fn new(
         master: OwnedFd,
-        stop: Arc<EventFd>,
+        stop: Arc<Waker>,
         prompter: Option<Arc<Prompter>>,
         raw: Arc<pty::RawMode>,
     ) -> io::Result<Pump> {
         fdio::set_nonblocking(master.as_fd())?;
         Ok(Pump {
             master,
-            // SIGWINCH is blocked in every thread (supervise_except leaves
-            // it to this signalfd).
-            winch: SignalFd::with_flags(
-                &SigSet::from(Signal::try_from(super::WINDOW_CHANGE)?),
-                SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
-            )?,
+            // The supervisor leaves SIGWINCH to this (Linux: blocked in
+            // every thread, `supervise_except`; macOS: its kqueue does not
+            // forward it).
+            winch: WindowChanges::new()?,
             stop,
             prompter,
             screen: Screen::default(),
@@ -143,6 +140,10 @@ impl Pump {
     }
 
     pub(super) fn run(mut self) -> io::Result<()> {
+        // A change of size before the window changes were watched (macOS's
+        // kqueue sees only signals after it is made) is caught here; the
+        // kernel signals the program only if the size differs.
+        self.resize();
         let result = self.pump();
         // Whatever happened, nobody answers from here on.
         if let Some(p) = &self.prompter {
@@ -158,8 +159,8 @@ impl Pump {
             }
             let wake = self.prompter.as_ref().map(|p| p.wake_fd().as_raw_fd());
             let mut fds = [
-                pollfd(self.stop.as_raw_fd(), libc::POLLIN),
-                pollfd(self.winch.as_raw_fd(), libc::POLLIN),
+                pollfd(self.stop.fd().as_raw_fd(), libc::POLLIN),
+                pollfd(self.winch.fd().as_raw_fd(), libc::POLLIN),
                 pollfd(wake.unwrap_or(-1), libc::POLLIN),
                 pollfd(if self.input_open { STDIN } else { -1 }, libc::POLLIN),
                 pollfd(self.master_fd(), self.master_events()),
@@ -170,17 +171,17 @@ impl Pump {
             {
                 fds[3].fd = -1;
             }
-            fdio::poll(&mut fds, self.poll_timeout())?;
+            fdio::poll_terminals(&mut fds, self.poll_timeout())?;
             let ready = |i: usize| fds[i].revents != 0;
             // The window change first: input typed after a resize must find
             // the program's terminal resized.
             if ready(1) {
-                fdio::drain(self.winch.as_fd());
+                self.winch.drain();
                 self.resize();
             }
             if ready(2) {
                 if let Some(p) = &self.prompter {
-                    fdio::drain(p.wake_fd());
+                    p.woken();
                 }
                 self.refresh_prompt()?;
             }
@@ -529,7 +530,7 @@ impl Pump {
         let mut discarded = std::mem::take(&mut self.to_program).len();
         let mut fds = [pollfd(STDIN, libc::POLLIN)];
         while discarded < DISCARD_AT_OPEN
-            && fdio::poll(&mut fds, 0).is_ok()
+            && fdio::poll_terminals(&mut fds, 0).is_ok()
             && fds[0].revents & libc::POLLIN != 0
         {
             let mut buf = [0u8; 4096];

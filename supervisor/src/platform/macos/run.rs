@@ -7,22 +7,31 @@
 //! The broker is the shared one ([`crate::platform::broker`]): the program's end of
 //! its socket at `SLUICE_BROKER_FD`, every decision in the audit record.
 //!
-//! What this launcher does not do yet, each refused or said: the person's
-//! prompts (`ask` rules are answered by `--approve`) and the terminal relay (the program
-//! uses sluice's terminal directly, as the foreground process group),
+//! The person's terminal as on Linux ([`crate::tty`]): when sluice's
+//! standard input and output are a terminal and sluice is in its
+//! foreground, the program gets a pty of its own (the child's controlling
+//! terminal, its standard descriptors; the profile names that pty and no
+//! other terminal), the relay thread copies both ways, passes window size
+//! changes on and shows the prompts ([`crate::prompt`]) the broker's `ask`
+//! rules put to the person. Otherwise, with standard input a terminal, the
+//! program shares it as its foreground process group, and `--approve`
+//! answers.
+//!
+//! What this launcher does not do yet, each refused or said:
 //! `--transparent` and `--learn` (they need seccomp's user notification),
 //! the hosts mode's proxy (`--allow-host`, `--ask-host`, `[network]
-//! hosts`).
+//! hosts`), remembered ("always") answers.
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use policies::{NetPolicy, Vars};
-use sandbox_child::macos::{fork_child, MacLaunch, MacPlan};
+use sandbox_child::macos::{fork_child, MacLaunch, MacPlan, MacTerminal};
 use sandbox_child::nesting::SeatbeltProbe;
 use sandbox_child::seatbelt::{self, failure, SupervisorState};
 use sandbox_child::{Step, StepRecord};
@@ -35,6 +44,8 @@ use crate::exit;
 use crate::platform::liveness;
 use crate::platform::nested::{self, Nesting};
 use crate::program;
+use crate::prompt::Prompter;
+use crate::tty::{self, Terminal};
 
 /// What the macOS launcher cannot give yet, refused before anything runs.
 fn refuse_unsupported(args: &RunArgs) -> Result<()> {
@@ -184,16 +195,15 @@ fn user_dirs() -> Vec<PathBuf> {
     .collect()
 }
 
-/// The person's terminal on sluice's standard input, if it is one: its
-/// path (for the profile) and the descriptor.
-fn terminal() -> Option<PathBuf> {
-    // SAFETY: isatty on our own standard input.
-    if unsafe { libc::isatty(0) } != 1 {
+/// The name of the terminal open at `fd` (`/dev/ttysNNN`), if it is one.
+fn terminal_name(fd: RawFd) -> Option<PathBuf> {
+    // SAFETY: isatty takes an integer and only reports.
+    if unsafe { libc::isatty(fd) } != 1 {
         return None;
     }
     let mut buf = [0u8; 128];
     // SAFETY: buf is valid for its length.
-    let rc = unsafe { libc::ttyname_r(0, buf.as_mut_ptr().cast(), buf.len()) };
+    let rc = unsafe { libc::ttyname_r(fd, buf.as_mut_ptr().cast(), buf.len()) };
     if rc != 0 {
         return None;
     }
@@ -354,7 +364,20 @@ pub fn run(args: RunArgs) -> Result<i32> {
         audit::ensure_private_dir(dir)
             .with_context(|| format!("sluice's directory {}", dir.display()))?;
     }
-    let terminal = terminal();
+    // The program's terminal: a pty of its own when sluice owns the
+    // person's ([`Terminal::take`]), the profile then naming that pty and
+    // not the person's; else the person's terminal on standard input, if
+    // any, shared.
+    let mut owned = Terminal::take().context("giving the program its own terminal")?;
+    let child_terminal = owned.as_mut().and_then(Terminal::child_side);
+    let terminal = match &child_terminal {
+        Some(t) => Some(terminal_name(t.slave.as_raw_fd()).context(
+            "the program's new terminal has no name (ttyname): run sluice with its \
+             standard input not a terminal",
+        )?),
+        None => terminal_name(0),
+    };
+    let shared_terminal = child_terminal.is_none() && terminal.is_some();
     let state = SupervisorState {
         audit_dir: audit_dir.canonicalize()?,
         config_dir: config_dir.canonicalize()?,
@@ -403,7 +426,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
         own_tmp: dir.tmp(),
         policy_files: spec.files().to_vec(),
     };
-    let mut supervisor = Supervisor::new().context("preparing the supervisor")?;
+    // With a relay, SIGWINCH is its own (it resizes the program's pty).
+    let relayed: &[libc::c_int] = match owned {
+        Some(_) => &[tty::WINDOW_CHANGE],
+        None => &[],
+    };
+    let mut supervisor = Supervisor::new(relayed).context("preparing the supervisor")?;
+    // Who asks the person: the same prompter as on Linux, shown by the
+    // relay (`--approve` answers without a terminal). No "always" answers
+    // yet: nothing on macOS reads the overlay back.
+    let prompter = match owned {
+        Some(_) => Some(Arc::new(Prompter::new(args.prompt_settings(None))?)),
+        None => None,
+    };
     // SAFETY: SIGTTOU ignored in the supervisor, so it can take the
     // terminal's foreground back at the end.
     unsafe { libc::signal(libc::SIGTTOU, libc::SIG_IGN) };
@@ -417,8 +452,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         env: &env,
         cwd: &cwd,
         fds: &[broker_socket.kept()],
-        terminal: None,
-        foreground: terminal.as_ref().map(|_| 0),
+        terminal: child_terminal.as_ref().map(MacTerminal::from),
+        foreground: shared_terminal.then_some(0),
         policy: &policy,
         fd_limit,
     })?;
@@ -426,9 +461,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
     // or relay thread exists; the plan's descriptors are open.
     let pid = unsafe { fork_child(&plan, pipe_write.as_raw_fd()) }.context("fork")?;
     drop(pipe_write);
+    // The slave is the program's alone: the relay sees its end when the
+    // program's last process closes it.
+    drop(child_terminal);
     supervisor.watch(pid).context("watching the program")?;
-    let served =
-        crate::platform::broker::serve(broker_socket, &id, args.approve, &policy, audit, protected);
+    let served = crate::platform::broker::serve(
+        broker_socket,
+        &id,
+        args.approve,
+        prompter.clone(),
+        &policy,
+        audit,
+        protected,
+    );
     let (shared, broker) = match served {
         Ok(both) => both,
         Err(e) => {
@@ -443,14 +488,35 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .take(failure::MAX_ENCODED as u64)
         .read_to_end(&mut report)
         .context("reading the launch pipe")?;
-    let code = if report.is_empty() {
-        supervisor.run().context("supervising the program")
-    } else {
-        supervisor.stop()?;
-        let _ = supervisor.run();
-        Err(launch_failure(&report, &program))
+    // The relay starts once the program runs (sluice forks single-threaded);
+    // what the program wrote meanwhile waits in its pty.
+    let relay = match owned {
+        Some(t) if report.is_empty() => Some(t.relay(prompter).context("relaying the terminal")),
+        _ => None,
+    }
+    .transpose();
+    let code = match relay {
+        Ok(relay) if report.is_empty() => {
+            let code = supervisor.run().context("supervising the program");
+            // After the program: what it left in the pty relayed, open
+            // questions answered, the person's terminal's modes back.
+            if let Some(relay) = relay {
+                relay.finish();
+            }
+            code
+        }
+        Ok(_) => {
+            supervisor.stop()?;
+            let _ = supervisor.run();
+            Err(launch_failure(&report, &program))
+        }
+        Err(e) => {
+            supervisor.stop()?;
+            let _ = supervisor.run();
+            Err(e)
+        }
     };
-    if terminal.is_some() {
+    if shared_terminal {
         // SAFETY: handing the terminal's foreground back to sluice's own
         // process group (SIGTTOU is ignored).
         unsafe { libc::tcsetpgrp(0, libc::getpgrp()) };

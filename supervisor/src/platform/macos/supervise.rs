@@ -29,12 +29,12 @@ const _: () = assert!(kevents::NOTE_EXIT == libc::NOTE_EXIT);
 const _: () = assert!(kevents::NOTE_EXITSTATUS == libc::NOTE_EXITSTATUS);
 const _: () = assert!(kevents::NOTE_TRIGGER == libc::NOTE_TRIGGER);
 
-const FORWARDED: [libc::c_int; 5] = sandbox_child::FORWARDED_SIGNALS;
-
 /// The kqueue of one session.
 pub struct Supervisor {
     kq: OwnedFd,
     child: libc::pid_t,
+    /// The forwarded signals this kqueue reads.
+    forwarded: Vec<libc::c_int>,
 }
 
 fn change(ident: usize, filter: i16, flags: u16, fflags: u32) -> libc::kevent {
@@ -69,8 +69,9 @@ fn submit(kq: &OwnedFd, changes: &[libc::kevent]) -> io::Result<()> {
 impl Supervisor {
     /// Before the fork: the kqueue, the forwarded signals registered and
     /// ignored (so the child, which resets every disposition, is not
-    /// affected), and the stop event.
-    pub fn new() -> io::Result<Supervisor> {
+    /// affected) but for those in `relayed` (SIGWINCH, read by the terminal
+    /// relay's own kqueue), and the stop event.
+    pub fn new(relayed: &[libc::c_int]) -> io::Result<Supervisor> {
         // SAFETY: kqueue takes no arguments.
         let kq = unsafe { libc::kqueue() };
         if kq < 0 {
@@ -78,7 +79,8 @@ impl Supervisor {
         }
         // SAFETY: kq was just made and is owned by nothing else.
         let kq = unsafe { OwnedFd::from_raw_fd(kq) };
-        let mut changes: Vec<libc::kevent> = FORWARDED
+        let forwarded = kevents::forwarded(relayed);
+        let mut changes: Vec<libc::kevent> = forwarded
             .iter()
             .map(|&sig| change(sig as usize, libc::EVFILT_SIGNAL, libc::EV_ADD, 0))
             .collect();
@@ -89,13 +91,17 @@ impl Supervisor {
             0,
         ));
         submit(&kq, &changes)?;
-        for sig in FORWARDED {
+        for &sig in &forwarded {
             // SAFETY: setting a disposition to ignore; no handler runs.
             if unsafe { libc::signal(sig, libc::SIG_IGN) } == libc::SIG_ERR {
                 return Err(io::Error::last_os_error());
             }
         }
-        Ok(Supervisor { kq, child: 0 })
+        Ok(Supervisor {
+            kq,
+            child: 0,
+            forwarded,
+        })
     }
 
     /// Watches the forked program.
@@ -158,7 +164,7 @@ impl Supervisor {
                 fflags: out.fflags,
                 data: out.data as i64,
             });
-            match kevents::action(event, self.child, &FORWARDED) {
+            match kevents::action(event, self.child, &self.forwarded) {
                 Action::Forward(sig) => {
                     // SAFETY: a signal to the program's own process group.
                     unsafe { libc::kill(-self.child, sig) };
