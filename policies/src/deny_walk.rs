@@ -321,9 +321,7 @@ impl Walker<'_> {
         };
         // The stamp before the listing: a change made after it changes it.
         let stamp = match self.cache {
-            Some(_) => cache::stamp(dir.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
-                .ok()
-                .flatten(),
+            Some(_) => cache::stamp_of(&dir),
             None => None,
         };
         let listing = self.list_dir(&dir)?;
@@ -706,6 +704,10 @@ mod cache {
 
     pub fn stamp(_: libc::c_int, _: &CStr, _: libc::c_int) -> std::io::Result<Option<Stamp>> {
         Ok(None)
+    }
+
+    pub fn stamp_of(_: &OwnedFd) -> Option<Stamp> {
+        None
     }
 }
 

@@ -234,6 +234,13 @@ pub fn stamp(at: libc::c_int, name: &CStr, flags: libc::c_int) -> io::Result<Opt
     }))
 }
 
+/// The stamp of the open directory `dir`, if its file system gives one.
+pub fn stamp_of(dir: &OwnedFd) -> Option<Stamp> {
+    stamp(dir.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
+        .ok()
+        .flatten()
+}
+
 /// The wall clock, the one file times are taken from.
 fn now() -> (i64, u32) {
     // SAFETY: plain data; all zeroes is a valid value.

@@ -287,3 +287,28 @@ fn the_cache_is_out_of_every_sandboxs_reach() {
     let out = setup.outside(&script);
     assert!(out.stdout.contains("wrote"), "{out}");
 }
+
+/// A sluice stacked inside another keeps no cache (its state is the outer
+/// program's to write): each of its launches lists every directory. Control:
+/// the outer sluice's own second launch takes them from its cache.
+#[test]
+fn a_stacked_sluice_keeps_no_cache() {
+    let setup = Setup::new(false);
+    let out = setup.inside("true");
+    assert!(walked(&out).1 > 0, "{out}");
+    let sluice = sluice_bin();
+    let inner = format!("{} run -v --nested stack -- /bin/true", sluice.display());
+    let out = setup.inside(&format!("{inner} && {inner}"));
+    assert_eq!(out.code(), 0, "{out}");
+    let inner_walks: Vec<&str> = (out.stderr.lines())
+        .filter(|l| l.contains("directories listed"))
+        .skip(1)
+        .collect();
+    assert_eq!(inner_walks.len(), 2, "{out}");
+    for line in inner_walks {
+        assert!(
+            line.ends_with(" 0 unchanged since the last launch"),
+            "{out}"
+        );
+    }
+}
