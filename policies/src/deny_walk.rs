@@ -19,6 +19,23 @@ use std::path::{Path, PathBuf};
 use crate::model::FsPolicy;
 use crate::Protect;
 
+#[cfg(target_os = "linux")]
+mod cache;
+
+/// What the walk needs of one directory's entries.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Entries, `.` and `..` left out.
+    pub entries: u32,
+    /// The subdirectories to walk (matching ones left out), each name
+    /// NUL-terminated.
+    pub subdirs: Vec<u8>,
+    /// The matching entries: each its `d_type` byte, its name, a NUL.
+    pub matches: Vec<u8>,
+    /// Whether it holds a `.git` (a directory or a file).
+    pub git: bool,
+}
+
 /// A walk that lists more entries than this is refused: the launch would
 /// take too long. Narrow the pattern to a root (`$WORKSPACE/src/**/.env`).
 pub const MAX_ENTRIES: usize = 2_000_000;
@@ -41,6 +58,12 @@ pub struct WalkStats {
     /// worktree's) the walk met, so the launch can read where each
     /// repository runs its hooks from (`core.hooksPath`).
     pub git: Vec<PathBuf>,
+    /// Directories listed, and those whose listing came from the cache of
+    /// earlier walks (unchanged since).
+    pub listed: usize,
+    pub cached: usize,
+    /// Why the cache could not be saved (the walk itself succeeded).
+    pub cache_error: Option<String>,
 }
 
 impl FsPolicy {
@@ -57,7 +80,19 @@ impl FsPolicy {
     /// that cannot be listed although the program could make it listable
     /// (its owner is the person running sluice).
     pub fn expand_deny_patterns(&mut self, workspace: &Path) -> Result<WalkStats, String> {
-        self.expand_within(workspace, (MAX_ENTRIES, MAX_MATCHES))
+        self.expand_within(workspace, (MAX_ENTRIES, MAX_MATCHES), None)
+    }
+
+    /// [`FsPolicy::expand_deny_patterns`] keeping what it learns in
+    /// `cache_dir`, where no sandbox may write, so a later walk lists only
+    /// the directories that changed (`statx` of each, no listing, for the
+    /// others). Linux; elsewhere the cache is not used.
+    pub fn expand_deny_patterns_cached(
+        &mut self,
+        workspace: &Path,
+        cache_dir: &Path,
+    ) -> Result<WalkStats, String> {
+        self.expand_within(workspace, (MAX_ENTRIES, MAX_MATCHES), Some(cache_dir))
     }
 
     /// The `deny` pattern that hides `path` from the program, where the
@@ -89,11 +124,13 @@ impl FsPolicy {
         applies.then_some(rule)
     }
 
-    /// [`FsPolicy::expand_deny_patterns`] with its limits (entries, matches).
+    /// [`FsPolicy::expand_deny_patterns`] with its limits (entries,
+    /// matches), and the cache's directory if one is used.
     fn expand_within(
         &mut self,
         workspace: &Path,
         limits: (usize, usize),
+        cache_dir: Option<&Path>,
     ) -> Result<WalkStats, String> {
         let patterns = &self.deny_patterns;
         if patterns.is_empty() {
@@ -151,6 +188,8 @@ impl FsPolicy {
             stats: WalkStats::default(),
             limits,
             found: Vec::new(),
+            cache: None,
+            tree_len: 0,
             euid: {
                 // SAFETY: geteuid has no preconditions and cannot fail.
                 unsafe { libc::geteuid() }
@@ -159,19 +198,25 @@ impl FsPolicy {
         for (trees, rules) in [(&anywhere, patterns), (&rooted, &only_rooted)] {
             walker.rules = rules;
             walker.index = None;
+            let rules_key: Vec<String> = (rules.rules().iter())
+                .map(|r| r.as_written_resolved())
+                .collect();
+            let rules_key = rules_key.join("\0");
             for tree in trees {
-                walker.walk_tree(tree).map_err(|why| {
-                    let names: Vec<String> = (rules.rules().iter())
-                        .filter(|r| !r.except)
-                        .map(|r| r.to_string())
-                        .collect();
-                    format!(
-                        "looking through {} for what the [filesystem] deny patterns match \
+                walker
+                    .walk_tree(tree, cache_dir, &rules_key)
+                    .map_err(|why| {
+                        let names: Vec<String> = (rules.rules().iter())
+                            .filter(|r| !r.except)
+                            .map(|r| r.to_string())
+                            .collect();
+                        format!(
+                            "looking through {} for what the [filesystem] deny patterns match \
                          ({}): {why}",
-                        tree.display(),
-                        names.join(", ")
-                    )
-                })?;
+                            tree.display(),
+                            names.join(", ")
+                        )
+                    })?;
             }
         }
         let stats = std::mem::take(&mut walker.stats);
@@ -206,6 +251,10 @@ struct Walker<'a> {
     /// At most this many entries and matches.
     limits: (usize, usize),
     found: Vec<PathBuf>,
+    /// The cache of the tree walked, if one is used.
+    cache: Option<cache::Cache>,
+    /// The length of the tree's own path at the start of `path`.
+    tree_len: usize,
     euid: libc::uid_t,
 }
 
@@ -213,19 +262,96 @@ struct Walker<'a> {
 type WalkError = String;
 
 impl Walker<'_> {
-    fn walk_tree(&mut self, tree: &Path) -> Result<(), WalkError> {
+    /// Walks `tree`, with the cache of earlier walks in `cache_dir` if given
+    /// (see [`cache`]), kept up to date when the walk succeeds.
+    fn walk_tree(
+        &mut self,
+        tree: &Path,
+        cache_dir: Option<&Path>,
+        rules_key: &str,
+    ) -> Result<(), WalkError> {
         self.path.clear();
         self.path.extend_from_slice(tree.as_os_str().as_bytes());
+        self.tree_len = self.path.len();
         // Below, only the names the walk meets are matched: the tree
         // itself, or a directory above it, could match too.
         if self.rules.protects(tree).is_some() {
             return self.found_match(libc::DT_DIR);
         }
         let name = CString::new(self.path.clone()).map_err(|_| "a NUL in the path".to_string())?;
-        let Some(dir) = self.open_dir(libc::AT_FDCWD, &name)? else {
+        self.cache = cache_dir.and_then(|dir| cache::Cache::open(dir, tree, rules_key));
+        let walked = self.visit(libc::AT_FDCWD, &name);
+        if let (Some(cache), Ok(())) = (self.cache.take(), &walked) {
+            if let Err(error) = cache.save() {
+                self.stats.cache_error = Some(format!(
+                    "saving what the walk of {} found, for the next launch: {error}",
+                    tree.display()
+                ));
+            }
+        }
+        walked
+    }
+
+    /// Looks through the directory `name` beneath `at` (its path is
+    /// `self.path`): its listing from the cache if the directory's stamp is
+    /// the one it was listed with, else listed now; then its subdirectories.
+    fn visit(&mut self, at: libc::c_int, name: &CStr) -> Result<(), WalkError> {
+        if let Some(cache) = &mut self.cache {
+            let known = cache.knows(&self.path[self.tree_len..]);
+            if let Some(now) = known
+                .then(|| cache::stamp(at, name, 0).ok().flatten())
+                .flatten()
+            {
+                if let Some(listing) = cache.get(&self.path, self.tree_len, &now) {
+                    self.stats.cached += 1;
+                    self.apply(&listing)?;
+                    // Its subdirectories by path, while that is short
+                    // enough for the kernel; deeper, beneath a descriptor.
+                    if self.path.len() < LONG_PATH {
+                        return self.descend(None, &listing.subdirs);
+                    }
+                    if let Some(held) = open_path(at, name) {
+                        return self.descend(Some(&held), &listing.subdirs);
+                    }
+                }
+            }
+        }
+        let Some(dir) = self.open_dir(at, name)? else {
             return Ok(());
         };
-        self.walk(&dir)
+        // The stamp before the listing: a change made after it changes it.
+        let stamp = match self.cache {
+            Some(_) => cache::stamp_of(&dir),
+            None => None,
+        };
+        let listing = self.list_dir(&dir)?;
+        self.stats.listed += 1;
+        self.apply(&listing)?;
+        if let Some(cache) = &mut self.cache {
+            cache.put(&self.path[self.tree_len..], stamp, &dir, &listing);
+        }
+        self.descend(Some(&dir), &listing.subdirs)
+    }
+
+    /// Visits each of `subdirs` (NUL-terminated names) of the directory at
+    /// `self.path`: beneath `dir` if it is open, else by path.
+    fn descend(&mut self, dir: Option<&OwnedFd>, subdirs: &[u8]) -> Result<(), WalkError> {
+        for name in subdirs.split_inclusive(|&b| b == 0) {
+            let keep = self.path.len();
+            self.path.push(b'/');
+            self.path.extend_from_slice(&name[..name.len() - 1]);
+            let visited = match dir {
+                Some(dir) => CStr::from_bytes_with_nul(name)
+                    .map_err(|e| e.to_string())
+                    .and_then(|name| self.visit(dir.as_raw_fd(), name)),
+                None => CString::new(self.path.clone())
+                    .map_err(|e| e.to_string())
+                    .and_then(|path| self.visit(libc::AT_FDCWD, &path)),
+            };
+            self.path.truncate(keep);
+            visited?;
+        }
+        Ok(())
     }
 
     /// Opens the directory `name` (beneath `at`) without following a
@@ -289,53 +415,38 @@ impl Walker<'_> {
             .to_string()
     }
 
-    /// Looks at every entry of `dir` (whose path is `self.path`), then
-    /// walks its subdirectories that do not match.
-    fn walk(&mut self, dir: &OwnedFd) -> Result<(), WalkError> {
-        // The subdirectories' names, NUL-terminated, one after the other.
-        let mut subdirs: Vec<u8> = Vec::new();
+    /// The entries of `dir` (whose path is `self.path`) that the walk
+    /// needs: the matches, the subdirectories to walk, whether a `.git` is
+    /// there.
+    fn list_dir(&mut self, dir: &OwnedFd) -> Result<Listing, WalkError> {
+        let mut listing = Listing::default();
         let mut buf = std::mem::take(&mut self.buf);
         let listed = list(dir, &mut buf, |name, d_type| {
-            self.entry(dir, name, d_type, &mut subdirs)
+            self.entry(dir, name, d_type, &mut listing)
         });
         self.buf = buf;
         match listed {
             Ok(result) => result?,
             Err(error) => return Err(format!("listing {}: {error}", self.shown())),
         }
-        for name in subdirs.split_inclusive(|&b| b == 0) {
-            let keep = self.path.len();
-            self.path.push(b'/');
-            self.path.extend_from_slice(&name[..name.len() - 1]);
-            let cname = CStr::from_bytes_with_nul(name).map_err(|e| e.to_string())?;
-            if let Some(sub) = self.open_dir(dir.as_raw_fd(), cname)? {
-                self.walk(&sub)?;
-            }
-            self.path.truncate(keep);
-        }
-        Ok(())
+        Ok(listing)
     }
 
-    /// Looks at one entry of `dir`: a match is recorded, a directory that
-    /// is not one is kept in `subdirs` to be walked.
+    /// Sorts one entry of `dir` into `listing`: a match, or a directory to
+    /// walk.
     fn entry(
         &mut self,
         dir: &OwnedFd,
         name: &[u8],
         d_type: u8,
-        subdirs: &mut Vec<u8>,
+        listing: &mut Listing,
     ) -> Result<(), WalkError> {
         if name == b"." || name == b".." {
             return Ok(());
         }
-        self.stats.entries += 1;
-        if self.stats.entries > self.limits.0 {
-            return Err(format!(
-                "more than {} files and directories: too many to look through at every \
-                 launch; give the patterns a root that holds fewer \
-                 (`$WORKSPACE/src/**/.env`), or drop them",
-                self.limits.0
-            ));
+        listing.entries += 1;
+        if self.stats.entries + listing.entries as usize > self.limits.0 {
+            return Err(self.too_many_entries());
         }
         let keep = self.path.len();
         self.path.push(b'/');
@@ -344,32 +455,69 @@ impl Walker<'_> {
         let rules = self.rules;
         let index = self.index.get_or_insert_with(|| rules.name_index());
         let matched = rules.matches_at(index, name, path, &mut self.hits);
+        self.path.truncate(keep);
         let d_type = match d_type {
             libc::DT_UNKNOWN => type_of(dir, name),
             known => known,
         };
         if name == b".git" && matches!(d_type, libc::DT_DIR | libc::DT_REG) {
+            listing.git = true;
+        }
+        let into = if matched {
+            listing.matches.push(d_type);
+            &mut listing.matches
+        } else if d_type == libc::DT_DIR {
+            &mut listing.subdirs
+        } else {
+            return Ok(());
+        };
+        into.extend_from_slice(name);
+        into.push(0);
+        Ok(())
+    }
+
+    fn too_many_entries(&self) -> WalkError {
+        format!(
+            "more than {} files and directories: too many to look through at every \
+             launch; give the patterns a root that holds fewer \
+             (`$WORKSPACE/src/**/.env`), or drop them",
+            self.limits.0
+        )
+    }
+
+    /// Counts the entries of the directory at `self.path`, records its
+    /// `.git` and its matches.
+    fn apply(&mut self, listing: &Listing) -> Result<(), WalkError> {
+        self.stats.entries += listing.entries as usize;
+        if self.stats.entries > self.limits.0 {
+            return Err(self.too_many_entries());
+        }
+        let keep = self.path.len();
+        if listing.git {
             if self.stats.git.len() >= MAX_REPOSITORIES {
-                self.path.truncate(keep);
                 return Err(format!(
                     "more than {MAX_REPOSITORIES} git repositories: too many to read where \
                      each runs its hooks from at every launch; give the session a \
                      smaller workspace"
                 ));
             }
-            self.stats.git.push(path.to_path_buf());
+            self.path.extend_from_slice(b"/.git");
+            let git = Path::new(OsStr::from_bytes(&self.path)).to_path_buf();
+            self.stats.git.push(git);
+            self.path.truncate(keep);
         }
-        let result = if matched {
-            self.found_match(d_type)
-        } else {
-            if d_type == libc::DT_DIR {
-                subdirs.extend_from_slice(name);
-                subdirs.push(0);
-            }
-            Ok(())
-        };
-        self.path.truncate(keep);
-        result
+        for one in listing.matches.split_inclusive(|&b| b == 0) {
+            let Some((&d_type, name)) = one.split_first() else {
+                continue;
+            };
+            self.path.push(b'/');
+            self.path
+                .extend_from_slice(&name[..name.len().saturating_sub(1)]);
+            let found = self.found_match(d_type);
+            self.path.truncate(keep);
+            found?;
+        }
+        Ok(())
     }
 
     /// Records the match at `self.path`: itself, or for a symlink where it
@@ -395,6 +543,29 @@ impl Walker<'_> {
         }
         Ok(())
     }
+}
+
+/// A directory whose path is longer than this has its subdirectories
+/// visited beneath a descriptor of it, not by path: a subdirectory's path
+/// (at most 255 bytes more) stays below `PATH_MAX`.
+const LONG_PATH: usize = 2048;
+
+/// `name` beneath `at`, a directory, opened only to name it (`O_PATH`),
+/// not following a symlink.
+#[cfg(target_os = "linux")]
+fn open_path(at: libc::c_int, name: &CStr) -> Option<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `name` is NUL-terminated; `at` is AT_FDCWD or a directory
+    // descriptor the walk holds open.
+    let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
+    // SAFETY: a descriptor openat just returned, owned by nobody else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// No cache elsewhere, so never called.
+#[cfg(not(target_os = "linux"))]
+fn open_path(_: libc::c_int, _: &CStr) -> Option<OwnedFd> {
+    None
 }
 
 /// Calls `each(name, d_type)` for every entry of `dir` until it fails;
@@ -501,21 +672,61 @@ fn type_of(dir: &OwnedFd, name: &[u8]) -> u8 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{load_str, Vars};
+/// Elsewhere than on Linux no cache: every directory is listed.
+#[cfg(not(target_os = "linux"))]
+mod cache {
+    use std::ffi::CStr;
+    use std::os::fd::OwnedFd;
+    use std::path::Path;
 
-    struct Tree(PathBuf);
+    use super::Listing;
+
+    pub enum Cache {}
+    pub enum Stamp {}
+
+    impl Cache {
+        pub fn open(_: &Path, _: &Path, _: &str) -> Option<Cache> {
+            None
+        }
+        pub fn knows(&self, _: &[u8]) -> bool {
+            match *self {}
+        }
+        pub fn get(&mut self, _: &[u8], _: usize, _: &Stamp) -> Option<Listing> {
+            match *self {}
+        }
+        pub fn put(&mut self, _: &[u8], _: Option<Stamp>, _: &OwnedFd, _: &Listing) {
+            match *self {}
+        }
+        pub fn save(self) -> std::io::Result<()> {
+            match self {}
+        }
+    }
+
+    pub fn stamp(_: libc::c_int, _: &CStr, _: libc::c_int) -> std::io::Result<Option<Stamp>> {
+        Ok(None)
+    }
+
+    pub fn stamp_of(_: &OwnedFd) -> Option<Stamp> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use crate::model::FsPolicy;
+    use crate::{load_str, Vars};
+    use std::path::PathBuf;
+
+    pub struct Tree(pub PathBuf);
 
     impl Tree {
-        fn new(tag: &str) -> Tree {
+        pub fn new(tag: &str) -> Tree {
             let dir = std::env::temp_dir().join(format!("deny-walk-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             Tree(dir.canonicalize().unwrap())
         }
-        fn file(&self, rel: &str) -> PathBuf {
+        pub fn file(&self, rel: &str) -> PathBuf {
             let path = self.0.join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, "x").unwrap();
@@ -529,7 +740,7 @@ mod tests {
         }
     }
 
-    fn policy(tree: &Tree, deny: &str) -> FsPolicy {
+    pub fn policy(tree: &Tree, deny: &str) -> FsPolicy {
         let text = format!(
             "[filesystem]\nwrite = [\"$WORKSPACE\"]\nread = [\"{}/ro\"]\ndeny = [{deny}]\n",
             tree.0.display()
@@ -545,6 +756,13 @@ mod tests {
             .unwrap()
             .filesystem
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::tests_support::*;
 
     #[test]
     fn bare_patterns_apply_in_writable_trees_rooted_ones_beneath_their_root() {
@@ -610,15 +828,220 @@ mod tests {
         );
         let mut fs = policy(&tree, "\"**/.env\"");
         let ws = tree.0.join("ws");
-        let error = fs.clone().expand_within(&ws, (6, 100)).unwrap_err();
+        let error = fs.clone().expand_within(&ws, (6, 100), None).unwrap_err();
         assert!(error.contains("more than 6 files"), "{error}");
         assert!(
             error.contains("deny \"**/.env\" (policy 'p.toml', line 4)"),
             "{error}"
         );
-        let error = fs.clone().expand_within(&ws, (100, 4)).unwrap_err();
+        let error = fs.clone().expand_within(&ws, (100, 4), None).unwrap_err();
         assert!(error.contains("more than 4 matches"), "{error}");
-        assert_eq!(fs.expand_within(&ws, (10, 5)).unwrap().matches, 5);
+        assert_eq!(fs.expand_within(&ws, (10, 5), None).unwrap().matches, 5);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod cached {
+    use super::tests_support::*;
+    use std::fs;
+    use std::os::unix::ffi::OsStringExt;
+    use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// Until every directory changed so far is settled (its listing kept).
+    fn settle() {
+        std::thread::sleep(Duration::from_millis(
+            super::cache::SETTLE as u64 * 1000 + 300,
+        ));
+    }
+
+    /// A workspace with secrets and plain files, walked once to fill the
+    /// cache in `tree/cache`.
+    fn filled(tag: &str) -> (Tree, PathBuf) {
+        let tree = Tree::new(tag);
+        tree.file("ro/f");
+        tree.file("ws/keep/.env");
+        for dir in ["a", "b", "c", "d/e", "f"] {
+            tree.file(&format!("ws/{dir}/plain"));
+        }
+        tree.file("outside/.env");
+        let cache = tree.0.join("cache");
+        fs::create_dir(&cache).unwrap();
+        settle();
+        (tree, cache)
+    }
+
+    /// The deny list of a cached walk (sorted), and its stats.
+    fn walk(tree: &Tree, cache: &std::path::Path) -> (Vec<PathBuf>, super::WalkStats) {
+        let mut fs = policy(tree, "\"**/.env\", \"**/*.pem\"");
+        let stats = fs
+            .expand_deny_patterns_cached(&tree.0.join("ws"), cache)
+            .unwrap();
+        let mut deny = fs.deny;
+        deny.sort();
+        (deny, stats)
+    }
+
+    #[test]
+    fn an_unchanged_directory_is_not_listed_again_and_every_change_is_seen() {
+        let (tree, cache) = filled("cached");
+        let (first, stats) = walk(&tree, &cache);
+        assert_eq!((stats.listed, stats.cached), (8, 0), "{stats:?}");
+        assert_eq!(first, vec![tree.0.join("ws/keep/.env")]);
+        // Control: nothing changed, nothing listed, the same found.
+        let (again, stats) = walk(&tree, &cache);
+        assert_eq!((stats.listed, stats.cached), (0, 8), "{stats:?}");
+        assert_eq!((again, stats.entries), (first, 13));
+
+        // A secret made in a cached directory whose mtime is then put back.
+        let a = tree.0.join("ws/a");
+        let mtime = fs::metadata(&a).unwrap().modified().unwrap();
+        tree.file("ws/a/.env");
+        let times = fs::FileTimes::new().set_modified(mtime);
+        fs::File::open(&a).unwrap().set_times(times).unwrap();
+        assert_eq!(fs::metadata(&a).unwrap().modified().unwrap(), mtime);
+        // A hard link under a matching name.
+        fs::hard_link(tree.0.join("ws/b/plain"), tree.0.join("ws/b/k.pem")).unwrap();
+        // A secret renamed in from outside the tree.
+        fs::rename(tree.0.join("outside/.env"), tree.0.join("ws/c/.env")).unwrap();
+        // In a new directory of a cached one, and deeper.
+        tree.file("ws/d/e/new/.env");
+        // A directory renamed away, and another renamed where it was.
+        fs::rename(tree.0.join("ws/f"), tree.0.join("ws/g")).unwrap();
+        tree.file("ws/h/.env");
+        fs::rename(tree.0.join("ws/h"), tree.0.join("ws/f")).unwrap();
+        settle();
+        let (deny, stats) = walk(&tree, &cache);
+        let want: Vec<PathBuf> = ["a/.env", "b/k.pem", "c/.env", "d/e/new/.env", "f/.env"]
+            .iter()
+            .chain(&["keep/.env"])
+            .map(|rel| tree.0.join("ws").join(rel))
+            .collect();
+        let mut want = want;
+        want.sort();
+        assert_eq!(deny, want);
+        // Listed: the workspace, a, b, c, d/e, d/e/new, f, g; not keep, d.
+        assert_eq!((stats.listed, stats.cached), (8, 2), "{stats:?}");
+        let (again, stats) = walk(&tree, &cache);
+        assert_eq!((again, stats.listed), (want, 0));
+    }
+
+    #[test]
+    fn a_directory_changed_moments_ago_is_listed_until_it_settles() {
+        let tree = Tree::new("fresh");
+        tree.file("ro/f");
+        tree.file("ws/a/plain");
+        let cache = tree.0.join("cache");
+        fs::create_dir(&cache).unwrap();
+        let (_, stats) = walk(&tree, &cache);
+        assert_eq!((stats.listed, stats.cached), (2, 0), "{stats:?}");
+        let (_, stats) = walk(&tree, &cache);
+        assert_eq!((stats.listed, stats.cached), (2, 0), "{stats:?}");
+        settle();
+        walk(&tree, &cache);
+        let (_, stats) = walk(&tree, &cache);
+        assert_eq!((stats.listed, stats.cached), (0, 2), "{stats:?}");
+    }
+
+    #[test]
+    fn a_tree_deeper_than_a_path_can_name_is_walked_from_the_cache_too() {
+        use std::ffi::CString;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let (tree, cache) = filled("deep");
+        let name = CString::new("d".repeat(200)).unwrap();
+        let top = CString::new(tree.0.join("ws/a").into_os_string().into_vec()).unwrap();
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        // SAFETY: a NUL-terminated path; the descriptor is owned below.
+        let mut dir = unsafe { OwnedFd::from_raw_fd(libc::open(top.as_ptr(), flags)) };
+        for _ in 0..25 {
+            use std::os::fd::AsRawFd;
+            // SAFETY: `dir` is an open directory, `name` NUL-terminated.
+            unsafe {
+                assert_eq!(libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755), 0);
+                let fd = libc::openat(dir.as_raw_fd(), name.as_ptr(), flags);
+                assert!(fd >= 0);
+                dir = OwnedFd::from_raw_fd(fd);
+            }
+        }
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: `dir` is an open directory, the name NUL-terminated.
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    c".env".as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                )
+            };
+            assert!(fd >= 0);
+            // SAFETY: just opened, owned by nobody else.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        settle();
+        let deep_env = |deny: &[PathBuf]| {
+            deny.iter()
+                .any(|p| p.ends_with(".env") && p.as_os_str().len() > 5000)
+        };
+        let (deny, stats) = walk(&tree, &cache);
+        assert!(deep_env(&deny) && stats.cached == 0, "{stats:?}");
+        let (deny, stats) = walk(&tree, &cache);
+        assert!(deep_env(&deny) && stats.listed == 0, "{stats:?}");
+    }
+
+    #[test]
+    fn a_damaged_foreign_or_linked_cache_is_not_believed() {
+        let (tree, cache) = filled("damaged");
+        walk(&tree, &cache);
+        let file = fs::read_dir(&cache)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let good = fs::read(&file).unwrap();
+        // What a cache hiding a secret would look like: the directory's
+        // stamp of now, with its match left out.
+        tree.file("ws/a/.env");
+        settle();
+        walk(&tree, &cache);
+        let found = fs::read(&file).unwrap();
+        let forged = super::cache::tests::without_matches(&found);
+        let secret = tree.0.join("ws/a/.env");
+        // Found, and whether the file was ignored whole.
+        let found_it = |what: &str, ignored: bool| {
+            let (deny, stats) = walk(&tree, &cache);
+            assert!(deny.contains(&secret), "{what}: {deny:?}");
+            assert_eq!(stats.cached == 0, ignored, "{what}: {stats:?}");
+        };
+        // One bit changed in a match's name: the listing would lose it.
+        let mut flipped = found.clone();
+        let at = (flipped.windows(5).rposition(|w| w == b".env\0")).unwrap();
+        flipped[at + 3] ^= 1;
+        fs::write(&file, &flipped).unwrap();
+        found_it("a flipped bit", true);
+        fs::write(&file, &forged[..forged.len() - 3]).unwrap();
+        found_it("truncated", true);
+        fs::write(&file, &good).unwrap();
+        found_it("an older cache", false);
+        let elsewhere = tree.0.join("forged");
+        fs::write(&elsewhere, &forged).unwrap();
+        fs::remove_file(&file).unwrap();
+        symlink(&elsewhere, &file).unwrap();
+        found_it("a symlink to a forged cache", true);
+        fs::remove_file(&file).unwrap();
+        fs::write(&file, &forged).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o622)).unwrap();
+        found_it("a cache others may write", true);
+        // Control: the forged cache, where only sluice writes, is believed
+        // (so what kept it out above was the check named).
+        fs::remove_file(&file).unwrap();
+        fs::write(&file, &forged).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        let (deny, _) = walk(&tree, &cache);
+        assert!(!deny.contains(&secret), "{deny:?}");
     }
 }
 
@@ -654,6 +1077,62 @@ mod timing {
         }
         times.sort();
         println!("walk of 10,100 entries: median {:?}", times[10]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The walk of a workspace like one with node_modules (100,000 files in
+    /// 5,552 directories), without and with the cache, alternating:
+    /// `cargo test -p policies --release timing -- --ignored --nocapture`.
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[ignore]
+    fn walk_of_a_hundred_thousand_files_cached_and_not() {
+        let dir = std::env::temp_dir().join(format!("deny-walk-big-{}", std::process::id()));
+        let ws = dir.join("ws");
+        for i in 0..100_000 {
+            let sub = ws.join(format!(
+                "node_modules/p{}/lib{}/s{}",
+                i / 2000,
+                i / 200 % 10,
+                i / 20 % 10
+            ));
+            std::fs::create_dir_all(&sub).unwrap();
+            std::fs::write(sub.join(format!("f{i}.js")), "x").unwrap();
+        }
+        let cache = dir.join("cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        let text = crate::builtin_source("default").unwrap();
+        let vars = crate::Vars {
+            home: dir.join("home"),
+            workspace: ws.clone(),
+            tmpdir: dir.join("tmp"),
+        };
+        std::fs::create_dir_all(&vars.tmpdir).unwrap();
+        let spec = crate::load_str("default", text, &dir).unwrap();
+        let policy = spec.resolve(&vars).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let mut fs = policy.filesystem.clone();
+        fs.expand_deny_patterns_cached(&ws, &cache).unwrap();
+        let (mut plain, mut cached) = (Vec::new(), Vec::new());
+        for _ in 0..11 {
+            let mut fs = policy.filesystem.clone();
+            let start = std::time::Instant::now();
+            let stats = fs.expand_deny_patterns(&ws).unwrap();
+            plain.push(start.elapsed());
+            assert_eq!((stats.entries, stats.cached), (105_551, 0));
+            let mut fs = policy.filesystem.clone();
+            let start = std::time::Instant::now();
+            let stats = fs.expand_deny_patterns_cached(&ws, &cache).unwrap();
+            cached.push(start.elapsed());
+            assert_eq!((stats.entries, stats.listed), (105_551, 0));
+        }
+        plain.sort();
+        cached.sort();
+        println!(
+            "walk of 105,551 entries in 5,552 directories: listed {:?} ({:?} to {:?}), \
+             cached {:?} ({:?} to {:?})",
+            plain[5], plain[0], plain[10], cached[5], cached[0], cached[10]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -416,6 +416,21 @@ fn main() {
     for i in 0..10 {
         std::fs::write(deep.join(format!("d{i}/.env")), "SECRET=1\n").unwrap();
     }
+    // Like a workspace with node_modules: 100,000 files in 5,000
+    // directories three deep. The deny walk's cache (in the runs' state)
+    // lists none of them again after the first launch.
+    let modules = root.join("modules");
+    populate(&modules, 0);
+    for i in 0..100_000 {
+        let sub = modules.join(format!(
+            "node_modules/p{}/lib{}/s{}",
+            i / 2000,
+            i / 200 % 10,
+            i / 20 % 10
+        ));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join(format!("f{i}.js")), "x").unwrap();
+    }
 
     let mut cases: Vec<Case> = all
         .iter()
@@ -442,6 +457,19 @@ fn main() {
             label: label.into(),
             launcher,
             ws: &deep,
+        });
+    }
+    for (label, launcher) in [
+        (
+            "sluice default, 100,000 files in 5,000 directories",
+            default,
+        ),
+        ("sluice default, same, no deny patterns", no_deny),
+    ] {
+        cases.push(Case {
+            label: label.into(),
+            launcher,
+            ws: &modules,
         });
     }
     println!("launch of /bin/true, {iters} rounds, back to back");

@@ -52,7 +52,8 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     phase::mark("state dirs, overlay, pins");
     let protected = hide_state(&mut s, &dirs, pins_dir);
     phase::mark("other sessions hidden");
-    protect_denied(&mut s, args.verbose, nested_hooks)?;
+    let cache = dirs.trusted_walk_cache(&s).map(Path::to_path_buf);
+    protect_denied(&mut s, cache.as_deref(), args.verbose, nested_hooks)?;
     phase::mark("denied paths protected from the broker");
     let (launch, serving) = prepare_launch(&args, &mut s, given_tmpdir)?;
     // While the child runs its steps: what the broker needs, its runtime

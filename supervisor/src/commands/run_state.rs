@@ -24,6 +24,9 @@ pub(super) struct StateDirs {
     pub(super) audit: PathBuf,
     pub(super) config: PathBuf,
     pub(super) records: PathBuf,
+    /// What the `[filesystem] deny` walk learnt at earlier launches, beside
+    /// the records; none when stacked (the outer program could write it).
+    pub(super) walk_cache: Option<PathBuf>,
 }
 
 impl StateDirs {
@@ -48,11 +51,52 @@ impl StateDirs {
                 )
             })?;
         }
+        let records = s.records.canonicalize()?;
+        let walk_cache = match &s.outer {
+            Some(_) => None,
+            None => walk_cache_dir(&records),
+        };
         Ok(StateDirs {
             audit: audit_dir.canonicalize()?,
             config: config_dir.canonicalize()?,
-            records: s.records.canonicalize()?,
+            records,
+            walk_cache,
         })
+    }
+}
+
+/// `<records>/../deny-walk`, made private; none, with a warning naming why,
+/// where it cannot be made.
+fn walk_cache_dir(records: &Path) -> Option<PathBuf> {
+    let dir = records.parent()?.join("deny-walk");
+    match audit::ensure_private_dir(&dir).and_then(|()| dir.canonicalize()) {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            tracing::warn!("no cache of the deny patterns' walk, every directory is listed: {e}");
+            None
+        }
+    }
+}
+
+impl StateDirs {
+    /// The walk's cache if it may be believed: not where this session's
+    /// program may write (it is denied to the program there too, but a
+    /// listing in it is not looked at again); a warning naming why not.
+    pub(super) fn trusted_walk_cache(&self, s: &Session) -> Option<&Path> {
+        let dir = self.walk_cache.as_deref()?;
+        let fs = &s.policy.filesystem;
+        let writable = (fs.write.iter()).find(|w| dir.starts_with(w));
+        let Some(tree) = writable.or(dir.starts_with(&s.workspace).then_some(&s.workspace)) else {
+            return Some(dir);
+        };
+        tracing::warn!(
+            "not using the cache of the deny patterns' walk in {}: it lies in {}, which this \
+             session's program may write; every directory is listed (set XDG_STATE_HOME \
+             outside it)",
+            dir.display(),
+            tree.display()
+        );
+        None
     }
 }
 
@@ -79,6 +123,10 @@ pub(super) fn hide_state(
         protected.push((file.clone(), "the session's policy"));
     }
     let mut state = vec![&dirs.audit, &dirs.config, &dirs.records];
+    if let Some(cache) = &dirs.walk_cache {
+        protected.push((cache.clone(), "sluice's cache of the deny patterns' walk"));
+        state.push(cache);
+    }
     if let Some(pins) = &pins_dir {
         protected.push((pins.clone(), "sluice's policy pins"));
         state.push(pins);
@@ -111,16 +159,29 @@ pub(super) fn hide_state(
 /// The same walk meets the repositories nested in the workspace: where
 /// `nested_hooks`, each one's `core.hooksPath` is protected as the
 /// workspace's own is (`hooks_path`).
-pub(super) fn protect_denied(s: &mut Session, verbose: bool, nested_hooks: bool) -> Result<()> {
-    let walked = s
-        .policy
-        .filesystem
-        .expand_deny_patterns(&s.workspace)
-        .map_err(|why| anyhow::anyhow!("{why}"))?;
+///
+/// With `cache` (`StateDirs::walk_cache`) only the directories changed since
+/// an earlier launch are listed (`policies`' `deny_walk::cache`).
+pub(super) fn protect_denied(
+    s: &mut Session,
+    cache: Option<&Path>,
+    verbose: bool,
+    nested_hooks: bool,
+) -> Result<()> {
+    let fs = &mut s.policy.filesystem;
+    let walked = match cache {
+        Some(dir) => fs.expand_deny_patterns_cached(&s.workspace, dir),
+        None => fs.expand_deny_patterns(&s.workspace),
+    }
+    .map_err(|why| anyhow::anyhow!("{why}"))?;
+    if let Some(why) = &walked.cache_error {
+        tracing::warn!("{why}");
+    }
     if verbose && walked.entries > 0 {
         eprintln!(
-            "sluice: deny patterns: {} entries looked at, {} denied",
-            walked.entries, walked.matches
+            "sluice: deny patterns: {} entries looked at, {} denied; {} directories listed, \
+             {} unchanged since the last launch",
+            walked.entries, walked.matches, walked.listed, walked.cached
         );
     }
     phase::mark("deny patterns walked");

@@ -14,6 +14,7 @@ mod broker_races;
 mod broker_wire;
 mod bwrap;
 mod cli;
+mod deny_walk_cache;
 mod escape_fs;
 mod escape_later;
 mod escape_later_bare;
