@@ -232,7 +232,7 @@ fn addfd_flag_send(listener: &Listener, id: u64, src: &OwnedFd) -> std::io::Resu
 
 fn policy(dir: &Path, allowed: &Path, brokered: &Path) -> policies::Policy {
     let text = format!(
-        "[filesystem]\nread = [{:?}]\n[broker]\nallow = [{:?}]\n",
+        "[filesystem]\nread = [{:?}]\n[broker]\ntransparent = true\nallow = [{:?}]\n",
         allowed.display().to_string(),
         brokered.display().to_string()
     );

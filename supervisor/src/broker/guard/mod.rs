@@ -37,6 +37,7 @@
 mod attrs;
 mod carry;
 mod gitconfig;
+mod null;
 // Pure and shared with the broker's own writes: `broker::protect`.
 use super::protect as judge;
 pub(crate) use judge::{Act, HEAD};
@@ -53,13 +54,14 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use nix::errno::Errno;
-use policies::Protect;
+use policies::{FsPolicy, Protect};
 use proto::socket::{recv_frame, Blocking};
 use sandbox_child::fsop::{self, Op};
 
 use super::safe_open;
 use super::transparent::call::OpenCall;
 use super::transparent::caller::{Target, Unreadable};
+use super::transparent::SandboxView;
 use crate::audit::{self, By, Decision, DecisionRecord, Via};
 use crate::sys;
 use attrs::{chmod, fchmod, setxattr};
@@ -81,12 +83,15 @@ pub struct Guard {
     /// The seccomp filters the program ran under at exec: a thread under
     /// more is in a sandbox of its own (`transparent::stacked`).
     filters_at_exec: u32,
+    /// What the sandbox may write itself, for [`null`].
+    view: SandboxView,
 }
 
 impl Guard {
-    pub fn new(protect: Protect, filters_at_exec: u32) -> Guard {
+    pub fn new(fs: &FsPolicy, filters_at_exec: u32) -> Guard {
         Guard {
-            protect,
+            protect: fs.protect.clone(),
+            view: SandboxView::new(fs),
             root: OnceLock::new(),
             told: Mutex::new(HashSet::new()),
             copies: AtomicU64::new(0),

@@ -173,10 +173,7 @@ impl Transparent {
         let stopping = Arc::new(AtomicBool::new(false));
         let ctx = Arc::new(Context {
             view: SandboxView::new(&shared.policy.filesystem),
-            guard: super::guard::Guard::new(
-                shared.policy.filesystem.protect.clone(),
-                program.filters,
-            ),
+            guard: super::guard::Guard::new(&shared.policy.filesystem, program.filters),
             brokering: shared.policy.transparent,
             shared,
             listener,
