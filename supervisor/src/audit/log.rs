@@ -163,6 +163,14 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Appends a proxied connection as it opens, before anything passes
+    /// through it (not counted: its record at the end is).
+    pub fn append_connection_open(&self, record: &ConnectionRecord) -> io::Result<()> {
+        let mut inner = self.lock();
+        self.write(&mut inner, "connection-open", record)
+            .map(|_| ())
+    }
+
     /// Writes the end record, with the decision counts, and flushes the file
     /// to disk when it holds a decision or a quarantined path (a session
     /// that recorded nothing but its start and end is not worth an

@@ -78,7 +78,8 @@ pub struct DecisionRecord {
 }
 
 /// One connection through the hosts mode's proxy (`crate::net`), written
-/// when it ends (or when it was refused).
+/// when it ends (or when it was refused); an allowed one is also written
+/// as it opens (`connection-open`), before anything passes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionRecord {
     /// The host as the program named it (a name or an address literal).
@@ -179,6 +180,11 @@ pub enum Record {
     Start(StartRecord),
     Decision(DecisionRecord),
     Connection(ConnectionRecord),
+    /// A connection the proxy opened, written before anything passes
+    /// through it (its `connection` record, with the bytes, follows when
+    /// it ends): a supervisor killed meanwhile leaves this one.
+    #[serde(rename = "connection-open")]
+    ConnectionOpen(ConnectionRecord),
     End(EndRecord),
 }
 
@@ -209,9 +215,10 @@ impl Entry {
         }
     }
 
+    /// A connection's record, at its end or as it opened.
     pub fn connection(&self) -> Option<&ConnectionRecord> {
         match &self.record {
-            Record::Connection(c) => Some(c),
+            Record::Connection(c) | Record::ConnectionOpen(c) => Some(c),
             _ => None,
         }
     }

@@ -20,6 +20,7 @@
 //! # Compatibility
 //! Linux: `TIOCGPTPEER` (4.13) opens the slave through the master.
 
+mod clipboard;
 mod keys;
 mod relay;
 mod screen;

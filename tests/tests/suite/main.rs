@@ -39,6 +39,7 @@ mod prompt_attacks;
 mod prompts;
 mod redteam;
 mod redteam11;
+mod redteam12net;
 mod redteam_later;
 mod seatbelt_cli;
 mod sessions;
