@@ -582,6 +582,39 @@ fn abstract_sockets_and_another_sessions_proxy_are_out_of_reach() {
     assert_eq!(rest.trim(), "ACCEPTED 1", "{rest}");
 }
 
+/// A program naming new hosts without end: sluice says each refusal on
+/// its stderr once per host, which flooded the person's terminal (and grew
+/// the supervisor's memory by a name each); now for 32 hosts, then once
+/// that the rest are in the record only. Control: every refusal is in the
+/// audit record, and the first ones are said.
+#[test]
+fn a_flood_of_refused_hosts_is_said_on_stderr_a_bounded_number_of_times() {
+    let net = Net::new();
+    let requests: Vec<String> = (0..100)
+        .map(|i| connect_request(&format!("h{i}.flood.test:80")))
+        .collect();
+    let out = net.run(
+        &[&net.allow("allowed.test")],
+        &strs(&raw_requests(&requests)),
+    );
+    out.assert_code(0);
+    let got = statuses(&out.stdout, requests.len());
+    assert!(got.iter().all(|s| s.starts_with("HTTP/1.1 403")), "{got:?}");
+    let said = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("sluice: refused the program's connection to h"))
+        .count();
+    assert_eq!(said, 32, "{out}");
+    let more = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("connections to more hosts were refused"))
+        .count();
+    assert_eq!(more, 1, "{out}");
+    assert_eq!(connections(&net.fx).len(), 100);
+}
+
 /// The program's output reached the person's terminal unchanged, so an
 /// OSC 52 sequence in it set the person's clipboard where the terminal
 /// honours it (kitty, WezTerm, foot, Alacritty and tmux by default, xterm
