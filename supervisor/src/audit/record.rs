@@ -77,6 +77,10 @@ pub struct DecisionRecord {
     pub latency_us: u64,
 }
 
+/// The kind of a connection's record as it opened ([`Record::ConnectionOpen`]),
+/// which the end record's counts leave out.
+pub const CONNECTION_OPEN: &str = "connection-open";
+
 /// One connection through the hosts mode's proxy (`crate::net`), written
 /// when it ends (or when it was refused); an allowed one is also written
 /// as it opens (`connection-open`), before anything passes.

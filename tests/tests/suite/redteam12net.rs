@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_tests::audit::{only_session, records};
+use sluice_tests::audit::{audit, only_session, records};
 use sluice_tests::pty::Terminal;
 use sluice_tests::{execute, Fixture};
 
@@ -168,6 +168,23 @@ fn a_connection_open_when_the_session_ends_records_its_bytes() {
     assert_eq!(recs.len(), 1, "{recs:#?}");
     assert_eq!(recs[0]["decision"], "allowed", "{recs:#?}");
     assert_eq!(recs[0]["sent"], 100_000, "{recs:#?}");
+    // The record as it opened, and the one at its end, chained, shown to
+    // the reviewer in order; the session verifies.
+    let session = only_session(&net.fx);
+    let verified = audit(&net.fx, &["verify", &session]);
+    verified.assert_code(0);
+    let shown = audit(&net.fx, &["show", &session, "--access", "net"]);
+    let lines: Vec<&str> = shown
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" net "))
+        .collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert!(
+        lines[0].contains("allowed.test") && lines[0].ends_with("opened"),
+        "{shown}"
+    );
+    assert!(lines[1].contains("100000 bytes sent"), "{shown}");
 }
 
 /// A connection allowed and open when the supervisor is killed (SIGKILL:
@@ -214,6 +231,10 @@ fn a_connection_open_when_the_supervisor_is_killed_is_on_the_record() {
         format!("127.0.0.1:{}", sink.port),
         "{opened}"
     );
+    // The killed session's record holds together: incomplete, not forged.
+    let verified = audit(&net.fx, &["verify", &session]);
+    verified.assert_code(2);
+    assert!(verified.stdout.starts_with("INCOMPLETE"), "{verified}");
 }
 
 /// After an allowed plain-HTTP request, or inside an allowed tunnel, a
