@@ -8,7 +8,8 @@
 //! sandbox: a command line the person pastes later into a shell outside
 //! it, or the person's copied password read in. kitty's OSC 5522 (its
 //! clipboard protocol) likewise. [`ClipboardFilter`] drops those strings
-//! whole and passes every other byte unchanged, in order, across reads.
+//! whole (inside a tmux passthrough too) and passes every other byte
+//! unchanged, in order, across reads.
 //!
 //! The introducer is `ESC ]`, the 8-bit `0x9D` (not inside a UTF-8
 //! character) or its UTF-8 form `C2 9D`; the number may have leading zeros
@@ -82,9 +83,9 @@ impl ClipboardFilter {
     fn byte(&mut self, b: u8, out: &mut Vec<u8>) {
         match self.state {
             State::Pass { utf8_left } => self.pass(b, utf8_left, out),
-            // `ESC ESC` is one `ESC` to a terminal (the second starts the
-            // sequence afresh): one is held.
-            State::Escape if b == 0x1b => {}
+            // `ESC ESC`: the first goes out (as sent: inside a tmux
+            // passthrough it is an escaped ESC), the second is held.
+            State::Escape if b == 0x1b => out.push(0x1b),
             State::Escape => {
                 if b == b']' {
                     self.held.push(b);
@@ -135,10 +136,13 @@ impl ClipboardFilter {
                 self.state = State::Pass { utf8_left: 0 };
                 if b != b'\\' {
                     // The ESC cancelled the string and starts another
-                    // sequence, of which `b` is the next byte.
+                    // sequence, of which `b` is the next byte (another ESC
+                    // supersedes it).
                     self.held.push(0x1b);
                     self.state = State::Escape;
-                    self.byte(b, out);
+                    if b != 0x1b {
+                        self.byte(b, out);
+                    }
                 }
             }
         }
@@ -234,8 +238,11 @@ mod tests {
         check(b"\x1b]52;c;x\x1b\x1b]52;c;y\x07z", b"z");
         // A number too long to be any OSC's, perhaps 52 with zeros.
         check(b"a\x1b]000000052;c;x\x07b", b"ab");
-        // `ESC ESC` is one `ESC`.
-        check(b"a\x1b\x1b[1mb", b"a\x1b[1mb");
+        // Wrapped in a tmux passthrough (its ESC doubled).
+        check(
+            b"\x1bPtmux;\x1b\x1b]52;c;x\x07\x1b\\",
+            b"\x1bPtmux;\x1b\x1b\\",
+        );
     }
 
     #[test]
@@ -244,7 +251,8 @@ mod tests {
             &b"plain text\r\n"[..],
             b"\x1b]0;title\x07\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\",
             b"\x1b]5;x\x07\x1b]521;x\x07\x1b]4;1;?\x07\x1b]12345678;x\x07",
-            b"\x1b[31mred\x1b[0m\x1b]",
+            b"\x1b[31mred\x1b[0m\x1b\x1b]",
+            b"\x1bPtmux;\x1b\x1b]0;title\x07\x1b\\",
             "é Ý ñ \u{1d}\u{9d}text ✓ 𝄞".as_bytes(),
             b"\xc3\x9d52;c;x\x07",
             b"\xc2\xa0\xc2",
