@@ -237,6 +237,60 @@ fn a_connection_open_when_the_supervisor_is_killed_is_on_the_record() {
     assert!(verified.stdout.starts_with("INCOMPLETE"), "{verified}");
 }
 
+/// A connection whose record cannot be written is not opened to the
+/// program (as a file decision that cannot be recorded is not served):
+/// sluice's writes to the record fail from the first connection on
+/// (`RLIMIT_FSIZE`, `SIGXFSZ` ignored). Control: the same request with
+/// room for its records passes, and gives the start record's size.
+#[test]
+fn a_connection_that_cannot_be_recorded_is_refused() {
+    use std::os::unix::process::CommandExt;
+    let net = Net::new();
+    let sink = Sink::start();
+    let target = format!("allowed.test:{}", sink.port);
+    let program = connect_and_send(&target, 1_000, "");
+    let allow = format!("--allow-host={target}");
+    let out = net.run(&[&allow], &strs(&program));
+    assert!(out.stdout.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(sink.wait_for(1_000), 1_000);
+    let session = only_session(&net.fx);
+    let file = net.fx.audit_dir().join(format!("{session}.jsonl"));
+    let start = fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .len() as u64
+        + 1;
+    // Room for the start record and a little, not for a connection's.
+    let limit = start + 64;
+    let mut cmd = net.resolving(net.fx.sluice_command(&[&allow], &strs(&program)), None);
+    // SAFETY: between fork and exec only setrlimit and signal, both
+    // async-signal-safe, on plain values.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = execute(cmd);
+    assert!(out.stdout.starts_with("HTTP/1.1 502"), "{out}");
+    assert!(out.stderr.contains("cannot record a connection"), "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sink.received.load(Ordering::SeqCst),
+        1_000,
+        "bytes passed on a connection that is on no record"
+    );
+}
+
 /// After an allowed plain-HTTP request, or inside an allowed tunnel, a
 /// second request for another host (pipelined in the same write, absolute
 /// URI, `CONNECT`) goes to the allowed host, never to the other one.
