@@ -21,7 +21,7 @@ use sluice_tests::audit::{audit, only_session, records};
 use sluice_tests::pty::Terminal;
 use sluice_tests::{execute, Fixture};
 
-use super::net_hosts::{connections, strs, Net, Server, PROBE, PROXY_PORT, PYTHON};
+use super::net_hosts::{connections, raw_connect, strs, Net, Server, PROBE, PROXY_PORT, PYTHON};
 
 /// A server that reads everything it is sent, counting the bytes, and
 /// neither answers nor closes (for five minutes): a connection that is
@@ -558,6 +558,53 @@ fn the_hosts_modes_other_ways_out_are_closed() {
     }
     std::thread::sleep(Duration::from_millis(200));
     assert!(udp.recv(&mut buf).is_ok(), "the control's datagram");
+}
+
+/// A stacked session's program and the outer session's loopback services
+/// (`127.0.0.1:PORT` listening in the outer program's namespace): its own
+/// rules do not name them, so it must not reach them, neither straight
+/// (Landlock's port rules) nor through its proxy. Control: the outer
+/// program reaches the service.
+#[test]
+fn a_stacked_program_cannot_reach_the_outer_sessions_loopback_services() {
+    let net = Net::new();
+    let sluice = sluice_tests::sluice_bin();
+    let p = net.server.port;
+    let raw = net.fx.ws("raw.py");
+    fs::write(&raw, &raw_connect("127.0.0.1", p)[2]).unwrap();
+    let proxied = net.fx.ws("proxied.py");
+    // Stacked, the proxy is where HTTPS_PROXY says (an ephemeral port).
+    let code = raw_requests(&[connect_request(&format!("127.0.0.1:{p}"))])[2].replace(
+        &format!("('127.0.0.1', {PROXY_PORT})"),
+        "('127.0.0.1', int(__import__('os').environ['HTTPS_PROXY'].rstrip('/').rsplit(':', 1)[1]))",
+    );
+    fs::write(&proxied, code).unwrap();
+    let script = format!(
+        "{PYTHON} {raw}; {sluice} run {} -- sh -c '{PYTHON} {raw}; {PYTHON} {proxied}'",
+        net.allow("allowed.test"),
+        sluice = sluice.display(),
+    );
+    let before = net.server.hits();
+    let out = net.run(
+        &[
+            &format!("--allow-host=127.0.0.1:{p}"),
+            &net.allow("allowed.test"),
+        ],
+        &["sh", "-c", &script],
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"CONNECTED"), "{out}");
+    assert_eq!(net.server.hits(), before + 1, "{out}");
+    assert!(
+        lines.get(1).is_some_and(|l| l.starts_with("FAILED")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .get(2)
+            .is_some_and(|l| l.starts_with("0 HTTP/1.1 403")),
+        "{out}"
+    );
 }
 
 /// Abstract unix sockets: the host's (a desktop session's, a database's)
