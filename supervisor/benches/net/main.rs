@@ -234,8 +234,11 @@ fn main() {
         vec![OwnedFd::from(listener)],
         hosts,
         supervisor::net::Upstream::Direct,
-        Some(Arc::new(move |_| {
-            counted.fetch_add(1, Ordering::Relaxed);
+        // One record counted per connection: the one at its end.
+        Some(Arc::new(move |_, stage| {
+            if stage == supervisor::net::Stage::End {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(())
         })),
         None,

@@ -39,7 +39,21 @@ struct Inner {
     broken: bool,
     /// The session's ledger line, written into the start record's envelope.
     ledger: Option<u64>,
+    /// Bytes written to the file so far, and how many records other than
+    /// the end record may take ([`MAX_SESSION_BYTES`]).
+    written: u64,
+    limit: u64,
 }
+
+/// The most a session's records (but the end record) may take. A program
+/// can make a record a request (a refused connection, a refused path)
+/// thousands of times a second: unbounded, it filled the person's disk and
+/// grew its record past what the review commands read
+/// ([`super::read::MAX_AUDIT_BYTES`]), so `verify` and `show` refused the
+/// very session to review. Past it a record cannot be written, so nothing
+/// more is served or let through (as on a full disk), and the end record,
+/// which has the room, says how the session ended.
+pub const MAX_SESSION_BYTES: u64 = 512 << 20;
 
 /// The refusal groups a session keeps for its summary: a program probing
 /// thousands of paths gets the first ones (each is in its decision record).
@@ -106,6 +120,8 @@ impl AuditLog {
                 finished: false,
                 broken: false,
                 ledger: Some(ledger.seq()),
+                written: 0,
+                limit: MAX_SESSION_BYTES,
             }),
         };
         let start_hash = log.write(&mut log.lock(), "start", start)?;
@@ -161,6 +177,14 @@ impl AuditLog {
         self.write(&mut inner, "connection", record)?;
         inner.counts.add(record.decision);
         Ok(())
+    }
+
+    /// Appends a proxied connection as it opens, before anything passes
+    /// through it (not counted: its record at the end is).
+    pub fn append_connection_open(&self, record: &ConnectionRecord) -> io::Result<()> {
+        let mut inner = self.lock();
+        self.write(&mut inner, "connection-open", record)
+            .map(|_| ())
     }
 
     /// Writes the end record, with the decision counts, and flushes the file
@@ -244,10 +268,20 @@ impl AuditLog {
         buf.extend_from_slice(&inner.prev);
         buf.push(b'"');
         let hash = chain::seal(buf);
-        if let Err((partial, e)) = write_record(&inner.file, buf) {
+        let size = buf.len() as u64;
+        if kind != "end" && inner.written + size > inner.limit {
+            return Err(io::Error::other(format!(
+                "the session's audit record {} reached its limit of {} MiB: nothing more is \
+                 recorded, so nothing more is served or connected this session",
+                self.path.display(),
+                inner.limit >> 20
+            )));
+        }
+        if let Err((partial, e)) = write_record(&inner.file, &inner.buf) {
             inner.broken |= partial;
             return Err(e);
         }
+        inner.written += size;
         inner.seq += 1;
         inner.prev = hash;
         Ok(hash)
@@ -283,6 +317,57 @@ fn write_record(mut file: &File, line: &[u8]) -> Result<(), (bool, io::Error)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn connection(n: u64) -> ConnectionRecord {
+        ConnectionRecord {
+            host: format!("h{n}.example"),
+            port: 443,
+            via: "connect".into(),
+            address: None,
+            decision: Decision::Denied,
+            by: By::Rule,
+            rule: None,
+            reason: Some("not in [network] hosts".into()),
+            sent: 0,
+            received: 0,
+            duration_ms: 0,
+        }
+    }
+
+    /// A program making records without end meets the session's limit:
+    /// records are refused from there on (not a broken file), and the end
+    /// record still goes in, so the session verifies and ends as recorded.
+    #[test]
+    fn a_session_s_records_stop_at_its_limit_and_the_end_record_still_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = StartRecord {
+            sluice_version: "test".into(),
+            policy: "t".into(),
+            policy_digest: String::new(),
+            enforcement: serde_json::Value::Null,
+            argv: Vec::new(),
+            workspace: dir.path().to_path_buf(),
+            supervisor_pid: 1,
+            child_pid: 2,
+        };
+        let log = AuditLog::open(dir.path(), "s", &start).unwrap();
+        log.lock().limit = 8 << 10;
+        let mut written = 0;
+        while log.append_connection(&connection(written)).is_ok() {
+            written += 1;
+            assert!(written < 1_000, "no limit");
+        }
+        // Control: records were written up to it.
+        assert!(written > 10, "{written}");
+        let err = log.append_connection(&connection(0)).unwrap_err();
+        assert!(err.to_string().contains("reached its limit"), "{err}");
+        assert!(!log.lock().broken);
+        log.finish("exit 0").unwrap();
+        let data = std::fs::read(log.path()).unwrap();
+        assert!(data.len() as u64 <= (8 << 10) + 4096, "{}", data.len());
+        let report = super::super::verify::verify_bytes("s", log.path(), &data);
+        assert!(report.ok(), "{:?}", report.findings);
+    }
 
     #[test]
     fn session_ids_must_be_plain_names() {

@@ -77,8 +77,13 @@ pub struct DecisionRecord {
     pub latency_us: u64,
 }
 
+/// The kind of a connection's record as it opened ([`Record::ConnectionOpen`]),
+/// which the end record's counts leave out.
+pub const CONNECTION_OPEN: &str = "connection-open";
+
 /// One connection through the hosts mode's proxy (`crate::net`), written
-/// when it ends (or when it was refused).
+/// when it ends (or when it was refused); an allowed one is also written
+/// as it opens (`connection-open`), before anything passes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionRecord {
     /// The host as the program named it (a name or an address literal).
@@ -179,6 +184,11 @@ pub enum Record {
     Start(StartRecord),
     Decision(DecisionRecord),
     Connection(ConnectionRecord),
+    /// A connection the proxy opened, written before anything passes
+    /// through it (its `connection` record, with the bytes, follows when
+    /// it ends): a supervisor killed meanwhile leaves this one.
+    #[serde(rename = "connection-open")]
+    ConnectionOpen(ConnectionRecord),
     End(EndRecord),
 }
 
@@ -209,9 +219,10 @@ impl Entry {
         }
     }
 
+    /// A connection's record, at its end or as it opened.
     pub fn connection(&self) -> Option<&ConnectionRecord> {
         match &self.record {
-            Record::Connection(c) => Some(c),
+            Record::Connection(c) | Record::ConnectionOpen(c) => Some(c),
             _ => None,
         }
     }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::chain::{self, Hex, LineError, GENESIS};
 use super::read::{split_lines, SessionFile};
-use super::record::{Counts, Decision};
+use super::record::{Counts, Decision, CONNECTION_OPEN};
 
 /// What is wrong at one place in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,7 +289,9 @@ pub fn verify_bytes(session: &str, path: &Path, data: &[u8]) -> Report {
                 },
             );
         }
-        if let Some(d) = head.decision() {
+        // A connection's record as it opened is not counted: its record
+        // at the end is ([`super::record::CONNECTION_OPEN`]).
+        if let Some(d) = head.decision().filter(|_| head.kind != CONNECTION_OPEN) {
             counted.add(d);
         }
         if head.kind == "end" {

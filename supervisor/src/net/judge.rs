@@ -25,6 +25,11 @@ pub(super) fn reachable(ip: IpAddr, exact: bool) -> bool {
     !ip.is_unspecified() && (exact || !(ip.is_loopback() || link_local))
 }
 
+/// The most hosts and ports whose refusal sluice says on stderr: a program
+/// naming new hosts without end would otherwise flood the person's
+/// terminal and grow the supervisor's memory by one name each.
+pub(super) const MAX_TOLD: usize = 32;
+
 /// This machine's interface addresses ([`crate::sys::host::interface_addresses`],
 /// two netlink dumps, about 0.1 ms), listed again when the last list is a
 /// second old: an address added since is reachable for at most that long.
@@ -178,14 +183,26 @@ impl Context {
     }
 
     /// Says on stderr, once per host and port, that a connection was refused
-    /// and how to allow it.
+    /// and how to allow it; for [`MAX_TOLD`] hosts and ports, then once that
+    /// the rest are in the record only.
     pub(super) fn tell_refused(&self, host: &Host, port: u16, reason: &str) {
         let target = format!("{host}:{port}");
-        let first = self
-            .told
-            .lock()
-            .map(|mut told| told.insert(target.clone()))
-            .unwrap_or(false);
+        let first = {
+            let mut told = self.told.lock().unwrap_or_else(|p| p.into_inner());
+            if told.contains(&target) || told.len() > MAX_TOLD {
+                false
+            } else if told.len() < MAX_TOLD {
+                told.insert(target.clone())
+            } else {
+                // The empty name (no `host:port`) marks that this was said.
+                told.insert(String::new());
+                eprintln!(
+                    "sluice: the program's connections to more hosts were refused; they are not \
+                     shown here (sluice audit show SESSION --access net lists every one)"
+                );
+                false
+            }
+        };
         if !first {
             return;
         }

@@ -26,7 +26,9 @@
 //!   host allowed so is never reached at a loopback address;
 //! - a refusal answers `403` with a body that says how to allow the host,
 //!   and sluice says it once per host on stderr;
-//! - each connection is one audit record when it ends ([`ConnectionRecord`]).
+//! - each connection is one audit record when it ends ([`ConnectionRecord`]),
+//!   and an allowed one a record as it opens too, before anything passes
+//!   (a connection that cannot be recorded is not opened).
 
 mod http;
 mod judge;
@@ -36,6 +38,7 @@ use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,7 +78,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Writes one connection record (to the session's audit log).
-pub type Recorder = Arc<dyn Fn(&ConnectionRecord) -> io::Result<()> + Send + Sync>;
+pub type Recorder = Arc<dyn Fn(&ConnectionRecord, Stage) -> io::Result<()> + Send + Sync>;
+
+/// Which record of a connection is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Opened, before anything passes through it (`connection-open`).
+    Open,
+    /// Ended, or refused (`connection`).
+    End,
+}
 
 /// The proxy of one session, on a runtime of its own.
 pub struct Proxy {
@@ -428,6 +440,26 @@ async fn pass(
     };
     rec.decision = Decision::Allowed;
     rec.address = Some(addr);
+    rec.duration_ms = started.elapsed().as_millis() as u64;
+    // On the record before the program's first byte passes, as a file
+    // decision is before its descriptor is served: a supervisor killed
+    // later leaves this record, and one that cannot be written is refused.
+    if let Err(e) = ctx.record_open(&rec) {
+        let reason = format!("the connection cannot be recorded: {e}");
+        match how {
+            How::Socks5 => {
+                socks::reply(&mut stream, socks::Reply::Failure).await;
+            }
+            How::Connect | How::Http(_) => {
+                let body = format!("sluice's proxy: {reason}\n");
+                http::respond(&mut stream, 502, "Bad Gateway", &body).await;
+            }
+        }
+        rec.decision = Decision::Error;
+        rec.reason = Some(reason);
+        ctx.record(&rec);
+        return;
+    }
     let answered = match &how {
         How::Connect => stream
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -453,11 +485,22 @@ async fn pass(
 }
 
 impl Context {
+    /// Records a connection that ended or was refused.
     fn record(&self, rec: &ConnectionRecord) {
         if let Some(audit) = &self.audit {
-            if let Err(e) = audit(rec) {
+            if let Err(e) = audit(rec, Stage::End) {
                 tracing::error!("audit: cannot record a connection: {e}");
             }
+        }
+    }
+
+    /// Records a connection as it opens; an error means it must not.
+    fn record_open(&self, rec: &ConnectionRecord) -> io::Result<()> {
+        match &self.audit {
+            Some(audit) => audit(rec, Stage::Open).inspect_err(|e| {
+                tracing::error!("audit: cannot record a connection: {e}");
+            }),
+            None => Ok(()),
         }
     }
 }
@@ -518,30 +561,34 @@ async fn connect(addrs: &[SocketAddr]) -> io::Result<(TcpStream, SocketAddr)> {
 }
 
 /// Copies both ways until both sides are done or the session ends; returns
-/// the bytes each way (program to host, host to program).
+/// the bytes each way (program to host, host to program), counted as they
+/// move: a connection the session's end cuts is recorded with what it
+/// carried until then.
 async fn relay(a: &mut TcpStream, b: &mut TcpStream, shutdown: &CancellationToken) -> (u64, u64) {
+    let (there, back) = (AtomicU64::new(0), AtomicU64::new(0));
     tokio::select! {
-        _ = shutdown.cancelled() => (0, 0),
-        copied = async { tokio::join!(splice_one_way(a, b), splice_one_way(b, a)) } => copied,
+        _ = shutdown.cancelled() => {}
+        _ = async { tokio::join!(splice_one_way(a, b, &there), splice_one_way(b, a, &back)) } => {}
     }
+    (there.into_inner(), back.into_inner())
 }
 
 /// Moves what `src` receives to `dst` through a pipe with `splice(2)`, so
 /// the bytes stay in the kernel (a copy through user space halved the rate
 /// on loopback: `cargo bench --bench net`); at `src`'s end, shuts `dst`'s
-/// sending side. Returns the bytes moved; an error ends this direction.
-async fn splice_one_way(src: &TcpStream, dst: &TcpStream) -> u64 {
+/// sending side. Adds the bytes moved to `moved` as they go; an error ends
+/// this direction.
+async fn splice_one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) {
     use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
     // As much as one pipe holds at a time.
     const CHUNK: usize = 1 << 20;
     let Ok((from_pipe, into_pipe)) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
     else {
-        return 0;
+        return;
     };
     // Best effort: a larger pipe means fewer calls.
     let _ = fcntl(&into_pipe, FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
-    let mut moved = 0u64;
     loop {
         // The pipe is empty here: `EAGAIN` means `src` has nothing yet.
         let read = src
@@ -561,16 +608,15 @@ async fn splice_one_way(src: &TcpStream, dst: &TcpStream) -> u64 {
                 })
                 .await;
             match written {
-                Ok(0) | Err(_) => return moved,
+                Ok(0) | Err(_) => return,
                 Ok(n) => {
                     left -= n;
-                    moved += n as u64;
+                    moved.fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
         }
     }
     let _ = nix::sys::socket::shutdown(dst.as_raw_fd(), nix::sys::socket::Shutdown::Write);
-    moved
 }
 
 /// A connection to a loopback service's port in the program's namespace:
@@ -600,7 +646,16 @@ async fn loopback_service(
     match connect(&[SocketAddr::new(ip, port)]).await {
         Ok((mut upstream, addr)) => {
             rec.address = Some(addr.to_string());
-            (rec.sent, rec.received) = relay(&mut stream, &mut upstream, &shutdown).await;
+            match ctx.record_open(&rec) {
+                Ok(()) => {
+                    (rec.sent, rec.received) = relay(&mut stream, &mut upstream, &shutdown).await;
+                }
+                Err(e) => {
+                    rec.decision = Decision::Error;
+                    rec.reason = Some(format!("the connection cannot be recorded: {e}"));
+                    let _ = stream.shutdown().await;
+                }
+            }
         }
         Err(e) => {
             rec.decision = Decision::Error;
@@ -614,9 +669,10 @@ async fn loopback_service(
 
 /// Writes one connection record to `audit`.
 pub fn auditor(audit: Arc<crate::broker::Shared>) -> Recorder {
-    Arc::new(move |rec| match &audit.audit {
-        Some(log) => AuditLog::append_connection(log, rec),
-        None => Ok(()),
+    Arc::new(move |rec, stage| match (&audit.audit, stage) {
+        (Some(log), Stage::Open) => AuditLog::append_connection_open(log, rec),
+        (Some(log), Stage::End) => AuditLog::append_connection(log, rec),
+        (None, _) => Ok(()),
     })
 }
 

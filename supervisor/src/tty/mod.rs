@@ -25,6 +25,7 @@
 //! [`crate::sys::io::poll_terminals`] (over `select(2)`); type-checked for both Apple
 //! targets, never run there.
 
+mod clipboard;
 mod keys;
 mod relay;
 mod screen;

@@ -3,7 +3,8 @@
 //! request.
 //!
 //! Without a prompt open, the program's output goes to the person's
-//! terminal as it comes (watched by [`Screen`]) and the person's input goes
+//! terminal as it comes (watched by [`Screen`], its clipboard sequences
+//! taken out by [`ClipboardFilter`]) and the person's input goes
 //! to the program (buffered here, the master being non-blocking, so a
 //! program that does not read its input never stalls its output). With a
 //! prompt open, the master is not read: the program's output waits in the
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
+use super::clipboard::ClipboardFilter;
 use super::keys::{Keys, Token};
 use super::screen::Screen;
 use super::{STDIN, STDOUT};
@@ -62,6 +64,8 @@ pub(super) struct Pump {
     stop: Arc<Waker>,
     prompter: Option<Arc<Prompter>>,
     screen: Screen,
+    /// Takes the program's clipboard sequences out of its output.
+    clipboard: ClipboardFilter,
     /// The person's input, cut into keys.
     keys: Keys,
     /// Replies to the program's DA1 queries seen in the input: with
@@ -127,6 +131,7 @@ impl Pump {
             stop,
             prompter,
             screen: Screen::default(),
+            clipboard: ClipboardFilter::default(),
             keys: Keys::default(),
             da1_replies: 0,
             to_program: Vec::new(),
@@ -454,8 +459,9 @@ impl Pump {
                     let resume = self.screen.resume();
                     self.show(&resume);
                 }
-                self.screen.track(&buf[..n]);
-                self.show(&buf[..n]);
+                let shown = self.clipboard.filter(&buf[..n]);
+                self.screen.track(&shown);
+                self.show(&shown);
                 n
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
@@ -615,6 +621,10 @@ impl Pump {
             self.resume_pending = true;
         }
         while self.master_open && self.program_output(usize::MAX) > 0 {}
+        // What the clipboard filter held (a lone `ESC` at the very end).
+        let held = self.clipboard.flush();
+        self.screen.track(&held);
+        self.show(&held);
         Ok(())
     }
 }

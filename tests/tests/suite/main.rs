@@ -41,6 +41,7 @@ mod prompts;
 mod redteam;
 mod redteam11;
 mod redteam12fs;
+mod redteam12net;
 mod redteam_later;
 mod seatbelt_cli;
 mod sessions;

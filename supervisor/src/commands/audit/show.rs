@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use crate::audit::escape::{escape_os, for_terminal};
 use crate::audit::filter::Filter;
 use crate::audit::read::SessionLog;
-use crate::audit::{Entry, Record};
+use crate::audit::{ConnectionRecord, Entry, Record};
 
 use super::{resolve, Out};
 
@@ -135,34 +135,8 @@ pub(super) fn row(e: &Entry) -> String {
             }
             text
         }
-        Record::Connection(c) => {
-            let mut text = format!(
-                "{:<8} {:<10} {}:{}",
-                c.decision,
-                "net",
-                for_terminal(&c.host),
-                c.port
-            );
-            if let Some(address) = &c.address {
-                text += &format!(" -> {}", for_terminal(address));
-            }
-            text += &format!("  [{}", c.by);
-            if let Some(rule) = &c.rule {
-                text += &format!(": {}", for_terminal(rule));
-            }
-            text += "]";
-            if let Some(reason) = &c.reason {
-                text += &format!(" {}", for_terminal(reason));
-            }
-            text += &format!(
-                "  via {}, {} bytes sent, {} received, {} ms",
-                for_terminal(&c.via),
-                c.sent,
-                c.received,
-                c.duration_ms
-            );
-            text
-        }
+        Record::Connection(c) => connection_line(c, false),
+        Record::ConnectionOpen(c) => connection_line(c, true),
         Record::Decision(d) => {
             let mut text = format!(
                 "{:<8} {:<10} {}",
@@ -202,4 +176,38 @@ pub(super) fn row(e: &Entry) -> String {
         }
     };
     format!("{:>6}  {}  {what}", e.seq, e.time)
+}
+
+/// A connection's line: as it opened (`open`), or when it ended, with its
+/// bytes and duration.
+fn connection_line(c: &ConnectionRecord, open: bool) -> String {
+    let mut text = format!(
+        "{:<8} {:<10} {}:{}",
+        c.decision,
+        "net",
+        for_terminal(&c.host),
+        c.port
+    );
+    if let Some(address) = &c.address {
+        text += &format!(" -> {}", for_terminal(address));
+    }
+    text += &format!("  [{}", c.by);
+    if let Some(rule) = &c.rule {
+        text += &format!(": {}", for_terminal(rule));
+    }
+    text += "]";
+    if let Some(reason) = &c.reason {
+        text += &format!(" {}", for_terminal(reason));
+    }
+    text += &match open {
+        true => format!("  via {}, opened", for_terminal(&c.via)),
+        false => format!(
+            "  via {}, {} bytes sent, {} received, {} ms",
+            for_terminal(&c.via),
+            c.sent,
+            c.received,
+            c.duration_ms
+        ),
+    };
+    text
 }

@@ -1,0 +1,264 @@
+//! The program's clipboard sequences, taken out of its output on the way to
+//! the person's terminal.
+//!
+//! OSC 52 (`ESC ] 52 ; c ; BASE64 BEL`) sets the system clipboard in most
+//! terminals (kitty, WezTerm, foot, Alacritty and tmux by default; xterm and
+//! iTerm2 when allowed), and with `?` as its data asks the terminal to type
+//! the clipboard back into the program's input. Either way out of the
+//! sandbox: a command line the person pastes later into a shell outside
+//! it, or the person's copied password read in. kitty's OSC 5522 (its
+//! clipboard protocol) likewise. [`ClipboardFilter`] drops those strings
+//! whole (inside a tmux passthrough too) and passes every other byte
+//! unchanged, in order, across reads.
+//!
+//! The introducer is `ESC ]`, the 8-bit `0x9D` (not inside a UTF-8
+//! character) or its UTF-8 form `C2 9D`; the number may have leading zeros
+//! (terminals read it as a number). The string ends, as far as the filter
+//! is concerned, at the first byte any terminal takes as its end or as
+//! cancelling it (BEL, ST in any form, CAN, SUB, ESC): ending early is the
+//! safe side, since the terminal then sees the rest as text of a string it
+//! never started.
+
+/// The OSC numbers dropped: xterm's clipboard, kitty's clipboard protocol.
+const DROPPED: [u32; 2] = [52, 5522];
+/// Most digits of an OSC number read before passing the string on.
+const MAX_DIGITS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Passing bytes; `utf8_left` continuation bytes of a character to come.
+    Pass { utf8_left: u8 },
+    /// Holding an `ESC`: an OSC if `]` follows.
+    Escape,
+    /// Holding a `C2`: an OSC if `9D` follows, else a character.
+    C2,
+    /// Holding an OSC introducer and the digits of its number so far.
+    Number,
+    /// Dropping a clipboard string until its end.
+    Drop,
+    /// Dropping, after an `ESC` (ST if `\` follows).
+    DropEscape,
+}
+
+/// Drops the program's clipboard sequences from its output (module doc).
+#[derive(Debug)]
+pub(super) struct ClipboardFilter {
+    state: State,
+    /// The bytes held back (an introducer and its digits), at most a few.
+    held: Vec<u8>,
+    /// The length of the held introducer.
+    introducer: usize,
+}
+
+impl Default for ClipboardFilter {
+    fn default() -> Self {
+        ClipboardFilter {
+            state: State::Pass { utf8_left: 0 },
+            held: Vec::new(),
+            introducer: 0,
+        }
+    }
+}
+
+impl ClipboardFilter {
+    /// The part of `input` to show, given what came before it; bytes that
+    /// may start a clipboard sequence are held until they are known.
+    pub(super) fn filter(&mut self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            self.byte(b, &mut out);
+        }
+        out
+    }
+
+    /// What is held back, given up when the output ends.
+    pub(super) fn flush(&mut self) -> Vec<u8> {
+        if matches!(self.state, State::Drop | State::DropEscape) {
+            self.held.clear();
+        }
+        self.state = State::Pass { utf8_left: 0 };
+        std::mem::take(&mut self.held)
+    }
+
+    fn byte(&mut self, b: u8, out: &mut Vec<u8>) {
+        match self.state {
+            State::Pass { utf8_left } => self.pass(b, utf8_left, out),
+            // `ESC ESC`: the first goes out (as sent: inside a tmux
+            // passthrough it is an escaped ESC), the second is held.
+            State::Escape if b == 0x1b => out.push(0x1b),
+            State::Escape => {
+                if b == b']' {
+                    self.held.push(b);
+                    self.introducer = 2;
+                    self.state = State::Number;
+                } else {
+                    self.give_back(b, out);
+                }
+            }
+            State::C2 => {
+                if b == 0x9d {
+                    self.held.push(b);
+                    self.introducer = 2;
+                    self.state = State::Number;
+                } else {
+                    // A character: `C2` and its continuation byte.
+                    out.append(&mut self.held);
+                    self.state = State::Pass { utf8_left: 1 };
+                    self.byte(b, out);
+                }
+            }
+            State::Number => {
+                let digits = self.held.len() - self.introducer;
+                if b.is_ascii_digit() {
+                    if digits < MAX_DIGITS {
+                        self.held.push(b);
+                    } else {
+                        // No OSC number is this long, but a terminal may
+                        // read `000000052` as 52: dropped (fail closed).
+                        self.held.clear();
+                        self.state = State::Drop;
+                    }
+                    return;
+                }
+                let number = std::str::from_utf8(&self.held[self.introducer..])
+                    .ok()
+                    .and_then(|d| d.parse::<u32>().ok());
+                if number.is_some_and(|n| DROPPED.contains(&n)) {
+                    self.held.clear();
+                    self.state = State::Drop;
+                    self.drop_byte(b);
+                } else {
+                    self.give_back(b, out);
+                }
+            }
+            State::Drop => self.drop_byte(b),
+            State::DropEscape => {
+                self.state = State::Pass { utf8_left: 0 };
+                if b != b'\\' {
+                    // The ESC cancelled the string and starts another
+                    // sequence, of which `b` is the next byte (another ESC
+                    // supersedes it).
+                    self.held.push(0x1b);
+                    self.state = State::Escape;
+                    if b != 0x1b {
+                        self.byte(b, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn pass(&mut self, b: u8, utf8_left: u8, out: &mut Vec<u8>) {
+        if utf8_left > 0 && (0x80..=0xbf).contains(&b) {
+            out.push(b);
+            self.state = State::Pass {
+                utf8_left: utf8_left - 1,
+            };
+            return;
+        }
+        match b {
+            0x1b => {
+                self.held.push(b);
+                self.state = State::Escape;
+            }
+            0xc2 => {
+                self.held.push(b);
+                self.state = State::C2;
+            }
+            0x9d => {
+                self.held.push(b);
+                self.introducer = 1;
+                self.state = State::Number;
+            }
+            _ => {
+                out.push(b);
+                let utf8_left = match b {
+                    0xc3..=0xdf => 1,
+                    0xe0..=0xef => 2,
+                    0xf0..=0xf4 => 3,
+                    _ => 0,
+                };
+                self.state = State::Pass { utf8_left };
+            }
+        }
+    }
+
+    /// Not a clipboard sequence: what was held goes out, and `b` is read
+    /// afresh (it may start one).
+    fn give_back(&mut self, b: u8, out: &mut Vec<u8>) {
+        out.append(&mut self.held);
+        self.state = State::Pass { utf8_left: 0 };
+        self.byte(b, out);
+    }
+
+    fn drop_byte(&mut self, b: u8) {
+        match b {
+            0x07 | 0x18 | 0x1a | 0x9c => self.state = State::Pass { utf8_left: 0 },
+            0x1b => self.state = State::DropEscape,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(input: &[u8]) -> Vec<u8> {
+        let mut f = ClipboardFilter::default();
+        let mut out = f.filter(input);
+        out.extend(f.flush());
+        out
+    }
+
+    /// Every split of `input` in two reads gives `want`.
+    fn check(input: &[u8], want: &[u8]) {
+        assert_eq!(all(input), want, "{input:?}");
+        for at in 0..=input.len() {
+            let mut f = ClipboardFilter::default();
+            let mut out = f.filter(&input[..at]);
+            out.extend(f.filter(&input[at..]));
+            out.extend(f.flush());
+            assert_eq!(out, want, "{input:?} split at {at}");
+        }
+    }
+
+    #[test]
+    fn clipboard_strings_are_dropped_in_every_form() {
+        check(b"a\x1b]52;c;ZWNobwo=\x07b", b"ab");
+        check(b"a\x1b]52;c;ZWNobwo=\x1b\\b", b"ab");
+        check(b"a\x1b]052;c;?\x07b", b"ab");
+        check(b"a\x1b]52\x07b", b"ab");
+        check(b"a\x9d52;c;ZWNobwo=\x9cb", b"ab");
+        check("a\u{9d}52;c;x\u{9c}b".as_bytes(), b"ab");
+        check(b"a\x1b]5522;type=write\x1b\\b", b"ab");
+        // Cancelled: CAN, or an ESC starting another sequence.
+        check(b"a\x1b]52;c;x\x18b", b"ab");
+        check(b"a\x1b]52;c;x\x1b[1mb", b"a\x1b[1mb");
+        check(b"\x1b]52;c;x\x1b\x1b]52;c;y\x07z", b"z");
+        // A number too long to be any OSC's, perhaps 52 with zeros.
+        check(b"a\x1b]000000052;c;x\x07b", b"ab");
+        // Wrapped in a tmux passthrough (its ESC doubled).
+        check(
+            b"\x1bPtmux;\x1b\x1b]52;c;x\x07\x1b\\",
+            b"\x1bPtmux;\x1b\x1b\\",
+        );
+    }
+
+    #[test]
+    fn everything_else_passes_unchanged() {
+        for input in [
+            &b"plain text\r\n"[..],
+            b"\x1b]0;title\x07\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\",
+            b"\x1b]5;x\x07\x1b]521;x\x07\x1b]4;1;?\x07\x1b]12345678;x\x07",
+            b"\x1b[31mred\x1b[0m\x1b\x1b]",
+            b"\x1bPtmux;\x1b\x1b]0;title\x07\x1b\\",
+            "é Ý ñ \u{1d}\u{9d}text ✓ 𝄞".as_bytes(),
+            b"\xc3\x9d52;c;x\x07",
+            b"\xc2\xa0\xc2",
+            b"\x1b",
+        ] {
+            check(input, input);
+        }
+    }
+}
