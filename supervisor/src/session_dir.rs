@@ -90,15 +90,7 @@ impl SessionDir {
             record: records.join(session),
             _lock: lock,
         };
-        let mut b = fs::DirBuilder::new();
-        b.mode(0o700);
-        // On Linux `private/` is in the child's memory only (see
-        // `sandbox_child::SessionDirs`); the Seatbelt profile names it.
-        let private = cfg!(target_os = "macos").then(|| dir.private());
-        for d in [dir.root(), dir.tmp()].into_iter().chain(private) {
-            b.create(&d)
-                .with_context(|| format!("creating the session directory {}", d.display()))?;
-        }
+        make_session_dir(&dir.parent, session)?;
         Ok(dir)
     }
 
@@ -134,7 +126,7 @@ impl Drop for SessionDir {
     fn drop(&mut self) {
         // The record goes last, and only once the directory is gone: what
         // could not be removed is found by a later sweep.
-        match remove_session(&self.parent, &self.id) {
+        match retire_session(&self.parent, &self.id) {
             Ok(()) => {
                 let _ = fs::remove_file(&self.record);
             }
@@ -144,6 +136,117 @@ impl Drop for SessionDir {
             ),
         }
     }
+}
+
+/// The prefix of a spare: an empty session directory a finished session
+/// left for the next one's `<id>` (`.spare-<its id>`, never a session id).
+const SPARE: &str = ".spare-";
+
+/// At most this many spares wait in a parent; a session ending beyond them
+/// removes its directory.
+const MAX_SPARES: usize = 4;
+
+/// The entries of a session's directory on disk: `tmp/`, and on macOS
+/// `private/` (on Linux it is in the child's memory only, see
+/// `sandbox_child::SessionDirs`; the Seatbelt profile names it).
+fn session_entries() -> &'static [&'static str] {
+    match cfg!(target_os = "macos") {
+        true => &["tmp", "private"],
+        false => &["tmp"],
+    }
+}
+
+/// Makes `<parent>/<id>` (0700) and its entries. The directory itself is a
+/// spare when one is there ([`take_spare`]): on ext4 mounted `discard`,
+/// each directory made and removed costs an inode allocation and a
+/// synchronous discard of its block (0.2 to 0.6 ms quiet, several ms under
+/// load). `tmp/`, the one entry a program reaches, is always new.
+fn make_session_dir(parent: &Path, id: &str) -> Result<()> {
+    let parent_dir = open_dir(parent)?;
+    let root = parent.join(id);
+    let mut b = fs::DirBuilder::new();
+    b.mode(0o700);
+    if !take_spare(parent, &parent_dir, id) {
+        b.create(&root)
+            .with_context(|| format!("creating the session directory {}", root.display()))?;
+    }
+    for name in session_entries() {
+        let d = root.join(name);
+        b.create(&d)
+            .with_context(|| format!("creating the session directory {}", d.display()))?;
+    }
+    Ok(())
+}
+
+/// Renames a spare in `parent` (`dir`) to `id` and keeps it if it is what
+/// a finished session left: an empty directory of ours, mode 0700, not a
+/// symlink. Anything else found by that name is removed, and a new
+/// directory is made instead. No program ever held the directory: in the
+/// child it is covered by a tmpfs before the program runs (the program's
+/// `tmp/` is made new for each session), so nothing reaches the next
+/// session through it. Two sluices starting at once cannot take the same
+/// spare (the rename succeeds once).
+fn take_spare(parent: &Path, dir: &File, id: &str) -> bool {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return false;
+    };
+    let spares = entries
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.as_bytes().starts_with(SPARE.as_bytes()));
+    for name in spares.take(MAX_SPARES * 2) {
+        if sys::fs::rename_noreplace(dir.as_raw_fd(), name.as_bytes(), id.as_bytes()).is_err() {
+            continue; // another sluice took it first
+        }
+        let sound = open_beneath(dir, id.as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY)
+            .map(File::from)
+            .is_ok_and(|d| {
+                d.metadata()
+                    .is_ok_and(|m| m.is_dir() && m.uid() == euid() && m.mode() & 0o7777 == 0o700)
+                    && fs::read_dir(parent.join(id)).is_ok_and(|mut e| e.next().is_none())
+            });
+        if sound {
+            return true;
+        }
+        // Not what a session left: gone, and a new directory made.
+        if let Err(e) = remove_entry(dir, id.as_bytes()) {
+            tracing::warn!(spare = %parent.join(&name).display(), "removing a spare: {e:#}");
+        }
+        return false;
+    }
+    false
+}
+
+/// Ends the session directory `<parent>/<id>`: its entries are removed,
+/// then the directory itself is kept as a spare for the next session
+/// ([`take_spare`]) when it is empty and fewer than [`MAX_SPARES`] wait,
+/// else removed.
+fn retire_session(parent: &Path, id: &str) -> Result<()> {
+    let Some(dir) = session_parent(parent)? else {
+        return Ok(());
+    };
+    let root = match open_beneath(&dir, id.as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY) {
+        Ok(root) => File::from(root),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => return remove_entry(&dir, id.as_bytes()),
+    };
+    for name in session_entries() {
+        remove_entry(&root, name.as_bytes())?;
+    }
+    let empty = fs::read_dir(parent.join(id)).is_ok_and(|mut e| e.next().is_none());
+    let waiting = fs::read_dir(parent).map_or(usize::MAX, |entries| {
+        (entries.flatten())
+            .filter(|e| e.file_name().as_bytes().starts_with(SPARE.as_bytes()))
+            .count()
+    });
+    let spare = format!("{SPARE}{id}");
+    if empty
+        && waiting < MAX_SPARES
+        && sys::fs::rename_noreplace(dir.as_raw_fd(), id.as_bytes(), spare.as_bytes()).is_ok()
+    {
+        return Ok(());
+    }
+    remove_entry(&dir, id.as_bytes())
 }
 
 /// `$TMPDIR/sluice-<uid>`, made 0700 if missing, and refused unless it is a
@@ -339,9 +442,18 @@ fn try_lock(file: &File) -> bool {
 /// walking by descriptors from `parent` (which must be a directory of ours,
 /// not a symlink). A directory that is already gone is not an error.
 fn remove_session(parent: &Path, id: &str) -> Result<()> {
+    match session_parent(parent)? {
+        Some(dir) => remove_entry(&dir, id.as_bytes()),
+        None => Ok(()),
+    }
+}
+
+/// `parent` opened, refused unless it is a directory of ours (not a
+/// symlink); `None` if it is gone.
+fn session_parent(parent: &Path) -> Result<Option<File>> {
     let dir = match open_dir(parent) {
         Ok(dir) => dir,
-        Err(_) if fs::symlink_metadata(parent).is_err() => return Ok(()),
+        Err(_) if fs::symlink_metadata(parent).is_err() => return Ok(None),
         Err(e) => return Err(e),
     };
     let meta = dir.metadata()?;
@@ -351,7 +463,7 @@ fn remove_session(parent: &Path, id: &str) -> Result<()> {
         parent.display(),
         meta.uid()
     );
-    remove_entry(&dir, id.as_bytes())
+    Ok(Some(dir))
 }
 
 /// Removes the directory `name` in `dir` and everything in it, opening up
@@ -526,6 +638,88 @@ mod tests {
         assert!(!tmp.exists(), "the session directory stayed");
         assert!(!records.join(id).exists(), "the record stayed");
         fs::remove_dir(&records).unwrap();
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A finished session's directory, emptied, waits as a spare and is
+    /// the next session's (its `tmp/` new); at most `MAX_SPARES` wait.
+    /// Attacks: what is planted as a spare (a symlink to a directory
+    /// elsewhere, a directory holding a file, one another user's mode) is
+    /// never taken: it is removed and a new directory made, the symlink's
+    /// target untouched.
+    #[test]
+    fn only_an_empty_directory_of_ours_is_taken_as_a_spare() {
+        let base = std::env::temp_dir().join(format!("sluice-unit-spares-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
+        let ino = |p: &Path| fs::symlink_metadata(p).unwrap().ino();
+        let (a, b) = ("00000000000000a1", "00000000000000a2");
+        // Control: made, used, retired, taken.
+        make_session_dir(&base, a).unwrap();
+        fs::write(base.join(a).join("tmp/left"), "x").unwrap();
+        let first = ino(&base.join(a));
+        retire_session(&base, a).unwrap();
+        assert_eq!(entries(&base), [format!("{SPARE}{a}")]);
+        make_session_dir(&base, b).unwrap();
+        assert_eq!(ino(&base.join(b)), first, "the spare was not taken");
+        assert_eq!(entries(&base.join(b)), ["tmp"]);
+        assert!(entries(&base.join(b).join("tmp")).is_empty());
+        retire_session(&base, b).unwrap();
+        assert_eq!(entries(&base), [format!("{SPARE}{b}")]);
+        fs::remove_dir(base.join(format!("{SPARE}{b}"))).unwrap();
+        // At most MAX_SPARES wait; the rest are removed.
+        let ids: Vec<String> = (0..MAX_SPARES + 2)
+            .map(|i| format!("00000000000000b{i}"))
+            .collect();
+        for id in &ids {
+            make_session_dir(&base, id).unwrap();
+        }
+        for id in &ids {
+            retire_session(&base, id).unwrap();
+        }
+        assert_eq!(entries(&base).len(), MAX_SPARES);
+        for name in entries(&base) {
+            fs::remove_dir(base.join(name)).unwrap();
+        }
+        // Attacks, each the only spare.
+        let outside = base.join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret"), "s").unwrap();
+        let id = "00000000000000c1";
+        std::os::unix::fs::symlink(&outside, base.join(format!("{SPARE}x"))).unwrap();
+        make_session_dir(&base, id).unwrap();
+        assert!(fs::symlink_metadata(base.join(id)).unwrap().is_dir());
+        assert_eq!(entries(&base.join(id)), ["tmp"]);
+        assert_eq!(entries(&outside), ["secret"], "the symlink was followed");
+        remove_session(&base, id).unwrap();
+        let planted = base.join(format!("{SPARE}y"));
+        fs::create_dir(&planted).unwrap();
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(planted.join("planted"), "p").unwrap();
+        make_session_dir(&base, id).unwrap();
+        assert_eq!(entries(&base.join(id)), ["tmp"], "a full spare was taken");
+        remove_session(&base, id).unwrap();
+        let open = base.join(format!("{SPARE}z"));
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        make_session_dir(&base, id).unwrap();
+        let made = fs::metadata(base.join(id)).unwrap();
+        assert_eq!(
+            made.mode() & 0o7777,
+            0o700,
+            "a spare of another mode was taken"
+        );
+        remove_session(&base, id).unwrap();
+        assert_eq!(entries(&base), ["outside"], "a planted spare stayed");
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
