@@ -215,23 +215,13 @@ fn config_dir() -> Result<PathBuf> {
 /// there; an empty one, with a warning naming why, where a sandbox could
 /// have written it (`overlay::distrust`).
 pub(super) fn trusted_overlay(s: &Session, file: &Path) -> Result<(Overlay, bool)> {
-    let why = prompt::overlay::distrust(
+    prompt::overlay::load_trusted(
         file,
         &s.policy.filesystem.write,
         &s.workspace,
         s.outer.is_some(),
-    );
-    match why {
-        None => Ok((Overlay::load(file, &s.vars)?, true)),
-        Some(why) => {
-            tracing::warn!(
-                "ignoring the approvals overlay {}: {why}. Keep it where only you can \
-                 write, outside every tree a sandbox may write",
-                file.display()
-            );
-            Ok((Overlay::default(), false))
-        }
-    }
+        &s.vars,
+    )
 }
 
 /// The policy's own files: read-only in the sandbox's view, and pinned where

@@ -25,6 +25,7 @@ use proto::socket::Wire;
 use crate::audit::AuditLog;
 use crate::broker::{Approvals, Broker, Shared};
 use crate::commands::run_args::Approve;
+use crate::prompt::overlay::Overlay;
 use crate::prompt::Prompter;
 
 /// The broker's shared socket, from its making to its hand-over.
@@ -99,28 +100,30 @@ impl Protected {
 
 /// Who answers `ask` rules on macOS: `--approve`, the person's prompts not
 /// being built there yet. Said once, when the policy has such rules.
-/// Who answers `ask` rules: the person at the terminal where the launcher
-/// relays one (the shared [`Prompter`]), else `--approve`, said once when
-/// the policy has any. No remembered answers: the macOS launcher keeps no
-/// overlay file yet.
-fn approvals(approve: Approve, person: Option<Arc<Prompter>>, policy: &Policy) -> Approvals {
+/// Who answers `ask` rules: the person's remembered answers (`overlay`),
+/// then the person at the terminal where the launcher relays one (the
+/// shared [`Prompter`]), else `--approve`, said once when the policy has
+/// `ask` rules and there is nobody to ask.
+pub fn approvals(
+    approve: Approve,
+    overlay: Overlay,
+    person: Option<Arc<Prompter>>,
+    policy: &Policy,
+) -> Approvals {
     let allow = approve == Approve::Allow;
-    if person.is_some() {
-        return Approvals::Layered {
-            overlay: Box::default(),
-            person,
-            allow,
-        };
-    }
     let asks = (policy.broker.rules().iter()).any(|r| r.verdict == Verdict::Ask);
-    if asks {
+    if asks && person.is_none() {
         eprintln!(
-            "sluice: the policy's `ask` rules are answered by --approve ({}): \
-             sluice has no terminal to ask on",
+            "sluice: the policy's `ask` rules are answered by --approve ({}), or by \
+             your remembered answers: sluice has no terminal to ask on",
             if allow { "allow" } else { "deny" }
         );
     }
-    Approvals::NonInteractive { allow }
+    Approvals::Layered {
+        overlay: Box::new(overlay),
+        person,
+        allow,
+    }
 }
 
 /// Starts the broker on our end of `socket` (the program's end closes
@@ -130,8 +133,7 @@ fn approvals(approve: Approve, person: Option<Arc<Prompter>>, policy: &Policy) -
 pub fn serve(
     socket: Socket,
     session: &str,
-    approve: Approve,
-    person: Option<Arc<Prompter>>,
+    approvals: Approvals,
     policy: &Policy,
     audit: AuditLog,
     protected: Protected,
@@ -140,7 +142,6 @@ pub fn serve(
     drop(theirs);
     let mut policy = policy.clone();
     let protected = protected.into_list(&mut policy);
-    let approvals = approvals(approve, person, &policy);
     let mut shared = Shared::new(session.to_owned(), policy, approvals, None, protected);
     shared.audit = Some(audit);
     let shared = Arc::new(shared);
@@ -205,6 +206,11 @@ mod tests {
         /// The broker as the macOS launcher starts it, on the stream wire;
         /// the program's end of its socket.
         fn serve(&self, approve: Approve) -> (Arc<Shared>, Broker, OwnedFd) {
+            self.serve_with(approve, Overlay::default())
+        }
+
+        /// The same, with the person's remembered answers.
+        fn serve_with(&self, approve: Approve, overlay: Overlay) -> (Arc<Shared>, Broker, OwnedFd) {
             let text = "[broker]\nallow = [\"$WORKSPACE\", \"/dev\"]\n\
                 ask = [\"$WORKSPACE/ws/asked\"]\n";
             let spec = policies::load_str("t.toml", text, &self.root).unwrap();
@@ -237,8 +243,15 @@ mod tests {
             };
             let socket = Socket::of(Wire::Stream).unwrap();
             let program = socket.theirs.try_clone().unwrap();
-            let (shared, broker) =
-                serve(socket, "mine", approve, None, &policy, audit, protected).unwrap();
+            let (shared, broker) = serve(
+                socket,
+                "mine",
+                approvals(approve, overlay, None, &policy),
+                &policy,
+                audit,
+                protected,
+            )
+            .unwrap();
             (shared, broker, program)
         }
     }
@@ -303,6 +316,27 @@ mod tests {
     fn approve_allow_answers_ask_rules() {
         let s = Session::new();
         let (_shared, broker, program) = s.serve(Approve::Allow);
+        let mut client = Client::connect(program.as_fd(), "test").unwrap();
+        assert_eq!(read(&mut client, &s.path("ws/asked")).unwrap(), "asked");
+        drop(client);
+        broker.stop();
+    }
+
+    /// A remembered "always" answer answers an `ask` rule before
+    /// `--approve` (here deny) does, as on Linux.
+    #[test]
+    fn a_remembered_answer_answers_an_ask_rule() {
+        let s = Session::new();
+        let file = s.path("config/approvals.toml");
+        let _ = fs::remove_file(&file);
+        crate::prompt::overlay::remember(&file, &s.path("ws/asked"), false, true).unwrap();
+        let vars = policies::Vars {
+            home: s.root.clone(),
+            workspace: s.root.clone(),
+            tmpdir: s.path("sluice-0/mine/tmp"),
+        };
+        let overlay = Overlay::load(&file, &vars).unwrap();
+        let (_shared, broker, program) = s.serve_with(Approve::Deny, overlay);
         let mut client = Client::connect(program.as_fd(), "test").unwrap();
         assert_eq!(read(&mut client, &s.path("ws/asked")).unwrap(), "asked");
         drop(client);

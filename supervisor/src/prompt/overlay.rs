@@ -122,6 +122,29 @@ impl Overlay {
     }
 }
 
+/// The approvals overlay in `file`, and whether answers may be remembered
+/// there; an empty one, with a warning naming why, where a sandbox could
+/// have written it ([`distrust`]). One home for both launchers.
+pub fn load_trusted(
+    file: &Path,
+    writable: &[PathBuf],
+    workspace: &Path,
+    nested: bool,
+    vars: &Vars,
+) -> Result<(Overlay, bool)> {
+    match distrust(file, writable, workspace, nested) {
+        None => Ok((Overlay::load(file, vars)?, true)),
+        Some(why) => {
+            tracing::warn!(
+                "ignoring the approvals overlay {}: {why}. Keep it where only you can \
+                 write, outside every tree a sandbox may write",
+                file.display()
+            );
+            Ok((Overlay::default(), false))
+        }
+    }
+}
+
 /// Why `file` cannot be taken for the person's own answers, or `None` if it
 /// can (or does not exist). It is trusted only where no sandbox could have
 /// written it: not when this sluice runs inside a sluice sandbox, not in a

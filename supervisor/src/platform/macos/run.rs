@@ -20,7 +20,7 @@
 //! What this launcher does not do yet, each refused or said:
 //! `--transparent` and `--learn` (they need seccomp's user notification),
 //! the hosts mode's proxy (`--allow-host`, `--ask-host`, `[network]
-//! hosts`), remembered ("always") answers.
+//! hosts`).
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
@@ -44,7 +44,7 @@ use crate::exit;
 use crate::platform::liveness;
 use crate::platform::nested::{self, Nesting};
 use crate::program;
-use crate::prompt::Prompter;
+use crate::prompt::{overlay, Prompter};
 use crate::tty::{self, Terminal};
 
 /// What the macOS launcher cannot give yet, refused before anything runs.
@@ -432,11 +432,22 @@ pub fn run(args: RunArgs) -> Result<i32> {
         None => &[],
     };
     let mut supervisor = Supervisor::new(relayed).context("preparing the supervisor")?;
-    // Who asks the person: the same prompter as on Linux, shown by the
-    // relay (`--approve` answers without a terminal). No "always" answers
-    // yet: nothing on macOS reads the overlay back.
+    // Who answers `ask` rules, as on Linux: the person's remembered
+    // answers (the overlay, believed only where no sandbox could have
+    // written it, and "always" answers written back only then), then the
+    // person through the relay's prompter, else `--approve`.
+    let overlay_file = state.config_dir.join(overlay::FILE_NAME);
+    let (overlay, remember) = overlay::load_trusted(
+        &overlay_file,
+        &policy.filesystem.write,
+        &workspace,
+        false,
+        &vars,
+    )?;
     let prompter = match owned {
-        Some(_) => Some(Arc::new(Prompter::new(args.prompt_settings(None))?)),
+        Some(_) => Some(Arc::new(Prompter::new(
+            args.prompt_settings(remember.then_some(overlay_file)),
+        )?)),
         None => None,
     };
     // SAFETY: SIGTTOU ignored in the supervisor, so it can take the
@@ -468,8 +479,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let served = crate::platform::broker::serve(
         broker_socket,
         &id,
-        args.approve,
-        prompter.clone(),
+        crate::platform::broker::approvals(args.approve, overlay, prompter.clone(), &policy),
         &policy,
         audit,
         protected,
