@@ -195,7 +195,8 @@ fn session_of(master: RawFd, _group: libc::pid_t) -> libc::pid_t {
 
 /// The slave's session: macOS has no `TIOCGSID`; the session of the
 /// foreground group's leader (`getsid`) is the terminal's, for a group of
-/// the terminal's session only can be its foreground.
+/// the terminal's session only can be its foreground. A group whose
+/// leader has exited has no session by this lookup (0), as for no group.
 #[cfg(any(test, not(target_os = "linux")))]
 fn session_of_group(group: libc::pid_t) -> libc::pid_t {
     if group <= 0 {
@@ -352,13 +353,23 @@ mod tests {
     }
 
     /// macOS's session lookup (`getsid` of the group's leader) names our
-    /// own session for our own group; a group that does not exist has
-    /// none (0).
+    /// session for a group we lead into it (a child in a group of its own:
+    /// the test's own group may have lost its leader, as under a CI
+    /// runner, so it is not used); a group that does not exist has none (0).
     #[test]
     fn the_session_of_a_group_is_its_leaders() {
-        // SAFETY: integer calls on our own process.
-        let (pgrp, sid) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
-        assert_eq!(session_of_group(pgrp), sid);
+        use std::os::unix::process::CommandExt;
+        let mut leader = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // SAFETY: an integer call on our own process.
+        let sid = unsafe { libc::getsid(0) };
+        assert_eq!(session_of_group(leader.id() as libc::pid_t), sid);
+        let _ = leader.kill();
+        let _ = leader.wait();
+        assert_eq!(session_of_group(leader.id() as libc::pid_t), 0);
         assert_eq!(session_of_group(0), 0);
         assert_eq!(session_of_group(libc::pid_t::MAX), 0);
     }
