@@ -126,7 +126,20 @@ struct Leftovers<'a> {
 
 impl Drop for Leftovers<'_> {
     fn drop(&mut self) {
+        // SIGTERM first, so a live session ends as a person's would and
+        // removes what it made (its session cgroup among them: a killed
+        // one's is swept only through its record, which the fixture's state
+        // directory takes with it); SIGKILL if it does not end in time.
         for sluice in &mut self.sluices {
+            if let Ok(None) = sluice.try_wait() {
+                // SAFETY: kill has no memory arguments.
+                unsafe { libc::kill(sluice.id() as libc::pid_t, libc::SIGTERM) };
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while matches!(sluice.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
             let _ = sluice.kill();
             let _ = sluice.wait();
         }
