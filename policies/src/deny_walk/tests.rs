@@ -1,0 +1,80 @@
+//! The deny walk: what it finds, what it refuses, and its bounds.
+
+use super::*;
+
+use super::tests_support::*;
+
+#[test]
+fn bare_patterns_apply_in_writable_trees_rooted_ones_beneath_their_root() {
+    let tree = Tree::new("scope");
+    let deep = tree.file("ws/a/b/.env");
+    let template = tree.file("ws/a/.env.example");
+    let in_ro = tree.file("ro/x/.env");
+    let pem = tree.file("ro/certs/k.pem");
+    let outside = tree.file("elsewhere/.env");
+    let dir_match = tree.file("ws/c/.env/inner");
+    std::os::unix::fs::symlink(&pem, tree.0.join("ws/link.env")).unwrap();
+    let mut fs = policy(
+        &tree,
+        &format!(
+            "\"**/.env\", \"**/*.env\", \"!**/.env.example\", \"{}/ro/**/*.pem\"",
+            tree.0.display()
+        ),
+    );
+    let stats = fs.expand_deny_patterns(&tree.0.join("ws")).unwrap();
+    let deny = &fs.deny;
+    assert!(deny.contains(&deep), "{deny:?}");
+    assert!(deny.contains(&pem), "{deny:?}");
+    // A matching directory is denied whole, and not walked into.
+    assert!(deny.contains(&dir_match.parent().unwrap().to_path_buf()));
+    assert!(!deny.contains(&dir_match));
+    for not in [&template, &in_ro, &outside] {
+        assert!(!deny.contains(not), "{} {deny:?}", not.display());
+    }
+    // The symlink is denied where it leads (the pem, already there).
+    assert_eq!(stats.matches, 4, "{deny:?}");
+    assert!(!deny.contains(&tree.0.join("ws/link.env")));
+}
+
+#[test]
+fn the_walk_lists_the_repositories_it_meets() {
+    let tree = Tree::new("repos");
+    tree.file("ws/a/.git/config");
+    tree.file("ws/a/sub/.git");
+    tree.file("ws/b/.env");
+    tree.file("ws/c/.github/x");
+    tree.file("ro/f");
+    let mut fs = policy(&tree, "\"**/.env\"");
+    let mut git = fs.expand_deny_patterns(&tree.0.join("ws")).unwrap().git;
+    git.sort();
+    git.dedup();
+    assert_eq!(
+        git,
+        vec![tree.0.join("ws/a/.git"), tree.0.join("ws/a/sub/.git")]
+    );
+}
+
+#[test]
+fn no_walk_without_a_pattern_and_limits_are_refused_by_name() {
+    let tree = Tree::new("limits");
+    tree.file("ro/f");
+    for i in 0..5 {
+        tree.file(&format!("ws/d{i}/.env"));
+    }
+    let mut fs = policy(&tree, "\"$WORKSPACE/.env\"");
+    assert_eq!(
+        fs.expand_deny_patterns(&tree.0.join("ws")).unwrap(),
+        WalkStats::default()
+    );
+    let mut fs = policy(&tree, "\"**/.env\"");
+    let ws = tree.0.join("ws");
+    let error = fs.clone().expand_within(&ws, (6, 100), None).unwrap_err();
+    assert!(error.contains("more than 6 files"), "{error}");
+    assert!(
+        error.contains("deny \"**/.env\" (policy 'p.toml', line 4)"),
+        "{error}"
+    );
+    let error = fs.clone().expand_within(&ws, (100, 4), None).unwrap_err();
+    assert!(error.contains("more than 4 matches"), "{error}");
+    assert_eq!(fs.expand_within(&ws, (10, 5), None).unwrap().matches, 5);
+}
