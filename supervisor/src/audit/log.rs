@@ -340,16 +340,7 @@ mod tests {
     #[test]
     fn a_session_s_records_stop_at_its_limit_and_the_end_record_still_fits() {
         let dir = tempfile::tempdir().unwrap();
-        let start = StartRecord {
-            sluice_version: "test".into(),
-            policy: "t".into(),
-            policy_digest: String::new(),
-            enforcement: serde_json::Value::Null,
-            argv: Vec::new(),
-            workspace: dir.path().to_path_buf(),
-            supervisor_pid: 1,
-            child_pid: 2,
-        };
+        let start = StartRecord::for_test(dir.path().to_path_buf());
         let log = AuditLog::open(dir.path(), "s", &start).unwrap();
         log.lock().limit = 8 << 10;
         let mut written = 0;

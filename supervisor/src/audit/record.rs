@@ -28,6 +28,24 @@ pub struct StartRecord {
     pub child_pid: u32,
 }
 
+#[cfg(test)]
+impl StartRecord {
+    /// A session's start as unit tests record it: policy `t`, nothing
+    /// enforced, this process as the supervisor.
+    pub fn for_test(workspace: PathBuf) -> StartRecord {
+        StartRecord {
+            sluice_version: "test".into(),
+            policy: "t".into(),
+            policy_digest: String::new(),
+            enforcement: serde_json::Value::Null,
+            argv: Vec::new(),
+            workspace,
+            supervisor_pid: std::process::id(),
+            child_pid: 0,
+        }
+    }
+}
+
 /// The enforcement report as the start record holds it:
 /// `{"landlock_abi": N, "layers": [{"layer", "status", "required", "detail"}]}`.
 pub fn enforcement_json(report: &sandbox_child::EnforcementReport) -> serde_json::Value {

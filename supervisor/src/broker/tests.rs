@@ -67,16 +67,7 @@ impl Fixture {
     }
 
     fn audit(&self) -> AuditLog {
-        let start = StartRecord {
-            sluice_version: "test".into(),
-            policy: "t".into(),
-            policy_digest: String::new(),
-            enforcement: serde_json::Value::Null,
-            argv: Vec::new(),
-            workspace: self.dir.clone(),
-            supervisor_pid: std::process::id(),
-            child_pid: 0,
-        };
+        let start = StartRecord::for_test(self.dir.clone());
         AuditLog::open(&self.path("audit"), "t", &start).unwrap()
     }
 }

@@ -221,16 +221,7 @@ mod tests {
                     tmpdir: self.path("sluice-0/mine/tmp"),
                 })
                 .unwrap();
-            let start = StartRecord {
-                sluice_version: "test".into(),
-                policy: "t".into(),
-                policy_digest: String::new(),
-                enforcement: serde_json::Value::Null,
-                argv: Vec::new(),
-                workspace: self.root.clone(),
-                supervisor_pid: std::process::id(),
-                child_pid: 0,
-            };
+            let start = StartRecord::for_test(self.root.clone());
             let audit = AuditLog::open(&self.path("audit"), "mine", &start).unwrap();
             let protected = Protected {
                 audit_dir: self.path("audit"),
