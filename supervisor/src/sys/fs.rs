@@ -66,6 +66,16 @@ pub fn open(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     retry(|| nix::fcntl::open(path, OFlag::from_bits_retain(flags), Mode::empty()))
 }
 
+/// The file `fd` refers to (an `O_PATH` descriptor, say) opened anew with
+/// `flags`, through its magic link in `/proc/self/fd`: ours, so a plain
+/// open resolves it.
+#[cfg(target_os = "linux")]
+pub fn reopen(fd: impl AsFd, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let link = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    let link = CString::new(link).expect("no NUL in a formatted number");
+    open(&link, flags)
+}
+
 /// `openat(2)` of `name` in `dir` with `flags` and, on creation, `perm`.
 pub fn openat(dir: impl AsFd, name: &CStr, flags: libc::c_int, perm: u32) -> io::Result<OwnedFd> {
     let dir = dir.as_fd();

@@ -18,7 +18,6 @@
 //! an exclusive create, a call of a stacked sandbox's program) takes the
 //! connector, as before.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -56,9 +55,8 @@ pub(super) fn serve(env: &Env<'_>, place: &Place, open: &OpenCall) -> Option<Own
     }
     // The magic link is ours and names the very inode just checked: a plain
     // open of it reopens that file, whatever is at the name by now.
-    let link = CString::new(format!("/proc/self/fd/{}", found.as_raw_fd())).ok()?;
     let flags = (open.flags & KEPT) | libc::O_CLOEXEC | libc::O_NOCTTY;
-    sys::fs::open(&link, flags).ok()
+    sys::fs::reopen(&found, flags).ok()
 }
 
 /// `O_PATH` of the name in its resolved parent, following no symlink (the
@@ -80,6 +78,8 @@ fn is_null_device(st: &libc::stat) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::CString;
+
     use super::*;
 
     #[test]

@@ -8,7 +8,7 @@
 //! requester swaps after the resolution changes nothing: the file that was
 //! judged is the file that is opened.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -141,10 +141,7 @@ pub fn reopen(found: &Resolved, mode: Mode, within: Option<BorrowedFd<'_>>) -> i
         }
         return served(fd, mode);
     }
-    let proc_path = format!("/proc/self/fd/{}", found.fd.as_raw_fd());
-    // The magic link is ours: resolve it with a plain open.
-    let c = CString::new(proc_path).expect("no NUL in a formatted number");
-    sys::fs::open(&c, mode.flags())
+    sys::fs::reopen(&found.fd, mode.flags())
 }
 
 /// Opens `path` (absolute) with `mode` in one step, when nothing on the way
