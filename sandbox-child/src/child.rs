@@ -173,31 +173,7 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
         // is not serving yet.
         run.become_init(&deny);
     }
-    let mut deny_at_exec = deny;
-    if let Some(notify) = &plan.notify {
-        let fprog = notify.program.as_fprog();
-        // Before the deny filter, which refuses listeners to the program.
-        let installed = run.step(Step::Transparent, 0, || {
-            crate::listener::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
-        });
-        // What the notify filter hands to the supervisor, the deny filter
-        // leaves to it; never without that filter in place.
-        if let (true, Some(notified)) = (installed, &notify.deny) {
-            deny_at_exec = notified.as_fprog();
-        }
-    }
-    run.step(Step::Seccomp, 0, || seccomp::install(&deny_at_exec, 0));
-    // SAFETY: program, argv and envp are NUL-terminated arrays prepared before fork.
-    unsafe {
-        libc::execve(
-            plan.program.as_ptr(),
-            plan.argv_ptrs.as_ptr(),
-            plan.envp_ptrs.as_ptr(),
-        )
-    };
-    let errno = sys::errno();
-    run.report(Step::Exec, 0, errno, true);
-    sys::exit(if errno == libc::ENOENT { 127 } else { 126 })
+    run.exec_program(&deny)
 }
 
 struct Runner<'a> {
@@ -235,6 +211,37 @@ impl Runner<'_> {
         }
     }
 
+    /// The program's last steps: the notify filter (handing its listener
+    /// over), the deny filter, `execve`. Never returns.
+    fn exec_program(&mut self, deny: &libc::sock_fprog) -> ! {
+        let plan = self.plan;
+        let mut deny_at_exec = *deny;
+        if let Some(notify) = &plan.notify {
+            let fprog = notify.program.as_fprog();
+            // Before the deny filter, which refuses listeners to the program.
+            let installed = self.step(Step::Transparent, 0, || {
+                crate::listener::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
+            });
+            // What the notify filter hands to the supervisor, the deny filter
+            // leaves to it; never without that filter in place.
+            if let (true, Some(notified)) = (installed, &notify.deny) {
+                deny_at_exec = notified.as_fprog();
+            }
+        }
+        self.step(Step::Seccomp, 0, || seccomp::install(&deny_at_exec, 0));
+        // SAFETY: program, argv and envp are NUL-terminated arrays prepared before fork.
+        unsafe {
+            libc::execve(
+                plan.program.as_ptr(),
+                plan.argv_ptrs.as_ptr(),
+                plan.envp_ptrs.as_ptr(),
+            )
+        };
+        let errno = sys::errno();
+        self.report(Step::Exec, 0, errno, true);
+        sys::exit(if errno == libc::ENOENT { 127 } else { 126 })
+    }
+
     fn setup_fds(&mut self) {
         let plan = self.plan;
         self.step(Step::SetupFds, 0, || {
@@ -252,11 +259,12 @@ impl Runner<'_> {
         });
     }
 
-    /// Forks the program, which goes on to its last steps and exec, and
+    /// Starts the program, which goes on to its last steps and exec, and
     /// stays as the PID namespace's init ([`crate::init`]) under the deny
-    /// filter `deny`: only the program returns.
-    fn become_init(&mut self, deny: &libc::sock_fprog) {
-        let plan = self.plan;
+    /// filter `deny`. Never returns: the program execs, init loops. Where
+    /// the program cannot be started (and the init step is best effort),
+    /// this process becomes the program instead.
+    fn become_init(&mut self, deny: &libc::sock_fprog) -> ! {
         let mut signals = crate::init::Signals::empty();
         self.step(Step::Init, 0, || {
             // Its memory is a copy of the supervisor's: not the program's
@@ -265,17 +273,31 @@ impl Runner<'_> {
             signals = crate::init::Signals::block()?;
             Ok(())
         });
-        // SAFETY: fork in a single-threaded process; both sides run raw
-        // system calls only.
-        let program = unsafe { libc::fork() };
-        if program < 0 {
-            let errno = sys::errno();
-            self.step(Step::Init, 0, || Err(errno));
+        let mut start = ProgramStart {
+            run: self,
+            signals: &signals,
+            deny,
+        };
+        match spawn_program(&mut start) {
+            Ok(program) => {
+                let run = start.run;
+                run.step(Step::Seccomp, 0, || seccomp::install(deny, 0));
+                crate::init::run(program, &signals)
+            }
+            Err(errno) => {
+                let run = start.run;
+                run.step(Step::Init, 0, || Err(errno));
+                run.program_side(&signals);
+                run.exec_program(deny)
+            }
         }
-        if program > 0 {
-            self.step(Step::Seccomp, 0, || seccomp::install(deny, 0));
-            crate::init::run(program, &signals);
-        }
+    }
+
+    /// The program's first steps of its own, under an init: it unblocks
+    /// what init blocked, names itself to the supervisor and takes its
+    /// terminal.
+    fn program_side(&mut self, signals: &crate::init::Signals) {
+        let plan = self.plan;
         // The program: what init blocked is its own to decide.
         self.step(Step::Init, 0, || signals.unblock());
         // Named to the supervisor by its pid there: the host's /proc, opened
@@ -623,6 +645,83 @@ fn hand_over_root(socket: libc::c_int) -> Result<(), i32> {
         libc::close(socket);
     }
     sent
+}
+
+/// What the program's side of [`spawn_program`] runs with: the init's
+/// runner, the signals it blocked and the deny filter.
+struct ProgramStart<'a, 'p> {
+    run: &'a mut Runner<'p>,
+    signals: &'a crate::init::Signals,
+    deny: &'a libc::sock_fprog,
+}
+
+/// The program's stack while it shares the init's memory, up to its
+/// `execve` (a guard page below it).
+const PROGRAM_STACK: usize = 256 * 1024;
+
+/// Starts the program as `posix_spawn` does: `clone(CLONE_VM |
+/// CLONE_VFORK)` on a stack of its own, running [`program_entry`]. The
+/// init is suspended until the program has exec'd (or exited): its memory,
+/// a copy of the supervisor's, is neither copied again for the program
+/// (page tables, descriptors of every mapping) nor torn down at its
+/// `execve`. Returns the program's pid.
+fn spawn_program(start: &mut ProgramStart) -> Result<libc::pid_t, i32> {
+    let page = 4096;
+    let len = PROGRAM_STACK + page;
+    // SAFETY: a new private anonymous mapping; nothing else refers to it.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(sys::errno());
+    }
+    // SAFETY: the lowest page of the mapping just made: an overflow faults
+    // instead of writing below it.
+    let guarded = unsafe { libc::mprotect(stack, page, libc::PROT_NONE) };
+    let pid = match guarded {
+        0 => {
+            // SAFETY: the stack is ours and grows down from its end (x86_64
+            // and aarch64); `start` outlives the call, since CLONE_VFORK
+            // returns only once the program has exec'd or exited, and the
+            // program runs raw system calls only, on its own stack, writing
+            // nothing the init reads but through `start`.
+            unsafe {
+                libc::clone(
+                    program_entry,
+                    stack.cast::<u8>().add(len).cast(),
+                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                    (start as *mut ProgramStart).cast(),
+                )
+            }
+        }
+        _ => -1,
+    };
+    let errno = sys::errno();
+    // SAFETY: the mapping made above; the program has exec'd or exited,
+    // and no longer runs on it.
+    unsafe { libc::munmap(stack, len) };
+    match pid {
+        p if p > 0 => Ok(p),
+        _ => Err(errno),
+    }
+}
+
+/// The program's side of [`spawn_program`]: its own first steps, then its
+/// last and `execve`. Never returns.
+extern "C" fn program_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ProgramStart` that `spawn_program` was given,
+    // alive and untouched by the init, which is suspended until this
+    // process execs or exits.
+    let start = unsafe { &mut *arg.cast::<ProgramStart>() };
+    start.run.program_side(start.signals);
+    start.run.exec_program(start.deny)
 }
 
 const SECBIT_NOROOT: c_ulong = 1 << 0;
