@@ -45,6 +45,63 @@ struct Inner {
     limit: u64,
 }
 
+/// A session's audit file made by [`AuditLog::create`], empty: started by
+/// [`Created::start`], else removed when dropped (the launch failed before
+/// its program ran), so no file without a start record is left.
+pub struct Created {
+    dir: PathBuf,
+    path: PathBuf,
+    session: String,
+    /// Until [`Created::start`] takes it.
+    file: Option<File>,
+}
+
+impl Created {
+    /// Writes the start record and enters the session in the directory's
+    /// ledger ([`super::ledger`]), under the ledger's lock: the rest of
+    /// [`AuditLog::open`].
+    pub fn start(mut self, start: &StartRecord) -> io::Result<AuditLog> {
+        let ledger = super::ledger::begin(&self.dir)?;
+        let Some(file) = self.file.take() else {
+            return Err(io::Error::other("the audit file was started twice"));
+        };
+        let log = AuditLog {
+            path: std::mem::take(&mut self.path),
+            session: std::mem::take(&mut self.session),
+            inner: Mutex::new(Inner {
+                file,
+                seq: 0,
+                prev: chain::GENESIS,
+                buf: Vec::with_capacity(1024),
+                counts: Counts::default(),
+                refused: Vec::new(),
+                finished: false,
+                broken: false,
+                ledger: Some(ledger.seq()),
+                written: 0,
+                limit: MAX_SESSION_BYTES,
+            }),
+        };
+        let start_hash = log.write(&mut log.lock(), "start", start)?;
+        ledger.commit(&log.session, &start_hash)?;
+        Ok(log)
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Ours, empty, in a directory only we can change.
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(
+                    file = %self.path.display(),
+                    "removing the unstarted audit file: {e}"
+                );
+            }
+        }
+    }
+}
+
 /// The most a session's records (but the end record) may take. A program
 /// can make a record a request (a refused connection, a refused path)
 /// thousands of times a second: unbounded, it filled the person's disk and
@@ -88,9 +145,17 @@ impl AuditLog {
     /// yet), writes the start record and enters the session in the
     /// directory's ledger ([`super::ledger`]), under the ledger's lock.
     pub fn open(dir: &Path, session: &str, start: &StartRecord) -> io::Result<AuditLog> {
+        AuditLog::create(dir, session)?.start(start)
+    }
+
+    /// The first half of [`AuditLog::open`]: the directory checked and the
+    /// session's file made, empty (`sluice run` makes it while the child
+    /// runs its steps: on ext4 a new file is an inode allocation, a tenth
+    /// of a millisecond quiet and milliseconds under load). Nothing is
+    /// recorded until [`Created::start`].
+    pub fn create(dir: &Path, session: &str) -> io::Result<Created> {
         check_session_id(session)?;
         super::dir::ensure_private_dir(dir)?;
-        let ledger = super::ledger::begin(dir)?;
         let path = dir.join(format!("{session}.jsonl"));
         // O_APPEND so that every write(2) lands whole at the end; O_EXCL
         // (create_new) so that we never continue someone else's chain, nor
@@ -107,26 +172,12 @@ impl AuditLog {
                     format!("creating the audit file {}: {e}", path.display()),
                 )
             })?;
-        let log = AuditLog {
+        Ok(Created {
+            dir: dir.to_path_buf(),
             path,
             session: session.to_owned(),
-            inner: Mutex::new(Inner {
-                file,
-                seq: 0,
-                prev: chain::GENESIS,
-                buf: Vec::with_capacity(1024),
-                counts: Counts::default(),
-                refused: Vec::new(),
-                finished: false,
-                broken: false,
-                ledger: Some(ledger.seq()),
-                written: 0,
-                limit: MAX_SESSION_BYTES,
-            }),
-        };
-        let start_hash = log.write(&mut log.lock(), "start", start)?;
-        ledger.commit(session, &start_hash)?;
-        Ok(log)
+            file: Some(file),
+        })
     }
 
     /// Appends one decision. Cheap (one SHA-256 and one `write(2)` under a
@@ -356,6 +407,30 @@ mod tests {
         log.finish("exit 0").unwrap();
         let data = std::fs::read(log.path()).unwrap();
         assert!(data.len() as u64 <= (8 << 10) + 4096, "{}", data.len());
+        let report = super::super::verify::verify_bytes("s", log.path(), &data);
+        assert!(report.ok(), "{:?}", report.findings);
+    }
+
+    /// A file made while the child runs its steps is removed when the
+    /// launch fails before its start record, and is the record once
+    /// started; a second session cannot take the same file.
+    #[test]
+    fn an_unstarted_audit_file_is_removed_and_a_started_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let created = AuditLog::create(dir.path(), "s").unwrap();
+        assert!(path.exists());
+        assert!(AuditLog::create(dir.path(), "s").is_err(), "O_EXCL");
+        drop(created);
+        assert!(!path.exists(), "the unstarted file was left");
+        // Control: started, it is the session's record.
+        let start = StartRecord::for_test(dir.path().to_path_buf());
+        let log = AuditLog::create(dir.path(), "s")
+            .unwrap()
+            .start(&start)
+            .unwrap();
+        log.finish("exit 0").unwrap();
+        let data = std::fs::read(&path).unwrap();
         let report = super::super::verify::verify_bytes("s", log.path(), &data);
         assert!(report.ok(), "{:?}", report.findings);
     }

@@ -56,7 +56,7 @@ pub mod time;
 pub mod verify;
 
 pub use dir::ensure_private_dir;
-pub use log::AuditLog;
+pub use log::{AuditLog, Created};
 pub use record::{
     enforcement_json, Access, By, ConnectionRecord, Counts, Decision, DecisionRecord, EndRecord,
     Entry, Op, Quarantined, Record, Refused, StartRecord, Via,

@@ -57,7 +57,8 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     phase::mark("denied paths protected from the broker");
     let (launch, serving) = prepare_launch(&args, &mut s, given_tmpdir)?;
     // While the child runs its steps: what the broker needs, its runtime
-    // and threads too, and the digest of the policy for the start record.
+    // and threads too, the digest of the policy for the start record and
+    // the audit file it goes in.
     // Learning asks nobody: every `ask` is refused, and learnt.
     let approving = Approving {
         overlay,
@@ -65,7 +66,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         asks_person: serving.terminal.is_some() && args.learn.is_none(),
         protected,
     };
-    let meanwhile = || alongside(&args, &s, approving);
+    let meanwhile = || alongside(&args, &s, &dirs.audit, approving);
     let (mut spawned, alongside) = launch::spawn(&s.policy, launch, meanwhile)?;
     // From here on, however `run` returns, the program is killed and its
     // tree reaped unless it was supervised to its end.
@@ -79,7 +80,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
         broker: None,
         proxy: None,
     };
-    let (shared, guarded) = serve(&mut running, &args, &s, &dirs, spawned, alongside?, serving)?;
+    let (shared, guarded) = serve(&mut running, &args, &s, spawned, alongside?, serving)?;
     let code = running.supervise();
     phase::mark("program ran");
     running.stop_serving();
@@ -216,7 +217,12 @@ struct Approving {
 
 /// What the supervisor makes while the child runs its steps (the launch's
 /// `meanwhile`).
-fn alongside(args: &RunArgs, s: &Session, approving: Approving) -> Result<Alongside> {
+fn alongside(
+    args: &RunArgs,
+    s: &Session,
+    audit_dir: &Path,
+    approving: Approving,
+) -> Result<Alongside> {
     let allow = args.approve == Approve::Allow;
     let prompter = match approving.asks_person {
         true => Some(Arc::new(Prompter::new(
@@ -239,6 +245,7 @@ fn alongside(args: &RunArgs, s: &Session, approving: Approving) -> Result<Alongs
     Ok(Alongside {
         prompter,
         shared,
+        audit: AuditLog::create(audit_dir, &s.id).context("opening the audit record")?,
         policy_digest: audit::chain::sha256_hex(s.policy.to_toml().as_bytes()),
         runtime: crate::broker::Runtime::new().context("starting the broker's runtime")?,
     })
@@ -253,7 +260,6 @@ fn serve(
     running: &mut Running,
     args: &RunArgs,
     s: &Session,
-    dirs: &StateDirs,
     spawned: launch::Spawned,
     alongside: Alongside,
     serving: Serving,
@@ -261,6 +267,7 @@ fn serve(
     let Alongside {
         prompter,
         shared,
+        audit,
         policy_digest,
         runtime,
     } = alongside;
@@ -276,7 +283,7 @@ fn serve(
     };
     // No record, no broker: the program is stopped rather than run with
     // decisions nobody can review.
-    let audit = AuditLog::open(&dirs.audit, &s.id, &start).context("opening the audit record")?;
+    let audit = audit.start(&start).context("opening the audit record")?;
     phase::mark("audit start record");
     let filters_at_exec = transparent::filters_at_exec(
         serving.own_filters,
@@ -566,6 +573,9 @@ struct Alongside {
     prompter: Option<Arc<Prompter>>,
     /// Without the audit record and the sandbox's view, which come after.
     shared: Shared,
+    /// The session's audit file, made; its start record comes once the
+    /// program runs.
+    audit: audit::Created,
     policy_digest: String,
     runtime: crate::broker::Runtime,
 }
