@@ -88,10 +88,11 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn new(fs: &FsPolicy, filters_at_exec: u32) -> Guard {
+    /// `view` is the sandbox's own ([`SandboxView::new`] of `fs`).
+    pub fn new(fs: &FsPolicy, filters_at_exec: u32, view: SandboxView) -> Guard {
         Guard {
             protect: fs.protect.clone(),
-            view: SandboxView::new(fs),
+            view,
             root: OnceLock::new(),
             told: Mutex::new(HashSet::new()),
             copies: AtomicU64::new(0),

@@ -171,9 +171,15 @@ impl Transparent {
         install_wake_handler()?;
         let tracker = TaskTracker::new();
         let stopping = Arc::new(AtomicBool::new(false));
+        // One view for both: making one lists `/` and resolves its symlinks.
+        let view = SandboxView::new(&shared.policy.filesystem);
         let ctx = Arc::new(Context {
-            view: SandboxView::new(&shared.policy.filesystem),
-            guard: super::guard::Guard::new(&shared.policy.filesystem, program.filters),
+            guard: super::guard::Guard::new(
+                &shared.policy.filesystem,
+                program.filters,
+                view.clone(),
+            ),
+            view,
             brokering: shared.policy.transparent,
             shared,
             listener,
