@@ -94,7 +94,17 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     drop(running); // the cgroup
     drop(s.dir);
     phase::mark("cgroup, session directory removed");
-    code
+    match code {
+        // Nothing the session set going is left to undo (the program and
+        // its tree reaped, the broker stopped, the terminal restored, the
+        // records written, the directories removed): what remains is
+        // memory (the policy and its patterns, the runtime's), which goes
+        // with the process rather than piece by piece, a fifth of a
+        // millisecond of destructors at every launch. `process::exit`
+        // flushes standard output.
+        Ok(code) => std::process::exit(code),
+        Err(e) => Err(e),
+    }
 }
 
 /// What the program is launched with, and what the supervisor keeps to
