@@ -1,8 +1,9 @@
 //! The sandbox's init: pid 1 of the program's PID namespace.
 //!
 //! The child that [`crate::child::clone_child`] made is pid 1 of a new PID
-//! namespace. It runs every step of the sandbox on itself, then forks the
-//! program (which execs) and stays as this loop: it reaps every process of
+//! namespace. It runs every step of the sandbox on itself, then starts the
+//! program (which execs; `clone(CLONE_VM | CLONE_VFORK)`, see
+//! `child::spawn_program`) and stays as this loop: it reaps every process of
 //! the namespace (orphans are reparented to it), passes on the signals the
 //! supervisor forwards, and when the program exits, exits with its status.
 //! The kernel then kills whatever is left in the namespace: nothing outlives
