@@ -173,20 +173,19 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
         // is not serving yet.
         run.become_init(&deny);
     }
-    let mut deny_at_exec = deny;
-    if let Some(notify) = &plan.notify {
-        let fprog = notify.program.as_fprog();
-        // Before the deny filter, which refuses listeners to the program.
-        let installed = run.step(Step::Transparent, 0, || {
-            crate::listener::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
-        });
-        // What the notify filter hands to the supervisor, the deny filter
-        // leaves to it; never without that filter in place.
-        if let (true, Some(notified)) = (installed, &notify.deny) {
-            deny_at_exec = notified.as_fprog();
+    match &plan.notify {
+        // The deny filter and the notifying one in one program, the last
+        // filter installed: see `listener`.
+        Some(notify) => {
+            let fprog = notify.program.as_fprog();
+            run.step(Step::Transparent, 0, || {
+                crate::listener::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
+            });
+        }
+        None => {
+            run.step(Step::Seccomp, 0, || seccomp::install(&deny, 0));
         }
     }
-    run.step(Step::Seccomp, 0, || seccomp::install(&deny_at_exec, 0));
     // SAFETY: program, argv and envp are NUL-terminated arrays prepared before fork.
     unsafe {
         libc::execve(
