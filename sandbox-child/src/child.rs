@@ -211,24 +211,24 @@ impl Runner<'_> {
         }
     }
 
-    /// The program's last steps: the notify filter (handing its listener
-    /// over), the deny filter, `execve`. Never returns.
+    /// The program's last steps: its one seccomp filter (with a notify
+    /// part, whose listener is handed over, or the deny filter alone),
+    /// `execve`. Never returns.
     fn exec_program(&mut self, deny: &libc::sock_fprog) -> ! {
         let plan = self.plan;
-        let mut deny_at_exec = *deny;
-        if let Some(notify) = &plan.notify {
-            let fprog = notify.program.as_fprog();
-            // Before the deny filter, which refuses listeners to the program.
-            let installed = self.step(Step::Transparent, 0, || {
-                crate::listener::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
-            });
-            // What the notify filter hands to the supervisor, the deny filter
-            // leaves to it; never without that filter in place.
-            if let (true, Some(notified)) = (installed, &notify.deny) {
-                deny_at_exec = notified.as_fprog();
+        match &plan.notify {
+            // The deny filter and the notifying one in one program, the last
+            // filter installed: see `listener`.
+            Some(notify) => {
+                let fprog = notify.program.as_fprog();
+                self.step(Step::Transparent, 0, || {
+                    crate::listener::install_and_hand_over(&fprog, notify.socket.as_raw_fd())
+                });
+            }
+            None => {
+                self.step(Step::Seccomp, 0, || seccomp::install(deny, 0));
             }
         }
-        self.step(Step::Seccomp, 0, || seccomp::install(&deny_at_exec, 0));
         // SAFETY: program, argv and envp are NUL-terminated arrays prepared before fork.
         unsafe {
             libc::execve(

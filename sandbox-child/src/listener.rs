@@ -1,15 +1,17 @@
-//! Transparent brokering, child side: the user-notification filter and the
-//! hand-over of its listener to the supervisor.
+//! Transparent brokering and the guard, child side: the program's filter
+//! and the hand-over of its listener to the supervisor.
 //!
-//! The filter is installed just before the deny filter, which refuses the
-//! program a listener of its own (and so would refuse this one): the kernel
-//! runs every filter and keeps the most severe result, whatever their order,
-//! so an `ERRNO` or `KILL` from the deny filter always wins over
-//! `USER_NOTIF`, and the foreign-ABI guard at the start of both kills an
-//! `int 0x80` before anything is notified. The
-//! listener goes to the supervisor over a socket pair made for it alone
-//! (close-on-exec, so the program never holds it), then is closed here: the
-//! program cannot answer its own notifications.
+//! The filter is the user-notification filter and the deny filter in one
+//! program ([`seccomp::Program::supervised`]): it decides as the two
+//! stacked would (the most severe result wins, so an `ERRNO` or `KILL` of
+//! the deny part always beats `USER_NOTIF`, and the foreign-ABI guard at
+//! its start kills an `int 0x80` before anything is notified), and it
+//! refuses the program a listener of its own once it is in place. It is the
+//! program's last `seccomp` call before exec: what it notifies, the calls
+//! that add a filter among them, never waits for a supervisor that does not
+//! hold the listener yet. The listener goes to the supervisor over a socket
+//! pair made for it alone (close-on-exec, so the program never holds it),
+//! then is closed here: the program cannot answer its own notifications.
 
 use std::os::raw::c_int;
 
@@ -18,12 +20,8 @@ use crate::sys;
 
 /// What the child needs for transparent brokering, prepared before fork.
 pub(crate) struct Notify {
+    /// The program's one filter, the deny filter included.
     pub program: seccomp::Program,
-    /// The deny filter to install instead of the plan's once `program` is
-    /// in place: one that leaves to `program` what it notifies (IP sockets
-    /// under `[network] mode = "none"`). Without `program` it would allow
-    /// them, so it is used only if `program` was installed.
-    pub deny: Option<seccomp::Program>,
     /// The child's end of the hand-over socket pair (close-on-exec).
     pub socket: std::os::fd::OwnedFd,
 }

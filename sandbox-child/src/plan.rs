@@ -394,13 +394,7 @@ pub fn prepare(
             // which refuses them and says so (`broker::transparent::socket`).
             let ip_sockets = matches!(policy.network, NetPolicy::None);
             crate::listener::Notify {
-                program: seccomp::Program::supervised_filter(policy.transparent, ip_sockets),
-                deny: ip_sockets.then(|| {
-                    seccomp::Program::deny_filter(&SyscallRules {
-                        net: NetSyscalls::UnixOnlyIpNotified,
-                        ..rules.clone()
-                    })
-                }),
+                program: seccomp::Program::supervised(&rules, policy.transparent, ip_sockets),
                 socket,
             }
         }),

@@ -433,6 +433,7 @@ pub fn notify_spec(ip_sockets: bool) -> FilterSpec {
     );
     #[cfg(target_arch = "x86_64")]
     rules.extend([notify(sys!(SYS_fork)), notify(sys!(SYS_vfork))]);
+    rules.extend(filter_adding_rules());
     // The guard's calls that make names (opens and mkdir are above), and
     // those that make a file executable.
     rules.extend(naming_calls().map(notify));
@@ -443,6 +444,67 @@ pub fn notify_spec(ip_sockets: bool) -> FilterSpec {
     FilterSpec {
         rules,
         default: Action::Allow,
+    }
+}
+
+/// The calls that may add a seccomp filter: `seccomp` but for its two
+/// operations that only ask (`SECCOMP_GET_ACTION_AVAIL`,
+/// `SECCOMP_GET_NOTIF_SIZES`; an operation a later kernel adds is
+/// notified), and `prctl(PR_SET_SECCOMP)`. A filter is the only way a
+/// thread comes to run under more filters than the program had at exec,
+/// and every one is added by one of these: until one is notified, the
+/// supervisor knows no thread is in a sandbox stacked inside the
+/// program's without reading any count
+/// (`supervisor::broker::transparent::stacked`). Both are answered
+/// `CONTINUE`. The deny filter's refusals (a listener of the program's own)
+/// are stronger, so those calls are never notified.
+fn filter_adding_rules() -> [SyscallRule; 2] {
+    let asking = [
+        libc::SECCOMP_GET_ACTION_AVAIL,
+        libc::SECCOMP_GET_NOTIF_SIZES,
+    ];
+    [
+        sys!(SYS_seccomp).rule(Check::Args {
+            clauses: vec![Clause {
+                all_of: vec![ArgCheck::low(0, Test::OneOf(asking.to_vec()))],
+                action: Action::Allow,
+            }],
+            otherwise: Action::UserNotif,
+        }),
+        sys!(SYS_prctl).rule(Check::Args {
+            clauses: vec![Clause {
+                all_of: vec![ArgCheck::low(0, one_of(&[libc::PR_SET_SECCOMP]))],
+                action: Action::UserNotif,
+            }],
+            otherwise: Action::Allow,
+        }),
+    ]
+}
+
+/// The one filter of a program whose calls the supervisor serves: the
+/// guard's or transparent brokering's (`transparent`) stacked with the
+/// deny filter for `rules`, as one program ([`FilterSpec::stacked_under`]):
+/// each call not decided by the action cache runs one filter, not two, and
+/// the launch compiles one less. Installed with the listener, it is also
+/// the program's last `seccomp` call before exec, so nothing it notifies
+/// (the calls that add a filter) waits for a supervisor not yet serving.
+pub fn supervised_spec(rules: &SyscallRules, transparent: bool, ip_sockets: bool) -> FilterSpec {
+    let supervised = match transparent {
+        true => notify_spec(ip_sockets),
+        false => guard_spec(ip_sockets),
+    };
+    let deny = match ip_sockets {
+        // What the supervised filter notifies, the deny filter leaves to it.
+        true => deny_spec(&SyscallRules {
+            net: NetSyscalls::UnixOnlyIpNotified,
+            ..rules.clone()
+        }),
+        false => deny_spec(rules),
+    };
+    let one = supervised.stacked_under(&deny);
+    FilterSpec {
+        rules: frequent_first(one.rules),
+        ..one
     }
 }
 

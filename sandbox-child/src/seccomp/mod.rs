@@ -118,7 +118,7 @@ pub enum NetSyscalls {
     /// no socket filtering
     All,
     /// as `UnixOnly`, except that AF_INET/AF_INET6 sockets are left to the
-    /// notify filter ([`Program::supervised_filter`] with `ip_sockets`),
+    /// notify filter ([`Program::supervised`] with `ip_sockets`),
     /// which hands them to the supervisor to refuse and report: only under
     /// that filter, or they would be allowed
     UnixOnlyIpNotified,
@@ -138,30 +138,33 @@ impl Program {
         Program::build(&filter::deny_spec(rules)).expect("the deny filter table is valid")
     }
 
-    /// The transparent-brokering filter: after the same foreign-ABI guard,
-    /// the `open` family, `connect`, and the calls that change what a thread id names
-    /// (`chdir`, `fchdir`, the `clone` family, `setns`, `unshare`), return `SECCOMP_RET_USER_NOTIF`; everything else is
-    /// allowed (the deny filter still applies, and its refusals win).
+    /// The transparent-brokering filter alone: after the same foreign-ABI
+    /// guard, the `open` family, `connect`, the calls that change what a
+    /// thread id names (`chdir`, `fchdir`, the `clone` family, `setns`,
+    /// `unshare`) and those that may add a filter return
+    /// `SECCOMP_RET_USER_NOTIF`; everything else is allowed. A program gets
+    /// it with the deny filter in one ([`Program::supervised`]).
     pub fn notify_filter() -> Program {
-        Program::supervised_filter(true, false)
+        Program::build(&filter::notify_spec(false)).expect("the notify filter table is valid")
     }
 
-    /// The guard's filter for the default mode (`filter::guard_spec`).
+    /// The guard's filter for the default mode alone (`filter::guard_spec`;
+    /// a program gets it with the deny filter: [`Program::supervised`]).
     pub fn guard_filter() -> Program {
-        Program::supervised_filter(false, false)
+        Program::build(&filter::guard_spec(false)).expect("the guard's filter table is valid")
     }
 
-    /// The filter whose listener the supervisor holds: transparent
-    /// brokering's ([`Program::notify_filter`]) or the guard's; with
+    /// The program's one filter when the supervisor holds its listener:
+    /// transparent brokering's ([`Program::notify_filter`]) or the guard's,
+    /// and the deny filter for `rules`, in one program that decides every
+    /// call as the two stacked would (`FilterSpec::stacked_under`). With
     /// `ip_sockets`, `socket()` of AF_INET/AF_INET6 is notified as well
-    /// (`[network] mode = "none"`, with the deny filter's
-    /// [`NetSyscalls::UnixOnlyIpNotified`]).
-    pub fn supervised_filter(transparent: bool, ip_sockets: bool) -> Program {
-        let spec = match transparent {
-            true => filter::notify_spec(ip_sockets),
-            false => filter::guard_spec(ip_sockets),
-        };
-        Program::build(&spec).expect("the notify filter tables are valid")
+    /// (`[network] mode = "none"`: the deny part is then
+    /// [`NetSyscalls::UnixOnlyIpNotified`]'s, which leaves them to the
+    /// supervisor).
+    pub fn supervised(rules: &SyscallRules, transparent: bool, ip_sockets: bool) -> Program {
+        Program::build(&filter::supervised_spec(rules, transparent, ip_sockets))
+            .expect("the supervised filter tables are valid")
     }
 
     /// The names of the system calls [`Program::notify_filter`] notifies.

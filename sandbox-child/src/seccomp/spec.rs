@@ -40,6 +40,31 @@ pub enum Action {
 }
 
 impl Action {
+    /// The kernel's order among the results of stacked filters, strongest
+    /// first (`seccomp_run_filters`: the lowest `SECCOMP_RET_ACTION_FULL`
+    /// as a signed number wins).
+    fn rank(self) -> u8 {
+        match self {
+            Action::KillProcess => 0,
+            Action::Errno(_) => 1,
+            Action::UserNotif => 2,
+            Action::Allow => 3,
+        }
+    }
+
+    /// What the kernel does when an older filter says `self` and a newer
+    /// one `newer`: the stronger; of two of a kind, the newer's (the
+    /// kernel runs the newest first and replaces a result only with a
+    /// stronger one).
+    fn stacked_under(self, newer: Action) -> Action {
+        match self.rank() < newer.rank() {
+            true => self,
+            false => newer,
+        }
+    }
+}
+
+impl Action {
     /// The `SECCOMP_RET_*` value the filter returns.
     pub fn ret_value(self) -> u32 {
         match self {
@@ -148,6 +173,118 @@ impl SyscallRule {
 pub struct FilterSpec {
     pub rules: Vec<SyscallRule>,
     pub default: Action,
+}
+
+impl FilterSpec {
+    /// One table that decides every call as the kernel decides it under
+    /// `self` with `newer` installed after it: one filter to run per call
+    /// instead of two, and one to compile. Each number gets the rules of
+    /// both: the first clause of `newer` that holds, then the first of
+    /// `self` that holds, give the two results, and the stronger is kept
+    /// ([`Action::stacked_under`]); the clauses list every pair, less the
+    /// pairs that cannot both hold and those whose result does not depend
+    /// on `self`'s clause. The order is `newer`'s, then the numbers only
+    /// `self` names.
+    pub fn stacked_under(&self, newer: &FilterSpec) -> FilterSpec {
+        let older = self;
+        let as_rule = |nr: libc::c_long, spec: &'_ FilterSpec| -> Check {
+            match spec.rules.iter().find(|r| r.nr == nr) {
+                Some(rule) => rule.check.clone(),
+                None => Check::Always(spec.default),
+            }
+        };
+        let newer_rules = newer.rules.iter().map(|r| (r.name, r.nr));
+        let older_only = (older.rules.iter())
+            .filter(|r| newer.rules.iter().all(|n| n.nr != r.nr))
+            .map(|r| (r.name, r.nr));
+        let rules = newer_rules
+            .chain(older_only)
+            .map(|(name, nr)| SyscallRule {
+                name,
+                nr,
+                check: stack_checks(&as_rule(nr, older), &as_rule(nr, newer)),
+            })
+            .collect();
+        FilterSpec {
+            rules,
+            default: older.default.stacked_under(newer.default),
+        }
+    }
+}
+
+/// A check as first-match clauses and the action when none holds.
+fn clauses_of(check: &Check) -> (&[Clause], Action) {
+    match check {
+        Check::Always(action) => (&[], *action),
+        Check::Args { clauses, otherwise } => (clauses, *otherwise),
+    }
+}
+
+/// One check deciding as `older` and `newer` stacked ([`FilterSpec::stacked_under`]).
+fn stack_checks(older: &Check, newer: &Check) -> Check {
+    let (old_clauses, old_otherwise) = clauses_of(older);
+    let (new_clauses, new_otherwise) = clauses_of(newer);
+    // `older`'s outcomes: each clause, then a catch-all.
+    let old_outcomes: Vec<(&[ArgCheck], Action)> = (old_clauses.iter())
+        .map(|c| (&c.all_of[..], c.action))
+        .chain([(&[][..], old_otherwise)])
+        .collect();
+    let mut clauses = Vec::new();
+    // For each of `newer`'s clauses (a call reaching the next one has
+    // matched none before it), every outcome of `older`, in order.
+    for new in new_clauses {
+        let results: Vec<Action> = (old_outcomes.iter())
+            .map(|(_, old)| old.stacked_under(new.action))
+            .collect();
+        if results.iter().all(|&r| r == results[0]) {
+            clauses.push(Clause {
+                all_of: new.all_of.clone(),
+                action: results[0],
+            });
+            continue;
+        }
+        for ((checks, _), action) in old_outcomes.iter().zip(results) {
+            let all_of: Vec<ArgCheck> = new.all_of.iter().chain(*checks).cloned().collect();
+            if satisfiable(&all_of) {
+                clauses.push(Clause { all_of, action });
+            }
+        }
+    }
+    // None of `newer`'s clauses held: `older`'s clauses as they are.
+    for (checks, old) in &old_outcomes[..old_clauses.len()] {
+        clauses.push(Clause {
+            all_of: checks.to_vec(),
+            action: old.stacked_under(new_otherwise),
+        });
+    }
+    let otherwise = old_otherwise.stacked_under(new_otherwise);
+    // A clause at the end that gives what `otherwise` gives changes nothing.
+    while clauses.last().is_some_and(|c| c.action == otherwise) {
+        clauses.pop();
+    }
+    match clauses.is_empty() {
+        true => Check::Always(otherwise),
+        false => Check::Args { clauses, otherwise },
+    }
+}
+
+/// False when two of `checks` test the same bits of the same word for
+/// values that exclude each other, so no call can pass them all (a pair
+/// of clauses on different socket families, say); true otherwise, which
+/// only costs instructions when wrong.
+fn satisfiable(checks: &[ArgCheck]) -> bool {
+    let same_word = |a: &ArgCheck, b: &ArgCheck| (a.arg, a.half, a.mask) == (b.arg, b.half, b.mask);
+    checks.iter().enumerate().all(|(i, a)| {
+        checks[i + 1..]
+            .iter()
+            .filter(|b| same_word(a, b))
+            .all(|b| match (&a.test, &b.test) {
+                (Test::OneOf(x), Test::OneOf(y)) => x.iter().any(|v| y.contains(v)),
+                (Test::AnySet(set), Test::NoneSet(none))
+                | (Test::NoneSet(none), Test::AnySet(set)) => set & !none != 0,
+                _ => true,
+            })
+    })
 }
 
 /// Why a [`FilterSpec`] could not be compiled.

@@ -8,6 +8,7 @@ use super::*;
 mod notify;
 mod shape;
 mod sockets;
+mod stacked;
 
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;

@@ -37,6 +37,8 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         libc::SYS_clone3,
         libc::SYS_setns,
         libc::SYS_unshare,
+        // Any but its two questions: it may add a filter.
+        libc::SYS_seccomp,
         // The guard's calls (`supervisor::broker::guard`).
         libc::SYS_mknodat,
         libc::SYS_linkat,
@@ -71,8 +73,11 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         let args = [0o755, 0o755, 0o755];
         assert_eq!(eval(&prog, nr, &args), libc::SECCOMP_RET_USER_NOTIF, "{nr}");
     }
-    assert_eq!(Program::notified_syscall_names().len(), notified.len());
+    // `prctl` only to add a filter (not in the loop: its option 0o755 is
+    // none of the kernel's).
+    assert_eq!(Program::notified_syscall_names().len(), notified.len() + 1);
     chmod_is_notified_when_it_makes_a_file_executable(&prog);
+    a_call_that_may_add_a_filter_is_notified(&prog);
     for nr in [
         libc::SYS_read,
         libc::SYS_close,
@@ -96,6 +101,53 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
             ..Syscall::native(0, &[])
         };
         assert_eq!(interp::run(prog.instructions(), x32_openat), KILL);
+    }
+}
+
+/// Every way to add a filter (`seccomp(SET_MODE_FILTER)` with any flags,
+/// `prctl(PR_SET_SECCOMP)`, an operation the kernel may add one day) is
+/// notified, so the supervisor reads no filter count before one is seen;
+/// `seccomp`'s questions and every other `prctl` stay in the kernel.
+fn a_call_that_may_add_a_filter_is_notified(prog: &Program) {
+    let notif = libc::SECCOMP_RET_USER_NOTIF;
+    for args in [
+        [u64::from(libc::SECCOMP_SET_MODE_FILTER), 0, 0x1000],
+        [
+            u64::from(libc::SECCOMP_SET_MODE_FILTER),
+            libc::SECCOMP_FILTER_FLAG_TSYNC,
+            0x1000,
+        ],
+        [u64::from(libc::SECCOMP_SET_MODE_STRICT), 0, 0],
+        [9, 0, 0],
+        [
+            u64::from(libc::SECCOMP_SET_MODE_FILTER) | HIGH_GARBAGE,
+            0,
+            0x1000,
+        ],
+    ] {
+        assert_eq!(eval(prog, libc::SYS_seccomp, &args), notif, "{args:?}");
+    }
+    for op in [
+        libc::SECCOMP_GET_ACTION_AVAIL,
+        libc::SECCOMP_GET_NOTIF_SIZES,
+    ] {
+        assert_eq!(eval(prog, libc::SYS_seccomp, &[u64::from(op), 0, 0]), ALLOW);
+    }
+    let set_seccomp = libc::PR_SET_SECCOMP as u64;
+    assert_eq!(
+        eval(prog, libc::SYS_prctl, &[set_seccomp, 2, 0x1000]),
+        notif
+    );
+    assert_eq!(
+        eval(prog, libc::SYS_prctl, &[set_seccomp | HIGH_GARBAGE, 2]),
+        notif
+    );
+    for option in [
+        libc::PR_SET_NAME,
+        libc::PR_GET_SECCOMP,
+        libc::PR_SET_NO_NEW_PRIVS,
+    ] {
+        assert_eq!(eval(prog, libc::SYS_prctl, &[option as u64, 1]), ALLOW);
     }
 }
 

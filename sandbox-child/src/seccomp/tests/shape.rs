@@ -46,6 +46,16 @@ fn every_filter() -> Vec<(String, FilterSpec)> {
             format!("notify, ip_sockets {ip_sockets}"),
             filter::notify_spec(ip_sockets),
         ));
+        for rules in every_rule_combination() {
+            for transparent in [true, false] {
+                all.push((
+                    format!(
+                        "one filter, transparent {transparent}, ip_sockets {ip_sockets}, {rules:?}"
+                    ),
+                    filter::supervised_spec(&rules, transparent, ip_sockets),
+                ));
+            }
+        }
     }
     all
 }
@@ -101,10 +111,25 @@ fn frequent_calls_run_few_instructions() {
         (libc::SYS_sendto, [3, 0, 1]),
         (libc::SYS_sendmsg, [3, 0, 0]),
     ];
-    for rules in every_rule_combination() {
-        let spec = filter::deny_spec(&rules);
+    // The deny filter, and the program's one filter (guard or transparent,
+    // and deny): the frequent calls come first in both.
+    let tables = every_rule_combination().into_iter().flat_map(|rules| {
+        [
+            (format!("deny {rules:?}"), filter::deny_spec(&rules)),
+            (
+                format!("guard and deny {rules:?}"),
+                filter::supervised_spec(&rules, false, false),
+            ),
+            (
+                format!("transparent and deny {rules:?}"),
+                filter::supervised_spec(&rules, true, false),
+            ),
+        ]
+    });
+    for (name, spec) in tables {
         let prog = Program::build(&spec).unwrap();
         for (nr, args) in frequent {
+            // Not in the table: allowed from the action cache.
             if !spec.rules.iter().any(|r| r.nr == nr) {
                 continue;
             }
@@ -112,7 +137,7 @@ fn frequent_calls_run_few_instructions() {
             let (_, ran) = interp::run_counted(prog.instructions(), call);
             assert!(
                 ran <= AT_MOST,
-                "{rules:?}: syscall {nr} runs {ran} instructions (at most {AT_MOST})"
+                "{name}: syscall {nr} runs {ran} instructions (at most {AT_MOST})"
             );
         }
     }
@@ -125,4 +150,15 @@ fn frequent_calls_run_few_instructions() {
         ran <= 12,
         "a read-only open runs {ran} instructions of the guard's filter"
     );
+    // With the deny filter in the same program, a read-only open costs
+    // the two filters' checks, not two dispatches.
+    for rules in every_rule_combination() {
+        let prog = Program::supervised(&rules, false, false);
+        let (verdict, ran) = interp::run_counted(prog.instructions(), read);
+        assert_eq!(verdict, ALLOW);
+        assert!(
+            ran <= 14,
+            "{rules:?}: a read-only open runs {ran} instructions"
+        );
+    }
 }

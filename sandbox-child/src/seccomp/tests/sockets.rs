@@ -162,8 +162,14 @@ fn under_mode_none_ip_sockets_go_to_the_supervisor_and_nothing_more_is_allowed()
             ..base.clone()
         });
         for transparent in [true, false] {
-            let notifying = Program::supervised_filter(transparent, true);
-            let silent = Program::supervised_filter(transparent, false);
+            let alone_spec = |ip| match transparent {
+                true => filter::notify_spec(ip),
+                false => filter::guard_spec(ip),
+            };
+            let notifying = Program::build(&alone_spec(true)).unwrap();
+            let silent = Program::build(&alone_spec(false)).unwrap();
+            // The program's one filter, both in one.
+            let one = Program::supervised(&base, transparent, true);
             // Every family Linux has (AF_MAX is 46).
             for family in 0..46 {
                 for ty in types {
@@ -175,6 +181,7 @@ fn under_mode_none_ip_sockets_go_to_the_supervisor_and_nothing_more_is_allowed()
                     ]);
                     let want = if ip { NOTIF } else { strict };
                     assert_eq!(both, want, "family {family} type {ty:#x}");
+                    assert_eq!(socket(&one, family, ty, 0), want);
                     if ip {
                         assert_eq!(strict, EPERM);
                     }
@@ -194,6 +201,7 @@ fn under_mode_none_ip_sockets_go_to_the_supervisor_and_nothing_more_is_allowed()
                         socketpair(&notifying, family, ty),
                     ]);
                     assert_eq!(pair, socketpair(&alone, family, ty));
+                    assert_eq!(socketpair(&one, family, ty), pair);
                 }
             }
         }

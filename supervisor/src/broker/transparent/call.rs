@@ -174,6 +174,13 @@ impl OpenCall {
     }
 }
 
+/// Whether the notified call `nr` may add a seccomp filter (the filter
+/// notifies `seccomp` but for its questions, and `prctl` only with
+/// `PR_SET_SECCOMP`): see `stacked.rs`.
+pub fn adds_filter(nr: libc::c_long) -> bool {
+    nr == libc::SYS_seccomp || nr == libc::SYS_prctl
+}
+
 /// Whether the notified call `nr` may change what a thread id's working
 /// directory is (`threads`): the filter's calls other than the `open`
 /// family.
@@ -255,6 +262,8 @@ pub(super) mod tests {
                 "setns" => libc::SYS_setns,
                 "unshare" => libc::SYS_unshare,
                 "connect" => libc::SYS_connect,
+                "seccomp" => libc::SYS_seccomp,
+                "prctl" => libc::SYS_prctl,
                 "mknodat" => libc::SYS_mknodat,
                 "linkat" => libc::SYS_linkat,
                 "symlinkat" => libc::SYS_symlinkat,
@@ -285,6 +294,7 @@ pub(super) mod tests {
             let kinds = [
                 OpenCall::decode(&data(nr, [0; 6])).is_some(),
                 changes_directories(nr),
+                adds_filter(nr),
                 nr == libc::SYS_connect,
                 crate::broker::guard::Call::decode_naming(&data(nr, [0; 6])).is_some(),
                 super::super::names::Remove::decode(&data(nr, [0; 6])).is_some(),

@@ -29,7 +29,6 @@ use sandbox_child::connector::{self, Kind, MAX_ADDR, REQUEST_SIZE};
 
 use super::caller::{take_descriptor, Target, Unreadable};
 use super::context::Context;
-use super::stacked;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
 use crate::broker::guard;
 use crate::broker::safe_open::{self, Lookup};
@@ -131,7 +130,8 @@ fn plan(
     // works in the program's Landlock domain, past that sandbox's network
     // rules and abstract-socket scope. Only a named socket (which Landlock
     // does not check) is made for it.
-    let stacked = stacked::is_stacked(target.status()?.filters, ctx.filters_at_exec);
+    let stacked =
+        ctx.stacking.may_be_stacked() && ctx.stacking.is_stacked(target.status()?.filters);
     if stacked && named(family, &addr).is_none() {
         let exe = target.exe();
         target.valid()?;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 use super::notif::Listener;
+use super::stacked::Stacking;
 use super::view::SandboxView;
 use crate::broker::guard::Guard;
 use crate::broker::Shared;
@@ -22,9 +23,10 @@ pub struct Context {
     pub tracker: TaskTracker,
     /// The supervisor's end of the connector's socket (`connect.rs`).
     pub connector: Option<OwnedFd>,
-    /// The program's seccomp filters at exec: a thread under more is in a
-    /// stacked sandbox (`stacked.rs`).
-    pub filters_at_exec: u32,
+    /// The program's seccomp filters at exec, and whether one may have been
+    /// added since: a thread under more is in a stacked sandbox
+    /// (`stacked.rs`).
+    pub stacking: Stacking,
     /// Judges and makes every call that writes or makes a name.
     pub guard: Guard,
     /// Transparent brokering; without it only the guard's calls come here.

@@ -186,7 +186,7 @@ impl Transparent {
             runtime,
             tracker: tracker.clone(),
             connector: program.connector,
-            filters_at_exec: program.filters,
+            stacking: stacked::Stacking::new(program.filters),
             network_told: AtomicBool::new(false),
         });
         let stop = stopping.clone();

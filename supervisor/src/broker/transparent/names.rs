@@ -43,7 +43,6 @@ use policies::{Verdict, Want};
 
 use super::caller::{Target, Unreadable};
 use super::context::Context;
-use super::stacked;
 use super::threads::{outside_the_sandbox, Threads};
 use crate::approval::Question;
 use crate::audit::{self, By, Decision, DecisionRecord, Op, Via};
@@ -272,8 +271,7 @@ fn look(
     }
     // A thread of a sandbox stacked in the program's: its own rules are
     // not the broker's to widen (`stacked.rs`).
-    let status = target.status()?;
-    if stacked::is_stacked(status.filters, ctx.filters_at_exec) {
+    if ctx.stacking.may_be_stacked() && ctx.stacking.is_stacked(target.status()?.filters) {
         return Err(Pass::Sandbox);
     }
     let mut names = Vec::with_capacity(absolute.len());

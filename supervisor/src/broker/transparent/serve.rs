@@ -17,7 +17,7 @@ use super::caller::{Target, Unreadable};
 use super::context::Context;
 use super::names;
 use super::notif::{Listener, Notif};
-use super::stacked;
+use super::stacked::Stacking;
 use super::threads::{outside_the_sandbox, Threads};
 use super::view::SandboxView;
 use crate::audit::Op;
@@ -98,6 +98,11 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
     };
     threads.notified(target.tid);
     let nr = libc::c_long::from(notif.data.nr);
+    if call::adds_filter(nr) {
+        // Before it is answered: the filter is added only after.
+        ctx.stacking.filter_may_be_added();
+        return answer(&ctx.listener, notif.id, Reply::Kernel, None);
+    }
     if call::changes_directories(nr) {
         threads.changing(target.tid, nr);
         return answer(&ctx.listener, notif.id, Reply::Kernel, None);
@@ -146,7 +151,7 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
     // The record's latency counts from here: a call answered `CONTINUE`
     // (most) needs no clock.
     let started = Instant::now();
-    let request = match prepare(&target, brokered, started, ctx.filters_at_exec) {
+    let request = match prepare(&target, brokered, started, &ctx.stacking) {
         Ok(request) => request,
         Err(Unreadable::Gone) => return,
         Err(Unreadable::Kernel) => return answer(&ctx.listener, notif.id, Reply::Kernel, None),
@@ -215,16 +220,21 @@ fn prepare(
     target: &Target<'_>,
     b: Brokered,
     started: Instant,
-    filters_at_exec: u32,
+    stacking: &Stacking,
 ) -> Result<Request, Unreadable> {
     let call = b.call;
     let (Some(access), true) = (access_of(&call), servable(&call)) else {
         return Err(Unreadable::Kernel);
     };
-    // Unreadable (a thread gone, or a kernel that does not count filters):
-    // the kernel decides, as for a stacked thread.
-    let status = target.status()?;
-    if stacked::is_stacked(status.filters, filters_at_exec) {
+    // Read only for a creating call's umask, or once a filter may have
+    // been added (`stacked.rs`). Unreadable (a thread gone, or a kernel
+    // that does not count filters): the kernel decides, as for a stacked
+    // thread.
+    let status = match call.create() || stacking.may_be_stacked() {
+        true => Some(target.status()?),
+        false => None,
+    };
+    if status.is_some_and(|s| stacking.is_stacked(s.filters)) {
         tracing::debug!(
             tid = target.tid,
             "transparent: a stacked sandbox's call: the kernel decides"
@@ -232,10 +242,9 @@ fn prepare(
         return Err(Unreadable::Kernel);
     }
     // Unknown: the strictest usual one.
-    let umask = if call.create() {
-        status.umask.unwrap_or(0o077)
-    } else {
-        0
+    let umask = match (call.create(), status.and_then(|s| s.umask)) {
+        (true, umask) => umask.unwrap_or(0o077),
+        (false, _) => 0,
     };
     let exe = target.exe();
     target.valid()?;
