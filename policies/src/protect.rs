@@ -23,10 +23,11 @@
 //! is how `mv x .git` after writing `x/hooks/pre-commit` is refused.
 
 use crate::broker::canonical::Canonicaliser;
-use crate::broker::pattern::{literal_value, NameMatcher, Pattern};
+use crate::broker::pattern::{is_plain, literal_value, NameMatcher, Pattern};
 use crate::error::{Location, PolicyError};
 use crate::spec::{PatternEntry, PolicySpec};
 use crate::vars::Vars;
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -481,12 +482,11 @@ pub(crate) fn resolve_protect(
     canonicaliser: &mut Canonicaliser,
 ) -> Result<Protect, PolicyError> {
     let mut rules: Vec<ProtectRule> = Vec::new();
+    // Repeats found by a set, not by comparing each with all before it.
+    let mut seen = HashSet::new();
     for entry in &spec.protect {
         let r = resolve_entry_in("protect", entry, vars, canonicaliser)?;
-        if !rules
-            .iter()
-            .any(|o| o.except == r.except && o.subtree == r.subtree && o.resolved == r.resolved)
-        {
+        if seen.insert((r.except, r.subtree, r.resolved.clone())) {
             rules.push(r);
         }
     }
@@ -507,6 +507,7 @@ pub(crate) fn resolve_deny_patterns(
     canonicaliser: &mut Canonicaliser,
 ) -> Result<Protect, PolicyError> {
     let mut rules: Vec<ProtectRule> = Vec::new();
+    let mut seen = HashSet::new();
     for entry in entries.iter().filter(|e| is_deny_pattern(&e.written)) {
         // Checked as written first, as `protect` entries are when parsed:
         // `..` must not be canonicalised away with the prefix.
@@ -520,10 +521,7 @@ pub(crate) fn resolve_deny_patterns(
             location: entry.location.clone(),
         };
         let r = resolve_entry_in("deny", &as_pattern, vars, canonicaliser)?;
-        if !rules
-            .iter()
-            .any(|o| o.except == r.except && o.resolved == r.resolved)
-        {
+        if seen.insert((r.except, r.resolved.clone())) {
             rules.push(r);
         }
     }
@@ -556,10 +554,7 @@ fn canonical_prefix(text: &str, canonicaliser: &mut Canonicaliser) -> String {
         return text.to_string();
     }
     let parts: Vec<&str> = text.split('/').filter(|c| !c.is_empty()).collect();
-    let literal = parts
-        .iter()
-        .take_while(|c| literal_value(c).as_deref() == Some(**c))
-        .count();
+    let literal = parts.iter().take_while(|c| is_plain(c)).count();
     let (real, kept) = canonicaliser.existing_lenient(&parts[..literal]);
     match real.to_str() {
         Some(real) if kept > 0 => {

@@ -4,7 +4,7 @@
 //! Rules attach to inodes, not path names, so they keep holding inside the
 //! child's private mount namespace.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use landlock::{
@@ -78,7 +78,22 @@ fn add_path(
         path: path.display().to_string(),
         source,
     })?;
-    Ok(ruleset.add_rule(PathBeneath::new(fd, applicable(path, access)))?)
+    // Asked of the descriptor the rule attaches to, not by the path again.
+    let access = match is_dir(fd.as_fd()) {
+        true => access,
+        false => access & AccessFs::from_file(TARGET_ABI),
+    };
+    Ok(ruleset.add_rule(PathBeneath::new(fd, access))?)
+}
+
+/// Whether `fd` (an `O_PATH` descriptor is enough) is a directory: one
+/// `fstat`, no lookup. A failure counts as not one, as for [`applicable`].
+fn is_dir(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: an all-zero stat is valid; fstat overwrites it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat fills `st`; `fd` is open for the call's duration.
+    let ok = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0;
+    ok && st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }
 
 /// Directory-only rights make no sense on a file; keep what applies.

@@ -64,7 +64,7 @@ pub fn skeleton(
         .chain(also)
         .filter_map(|p| kind(p).map(|k| (p, k)))
         .collect();
-    roots.sort_by_key(|(p, _)| (p.components().count(), p.as_path()));
+    roots.sort_by_cached_key(|&(p, _)| (p.components().count(), p.as_path()));
     roots.dedup_by_key(|(p, _)| p.as_path());
     let mut outermost: Vec<(&PathBuf, Kind)> = Vec::new();
     for (root, k) in roots {
@@ -97,7 +97,9 @@ pub fn skeleton(
         dirs.push(cwd.to_path_buf());
     }
     dirs.retain(|d| d.parent().is_some());
-    dirs.sort_by_key(|d| (d.components().count(), d.clone()));
+    // Shallowest first, then by path: each key made once (made at every
+    // comparison, it cloned a path each time).
+    dirs.sort_by_cached_key(|d| (d.components().count(), d.clone()));
     dirs.dedup();
     let taken = |p: &Path| dirs.iter().chain(&files).any(|d| d.starts_with(p)) || under_a_root(p);
     let mut seen = std::collections::HashSet::new();

@@ -21,7 +21,8 @@
 //! A supervisor killed with SIGKILL runs no destructor: its directory and its
 //! cgroup stay behind (the program itself dies with it, through
 //! `PR_SET_PDEATHSIG`; what it left running stays in the cgroup). So every
-//! `sluice run` first sweeps the records whose lock is free: it kills what is
+//! `sluice run` sweeps the records whose lock is free (while its child runs
+//! its steps, off the launch's path: `commands::run`): it kills what is
 //! left in the session's cgroup, removes the cgroup and the directory the
 //! record names, then the record. Directories no record names are never
 //! acted on, except the leftovers of an older sluice (`$TMPDIR/sluice-<id>`

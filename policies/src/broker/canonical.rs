@@ -2,6 +2,7 @@
 //! rules and protected paths to match the kernel's names for files.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -16,11 +17,14 @@ use std::path::{Component, Path, PathBuf};
 /// they were then.
 #[derive(Default)]
 pub(crate) struct Canonicaliser {
-    /// Path as written (no `.` or `..`) to its real path.
-    known: HashMap<PathBuf, PathBuf>,
+    /// Path as written (no `.` or `..`) to its real path. Keyed by the
+    /// path's bytes: a `Path`'s hash and comparison walk its components
+    /// again at every lookup, and the key is always built the same way
+    /// (`/` and one name after another), so equal bytes are what matters.
+    known: HashMap<OsString, PathBuf>,
     /// Paths as written whose last name was missing, or could not be
     /// looked into: where the existing part ended.
-    ends: HashSet<PathBuf>,
+    ends: HashSet<OsString>,
 }
 
 impl Canonicaliser {
@@ -36,11 +40,11 @@ impl Canonicaliser {
         let mut real = PathBuf::from("/");
         for (count, name) in names.iter().enumerate() {
             written.push(name);
-            if let Some(known) = self.known.get(&written) {
+            if let Some(known) = self.known.get(written.as_os_str()) {
                 real.clone_from(known);
                 continue;
             }
-            if self.ends.contains(&written) {
+            if self.ends.contains(written.as_os_str()) {
                 return Ok((real, count));
             }
             // Below a real directory, a name that is not a symlink is real too.
@@ -53,12 +57,13 @@ impl Canonicaliser {
             match found {
                 Ok(found) => real = found,
                 Err(error) if stops_lookup(&error) => {
-                    self.ends.insert(written);
+                    self.ends.insert(written.into_os_string());
                     return Ok((real, count));
                 }
                 Err(error) => return Err((candidate, error)),
             }
-            self.known.insert(written.clone(), real.clone());
+            self.known
+                .insert(written.as_os_str().to_owned(), real.clone());
         }
         Ok((real, names.len()))
     }

@@ -123,18 +123,24 @@ pub(crate) struct BuildError {
 }
 
 impl BrokerPolicy {
-    /// Compiles `rules`, whose `resolved` patterns must be in the form
-    /// resolution gives them (absolute or `**/`, normalised).
-    pub(crate) fn new(rules: Vec<BrokerRule>) -> Result<BrokerPolicy, BuildError> {
+    /// Compiles `rules`, each with its `resolved` pattern in the form
+    /// resolution gives it (absolute or `**/`, normalised), split and
+    /// checked: `patterns`, in the same order (each one's
+    /// [`Pattern::text`] is its rule's `resolved`), not parsed again.
+    pub(crate) fn new(
+        rules: Vec<BrokerRule>,
+        patterns: Vec<Pattern>,
+    ) -> Result<BrokerPolicy, BuildError> {
+        debug_assert_eq!(rules.len(), patterns.len());
         let mut ranks = Vec::with_capacity(rules.len());
         let mut literals: Vec<Vec<(Box<[u8]>, usize)>> = Vec::new();
         let mut globs = Vec::new();
-        for (index, rule) in rules.iter().enumerate() {
+        for (index, (rule, pattern)) in rules.iter().zip(patterns).enumerate() {
+            debug_assert_eq!(pattern.text(), rule.resolved);
             let blame = |message| BuildError {
                 rule: Some(rule.clone()),
                 message,
             };
-            let pattern = Pattern::parse(&rule.resolved, &rule.resolved).map_err(blame)?;
             ranks.push(Rank {
                 literals: pattern.literal_chars(),
                 strictness: rule.strictness(),

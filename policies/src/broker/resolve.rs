@@ -21,11 +21,14 @@ pub(crate) fn resolve_broker(
     canonicaliser: &mut Canonicaliser,
 ) -> Result<BrokerPolicy, PolicyError> {
     let mut rules = Vec::new();
+    let mut patterns = Vec::new();
     let mut seen = HashSet::new();
     for list in BrokerList::ALL {
         for entry in spec.broker_list(list) {
-            let resolved = resolve_pattern(list, entry, vars, canonicaliser)?;
+            let pattern = resolve_pattern(list, entry, vars, canonicaliser)?;
+            let resolved = pattern.text();
             if seen.insert((list as usize, resolved.clone())) {
+                patterns.push(pattern);
                 rules.push(BrokerRule {
                     verdict: list.verdict(),
                     grants_write: list.grants_write(),
@@ -48,8 +51,10 @@ pub(crate) fn resolve_broker(
             written: entry.written.clone(),
             location: entry.location.clone(),
         };
-        let resolved = resolve_pattern(BrokerList::Deny, &entry, vars, canonicaliser)?;
+        let pattern = resolve_pattern(BrokerList::Deny, &entry, vars, canonicaliser)?;
+        let resolved = pattern.text();
         if seen.insert((BrokerList::Deny as usize, resolved.clone())) {
+            patterns.push(pattern);
             rules.push(BrokerRule {
                 verdict: Verdict::Deny,
                 grants_write: false,
@@ -59,7 +64,7 @@ pub(crate) fn resolve_broker(
             });
         }
     }
-    BrokerPolicy::new(rules).map_err(|error| match error.rule {
+    BrokerPolicy::new(rules, patterns).map_err(|error| match error.rule {
         Some(rule) => {
             let list = BrokerList::of(rule.verdict, rule.grants_write);
             PolicyError::InvalidValue {
@@ -82,7 +87,7 @@ fn resolve_pattern(
     entry: &PatternEntry,
     vars: &Vars,
     canonicaliser: &mut Canonicaliser,
-) -> Result<String, PolicyError> {
+) -> Result<Pattern, PolicyError> {
     let key = list.key();
     let invalid = |message: String| PolicyError::InvalidValue {
         location: entry.location.clone(),
@@ -92,7 +97,7 @@ fn resolve_pattern(
     let text = vars.substitute_pattern_at(&entry.written, &entry.location, &key)?;
     let mut pattern = Pattern::parse(&text, &entry.written).map_err(invalid)?;
     if pattern.any_depth {
-        return Ok(pattern.text());
+        return Ok(pattern);
     }
     let literal = pattern.literal_prefix();
     let names: Vec<String> = pattern.components[..literal]
@@ -123,5 +128,5 @@ fn resolve_pattern(
         .collect();
     components.extend(pattern.components.drain(kept..));
     pattern.components = components;
-    Ok(pattern.text())
+    Ok(pattern)
 }

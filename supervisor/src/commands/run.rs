@@ -226,13 +226,17 @@ struct Approving {
 }
 
 /// What the supervisor makes while the child runs its steps (the launch's
-/// `meanwhile`).
+/// `meanwhile`); the sweep of dead sessions is done there too, off the
+/// launch's path (nothing before it depends on it: a dead session's record
+/// is not a live one's, its lock being free, and its directory is behind
+/// the veil like any other).
 fn alongside(
     args: &RunArgs,
     s: &Session,
     audit_dir: &Path,
     approving: Approving,
 ) -> Result<Alongside> {
+    crate::session_dir::sweep_stale(&s.records);
     let allow = args.approve == Approve::Allow;
     let prompter = match approving.asks_person {
         true => Some(Arc::new(Prompter::new(

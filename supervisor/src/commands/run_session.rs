@@ -221,10 +221,10 @@ pub(super) fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) 
             }
         }
     }
+    // Dead sessions are swept while the child runs its steps (`run`'s
+    // `alongside`), off the launch's path.
     let records =
         session_dir::records_dir_for(outer.is_some()).context("the session records directory")?;
-    session_dir::sweep_stale(&records);
-    phase::mark("sweep");
     let id = launch::new_session_id()?;
     let dir = SessionDir::create(&id, &records)?;
     phase::mark("session directory");
