@@ -625,7 +625,53 @@ impl Pump {
         let held = self.clipboard.flush();
         self.screen.track(&held);
         self.show(&held);
+        if self.screen.asked() && self.input_open && self.output_open {
+            self.exit_fence();
+        }
         Ok(())
+    }
+
+    /// The terminal's replies to what the program asked last would reach
+    /// the person's input after this relay stops reading it: the shell
+    /// would read them as typed (an answerback, a report with the text the
+    /// program chose). So a fence, as for a prompt: everything until the
+    /// terminal answers a query of sluice's own is read and discarded
+    /// ([`FENCE_TIMEOUT`] at most, for a terminal that never answers).
+    fn exit_fence(&mut self) {
+        self.show(FENCE_QUERY);
+        let mut replies = self
+            .screen
+            .da1_queries()
+            .saturating_sub(self.da1_replies)
+            .saturating_add(1);
+        let until = Instant::now() + FENCE_TIMEOUT;
+        let mut buf = [0u8; 4096];
+        while replies > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::debug!("terminal relay: the terminal did not answer the exit fence");
+                return;
+            }
+            let mut fds = [pollfd(STDIN, libc::POLLIN)];
+            let timeout = left.as_millis().saturating_add(1).min(i32::MAX as u128);
+            if fdio::poll_terminals(&mut fds, timeout as libc::c_int).is_err() {
+                return;
+            }
+            if fds[0].revents == 0 {
+                continue;
+            }
+            let n = match fdio::read(STDIN, &mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            };
+            self.keys.feed(&buf[..n], |t| {
+                if t == Token::DeviceAttributes {
+                    replies = replies.saturating_sub(1);
+                }
+            });
+        }
     }
 }
 

@@ -1,0 +1,262 @@
+//! Red team 13: attacks on sluice as it was at 8e077d6, each with its
+//! control (the same action where it is allowed, or outside sluice).
+
+use std::process::Command;
+
+use sluice_tests::pty::{Replies, Terminal};
+use sluice_tests::Fixture;
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+// ---------------------------------------------------------------------------
+// The terminal's replies to the program's last queries.
+// ---------------------------------------------------------------------------
+
+/// A hundred cursor position queries and an ENQ, then the program ends at
+/// once: the terminal's replies are still on their way when it has gone.
+const ASK_AND_EXIT: &str =
+    r"i=0; while [ $i -lt 100 ]; do printf '\033[6n'; i=$((i+1)); done; printf '\005'";
+
+/// What the person's shell reads after `program` ends, on a terminal that
+/// answers as xterm does over a slow link (each reply a moment after the
+/// last): whatever the terminal typed meanwhile, shown by `od` between
+/// `LEFT[` and `]`.
+fn left_for_the_shell(program: Command) -> String {
+    let mut argv = vec![program.get_program().to_owned()];
+    argv.extend(program.get_args().map(ToOwned::to_owned));
+    // The shell the person returns to: it reads what is typed, raw, until
+    // the terminal has been quiet for a second.
+    let script = r#""$@"; stty -icanon -echo min 0 time 10; printf 'LEFT['; cat | od -An -c | tr -d ' \n'; printf ']\n'"#;
+    let mut shell = Command::new("/bin/sh");
+    shell.arg("-c").arg(script).arg("sh").args(&argv);
+    for (key, value) in program.get_envs() {
+        match value {
+            Some(v) => shell.env(key, v),
+            None => shell.env_remove(key),
+        };
+    }
+    if let Some(dir) = program.get_current_dir() {
+        shell.current_dir(dir);
+    }
+    let mut t = Terminal::spawn_with(shell, 24, 100, Replies::SlowXterm);
+    t.expect("LEFT[");
+    let left = t.expect("]");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    left
+}
+
+/// The relay stops reading the person's terminal when the program ends;
+/// replies to queries the program wrote just before were typed into the
+/// person's shell (an answerback, a report: with a terminal that reports
+/// text the program chose, a command line). Now a fence at the end takes
+/// them. Control: the same program outside sluice leaves them to the shell.
+#[test]
+fn the_terminals_replies_to_the_programs_last_queries_never_reach_the_persons_shell() {
+    let fx = Fixture::new(PROBE);
+    let inside = left_for_the_shell(fx.sluice_command(&[], &["/bin/sh", "-c", ASK_AND_EXIT]));
+    assert_eq!(inside, "", "the terminal's replies reached the shell");
+    // Control: outside sluice the shell reads them.
+    let mut direct = Command::new("/bin/sh");
+    direct.args(["-c", ASK_AND_EXIT]).current_dir(&fx.ws_dir);
+    let outside = left_for_the_shell(direct);
+    assert!(
+        outside.contains("PuTTY") || outside.contains("033[1;1R"),
+        "the control left nothing for the shell: the check proves nothing ({outside:?})"
+    );
+}
+
+/// Control of the fence: a program that reads its own reply still gets it.
+#[test]
+fn a_program_still_reads_the_terminals_reply_to_its_query() {
+    let fx = Fixture::new(PROBE);
+    let script = r"stty -icanon -echo min 0 time 20; printf '\033[6n'; printf 'GOT['; cat | od -An -c | tr -d ' \n'; printf ']\n'";
+    let mut t = Terminal::spawn(fx.sluice_command(&[], &["/bin/sh", "-c", script]), 24, 100);
+    t.expect("GOT[");
+    let got = t.expect("]");
+    assert_eq!(got, "033[1;1R");
+    assert_eq!(t.wait().code, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Python's bytecode cache: code the person runs later that no review shows.
+// ---------------------------------------------------------------------------
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Writes, beside the workspace's `mod.py`, the bytecode Python would
+/// cache for it, compiled from other source: the header names the clean
+/// file's modification time and size, so Python runs the cache and never
+/// reads the source again. The canary is the file the planted code makes.
+const PLANT_PYC: &str = r#"
+import importlib.util, importlib._bootstrap_external as ext, os, sys
+canary = sys.argv[1]
+st = os.stat("mod.py")
+evil = "open(%r, 'w').write('ran')\n" % canary + open("mod.py").read()
+code = compile(evil, os.path.abspath("mod.py"), "exec")
+cached = importlib.util.cache_from_source("mod.py")
+os.makedirs(os.path.dirname(cached), exist_ok=True)
+with open(cached, "wb") as f:
+    f.write(ext._code_to_timestamp_pyc(code, st.st_mtime, st.st_size))
+print("planted", cached)
+"#;
+
+/// A workspace with a clean module and the program that imports it.
+fn python_project(fx: &Fixture) {
+    std::fs::write(fx.ws("mod.py"), "def greet():\n    return 'hello'\n").unwrap();
+    std::fs::write(fx.ws("app.py"), "import mod\nprint(mod.greet())\n").unwrap();
+}
+
+/// The person's `python3 app.py` outside, after the session: whether the
+/// planted bytecode ran (the source it shows is unchanged either way).
+fn persons_run_ran_the_plant(fx: &Fixture, canary: &str) -> bool {
+    let out = sluice_tests::execute({
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg("app.py").current_dir(&fx.ws_dir);
+        cmd
+    });
+    assert!(out.stdout.contains("hello"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(fx.ws("mod.py")).unwrap(),
+        "def greet():\n    return 'hello'\n",
+        "the source changed: this is not the hidden way"
+    );
+    std::path::Path::new(canary).exists()
+}
+
+/// The program writes `__pycache__/mod.cpython-3X.pyc` for the person's
+/// clean `mod.py`: `git diff` and the source show nothing (`__pycache__` is
+/// in every Python `.gitignore`), and the person's next `python3 app.py`
+/// outside runs the planted code. Not fixed: protecting `**/*.pyc` (with
+/// `PYTHONPYCACHEPREFIX` set to the session's TMPDIR so that Python inside
+/// keeps a cache) is a policy decision for the lead.
+#[test]
+#[ignore = "open: bytecode Python caches in the workspace runs outside later (see the report)"]
+fn bytecode_the_program_caches_for_a_clean_module_never_runs_outside() {
+    let fx = Fixture::new(PROBE);
+    python_project(&fx);
+    let canary = fx.outside("pyc-ran");
+    let out =
+        sluice_tests::execute(fx.sluice_command(&[], &[PYTHON, "-c", PLANT_PYC, canary.as_str()]));
+    eprintln!("{out}");
+    assert!(
+        !persons_run_ran_the_plant(&fx, &canary),
+        "the person's python3 ran the bytecode the program planted"
+    );
+}
+
+/// Control: outside sluice the same plant runs on the person's next run.
+#[test]
+fn control_planted_bytecode_runs_on_the_persons_next_run() {
+    let fx = Fixture::new(PROBE);
+    python_project(&fx);
+    let canary = fx.outside("pyc-ran");
+    let out = sluice_tests::execute({
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-c", PLANT_PYC, canary.as_str()])
+            .current_dir(&fx.ws_dir);
+        cmd
+    });
+    assert!(out.stdout.contains("planted"), "{out}");
+    assert!(persons_run_ran_the_plant(&fx, &canary));
+}
+
+// ---------------------------------------------------------------------------
+// Credentials the broker served on one yes.
+// ---------------------------------------------------------------------------
+
+/// Tokens of command-line tools and the browsers' session cookies, in the
+/// home directory, each with the secret it holds.
+const TOOL_CREDENTIALS: &[(&str, &str)] = &[
+    (
+        ".config/gh/hosts.yml",
+        "github.com:\n  oauth_token: gho_SECRET-gh\n",
+    ),
+    (".config/hub", "github.com:\n- oauth_token: SECRET-hub\n"),
+    (".config/glab-cli/config.yml", "token: SECRET-glab\n"),
+    (
+        ".config/rclone/rclone.conf",
+        "[s3]\nsecret_access_key = SECRET-rclone\n",
+    ),
+    (
+        ".terraform.d/credentials.tfrc.json",
+        "{\"credentials\":{\"app.terraform.io\":{\"token\":\"SECRET-tf\"}}}\n",
+    ),
+    (".vault-token", "hvs.SECRET-vault\n"),
+    (".pgpass", "db:5432:*:me:SECRET-pg\n"),
+    (".gem/credentials", ":rubygems_api_key: SECRET-gem\n"),
+    (
+        ".mozilla/firefox/p.default/cookies.sqlite",
+        "SECRET-firefox-cookies\n",
+    ),
+    (
+        ".config/google-chrome/Default/Cookies",
+        "SECRET-chrome-cookies\n",
+    ),
+    (
+        ".config/chromium/Default/Login Data",
+        "SECRET-chromium-logins\n",
+    ),
+];
+
+fn fixture_with_tool_credentials() -> Fixture {
+    let fx = Fixture::new(PROBE);
+    for (rel, secret) in TOOL_CREDENTIALS {
+        let path = std::path::PathBuf::from(fx.home(rel));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, secret).unwrap();
+    }
+    fx
+}
+
+/// `default`'s `[broker] deny` names the credentials it never serves
+/// "even if a person would say yes" (`~/.ssh`, `~/.aws`, `~/.netrc`...),
+/// but not the GitHub CLI's token nor the browsers' cookies: `ask "/"` put
+/// them to the person, so one hurried yes (or `--approve allow`) handed
+/// `~/.config/gh/hosts.yml` to the program. Control: a file of the home
+/// directory that holds no credential is still served on that yes.
+#[test]
+fn tools_tokens_and_browser_cookies_are_never_served_whatever_the_answer() {
+    let fx = fixture_with_tool_credentials();
+    for (rel, secret) in TOOL_CREDENTIALS {
+        let secret = secret.trim_end().escape_debug().to_string();
+        let out = fx.sluice(&["--approve", "allow"], &["broker-read", &fx.home(rel)]);
+        assert!(!out.stdout.contains(&secret), "{rel} was served: {out}");
+        out.assert_blocked();
+        let out = fx.sluice(
+            &["--approve", "allow", "--transparent"],
+            &["read", &fx.home(rel)],
+        );
+        assert!(!out.stdout.contains(&secret), "{rel} was read: {out}");
+        out.assert_blocked();
+    }
+    // Control: the same yes serves the rest of the home directory.
+    fx.sluice(
+        &["--approve", "allow"],
+        &["broker-read", &fx.home("notes.txt")],
+    )
+    .assert_ok()
+    .assert_says("SECRET-home-notes");
+    fx.sluice(
+        &["--approve", "allow", "--transparent"],
+        &["read", &fx.home("notes.txt")],
+    )
+    .assert_ok()
+    .assert_says("SECRET-home-notes");
+}
+
+/// The same files stay hidden where a policy extending `default` lets the
+/// sandbox read the home directory itself (control: the rest of it reads).
+#[test]
+fn tools_tokens_and_browser_cookies_stay_hidden_in_a_readable_home() {
+    let fx = fixture_with_tool_credentials();
+    let home = fx.home("");
+    for (rel, secret) in TOOL_CREDENTIALS {
+        let out = fx.sluice(&["--allow-read", &home], &["read", &fx.home(rel)]);
+        let secret = secret.trim_end().escape_debug().to_string();
+        assert!(!out.stdout.contains(&secret), "{rel} was read: {out}");
+    }
+    fx.sluice(&["--allow-read", &home], &["read", &fx.home("notes.txt")])
+        .assert_ok()
+        .assert_says("SECRET-home-notes");
+}
