@@ -260,3 +260,111 @@ fn tools_tokens_and_browser_cookies_stay_hidden_in_a_readable_home() {
         .assert_ok()
         .assert_says("SECRET-home-notes");
 }
+
+// ---------------------------------------------------------------------------
+// git's object store: what the person's revert writes back.
+// ---------------------------------------------------------------------------
+
+/// `git` as the person runs it, outside sluice.
+fn git_outside(fx: &Fixture, dir: &std::path::Path, args: &[&str]) -> sluice_tests::Outcome {
+    let mut cmd = Command::new("git");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("HOME", &fx.home_dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "p")
+        .env("GIT_AUTHOR_EMAIL", "p@example.com")
+        .env("GIT_COMMITTER_NAME", "p")
+        .env("GIT_COMMITTER_EMAIL", "p@example.com")
+        .stdin(std::process::Stdio::null());
+    sluice_tests::execute(cmd)
+}
+
+/// Replaces the stored blob of the committed `Makefile` (a loose object,
+/// the file named by its hash) with other content under the same name, and
+/// edits the work tree's copy visibly: an agent's change the person will
+/// revert. Arguments: the blob's hash, the canary, the repository.
+const POISON_BLOB: &str = r##"
+import os, sys, zlib
+blob, canary = sys.argv[1], sys.argv[2]
+os.chdir(sys.argv[3])
+evil = ("all:\n\t@touch %s; echo building\n" % canary).encode()
+path = ".git/objects/%s/%s" % (blob[:2], blob[2:])
+os.chmod(path, 0o644)
+os.unlink(path)
+with open(path, "wb") as f:
+    f.write(zlib.compress(b"blob %d\0" % len(evil) + evil))
+with open("Makefile", "a") as f:
+    f.write("# the agent's change\n")
+print("poisoned", path)
+"##;
+
+/// The person's repository `ws/proj` with a committed `Makefile`, and the
+/// hash of its blob.
+fn repository_with_a_makefile(fx: &Fixture) -> (std::path::PathBuf, String) {
+    let repo = fx.ws_dir.join("proj");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("Makefile"), "all:\n\t@echo building\n").unwrap();
+    git_outside(fx, &repo, &["init", "-q"]).assert_code(0);
+    git_outside(fx, &repo, &["add", "Makefile"]).assert_code(0);
+    git_outside(fx, &repo, &["commit", "-qm", "init"]).assert_code(0);
+    let blob = git_outside(fx, &repo, &["rev-parse", "HEAD:Makefile"]);
+    (repo, blob.stdout.trim().to_owned())
+}
+
+/// The person reverts the agent's change (`git checkout -- Makefile`),
+/// `git diff` then shows nothing, and runs `make`: whether the planted
+/// content ran.
+fn persons_revert_and_make_ran_the_plant(
+    fx: &Fixture,
+    repo: &std::path::Path,
+    canary: &str,
+) -> bool {
+    git_outside(fx, repo, &["checkout", "--", "Makefile"]).assert_code(0);
+    let diff = git_outside(fx, repo, &["diff"]);
+    assert_eq!(diff.stdout, "", "{diff}");
+    let mut make = Command::new("make");
+    make.arg("-s").current_dir(repo);
+    sluice_tests::execute(make);
+    std::path::Path::new(canary).exists()
+}
+
+/// The program rewrites a loose object of the person's repository under
+/// its own name (git checks no object's hash when it reads it): the
+/// person who reverts the agent's edits gets the program's content back
+/// from the store, with a clean `git diff`, and runs it with `make`. Not
+/// fixed: the guard sees neither `unlink` (under `default`) nor the
+/// content of a file opened at an object's name; checking every object
+/// written during the session against its name (loose objects, packs,
+/// `objects/info/alternates`) is the fix to weigh (see the report).
+#[test]
+#[ignore = "open: an object the program rewrites in the person's .git is what the person's revert writes back"]
+fn an_object_the_program_rewrites_is_never_what_the_persons_revert_writes() {
+    let fx = Fixture::new(PROBE);
+    let (repo, blob) = repository_with_a_makefile(&fx);
+    let canary = fx.outside("make-ran");
+    let dir = repo.to_str().unwrap();
+    let out = sluice_tests::execute(fx.sluice_command(
+        &[],
+        &["/usr/bin/python3", "-c", POISON_BLOB, &blob, &canary, dir],
+    ));
+    eprintln!("{out}");
+    assert!(
+        !persons_revert_and_make_ran_the_plant(&fx, &repo, &canary),
+        "the person's revert wrote the program's content and make ran it"
+    );
+}
+
+/// Control: the same rewrite outside sluice runs on the person's `make`.
+#[test]
+fn control_a_rewritten_object_is_what_a_revert_writes() {
+    let fx = Fixture::new(PROBE);
+    let (repo, blob) = repository_with_a_makefile(&fx);
+    let canary = fx.outside("make-ran");
+    let mut poison = Command::new("/usr/bin/python3");
+    poison
+        .args(["-c", POISON_BLOB, &blob, &canary, repo.to_str().unwrap()])
+        .current_dir(&repo);
+    sluice_tests::execute(poison).assert_code(0);
+    assert!(persons_revert_and_make_ran_the_plant(&fx, &repo, &canary));
+}
