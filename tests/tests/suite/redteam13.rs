@@ -368,3 +368,51 @@ fn control_a_rewritten_object_is_what_a_revert_writes() {
     sluice_tests::execute(poison).assert_code(0);
     assert!(persons_revert_and_make_ran_the_plant(&fx, &repo, &canary));
 }
+
+/// Changes the committed `Makefile` and hides the change from `git status`
+/// and `git diff` with the index's skip-worktree bit; adds a `conftest.py`
+/// (pytest runs it) hidden by `.git/info/exclude`. Argument: the repository.
+const HIDE_CHANGES: &str = "cd \"$1\" && printf 'all:\\n\\t@echo hidden\\n' > Makefile && \
+    git update-index --skip-worktree Makefile && echo 'import os' > conftest.py && \
+    echo conftest.py >> .git/info/exclude && echo hidden";
+
+/// What the person's review sees: `git status --porcelain` outside.
+fn persons_status(fx: &Fixture, repo: &std::path::Path) -> String {
+    let status = git_outside(fx, repo, &["status", "--porcelain"]);
+    status.assert_code(0);
+    status.stdout
+}
+
+/// The program edits a tracked file and sets the index's skip-worktree
+/// bit (or adds a file and lists it in `.git/info/exclude`): the person's
+/// `git status` and `git diff` show nothing, and `make` (pytest) runs what
+/// the program wrote. Not fixed: `.git/index` and `.git/info/exclude` are
+/// written by git inside; a check at the session's end of the index's
+/// flags and of `info/exclude` against launch is the fix to weigh.
+#[test]
+#[ignore = "open: the program hides its changes from the person's git status (see the report)"]
+fn the_programs_changes_are_never_hidden_from_the_persons_git_status() {
+    let fx = Fixture::new(PROBE);
+    let (repo, _) = repository_with_a_makefile(&fx);
+    let dir = repo.to_str().unwrap();
+    sluice_tests::execute(fx.sluice_command(&[], &["/bin/sh", "-c", HIDE_CHANGES, "sh", dir]))
+        .assert_code(0);
+    let status = persons_status(&fx, &repo);
+    assert!(status.contains("Makefile"), "{status:?}");
+    assert!(status.contains("conftest.py"), "{status:?}");
+}
+
+/// Control: outside sluice the same commands hide both changes.
+#[test]
+fn control_git_status_hides_what_the_index_and_exclude_say() {
+    let fx = Fixture::new(PROBE);
+    let (repo, _) = repository_with_a_makefile(&fx);
+    let mut hide = Command::new("/bin/sh");
+    hide.args(["-c", HIDE_CHANGES, "sh", repo.to_str().unwrap()])
+        .env("HOME", &fx.home_dir);
+    sluice_tests::execute(hide).assert_code(0);
+    assert_eq!(persons_status(&fx, &repo), "");
+    assert!(std::fs::read_to_string(repo.join("Makefile"))
+        .unwrap()
+        .contains("hidden"));
+}
