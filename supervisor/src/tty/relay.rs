@@ -3,8 +3,9 @@
 //! request.
 //!
 //! Without a prompt open, the program's output goes to the person's
-//! terminal as it comes (watched by [`Screen`], its clipboard sequences
-//! taken out by [`ClipboardFilter`]) and the person's input goes
+//! terminal as it comes (watched by [`Screen`], its clipboard,
+//! remote-control and file-transfer sequences taken out by
+//! [`ClipboardFilter`]) and the person's input goes
 //! to the program (buffered here, the master being non-blocking, so a
 //! program that does not read its input never stalls its output). With a
 //! prompt open, the master is not read: the program's output waits in the
