@@ -465,3 +465,40 @@ fn the_program_cannot_drive_the_persons_terminal_beyond_its_screen() {
         assert!(outside.contains(needle), "{needle}: {outside:?}");
     }
 }
+
+/// Without a pty (sluice's stdout a pipe: `sluice run -- cargo build |
+/// tee log`), the program's standard error is the person's terminal
+/// itself, and kitty's remote control written there reaches it unfiltered:
+/// with `allow_remote_control yes`, a command run outside the sandbox. Not
+/// fixed: the relay needs stdin and stdout on a terminal; relaying a
+/// terminal that is the program's stderr alone (or giving it a pty for
+/// stderr) is a change to how the terminal is taken (see the report).
+#[test]
+#[ignore = "open: without a pty the program's stderr reaches the person's terminal unfiltered"]
+fn without_a_pty_the_program_still_cannot_drive_the_persons_terminal() {
+    let fx = Fixture::new(PROBE);
+    let to_stderr = format!("{{ {TERMINAL_ACTIONS}; }} >&2");
+    let cmd = fx.sluice_command(&[], &["/bin/sh", "-c", &to_stderr]);
+    let mut argv = vec![cmd.get_program().to_owned()];
+    argv.extend(cmd.get_args().map(ToOwned::to_owned));
+    let mut shell = Command::new("/bin/sh");
+    shell
+        .arg("-c")
+        .arg(r#""$@" | cat >/dev/null; echo done"#)
+        .arg("sh")
+        .args(&argv);
+    for (key, value) in cmd.get_envs() {
+        if let Some(v) = value {
+            shell.env(key, v);
+        }
+    }
+    shell.current_dir(&fx.ws_dir);
+    let mut t = Terminal::spawn(shell, 24, 100);
+    t.expect("done");
+    let transcript = t.wait().transcript;
+    assert!(transcript.contains("after"), "{transcript:?}");
+    assert!(
+        !transcript.contains("@kitty-cmd"),
+        "kitty's remote control reached the terminal: {transcript:?}"
+    );
+}
