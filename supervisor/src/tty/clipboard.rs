@@ -102,7 +102,13 @@ impl ClipboardFilter {
 
     /// What is held back, given up when the output ends.
     pub(super) fn flush(&mut self) -> Vec<u8> {
-        if matches!(self.state, State::Drop | State::DropEscape) {
+        // An introducer that may still start a dropped string is dropped
+        // too: given out, it would leave the terminal in a string that the
+        // next bytes written (sluice's own) continue.
+        if matches!(
+            self.state,
+            State::Drop | State::DropEscape | State::Prefix { .. }
+        ) {
             self.held.clear();
         }
         self.state = State::Pass { utf8_left: 0 };
@@ -318,6 +324,9 @@ mod tests {
             check(&seq, b"ab");
         }
         check(b"a\x9d1337;Copy=:eA==\x9cb", b"ab");
+        // Cut off at the very end while it may still be one.
+        check(b"a\x1bP@kitty-cm", b"a");
+        check(b"a\x1b]1337;Cop", b"a");
         // In a tmux passthrough (its ESC doubled).
         check(
             &[&b"\x1bPtmux;\x1b\x1bP"[..], launch, b"\x1b\x1b\\\x1b\\"].concat(),
