@@ -14,7 +14,10 @@
 //! transfer (OSC 5113) and iTerm2's clipboard and file transfer (OSC 1337
 //! with `Copy=`, `CopyToClipboard`, `File=`, `MultipartFile=`,
 //! `FilePart=`, `FileEnd`, `RequestUpload`: a file saved to the person's
-//! Downloads, or one of theirs sent in). [`ClipboardFilter`] drops those
+//! Downloads, or one of theirs sent in), and the VT220's user-defined keys
+//! (DECUDK, `DCS Ps;Ps |`: xterm then sends the program's string, a
+//! command line, when the person presses a shifted function key in their
+//! shell after the session). [`ClipboardFilter`] drops those
 //! strings whole (inside a tmux passthrough too) and passes every other
 //! byte unchanged, in order, across reads.
 //!
@@ -44,6 +47,8 @@ const DROPPED_ITERM2: &[&[u8]] = &[
 ];
 /// What a DCS dropped starts with: kitty's remote control.
 const DROPPED_DCS: &[&[u8]] = &[b"@kitty-cmd"];
+/// Most parameter bytes of a DCS read before passing it on.
+const MAX_DCS_PARAMS: usize = 16;
 /// Most digits of an OSC number read before passing the string on.
 const MAX_DIGITS: usize = 8;
 
@@ -57,6 +62,9 @@ enum State {
     C2,
     /// Holding an OSC introducer and the digits of its number so far.
     Number,
+    /// Holding a DCS introducer (it ends at `start` in `held`) and the
+    /// parameters after it so far: `|` after them is DECUDK.
+    DcsParams { start: usize },
     /// Holding an introducer and what follows it from `start` in `held`,
     /// while that may still be the start of one of `of`.
     Prefix {
@@ -107,7 +115,7 @@ impl ClipboardFilter {
         // next bytes written (sluice's own) continue.
         if matches!(
             self.state,
-            State::Drop | State::DropEscape | State::Prefix { .. }
+            State::Drop | State::DropEscape | State::DcsParams { .. } | State::Prefix { .. }
         ) {
             self.held.clear();
         }
@@ -172,6 +180,23 @@ impl ClipboardFilter {
                         start: self.held.len(),
                         of: DROPPED_ITERM2,
                     };
+                } else {
+                    self.give_back(b, out);
+                }
+            }
+            State::DcsParams { start } => {
+                let params = self.held.len() - start;
+                if (b.is_ascii_digit() || b == b';') && params < MAX_DCS_PARAMS {
+                    self.held.push(b);
+                } else if b == b'|' {
+                    self.held.clear();
+                    self.state = State::Drop;
+                } else if params == 0 {
+                    self.state = State::Prefix {
+                        start,
+                        of: DROPPED_DCS,
+                    };
+                    self.byte(b, out);
                 } else {
                     self.give_back(b, out);
                 }
@@ -244,9 +269,8 @@ impl ClipboardFilter {
     /// dropped one.
     fn dcs(&mut self, b: u8) {
         self.held.push(b);
-        self.state = State::Prefix {
+        self.state = State::DcsParams {
             start: self.held.len(),
-            of: DROPPED_DCS,
         };
     }
 
@@ -324,6 +348,10 @@ mod tests {
             check(&seq, b"ab");
         }
         check(b"a\x9d1337;Copy=:eA==\x9cb", b"ab");
+        // User-defined keys, with and without parameters.
+        check(b"a\x1bP0;1|17/6563686f0d\x1b\\b", b"ab");
+        check(b"a\x1bP|23/6c730d\x07b", b"ab");
+        check(b"a\x901|17/78\x9cb", b"ab");
         // Cut off at the very end while it may still be one.
         check(b"a\x1bP@kitty-cm", b"a");
         check(b"a\x1b]1337;Cop", b"a");
@@ -343,6 +371,7 @@ mod tests {
             b"\x1b[31mred\x1b[0m\x1b\x1b]",
             b"\x1bPtmux;\x1b\x1b]0;title\x07\x1b\\",
             b"\x1bP$qm\x1b\\\x1bP@kitty\x1b\\\x1bP@kitty-cm\x07\x90q\x9c",
+            b"\x1bP1;2q#0;2;0;0;0\x1b\\\x1bP+q544e\x1b\\\x1bP0;1\x07",
             b"\x1b]1337;CurrentDir=/w\x07\x1b]1337;SetUserVar=a=Yg==\x07\x1b]1337;Co\x07",
             b"\x1b]1337\x07\x1b]13370;Copy=:x\x07\x1b]511;x\x07",
             "é Ý ñ \u{1d}\u{9d}text ✓ 𝄞".as_bytes(),

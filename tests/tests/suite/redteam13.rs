@@ -423,10 +423,13 @@ fn control_git_status_hides_what_the_index_and_exclude_say() {
 
 /// kitty's remote control (`launch` runs a command outside, where the
 /// person set `allow_remote_control yes`), kitty's file transfer, and
-/// iTerm2's clipboard and file download, between text that must pass.
+/// iTerm2's clipboard and file download, and a user-defined key (xterm's
+/// Shift-F6 would type `echo pwned` and Enter into the person's shell after
+/// the session), between text that must pass.
 const TERMINAL_ACTIONS: &str = r#"printf 'before\033P@kitty-cmd{"cmd":"launch","version":[0,26,0],"no_response":true,"payload":{"args":["sh","-c","touch /tmp/x"],"type":"background"}}\033\\mid1'
 printf '\033]5113;ac=send;id=a;dest=~/.bashrc\033\\mid2'
 printf '\033]1337;Copy=:ZWNobyBwd25lZAo=\007mid3'
+printf '\033P0;1|17/6563686f2070776e65640d\033\\mid4'
 printf '\033]1337;File=name=LmJhc2hyYw==;inline=0:ZWNobyBwd25lZAo=\007after\n'"#;
 
 /// What the person's terminal was sent, outside sluice or in it.
@@ -441,27 +444,34 @@ fn terminal_transcript(cmd: Command) -> String {
 /// The relay dropped only clipboard strings: kitty's remote control, by
 /// which a terminal configured to accept it (`allow_remote_control yes`)
 /// launches any command the program names outside the sandbox, reached
-/// the person's terminal, as did kitty's file transfer and iTerm2's
-/// clipboard and file download. Control: outside sluice the terminal is
+/// the person's terminal, as did kitty's file transfer, iTerm2's
+/// clipboard and file download and xterm's user-defined keys. Control: outside sluice the terminal is
 /// sent each of them.
 #[test]
 fn the_program_cannot_drive_the_persons_terminal_beyond_its_screen() {
     let fx = Fixture::new(PROBE);
     let inside = terminal_transcript(fx.sluice_command(&[], &["/bin/sh", "-c", TERMINAL_ACTIONS]));
-    for needle in ["@kitty-cmd", "5113;", "1337;Copy", "1337;File", "ZWNv"] {
+    for needle in [
+        "@kitty-cmd",
+        "5113;",
+        "1337;Copy",
+        "1337;File",
+        "ZWNv",
+        "|17/",
+    ] {
         assert!(
             !inside.contains(needle),
             "{needle} reached the terminal: {inside:?}"
         );
     }
-    assert!(inside.contains("beforemid1mid2mid3after"), "{inside:?}");
+    assert!(inside.contains("beforemid1mid2mid3mid4after"), "{inside:?}");
     // Control: a program outside sluice sends them all.
     let mut direct = Command::new("/bin/sh");
     direct
         .args(["-c", TERMINAL_ACTIONS])
         .current_dir(&fx.ws_dir);
     let outside = terminal_transcript(direct);
-    for needle in ["@kitty-cmd", "5113;", "1337;Copy", "1337;File"] {
+    for needle in ["@kitty-cmd", "5113;", "1337;Copy", "1337;File", "|17/"] {
         assert!(outside.contains(needle), "{needle}: {outside:?}");
     }
 }
