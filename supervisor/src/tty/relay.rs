@@ -398,8 +398,12 @@ impl Pump {
     fn suspend_key(&self, input: &[u8]) -> Option<(usize, libc::pid_t)> {
         let master = self.master.as_raw_fd();
         let modes = pty::get_termios(master).ok()?;
+        // The person's own suspend character, where the program's terminal
+        // would act on it too: the program sets its pty's, and a key of its
+        // choosing (a space, Enter) suspended the session mid-line, the rest
+        // of what the person typed then going to their shell.
         let key = modes.c_cc[libc::VSUSP];
-        if modes.c_lflag & libc::ISIG == 0 || key == 0 {
+        if modes.c_lflag & libc::ISIG == 0 || key == 0 || key != self.raw.suspend_char() {
             return None;
         }
         let at = input.iter().position(|&b| b == key)?;

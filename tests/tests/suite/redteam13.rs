@@ -512,3 +512,39 @@ fn without_a_pty_the_program_still_cannot_drive_the_persons_terminal() {
         "kitty's remote control reached the terminal: {transcript:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The suspend key.
+// ---------------------------------------------------------------------------
+
+/// Says when it is continued after a stop, for three seconds.
+const TRAPS_CONT: &str = "trap 'echo GOT-CONT' CONT; echo ready; i=0; \
+    while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; echo end";
+
+/// Whether typing `key` at the program suspended (stopped and continued)
+/// it, the program having made `susp` its terminal's suspend character.
+fn key_suspends(fx: &Fixture, susp: &str, key: &[u8]) -> bool {
+    let script = format!("stty susp {susp}; {TRAPS_CONT}");
+    let mut t = Terminal::spawn(fx.sluice_command(&[], &["/bin/sh", "-c", &script]), 24, 100);
+    t.expect("ready");
+    t.send(key);
+    let before_end = t.expect("end");
+    t.wait();
+    before_end.contains("GOT-CONT")
+}
+
+/// The relay suspended the session on the suspend character of the
+/// program's own pty, which the program sets: a key of its choosing (a
+/// space, Enter) stopped sluice mid-line, and the rest of what the person
+/// was typing to the program went to the person's shell. Now only the
+/// person's own suspend character does. Control: Ctrl-Z still suspends.
+#[test]
+fn the_program_cannot_choose_the_key_that_hands_the_terminal_back_to_the_shell() {
+    let fx = Fixture::new(PROBE);
+    assert!(
+        !key_suspends(&fx, "a", b"a"),
+        "a key the program chose suspended the session"
+    );
+    // Control: the person's Ctrl-Z, the program's too, suspends it.
+    assert!(key_suspends(&fx, "^Z", b"\x1a"));
+}
