@@ -151,6 +151,11 @@ impl RawMode {
     pub fn resume(&self) -> io::Result<()> {
         set_termios(self.fd, &self.raw)
     }
+
+    /// The suspend character of the person's own modes (`VSUSP`; 0: none).
+    pub fn suspend_char(&self) -> u8 {
+        self.saved.c_cc[libc::VSUSP]
+    }
 }
 
 impl Drop for RawMode {

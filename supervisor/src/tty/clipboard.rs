@@ -7,9 +7,19 @@
 //! the clipboard back into the program's input. Either way out of the
 //! sandbox: a command line the person pastes later into a shell outside
 //! it, or the person's copied password read in. kitty's OSC 5522 (its
-//! clipboard protocol) likewise. [`ClipboardFilter`] drops those strings
-//! whole (inside a tmux passthrough too) and passes every other byte
-//! unchanged, in order, across reads.
+//! clipboard protocol) likewise. So do the strings by which a terminal
+//! acts for the program beyond its screen: kitty's remote control (a DCS
+//! starting `@kitty-cmd`: where the person set `allow_remote_control yes`,
+//! its `launch` runs any command outside the sandbox), kitty's file
+//! transfer (OSC 5113) and iTerm2's clipboard and file transfer (OSC 1337
+//! with `Copy=`, `CopyToClipboard`, `File=`, `MultipartFile=`,
+//! `FilePart=`, `FileEnd`, `RequestUpload`: a file saved to the person's
+//! Downloads, or one of theirs sent in), and the VT220's user-defined keys
+//! (DECUDK, `DCS Ps;Ps |`: xterm then sends the program's string, a
+//! command line, when the person presses a shifted function key in their
+//! shell after the session). [`ClipboardFilter`] drops those
+//! strings whole (inside a tmux passthrough too) and passes every other
+//! byte unchanged, in order, across reads.
 //!
 //! The introducer is `ESC ]`, the 8-bit `0x9D` (not inside a UTF-8
 //! character) or its UTF-8 form `C2 9D`; the number may have leading zeros
@@ -19,8 +29,26 @@
 //! safe side, since the terminal then sees the rest as text of a string it
 //! never started.
 
-/// The OSC numbers dropped: xterm's clipboard, kitty's clipboard protocol.
-const DROPPED: [u32; 2] = [52, 5522];
+/// The OSC numbers dropped: xterm's clipboard, kitty's clipboard protocol
+/// and file transfer.
+const DROPPED: [u32; 3] = [52, 5522, 5113];
+/// iTerm2's OSC, dropped where what follows its `;` starts with one of
+/// [`DROPPED_ITERM2`].
+const ITERM2: u32 = 1337;
+/// iTerm2's keys that reach the clipboard or move a file.
+const DROPPED_ITERM2: &[&[u8]] = &[
+    b"Copy=",
+    b"CopyToClipboard",
+    b"File=",
+    b"MultipartFile=",
+    b"FilePart=",
+    b"FileEnd",
+    b"RequestUpload",
+];
+/// What a DCS dropped starts with: kitty's remote control.
+const DROPPED_DCS: &[&[u8]] = &[b"@kitty-cmd"];
+/// Most parameter bytes of a DCS read before passing it on.
+const MAX_DCS_PARAMS: usize = 16;
 /// Most digits of an OSC number read before passing the string on.
 const MAX_DIGITS: usize = 8;
 
@@ -34,6 +62,15 @@ enum State {
     C2,
     /// Holding an OSC introducer and the digits of its number so far.
     Number,
+    /// Holding a DCS introducer (it ends at `start` in `held`) and the
+    /// parameters after it so far: `|` after them is DECUDK.
+    DcsParams { start: usize },
+    /// Holding an introducer and what follows it from `start` in `held`,
+    /// while that may still be the start of one of `of`.
+    Prefix {
+        start: usize,
+        of: &'static [&'static [u8]],
+    },
     /// Dropping a clipboard string until its end.
     Drop,
     /// Dropping, after an `ESC` (ST if `\` follows).
@@ -73,7 +110,13 @@ impl ClipboardFilter {
 
     /// What is held back, given up when the output ends.
     pub(super) fn flush(&mut self) -> Vec<u8> {
-        if matches!(self.state, State::Drop | State::DropEscape) {
+        // An introducer that may still start a dropped string is dropped
+        // too: given out, it would leave the terminal in a string that the
+        // next bytes written (sluice's own) continue.
+        if matches!(
+            self.state,
+            State::Drop | State::DropEscape | State::DcsParams { .. } | State::Prefix { .. }
+        ) {
             self.held.clear();
         }
         self.state = State::Pass { utf8_left: 0 };
@@ -91,6 +134,8 @@ impl ClipboardFilter {
                     self.held.push(b);
                     self.introducer = 2;
                     self.state = State::Number;
+                } else if b == b'P' {
+                    self.dcs(b);
                 } else {
                     self.give_back(b, out);
                 }
@@ -100,6 +145,8 @@ impl ClipboardFilter {
                     self.held.push(b);
                     self.introducer = 2;
                     self.state = State::Number;
+                } else if b == 0x90 {
+                    self.dcs(b);
                 } else {
                     // A character: `C2` and its continuation byte.
                     out.append(&mut self.held);
@@ -127,7 +174,41 @@ impl ClipboardFilter {
                     self.held.clear();
                     self.state = State::Drop;
                     self.drop_byte(b);
+                } else if number == Some(ITERM2) && b == b';' {
+                    self.held.push(b);
+                    self.state = State::Prefix {
+                        start: self.held.len(),
+                        of: DROPPED_ITERM2,
+                    };
                 } else {
+                    self.give_back(b, out);
+                }
+            }
+            State::DcsParams { start } => {
+                let params = self.held.len() - start;
+                if (b.is_ascii_digit() || b == b';') && params < MAX_DCS_PARAMS {
+                    self.held.push(b);
+                } else if b == b'|' {
+                    self.held.clear();
+                    self.state = State::Drop;
+                } else if params == 0 {
+                    self.state = State::Prefix {
+                        start,
+                        of: DROPPED_DCS,
+                    };
+                    self.byte(b, out);
+                } else {
+                    self.give_back(b, out);
+                }
+            }
+            State::Prefix { start, of } => {
+                self.held.push(b);
+                let so_far = &self.held[start..];
+                if of.contains(&so_far) {
+                    self.held.clear();
+                    self.state = State::Drop;
+                } else if !of.iter().any(|key| key.starts_with(so_far)) {
+                    self.held.pop();
                     self.give_back(b, out);
                 }
             }
@@ -170,6 +251,7 @@ impl ClipboardFilter {
                 self.introducer = 1;
                 self.state = State::Number;
             }
+            0x90 => self.dcs(b),
             _ => {
                 out.push(b);
                 let utf8_left = match b {
@@ -181,6 +263,15 @@ impl ClipboardFilter {
                 self.state = State::Pass { utf8_left };
             }
         }
+    }
+
+    /// `b` ends a DCS introducer: held while what follows may be a
+    /// dropped one.
+    fn dcs(&mut self, b: u8) {
+        self.held.push(b);
+        self.state = State::DcsParams {
+            start: self.held.len(),
+        };
     }
 
     /// Not a clipboard sequence: what was held goes out, and `b` is read
@@ -246,6 +337,32 @@ mod tests {
     }
 
     #[test]
+    fn remote_control_and_file_transfer_strings_are_dropped() {
+        let launch = br#"@kitty-cmd{"cmd":"launch","payload":{"args":["sh"]}}"#;
+        check(&[&b"a\x1bP"[..], launch, b"\x1b\\b"].concat(), b"ab");
+        check(&[&b"a\x90"[..], launch, b"\x9cb"].concat(), b"ab");
+        check(&[&b"a\xc2\x90"[..], launch, b"\x07b"].concat(), b"ab");
+        check(b"a\x1b]5113;ac=send;id=x\x1b\\b", b"ab");
+        for key in DROPPED_ITERM2 {
+            let seq = [&b"a\x1b]1337;"[..], key, b":ZWNobwo=\x07b"].concat();
+            check(&seq, b"ab");
+        }
+        check(b"a\x9d1337;Copy=:eA==\x9cb", b"ab");
+        // User-defined keys, with and without parameters.
+        check(b"a\x1bP0;1|17/6563686f0d\x1b\\b", b"ab");
+        check(b"a\x1bP|23/6c730d\x07b", b"ab");
+        check(b"a\x901|17/78\x9cb", b"ab");
+        // Cut off at the very end while it may still be one.
+        check(b"a\x1bP@kitty-cm", b"a");
+        check(b"a\x1b]1337;Cop", b"a");
+        // In a tmux passthrough (its ESC doubled).
+        check(
+            &[&b"\x1bPtmux;\x1b\x1bP"[..], launch, b"\x1b\x1b\\\x1b\\"].concat(),
+            b"\x1bPtmux;\x1b\x1b\\\x1b\\",
+        );
+    }
+
+    #[test]
     fn everything_else_passes_unchanged() {
         for input in [
             &b"plain text\r\n"[..],
@@ -253,6 +370,10 @@ mod tests {
             b"\x1b]5;x\x07\x1b]521;x\x07\x1b]4;1;?\x07\x1b]12345678;x\x07",
             b"\x1b[31mred\x1b[0m\x1b\x1b]",
             b"\x1bPtmux;\x1b\x1b]0;title\x07\x1b\\",
+            b"\x1bP$qm\x1b\\\x1bP@kitty\x1b\\\x1bP@kitty-cm\x07\x90q\x9c",
+            b"\x1bP1;2q#0;2;0;0;0\x1b\\\x1bP+q544e\x1b\\\x1bP0;1\x07",
+            b"\x1b]1337;CurrentDir=/w\x07\x1b]1337;SetUserVar=a=Yg==\x07\x1b]1337;Co\x07",
+            b"\x1b]1337\x07\x1b]13370;Copy=:x\x07\x1b]511;x\x07",
             "é Ý ñ \u{1d}\u{9d}text ✓ 𝄞".as_bytes(),
             b"\xc3\x9d52;c;x\x07",
             b"\xc2\xa0\xc2",

