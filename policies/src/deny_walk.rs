@@ -132,22 +132,77 @@ impl FsPolicy {
         limits: (usize, usize),
         cache_dir: Option<&Path>,
     ) -> Result<WalkStats, String> {
-        let patterns = &self.deny_patterns;
-        if patterns.is_empty() {
-            return Ok(WalkStats::default());
+        let (found, stats) = self.walk(Purpose::Deny, workspace, limits, cache_dir)?;
+        for path in found {
+            if !self.deny.iter().any(|d| path.starts_with(d)) {
+                self.deny.push(path);
+            }
         }
-        let allowed: Vec<&PathBuf> = self
-            .read
-            .iter()
-            .chain(&self.write)
-            .chain(&self.execute)
-            .collect();
+        Ok(stats)
+    }
+
+    /// What the `protect` list protects that exists now in a tree the
+    /// program may write, for the launch to pin (`sluice run` makes each a
+    /// read-only mount, its ancestors mount points: the program cannot
+    /// remove or rename away what protects by existing, a hook or an
+    /// agent's settings). The walk of
+    /// [`FsPolicy::expand_deny_patterns`], over the writable trees only,
+    /// with the same cache (its own files: another rule set) and limits. A
+    /// match is not walked beneath (its mount holds everything there),
+    /// except a directory a subtree exception takes part of
+    /// (`!~/.claude/projects/**` in `~/.claude`): there each protected
+    /// entry is given instead, the excepted ones left out. A symlink is
+    /// left out (no mount sits on one), and so is a literal pattern's path
+    /// that is not a directory when nothing walks to it (`~/.bashrc` in a
+    /// writable home).
+    pub fn existing_protected(
+        &self,
+        workspace: &Path,
+        cache_dir: Option<&Path>,
+    ) -> Result<(Vec<PathBuf>, WalkStats), String> {
+        self.walk(
+            Purpose::Protect,
+            workspace,
+            (MAX_ENTRIES, MAX_MATCHES),
+            cache_dir,
+        )
+    }
+
+    /// Walks the trees `purpose`'s patterns apply to: what matches, and
+    /// what the walk did.
+    fn walk(
+        &self,
+        purpose: Purpose,
+        workspace: &Path,
+        limits: (usize, usize),
+        cache_dir: Option<&Path>,
+    ) -> Result<(Vec<PathBuf>, WalkStats), String> {
+        let patterns = match purpose {
+            Purpose::Deny => &self.deny_patterns,
+            Purpose::Protect => &self.protect,
+        };
+        if patterns.is_empty() {
+            return Ok((Vec::new(), WalkStats::default()));
+        }
+        // A protected path is pinned only where the program could remove
+        // it: in a writable tree.
+        let allowed: Vec<&PathBuf> = match purpose {
+            Purpose::Deny => (self.read.iter())
+                .chain(&self.write)
+                .chain(&self.execute)
+                .collect(),
+            Purpose::Protect => self.write.iter().collect(),
+        };
         let reachable = |p: &Path| allowed.iter().any(|a| p.starts_with(a));
         // Trees for patterns that match anywhere: walked with every rule.
         let mut anywhere: Vec<PathBuf> = self
             .write
             .iter()
-            .chain(std::iter::once(&workspace.to_path_buf()))
+            .chain(
+                (purpose == Purpose::Deny)
+                    .then(|| workspace.to_path_buf())
+                    .as_ref(),
+            )
             .filter(|p| p.is_dir() && reachable(p))
             .cloned()
             .collect();
@@ -162,9 +217,14 @@ impl FsPolicy {
         // Trees for patterns with a root, not inside one of those: walked
         // with the rooted rules only.
         let mut rooted: Vec<PathBuf> = Vec::new();
+        let mut literal_files: Vec<PathBuf> = Vec::new();
         for root in patterns.rules().iter().filter(|r| !r.except) {
             let Some(root) = root.root() else { continue };
             if reachable(&root) {
+                if purpose == Purpose::Protect && root.symlink_metadata().is_ok_and(|m| m.is_file())
+                {
+                    literal_files.push(root.clone());
+                }
                 rooted.push(root);
             } else {
                 rooted.extend(
@@ -188,6 +248,7 @@ impl FsPolicy {
             stats: WalkStats::default(),
             limits,
             found: Vec::new(),
+            purpose,
             cache: None,
             tree_len: 0,
             euid: {
@@ -211,21 +272,48 @@ impl FsPolicy {
                             .map(|r| r.to_string())
                             .collect();
                         format!(
-                            "looking through {} for what the [filesystem] deny patterns match \
+                            "looking through {} for what the [filesystem] {} patterns match \
                          ({}): {why}",
                             tree.display(),
+                            purpose.list(),
                             names.join(", ")
                         )
                     })?;
             }
         }
-        let stats = std::mem::take(&mut walker.stats);
-        for path in walker.found {
-            if !self.deny.iter().any(|d| path.starts_with(d)) {
-                self.deny.push(path);
+        // A literal pattern naming a file in a writable tree that no walk
+        // met (a tree walked holds it: met there).
+        for file in literal_files {
+            let met = anywhere.iter().chain(&rooted).any(|t| file.starts_with(t));
+            if !met && patterns.protects(&file).is_some() {
+                walker.found.push(file);
+                walker.stats.matches += 1;
             }
         }
-        Ok(stats)
+        let mut found = walker.found;
+        found.sort();
+        found.dedup();
+        Ok((found, walker.stats))
+    }
+}
+
+/// What a walk looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// `[filesystem] deny` patterns' matches, to hide: a symlink where it
+    /// leads.
+    Deny,
+    /// What the `protect` list protects, to pin: a symlink left out.
+    Protect,
+}
+
+impl Purpose {
+    /// The list's name, for errors.
+    fn list(self) -> &'static str {
+        match self {
+            Purpose::Deny => "deny",
+            Purpose::Protect => "protect",
+        }
     }
 }
 
@@ -251,6 +339,7 @@ struct Walker<'a> {
     /// At most this many entries and matches.
     limits: (usize, usize),
     found: Vec<PathBuf>,
+    purpose: Purpose,
     /// The cache of the tree walked, if one is used.
     cache: Option<cache::Cache>,
     /// The length of the tree's own path at the start of `path`.
@@ -524,6 +613,14 @@ impl Walker<'_> {
     /// leads (nothing if it leads nowhere).
     fn found_match(&mut self, d_type: u8) -> Result<(), WalkError> {
         let path = Path::new(OsStr::from_bytes(&self.path));
+        if self.purpose == Purpose::Protect {
+            let path = path.to_path_buf();
+            return match d_type {
+                libc::DT_LNK => Ok(()),
+                libc::DT_DIR if self.rules.excepts_beneath(&path) => self.protected_beneath(&path),
+                _ => self.record(path),
+            };
+        }
         let denied = if d_type == libc::DT_LNK {
             match std::fs::canonicalize(path) {
                 Ok(target) => target,
@@ -532,14 +629,58 @@ impl Walker<'_> {
         } else {
             path.to_path_buf()
         };
-        self.found.push(denied);
+        self.record(denied)
+    }
+
+    /// What is protected in the protected directory `dir`, part of which a
+    /// subtree exception takes out: each entry protected with nothing
+    /// excepted beneath it, whole; a directory with something excepted
+    /// beneath, looked through in its turn; an excepted entry, and a
+    /// symlink, left out. Few entries (an agent's settings beside its
+    /// state), listed at each launch, uncached.
+    fn protected_beneath(&mut self, dir: &Path) -> Result<(), WalkError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) => return Err(format!("listing {}: {error}", dir.display())),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|error| format!("listing {}: {error}", dir.display()))?;
+            self.stats.entries += 1;
+            if self.stats.entries > self.limits.0 {
+                return Err(self.too_many_entries());
+            }
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_symlink() || self.rules.protects(&path).is_none() {
+                continue;
+            }
+            if kind.is_dir() && self.rules.excepts_beneath(&path) {
+                self.protected_beneath(&path)?;
+            } else {
+                self.record(path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `path` to what the walk found, within the limit.
+    fn record(&mut self, path: PathBuf) -> Result<(), WalkError> {
+        self.found.push(path);
         self.stats.matches += 1;
         if self.stats.matches > self.limits.1 {
-            return Err(format!(
-                "more than {} matches, each hidden by a mount of its own; give the \
-                 patterns a root that holds fewer, or deny the directory that holds them",
-                self.limits.1
-            ));
+            let advice = match self.purpose {
+                Purpose::Deny => {
+                    "each hidden by a mount of its own; give the patterns a root that \
+                     holds fewer, or deny the directory that holds them"
+                }
+                Purpose::Protect => {
+                    "each kept in place by a mount of its own; protect the directory \
+                     that holds them instead"
+                }
+            };
+            return Err(format!("more than {} matches, {advice}", self.limits.1));
         }
         Ok(())
     }

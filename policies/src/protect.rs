@@ -376,6 +376,17 @@ impl Protect {
             .find(|r| r.leads_to(&parts))
     }
 
+    /// Whether a subtree exception (`!~/.claude/projects/**`) could take
+    /// something beneath the directory `path`, or `path` itself, out of
+    /// what protects it: then not everything beneath a protected `path` is
+    /// protected (an agent's transcripts in its protected state directory).
+    pub fn excepts_beneath(&self, path: &Path) -> bool {
+        let parts = split(path);
+        (self.rules.iter())
+            .filter(|r| r.except && r.subtree)
+            .any(|r| r.leads_to(&parts) || r.matches_exactly(&parts))
+    }
+
     /// The protected tree `path` lies in, for a pattern with `**` in the
     /// middle (`/ws/.git/modules` for `/ws/.git/modules/a/objects/x` and
     /// `**/.git/modules/**/config`): beneath it, any name may lead to a
@@ -655,6 +666,17 @@ mod tests {
             "/home/u/.claude/.claude.json.lock",
         ] {
             assert!(p.protects(Path::new(no)).is_none(), "{no}");
+        }
+        // Part of `~/.claude` is excepted: not everything beneath it is
+        // protected; nothing is excepted beneath another `.claude`.
+        for (dir, beneath) in [
+            ("/home/u/.claude", true),
+            ("/home/u/.claude/projects", true),
+            ("/home/u/.claude/commands", false),
+            ("/home/u", true),
+            ("/ws/.claude", false),
+        ] {
+            assert_eq!(p.excepts_beneath(Path::new(dir)), beneath, "{dir}");
         }
         for yes in [
             "/home/u/.claude",

@@ -78,3 +78,55 @@ fn no_walk_without_a_pattern_and_limits_are_refused_by_name() {
     assert!(error.contains("more than 4 matches"), "{error}");
     assert_eq!(fs.expand_within(&ws, (10, 5), None).unwrap().matches, 5);
 }
+
+/// The `protect` list's walk ([`FsPolicy::existing_protected`]): what
+/// exists in a writable tree, each match whole (not walked into), but a
+/// directory a subtree exception takes part of, given entry by entry, the
+/// excepted ones left out; symlinks and readable-only trees left out.
+#[test]
+fn the_protect_walk_finds_what_exists_in_the_writable_trees() {
+    let tree = Tree::new("protect");
+    let hook = tree.file("ws/sub/.git/hooks/pre-commit");
+    tree.file("ws/sub/.git/hooks/pre-commit.sample");
+    let settings = tree.file("ws/.claude/settings.json");
+    let agent = tree.file("ws/state/.claude/settings.json");
+    let commands = tree.file("ws/state/.claude/commands/x.md");
+    tree.file("ws/state/.claude/projects/a/1.jsonl");
+    tree.file("ro/.claude/settings.json");
+    tree.file("ws/src/main.rs");
+    std::os::unix::fs::symlink(&hook, tree.0.join("ws/sub/.git/hooks/post-commit")).unwrap();
+    let text = format!(
+        "[filesystem]\nwrite = [\"$WORKSPACE\"]\nread = [\"{}/ro\"]\n\
+         protect = [\"**/.git/hooks/*\", \"!**/.git/hooks/*.sample\", \"**/.claude\", \
+         \"!{}/ws/state/.claude/projects/**\"]\n",
+        tree.0.display(),
+        tree.0.display()
+    );
+    let vars = crate::Vars {
+        home: tree.0.join("home"),
+        workspace: tree.0.join("ws"),
+        tmpdir: tree.0.join("tmp"),
+    };
+    let fs = crate::load_str("p.toml", &text, &tree.0)
+        .unwrap()
+        .resolve(&vars)
+        .unwrap()
+        .filesystem;
+    let (found, stats) = fs.existing_protected(&tree.0.join("ws"), None).unwrap();
+    let mut want = vec![
+        hook,
+        settings.parent().unwrap().to_path_buf(),
+        agent,
+        commands.parent().unwrap().to_path_buf(),
+    ];
+    want.sort();
+    assert_eq!(found, want);
+    assert_eq!(stats.matches, 4);
+    // The deny walk is another: no `deny` pattern, nothing walked.
+    let mut fs = fs;
+    assert_eq!(
+        fs.expand_deny_patterns(&tree.0.join("ws")).unwrap().entries,
+        0
+    );
+    assert!(fs.deny.is_empty());
+}

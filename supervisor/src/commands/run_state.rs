@@ -205,6 +205,47 @@ pub(super) fn protect_denied(
     Ok(())
 }
 
+/// What the `protect` list protects that exists at launch in a tree the
+/// program may write is made `read_only` (a bind mount of its own, made
+/// read-only, its ancestors up to the writable tree pinned: mount points),
+/// so the program can neither remove it (`EBUSY`, `EROFS`) nor rename it,
+/// or a directory above it, away; the guard stops only writes and names
+/// made. A person's pre-commit hook in a nested repository, a project's
+/// `.claude` with its deny rules. Left out: what a `read_only` or `deny`
+/// entry covers already, a writable tree itself, and what the guard lets
+/// the program replace whole once checked (a git configuration,
+/// `.gitmodules`: a pin would refuse `git config`, and removing one does
+/// no more than the replacement). Walks with the `deny` patterns' cache.
+pub(super) fn pin_protected(s: &mut Session, cache: Option<&Path>, verbose: bool) -> Result<()> {
+    let fs = &s.policy.filesystem;
+    let (found, walked) = fs
+        .existing_protected(&s.workspace, cache)
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
+    if let Some(why) = &walked.cache_error {
+        tracing::warn!("{why}");
+    }
+    let covered = |p: &Path| {
+        (fs.read_only.iter().chain(&fs.deny)).any(|c| p.starts_with(c))
+            || fs.write.contains(&p.to_path_buf())
+    };
+    let pinned: Vec<PathBuf> = (found.into_iter())
+        .filter(|p| !covered(p) && !crate::broker::replaced_when_checked(p))
+        .collect();
+    if verbose && walked.entries > 0 {
+        eprintln!(
+            "sluice: protect: {} entries looked at; {} protected paths kept in place (read-only \
+             mounts); {} directories listed, {} unchanged since the last launch",
+            walked.entries,
+            pinned.len(),
+            walked.listed,
+            walked.cached
+        );
+    }
+    s.policy.filesystem.read_only.extend(pinned);
+    phase::mark("protected paths pinned");
+    Ok(())
+}
+
 /// `$XDG_CONFIG_HOME/sluice` or `~/.config/sluice`: approvals remembered
 /// for later sessions live there.
 fn config_dir() -> Result<PathBuf> {
