@@ -234,7 +234,7 @@ pub(super) fn pin_protected(s: &mut Session, cache: Option<&Path>, verbose: bool
     if verbose && walked.entries > 0 {
         eprintln!(
             "sluice: protect: {} entries looked at; {} protected paths kept in place (read-only \
-             mounts); {} directories listed, {} unchanged since the last launch",
+             mounts); {} directories read, {} from the cache",
             walked.entries,
             pinned.len(),
             walked.listed,
