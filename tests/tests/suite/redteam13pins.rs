@@ -318,3 +318,24 @@ fn git_works_inside_on_a_repository_whose_hook_is_pinned() {
     assert!(branches.stdout.contains("feature"), "{branches}");
     assert!(branches.stdout.contains("other"), "{branches}");
 }
+
+/// `sluice explain --write` says a protected path that exists is kept in
+/// place; not one that does not exist, nor a git configuration (which the
+/// guard lets git replace, checked).
+#[test]
+fn explain_says_a_protected_path_that_exists_is_kept_in_place() {
+    let fx = Fixture::new(PROBE);
+    persons_files(&fx);
+    let explain = |rel: &str| {
+        let path = fx.ws(rel);
+        let mut cmd = fx.sluice_cli_command(&["explain", "--write", &path]);
+        cmd.current_dir(&fx.ws_dir);
+        let out = execute(cmd);
+        assert!(out.stdout.contains("refused by protect"), "{out}");
+        out.stdout.contains("keeps it in place")
+    };
+    assert!(explain(".claude/settings.json"));
+    assert!(explain("sub/.git/hooks/pre-commit"));
+    assert!(!explain("sub/.git/hooks/post-commit"));
+    assert!(!explain("sub/.git/config"));
+}
