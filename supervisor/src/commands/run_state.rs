@@ -216,7 +216,12 @@ pub(super) fn protect_denied(
 /// the program replace whole once checked (a git configuration,
 /// `.gitmodules`: a pin would refuse `git config`, and removing one does
 /// no more than the replacement). Walks with the `deny` patterns' cache.
+/// Not when stacked: the inner sandbox can mount nothing, the outer
+/// session's pins hold in its view.
 pub(super) fn pin_protected(s: &mut Session, cache: Option<&Path>, verbose: bool) -> Result<()> {
+    if s.outer.is_some() {
+        return Ok(());
+    }
     let fs = &s.policy.filesystem;
     let (found, walked) = fs
         .existing_protected(&s.workspace, cache)
