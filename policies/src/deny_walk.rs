@@ -64,6 +64,11 @@ pub struct WalkStats {
     pub cached: usize,
     /// Why the cache could not be saved (the walk itself succeeded).
     pub cache_error: Option<String>,
+    /// What the `protect` list protects in the writable trees, found by
+    /// the same walk ([`FsPolicy::existing_protected`]'s answer); `None`
+    /// where the walk did not look (no `**/` deny pattern, so no writable
+    /// tree walked whole, or no `protect` list).
+    pub protected: Option<Vec<PathBuf>>,
 }
 
 impl FsPolicy {
@@ -145,9 +150,11 @@ impl FsPolicy {
     /// program may write, for the launch to pin (`sluice run` makes each a
     /// read-only mount, its ancestors mount points: the program cannot
     /// remove or rename away what protects by existing, a hook or an
-    /// agent's settings). The walk of
-    /// [`FsPolicy::expand_deny_patterns`], over the writable trees only,
-    /// with the same cache (its own files: another rule set) and limits. A
+    /// agent's settings). The deny walk finds the same where it walks the
+    /// writable trees whole ([`WalkStats::protected`]), at no second walk;
+    /// this is the walk of [`FsPolicy::expand_deny_patterns`] for the
+    /// others, over the writable trees only, with the same cache (its own
+    /// files: another rule set) and limits. A
     /// match is not walked beneath (its mount holds everything there),
     /// except a directory a subtree exception takes part of
     /// (`!~/.claude/projects/**` in `~/.claude`): there each protected
@@ -238,6 +245,15 @@ impl FsPolicy {
         rooted.retain(|r| r.is_dir() && !anywhere.iter().any(|a| r.starts_with(a)));
         outermost(&mut rooted);
         let only_rooted = patterns.filtered(|r| r.root().is_some());
+        // The `protect` list rides the deny walk where it walks a writable
+        // tree whole with every rule: each writable directory is then one
+        // of those trees, so nothing else needs walking for it.
+        let ride = purpose == Purpose::Deny && !anywhere.is_empty() && !self.protect.is_empty();
+        let writable = |tree: &Path| self.write.iter().any(|w| tree.starts_with(w));
+        let protect_key: Vec<String> = (self.protect.rules().iter())
+            .map(|r| r.as_written_resolved())
+            .collect();
+        let protect_key = format!("\0\0protect\0{}", protect_key.join("\0"));
 
         let mut walker = Walker {
             buf: vec![0u8; 64 * 1024],
@@ -249,6 +265,9 @@ impl FsPolicy {
             limits,
             found: Vec::new(),
             purpose,
+            pins: None,
+            pin_index: None,
+            pinned: Vec::new(),
             cache: None,
             tree_len: 0,
             euid: {
@@ -256,7 +275,10 @@ impl FsPolicy {
                 unsafe { libc::geteuid() }
             },
         };
-        for (trees, rules) in [(&anywhere, patterns), (&rooted, &only_rooted)] {
+        for (pass, (trees, rules)) in [(&anywhere, patterns), (&rooted, &only_rooted)]
+            .into_iter()
+            .enumerate()
+        {
             walker.rules = rules;
             walker.index = None;
             let rules_key: Vec<String> = (rules.rules().iter())
@@ -264,21 +286,25 @@ impl FsPolicy {
                 .collect();
             let rules_key = rules_key.join("\0");
             for tree in trees {
-                walker
-                    .walk_tree(tree, cache_dir, &rules_key)
-                    .map_err(|why| {
-                        let names: Vec<String> = (rules.rules().iter())
-                            .filter(|r| !r.except)
-                            .map(|r| r.to_string())
-                            .collect();
-                        format!(
-                            "looking through {} for what the [filesystem] {} patterns match \
+                let pins = ride && pass == 0 && writable(tree);
+                walker.pins = pins.then_some(&self.protect);
+                let key = match pins {
+                    true => format!("{rules_key}{protect_key}"),
+                    false => rules_key.clone(),
+                };
+                walker.walk_tree(tree, cache_dir, &key).map_err(|why| {
+                    let names: Vec<String> = (rules.rules().iter())
+                        .filter(|r| !r.except)
+                        .map(|r| r.to_string())
+                        .collect();
+                    format!(
+                        "looking through {} for what the [filesystem] {} patterns match \
                          ({}): {why}",
-                            tree.display(),
-                            purpose.list(),
-                            names.join(", ")
-                        )
-                    })?;
+                        tree.display(),
+                        purpose.list(),
+                        names.join(", ")
+                    )
+                })?;
             }
         }
         // A literal pattern naming a file in a writable tree that no walk
@@ -286,14 +312,24 @@ impl FsPolicy {
         for file in literal_files {
             let met = anywhere.iter().chain(&rooted).any(|t| file.starts_with(t));
             if !met && patterns.protects(&file).is_some() {
-                walker.found.push(file);
+                walker.pinned.push(file);
                 walker.stats.matches += 1;
             }
         }
-        let mut found = walker.found;
-        found.sort();
-        found.dedup();
-        Ok((found, walker.stats))
+        let sorted = |mut paths: Vec<PathBuf>| {
+            paths.sort();
+            paths.dedup();
+            paths
+        };
+        let mut stats = walker.stats;
+        let found = match purpose {
+            Purpose::Deny => {
+                stats.protected = ride.then(|| sorted(walker.pinned));
+                sorted(walker.found)
+            }
+            Purpose::Protect => sorted(walker.pinned),
+        };
+        Ok((found, stats))
     }
 }
 
@@ -340,6 +376,13 @@ struct Walker<'a> {
     limits: (usize, usize),
     found: Vec<PathBuf>,
     purpose: Purpose,
+    /// The `protect` list, where it rides a deny walk of a writable tree
+    /// (`Purpose::Deny`), its last components compiled at the first
+    /// entry, and what it protects there (or, `Purpose::Protect`, what the
+    /// walk's own rules match).
+    pins: Option<&'a Protect>,
+    pin_index: Option<crate::protect::NameIndex>,
+    pinned: Vec<PathBuf>,
     /// The cache of the tree walked, if one is used.
     cache: Option<cache::Cache>,
     /// The length of the tree's own path at the start of `path`.
@@ -364,6 +407,9 @@ impl Walker<'_> {
         self.tree_len = self.path.len();
         // Below, only the names the walk meets are matched: the tree
         // itself, or a directory above it, could match too.
+        if self.pins.is_some_and(|p| p.protects(tree).is_some()) {
+            self.found_pin(libc::DT_DIR)?;
+        }
         if self.rules.protects(tree).is_some() {
             return self.found_match(libc::DT_DIR);
         }
@@ -544,6 +590,10 @@ impl Walker<'_> {
         let rules = self.rules;
         let index = self.index.get_or_insert_with(|| rules.name_index());
         let matched = rules.matches_at(index, name, path, &mut self.hits);
+        let pinned = self.pins.is_some_and(|pins| {
+            let index = self.pin_index.get_or_insert_with(|| pins.name_index());
+            pins.matches_at(index, name, path, &mut self.hits)
+        });
         self.path.truncate(keep);
         let d_type = match d_type {
             libc::DT_UNKNOWN => type_of(dir, name),
@@ -552,16 +602,22 @@ impl Walker<'_> {
         if name == b".git" && matches!(d_type, libc::DT_DIR | libc::DT_REG) {
             listing.git = true;
         }
-        let into = if matched {
-            listing.matches.push(d_type);
-            &mut listing.matches
-        } else if d_type == libc::DT_DIR {
-            &mut listing.subdirs
-        } else {
-            return Ok(());
-        };
-        into.extend_from_slice(name);
-        into.push(0);
+        if matched || pinned {
+            // Which list matched, where the protect list rides along.
+            let kind = match self.pins {
+                Some(_) => (if matched { DENIED } else { 0 }) | (if pinned { PINNED } else { 0 }),
+                None => 0,
+            };
+            listing.matches.push(d_type | kind);
+            listing.matches.extend_from_slice(name);
+            listing.matches.push(0);
+        }
+        // A directory only the protect list matches is walked for the deny
+        // patterns beneath it.
+        if !matched && d_type == libc::DT_DIR {
+            listing.subdirs.extend_from_slice(name);
+            listing.subdirs.push(0);
+        }
         Ok(())
     }
 
@@ -596,13 +652,20 @@ impl Walker<'_> {
             self.path.truncate(keep);
         }
         for one in listing.matches.split_inclusive(|&b| b == 0) {
-            let Some((&d_type, name)) = one.split_first() else {
+            let Some((&byte, name)) = one.split_first() else {
                 continue;
             };
+            let (kind, d_type) = (byte & (DENIED | PINNED), byte & !(DENIED | PINNED));
             self.path.push(b'/');
             self.path
                 .extend_from_slice(&name[..name.len().saturating_sub(1)]);
-            let found = self.found_match(d_type);
+            let mut found = Ok(());
+            if kind == 0 || kind & DENIED != 0 {
+                found = self.found_match(d_type);
+            }
+            if found.is_ok() && kind & PINNED != 0 {
+                found = self.found_pin(d_type);
+            }
             self.path.truncate(keep);
             found?;
         }
@@ -612,15 +675,10 @@ impl Walker<'_> {
     /// Records the match at `self.path`: itself, or for a symlink where it
     /// leads (nothing if it leads nowhere).
     fn found_match(&mut self, d_type: u8) -> Result<(), WalkError> {
-        let path = Path::new(OsStr::from_bytes(&self.path));
         if self.purpose == Purpose::Protect {
-            let path = path.to_path_buf();
-            return match d_type {
-                libc::DT_LNK => Ok(()),
-                libc::DT_DIR if self.rules.excepts_beneath(&path) => self.protected_beneath(&path),
-                _ => self.record(path),
-            };
+            return self.found_pin(d_type);
         }
+        let path = Path::new(OsStr::from_bytes(&self.path));
         let denied = if d_type == libc::DT_LNK {
             match std::fs::canonicalize(path) {
                 Ok(target) => target,
@@ -630,6 +688,20 @@ impl Walker<'_> {
             path.to_path_buf()
         };
         self.record(denied)
+    }
+
+    /// Records the `protect` match at `self.path` (see
+    /// [`FsPolicy::existing_protected`]): itself; nothing for a symlink;
+    /// for a directory a subtree exception takes part of, what is
+    /// protected in it.
+    fn found_pin(&mut self, d_type: u8) -> Result<(), WalkError> {
+        let path = Path::new(OsStr::from_bytes(&self.path)).to_path_buf();
+        let rules = self.pins.unwrap_or(self.rules);
+        match d_type {
+            libc::DT_LNK => Ok(()),
+            libc::DT_DIR if rules.excepts_beneath(&path) => self.protected_beneath(&path),
+            _ => self.record_pin(path),
+        }
     }
 
     /// What is protected in the protected directory `dir`, part of which a
@@ -653,21 +725,33 @@ impl Walker<'_> {
             let Ok(kind) = entry.file_type() else {
                 continue;
             };
-            if kind.is_symlink() || self.rules.protects(&path).is_none() {
+            let rules = self.pins.unwrap_or(self.rules);
+            if kind.is_symlink() || rules.protects(&path).is_none() {
                 continue;
             }
-            if kind.is_dir() && self.rules.excepts_beneath(&path) {
+            if kind.is_dir() && rules.excepts_beneath(&path) {
                 self.protected_beneath(&path)?;
             } else {
-                self.record(path)?;
+                self.record_pin(path)?;
             }
         }
         Ok(())
     }
 
+    /// Adds `path` to what the `protect` list protects, within the limit.
+    fn record_pin(&mut self, path: PathBuf) -> Result<(), WalkError> {
+        self.pinned.push(path);
+        self.count_match()
+    }
+
     /// Adds `path` to what the walk found, within the limit.
     fn record(&mut self, path: PathBuf) -> Result<(), WalkError> {
         self.found.push(path);
+        self.count_match()
+    }
+
+    /// One match more, within the limit.
+    fn count_match(&mut self) -> Result<(), WalkError> {
         self.stats.matches += 1;
         if self.stats.matches > self.limits.1 {
             let advice = match self.purpose {
@@ -685,6 +769,13 @@ impl Walker<'_> {
         Ok(())
     }
 }
+
+/// Where the `protect` list rides a deny walk ([`Walker::pins`]), the
+/// `d_type` byte of each match in a [`Listing`] carries which list matched
+/// (both may); a walk without it keeps the plain `d_type`, its own rules'
+/// match. `d_type` values are below 16.
+const DENIED: u8 = 0x40;
+const PINNED: u8 = 0x80;
 
 /// A directory whose path is longer than this has its subdirectories
 /// visited beneath a descriptor of it, not by path: a subdirectory's path

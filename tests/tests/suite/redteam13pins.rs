@@ -339,3 +339,35 @@ fn explain_says_a_protected_path_that_exists_is_kept_in_place() {
     assert!(!explain("sub/.git/hooks/post-commit"));
     assert!(!explain("sub/.git/config"));
 }
+
+/// Hooks where a nested repository's `core.hooksPath` says (`.githooks`,
+/// committed with the project), protected by the launch after its walk:
+/// pinned the same, so the person's commit still runs theirs. Control:
+/// the same script outside sluice removes it.
+#[test]
+fn hooks_where_a_nested_repositorys_configuration_points_stay() {
+    let script = "rm -f sub/.githooks/pre-commit; mv sub/.githooks gone; \
+                  rm -rf sub/.githooks; echo done";
+    for inside in [true, false] {
+        let fx = Fixture::new(PROBE);
+        repository(&fx, "sub");
+        git_outside(&fx, "sub", &["config", "core.hooksPath", ".githooks"]).succeeded();
+        fs::create_dir_all(fx.ws("sub/.githooks")).unwrap();
+        script_outside(&fx, &format!("{HOOK} > sub/.githooks/pre-commit")).succeeded();
+        let hook = fx.ws("sub/.githooks/pre-commit");
+        fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let out = match inside {
+            true => execute(fx.sluice_command(&[], &["/bin/sh", "-c", script])),
+            false => script_outside(&fx, script),
+        };
+        assert!(out.stdout.contains("done"), "{out}");
+        let _ = fs::remove_file(marker(&fx));
+        let commit = git_outside(
+            &fx,
+            "sub",
+            &["commit", "-q", "--allow-empty", "-m", "later"],
+        );
+        let ran = Path::new(&marker(&fx)).exists();
+        assert_eq!(ran, inside, "inside sluice: {inside}\n{out}\n{commit}");
+    }
+}
