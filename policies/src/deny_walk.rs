@@ -312,8 +312,9 @@ impl FsPolicy {
         for file in literal_files {
             let met = anywhere.iter().chain(&rooted).any(|t| file.starts_with(t));
             if !met && patterns.protects(&file).is_some() {
-                walker.pinned.push(file);
-                walker.stats.matches += 1;
+                walker
+                    .record_pin(file)
+                    .map_err(|why| format!("the [filesystem] protect patterns: {why}"))?;
             }
         }
         let sorted = |mut paths: Vec<PathBuf>| {
@@ -738,22 +739,31 @@ impl Walker<'_> {
         Ok(())
     }
 
-    /// Adds `path` to what the `protect` list protects, within the limit.
+    /// Adds `path` to what the `protect` list protects, within the limit
+    /// (counted in [`WalkStats::matches`] only for a walk of its own).
     fn record_pin(&mut self, path: PathBuf) -> Result<(), WalkError> {
         self.pinned.push(path);
-        self.count_match()
+        match self.purpose {
+            Purpose::Protect => self.stats.matches += 1,
+            Purpose::Deny => {}
+        }
+        self.within_limit()
     }
 
     /// Adds `path` to what the walk found, within the limit.
     fn record(&mut self, path: PathBuf) -> Result<(), WalkError> {
         self.found.push(path);
-        self.count_match()
+        self.stats.matches += 1;
+        self.within_limit()
     }
 
-    /// One match more, within the limit.
-    fn count_match(&mut self) -> Result<(), WalkError> {
-        self.stats.matches += 1;
-        if self.stats.matches > self.limits.1 {
+    /// Whether the matches, both lists', are within the limit.
+    fn within_limit(&mut self) -> Result<(), WalkError> {
+        let pins = match self.purpose {
+            Purpose::Protect => 0,
+            Purpose::Deny => self.pinned.len(),
+        };
+        if self.stats.matches + pins > self.limits.1 {
             let advice = match self.purpose {
                 Purpose::Deny => {
                     "each hidden by a mount of its own; give the patterns a root that \
