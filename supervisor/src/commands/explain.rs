@@ -208,6 +208,7 @@ fn pinned(fs: &policies::FsPolicy, path: &Path) -> bool {
     let exists = path.symlink_metadata().is_ok_and(|m| !m.is_symlink());
     exists
         && fs.protect.protects(path).is_some()
-        && fs.write.iter().any(|w| path.starts_with(w) && path != w)
+        && fs.write.iter().any(|w| path.starts_with(w))
+        && !fs.write.iter().any(|w| w.starts_with(path))
         && !crate::broker::replaced_when_checked(path)
 }

@@ -229,7 +229,8 @@ pub(super) struct Protected {
 /// or a directory above it, away; the guard stops only writes and names
 /// made. A person's pre-commit hook in a nested repository, a project's
 /// `.claude` with its deny rules. Left out: what a `read_only` or `deny`
-/// entry covers already, a writable tree itself, and what the guard lets
+/// entry covers already, a writable tree itself or one holding another,
+/// and what the guard lets
 /// the program replace whole once checked (a git configuration,
 /// `.gitmodules`: a pin would refuse `git config`, and removing one does
 /// no more than the replacement). What the deny walk found
@@ -265,9 +266,11 @@ pub(super) fn pin_protected(
     found.dedup();
     let mut pinned: Vec<PathBuf> = Vec::new();
     for path in found {
+        // A writable tree itself, or one holding another (a read-only
+        // mount there would take its grant away), is not pinned.
         let covered = (fs.read_only.iter().chain(&fs.deny).chain(&pinned))
             .any(|c| path.starts_with(c))
-            || fs.write.contains(&path);
+            || fs.write.iter().any(|w| w.starts_with(&path));
         if !covered && !crate::broker::replaced_when_checked(&path) {
             pinned.push(path);
         }
