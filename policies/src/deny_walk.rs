@@ -64,6 +64,11 @@ pub struct WalkStats {
     pub cached: usize,
     /// Why the cache could not be saved (the walk itself succeeded).
     pub cache_error: Option<String>,
+    /// What the `protect` list protects in the writable trees, found by
+    /// the same walk ([`FsPolicy::existing_protected`]'s answer); `None`
+    /// where the walk did not look (no `**/` deny pattern, so no writable
+    /// tree walked whole, or no `protect` list).
+    pub protected: Option<Vec<PathBuf>>,
 }
 
 impl FsPolicy {
@@ -132,22 +137,50 @@ impl FsPolicy {
         limits: (usize, usize),
         cache_dir: Option<&Path>,
     ) -> Result<WalkStats, String> {
-        let patterns = &self.deny_patterns;
-        if patterns.is_empty() {
-            return Ok(WalkStats::default());
+        let (found, stats) = self.walk(Purpose::Deny, workspace, limits, cache_dir)?;
+        for path in found {
+            if !self.deny.iter().any(|d| path.starts_with(d)) {
+                self.deny.push(path);
+            }
         }
-        let allowed: Vec<&PathBuf> = self
-            .read
-            .iter()
-            .chain(&self.write)
-            .chain(&self.execute)
-            .collect();
+        Ok(stats)
+    }
+
+    /// Walks the trees `purpose`'s patterns apply to: what matches, and
+    /// what the walk did.
+    fn walk(
+        &self,
+        purpose: Purpose,
+        workspace: &Path,
+        limits: (usize, usize),
+        cache_dir: Option<&Path>,
+    ) -> Result<(Vec<PathBuf>, WalkStats), String> {
+        let patterns = match purpose {
+            Purpose::Deny => &self.deny_patterns,
+            Purpose::Protect => &self.protect,
+        };
+        if patterns.is_empty() {
+            return Ok((Vec::new(), WalkStats::default()));
+        }
+        // A protected path is pinned only where the program could remove
+        // it: in a writable tree.
+        let allowed: Vec<&PathBuf> = match purpose {
+            Purpose::Deny => (self.read.iter())
+                .chain(&self.write)
+                .chain(&self.execute)
+                .collect(),
+            Purpose::Protect => self.write.iter().collect(),
+        };
         let reachable = |p: &Path| allowed.iter().any(|a| p.starts_with(a));
         // Trees for patterns that match anywhere: walked with every rule.
         let mut anywhere: Vec<PathBuf> = self
             .write
             .iter()
-            .chain(std::iter::once(&workspace.to_path_buf()))
+            .chain(
+                (purpose == Purpose::Deny)
+                    .then(|| workspace.to_path_buf())
+                    .as_ref(),
+            )
             .filter(|p| p.is_dir() && reachable(p))
             .cloned()
             .collect();
@@ -162,9 +195,14 @@ impl FsPolicy {
         // Trees for patterns with a root, not inside one of those: walked
         // with the rooted rules only.
         let mut rooted: Vec<PathBuf> = Vec::new();
+        let mut literal_files: Vec<PathBuf> = Vec::new();
         for root in patterns.rules().iter().filter(|r| !r.except) {
             let Some(root) = root.root() else { continue };
             if reachable(&root) {
+                if purpose == Purpose::Protect && root.symlink_metadata().is_ok_and(|m| m.is_file())
+                {
+                    literal_files.push(root.clone());
+                }
                 rooted.push(root);
             } else {
                 rooted.extend(
@@ -178,6 +216,15 @@ impl FsPolicy {
         rooted.retain(|r| r.is_dir() && !anywhere.iter().any(|a| r.starts_with(a)));
         outermost(&mut rooted);
         let only_rooted = patterns.filtered(|r| r.root().is_some());
+        // The `protect` list rides the deny walk where it walks a writable
+        // tree whole with every rule: each writable directory is then one
+        // of those trees, so nothing else needs walking for it.
+        let ride = purpose == Purpose::Deny && !anywhere.is_empty() && !self.protect.is_empty();
+        let writable = |tree: &Path| self.write.iter().any(|w| tree.starts_with(w));
+        let protect_key: Vec<String> = (self.protect.rules().iter())
+            .map(|r| r.as_written_resolved())
+            .collect();
+        let protect_key = format!("\0\0protect\0{}", protect_key.join("\0"));
 
         let mut walker = Walker {
             buf: vec![0u8; 64 * 1024],
@@ -188,6 +235,10 @@ impl FsPolicy {
             stats: WalkStats::default(),
             limits,
             found: Vec::new(),
+            purpose,
+            pins: None,
+            pin_index: None,
+            pinned: Vec::new(),
             cache: None,
             tree_len: 0,
             euid: {
@@ -195,7 +246,10 @@ impl FsPolicy {
                 unsafe { libc::geteuid() }
             },
         };
-        for (trees, rules) in [(&anywhere, patterns), (&rooted, &only_rooted)] {
+        for (pass, (trees, rules)) in [(&anywhere, patterns), (&rooted, &only_rooted)]
+            .into_iter()
+            .enumerate()
+        {
             walker.rules = rules;
             walker.index = None;
             let rules_key: Vec<String> = (rules.rules().iter())
@@ -203,29 +257,71 @@ impl FsPolicy {
                 .collect();
             let rules_key = rules_key.join("\0");
             for tree in trees {
-                walker
-                    .walk_tree(tree, cache_dir, &rules_key)
-                    .map_err(|why| {
-                        let names: Vec<String> = (rules.rules().iter())
-                            .filter(|r| !r.except)
-                            .map(|r| r.to_string())
-                            .collect();
-                        format!(
-                            "looking through {} for what the [filesystem] deny patterns match \
+                let pins = ride && pass == 0 && writable(tree);
+                walker.pins = pins.then_some(&self.protect);
+                let key = match pins {
+                    true => format!("{rules_key}{protect_key}"),
+                    false => rules_key.clone(),
+                };
+                walker.walk_tree(tree, cache_dir, &key).map_err(|why| {
+                    let names: Vec<String> = (rules.rules().iter())
+                        .filter(|r| !r.except)
+                        .map(|r| r.to_string())
+                        .collect();
+                    format!(
+                        "looking through {} for what the [filesystem] {} patterns match \
                          ({}): {why}",
-                            tree.display(),
-                            names.join(", ")
-                        )
-                    })?;
+                        tree.display(),
+                        purpose.list(),
+                        names.join(", ")
+                    )
+                })?;
             }
         }
-        let stats = std::mem::take(&mut walker.stats);
-        for path in walker.found {
-            if !self.deny.iter().any(|d| path.starts_with(d)) {
-                self.deny.push(path);
+        // A literal pattern naming a file in a writable tree that no walk
+        // met (a tree walked holds it: met there).
+        for file in literal_files {
+            let met = anywhere.iter().chain(&rooted).any(|t| file.starts_with(t));
+            if !met && patterns.protects(&file).is_some() {
+                walker
+                    .record_pin(file)
+                    .map_err(|why| format!("the [filesystem] protect patterns: {why}"))?;
             }
         }
-        Ok(stats)
+        let sorted = |mut paths: Vec<PathBuf>| {
+            paths.sort();
+            paths.dedup();
+            paths
+        };
+        let mut stats = walker.stats;
+        let found = match purpose {
+            Purpose::Deny => {
+                stats.protected = ride.then(|| sorted(walker.pinned));
+                sorted(walker.found)
+            }
+            Purpose::Protect => sorted(walker.pinned),
+        };
+        Ok((found, stats))
+    }
+}
+
+/// What a walk looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// `[filesystem] deny` patterns' matches, to hide: a symlink where it
+    /// leads.
+    Deny,
+    /// What the `protect` list protects, to pin: a symlink left out.
+    Protect,
+}
+
+impl Purpose {
+    /// The list's name, for errors.
+    fn list(self) -> &'static str {
+        match self {
+            Purpose::Deny => "deny",
+            Purpose::Protect => "protect",
+        }
     }
 }
 
@@ -251,6 +347,14 @@ struct Walker<'a> {
     /// At most this many entries and matches.
     limits: (usize, usize),
     found: Vec<PathBuf>,
+    purpose: Purpose,
+    /// The `protect` list, where it rides a deny walk of a writable tree
+    /// (`Purpose::Deny`), its last components compiled at the first
+    /// entry, and what it protects there (or, `Purpose::Protect`, what the
+    /// walk's own rules match).
+    pins: Option<&'a Protect>,
+    pin_index: Option<crate::protect::NameIndex>,
+    pinned: Vec<PathBuf>,
     /// The cache of the tree walked, if one is used.
     cache: Option<cache::Cache>,
     /// The length of the tree's own path at the start of `path`.
@@ -275,6 +379,9 @@ impl Walker<'_> {
         self.tree_len = self.path.len();
         // Below, only the names the walk meets are matched: the tree
         // itself, or a directory above it, could match too.
+        if self.pins.is_some_and(|p| p.protects(tree).is_some()) {
+            self.found_pin(libc::DT_DIR)?;
+        }
         if self.rules.protects(tree).is_some() {
             return self.found_match(libc::DT_DIR);
         }
@@ -455,6 +562,10 @@ impl Walker<'_> {
         let rules = self.rules;
         let index = self.index.get_or_insert_with(|| rules.name_index());
         let matched = rules.matches_at(index, name, path, &mut self.hits);
+        let pinned = self.pins.is_some_and(|pins| {
+            let index = self.pin_index.get_or_insert_with(|| pins.name_index());
+            pins.matches_at(index, name, path, &mut self.hits)
+        });
         self.path.truncate(keep);
         let d_type = match d_type {
             libc::DT_UNKNOWN => type_of(dir, name),
@@ -463,16 +574,22 @@ impl Walker<'_> {
         if name == b".git" && matches!(d_type, libc::DT_DIR | libc::DT_REG) {
             listing.git = true;
         }
-        let into = if matched {
-            listing.matches.push(d_type);
-            &mut listing.matches
-        } else if d_type == libc::DT_DIR {
-            &mut listing.subdirs
-        } else {
-            return Ok(());
-        };
-        into.extend_from_slice(name);
-        into.push(0);
+        if matched || pinned {
+            // Which list matched, where the protect list rides along.
+            let kind = match self.pins {
+                Some(_) => (if matched { DENIED } else { 0 }) | (if pinned { PINNED } else { 0 }),
+                None => 0,
+            };
+            listing.matches.push(d_type | kind);
+            listing.matches.extend_from_slice(name);
+            listing.matches.push(0);
+        }
+        // A directory only the protect list matches is walked for the deny
+        // patterns beneath it.
+        if !matched && d_type == libc::DT_DIR {
+            listing.subdirs.extend_from_slice(name);
+            listing.subdirs.push(0);
+        }
         Ok(())
     }
 
@@ -507,13 +624,20 @@ impl Walker<'_> {
             self.path.truncate(keep);
         }
         for one in listing.matches.split_inclusive(|&b| b == 0) {
-            let Some((&d_type, name)) = one.split_first() else {
+            let Some((&byte, name)) = one.split_first() else {
                 continue;
             };
+            let (kind, d_type) = (byte & (DENIED | PINNED), byte & !(DENIED | PINNED));
             self.path.push(b'/');
             self.path
                 .extend_from_slice(&name[..name.len().saturating_sub(1)]);
-            let found = self.found_match(d_type);
+            let mut found = Ok(());
+            if kind == 0 || kind & DENIED != 0 {
+                found = self.found_match(d_type);
+            }
+            if found.is_ok() && kind & PINNED != 0 {
+                found = self.found_pin(d_type);
+            }
             self.path.truncate(keep);
             found?;
         }
@@ -523,6 +647,9 @@ impl Walker<'_> {
     /// Records the match at `self.path`: itself, or for a symlink where it
     /// leads (nothing if it leads nowhere).
     fn found_match(&mut self, d_type: u8) -> Result<(), WalkError> {
+        if self.purpose == Purpose::Protect {
+            return self.found_pin(d_type);
+        }
         let path = Path::new(OsStr::from_bytes(&self.path));
         let denied = if d_type == libc::DT_LNK {
             match std::fs::canonicalize(path) {
@@ -532,18 +659,45 @@ impl Walker<'_> {
         } else {
             path.to_path_buf()
         };
-        self.found.push(denied);
+        self.record(denied)
+    }
+
+    /// Adds `path` to what the walk found, within the limit.
+    fn record(&mut self, path: PathBuf) -> Result<(), WalkError> {
+        self.found.push(path);
         self.stats.matches += 1;
-        if self.stats.matches > self.limits.1 {
-            return Err(format!(
-                "more than {} matches, each hidden by a mount of its own; give the \
-                 patterns a root that holds fewer, or deny the directory that holds them",
-                self.limits.1
-            ));
+        self.within_limit()
+    }
+
+    /// Whether the matches, both lists', are within the limit.
+    fn within_limit(&mut self) -> Result<(), WalkError> {
+        let pins = match self.purpose {
+            Purpose::Protect => 0,
+            Purpose::Deny => self.pinned.len(),
+        };
+        if self.stats.matches + pins > self.limits.1 {
+            let advice = match self.purpose {
+                Purpose::Deny => {
+                    "each hidden by a mount of its own; give the patterns a root that \
+                     holds fewer, or deny the directory that holds them"
+                }
+                Purpose::Protect => {
+                    "each kept in place by a mount of its own; protect the directory \
+                     that holds them instead"
+                }
+            };
+            return Err(format!("more than {} matches, {advice}", self.limits.1));
         }
         Ok(())
     }
 }
+
+/// Where the `protect` list rides a deny walk ([`Walker::pins`]), the
+/// `d_type` byte of each match in a [`Listing`] carries which list matched
+/// (both may); a walk without it keeps the plain `d_type`, its own rules'
+/// match. `d_type` values are below 16.
+const DENIED: u8 = 0x40;
+const PINNED: u8 = 0x80;
 
 /// A directory whose path is longer than this has its subdirectories
 /// visited beneath a descriptor of it, not by path: a subdirectory's path
@@ -710,6 +864,8 @@ mod cache {
         None
     }
 }
+
+mod pins;
 
 #[cfg(test)]
 mod tests_support;

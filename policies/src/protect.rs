@@ -200,9 +200,13 @@ impl fmt::Display for ProtectRule {
 
 /// See [`Protect::name_index`].
 pub struct NameIndex {
-    /// The last component of each rule that is not an exception, with the
-    /// rule's index.
-    last: Vec<(Component, usize)>,
+    /// The rules (not exceptions) whose last component is a literal name,
+    /// by that name: each with the component before it where the two are
+    /// always adjacent (no `**` between), and its index. One lookup per
+    /// name however many there are.
+    literal: std::collections::HashMap<Vec<u8>, Vec<(Option<Component>, usize)>>,
+    /// The others: their last component, a glob, then the same.
+    glob: Vec<(Component, Option<Component>, usize)>,
 }
 
 /// The resolved `protect` list. Equal when the resolved patterns are.
@@ -272,11 +276,26 @@ impl Protect {
     /// The rules' last components, for a walk that asks of every name
     /// whether a rule could match there ([`Protect::matches_at`]).
     pub fn name_index(&self) -> NameIndex {
-        let last = (self.rules.iter().enumerate())
-            .filter(|(_, r)| !r.except)
-            .filter_map(|(at, rule)| Some((rule.components.last()?.clone(), at)))
-            .collect();
-        NameIndex { last }
+        let mut index = NameIndex {
+            literal: std::collections::HashMap::new(),
+            glob: Vec::new(),
+        };
+        for (at, rule) in self.rules.iter().enumerate().filter(|(_, r)| !r.except) {
+            let n = rule.components.len();
+            // `head/**/last` leaves the parent free.
+            let parent =
+                (n >= 2 && rule.deep != Some(n - 1)).then(|| rule.components[n - 2].clone());
+            match rule.components.last() {
+                Some(Component::Literal(name)) => index
+                    .literal
+                    .entry(name.clone())
+                    .or_default()
+                    .push((parent, at)),
+                Some(last) => index.glob.push((last.clone(), parent, at)),
+                None => {}
+            }
+        }
+        index
     }
 
     /// Whether a rule matches `path` itself (its last component `name`),
@@ -290,10 +309,20 @@ impl Protect {
         hits: &mut Vec<usize>,
     ) -> bool {
         hits.clear();
+        // The parent's name first, where the rule fixes it: `*` of
+        // `**/.git/hooks/*` matches every name, its `hooks` turns nearly
+        // all of them away at once, before any glob is run.
+        let bytes = path.as_os_str().as_bytes();
+        let dir = &bytes[..bytes.len().saturating_sub(name.len() + 1)];
+        let parent = &dir[dir.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+        let fits = |before: &Option<Component>| before.as_ref().is_none_or(|b| b.matches(parent));
+        if let Some(rules) = index.literal.get(name) {
+            hits.extend(rules.iter().filter(|(b, _)| fits(b)).map(|(_, rule)| *rule));
+        }
         hits.extend(
-            (index.last.iter())
-                .filter(|(last, _)| last.matches(name))
-                .map(|(_, rule)| *rule),
+            (index.glob.iter())
+                .filter(|(last, before, _)| fits(before) && last.matches(name))
+                .map(|(_, _, rule)| *rule),
         );
         if hits.is_empty() {
             return false;
@@ -375,6 +404,17 @@ impl Protect {
             .iter()
             .filter(|r| !r.except)
             .find(|r| r.leads_to(&parts))
+    }
+
+    /// Whether a subtree exception (`!~/.claude/projects/**`) could take
+    /// something beneath the directory `path`, or `path` itself, out of
+    /// what protects it: then not everything beneath a protected `path` is
+    /// protected (an agent's transcripts in its protected state directory).
+    pub fn excepts_beneath(&self, path: &Path) -> bool {
+        let parts = split(path);
+        (self.rules.iter())
+            .filter(|r| r.except && r.subtree)
+            .any(|r| r.leads_to(&parts) || r.matches_exactly(&parts))
     }
 
     /// The protected tree `path` lies in, for a pattern with `**` in the
@@ -650,6 +690,17 @@ mod tests {
             "/home/u/.claude/.claude.json.lock",
         ] {
             assert!(p.protects(Path::new(no)).is_none(), "{no}");
+        }
+        // Part of `~/.claude` is excepted: not everything beneath it is
+        // protected; nothing is excepted beneath another `.claude`.
+        for (dir, beneath) in [
+            ("/home/u/.claude", true),
+            ("/home/u/.claude/projects", true),
+            ("/home/u/.claude/commands", false),
+            ("/home/u", true),
+            ("/ws/.claude", false),
+        ] {
+            assert_eq!(p.excepts_beneath(Path::new(dir)), beneath, "{dir}");
         }
         for yes in [
             "/home/u/.claude",

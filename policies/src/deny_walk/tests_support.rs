@@ -28,8 +28,14 @@ impl Drop for Tree {
 }
 
 pub fn policy(tree: &Tree, deny: &str) -> FsPolicy {
+    policy_with(tree, &format!("deny = [{deny}]\n"))
+}
+
+/// A policy writing `$WORKSPACE` (`tree/ws`), reading `tree/ro`, with
+/// `lines` more in its `[filesystem]`.
+pub fn policy_with(tree: &Tree, lines: &str) -> FsPolicy {
     let text = format!(
-        "[filesystem]\nwrite = [\"$WORKSPACE\"]\nread = [\"{}/ro\"]\ndeny = [{deny}]\n",
+        "[filesystem]\nwrite = [\"$WORKSPACE\"]\nread = [\"{}/ro\"]\n{lines}",
         tree.0.display()
     );
     let vars = Vars {

@@ -283,6 +283,16 @@ pub fn is_gits_probe(target: &[u8]) -> bool {
     target == b"testing"
 }
 
+/// Whether the guard lets the program put a file of its own in place of
+/// the protected file at `path` (renamed over it, its content checked): a
+/// repository's configuration ([`is_git_config`]) or a `.gitmodules`. The
+/// launch does not pin such a file: removing it does no more than a
+/// replacement the guard allows, and a pin would refuse that replacement
+/// (`git config`, `git submodule add`).
+pub fn replaced_when_checked(path: &Path) -> bool {
+    is_git_config(path) || path.file_name().is_some_and(|n| n == ".gitmodules")
+}
+
 /// Whether `path` is a repository's own configuration, which a program may
 /// write whole (through a rename, as git does) when the content passes
 /// [`super::gitconfig::check`]: `.git/config`, a submodule's in

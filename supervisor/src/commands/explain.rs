@@ -110,6 +110,12 @@ pub fn run(args: ExplainArgs) -> Result<i32> {
     if let Some(rule) = protected {
         println!("  refused by {rule}: it runs code outside the sandbox later");
         println!("  the sandbox never writes it; make the change yourself outside sluice");
+        if pinned(&policy.filesystem, &path) {
+            println!(
+                "  it exists: `sluice run` keeps it in place (a read-only mount), so it is \
+                 not removed or renamed away either, nor is a directory above it"
+            );
+        }
     }
     let want = if args.write { Want::Write } else { Want::Read };
     let broker = policy.broker.decide(&path, want);
@@ -192,4 +198,17 @@ fn tilde(path: &Path, home: &Path) -> String {
         Ok(rest) => format!("~/{}", rest.display()),
         Err(_) => path.display().to_string(),
     }
+}
+
+/// Whether `sluice run` pins `path` (`run_state::pin_protected`): what
+/// the `protect` list protects, exists (not a symlink: no mount sits on
+/// one) in a writable tree, and is not a file the guard lets the program
+/// replace whole.
+fn pinned(fs: &policies::FsPolicy, path: &Path) -> bool {
+    let exists = path.symlink_metadata().is_ok_and(|m| !m.is_symlink());
+    exists
+        && fs.protect.protects(path).is_some()
+        && fs.write.iter().any(|w| path.starts_with(w))
+        && !fs.write.iter().any(|w| w.starts_with(path))
+        && !crate::broker::replaced_when_checked(path)
 }

@@ -12,7 +12,7 @@ use policies::{NetPolicy, Policy};
 use super::run_args::{Approve, RunArgs};
 use super::run_session::{home_dir, open_session, Session};
 use super::run_state::{
-    hide_state, protect_denied, protect_policy_files, trusted_overlay, StateDirs,
+    hide_state, pin_protected, protect_denied, protect_policy_files, trusted_overlay, StateDirs,
 };
 use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
@@ -53,8 +53,9 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let protected = hide_state(&mut s, &dirs, pins_dir);
     phase::mark("other sessions hidden");
     let cache = dirs.trusted_walk_cache(&s).map(Path::to_path_buf);
-    protect_denied(&mut s, cache.as_deref(), args.verbose, nested_hooks)?;
+    let protected_found = protect_denied(&mut s, cache.as_deref(), args.verbose, nested_hooks)?;
     phase::mark("denied paths protected from the broker");
+    pin_protected(&mut s, cache.as_deref(), args.verbose, protected_found)?;
     let (launch, serving) = prepare_launch(&args, &mut s, given_tmpdir)?;
     // While the child runs its steps: what the broker needs, its runtime
     // and threads too, the digest of the policy for the start record and

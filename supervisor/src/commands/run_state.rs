@@ -162,12 +162,16 @@ pub(super) fn hide_state(
 ///
 /// With `cache` (`StateDirs::walk_cache`) only the directories changed since
 /// an earlier launch are listed (`policies`' `deny_walk::cache`).
+///
+/// Returns what else the walk learnt for [`pin_protected`]: what the
+/// `protect` list protects in the writable trees (`None` if the walk did
+/// not look) and the directories and files it added to that list.
 pub(super) fn protect_denied(
     s: &mut Session,
     cache: Option<&Path>,
     verbose: bool,
     nested_hooks: bool,
-) -> Result<()> {
+) -> Result<Protected> {
     let fs = &mut s.policy.filesystem;
     let walked = match cache {
         Some(dir) => fs.expand_deny_patterns_cached(&s.workspace, dir),
@@ -192,9 +196,10 @@ pub(super) fn protect_denied(
         .rules()
         .iter()
         .any(|r| !r.except);
-    if nested_hooks && guards {
-        protect_nested_hooks(s, &walked.git, verbose)?;
-    }
+    let added = match nested_hooks && guards {
+        true => protect_nested_hooks(s, &walked.git, verbose)?,
+        false => Vec::new(),
+    };
     for path in s.policy.filesystem.deny.clone() {
         let why = format!(
             "deny \"{}\" (the policy's [filesystem] deny)",
@@ -202,6 +207,82 @@ pub(super) fn protect_denied(
         );
         s.policy.broker.protect(path, &why);
     }
+    Ok(Protected {
+        found: walked.protected,
+        added,
+    })
+}
+
+/// What the deny walk learnt of the `protect` list ([`protect_denied`]).
+pub(super) struct Protected {
+    /// What it protects in the writable trees, if the walk looked.
+    found: Option<Vec<PathBuf>>,
+    /// What the launch added to it after the walk (nested repositories'
+    /// hooks directories and included configurations).
+    added: Vec<PathBuf>,
+}
+
+/// What the `protect` list protects that exists at launch in a tree the
+/// program may write is made `read_only` (a bind mount of its own, made
+/// read-only, its ancestors up to the writable tree pinned: mount points),
+/// so the program can neither remove it (`EBUSY`, `EROFS`) nor rename it,
+/// or a directory above it, away; the guard stops only writes and names
+/// made. A person's pre-commit hook in a nested repository, a project's
+/// `.claude` with its deny rules. Left out: what a `read_only` or `deny`
+/// entry covers already, a writable tree itself or one holding another,
+/// and what the guard lets
+/// the program replace whole once checked (a git configuration,
+/// `.gitmodules`: a pin would refuse `git config`, and removing one does
+/// no more than the replacement). What the deny walk found
+/// ([`protect_denied`]), else a walk of its own (with the `deny` patterns'
+/// cache). Not when stacked: the inner sandbox can mount nothing, the
+/// outer session's pins hold in its view.
+pub(super) fn pin_protected(
+    s: &mut Session,
+    cache: Option<&Path>,
+    verbose: bool,
+    known: Protected,
+) -> Result<()> {
+    if s.outer.is_some() {
+        return Ok(());
+    }
+    let fs = &s.policy.filesystem;
+    let mut found = match known.found {
+        Some(found) => found,
+        None => {
+            let (found, walked) = fs
+                .existing_protected(&s.workspace, cache)
+                .map_err(|why| anyhow::anyhow!("{why}"))?;
+            if let Some(why) = &walked.cache_error {
+                tracing::warn!("{why}");
+            }
+            found
+        }
+    };
+    // Added after the walk: each is protected whole, and pinned whole.
+    let exists = |p: &PathBuf| p.symlink_metadata().is_ok_and(|m| !m.is_symlink());
+    found.extend(known.added.into_iter().filter(exists));
+    found.sort();
+    found.dedup();
+    let mut pinned: Vec<PathBuf> = Vec::new();
+    for path in found {
+        // A writable tree itself, or one holding another (a read-only
+        // mount there would take its grant away), is not pinned.
+        let covered = (fs.read_only.iter().chain(&fs.deny).chain(&pinned))
+            .any(|c| path.starts_with(c))
+            || fs.write.iter().any(|w| w.starts_with(&path));
+        if !covered && !crate::broker::replaced_when_checked(&path) {
+            pinned.push(path);
+        }
+    }
+    if verbose && !pinned.is_empty() {
+        eprintln!(
+            "sluice: protect: {} protected paths kept in place (read-only mounts)",
+            pinned.len()
+        );
+    }
+    s.policy.filesystem.read_only.extend(pinned);
+    phase::mark("protected paths pinned");
     Ok(())
 }
 
@@ -256,8 +337,8 @@ fn deny_in_sandbox(policy: &mut Policy, paths: &[&PathBuf]) {
 /// Each nested repository's hooks directory (`core.hooksPath` in its own
 /// configuration) and the files that configuration includes, protected as
 /// trees: the person's next commit or `git status` there would run what the
-/// program wrote in them.
-fn protect_nested_hooks(s: &mut Session, git: &[PathBuf], verbose: bool) -> Result<()> {
+/// program wrote in them. Returns those it added.
+fn protect_nested_hooks(s: &mut Session, git: &[PathBuf], verbose: bool) -> Result<Vec<PathBuf>> {
     let home = super::run_session::home_dir()?;
     let own = s.workspace.join(".git");
     let mut dirs: Vec<PathBuf> = (git.iter())
@@ -266,23 +347,26 @@ fn protect_nested_hooks(s: &mut Session, git: &[PathBuf], verbose: bool) -> Resu
         .collect();
     dirs.sort();
     dirs.dedup();
+    let mut added = Vec::new();
     for dir in dirs {
         let protect = &mut s.policy.filesystem.protect;
         if protect.protects(&dir).is_some() {
             continue;
         }
         match protect.add_tree(&dir) {
-            Ok(()) if verbose => {
-                eprintln!(
-                    "sluice: git: {} (hooks, or a configuration included): protected",
-                    dir.display()
-                )
+            Ok(()) => {
+                if verbose {
+                    eprintln!(
+                        "sluice: git: {} (hooks, or a configuration included): protected",
+                        dir.display()
+                    )
+                }
+                added.push(dir);
             }
-            Ok(()) => {}
             Err(why) => {
                 tracing::warn!("git runs hooks or reads a configuration from {why}: not protected")
             }
         }
     }
-    Ok(())
+    Ok(added)
 }

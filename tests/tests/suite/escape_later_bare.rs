@@ -144,6 +144,8 @@ fn vectors() -> Vec<Vector> {
             ),
             trigger: ("repo.git", &["--work-tree=.", "status", "--porcelain"]),
         },
+        // Its `commondir` is pinned inside (`redteam13pins`): removing it
+        // fails, outside it works; the configuration is refused either way.
         Vector {
             name: "a worktree's directory made a repository of its own",
             setup: |fx| {
@@ -151,8 +153,8 @@ fn vectors() -> Vec<Vector> {
                 git_outside(fx, "proj", &["worktree", "add", "-q", "wt"]).succeeded();
             },
             script: format!(
-                "cd proj/.git/worktrees/wt && rm commondir && mkdir -p objects refs \
-                 && {FSMONITOR} > config"
+                "cd proj/.git/worktrees/wt && {{ rm commondir || true; }} \
+                 && mkdir -p objects refs && {FSMONITOR} > config"
             ),
             trigger: ("proj/wt", STATUS),
         },
@@ -416,6 +418,8 @@ fn a_git_directory_whose_head_git_makes_again_later_is_judged_without_it() {
             },
             trigger: ("sub/.git/logs", STATUS),
         },
+        // Its `commondir`, protected, cannot be removed inside (pinned:
+        // `redteam13pins`), which changes nothing of what is judged here.
         Later {
             name: "a worktree's directory",
             setup: |fx| {
@@ -423,8 +427,8 @@ fn a_git_directory_whose_head_git_makes_again_later_is_judged_without_it() {
                 git_outside(fx, "proj", &["worktree", "add", "-q", "wt"]).succeeded();
             },
             script: format!(
-                "cd proj/.git/worktrees/wt && rm HEAD commondir && mkdir -p objects refs \
-                 && {FSMONITOR} > config"
+                "cd proj/.git/worktrees/wt && rm HEAD && {{ rm commondir || true; }} \
+                 && mkdir -p objects refs && {FSMONITOR} > config"
             ),
             person: |fx| {
                 fs::write(fx.ws("proj/.git/worktrees/wt/HEAD"), "ref: refs/heads/wt\n").unwrap()

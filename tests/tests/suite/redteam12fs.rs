@@ -618,15 +618,12 @@ fn a_repository_the_program_makes_writes_nothing_outside_its_work_tree() {
 }
 
 /// The guard judges calls that write or make a name; `unlink` and `rmdir`
-/// are not among them (under `default`), so the program removes a
+/// are not among them (under `default`), so the program removed a
 /// protected file the person keeps: an agent's settings with their deny
-/// rules, a nested repository's pre-commit hook (a secret scanner). It
-/// cannot make the name again, so nothing of its own runs; what goes is a
-/// restriction or a check of the person's.
+/// rules, a nested repository's pre-commit hook (a secret scanner). The
+/// launch now pins what is protected and exists (every other way:
+/// `redteam13pins`).
 #[test]
-#[ignore = "escape (weakening, not code): under default a protected file is removed by \
-            unlink (the guard sees unlink and rmdir only under --transparent): \
-            .claude/settings.json with the person's deny rules, sub/.git/hooks/pre-commit"]
 fn a_protected_file_is_not_removed() {
     let fx = Fixture::new(PROBE);
     for rel in [".claude/settings.json", "sub/.git/hooks/pre-commit"] {
