@@ -14,6 +14,7 @@ use super::run_session::{home_dir, open_session, Session};
 use super::run_state::{
     hide_state, protect_denied, protect_policy_files, trusted_overlay, StateDirs,
 };
+use crate::agent_state::AgentState;
 use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
 use crate::broker::{transparent, Approvals, Broker, Shared};
@@ -55,7 +56,18 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let cache = dirs.trusted_walk_cache(&s).map(Path::to_path_buf);
     protect_denied(&mut s, cache.as_deref(), args.verbose, nested_hooks)?;
     phase::mark("denied paths protected from the broker");
-    let (launch, serving) = prepare_launch(&args, &mut s, given_tmpdir)?;
+    // Stacked, no namespace of its own binds them: the enclosing session's hold.
+    let agent_state = match s.outer {
+        Some(_) => AgentState::none(),
+        None => AgentState::prepare(
+            &s.policy.filesystem,
+            &s.policy.env.set,
+            &home_dir()?,
+            &s.dir.dirs().dir,
+        )?,
+    };
+    let copies = agent_state.session_copies();
+    let (launch, serving) = prepare_launch(&args, &mut s, given_tmpdir, copies)?;
     // While the child runs its steps: what the broker needs, its runtime
     // and threads too, and the digest of the policy for the start record.
     // Learning asks nobody: every `ask` is refused, and learnt.
@@ -85,7 +97,8 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     running.stop_serving();
     phase::mark("broker stopped");
     finish(&args, &s, &shared, &dirs.audit, guarded, &code);
-    phase::mark("quarantine, audit end record");
+    agent_state.end(&dirs.audit.join("kept"), &s.id);
+    phase::mark("quarantine, audit end record, agents' state");
     // The sandbox's root (the broker's view) goes first: while a
     // descriptor holds it, the session directory's mount points are still
     // mount points, and removing each waits for an RCU grace period.
@@ -103,6 +116,7 @@ fn prepare_launch(
     args: &RunArgs,
     s: &mut Session,
     given_tmpdir: Option<OsString>,
+    session_copies: Vec<sandbox_child::SessionCopy>,
 ) -> Result<(Launch, Serving)> {
     let sluice_bin = executable_sluice(&mut s.policy)?;
     let socket = BrokerSocket::new()?;
@@ -177,6 +191,7 @@ fn prepare_launch(
                     || matches!(s.policy.network, NetPolicy::None))),
         stacked_proxy: stacked_port,
         register,
+        session_copies,
     };
     let serving = Serving {
         broker_end,

@@ -42,6 +42,7 @@ mod redteam;
 mod redteam11;
 mod redteam12fs;
 mod redteam12net;
+mod redteam13agent;
 mod redteam_later;
 mod seatbelt_cli;
 mod sessions;
