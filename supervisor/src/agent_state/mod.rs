@@ -15,13 +15,16 @@
 //!   key the outside's value stays), and the person is told what was kept
 //!   back, with the program's own copy kept aside in the audit directory.
 //!   A copy that does not parse changes nothing (kept aside, said).
-//! - **A directory of other sessions' scripts** (Claude Code's
-//!   `shell-snapshots/` and `session-env/`, sourced before each command of
-//!   the session that made them; Codex's `tmp/`, whose per-launch
-//!   directories are on that Codex's `PATH` and hold the helper it runs for
-//!   every command, and `shell_snapshots/`): an empty directory of the
+//! - **A directory of scripts other sessions source or run** (Claude
+//!   Code's `shell-snapshots/` and `session-env/`, sourced before each
+//!   command of the session that made them; Codex's `tmp/`, whose
+//!   per-launch directories are on that Codex's `PATH` and hold the helper
+//!   it runs for every command, `shell_snapshots/`, `.tmp/`, its clone of
+//!   the plugin marketplaces, and `skills/.system`, the skills it installs
+//!   once and whose scripts the model runs): an empty directory of the
 //!   session's own, dropped at the end, so the program reaches no entry of
-//!   a session running outside, and leaves none for one started later.
+//!   a session running outside, and leaves none for a later one. What the
+//!   agent keeps there is remade each session (a snapshot, Codex's skills).
 //!
 //! Applied wherever the sandbox could write the path (a `write` tree, not
 //! denied, read-only or protected), whichever policy says so.
@@ -95,6 +98,8 @@ fn known(home: &Path, env: &BTreeMap<String, String>) -> Vec<(PathBuf, Kind)> {
     for d in dir("CODEX_HOME", ".codex") {
         out.push((d.join("tmp"), Kind::Private));
         out.push((d.join("shell_snapshots"), Kind::Private));
+        out.push((d.join(".tmp"), Kind::Private));
+        out.push((d.join("skills/.system"), Kind::Private));
     }
     out
 }

@@ -327,6 +327,8 @@ fn others_scripts(home: &Path) -> Vec<PathBuf> {
         ".claude/session-env/S1/sessionstart-hook-0.sh",
         ".codex/tmp/arg0/codex-arg0AAA/apply_patch",
         ".codex/shell_snapshots/T1.sh",
+        ".codex/.tmp/plugins/plugins/p/scripts/run.sh",
+        ".codex/skills/.system/imagegen/scripts/image_gen.sh",
     ];
     files
         .iter()
@@ -413,4 +415,78 @@ fn the_scripts_of_agent_sessions_outside_sluice_take_the_programs_lines() {
     source_all(&scripts);
     let ran = fs::read_to_string(&marker).unwrap_or_default();
     assert_eq!(ran.lines().count(), scripts.len());
+}
+
+/// What aider reads at its next start, outside sluice too: its login's
+/// `.env` (any `AIDER_LINT_CMD`, `AIDER_TEST_CMD`, any variable), the
+/// repository's model settings (where the key and the code go), and its
+/// tags cache (pickled values it unpickles: code run).
+fn aiders_files(fx: &Fixture) -> Vec<String> {
+    vec![
+        fx.home(".aider/oauth-keys.env"),
+        fx.ws(".aider.model.settings.yml"),
+        fx.ws(".aider.tags.cache.v4/cache.db"),
+    ]
+}
+
+/// Writes each path (its directory made first), saying which it wrote.
+fn write_each(paths: &[String]) -> Vec<String> {
+    let script = "for f in \"$@\"; do mkdir -p \"$(dirname \"$f\")\"; \
+                  echo 'AIDER_LINT_CMD=sh -c x' > \"$f\" && echo \"wrote $f\"; done; true";
+    let mut program = vec![
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        script.to_owned(),
+        "sh".to_owned(),
+    ];
+    program.extend(paths.iter().cloned());
+    program
+}
+
+#[test]
+fn aiders_files_that_run_later_are_not_written() {
+    for policy in ["aider", "default"] {
+        let fx = Fixture::new(PROBE);
+        let files = aiders_files(&fx);
+        let files = match policy {
+            // `default` leaves the home directory unwritable anyway.
+            "default" => files[1..].to_vec(),
+            _ => files,
+        };
+        let program = write_each(&files);
+        let program: Vec<&str> = program.iter().map(String::as_str).collect();
+        let out = execute(fx.sluice_command(&["--policy", policy], &program));
+        out.assert_code(0);
+        for f in &files {
+            assert!(
+                !out.stdout.contains(f.as_str()),
+                "{policy}: {f} written\n{out}"
+            );
+            assert!(!Path::new(f).exists(), "{policy}: {f}\n{out}");
+        }
+    }
+    // Control, in the same session: aider's caches stay writable.
+    let fx = Fixture::new(PROBE);
+    let cache = fx.home(".aider/caches/model_prices.json");
+    let program = write_each(std::slice::from_ref(&cache));
+    let program: Vec<&str> = program.iter().map(String::as_str).collect();
+    let out = execute(fx.sluice_command(&["--policy", "aider"], &program));
+    out.assert_code(0);
+    assert!(Path::new(&cache).exists(), "{out}");
+}
+
+#[test]
+fn aiders_files_that_run_later_are_written_outside_sluice() {
+    // Control: the same program outside sluice writes every one.
+    let fx = Fixture::new(PROBE);
+    let files = aiders_files(&fx);
+    let program = write_each(&files);
+    let mut cmd = Command::new(&program[0]);
+    cmd.args(&program[1..])
+        .current_dir(&fx.ws_dir)
+        .stdin(Stdio::null());
+    execute(cmd).assert_code(0);
+    for f in &files {
+        assert!(Path::new(f).exists(), "{f}");
+    }
 }
