@@ -32,7 +32,7 @@
 mod claude;
 mod merge;
 
-use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -72,21 +72,21 @@ pub(crate) struct AgentState {
     items: Vec<Item>,
 }
 
-/// The paths this module knows, for a home directory and the variables the
-/// program is given (`CLAUDE_CONFIG_DIR`, `CODEX_HOME` move the agents'
-/// state).
-fn known(home: &Path, env: &BTreeMap<String, String>) -> Vec<(PathBuf, Kind)> {
-    let dir = |var: &str, default: &str| {
+/// The paths this module knows, for the program's environment (its
+/// `HOME`, else `home`; `CLAUDE_CONFIG_DIR` and `CODEX_HOME` move the
+/// agents' state).
+fn known(home: &Path, env: &[(OsString, OsString)]) -> Vec<(PathBuf, Kind)> {
+    let var = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| PathBuf::from(v))
+            .filter(|v| v.is_absolute())
+    };
+    let home = var("HOME").unwrap_or_else(|| home.to_path_buf());
+    let dir = |name: &str, default: &str| {
         let mut dirs = vec![home.join(default)];
-        if let Some(v) = env.get(var) {
-            let v = match v.strip_prefix("~/") {
-                Some(rest) => home.join(rest),
-                None => PathBuf::from(v),
-            };
-            if v.is_absolute() {
-                dirs.push(v);
-            }
-        }
+        dirs.extend(var(name));
         dirs
     };
     let mut out = vec![(home.join(".claude.json"), Kind::ClaudeJson)];
@@ -134,12 +134,12 @@ impl AgentState {
     }
 
     /// Makes the copies under `session_dir/agent-state` for every known
-    /// path the sandbox could write; a missing state file is made (`{}`),
+    /// path the sandbox could write (`env`: the program's environment); a missing state file is made (`{}`),
     /// a missing directory too where its parent is there. A symlink or a
     /// file of another kind at one of those paths refuses the launch.
     pub(crate) fn prepare(
         fs: &FsPolicy,
-        env: &BTreeMap<String, String>,
+        env: &[(OsString, OsString)],
         home: &Path,
         session_dir: &Path,
     ) -> Result<AgentState> {

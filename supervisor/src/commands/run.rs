@@ -56,18 +56,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let cache = dirs.trusted_walk_cache(&s).map(Path::to_path_buf);
     protect_denied(&mut s, cache.as_deref(), args.verbose, nested_hooks)?;
     phase::mark("denied paths protected from the broker");
-    // Stacked, no namespace of its own binds them: the enclosing session's hold.
-    let agent_state = match s.outer {
-        Some(_) => AgentState::none(),
-        None => AgentState::prepare(
-            &s.policy.filesystem,
-            &s.policy.env.set,
-            &home_dir()?,
-            &s.dir.dirs().dir,
-        )?,
-    };
-    let copies = agent_state.session_copies();
-    let (launch, serving) = prepare_launch(&args, &mut s, given_tmpdir, copies)?;
+    let (launch, serving, agent_state) = prepare_launch(&args, &mut s, given_tmpdir)?;
     // While the child runs its steps: what the broker needs, its runtime
     // and threads too, and the digest of the policy for the start record.
     // Learning asks nobody: every `ask` is refused, and learnt.
@@ -116,8 +105,7 @@ fn prepare_launch(
     args: &RunArgs,
     s: &mut Session,
     given_tmpdir: Option<OsString>,
-    session_copies: Vec<sandbox_child::SessionCopy>,
-) -> Result<(Launch, Serving)> {
+) -> Result<(Launch, Serving, AgentState)> {
     let sluice_bin = executable_sluice(&mut s.policy)?;
     let socket = BrokerSocket::new()?;
     let stacked_proxy = stacked_proxy_listener(s)?;
@@ -127,6 +115,12 @@ fn prepare_launch(
     };
     let tmpdir = given_tmpdir.unwrap_or_else(|| s.dir.tmp().into_os_string());
     let env = environment(s, &tmpdir, &socket.number(), &sluice_bin, stacked_port)?;
+    // The agents' state where the program's environment puts it. Stacked,
+    // no namespace of its own binds it: the enclosing session's copies hold.
+    let agent_state = match s.outer {
+        Some(_) => AgentState::none(),
+        None => AgentState::prepare(&s.policy.filesystem, &env, &home_dir()?, &s.dir.dirs().dir)?,
+    };
     // `--workspace DIR` starts the program there; without it the program
     // starts where sluice was started (the workspace by default).
     let cwd = match &args.workspace {
@@ -191,7 +185,7 @@ fn prepare_launch(
                     || matches!(s.policy.network, NetPolicy::None))),
         stacked_proxy: stacked_port,
         register,
-        session_copies,
+        session_copies: agent_state.session_copies(),
     };
     let serving = Serving {
         broker_end,
@@ -200,7 +194,7 @@ fn prepare_launch(
         terminal,
         own_filters,
     };
-    Ok((launch, serving))
+    Ok((launch, serving, agent_state))
 }
 
 /// What the supervisor keeps from before the launch to serve the program.

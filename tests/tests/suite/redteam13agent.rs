@@ -490,3 +490,23 @@ fn aiders_files_that_run_later_are_written_outside_sluice() {
         assert!(Path::new(f).exists(), "{f}");
     }
 }
+
+#[test]
+fn claudes_state_file_is_the_sessions_copy_wherever_the_program_is_told_it_is() {
+    // `CLAUDE_CONFIG_DIR` given on the command line, to a directory made
+    // writable whole: its state file is the copy all the same.
+    let case = Case::new();
+    let dir = case.fx.home_dir.join("work-claude");
+    fs::create_dir_all(&dir).unwrap();
+    let state = dir.join(".claude.json");
+    fs::write(&state, r#"{"numStartups": 7}"#).unwrap();
+    let env = format!("CLAUDE_CONFIG_DIR={}", dir.display());
+    let allow = dir.to_str().unwrap().to_owned();
+    let out = case.inside(&["--env", &env, "--allow-write", &allow]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("written"), "{out}");
+    let state: Value = serde_json::from_slice(&fs::read(&state).unwrap()).unwrap();
+    assert_eq!(state["numStartups"], json!(8), "{state:#}\n{out}");
+    assert!(state.get("mcpServers").is_none(), "{state:#}\n{out}");
+    assert!(state.get("apiKeyHelper").is_none(), "{state:#}");
+}
