@@ -394,6 +394,11 @@ fn replace(item: &Item, expected: &[u8], value: &Value, session: &str) -> Result
     let _ = fs::remove_file(&temp);
     write_new(&temp, text.as_bytes(), item.mode & 0o777)
         .with_context(|| format!("writing {}", temp.display()))?;
+    // Root writing a user's file (`sudo -E`) leaves it the user's, as the
+    // program's own write in place would have; anyone else owns it already.
+    if let Ok(meta) = fs::symlink_metadata(&item.real) {
+        let _ = std::os::unix::fs::lchown(&temp, Some(meta.uid()), Some(meta.gid()));
+    }
     let now = match read_file(&item.real) {
         Ok((bytes, _)) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),

@@ -92,3 +92,19 @@ fn a_missing_file_is_made_and_a_symlink_refused() {
     let e = copy_file(link, dir.path().join("copy2")).unwrap_err();
     assert!(format!("{e:#}").contains("is a symlink"), "{e:#}");
 }
+
+#[test]
+fn the_file_written_back_keeps_its_owner() {
+    // Root writing a user's file (run as root here; as a user the file is
+    // the user's whatever happens).
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let s = setup(&json!({"numStartups": 1}));
+    std::os::unix::fs::chown(&s.real, Some(65534), Some(65534)).unwrap();
+    fs::write(&s.item.copy, br#"{"numStartups": 2}"#).unwrap();
+    assert_eq!(write_back(&s.item, &s.kept, "S").unwrap(), None);
+    assert_eq!(read(&s.real), json!({"numStartups": 2}));
+    let meta = fs::metadata(&s.real).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+}
