@@ -313,6 +313,15 @@ impl Runner<'_> {
         }
     }
 
+    /// Without the mount namespace no session copy is bound: the program
+    /// would write the host's files themselves, so the launch stops.
+    fn session_copies_lost(&mut self) {
+        let plan = self.plan;
+        if plan.mounts.iter().any(|m| m.kind == MountKind::SessionCopy) {
+            self.step(Step::SessionCopy, 0, || Err(libc::EPERM));
+        }
+    }
+
     /// Returns whether the user namespace was entered (the process then
     /// holds every capability in it, to be dropped). `cloned`: it was,
     /// with the mount and PID namespaces, by [`clone_child`].
@@ -326,6 +335,7 @@ impl Runner<'_> {
                 sys::check(rc as _).map(drop)
             });
         if !ok {
+            self.session_copies_lost();
             return false;
         }
         let ok = self.step(Step::IdMaps, 0, || {
@@ -338,6 +348,7 @@ impl Runner<'_> {
             sys::write_file(b"/proc/self/gid_map\0", &maps.gid_map)
         });
         if !ok {
+            self.session_copies_lost();
             return true;
         }
         self.step(Step::Mounts, 0, || {
@@ -373,7 +384,11 @@ impl Runner<'_> {
         let deny = |m: &&PreparedMount| matches!(m.kind, MountKind::Deny { .. });
         let indexed = || plan.mounts.iter().enumerate();
         for (i, m) in indexed().filter(|(_, m)| !deny(m)) {
-            self.step(Step::Mounts, i as u16 + 1, || mount_one(m));
+            let step = match m.kind {
+                MountKind::SessionCopy => Step::SessionCopy,
+                _ => Step::Mounts,
+            };
+            self.step(step, i as u16 + 1, || mount_one(m));
         }
         // A failure here fails every deny mount too (no placeholder), each
         // reported with its own path.
@@ -615,6 +630,21 @@ fn make_entry(entry: &RootEntry) -> Result<(), i32> {
     }
 }
 
+/// The session's copy bound over the host's path: the bind takes the flags
+/// of the session directory's mount, made read-only with every other, so it
+/// is made writable again (a flag this namespace set), never executable.
+fn mount_session_copy(m: &crate::view::PreparedMount) -> Result<(), i32> {
+    let bind = libc::MS_BIND as c_ulong;
+    sys::mount(m.source.as_ptr(), m.target.as_ptr(), std::ptr::null(), bind)?;
+    let attr = MountAttr {
+        attr_set: sys::MOUNT_ATTR_NOEXEC | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+        attr_clr: sys::MOUNT_ATTR_RDONLY,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    sys::mount_setattr(m.target.as_ptr(), &attr, false)
+}
+
 /// `pivot_root(".", ".")` from inside the new root, then detach the old
 /// root that now sits on top of it: the host's tree is gone from this
 /// namespace.
@@ -766,6 +796,9 @@ fn draw_veil(veil: &PreparedVeil) -> Result<(), i32> {
 }
 
 fn mount_one(m: &crate::view::PreparedMount) -> Result<(), i32> {
+    if m.kind == MountKind::SessionCopy {
+        return mount_session_copy(m);
+    }
     let bind = (libc::MS_BIND | libc::MS_REC) as c_ulong;
     sys::mount(m.source.as_ptr(), m.target.as_ptr(), std::ptr::null(), bind)?;
     let attr_set = match m.kind {
@@ -804,6 +837,7 @@ fn mount_one(m: &crate::view::PreparedMount) -> Result<(), i32> {
             return sys::mount_setattr(m.target.as_ptr(), &attr, false);
         }
         MountKind::ReadOnly => sys::MOUNT_ATTR_RDONLY,
+        MountKind::SessionCopy => unreachable!("mounted by mount_session_copy"),
         MountKind::Deny { .. } => {
             sys::MOUNT_ATTR_RDONLY
                 | sys::MOUNT_ATTR_NOEXEC

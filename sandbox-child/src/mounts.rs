@@ -13,6 +13,11 @@
 //!   (`ld.so FILE`) would run what the program wrote there.
 //! - `Executable`: an `execute` tree inside such a writable tree, bound onto
 //!   itself with `noexec` cleared again.
+//! - `SessionCopy`: a file or directory of the session's own (an agent's
+//!   state file, copied at launch; an empty directory) bound over a path of
+//!   the host, writable, never executable: the program changes the copy and
+//!   the supervisor decides at the end what reaches the host's file
+//!   (`supervisor/src/agent_state/`).
 //! - `Pin`: an ancestor between a writable root and a protected path is
 //!   bind-mounted onto itself, only so that it becomes a mount point: the kernel
 //!   refuses to rename or remove a mount point (EBUSY), so the program cannot move
@@ -53,6 +58,10 @@ pub enum MountKind {
     Deny {
         dir: bool,
     },
+    /// A file or directory of the session bound over the path, writable,
+    /// `noexec`, `nosuid`, `nodev` (see [`crate::view::SessionCopy`] on
+    /// Linux). Never planned here: the supervisor names them.
+    SessionCopy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +210,7 @@ fn normalise(mut ops: Vec<MountOp>) -> Vec<MountOp> {
         MountKind::Pin => 0,
         MountKind::ReadOnly => 1,
         MountKind::Deny { .. } => 2,
+        MountKind::SessionCopy => 3,
     };
     ops.sort_by(|a, b| {
         (a.path.components().count(), &a.path, rank(a.kind)).cmp(&(

@@ -22,7 +22,7 @@ use crate::report::{EnforcementReport, LayerReport, Status};
 use crate::seccomp::{self, NetSyscalls, SyscallRules};
 use crate::view::{
     prepare_mounts, prepare_private, prepare_root, prepare_veil, PreparedMount, PreparedPrivate,
-    PreparedRoot, PreparedVeil, RootEntry, SessionDirs, StandIn, Veil,
+    PreparedRoot, PreparedVeil, RootEntry, SessionCopy, SessionDirs, StandIn, Veil,
 };
 use crate::ChildTerminal;
 
@@ -71,6 +71,9 @@ pub struct LaunchContext {
     /// bwrap stand-in at `/usr/bin/bwrap`); one the view does not hold is
     /// left out (see [`StandIn`]).
     pub stand_ins: Vec<StandIn>,
+    /// Paths the sandbox sees replaced by the session's own copy, writable
+    /// (see [`SessionCopy`]); a failure to bind one stops the launch.
+    pub session_copies: Vec<SessionCopy>,
 }
 
 pub(crate) struct IdMaps {
@@ -251,6 +254,14 @@ pub fn prepare(
     let abi = landlock_rules::kernel_abi();
     let placeholder_dir = ctx.session_dirs.private();
     let mut mounts = prepare_mounts(policy, &placeholder_dir)?;
+    // After the writable trees they sit in were bound back.
+    for copy in &ctx.session_copies {
+        mounts.push(PreparedMount {
+            kind: MountKind::SessionCopy,
+            target: cstring(copy.path.as_os_str())?,
+            source: cstring(copy.source.as_os_str())?,
+        });
+    }
     // Transparent brokering serves the program's own opens of paths outside
     // the policy, which it must first be able to name (stat, walk): the
     // host's tree stays in view.

@@ -142,10 +142,13 @@ pub enum Step {
     NetNamespace,
     /// The process limit written as the PID namespace's `pid_max`.
     PidMax,
+    /// A session's copy of an agent's state bound over the host's
+    /// (`mounts::MountKind::SessionCopy`): always fatal.
+    SessionCopy,
 }
 
 impl Step {
-    const ALL: [Step; 28] = [
+    const ALL: [Step; 29] = [
         Step::SetupFds,
         Step::DeathSignal,
         Step::Cgroup,
@@ -174,6 +177,7 @@ impl Step {
         Step::Program,
         Step::NetNamespace,
         Step::PidMax,
+        Step::SessionCopy,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -209,6 +213,8 @@ impl Step {
             // program would have the host's network.
             | Step::NetNamespace
             | Step::Init
+            // The program would write the host's file itself.
+            | Step::SessionCopy
             | Step::Program => None,
         }
     }
@@ -243,6 +249,7 @@ impl Step {
             Step::Init => "starting the program under the sandbox's init",
             Step::Program => "naming the program's pid",
             Step::NetNamespace => "making the program's own network namespace for the proxy",
+            Step::SessionCopy => "binding the session's copy of an agent's state over it",
         }
     }
 }

@@ -27,6 +27,19 @@ pub struct StandIn {
     pub source: PathBuf,
 }
 
+/// A path of the host that the sandbox sees replaced by a file or directory
+/// of the session (`source`), writable but never executable: an agent's
+/// state file the program may rewrite but whose command-bearing keys the
+/// supervisor keeps from reaching the host's file, or an empty directory
+/// that keeps the program from other sessions' entries (shell snapshots
+/// an agent sources). Bound over the host's tree before the policy-built
+/// root is made from it, so under `--transparent` too; `path` must exist.
+#[derive(Debug, Clone)]
+pub struct SessionCopy {
+    pub path: PathBuf,
+    pub source: PathBuf,
+}
+
 /// Every sluice session directory of the user lives under `parent`; in the
 /// sandbox `parent` is a read-only directory holding only `keep` (the
 /// session's own `tmp/`, beneath `parent`), so no sandbox reaches another
@@ -207,7 +220,8 @@ pub(crate) fn prepare_mounts(
                 MountKind::Writable { .. }
                 | MountKind::Executable
                 | MountKind::Pin
-                | MountKind::ReadOnly => op.path.clone(),
+                | MountKind::ReadOnly
+                | MountKind::SessionCopy => op.path.clone(),
             };
             Ok(PreparedMount {
                 kind: op.kind,

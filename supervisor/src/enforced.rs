@@ -87,7 +87,7 @@ fn describe(m: &MountOp, writable: &[PathBuf]) -> Option<String> {
             format!("the pin of {path} (the deny and read_only paths beneath it can be moved away)")
         }
         // The tree stays read-only, or noexec: stricter than asked, nothing lost.
-        MountKind::Writable { .. } | MountKind::Executable => return None,
+        MountKind::Writable { .. } | MountKind::Executable | MountKind::SessionCopy => return None,
     })
 }
 

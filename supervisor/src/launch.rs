@@ -56,6 +56,9 @@ pub struct Launch {
     /// Stacked: registers the program's Landlock ruleset with the outer
     /// session before the child is forked (`broker::outer::Registrar`).
     pub register: Option<crate::broker::outer::Registrar>,
+    /// Agents' state the sandbox sees as the session's copy
+    /// (`crate::agent_state`).
+    pub session_copies: Vec<sandbox_child::SessionCopy>,
 }
 
 /// A child that passed every required step and exec'd the program.
@@ -128,6 +131,7 @@ pub fn spawn<T>(
         root_socket: root_theirs,
         stacked_proxy: launch.stacked_proxy,
         stand_ins: crate::commands::bwrap::stand_in::stand_ins(),
+        session_copies: launch.session_copies,
     };
     let (mut plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;

@@ -15,6 +15,8 @@
 //! `allow(unsafe_code)`.
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 
+#[cfg(target_os = "linux")]
+mod agent_state;
 pub mod approval;
 pub mod audit;
 pub mod broker;

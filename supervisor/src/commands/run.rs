@@ -14,6 +14,7 @@ use super::run_session::{home_dir, open_session, Session};
 use super::run_state::{
     hide_state, pin_protected, protect_denied, protect_policy_files, trusted_overlay, StateDirs,
 };
+use crate::agent_state::AgentState;
 use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
 use crate::broker::{transparent, Approvals, Broker, Shared};
@@ -56,7 +57,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let protected_found = protect_denied(&mut s, cache.as_deref(), args.verbose, nested_hooks)?;
     phase::mark("denied paths protected from the broker");
     pin_protected(&mut s, cache.as_deref(), args.verbose, protected_found)?;
-    let (launch, serving) = prepare_launch(&args, &mut s, given_tmpdir)?;
+    let (launch, serving, agent_state) = prepare_launch(&args, &mut s, given_tmpdir)?;
     // While the child runs its steps: what the broker needs, its runtime
     // and threads too, the digest of the policy for the start record and
     // the audit file it goes in.
@@ -87,7 +88,8 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     running.stop_serving();
     phase::mark("broker stopped");
     finish(&args, &s, &shared, &dirs.audit, guarded, &code);
-    phase::mark("quarantine, audit end record");
+    agent_state.end(&dirs.audit.join("kept"), &s.id);
+    phase::mark("quarantine, audit end record, agents' state");
     // The sandbox's root (the broker's view) goes first: while a
     // descriptor holds it, the session directory's mount points are still
     // mount points, and removing each waits for an RCU grace period.
@@ -115,7 +117,7 @@ fn prepare_launch(
     args: &RunArgs,
     s: &mut Session,
     given_tmpdir: Option<OsString>,
-) -> Result<(Launch, Serving)> {
+) -> Result<(Launch, Serving, AgentState)> {
     let sluice_bin = executable_sluice(&mut s.policy)?;
     let socket = BrokerSocket::new()?;
     let stacked_proxy = stacked_proxy_listener(s)?;
@@ -125,6 +127,12 @@ fn prepare_launch(
     };
     let tmpdir = given_tmpdir.unwrap_or_else(|| s.dir.tmp().into_os_string());
     let env = environment(s, &tmpdir, &socket.number(), &sluice_bin, stacked_port)?;
+    // The agents' state where the program's environment puts it. Stacked,
+    // no namespace of its own binds it: the enclosing session's copies hold.
+    let agent_state = match s.outer {
+        Some(_) => AgentState::none(),
+        None => AgentState::prepare(&s.policy.filesystem, &env, &home_dir()?, &s.dir.dirs().dir)?,
+    };
     // `--workspace DIR` starts the program there; without it the program
     // starts where sluice was started (the workspace by default).
     let cwd = match &args.workspace {
@@ -189,6 +197,7 @@ fn prepare_launch(
                     || matches!(s.policy.network, NetPolicy::None))),
         stacked_proxy: stacked_port,
         register,
+        session_copies: agent_state.session_copies(),
     };
     let serving = Serving {
         broker_end,
@@ -197,7 +206,7 @@ fn prepare_launch(
         terminal,
         own_filters,
     };
-    Ok((launch, serving))
+    Ok((launch, serving, agent_state))
 }
 
 /// What the supervisor keeps from before the launch to serve the program.

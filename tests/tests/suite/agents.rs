@@ -232,7 +232,8 @@ fn claude_code_state_is_made_writable_and_its_settings_stay_protected() {
     let claude = fx.home_dir.join(".claude");
     assert!(!claude.exists());
     // The session's state: transcripts, the state file written through a
-    // temporary file and a rename (as Claude Code does), the Bash tool's
+    // temporary file and a rename, in place when the rename fails (as Claude
+    // Code does: the file is the session's copy, a mount point), the Bash tool's
     // session environment. Then the settings, which hold hooks that run
     // outside the sandbox.
     let out = shell(
@@ -240,7 +241,9 @@ fn claude_code_state_is_made_writable_and_its_settings_stay_protected() {
         "claude-code",
         "set -e; mkdir -p ~/.claude/projects/ws; echo t > ~/.claude/projects/ws/1.jsonl; \
          echo '{}' > ~/.claude/.claude.json.tmp.1; \
-         mv ~/.claude/.claude.json.tmp.1 ~/.claude/.claude.json; \
+         mv ~/.claude/.claude.json.tmp.1 ~/.claude/.claude.json 2>/dev/null \
+           || { cat ~/.claude/.claude.json.tmp.1 > ~/.claude/.claude.json; \
+                rm ~/.claude/.claude.json.tmp.1; }; \
          mkdir ~/.claude/session-env/s1; date > ~/.claude/.last-cleanup; \
          echo \"$CLAUDE_CONFIG_DIR\" > ~/.claude/todos-dir; \
          true",
@@ -259,7 +262,10 @@ fn claude_code_state_is_made_writable_and_its_settings_stay_protected() {
         fs::read_to_string(claude.join(".claude.json")).unwrap(),
         "{}\n"
     );
-    assert!(claude.join("session-env/s1").is_dir());
+    // The Bash tool's session environment was the session's own
+    // (`agent_state`): nothing of it is left for a session outside.
+    assert!(claude.join("session-env").is_dir());
+    assert!(!claude.join("session-env/s1").exists());
     assert!(claude.join(".last-cleanup").is_file(), "{out}");
     assert!(!claude.join("todos-dir").exists());
 

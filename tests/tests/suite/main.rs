@@ -43,6 +43,7 @@ mod redteam11;
 mod redteam12fs;
 mod redteam12net;
 mod redteam13;
+mod redteam13agent;
 mod redteam13pins;
 mod redteam_later;
 mod seatbelt_cli;
