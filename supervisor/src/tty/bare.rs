@@ -182,6 +182,9 @@ impl Pump {
         let n = match fdio::read(STDIN, &mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            // Put in the background between the check and the read
+            // (SIGTTIN blocked: EIO): not the end of the input.
+            Err(_) if !pty::in_foreground(STDIN) => return,
             Err(_) => 0,
         };
         if n == 0 {
