@@ -23,6 +23,7 @@ pub fn is_terminal(fd: RawFd) -> bool {
 
 /// Whether descriptors `a` and `b` are the same device (stdout and stderr
 /// on one terminal).
+#[cfg(target_os = "linux")]
 pub fn same_terminal(a: RawFd, b: RawFd) -> bool {
     let rdev = |fd: RawFd| {
         // SAFETY: fstat writes only into the zeroed struct it is given.
