@@ -581,6 +581,30 @@ fn without_a_pty_the_programs_stderr_still_reaches_the_terminal_in_order() {
     assert_eq!(written, expected);
 }
 
+/// Control of the pipes: without a pty because stdin is a file, stdout and
+/// stderr (one terminal) share one pipe, so what the program writes on the
+/// two keeps its order; its stdin is the file itself.
+#[test]
+fn without_a_pty_stdout_and_stderr_keep_their_order() {
+    let fx = Fixture::new(PROBE);
+    let script = "read first; echo \"in:$first\"; i=0; while [ $i -lt 100 ]; do \
+        echo \"o$i\"; echo \"e$i\" >&2; i=$((i+1)); done; [ -t 1 ] || echo not-a-tty";
+    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", script]);
+    cmd.current_dir(&fx.ws_dir);
+    let input = fx.ws("input.txt");
+    std::fs::write(&input, "from-the-file\n").unwrap();
+    let wrapper = r#"in="$1"; shift; "$@" <"$in"; echo " rc=$?""#;
+    let mut t = Terminal::spawn(in_shell(wrapper, &[&input], &cmd), 24, 100);
+    t.expect("rc=");
+    let transcript = t.wait().transcript;
+    let mut expected = String::from("in:from-the-file\r\n");
+    for i in 0..100 {
+        expected += &format!("o{i}\r\ne{i}\r\n");
+    }
+    expected += "not-a-tty\r\n rc=0";
+    assert!(transcript.contains(&expected), "{transcript:?}");
+}
+
 /// Control of the pipes: without a pty, what the person types still
 /// reaches the program (stdin from the terminal, stdout piped), and the end
 /// of input (Ctrl-D) ends its input.
