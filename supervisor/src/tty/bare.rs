@@ -159,8 +159,10 @@ impl Pump {
                 self.feed_program();
             }
             for (i, pfd) in fds[3..].iter().enumerate() {
+                // One read each turn: a flood on one output starves neither
+                // the other nor the input.
                 if pfd.revents != 0 {
-                    while self.program_output(i) > 0 {}
+                    self.program_output(i);
                 }
             }
             if fds[0].revents != 0 {
