@@ -139,6 +139,7 @@ impl Relay {
 
     /// The signals the relay handles itself, which the supervisor must
     /// leave unread: the window changes, for a pty.
+    #[cfg(target_os = "linux")]
     pub fn signals(&self) -> &'static [libc::c_int] {
         match self._raw {
             Some(_) => &[WINDOW_CHANGE],
