@@ -1,7 +1,7 @@
 //! Preparing a session and forking the sandboxed child.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -38,6 +38,9 @@ pub struct Launch {
     /// Descriptors the program inherits, at the same numbers (the broker's
     /// shared socket).
     pub inherit: Vec<OwnedFd>,
+    /// Descriptors the program gets at other numbers (its standard ones,
+    /// pipes in place of the person's terminal: [`crate::tty::Piped`]).
+    pub std_fds: Vec<(OwnedFd, RawFd)>,
     /// The program's own terminal (see [`crate::tty`]), when sluice owns
     /// the person's.
     pub terminal: Option<sandbox_child::ChildTerminal>,
@@ -124,6 +127,7 @@ pub fn spawn<T>(
                 let n = fd.as_raw_fd();
                 (fd, n)
             })
+            .chain(launch.std_fds)
             .collect(),
         report_pipe: write_end,
         terminal: launch.terminal,

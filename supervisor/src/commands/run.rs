@@ -150,6 +150,14 @@ fn prepare_launch(
         Some(_) => None,
         None => Terminal::take().context("giving the program its own terminal")?,
     };
+    // Without a pty, no descriptor the program gets is the person's
+    // terminal: pipes, relayed through the same filter (`tty::Piped`).
+    let mut piped = match (s.outer.is_some(), terminal.is_some()) {
+        (false, false) => {
+            tty::Piped::take().context("giving the program pipes for the terminal")?
+        }
+        _ => None,
+    };
     supervise::prepare_supervisor().context("preparing the supervisor")?;
     phase::mark("cgroup, terminal");
     // Stacked: the outer session's broker, with which this sandbox is
@@ -182,6 +190,10 @@ fn prepare_launch(
         pid_max,
         session: s.id.clone(),
         inherit: vec![program_end],
+        std_fds: piped
+            .as_mut()
+            .map(tty::Piped::child_side)
+            .unwrap_or_default(),
         terminal: terminal.as_mut().and_then(Terminal::child_side),
         verbose: args.verbose,
         banner: banner(s),
@@ -204,6 +216,7 @@ fn prepare_launch(
         stacked_proxy,
         outer,
         terminal,
+        piped,
         own_filters,
     };
     Ok((launch, serving, agent_state))
@@ -220,6 +233,8 @@ struct Serving {
     outer: Option<OuterBroker>,
     /// The person's terminal, when sluice owns it.
     terminal: Option<Terminal>,
+    /// Without a pty: pipes for the std descriptors that were a terminal.
+    piped: Option<tty::Piped>,
     /// The supervisor's own seccomp filters, counted before the clone.
     own_filters: u32,
 }
@@ -361,6 +376,9 @@ fn serve(
     phase::mark("broker started");
     running.relay = (serving.terminal.map(|t| t.relay(prompter)).transpose())
         .context("relaying the terminal")?;
+    if let Some(piped) = serving.piped {
+        running.relay = Some(piped.relay().context("relaying the terminal")?);
+    }
     Ok((shared, guarded))
 }
 
@@ -511,10 +529,7 @@ impl Running {
     /// Forwards signals and reaps until the program and all it started are
     /// gone; its status.
     fn supervise(&mut self) -> Result<i32> {
-        let relayed: &[libc::c_int] = match self.relay {
-            Some(_) => &[tty::WINDOW_CHANGE],
-            None => &[],
-        };
+        let relayed = self.relay.as_ref().map_or(&[][..], tty::Relay::signals);
         let sandbox = &mut self.sandbox;
         let code = supervise::supervise_except(sandbox.pid, sandbox.cgroup.as_ref(), relayed)
             .context("supervising the program")?;

@@ -21,6 +21,19 @@ pub fn is_terminal(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// Whether descriptors `a` and `b` are the same device (stdout and stderr
+/// on one terminal).
+#[cfg(target_os = "linux")]
+pub fn same_terminal(a: RawFd, b: RawFd) -> bool {
+    let rdev = |fd: RawFd| {
+        // SAFETY: fstat writes only into the zeroed struct it is given.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; an integer descriptor and a valid pointer.
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_rdev)
+    };
+    matches!((rdev(a), rdev(b)), (Some(a), Some(b)) if a == b)
+}
+
 /// Whether this process's group is the terminal's foreground group: a
 /// background `sluice run &` must not take the terminal (changing its modes
 /// would stop it with SIGTTOU).

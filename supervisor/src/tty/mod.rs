@@ -18,6 +18,10 @@
 //! (it waits in the pty, nothing is lost) and the person's keys answer the
 //! prompt instead of reaching the program.
 //!
+//! Without a pty (sluice's stdout a pipe, or sluice in the background),
+//! [`Piped`] gives the program a pipe for each standard descriptor that is
+//! the person's terminal, relayed through the same filter ([`bare`]).
+//!
 //! # Compatibility
 //! Linux: `TIOCGPTPEER` (4.13) opens the slave through the master. macOS:
 //! the same code over the per-OS calls of [`crate::sys::pty`] (the slave
@@ -25,6 +29,8 @@
 //! [`crate::sys::io::poll_terminals`] (over `select(2)`); type-checked for both Apple
 //! targets, never run there.
 
+#[cfg(target_os = "linux")]
+mod bare;
 mod clipboard;
 mod keys;
 mod relay;
@@ -37,6 +43,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use sandbox_child::ChildTerminal;
+
+#[cfg(target_os = "linux")]
+pub use bare::Piped;
 
 use crate::sys::io::Waker;
 use crate::sys::pty;
@@ -98,14 +107,7 @@ impl Terminal {
         let raw = Arc::new(pty::RawMode::enter(STDIN, self.saved)?);
         let stop = Arc::new(Waker::new()?);
         let pump = relay::Pump::new(self.master, stop.clone(), prompter, raw.clone())?;
-        let thread = std::thread::Builder::new()
-            .name("sluice-tty".into())
-            .spawn(move || pump.run())?;
-        Ok(Relay {
-            thread,
-            stop,
-            _raw: raw,
-        })
+        Relay::start(stop, Some(raw), move || pump.run())
     }
 }
 
@@ -114,11 +116,37 @@ pub struct Relay {
     thread: JoinHandle<io::Result<()>>,
     stop: Arc<Waker>,
     /// Shared with the relay thread, which gives the terminal its modes
-    /// back while sluice is stopped.
-    _raw: Arc<pty::RawMode>,
+    /// back while sluice is stopped. `None`: pipes, no pty ([`Piped`]).
+    _raw: Option<Arc<pty::RawMode>>,
 }
 
 impl Relay {
+    /// Runs `pump` on the relay thread, which `stop` ends.
+    fn start(
+        stop: Arc<Waker>,
+        raw: Option<Arc<pty::RawMode>>,
+        pump: impl FnOnce() -> io::Result<()> + Send + 'static,
+    ) -> io::Result<Relay> {
+        let thread = std::thread::Builder::new()
+            .name("sluice-tty".into())
+            .spawn(pump)?;
+        Ok(Relay {
+            thread,
+            stop,
+            _raw: raw,
+        })
+    }
+
+    /// The signals the relay handles itself, which the supervisor must
+    /// leave unread: the window changes, for a pty.
+    #[cfg(target_os = "linux")]
+    pub fn signals(&self) -> &'static [libc::c_int] {
+        match self._raw {
+            Some(_) => &[WINDOW_CHANGE],
+            None => &[],
+        }
+    }
+
     /// After the program and everything it started are gone: relays what is
     /// left in the pty, answers open questions with the fallback, stops the
     /// thread and restores the person's terminal.

@@ -643,44 +643,51 @@ impl Pump {
     /// terminal answers a query of sluice's own is read and discarded
     /// ([`FENCE_TIMEOUT`] at most, for a terminal that never answers).
     fn exit_fence(&mut self) {
-        self.show(FENCE_QUERY);
-        let mut replies = self
-            .screen
-            .da1_queries()
-            .saturating_sub(self.da1_replies)
-            .saturating_add(1);
-        let until = Instant::now() + FENCE_TIMEOUT;
-        let mut buf = [0u8; 4096];
-        while replies > 0 {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                tracing::debug!("terminal relay: the terminal did not answer the exit fence");
-                return;
-            }
-            let mut fds = [pollfd(STDIN, libc::POLLIN)];
-            let timeout = left.as_millis().saturating_add(1).min(i32::MAX as u128);
-            if fdio::poll_terminals(&mut fds, timeout as libc::c_int).is_err() {
-                return;
-            }
-            if fds[0].revents == 0 {
-                continue;
-            }
-            let n = match fdio::read(STDIN, &mut buf) {
-                Ok(0) => return,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(_) => return,
-            };
-            self.keys.feed(&buf[..n], |t| {
-                if t == Token::DeviceAttributes {
-                    replies = replies.saturating_sub(1);
-                }
-            });
-        }
+        let pending = self.screen.da1_queries().saturating_sub(self.da1_replies);
+        exit_fence(&mut self.keys, pending, STDOUT);
     }
 }
 
-fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+/// Writes the fence's query to the person's terminal (`out`) and reads and
+/// discards its input until the terminal answered it, after the `pending`
+/// replies to the program's own queries ([`FENCE_TIMEOUT`] at most). The
+/// terminal is in raw mode: replies carry no newline.
+pub(super) fn exit_fence(keys: &mut Keys, pending: u64, out: RawFd) {
+    if fdio::write_all(out, FENCE_QUERY).is_err() {
+        return;
+    }
+    let mut replies = pending.saturating_add(1);
+    let until = Instant::now() + FENCE_TIMEOUT;
+    let mut buf = [0u8; 4096];
+    while replies > 0 {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::debug!("terminal relay: the terminal did not answer the exit fence");
+            return;
+        }
+        let mut fds = [pollfd(STDIN, libc::POLLIN)];
+        let timeout = left.as_millis().saturating_add(1).min(i32::MAX as u128);
+        if fdio::poll_terminals(&mut fds, timeout as libc::c_int).is_err() {
+            return;
+        }
+        if fds[0].revents == 0 {
+            continue;
+        }
+        let n = match fdio::read(STDIN, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        };
+        keys.feed(&buf[..n], |t| {
+            if t == Token::DeviceAttributes {
+                replies = replies.saturating_sub(1);
+            }
+        });
+    }
+}
+
+pub(super) fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
     libc::pollfd {
         fd,
         events,

@@ -17,18 +17,17 @@ const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 const ASK_AND_EXIT: &str =
     r"i=0; while [ $i -lt 100 ]; do printf '\033[6n'; i=$((i+1)); done; printf '\005'";
 
-/// What the person's shell reads after `program` ends, on a terminal that
-/// answers as xterm does over a slow link (each reply a moment after the
-/// last): whatever the terminal typed meanwhile, shown by `od` between
-/// `LEFT[` and `]`.
-fn left_for_the_shell(program: Command) -> String {
-    let mut argv = vec![program.get_program().to_owned()];
-    argv.extend(program.get_args().map(ToOwned::to_owned));
-    // The shell the person returns to: it reads what is typed, raw, until
-    // the terminal has been quiet for a second.
-    let script = r#""$@"; stty -icanon -echo min 0 time 10; printf 'LEFT['; cat | od -An -c | tr -d ' \n'; printf ']\n'"#;
+/// `/bin/sh -c script sh ARGS... PROGRAM...`: `program` (its environment
+/// and directory kept) run by a shell script as `"$@"`, after `args`.
+fn in_shell(script: &str, args: &[&str], program: &Command) -> Command {
     let mut shell = Command::new("/bin/sh");
-    shell.arg("-c").arg(script).arg("sh").args(&argv);
+    shell
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .args(args)
+        .arg(program.get_program())
+        .args(program.get_args());
     for (key, value) in program.get_envs() {
         match value {
             Some(v) => shell.env(key, v),
@@ -38,6 +37,18 @@ fn left_for_the_shell(program: Command) -> String {
     if let Some(dir) = program.get_current_dir() {
         shell.current_dir(dir);
     }
+    shell
+}
+
+/// What the person's shell reads after `program` ends, on a terminal that
+/// answers as xterm does over a slow link (each reply a moment after the
+/// last): whatever the terminal typed meanwhile, shown by `od` between
+/// `LEFT[` and `]`.
+fn left_for_the_shell(program: Command) -> String {
+    // The shell the person returns to: it reads what is typed, raw, until
+    // the terminal has been quiet for a second.
+    let script = r#""$@"; stty -icanon -echo min 0 time 10; printf 'LEFT['; cat | od -An -c | tr -d ' \n'; printf ']\n'"#;
+    let shell = in_shell(script, &[], &program);
     let mut t = Terminal::spawn_with(shell, 24, 100, Replies::SlowXterm);
     t.expect("LEFT[");
     let left = t.expect("]");
@@ -479,31 +490,14 @@ fn the_program_cannot_drive_the_persons_terminal_beyond_its_screen() {
 /// Without a pty (sluice's stdout a pipe: `sluice run -- cargo build |
 /// tee log`), the program's standard error is the person's terminal
 /// itself, and kitty's remote control written there reaches it unfiltered:
-/// with `allow_remote_control yes`, a command run outside the sandbox. Not
-/// fixed: the relay needs stdin and stdout on a terminal; relaying a
-/// terminal that is the program's stderr alone (or giving it a pty for
-/// stderr) is a change to how the terminal is taken (see the report).
+/// with `allow_remote_control yes`, a command run outside the sandbox. Now
+/// each standard descriptor that is the terminal is a pipe, relayed
+/// through the same filter (`tty::Piped`).
 #[test]
-#[ignore = "open: without a pty the program's stderr reaches the person's terminal unfiltered"]
 fn without_a_pty_the_program_still_cannot_drive_the_persons_terminal() {
     let fx = Fixture::new(PROBE);
     let to_stderr = format!("{{ {TERMINAL_ACTIONS}; }} >&2");
-    let cmd = fx.sluice_command(&[], &["/bin/sh", "-c", &to_stderr]);
-    let mut argv = vec![cmd.get_program().to_owned()];
-    argv.extend(cmd.get_args().map(ToOwned::to_owned));
-    let mut shell = Command::new("/bin/sh");
-    shell
-        .arg("-c")
-        .arg(r#""$@" | cat >/dev/null; echo done"#)
-        .arg("sh")
-        .args(&argv);
-    for (key, value) in cmd.get_envs() {
-        if let Some(v) = value {
-            shell.env(key, v);
-        }
-    }
-    shell.current_dir(&fx.ws_dir);
-    let mut t = Terminal::spawn(shell, 24, 100);
+    let mut t = piped_session(&fx, &to_stderr);
     t.expect("done");
     let transcript = t.wait().transcript;
     assert!(transcript.contains("after"), "{transcript:?}");
@@ -511,6 +505,138 @@ fn without_a_pty_the_program_still_cannot_drive_the_persons_terminal() {
         !transcript.contains("@kitty-cmd"),
         "kitty's remote control reached the terminal: {transcript:?}"
     );
+}
+
+/// `sh -c SCRIPT` run as `sluice run -- ... | cat >/dev/null` (no pty: its
+/// stdout a pipe) on a terminal; a shell that then says `done`.
+fn piped_session(fx: &Fixture, script: &str) -> Terminal {
+    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", script]);
+    cmd.current_dir(&fx.ws_dir);
+    let shell = in_shell(r#""$@" | cat >/dev/null; echo done"#, &[], &cmd);
+    Terminal::spawn(shell, 24, 100)
+}
+
+/// Which of the program's stdin, stdout and stderr are a terminal.
+const WHICH_ARE_TERMINALS: &str =
+    "for fd in 0 1 2; do if [ -t $fd ]; then echo tty-on-$fd >&2; fi; done; echo checked >&2";
+
+/// The class: without a pty, no standard descriptor of the program is the
+/// person's terminal (stdin, stdout or stderr: each could write to it or
+/// change its modes). Control: outside sluice, stdin and stderr are.
+#[test]
+fn without_a_pty_no_descriptor_of_the_program_is_the_persons_terminal() {
+    let fx = Fixture::new(PROBE);
+    let mut t = piped_session(&fx, WHICH_ARE_TERMINALS);
+    t.expect("done");
+    let inside = t.wait().transcript;
+    assert!(inside.contains("checked"), "{inside:?}");
+    assert!(!inside.contains("tty-on-"), "{inside:?}");
+    // Control: the same shell outside sluice.
+    let mut shell = Command::new("/bin/sh");
+    shell
+        .arg("-c")
+        .arg(format!(
+            "{{ {WHICH_ARE_TERMINALS}; }} | cat >/dev/null; echo done"
+        ))
+        .current_dir(&fx.ws_dir);
+    let mut t = Terminal::spawn(shell, 24, 100);
+    t.expect("done");
+    let outside = t.wait().transcript;
+    assert!(
+        outside.contains("tty-on-0") && outside.contains("tty-on-2"),
+        "{outside:?}"
+    );
+}
+
+/// Control of the pipes: without a pty, what the program writes on stderr
+/// still reaches the person's terminal, in order, and its exit status and
+/// its stdout (a file: not a terminal, untouched) are as they were.
+#[test]
+fn without_a_pty_the_programs_stderr_still_reaches_the_terminal_in_order() {
+    let fx = Fixture::new(PROBE);
+    let script = "i=0; while [ $i -lt 200 ]; do echo \"err-$i\" >&2; echo \"out-$i\"; \
+        i=$((i+1)); done; printf 'partial' >&2; exit 7";
+    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", script]);
+    cmd.current_dir(&fx.ws_dir);
+    let out = fx.ws("stdout.txt");
+    let wrapper = r#"out="$1"; shift; "$@" >"$out"; echo " rc=$?""#;
+    let mut t = Terminal::spawn(in_shell(wrapper, &[&out], &cmd), 24, 100);
+    t.expect("rc=");
+    let transcript = t.wait().transcript;
+    let lines: Vec<String> = (0..200).map(|i| format!("err-{i}")).collect();
+    let mut at = 0;
+    for line in &lines {
+        at += transcript[at..]
+            .find(line.as_str())
+            .unwrap_or_else(|| panic!("{line} missing or out of order: {transcript:?}"));
+    }
+    // The last of stderr (no newline) came before sluice ended.
+    let partial = transcript[at..].find("partial").expect("partial");
+    assert!(
+        transcript[at + partial..].contains(" rc=7"),
+        "{transcript:?}"
+    );
+    let written = std::fs::read_to_string(&out).unwrap();
+    let expected: String = (0..200).map(|i| format!("out-{i}\n")).collect();
+    assert_eq!(written, expected);
+}
+
+/// Control of the pipes: without a pty because stdin is a file, stdout and
+/// stderr (one terminal) share one pipe, so what the program writes on the
+/// two keeps its order; its stdin is the file itself.
+#[test]
+fn without_a_pty_stdout_and_stderr_keep_their_order() {
+    let fx = Fixture::new(PROBE);
+    let script = "read first; echo \"in:$first\"; i=0; while [ $i -lt 100 ]; do \
+        echo \"o$i\"; echo \"e$i\" >&2; i=$((i+1)); done; [ -t 1 ] || echo not-a-tty";
+    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", script]);
+    cmd.current_dir(&fx.ws_dir);
+    let input = fx.ws("input.txt");
+    std::fs::write(&input, "from-the-file\n").unwrap();
+    let wrapper = r#"in="$1"; shift; "$@" <"$in"; echo " rc=$?""#;
+    let mut t = Terminal::spawn(in_shell(wrapper, &[&input], &cmd), 24, 100);
+    t.expect("rc=");
+    let transcript = t.wait().transcript;
+    let mut expected = String::from("in:from-the-file\r\n");
+    for i in 0..100 {
+        expected += &format!("o{i}\r\ne{i}\r\n");
+    }
+    expected += "not-a-tty\r\n rc=0";
+    assert!(transcript.contains(&expected), "{transcript:?}");
+}
+
+/// Control of the pipes: without a pty, what the person types still
+/// reaches the program (stdin from the terminal, stdout piped), and the end
+/// of input (Ctrl-D) ends its input.
+#[test]
+fn without_a_pty_the_persons_input_still_reaches_the_program() {
+    let fx = Fixture::new(PROBE);
+    let script = "echo ready >&2; read line; echo \"got:$line\" >&2; cat >&2; echo input-ended >&2";
+    let mut t = piped_session(&fx, script);
+    t.expect("ready");
+    t.send(b"hello\r");
+    t.expect("got:hello");
+    t.send(b"more\r");
+    t.expect("more");
+    t.send(b"\x04");
+    t.expect("input-ended");
+    t.expect("done");
+    assert_eq!(t.wait().code, 0);
+}
+
+/// Without a pty, the terminal's replies to the program's last queries
+/// (written on its stderr) never reach the person's shell either: the exit
+/// fence holds there too. (The control outside sluice is
+/// `the_terminals_replies_to_the_programs_last_queries_never_reach_the_persons_shell`'s.)
+#[test]
+fn without_a_pty_the_terminals_replies_never_reach_the_persons_shell() {
+    let fx = Fixture::new(PROBE);
+    let to_stderr = format!("{{ {ASK_AND_EXIT}; }} >&2");
+    let mut cmd = fx.sluice_command(&[], &["/bin/sh", "-c", &to_stderr]);
+    cmd.current_dir(&fx.ws_dir);
+    let piped = in_shell(r#""$@" | cat >/dev/null"#, &[], &cmd);
+    let inside = left_for_the_shell(piped);
+    assert_eq!(inside, "", "the terminal's replies reached the shell");
 }
 
 // ---------------------------------------------------------------------------
