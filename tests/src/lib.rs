@@ -282,6 +282,23 @@ impl Fixture {
         join(&self.outside_dir, rel)
     }
 
+    /// `git ARGS` in `dir` as the person runs it: outside sluice, with the
+    /// fixture's home, no system configuration, an identity of its own and
+    /// no input.
+    pub fn git_outside(&self, dir: &Path, args: &[&str]) -> Outcome {
+        let mut cmd = Command::new("git");
+        cmd.args(args)
+            .current_dir(dir)
+            .env("HOME", &self.home_dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "p")
+            .env("GIT_AUTHOR_EMAIL", "p@example.com")
+            .env("GIT_COMMITTER_NAME", "p")
+            .env("GIT_COMMITTER_EMAIL", "p@example.com")
+            .stdin(Stdio::null());
+        execute(cmd)
+    }
+
     pub fn probe_path(&self) -> String {
         self.probe.to_string_lossy().into_owned()
     }

@@ -25,17 +25,10 @@ pub(super) fn marker(fx: &Fixture) -> String {
     fx.outside("ran")
 }
 
-/// `git ARGS` in `dir` as the person would run it: outside sluice, with
-/// the fixture's home and no system configuration.
+/// `git ARGS` in the workspace's `dir` as the person would run it
+/// ([`Fixture::git_outside`]).
 pub(super) fn git_outside(fx: &Fixture, dir: &str, args: &[&str]) -> Outcome {
-    let mut cmd = Command::new("git");
-    cmd.args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(fx.ws(dir))
-        .env("HOME", &fx.home_dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(Stdio::null());
-    execute(cmd)
+    fx.git_outside(Path::new(&fx.ws(dir)), args)
 }
 
 /// `sh -c SCRIPT sh MARKER` in the workspace, without sluice.

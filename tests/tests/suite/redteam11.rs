@@ -471,37 +471,23 @@ fn a_wildcard_rule_never_reaches_this_machine_by_its_other_addresses() {
 // What the person's own tools run later, beyond the guard's list.
 // ---------------------------------------------------------------------------
 
-/// `git` as the person runs it, outside sluice, in `dir`.
-fn git_outside(fx: &Fixture, dir: &Path, args: &[&str]) -> Outcome {
-    let mut cmd = Command::new("git");
-    cmd.args(args)
-        .current_dir(dir)
-        .env("HOME", &fx.home_dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "p")
-        .env("GIT_AUTHOR_EMAIL", "p@example.com")
-        .env("GIT_COMMITTER_NAME", "p")
-        .env("GIT_COMMITTER_EMAIL", "p@example.com")
-        .stdin(Stdio::null());
-    execute(cmd)
-}
-
 /// `ws/DIR` (`""`: the workspace itself), a repository whose
 /// configuration says `core.hooksPath = .githooks`, and where its hook
 /// would leave a marker.
 fn hooks_path_repository(fx: &Fixture, dir: &str) -> (std::path::PathBuf, String) {
     let repo = fx.ws_dir.join(dir);
     fs::create_dir_all(repo.join(".githooks")).unwrap();
-    git_outside(fx, &repo, &["init", "-q"]).assert_code(0);
-    git_outside(fx, &repo, &["config", "core.hooksPath", ".githooks"]).assert_code(0);
+    fx.git_outside(&repo, &["init", "-q"]).assert_code(0);
+    fx.git_outside(&repo, &["config", "core.hooksPath", ".githooks"])
+        .assert_code(0);
     (repo, fx.outside("hook-ran"))
 }
 
 /// The person's next commit in `repo`.
 fn commit_outside(fx: &Fixture, repo: &Path) -> Outcome {
     fs::write(repo.join("f"), "x").unwrap();
-    git_outside(fx, repo, &["add", "f"]).assert_code(0);
-    git_outside(fx, repo, &["commit", "-q", "-m", "x"])
+    fx.git_outside(repo, &["add", "f"]).assert_code(0);
+    fx.git_outside(repo, &["commit", "-q", "-m", "x"])
 }
 
 /// A repository whose configuration (set before the session) names a

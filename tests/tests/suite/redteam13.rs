@@ -276,21 +276,6 @@ fn tools_tokens_and_browser_cookies_stay_hidden_in_a_readable_home() {
 // git's object store: what the person's revert writes back.
 // ---------------------------------------------------------------------------
 
-/// `git` as the person runs it, outside sluice.
-fn git_outside(fx: &Fixture, dir: &std::path::Path, args: &[&str]) -> sluice_tests::Outcome {
-    let mut cmd = Command::new("git");
-    cmd.args(args)
-        .current_dir(dir)
-        .env("HOME", &fx.home_dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "p")
-        .env("GIT_AUTHOR_EMAIL", "p@example.com")
-        .env("GIT_COMMITTER_NAME", "p")
-        .env("GIT_COMMITTER_EMAIL", "p@example.com")
-        .stdin(std::process::Stdio::null());
-    sluice_tests::execute(cmd)
-}
-
 /// Replaces the stored blob of the committed `Makefile` (a loose object,
 /// the file named by its hash) with other content under the same name, and
 /// edits the work tree's copy visibly: an agent's change the person will
@@ -316,10 +301,11 @@ fn repository_with_a_makefile(fx: &Fixture) -> (std::path::PathBuf, String) {
     let repo = fx.ws_dir.join("proj");
     std::fs::create_dir_all(&repo).unwrap();
     std::fs::write(repo.join("Makefile"), "all:\n\t@echo building\n").unwrap();
-    git_outside(fx, &repo, &["init", "-q"]).assert_code(0);
-    git_outside(fx, &repo, &["add", "Makefile"]).assert_code(0);
-    git_outside(fx, &repo, &["commit", "-qm", "init"]).assert_code(0);
-    let blob = git_outside(fx, &repo, &["rev-parse", "HEAD:Makefile"]);
+    fx.git_outside(&repo, &["init", "-q"]).assert_code(0);
+    fx.git_outside(&repo, &["add", "Makefile"]).assert_code(0);
+    fx.git_outside(&repo, &["commit", "-qm", "init"])
+        .assert_code(0);
+    let blob = fx.git_outside(&repo, &["rev-parse", "HEAD:Makefile"]);
     (repo, blob.stdout.trim().to_owned())
 }
 
@@ -331,8 +317,9 @@ fn persons_revert_and_make_ran_the_plant(
     repo: &std::path::Path,
     canary: &str,
 ) -> bool {
-    git_outside(fx, repo, &["checkout", "--", "Makefile"]).assert_code(0);
-    let diff = git_outside(fx, repo, &["diff"]);
+    fx.git_outside(repo, &["checkout", "--", "Makefile"])
+        .assert_code(0);
+    let diff = fx.git_outside(repo, &["diff"]);
     assert_eq!(diff.stdout, "", "{diff}");
     let mut make = Command::new("make");
     make.arg("-s").current_dir(repo);
@@ -389,7 +376,7 @@ const HIDE_CHANGES: &str = "cd \"$1\" && printf 'all:\\n\\t@echo hidden\\n' > Ma
 
 /// What the person's review sees: `git status --porcelain` outside.
 fn persons_status(fx: &Fixture, repo: &std::path::Path) -> String {
-    let status = git_outside(fx, repo, &["status", "--porcelain"]);
+    let status = fx.git_outside(repo, &["status", "--porcelain"]);
     status.assert_code(0);
     status.stdout
 }
