@@ -24,15 +24,18 @@ use mount_steps::{
 /// The exit code of a child that could not set up its sandbox.
 pub const EXIT_SETUP_FAILED: i32 = 125;
 
-/// Clones the child into new user, mount and PID namespaces: it is pid 1
-/// there, the sandbox's init (`init.rs`), and runs the child sequence.
+/// Clones the child into new user, mount, PID and IPC namespaces: it is
+/// pid 1 there, the sandbox's init (`init.rs`), and runs the child sequence.
+/// The IPC namespace ([`SANDBOX_IPC`]) keeps the host's System V objects and
+/// POSIX message queues out of reach.
 /// Returns its pid, or the errno of `clone` (nothing was started).
 ///
 /// # Safety
 /// The calling process must be single-threaded (a user namespace requires
 /// it, and the child runs raw system calls only), with `plan` prepared.
 pub unsafe fn clone_child(plan: &Prepared) -> Result<libc::pid_t, i32> {
-    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::SIGCHLD;
+    let flags =
+        libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | SANDBOX_IPC | libc::SIGCHLD;
     // SAFETY: a fork-like clone (no new stack, no shared memory): the child
     // continues on a copy of this stack, as after fork().
     let pid = unsafe {
@@ -52,6 +55,16 @@ pub unsafe fn clone_child(plan: &Prepared) -> Result<libc::pid_t, i32> {
         p => Ok(p as libc::pid_t),
     }
 }
+
+/// A System V IPC namespace of the sandbox's own: shared memory segments,
+/// message queues and semaphore sets are found by a number or key, never by a
+/// path Landlock could check, and POSIX message queues (`mq_open`) live in
+/// the IPC namespace's internal mount, which Landlock lets through. In the
+/// host's, the program could read, write and remove every object of the
+/// person's (of root's, for a session run by root) that their modes let the
+/// same user reach (`ipcrm -m ID`). Owned by the new user namespace, so
+/// making it needs no privilege beyond that namespace's.
+const SANDBOX_IPC: libc::c_int = libc::CLONE_NEWIPC;
 
 /// Forks the child in the supervisor's PID namespace (where one cannot be
 /// made), which runs the child sequence. Returns its pid, or fork's errno.
@@ -336,7 +349,8 @@ impl Runner<'_> {
         let ok = cloned
             || self.step(Step::UserNamespace, 0, || {
                 // SAFETY: unshare takes flags only; the process is single-threaded.
-                let rc = unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) };
+                let rc =
+                    unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS | SANDBOX_IPC) };
                 sys::check(rc as _).map(drop)
             });
         if !ok {

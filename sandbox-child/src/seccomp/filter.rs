@@ -99,10 +99,17 @@ const DENIED_EVERYWHERE: &[Sys] = &[
     sys!(SYS_nfsservctl),
 ];
 
-/// Refused with EPERM where the architecture has them: x86 port I/O and the
-/// a.out loader do not exist on aarch64.
+/// Refused with EPERM where the architecture has them: x86 port I/O, the
+/// a.out loader and the process's own descriptor table (`modify_ldt`: 16-bit
+/// and segmented code only, Wine and DOS emulators; a kernel path with a
+/// history of exploits that no program here needs) do not exist on aarch64.
 #[cfg(target_arch = "x86_64")]
-const DENIED_ON_THIS_ARCH: &[Sys] = &[sys!(SYS_iopl), sys!(SYS_ioperm), sys!(SYS_uselib)];
+const DENIED_ON_THIS_ARCH: &[Sys] = &[
+    sys!(SYS_iopl),
+    sys!(SYS_ioperm),
+    sys!(SYS_uselib),
+    sys!(SYS_modify_ldt),
+];
 #[cfg(not(target_arch = "x86_64"))]
 const DENIED_ON_THIS_ARCH: &[Sys] = &[];
 

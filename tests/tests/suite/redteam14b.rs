@@ -1,0 +1,264 @@
+//! Red team, round 14 (the kernel boundary): what the sandbox shares with
+//! the host beyond files, sockets and processes.
+//!
+//! System V IPC objects (message queues, shared memory segments, semaphore
+//! sets) are named by a number or a key, never by a path: Landlock has no
+//! right for them, and POSIX message queues (`mq_open`) live in the IPC
+//! namespace's internal mount, which Landlock lets through. Before this
+//! round the sandbox shared the host's IPC namespace, so the program could
+//! write into the person's shared memory, read their queues and remove
+//! them all (`ipcrm`), as the person (as root, for a session run by root).
+//! The child now makes an IPC namespace of its own with its user, mount and
+//! PID namespaces. The harm is checked outside: after the session the
+//! person's objects still exist and the segment holds what it held.
+//! Controls: the same script outside sluice does the harm; inside, the
+//! program's own objects work.
+
+use std::ffi::CString;
+use std::process::{Command, Stdio};
+
+use sluice_tests::{execute, strs, Fixture, Outcome};
+
+use super::escape_later::{as_nobody, give_to_nobody};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+/// The system's Python, which every user may run, inside and outside.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// `python3 ATTACK QUEUE SEGMENT MQ_NAME`: writes into the segment, reads
+/// the queue, opens and removes the POSIX queue; one line per step, `NAME:
+/// ok` or `NAME: ERROR`. Then the real tool removes the System V objects.
+const ATTACK: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+q, m, name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
+def said(what, failed):
+    err = ctypes.get_errno()
+    print(what + (": " + os.strerror(err) if failed else ": ok"), flush=True)
+at = libc.shmat(m, None, 0)
+failed = at in (None, ctypes.c_void_p(-1).value)
+if not failed:
+    ctypes.memmove(at, b"PLANTED", 7)
+said("shmat and write", failed)
+buf = ctypes.create_string_buffer(64)
+said("msgrcv", libc.msgrcv(q, buf, 48, 0, 0o4000) < 0)
+said("mq_open", libc.mq_open(name, os.O_RDWR) < 0)
+said("mq_unlink", libc.mq_unlink(name) < 0)
+"#;
+
+/// What the person keeps in their queue and segment, made outside sluice
+/// (as `user`, a `setpriv` prefix, or as the test's own user).
+struct PersonsIpc {
+    queue: i32,
+    segment: i32,
+    mq: CString,
+}
+
+impl PersonsIpc {
+    fn make(user: &[&str]) -> PersonsIpc {
+        let ipcmk = |what: &str| {
+            let out = run(user, &["ipcmk", what, "-p", "0600"]);
+            out.assert_code(0);
+            // "Message queue id: 3", "Shared memory id: 4"
+            let id = out.stdout.split(':').next_back().unwrap_or("").trim();
+            id.parse::<i32>()
+                .unwrap_or_else(|e| panic!("ipcmk said no id ({e})\n{out}"))
+        };
+        let queue = ipcmk("-Q");
+        let mq = format!("/sluice-rt14b-{}-{}", std::process::id(), queue);
+        // Removed on drop from here on, whatever fails next.
+        let objects = PersonsIpc {
+            queue,
+            segment: ipcmk("-M4096"),
+            mq: CString::new(mq.clone()).unwrap(),
+        };
+        let make_mq = "import ctypes, os, sys\n\
+                       libc = ctypes.CDLL(None, use_errno=True)\n\
+                       fd = libc.mq_open(sys.argv[1].encode(), os.O_CREAT | os.O_RDWR, 0o600, None)\n\
+                       sys.exit(0 if fd >= 0 else os.strerror(ctypes.get_errno()))\n";
+        run(user, &[PYTHON, "-c", make_mq, &mq]).assert_code(0);
+        // Something in the queue for the program to take.
+        let sent = "import ctypes, sys\n\
+                    libc = ctypes.CDLL(None)\n\
+                    msg = ctypes.create_string_buffer(b'\\x01\\0\\0\\0\\0\\0\\0\\0SECRET-queued')\n\
+                    sys.exit(libc.msgsnd(int(sys.argv[1]), msg, 13, 0))\n";
+        run(user, &[PYTHON, "-c", sent, &queue.to_string()]).assert_code(0);
+        objects
+    }
+
+    fn args(&self) -> [String; 3] {
+        [
+            self.queue.to_string(),
+            self.segment.to_string(),
+            self.mq.to_str().unwrap().to_owned(),
+        ]
+    }
+
+    /// Whether the queue, the segment and the POSIX queue still exist, and
+    /// the segment's first bytes (as root: every object is stat'able).
+    fn state(&self) -> (bool, bool, bool, Vec<u8>) {
+        // SAFETY: IPC_STAT writes one msqid_ds/shmid_ds into the zeroed
+        // buffers given; shmat maps the segment read-only, read then
+        // detached; mq_open/mq_close take a NUL-terminated name.
+        unsafe {
+            let mut q: libc::msqid_ds = std::mem::zeroed();
+            let queue = libc::msgctl(self.queue, libc::IPC_STAT, &mut q) == 0;
+            let mut s: libc::shmid_ds = std::mem::zeroed();
+            let segment = libc::shmctl(self.segment, libc::IPC_STAT, &mut s) == 0;
+            let mut head = Vec::new();
+            if segment {
+                let at = libc::shmat(self.segment, std::ptr::null(), libc::SHM_RDONLY);
+                if at as isize != -1 {
+                    head = std::slice::from_raw_parts(at as *const u8, 7).to_vec();
+                    libc::shmdt(at);
+                }
+            }
+            let fd = libc::mq_open(self.mq.as_ptr(), libc::O_RDONLY);
+            let mq = fd >= 0;
+            if mq {
+                libc::mq_close(fd);
+            }
+            (queue, segment, mq, head)
+        }
+    }
+
+    /// Asserts the person's objects are as they were made.
+    #[track_caller]
+    fn assert_untouched(&self, out: &Outcome) {
+        let (queue, segment, mq, head) = self.state();
+        assert!(queue, "the person's message queue was removed\n{out}");
+        assert!(segment, "the person's shared memory was removed\n{out}");
+        assert!(mq, "the person's POSIX message queue was removed\n{out}");
+        assert_eq!(
+            head,
+            vec![0u8; 7],
+            "the person's shared memory was written\n{out}"
+        );
+        assert!(!out.stdout.contains("SECRET-queued"), "{out}");
+    }
+}
+
+impl Drop for PersonsIpc {
+    fn drop(&mut self) {
+        // SAFETY: removing objects this test made (by id; the name is
+        // NUL-terminated); a failure means they are gone already.
+        unsafe {
+            libc::msgctl(self.queue, libc::IPC_RMID, std::ptr::null_mut());
+            libc::shmctl(self.segment, libc::IPC_RMID, std::ptr::null_mut());
+            libc::mq_unlink(self.mq.as_ptr());
+        }
+    }
+}
+
+/// `USER... PROGRAM...` outside sluice, no input.
+fn run(user: &[&str], program: &[&str]) -> Outcome {
+    let all: Vec<&str> = user.iter().chain(program).copied().collect();
+    let mut cmd = Command::new(all[0]);
+    cmd.args(&all[1..]).stdin(Stdio::null());
+    execute(cmd)
+}
+
+/// The attack as a shell script: the steps in Python, then `ipcrm`.
+fn attack(objects: &PersonsIpc) -> Vec<String> {
+    let [q, m, mq] = objects.args();
+    let script =
+        format!("{PYTHON} -c '{ATTACK}' {q} {m} {mq}; ipcs; ipcrm -q {q}; ipcrm -m {m}; exit 0");
+    vec!["sh".into(), "-c".into(), script]
+}
+
+fn sluice_attack(fx: &Fixture, sluice_args: &[&str], objects: &PersonsIpc) -> Outcome {
+    let program = attack(objects);
+    execute(fx.sluice_command(sluice_args, &strs(&program)))
+}
+
+#[test]
+fn the_persons_ipc_objects_are_out_of_the_programs_reach() {
+    let fx = Fixture::new(PROBE);
+    for mode in [&[][..], &["--transparent"][..]] {
+        let objects = PersonsIpc::make(&[]);
+        let out = sluice_attack(&fx, mode, &objects);
+        out.assert_code(0);
+        objects.assert_untouched(&out);
+        for step in ["shmat and write", "msgrcv", "mq_open"] {
+            assert!(
+                !out.stdout.contains(&format!("{step}: ok")),
+                "{mode:?} {step}\n{out}"
+            );
+        }
+        let q = objects.queue;
+        assert!(
+            !out.stdout
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(&q.to_string()) && l.contains("root")),
+            "ipcs inside lists the person's queue\n{out}"
+        );
+    }
+}
+
+#[test]
+fn as_nobody_the_persons_ipc_objects_are_out_of_the_programs_reach() {
+    let fx = Fixture::new(PROBE);
+    give_to_nobody(&fx);
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    for mode in [&[][..], &["--transparent"][..]] {
+        let objects = PersonsIpc::make(&nobody);
+        let sluice = sluice_tests::sluice_bin();
+        let mut program = vec![sluice.to_str().unwrap(), "run"];
+        program.extend_from_slice(mode);
+        program.push("--");
+        let attack = attack(&objects);
+        program.extend(strs(&attack));
+        let out = as_nobody(&fx, &program, "");
+        out.assert_code(0);
+        objects.assert_untouched(&out);
+        assert!(
+            !out.stdout.contains("shmat and write: ok"),
+            "{mode:?}\n{out}"
+        );
+    }
+}
+
+#[test]
+fn control_the_attack_reaches_ipc_objects_outside_and_the_programs_own_inside() {
+    // Outside sluice the same script writes, reads and removes everything:
+    // the assertions above can fail.
+    let objects = PersonsIpc::make(&[]);
+    let out = run(&[], &strs(&attack(&objects)));
+    for step in ["shmat and write", "msgrcv", "mq_open", "mq_unlink"] {
+        assert!(out.stdout.contains(&format!("{step}: ok")), "{step}\n{out}");
+    }
+    let (queue, segment, mq, _) = objects.state();
+    assert!(!queue && !segment && !mq, "{out}");
+    // Inside, the program's own objects work: a segment and a queue it
+    // makes, written and read back.
+    let fx = Fixture::new(PROBE);
+    let own = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+m = libc.shmget(0, 4096, 0o1600)
+at = libc.shmat(m, None, 0)
+ctypes.memmove(at, b"own", 3)
+print("segment:", ctypes.string_at(at, 3).decode(), flush=True)
+q = libc.msgget(0, 0o1600)
+msg = ctypes.create_string_buffer(b"\x01\0\0\0\0\0\0\0hello")
+libc.msgsnd(q, msg, 5, 0)
+buf = ctypes.create_string_buffer(64)
+n = libc.msgrcv(q, buf, 48, 0, 0)
+print("queue:", buf.raw[8:8 + n].decode(), flush=True)
+"#;
+    for mode in [&[][..], &["--transparent"][..]] {
+        let out = execute(fx.sluice_command(mode, &[PYTHON, "-c", own]));
+        out.assert_code(0);
+        for line in ["segment: own", "queue: hello"] {
+            assert!(out.stdout.contains(line), "{mode:?} {line}\n{out}");
+        }
+    }
+}
