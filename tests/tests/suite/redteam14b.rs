@@ -262,3 +262,87 @@ print("queue:", buf.raw[8:8 + n].decode(), flush=True)
         }
     }
 }
+
+/// `python3 SQUAT NAME`: listens on the abstract unix name `NAME`, says
+/// `listening`, and answers the first connection with what it read.
+const SQUAT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(b"\0" + sys.argv[1].encode())
+s.listen(1)
+print("listening", flush=True)
+s.settimeout(60)
+c, _ = s.accept()
+c.sendall(b"PLANTED-answer to " + c.recv(100))
+"#;
+
+/// Starts `program` (the squatter), waits for its `listening` line, then
+/// connects to `name` from outside sluice, as the person's tool would, and
+/// returns what came back (`None`: nothing listens there for the host).
+fn host_connects_to_squatter(mut program: Command, name: &str) -> (Option<String>, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixStream};
+    let mut child = program
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    let _ = lines.read_line(&mut first);
+    let reply = (first.trim() == "listening")
+        .then(|| {
+            let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            let mut s = UnixStream::connect_addr(&addr).ok()?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+                .unwrap();
+            s.write_all(b"the person's tool").ok()?;
+            let mut got = String::new();
+            s.read_to_string(&mut got).ok()?;
+            Some(got)
+        })
+        .flatten();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    (reply, format!("first line: {first:?}\nstderr: {err}"))
+}
+
+/// A program in a default session shares the host's network namespace:
+/// Landlock's scope stops it connecting to an abstract socket outside, but
+/// not listening on an abstract name of its choice, which host processes
+/// then reach. The person's tool that connects to a name not yet bound (an
+/// X display's `@/tmp/.X11-unix/X99` before the person's `Xvfb :99`, a
+/// single-instance application's rendezvous, a warm server's name) talks to
+/// the program: it can answer as that service (an X server sends key events
+/// to the clients that connect). The fix to weigh: an empty network
+/// namespace for `--net none` too (as the hosts mode makes), ~0.5 ms more
+/// per launch measured here (clone to exit, alternated pairs, loaded
+/// machine), which also hides `/proc/net`.
+#[test]
+#[ignore = "not fixed: the default mode shares the host's abstract unix names (an empty network namespace for --net none costs ~0.5 ms a launch; the lead decides)"]
+fn a_default_program_cannot_listen_on_an_abstract_name_the_host_reaches() {
+    let fx = Fixture::new(PROBE);
+    let name = format!("sluice-rt14b-squat-{}", std::process::id());
+    let cmd = fx.sluice_command(&[], &[PYTHON, "-c", SQUAT, &name]);
+    let (reply, said) = host_connects_to_squatter(cmd, &name);
+    assert_eq!(reply, None, "the host reached the program\n{said}");
+}
+
+#[test]
+fn control_a_host_process_reaches_an_abstract_listener_outside_sluice() {
+    // The same listener outside sluice is reached: the test above can fail
+    // (it does, run with --ignored, on the unfixed default mode).
+    let name = format!("sluice-rt14b-control-{}", std::process::id());
+    let mut cmd = Command::new(PYTHON);
+    cmd.args(["-c", SQUAT, &name]);
+    let (reply, said) = host_connects_to_squatter(cmd, &name);
+    let reply = reply.unwrap_or_else(|| panic!("nothing answered\n{said}"));
+    assert!(
+        reply.contains("PLANTED-answer to the person's tool"),
+        "{reply}"
+    );
+}
