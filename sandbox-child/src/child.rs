@@ -66,6 +66,20 @@ pub unsafe fn clone_child(plan: &Prepared) -> Result<libc::pid_t, i32> {
 /// making it needs no privilege beyond that namespace's.
 const SANDBOX_IPC: libc::c_int = libc::CLONE_NEWIPC;
 
+/// The bounds of that namespace, written by the child that owns it: System V
+/// shared memory and queues are memory no process holds, so neither
+/// `[limits]` nor the OOM killer frees them while the session runs (as the
+/// session's `/dev/shm`, whose size they follow). `shmall` is in pages: 256
+/// MiB with 4 KiB pages; `msgmni` queues of 16 KiB (`msgmnb`) each; `sem`:
+/// per set, in all, per call, sets. A kernel without System V IPC has none
+/// of the files, and nothing to bound. Root sessions only: the kernel lets
+/// only the namespace's root uid write them.
+const IPC_LIMITS: [(&[u8], &[u8]); 3] = [
+    (b"/proc/sys/kernel/shmall\0", b"65536"),
+    (b"/proc/sys/kernel/msgmni\0", b"256"),
+    (b"/proc/sys/kernel/sem\0", b"32000 65536 500 256"),
+];
+
 /// Forks the child in the supervisor's PID namespace (where one cannot be
 /// made), which runs the child sequence. Returns its pid, or fork's errno.
 ///
@@ -369,6 +383,21 @@ impl Runner<'_> {
         if !ok {
             self.session_copies_lost();
             return true;
+        }
+        // The sysctls are the writer's IPC namespace's, which the user
+        // namespace owns: the host's are not touched.
+        for (i, (path, value)) in IPC_LIMITS.iter().enumerate() {
+            self.step(Step::IpcLimits, i as u16, || {
+                match sys::write_file(path, value) {
+                    Err(libc::ENOENT) => Ok(()),
+                    // Only the namespace's root uid may write them, and an
+                    // unprivileged user keeps its own uid inside: left at
+                    // the kernel's defaults there.
+                    // SAFETY: geteuid has no preconditions.
+                    Err(libc::EACCES) if unsafe { libc::geteuid() } != 0 => Ok(()),
+                    done => done,
+                }
+            });
         }
         self.step(Step::Mounts, 0, || {
             // Nothing mounted here may propagate back to the host.

@@ -346,3 +346,47 @@ fn control_a_host_process_reaches_an_abstract_listener_outside_sluice() {
         "{reply}"
     );
 }
+
+/// `python3 BIG`: a System V segment larger than the session's `/dev/shm`
+/// (300 MiB, made and removed; nothing is written), then a small one.
+const BIG: &str = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+for mib in (300, 1):
+    m = libc.shmget(0, mib << 20, 0o1600)
+    print("%d MiB: %s" % (mib, "ok" if m >= 0 else os.strerror(ctypes.get_errno())), flush=True)
+    if m >= 0:
+        libc.shmctl(m, 0, None)
+"#;
+
+/// A root session's System V memory is bounded as its `/dev/shm` is: a
+/// segment no process holds is freed by no OOM kill while the session
+/// runs. Control: outside sluice the same segment is made.
+#[test]
+fn the_programs_system_v_memory_is_bounded_as_its_dev_shm() {
+    let fx = Fixture::new(PROBE);
+    for mode in [&[][..], &["--transparent"][..]] {
+        let out = execute(fx.sluice_command(mode, &[PYTHON, "-c", BIG]));
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains("300 MiB: No space left"),
+            "{mode:?}\n{out}"
+        );
+        assert!(out.stdout.contains("1 MiB: ok"), "{mode:?}\n{out}");
+    }
+    give_to_nobody(&fx);
+    let sluice = sluice_tests::sluice_bin();
+    let out = as_nobody(
+        &fx,
+        &[sluice.to_str().unwrap(), "run", "--", PYTHON, "-c", BIG],
+        "",
+    );
+    // Not bounded for an unprivileged user (only the namespace's root uid
+    // may write the bounds, and the program keeps the person's uid), but
+    // the launch goes on.
+    out.assert_code(0);
+    assert!(out.stdout.contains("1 MiB: ok"), "{out}");
+    // Control: the host's namespace takes it.
+    let out = run(&[], &[PYTHON, "-c", BIG]);
+    assert!(out.stdout.contains("300 MiB: ok"), "{out}");
+}
