@@ -80,6 +80,24 @@ const IPC_LIMITS: [(&[u8], &[u8]); 3] = [
     (b"/proc/sys/kernel/sem\0", b"32000 65536 500 256"),
 ];
 
+/// The person's per-user inotify limits (the host's), against which the
+/// kernel charges the sandbox's instances and watches too, each with the
+/// same limit of the sandbox's user namespace, set to half of it: the
+/// program took every instance of the person's (of root's, for a session
+/// run by root), and their editors', file watchers' and daemons'
+/// `inotify_init` failed while the session ran. The child, holding every
+/// capability in that namespace, may write them.
+const INOTIFY_LIMITS: [(&[u8], &[u8]); 2] = [
+    (
+        b"/proc/sys/fs/inotify/max_user_instances\0",
+        b"/proc/sys/user/max_inotify_instances\0",
+    ),
+    (
+        b"/proc/sys/fs/inotify/max_user_watches\0",
+        b"/proc/sys/user/max_inotify_watches\0",
+    ),
+];
+
 /// Forks the child in the supervisor's PID namespace (where one cannot be
 /// made), which runs the child sequence. Returns its pid, or fork's errno.
 ///
@@ -386,8 +404,14 @@ impl Runner<'_> {
         }
         // The sysctls are the writer's IPC namespace's, which the user
         // namespace owns: the host's are not touched.
+        for (i, (person, own)) in INOTIFY_LIMITS.iter().enumerate() {
+            self.step(Step::NamespaceLimits, (IPC_LIMITS.len() + i) as u16, || {
+                let half = sys::read_decimal(person)? / 2;
+                sys::write_file(own, sys::decimal(half, &mut [0; 20]))
+            });
+        }
         for (i, (path, value)) in IPC_LIMITS.iter().enumerate() {
-            self.step(Step::IpcLimits, i as u16, || {
+            self.step(Step::NamespaceLimits, i as u16, || {
                 match sys::write_file(path, value) {
                     Err(libc::ENOENT) => Ok(()),
                     // Only the namespace's root uid may write them, and an

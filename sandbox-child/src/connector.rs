@@ -273,19 +273,10 @@ fn connect(sock: c_int, request: &[u8], file: c_int) -> i32 {
 /// zeroed); returns its length.
 fn proc_fd_path(fd: c_int, out: &mut [libc::c_char]) -> usize {
     const PREFIX: &[u8] = b"/proc/self/fd/";
-    let mut digits = [0u8; 10];
-    let mut n = fd.unsigned_abs();
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let mut digits = [0u8; 20];
+    let digits = sys::decimal(u64::from(fd.unsigned_abs()), &mut digits);
     let mut len = 0;
-    for &b in PREFIX.iter().chain(&digits[i..]) {
+    for &b in PREFIX.iter().chain(digits) {
         out[len] = b as libc::c_char;
         len += 1;
     }

@@ -145,8 +145,8 @@ pub enum Step {
     /// A session's copy of an agent's state bound over the host's
     /// (`mounts::MountKind::SessionCopy`): always fatal.
     SessionCopy,
-    /// The bounds written for the sandbox's own IPC namespace.
-    IpcLimits,
+    /// The bounds written for the sandbox's own IPC and user namespaces.
+    NamespaceLimits,
 }
 
 impl Step {
@@ -180,7 +180,7 @@ impl Step {
         Step::NetNamespace,
         Step::PidMax,
         Step::SessionCopy,
-        Step::IpcLimits,
+        Step::NamespaceLimits,
     ];
 
     pub fn from_u8(v: u8) -> Option<Step> {
@@ -190,7 +190,7 @@ impl Step {
     /// The layer a failure of this step weakens, if any.
     pub fn layer(self) -> Option<Layer> {
         match self {
-            Step::Cgroup | Step::Rlimit | Step::PidMax | Step::IpcLimits => Some(Layer::Limits),
+            Step::Cgroup | Step::Rlimit | Step::PidMax | Step::NamespaceLimits => Some(Layer::Limits),
             Step::UserNamespace | Step::IdMaps | Step::Mounts | Step::Root | Step::Chdir => {
                 Some(Layer::Namespaces)
             }
@@ -253,7 +253,9 @@ impl Step {
             Step::Program => "naming the program's pid",
             Step::NetNamespace => "making the program's own network namespace for the proxy",
             Step::SessionCopy => "binding the session's copy of an agent's state over it",
-            Step::IpcLimits => "bounding the IPC namespace's shared memory and queues",
+            Step::NamespaceLimits => {
+                "bounding what the sandbox's namespaces take (System V memory, inotify)"
+            }
         }
     }
 }

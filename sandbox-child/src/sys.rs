@@ -372,6 +372,51 @@ pub fn pid_in(proc: c_int) -> Option<i32> {
     Some(pid)
 }
 
+/// `n` in decimal, at the end of `buf`: the digits.
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// The unsigned decimal number at the start of the file `path` (a sysctl),
+/// NUL-terminated; `EINVAL` if it holds none.
+pub fn read_decimal(path: &[u8]) -> Result<u64, i32> {
+    debug_assert_eq!(path.last(), Some(&0));
+    // SAFETY: path is NUL-terminated (prepared before fork).
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr().cast::<c_char>(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    let fd = check(fd as _)? as c_int;
+    let mut buf = [0u8; 24];
+    // SAFETY: buf is valid for its length; fd was opened above.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    let n = check(n as _)? as usize;
+    let digits = buf[..n].iter().take_while(|b| b.is_ascii_digit());
+    let mut value: Option<u64> = None;
+    for &b in digits {
+        let so_far = value.unwrap_or(0);
+        value = so_far
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(b - b'0')));
+        if value.is_none() {
+            return Err(libc::ERANGE);
+        }
+    }
+    value.ok_or(libc::EINVAL)
+}
+
 /// Whether the pipe whose write end is `fd` still has a reader.
 pub fn has_reader(fd: c_int) -> bool {
     let mut pfd = libc::pollfd {
@@ -425,4 +470,33 @@ pub fn landlock_add_path_rule(
 pub fn exit(code: c_int) -> ! {
     // SAFETY: _exit is async-signal-safe and never returns.
     unsafe { libc::_exit(code) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_and_read_in_decimal() {
+        for n in [0, 7, 10, 128, 192_540, u64::MAX] {
+            let mut buf = [0; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+        let dir = std::env::temp_dir().join(format!("sluice-decimal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("n");
+        let path = |p: &std::path::Path| format!("{}\0", p.display()).into_bytes();
+        for (text, read) in [
+            ("128\n", Ok(128)),
+            ("192540", Ok(192_540)),
+            ("\n", Err(libc::EINVAL)),
+            ("99999999999999999999\n", Err(libc::ERANGE)),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            assert_eq!(read_decimal(&path(&file)), read, "{text:?}");
+        }
+        let missing = dir.join("missing");
+        assert_eq!(read_decimal(&path(&missing)), Err(libc::ENOENT));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

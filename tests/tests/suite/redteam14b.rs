@@ -390,3 +390,93 @@ fn the_programs_system_v_memory_is_bounded_as_its_dev_shm() {
     let out = run(&[], &[PYTHON, "-c", BIG]);
     assert!(out.stdout.contains("300 MiB: ok"), "{out}");
 }
+
+/// `python3 HOARD`: takes every inotify instance it can, says how many,
+/// and holds them until its input closes.
+const HOARD: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fds = []
+while len(fds) < 100000:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        break
+    fds.append(fd)
+print("took", len(fds), flush=True)
+sys.stdin.read()
+"#;
+
+/// `python3 ONE`: whether one more inotify instance can be made.
+const ONE: &str = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(0)
+print("inotify:", "ok" if fd >= 0 else os.strerror(ctypes.get_errno()), flush=True)
+"#;
+
+/// Starts `hoarder` (HOARD, its input a pipe), reads how many instances it
+/// took, then runs `person` (ONE) while it holds them; returns both.
+fn while_the_program_hoards(mut hoarder: Command, person: Command) -> (u64, Outcome) {
+    use std::io::{BufRead, BufReader};
+    let mut child = hoarder
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let took = line
+        .trim()
+        .strip_prefix("took ")
+        .and_then(|n| n.parse().ok());
+    let out = execute(person);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let took = took.unwrap_or_else(|| panic!("the hoarder said {line:?}"));
+    (took, out)
+}
+
+/// The person's per-user inotify limit (the host's).
+fn inotify_instances() -> u64 {
+    let max = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances").unwrap();
+    max.trim().parse().unwrap()
+}
+
+/// The sandbox takes at most half of the person's inotify instances (of
+/// root's, for a session run by root): before, it took them all, and every
+/// editor's, file watcher's and daemon's `inotify_init` of that user failed
+/// while the session ran. Control: without sluice, the hoarder takes them
+/// all and the person's next one fails.
+#[test]
+fn the_program_leaves_the_person_inotify_instances() {
+    let fx = Fixture::new(PROBE);
+    let person = || {
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-c", ONE]);
+        cmd
+    };
+    let (took, out) =
+        while_the_program_hoards(fx.sluice_command(&[], &[PYTHON, "-c", HOARD]), person());
+    assert!(took > 0 && took <= inotify_instances() / 2, "took {took}");
+    assert!(out.stdout.contains("inotify: ok"), "{out}");
+    // As an unprivileged user: the person is 65534.
+    give_to_nobody(&fx);
+    let nobody = |program: &[&str]| {
+        let mut cmd = sluice_tests::setpriv_nobody();
+        cmd.args(program)
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .env("TMPDIR", fx.root().join("tmp"));
+        cmd
+    };
+    let sluice = sluice_tests::sluice_bin();
+    let sandboxed = nobody(&[sluice.to_str().unwrap(), "run", "--", PYTHON, "-c", HOARD]);
+    let (took, out) = while_the_program_hoards(sandboxed, nobody(&[PYTHON, "-c", ONE]));
+    assert!(took > 0 && took <= inotify_instances() / 2, "took {took}");
+    assert!(out.stdout.contains("inotify: ok"), "{out}");
+    // Control: the same hoarder outside sluice leaves the person none.
+    let outside = nobody(&[PYTHON, "-c", HOARD]);
+    let (_, out) = while_the_program_hoards(outside, nobody(&[PYTHON, "-c", ONE]));
+    assert!(out.stdout.contains("inotify: Too many open files"), "{out}");
+}
