@@ -416,25 +416,17 @@ print("inotify:", "ok" if fd >= 0 else os.strerror(ctypes.get_errno()), flush=Tr
 
 /// Starts `hoarder` (HOARD, its input a pipe), reads how many instances it
 /// took, then runs `person` (ONE) while it holds them; returns both.
-fn while_the_program_hoards(mut hoarder: Command, person: Command) -> (u64, Outcome) {
-    use std::io::{BufRead, BufReader};
-    let mut child = hoarder
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+fn while_the_program_hoards(hoarder: Command, person: Command) -> (u64, Outcome) {
+    let (said, out) = while_the_program_hoards_lines(hoarder, 1, person);
+    let line = said.first().map(String::as_str).unwrap_or("");
     let took = line
         .trim()
         .strip_prefix("took ")
         .and_then(|n| n.parse().ok());
-    let out = execute(person);
-    drop(child.stdin.take());
-    let _ = child.wait();
-    let took = took.unwrap_or_else(|| panic!("the hoarder said {line:?}"));
-    (took, out)
+    (
+        took.unwrap_or_else(|| panic!("the hoarder said {line:?}")),
+        out,
+    )
 }
 
 /// The person's per-user inotify limit (the host's).
@@ -479,4 +471,97 @@ fn the_program_leaves_the_person_inotify_instances() {
     let outside = nobody(&[PYTHON, "-c", HOARD]);
     let (_, out) = while_the_program_hoards(outside, nobody(&[PYTHON, "-c", ONE]));
     assert!(out.stdout.contains("inotify: Too many open files"), "{out}");
+}
+
+/// `python3 EPOLL`: two processes, each with 2,000 epoll instances all
+/// watching the same 2,000 eventfds (within `open_files`), until the
+/// kernel refuses; each says how far it got, then holds them until its
+/// input closes.
+const EPOLL: &str = r#"
+import os, select, sys
+os.fork()
+targets = [os.eventfd(0) for _ in range(2000)]
+eps, total = [], 0
+try:
+    for _ in range(2000):
+        ep = select.epoll()
+        eps.append(ep)
+        for t in targets:
+            ep.register(t, select.EPOLLIN)
+            total += 1
+    print("registered", total, flush=True)
+except OSError as e:
+    print("stopped", total, e, flush=True)
+sys.stdin.read()
+"#;
+
+/// `python3 EPOLL_ONE`: whether the person can still watch one descriptor.
+const EPOLL_ONE: &str = r#"
+import os, select
+try:
+    select.epoll().register(os.eventfd(0), select.EPOLLIN)
+    print("epoll: ok", flush=True)
+except OSError as e:
+    print("epoll:", e.strerror, flush=True)
+"#;
+
+/// The kernel counts epoll watches per user (`fs.epoll.max_user_watches`,
+/// 4% of low memory), not per namespace: the program, running as the
+/// person, registers them all (two processes of 4,000 descriptors reach
+/// 5.5 million here) and every event loop of the person's outside
+/// (editors, browsers, `systemd --user`; root's daemons for a session run by
+/// root) gets `ENOSPC` from `epoll_ctl` while the session runs. No limit
+/// sluice sets bounds it (`open_files` times `processes` is far above); the
+/// fix to weigh is running the program under a uid of its own. Run as an
+/// otherwise unused uid (65533), so that no one else's watches are taken;
+/// it holds ~0.7 GB of kernel memory while it runs.
+#[test]
+#[ignore = "not fixed: epoll watches are counted per user, not per namespace (a uid of the sandbox's own would fix it); takes ~0.7 GB of kernel memory"]
+fn the_program_leaves_the_person_epoll_watches() {
+    const UID: &str = "65533";
+    let fx = Fixture::new(PROBE);
+    fx.give_to(65533, 65533);
+    std::fs::create_dir_all(fx.root().join("tmp")).unwrap();
+    std::os::unix::fs::chown(fx.root().join("tmp"), Some(65533), Some(65533)).unwrap();
+    let user = |program: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([&format!("--reuid={UID}"), &format!("--regid={UID}")])
+            .args(["--clear-groups", "--"])
+            .args(program)
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .env("TMPDIR", fx.root().join("tmp"));
+        cmd
+    };
+    // Control: before, the person watches a descriptor.
+    let before = execute(user(&[PYTHON, "-c", EPOLL_ONE]));
+    assert!(before.stdout.contains("epoll: ok"), "{before}");
+    let sluice = sluice_tests::sluice_bin();
+    let hoarder = user(&[sluice.to_str().unwrap(), "run", "--", PYTHON, "-c", EPOLL]);
+    let (_, out) = while_the_program_hoards_lines(hoarder, 2, user(&[PYTHON, "-c", EPOLL_ONE]));
+    assert!(out.stdout.contains("epoll: ok"), "{out}");
+}
+
+/// As [`while_the_program_hoards`], for a hoarder that says `lines` lines.
+fn while_the_program_hoards_lines(
+    mut hoarder: Command,
+    lines: usize,
+    person: Command,
+) -> (Vec<String>, Outcome) {
+    use std::io::{BufRead, BufReader};
+    let mut child = hoarder
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let said: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .take(lines)
+        .map_while(Result::ok)
+        .collect();
+    let out = execute(person);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    (said, out)
 }
