@@ -429,6 +429,27 @@ fn while_the_program_hoards(hoarder: Command, person: Command) -> (u64, Outcome)
     )
 }
 
+/// How many inotify descriptors processes of `uid` hold (at least as many
+/// as the instances charged to that user: a shared one counts twice).
+fn inotify_in_use(uid: u32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let of_uid = procs
+        .flatten()
+        .filter(|p| p.metadata().is_ok_and(|m| m.uid() == uid))
+        .filter(|p| p.file_name().to_string_lossy().parse::<u32>().is_ok());
+    let fds = of_uid.filter_map(|p| std::fs::read_dir(p.path().join("fd")).ok());
+    let links = fds
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok());
+    links
+        .filter(|l| l.as_os_str() == "anon_inode:inotify")
+        .count() as u64
+}
+
 /// The person's per-user inotify limit (the host's).
 fn inotify_instances() -> u64 {
     let max = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances").unwrap();
@@ -448,10 +469,14 @@ fn the_program_leaves_the_person_inotify_instances() {
         cmd.args(["-c", ONE]);
         cmd
     };
+    let in_use = inotify_in_use(0);
     let (took, out) =
         while_the_program_hoards(fx.sluice_command(&[], &[PYTHON, "-c", HOARD]), person());
     assert!(took > 0 && took <= inotify_instances() / 2, "took {took}");
-    assert!(out.stdout.contains("inotify: ok"), "{out}");
+    // Root's daemons may hold the other half already on a busy machine.
+    if in_use + took < inotify_instances() {
+        assert!(out.stdout.contains("inotify: ok"), "{in_use} in use\n{out}");
+    }
     // As an unprivileged user: the person is 65534.
     give_to_nobody(&fx);
     let nobody = |program: &[&str]| {
