@@ -391,8 +391,8 @@ fn the_programs_system_v_memory_is_bounded_as_its_dev_shm() {
     assert!(out.stdout.contains("300 MiB: ok"), "{out}");
 }
 
-/// `python3 HOARD`: takes every inotify instance it can, says how many,
-/// and holds them until its input closes.
+/// `python3 HOARD RELEASE`: takes every inotify instance it can, says how
+/// many, and holds them until the file `RELEASE` exists (60 s at most).
 const HOARD: &str = r#"
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -403,7 +403,11 @@ while len(fds) < 100000:
         break
     fds.append(fd)
 print("took", len(fds), flush=True)
-sys.stdin.read()
+import time
+for _ in range(1200):
+    if os.path.exists(sys.argv[-1]):
+        break
+    time.sleep(0.05)
 "#;
 
 /// `python3 ONE`: whether one more inotify instance can be made.
@@ -416,8 +420,12 @@ print("inotify:", "ok" if fd >= 0 else os.strerror(ctypes.get_errno()), flush=Tr
 
 /// Starts `hoarder` (HOARD, its input a pipe), reads how many instances it
 /// took, then runs `person` (ONE) while it holds them; returns both.
-fn while_the_program_hoards(hoarder: Command, person: Command) -> (u64, Outcome) {
-    let (said, out) = while_the_program_hoards_lines(hoarder, 1, person);
+fn while_the_program_hoards(
+    hoarder: Command,
+    person: Command,
+    release: &std::path::Path,
+) -> (u64, Outcome) {
+    let (said, out) = while_the_program_hoards_lines(hoarder, 1, person, release);
     let line = said.first().map(String::as_str).unwrap_or("");
     let took = line
         .trim()
@@ -464,14 +472,18 @@ fn inotify_instances() -> u64 {
 #[test]
 fn the_program_leaves_the_person_inotify_instances() {
     let fx = Fixture::new(PROBE);
+    let release = fx.ws_dir.join("release");
     let person = || {
         let mut cmd = Command::new(PYTHON);
         cmd.args(["-c", ONE]);
         cmd
     };
     let in_use = inotify_in_use(0);
-    let (took, out) =
-        while_the_program_hoards(fx.sluice_command(&[], &[PYTHON, "-c", HOARD]), person());
+    let (took, out) = while_the_program_hoards(
+        fx.sluice_command(&[], &[PYTHON, "-c", HOARD]),
+        person(),
+        &release,
+    );
     assert!(took > 0 && took <= inotify_instances() / 2, "took {took}");
     // Root's daemons may hold the other half already on a busy machine.
     if in_use + took < inotify_instances() {
@@ -489,19 +501,19 @@ fn the_program_leaves_the_person_inotify_instances() {
     };
     let sluice = sluice_tests::sluice_bin();
     let sandboxed = nobody(&[sluice.to_str().unwrap(), "run", "--", PYTHON, "-c", HOARD]);
-    let (took, out) = while_the_program_hoards(sandboxed, nobody(&[PYTHON, "-c", ONE]));
+    let (took, out) = while_the_program_hoards(sandboxed, nobody(&[PYTHON, "-c", ONE]), &release);
     assert!(took > 0 && took <= inotify_instances() / 2, "took {took}");
     assert!(out.stdout.contains("inotify: ok"), "{out}");
     // Control: the same hoarder outside sluice leaves the person none.
     let outside = nobody(&[PYTHON, "-c", HOARD]);
-    let (_, out) = while_the_program_hoards(outside, nobody(&[PYTHON, "-c", ONE]));
+    let (_, out) = while_the_program_hoards(outside, nobody(&[PYTHON, "-c", ONE]), &release);
     assert!(out.stdout.contains("inotify: Too many open files"), "{out}");
 }
 
 /// `python3 EPOLL`: two processes, each with 2,000 epoll instances all
 /// watching the same 2,000 eventfds (within `open_files`), until the
-/// kernel refuses; each says how far it got, then holds them until its
-/// input closes.
+/// kernel refuses; each says how far it got, then holds them until the
+/// file named last exists.
 const EPOLL: &str = r#"
 import os, select, sys
 os.fork()
@@ -517,7 +529,11 @@ try:
     print("registered", total, flush=True)
 except OSError as e:
     print("stopped", total, e, flush=True)
-sys.stdin.read()
+import time
+for _ in range(1200):
+    if os.path.exists(sys.argv[-1]):
+        break
+    time.sleep(0.05)
 "#;
 
 /// `python3 EPOLL_ONE`: whether the person can still watch one descriptor.
@@ -563,19 +579,26 @@ fn the_program_leaves_the_person_epoll_watches() {
     assert!(before.stdout.contains("epoll: ok"), "{before}");
     let sluice = sluice_tests::sluice_bin();
     let hoarder = user(&[sluice.to_str().unwrap(), "run", "--", PYTHON, "-c", EPOLL]);
-    let (_, out) = while_the_program_hoards_lines(hoarder, 2, user(&[PYTHON, "-c", EPOLL_ONE]));
+    let person = user(&[PYTHON, "-c", EPOLL_ONE]);
+    let release = fx.ws_dir.join("release");
+    let (_, out) = while_the_program_hoards_lines(hoarder, 2, person, &release);
     assert!(out.stdout.contains("epoll: ok"), "{out}");
 }
 
-/// As [`while_the_program_hoards`], for a hoarder that says `lines` lines.
+/// As [`while_the_program_hoards`], for a hoarder that says `lines` lines;
+/// its last argument is the file whose making lets it go (`release`, in a
+/// directory it can read).
 fn while_the_program_hoards_lines(
     mut hoarder: Command,
     lines: usize,
     person: Command,
+    release: &std::path::Path,
 ) -> (Vec<String>, Outcome) {
     use std::io::{BufRead, BufReader};
+    let _ = std::fs::remove_file(release);
     let mut child = hoarder
-        .stdin(Stdio::piped())
+        .arg(release)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -586,7 +609,73 @@ fn while_the_program_hoards_lines(
         .map_while(Result::ok)
         .collect();
     let out = execute(person);
-    drop(child.stdin.take());
+    std::fs::write(release, "").unwrap();
     let _ = child.wait();
     (said, out)
+}
+
+/// `python3 LEASE FILE RELEASE`: takes a read lease on `FILE`
+/// (`F_SETLEASE`), says so, and holds it until `RELEASE` exists; told of a
+/// write (`SIGIO`, which would kill it by default), it holds on (nothing
+/// reads its output any more: a line would kill it).
+const LEASE: &str = r#"
+import fcntl, os, signal, sys
+signal.signal(signal.SIGIO, lambda *_: None)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    fcntl.fcntl(fd, 1024, fcntl.F_RDLCK)
+    print("lease taken:", fcntl.fcntl(fd, 1025) == fcntl.F_RDLCK, flush=True)
+except OSError as e:
+    print("lease:", e.strerror, flush=True)
+import time
+for _ in range(1200):
+    if os.path.exists(sys.argv[-1]):
+        break
+    time.sleep(0.05)
+"#;
+
+/// A read lease, which the kernel grants on any file the caller owns that
+/// it can open for reading, makes every open of that file for writing
+/// outside wait until the program lets go or `fs.lease-break-time` (45 s)
+/// passes, and tells the program of each (`SIGIO`); it can take the lease
+/// again at once. The person's editor saving a workspace file waits (for a
+/// root session, root's tools writing `/etc/passwd` or `/etc/hosts` too).
+/// The fix to weigh: refusing `fcntl(F_SETLEASE)` in the deny filter, which
+/// makes every `fcntl` run the filter (it is one of the everyday calls the
+/// kernel's action cache now answers for nothing).
+#[test]
+#[ignore = "not fixed: a read lease holds the person's writes for up to 45 s (refusing F_SETLEASE makes every fcntl run the filter; the lead decides)"]
+fn a_lease_the_program_takes_never_holds_the_persons_writes() {
+    let fx = Fixture::new(PROBE);
+    let file = fx.ws("README.md");
+    // The person's write, timed by the shell (whole seconds).
+    let mut person = Command::new("sh");
+    let write = format!("s=$(date +%s); echo edited >> {file}; echo waited $(($(date +%s) - s))");
+    person.args(["-c", &write]);
+    let program = fx.sluice_command(&[], &[PYTHON, "-c", LEASE, &file]);
+    let release = fx.ws_dir.join("release");
+    let (said, out) = while_the_program_hoards_lines(program, 1, person, &release);
+    let waited: u64 = (out.stdout.trim().strip_prefix("waited "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        said.iter().any(|l| l.starts_with("lease taken")),
+        "{said:?}"
+    );
+    assert!(
+        waited < 10,
+        "the person's write waited {waited} s for the program's lease ({said:?})"
+    );
+}
+
+#[test]
+fn control_a_lease_is_granted_outside_sluice() {
+    let fx = Fixture::new(PROBE);
+    let out = execute({
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-c", LEASE, &fx.ws("README.md")])
+            .stdin(Stdio::null());
+        cmd
+    });
+    assert!(out.stdout.contains("lease taken: True"), "{out}");
 }
