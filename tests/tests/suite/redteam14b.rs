@@ -13,6 +13,13 @@
 //! person's objects still exist and the segment holds what it held.
 //! Controls: the same script outside sluice does the harm; inside, the
 //! program's own objects work.
+//!
+//! The same class, what the kernel counts per user or keeps per network
+//! namespace: a root session's System V memory bounded as its `/dev/shm`;
+//! inotify instances bounded to half the person's (fixed); epoll watches,
+//! read leases on the person's files and abstract unix names the host
+//! reaches (not fixed: ignored tests with their reproduction, each with a
+//! control; see ARCHITECTURE.md, *What is not protected*).
 
 use std::ffi::CString;
 use std::process::{Command, Stdio};
