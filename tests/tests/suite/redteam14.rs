@@ -492,3 +492,49 @@ fn files_that_start_commands_when_the_folder_is_opened_are_refused() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// The program's bytes reaching the person's terminal after the session.
+// ---------------------------------------------------------------------------
+
+/// A file whose name holds OSC 52 (set the clipboard to `echo hi`), made
+/// by the program.
+const ESCAPE_IN_A_NAME: &str =
+    r#"echo x > "$(printf 'a\033]52;c;ZWNobyBoaQ==\007b')" && echo made"#;
+
+/// The person's `grep -r x .` in the workspace after the program ran
+/// (inside sluice or, `None`, outside): what it prints, to be shown on
+/// their terminal.
+fn persons_grep_after(fx: &Fixture, sluice_args: Option<&[&str]>) -> String {
+    let out = run(fx, sluice_args, ESCAPE_IN_A_NAME);
+    assert!(out.stdout.contains("made"), "{out}");
+    let grep = run(fx, None, "grep -r x . 2>/dev/null; true");
+    grep.stdout
+}
+
+/// Not fixed (documented in ARCHITECTURE.md, *What is not protected*, the
+/// terminal): the relay filters what the program writes to the terminal
+/// while it runs, but what it leaves in files reaches the person's terminal
+/// later through their own tools, unfiltered: `grep -r` prints a file's
+/// name as it is (`ls` and `git status` quote one on a terminal), so an OSC
+/// 52 in a name sets the person's clipboard, kitty's remote control
+/// (`@kitty-cmd`, where allowed) launches a command. File contents the same
+/// (`cat`). The guard could refuse names holding control characters (every
+/// name made is judged), which leaves contents. Control:
+/// `control_a_name_reaches_the_terminal_through_grep`.
+#[test]
+#[ignore = "escape: a file name holding OSC 52 reaches the person's terminal through grep -r"]
+fn no_name_the_program_makes_reaches_the_persons_terminal_later() {
+    let fx = Fixture::new(PROBE);
+    let shown = persons_grep_after(&fx, Some(&[]));
+    assert!(!shown.contains("\x1b]52;"), "{shown:?}");
+}
+
+/// Control for the test above: outside sluice the person's `grep -r`
+/// prints the name's escape sequence whole.
+#[test]
+fn control_a_name_reaches_the_terminal_through_grep() {
+    let fx = Fixture::new(PROBE);
+    let shown = persons_grep_after(&fx, None);
+    assert!(shown.contains("\x1b]52;c;ZWNobyBoaQ==\x07"), "{shown:?}");
+}
