@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use sluice_tests::pty::Terminal;
 use sluice_tests::{execute, Fixture, Outcome};
 
-use super::escape_later::{marker, repository};
+use super::escape_later::{as_nobody, give_to_nobody, marker, repository};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 
@@ -122,7 +122,36 @@ fn what_an_approved_envrc_sources_is_not_written() {
     }
 }
 
-/// Control for the test above: outside sluice the same script plants the
+/// The same for an unprivileged user, whose sandbox is made in a user
+/// namespace of its own.
+#[test]
+fn what_an_approved_envrc_sources_is_not_written_by_an_unprivileged_user() {
+    let fx = Fixture::new(PROBE);
+    approved_envrc(&fx, "");
+    approved_envrc(&fx, "pkg");
+    give_to_nobody(&fx);
+    let sluice = sluice_tests::sluice_bin();
+    let (ws, mark) = (fx.ws(""), marker(&fx));
+    let program = [
+        sluice.to_str().unwrap(),
+        "run",
+        "--workspace",
+        &ws,
+        "--",
+        "/bin/sh",
+        "-c",
+        PLANT_ENVRC_LOCAL,
+        "sh",
+        &mark,
+    ];
+    let out = as_nobody(&fx, &program, "");
+    assert_eq!(out.stdout, "control\n", "{out}");
+    for dir in ["", "pkg"] {
+        assert!(!persons_direnv_ran(&fx, dir), "{dir}\n{out}");
+    }
+}
+
+/// Control for the tests above: outside sluice the same script plants the
 /// files and the person's direnv runs them, without asking again.
 #[test]
 fn control_direnv_runs_what_an_approved_envrc_sources() {
