@@ -397,12 +397,16 @@ impl Screen {
         }
         let mut moved = false;
         for (mode, &now) in MODES.iter().zip(&self.modes) {
-            if now != Mode::of(mode.default) {
+            // Origin mode and the margins' mode move the cursor home when
+            // set or reset: reset only where known to be on (neither types
+            // anything into the shell).
+            let homes = mode.number == 6 || mode.number == 69;
+            if now != Mode::of(mode.default) && !(homes && now == Mode::Unknown) {
                 set_mode(&mut out, mode, mode.default);
-                moved |= mode.number == 6 || mode.number == 69;
+                moved |= homes;
             }
         }
-        if self.region.is_some() {
+        if let Some(Some(_)) = self.region {
             out.extend_from_slice(b"\x1b[r");
             moved = true;
         }
@@ -708,11 +712,22 @@ mod tests {
         // Leaving the alternate screen comes first (kitty keeps a keyboard
         // stack per screen; the main screen's is popped).
         assert!(back.starts_with(b"\x1b[?1049l"), "{back:?}");
-        // Unknown after a soft reset: every mode back to its power-on value.
+        // Unknown after a soft reset: every mode back to its power-on value,
+        // but those that would move the cursor home.
         let soft = tracked(b"\x1b[!p").give_back();
         assert!(
             has(&soft, b"\x1b[?1000l") && has(&soft, b"\x1b[?7h"),
             "{soft:?}"
+        );
+        assert!(
+            !has(&soft, b"\x1b[?6l") && !has(&soft, b"\x1b[r"),
+            "{soft:?}"
+        );
+        // Known set: reset, the shell's prompt below everything.
+        let origin = tracked(b"\x1b[3;10r\x1b[?6h").give_back();
+        assert!(
+            origin.ends_with(b"\x1b[?6l\x1b[r\x1b[999;1H\r\n"),
+            "{origin:?}"
         );
         // Turned off again by the program itself: nothing to do.
         let tidy = tracked(b"\x1b[?1049h\x1b[?1000hfull\x1b[?1000l\x1b[?1049l\x1b[1mx\x1b[0m\r\n");
