@@ -5,10 +5,13 @@
 //! The same on Linux and macOS but for three calls, each one function with
 //! a body per OS: how the pty's slave is opened ([`open_pty`]), how the
 //! slave's session is learnt ([`group_and_session`]) and how SIGWINCH is
-//! read ([`WindowChanges`]: a signalfd, a kqueue).
+//! read ([`WindowChanges`]: a signalfd, a kqueue). And the stop of
+//! sluice's own process group for a suspend ([`stop_own_group`]).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Once;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::pty;
@@ -324,6 +327,48 @@ impl WindowChanges {
                 return;
             }
         }
+    }
+}
+
+/// How many times sluice was continued (`SIGCONT`) since the first
+/// [`stop_own_group`] counted them.
+static CONTINUES: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_continue(_: libc::c_int) {
+    CONTINUES.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Stops sluice's own process group (`SIGTSTP`, as a terminal's suspend
+/// key would) and returns once sluice has been continued, or after `wait`
+/// (an orphaned group is not stopped: the kernel discards the signal). The
+/// group's stop takes the calling thread whenever it next leaves the
+/// kernel, possibly well after `kill` returned: without the wait, what is
+/// meant for after the `fg` (raw mode, the program's screen settings)
+/// could reach the terminal before the stop, and the shell get it.
+pub fn stop_own_group(wait: std::time::Duration) {
+    static COUNTING: Once = Once::new();
+    COUNTING.call_once(|| {
+        // SAFETY: a zeroed sigaction with a handler that only increments an
+        // atomic (async-signal-safe) is valid; `sa_mask` is emptied before
+        // use; `SA_RESTART` keeps the other threads' calls going.
+        let rc = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction =
+                count_continue as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGCONT, &action, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            tracing::debug!("counting continues: {}", io::Error::last_os_error());
+        }
+    });
+    let before = CONTINUES.load(Ordering::SeqCst);
+    let own_group = nix::unistd::Pid::from_raw(0);
+    let _ = nix::sys::signal::kill(own_group, nix::sys::signal::Signal::SIGTSTP);
+    let until = std::time::Instant::now() + wait;
+    while CONTINUES.load(Ordering::SeqCst) == before && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

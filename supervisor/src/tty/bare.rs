@@ -248,8 +248,9 @@ impl Pump {
     }
 
     /// The program and all it started are gone: what it left in the pipes
-    /// is relayed, and the exit fence written where it asked the terminal
-    /// something.
+    /// is relayed, the terminal given back with the settings a shell
+    /// expects ([`Screen::give_back`]), and the exit fence written where
+    /// it asked the terminal something.
     fn finish(&mut self) {
         for i in 0..self.outputs.len() {
             while self.program_output(i) > 0 {}
@@ -257,6 +258,7 @@ impl Pump {
             let held = out.clipboard.flush();
             out.screen.track(&held);
             show(out.to, &held);
+            show(out.to, &out.screen.give_back());
         }
         let asked = self.outputs.iter().find(|o| o.screen.asked());
         let Some(out) = asked else { return };

@@ -27,7 +27,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::clipboard::ClipboardFilter;
@@ -51,6 +51,10 @@ const SEQUENCE_GRACE: usize = 4096;
 const FENCE_QUERY: &[u8] = b"\x1b[c";
 /// How long the fence waits for a terminal that never answers.
 const FENCE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest wait for a stop of sluice's own group to be over: a group
+/// the kernel finds orphaned is neither stopped (`SIGTSTP` discarded) nor
+/// continued.
+const STOP_WAIT: Duration = Duration::from_secs(1);
 /// After the fence (answered or timed out), how long the input must be
 /// quiet before keys answer: what the terminal still sends in a burst (a
 /// reply the fence was not told of, a held key) is discarded too.
@@ -413,23 +417,33 @@ impl Pump {
 
     /// Suspends the whole session, as the person's terminal would have
     /// without the relay: stops the program's group, gives the terminal its
-    /// modes back and stops sluice's own process group (`SIGTSTP`, which the
-    /// kernel discards for an orphaned group, so sluice never stops where no
-    /// shell could continue it). When continued: raw mode, the window size
-    /// checked, and the program continued.
+    /// modes back (the line discipline's, and the screen's settings a shell
+    /// expects: [`Screen::give_back`], so no mouse report types into the
+    /// shell meanwhile) and stops sluice's own process group (`SIGTSTP`,
+    /// which the kernel discards for an orphaned group, so sluice never
+    /// stops where no shell could continue it). When continued: raw mode,
+    /// the program's settings written again, the window size checked (a
+    /// full-screen program's redrawn), and the program continued.
     fn suspend(&mut self, group: libc::pid_t) {
         // Errors ignored: a group already gone has nothing to stop.
         let group = Pid::from_raw(group);
         let _ = killpg(group, Signal::SIGSTOP);
+        let back = self.screen.give_back();
+        self.show(&back);
         if let Err(e) = self.raw.pause() {
             tracing::debug!("terminal relay: restoring the modes to stop: {e}");
         }
-        // Our own process group (pid 0).
-        let _ = kill(Pid::from_raw(0), Signal::SIGTSTP);
+        // Our own process group; on from here once continued.
+        pty::stop_own_group(STOP_WAIT);
         if let Err(e) = self.raw.resume() {
             tracing::debug!("terminal relay: raw mode after a stop: {e}");
         }
+        let again = self.screen.take_back();
+        self.show(&again);
         self.resize();
+        if self.screen.alternate() {
+            self.redraw();
+        }
         let _ = killpg(group, Signal::SIGCONT);
     }
 
@@ -618,8 +632,9 @@ impl Pump {
         }
     }
 
-    /// The program is gone: relay what it left in the pty, then say what
-    /// became of an open prompt.
+    /// The program is gone: relay what it left in the pty, say what
+    /// became of an open prompt, and give the terminal back with the
+    /// settings a shell expects ([`Screen::give_back`]).
     fn finish(&mut self) -> io::Result<()> {
         if self.prompt.take().is_some() {
             self.show(b"\r\x1b[K\x1b[1msluice:\x1b[0m the program ended before the question was answered\r\n");
@@ -630,6 +645,8 @@ impl Pump {
         let held = self.clipboard.flush();
         self.screen.track(&held);
         self.show(&held);
+        let back = self.screen.give_back();
+        self.show(&back);
         if self.screen.asked() && self.input_open && self.output_open {
             self.exit_fence();
         }

@@ -178,6 +178,8 @@ pub struct Screen {
     /// The program wrote something a terminal may answer (a status query,
     /// ENQ, a string sequence): a reply may still be on its way.
     asked: bool,
+    /// The program pushed or set the kitty keyboard protocol's flags.
+    keyboard: bool,
 }
 
 impl Default for Screen {
@@ -204,6 +206,7 @@ impl Default for Screen {
             saved: None,
             da1_queries: 0,
             asked: false,
+            keyboard: false,
         }
     }
 }
@@ -301,6 +304,26 @@ impl Screen {
     /// current line's text (unless it held cursor movements or other
     /// controls). What is unknown stays as the prompt left it.
     pub fn resume(&self) -> Vec<u8> {
+        self.restore_over(|mode| mode.prompt)
+    }
+
+    /// What to write when the program continues after a suspend, the
+    /// terminal having been given back ([`Screen::give_back`]): the
+    /// alternate screen entered again (the program draws it again: its
+    /// size is nudged), then as after a prompt. The kitty keyboard
+    /// protocol's flags are not pushed again (their values are not kept).
+    pub fn take_back(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.alternate {
+            out.extend_from_slice(b"\x1b[?1049h");
+        }
+        out.extend(self.restore_over(|mode| mode.default));
+        out
+    }
+
+    /// The program's settings, written over a terminal whose modes are as
+    /// `base` says (the prompt's, or the power-on values).
+    fn restore_over(&self, base: impl Fn(&Needed) -> bool) -> Vec<u8> {
         let mut out = Vec::new();
         let mut moved = false;
         if let Some(Some(region)) = &self.region {
@@ -308,7 +331,7 @@ impl Screen {
             moved = true;
         }
         for (mode, &now) in MODES.iter().zip(&self.modes) {
-            if now != Mode::Unknown && now != Mode::of(mode.prompt) {
+            if now != Mode::Unknown && now != Mode::of(base(mode)) {
                 set_mode(&mut out, mode, now == Mode::On);
                 moved |= mode.number == 6 || mode.number == 69;
             }
@@ -348,6 +371,64 @@ impl Screen {
         out.extend(self.sgr.concat());
         if self.mid_line && !self.line_unreplayable && !moved {
             out.extend_from_slice(&self.line);
+        }
+        out
+    }
+
+    /// What to write when the program has ended, so the person's shell
+    /// gets the terminal back as a terminal starts: out of the alternate
+    /// screen, and every setting followed here that the program left
+    /// otherwise (or unknown) back at its power-on value. The mouse and
+    /// focus reports first among them: left on, each click or change of
+    /// window typed a report into the shell's input; and the kitty
+    /// keyboard protocol's flags, with which Enter and Ctrl-C reach the
+    /// shell as escape sequences (popped whole: a pop past the stack's
+    /// bottom resets them). Nothing when nothing differs.
+    pub fn give_back(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.in_sequence() {
+            out.push(0x18);
+        }
+        if self.alternate {
+            out.extend_from_slice(b"\x1b[?1049l");
+        }
+        if self.keyboard {
+            out.extend_from_slice(b"\x1b[<99u");
+        }
+        let mut moved = false;
+        for (mode, &now) in MODES.iter().zip(&self.modes) {
+            // Origin mode and the margins' mode move the cursor home when
+            // set or reset: reset only where known to be on (neither types
+            // anything into the shell).
+            let homes = mode.number == 6 || mode.number == 69;
+            if now != Mode::of(mode.default) && !(homes && now == Mode::Unknown) {
+                set_mode(&mut out, mode, mode.default);
+                moved |= homes;
+            }
+        }
+        if let Some(Some(_)) = self.region {
+            out.extend_from_slice(b"\x1b[r");
+            moved = true;
+        }
+        if moved {
+            // The cursor went home: the shell's prompt goes below
+            // everything instead.
+            out.extend_from_slice(b"\x1b[999;1H\r\n");
+        }
+        if !self.sgr.is_empty() {
+            out.extend_from_slice(b"\x1b[0m");
+        }
+        if self.g0 != Charset::Ascii {
+            out.extend_from_slice(b"\x1b(B");
+        }
+        if self.gl != Some(0) {
+            out.push(0x0f);
+        }
+        if self.utf8 != Mode::On {
+            out.extend_from_slice(b"\x1b%G");
+        }
+        if self.c1_replies != Mode::Off {
+            out.extend_from_slice(b"\x1b F");
         }
         out
     }
@@ -608,5 +689,62 @@ mod tests {
         let s =
             tracked(b"plain \x1b[1;31mred\x1b[0m\x1b[2J\x1b[H\x1b[?25l\x1b[22;0t\x1b[23;0t\r\n");
         assert!(!s.asked());
+    }
+
+    /// The reports that type into the shell, the alternate screen and the
+    /// kitty keyboard flags the program left on are turned off at its end;
+    /// a program that left the terminal as it found it gets nothing.
+    #[test]
+    fn the_terminal_is_given_back_as_a_shell_expects() {
+        let left = tracked(b"\x1b[?1049h\x1b[?1000;1006h\x1b[?1004h\x1b[>1u\x1b[?25l\x1b[8m");
+        let back = left.give_back();
+        for reset in [
+            &b"\x1b[?1049l"[..],
+            b"\x1b[?1000l",
+            b"\x1b[?1006l",
+            b"\x1b[?1004l",
+            b"\x1b[<99u",
+            b"\x1b[?25h",
+            b"\x1b[0m",
+        ] {
+            assert!(has(&back, reset), "{reset:?} in {back:?}");
+        }
+        // Leaving the alternate screen comes first (kitty keeps a keyboard
+        // stack per screen; the main screen's is popped).
+        assert!(back.starts_with(b"\x1b[?1049l"), "{back:?}");
+        // Unknown after a soft reset: every mode back to its power-on value,
+        // but those that would move the cursor home.
+        let soft = tracked(b"\x1b[!p").give_back();
+        assert!(
+            has(&soft, b"\x1b[?1000l") && has(&soft, b"\x1b[?7h"),
+            "{soft:?}"
+        );
+        assert!(
+            !has(&soft, b"\x1b[?6l") && !has(&soft, b"\x1b[r"),
+            "{soft:?}"
+        );
+        // Known set: reset, the shell's prompt below everything.
+        let origin = tracked(b"\x1b[3;10r\x1b[?6h").give_back();
+        assert!(
+            origin.ends_with(b"\x1b[?6l\x1b[r\x1b[999;1H\r\n"),
+            "{origin:?}"
+        );
+        // Turned off again by the program itself: nothing to do.
+        let tidy = tracked(b"\x1b[?1049h\x1b[?1000hfull\x1b[?1000l\x1b[?1049l\x1b[1mx\x1b[0m\r\n");
+        assert_eq!(tidy.give_back(), b"");
+        assert_eq!(tracked(b"plain text\r\n").give_back(), b"");
+        // After a suspend: the alternate screen and the modes again.
+        let back = left.take_back();
+        assert!(back.starts_with(b"\x1b[?1049h"), "{back:?}");
+        for again in [
+            &b"\x1b[?1000h"[..],
+            b"\x1b[?1006h",
+            b"\x1b[?1004h",
+            b"\x1b[?25l",
+            b"\x1b[8m",
+        ] {
+            assert!(has(&back, again), "{again:?} in {back:?}");
+        }
+        assert_eq!(tidy.take_back(), b"");
     }
 }

@@ -45,6 +45,7 @@ mod redteam12net;
 mod redteam13;
 mod redteam13agent;
 mod redteam13pins;
+mod redteam14;
 mod redteam14b;
 mod redteam_later;
 mod seatbelt_cli;

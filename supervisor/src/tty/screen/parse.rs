@@ -298,6 +298,9 @@ impl Screen {
             }
             (None, b"", b's') if parsed.params.is_empty() => self.save(),
             (None, b"", b'u') if parsed.params.is_empty() => self.restore(),
+            // The kitty keyboard protocol's flags, pushed or set: keys
+            // then come as escape sequences (Enter, Ctrl-C among them).
+            (Some(b'>' | b'='), b"", b'u') => self.keyboard = true,
             // DECSTR, a soft reset: many settings, as each terminal sees it.
             (None, b"!", b'p') => {
                 self.all_unknown();
