@@ -169,7 +169,8 @@ impl Loader {
                 chain,
             });
         }
-        let parsed = parse(name, text)?;
+        let built_in = matches!(identity, Some(Identity::Builtin(_)));
+        let parsed = parse(name, text, built_in)?;
         self.stack.push((identity, name.to_string()));
         let mut merged = PolicySpec::new(name);
         for (reference, location) in parsed.extends {

@@ -19,9 +19,15 @@ pub(crate) struct Parsed {
     pub spec: PolicySpec,
 }
 
-/// Parses `text`; `name` is the policy's name in messages.
-pub(crate) fn parse(name: &str, text: &str) -> Result<Parsed, PolicyError> {
-    let raw: RawPolicy = toml::from_str(text).map_err(|e| toml_error(name, text, &e))?;
+/// Parses `text`; `name` is the policy's name in messages. `built_in`:
+/// the text is one of the built-in policies (see [`crate::raw::built_in`]).
+pub(crate) fn parse(name: &str, text: &str, built_in: bool) -> Result<Parsed, PolicyError> {
+    let from_str = || toml::from_str::<RawPolicy>(text);
+    let raw = match built_in {
+        true => crate::raw::built_in(from_str),
+        false => from_str(),
+    };
+    let raw = raw.map_err(|e| toml_error(name, text, &e))?;
     // Every entry keeps its line: found by a binary search in the offsets
     // of the text's newlines, not by counting them again for each entry.
     let newlines: Vec<usize> = text.match_indices('\n').map(|(at, _)| at).collect();

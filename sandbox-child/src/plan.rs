@@ -21,8 +21,9 @@ use crate::prepare_error::{cstring, PrepareError};
 use crate::report::{EnforcementReport, LayerReport, Status};
 use crate::seccomp::{self, NetSyscalls, SyscallRules};
 use crate::view::{
-    prepare_mounts, prepare_private, prepare_root, prepare_veil, PreparedMount, PreparedPrivate,
-    PreparedRoot, PreparedVeil, RootEntry, SessionCopy, SessionDirs, StandIn, Veil,
+    prepare_mounts, prepare_private, prepare_root, prepare_veil, HostKinds, PreparedMount,
+    PreparedPrivate, PreparedRoot, PreparedVeil, RootEntry, SessionCopy, SessionDirs, StandIn,
+    Veil,
 };
 use crate::ChildTerminal;
 
@@ -253,7 +254,9 @@ pub fn prepare(
 ) -> Result<(Prepared, EnforcementReport), PrepareError> {
     let abi = landlock_rules::kernel_abi();
     let placeholder_dir = ctx.session_dirs.private();
-    let mut mounts = prepare_mounts(policy, &placeholder_dir)?;
+    // Each path's kind asked once for the mounts, the root and /dev/shm.
+    let kinds = HostKinds::default();
+    let mut mounts = prepare_mounts(policy, &placeholder_dir, &kinds)?;
     // After the writable trees they sit in were bound back.
     for copy in &ctx.session_copies {
         mounts.push(PreparedMount {
@@ -265,7 +268,7 @@ pub fn prepare(
     // Transparent brokering serves the program's own opens of paths outside
     // the policy, which it must first be able to name (stat, walk): the
     // host's tree stays in view.
-    let shm = Path::new(SHM).is_dir();
+    let shm = kinds.is_dir(Path::new(SHM));
     let root = match policy.transparent {
         true => None,
         false => Some(prepare_root(
@@ -275,6 +278,7 @@ pub fn prepare(
             ctx.terminal.as_ref(),
             shm,
             &ctx.stand_ins,
+            &kinds,
         )?),
     };
     let veil = match &ctx.veil {

@@ -5,7 +5,10 @@
 //! program's terminal, a [`StandIn`]), each with its strings ready for the
 //! child's raw calls.
 
-use std::ffi::CString;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{CString, OsString};
+use std::fs::FileType;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,33 @@ use crate::mounts::{self, MountKind, SHM};
 use crate::prepare_error::{cstring, PrepareError};
 use crate::root;
 use crate::ChildTerminal;
+
+/// What the host's paths are (`stat`, following symlinks), each asked once
+/// for the whole plan: the writable trees, the protective mounts, the
+/// policy-built root's skeleton and `/dev/shm` asked the same paths two or
+/// three times each. Every step then also sees the same answer for a path.
+/// Keyed by the path's bytes (the plan's paths are canonical).
+#[derive(Default)]
+pub(crate) struct HostKinds(RefCell<HashMap<OsString, Option<FileType>>>);
+
+impl HostKinds {
+    /// The path's type; `None` when it cannot be looked up (missing).
+    pub(crate) fn of(&self, path: &Path) -> Option<FileType> {
+        if let Some(kind) = self.0.borrow().get(path.as_os_str()) {
+            return *kind;
+        }
+        let kind = path.metadata().ok().map(|meta| meta.file_type());
+        self.0
+            .borrow_mut()
+            .insert(path.as_os_str().to_owned(), kind);
+        kind
+    }
+
+    /// `Path::is_dir`, remembered.
+    pub(crate) fn is_dir(&self, path: &Path) -> bool {
+        self.of(path).is_some_and(|kind| kind.is_dir())
+    }
+}
 
 /// A file of the host that the sandbox sees replaced by `source`: bound
 /// over `path` in the policy-built root, read-only and nosuid, when `path`
@@ -197,14 +227,15 @@ fn host_noexec(path: &Path) -> bool {
 pub(crate) fn prepare_mounts(
     policy: &Policy,
     placeholder_dir: &Path,
+    kinds: &HostKinds,
 ) -> Result<Vec<PreparedMount>, PrepareError> {
     // Directories and regular files only: a device node is written through
     // whatever its mount says, and binding one would be pointless.
-    let bindable = |p: &Path| p.metadata().is_ok_and(|m| m.is_dir() || m.is_file());
+    let bindable = |p: &Path| kinds.of(p).is_some_and(|k| k.is_dir() || k.is_file());
     let mut ops = mounts::writable_roots(&policy.filesystem, bindable);
     ops.extend(mounts::plan_with_exec(
         &policy.filesystem,
-        |p| p.is_dir(),
+        |p| kinds.is_dir(p),
         host_noexec,
     ));
     // One placeholder of each kind serves every denied path of that kind.
@@ -298,11 +329,12 @@ pub(crate) fn prepare_root(
     terminal: Option<&ChildTerminal>,
     shm: bool,
     stand_ins: &[StandIn],
+    kinds: &HostKinds,
 ) -> Result<PreparedRoot, PrepareError> {
     let dir = placeholder_dir.join("root");
     let kind = |p: &Path| {
-        p.metadata().ok().map(|m| {
-            if m.is_dir() {
+        kinds.of(p).map(|k| {
+            if k.is_dir() {
                 root::Kind::Dir
             } else {
                 root::Kind::File
@@ -359,4 +391,38 @@ pub(crate) fn prepare_root(
         dir: cstring(dir.as_os_str())?,
         entries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path's kind is what `metadata` says (a directory, a file, a
+    /// device, missing), asked once: the mounts and the root's skeleton
+    /// see the same answer though the path changed in between.
+    #[test]
+    fn host_kinds_answer_as_metadata_once_per_path() {
+        let base = std::env::temp_dir().join(format!("sluice-unit-kinds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("dir")).unwrap();
+        std::fs::write(base.join("file"), b"").unwrap();
+        let kinds = HostKinds::default();
+        assert!(kinds.is_dir(&base.join("dir")));
+        assert!(kinds.of(&base.join("file")).is_some_and(|k| k.is_file()));
+        assert!(kinds
+            .of(Path::new("/dev/null"))
+            .is_some_and(|k| !k.is_dir() && !k.is_file()));
+        assert!(kinds.of(&base.join("missing")).is_none());
+        // Changed on the host since: the first answer stands.
+        std::fs::remove_file(base.join("file")).unwrap();
+        std::fs::create_dir(base.join("file")).unwrap();
+        std::fs::create_dir(base.join("missing")).unwrap();
+        assert!(kinds.of(&base.join("file")).is_some_and(|k| k.is_file()));
+        assert!(kinds.of(&base.join("missing")).is_none());
+        // Control: asked afresh, the change shows.
+        let fresh = HostKinds::default();
+        assert!(fresh.is_dir(&base.join("file")));
+        assert!(fresh.is_dir(&base.join("missing")));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -1,7 +1,7 @@
 //! The real path of the longest existing prefix of a path or pattern, for
 //! rules and protected paths to match the kernel's names for files.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -23,8 +23,12 @@ pub(crate) struct Canonicaliser {
     /// (`/` and one name after another), so equal bytes are what matters.
     known: HashMap<OsString, PathBuf>,
     /// Paths as written whose last name was missing, or could not be
-    /// looked into: where the existing part ended.
-    ends: HashSet<OsString>,
+    /// looked into: where the existing part ended, with the error number
+    /// of the lookup that found so when it was the name's own (`None`: a
+    /// symlink whose target could not be resolved), so that
+    /// [`Canonicaliser::canonicalize`] answers a missing path without
+    /// looking it up a second time.
+    ends: HashMap<OsString, Option<i32>>,
 }
 
 impl Canonicaliser {
@@ -36,6 +40,16 @@ impl Canonicaliser {
         &mut self,
         names: &[N],
     ) -> Result<(PathBuf, usize), (PathBuf, io::Error)> {
+        self.lookup(names).map(|(real, count, _)| (real, count))
+    }
+
+    /// [`Canonicaliser::existing`], and, when the existing part ended
+    /// before the last name, the error number the first missing name's own
+    /// lookup gave (`None` when it was a symlink that could not be resolved).
+    fn lookup<N: AsRef<Path>>(
+        &mut self,
+        names: &[N],
+    ) -> Result<(PathBuf, usize, Option<i32>), (PathBuf, io::Error)> {
         let mut written = PathBuf::from("/");
         let mut real = PathBuf::from("/");
         for (count, name) in names.iter().enumerate() {
@@ -44,28 +58,33 @@ impl Canonicaliser {
                 real.clone_from(known);
                 continue;
             }
-            if self.ends.contains(written.as_os_str()) {
-                return Ok((real, count));
+            if let Some(&errno) = self.ends.get(written.as_os_str()) {
+                return Ok((real, count, errno));
             }
             // Below a real directory, a name that is not a symlink is real too.
             let candidate = real.join(name);
             let found = match fs::symlink_metadata(&candidate) {
-                Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&candidate),
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    fs::canonicalize(&candidate).map_err(|error| (error, None))
+                }
                 Ok(_) => Ok(candidate.clone()),
-                Err(error) => Err(error),
+                Err(error) => {
+                    let errno = error.raw_os_error();
+                    Err((error, errno))
+                }
             };
             match found {
                 Ok(found) => real = found,
-                Err(error) if stops_lookup(&error) => {
-                    self.ends.insert(written.into_os_string());
-                    return Ok((real, count));
+                Err((error, errno)) if stops_lookup(&error) => {
+                    self.ends.insert(written.into_os_string(), errno);
+                    return Ok((real, count, errno));
                 }
-                Err(error) => return Err((candidate, error)),
+                Err((error, _)) => return Err((candidate, error)),
             }
             self.known
                 .insert(written.as_os_str().to_owned(), real.clone());
         }
-        Ok((real, names.len()))
+        Ok((real, names.len(), None))
     }
 
     /// [`Canonicaliser::existing`], any error ending the existing part.
@@ -96,11 +115,13 @@ impl Canonicaliser {
         if !path.is_absolute() {
             return fs::canonicalize(path);
         }
-        match self.existing(&names) {
-            Ok((real, n)) if n == names.len() => Ok(real),
+        match self.lookup(&names) {
+            Ok((real, n, _)) if n == names.len() => Ok(real),
             // The first name that does not exist, or cannot be looked into:
-            // the error `realpath` gives.
-            Ok((real, n)) => {
+            // the error `realpath` gives, as its lookup found it (one
+            // `statx` for each missing entry of a policy, not two).
+            Ok((_, _, Some(errno))) => Err(io::Error::from_raw_os_error(errno)),
+            Ok((real, n, None)) => {
                 fs::symlink_metadata(real.join(names[n])).and_then(|_| fs::canonicalize(path))
             }
             Err((_, error)) => Err(error),
@@ -173,6 +194,51 @@ mod tests {
             fresh_answers[0],
             (base.join("real/a/x"), base.iter().count() + 2),
             "control: the lookup went through the symlink"
+        );
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// `Canonicaliser::canonicalize` answers as `fs::canonicalize` does,
+    /// the same real path or the same error, also when the missing name
+    /// was met before (its error remembered, not looked up again): a
+    /// missing name, one beneath a file, a dangling symlink, one through
+    /// a symlink.
+    #[test]
+    fn canonicalize_answers_as_realpath_also_from_memory() {
+        let base = std::env::temp_dir().join(format!("sluice-unit-canon2-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(base.join("real/a")).unwrap();
+        fs::write(base.join("real/file"), b"").unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        std::os::unix::fs::symlink(base.join("nowhere"), base.join("dangling")).unwrap();
+        let base = fs::canonicalize(&base).unwrap();
+        let paths = [
+            "real/a",
+            "link/a",
+            "missing",
+            "missing/b",
+            "real/file",
+            "real/file/under",
+            "link/file/under",
+            "dangling",
+            "dangling/x",
+            "link/missing/c",
+            "real/missing",
+        ];
+        let mut shared = Canonicaliser::default();
+        let answer = |result: io::Result<PathBuf>| result.map_err(|e| e.raw_os_error());
+        let mut errors = 0;
+        for rel in paths.iter().chain(paths.iter().rev()).chain(paths.iter()) {
+            let path = base.join(rel);
+            let expected = answer(fs::canonicalize(&path));
+            errors += usize::from(expected.is_err());
+            assert_eq!(answer(shared.canonicalize(&path)), expected, "{rel}");
+        }
+        assert_eq!(errors, 3 * 8, "control: the missing paths were missing");
+        assert_eq!(
+            answer(shared.canonicalize(&base.join("real/file/under"))),
+            Err(Some(libc::ENOTDIR)),
+            "control: beneath a file is not a missing name"
         );
         fs::remove_dir_all(&base).unwrap();
     }

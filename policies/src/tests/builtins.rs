@@ -29,6 +29,53 @@ fn builtins_are_listed_and_embedded() {
     assert_eq!(builtin_source("x"), None);
 }
 
+/// The built-ins' `[broker]` and `protect` patterns are not checked with
+/// stand-in variables when a launch reads them (`raw::built_in`); each is
+/// checked here, as a policy file's are when it is read, so that skipping
+/// it loses nothing (checked to fail with a `~/a/../b` added to `default`).
+#[test]
+fn every_builtin_pattern_passes_the_load_time_check() {
+    let mut patterns = 0;
+    for name in builtin_names() {
+        let text = builtin_source(name).unwrap();
+        let parsed = crate::parse::parse(name, text, false);
+        let spec = match parsed {
+            Ok(parsed) => parsed.spec,
+            Err(error) => panic!("{name}: {error}"),
+        };
+        let protect = spec
+            .protect
+            .iter()
+            .map(|e| (e, crate::protect::check_written as fn(&str) -> _));
+        let broker = crate::rule::BrokerList::ALL
+            .into_iter()
+            .flat_map(|list| spec.broker_list(list))
+            .map(|e| (e, crate::broker::check_written as fn(&str) -> _));
+        for (entry, check) in protect.chain(broker) {
+            assert_eq!(check(&entry.written), Ok(()), "{name}: {}", entry.written);
+            patterns += 1;
+        }
+    }
+    assert!(
+        patterns > 300,
+        "control: the patterns were there ({patterns})"
+    );
+}
+
+/// What the built-ins skip is the check of a policy file's text: the same
+/// text read as a file is refused when read, and read as a built-in it is
+/// refused when resolved, the pattern checked with its real values.
+#[test]
+fn a_bad_pattern_is_refused_read_as_a_file_and_resolved_as_a_built_in() {
+    let text = "[broker]\ndeny = [\"$HOME/../etc\"]\n";
+    let error = crate::parse::parse("p.toml", text, false).err().unwrap();
+    assert!(error.to_string().contains("'..'"), "{error}");
+    let spec = crate::parse::parse("p", text, true).unwrap().spec;
+    let root = TempDir::new();
+    let error = spec.resolve(&vars_in(&root)).unwrap_err();
+    assert!(error.to_string().contains("'..'"), "{error}");
+}
+
 /// A home with the things the built-ins mention, some present, some not.
 fn populated(root: &TempDir) -> Vars {
     let vars = vars_in(root);
