@@ -24,18 +24,23 @@ use mount_steps::{
 /// The exit code of a child that could not set up its sandbox.
 pub const EXIT_SETUP_FAILED: i32 = 125;
 
-/// Clones the child into new user, mount, PID and IPC namespaces: it is
-/// pid 1 there, the sandbox's init (`init.rs`), and runs the child sequence.
-/// The IPC namespace ([`SANDBOX_IPC`]) keeps the host's System V objects and
-/// POSIX message queues out of reach.
+/// Clones the child into new user, mount, PID and IPC namespaces (and, under
+/// `[network] mode = "none"`, an empty network namespace: [`net_flag`]): it
+/// is pid 1 there, the sandbox's init (`init.rs`), and runs the child
+/// sequence. The IPC namespace ([`SANDBOX_IPC`]) keeps the host's System V
+/// objects and POSIX message queues out of reach.
 /// Returns its pid, or the errno of `clone` (nothing was started).
 ///
 /// # Safety
 /// The calling process must be single-threaded (a user namespace requires
 /// it, and the child runs raw system calls only), with `plan` prepared.
 pub unsafe fn clone_child(plan: &Prepared) -> Result<libc::pid_t, i32> {
-    let flags =
-        libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | SANDBOX_IPC | libc::SIGCHLD;
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | SANDBOX_IPC
+        | net_flag(plan)
+        | libc::SIGCHLD;
     // SAFETY: a fork-like clone (no new stack, no shared memory): the child
     // continues on a copy of this stack, as after fork().
     let pid = unsafe {
@@ -65,6 +70,16 @@ pub unsafe fn clone_child(plan: &Prepared) -> Result<libc::pid_t, i32> {
 /// same user reach (`ipcrm -m ID`). Owned by the new user namespace, so
 /// making it needs no privilege beyond that namespace's.
 const SANDBOX_IPC: libc::c_int = libc::CLONE_NEWIPC;
+
+/// `CLONE_NEWNET` where the plan asks for an empty network namespace
+/// (`Prepared::empty_network`), made with the others, owned by the new user
+/// namespace.
+fn net_flag(plan: &Prepared) -> libc::c_int {
+    match plan.empty_network {
+        true => libc::CLONE_NEWNET,
+        false => 0,
+    }
+}
 
 /// The bounds of that namespace, written by the child that owns it: System V
 /// shared memory and queues are memory no process holds, so neither
@@ -381,8 +396,11 @@ impl Runner<'_> {
         let ok = cloned
             || self.step(Step::UserNamespace, 0, || {
                 // SAFETY: unshare takes flags only; the process is single-threaded.
-                let rc =
-                    unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS | SANDBOX_IPC) };
+                let rc = unsafe {
+                    libc::unshare(
+                        libc::CLONE_NEWUSER | libc::CLONE_NEWNS | SANDBOX_IPC | net_flag(plan),
+                    )
+                };
                 sys::check(rc as _).map(drop)
             });
         if !ok {

@@ -134,6 +134,15 @@ pub struct Prepared {
     /// network namespace (the proxy first, then loopback services); empty
     /// in the other modes ([`crate::netns`]).
     pub(crate) net_listen: Vec<crate::netns::PreparedListen>,
+    /// `[network] mode = "none"`: the sandbox's namespaces include an empty
+    /// network namespace of its own (no interface up, no socket but Unix ones
+    /// by path). Abstract Unix names are a network namespace's: in the
+    /// host's, a name the program listens on is what the person's tools reach
+    /// when they connect to it (an X display's `@/tmp/.X11-unix/X1` before the
+    /// person starts it), and Landlock's scope stops only the program's
+    /// connects. The hosts mode makes its own ([`crate::netns`]); `tcp` and
+    /// `all` keep the host's by design.
+    pub(crate) empty_network: bool,
     /// Per layer: does a failure stop the launch?
     pub(crate) fatal: [bool; Layer::ALL.len()],
 }
@@ -414,6 +423,7 @@ pub fn prepare(
             }
         }),
         root_socket: ctx.root_socket,
+        empty_network: matches!(policy.network, NetPolicy::None),
         net_listen: match ctx.stacked_proxy {
             Some(_) => Vec::new(),
             None => net_listen(policy)?,
@@ -497,7 +507,9 @@ fn report_for(
             } else {
                 Status::Partial
             },
-            "AF_UNIX sockets only (seccomp), TCP denied (landlock)".into(),
+            "AF_UNIX sockets only (seccomp), TCP denied (landlock); an empty network \
+             namespace of its own (abstract Unix names the program's own)"
+                .into(),
         ),
         NetPolicy::Hosts(hosts) => layer(
             Layer::Network,

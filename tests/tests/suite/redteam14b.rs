@@ -325,12 +325,10 @@ fn host_connects_to_squatter(mut program: Command, name: &str) -> (Option<String
 /// X display's `@/tmp/.X11-unix/X99` before the person's `Xvfb :99`, a
 /// single-instance application's rendezvous, a warm server's name) talks to
 /// the program: it can answer as that service (an X server sends key events
-/// to the clients that connect). The fix to weigh: an empty network
-/// namespace for `--net none` too (as the hosts mode makes), ~0.5 ms more
-/// per launch measured here (clone to exit, alternated pairs, loaded
-/// machine), which also hides `/proc/net`.
+/// to the clients that connect). Fixed: `--net none` gives the sandbox an
+/// empty network namespace of its own (as the hosts mode makes one), whose
+/// abstract names are the program's alone (`Prepared::empty_network`).
 #[test]
-#[ignore = "not fixed: the default mode shares the host's abstract unix names (an empty network namespace for --net none costs ~0.5 ms a launch; the lead decides)"]
 fn a_default_program_cannot_listen_on_an_abstract_name_the_host_reaches() {
     let fx = Fixture::new(PROBE);
     let name = format!("sluice-rt14b-squat-{}", std::process::id());
