@@ -19,6 +19,7 @@ use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
 use crate::broker::{transparent, Approvals, Broker, Shared};
 use crate::cgroup::{self, SessionCgroup};
+use crate::git_state;
 use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
 use crate::quarantine;
@@ -575,7 +576,15 @@ fn finish(
         })
         .cloned()
         .collect();
-    let quarantined = quarantine::sweep(&unguarded, &fs.write, &s.id);
+    let mut quarantined = quarantine::sweep(&unguarded, &fs.write, &s.id);
+    // The person's repositories: what their git would restore from or
+    // hide, written during the session.
+    let mut repositories = s.repositories.clone();
+    let own = s.workspace.join(".git");
+    if !repositories.contains(&own) && own.symlink_metadata().is_ok() {
+        repositories.push(own);
+    }
+    quarantined.extend(git_state::check(&repositories, s.started, &s.id));
     // Sessions stacked inside this one wrote their records under its
     // TMPDIR, which goes now: keep them with this one's.
     let stacked = nesting::keep_stacked_records(&s.dir.tmp(), audit_dir, &s.id);

@@ -189,6 +189,7 @@ pub(super) fn protect_denied(
         );
     }
     phase::mark("deny patterns walked");
+    s.repositories.clone_from(&walked.git);
     let guards = s
         .policy
         .filesystem
