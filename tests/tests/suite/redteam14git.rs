@@ -186,6 +186,75 @@ fn control_a_rewritten_object_or_pack_is_what_a_revert_writes() {
     }
 }
 
+/// A commit graph of the program's own: git's, written for the repository,
+/// with the tree of the person's `HEAD` changed to one holding the
+/// program's `Makefile` (the checksum made again). git reads a commit's
+/// tree from the graph when it walks history (`git log -p`, `git show`, a
+/// merge's base), so the person's review shows the program's content as
+/// the person's own commit. Arguments: the canary, the repository.
+const POISON_GRAPH: &str = r##"set -e
+export GIT_AUTHOR_NAME=p GIT_AUTHOR_EMAIL=p@example.com
+export GIT_COMMITTER_NAME=p GIT_COMMITTER_EMAIL=p@example.com
+cd "$2"
+printf 'all:\n\t@touch %s; echo building\n' "$1" > Makefile
+git add Makefile && evil=$(git write-tree) && git reset -q
+good=$(git rev-parse 'HEAD^{tree}')
+git commit-graph write --reachable
+python3 - "$good" "$evil" <<'EOF'
+import hashlib, sys
+path = ".git/objects/info/commit-graph"
+graph = bytearray(open(path, "rb").read())
+good, evil = bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2])
+at = graph.index(good)
+graph[at:at + 20] = evil
+graph[-20:] = hashlib.sha1(bytes(graph[:-20])).digest()
+open(path + ".new", "wb").write(graph)
+EOF
+mv .git/objects/info/commit-graph.new .git/objects/info/commit-graph
+echo "# the agent's change" >> Makefile
+echo poisoned
+"##;
+
+/// The tree the person's `git log` gives `HEAD`, and the one its commit
+/// object names.
+fn persons_log_and_commit_trees(fx: &Fixture, repo: &Path) -> (String, String) {
+    let log = fx.git_outside(repo, &["log", "-1", "--format=%T"]);
+    let commit = fx.git_outside(repo, &["rev-parse", "HEAD^{tree}"]);
+    (log.stdout, commit.stdout)
+}
+
+/// A commit graph the program forged: `git commit-graph verify` fails at
+/// the session's end and it is moved aside, so the person's `git log`
+/// gives `HEAD` the tree its commit names.
+#[test]
+fn a_commit_graph_the_program_forges_is_never_what_the_persons_log_reads() {
+    for args in POLICIES {
+        let fx = Fixture::new(PROBE);
+        let (repo, _) = repository_with_a_makefile(&fx);
+        let canary = fx.outside("make-ran");
+        let dir = repo.to_str().unwrap();
+        let program = ["/bin/sh", "-c", POISON_GRAPH, "sh", &canary, dir];
+        let out = execute(fx.sluice_command(args, &program));
+        out.assert_code(0);
+        assert!(out.stderr.contains("commit graph"), "{out}");
+        let (log, commit) = persons_log_and_commit_trees(&fx, &repo);
+        assert_eq!(log, commit, "{out}");
+    }
+}
+
+/// Control: outside sluice the forged graph is what `git log` reads.
+#[test]
+fn control_a_forged_commit_graph_is_what_git_log_reads() {
+    let fx = Fixture::new(PROBE);
+    let (repo, _) = repository_with_a_makefile(&fx);
+    let canary = fx.outside("make-ran");
+    let mut poison = Command::new("/bin/sh");
+    poison.args(["-c", POISON_GRAPH, "sh", &canary, repo.to_str().unwrap()]);
+    execute(poison).assert_code(0);
+    let (log, commit) = persons_log_and_commit_trees(&fx, &repo);
+    assert_ne!(log, commit);
+}
+
 // ---------------------------------------------------------------------------
 // What the person's review sees.
 // ---------------------------------------------------------------------------
