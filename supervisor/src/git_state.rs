@@ -174,9 +174,12 @@ impl Repo<'_> {
         sha256: bool,
         found: &mut Vec<Quarantined>,
     ) {
-        for (name, st) in entries(objects) {
+        // Every fan-out directory is listed: one whose entries are unchanged
+        // may hold an object rewritten in place (a file's write changes its
+        // own time, not its directory's).
+        for (name, _) in entries(objects) {
             let is_fanout = name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit());
-            if !is_fanout || !self.since.changed(&st) {
+            if !is_fanout {
                 continue;
             }
             let Some(sub) = open_sub(objects, &name) else {

@@ -69,6 +69,23 @@ with open("Makefile", "a") as f:
 print("poisoned", path)
 "##;
 
+/// The same, the object rewritten in place: its directory's entries
+/// unchanged.
+const POISON_BLOB_IN_PLACE: &str = r##"
+import os, sys, zlib
+blob, canary = sys.argv[1], sys.argv[2]
+os.chdir(sys.argv[3])
+evil = ("all:\n\t@touch %s; echo building\n" % canary).encode()
+path = ".git/objects/%s/%s" % (blob[:2], blob[2:])
+os.chmod(path, 0o644)
+with open(path, "r+b") as f:
+    f.truncate(0)
+    f.write(zlib.compress(b"blob %d\0" % len(evil) + evil))
+with open("Makefile", "a") as f:
+    f.write("# the agent's change\n")
+print("poisoned", path)
+"##;
+
 /// The same by a pack of the program's own (git looks in packs before
 /// loose objects): one blob with the program's content, and an index that
 /// names it by the committed `Makefile`'s hash. The loose object stays.
@@ -140,16 +157,18 @@ fn poison(fx: &Fixture, script: &str, args: &[&str]) -> (PathBuf, String, Outcom
 }
 
 /// The program rewrites a loose object of the person's repository under
-/// its own name: at the session's end its content is found not to be the
+/// its own name (removed and written again, or in place): at the session's end its content is found not to be the
 /// one its name promises and it is moved aside, so the person's revert
 /// fails loudly (`unable to read`) instead of writing the program's
 /// content, under `default`, `--transparent` and `claude-code`.
 #[test]
 fn an_object_the_program_rewrites_is_never_what_the_persons_revert_writes() {
     for args in POLICIES {
-        let fx = Fixture::new(PROBE);
-        let (repo, canary, out) = poison(&fx, POISON_BLOB, args);
-        assert_never_restored(&fx, &repo, &canary, &out);
+        for script in [POISON_BLOB, POISON_BLOB_IN_PLACE] {
+            let fx = Fixture::new(PROBE);
+            let (repo, canary, out) = poison(&fx, script, args);
+            assert_never_restored(&fx, &repo, &canary, &out);
+        }
     }
 }
 
@@ -171,7 +190,7 @@ fn a_pack_the_program_writes_is_never_what_the_persons_revert_reads() {
 /// `make` runs it.
 #[test]
 fn control_a_rewritten_object_or_pack_is_what_a_revert_writes() {
-    for script in [POISON_BLOB, POISON_PACK] {
+    for script in [POISON_BLOB, POISON_BLOB_IN_PLACE, POISON_PACK] {
         let fx = Fixture::new(PROBE);
         let (repo, blob) = repository_with_a_makefile(&fx);
         let canary = fx.outside("make-ran");
