@@ -259,6 +259,16 @@ impl Repo<'_> {
                 continue;
             }
             let rev = listed.iter().any(|(n, _)| *n == derived[1]);
+            let size = (listed.iter())
+                .find(|(n, _)| *n == derived[0])
+                .map_or(0, |(_, st)| st.st_size);
+            if size > LARGE_PACK {
+                eprintln!(
+                    "sluice: verifying the git pack the session wrote, {} ({} MB)...",
+                    pack_path.join(&derived[0]).display(),
+                    size >> 20
+                );
+            }
             if let Err(why) = verify_pack(&pack, &derived[0], sha256, rev) {
                 let why = format!("a git pack that does not verify ({why}): its index");
                 self.move_aside(&pack, name, &pack_path.join(name), &why, found);
@@ -510,6 +520,8 @@ fn replace_locked(dir: &OwnedFd, name: &str, bytes: &[u8], was: &libc::stat) -> 
 /// The largest loose object inflated (git writes a larger file into a pack,
 /// `core.bigFileThreshold`); a larger one is not verified, so moved aside.
 const MAX_LOOSE: u64 = 1 << 30;
+/// A pack larger than this is said before it is verified (seconds).
+const LARGE_PACK: i64 = 64 << 20;
 /// The largest index or `packed-refs` read.
 const MAX_INDEX: u64 = 1 << 30;
 
