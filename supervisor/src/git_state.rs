@@ -72,6 +72,8 @@ impl Since {
 pub fn check(git: &[PathBuf], since: Since, session: &str) -> Vec<Quarantined> {
     let mut found = Vec::new();
     let mut seen = Vec::new();
+    // Worktrees share their common directory: its objects are checked once.
+    let mut common_seen = Vec::new();
     for dot_git in git {
         let Some(work_tree) = dot_git.parent() else {
             continue;
@@ -89,7 +91,7 @@ pub fn check(git: &[PathBuf], since: Since, session: &str) -> Vec<Quarantined> {
             since,
             session,
         };
-        if let Err(e) = repo.check(&mut found) {
+        if let Err(e) = repo.check(&mut common_seen, &mut found) {
             eprintln!(
                 "sluice: could not check the git repository {} after the session ({e}): \
                  run `git fsck` there before trusting it",
@@ -122,7 +124,11 @@ struct Repo<'a> {
 }
 
 impl Repo<'_> {
-    fn check(&self, found: &mut Vec<Quarantined>) -> io::Result<()> {
+    fn check(
+        &self,
+        common_seen: &mut Vec<PathBuf>,
+        found: &mut Vec<Quarantined>,
+    ) -> io::Result<()> {
         let dir = open_path(libc::AT_FDCWD, self.git_dir.as_os_str(), true)?;
         // A worktree's or submodule's directory may share its objects.
         let common = match read_small(&dir, OsStr::new("commondir")) {
@@ -148,6 +154,14 @@ impl Repo<'_> {
                 })
             })
             .unwrap_or(false);
+        self.index(&dir, sha256, found);
+        // Sparse-checkout patterns are a worktree's own, excludes are read
+        // from the common directory.
+        self.changed_patterns(&dir, &self.git_dir, "info/sparse-checkout", found);
+        if common_seen.iter().any(|c| c == common_path) {
+            return Ok(());
+        }
+        common_seen.push(common_path.to_path_buf());
         if let Some(objects) = open_sub(common_dir, "objects") {
             self.objects(
                 common_dir,
@@ -157,10 +171,7 @@ impl Repo<'_> {
                 found,
             );
         }
-        self.index(&dir, sha256, found);
-        for name in ["info/exclude", "info/sparse-checkout"] {
-            self.changed_patterns(&dir, name, found);
-        }
+        self.changed_patterns(common_dir, common_path, "info/exclude", found);
         self.replace_refs(common_dir, common_path, found);
         Ok(())
     }
@@ -378,7 +389,13 @@ impl Repo<'_> {
     /// `git status` outright, is moved aside (the person's own lines with
     /// it, to take back); the sparse-checkout patterns hide nothing from
     /// `git status` until the person's next checkout applies them.
-    fn changed_patterns(&self, dir: &OwnedFd, name: &str, found: &mut Vec<Quarantined>) {
+    fn changed_patterns(
+        &self,
+        dir: &OwnedFd,
+        base: &Path,
+        name: &str,
+        found: &mut Vec<Quarantined>,
+    ) {
         let (sub, file) = name.split_once('/').expect("info/NAME");
         let Some(info) = open_sub(dir, sub) else {
             return;
@@ -397,7 +414,7 @@ impl Repo<'_> {
         if patterns.is_empty() {
             return;
         }
-        let path = self.git_dir.join(name);
+        let path = base.join(name);
         if file == "exclude" {
             let why = format!(
                 "an exclude file hiding from the person's `git status` what it names ({})",

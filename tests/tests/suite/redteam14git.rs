@@ -361,6 +361,39 @@ fn the_programs_changes_are_never_hidden_from_the_persons_git_status() {
     }
 }
 
+/// In a linked worktree (`git worktree add`) of the person's repository,
+/// in the workspace: its own index (in `.git/worktrees/NAME`, reached from
+/// the worktree's `.git` file) and the common directory's `info/exclude`
+/// are checked the same way (mutation-checked for the index: a `.git` file
+/// not followed leaves the Makefile hidden).
+#[test]
+fn changes_hidden_in_a_linked_worktree_are_shown_too() {
+    let fx = Fixture::new(PROBE);
+    let (repo, _) = repository_with_a_makefile(&fx);
+    let wt = fx.ws_dir.join("wt");
+    let wt_arg = wt.to_str().unwrap();
+    fx.git_outside(&repo, &["worktree", "add", "-q", wt_arg])
+        .assert_code(0);
+    let script = "cd \"$1\" && printf 'all:\\n\\t@echo hidden\\n' > Makefile && \
+        git update-index --skip-worktree Makefile && echo 'import os' > conftest.py && \
+        echo conftest.py >> \"$(git rev-parse --git-common-dir)/info/exclude\" && echo hidden";
+    let out = execute(fx.sluice_command(&[], &["/bin/sh", "-c", script, "sh", wt_arg]));
+    out.assert_code(0);
+    let status = persons_status(&fx, &wt);
+    assert!(status.contains("Makefile"), "{status:?}\n{out}");
+    assert!(status.contains("conftest.py"), "{status:?}\n{out}");
+    // Control: the same outside hides both.
+    let other = fx.ws_dir.join("wt2");
+    let other_arg = other.to_str().unwrap();
+    fx.git_outside(&repo, &["worktree", "add", "-q", other_arg])
+        .assert_code(0);
+    let mut hide = Command::new("/bin/sh");
+    hide.args(["-c", script, "sh", other_arg])
+        .env("HOME", &fx.home_dir);
+    execute(hide).assert_code(0);
+    assert_eq!(persons_status(&fx, &other), "");
+}
+
 /// Controls: outside sluice the same scripts hide every change.
 #[test]
 fn control_git_status_hides_what_the_index_and_exclude_say() {
