@@ -577,6 +577,7 @@ fn finish(
         .cloned()
         .collect();
     let mut quarantined = quarantine::sweep(&unguarded, &fs.write, &s.id);
+    phase::mark("read-only paths swept");
     // The person's repositories: what their git would restore from or
     // hide, written during the session.
     let mut repositories = s.repositories.clone();
@@ -585,6 +586,7 @@ fn finish(
         repositories.push(own);
     }
     quarantined.extend(git_state::check(&repositories, s.started, &s.id));
+    phase::mark("git repositories checked");
     // Sessions stacked inside this one wrote their records under its
     // TMPDIR, which goes now: keep them with this one's.
     let stacked = nesting::keep_stacked_records(&s.dir.tmp(), audit_dir, &s.id);
