@@ -580,12 +580,7 @@ fn finish(
     phase::mark("read-only paths swept");
     // The person's repositories: what their git would restore from or
     // hide, written during the session.
-    let mut repositories = s.repositories.clone();
-    let own = s.workspace.join(".git");
-    if !repositories.contains(&own) && own.symlink_metadata().is_ok() {
-        repositories.push(own);
-    }
-    quarantined.extend(git_state::check(&repositories, s.started, &s.id));
+    quarantined.extend(git_state::check(&s.repositories, s.started, &s.id));
     phase::mark("git repositories checked");
     // Sessions stacked inside this one wrote their records under its
     // TMPDIR, which goes now: keep them with this one's.
