@@ -28,6 +28,8 @@ mod commands;
 mod enforced;
 pub mod exit;
 #[cfg(target_os = "linux")]
+mod git_state;
+#[cfg(target_os = "linux")]
 mod launch;
 #[cfg(target_os = "linux")]
 mod nesting;

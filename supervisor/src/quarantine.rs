@@ -65,6 +65,7 @@ pub fn sweep(paths: &[PathBuf], writable: &[PathBuf], session: &str) -> Vec<Quar
         found.push(Quarantined {
             path: created.path,
             moved_to: moved.ok(),
+            why: None,
         });
     }
     found
@@ -128,7 +129,7 @@ fn created_on_the_way(root: &Path, path: &Path) -> io::Result<Option<Created>> {
 
 /// An `O_PATH` descriptor of `name` in `dir`, following no symlink (none at
 /// all when `whole`: `name` is then an absolute path walked from `/`).
-fn open_path(dir: libc::c_int, name: &OsStr, whole: bool) -> io::Result<OwnedFd> {
+pub(crate) fn open_path(dir: libc::c_int, name: &OsStr, whole: bool) -> io::Result<OwnedFd> {
     let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     let resolve = if whole {
         libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS
@@ -138,7 +139,7 @@ fn open_path(dir: libc::c_int, name: &OsStr, whole: bool) -> io::Result<OwnedFd>
     safe_open::openat2(dir, name.as_bytes(), flags, 0, resolve)
 }
 
-fn lstat_at(dir: &OwnedFd, name: &OsStr) -> io::Result<libc::stat> {
+pub(crate) fn lstat_at(dir: &OwnedFd, name: &OsStr) -> io::Result<libc::stat> {
     let c = CString::new(name.as_bytes()).map_err(io::Error::other)?;
     crate::sys::fs::lstat_at(dir, &c)
 }
@@ -182,6 +183,7 @@ mod tests {
             [Quarantined {
                 path: ws.join(".git/hooks"),
                 moved_to: Some(aside.clone()),
+                why: None,
             }]
         );
         assert!(!ws.join(".git/hooks").exists());

@@ -160,9 +160,15 @@ pub struct Refused {
 pub struct Quarantined {
     #[serde(with = "escape::path")]
     pub path: PathBuf,
-    /// Where it is now; `None` if it could not be moved.
+    /// Where it is now; `None` if it could not be moved (or, with `why`,
+    /// was only reported).
     #[serde(with = "escape::opt_path")]
     pub moved_to: Option<PathBuf>,
+    /// What it is, where not a read-only path the program created: what
+    /// the end-of-session check of the person's repositories found
+    /// (`crate::git_state`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// Decisions per outcome.

@@ -19,6 +19,7 @@ use crate::audit::{self, AuditLog, StartRecord};
 use crate::broker::outer::OuterBroker;
 use crate::broker::{transparent, Approvals, Broker, Shared};
 use crate::cgroup::{self, SessionCgroup};
+use crate::git_state;
 use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
 use crate::quarantine;
@@ -575,7 +576,12 @@ fn finish(
         })
         .cloned()
         .collect();
-    let quarantined = quarantine::sweep(&unguarded, &fs.write, &s.id);
+    let mut quarantined = quarantine::sweep(&unguarded, &fs.write, &s.id);
+    phase::mark("read-only paths swept");
+    // The person's repositories: what their git would restore from or
+    // hide, written during the session.
+    quarantined.extend(git_state::check(&s.repositories, s.started, &s.id));
+    phase::mark("git repositories checked");
     // Sessions stacked inside this one wrote their records under its
     // TMPDIR, which goes now: keep them with this one's.
     let stacked = nesting::keep_stacked_records(&s.dir.tmp(), audit_dir, &s.id);

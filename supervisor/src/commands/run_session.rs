@@ -28,6 +28,10 @@ pub(super) struct Session {
     pub(super) records: PathBuf,
     /// The files the policy was read from (see [`policy_files`]).
     pub(super) policy_files: Vec<PathBuf>,
+    /// When the session began, and the repositories (each `.git`) the
+    /// launch's walk met: checked after the session (`crate::git_state`).
+    pub(super) started: crate::git_state::Since,
+    pub(super) repositories: Vec<PathBuf>,
 }
 
 pub(super) fn home_dir() -> Result<PathBuf> {
@@ -268,6 +272,8 @@ pub(super) fn open_session(args: &RunArgs, given: Option<policies::PolicySpec>) 
         outer,
         records,
         policy_files: spec.files().to_vec(),
+        started: crate::git_state::Since::now(),
+        repositories: Vec::new(),
     })
 }
 

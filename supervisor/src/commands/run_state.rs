@@ -189,6 +189,13 @@ pub(super) fn protect_denied(
         );
     }
     phase::mark("deny patterns walked");
+    // The repositories there at launch, checked when the session ends
+    // (`git_state`): those the walk met, and the workspace's own.
+    s.repositories.clone_from(&walked.git);
+    let own = s.workspace.join(".git");
+    if !s.repositories.contains(&own) && own.symlink_metadata().is_ok() {
+        s.repositories.push(own);
+    }
     let guards = s
         .policy
         .filesystem

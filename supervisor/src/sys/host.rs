@@ -1,4 +1,4 @@
-//! The host: its kernel's release, random bytes and its own addresses.
+//! The host: its kernel's release, the file clock, random bytes and its own addresses.
 
 use std::io;
 
@@ -14,6 +14,20 @@ pub fn kernel_release() -> Option<String> {
     // SAFETY: uname NUL-terminates release, which lives as long as `uts`.
     let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
     Some(release.to_string_lossy().into_owned())
+}
+
+/// The time by the clock the kernel stamps files with
+/// (`CLOCK_REALTIME_COARSE`; a fine-grained stamp is never earlier), as
+/// seconds and nanoseconds since the epoch; the epoch if it fails.
+pub fn file_clock() -> (i64, i64) {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill; on an error
+    // it is left at the epoch.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    (now.tv_sec, now.tv_nsec)
 }
 
 /// Fills `buf` from the kernel's CSPRNG (one `getrandom(2)`, waiting for

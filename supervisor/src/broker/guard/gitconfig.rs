@@ -132,8 +132,10 @@ const KEYS: &[(&str, &str)] = &[
     ("core", "untrackedcache"),
     ("core", "commitgraph"),
     ("core", "multipackindex"),
-    ("core", "checkstat"),
-    ("core", "trustctime"),
+    // Not `core.checkStat` nor `core.trustCtime`: with less of a file's
+    // stat data compared, an edit that keeps its size and mtime (`touch -r`)
+    // is not shown by the person's `git status` (the change time, which no
+    // program sets back, is what shows it).
     ("core", "preloadindex"),
     ("core", "sharedrepository"),
     ("core", "whitespace"),
@@ -562,6 +564,8 @@ mod tests {
             ("[core]\nhooksPath = /tmp/h\n", "core.hookspath"),
             ("[CORE]\n\tsshCommand = x\n", "core.sshcommand"),
             ("[core]\n\tpager = x\n", "core.pager"),
+            ("[core]\n\ttrustCtime = false\n", "core.trustctime"),
+            ("[core]\n\tcheckStat = minimal\n", "core.checkstat"),
             ("[alias]\n\tst = !sh -c x\n", "alias.st"),
             ("[filter \"x\"]\n\tsmudge = x\n", "filter.<name>.smudge"),
             ("[diff \"x\"]\n\ttextconv = x\n", "diff.<name>.textconv"),

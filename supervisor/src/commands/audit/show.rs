@@ -125,12 +125,18 @@ pub(super) fn row(e: &Entry) -> String {
             for q in &end.quarantined {
                 let path = escape_os(q.path.as_os_str());
                 let path = for_terminal(&path);
-                text += &match &q.moved_to {
-                    Some(to) => format!(
+                text += &match (&q.moved_to, &q.why) {
+                    (Some(to), Some(why)) => format!(
+                        "; moved aside ({}) {path} -> {}",
+                        for_terminal(why),
+                        for_terminal(&escape_os(to.as_os_str()))
+                    ),
+                    (None, Some(why)) => format!("; {}: {path}", for_terminal(why)),
+                    (Some(to), None) => format!(
                         "; quarantined {path} -> {}",
                         for_terminal(&escape_os(to.as_os_str()))
                     ),
-                    None => format!("; could not quarantine {path}"),
+                    (None, None) => format!("; could not quarantine {path}"),
                 };
             }
             text
