@@ -33,6 +33,10 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// The last components of the rules [`ProtectRule::pinned`] leaves out:
+/// Python's bytecode, compiled again from the source when it is missing.
+const BYTECODE: [&str; 2] = ["*.pyc", "*.pyo"];
+
 /// One resolved `protect` entry.
 #[derive(Clone)]
 pub struct ProtectRule {
@@ -102,6 +106,16 @@ impl ProtectRule {
         let bang = if self.except { "!" } else { "" };
         let tree = if self.subtree { "/**" } else { "" };
         format!("{bang}{}{tree}", self.resolved)
+    }
+
+    /// Whether the launch pins what this rule protects where it exists at
+    /// launch (a read-only mount each: `sluice run`'s `pin_protected`).
+    /// Not for Python's bytecode (`**/*.pyc`, `*.pyo`): a project holds
+    /// thousands, each a mount, and removing one does no harm, Python
+    /// compiles the source again; writing one is what the guard refuses.
+    pub fn pinned(&self) -> bool {
+        let last = self.resolved.rsplit('/').next().unwrap_or_default();
+        !BYTECODE.contains(&last)
     }
 
     /// Whether `path` (split into components) matches this rule exactly.
@@ -271,6 +285,11 @@ impl Protect {
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// The rules the launch pins by (see [`ProtectRule::pinned`]).
+    pub fn pinned(&self) -> Protect {
+        self.filtered(ProtectRule::pinned)
     }
 
     /// The rules' last components, for a walk that asks of every name

@@ -45,6 +45,7 @@ mod redteam12net;
 mod redteam13;
 mod redteam13agent;
 mod redteam13pins;
+mod redteam14cache;
 mod redteam_later;
 mod seatbelt_cli;
 mod sessions;
