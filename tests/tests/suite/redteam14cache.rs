@@ -194,6 +194,27 @@ fn as_an_unprivileged_user_bytecode_planted_never_runs_outside() {
     assert!(persons_run(&fx).is_empty(), "{session}");
 }
 
+/// A sluice inside sluice (`default` in `default`): the outer guard judges
+/// the stacked program's writes by both lists; its Python caches in its
+/// own TMPDIR, inside the outer one's.
+#[test]
+fn a_stacked_sandbox_plants_no_bytecode_either() {
+    let fx = Fixture::new(PROBE);
+    python_project(&fx);
+    let sluice = sluice_bin().to_string_lossy().into_owned();
+    let outside = fx.outside_dir.to_string_lossy().into_owned();
+    let plant = format!("{HELPERS}{PLANT}");
+    let program = [sluice.as_str(), "run", "--", PYTHON, "-c", &plant, &outside];
+    let session = execute(fx.sluice_command(&[], &program));
+    assert!(session.stdout.contains("planted"), "{session}");
+    assert!(!session.stdout.contains(": ok"), "{session}");
+    assert!(persons_run(&fx).is_empty(), "{session}");
+    let stacked = [sluice.as_str(), "run", "--", PYTHON, "app.py"];
+    let run = execute(fx.sluice_command(&[], &stacked));
+    assert!(run.stdout.contains("hello"), "{run}");
+    assert!(!run.stderr.contains("refused writing"), "{run}");
+}
+
 /// Control: outside sluice the same script plants every way, and the
 /// person's next run runs each (so the tests above can fail).
 #[test]
