@@ -287,9 +287,13 @@ impl Protect {
         }
     }
 
-    /// The rules the launch pins by (see [`ProtectRule::pinned`]).
+    /// The rules the launch pins by (see [`ProtectRule::pinned`]), without
+    /// the exceptions for bytecode either (`!$TMPDIR/**/*.pyc`: a session's
+    /// own path, which would make the walk's cache key new at each launch).
     pub fn pinned(&self) -> Protect {
-        self.filtered(ProtectRule::pinned)
+        Protect {
+            rules: self.rules.iter().filter(|r| r.pinned()).cloned().collect(),
+        }
     }
 
     /// The rules' last components, for a walk that asks of every name
