@@ -166,6 +166,10 @@ fn assert_planted_nothing(sluice_args: &[&str]) -> Outcome {
 fn bytecode_planted_for_the_persons_clean_modules_never_runs_outside() {
     let session = assert_planted_nothing(&[]);
     assert!(session.stderr.contains("refused writing"), "{session}");
+    assert!(
+        session.stderr.contains("Python would run this bytecode"),
+        "{session}"
+    );
 }
 
 #[test]
