@@ -219,6 +219,73 @@ fn a_stacked_sandbox_plants_no_bytecode_either() {
     assert!(!run.stderr.contains("refused writing"), "{run}");
 }
 
+/// An extension module beside the source: Python's `FileFinder` tries
+/// the extension suffixes (`.cpython-3X-ARCH.so`, `.abi3.so`, `.so`)
+/// before `.py`, so an `a.so` the program builds beside the person's
+/// clean `a.py` is imported instead (`*.so` is in every Python
+/// `.gitignore` too). `sh -c SCRIPT sh C_SOURCE`: built with `gcc` from a
+/// source in the TMPDIR.
+const EXTENSION: &str = r#"printf '%s' "$1" > "$TMPDIR/ext.c" &&
+gcc -shared -fPIC -I/usr/include/python3.11 -o a.so "$TMPDIR/ext.c" && echo built"#;
+
+/// The C source of an extension module `a` that leaves the canary `so`
+/// in `out`, then runs the clean source's `def f()`.
+fn extension_source(out: &str) -> String {
+    format!(
+        r#"#include <Python.h>
+static struct PyModuleDef def = {{PyModuleDef_HEAD_INIT, "a", NULL, -1, NULL}};
+PyMODINIT_FUNC PyInit_a(void) {{
+    FILE *f = fopen("{out}/so", "w");
+    if (f) {{ fputs("ran", f); fclose(f); }}
+    PyObject *m = PyModule_Create(&def);
+    PyObject *d = PyModule_GetDict(m);
+    PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins());
+    Py_XDECREF(PyRun_String("def f():\n    return 'a'\n", Py_file_input, d, d));
+    return m;
+}}
+"#
+    )
+}
+
+/// Not fixed: protecting `**/*.so` would refuse every in-place build of
+/// an extension (`build_ext --inplace`, an editable install of a C, Cython
+/// or Rust extension), and no pattern says "beside a `.py` of the same
+/// name" (see ARCHITECTURE.md, *What is not protected*).
+#[test]
+#[ignore = "open: an extension module built beside a clean source is imported instead of it"]
+fn an_extension_module_built_beside_a_clean_source_never_runs_outside() {
+    let fx = Fixture::new(PROBE);
+    python_project(&fx);
+    let source = extension_source(&fx.outside_dir.to_string_lossy());
+    let program = ["/bin/sh", "-c", EXTENSION, "sh", &source];
+    let session = execute(fx.sluice_command(&[], &program));
+    persons_run(&fx);
+    let ran = Path::new(&fx.outside("so")).exists();
+    assert!(
+        !ran,
+        "the person's python3 ran the planted extension\n{session}"
+    );
+}
+
+/// Control: outside sluice the extension built beside `a.py` runs on the
+/// person's next run.
+#[test]
+fn control_an_extension_module_built_beside_a_clean_source_runs() {
+    let fx = Fixture::new(PROBE);
+    python_project(&fx);
+    let tmp = fx.root().join("tmp-outside");
+    fs::create_dir_all(&tmp).unwrap();
+    let source = extension_source(&fx.outside_dir.to_string_lossy());
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", EXTENSION, "sh", &source])
+        .current_dir(&fx.ws_dir)
+        .env("TMPDIR", &tmp);
+    let out = execute(cmd);
+    assert!(out.stdout.contains("built"), "{out}");
+    persons_run(&fx);
+    assert!(Path::new(&fx.outside("so")).exists(), "{out}");
+}
+
 /// Control: outside sluice the same script plants every way, and the
 /// person's next run runs each (so the tests above can fail).
 #[test]
