@@ -267,20 +267,27 @@ fn an_extension_module_built_beside_a_clean_source_never_runs_outside() {
     );
 }
 
+/// `program` outside sluice, in the workspace, with a TMPDIR of its own.
+fn outside_sluice(fx: &Fixture, program: &[&str]) -> Outcome {
+    let tmp = fx.root().join("tmp-outside");
+    fs::create_dir_all(&tmp).unwrap();
+    let mut cmd = Command::new(program[0]);
+    cmd.args(&program[1..])
+        .current_dir(&fx.ws_dir)
+        .env("TMPDIR", &tmp)
+        .env_remove("PYTHONPYCACHEPREFIX")
+        .stdin(Stdio::null());
+    execute(cmd)
+}
+
 /// Control: outside sluice the extension built beside `a.py` runs on the
 /// person's next run.
 #[test]
 fn control_an_extension_module_built_beside_a_clean_source_runs() {
     let fx = Fixture::new(PROBE);
     python_project(&fx);
-    let tmp = fx.root().join("tmp-outside");
-    fs::create_dir_all(&tmp).unwrap();
     let source = extension_source(&fx.outside_dir.to_string_lossy());
-    let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", EXTENSION, "sh", &source])
-        .current_dir(&fx.ws_dir)
-        .env("TMPDIR", &tmp);
-    let out = execute(cmd);
+    let out = outside_sluice(&fx, &["/bin/sh", "-c", EXTENSION, "sh", &source]);
     assert!(out.stdout.contains("built"), "{out}");
     persons_run(&fx);
     assert!(Path::new(&fx.outside("so")).exists(), "{out}");
@@ -292,19 +299,9 @@ fn control_an_extension_module_built_beside_a_clean_source_runs() {
 fn control_outside_sluice_each_planted_bytecode_runs_on_the_persons_run() {
     let fx = Fixture::new(PROBE);
     python_project(&fx);
-    let tmp = fx.root().join("tmp-outside");
-    fs::create_dir_all(&tmp).unwrap();
-    let mut cmd = Command::new(PYTHON);
-    cmd.args([
-        "-c",
-        &format!("{HELPERS}{PLANT}"),
-        &fx.outside_dir.to_string_lossy(),
-    ])
-    .current_dir(&fx.ws_dir)
-    .env("TMPDIR", &tmp)
-    .env_remove("PYTHONPYCACHEPREFIX")
-    .stdin(Stdio::null());
-    let out = execute(cmd);
+    let plant = format!("{HELPERS}{PLANT}");
+    let outside = fx.outside_dir.to_string_lossy().into_owned();
+    let out = outside_sluice(&fx, &[PYTHON, "-c", &plant, &outside]);
     assert_eq!(out.stdout.matches(": ok").count(), PLANTED.len(), "{out}");
     assert_eq!(persons_run(&fx), PLANTED, "{out}");
 }
