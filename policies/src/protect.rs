@@ -649,6 +649,31 @@ mod tests {
     }
 
     #[test]
+    fn bytecode_rules_and_their_exceptions_are_left_out_of_the_pins() {
+        let p = Protect::from_patterns([
+            "**/*.pyc",
+            "**/__pycache__/*.pyc",
+            "!/tmp/s/**/*.pyc",
+            "**/.vscode",
+            "!**/.git/hooks/*.sample",
+        ])
+        .unwrap();
+        let pinned = p.pinned();
+        let kept: Vec<String> = (pinned.rules().iter())
+            .map(|r| r.as_written_resolved())
+            .collect();
+        assert_eq!(kept, ["**/.vscode", "!**/.git/hooks/*.sample"]);
+        let pyc = Path::new("/ws/__pycache__/a.cpython-311.pyc");
+        assert!(p.protects(pyc).is_some_and(|r| !r.pinned()));
+        assert!(pinned.protects(pyc).is_none());
+        assert!(p
+            .protects(Path::new("/tmp/s/a/__pycache__/a.pyc"))
+            .is_none());
+        assert!(p.leads_to(Path::new("/ws/pkg/__pycache__")).is_some());
+        assert!(p.leads_to(Path::new("/ws/pkg")).is_none());
+    }
+
+    #[test]
     fn patterns_protect_what_they_match_and_everything_beneath_at_any_depth() {
         let p = list();
         for yes in [
