@@ -155,9 +155,11 @@ impl FsPolicy {
         limits: (usize, usize),
         cache_dir: Option<&Path>,
     ) -> Result<(Vec<PathBuf>, WalkStats), String> {
+        // What the protect list pins by: not Python's bytecode.
+        let protect = self.protect.pinned();
         let patterns = match purpose {
             Purpose::Deny => &self.deny_patterns,
-            Purpose::Protect => &self.protect,
+            Purpose::Protect => &protect,
         };
         if patterns.is_empty() {
             return Ok((Vec::new(), WalkStats::default()));
@@ -219,9 +221,9 @@ impl FsPolicy {
         // The `protect` list rides the deny walk where it walks a writable
         // tree whole with every rule: each writable directory is then one
         // of those trees, so nothing else needs walking for it.
-        let ride = purpose == Purpose::Deny && !anywhere.is_empty() && !self.protect.is_empty();
+        let ride = purpose == Purpose::Deny && !anywhere.is_empty() && !protect.is_empty();
         let writable = |tree: &Path| self.write.iter().any(|w| tree.starts_with(w));
-        let protect_key: Vec<String> = (self.protect.rules().iter())
+        let protect_key: Vec<String> = (protect.rules().iter())
             .map(|r| r.as_written_resolved())
             .collect();
         let protect_key = format!("\0\0protect\0{}", protect_key.join("\0"));
@@ -258,7 +260,7 @@ impl FsPolicy {
             let rules_key = rules_key.join("\0");
             for tree in trees {
                 let pins = ride && pass == 0 && writable(tree);
-                walker.pins = pins.then_some(&self.protect);
+                walker.pins = pins.then_some(&protect);
                 let key = match pins {
                     true => format!("{rules_key}{protect_key}"),
                     false => rules_key.clone(),

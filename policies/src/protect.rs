@@ -33,6 +33,10 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// The last components of the rules [`ProtectRule::pinned`] leaves out:
+/// Python's bytecode, compiled again from the source when it is missing.
+const BYTECODE: [&str; 2] = ["*.pyc", "*.pyo"];
+
 /// One resolved `protect` entry.
 #[derive(Clone)]
 pub struct ProtectRule {
@@ -102,6 +106,16 @@ impl ProtectRule {
         let bang = if self.except { "!" } else { "" };
         let tree = if self.subtree { "/**" } else { "" };
         format!("{bang}{}{tree}", self.resolved)
+    }
+
+    /// Whether the launch pins what this rule protects where it exists at
+    /// launch (a read-only mount each: `sluice run`'s `pin_protected`).
+    /// Not for Python's bytecode (`**/*.pyc`, `*.pyo`): a project holds
+    /// thousands, each a mount, and removing one does no harm, Python
+    /// compiles the source again; writing one is what the guard refuses.
+    pub fn pinned(&self) -> bool {
+        let last = self.resolved.rsplit('/').next().unwrap_or_default();
+        !BYTECODE.contains(&last)
     }
 
     /// Whether `path` (split into components) matches this rule exactly.
@@ -270,6 +284,15 @@ impl Protect {
                 .filter(|r| r.except || keep(r))
                 .cloned()
                 .collect(),
+        }
+    }
+
+    /// The rules the launch pins by (see [`ProtectRule::pinned`]), without
+    /// the exceptions for bytecode either (`!$TMPDIR/**/*.pyc`: a session's
+    /// own path, which would make the walk's cache key new at each launch).
+    pub fn pinned(&self) -> Protect {
+        Protect {
+            rules: self.rules.iter().filter(|r| r.pinned()).cloned().collect(),
         }
     }
 
@@ -623,6 +646,31 @@ mod tests {
             "/home/u/.config/autostart",
         ])
         .unwrap()
+    }
+
+    #[test]
+    fn bytecode_rules_and_their_exceptions_are_left_out_of_the_pins() {
+        let p = Protect::from_patterns([
+            "**/*.pyc",
+            "**/__pycache__/*.pyc",
+            "!/tmp/s/**/*.pyc",
+            "**/.vscode",
+            "!**/.git/hooks/*.sample",
+        ])
+        .unwrap();
+        let pinned = p.pinned();
+        let kept: Vec<String> = (pinned.rules().iter())
+            .map(|r| r.as_written_resolved())
+            .collect();
+        assert_eq!(kept, ["**/.vscode", "!**/.git/hooks/*.sample"]);
+        let pyc = Path::new("/ws/__pycache__/a.cpython-311.pyc");
+        assert!(p.protects(pyc).is_some_and(|r| !r.pinned()));
+        assert!(pinned.protects(pyc).is_none());
+        assert!(p
+            .protects(Path::new("/tmp/s/a/__pycache__/a.pyc"))
+            .is_none());
+        assert!(p.leads_to(Path::new("/ws/pkg/__pycache__")).is_some());
+        assert!(p.leads_to(Path::new("/ws/pkg")).is_none());
     }
 
     #[test]

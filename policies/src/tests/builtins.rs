@@ -131,7 +131,30 @@ fn default_resolves() {
     assert_eq!(policy.limits.processes, Some(4096));
     assert_eq!(policy.limits.address_space, None);
     assert!(policy.env.pass.iter().any(|name| name == "LC_*"));
-    assert!(policy.env.set.is_empty());
+    // Python's bytecode: never written beside the sources (a cache Python
+    // runs instead of them), nor pinned; Python's cache in the TMPDIR.
+    let pycache = tmp.join("pycache");
+    assert_eq!(
+        policy
+            .env
+            .set
+            .get("PYTHONPYCACHEPREFIX")
+            .map(String::as_str),
+        pycache.to_str()
+    );
+    let protect = &fs.protect;
+    for bytecode in ["__pycache__/a.cpython-311.pyc", "json.pyc", "p/a.pyo"] {
+        let rule = protect.protects(&ws.join(bytecode));
+        assert!(rule.is_some_and(|r| !r.pinned()), "{bytecode}");
+    }
+    assert!(protect
+        .protects(&pycache.join("ws/a.cpython-311.pyc"))
+        .is_none());
+    assert!(protect
+        .protects(&tmp.join("p/__pycache__/a.cpython-311.pyc"))
+        .is_none());
+    assert!(protect.leads_to(&ws.join("p/__pycache__")).is_some());
+    assert!(protect.protects(&ws.join("a.py")).is_none());
     assert!(Layer::ALL
         .iter()
         .all(|layer| policy.layers.is_required(*layer)));

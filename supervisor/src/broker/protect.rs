@@ -61,6 +61,7 @@ pub fn judge(protect: &Protect, path: &Path, act: Act) -> Option<Refusal> {
         let head = path.file_name().is_some_and(|n| n.as_bytes() == HEAD);
         let why = match act {
             Act::Write | Act::Mkdir | Act::Name if head => HEAD_WHY,
+            Act::Write | Act::Mkdir | Act::Name if !rule.pinned() => BYTECODE_WHY,
             Act::Write | Act::Mkdir | Act::Name => "it runs code outside the sandbox later",
             Act::Chmod => "made executable, it would run outside the sandbox later",
             Act::Xattr => "an access list could make it executable",
@@ -94,6 +95,12 @@ const HEAD_WHY: &str = "a directory holding HEAD is a git repository to git, who
     configuration the person's next git command there would run (`git init --bare`, \
     `git clone --bare` or `--mirror` are refused in the sandbox: make the bare \
     repository outside sluice)";
+
+/// Why Python's bytecode is not written (`ProtectRule::pinned` tells its
+/// rules): said to the person with the path.
+const BYTECODE_WHY: &str = "Python would run this bytecode instead of the source the \
+    person reviews (Python in the sandbox caches in $TMPDIR/pycache, \
+    PYTHONPYCACHEPREFIX; a run without that variable, `python3 -E`, imports all the same)";
 
 /// What a git directory holds that makes git run code or read a
 /// configuration: judged, in a directory that holds a `HEAD`, as it would

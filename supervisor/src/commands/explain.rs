@@ -110,6 +110,13 @@ pub fn run(args: ExplainArgs) -> Result<i32> {
     if let Some(rule) = protected {
         println!("  refused by {rule}: it runs code outside the sandbox later");
         println!("  the sandbox never writes it; make the change yourself outside sluice");
+        if !rule.pinned() {
+            println!(
+                "  Python's bytecode: python in the sandbox keeps its cache in the session's \
+                 TMPDIR (PYTHONPYCACHEPREFIX); one run without that variable (`python -E`) \
+                 has its cache writes refused and recompiles, no harm done"
+            );
+        }
         if pinned(&policy.filesystem, &path) {
             println!(
                 "  it exists: `sluice run` keeps it in place (a read-only mount), so it is \
@@ -203,11 +210,11 @@ fn tilde(path: &Path, home: &Path) -> String {
 /// Whether `sluice run` pins `path` (`run_state::pin_protected`): what
 /// the `protect` list protects, exists (not a symlink: no mount sits on
 /// one) in a writable tree, and is not a file the guard lets the program
-/// replace whole.
+/// replace whole nor Python's bytecode (`ProtectRule::pinned`).
 fn pinned(fs: &policies::FsPolicy, path: &Path) -> bool {
     let exists = path.symlink_metadata().is_ok_and(|m| !m.is_symlink());
     exists
-        && fs.protect.protects(path).is_some()
+        && fs.protect.pinned().protects(path).is_some()
         && fs.write.iter().any(|w| path.starts_with(w))
         && !fs.write.iter().any(|w| w.starts_with(path))
         && !crate::broker::replaced_when_checked(path)

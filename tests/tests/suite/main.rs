@@ -47,6 +47,7 @@ mod redteam13agent;
 mod redteam13pins;
 mod redteam14;
 mod redteam14b;
+mod redteam14cache;
 mod redteam14git;
 mod redteam_later;
 mod seatbelt_cli;

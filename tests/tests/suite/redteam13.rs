@@ -105,7 +105,8 @@ canary = sys.argv[1]
 st = os.stat("mod.py")
 evil = "open(%r, 'w').write('ran')\n" % canary + open("mod.py").read()
 code = compile(evil, os.path.abspath("mod.py"), "exec")
-cached = importlib.util.cache_from_source("mod.py")
+# Where Python outside looks (not PYTHONPYCACHEPREFIX's tree, set inside).
+cached = os.path.join("__pycache__", "mod.%s.pyc" % sys.implementation.cache_tag)
 os.makedirs(os.path.dirname(cached), exist_ok=True)
 with open(cached, "wb") as f:
     f.write(ext._code_to_timestamp_pyc(code, st.st_mtime, st.st_size))
@@ -138,11 +139,10 @@ fn persons_run_ran_the_plant(fx: &Fixture, canary: &str) -> bool {
 /// The program writes `__pycache__/mod.cpython-3X.pyc` for the person's
 /// clean `mod.py`: `git diff` and the source show nothing (`__pycache__` is
 /// in every Python `.gitignore`), and the person's next `python3 app.py`
-/// outside runs the planted code. Not fixed: protecting `**/*.pyc` (with
-/// `PYTHONPYCACHEPREFIX` set to the session's TMPDIR so that Python inside
-/// keeps a cache) is a policy decision for the lead.
+/// outside runs the planted code. Fixed: `default` protects `**/*.pyc`
+/// (with `PYTHONPYCACHEPREFIX` set to the session's TMPDIR so that Python
+/// inside keeps a cache); more ways in `redteam14cache.rs`.
 #[test]
-#[ignore = "open: bytecode Python caches in the workspace runs outside later (see the report)"]
 fn bytecode_the_program_caches_for_a_clean_module_never_runs_outside() {
     let fx = Fixture::new(PROBE);
     python_project(&fx);

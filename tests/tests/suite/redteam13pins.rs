@@ -30,7 +30,7 @@ const SETTINGS: &str = "{ \"permissions\": { \"deny\": [\"Read(./.env)\"] } }\n"
 /// What both scripts below start with: `attempt(NAME, F)` says whether
 /// `F()` worked (`NAME: ok`) or its error; `renameat2`, which python's
 /// `os` lacks.
-const HELPERS: &str = r#"
+pub(super) const HELPERS: &str = r#"
 import ctypes, os, shutil
 libc = ctypes.CDLL(None, use_errno=True)
 def attempt(name, f):
