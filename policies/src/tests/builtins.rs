@@ -389,6 +389,37 @@ fn agent_policies_open_the_agents_state_and_protect_what_runs_code() {
         .is_some());
 }
 
+/// A project's environment file, which the person's direnv (`dotenv`) and
+/// shell plugins load later, is never written by the program under
+/// `default` and every policy extending it; the templates are. `protect`
+/// and the `deny` patterns agree on each name: what exists at launch is
+/// denied, what does not is never made.
+#[test]
+fn every_policy_extending_default_protects_dotenv_as_it_denies_it() {
+    let root = TempDir::new();
+    let vars = populated(&root);
+    let ws = &vars.workspace;
+    let protected = [".env", "a/b/.env", ".env.local", "pkg/.env.production"];
+    let templates = [".env.example", "a/.env.sample", ".env.template"];
+    let others = ["x.env", "env", "src/.environment"];
+    for name in ["default", "agent", "claude-code", "codex", "aider"] {
+        let policy = load(name).unwrap().resolve(&vars).unwrap();
+        let fs = &policy.filesystem;
+        for rel in protected.iter().chain(&templates).chain(&others) {
+            let path = ws.join(rel);
+            let want = protected.contains(rel);
+            assert_eq!(fs.protect.protects(&path).is_some(), want, "{name} {rel}");
+            assert_eq!(
+                fs.deny_patterns.protects(&path).is_some(),
+                want,
+                "{name} {rel}"
+            );
+        }
+        let home_env = vars.home.join("proj/.env");
+        assert!(fs.protect.protects(&home_env).is_some(), "{name}");
+    }
+}
+
 /// `default` makes no `HEAD` but where git keeps one in a `.git`, and
 /// names those places (`Protect::excepted`) for the guard, which judges
 /// the directory as a `.git` there with or without its `HEAD`.

@@ -209,11 +209,16 @@ fn tilde(path: &Path, home: &Path) -> String {
 
 /// Whether `sluice run` pins `path` (`run_state::pin_protected`): what
 /// the `protect` list protects, exists (not a symlink: no mount sits on
-/// one) in a writable tree, and is not a file the guard lets the program
-/// replace whole nor Python's bytecode (`ProtectRule::pinned`).
+/// one) in a writable tree, is not covered by a `read_only` or `deny`
+/// entry already (an `.env` there at launch: its placeholder stays), and is
+/// not a file the guard lets the program replace whole nor Python's bytecode
+/// (`ProtectRule::pinned`).
 fn pinned(fs: &policies::FsPolicy, path: &Path) -> bool {
     let exists = path.symlink_metadata().is_ok_and(|m| !m.is_symlink());
+    let covered = (fs.read_only.iter().chain(&fs.deny)).any(|c| path.starts_with(c))
+        || fs.deny_patterns.protects(path).is_some();
     exists
+        && !covered
         && fs.protect.pinned().protects(path).is_some()
         && fs.write.iter().any(|w| path.starts_with(w))
         && !fs.write.iter().any(|w| w.starts_with(path))

@@ -27,12 +27,13 @@ const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 const SETTLE: Duration = Duration::from_millis(2600);
 
 /// The attacks of an earlier session's program, then the reads of the next.
-const PLANT: &str = "set -e; m=$(stat -c %y sub); echo SECRET-planted-env > sub/.env; \
+const PLANT: &str = "set -e; m=$(stat -c %y sub); echo SECRET-planted-key > sub/planted.key; \
                      touch -d \"$m\" sub; test \"$(stat -c %y sub)\" = \"$m\"; \
                      ln deep/a/b/plain deep/a/b/k.pem; \
-                     mv moved deep/.env; \
-                     mkdir -p other/new; echo SECRET-new-dir > other/new/.env; echo planted";
-const READS: &str = "cat sub/.env; cat deep/a/b/k.pem; cat deep/.env; cat other/new/.env; \
+                     mv moved deep/moved.key; \
+                     mkdir -p other/new; echo SECRET-new-dir > other/new/new.key; echo planted";
+const READS: &str =
+    "cat sub/planted.key; cat deep/a/b/k.pem; cat deep/moved.key; cat other/new/new.key; \
                      cat sub/plain";
 
 /// A workspace whose directories are settled, the cache filled by one
@@ -49,7 +50,7 @@ impl Setup {
         for (rel, text) in [
             ("sub/plain", "PLAIN-sub\n"),
             ("deep/a/b/plain", "SECRET-linked-pem\n"),
-            ("moved", "SECRET-moved-env\n"),
+            ("moved", "SECRET-moved-key\n"),
             ("other/x", "PLAIN-other\n"),
         ] {
             let path = fx.ws_dir.join(rel);
@@ -157,9 +158,9 @@ fn secrets_hidden_after_an_earlier_session_planted_them(nobody: bool) {
     // Control: outside sluice the same reads print every secret.
     let out = setup.outside(READS);
     for secret in [
-        "SECRET-planted-env",
+        "SECRET-planted-key",
         "SECRET-linked-pem",
-        "SECRET-moved-env",
+        "SECRET-moved-key",
         "SECRET-new-dir",
     ] {
         assert!(out.stdout.contains(secret), "{secret}\n{out}");
@@ -182,16 +183,16 @@ fn as_an_unprivileged_user_a_secret_planted_where_the_cache_saw_none_is_denied()
 fn a_directory_renamed_over_a_cached_one_is_listed() {
     let setup = Setup::new(false);
     let out = setup.inside(
-        "mkdir -p spare && echo SECRET-swapped > spare/.env && mv sub sub.old && mv spare sub \
+        "mkdir -p spare && echo SECRET-swapped > spare/swapped.key && mv sub sub.old && mv spare sub \
          && echo swapped",
     );
     assert!(out.stdout.contains("swapped"), "{out}");
     std::thread::sleep(SETTLE);
-    let out = setup.inside("cat sub/.env; cat sub.old/plain");
+    let out = setup.inside("cat sub/swapped.key; cat sub.old/plain");
     assert!(!out.stdout.contains("SECRET"), "{out}");
     assert!(out.stderr.contains("Permission denied"), "{out}");
     assert!(out.stdout.contains("PLAIN-sub"), "{out}");
-    let out = setup.outside("cat sub/.env");
+    let out = setup.outside("cat sub/swapped.key");
     assert!(out.stdout.contains("SECRET-swapped"), "{out}");
 }
 

@@ -158,7 +158,8 @@ fn renaming_or_linking_does_not_uncover_a_secret() {
     let fx = Fixture::new(PROBE);
     secrets(&fx);
     let script = "mv sub sub2; cat sub2/.env; mv sub/.env moved; cat moved; \
-                  ln a/b/c/.env linked; cat linked; mv a/b b2; cat b2/c/.env; \
+                  ln certs/server.pem linked; cat linked; ln a/b/c/.env linked2; cat linked2; \
+                  mv a/b b2; cat b2/c/.env; \
                   cp certs/server.pem copy; cat copy; echo done";
     // Control: outside sluice every step reaches a secret.
     {
@@ -173,7 +174,8 @@ fn renaming_or_linking_does_not_uncover_a_secret() {
         assert!(!leaked(&out), "{out}");
         assert!(out.stdout.contains("done"), "{out}");
         // The renames of an ancestor and of the file are refused (a mount
-        // point is busy), the link crosses a mount.
+        // point is busy), the link crosses a mount; a `.env`'s, which
+        // `default` protects too, the guard refuses before.
         assert!(out.stderr.contains("busy"), "{out}");
         assert!(out.stderr.contains("cross-device"), "{out}");
         // Nothing was moved: the person's files are where they were.
@@ -182,6 +184,7 @@ fn renaming_or_linking_does_not_uncover_a_secret() {
             "SECRET-sub-env\n"
         );
         assert!(!fx.ws_dir.join("linked").exists());
+        assert!(!fx.ws_dir.join("linked2").exists());
     }
 }
 

@@ -19,7 +19,7 @@ fn explain_agrees_with_the_sandbox_and_names_the_rule() {
     std::fs::create_dir_all(fx.ws_dir.join("pkg")).unwrap();
     std::fs::write(fx.ws_dir.join("pkg/.env"), "TOKEN=1\n").unwrap();
     std::fs::write(fx.ws_dir.join("pkg/.env.example"), "TOKEN=\n").unwrap();
-    let cases: [(String, bool, bool, &str); 11] = [
+    let cases: [(String, bool, bool, &str); 12] = [
         (
             fx.ws("README.md"),
             false,
@@ -54,6 +54,14 @@ fn explain_agrees_with_the_sandbox_and_names_the_rule() {
             "refused by deny \"**/.env\" (policy 'default', line",
         ),
         (fx.ws("pkg/.env.example"), false, true, "allowed by"),
+        // One not there at launch is never made: the person's direnv or
+        // shell would load what the program put in it.
+        (
+            fx.ws("pkg/.env.local"),
+            true,
+            false,
+            "refused by protect \"**/.env.*\" (policy 'default', line",
+        ),
         (
             fx.home(".ssh/id_rsa"),
             false,

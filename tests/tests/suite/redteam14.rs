@@ -37,6 +37,28 @@ fn run(fx: &Fixture, sluice_args: Option<&[&str]>, script: &str) -> Outcome {
     }
 }
 
+/// `sh -c SCRIPT sh MARKER` inside sluice (`default`) as the unprivileged
+/// user 65534, whose sandbox is made in a user namespace of its own; the
+/// fixture given to that user first.
+fn run_as_nobody(fx: &Fixture, script: &str) -> Outcome {
+    give_to_nobody(fx);
+    let sluice = sluice_tests::sluice_bin();
+    let (ws, mark) = (fx.ws(""), marker(fx));
+    let program = [
+        sluice.to_str().unwrap(),
+        "run",
+        "--workspace",
+        &ws,
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+        "sh",
+        &mark,
+    ];
+    as_nobody(fx, &program, "")
+}
+
 // ---------------------------------------------------------------------------
 // direnv: what an approved `.envrc` loads.
 // ---------------------------------------------------------------------------
@@ -129,22 +151,7 @@ fn what_an_approved_envrc_sources_is_not_written_by_an_unprivileged_user() {
     let fx = Fixture::new(PROBE);
     approved_envrc(&fx, "");
     approved_envrc(&fx, "pkg");
-    give_to_nobody(&fx);
-    let sluice = sluice_tests::sluice_bin();
-    let (ws, mark) = (fx.ws(""), marker(&fx));
-    let program = [
-        sluice.to_str().unwrap(),
-        "run",
-        "--workspace",
-        &ws,
-        "--",
-        "/bin/sh",
-        "-c",
-        PLANT_ENVRC_LOCAL,
-        "sh",
-        &mark,
-    ];
-    let out = as_nobody(&fx, &program, "");
+    let out = run_as_nobody(&fx, PLANT_ENVRC_LOCAL);
     assert_eq!(out.stdout, "control\n", "{out}");
     for dir in ["", "pkg"] {
         assert!(!persons_direnv_ran(&fx, dir), "{dir}\n{out}");
@@ -200,26 +207,154 @@ fn persons_git_under_direnv_ran(fx: &Fixture) -> bool {
     Path::new(&marker(fx)).exists()
 }
 
-/// Not fixed (a decision for the lead): `dotenv` (or `dotenv_if_exists`),
-/// the commonest line of an `.envrc`, loads `.env` into the person's
-/// environment unapproved (direnv approves the `.envrc` only); oh-my-zsh's
-/// `dotenv` plugin sources it as zsh code on `cd` (asking first, where any
-/// key but n/e is yes, or never for a directory once answered "always");
-/// bun, pipenv and docker compose read it too. A `.env` that exists at launch is
-/// denied (a placeholder, read-only, mounted over it); one the program
-/// makes is its own, so `GIT_CONFIG_*` variables there run a command on the
-/// person's next `git status` in that directory. `.env` is in every
-/// `.gitignore`: no review shows it. The fix to weigh: `protect`
-/// `**/.env` and `**/.env.*` (but the templates), which refuses an
-/// agent's `cp .env.example .env`, and the planting in `deny_walk_cache.rs`
-/// would move to another secret's name. Control:
-/// `control_direnv_loads_a_dotenv_the_program_wrote`.
+/// `dotenv` (or `dotenv_if_exists`), the commonest line of an `.envrc`,
+/// loads `.env` into the person's environment unapproved (direnv approves
+/// the `.envrc` only); oh-my-zsh's `dotenv` plugin sources it as zsh code
+/// on `cd` (asking first, where any key but n/e is yes, or never for a
+/// directory once answered "always"); bun, pipenv and docker compose read
+/// it too. A `.env` that exists at launch is denied (a placeholder mounted
+/// over it); one the program made was its own, so `GIT_CONFIG_*` variables
+/// there ran a command on the person's next `git status` in that
+/// directory (`.env` is in every `.gitignore`: no review shows it).
+/// `default` protects `**/.env` and `**/.env.*` but the templates, as it
+/// denies them. Control: `control_direnv_loads_a_dotenv_the_program_wrote`.
+/// Mutation-checked: without the `protect` entries, `.env` is written and
+/// (direnv installed) the marker appears.
 #[test]
-#[ignore = "escape: a .env the program writes is loaded by the person's direnv (dotenv_if_exists)"]
 fn a_dotenv_the_program_writes_is_not_loaded_by_the_persons_direnv() {
+    for way in WAYS {
+        let fx = dotenv_fixture();
+        let out = run(&fx, Some(way), PLANT_DOTENV);
+        assert!(!out.stdout.contains("wrote"), "{way:?}\n{out}");
+        assert!(
+            out.stderr.contains("refused writing") && out.stderr.contains(".env"),
+            "{way:?}\n{out}"
+        );
+        assert!(
+            fs::symlink_metadata(fx.ws(".env")).is_err(),
+            "{way:?}\n{out}"
+        );
+        assert!(!persons_git_under_direnv_ran(&fx), "{way:?}\n{out}");
+    }
+}
+
+/// Every way of making an environment file where none was at launch:
+/// written in a package, its variants (`.env.local`, `.env.production`),
+/// renamed, symlinked or hard-linked into place, a directory by that name;
+/// a template (`.env.example`, `.env.sample`) is the program's to write.
+const PLANT_DOTENV_WAYS: &str = r#"mkdir -p pkg && printf 'A=1\n' > x
+printf 'A=1\n' > pkg/.env && echo wrote
+printf 'A=1\n' > pkg/.env.local && echo wrote local
+cp x y && mv y .env.production 2>/dev/null && echo renamed
+ln -s x pkg/.env.development 2>/dev/null && echo symlinked
+ln x .env.test 2>/dev/null && echo linked
+mkdir pkg/.env.d 2>/dev/null && echo made a directory
+cp x .env.example && cp x pkg/.env.sample && echo control"#;
+
+/// The names [`PLANT_DOTENV_WAYS`] must not have made.
+const DOTENV_WAYS_REFUSED: [&str; 6] = [
+    "pkg/.env",
+    "pkg/.env.local",
+    ".env.production",
+    "pkg/.env.development",
+    ".env.test",
+    "pkg/.env.d",
+];
+
+/// Each way is refused, under `default` and `--transparent`, and as an
+/// unprivileged user; the templates are written. Control: outside sluice
+/// the same script makes every name (`control_every_way_of_making_a_dotenv`).
+/// Mutation-checked: without the `protect` entries, each name is made.
+#[test]
+fn no_way_of_making_a_dotenv_works() {
+    let check = |fx: &Fixture, out: &Outcome, how: &str| {
+        assert_eq!(out.stdout, "control\n", "{how}\n{out}");
+        for rel in DOTENV_WAYS_REFUSED {
+            assert!(
+                fs::symlink_metadata(fx.ws(rel)).is_err(),
+                "{how} {rel}\n{out}"
+            );
+        }
+        for rel in [".env.example", "pkg/.env.sample"] {
+            assert_eq!(
+                fs::read_to_string(fx.ws(rel)).unwrap(),
+                "A=1\n",
+                "{how} {rel}"
+            );
+        }
+    };
+    for way in WAYS {
+        let fx = dotenv_fixture();
+        let out = run(&fx, Some(way), PLANT_DOTENV_WAYS);
+        check(&fx, &out, &format!("{way:?}"));
+    }
     let fx = dotenv_fixture();
-    let out = run(&fx, Some(&[]), PLANT_DOTENV);
-    assert!(!persons_git_under_direnv_ran(&fx), "{out}");
+    let out = run_as_nobody(&fx, PLANT_DOTENV_WAYS);
+    check(&fx, &out, "unprivileged");
+}
+
+/// Control for the test above: outside sluice every name is made.
+#[test]
+fn control_every_way_of_making_a_dotenv() {
+    let fx = dotenv_fixture();
+    let out = run(&fx, None, PLANT_DOTENV_WAYS);
+    for said in [
+        "wrote\n",
+        "wrote local",
+        "renamed",
+        "symlinked",
+        "linked",
+        "made a directory",
+        "control",
+    ] {
+        assert!(out.stdout.contains(said), "{said}\n{out}");
+    }
+    for rel in DOTENV_WAYS_REFUSED {
+        assert!(fs::symlink_metadata(fx.ws(rel)).is_ok(), "{rel}\n{out}");
+    }
+}
+
+/// A `.env` that exists at launch is both denied and protected: it stays
+/// unreadable (the pin that keeps a protected path in place is a
+/// read-only bind of the path itself, which must not re-expose what the
+/// deny placeholder hides), and is neither written, removed nor renamed
+/// away; the same for `.env.local`, under `default`, `--transparent` and as
+/// an unprivileged user. Control: outside sluice the script reads both.
+/// Mutation-checked: pinning a denied path (`pin_protected` without its
+/// `deny` cover) with a read-only mount winning over a deny placeholder on
+/// the same path (`mounts::normalise`) prints both secrets; either alone
+/// still hides them.
+#[test]
+fn a_dotenv_there_at_launch_stays_unreadable_and_in_place() {
+    const SCRIPT: &str = "cat .env; cat .env.local; echo x >> .env; rm -f .env.local; \
+                          mv .env moved; cat moved; echo done";
+    let check = |fx: &Fixture, out: &Outcome, how: &str| {
+        assert!(!out.stdout.contains("SECRET"), "{how}\n{out}");
+        assert!(out.stdout.contains("done"), "{how}\n{out}");
+        assert_eq!(
+            fs::read_to_string(fx.ws(".env")).unwrap(),
+            sluice_tests::DOTENV,
+            "{how}"
+        );
+        assert_eq!(
+            fs::read_to_string(fx.ws(".env.local")).unwrap(),
+            sluice_tests::DOTENV_LOCAL,
+            "{how}"
+        );
+    };
+    for way in WAYS {
+        let fx = Fixture::new(PROBE);
+        let out = run(&fx, Some(way), SCRIPT);
+        check(&fx, &out, &format!("{way:?}"));
+    }
+    let fx = Fixture::new(PROBE);
+    let out = run_as_nobody(&fx, SCRIPT);
+    check(&fx, &out, "unprivileged");
+    // Control: outside sluice both secrets are read.
+    let fx = Fixture::new(PROBE);
+    let out = run(&fx, None, "cat .env; cat .env.local");
+    assert!(out.stdout.contains("SECRET-dotenv\n"), "{out}");
+    assert!(out.stdout.contains("SECRET-dotenv-local"), "{out}");
 }
 
 /// Control for the test above: outside sluice the person's `git status`
