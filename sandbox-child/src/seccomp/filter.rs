@@ -124,6 +124,7 @@ pub fn deny_spec(rules: &SyscallRules) -> FilterSpec {
     table.extend(outright.map(|sys| sys.rule(Check::Always(EPERM))));
     table.push(sys!(SYS_memfd_create).rule(memfd_check()));
     table.push(sys!(SYS_ioctl).rule(ioctl_check()));
+    table.push(sys!(SYS_fcntl).rule(lease_check()));
     table.push(sys!(SYS_prctl).rule(nesting_marker()));
     table.push(sys!(SYS_seccomp).rule(listener_check()));
     table.extend(socket_rules(rules));
@@ -148,6 +149,7 @@ pub fn deny_spec(rules: &SyscallRules) -> FilterSpec {
 const FREQUENT: &[libc::c_long] = &[
     libc::SYS_openat,
     libc::SYS_ioctl,
+    libc::SYS_fcntl,
     libc::SYS_sendto,
     libc::SYS_sendmsg,
     libc::SYS_clone3,
@@ -231,6 +233,21 @@ fn set_id_mode_rules() -> Vec<SyscallRule> {
 fn ioctl_check() -> Check {
     let requests = vec![libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
     deny_if(ArgCheck::low(1, Test::OneOf(requests)))
+}
+
+/// `fcntl` without `F_SETLEASE`. A lease, which the kernel grants on any
+/// file the caller owns and may open, makes every open of that file for
+/// writing (read lease) or at all (write lease) outside wait until the
+/// program lets go or `fs.lease-break-time` (45 s) passes, and tells the
+/// program of each (`SIGIO`): the person's editor saving a workspace file
+/// waits, and the program learns when the person touches it. No tool a
+/// sandbox runs needs one (file servers do). `fcntl` now runs the filter
+/// at each call (the action cache holds only verdicts whatever the
+/// arguments): a few instructions, it is checked among the first
+/// ([`FREQUENT`]). 32-bit `fcntl64` does not reach the kernel from this
+/// filter's programs (the architecture is checked first).
+fn lease_check() -> Check {
+    deny_if(ArgCheck::low(1, Test::OneOf(vec![libc::F_SETLEASE as u32])))
 }
 
 /// `seccomp(SECCOMP_SET_MODE_FILTER)` without `SECCOMP_FILTER_FLAG_NEW_LISTENER`:
