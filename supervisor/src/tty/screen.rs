@@ -264,18 +264,7 @@ impl Screen {
             self.line_unreplayable = true;
         }
         out.extend_from_slice(b"\x1b[0m");
-        if self.g0 != Charset::Ascii {
-            out.extend_from_slice(b"\x1b(B");
-        }
-        if self.gl != Some(0) {
-            out.push(0x0f);
-        }
-        if self.utf8 != Mode::On {
-            out.extend_from_slice(b"\x1b%G");
-        }
-        if self.c1_replies != Mode::Off {
-            out.extend_from_slice(b"\x1b F");
-        }
+        self.text_to_default(&mut out);
         let mut moved = false;
         for (mode, &now) in MODES.iter().zip(&self.modes) {
             if now != Mode::of(mode.prompt) {
@@ -418,6 +407,14 @@ impl Screen {
         if !self.sgr.is_empty() {
             out.extend_from_slice(b"\x1b[0m");
         }
+        self.text_to_default(&mut out);
+        out
+    }
+
+    /// What decides how text reads, put to its default where the program
+    /// moved it: the G0 character set, the shift to G1, UTF-8, and 8-bit
+    /// replies (for a prompt, and for the shell after the session).
+    fn text_to_default(&self, out: &mut Vec<u8>) {
         if self.g0 != Charset::Ascii {
             out.extend_from_slice(b"\x1b(B");
         }
@@ -430,7 +427,6 @@ impl Screen {
         if self.c1_replies != Mode::Off {
             out.extend_from_slice(b"\x1b F");
         }
-        out
     }
 }
 
