@@ -19,7 +19,7 @@ const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 
 /// `sh -c SCRIPT sh MARKER` in the workspace: inside sluice with
 /// `sluice_args`, or (`None`) outside it, as the person.
-fn run(fx: &Fixture, sluice_args: Option<&[&str]>, script: &str) -> Outcome {
+pub(super) fn run(fx: &Fixture, sluice_args: Option<&[&str]>, script: &str) -> Outcome {
     let mark = marker(fx);
     let program = ["/bin/sh", "-c", script, "sh", &mark];
     match sluice_args {

@@ -12,30 +12,13 @@ use sluice_tests::pty::Terminal;
 use sluice_tests::{execute, Fixture, Outcome};
 
 use super::escape_later::{as_nobody, give_to_nobody, marker, repository};
+use super::redteam12fs::run;
+use super::terminal::under_job_control;
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 
 /// The ways a program is run here: `default`, and `--transparent`.
 const WAYS: [&[&str]; 2] = [&[], &["--transparent"]];
-
-/// `sh -c SCRIPT sh MARKER` in the workspace: inside sluice with
-/// `sluice_args`, or (`None`) outside it, as the person.
-fn run(fx: &Fixture, sluice_args: Option<&[&str]>, script: &str) -> Outcome {
-    let mark = marker(fx);
-    let program = ["/bin/sh", "-c", script, "sh", &mark];
-    match sluice_args {
-        Some(args) => execute(fx.sluice_command(args, &program)),
-        None => {
-            let mut cmd = Command::new(program[0]);
-            cmd.args(&program[1..])
-                .current_dir(&fx.ws_dir)
-                .env("HOME", &fx.home_dir)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .stdin(Stdio::null());
-            execute(cmd)
-        }
-    }
-}
 
 /// `sh -c SCRIPT sh MARKER` inside sluice (`default`) as the unprivileged
 /// user 65534, whose sandbox is made in a user namespace of its own; the
@@ -466,36 +449,6 @@ fn control_a_program_leaves_its_terminal_settings_on() {
     for (set, reset) in LEFT {
         assert!(left_on(&outside, set, reset), "{set:?}: {outside:?}");
     }
-}
-
-/// `sluice run -- sh -c PROGRAM` under a job-control shell that says when
-/// the job stopped and continues it with `fg` (as
-/// `terminal::ctrl_z_suspends_the_session_and_fg_continues_it`), or
-/// (`None`) the program itself under that shell.
-fn under_job_control(fx: &Fixture, sluice: Option<&[&str]>, program: &str) -> Command {
-    let inner = if let Some(args) = sluice {
-        fx.sluice_command(args, &["/bin/sh", "-c", program])
-    } else {
-        let mut direct = Command::new("/bin/sh");
-        direct.args(["-c", program]).current_dir(&fx.ws_dir);
-        direct
-    };
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(r#"set -m; "$@"; echo "the job stopped"; fg >/dev/null; echo "status=$?""#)
-        .arg("sh")
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    if let Some(dir) = inner.get_current_dir() {
-        cmd.current_dir(dir);
-    }
-    for (key, value) in inner.get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
-    cmd
 }
 
 /// A program with mouse reports on, waiting for a line.

@@ -4,6 +4,8 @@
 //! terminal; the program never holds a descriptor of the person's terminal.
 //! The output paused and restored around a prompt is tested here too.
 
+use std::process::Command;
+
 use sluice_tests::pty::Terminal;
 use sluice_tests::Fixture;
 
@@ -276,21 +278,7 @@ fn a_stacked_sluice_leaves_the_terminal_to_the_outer_session() {
 fn ctrl_z_suspends_the_session_and_fg_continues_it() {
     let fx = Fixture::new(PROBE);
     let program = r#"echo ready; read line; echo "got $line""#;
-    let inner = fx.sluice_command(&[], &["/bin/sh", "-c", program]);
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(r#"set -m; "$@"; echo "the job stopped"; fg >/dev/null; echo "status=$?""#)
-        .arg("sh")
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    if let Some(dir) = inner.get_current_dir() {
-        cmd.current_dir(dir);
-    }
-    for (key, value) in inner.get_envs() {
-        if let Some(value) = value {
-            cmd.env(key, value);
-        }
-    }
+    let cmd = under_job_control(&fx, Some(&[]), program);
     let mut t = Terminal::spawn(cmd, 24, 80);
     t.expect("ready");
     t.send(b"\x1a");
@@ -415,4 +403,34 @@ fn a_long_attribute_sequence_cut_by_a_prompt_is_replayed_whole() {
         "{back:?}"
     );
     t.wait();
+}
+
+/// `sluice run -- sh -c PROGRAM` under a job-control shell that says when
+/// the job stopped and continues it with `fg` (as
+/// `ctrl_z_suspends_the_session_and_fg_continues_it`), or
+/// (`None`) the program itself under that shell.
+pub(super) fn under_job_control(fx: &Fixture, sluice: Option<&[&str]>, program: &str) -> Command {
+    let inner = if let Some(args) = sluice {
+        fx.sluice_command(args, &["/bin/sh", "-c", program])
+    } else {
+        let mut direct = Command::new("/bin/sh");
+        direct.args(["-c", program]).current_dir(&fx.ws_dir);
+        direct
+    };
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(r#"set -m; "$@"; echo "the job stopped"; fg >/dev/null; echo "status=$?""#)
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    if let Some(dir) = inner.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd
 }
