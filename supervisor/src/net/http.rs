@@ -77,6 +77,7 @@ async fn read_head(stream: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), String>
 /// HTTP/1.x` and its headers.
 pub(super) fn parse(head: &[u8]) -> Result<Request, String> {
     let text = std::str::from_utf8(head).map_err(|_| "the request head is not UTF-8")?;
+    stray_line_ends(head)?;
     let mut lines = text.split("\r\n");
     let line = lines.next().unwrap_or("");
     let mut parts = line.split(' ');
@@ -156,6 +157,33 @@ pub(super) fn parse(head: &[u8]) -> Result<Request, String> {
         port,
         forward,
     })
+}
+
+/// Refuses a bare CR or LF (not part of a CRLF) and NUL anywhere in the
+/// head. Lines are read here at CRLF, but many servers end a line at a
+/// bare LF or CR too (RFC 9112, 2.2, allows the LF): a `Host` header after
+/// one would pass as part of another line, and reach the server as a
+/// header of its own, past the `Host` replacement.
+fn stray_line_ends(head: &[u8]) -> Result<(), String> {
+    for (at, &byte) in head.iter().enumerate() {
+        let stray = match byte {
+            b'\r' => head.get(at + 1) != Some(&b'\n'),
+            b'\n' => at == 0 || head[at - 1] != b'\r',
+            0 => true,
+            _ => false,
+        };
+        if stray {
+            let what = match byte {
+                b'\r' => "a bare CR",
+                b'\n' => "a bare LF",
+                _ => "a NUL byte",
+            };
+            return Err(format!(
+                "{what} in the request head (its lines end with CRLF, and nothing else)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bad_target(target: &str) -> String {

@@ -2,7 +2,7 @@
 //! hosts`, by the person where `ask_hosts` says so, and to which addresses
 //! a name may lead; what the program and the person are told of a refusal.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use policies::Host;
 
@@ -13,8 +13,9 @@ use crate::audit::By;
 /// Whether a connection may go to `ip` for a host allowed by an `exact`
 /// rule, or else by a `*.` rule or a person's answer (who saw a name, not
 /// where it leads). Never an unspecified address (it reaches this machine);
-/// through a name not named exactly, never this machine's loopback or a
-/// link-local address (a cloud's metadata service at 169.254.169.254), in
+/// through a name not named exactly, never this machine's loopback, a
+/// link-local address (a cloud's metadata service at 169.254.169.254) nor
+/// a metadata service at another address ([`METADATA_SERVICES`]), in
 /// whatever form the resolver gives it (`::ffff:127.0.0.1` is loopback).
 pub(super) fn reachable(ip: IpAddr, exact: bool) -> bool {
     let ip = ip.to_canonical();
@@ -22,7 +23,26 @@ pub(super) fn reachable(ip: IpAddr, exact: bool) -> bool {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => v6.is_unicast_link_local(),
     };
-    !ip.is_unspecified() && (exact || !(ip.is_loopback() || link_local))
+    !ip.is_unspecified() && (exact || !(ip.is_loopback() || link_local || metadata_service(ip)))
+}
+
+/// Clouds' instance metadata services (credentials of the machine's role,
+/// its start-up scripts) and Azure's host agent, at addresses outside the
+/// link-local range: Alibaba Cloud's, Azure's WireServer, Oracle Cloud's
+/// older one, AWS's and Google Cloud's over IPv6. The others (AWS, Google,
+/// Azure, Oracle, OpenStack, DigitalOcean, Tencent: 169.254.169.254,
+/// 169.254.170.2, 169.254.0.23) are link-local already.
+pub(super) const METADATA_SERVICES: [IpAddr; 5] = [
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+    IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)),
+    IpAddr::V4(Ipv4Addr::new(192, 0, 0, 192)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+    IpAddr::V6(Ipv6Addr::new(0xfd20, 0xce, 0, 0, 0, 0, 0, 0x254)),
+];
+
+/// Whether `ip` (canonical) is one of [`METADATA_SERVICES`].
+fn metadata_service(ip: IpAddr) -> bool {
+    METADATA_SERVICES.contains(&ip)
 }
 
 /// The most hosts and ports whose refusal sluice says on stderr: a program
@@ -58,9 +78,10 @@ impl Context {
                 if let Host::Ip(ip) = host {
                     if !reachable(*ip, false) {
                         return Verdict::Refuse {
-                            reason: "a loopback or link-local address, never put to the person: name the \
-                                     service in [network] hosts"
-                                .to_owned(),
+                            reason:
+                                "a loopback, link-local or cloud metadata address, never put to \
+                                     the person: name the service in [network] hosts"
+                                    .to_owned(),
                             by: By::Rule,
                         };
                     }
@@ -142,6 +163,10 @@ impl Context {
                 _ => "an answer to ask_hosts does not reach (name the host in [network] hosts)",
             };
             let reason = match dropped.first() {
+                Some(a) if metadata_service(a.ip().to_canonical()) => format!(
+                    "{host} resolves to {} only, a cloud's metadata service, which {who}",
+                    a.ip()
+                ),
                 Some(a) => format!("{host} resolves to {} only, which {who}", a.ip()),
                 None => format!("{host} resolves to no address"),
             };

@@ -67,8 +67,23 @@ pub const PROXY_VARIABLES: [&str; 6] = [
 /// and the loopback services the policy names listen there.
 pub const NO_PROXY: &str = "localhost,127.0.0.1,::1";
 
+/// The most descriptors the proxy holds at once: with the broker's 256
+/// and sluice's own, within a 1,024 limit (the usual soft `RLIMIT_NOFILE`
+/// of the person's shell, which sluice keeps).
+const MAX_DESCRIPTORS: usize = 512;
+
+/// Directions relayed with `splice(2)` at once, each through a pipe of
+/// its own (two descriptors); the others are copied through user space,
+/// with none. Without this bound each connection held six descriptors
+/// (two sockets, two pipes), and 256 of them took the supervisor past a
+/// 1,024 limit: the guard's opens then failed (`EMFILE`) for the whole
+/// session.
+const SPLICED_DIRECTIONS: usize = 32;
+
 /// Connections served at once (program side); more wait to be accepted.
-const MAX_CONNECTIONS: usize = 256;
+/// Each holds up to two descriptors (the program's and the host's), and
+/// what is left of [`MAX_DESCRIPTORS`] goes to the splicing pipes.
+const MAX_CONNECTIONS: usize = (MAX_DESCRIPTORS - 2 * SPLICED_DIRECTIONS) / 2;
 
 /// How long a name's resolution and the connection to one of its addresses
 /// may take.
@@ -127,6 +142,8 @@ impl Upstream {
 /// What every connection consults.
 struct Context {
     hosts: HostPolicy,
+    /// One permit a direction relayed with a pipe ([`SPLICED_DIRECTIONS`]).
+    pipes: Arc<Semaphore>,
     upstream: Upstream,
     audit: Option<Recorder>,
     /// Who answers `ask_hosts` (the session's approvals); `None`: nobody,
@@ -180,6 +197,7 @@ impl Proxy {
         }
         let ctx = Arc::new(Context {
             hosts,
+            pipes: Arc::new(Semaphore::new(SPLICED_DIRECTIONS)),
             upstream,
             audit,
             approvals,
@@ -228,8 +246,8 @@ async fn serve(
     ctx: Arc<Context>,
     shutdown: CancellationToken,
 ) {
-    // One budget for every listener: each connection holds two of the
-    // supervisor's descriptors.
+    // One budget for every listener: each connection holds up to two of
+    // the supervisor's descriptors (and pipes within `ctx.pipes`).
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut loops = JoinSet::new();
     for (listener, (ip, port)) in loopback {
@@ -475,7 +493,7 @@ async fn pass(
         };
         first.extend_from_slice(&rest);
         if upstream.write_all(&first).await.is_ok() {
-            let (sent, received) = relay(&mut stream, &mut upstream, shutdown).await;
+            let (sent, received) = relay(&stream, &upstream, &ctx.pipes, shutdown).await;
             rec.sent = first.len() as u64 + sent;
             rec.received = received;
         }
@@ -563,28 +581,50 @@ async fn connect(addrs: &[SocketAddr]) -> io::Result<(TcpStream, SocketAddr)> {
 /// Copies both ways until both sides are done or the session ends; returns
 /// the bytes each way (program to host, host to program), counted as they
 /// move: a connection the session's end cuts is recorded with what it
-/// carried until then.
-async fn relay(a: &mut TcpStream, b: &mut TcpStream, shutdown: &CancellationToken) -> (u64, u64) {
+/// carried until then. A direction is spliced when one of `pipes`'
+/// permits is free, else copied through user space.
+async fn relay(
+    a: &TcpStream,
+    b: &TcpStream,
+    pipes: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> (u64, u64) {
     let (there, back) = (AtomicU64::new(0), AtomicU64::new(0));
     tokio::select! {
         _ = shutdown.cancelled() => {}
-        _ = async { tokio::join!(splice_one_way(a, b, &there), splice_one_way(b, a, &back)) } => {}
+        _ = async {
+            tokio::join!(one_way(a, b, pipes, &there), one_way(b, a, pipes, &back))
+        } => {}
     }
     (there.into_inner(), back.into_inner())
 }
 
+/// Moves what `src` receives to `dst` until its end, then shuts `dst`'s
+/// sending side; spliced while a pipe permit is held ([`splice_one_way`]),
+/// else through a buffer ([`copy_one_way`]).
+async fn one_way(src: &TcpStream, dst: &TcpStream, pipes: &Arc<Semaphore>, moved: &AtomicU64) {
+    let spliced = match pipes.clone().try_acquire_owned() {
+        Ok(_permit) => splice_one_way(src, dst, moved).await,
+        Err(_) => false,
+    };
+    if !spliced {
+        copy_one_way(src, dst, moved).await;
+    }
+    let _ = nix::sys::socket::shutdown(dst.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+}
+
 /// Moves what `src` receives to `dst` through a pipe with `splice(2)`, so
 /// the bytes stay in the kernel (a copy through user space halved the rate
-/// on loopback: `cargo bench --bench net`); at `src`'s end, shuts `dst`'s
-/// sending side. Adds the bytes moved to `moved` as they go; an error ends
-/// this direction.
-async fn splice_one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) {
+/// on loopback: `cargo bench --bench net`), until `src`'s end or an error.
+/// Adds the bytes moved to `moved` as they go. `false` when no pipe could
+/// be made (nothing moved: copy instead).
+async fn splice_one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) -> bool {
     use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
     // As much as one pipe holds at a time.
     const CHUNK: usize = 1 << 20;
     let Ok((from_pipe, into_pipe)) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
     else {
-        return;
+        return false;
     };
     // Best effort: a larger pipe means fewer calls.
     let _ = fcntl(&into_pipe, FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
@@ -597,7 +637,7 @@ async fn splice_one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) {
             })
             .await;
         let mut left = match read {
-            Ok(0) | Err(_) => break,
+            Ok(0) | Err(_) => return true,
             Ok(n) => n,
         };
         // The pipe holds `left` bytes: `EAGAIN` means `dst` is full.
@@ -608,7 +648,7 @@ async fn splice_one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) {
                 })
                 .await;
             match written {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return true,
                 Ok(n) => {
                     left -= n;
                     moved.fetch_add(n as u64, Ordering::Relaxed);
@@ -616,7 +656,38 @@ async fn splice_one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) {
             }
         }
     }
-    let _ = nix::sys::socket::shutdown(dst.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+}
+
+/// Moves what `src` receives to `dst` through a buffer, until `src`'s end
+/// or an error; adds the bytes moved to `moved` as they go.
+async fn copy_one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if src.readable().await.is_err() {
+            return;
+        }
+        let n = match src.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        };
+        let mut at = 0;
+        while at < n {
+            if dst.writable().await.is_err() {
+                return;
+            }
+            match dst.try_write(&buf[at..n]) {
+                Ok(0) => return,
+                Ok(w) => {
+                    at += w;
+                    moved.fetch_add(w as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 /// A connection to a loopback service's port in the program's namespace:
@@ -644,11 +715,12 @@ async fn loopback_service(
         duration_ms: 0,
     };
     match connect(&[SocketAddr::new(ip, port)]).await {
-        Ok((mut upstream, addr)) => {
+        Ok((upstream, addr)) => {
             rec.address = Some(addr.to_string());
             match ctx.record_open(&rec) {
                 Ok(()) => {
-                    (rec.sent, rec.received) = relay(&mut stream, &mut upstream, &shutdown).await;
+                    (rec.sent, rec.received) =
+                        relay(&stream, &upstream, &ctx.pipes, &shutdown).await;
                 }
                 Err(e) => {
                     rec.decision = Decision::Error;

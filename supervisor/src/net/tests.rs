@@ -12,6 +12,7 @@ fn hosts(rules: &[&str]) -> HostPolicy {
 fn ctx(rules: &[&str]) -> Context {
     Context {
         hosts: hosts(rules),
+        pipes: Arc::new(Semaphore::new(SPLICED_DIRECTIONS)),
         upstream: Upstream::Direct,
         audit: None,
         approvals: None,
@@ -100,6 +101,28 @@ fn the_host_header_sent_on_is_the_host_judged() {
         out.starts_with("GET / HTTP/1.1\r\nHost: [::1]\r\n"),
         "{out}"
     );
+}
+
+/// A header after a bare LF or CR (or a NUL) is a header of its own to
+/// many servers, not part of the line the proxy read: refused, in a
+/// header and after the request line's version. Control: the same head
+/// with CRLF passes.
+#[test]
+fn a_stray_line_end_in_the_head_is_refused() {
+    for head in [
+        &b"GET http://allowed.example/ HTTP/1.1\r\nX-A: a\nHost: denied.example\r\n\r\n"[..],
+        b"GET http://allowed.example/ HTTP/1.1\nHost:denied.example\r\n\r\n",
+        b"GET http://allowed.example/ HTTP/1.1\r\nX-A: a\rHost: denied.example\r\n\r\n",
+        b"GET http://allowed.example/ HTTP/1.1\r\nX-A: a\0Host: denied.example\r\n\r\n",
+        b"\nGET http://allowed.example/ HTTP/1.1\r\n\r\n",
+        b"CONNECT allowed.example:443 HTTP/1.1\r\nX-A: \r\r\n\r\n",
+    ] {
+        let err = parse(head).unwrap_err();
+        assert!(err.contains("in the request head"), "{err}");
+    }
+    let ok = b"GET http://allowed.example/ HTTP/1.1\r\nX-A: a\r\nHost: denied.example\r\n\r\n";
+    let out = String::from_utf8(parse(ok).unwrap().forward).unwrap();
+    assert!(!out.contains("denied"), "{out}");
 }
 
 #[test]
@@ -227,8 +250,18 @@ fn names_not_named_exactly_never_reach_this_machine_or_link_local_addresses() {
         "169.254.169.254",
         "::ffff:169.254.169.254",
         "fe80::1",
+        "100.100.100.200",
+        "::ffff:100.100.100.200",
+        "168.63.129.16",
+        "192.0.0.192",
+        "fd00:ec2::254",
+        "fd20:ce::254",
     ] {
         assert!(!reachable(ip(bad), false), "{bad} reachable through a name");
+    }
+    // Named exactly, a metadata service is the person's to reach.
+    for service in super::judge::METADATA_SERVICES {
+        assert!(reachable(service, true), "{service}");
     }
     // An exact rule may name a loopback service, never "any address".
     assert!(reachable(ip("127.0.0.1"), true));
@@ -240,6 +273,8 @@ fn names_not_named_exactly_never_reach_this_machine_or_link_local_addresses() {
         "93.184.215.14",
         "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
         "10.1.2.3",
+        "100.100.100.201",
+        "fd00:ec2::253",
     ] {
         assert!(reachable(ip(good), false), "{good}");
         assert!(reachable(ip(good), true), "{good}");
