@@ -690,3 +690,47 @@ fn refused_names_are_never_looked_up() {
     );
     assert!(out.stdout.contains("HTTP/1.1 502"), "{out}");
 }
+
+/// An address written as the C library's resolver reads it (`0x7f.1`,
+/// `2130706433`, `0300.0250.0.1`) was a name to the proxy: put to the
+/// person as a name (a loopback address among them, which is never asked
+/// about), shown as written (`010.0.0.1`, which reads as 10.0.0.1, is
+/// 8.0.0.1). Now each is the address it is: a loopback one refused without
+/// asking, another asked about and refused as that address. Control: the
+/// dotted address the same.
+#[test]
+fn an_address_in_another_form_is_judged_and_shown_as_the_address() {
+    let net = Net::new();
+    let p = net.server.port;
+    let policy = net.fx.write_policy(
+        "ask-all.toml",
+        "extends = [\"default\"]\n[network]\nask_hosts = true\n",
+    );
+    let requests: Vec<String> = [
+        format!("0x7f.1:{p}"),
+        format!("2130706433:{p}"),
+        format!("127.0.0.1:{p}"),
+        format!("0300.0250.0.1:{p}"),
+        format!("192.168.0.1:{p}"),
+    ]
+    .iter()
+    .map(|t| format!("CONNECT {t} HTTP/1.1\r\n\r\n"))
+    .collect();
+    let out = net.run(
+        &["--policy", &policy, "--approve", "deny"],
+        &strs(&raw_replies(&requests)),
+    );
+    let got = replies(&out.stdout, requests.len());
+    for reply in &got[..3] {
+        assert!(reply.starts_with("HTTP/1.1 403"), "{reply}\n{out}");
+        assert!(reply.contains("never put to the person"), "{reply}\n{out}");
+    }
+    for reply in &got[3..] {
+        assert!(reply.starts_with("HTTP/1.1 403"), "{reply}\n{out}");
+        assert!(
+            reply.contains(&format!("refused the connection to 192.168.0.1:{p}")),
+            "{reply}\n{out}"
+        );
+    }
+    assert!(!out.stderr.contains("0300"), "shown as written: {out}");
+}
