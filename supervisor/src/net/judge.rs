@@ -16,14 +16,34 @@ use crate::audit::By;
 /// through a name not named exactly, never this machine's loopback, a
 /// link-local address (a cloud's metadata service at 169.254.169.254) nor
 /// a metadata service at another address ([`METADATA_SERVICES`]), in
-/// whatever form the resolver gives it (`::ffff:127.0.0.1` is loopback).
+/// whatever form the resolver gives it: an IPv6 address that carries an
+/// IPv4 one is judged as both (`::ffff:127.0.0.1` is loopback; so is
+/// `64:ff9b::7f00:1`, which a NAT64 gateway translates to 127.0.0.1, and
+/// the deprecated `::127.0.0.1`, which a `sit` tunnel sends to it).
 pub(super) fn reachable(ip: IpAddr, exact: bool) -> bool {
-    let ip = ip.to_canonical();
-    let link_local = match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    let one = |ip: IpAddr| {
+        let link_local = match ip {
+            IpAddr::V4(v4) => v4.is_link_local(),
+            IpAddr::V6(v6) => v6.is_unicast_link_local(),
+        };
+        !ip.is_unspecified() && (exact || !(ip.is_loopback() || link_local || metadata_service(ip)))
     };
-    !ip.is_unspecified() && (exact || !(ip.is_loopback() || link_local || metadata_service(ip)))
+    let ip = ip.to_canonical();
+    one(ip) && carried_ipv4(ip).is_none_or(|v4| one(IpAddr::V4(v4)))
+}
+
+/// The IPv4 address an IPv6 one carries where it reaches that address by
+/// a translator or a tunnel: NAT64's well-known prefix `64:ff9b::/96` and
+/// its local-use `64:ff9b:1::/48` (RFC 6052, RFC 8215; the last 32 bits),
+/// and IPv4-compatible addresses `::a.b.c.d` (but `::` and `::1`).
+/// IPv4-mapped ones are made IPv4 by `to_canonical` already.
+fn carried_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else { return None };
+    let s = v6.segments();
+    let last = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..3] == [0x64, 0xff9b, 1];
+    let compatible = s[..6] == [0; 6] && u32::from(last) > 1;
+    (nat64 || compatible).then_some(last)
 }
 
 /// Clouds' instance metadata services (credentials of the machine's role,

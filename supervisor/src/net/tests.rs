@@ -256,8 +256,19 @@ fn names_not_named_exactly_never_reach_this_machine_or_link_local_addresses() {
         "192.0.0.192",
         "fd00:ec2::254",
         "fd20:ce::254",
+        // Translated or tunnelled to an IPv4 address: NAT64, IPv4-compatible.
+        "64:ff9b::7f00:1",
+        "64:ff9b::169.254.169.254",
+        "64:ff9b:1::a9fe:a9fe",
+        "64:ff9b::100.100.100.200",
+        "::127.0.0.1",
+        "::169.254.169.254",
     ] {
         assert!(!reachable(ip(bad), false), "{bad} reachable through a name");
+    }
+    // Unspecified, whatever carries it and whoever names it.
+    for nothing in ["64:ff9b::", "64:ff9b::0.0.0.0"] {
+        assert!(!reachable(ip(nothing), true), "{nothing}");
     }
     // Named exactly, a metadata service is the person's to reach.
     for service in super::judge::METADATA_SERVICES {
@@ -275,6 +286,9 @@ fn names_not_named_exactly_never_reach_this_machine_or_link_local_addresses() {
         "10.1.2.3",
         "100.100.100.201",
         "fd00:ec2::253",
+        "64:ff9b::93.184.215.14",
+        "::2",
+        "2001:db8::7f00:1",
     ] {
         assert!(reachable(ip(good), false), "{good}");
         assert!(reachable(ip(good), true), "{good}");
