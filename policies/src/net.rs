@@ -136,8 +136,52 @@ impl Host {
             return Some(Host::Ip(ip));
         }
         let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+        if let Some(ip) = ipv4_in_any_form(&name) {
+            return Some(Host::Ip(IpAddr::V4(ip)));
+        }
         valid_name(&name).then_some(Host::Name(name))
     }
+}
+
+/// An IPv4 address in the forms the C library's resolver reads as one
+/// (`inet_aton`): one to four parts, each decimal, octal (a leading `0`)
+/// or hexadecimal (`0x`), the last filling the bytes left (`127.1`,
+/// `0x7f.1`, `2130706433`, `0177.0.0.1`). `getaddrinfo` answers such a
+/// "name" with that address, without asking a name server: it is judged,
+/// shown to the person and recorded as the address it is (`010.0.0.1` is
+/// 8.0.0.1), never as a name.
+fn ipv4_in_any_form(text: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<u32> = text
+        .split('.')
+        .map(|part| {
+            let lower = part.to_ascii_lowercase();
+            if let Some(hex) = lower.strip_prefix("0x") {
+                match hex {
+                    "" => Some(0),
+                    hex => u32::from_str_radix(hex, 16).ok(),
+                }
+            } else if part.len() > 1 && part.starts_with('0') {
+                u32::from_str_radix(&part[1..], 8).ok()
+            } else if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+                part.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()?;
+    let (last, first) = parts.split_last()?;
+    if first.len() > 3 || first.iter().any(|&p| p > 255) {
+        return None;
+    }
+    let bits = 8 * (4 - first.len() as u32);
+    if bits < 32 && *last >> bits != 0 {
+        return None;
+    }
+    let high = first
+        .iter()
+        .enumerate()
+        .fold(0u32, |acc, (i, &p)| acc | (p << (24 - 8 * i as u32)));
+    Some(std::net::Ipv4Addr::from(high | last))
 }
 
 impl fmt::Display for Host {
@@ -382,6 +426,47 @@ mod tests {
             "http://x.com",
         ] {
             assert!(bad.parse::<HostRule>().is_err(), "{bad}");
+        }
+    }
+
+    /// Every form the C library's resolver reads as an IPv4 address is
+    /// that address (it asks no name server for it); other numbers are
+    /// names.
+    #[test]
+    fn ipv4_addresses_in_every_form_are_addresses() {
+        let v4 = |t: &str| Some(Host::Ip(t.parse().unwrap()));
+        for (form, ip) in [
+            ("2130706433", "127.0.0.1"),
+            ("0x7f000001", "127.0.0.1"),
+            ("0x7f.1", "127.0.0.1"),
+            ("0X7F.0.0.1", "127.0.0.1"),
+            ("127.1", "127.0.0.1"),
+            ("127.0.1", "127.0.0.1"),
+            ("0177.0.0.1", "127.0.0.1"),
+            ("127.0.0.1.", "127.0.0.1"),
+            ("010.0.0.1", "8.0.0.1"),
+            ("0300.0250.0.1", "192.168.0.1"),
+            ("0x64.0x64.0x64.0xc8", "100.100.100.200"),
+            ("0", "0.0.0.0"),
+            ("4294967295", "255.255.255.255"),
+        ] {
+            assert_eq!(Host::parse(form), v4(ip), "{form}");
+        }
+        for name in [
+            "4294967296",
+            "256.0.0.1",
+            "1.2.3.4.5",
+            "08.0.0.1",
+            "0x.example",
+            "1.2.3.x",
+            "1..2",
+            "127.0.0.256",
+            "1.2.65536",
+        ] {
+            assert!(
+                !matches!(Host::parse(name), Some(Host::Ip(_))),
+                "{name} is not an address"
+            );
         }
     }
 
