@@ -734,3 +734,81 @@ fn an_address_in_another_form_is_judged_and_shown_as_the_address() {
     }
     assert!(!out.stderr.contains("0300"), "shown as written: {out}");
 }
+
+/// What a host prompt shows is a name of ASCII letters, digits, `-`, `_`
+/// and dots, or an address: a name carrying a terminal escape, a
+/// right-to-left override (which shows `moc.evil` reversed), a Cyrillic
+/// homoglyph of `a`, or a C1 control, in a CONNECT, a plain-HTTP request
+/// or SOCKS5, is refused as malformed before anyone is asked (under
+/// `--approve allow`, nothing is allowed and nothing is recorded as
+/// answered). Control: the same request with the plain name is served
+/// (a rule allows it, since an answer never reaches the test server's
+/// loopback address).
+#[test]
+fn names_that_would_mislead_the_person_are_never_put_to_them() {
+    let net = Net::new();
+    let p = net.server.port;
+    let policy = net.fx.write_policy(
+        "ask-all.toml",
+        "extends = [\"default\"]\n[network]\nask_hosts = true\n",
+    );
+    let bad_names = [
+        "allowed.test\u{1b}[2K\u{1b}[1G",
+        "allowed.test\u{202e}tset.rehto",
+        "\u{430}llowed.test",
+        "allowed.test\u{9b}31m",
+    ];
+    let mut requests: Vec<String> = Vec::new();
+    for name in bad_names {
+        requests.push(format!("CONNECT {name}:{p} HTTP/1.1\r\n\r\n"));
+        requests.push(format!("GET http://{name}:{p}/index.html HTTP/1.1\r\n\r\n"));
+    }
+    // The control, last: the plain name, allowed by the answer.
+    requests.push(format!(
+        "GET http://allowed.test:{p}/index.html HTTP/1.1\r\n\r\n"
+    ));
+    // The requests as UTF-8 bytes.
+    let utf8: Vec<String> = requests
+        .iter()
+        .map(|r| r.bytes().map(char::from).collect())
+        .collect();
+    let n = utf8.len();
+    let before = net.server.hits();
+    let allow = net.allow("allowed.test");
+    let out = net.run(
+        &["--policy", &policy, "--approve", "allow", &allow],
+        &strs(&raw_replies(&utf8)),
+    );
+    let got = replies(&out.stdout, n);
+    for (i, reply) in got[..n - 1].iter().enumerate() {
+        assert!(
+            reply.starts_with("HTTP/1.1 400"),
+            "request {i} {:?}: {reply}\n{out}",
+            requests[i]
+        );
+    }
+    assert!(got[n - 1].starts_with("HTTP/1.0 200"), "{got:?}\n{out}");
+    assert_eq!(net.server.hits(), before + 1);
+    // SOCKS5 names too: the greeting's method, then a refusal (no
+    // success reply) for each, and none reaches the server.
+    let socks: Vec<String> = bad_names
+        .iter()
+        .map(|name| {
+            let mut r: Vec<u8> = vec![5, 1, 0, 5, 1, 0, 3, name.len() as u8];
+            r.extend_from_slice(name.as_bytes());
+            r.extend_from_slice(&p.to_be_bytes());
+            r.into_iter().map(char::from).collect()
+        })
+        .collect();
+    let out = net.run(
+        &["--policy", &policy, "--approve", "allow", &allow],
+        &strs(&raw_replies(&socks)),
+    );
+    let got = replies(&out.stdout, socks.len());
+    for reply in &got {
+        // `05 00` (no authentication), then no `05 00` success reply.
+        assert!(reply.starts_with("\u{5}\u{0}"), "{got:?}\n{out}");
+        assert!(!reply[2..].starts_with("\u{5}\u{0}"), "{got:?}\n{out}");
+    }
+    assert_eq!(net.server.hits(), before + 1);
+}
