@@ -588,6 +588,19 @@ fn works_unprivileged() {
     assert_eq!(net.server.hits(), before);
 }
 
+/// The name a DNS query `q` (its header first) asks about, in lower case,
+/// and where its question (labels, then type and class) ends.
+pub(super) fn dns_question(q: &[u8]) -> (String, usize) {
+    let (mut at, mut labels) = (12, Vec::new());
+    while at < q.len() && q[at] != 0 {
+        let n = q[at] as usize;
+        let end = (at + 1 + n).min(q.len());
+        labels.push(String::from_utf8_lossy(&q[at + 1..end]).to_lowercase());
+        at += 1 + n;
+    }
+    (labels.join("."), (at + 5).min(q.len()))
+}
+
 /// A DNS server over TCP on `ip`:53 answering `name` A 127.0.0.1 (and
 /// NXDOMAIN for other names); counts the queries.
 fn dns_over_tcp(ip: &str, name: &str) -> Arc<AtomicUsize> {
@@ -609,16 +622,9 @@ fn dns_over_tcp(ip: &str, name: &str) -> Arc<AtomicUsize> {
                     return;
                 }
                 counted.fetch_add(1, Ordering::SeqCst);
-                // The question: labels, then type and class.
-                let (mut at, mut labels) = (12, Vec::new());
-                while at < q.len() && q[at] != 0 {
-                    let n = q[at] as usize;
-                    labels.push(String::from_utf8_lossy(&q[at + 1..at + 1 + n]).to_lowercase());
-                    at += 1 + n;
-                }
-                let end = at + 5;
-                let qtype = u16::from_be_bytes([q[at + 1], q[at + 2]]);
-                let known = labels.join(".") == name;
+                let (asked, end) = dns_question(&q);
+                let qtype = u16::from_be_bytes([q[end - 4], q[end - 3]]);
+                let known = asked == name;
                 let mut r = q[..2].to_vec();
                 r.extend_from_slice(&[0x81, if known { 0x80 } else { 0x83 }]);
                 let answers = u16::from(known && qtype == 1);

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use sluice_tests::{execute, Fixture, Outcome};
 
-use super::net_hosts::{around, strs, Net, PROXY_PORT, PYTHON};
+use super::net_ask::asking_policy;
+use super::net_hosts::{around, dns_question, strs, Net, PROXY_PORT, PYTHON};
 
 /// A Python HTTP server on 127.0.0.1 that answers every GET with the
 /// `Host` headers it parsed, `HOSTS a|b` (Python's parser, like many,
@@ -267,10 +268,7 @@ fn a_clouds_metadata_service_is_out_of_a_wildcards_and_an_answers_reach() {
         "the refusal says why: {out}"
     );
     // Answers to `ask_hosts`: a name, and the addresses themselves.
-    let policy = net.fx.write_policy(
-        "ask-all.toml",
-        "extends = [\"default\"]\n[network]\nask_hosts = true\n",
-    );
+    let policy = asking_policy(&net.fx, "true");
     let mut asked = urls.clone();
     for (_, ip) in METADATA {
         let host = match ip.contains(':') {
@@ -551,16 +549,6 @@ fn an_mptcp_connect_never_passes_the_tcp_modes_ports() {
 /// A name server on `ip`:53, UDP and TCP, that records every name it is
 /// asked and answers NXDOMAIN.
 fn dns_sink(ip: &str) -> Arc<std::sync::Mutex<Vec<String>>> {
-    fn name_of(q: &[u8]) -> (String, usize) {
-        let (mut at, mut labels) = (12, Vec::new());
-        while at < q.len() && q[at] != 0 {
-            let n = q[at] as usize;
-            let end = (at + 1 + n).min(q.len());
-            labels.push(String::from_utf8_lossy(&q[at + 1..end]).to_lowercase());
-            at += 1 + n;
-        }
-        (labels.join("."), (at + 5).min(q.len()))
-    }
     fn nxdomain(q: &[u8], end: usize) -> Vec<u8> {
         let mut r = q[..2].to_vec();
         r.extend_from_slice(&[0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -577,7 +565,7 @@ fn dns_sink(ip: &str) -> Arc<std::sync::Mutex<Vec<String>>> {
             if n < 12 {
                 continue;
             }
-            let (name, end) = name_of(&buf[..n]);
+            let (name, end) = dns_question(&buf[..n]);
             seen.lock().unwrap().push(name);
             let _ = udp.send_to(&nxdomain(&buf[..n], end), from);
         }
@@ -594,7 +582,7 @@ fn dns_sink(ip: &str) -> Arc<std::sync::Mutex<Vec<String>>> {
             if stream.read_exact(&mut q).is_err() || q.len() < 12 {
                 continue;
             }
-            let (name, end) = name_of(&q);
+            let (name, end) = dns_question(&q);
             seen.lock().unwrap().push(name);
             let r = nxdomain(&q, end);
             let mut out = (r.len() as u16).to_be_bytes().to_vec();
@@ -669,10 +657,7 @@ fn refused_names_are_never_looked_up() {
     assert!(out.stdout.contains("own lookup"), "{out}");
     let out_none = run(&["--net", "none"], &lookups("control.wild.test"));
     assert!(out_none.stdout.contains("own lookup"), "{out_none}");
-    let policy = net.fx.write_policy(
-        "ask-all.toml",
-        "extends = [\"default\"]\n[network]\nask_hosts = true\n",
-    );
+    let policy = asking_policy(&net.fx, "true");
     let out_ask = run(
         &["--policy", &policy, "--approve", "deny"],
         &lookups("x.test"),
@@ -702,10 +687,7 @@ fn refused_names_are_never_looked_up() {
 fn an_address_in_another_form_is_judged_and_shown_as_the_address() {
     let net = Net::new();
     let p = net.server.port;
-    let policy = net.fx.write_policy(
-        "ask-all.toml",
-        "extends = [\"default\"]\n[network]\nask_hosts = true\n",
-    );
+    let policy = asking_policy(&net.fx, "true");
     let requests: Vec<String> = [
         format!("0x7f.1:{p}"),
         format!("2130706433:{p}"),
@@ -748,10 +730,7 @@ fn an_address_in_another_form_is_judged_and_shown_as_the_address() {
 fn names_that_would_mislead_the_person_are_never_put_to_them() {
     let net = Net::new();
     let p = net.server.port;
-    let policy = net.fx.write_policy(
-        "ask-all.toml",
-        "extends = [\"default\"]\n[network]\nask_hosts = true\n",
-    );
+    let policy = asking_policy(&net.fx, "true");
     let bad_names = [
         "allowed.test\u{1b}[2K\u{1b}[1G",
         "allowed.test\u{202e}tset.rehto",
