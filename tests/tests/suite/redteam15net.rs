@@ -791,3 +791,67 @@ fn names_that_would_mislead_the_person_are_never_put_to_them() {
     }
     assert_eq!(net.server.hits(), before + 1);
 }
+
+/// A Unix socket listener at `path` (its directory made), non-blocking;
+/// how many connections it got is [`arrived`].
+fn unix_listener(path: &std::path::Path) -> std::os::unix::net::UnixListener {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let _ = fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    listener
+}
+
+fn arrived(listener: &std::os::unix::net::UnixListener) -> usize {
+    std::iter::from_fn(|| listener.accept().ok()).count()
+}
+
+/// The person's Unix sockets by path in every network mode: an X server's
+/// (`/tmp/.X11-unix` is in the host's `/tmp`, which no policy tree holds),
+/// an ssh agent's named by `SSH_AUTH_SOCK` (passed to the program), and
+/// the session bus and Docker's, at their usual places in the home
+/// directory and `/run`-like trees outside the policy. The network mode
+/// changes the program's network namespace, not its view of the files:
+/// none exists in the sandbox in any mode. Control: each reached outside
+/// sluice, and a socket in the workspace reached in every mode.
+#[test]
+fn the_persons_unix_sockets_are_out_of_reach_in_every_network_mode() {
+    let fx = Fixture::new(super::net_hosts::PROBE);
+    let x11 = std::path::PathBuf::from(format!(
+        "/tmp/.X11-unix-sluice-test-{}/X99",
+        std::process::id()
+    ));
+    let targets = [
+        x11.clone(),
+        fx.root().join("home/.ssh/agent.sock"),
+        fx.root().join("outside/run/user/1000/bus"),
+        fx.root().join("outside/var/run/docker.sock"),
+    ];
+    let listeners: Vec<_> = targets.iter().map(|p| unix_listener(p)).collect();
+    let inside = fx.ws_dir.join("ok.sock");
+    let inside_listener = unix_listener(&inside);
+    for (path, listener) in targets.iter().zip(&listeners) {
+        fx.direct(&["unix-connect", path.to_str().unwrap()])
+            .assert_ok();
+        assert_eq!(arrived(listener), 1, "the control for {path:?}");
+    }
+    let agent = format!("SSH_AUTH_SOCK={}", targets[1].display());
+    for mode in [
+        vec!["--net", "none"],
+        vec!["--net", "tcp:443"],
+        vec!["--allow-host", "example.test"],
+        vec!["--net", "all"],
+    ] {
+        let mut args = mode.clone();
+        args.extend(["--env", &agent]);
+        fx.sluice(&args, &["unix-connect", inside.to_str().unwrap()])
+            .assert_ok();
+        assert_eq!(arrived(&inside_listener), 1, "the control ({mode:?})");
+        for (path, listener) in targets.iter().zip(&listeners) {
+            fx.sluice(&args, &["unix-connect", path.to_str().unwrap()])
+                .assert_blocked();
+            assert_eq!(arrived(listener), 0, "{path:?} reached ({mode:?})");
+        }
+    }
+    let _ = fs::remove_dir_all(x11.parent().unwrap());
+}
