@@ -52,23 +52,28 @@ fn repository(fx: &Fixture) {
 
 /// Writes [`PAYLOAD`] where the session's end quotes what it finds: a line
 /// of `.git/info/exclude` (the exclude file moved aside, its lines said), a
-/// sparse-checkout pattern, and a replace ref's name in `packed-refs`; and
-/// prints it itself, which the relay filters (the control).
+/// sparse-checkout pattern, and a replace ref's name in `packed-refs`; as
+/// the value of a `core.worktree` the guard refuses during the session,
+/// quoting it; and prints it itself, which the relay filters (the control).
 const PLANT: &str = r#"
 p="$(printf 'x\033]52;c;cHduZWQ=\007\302\2336n\342\200\256hs.live\330\234y')"
 printf '%s\n' "$p" >> .git/info/exclude
 printf '%s\n' "$p" > .git/info/sparse-checkout
 h=$(git rev-parse HEAD)
 printf '%s refs/replace/%s\n' "$h" "$p" >> .git/packed-refs
+cp .git/config c.new
+printf '[core]\n\tworktree = "/%s"\n' "$p" >> c.new
+mv c.new .git/config || echo refused
 printf 'own output: %s\n' "$p"
 echo planted
 "#;
 
 /// The session's end says what the program changed in the person's
 /// repository (an exclude file, sparse-checkout patterns, a replace ref),
-/// quoting what it wrote there. Those notices are sluice's own, written on
-/// its stderr, the person's terminal, after the relay stopped filtering the
-/// program's output: the program's bytes in them must be shown escaped, or
+/// quoting what it wrote there, and the guard says during the session why
+/// it refused a git configuration, quoting its `core.worktree`. Those
+/// notices are sluice's own, written on its stderr, the person's terminal,
+/// past the relay that filters the program's output: the program's bytes in them must be shown escaped, or
 /// an OSC 52 there sets the person's clipboard and a status query types its
 /// answer into their shell, which the relay refuses the program's own
 /// output. On a terminal, under `default` and `--transparent`. Controls:
@@ -99,7 +104,12 @@ fn sluices_notices_after_the_session_carry_no_program_bytes_to_the_terminal() {
             }
         }
         // Control: the notices are there, naming what was written.
-        for notice in ["an exclude file", "sparse-checkout", "refs/replace/"] {
+        for notice in [
+            "an exclude file",
+            "sparse-checkout",
+            "refs/replace/",
+            "core.worktree",
+        ] {
             let line = shown
                 .lines()
                 .find(|l| l.contains(notice))
