@@ -173,3 +173,93 @@ fn the_audit_commands_json_shows_what_the_requester_chose_harmlessly() {
         "{doc}"
     );
 }
+
+/// Holds a shared `flock` and a POSIX read lock on `$1`, says so, and keeps
+/// them until `$2` exists.
+const HOLD_LOCKS: &str = r#"
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_SH)
+fcntl.lockf(fd, fcntl.LOCK_SH)
+print("locked", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+"#;
+
+/// Whether the person can take an exclusive `flock` and a write lock on
+/// `path` now, without waiting: `(flock, fcntl)`.
+fn person_can_lock(path: &std::path::Path) -> (bool, bool) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let fd = file.as_raw_fd();
+    // SAFETY: flock on an open descriptor.
+    let flock = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    // SAFETY: lockf on an open descriptor.
+    let fcntl = unsafe { libc::lockf(fd, libc::F_TLOCK, 0) } == 0;
+    (flock, fcntl)
+}
+
+/// Runs [`HOLD_LOCKS`] on `target` inside sluice with `args`; returns
+/// whether the person could lock it meanwhile.
+fn locks_while_the_program_holds_them(
+    fx: &Fixture,
+    args: &[&str],
+    target: &std::path::Path,
+) -> (bool, bool) {
+    use std::io::{BufRead, BufReader};
+    let go = fx.ws_dir.join("go");
+    let target_arg = target.to_str().unwrap();
+    let go_arg = go.to_str().unwrap();
+    let mut cmd = fx.sluice_command(
+        args,
+        &["/usr/bin/python3", "-c", HOLD_LOCKS, target_arg, go_arg],
+    );
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(Result::ok);
+    let can = person_can_lock(target);
+    std::fs::write(&go, "").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(first.as_deref(), Some("locked"), "{status}");
+    assert!(status.success(), "{status}");
+    can
+}
+
+/// A file of the person's that the policy lets the program read (here by
+/// `--allow-read`; under `default`, `/etc`, `/usr` and the package caches
+/// of the home directory) can be locked by the program, which holds a
+/// shared `flock` and a POSIX read lock on it for the whole session: the
+/// person's tools that take an exclusive lock on it (a `flock(1)` in a
+/// script, a SQLite database's writer, a cache guarded by a lock file)
+/// wait or fail until the session ends. Read leases are refused (red team
+/// 14); locks are not: the same calls on the program's own files are what
+/// SQLite, git's and cargo's locks use, and seccomp cannot tell whose file
+/// a descriptor is.
+#[test]
+#[ignore = "escape: the program locks the person's readable files for the session's length (flock, fcntl read locks); availability only"]
+fn the_program_cannot_hold_a_lock_on_the_persons_readable_files() {
+    let fx = Fixture::new(PROBE);
+    let target = fx.outside_dir.join("shared.db");
+    std::fs::write(&target, "data").unwrap();
+    let dir = fx.outside_dir.to_str().unwrap().to_owned();
+    let can = locks_while_the_program_holds_them(&fx, &["--allow-read", &dir], &target);
+    assert_eq!(can, (true, true), "the person's lock was refused");
+}
+
+/// Control: the program locks its own workspace files (what SQLite and
+/// git need), which the person then cannot lock meanwhile either; once
+/// the session ends every lock is gone.
+#[test]
+fn control_the_program_locks_its_own_files_and_the_locks_end_with_it() {
+    let fx = Fixture::new(PROBE);
+    let target = fx.ws_dir.join("own.db");
+    std::fs::write(&target, "data").unwrap();
+    let can = locks_while_the_program_holds_them(&fx, &[], &target);
+    assert_eq!(can, (false, false), "the program's locks did not hold");
+    assert_eq!(person_can_lock(&target), (true, true));
+}
