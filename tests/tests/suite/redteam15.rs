@@ -389,3 +389,74 @@ fn control_descriptors_in_flight_outside_sluice_stop_the_persons_passing() {
         "{said:?}\n{out}"
     );
 }
+
+/// The program plants a "stacked session's" record in its TMPDIR (the
+/// outer session keeps it, labelled, when it ends) whose records name the
+/// program's own session: a decision about a file it never asked for.
+/// `tail`, `stats` and a `--session` selection took each record's session
+/// from the record, so the reviewer saw the forged decision among the real
+/// session's. Records that name another session than their file's are not
+/// that file's (as `verify` says). Controls: the planted file is kept (so
+/// the review commands read it), `verify` fails it, and the session's real
+/// decision is shown.
+#[test]
+fn a_planted_record_puts_nothing_under_the_real_sessions_id() {
+    let fx = Fixture::with_broker(PROBE);
+    let policy = fx.broker_policy(&[]);
+    let notes = fx.brokered("allowed/notes.txt");
+    let first = fx.brokered_run(&policy, &[], &["broker-read", &notes]);
+    first.assert_code(0);
+    let earlier = only_session(&fx);
+    let line = records(&fx, &earlier)
+        .into_iter()
+        .find(|r| r["kind"] == "decision")
+        .expect("a decision");
+    let mut forged = line.clone();
+    forged["session"] = "__SESSION__".into();
+    forged["path_asked"] = "/forged/by/the/program".into();
+    forged["path_opened"] = "/forged/by/the/program".into();
+    std::fs::write(fx.ws_dir.join("forged.tmpl"), format!("{forged}\n")).unwrap();
+    let plant = "d=\"$TMPDIR/sluice-nested-state/audit\" && mkdir -p \"$d\" && \
+                 sed \"s/__SESSION__/$SLUICE_SESSION/\" forged.tmpl > \"$d/0123456789abcdef.jsonl\" && \
+                 echo \"planted by $SLUICE_SESSION\" && $0 broker-read \"$1\"";
+    let out = execute(fx.sluice_command(
+        &["--policy", &policy],
+        &["/bin/sh", "-c", plant, &fx.probe_path(), &notes],
+    ));
+    out.assert_code(0);
+    let session = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("planted by "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned();
+    // Control: the planted file was kept with the session's records.
+    assert!(
+        fx.audit_dir().join("0123456789abcdef.jsonl").exists(),
+        "{out}"
+    );
+    for args in [
+        vec!["tail"],
+        vec!["tail", "--json"],
+        vec!["tail", "--session", session.as_str()],
+        vec!["stats"],
+        vec!["stats", "--json"],
+        vec!["show", session.as_str()],
+    ] {
+        let shown = audit(&fx, &args);
+        shown.assert_code(0);
+        assert!(
+            !shown.stdout.contains("/forged/by/the/program"),
+            "audit {args:?} showed the planted decision\n{shown}"
+        );
+        // Control: the session's own decision is there (not for stats,
+        // which counts).
+        if args[0] != "stats" {
+            assert!(shown.stdout.contains("notes.txt"), "{args:?}\n{shown}");
+        }
+    }
+    // Control: verify fails the planted file.
+    let verified = audit(&fx, &["verify", "0123456789abcdef"]);
+    verified.assert_code(1);
+    assert!(verified.stdout.contains("FAILED"), "{verified}");
+}
