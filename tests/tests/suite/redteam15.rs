@@ -486,16 +486,16 @@ while i < len(data):
 print("named:", " ".join(sorted(names)), flush=True)
 "#;
 
-/// What [`WATCH`] on `dir` inside sluice with `args` says, while the person
-/// makes and reads `dir/salary-2027.ods` (once the watch is made).
-fn watched(fx: &Fixture, args: &[&str], dir: &Path) -> Vec<String> {
+/// What [`WATCH`] on `watch` (as the program names it, from the
+/// workspace) inside sluice with `args` says, while the person makes and
+/// reads `dir/salary-2027.ods` (once the watch is made).
+fn watched(fx: &Fixture, args: &[&str], watch: &str, dir: &Path) -> Vec<String> {
     use std::io::{BufRead, BufReader};
     let release = fx.ws_dir.join("release");
     let _ = std::fs::remove_file(&release);
-    let dir_arg = dir.to_str().unwrap();
     let mut cmd = fx.sluice_command(
         args,
-        &[PYTHON, "-c", WATCH, dir_arg, release.to_str().unwrap()],
+        &[PYTHON, "-c", WATCH, watch, release.to_str().unwrap()],
     );
     cmd.stdout(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -506,6 +506,7 @@ fn watched(fx: &Fixture, args: &[&str], dir: &Path) -> Vec<String> {
         let file = dir.join("salary-2027.ods");
         std::fs::write(&file, "figures").unwrap();
         std::fs::read(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
     }
     std::fs::write(&release, "").unwrap();
     said.extend(lines.map_while(Result::ok));
@@ -514,35 +515,50 @@ fn watched(fx: &Fixture, args: &[&str], dir: &Path) -> Vec<String> {
 }
 
 /// Under `--transparent` the host's tree stays in view and Landlock has no
-/// right for `inotify_add_watch`: the program watches a directory its
+/// right for `inotify_add_watch`: the program watched a directory its
 /// policy does not let it read (another project, `~/Documents`, the
-/// person's mail) and learns the name of every file the person makes,
-/// opens, reads or writes there, as it happens. Without `--transparent`
-/// such a directory is not in the program's view. Controls: under
-/// `default` the same watch finds nothing to watch; under `--transparent`
-/// a watch on the workspace names the file made there.
+/// person's mail) and learnt the name of every file the person made,
+/// opened, read or wrote there, as it happened. The supervisor now makes
+/// each watch itself, on what the sandbox may read only: the watch is
+/// refused (`EACCES`) and recorded, by its name, relative, and through a
+/// symlink in the workspace. Without `--transparent` such a directory is
+/// not in the program's view at all.
 #[test]
-#[ignore = "escape: under --transparent, inotify_add_watch on a directory outside the policy reports the names the person makes and opens there"]
 fn under_transparent_the_program_cannot_watch_what_it_may_not_read() {
     let fx = Fixture::new(PROBE);
     let private = fx.outside_dir.join("private");
     std::fs::create_dir_all(&private).unwrap();
-    let said = watched(&fx, &["--transparent"], &private);
-    assert!(!said.iter().any(|l| l.contains("salary")), "{said:?}");
+    std::os::unix::fs::symlink(&private, fx.ws_dir.join("link")).unwrap();
+    let relative = "../outside/private".to_owned();
+    for watch in [private.to_str().unwrap(), "link", relative.as_str()] {
+        let said = watched(&fx, &["--transparent"], watch, &private);
+        assert_eq!(said, ["refused: Permission denied"], "{watch}");
+    }
+    let session = sluice_tests::audit::sessions(&fx).pop().unwrap();
+    let refused = records(&fx, &session)
+        .into_iter()
+        .filter(|r| r["op"] == "watch" && r["decision"] == "denied")
+        .count();
+    assert_eq!(refused, 1, "the refusal is recorded");
 }
 
+/// Controls: under `default` the same watch finds nothing to watch (not in
+/// the view); under `--transparent` a watch on the workspace, by its name
+/// and relative, names the file made there.
 #[test]
 fn control_a_watch_names_what_the_policy_lets_the_program_read_and_nothing_outside_its_view() {
     let fx = Fixture::new(PROBE);
     let private = fx.outside_dir.join("private");
     std::fs::create_dir_all(&private).unwrap();
-    let said = watched(&fx, &[], &private);
+    let said = watched(&fx, &[], private.to_str().unwrap(), &private);
     assert!(said[0].starts_with("refused:"), "{said:?}");
     let own = fx.ws_dir.join("own");
     std::fs::create_dir_all(&own).unwrap();
-    let said = watched(&fx, &["--transparent"], &own);
-    assert!(
-        said.iter().any(|l| l.contains("salary-2027.ods")),
-        "{said:?}"
-    );
+    for watch in [own.to_str().unwrap(), "own", "./own/../own"] {
+        let said = watched(&fx, &["--transparent"], watch, &own);
+        assert!(
+            said.iter().any(|l| l.contains("salary-2027.ods")),
+            "{watch}: {said:?}"
+        );
+    }
 }
