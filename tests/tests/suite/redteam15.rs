@@ -4,13 +4,20 @@
 //! where it is already made harmless); `#[ignore = "escape: ..."]` marks
 //! one that still works, its reason says how.
 //!
-//! What sluice writes on the person's terminal by itself, past the relay's
-//! filter, must hold nothing the program chose unescaped: its notices after
-//! the session (what it found in the person's repositories and agents'
-//! state, quoting file contents and names the program wrote) and the audit
-//! commands' JSON output (`--json`, `--jsonl`, `tail --json`), read in a
-//! terminal like the rest. The escaper itself must cover every invisible
-//! character that reorders or hides text, not only the overrides.
+//! - What sluice writes on the person's terminal by itself, past the
+//!   relay's filter, holds nothing the program chose unescaped: its notices
+//!   (what the session's end found in the person's repositories, quoting
+//!   lines and names the program wrote; the guard's refusals, quoting a
+//!   git configuration's value) and the audit commands' output, JSON views
+//!   included. The escaper covers every invisible character that reorders
+//!   or hides text, not only the overrides (fixed).
+//! - A record planted as a stacked session's names the real session: the
+//!   review commands no longer put it under that session (fixed).
+//! - Under `--transparent`, an inotify watch on a directory outside the
+//!   policy reported the names the person made and opened there; watches
+//!   are now made by the supervisor on what the sandbox may read (fixed).
+//! - Locks on the person's readable files, and descriptors in flight
+//!   counted per user: availability, not fixed (ignored, with controls).
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,8 @@
 //! record (see [`crate::audit`]).
 //!
 //! Everything printed that a sandboxed program could have chosen (paths,
-//! its client name, reasons) goes through [`for_terminal`] first.
+//! its client name, reasons) goes through [`for_terminal`] first, and all
+//! output, the JSON views too, through [`TerminalSafe`].
 
 mod list;
 mod show;
