@@ -64,7 +64,7 @@ pub fn finish(name: &str, result: anyhow::Result<i32>) -> i32 {
         Ok(code) => code,
         Err(err) => {
             let code = err.downcast_ref::<Exit>().map_or(ERROR, |e| e.code);
-            eprintln!("{name}: {err:#}");
+            crate::say!("{name}: {err:#}");
             code
         }
     }

@@ -97,7 +97,7 @@ pub fn check(git: &[PathBuf], since: Since, session: &str) -> Vec<Quarantined> {
             session,
         };
         if let Err(e) = repo.check(&mut common_seen, &mut found) {
-            eprintln!(
+            crate::say!(
                 "sluice: could not check the git repository {} after the session ({e}): \
                  run `git fsck` there before trusting it",
                 dot_git.display()
@@ -279,7 +279,7 @@ impl Repo<'_> {
                 .find(|(n, _)| *n == derived[0])
                 .map_or(0, |(_, st)| st.st_size);
             if size > LARGE_PACK {
-                eprintln!(
+                crate::say!(
                     "sluice: verifying the git pack the session wrote, {} ({} MB)...",
                     pack_path.join(&derived[0]).display(),
                     size >> 20
@@ -314,7 +314,7 @@ impl Repo<'_> {
         let entries = match index::entries(&bytes, hash_len) {
             Ok(entries) => entries,
             Err(why) => {
-                eprintln!(
+                crate::say!(
                     "sluice: could not read the git index {} after the session ({why}): \
                      run `git update-index --really-refresh` there before reviewing with `git status`",
                     self.git_dir.join("index").display()
@@ -364,12 +364,12 @@ impl Repo<'_> {
             };
             let name = String::from_utf8_lossy(&e.name);
             match &written {
-                Ok(()) => eprintln!(
+                Ok(()) => crate::say!(
                     "sluice: the program changed {} and hid it from the person's `git status` \
                      and `git diff` ({how}); undone, `git status` shows it",
                     path.display()
                 ),
-                Err(err) => eprintln!(
+                Err(err) => crate::say!(
                     "sluice: the program changed {} and hid it from the person's `git status` \
                      and `git diff` ({how}), and the index could not be rewritten ({err}): run \
                      `git update-index --no-skip-worktree --no-assume-unchanged --really-refresh \
@@ -428,7 +428,7 @@ impl Repo<'_> {
             self.move_aside(&info, file, &path, &why, found);
             return;
         }
-        eprintln!(
+        crate::say!(
             "sluice: the program changed {}: the person's next checkout hides what it does not \
              name from the work tree ({}); check it with `git sparse-checkout list`",
             path.display(),
@@ -463,7 +463,7 @@ impl Repo<'_> {
             let Some((_, name)) = line.split_once(" refs/replace/") else {
                 continue;
             };
-            eprintln!(
+            crate::say!(
                 "sluice: the program made the replace ref refs/replace/{name} in {}: git shows \
                  another object in that one's place (`git replace -d {name}` there removes it)",
                 path.display()
@@ -487,12 +487,12 @@ impl Repo<'_> {
         let aside = format!("{name}.sluice-quarantine-{}", self.session);
         let moved = safe_open::rename_noreplace(dir.as_raw_fd(), name.as_bytes(), aside.as_bytes());
         match &moved {
-            Ok(()) => eprintln!(
+            Ok(()) => crate::say!(
                 "sluice: the program wrote {why}, {}; moved to {} (nothing deleted)",
                 path.display(),
                 path.with_file_name(&aside).display()
             ),
-            Err(e) => eprintln!(
+            Err(e) => crate::say!(
                 "sluice: the program wrote {why}, {}, and it could not be moved aside ({e}): \
                  run `git fsck` there before trusting the repository",
                 path.display()

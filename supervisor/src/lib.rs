@@ -15,6 +15,17 @@
 //! `allow(unsafe_code)`.
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 
+/// `eprintln!` for sluice's own notices to the person: the text is made
+/// harmless for the terminal first (`audit::escape::say`), since a notice
+/// may quote what the program chose and reaches the terminal past the
+/// relay's filter.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::audit::escape::say(format_args!($($arg)*))
+    };
+}
+
 #[cfg(target_os = "linux")]
 mod agent_state;
 pub mod approval;

@@ -49,13 +49,13 @@ pub fn sweep(paths: &[PathBuf], writable: &[PathBuf], session: &str) -> Vec<Quar
         let moved = created.move_aside(session);
         let shown = created.path.display();
         match &moved {
-            Ok(to) => eprintln!(
+            Ok(to) => crate::say!(
                 "sluice: the program created {shown}, where the policy keeps {} read-only \
                  (it did not exist at launch); moved to {}",
                 path.display(),
                 to.display()
             ),
-            Err(e) => eprintln!(
+            Err(e) => crate::say!(
                 "sluice: the program created {shown}, where the policy keeps {} read-only \
                  (it did not exist at launch), and it could not be moved aside ({e}): \
                  check it before using it outside the sandbox",

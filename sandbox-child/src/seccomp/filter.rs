@@ -417,7 +417,8 @@ fn user_namespace_rules() -> Vec<SyscallRule> {
 }
 
 /// The system calls handed to the supervisor for transparent brokering:
-/// those that open a file by name, `mkdir`, `unlink`, `rmdir`, `connect`, and those after which a thread id may
+/// those that open a file by name, `mkdir`, `unlink`, `rmdir`, `connect`,
+/// `inotify_add_watch`, and those after which a thread id may
 /// name another working directory (the supervisor remembers each thread's
 /// between calls, and forgets them all when one of these runs). Not
 /// `execve`: the program's own exec follows this filter, before the
@@ -444,6 +445,9 @@ pub fn notify_spec(ip_sockets: bool) -> FilterSpec {
     // Named unix sockets, which Landlock does not cover: the supervisor
     // decides, the connector connects (`crate::connector`).
     rules.push(notify(sys!(SYS_connect)));
+    // A watch, which Landlock does not cover either: the supervisor makes it
+    // on what the sandbox may read (`broker::transparent::watch`).
+    rules.push(notify(sys!(SYS_inotify_add_watch)));
     rules.extend(
         [
             sys!(SYS_chdir),

@@ -189,9 +189,9 @@ impl AgentState {
     pub(crate) fn end(self, kept: &Path, session: &str) {
         for item in self.items.iter().filter(|i| i.kind == Kind::ClaudeJson) {
             match write_back(item, kept, session) {
-                Ok(Some(said)) => eprintln!("sluice: {said}"),
+                Ok(Some(said)) => crate::say!("sluice: {said}"),
                 Ok(None) => {}
-                Err(e) => eprintln!(
+                Err(e) => crate::say!(
                     "sluice: {}: the program's changes were not written back: {e:#}",
                     item.real.display()
                 ),

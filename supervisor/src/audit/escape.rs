@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
 
 /// The stored text of a byte string: UTF-8 as is, `\` as `\\`, other bytes
 /// as `\xNN`. Borrows when there is nothing to escape.
@@ -76,30 +77,146 @@ pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Characters that would act on a terminal or mislead a reader instead of
-/// being shown: C0 and C1 controls, DEL, and the invisible formatting and
-/// bidirectional overrides that can make text read differently.
+/// being shown: C0 and C1 controls, DEL, the line and paragraph separators,
+/// and the invisible characters that reorder or hide text (Unicode's
+/// default-ignorable code points: the bidirectional overrides, isolates and
+/// marks, the Arabic letter mark, zero-width characters, fillers that show
+/// as nothing, variation selectors, tags).
 fn is_unsafe_for_terminal(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{34f}'
+                | '\u{61c}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff0}'..='\u{fffb}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e0fff}'
+        )
 }
 
 /// Text with control and bidi characters written as `\xNN` / `\u{NNNN}`.
 /// Borrows when there is nothing to escape.
 pub fn for_terminal(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe_for_terminal) {
+    escaped(
+        text,
+        |_| false,
+        |out, c| {
+            if (c as u32) < 0x80 {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            } else {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+        },
+    )
+}
+
+/// A path a program may have chosen, made harmless for the terminal: its
+/// stored text ([`escape_os`]) through [`for_terminal`].
+pub fn path_for_terminal(path: &Path) -> String {
+    for_terminal(&escape_os(path.as_os_str())).into_owned()
+}
+
+/// Lines of text for the terminal (a notice, a report): as [`for_terminal`],
+/// but the line breaks and tabs the text is laid out with are kept.
+pub fn lines_for_terminal(text: &str) -> Cow<'_, str> {
+    escaped(
+        text,
+        |c| c == '\n' || c == '\t',
+        |out, c| {
+            if (c as u32) < 0x80 {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            } else {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+        },
+    )
+}
+
+/// JSON text made harmless for the terminal with its value unchanged: each
+/// character [`for_terminal`] would escape written as a JSON `\uNNNN`
+/// escape (a surrogate pair above U+FFFF). Such characters can only stand
+/// inside a JSON string, where the escape means the same character, so the
+/// text parses to the same value; the line breaks between JSON lines stay.
+pub fn json_for_terminal(json: &str) -> Cow<'_, str> {
+    escaped(
+        json,
+        |c| c == '\n',
+        |out, c| {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        },
+    )
+}
+
+/// `text` with each unsafe character that `keep` does not keep written by
+/// `write`; borrowed when there is none.
+fn escaped(text: &str, keep: fn(char) -> bool, write: fn(&mut String, char)) -> Cow<'_, str> {
+    let unsafe_here = |c: char| is_unsafe_for_terminal(c) && !keep(c);
+    if !text.chars().any(unsafe_here) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if !is_unsafe_for_terminal(c) {
-            out.push(c);
-        } else if (c as u32) < 0x80 {
-            let _ = write!(out, "\\x{:02x}", c as u32);
+        if unsafe_here(c) {
+            write(&mut out, c);
         } else {
-            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// A writer for text read in a terminal (the audit commands' output, text
+/// or JSON): whatever is written goes out through [`json_for_terminal`], so
+/// no character a program chose, in a field a view forgot to escape or in
+/// a JSON string (`--json`, `--jsonl`), acts on the terminal or reorders
+/// what it shows. JSON keeps its value; text that was already escaped is
+/// unchanged. Each `write` must be whole UTF-8 text, as `write!` gives.
+pub struct TerminalSafe<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> std::io::Write for TerminalSafe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => self.0.write_all(json_for_terminal(text).as_bytes())?,
+            Err(_) => {
+                let text = String::from_utf8_lossy(buf);
+                self.0.write_all(json_for_terminal(&text).as_bytes())?
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Writes a notice of sluice's own on stderr, one `write(2)` for the whole
+/// text and a line break: anything in it a program could have chosen (a
+/// name, a line of a file it wrote) is shown, never acted on by the
+/// person's terminal ([`lines_for_terminal`]). These notices reach the
+/// terminal directly, not through the relay's filter of the program's
+/// output. Use it through [`crate::say!`].
+pub fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let text = args.to_string();
+    let mut line = lines_for_terminal(&text).into_owned();
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// serde `with` helpers for byte strings stored as escaped text.
@@ -221,5 +338,62 @@ mod tests {
         assert_eq!(for_terminal("c1\u{9b}31m"), "c1\\u{009b}31m");
         assert_eq!(for_terminal("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
         assert_eq!(for_terminal("ünïcödé"), "ünïcödé");
+    }
+
+    /// Every invisible character that reorders or hides text is shown, not
+    /// only the overrides: the Arabic letter mark reorders as RLM does, the
+    /// isolates and separators move text, fillers and tags show as nothing.
+    #[test]
+    fn invisible_characters_that_reorder_or_hide_text_are_shown() {
+        for c in [
+            '\u{61c}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{2060}',
+            '\u{ad}',
+            '\u{115f}',
+            '\u{3164}',
+            '\u{fe0f}',
+            '\u{e0041}',
+            '\u{85}',
+        ] {
+            let text = format!("evil{c}hs.");
+            let shown = for_terminal(&text);
+            assert!(!shown.contains(c), "{c:?} kept: {shown}");
+            assert!(shown.contains(&format!("{:04x}", c as u32)), "{shown}");
+        }
+        // Visible letters of any script stay as they are.
+        assert_eq!(for_terminal("שלום/مرحبا/привет"), "שלום/مرحبا/привет");
+    }
+
+    #[test]
+    fn lines_keep_their_breaks_and_nothing_else() {
+        assert!(matches!(lines_for_terminal("a\n\tb"), Cow::Borrowed(_)));
+        assert_eq!(
+            lines_for_terminal("a\x1b]52;c;eA==\x07\nb\r\u{202e}"),
+            "a\\x1b]52;c;eA==\\x07\nb\\x0d\\u{202e}"
+        );
+    }
+
+    /// The JSON form keeps the value: parsed back, the same string; no
+    /// character that acts on a terminal is left raw.
+    #[test]
+    fn json_for_the_terminal_parses_to_the_same_value() {
+        let value = serde_json::json!({"p": "x\u{9b}6n\u{202e}hs.\u{61c}\u{e0041}\u{1b}y"});
+        let json = serde_json::to_string(&value).unwrap();
+        let safe = json_for_terminal(&json);
+        assert!(safe.is_ascii(), "{safe}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
+            value
+        );
+        assert!(matches!(
+            json_for_terminal("{\"a\":\"é\"}\n"),
+            Cow::Borrowed(_)
+        ));
     }
 }

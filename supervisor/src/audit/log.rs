@@ -1,5 +1,6 @@
 //! The writer: one file per session, one `write(2)` per record.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -9,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::Serialize;
 
 use super::chain::{self, Hex};
+use super::escape;
 use super::record::{
     By, ConnectionRecord, Counts, Decision, DecisionRecord, EndRecord, Quarantined, Refused,
     StartRecord,
@@ -312,6 +314,17 @@ impl AuditLog {
         // and its `}` gives way to `prev` and the hash.
         let at = buf.len();
         serde_json::to_writer(&mut *buf, body)?;
+        // What a program chose (a path, its client name) is stored with the
+        // characters that act on a terminal as JSON escapes, so the line is
+        // read, printed as stored (`audit show --jsonl`) or followed with
+        // `tail -f` as harmless text, with the same value.
+        if !buf[at..].is_ascii() {
+            let body = String::from_utf8_lossy(&buf[at..]).into_owned();
+            if let Cow::Owned(safe) = escape::json_for_terminal(&body) {
+                buf.truncate(at);
+                buf.extend_from_slice(safe.as_bytes());
+            }
+        }
         debug_assert!(buf[at] == b'{' && buf.len() > at + 2 && buf.ends_with(b"}"));
         buf[at] = b',';
         buf.pop();
@@ -407,6 +420,35 @@ mod tests {
         log.finish("exit 0").unwrap();
         let data = std::fs::read(log.path()).unwrap();
         assert!(data.len() as u64 <= (8 << 10) + 4096, "{}", data.len());
+        let report = super::super::verify::verify_bytes("s", log.path(), &data);
+        assert!(report.ok(), "{:?}", report.findings);
+    }
+
+    /// What a program chose (here a connection's reason and a workspace
+    /// path: any text field) is stored with the characters that act on a
+    /// terminal or reorder text as JSON escapes, so the file itself, read
+    /// with `cat` or `tail -f`, is harmless; the value is the same and the
+    /// chain verifies.
+    #[test]
+    fn a_record_holds_no_character_that_acts_on_a_terminal() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws\u{9b}6n\u{202e}hs.live");
+        let log = AuditLog::open(dir.path(), "s", &StartRecord::for_test(ws.clone())).unwrap();
+        let mut c = connection(1);
+        c.reason = Some("x\u{1b}]52;c;eA==\u{7}\u{9b}6n\u{202e}\u{61c}y".into());
+        log.append_connection(&c).unwrap();
+        log.finish("exit 0").unwrap();
+        let data = std::fs::read(log.path()).unwrap();
+        let text = String::from_utf8(data.clone()).unwrap();
+        for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}', '\u{61c}'] {
+            assert!(!text.contains(bad), "{bad:?} stored raw: {text}");
+        }
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records[0]["workspace"], ws.to_str().unwrap());
+        assert_eq!(records[1]["reason"], c.reason.as_deref().unwrap());
         let report = super::super::verify::verify_bytes("s", log.path(), &data);
         assert!(report.ok(), "{:?}", report.findings);
     }

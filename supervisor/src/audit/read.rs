@@ -139,7 +139,7 @@ impl SessionLog {
         let mut lines = Vec::with_capacity(raw.len());
         let mut unreadable = 0;
         for (number, bytes) in raw {
-            match parse_line(bytes) {
+            match parse_line(&file.session, bytes) {
                 Some((text, entry)) => lines.push(Line {
                     number,
                     text,
@@ -197,7 +197,7 @@ impl Follower {
         let (raw, _partial) = split_lines(&data);
         let mut lines = Vec::with_capacity(raw.len());
         for (_, bytes) in &raw {
-            if let Some((text, entry)) = parse_line(bytes) {
+            if let Some((text, entry)) = parse_line(&self.file.session, bytes) {
                 lines.push(Line {
                     number: self.next_line,
                     text,
@@ -211,11 +211,15 @@ impl Follower {
     }
 }
 
-/// One line as a record, and its text.
-pub fn parse_line(bytes: &[u8]) -> Option<(String, Entry)> {
+/// One line of `session`'s file as a record, and its text. A record that
+/// names another session is not one of this file's (`verify` says so): a
+/// file the program could write (a stacked session's, kept with the outer
+/// session's records) must not put records under a real session's id in
+/// `tail`, `stats` or a `--session` selection.
+pub fn parse_line(session: &str, bytes: &[u8]) -> Option<(String, Entry)> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let entry = serde_json::from_str(text).ok()?;
-    Some((text.to_owned(), entry))
+    let entry: Entry = serde_json::from_str(text).ok()?;
+    (entry.session == session).then(|| (text.to_owned(), entry))
 }
 
 #[cfg(test)]

@@ -305,6 +305,7 @@ text_enum!(
         SeccompOpenat2 = "seccomp:openat2",
         SeccompCreat = "seccomp:creat",
         SeccompConnect = "seccomp:connect",
+        SeccompInotifyAddWatch = "seccomp:inotify_add_watch",
         SeccompMkdir = "seccomp:mkdir",
         SeccompMkdirat = "seccomp:mkdirat",
         SeccompRename = "seccomp:rename",
@@ -330,6 +331,8 @@ text_enum!(
         Query = "query",
         /// Connect to a named unix socket (transparent brokering).
         Connect = "connect",
+        /// Watch a file or directory with inotify (transparent brokering).
+        Watch = "watch",
         /// Make a directory (transparent brokering, the guard).
         Mkdir = "mkdir",
         /// The guard's calls: make a name by rename, link, symlink, mknod;

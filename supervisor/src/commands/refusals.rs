@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::audit::escape::{escape_os, for_terminal};
+use crate::audit::escape::{for_terminal, path_for_terminal};
 use crate::audit::{Access, By, Op, Refused};
 use crate::broker::transparent::socket;
 
@@ -100,7 +100,7 @@ fn tilde(path: &Path, home: &Path) -> String {
 /// or bidi character in one must not act on the person's terminal, nor end
 /// a comment line of the learnt policy.
 fn shown(path: &Path, home: &Path) -> String {
-    let safe = |p: &Path| for_terminal(&escape_os(p.as_os_str())).into_owned();
+    let safe = path_for_terminal;
     match path.strip_prefix(home) {
         Ok(rest) if rest.as_os_str().is_empty() => "~".to_owned(),
         Ok(rest) => format!("~/{}", safe(rest)),

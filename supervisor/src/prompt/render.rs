@@ -104,8 +104,7 @@ impl View {
 
 /// Text a program chose, made harmless for the terminal.
 pub fn shown(path: &Path) -> String {
-    let stored = escape::escape_os(path.as_os_str());
-    escape::for_terminal(&stored).into_owned()
+    escape::path_for_terminal(path)
 }
 
 /// The prompt, from a fresh line, up to its status line ([`status`]),

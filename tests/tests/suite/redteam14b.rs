@@ -594,7 +594,7 @@ fn the_program_leaves_the_person_epoll_watches() {
 /// As [`while_the_program_hoards`], for a hoarder that says `lines` lines;
 /// its last argument is the file whose making lets it go (`release`, in a
 /// directory it can read).
-fn while_the_program_hoards_lines(
+pub(super) fn while_the_program_hoards_lines(
     mut hoarder: Command,
     lines: usize,
     person: Command,

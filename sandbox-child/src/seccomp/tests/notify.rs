@@ -31,6 +31,8 @@ fn the_notify_filter_notifies_opens_and_thread_changes_only_and_guards_the_abi()
         libc::SYS_mkdirat,
         libc::SYS_unlinkat,
         libc::SYS_connect,
+        // A watch, made by the supervisor (`broker::transparent::watch`).
+        libc::SYS_inotify_add_watch,
         libc::SYS_chdir,
         libc::SYS_fchdir,
         libc::SYS_clone,

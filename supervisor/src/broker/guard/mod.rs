@@ -426,16 +426,18 @@ fn refuse(
         .map(|mut told| told.insert(path.to_path_buf()))
         .unwrap_or(true);
     if first {
-        // `\r\n`: the person's terminal may be in raw mode for the relay.
-        eprint!(
+        let text = format!(
             "sluice: refused writing {}: {} ({}). The sandbox never writes such a \
-             path; if the change is wanted, make it yourself outside sluice.\r\n",
-            // The program chose the name: no control character reaches the
-            // person's terminal.
-            crate::audit::escape::for_terminal(&crate::audit::escape::escape_os(path.as_os_str())),
+             path; if the change is wanted, make it yourself outside sluice.",
+            crate::audit::escape::escape_os(path.as_os_str()),
             refusal.why,
             refusal.rule,
         );
+        // The program chose the name and what the rule quotes (a git
+        // configuration's value): no control character reaches the person's
+        // terminal, past the relay. `\r\n`: the terminal may be in raw mode
+        // for the relay.
+        eprint!("{}\r\n", crate::audit::escape::for_terminal(&text));
     }
     let record = DecisionRecord {
         pid: target.tid as u32,

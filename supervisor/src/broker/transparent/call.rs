@@ -230,7 +230,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn every_notified_call_is_an_open_a_connect_a_removal_or_a_directory_change() {
+    fn every_notified_call_is_an_open_a_connect_a_watch_a_removal_or_a_directory_change() {
         // (`mkdir` decodes as an open: see `MKDIR_FLAGS`.)
         // The filter's list, by name, against the decoders here: a call
         // added to the filter and not decoded would be answered CONTINUE
@@ -262,6 +262,7 @@ pub(super) mod tests {
                 "setns" => libc::SYS_setns,
                 "unshare" => libc::SYS_unshare,
                 "connect" => libc::SYS_connect,
+                "inotify_add_watch" => libc::SYS_inotify_add_watch,
                 "seccomp" => libc::SYS_seccomp,
                 "prctl" => libc::SYS_prctl,
                 "mknodat" => libc::SYS_mknodat,
@@ -296,6 +297,7 @@ pub(super) mod tests {
                 changes_directories(nr),
                 adds_filter(nr),
                 nr == libc::SYS_connect,
+                nr == libc::SYS_inotify_add_watch,
                 crate::broker::guard::Call::decode_naming(&data(nr, [0; 6])).is_some(),
                 super::super::names::Remove::decode(&data(nr, [0; 6])).is_some(),
             ];

@@ -73,6 +73,7 @@ pub(crate) mod socket;
 pub(crate) mod stacked;
 mod threads;
 pub(crate) mod view;
+mod watch;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

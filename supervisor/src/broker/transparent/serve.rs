@@ -113,6 +113,9 @@ pub fn dispatch(ctx: &Arc<Context>, threads: &mut Threads, notif: Notif) {
     if nr == libc::SYS_socket {
         return super::socket::refuse(ctx, &target, notif.data.args);
     }
+    if nr == libc::SYS_inotify_add_watch {
+        return super::watch::serve(ctx, &target, notif.data.args);
+    }
     let env = guard::Env {
         guard: &ctx.guard,
         shared: &ctx.shared,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::audit::escape::{escape_os, for_terminal};
+use crate::audit::escape::{escape_os, for_terminal, path_for_terminal};
 use crate::audit::filter::Filter;
 use crate::audit::read::{Line, SessionFile};
 use crate::audit::verify::{self, Report, Status};
@@ -146,9 +146,7 @@ pub(super) fn list(
                 (None, "running") => "running".to_owned(),
                 (None, _) => "-".to_owned(),
             };
-            let workspace = start.map_or("-".into(), |(_, s)| {
-                for_terminal(&escape_os(s.workspace.as_os_str())).into_owned()
-            });
+            let workspace = start.map_or("-".into(), |(_, s)| path_for_terminal(&s.workspace));
             let command = start.map_or("-".into(), |(_, s)| {
                 let words: Vec<String> = s
                     .argv

@@ -2,7 +2,8 @@
 //! record (see [`crate::audit`]).
 //!
 //! Everything printed that a sandboxed program could have chosen (paths,
-//! its client name, reasons) goes through [`for_terminal`] first.
+//! its client name, reasons) goes through [`for_terminal`] first, and all
+//! output, the JSON views too, through [`TerminalSafe`].
 
 mod list;
 mod show;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::audit::escape::for_terminal;
+use crate::audit::escape::{for_terminal, TerminalSafe};
 use crate::audit::filter::{AccessWanted, Filter};
 use crate::audit::read::{self, Follower, Line, SessionFile, SessionLog};
 use crate::audit::{stats, time, AuditLog, Counts, Decision};
@@ -163,7 +164,7 @@ pub fn run(cmd: AuditCommand) -> Result<i32> {
         Some(dir) => dir,
         None => AuditLog::default_dir()?,
     };
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut out = TerminalSafe(io::BufWriter::new(io::stdout().lock()));
     let json = cmd.json;
     let result = match &cmd.action {
         Action::List {
@@ -214,7 +215,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-type Out<'a> = io::BufWriter<io::StdoutLock<'a>>;
+/// Everything printed goes through [`TerminalSafe`]: the views escape what a
+/// program chose, and the JSON views (`--json`, `--jsonl`, `tail --json`)
+/// keep it as JSON escapes.
+type Out<'a> = TerminalSafe<io::BufWriter<io::StdoutLock<'a>>>;
 
 /// Session files in `dir` whose id the filter selects.
 fn files(dir: &Path, filter: &Filter) -> Result<Vec<SessionFile>> {

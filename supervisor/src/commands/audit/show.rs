@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::audit::escape::{escape_os, for_terminal};
+use crate::audit::escape::{escape_os, for_terminal, path_for_terminal};
 use crate::audit::filter::Filter;
 use crate::audit::read::SessionLog;
 use crate::audit::{ConnectionRecord, Entry, Record};
@@ -80,7 +80,7 @@ pub(super) fn show(
         writeln!(
             out,
             "  workspace: {}  supervisor pid {}, program pid {}",
-            for_terminal(&escape_os(start.workspace.as_os_str())),
+            path_for_terminal(&start.workspace),
             start.supervisor_pid,
             start.child_pid
         )?;
@@ -129,13 +129,12 @@ pub(super) fn row(e: &Entry) -> String {
                     (Some(to), Some(why)) => format!(
                         "; moved aside ({}) {path} -> {}",
                         for_terminal(why),
-                        for_terminal(&escape_os(to.as_os_str()))
+                        path_for_terminal(to)
                     ),
                     (None, Some(why)) => format!("; {}: {path}", for_terminal(why)),
-                    (Some(to), None) => format!(
-                        "; quarantined {path} -> {}",
-                        for_terminal(&escape_os(to.as_os_str()))
-                    ),
+                    (Some(to), None) => {
+                        format!("; quarantined {path} -> {}", path_for_terminal(to))
+                    }
                     (None, None) => format!("; could not quarantine {path}"),
                 };
             }
@@ -148,10 +147,10 @@ pub(super) fn row(e: &Entry) -> String {
                 "{:<8} {:<10} {}",
                 d.decision,
                 d.access,
-                for_terminal(&escape_os(d.path_asked.as_os_str()))
+                path_for_terminal(&d.path_asked)
             );
             if let Some(opened) = d.path_opened.as_ref().filter(|p| **p != d.path_asked) {
-                text += &format!(" -> {}", for_terminal(&escape_os(opened.as_os_str())));
+                text += &format!(" -> {}", path_for_terminal(opened));
             }
             let flags: Vec<_> = d.flags.names().collect();
             if !flags.is_empty() {
