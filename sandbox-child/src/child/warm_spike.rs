@@ -126,9 +126,8 @@ fn answer(
         };
         // SAFETY: `program` runs raw system calls only and execs or exits;
         // `request` outlives the call.
-        let pid = unsafe {
-            super::spawn_on_own_stack(program, (&mut request as *mut Request).cast())
-        };
+        let pid =
+            unsafe { super::spawn_on_own_stack(program, (&mut request as *mut Request).cast()) };
         if let Ok(pid) = pid {
             status = wait_for(pid);
         }
