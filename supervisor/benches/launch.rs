@@ -200,34 +200,23 @@ struct Env {
 /// The built-in `default`, its `[filesystem] deny` patterns left out (the
 /// paths stay; `protect` and `[broker]` are untouched).
 fn default_without_deny_patterns() -> String {
-    default_edited("deny = [", |line| line.contains("**"), None)
-}
-
-/// The built-in `default`'s text with the lines of its `[filesystem]` array
-/// that starts `opening` (that line and its closing `]` included) for which
-/// `drop` says so left out, and `swap`'s line, anywhere, replaced.
-fn default_edited(
-    opening: &str,
-    drop: impl Fn(&str) -> bool,
-    swap: Option<(&str, &str)>,
-) -> String {
     let text = policies::builtin_source("default").unwrap();
-    let (mut table, mut inside) = (String::new(), false);
+    let (mut table, mut in_deny) = (String::new(), false);
     let mut out = String::new();
     for line in text.lines() {
         if line.starts_with('[') {
             table = line.to_string();
         }
-        inside |= table == "[filesystem]" && line.starts_with(opening);
-        let closing = inside && line.starts_with(']');
-        if !(inside && drop(line)) {
-            match swap {
-                Some((from, to)) if line == from => out.push_str(to),
-                _ => out.push_str(line),
-            }
-            out.push('\n');
+        if table == "[filesystem]" && line.starts_with("deny = [") {
+            in_deny = true;
+        } else if in_deny && line.starts_with(']') {
+            in_deny = false;
         }
-        inside &= !closing;
+        if in_deny && line.contains("**") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
     }
     out
 }
@@ -512,24 +501,19 @@ fn main() {
 }
 
 /// Issue #19's spike, with `--features warm-spike`: a sandbox prepared
-/// ahead by the cold path (`default` without its `protect` list, whose
-/// guard needs a listener per program, and with TCP refused by Landlock
-/// instead of an empty network namespace, which also needs one), whose
-/// init serves launches of `/bin/true` on a socket; the case is this bench
+/// ahead by the cold path with `default`, whose init serves launches of
+/// `/bin/true` on a socket, each program installing its filter and sending
+/// the guard's listener to the client (dropped unread); the case is this bench
 /// binary as [`warm_client`]: the floor of a prepared launch, not a sluice
 /// one may use (`sandbox-child`'s `child/warm_spike.rs`).
 fn warm_spike(env: &Env, root: &Path, ws: &Path) -> Option<(Launcher, std::process::Child)> {
     if !cfg!(feature = "warm-spike") {
         return None;
     }
-    let policy = root.join("spike.toml");
-    std::fs::write(&policy, default_for_the_spike()).unwrap();
     let socket = root.join("spike.sock");
     let server = Command::new(&env.sluice)
         .args(["run", "--workspace"])
         .arg(ws)
-        .arg("--policy")
-        .arg(&policy)
         .args(["--", "/bin/true"])
         .current_dir(ws)
         .env("SLUICE_WARM_SPIKE_SOCKET", &socket)
@@ -553,7 +537,7 @@ fn warm_spike(env: &Env, root: &Path, ws: &Path) -> Option<(Launcher, std::proce
     });
     assert!(ready, "the spike's server does not answer");
     let launcher = Launcher {
-        name: "prepared sandbox (spike), client",
+        name: "prepared sandbox, default (spike)",
         wrap: Box::new(move |ws, _cmd| {
             let mut c = Command::new(&me);
             c.arg("warm-client").arg(&socket).current_dir(ws);
@@ -561,12 +545,6 @@ fn warm_spike(env: &Env, root: &Path, ws: &Path) -> Option<(Launcher, std::proce
         }),
     };
     Some((launcher, server))
-}
-
-/// `default` without `protect`, TCP refused by Landlock (see [`warm_spike`]).
-fn default_for_the_spike() -> String {
-    let tcp = ("mode = \"none\"", "mode = \"tcp\"");
-    default_edited("protect = [", |_| true, Some(tcp))
 }
 
 /// The spike's client: its three standard descriptors to the prepared
@@ -586,11 +564,16 @@ fn warm_client(socket: &OsString) -> ! {
     let blocking = proto::socket::Blocking::Yes;
     proto::socket::send_record(stream.as_fd(), b"r", &stdio, blocking)
         .unwrap_or_else(|e| fail("send", e));
-    let mut status = [0u8; 4];
+    // The status is the last 4 bytes (before them, with the guard, the
+    // program's listener, which a read without a control buffer drops).
+    let mut answer = Vec::new();
     stream
-        .read_exact(&mut status)
+        .read_to_end(&mut answer)
         .unwrap_or_else(|e| fail("read", e));
-    std::process::exit(i32::from_ne_bytes(status))
+    let Some(status) = answer.last_chunk::<4>() else {
+        fail("read", std::io::ErrorKind::UnexpectedEof.into())
+    };
+    std::process::exit(i32::from_ne_bytes(*status))
 }
 
 /// The workloads under every launcher but the launch part's own cases

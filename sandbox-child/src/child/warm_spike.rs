@@ -9,15 +9,24 @@
 //! with them (`clone(CLONE_VM | CLONE_VFORK)`, as the cold init does), waits
 //! for it and writes its shell-style status back (4 bytes).
 //!
+//! With the guard (or transparent brokering, or `[network] mode = "none"`),
+//! each program installs its one filter itself and its listener goes to the
+//! client, before the status ('L' and the descriptor); the spike's clients
+//! read without a control buffer, so the kernel closes it and a notified
+//! call fails with `ENOSYS`. The client reads to the end of the connection;
+//! the status is the last 4 bytes.
+//!
 //! It measures the floor only and is not a sandbox one may rely on: the
 //! program is the plan's (argv and environment fixed at preparation), every
-//! request shares one session, one PID namespace and one writable view, the
-//! guard and transparent brokering are refused (their listener is per
-//! program), and anyone who can reach the socket's path is served.
+//! request shares one session, one PID namespace and one writable view, no
+//! notification is served, and anyone who can reach the socket's path is
+//! served.
 
+use std::os::fd::AsRawFd;
 use std::os::raw::c_int;
 
 use super::Runner;
+use crate::listener::Notify;
 use crate::report::Step;
 use crate::{seccomp, sys};
 
@@ -58,6 +67,8 @@ struct Request<'a> {
     stdio: [c_int; 3],
     /// The filter the program installs, when it does not inherit the init's.
     deny: Option<&'a libc::sock_fprog>,
+    /// The request's connection: where the guard's listener goes.
+    conn: c_int,
 }
 
 /// Serves requests until the supervisor kills the init. Never returns.
@@ -68,17 +79,26 @@ pub(super) fn serve(
     listen: c_int,
 ) -> ! {
     let plan = run.plan;
-    if plan.notify.is_some() {
-        // The guard's and brokering's listener is the program's own.
-        run.step(Step::Transparent, 0, || Err(libc::EOPNOTSUPP));
-        sys::exit(super::EXIT_SETUP_FAILED);
-    }
-    let per_program = filter_per_program();
+    // The guard's filter (the deny filter in it) is each program's own, its
+    // listener sent to the client; the init stays without a filter here.
+    let per_program = filter_per_program() || plan.notify.is_some();
     if !per_program {
         // Once, for the init and every program it starts (inherited).
         run.step(Step::Seccomp, 0, || seccomp::install(deny, 0));
     }
     let deny = per_program.then_some(deny);
+    if let Some(notify) = &plan.notify {
+        // The supervisor waits for a listener once the launch pipe is
+        // closed: a throwaway process's, which never notifies.
+        // SAFETY: `hand_over` runs raw system calls only and exits; the
+        // plan outlives the call.
+        let made = unsafe {
+            super::spawn_on_own_stack(hand_over, (notify as *const Notify).cast_mut().cast())
+        };
+        if made.is_err() {
+            sys::exit(super::EXIT_SETUP_FAILED);
+        }
+    }
     // The launch pipe reaches EOF: the supervisor goes on to supervise.
     // SAFETY: close_range takes integers only.
     unsafe {
@@ -100,6 +120,7 @@ pub(super) fn serve(
             continue;
         }
         let status = answer(plan, signals, deny, conn);
+        // The client reads to the end: the status is the last 4 bytes.
         let _ = sys::write_all(conn, &status.to_ne_bytes());
         // SAFETY: the connection accepted above.
         unsafe { libc::close(conn) };
@@ -123,6 +144,7 @@ fn answer(
             signals,
             stdio: [fds[0], fds[1], fds[2]],
             deny,
+            conn,
         };
         // SAFETY: `program` runs raw system calls only and execs or exits;
         // `request` outlives the call.
@@ -157,22 +179,30 @@ fn wait_for(pid: libc::pid_t) -> c_int {
     }
 }
 
-/// The program's side: the client's descriptors as 0, 1 and 2, the init's
-/// blocked signals unblocked, `execve`.
+/// The program's side: its filter (the guard's listener to the client), the
+/// client's descriptors as 0, 1 and 2, the init's blocked signals unblocked,
+/// `execve`.
 extern "C" fn program(arg: *mut libc::c_void) -> c_int {
     // SAFETY: the `Request` that `answer` gave, untouched while this runs.
     let request = unsafe { &*arg.cast::<Request>() };
+    let plan = request.plan;
+    let filtered = match (&plan.notify, request.deny) {
+        (Some(notify), _) => {
+            let fprog = notify.program.as_fprog();
+            crate::listener::install_and_hand_over(&fprog, request.conn)
+        }
+        (None, Some(deny)) => seccomp::install(deny, 0),
+        (None, None) => Ok(()),
+    };
+    if filtered.is_err() {
+        sys::exit(super::EXIT_SETUP_FAILED);
+    }
+    // After the hand-over: the connection may be one of 0, 1 and 2.
     for (target, &fd) in request.stdio.iter().enumerate() {
         // SAFETY: dup2 on descriptors the init holds; it clears close-on-exec.
         unsafe { libc::dup2(fd, target as c_int) };
     }
     let _ = request.signals.unblock();
-    if let Some(deny) = request.deny {
-        if seccomp::install(deny, 0).is_err() {
-            sys::exit(super::EXIT_SETUP_FAILED);
-        }
-    }
-    let plan = request.plan;
     // SAFETY: program, argv and envp are NUL-terminated arrays prepared before fork.
     unsafe {
         libc::execve(
@@ -182,4 +212,17 @@ extern "C" fn program(arg: *mut libc::c_void) -> c_int {
         )
     };
     sys::exit(127)
+}
+
+/// The throwaway process of `serve`: a listener for the supervisor.
+extern "C" fn hand_over(arg: *mut libc::c_void) -> c_int {
+    // SAFETY: the plan's `Notify` that `serve` gave, alive meanwhile.
+    let notify = unsafe { &*arg.cast::<Notify>() };
+    let fprog = notify.program.as_fprog();
+    let sent = crate::listener::install_and_hand_over(&fprog, notify.socket.as_raw_fd());
+    sys::exit(if sent.is_ok() {
+        0
+    } else {
+        super::EXIT_SETUP_FAILED
+    })
 }
