@@ -17,6 +17,8 @@ use crate::sys::{self, MountAttr};
 use crate::view::{PreparedMount, RootEntry};
 
 mod mount_steps;
+#[cfg(feature = "warm-spike")]
+mod warm_spike;
 use mount_steps::{
     draw_veil, make_entry, make_private, mount_one, mount_proc, mount_shm, pivot_into, seal,
 };
@@ -338,6 +340,10 @@ impl Runner<'_> {
             signals = crate::init::Signals::block()?;
             Ok(())
         });
+        #[cfg(feature = "warm-spike")]
+        if let Some(listen) = warm_spike::listening_fd() {
+            warm_spike::serve(self, &signals, deny, listen)
+        }
         let mut start = ProgramStart {
             run: self,
             signals: &signals,
@@ -640,6 +646,22 @@ const PROGRAM_STACK: usize = 256 * 1024;
 /// (page tables, descriptors of every mapping) nor torn down at its
 /// `execve`. Returns the program's pid.
 fn spawn_program(start: &mut ProgramStart) -> Result<libc::pid_t, i32> {
+    // SAFETY: `program_entry` takes the `ProgramStart` given here, which
+    // outlives the call (see `spawn_on_own_stack`).
+    unsafe { spawn_on_own_stack(program_entry, (start as *mut ProgramStart).cast()) }
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK)` running `entry(arg)` on a stack of its
+/// own (a guard page below it), unmapped once the new process has exec'd
+/// or exited. Returns its pid.
+///
+/// # Safety
+/// `entry` must run raw system calls only and end in `execve` or `exit`;
+/// `arg` must be what `entry` expects, alive until this returns.
+unsafe fn spawn_on_own_stack(
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> Result<libc::pid_t, i32> {
     let page = 4096;
     let len = PROGRAM_STACK + page;
     // SAFETY: a new private anonymous mapping; nothing else refers to it.
@@ -662,16 +684,16 @@ fn spawn_program(start: &mut ProgramStart) -> Result<libc::pid_t, i32> {
     let pid = match guarded {
         0 => {
             // SAFETY: the stack is ours and grows down from its end (x86_64
-            // and aarch64); `start` outlives the call, since CLONE_VFORK
+            // and aarch64); `arg` outlives the call, since CLONE_VFORK
             // returns only once the program has exec'd or exited, and the
             // program runs raw system calls only, on its own stack, writing
-            // nothing the init reads but through `start`.
+            // nothing the init reads but through `arg` (the caller's promise).
             unsafe {
                 libc::clone(
-                    program_entry,
+                    entry,
                     stack.cast::<u8>().add(len).cast(),
                     libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                    (start as *mut ProgramStart).cast(),
+                    arg,
                 )
             }
         }

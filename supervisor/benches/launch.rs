@@ -388,6 +388,9 @@ fn main() {
     if args.get(1).is_some_and(|a| a == "landlock-exec") {
         landlock_exec(&args[2..]);
     }
+    if args.get(1).is_some_and(|a| a == "warm-client") {
+        warm_client(&args[2]);
+    }
     let iters = env_num("SLUICE_BENCH_ITERS", 100);
     let runs = env_num("SLUICE_BENCH_RUNS", 31);
     let idle = Duration::from_millis(env_num("SLUICE_BENCH_IDLE_MS", 100));
@@ -472,6 +475,14 @@ fn main() {
             ws: &modules,
         });
     }
+    let spike = warm_spike(&env, &root, &empty);
+    if let Some((launcher, _)) = &spike {
+        cases.push(Case {
+            label: launcher.name.into(),
+            launcher,
+            ws: &empty,
+        });
+    }
     println!("launch of /bin/true, {iters} rounds, back to back");
     launch_rounds(&cases, iters, None);
     println!(
@@ -481,7 +492,88 @@ fn main() {
     launch_rounds(&cases, iters, Some(idle));
 
     workloads(&root, &empty, &all, runs);
+    if let Some((_, mut server)) = spike {
+        // The init follows its supervisor (PR_SET_PDEATHSIG).
+        let _ = server.kill();
+        let _ = server.wait();
+    }
     let _ = std::fs::remove_dir_all(root);
+}
+
+/// Issue #19's spike, with `--features warm-spike`: a sandbox prepared
+/// ahead by the cold path with `default`, whose init serves launches of
+/// `/bin/true` on a socket, each program installing its filter and sending
+/// the guard's listener to the client (dropped unread); the case is this bench
+/// binary as [`warm_client`]: the floor of a prepared launch, not a sluice
+/// one may use (`sandbox-child`'s `child/warm_spike.rs`).
+fn warm_spike(env: &Env, root: &Path, ws: &Path) -> Option<(Launcher, std::process::Child)> {
+    if !cfg!(feature = "warm-spike") {
+        return None;
+    }
+    let socket = root.join("spike.sock");
+    let server = Command::new(&env.sluice)
+        .args(["run", "--workspace"])
+        .arg(ws)
+        .args(["--", "/bin/true"])
+        .current_dir(ws)
+        .env("SLUICE_WARM_SPIKE_SOCKET", &socket)
+        .env("XDG_STATE_HOME", env.state.join("state"))
+        .env("XDG_CONFIG_HOME", env.state.join("config"))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("the spike's server");
+    // Ready once a request is answered.
+    let me = std::env::current_exe().unwrap();
+    let ready = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        Command::new(&me)
+            .arg("warm-client")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    assert!(ready, "the spike's server does not answer");
+    let launcher = Launcher {
+        name: "prepared sandbox, default (spike)",
+        wrap: Box::new(move |ws, _cmd| {
+            let mut c = Command::new(&me);
+            c.arg("warm-client").arg(&socket).current_dir(ws);
+            c
+        }),
+    };
+    Some((launcher, server))
+}
+
+/// The spike's client: its three standard descriptors to the prepared
+/// init listening at `socket` (`SCM_RIGHTS`), then the program's status
+/// back, as its own.
+fn warm_client(socket: &OsString) -> ! {
+    use std::io::Read;
+    use std::os::fd::{AsFd, BorrowedFd};
+    let fail = |what: &str, e: std::io::Error| -> ! {
+        eprintln!("warm-client: {what}: {e}");
+        std::process::exit(125)
+    };
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(socket).unwrap_or_else(|e| fail("connect", e));
+    // SAFETY: this process's standard descriptors, open for its lifetime.
+    let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
+    let blocking = proto::socket::Blocking::Yes;
+    proto::socket::send_record(stream.as_fd(), b"r", &stdio, blocking)
+        .unwrap_or_else(|e| fail("send", e));
+    // The status is the last 4 bytes (before them, with the guard, the
+    // program's listener, which a read without a control buffer drops).
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .unwrap_or_else(|e| fail("read", e));
+    let Some(status) = answer.last_chunk::<4>() else {
+        fail("read", std::io::ErrorKind::UnexpectedEof.into())
+    };
+    std::process::exit(i32::from_ne_bytes(*status))
 }
 
 /// The workloads under every launcher but the launch part's own cases

@@ -137,6 +137,8 @@ pub fn spawn<T>(
         stand_ins: crate::commands::bwrap::stand_in::stand_ins(),
         session_copies: launch.session_copies,
     };
+    #[cfg(feature = "warm-spike")]
+    let ctx = warm_spike(ctx)?;
     let (mut plan, mut report) =
         sandbox_child::prepare(policy, ctx).context("preparing the sandbox")?;
     refuse_if_blocked(&report, launch.nested)?;
@@ -384,4 +386,22 @@ fn read_records(fd: &OwnedFd) -> Result<Vec<StepRecord>> {
         let rec = StepRecord::decode(&buf).context("launch pipe: unknown record")?;
         out.push(rec);
     }
+}
+
+/// Issue #19's spike (`sandbox-child`'s `child/warm_spike.rs`): with
+/// `SLUICE_WARM_SPIKE_SOCKET` set, a socket listening there is handed to
+/// the child, whose init serves launches on it. Measurement only.
+#[cfg(feature = "warm-spike")]
+fn warm_spike(mut ctx: LaunchContext) -> Result<LaunchContext> {
+    let Some(path) = std::env::var_os("SLUICE_WARM_SPIKE_SOCKET") else {
+        return Ok(ctx);
+    };
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).context("the spike's socket")?;
+    let fd = OwnedFd::from(listener);
+    let n = fd.as_raw_fd();
+    // sluice is single-threaded until the clone (`sys::process`).
+    std::env::set_var("SLUICE_WARM_SPIKE_FD", n.to_string());
+    ctx.handover.push((fd, n));
+    Ok(ctx)
 }
