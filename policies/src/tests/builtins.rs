@@ -532,7 +532,9 @@ fn every_policy_extending_default_protects_tool_configurations_that_run_code() {
         for rel in others {
             assert!(protect.protects(&ws.join(rel)).is_none(), "{name} {rel}");
         }
-        for way in [".hg", "a/.sl", ".jj", ".jj/repo", ".yarn", ".cargo", "tools"] {
+        for way in [
+            ".hg", "a/.sl", ".jj", ".jj/repo", ".yarn", ".cargo", "tools",
+        ] {
             assert!(protect.leads_to(&ws.join(way)).is_some(), "{name} {way}");
         }
         assert!(protect.leads_to(&ws.join("src")).is_none(), "{name}");

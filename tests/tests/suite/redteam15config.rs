@@ -348,7 +348,8 @@ fn cargo_fixture() -> Fixture {
     let fx = Fixture::new(PROBE);
     for (dir, name) in [("", "p"), ("crates/a", "a")] {
         fs::create_dir_all(fx.ws(&format!("{dir}/src"))).unwrap();
-        let manifest = format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n");
+        let manifest =
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n");
         fs::write(Path::new(&fx.ws(dir)).join("Cargo.toml"), manifest).unwrap();
         fs::write(Path::new(&fx.ws(dir)).join("src/lib.rs"), "").unwrap();
     }
@@ -410,7 +411,11 @@ fn control_cargo_runs_the_wrapper_the_program_named() {
     }
     let mark = PathBuf::from(marker(&fx));
     let base = mark.file_name().unwrap().to_str().unwrap();
-    assert_eq!(ran(&fx), [format!("{base}-a"), format!("{base}-ws")], "{out}");
+    assert_eq!(
+        ran(&fx),
+        [format!("{base}-a"), format!("{base}-ws")],
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------
