@@ -506,3 +506,107 @@ fn tool_configurations_that_run_commands_are_refused_at_any_depth() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// lefthook: the configuration the hook it installed reads on each commit.
+// ---------------------------------------------------------------------------
+
+/// Whether lefthook is installed (`.ci/run` installs it with npm).
+fn have_lefthook() -> bool {
+    Command::new("lefthook")
+        .arg("version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The person's repositories, each with lefthook installed as its
+/// documentation says (`lefthook install`: a `lefthook.yml` of comments, and
+/// the `prepare-commit-msg` hook that runs `lefthook run`).
+const LEFTHOOK_PLACES: [&str; 4] = ["a", "b", "c", "e"];
+
+fn lefthook_fixture() -> Fixture {
+    let fx = Fixture::new(PROBE);
+    for dir in LEFTHOOK_PLACES {
+        super::escape_later::repository(&fx, dir);
+        if have_lefthook() {
+            let mut cmd = Command::new("lefthook");
+            cmd.arg("install")
+                .current_dir(fx.ws(dir))
+                .env("HOME", &fx.home_dir)
+                .stdin(Stdio::null());
+            let out = execute(cmd);
+            assert!(out.status.success(), "{out}");
+        }
+    }
+    fx
+}
+
+/// The program gives lefthook a `prepare-commit-msg` command that leaves
+/// `MARKER-DIR`: a `lefthook-local.yml` written (`a`, the file lefthook
+/// merges over the project's, kept out of the repository), one renamed
+/// into place (`b`), one symlinked (`c`), and the person's `lefthook.yml`
+/// appended to (`e`).
+const PLANT_LEFTHOOK: &str = r#"cfg() { printf 'prepare-commit-msg:\n  commands:\n    x:\n      run: touch %s-%s\n' "$MARK" "$1"; }
+MARK=$1
+cfg a > a/lefthook-local.yml && echo ok a
+cfg b > t && mv t b/.lefthook-local.yml && echo ok b
+cfg c > cfg-c && ln -s ../cfg-c c/lefthook-local.yml && echo ok c
+cfg e >> e/lefthook.yml && echo ok e
+cfg x > lefthook.txt && echo control"#;
+
+/// The person's next commit in each place.
+fn persons_commits(fx: &Fixture) {
+    for dir in LEFTHOOK_PLACES {
+        let args = ["commit", "-q", "--allow-empty", "-m", "two"];
+        super::escape_later::git_outside(fx, dir, &args);
+    }
+}
+
+/// The hook `lefthook install` writes runs what lefthook's configuration
+/// in the work tree says on each commit (the same as `.husky` and
+/// `.pre-commit-config.yaml`, which `default` protected already): the
+/// program's command ran on the person's next commit. `default` protects
+/// lefthook's configuration names and script directories: every way is
+/// refused, under `default` and `--transparent`. Control:
+/// `control_lefthook_runs_what_the_program_configured`. Mutation-checked:
+/// without the entries every way is planted and each commit runs it.
+#[test]
+fn the_persons_commit_runs_no_lefthook_command_the_program_configured() {
+    for way in WAYS {
+        let fx = lefthook_fixture();
+        let out = run(&fx, Some(way), PLANT_LEFTHOOK);
+        assert_eq!(out.stdout, "control\n", "{way:?}\n{out}");
+        assert!(out.stderr.contains("lefthook-local.yml"), "{way:?}\n{out}");
+        persons_commits(&fx);
+        assert_eq!(ran(&fx), Vec::<String>::new(), "{way:?}\n{out}");
+    }
+}
+
+/// Control for the test above: outside sluice every way plants, and the
+/// person's commit in each place runs the program's command.
+#[test]
+fn control_lefthook_runs_what_the_program_configured() {
+    let fx = lefthook_fixture();
+    let out = run(&fx, None, PLANT_LEFTHOOK);
+    for place in LEFTHOOK_PLACES {
+        assert!(
+            out.stdout.contains(&format!("ok {place}\n")),
+            "{place}\n{out}"
+        );
+    }
+    if !have_lefthook() {
+        eprintln!("lefthook is not installed here: the harm is not shown");
+        return;
+    }
+    persons_commits(&fx);
+    let mark = PathBuf::from(marker(&fx));
+    let base = mark.file_name().unwrap().to_str().unwrap();
+    let want: Vec<String> = LEFTHOOK_PLACES
+        .iter()
+        .map(|p| format!("{base}-{p}"))
+        .collect();
+    assert_eq!(ran(&fx), want, "{out}");
+}
