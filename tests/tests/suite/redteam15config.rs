@@ -5,12 +5,14 @@
 //! (`sharedpath`), yarn's `yarnPath` (`.yarnrc.yml`) and `yarn-path`
 //! (`.yarnrc`) and the release they name, run by `yarn --version`, and
 //! cargo's `.cargo/config.toml`, whose `build.rustc-wrapper` runs on `cargo
-//! metadata`; each shown with the real tool outside (where installed:
-//! `.ci/run` installs hg and yarn), and its control: the same script
-//! outside sluice makes the tool run the program's command. The siblings
-//! `default` protects from the tools' documentation (Sapling, Jujutsu,
-//! Bazelisk, lefthook, a VS Code workspace file, Cline's hooks) are shown
-//! refused at any depth, their neighbours written.
+//! metadata`, and lefthook's configuration, read by the hook it installed
+//! on each commit; each shown with the real tool outside (where installed:
+//! `.ci/run` installs hg, yarn and lefthook), and its control: the same
+//! script outside sluice makes the tool run the program's command. The
+//! siblings `default` protects from the tools' documentation (Sapling,
+//! Jujutsu, Bazelisk, a VS Code workspace file, Cline's hooks) are shown
+//! refused at any depth with lefthook's other names, their neighbours
+//! written.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -422,13 +424,12 @@ fn control_cargo_runs_the_wrapper_the_program_named() {
 // The siblings, from the tools' documentation: refused at any depth.
 // ---------------------------------------------------------------------------
 
-/// What `default` protects from the tools' documentation (none installed
-/// here): Sapling's `.sl/config` and Jujutsu's `.jj/repo/config.toml` (a
+/// What `default` protects from the tools' documentation (none of these
+/// tools installed here), with the names of the tools above: Sapling's `.sl/config` and Jujutsu's `.jj/repo/config.toml` (a
 /// pager or diff tool run on `jj log`), Bazelisk's `.bazeliskrc` and
 /// `.bazelversion` (the Bazel downloaded and run for every `bazel`
 /// command) and the `tools/bazel` wrapper it runs instead, lefthook's
-/// configurations and script directories (read by the hook the person
-/// installed, on each commit), a VS Code workspace file (settings and
+/// other configuration names and script directories, a VS Code workspace file (settings and
 /// tasks, as `.vscode`), Cline's `.clinerules/hooks`. Each refused at the
 /// root and in a package, written, renamed or linked into place; their
 /// neighbours are written. Control: outside sluice the same script writes
