@@ -1,6 +1,7 @@
 //! What a tool's configuration there at launch names: Mercurial's
 //! `%include` files, extensions and hook files (an `.hg/hgrc`), yarn's
-//! `yarnPath` and plugins (a `.yarnrc.yml`) and `yarn-path` (a `.yarnrc`).
+//! `yarnPath` and plugins (a `.yarnrc.yml`) and `yarn-path` (a `.yarnrc`),
+//! cargo's compiler and its wrappers (a `.cargo/config.toml`).
 //! `default` protects the configurations themselves, and keeps in place
 //! those there at launch, but the person's next `hg status` or `yarn` runs
 //! the files they name too: a program that edited `tools/hgext.py`, named
@@ -37,6 +38,9 @@ pub(super) fn named(found: &[PathBuf], home: &Path) -> Vec<PathBuf> {
             }
             Some(".yarnrc.yml") => yarnrc_yml(file, home, &mut named),
             Some(".yarnrc") => yarnrc(file, home, &mut named),
+            Some("config.toml" | "config") if in_dot_cargo(dir) => {
+                cargo_config(file, home, &mut named)
+            }
             _ => {}
         }
     }
@@ -48,6 +52,11 @@ pub(super) fn named(found: &[PathBuf], home: &Path) -> Vec<PathBuf> {
         paths.extend(real);
     }
     paths
+}
+
+/// Whether `dir` is a `.cargo` directory.
+fn in_dot_cargo(dir: Option<&Path>) -> bool {
+    dir.and_then(Path::file_name).is_some_and(|d| d == ".cargo")
 }
 
 /// The text of `file`, if it can be read whole as UTF-8 (lossily).
@@ -142,6 +151,27 @@ fn yarnrc_yml(file: &Path, home: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A `.cargo/config.toml` (or `config`): the programs cargo runs for the
+/// compiler's version on any build, `cargo metadata` too (`build.rustc`,
+/// `rustc-wrapper`, `rustc-workspace-wrapper`), where named by a path (a
+/// bare name is looked up on `PATH`): from the directory holding `.cargo`,
+/// as cargo takes a configuration's relative path.
+fn cargo_config(file: &Path, home: &Path, out: &mut Vec<PathBuf>) {
+    let Some(table) = text(file).and_then(|t| t.parse::<toml::Table>().ok()) else {
+        return;
+    };
+    let Some(build) = table.get("build").and_then(toml::Value::as_table) else {
+        return;
+    };
+    let base = file.parent().and_then(Path::parent);
+    for key in ["rustc", "rustc-wrapper", "rustc-workspace-wrapper"] {
+        let value = build.get(key).and_then(toml::Value::as_str);
+        if let Some(path) = value.filter(|v| v.contains('/')) {
+            out.extend(resolve(path, base, home));
+        }
+    }
+}
+
 /// A `.yarnrc` (yarn 1): `yarn-path`, from the file's directory.
 fn yarnrc(file: &Path, home: &Path, out: &mut Vec<PathBuf>) {
     let Some(text) = text(file) else {
@@ -218,6 +248,23 @@ mod tests {
             ws.join("old/bin/yarn.js"),
         ];
         assert_eq!(named, want);
+    }
+
+    #[test]
+    fn a_cargo_configuration_names_the_compilers_wrapper() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().canonicalize().unwrap();
+        let home = Path::new("/home/p");
+        let toml = write(
+            &ws,
+            "c/.cargo/config.toml",
+            "[build]\nrustc-wrapper = \"tools/wrap.sh\"\nrustc = \"sccache\"\n\
+             [env]\nX = \"a/b\"\n",
+        );
+        let legacy = write(&ws, "d/.cargo/config", "build.rustc = \"~/bin/rustc\"\n");
+        let not_cargo = write(&ws, "e/config", "[build]\nrustc = \"x/y\"\n");
+        let named = named(&[toml, legacy, not_cargo], home);
+        assert_eq!(named, [ws.join("c/tools/wrap.sh"), home.join("bin/rustc")]);
     }
 
     #[test]

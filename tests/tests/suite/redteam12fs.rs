@@ -470,7 +470,9 @@ fn rustc_version_outside(fx: &Fixture, dir: &str) -> Option<Outcome> {
 
 /// `TOOL ARGS` (`rustc`, `cargo`) in `dir` of the workspace through
 /// rustup's proxy, as the person runs it with their own rustup (`None`
-/// where rustup is not installed here).
+/// where rustup is not installed here). cargo's home is the fixture's: no
+/// configuration of this machine's, no package cache lock shared with the
+/// builds running beside.
 pub(super) fn rustup_proxy_outside(
     fx: &Fixture,
     dir: &str,
@@ -486,7 +488,7 @@ pub(super) fn rustup_proxy_outside(
     let mut cmd = Command::new(cargo_home.join("bin").join(tool));
     cmd.args(args)
         .current_dir(fx.ws(dir))
-        .env("CARGO_HOME", cargo_home)
+        .env("CARGO_HOME", fx.home(".cargo"))
         .env("RUSTUP_HOME", rustup_home)
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("RUSTC")

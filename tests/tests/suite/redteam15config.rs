@@ -619,8 +619,9 @@ fn control_lefthook_runs_what_the_program_configured() {
 /// The person's configurations naming files of the work tree: a repository
 /// `inc` whose `hgrc` includes `../team.hgrc` (there) and `../local.hgrc`
 /// (not there: hg skips a missing include), one `ext` whose `hgrc` loads
-/// the extension `tools/hgext.py`, and a project `y` whose `.yarnrc.yml`
-/// names its yarn `scripts/yarn.cjs`.
+/// the extension `tools/hgext.py`, a project `y` whose `.yarnrc.yml`
+/// names its yarn `scripts/yarn.cjs`, a crate `c` whose
+/// `.cargo/config.toml` names the compiler's wrapper `tools/wrap.sh`.
 fn named_fixture() -> Fixture {
     let fx = Fixture::new(PROBE);
     for dir in ["inc", "ext"] {
@@ -641,37 +642,53 @@ fn named_fixture() -> Fixture {
         ("ext/tools/hgext.py", ""),
         ("y/.yarnrc.yml", "yarnPath: scripts/yarn.cjs\n"),
         ("y/scripts/yarn.cjs", "console.log(\"person's yarn\");\n"),
+        (
+            "c/Cargo.toml",
+            "[package]\nname = \"c\"\nversion = \"0.1.0\"\n",
+        ),
+        ("c/src/lib.rs", ""),
+        (
+            "c/.cargo/config.toml",
+            "[build]\nrustc-wrapper = \"tools/wrap.sh\"\n",
+        ),
     ];
     for (rel, text) in files {
         fs::create_dir_all(Path::new(&fx.ws(rel)).parent().unwrap()).unwrap();
         fs::write(fx.ws(rel), text).unwrap();
     }
+    fs::create_dir_all(fx.ws("c/tools")).unwrap();
+    let wrapper = Path::new(&fx.ws("c/tools/wrap.sh")).to_path_buf();
+    sluice_tests::install_script(&wrapper, "#!/bin/sh\nexec \"$@\"\n");
     fx
 }
 
 /// The program edits what those configurations name: a hook appended to
 /// the included `team.hgrc`, the missing `local.hgrc` renamed into place,
-/// the extension and the yarn release rewritten.
+/// the extension, the yarn release and the compiler's wrapper rewritten.
 const PLANT_NAMED: &str = r#"MARK=$1
 printf '[hooks]\npre-status.team = touch %s-team\n' "$MARK" >> inc/team.hgrc && echo ok team
 printf '[hooks]\npre-status.local = touch %s-local\n' "$MARK" > t && mv t inc/local.hgrc && echo ok local
 printf 'open("%s-ext", "w").close()\n' "$MARK" > ext/tools/hgext.py && echo ok ext
 printf 'require("fs").writeFileSync("%s-yarn", "")\n' "$MARK" > y/scripts/yarn.cjs && echo ok yarn
+printf '#!/bin/sh\ntouch %s-cargo\nexec "$@"\n' "$MARK" > c/tools/wrap.sh && echo ok cargo
 echo x > inc/notes.txt && echo control"#;
 
-/// The person's `hg status` in `inc` and `ext`, `yarn --version` in `y`.
-fn persons_tools_on_named(fx: &Fixture) -> Option<Outcome> {
+/// The person's `hg status` in `inc` and `ext`, `cargo metadata` in `c`
+/// (whether it ran), `yarn --version` in `y`.
+fn persons_tools_on_named(fx: &Fixture) -> (bool, Option<Outcome>) {
     if have_hg() {
         for dir in ["inc", "ext"] {
             hg_outside(fx, dir, &["status"]);
         }
     }
-    yarn_version_outside(fx, "y")
+    let cargo = cargo_metadata_outside(fx, "c").is_some();
+    (cargo, yarn_version_outside(fx, "y"))
 }
 
 /// A configuration there at launch is kept in place, but what it names in
 /// the work tree runs as surely: an `hgrc`'s `%include` (a missing one
-/// too), its extension's file, a `.yarnrc.yml`'s `yarnPath`. The launch
+/// too), its extension's file, a `.yarnrc.yml`'s `yarnPath`, a
+/// `.cargo/config.toml`'s `rustc-wrapper`. The launch
 /// reads each configuration it pins and protects what it names
 /// (`tool_configs`), so every edit is refused, under `default` and
 /// `--transparent`, the person's tools run none and their own release
@@ -684,7 +701,7 @@ fn what_the_persons_configuration_names_is_protected() {
         let fx = named_fixture();
         let out = run(&fx, Some(way), PLANT_NAMED);
         assert_eq!(out.stdout, "control\n", "{way:?}\n{out}");
-        if let Some(yarn) = persons_tools_on_named(&fx) {
+        if let (_, Some(yarn)) = persons_tools_on_named(&fx) {
             assert!(yarn.stdout.contains("person's yarn"), "{way:?}\n{yarn}");
         }
         assert_eq!(ran(&fx), Vec::<String>::new(), "{way:?}\n{out}");
@@ -692,19 +709,22 @@ fn what_the_persons_configuration_names_is_protected() {
 }
 
 /// Control for the test above: outside sluice each edit is made and the
-/// person's `hg status` and `yarn --version` run it.
+/// person's `hg status`, `cargo metadata` and `yarn --version` run it.
 #[test]
 fn control_what_the_persons_configuration_names_runs() {
     let fx = named_fixture();
     let out = run(&fx, None, PLANT_NAMED);
     assert_eq!(
-        out.stdout, "ok team\nok local\nok ext\nok yarn\ncontrol\n",
+        out.stdout, "ok team\nok local\nok ext\nok yarn\nok cargo\ncontrol\n",
         "{out}"
     );
-    let yarn = persons_tools_on_named(&fx);
+    let (cargo, yarn) = persons_tools_on_named(&fx);
     let mark = PathBuf::from(marker(&fx));
     let base = mark.file_name().unwrap().to_str().unwrap();
     let mut want = Vec::new();
+    if cargo {
+        want.push(format!("{base}-cargo"));
+    }
     if have_hg() {
         want.extend(["ext", "local", "team"].map(|w| format!("{base}-{w}")));
     }
