@@ -458,3 +458,87 @@ fn default_keeps_head_only_where_git_does() {
     assert!(!protect.excepted(&ws.join("src/main.rs")));
     assert!(protect.leads_to(&ws.join("sub")).is_none());
 }
+
+/// Tool configurations in the workspace that make the person's tool run a
+/// command on an action that runs no project code otherwise (`hg status`,
+/// `yarn --version`, `cargo metadata`, `bazel version`, a commit through
+/// lefthook's hook) are protected at any depth under `default` and every
+/// policy extending it, and the names on the way to them are judged; their
+/// neighbours (the repository's data, backups, other files of the same
+/// directories, the same names elsewhere) are not.
+#[test]
+fn every_policy_extending_default_protects_tool_configurations_that_run_code() {
+    let root = TempDir::new();
+    let vars = populated(&root);
+    let ws = &vars.workspace;
+    let protected = [
+        ".hg/hgrc",
+        "vendor/lib/.hg/hgrc",
+        ".hg/hgrc-not-shared",
+        "a/.hg/sharedpath",
+        ".sl/config",
+        ".jj/repo/config.toml",
+        ".yarnrc",
+        "pkg/.yarnrc.yml",
+        ".yarn/releases/yarn-4.1.0.cjs",
+        ".yarn/plugins/@yarnpkg/plugin-x.cjs",
+        ".cargo/config.toml",
+        "crates/a/.cargo/config",
+        ".bazeliskrc",
+        ".bazelversion",
+        "tools/bazel",
+        "tools/bazel.linux-x86_64",
+        "lefthook.yml",
+        "web/.lefthook.yaml",
+        "lefthook-local.toml",
+        ".lefthook-local.json",
+        ".lefthook/pre-commit/check.sh",
+        ".lefthook-local/commit-msg/x",
+        ".config/lefthook.yml",
+        "project.code-workspace",
+        ".clinerules/hooks/TaskStart",
+    ];
+    let others = [
+        ".hg/store/data/x.i",
+        ".hg/requires",
+        ".hg/dirstate",
+        "hgrc",
+        ".hgrc",
+        ".hgignore",
+        ".jj/repo/store/x",
+        ".yarnrc.yml.bak",
+        ".yarn/cache/x.zip",
+        ".yarn/sdks/typescript/lib/tsserver.js",
+        ".cargo/registry/x",
+        "cargo/config.toml",
+        ".cargo/config.toml.bak",
+        "tools/bazelisk.md",
+        "bazel/tools.bzl",
+        "docs/lefthook.md",
+        "lefthook.yml.orig",
+        "x.code-workspace.bak",
+        ".clinerules/rules.md",
+        ".npmrc",
+        ".npmrc.bak",
+        ".pylintrc",
+    ];
+    for name in ["default", "agent", "claude-code", "codex", "aider"] {
+        let policy = load(name).unwrap().resolve(&vars).unwrap();
+        let protect = &policy.filesystem.protect;
+        for rel in protected {
+            let rule = protect.protects(&ws.join(rel));
+            assert!(rule.is_some_and(|r| r.pinned()), "{name} {rel}");
+        }
+        for rel in others {
+            assert!(protect.protects(&ws.join(rel)).is_none(), "{name} {rel}");
+        }
+        for way in [
+            ".hg", "a/.sl", ".jj", ".jj/repo", ".yarn", ".cargo", "tools",
+        ] {
+            assert!(protect.leads_to(&ws.join(way)).is_some(), "{name} {way}");
+        }
+        assert!(protect.leads_to(&ws.join("src")).is_none(), "{name}");
+        // In the session's temporary directory too: a tree it may write.
+        assert!(protect.protects(&vars.tmpdir.join("p/.hg/hgrc")).is_some());
+    }
+}

@@ -177,7 +177,7 @@ fn gitfile_target(text: &[u8]) -> Option<PathBuf> {
 /// At most [`MAX_CONFIG`] bytes of `file`; `None` if it cannot be read or
 /// is not a regular file (a FIFO planted as a `config` would hold the
 /// launch: it is opened without waiting and not read).
-fn read_capped(file: &Path) -> Option<Vec<u8>> {
+pub(super) fn read_capped(file: &Path) -> Option<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .read(true)
@@ -222,7 +222,7 @@ fn global_files(home: &Path) -> Vec<PathBuf> {
 /// `value` as git takes it: `~/` from the home directory, a relative path
 /// from `base` (the work tree's top for a hooks directory, where hooks run;
 /// the including file's directory for an include).
-fn resolve(value: &str, base: Option<&Path>, home: &Path) -> Option<PathBuf> {
+pub(super) fn resolve(value: &str, base: Option<&Path>, home: &Path) -> Option<PathBuf> {
     if value.is_empty() {
         return None;
     }

@@ -22,6 +22,8 @@ pub mod run_args;
 pub(crate) mod run_session;
 #[cfg(target_os = "linux")]
 mod run_state;
+#[cfg(target_os = "linux")]
+mod tool_configs;
 // Only macOS starts it; its argument reading is tested on Linux too.
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub mod sandbox_exec;

@@ -217,6 +217,7 @@ pub(super) fn protect_denied(
     Ok(Protected {
         found: walked.protected,
         added,
+        tools: nested_hooks && guards,
     })
 }
 
@@ -227,6 +228,9 @@ pub(super) struct Protected {
     /// What the launch added to it after the walk (nested repositories'
     /// hooks directories and included configurations).
     added: Vec<PathBuf>,
+    /// Whether what the tool configurations found name is protected too
+    /// ([`protect_named_by_tools`]): as for the nested repositories' hooks.
+    tools: bool,
 }
 
 /// What the `protect` list protects that exists at launch in a tree the
@@ -268,9 +272,14 @@ pub(super) fn pin_protected(
     };
     // Added after the walk: each is protected whole, and pinned whole.
     let exists = |p: &PathBuf| p.symlink_metadata().is_ok_and(|m| !m.is_symlink());
-    found.extend(known.added.into_iter().filter(exists));
+    let named = match known.tools {
+        true => protect_named_by_tools(s, &found, verbose)?,
+        false => Vec::new(),
+    };
+    found.extend(known.added.into_iter().chain(named).filter(exists));
     found.sort();
     found.dedup();
+    let fs = &s.policy.filesystem;
     let mut pinned: Vec<PathBuf> = Vec::new();
     for path in found {
         // A writable tree itself, or one holding another (a read-only
@@ -339,6 +348,39 @@ fn deny_in_sandbox(policy: &mut Policy, paths: &[&PathBuf]) {
             fs.deny.push((*path).clone());
         }
     }
+}
+
+/// What the tool configurations among `found` name in a tree the program
+/// may write (`tool_configs`: an `hgrc`'s includes, extensions and hook
+/// files, yarn's `yarnPath` and plugins), protected as trees: the person's
+/// next `hg` or `yarn` there runs them. Returns those it added.
+fn protect_named_by_tools(
+    s: &mut Session,
+    found: &[PathBuf],
+    verbose: bool,
+) -> Result<Vec<PathBuf>> {
+    let home = super::run_session::home_dir()?;
+    let fs = &mut s.policy.filesystem;
+    let mut added = Vec::new();
+    for path in super::tool_configs::named(found, &home) {
+        let writable = fs.write.iter().any(|w| path.starts_with(w));
+        if !writable || fs.protect.protects(&path).is_some() {
+            continue;
+        }
+        match fs.protect.add_tree(&path) {
+            Ok(()) => {
+                if verbose {
+                    eprintln!(
+                        "sluice: {} (named by a tool's configuration): protected",
+                        path.display()
+                    )
+                }
+                added.push(path);
+            }
+            Err(why) => tracing::warn!("a tool's configuration names {why}: not protected"),
+        }
+    }
+    Ok(added)
 }
 
 /// Each nested repository's hooks directory (`core.hooksPath` in its own

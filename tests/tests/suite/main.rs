@@ -50,6 +50,7 @@ mod redteam14b;
 mod redteam14cache;
 mod redteam14git;
 mod redteam15;
+mod redteam15config;
 mod redteam15net;
 mod redteam_later;
 mod seatbelt_cli;

@@ -465,19 +465,34 @@ test -x tool/bin/rustc && echo control"#;
 /// rustup's proxy, with the person's own rustup (`None` where rustup is not
 /// installed here).
 fn rustc_version_outside(fx: &Fixture, dir: &str) -> Option<Outcome> {
+    rustup_proxy_outside(fx, dir, "rustc", &["--version"])
+}
+
+/// `TOOL ARGS` (`rustc`, `cargo`) in `dir` of the workspace through
+/// rustup's proxy, as the person runs it with their own rustup (`None`
+/// where rustup is not installed here). cargo's home is the fixture's: no
+/// configuration of this machine's, no package cache lock shared with the
+/// builds running beside.
+pub(super) fn rustup_proxy_outside(
+    fx: &Fixture,
+    dir: &str,
+    tool: &str,
+    args: &[&str],
+) -> Option<Outcome> {
     let home = PathBuf::from(std::env::var_os("HOME")?);
     let cargo_home = std::env::var_os("CARGO_HOME").map_or(home.join(".cargo"), PathBuf::from);
     let rustup_home = std::env::var_os("RUSTUP_HOME").map_or(home.join(".rustup"), PathBuf::from);
-    let rustc = cargo_home.join("bin/rustc");
     if !cargo_home.join("bin/rustup").exists() {
         return None;
     }
-    let mut cmd = Command::new(rustc);
-    cmd.arg("--version")
+    let mut cmd = Command::new(cargo_home.join("bin").join(tool));
+    cmd.args(args)
         .current_dir(fx.ws(dir))
-        .env("CARGO_HOME", cargo_home)
+        .env("CARGO_HOME", fx.home(".cargo"))
         .env("RUSTUP_HOME", rustup_home)
         .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
         .stdin(Stdio::null());
     Some(execute(cmd))
 }

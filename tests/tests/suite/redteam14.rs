@@ -23,7 +23,7 @@ const WAYS: [&[&str]; 2] = [&[], &["--transparent"]];
 /// `sh -c SCRIPT sh MARKER` inside sluice (`default`) as the unprivileged
 /// user 65534, whose sandbox is made in a user namespace of its own; the
 /// fixture given to that user first.
-fn run_as_nobody(fx: &Fixture, script: &str) -> Outcome {
+pub(super) fn run_as_nobody(fx: &Fixture, script: &str) -> Outcome {
     give_to_nobody(fx);
     let sluice = sluice_tests::sluice_bin();
     let (ws, mark) = (fx.ws(""), marker(fx));
