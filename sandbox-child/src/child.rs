@@ -18,7 +18,8 @@ use crate::view::{PreparedMount, RootEntry};
 
 mod mount_steps;
 use mount_steps::{
-    draw_veil, make_entry, make_private, mount_one, mount_proc, mount_shm, pivot_into, seal,
+    draw_veil, make_entry, make_private, mount_one, mount_overlay, mount_proc, mount_shm, pivot_into,
+    seal,
 };
 
 /// The exit code of a child that could not set up its sandbox.
@@ -483,6 +484,11 @@ impl Runner<'_> {
                 _ => Step::Mounts,
             };
             self.step(step, i as u16 + 1, || mount_one(m));
+        }
+        // Not a protection: where it fails the program has the plain
+        // directory, a cache of its own (`view::SessionOverlay`).
+        if let Some(overlay) = &plan.overlay {
+            let _ = mount_overlay(overlay);
         }
         // A failure here fails every deny mount too (no placeholder), each
         // reported with its own path.
