@@ -449,7 +449,7 @@ fn a_session_with_tmp_writable_cannot_make_another_live_session_look_dead_nor_re
         );
         assert_eq!(
             names(&parent.join(&live).join("tmp")),
-            ["secret"],
+            ["pycache", "secret"],
             "{mode:?}"
         );
         assert_eq!(
@@ -595,7 +595,7 @@ fn a_live_session_under_another_tmpdir_is_out_of_reach_of_a_later_one() {
         assert!(probe_alive(&daemon, &fx.probe), "{mode:?}: the daemon died");
         assert_eq!(
             names(&other_parent.join(&live).join("tmp")),
-            ["secret"],
+            ["pycache", "secret"],
             "{mode:?}"
         );
     }
