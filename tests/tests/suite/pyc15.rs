@@ -314,10 +314,21 @@ for path in found:
         print("refused", e, flush=True)
 "#;
 
+/// A policy with no `protect` list (whose guard would refuse any `.pyc`
+/// written outside the TMPDIR), the system readable, the workspace
+/// written.
+const NO_PROTECT: &str = r#"
+[filesystem]
+execute = ["/usr", "/bin", { path = "/lib", optional = true }, { path = "/lib64", optional = true },
+           "$WORKSPACE", "$TMPDIR"]
+read = ["/etc", "/proc", "/dev/urandom"]
+write = ["$WORKSPACE", "$TMPDIR", "/dev/null"]
+"#;
+
 /// A policy that lets the program write the directory holding sluice's
 /// state: the cache there is denied to it like the rest of that state
 /// (and not used by that session), so what a later session reads is
-/// unchanged.
+/// unchanged; under `default` and under a policy with no `protect` list.
 #[test]
 fn the_cache_is_out_of_reach_where_the_policy_lets_the_program_write_around_it() {
     let (fx, _) = fixture(Who::Root);
@@ -327,14 +338,18 @@ fn the_cache_is_out_of_reach_where_the_policy_lets_the_program_write_around_it()
     let root = state.join("sluice/pycache");
     let root_s = root.to_string_lossy();
     let allow = state.to_string_lossy();
-    let attack = session(
-        &fx,
-        Who::Root,
-        &fx.ws_dir,
-        &["--allow-write", &allow],
-        &[PYTHON, "-c", OVERWRITE, &root_s],
-    );
-    assert!(!attack.stdout.contains("overwrote"), "{attack}");
+    let no_protect = fx.write_policy("no-protect.toml", NO_PROTECT);
+    for policy in ["default", &no_protect] {
+        let attack = session(
+            &fx,
+            Who::Root,
+            &fx.ws_dir,
+            &["--policy", policy, "--allow-write", &allow],
+            &[PYTHON, "-c", OVERWRITE, &root_s],
+        );
+        assert!(attack.stdout.contains("found"), "{attack}");
+        assert!(!attack.stdout.contains("overwrote"), "{attack}");
+    }
     // Control: the same script outside sluice finds and overwrites it.
     let later = session(&fx, Who::Root, &fx.ws_dir, &[], &import);
     assert!(json_from_cache(&later), "{later}");
