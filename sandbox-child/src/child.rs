@@ -18,8 +18,8 @@ use crate::view::{PreparedMount, RootEntry};
 
 mod mount_steps;
 use mount_steps::{
-    draw_veil, make_entry, make_private, mount_one, mount_overlay, mount_proc, mount_shm, pivot_into,
-    seal,
+    draw_veil, make_entry, make_private, mount_one, mount_overlay, mount_proc, mount_shm,
+    pivot_into, seal,
 };
 
 /// The exit code of a child that could not set up its sandbox.

@@ -99,7 +99,10 @@ impl SessionOverlay {
     /// `,`, `:` or `\\` in it): the program then has the plain directory.
     pub(crate) fn prepare(&self) -> Result<Option<PreparedOverlay>, PrepareError> {
         let plain = |p: &Path| !p.as_os_str().as_bytes().iter().any(|b| b",:\\".contains(b));
-        if ![&self.lower, &self.upper, &self.work].iter().all(|p| plain(p)) {
+        if ![&self.lower, &self.upper, &self.work]
+            .iter()
+            .all(|p| plain(p))
+        {
             return Ok(None);
         }
         let mut options = b"lowerdir=".to_vec();

@@ -154,14 +154,20 @@ impl PyCache {
             tracing::debug!(copied = walk.copied, "bytecode kept for later sessions");
         }
         let overlaid = fs::read_dir(&self.dir)
-            .map(|e| e.flatten().all(|e| [UPPER, WORK].contains(&&*e.file_name().to_string_lossy())))
+            .map(|e| {
+                e.flatten()
+                    .all(|e| [UPPER, WORK].contains(&&*e.file_name().to_string_lossy()))
+            })
             .unwrap_or(true);
         if !overlaid {
-            tracing::debug!("the bytecode cache's overlay was not mounted: Python compiled in the TMPDIR");
+            tracing::debug!(
+                "the bytecode cache's overlay was not mounted: Python compiled in the TMPDIR"
+            );
         }
         // The least recently ended keys go first.
-        let _ = File::open(&self.lower)
-            .and_then(|f| f.set_times(fs::FileTimes::new().set_modified(std::time::SystemTime::now())));
+        let _ = File::open(&self.lower).and_then(|f| {
+            f.set_times(fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
+        });
         prune(&self.root, &self.lower);
     }
 }

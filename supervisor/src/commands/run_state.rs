@@ -58,7 +58,11 @@ impl StateDirs {
         let (walk_cache, pycache) = match &s.outer {
             Some(_) => (None, None),
             None => (
-                state_dir(&records, "deny-walk", "no cache of the deny patterns' walk, every directory is listed"),
+                state_dir(
+                    &records,
+                    "deny-walk",
+                    "no cache of the deny patterns' walk, every directory is listed",
+                ),
                 state_dir(&records, "pycache", "no bytecode cache across sessions"),
             ),
         };

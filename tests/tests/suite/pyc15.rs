@@ -187,7 +187,8 @@ fn planted_bytecode_runs_in_no_later_session(who: Who) {
     let own = [PYTHON, "-c", PLANT, &secret];
     let own = format!(
         "{} && {PYTHON} -c {IMPORT:?}",
-        own.map(|a| format!("'{}'", a.replace('\'', "'\\''"))).join(" ")
+        own.map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .join(" ")
     );
     let control = session(&fx, who, &fx.ws_dir, &[], &["/bin/sh", "-c", &own]);
     assert!(control.stdout.contains("imported"), "{control}");
@@ -266,15 +267,24 @@ fn a_later_session_reads_what_an_earlier_one_kept(who: Who) {
     let (fx, ws2) = fixture(who);
     let import = [PYTHON, "-v", "-c", "import json"];
     let first = session(&fx, who, &fx.ws_dir, &[], &import);
-    assert!(!json_from_cache(&first), "the first session did not compile");
+    assert!(
+        !json_from_cache(&first),
+        "the first session did not compile"
+    );
     let second = session(&fx, who, &fx.ws_dir, &[], &import);
     assert!(json_from_cache(&second), "the second session compiled");
     // Another workspace's cache is its own.
     let other = session(&fx, who, &ws2, &[], &import);
-    assert!(!json_from_cache(&other), "another workspace's session read it");
+    assert!(
+        !json_from_cache(&other),
+        "another workspace's session read it"
+    );
     // So is another policy's.
     let readonly = session(&fx, who, &fx.ws_dir, &["--policy", "readonly"], &import);
-    assert!(!json_from_cache(&readonly), "another policy's session read it");
+    assert!(
+        !json_from_cache(&readonly),
+        "another policy's session read it"
+    );
     let root = fx.state_dir().join("sluice/pycache");
     let meta = fs::metadata(&root).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o700);
