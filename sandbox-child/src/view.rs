@@ -90,7 +90,7 @@ pub struct SessionOverlay {
 /// A [`SessionOverlay`]'s strings for the child's `mount`.
 pub(crate) struct PreparedOverlay {
     pub target: CString,
-    /// `lowerdir=…,upperdir=…,workdir=…,userxattr`.
+    /// `lowerdir=…,upperdir=…,workdir=…,userxattr,volatile`.
     pub options: CString,
 }
 
@@ -114,7 +114,9 @@ impl SessionOverlay {
             options.extend_from_slice(name.as_bytes());
             options.extend_from_slice(path.as_os_str().as_bytes());
         }
-        options.extend_from_slice(b",userxattr");
+        // `volatile`: no sync of the upper layer's file system, at the
+        // mount's end either (the session's writes are dropped anyway).
+        options.extend_from_slice(b",userxattr,volatile");
         Ok(Some(PreparedOverlay {
             target: cstring(self.path.as_os_str())?,
             options: cstring(std::ffi::OsStr::from_bytes(&options))?,

@@ -140,6 +140,8 @@ impl PyCache {
     /// copied into the lower layer where it may be (see the module's
     /// documentation); then this key marked as used, and the oldest keys
     /// beyond [`MAX_KEYS`] removed. Nothing the program wrote is kept.
+    /// The mount point is moved aside for a later session's sweep to
+    /// remove (`session_dir::ASIDE`).
     pub(crate) fn end(self, fs: &FsPolicy) {
         let upper = self.dir.join(UPPER);
         let mut walk = Walk {
@@ -169,6 +171,18 @@ impl PyCache {
             f.set_times(fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
         });
         prune(&self.root, &self.lower);
+        // What the program wrote goes now, as the rest of its TMPDIR.
+        for name in [UPPER, WORK] {
+            if let Err(e) = crate::session_dir::remove_in(&self.dir, name) {
+                tracing::debug!("removing the bytecode cache's {name}: {e:#}");
+            }
+        }
+        let session = self.dir.parent().and_then(Path::parent);
+        if let Some(aside) = session.and_then(crate::session_dir::aside) {
+            if let Err(e) = fs::rename(&self.dir, &aside) {
+                tracing::debug!("moving the bytecode cache's mount point aside: {e}");
+            }
+        }
     }
 }
 

@@ -295,6 +295,46 @@ pub fn sweep_stale(records: &Path) {
         sweep_records(&dir, records);
     }
     sweep_legacy();
+    sweep_moved_aside(records);
+}
+
+/// The prefix of what a session moved aside at its end for a later one to
+/// remove (`.aside-<its id>`): an empty directory that was a mount point
+/// in the session's namespace (Python's bytecode cache, `crate::pycache`),
+/// whose removal while that namespace is being torn down waits for an RCU
+/// grace period (~10 ms, measured); renamed, it costs 0.06 ms then.
+pub const ASIDE: &str = ".aside-";
+
+/// `<parent>/.aside-<id>` for the session `<parent>/<id>` (see [`ASIDE`]).
+pub fn aside(session_dir: &Path) -> Option<PathBuf> {
+    let id = session_dir.file_name()?.to_str()?;
+    Some(session_dir.parent()?.join(format!("{ASIDE}{id}")))
+}
+
+/// Removes what ended sessions moved aside in this user's parent (those
+/// whose session is not live), walking by descriptors as for a session.
+fn sweep_moved_aside(records: &Path) {
+    let Ok(parent) = sessions_parent() else {
+        return;
+    };
+    let (Ok(dir), Ok(entries)) = (open_dir(&parent), fs::read_dir(&parent)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = (name.to_str())
+            .and_then(|n| n.strip_prefix(ASIDE))
+            .and_then(session_id)
+        else {
+            continue;
+        };
+        if crate::platform::liveness::is_live_in(records, id) {
+            continue;
+        }
+        if let Err(e) = remove_entry(&dir, name.as_bytes()) {
+            tracing::debug!(dir = %entry.path().display(), "removing what a session moved aside: {e:#}");
+        }
+    }
 }
 
 fn sweep_records(dir: &File, records: &Path) {
@@ -465,6 +505,15 @@ fn session_parent(parent: &Path) -> Result<Option<File>> {
         meta.uid()
     );
     Ok(Some(dir))
+}
+
+/// Removes `name` in the directory `dir` of ours and everything in it, as
+/// [`remove_entry`] does (for what a session leaves in its own TMPDIR).
+pub fn remove_in(dir: &Path, name: &str) -> Result<()> {
+    match session_parent(dir)? {
+        Some(dir) => remove_entry(&dir, name.as_bytes()),
+        None => Ok(()),
+    }
 }
 
 /// Removes the directory `name` in `dir` and everything in it, opening up
