@@ -74,11 +74,11 @@ pub struct SessionCopy {
 /// `PYTHONPYCACHEPREFIX`) seen as an overlay: `lower`, a directory no
 /// sandbox reaches (the supervisor's cache of bytecode it copied from the
 /// host, `supervisor/src/pycache.rs`), read-only, under `upper`, where the
-/// program's writes land, with overlayfs's `work` beside it. `upper` and
-/// `work` are beneath `path`, so the mount covers them. Mounted `nosuid`,
-/// `nodev`, `noexec`; where the mount fails (a kernel without overlayfs in
-/// user namespaces) the program has the plain directory as a cache of its
-/// own: nothing the supervisor trusts depends on the mount.
+/// program's writes land, with overlayfs's `work` beside it (both out of
+/// the sandbox's view). Mounted `nosuid`, `nodev`, `noexec`, `volatile`;
+/// where the mount fails (a kernel without overlayfs in user namespaces)
+/// the program has the plain directory as a cache of its own: nothing the
+/// supervisor trusts depends on the mount.
 #[derive(Debug, Clone)]
 pub struct SessionOverlay {
     pub path: PathBuf,

@@ -29,7 +29,7 @@
 //! with a free `lock` file inside), which are removed but whose cgroup is
 //! left alone: a sandbox that can write `$TMPDIR` could plant one of those.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -254,7 +254,12 @@ fn retire_session(parent: &Path, id: &str) -> Result<()> {
 /// directory (not a symlink) of ours that nobody else can enter: in a shared
 /// `/tmp` anyone could have made it first.
 fn sessions_parent() -> Result<PathBuf> {
-    let path = std::env::temp_dir().join(format!("{PREFIX}{}", euid()));
+    private_parent(&std::env::temp_dir())
+}
+
+/// `<base>/sluice-<uid>`, made and checked as [`sessions_parent`] says.
+pub fn private_parent(base: &Path) -> Result<PathBuf> {
+    let path = base.join(format!("{PREFIX}{}", euid()));
     match fs::DirBuilder::new().mode(0o700).create(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -295,46 +300,98 @@ pub fn sweep_stale(records: &Path) {
         sweep_records(&dir, records);
     }
     sweep_legacy();
-    sweep_moved_aside(records);
+    if let Ok(parent) = private_parent(&crate::pycache::layers_base()) {
+        sweep_unlocked_in(&parent);
+    }
 }
 
-/// The prefix of what a session moved aside at its end for a later one to
-/// remove (`.aside-<its id>`): an empty directory that was a mount point
-/// in the session's namespace (Python's bytecode cache, `crate::pycache`),
-/// whose removal while that namespace is being torn down waits for an RCU
-/// grace period (~10 ms, measured); renamed, it costs 0.06 ms then.
-pub const ASIDE: &str = ".aside-";
-
-/// `<parent>/.aside-<id>` for the session `<parent>/<id>` (see [`ASIDE`]).
-pub fn aside(session_dir: &Path) -> Option<PathBuf> {
-    let id = session_dir.file_name()?.to_str()?;
-    Some(session_dir.parent()?.join(format!("{ASIDE}{id}")))
-}
-
-/// Removes what ended sessions moved aside in this user's parent (those
-/// whose session is not live), walking by descriptors as for a session.
-fn sweep_moved_aside(records: &Path) {
-    let Ok(parent) = sessions_parent() else {
-        return;
-    };
-    let (Ok(dir), Ok(entries)) = (open_dir(&parent), fs::read_dir(&parent)) else {
+/// Removes `<parent>/<id>` for every session `id` whose directory there is
+/// not `flock`ed (`parent`: a directory of ours holding one directory per
+/// session, each locked by its supervisor while it lives: Python's
+/// bytecode cache's layers, `crate::pycache`). A lock, not the records: a
+/// session started with another `XDG_STATE_HOME` has its records
+/// elsewhere, and `/dev/shm` is every `TMPDIR`'s.
+fn sweep_unlocked_in(parent: &Path) {
+    let (Ok(dir), Ok(entries)) = (open_dir(parent), fs::read_dir(parent)) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(id) = (name.to_str())
-            .and_then(|n| n.strip_prefix(ASIDE))
-            .and_then(session_id)
+        if name.to_str().and_then(session_id).is_none() {
+            continue;
+        }
+        let Ok(held) = open_beneath(&dir, name.as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY)
         else {
             continue;
         };
-        if crate::platform::liveness::is_live_in(records, id) {
+        if !try_lock(&File::from(held)) {
             continue;
         }
         if let Err(e) = remove_entry(&dir, name.as_bytes()) {
-            tracing::debug!(dir = %entry.path().display(), "removing what a session moved aside: {e:#}");
+            tracing::debug!(dir = %entry.path().display(), "removing a dead session's entry: {e:#}");
         }
     }
+}
+
+/// The prefix of an empty directory a session set aside at its end for a
+/// later one to take (`.aside-<its id>`): the mount point of Python's
+/// bytecode cache in its TMPDIR (`crate::pycache`). Removing it while the
+/// session's namespace is torn down waited for an RCU grace period (10.9
+/// ms, measured), renaming it takes 0.06 ms; the next session renames it
+/// into its own TMPDIR instead of making one.
+const ASIDE: &str = ".aside-";
+
+/// At most this many directories wait aside.
+const MAX_ASIDE: usize = 4;
+
+/// Renames the empty directory `dir` (in the session's TMPDIR) aside in
+/// the parent of `session_dir` (see [`ASIDE`]), unless it holds anything
+/// or [`MAX_ASIDE`] wait already; whether it was.
+pub fn set_aside(dir: &Path, session_dir: &Path) -> bool {
+    let (Some(parent), Some(id)) = (session_dir.parent(), session_dir.file_name()) else {
+        return false;
+    };
+    let empty = fs::read_dir(dir).is_ok_and(|mut e| e.next().is_none());
+    if !empty || asides(parent).len() >= MAX_ASIDE {
+        return false;
+    }
+    let aside = parent.join(format!("{ASIDE}{}", id.to_string_lossy()));
+    fs::rename(dir, aside).is_ok()
+}
+
+fn asides(parent: &Path) -> Vec<OsString> {
+    fs::read_dir(parent)
+        .map(|entries| {
+            (entries.flatten())
+                .map(|e| e.file_name())
+                .filter(|n| n.as_bytes().starts_with(ASIDE.as_bytes()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Makes the directory `rel` (`<id>/tmp/NAME`) in the sessions' parent
+/// `parent`, 0700, from one set aside if one waits ([`set_aside`]): taken
+/// only if it is an empty directory of ours, mode 0700, not a symlink,
+/// else removed and a new one made.
+pub fn make_from_aside(parent: &Path, rel: &Path) -> io::Result<()> {
+    let dir = open_dir(parent).map_err(io::Error::other)?;
+    for name in asides(parent).into_iter().take(MAX_ASIDE * 2) {
+        let to = rel.as_os_str().as_bytes();
+        if sys::fs::rename_noreplace(dir.as_raw_fd(), name.as_bytes(), to).is_err() {
+            continue; // another sluice took it first
+        }
+        let taken = parent.join(rel);
+        let sound = fs::symlink_metadata(&taken)
+            .is_ok_and(|m| m.is_dir() && m.uid() == euid() && m.mode() & 0o7777 == 0o700)
+            && fs::read_dir(&taken).is_ok_and(|mut e| e.next().is_none());
+        if sound {
+            return Ok(());
+        }
+        let _ = fs::remove_dir_all(&taken).or_else(|_| fs::remove_file(&taken));
+        break;
+    }
+    fs::DirBuilder::new().mode(0o700).create(parent.join(rel))
 }
 
 fn sweep_records(dir: &File, records: &Path) {

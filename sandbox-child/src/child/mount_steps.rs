@@ -55,6 +55,18 @@ pub(super) fn mount_overlay(overlay: &PreparedOverlay) -> Result<(), i32> {
     .map(drop)
 }
 
+/// The overlay's mount at its target made writable again (this mount
+/// only), after the recursive read-only step and the writable trees' binds.
+pub(super) fn writable_again(overlay: &PreparedOverlay) -> Result<(), i32> {
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: sys::MOUNT_ATTR_RDONLY,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    sys::mount_setattr(overlay.target.as_ptr(), &attr, false)
+}
+
 /// The tmpfs over the session's directory ([`PreparedPrivate`]): the
 /// program's `TMPDIR` cloned before it is covered (with the flags the
 /// mounts made so far gave it) and moved back, the mode-000 placeholders
