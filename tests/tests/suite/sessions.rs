@@ -32,7 +32,7 @@ fn session_dirs(tmp: &Path, other: &str) -> Vec<String> {
         .map(|entries| {
             entries
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|name| name != other && !name.starts_with(SPARE))
+                .filter(|name| name != other && !waits(name))
                 .collect()
         })
         .unwrap_or_default();
@@ -44,10 +44,17 @@ fn session_dirs(tmp: &Path, other: &str) -> Vec<String> {
 /// session's (`session_dir::take_spare`): not a session.
 const SPARE: &str = ".spare-";
 
+/// Whether `name` is an empty directory a finished session left for the
+/// next one: a spare, or the mount point of Python's bytecode cache set
+/// aside (`session_dir::set_aside`).
+fn waits(name: &str) -> bool {
+    name.starts_with(SPARE) || name.starts_with(".aside-")
+}
+
 /// The session directories in a sessions parent, without the spares.
 fn sessions_in(parent: &Path) -> Vec<String> {
     let mut names = names(parent);
-    names.retain(|n| !n.starts_with(SPARE));
+    names.retain(|n| !waits(n));
     names
 }
 
