@@ -829,6 +829,76 @@ mod tests {
         fs::remove_dir_all(&base).unwrap();
     }
 
+    /// The mount point of Python's bytecode cache, set aside at a session's
+    /// end when empty, is the next session's (renamed in); at most
+    /// `MAX_ASIDE` wait. Attacks: what is found aside but is not an empty
+    /// directory of ours, mode 0700 (a symlink to a directory elsewhere, a
+    /// directory holding a file) is removed and a new directory made, the
+    /// symlink's target untouched; a directory that holds anything (the
+    /// program's, where the overlay was not mounted) is not set aside.
+    #[test]
+    fn only_an_empty_directory_of_ours_is_taken_from_aside() {
+        let base = std::env::temp_dir().join(format!("sluice-unit-aside-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let (a, b) = ("00000000000000a1", "00000000000000a2");
+        for id in [a, b] {
+            fs::create_dir_all(base.join(id).join("tmp")).unwrap();
+        }
+        let rel = |id: &str| Path::new(id).join("tmp/pycache");
+        // Control: made, set aside, taken.
+        make_from_aside(&base, &rel(a)).unwrap();
+        let ino = fs::metadata(base.join(rel(a))).unwrap().ino();
+        assert!(set_aside(&base.join(rel(a)), &base.join(a)));
+        assert_eq!(asides(&base).len(), 1);
+        make_from_aside(&base, &rel(b)).unwrap();
+        assert_eq!(fs::metadata(base.join(rel(b))).unwrap().ino(), ino);
+        assert!(asides(&base).is_empty());
+        // One holding a file is not set aside.
+        fs::write(base.join(rel(b)).join("x.pyc"), "x").unwrap();
+        assert!(!set_aside(&base.join(rel(b)), &base.join(b)));
+        fs::remove_dir_all(base.join(rel(b))).unwrap();
+        // Planted asides: a symlink, a full directory, another mode.
+        let outside = base.join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("kept"), "k").unwrap();
+        std::os::unix::fs::symlink(&outside, base.join(format!("{ASIDE}x"))).unwrap();
+        make_from_aside(&base, &rel(b)).unwrap();
+        let made = fs::symlink_metadata(base.join(rel(b))).unwrap();
+        assert!(made.is_dir(), "a symlink was taken");
+        assert_eq!(entries(&outside), ["kept"], "the symlink was followed");
+        fs::remove_dir(base.join(rel(b))).unwrap();
+        let full = base.join(format!("{ASIDE}y"));
+        fs::create_dir(&full).unwrap();
+        fs::set_permissions(&full, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(full.join("planted.pyc"), "p").unwrap();
+        make_from_aside(&base, &rel(b)).unwrap();
+        assert!(
+            entries(&base.join(rel(b))).is_empty(),
+            "a full one was taken"
+        );
+        fs::remove_dir(base.join(rel(b))).unwrap();
+        let open = base.join(format!("{ASIDE}z"));
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        make_from_aside(&base, &rel(b)).unwrap();
+        let mode = fs::metadata(base.join(rel(b))).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "one of another mode was taken");
+        // At most MAX_ASIDE wait.
+        fs::remove_dir(base.join(rel(b))).unwrap();
+        let ids: Vec<String> = (0..MAX_ASIDE + 1)
+            .map(|i| format!("00000000000000c{i}"))
+            .collect();
+        for id in &ids {
+            fs::create_dir_all(base.join(id).join("tmp")).unwrap();
+            make_from_aside(&base, &rel(id)).unwrap();
+        }
+        for id in &ids {
+            set_aside(&base.join(rel(id)), &base.join(id));
+        }
+        assert_eq!(asides(&base).len(), MAX_ASIDE);
+        fs::remove_dir_all(&base).unwrap();
+    }
+
     #[test]
     fn removing_a_tree_opens_its_unreadable_directories_and_follows_no_symlink() {
         let base =
