@@ -20,7 +20,8 @@ mod mount_steps;
 #[cfg(feature = "warm-spike")]
 mod warm_spike;
 use mount_steps::{
-    draw_veil, make_entry, make_private, mount_one, mount_proc, mount_shm, pivot_into, seal,
+    draw_veil, make_entry, make_private, mount_one, mount_overlay, mount_proc, mount_shm,
+    pivot_into, seal, writable_again,
 };
 
 /// The exit code of a child that could not set up its sandbox.
@@ -451,7 +452,7 @@ impl Runner<'_> {
                 }
             });
         }
-        self.step(Step::Mounts, 0, || {
+        let private = self.step(Step::Mounts, 0, || {
             // Nothing mounted here may propagate back to the host.
             sys::mount(
                 std::ptr::null(),
@@ -460,6 +461,11 @@ impl Runner<'_> {
                 (libc::MS_REC | libc::MS_PRIVATE) as c_ulong,
             )
         });
+        // Python's bytecode cache, before everything is made read-only:
+        // its upper layer's file system (`/dev/shm`) must be writable when
+        // it is mounted. Not a protection: where it fails the program has
+        // the plain directory, a cache of its own (`view::SessionOverlay`).
+        let overlaid = private && (plan.overlay.as_ref()).is_some_and(|o| mount_overlay(o).is_ok());
         // Everything read-only, all the way down; the writable trees are
         // bound back read-write by the first mounts of the plan.
         self.step(Step::Mounts, 0, || {
@@ -489,6 +495,11 @@ impl Runner<'_> {
                 _ => Step::Mounts,
             };
             self.step(step, i as u16 + 1, || mount_one(m));
+        }
+        // Made writable again once the writable trees were bound back
+        // (the bind of the TMPDIR carries it, read-only).
+        if let (Some(overlay), true) = (&plan.overlay, overlaid) {
+            let _ = writable_again(overlay);
         }
         // A failure here fails every deny mount too (no placeholder), each
         // reported with its own path.

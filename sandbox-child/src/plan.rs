@@ -22,8 +22,8 @@ use crate::report::{EnforcementReport, LayerReport, Status};
 use crate::seccomp::{self, NetSyscalls, SyscallRules};
 use crate::view::{
     prepare_mounts, prepare_private, prepare_root, prepare_veil, HostKinds, PreparedMount,
-    PreparedPrivate, PreparedRoot, PreparedVeil, RootEntry, SessionCopy, SessionDirs, StandIn,
-    Veil,
+    PreparedOverlay, PreparedPrivate, PreparedRoot, PreparedVeil, RootEntry, SessionCopy,
+    SessionDirs, SessionOverlay, StandIn, Veil,
 };
 use crate::ChildTerminal;
 
@@ -75,6 +75,8 @@ pub struct LaunchContext {
     /// Paths the sandbox sees replaced by the session's own copy, writable
     /// (see [`SessionCopy`]); a failure to bind one stops the launch.
     pub session_copies: Vec<SessionCopy>,
+    /// Python's bytecode cache as an overlay (see [`SessionOverlay`]).
+    pub overlay: Option<SessionOverlay>,
 }
 
 pub(crate) struct IdMaps {
@@ -106,6 +108,9 @@ pub struct Prepared {
     /// which it holds.
     pub(crate) private: PreparedPrivate,
     pub(crate) mounts: Vec<PreparedMount>,
+    /// Mounted after `mounts` but the deny placeholders, before `private`
+    /// clones the tree it sits in; a failure is not reported.
+    pub(crate) overlay: Option<PreparedOverlay>,
     /// Drawn after `mounts` (see [`Veil`]).
     pub(crate) veil: Option<PreparedVeil>,
     /// `None` under transparent brokering (see [`crate::root`]).
@@ -317,6 +322,10 @@ pub fn prepare(
         None => None,
     };
     let private = prepare_private(&ctx.session_dirs, &mounts, root.as_ref())?;
+    let overlay = match &ctx.overlay {
+        Some(overlay) => overlay.prepare()?,
+        None => None,
+    };
     // Always: outside the writable trees every mount is made read-only.
     let userns = true;
     // SAFETY: getuid/getgid cannot fail.
@@ -403,6 +412,7 @@ pub fn prepare(
         }),
         private,
         mounts,
+        overlay,
         veil,
         root,
         cap_last,

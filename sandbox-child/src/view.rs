@@ -70,6 +70,60 @@ pub struct SessionCopy {
     pub source: PathBuf,
 }
 
+/// A directory of the program's `TMPDIR` (`path`, where the policy points
+/// `PYTHONPYCACHEPREFIX`) seen as an overlay: `lower`, a directory no
+/// sandbox reaches (the supervisor's cache of bytecode it copied from the
+/// host, `supervisor/src/pycache.rs`), read-only, under `upper`, where the
+/// program's writes land, with overlayfs's `work` beside it (both out of
+/// the sandbox's view). Mounted `nosuid`, `nodev`, `noexec`, `volatile`;
+/// where the mount fails (a kernel without overlayfs in user namespaces)
+/// the program has the plain directory as a cache of its own: nothing the
+/// supervisor trusts depends on the mount.
+#[derive(Debug, Clone)]
+pub struct SessionOverlay {
+    pub path: PathBuf,
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+/// A [`SessionOverlay`]'s strings for the child's `mount`.
+pub(crate) struct PreparedOverlay {
+    pub target: CString,
+    /// `lowerdir=…,upperdir=…,workdir=…,userxattr,volatile`.
+    pub options: CString,
+}
+
+impl SessionOverlay {
+    /// `None` where a path cannot be written in overlayfs's options (a
+    /// `,`, `:` or `\\` in it): the program then has the plain directory.
+    pub(crate) fn prepare(&self) -> Result<Option<PreparedOverlay>, PrepareError> {
+        let plain = |p: &Path| !p.as_os_str().as_bytes().iter().any(|b| b",:\\".contains(b));
+        if ![&self.lower, &self.upper, &self.work]
+            .iter()
+            .all(|p| plain(p))
+        {
+            return Ok(None);
+        }
+        let mut options = b"lowerdir=".to_vec();
+        for (name, path) in [
+            ("", &self.lower),
+            (",upperdir=", &self.upper),
+            (",workdir=", &self.work),
+        ] {
+            options.extend_from_slice(name.as_bytes());
+            options.extend_from_slice(path.as_os_str().as_bytes());
+        }
+        // `volatile`: no sync of the upper layer's file system, at the
+        // mount's end either (the session's writes are dropped anyway).
+        options.extend_from_slice(b",userxattr,volatile");
+        Ok(Some(PreparedOverlay {
+            target: cstring(self.path.as_os_str())?,
+            options: cstring(std::ffi::OsStr::from_bytes(&options))?,
+        }))
+    }
+}
+
 /// Every sluice session directory of the user lives under `parent`; in the
 /// sandbox `parent` is a read-only directory holding only `keep` (the
 /// session's own `tmp/`, beneath `parent`), so no sandbox reaches another

@@ -62,6 +62,8 @@ pub struct Launch {
     /// Agents' state the sandbox sees as the session's copy
     /// (`crate::agent_state`).
     pub session_copies: Vec<sandbox_child::SessionCopy>,
+    /// Python's bytecode cache at the prefix (`crate::pycache`).
+    pub overlay: Option<sandbox_child::SessionOverlay>,
 }
 
 /// A child that passed every required step and exec'd the program.
@@ -136,6 +138,7 @@ pub fn spawn<T>(
         stacked_proxy: launch.stacked_proxy,
         stand_ins: crate::commands::bwrap::stand_in::stand_ins(),
         session_copies: launch.session_copies,
+        overlay: launch.overlay,
     };
     #[cfg(feature = "warm-spike")]
     let ctx = warm_spike(ctx)?;

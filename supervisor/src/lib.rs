@@ -53,6 +53,8 @@ mod policy_files;
 mod program;
 pub mod prompt;
 #[cfg(target_os = "linux")]
+mod pycache;
+#[cfg(target_os = "linux")]
 mod quarantine;
 #[cfg(target_os = "linux")]
 mod session_dir;

@@ -7,7 +7,7 @@ use std::os::raw::c_ulong;
 
 use crate::mounts::MountKind;
 use crate::sys::{self, MountAttr};
-use crate::view::{PreparedPrivate, PreparedVeil, RootEntry};
+use crate::view::{PreparedOverlay, PreparedPrivate, PreparedVeil, RootEntry};
 /// A procfs of the PID namespace this process is init of, over the host's
 /// `/proc`: it shows the sandbox's processes only. Read-only like every
 /// other mount of the view; the flags the kernel locked on the host's
@@ -36,6 +36,35 @@ pub(super) fn mount_shm() -> Result<(), i32> {
         )
     } as _)
     .map(drop)
+}
+
+/// Python's bytecode cache ([`crate::view::SessionOverlay`]): overlayfs,
+/// never executable, no device nodes or setuid.
+pub(super) fn mount_overlay(overlay: &PreparedOverlay) -> Result<(), i32> {
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // SAFETY: every pointer is a NUL-terminated string prepared before fork.
+    sys::check(unsafe {
+        libc::mount(
+            c"overlay".as_ptr(),
+            overlay.target.as_ptr(),
+            c"overlay".as_ptr(),
+            flags as c_ulong,
+            overlay.options.as_ptr().cast(),
+        )
+    } as _)
+    .map(drop)
+}
+
+/// The overlay's mount at its target made writable again (this mount
+/// only), after the recursive read-only step and the writable trees' binds.
+pub(super) fn writable_again(overlay: &PreparedOverlay) -> Result<(), i32> {
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: sys::MOUNT_ATTR_RDONLY,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    sys::mount_setattr(overlay.target.as_ptr(), &attr, false)
 }
 
 /// The tmpfs over the session's directory ([`PreparedPrivate`]): the

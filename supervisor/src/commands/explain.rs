@@ -113,8 +113,9 @@ pub fn run(args: ExplainArgs) -> Result<i32> {
         if !rule.pinned() {
             println!(
                 "  Python's bytecode: python in the sandbox keeps its cache in the session's \
-                 TMPDIR (PYTHONPYCACHEPREFIX); one run without that variable (`python -E`) \
-                 has its cache writes refused and recompiles, no harm done"
+                 TMPDIR (PYTHONPYCACHEPREFIX), over the host's own bytecode that sluice keeps \
+                 across the workspace's sessions; one run without that variable \
+                 (`python -E`) has its cache writes refused and recompiles, no harm done"
             );
         }
         if pinned(&policy.filesystem, &path) {

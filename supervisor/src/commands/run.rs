@@ -22,6 +22,7 @@ use crate::cgroup::{self, SessionCgroup};
 use crate::git_state;
 use crate::launch::{self, Launch};
 use crate::prompt::{self, overlay::Overlay, Prompter};
+use crate::pycache::PyCache;
 use crate::quarantine;
 use crate::tty::{self, Terminal};
 use crate::{nesting, phase, supervise};
@@ -58,7 +59,9 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     let protected_found = protect_denied(&mut s, cache.as_deref(), args.verbose, nested_hooks)?;
     phase::mark("denied paths protected from the broker");
     pin_protected(&mut s, cache.as_deref(), args.verbose, protected_found)?;
-    let (launch, serving, agent_state) = prepare_launch(&args, &mut s, given_tmpdir)?;
+    let pycache_root = dirs.trusted_pycache(&s).map(Path::to_path_buf);
+    let (launch, serving, agent_state, pycache) =
+        prepare_launch(&args, &mut s, given_tmpdir, pycache_root.as_deref())?;
     // While the child runs its steps: what the broker needs, its runtime
     // and threads too, the digest of the policy for the start record and
     // the audit file it goes in.
@@ -90,7 +93,10 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     phase::mark("broker stopped");
     finish(&args, &s, &shared, &dirs.audit, guarded, &code);
     agent_state.end(&dirs.audit.join("kept"), &s.id);
-    phase::mark("quarantine, audit end record, agents' state");
+    if let Some(pycache) = pycache {
+        pycache.end(&s.policy.filesystem);
+    }
+    phase::mark("quarantine, audit end record, agents' state, bytecode kept");
     // The sandbox's root (the broker's view) goes first: while a
     // descriptor holds it, the session directory's mount points are still
     // mount points, and removing each waits for an RCU grace period.
@@ -113,12 +119,14 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
 
 /// What the program is launched with, and what the supervisor keeps to
 /// serve it (`serving`): the program's environment, where it is and starts,
-/// its process limit and terminal, the broker's socket handed over.
+/// its process limit and terminal, the broker's socket handed over;
+/// Python's bytecode cache kept across sessions in `pycache_root`.
 fn prepare_launch(
     args: &RunArgs,
     s: &mut Session,
     given_tmpdir: Option<OsString>,
-) -> Result<(Launch, Serving, AgentState)> {
+    pycache_root: Option<&Path>,
+) -> Result<(Launch, Serving, AgentState, Option<PyCache>)> {
     let sluice_bin = executable_sluice(&mut s.policy)?;
     let socket = BrokerSocket::new()?;
     let stacked_proxy = stacked_proxy_listener(s)?;
@@ -133,6 +141,17 @@ fn prepare_launch(
     let agent_state = match s.outer {
         Some(_) => AgentState::none(),
         None => AgentState::prepare(&s.policy.filesystem, &env, &home_dir()?, &s.dir.dirs().dir)?,
+    };
+    // Stacked, no mount namespace of its own: Python caches in the TMPDIR.
+    let pycache = match s.outer {
+        Some(_) => None,
+        None => PyCache::prepare(
+            pycache_root,
+            &s.policy.filesystem,
+            &s.workspace,
+            &s.dir.tmp(),
+            &env,
+        ),
     };
     // `--workspace DIR` starts the program there; without it the program
     // starts where sluice was started (the workspace by default).
@@ -211,6 +230,7 @@ fn prepare_launch(
         stacked_proxy: stacked_port,
         register,
         session_copies: agent_state.session_copies(),
+        overlay: pycache.as_ref().map(PyCache::overlay),
     };
     let serving = Serving {
         broker_end,
@@ -220,7 +240,7 @@ fn prepare_launch(
         piped,
         own_filters,
     };
-    Ok((launch, serving, agent_state))
+    Ok((launch, serving, agent_state, pycache))
 }
 
 /// What the supervisor keeps from before the launch to serve the program.

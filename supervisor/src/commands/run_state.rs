@@ -27,6 +27,9 @@ pub(super) struct StateDirs {
     /// What the `[filesystem] deny` walk learnt at earlier launches, beside
     /// the records; none when stacked (the outer program could write it).
     pub(super) walk_cache: Option<PathBuf>,
+    /// Python's bytecode kept across sessions (`crate::pycache`), beside
+    /// the records; none when stacked.
+    pub(super) pycache: Option<PathBuf>,
 }
 
 impl StateDirs {
@@ -52,27 +55,35 @@ impl StateDirs {
             })?;
         }
         let records = s.records.canonicalize()?;
-        let walk_cache = match &s.outer {
-            Some(_) => None,
-            None => walk_cache_dir(&records),
+        let (walk_cache, pycache) = match &s.outer {
+            Some(_) => (None, None),
+            None => (
+                state_dir(
+                    &records,
+                    "deny-walk",
+                    "no cache of the deny patterns' walk, every directory is listed",
+                ),
+                state_dir(&records, "pycache", "no bytecode cache across sessions"),
+            ),
         };
         Ok(StateDirs {
             audit: audit_dir.canonicalize()?,
             config: config_dir.canonicalize()?,
             records,
             walk_cache,
+            pycache,
         })
     }
 }
 
-/// `<records>/../deny-walk`, made private; none, with a warning naming why,
-/// where it cannot be made.
-fn walk_cache_dir(records: &Path) -> Option<PathBuf> {
-    let dir = records.parent()?.join("deny-walk");
+/// `<records>/../NAME`, made private; none, with a warning saying `without`
+/// and why, where it cannot be made.
+fn state_dir(records: &Path, name: &str, without: &str) -> Option<PathBuf> {
+    let dir = records.parent()?.join(name);
     match audit::ensure_private_dir(&dir).and_then(|()| dir.canonicalize()) {
         Ok(dir) => Some(dir),
         Err(e) => {
-            tracing::warn!("no cache of the deny patterns' walk, every directory is listed: {e}");
+            tracing::warn!("{without}: {e}");
             None
         }
     }
@@ -84,9 +95,7 @@ impl StateDirs {
     /// listing in it is not looked at again); a warning naming why not.
     pub(super) fn trusted_walk_cache(&self, s: &Session) -> Option<&Path> {
         let dir = self.walk_cache.as_deref()?;
-        let fs = &s.policy.filesystem;
-        let writable = (fs.write.iter()).find(|w| dir.starts_with(w));
-        let Some(tree) = writable.or(dir.starts_with(&s.workspace).then_some(&s.workspace)) else {
+        let Some(tree) = writable_tree(dir, s) else {
             return Some(dir);
         };
         tracing::warn!(
@@ -98,6 +107,31 @@ impl StateDirs {
         );
         None
     }
+
+    /// Python's bytecode cache if it may be used: as the walk's cache
+    /// (`crate::pycache` trusts what it copies there).
+    pub(super) fn trusted_pycache(&self, s: &Session) -> Option<&Path> {
+        let dir = self.pycache.as_deref()?;
+        let Some(tree) = writable_tree(dir, s) else {
+            return Some(dir);
+        };
+        tracing::debug!(
+            "no bytecode cache across sessions: {} lies in {}, which this session's program \
+             may write",
+            dir.display(),
+            tree.display()
+        );
+        None
+    }
+}
+
+/// The tree this session's program may write that holds `dir`, if any.
+fn writable_tree<'a>(dir: &'a Path, s: &'a Session) -> Option<&'a Path> {
+    let fs = &s.policy.filesystem;
+    let writable = (fs.write.iter()).find(|w| dir.starts_with(w));
+    writable
+        .or(dir.starts_with(&s.workspace).then_some(&s.workspace))
+        .map(PathBuf::as_path)
 }
 
 /// Denies sluice's state and other sessions' directories to the sandbox,
@@ -125,6 +159,10 @@ pub(super) fn hide_state(
     let mut state = vec![&dirs.audit, &dirs.config, &dirs.records];
     if let Some(cache) = &dirs.walk_cache {
         protected.push((cache.clone(), "sluice's cache of the deny patterns' walk"));
+        state.push(cache);
+    }
+    if let Some(cache) = &dirs.pycache {
+        protected.push((cache.clone(), "sluice's cache of Python's bytecode"));
         state.push(cache);
     }
     if let Some(pins) = &pins_dir {

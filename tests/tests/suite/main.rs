@@ -38,6 +38,7 @@ mod newuser;
 mod newuser_tools;
 mod prompt_attacks;
 mod prompts;
+mod pyc15;
 mod redteam;
 mod redteam11;
 mod redteam12fs;

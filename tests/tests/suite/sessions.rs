@@ -32,7 +32,7 @@ fn session_dirs(tmp: &Path, other: &str) -> Vec<String> {
         .map(|entries| {
             entries
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|name| name != other && !name.starts_with(SPARE))
+                .filter(|name| name != other && !waits(name))
                 .collect()
         })
         .unwrap_or_default();
@@ -44,10 +44,17 @@ fn session_dirs(tmp: &Path, other: &str) -> Vec<String> {
 /// session's (`session_dir::take_spare`): not a session.
 const SPARE: &str = ".spare-";
 
+/// Whether `name` is an empty directory a finished session left for the
+/// next one: a spare, or the mount point of Python's bytecode cache set
+/// aside (`session_dir::set_aside`).
+fn waits(name: &str) -> bool {
+    name.starts_with(SPARE) || name.starts_with(".aside-")
+}
+
 /// The session directories in a sessions parent, without the spares.
 fn sessions_in(parent: &Path) -> Vec<String> {
     let mut names = names(parent);
-    names.retain(|n| !n.starts_with(SPARE));
+    names.retain(|n| !waits(n));
     names
 }
 
@@ -449,7 +456,7 @@ fn a_session_with_tmp_writable_cannot_make_another_live_session_look_dead_nor_re
         );
         assert_eq!(
             names(&parent.join(&live).join("tmp")),
-            ["secret"],
+            ["pycache", "secret"],
             "{mode:?}"
         );
         assert_eq!(
@@ -595,7 +602,7 @@ fn a_live_session_under_another_tmpdir_is_out_of_reach_of_a_later_one() {
         assert!(probe_alive(&daemon, &fx.probe), "{mode:?}: the daemon died");
         assert_eq!(
             names(&other_parent.join(&live).join("tmp")),
-            ["secret"],
+            ["pycache", "secret"],
             "{mode:?}"
         );
     }
