@@ -84,6 +84,40 @@ pub fn judge(protect: &Protect, path: &Path, act: Act) -> Option<Refusal> {
     None
 }
 
+/// What holds a name the program chooses that the person's tools print
+/// later: a file's name, a symlink's target (`ls -l`, `find -printf %l`),
+/// an extended attribute's name (`getfattr -d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    File,
+    Target,
+    Attribute,
+}
+
+/// Why a name holding a control character is not made: said with it.
+pub const NAME_WHY: &str = "a terminal acts on it when the person's tools print the \
+    name later (grep -r, find, git status with core.quotePath=false, a build log: \
+    OSC 52 sets the clipboard, CSI rewrites the screen)";
+
+/// The refusal for making a name holding a character a terminal acts on
+/// ([`crate::audit::escape::terminal_control`]: C0 and C1 controls, DEL,
+/// a lone byte 0x80 to 0x9F), or `None`. Whatever the path and the
+/// policy's lists: such a name reaches the person's terminal from any
+/// directory they list or search later, and a directory made where it
+/// would be allowed (the session's TMPDIR) could be moved, names and all.
+pub fn judge_name(name: &[u8], naming: Naming) -> Option<Refusal> {
+    let control = crate::audit::escape::terminal_control(name)?;
+    let what = match naming {
+        Naming::File => "a name",
+        Naming::Target => "a symlink's target",
+        Naming::Attribute => "an extended attribute's name",
+    };
+    Some(Refusal {
+        rule: format!("{what} holding the control character {control}"),
+        why: NAME_WHY,
+    })
+}
+
 /// The name that makes a directory a git repository to git's discovery
 /// (`setup.c`, `is_git_directory`: a valid `HEAD` beside `objects/` and
 /// `refs/`), bare or not: `default` protects it outside the places git

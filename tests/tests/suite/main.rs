@@ -49,6 +49,7 @@ mod redteam14;
 mod redteam14b;
 mod redteam14cache;
 mod redteam14git;
+mod redteam15names;
 mod redteam_later;
 mod seatbelt_cli;
 mod sessions;

@@ -27,6 +27,7 @@ pub(super) fn carry_out_as(
                 .guard
                 .place(root, named.base.as_deref(), &named.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
+            check_name(&place)?;
             check(env, &place, Act::Name)?;
             check_region(env, None, &place)?;
             let req = request(Op::Mknod, &place.name, umask);
@@ -45,6 +46,9 @@ pub(super) fn carry_out_as(
                 .guard
                 .place(root, named.base.as_deref(), &named.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
+            check_name(&place)?;
+            // `ls -l` and `find -printf %l` print where it leads.
+            check_naming(&content, judge::Naming::Target, || place.path())?;
             check(env, &place, Act::Name)?;
             check_region(env, None, &place)?;
             if !judge::is_gits_probe(&content) {
@@ -85,6 +89,7 @@ pub(super) fn carry_out_as(
                 .guard
                 .place(root, to.base.as_deref(), &to.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
+            check_name(&dst)?;
             check(env, &src, Act::LinkSource)?;
             check(env, &dst, Act::Name)?;
             check_region(env, Some(&src), &dst)?;
@@ -212,6 +217,7 @@ fn open_or_mkdir(
         if exists(&place)? {
             return Err(Stop::Errno(libc::EEXIST));
         }
+        check_name(&place)?;
         check(env, &place, Act::Mkdir)?;
         let req = fsop::Request {
             mode: open.mode,
@@ -255,6 +261,15 @@ fn open_or_mkdir(
                 place.path()
             };
             check_path(env, judged, Act::Write)?;
+        }
+        if open.create() && !tmpfile {
+            // A name made, unless the file is there already (one the person
+            // made is opened as before): the `fstatat` only for a bad name.
+            if let Err(bad) = check_name(&place) {
+                if !exists(&place)? {
+                    return Err(bad);
+                }
+            }
         }
         if let Some(fd) = super::null::serve(env, &place, &open) {
             return Ok(Answer::Descriptor(fd, open.cloexec()));
@@ -383,6 +398,7 @@ fn openat2_as_asked(
                 parent,
                 name: name.to_vec(),
             };
+            check_name(&place)?;
             check(env, &place, Act::Write)?;
             let req = fsop::Request {
                 flags: open.flags,
@@ -435,6 +451,10 @@ fn rename(
         .place(root, to.base.as_deref(), &to.asked)?
         .ok_or(Stop::Errno(libc::EBUSY))?;
     let exchange = flags & libc::RENAME_EXCHANGE != 0;
+    if !exchange {
+        // An exchange makes no name: both are there already.
+        check_name(&dst)?;
+    }
     check(
         env,
         &src,

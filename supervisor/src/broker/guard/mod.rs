@@ -359,6 +359,9 @@ enum Stop {
     Gone,
     Errno(i32),
     Refused(PathBuf, Refusal),
+    /// A name holding a control character ([`judge::judge_name`]):
+    /// `EINVAL`, as a file system that takes no such name answers (vfat).
+    BadName(PathBuf, Refusal),
 }
 
 impl From<Unreadable> for Stop {
@@ -386,8 +389,12 @@ pub fn serve(env: &Env<'_>, target: &Target<'_>, call: Call) {
         Err(Stop::Gone) => return,
         Err(Stop::Errno(errno)) => Answer::Errno(errno),
         Err(Stop::Refused(path, refusal)) => {
-            refuse(env, target, &call, &path, &refusal, started);
+            refuse(env, target, &call, &path, &refusal, started, PROTECTED);
             Answer::Errno(libc::EACCES)
+        }
+        Err(Stop::BadName(path, refusal)) => {
+            refuse(env, target, &call, &path, &refusal, started, BAD_NAME);
+            Answer::Errno(libc::EINVAL)
         }
     };
     let listener = target.listener;
@@ -410,6 +417,15 @@ pub fn serve(env: &Env<'_>, target: &Target<'_>, call: Call) {
     }
 }
 
+/// What a refusal of a protected path tells the person after the path,
+/// the reason and the rule.
+const PROTECTED: &str = "The sandbox never writes such a path; if the change is wanted, \
+    make it yourself outside sluice.";
+
+/// The same for a name holding a control character.
+const BAD_NAME: &str = "The sandbox makes no such name (the call fails with EINVAL); \
+    if it is wanted, make it yourself outside sluice.";
+
 /// Records a refusal and tells the person, once per path.
 fn refuse(
     env: &Env<'_>,
@@ -418,6 +434,7 @@ fn refuse(
     path: &Path,
     refusal: &Refusal,
     started: Instant,
+    then: &str,
 ) {
     let first = env
         .guard
@@ -428,8 +445,7 @@ fn refuse(
     if first {
         // `\r\n`: the person's terminal may be in raw mode for the relay.
         eprint!(
-            "sluice: refused writing {}: {} ({}). The sandbox never writes such a \
-             path; if the change is wanted, make it yourself outside sluice.\r\n",
+            "sluice: refused writing {}: {} ({}). {then}\r\n",
             // The program chose the name: no control character reaches the
             // person's terminal.
             crate::audit::escape::for_terminal(&crate::audit::escape::escape_os(path.as_os_str())),
@@ -603,6 +619,26 @@ impl Place {
 
 fn check(env: &Env<'_>, place: &Place, act: Act) -> Result<(), Stop> {
     check_path(env, place.path(), act)
+}
+
+/// A name about to be made at `place` (a file's, directory's, node's,
+/// symlink's; a rename's or link's destination): none holding a character
+/// a terminal acts on ([`judge::judge_name`]). A byte scan.
+fn check_name(place: &Place) -> Result<(), Stop> {
+    check_naming(&place.name, judge::Naming::File, || place.path())
+}
+
+/// `bytes`, a name of the kind `naming` made for the file at `path`,
+/// judged as [`check_name`] judges a file's name.
+fn check_naming(
+    bytes: &[u8],
+    naming: judge::Naming,
+    path: impl FnOnce() -> PathBuf,
+) -> Result<(), Stop> {
+    match judge::judge_name(bytes, naming) {
+        Some(refusal) => Err(Stop::BadName(path(), refusal)),
+        None => Ok(()),
+    }
 }
 
 /// A name made at `dst` from `src` (`None`: made from nothing, a symlink or

@@ -1,0 +1,311 @@
+//! Red team, round 15: names the program makes that reach the person's
+//! terminal later. A file's name holding an escape sequence (OSC 52 sets
+//! the clipboard, CSI rewrites the screen) is printed as it is by the
+//! person's `grep -r`, `find`, `git status` with `core.quotePath=false`, a
+//! build log; a symlink's target by `ls -l` and `find -printf %l`; an
+//! extended attribute's name by `getfattr -d`. The guard judges every name
+//! made (`protect::judge_name`): one holding a C0 or C1 control, DEL, or a
+//! lone byte 0x80 to 0x9F is refused (`EINVAL`), by every call that makes
+//! one, under `default` and `--transparent`, as an unprivileged user and
+//! stacked. The harm is checked with the person's `find` outside. Controls:
+//! the same script outside sluice makes every name; inside, ordinary names
+//! (UTF-8, spaces, a leading dash, Latin-1) are made by every call, and a
+//! file the person named so before is written as before.
+
+use std::fs;
+use std::process::Command;
+
+use sluice_tests::{execute, sluice_bin, Fixture, Outcome};
+
+use super::escape_later::{as_nobody, give_to_nobody};
+use super::redteam13pins::HELPERS;
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
+const PYTHON: &str = "/usr/bin/python3";
+
+/// The name forms tried: OSC 52 (clipboard), a newline, CSI as UTF-8 C1,
+/// CSI as a lone 8-bit byte, DEL.
+const BAD: [&str; 5] = ["osc52", "newline", "c1", "lone", "del"];
+
+/// Ordinary names, each made by every call inside.
+const GOOD: [&str; 6] = ["utf8", "spaces", "dash", "cjk", "u00db", "latin1"];
+
+/// The calls that make a name, each tried with every form.
+const CALLS: [&str; 10] = [
+    "open", "excl", "openat2", "mkdir", "fifo", "link", "symlink", "target", "rename", "xattr",
+];
+
+/// `python3 -c MAKE FORMS...` in the workspace: every call of [`CALLS`]
+/// with every form named, each said on a line `CALL FORM: ok` (or the
+/// error). After [`HELPERS`] (`attempt`).
+const MAKE: &str = r#"
+import os, struct, sys
+forms = {
+    "osc52": b"\x1b]52;c;ZWNobyBoaQ==\x07", "newline": b"\n", "c1": b"\xc2\x9b2J",
+    "lone": b"\x9b2J", "del": b"\x7f",
+    "utf8": "café – ünï ✓".encode(), "spaces": b" with spaces ", "dash": b"-rf",
+    "cjk": "日本語 🎉".encode(), "u00db": b"\xc3\x9b", "latin1": b"caf\xe9",
+}
+with open("clean", "w") as f:
+    f.write("x")
+for form in sys.argv[1:]:
+    b = forms[form]
+    def name(call):
+        return call.encode() + b"-" + b + b"-" + form.encode()
+    def opened():
+        os.close(os.open(name("open"), os.O_WRONLY | os.O_CREAT, 0o644))
+    def excl():
+        d = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.close(os.open(name("excl"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=d))
+        finally:
+            os.close(d)
+    def openat2():
+        # `RESOLVE_BENEATH`: the guard resolves it as asked.
+        how = struct.pack("QQQ", os.O_WRONLY | os.O_CREAT, 0o644, 0x08)
+        fd = libc.syscall(437, -100, name("openat2"), how, len(how))
+        if fd < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        os.close(fd)
+    def renamed():
+        tmp = b"tmp-" + form.encode()
+        open(tmp, "w").close()
+        os.rename(tmp, name("rename"))
+    calls = {
+        "open": opened,
+        "excl": excl,
+        "openat2": openat2,
+        "mkdir": lambda: os.mkdir(name("mkdir")),
+        "fifo": lambda: os.mkfifo(name("fifo")),
+        "link": lambda: os.link("clean", name("link")),
+        "symlink": lambda: os.symlink("clean", name("symlink")),
+        "target": lambda: os.symlink(b"x" + b, b"target-" + form.encode()),
+        "rename": renamed,
+        "xattr": lambda: os.setxattr("clean", b"user.x" + b, b"v"),
+    }
+    for call, f in calls.items():
+        attempt(call + " " + form, f)
+print("tried", flush=True)
+"#;
+
+/// The script for `forms`, as `python3 -c` arguments.
+fn make(forms: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        PYTHON.to_owned(),
+        "-c".to_owned(),
+        format!("{HELPERS}{MAKE}"),
+    ];
+    args.extend(forms.iter().map(|f| f.to_string()));
+    args
+}
+
+/// `args` inside sluice with `sluice_args`, in the workspace.
+fn inside(fx: &Fixture, sluice_args: &[&str], args: &[String]) -> Outcome {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    execute(fx.sluice_command(sluice_args, &args))
+}
+
+/// `args` outside sluice, in the workspace.
+fn outside(fx: &Fixture, args: &[String]) -> Outcome {
+    let mut cmd = Command::new(&args[0]);
+    cmd.args(&args[1..])
+        .current_dir(&fx.ws_dir)
+        .stdin(std::process::Stdio::null());
+    execute(cmd)
+}
+
+/// What the person's `find . -printf '%p -> %l\n'` in the workspace prints
+/// (names, and symlinks' targets) and the extended attributes' names of
+/// `clean`: what reaches their terminal.
+fn persons_find(fx: &Fixture) -> Vec<u8> {
+    let mut cmd = Command::new("find");
+    cmd.args([".", "-printf", "%p -> %l\\n"])
+        .current_dir(&fx.ws_dir);
+    let mut shown = cmd.output().unwrap().stdout;
+    if let Ok(names) = xattr_names(&fx.ws("clean")) {
+        shown.extend_from_slice(&names);
+    }
+    shown
+}
+
+/// The extended attributes' names of `path` (`listxattr`), NUL-separated.
+fn xattr_names(path: &str) -> std::io::Result<Vec<u8>> {
+    let c = std::ffi::CString::new(path).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = unsafe { libc::listxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// The bytes of a planted form found in what the person's tools print
+/// (a newline in a name shows as a line with no ` -> `).
+fn planted_in(shown: &[u8]) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let has = |needle: &[u8]| shown.windows(needle.len()).any(|w| w == needle);
+    if has(b"\x1b]52;") {
+        found.push("osc52");
+    }
+    if has(b"\xc2\x9b2J") {
+        found.push("c1");
+    }
+    if (shown.utf8_chunks()).any(|chunk| chunk.invalid().contains(&0x9b)) {
+        found.push("lone");
+    }
+    if has(b"\x7f") {
+        found.push("del");
+    }
+    let text = String::from_utf8_lossy(shown);
+    if text.lines().any(|l| l.starts_with("-newline")) {
+        found.push("newline");
+    }
+    found
+}
+
+/// Each (call, form) line of `out`, asserted to say `want`.
+fn each_says(out: &Outcome, forms: &[&str], want: &str) {
+    assert!(out.stdout.contains("tried"), "{out}");
+    let wrong: Vec<String> = (forms.iter())
+        .flat_map(|form| {
+            CALLS
+                .iter()
+                .map(move |call| format!("{call} {form}: {want}\n"))
+        })
+        .filter(|line| !out.stdout.contains(line))
+        .collect();
+    assert!(wrong.is_empty(), "not said: {wrong:?}\n{out}");
+}
+
+/// Control: outside sluice every call makes every form, and the person's
+/// `find` prints each as it is.
+#[test]
+fn control_outside_sluice_every_call_makes_a_name_the_terminal_acts_on() {
+    let fx = Fixture::new(PROBE);
+    let out = outside(&fx, &make(&BAD));
+    each_says(&out, &BAD, "ok");
+    let shown = persons_find(&fx);
+    assert_eq!(
+        planted_in(&shown),
+        ["osc52", "c1", "lone", "del", "newline"]
+    );
+}
+
+/// Every call that makes a name refuses one holding a control, with
+/// `EINVAL`, under `default` and `--transparent`; the person's `find`
+/// afterwards prints none; the refusal says why without printing the
+/// name's escape; `sluice explain` says it too.
+#[test]
+fn no_call_makes_a_name_the_terminal_acts_on() {
+    for way in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        let out = inside(&fx, way, &make(&BAD));
+        each_says(&out, &BAD, "Invalid argument");
+        assert_eq!(
+            planted_in(&persons_find(&fx)),
+            Vec::<&str>::new(),
+            "{way:?}"
+        );
+        assert!(out.stderr.contains("refused writing"), "{out}");
+        assert!(
+            out.stderr.contains("control character \\x1b"),
+            "the refusal names the character\n{out}"
+        );
+        assert!(out.stderr.contains("EINVAL"), "{out}");
+        assert!(
+            !out.stderr.contains('\x1b'),
+            "the refusal printed the escape\n{out}"
+        );
+    }
+}
+
+/// The same as the unprivileged user 65534 (its sandbox in a user
+/// namespace of its own).
+#[test]
+fn no_call_makes_such_a_name_for_an_unprivileged_user() {
+    let fx = Fixture::new(PROBE);
+    give_to_nobody(&fx);
+    let sluice = sluice_bin().to_string_lossy().into_owned();
+    let ws = fx.ws("");
+    let mut program: Vec<String> = ["run", "--workspace", &ws, "--"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    program.insert(0, sluice);
+    program.extend(make(&BAD));
+    let program: Vec<&str> = program.iter().map(String::as_str).collect();
+    let out = as_nobody(&fx, &program, "");
+    each_says(&out, &BAD, "Invalid argument");
+    assert_eq!(planted_in(&persons_find(&fx)), Vec::<&str>::new());
+    // Control: the same user makes ordinary names.
+    let good = make(&GOOD);
+    let program: Vec<&str> = (program[..5].iter().copied())
+        .chain(good.iter().map(String::as_str))
+        .collect();
+    let out = as_nobody(&fx, &program, "");
+    each_says(&out, &GOOD, "ok");
+}
+
+/// A sluice inside sluice: the outer guard judges the stacked program's
+/// names too.
+#[test]
+fn a_stacked_sandbox_makes_no_such_name_either() {
+    let fx = Fixture::new(PROBE);
+    let sluice = sluice_bin().to_string_lossy().into_owned();
+    let mut program = vec![sluice, "run".to_owned(), "--".to_owned()];
+    program.extend(make(&BAD));
+    let out = inside(&fx, &[], &program);
+    each_says(&out, &BAD, "Invalid argument");
+    assert_eq!(planted_in(&persons_find(&fx)), Vec::<&str>::new());
+}
+
+/// Control inside: every call makes ordinary names (UTF-8 with U+00DB,
+/// whose second byte is 0x9B, CJK and an emoji, spaces, a leading dash,
+/// a Latin-1 byte that is not UTF-8), with no refusal; a file the person
+/// named with an escape before the session is written as before (no name
+/// is made); `sluice explain` says which names are refused.
+#[test]
+fn ordinary_names_are_made_and_existing_ones_written() {
+    for way in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        let old = fx.ws("old\x1b[2J");
+        fs::write(&old, "").unwrap();
+        let out = inside(&fx, way, &make(&GOOD));
+        each_says(&out, &GOOD, "ok");
+        assert!(!out.stderr.contains("refused"), "{out}");
+        let append = inside(
+            &fx,
+            way,
+            &[
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo kept >> \"$(printf 'old\\033[2J')\"".into(),
+            ],
+        );
+        assert!(append.status.success(), "{append}");
+        assert_eq!(fs::read_to_string(&old).unwrap(), "kept\n", "{append}");
+    }
+}
+
+/// `sluice explain --write` of a name holding a control says the guard
+/// refuses it and why, without printing the escape; an ordinary name is
+/// allowed.
+#[test]
+fn explain_says_a_name_holding_a_control_is_refused() {
+    let fx = Fixture::new(PROBE);
+    let explain = |name: &str| {
+        let mut cmd = fx.sluice_cli_command(&["explain", "--write", &fx.ws(name)]);
+        cmd.current_dir(&fx.ws_dir);
+        execute(cmd)
+    };
+    let bad = explain("a\x1b]52;c;eA==\x07b");
+    assert!(!bad.status.success(), "{bad}");
+    assert!(bad.stdout.contains("control character \\x1b"), "{bad}");
+    assert!(bad.stdout.contains("refused"), "{bad}");
+    assert!(!bad.stdout.contains('\x1b'), "{bad}");
+    let good = explain("café.txt");
+    assert!(good.status.success(), "{good}");
+    assert!(!good.stdout.contains("control character"), "{good}");
+}
