@@ -309,3 +309,22 @@ fn explain_says_a_name_holding_a_control_is_refused() {
     assert!(good.status.success(), "{good}");
     assert!(!good.stdout.contains("control character"), "{good}");
 }
+
+/// The refusal is in the session's audit record (the name escaped, the
+/// rule), and the summary said when the program fails names it as one no
+/// flag lifts.
+#[test]
+fn the_refusal_is_recorded_and_summed_up() {
+    let fx = Fixture::new(PROBE);
+    let script = "echo x > \"$(printf 'a\\033]52;c;eA==\\007b')\"";
+    let out = inside(&fx, &[], &["/bin/sh".into(), "-c".into(), script.into()]);
+    assert!(!out.status.success(), "{out}");
+    assert!(out.stderr.contains("no flag lifts it"), "{out}");
+    assert!(!out.stderr.contains("--allow-write"), "{out}");
+    let mut recorded = String::new();
+    for entry in fs::read_dir(fx.audit_dir()).unwrap().flatten() {
+        recorded.push_str(&fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    assert!(recorded.contains("control character \\\\x1b"), "{recorded}");
+    assert!(!recorded.contains('\x1b'), "{recorded}");
+}

@@ -389,11 +389,21 @@ pub fn serve(env: &Env<'_>, target: &Target<'_>, call: Call) {
         Err(Stop::Gone) => return,
         Err(Stop::Errno(errno)) => Answer::Errno(errno),
         Err(Stop::Refused(path, refusal)) => {
-            refuse(env, target, &call, &path, &refusal, started, PROTECTED);
+            refuse(
+                env,
+                target,
+                &call,
+                &path,
+                &refusal,
+                started,
+                (PROTECTED, By::Rule),
+            );
             Answer::Errno(libc::EACCES)
         }
         Err(Stop::BadName(path, refusal)) => {
-            refuse(env, target, &call, &path, &refusal, started, BAD_NAME);
+            // No policy lifts it: said so in the summary (`refusals`).
+            let how = (BAD_NAME, By::Protected);
+            refuse(env, target, &call, &path, &refusal, started, how);
             Answer::Errno(libc::EINVAL)
         }
     };
@@ -426,7 +436,8 @@ const PROTECTED: &str = "The sandbox never writes such a path; if the change is 
 const BAD_NAME: &str = "The sandbox makes no such name (the call fails with EINVAL); \
     if it is wanted, make it yourself outside sluice.";
 
-/// Records a refusal and tells the person, once per path.
+/// Records a refusal and tells the person, once per path: `then` is said
+/// after the reason, `by` recorded as who refused.
 fn refuse(
     env: &Env<'_>,
     target: &Target<'_>,
@@ -434,7 +445,7 @@ fn refuse(
     path: &Path,
     refusal: &Refusal,
     started: Instant,
-    then: &str,
+    (then, by): (&str, By),
 ) {
     let first = env
         .guard
@@ -465,7 +476,7 @@ fn refuse(
         access: audit::Access::Write,
         flags: proto::OpenFlags::default(),
         decision: Decision::Denied,
-        by: By::Rule,
+        by,
         rule: Some(refusal.rule.clone()),
         reason: Some(refusal.why.to_owned()),
         latency_us: started.elapsed().as_micros() as u64,
