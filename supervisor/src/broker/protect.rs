@@ -118,6 +118,40 @@ pub fn judge_name(name: &[u8], naming: Naming) -> Option<Refusal> {
     })
 }
 
+/// The module an extension module's file name is for, Python's way
+/// (`FileFinder`, any of the `.so` suffixes: `a.so`, `a.abi3.so`,
+/// `a.cpython-311-x86_64-linux-gnu.so` are `a`): the name up to its first
+/// dot, for a name ending `.so`; `None` for any other.
+pub fn extension_module(name: &[u8]) -> Option<&[u8]> {
+    let stem = name.strip_suffix(b".so")?;
+    let module = stem.split(|&b| b == b'.').next()?;
+    (!module.is_empty()).then_some(module)
+}
+
+/// Why an extension module and a source of the same module are not made
+/// beside each other: said with the path.
+const EXTENSION_WHY: &str = "Python imports the extension module, not the source of \
+    the same name beside it, and `*.so` is in every Python .gitignore: the person's review \
+    shows the source while the binary runs (build it outside sluice, or out of place: \
+    `build_ext` without --inplace)";
+
+/// The refusal for an extension module made beside `source` (`a.py`), or
+/// (`source_made`) for the source `a.py` made beside the extension module
+/// `other`.
+pub fn extension_refusal(other: &[u8], source_made: bool) -> Refusal {
+    let other =
+        crate::audit::escape::for_terminal(&crate::audit::escape::escape_bytes(other)).into_owned();
+    let rule = if source_made {
+        format!("a Python source beside the extension module {other}")
+    } else {
+        format!("an extension module beside the Python source {other}")
+    };
+    Refusal {
+        rule,
+        why: EXTENSION_WHY,
+    }
+}
+
 /// The name that makes a directory a git repository to git's discovery
 /// (`setup.c`, `is_git_directory`: a valid `HEAD` beside `objects/` and
 /// `refs/`), bare or not: `default` protects it outside the places git

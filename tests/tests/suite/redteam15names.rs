@@ -328,3 +328,198 @@ fn the_refusal_is_recorded_and_summed_up() {
     assert!(recorded.contains("control character \\\\x1b"), "{recorded}");
     assert!(!recorded.contains('\x1b'), "{recorded}");
 }
+
+// ---------------------------------------------------------------------------
+// A Python extension module in place of the source the person reviews.
+// ---------------------------------------------------------------------------
+
+/// The directories each holding the person's clean `a.py`, one per way an
+/// extension module `a` is put beside it.
+const BESIDE: [&str; 5] = ["p1", "p2", "p3", "p4", "p5"];
+
+/// `sh -c PLANT sh C_SOURCE` in the workspace: the extension module `a`
+/// (from `redteam14cache::extension_source`) put beside each clean `a.py`
+/// a different way (built there, copied, renamed from the TMPDIR, a
+/// symlink, a hard link; the suffixes `.so`, `.abi3.so` and this Python's
+/// own), and a clean `a.py` made beside one built where no source was
+/// (`rev`: written; `rev2`: renamed). Renamed within the workspace: from
+/// the TMPDIR (another file system) `mv` copies. Each said `WAY: ok` or `WAY: no`.
+const PLANT_EXTENSION: &str = r#"
+cc() { gcc -shared -fPIC -I/usr/include/python3.11 -o "$1" "$TMPDIR/ext.c"; }
+t() { w=$1; shift; if "$@" 2>/dev/null; then echo "$w: ok"; else echo "$w: no"; fi; }
+printf '%s' "$1" > "$TMPDIR/ext.c" && cc "$TMPDIR/evil.so" || exit 1
+ext=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+t build cc p1/a.so
+t copy cp "$TMPDIR/evil.so" "p2/a$ext"
+mkdir -p x && cp "$TMPDIR/evil.so" x/evil.so && cp x/evil.so x/m.so
+t rename mv x/m.so p3/a.abi3.so
+t symlink ln -s "$TMPDIR/evil.so" p4/a.so
+t link ln x/evil.so p5/a.so
+mkdir -p rev rev2
+cc rev/a.so && cc rev2/a.so && echo "lone: ok"
+t source sh -c 'printf "def f():\n    return 1\n" > rev/a.py'
+printf 'def f():\n    return 1\n' > x/a.py
+t source-renamed mv x/a.py rev2/a.py
+echo tried
+"#;
+
+/// The ways of [`PLANT_EXTENSION`].
+const PLANT_WAYS: [&str; 7] = [
+    "build",
+    "copy",
+    "rename",
+    "symlink",
+    "link",
+    "source",
+    "source-renamed",
+];
+
+/// The person's project for [`PLANT_EXTENSION`]: a clean `a.py` in each
+/// of [`BESIDE`].
+fn clean_sources(fx: &Fixture) {
+    for dir in BESIDE {
+        fs::create_dir_all(fx.ws(dir)).unwrap();
+        fs::write(fx.ws(&format!("{dir}/a.py")), "def f():\n    return 'a'\n").unwrap();
+    }
+    fs::create_dir_all(&fx.outside_dir).unwrap();
+}
+
+/// The planting script's arguments: `sh -c PLANT_EXTENSION sh C_SOURCE`.
+fn plant_extension(fx: &Fixture) -> Vec<String> {
+    let source = super::redteam14cache::extension_source(&fx.outside_dir.to_string_lossy());
+    ["/bin/sh", "-c", PLANT_EXTENSION, "sh", &source]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// The person's `python3 -c 'import DIR.a'` outside, for each of
+/// [`BESIDE`]: the directories where the planted extension ran instead of
+/// the clean source.
+fn persons_imports(fx: &Fixture) -> Vec<&'static str> {
+    let canary = fx.outside("so");
+    BESIDE
+        .into_iter()
+        .filter(|dir| {
+            let mut cmd = Command::new(PYTHON);
+            cmd.args(["-c", &format!("import {dir}.a as m; print(m.f())")])
+                .current_dir(&fx.ws_dir)
+                .env_remove("PYTHONPYCACHEPREFIX")
+                .stdin(std::process::Stdio::null());
+            let out = execute(cmd);
+            assert!(out.stdout.contains('a'), "{out}");
+            fs::remove_file(&canary).is_ok()
+        })
+        .collect()
+}
+
+/// Control: outside sluice every way puts the extension module beside the
+/// source (or the source beside it), and the person's import of each runs
+/// the extension.
+#[test]
+fn control_outside_sluice_an_extension_module_beside_its_source_runs() {
+    let fx = Fixture::new(PROBE);
+    clean_sources(&fx);
+    let out = outside(&fx, &plant_extension(&fx));
+    assert!(out.stdout.contains("tried"), "{out}");
+    for way in PLANT_WAYS {
+        assert!(out.stdout.contains(&format!("{way}: ok\n")), "{way}\n{out}");
+    }
+    assert_eq!(persons_imports(&fx), BESIDE);
+}
+
+/// Inside sluice, under `default` and `--transparent`: no way puts an
+/// extension module beside the person's source (nor a source beside one),
+/// the refusal says why, and the person's imports run the sources; an
+/// extension module with no source beside it is built as before.
+#[test]
+fn no_extension_module_is_made_beside_its_source() {
+    for way in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        clean_sources(&fx);
+        let out = inside(&fx, way, &plant_extension(&fx));
+        extension_refused(&fx, &out);
+    }
+}
+
+/// The same as the unprivileged user 65534.
+#[test]
+fn no_extension_module_is_made_beside_its_source_for_an_unprivileged_user() {
+    let fx = Fixture::new(PROBE);
+    clean_sources(&fx);
+    give_to_nobody(&fx);
+    let sluice = sluice_bin().to_string_lossy().into_owned();
+    let ws = fx.ws("");
+    let mut program: Vec<String> = [sluice.as_str(), "run", "--workspace", &ws, "--"]
+        .map(str::to_owned)
+        .to_vec();
+    program.extend(plant_extension(&fx));
+    let program: Vec<&str> = program.iter().map(String::as_str).collect();
+    let out = as_nobody(&fx, &program, "");
+    extension_refused(&fx, &out);
+}
+
+/// What [`PLANT_EXTENSION`] inside sluice must leave: every way refused,
+/// said on standard error, the extension with no source beside it built,
+/// no planted extension run by the person's imports.
+fn extension_refused(fx: &Fixture, out: &Outcome) {
+    assert!(out.stdout.contains("tried"), "{out}");
+    assert!(out.stdout.contains("lone: ok\n"), "{out}");
+    let made: Vec<&str> = (PLANT_WAYS.into_iter())
+        .filter(|way| !out.stdout.contains(&format!("{way}: no\n")))
+        .collect();
+    assert!(made.is_empty(), "{made:?}\n{out}");
+    assert!(
+        out.stderr
+            .contains("an extension module beside the Python source a.py"),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("a Python source beside the extension module a.so"),
+        "{out}"
+    );
+    for dir in ["rev", "rev2"] {
+        assert!(
+            fs::symlink_metadata(fx.ws(&format!("{dir}/a.py"))).is_err(),
+            "{out}"
+        );
+    }
+    assert_eq!(persons_imports(fx), Vec::<&str>::new(), "{out}");
+}
+
+/// Control inside: `setup.py build_ext --inplace` of an extension module
+/// with no source of its name beside it builds, and imports; a source
+/// written beside an extension module of another name, and the person's
+/// clean source edited beside nothing, draw no refusal.
+#[test]
+fn an_extension_module_with_no_source_of_its_name_is_built_in_place() {
+    for way in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        clean_sources(&fx);
+        fs::write(fx.ws("fast.c"), FAST_C).unwrap();
+        fs::write(
+            fx.ws("setup.py"),
+            "from setuptools import setup, Extension\n\
+             setup(name='fast', version='1', ext_modules=[Extension('fast', ['fast.c'])])\n",
+        )
+        .unwrap();
+        let script = "set -e\n\
+            /usr/bin/python3 setup.py -q build_ext --inplace\n\
+            /usr/bin/python3 -c 'import fast; print(\"fast\", fast.f())'\n\
+            printf 'import fast\\n' > faster.py\n\
+            printf 'def f():\\n    return 2\\n' > p1/a.py\n\
+            echo done";
+        let out = inside(&fx, way, &["/bin/sh".into(), "-c".into(), script.into()]);
+        assert!(out.stdout.contains("fast 42\n"), "{way:?}\n{out}");
+        assert!(out.stdout.contains("done"), "{way:?}\n{out}");
+        assert!(!out.stderr.contains("refused"), "{way:?}\n{out}");
+    }
+}
+
+/// An extension module `fast` whose `f()` returns 42.
+const FAST_C: &str = r#"#include <Python.h>
+static PyObject *f(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
+static PyMethodDef methods[] = {{"f", f, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "fast", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_fast(void) { return PyModule_Create(&def); }
+"#;

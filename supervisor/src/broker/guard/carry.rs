@@ -3,6 +3,7 @@
 //! resolved and the name it judged (never `CONTINUE`), a symlink at the name
 //! of an open followed here and judged in its turn.
 
+use super::python::check_module;
 use super::*;
 
 /// [`carry_out`] once it is known whose sandbox the call is made in.
@@ -51,6 +52,7 @@ pub(super) fn carry_out_as(
             check_naming(&content, judge::Naming::Target, || place.path())?;
             check(env, &place, Act::Name)?;
             check_region(env, None, &place)?;
+            check_module(&place, true)?;
             if !judge::is_gits_probe(&content) {
                 check_into_git(env, None, &place)?;
             }
@@ -94,6 +96,7 @@ pub(super) fn carry_out_as(
             check(env, &dst, Act::Name)?;
             check_region(env, Some(&src), &dst)?;
             check_into_git(env, Some(&src), &dst)?;
+            check_module(&dst, true)?;
             let req = fsop::Request {
                 name2: &dst.name,
                 ..request(Op::Link, &src.name, 0)
@@ -261,6 +264,9 @@ fn open_or_mkdir(
                 place.path()
             };
             check_path(env, judged, Act::Write)?;
+            if !tmpfile {
+                check_module(&place, open.create())?;
+            }
         }
         if open.create() && !tmpfile {
             // A name made, unless the file is there already (one the person
@@ -400,6 +406,7 @@ fn openat2_as_asked(
             };
             check_name(&place)?;
             check(env, &place, Act::Write)?;
+            check_module(&place, true)?;
             let req = fsop::Request {
                 flags: open.flags,
                 mode: open.mode,
@@ -488,6 +495,8 @@ fn rename(
     if exchange {
         check_region(env, Some(&dst), &src)?;
         check_into_git(env, Some(&dst), &src)?;
+    } else {
+        check_module(&dst, true)?;
     }
     let req = fsop::Request {
         flags: flags as i32,

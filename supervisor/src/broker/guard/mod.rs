@@ -38,6 +38,7 @@ mod attrs;
 mod carry;
 mod gitconfig;
 mod null;
+mod python;
 // Pure and shared with the broker's own writes: `broker::protect`.
 use super::protect as judge;
 pub(crate) use judge::{Act, HEAD};
