@@ -128,6 +128,34 @@ pub fn extension_module(name: &[u8]) -> Option<&[u8]> {
     (!module.is_empty()).then_some(module)
 }
 
+/// Whether `name` is a package's initialisation module, which Python
+/// imports for the package: `__init__.py`, or an extension module
+/// `__init__` (`__init__.cpython-311-x86_64-linux-gnu.so`).
+pub fn is_package_init(name: &[u8]) -> bool {
+    name == b"__init__.py" || extension_module(name) == Some(b"__init__")
+}
+
+/// Why a package and a source of its name are not made beside each other.
+const PACKAGE_WHY: &str = "Python imports the package, not the source of its name \
+    beside it, and a .gitignore of `*` in the package hides it from the person's review \
+    (to turn the module into a package, move the source in: `git mv a.py a/__init__.py`)";
+
+/// The refusal for a package's `__init__` made beside `source` (`a.py`),
+/// or (`source_made`) for a source made beside the package `other`.
+pub fn package_refusal(other: &[u8], source_made: bool) -> Refusal {
+    let other =
+        crate::audit::escape::for_terminal(&crate::audit::escape::escape_bytes(other)).into_owned();
+    let rule = if source_made {
+        format!("a Python source beside the package {other}")
+    } else {
+        format!("a package beside the Python source {other}")
+    };
+    Refusal {
+        rule,
+        why: PACKAGE_WHY,
+    }
+}
+
 /// Why an extension module and a source of the same module are not made
 /// beside each other: said with the path.
 const EXTENSION_WHY: &str = "Python imports the extension module, not the source of \

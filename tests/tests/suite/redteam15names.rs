@@ -17,7 +17,7 @@ use std::process::Command;
 
 use sluice_tests::{execute, sluice_bin, Fixture, Outcome};
 
-use super::escape_later::{as_nobody, give_to_nobody};
+use super::escape_later::{as_nobody, give_to_nobody, Succeeded};
 use super::redteam13pins::HELPERS;
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
@@ -523,3 +523,120 @@ static PyMethodDef methods[] = {{"f", f, METH_NOARGS, NULL}, {NULL, NULL, 0, NUL
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "fast", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_fast(void) { return PyModule_Create(&def); }
 "#;
+
+/// `sh -c PACKAGE sh OUT`: a package `a` (its `__init__.py` leaves the
+/// canary `pkg` in `OUT`), hidden from `git status` by a `.gitignore` of
+/// `*`, made beside the person's clean `q1/a.py` (written) and `q2/a.py`
+/// (renamed in, hard-linked in `q3`), and a source `b.py` made beside a
+/// package `b` made first (`q4`). Each said `WAY: ok` or `WAY: no`.
+const PACKAGE: &str = r#"
+t() { w=$1; shift; if "$@" 2>/dev/null; then echo "$w: ok"; else echo "$w: no"; fi; }
+init="open('$1/pkg', 'w').write('ran')
+def f():
+    return 'a'
+"
+mkdir -p q1/a q2/a q3/a q4/b x
+printf '*\n' > q1/a/.gitignore && printf '*\n' > q2/a/.gitignore && printf '*\n' > q3/a/.gitignore
+t package-written sh -c 'printf "%s" "$0" > q1/a/__init__.py' "$init"
+printf '%s' "$init" > x/init.py && printf '%s' "$init" > x/init2.py
+t package-renamed mv x/init.py q2/a/__init__.py
+t package-linked ln x/init2.py q3/a/__init__.py
+printf '%s' "$init" > q4/b/__init__.py && echo "lone package: ok"
+t source-beside-package sh -c 'printf "def f():\n    return 1\n" > q4/b.py'
+echo tried
+"#;
+
+/// The ways of [`PACKAGE`].
+const PACKAGE_WAYS: [&str; 4] = [
+    "package-written",
+    "package-renamed",
+    "package-linked",
+    "source-beside-package",
+];
+
+/// The person's clean `a.py` in `q1` to `q3`; the ways of [`PACKAGE`]
+/// said on `out`, and which of the person's `import qN.a` outside ran
+/// the package.
+fn package_beside(fx: &Fixture, sluice_args: Option<&[&str]>) -> (Outcome, Vec<&'static str>) {
+    for dir in ["q1", "q2", "q3"] {
+        fs::create_dir_all(fx.ws(dir)).unwrap();
+        fs::write(fx.ws(&format!("{dir}/a.py")), "def f():\n    return 'a'\n").unwrap();
+    }
+    fs::create_dir_all(&fx.outside_dir).unwrap();
+    let out_dir = fx.outside_dir.to_string_lossy().into_owned();
+    let program = ["/bin/sh", "-c", PACKAGE, "sh", &out_dir].map(str::to_owned);
+    let out = match sluice_args {
+        Some(args) => inside(fx, args, &program),
+        None => outside(fx, &program),
+    };
+    assert!(out.stdout.contains("tried"), "{out}");
+    assert!(out.stdout.contains("lone package: ok"), "{out}");
+    let ran = ["q1", "q2", "q3"]
+        .into_iter()
+        .filter(|dir| {
+            let mut cmd = Command::new(PYTHON);
+            cmd.args(["-c", &format!("import {dir}.a as m; print(m.f())")])
+                .current_dir(&fx.ws_dir)
+                .stdin(std::process::Stdio::null());
+            execute(cmd);
+            fs::remove_file(fx.outside("pkg")).is_ok()
+        })
+        .collect();
+    (out, ran)
+}
+
+/// Control: outside sluice each way is made, and the person's import of
+/// `qN.a` runs the hidden package.
+#[test]
+fn control_outside_sluice_a_package_beside_its_source_runs() {
+    let fx = Fixture::new(PROBE);
+    fx.git_outside(&fx.ws_dir, &["init", "-q"]).succeeded();
+    let (out, ran) = package_beside(&fx, None);
+    for way in PACKAGE_WAYS {
+        assert!(out.stdout.contains(&format!("{way}: ok\n")), "{way}\n{out}");
+    }
+    assert_eq!(ran, ["q1", "q2", "q3"], "{out}");
+    let status = fx.git_outside(
+        &fx.ws_dir,
+        &["status", "--porcelain", "--untracked-files=all"],
+    );
+    assert!(status.status.success(), "{status}");
+    assert!(status.stdout.contains("q1/a.py"), "{status}");
+    assert!(
+        !status.stdout.contains("a/__init__"),
+        "hidden from review: {status}"
+    );
+}
+
+/// Inside sluice, under `default` and `--transparent`: no package is
+/// made beside the person's source, nor a source beside a package; the
+/// person's imports run the sources. Control: a module turned into a
+/// package by moving its source in (`mv a.py a/__init__.py`) works.
+#[test]
+fn no_package_is_made_beside_its_source() {
+    for way in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        let (out, ran) = package_beside(&fx, Some(way));
+        let made: Vec<&str> = (PACKAGE_WAYS.into_iter())
+            .filter(|w| !out.stdout.contains(&format!("{w}: no\n")))
+            .collect();
+        assert!(made.is_empty(), "{made:?}\n{out}");
+        assert!(ran.is_empty(), "{ran:?}\n{out}");
+        assert!(
+            out.stderr
+                .contains("a package beside the Python source a.py"),
+            "{out}"
+        );
+        let turned = inside(
+            &fx,
+            way,
+            &[
+                "/bin/sh".into(),
+                "-c".into(),
+                "mkdir q1/c && printf 'x = 1\\n' > q1/c.py && mv q1/c.py q1/c/__init__.py && echo turned"
+                    .into(),
+            ],
+        );
+        assert!(turned.stdout.contains("turned"), "{turned}");
+    }
+}

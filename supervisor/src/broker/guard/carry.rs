@@ -52,7 +52,7 @@ pub(super) fn carry_out_as(
             check_naming(&content, judge::Naming::Target, || place.path())?;
             check(env, &place, Act::Name)?;
             check_region(env, None, &place)?;
-            check_module(&place, true)?;
+            check_module(&place, true, None)?;
             if !judge::is_gits_probe(&content) {
                 check_into_git(env, None, &place)?;
             }
@@ -96,7 +96,8 @@ pub(super) fn carry_out_as(
             check(env, &dst, Act::Name)?;
             check_region(env, Some(&src), &dst)?;
             check_into_git(env, Some(&src), &dst)?;
-            check_module(&dst, true)?;
+            // A second name: the source stays.
+            check_module(&dst, true, None)?;
             let req = fsop::Request {
                 name2: &dst.name,
                 ..request(Op::Link, &src.name, 0)
@@ -265,7 +266,7 @@ fn open_or_mkdir(
             };
             check_path(env, judged, Act::Write)?;
             if !tmpfile {
-                check_module(&place, open.create())?;
+                check_module(&place, open.create(), None)?;
             }
         }
         if open.create() && !tmpfile {
@@ -406,7 +407,7 @@ fn openat2_as_asked(
             };
             check_name(&place)?;
             check(env, &place, Act::Write)?;
-            check_module(&place, true)?;
+            check_module(&place, true, None)?;
             let req = fsop::Request {
                 flags: open.flags,
                 mode: open.mode,
@@ -496,7 +497,7 @@ fn rename(
         check_region(env, Some(&dst), &src)?;
         check_into_git(env, Some(&dst), &src)?;
     } else {
-        check_module(&dst, true)?;
+        check_module(&dst, true, Some(&src))?;
     }
     let req = fsop::Request {
         flags: flags as i32,
