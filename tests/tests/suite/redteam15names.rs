@@ -342,7 +342,10 @@ const BESIDE: [&str; 5] = ["p1", "p2", "p3", "p4", "p5"];
 /// a different way (built there, copied, renamed from the TMPDIR, a
 /// symlink, a hard link; the suffixes `.so`, `.abi3.so` and this Python's
 /// own), and a clean `a.py` made beside one built where no source was
-/// (`rev`: written; `rev2`: renamed). Renamed within the workspace: from
+/// (`rev`: written; `rev2`: renamed; `rev3`: in a directory the guard
+/// knows already, a source made there first). Control: `rev4`, the same
+/// with the extension module removed before, where the source is made
+/// (`source-removed`). Renamed within the workspace: from
 /// the TMPDIR (another file system) `mv` copies. Each said `WAY: ok` or `WAY: no`.
 const PLANT_EXTENSION: &str = r#"
 cc() { gcc -shared -fPIC -I/usr/include/python3.11 -o "$1" "$TMPDIR/ext.c"; }
@@ -360,11 +363,16 @@ cc rev/a.so && cc rev2/a.so && echo "lone: ok"
 t source sh -c 'printf "def f():\n    return 1\n" > rev/a.py'
 printf 'def f():\n    return 1\n' > x/a.py
 t source-renamed mv x/a.py rev2/a.py
+mkdir -p rev3 rev4
+: > rev3/other.py && cc rev3/a.so
+t source-known sh -c 'printf "def f():\n    return 1\n" > rev3/a.py'
+: > rev4/other.py && cc rev4/a.so && rm rev4/a.so
+t source-removed sh -c 'printf "def f():\n    return 1\n" > rev4/a.py'
 echo tried
 "#;
 
 /// The ways of [`PLANT_EXTENSION`].
-const PLANT_WAYS: [&str; 7] = [
+const PLANT_WAYS: [&str; 8] = [
     "build",
     "copy",
     "rename",
@@ -372,6 +380,7 @@ const PLANT_WAYS: [&str; 7] = [
     "link",
     "source",
     "source-renamed",
+    "source-known",
 ];
 
 /// The person's project for [`PLANT_EXTENSION`]: a clean `a.py` in each
@@ -464,6 +473,7 @@ fn no_extension_module_is_made_beside_its_source_for_an_unprivileged_user() {
 fn extension_refused(fx: &Fixture, out: &Outcome) {
     assert!(out.stdout.contains("tried"), "{out}");
     assert!(out.stdout.contains("lone: ok\n"), "{out}");
+    assert!(out.stdout.contains("source-removed: ok\n"), "{out}");
     let made: Vec<&str> = (PLANT_WAYS.into_iter())
         .filter(|way| !out.stdout.contains(&format!("{way}: no\n")))
         .collect();
@@ -478,7 +488,7 @@ fn extension_refused(fx: &Fixture, out: &Outcome) {
             .contains("a Python source beside the extension module a.so"),
         "{out}"
     );
-    for dir in ["rev", "rev2"] {
+    for dir in ["rev", "rev2", "rev3"] {
         assert!(
             fs::symlink_metadata(fx.ws(&format!("{dir}/a.py"))).is_err(),
             "{out}"

@@ -52,7 +52,7 @@ pub(super) fn carry_out_as(
             check_naming(&content, judge::Naming::Target, || place.path())?;
             check(env, &place, Act::Name)?;
             check_region(env, None, &place)?;
-            check_module(&place, true, None)?;
+            check_module(env.guard, &place, true, None)?;
             if !judge::is_gits_probe(&content) {
                 check_into_git(env, None, &place)?;
             }
@@ -97,7 +97,7 @@ pub(super) fn carry_out_as(
             check_region(env, Some(&src), &dst)?;
             check_into_git(env, Some(&src), &dst)?;
             // A second name: the source stays.
-            check_module(&dst, true, None)?;
+            check_module(env.guard, &dst, true, None)?;
             let req = fsop::Request {
                 name2: &dst.name,
                 ..request(Op::Link, &src.name, 0)
@@ -266,7 +266,7 @@ fn open_or_mkdir(
             };
             check_path(env, judged, Act::Write)?;
             if !tmpfile {
-                check_module(&place, open.create(), None)?;
+                check_module(env.guard, &place, open.create(), None)?;
             }
         }
         if open.create() && !tmpfile {
@@ -407,7 +407,7 @@ fn openat2_as_asked(
             };
             check_name(&place)?;
             check(env, &place, Act::Write)?;
-            check_module(&place, true, None)?;
+            check_module(env.guard, &place, true, None)?;
             let req = fsop::Request {
                 flags: open.flags,
                 mode: open.mode,
@@ -497,7 +497,7 @@ fn rename(
         check_region(env, Some(&dst), &src)?;
         check_into_git(env, Some(&dst), &src)?;
     } else {
-        check_module(&dst, true, Some(&src))?;
+        check_module(env.guard, &dst, true, Some(&src))?;
     }
     let req = fsop::Request {
         flags: flags as i32,

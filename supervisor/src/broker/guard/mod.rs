@@ -86,6 +86,8 @@ pub struct Guard {
     filters_at_exec: u32,
     /// What the sandbox may write itself, for [`null`].
     view: SandboxView,
+    /// Python's extension modules in the directories sources are made in.
+    extensions: python::Extensions,
 }
 
 impl Guard {
@@ -98,6 +100,7 @@ impl Guard {
             told: Mutex::new(HashSet::new()),
             copies: AtomicU64::new(0),
             filters_at_exec,
+            extensions: python::Extensions::default(),
         }
     }
 }

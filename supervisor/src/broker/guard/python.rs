@@ -13,17 +13,93 @@
 //! so no other name made in the sandbox comes between the check and the
 //! call.
 
+use std::collections::HashMap;
+
 use super::*;
+
+/// The extension modules the guard knows in each directory (by device
+/// and inode, which a rename keeps): listed once when a source is first
+/// made in it, then added to as the guard makes them (every name made in
+/// the sandbox is made by the guard, in turn). A name removed since (an
+/// `unlink` the guard does not see) stays here, and is looked for again
+/// before anything is refused. So a new source costs an `fstat` and a
+/// lookup, not a listing of its directory each time (a code generator's
+/// thousands of modules in one directory).
+#[derive(Default)]
+pub struct Extensions {
+    dirs: Mutex<HashMap<(u64, u64), Listed>>,
+}
+
+/// A directory's extension modules: module name to file names.
+type Listed = HashMap<Vec<u8>, Vec<Vec<u8>>>;
+
+/// Directories remembered at most; then forgotten and listed again.
+const MAX_DIRS: usize = 4096;
+
+impl Extensions {
+    fn key(dir: &OwnedFd) -> io::Result<(u64, u64)> {
+        let st = sys::fs::fstat(dir)?;
+        Ok((st.st_dev, st.st_ino))
+    }
+
+    /// Remembers that `dir` holds the extension module file `name` (of
+    /// `module`), if the directory is known.
+    fn made(&self, dir: &OwnedFd, module: &[u8], name: &[u8]) -> io::Result<()> {
+        let key = Self::key(dir)?;
+        let mut dirs = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(listed) = dirs.get_mut(&key) {
+            let names = listed.entry(module.to_vec()).or_default();
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    /// An extension module file of `module` in `dir` now, if any.
+    fn of(&self, dir: &OwnedFd, module: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        let key = Self::key(dir)?;
+        let mut dirs = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        if !dirs.contains_key(&key) {
+            if dirs.len() >= MAX_DIRS {
+                dirs.clear();
+            }
+            let mut listed = Listed::new();
+            for entry in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
+                let entry = entry?.file_name();
+                if let Some(module) = judge::extension_module(entry.as_bytes()) {
+                    let names: &mut Vec<Vec<u8>> = listed.entry(module.to_vec()).or_default();
+                    names.push(entry.as_bytes().to_vec());
+                }
+            }
+            dirs.insert(key, listed);
+        }
+        let names = (dirs.get(&key))
+            .and_then(|listed| listed.get(module))
+            .cloned();
+        drop(dirs);
+        for name in names.unwrap_or_default() {
+            if has_name(dir, &name)? {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+}
 
 /// Refuses writing an extension module `M*.so` beside a `M.py` (one
 /// `fstatat`), a package's `M/__init__.py` (or `__init__*.so`) beside an
 /// `M.py` (one `fstatat`) unless renamed from that very source (`src`),
-/// and making a new name `M.py` beside an `M*.so` or a package `M` (an
-/// `fstatat`, and for a name not there yet one listing of the directory).
-/// `makes`: the call makes the name if it is not there (an open with
-/// `O_CREAT`, a rename's or link's destination, a symlink); a plain
-/// write-open of a source is not judged.
-pub(super) fn check_module(place: &Place, makes: bool, src: Option<&Place>) -> Result<(), Stop> {
+/// and making a new name `M.py` beside an `M*.so` ([`Extensions`]: an
+/// `fstat`) or a package `M` (an `fstatat`). `makes`: the call makes the
+/// name if it is not there (an open with `O_CREAT`, a rename's or link's
+/// destination, a symlink); a plain write-open of a source is not judged.
+pub(super) fn check_module(
+    guard: &Guard,
+    place: &Place,
+    makes: bool,
+    src: Option<&Place>,
+) -> Result<(), Stop> {
     let name = &place.name;
     if judge::is_package_init(name) {
         let Some(package) = place.real.file_name() else {
@@ -44,6 +120,7 @@ pub(super) fn check_module(place: &Place, makes: bool, src: Option<&Place>) -> R
             let refusal = judge::extension_refusal(&source, false);
             return Err(Stop::Refused(place.path(), refusal));
         }
+        guard.extensions.made(&place.parent, module, name)?;
         return Ok(());
     }
     let Some(module) = name.strip_suffix(b".py") else {
@@ -52,18 +129,13 @@ pub(super) fn check_module(place: &Place, makes: bool, src: Option<&Place>) -> R
     if !makes || module.is_empty() || has_name(&place.parent, name)? {
         return Ok(());
     }
-    let listing = std::fs::read_dir(format!("/proc/self/fd/{}", place.parent.as_raw_fd()))?;
-    for entry in listing {
-        let entry = entry?.file_name();
-        let entry = entry.as_bytes();
-        if judge::extension_module(entry) == Some(module) {
-            let refusal = judge::extension_refusal(entry, true);
-            return Err(Stop::Refused(place.path(), refusal));
-        }
-        if entry == module && is_package(place, module)? {
-            let refusal = judge::package_refusal(entry, true);
-            return Err(Stop::Refused(place.path(), refusal));
-        }
+    if let Some(extension) = guard.extensions.of(&place.parent, module)? {
+        let refusal = judge::extension_refusal(&extension, true);
+        return Err(Stop::Refused(place.path(), refusal));
+    }
+    if is_package(place, module)? {
+        let refusal = judge::package_refusal(module, true);
+        return Err(Stop::Refused(place.path(), refusal));
     }
     Ok(())
 }
