@@ -650,3 +650,129 @@ fn no_package_is_made_beside_its_source() {
         assert!(turned.stdout.contains("turned"), "{turned}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// A symlink that redirects the person's later write.
+// ---------------------------------------------------------------------------
+
+/// `python3 -c LEADS`: symlinks in the workspace (beside `../home`, the
+/// person's home) that lead where the person's own tools would later
+/// write into a path that runs code: made absolute and relative, to a
+/// file and to a directory; made harmless deeper then renamed or
+/// hard-linked up to where they lead to `~/.bashrc`. Each said
+/// `WAY: ok` or the error.
+const LEADS: &str = r#"
+import os
+home = os.path.abspath("../home")
+os.makedirs("a/b/c", exist_ok=True)
+attempt("absolute", lambda: os.symlink(home + "/.bashrc", "build.log"))
+attempt("relative", lambda: os.symlink("../home/.bashrc", "out.log"))
+attempt("directory", lambda: os.symlink(home + "/.local/bin", "tools"))
+attempt("hook", lambda: os.symlink(".git/hooks/pre-commit", "hook.log"))
+# From a/b/c, ../../home/.bashrc is a/home/.bashrc: nothing protected.
+os.symlink("../../home/.bashrc", "a/b/c/deep")
+os.symlink("../../home/.bashrc", "a/b/c/deep2")
+attempt("renamed", lambda: os.rename("a/b/c/deep", "a/renamed.log"))
+attempt("linked", lambda: os.link("a/b/c/deep2", "a/linked.log", follow_symlinks=False))
+# Controls: a virtual environment's interpreter, a tool's relative link.
+attempt("control-system", lambda: os.symlink("/usr/bin/python3", "python"))
+attempt("control-relative", lambda: os.symlink("../b/c/deep2", "a/b/rel"))
+attempt("control-home", lambda: os.symlink(home + "/.pyenv/versions/3/bin/python3", "py"))
+print("tried", flush=True)
+"#;
+
+/// The ways of [`LEADS`] that lead into the person's start-up file.
+const LEAD_WAYS: [&str; 4] = ["absolute", "relative", "renamed", "linked"];
+
+/// The person's home with a `.bashrc` and a `~/.local/bin`, a repository
+/// in the workspace; [`LEADS`] run (inside sluice with `sluice_args`, or
+/// outside); then the person's own writes to each name outside (`echo
+/// ... > build.log`, as `make > build.log` would): what their `.bashrc`
+/// holds after.
+fn persons_writes_after(fx: &Fixture, sluice_args: Option<&[&str]>) -> (Outcome, String) {
+    fs::create_dir_all(fx.home(".local/bin")).unwrap();
+    fs::write(fx.home(".bashrc"), "# the person's\n").unwrap();
+    fx.git_outside(&fx.ws_dir, &["init", "-q"]).succeeded();
+    let program = [PYTHON.to_owned(), "-c".into(), format!("{HELPERS}{LEADS}")];
+    let out = match sluice_args {
+        Some(args) => inside(fx, args, &program),
+        None => outside(fx, &program),
+    };
+    assert!(out.stdout.contains("tried"), "{out}");
+    for control in ["control-system", "control-relative", "control-home"] {
+        assert!(out.stdout.contains(&format!("{control}: ok\n")), "{out}");
+    }
+    for name in ["build.log", "out.log", "a/renamed.log", "a/linked.log"] {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", &format!("echo 'echo PWNED' >> {name}")])
+            .current_dir(&fx.ws_dir);
+        execute(cmd);
+    }
+    (out, fs::read_to_string(fx.home(".bashrc")).unwrap())
+}
+
+/// Control: outside sluice each symlink is made, and the person's writes
+/// to the workspace's logs land in their `.bashrc`.
+#[test]
+fn control_outside_sluice_a_symlink_redirects_the_persons_write() {
+    let fx = Fixture::new(PROBE);
+    let (out, bashrc) = persons_writes_after(&fx, None);
+    for way in LEAD_WAYS.iter().chain(&["directory", "hook"]) {
+        assert!(out.stdout.contains(&format!("{way}: ok\n")), "{way}\n{out}");
+    }
+    assert_eq!(bashrc.matches("PWNED").count(), LEAD_WAYS.len(), "{bashrc}");
+}
+
+/// Inside sluice, under `default` and `--transparent`, and as 65534: no
+/// symlink leads to a protected path, made there or moved there; the
+/// person's writes make plain files and leave their `.bashrc` alone; the
+/// refusal names the symlink and where it would lead. Controls (in
+/// [`persons_writes_after`]): a link to the system's interpreter, a
+/// relative link within the workspace, one into the home that nothing
+/// protects (pyenv's interpreter, for a virtual environment).
+#[test]
+fn no_symlink_leads_the_persons_write_to_a_protected_path() {
+    for way in [&[][..], &["--transparent"][..]] {
+        let fx = Fixture::new(PROBE);
+        let (out, bashrc) = persons_writes_after(&fx, Some(way));
+        for way in LEAD_WAYS.iter().chain(&["directory", "hook"]) {
+            assert!(
+                out.stdout.contains(&format!("{way}: Permission denied\n")),
+                "{way}\n{out}"
+            );
+        }
+        assert_eq!(bashrc, "# the person's\n", "{out}");
+        assert!(out.stderr.contains("this symlink would lead to"), "{out}");
+    }
+}
+
+/// A virtual environment is made and runs inside (its `bin/python` a
+/// symlink to the system's interpreter).
+#[test]
+fn a_virtual_environment_is_made_inside() {
+    let fx = Fixture::new(PROBE);
+    let script =
+        "/usr/bin/python3 -m venv --without-pip .venv && .venv/bin/python -c 'print(\"venv ok\")'";
+    let out = inside(&fx, &[], &["/bin/sh".into(), "-c".into(), script.into()]);
+    assert!(out.stdout.contains("venv ok"), "{out}");
+    assert!(!out.stderr.contains("refused"), "{out}");
+}
+
+/// Not fixed: a directory renamed carries its relative symlinks to a
+/// place where they lead elsewhere, and the guard does not walk what a
+/// renamed directory holds (ARCHITECTURE.md, *What is not protected*).
+#[test]
+#[ignore = "escape: a directory renamed moves a relative symlink to where it leads to ~/.bashrc"]
+fn a_renamed_directory_moves_no_symlink_to_a_protected_path() {
+    let fx = Fixture::new(PROBE);
+    fs::create_dir_all(fx.ws("a/b/c")).unwrap();
+    fs::write(fx.home(".bashrc"), "# the person's\n").unwrap();
+    let script = "ln -s ../../../home/.bashrc a/b/c/deep && mv a/b/c a/c && echo moved";
+    let out = inside(&fx, &[], &["/bin/sh".into(), "-c".into(), script.into()]);
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", "echo 'echo PWNED' >> a/c/deep"])
+        .current_dir(&fx.ws_dir);
+    execute(cmd);
+    let bashrc = fs::read_to_string(fx.home(".bashrc")).unwrap();
+    assert!(!bashrc.contains("PWNED"), "{out}");
+}

@@ -55,6 +55,7 @@ pub(super) fn carry_out_as(
             check_module(env.guard, &place, true, None)?;
             if !judge::is_gits_probe(&content) {
                 check_into_git(env, None, &place)?;
+                check_leads(env, root, &place, &content)?;
             }
             let req = fsop::Request {
                 target: &content,
@@ -92,6 +93,10 @@ pub(super) fn carry_out_as(
                 .place(root, to.base.as_deref(), &to.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
             check_name(&dst)?;
+            if let Some(link) = read_link(&src)? {
+                // A second name for a symlink: where it leads from there.
+                check_leads(env, root, &dst, &link)?;
+            }
             check(env, &src, Act::LinkSource)?;
             check(env, &dst, Act::Name)?;
             check_region(env, Some(&src), &dst)?;
@@ -167,6 +172,74 @@ pub(super) fn follow(env: &Env<'_>, root: BorrowedFd<'_>, mut place: Place) -> R
             .ok_or(Stop::Errno(libc::EPERM))?;
     }
     Err(Stop::Errno(libc::ELOOP))
+}
+
+/// Why a symlink is not made to a protected path: said with the path.
+const LEADS_WHY: &str = "the person's own tools would write through this symlink later \
+    (`make > build.log`, a lock file, a build's output), into a path that runs code";
+
+/// A symlink at `at` (its directory a real path) to `link` does not lead
+/// to a path the lists protect, nor to one on the way to such a path
+/// (`build.log -> ~/.bashrc`, `out -> .git/hooks/pre-commit`, `bin ->
+/// ~/.local/bin`): the target resolved in the program's root from `dir`,
+/// symlinks at its end followed as the person's write would; a target
+/// whose directory is not there yet is judged as written. Where it leads
+/// otherwise (`.venv/bin/python -> ~/.pyenv/...`) is not judged.
+pub(super) fn check_leads(
+    env: &Env<'_>,
+    root: BorrowedFd<'_>,
+    at: &Place,
+    link: &[u8],
+) -> Result<(), Stop> {
+    // A loop of symlinks: nothing is written through it.
+    let Some(path) = lead(env, root, at, link)? else {
+        return Ok(());
+    };
+    match check_path(env, path, Act::Name) {
+        Err(Stop::Refused(target, refusal)) => Err(Stop::Refused(
+            at.path(),
+            Refusal {
+                rule: format!(
+                    "{} (this symlink would lead to {})",
+                    refusal.rule,
+                    crate::audit::escape::for_terminal(&target.to_string_lossy())
+                ),
+                why: LEADS_WHY,
+            },
+        )),
+        other => other,
+    }
+}
+
+/// Where a symlink at `at` to `link` leads, followed to its end (a
+/// directory not there yet taken as written); `None` for a loop.
+fn lead(
+    env: &Env<'_>,
+    root: BorrowedFd<'_>,
+    at: &Place,
+    link: &[u8],
+) -> Result<Option<PathBuf>, Stop> {
+    let (mut dir, mut link) = (at.real.clone(), link.to_vec());
+    for _ in 0..MAX_LINKS {
+        let written = safe_open::normalize(&dir.join(OsStr::from_bytes(&link)));
+        let place = match env
+            .guard
+            .place(root, Some(dir.as_os_str().as_bytes()), &link)
+        {
+            Ok(Some(place)) => place,
+            // `..` or `.`: a directory, judged as it is; or not there yet.
+            Ok(None) => return Ok(Some(written)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Ok(Some(written))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match read_link(&place)? {
+            Some(next) => (dir, link) = (place.real, next),
+            None => return Ok(Some(place.path())),
+        }
+    }
+    Ok(None)
 }
 
 /// Whether something (a symlink too, not followed) has the name of `place`.
@@ -493,9 +566,16 @@ fn rename(
     }
     check_region(env, Some(&src), &dst)?;
     check_into_git(env, Some(&src), &dst)?;
+    // A symlink moved: where its target leads from its new place.
+    if let Some(link) = read_link(&src)? {
+        check_leads(env, root, &dst, &link)?;
+    }
     if exchange {
         check_region(env, Some(&dst), &src)?;
         check_into_git(env, Some(&dst), &src)?;
+        if let Some(link) = read_link(&dst)? {
+            check_leads(env, root, &src, &link)?;
+        }
     } else {
         check_module(env.guard, &dst, true, Some(&src))?;
     }
