@@ -21,6 +21,12 @@
 //!    never written, made, linked to or renamed onto, and no new name is
 //!    made on the way to one (a file or symlink named `.git`, `mv x .git`),
 //!    nor moved into a protected tree from outside (`mv x .git/modules/m`).
+//!    Whatever the lists say, no name made holds a character a terminal
+//!    acts on ([`judge::judge_name`], `EINVAL`), no Python extension
+//!    module or package is made beside the source it would shadow
+//!    ([`python`]), and no symlink leads to a protected path
+//!    (`carry::check_leads`): the person's tools print the names, import
+//!    the modules and write through the symlinks later.
 //! 3. What passes is made by the connector, a process inside the program's
 //!    sandbox (`sandbox_child::fsop`), on that directory descriptor and
 //!    name, following no symlink there: the kernel is never asked to run

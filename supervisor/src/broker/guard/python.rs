@@ -8,10 +8,9 @@
 //! from `git status`: no package is made beside a source of its name
 //! either, nor that source beside one, but by moving the source in
 //! (`git mv a.py a/__init__.py`, an agent turning a module into a
-//! package). The check is made where the name is
-//! made, by the reader thread that carries out every guarded call in turn,
-//! so no other name made in the sandbox comes between the check and the
-//! call.
+//! package). The check is made where the name is made, by the reader
+//! thread that carries out every guarded call in turn, so no other name
+//! made in the sandbox comes between the check and the call.
 
 use std::collections::HashMap;
 
