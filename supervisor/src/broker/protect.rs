@@ -140,22 +140,6 @@ const PACKAGE_WHY: &str = "Python imports the package, not the source of its nam
     beside it, and a .gitignore of `*` in the package hides it from the person's review \
     (to turn the module into a package, move the source in: `git mv a.py a/__init__.py`)";
 
-/// The refusal for a package's `__init__` made beside `source` (`a.py`),
-/// or (`source_made`) for a source made beside the package `other`.
-pub fn package_refusal(other: &[u8], source_made: bool) -> Refusal {
-    let other =
-        crate::audit::escape::for_terminal(&crate::audit::escape::escape_bytes(other)).into_owned();
-    let rule = if source_made {
-        format!("a Python source beside the package {other}")
-    } else {
-        format!("a package beside the Python source {other}")
-    };
-    Refusal {
-        rule,
-        why: PACKAGE_WHY,
-    }
-}
-
 /// Why an extension module and a source of the same module are not made
 /// beside each other: said with the path.
 const EXTENSION_WHY: &str = "Python imports the extension module, not the source of \
@@ -163,21 +147,30 @@ const EXTENSION_WHY: &str = "Python imports the extension module, not the source
     shows the source while the binary runs (build it outside sluice, or out of place: \
     `build_ext` without --inplace)";
 
-/// The refusal for an extension module made beside `source` (`a.py`), or
-/// (`source_made`) for the source `a.py` made beside the extension module
-/// `other`.
-pub fn extension_refusal(other: &[u8], source_made: bool) -> Refusal {
+/// What shadows a Python source of the same module name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shadow {
+    /// An extension module, `a.so` beside `a.py`.
+    Extension,
+    /// A package, `a/__init__.py` beside `a.py`.
+    Package,
+}
+
+/// The refusal for `shadow` made beside the source `other` (`a.py`), or
+/// (`source_made`) for a source made beside `other`, the `shadow`.
+pub fn shadow_refusal(shadow: Shadow, other: &[u8], source_made: bool) -> Refusal {
     let other =
         crate::audit::escape::for_terminal(&crate::audit::escape::escape_bytes(other)).into_owned();
-    let rule = if source_made {
-        format!("a Python source beside the extension module {other}")
-    } else {
-        format!("an extension module beside the Python source {other}")
+    let (a, the, why) = match shadow {
+        Shadow::Extension => ("an extension module", "the extension module", EXTENSION_WHY),
+        Shadow::Package => ("a package", "the package", PACKAGE_WHY),
     };
-    Refusal {
-        rule,
-        why: EXTENSION_WHY,
-    }
+    let rule = if source_made {
+        format!("a Python source beside {the} {other}")
+    } else {
+        format!("{a} beside the Python source {other}")
+    };
+    Refusal { rule, why }
 }
 
 /// The name that makes a directory a git repository to git's discovery

@@ -109,14 +109,14 @@ pub(super) fn check_module(
             src.name == source && Some(src.real.as_path()) == place.real.parent()
         });
         if !moved_in && has_name(&place.parent, &[b"../", &source[..]].concat())? {
-            let refusal = judge::package_refusal(&source, false);
+            let refusal = judge::shadow_refusal(judge::Shadow::Package, &source, false);
             return Err(Stop::Refused(place.path(), refusal));
         }
     }
     if let Some(module) = judge::extension_module(name) {
         let source = [module, b".py"].concat();
         if has_name(&place.parent, &source)? {
-            let refusal = judge::extension_refusal(&source, false);
+            let refusal = judge::shadow_refusal(judge::Shadow::Extension, &source, false);
             return Err(Stop::Refused(place.path(), refusal));
         }
         guard.extensions.made(&place.parent, module, name)?;
@@ -129,11 +129,11 @@ pub(super) fn check_module(
         return Ok(());
     }
     if let Some(extension) = guard.extensions.of(&place.parent, module)? {
-        let refusal = judge::extension_refusal(&extension, true);
+        let refusal = judge::shadow_refusal(judge::Shadow::Extension, &extension, true);
         return Err(Stop::Refused(place.path(), refusal));
     }
     if is_package(place, module)? {
-        let refusal = judge::package_refusal(module, true);
+        let refusal = judge::shadow_refusal(judge::Shadow::Package, module, true);
         return Err(Stop::Refused(place.path(), refusal));
     }
     Ok(())
