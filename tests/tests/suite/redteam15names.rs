@@ -658,9 +658,10 @@ fn no_package_is_made_beside_its_source() {
 /// `python3 -c LEADS`: symlinks in the workspace (beside `../home`, the
 /// person's home) that lead where the person's own tools would later
 /// write into a path that runs code: made absolute and relative, to a
-/// file and to a directory; made harmless deeper then renamed or
-/// hard-linked up to where they lead to `~/.bashrc`. Each said
-/// `WAY: ok` or the error.
+/// file and to a directory; made harmless deeper (`deep`, `deep2`) then
+/// renamed or hard-linked up to where they lead to `~/.bashrc` (inside
+/// sluice refused already where made: renamed higher, they would). Each
+/// said `WAY: ok` or the error.
 const LEADS: &str = r#"
 import os
 home = os.path.abspath("../home")
@@ -669,9 +670,10 @@ attempt("absolute", lambda: os.symlink(home + "/.bashrc", "build.log"))
 attempt("relative", lambda: os.symlink("../home/.bashrc", "out.log"))
 attempt("directory", lambda: os.symlink(home + "/.local/bin", "tools"))
 attempt("hook", lambda: os.symlink(".git/hooks/pre-commit", "hook.log"))
-# From a/b/c, ../../home/.bashrc is a/home/.bashrc: nothing protected.
-os.symlink("../../home/.bashrc", "a/b/c/deep")
-os.symlink("../../home/.bashrc", "a/b/c/deep2")
+# From a/b/c, ../../home/.bashrc is a/home/.bashrc: nothing protected
+# there, but renamed or linked up into `a` it leads to the person's.
+attempt("deep", lambda: os.symlink("../../home/.bashrc", "a/b/c/deep"))
+attempt("deep2", lambda: os.symlink("../../home/.bashrc", "a/b/c/deep2"))
 attempt("renamed", lambda: os.rename("a/b/c/deep", "a/renamed.log"))
 attempt("linked", lambda: os.link("a/b/c/deep2", "a/linked.log", follow_symlinks=False))
 # Controls: a virtual environment's interpreter, a tool's relative link.
@@ -735,9 +737,15 @@ fn no_symlink_leads_the_persons_write_to_a_protected_path() {
     for way in [&[][..], &["--transparent"][..]] {
         let fx = Fixture::new(PROBE);
         let (out, bashrc) = persons_writes_after(&fx, Some(way));
-        for way in LEAD_WAYS.iter().chain(&["directory", "hook"]) {
+        for way in ["absolute", "relative", "directory", "hook", "deep", "deep2"] {
             assert!(
                 out.stdout.contains(&format!("{way}: Permission denied\n")),
+                "{way}\n{out}"
+            );
+        }
+        for way in ["renamed", "linked"] {
+            assert!(
+                !out.stdout.contains(&format!("{way}: ok\n")),
                 "{way}\n{out}"
             );
         }
@@ -758,11 +766,12 @@ fn a_virtual_environment_is_made_inside() {
     assert!(!out.stderr.contains("refused"), "{out}");
 }
 
-/// Not fixed: a directory renamed carries its relative symlinks to a
-/// place where they lead elsewhere, and the guard does not walk what a
-/// renamed directory holds (ARCHITECTURE.md, *What is not protected*).
+/// A directory renamed carries its relative symlinks to a place where
+/// they lead elsewhere, and the guard does not walk what a renamed
+/// directory holds: so a relative target that climbs is judged where it
+/// is made from every writable directory above it too. Control:
+/// [`control_outside_sluice_a_renamed_directory_moves_a_symlink`].
 #[test]
-#[ignore = "escape: a directory renamed moves a relative symlink to where it leads to ~/.bashrc"]
 fn a_renamed_directory_moves_no_symlink_to_a_protected_path() {
     let fx = Fixture::new(PROBE);
     fs::create_dir_all(fx.ws("a/b/c")).unwrap();
@@ -775,4 +784,47 @@ fn a_renamed_directory_moves_no_symlink_to_a_protected_path() {
     execute(cmd);
     let bashrc = fs::read_to_string(fx.home(".bashrc")).unwrap();
     assert!(!bashrc.contains("PWNED"), "{out}");
+    assert!(!out.stdout.contains("moved"), "{out}");
+}
+
+/// Control: outside sluice the directory renamed makes the symlink lead
+/// to the person's `.bashrc`, and their write lands there.
+#[test]
+fn control_outside_sluice_a_renamed_directory_moves_a_symlink() {
+    let fx = Fixture::new(PROBE);
+    fs::create_dir_all(fx.ws("a/b/c")).unwrap();
+    fs::write(fx.home(".bashrc"), "# the person's\n").unwrap();
+    let script =
+        "ln -s ../../../home/.bashrc a/b/c/deep && mv a/b/c a/c && echo 'echo PWNED' >> a/c/deep";
+    let out = outside(&fx, &["/bin/sh".into(), "-c".into(), script.into()]);
+    let bashrc = fs::read_to_string(fx.home(".bashrc")).unwrap();
+    assert!(bashrc.contains("PWNED"), "{out}");
+}
+
+/// A symlink renamed (or hard-linked) into another directory is judged
+/// again where it lands: `../a/hook` made in `p/q` leads to `p/a/hook`, moved into `r/s`
+/// to `r/a/hook`, which a policy protects (a path, not a pattern at any
+/// depth: from the directories above `p/q` it leads nowhere protected).
+/// Control: the same rename of a symlink nothing protected lies behind.
+#[test]
+fn a_symlink_renamed_is_judged_where_it_lands() {
+    let fx = Fixture::new(PROBE);
+    let policy = fx.write_policy(
+        "hook.toml",
+        "extends = [\"default\"]\n\n[filesystem]\nprotect = [\"$WORKSPACE/r/a/hook\"]\n",
+    );
+    let script =
+        "mkdir -p p/q r/s && ln -s ../a/hook p/q/l && ln -s ../a/other p/q/m && echo made; \
+                  mv p/q/l r/s/l && echo moved; ln -P p/q/l r/s/l2 && echo linked; \
+                  mv p/q/m r/s/m && echo control";
+    let out = inside(
+        &fx,
+        &["--policy", &policy],
+        &["/bin/sh".into(), "-c".into(), script.into()],
+    );
+    assert!(out.stdout.contains("made"), "{out}");
+    assert!(!out.stdout.contains("moved"), "{out}");
+    assert!(!out.stdout.contains("linked"), "{out}");
+    assert!(out.stdout.contains("control"), "{out}");
+    assert!(out.stderr.contains("this symlink would lead to"), "{out}");
 }

@@ -191,10 +191,26 @@ pub(super) fn check_leads(
     at: &Place,
     link: &[u8],
 ) -> Result<(), Stop> {
-    // A loop of symlinks: nothing is written through it.
-    let Some(path) = lead(env, root, at, link)? else {
-        return Ok(());
-    };
+    // A relative target that climbs (`../../.bashrc`) leads elsewhere
+    // once the link's directory is renamed higher up, which is not
+    // judged then: judged here from each directory above it the sandbox
+    // may write (where a rename could put it), not only from its own.
+    let climbs = link.first() != Some(&b'/') && link.split(|&b| b == b'/').any(|c| c == b"..");
+    let view = &env.guard.view;
+    let dirs = (at.real.ancestors())
+        .enumerate()
+        .take_while(|(i, dir)| *i == 0 || (climbs && view.allows(dir, true)));
+    for (_, dir) in dirs {
+        // A loop of symlinks: nothing is written through it.
+        if let Some(path) = lead(env, root, dir, link)? {
+            judge_lead(env, at, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`check_leads`]'s judgement of where a symlink at `at` leads, `path`.
+fn judge_lead(env: &Env<'_>, at: &Place, path: PathBuf) -> Result<(), Stop> {
     match check_path(env, path, Act::Name) {
         Err(Stop::Refused(target, refusal)) => Err(Stop::Refused(
             at.path(),
@@ -211,15 +227,15 @@ pub(super) fn check_leads(
     }
 }
 
-/// Where a symlink at `at` to `link` leads, followed to its end (a
+/// Where a symlink in `dir` to `link` leads, followed to its end (a
 /// directory not there yet taken as written); `None` for a loop.
 fn lead(
     env: &Env<'_>,
     root: BorrowedFd<'_>,
-    at: &Place,
+    dir: &Path,
     link: &[u8],
 ) -> Result<Option<PathBuf>, Stop> {
-    let (mut dir, mut link) = (at.real.clone(), link.to_vec());
+    let (mut dir, mut link) = (dir.to_path_buf(), link.to_vec());
     for _ in 0..MAX_LINKS {
         let written = safe_open::normalize(&dir.join(OsStr::from_bytes(&link)));
         let place = match env
