@@ -766,23 +766,34 @@ fn a_virtual_environment_is_made_inside() {
     assert!(!out.stderr.contains("refused"), "{out}");
 }
 
-/// A directory renamed carries its relative symlinks to a place where
-/// they lead elsewhere, and the guard does not walk what a renamed
-/// directory holds: so a relative target that climbs is judged where it
-/// is made from every writable directory above it too. Control:
-/// [`control_outside_sluice_a_renamed_directory_moves_a_symlink`].
-#[test]
-fn a_renamed_directory_moves_no_symlink_to_a_protected_path() {
-    let fx = Fixture::new(PROBE);
+/// The program links `a/b/c/deep -> ../../../home/.bashrc` (from there,
+/// `ws/home/.bashrc`) and renames `a/b/c` to `a/c` (from there, the
+/// person's); then the person appends to `a/c/deep` outside. What their
+/// `.bashrc` holds after, and the program's outcome.
+fn renamed_directory(fx: &Fixture, sluice_args: Option<&[&str]>) -> (Outcome, String) {
     fs::create_dir_all(fx.ws("a/b/c")).unwrap();
     fs::write(fx.home(".bashrc"), "# the person's\n").unwrap();
     let script = "ln -s ../../../home/.bashrc a/b/c/deep && mv a/b/c a/c && echo moved";
-    let out = inside(&fx, &[], &["/bin/sh".into(), "-c".into(), script.into()]);
+    let program = ["/bin/sh".into(), "-c".into(), script.into()];
+    let out = match sluice_args {
+        Some(args) => inside(fx, args, &program),
+        None => outside(fx, &program),
+    };
     let mut cmd = Command::new("/bin/sh");
     cmd.args(["-c", "echo 'echo PWNED' >> a/c/deep"])
         .current_dir(&fx.ws_dir);
     execute(cmd);
-    let bashrc = fs::read_to_string(fx.home(".bashrc")).unwrap();
+    (out, fs::read_to_string(fx.home(".bashrc")).unwrap())
+}
+
+/// A directory renamed carries its relative symlinks to a place where
+/// they lead elsewhere, and the guard does not walk what a renamed
+/// directory holds: so a relative target that climbs is judged where it
+/// is made from every writable directory above it too.
+#[test]
+fn a_renamed_directory_moves_no_symlink_to_a_protected_path() {
+    let fx = Fixture::new(PROBE);
+    let (out, bashrc) = renamed_directory(&fx, Some(&[]));
     assert!(!bashrc.contains("PWNED"), "{out}");
     assert!(!out.stdout.contains("moved"), "{out}");
 }
@@ -792,12 +803,8 @@ fn a_renamed_directory_moves_no_symlink_to_a_protected_path() {
 #[test]
 fn control_outside_sluice_a_renamed_directory_moves_a_symlink() {
     let fx = Fixture::new(PROBE);
-    fs::create_dir_all(fx.ws("a/b/c")).unwrap();
-    fs::write(fx.home(".bashrc"), "# the person's\n").unwrap();
-    let script =
-        "ln -s ../../../home/.bashrc a/b/c/deep && mv a/b/c a/c && echo 'echo PWNED' >> a/c/deep";
-    let out = outside(&fx, &["/bin/sh".into(), "-c".into(), script.into()]);
-    let bashrc = fs::read_to_string(fx.home(".bashrc")).unwrap();
+    let (out, bashrc) = renamed_directory(&fx, None);
+    assert!(out.stdout.contains("moved"), "{out}");
     assert!(bashrc.contains("PWNED"), "{out}");
 }
 
