@@ -219,6 +219,27 @@ pub fn say(args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// The first character in `bytes` a terminal acts on if a tool prints them
+/// as they are (`grep -r` a file's name), written as [`for_terminal`]
+/// writes it (`\x1b`, `\u{009b}`): a C0 control (tab and newline too),
+/// DEL, a C1 control (U+0080 to U+009F), or a byte 0x80 to 0x9F that is
+/// not part of valid UTF-8 (a terminal reading 8-bit controls takes 0x9B
+/// for CSI). `None` when there is none: one pass over the bytes.
+pub fn terminal_control(bytes: &[u8]) -> Option<String> {
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return None;
+    }
+    for chunk in bytes.utf8_chunks() {
+        if let Some(c) = chunk.valid().chars().find(|c| c.is_control()) {
+            return Some(for_terminal(c.encode_utf8(&mut [0; 4])).into_owned());
+        }
+        if let Some(b) = chunk.invalid().iter().find(|b| (0x80..=0x9f).contains(*b)) {
+            return Some(format!("\\x{b:02x}"));
+        }
+    }
+    None
+}
+
 /// serde `with` helpers for byte strings stored as escaped text.
 pub(crate) mod path {
     use super::*;
@@ -395,5 +416,37 @@ mod tests {
             json_for_terminal("{\"a\":\"é\"}\n"),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn a_control_a_terminal_acts_on_is_found_in_any_form() {
+        for ok in [
+            &b"plain.txt"[..],
+            "café – ünïcödé ✓.txt".as_bytes(),
+            b"-rf with spaces",
+            b"latin1 caf\xe9",
+            // Not C1 where they are: a continuation byte of valid UTF-8
+            // (U+00DB), an invalid byte above 0x9F.
+            b"\xc3\x9b",
+            b"\xff\xa0",
+            "evil\u{202e}txt".as_bytes(),
+        ] {
+            assert_eq!(terminal_control(ok), None, "{ok:?}");
+        }
+        let cases: &[(&[u8], &str)] = &[
+            (b"a\x1b]52;c;eA==\x07b", "\\x1b"),
+            (b"tab\there", "\\x09"),
+            (b"new\nline", "\\x0a"),
+            (b"\x01", "\\x01"),
+            (b"del\x7f", "\\x7f"),
+            (b"c1 \xc2\x9b31m", "\\u{009b}"),
+            (b"c1 \xc2\x80", "\\u{0080}"),
+            (b"lone \x9b31m", "\\x9b"),
+            (b"lone \x80", "\\x80"),
+            (b"caf\xe9\x9d", "\\x9d"),
+        ];
+        for (bad, shown) in cases {
+            assert_eq!(terminal_control(bad).as_deref(), Some(*shown), "{bad:?}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use policies::{Verdict, Want};
 use proto::{Access, ErrorKind, OpenFlags, ResponseBody};
 
-use super::protect::{judge as judge_path, judge_as_git_directory, Act};
+use super::protect::{judge as judge_path, judge_as_git_directory, judge_name, Act, Naming};
 pub use super::safe_open::CallFlags;
 use super::safe_open::{self, Kind, Lookup, Mode, Resolved};
 use super::Shared;
@@ -192,6 +192,19 @@ pub(super) fn judge(shared: &Shared, path: &Path, want: Want) -> Decision {
     // `[filesystem] protect` holds for the broker's writes too (`guard`).
     let protect = &shared.policy.filesystem.protect;
     if want.writes() {
+        // A name holding a control character is not made (the guard's
+        // `check_name`); a file the person named so is written as before.
+        let name = path.file_name().map_or(&[][..], |n| n.as_bytes());
+        if let Some(refusal) = judge_name(name, Naming::File) {
+            if std::fs::symlink_metadata(path).is_err() {
+                return Decision {
+                    verdict: Verdict::Deny,
+                    by: By::Protected,
+                    reason: format!("{}: {}", refusal.rule, refusal.why),
+                    rule: Some(refusal.rule),
+                };
+            }
+        }
         // The guard's judgement, a directory holding `HEAD` judged as a
         // `.git` too (a bare repository made or written through the broker).
         let by_list = |path: &Path, act| judge_path(protect, path, act);

@@ -40,7 +40,7 @@ pub mod outer;
 mod peer;
 // The guard's acts and regions are Linux's (the guard is seccomp's).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-mod protect;
+pub(crate) mod protect;
 pub use protect::replaced_when_checked;
 #[cfg(target_os = "linux")]
 mod readonly;

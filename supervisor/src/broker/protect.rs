@@ -84,6 +84,95 @@ pub fn judge(protect: &Protect, path: &Path, act: Act) -> Option<Refusal> {
     None
 }
 
+/// What holds a name the program chooses that the person's tools print
+/// later: a file's name, a symlink's target (`ls -l`, `find -printf %l`),
+/// an extended attribute's name (`getfattr -d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    File,
+    Target,
+    Attribute,
+}
+
+/// Why a name holding a control character is not made: said with it.
+pub const NAME_WHY: &str = "a terminal acts on it when the person's tools print the \
+    name later (grep -r, find, git status with core.quotePath=false, a build log: \
+    OSC 52 sets the clipboard, CSI rewrites the screen)";
+
+/// The refusal for making a name holding a character a terminal acts on
+/// ([`crate::audit::escape::terminal_control`]: C0 and C1 controls, DEL,
+/// a lone byte 0x80 to 0x9F), or `None`. Whatever the path and the
+/// policy's lists: such a name reaches the person's terminal from any
+/// directory they list or search later, and a directory made where it
+/// would be allowed (the session's TMPDIR) could be moved, names and all.
+pub fn judge_name(name: &[u8], naming: Naming) -> Option<Refusal> {
+    let control = crate::audit::escape::terminal_control(name)?;
+    let what = match naming {
+        Naming::File => "a name",
+        Naming::Target => "a symlink's target",
+        Naming::Attribute => "an extended attribute's name",
+    };
+    Some(Refusal {
+        rule: format!("{what} holding the control character {control}"),
+        why: NAME_WHY,
+    })
+}
+
+/// The module an extension module's file name is for, Python's way
+/// (`FileFinder`, any of the `.so` suffixes: `a.so`, `a.abi3.so`,
+/// `a.cpython-311-x86_64-linux-gnu.so` are `a`): the name up to its first
+/// dot, for a name ending `.so`; `None` for any other.
+pub fn extension_module(name: &[u8]) -> Option<&[u8]> {
+    let stem = name.strip_suffix(b".so")?;
+    let module = stem.split(|&b| b == b'.').next()?;
+    (!module.is_empty()).then_some(module)
+}
+
+/// Whether `name` is a package's initialisation module, which Python
+/// imports for the package: `__init__.py`, or an extension module
+/// `__init__` (`__init__.cpython-311-x86_64-linux-gnu.so`).
+pub fn is_package_init(name: &[u8]) -> bool {
+    name == b"__init__.py" || extension_module(name) == Some(b"__init__")
+}
+
+/// Why a package and a source of its name are not made beside each other.
+const PACKAGE_WHY: &str = "Python imports the package, not the source of its name \
+    beside it, and a .gitignore of `*` in the package hides it from the person's review \
+    (to turn the module into a package, move the source in: `git mv a.py a/__init__.py`)";
+
+/// Why an extension module and a source of the same module are not made
+/// beside each other: said with the path.
+const EXTENSION_WHY: &str = "Python imports the extension module, not the source of \
+    the same name beside it, and `*.so` is in every Python .gitignore: the person's review \
+    shows the source while the binary runs (build it outside sluice, or out of place: \
+    `build_ext` without --inplace)";
+
+/// What shadows a Python source of the same module name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shadow {
+    /// An extension module, `a.so` beside `a.py`.
+    Extension,
+    /// A package, `a/__init__.py` beside `a.py`.
+    Package,
+}
+
+/// The refusal for `shadow` made beside the source `other` (`a.py`), or
+/// (`source_made`) for a source made beside `other`, the `shadow`.
+pub fn shadow_refusal(shadow: Shadow, other: &[u8], source_made: bool) -> Refusal {
+    let other =
+        crate::audit::escape::for_terminal(&crate::audit::escape::escape_bytes(other)).into_owned();
+    let (a, the, why) = match shadow {
+        Shadow::Extension => ("an extension module", "the extension module", EXTENSION_WHY),
+        Shadow::Package => ("a package", "the package", PACKAGE_WHY),
+    };
+    let rule = if source_made {
+        format!("a Python source beside {the} {other}")
+    } else {
+        format!("{a} beside the Python source {other}")
+    };
+    Refusal { rule, why }
+}
+
 /// The name that makes a directory a git repository to git's discovery
 /// (`setup.c`, `is_git_directory`: a valid `HEAD` beside `objects/` and
 /// `refs/`), bare or not: `default` protects it outside the places git

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -315,4 +315,70 @@ fn a_decision_that_cannot_be_recorded_opens_nothing() {
         other => panic!("answered {other:?}"),
     }
     assert!(handled.fd.is_none());
+}
+
+/// The broker makes no name holding a control character either (the
+/// guard's rule, `protect::judge_name`): a file created through the SDK
+/// or transparent brokering in a tree the rules allow. Controls: a clean
+/// name (UTF-8, spaces, a leading dash) is made; a file the person named
+/// so before is written as before.
+#[test]
+fn the_broker_makes_no_name_a_terminal_acts_on() {
+    let fx = Fixture::new();
+    fs::create_dir(fx.path("made")).unwrap();
+    fs::write(fx.path("made/old\x1b[2J"), "old").unwrap();
+    let spec = policies::load_str(
+        "t.toml",
+        "[broker]\nallow_write = [\"$WORKSPACE/made\"]\n",
+        &fx.dir,
+    )
+    .unwrap();
+    let policy = spec
+        .resolve(&policies::Vars {
+            home: fx.dir.clone(),
+            workspace: fx.dir.clone(),
+            tmpdir: fx.dir.clone(),
+        })
+        .unwrap();
+    let approvals = Approvals::NonInteractive { allow: false };
+    let shared = Shared::new("t".into(), policy, approvals, None, Vec::new());
+    let create = |name: &[u8]| {
+        let mut path = fx.path("made").into_os_string().into_vec();
+        path.push(b'/');
+        path.extend_from_slice(name);
+        let path = PathBuf::from(std::ffi::OsString::from_vec(path));
+        let mut ask = Ask::plain(bytes(&path), Access::Write);
+        ask.flags.create = true;
+        ask.flags.mode = 0o644;
+        let outcome = done(decide_and_open(&shared, &path, &ask, &nothing, None));
+        (path, outcome)
+    };
+    for bad in [
+        &b"a\x1b]52;c;ZWNobyBoaQ==\x07b"[..],
+        b"new\nline",
+        b"c1 \xc2\x9b2J",
+        b"lone \x9b2J",
+    ] {
+        let (path, refused) = create(bad);
+        assert!(
+            matches!(refused.body, ResponseBody::Denied { .. }),
+            "{bad:?}: {:?}",
+            refused.body
+        );
+        assert_eq!(refused.by, By::Protected, "{bad:?}");
+        let rule = refused.rule.unwrap_or_default();
+        assert!(rule.contains("control character"), "{rule}");
+        assert!(fs::symlink_metadata(&path).is_err(), "{bad:?} was made");
+    }
+    for good in ["café – ünï ✓.txt", "with spaces", "-leading-dash"] {
+        let (path, made) = create(good.as_bytes());
+        assert!(
+            matches!(made.body, ResponseBody::Opened),
+            "{good}: {:?}",
+            made.body
+        );
+        assert!(path.exists(), "{good}");
+    }
+    let (_, old) = create(b"old\x1b[2J");
+    assert_eq!(opened(&old), "old");
 }

@@ -9,12 +9,14 @@
 //! specific `[filesystem]` entry covering the path, resolved as the launch
 //! resolves it ([`policies::PolicySpec::fs_rules`]).
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use policies::{FsRule, Want};
 
+use crate::broker::protect::{judge_name, Naming};
 use crate::broker::safe_open;
 use crate::broker::transparent::view::SandboxView;
 
@@ -41,7 +43,8 @@ pub fn run(args: ExplainArgs) -> Result<i32> {
     let policy = spec.resolve(&vars)?;
     let rules = spec.fs_rules(&vars)?;
     let path = real_path(&args.path, &vars.home)?;
-    let shown = tilde(&path, &vars.home);
+    // The name may hold what a terminal acts on (`judge_name`).
+    let shown = crate::audit::escape::for_terminal(&tilde(&path, &vars.home)).into_owned();
     let access = if args.write { "write" } else { "read" };
 
     // A `deny` pattern (`**/.env`) hides what it matches at launch.
@@ -60,7 +63,13 @@ pub fn run(args: ExplainArgs) -> Result<i32> {
     } else {
         None
     };
-    let verdict = if allowed && protected.is_none() {
+    // A name holding a control character is not made (the guard's rule,
+    // whatever the lists say).
+    let bad_name = (args.write && !policy.filesystem.protect.is_empty())
+        .then(|| path.file_name())
+        .flatten()
+        .and_then(|name| judge_name(name.as_bytes(), Naming::File));
+    let verdict = if allowed && protected.is_none() && bad_name.is_none() {
         "allowed"
     } else {
         "refused"
@@ -124,6 +133,13 @@ pub fn run(args: ExplainArgs) -> Result<i32> {
                  not removed or renamed away either, nor is a directory above it"
             );
         }
+    }
+    if let Some(refusal) = &bad_name {
+        println!(
+            "  refused by the guard: {} ({}); it may be written if it is there already",
+            refusal.rule, refusal.why
+        );
+        println!("  the sandbox makes no such name (EINVAL); make it yourself outside sluice");
     }
     let want = if args.write { Want::Write } else { Want::Read };
     let broker = policy.broker.decide(&path, want);

@@ -43,7 +43,13 @@ pub fn openat2(
     how.flags = flags as u64;
     how.mode = mode;
     how.resolve = resolve;
-    retry(|| {
+    // With `RESOLVE_IN_ROOT` or `RESOLVE_BENEATH`, a `..` resolved while
+    // any rename or mount happens on the system gives `EAGAIN` (the kernel
+    // cannot tell it stayed inside): asked again, as openat2(2) advises.
+    // Under load (a busy build beside) it was seen on a symlink's target.
+    let scoped = resolve & (libc::RESOLVE_IN_ROOT | libc::RESOLVE_BENEATH) != 0;
+    let mut tries = 0;
+    retry(|| loop {
         // SAFETY: c and how are valid for the call and `how`'s size is
         // passed; a bad dirfd is only EBADF. openat2 returns a new
         // descriptor or -1.
@@ -56,8 +62,12 @@ pub fn openat2(
                 std::mem::size_of::<libc::open_how>(),
             )
         };
+        tries += 1;
+        if fd < 0 && scoped && Errno::last() == Errno::EAGAIN && tries < 64 {
+            continue;
+        }
         // SAFETY: a non-negative return is a new descriptor owned here.
-        Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+        break Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
     })
 }
 

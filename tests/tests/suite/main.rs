@@ -52,6 +52,7 @@ mod redteam14cache;
 mod redteam14git;
 mod redteam15;
 mod redteam15config;
+mod redteam15names;
 mod redteam15net;
 mod redteam_later;
 mod seatbelt_cli;

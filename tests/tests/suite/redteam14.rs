@@ -624,23 +624,22 @@ const ESCAPE_IN_A_NAME: &str =
 /// their terminal.
 fn persons_grep_after(fx: &Fixture, sluice_args: Option<&[&str]>) -> String {
     let out = run(fx, sluice_args, ESCAPE_IN_A_NAME);
-    assert!(out.stdout.contains("made"), "{out}");
+    // Inside sluice the guard refuses the name (`protect::judge_name`).
+    assert_eq!(out.stdout.contains("made"), sluice_args.is_none(), "{out}");
     let grep = run(fx, None, "grep -r x . 2>/dev/null; true");
     grep.stdout
 }
 
-/// Not fixed (documented in ARCHITECTURE.md, *What is not protected*, the
-/// terminal): the relay filters what the program writes to the terminal
-/// while it runs, but what it leaves in files reaches the person's terminal
-/// later through their own tools, unfiltered: `grep -r` prints a file's
-/// name as it is (`ls` and `git status` quote one on a terminal), so an OSC
-/// 52 in a name sets the person's clipboard, kitty's remote control
-/// (`@kitty-cmd`, where allowed) launches a command. File contents the same
-/// (`cat`). The guard could refuse names holding control characters (every
-/// name made is judged), which leaves contents. Control:
-/// `control_a_name_reaches_the_terminal_through_grep`.
+/// The relay filters what the program writes to the terminal while it
+/// runs, but what it leaves in files reaches the person's terminal later
+/// through their own tools, unfiltered: `grep -r` prints a file's name as
+/// it is (`ls` and `git status` quote one on a terminal), so an OSC 52 in a
+/// name set the person's clipboard, kitty's remote control (`@kitty-cmd`,
+/// where allowed) launched a command. Fixed in round 15: the guard refuses
+/// a name holding a control character (every call, `redteam15names`).
+/// File contents are left (`cat`; ARCHITECTURE.md, *What is not
+/// protected*). Control: `control_a_name_reaches_the_terminal_through_grep`.
 #[test]
-#[ignore = "escape: a file name holding OSC 52 reaches the person's terminal through grep -r"]
 fn no_name_the_program_makes_reaches_the_persons_terminal_later() {
     let fx = Fixture::new(PROBE);
     let shown = persons_grep_after(&fx, Some(&[]));

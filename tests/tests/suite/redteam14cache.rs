@@ -230,7 +230,7 @@ gcc -shared -fPIC -I/usr/include/python3.11 -o a.so "$TMPDIR/ext.c" && echo buil
 
 /// The C source of an extension module `a` that leaves the canary `so`
 /// in `out`, then runs the clean source's `def f()`.
-fn extension_source(out: &str) -> String {
+pub(super) fn extension_source(out: &str) -> String {
     format!(
         r#"#include <Python.h>
 static struct PyModuleDef def = {{PyModuleDef_HEAD_INIT, "a", NULL, -1, NULL}};
@@ -247,12 +247,12 @@ PyMODINIT_FUNC PyInit_a(void) {{
     )
 }
 
-/// Not fixed: protecting `**/*.so` would refuse every in-place build of
-/// an extension (`build_ext --inplace`, an editable install of a C, Cython
-/// or Rust extension), and no pattern says "beside a `.py` of the same
-/// name" (see ARCHITECTURE.md, *What is not protected*).
+/// Fixed in round 15: protecting `**/*.so` would refuse every in-place
+/// build of an extension (`build_ext --inplace`, an editable install of a
+/// C, Cython or Rust extension), so the guard refuses an extension module
+/// made beside a `.py` of the same module, and that source made beside one
+/// (`guard/python.rs`; more ways in `redteam15names`).
 #[test]
-#[ignore = "open: an extension module built beside a clean source is imported instead of it"]
 fn an_extension_module_built_beside_a_clean_source_never_runs_outside() {
     let fx = Fixture::new(PROBE);
     python_project(&fx);

@@ -53,9 +53,13 @@ pub(super) fn setxattr(
     };
     let (file, name, reopen): (OwnedFd, Vec<u8>, bool) = if on_descriptor {
         let (file, reopen) = descriptor_file(target, dirfd.unwrap_or(libc::AT_FDCWD))?;
-        if let Ok(real) = safe_open::real_path(&file) {
-            check_path(env, real, Act::Xattr)?;
+        let real = safe_open::real_path(&file);
+        if let Ok(real) = &real {
+            check_path(env, real.clone(), Act::Xattr)?;
         }
+        let named =
+            || real.unwrap_or_else(|_| PathBuf::from(format!("fd {}", dirfd.unwrap_or(-1))));
+        check_naming(&attr, judge::Naming::Attribute, named)?;
         (file, Vec::new(), reopen)
     } else {
         let named = read_named(target, dirfd, path.unwrap_or(0))?;
@@ -72,6 +76,7 @@ pub(super) fn setxattr(
         if !place.name.is_empty() {
             check(env, &place, Act::Xattr)?;
         }
+        check_naming(&attr, judge::Naming::Attribute, || place.path())?;
         let reopen = place.name.is_empty();
         (place.parent, place.name, reopen)
     };

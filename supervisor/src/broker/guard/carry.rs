@@ -3,6 +3,7 @@
 //! resolved and the name it judged (never `CONTINUE`), a symlink at the name
 //! of an open followed here and judged in its turn.
 
+use super::python::check_module;
 use super::*;
 
 /// [`carry_out`] once it is known whose sandbox the call is made in.
@@ -27,6 +28,7 @@ pub(super) fn carry_out_as(
                 .guard
                 .place(root, named.base.as_deref(), &named.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
+            check_name(&place)?;
             check(env, &place, Act::Name)?;
             check_region(env, None, &place)?;
             let req = request(Op::Mknod, &place.name, umask);
@@ -45,10 +47,15 @@ pub(super) fn carry_out_as(
                 .guard
                 .place(root, named.base.as_deref(), &named.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
+            check_name(&place)?;
+            // `ls -l` and `find -printf %l` print where it leads.
+            check_naming(&content, judge::Naming::Target, || place.path())?;
             check(env, &place, Act::Name)?;
             check_region(env, None, &place)?;
+            check_module(env.guard, &place, true, None)?;
             if !judge::is_gits_probe(&content) {
                 check_into_git(env, None, &place)?;
+                check_leads(env, root, &place, &content)?;
             }
             let req = fsop::Request {
                 target: &content,
@@ -85,10 +92,17 @@ pub(super) fn carry_out_as(
                 .guard
                 .place(root, to.base.as_deref(), &to.asked)?
                 .ok_or(Stop::Errno(libc::EEXIST))?;
+            check_name(&dst)?;
+            if let Some(link) = read_link(&src)? {
+                // A second name for a symlink: where it leads from there.
+                check_leads(env, root, &dst, &link)?;
+            }
             check(env, &src, Act::LinkSource)?;
             check(env, &dst, Act::Name)?;
             check_region(env, Some(&src), &dst)?;
             check_into_git(env, Some(&src), &dst)?;
+            // A second name: the source stays.
+            check_module(env.guard, &dst, true, None)?;
             let req = fsop::Request {
                 name2: &dst.name,
                 ..request(Op::Link, &src.name, 0)
@@ -160,6 +174,90 @@ pub(super) fn follow(env: &Env<'_>, root: BorrowedFd<'_>, mut place: Place) -> R
     Err(Stop::Errno(libc::ELOOP))
 }
 
+/// Why a symlink is not made to a protected path: said with the path.
+const LEADS_WHY: &str = "the person's own tools would write through this symlink later \
+    (`make > build.log`, a lock file, a build's output), into a path that runs code";
+
+/// A symlink at `at` (its directory a real path) to `link` does not lead
+/// to a path the lists protect, nor to one on the way to such a path
+/// (`build.log -> ~/.bashrc`, `out -> .git/hooks/pre-commit`, `bin ->
+/// ~/.local/bin`): the target resolved in the program's root from `dir`,
+/// symlinks at its end followed as the person's write would; a target
+/// whose directory is not there yet is judged as written. Where it leads
+/// otherwise (`.venv/bin/python -> ~/.pyenv/...`) is not judged.
+pub(super) fn check_leads(
+    env: &Env<'_>,
+    root: BorrowedFd<'_>,
+    at: &Place,
+    link: &[u8],
+) -> Result<(), Stop> {
+    // A relative target that climbs (`../../.bashrc`) leads elsewhere
+    // once the link's directory is renamed higher up, which is not
+    // judged then: judged here from each directory above it the sandbox
+    // may write (where a rename could put it), not only from its own.
+    let climbs = link.first() != Some(&b'/') && link.split(|&b| b == b'/').any(|c| c == b"..");
+    let view = &env.guard.view;
+    let dirs = (at.real.ancestors())
+        .enumerate()
+        .take_while(|(i, dir)| *i == 0 || (climbs && view.allows(dir, true)));
+    for (_, dir) in dirs {
+        // A loop of symlinks: nothing is written through it.
+        if let Some(path) = lead(env, root, dir, link)? {
+            judge_lead(env, at, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`check_leads`]'s judgement of where a symlink at `at` leads, `path`.
+fn judge_lead(env: &Env<'_>, at: &Place, path: PathBuf) -> Result<(), Stop> {
+    match check_path(env, path, Act::Name) {
+        Err(Stop::Refused(target, refusal)) => Err(Stop::Refused(
+            at.path(),
+            Refusal {
+                rule: format!(
+                    "{} (this symlink would lead to {})",
+                    refusal.rule,
+                    crate::audit::escape::for_terminal(&target.to_string_lossy())
+                ),
+                why: LEADS_WHY,
+            },
+        )),
+        other => other,
+    }
+}
+
+/// Where a symlink in `dir` to `link` leads, followed to its end (a
+/// directory not there yet taken as written); `None` for a loop.
+fn lead(
+    env: &Env<'_>,
+    root: BorrowedFd<'_>,
+    dir: &Path,
+    link: &[u8],
+) -> Result<Option<PathBuf>, Stop> {
+    let (mut dir, mut link) = (dir.to_path_buf(), link.to_vec());
+    for _ in 0..MAX_LINKS {
+        let written = safe_open::normalize(&dir.join(OsStr::from_bytes(&link)));
+        let place = match env
+            .guard
+            .place(root, Some(dir.as_os_str().as_bytes()), &link)
+        {
+            Ok(Some(place)) => place,
+            // `..` or `.`: a directory, judged as it is; or not there yet.
+            Ok(None) => return Ok(Some(written)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Ok(Some(written))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match read_link(&place)? {
+            Some(next) => (dir, link) = (place.real, next),
+            None => return Ok(Some(place.path())),
+        }
+    }
+    Ok(None)
+}
+
 /// Whether something (a symlink too, not followed) has the name of `place`.
 fn exists(place: &Place) -> io::Result<bool> {
     has_name(&place.parent, &place.name)
@@ -212,6 +310,7 @@ fn open_or_mkdir(
         if exists(&place)? {
             return Err(Stop::Errno(libc::EEXIST));
         }
+        check_name(&place)?;
         check(env, &place, Act::Mkdir)?;
         let req = fsop::Request {
             mode: open.mode,
@@ -255,6 +354,18 @@ fn open_or_mkdir(
                 place.path()
             };
             check_path(env, judged, Act::Write)?;
+            if !tmpfile {
+                check_module(env.guard, &place, open.create(), None)?;
+            }
+        }
+        if open.create() && !tmpfile {
+            // A name made, unless the file is there already (one the person
+            // made is opened as before): the `fstatat` only for a bad name.
+            if let Err(bad) = check_name(&place) {
+                if !exists(&place)? {
+                    return Err(bad);
+                }
+            }
         }
         if let Some(fd) = super::null::serve(env, &place, &open) {
             return Ok(Answer::Descriptor(fd, open.cloexec()));
@@ -383,7 +494,9 @@ fn openat2_as_asked(
                 parent,
                 name: name.to_vec(),
             };
+            check_name(&place)?;
             check(env, &place, Act::Write)?;
+            check_module(env.guard, &place, true, None)?;
             let req = fsop::Request {
                 flags: open.flags,
                 mode: open.mode,
@@ -435,6 +548,10 @@ fn rename(
         .place(root, to.base.as_deref(), &to.asked)?
         .ok_or(Stop::Errno(libc::EBUSY))?;
     let exchange = flags & libc::RENAME_EXCHANGE != 0;
+    if !exchange {
+        // An exchange makes no name: both are there already.
+        check_name(&dst)?;
+    }
     check(
         env,
         &src,
@@ -465,9 +582,18 @@ fn rename(
     }
     check_region(env, Some(&src), &dst)?;
     check_into_git(env, Some(&src), &dst)?;
+    // A symlink moved: where its target leads from its new place.
+    if let Some(link) = read_link(&src)? {
+        check_leads(env, root, &dst, &link)?;
+    }
     if exchange {
         check_region(env, Some(&dst), &src)?;
         check_into_git(env, Some(&dst), &src)?;
+        if let Some(link) = read_link(&dst)? {
+            check_leads(env, root, &src, &link)?;
+        }
+    } else {
+        check_module(env.guard, &dst, true, Some(&src))?;
     }
     let req = fsop::Request {
         flags: flags as i32,

@@ -21,6 +21,12 @@
 //!    never written, made, linked to or renamed onto, and no new name is
 //!    made on the way to one (a file or symlink named `.git`, `mv x .git`),
 //!    nor moved into a protected tree from outside (`mv x .git/modules/m`).
+//!    Whatever the lists say, no name made holds a character a terminal
+//!    acts on ([`judge::judge_name`], `EINVAL`), no Python extension
+//!    module or package is made beside the source it would shadow
+//!    ([`python`]), and no symlink leads to a protected path
+//!    (`carry::check_leads`): the person's tools print the names, import
+//!    the modules and write through the symlinks later.
 //! 3. What passes is made by the connector, a process inside the program's
 //!    sandbox (`sandbox_child::fsop`), on that directory descriptor and
 //!    name, following no symlink there: the kernel is never asked to run
@@ -38,6 +44,7 @@ mod attrs;
 mod carry;
 mod gitconfig;
 mod null;
+mod python;
 // Pure and shared with the broker's own writes: `broker::protect`.
 use super::protect as judge;
 pub(crate) use judge::{Act, HEAD};
@@ -85,6 +92,8 @@ pub struct Guard {
     filters_at_exec: u32,
     /// What the sandbox may write itself, for [`null`].
     view: SandboxView,
+    /// Python's extension modules in the directories sources are made in.
+    extensions: python::Extensions,
 }
 
 impl Guard {
@@ -97,6 +106,7 @@ impl Guard {
             told: Mutex::new(HashSet::new()),
             copies: AtomicU64::new(0),
             filters_at_exec,
+            extensions: python::Extensions::default(),
         }
     }
 }
@@ -359,6 +369,9 @@ enum Stop {
     Gone,
     Errno(i32),
     Refused(PathBuf, Refusal),
+    /// A name holding a control character ([`judge::judge_name`]):
+    /// `EINVAL`, as a file system that takes no such name answers (vfat).
+    BadName(PathBuf, Refusal),
 }
 
 impl From<Unreadable> for Stop {
@@ -386,8 +399,22 @@ pub fn serve(env: &Env<'_>, target: &Target<'_>, call: Call) {
         Err(Stop::Gone) => return,
         Err(Stop::Errno(errno)) => Answer::Errno(errno),
         Err(Stop::Refused(path, refusal)) => {
-            refuse(env, target, &call, &path, &refusal, started);
+            refuse(
+                env,
+                target,
+                &call,
+                &path,
+                &refusal,
+                started,
+                (PROTECTED, By::Rule),
+            );
             Answer::Errno(libc::EACCES)
+        }
+        Err(Stop::BadName(path, refusal)) => {
+            // No policy lifts it: said so in the summary (`refusals`).
+            let how = (BAD_NAME, By::Protected);
+            refuse(env, target, &call, &path, &refusal, started, how);
+            Answer::Errno(libc::EINVAL)
         }
     };
     let listener = target.listener;
@@ -410,7 +437,17 @@ pub fn serve(env: &Env<'_>, target: &Target<'_>, call: Call) {
     }
 }
 
-/// Records a refusal and tells the person, once per path.
+/// What a refusal of a protected path tells the person after the path,
+/// the reason and the rule.
+const PROTECTED: &str = "The sandbox never writes such a path; if the change is wanted, \
+    make it yourself outside sluice.";
+
+/// The same for a name holding a control character.
+const BAD_NAME: &str = "The sandbox makes no such name (the call fails with EINVAL); \
+    if it is wanted, make it yourself outside sluice.";
+
+/// Records a refusal and tells the person, once per path: `then` is said
+/// after the reason, `by` recorded as who refused.
 fn refuse(
     env: &Env<'_>,
     target: &Target<'_>,
@@ -418,6 +455,7 @@ fn refuse(
     path: &Path,
     refusal: &Refusal,
     started: Instant,
+    (then, by): (&str, By),
 ) {
     let first = env
         .guard
@@ -427,8 +465,7 @@ fn refuse(
         .unwrap_or(true);
     if first {
         let text = format!(
-            "sluice: refused writing {}: {} ({}). The sandbox never writes such a \
-             path; if the change is wanted, make it yourself outside sluice.",
+            "sluice: refused writing {}: {} ({}). {then}",
             crate::audit::escape::escape_os(path.as_os_str()),
             refusal.why,
             refusal.rule,
@@ -451,7 +488,7 @@ fn refuse(
         access: audit::Access::Write,
         flags: proto::OpenFlags::default(),
         decision: Decision::Denied,
-        by: By::Rule,
+        by,
         rule: Some(refusal.rule.clone()),
         reason: Some(refusal.why.to_owned()),
         latency_us: started.elapsed().as_micros() as u64,
@@ -605,6 +642,26 @@ impl Place {
 
 fn check(env: &Env<'_>, place: &Place, act: Act) -> Result<(), Stop> {
     check_path(env, place.path(), act)
+}
+
+/// A name about to be made at `place` (a file's, directory's, node's,
+/// symlink's; a rename's or link's destination): none holding a character
+/// a terminal acts on ([`judge::judge_name`]). A byte scan.
+fn check_name(place: &Place) -> Result<(), Stop> {
+    check_naming(&place.name, judge::Naming::File, || place.path())
+}
+
+/// `bytes`, a name of the kind `naming` made for the file at `path`,
+/// judged as [`check_name`] judges a file's name.
+fn check_naming(
+    bytes: &[u8],
+    naming: judge::Naming,
+    path: impl FnOnce() -> PathBuf,
+) -> Result<(), Stop> {
+    match judge::judge_name(bytes, naming) {
+        Some(refusal) => Err(Stop::BadName(path(), refusal)),
+        None => Ok(()),
+    }
 }
 
 /// A name made at `dst` from `src` (`None`: made from nothing, a symlink or
