@@ -566,14 +566,21 @@ fn files_that_start_commands_when_the_folder_is_opened_are_refused() {
         "qwen/settings.json",
         "hooks/hooks.json",
     ];
+    refused_at_any_depth_written_beside(&refused, &written);
+}
+
+/// Each of `refused` (paths in the workspace) is made by the program under
+/// `default` and `--transparent` in one of three ways (written in place,
+/// renamed or hard-linked there from a file beside the workspace's root)
+/// and fails, leaving nothing; each of `written` is made. Control: outside
+/// sluice the same script makes every one.
+pub(super) fn refused_at_any_depth_written_beside(refused: &[&str], written: &[&str]) {
     let mut script = String::new();
-    for (i, rel) in refused.iter().chain(&written).enumerate() {
+    for (i, rel) in refused.iter().chain(written).enumerate() {
         let dir = Path::new(rel).parent().unwrap().to_str().unwrap();
         if !dir.is_empty() {
             script.push_str(&format!("mkdir -p {dir} 2>/dev/null; "));
         }
-        // Written in place, or renamed or linked there from a file made
-        // beside the workspace's root.
         let how = match i % 3 {
             0 => format!("echo x > {rel}"),
             1 => format!("echo x > t{i} && mv t{i} {rel}"),
@@ -582,7 +589,7 @@ fn files_that_start_commands_when_the_folder_is_opened_are_refused() {
         script.push_str(&format!("{how} 2>/dev/null && echo wrote {rel}; "));
     }
     let outside = run(&Fixture::new(PROBE), None, &script);
-    for rel in refused.iter().chain(&written) {
+    for rel in refused.iter().chain(written) {
         assert!(
             outside.stdout.contains(&format!("wrote {rel}\n")),
             "{rel}\n{outside}"

@@ -22,7 +22,7 @@ use sluice_tests::{execute, Fixture, Outcome};
 
 use super::escape_later::{as_nobody, marker};
 use super::redteam12fs::run;
-use super::redteam14::run_as_nobody;
+use super::redteam14::{refused_at_any_depth_written_beside, run_as_nobody};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
 
@@ -466,46 +466,7 @@ fn tool_configurations_that_run_commands_are_refused_at_any_depth() {
         ".cargo/notes.txt",
         ".npmrc",
     ];
-    let mut script = String::new();
-    for (i, rel) in refused.iter().chain(&written).enumerate() {
-        let dir = Path::new(rel).parent().unwrap().to_str().unwrap();
-        if !dir.is_empty() {
-            script.push_str(&format!("mkdir -p {dir} 2>/dev/null; "));
-        }
-        let how = match i % 3 {
-            0 => format!("echo x > {rel}"),
-            1 => format!("echo x > t{i} && mv t{i} {rel}"),
-            _ => format!("echo x > t{i} && ln t{i} {rel}"),
-        };
-        script.push_str(&format!("{how} 2>/dev/null && echo wrote {rel}; "));
-    }
-    let outside = run(&Fixture::new(PROBE), None, &script);
-    for rel in refused.iter().chain(&written) {
-        assert!(
-            outside.stdout.contains(&format!("wrote {rel}\n")),
-            "{rel}\n{outside}"
-        );
-    }
-    for way in WAYS {
-        let fx = Fixture::new(PROBE);
-        let out = run(&fx, Some(way), &script);
-        for rel in refused {
-            assert!(
-                !out.stdout.contains(&format!("wrote {rel}\n")),
-                "{way:?} {rel}\n{out}"
-            );
-            assert!(
-                fs::symlink_metadata(fx.ws(rel)).is_err(),
-                "{way:?} {rel}\n{out}"
-            );
-        }
-        for rel in written {
-            assert!(
-                out.stdout.contains(&format!("wrote {rel}\n")),
-                "{way:?} {rel}\n{out}"
-            );
-        }
-    }
+    refused_at_any_depth_written_beside(&refused, &written);
 }
 
 // ---------------------------------------------------------------------------
