@@ -47,25 +47,33 @@ impl SandboxView {
 
     /// Receives the child's root from `sock` (our end of the pair made for
     /// it), which the child sent before it exec'd: nothing is waited for.
-    pub fn receive(sock: &OwnedFd) -> io::Result<SandboxView> {
+    /// With it, where the child mounted them, the layers of Python's
+    /// bytecode cache (`crate::pycache`), a directory too.
+    pub fn receive(sock: &OwnedFd) -> io::Result<(SandboxView, Option<OwnedFd>)> {
         let mut buf = [0u8; 8];
         let got = recv_frame(sock.as_fd(), &mut buf, Blocking::No)?;
         let mut fds = got.fds.into_iter();
-        let (Some(fd), None, false, b"R") =
-            (fds.next(), fds.next(), got.ctrunc, &buf[..got.len.min(1)])
-        else {
+        let (Some(fd), layers, None, false, b"R") = (
+            fds.next(),
+            fds.next(),
+            fds.next(),
+            got.ctrunc,
+            &buf[..got.len.min(1)],
+        ) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the child did not send its root",
             ));
         };
-        if safe_open::kind_of(&fd)? != safe_open::Kind::Directory {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the child sent something other than a directory as its root",
-            ));
+        for fd in std::iter::once(&fd).chain(&layers) {
+            if safe_open::kind_of(fd)? != safe_open::Kind::Directory {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the child sent something other than a directory as its root",
+                ));
+            }
         }
-        Ok(SandboxView::new(fd))
+        Ok((SandboxView::new(fd), layers))
     }
 
     /// Opens the directory `found` (judged and allowed) for reading, in
