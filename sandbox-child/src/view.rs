@@ -114,7 +114,12 @@ impl SessionOverlay {
         options.extend_from_slice(self.lower.as_os_str().as_bytes());
         for (name, dir) in [(",upperdir=", UPPER), (",workdir=", WORK)] {
             options.extend_from_slice(name.as_bytes());
-            options.extend_from_slice(self.path.join(OsStr::from_bytes(dir.to_bytes())).as_os_str().as_bytes());
+            options.extend_from_slice(
+                self.path
+                    .join(OsStr::from_bytes(dir.to_bytes()))
+                    .as_os_str()
+                    .as_bytes(),
+            );
         }
         // `volatile`: no sync of the upper layer's file system, at the
         // mount's end either (the session's writes are dropped anyway).

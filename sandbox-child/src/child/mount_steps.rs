@@ -61,7 +61,8 @@ pub(super) fn mount_overlay(overlay: &PreparedOverlay) -> Result<libc::c_int, i3
     } as _)?;
     let open = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: the target is NUL-terminated.
-    let layers = sys::check(unsafe { libc::open(overlay.target.as_ptr(), open) } as _)? as libc::c_int;
+    let layers =
+        sys::check(unsafe { libc::open(overlay.target.as_ptr(), open) } as _)? as libc::c_int;
     let mounted = (|| {
         for dir in [UPPER, WORK] {
             // SAFETY: `layers` is open, the name a constant.

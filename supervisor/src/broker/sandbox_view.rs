@@ -174,9 +174,33 @@ mod tests {
         let open = |path: &[u8]| {
             safe_open::openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_CLOEXEC, 0, 0).unwrap()
         };
-        assert!(send(Some(open(b"/"))).is_ok());
+        assert!(send(Some(open(b"/"))).is_ok_and(|(_, layers)| layers.is_none()));
         assert!(send(Some(open(b"/proc/self/exe"))).is_err());
         assert!(send(None).is_err());
+    }
+
+    /// With the root, the bytecode cache's layers are taken only as a
+    /// directory, one at most.
+    #[test]
+    fn the_layers_are_received_with_the_root_only_as_one_directory() {
+        use proto::socket::{send_record, seqpacket_pair};
+        let send = |paths: &[&[u8]]| {
+            let (ours, theirs) = seqpacket_pair().unwrap();
+            let fds: Vec<OwnedFd> = paths
+                .iter()
+                .map(|p| {
+                    safe_open::openat2(libc::AT_FDCWD, p, libc::O_PATH | libc::O_CLOEXEC, 0, 0)
+                        .unwrap()
+                })
+                .collect();
+            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+            send_record(theirs.as_fd(), b"R", &borrowed, Blocking::Yes).unwrap();
+            drop(theirs);
+            SandboxView::receive(&ours)
+        };
+        assert!(send(&[b"/", b"/tmp"]).is_ok_and(|(_, layers)| layers.is_some()));
+        assert!(send(&[b"/", b"/proc/self/exe"]).is_err());
+        assert!(send(&[b"/", b"/tmp", b"/tmp"]).is_err());
     }
 
     /// A view rooted at `/` serves the judged directory itself; a view

@@ -30,7 +30,8 @@ const TRY_MIB: usize = BOUND_MIB + 32;
 /// Writes `argv[1]` MiB in the cache (`sys.pycache_prefix`), stopping at
 /// the first refusal (a short write is followed by one), and keeps it; makes files there until refused (or
 /// twice the bound), then removes them; writes the same amount in the
-/// workspace (`argv[2]`, removed after). Prints each count with the error
+/// workspace (`argv[2]`, removed after). Prints the mounts at the cache
+/// (how many, the kind of the one seen), each count with the error
 /// that stopped it, then `filled`, and waits for a line on stdin.
 const FILL: &str = r#"
 import errno, os, sys
@@ -50,6 +51,9 @@ def fill(path):
     finally:
         os.close(fd)
 prefix = sys.pycache_prefix
+kinds = [m[m.index("-") + 1] for m in map(str.split, open("/proc/self/mountinfo"))
+         if m[4] == prefix]
+print("mounted", len(kinds), kinds[-1] if kinds else "none", flush=True)
 many, made, why = prefix + "/many", 0, "none"
 os.makedirs(many)
 try:
@@ -136,6 +140,8 @@ fn the_cache_takes_no_more_than_its_bound(who: Who) {
     let mib = TRY_MIB.to_string();
     let program = [PYTHON, "-c", FILL, &mib, &elsewhere];
     let filled = fill(session_command(&fx, who, &fx.ws_dir, &[], &program));
+    // What is bounded is the overlay itself (not a fallback).
+    assert_eq!(filled.get("mounted").1, "overlay");
 
     let (files, why) = filled.get("files");
     assert_eq!(why, "ENOSPC", "files refused by the bound: {files}");
@@ -145,7 +151,10 @@ fn the_cache_takes_no_more_than_its_bound(who: Who) {
     assert!(written <= BOUND_MIB, "{written} MiB written in the cache");
     // Control: the bound is where it is said to be, not lower.
     assert!(files >= BOUND_FILES / 2, "only {files} files in the cache");
-    assert!(written >= BOUND_MIB * 3 / 4, "only {written} MiB in the cache");
+    assert!(
+        written >= BOUND_MIB * 3 / 4,
+        "only {written} MiB in the cache"
+    );
     // Control: the same amount elsewhere in the session is written whole.
     assert_eq!(filled.get("elsewhere"), (TRY_MIB, "none"));
     // Nothing of it in the host's memory: the host's /dev/shm (where the
