@@ -98,9 +98,10 @@ pub(crate) struct PreparedOverlay {
     pub options: CString,
 }
 
-/// The names of the upper and work directories in the layers' tmpfs.
-pub(crate) const UPPER: &std::ffi::CStr = c"upper";
-pub(crate) const WORK: &std::ffi::CStr = c"work";
+/// The names of the upper and work directories in the layers' tmpfs (the
+/// supervisor reads the upper one at the session's end).
+pub const LAYERS_UPPER: &std::ffi::CStr = c"upper";
+pub(crate) const LAYERS_WORK: &std::ffi::CStr = c"work";
 
 impl SessionOverlay {
     /// `None` where a path cannot be written in overlayfs's options (a
@@ -112,7 +113,7 @@ impl SessionOverlay {
         }
         let mut options = b"lowerdir=".to_vec();
         options.extend_from_slice(self.lower.as_os_str().as_bytes());
-        for (name, dir) in [(",upperdir=", UPPER), (",workdir=", WORK)] {
+        for (name, dir) in [(",upperdir=", LAYERS_UPPER), (",workdir=", LAYERS_WORK)] {
             options.extend_from_slice(name.as_bytes());
             options.extend_from_slice(
                 self.path

@@ -51,10 +51,6 @@ pub(crate) const PREFIX_VAR: &str = "PYTHONPYCACHEPREFIX";
 /// The name of the prefix in the session's TMPDIR.
 const DIR: &str = "pycache";
 
-/// The upper directory in the tmpfs of the layers the child hands over
-/// (`sandbox_child::SessionOverlay`).
-const UPPER: &std::ffi::CStr = c"upper";
-
 /// At most this many keys (workspace and policy) are kept; the least
 /// recently ended go first.
 const MAX_KEYS: usize = 8;
@@ -152,7 +148,7 @@ impl PyCache {
             copied: 0,
             canonical: HashMap::new(),
         };
-        if let Some(upper) = layers.and_then(|l| open_subdir(&l, UPPER)) {
+        if let Some(upper) = layers.and_then(|l| open_subdir(&l, sandbox_child::LAYERS_UPPER)) {
             walk.dir(&upper, Path::new(""), 0);
         }
         if walk.copied > 0 {

@@ -258,7 +258,7 @@ fn sessions_parent() -> Result<PathBuf> {
 }
 
 /// `<base>/sluice-<uid>`, made and checked as [`sessions_parent`] says.
-pub fn private_parent(base: &Path) -> Result<PathBuf> {
+fn private_parent(base: &Path) -> Result<PathBuf> {
     let path = base.join(format!("{PREFIX}{}", euid()));
     match fs::DirBuilder::new().mode(0o700).create(&path) {
         Ok(()) => {}

@@ -7,7 +7,8 @@ use std::os::raw::c_ulong;
 
 use crate::mounts::MountKind;
 use crate::sys::{self, MountAttr};
-use crate::view::{PreparedOverlay, PreparedPrivate, PreparedVeil, RootEntry, UPPER, WORK};
+use crate::view::{PreparedOverlay, PreparedPrivate, PreparedVeil, RootEntry};
+use crate::view::{LAYERS_UPPER, LAYERS_WORK};
 
 /// A procfs of the PID namespace this process is init of, over the host's
 /// `/proc`: it shows the sandbox's processes only. Read-only like every
@@ -64,7 +65,7 @@ pub(super) fn mount_overlay(overlay: &PreparedOverlay) -> Result<libc::c_int, i3
     let layers =
         sys::check(unsafe { libc::open(overlay.target.as_ptr(), open) } as _)? as libc::c_int;
     let mounted = (|| {
-        for dir in [UPPER, WORK] {
+        for dir in [LAYERS_UPPER, LAYERS_WORK] {
             // SAFETY: `layers` is open, the name a constant.
             sys::check(unsafe { libc::mkdirat(layers, dir.as_ptr(), 0o700) } as _)?;
         }
@@ -83,7 +84,7 @@ pub(super) fn mount_overlay(overlay: &PreparedOverlay) -> Result<libc::c_int, i3
     match mounted {
         Ok(()) => Ok(layers),
         Err(e) => {
-            for dir in [UPPER, WORK] {
+            for dir in [LAYERS_UPPER, LAYERS_WORK] {
                 // SAFETY: `layers` is open, the name a constant.
                 unsafe { libc::unlinkat(layers, dir.as_ptr(), libc::AT_REMOVEDIR) };
             }
