@@ -469,8 +469,8 @@ impl Runner<'_> {
         // Python's bytecode cache, before everything is made read-only:
         // its upper layer's file system (a tmpfs of its own) must be
         // writable when it is mounted. Not a protection: where it fails
-        // the program has the tmpfs or the plain directory, a cache of its
-        // own (`view::SessionOverlay`).
+        // the program has the plain directory, a cache of its own
+        // (`view::SessionOverlay`).
         if let (Some(overlay), true) = (&plan.overlay, private) {
             self.layers = mount_overlay(overlay).ok();
         }

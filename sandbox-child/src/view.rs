@@ -83,8 +83,8 @@ pub struct SessionCopy {
 /// ended, and frees the tmpfs by closing it. Mounted `nosuid`, `nodev`,
 /// `noexec`, `volatile`; where the overlay fails (a kernel without
 /// overlayfs in user namespaces, or without user xattrs on tmpfs) the
-/// program has the tmpfs as a cache of its own: nothing the supervisor
-/// trusts depends on the mount.
+/// tmpfs is unmounted and the program has the plain directory as a cache
+/// of its own: nothing the supervisor trusts depends on the mount.
 #[derive(Debug, Clone)]
 pub struct SessionOverlay {
     pub path: PathBuf,

@@ -44,9 +44,8 @@ pub(super) fn mount_shm() -> Result<(), i32> {
 /// tmpfs at the target holding the upper and work directories, then
 /// overlayfs over it; both never executable, no device nodes or setuid.
 /// Returns a descriptor of the tmpfs's root (close-on-exec), for the
-/// supervisor. Where the tmpfs is mounted but the overlay fails, the
-/// program has the tmpfs (its directories removed) and the error is
-/// returned.
+/// supervisor. Where the overlay fails the tmpfs goes too (the program
+/// has the plain directory) and the error is returned.
 pub(super) fn mount_overlay(overlay: &PreparedOverlay) -> Result<libc::c_int, i32> {
     let flags = (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong;
     // SAFETY: every pointer is a NUL-terminated string prepared before fork
@@ -84,12 +83,12 @@ pub(super) fn mount_overlay(overlay: &PreparedOverlay) -> Result<libc::c_int, i3
     match mounted {
         Ok(()) => Ok(layers),
         Err(e) => {
-            for dir in [LAYERS_UPPER, LAYERS_WORK] {
-                // SAFETY: `layers` is open, the name a constant.
-                unsafe { libc::unlinkat(layers, dir.as_ptr(), libc::AT_REMOVEDIR) };
+            // SAFETY: closing the descriptor opened above; the target is
+            // NUL-terminated.
+            unsafe {
+                libc::close(layers);
+                libc::umount2(overlay.target.as_ptr(), libc::MNT_DETACH);
             }
-            // SAFETY: closing the descriptor opened above.
-            unsafe { libc::close(layers) };
             Err(e)
         }
     }
