@@ -144,6 +144,7 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
     let mut run = Runner {
         plan,
         shm_mounted: false,
+        layers: None,
     };
     run.setup_fds();
     match &plan.terminal {
@@ -192,8 +193,9 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
     }
     // The view is built (or, stacked, is the enclosing sandbox's): the
     // broker serves directories from it.
+    let layers = run.layers.take();
     run.step(Step::RootHandOver, 0, || {
-        hand_over_root(plan.root_socket.as_raw_fd())
+        hand_over_root(plan.root_socket.as_raw_fd(), layers)
     });
     run.drop_capabilities(in_new_userns);
     run.step(Step::NoNewPrivs, 0, || {
@@ -249,6 +251,9 @@ struct Runner<'a> {
     /// The session's own /dev/shm is mounted: only then is the Landlock
     /// rule for it added (on the host's it would grant the host's).
     shm_mounted: bool,
+    /// The tmpfs of the bytecode cache's layers, under its overlay
+    /// (`view::SessionOverlay`): handed over with the root.
+    layers: Option<libc::c_int>,
 }
 
 impl Runner<'_> {
@@ -462,10 +467,14 @@ impl Runner<'_> {
             )
         });
         // Python's bytecode cache, before everything is made read-only:
-        // its upper layer's file system (`/dev/shm`) must be writable when
-        // it is mounted. Not a protection: where it fails the program has
-        // the plain directory, a cache of its own (`view::SessionOverlay`).
-        let overlaid = private && (plan.overlay.as_ref()).is_some_and(|o| mount_overlay(o).is_ok());
+        // its upper layer's file system (a tmpfs of its own) must be
+        // writable when it is mounted. Not a protection: where it fails
+        // the program has the plain directory, a cache of its own
+        // (`view::SessionOverlay`).
+        if let (Some(overlay), true) = (&plan.overlay, private) {
+            self.layers = mount_overlay(overlay).ok();
+        }
+        let overlaid = self.layers.is_some();
         // Everything read-only, all the way down; the writable trees are
         // bound back read-write by the first mounts of the plan.
         self.step(Step::Mounts, 0, || {
@@ -621,18 +630,29 @@ impl Runner<'_> {
     }
 }
 
-/// Sends an `O_PATH` descriptor of this process's root over `socket`, then
-/// closes both: the connector forked later must not hold the socket, and the
-/// program never holds either (the socket is close-on-exec too).
-fn hand_over_root(socket: libc::c_int) -> Result<(), i32> {
+/// Sends an `O_PATH` descriptor of this process's root over `socket`, with
+/// the bytecode cache's `layers` when they were mounted, then closes them
+/// all: the connector forked later must not hold the socket, and the
+/// program never holds any (the socket is close-on-exec too).
+fn hand_over_root(socket: libc::c_int, layers: Option<libc::c_int>) -> Result<(), i32> {
     let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
     // SAFETY: "/" is NUL-terminated; open returns a new descriptor or -1.
-    let root = sys::check(unsafe { libc::open(c"/".as_ptr(), flags) } as _)? as libc::c_int;
-    let sent = sys::send_fds(socket, b"R", &[root]);
-    // SAFETY: closing the descriptor just opened, and the socket, which the
-    // plan owns but nothing uses after this step (the child execs or exits).
+    let root = sys::check(unsafe { libc::open(c"/".as_ptr(), flags) } as _);
+    let sent = match (root, layers) {
+        (Ok(root), Some(layers)) => sys::send_fds(socket, b"R", &[root as _, layers]),
+        (Ok(root), None) => sys::send_fds(socket, b"R", &[root as _]),
+        (Err(e), _) => Err(e),
+    };
+    // SAFETY: closing the descriptors opened here and by the mount steps,
+    // and the socket, which the plan owns but nothing uses after this step
+    // (the child execs or exits).
     unsafe {
-        libc::close(root);
+        if let Ok(root) = root {
+            libc::close(root as _);
+        }
+        if let Some(layers) = layers {
+            libc::close(layers);
+        }
         libc::close(socket);
     }
     sent

@@ -42,6 +42,12 @@ pub const SHM: &str = "/dev/shm";
 #[cfg(target_os = "linux")]
 pub(crate) const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=256m,nr_inodes=16384";
 
+/// The mount options of the tmpfs holding the upper and work layers of
+/// Python's bytecode cache (`view::SessionOverlay`): bounded as [`SHM`] is,
+/// for the same reason.
+#[cfg(target_os = "linux")]
+pub(crate) const LAYERS_OPTIONS: &std::ffi::CStr = c"mode=0700,size=256m,nr_inodes=16384";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountKind {
     /// A writable tree bound onto itself and made writable again after the

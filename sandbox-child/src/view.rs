@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::FileType;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -73,53 +73,61 @@ pub struct SessionCopy {
 /// A directory of the program's `TMPDIR` (`path`, where the policy points
 /// `PYTHONPYCACHEPREFIX`) seen as an overlay: `lower`, a directory no
 /// sandbox reaches (the supervisor's cache of bytecode it copied from the
-/// host, `supervisor/src/pycache.rs`), read-only, under `upper`, where the
-/// program's writes land, with overlayfs's `work` beside it (both out of
-/// the sandbox's view). Mounted `nosuid`, `nodev`, `noexec`, `volatile`;
-/// where the mount fails (a kernel without overlayfs in user namespaces)
-/// the program has the plain directory as a cache of its own: nothing the
-/// supervisor trusts depends on the mount.
+/// host, `supervisor/src/pycache.rs`), read-only, under an upper layer
+/// where the program's writes land. The upper layer and overlayfs's work
+/// directory are those of a tmpfs of the session's own (bounded as its
+/// `/dev/shm`, [`crate::mounts::LAYERS_OPTIONS`]) mounted at `path` first
+/// and covered by the overlay, so out of the program's reach; the child
+/// hands a descriptor of it to the supervisor with its root, which reads
+/// the names the program's Python wrote through it once the session has
+/// ended, and frees the tmpfs by closing it. Mounted `nosuid`, `nodev`,
+/// `noexec`, `volatile`; where the overlay fails (a kernel without
+/// overlayfs in user namespaces, or without user xattrs on tmpfs) the
+/// tmpfs is unmounted and the program has the plain directory as a cache
+/// of its own: nothing the supervisor trusts depends on the mount.
 #[derive(Debug, Clone)]
 pub struct SessionOverlay {
     pub path: PathBuf,
     pub lower: PathBuf,
-    pub upper: PathBuf,
-    pub work: PathBuf,
 }
 
 /// A [`SessionOverlay`]'s strings for the child's `mount`.
 pub(crate) struct PreparedOverlay {
     pub target: CString,
-    /// `lowerdir=…,upperdir=…,workdir=…,userxattr,volatile`.
+    /// `lowerdir=…,upperdir=<target>/upper,workdir=<target>/work,userxattr,volatile`.
     pub options: CString,
 }
+
+/// The names of the upper and work directories in the layers' tmpfs (the
+/// supervisor reads the upper one at the session's end).
+pub const LAYERS_UPPER: &std::ffi::CStr = c"upper";
+pub(crate) const LAYERS_WORK: &std::ffi::CStr = c"work";
 
 impl SessionOverlay {
     /// `None` where a path cannot be written in overlayfs's options (a
     /// `,`, `:` or `\\` in it): the program then has the plain directory.
     pub(crate) fn prepare(&self) -> Result<Option<PreparedOverlay>, PrepareError> {
         let plain = |p: &Path| !p.as_os_str().as_bytes().iter().any(|b| b",:\\".contains(b));
-        if ![&self.lower, &self.upper, &self.work]
-            .iter()
-            .all(|p| plain(p))
-        {
+        if ![&self.lower, &self.path].iter().all(|p| plain(p)) {
             return Ok(None);
         }
         let mut options = b"lowerdir=".to_vec();
-        for (name, path) in [
-            ("", &self.lower),
-            (",upperdir=", &self.upper),
-            (",workdir=", &self.work),
-        ] {
+        options.extend_from_slice(self.lower.as_os_str().as_bytes());
+        for (name, dir) in [(",upperdir=", LAYERS_UPPER), (",workdir=", LAYERS_WORK)] {
             options.extend_from_slice(name.as_bytes());
-            options.extend_from_slice(path.as_os_str().as_bytes());
+            options.extend_from_slice(
+                self.path
+                    .join(OsStr::from_bytes(dir.to_bytes()))
+                    .as_os_str()
+                    .as_bytes(),
+            );
         }
         // `volatile`: no sync of the upper layer's file system, at the
         // mount's end either (the session's writes are dropped anyway).
         options.extend_from_slice(b",userxattr,volatile");
         Ok(Some(PreparedOverlay {
             target: cstring(self.path.as_os_str())?,
-            options: cstring(std::ffi::OsStr::from_bytes(&options))?,
+            options: cstring(OsStr::from_bytes(&options))?,
         }))
     }
 }

@@ -88,6 +88,9 @@ pub struct Spawned {
     /// The hosts mode: the sockets listening in the program's own network
     /// namespace, the proxy's first (`crate::net`); empty in other modes.
     pub net_listeners: Vec<OwnedFd>,
+    /// The tmpfs of Python's bytecode cache's layers, where the child
+    /// mounted it (`crate::pycache`).
+    pub pycache_layers: Option<OwnedFd>,
 }
 
 /// Prepares the sandbox, refuses to launch if a required layer cannot be
@@ -218,8 +221,8 @@ pub fn spawn<T>(
         }
     };
     // Sent before exec, like the listener: nothing is waited for.
-    let view = match crate::broker::SandboxView::receive(&root_ours) {
-        Ok(view) => view,
+    let (view, pycache_layers) = match crate::broker::SandboxView::receive(&root_ours) {
+        Ok(received) => received,
         Err(e) => {
             crate::sys::process::kill_and_reap(pid);
             return Err(e).context("receiving the sandbox's root");
@@ -239,6 +242,7 @@ pub fn spawn<T>(
         view,
         deny_filter_installed: !records.iter().any(|r| r.step == Step::Seccomp),
         net_listeners,
+        pycache_layers,
     };
     Ok((spawned, alongside))
 }

@@ -8,14 +8,18 @@
 //! system's included, so a session's first import of each module compiled
 //! it. Where the prefix points the program now sees an overlay
 //! (`sandbox_child::SessionOverlay`): its writes land in an upper layer of
-//! the session's own (`/dev/shm/sluice-<uid>/<id>/upper` on the host, out
-//! of every sandbox's view), dropped with the session; the lower layer,
+//! the session's own, in a tmpfs the child mounts beneath the overlay
+//! (bounded as the session's `/dev/shm`, out of the program's reach, and
+//! nowhere on the host), dropped with the session; the lower layer,
 //! read-only, is the cache kept across sessions, `<state>/pycache/<key>`,
 //! beside the session records, denied to every sandbox.
 //!
 //! Nothing of the program's reaches the lower layer. When the session has
 //! ended (the program and all it started gone), [`PyCache::end`] takes the
-//! *names* of the bytecode the program's Python wrote, and for each copies
+//! *names* of the bytecode the program's Python wrote (through the
+//! descriptor of that tmpfs the child handed over with its root, which
+//! keeps it readable after the session's namespace is gone; closing it
+//! frees the tmpfs), and for each copies
 //! into the lower layer the file Python outside would run for that source:
 //! the source's own `__pycache__/NAME.TAG.pyc`, when it is valid for the
 //! source now (a timestamp header naming its time and size, or a checked
@@ -33,6 +37,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -45,21 +50,6 @@ pub(crate) const PREFIX_VAR: &str = "PYTHONPYCACHEPREFIX";
 
 /// The name of the prefix in the session's TMPDIR.
 const DIR: &str = "pycache";
-
-/// The overlay's upper and work directories, in the session's entry of
-/// [`layers_base`].
-const UPPER: &str = "upper";
-const WORK: &str = "work";
-
-/// Where the overlay's upper and work directories are made, one directory
-/// per session in `sluice-<uid>` there: a tmpfs (no disk), out of every
-/// sandbox's view (each has a `/dev/shm` of its own). On ext4 the same
-/// directories, made and removed at every launch, cost ~20 ms of waiting a
-/// session (measured, 2-core VM, ext4 mounted `discard`, loaded), on
-/// tmpfs ~2 ms.
-pub(crate) fn layers_base() -> PathBuf {
-    PathBuf::from(sandbox_child::mounts::SHM)
-}
 
 /// At most this many keys (workspace and policy) are kept; the least
 /// recently ended go first.
@@ -84,22 +74,14 @@ pub(crate) struct PyCache {
     lower: PathBuf,
     /// `$TMPDIR/pycache` on the host: the overlay's mount point.
     dir: PathBuf,
-    /// `<layers_base>/sluice-<uid>` and the session's entry there, holding
-    /// the upper and work directories.
-    layers_parent: PathBuf,
-    layers: PathBuf,
-    /// An `flock` on `layers` while the session lives: what a later
-    /// launch's sweep tells a dead session's from a live one's by.
-    _lock: File,
 }
 
 impl PyCache {
     /// The cache for this session if the program's environment points
     /// the prefix at `tmp/pycache` and `root` (sluice's state, private)
-    /// may be used; makes the lower layer if it is new, the mount point
-    /// (from one set aside, `session_dir::make_from_aside`) and the upper
-    /// and work directories. `None` otherwise: Python then caches in the
-    /// TMPDIR as before.
+    /// may be used; makes the lower layer if it is new and the mount point
+    /// (from one set aside, `session_dir::make_from_aside`). `None`
+    /// otherwise: Python then caches in the TMPDIR as before.
     pub(crate) fn prepare(
         root: Option<&Path>,
         fs: &FsPolicy,
@@ -121,36 +103,18 @@ impl PyCache {
         let session = tmp.parent()?;
         let (sessions, id) = (session.parent()?, session.file_name()?);
         let made = (|| {
-            let layers_parent =
-                crate::session_dir::private_parent(&layers_base()).map_err(io::Error::other)?;
-            let layers = layers_parent.join(id);
-            let mut b = fs::DirBuilder::new();
-            b.mode(0o700);
-            match b.create(&lower) {
+            match fs::DirBuilder::new().mode(0o700).create(&lower) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
-            b.create(&layers)?;
-            let lock = File::open(&layers)?;
-            // A sweep that opened it first takes it away.
-            if !crate::sys::fs::try_lock(&lock, true) {
-                return Err(io::Error::from(io::ErrorKind::WouldBlock));
-            }
-            for d in [&layers.join(UPPER), &layers.join(WORK)] {
-                b.create(d)?;
-            }
             let rel = Path::new(id).join("tmp").join(DIR);
-            crate::session_dir::make_from_aside(sessions, &rel)?;
-            Ok((layers_parent, layers, lock))
+            crate::session_dir::make_from_aside(sessions, &rel)
         })();
         match made {
-            Ok((layers_parent, layers, lock)) => Some(PyCache {
+            Ok(()) => Some(PyCache {
                 root: root.to_path_buf(),
                 lower,
                 dir,
-                layers_parent,
-                layers,
-                _lock: lock,
             }),
             Err(e) => {
                 tracing::debug!("no bytecode cache across sessions: {e}");
@@ -164,20 +128,19 @@ impl PyCache {
         sandbox_child::SessionOverlay {
             path: self.dir.clone(),
             lower: self.lower.clone(),
-            upper: self.layers.join(UPPER),
-            work: self.layers.join(WORK),
         }
     }
 
     /// Once the program and all it started are gone: for each bytecode
-    /// file the session's Python wrote, the source's own counterpart
+    /// file the session's Python wrote (in the upper layer of `layers`,
+    /// the tmpfs the child handed over; `None` when the overlay was not
+    /// mounted), the source's own counterpart
     /// copied into the lower layer where it may be (see the module's
     /// documentation); then this key marked as used, and the oldest keys
-    /// beyond [`MAX_KEYS`] removed. Nothing the program wrote is kept.
-    /// The mount point is moved aside for a later session's sweep to
-    /// remove (`session_dir::ASIDE`).
-    pub(crate) fn end(self, fs: &FsPolicy) {
-        let upper = self.layers.join(UPPER);
+    /// beyond [`MAX_KEYS`] removed. Nothing the program wrote is kept:
+    /// closing `layers` frees the tmpfs. The mount point is moved aside
+    /// for a later session to take (`session_dir::ASIDE`).
+    pub(crate) fn end(self, fs: &FsPolicy, layers: Option<OwnedFd>) {
         let mut walk = Walk {
             fs,
             lower: &self.lower,
@@ -185,7 +148,9 @@ impl PyCache {
             copied: 0,
             canonical: HashMap::new(),
         };
-        walk.dir(&upper, Path::new(""), 0);
+        if let Some(upper) = layers.and_then(|l| open_subdir(&l, sandbox_child::LAYERS_UPPER)) {
+            walk.dir(&upper, Path::new(""), 0);
+        }
         if walk.copied > 0 {
             tracing::debug!(copied = walk.copied, "bytecode kept for later sessions");
         }
@@ -195,17 +160,8 @@ impl PyCache {
             f.set_times(fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
         });
         prune(&self.root, &self.lower);
-        // What the program wrote goes now, as the rest of its TMPDIR.
-        let id = self
-            .layers
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy();
-        if let Err(e) = crate::session_dir::remove_in(&self.layers_parent, &id) {
-            tracing::debug!("removing the bytecode cache's layers: {e:#}");
-        }
-        // Empty unless the overlay was not mounted (the program then wrote
-        // in the directory itself, which goes with the TMPDIR).
+        // Empty unless no tmpfs was mounted (the program then wrote in the
+        // directory itself, which goes with the TMPDIR).
         let session = self.dir.parent().and_then(Path::parent);
         if !session.is_some_and(|s| crate::session_dir::set_aside(&self.dir, s)) {
             tracing::debug!("the bytecode cache's mount point is removed with the TMPDIR");
@@ -267,10 +223,11 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// `path` is the upper layer's directory for the source directory
-    /// `/rel`; subdirectories are entered, symlinks never followed.
-    fn dir(&mut self, path: &Path, rel: &Path, depth: usize) {
-        let Ok(entries) = fs::read_dir(path) else {
+    /// `dir` is the upper layer's directory for the source directory
+    /// `/rel`; subdirectories are entered beneath it, symlinks never
+    /// followed.
+    fn dir(&mut self, dir: &OwnedFd, rel: &Path, depth: usize) {
+        let Ok(entries) = fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else {
             return;
         };
         for entry in entries.flatten() {
@@ -283,7 +240,10 @@ impl Walk<'_> {
             };
             let name = entry.file_name();
             if kind.is_dir() && depth < MAX_DEPTH {
-                self.dir(&entry.path(), &rel.join(&name), depth + 1);
+                let sub = std::ffi::CString::new(name.as_bytes()).ok();
+                if let Some(sub) = sub.and_then(|n| open_subdir(dir, &n)) {
+                    self.dir(&sub, &rel.join(&name), depth + 1);
+                }
             } else if kind.is_file() && name.as_bytes().ends_with(b".pyc") {
                 if let Err(e) = self.keep(rel, &name) {
                     tracing::debug!(rel = %rel.display(), "bytecode not kept: {e}");
@@ -342,6 +302,12 @@ impl Walk<'_> {
         self.canonical.insert(dir.to_path_buf(), is);
         is
     }
+}
+
+/// The directory `name` in `dir`, not by a symlink.
+fn open_subdir(dir: &OwnedFd, name: &std::ffi::CStr) -> Option<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    crate::sys::fs::openat(dir, name, flags, 0).ok()
 }
 
 /// The bytes of `counterpart` if Python would run it for `source` now: a

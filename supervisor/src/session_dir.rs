@@ -258,7 +258,7 @@ fn sessions_parent() -> Result<PathBuf> {
 }
 
 /// `<base>/sluice-<uid>`, made and checked as [`sessions_parent`] says.
-pub fn private_parent(base: &Path) -> Result<PathBuf> {
+fn private_parent(base: &Path) -> Result<PathBuf> {
     let path = base.join(format!("{PREFIX}{}", euid()));
     match fs::DirBuilder::new().mode(0o700).create(&path) {
         Ok(()) => {}
@@ -300,37 +300,6 @@ pub fn sweep_stale(records: &Path) {
         sweep_records(&dir, records);
     }
     sweep_legacy();
-    if let Ok(parent) = private_parent(&crate::pycache::layers_base()) {
-        sweep_unlocked_in(&parent);
-    }
-}
-
-/// Removes `<parent>/<id>` for every session `id` whose directory there is
-/// not `flock`ed (`parent`: a directory of ours holding one directory per
-/// session, each locked by its supervisor while it lives: Python's
-/// bytecode cache's layers, `crate::pycache`). A lock, not the records: a
-/// session started with another `XDG_STATE_HOME` has its records
-/// elsewhere, and `/dev/shm` is every `TMPDIR`'s.
-fn sweep_unlocked_in(parent: &Path) {
-    let (Ok(dir), Ok(entries)) = (open_dir(parent), fs::read_dir(parent)) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_str().and_then(session_id).is_none() {
-            continue;
-        }
-        let Ok(held) = open_beneath(&dir, name.as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY)
-        else {
-            continue;
-        };
-        if !try_lock(&File::from(held)) {
-            continue;
-        }
-        if let Err(e) = remove_entry(&dir, name.as_bytes()) {
-            tracing::debug!(dir = %entry.path().display(), "removing a dead session's entry: {e:#}");
-        }
-    }
 }
 
 /// The prefix of an empty directory a session set aside at its end for a
@@ -562,15 +531,6 @@ fn session_parent(parent: &Path) -> Result<Option<File>> {
         meta.uid()
     );
     Ok(Some(dir))
-}
-
-/// Removes `name` in the directory `dir` of ours and everything in it, as
-/// [`remove_entry`] does (for what a session leaves in its own TMPDIR).
-pub fn remove_in(dir: &Path, name: &str) -> Result<()> {
-    match session_parent(dir)? {
-        Some(dir) => remove_entry(&dir, name.as_bytes()),
-        None => Ok(()),
-    }
 }
 
 /// Removes the directory `name` in `dir` and everything in it, opening up

@@ -8,6 +8,8 @@ use std::os::raw::c_ulong;
 use crate::mounts::MountKind;
 use crate::sys::{self, MountAttr};
 use crate::view::{PreparedOverlay, PreparedPrivate, PreparedVeil, RootEntry};
+use crate::view::{LAYERS_UPPER, LAYERS_WORK};
+
 /// A procfs of the PID namespace this process is init of, over the host's
 /// `/proc`: it shows the sandbox's processes only. Read-only like every
 /// other mount of the view; the flags the kernel locked on the host's
@@ -38,21 +40,58 @@ pub(super) fn mount_shm() -> Result<(), i32> {
     .map(drop)
 }
 
-/// Python's bytecode cache ([`crate::view::SessionOverlay`]): overlayfs,
-/// never executable, no device nodes or setuid.
-pub(super) fn mount_overlay(overlay: &PreparedOverlay) -> Result<(), i32> {
-    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    // SAFETY: every pointer is a NUL-terminated string prepared before fork.
+/// Python's bytecode cache ([`crate::view::SessionOverlay`]): a bounded
+/// tmpfs at the target holding the upper and work directories, then
+/// overlayfs over it; both never executable, no device nodes or setuid.
+/// Returns a descriptor of the tmpfs's root (close-on-exec), for the
+/// supervisor. Where the overlay fails the tmpfs goes too (the program
+/// has the plain directory) and the error is returned.
+pub(super) fn mount_overlay(overlay: &PreparedOverlay) -> Result<libc::c_int, i32> {
+    let flags = (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong;
+    // SAFETY: every pointer is a NUL-terminated string prepared before fork
+    // or a constant.
     sys::check(unsafe {
         libc::mount(
-            c"overlay".as_ptr(),
+            c"tmpfs".as_ptr(),
             overlay.target.as_ptr(),
-            c"overlay".as_ptr(),
-            flags as c_ulong,
-            overlay.options.as_ptr().cast(),
+            c"tmpfs".as_ptr(),
+            flags,
+            crate::mounts::LAYERS_OPTIONS.as_ptr().cast(),
         )
-    } as _)
-    .map(drop)
+    } as _)?;
+    let open = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: the target is NUL-terminated.
+    let layers =
+        sys::check(unsafe { libc::open(overlay.target.as_ptr(), open) } as _)? as libc::c_int;
+    let mounted = (|| {
+        for dir in [LAYERS_UPPER, LAYERS_WORK] {
+            // SAFETY: `layers` is open, the name a constant.
+            sys::check(unsafe { libc::mkdirat(layers, dir.as_ptr(), 0o700) } as _)?;
+        }
+        // SAFETY: as above.
+        sys::check(unsafe {
+            libc::mount(
+                c"overlay".as_ptr(),
+                overlay.target.as_ptr(),
+                c"overlay".as_ptr(),
+                flags,
+                overlay.options.as_ptr().cast(),
+            )
+        } as _)
+        .map(drop)
+    })();
+    match mounted {
+        Ok(()) => Ok(layers),
+        Err(e) => {
+            // SAFETY: closing the descriptor opened above; the target is
+            // NUL-terminated.
+            unsafe {
+                libc::close(layers);
+                libc::umount2(overlay.target.as_ptr(), libc::MNT_DETACH);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The overlay's mount at its target made writable again (this mount

@@ -47,25 +47,33 @@ impl SandboxView {
 
     /// Receives the child's root from `sock` (our end of the pair made for
     /// it), which the child sent before it exec'd: nothing is waited for.
-    pub fn receive(sock: &OwnedFd) -> io::Result<SandboxView> {
+    /// With it, where the child mounted them, the layers of Python's
+    /// bytecode cache (`crate::pycache`), a directory too.
+    pub fn receive(sock: &OwnedFd) -> io::Result<(SandboxView, Option<OwnedFd>)> {
         let mut buf = [0u8; 8];
         let got = recv_frame(sock.as_fd(), &mut buf, Blocking::No)?;
         let mut fds = got.fds.into_iter();
-        let (Some(fd), None, false, b"R") =
-            (fds.next(), fds.next(), got.ctrunc, &buf[..got.len.min(1)])
-        else {
+        let (Some(fd), layers, None, false, b"R") = (
+            fds.next(),
+            fds.next(),
+            fds.next(),
+            got.ctrunc,
+            &buf[..got.len.min(1)],
+        ) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the child did not send its root",
             ));
         };
-        if safe_open::kind_of(&fd)? != safe_open::Kind::Directory {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the child sent something other than a directory as its root",
-            ));
+        for fd in std::iter::once(&fd).chain(&layers) {
+            if safe_open::kind_of(fd)? != safe_open::Kind::Directory {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the child sent something other than a directory as its root",
+                ));
+            }
         }
-        Ok(SandboxView::new(fd))
+        Ok((SandboxView::new(fd), layers))
     }
 
     /// Opens the directory `found` (judged and allowed) for reading, in
@@ -166,9 +174,33 @@ mod tests {
         let open = |path: &[u8]| {
             safe_open::openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_CLOEXEC, 0, 0).unwrap()
         };
-        assert!(send(Some(open(b"/"))).is_ok());
+        assert!(send(Some(open(b"/"))).is_ok_and(|(_, layers)| layers.is_none()));
         assert!(send(Some(open(b"/proc/self/exe"))).is_err());
         assert!(send(None).is_err());
+    }
+
+    /// With the root, the bytecode cache's layers are taken only as a
+    /// directory, one at most.
+    #[test]
+    fn the_layers_are_received_with_the_root_only_as_one_directory() {
+        use proto::socket::{send_record, seqpacket_pair};
+        let send = |paths: &[&[u8]]| {
+            let (ours, theirs) = seqpacket_pair().unwrap();
+            let fds: Vec<OwnedFd> = paths
+                .iter()
+                .map(|p| {
+                    safe_open::openat2(libc::AT_FDCWD, p, libc::O_PATH | libc::O_CLOEXEC, 0, 0)
+                        .unwrap()
+                })
+                .collect();
+            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+            send_record(theirs.as_fd(), b"R", &borrowed, Blocking::Yes).unwrap();
+            drop(theirs);
+            SandboxView::receive(&ours)
+        };
+        assert!(send(&[b"/", b"/tmp"]).is_ok_and(|(_, layers)| layers.is_some()));
+        assert!(send(&[b"/", b"/proc/self/exe"]).is_err());
+        assert!(send(&[b"/", b"/tmp", b"/tmp"]).is_err());
     }
 
     /// A view rooted at `/` serves the judged directory itself; a view

@@ -74,6 +74,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     };
     let meanwhile = || alongside(&args, &s, &dirs.audit, approving);
     let (mut spawned, alongside) = launch::spawn(&s.policy, launch, meanwhile)?;
+    let pycache_layers = spawned.pycache_layers.take();
     // From here on, however `run` returns, the program is killed and its
     // tree reaped unless it was supervised to its end.
     let mut running = Running {
@@ -94,7 +95,7 @@ pub fn run_with(args: RunArgs, given: Option<Given>) -> Result<i32> {
     finish(&args, &s, &shared, &dirs.audit, guarded, &code);
     agent_state.end(&dirs.audit.join("kept"), &s.id);
     if let Some(pycache) = pycache {
-        pycache.end(&s.policy.filesystem);
+        pycache.end(&s.policy.filesystem, pycache_layers);
     }
     phase::mark("quarantine, audit end record, agents' state, bytecode kept");
     // The sandbox's root (the broker's view) goes first: while a

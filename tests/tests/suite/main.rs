@@ -39,6 +39,7 @@ mod newuser_tools;
 mod prompt_attacks;
 mod prompts;
 mod pyc15;
+mod pycbound15;
 mod redteam;
 mod redteam11;
 mod redteam12fs;

@@ -66,7 +66,7 @@ const IMPORT: &str = "import json, a; print('imported')";
 
 /// Who runs sluice: root, or 65534 (the fixture given to it first).
 #[derive(Clone, Copy, Debug)]
-enum Who {
+pub(super) enum Who {
     Root,
     Nobody,
 }
@@ -80,7 +80,7 @@ fn project(ws: &Path) {
 /// A fixture with a second workspace `ws2`, a source outside every policy
 /// with its own valid bytecode (`outside/secret.py`, compiled outside
 /// sluice), given to `who`.
-fn fixture(who: Who) -> (Fixture, PathBuf) {
+pub(super) fn fixture(who: Who) -> (Fixture, PathBuf) {
     let fx = Fixture::new(PROBE);
     let ws2 = fx.root().join("ws2");
     project(&fx.ws_dir);
@@ -110,6 +110,17 @@ fn fixture(who: Who) -> (Fixture, PathBuf) {
 /// the fixture's home and sluice state (so every workspace's sessions
 /// share one state directory, as a person's do).
 fn session(fx: &Fixture, who: Who, ws: &Path, args: &[&str], program: &[&str]) -> Outcome {
+    execute(session_command(fx, who, ws, args, program))
+}
+
+/// The command [`session`] runs.
+pub(super) fn session_command(
+    fx: &Fixture,
+    who: Who,
+    ws: &Path,
+    args: &[&str],
+    program: &[&str],
+) -> Command {
     let mut cmd = match who {
         Who::Root => Command::new(sluice_bin()),
         Who::Nobody => {
@@ -131,7 +142,7 @@ fn session(fx: &Fixture, who: Who, ws: &Path, args: &[&str], program: &[&str]) -
         .env("XDG_CONFIG_HOME", fx.config_home())
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
-    execute(cmd)
+    cmd
 }
 
 /// The canaries planted code left in either workspace (removed for the
