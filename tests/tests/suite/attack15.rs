@@ -7,6 +7,7 @@ use std::path::Path;
 
 use sluice_tests::Fixture;
 
+use super::escape_later::marker;
 use super::redteam12fs::run;
 
 const PROBE: &str = env!("CARGO_BIN_EXE_sluice-probe");
@@ -27,35 +28,62 @@ const WORK: &str = r#"echo new > notes.txt && echo ok notes
 echo more >> README.md && echo ok readme
 mkdir -p src && echo x > src/lib.rs && echo ok src"#;
 
-/// A named path that is the repository's root (an extension `.`, a
-/// hook's word `./`, `..` back into it) or above it: the launch protected
-/// the workspace itself, and the program could write nothing.
+/// What the launch says when a named path holds the workspace.
+const HOLDS: &str = "which holds a tree the program may write: protected whole";
+
+/// A named path that is the repository's root (an extension `.`: hg
+/// imports its `__init__.py`; a hook's word `./`; `..` back into it):
+/// the launch protects the workspace itself, so the program can write
+/// nothing there. It stays protected (not protecting it would let the
+/// program write what the person's hg then imports), but the person was
+/// told only, at each refusal, that one file was refused; the launch now
+/// says which named path holds the workspace. Mutation-checked: without
+/// the launch's line the test fails, and without the protection the
+/// program's writes pass.
 #[test]
-fn a_configuration_naming_the_workspace_does_not_protect_it() {
+fn a_configuration_naming_the_workspace_protects_it_and_says_so() {
     for hgrc in [
         "[extensions]\nroot = .\n",
         "[hooks]\npre-status = sh ./\n",
-        "[extensions]\nup = x/../..\n",
         "[extensions]\nup = sub/..\n",
     ] {
         let fx = hg_workspace(hgrc);
         let out = run(&fx, Some(&[]), WORK);
-        assert_eq!(out.stdout, "ok notes\nok readme\nok src\n", "{hgrc:?}\n{out}");
+        assert_eq!(out.stdout, "", "{hgrc:?}\n{out}");
+        assert!(out.stderr.contains(HOLDS), "{hgrc:?}\n{out}");
     }
 }
 
 /// Control: the same work in the same workspace under an `hgrc` naming
-/// nothing there.
+/// a file in it is done, and nothing is said.
 #[test]
-fn control_the_work_is_done_under_an_hgrc_naming_nothing() {
-    let fx = hg_workspace("[ui]\nusername = p\n");
+fn control_the_work_is_done_under_an_hgrc_naming_a_file() {
+    let fx = hg_workspace("[extensions]\nmine = tools/ext.py\n");
     let out = run(&fx, Some(&[]), WORK);
     assert_eq!(out.stdout, "ok notes\nok readme\nok src\n", "{out}");
+    assert!(!out.stderr.contains(HOLDS), "{out}");
+}
+
+/// A path named by a configuration, holding terminal control bytes (a
+/// title set, the screen cleared), printed by `--verbose` as written: the
+/// launch's line shows it escaped. Control: the line is printed.
+/// Mutation-checked: with `path.display()` the escape reaches stderr.
+#[test]
+fn a_named_path_is_shown_escaped() {
+    let fx = hg_workspace("[extensions]\nmine = tools/\x1b]0;owned\x07\x1b[2J.py\n");
+    let out = run(&fx, Some(&["--verbose"]), "echo ok");
+    assert_eq!(out.stdout, "ok\n", "{out}");
+    assert!(out.stderr.contains("(named by a tool's configuration)"), "{out}");
+    assert!(!out.stderr.contains('\x1b') && !out.stderr.contains('\x07'), "{out}");
 }
 
 /// An `hgrc` that includes itself many times over (each include names the
 /// file again): the launch followed every include to the depth limit,
-/// fan-out to the tenth power, and never started the program.
+/// fan-out to the tenth power (16^10 reads), and never started the
+/// program. Mutation-checked (each include followed however often it is
+/// named): the launch did not end. The unit test
+/// `tool_configs::tests::an_include_bomb_is_read_once_and_within_the_limit`
+/// bounds the reads and names.
 #[test]
 fn an_include_bomb_does_not_hold_the_launch() {
     let fx = hg_workspace(&"%include hgrc\n".repeat(16));
@@ -63,5 +91,64 @@ fn an_include_bomb_does_not_hold_the_launch() {
     assert_eq!(out.stdout, "ok notes\nok readme\nok src\n", "{out}");
 }
 
-#[allow(dead_code)]
-fn unused(_: &Path) {}
+/// The person's extension at a path holding glob characters
+/// (`tools/ext[1].py`): the launch could not make a protect pattern of
+/// it, left it unprotected (a warning in the log only), and the program
+/// rewrote it; the person's next `hg` ran the program's code. The path is
+/// now escaped as a pattern: the rewrite is refused and `hg` outside runs
+/// the person's extension (where installed). Control:
+/// `control_an_extension_named_with_glob_characters_is_rewritten_outside`.
+/// Mutation-checked: with the launch refusing such a path again the
+/// rewrite passed.
+#[test]
+fn an_extension_named_with_glob_characters_is_protected() {
+    for way in [&[][..], &["--transparent"][..]] {
+        let fx = bracket_extension();
+        let out = run(&fx, Some(way), REWRITE_EXTENSION);
+        assert_eq!(out.stdout, "control\n", "{way:?}\n{out}");
+        assert_eq!(hg_ran_extension(&fx), Some(false), "{way:?}\n{out}");
+    }
+}
+
+/// Control for the test above: outside sluice the rewrite is made and the
+/// person's `hg` runs it.
+#[test]
+fn control_an_extension_named_with_glob_characters_is_rewritten_outside() {
+    let fx = bracket_extension();
+    let out = run(&fx, None, REWRITE_EXTENSION);
+    assert_eq!(out.stdout, "ok ext\ncontrol\n", "{out}");
+    assert_eq!(hg_ran_extension(&fx), Some(true), "{out}");
+}
+
+/// A repository whose `hgrc` loads `tools/ext[1].py` (the person's: it
+/// does nothing).
+fn bracket_extension() -> Fixture {
+    let fx = hg_workspace("[extensions]\nmine = tools/ext[1].py\n");
+    fs::create_dir_all(fx.ws("tools")).unwrap();
+    fs::write(fx.ws("tools/ext[1].py"), "").unwrap();
+    fx
+}
+
+/// The program rewrites the extension to leave a mark when loaded, and
+/// writes a file of its own beside it.
+const REWRITE_EXTENSION: &str = r#"printf 'open("%s-ext", "w").close()\n' "$1" > 'tools/ext[1].py' && echo ok ext
+echo x > tools/notes.txt && echo control"#;
+
+/// Whether the person's `hg root` there ran the program's extension;
+/// `None` without Mercurial.
+fn hg_ran_extension(fx: &Fixture) -> Option<bool> {
+    let hg = Path::new("/usr/bin/hg");
+    if !hg.exists() {
+        return None;
+    }
+    let out = sluice_tests::execute({
+        let mut cmd = std::process::Command::new(hg);
+        cmd.arg("root")
+            .current_dir(&fx.ws_dir)
+            .env("HOME", &fx.home_dir)
+            .stdin(std::process::Stdio::null());
+        cmd
+    });
+    assert!(out.status.success(), "{out}");
+    Some(Path::new(&format!("{}-ext", marker(fx))).exists())
+}
