@@ -205,12 +205,24 @@ fn one_double_star_in_the_middle_spans_any_depth() {
 #[test]
 fn a_tree_added_whole_is_protected_whatever_its_characters() {
     let mut p = Protect::default();
-    for dir in ["/ws/tools/ext[1].py", "/ws/hooks{old}", "/ws/a*b", "/ws/b\\c", "/ws/q?"] {
+    for dir in [
+        "/ws/tools/ext[1].py",
+        "/ws/hooks{old}",
+        "/ws/a*b",
+        "/ws/b\\c",
+        "/ws/q?",
+    ] {
         p.add_tree(Path::new(dir)).unwrap();
         assert!(p.protects(Path::new(dir)).is_some(), "{dir}");
         assert!(p.protects(&Path::new(dir).join("x")).is_some(), "{dir}");
     }
-    for other in ["/ws/tools/ext1.py", "/ws/hooksold", "/ws/aXb", "/ws/bc", "/ws/qq"] {
+    for other in [
+        "/ws/tools/ext1.py",
+        "/ws/hooksold",
+        "/ws/aXb",
+        "/ws/bc",
+        "/ws/qq",
+    ] {
         assert!(p.protects(Path::new(other)).is_none(), "{other}");
     }
 }

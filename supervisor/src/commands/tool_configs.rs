@@ -298,7 +298,11 @@ mod tests {
         let ws = tmp.path().canonicalize().unwrap();
         // A chain of distinct files, each including the next.
         for i in 0..MAX_INCLUDE_DEPTH + 5 {
-            write(&ws, &format!("r/{i}.hgrc"), &format!("%include {}.hgrc\n", i + 1));
+            write(
+                &ws,
+                &format!("r/{i}.hgrc"),
+                &format!("%include {}.hgrc\n", i + 1),
+            );
         }
         let hgrc = write(&ws, "r/.hg/hgrc", "%include ../0.hgrc\n");
         let named = named(&[hgrc], Path::new("/home/p"));

@@ -73,8 +73,14 @@ fn a_named_path_is_shown_escaped() {
     let fx = hg_workspace("[extensions]\nmine = tools/\x1b]0;owned\x07\x1b[2J.py\n");
     let out = run(&fx, Some(&["--verbose"]), "echo ok");
     assert_eq!(out.stdout, "ok\n", "{out}");
-    assert!(out.stderr.contains("(named by a tool's configuration)"), "{out}");
-    assert!(!out.stderr.contains('\x1b') && !out.stderr.contains('\x07'), "{out}");
+    assert!(
+        out.stderr.contains("(named by a tool's configuration)"),
+        "{out}"
+    );
+    assert!(
+        !out.stderr.contains('\x1b') && !out.stderr.contains('\x07'),
+        "{out}"
+    );
 }
 
 /// An `hgrc` that includes itself many times over (each include names the
@@ -151,4 +157,52 @@ fn hg_ran_extension(fx: &Fixture) -> Option<bool> {
     });
     assert!(out.status.success(), "{out}");
     Some(Path::new(&format!("{}-ext", marker(fx))).exists())
+}
+
+// ---------------------------------------------------------------------------
+// Transparent watches (`supervisor/src/broker/transparent/watch.rs`).
+// ---------------------------------------------------------------------------
+
+/// A directory in the workspace that the program's user may not list (the
+/// person's other account's, 65534's, mode 0700), as root: the program
+/// runs with every capability dropped, so the kernel refuses its watch
+/// there; under `--transparent` the supervisor makes the watch itself,
+/// with its own capabilities (`CAP_DAC_READ_SEARCH`), judged by the
+/// policy's trees only, and the program learnt every name made there. The
+/// lookup and the watch are now made with the serving thread's effective
+/// capabilities cleared: refused as the kernel refuses it. Mutation-checked:
+/// without the clearing the program is told the file's name. Control: `control_the_kernel_refuses_a_watch_on_a_directory_the_program_may_not_list`.
+#[test]
+fn under_transparent_a_watch_needs_the_programs_own_permission() {
+    let (fx, theirs) = not_listable();
+    let said = super::redteam15::watched(&fx, &["--transparent"], "theirs", &theirs);
+    assert_eq!(said, ["refused: Permission denied"]);
+}
+
+/// Control for the test above: without `--transparent` the kernel refuses
+/// the same watch (the program's credentials); a directory of the
+/// program's own is watched under `--transparent` and names the file.
+#[test]
+fn control_the_kernel_refuses_a_watch_on_a_directory_the_program_may_not_list() {
+    let (fx, theirs) = not_listable();
+    let said = super::redteam15::watched(&fx, &[], "theirs", &theirs);
+    assert_eq!(said, ["refused: Permission denied"]);
+    let own = fx.ws_dir.join("own");
+    fs::create_dir_all(&own).unwrap();
+    let said = super::redteam15::watched(&fx, &["--transparent"], "own", &own);
+    assert!(
+        said.iter().any(|l| l.contains("salary-2027.ods")),
+        "{said:?}"
+    );
+}
+
+/// As root: a fixture whose workspace holds `theirs`, 65534's, mode 0700.
+fn not_listable() -> (Fixture, std::path::PathBuf) {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "run as root");
+    let fx = Fixture::new(PROBE);
+    let theirs = fx.ws_dir.join("theirs");
+    fs::create_dir_all(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&theirs, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    (fx, theirs)
 }
