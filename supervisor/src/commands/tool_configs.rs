@@ -320,7 +320,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let ws = tmp.path().canonicalize().unwrap();
         let hgrc = write(&ws, "r/.hg/hgrc", &"%include hgrc\n".repeat(16));
-        assert_eq!(named(&[hgrc.clone()], Path::new("/home/p")), [hgrc]);
+        assert_eq!(
+            named(std::slice::from_ref(&hgrc), Path::new("/home/p")),
+            [hgrc]
+        );
         // A wide one: each of many files includes them all.
         let many = MAX_INCLUDED + 10;
         let all: String = (0..many).map(|i| format!("%include {i}.hgrc\n")).collect();

@@ -198,6 +198,7 @@ fn control_the_kernel_refuses_a_watch_on_a_directory_the_program_may_not_list() 
 
 /// As root: a fixture whose workspace holds `theirs`, 65534's, mode 0700.
 fn not_listable() -> (Fixture, std::path::PathBuf) {
+    // SAFETY: no arguments, no memory.
     assert_eq!(unsafe { libc::geteuid() }, 0, "run as root");
     let fx = Fixture::new(PROBE);
     let theirs = fx.ws_dir.join("theirs");
@@ -205,4 +206,31 @@ fn not_listable() -> (Fixture, std::path::PathBuf) {
     std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
     fs::set_permissions(&theirs, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     (fx, theirs)
+}
+
+/// Files that would hold a reader: the repository's `hgrc` a FIFO, and an
+/// `hgrc` including a FIFO, a terminal-like device and the supervisor's
+/// own standard input (`/proc/self/fd/0`): the launch opens each without
+/// waiting (`O_NONBLOCK`), reads none that is not a regular file, and the
+/// program runs. (Checked, not a hole: the reader opened non-blocking
+/// already.) Control: `control_the_work_is_done_under_an_hgrc_naming_a_file`.
+#[test]
+fn configurations_that_would_block_do_not_hold_the_launch() {
+    let fifo_hgrc = hg_workspace("");
+    fs::remove_file(fifo_hgrc.ws(".hg/hgrc")).unwrap();
+    mkfifo(&fifo_hgrc.ws(".hg/hgrc"));
+    let includes = hg_workspace(
+        "%include ../pipe\n%include /dev/zero\n%include /dev/tty\n%include /proc/self/fd/0\n",
+    );
+    mkfifo(&includes.ws("pipe"));
+    for fx in [fifo_hgrc, includes] {
+        let out = run(&fx, Some(&[]), WORK);
+        assert_eq!(out.stdout, "ok notes\nok readme\nok src\n", "{out}");
+    }
+}
+
+fn mkfifo(path: &str) {
+    let c = std::ffi::CString::new(path).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
 }
