@@ -103,6 +103,7 @@ pub use plan::{listen_addresses, prepare, LaunchContext, Prepared};
 #[cfg(target_os = "linux")]
 pub use prepare_error::PrepareError;
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};
+#[cfg(target_os = "linux")]
 pub use sys::{clear_effective, EffectiveCleared};
 #[cfg(target_os = "linux")]
 pub use view::{SessionCopy, SessionDirs, SessionOverlay, StandIn, Veil};
