@@ -234,3 +234,23 @@ fn mkfifo(path: &str) {
     // SAFETY: a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
 }
+
+/// The same class as the watch above, for what `--transparent` opens and
+/// lists on the program's behalf: a file and a directory of 65534's, mode
+/// 0600 and 0700, in the workspace, read by a session run by root (the
+/// program without capabilities). Control (without `--transparent`) the
+/// kernel refuses each.
+#[test]
+fn under_transparent_what_the_programs_user_may_not_read_stays_unread() {
+    let (fx, theirs) = not_listable();
+    let file = fx.ws_dir.join("their-file");
+    fs::write(&file, "SECRET-theirs").unwrap();
+    std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    fs::write(theirs.join("inside"), "x").unwrap();
+    let script = "cat their-file; ls theirs; echo done";
+    for way in [&[][..], &["--transparent"][..]] {
+        let out = run(&fx, Some(way), script);
+        assert_eq!(out.stdout, "done\n", "{way:?}\n{out}");
+    }
+}
