@@ -79,7 +79,7 @@ fn watch(
     // own: the supervisor run by root holds capabilities (reading past a
     // directory's mode) that the program has dropped, and watched
     // directories the program's user may not list.
-    let Ok(_uncapable) = sandbox_child::clear_effective() else {
+    let Ok(uncapable) = sandbox_child::clear_effective() else {
         return Ok(Err(libc::EACCES));
     };
     let found = match safe_open::lookup_with(&absolute, nofollow) {
@@ -90,6 +90,9 @@ fn watch(
     // The supervisor's `/proc` is not the program's; nor is a watch there
     // of use to it.
     if found.real.starts_with("/proc") || !ctx.view.allows(&found.real, false) {
+        // The record is written as any other (the state directory may be
+        // the person's, written by a root supervisor's capability).
+        drop(uncapable);
         let refused = DecisionRecord {
             pid: target.tid as u32,
             exe,
@@ -117,10 +120,10 @@ fn watch(
     let mask = mask & !libc::IN_DONT_FOLLOW;
     // SAFETY: `link` is NUL-terminated; the descriptors are ours.
     let wd = unsafe { libc::inotify_add_watch(instance.as_raw_fd(), link.as_ptr().cast(), mask) };
+    let failed = std::io::Error::last_os_error();
+    drop(uncapable);
     if wd < 0 {
-        return Ok(Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL)));
+        return Ok(Err(failed.raw_os_error().unwrap_or(libc::EINVAL)));
     }
     Ok(Ok(i64::from(wd)))
 }
