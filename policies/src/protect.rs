@@ -266,14 +266,16 @@ impl Protect {
 
     /// Protects `path` and everything beneath it, as a resolved `protect`
     /// entry naming it would (the launch adds what it learns after
-    /// resolution: a nested repository's hooks directory). A path holding
-    /// a glob character cannot be named by a pattern: an error.
+    /// resolution: a nested repository's hooks directory). Its glob
+    /// characters are escaped (a configuration naming `tools/ext[1].py` or
+    /// `hooks{old}` left it unprotected); a path that is not UTF-8 cannot
+    /// be named by a pattern: an error.
     pub fn add_tree(&mut self, path: &Path) -> Result<(), String> {
         let text = path
             .to_str()
-            .filter(|t| !t.contains(['*', '?', '[', ']', '{', '}', '\\']))
+            .map(crate::rule::escape)
             .ok_or_else(|| format!("{}: a pattern cannot name it", path.display()))?;
-        self.rules.push(rule(text, text, false, None)?);
+        self.rules.push(rule(&text, &text, false, None)?);
         Ok(())
     }
 

@@ -104,6 +104,8 @@ pub use plan::{listen_addresses, prepare, LaunchContext, Prepared};
 pub use prepare_error::PrepareError;
 pub use report::{EnforcementReport, LayerReport, Status, Step, StepRecord};
 #[cfg(target_os = "linux")]
+pub use sys::{clear_effective, EffectiveCleared};
+#[cfg(target_os = "linux")]
 pub use view::{SessionCopy, SessionDirs, SessionOverlay, StandIn, Veil, LAYERS_UPPER};
 
 /// The slave side of a pseudo-terminal the supervisor made for the program.

@@ -215,6 +215,61 @@ pub fn capset_clear() -> Result<(), i32> {
         .map(drop)
 }
 
+/// The calling thread's effective capabilities cleared until this is
+/// dropped, its permitted set kept (they are raised again then): what the
+/// thread does meanwhile the kernel checks as for a process of the same
+/// user with no capability, as the sandbox's. For the supervisor's work on
+/// the program's behalf that the kernel would check against the
+/// program's own credentials (a transparent watch).
+pub struct EffectiveCleared {
+    saved: [CapData; 2],
+}
+
+/// See [`EffectiveCleared`].
+pub fn clear_effective() -> Result<EffectiveCleared, i32> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and data are valid for capget v3 (two data elements).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    })?;
+    let saved = data;
+    for d in &mut data {
+        d.effective = 0;
+    }
+    // SAFETY: as above, for capset.
+    check(unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) })?;
+    Ok(EffectiveCleared { saved })
+}
+
+impl Drop for EffectiveCleared {
+    fn drop(&mut self) {
+        let header = CapHeader {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        // SAFETY: as in `clear_effective`; raising what is still permitted.
+        unsafe {
+            libc::syscall(
+                libc::SYS_capset,
+                &header as *const CapHeader,
+                self.saved.as_ptr(),
+            )
+        };
+    }
+}
+
 pub fn landlock_restrict_self(ruleset_fd: c_int) -> Result<(), i32> {
     // SAFETY: integers only.
     check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset_fd, 0u32) }).map(drop)

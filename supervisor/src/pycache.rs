@@ -262,10 +262,14 @@ impl Walk<'_> {
         source.extend_from_slice(b".py");
         let source = dir.join(OsStr::from_bytes(&source));
         let counterpart = dir.join("__pycache__").join(name);
+        // `__pycache__` itself canonical too: a symlink there (the
+        // person's, to a shared or denied directory) led the copy to a
+        // file in no tree the session could read.
         if module.is_empty()
             || !trusted(self.fs, &source)
             || !trusted(self.fs, &counterpart)
             || !self.is_canonical(&dir)
+            || !self.is_canonical(&dir.join("__pycache__"))
         {
             return Ok(());
         }
@@ -389,6 +393,54 @@ mod tests {
         }
         v.extend_from_slice(b"code");
         v
+    }
+
+    /// attack15: a source in a tree the session reads whose `__pycache__`
+    /// is a symlink (the person's) into a directory the policy denies: the
+    /// walk checked the path as named, and copied the denied directory's
+    /// file into the cache a later session reads. Control: a real
+    /// `__pycache__` there is copied. Mutation-checked: without the
+    /// `__pycache__` check the denied file was copied.
+    #[test]
+    fn bytecode_behind_a_symlinked_pycache_is_not_copied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let (read, denied) = (root.join("r"), root.join("denied"));
+        let lib = read.join("lib");
+        fs::create_dir_all(&lib).unwrap();
+        fs::create_dir_all(&denied).unwrap();
+        fs::write(lib.join("m.py"), "x = 1\n").unwrap();
+        let src = fs::metadata(lib.join("m.py")).unwrap();
+        let mut secret = pyc(0, src.mtime() as u32, src.size() as u32);
+        secret.extend_from_slice(b"SECRET");
+        let name = "m.cpython-311.pyc";
+        fs::write(denied.join(name), &secret).unwrap();
+        let fs_policy = FsPolicy {
+            read: vec![read.clone()],
+            deny: vec![denied.clone()],
+            ..FsPolicy::default()
+        };
+        let upper = root.join("upper");
+        let named = upper.join(lib.strip_prefix("/").unwrap());
+        fs::create_dir_all(&named).unwrap();
+        fs::write(named.join(name), "").unwrap();
+        let kept = |lower: &Path| {
+            let mut walk = Walk {
+                fs: &fs_policy,
+                lower,
+                seen: 0,
+                copied: 0,
+                canonical: HashMap::new(),
+            };
+            walk.dir(&upper, Path::new(""), 0);
+            fs::read(lower.join(lib.strip_prefix("/").unwrap()).join(name)).ok()
+        };
+        std::os::unix::fs::symlink(&denied, lib.join("__pycache__")).unwrap();
+        assert_eq!(kept(&root.join("lower1")), None);
+        fs::remove_file(lib.join("__pycache__")).unwrap();
+        fs::create_dir(lib.join("__pycache__")).unwrap();
+        fs::write(lib.join("__pycache__").join(name), &secret).unwrap();
+        assert_eq!(kept(&root.join("lower2")), Some(secret));
     }
 
     #[test]

@@ -196,3 +196,33 @@ fn one_double_star_in_the_middle_spans_any_depth() {
     assert_eq!(root("/ws/.git/hooks/x"), None);
     assert_eq!(root("/home/u/m/a"), Some(PathBuf::from("/home/u/m")));
 }
+
+/// attack15: a path added whole that holds glob characters (what a tool's
+/// configuration names: `tools/ext[1].py`, `hooks{old}`, `a*b`, a
+/// backslash) is protected, it and what lies beneath, and nothing its
+/// characters would match as a glob. Mutation-checked: unescaped, `[1]`
+/// protected `ext1.py` and not `ext[1].py`.
+#[test]
+fn a_tree_added_whole_is_protected_whatever_its_characters() {
+    let mut p = Protect::default();
+    for dir in [
+        "/ws/tools/ext[1].py",
+        "/ws/hooks{old}",
+        "/ws/a*b",
+        "/ws/b\\c",
+        "/ws/q?",
+    ] {
+        p.add_tree(Path::new(dir)).unwrap();
+        assert!(p.protects(Path::new(dir)).is_some(), "{dir}");
+        assert!(p.protects(&Path::new(dir).join("x")).is_some(), "{dir}");
+    }
+    for other in [
+        "/ws/tools/ext1.py",
+        "/ws/hooksold",
+        "/ws/aXb",
+        "/ws/bc",
+        "/ws/qq",
+    ] {
+        assert!(p.protects(Path::new(other)).is_none(), "{other}");
+    }
+}

@@ -324,7 +324,7 @@ pub(super) fn pin_protected(
         // mount there would take its grant away), is not pinned.
         let covered = (fs.read_only.iter().chain(&fs.deny).chain(&pinned))
             .any(|c| path.starts_with(c))
-            || fs.write.iter().any(|w| w.starts_with(&path));
+            || holds_writable_tree(fs, &path);
         if !covered && !crate::broker::replaced_when_checked(&path) {
             pinned.push(path);
         }
@@ -405,12 +405,15 @@ fn protect_named_by_tools(
         if !writable || fs.protect.protects(&path).is_some() {
             continue;
         }
+        if holds_writable_tree(fs, &path) {
+            warn_holds_writable_tree("a tool's configuration names", &path);
+        }
         match fs.protect.add_tree(&path) {
             Ok(()) => {
                 if verbose {
                     eprintln!(
                         "sluice: {} (named by a tool's configuration): protected",
-                        path.display()
+                        crate::audit::escape::path_for_terminal(&path)
                     )
                 }
                 added.push(path);
@@ -419,6 +422,28 @@ fn protect_named_by_tools(
         }
     }
     Ok(added)
+}
+
+/// Whether `path` is a tree the program may write, or holds one: pinned it
+/// would take that grant away, protected it refuses every write there.
+fn holds_writable_tree(fs: &policies::FsPolicy, path: &Path) -> bool {
+    fs.write.iter().any(|w| w.starts_with(path))
+}
+
+/// Says at launch that a named `path` [`holds_writable_tree`] and is
+/// protected all the same. A configuration naming `.` (an `hgrc`'s
+/// extension: hg imports the directory's `__init__.py`; a `.yarnrc.yml`'s
+/// `yarnPath`; a nested repository's `core.hooksPath` of `..`) protects
+/// the workspace itself: the program can write nothing there, and each
+/// refusal named only the file refused, not why the workspace was
+/// protected. Not protecting it would let the program write what the
+/// person's tool then runs.
+fn warn_holds_writable_tree(what: &str, path: &Path) {
+    eprintln!(
+        "sluice: {what} {}, which holds a tree the program may write: protected whole, \
+         the program can write nothing there (edit that configuration to allow it)",
+        crate::audit::escape::path_for_terminal(path)
+    );
 }
 
 /// Each nested repository's hooks directory (`core.hooksPath` in its own
@@ -436,16 +461,18 @@ fn protect_nested_hooks(s: &mut Session, git: &[PathBuf], verbose: bool) -> Resu
     dirs.dedup();
     let mut added = Vec::new();
     for dir in dirs {
-        let protect = &mut s.policy.filesystem.protect;
-        if protect.protects(&dir).is_some() {
+        if s.policy.filesystem.protect.protects(&dir).is_some() {
             continue;
         }
-        match protect.add_tree(&dir) {
+        if holds_writable_tree(&s.policy.filesystem, &dir) {
+            warn_holds_writable_tree("git runs hooks or reads a configuration from", &dir);
+        }
+        match s.policy.filesystem.protect.add_tree(&dir) {
             Ok(()) => {
                 if verbose {
                     eprintln!(
                         "sluice: git: {} (hooks, or a configuration included): protected",
-                        dir.display()
+                        crate::audit::escape::path_for_terminal(&dir)
                     )
                 }
                 added.push(dir);

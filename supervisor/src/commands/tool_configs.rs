@@ -16,6 +16,7 @@
 //! it from where it runs), a shell hook's every word holding a `/` from the
 //! root (where hg runs hooks). Not read: environment variables in paths.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::hooks_path::{read_capped, resolve};
@@ -23,10 +24,16 @@ use super::hooks_path::{read_capped, resolve};
 /// How deep `%include`s are followed.
 const MAX_INCLUDE_DEPTH: usize = 10;
 
+/// How many files `%include`s make the launch read, over all `hgrc`s: each
+/// is read once (an `hgrc` including itself sixteen times was read 16^10
+/// times, and the program never started), and no more than this many.
+const MAX_INCLUDED: usize = 256;
+
 /// The files the tool configurations among `found` name, each as named
 /// (lexically normal) and where a symlink on the way leads.
 pub(super) fn named(found: &[PathBuf], home: &Path) -> Vec<PathBuf> {
     let mut named = Vec::new();
+    let mut included = HashSet::new();
     for file in found {
         let name = file.file_name().and_then(|n| n.to_str());
         let dir = file.parent();
@@ -34,7 +41,7 @@ pub(super) fn named(found: &[PathBuf], home: &Path) -> Vec<PathBuf> {
         match name {
             Some("hgrc" | "hgrc-not-shared") if in_hg => {
                 let root = dir.and_then(Path::parent).unwrap_or(Path::new("/"));
-                hgrc(file, root, home, 0, &mut named);
+                hgrc(file, root, home, 0, &mut included, &mut named);
             }
             Some(".yarnrc.yml") => yarnrc_yml(file, home, &mut named),
             Some(".yarnrc") => yarnrc(file, home, &mut named),
@@ -44,9 +51,15 @@ pub(super) fn named(found: &[PathBuf], home: &Path) -> Vec<PathBuf> {
             _ => {}
         }
     }
+    // Each once: a file naming the same path many times made as many
+    // protect rules, each asked of every path the program writes.
     let mut paths = Vec::new();
+    let mut seen = HashSet::new();
     for path in named {
         let path = crate::broker::safe_open::normalize(&path);
+        if !seen.insert(path.clone()) {
+            continue;
+        }
         let real = path.canonicalize().ok().filter(|real| *real != path);
         paths.push(path);
         paths.extend(real);
@@ -68,7 +81,16 @@ fn text(file: &Path) -> Option<String> {
 /// `%include` names (from the including file's directory, followed), each
 /// `[extensions]` path and each `[hooks]` file (`python:PATH:FUNC`, or a
 /// shell command's words holding a `/`), from the root.
-fn hgrc(file: &Path, root: &Path, home: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+/// Each file is followed once (`included`, at most [`MAX_INCLUDED`]); one
+/// included again is named again.
+fn hgrc(
+    file: &Path,
+    root: &Path,
+    home: &Path,
+    depth: usize,
+    included: &mut HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) {
     if depth > MAX_INCLUDE_DEPTH {
         return;
     }
@@ -79,9 +101,12 @@ fn hgrc(file: &Path, root: &Path, home: &Path, depth: usize, out: &mut Vec<PathB
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("%include") {
             if rest.starts_with([' ', '\t']) {
-                if let Some(included) = resolve(rest.trim(), file.parent(), home) {
-                    out.push(included.clone());
-                    hgrc(&included, root, home, depth + 1, out);
+                if let Some(name) = resolve(rest.trim(), file.parent(), home) {
+                    let name = crate::broker::safe_open::normalize(&name);
+                    out.push(name.clone());
+                    if included.len() < MAX_INCLUDED && included.insert(name.clone()) {
+                        hgrc(&name, root, home, depth + 1, included, out);
+                    }
                 }
             }
             continue;
@@ -271,8 +296,43 @@ mod tests {
     fn includes_stop_at_the_depth_limit() {
         let tmp = tempfile::tempdir().unwrap();
         let ws = tmp.path().canonicalize().unwrap();
-        let hgrc = write(&ws, "r/.hg/hgrc", "%include hgrc\n");
+        // A chain of distinct files, each including the next.
+        for i in 0..MAX_INCLUDE_DEPTH + 5 {
+            write(
+                &ws,
+                &format!("r/{i}.hgrc"),
+                &format!("%include {}.hgrc\n", i + 1),
+            );
+        }
+        let hgrc = write(&ws, "r/.hg/hgrc", "%include ../0.hgrc\n");
         let named = named(&[hgrc], Path::new("/home/p"));
         assert_eq!(named.len(), MAX_INCLUDE_DEPTH + 1);
+    }
+
+    /// attack15: an `hgrc` including itself many times, and a file
+    /// including more distinct files than the launch reads: each file is
+    /// read once, at most `MAX_INCLUDED`, and what is named is still
+    /// named, each once. Mutation-checked: followed each time it is named,
+    /// the test ran until killed (16^10 reads); each name kept, the wide
+    /// one named 266 times over.
+    #[test]
+    fn an_include_bomb_is_read_once_and_within_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().canonicalize().unwrap();
+        let hgrc = write(&ws, "r/.hg/hgrc", &"%include hgrc\n".repeat(16));
+        assert_eq!(
+            named(std::slice::from_ref(&hgrc), Path::new("/home/p")),
+            [hgrc]
+        );
+        // A wide one: each of many files includes them all.
+        let many = MAX_INCLUDED + 10;
+        let all: String = (0..many).map(|i| format!("%include {i}.hgrc\n")).collect();
+        for i in 0..many {
+            write(&ws, &format!("w/.hg/{i}.hgrc"), &all);
+        }
+        let wide = write(&ws, "w/.hg/hgrc", &all);
+        let named = named(&[wide], Path::new("/home/p"));
+        assert_eq!(named.len(), many);
+        assert!(named.contains(&ws.join(format!("w/.hg/{}.hgrc", many - 1))));
     }
 }

@@ -6,6 +6,7 @@
 #![cfg(target_os = "linux")]
 
 mod agents;
+mod attack15;
 mod audit;
 mod broker;
 mod broker_clients;

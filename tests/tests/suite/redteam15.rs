@@ -496,7 +496,7 @@ print("named:", " ".join(sorted(names)), flush=True)
 /// What [`WATCH`] on `watch` (as the program names it, from the
 /// workspace) inside sluice with `args` says, while the person makes and
 /// reads `dir/salary-2027.ods` (once the watch is made).
-fn watched(fx: &Fixture, args: &[&str], watch: &str, dir: &Path) -> Vec<String> {
+pub(super) fn watched(fx: &Fixture, args: &[&str], watch: &str, dir: &Path) -> Vec<String> {
     use std::io::{BufRead, BufReader};
     let release = fx.ws_dir.join("release");
     let _ = std::fs::remove_file(&release);

@@ -11,7 +11,11 @@
 //! the file judged (`/proc/self/fd/N`), and answers with the watch
 //! descriptor. A path the sandbox may not read is `EACCES`, recorded; one
 //! that does not exist is `ENOENT`, as the kernel would say. `IN_DONT_FOLLOW`
-//! is honoured by the lookup (the link itself is found and watched).
+//! is honoured by the lookup (the link itself is found and watched). The
+//! lookup and the watch are made with the serving thread's effective
+//! capabilities cleared, so the kernel checks the directory's mode as for
+//! the program (a supervisor run by root watched what the program's user
+//! may not list).
 
 use std::ffi::OsStr;
 use std::os::fd::AsRawFd;
@@ -71,6 +75,13 @@ fn watch(
     let exe = target.exe();
     target.valid()?;
     let nofollow = mask & libc::IN_DONT_FOLLOW != 0;
+    // The lookup and the watch as the kernel would check the program's
+    // own: the supervisor run by root holds capabilities (reading past a
+    // directory's mode) that the program has dropped, and watched
+    // directories the program's user may not list.
+    let Ok(uncapable) = sandbox_child::clear_effective() else {
+        return Ok(Err(libc::EACCES));
+    };
     let found = match safe_open::lookup_with(&absolute, nofollow) {
         Ok(Lookup::Found(found)) => found,
         Ok(Lookup::Missing(_)) => return Ok(Err(libc::ENOENT)),
@@ -79,6 +90,9 @@ fn watch(
     // The supervisor's `/proc` is not the program's; nor is a watch there
     // of use to it.
     if found.real.starts_with("/proc") || !ctx.view.allows(&found.real, false) {
+        // The record is written as any other (the state directory may be
+        // the person's, written by a root supervisor's capability).
+        drop(uncapable);
         let refused = DecisionRecord {
             pid: target.tid as u32,
             exe,
@@ -106,10 +120,10 @@ fn watch(
     let mask = mask & !libc::IN_DONT_FOLLOW;
     // SAFETY: `link` is NUL-terminated; the descriptors are ours.
     let wd = unsafe { libc::inotify_add_watch(instance.as_raw_fd(), link.as_ptr().cast(), mask) };
+    let failed = std::io::Error::last_os_error();
+    drop(uncapable);
     if wd < 0 {
-        return Ok(Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL)));
+        return Ok(Err(failed.raw_os_error().unwrap_or(libc::EINVAL)));
     }
     Ok(Ok(i64::from(wd)))
 }
