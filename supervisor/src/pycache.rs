@@ -432,7 +432,7 @@ mod tests {
                 copied: 0,
                 canonical: HashMap::new(),
             };
-            walk.dir(&upper, Path::new(""), 0);
+            walk.dir(&File::open(&upper).unwrap().into(), Path::new(""), 0);
             fs::read(lower.join(lib.strip_prefix("/").unwrap()).join(name)).ok()
         };
         std::os::unix::fs::symlink(&denied, lib.join("__pycache__")).unwrap();
