@@ -182,18 +182,15 @@ pub(crate) fn spawn(socket: c_int, filter: Filter, under_init: Option<c_int>) ->
 fn serve(socket: c_int) -> ! {
     // Its memory is a copy of the supervisor's; its descriptor reaches the
     // supervisor. Neither is the program's to take.
-    // SAFETY: prctl, sigaction and sigprocmask with constant arguments and
-    // a set on the stack.
+    // SAFETY: prctl and sigaction with constant arguments.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         // Workers are reaped by the kernel.
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-        // Forked from the init, it would keep what the init blocks (the
-        // signals it reads); the connector blocks nothing, as before.
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     }
+    // Forked from the init, it would keep what the init blocks (the
+    // signals it reads); the connector blocks nothing, as before.
+    let _ = sys::unblock_all();
     // The program's standard streams and anything else are not ours.
     let _ = sys::close_all_except(&[socket]);
     for fd in 0..3 {

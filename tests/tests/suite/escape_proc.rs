@@ -362,21 +362,24 @@ print('own child', os.WEXITSTATUS(os.waitpid(pid, 0)[1]))
 /// it would make the program's calls outside the deny filter (a listener
 /// of its own, namespaces, ...): every process beside the program (the
 /// init and the connector) must be under a filter. Control: outside
-/// sluice the same reading finds a process without one.
+/// sluice the same reading finds a process without one. The connector
+/// also blocks no signal (the init blocks those it reads).
 #[test]
 fn the_connector_and_the_init_run_under_the_deny_filter() {
     let fx = Fixture::new(PROBE);
     let script = CONNECTOR_ANSWERED.to_owned()
         + r#"
 me = os.getpid()
-def seccomp(pid):
+def field(pid, name):
     for line in open('/proc/%s/status' % pid):
-        if line.startswith('Seccomp:'):
+        if line.startswith(name + ':'):
             return line.split()[1]
-print('self', seccomp(me))
+print('self', field(me, 'Seccomp'))
 for n in sorted(os.listdir('/proc')):
     if n.isdigit() and int(n) != me:
-        print('other', n, seccomp(n))
+        print('other', n, field(n, 'Seccomp'))
+        if n != '1':
+            print('blocked', n, int(field(n, 'SigBlk'), 16))
 "#;
     let out = execute(fx.sluice_command(&[], &["python3", "-c", &script]));
     out.assert_code(0);
@@ -387,6 +390,15 @@ for n in sorted(os.listdir('/proc')):
     assert!(others.len() >= 2, "{out}");
     assert!(others.iter().all(|l| l.ends_with(" 2")), "{out}");
     assert!(out.stdout.contains("self 2"), "{out}");
+    // The connector, forked by the init, blocks none of what the init
+    // blocks (it would not die of a SIGTERM, as it did before).
+    assert!(out.stdout.contains("blocked "), "{out}");
+    assert!(
+        (out.stdout.lines())
+            .filter(|l| l.starts_with("blocked "))
+            .all(|l| l.ends_with(" 0")),
+        "{out}"
+    );
     let mut outside = Command::new("python3");
     outside.args(["-c", &script]).current_dir(fx.ws(""));
     let control = execute(outside);
