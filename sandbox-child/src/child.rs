@@ -9,6 +9,7 @@
 use std::os::fd::AsRawFd;
 use std::os::raw::c_ulong;
 
+use crate::connector::Filter;
 use crate::mounts::MountKind;
 use crate::plan::Prepared;
 use crate::report::{Step, StepRecord};
@@ -230,19 +231,12 @@ unsafe fn exec_child(plan: &Prepared, cloned: bool) -> ! {
         });
     }
     let deny = plan.seccomp.as_fprog();
-    if let Some(notify) = &plan.notify {
-        // In the program's Landlock domain and under the deny filter, but
-        // not notified: see `connector`.
-        let under_init = cloned.then(|| plan.report_fd());
-        run.step(Step::Connector, 0, || {
-            crate::connector::spawn(notify.socket.as_raw_fd(), &deny, under_init)
-        });
-    }
     if cloned {
         // Before the notify filter, which hands fork to a supervisor that
         // is not serving yet.
         run.become_init(&deny);
     }
+    run.connector(Filter::Install(&deny), false);
     run.exec_program(&deny)
 }
 
@@ -315,6 +309,20 @@ impl Runner<'_> {
         sys::exit(if errno == libc::ENOENT { 127 } else { 126 })
     }
 
+    /// Under transparent brokering or the guard, forks the connector: in
+    /// the program's Landlock domain and under the deny filter, but not
+    /// notified (see `connector`). `under_init`: the caller is the init,
+    /// which has started the program.
+    fn connector(&mut self, filter: Filter, under_init: bool) {
+        let plan = self.plan;
+        if let Some(notify) = &plan.notify {
+            let under_init = under_init.then(|| plan.report_fd());
+            self.step(Step::Connector, 0, || {
+                crate::connector::spawn(notify.socket.as_raw_fd(), filter, under_init)
+            });
+        }
+    }
+
     fn setup_fds(&mut self) {
         let plan = self.plan;
         self.step(Step::SetupFds, 0, || {
@@ -348,6 +356,7 @@ impl Runner<'_> {
         });
         #[cfg(feature = "warm-spike")]
         if let Some(listen) = warm_spike::listening_fd() {
+            self.connector(Filter::Install(deny), true);
             warm_spike::serve(self, &signals, deny, listen)
         }
         let mut start = ProgramStart {
@@ -358,12 +367,24 @@ impl Runner<'_> {
         match spawn_program(&mut start) {
             Ok(program) => {
                 let run = start.run;
-                run.step(Step::Seccomp, 0, || seccomp::install(deny, 0));
+                // After the program's start, so that the program carries
+                // one filter; before the connector's, which inherits it
+                // (one compile of the deny filter less). A filter the init
+                // could not install, the connector installs itself.
+                let filter = match run.step(Step::Seccomp, 0, || seccomp::install(deny, 0)) {
+                    true => Filter::Inherited,
+                    false => Filter::Install(deny),
+                };
+                run.connector(filter, true);
                 crate::init::run(program, &signals)
             }
             Err(errno) => {
                 let run = start.run;
                 run.step(Step::Init, 0, || Err(errno));
+                // This process becomes the program; its connector is
+                // forked as before the change of order (pid 1 would take
+                // it back from a double fork anyway).
+                run.connector(Filter::Install(deny), true);
                 run.program_side(&signals);
                 run.exec_program(deny)
             }

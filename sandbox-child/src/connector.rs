@@ -11,10 +11,12 @@
 //! program's Landlock network rules and abstract-socket scope, which do not
 //! bind the supervisor.
 //!
-//! So the child forks this process after Landlock, before the notify filter
-//! and installs the deny filter in it: it is in the program's Landlock
-//! domain (its TCP rules and abstract-socket scope are the program's) and
-//! under the same deny filter, and it is not notified. The deny filter
+//! So the child forks this process after Landlock, outside the notify
+//! filter, under the deny filter (inherited from the init, which installs
+//! it after starting the program; installed by itself without an init): it
+//! is in the program's Landlock domain (its TCP rules and abstract-socket
+//! scope are the program's) and under the same deny filter, and it is not
+//! notified. The deny filter
 //! refuses the program a seccomp listener of its own: the newest filter to
 //! return `USER_NOTIF` takes the call, so one answering `connect` with
 //! `CONTINUE` would take it from the supervisor. For each `connect`, the
@@ -29,7 +31,7 @@
 //! The connector is made non-dumpable (the program, in the same domain and
 //! with the same uid, can neither read its memory, a copy of the
 //! supervisor's, nor take its descriptors), is never the program's child
-//! (the PID namespace's init forks it before it forks the program; without
+//! (the PID namespace's init forks it once the program has exec'd; without
 //! an init, a double fork reparents it away: the program never sees an
 //! unknown child), and exits when the supervisor's end of its socket
 //! closes.
@@ -88,21 +90,29 @@ pub fn send(socket: c_int, request: &[u8], fds: &[c_int]) -> Result<(), i32> {
     sys::send_fds(socket, request, fds)
 }
 
-/// Forks the connector, serving `socket` under the deny filter `deny`.
+/// How the connector comes under the deny filter.
+#[derive(Clone, Copy)]
+pub(crate) enum Filter<'a> {
+    /// The caller runs under it already: the fork inherits it, and no
+    /// second copy of the same program is compiled.
+    Inherited,
+    /// The connector installs it itself.
+    Install(&'a libc::sock_fprog),
+}
+
+/// Forks the connector, serving `socket` under the deny filter.
 /// Async-signal-safe.
 ///
-/// `under_init`: the caller is the PID namespace's init, which forks the
-/// program only later, so the connector is init's child, never the
-/// program's, and one fork does, waited for by nothing: a filter the
-/// connector cannot install is reported on this launch pipe (fatal: the
-/// supervisor then kills the sandbox). Without an init the caller becomes
-/// the program, so the connector is reparented away (a double fork) and
-/// the intermediate process waited for.
-pub(crate) fn spawn(
-    socket: c_int,
-    deny: &libc::sock_fprog,
-    under_init: Option<c_int>,
-) -> Result<(), i32> {
+/// `under_init`: the caller is the PID namespace's init, which has started
+/// the program already (and installed its own deny filter after that, so
+/// the program carries one filter: `Filter::Inherited`), so the connector
+/// is init's child, never the program's, and one fork does, waited for by
+/// nothing: a filter the connector cannot install is reported on this
+/// launch pipe (fatal: the supervisor then kills the sandbox). Requests the
+/// supervisor sends before the connector runs wait in the socket. Without
+/// an init the caller becomes the program, so the connector is reparented
+/// away (a double fork) and the intermediate process waited for.
+pub(crate) fn spawn(socket: c_int, filter: Filter, under_init: Option<c_int>) -> Result<(), i32> {
     if let Some(report) = under_init {
         // SAFETY: fork in a single-threaded process; both sides run raw
         // system calls only.
@@ -111,7 +121,11 @@ pub(crate) fn spawn(
             return Err(sys::errno());
         }
         if connector == 0 {
-            if let Err(errno) = crate::seccomp::install(deny, 0) {
+            let installed = match filter {
+                Filter::Inherited => Ok(()),
+                Filter::Install(deny) => crate::seccomp::install(deny, 0),
+            };
+            if let Err(errno) = installed {
                 let rec = crate::report::StepRecord {
                     step: crate::report::Step::Connector,
                     fatal: true,
@@ -133,8 +147,10 @@ pub(crate) fn spawn(
     }
     if middle == 0 {
         // The connector inherits the filter; a failure is the child's.
-        if crate::seccomp::install(deny, 0).is_err() {
-            sys::exit(2);
+        if let Filter::Install(deny) = filter {
+            if crate::seccomp::install(deny, 0).is_err() {
+                sys::exit(2);
+            }
         }
         // SAFETY: as above.
         let connector = unsafe { libc::fork() };
@@ -172,6 +188,9 @@ fn serve(socket: c_int) -> ! {
         // Workers are reaped by the kernel.
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
     }
+    // Forked from the init, it would keep what the init blocks (the
+    // signals it reads); the connector blocks nothing, as before.
+    let _ = sys::unblock_all();
     // The program's standard streams and anything else are not ours.
     let _ = sys::close_all_except(&[socket]);
     for fd in 0..3 {
@@ -347,7 +366,7 @@ mod tests {
         // SAFETY: prctl with constant arguments, on this thread only.
         let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         assert_eq!(rc, 0);
-        spawn(theirs.as_raw_fd(), &allow.as_fprog(), None).unwrap();
+        spawn(theirs.as_raw_fd(), Filter::Install(&allow.as_fprog()), None).unwrap();
         drop(theirs);
         let ask = |kind: Kind, addr: &[u8], file: Option<&OwnedFd>| -> i32 {
             // SAFETY: a new unix stream socket.

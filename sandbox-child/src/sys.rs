@@ -296,6 +296,11 @@ pub fn reset_signals() -> Result<(), i32> {
         // signals glibc reserves internally are expected and harmless.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
+    unblock_all()
+}
+
+/// Blocks no signal.
+pub fn unblock_all() -> Result<(), i32> {
     // SAFETY: an empty set built on the stack.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

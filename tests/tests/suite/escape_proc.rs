@@ -318,8 +318,16 @@ fn the_audit_names_the_program_as_the_host_sees_it() {
     }
 }
 
+/// A file made through the guard (an open that creates: the connector
+/// makes it and answers), so the connector, which the init forks once the
+/// program has exec'd, is known to be running from here on.
+const CONNECTOR_ANSWERED: &str = r#"
+import os
+open(os.path.join(os.getcwd(), 'made-by-the-connector'), 'w').close()
+"#;
+
 /// The guard's connector runs beside the program, never as its child:
-/// the sandbox's init forks it before it forks the program (without an
+/// the sandbox's init forks it once the program has exec'd (without an
 /// init, a double fork reparents it away). Attack: a program that waits
 /// for any child finds none it did not make. Controls: another process
 /// (the connector) is in view, so there is one to find, and a child the
@@ -327,8 +335,8 @@ fn the_audit_names_the_program_as_the_host_sees_it() {
 #[test]
 fn the_program_has_no_child_it_did_not_make() {
     let fx = Fixture::new(PROBE);
-    let script = r#"
-import os
+    let script = CONNECTOR_ANSWERED.to_owned()
+        + r#"
 me = os.getpid()
 others = [n for n in os.listdir('/proc') if n.isdigit() and int(n) not in (1, me)]
 print('others in view:', len(others))
@@ -341,11 +349,60 @@ if pid == 0:
     os._exit(3)
 print('own child', os.WEXITSTATUS(os.waitpid(pid, 0)[1]))
 "#;
-    let out = execute(fx.sluice_command(&[], &["python3", "-c", script]));
+    let out = execute(fx.sluice_command(&[], &["python3", "-c", &script]));
     out.assert_code(0);
     assert!(out.stdout.contains("no unknown child"), "{out}");
     assert!(!out.stdout.contains("others in view: 0"), "{out}");
     assert!(out.stdout.contains("own child 3"), "{out}");
+}
+
+/// The connector inherits the init's deny filter (the init installs it
+/// after starting the program and forks the connector after that: the
+/// filter is compiled once for both). Attack: a connector forked without
+/// it would make the program's calls outside the deny filter (a listener
+/// of its own, namespaces, ...): every process beside the program (the
+/// init and the connector) must be under a filter. Control: outside
+/// sluice the same reading finds a process without one. The connector
+/// also blocks no signal (the init blocks those it reads).
+#[test]
+fn the_connector_and_the_init_run_under_the_deny_filter() {
+    let fx = Fixture::new(PROBE);
+    let script = CONNECTOR_ANSWERED.to_owned()
+        + r#"
+me = os.getpid()
+def field(pid, name):
+    for line in open('/proc/%s/status' % pid):
+        if line.startswith(name + ':'):
+            return line.split()[1]
+print('self', field(me, 'Seccomp'))
+for n in sorted(os.listdir('/proc')):
+    if n.isdigit() and int(n) != me:
+        print('other', n, field(n, 'Seccomp'))
+        if n != '1':
+            print('blocked', n, int(field(n, 'SigBlk'), 16))
+"#;
+    let out = execute(fx.sluice_command(&[], &["python3", "-c", &script]));
+    out.assert_code(0);
+    let others: Vec<&str> = (out.stdout.lines())
+        .filter(|l| l.starts_with("other "))
+        .collect();
+    // The init (pid 1) and at least the connector.
+    assert!(others.len() >= 2, "{out}");
+    assert!(others.iter().all(|l| l.ends_with(" 2")), "{out}");
+    assert!(out.stdout.contains("self 2"), "{out}");
+    // The connector, forked by the init, blocks none of what the init
+    // blocks (it would not die of a SIGTERM, as it did before).
+    assert!(out.stdout.contains("blocked "), "{out}");
+    assert!(
+        (out.stdout.lines())
+            .filter(|l| l.starts_with("blocked "))
+            .all(|l| l.ends_with(" 0")),
+        "{out}"
+    );
+    let mut outside = Command::new("python3");
+    outside.args(["-c", &script]).current_dir(fx.ws(""));
+    let control = execute(outside);
+    assert!(control.stdout.contains("self 0"), "{control}");
 }
 
 /// Under the sandbox's init a program's exit status and its death by a
